@@ -1,0 +1,37 @@
+/**
+ * A lake is a root URI (a local directory or s3://bucket/prefix) holding the zones
+ * raw/, silver/, gold/, artifacts/, logs/ and tmp/. Keys are always relative to the
+ * root and use '/' separators, whatever the backend.
+ *
+ * Backends only promise single-object atomicity (a write is visible whole or not at
+ * all). Multi-file stage outputs get their atomicity from the commit protocol built
+ * on top of this interface (see commit.ts).
+ */
+export const LAKE_ZONES = ['raw', 'silver', 'gold', 'artifacts', 'logs', 'tmp'] as const;
+export type LakeZone = (typeof LAKE_ZONES)[number];
+
+export interface LakeObject {
+  readonly key: string;
+  readonly size: number;
+}
+
+export interface Lake {
+  /** The root URI as configured, e.g. `/data/lake` or `s3://bucket/prefix`. */
+  readonly root: string;
+  /** 'local' or 's3'. */
+  readonly kind: 'local' | 's3';
+  /** Every object whose key starts with prefix, recursively, sorted by key. */
+  list(prefix: string): Promise<LakeObject[]>;
+  exists(key: string): Promise<boolean>;
+  read(key: string): Promise<Buffer>;
+  /** Visible all-or-nothing: readers see the old object or the new one, never a part. */
+  write(key: string, body: Buffer | string): Promise<void>;
+  /** Stream an object to a local file (for DuckDB, which reads local files). */
+  download(key: string, localPath: string): Promise<void>;
+  /** Stream a local file into an object; all-or-nothing like write. */
+  upload(localPath: string, key: string): Promise<void>;
+  /** Delete one object; deleting a missing key is not an error. */
+  delete(key: string): Promise<void>;
+  /** Full URI of a key (an absolute path, or s3://bucket/prefix/key). */
+  uri(key: string): string;
+}

@@ -1,0 +1,38 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+/**
+ * The package root, found by walking up from this file. Works from sources
+ * (etl/version.ts under ts-jest) and from the build (dist/etl/version.js).
+ */
+export function packageRoot(): string {
+  let dir = __dirname;
+  for (;;) {
+    const candidate = path.join(dir, 'package.json');
+    if (existsSync(candidate)) {
+      const pkg = JSON.parse(readFileSync(candidate, 'utf8')) as { name?: string };
+      if (pkg.name === 'pricesense') return dir;
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`pricesense package.json not found above ${__dirname}`);
+    dir = parent;
+  }
+}
+
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** The git commit of the checkout, or PRICESENSE_CODE_VERSION, or undefined outside a checkout. */
+export function codeVersion(): string | undefined {
+  if (process.env.PRICESENSE_CODE_VERSION) return process.env.PRICESENSE_CODE_VERSION;
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: packageRoot(), stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
+  } catch {
+    return undefined;
+  }
+}
