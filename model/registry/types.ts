@@ -1,0 +1,58 @@
+/**
+ * The model registry: every trained forest becomes a numbered version with its
+ * metrics and lineage; only an Approved version is ever served; every status change
+ * is appended to an audit trail. Two backends, chosen by URI: a local directory
+ * (default `.pricesense/registry`, or PRICESENSE_REGISTRY) and
+ * `sagemaker://<model-package-group>` (SageMaker Model Registry).
+ */
+export const MODEL_STATUSES = ['PendingManualApproval', 'Approved', 'Rejected'] as const;
+export type ModelStatus = (typeof MODEL_STATUSES)[number];
+
+export interface AuditEntry {
+  readonly at: string;
+  readonly by: string;
+  readonly from: ModelStatus | null;
+  readonly to: ModelStatus;
+  readonly note: string;
+}
+
+export interface Lineage {
+  readonly datasetManifestSha256: string | null;
+  readonly codeVersion: string | null;
+  readonly hyperparameters: Record<string, unknown>;
+  readonly registeredBy: string;
+  readonly registeredAt: string;
+  /** True when registered with --force despite failed quality gates. */
+  readonly forced: boolean;
+}
+
+export interface ModelVersion {
+  readonly version: number;
+  readonly status: ModelStatus;
+  readonly forestSha256: string;
+  readonly formatVersion: number;
+  readonly metrics: Record<string, unknown>;
+  readonly lineage: Lineage;
+  /** Where the forest file lives (a local path or an s3:// URI). */
+  readonly artifactUri: string;
+  readonly audit: AuditEntry[];
+}
+
+export interface RegisterOptions {
+  readonly by?: string;
+  readonly force?: boolean;
+  readonly note?: string;
+}
+
+export interface Registry {
+  readonly uri: string;
+  /** A new version in PendingManualApproval. */
+  register(forestPath: string, options?: RegisterOptions): Promise<ModelVersion>;
+  approve(version: number, note: string, by?: string): Promise<ModelVersion>;
+  reject(version: number, note: string, by?: string): Promise<ModelVersion>;
+  list(filter?: { status?: ModelStatus }): Promise<ModelVersion[]>;
+  show(version: number): Promise<ModelVersion>;
+  latestApproved(): Promise<ModelVersion | undefined>;
+  /** The forest file's bytes, after verifying their SHA-256 against the registered digest. */
+  fetch(version: number): Promise<Buffer>;
+}
