@@ -1,4 +1,12 @@
 import type { Command } from 'commander';
+import { register as etl } from './commands/etl';
+import { register as pipeline } from './commands/pipeline';
+import { register as registry } from './commands/registry';
+import { register as serve } from './commands/serve';
+import { register as smokeTest } from './commands/smoke-test';
+import { register as synth } from './commands/synth';
+import { register as train } from './commands/train';
+import { register as evaluate } from './commands/evaluate';
 
 /**
  * Every subcommand registers itself through one function here. Each lives in
@@ -8,4 +16,12 @@ export type RegisterCommand = (program: Command) => void;
 
 export const COMMANDS: RegisterCommand[] = [
   // one line per command module, in help order
+  synth,
+  etl,
+  train,
+  evaluate,
+  registry,
+  serve,
+  pipeline,
+  smokeTest,
 ];

@@ -27,7 +27,8 @@ export type FeatureSpec = NumericFeatureSpec | CategoricalFeatureSpec;
 /**
  * One tree, struct-of-arrays. Node 0 is the root; every array has one entry per
  * node (catBits aside). For node i:
- * - feature[i]: index into the forest's features, or -1 for a leaf.
+ * - feature[i]: index into the forest's features, or -1 for a leaf (a leaf has
+ *   left[i] = right[i] = -1; its threshold and defaultLeft are not used: write 0).
  * - numeric split: x <= threshold[i] goes to left[i], otherwise right[i].
  * - categorical split: threshold[i] is an offset into catBits; the category with
  *   code c goes left when bit c of the words catBits[offset ..] is set
@@ -61,6 +62,15 @@ export interface TreeV1 {
  */
 export type Aggregation = 'soft' | 'hard';
 
+/**
+ * Which class wins a tied 'hard' vote (ignored for 'soft'):
+ * - 'lowest-index' (the default when absent): the tied class listed first in classes;
+ * - 'first-to-reach': the tied class whose vote count reached the winning count first,
+ *   scanning trees in file order. This is ml-random-forest's rule (ml-array-mode), so
+ *   imported models reproduce its predict() exactly.
+ */
+export type VoteTieBreak = 'lowest-index' | 'first-to-reach';
+
 export interface ClassMetrics {
   readonly precision: number;
   readonly recall: number;
@@ -86,6 +96,8 @@ export interface ForestFileV1 {
   readonly classes: string[];
   readonly features: FeatureSpec[];
   readonly aggregation: Aggregation;
+  /** Tie rule for 'hard' aggregation; absent means 'lowest-index'. */
+  readonly voteTieBreak?: VoteTieBreak;
   readonly trees: TreeV1[];
   readonly training: {
     readonly trainer: string;

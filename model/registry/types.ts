@@ -29,12 +29,16 @@ export interface Lineage {
 export interface ModelVersion {
   readonly version: number;
   readonly status: ModelStatus;
+  /** The forest's own content digest (ForestFileV1.sha256: canonical JSON, minus the digest field). */
   readonly forestSha256: string;
+  /** SHA-256 (hex) of the stored file's bytes: what fetch() verifies before returning them. */
+  readonly artifactSha256: string;
   readonly formatVersion: number;
   readonly metrics: Record<string, unknown>;
   readonly lineage: Lineage;
   /** Where the forest file lives (a local path or an s3:// URI). */
   readonly artifactUri: string;
+  /** Oldest first; entry 0 is the registration (from: null). */
   readonly audit: AuditEntry[];
 }
 

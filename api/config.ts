@@ -1,0 +1,177 @@
+/**
+ * Service configuration: environment variables, overridden by CLI flags. Every bad
+ * value is a UserError naming the variable, the value and what was expected, so a
+ * misconfigured pod fails at start with a readable message instead of serving wrong.
+ */
+import os from 'node:os';
+import { UserError } from '../etl/errors';
+
+export type ChallengerMode = 'canary' | 'shadow';
+
+export interface ChallengerConfig {
+  readonly version: number;
+  readonly mode: ChallengerMode;
+  /** Share of /predict traffic answered by the challenger (canary); 0 for shadow. */
+  readonly percent: number;
+}
+
+export interface ApiConfig {
+  readonly port: number;
+  readonly host: string;
+  /** Registry URI; undefined means the registry's own default (.pricesense/registry or PRICESENSE_REGISTRY). */
+  readonly registry: string | undefined;
+  /** The name the model is served under (OIP /v2/models/{name}, /model). */
+  readonly modelName: string;
+  readonly pollIntervalMs: number;
+  readonly batchLimit: number;
+  readonly bodyLimitBytes: number;
+  /** Serve this approved version instead of following latestApproved (used to run a canary of a newer one). */
+  readonly championVersion: number | undefined;
+  readonly challenger: ChallengerConfig | undefined;
+  /** Live inputs kept per served model for the PSI drift gauges. */
+  readonly driftWindow: number;
+  readonly shutdownTimeoutMs: number;
+  readonly logLevel: string;
+  readonly workers: number;
+}
+
+export const DEFAULT_CONFIG: ApiConfig = {
+  port: 8080,
+  host: '0.0.0.0',
+  registry: undefined,
+  modelName: 'pricesense',
+  pollIntervalMs: 30_000,
+  batchLimit: 1000,
+  bodyLimitBytes: 2 * 1024 * 1024,
+  championVersion: undefined,
+  challenger: undefined,
+  driftWindow: 5000,
+  shutdownTimeoutMs: 10_000,
+  logLevel: 'info',
+  workers: 1,
+};
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function fail(where: string, value: string, expected: string): never {
+  throw new UserError(`${where}=${JSON.stringify(value)} is invalid: expected ${expected}`);
+}
+
+export function parseInteger(where: string, value: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) fail(where, value, `an integer from ${min} to ${max}`);
+  return n;
+}
+
+/** "30s", "500ms", "2m", or a bare number of seconds. */
+export function parseDuration(where: string, value: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
+  if (!m) fail(where, value, 'a duration such as 500ms, 30s, 5m (a bare number means seconds)');
+  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  return Math.round(Number(m[1]) * factor);
+}
+
+/** "512kb", "2mb", "1048576" (bytes). */
+export function parseBytes(where: string, value: string): number {
+  const m = /^\s*(\d+)\s*(b|kb|mb)?\s*$/i.exec(value);
+  if (!m) fail(where, value, 'a size such as 512kb, 2mb or a number of bytes');
+  const factor = { b: 1, kb: 1024, mb: 1024 * 1024 }[(m[2] ?? 'b').toLowerCase() as 'b' | 'kb' | 'mb'];
+  const n = Number(m[1]) * factor;
+  if (n < 1024 || n > 512 * 1024 * 1024) fail(where, value, 'a size from 1kb to 512mb');
+  return n;
+}
+
+/** "7:10" = version 7 answers 10% of traffic. */
+export function parseCanary(where: string, value: string): ChallengerConfig {
+  const m = /^\s*(\d+)\s*:\s*(\d+(?:\.\d+)?)\s*%?\s*$/.exec(value);
+  if (!m) fail(where, value, 'VERSION:PERCENT, e.g. 7:10 (version 7 answers 10% of requests)');
+  const percent = Number(m[2]);
+  if (percent <= 0 || percent > 100) fail(where, value, 'a percentage above 0 and at most 100');
+  return { version: parseInteger(where, m[1], 1), mode: 'canary', percent };
+}
+
+export function parseWorkers(where: string, value: string): number {
+  if (value.trim() === 'auto') return os.availableParallelism();
+  return parseInteger(where, value, 1, 256);
+}
+
+/** Values as strings, as they come from the environment or from commander. */
+export interface RawConfig {
+  port?: string;
+  host?: string;
+  registry?: string;
+  modelName?: string;
+  pollInterval?: string;
+  batchLimit?: string;
+  bodyLimit?: string;
+  championVersion?: string;
+  canary?: string;
+  shadow?: string;
+  driftWindow?: string;
+  shutdownTimeout?: string;
+  logLevel?: string;
+  workers?: string;
+}
+
+export const ENV_VARS: Record<keyof RawConfig, string> = {
+  port: 'PORT',
+  host: 'HOST',
+  registry: 'PRICESENSE_REGISTRY',
+  modelName: 'PRICESENSE_MODEL_NAME',
+  pollInterval: 'PRICESENSE_POLL_INTERVAL',
+  batchLimit: 'PRICESENSE_BATCH_LIMIT',
+  bodyLimit: 'PRICESENSE_BODY_LIMIT',
+  championVersion: 'PRICESENSE_CHAMPION_VERSION',
+  canary: 'PRICESENSE_CANARY',
+  shadow: 'PRICESENSE_SHADOW',
+  driftWindow: 'PRICESENSE_DRIFT_WINDOW',
+  shutdownTimeout: 'PRICESENSE_SHUTDOWN_TIMEOUT',
+  logLevel: 'PRICESENSE_LOG_LEVEL',
+  workers: 'PRICESENSE_WORKERS',
+};
+
+/** Environment first, flags (already strings) win. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: RawConfig = {}): ApiConfig {
+  const raw: RawConfig = {};
+  const where: Partial<Record<keyof RawConfig, string>> = {};
+  for (const key of Object.keys(ENV_VARS) as (keyof RawConfig)[]) {
+    const fromFlag = flags[key];
+    const fromEnv = env[ENV_VARS[key]];
+    if (fromFlag !== undefined && fromFlag !== '') {
+      raw[key] = fromFlag;
+      where[key] = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    } else if (fromEnv !== undefined && fromEnv !== '') {
+      raw[key] = fromEnv;
+      where[key] = ENV_VARS[key];
+    }
+  }
+  const w = (k: keyof RawConfig): string => where[k] ?? ENV_VARS[k];
+  if (raw.canary !== undefined && raw.shadow !== undefined) {
+    throw new UserError(`${w('canary')} and ${w('shadow')} are both set: a server runs at most one challenger, canary or shadow`);
+  }
+  let challenger: ChallengerConfig | undefined;
+  if (raw.canary !== undefined) challenger = parseCanary(w('canary'), raw.canary);
+  if (raw.shadow !== undefined) challenger = { version: parseInteger(w('shadow'), raw.shadow, 1), mode: 'shadow', percent: 0 };
+  const logLevel = raw.logLevel ?? DEFAULT_CONFIG.logLevel;
+  if (!LOG_LEVELS.includes(logLevel)) fail(w('logLevel'), logLevel, `one of ${LOG_LEVELS.join(', ')}`);
+  const modelName = raw.modelName ?? DEFAULT_CONFIG.modelName;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(modelName)) fail(w('modelName'), modelName, 'a name of letters, digits, ".", "_" or "-" (at most 63)');
+  const pollIntervalMs = raw.pollInterval === undefined ? DEFAULT_CONFIG.pollIntervalMs : parseDuration(w('pollInterval'), raw.pollInterval);
+  if (pollIntervalMs < 100) fail(w('pollInterval'), raw.pollInterval ?? '', 'at least 100ms');
+  return {
+    port: raw.port === undefined ? DEFAULT_CONFIG.port : parseInteger(w('port'), raw.port, 0, 65535),
+    host: raw.host ?? DEFAULT_CONFIG.host,
+    registry: raw.registry,
+    modelName,
+    pollIntervalMs,
+    batchLimit: raw.batchLimit === undefined ? DEFAULT_CONFIG.batchLimit : parseInteger(w('batchLimit'), raw.batchLimit, 1, 100_000),
+    bodyLimitBytes: raw.bodyLimit === undefined ? DEFAULT_CONFIG.bodyLimitBytes : parseBytes(w('bodyLimit'), raw.bodyLimit),
+    championVersion: raw.championVersion === undefined ? undefined : parseInteger(w('championVersion'), raw.championVersion, 1),
+    challenger,
+    driftWindow: raw.driftWindow === undefined ? DEFAULT_CONFIG.driftWindow : parseInteger(w('driftWindow'), raw.driftWindow, 10, 1_000_000),
+    shutdownTimeoutMs:
+      raw.shutdownTimeout === undefined ? DEFAULT_CONFIG.shutdownTimeoutMs : parseDuration(w('shutdownTimeout'), raw.shutdownTimeout),
+    logLevel,
+    workers: raw.workers === undefined ? DEFAULT_CONFIG.workers : parseWorkers(w('workers'), raw.workers),
+  };
+}

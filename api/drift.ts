@@ -1,0 +1,137 @@
+/**
+ * Input drift: population stability index of the live inputs against the training
+ * statistics stored in the forest file, over a sliding window of the last N rows.
+ *
+ * Each feature keeps a ring buffer of bin indexes and running bin counts, so
+ * observing a row is O(features) with no allocation, and PSI is computed only when
+ * Prometheus scrapes. Missing values get their own bin, so a feature that starts
+ * arriving empty shows up as drift too.
+ */
+import type { FeatureStats } from '../etl/gold-schema';
+import type { FeatureSpec } from '../model/format';
+import type { RawRow } from '../model/walker';
+
+/** Floor for empty bins: keeps ln(a/e) finite (the usual PSI smoothing). */
+const EPSILON = 1e-4;
+
+interface FeatureWindow {
+  readonly name: string;
+  /** Maps a raw value to its bin. */
+  readonly bin: (value: unknown) => number;
+  /** Expected fraction per bin (training). */
+  readonly expected: Float64Array;
+  readonly counts: Int32Array;
+  readonly ring: Uint16Array;
+}
+
+/**
+ * Missing share of the training rows. `count` counts the non-missing values and
+ * `missing` the missing ones (the gold manifest's convention), so the total is their sum.
+ */
+function missingShare(stats: FeatureStats): number {
+  const total = stats.count + stats.missing;
+  return total > 0 ? stats.missing / total : 0;
+}
+
+function numericWindow(name: string, stats: Extract<FeatureStats, { kind: 'numeric' }>, size: number): FeatureWindow {
+  const edges = Float64Array.from(stats.edges);
+  const m = missingShare(stats);
+  const bins = edges.length + 2; // edges.length + 1 value bins, then the missing bin
+  const expected = new Float64Array(bins);
+  for (let i = 0; i < edges.length + 1; i++) expected[i] = (stats.fractions[i] ?? 0) * (1 - m);
+  expected[bins - 1] = m;
+  const missingBin = bins - 1;
+  const bin = (value: unknown): number => {
+    if (typeof value !== 'number' || Number.isNaN(value)) return missingBin;
+    // Bin i holds edges[i-1] < v <= edges[i]: the first edge >= v (binary search, ~4 steps for deciles).
+    let lo = 0;
+    let hi = edges.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (edges[mid] < value) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  return { name, bin, expected, counts: new Int32Array(bins), ring: new Uint16Array(size) };
+}
+
+function categoricalWindow(
+  name: string,
+  stats: Extract<FeatureStats, { kind: 'categorical' }>,
+  spec: FeatureSpec | undefined,
+  size: number,
+): FeatureWindow {
+  const categories = [...Object.keys(stats.frequencies)];
+  if (spec?.kind === 'categorical') for (const c of spec.categories) if (!categories.includes(c)) categories.push(c);
+  const index = new Map(categories.map((c, i) => [c, i]));
+  const other = categories.length; // a value outside both lists (cannot pass validation, kept for safety)
+  const missingBin = categories.length + 1;
+  const m = missingShare(stats);
+  const expected = new Float64Array(categories.length + 2);
+  categories.forEach((c, i) => (expected[i] = (stats.frequencies[c] ?? 0) * (1 - m)));
+  expected[missingBin] = m;
+  const bin = (value: unknown): number => {
+    if (value === null || value === undefined) return missingBin;
+    return index.get(value as string) ?? other;
+  };
+  return { name, bin, expected, counts: new Int32Array(categories.length + 2), ring: new Uint16Array(size) };
+}
+
+export class DriftMonitor {
+  readonly windowSize: number;
+  private readonly windows: FeatureWindow[];
+  private filled = 0;
+  private cursor = 0;
+
+  constructor(features: readonly FeatureSpec[], stats: Record<string, FeatureStats>, windowSize: number) {
+    this.windowSize = windowSize;
+    const specs = new Map(features.map((f) => [f.name, f]));
+    this.windows = [];
+    for (const f of features) {
+      const s = stats[f.name];
+      if (!s) continue; // no baseline recorded: nothing to compare against
+      if (s.kind === 'numeric' && s.edges.length + 1 === s.fractions.length) this.windows.push(numericWindow(f.name, s, windowSize));
+      else if (s.kind === 'categorical') this.windows.push(categoricalWindow(f.name, s, specs.get(f.name), windowSize));
+    }
+  }
+
+  get features(): string[] {
+    return this.windows.map((w) => w.name);
+  }
+
+  /** Rows currently in the window. */
+  get size(): number {
+    return this.filled;
+  }
+
+  observe(row: RawRow): void {
+    const at = this.cursor;
+    const full = this.filled === this.windowSize;
+    for (let i = 0; i < this.windows.length; i++) {
+      const w = this.windows[i];
+      const b = w.bin(row[w.name]);
+      if (full) w.counts[w.ring[at]]--;
+      w.ring[at] = b;
+      w.counts[b]++;
+    }
+    this.cursor = at + 1 === this.windowSize ? 0 : at + 1;
+    if (!full) this.filled++;
+  }
+
+  /** PSI per feature over the current window (empty when no rows were seen). */
+  psi(): Map<string, number> {
+    const out = new Map<string, number>();
+    if (this.filled === 0) return out;
+    for (const w of this.windows) {
+      let sum = 0;
+      for (let b = 0; b < w.counts.length; b++) {
+        const actual = Math.max(w.counts[b] / this.filled, EPSILON);
+        const expected = Math.max(w.expected[b], EPSILON);
+        sum += (actual - expected) * Math.log(actual / expected);
+      }
+      out.set(w.name, sum);
+    }
+    return out;
+  }
+}

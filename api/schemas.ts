@@ -1,0 +1,188 @@
+/**
+ * JSON Schemas generated from a forest's feature spec. The same objects are compiled
+ * by ajv to validate requests and embedded in /openapi.json, so the documentation
+ * cannot drift from what the server accepts.
+ */
+import type { FeatureSpec } from '../model/format';
+
+export type JsonSchema = Record<string, unknown>;
+
+export const NUMERIC_EXPECTED = 'a number, or null when missing';
+
+export function featureSchema(feature: FeatureSpec): JsonSchema {
+  if (feature.kind === 'numeric') {
+    return { type: ['number', 'null'], description: `${feature.name}: numeric; null when missing` };
+  }
+  return {
+    type: ['string', 'null'],
+    enum: [...feature.categories, null],
+    description: `${feature.name}: one of the categories seen in training; null when missing`,
+  };
+}
+
+/** One basket: every feature present (null allowed for missing), nothing else. */
+export function instanceSchema(features: readonly FeatureSpec[]): JsonSchema {
+  const properties: Record<string, JsonSchema> = {};
+  for (const f of features) properties[f.name] = featureSchema(f);
+  return {
+    type: 'object',
+    properties,
+    required: features.map((f) => f.name),
+    additionalProperties: false,
+  };
+}
+
+/** The batch envelope. maxItems is checked by hand before ajv (cheaper, clearer error). */
+export function batchSchema(features: readonly FeatureSpec[], batchLimit: number): JsonSchema {
+  return {
+    type: 'object',
+    properties: {
+      instances: { type: 'array', minItems: 1, maxItems: batchLimit, items: instanceSchema(features) },
+    },
+    required: ['instances'],
+    additionalProperties: false,
+  };
+}
+
+export function exampleInstance(features: readonly FeatureSpec[]): Record<string, string | number | null> {
+  const out: Record<string, string | number | null> = {};
+  for (const f of features) out[f.name] = f.kind === 'numeric' ? 1 : (f.categories[0] ?? null);
+  return out;
+}
+
+function classMap(classes: readonly string[], description: string): JsonSchema {
+  const properties: Record<string, JsonSchema> = {};
+  for (const c of classes) properties[c] = { type: 'number' };
+  return { type: 'object', properties, required: [...classes], additionalProperties: false, description };
+}
+
+export const MODEL_REF_SCHEMA: JsonSchema = {
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    version: { type: 'integer' },
+    sha256: { type: 'string' },
+    role: { type: 'string', enum: ['champion', 'canary'], description: 'which served version answered' },
+  },
+  required: ['name', 'version', 'sha256', 'role'],
+};
+
+export function predictionSchema(features: readonly FeatureSpec[], classes: readonly string[]): JsonSchema {
+  const contributions: Record<string, JsonSchema> = {};
+  for (const f of features) contributions[f.name] = classMap(classes, `${f.name}'s contribution per class`);
+  return {
+    type: 'object',
+    properties: {
+      label: { type: 'string', enum: [...classes] },
+      probabilities: classMap(classes, 'class probabilities, summing to 1'),
+      explanation: {
+        type: 'object',
+        description: 'only with ?explain=true: probabilities = bias + sum of contributions (Saabas path attribution)',
+        properties: {
+          bias: classMap(classes, 'class distribution at the roots (training prior)'),
+          contributions: { type: 'object', properties: contributions },
+        },
+      },
+    },
+    required: ['label', 'probabilities'],
+  };
+}
+
+export function errorSchema(): JsonSchema {
+  return {
+    type: 'object',
+    properties: {
+      error: {
+        type: 'object',
+        properties: {
+          code: { type: 'string', examples: ['validation_failed', 'invalid_json', 'body_too_large', 'batch_too_large'] },
+          message: { type: 'string' },
+          details: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                where: { type: 'string', description: 'JSON pointer into the request body' },
+                problem: { type: 'string' },
+                expected: { type: 'string' },
+                got: {},
+                allowed: { type: 'array', items: { type: ['string', 'null'] } },
+                field: { type: 'string' },
+              },
+              required: ['where', 'problem'],
+            },
+          },
+          omittedDetails: { type: 'integer' },
+          requestId: { type: 'string' },
+        },
+        required: ['code', 'message'],
+      },
+    },
+    required: ['error'],
+  };
+}
+
+// Open Inference Protocol (KServe v2) REST shapes. Tensor data is flat, row-major.
+export const OIP_NUMERIC_DATATYPES = ['FP64', 'FP32', 'FP16', 'INT64', 'INT32', 'INT16', 'INT8', 'UINT64', 'UINT32', 'UINT16', 'UINT8'];
+
+export function oipInferRequestSchema(): JsonSchema {
+  return {
+    type: 'object',
+    properties: {
+      id: { type: 'string' },
+      parameters: { type: 'object' },
+      inputs: {
+        type: 'array',
+        minItems: 1,
+        items: {
+          type: 'object',
+          properties: {
+            name: { type: 'string' },
+            shape: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1, maxItems: 2 },
+            datatype: { type: 'string', enum: ['BYTES', ...OIP_NUMERIC_DATATYPES] },
+            parameters: { type: 'object' },
+            data: { type: 'array' },
+          },
+          required: ['name', 'shape', 'datatype', 'data'],
+        },
+      },
+      outputs: {
+        type: 'array',
+        items: { type: 'object', properties: { name: { type: 'string' }, parameters: { type: 'object' } }, required: ['name'] },
+      },
+    },
+    required: ['inputs'],
+  };
+}
+
+export function oipInferResponseSchema(): JsonSchema {
+  return {
+    type: 'object',
+    properties: {
+      model_name: { type: 'string' },
+      model_version: { type: 'string' },
+      id: { type: 'string' },
+      parameters: { type: 'object' },
+      outputs: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            name: { type: 'string', enum: ['label', 'probabilities'] },
+            shape: { type: 'array', items: { type: 'integer' } },
+            datatype: { type: 'string', enum: ['BYTES', 'FP64'] },
+            data: { type: 'array' },
+          },
+          required: ['name', 'shape', 'datatype', 'data'],
+        },
+      },
+    },
+    required: ['model_name', 'outputs'],
+  };
+}
+
+export const OIP_ERROR_SCHEMA: JsonSchema = {
+  type: 'object',
+  properties: { error: { type: 'string' }, details: { type: 'array', items: { type: 'object' } } },
+  required: ['error'],
+};

@@ -1,0 +1,112 @@
+/**
+ * Running the service as a program: one process, or with `workers > 1` a node:cluster
+ * primary that forks one worker per core (they share the listening port), forwards
+ * SIGTERM/SIGINT, and replaces workers that die unexpectedly. In Kubernetes run one
+ * process per pod and scale with replicas instead.
+ */
+import cluster from 'node:cluster';
+import type { Command } from 'commander';
+import { loadConfig, type ApiConfig, type RawConfig } from './config';
+import { createLogger, startServer } from './server';
+
+/** The flags shared by `pricesense serve` and the bundle entry (api/main.ts). */
+export function addServeOptions(cmd: Command): Command {
+  return cmd
+    .option('--port <n>', 'port to listen on (env PORT, default 8080; 0 = any free port)')
+    .option('--host <addr>', 'address to bind (env HOST, default 0.0.0.0)')
+    .option('--registry <uri>', 'registry: a directory or sagemaker://<group> (env PRICESENSE_REGISTRY, default .pricesense/registry)')
+    .option('--model-name <name>', 'name the model is served under (env PRICESENSE_MODEL_NAME, default pricesense)')
+    .option('--poll-interval <duration>', 'registry poll interval, e.g. 30s (env PRICESENSE_POLL_INTERVAL, default 30s)')
+    .option('--batch-limit <n>', 'max instances per request (env PRICESENSE_BATCH_LIMIT, default 1000)')
+    .option('--body-limit <size>', 'max request body, e.g. 2mb (env PRICESENSE_BODY_LIMIT, default 2mb)')
+    .option('--champion-version <n>', 'serve this Approved version instead of the latest (env PRICESENSE_CHAMPION_VERSION)')
+    .option('--canary <version:percent>', 'challenger answering a share of traffic, e.g. 7:10 (env PRICESENSE_CANARY)')
+    .option('--shadow <version>', 'challenger scored on every request but never returned (env PRICESENSE_SHADOW)')
+    .option('--drift-window <n>', 'live rows kept for the PSI drift gauges (env PRICESENSE_DRIFT_WINDOW, default 5000)')
+    .option('--shutdown-timeout <duration>', 'drain deadline on SIGTERM (env PRICESENSE_SHUTDOWN_TIMEOUT, default 10s)')
+    .option('--log-level <level>', 'pino level (env PRICESENSE_LOG_LEVEL, default info)')
+    .option('--workers <n>', 'processes (node:cluster), a number or "auto" = one per core (env PRICESENSE_WORKERS, default 1)');
+}
+
+/** Commander's parsed options → RawConfig strings. */
+export function rawConfigFromOptions(opts: Record<string, unknown>): RawConfig {
+  const raw: RawConfig = {};
+  for (const [k, v] of Object.entries(opts)) if (typeof v === 'string') (raw as Record<string, string>)[k] = v;
+  return raw;
+}
+
+/** Runs until a signal stops it. Resolves when the process should exit, with the exit code. */
+export async function runServe(config: ApiConfig): Promise<number> {
+  if (config.workers > 1 && cluster.isPrimary) return runPrimary(config);
+  return runSingle(config);
+}
+
+async function runSingle(config: ApiConfig): Promise<number> {
+  const running = await startServer(config);
+  return new Promise<number>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      running.service.logger.info({ event: 'signal', signal }, `${signal} received`);
+      void running.close().then(({ drained }) => resolve(drained ? 0 : 1));
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+    // The primary asks workers to stop over IPC as well (signals do not reach them on every platform).
+    if (cluster.isWorker) process.on('message', (msg) => msg === 'shutdown' && onSignal('SIGTERM'));
+  });
+}
+
+async function runPrimary(config: ApiConfig): Promise<number> {
+  const logger = createLogger(config.logLevel);
+  let stopping = false;
+  const restarts: number[] = [];
+  const fork = () => cluster.fork({ PRICESENSE_WORKER: '1' });
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) return;
+    logger.error({ event: 'worker_exited', pid: worker.process.pid, code, signal }, 'worker died; starting a replacement');
+    const now = Date.now();
+    restarts.push(now);
+    while (restarts.length > 0 && restarts[0] < now - 60_000) restarts.shift();
+    // A worker that cannot start at all would otherwise be forked in a tight loop.
+    if (restarts.length > config.workers * 5) {
+      logger.fatal({ event: 'crash_loop', restarts: restarts.length }, 'workers keep dying; giving up');
+      process.exit(1);
+    }
+    fork();
+  });
+  for (let i = 0; i < config.workers; i++) fork();
+  logger.info({ event: 'primary_started', workers: config.workers, port: config.port }, `started ${config.workers} workers`);
+  return new Promise<number>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ event: 'signal', signal }, `${signal} received; stopping workers`);
+      const workers = Object.values(cluster.workers ?? {}).filter((w): w is NonNullable<typeof w> => w !== undefined);
+      let remaining = workers.length;
+      let clean = true;
+      if (remaining === 0) resolve(0);
+      const kill = setTimeout(() => {
+        for (const w of workers) if (!w.isDead()) w.process.kill('SIGKILL');
+      }, config.shutdownTimeoutMs + 2000);
+      for (const w of workers) {
+        w.once('exit', (code) => {
+          if (code !== 0) clean = false;
+          if (--remaining === 0) {
+            clearTimeout(kill);
+            logger.flush();
+            resolve(clean ? 0 : 1);
+          }
+        });
+        w.send('shutdown');
+      }
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
+}
+
+/** Program entry used by the CLI and the bundle: flags + environment → running service → exit code. */
+export async function serveMain(opts: Record<string, unknown>): Promise<void> {
+  const config = loadConfig(process.env, rawConfigFromOptions(opts));
+  const code = await runServe(config);
+  process.exit(code);
+}

@@ -1,0 +1,256 @@
+import Ajv from 'ajv';
+import request from 'supertest';
+import { CompiledForest } from '../../model/walker';
+import { instanceSchema } from '../schemas';
+import { createService, type Service } from '../server';
+import { CLASSES, FEATURES, makeForest, mulberry32, sampleRow, silentLogger, testConfig, testRegistry, type TestRegistry } from './fixtures';
+
+describe('inference API (in-process)', () => {
+  let reg: TestRegistry;
+  let service: Service;
+  let version: number;
+  const reference = CompiledForest.compile(makeForest(1));
+
+  beforeAll(async () => {
+    reg = await testRegistry();
+    version = (await reg.publish(1)).version;
+    service = await createService(testConfig({ batchLimit: 50, bodyLimitBytes: 64 * 1024 }), { registry: reg.registry, logger: silentLogger() });
+    await service.manager.start();
+  });
+  afterAll(async () => {
+    service.manager.stop();
+    await reg.cleanup();
+  });
+
+  const api = () => request(service.app);
+
+  describe('POST /predict', () => {
+    it('scores one basket exactly like the tree-walker, and says which version answered', async () => {
+      const row = sampleRow(mulberry32(7));
+      const res = await api().post('/predict').send(row).expect(200).expect('Content-Type', /json/);
+      const expected = reference.predict(row);
+      expect(res.body.label).toBe(expected.label);
+      expect(CLASSES.map((c) => res.body.probabilities[c])).toEqual(Array.from(expected.probabilities));
+      expect(res.body.model).toEqual({ name: 'pricesense', version, sha256: reference.sha256, role: 'champion' });
+      expect(res.headers['x-model-version']).toBe(String(version));
+      expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    });
+
+    it('accepts explicit nulls for missing values', async () => {
+      const row = { ...sampleRow(mulberry32(3)), SPEND: null, CUST_LIFESTAGE: null };
+      const res = await api().post('/predict').send(row).expect(200);
+      expect(res.body.label).toBe(reference.predict(row).label);
+    });
+
+    it('scores a batch in order', async () => {
+      const rng = mulberry32(11);
+      const rows = Array.from({ length: 20 }, () => sampleRow(rng));
+      const res = await api().post('/predict').send({ instances: rows }).expect(200);
+      expect(res.body.predictions).toHaveLength(20);
+      rows.forEach((row, i) => {
+        expect(res.body.predictions[i].label).toBe(reference.predict(row).label);
+        expect(CLASSES.map((c) => res.body.predictions[i].probabilities[c])).toEqual(Array.from(reference.predict(row).probabilities));
+      });
+      expect(res.body.model.version).toBe(version);
+    });
+
+    it('explains with per-feature contributions that add up to the probabilities', async () => {
+      const row = sampleRow(mulberry32(5));
+      const res = await api().post('/predict?explain=true').send(row).expect(200);
+      const { bias, contributions } = res.body.explanation;
+      expect(Object.keys(contributions).sort()).toEqual(FEATURES.map((f) => f.name).sort());
+      for (const c of CLASSES) {
+        const total = bias[c] + Object.values(contributions as Record<string, Record<string, number>>).reduce((s, v) => s + v[c], 0);
+        expect(total).toBeCloseTo(res.body.probabilities[c], 10);
+      }
+      const batch = await api().post('/predict?explain=1').send({ instances: [row, row] }).expect(200);
+      expect(batch.body.predictions[1].explanation.contributions).toEqual(contributions);
+    });
+
+    it('echoes a well-formed X-Request-Id and replaces a malformed one', async () => {
+      const ok = await api().post('/predict').set('X-Request-Id', 'abc-123.x').send(sampleRow()).expect(200);
+      expect(ok.headers['x-request-id']).toBe('abc-123.x');
+      const bad = await api().post('/predict').set('X-Request-Id', 'has spaces <script>').send(sampleRow()).expect(200);
+      expect(bad.headers['x-request-id']).not.toContain(' ');
+    });
+  });
+
+  describe('bad input: 4xx with what, where and expected; never a stack', () => {
+    const expectClean = (body: unknown) => {
+      const text = JSON.stringify(body);
+      expect(text).not.toMatch(/\bat .*\.(ts|js):\d+/);
+      expect(text).not.toContain('node_modules');
+    };
+
+    it('lists every missing field', async () => {
+      const row: Record<string, unknown> = sampleRow();
+      delete row.SPEND;
+      delete row.BASKET_SIZE;
+      const res = await api().post('/predict').send(row).expect(422);
+      expect(res.body.error.code).toBe('validation_failed');
+      expect(res.body.error.message).toContain('SPEND');
+      expect(res.body.error.message).toContain('BASKET_SIZE');
+      const missing = res.body.error.details.filter((d: { problem: string }) => d.problem === 'missing field');
+      expect(missing.map((d: { field: string }) => d.field).sort()).toEqual(['BASKET_SIZE', 'SPEND']);
+      expect(missing.find((d: { field: string }) => d.field === 'SPEND').expected).toContain('number');
+      expect(res.body.error.requestId).toBe(res.headers['x-request-id']);
+      expectClean(res.body);
+    });
+
+    it('reports wrong types with where and expected', async () => {
+      const res = await api().post('/predict').send({ ...sampleRow(), SPEND: '12.5', BASKET_SIZE: 3 }).expect(422);
+      const byWhere = Object.fromEntries(res.body.error.details.map((d: { where: string }) => [d.where, d]));
+      expect(byWhere['/SPEND']).toMatchObject({ problem: 'wrong type', got: '12.5' });
+      expect(byWhere['/SPEND'].expected).toMatch(/number/);
+      expect(byWhere['/BASKET_SIZE']).toMatchObject({ problem: 'wrong type', got: 3, allowed: ['S', 'M', 'L', null] });
+      expect(res.body.error.details).toHaveLength(2);
+    });
+
+    it('names an unknown category and the allowed ones, at its batch position', async () => {
+      const rows = [sampleRow(), { ...sampleRow(), STORE_REGION: 'X99' }];
+      const res = await api().post('/predict').send({ instances: rows }).expect(422);
+      expect(res.body.error.details).toEqual([
+        expect.objectContaining({ where: '/instances/1/STORE_REGION', problem: 'unknown category', got: 'X99', allowed: ['E01', 'E02', 'W01', 'W02', null] }),
+      ]);
+    });
+
+    it('rejects unknown fields, naming the expected ones', async () => {
+      const res = await api().post('/predict').send({ ...sampleRow(), SPNED: 1 }).expect(422);
+      expect(res.body.error.details[0]).toMatchObject({ where: '/SPNED', problem: 'unknown field', field: 'SPNED' });
+      expect(res.body.error.details[0].expected).toContain('SPEND');
+    });
+
+    it('rejects a batch over the limit with 413', async () => {
+      const res = await api().post('/predict').send({ instances: Array.from({ length: 51 }, () => sampleRow()) }).expect(413);
+      expect(res.body.error).toMatchObject({ code: 'batch_too_large' });
+      expect(res.body.error.details[0]).toMatchObject({ where: '/instances', got: 51 });
+    });
+
+    it('rejects a body over the limit with 413', async () => {
+      const res = await api().post('/predict').set('Content-Type', 'application/json').send(`{"pad":"${'x'.repeat(70 * 1024)}"}`).expect(413);
+      expect(res.body.error.code).toBe('body_too_large');
+      expect(res.body.error.message).toContain(String(64 * 1024));
+    });
+
+    it('rejects invalid JSON with 400 and the parse position', async () => {
+      const res = await api().post('/predict').set('Content-Type', 'application/json').send('{"SPEND": 1,').expect(400);
+      expect(res.body.error.code).toBe('invalid_json');
+      expect(res.body.error.message).toMatch(/JSON/);
+      expectClean(res.body);
+    });
+
+    it('rejects a non-JSON content type with 415', async () => {
+      const res = await api().post('/predict').set('Content-Type', 'text/plain').send('SPEND=1').expect(415);
+      expect(res.body.error.details[0]).toMatchObject({ where: 'Content-Type', expected: 'application/json' });
+    });
+
+    it('rejects an empty batch, a top-level array and a scalar', async () => {
+      expect((await api().post('/predict').send({ instances: [] }).expect(422)).body.error.details[0]).toMatchObject({ where: '/instances', problem: 'too few items' });
+      expect((await api().post('/predict').send([sampleRow()]).expect(422)).body.error.details[0]).toMatchObject({ where: '', got: 'array' });
+      await api().post('/predict').set('Content-Type', 'application/json').send('42').expect(422);
+    });
+
+    it('caps the details of a large bad batch', async () => {
+      const rows = Array.from({ length: 50 }, () => ({}));
+      const res = await api().post('/predict').send({ instances: rows }).expect(422);
+      expect(res.body.error.details).toHaveLength(50);
+      expect(res.body.error.omittedDetails).toBe(50 * FEATURES.length - 50);
+    });
+
+    it('answers a wrong method with 405 and Allow, an unknown route with 404', async () => {
+      const res = await api().get('/predict').expect(405);
+      expect(res.headers.allow).toBe('POST');
+      expect(res.body.error.code).toBe('method_not_allowed');
+      expect((await api().get('/nope').expect(404)).body.error.code).toBe('not_found');
+    });
+  });
+
+  describe('probes, model, metrics, docs', () => {
+    it('GET /health and /ready', async () => {
+      expect((await api().get('/health').expect(200)).body.status).toBe('ok');
+      const ready = await api().get('/ready').expect(200);
+      expect(ready.body).toMatchObject({ ready: true, champion: { version, sha256: reference.sha256 }, lastPoll: { ok: true } });
+    });
+
+    it('GET /model gives version, feature spec, metrics and load time', async () => {
+      const res = await api().get('/model').expect(200);
+      expect(res.body.champion).toMatchObject({ version, sha256: reference.sha256, status: 'Approved', trees: 5, classes: CLASSES, features: FEATURES });
+      expect(res.body.champion.evaluation).toEqual({ accuracy: 0.8, macroF1: 0.75 });
+      expect(typeof res.body.champion.loadedAt).toBe('string');
+      expect(res.body.champion.loadSeconds).toBeGreaterThan(0);
+      expect(res.body.challenger).toBeNull();
+    });
+
+    it('GET /metrics exposes request durations, predictions by class, loads and drift, labelled with the version', async () => {
+      await api().post('/predict').send({ instances: Array.from({ length: 30 }, () => ({ ...sampleRow(), SPEND: 5000 })) }).expect(200);
+      const res = await api().get('/metrics').expect(200).expect('Content-Type', /text\/plain/);
+      const text = res.text;
+      expect(text).toMatch(new RegExp(`pricesense_http_request_duration_seconds_count\\{route="/predict",method="POST",status="200",model_version="${version}"\\} \\d+`));
+      expect(text).toMatch(new RegExp(`pricesense_predictions_total\\{model_version="${version}",role="champion",class="(Low|Medium|High)"\\}`));
+      expect(text).toContain(`pricesense_model_loads_total{model_version="${version}",role="champion"} 1`);
+      expect(text).toMatch(/pricesense_model_load_failures_total/);
+      const spend = new RegExp(`pricesense_feature_drift_psi\\{feature="SPEND",model_version="${version}",role="champion"\\} ([0-9.e+-]+)`).exec(text);
+      expect(spend).not.toBeNull();
+      // SPEND=5000 is above every training decile: the live window is shifted.
+      expect(Number(spend![1])).toBeGreaterThan(0.1);
+      expect(text).toContain('process_resident_memory_bytes');
+    });
+
+    it('GET /openapi.json holds the very schema the server validates with', async () => {
+      const res = await api().get('/openapi.json').expect(200);
+      expect(res.body.openapi).toBe('3.1.0');
+      expect(res.body.components.schemas.Instance).toEqual(instanceSchema(FEATURES));
+      expect(Object.keys(res.body.paths)).toEqual(expect.arrayContaining(['/predict', '/health', '/ready', '/model', '/metrics', '/v2/models/{name}/infer']));
+      const validate = new Ajv({ strict: false }).compile(res.body.components.schemas.Instance);
+      expect(validate(sampleRow())).toBe(true);
+      expect(validate({ ...sampleRow(), BASKET_SIZE: 'XL' })).toBe(false);
+      // The example in the docs is itself valid.
+      expect(validate(res.body.paths['/predict'].post.requestBody.content['application/json'].examples.single.value)).toBe(true);
+    });
+
+    it('GET /docs serves Swagger UI pointed at the live document', async () => {
+      const redirect = await api().get('/docs').expect(301);
+      expect(redirect.headers.location).toBe('docs/');
+      const html = await api().get('/docs/').expect(200).expect('Content-Type', /html/);
+      expect(html.text).toContain('swagger-ui');
+      const init = await api().get('/docs/swagger-ui-init.js').expect(200);
+      expect(init.text).toContain('../openapi.json');
+      await api().get('/docs/swagger-ui-bundle.js').expect(200).expect('Content-Type', /javascript/);
+      await api().get('/docs/package.json').expect(404);
+    });
+
+    it('sets security headers and hides the framework', async () => {
+      const res = await api().get('/health');
+      expect(res.headers['x-powered-by']).toBeUndefined();
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+      expect(res.headers['content-security-policy']).toContain("default-src 'self'");
+      expect(res.headers['content-security-policy']).not.toContain('upgrade-insecure-requests');
+      expect(res.headers['strict-transport-security']).toBeDefined();
+    });
+  });
+
+  describe('without an approved model', () => {
+    it('is alive but not ready, and says why', async () => {
+      const empty = await testRegistry();
+      try {
+        await empty.publish(2, { approve: false });
+        const s = await createService(testConfig(), { registry: empty.registry, logger: silentLogger() });
+        await s.manager.start();
+        s.manager.stop();
+        await request(s.app).get('/health').expect(200);
+        const ready = await request(s.app).get('/ready').expect(503);
+        expect(ready.body.ready).toBe(false);
+        expect(ready.body.reason).toMatch(/no Approved model version/);
+        const res = await request(s.app).post('/predict').send(sampleRow()).expect(503);
+        expect(res.body.error.code).toBe('not_ready');
+        expect(res.headers['retry-after']).toBe('5');
+        await request(s.app).get('/model').expect(503);
+        await request(s.app).get('/v2/health/ready').expect(400);
+        await request(s.app).get('/v2/health/live').expect(200);
+        expect((await request(s.app).get('/openapi.json').expect(200)).body.components.schemas.Instance.required).toEqual([]);
+      } finally {
+        await empty.cleanup();
+      }
+    });
+  });
+});

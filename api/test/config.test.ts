@@ -1,0 +1,35 @@
+import { UserError } from '../../etl/errors';
+import { DEFAULT_CONFIG, loadConfig } from '../config';
+
+describe('api config', () => {
+  it('has the documented defaults', () => {
+    expect(loadConfig({})).toEqual(DEFAULT_CONFIG);
+    expect(DEFAULT_CONFIG).toMatchObject({ port: 8080, batchLimit: 1000, pollIntervalMs: 30_000, bodyLimitBytes: 2 * 1024 * 1024 });
+  });
+
+  it('reads the environment, and flags win over it', () => {
+    const env = { PORT: '9000', PRICESENSE_REGISTRY: '/r', PRICESENSE_POLL_INTERVAL: '500ms', PRICESENSE_BATCH_LIMIT: '10', PRICESENSE_BODY_LIMIT: '64kb', PRICESENSE_CANARY: '7:12.5' };
+    expect(loadConfig(env)).toMatchObject({ port: 9000, registry: '/r', pollIntervalMs: 500, batchLimit: 10, bodyLimitBytes: 65536, challenger: { version: 7, mode: 'canary', percent: 12.5 } });
+    expect(loadConfig(env, { port: '1234', pollInterval: '2m', canary: undefined })).toMatchObject({ port: 1234, pollIntervalMs: 120_000 });
+    expect(loadConfig({ PRICESENSE_SHADOW: '3' }).challenger).toEqual({ version: 3, mode: 'shadow', percent: 0 });
+    expect(loadConfig({}, { workers: 'auto' }).workers).toBeGreaterThanOrEqual(1);
+  });
+
+  it('rejects bad values naming the variable, the value and what was expected', () => {
+    const bad: [Record<string, string>, RegExp][] = [
+      [{ PORT: 'eighty' }, /PORT="eighty" is invalid: expected an integer from 0 to 65535/],
+      [{ PRICESENSE_POLL_INTERVAL: 'soon' }, /PRICESENSE_POLL_INTERVAL="soon" is invalid: expected a duration/],
+      [{ PRICESENSE_CANARY: '7' }, /PRICESENSE_CANARY="7" is invalid: expected VERSION:PERCENT/],
+      [{ PRICESENSE_CANARY: '7:0' }, /above 0/],
+      [{ PRICESENSE_CANARY: '7:10', PRICESENSE_SHADOW: '8' }, /at most one challenger/],
+      [{ PRICESENSE_BODY_LIMIT: '5gb' }, /PRICESENSE_BODY_LIMIT="5gb"/],
+      [{ PRICESENSE_LOG_LEVEL: 'loud' }, /one of fatal, error/],
+      [{ PRICESENSE_MODEL_NAME: '../x' }, /PRICESENSE_MODEL_NAME/],
+    ];
+    for (const [env, message] of bad) {
+      expect(() => loadConfig(env)).toThrow(UserError);
+      expect(() => loadConfig(env)).toThrow(message);
+    }
+    expect(() => loadConfig({}, { batchLimit: '0' })).toThrow(/--batch-limit="0"/);
+  });
+});

@@ -1,0 +1,182 @@
+/**
+ * Test fixtures: small random forests over a gold-like feature spec, sealed with the
+ * real forest-file code and published through a real local registry.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import pino, { type Logger } from 'pino';
+import type { FeatureStats } from '../../etl/gold-schema';
+import { FOREST_FORMAT_ID, FOREST_FORMAT_VERSION, type FeatureSpec, type ForestFileV1, type TreeV1 } from '../../model/format';
+import { sealForest, writeForestFile } from '../../model/forest-file';
+import { LocalRegistry } from '../../model/registry/local';
+import type { ModelVersion } from '../../model/registry/types';
+import { DEFAULT_CONFIG, type ApiConfig } from '../config';
+
+export const CLASSES = ['Low', 'Medium', 'High'];
+
+export const FEATURES: FeatureSpec[] = [
+  { name: 'SPEND', kind: 'numeric' },
+  { name: 'QUANTITY', kind: 'numeric' },
+  { name: 'SHOP_HOUR', kind: 'numeric' },
+  { name: 'BASKET_SIZE', kind: 'categorical', categories: ['S', 'M', 'L'] },
+  { name: 'STORE_REGION', kind: 'categorical', categories: ['E01', 'E02', 'W01', 'W02'] },
+  { name: 'CUST_LIFESTAGE', kind: 'categorical', categories: ['YA', 'OA', 'YF', 'OF', 'PE', 'OT'] },
+];
+
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const RANGES: Record<string, [number, number]> = { SPEND: [0, 200], QUANTITY: [1, 60], SHOP_HOUR: [0, 23] };
+
+function randomTree(rng: () => number, features: FeatureSpec[], depth: number): TreeV1 {
+  const t = { feature: [] as number[], threshold: [] as number[], left: [] as number[], right: [] as number[], defaultLeft: [] as number[], value: [] as number[], count: [] as number[], catBits: [] as number[] };
+  const grow = (d: number): number => {
+    const i = t.feature.length;
+    t.feature.push(-1);
+    t.threshold.push(0);
+    t.left.push(-1);
+    t.right.push(-1);
+    t.defaultLeft.push(rng() < 0.5 ? 1 : 0);
+    const raw = CLASSES.map(() => rng() + 0.05);
+    const sum = raw.reduce((a, b) => a + b, 0);
+    for (const v of raw) t.value.push(v / sum);
+    t.count.push(Math.max(1, Math.round(1000 / 2 ** (depth - d + 1))));
+    if (d === 0) return i;
+    const f = Math.floor(rng() * features.length);
+    const spec = features[f];
+    t.feature[i] = f;
+    if (spec.kind === 'numeric') {
+      const [lo, hi] = RANGES[spec.name] ?? [0, 1];
+      t.threshold[i] = lo + rng() * (hi - lo);
+    } else {
+      t.threshold[i] = t.catBits.length;
+      let word = 0;
+      for (let c = 0; c < spec.categories.length; c++) if (rng() < 0.5) word |= 1 << c;
+      t.catBits.push(word);
+    }
+    t.left[i] = grow(d - 1);
+    t.right[i] = grow(d - 1);
+    return i;
+  };
+  grow(depth);
+  return t;
+}
+
+export function baselineStats(features: FeatureSpec[] = FEATURES): Record<string, FeatureStats> {
+  const out: Record<string, FeatureStats> = {};
+  for (const f of features) {
+    if (f.kind === 'numeric') {
+      const [lo, hi] = RANGES[f.name] ?? [0, 1];
+      const edges = Array.from({ length: 9 }, (_, i) => lo + ((i + 1) * (hi - lo)) / 10);
+      out[f.name] = { kind: 'numeric', count: 1000, missing: 0, mean: (lo + hi) / 2, std: (hi - lo) / 3.5, min: lo, max: hi, edges, fractions: new Array(10).fill(0.1) };
+    } else {
+      const frequencies: Record<string, number> = {};
+      for (const c of f.categories) frequencies[c] = 1 / f.categories.length;
+      out[f.name] = { kind: 'categorical', count: 900, missing: 100, frequencies };
+    }
+  }
+  return out;
+}
+
+export function makeForest(seed: number, options: { trees?: number; depth?: number; features?: FeatureSpec[] } = {}): ForestFileV1 {
+  const rng = mulberry32(seed);
+  const features = options.features ?? FEATURES;
+  const trees = Array.from({ length: options.trees ?? 5 }, () => randomTree(rng, features, options.depth ?? 4));
+  return sealForest({
+    format: FOREST_FORMAT_ID,
+    formatVersion: FOREST_FORMAT_VERSION,
+    classes: CLASSES,
+    features,
+    aggregation: 'soft',
+    trees,
+    training: { trainer: 'api-test-fixture', hyperparameters: { trees: trees.length, seed }, seed, datasetManifestSha256: null, rows: 1000, createdAt: '2024-01-01T00:00:00.000Z' },
+    featureStats: baselineStats(features),
+    metrics: { accuracy: 0.8, macroF1: 0.75 },
+  });
+}
+
+/** A valid basket for FEATURES. */
+export function sampleRow(rng: () => number = Math.random): Record<string, string | number | null> {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)];
+  return {
+    SPEND: Math.round(rng() * 20000) / 100,
+    QUANTITY: 1 + Math.floor(rng() * 60),
+    SHOP_HOUR: Math.floor(rng() * 24),
+    BASKET_SIZE: pick(['S', 'M', 'L']),
+    STORE_REGION: pick(['E01', 'E02', 'W01', 'W02']),
+    CUST_LIFESTAGE: rng() < 0.2 ? null : pick(['YA', 'OA', 'YF', 'OF', 'PE', 'OT']),
+  };
+}
+
+export const silentLogger = (): Logger => pino({ level: 'silent' });
+
+export interface TestRegistry {
+  readonly dir: string;
+  readonly registry: LocalRegistry;
+  /** Registers a fixture forest; approves it unless told otherwise. */
+  publish(seed: number, options?: { approve?: boolean; trees?: number; depth?: number; features?: FeatureSpec[] }): Promise<ModelVersion>;
+  cleanup(): Promise<void>;
+}
+
+export async function testRegistry(): Promise<TestRegistry> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-api-'));
+  const registry = new LocalRegistry(path.join(dir, 'registry'));
+  return {
+    dir,
+    registry,
+    async publish(seed, options = {}) {
+      const file = path.join(dir, `forest-${seed}.json`);
+      await writeForestFile(file, makeForest(seed, options));
+      const v = await registry.register(file, { by: 'test' });
+      return options.approve === false ? v : registry.approve(v.version, 'test approval', 'test');
+    },
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+export function testConfig(overrides: Partial<ApiConfig> = {}): ApiConfig {
+  return { ...DEFAULT_CONFIG, port: 0, host: '127.0.0.1', logLevel: 'silent', pollIntervalMs: 60_000, ...overrides };
+}
+
+export interface HttpResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** A plain loopback HTTP call (keep-alive through `agent`). */
+export function call(port: number, method: string, path: string, body?: unknown, agent?: http.Agent): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const req = http.request(
+      { host: '127.0.0.1', port, method, path, agent, headers: payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {} },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** Polls `check` until it returns true, failing after `timeoutMs`. */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

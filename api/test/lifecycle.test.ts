@@ -1,0 +1,179 @@
+/**
+ * Model lifecycle on a real listening server (127.0.0.1): hot swap and rollback under
+ * load, a failed load keeping the current model, canary and shadow challengers, and
+ * graceful shutdown.
+ */
+import { writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { CompiledForest } from '../../model/walker';
+import { startServer, type RunningServer } from '../server';
+import { call, makeForest, mulberry32, sampleRow, silentLogger, testConfig, testRegistry, waitFor, type TestRegistry } from './fixtures';
+
+describe('model lifecycle (listening server)', () => {
+  let reg: TestRegistry;
+  let running: RunningServer | undefined;
+
+  beforeEach(async () => {
+    reg = await testRegistry();
+  });
+  afterEach(async () => {
+    await running?.close(1000);
+    running = undefined;
+    await reg.cleanup();
+  });
+
+  it('hot-swaps to a newly approved version and rolls back, with zero failed requests under load', async () => {
+    const v1 = (await reg.publish(1)).version;
+    running = await startServer(testConfig({ pollIntervalMs: 100 }), { registry: reg.registry, logger: silentLogger() });
+    const port = running.port;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    const seen: string[] = [];
+    const failures: string[] = [];
+    let stop = false;
+    const client = async (seed: number) => {
+      const rng = mulberry32(seed);
+      for (let i = 0; i < 20_000 && !stop; i++) {
+        const single = rng() < 0.7;
+        const res = await call(port, 'POST', '/predict', single ? sampleRow(rng) : { instances: [sampleRow(rng), sampleRow(rng)] }, agent);
+        if (res.status !== 200) failures.push(`${res.status} ${res.body.slice(0, 200)}`);
+        const version = String(res.headers['x-model-version']);
+        const bodyVersion = String((JSON.parse(res.body) as { model: { version: number } }).model.version);
+        if (version !== bodyVersion) failures.push(`header ${version} != body ${bodyVersion}`);
+        if (seen[seen.length - 1] !== version) seen.push(version);
+      }
+    };
+    const load = Promise.all([1, 2, 3, 4].map(client));
+    await waitFor('traffic on v1', () => seen.includes(String(v1)));
+
+    const v2 = (await reg.publish(2)).version;
+    await waitFor('responses from v2', () => seen.includes(String(v2)));
+    await reg.registry.reject(v2, 'rollback drill', 'test');
+    await waitFor('responses back on v1', () => seen.lastIndexOf(String(v1)) > seen.indexOf(String(v2)));
+    stop = true;
+    await load;
+    agent.destroy();
+
+    expect(failures).toEqual([]);
+    // v1, then v2, then v1 again (a response stream never flips back and forth within a swap).
+    expect(seen).toEqual([String(v1), String(v2), String(v1)]);
+    const metrics = (await call(port, 'GET', '/metrics')).body;
+    expect(metrics).toContain(`pricesense_model_loads_total{model_version="${v1}",role="champion"} 2`);
+    expect(metrics).toContain(`pricesense_model_loads_total{model_version="${v2}",role="champion"} 1`);
+  });
+
+  it('keeps serving the current model when a new version fails to load, and reports it', async () => {
+    const v1 = (await reg.publish(1)).version;
+    running = await startServer(testConfig({ pollIntervalMs: 60_000 }), { registry: reg.registry, logger: silentLogger() });
+    const pending = await reg.publish(2, { approve: false });
+    // Corrupt the stored artifact after registration: the registry's checksum check must catch it.
+    await writeFile(path.join(reg.registry.uri, 'versions', String(pending.version).padStart(6, '0'), 'forest.json'), '{"tampered": true}');
+    await reg.registry.approve(pending.version, 'approve the tampered one', 'test');
+    await running.service.manager.refresh();
+
+    const ready = JSON.parse((await call(running.port, 'GET', '/ready')).body);
+    expect(ready.ready).toBe(true);
+    expect(ready.champion.version).toBe(v1);
+    expect(ready.lastLoadFailure).toMatchObject({ version: pending.version, role: 'champion' });
+    expect(ready.lastLoadFailure.error).toMatch(/checksum|digest|sha/i);
+    const res = await call(running.port, 'POST', '/predict', sampleRow());
+    expect(res.status).toBe(200);
+    expect(res.headers['x-model-version']).toBe(String(v1));
+    const metrics = (await call(running.port, 'GET', '/metrics')).body;
+    expect(metrics).toContain(`pricesense_model_load_failures_total{model_version="${pending.version}",role="champion"} 1`);
+  });
+
+  it('splits traffic to a canary close to its percentage', async () => {
+    const v1 = (await reg.publish(1)).version;
+    const v2 = (await reg.publish(2)).version;
+    running = await startServer(testConfig({ championVersion: v1, challenger: { version: v2, mode: 'canary', percent: 30 } }), { registry: reg.registry, logger: silentLogger() });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    const N = 2000;
+    const counts = new Map<string, number>();
+    const canary = CompiledForest.compile(makeForest(2));
+    const rng = mulberry32(3);
+    let mismatches = 0;
+    for (let i = 0; i < N; i += 4) {
+      const rows = [sampleRow(rng), sampleRow(rng), sampleRow(rng), sampleRow(rng)];
+      const results = await Promise.all(rows.map((r) => call(running!.port, 'POST', '/predict', r, agent)));
+      results.forEach((res, j) => {
+        const body = JSON.parse(res.body) as { label: string; model: { version: number; role: string } };
+        counts.set(body.model.role, (counts.get(body.model.role) ?? 0) + 1);
+        if (body.model.role === 'canary' && (body.model.version !== v2 || body.label !== canary.predict(rows[j]).label)) mismatches++;
+      });
+    }
+    agent.destroy();
+    const share = counts.get('canary') ?? 0;
+    // Binomial(2000, 0.3): mean 600, sd 20.5; ±6 sd fails once in 10^9 runs.
+    expect(share).toBeGreaterThan(600 - 123);
+    expect(share).toBeLessThan(600 + 123);
+    expect(share + (counts.get('champion') ?? 0)).toBe(N);
+    expect(mismatches).toBe(0);
+    const model = JSON.parse((await call(running.port, 'GET', '/model')).body);
+    expect(model.champion.version).toBe(v1);
+    expect(model.challenger).toMatchObject({ mode: 'canary', percent: 30, version: v2 });
+  });
+
+  it('scores a shadow on every request without ever changing the response', async () => {
+    const v1 = (await reg.publish(1)).version;
+    const shadow = (await reg.publish(3, { approve: false })).version; // a shadow may still be pending approval
+    running = await startServer(testConfig({ challenger: { version: shadow, mode: 'shadow', percent: 0 } }), { registry: reg.registry, logger: silentLogger() });
+    const champion = CompiledForest.compile(makeForest(1));
+    const rng = mulberry32(4);
+    for (let i = 0; i < 100; i++) {
+      const row = sampleRow(rng);
+      const res = await call(running.port, 'POST', '/predict', row);
+      const body = JSON.parse(res.body);
+      expect(body.model).toMatchObject({ version: v1, role: 'champion' });
+      expect(body.label).toBe(champion.predict(row).label);
+    }
+    await new Promise((r) => setImmediate(r));
+    const metrics = (await call(running.port, 'GET', '/metrics')).body;
+    const compared = [...metrics.matchAll(/pricesense_shadow_comparisons_total\{champion_version="\d+",shadow_version="(\d+)",outcome="(agree|disagree)"\} (\d+)/g)];
+    expect(compared.every((m) => m[1] === String(shadow))).toBe(true);
+    expect(compared.reduce((s, m) => s + Number(m[3]), 0)).toBe(100);
+    expect(metrics).toMatch(new RegExp(`pricesense_predictions_total\\{model_version="${shadow}",role="shadow"`));
+    // Shadows are never addressable as the answer, and a Rejected one is dropped.
+    await reg.registry.reject(shadow, 'no', 'test');
+    await running.service.manager.refresh();
+    const ready = JSON.parse((await call(running.port, 'GET', '/ready')).body);
+    expect(ready.challenger).toBeUndefined();
+    expect(ready.challengerProblem).toMatch(/Rejected/);
+  });
+
+  it('drains in-flight requests on shutdown and refuses new ones', async () => {
+    await reg.publish(1);
+    running = await startServer(testConfig(), { registry: reg.registry, logger: silentLogger() });
+    const port = running.port;
+    const body = Buffer.from(JSON.stringify(sampleRow()));
+    // A request whose body is still arriving when shutdown starts.
+    const inFlight = new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/predict', headers: { 'content-type': 'application/json', 'content-length': String(body.length) } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
+      });
+      req.on('error', reject);
+      req.write(body.subarray(0, 10));
+      setTimeout(() => req.end(body.subarray(10)), 300);
+    });
+    await waitFor('the request to be in flight', () => running!.inFlight() === 1);
+    const closing = running.close(5000);
+    await waitFor('readiness to drop', async () => !running!.service.manager.ready);
+    await expect(call(port, 'GET', '/health')).rejects.toThrow(/ECONNREFUSED/);
+    const finished = await inFlight;
+    expect(finished).toEqual({ status: 200, connection: 'close' });
+    expect(await closing).toEqual({ drained: true });
+    running = undefined;
+  });
+
+  it('gives up at the shutdown deadline', async () => {
+    await reg.publish(1);
+    running = await startServer(testConfig(), { registry: reg.registry, logger: silentLogger() });
+    const req = http.request({ host: '127.0.0.1', port: running.port, method: 'POST', path: '/predict', headers: { 'content-type': 'application/json', 'content-length': '1000' } });
+    req.on('error', () => undefined);
+    req.write('{"SPEND":');
+    await waitFor('the request to be in flight', () => running!.inFlight() === 1);
+    expect(await running.close(200)).toEqual({ drained: false });
+    running = undefined;
+  });
+});

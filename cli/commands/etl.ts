@@ -1,0 +1,57 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { DEFAULT_REJECT_THRESHOLD } from '../../etl/ingest';
+import { openLake } from '../../etl/lake';
+import { goldRowsTotal, runEtl } from '../../etl/pipeline';
+import { DEFAULT_MAX_CLASS_SHIFT } from '../../etl/validate';
+
+function fraction(name: string) {
+  return (value: string): number => {
+    const x = Number(value);
+    if (!Number.isFinite(x) || x < 0 || x > 1) throw new InvalidArgumentError(`${name} must be a fraction between 0 and 1 (e.g. 0.01 for 1%)`);
+    return x;
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command('etl')
+    .description('run raw → silver → gold: parse and type raw CSVs, reject bad lines, build per-basket features, validate, publish gold atomically')
+    .option('--lake <uri>', 'lake root: a directory or s3://bucket/prefix (default: PRICESENSE_LAKE or .pricesense/lake)')
+    .option('--reject-threshold <fraction>', 'fail when more than this fraction of raw lines is rejected', fraction('--reject-threshold'), DEFAULT_REJECT_THRESHOLD)
+    .option('--max-shift <fraction>', 'largest class-balance change vs the previous gold (total variation) accepted without --accept-shift', fraction('--max-shift'), DEFAULT_MAX_CLASS_SHIFT)
+    .option('--accept-shift', 'publish gold even if its class balance moved more than --max-shift')
+    .option('--threads <n>', 'DuckDB worker threads (default: all cores)', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('--threads must be a positive integer');
+      return n;
+    })
+    .option('--memory-limit <size>', "DuckDB memory limit before spilling to disk, e.g. '1GB'", '1GB')
+    .option('--json', 'print the stage report as JSON')
+    .action(async (opts: { lake?: string; rejectThreshold: number; maxShift: number; acceptShift?: boolean; threads?: number; memoryLimit: string; json?: boolean }) => {
+      const lake = await openLake(opts.lake);
+      const report = await runEtl(lake, {
+        rejectThreshold: opts.rejectThreshold,
+        maxClassShift: opts.maxShift,
+        acceptShift: opts.acceptShift,
+        threads: opts.threads,
+        memoryLimit: opts.memoryLimit,
+      });
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        return;
+      }
+      const n = (x: number): string => x.toLocaleString('en-US');
+      const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+      const lines = [
+        `raw → silver: ${n(report.silver.lines)} lines, ${n(report.silver.rejected)} rejected (${(report.silver.rejectRate * 100).toFixed(3)}%) → ${report.silver.rejectsFile}`,
+        `silver → gold: ${n(goldRowsTotal(report))} labelled baskets (train ${n(report.gold.rows.train)}, validation ${n(report.gold.rows.validation)}, test ${n(report.gold.rows.test)}); ` +
+          `${n(report.gold.unlabelledBaskets)} XX baskets excluded`,
+        `class balance: Low ${pct(report.gold.classBalance.Low)}, Medium ${pct(report.gold.classBalance.Medium)}, High ${pct(report.gold.classBalance.High)}`,
+        `validation: ${report.validation.checks.length} checks passed${report.validation.classShift !== null ? `; class shift ${pct(report.validation.classShift)}` : ''}`,
+        `gold manifest sha256 ${report.gold.manifestSha256}${report.gold.unchanged ? ' (unchanged)' : ''}`,
+        `${n(Math.round(report.linesPerSecond))} lines/s end to end (${report.seconds.toFixed(2)} s)`,
+        '',
+      ];
+      process.stdout.write(lines.join('\n'));
+    });
+}

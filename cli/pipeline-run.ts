@@ -1,0 +1,93 @@
+import {
+  DescribePipelineExecutionCommand,
+  ListPipelineExecutionStepsCommand,
+  SageMakerClient,
+  StartPipelineExecutionCommand,
+  type PipelineExecutionStatus,
+} from '@aws-sdk/client-sagemaker';
+import { randomUUID } from 'node:crypto';
+import { UserError } from '../etl/errors';
+import { logEvent } from '../etl/progress';
+
+/**
+ * Start a SageMaker pipeline execution (the retrain loop: ETL → train → evaluate →
+ * gate → register) and optionally wait for it, reporting the failing step's reason.
+ */
+export interface PipelineRunOptions {
+  readonly name: string;
+  readonly parameters?: Record<string, string>;
+  readonly wait?: boolean;
+  readonly pollSeconds?: number;
+  readonly timeoutSeconds?: number;
+  readonly client?: SageMakerClient;
+  /** Injected for tests; real runs sleep for real. */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+export interface PipelineRunResult {
+  readonly executionArn: string;
+  readonly status: PipelineExecutionStatus | 'Started';
+  readonly failureReason?: string;
+  readonly failedSteps: { name: string; status: string; reason: string }[];
+}
+
+const TERMINAL: ReadonlySet<string> = new Set(['Succeeded', 'Failed', 'Stopped']);
+
+export async function runPipeline(options: PipelineRunOptions): Promise<PipelineRunResult> {
+  const client = options.client ?? new SageMakerClient({ maxAttempts: 8 });
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const started = await client
+    .send(
+      new StartPipelineExecutionCommand({
+        PipelineName: options.name,
+        PipelineExecutionDisplayName: `pricesense-${new Date().toISOString().replace(/[:.]/g, '-')}`,
+        PipelineParameters: Object.entries(options.parameters ?? {}).map(([Name, Value]) => ({ Name, Value })),
+        ClientRequestToken: randomUUID(),
+      }),
+    )
+    .catch((err: unknown) => {
+      const e = err as { name?: string; message?: string };
+      if (e.name === 'ResourceNotFound') {
+        throw new UserError(`SageMaker pipeline '${options.name}' not found in this account/region: run \`pulumi up\` for the stack, or check AWS_REGION`);
+      }
+      if (e.name === 'AccessDeniedException') {
+        throw new UserError(`not allowed to start SageMaker pipeline '${options.name}': the role needs sagemaker:StartPipelineExecution (${e.message ?? ''})`);
+      }
+      throw err;
+    });
+  const executionArn = started.PipelineExecutionArn;
+  if (!executionArn) throw new Error('StartPipelineExecution returned no PipelineExecutionArn');
+  logEvent('pipeline_started', { pipeline: options.name, executionArn });
+  if (!options.wait) return { executionArn, status: 'Started', failedSteps: [] };
+
+  const deadline = Date.now() + (options.timeoutSeconds ?? 6 * 3600) * 1000;
+  for (;;) {
+    const described = await client.send(new DescribePipelineExecutionCommand({ PipelineExecutionArn: executionArn }));
+    const status = described.PipelineExecutionStatus ?? 'Executing';
+    if (TERMINAL.has(status)) {
+      const failedSteps = status === 'Succeeded' ? [] : await failedStepsOf(client, executionArn);
+      logEvent('pipeline_finished', { pipeline: options.name, status });
+      return { executionArn, status, failureReason: described.FailureReason, failedSteps };
+    }
+    if (Date.now() > deadline) {
+      throw new UserError(`pipeline execution ${executionArn} still ${status} after ${options.timeoutSeconds ?? 6 * 3600}s`);
+    }
+    logEvent('pipeline_waiting', { pipeline: options.name, status });
+    await sleep((options.pollSeconds ?? 30) * 1000);
+  }
+}
+
+async function failedStepsOf(client: SageMakerClient, executionArn: string): Promise<PipelineRunResult['failedSteps']> {
+  const out: PipelineRunResult['failedSteps'] = [];
+  let NextToken: string | undefined;
+  do {
+    const page = await client.send(new ListPipelineExecutionStepsCommand({ PipelineExecutionArn: executionArn, NextToken }));
+    for (const step of page.PipelineExecutionSteps ?? []) {
+      if (step.StepStatus === 'Failed' || step.StepStatus === 'Stopped') {
+        out.push({ name: step.StepName ?? '?', status: step.StepStatus, reason: step.FailureReason ?? '' });
+      }
+    }
+    NextToken = page.NextToken;
+  } while (NextToken);
+  return out;
+}

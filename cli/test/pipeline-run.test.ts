@@ -1,0 +1,59 @@
+import {
+  DescribePipelineExecutionCommand,
+  ListPipelineExecutionStepsCommand,
+  SageMakerClient,
+  StartPipelineExecutionCommand,
+} from '@aws-sdk/client-sagemaker';
+import { mockClient } from 'aws-sdk-client-mock';
+import { UserError } from '../../etl/errors';
+import { runPipeline } from '../pipeline-run';
+
+const ARN = 'arn:aws:sagemaker:us-east-1:111122223333:pipeline/pricesense-dev/execution/abc';
+
+describe('runPipeline', () => {
+  const sm = mockClient(SageMakerClient);
+  const client = new SageMakerClient({ region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  const noSleep = async (): Promise<void> => undefined;
+
+  beforeEach(() => sm.reset());
+
+  it('starts the named pipeline with its parameters and polls until it succeeds', async () => {
+    sm.on(StartPipelineExecutionCommand).resolves({ PipelineExecutionArn: ARN });
+    sm.on(DescribePipelineExecutionCommand)
+      .resolvesOnce({ PipelineExecutionStatus: 'Executing' })
+      .resolvesOnce({ PipelineExecutionStatus: 'Executing' })
+      .resolves({ PipelineExecutionStatus: 'Succeeded' });
+    const result = await runPipeline({ name: 'pricesense-dev', parameters: { Trees: '200' }, wait: true, client, sleep: noSleep });
+    expect(result).toEqual({ executionArn: ARN, status: 'Succeeded', failureReason: undefined, failedSteps: [] });
+    const start = sm.commandCalls(StartPipelineExecutionCommand)[0].args[0].input;
+    expect(start.PipelineName).toBe('pricesense-dev');
+    expect(start.PipelineParameters).toEqual([{ Name: 'Trees', Value: '200' }]);
+    expect(start.ClientRequestToken).toMatch(/^[0-9a-f-]{36}$/);
+    expect(sm.commandCalls(DescribePipelineExecutionCommand)).toHaveLength(3);
+  });
+
+  it('reports the failed steps and their reasons across pages', async () => {
+    sm.on(StartPipelineExecutionCommand).resolves({ PipelineExecutionArn: ARN });
+    sm.on(DescribePipelineExecutionCommand).resolves({ PipelineExecutionStatus: 'Failed', FailureReason: 'Step CheckGates failed' });
+    sm.on(ListPipelineExecutionStepsCommand)
+      .resolvesOnce({ PipelineExecutionSteps: [{ StepName: 'Train', StepStatus: 'Succeeded' }], NextToken: 'p2' })
+      .resolves({ PipelineExecutionSteps: [{ StepName: 'GatesFailed', StepStatus: 'Failed', FailureReason: 'accuracy 0.71 < 0.80' }] });
+    const result = await runPipeline({ name: 'pricesense-dev', wait: true, client, sleep: noSleep });
+    expect(result.status).toBe('Failed');
+    expect(result.failedSteps).toEqual([{ name: 'GatesFailed', status: 'Failed', reason: 'accuracy 0.71 < 0.80' }]);
+    expect(sm.commandCalls(ListPipelineExecutionStepsCommand)[1].args[0].input.NextToken).toBe('p2');
+  });
+
+  it('returns right after starting without --wait', async () => {
+    sm.on(StartPipelineExecutionCommand).resolves({ PipelineExecutionArn: ARN });
+    const result = await runPipeline({ name: 'p', client });
+    expect(result.status).toBe('Started');
+    expect(sm.commandCalls(DescribePipelineExecutionCommand)).toHaveLength(0);
+  });
+
+  it('turns a missing pipeline into a clear user error', async () => {
+    sm.on(StartPipelineExecutionCommand).rejects(Object.assign(new Error('Pipeline not found'), { name: 'ResourceNotFound' }));
+    await expect(runPipeline({ name: 'nope', client })).rejects.toThrow(UserError);
+    await expect(runPipeline({ name: 'nope', client })).rejects.toThrow(/pipeline 'nope' not found/);
+  });
+});

@@ -1,0 +1,103 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { writeFixtureForest } from '../../model/test/registry-fixtures';
+import type { ModelVersion } from '../../model/registry';
+import { main } from '../index';
+
+let dir: string;
+let reg: string;
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-cli-registry-'));
+  reg = path.join(dir, 'registry');
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Runs the CLI in-process, as bin/pricesense.js does, capturing output and exit code. */
+async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const o = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((out += String(chunk)), true));
+  const e = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((err += String(chunk)), true));
+  process.exitCode = 0;
+  try {
+    await main(['node', 'pricesense', 'registry', ...args, '--registry', reg]);
+  } finally {
+    o.mockRestore();
+    e.mockRestore();
+  }
+  const code = Number(process.exitCode ?? 0);
+  process.exitCode = 0;
+  return { code, out, err };
+}
+
+describe('pricesense registry', () => {
+  it('register -> approve -> list -> show -> reject (rollback), end to end', async () => {
+    const m1 = await writeFixtureForest(dir, 'm1.json', { seed: 1, gatesPassed: true, accuracy: 0.81 });
+    const m2 = await writeFixtureForest(dir, 'm2.json', { seed: 2, gatesPassed: true, accuracy: 0.84 });
+
+    const r1 = await run('register', '--model', m1, '--note', 'baseline', '--by', 'alice');
+    expect(r1).toMatchObject({ code: 0, err: '' });
+    expect(r1.out).toContain('registered version 1');
+    expect(r1.out).toContain('pricesense registry approve 1 --note');
+    expect((await run('register', '--model', m2, '--by', 'alice')).out).toContain('registered version 2');
+
+    const a1 = await run('approve', '1', '--note', 'baseline ok', '--by', 'bob');
+    expect(a1.out).toContain('version 1: PendingManualApproval -> Approved (by bob)');
+    expect(a1.out).toContain('served model: nothing (no Approved version) -> version 1');
+    expect((await run('approve', '2', '--note', 'better', '--by', 'bob')).out).toContain('served model: version 1 -> version 2');
+
+    const list = await run('list');
+    expect(list.out.split('\n')[0]).toMatch(/^VERSION\s+STATUS\s+REGISTERED \(UTC\)\s+BY\s+ACCURACY\s+MACRO_F1\s+GATES\s+FOREST$/);
+    expect(list.out).toMatch(/\n1\s+Approved\s+.*alice\s+0\.8100\s+0\.7500\s+passed/);
+    expect(list.out).toMatch(/\n2\*\s+Approved\s+.*0\.8400/);
+
+    const json = JSON.parse((await run('list', '--status', 'approved', '--json')).out) as ModelVersion[];
+    expect(json.map((v) => v.version)).toEqual([1, 2]);
+
+    const rollback = await run('reject', '2', '--note', 'drift alarm', '--by', 'carol');
+    expect(rollback.out).toContain('version 2: Approved -> Rejected (by carol)');
+    expect(rollback.out).toContain('served model: version 2 -> version 1');
+
+    const show = await run('show', '2');
+    expect(show.out).toMatch(/^version 2 {2}Rejected\n/);
+    expect(show.out).toContain('carol  Approved -> Rejected  "drift alarm"');
+    expect(JSON.parse((await run('show', 'latest', '--json')).out)).toMatchObject({ version: 1, status: 'Approved' });
+
+    const cmp = await run('compare', '1', '2');
+    expect(cmp.out).toMatch(/accuracy\s+0\.8100\s+0\.8400\s+\+0\.0300/);
+    expect(cmp.out).toMatch(/hp\.seed\s+1\s+2\s+differs/);
+
+    const out = path.join(dir, 'served.json');
+    expect((await run('fetch', 'latest', '--out', out)).code).toBe(0);
+    expect(await readFile(out)).toEqual(await readFile(m1));
+  });
+
+  it('refuses a model whose gates failed unless --force, and records the force', async () => {
+    const bad = await writeFixtureForest(dir, 'bad.json', { seed: 7, gatesPassed: false });
+    const refused = await run('register', '--model', bad);
+    expect(refused.code).toBe(2);
+    expect(refused.err).toMatch(/^pricesense: refusing to register .*bad\.json': quality gate failed on test: accuracy 0\.80+ < required 0\.90+ \(short by 0\.10+\)\. .*--force/);
+    expect(refused.out).toBe('');
+
+    const forced = await run('register', '--model', bad, '--force', '--note', 'demo only');
+    expect(forced.code).toBe(0);
+    expect(forced.out).toContain('WARNING: forced registration despite failed gates (quality gate failed on test: accuracy');
+    expect((await run('list')).out).toMatch(/\n1\s+PendingManualApproval\s+.*FAILED\(forced\)/);
+    const v = JSON.parse((await run('show', '1', '--json')).out) as ModelVersion;
+    expect(v.lineage.forced).toBe(true);
+    expect(v.audit[0].note).toMatch(/^demo only \| FORCED registration/);
+  });
+
+  it('gives clear errors for bad input', async () => {
+    expect(await run('approve', 'x', '--note', 'n')).toMatchObject({ code: 2, err: "pricesense: invalid version 'x': expected a positive integer\n" });
+    expect((await run('approve', '3', '--note', 'n')).err).toMatch(/version 3 not found in registry .* \(it has no versions yet\)/);
+    expect((await run('approve', '3', '--note', '  ')).err).toBe('pricesense: approve needs a non-empty --note saying why\n');
+    expect((await run('list', '--status', 'live')).err).toMatch(/unknown status 'live': expected one of PendingManualApproval, Approved, Rejected/);
+    expect((await run('show', 'latest')).err).toMatch(/no Approved version in .*: nothing is servable yet/);
+    expect((await run('list')).out).toMatch(/^no versions in /);
+  });
+});

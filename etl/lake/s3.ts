@@ -1,0 +1,504 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type CompletedPart,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { UserError } from '../errors';
+import { assertLakeKey } from './keys';
+import type { Lake, LakeObject } from './types';
+
+/** S3's own limits: every part but the last is at least 5 MiB, and at most 10,000 parts. */
+export const S3_MIN_PART_SIZE = 5 * 1024 * 1024;
+const S3_MAX_PARTS = 10_000;
+
+export interface S3LakeOptions {
+  /** A configured client; by default one is built from the environment (s3ClientFromEnv). */
+  client?: S3Client;
+  /** Part size of multipart uploads in bytes (default 8 MiB, at least 5 MiB). */
+  partSize?: number;
+  /** Files larger than this are uploaded in parts (default: partSize). */
+  multipartThreshold?: number;
+  /** Parts uploaded at once; memory use of an upload is about partConcurrency × partSize. */
+  partConcurrency?: number;
+  /** Keys per ListObjectsV2 page (default and S3 maximum 1000); small values exercise paging. */
+  maxKeys?: number;
+}
+
+export interface S3Location {
+  readonly bucket: string;
+  /** The key prefix of the lake root without leading or trailing '/', possibly ''. */
+  readonly prefix: string;
+}
+
+/** Thrown for S3 failures the user can act on (missing bucket or key, denied access). */
+export class S3LakeError extends UserError {
+  readonly code: 'NoSuchBucket' | 'NoSuchKey' | 'AccessDenied' | 'BadCredentials' | 'NoCredentials' | 'Unreachable';
+  constructor(code: S3LakeError['code'], message: string) {
+    super(message);
+    this.name = 'S3LakeError';
+    this.code = code;
+  }
+}
+
+// Bucket naming rules for general-purpose buckets (3-63 chars, lowercase letters, digits,
+// dots and hyphens, starting and ending with a letter or digit, not an IP address).
+const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/** Parse `s3://bucket[/prefix]`; throws a UserError saying what is wrong with the URI. */
+export function parseS3Uri(uri: string): S3Location {
+  const expected = 'expected s3://bucket/prefix, e.g. s3://my-bucket/pricesense/lake';
+  if (!uri.startsWith('s3://')) {
+    throw new UserError(`not an S3 lake URI: '${uri}' (${expected})`);
+  }
+  const rest = uri.slice('s3://'.length);
+  const slash = rest.indexOf('/');
+  const bucket = slash === -1 ? rest : rest.slice(0, slash);
+  const prefix = (slash === -1 ? '' : rest.slice(slash + 1)).replace(/\/+$/, '');
+  if (bucket === '') {
+    throw new UserError(`S3 lake URI '${uri}' has no bucket name (${expected})`);
+  }
+  if (!BUCKET_RE.test(bucket) || bucket.includes('..') || /^\d+\.\d+\.\d+\.\d+$/.test(bucket)) {
+    throw new UserError(
+      `S3 lake URI '${uri}': '${bucket}' is not a valid bucket name ` +
+        '(3-63 characters: lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit)',
+    );
+  }
+  if (prefix !== '') {
+    const bad = prefix.split('/').find((s) => s === '' || s === '.' || s === '..');
+    if (bad !== undefined) {
+      throw new UserError(
+        `S3 lake URI '${uri}': the prefix '${prefix}' has an empty, '.' or '..' path segment`,
+      );
+    }
+  }
+  return { bucket, prefix };
+}
+
+/** The endpoint override from the environment, if any (PRICESENSE_S3_ENDPOINT wins). */
+export function s3EndpointFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  for (const name of ['PRICESENSE_S3_ENDPOINT', 'AWS_ENDPOINT_URL_S3'] as const) {
+    const value = env[name]?.trim();
+    if (!value) continue;
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      throw new UserError(`${name}='${value}' is not a URL (expected e.g. http://127.0.0.1:9000)`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new UserError(`${name}='${value}' must be an http:// or https:// URL`);
+    }
+    return value;
+  }
+  return undefined;
+}
+
+/**
+ * Client settings from the environment: AWS_REGION (default us-east-1), an endpoint override
+ * for S3-compatible stores, and the SDK's usual credential chain.
+ *
+ * With an endpoint override we also use path-style addressing (most S3-compatible servers have
+ * no per-bucket DNS) and compute checksums only when an operation requires them: since SDK
+ * 3.729 the default sends streaming bodies as aws-chunked with a trailing CRC32, which many
+ * third-party servers reject or, worse, store verbatim (s3rver does the latter).
+ * AWS_REQUEST_CHECKSUM_CALCULATION / AWS_RESPONSE_CHECKSUM_VALIDATION still take precedence.
+ */
+export function s3ClientConfigFromEnv(env: NodeJS.ProcessEnv = process.env): S3ClientConfig {
+  const config: S3ClientConfig = { region: env.AWS_REGION?.trim() || 'us-east-1' };
+  const endpoint = s3EndpointFromEnv(env);
+  if (endpoint !== undefined) {
+    config.endpoint = endpoint;
+    config.forcePathStyle = true;
+    if (!env.AWS_REQUEST_CHECKSUM_CALCULATION) config.requestChecksumCalculation = 'WHEN_REQUIRED';
+    if (!env.AWS_RESPONSE_CHECKSUM_VALIDATION) config.responseChecksumValidation = 'WHEN_REQUIRED';
+  }
+  return config;
+}
+
+export function s3ClientFromEnv(env: NodeJS.ProcessEnv = process.env): S3Client {
+  return new S3Client(s3ClientConfigFromEnv(env));
+}
+
+type Operation = 'list' | 'exists' | 'read' | 'write' | 'download' | 'upload' | 'delete';
+
+/** The IAM action each lake operation needs, for AccessDenied messages. */
+const PERMISSION: Record<Operation, string> = {
+  list: 's3:ListBucket',
+  exists: 's3:GetObject (and s3:ListBucket, without which S3 answers 403 instead of 404 for a missing key)',
+  read: 's3:GetObject',
+  download: 's3:GetObject',
+  write: 's3:PutObject',
+  upload: 's3:PutObject (and s3:AbortMultipartUpload to clean up failed uploads)',
+  delete: 's3:DeleteObject',
+};
+
+interface SdkError {
+  name?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as SdkError | undefined)?.$metadata?.httpStatusCode;
+}
+
+function nameOf(err: unknown): string {
+  const e = err as SdkError | undefined;
+  return e?.name ?? e?.code ?? '';
+}
+
+/**
+ * A lake in an S3 bucket under a key prefix. Every method is a handful of S3 requests; single
+ * objects are atomic because S3 makes a PutObject or a completed multipart upload visible whole.
+ */
+export class S3Lake implements Lake {
+  readonly root: string;
+  readonly kind = 's3' as const;
+  readonly bucket: string;
+  /** Key prefix of the root, '' or ending in '/'. */
+  private readonly keyPrefix: string;
+  readonly client: S3Client;
+  private readonly partSize: number;
+  private readonly multipartThreshold: number;
+  private readonly partConcurrency: number;
+  private readonly maxKeys: number;
+
+  constructor(uri: string, options: S3LakeOptions = {}) {
+    const { bucket, prefix } = parseS3Uri(uri);
+    this.bucket = bucket;
+    this.keyPrefix = prefix === '' ? '' : `${prefix}/`;
+    this.root = `s3://${bucket}${prefix === '' ? '' : `/${prefix}`}`;
+    this.client = options.client ?? s3ClientFromEnv();
+    this.partSize = options.partSize ?? 8 * 1024 * 1024;
+    if (!Number.isInteger(this.partSize) || this.partSize < S3_MIN_PART_SIZE) {
+      throw new UserError(`S3 partSize must be an integer of at least ${S3_MIN_PART_SIZE} bytes (5 MiB), got ${this.partSize}`);
+    }
+    this.multipartThreshold = options.multipartThreshold ?? this.partSize;
+    this.partConcurrency = Math.max(1, Math.floor(options.partConcurrency ?? 4));
+    this.maxKeys = options.maxKeys ?? 1000;
+    if (!Number.isInteger(this.maxKeys) || this.maxKeys < 1 || this.maxKeys > 1000) {
+      throw new UserError(`S3 maxKeys must be an integer from 1 to 1000, got ${this.maxKeys}`);
+    }
+  }
+
+  /** Accepts a prefix too ('raw/'), for messages that name a zone, like LocalLake. */
+  uri(key: string): string {
+    assertLakeKey(key, true);
+    return this.location(key);
+  }
+
+  /** uri() without the key check, for messages about prefixes. */
+  private location(keyOrPrefix: string): string {
+    return `s3://${this.bucket}/${this.keyPrefix}${keyOrPrefix}`;
+  }
+
+  async list(prefix: string): Promise<LakeObject[]> {
+    if (prefix !== '') assertLakeKey(prefix, true);
+    const out: LakeObject[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.call('list', prefix, () =>
+        this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.keyPrefix + prefix,
+            MaxKeys: this.maxKeys,
+            ContinuationToken: token,
+          }),
+        ),
+      );
+      for (const obj of page.Contents ?? []) {
+        // Zero-byte "folder" markers (keys ending in '/', made by consoles) are not lake objects.
+        if (obj.Key === undefined || obj.Key.endsWith('/')) continue;
+        out.push({ key: obj.Key.slice(this.keyPrefix.length), size: obj.Size ?? 0 });
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      if (page.IsTruncated && token === undefined) {
+        throw new Error(`S3 listing of ${this.location(prefix)} is truncated but has no continuation token`);
+      }
+    } while (token !== undefined);
+    // S3 lists in UTF-8 byte order; sort by UTF-16 code units like the local backend.
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async exists(key: string): Promise<boolean> {
+    assertLakeKey(key);
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key }));
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 404 || nameOf(err) === 'NotFound' || nameOf(err) === 'NoSuchKey') {
+        // HEAD responses have no body, so a missing bucket also looks like 404: tell them apart.
+        await this.assertBucketExists('exists', key);
+        return false;
+      }
+      throw this.translate(err, 'exists', key);
+    }
+  }
+
+  async read(key: string): Promise<Buffer> {
+    assertLakeKey(key);
+    const res = await this.call('read', key, () =>
+      this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key })),
+    );
+    if (!res.Body) throw new Error(`S3 returned no body for ${this.location(key)}`);
+    return Buffer.from(await res.Body.transformToByteArray());
+  }
+
+  async write(key: string, body: Buffer | string): Promise<void> {
+    assertLakeKey(key);
+    const buf = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    await this.call('write', key, () =>
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.keyPrefix + key,
+          Body: buf,
+          ContentLength: buf.length,
+        }),
+      ),
+    );
+  }
+
+  /** Streams the object into a temporary file beside localPath, renamed into place when whole. */
+  async download(key: string, localPath: string): Promise<void> {
+    assertLakeKey(key);
+    const res = await this.call('download', key, () =>
+      this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key })),
+    );
+    if (!(res.Body instanceof Readable)) {
+      throw new Error(`S3 returned no readable body for ${this.location(key)}`);
+    }
+    await mkdir(path.dirname(localPath), { recursive: true });
+    const tmp = `${localPath}.${randomBytes(6).toString('hex')}.part`;
+    try {
+      await pipeline(res.Body, createWriteStream(tmp));
+      await rename(tmp, localPath);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw this.translate(err, 'download', key);
+    }
+  }
+
+  async upload(localPath: string, key: string): Promise<void> {
+    assertLakeKey(key);
+    let size: number;
+    try {
+      const st = await stat(localPath);
+      if (!st.isFile()) throw new UserError(`cannot upload '${localPath}' to ${this.location(key)}: not a regular file`);
+      size = st.size;
+    } catch (err) {
+      if (err instanceof UserError) throw err;
+      throw new UserError(`cannot upload '${localPath}' to ${this.location(key)}: ${(err as Error).message}`);
+    }
+    if (size <= this.multipartThreshold) {
+      const fh = await open(localPath, 'r');
+      let buf: Buffer;
+      try {
+        buf = Buffer.alloc(size);
+        await readFully(fh, buf, 0);
+      } finally {
+        await fh.close();
+      }
+      await this.call('upload', key, () =>
+        this.client.send(
+          new PutObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key, Body: buf, ContentLength: size }),
+        ),
+      );
+      return;
+    }
+    await this.multipartUpload(localPath, size, key);
+  }
+
+  async delete(key: string): Promise<void> {
+    assertLakeKey(key);
+    await this.call('delete', key, () =>
+      this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key })),
+    );
+  }
+
+  /**
+   * Parts are read from the file into buffers (so the SDK can retry them) by a small pool of
+   * workers. The object only appears when CompleteMultipartUpload succeeds; on any failure the
+   * upload is aborted so S3 frees the parts, and the previous object (if any) stays as it was.
+   */
+  private async multipartUpload(localPath: string, size: number, key: string): Promise<void> {
+    const Key = this.keyPrefix + key;
+    const partSize = Math.max(this.partSize, Math.ceil(size / S3_MAX_PARTS));
+    const partCount = Math.ceil(size / partSize);
+    // Declare the checksum up front when the client computes them (AWS), so that every part is
+    // verified by S3 and CompleteMultipartUpload carries the part checksums consistently.
+    const withChecksum = (await this.client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
+    const created = await this.call('upload', key, () =>
+      this.client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key,
+          ...(withChecksum ? { ChecksumAlgorithm: 'CRC32' as const } : {}),
+        }),
+      ),
+    );
+    const UploadId = created.UploadId;
+    if (!UploadId) throw new Error(`S3 returned no UploadId for ${this.location(key)}`);
+    const fh = await open(localPath, 'r');
+    try {
+      const parts: CompletedPart[] = new Array<CompletedPart>(partCount);
+      let next = 0;
+      let failed = false;
+      const worker = async (): Promise<void> => {
+        while (!failed && next < partCount) {
+          const index = next++;
+          const offset = index * partSize;
+          const body = Buffer.alloc(Math.min(partSize, size - offset));
+          await readFully(fh, body, offset);
+          const res = await this.client.send(
+            new UploadPartCommand({
+              Bucket: this.bucket,
+              Key,
+              UploadId,
+              PartNumber: index + 1,
+              Body: body,
+              ContentLength: body.length,
+              ...(withChecksum ? { ChecksumAlgorithm: 'CRC32' as const } : {}),
+            }),
+          );
+          parts[index] = { PartNumber: index + 1, ETag: res.ETag, ChecksumCRC32: res.ChecksumCRC32 };
+        }
+      };
+      const workers = Array.from({ length: Math.min(this.partConcurrency, partCount) }, () =>
+        worker().catch((err: unknown) => {
+          failed = true;
+          throw err;
+        }),
+      );
+      const results = await Promise.allSettled(workers);
+      const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (rejected) throw rejected.reason;
+      await this.client.send(
+        new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId, MultipartUpload: { Parts: parts } }),
+      );
+    } catch (err) {
+      try {
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId }));
+      } catch {
+        // The original failure is what the caller needs; an upload left unaborted is invisible
+        // and is reclaimed by the bucket's AbortIncompleteMultipartUpload lifecycle rule.
+      }
+      throw this.translate(err, 'upload', key);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  private async call<T>(op: Operation, key: string, send: () => Promise<T>): Promise<T> {
+    try {
+      return await send();
+    } catch (err) {
+      throw this.translate(err, op, key);
+    }
+  }
+
+  private bucketCheck: Promise<void> | undefined;
+
+  private assertBucketExists(op: Operation, key: string): Promise<void> {
+    this.bucketCheck ??= this.client.send(new HeadBucketCommand({ Bucket: this.bucket })).then(
+      () => undefined,
+      (err: unknown) => {
+        this.bucketCheck = undefined;
+        if (statusOf(err) === 404) throw this.noSuchBucket();
+        throw this.translate(err, op, key);
+      },
+    );
+    return this.bucketCheck;
+  }
+
+  private noSuchBucket(): S3LakeError {
+    return new S3LakeError(
+      'NoSuchBucket',
+      `S3 bucket '${this.bucket}' does not exist (lake ${this.root}); create it or fix the lake URI` +
+        ' (and the endpoint, if PRICESENSE_S3_ENDPOINT / AWS_ENDPOINT_URL_S3 is set)',
+    );
+  }
+
+  /** Turn an SDK error into one that names the bucket, the key and what to do about it. */
+  private translate(err: unknown, op: Operation, key: string): Error {
+    if (err instanceof UserError) return err;
+    const name = nameOf(err);
+    const status = statusOf(err);
+    const target = key === '' && op === 'list' ? this.root : this.location(key);
+    if (name === 'NoSuchBucket') return this.noSuchBucket();
+    if (name === 'NoSuchKey' || (status === 404 && (op === 'read' || op === 'download'))) {
+      return new S3LakeError('NoSuchKey', `lake object not found: ${this.location(key)} (key '${key}')`);
+    }
+    if (name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch') {
+      return new S3LakeError(
+        'BadCredentials',
+        `S3 rejected the credentials for ${this.root} (${name}): check AWS_ACCESS_KEY_ID and ` +
+          'AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and that they belong to the account of the endpoint in use',
+      );
+    }
+    if (name === 'AccessDenied' || name === 'Forbidden' || status === 403) {
+      return new S3LakeError(
+        'AccessDenied',
+        `access denied to ${target} (${op}): the credentials in use need ${PERMISSION[op]} on ` +
+          `arn:aws:s3:::${this.bucket}${op === 'list' ? '' : `/${this.keyPrefix}*`}`,
+      );
+    }
+    if (name === 'CredentialsProviderError') {
+      return new S3LakeError(
+        'NoCredentials',
+        `no AWS credentials for ${this.root}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ` +
+          'or AWS_PROFILE, or run with an IAM role',
+      );
+    }
+    const code = networkErrorCode(err);
+    if (code !== undefined) {
+      return new S3LakeError(
+        'Unreachable',
+        `cannot reach the S3 endpoint for ${this.root} (${code}): check PRICESENSE_S3_ENDPOINT / ` +
+          'AWS_ENDPOINT_URL_S3 and the network',
+      );
+    }
+    if (err instanceof Error) {
+      err.message = `S3 ${op} of ${target} failed: ${err.message}`;
+      return err;
+    }
+    return new Error(`S3 ${op} of ${target} failed: ${String(err)}`);
+  }
+}
+
+const NETWORK_CODES = ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH'];
+
+/** The socket error code behind an SDK failure, if it is one; the SDK sometimes keeps it only in the message. */
+function networkErrorCode(err: unknown): string | undefined {
+  const e = err as (SdkError & { cause?: SdkError }) | undefined;
+  for (const code of [e?.code, e?.cause?.code]) if (code && NETWORK_CODES.includes(code)) return code;
+  const m = new RegExp(`\\b(${NETWORK_CODES.join('|')})\\b`).exec(e?.message ?? '');
+  return m?.[1];
+}
+
+async function readFully(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
+    if (bytesRead === 0) throw new Error(`file ended early: expected ${buf.length} bytes at offset ${position}`);
+    done += bytesRead;
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * The AWS provider every resource uses, and the account facts ARNs are built from.
+ * Tags go on through the provider's defaultTags, so no resource can forget them.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import * as aws from '@pulumi/aws';
+import type { StackConfig } from './config';
+
+export const REQUIRED_TAG_KEYS = ['project', 'stack', 'owner', 'cost-center'] as const;
+
+export interface AwsContext {
+  readonly provider: aws.Provider;
+  readonly region: string;
+  readonly accountId: pulumi.Output<string>;
+  readonly partition: pulumi.Output<string>;
+  readonly tags: Readonly<Record<(typeof REQUIRED_TAG_KEYS)[number], string>>;
+}
+
+export function standardTags(cfg: StackConfig): AwsContext['tags'] {
+  return { project: 'pricesense', stack: cfg.stack, owner: cfg.owner, 'cost-center': cfg.costCenter };
+}
+
+export function createAwsContext(cfg: StackConfig): AwsContext {
+  const tags = standardTags(cfg);
+  const provider = new aws.Provider('aws', {
+    region: cfg.region as aws.Region,
+    defaultTags: { tags },
+  });
+  const identity = aws.getCallerIdentityOutput({}, { provider });
+  const partition = aws.getPartitionOutput({}, { provider });
+  return { provider, region: cfg.region, accountId: identity.accountId, partition: partition.partition, tags };
+}

@@ -1,0 +1,12 @@
+/**
+ * The pricesense policy pack: `pulumi preview|up --policy-pack infra/policies`.
+ * The rules live in rules.ts as plain functions (unit-tested against every stack).
+ */
+import { PolicyPack } from '@pulumi/policy';
+import { RULES } from './rules';
+import { toPolicy } from './adapter';
+
+export const policyPack = new PolicyPack('pricesense', {
+  description: 'pricesense guardrails: private and encrypted data, immutable scanned images, private nodes, least-privilege IAM, bounded logs, cost tags.',
+  policies: RULES.map(toPolicy),
+});

@@ -1,0 +1,141 @@
+// Each rule catches a violating resource (every stack passing them is asserted in stack-*.test.ts).
+import { RULES, evaluate, type CheckedResource, type Rule } from '../policies/rules';
+import { toPolicy } from '../policies/adapter';
+
+const TAGS = { project: 'pricesense', stack: 'dev', owner: 'me', 'cost-center': 'cc' };
+const PROVIDER = { type: 'pulumi:providers:aws', props: { defaultTags: JSON.stringify({ tags: TAGS }) } };
+
+function res(type: string, name: string, props: Record<string, unknown>): CheckedResource {
+  return { type, name, urn: `urn:${type}::${name}`, props, provider: PROVIDER };
+}
+function rule(name: string): Rule {
+  const found = RULES.find((r) => r.name === name);
+  if (!found) throw new Error(`no rule ${name}`);
+  return found;
+}
+const messages = (name: string, resources: CheckedResource[]): string[] => evaluate(rule(name), resources).map((v) => v.message);
+
+const bucket = res('aws:s3/bucket:Bucket', 'lake', { bucket: 'lake-1', id: 'lake-1' });
+const fullBlock = res('aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock', 'pab', {
+  bucket: 'lake-1', blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true,
+});
+
+describe('policy rules catch violations', () => {
+  test('the pack has the eight rules the issue names', () => {
+    expect(RULES.map((r) => r.name)).toEqual([
+      's3-no-public-buckets', 's3-encryption', 'ecr-immutable-scan-on-push', 'no-nat-gateways',
+      'nodes-in-private-subnets', 'iam-no-star-actions-on-star-resources', 'log-groups-have-retention', 'required-tags',
+    ]);
+  });
+
+  test('s3-no-public-buckets: missing or partial public access block, public ACL, open bucket policy', () => {
+    expect(messages('s3-no-public-buckets', [bucket, fullBlock])).toEqual([]);
+    expect(messages('s3-no-public-buckets', [bucket])).toEqual([expect.stringMatching(/no BucketPublicAccessBlock/)]);
+    const partial = res(fullBlock.type, 'pab', { ...fullBlock.props, restrictPublicBuckets: false });
+    expect(messages('s3-no-public-buckets', [bucket, partial])).toHaveLength(1);
+    const acl = res('aws:s3/bucketAcl:BucketAcl', 'acl', { bucket: 'lake-1', acl: 'public-read' });
+    expect(messages('s3-no-public-buckets', [bucket, fullBlock, acl])).toEqual([expect.stringMatching(/public ACL/)]);
+    const open = res('aws:s3/bucketPolicy:BucketPolicy', 'pol', {
+      bucket: 'lake-1',
+      policy: JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { AWS: '*' }, Action: 's3:GetObject', Resource: 'arn:aws:s3:::lake-1/*' }] }),
+    });
+    expect(messages('s3-no-public-buckets', [bucket, fullBlock, open])).toEqual([expect.stringMatching(/allows access to everyone/)]);
+  });
+
+  test('s3-encryption: a bucket without a server-side encryption configuration', () => {
+    const sse = res('aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration', 'sse', {
+      bucket: 'lake-1', rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: 'aws:kms' } }],
+    });
+    expect(messages('s3-encryption', [bucket, sse])).toEqual([]);
+    expect(messages('s3-encryption', [bucket])).toEqual([expect.stringMatching(/no server-side encryption/)]);
+    const other = res(sse.type, 'sse', { ...sse.props, bucket: 'other-bucket' });
+    expect(messages('s3-encryption', [bucket, other])).toHaveLength(1);
+  });
+
+  test('ecr-immutable-scan-on-push: mutable tags, no scan on push', () => {
+    const good = res('aws:ecr/repository:Repository', 'repo', { imageTagMutability: 'IMMUTABLE', imageScanningConfiguration: { scanOnPush: true } });
+    expect(messages('ecr-immutable-scan-on-push', [good])).toEqual([]);
+    expect(messages('ecr-immutable-scan-on-push', [res(good.type, 'repo', { imageScanningConfiguration: { scanOnPush: true } })])).toEqual([
+      expect.stringMatching(/IMMUTABLE \(is MUTABLE\)/),
+    ]);
+    expect(messages('ecr-immutable-scan-on-push', [res(good.type, 'repo', { imageTagMutability: 'IMMUTABLE' })])).toEqual([expect.stringMatching(/scanOnPush/)]);
+  });
+
+  test('no-nat-gateways: a NAT gateway, or a route through one', () => {
+    expect(messages('no-nat-gateways', [res('aws:ec2/natGateway:NatGateway', 'nat', { subnetId: 'subnet-1' })])).toHaveLength(1);
+    expect(messages('no-nat-gateways', [res('aws:ec2/route:Route', 'r', { routeTableId: 'rtb-1', natGatewayId: 'nat-1' })])).toHaveLength(1);
+    expect(messages('no-nat-gateways', [res('aws:ec2/routeTable:RouteTable', 'rt', { routes: [{ cidrBlock: '0.0.0.0/0', natGatewayId: 'nat-1' }] })])).toHaveLength(1);
+    expect(messages('no-nat-gateways', [res('aws:ec2/route:Route', 'r', { routeTableId: 'rtb-1', gatewayId: 'igw-1' })])).toEqual([]);
+  });
+
+  test('nodes-in-private-subnets: public subnets by IGW route or public IPs; node groups must name their subnets', () => {
+    const network = [
+      res('aws:ec2/internetGateway:InternetGateway', 'igw', { id: 'igw-1' }),
+      res('aws:ec2/route:Route', 'default', { routeTableId: 'rtb-pub', gatewayId: 'igw-1', destinationCidrBlock: '0.0.0.0/0' }),
+      res('aws:ec2/routeTableAssociation:RouteTableAssociation', 'a1', { subnetId: 'subnet-pub', routeTableId: 'rtb-pub' }),
+      res('aws:ec2/routeTableAssociation:RouteTableAssociation', 'a2', { subnetId: 'subnet-priv', routeTableId: 'rtb-priv' }),
+      res('aws:ec2/subnet:Subnet', 'auto-ip', { id: 'subnet-autoip', mapPublicIpOnLaunch: true }),
+    ];
+    const ng = (subnetIds: string[] | undefined): CheckedResource => res('eks:index:ManagedNodeGroup', 'ng', subnetIds ? { subnetIds } : {});
+    expect(messages('nodes-in-private-subnets', [...network, ng(['subnet-priv'])])).toEqual([]);
+    expect(messages('nodes-in-private-subnets', [...network, ng(['subnet-priv', 'subnet-pub'])])).toEqual([expect.stringMatching(/public subnet\(s\) subnet-pub/)]);
+    expect(messages('nodes-in-private-subnets', [...network, ng(['subnet-autoip'])])).toHaveLength(1);
+    expect(messages('nodes-in-private-subnets', [...network, ng(undefined)])).toEqual([expect.stringMatching(/does not set subnetIds/)]);
+    const raw = res('aws:eks/nodeGroup:NodeGroup', 'raw', { subnetIds: ['subnet-pub'] });
+    expect(messages('nodes-in-private-subnets', [...network, raw])).toHaveLength(1);
+    const cluster = res('eks:index:Cluster', 'c', { privateSubnetIds: ['subnet-priv'] });
+    expect(messages('nodes-in-private-subnets', [cluster])).toEqual([expect.stringMatching(/public IPs/)]);
+    expect(messages('nodes-in-private-subnets', [res('eks:index:Cluster', 'c', { skipDefaultNodeGroup: true })])).toEqual([]);
+  });
+
+  test('iam-no-star-actions-on-star-resources: inline, managed, role inline policies and AdministratorAccess', () => {
+    const starStar = JSON.stringify({ Statement: [{ Sid: 'All', Effect: 'Allow', Action: '*', Resource: '*' }] });
+    const scoped = JSON.stringify({ Statement: [{ Effect: 'Allow', Action: 'ecr:GetAuthorizationToken', Resource: '*' }, { Effect: 'Deny', Action: '*', Resource: '*' }] });
+    const name = 'iam-no-star-actions-on-star-resources';
+    expect(messages(name, [res('aws:iam/rolePolicy:RolePolicy', 'p', { policy: scoped })])).toEqual([]);
+    expect(messages(name, [res('aws:iam/rolePolicy:RolePolicy', 'p', { policy: starStar })])).toEqual([expect.stringMatching(/statement All/)]);
+    expect(messages(name, [res('aws:iam/policy:Policy', 'p', { policy: JSON.stringify({ Statement: { Effect: 'Allow', Action: ['s3:GetObject', '*:*'], Resource: ['*'] } }) })])).toHaveLength(1);
+    expect(messages(name, [res('aws:iam/role:Role', 'r', { inlinePolicies: [{ name: 'x', policy: starStar }] })])).toHaveLength(1);
+    expect(messages(name, [res('aws:iam/rolePolicyAttachment:RolePolicyAttachment', 'a', { policyArn: 'arn:aws:iam::aws:policy/AdministratorAccess' })])).toHaveLength(1);
+  });
+
+  test('log-groups-have-retention: a log group without retention', () => {
+    expect(messages('log-groups-have-retention', [res('aws:cloudwatch/logGroup:LogGroup', 'lg', { retentionInDays: 7 })])).toEqual([]);
+    expect(messages('log-groups-have-retention', [res('aws:cloudwatch/logGroup:LogGroup', 'lg', {})])).toEqual([expect.stringMatching(/no retentionInDays/)]);
+    expect(messages('log-groups-have-retention', [res('aws:cloudwatch/logGroup:LogGroup', 'lg', { retentionInDays: 0 })])).toHaveLength(1);
+  });
+
+  test('required-tags: provider default tags count; a resource on an untagged provider, or missing one key, is caught', () => {
+    const vpc = (provider: CheckedResource['provider'], tags?: Record<string, string>): CheckedResource => ({
+      type: 'aws:ec2/vpc:Vpc', name: 'vpc', urn: 'urn:vpc', props: tags ? { tags } : {}, provider,
+    });
+    expect(messages('required-tags', [vpc(PROVIDER)])).toEqual([]);
+    expect(messages('required-tags', [vpc(undefined)])).toEqual([expect.stringMatching(/missing tag\(s\) project, stack, owner, cost-center/)]);
+    expect(messages('required-tags', [vpc(undefined, { project: 'p', stack: 's', owner: 'o' })])).toEqual([expect.stringMatching(/missing tag\(s\) cost-center$/)]);
+    const parsed = { type: PROVIDER.type, props: { defaultTags: { tags: TAGS } } };
+    expect(messages('required-tags', [vpc(parsed)])).toEqual([]);
+    // Types that take no tags (and do not pass any) are not checked.
+    expect(messages('required-tags', [{ type: 'aws:ec2/route:Route', name: 'r', urn: 'u', props: {} }])).toEqual([]);
+  });
+});
+
+describe('policy pack adapter', () => {
+  test('resource rules become validateResource, stack rules validateStack, reporting through the engine callback', async () => {
+    const ecr = toPolicy(rule('ecr-immutable-scan-on-push'));
+    const reported: string[] = [];
+    expect('validateResource' in ecr).toBe(true);
+    if ('validateResource' in ecr && typeof ecr.validateResource === 'function') {
+      const args = { type: 'aws:ecr/repository:Repository', name: 'repo', urn: 'urn:repo', props: {} } as unknown as Parameters<typeof ecr.validateResource>[0];
+      await ecr.validateResource(args, (m) => reported.push(m));
+    }
+    expect(reported).toHaveLength(2);
+    const stack = toPolicy(rule('s3-no-public-buckets'));
+    expect('validateStack' in stack).toBe(true);
+    if ('validateStack' in stack) {
+      const urns: (string | undefined)[] = [];
+      const args = { resources: [bucket] } as unknown as Parameters<typeof stack.validateStack>[0];
+      await stack.validateStack(args, (_m, urn) => urns.push(urn));
+      expect(urns).toEqual([bucket.urn]);
+    }
+  });
+});

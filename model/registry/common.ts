@@ -1,0 +1,146 @@
+/**
+ * What both registry backends share: the status machine, who is acting, reading a
+ * forest file for registration (digests, lineage, gate verdict) and the checksum
+ * check that guards fetch().
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import { UserError } from '../../etl/errors';
+import type { ForestFileV1 } from '../format';
+import { parseForest } from '../forest-file';
+import { gateFailureMessage, type GateReport } from '../gates';
+import { MODEL_STATUSES, type Lineage, type ModelStatus } from './types';
+
+export function sha256Hex(bytes: Buffer | string): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** The acting user: an explicit name, else PRICESENSE_USER, else the OS account. */
+export function actor(explicit?: string): string {
+  if (explicit && explicit.trim()) return explicit.trim();
+  if (process.env.PRICESENSE_USER) return process.env.PRICESENSE_USER;
+  try {
+    const name = os.userInfo().username;
+    if (name) return name;
+  } catch {
+    // No passwd entry (common in containers running as an arbitrary uid).
+  }
+  return process.env.USER || process.env.USERNAME || `uid:${process.getuid?.() ?? 'unknown'}`;
+}
+
+/**
+ * Allowed moves. Pending is only ever the initial state; Approved <-> Rejected is
+ * how a rollback (and its undo) is done.
+ */
+const TRANSITIONS: Record<ModelStatus, readonly ModelStatus[]> = {
+  PendingManualApproval: ['Approved', 'Rejected'],
+  Approved: ['Rejected'],
+  Rejected: ['Approved'],
+};
+
+export function assertTransition(version: number, from: ModelStatus, to: ModelStatus): void {
+  if (TRANSITIONS[from].includes(to)) return;
+  if (from === to) throw new UserError(`version ${version} is already ${to}: nothing to change`);
+  throw new UserError(
+    `version ${version} cannot move from ${from} to ${to} (allowed from ${from}: ${TRANSITIONS[from].join(', ') || 'none'})`,
+  );
+}
+
+/** Accepts the canonical names and the short forms pending/approved/rejected, any case. */
+export function parseStatus(text: string): ModelStatus {
+  const lower = text.trim().toLowerCase();
+  const found = MODEL_STATUSES.find((s) => s.toLowerCase() === lower || (lower === 'pending' && s === 'PendingManualApproval'));
+  if (!found) throw new UserError(`unknown status '${text}': expected one of ${MODEL_STATUSES.join(', ')} (or pending, approved, rejected)`);
+  return found;
+}
+
+export function assertVersionNumber(version: number): void {
+  if (!Number.isSafeInteger(version) || version < 1) {
+    throw new UserError(`invalid model version '${String(version)}': expected a positive integer`);
+  }
+}
+
+/**
+ * Why the forest's evaluation failed its quality gates, or undefined if it did not.
+ * metrics.gates is the GateReport of model/gates.ts (train/evaluate write it).
+ */
+export function gateFailure(metrics: Record<string, unknown>): string | undefined {
+  const gates = metrics.gates;
+  if (!gates || typeof gates !== 'object') return undefined;
+  const g = gates as Partial<GateReport>;
+  if (g.passed !== false) return undefined;
+  const results = Array.isArray(g.results) ? g.results : [];
+  const wellFormed = results.length > 0 && results.every((r) => typeof r?.gate === 'string' && typeof r.actual === 'number' && typeof r.required === 'number');
+  if (wellFormed && typeof g.split === 'string') return gateFailureMessage(g as GateReport);
+  const failed = results.filter((r) => r && r.passed === false).map((r) => String(r.gate));
+  return failed.length > 0 ? `quality gates failed: ${failed.join(', ')}` : 'the quality gates failed';
+}
+
+/** Whether the forest carries gate results at all (an unevaluated forest does not). */
+export function hasGateResults(metrics: Record<string, unknown>): boolean {
+  const gates = metrics.gates;
+  return !!gates && typeof gates === 'object' && typeof (gates as Record<string, unknown>).passed === 'boolean';
+}
+
+export interface Candidate {
+  readonly path: string;
+  readonly bytes: Buffer;
+  readonly forest: ForestFileV1;
+  readonly artifactSha256: string;
+  readonly lineage: Lineage;
+  /** The audit note of the registration (the user's note, plus the forced-registration record). */
+  readonly note: string;
+}
+
+/**
+ * Reads and validates a forest file for registration. Refuses a forest whose gates
+ * failed unless force is set; a forced registration is recorded in lineage and note.
+ */
+export async function readCandidate(forestPath: string, options: { by?: string; force?: boolean; note?: string }): Promise<Candidate> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(forestPath);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UserError(`cannot read model file '${forestPath}': ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+  const forest = parseForest(bytes, forestPath);
+  const failure = gateFailure(forest.metrics);
+  if (failure && !options.force) {
+    throw new UserError(
+      `refusing to register '${forestPath}': ${failure}. Fix the model, or pass --force to register it anyway (recorded in lineage and audit).`,
+    );
+  }
+  const forced = !!failure && !!options.force;
+  const by = actor(options.by);
+  const notes = [options.note?.trim() ?? ''];
+  if (forced) notes.push(`FORCED registration despite failed gates (${failure})`);
+  const lineage: Lineage = {
+    datasetManifestSha256: forest.training.datasetManifestSha256 ?? null,
+    codeVersion: forest.training.codeVersion ?? null,
+    hyperparameters: forest.training.hyperparameters ?? {},
+    registeredBy: by,
+    registeredAt: new Date().toISOString(),
+    forced,
+  };
+  return { path: forestPath, bytes, forest, artifactSha256: sha256Hex(bytes), lineage, note: notes.filter(Boolean).join(' | ') };
+}
+
+/** Stored bytes whose digest differs from the registered one: the model is never returned. */
+export class ChecksumMismatchError extends UserError {
+  readonly expected: string;
+  readonly actual: string;
+  constructor(what: string, expected: string, actual: string) {
+    super(`checksum mismatch for ${what}: registered SHA-256 ${expected}, stored bytes hash to ${actual}; refusing to return this model`, 3);
+    this.name = 'ChecksumMismatchError';
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+export function verifyDigest(what: string, bytes: Buffer, expected: string): Buffer {
+  const actual = sha256Hex(bytes);
+  if (actual !== expected) throw new ChecksumMismatchError(what, expected, actual);
+  return bytes;
+}

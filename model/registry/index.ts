@@ -1,0 +1,48 @@
+/**
+ * Opening a registry by URI: a local directory (the default, `.pricesense/registry`,
+ * or PRICESENSE_REGISTRY; `file://` accepted) or `sagemaker://<model-package-group>`.
+ */
+import path from 'node:path';
+import type { SageMakerClient } from '@aws-sdk/client-sagemaker';
+import { UserError } from '../../etl/errors';
+import { openLake } from '../../etl/lake';
+import type { Lake } from '../../etl/lake/types';
+import { LocalRegistry } from './local';
+import type { Registry } from './types';
+
+export * from './types';
+export { ChecksumMismatchError, gateFailure, hasGateResults, parseStatus } from './common';
+export { LocalRegistry } from './local';
+
+export const DEFAULT_REGISTRY = '.pricesense/registry';
+
+export interface OpenRegistryOptions {
+  /** SageMaker backend: the lake for artifacts (default: openLake(), i.e. PRICESENSE_LAKE). */
+  readonly lake?: Lake;
+  /** SageMaker backend: a preconfigured client (default: adaptive retries, region and credentials from the environment). */
+  readonly sagemaker?: SageMakerClient;
+  /** SageMaker backend: the API image recorded in the model package (default PRICESENSE_IMAGE). */
+  readonly image?: string;
+}
+
+/** The registry URI to use: the argument, else PRICESENSE_REGISTRY, else `.pricesense/registry`. */
+export function registryUri(uri?: string): string {
+  return uri || process.env.PRICESENSE_REGISTRY || DEFAULT_REGISTRY;
+}
+
+export async function openRegistry(uri?: string, options: OpenRegistryOptions = {}): Promise<Registry> {
+  const target = registryUri(uri);
+  const sm = /^sagemaker:\/\/(.*)$/i.exec(target);
+  if (sm) {
+    const group = sm[1].replace(/\/+$/, '');
+    // Loaded lazily: local use never pays for the SageMaker SDK.
+    const { SageMakerRegistry } = await import('./sagemaker');
+    const lake = options.lake ?? (await openLake());
+    return new SageMakerRegistry(group, { lake, client: options.sagemaker, image: options.image });
+  }
+  if (/^file:\/\//i.test(target)) return new LocalRegistry(decodeURIComponent(target.replace(/^file:\/\//i, '')));
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) {
+    throw new UserError(`unsupported registry URI '${target}': use a local directory, file:///path, or sagemaker://<model-package-group>`);
+  }
+  return new LocalRegistry(path.resolve(target));
+}

@@ -1,0 +1,486 @@
+/**
+ * The SageMaker Model Registry backend: a model package group holds the versions
+ * (Version = ModelPackageVersion, status = ModelApprovalStatus); the bytes live in
+ * the lake's S3 backend under artifacts/registry/<group>/.
+ *
+ * Lake layout, per registration (id = UTC time + random, so keys sort by time):
+ *   artifacts/registry/<group>/packages/<id>/forest.json    ModelDataUrl
+ *   artifacts/registry/<group>/packages/<id>/metrics.json   ModelMetrics.ModelQuality.Statistics
+ *   artifacts/registry/<group>/packages/<id>/lineage.json   full lineage (hyperparameters do not fit
+ *                                                          CustomerMetadataProperties' 256-char values)
+ *   artifacts/registry/<group>/audit/<version>/<time>-<rand>.json  one object per status change
+ *
+ * Audit trail: SageMaker itself only keeps the current ApprovalDescription and
+ * LastModifiedBy/Time (earlier changes only in CloudTrail), so every change made
+ * through pricesense also writes one immutable audit object to the lake (S3 has no
+ * append; one object per entry is append-only by construction). A change made
+ * outside pricesense (Studio, console) shows up as a final entry reconstructed from
+ * LastModifiedBy/Time and ApprovalDescription, marked as such in its note.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import {
+  CreateModelPackageCommand,
+  CreateModelPackageGroupCommand,
+  DescribeModelPackageCommand,
+  DescribeModelPackageGroupCommand,
+  ListModelPackagesCommand,
+  SageMakerClient,
+  UpdateModelPackageCommand,
+  type SageMakerClientConfig,
+  type DescribeModelPackageOutput,
+  type ListModelPackagesCommandInput,
+  type ModelPackageSummary,
+  type UserContext,
+} from '@aws-sdk/client-sagemaker';
+import { UserError } from '../../etl/errors';
+import type { Lake } from '../../etl/lake/types';
+import { actor, assertTransition, assertVersionNumber, readCandidate, sha256Hex, verifyDigest } from './common';
+import { MODEL_STATUSES, type AuditEntry, type Lineage, type ModelStatus, type ModelVersion, type RegisterOptions, type Registry } from './types';
+
+/** SDK attempts per request (1 + retries) for throttling and transient errors; adaptive mode also rate-limits the client. */
+export const SAGEMAKER_MAX_ATTEMPTS = 8;
+const GROUP_NAME = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
+const META = 'pricesense:';
+/** Describes in flight at once when listing: enough to be quick, few enough not to hit the API's rate limit. */
+const DESCRIBE_CONCURRENCY = 4;
+
+export interface SageMakerRegistryOptions {
+  /** The lake holding artifacts; must be an S3 lake (ModelDataUrl is an s3:// URI). */
+  readonly lake: Lake;
+  readonly client?: SageMakerClient;
+  /** The API container image for InferenceSpecification; default PRICESENSE_IMAGE. */
+  readonly image?: string;
+}
+
+interface LineageDocument {
+  readonly forestSha256: string;
+  readonly artifactSha256: string;
+  readonly formatVersion: number;
+  readonly lineage: Lineage;
+}
+
+export function assertGroupName(group: string): void {
+  if (!GROUP_NAME.test(group)) {
+    throw new UserError(
+      `invalid SageMaker model package group name '${group}': 1-63 letters, digits and hyphens, starting and ending with a letter or digit`,
+    );
+  }
+}
+
+/** The default client: region and credentials from the environment, adaptive retries. Overrides are for tests and custom endpoints. */
+export function createSageMakerClient(overrides: SageMakerClientConfig = {}): SageMakerClient {
+  return new SageMakerClient({ maxAttempts: SAGEMAKER_MAX_ATTEMPTS, retryMode: 'adaptive', ...overrides });
+}
+
+export class SageMakerRegistry implements Registry {
+  readonly uri: string;
+  readonly group: string;
+  private readonly lake: Lake;
+  private readonly client: SageMakerClient;
+  private readonly image: string | undefined;
+  private groupArn: string | undefined;
+
+  constructor(group: string, options: SageMakerRegistryOptions) {
+    assertGroupName(group);
+    if (options.lake.kind !== 's3') {
+      throw new UserError(
+        `the SageMaker registry stores artifacts in an S3 lake, but the lake is ${options.lake.root} (local). Set PRICESENSE_LAKE=s3://bucket/prefix.`,
+      );
+    }
+    this.group = group;
+    this.uri = `sagemaker://${group}`;
+    this.lake = options.lake;
+    this.client = options.client ?? createSageMakerClient();
+    this.image = options.image ?? process.env.PRICESENSE_IMAGE;
+  }
+
+  private get prefix(): string {
+    return `artifacts/registry/${this.group}`;
+  }
+
+  async register(forestPath: string, options: RegisterOptions = {}): Promise<ModelVersion> {
+    const candidate = await readCandidate(forestPath, options);
+    if (!this.image) {
+      throw new UserError('registering in SageMaker needs the API container image: set PRICESENSE_IMAGE (e.g. <account>.dkr.ecr.<region>.amazonaws.com/pricesense-api:<tag>)');
+    }
+    await this.ensureGroup();
+
+    const id = `${new Date().toISOString().replace(/[-:.]/g, '')}-${randomBytes(4).toString('hex')}`;
+    const base = `${this.prefix}/packages/${id}`;
+    const metricsBody = `${JSON.stringify(candidate.forest.metrics, null, 2)}\n`;
+    const lineageDoc: LineageDocument = {
+      forestSha256: candidate.forest.sha256,
+      artifactSha256: candidate.artifactSha256,
+      formatVersion: candidate.forest.formatVersion,
+      lineage: candidate.lineage,
+    };
+    await this.lake.write(`${base}/forest.json`, candidate.bytes);
+    await this.lake.write(`${base}/metrics.json`, metricsBody);
+    await this.lake.write(`${base}/lineage.json`, `${JSON.stringify(lineageDoc, null, 2)}\n`);
+
+    const l = candidate.lineage;
+    const created = await this.call('CreateModelPackage', this.group, () =>
+      this.client.send(
+        new CreateModelPackageCommand({
+          ModelPackageGroupName: this.group,
+          ModelPackageDescription: description(candidate.note || `pricesense forest ${candidate.forest.sha256.slice(0, 12)}`),
+          InferenceSpecification: {
+            Containers: [{ Image: this.image, ModelDataUrl: this.lake.uri(`${base}/forest.json`) }],
+            SupportedContentTypes: ['application/json'],
+            SupportedResponseMIMETypes: ['application/json'],
+          },
+          ModelApprovalStatus: 'PendingManualApproval',
+          ModelMetrics: {
+            ModelQuality: {
+              Statistics: {
+                ContentType: 'application/json',
+                S3Uri: this.lake.uri(`${base}/metrics.json`),
+                ContentDigest: `sha256:${sha256Hex(metricsBody)}`,
+              },
+            },
+          },
+          CustomerMetadataProperties: {
+            [`${META}forestSha256`]: candidate.forest.sha256,
+            [`${META}artifactSha256`]: candidate.artifactSha256,
+            [`${META}formatVersion`]: String(candidate.forest.formatVersion),
+            [`${META}datasetManifestSha256`]: l.datasetManifestSha256 ?? 'none',
+            [`${META}codeVersion`]: metaValue(l.codeVersion ?? 'unknown'),
+            [`${META}registeredBy`]: metaValue(l.registeredBy),
+            [`${META}forced`]: String(l.forced),
+            [`${META}lineage`]: metaValue(this.lake.uri(`${base}/lineage.json`)),
+          },
+          // Same token on every SDK retry: a retried request that had in fact succeeded does not create a second version.
+          ClientToken: randomUUID(),
+        }),
+      ),
+    );
+    const described = await this.describe(created.ModelPackageArn!);
+    const version = described.ModelPackageVersion!;
+    await this.appendAudit(version, { at: l.registeredAt, by: l.registeredBy, from: null, to: 'PendingManualApproval', note: candidate.note });
+    return this.toModelVersion(described, await this.readAudit(version));
+  }
+
+  approve(version: number, note: string, by?: string): Promise<ModelVersion> {
+    return this.transition(version, 'Approved', note, by);
+  }
+
+  reject(version: number, note: string, by?: string): Promise<ModelVersion> {
+    return this.transition(version, 'Rejected', note, by);
+  }
+
+  async list(filter: { status?: ModelStatus } = {}): Promise<ModelVersion[]> {
+    const summaries: ModelPackageSummary[] = [];
+    let next: string | undefined;
+    do {
+      const input: ListModelPackagesCommandInput = {
+        ModelPackageGroupName: this.group,
+        ...(filter.status ? { ModelApprovalStatus: filter.status } : {}),
+        SortBy: 'CreationTime',
+        SortOrder: 'Ascending',
+        MaxResults: 100,
+        ...(next ? { NextToken: next } : {}),
+      };
+      const page = await this.listPage(input);
+      if (!page) return [];
+      summaries.push(...(page.ModelPackageSummaryList ?? []));
+      next = page.NextToken;
+    } while (next);
+    const audits = await this.readAllAudits();
+    const out = await mapLimit(summaries, DESCRIBE_CONCURRENCY, async (s) => {
+      const d = await this.describe(s.ModelPackageArn!);
+      return this.toModelVersion(d, audits.get(d.ModelPackageVersion!) ?? []);
+    });
+    return out.sort((a, b) => a.version - b.version);
+  }
+
+  async show(version: number): Promise<ModelVersion> {
+    assertVersionNumber(version);
+    const d = await this.describe(await this.packageArn(version), version);
+    return this.toModelVersion(d, await this.readAudit(version));
+  }
+
+  /** The newest (highest version, i.e. latest CreationTime) Approved package; rejecting it rolls back to the previous approved one. */
+  async latestApproved(): Promise<ModelVersion | undefined> {
+    const page = await this.listPage({
+      ModelPackageGroupName: this.group,
+      ModelApprovalStatus: 'Approved',
+      SortBy: 'CreationTime',
+      SortOrder: 'Descending',
+      MaxResults: 1,
+    });
+    const first = page?.ModelPackageSummaryList?.[0];
+    if (!first) return undefined;
+    const d = await this.describe(first.ModelPackageArn!);
+    return this.toModelVersion(d, await this.readAudit(d.ModelPackageVersion!));
+  }
+
+  async fetch(version: number): Promise<Buffer> {
+    const v = await this.show(version);
+    const key = this.keyOf(v.artifactUri);
+    if (key === undefined) {
+      throw new UserError(`version ${version}'s artifact ${v.artifactUri} is outside the lake ${this.lake.root}; point PRICESENSE_LAKE at the lake it was registered with`);
+    }
+    return verifyDigest(`version ${version} (${v.artifactUri})`, await this.lake.read(key), v.artifactSha256);
+  }
+
+  private async transition(version: number, to: ModelStatus, note: string, by?: string): Promise<ModelVersion> {
+    assertVersionNumber(version);
+    const arn = await this.packageArn(version);
+    const before = await this.describe(arn, version);
+    const from = statusOf(before);
+    assertTransition(version, from, to);
+    const who = actor(by);
+    await this.call('UpdateModelPackage', arn, () =>
+      this.client.send(
+        new UpdateModelPackageCommand({ ModelPackageArn: arn, ModelApprovalStatus: to, ApprovalDescription: description(`${note.trim()} (by ${who})`) }),
+      ),
+    );
+    try {
+      await this.appendAudit(version, { at: new Date().toISOString(), by: who, from, to, note: note.trim() });
+    } catch (err) {
+      throw new Error(
+        `version ${version} is now ${to} in SageMaker, but its audit entry could not be written to the lake (${(err as Error).message}); SageMaker's LastModifiedBy/ApprovalDescription still record the change`,
+        { cause: err },
+      );
+    }
+    return this.show(version);
+  }
+
+  private async ensureGroup(): Promise<string> {
+    if (this.groupArn) return this.groupArn;
+    const existing = await this.describeGroup();
+    if (existing) return existing;
+    try {
+      await this.call('CreateModelPackageGroup', this.group, () =>
+        this.client.send(
+          new CreateModelPackageGroupCommand({
+            ModelPackageGroupName: this.group,
+            ModelPackageGroupDescription: 'pricesense price-sensitivity forests (created by pricesense registry)',
+          }),
+        ),
+      );
+    } catch (err) {
+      // Another registrant created it between our Describe and Create: that is the goal.
+      if (!/already exists/i.test(String((err as Error).message))) throw err;
+    }
+    const arn = await this.describeGroup();
+    if (!arn) throw new Error(`SageMaker model package group ${this.group} still missing after CreateModelPackageGroup`);
+    return arn;
+  }
+
+  private async describeGroup(): Promise<string | undefined> {
+    try {
+      const out = await this.call('DescribeModelPackageGroup', this.group, () =>
+        this.client.send(new DescribeModelPackageGroupCommand({ ModelPackageGroupName: this.group })),
+      );
+      this.groupArn = out.ModelPackageGroupArn;
+      return this.groupArn;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** A versioned package's ARN is its group's ARN with model-package-group/ replaced, plus /<version>. */
+  private async packageArn(version: number): Promise<string> {
+    const groupArn = this.groupArn ?? (await this.describeGroup());
+    if (!groupArn) throw new UserError(`version ${version} not found: SageMaker model package group ${this.group} does not exist yet`);
+    return `${groupArn.replace(':model-package-group/', ':model-package/')}/${version}`;
+  }
+
+  private async describe(arn: string, version?: number): Promise<DescribeModelPackageOutput> {
+    try {
+      return await this.call('DescribeModelPackage', arn, () => this.client.send(new DescribeModelPackageCommand({ ModelPackageName: arn })));
+    } catch (err) {
+      if (version !== undefined && isNotFound(err)) throw new UserError(`version ${version} not found in SageMaker model package group ${this.group}`);
+      throw err;
+    }
+  }
+
+  private async listPage(input: ListModelPackagesCommandInput) {
+    try {
+      return await this.call('ListModelPackages', this.group, () => this.client.send(new ListModelPackagesCommand(input)));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private async toModelVersion(d: DescribeModelPackageOutput, recorded: AuditEntry[]): Promise<ModelVersion> {
+    const version = d.ModelPackageVersion!;
+    const meta = d.CustomerMetadataProperties ?? {};
+    const artifactUri = d.InferenceSpecification?.Containers?.[0]?.ModelDataUrl ?? '';
+    const artifactSha256 = meta[`${META}artifactSha256`];
+    if (!artifactSha256) {
+      throw new UserError(`SageMaker model package ${d.ModelPackageArn} was not registered by pricesense (no ${META}artifactSha256 metadata)`);
+    }
+    const lineageKey = this.keyOf(meta[`${META}lineage`] ?? '');
+    const lineageDoc = lineageKey ? (JSON.parse((await this.lake.read(lineageKey)).toString('utf8')) as LineageDocument) : undefined;
+    const metricsUri = d.ModelMetrics?.ModelQuality?.Statistics?.S3Uri;
+    const metricsKey = metricsUri ? this.keyOf(metricsUri) : undefined;
+    const metrics = metricsKey ? (JSON.parse((await this.lake.read(metricsKey)).toString('utf8')) as Record<string, unknown>) : {};
+    const status = statusOf(d);
+    return {
+      version,
+      status,
+      forestSha256: meta[`${META}forestSha256`] ?? lineageDoc?.forestSha256 ?? '',
+      artifactSha256,
+      formatVersion: Number(meta[`${META}formatVersion`] ?? lineageDoc?.formatVersion),
+      metrics,
+      lineage: lineageDoc?.lineage ?? {
+        datasetManifestSha256: nullIfNone(meta[`${META}datasetManifestSha256`]),
+        codeVersion: nullIfNone(meta[`${META}codeVersion`]),
+        hyperparameters: {},
+        registeredBy: meta[`${META}registeredBy`] ?? userName(d.CreatedBy),
+        registeredAt: d.CreationTime?.toISOString() ?? '',
+        forced: meta[`${META}forced`] === 'true',
+      },
+      artifactUri,
+      audit: reconcileAudit(d, recorded, status),
+    };
+  }
+
+  private async appendAudit(version: number, entry: AuditEntry): Promise<void> {
+    const stamp = entry.at.replace(/[-:.]/g, '');
+    await this.lake.write(`${this.prefix}/audit/${String(version).padStart(6, '0')}/${stamp}-${randomBytes(4).toString('hex')}.json`, `${JSON.stringify(entry)}\n`);
+  }
+
+  private async readAudit(version: number): Promise<AuditEntry[]> {
+    const objects = await this.lake.list(`${this.prefix}/audit/${String(version).padStart(6, '0')}/`);
+    const entries = await Promise.all(objects.map(async (o) => JSON.parse((await this.lake.read(o.key)).toString('utf8')) as AuditEntry));
+    return sortAudit(entries);
+  }
+
+  private async readAllAudits(): Promise<Map<number, AuditEntry[]>> {
+    const objects = await this.lake.list(`${this.prefix}/audit/`);
+    const byVersion = new Map<number, AuditEntry[]>();
+    const read = await mapLimit(objects, 8, async (o) => ({ key: o.key, entry: JSON.parse((await this.lake.read(o.key)).toString('utf8')) as AuditEntry }));
+    for (const { key, entry } of read) {
+      const m = /\/audit\/(\d+)\//.exec(key);
+      if (!m) continue;
+      const v = Number(m[1]);
+      byVersion.set(v, [...(byVersion.get(v) ?? []), entry]);
+    }
+    for (const [v, list] of byVersion) byVersion.set(v, sortAudit(list));
+    return byVersion;
+  }
+
+  private keyOf(uri: string): string | undefined {
+    const root = `${this.lake.root}/`;
+    return uri.startsWith(root) ? uri.slice(root.length) : undefined;
+  }
+
+  /** Every SageMaker call goes through here: AWS errors become messages that say what to do. */
+  private async call<T>(action: string, resource: string, send: () => Promise<T>): Promise<T> {
+    try {
+      return await send();
+    } catch (err) {
+      throw explainAwsError(err, action, resource);
+    }
+  }
+}
+
+/** Maps SDK errors to actionable messages; errors the caller handles (not found, already exists) pass through. */
+export function explainAwsError(err: unknown, action: string, resource: string): unknown {
+  const e = err as { name?: string; message?: string; $metadata?: { httpStatusCode?: number; attempts?: number } };
+  const name = e.name ?? '';
+  if (name === 'AccessDeniedException' || name === 'AccessDenied' || (e.$metadata?.httpStatusCode === 403 && !isNotFound(err))) {
+    return new UserError(
+      `AWS denied sagemaker:${action} on ${resource}: ${e.message ?? name}. Grant the caller sagemaker:${action} on that resource (docs/registry.md lists the IAM policy).`,
+      4,
+    );
+  }
+  if (/Throttl|TooManyRequests|RequestLimitExceeded/i.test(name)) {
+    return new UserError(
+      `SageMaker kept throttling ${action} on ${resource} after ${e.$metadata?.attempts ?? SAGEMAKER_MAX_ATTEMPTS} attempts (${e.message ?? name}); retry later or ask for a higher API quota`,
+      5,
+    );
+  }
+  if (name === 'CredentialsProviderError' || /Could not load credentials/i.test(e.message ?? '')) {
+    return new UserError(`no AWS credentials for sagemaker:${action}: configure AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an instance/IRSA role`, 4);
+  }
+  if (/Region is missing/i.test(e.message ?? '')) {
+    return new UserError(`no AWS region for sagemaker:${action}: set AWS_REGION (e.g. AWS_REGION=eu-west-1)`, 4);
+  }
+  if (name === 'ResourceLimitExceeded') {
+    return new UserError(`SageMaker resource limit reached on ${action} (${resource}): ${e.message ?? name}`, 5);
+  }
+  return err;
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { name?: string; message?: string };
+  if (e.name === 'ResourceNotFound' || e.name === 'ResourceNotFoundException') return true;
+  return e.name === 'ValidationException' && /does not exist|not found|cannot be found/i.test(e.message ?? '');
+}
+
+function statusOf(d: DescribeModelPackageOutput): ModelStatus {
+  const s = d.ModelApprovalStatus as ModelStatus | undefined;
+  if (!s || !MODEL_STATUSES.includes(s)) throw new Error(`SageMaker model package ${d.ModelPackageArn} has unexpected approval status '${String(s)}'`);
+  return s;
+}
+
+function userName(u: UserContext | undefined): string {
+  return u?.UserProfileName ?? u?.IamIdentity?.Arn ?? u?.UserProfileArn ?? 'unknown';
+}
+
+function nullIfNone(v: string | undefined): string | null {
+  return v === undefined || v === 'none' || v === 'unknown' ? null : v;
+}
+
+function sortAudit(entries: AuditEntry[]): AuditEntry[] {
+  return [...entries].sort((a, b) => (a.from === null ? -1 : b.from === null ? 1 : a.at.localeCompare(b.at)));
+}
+
+/**
+ * The audit trail from the lake, plus what SageMaker knows and the lake does not:
+ * a registration or a last change made outside pricesense.
+ */
+function reconcileAudit(d: DescribeModelPackageOutput, recorded: AuditEntry[], status: ModelStatus): AuditEntry[] {
+  const out = [...recorded];
+  if (out.length === 0 || out[0].from !== null) {
+    out.unshift({
+      at: d.CreationTime?.toISOString() ?? '',
+      by: userName(d.CreatedBy),
+      from: null,
+      to: 'PendingManualApproval',
+      note: 'registration reconstructed from SageMaker (no pricesense audit record)',
+    });
+  }
+  const last = out[out.length - 1];
+  if (last.to !== status) {
+    out.push({
+      at: d.LastModifiedTime?.toISOString() ?? '',
+      by: userName(d.LastModifiedBy),
+      from: last.to,
+      to: status,
+      note: `${d.ApprovalDescription ?? ''} (changed outside pricesense; recorded by SageMaker LastModifiedBy/Time)`.trim(),
+    });
+  }
+  return out;
+}
+
+/** SageMaker description fields: printable text only, at most 1024 characters. */
+function description(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f]+/g, ' ').slice(0, 1024);
+}
+
+/** CustomerMetadataProperties values: 1-256 chars of letters, digits, spaces and _.:/=+-@ */
+function metaValue(text: string): string {
+  const clean = text.replace(/[^\p{L}\p{Z}\p{N}_.:/=+\-@]/gu, '_').slice(0, 256);
+  return clean || 'unknown';
+}
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  });
+  await Promise.all(workers);
+  return out;
+}

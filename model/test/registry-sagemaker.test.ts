@@ -1,0 +1,450 @@
+/**
+ * The SageMaker backend at the request level: SageMaker is aws-sdk-client-mock
+ * behind a small in-memory model of a package group (so status and listing behave
+ * like the service), the artifacts go over real HTTP to the S3-compatible test
+ * server through the lake's S3 backend. Throttling retries are exercised against a
+ * loopback HTTP server speaking SageMaker's JSON protocol.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  CreateModelPackageCommand,
+  CreateModelPackageGroupCommand,
+  DescribeModelPackageCommand,
+  DescribeModelPackageGroupCommand,
+  ListModelPackagesCommand,
+  SageMakerClient,
+  SageMakerServiceException,
+  UpdateModelPackageCommand,
+  type CreateModelPackageCommandInput,
+  type DescribeModelPackageOutput,
+  type ModelApprovalStatus,
+} from '@aws-sdk/client-sagemaker';
+import { mockClient, type AwsClientStub } from 'aws-sdk-client-mock';
+import { S3Lake } from '../../etl/lake/s3';
+import { startS3Server, type S3TestServer } from '../../etl/testing/s3-server';
+import { sha256Hex } from '../registry/common';
+import { ChecksumMismatchError } from '../registry';
+import { createSageMakerClient, SageMakerRegistry, SAGEMAKER_MAX_ATTEMPTS } from '../registry/sagemaker';
+import { writeFixtureForest } from './registry-fixtures';
+
+const GROUP = 'pricesense-test';
+const ACCOUNT_ARN = 'arn:aws:sagemaker:us-east-1:123456789012';
+const IMAGE = '123456789012.dkr.ecr.us-east-1.amazonaws.com/pricesense-api:1.0.0';
+
+function awsError(name: string, message: string, status = 400): SageMakerServiceException {
+  return new SageMakerServiceException({ name, message, $fault: 'client', $metadata: { httpStatusCode: status } });
+}
+
+/** Just enough of a model package group to behave like SageMaker for these requests. */
+class FakeSageMaker {
+  groupArn: string | undefined;
+  /** The next DescribeModelPackageGroup says "does not exist" although it does (it was created concurrently). */
+  hideGroupOnce = false;
+  readonly packages: DescribeModelPackageOutput[] = [];
+  private clock = Date.parse('2024-05-01T10:00:00Z');
+
+  install(sm: AwsClientStub<SageMakerClient>): void {
+    sm.on(DescribeModelPackageGroupCommand).callsFake(() => {
+      const hidden = this.hideGroupOnce;
+      this.hideGroupOnce = false;
+      if (!this.groupArn || hidden) throw awsError('ValidationException', `ModelPackageGroup ${GROUP} does not exist.`);
+      return { ModelPackageGroupName: GROUP, ModelPackageGroupArn: this.groupArn };
+    });
+    sm.on(CreateModelPackageGroupCommand).callsFake(() => {
+      if (this.groupArn) throw awsError('ValidationException', `Model Package Group already exists: ${this.groupArn}`);
+      this.groupArn = `${ACCOUNT_ARN}:model-package-group/${GROUP}`;
+      return { ModelPackageGroupArn: this.groupArn };
+    });
+    sm.on(CreateModelPackageCommand).callsFake((input: CreateModelPackageCommandInput) => {
+      const version = this.packages.length + 1;
+      const arn = `${ACCOUNT_ARN}:model-package/${GROUP}/${version}`;
+      this.packages.push({
+        ModelPackageName: GROUP,
+        ModelPackageGroupName: input.ModelPackageGroupName,
+        ModelPackageVersion: version,
+        ModelPackageArn: arn,
+        ModelPackageDescription: input.ModelPackageDescription,
+        CreationTime: this.tick(),
+        InferenceSpecification: input.InferenceSpecification,
+        ModelPackageStatus: 'Completed',
+        ModelPackageStatusDetails: { ValidationStatuses: [] },
+        ModelApprovalStatus: input.ModelApprovalStatus,
+        CreatedBy: { IamIdentity: { Arn: 'arn:aws:sts::123456789012:assumed-role/ml/trainer' } },
+        ModelMetrics: input.ModelMetrics,
+        CustomerMetadataProperties: input.CustomerMetadataProperties,
+      });
+      return { ModelPackageArn: arn };
+    });
+    sm.on(DescribeModelPackageCommand).callsFake(({ ModelPackageName }: { ModelPackageName: string }) => {
+      const p = this.packages.find((x) => x.ModelPackageArn === ModelPackageName);
+      if (!p) throw awsError('ValidationException', `Model package ${ModelPackageName} does not exist.`);
+      return structuredClone(p);
+    });
+    sm.on(UpdateModelPackageCommand).callsFake(
+      ({ ModelPackageArn, ModelApprovalStatus, ApprovalDescription }: { ModelPackageArn: string; ModelApprovalStatus: ModelApprovalStatus; ApprovalDescription?: string }) => {
+        const p = this.packages.find((x) => x.ModelPackageArn === ModelPackageArn)!;
+        Object.assign(p, {
+          ModelApprovalStatus,
+          ApprovalDescription,
+          LastModifiedTime: this.tick(),
+          LastModifiedBy: { IamIdentity: { Arn: 'arn:aws:sts::123456789012:assumed-role/ml/approver' } },
+        });
+        return { ModelPackageArn };
+      },
+    );
+    sm.on(ListModelPackagesCommand).callsFake(
+      (input: { ModelApprovalStatus?: string; SortOrder?: string; MaxResults?: number; NextToken?: string }) => {
+        let list = this.packages.filter((p) => !input.ModelApprovalStatus || p.ModelApprovalStatus === input.ModelApprovalStatus);
+        list = [...list].sort((a, b) => a.CreationTime!.getTime() - b.CreationTime!.getTime());
+        if (input.SortOrder === 'Descending') list.reverse();
+        const start = input.NextToken ? Number(input.NextToken) : 0;
+        const size = input.MaxResults ?? 10;
+        const page = list.slice(start, start + size);
+        return {
+          ModelPackageSummaryList: page.map((p) => ({
+            ModelPackageGroupName: GROUP,
+            ModelPackageVersion: p.ModelPackageVersion,
+            ModelPackageArn: p.ModelPackageArn,
+            CreationTime: p.CreationTime,
+            ModelPackageStatus: 'Completed',
+            ModelApprovalStatus: p.ModelApprovalStatus,
+          })),
+          NextToken: start + size < list.length ? String(start + size) : undefined,
+        };
+      },
+    );
+  }
+
+  private tick(): Date {
+    this.clock += 60_000;
+    return new Date(this.clock);
+  }
+}
+
+let s3: S3TestServer;
+let dir: string;
+let lake: S3Lake;
+let client: SageMakerClient;
+let sm: AwsClientStub<SageMakerClient>;
+let fake: FakeSageMaker;
+let registry: SageMakerRegistry;
+
+beforeAll(async () => {
+  s3 = await startS3Server({ buckets: ['lake'] });
+});
+afterAll(async () => {
+  await s3.stop();
+});
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-registry-sm-'));
+  // A fresh lake prefix per test: the S3 server lives for the whole file.
+  lake = new S3Lake(`s3://lake/t${Math.random().toString(36).slice(2, 10)}`, { client: s3.client });
+  client = new SageMakerClient({ region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  sm = mockClient(client);
+  fake = new FakeSageMaker();
+  fake.install(sm);
+  registry = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+});
+
+afterEach(async () => {
+  sm.restore();
+  client.destroy();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function registerSeeds(...seeds: number[]): Promise<void> {
+  for (const seed of seeds) await registry.register(await writeFixtureForest(dir, `f${seed}.json`, { seed, gatesPassed: true }), { by: 'trainer' });
+}
+
+describe('SageMaker registry: register', () => {
+  it('uploads the artifact and metrics to the lake and sends exactly the documented requests', async () => {
+    const file = await writeFixtureForest(dir, 'model.json', { seed: 4, gatesPassed: true, datasetManifestSha256: 'b'.repeat(64) });
+    const v = await registry.register(file, { by: 'alice', note: 'weekly retrain' });
+
+    // Group created once, because Describe said it did not exist.
+    expect(sm.commandCalls(DescribeModelPackageGroupCommand)[0].args[0].input).toEqual({ ModelPackageGroupName: GROUP });
+    expect(sm.commandCalls(CreateModelPackageGroupCommand)).toHaveLength(1);
+    expect(sm.commandCalls(CreateModelPackageGroupCommand)[0].args[0].input).toMatchObject({ ModelPackageGroupName: GROUP });
+
+    const calls = sm.commandCalls(CreateModelPackageCommand);
+    expect(calls).toHaveLength(1);
+    const input = calls[0].args[0].input;
+    const forestKey = input.InferenceSpecification!.Containers![0].ModelDataUrl!.slice(`${lake.root}/`.length);
+    const metricsKey = input.ModelMetrics!.ModelQuality!.Statistics!.S3Uri!.slice(`${lake.root}/`.length);
+    expect(forestKey).toMatch(new RegExp(`^artifacts/registry/${GROUP}/packages/[0-9TZ]+-[0-9a-f]{8}/forest\\.json$`));
+    const bytes = await lake.read(forestKey);
+    const forest = JSON.parse(bytes.toString('utf8')) as { sha256: string; metrics: unknown };
+    const metricsBody = await lake.read(metricsKey);
+    expect(JSON.parse(metricsBody.toString('utf8'))).toEqual(forest.metrics);
+
+    expect(input).toEqual({
+      ModelPackageGroupName: GROUP,
+      ModelPackageDescription: 'weekly retrain',
+      InferenceSpecification: {
+        Containers: [{ Image: IMAGE, ModelDataUrl: `${lake.root}/${forestKey}` }],
+        SupportedContentTypes: ['application/json'],
+        SupportedResponseMIMETypes: ['application/json'],
+      },
+      ModelApprovalStatus: 'PendingManualApproval',
+      ModelMetrics: {
+        ModelQuality: {
+          Statistics: { ContentType: 'application/json', S3Uri: `${lake.root}/${metricsKey}`, ContentDigest: `sha256:${sha256Hex(metricsBody)}` },
+        },
+      },
+      CustomerMetadataProperties: {
+        'pricesense:forestSha256': forest.sha256,
+        'pricesense:artifactSha256': sha256Hex(bytes),
+        'pricesense:formatVersion': '1',
+        'pricesense:datasetManifestSha256': 'b'.repeat(64),
+        'pricesense:codeVersion': 'fixture-commit',
+        'pricesense:registeredBy': 'alice',
+        'pricesense:forced': 'false',
+        'pricesense:lineage': `${lake.root}/${forestKey.replace(/forest\.json$/, 'lineage.json')}`,
+      },
+      ClientToken: expect.stringMatching(/^[0-9a-f-]{36}$/),
+    });
+    // CustomerMetadataProperties values must match SageMaker's pattern.
+    for (const value of Object.values(input.CustomerMetadataProperties!)) expect(value).toMatch(/^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,256}$/u);
+
+    expect(v).toMatchObject({
+      version: 1,
+      status: 'PendingManualApproval',
+      forestSha256: forest.sha256,
+      artifactSha256: sha256Hex(bytes),
+      formatVersion: 1,
+      artifactUri: `${lake.root}/${forestKey}`,
+      lineage: { registeredBy: 'alice', forced: false, hyperparameters: { trees: 1, maxDepth: 4, seed: 4 }, codeVersion: 'fixture-commit' },
+    });
+    expect(v.audit).toEqual([{ at: v.lineage.registeredAt, by: 'alice', from: null, to: 'PendingManualApproval', note: 'weekly retrain' }]);
+    expect(await registry.fetch(1)).toEqual(bytes);
+  });
+
+  it('does not create the group again when it exists (idempotent), including when another registrant wins the race', async () => {
+    await registerSeeds(1);
+    await registerSeeds(2);
+    expect(sm.commandCalls(CreateModelPackageGroupCommand)).toHaveLength(1);
+
+    // A second registry instance whose Describe misses the group (created concurrently): Create says "already exists", fine.
+    const other = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    fake.hideGroupOnce = true;
+    const v = await other.register(await writeFixtureForest(dir, 'f3.json', { seed: 3 }));
+    expect(v.version).toBe(3);
+    expect(sm.commandCalls(CreateModelPackageGroupCommand)).toHaveLength(2);
+  });
+
+  it('refuses a failed-gates forest before any request, and records --force in the metadata', async () => {
+    const file = await writeFixtureForest(dir, 'bad.json', { seed: 5, gatesPassed: false });
+    await expect(registry.register(file)).rejects.toThrow(/refusing to register .*--force/);
+    expect(sm.calls()).toHaveLength(0);
+    const v = await registry.register(file, { force: true });
+    expect(sm.commandCalls(CreateModelPackageCommand)[0].args[0].input.CustomerMetadataProperties!['pricesense:forced']).toBe('true');
+    expect(v.lineage.forced).toBe(true);
+    expect(v.audit[0].note).toMatch(/FORCED registration/);
+  });
+
+  it('needs the API image', async () => {
+    const saved = process.env.PRICESENSE_IMAGE;
+    delete process.env.PRICESENSE_IMAGE;
+    try {
+      const noImage = new SageMakerRegistry(GROUP, { lake, client });
+      await expect(noImage.register(await writeFixtureForest(dir, 'f.json'))).rejects.toThrow(/needs the API container image: set PRICESENSE_IMAGE/);
+    } finally {
+      if (saved !== undefined) process.env.PRICESENSE_IMAGE = saved;
+    }
+  });
+});
+
+describe('SageMaker registry: approval workflow', () => {
+  it('approves and rejects with UpdateModelPackage and ApprovalDescription, appending audit objects to the lake', async () => {
+    await registerSeeds(1);
+    const approved = await registry.approve(1, 'beats v0 on macro-F1', 'carol');
+    const arn = `${ACCOUNT_ARN}:model-package/${GROUP}/1`;
+    expect(sm.commandCalls(UpdateModelPackageCommand).map((c) => c.args[0].input)).toEqual([
+      { ModelPackageArn: arn, ModelApprovalStatus: 'Approved', ApprovalDescription: 'beats v0 on macro-F1 (by carol)' },
+    ]);
+    expect(approved.status).toBe('Approved');
+    await registry.reject(1, 'rollback', 'dave');
+    expect(sm.commandCalls(UpdateModelPackageCommand)[1].args[0].input).toEqual({
+      ModelPackageArn: arn,
+      ModelApprovalStatus: 'Rejected',
+      ApprovalDescription: 'rollback (by dave)',
+    });
+    const v = await registry.show(1);
+    expect(v.audit.map(({ by, from, to, note }) => ({ by, from, to, note }))).toEqual([
+      { by: 'trainer', from: null, to: 'PendingManualApproval', note: '' },
+      { by: 'carol', from: 'PendingManualApproval', to: 'Approved', note: 'beats v0 on macro-F1' },
+      { by: 'dave', from: 'Approved', to: 'Rejected', note: 'rollback' },
+    ]);
+    const objects = await lake.list(`artifacts/registry/${GROUP}/audit/000001/`);
+    expect(objects).toHaveLength(3);
+  });
+
+  it('refuses invalid transitions without calling UpdateModelPackage', async () => {
+    await registerSeeds(1);
+    await registry.approve(1, 'ok');
+    await expect(registry.approve(1, 'again')).rejects.toThrow('version 1 is already Approved: nothing to change');
+    expect(sm.commandCalls(UpdateModelPackageCommand)).toHaveLength(1);
+    await expect(registry.approve(9, 'x')).rejects.toThrow(`version 9 not found in SageMaker model package group ${GROUP}`);
+  });
+
+  it('shows a change made outside pricesense (e.g. in Studio) as a reconstructed audit entry', async () => {
+    await registerSeeds(1);
+    Object.assign(fake.packages[0], {
+      ModelApprovalStatus: 'Approved',
+      ApprovalDescription: 'approved in Studio',
+      LastModifiedTime: new Date('2024-06-01T00:00:00Z'),
+      LastModifiedBy: { UserProfileName: 'erin' },
+    });
+    const v = await registry.show(1);
+    expect(v.status).toBe('Approved');
+    expect(v.audit[1]).toEqual({
+      at: '2024-06-01T00:00:00.000Z',
+      by: 'erin',
+      from: 'PendingManualApproval',
+      to: 'Approved',
+      note: 'approved in Studio (changed outside pricesense; recorded by SageMaker LastModifiedBy/Time)',
+    });
+  });
+
+  it('latestApproved uses ListModelPackages (Approved, CreationTime, Descending) then DescribeModelPackage, through approve -> reject -> approve', async () => {
+    await registerSeeds(1, 2, 3);
+    expect(await registry.latestApproved()).toBeUndefined();
+    await registry.approve(1, 'ok');
+    await registry.approve(2, 'better');
+    sm.resetHistory();
+    expect((await registry.latestApproved())?.version).toBe(2);
+    expect(sm.commandCalls(ListModelPackagesCommand).map((c) => c.args[0].input)).toEqual([
+      { ModelPackageGroupName: GROUP, ModelApprovalStatus: 'Approved', SortBy: 'CreationTime', SortOrder: 'Descending', MaxResults: 1 },
+    ]);
+    expect(sm.commandCalls(DescribeModelPackageCommand).map((c) => c.args[0].input)).toEqual([{ ModelPackageName: `${ACCOUNT_ARN}:model-package/${GROUP}/2` }]);
+
+    await registry.reject(2, 'rollback');
+    expect((await registry.latestApproved())?.version).toBe(1);
+    await registry.approve(2, 'fixed');
+    expect((await registry.latestApproved())?.version).toBe(2);
+    await registry.reject(3, 'no');
+    await registry.reject(2, 'again');
+    await registry.reject(1, 'all');
+    expect(await registry.latestApproved()).toBeUndefined();
+  });
+
+  it('lists every page (NextToken) with a status filter', async () => {
+    const seeds = Array.from({ length: 101 }, (_, i) => i + 1);
+    // Register directly in the fake to keep the test quick; the lake objects come from one real registration.
+    await registerSeeds(1);
+    const template = fake.packages[0];
+    for (const seed of seeds.slice(1)) {
+      fake.packages.push({ ...structuredClone(template), ModelPackageVersion: seed, ModelPackageArn: `${ACCOUNT_ARN}:model-package/${GROUP}/${seed}`, CreationTime: new Date(Date.parse('2024-07-01T00:00:00Z') + seed * 1000) });
+    }
+    fake.packages[50].ModelApprovalStatus = 'Approved';
+    fake.packages[100].ModelApprovalStatus = 'Approved';
+    sm.resetHistory();
+    const all = await registry.list();
+    expect(all.map((v) => v.version)).toEqual(seeds);
+    const listCalls = sm.commandCalls(ListModelPackagesCommand).map((c) => c.args[0].input);
+    expect(listCalls).toEqual([
+      { ModelPackageGroupName: GROUP, SortBy: 'CreationTime', SortOrder: 'Ascending', MaxResults: 100 },
+      { ModelPackageGroupName: GROUP, SortBy: 'CreationTime', SortOrder: 'Ascending', MaxResults: 100, NextToken: '100' },
+    ]);
+    expect((await registry.list({ status: 'Approved' })).map((v) => v.version)).toEqual([51, 101]);
+  });
+});
+
+describe('SageMaker registry: fetch and errors', () => {
+  it('refuses a corrupted artifact in S3 with an error naming both digests', async () => {
+    await registerSeeds(1);
+    const v = await registry.show(1);
+    const key = v.artifactUri.slice(`${lake.root}/`.length);
+    const bytes = await lake.read(key);
+    const corrupt = Buffer.concat([bytes.subarray(0, bytes.length - 2), Buffer.from(' \n')]);
+    await lake.write(key, corrupt);
+    const err = (await registry.fetch(1).catch((e: unknown) => e)) as ChecksumMismatchError;
+    expect(err).toBeInstanceOf(ChecksumMismatchError);
+    expect(err.message).toContain(v.artifactSha256);
+    expect(err.message).toContain(sha256Hex(corrupt));
+  });
+
+  it('turns AccessDeniedException into an error naming the action and the resource', async () => {
+    sm.on(CreateModelPackageCommand).rejects(
+      awsError('AccessDeniedException', 'User: arn:aws:sts::123456789012:assumed-role/ml/ci is not authorized to perform: sagemaker:CreateModelPackage'),
+    );
+    const err = (await registry.register(await writeFixtureForest(dir, 'f.json')).catch((e: unknown) => e)) as Error & { exitCode?: number };
+    expect(err.message).toMatch(new RegExp(`^AWS denied sagemaker:CreateModelPackage on ${GROUP}: User: .* is not authorized`));
+    expect(err.message).toContain('docs/registry.md');
+    expect(err.exitCode).toBe(4);
+  });
+
+  it('turns persistent throttling into a clear error', async () => {
+    await registerSeeds(1);
+    sm.on(UpdateModelPackageCommand).rejects(awsError('ThrottlingException', 'Rate exceeded'));
+    await expect(registry.approve(1, 'ok')).rejects.toThrow(/SageMaker kept throttling UpdateModelPackage on arn:.*model-package\/pricesense-test\/1 .*Rate exceeded/);
+  });
+});
+
+describe('SageMaker client retries throttling (real HTTP, loopback)', () => {
+  let server: Server;
+  let endpoint: string;
+  let requests: string[];
+  let throttleFirst: number;
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+      req.on('end', () => {
+        const target = String(req.headers['x-amz-target']);
+        requests.push(target);
+        res.setHeader('content-type', 'application/x-amz-json-1.1');
+        if (requests.length <= throttleFirst) {
+          res.statusCode = 400;
+          res.end(JSON.stringify({ __type: 'ThrottlingException', message: 'Rate exceeded' }));
+          return;
+        }
+        res.end(JSON.stringify({ ModelPackageGroupName: JSON.parse(body).ModelPackageGroupName, ModelPackageGroupArn: `${ACCOUNT_ARN}:model-package-group/${GROUP}` }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  beforeEach(() => {
+    requests = [];
+  });
+
+  const realClient = (maxAttempts?: number): SageMakerClient =>
+    createSageMakerClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, ...(maxAttempts ? { maxAttempts } : {}) });
+
+  it(`uses adaptive retries with ${SAGEMAKER_MAX_ATTEMPTS} attempts and succeeds after throttled attempts`, async () => {
+    throttleFirst = 1;
+    const c = realClient();
+    try {
+      expect(await c.config.maxAttempts()).toBe(SAGEMAKER_MAX_ATTEMPTS);
+      expect(((await c.config.retryStrategy()) as { mode?: string }).mode).toBe('adaptive');
+      const out = await c.send(new DescribeModelPackageGroupCommand({ ModelPackageGroupName: GROUP }));
+      expect(out.ModelPackageGroupArn).toBe(`${ACCOUNT_ARN}:model-package-group/${GROUP}`);
+      expect(requests).toEqual(Array(2).fill('SageMaker.DescribeModelPackageGroup'));
+    } finally {
+      c.destroy();
+    }
+  });
+
+  it('gives up after the attempts are spent with the throttling message', async () => {
+    throttleFirst = Infinity;
+    // Two attempts, not the default eight: throttling back-off grows to seconds per retry.
+    const c = realClient(2);
+    const registryOverHttp = new SageMakerRegistry(GROUP, { lake, client: c, image: IMAGE });
+    try {
+      await expect(registryOverHttp.show(1)).rejects.toThrow(new RegExp(`SageMaker kept throttling DescribeModelPackageGroup on ${GROUP} after 2 attempts \\(Rate exceeded\\)`));
+      expect(requests).toHaveLength(2);
+    } finally {
+      c.destroy();
+    }
+  });
+});

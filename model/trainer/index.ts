@@ -1,0 +1,132 @@
+/**
+ * The histogram RandomForest trainer: gold table in, sealed forest file (format v1)
+ * out. docs/training.md describes the algorithm, the hyperparameters and why the
+ * result is the same for any thread count.
+ */
+import { UserError } from '../../etl/errors';
+import { GOLD_FEATURES, type FeatureStats, type GoldTable } from '../../etl/gold-schema';
+import { Progress, logEvent } from '../../etl/progress';
+import { CLASS_LABELS } from '../../etl/schema';
+import { codeVersion } from '../../etl/version';
+import { sealForest } from '../forest-file';
+import { FOREST_FORMAT_ID, FOREST_FORMAT_VERSION, type ForestFileV1, type TreeV1 } from '../format';
+import { binTable, type FeatureRef } from './binning';
+import {
+  DEFAULT_HYPERPARAMETERS,
+  DEFAULT_SEED,
+  defaultThreads,
+  resolveClassWeight,
+  resolveMaxFeatures,
+  resolveSampleSize,
+  validateHyperparameters,
+  type Hyperparameters,
+} from './options';
+import { growTrees } from './pool';
+import type { BuiltTree, TreeParams } from './tree-builder';
+
+export { DEFAULT_HYPERPARAMETERS, DEFAULT_SEED, defaultThreads, type Hyperparameters, type MaxFeatures, type ClassWeightOption } from './options';
+export type { FeatureRef } from './binning';
+
+export const HISTOGRAM_TRAINER = 'pricesense-histogram-rf';
+
+export interface TrainOptions extends Partial<Hyperparameters> {
+  /** Forest seed (an integer 0 .. 2^53-1); per-tree streams derive from it and the tree index. */
+  readonly seed?: number;
+  /** Worker threads; default os.availableParallelism(). Does not change the result. */
+  readonly threads?: number;
+  /** Features to train on, in forest order; default GOLD_FEATURES. */
+  readonly features?: readonly FeatureRef[];
+  /** The training split's statistics from the gold manifest (the serving drift baseline). */
+  readonly featureStats?: Record<string, FeatureStats>;
+  /** Lineage; default the table's manifestSha256. */
+  readonly datasetManifestSha256?: string | null;
+  /** ISO timestamp to record; default now. */
+  readonly createdAt?: string;
+  readonly metrics?: Record<string, unknown>;
+  /** Progress display (trees done, ETA); default true (etl/progress.ts decides the form). */
+  readonly progress?: boolean;
+  /** Called after each finished tree. */
+  readonly onTree?: (done: number, total: number) => void;
+}
+
+export function resolveHyperparameters(options: Partial<Hyperparameters>): Hyperparameters {
+  const h: Hyperparameters = { ...DEFAULT_HYPERPARAMETERS };
+  for (const key of Object.keys(DEFAULT_HYPERPARAMETERS) as (keyof Hyperparameters)[]) {
+    if (options[key] !== undefined) (h as unknown as Record<string, unknown>)[key] = options[key];
+  }
+  return validateHyperparameters(h);
+}
+
+function toTreeV1(t: BuiltTree): TreeV1 {
+  return {
+    feature: Array.from(t.feature),
+    threshold: Array.from(t.threshold),
+    left: Array.from(t.left),
+    right: Array.from(t.right),
+    defaultLeft: Array.from(t.defaultLeft),
+    value: Array.from(t.value),
+    count: Array.from(t.count),
+    catBits: Array.from(t.catBits),
+  };
+}
+
+export async function trainForest(table: GoldTable, options: TrainOptions = {}): Promise<ForestFileV1> {
+  const h = resolveHyperparameters(options);
+  const seed = options.seed ?? DEFAULT_SEED;
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new UserError(`seed must be an integer from 0 to 2^53-1, got ${seed}`);
+  const threads = options.threads ?? defaultThreads();
+  if (!Number.isInteger(threads) || threads < 1) throw new UserError(`threads must be an integer >= 1, got ${threads}`);
+  const features = options.features ?? GOLD_FEATURES;
+
+  const binStart = process.hrtime.bigint();
+  const { data, specs, classCounts } = binTable(table, features, h.maxBins);
+  const binSeconds = Number(process.hrtime.bigint() - binStart) / 1e9;
+  const classWeight = resolveClassWeight(h.classWeight, classCounts);
+  const params: TreeParams = {
+    maxDepth: h.maxDepth,
+    minSamplesSplit: h.minSamplesSplit,
+    minSamplesLeaf: h.minSamplesLeaf,
+    minImpurityDecrease: h.minImpurityDecrease,
+    maxFeatures: resolveMaxFeatures(h.maxFeatures, specs.length),
+    classWeight,
+    bootstrap: h.bootstrap,
+    sampleSize: resolveSampleSize(h.maxSamples, table.rows),
+    seed,
+  };
+  if (options.progress !== false) {
+    logEvent('train_start', { rows: table.rows, features: specs.length, trees: h.trees, threads, bin_s: Math.round(binSeconds * 1000) / 1000 });
+  }
+  const progress = options.progress === false ? null : new Progress({ stage: 'train', total: h.trees, unit: 'trees' });
+  const built = await growTrees(data, params, h.trees, threads, (done) => {
+    progress?.update(done);
+    options.onTree?.(done, h.trees);
+  });
+  progress?.finish();
+
+  const hyperparameters: Record<string, unknown> = {
+    ...h,
+    maxFeaturesResolved: params.maxFeatures,
+    classWeight: h.classWeight === null ? null : Object.fromEntries(CLASS_LABELS.map((c, k) => [c, classWeight[k]])),
+    classWeightOption: h.classWeight,
+  };
+  const forest: Omit<ForestFileV1, 'sha256'> = {
+    format: FOREST_FORMAT_ID,
+    formatVersion: FOREST_FORMAT_VERSION,
+    classes: [...CLASS_LABELS],
+    features: specs,
+    aggregation: 'soft',
+    trees: built.map(toTreeV1),
+    training: {
+      trainer: HISTOGRAM_TRAINER,
+      hyperparameters,
+      seed,
+      datasetManifestSha256: options.datasetManifestSha256 !== undefined ? options.datasetManifestSha256 : table.manifestSha256 || null,
+      rows: table.rows,
+      createdAt: options.createdAt ?? new Date().toISOString(),
+      codeVersion: codeVersion(),
+    },
+    featureStats: options.featureStats ?? {},
+    metrics: options.metrics ?? {},
+  };
+  return sealForest(forest);
+}

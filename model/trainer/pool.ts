@@ -1,0 +1,94 @@
+/**
+ * Grows a forest's trees on `threads` worker threads sharing the binned data
+ * (SharedArrayBuffer, no copies). Trees are handed out one at a time, so a slow tree
+ * does not hold back the others; each tree depends only on its index, so the result
+ * is the same for any thread count.
+ *
+ * Worker entry: from the build (dist/…/pool.js) the worker is worker.js; from the
+ * TypeScript sources (ts-jest, ts-node) it is worker.ts, loaded by an eval'd bootstrap
+ * that registers ts-node's transpile-only hook first.
+ */
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { packageRoot } from '../../etl/version';
+import type { BinnedData } from './binning';
+import { TreeBuilder, type BuiltTree, type TreeParams } from './tree-builder';
+import type { TreeReply } from './worker';
+
+export function startTreeWorker(workerData: unknown): Worker {
+  const ext = path.extname(__filename);
+  const file = path.join(__dirname, `worker${ext}`);
+  if (ext === '.ts') {
+    const register = require.resolve('ts-node/register/transpile-only');
+    const project = path.join(packageRoot(), 'tsconfig.json');
+    const bootstrap = [
+      `process.env.TS_NODE_PROJECT = process.env.TS_NODE_PROJECT || ${JSON.stringify(project)};`,
+      `require(${JSON.stringify(register)});`,
+      `require(${JSON.stringify(file)});`,
+    ].join('\n');
+    return new Worker(bootstrap, { eval: true, workerData });
+  }
+  return new Worker(file, { workerData });
+}
+
+export async function growTrees(
+  data: BinnedData,
+  params: TreeParams,
+  trees: number,
+  threads: number,
+  onTree: (done: number) => void,
+): Promise<BuiltTree[]> {
+  const results: BuiltTree[] = new Array<BuiltTree>(trees);
+  if (threads <= 1 || trees <= 1) {
+    const builder = new TreeBuilder(data, params);
+    for (let t = 0; t < trees; t++) {
+      results[t] = builder.build(t);
+      onTree(t + 1);
+      // Let timers and I/O (progress output, signals) run between trees.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return results;
+  }
+
+  const workers: Worker[] = [];
+  const count = Math.min(threads, trees);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let next = 0;
+      let done = 0;
+      let failed = false;
+      const fail = (err: Error): void => {
+        if (failed) return;
+        failed = true;
+        reject(err);
+      };
+      const feed = (w: Worker): void => {
+        if (next < trees) w.postMessage({ tree: next++ });
+      };
+      for (let i = 0; i < count; i++) {
+        const w = startTreeWorker({ data, params });
+        workers.push(w);
+        w.on('message', (msg: TreeReply) => {
+          if (failed) return;
+          if (!msg.ok) {
+            fail(new Error(`training tree ${msg.tree} failed in a worker: ${msg.error}`));
+            return;
+          }
+          results[msg.tree] = msg.result;
+          done++;
+          onTree(done);
+          if (done === trees) resolve();
+          else feed(w);
+        });
+        w.on('error', (err) => fail(err));
+        w.on('exit', (code) => {
+          if (done < trees) fail(new Error(`a training worker exited (code ${code}) before the forest was complete`));
+        });
+        feed(w);
+      }
+    });
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+  return results;
+}
