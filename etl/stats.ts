@@ -10,66 +10,87 @@ import { CLASS_LABELS, type ClassLabel } from './schema';
 
 const DECILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
-export async function computeFeatureStats(duck: Duck, parquetFile: string): Promise<Record<string, FeatureStats>> {
+export interface SplitStats {
+  readonly classCounts: Record<ClassLabel, number>;
+  readonly stats: Record<string, FeatureStats>;
+}
+
+type MapEntries = { key: unknown; value: unknown }[] | null;
+
+/**
+ * Class counts and per-feature statistics of one gold split file, in three scans of
+ * the (small, sorted) file: moments and deciles; PSI bin counts of every numeric
+ * feature; value counts of every categorical feature and the label. The caller runs it
+ * inside duck.deterministic(): avg and stddev sum floats, and only a single thread over
+ * the sorted file sums them in the same order on every run.
+ */
+export async function computeSplitStats(duck: Duck, parquetFile: string): Promise<SplitStats> {
   const src = `read_parquet(${sqlString(parquetFile)})`;
-  return duck.deterministic(async () => {
-    const out: Record<string, FeatureStats> = {};
-    const numeric = GOLD_FEATURES.filter((f) => f.kind === 'numeric');
-    const parts = numeric.map(
-      (f, i) =>
-        `count(${f.name})::BIGINT AS c${i}, avg(${f.name}) AS m${i}, coalesce(stddev_pop(${f.name}), 0) AS s${i}, ` +
-        `min(${f.name}) AS lo${i}, max(${f.name}) AS hi${i}, quantile_disc(${f.name}, [${DECILES.join(', ')}]) AS q${i}`,
-    );
-    const [row] = await duck.all(`SELECT count(*)::BIGINT AS total, ${parts.join(', ')} FROM ${src}`);
-    const total = Number(row.total);
-    for (const [i, f] of numeric.entries()) {
-      const count = Number(row[`c${i}`]);
-      const deciles = ((row[`q${i}`] as (number | null)[] | null) ?? []).filter((v): v is number => v !== null);
-      const edges = [...new Set(deciles)].sort((a, b) => a - b);
-      let fractions: number[] = [1];
-      if (count > 0) {
-        const cases = edges.map((e, j) => `WHEN ${f.name} <= (${e})::DOUBLE THEN ${j}`).join(' ');
-        const bins = await duck.all(
-          `SELECT ${edges.length ? `CASE ${cases} ELSE ${edges.length} END` : '0'} AS bin, count(*)::BIGINT AS n FROM ${src} WHERE ${f.name} IS NOT NULL GROUP BY 1`,
-        );
-        fractions = new Array<number>(edges.length + 1).fill(0);
-        for (const b of bins) fractions[Number(b.bin)] = Number(b.n) / count;
-      }
-      const stats: NumericStats = {
-        kind: 'numeric',
-        count,
-        missing: total - count,
-        mean: count ? Number(row[`m${i}`]) : 0,
-        std: count ? Number(row[`s${i}`]) : 0,
-        min: count ? Number(row[`lo${i}`]) : 0,
-        max: count ? Number(row[`hi${i}`]) : 0,
-        edges,
-        fractions,
-      };
-      out[f.name] = stats;
-    }
-    for (const f of GOLD_FEATURES.filter((g) => g.kind === 'categorical')) {
-      const rows = await duck.all(`SELECT ${f.name} AS v, count(*)::BIGINT AS n FROM ${src} GROUP BY 1 ORDER BY 1 NULLS LAST`);
-      let missing = 0;
-      let count = 0;
-      const counts: [string, number][] = [];
-      for (const r of rows) {
-        if (r.v === null) missing = Number(r.n);
-        else {
-          counts.push([String(r.v), Number(r.n)]);
-          count += Number(r.n);
-        }
-      }
-      const stats: CategoricalStats = {
-        kind: 'categorical',
-        count,
-        missing,
-        frequencies: Object.fromEntries(counts.map(([v, n]) => [v, n / count])),
-      };
-      out[f.name] = stats;
-    }
-    return out;
+  const out: Record<string, FeatureStats> = {};
+  const numeric = GOLD_FEATURES.filter((f) => f.kind === 'numeric');
+  const categorical = GOLD_FEATURES.filter((f) => f.kind === 'categorical');
+  const parts = numeric.map(
+    (f, i) =>
+      `count(${f.name})::BIGINT AS c${i}, avg(${f.name}) AS m${i}, coalesce(stddev_pop(${f.name}), 0) AS s${i}, ` +
+      `min(${f.name}) AS lo${i}, max(${f.name}) AS hi${i}, quantile_disc(${f.name}, [${DECILES.join(', ')}]) AS q${i}`,
+  );
+  const [row] = await duck.all(`SELECT count(*)::BIGINT AS total, ${parts.join(', ')} FROM ${src}`);
+  const total = Number(row.total);
+
+  const edgesOf = numeric.map((_, i) => {
+    const deciles = ((row[`q${i}`] as (number | null)[] | null) ?? []).filter((v): v is number => v !== null);
+    return [...new Set(deciles)].sort((a, b) => a - b);
   });
+  const bins = numeric.map((f, i) => {
+    const cases = edgesOf[i].map((e, j) => `WHEN ${f.name} <= (${e})::DOUBLE THEN ${j}`).join(' ');
+    return `histogram(${edgesOf[i].length ? `CASE ${cases} ELSE ${edgesOf[i].length} END` : '0'}) FILTER (WHERE ${f.name} IS NOT NULL) AS b${i}`;
+  });
+  const [binRow] = await duck.all(`SELECT ${bins.join(', ')} FROM ${src}`);
+
+  for (const [i, f] of numeric.entries()) {
+    const count = Number(row[`c${i}`]);
+    const edges = edgesOf[i];
+    let fractions: number[] = [1];
+    if (count > 0) {
+      fractions = new Array<number>(edges.length + 1).fill(0);
+      for (const b of (binRow[`b${i}`] as MapEntries) ?? []) fractions[Number(b.key)] = Number(b.value) / count;
+    }
+    const stats: NumericStats = {
+      kind: 'numeric',
+      count,
+      missing: total - count,
+      mean: count ? Number(row[`m${i}`]) : 0,
+      std: count ? Number(row[`s${i}`]) : 0,
+      min: count ? Number(row[`lo${i}`]) : 0,
+      max: count ? Number(row[`hi${i}`]) : 0,
+      edges,
+      fractions,
+    };
+    out[f.name] = stats;
+  }
+
+  const [catRow] = await duck.all(`SELECT histogram(LABEL) AS label, ${categorical.map((f, i) => `histogram(${f.name}) AS h${i}`).join(', ')} FROM ${src}`);
+  for (const [i, f] of categorical.entries()) {
+    // histogram() skips NULLs; values in the order ORDER BY would give (byte order for these codes).
+    const counts = ((catRow[`h${i}`] as MapEntries) ?? []).map((e) => [String(e.key), Number(e.value)] as [string, number]);
+    counts.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const count = counts.reduce((n, [, c]) => n + c, 0);
+    const stats: CategoricalStats = {
+      kind: 'categorical',
+      count,
+      missing: total - count,
+      frequencies: Object.fromEntries(counts.map(([v, n]) => [v, n / count])),
+    };
+    out[f.name] = stats;
+  }
+  const classCounts = Object.fromEntries(CLASS_LABELS.map((c) => [c, 0])) as Record<ClassLabel, number>;
+  for (const e of (catRow.label as MapEntries) ?? []) classCounts[String(e.key) as ClassLabel] = Number(e.value);
+  return { classCounts, stats: out };
+}
+
+/** Per-feature statistics of a gold split file (see computeSplitStats). */
+export async function computeFeatureStats(duck: Duck, parquetFile: string): Promise<Record<string, FeatureStats>> {
+  return duck.deterministic(async () => (await computeSplitStats(duck, parquetFile)).stats);
 }
 
 /** Rows per class in a split file. */

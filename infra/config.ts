@@ -34,6 +34,8 @@ const QUANTITY_CPU = str({ pattern: /^(\d+m|\d+(\.\d+)?)$/, patternText: 'a Kube
 const QUANTITY_MEM = str({ pattern: /^\d+(Ki|Mi|Gi)$/, patternText: 'a Kubernetes memory quantity such as 256Mi or 1Gi' });
 const HHMM = str({ pattern: /^([01]\d|2[0-3]):[0-5]\d$/, patternText: 'a time of day HH:MM (24-hour)' });
 const INSTANCE_TYPE = str({ pattern: /^[a-z][a-z0-9-]*\.[a-z0-9]+$/, patternText: 'an EC2 instance type such as t3.medium' });
+const SAGEMAKER_INSTANCE = str({ pattern: /^ml\.[a-z0-9]+\.[a-z0-9]+$/, patternText: 'a SageMaker instance type such as ml.m5.large' });
+const IMAGE_TAG = str({ pattern: /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, patternText: 'an image tag such as 1.4.2' });
 const ROLE_ARN = str({ pattern: /^arn:aws[a-z-]*:iam::\d{12}:(role|user)\/.+$/, patternText: 'an IAM role or user ARN (arn:aws:iam::123456789012:role/Name)' });
 const TIMEZONE = str({
   patternText: 'an IANA time zone such as Europe/Berlin or UTC',
@@ -76,7 +78,7 @@ export const SCHEMA = {
   nodeGroups: list(nodeGroup, 1, 5),
   app: obj({
     image: obj({
-      tag: optional(str({ pattern: /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, patternText: 'an image tag such as 1.4.2' })),
+      tag: optional(IMAGE_TAG),
       digest: optional(str({ pattern: /^sha256:[a-f0-9]{64}$/, patternText: 'an image digest sha256:<64 hex>' })),
     }),
     publicEndpoint: bool(),
@@ -108,6 +110,24 @@ export const SCHEMA = {
     error5xxPercent: int(1, 100),
     nodeCpuPercent: int(10, 100),
     podRestarts: int(1, 1000),
+  }),
+  /** The SageMaker retraining pipeline (infra/sagemaker-pipeline.ts); the values are its parameters' defaults. */
+  pipeline: obj({
+    /** Tag of the jobs image in the stack's repository; default `<app.image.tag>-jobs`. */
+    jobsImageTag: optional(IMAGE_TAG),
+    etlInstanceType: SAGEMAKER_INSTANCE,
+    etlInstanceCount: int(1, 50),
+    trainInstanceType: SAGEMAKER_INSTANCE,
+    trainInstanceCount: int(1, 50),
+    evaluateInstanceType: SAGEMAKER_INSTANCE,
+    volumeSizeGiB: int(1, 1024),
+    maxRuntimeSeconds: int(300, 432_000),
+    trees: int(1, 10_000),
+    maxDepth: int(1, 64),
+    minLeaf: int(1, 1_000_000),
+    seed: int(0, 2_147_483_647),
+    spotTraining: bool(),
+    spotMaxWaitSeconds: int(300, 432_000),
   }),
   cost: obj({
     monthlyBudgetUsd: int(1, 1_000_000),
@@ -148,6 +168,7 @@ const COMMON: DeepPartial<Settings> = {
   lake: { tmpExpireDays: 7, logsInfrequentAccessDays: 30, logsExpireDays: 365, rawGlacierIrDays: 90, noncurrentVersionExpireDays: 30 },
   imageRegistry: { untaggedExpireDays: 7, keepReleases: 30 },
   monitoring: { p99LatencyMs: 250, error5xxPercent: 5, nodeCpuPercent: 80, podRestarts: 3 },
+  pipeline: { volumeSizeGiB: 30, maxRuntimeSeconds: 7200, maxDepth: 16, minLeaf: 5, seed: 42, spotMaxWaitSeconds: 14_400 },
   cost: { alertThresholdsPercent: [50, 80, 100], budgetEmails: [] },
 };
 
@@ -160,6 +181,10 @@ export const TIER_DEFAULTS: Record<Tier, DeepPartial<Settings>> = {
     ],
     app: { publicEndpoint: true, minReplicas: 1, maxReplicas: 3, scaleDownStabilizationSeconds: 60 },
     monitoring: { logRetentionDays: 7 },
+    pipeline: {
+      etlInstanceType: 'ml.m5.large', etlInstanceCount: 1, trainInstanceType: 'ml.m5.large', trainInstanceCount: 1,
+      evaluateInstanceType: 'ml.m5.large', trees: 100, spotTraining: true,
+    },
     cost: { monthlyBudgetUsd: 350, demoHours: { timezone: 'UTC', days: 'MON-FRI', start: '08:00', end: '20:00' } },
   },
   stage: {
@@ -169,6 +194,10 @@ export const TIER_DEFAULTS: Record<Tier, DeepPartial<Settings>> = {
     ],
     app: { minReplicas: 2, maxReplicas: 4, scaleDownStabilizationSeconds: 300 },
     monitoring: { logRetentionDays: 14 },
+    pipeline: {
+      etlInstanceType: 'ml.m5.xlarge', etlInstanceCount: 2, trainInstanceType: 'ml.m5.xlarge', trainInstanceCount: 2,
+      evaluateInstanceType: 'ml.m5.xlarge', trees: 200, spotTraining: true,
+    },
     cost: { monthlyBudgetUsd: 700 },
   },
   prod: {
@@ -179,6 +208,10 @@ export const TIER_DEFAULTS: Record<Tier, DeepPartial<Settings>> = {
     ],
     app: { minReplicas: 3, maxReplicas: 12, scaleDownStabilizationSeconds: 600 },
     monitoring: { logRetentionDays: 30 },
+    pipeline: {
+      etlInstanceType: 'ml.m5.2xlarge', etlInstanceCount: 2, trainInstanceType: 'ml.m5.2xlarge', trainInstanceCount: 3,
+      evaluateInstanceType: 'ml.m5.xlarge', trees: 300, spotTraining: false,
+    },
     cost: { monthlyBudgetUsd: 1500 },
   },
 };
@@ -309,6 +342,16 @@ function checkConsistency(s: Settings, issues: Issue[]): void {
     if (s.app.minReplicas < 2) {
       issues.push({ key: k('app.minReplicas'), expected: 'at least 2 in prod (a PodDisruptionBudget needs a spare replica)', got: describeValue(s.app.minReplicas) });
     }
+  }
+  const pl = s.pipeline;
+  if (pl.spotTraining && pl.spotMaxWaitSeconds < pl.maxRuntimeSeconds) {
+    issues.push({ key: k('pipeline.spotMaxWaitSeconds'), expected: `at least pipeline.maxRuntimeSeconds (${pl.maxRuntimeSeconds}) when pipeline.spotTraining is on`, got: describeValue(pl.spotMaxWaitSeconds) });
+  }
+  if (pl.trees < pl.trainInstanceCount) {
+    issues.push({ key: k('pipeline.trees'), expected: `at least pipeline.trainInstanceCount (${pl.trainInstanceCount}): every training host trains a share of the trees`, got: describeValue(pl.trees) });
+  }
+  if (pl.jobsImageTag === undefined && s.app.image.tag !== undefined && s.app.image.tag.length > 123) {
+    issues.push({ key: k('pipeline.jobsImageTag'), expected: 'set explicitly when app.image.tag is longer than 123 characters (the default adds "-jobs")', got: describeValue(pl.jobsImageTag) });
   }
   const d = s.cost.demoHours;
   if (d && d.start >= d.end) {

@@ -5,12 +5,13 @@
 import * as pulumi from '@pulumi/pulumi';
 import { ConfigError, parseStackConfig, type StackConfig } from './config';
 import { buildPlatform, extendPlatform, stackOutputs, type PlatformExtension } from './platform';
+import { sagemakerPipelineExtension } from './sagemaker-pipeline';
 
 export { buildPlatform, extendPlatform, stackOutputs } from './platform';
 export type { Platform, PlatformExtension } from './platform';
 
 /** Later concerns plug in here (the SageMaker pipeline and its EventBridge rule). */
-const EXTENSIONS: PlatformExtension[] = [];
+const EXTENSIONS: PlatformExtension[] = [sagemakerPipelineExtension];
 
 function loadConfig(): StackConfig {
   try {
@@ -39,3 +40,4 @@ export const kubeconfig = outputs.kubeconfig;
 export const alertTopicArn = outputs.alertTopicArn;
 export const dashboardName = outputs.dashboardName;
 export const region = outputs.region;
+export const sagemakerPipelineName = outputs.sagemakerPipelineName;

@@ -31,6 +31,11 @@ export interface MonitoringArgs {
   readonly aws: AwsContext;
 }
 
+/** EventBridge rules whose names start with this may publish to the alert topic. */
+export function eventRulePrefix(stack: string): string {
+  return `pricesense-${stack}-`;
+}
+
 function logFilter(extra: string): string {
   return `{ ($.kubernetes.namespace_name = "${APP_NAMESPACE}") && ($.kubernetes.container_name = "api") && ($.log_processed.msg = "${API_LOG_FIELDS.message}") && (${extra}) }`;
 }
@@ -68,6 +73,14 @@ export class Monitoring extends pulumi.ComponentResource {
           Action: 'sns:Publish',
           Resource: topic.arn,
           Condition: { StringEquals: { 'aws:SourceAccount': ctx.accountId } },
+        }, {
+          // EventBridge rules of this stack (the model package state rule in sagemaker-pipeline.ts).
+          Sid: 'StackEventRulesPublish',
+          Effect: 'Allow',
+          Principal: { Service: 'events.amazonaws.com' },
+          Action: 'sns:Publish',
+          Resource: topic.arn,
+          Condition: { ArnLike: { 'aws:SourceArn': pulumi.interpolate`arn:${ctx.partition}:events:${ctx.region}:${ctx.accountId}:rule/${eventRulePrefix(args.stack)}*` } },
         }],
       }),
     }, parent);

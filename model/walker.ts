@@ -85,7 +85,7 @@ function walkTree(
 }
 
 /** Rows per block in predictBatch: the block's encoded rows and sums stay in cache while every tree streams over them. */
-const BATCH_BLOCK = 256;
+const BATCH_BLOCK = 1024;
 
 export class CompiledForest {
   readonly classes: readonly string[];
@@ -123,6 +123,7 @@ export class CompiledForest {
   private readonly names: string[];
   /** Scratch for single-row calls (JavaScript is single-threaded per isolate). */
   private readonly rowScratch: Float64Array;
+  private readonly voteScratch: Float64Array;
 
   private constructor(forest: ForestFileV1) {
     const K = forest.classes.length;
@@ -182,19 +183,40 @@ export class CompiledForest {
     this.featureIndex = new Map(forest.features.map((f, i) => [f.name, i]));
     this.names = forest.features.map((f) => f.name);
 
+    // Nodes are renumbered in depth-first pre-order (a node's left child is the next
+    // node), so a walk down the left side stays within the same cache lines.
+    let maxNodes = 0;
+    for (const t of forest.trees) maxNodes = Math.max(maxNodes, t.feature.length);
+    const order = new Int32Array(maxNodes); // pre-order position → file index
+    const position = new Int32Array(maxNodes); // file index → pre-order position
+    const stack = new Int32Array(maxNodes + 1);
     let base = 0;
     let wordBase = 0;
     forest.trees.forEach((tree, t) => {
       const n = tree.feature.length;
+      let top = 0;
+      let next = 0;
+      stack[top++] = 0;
+      while (top > 0) {
+        const i = stack[--top];
+        order[next] = i;
+        position[i] = next++;
+        if (tree.feature[i] >= 0) {
+          stack[top++] = tree.right[i];
+          stack[top++] = tree.left[i];
+        }
+      }
+      if (next !== n) throw new Error(`CompiledForest.compile: trees[${t}] is not a tree (${n - next} node(s) unreachable); validate it with parseForest`);
       this.roots[t] = base;
-      for (let i = 0; i < n; i++) {
-        const g = base + i;
+      for (let p = 0; p < n; p++) {
+        const i = order[p];
+        const g = base + p;
         const f = tree.feature[i];
         this.feature[g] = f >= 0 && this.isCategorical[f] ? F + f : f;
         this.missRight[g] = tree.defaultLeft[i] ? 0 : 1;
         if (f >= 0) {
-          this.children[2 * g] = base + tree.left[i];
-          this.children[2 * g + 1] = base + tree.right[i];
+          this.children[2 * g] = base + position[tree.left[i]];
+          this.children[2 * g + 1] = base + position[tree.right[i]];
           this.threshold[g] = this.isCategorical[f] ? wordBase + tree.threshold[i] : tree.threshold[i];
         } else {
           this.children[2 * g] = -1;
@@ -214,6 +236,7 @@ export class CompiledForest {
     });
 
     this.rowScratch = new Float64Array(F);
+    this.voteScratch = new Float64Array(K);
   }
 
   /** Compiles a (validated) forest document; see parseForest / readForestFile. */
@@ -373,7 +396,6 @@ export class CompiledForest {
     const soft = this.aggregation === 'soft';
     const value = this.value;
     const vote = this.vote;
-    const winnerCount = soft ? null : new Float64Array(Math.min(n, BATCH_BLOCK));
     const feature = this.feature;
     const threshold = this.threshold;
     const children = this.children;
@@ -382,7 +404,6 @@ export class CompiledForest {
 
     for (let start = 0; start < n; start += BATCH_BLOCK) {
       const end = Math.min(n, start + BATCH_BLOCK);
-      if (winnerCount) winnerCount.fill(0);
       for (let t = 0; t < T; t++) {
         const root = roots[t];
         if (soft) {
@@ -393,28 +414,49 @@ export class CompiledForest {
           }
         } else {
           for (let r = start; r < end; r++) {
-            const c = vote[walkTree(feature, threshold, children, missRight, catBits, F, x, r * F, root)];
-            const count = ++probabilities[r * K + c];
-            if (count > winnerCount![r - start]) {
-              winnerCount![r - start] = count;
-              classIndex[r] = c;
-            }
+            probabilities[r * K + vote[walkTree(feature, threshold, children, missRight, catBits, F, x, r * F, root)]]++;
           }
         }
       }
       for (let r = start; r < end; r++) {
         const o = r * K;
         let best = 0;
-        for (let k = 0; k < K; k++) {
-          probabilities[o + k] /= T;
-          if (probabilities[o + k] > probabilities[o + best]) best = k;
+        let tied = false;
+        for (let k = 1; k < K; k++) {
+          if (probabilities[o + k] > probabilities[o + best]) {
+            best = k;
+            tied = false;
+          } else if (probabilities[o + k] === probabilities[o + best]) {
+            tied = true;
+          }
         }
-        if (!this.firstToReach) classIndex[r] = best;
+        // A tied hard vote under 'first-to-reach' depends on the order of the votes, which
+        // the counts lost: replay this row tree by tree (ties are rare, so this is cheap).
+        classIndex[r] = tied && this.firstToReach ? this.firstToReachWinner(x, r * F) : best;
+        for (let k = 0; k < K; k++) probabilities[o + k] /= T;
       }
     }
     const labels = new Array<string>(n);
     for (let r = 0; r < n; r++) labels[r] = this.classes[classIndex[r]];
     return { labels, classIndex, probabilities };
+  }
+
+  /** ml-array-mode's winner for the encoded row at x[xo ..]: the first class to reach the final top count. */
+  private firstToReachWinner(x: Float64Array, xo: number): number {
+    const T = this.treeCount;
+    const counts = this.voteScratch;
+    counts.fill(0);
+    let winner = 0;
+    let winnerCount = 0;
+    for (let t = 0; t < T; t++) {
+      const c = this.vote[this.leaf(x, xo, this.roots[t])];
+      const count = ++counts[c];
+      if (count > winnerCount) {
+        winnerCount = count;
+        winner = c;
+      }
+    }
+    return winner;
   }
 
   /**

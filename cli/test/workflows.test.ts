@@ -12,6 +12,7 @@ import { buildProgram } from '../index';
 const root = path.resolve(__dirname, '..', '..');
 const workflowDir = path.join(root, '.github', 'workflows');
 const workflows = readdirSync(workflowDir).filter((f) => f.endsWith('.yml'));
+const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
 
 interface LintResult {
   readonly clean: boolean;

@@ -130,3 +130,29 @@ describe('invalid config gives a clear message', () => {
     expect(err.message).toContain('(3 problems)');
   });
 });
+
+describe('pipeline settings (the SageMaker pipeline parameters\' defaults)', () => {
+  test('per-tier defaults: dev small and on spot, prod on-demand with more training hosts', () => {
+    const of = (stack: string) => parseStackConfig(stack, 'pricesense', stackConfig(stack)).pipeline;
+    expect(of('dev')).toMatchObject({ etlInstanceType: 'ml.m5.large', trainInstanceCount: 1, trees: 100, spotTraining: true, jobsImageTag: undefined });
+    expect(of('stage')).toMatchObject({ trainInstanceCount: 2, spotTraining: true });
+    expect(of('prod')).toMatchObject({ trainInstanceType: 'ml.m5.2xlarge', trainInstanceCount: 3, spotTraining: false });
+    const cfg = parseStackConfig('dev', 'p', { ...dev(), 'pricesense:pipeline': JSON.stringify({ trees: 400, jobsImageTag: 'jobs-7' }) });
+    expect(cfg.pipeline).toMatchObject({ trees: 400, jobsImageTag: 'jobs-7', maxDepth: 16, seed: 42 });
+  });
+
+  test('wrong types and values name the key', () => {
+    const err = errorOf('dev', { ...dev(), 'pricesense:pipeline': JSON.stringify({ trainInstanceType: 'm5.large', trainInstanceCount: 0, spotTraining: 'yes' }) });
+    expect(err.message).toContain('pricesense:pipeline.trainInstanceType: expected a SageMaker instance type such as ml.m5.large, got string "m5.large"');
+    expect(err.message).toContain('pricesense:pipeline.trainInstanceCount: expected an integer from 1 to 50, got number 0');
+    expect(err.message).toContain('pricesense:pipeline.spotTraining: expected a boolean (true or false), got string "yes"');
+  });
+
+  test('rules across keys: spot wait covers the run time, every training host gets a tree', () => {
+    const wait = errorOf('dev', { ...dev(), 'pricesense:pipeline': JSON.stringify({ maxRuntimeSeconds: 7200, spotMaxWaitSeconds: 3600 }) });
+    expect(wait.message).toContain('pricesense:pipeline.spotMaxWaitSeconds: expected at least pipeline.maxRuntimeSeconds (7200) when pipeline.spotTraining is on, got number 3600');
+    expect(() => parseStackConfig('prod', 'p', { ...prod(), 'pricesense:pipeline': JSON.stringify({ spotMaxWaitSeconds: 3600 }) })).not.toThrow();
+    const trees = errorOf('dev', { ...dev(), 'pricesense:pipeline': JSON.stringify({ trees: 2, trainInstanceCount: 4 }) });
+    expect(trees.message).toContain('pricesense:pipeline.trees: expected at least pipeline.trainInstanceCount (4)');
+  });
+});

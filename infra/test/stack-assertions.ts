@@ -6,6 +6,7 @@
 import { ACCOUNT, REGION, policyDoc, runProgram, type ProgramRun, type Recorded } from './harness';
 import { INTERFACE_ENDPOINT_SERVICES } from '../network';
 import { RULES, evaluate, REQUIRED_TAGS } from '../policies/rules';
+import { describePipeline, type PipelineExpectations } from './pipeline-assertions';
 
 export interface TierExpectations {
   readonly stack: 'dev' | 'stage' | 'prod';
@@ -20,6 +21,7 @@ export interface TierExpectations {
   readonly ecrForceDelete: boolean;
   readonly scaleToZero: boolean;
   readonly image: string;
+  readonly pipeline: PipelineExpectations;
 }
 
 type Obj = Record<string, unknown>;
@@ -37,6 +39,8 @@ export function describeStack(e: TierExpectations): void {
     beforeAll(async () => {
       run = await runProgram(e.stack, e.overrides);
     });
+
+    describePipeline(e.stack, () => run, e.pipeline);
 
     test('network: VPC 10.0.0.0/16 over the tier AZ count, no NAT gateway anywhere', () => {
       expect(run.one('aws:ec2/vpc:Vpc').inputs).toMatchObject({ cidrBlock: '10.0.0.0/16', enableDnsHostnames: true, enableDnsSupport: true });

@@ -14,4 +14,5 @@ describeStack({
   ecrForceDelete: true,
   scaleToZero: true,
   image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/pricesense-dev/api:0.1.0',
+  pipeline: { trainInstanceCount: 1, spotTraining: true, jobsImage: '123456789012.dkr.ecr.us-east-1.amazonaws.com/pricesense-dev/api:0.1.0-jobs', apiImage: '123456789012.dkr.ecr.us-east-1.amazonaws.com/pricesense-dev/api:0.1.0' },
 });

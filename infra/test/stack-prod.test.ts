@@ -14,4 +14,5 @@ describeStack({
   ecrForceDelete: false,
   scaleToZero: false,
   image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/pricesense-prod/api:1.0.0',
+  pipeline: { trainInstanceCount: 3, spotTraining: false, jobsImage: '123456789012.dkr.ecr.us-east-1.amazonaws.com/pricesense-prod/api:1.0.0-jobs', apiImage: '123456789012.dkr.ecr.us-east-1.amazonaws.com/pricesense-prod/api:1.0.0' },
 });

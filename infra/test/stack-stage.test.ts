@@ -16,4 +16,6 @@ describeStack({
   ecrForceDelete: false,
   scaleToZero: false,
   image: `123456789012.dkr.ecr.us-east-1.amazonaws.com/pricesense-stage/api@${DIGEST}`,
+  // Deployed by digest: no jobs image tag to derive, so JobsImage has no default.
+  pipeline: { trainInstanceCount: 2, spotTraining: true, jobsImage: null, apiImage: `123456789012.dkr.ecr.us-east-1.amazonaws.com/pricesense-stage/api@${DIGEST}` },
 });

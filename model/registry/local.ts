@@ -92,7 +92,6 @@ export class LocalRegistry implements Registry {
         } catch (err) {
           // Someone published n first: take the next number.
           if (!isCollision(err)) throw err;
-          process.stderr.write('COLLISION\n');
         }
       }
     } catch (err) {

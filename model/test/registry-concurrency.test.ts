@@ -45,8 +45,7 @@ function startWorker(script: string, registryRoot: string, forests: string[]): W
     child.on('error', reject);
     child.on('close', (code) => {
       if (code !== 0) reject(new Error(`worker exited ${code}: ${err}`));
-      else { console.log('collisions', err.split('COLLISION').length - 1); }
-      if (code === 0) resolve(JSON.parse(out.slice('ready\n'.length)) as number[]);
+      else resolve(JSON.parse(out.slice('ready\n'.length)) as number[]);
     });
   });
   return { ready, done, go: () => child.stdin.end('go\n') };

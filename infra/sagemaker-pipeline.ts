@@ -1,0 +1,205 @@
+/**
+ * The SageMaker retraining pipeline (definition from sagemaker-pipeline-definition.ts),
+ * the role the Pipelines service runs it as, and an EventBridge rule that sends every
+ * model package state change of the stack's group (registered, approved, rejected) to
+ * the alert topic. Serving itself follows the registry by polling; the rule makes the
+ * approvals visible to people.
+ *
+ * Two roles, two jobs: the pipeline role may only start/stop/describe this pipeline's
+ * jobs, pass the job role and register packages in the group; the jobs run as the
+ * ModelRegistry's execution role (lake prefixes, ECR pull, logs), which this component
+ * extends with one more grant: writing the ETL's gold output under gold/pipeline/.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import * as aws from '@pulumi/aws';
+import type { AwsContext } from './aws-context';
+import type { StackConfig } from './config';
+import type { DataLake } from './data-lake';
+import { type ModelRegistry, modelPackagesArn } from './model-registry';
+import { eventRulePrefix } from './monitoring';
+import type { Platform, PlatformExtension } from './platform';
+import { imageRef } from './app';
+import { buildPipelineDefinition, type PipelineDefinitionParams } from './sagemaker-pipeline-definition';
+
+export type PipelineSettings = StackConfig['pipeline'];
+
+export interface SageMakerPipelineArgs {
+  readonly stack: string;
+  readonly settings: PipelineSettings;
+  readonly lake: DataLake;
+  readonly modelRegistry: ModelRegistry;
+  /** Default of the JobsImage parameter, when known at deploy time. */
+  readonly jobsImage: pulumi.Input<string> | undefined;
+  /** Default of the ApiImage parameter (registered for inference), when known at deploy time. */
+  readonly apiImage: pulumi.Input<string> | undefined;
+  readonly alertTopicArn: pulumi.Input<string>;
+  readonly aws: AwsContext;
+}
+
+export const MODEL_PACKAGE_STATE_CHANGE = 'SageMaker Model Package State Change';
+
+export function pipelineNameFor(stack: string): string {
+  return `pricesense-${stack}-retrain`;
+}
+
+/** EventBridge pattern: every state change of a package in this group. */
+export function modelPackageStatePattern(group: string): object {
+  return { source: ['aws.sagemaker'], 'detail-type': [MODEL_PACKAGE_STATE_CHANGE], detail: { ModelPackageGroupName: [group] } };
+}
+
+/** The settings as the pure definition builder takes them (images and names resolved). */
+export function definitionParams(
+  settings: PipelineSettings,
+  resolved: { lakeBucket: string; jobRoleArn: string; modelPackageGroup: string; jobsImage?: string; apiImage?: string },
+): PipelineDefinitionParams {
+  return {
+    ...resolved,
+    etl: { instanceType: settings.etlInstanceType, instanceCount: settings.etlInstanceCount },
+    train: { instanceType: settings.trainInstanceType, instanceCount: settings.trainInstanceCount },
+    evaluateInstanceType: settings.evaluateInstanceType,
+    volumeSizeGiB: settings.volumeSizeGiB,
+    maxRuntimeSeconds: settings.maxRuntimeSeconds,
+    hyperparameters: { trees: settings.trees, maxDepth: settings.maxDepth, minLeaf: settings.minLeaf, seed: settings.seed },
+    spotTraining: settings.spotTraining ? { maxWaitSeconds: settings.spotMaxWaitSeconds } : undefined,
+  };
+}
+
+export class SageMakerPipeline extends pulumi.ComponentResource {
+  readonly pipelineName: pulumi.Output<string>;
+  readonly pipelineArn: pulumi.Output<string>;
+  readonly roleArn: pulumi.Output<string>;
+  readonly ruleName: pulumi.Output<string>;
+
+  constructor(name: string, args: SageMakerPipelineArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('pricesense:infra:SageMakerPipeline', name, {}, opts);
+    const parent: pulumi.CustomResourceOptions = { parent: this, provider: args.aws.provider };
+    const { lake, modelRegistry: models, aws: ctx } = args;
+    const arn = (resource: string): pulumi.Output<string> => pulumi.interpolate`arn:${ctx.partition}:sagemaker:${ctx.region}:${ctx.accountId}:${resource}`;
+
+    // The jobs' role (ModelRegistry) reads raw/ and writes artifacts/ and tmp/; the ETL also writes gold.
+    const jobGrant = new aws.iam.RolePolicy(`${name}-jobs`, {
+      role: models.executionRoleName,
+      policy: pulumi.jsonStringify({
+        Version: '2012-10-17',
+        Statement: [{ Sid: 'WritePipelineGold', Effect: 'Allow', Action: ['s3:PutObject', 's3:AbortMultipartUpload'], Resource: pulumi.interpolate`${lake.bucketArn}/gold/pipeline/*` }],
+      }),
+    }, parent);
+
+    const role = new aws.iam.Role(`${name}-role`, {
+      description: `SageMaker Pipelines execution role for ${pipelineNameFor(args.stack)}`,
+      assumeRolePolicy: pulumi.jsonStringify({
+        Version: '2012-10-17',
+        Statement: [{
+          Effect: 'Allow',
+          Principal: { Service: 'sagemaker.amazonaws.com' },
+          Action: 'sts:AssumeRole',
+          Condition: { StringEquals: { 'aws:SourceAccount': ctx.accountId } },
+        }],
+      }),
+    }, parent);
+
+    // Pipelines names the jobs it starts pipelines-<execution id>-<step>-<token>.
+    const jobs = [arn('processing-job/pipelines-*'), arn('training-job/pipelines-*')];
+    const packages = [models.groupArn, modelPackagesArn(ctx, models.groupName)];
+    const rolePolicy = new aws.iam.RolePolicy(`${name}-role`, {
+      role: role.id,
+      policy: pulumi.jsonStringify({
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Sid: 'RunPipelineJobs',
+            Effect: 'Allow',
+            Action: [
+              'sagemaker:CreateProcessingJob', 'sagemaker:DescribeProcessingJob', 'sagemaker:StopProcessingJob',
+              'sagemaker:CreateTrainingJob', 'sagemaker:DescribeTrainingJob', 'sagemaker:StopTrainingJob',
+              'sagemaker:AddTags',
+            ],
+            Resource: jobs,
+          },
+          {
+            Sid: 'RegisterInGroup',
+            Effect: 'Allow',
+            Action: ['sagemaker:CreateModelPackage', 'sagemaker:DescribeModelPackage', 'sagemaker:DescribeModelPackageGroup', 'sagemaker:AddTags'],
+            Resource: packages,
+          },
+          {
+            Sid: 'PassJobRole',
+            Effect: 'Allow',
+            Action: 'iam:PassRole',
+            Resource: models.executionRoleArn,
+            Condition: { StringEquals: { 'iam:PassedToService': 'sagemaker.amazonaws.com' } },
+          },
+          {
+            // Property files (evaluation.json) and the registered model's metrics are read by the service.
+            Sid: 'ReadPipelineArtifacts',
+            Effect: 'Allow',
+            Action: ['s3:GetObject'],
+            Resource: pulumi.interpolate`${lake.bucketArn}/artifacts/pipeline/*`,
+          },
+        ],
+      }),
+    }, parent);
+
+    const definition = pulumi
+      .all([lake.bucketName, models.executionRoleArn, models.groupName, args.jobsImage, args.apiImage])
+      .apply(([lakeBucket, jobRoleArn, modelPackageGroup, jobsImage, apiImage]) =>
+        JSON.stringify(buildPipelineDefinition(definitionParams(args.settings, { lakeBucket, jobRoleArn, modelPackageGroup, jobsImage, apiImage }))),
+      );
+
+    const pipeline = new aws.sagemaker.Pipeline(`${name}`, {
+      pipelineName: pipelineNameFor(args.stack),
+      pipelineDisplayName: pipelineNameFor(args.stack),
+      pipelineDescription: 'pricesense retraining: ETL -> train -> evaluate -> quality gates -> register (PendingManualApproval)',
+      roleArn: role.arn,
+      pipelineDefinition: definition,
+    }, { ...parent, dependsOn: [rolePolicy, jobGrant] });
+    this.pipelineName = pipeline.pipelineName;
+    this.pipelineArn = pipeline.arn;
+    this.roleArn = role.arn;
+
+    const rule = new aws.cloudwatch.EventRule(`${name}-model-package-state`, {
+      name: `${eventRulePrefix(args.stack)}model-package-state`,
+      description: `pricesense: model package state changes in the ${args.stack} registry group (registered, approved, rejected)`,
+      eventPattern: models.groupName.apply((group) => JSON.stringify(modelPackageStatePattern(group))),
+    }, parent);
+    this.ruleName = rule.name;
+    new aws.cloudwatch.EventTarget(`${name}-model-package-state`, {
+      rule: rule.name,
+      arn: args.alertTopicArn,
+      // One readable line for the email subscribers instead of the raw event JSON.
+      inputTransformer: {
+        inputPaths: {
+          group: '$.detail.ModelPackageGroupName',
+          version: '$.detail.ModelPackageVersion',
+          status: '$.detail.ModelApprovalStatus',
+          arn: '$.detail.ModelPackageArn',
+        },
+        inputTemplate: '"pricesense model registry: <group> version <version> is now <status> (<arn>). Review: npx pricesense registry show <version> --registry sagemaker://<group>"',
+      },
+    }, parent);
+
+    this.registerOutputs({ pipelineName: this.pipelineName, roleArn: this.roleArn });
+  }
+}
+
+/** The platform extension wired in infra/index.ts. */
+export const sagemakerPipelineExtension: PlatformExtension = (p: Platform) => {
+  const cfg = p.config;
+  const repo = p.imageRegistry.repositoryUrl;
+  const jobsTag = cfg.pipeline.jobsImageTag ?? (cfg.app.image.tag !== undefined ? `${cfg.app.image.tag}-jobs` : undefined);
+  const hasApiImage = cfg.app.image.tag !== undefined || cfg.app.image.digest !== undefined;
+  const pipeline = new SageMakerPipeline('pipeline', {
+    stack: cfg.stack,
+    settings: cfg.pipeline,
+    lake: p.lake,
+    modelRegistry: p.modelRegistry,
+    jobsImage: jobsTag !== undefined ? pulumi.interpolate`${repo}:${jobsTag}` : undefined,
+    apiImage: hasApiImage ? imageRef(repo, cfg.app.image) : undefined,
+    alertTopicArn: p.monitoring.alertTopicArn,
+    aws: p.aws,
+  }, { providers: { aws: p.aws.provider } });
+  if (jobsTag === undefined) {
+    pulumi.log.info('neither pipeline.jobsImageTag nor app.image.tag is set: the SageMaker pipeline has no default JobsImage; pass --param JobsImage=<image> when starting it');
+  }
+  return { sagemakerPipelineName: pipeline.pipelineName };
+};

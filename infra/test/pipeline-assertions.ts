@@ -1,0 +1,109 @@
+/**
+ * The SageMaker pipeline extension, asserted against each stack's mocked run (called from
+ * describeStack, so the program runs once per stack file).
+ */
+import { ACCOUNT, REGION, policyDoc, type ProgramRun } from './harness';
+import { definitionProblems, type PipelineDefinition } from '../sagemaker-pipeline-definition';
+import { RULES, evaluate } from '../policies/rules';
+
+export interface PipelineExpectations {
+  readonly trainInstanceCount: number;
+  readonly spotTraining: boolean;
+  /** Default of JobsImage, or null when the stack cannot know it (deployed by digest). */
+  readonly jobsImage: string | null;
+  readonly apiImage: string;
+}
+
+type Obj = Record<string, unknown>;
+const o = (v: unknown): Obj => v as Obj;
+
+export function describePipeline(stack: string, getRun: () => ProgramRun, e: PipelineExpectations): void {
+  describe('sagemaker pipeline', () => {
+    const definition = (): PipelineDefinition => JSON.parse(String(getRun().one('aws:sagemaker/pipeline:Pipeline').inputs.pipelineDefinition)) as PipelineDefinition;
+
+    test('a Pipeline with a parseable, consistent definition bound to this stack and the pipeline role', () => {
+      const run = getRun();
+      const pipeline = run.one('aws:sagemaker/pipeline:Pipeline');
+      expect(pipeline.inputs.pipelineName).toBe(`pricesense-${stack}-retrain`);
+      expect(pipeline.inputs.roleArn).toBe(run.one('aws:iam/role:Role', 'pipeline-role').state.arn);
+      const d = definition();
+      expect(d.Version).toBe('2020-12-01');
+      expect(d.Steps.map((s) => s.Name)).toEqual(['Etl', 'Train', 'Evaluate', 'CheckGates']);
+      expect(definitionProblems(d)).toEqual([]);
+      const text = JSON.stringify(d);
+      const bucket = run.one('aws:s3/bucket:Bucket').id;
+      const jobRole = run.one('aws:iam/role:Role', 'models-sagemaker').state.arn;
+      expect(text).toContain(`s3://${bucket}/gold/pipeline`);
+      expect(d.Steps.filter((s) => s.Type !== 'Condition').every((s) => s.Arguments.RoleArn === jobRole)).toBe(true);
+      expect(text).toContain(`"ModelPackageGroupName":"pricesense-${stack}"`);
+      expect(run.outputs.sagemakerPipelineName).toBe(`pricesense-${stack}-retrain`);
+    });
+
+    test('parameter defaults follow the stack config and the deployed images', () => {
+      const byName = Object.fromEntries(definition().Parameters.map((p) => [p.Name, p]));
+      expect(byName.TrainInstanceCount.DefaultValue).toBe(e.trainInstanceCount);
+      expect(byName.ApiImage.DefaultValue).toBe(e.apiImage);
+      expect(byName.JobsImage.DefaultValue ?? null).toBe(e.jobsImage);
+      const train = definition().Steps[1].Arguments;
+      expect(train.EnableManagedSpotTraining === true).toBe(e.spotTraining);
+    });
+
+    test('EventBridge: model package state changes of the group go to the alert topic, which lets this stack\'s rules publish', () => {
+      const run = getRun();
+      const rule = run.one('aws:cloudwatch/eventRule:EventRule');
+      expect(JSON.parse(String(rule.inputs.eventPattern))).toEqual({
+        source: ['aws.sagemaker'],
+        'detail-type': ['SageMaker Model Package State Change'],
+        detail: { ModelPackageGroupName: [`pricesense-${stack}`] },
+      });
+      const topic = run.one('aws:sns/topic:Topic');
+      const target = run.one('aws:cloudwatch/eventTarget:EventTarget');
+      expect(target.inputs).toMatchObject({ rule: rule.inputs.name, arn: topic.state.arn });
+      expect(target.inputs.roleArn).toBeUndefined(); // SNS targets go through the topic policy
+      const statements = policyDoc(run.one('aws:sns/topicPolicy:TopicPolicy').inputs.policy).Statement;
+      const events = statements.find((s) => JSON.stringify(s.Principal).includes('events.amazonaws.com'));
+      expect(events).toMatchObject({ Effect: 'Allow', Action: 'sns:Publish', Resource: topic.state.arn });
+      const sourceArn = String(o(o(events?.Condition).ArnLike)['aws:SourceArn']);
+      const ruleArn = `arn:aws:events:${REGION}:${ACCOUNT}:rule/${String(rule.inputs.name)}`;
+      expect(new RegExp(`^${sourceArn.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\\\*/g, '.*')}$`).test(ruleArn)).toBe(true);
+      expect(sourceArn).not.toBe('*');
+    });
+
+    test('pipeline role: trusted by SageMaker for this account, scoped to its jobs, the group and passing the job role', () => {
+      const run = getRun();
+      const trust = policyDoc(run.one('aws:iam/role:Role', 'pipeline-role').inputs.assumeRolePolicy).Statement;
+      expect(trust).toEqual([{ Effect: 'Allow', Principal: { Service: 'sagemaker.amazonaws.com' }, Action: 'sts:AssumeRole', Condition: { StringEquals: { 'aws:SourceAccount': ACCOUNT } } }]);
+      const statements = policyDoc(run.one('aws:iam/rolePolicy:RolePolicy', 'pipeline-role').inputs.policy).Statement;
+      const resources = statements.flatMap((s) => [s.Resource].flat() as string[]);
+      expect(resources).not.toContain('*');
+      expect(statements.find((s) => s.Sid === 'RunPipelineJobs')?.Resource).toEqual([
+        `arn:aws:sagemaker:${REGION}:${ACCOUNT}:processing-job/pipelines-*`,
+        `arn:aws:sagemaker:${REGION}:${ACCOUNT}:training-job/pipelines-*`,
+      ]);
+      expect(statements.find((s) => s.Sid === 'RegisterInGroup')?.Resource).toEqual([
+        `arn:aws:sagemaker:${REGION}:${ACCOUNT}:model-package-group/pricesense-${stack}`,
+        `arn:aws:sagemaker:${REGION}:${ACCOUNT}:model-package/pricesense-${stack}/*`,
+      ]);
+      expect(statements.find((s) => s.Sid === 'PassJobRole')).toEqual({
+        Sid: 'PassJobRole', Effect: 'Allow', Action: 'iam:PassRole',
+        Resource: run.one('aws:iam/role:Role', 'models-sagemaker').state.arn,
+        Condition: { StringEquals: { 'iam:PassedToService': 'sagemaker.amazonaws.com' } },
+      });
+      const bucket = run.one('aws:s3/bucket:Bucket').id;
+      const jobs = policyDoc(run.one('aws:iam/rolePolicy:RolePolicy', 'pipeline-jobs').inputs.policy).Statement;
+      expect(jobs).toEqual([expect.objectContaining({ Action: ['s3:PutObject', 's3:AbortMultipartUpload'], Resource: `arn:aws:s3:::${bucket}/gold/pipeline/*` })]);
+      expect(run.one('aws:iam/rolePolicy:RolePolicy', 'pipeline-jobs').inputs.role).toBe(run.one('aws:iam/role:Role', 'models-sagemaker').state.name);
+    });
+
+    test('policy pack: the pipeline\'s resources pass every rule; a wildcard grant on them is caught', () => {
+      const mine = getRun().checked().filter((r) => /^pipeline/.test(r.name));
+      expect(mine.map((r) => r.type)).toEqual(expect.arrayContaining(['aws:sagemaker/pipeline:Pipeline', 'aws:iam/rolePolicy:RolePolicy', 'aws:cloudwatch/eventRule:EventRule']));
+      expect(RULES.flatMap((rule) => evaluate(rule, mine))).toEqual([]);
+      const widened = mine.map((r) => (r.name === 'pipeline-role' && r.type === 'aws:iam/rolePolicy:RolePolicy'
+        ? { ...r, props: { ...r.props, policy: JSON.stringify({ Statement: [{ Sid: 'Oops', Effect: 'Allow', Action: 'sagemaker:*', Resource: '*' }, { Effect: 'Allow', Action: '*', Resource: '*' }] }) } }
+        : r));
+      const iam = RULES.find((r) => r.name === 'iam-no-star-actions-on-star-resources');
+      expect(iam && evaluate(iam, widened)).toHaveLength(1);
+    });
+  });
+}
