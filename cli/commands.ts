@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { register as demo } from './commands/demo';
 import { register as etl } from './commands/etl';
 import { register as pipeline } from './commands/pipeline';
 import { register as registry } from './commands/registry';
@@ -24,4 +25,5 @@ export const COMMANDS: RegisterCommand[] = [
   serve,
   pipeline,
   smokeTest,
+  demo,
 ];

@@ -5,6 +5,7 @@
  */
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import os from 'node:os';
+import { UserError } from './errors';
 
 export interface DuckSettings {
   /** Worker threads (default: all cores). */
@@ -18,17 +19,23 @@ export interface DuckSettings {
 export type Row = Record<string, unknown>;
 
 export class Duck {
+  private serialDepth = 0;
+
   private constructor(
     private readonly instance: DuckDBInstance,
     private readonly conn: DuckDBConnection,
     readonly threads: number,
+    /** The memory limit DuckDB enforces, in bytes. */
+    readonly memoryLimitBytes: number,
   ) {}
 
   static async open(settings: DuckSettings): Promise<Duck> {
     const threads = settings.threads ?? os.availableParallelism();
+    const memoryLimit = settings.memoryLimit ?? '1GB';
+    const memoryLimitBytes = parseByteSize(memoryLimit);
     const instance = await DuckDBInstance.create(':memory:', {
       threads: String(threads),
-      memory_limit: settings.memoryLimit ?? '1GB',
+      memory_limit: memoryLimit,
       temp_directory: settings.tempDirectory,
       preserve_insertion_order: 'false',
       // Nothing here may reach the network (and httpfs cannot be installed here anyway).
@@ -39,7 +46,7 @@ export class Duck {
     // Client settings: track query progress (for Progress) without DuckDB printing its own bar.
     await conn.run('SET enable_progress_bar = true');
     await conn.run('SET enable_progress_bar_print = false');
-    return new Duck(instance, conn, threads);
+    return new Duck(instance, conn, threads, memoryLimitBytes);
   }
 
   async run(sql: string): Promise<void> {
@@ -71,13 +78,18 @@ export class Duck {
     }
   }
 
-  /** Temporarily run single-threaded: aggregates over an ordered input then sum in a fixed order. */
+  /**
+   * Temporarily run single-threaded: aggregates over an ordered input then sum in a fixed
+   * order. Nested calls share one switch (each SET threads rebuilds DuckDB's thread pool).
+   */
   async deterministic<T>(fn: () => Promise<T>): Promise<T> {
-    await this.run('SET threads = 1');
+    if (this.serialDepth === 0 && this.threads !== 1) await this.run('SET threads = 1');
+    this.serialDepth++;
     try {
       return await fn();
     } finally {
-      await this.run(`SET threads = ${this.threads}`);
+      this.serialDepth--;
+      if (this.serialDepth === 0 && this.threads !== 1) await this.run(`SET threads = ${this.threads}`);
     }
   }
 
@@ -85,6 +97,16 @@ export class Duck {
     this.conn.closeSync();
     this.instance.closeSync();
   }
+}
+
+const BYTE_UNITS: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40 };
+
+/** '1GB', '512 MiB', '2GiB' → bytes (DuckDB's units: KB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024). */
+export function parseByteSize(size: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]I?B|B)?\s*$/i.exec(size);
+  const unit = BYTE_UNITS[(m?.[2] ?? 'B').toUpperCase()];
+  if (!m || unit === undefined) throw new UserError(`memory limit '${size}' is not a size: expected a number with a unit, e.g. 512MB or 2GiB`);
+  return Number(m[1]) * unit;
 }
 
 /** A SQL string literal. */

@@ -66,7 +66,7 @@ const LIST_BYTES_PER_LINE = 250;
  */
 function distinctCountSql(column: string, viaHash: boolean): string {
   return viaHash
-    ? `coalesce(len(list_distinct(list(hash(${column})) FILTER (WHERE ${column} IS NOT NULL))), 0)::DOUBLE`
+    ? `len(list_distinct(list(CASE WHEN ${column} IS NOT NULL THEN hash(${column}) END)))::DOUBLE` // list_distinct drops the NULLs
     : `count(DISTINCT ${column})::DOUBLE`;
 }
 

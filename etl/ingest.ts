@@ -86,7 +86,9 @@ const TYPE_DEFINITIONS: Record<string, string> = {
  */
 const SILVER_SELECT = RAW_COLUMNS.map((c) => {
   const t = RAW_TYPES[c];
-  if (c === 'SHOP_WEEKDAY' || c === 'SHOP_HOUR') return `CAST(CAST(${c} AS VARCHAR) AS UTINYINT) AS ${c}`;
+  // ENUM position → number without a round trip through text ('1'..'7'; '0'..'23' then '00'..'09').
+  if (c === 'SHOP_WEEKDAY') return `(enum_code(${c}) + 1)::UTINYINT AS ${c}`;
+  if (c === 'SHOP_HOUR') return `(enum_code(${c}) % 24)::UTINYINT AS ${c}`;
   if (c === 'CUST_PRICE_SENSITIVITY' || c === 'CUST_LIFESTAGE') return `NULLIF(${c}, '') AS ${c}`;
   if (t === 'VARCHAR') return `NULLIF(${c}, '') AS ${c}`;
   return c;

@@ -18,7 +18,7 @@ import type { Lake } from './lake/types';
 import { logEvent, Progress } from './progress';
 import { CLASS_LABELS, LABEL_BY_CODE, type ClassLabel } from './schema';
 import { SPLIT_FRACTIONS, SPLIT_METHOD } from './split';
-import { classCounts, computeFeatureStats, fractionsOf } from './stats';
+import { computeSplitStats, fractionsOf } from './stats';
 import { validateGold, type ValidationReport } from './validate';
 
 export interface EtlOptions {
@@ -88,17 +88,23 @@ export async function runEtl(lake: Lake, opts: EtlOptions = {}): Promise<EtlRepo
     const silverFiles = silver.commit.manifest.files.filter((f) => f.path !== REJECTS_PATH && !f.path.startsWith('_rejects/'));
     const silverLocal: string[] = [];
     for (const f of silverFiles) silverLocal.push(await localCopyOf(lake, 'silver', f, path.join(scratch, 'in'), {}));
-    const baskets = await buildGoldTable(duck, silverLocal);
+    const baskets = await buildGoldTable(duck, silverLocal, { silverRows: silver.meta.accepted, memoryLimitBytes: duck.memoryLimitBytes });
     progress.update(silver.meta.accepted);
     const goldDir = path.join(scratch, 'gold');
     await mkdir(goldDir, { recursive: true });
-    const splitFiles = await writeGoldSplits(duck, goldDir);
     const counts = {} as Record<GoldSplit, Record<ClassLabel, number>>;
     const stats = {} as Record<GoldSplit, Record<string, FeatureStats>>;
-    for (const split of GOLD_SPLITS) {
-      counts[split] = await classCounts(duck, splitFiles[split].path);
-      stats[split] = await computeFeatureStats(duck, splitFiles[split].path);
-    }
+    // One single-threaded section for the sorted writes and the float statistics (see stats.ts).
+    const db = duck;
+    const splitFiles = await db.deterministic(async () => {
+      const written = await writeGoldSplits(db, goldDir);
+      for (const split of GOLD_SPLITS) {
+        const s = await computeSplitStats(db, written[split].path);
+        counts[split] = s.classCounts;
+        stats[split] = s.stats;
+      }
+      return written;
+    });
     const allCounts = Object.fromEntries(CLASS_LABELS.map((c) => [c, GOLD_SPLITS.reduce((n, s) => n + counts[s][c], 0)])) as Record<ClassLabel, number>;
     const balanceAll = fractionsOf(allCounts);
 

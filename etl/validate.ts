@@ -88,11 +88,28 @@ export async function validateGold(
   });
 
   if (schemaOk) {
-    const labels = await duck.all(`SELECT DISTINCT LABEL AS v FROM ${src} WHERE LABEL IS NULL OR LABEL NOT IN (${CLASS_LABELS.map(sqlString).join(', ')})`);
-    checks.push({ name: 'domain LABEL', ok: labels.length === 0, detail: labels.length ? `unexpected labels ${labels.map((r) => String(r.v)).join(', ')}` : CLASS_LABELS.join('/') });
+    // Every domain check in one scan: value histograms for the categoricals, out-of-range
+    // counts (with the offending min/max) for the numerics.
+    const labelBad = `LABEL IS NULL OR LABEL NOT IN (${CLASS_LABELS.map(sqlString).join(', ')})`;
+    const numeric = GOLD_FEATURES.filter((f) => f.kind === 'numeric');
+    const categorical = GOLD_FEATURES.filter((f) => f.kind === 'categorical');
+    const badCond = (name: string): string => {
+      const range = NUMERIC_RANGES[name] ?? { min: -Infinity, nullable: true };
+      const conds = [`NOT isfinite(${name})`, `${name} < ${range.min}`];
+      if (range.max !== undefined) conds.push(`${name} > ${range.max}`);
+      return `(${conds.join(' OR ')})${range.nullable ? '' : ` OR ${name} IS NULL`}`;
+    };
+    const [d] = await duck.all(`SELECT
+      list(DISTINCT coalesce(LABEL, 'NULL')) FILTER (WHERE ${labelBad}) AS bad_labels,
+      ${categorical.map((f, i) => `histogram(${f.name}) AS h${i}`).join(', ')},
+      ${numeric.map((f, i) => `count(*) FILTER (WHERE ${badCond(f.name)})::BIGINT AS n${i}, min(${f.name}) FILTER (WHERE ${badCond(f.name)}) AS lo${i}, max(${f.name}) FILTER (WHERE ${badCond(f.name)}) AS hi${i}`).join(',\n      ')}
+      FROM ${src}`);
+    const badLabels = ((d.bad_labels as unknown[] | null) ?? []).map(String);
+    checks.push({ name: 'domain LABEL', ok: badLabels.length === 0, detail: badLabels.length ? `unexpected labels ${badLabels.join(', ')}` : CLASS_LABELS.join('/') });
     for (const f of GOLD_FEATURES) {
       if (f.kind === 'categorical') {
-        const values = (await duck.all(`SELECT DISTINCT ${f.name} AS v FROM ${src} WHERE ${f.name} IS NOT NULL ORDER BY 1`)).map((r) => String(r.v));
+        const i = categorical.indexOf(f);
+        const values = ((d[`h${i}`] as { key: unknown }[] | null) ?? []).map((e) => String(e.key)).sort();
         const domain = CATEGORICAL_DOMAINS[f.name];
         const bad = values.filter((v) => (domain ? !domain.includes(v) : f.name === 'STORE_REGION' ? !STORE_REGION_PATTERN.test(v) : false));
         checks.push({
@@ -101,16 +118,13 @@ export async function validateGold(
           detail: bad.length ? `values outside the domain: ${bad.slice(0, 5).join(', ')}` : `${values.length} distinct values, all in domain`,
         });
       } else {
+        const i = numeric.indexOf(f);
         const range = NUMERIC_RANGES[f.name] ?? { min: -Infinity, nullable: true };
-        const conds = [`NOT isfinite(${f.name})`, `${f.name} < ${range.min}`];
-        if (range.max !== undefined) conds.push(`${f.name} > ${range.max}`);
-        const nullCond = range.nullable ? '' : ` OR ${f.name} IS NULL`;
-        const [bad] = await duck.all(`SELECT count(*)::BIGINT AS n, min(${f.name}) AS lo, max(${f.name}) AS hi FROM ${src} WHERE (${conds.join(' OR ')})${nullCond}`);
-        const n = Number(bad.n);
+        const n = Number(d[`n${i}`]);
         checks.push({
           name: `domain ${f.name}`,
           ok: n === 0,
-          detail: n ? `${n} rows outside [${range.min}, ${range.max ?? '∞'}]${range.nullable ? '' : ' or missing'} (min ${String(bad.lo)}, max ${String(bad.hi)})` : 'in range',
+          detail: n ? `${n} rows outside [${range.min}, ${range.max ?? '∞'}]${range.nullable ? '' : ' or missing'} (min ${String(d[`lo${i}`])}, max ${String(d[`hi${i}`])})` : 'in range',
         });
       }
     }

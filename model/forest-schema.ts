@@ -120,6 +120,12 @@ export const FOREST_SCHEMA_V1 = {
         rows: { type: 'integer', minimum: 0 },
         createdAt: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?(Z|[+-]\\d{2}:\\d{2})$' },
         codeVersion: { type: 'string' },
+        treeRange: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['start', 'end', 'trees'],
+          properties: { start: { type: 'integer', minimum: 0 }, end: { type: 'integer', minimum: 1 }, trees: { type: 'integer', minimum: 1 } },
+        },
       },
     },
     featureStats: {

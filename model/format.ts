@@ -108,6 +108,11 @@ export interface ForestFileV1 {
     readonly rows: number;
     readonly createdAt: string;
     readonly codeVersion?: string;
+    /**
+     * Present on a partial forest only: it holds trees [start, end) of a `trees`-tree
+     * forest (one host's share of a multi-host training job; see docs/sagemaker.md).
+     */
+    readonly treeRange?: { readonly start: number; readonly end: number; readonly trees: number };
   };
   /** Per-feature statistics of the training data: the serving drift baseline. */
   readonly featureStats: Record<string, FeatureStats>;

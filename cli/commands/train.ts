@@ -1,12 +1,11 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { UserError } from '../../etl/errors';
-import { readGoldManifest, readGoldSplit } from '../../etl/gold';
 import { openLake } from '../../etl/lake';
-import { evaluateForest, formatEvaluation } from '../../model/evaluate';
-import { readForestFile, sealForest, writeForestFile } from '../../model/forest-file';
-import { GATE_FAILURE_EXIT_CODE, checkGates, formatGateReport, gateFailureMessage } from '../../model/gates';
-import { DEFAULT_HYPERPARAMETERS, DEFAULT_SEED, trainForest, type MaxFeatures } from '../../model/trainer';
-import { trainMlRandomForest } from '../../model/trainer/ml-random-forest';
+import { formatEvaluation } from '../../model/evaluate';
+import { readForestFile, writeForestFile } from '../../model/forest-file';
+import { GATE_FAILURE_EXIT_CODE, formatGateReport, gateFailureMessage } from '../../model/gates';
+import { DEFAULT_HYPERPARAMETERS, DEFAULT_SEED, type MaxFeatures } from '../../model/trainer';
+import { runTraining } from '../../model/training-run';
 import { addGateOptions, gateConfigFrom, integer, type GateFlags } from '../gate-options';
 import { registerTrainedModel } from './registry';
 
@@ -60,32 +59,20 @@ export function register(program: Command): void {
     const gates = gateConfigFrom(opts);
     const champion = opts.champion ? await readForestFile(opts.champion) : null;
     const lake = await openLake(opts.lake);
-    const manifest = await readGoldManifest(lake);
-    const [train, validation, test] = [
-      await readGoldSplit(lake, 'train', manifest),
-      await readGoldSplit(lake, 'validation', manifest),
-      await readGoldSplit(lake, 'test', manifest),
-    ];
-    const started = process.hrtime.bigint();
-    const common = {
+    const run = await runTraining(lake, {
+      trainer: opts.trainer,
       trees: opts.trees,
       maxDepth: opts.maxDepth,
       minSamplesLeaf: opts.minLeaf,
       seed: opts.seed,
-      featureStats: manifest.manifest.meta.stats?.train,
-      datasetManifestSha256: manifest.sha256,
-    };
-    const trained =
-      opts.trainer === 'histogram'
-        ? await trainForest(train, { ...common, maxFeatures: maxFeatures(opts.maxFeatures), classWeight: opts.classWeight === 'balanced' ? 'balanced' : null, threads: opts.threads })
-        : await trainMlRandomForest(train, common);
-    const trainSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-
-    const validationMetrics = evaluateForest(trained, validation, 'validation');
-    const testMetrics = evaluateForest(trained, test, 'test');
-    const championMetrics = champion ? evaluateForest(champion, test, 'test') : null;
-    const report = checkGates(testMetrics, gates, championMetrics ? { ...championMetrics, sha256: champion!.sha256 } : null);
-    const forest = sealForest({ ...trained, metrics: { validation: validationMetrics, test: testMetrics, gates: report, trainSeconds } });
+      maxFeatures: maxFeatures(opts.maxFeatures),
+      classWeight: opts.classWeight === 'balanced' ? 'balanced' : null,
+      threads: opts.threads,
+      gates,
+      champion,
+    });
+    const { forest, gates: report, trainSeconds } = run;
+    const [validationMetrics, testMetrics, train] = [run.validation, run.test, { rows: run.trainRows }];
     await writeForestFile(opts.out, forest);
     const registered = opts.register && report.passed ? await registerTrainedModel(opts.out, { registry: opts.registry }) : undefined;
 

@@ -47,6 +47,23 @@ export interface TrainOptions extends Partial<Hyperparameters> {
   readonly progress?: boolean;
   /** Called after each finished tree. */
   readonly onTree?: (done: number, total: number) => void;
+  /**
+   * Train only trees [start, end) of the `trees`-tree forest (a partial forest, e.g. one
+   * host's share of a multi-host job). Each tree's random stream depends on its global
+   * index, so the partial forests concatenated in range order equal the whole forest.
+   * Recorded as training.treeRange. Default: the whole forest.
+   */
+  readonly treeRange?: { readonly start: number; readonly end: number };
+}
+
+/** Checks a tree range against the forest size; returns it, or the whole forest when absent. */
+export function resolveTreeRange(range: TrainOptions['treeRange'], trees: number): { start: number; end: number } {
+  if (range === undefined) return { start: 0, end: trees };
+  const { start, end } = range;
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end <= start || end > trees) {
+    throw new UserError(`treeRange must satisfy 0 <= start < end <= trees (${trees}), got [${start}, ${end})`);
+  }
+  return { start, end };
 }
 
 export function resolveHyperparameters(options: Partial<Hyperparameters>): Hyperparameters {
@@ -77,6 +94,8 @@ export async function trainForest(table: GoldTable, options: TrainOptions = {}):
   const threads = options.threads ?? defaultThreads();
   if (!Number.isInteger(threads) || threads < 1) throw new UserError(`threads must be an integer >= 1, got ${threads}`);
   const features = options.features ?? GOLD_FEATURES;
+  const range = resolveTreeRange(options.treeRange, h.trees);
+  const count = range.end - range.start;
 
   const binStart = process.hrtime.bigint();
   const { data, specs, classCounts } = binTable(table, features, h.maxBins);
@@ -94,13 +113,27 @@ export async function trainForest(table: GoldTable, options: TrainOptions = {}):
     seed,
   };
   if (options.progress !== false) {
-    logEvent('train_start', { rows: table.rows, features: specs.length, trees: h.trees, threads, bin_s: Math.round(binSeconds * 1000) / 1000 });
+    logEvent('train_start', {
+      rows: table.rows,
+      features: specs.length,
+      trees: h.trees,
+      ...(options.treeRange ? { tree_range: [range.start, range.end] } : {}),
+      threads,
+      bin_s: Math.round(binSeconds * 1000) / 1000,
+    });
   }
-  const progress = options.progress === false ? null : new Progress({ stage: 'train', total: h.trees, unit: 'trees' });
-  const built = await growTrees(data, params, h.trees, threads, (done) => {
-    progress?.update(done);
-    options.onTree?.(done, h.trees);
-  });
+  const progress = options.progress === false ? null : new Progress({ stage: 'train', total: count, unit: 'trees' });
+  const built = await growTrees(
+    data,
+    params,
+    count,
+    threads,
+    (done) => {
+      progress?.update(done);
+      options.onTree?.(done, count);
+    },
+    range.start,
+  );
   progress?.finish();
 
   const hyperparameters: Record<string, unknown> = {
@@ -124,6 +157,7 @@ export async function trainForest(table: GoldTable, options: TrainOptions = {}):
       rows: table.rows,
       createdAt: options.createdAt ?? new Date().toISOString(),
       codeVersion: codeVersion(),
+      ...(options.treeRange ? { treeRange: { start: range.start, end: range.end, trees: h.trees } } : {}),
     },
     featureStats: options.featureStats ?? {},
     metrics: options.metrics ?? {},

@@ -37,12 +37,15 @@ export async function growTrees(
   trees: number,
   threads: number,
   onTree: (done: number) => void,
+  firstTree = 0,
 ): Promise<BuiltTree[]> {
+  // results[i] is the tree with global index firstTree + i: its random stream depends on
+  // that global index, so a slice of a forest equals the same slice trained whole.
   const results: BuiltTree[] = new Array<BuiltTree>(trees);
   if (threads <= 1 || trees <= 1) {
     const builder = new TreeBuilder(data, params);
     for (let t = 0; t < trees; t++) {
-      results[t] = builder.build(t);
+      results[t] = builder.build(firstTree + t);
       onTree(t + 1);
       // Let timers and I/O (progress output, signals) run between trees.
       await new Promise<void>((resolve) => setImmediate(resolve));
@@ -63,7 +66,7 @@ export async function growTrees(
         reject(err);
       };
       const feed = (w: Worker): void => {
-        if (next < trees) w.postMessage({ tree: next++ });
+        if (next < trees) w.postMessage({ tree: firstTree + next++ });
       };
       for (let i = 0; i < count; i++) {
         const w = startTreeWorker({ data, params });
@@ -74,7 +77,7 @@ export async function growTrees(
             fail(new Error(`training tree ${msg.tree} failed in a worker: ${msg.error}`));
             return;
           }
-          results[msg.tree] = msg.result;
+          results[msg.tree - firstTree] = msg.result;
           done++;
           onTree(done);
           if (done === trees) resolve();
