@@ -61,7 +61,7 @@ const CATEGORIES: Record<string, readonly string[]> = {
 };
 
 /** A gold-shaped table whose label depends noisily on the features, so trees grow deep. */
-function syntheticGold(n: number, seed: number): GoldTable {
+export function syntheticGold(n: number, seed: number): GoldTable {
   const r = rng(seed);
   const numeric: Record<string, Float64Array> = {};
   const categorical: Record<string, (string | null)[]> = {};
@@ -93,7 +93,7 @@ function syntheticGold(n: number, seed: number): GoldTable {
   return { rows: n, basketIds: Array.from({ length: n }, (_, i) => `B${i}`), labels, numeric, categorical, manifestSha256: 'b'.repeat(64) };
 }
 
-function featureStats(table: GoldTable): Record<string, FeatureStats> {
+export function featureStats(table: GoldTable): Record<string, FeatureStats> {
   const out: Record<string, FeatureStats> = {};
   for (const [name, col] of Object.entries(table.numeric)) {
     const sorted = Float64Array.from(col).sort();
@@ -116,7 +116,7 @@ function featureStats(table: GoldTable): Record<string, FeatureStats> {
   return out;
 }
 
-function sampleBody(table: GoldTable, i: number): Record<string, unknown> {
+export function sampleBody(table: GoldTable, i: number): Record<string, unknown> {
   const row: Record<string, unknown> = {};
   for (const f of GOLD_FEATURES) row[f.name] = f.kind === 'numeric' ? table.numeric[f.name][i] : table.categorical[f.name][i];
   return row;
@@ -245,7 +245,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench:api failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`bench:api failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+}

@@ -3,6 +3,7 @@ import { register as demo } from './commands/demo';
 import { register as etl } from './commands/etl';
 import { register as pipeline } from './commands/pipeline';
 import { register as registry } from './commands/registry';
+import { register as sagemaker } from './commands/sagemaker';
 import { register as serve } from './commands/serve';
 import { register as smokeTest } from './commands/smoke-test';
 import { register as synth } from './commands/synth';
@@ -25,5 +26,6 @@ export const COMMANDS: RegisterCommand[] = [
   serve,
   pipeline,
   smokeTest,
+  sagemaker,
   demo,
 ];

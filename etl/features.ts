@@ -91,8 +91,18 @@ export interface BasketCounts {
 export interface GoldBuildOptions {
   /** Silver rows (for sizing the passes); when unknown, one pass. */
   readonly silverRows?: number;
-  /** DuckDB memory limit in bytes (Duck.memoryLimitBytes). */
+  /** DuckDB memory limit in bytes (Duck.memoryLimitBytes); sizes the passes. */
   readonly memoryLimitBytes?: number;
+  /** Override the silver rows per aggregation pass (default: from memoryLimitBytes). */
+  readonly rowsPerPass?: number;
+  /** 'exact' always uses count(DISTINCT code); 'auto' (default) uses the hash lists when they are provably exact. */
+  readonly distinct?: 'auto' | 'exact';
+}
+
+export interface GoldBuildPlan {
+  /** Whether DISTINCT_* used hash lists (true) or count(DISTINCT) (false). */
+  readonly viaHash: boolean;
+  readonly passes: number;
 }
 
 /**
@@ -100,18 +110,18 @@ export interface GoldBuildOptions {
  * baskets, with LABEL and SPLIT) and the view gold (the labelled, consistent baskets).
  * One GROUP BY over silver; the split hash is computed in the same statement.
  */
-export async function buildGoldTable(duck: Duck, silverFiles: readonly string[], opts: GoldBuildOptions = {}): Promise<BasketCounts> {
+export async function buildGoldTable(duck: Duck, silverFiles: readonly string[], opts: GoldBuildOptions = {}): Promise<BasketCounts & { plan: GoldBuildPlan }> {
   const missing = GOLD_FEATURES.filter((f) => !(f.name in FEATURE_SQL) && !(f.name in DISTINCT_FEATURES));
   if (missing.length) throw new Error(`no SQL for gold feature(s) ${missing.map((f) => f.name).join(', ')}`);
   const source = silverFiles.length
     ? `read_parquet(${sqlList(silverFiles)}, hive_partitioning = false)`
     : `(SELECT NULL::BIGINT AS BASKET_ID, NULL::VARCHAR AS PROD_CODE, NULL::VARCHAR AS PROD_CODE_10, NULL::VARCHAR AS PROD_CODE_20 WHERE false)`;
   const codeColumns = Object.values(DISTINCT_FEATURES);
-  const viaHash = silverFiles.length > 0 && (await hashesInjective(duck, source, codeColumns));
+  const viaHash = silverFiles.length > 0 && opts.distinct !== 'exact' && (await hashesInjective(duck, source, codeColumns));
   const features = GOLD_FEATURES.map((f) =>
     f.name in DISTINCT_FEATURES ? `${distinctCountSql(DISTINCT_FEATURES[f.name], viaHash)} AS ${f.name}` : `${FEATURE_SQL[f.name]} AS ${f.name}`,
   ).join(',\n    ');
-  const rowsPerPass = opts.memoryLimitBytes ? Math.max(1_000_000, Math.floor(opts.memoryLimitBytes / LIST_BYTES_PER_LINE)) : Infinity;
+  const rowsPerPass = opts.rowsPerPass ?? (opts.memoryLimitBytes ? Math.max(1_000_000, Math.floor(opts.memoryLimitBytes / LIST_BYTES_PER_LINE)) : Infinity);
   const passes = viaHash && opts.silverRows ? Math.max(1, Math.ceil(opts.silverRows / rowsPerPass)) : 1;
   for (let pass = 0; pass < passes; pass++) {
     const where = passes > 1 ? `WHERE hash(BASKET_ID) % ${passes} = ${pass}` : '';
@@ -135,7 +145,13 @@ export async function buildGoldTable(duck: Duck, silverFiles: readonly string[],
       count(*) FILTER (WHERE NOT _INCONSISTENT AND _CODE = 'XX')::BIGINT AS unlabelled,
       count(*) FILTER (WHERE _INCONSISTENT)::BIGINT AS inconsistent
     FROM gold_all`);
-  return { baskets: Number(c.baskets), labelled: Number(c.labelled), unlabelled: Number(c.unlabelled), inconsistent: Number(c.inconsistent) };
+  return {
+    baskets: Number(c.baskets),
+    labelled: Number(c.labelled),
+    unlabelled: Number(c.unlabelled),
+    inconsistent: Number(c.inconsistent),
+    plan: { viaHash, passes },
+  };
 }
 
 /**

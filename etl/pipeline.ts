@@ -38,6 +38,14 @@ export interface StageFigures {
   readonly rows: number;
   readonly seconds: number;
   readonly perSecond: number;
+  /**
+   * CPU seconds the whole process spent in the stage (user + system; DuckDB's worker
+   * threads run in-process, so they are included). On a shared machine this is the
+   * steadier figure: wall time also counts waiting for a core.
+   */
+  readonly cpuSeconds: number;
+  /** rows / cpuSeconds. */
+  readonly perCpuSecond: number;
 }
 
 export interface EtlReport {
@@ -79,16 +87,19 @@ export async function runEtl(lake: Lake, opts: EtlOptions = {}): Promise<EtlRepo
     duck = await Duck.open({ threads: opts.threads, memoryLimit: opts.memoryLimit, tempDirectory: path.join(scratch, 'duck') });
     logEvent('etl_start', { lake: lake.root, threads: duck.threads });
     // raw → silver
+    const silverCpu = process.cpuUsage();
     const silver = await ingest(lake, { duck, scratch, rejectThreshold: opts.rejectThreshold });
-    const stages: StageFigures[] = [figures('raw→silver', silver.meta.lines, silver.seconds)];
+    const stages: StageFigures[] = [figures('raw→silver', silver.meta.lines, silver.seconds, cpuSince(silverCpu))];
 
     // silver → gold (candidate, in scratch)
     const goldStarted = process.hrtime.bigint();
+    const goldCpu = process.cpuUsage();
     const progress = new Progress({ stage: 'silver→gold', total: silver.meta.accepted });
     const silverFiles = silver.commit.manifest.files.filter((f) => f.path !== REJECTS_PATH && !f.path.startsWith('_rejects/'));
     const silverLocal: string[] = [];
     for (const f of silverFiles) silverLocal.push(await localCopyOf(lake, 'silver', f, path.join(scratch, 'in'), {}));
-    const baskets = await buildGoldTable(duck, silverLocal, { silverRows: silver.meta.accepted, memoryLimitBytes: duck.memoryLimitBytes });
+    const { plan, ...baskets } = await buildGoldTable(duck, silverLocal, { silverRows: silver.meta.accepted, memoryLimitBytes: duck.memoryLimitBytes });
+    logEvent('gold_aggregate', { distinct: plan.viaHash ? 'hash-lists' : 'count-distinct', passes: plan.passes });
     progress.update(silver.meta.accepted);
     const goldDir = path.join(scratch, 'gold');
     await mkdir(goldDir, { recursive: true });
@@ -145,7 +156,7 @@ export async function runEtl(lake: Lake, opts: EtlOptions = {}): Promise<EtlRepo
     const committed = await commit.commit(meta);
     const goldSeconds = Number(process.hrtime.bigint() - goldStarted) / 1e9;
     progress.finish({ baskets: baskets.labelled });
-    stages.push(figures('silver→gold', silver.meta.accepted, goldSeconds));
+    stages.push(figures('silver→gold', silver.meta.accepted, goldSeconds, cpuSince(goldCpu)));
 
     const seconds = elapsed();
     const report: EtlReport = {
@@ -184,8 +195,20 @@ export async function runEtl(lake: Lake, opts: EtlOptions = {}): Promise<EtlRepo
   }
 }
 
-function figures(stage: string, rows: number, seconds: number): StageFigures {
-  return { stage, rows, seconds: round3(seconds), perSecond: seconds > 0 ? Math.round(rows / seconds) : 0 };
+function figures(stage: string, rows: number, seconds: number, cpuSeconds: number): StageFigures {
+  return {
+    stage,
+    rows,
+    seconds: round3(seconds),
+    perSecond: seconds > 0 ? Math.round(rows / seconds) : 0,
+    cpuSeconds: round3(cpuSeconds),
+    perCpuSecond: cpuSeconds > 0 ? Math.round(rows / cpuSeconds) : 0,
+  };
+}
+
+function cpuSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
 }
 
 function round3(x: number): number {

@@ -43,6 +43,26 @@ const categoricalStats = {
   },
 } as const;
 
+/** One tree (TreeV1): closed, every per-node array typed. */
+export const TREE_SCHEMA_V1 = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['feature', 'threshold', 'left', 'right', 'defaultLeft', 'value', 'count', 'catBits'],
+  properties: {
+    feature: { type: 'array', minItems: 1, items: { type: 'integer', minimum: -1 } },
+    threshold: numberArray,
+    left: integerArray,
+    right: integerArray,
+    defaultLeft: { type: 'array', items: { enum: [0, 1] } },
+    value: { type: 'array', items: { type: 'number', minimum: 0 } },
+    count: { type: 'array', items: { type: 'number', minimum: 0 } },
+    // 32-bit words, written signed (int32) or unsigned (uint32); readers use the low 32 bits.
+    catBits: { type: 'array', items: { type: 'integer', minimum: -2147483648, maximum: 4294967295 } },
+  },
+} as const;
+
+const TREE_KEYS: readonly string[] = TREE_SCHEMA_V1.required;
+
 export const FOREST_SCHEMA_V1 = {
   $id: 'https://pricesense.dev/schemas/forest-v1.json',
   title: 'pricesense forest file, format v1',
@@ -89,26 +109,7 @@ export const FOREST_SCHEMA_V1 = {
     },
     aggregation: { enum: ['soft', 'hard'] },
     voteTieBreak: { enum: ['lowest-index', 'first-to-reach'] },
-    trees: {
-      type: 'array',
-      minItems: 1,
-      items: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['feature', 'threshold', 'left', 'right', 'defaultLeft', 'value', 'count', 'catBits'],
-        properties: {
-          feature: { type: 'array', minItems: 1, items: { type: 'integer', minimum: -1 } },
-          threshold: numberArray,
-          left: integerArray,
-          right: integerArray,
-          defaultLeft: { type: 'array', items: { enum: [0, 1] } },
-          value: { type: 'array', items: { type: 'number', minimum: 0 } },
-          count: { type: 'array', items: { type: 'number', minimum: 0 } },
-          // 32-bit words, written signed (int32) or unsigned (uint32); readers use the low 32 bits.
-          catBits: { type: 'array', items: { type: 'integer', minimum: -2147483648, maximum: 4294967295 } },
-        },
-      },
-    },
+    trees: { type: 'array', minItems: 1, items: TREE_SCHEMA_V1 },
     training: {
       type: 'object',
       required: ['trainer', 'hyperparameters', 'seed', 'datasetManifestSha256', 'rows', 'createdAt'],
@@ -144,13 +145,90 @@ export const FOREST_SCHEMA_V1 = {
   },
 } as const;
 
-let compiled: ValidateFunction<ForestFileV1> | undefined;
+interface Validators {
+  readonly document: ValidateFunction<ForestFileV1>;
+  readonly shell: ValidateFunction<ForestFileV1>;
+  readonly tree: ValidateFunction;
+}
 
-/** The compiled validator (compiled once, on first use). */
-export function forestSchemaValidator(): ValidateFunction<ForestFileV1> {
+let compiled: Validators | undefined;
+
+function validators(): Validators {
   if (!compiled) {
     const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
-    compiled = ajv.compile<ForestFileV1>(FOREST_SCHEMA_V1);
+    // The shell is the document schema with each tree only required to be an object:
+    // Ajv's per-element checks of arrays with millions of numbers dominate the load time
+    // of a large forest, so parseForest checks trees with treeLooksValid (one tight pass)
+    // and calls the tree schema only to word the error when that check fails.
+    const shellSchema = { ...FOREST_SCHEMA_V1, $id: `${FOREST_SCHEMA_V1.$id}#shell`, properties: { ...FOREST_SCHEMA_V1.properties, trees: { type: 'array', minItems: 1, items: { type: 'object' } } } };
+    compiled = {
+      document: ajv.compile<ForestFileV1>(FOREST_SCHEMA_V1),
+      shell: ajv.compile<ForestFileV1>(shellSchema),
+      tree: ajv.compile(TREE_SCHEMA_V1),
+    };
   }
   return compiled;
+}
+
+/** The compiled validator of the whole document (compiled once, on first use). */
+export function forestSchemaValidator(): ValidateFunction<ForestFileV1> {
+  return validators().document;
+}
+
+/** The document schema minus the contents of each tree (each tree must be an object). */
+export function forestShellValidator(): ValidateFunction<ForestFileV1> {
+  return validators().shell;
+}
+
+/** The schema of one tree: run it on a tree that treeLooksValid refused, to name the bad field. */
+export function treeSchemaValidator(): ValidateFunction {
+  return validators().tree;
+}
+
+function isNumberArray(a: unknown, min: number): boolean {
+  if (!Array.isArray(a)) return false;
+  for (let i = 0; i < a.length; i++) {
+    const v: unknown = a[i];
+    // v - v is 0 for finite numbers only: Ajv's number type refuses ±Infinity (JSON's 1e999).
+    if (typeof v !== 'number' || !(v >= min) || v - v !== 0) return false;
+  }
+  return true;
+}
+
+function isIntegerArray(a: unknown, min: number, max: number): boolean {
+  if (!Array.isArray(a)) return false;
+  for (let i = 0; i < a.length; i++) {
+    const v: unknown = a[i];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) return false;
+  }
+  return true;
+}
+
+/**
+ * Exactly what TREE_SCHEMA_V1 accepts, as one tight pass over the arrays (no error
+ * detail: on false, run treeSchemaValidator on the tree for the message). Like Ajv's
+ * `number` and `integer` types, it refuses NaN and ±Infinity.
+ */
+export function treeLooksValid(tree: unknown): boolean {
+  if (typeof tree !== 'object' || tree === null || Array.isArray(tree)) return false;
+  const t = tree as Record<string, unknown>;
+  let keys = 0;
+  for (const k in t) {
+    if (!Object.prototype.hasOwnProperty.call(t, k)) continue;
+    if (!TREE_KEYS.includes(k)) return false;
+    keys++;
+  }
+  if (keys !== TREE_KEYS.length) return false;
+  const feature = t.feature;
+  if (!Array.isArray(feature) || feature.length < 1) return false;
+  return (
+    isIntegerArray(feature, -1, Infinity) &&
+    isNumberArray(t.threshold, -Infinity) &&
+    isIntegerArray(t.left, -Infinity, Infinity) &&
+    isIntegerArray(t.right, -Infinity, Infinity) &&
+    isIntegerArray(t.defaultLeft, 0, 1) &&
+    isNumberArray(t.value, 0) &&
+    isNumberArray(t.count, 0) &&
+    isIntegerArray(t.catBits, -2147483648, 4294967295)
+  );
 }

@@ -186,10 +186,29 @@ describe('parseForest: each class of mistake names the field and the source', ()
     expect(err.message).toMatch(problem);
   });
 
+  it('refuses a number JSON.parse reads as Infinity (1e999) in a tree, as the schema does', () => {
+    const d = baseDoc();
+    const text = JSON.stringify(d).replace('"threshold":[', '"threshold":[1e999,').replace(/"threshold":\[1e999,[^,\]]*/, '"threshold":[1e999');
+    const err = errorOf(() => parseForest(text, 'models/bad.json'));
+    expect(err.fieldPath).toBe('trees[0].threshold[0]');
+    expect(err.message).toMatch(/must be number/);
+  });
+
   it('detects tampering through the sha256', () => {
     const err = errorOf(parseMutated((d) => (d.trees[0].threshold[0] += 1), false));
     expect(err.fieldPath).toBe('sha256');
     expect(err.message).toMatch(/modified or corrupted after it was sealed/);
+  });
+
+  it('with registry-verified bytes, skips the re-hash but still requires the registered sha256', () => {
+    const forest = sealForest(baseDoc() as Omit<ForestFileV1, 'sha256'>);
+    const text = JSON.stringify(forest);
+    expect(parseForest(text, 'reg v1', { registryVerifiedSha256: forest.sha256 }).sha256).toBe(forest.sha256);
+    const err = errorOf(() => parseForest(text, 'reg v1', { registryVerifiedSha256: 'f'.repeat(64) }));
+    expect(err.fieldPath).toBe('sha256');
+    expect(err.message).toMatch(/registry registered this version as f{64}/);
+    // Schema and structure are still checked on that path.
+    expect(() => parseForest(JSON.stringify({ ...forest, classes: 'x' }), 'reg v1', { registryVerifiedSha256: forest.sha256 })).toThrow(/classes/);
   });
 
   it('reports malformed JSON with the source', () => {

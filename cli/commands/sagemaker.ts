@@ -1,0 +1,76 @@
+import type { Command } from 'commander';
+import { UserError } from '../../etl/errors';
+import { readForestFile, writeForestFile } from '../../model/forest-file';
+import { smRoot } from '../../model/sagemaker/config';
+import { runEtlJob, runEvaluateJob, runTrainJob, writeFailureReason } from '../../model/sagemaker/jobs';
+import { mergePartialForests, readPartialForests } from '../../model/sagemaker/merge';
+import { integer } from '../gate-options';
+
+interface RootFlags {
+  root?: string;
+  threads?: number;
+}
+
+/**
+ * Runs a job entrypoint under SageMaker's failure contract: on any error the reason is
+ * written where SageMaker shows it (FailureReason / ExitMessage), then the error goes on
+ * to the CLI, which exits non-zero.
+ */
+async function asJob(kind: 'training' | 'processing', root: string, job: () => Promise<unknown>): Promise<void> {
+  try {
+    await job();
+  } catch (err) {
+    const reason = err instanceof UserError ? err.message : `internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
+    await writeFailureReason(root, kind, reason);
+    throw err;
+  }
+}
+
+const ROOT_HELP = 'the SageMaker container root (default: SM_ROOT or /opt/ml); tests and local runs use a directory laid out like /opt/ml';
+
+export function register(program: Command): void {
+  const sm = program
+    .command('sagemaker')
+    .description('SageMaker container entrypoints (the "jobs" image runs `pricesense sagemaker <job>`); see docs/sagemaker.md');
+
+  sm.command('train')
+    .description('training job: train this host\'s share of the trees on the gold channel, write /opt/ml/model/forest-part-<host>.json, print "metric validation:<name>=<value>" lines')
+    .option('--root <dir>', ROOT_HELP)
+    .option('--threads <t>', 'worker threads (default: the threads hyperparameter, else all cores)', integer('--threads', 1))
+    .action(async (opts: RootFlags) => {
+      const root = smRoot(opts.root);
+      await asJob('training', root, () => runTrainJob({ root, threads: opts.threads }));
+    });
+
+  sm.command('merge')
+    .description('combine partial forests (forest-part-*.json, or a model.tar.gz holding them) into one sealed forest file, trees in global order')
+    .requiredOption('--parts <dir>', 'directory holding the partial forests')
+    .requiredOption('--out <file>', 'where to write the merged forest')
+    .action(async (opts: { parts: string; out: string }) => {
+      const parts = await readPartialForests(opts.parts);
+      const merged = mergePartialForests(parts);
+      await writeForestFile(opts.out, merged);
+      // Read back: the file on disk is what downstream steps trust.
+      const check = await readForestFile(opts.out);
+      process.stdout.write(`merged ${parts.length} partial forest(s) into ${check.trees.length} trees: ${opts.out} (sha256 ${check.sha256})\n`);
+    });
+
+  sm.command('evaluate')
+    .description('evaluation processing job: merge the partial forests, evaluate on the gold test split with the quality gates, write evaluation/evaluation.json and model/model.tar.gz')
+    .option('--root <dir>', ROOT_HELP)
+    .action(async (opts: RootFlags) => {
+      const root = smRoot(opts.root);
+      await asJob('processing', root, () => runEvaluateJob({ root }));
+    });
+
+  sm.command('etl')
+    .description("ETL processing job: run the ETL over this instance's shard of the raw files and write its committed gold zone to output/gold/<instance>/gold/")
+    .option('--root <dir>', ROOT_HELP)
+    .option('--shard <name>', 'the output subfolder (default: current_host from /opt/ml/config/resourceconfig.json, else the hostname)')
+    .option('--scratch <dir>', 'scratch space for the working lake (default: <root>/processing, the job\'s volume)')
+    .option('--threads <t>', 'DuckDB threads (default: all cores)', integer('--threads', 1))
+    .action(async (opts: RootFlags & { shard?: string; scratch?: string }) => {
+      const root = smRoot(opts.root);
+      await asJob('processing', root, () => runEtlJob({ root, shard: opts.shard, scratch: opts.scratch, threads: opts.threads }));
+    });
+}
