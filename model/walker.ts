@@ -49,43 +49,60 @@ export interface Explanation {
   explains: 'probabilities' | 'mean-leaf-distribution';
 }
 
-/**
- * The hot loop: the leaf (global node index) that the encoded row at x[xo ..] reaches
- * from node n. A plain function over its arguments, which V8 inlines into the callers'
- * loops (measured ~2× faster than the same code as a method reading fields). One load
- * of feature[n] tells leaf (< 0), numeric (< F) or categorical (F + f); the numeric test
- * is written so NaN (missing) needs no branch of its own: it fails `v > t`, so it goes
- * left unless missRight.
+/*
+ * Packed node records: 16 bytes per node, viewed both as Float64Array (nf) and
+ * Int32Array (ni), so one cache line serves a whole step. For node g:
+ *   nf[2g]      numeric threshold; for categorical nodes and leaves the two words
+ *               below are written instead (high word 0x7ff00000 makes the double +Inf
+ *               or NaN, so `v > threshold` is false and the numeric test drops out)
+ *   ni[4g + LO] categorical: the inline mask of categories going left (≤ 32
+ *               categories), or, with WIDE, the global catBits offset;
+ *               leaf: its payload (soft: offset of its distribution in `value`;
+ *               hard: its vote)
+ *   ni[4g + 2]  info: feature index | CAT | MISS_RIGHT | WIDE (0 for a leaf)
+ *   ni[4g + 3]  left child; right = left + 1 (siblings are laid out adjacently). A
+ *               leaf points at itself, so a step from a leaf stays put: walkers can
+ *               step several trees or rows at once until none moves.
  */
-function walkTree(
-  feature: Int32Array,
-  threshold: Float64Array,
-  children: Int32Array,
-  missRight: Uint8Array,
-  catBits: Int32Array,
-  F: number,
-  x: Float64Array,
-  xo: number,
-  n: number,
-): number {
-  let f = feature[n];
-  while (f >= 0) {
-    let right: number;
-    if (f < F) {
-      const v = x[xo + f];
-      right = (v > threshold[n] ? 1 : 0) | (v !== v ? missRight[n] : 0);
-    } else {
-      const v = x[xo + f - F];
-      right = v !== v ? missRight[n] : ((catBits[(threshold[n] | 0) + (v >>> 5)] >>> (v & 31)) & 1) ^ 1;
-    }
-    n = children[2 * n + right];
-    f = feature[n];
+const FEATURE_MASK = 0xffffff;
+const WIDE = 1 << 28;
+const MISS_RIGHT = 1 << 29;
+const CAT = 1 << 30;
+/** Index (within a node's four Int32 words) of the low word of its Float64 threshold. */
+const LO = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
+const HI = 1 - LO;
+
+/**
+ * The hot step: the child of node n that the encoded row at x[xo ..] takes (n itself
+ * for a leaf). Branch-free but for wide categorical features, so walking several
+ * trees or rows at once overlaps their memory and compare latencies instead of
+ * stalling on mispredicted branches. Numeric: NaN fails `v > t`. Categorical: right
+ * when the code's bit is clear. Missing (NaN): right iff MISS_RIGHT. A plain function
+ * over its arguments, which V8 inlines into the callers' loops.
+ */
+function step(nf: Float64Array, ni: Int32Array, catBits: Int32Array, x: Float64Array, xo: number, n: number): number {
+  const b = n << 2;
+  const info = ni[b + 2];
+  const v = x[xo + (info & FEATURE_MASK)];
+  const code = v | 0;
+  let mask = ni[b + LO];
+  if ((info & WIDE) !== 0) mask = catBits[mask + (code >>> 5)];
+  const nan = v !== v ? 1 : 0;
+  const right = (((v > nf[n << 1] ? 1 : 0) | ((info >>> 30) & ~(mask >>> code) & 1)) & (nan ^ 1)) | ((info >>> 29) & nan & 1);
+  return ni[b + 3] + right;
+}
+
+/** Leaf (global node index) that the encoded row at x[xo ..] reaches from node n, one tree on its own. */
+function walkTree(nf: Float64Array, ni: Int32Array, catBits: Int32Array, x: Float64Array, xo: number, n: number): number {
+  for (;;) {
+    const next = step(nf, ni, catBits, x, xo, n);
+    if (next === n) return n;
+    n = next;
   }
-  return n;
 }
 
 /** Rows per block in predictBatch: the block's encoded rows and sums stay in cache while every tree streams over them. */
-const BATCH_BLOCK = 1024;
+const BATCH_BLOCK = 256;
 
 export class CompiledForest {
   readonly classes: readonly string[];
@@ -97,22 +114,15 @@ export class CompiledForest {
 
   private readonly K: number;
   private readonly F: number;
+  private readonly soft: boolean;
   private readonly firstToReach: boolean;
-  /**
-   * Per node (global index): -1 for a leaf, f for a numeric split on feature f,
-   * F + f for a categorical split on feature f — one load tells the walker both.
-   */
-  private readonly feature: Int32Array;
-  /** Per node: numeric threshold, or the catBits offset (global) of a categorical split. */
-  private readonly threshold: Float64Array;
-  /** Per node: children[2i] left, children[2i+1] right (global indices). */
-  private readonly children: Int32Array;
-  /** Per node: 1 when missing/unknown values go right (the complement of defaultLeft). */
-  private readonly missRight: Uint8Array;
-  /** Per node: K class probabilities. */
+  /** Packed node records as doubles (thresholds); see the layout note above. */
+  private readonly nf: Float64Array;
+  /** The same records as 32-bit words (masks, payloads, info, left child). */
+  private readonly ni: Int32Array;
+  /** Per node: K class probabilities (leaves: the prediction; internal: for explain). */
   private readonly value: Float64Array;
-  /** Per node: argmax of value (lowest index on ties): a leaf's vote. */
-  private readonly vote: Int32Array;
+  /** Category bitsets of splits on features with more than 32 categories. */
   private readonly catBits: Int32Array;
   /** Per tree: global index of its root. */
   private readonly roots: Int32Array;
@@ -128,52 +138,44 @@ export class CompiledForest {
   private constructor(forest: ForestFileV1) {
     const K = forest.classes.length;
     const F = forest.features.length;
+    const T = forest.trees.length;
+    if (F > FEATURE_MASK) throw new Error(`CompiledForest.compile: ${F} features; at most ${FEATURE_MASK} are supported`);
     this.classes = forest.classes.slice();
     this.features = forest.features;
     this.sha256 = forest.sha256;
     this.aggregation = forest.aggregation;
+    this.soft = forest.aggregation === 'soft';
     this.firstToReach = forest.aggregation === 'hard' && forest.voteTieBreak === 'first-to-reach';
     this.K = K;
     this.F = F;
-    this.treeCount = forest.trees.length;
+    this.treeCount = T;
 
+    const wide = forest.features.map((f) => f.kind === 'categorical' && f.categories.length > 32);
     let nodes = 0;
     let words = 0;
     for (const t of forest.trees) {
       nodes += t.feature.length;
-      words += t.catBits.length;
+      for (let i = 0; i < t.feature.length; i++) if (t.feature[i] >= 0 && wide[t.feature[i]]) words += Math.ceil((forest.features[t.feature[i]] as { categories: string[] }).categories.length / 32);
     }
     this.nodeCount = nodes;
 
     // One buffer for the whole forest; each array is a view at an aligned offset.
-    const bytes = (n: number, size: number) => Math.ceil((n * size) / 8) * 8;
-    const layout = [
-      bytes(nodes, 8), // threshold
-      bytes(nodes * K, 8), // value
-      bytes(nodes, 4), // feature
-      bytes(nodes * 2, 4), // children
-      bytes(nodes, 4), // vote
-      bytes(words, 4), // catBits
-      bytes(forest.trees.length, 4), // roots
-      bytes(nodes, 1), // missRight
-      bytes(F, 1), // isCategorical
-    ];
+    const bytes = (n: number, size: number) => Math.ceil((n * size) / 16) * 16;
+    const layout = [bytes(nodes, 16), bytes(nodes * K, 8), bytes(words, 4), bytes(T, 4), bytes(F, 1)];
     const buffer = new ArrayBuffer(layout.reduce((a, b) => a + b, 0));
     let at = 0;
-    const take = <T>(i: number, make: (off: number) => T): T => {
+    const take = <A>(i: number, make: (off: number) => A): A => {
       const v = make(at);
       at += layout[i];
       return v;
     };
-    this.threshold = take(0, (o) => new Float64Array(buffer, o, nodes));
+    this.nf = take(0, (o) => new Float64Array(buffer, o, nodes * 2));
+    this.ni = new Int32Array(buffer, 0, nodes * 4);
     this.value = take(1, (o) => new Float64Array(buffer, o, nodes * K));
-    this.feature = take(2, (o) => new Int32Array(buffer, o, nodes));
-    this.children = take(3, (o) => new Int32Array(buffer, o, nodes * 2));
-    this.vote = take(4, (o) => new Int32Array(buffer, o, nodes));
-    this.catBits = take(5, (o) => new Int32Array(buffer, o, words));
-    this.roots = take(6, (o) => new Int32Array(buffer, o, forest.trees.length));
-    this.missRight = take(7, (o) => new Uint8Array(buffer, o, nodes));
-    this.isCategorical = take(8, (o) => new Uint8Array(buffer, o, F));
+    this.catBits = take(2, (o) => new Int32Array(buffer, o, words));
+    this.roots = take(3, (o) => new Int32Array(buffer, o, T));
+    this.isCategorical = take(4, (o) => new Uint8Array(buffer, o, F));
+    const ni = this.ni;
 
     this.codeMaps = forest.features.map((f, i) => {
       if (f.kind !== 'categorical') return null;
@@ -183,56 +185,73 @@ export class CompiledForest {
     this.featureIndex = new Map(forest.features.map((f, i) => [f.name, i]));
     this.names = forest.features.map((f) => f.name);
 
-    // Nodes are renumbered in depth-first pre-order (a node's left child is the next
-    // node), so a walk down the left side stays within the same cache lines.
+    // Layout per tree: the root, then children in adjacent pairs, pairs allocated in
+    // depth-first order of their parents (left subtree first), so a walk stays within
+    // few cache lines and right = left + 1 needs no second pointer.
     let maxNodes = 0;
     for (const t of forest.trees) maxNodes = Math.max(maxNodes, t.feature.length);
-    const order = new Int32Array(maxNodes); // pre-order position → file index
-    const position = new Int32Array(maxNodes); // file index → pre-order position
+    const position = new Int32Array(maxNodes); // file index → position within the tree
     const stack = new Int32Array(maxNodes + 1);
     let base = 0;
     let wordBase = 0;
     forest.trees.forEach((tree, t) => {
       const n = tree.feature.length;
+      position.fill(-1, 0, n);
       let top = 0;
-      let next = 0;
+      let next = 1;
+      position[0] = 0;
       stack[top++] = 0;
       while (top > 0) {
         const i = stack[--top];
-        order[next] = i;
-        position[i] = next++;
         if (tree.feature[i] >= 0) {
-          stack[top++] = tree.right[i];
-          stack[top++] = tree.left[i];
+          const l = tree.left[i];
+          const r = tree.right[i];
+          if (position[l] >= 0 || position[r] >= 0 || l === r) throw new Error(`CompiledForest.compile: trees[${t}] is not a tree (node ${i}'s children are reached twice); validate it with parseForest`);
+          position[l] = next++;
+          position[r] = next++;
+          stack[top++] = r;
+          stack[top++] = l;
         }
       }
       if (next !== n) throw new Error(`CompiledForest.compile: trees[${t}] is not a tree (${n - next} node(s) unreachable); validate it with parseForest`);
       this.roots[t] = base;
-      for (let p = 0; p < n; p++) {
-        const i = order[p];
-        const g = base + p;
+      for (let i = 0; i < n; i++) {
+        const g = base + position[i];
         const f = tree.feature[i];
-        this.feature[g] = f >= 0 && this.isCategorical[f] ? F + f : f;
-        this.missRight[g] = tree.defaultLeft[i] ? 0 : 1;
-        if (f >= 0) {
-          this.children[2 * g] = base + position[tree.left[i]];
-          this.children[2 * g + 1] = base + position[tree.right[i]];
-          this.threshold[g] = this.isCategorical[f] ? wordBase + tree.threshold[i] : tree.threshold[i];
-        } else {
-          this.children[2 * g] = -1;
-          this.children[2 * g + 1] = -1;
-        }
         let best = 0;
         for (let k = 0; k < K; k++) {
           const v = tree.value[i * K + k];
           this.value[g * K + k] = v;
           if (v > tree.value[i * K + best]) best = k;
         }
-        this.vote[g] = best;
+        const w = 4 * g;
+        if (f < 0) {
+          ni[w + HI] = 0x7ff00000;
+          ni[w + LO] = this.soft ? g * K : best;
+          ni[w + 2] = 0;
+          ni[w + 3] = g;
+          continue;
+        }
+        let info = f | (tree.defaultLeft[i] ? 0 : MISS_RIGHT);
+        if (this.isCategorical[f]) {
+          info |= CAT;
+          ni[w + HI] = 0x7ff00000;
+          if (wide[f]) {
+            info |= WIDE;
+            const count = Math.ceil((forest.features[f] as { categories: string[] }).categories.length / 32);
+            for (let c = 0; c < count; c++) this.catBits[wordBase + c] = tree.catBits[tree.threshold[i] + c] | 0;
+            ni[w + LO] = wordBase;
+            wordBase += count;
+          } else {
+            ni[w + LO] = tree.catBits[tree.threshold[i]] | 0;
+          }
+        } else {
+          this.nf[2 * g] = tree.threshold[i];
+        }
+        ni[w + 2] = info;
+        ni[w + 3] = base + position[tree.left[i]];
       }
-      for (let w = 0; w < tree.catBits.length; w++) this.catBits[wordBase + w] = tree.catBits[w] | 0;
       base += n;
-      wordBase += tree.catBits.length;
     });
 
     this.rowScratch = new Float64Array(F);
@@ -266,63 +285,59 @@ export class CompiledForest {
     return code === undefined ? NaN : code;
   }
 
-  /**
-   * One step down from internal node n (split code f, see `feature`) for the encoded
-   * row at x[xo ..]. Numeric: NaN fails `v > t`, so it goes left unless missRight.
-   */
-  private step(x: Float64Array, xo: number, n: number, f: number): number {
-    const F = this.F;
-    let right: number;
-    if (f < F) {
-      const v = x[xo + f];
-      right = (v > this.threshold[n] ? 1 : 0) | (v !== v ? this.missRight[n] : 0);
-    } else {
-      const v = x[xo + f - F];
-      right = v !== v ? this.missRight[n] : ((this.catBits[(this.threshold[n] | 0) + (v >>> 5)] >>> (v & 31)) & 1) ^ 1;
-    }
-    return this.children[2 * n + right];
-  }
-
-  /** Leaf (global node index) that the encoded row at x[xo ..] reaches from node n. */
-  private leaf(x: Float64Array, xo: number, n: number): number {
-    return walkTree(this.feature, this.threshold, this.children, this.missRight, this.catBits, this.F, x, xo, n);
-  }
-
   /** Class probabilities of an already encoded row (see encode). */
   predictEncoded(x: Float64Array, out: Float64Array = new Float64Array(this.K)): Float64Array {
     this.scoreEncoded(x, out);
     return out;
   }
 
-  /** Fills `out` with probabilities and returns the predicted class index. */
+  /**
+   * Fills `out` with probabilities and returns the predicted class index. Four trees
+   * are walked at once, stepping until none moves: their node loads overlap, which
+   * matters most when the forest is larger than the cache.
+   */
   private scoreEncoded(x: Float64Array, out: Float64Array): number {
     const K = this.K;
     const T = this.treeCount;
     const roots = this.roots;
+    const nf = this.nf;
+    const ni = this.ni;
+    const catBits = this.catBits;
+    const soft = this.soft;
+    const value = this.value;
     out.fill(0, 0, K);
-    if (this.aggregation === 'soft') {
-      const value = this.value;
-      for (let t = 0; t < T; t++) {
-        const base = this.leaf(x, 0, roots[t]) * K;
-        for (let k = 0; k < K; k++) out[k] += value[base + k];
-      }
-      let best = 0;
-      for (let k = 0; k < K; k++) {
-        out[k] /= T;
-        if (out[k] > out[best]) best = k;
-      }
-      return best;
-    }
-    const vote = this.vote;
     let winner = 0;
     let winnerCount = 0;
-    for (let t = 0; t < T; t++) {
-      const c = vote[this.leaf(x, 0, roots[t])];
-      const count = ++out[c];
-      // ml-array-mode's rule: the first class to reach a new maximum count leads.
-      if (count > winnerCount) {
-        winnerCount = count;
-        winner = c;
+    let t = 0;
+    for (; t < T; t += 4) {
+      let a = roots[t];
+      let b = t + 1 < T ? roots[t + 1] : a;
+      let c = t + 2 < T ? roots[t + 2] : a;
+      let d = t + 3 < T ? roots[t + 3] : a;
+      for (;;) {
+        const na = step(nf, ni, catBits, x, 0, a);
+        const nb = step(nf, ni, catBits, x, 0, b);
+        const nc = step(nf, ni, catBits, x, 0, c);
+        const nd = step(nf, ni, catBits, x, 0, d);
+        if (((na ^ a) | (nb ^ b) | (nc ^ c) | (nd ^ d)) === 0) break;
+        a = na;
+        b = nb;
+        c = nc;
+        d = nd;
+      }
+      const m = T - t < 4 ? T - t : 4;
+      for (let j = 0; j < m; j++) {
+        const payload = ni[((j === 0 ? a : j === 1 ? b : j === 2 ? c : d) << 2) + LO];
+        if (soft) {
+          for (let k = 0; k < K; k++) out[k] += value[payload + k];
+        } else {
+          // ml-array-mode's rule: the first class to reach a new maximum count leads.
+          const count = ++out[payload];
+          if (count > winnerCount) {
+            winnerCount = count;
+            winner = payload;
+          }
+        }
       }
     }
     let best = 0;
@@ -393,28 +408,64 @@ export class CompiledForest {
     const roots = this.roots;
     const probabilities = new Float64Array(n * K);
     const classIndex = new Int32Array(n);
-    const soft = this.aggregation === 'soft';
+    const soft = this.soft;
     const value = this.value;
-    const vote = this.vote;
-    const feature = this.feature;
-    const threshold = this.threshold;
-    const children = this.children;
-    const missRight = this.missRight;
+    const nf = this.nf;
+    const ni = this.ni;
     const catBits = this.catBits;
 
     for (let start = 0; start < n; start += BATCH_BLOCK) {
       const end = Math.min(n, start + BATCH_BLOCK);
       for (let t = 0; t < T; t++) {
         const root = roots[t];
-        if (soft) {
-          for (let r = start; r < end; r++) {
-            const base = walkTree(feature, threshold, children, missRight, catBits, F, x, r * F, root) * K;
-            const o = r * K;
-            for (let k = 0; k < K; k++) probabilities[o + k] += value[base + k];
+        // Four rows at once down the same tree (see scoreEncoded).
+        let r = start;
+        for (; r + 4 <= end; r += 4) {
+          const xa = r * F;
+          const xb = xa + F;
+          const xc = xb + F;
+          const xd = xc + F;
+          let a = root;
+          let b = root;
+          let c = root;
+          let d = root;
+          for (;;) {
+            const na = step(nf, ni, catBits, x, xa, a);
+            const nb = step(nf, ni, catBits, x, xb, b);
+            const nc = step(nf, ni, catBits, x, xc, c);
+            const nd = step(nf, ni, catBits, x, xd, d);
+            if (((na ^ a) | (nb ^ b) | (nc ^ c) | (nd ^ d)) === 0) break;
+            a = na;
+            b = nb;
+            c = nc;
+            d = nd;
           }
-        } else {
-          for (let r = start; r < end; r++) {
-            probabilities[r * K + vote[walkTree(feature, threshold, children, missRight, catBits, F, x, r * F, root)]]++;
+          const o = r * K;
+          if (soft) {
+            const pa = ni[(a << 2) + LO];
+            const pb = ni[(b << 2) + LO];
+            const pc = ni[(c << 2) + LO];
+            const pd = ni[(d << 2) + LO];
+            for (let k = 0; k < K; k++) {
+              probabilities[o + k] += value[pa + k];
+              probabilities[o + K + k] += value[pb + k];
+              probabilities[o + 2 * K + k] += value[pc + k];
+              probabilities[o + 3 * K + k] += value[pd + k];
+            }
+          } else {
+            probabilities[o + ni[(a << 2) + LO]]++;
+            probabilities[o + K + ni[(b << 2) + LO]]++;
+            probabilities[o + 2 * K + ni[(c << 2) + LO]]++;
+            probabilities[o + 3 * K + ni[(d << 2) + LO]]++;
+          }
+        }
+        for (; r < end; r++) {
+          const payload = ni[(walkTree(nf, ni, catBits, x, r * F, root) << 2) + LO];
+          const o = r * K;
+          if (soft) {
+            for (let k = 0; k < K; k++) probabilities[o + k] += value[payload + k];
+          } else {
+            probabilities[o + payload]++;
           }
         }
       }
@@ -449,7 +500,7 @@ export class CompiledForest {
     let winner = 0;
     let winnerCount = 0;
     for (let t = 0; t < T; t++) {
-      const c = this.vote[this.leaf(x, xo, this.roots[t])];
+      const c = this.ni[(walkTree(this.nf, this.ni, this.catBits, x, xo, this.roots[t]) << 2) + LO];
       const count = ++counts[c];
       if (count > winnerCount) {
         winnerCount = count;
@@ -475,18 +526,19 @@ export class CompiledForest {
     const contrib = new Float64Array(F * K);
     const probabilities = new Float64Array(K);
     const value = this.value;
-    const feature = this.feature;
+    const nf = this.nf;
+    const ni = this.ni;
+    const catBits = this.catBits;
     for (let t = 0; t < T; t++) {
       const root = this.roots[t];
       for (let k = 0; k < K; k++) bias[k] += value[root * K + k];
       let n = root;
-      let f = feature[n];
-      while (f >= 0) {
-        const child = this.step(x, 0, n, f);
-        const real = f < F ? f : f - F;
-        for (let k = 0; k < K; k++) contrib[real * K + k] += value[child * K + k] - value[n * K + k];
+      for (;;) {
+        const child = step(nf, ni, catBits, x, 0, n);
+        if (child === n) break;
+        const f = ni[(n << 2) + 2] & FEATURE_MASK;
+        for (let k = 0; k < K; k++) contrib[f * K + k] += value[child * K + k] - value[n * K + k];
         n = child;
-        f = feature[n];
       }
       for (let k = 0; k < K; k++) probabilities[k] += value[n * K + k];
     }

@@ -36,6 +36,7 @@ import { UserError } from '../../etl/errors';
 import type { Lake } from '../../etl/lake/types';
 import { actor, assertTransition, assertVersionNumber, readCandidate, sha256Hex, verifyDigest } from './common';
 import { MODEL_STATUSES, type AuditEntry, type Lineage, type ModelStatus, type ModelVersion, type RegisterOptions, type Registry } from './types';
+import { forestBytesOfArtifact } from '../sagemaker/tar';
 
 /** SDK attempts per request (1 + retries) for throttling and transient errors; adaptive mode also rate-limits the client. */
 export const SAGEMAKER_MAX_ATTEMPTS = 8;
@@ -220,7 +221,9 @@ export class SageMakerRegistry implements Registry {
     if (key === undefined) {
       throw new UserError(`version ${version}'s artifact ${v.artifactUri} is outside the lake ${this.lake.root}; point PRICESENSE_LAKE at the lake it was registered with`);
     }
-    return verifyDigest(`version ${version} (${v.artifactUri})`, await this.lake.read(key), v.artifactSha256);
+    const source = `version ${version} (${v.artifactUri})`;
+    // Pipeline-registered versions point at the evaluate step's model.tar.gz: the digest covers the archive.
+    return forestBytesOfArtifact(verifyDigest(source, await this.lake.read(key), v.artifactSha256), source);
   }
 
   private async transition(version: number, to: ModelStatus, note: string, by?: string): Promise<ModelVersion> {

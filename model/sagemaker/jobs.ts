@@ -19,7 +19,7 @@ import { DEFAULT_HYPERPARAMETERS, trainForest } from '../trainer';
 import { partFileName, readHyperparameters, readResourceConfig, smPaths, treeShare } from './config';
 import { readChannelGold } from './gold-channel';
 import { mergePartialForests, readPartialForests } from './merge';
-import { isGzip, readTarGz, writeTarGz } from './tar';
+import { forestBytesOfArtifact, isGzip, writeTarGz } from './tar';
 
 /** The training metrics printed for SageMaker's MetricDefinitions (regex `metric <name>=([0-9.]+)`). */
 export const TRAINING_METRIC_NAMES = ['validation:accuracy', 'validation:macro_f1'] as const;
@@ -92,10 +92,7 @@ export async function runTrainJob(options: { root: string; threads?: number; pri
 
 /** The forest inside a model artifact: a forest JSON document, or a .tar.gz holding forest.json. */
 export function forestFromArtifact(bytes: Buffer, source = '<artifact>'): ForestFileV1 {
-  if (!isGzip(bytes)) return parseForest(bytes, source);
-  const entries = readTarGz(bytes, source).filter((e) => e.name.split('/').at(-1) === 'forest.json');
-  if (entries.length !== 1) throw new UserError(`${source}: expected exactly one forest.json in the archive, found ${entries.length}`);
-  return parseForest(entries[0].data, `${source}:${entries[0].name}`);
+  return parseForest(forestBytesOfArtifact(bytes, source), isGzip(bytes) ? `${source}:forest.json` : source);
 }
 
 export interface EvaluationReport {

@@ -157,3 +157,15 @@ export function readTarGz(bytes: Buffer, source = '<tar.gz>'): TarEntry[] {
 export function writeTarGz(entries: readonly TarEntry[]): Buffer {
   return gzipSync(writeTar(entries), { level: 9 });
 }
+
+/**
+ * The forest JSON inside a model artifact: SageMaker training and the pipeline's
+ * evaluate step publish `model.tar.gz` holding `forest.json`; locally registered
+ * artifacts are the JSON itself. Either way the caller gets the JSON bytes.
+ */
+export function forestBytesOfArtifact(bytes: Buffer, source = '<artifact>'): Buffer {
+  if (!isGzip(bytes)) return bytes;
+  const entries = readTarGz(bytes, source).filter((e) => e.name.split('/').at(-1) === 'forest.json');
+  if (entries.length !== 1) throw new UserError(`${source}: expected exactly one forest.json in the archive, found ${entries.length}`);
+  return entries[0].data;
+}
