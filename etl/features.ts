@@ -48,7 +48,8 @@ export const DISTINCT_FEATURES: Readonly<Record<string, string>> = {
 /**
  * Silver lines the basket aggregation may hold per pass, per byte of DuckDB memory
  * limit. The fast distinct count keeps each basket's code hashes in list states, which
- * DuckDB cannot spill (measured ≈ 75 B per line); past this the aggregation runs in
+ * DuckDB cannot spill (2.7M lines ran out of memory at a 150MB limit and fit in 250MB,
+ * so 250 B per line leaves room for the rest of the aggregate); past this the aggregation runs in
  * several passes, each over the baskets of one BASKET_ID hash bucket, so memory stays
  * bounded however large the drop.
  */
@@ -57,10 +58,11 @@ const LIST_BYTES_PER_LINE = 250;
 /**
  * The distinct-count expression for one code column.
  *
- * count(DISTINCT code) per basket is the single most expensive step of the ETL (DuckDB
+ * count(DISTINCT code) per basket was the most expensive part of silver → gold (DuckDB
  * builds a separate hash table of (basket, code) pairs per distinct aggregate: ≈ 1 CPU-s
  * per column per 2.7M lines). Per basket the lines are few, so collecting 64-bit hashes
- * of the codes into a list and de-duplicating it is ≈ 3× cheaper. It is exact, not
+ * of the codes into a list and de-duplicating it is 2–3× cheaper (bench figures in
+ * docs/etl.md). It is exact, not
  * approximate, because the caller first checks that hash() is injective on the codes
  * actually present (hashesInjective); otherwise it falls back to count(DISTINCT code).
  */

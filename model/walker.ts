@@ -52,13 +52,13 @@ export interface Explanation {
 /*
  * Packed node records: 16 bytes per node, viewed both as Float64Array (nf) and
  * Int32Array (ni), so one cache line serves a whole step. For node g:
- *   nf[2g]      numeric threshold; for categorical nodes and leaves the two words
- *               below are written instead (high word 0x7ff00000 makes the double +Inf
- *               or NaN, so `v > threshold` is false and the numeric test drops out)
- *   ni[4g + LO] categorical: the inline mask of categories going left (≤ 32
- *               categories), or, with WIDE, the global catBits offset;
- *               leaf: its payload (soft: offset of its distribution in `value`;
- *               hard: its vote)
+ *   nf[2g]      numeric: the threshold. Categorical: 2^52 + m, above every category
+ *               code (so `v > t` is false and `v <= t` just says "not missing"),
+ *               whose low word ni[4g + LO] is m: the mask of categories going left
+ *               (≤ 32 categories) or, with WIDE, the split's offset in catBits.
+ *               Leaf: high word 0x7ff00000 (+Inf or NaN, so `v > t` is false for
+ *               every v) and low word its payload (soft: offset of its distribution
+ *               in `value`; hard: its vote).
  *   ni[4g + 2]  info: feature index | CAT | MISS_RIGHT | WIDE (0 for a leaf)
  *   ni[4g + 3]  left child; right = left + 1 (siblings are laid out adjacently). A
  *               leaf points at itself, so a step from a leaf stays put: walkers can
@@ -84,25 +84,41 @@ function step(nf: Float64Array, ni: Int32Array, catBits: Int32Array, x: Float64A
   const b = n << 2;
   const info = ni[b + 2];
   const v = x[xo + (info & FEATURE_MASK)];
-  const code = v | 0;
+  const t = nf[n << 1];
+  const le = v <= t ? 1 : 0;
   let mask = ni[b + LO];
-  if ((info & WIDE) !== 0) mask = catBits[mask + (code >>> 5)];
-  const nan = v !== v ? 1 : 0;
-  const right = (((v > nf[n << 1] ? 1 : 0) | ((info >>> 30) & ~(mask >>> code) & 1)) & (nan ^ 1)) | ((info >>> 29) & nan & 1);
-  return ni[b + 3] + right;
+  if ((info & WIDE) !== 0) mask = catBits[mask + ((v | 0) >>> 5)];
+  const right = (v > t ? 1 : 0) | ((info >>> 29) & (le ^ 1)) | ((info >>> 30) & le & ~(mask >>> v));
+  return ni[b + 3] + (right & 1);
 }
 
-/** Leaf (global node index) that the encoded row at x[xo ..] reaches from node n, one tree on its own. */
+/**
+ * Leaf (global node index) that the encoded row at x[xo ..] reaches from node n, one
+ * tree on its own. Branchy on purpose: with a single chain of dependent loads there is
+ * no latency to overlap, and predicted branches cost fewer instructions than `step`.
+ */
 function walkTree(nf: Float64Array, ni: Int32Array, catBits: Int32Array, x: Float64Array, xo: number, n: number): number {
   for (;;) {
-    const next = step(nf, ni, catBits, x, xo, n);
-    if (next === n) return n;
-    n = next;
+    const b = n << 2;
+    const left = ni[b + 3];
+    if (left === n) return n;
+    const info = ni[b + 2];
+    const v = x[xo + (info & FEATURE_MASK)];
+    if (info < CAT) {
+      // Numeric (no WIDE/CAT bit). NaN fails both tests and goes by MISS_RIGHT.
+      n = v > nf[n << 1] ? left + 1 : v <= nf[n << 1] ? left : left + ((info >>> 29) & 1);
+    } else if (v !== v) {
+      n = left + ((info >>> 29) & 1);
+    } else {
+      const mask = (info & WIDE) === 0 ? ni[b + LO] : catBits[ni[b + LO] + (v >>> 5)];
+      n = left + (~(mask >>> v) & 1);
+    }
   }
 }
 
 /** Rows per block in predictBatch: the block's encoded rows and sums stay in cache while every tree streams over them. */
-const BATCH_BLOCK = 256;
+const BATCH_BLOCK = Number(process.env.WALK_BLOCK ?? 256);
+const BATCH_INTERLEAVE = process.env.WALK_BATCH_INTERLEAVE === '1';
 
 export class CompiledForest {
   readonly classes: readonly string[];
@@ -116,6 +132,7 @@ export class CompiledForest {
   private readonly F: number;
   private readonly soft: boolean;
   private readonly firstToReach: boolean;
+  private readonly interleave: boolean = process.env.WALK_INTERLEAVE === '1';
   /** Packed node records as doubles (thresholds); see the layout note above. */
   private readonly nf: Float64Array;
   /** The same records as 32-bit words (masks, payloads, info, left child). */
@@ -235,15 +252,14 @@ export class CompiledForest {
         let info = f | (tree.defaultLeft[i] ? 0 : MISS_RIGHT);
         if (this.isCategorical[f]) {
           info |= CAT;
-          ni[w + HI] = 0x7ff00000;
           if (wide[f]) {
             info |= WIDE;
             const count = Math.ceil((forest.features[f] as { categories: string[] }).categories.length / 32);
             for (let c = 0; c < count; c++) this.catBits[wordBase + c] = tree.catBits[tree.threshold[i] + c] | 0;
-            ni[w + LO] = wordBase;
+            this.nf[2 * g] = 2 ** 52 + wordBase;
             wordBase += count;
           } else {
-            ni[w + LO] = tree.catBits[tree.threshold[i]] | 0;
+            this.nf[2 * g] = 2 ** 52 + (tree.catBits[tree.threshold[i]] >>> 0);
           }
         } else {
           this.nf[2 * g] = tree.threshold[i];
@@ -309,6 +325,20 @@ export class CompiledForest {
     let winner = 0;
     let winnerCount = 0;
     let t = 0;
+    if (!this.interleave) {
+      for (; t < T; t++) {
+        const payload = ni[(walkTree(nf, ni, catBits, x, 0, roots[t]) << 2) + LO];
+        if (soft) {
+          for (let k = 0; k < K; k++) out[k] += value[payload + k];
+        } else {
+          const count = ++out[payload];
+          if (count > winnerCount) {
+            winnerCount = count;
+            winner = payload;
+          }
+        }
+      }
+    }
     for (; t < T; t += 4) {
       let a = roots[t];
       let b = t + 1 < T ? roots[t + 1] : a;
@@ -420,7 +450,7 @@ export class CompiledForest {
         const root = roots[t];
         // Four rows at once down the same tree (see scoreEncoded).
         let r = start;
-        for (; r + 4 <= end; r += 4) {
+        for (; r + 4 <= end && BATCH_INTERLEAVE; r += 4) {
           const xa = r * F;
           const xb = xa + F;
           const xc = xb + F;
