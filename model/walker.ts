@@ -117,8 +117,17 @@ function walkTree(nf: Float64Array, ni: Int32Array, catBits: Int32Array, x: Floa
 }
 
 /** Rows per block in predictBatch: the block's encoded rows and sums stay in cache while every tree streams over them. */
-const BATCH_BLOCK = Number(process.env.WALK_BLOCK ?? 256);
-const BATCH_INTERLEAVE = process.env.WALK_BATCH_INTERLEAVE === '1';
+const BATCH_BLOCK = 256;
+
+/**
+ * Forests with more nodes than this (1 MiB of node records) are walked several trees or
+ * rows at once. Measured: a cache-resident forest (the bench's ml-random-forest one,
+ * 31k nodes, ~6 steps per tree) is fastest walked one tree at a time with branches
+ * (interleaving costs ~10-40% more instructions and steps); a forest that outgrows L2
+ * (a gold-trained one, 286k nodes, ~13 steps per tree) is bound by load latency,
+ * which interleaving overlaps (single row ~1.5-2x faster, batch ~1.3x).
+ */
+const INTERLEAVE_MIN_NODES = 65536;
 
 export class CompiledForest {
   readonly classes: readonly string[];
@@ -132,7 +141,8 @@ export class CompiledForest {
   private readonly F: number;
   private readonly soft: boolean;
   private readonly firstToReach: boolean;
-  private readonly interleave: boolean = process.env.WALK_INTERLEAVE === '1';
+  /** Walk four trees (single row) or four rows (batch) at once; see INTERLEAVE_MIN_NODES. */
+  private readonly interleave: boolean;
   /** Packed node records as doubles (thresholds); see the layout note above. */
   private readonly nf: Float64Array;
   /** The same records as 32-bit words (masks, payloads, info, left child). */
@@ -175,6 +185,7 @@ export class CompiledForest {
       for (let i = 0; i < t.feature.length; i++) if (t.feature[i] >= 0 && wide[t.feature[i]]) words += Math.ceil((forest.features[t.feature[i]] as { categories: string[] }).categories.length / 32);
     }
     this.nodeCount = nodes;
+    this.interleave = nodes > INTERLEAVE_MIN_NODES;
 
     // One buffer for the whole forest; each array is a view at an aligned offset.
     const bytes = (n: number, size: number) => Math.ceil((n * size) / 16) * 16;
@@ -439,6 +450,7 @@ export class CompiledForest {
     const probabilities = new Float64Array(n * K);
     const classIndex = new Int32Array(n);
     const soft = this.soft;
+    const interleave = this.interleave;
     const value = this.value;
     const nf = this.nf;
     const ni = this.ni;
@@ -450,7 +462,7 @@ export class CompiledForest {
         const root = roots[t];
         // Four rows at once down the same tree (see scoreEncoded).
         let r = start;
-        for (; r + 4 <= end && BATCH_INTERLEAVE; r += 4) {
+        for (; interleave && r + 4 <= end; r += 4) {
           const xa = r * F;
           const xb = xa + F;
           const xc = xb + F;

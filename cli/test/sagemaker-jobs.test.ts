@@ -14,24 +14,8 @@ import { parseForest, readForestFile } from '../../model/forest-file';
 import type { ForestFileV1 } from '../../model/format';
 import { forestFromArtifact } from '../../model/sagemaker/jobs';
 import { writeTarGz } from '../../model/sagemaker/tar';
-import { main } from '../index';
+import { runCli as run } from './run-cli';
 
-async function run(args: string[]): Promise<{ out: string; err: string; code: number }> {
-  let out = '';
-  let err = '';
-  const o = jest.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((out += String(c)), true));
-  const e = jest.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((err += String(c)), true));
-  const before = process.exitCode;
-  process.exitCode = 0;
-  try {
-    await main(['node', 'pricesense', ...args]);
-    return { out, err, code: Number(process.exitCode ?? 0) };
-  } finally {
-    process.exitCode = before;
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 const HYPERPARAMETERS = { trees: '12', max_depth: '8', min_leaf: '5', seed: '17', threads: '1' };
 const ACCURACY = /metric validation:accuracy=([0-9.]+)/;

@@ -5,25 +5,8 @@ import { LocalLake } from '../../etl/lake/local';
 import { runEtl } from '../../etl/pipeline';
 import { synthesize } from '../../etl/synth/generate';
 import { parseForest } from '../../model/forest-file';
-import { main } from '../index';
+import { runCli as run } from './run-cli';
 
-/** Runs the CLI in-process; returns stdout, stderr and the exit code. */
-async function run(args: string[]): Promise<{ out: string; err: string; code: number }> {
-  let out = '';
-  let err = '';
-  const o = jest.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((out += String(c)), true));
-  const e = jest.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((err += String(c)), true));
-  const before = process.exitCode;
-  process.exitCode = 0;
-  try {
-    await main(['node', 'pricesense', ...args]);
-    return { out, err, code: Number(process.exitCode ?? 0) };
-  } finally {
-    process.exitCode = before;
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 describe('pricesense train / evaluate', () => {
   let dir: string;

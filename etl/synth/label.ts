@@ -6,6 +6,7 @@
  * express: the price bands move with the store format, and each band has exceptions
  * that depend on a second or third feature. docs/synthetic-data.md shows it as a tree.
  */
+import type { GoldTable } from '../gold-schema';
 import type { ClassLabel } from '../schema';
 
 export const LABEL_FUNCTION_VERSION = 'pricesense-synth-label/1';
@@ -71,4 +72,22 @@ export function classProbabilities(f: LabelFeatures): [number, number, number] {
   if (dominant === 'Low') return [confidence, rest * 0.75, rest * 0.25];
   if (dominant === 'High') return [rest * 0.25, rest * 0.75, confidence];
   return [rest / 2, confidence, rest / 2];
+}
+
+/**
+ * The label function's inputs read back from gold row i: lets tests and tools compute
+ * the true class probabilities of gold data (and so the Bayes-optimal accuracy).
+ */
+export function labelFeaturesOfGoldRow(t: GoldTable, i: number): LabelFeatures {
+  return {
+    AVG_UNIT_PRICE: t.numeric.AVG_UNIT_PRICE[i],
+    MAX_UNIT_PRICE: t.numeric.MAX_UNIT_PRICE[i],
+    LINES: t.numeric.LINES[i],
+    DISTINCT_DEPARTMENTS: t.numeric.DISTINCT_DEPARTMENTS[i],
+    SHOP_HOUR: t.numeric.SHOP_HOUR[i],
+    BASKET_TYPE: t.categorical.BASKET_TYPE[i] ?? '',
+    BASKET_DOMINANT_MISSION: t.categorical.BASKET_DOMINANT_MISSION[i] ?? '',
+    STORE_FORMAT: t.categorical.STORE_FORMAT[i] ?? '',
+    CUST_PRICE_SENSITIVITY: t.categorical.CUST_PRICE_SENSITIVITY[i],
+  };
 }

@@ -7,7 +7,7 @@ import { LocalLake } from '../lake/local';
 import { runEtl, type EtlReport } from '../pipeline';
 import { splitOf } from '../split';
 import { synthesize, type SynthManifest } from '../synth/generate';
-import { classProbabilities } from '../synth/label';
+import { classProbabilities, labelFeaturesOfGoldRow } from '../synth/label';
 
 describe('etl pipeline on a synthetic drop', () => {
   let dir: string;
@@ -39,17 +39,7 @@ describe('etl pipeline on a synthetic drop', () => {
     for (const split of GOLD_SPLITS) {
       const t = await readGoldSplit(lake, split);
       for (let i = 0; i < t.rows; i++) {
-        const p = classProbabilities({
-          AVG_UNIT_PRICE: t.numeric.AVG_UNIT_PRICE[i],
-          MAX_UNIT_PRICE: t.numeric.MAX_UNIT_PRICE[i],
-          LINES: t.numeric.LINES[i],
-          DISTINCT_DEPARTMENTS: t.numeric.DISTINCT_DEPARTMENTS[i],
-          SHOP_HOUR: t.numeric.SHOP_HOUR[i],
-          BASKET_TYPE: t.categorical.BASKET_TYPE[i] ?? '',
-          BASKET_DOMINANT_MISSION: t.categorical.BASKET_DOMINANT_MISSION[i] ?? '',
-          STORE_FORMAT: t.categorical.STORE_FORMAT[i] ?? '',
-          CUST_PRICE_SENSITIVITY: t.categorical.CUST_PRICE_SENSITIVITY[i],
-        });
+        const p = classProbabilities(labelFeaturesOfGoldRow(t, i));
         sum += Math.max(...p);
         n++;
       }

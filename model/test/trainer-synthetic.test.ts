@@ -7,7 +7,7 @@ import { LocalLake } from '../../etl/lake/local';
 import { runEtl } from '../../etl/pipeline';
 import { CLASS_LABELS } from '../../etl/schema';
 import { synthesize, type SynthManifest } from '../../etl/synth/generate';
-import { classProbabilities } from '../../etl/synth/label';
+import { classProbabilities, labelFeaturesOfGoldRow } from '../../etl/synth/label';
 import { evaluateForest } from '../evaluate';
 import { trainForest } from '../trainer';
 
@@ -15,17 +15,7 @@ import { trainForest } from '../trainer';
 function bayesAccuracyOn(t: GoldTable): number {
   let correct = 0;
   for (let i = 0; i < t.rows; i++) {
-    const p = classProbabilities({
-      AVG_UNIT_PRICE: t.numeric.AVG_UNIT_PRICE[i],
-      MAX_UNIT_PRICE: t.numeric.MAX_UNIT_PRICE[i],
-      LINES: t.numeric.LINES[i],
-      DISTINCT_DEPARTMENTS: t.numeric.DISTINCT_DEPARTMENTS[i],
-      SHOP_HOUR: t.numeric.SHOP_HOUR[i],
-      BASKET_TYPE: t.categorical.BASKET_TYPE[i] ?? '',
-      BASKET_DOMINANT_MISSION: t.categorical.BASKET_DOMINANT_MISSION[i] ?? '',
-      STORE_FORMAT: t.categorical.STORE_FORMAT[i] ?? '',
-      CUST_PRICE_SENSITIVITY: t.categorical.CUST_PRICE_SENSITIVITY[i],
-    });
+    const p = classProbabilities(labelFeaturesOfGoldRow(t, i));
     let best = 0;
     for (let k = 1; k < 3; k++) if (p[k] > p[best]) best = k;
     if (CLASS_LABELS[best] === t.labels[i]) correct++;
