@@ -1,29 +1,36 @@
 /**
  * The Express app (no listen: tests drive it with supertest, api/server.ts listens).
  *
- * Hot path (POST /predict, one row): request-id + timing middleware, helmet headers,
- * a content-type check, express.json, one route() read, one compiled ajv call, one
- * walker call, res.json. Everything derivable from the model (validators, OpenAPI,
- * metric label children) is built once per model load, not per request.
+ * The throughput path, a plain POST /predict, is answered before Express by
+ * api/fast-predict.ts (see `createRequestListener`); Express serves everything else,
+ * including /predict requests of a less common shape, with the same scoring code
+ * (api/predict.ts) and error bodies. Everything derivable from the model (validators,
+ * response parts, OpenAPI, metric label children) is built once per model load.
  */
-import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import swaggerUi from 'swagger-ui-express';
-import type { RawRow } from '../model/walker';
 import { ApiError, errorBody, fromHttpError } from './errors';
+import { createLeanPredict } from './fast-predict';
 import type { ModelManager, Route, ServedModel } from './model-manager';
 import { oipModelMetadata, oipRequestedOutputs, oipToRows } from './oip';
 import { buildOpenApi } from './openapi';
+import { predictResponse, scoreShadow } from './predict';
+import { AccessLog, newRequestId, notReady } from './request-context';
 
 export interface AppOptions {
   readonly manager: ModelManager;
   readonly logger: Logger;
   readonly bodyLimitBytes?: number;
   readonly serviceVersion?: string;
+  /** Shared with the lean /predict path; one is made when not given. */
+  readonly access?: AccessLog;
+  /** Security headers for every response; `securityHeaders()` when not given. */
+  readonly headers?: readonly (readonly [string, string])[];
 }
 
 /** Per-request facts the access log and the duration histogram need. */
@@ -33,8 +40,27 @@ interface RequestState {
   role: string;
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const PROBE_ROUTES = new Set(['/health', '/ready', '/metrics', '/v2/health/live', '/v2/health/ready']);
+/**
+ * helmet's headers, computed once: its configuration is static, so running its 13
+ * middlewares on every request would recompute the same strings each time.
+ */
+export function securityHeaders(): [string, string][] {
+  const out: [string, string][] = [];
+  const recorder = {
+    setHeader: (name: string, value: string | number | readonly string[]) => out.push([name, String(value)]),
+    removeHeader: () => undefined,
+  };
+  const middleware = helmet({
+    // TLS ends at the load balancer; upgrading Swagger UI's asset URLs to https would break /docs over plain HTTP.
+    contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+  });
+  let called = false;
+  middleware({} as IncomingMessage, recorder as unknown as ServerResponse, () => (called = true));
+  if (!called) throw new Error('helmet did not complete synchronously; cannot precompute security headers');
+  return out;
+}
+
+const DEFAULT_BODY_LIMIT = 2 * 1024 * 1024;
 
 function state(res: Response): RequestState {
   return res.locals as RequestState;
@@ -68,53 +94,31 @@ export function serviceVersionDefault(): string {
 export function createApp(options: AppOptions): express.Express {
   const { manager, logger } = options;
   const metrics = manager.metrics;
-  const bodyLimit = options.bodyLimitBytes ?? 2 * 1024 * 1024;
+  const bodyLimit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
   const serviceVersion = options.serviceVersion ?? serviceVersionDefault();
   const batchLimit = manager.batchLimit;
+  const access = options.access ?? new AccessLog(metrics, logger);
+  const headers = options.headers ?? securityHeaders();
   const app = express();
   app.disable('x-powered-by');
   // ETags on prediction responses would hash every body for nothing.
   app.set('etag', false);
 
   app.use((req: Request, res: Response, next: NextFunction) => {
-    const started = process.hrtime.bigint();
-    const incoming = req.headers['x-request-id'];
-    const requestId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    const started = performance.now();
+    const requestId = newRequestId(req.headers['x-request-id']);
     const s = state(res);
     s.requestId = requestId;
     s.modelVersion = 'none';
     s.role = '';
     res.setHeader('X-Request-Id', requestId);
+    for (const [name, value] of headers) res.setHeader(name, value);
     res.on('finish', () => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : req.path.startsWith('/docs') ? '/docs' : 'unmatched';
-      metrics.observeRequest(route, req.method, res.statusCode, s.modelVersion, seconds);
-      const level = PROBE_ROUTES.has(route) && res.statusCode < 400 ? 'debug' : res.statusCode >= 500 ? 'error' : 'info';
-      if (logger.isLevelEnabled(level)) {
-        logger[level](
-          {
-            reqId: requestId,
-            method: req.method,
-            path: req.path.length > 200 ? `${req.path.slice(0, 200)}...` : req.path,
-            route,
-            status: res.statusCode,
-            ms: Math.round(seconds * 1e6) / 1e3,
-            modelVersion: s.modelVersion,
-            role: s.role || undefined,
-          },
-          'request',
-        );
-      }
+      access.record(req, route, res.statusCode, s.modelVersion, s.role, requestId, started);
     });
     next();
   });
-
-  app.use(
-    helmet({
-      // TLS ends at the load balancer; upgrading Swagger UI's asset URLs to https would break /docs over plain HTTP.
-      contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
-    }),
-  );
 
   const parseJson = express.json({ limit: bodyLimit, strict: false, type: () => true });
   const requireJson = (req: Request, _res: Response, next: NextFunction) => {
@@ -142,24 +146,11 @@ export function createApp(options: AppOptions): express.Express {
   // ---- predictions ----
   app.post('/predict', requireJson, parseJson, (req: Request, res: Response) => {
     const route = routeOrUnavailable(res);
-    const model = route.model;
-    const { rows, batch } = model.validator.parsePredict(req.body);
+    const { rows, batch } = route.model.validator.parsePredict(req.body);
     const explain = req.url.includes('?') && isTrue(req.query.explain);
-    const modelRef = { name: model.name, version: model.version, sha256: model.sha256, role: route.role };
-    for (let i = 0; i < rows.length; i++) model.drift.observe(rows[i]);
-    if (!batch) {
-      const out: PredictionBody & { model?: typeof modelRef } = predictOne(model, rows[0], explain);
-      metrics.countPrediction(model.versionLabel, route.role, out.label);
-      out.model = modelRef;
-      res.json(out);
-      if (route.shadow) scoreShadow(manager, logger, route, rows, [out.label], state(res).requestId);
-    } else {
-      metrics.batchSize.observe({ route: '/predict' }, rows.length);
-      const predictions = explain ? rows.map((r) => predictOne(model, r, true)) : predictMany(model, rows);
-      countLabels(metrics, model.versionLabel, route.role, predictions);
-      res.json({ predictions, model: modelRef });
-      if (route.shadow) scoreShadow(manager, logger, route, rows, predictions.map((p) => p.label), state(res).requestId);
-    }
+    const json = predictResponse(manager, logger, route, rows, batch, explain, state(res).requestId);
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.send(json);
   });
 
   // ---- probes and introspection ----
@@ -350,14 +341,31 @@ export function createApp(options: AppOptions): express.Express {
   return app;
 }
 
+/**
+ * The HTTP server's request listener: the lean POST /predict path first, Express for
+ * everything it does not take. Both share the access log, headers and scoring code.
+ */
+export function createRequestListener(options: AppOptions): { listener: RequestListener; app: express.Express; access: AccessLog } {
+  const access = options.access ?? new AccessLog(options.manager.metrics, options.logger);
+  const headers = options.headers ?? securityHeaders();
+  const app = createApp({ ...options, access, headers });
+  const lean = createLeanPredict({
+    manager: options.manager,
+    logger: options.logger,
+    bodyLimitBytes: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT,
+    headers,
+    access,
+  });
+  const listener: RequestListener = (req, res) => {
+    if (!lean(req, res)) app(req as Request, res as Response);
+  };
+  return { listener, app, access };
+}
+
 function isTrue(v: unknown): boolean {
   return v === 'true' || v === '1' || v === '';
 }
 
-function notReady(manager: ModelManager): ApiError {
-  const status = manager.status();
-  return new ApiError(503, 'not_ready', `No model is being served: ${status.reason ?? 'unknown reason'}`);
-}
 
 function servedVersions(manager: ModelManager): string[] {
   const out: string[] = [];
@@ -365,70 +373,6 @@ function servedVersions(manager: ModelManager): string[] {
   const ch = manager.challenger;
   if (ch && ch.model.versionLabel !== manager.champion?.versionLabel) out.push(ch.model.versionLabel);
   return out;
-}
-
-function classRecord(classes: readonly string[], values: ArrayLike<number>, offset = 0): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (let k = 0; k < classes.length; k++) out[classes[k]] = values[offset + k];
-  return out;
-}
-
-interface PredictionBody {
-  label: string;
-  probabilities: Record<string, number>;
-  explanation?: { bias: Record<string, number>; contributions: Record<string, Record<string, number>> };
-}
-
-function predictOne(model: ServedModel, row: RawRow, explain: boolean): PredictionBody {
-  if (explain) {
-    const e = model.forest.explain(row);
-    const contributions: Record<string, Record<string, number>> = {};
-    for (const [feature, values] of Object.entries(e.contributions)) contributions[feature] = classRecord(model.classes, values);
-    let best = 0;
-    for (let k = 1; k < model.classes.length; k++) if (e.probabilities[k] > e.probabilities[best]) best = k;
-    return {
-      label: model.classes[best],
-      probabilities: classRecord(model.classes, e.probabilities),
-      explanation: { bias: classRecord(model.classes, e.bias), contributions },
-    };
-  }
-  const p = model.forest.predict(row);
-  return { label: p.label, probabilities: classRecord(model.classes, p.probabilities) };
-}
-
-function predictMany(model: ServedModel, rows: RawRow[]): PredictionBody[] {
-  const result = model.forest.predictBatch(rows);
-  const k = model.classes.length;
-  const out: PredictionBody[] = new Array(rows.length);
-  for (let i = 0; i < rows.length; i++) out[i] = { label: result.labels[i], probabilities: classRecord(model.classes, result.probabilities, i * k) };
-  return out;
-}
-
-function countLabels(metrics: ModelManager['metrics'], version: string, role: 'champion' | 'canary' | 'shadow', predictions: { label: string }[]): void {
-  const counts = new Map<string, number>();
-  for (const p of predictions) counts.set(p.label, (counts.get(p.label) ?? 0) + 1);
-  for (const [label, n] of counts) metrics.countPrediction(version, role, label, n);
-}
-
-/** Scores the shadow challenger after the response is on its way: measured, never returned, never a failure for the client. */
-function scoreShadow(manager: ModelManager, logger: Logger, route: Route, rows: RawRow[], championLabels: readonly string[], requestId: string): void {
-  const shadow = route.shadow;
-  if (!shadow) return;
-  const champion = route.model;
-  setImmediate(() => {
-    try {
-      const labels = shadow.forest.predictBatch(rows).labels;
-      let agree = 0;
-      for (let i = 0; i < labels.length; i++) if (labels[i] === championLabels[i]) agree++;
-      const m = manager.metrics;
-      countLabels(m, shadow.versionLabel, 'shadow', labels.map((label) => ({ label })));
-      const versions = { champion_version: champion.versionLabel, shadow_version: shadow.versionLabel };
-      if (agree > 0) m.shadowComparisons.inc({ ...versions, outcome: 'agree' }, agree);
-      if (labels.length - agree > 0) m.shadowComparisons.inc({ ...versions, outcome: 'disagree' }, labels.length - agree);
-    } catch (err) {
-      logger.error({ reqId: requestId, event: 'shadow_failed', version: shadow.version, err: err instanceof Error ? err.message : String(err) }, 'shadow scoring failed');
-    }
-  });
 }
 
 function describeModel(m: ServedModel): Record<string, unknown> {

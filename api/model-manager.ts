@@ -17,6 +17,7 @@ import { CompiledForest } from '../model/walker';
 import type { ChallengerConfig } from './config';
 import { DriftMonitor } from './drift';
 import type { ApiMetrics, DriftSource, Role } from './metrics';
+import { ResponseEncoder } from './predict';
 import { RequestValidator } from './validation';
 
 export interface ServedModel {
@@ -30,6 +31,8 @@ export interface ServedModel {
   readonly features: readonly FeatureSpec[];
   readonly classes: readonly string[];
   readonly validator: RequestValidator;
+  /** The constant parts of this model's single-row responses. */
+  readonly encoder: ResponseEncoder;
   readonly drift: DriftMonitor;
   readonly training: ForestFileV1['training'];
   readonly evaluation: Record<string, unknown>;
@@ -372,6 +375,7 @@ export function buildServedModel(
     features: doc.features,
     classes: doc.classes,
     validator,
+    encoder: new ResponseEncoder({ name: options.name, version: entry.version, sha256: doc.sha256, classes: doc.classes }),
     drift,
     training: doc.training,
     evaluation: doc.metrics,

@@ -9,10 +9,11 @@ import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { openRegistry } from '../model/registry';
 import type { Registry } from '../model/registry/types';
-import { createApp, serviceVersionDefault } from './app';
+import { createRequestListener, serviceVersionDefault } from './app';
 import type { ApiConfig } from './config';
 import { ApiMetrics } from './metrics';
 import { ModelManager } from './model-manager';
+import type { AccessLog } from './request-context';
 
 export function createLogger(level: string, destination: pino.DestinationStream | number = 1): Logger {
   const dest = typeof destination === 'number' ? pino.destination({ dest: destination, sync: false }) : destination;
@@ -28,7 +29,11 @@ export function createLogger(level: string, destination: pino.DestinationStream 
 }
 
 export interface Service {
-  readonly app: ReturnType<typeof createApp>;
+  /** The Express app: every route, /predict included (tests may drive it alone). */
+  readonly app: ReturnType<typeof createRequestListener>['app'];
+  /** What the HTTP server runs: the lean POST /predict path, then `app`. */
+  readonly handler: http.RequestListener;
+  readonly access: AccessLog;
   readonly manager: ModelManager;
   readonly metrics: ApiMetrics;
   readonly logger: Logger;
@@ -56,8 +61,8 @@ export async function createService(config: ApiConfig, deps: ServiceDeps = {}): 
     challenger: config.challenger,
     random: deps.random,
   });
-  const app = createApp({ manager, logger, bodyLimitBytes: config.bodyLimitBytes, serviceVersion: serviceVersionDefault() });
-  return { app, manager, metrics, logger };
+  const { app, listener, access } = createRequestListener({ manager, logger, bodyLimitBytes: config.bodyLimitBytes, serviceVersion: serviceVersionDefault() });
+  return { app, handler: listener, access, manager, metrics, logger };
 }
 
 export interface RunningServer {
@@ -76,20 +81,22 @@ export interface RunningServer {
  */
 export async function startServer(config: ApiConfig, deps: ServiceDeps = {}): Promise<RunningServer> {
   const service = await createService(config, deps);
-  const { app, manager, logger } = service;
-  const server = http.createServer(app);
+  const { manager, logger } = service;
+  const server = http.createServer(service.handler);
   // Longer than the usual load-balancer idle timeout (60 s), so the balancer closes first and never reuses a dead socket.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 30_000;
   const active = new Set<http.ServerResponse>();
   let draining = false;
+  // 'close' follows every response, finished or cut off; one shared listener, no closure per request.
+  function untrack(this: http.ServerResponse) {
+    active.delete(this);
+  }
   server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
     active.add(res);
     if (draining) res.shouldKeepAlive = false;
-    const finish = () => active.delete(res);
-    res.on('finish', finish);
-    res.on('close', finish);
+    res.once('close', untrack);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -118,6 +125,7 @@ export async function startServer(config: ApiConfig, deps: ServiceDeps = {}): Pr
         settled = true;
         clearInterval(sweeper);
         clearTimeout(deadline);
+        service.access.stop();
         logger.info({ event: 'stopped', drained, inFlight: active.size }, drained ? 'drained and stopped' : 'deadline reached; remaining connections closed');
         logger.flush();
         resolve({ drained });

@@ -1,0 +1,99 @@
+/**
+ * What every request shares, whichever path answers it (the lean /predict path or
+ * Express): its id, the "not ready" error, and the access record — the duration
+ * histogram, the access log line and the periodic traffic summary.
+ *
+ * Successful predictions and probes are logged at debug: at thousands of requests a
+ * second a line per request costs more CPU than the prediction itself. They are
+ * counted in the metrics and in an info-level `traffic` summary line per interval;
+ * client errors (info) and server errors (error) are still logged one by one.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+import { ApiError } from './errors';
+import type { ApiMetrics } from './metrics';
+import type { ModelManager } from './model-manager';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** A well-formed incoming X-Request-Id is kept (it ties our logs to the caller's); otherwise a UUID. */
+export function newRequestId(incoming: string | string[] | undefined): string {
+  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+}
+
+export function notReady(manager: ModelManager): ApiError {
+  const status = manager.status();
+  return new ApiError(503, 'not_ready', `No model is being served: ${status.reason ?? 'unknown reason'}`);
+}
+
+/** Routes whose successful requests are logged at debug only. */
+const QUIET_ROUTES = new Set([
+  '/predict',
+  '/v2/models/:name/infer',
+  '/v2/models/:name/versions/:version/infer',
+  '/health',
+  '/ready',
+  '/metrics',
+  '/v2/health/live',
+  '/v2/health/ready',
+]);
+
+export class AccessLog {
+  private readonly metrics: ApiMetrics;
+  private readonly logger: Logger;
+  private readonly summaryIntervalMs: number;
+  private statuses: Record<number, number> = {};
+  private requests = 0;
+  private since = Date.now();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(metrics: ApiMetrics, logger: Logger, summaryIntervalMs = 60_000) {
+    this.metrics = metrics;
+    this.logger = logger;
+    this.summaryIntervalMs = summaryIntervalMs;
+  }
+
+  /** One finished request; `startedMs` is its performance.now() at arrival. */
+  record(req: IncomingMessage, route: string, status: number, modelVersion: string, role: string, requestId: string, startedMs: number): void {
+    const seconds = (performance.now() - startedMs) / 1000;
+    const method = req.method ?? 'GET';
+    this.metrics.observeRequest(route, method, status, modelVersion, seconds);
+    this.requests++;
+    this.statuses[status] = (this.statuses[status] ?? 0) + 1;
+    this.timer ??= setInterval(() => this.summarize(), this.summaryIntervalMs).unref();
+    const level = status >= 500 ? 'error' : status >= 400 || !QUIET_ROUTES.has(route) ? 'info' : 'debug';
+    if (!this.logger.isLevelEnabled(level)) return;
+    const path = (req.url ?? '').split('?', 1)[0];
+    this.logger[level](
+      {
+        reqId: requestId,
+        method,
+        path: path.length > 200 ? `${path.slice(0, 200)}...` : path,
+        route,
+        status,
+        ms: Math.round(seconds * 1e6) / 1e3,
+        modelVersion,
+        role: role || undefined,
+      },
+      'request',
+    );
+  }
+
+  /** Logs the requests since the last summary (nothing when there were none). */
+  summarize(): void {
+    const now = Date.now();
+    if (this.requests > 0) {
+      this.logger.info({ event: 'traffic', seconds: Math.round((now - this.since) / 100) / 10, requests: this.requests, statuses: this.statuses }, `${this.requests} requests`);
+    }
+    this.requests = 0;
+    this.statuses = {};
+    this.since = now;
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.summarize();
+  }
+}
