@@ -383,6 +383,7 @@ function describeModel(m: ServedModel): Record<string, unknown> {
     status: m.registryEntry.status,
     loadedAt: m.loadedAt,
     loadSeconds: m.loadSeconds,
+    loadPhasesMs: m.loadPhasesMs,
     trees: m.trees,
     aggregation: m.aggregation,
     classes: m.classes,

@@ -41,6 +41,15 @@ export interface ServedModel {
   readonly trees: number;
   readonly loadedAt: string;
   readonly loadSeconds: number;
+  /** Where the load time went, in ms: registry fetch (with checksum), parse (schema + digest), compile (walker), the rest (validators, drift). */
+  readonly loadPhasesMs: LoadPhases;
+}
+
+export interface LoadPhases {
+  fetch: number;
+  parse: number;
+  compile: number;
+  validators: number;
 }
 
 export interface Challenger {
@@ -281,7 +290,7 @@ export class ModelManager {
     if (model) {
       this.metrics.modelInfo.set({ model_version: model.versionLabel, role: 'champion', sha256: model.sha256 }, 1);
       this.logger.info(
-        { event: 'model_swapped', role: 'champion', from: previous?.version ?? null, to: model.version, sha256: model.sha256, loadSeconds: model.loadSeconds },
+        { event: 'model_swapped', role: 'champion', from: previous?.version ?? null, to: model.version, sha256: model.sha256, loadSeconds: model.loadSeconds, loadPhasesMs: model.loadPhasesMs },
         previous ? `serving model version ${model.version} (was ${previous.version})` : `serving model version ${model.version}`,
       );
     }
@@ -302,13 +311,21 @@ export class ModelManager {
     this.logger.warn({ event: 'challenger_dropped', version: ch.model.version, reason: this.challengerProblem }, 'challenger dropped');
   }
 
-  /** Fetch (checksum-verified by the registry), parse (schema + digest), check, compile. Undefined on failure, which is recorded. */
+  /**
+   * Fetch (the registry verifies the bytes against the artifact digest it recorded after
+   * fully verifying them at registration), parse (schema + structure; the canonical
+   * re-hash would prove nothing new, see ParseForestOptions), check, compile.
+   * Undefined on failure, which is recorded.
+   */
   private async load(entry: ModelVersion, role: Role): Promise<ServedModel | undefined> {
     const started = process.hrtime.bigint();
     try {
       if (role !== 'shadow' && entry.status !== 'Approved') throw new Error(`version ${entry.version} is ${entry.status}, not Approved`);
-      const bytes = await this.registry.fetch(entry.version);
-      const doc = parseForest(bytes, `${this.registry.uri} version ${entry.version}`);
+      let bytes: Buffer | undefined = await this.registry.fetch(entry.version);
+      const fetched = process.hrtime.bigint();
+      const doc = parseForest(bytes, `${this.registry.uri} version ${entry.version}`, { registryVerifiedSha256: entry.forestSha256 });
+      bytes = undefined;
+      const parsed = process.hrtime.bigint();
       if (doc.sha256 !== entry.forestSha256) {
         throw new Error(`forest digest ${doc.sha256} does not match the registered ${entry.forestSha256}`);
       }
@@ -317,7 +334,9 @@ export class ModelManager {
         batchLimit: this.batchLimit,
         driftWindow: this.driftWindow,
         started,
+        phases: { fetch: msBetween(started, fetched), parse: msBetween(fetched, parsed) },
       });
+      collectLoadGarbage();
       this.metrics.modelLoads.inc({ model_version: model.versionLabel, role });
       this.metrics.modelLoadDuration.observe(model.loadSeconds);
       return model;
@@ -352,6 +371,23 @@ export class ModelManager {
   }
 }
 
+function msBetween(from: bigint, to: bigint): number {
+  return Math.round(Number(to - from) / 1e4) / 100;
+}
+
+/**
+ * Loading a model leaves the file's bytes and its parsed JSON (several times the
+ * compiled forest) as garbage in the old generation, where V8 may leave it for a long
+ * time under steady traffic, holding the process's RSS at its load-time peak. Nothing
+ * retains it; when the process runs with --expose-gc (the cluster workers do, see
+ * api/serve.ts) one full collection right after the load returns it at once.
+ */
+function collectLoadGarbage(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  // On the next turn: the loading frames (which still reference the parsed document) have returned by then.
+  if (typeof gc === 'function') setImmediate(gc);
+}
+
 function summary(m: ServedModel): ModelSummary {
   return { name: m.name, version: m.version, sha256: m.sha256, loadedAt: m.loadedAt, loadSeconds: m.loadSeconds };
 }
@@ -359,12 +395,15 @@ function summary(m: ServedModel): ModelSummary {
 export function buildServedModel(
   doc: ForestFileV1,
   entry: ModelVersion,
-  options: { name: string; batchLimit: number; driftWindow: number; started?: bigint },
+  options: { name: string; batchLimit: number; driftWindow: number; started?: bigint; phases?: Pick<LoadPhases, 'fetch' | 'parse'> },
 ): ServedModel {
   const started = options.started ?? process.hrtime.bigint();
+  const compileStarted = process.hrtime.bigint();
   const forest = CompiledForest.compile(doc);
+  const compiled = process.hrtime.bigint();
   const validator = new RequestValidator(doc.features, options.batchLimit);
   const drift = new DriftMonitor(doc.features, doc.featureStats ?? {}, options.driftWindow);
+  const done = process.hrtime.bigint();
   return {
     name: options.name,
     version: entry.version,
@@ -383,6 +422,7 @@ export function buildServedModel(
     aggregation: doc.aggregation,
     trees: doc.trees.length,
     loadedAt: new Date().toISOString(),
-    loadSeconds: Number(process.hrtime.bigint() - started) / 1e9,
+    loadSeconds: Number(done - started) / 1e9,
+    loadPhasesMs: { fetch: options.phases?.fetch ?? 0, parse: options.phases?.parse ?? 0, compile: msBetween(compileStarted, compiled), validators: msBetween(compiled, done) },
   };
 }

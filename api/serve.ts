@@ -59,6 +59,7 @@ async function runPrimary(config: ApiConfig): Promise<number> {
   const logger = createLogger(config.logLevel);
   let stopping = false;
   const restarts: number[] = [];
+  cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS ?? '') });
   const fork = () => cluster.fork({ PRICESENSE_WORKER: '1' });
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) return;
@@ -102,6 +103,20 @@ async function runPrimary(config: ApiConfig): Promise<number> {
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
   });
+}
+
+/**
+ * V8 flags for the workers, unless the operator set them: --expose-gc so a worker
+ * returns a loaded model's garbage at once (api/model-manager.ts collectLoadGarbage),
+ * and a young generation of 8 MiB semi-spaces instead of 16: request garbage dies
+ * young either way, and the smaller nursery keeps ~15 MiB less resident per worker.
+ */
+export function workerExecArgv(execArgv: readonly string[], nodeOptions: string): string[] {
+  const out = [...execArgv];
+  const given = (flag: string) => [...execArgv, ...nodeOptions.split(/\s+/)].some((a) => a === flag || a.startsWith(`${flag}=`) || a.replace(/_/g, '-').startsWith(flag));
+  if (!given('--expose-gc')) out.push('--expose-gc');
+  if (!given('--max-semi-space-size')) out.push('--max-semi-space-size=8');
+  return out;
 }
 
 /** Program entry used by the CLI and the bundle: flags + environment → running service → exit code. */

@@ -5,7 +5,7 @@
  * gold-shaped table, registered and approved in a temporary local registry.
  * Figures: cold start to ready (one process), maximum single-row /predict throughput
  * with --workers 2, p50/p99 latency at a fixed 2,000 req/s, batch-of-100 throughput,
- * and worker RSS. Targets (issue 5): >= 10,000 req/s, p99 <= 5 ms at 2,000 req/s,
+ * worker RSS, and the workers' CPU per request (from /proc: independent of other load). Targets (issue 5): >= 10,000 req/s, p99 <= 5 ms at 2,000 req/s,
  * RSS <= 150 MiB per worker, ready within 1 s. Autocannon shares the 2 cores with
  * the workers, so throughput figures are conservative.
  *
@@ -151,22 +151,35 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** RSS (MiB) of the processes whose parent is `pid` (the cluster workers). */
-async function workerRss(pid: number): Promise<number[]> {
-  const out: number[] = [];
+/** The cluster workers (children of `pid`): RSS in MiB and CPU seconds (user + system) so far, from /proc. */
+async function workers(pid: number): Promise<{ rssMiB: number; cpuSeconds: number }[]> {
+  const out: { rssMiB: number; cpuSeconds: number }[] = [];
+  const ticks = 100; // USER_HZ on Linux
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid !== pid) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) !== pid) continue;
       const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${name}/status`, 'utf8'));
-      if (rss) out.push(Number(rss[1]) / 1024);
+      out.push({ rssMiB: rss ? Number(rss[1]) / 1024 : NaN, cpuSeconds: (Number(fields[11]) + Number(fields[12])) / ticks });
     } catch {
       // process went away
     }
   }
   return out;
+}
+
+/**
+ * Server CPU per request over one run: the workers' CPU time divided by the requests
+ * answered. Unlike req/s it does not depend on what else the machine is running.
+ */
+async function cpuPerRequest(pid: number, run: () => Promise<AutocannonResult>): Promise<{ result: AutocannonResult; usPerRequest: number }> {
+  const cpu = async () => (await workers(pid)).reduce((s, w) => s + w.cpuSeconds, 0);
+  const before = await cpu();
+  const result = await run();
+  const used = (await cpu()) - before;
+  return { result, usPerRequest: (used / Math.max(1, result.requests.total)) * 1e6 };
 }
 
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -208,10 +221,10 @@ async function main(): Promise<void> {
     const run = (opts: Record<string, unknown>) => autocannon({ url: `${url}/predict`, method: 'POST', headers, duration: SECONDS, ...opts });
 
     await run({ body: one, connections: 32, duration: 2 }); // warm-up (JIT)
-    const max = await run({ body: one, connections: 64 });
+    const { result: max, usPerRequest: cpuOne } = await cpuPerRequest(primary.pid!, () => run({ body: one, connections: 64 }));
     const fixed = await run({ body: one, connections: 16, overallRate: 2000 });
-    const batched = await run({ body: batch, connections: 8 });
-    const rss = await workerRss(primary.pid!);
+    const { result: batched, usPerRequest: cpuBatch } = await cpuPerRequest(primary.pid!, () => run({ body: batch, connections: 8 }));
+    const rss = (await workers(primary.pid!)).map((w) => w.rssMiB);
     await stop(primary);
 
     const failures = (r: AutocannonResult) => r.errors + r.timeouts + r.non2xx;
@@ -221,12 +234,14 @@ async function main(): Promise<void> {
       maxReqPerSec: Math.round(max.requests.average),
       maxP50Ms: max.latency.p50,
       maxP99Ms: max.latency.p99,
+      serverCpuUsPerRequest: Math.round(cpuOne),
       fixed2000ReqPerSec: Math.round(fixed.requests.average),
       fixed2000P50Ms: fixed.latency.p50,
       fixed2000P99Ms: fixed.latency.p99,
       batch100ReqPerSec: Math.round(batched.requests.average),
       batch100RowsPerSec: Math.round(batched.requests.average * 100),
       batch100P99Ms: batched.latency.p99,
+      batch100ServerCpuUsPerRequest: Math.round(cpuBatch),
       workerRssMiB: rss.map((m) => Math.round(m)),
       failedRequests: failures(max) + failures(fixed) + failures(batched),
     };
@@ -234,8 +249,9 @@ async function main(): Promise<void> {
       `pricesense API bench (bundle, --workers 2, ${os.availableParallelism()} cores shared with autocannon, ${SECONDS}s per run, 100 trees / ${fmt(nodes)} nodes)`,
       `  cold start to ready (1 process)     ${fmt(figures.coldStartMs)} ms        (target <= 1,000)`,
       `  single-row /predict, max            ${fmt(figures.maxReqPerSec)} req/s   p50 ${max.latency.p50} ms  p99 ${max.latency.p99} ms   (target >= 10,000 req/s)`,
+      `  server CPU per single-row request   ${fmt(cpuOne)} µs (both workers' user+system CPU / requests; load-independent)`,
       `  single-row /predict at 2,000 req/s  p50 ${fixed.latency.p50} ms  p99 ${fixed.latency.p99} ms   achieved ${fmt(figures.fixed2000ReqPerSec)} req/s   (target p99 <= 5 ms)`,
-      `  batch of 100                        ${fmt(figures.batch100ReqPerSec)} req/s = ${fmt(figures.batch100RowsPerSec)} rows/s   p99 ${batched.latency.p99} ms`,
+      `  batch of 100                        ${fmt(figures.batch100ReqPerSec)} req/s = ${fmt(figures.batch100RowsPerSec)} rows/s   p99 ${batched.latency.p99} ms   server CPU ${fmt(cpuBatch)} µs/request`,
       `  worker RSS after the runs           ${figures.workerRssMiB.map((m) => `${m} MiB`).join(', ')}   (target <= 150 MiB)`,
       `  failed requests                     ${figures.failedRequests}`,
     ];

@@ -22,7 +22,7 @@ describe('inference API (in-process)', () => {
     await reg.cleanup();
   });
 
-  const api = () => request(service.app);
+  const api = () => request(service.handler);
 
   describe('POST /predict', () => {
     it('scores one basket exactly like the tree-walker, and says which version answered', async () => {
@@ -72,6 +72,37 @@ describe('inference API (in-process)', () => {
       expect(ok.headers['x-request-id']).toBe('abc-123.x');
       const bad = await api().post('/predict').set('X-Request-Id', 'has spaces <script>').send(sampleRow()).expect(200);
       expect(bad.headers['x-request-id']).not.toContain(' ');
+    });
+  });
+
+  describe('the lean /predict path answers exactly like Express', () => {
+    // service.handler takes a plain POST /predict before Express; service.app is Express alone.
+    const bothWays = async (body: string, contentType = 'application/json') => {
+      const send = (target: Service['handler'] | Service['app']) =>
+        request(target).post('/predict').set('Content-Type', contentType).set('X-Request-Id', 'same-id').send(body);
+      const [lean, viaExpress] = await Promise.all([send(service.handler), send(service.app)]);
+      expect(lean.status).toBe(viaExpress.status);
+      expect(lean.text).toBe(viaExpress.text);
+      const headers = (r: request.Response) => {
+        const h = { ...r.headers };
+        for (const volatile of ['date', 'connection', 'keep-alive']) delete h[volatile];
+        return h;
+      };
+      expect(headers(lean)).toEqual(headers(viaExpress));
+      return lean;
+    };
+
+    it('for a single row, a batch, and every kind of client error', async () => {
+      const row = sampleRow(mulberry32(21));
+      expect((await bothWays(JSON.stringify(row))).status).toBe(200);
+      expect((await bothWays(JSON.stringify(row), 'application/json; charset=utf-8')).status).toBe(200);
+      expect((await bothWays(`\ufeff${JSON.stringify(row)}`)).status).toBe(200);
+      expect((await bothWays(JSON.stringify({ instances: [row, row] }))).status).toBe(200);
+      expect((await bothWays('{"SPEND": ')).status).toBe(400);
+      expect((await bothWays('')).status).toBe(422);
+      expect((await bothWays('[1, 2]')).status).toBe(422);
+      expect((await bothWays(JSON.stringify({ ...row, SPEND: 'x', SPNED: 1 }))).status).toBe(422);
+      expect((await bothWays(JSON.stringify({ instances: Array.from({ length: 51 }, () => row) }))).status).toBe(413);
     });
   });
 
@@ -178,6 +209,10 @@ describe('inference API (in-process)', () => {
       expect(res.body.champion.evaluation).toEqual({ accuracy: 0.8, macroF1: 0.75 });
       expect(typeof res.body.champion.loadedAt).toBe('string');
       expect(res.body.champion.loadSeconds).toBeGreaterThan(0);
+      const phases = res.body.champion.loadPhasesMs;
+      expect(Object.keys(phases).sort()).toEqual(['compile', 'fetch', 'parse', 'validators']);
+      const phaseSum = (Object.values(phases) as number[]).reduce((a, b) => a + b, 0);
+      expect(phaseSum).toBeLessThanOrEqual(res.body.champion.loadSeconds * 1000 + 1);
       expect(res.body.challenger).toBeNull();
     });
 
@@ -237,17 +272,17 @@ describe('inference API (in-process)', () => {
         const s = await createService(testConfig(), { registry: empty.registry, logger: silentLogger() });
         await s.manager.start();
         s.manager.stop();
-        await request(s.app).get('/health').expect(200);
-        const ready = await request(s.app).get('/ready').expect(503);
+        await request(s.handler).get('/health').expect(200);
+        const ready = await request(s.handler).get('/ready').expect(503);
         expect(ready.body.ready).toBe(false);
         expect(ready.body.reason).toMatch(/no Approved model version/);
-        const res = await request(s.app).post('/predict').send(sampleRow()).expect(503);
+        const res = await request(s.handler).post('/predict').send(sampleRow()).expect(503);
         expect(res.body.error.code).toBe('not_ready');
         expect(res.headers['retry-after']).toBe('5');
-        await request(s.app).get('/model').expect(503);
-        await request(s.app).get('/v2/health/ready').expect(400);
-        await request(s.app).get('/v2/health/live').expect(200);
-        expect((await request(s.app).get('/openapi.json').expect(200)).body.components.schemas.Instance.required).toEqual([]);
+        await request(s.handler).get('/model').expect(503);
+        await request(s.handler).get('/v2/health/ready').expect(400);
+        await request(s.handler).get('/v2/health/live').expect(200);
+        expect((await request(s.handler).get('/openapi.json').expect(200)).body.components.schemas.Instance.required).toEqual([]);
       } finally {
         await empty.cleanup();
       }

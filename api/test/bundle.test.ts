@@ -72,7 +72,10 @@ describe('bundle (what the Docker image holds)', () => {
     expect(JSON.parse((await call(port, 'GET', '/openapi.json')).body).info.version).toBe(JSON.parse(await readFile(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version);
     // Every line of stdout is a structured JSON log with a level and a time.
     expect(lines.every((l) => typeof l.level === 'string' && typeof l.time === 'string')).toBe(true);
-    expect(lines.some((l) => l.msg === 'request' && l.route === '/predict' && typeof l.reqId === 'string')).toBe(true);
+    // Successful predictions are logged at debug only (counted in the traffic summary); client errors one by one.
+    expect(lines.some((l) => l.msg === 'request' && l.route === '/predict' && l.status === 200)).toBe(false);
+    expect((await call(port, 'POST', '/predict', { SPEND: 'lots' })).status).toBe(422);
+    await waitFor('the 422 log line', () => lines.some((l) => l.msg === 'request' && l.route === '/predict' && l.status === 422 && typeof l.reqId === 'string'), 5_000);
 
     // The Dockerfile's HEALTHCHECK, run as written.
     const dockerfile = await readFile(path.join(__dirname, '..', '..', 'Dockerfile'), 'utf8');
@@ -86,6 +89,10 @@ describe('bundle (what the Docker image holds)', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(lines.some((l) => l.event === 'stopped' && l.drained === true)).toBe(true);
+    // The traffic summary written on the way out counts what was answered.
+    const traffic = lines.filter((l) => l.event === 'traffic');
+    expect(traffic.reduce((n, l) => n + ((l.statuses as Record<string, number>)['422'] ?? 0), 0)).toBe(1);
+    expect(traffic.reduce((n, l) => n + ((l.statuses as Record<string, number>)['200'] ?? 0), 0)).toBeGreaterThanOrEqual(2);
     // Nothing written next to the code or into the registry: a read-only root filesystem works.
     expect([...(await listing(app)), ...(await listing(reg.registry.uri))]).toEqual(before);
   });

@@ -1,5 +1,6 @@
 import { UserError } from '../../etl/errors';
 import { DEFAULT_CONFIG, loadConfig } from '../config';
+import { workerExecArgv } from '../serve';
 
 describe('api config', () => {
   it('has the documented defaults', () => {
@@ -31,5 +32,11 @@ describe('api config', () => {
       expect(() => loadConfig(env)).toThrow(message);
     }
     expect(() => loadConfig({}, { batchLimit: '0' })).toThrow(/--batch-limit="0"/);
+  });
+
+  it('gives cluster workers --expose-gc and a smaller nursery, unless the operator chose', () => {
+    expect(workerExecArgv([], '')).toEqual(['--expose-gc', '--max-semi-space-size=8']);
+    expect(workerExecArgv(['--max-semi-space-size=32'], '')).toEqual(['--max-semi-space-size=32', '--expose-gc']);
+    expect(workerExecArgv(['--inspect'], '--expose_gc --max_semi_space_size=2')).toEqual(['--inspect']);
   });
 });

@@ -112,7 +112,7 @@ describe('fuzz', () => {
     await reg.publish(1);
     service = await createService(testConfig({ batchLimit: 100, bodyLimitBytes: 64 * 1024 }), { registry: reg.registry, logger: silentLogger() });
     await service.manager.start();
-    server = http.createServer(service.app);
+    server = http.createServer(service.handler);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as AddressInfo).port;
   });

@@ -76,7 +76,7 @@ describe('Open Inference Protocol v2', () => {
     service.manager.stop();
     await reg.cleanup();
   });
-  const api = () => request(service.app);
+  const api = () => request(service.handler);
 
   it('server metadata, liveness and readiness', async () => {
     conforms(SPEC.serverMetadata, (await api().get('/v2').expect(200)).body);
