@@ -14,6 +14,7 @@ import { RandomForestClassifier } from 'ml-random-forest';
 import type { FeatureSpec } from '../model/format';
 import { importMlRandomForest } from '../model/import-ml-rf';
 import { CompiledForest, type RawRow } from '../model/walker';
+import { mulberry32 } from '../etl/synth/rng';
 
 const FORMATS = ['SS', 'MS', 'LS', 'XLS'];
 const SIZES = ['S', 'M', 'L'];
@@ -30,16 +31,6 @@ export const FEATURES: FeatureSpec[] = [
   { name: 'STORE_FORMAT', kind: 'categorical', categories: FORMATS },
 ];
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Basket-like rows: the numeric matrix ml-random-forest needs, and the raw rows the walker takes. */
 export function baskets(n: number, seed: number) {

@@ -13,6 +13,9 @@ import { sealForest, writeForestFile } from '../../model/forest-file';
 import { LocalRegistry } from '../../model/registry/local';
 import type { ModelVersion } from '../../model/registry/types';
 import { DEFAULT_CONFIG, type ApiConfig } from '../config';
+import { mulberry32 } from '../../etl/synth/rng';
+
+export { mulberry32 };
 
 export const CLASSES = ['Low', 'Medium', 'High'];
 
@@ -25,16 +28,6 @@ export const FEATURES: FeatureSpec[] = [
   { name: 'CUST_LIFESTAGE', kind: 'categorical', categories: ['YA', 'OA', 'YF', 'OF', 'PE', 'OT'] },
 ];
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const RANGES: Record<string, [number, number]> = { SPEND: [0, 200], QUANTITY: [1, 60], SHOP_HOUR: [0, 23] };
 

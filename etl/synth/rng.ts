@@ -89,3 +89,19 @@ export function cumulative(weights: readonly number[]): Float64Array {
   });
   return out;
 }
+
+/**
+ * mulberry32: a one-word seeded PRNG returning floats in [0, 1). Rng is the generator's
+ * own (longer period); this smaller one drives test fixtures and benchmark inputs,
+ * where only reproducibility matters.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -6,18 +6,11 @@
  */
 import { FOREST_FORMAT_ID, FOREST_FORMAT_VERSION, type Aggregation, type FeatureSpec, type ForestFileV1, type TreeV1, type VoteTieBreak } from '../format';
 import { sealForest } from '../forest-file';
+import { mulberry32 } from '../../etl/synth/rng';
 
-/** Deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG for fixtures. */
+export const rng = mulberry32;
+
 
 export const THRESHOLD_POOL = [-3.5, -1, 0, 0.25, 0.5, 1, 2.75, 10, 1e6];
 
