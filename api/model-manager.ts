@@ -196,9 +196,11 @@ export class ModelManager {
   }
 
   /** A served model by version (champion or challenger), for version-addressed OIP calls. */
+  /** A served version clients may address directly: the champion or a canary. A shadow may be unapproved, so it never answers. */
   byVersion(version: string): ServedModel | undefined {
     if (this.championModel?.versionLabel === version) return this.championModel;
-    if (this.challengerState?.model.versionLabel === version) return this.challengerState.model;
+    const ch = this.challengerState;
+    if (ch && ch.mode === 'canary' && ch.model.versionLabel === version) return ch.model;
     return undefined;
   }
 
@@ -279,8 +281,27 @@ export class ModelManager {
 
   private async loadAs(entry: ModelVersion, role: 'champion'): Promise<void> {
     const model = await this.load(entry, role);
-    if (model) this.setChampion(model);
-    else if (!this.championModel) this.notReadyReason = `model version ${entry.version} failed to load: ${this.lastLoadFailure?.error ?? 'unknown error'}`;
+    if (model) {
+      this.setChampion(model);
+      return;
+    }
+    // A failed load keeps a working model — unless that model is no longer Approved (a
+    // rollback whose target failed to load): serving a rejected version is never right.
+    const current = this.championModel;
+    if (current && !(await this.stillApproved(current.version))) {
+      this.logger.warn({ event: 'model_withdrawn', version: current.version, failedTarget: entry.version }, 'the served version is no longer Approved and its replacement failed to load; withdrawing it');
+      this.setChampion(undefined);
+    }
+    if (!this.championModel) this.notReadyReason = `model version ${entry.version} failed to load: ${this.lastLoadFailure?.error ?? 'unknown error'}`;
+  }
+
+  private async stillApproved(version: number): Promise<boolean> {
+    try {
+      return (await this.registry.show(version)).status === 'Approved';
+    } catch {
+      // The registry could not say: keep serving rather than go dark on a transient error.
+      return true;
+    }
   }
 
   private setChampion(model: ServedModel | undefined): void {

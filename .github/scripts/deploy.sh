@@ -7,7 +7,14 @@ stack="${1:?stack (dev|stage|prod)}"
 tag="${2:?image tag}"
 pulumi stack select "$stack"
 
-previous=$(pulumi config get --path 'pricesense:app.image.tag' 2>/dev/null || true)
+# The tag running now comes from the stack's state (its apiImage output), not from the
+# checked-out Pulumi.<stack>.yaml: CI never commits the tag it sets.
+previous_image=$(pulumi stack output apiImage 2>/dev/null || true)
+previous=""
+case "$previous_image" in
+  *@sha256:*|""|null) ;;                    # deployed by digest, or never deployed: nothing to roll back to by tag
+  *:*) previous="${previous_image##*:}" ;;
+esac
 echo "deploying ${tag} to ${stack} (previous: ${previous:-none})"
 
 deploy() {
@@ -32,16 +39,20 @@ smoke() {
   return "$rc"
 }
 
-deploy "$tag"
-if smoke; then
+# A crash-looping or unpullable image fails `pulumi up` itself (the Deployment never
+# becomes ready), so a failed deploy and a failed smoke test both lead to the rollback.
+if deploy "$tag" && smoke; then
   echo "::notice::${stack} serves ${tag}"
   exit 0
 fi
 
-echo "::error::smoke test failed on ${stack} with ${tag}"
+echo "::error::deploy or smoke test failed on ${stack} with ${tag}"
 if [ -n "$previous" ] && [ "$previous" != "$tag" ]; then
   echo "rolling ${stack} back to ${previous}"
-  deploy "$previous"
-  smoke || echo "::error::the previous image ${previous} also fails its smoke test"
+  if deploy "$previous" && smoke; then
+    echo "::warning::${stack} rolled back to ${previous}"
+  else
+    echo "::error::the previous image ${previous} also fails to deploy or smoke-test"
+  fi
 fi
 exit 1

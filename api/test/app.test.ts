@@ -2,6 +2,9 @@ import Ajv from 'ajv';
 import request from 'supertest';
 import { CompiledForest } from '../../model/walker';
 import { instanceSchema } from '../schemas';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { securityHeaders } from '../app';
+import { createLeanPredict } from '../fast-predict';
 import { createService, type Service } from '../server';
 import { CLASSES, FEATURES, makeForest, mulberry32, sampleRow, silentLogger, testConfig, testRegistry, type TestRegistry } from './fixtures';
 
@@ -103,6 +106,21 @@ describe('inference API (in-process)', () => {
       expect((await bothWays('[1, 2]')).status).toBe(422);
       expect((await bothWays(JSON.stringify({ ...row, SPEND: 'x', SPNED: 1 }))).status).toBe(422);
       expect((await bothWays(JSON.stringify({ instances: Array.from({ length: 51 }, () => row) }))).status).toBe(413);
+    });
+
+    it('really takes plain POST /predict requests (and leaves the rest to Express)', async () => {
+      const lean = createLeanPredict({ manager: service.manager, logger: silentLogger(), bodyLimitBytes: 1 << 20, headers: securityHeaders(), access: service.access });
+      // Whatever the lean path declines gets a 599, so a 200 can only come from it.
+      const onlyLean = (req: IncomingMessage, res: ServerResponse) => {
+        if (!lean(req, res)) {
+          res.statusCode = 599;
+          res.end();
+        }
+      };
+      const row = sampleRow(mulberry32(22));
+      expect((await request(onlyLean).post('/predict').set('Content-Type', 'application/json').send(JSON.stringify(row))).status).toBe(200);
+      expect((await request(onlyLean).post('/predict?explain=true').set('Content-Type', 'application/json').send(JSON.stringify(row))).status).toBe(599);
+      expect((await request(onlyLean).get('/model')).status).toBe(599);
     });
   });
 

@@ -83,6 +83,22 @@ describe('model lifecycle (listening server)', () => {
     expect(metrics).toContain(`pricesense_model_load_failures_total{model_version="${pending.version}",role="champion"} 1`);
   });
 
+  it('withdraws a rejected model when the rollback target fails to load, rather than keep serving it', async () => {
+    const v1 = (await reg.publish(1)).version;
+    const v2 = (await reg.publish(2)).version;
+    running = await startServer(testConfig({ pollIntervalMs: 60_000 }), { registry: reg.registry, logger: silentLogger() });
+    expect(running.service.manager.champion?.version).toBe(v2);
+    // Roll back to v1, whose stored artifact is corrupt.
+    await writeFile(path.join(reg.registry.uri, 'versions', String(v1).padStart(6, '0'), 'forest.json'), '{"tampered": true}');
+    await reg.registry.reject(v2, 'rollback', 'test');
+    await running.service.manager.refresh();
+
+    const ready = await call(running.port, 'GET', '/ready');
+    expect(ready.status).toBe(503);
+    expect(JSON.parse(ready.body).lastLoadFailure).toMatchObject({ version: v1, role: 'champion' });
+    expect((await call(running.port, 'POST', '/predict', sampleRow())).status).toBe(503);
+  });
+
   it('splits traffic to a canary close to its percentage', async () => {
     const v1 = (await reg.publish(1)).version;
     const v2 = (await reg.publish(2)).version;
@@ -133,7 +149,9 @@ describe('model lifecycle (listening server)', () => {
     expect(compared.every((m) => m[1] === String(shadow))).toBe(true);
     expect(compared.reduce((s, m) => s + Number(m[3]), 0)).toBe(100);
     expect(metrics).toMatch(new RegExp(`pricesense_predictions_total\\{model_version="${shadow}",role="shadow"`));
-    // Shadows are never addressable as the answer, and a Rejected one is dropped.
+    // Shadows are never addressable as the answer (they may be unapproved), and a Rejected one is dropped.
+    const direct = await call(running.port, 'POST', `/v2/models/pricesense/versions/${shadow}/infer`, { inputs: [] });
+    expect(direct.status).toBe(404);
     await reg.registry.reject(shadow, 'no', 'test');
     await running.service.manager.refresh();
     const ready = JSON.parse((await call(running.port, 'GET', '/ready')).body);

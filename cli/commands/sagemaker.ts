@@ -20,7 +20,10 @@ async function asJob(kind: 'training' | 'processing', root: string, job: () => P
   try {
     await job();
   } catch (err) {
-    const reason = err instanceof UserError ? err.message : `internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
+    // FailureReason is shown in the console, DescribeTrainingJob and EventBridge: the message
+    // only; the stack goes to the job's log (stderr → CloudWatch).
+    const reason = err instanceof UserError ? err.message : `internal error: ${err instanceof Error ? err.message : String(err)}`;
+    if (!(err instanceof UserError) && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     await writeFailureReason(root, kind, reason);
     throw err;
   }

@@ -13,12 +13,19 @@ describe('pricesense CLI', () => {
     }
   });
 
-  it('prints help through the bin script of the build', () => {
+  it('prints help through main(), as the bin script calls it', () => {
     const root = path.resolve(__dirname, '..', '..');
     const out = execFileSync(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', "require('./cli/index').main(['node','pricesense','--help'])"], {
       cwd: root,
       encoding: 'utf8',
     });
     expect(out).toContain('Usage: pricesense');
+  });
+
+  it('runs the built CLI through bin/pricesense.js (npm ci builds dist/ via prepare)', () => {
+    const root = path.resolve(__dirname, '..', '..');
+    const out = execFileSync(process.execPath, [path.join(root, 'bin', 'pricesense.js'), '--help'], { cwd: root, encoding: 'utf8' });
+    expect(out).toContain('Usage: pricesense');
+    expect(out).toContain('demo');
   });
 });

@@ -23,8 +23,10 @@ describe('split', () => {
     }
   });
 
-  it('depends on the id only', () => {
-    expect(splitBucket('994100100000123')).toBe(splitBucket('994100100000123'));
+  it('depends on the id only: pinned values, so a change to the function (and so to every split) cannot pass unnoticed', () => {
+    // md5(id)[0..8] as an integer, mod 100: documented in docs/etl.md.
+    expect(['994100100000123', '1', 'abc'].map(splitBucket)).toEqual([10, 60, 72]);
+    expect(['994100100000123', '1', 'abc'].map(splitOf)).toEqual(['train', 'train', 'train']);
     expect(new Set(['1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12'].map(splitBucket)).size).toBeGreaterThan(5);
   });
 });
