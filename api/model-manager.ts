@@ -242,9 +242,16 @@ export class ModelManager {
 
   private async resolveChampion(): Promise<ModelVersion | undefined> {
     if (this.championPin !== undefined) {
-      const pinned = await this.registry.show(this.championPin);
-      if (pinned.status === 'Approved') return pinned;
-      this.logger.warn({ event: 'pinned_version_not_approved', version: this.championPin, status: pinned.status }, 'pinned champion is not Approved; following latestApproved');
+      let pinned: ModelVersion | undefined;
+      try {
+        pinned = await this.registry.show(this.championPin);
+      } catch (err) {
+        // A pin to a version that does not exist must not stop serving: follow latestApproved
+        // (if the registry itself is down, latestApproved fails too and the poll is a failure).
+        this.logger.warn({ event: 'pinned_version_unavailable', version: this.championPin, err: errorMessage(err) }, 'pinned champion unavailable; following latestApproved');
+      }
+      if (pinned?.status === 'Approved') return pinned;
+      if (pinned) this.logger.warn({ event: 'pinned_version_not_approved', version: this.championPin, status: pinned.status }, 'pinned champion is not Approved; following latestApproved');
     }
     return this.registry.latestApproved();
   }

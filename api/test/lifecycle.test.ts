@@ -99,6 +99,13 @@ describe('model lifecycle (listening server)', () => {
     expect((await call(running.port, 'POST', '/predict', sampleRow())).status).toBe(503);
   });
 
+  it('follows latestApproved when the pinned champion version does not exist', async () => {
+    const v1 = (await reg.publish(1)).version;
+    running = await startServer(testConfig({ championVersion: 99 }), { registry: reg.registry, logger: silentLogger() });
+    expect(running.service.manager.ready).toBe(true);
+    expect(running.service.manager.champion?.version).toBe(v1);
+  });
+
   it('splits traffic to a canary close to its percentage', async () => {
     const v1 = (await reg.publish(1)).version;
     const v2 = (await reg.publish(2)).version;
