@@ -1,22 +1,7 @@
-/** Option parsers and gate flags shared by `pricesense train` and `pricesense evaluate`. */
-import { InvalidArgumentError, type Command } from 'commander';
+/** Gate flags shared by `pricesense train` and `pricesense evaluate`. */
+import type { Command } from 'commander';
+import { fraction } from './option-parsers';
 import { DEFAULT_GATES, resolveGateConfig, type GateConfig } from '../model/gates';
-
-export function integer(name: string, min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got '${value}'`);
-    return n;
-  };
-}
-
-export function fraction(name: string) {
-  return (value: string): number => {
-    const x = Number(value);
-    if (!Number.isFinite(x) || x < 0 || x > 1) throw new InvalidArgumentError(`${name} must be a number from 0 to 1, got '${value}'`);
-    return x;
-  };
-}
 
 export interface GateFlags {
   minAccuracy: number;

@@ -30,3 +30,14 @@ export function createAwsContext(cfg: StackConfig): AwsContext {
   const partition = aws.getPartitionOutput({}, { provider });
   return { provider, region: cfg.region, accountId: identity.accountId, partition: partition.partition, tags };
 }
+
+/**
+ * Trust policy for a role an AWS service assumes on this account's behalf, with the
+ * confused-deputy guard: only that service acting for this account.
+ */
+export function serviceAssumeRolePolicy(ctx: AwsContext, service: string): pulumi.Output<string> {
+  return pulumi.jsonStringify({
+    Version: '2012-10-17',
+    Statement: [{ Effect: 'Allow', Principal: { Service: service }, Action: 'sts:AssumeRole', Condition: { StringEquals: { 'aws:SourceAccount': ctx.accountId } } }],
+  });
+}

@@ -14,7 +14,7 @@ import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import { cronAt, type NodeGroupSettings } from './config';
 import { nodeGroupName } from './cluster';
-import type { AwsContext } from './aws-context';
+import { serviceAssumeRolePolicy, type AwsContext } from './aws-context';
 
 export interface DemoHours {
   readonly timezone: string;
@@ -94,15 +94,7 @@ export class Cost extends pulumi.ComponentResource {
 
     const role = new aws.iam.Role(`${name}-scheduler`, {
       description: 'EventBridge Scheduler: scale pricesense node groups for demo hours',
-      assumeRolePolicy: pulumi.jsonStringify({
-        Version: '2012-10-17',
-        Statement: [{
-          Effect: 'Allow',
-          Principal: { Service: 'scheduler.amazonaws.com' },
-          Action: 'sts:AssumeRole',
-          Condition: { StringEquals: { 'aws:SourceAccount': ctx.accountId } },
-        }],
-      }),
+      assumeRolePolicy: serviceAssumeRolePolicy(ctx, 'scheduler.amazonaws.com'),
     }, parent);
     const policy = new aws.iam.RolePolicy(`${name}-scheduler`, {
       role: role.id,

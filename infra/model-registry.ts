@@ -7,7 +7,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import type { DataLake } from './data-lake';
-import type { AwsContext } from './aws-context';
+import { serviceAssumeRolePolicy, type AwsContext } from './aws-context';
 
 export interface ModelRegistryArgs {
   readonly stack: string;
@@ -46,16 +46,7 @@ export class ModelRegistry extends pulumi.ComponentResource {
 
     const role = new aws.iam.Role(`${name}-sagemaker`, {
       description: 'SageMaker execution role for pricesense jobs',
-      assumeRolePolicy: pulumi.jsonStringify({
-        Version: '2012-10-17',
-        Statement: [{
-          Effect: 'Allow',
-          Principal: { Service: 'sagemaker.amazonaws.com' },
-          Action: 'sts:AssumeRole',
-          // Confused-deputy guard: only SageMaker acting for this account.
-          Condition: { StringEquals: { 'aws:SourceAccount': ctx.accountId } },
-        }],
-      }),
+      assumeRolePolicy: serviceAssumeRolePolicy(ctx, 'sagemaker.amazonaws.com'),
     }, parent);
 
     new aws.iam.RolePolicy(`${name}-sagemaker`, {

@@ -12,7 +12,7 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
-import type { AwsContext } from './aws-context';
+import { serviceAssumeRolePolicy, type AwsContext } from './aws-context';
 import type { StackConfig } from './config';
 import type { DataLake } from './data-lake';
 import { type ModelRegistry, modelPackagesArn } from './model-registry';
@@ -87,15 +87,7 @@ export class SageMakerPipeline extends pulumi.ComponentResource {
 
     const role = new aws.iam.Role(`${name}-role`, {
       description: `SageMaker Pipelines execution role for ${pipelineNameFor(args.stack)}`,
-      assumeRolePolicy: pulumi.jsonStringify({
-        Version: '2012-10-17',
-        Statement: [{
-          Effect: 'Allow',
-          Principal: { Service: 'sagemaker.amazonaws.com' },
-          Action: 'sts:AssumeRole',
-          Condition: { StringEquals: { 'aws:SourceAccount': ctx.accountId } },
-        }],
-      }),
+      assumeRolePolicy: serviceAssumeRolePolicy(ctx, 'sagemaker.amazonaws.com'),
     }, parent);
 
     // Pipelines names the jobs it starts pipelines-<execution id>-<step>-<token>.

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { formatSummary, runDemo } from '../demo';
-import { integer } from '../gate-options';
+import { integer } from '../option-parsers';
 
 export function register(program: Command): void {
   program

@@ -1,16 +1,10 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { fraction, integer } from '../option-parsers';
 import { DEFAULT_REJECT_THRESHOLD } from '../../etl/ingest';
 import { openLake } from '../../etl/lake';
 import { goldRowsTotal, runEtl } from '../../etl/pipeline';
 import { DEFAULT_MAX_CLASS_SHIFT } from '../../etl/validate';
 
-function fraction(name: string) {
-  return (value: string): number => {
-    const x = Number(value);
-    if (!Number.isFinite(x) || x < 0 || x > 1) throw new InvalidArgumentError(`${name} must be a fraction between 0 and 1 (e.g. 0.01 for 1%)`);
-    return x;
-  };
-}
 
 export function register(program: Command): void {
   program
@@ -20,11 +14,7 @@ export function register(program: Command): void {
     .option('--reject-threshold <fraction>', 'fail when more than this fraction of raw lines is rejected', fraction('--reject-threshold'), DEFAULT_REJECT_THRESHOLD)
     .option('--max-shift <fraction>', 'largest class-balance change vs the previous gold (total variation) accepted without --accept-shift', fraction('--max-shift'), DEFAULT_MAX_CLASS_SHIFT)
     .option('--accept-shift', 'publish gold even if its class balance moved more than --max-shift')
-    .option('--threads <n>', 'DuckDB worker threads (default: all cores)', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('--threads must be a positive integer');
-      return n;
-    })
+    .option('--threads <n>', 'DuckDB worker threads (default: all cores)', integer('--threads', 1))
     .option('--memory-limit <size>', "DuckDB memory limit before spilling to disk, e.g. '1GB'", '1GB')
     .option('--json', 'print the stage report as JSON')
     .action(async (opts: { lake?: string; rejectThreshold: number; maxShift: number; acceptShift?: boolean; threads?: number; memoryLimit: string; json?: boolean }) => {

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { UserError } from '../../etl/errors';
+import { positive } from '../option-parsers';
 import { runPipeline } from '../pipeline-run';
 
 function collect(value: string, previous: Record<string, string>): Record<string, string> {
@@ -16,7 +17,7 @@ export function register(program: Command): void {
     .requiredOption('--name <pipeline>', 'SageMaker pipeline name (stack output sagemakerPipelineName)')
     .option('--param <Name=Value>', 'pipeline parameter, repeatable', collect, {})
     .option('--wait', 'wait for the execution to finish')
-    .option('--poll-seconds <n>', 'seconds between status checks', (v) => Number(v), 30)
+    .option('--poll-seconds <n>', 'seconds between status checks', positive('--poll-seconds'), 30)
     .option('--json', 'print the result as JSON')
     .action(async (opts: { name: string; param: Record<string, string>; wait?: boolean; pollSeconds: number; json?: boolean }) => {
       const result = await runPipeline({ name: opts.name, parameters: opts.param, wait: opts.wait, pollSeconds: opts.pollSeconds });

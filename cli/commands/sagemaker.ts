@@ -4,7 +4,7 @@ import { readForestFile, writeForestFile } from '../../model/forest-file';
 import { smRoot } from '../../model/sagemaker/config';
 import { runEtlJob, runEvaluateJob, runTrainJob, writeFailureReason } from '../../model/sagemaker/jobs';
 import { mergePartialForests, readPartialForests } from '../../model/sagemaker/merge';
-import { integer } from '../gate-options';
+import { integer } from '../option-parsers';
 
 interface RootFlags {
   root?: string;

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { UserError } from '../../etl/errors';
+import { positive } from '../option-parsers';
 import { smokeTest } from '../smoke-test';
 
 export function register(program: Command): void {
@@ -7,7 +8,7 @@ export function register(program: Command): void {
     .command('smoke-test')
     .description('check a running API: ready, describes its model, answers /predict correctly, refuses bad input (exit 1 on failure)')
     .requiredOption('--url <url>', 'base URL of the API, e.g. http://127.0.0.1:8080')
-    .option('--timeout <seconds>', 'how long to wait for /ready', (v) => Number(v), 120)
+    .option('--timeout <seconds>', 'how long to wait for /ready', positive('--timeout'), 120)
     .option('--json', 'print the report as JSON')
     .action(async (opts: { url: string; timeout: number; json?: boolean }) => {
       const report = await smokeTest({ url: opts.url, timeoutSeconds: opts.timeout });

@@ -1,22 +1,17 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { integer } from '../option-parsers';
 import { openLake } from '../../etl/lake';
 import { synthesize, SYNTH_DEFAULTS, SYNTH_MANIFEST_KEY } from '../../etl/synth/generate';
 
-function integer(name: string) {
-  return (value: string): number => {
-    if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
-    return Number(value);
-  };
-}
 
 export function register(program: Command): void {
   program
     .command('synth')
     .description('write a synthetic dunnhumby-style drop (weekly raw/transactions_YYYYWW.csv) with a known Bayes-optimal accuracy')
     .option('--lake <uri>', 'lake root: a directory or s3://bucket/prefix (default: PRICESENSE_LAKE or .pricesense/lake)')
-    .option('--baskets <n>', 'number of baskets', integer('--baskets'), SYNTH_DEFAULTS.baskets)
-    .option('--weeks <n>', 'number of weekly files', integer('--weeks'), SYNTH_DEFAULTS.weeks)
-    .option('--seed <n>', 'random seed (same seed, same bytes)', integer('--seed'), SYNTH_DEFAULTS.seed)
+    .option('--baskets <n>', 'number of baskets', integer('--baskets', 1), SYNTH_DEFAULTS.baskets)
+    .option('--weeks <n>', 'number of weekly files', integer('--weeks', 1), SYNTH_DEFAULTS.weeks)
+    .option('--seed <n>', 'random seed (same seed, same bytes)', integer('--seed', 0), SYNTH_DEFAULTS.seed)
     .option('--json', 'print the synth manifest as JSON')
     .action(async (opts: { lake?: string; baskets: number; weeks: number; seed: number; json?: boolean }) => {
       const lake = await openLake(opts.lake);

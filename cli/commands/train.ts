@@ -6,7 +6,8 @@ import { readForestFile, writeForestFile } from '../../model/forest-file';
 import { GATE_FAILURE_EXIT_CODE, formatGateReport, gateFailureMessage } from '../../model/gates';
 import { DEFAULT_HYPERPARAMETERS, DEFAULT_SEED, type MaxFeatures } from '../../model/trainer';
 import { runTraining } from '../../model/training-run';
-import { addGateOptions, gateConfigFrom, integer, type GateFlags } from '../gate-options';
+import { addGateOptions, gateConfigFrom, type GateFlags } from '../gate-options';
+import { integer } from '../option-parsers';
 import { registerTrainedModel } from './registry';
 
 interface TrainFlags extends GateFlags {
