@@ -11,6 +11,7 @@ import type { ForestFileV1 } from './format';
 import { sealForest } from './forest-file';
 import { checkGates, DEFAULT_GATES, type GateConfig, type GateReport } from './gates';
 import { trainForest, type TrainOptions } from './trainer';
+import { CompiledForest } from './walker';
 import { trainMlRandomForest } from './trainer/ml-random-forest';
 
 export type TrainerName = 'histogram' | 'ml-random-forest';
@@ -47,8 +48,9 @@ export async function runTraining(lake: Lake, options: TrainingRunOptions = {}):
         await trainMlRandomForest(train, { trees: trainOptions.trees, maxDepth: trainOptions.maxDepth, minSamplesLeaf: trainOptions.minSamplesLeaf, seed: trainOptions.seed, ...lineage });
   const trainSeconds = Number(process.hrtime.bigint() - started) / 1e9;
 
-  const validationMetrics = evaluateForest(trained, validation, 'validation');
-  const testMetrics = evaluateForest(trained, test, 'test');
+  const compiled = CompiledForest.compile(trained); // once for both splits
+  const validationMetrics = evaluateForest(compiled, validation, 'validation');
+  const testMetrics = evaluateForest(compiled, test, 'test');
   const championMetrics = champion ? evaluateForest(champion, test, 'test') : null;
   const report = checkGates(testMetrics, gates, championMetrics && champion ? { ...championMetrics, sha256: champion.sha256 } : null);
   const forest = sealForest({ ...trained, metrics: { validation: validationMetrics, test: testMetrics, gates: report, trainSeconds } });
