@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { register as consoleCommand } from './commands/console';
 import { register as demo } from './commands/demo';
 import { register as etl } from './commands/etl';
 import { register as pipeline } from './commands/pipeline';
@@ -24,6 +25,7 @@ export const COMMANDS: RegisterCommand[] = [
   evaluate,
   registry,
   serve,
+  consoleCommand,
   pipeline,
   smokeTest,
   sagemaker,
