@@ -14,7 +14,7 @@ import type { Lake } from '../etl/lake/types';
 import { gateFailure, parseStatus, type ModelVersion, type Registry } from '../model/registry';
 import { ASSETS } from './assets';
 import { AuthConfigError, SESSION_COOKIE, type Authenticator, type Principal } from './auth';
-import { buildModelCard, cardHtmlDocument, cardMarkdown } from './card';
+import { cardHtmlDocument, cardMarkdown, modelCardOf } from './card';
 import { comparePage } from './pages/compare';
 import type { ServingState, Site } from './pages/layout';
 import { livePage } from './pages/live';
@@ -187,11 +187,8 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
     sendPage(res, 200, versionsPage({ site, principal: principalOf(res), versions, all, status, serving: state }));
   });
 
-  const insightsOrReason = (v: ModelVersion) => data.insights(v).catch((err: Error) => err.message);
-
   const renderVersion = async (res: Response, v: ModelVersion, verify?: VerifyResult): Promise<void> => {
-    const [state, insights, gold] = await Promise.all([serving(), insightsOrReason(v), data.goldManifest()]);
-    const card = buildModelCard({ version: v, insights, gold, registryUri: registry.uri, generatedAt: new Date().toISOString() });
+    const [state, insights, gold, card] = await Promise.all([serving(), data.insights(v).catch((err: Error) => err.message), data.goldManifest(), modelCardOf(data, v)]);
     sendPage(
       res,
       200,
@@ -213,8 +210,7 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
   app.get('/versions/:n/card', async (req, res) => {
     const v = await registry.show(parseVersionParam(req.params.n));
     const format = req.query.format === 'html' ? 'html' : 'md';
-    const [insights, gold] = await Promise.all([insightsOrReason(v), data.goldManifest()]);
-    const card = buildModelCard({ version: v, insights, gold, registryUri: registry.uri, generatedAt: new Date().toISOString() });
+    const card = await modelCardOf(data, v);
     res.setHeader('Content-Disposition', `attachment; filename="model-card-v${v.version}.${format}"`);
     if (format === 'html') res.type('html').send(cardHtmlDocument(card));
     else res.type('text/markdown; charset=utf-8').send(cardMarkdown(card));

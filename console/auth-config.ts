@@ -9,11 +9,11 @@
  * to try; a slow hash (scrypt) would add nothing but latency on every request.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { UserError } from '../etl/errors';
+import { writeFileAtomic } from './atomic-file';
 
 export const AUTH_FORMAT = 'pricesense.console-auth/1';
 export const ROLES = ['viewer', 'approver'] as const;
@@ -156,23 +156,9 @@ export async function readAuthConfig(file: string): Promise<AuthConfig> {
   return parseAuthConfig(doc, file);
 }
 
-/** Writes the file atomically (temp file in the same directory, fsync, rename), readable by the owner only. */
+/** Owner-readable only: the hashes are not secrets, but the file says who may approve. */
 async function writeAuthConfig(file: string, config: AuthConfig): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const handle = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-  try {
-    await handle.writeFile(`${JSON.stringify(config, null, 2)}\n`);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(tmp, file);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
+  await writeFileAtomic(file, `${JSON.stringify(config, null, 2)}\n`, 0o600);
 }
 
 async function readOrEmpty(file: string): Promise<AuthConfig> {

@@ -59,9 +59,8 @@ export function parseCookies(headerValue: string | undefined): Record<string, st
   const out: Record<string, string> = {};
   for (const part of (headerValue ?? '').split(';')) {
     const eq = part.indexOf('=');
-    if (eq <= 0) continue;
-    const key = part.slice(0, eq).trim();
-    if (!(key in out)) out[key] = part.slice(eq + 1).trim();
+    const key = eq > 0 ? part.slice(0, eq).trim() : '';
+    if (key && !(key in out)) out[key] = part.slice(eq + 1).trim();
   }
   return out;
 }

@@ -10,7 +10,7 @@ import type { ModelVersion } from '../model/registry';
 import { bound } from './charts/reliability';
 import { html, trusted, type Html } from './html';
 import { evaluationOf, gateReportOf, gateStatus, type EvaluationView } from './evaluation-view';
-import type { VersionInsights } from './version-data';
+import type { VersionData, VersionInsights } from './version-data';
 
 export type Block =
   | { readonly kind: 'p'; readonly text: string }
@@ -105,7 +105,9 @@ function trainingData(v: ModelVersion, facts: VersionInsights | string, gold: Go
     });
     blocks.push(
       p(
-        `Split: ${meta.split.method}; ${meta.source.rawFiles.length} raw file(s), ${meta.source.silverRows.toLocaleString('en-US')} silver rows. Labels: basket price sensitivity (LA → Low, MM → Medium, UM → High as the manifest maps them).`,
+        `Split: ${meta.split.method}; ${meta.source.rawFiles.length} raw file(s), ${meta.source.silverRows.toLocaleString('en-US')} silver rows. Label: the basket's price sensitivity (${Object.entries(meta.label.fromBasketPriceSensitivity)
+          .map(([code, label]) => `${code} → ${label}`)
+          .join(', ')}).`,
       ),
     );
   }
@@ -140,7 +142,7 @@ function evaluation(v: ModelVersion): { section: CardSection; test: EvaluationVi
   });
   blocks.push({
     kind: 'table',
-    headers: ['actual \\ predicted', ...test.classes],
+    headers: ['actual ↓ predicted →', ...test.classes],
     rows: test.classes.map((c, i) => [c, ...test.confusion[i].map(String)]),
   });
   return { section: { id: 'evaluation', title: 'Evaluation by class', blocks }, test };
@@ -254,6 +256,12 @@ export function buildModelCard(input: CardInput): ModelCard {
       approvalHistory(v),
     ],
   };
+}
+
+/** The card of a registered version, reading its forest and the lake's manifest through the console's data access. */
+export async function modelCardOf(data: VersionData, v: ModelVersion): Promise<ModelCard> {
+  const [insights, gold] = await Promise.all([data.insights(v).catch((err: Error) => err.message), data.goldManifest()]);
+  return buildModelCard({ version: v, insights, gold, registryUri: data.registry.uri, generatedAt: new Date().toISOString() });
 }
 
 function mdCell(text: string): string {

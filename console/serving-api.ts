@@ -155,8 +155,8 @@ export async function readLive(api: URL, timeoutMs = 3000): Promise<LiveSnapshot
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     text = await res.text();
   } catch (err) {
-    const e = err as Error & { cause?: { code?: string } };
-    const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? e.message);
+    const e = err as Error & { cause?: { code?: string; message?: string } };
+    const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message);
     throw new Error(`cannot read the serving API's metrics at ${url.href}: ${why}`, { cause: err });
   }
   return { url: api.href, fetchedAt: new Date().toISOString(), ...summariseMetrics(parsePrometheusText(text)) };

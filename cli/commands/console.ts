@@ -3,19 +3,13 @@
  * which creates or revokes the access tokens it accepts. docs/console.md.
  */
 import type { Command } from 'commander';
-import { InvalidArgumentError } from 'commander';
 import { UserError } from '../../etl/errors';
-import { addToken, authFile, revokeTokens, ROLES, type Role } from '../../console/auth-config';
+import { addToken, authFile, revokeTokens, type Role } from '../../console/auth-config';
 import { DEFAULT_CONSOLE_PORT, startConsole } from '../../console/server';
 import { integer } from '../option-parsers';
 
 const REGISTRY_HELP = 'registry URI: a directory or sagemaker://<group> (default: $PRICESENSE_REGISTRY or .pricesense/registry)';
 const AUTH_HELP = 'access configuration file (default: $PRICESENSE_CONSOLE_AUTH or .pricesense/console-auth.json)';
-
-function role(value: string): Role {
-  if (!ROLES.includes(value as Role)) throw new InvalidArgumentError(`--role must be one of ${ROLES.join(', ')}, got '${value}'`);
-  return value as Role;
-}
 
 function trustProxy(value: string): string | number | boolean {
   if (value === 'true' || value === 'false') return value === 'true';
@@ -49,11 +43,13 @@ export function register(program: Command): void {
     .command('token')
     .description('create an access token for the console (printed once; only its SHA-256 is stored), or revoke an identity\'s tokens')
     .option('--identity <name>', 'who the token belongs to: recorded in the audit trail for every decision made with it')
-    .option('--role <role>', `viewer (read-only) or approver (may approve and reject)`, role)
+    .option('--role <role>', 'viewer (read-only) or approver (may approve and reject)')
     .option('--revoke <identity>', 'remove every token of this identity instead (their sessions end too)')
     .option('--auth <file>', AUTH_HELP)
     .option('--json', 'print JSON')
-    .action(async (opts: { identity?: string; role?: Role; revoke?: string; auth?: string; json?: boolean }) => {
+    .action(async (_opts: unknown, command: Command) => {
+      // --auth is also an option of `console` itself: Commander hands it to whichever command comes first.
+      const opts = command.optsWithGlobals<{ identity?: string; role?: string; revoke?: string; auth?: string; json?: boolean }>();
       const file = authFile(opts.auth);
       if (opts.revoke !== undefined) {
         const removed = await revokeTokens(file, opts.revoke);
@@ -62,7 +58,7 @@ export function register(program: Command): void {
         return;
       }
       if (!opts.identity || !opts.role) throw new UserError('console token needs --identity <name> and --role viewer|approver (or --revoke <identity>)');
-      const { token, entry } = await addToken(file, opts.identity, opts.role);
+      const { token, entry } = await addToken(file, opts.identity, opts.role as Role);
       if (opts.json) return void process.stdout.write(`${JSON.stringify({ file, token, identity: entry.identity, role: entry.role, sha256: entry.sha256 })}\n`);
       process.stdout.write(
         `${token}\n` +

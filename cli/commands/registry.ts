@@ -7,6 +7,7 @@ import { rename, unlink, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { UserError } from '../../etl/errors';
 import { gateFailure, hasGateResults, openRegistry, parseStatus, registryUri, type ModelVersion, type Registry } from '../../model/registry';
+import { addCardCommand } from './registry-card';
 
 interface Common {
   registry?: string;
@@ -146,6 +147,8 @@ export function register(program: Command): void {
       }
       process.stdout.write(`wrote version ${v.version} (${v.status}, sha256 ${v.artifactSha256}) to ${opts.out}\n`);
     });
+
+  addCardCommand(registry, REGISTRY_HELP);
 }
 
 /**

@@ -61,7 +61,7 @@ export function confusionHeatmap(input: ConfusionChartInput): ReturnType<typeof 
     height,
     background,
     marks,
-    table: { headers: ['actual \\ predicted', ...input.classes], rows },
+    table: { headers: ['actual ↓ predicted →', ...input.classes], rows },
     caption: `${total} rows; colour = share of the actual class (viridis, dark 0% → yellow 100%)`,
   });
 }

@@ -124,6 +124,6 @@ export function lineageDiff(va: ModelVersion, vb: ModelVersion, ia?: VersionInsi
   const differing = rows.filter(([, a, b]) => a !== b).length;
   return html`<p>${differing} of ${rows.length} lineage fields differ.</p><table class="lineage-diff"><thead><tr><th scope="col">field</th><th scope="col">v${va.version}</th><th scope="col">v${vb.version}</th><th scope="col">same?</th></tr></thead><tbody>${rows.map(
     ([field, a, b]) =>
-      html`<tr class="${a === b ? '' : 'differs'}" data-field="${field}" data-differs="${a !== b}"><th scope="row">${field}</th><td><code>${a.length === 64 ? shortSha(a) : a}</code></td><td><code>${b.length === 64 ? shortSha(b) : b}</code></td><td>${a === b ? 'same' : html`<strong>differs</strong>`}</td></tr>`,
+      html`<tr class="${a === b ? '' : 'differs'}" data-field="${field}" data-differs="${String(a !== b)}"><th scope="row">${field}</th><td><code>${a.length === 64 ? shortSha(a) : a}</code></td><td><code>${b.length === 64 ? shortSha(b) : b}</code></td><td>${a === b ? 'same' : html`<strong>differs</strong>`}</td></tr>`,
   )}</tbody></table>`;
 }
