@@ -26,6 +26,8 @@ main{padding:1rem 1.4rem 3rem;max-width:84rem}
 h1{font-size:1.45rem;margin:.4rem 0 .8rem}h2{font-size:1.15rem;margin:1.8rem 0 .6rem;padding-bottom:.2rem;border-bottom:1px solid var(--line)}h3{font-size:1rem;margin:1rem 0 .4rem}
 table{border-collapse:collapse;margin:.4rem 0 1rem;font-size:.92rem}
 th,td{border-bottom:1px solid var(--line);padding:.3rem .65rem;text-align:left;vertical-align:top}
+td{overflow-wrap:anywhere}
+tbody th[scope=row]{white-space:nowrap}
 thead th{background:var(--panel);font-weight:600}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.differs th,tr.differs td{background:#fff5e0}

@@ -33,11 +33,11 @@ export interface GroupedBarsInput extends Common {
 
 const THRESHOLD_COLOUR = OKABE_ITO.vermillion;
 
-/** The smallest 1, 2, 2.5 or 5 × 10^k at or above x: an axis maximum whose quarter ticks read well. */
+/** The smallest 1, 2, 2.5, 4 or 5 × 10^k at or above x: an axis maximum whose quarter ticks read well. */
 export function niceMax(x: number): number {
   if (!(x > 0)) return 1;
   const k = 10 ** Math.floor(Math.log10(x));
-  return [1, 2, 2.5, 5, 10].map((m) => m * k).find((m) => m >= x * (1 - 1e-9))!;
+  return [1, 2, 2.5, 4, 5, 10].map((m) => m * k).find((m) => m >= x * (1 - 1e-9))!;
 }
 
 function legend(series: readonly string[], shapes: boolean, thresholds: readonly Threshold[] = []): LegendItem[] {

@@ -19,6 +19,8 @@ export interface ReliabilityCurve {
   readonly name: string;
   readonly bins: readonly ReliabilityBinInput[];
   readonly ece: number;
+  /** Colour and shape index (default: the curve's position), so a version keeps its look across charts. */
+  readonly series?: number;
 }
 
 export interface ReliabilityInput {
@@ -48,7 +50,8 @@ export function reliabilityDiagram(input: ReliabilityInput): Html {
   const bars: Html[] = [];
   const C = input.curves.length;
   input.curves.forEach((curve, ci) => {
-    const colour = seriesColour(ci);
+    const si = curve.series ?? ci;
+    const colour = seriesColour(si);
     const used = curve.bins.filter((b) => b.count > 0);
     if (used.length > 1) {
       lines.push(html`<polyline fill="none" stroke="${colour}" stroke-width="2" points="${used.map((b) => `${x(b.meanConfidence)},${y(b.accuracy)}`).join(' ')}"/>`);
@@ -65,7 +68,7 @@ export function reliabilityDiagram(input: ReliabilityInput): Html {
       const cy = y(b.accuracy);
       const label = `${C > 1 ? `${curve.name}, ` : ''}confidence ${bound(b.lower)}–${bound(b.upper)}: ${b.count} rows, mean confidence ${pct(b.meanConfidence)}, accuracy ${pct(b.accuracy)}`;
       const shape =
-        ci % 2 === 0
+        si % 2 === 0
           ? html`<circle cx="${cx}" cy="${cy}" r="5" fill="${colour}" stroke="#fff" stroke-width="1"/>`
           : html`<rect x="${px(cx - 4.5)}" y="${px(cy - 4.5)}" width="9" height="9" fill="${colour}" stroke="#fff" stroke-width="1"/>`;
       marks.push({ label, shapes: shape });
@@ -87,7 +90,10 @@ export function reliabilityDiagram(input: ReliabilityInput): Html {
     join(bars),
     join(lines),
   ]);
-  const legend: LegendItem[] = input.curves.map((c, i) => ({ label: `${c.name} (ECE ${c.ece.toFixed(4)})`, colour: seriesColour(i), shape: i % 2 === 0 ? 'circle' : 'square' }));
+  const legend: LegendItem[] = input.curves.map((c, i) => {
+    const si = c.series ?? i;
+    return { label: `${c.name} (ECE ${c.ece.toFixed(4)})`, colour: seriesColour(si), shape: si % 2 === 0 ? 'circle' : 'square' };
+  });
   legend.push({ label: 'perfect calibration', colour: OKABE_ITO.black, shape: 'dash' });
   return chart({
     id: input.id,

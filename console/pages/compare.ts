@@ -13,10 +13,10 @@ export function sideBySide(prefix: string, va: ModelVersion, vb: ModelVersion): 
   const b = evaluationOf(vb.metrics);
   const confusion = (v: ModelVersion, e: ReturnType<typeof evaluationOf>, id: string): Html =>
     e ? confusionChart(id, `v${v.version} confusion (${e.split}, ${e.rows} rows)`, e) : notice('info', `v${v.version} records no confusion matrix.`);
-  const calibration = (v: ModelVersion, e: ReturnType<typeof evaluationOf>, id: string): Html =>
-    e ? calibrationChart(id, `v${v.version} reliability`, [{ name: `v${v.version}`, e }]) : notice('info', `v${v.version} records no calibration.`);
+  const calibration = (v: ModelVersion, e: ReturnType<typeof evaluationOf>, id: string, series: number): Html =>
+    e ? calibrationChart(id, `v${v.version} reliability`, [{ name: `v${v.version}`, e, series }]) : notice('info', `v${v.version} records no calibration.`);
   return html`<h3>Confusion matrices</h3><div class="pair">${confusion(va, a, `${prefix}-confusion-a`)}${confusion(vb, b, `${prefix}-confusion-b`)}</div>
-<h3>Calibration</h3><div class="pair">${calibration(va, a, `${prefix}-reliability-a`)}${calibration(vb, b, `${prefix}-reliability-b`)}${
+<h3>Calibration</h3><div class="pair">${calibration(va, a, `${prefix}-reliability-a`, 0)}${calibration(vb, b, `${prefix}-reliability-b`, 1)}${
     a && b ? calibrationChart(`${prefix}-reliability-both`, `v${va.version} and v${vb.version} overlaid`, [{ name: `v${va.version}`, e: a }, { name: `v${vb.version}`, e: b }]) : ''
   }</div>`;
 }

@@ -33,13 +33,13 @@ export function perClassChart(id: string, e: EvaluationView, config: GateConfig 
   });
 }
 
-export function calibrationChart(id: string, title: string, curves: readonly { name: string; e: EvaluationView }[]): Html {
+export function calibrationChart(id: string, title: string, curves: readonly { name: string; e: EvaluationView; series?: number }[]): Html {
   const usable = curves.filter((c) => c.e.calibration);
   if (usable.length === 0) return notice('info', 'No calibration summary recorded for this version.');
   return reliabilityDiagram({
     id,
     title,
-    curves: usable.map((c) => ({ name: c.name, bins: c.e.calibration!.bins, ece: c.e.calibration!.expectedCalibrationError })),
+    curves: usable.map((c) => ({ name: c.name, bins: c.e.calibration!.bins, ece: c.e.calibration!.expectedCalibrationError, series: c.series })),
   });
 }
 

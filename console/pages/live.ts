@@ -5,7 +5,8 @@ import { html, type Html } from '../html';
 import { PSI_THRESHOLDS, type FeatureValue, type LiveSnapshot } from '../serving-api';
 import { layout, notice, pct, shortSha, type Site } from './layout';
 
-const ms = (x: number | null): string => (x === null ? '—' : x < 10 ? x.toFixed(2) : x.toFixed(1));
+const ms = (x: number | null): string => (x === null ? '—' : x < 1 ? x.toFixed(2) : x < 10 ? x.toFixed(1) : x.toFixed(0));
+const count = (x: number): string => (x >= 1000 ? `${(x / 1000).toFixed(1)}k` : Number.isInteger(x) ? String(x) : x.toFixed(1));
 
 /** One row per feature, one series per served model (version and role). */
 function perFeature(values: readonly FeatureValue[]): { series: string[]; rows: { label: string; values: (number | null)[] }[] } {
@@ -30,7 +31,7 @@ function trafficSection(live: LiveSnapshot): Html {
     groups: versions,
     series: ['requests'],
     values: [live.traffic.map((t) => t.requests)],
-    format: (x) => (x >= 1000 ? `${(x / 1000).toFixed(1)}k` : x.toFixed(0)),
+    format: count,
     yLabel: 'requests',
   })}${groupedBars({
     id: 'live-latency',

@@ -110,8 +110,8 @@ describe('bar charts', () => {
     expect(out).toMatch(/<rect [^>]*data-value="0.85"/);
   });
 
-  it('rounds axis maxima up to 1, 2, 2.5 or 5 times a power of ten', () => {
-    expect([0.36, 0.09, 1, 4.2, 230, 0].map(niceMax)).toEqual([0.5, 0.1, 1, 5, 250, 1]);
+  it('rounds axis maxima up to 1, 2, 2.5, 4 or 5 times a power of ten', () => {
+    expect([0.36, 0.09, 1, 4.2, 230, 0, 0.45].map(niceMax)).toEqual([0.4, 0.1, 1, 5, 250, 1, 0.5]);
   });
 });
 
