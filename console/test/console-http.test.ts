@@ -12,6 +12,7 @@ import path from 'node:path';
 import pino from 'pino';
 import request from 'supertest';
 import { ApiMetrics } from '../../api/metrics';
+import { startDemoConsole, type DemoSummary } from '../../cli/demo';
 import { runCli } from '../../cli/test/run-cli';
 import { LocalLake } from '../../etl/lake/local';
 import { LocalRegistry } from '../../model/registry';
@@ -299,6 +300,22 @@ describe('registry console over HTTP', () => {
     const badRole = await runCli(['console', 'token', '--identity', 'x', '--role', 'admin', '--auth', file]);
     expect(badRole.err).toContain("--role must be one of viewer, approver, got 'admin'");
     await expect(startConsole({ registry: fx.registryDir, auth: path.join(dir, 'none.json'), port: 0, logger: silent })).rejects.toThrow('no console access configuration at');
+  });
+
+  it('runs next to the demo API with --keep-serving, and says why when it cannot', async () => {
+    const demoDir = path.join(dir, 'demo');
+    const summary = { dir: demoDir, registry: fx.registryDir, lake: fx.lakeDir, url: 'http://127.0.0.1:8080' } as DemoSummary;
+    const ui = await startDemoConsole(summary, 0);
+    try {
+      expect(ui.line).toBe(`console     ${ui.running!.url}/login — sign in with ${ui.token} (approver "demo"; stored hashed in ${path.join(demoDir, 'console-auth.json')})\n`);
+      const page = await fetch(`${ui.running!.url}/versions/1/review`, { headers: bearer(ui.token!) });
+      expect(await page.text()).toContain('Deciding as <strong>demo</strong>');
+      const clash = await startDemoConsole(summary, ui.running!.port);
+      expect(clash.running).toBeUndefined();
+      expect(clash.line).toBe(`console     not started: cannot listen on 127.0.0.1:${ui.running!.port}: the port is in use (choose another with --port)\n`);
+    } finally {
+      await ui.running?.close();
+    }
   });
 
   describe('with --api', () => {
