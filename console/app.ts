@@ -115,9 +115,9 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
   const sendPage = (res: Response, status: number, page: string): void => {
     res.status(status).type('html').send(page);
   };
-  const unauthenticated = (req: Request, res: Response, error?: string): void => {
+  const unauthenticated = (req: Request, res: Response): void => {
     res.setHeader('WWW-Authenticate', 'Bearer realm="pricesense-console"');
-    sendPage(res, 401, loginPage({ site, next: req.method === 'GET' ? req.originalUrl : '/', error, proxyEnabled: auth.proxyEnabled }));
+    sendPage(res, 401, loginPage({ site, next: req.method === 'GET' ? req.originalUrl : '/', proxyEnabled: auth.proxyEnabled }));
   };
 
   /** A POST from another site (or a page of ours opened from one) is refused before anything else happens. */

@@ -33,6 +33,9 @@ export interface GroupedBarsInput extends Common {
 
 const THRESHOLD_COLOUR = OKABE_ITO.vermillion;
 
+/** What a bar chart passes through to its frame unchanged. */
+const frameOf = (input: Common) => ({ id: input.id, kind: input.kind, title: input.title, description: input.description, caption: input.caption });
+
 /** The smallest 1, 2, 2.5, 4 or 5 × 10^k at or above x: an axis maximum whose quarter ticks read well. */
 export function niceMax(x: number): number {
   if (!(x > 0)) return 1;
@@ -87,10 +90,7 @@ export function groupedBars(input: GroupedBarsInput): Html {
     ),
   ]);
   return chart({
-    id: input.id,
-    kind: input.kind,
-    title: input.title,
-    description: input.description,
+    ...frameOf(input),
     width,
     height,
     background,
@@ -101,7 +101,6 @@ export function groupedBars(input: GroupedBarsInput): Html {
       headers: ['', ...input.series],
       rows: input.groups.map((g, gi) => [g, ...input.series.map((_, s) => fmtCell(input.values[s]?.[gi], input.format))]),
     },
-    caption: input.caption,
   });
 }
 
@@ -190,10 +189,7 @@ export function horizontalBars(input: HorizontalInput): Html {
   if (input.rows.some((r) => r.threshold !== undefined)) legendItems.push({ label: input.rowThresholdLabel ?? 'required', colour: THRESHOLD_COLOUR, shape: 'dash' });
   const hasThreshold = input.rows.some((r) => r.threshold !== undefined);
   return chart({
-    id: input.id,
-    kind: input.kind,
-    title: input.title,
-    description: input.description,
+    ...frameOf(input),
     width,
     height,
     background,
@@ -204,7 +200,6 @@ export function horizontalBars(input: HorizontalInput): Html {
       headers: ['', ...input.series, ...(hasThreshold ? [input.rowThresholdLabel ?? 'required'] : [])],
       rows: input.rows.map((r) => [r.label, ...input.series.map((_, s) => fmtCell(r.values[s], input.format)), ...(hasThreshold ? [fmtCell(r.threshold, input.format)] : [])]),
     },
-    caption: input.caption,
   });
 }
 
