@@ -92,11 +92,13 @@ export class VersionData {
     }
   }
 
-  insights(v: ModelVersion): Promise<VersionInsights> {
-    const key = v.artifactSha256;
+  async insights(v: ModelVersion): Promise<VersionInsights> {
+    // The Saabas part depends on the lake's gold too: a new gold data set means new figures.
+    const gold = await this.goldManifest();
+    const key = `${v.artifactSha256}:${typeof gold === 'string' ? '-' : gold.sha256}`;
     let p = this.insightCache.get(key);
     if (!p) {
-      p = this.compute(v);
+      p = this.compute(v, gold);
       this.insightCache.set(key, p);
       // A failure (unreachable store, checksum mismatch) is not remembered: the next request retries.
       p.catch(() => this.insightCache.delete(key));
@@ -105,7 +107,7 @@ export class VersionData {
     return p;
   }
 
-  private async compute(v: ModelVersion): Promise<VersionInsights> {
+  private async compute(v: ModelVersion, gold: GoldManifest | string): Promise<VersionInsights> {
     const forest = await this.forest(v);
     const compiled = CompiledForest.compile(forest);
     return {
@@ -117,16 +119,16 @@ export class VersionData {
       trees: forest.trees.length,
       nodes: forest.trees.reduce((n, t) => n + t.feature.length, 0),
       impurity: impurityImportance(forest),
-      saabas: await this.saabas(v, compiled),
+      saabas: await this.saabas(v, compiled, gold),
     };
   }
 
-  private async saabas(v: ModelVersion, compiled: CompiledForest): Promise<SaabasResult | string> {
-    const manifest = await this.goldManifest();
-    if (typeof manifest === 'string') return manifest === 'no --lake given' ? 'start the console with --lake to compute it on the test split' : manifest;
+  private async saabas(v: ModelVersion, compiled: CompiledForest, manifest: GoldManifest | string): Promise<SaabasResult | string> {
+    if (!this.lake) return 'start the console with --lake to compute it on the test split';
+    if (typeof manifest === 'string') return manifest;
     try {
       if (this.testSplit?.sha256 !== manifest.sha256) {
-        const table = readGoldSplit(this.lake!, 'test', manifest);
+        const table = readGoldSplit(this.lake, 'test', manifest);
         this.testSplit = { sha256: manifest.sha256, table };
         table.catch(() => (this.testSplit = undefined));
       }
