@@ -20,7 +20,7 @@ export const DEFAULT_CONSOLE_PORT = 8090;
 export interface ConsoleServerOptions {
   /** Registry URI (default $PRICESENSE_REGISTRY or .pricesense/registry), or an opened Registry. */
   readonly registry?: string | Registry;
-  /** Lake URI: test-split explanations and the training data manifest; the SageMaker backend's artifacts. */
+  /** Lake URI (default $PRICESENSE_LAKE, else none): test-split explanations and the training data manifest; the SageMaker backend's artifacts. */
   readonly lake?: string;
   /** The serving API's base URL: served/canary/shadow markers and the Live page. */
   readonly api?: string;
@@ -48,7 +48,8 @@ export async function startConsole(options: ConsoleServerOptions = {}): Promise<
   const logger = options.logger ?? createConsoleLogger(options.logLevel);
   const api = options.api ? parseApiUrl(options.api) : undefined;
   const auth = await Authenticator.open(authFile(options.auth));
-  const lake: Lake | undefined = options.lake ? await openLake(options.lake) : undefined;
+  const lakeUri = options.lake ?? process.env.PRICESENSE_LAKE;
+  const lake: Lake | undefined = lakeUri ? await openLake(lakeUri) : undefined;
   const registry = typeof options.registry === 'object' ? options.registry : await openRegistry(registryUri(options.registry), lake ? { lake } : {});
   const app = createConsoleApp({ registry, auth, logger, lake, api, trustProxy: options.trustProxy });
   const server = http.createServer(app);

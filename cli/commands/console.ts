@@ -22,7 +22,7 @@ export function register(program: Command): void {
     .command('console')
     .description('the registry console: compare versions with plots, approve or reject with a note (a web UI, separate from the API)')
     .option('--registry <uri>', REGISTRY_HELP)
-    .option('--lake <uri>', 'lake: test-split feature importance and the training data manifest (and the SageMaker backend\'s artifacts)')
+    .option('--lake <uri>', 'lake: test-split feature importance and the training data manifest, and the SageMaker backend\'s artifacts (default: $PRICESENSE_LAKE when set)')
     .option('--api <url>', 'the serving API\'s base URL: served/canary/shadow markers and the Live page (drift, traffic)')
     .option('--port <n>', `port (default ${DEFAULT_CONSOLE_PORT}; 0 picks a free one)`, integer('--port', 0), DEFAULT_CONSOLE_PORT)
     .option('--host <address>', 'address to listen on (0.0.0.0 in a container)', '127.0.0.1')

@@ -55,12 +55,13 @@ function distributions(insights: VersionInsights | string): Html {
   return html`<div class="small-multiples">${features.map((f, i) => featureDistribution(`dist-${i}`, f.name, insights.featureStats[f.name]))}</div>`;
 }
 
-function lineageTable(v: ModelVersion, insights: VersionInsights | string, lakeManifest: string | undefined): Html {
+function lineageTable(v: ModelVersion, insights: VersionInsights | string, lakeManifest: string | undefined, lakeUri: string | undefined): Html {
   const l = v.lineage;
   const rows: [string, Html | string][] = [
     ['dataset manifest (SHA-256)', html`<code>${l.datasetManifestSha256 ?? 'not recorded'}</code>${
       lakeManifest === undefined ? '' : lakeManifest === l.datasetManifestSha256 ? html` <span class="gate-passed">= the lake's current gold</span>` : html` <span class="hint">(the lake's current gold is <code>${lakeManifest.slice(0, 12)}</code>)</span>`
     }`],
+    ['lake', lakeUri ? html`<code>${lakeUri}</code> (the console's --lake; the registry records the data set by its manifest digest)` : 'not given to the console (--lake)'],
     ['code version', html`<code>${l.codeVersion ?? 'not recorded'}</code>`],
     ['hyperparameters', html`<code>${JSON.stringify(l.hyperparameters)}</code>`],
     ['registered', `${l.registeredAt} by ${l.registeredBy}`],
@@ -69,7 +70,7 @@ function lineageTable(v: ModelVersion, insights: VersionInsights | string, lakeM
   if (typeof insights !== 'string') {
     const t = insights.training;
     rows.push(
-      ['trainer (source)', `${t.trainer}${t.trainer === 'ml-random-forest' ? ' (imported ml-random-forest model)' : ''}`],
+      ['trainer (source)', `${t.trainer}${t.trainer === 'ml-random-forest' ? ' (converted from an ml-random-forest model)' : ''}`],
       ['parent', t.treeRange ? `partial forest: trees ${t.treeRange.start}–${t.treeRange.end} of ${t.treeRange.trees}` : 'none (trained as a whole)'],
       ['training', `${t.rows} rows, seed ${t.seed}, created ${t.createdAt}`],
       ['forest', `${insights.trees} trees, ${insights.nodes} nodes, ${insights.aggregation} aggregation, classes ${insights.classes.join(' / ')}`],
@@ -150,7 +151,7 @@ ${o.verify ? html`<section aria-label="verification result">${artifact(v, o.prin
   }</section>
 <section id="importance" aria-labelledby="h-importance"><h2 id="h-importance">Feature importance</h2>${importanceSection(o.insights)}</section>
 <section id="distributions" aria-labelledby="h-distributions"><h2 id="h-distributions">Training feature distributions</h2>${distributions(o.insights)}</section>
-<section id="lineage" aria-labelledby="h-lineage"><h2 id="h-lineage">Lineage</h2>${lineageTable(v, o.insights, o.lakeManifestSha256)}</section>
+<section id="lineage" aria-labelledby="h-lineage"><h2 id="h-lineage">Lineage</h2>${lineageTable(v, o.insights, o.lakeManifestSha256, o.site.lakeUri)}</section>
 <section id="artifact" aria-labelledby="h-artifact"><h2 id="h-artifact">Artifact</h2>${o.verify ? html`<p>Verification result above.</p>` : artifact(v, o.principal, undefined)}</section>
 <section id="audit" aria-labelledby="h-audit"><h2 id="h-audit">Audit trail</h2>${auditTable(v)}</section>
 <section id="card" aria-labelledby="h-card"><h2 id="h-card">Model card</h2><p><a href="/versions/${v.version}/card?format=md">Download Markdown</a> · <a href="/versions/${v.version}/card?format=html">Download HTML</a></p>${cardFragment(o.card, 3)}</section>`;
