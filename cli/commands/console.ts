@@ -24,7 +24,7 @@ export function register(program: Command): void {
     .option('--registry <uri>', REGISTRY_HELP)
     .option('--lake <uri>', 'lake: test-split feature importance and the training data manifest, and the SageMaker backend\'s artifacts (default: $PRICESENSE_LAKE when set)')
     .option('--api <url>', 'the serving API\'s base URL: served/canary/shadow markers and the Live page (drift, traffic)')
-    .option('--port <n>', `port (default ${DEFAULT_CONSOLE_PORT}; 0 picks a free one)`, integer('--port', 0), DEFAULT_CONSOLE_PORT)
+    .option('--port <n>', 'port (0 picks a free one)', integer('--port', 0), DEFAULT_CONSOLE_PORT)
     .option('--host <address>', 'address to listen on (0.0.0.0 in a container)', '127.0.0.1')
     .option('--auth <file>', AUTH_HELP)
     .option('--trust-proxy <value>', 'Express "trust proxy": hop count or addresses of the TLS-terminating proxy (makes the session cookie Secure)', trustProxy)
