@@ -55,6 +55,8 @@ export interface DeployerArgs {
 
 export class Deployer extends pulumi.ComponentResource {
   readonly projectName: pulumi.Output<string>;
+  /** The deployer image the builds run (by digest outside dev). */
+  readonly image: pulumi.Output<string>;
   readonly roleArn: pulumi.Output<string>;
   readonly securityGroupId: pulumi.Output<string>;
 
@@ -63,6 +65,7 @@ export class Deployer extends pulumi.ComponentResource {
     const ctx = args.aws;
     const parent: pulumi.CustomResourceOptions = { parent: this, provider: ctx.provider };
     const projectName = deployerProjectName(args.stack);
+    this.image = pulumi.output(args.image);
     const stateBucket = args.settings.stateBucket ?? pulumi.interpolate`pricesense-pulumi-state-${ctx.accountId}`;
     const projectArn = pulumi.interpolate`arn:${ctx.partition}:codebuild:${ctx.region}:${ctx.accountId}:project/${projectName}`;
 

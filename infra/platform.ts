@@ -154,6 +154,7 @@ export function stackOutputs(p: Platform): Record<string, pulumi.Input<unknown>>
     clusterName: p.cluster.clusterName,
     kubeconfig: p.cluster.kubeconfig,
     deployerProject: p.deployer?.projectName,
+    deployerImage: p.deployer?.image,
     alertTopicArn: p.monitoring.alertTopicArn,
     dashboardName: p.monitoring.dashboardName,
     region: p.config.region,

@@ -244,6 +244,7 @@ export function describeStack(e: TierExpectations): void {
       });
       expect(String(o(project.inputs.source).buildspec)).toContain('bash infra/deployer/in-vpc.sh "$ACTION"');
       expect(run.outputs.deployerProject).toBe(`pricesense-${e.stack}-deployer`);
+      expect(run.outputs.deployerImage).toBe(`${REGISTRY}/pricesense/deployer@${DEPLOYER_DIGEST}`);
     });
 
     test('deployer: HTTPS out to the VPC and S3 only; the API server lets it in on 443', () => {
