@@ -1,7 +1,7 @@
 /**
  * The delivery bootstrap's program (infra/delivery/Pulumi.yaml): run once per AWS account by
  * an administrator, before any environment's stacks; its outputs become the repository's
- * GitHub variables (docs/delivery.md, "Bootstrap").
+ * GitHub variables (docs/infra.md, "Bootstrap an account").
  */
 import type * as pulumi from '@pulumi/pulumi';
 import { loadStackConfig } from '../load-config';

@@ -2,7 +2,7 @@
 import { ConfigError, cronAt, parseStackConfig, type RawConfig } from '../config';
 import { parseAppConfig, requireSameTier } from '../app/config';
 import { parseDeliveryConfig } from '../delivery/config';
-import { DIGEST, stackConfig } from './harness';
+import { DIGEST, stackConfig } from './stack-files';
 
 function errorOf(stack: string, raw: RawConfig, parse: (stack: string, project: string, raw: RawConfig) => unknown = parseStackConfig): ConfigError {
   try {

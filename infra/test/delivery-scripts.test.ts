@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { IMAGE_REPOSITORIES } from '../images';
-import { ROOT } from './harness';
+import { ROOT } from './stack-files';
 
 const SCRIPTS = {
   build: path.join(ROOT, '.github', 'scripts', 'build-push-scan.sh'),

@@ -12,20 +12,17 @@
  * Resource options (protect, retainOnDelete, dependsOn, ...) never reach the mock's
  * newResource hook; a stack transformation records them for every resource.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
-import { load as loadYaml } from 'js-yaml';
 import type { CheckedResource } from '../policies/rules';
+import { DIGEST, PROJECT_NAMES, stackConfig, type Project } from './stack-files';
 import type { AvailableZones } from '../network';
 import { platformProgram } from '../program';
 import { appProgram } from '../app/program';
 import { deliveryProgram } from '../delivery/program';
 
-export const ROOT = path.resolve(__dirname, '..', '..');
+export { ROOT, DIGEST, stackConfig, type Project } from './stack-files';
 export const ACCOUNT = '123456789012';
 export const REGION = 'us-east-1';
-export const DIGEST = `sha256:${'ab'.repeat(32)}`;
 export const JOBS_DIGEST = `sha256:${'cd'.repeat(32)}`;
 export const DEPLOYER_DIGEST = `sha256:${'ef'.repeat(32)}`;
 export const REGISTRY = `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com`;
@@ -40,14 +37,9 @@ const policyProxy = require('@pulumi/policy/proxy') as {
 };
 export const UNKNOWN = policyProxy.unknownStringValue;
 
-export type Project = 'platform' | 'app' | 'delivery';
 export type Mode = 'update' | 'preview';
 
-const PROJECTS: Record<Project, { name: string; dir: string; program: () => Record<string, pulumi.Input<unknown>> }> = {
-  platform: { name: 'pricesense', dir: ROOT, program: platformProgram },
-  app: { name: 'pricesense-app', dir: path.join(ROOT, 'infra', 'app'), program: appProgram },
-  delivery: { name: 'pricesense-delivery', dir: path.join(ROOT, 'infra', 'delivery'), program: deliveryProgram },
-};
+const PROGRAMS: Record<Project, () => Record<string, pulumi.Input<unknown>>> = { platform: platformProgram, app: appProgram, delivery: deliveryProgram };
 
 /** The account's zones as getAvailabilityZones returns them (name order); use1-az3 is one EKS refuses. */
 export const US_EAST_1_ZONES: AvailableZones = {
@@ -97,15 +89,6 @@ export interface ProgramRun {
   one(type: string, name?: string | RegExp): Recorded;
   /** The resources in the shape the policy rules read; in preview, unknown values throw on access as in the engine. */
   checked(): CheckedResource[];
-}
-
-/** Stack config as the engine hands it to the program: every value a string, objects as JSON. */
-export function stackConfig(project: Project, stack: string): Record<string, string> {
-  const file = path.join(PROJECTS[project].dir, `Pulumi.${stack}.yaml`);
-  const doc = loadYaml(fs.readFileSync(file, 'utf8')) as { config?: Record<string, unknown> };
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(doc.config ?? {})) out[k] = typeof v === 'string' ? v : JSON.stringify(v);
-  return out;
 }
 
 const ID_PREFIX: Record<string, string> = {
@@ -255,7 +238,7 @@ export async function runProgram(project: Project, stack: string, options: RunOp
         }
       },
     },
-    PROJECTS[project].name,
+    PROJECT_NAMES[project],
     stack,
     preview,
   );
@@ -272,7 +255,7 @@ export async function runProgram(project: Project, stack: string, options: RunOp
         captured.set(args.resource, { type: args.type, name: args.name, parent: args.opts.parent, opts: args.opts as pulumi.CustomResourceOptions });
         return undefined;
       });
-      return PROJECTS[project].program();
+      return PROGRAMS[project]();
     })) as Record<string, unknown>;
     await pulumi.runtime.disconnect();
   } finally {
