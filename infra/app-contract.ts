@@ -8,5 +8,3 @@ export const APP_NAME = 'pricesense-api';
 export const SERVICE_ACCOUNT = APP_NAME;
 export const CONTAINER_NAME = 'api';
 export const CONTAINER_PORT = 8080;
-/** Label carrying the tier on every Kubernetes object of the app; the policy pack reads it. */
-export const TIER_LABEL = 'pricesense/tier';

@@ -4,14 +4,9 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
+import { TIER_TAG } from './stack-config';
 
 export const REQUIRED_TAG_KEYS = ['project', 'stack', 'owner', 'cost-center'] as const;
-/**
- * Tag carrying the tier (dev, stage, prod; `shared` for the account-wide delivery stack).
- * The policy pack reads it to apply stage/prod rules; a resource without it gets the
- * strictest ones.
- */
-export const TIER_TAG = 'tier';
 
 /** What the provider and its default tags are made from. */
 export interface AwsContextConfig {

@@ -58,7 +58,6 @@ export class Deployer extends pulumi.ComponentResource {
   /** The deployer image the builds run (by digest outside dev). */
   readonly image: pulumi.Output<string>;
   readonly roleArn: pulumi.Output<string>;
-  readonly securityGroupId: pulumi.Output<string>;
 
   constructor(name: string, args: DeployerArgs, opts?: pulumi.ComponentResourceOptions) {
     super('pricesense:infra:Deployer', name, {}, opts);
@@ -80,7 +79,6 @@ export class Deployer extends pulumi.ComponentResource {
       description: 'pricesense deployer builds: HTTPS to the VPC (API server, endpoints) and S3',
       tags: { Name: `${projectName}` },
     }, parent);
-    this.securityGroupId = sg.id;
     new aws.vpc.SecurityGroupEgressRule(`${name}-to-vpc`, {
       securityGroupId: sg.id,
       ipProtocol: 'tcp',

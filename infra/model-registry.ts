@@ -42,7 +42,7 @@ export class ModelRegistry extends pulumi.ComponentResource {
 
     // The group holds the approval history: protected in stage and prod, retained in prod.
     // SageMaker refuses to delete a group that still has versions, so a dev teardown
-    // deletes the versions first (infra/scripts/teardown.sh).
+    // deletes the versions first (.github/scripts/teardown.sh).
     const retention = DATA_RETENTION[args.tier];
     const group = new aws.sagemaker.ModelPackageGroup(`${name}`, {
       // Lowercase: SageMaker lowercases names inside ARNs, and IAM matches ARNs case-sensitively.

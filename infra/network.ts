@@ -87,8 +87,6 @@ export class Network extends pulumi.ComponentResource {
   readonly endpointSecurityGroupId: pulumi.Output<string>;
   /** The S3 gateway endpoint's prefix list: what an egress rule to S3 names. */
   readonly s3PrefixListId: pulumi.Output<string>;
-  /** Zone IDs the subnets are in, in subnet order. */
-  readonly zoneIds: pulumi.Output<string[]>;
   readonly cidr: string;
 
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -102,7 +100,6 @@ export class Network extends pulumi.ComponentResource {
       parent,
     );
     const zones = available.apply((z) => selectZones(z, args.azCount, args.excludeZoneIds, args.region));
-    this.zoneIds = zones.apply((zs) => zs.map((z) => z.id));
     const zoneId = (i: number): pulumi.Output<string> => zones.apply((zs) => zs[i].id);
 
     const vpc = new aws.ec2.Vpc(`${name}-vpc`, {

@@ -12,6 +12,14 @@ import { type Issue, type Spec, deepMerge, describeValue, oneOf } from './config
 export const NAMESPACE = 'pricesense';
 export const TIERS = ['dev', 'stage', 'prod'] as const;
 export type Tier = (typeof TIERS)[number];
+/**
+ * Where a resource says which tier it belongs to, so the policy pack can apply the stage/prod
+ * rules: the `tier` tag on AWS resources (the provider's default tags; `shared` for the
+ * account-wide delivery stack) and the `pricesense/tier` label on Kubernetes objects. A
+ * resource without either gets the strictest rules.
+ */
+export const TIER_TAG = 'tier';
+export const TIER_LABEL = 'pricesense/tier';
 
 export type DeepPartial<T> = T extends readonly (infer U)[] ? U[] : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
 

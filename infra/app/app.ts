@@ -6,8 +6,8 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
-import { APP_NAME, APP_NAMESPACE, CONTAINER_NAME, CONTAINER_PORT, SERVICE_ACCOUNT, TIER_LABEL } from '../app-contract';
-import type { Tier } from '../stack-config';
+import { APP_NAME, APP_NAMESPACE, CONTAINER_NAME, CONTAINER_PORT, SERVICE_ACCOUNT } from '../app-contract';
+import { TIER_LABEL, type Tier } from '../stack-config';
 
 export interface AppArgs {
   readonly tier: Tier;
@@ -127,7 +127,7 @@ export class App extends pulumi.ComponentResource {
       // A LoadBalancer Service carries the service.kubernetes.io/load-balancer-cleanup
       // finalizer: its deletion completes only once the controller has deleted the load
       // balancer (and with it the ENIs in the platform's public subnets). The app stack is
-      // always destroyed before the platform stack (infra/scripts/teardown.sh checks), so
+      // always destroyed before the platform stack (.github/scripts/teardown.sh checks), so
       // no load balancer ever holds the VPC; deleting one takes minutes, hence the timeout.
     }, { ...k8sOpts, customTimeouts: { delete: '20m' } });
 

@@ -12,7 +12,7 @@
  */
 import { nonRoutableReason } from '../ip-ranges';
 import { isDigestReference } from '../images';
-import { TIER_LABEL } from '../app-contract';
+import { TIER_LABEL, TIER_TAG } from '../stack-config';
 import { AUDIENCE_KEY, ENVIRONMENT_SUBJECT, GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST, SUBJECT_KEY } from '../github-oidc';
 
 export interface CheckedProvider {
@@ -307,9 +307,6 @@ export const requiredTags: ResourceRule = {
     if (missing.length > 0) report(`${r.name} (${r.type}) is missing tag(s) ${missing.join(', ')}`);
   },
 };
-
-/** Tag or label naming the tier; the policy pack reads the same key the program writes. */
-export const TIER_TAG = 'tier';
 
 /**
  * The tier a resource belongs to: the `tier` tag (resource tags, else the provider's
