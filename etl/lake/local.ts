@@ -24,18 +24,18 @@ export class LocalLake implements Lake {
     return path.join(this.root, ...key.split('/').filter(Boolean));
   }
 
-  async list(prefix: string): Promise<LakeObject[]> {
+  async list(prefix: string, options: { versions?: boolean } = {}): Promise<LakeObject[]> {
     if (prefix !== '') assertLakeKey(prefix, true);
     // Walk only the deepest directory the prefix names; filter the rest by string prefix (S3 semantics).
     const slash = prefix.lastIndexOf('/');
     const baseKey = slash >= 0 ? prefix.slice(0, slash) : '';
     const out: LakeObject[] = [];
-    await this.walk(baseKey, prefix, out);
+    await this.walk(baseKey, prefix, out, options.versions === true);
     out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     return out;
   }
 
-  private async walk(dirKey: string, prefix: string, out: LakeObject[]): Promise<void> {
+  private async walk(dirKey: string, prefix: string, out: LakeObject[], versions: boolean): Promise<void> {
     const dir = dirKey === '' ? this.root : path.join(this.root, ...dirKey.split('/'));
     let entries;
     try {
@@ -49,10 +49,16 @@ export class LocalLake implements Lake {
       const key = dirKey === '' ? entry.name : `${dirKey}/${entry.name}`;
       if (entry.isDirectory()) {
         // Descend only where keys below could still match the prefix.
-        if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await this.walk(key, prefix, out);
+        if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await this.walk(key, prefix, out, versions);
       } else if (entry.isFile() && key.startsWith(prefix)) {
-        const st = await fsp.stat(path.join(dir, entry.name));
-        out.push({ key, size: st.size });
+        if (versions) {
+          // Every write is a rename of a new file, so size + mtime (ns) + inode changes with the bytes.
+          const st = await fsp.stat(path.join(dir, entry.name), { bigint: true });
+          out.push({ key, size: Number(st.size), version: `${st.size}-${st.mtimeNs}-${st.ino}` });
+        } else {
+          const st = await fsp.stat(path.join(dir, entry.name));
+          out.push({ key, size: st.size });
+        }
       }
     }
   }
@@ -88,6 +94,32 @@ export class LocalLake implements Lake {
         await fh.close();
       }
     });
+  }
+
+  async writeIfAbsent(key: string, body: Buffer | string): Promise<boolean> {
+    assertLakeKey(key);
+    const target = this.uri(key);
+    const dir = path.dirname(target);
+    await fsp.mkdir(dir, { recursive: true });
+    const tmp = tempNameFor(target);
+    try {
+      const fh = await fsp.open(tmp, 'wx');
+      try {
+        await fh.writeFile(body);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      // link(2) fails with EEXIST if the target exists: create-if-absent with complete content.
+      await fsp.link(tmp, target);
+    } catch (err) {
+      if (isCode(err, 'EEXIST')) return false;
+      throw err;
+    } finally {
+      await fsp.rm(tmp, { force: true });
+    }
+    await fsyncDir(dir);
+    return true;
   }
 
   async download(key: string, localPath: string): Promise<void> {

@@ -27,8 +27,8 @@ export class CrashingLake implements Lake {
   get kind(): 'local' | 's3' {
     return this.inner.kind;
   }
-  list(prefix: string): Promise<LakeObject[]> {
-    return this.inner.list(prefix);
+  list(prefix: string, options?: { versions?: boolean }): Promise<LakeObject[]> {
+    return this.inner.list(prefix, options);
   }
   exists(key: string): Promise<boolean> {
     return this.inner.exists(key);
@@ -39,6 +39,10 @@ export class CrashingLake implements Lake {
   async write(key: string, body: Buffer | string): Promise<void> {
     this.maybeCrash(key);
     return this.inner.write(key, body);
+  }
+  async writeIfAbsent(key: string, body: Buffer | string): Promise<boolean> {
+    this.maybeCrash(key);
+    return this.inner.writeIfAbsent(key, body);
   }
   download(key: string, localPath: string): Promise<void> {
     return this.inner.download(key, localPath);

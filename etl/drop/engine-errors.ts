@@ -1,0 +1,48 @@
+/**
+ * DuckDB's messages are written for DuckDB's developers ("The CSV Parser state machine
+ * reached an invalid state", option dumps, internal paths). None of them reaches a user:
+ * what went wrong is restated in terms of the drop — which line, what was expected,
+ * what to do — and the engine's wording stays in the structured log for a bug report.
+ */
+import { UserError } from '../errors';
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function limitText(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+}
+
+/** Resource trouble any DuckDB statement can meet, as a sentence with a remedy; undefined if not that. */
+function resourceFailure(message: string, memoryLimitBytes: number): string | undefined {
+  if (/out of memory|could not allocate|failed to allocate/i.test(message)) {
+    return `DuckDB ran out of memory under its ${limitText(memoryLimitBytes)} limit; raise --memory-limit, or split the largest files of the drop`;
+  }
+  if (/no space left on device|disk is full|ENOSPC/i.test(message)) {
+    return 'the scratch disk is full (DuckDB spills there past its memory limit); free space in the lake\'s tmp/ filesystem (or TMPDIR for S3 lakes)';
+  }
+  if (/interrupted/i.test(message)) return 'the run was interrupted';
+  return undefined;
+}
+
+/** Why the CSV reader could not read a file at all, as a quarantine reason. */
+export function describeCsvFailure(err: unknown, memoryLimitBytes: number): string {
+  const m = messageOf(err);
+  const resource = resourceFailure(m, memoryLimitBytes);
+  if (resource) return resource;
+  const line = /line:?\s*(\d+)/i.exec(m)?.[1];
+  const at = line ? ` at line ${line}` : '';
+  if (/maximum line size/i.test(m)) return `a line${at} is longer than 2 MB: not a CSV of transaction lines`;
+  if (/unicode|utf-?8|encoding/i.test(m)) return `the text${at} is not UTF-8; re-export the file as UTF-8`;
+  return `the CSV reader could not parse the file${at}; expected comma-separated dunnhumby transaction lines, one per line. Open the file near that line, fix or remove what is there, and rerun`;
+}
+
+/** An engine failure outside CSV parsing (aggregation, Parquet I/O): a UserError when the user can act, else an internal error. */
+export function translateEngineError(err: unknown, stage: string, memoryLimitBytes: number): Error {
+  if (err instanceof UserError) return err;
+  const m = messageOf(err);
+  const resource = resourceFailure(m, memoryLimitBytes);
+  if (resource) return new UserError(`${stage} failed: ${resource}; nothing was committed`);
+  return new Error(`internal error in ${stage} (nothing was committed; please report this with the log): ${m.split('\n')[0]}`, { cause: err });
+}
