@@ -183,12 +183,36 @@ export function describeLakeConformance(name: string, makeLake: () => Promise<La
         const after = await readStageManifest(lake, 'gold');
         expect(after?.sha256).toBe(v1.sha256);
         for (const f of after!.manifest.files) expect((await readCommittedFile(lake, 'gold', f)).toString()).toMatch(/^old /);
-        // The half-written new files are there but unreachable ...
-        expect((await lake.list('gold/')).length).toBe(5);
-        // ... until the next successful commit removes everything its manifest does not list.
+        // The half-written new files are there (the ledger lists them as pending) but unreachable ...
+        const keys = async (): Promise<string[]> => (await lake.list('gold/')).map((o) => o.key.slice('gold/'.length));
+        expect((await keys()).length).toBe(6);
+        // ... until the next successful commit removes them; the generation it replaces stays for its readers.
         const v3 = await commitGold(lake, { 'train.csv': 'newer train' });
-        expect(v3.garbageDeleted).toBe(4);
-        expect((await lake.list('gold/')).map((o) => o.key)).toEqual([`gold/${MANIFEST_NAME}`, `gold/${v3.manifest.files[0].path}`]);
+        expect(v3.garbageDeleted).toBe(2);
+        const v1files = v1.manifest.files.map((f) => f.path);
+        expect((await keys()).sort()).toEqual([MANIFEST_NAME, '_LEDGER.json', ...v1files, v3.manifest.files[0].path].sort());
+        // One commit later, v1 goes too.
+        const v4 = await commitGold(lake, { 'train.csv': 'newest train' });
+        expect(v4.garbageDeleted).toBe(2);
+        expect((await keys()).sort()).toEqual([MANIFEST_NAME, '_LEDGER.json', v3.manifest.files[0].path, v4.manifest.files[0].path].sort());
+      });
+
+      it('never deletes what no ledger lists: other tools\' objects under the prefix survive every commit', async () => {
+        await lake.write('gold/pipeline/e1/p.parquet', 'written by the SageMaker pipeline');
+        await lake.write('gold/notes.txt', 'an operator note');
+        for (const round of ['a', 'b', 'c', 'd']) await commitGold(lake, { 'train.csv': `train ${round}` });
+        expect((await lake.read('gold/pipeline/e1/p.parquet')).toString()).toBe('written by the SageMaker pipeline');
+        expect((await lake.read('gold/notes.txt')).toString()).toBe('an operator note');
+        expect((await lake.list('gold/')).length).toBe(2 + 2 + 2); // foreign, manifest + ledger, two generations
+      });
+
+      it('creates an object only if absent, atomically: of racing creators exactly one wins', async () => {
+        expect(await lake.writeIfAbsent('tmp/lock', 'first')).toBe(true);
+        expect(await lake.writeIfAbsent('tmp/lock', 'second')).toBe(false);
+        expect((await lake.read('tmp/lock')).toString()).toBe('first');
+        const results = await Promise.all(Array.from({ length: 8 }, (_, i) => lake.writeIfAbsent('tmp/race', `writer ${i}`)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect((await lake.read('tmp/race')).toString()).toBe(`writer ${results.indexOf(true)}`);
       });
 
       it('a crash in the middle of the data files also leaves the previous output intact', async () => {
