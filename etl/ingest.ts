@@ -227,9 +227,10 @@ async function readPart(
   const out = path.join(scratch.dir, `part-${scratch.counter++}.csv`);
   let norm: NormalizeResult;
   try {
-    norm = await normalizeCsv(stream, original ? { maxBytes } : { output: out, maxBytes });
+    // The cap is on what decompression produces; a plain file is as large as it is.
+    norm = await normalizeCsv(stream, original ? {} : { output: out, maxBytes });
     if (original && !norm.clean && !norm.problem) {
-        norm = await normalizeCsv(createReadStream(original, { highWaterMark: 1 << 20 }), { output: out, maxBytes });
+      norm = await normalizeCsv(createReadStream(original, { highWaterMark: 1 << 20 }), { output: out });
     }
   } catch (err) {
     await rm(out, { force: true });

@@ -148,7 +148,8 @@ class Normalizer {
       this.out.end();
       await once(this.out, 'close');
     }
-    if (!this.problem && this.header === null) this.problem = { kind: 'empty' };
+    const scanStopped = !this.out && !this.clean;
+    if (!this.problem && this.header === null && !scanStopped) this.problem = { kind: 'empty' };
     return {
       sha256: this.hash.digest('hex'),
       bytes: this.bytes,
