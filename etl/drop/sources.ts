@@ -70,7 +70,9 @@ function gunzipped(source: Readable): Readable {
 function label(raw: Buffer, utf8: boolean): string {
   // Without the UTF-8 flag, zip names are CP437; latin1 is exact for the ASCII names that matter.
   const text = raw.toString(utf8 ? 'utf8' : 'latin1');
-  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  let out = '';
+  for (const c of text) out += c < ' ' || c === '\u007f' ? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}` : c;
+  return out;
 }
 
 async function forEachZipMember(localPath: string, maxBytes: number, visit: (part: PartStream) => Promise<void>): Promise<ArchiveListing> {
