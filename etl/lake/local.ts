@@ -85,15 +85,7 @@ export class LocalLake implements Lake {
   async write(key: string, body: Buffer | string): Promise<void> {
     assertLakeKey(key);
     const target = this.uri(key);
-    await this.atomically(target, async (tmp) => {
-      const fh = await fsp.open(tmp, 'wx');
-      try {
-        await fh.writeFile(body);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-    });
+    await this.atomically(target, (tmp) => writeSynced(tmp, body));
   }
 
   async writeIfAbsent(key: string, body: Buffer | string): Promise<boolean> {
@@ -103,13 +95,7 @@ export class LocalLake implements Lake {
     await fsp.mkdir(dir, { recursive: true });
     const tmp = tempNameFor(target);
     try {
-      const fh = await fsp.open(tmp, 'wx');
-      try {
-        await fh.writeFile(body);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      await writeSynced(tmp, body);
       // link(2) fails with EEXIST if the target exists: create-if-absent with complete content.
       await fsp.link(tmp, target);
     } catch (err) {
@@ -184,6 +170,17 @@ export class LocalLake implements Lake {
       throw err;
     }
     await fsyncDir(dir);
+  }
+}
+
+/** A new file with body, flushed to disk. */
+async function writeSynced(file: string, body: Buffer | string): Promise<void> {
+  const fh = await fsp.open(file, 'wx');
+  try {
+    await fh.writeFile(body);
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 
