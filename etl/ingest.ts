@@ -502,8 +502,9 @@ export async function ingest(lake: Lake, opts: IngestOptions): Promise<IngestRes
   for (const [sha, where] of [...names].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const rec = records.get(sha) ?? prevParts.get(sha);
     if (!rec) throw new Error(`internal: no record for part ${sha}`);
-    parts.push(rec);
     const sorted = [...where].sort((a, b) => (a.key === b.key ? (a.member ?? '').localeCompare(b.member ?? '') : a.key < b.key ? -1 : 1));
+    // A part is named by where its content is now (a reused record may have been parsed under a name that is gone).
+    parts.push({ ...rec, source: sorted[0] });
     for (const d of sorted.slice(1)) duplicates.push({ key: d.key, member: d.member, sameAs: sorted[0], sha256: sha });
   }
   duplicates.sort((a, b) => (a.key === b.key ? (a.member ?? '').localeCompare(b.member ?? '') : a.key < b.key ? -1 : 1));
@@ -550,6 +551,13 @@ export async function ingest(lake: Lake, opts: IngestOptions): Promise<IngestRes
     const pending = pendingFiles.get(p.sha256);
     if (!pending) {
       for (const f of p.files.baskets) stage.addExisting(f);
+      const before = prevParts.get(p.sha256);
+      if (p.files.rejects && before && label(before.source) !== label(p.source)) {
+        // Renamed: its rejected lines are written again under the name the drop has now.
+        const rows = parseRejectsCsv((await lake.read(`silver/${p.files.rejects.path}`)).toString('utf8'));
+        final.push({ ...p, files: { ...p.files, rejects: stage.addBuffer(rejectsName(p.sha256), rejectsBody(p.source, rows), rows.length) } });
+        continue;
+      }
       if (p.files.rejects) stage.addExisting(p.files.rejects);
       final.push(p);
       continue;
@@ -558,10 +566,7 @@ export async function ingest(lake: Lake, opts: IngestOptions): Promise<IngestRes
     const baskets: CommittedFile[] = [];
     for (const [i, f] of pending.baskets.entries()) baskets.push(await stage.addFile(f.local, `${dir}/baskets${pending.baskets.length > 1 ? `_${i}` : ''}.parquet`, f.rows));
     let rejectsFile: CommittedFile | null = null;
-    if (pending.rejects.length) {
-      const body = [REJECTS_HEADER, ...pending.rejects.map((r) => [p.source.key, p.source.member, r.line, r.errorType, r.column, r.reason, r.raw].map(csvField).join(','))].join('\n');
-      rejectsFile = stage.addBuffer(`${REJECTS_PREFIX}${p.sha256.slice(0, 16)}.csv`, `${body}\n`, pending.rejects.length);
-    }
+    if (pending.rejects.length) rejectsFile = stage.addBuffer(rejectsName(p.sha256), rejectsBody(p.source, pending.rejects), pending.rejects.length);
     final.push({ ...p, files: { baskets, rejects: rejectsFile } });
   }
   const quarantine = parts.filter((p) => p.status === 'quarantined');
@@ -608,12 +613,13 @@ export async function materializeParts(lake: Lake, parts: readonly PartRecord[],
       await lake.download(key, local);
     }
     await forEachPart(local, format, maxBytes, async (member) => {
-      const part = group.find((p) => p.source.member === member.member);
-      if (!part || !member.stream) return;
+      if (!member.stream || !group.some((p) => p.source.member === member.member)) return;
       const file = path.join(dir, `part-${scratch.counter++}.csv`);
       const norm = await normalizeCsv(member.stream, { output: file, maxBytes });
       const verdict = parseHeader(norm.header ?? '');
-      if (norm.sha256 !== part.sha256 || !verdict.ok) {
+      // Found by content: the part silver recorded for this name must be what the name holds now.
+      const part = group.find((p) => p.source.member === member.member && p.sha256 === norm.sha256);
+      if (!part || !verdict.ok) {
         throw new UserError(`${lake.uri(key)}${member.member ? ` › ${member.member}` : ''} changed while the ETL was running (its content no longer matches silver); rerun`);
       }
       out.push({ part, local: file, layout: verdict.layout });
@@ -630,6 +636,15 @@ function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]
   const out = new Map<string, T[]>();
   for (const it of items) out.set(key(it), [...(out.get(key(it)) ?? []), it]);
   return out;
+}
+
+function rejectsName(sha256: string): string {
+  return `${REJECTS_PREFIX}${sha256.slice(0, 16)}.csv`;
+}
+
+/** A part's rejects file: one row per rejected line, naming the file the part is in now. */
+function rejectsBody(source: { key: string; member: string | null }, rows: readonly RejectRow[]): string {
+  return `${[REJECTS_HEADER, ...rows.map((r) => [source.key, source.member, r.line, r.errorType, r.column, r.reason, r.raw].map(csvField).join(','))].join('\n')}\n`;
 }
 
 /** The rows of a per-part rejects file (as written above). */
