@@ -22,10 +22,10 @@ import { basketAggregateSql, LIST_BYTES_PER_LINE } from './features';
 import { SILVER_SCHEMA, defineRawTypes, firstInvalidColumn, rawCsvSource, typedLinesSql } from './drop/csv-sql';
 import { describeCsvFailure } from './drop/engine-errors';
 import { parseHeader, type HeaderLayout } from './drop/header';
-import { normalizeCsv, type FileProblem, type NormalizeResult, type RemovedLine } from './drop/normalize';
+import { normalizeCsv, partialReadOf, type FileProblem, type NormalizeResult, type RemovedLine } from './drop/normalize';
 import { forEachPart, rawFormatOf, streamFailureReason, ZipError, type RawFormat } from './drop/sources';
 import { UserError } from './errors';
-import { readStageManifest, StageCommit, type CommittedFile, type CommitResult, type StageCommitOptions } from './lake/commit';
+import { hashFile, readStageManifest, StageCommit, type CommittedFile, type CommitResult, type StageCommitOptions } from './lake/commit';
 import type { Lake } from './lake/types';
 import { logEvent, Progress } from './progress';
 
@@ -59,6 +59,12 @@ export interface PartRecord {
   readonly reason?: string;
   /** Data lines (non-blank, after the header). */
   readonly lines: number;
+  /**
+   * A quarantined part that could not be read line by line (binary, damaged, truncated,
+   * over the size cap): lines is estimated from its size and the drop's bytes per line,
+   * so that what is lost counts against the reject threshold.
+   */
+  readonly linesEstimated?: boolean;
   readonly accepted: number;
   readonly rejected: number;
   readonly extraColumns: string[];
@@ -120,8 +126,30 @@ interface Scratch {
   counter: number;
 }
 
-function quarantined(sha256: string, bytes: number, source: { key: string; member: string | null }, reason: string, lines: number): PartRecord {
-  return { sha256, bytes, source, status: 'quarantined', reason, lines, accepted: 0, rejected: 0, extraColumns: [], weeks: {}, files: { baskets: [], rejects: null } };
+function quarantined(sha256: string, bytes: number, source: { key: string; member: string | null }, reason: string, lines: number, linesUnknown = false): PartRecord {
+  return {
+    sha256,
+    bytes,
+    source,
+    status: 'quarantined',
+    reason,
+    lines,
+    ...(linesUnknown ? { linesEstimated: true } : {}),
+    accepted: 0,
+    rejected: 0,
+    extraColumns: [],
+    weeks: {},
+    files: { baskets: [], rejects: null },
+  };
+}
+
+/** Bytes per data line assumed when the drop has no ingested part to measure it on (dunnhumby lines are ~150 bytes). */
+const DEFAULT_BYTES_PER_LINE = 150;
+
+/** The content id of a part that cannot be read: the SHA-256 of the raw object's bytes (and the member's name). */
+async function rawContentId(local: string, member: string | null): Promise<string> {
+  const { sha256 } = await hashFile(local);
+  return member === null ? sha256 : `${sha256}:${member}`;
 }
 
 function problemReason(p: FileProblem): string {
@@ -179,16 +207,16 @@ async function readRawObject(
     const listing = await forEachPart(local, obj.format, maxBytes, async (part) => {
       const source = { key: obj.key, member: part.member };
       if (!part.stream) {
-        const sha = `unreadable:${obj.key}:${part.member ?? ''}`;
+        const sha = await rawContentId(local, part.member);
         parts.push({ member: part.member, sha256: sha });
-        onPart(quarantined(sha, 0, source, part.problem ?? 'unreadable', 0));
+        onPart(quarantined(sha, part.declaredBytes ?? 0, source, part.problem ?? 'unreadable', 0, true));
         return;
       }
       const result = await readPart(part.stream, obj.format, part.member === null && obj.format === 'csv' ? local : undefined, scratch, maxBytes, known);
-      // A part that cannot even be hashed is named by where it is, so it is still one record.
-      const sha256 = result.sha256 || `unreadable:${obj.key}:${part.member ?? ''}`;
+      // A part whose stream failed has no content hash of its own: it is named by the raw object's.
+      const sha256 = result.sha256 || (await rawContentId(local, part.member));
       parts.push({ member: part.member, sha256 });
-      if ('reason' in result) onPart(quarantined(sha256, result.bytes, source, result.reason, result.lines));
+      if ('reason' in result) onPart(quarantined(sha256, result.bytes, source, result.reason, result.lines, result.linesUnknown));
       else if (result.local) {
         keepLocal ||= result.local === local;
         onPart({ sha256, bytes: result.bytes, source, local: result.local, layout: result.layout, norm: result.norm });
@@ -197,9 +225,9 @@ async function readRawObject(
     ignoredMembers = listing.ignored;
   } catch (err) {
     if (!(err instanceof ZipError)) throw err;
-    const sha = `unreadable:${obj.key}`;
+    const sha = await rawContentId(local, null);
     parts.push({ member: null, sha256: sha });
-    onPart(quarantined(sha, obj.size, { key: obj.key, member: null }, err.message, 0));
+    onPart(quarantined(sha, obj.size, { key: obj.key, member: null }, err.message, 0, true));
   } finally {
     // A downloaded copy stays until it is parsed if DuckDB is to read it as it is.
     if (lake.kind !== 'local' && !keepLocal) await rm(local, { force: true });
@@ -208,7 +236,7 @@ async function readRawObject(
 }
 
 type PartReadResult =
-  | { sha256: string; bytes: number; reason: string; lines: number }
+  | { sha256: string; bytes: number; reason: string; lines: number; linesUnknown: boolean }
   | { sha256: string; bytes: number; local: string | null; layout: HeaderLayout; norm: NormalizeResult };
 
 /**
@@ -236,21 +264,23 @@ async function readPart(
     await rm(out, { force: true });
     const e = err as Error & { code?: string };
     if (e.code === 'ENOENT' || e.code === 'EACCES' || e.code === 'ENOSPC') throw err;
-    return { sha256: '', bytes: 0, reason: streamFailureReason(e, format), lines: 0 };
+    const partial = partialReadOf(err);
+    return { sha256: '', bytes: partial.bytes, reason: streamFailureReason(e, format), lines: partial.dataLines, linesUnknown: true };
   }
   const drop = (): Promise<void> => rm(out, { force: true });
   if (norm.problem) {
     await drop();
-    return { sha256: norm.sha256, bytes: norm.bytes, reason: problemReason(norm.problem), lines: norm.dataLines };
+    // An empty file has no lines; any other problem stops the read before lines are counted.
+    return { sha256: norm.sha256, bytes: norm.bytes, reason: problemReason(norm.problem), lines: norm.dataLines, linesUnknown: norm.problem.kind !== 'empty' };
   }
   const verdict = parseHeader(norm.header ?? '');
   if (!verdict.ok) {
     await drop();
-    return { sha256: norm.sha256, bytes: norm.bytes, reason: verdict.reason, lines: norm.dataLines };
+    return { sha256: norm.sha256, bytes: norm.bytes, reason: verdict.reason, lines: norm.dataLines, linesUnknown: false };
   }
   if (norm.dataLines === 0) {
     await drop();
-    return { sha256: norm.sha256, bytes: norm.bytes, reason: 'the file has a header but no data lines', lines: 0 };
+    return { sha256: norm.sha256, bytes: norm.bytes, reason: 'the file has a header but no data lines', lines: 0, linesUnknown: false };
   }
   if (known(norm.sha256)) {
     await drop();
@@ -499,6 +529,13 @@ export async function ingest(lake: Lake, opts: IngestOptions): Promise<IngestRes
   for (const r of raw) for (const p of r.parts) names.set(p.sha256, [...(names.get(p.sha256) ?? []), { key: r.key, member: p.member }]);
   const duplicates: SilverMeta['duplicates'] = [];
   const parts: PartRecord[] = [];
+  // Quarantined parts read by this run whose lines could not be counted: estimated from their size.
+  const measured = [...records.values(), ...prevParts.values()].filter((p) => p.status === 'ingested' && names.has(p.sha256));
+  const measuredLines = measured.reduce((n, p) => n + p.lines, 0);
+  const bytesPerLine = measuredLines ? measured.reduce((n, p) => n + p.bytes, 0) / measuredLines : DEFAULT_BYTES_PER_LINE;
+  for (const [sha, rec] of records) {
+    if (rec.status === 'quarantined' && rec.linesEstimated) records.set(sha, { ...rec, lines: Math.max(rec.lines, Math.ceil(rec.bytes / bytesPerLine)) });
+  }
   for (const [sha, where] of [...names].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const rec = records.get(sha) ?? prevParts.get(sha);
     if (!rec) throw new Error(`internal: no record for part ${sha}`);
@@ -531,7 +568,7 @@ export async function ingest(lake: Lake, opts: IngestOptions): Promise<IngestRes
   const rejectReasons = Object.fromEntries(Object.entries(reasons).sort(([a], [b]) => (a < b ? -1 : 1)));
 
   if (rejectRate > threshold) {
-    const q = parts.filter((p) => p.status === 'quarantined').map((p) => `${label(p.source)} (${p.lines} lines): quarantined: ${p.reason}`);
+    const q = parts.filter((p) => p.status === 'quarantined').map((p) => `${label(p.source)} (${linesText(p)}): quarantined: ${p.reason}`);
     const bad: string[] = [];
     for (const p of parts.filter((x) => x.status === 'ingested' && x.rejected > 0).sort((a, b) => b.rejected - a.rejected)) {
       const rows = await rejectsOf(p);
@@ -626,6 +663,11 @@ export async function materializeParts(lake: Lake, parts: readonly PartRecord[],
     });
   }
   return out;
+}
+
+/** A part's line count as a person should read it. */
+export function linesText(p: PartRecord): string {
+  return p.linesEstimated ? `about ${p.lines} lines, estimated from its ${p.bytes} bytes` : `${p.lines} lines`;
 }
 
 export function label(source: { key: string; member: string | null }): string {

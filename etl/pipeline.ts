@@ -72,7 +72,8 @@ export interface EtlReport {
     /** Parts (CSV files or zip members) parsed by this run, and reused from earlier runs. */
     readonly parsed: number;
     readonly reused: number;
-    readonly quarantined: { file: string; sha256: string; lines: number; reason: string }[];
+    /** lines is an estimate (from the file's size) when linesEstimated: its lines could not be counted. */
+    readonly quarantined: { file: string; sha256: string; lines: number; linesEstimated: boolean; reason: string }[];
     readonly duplicates: { file: string; sameAs: string }[];
     readonly extraColumns: { file: string; columns: string[] }[];
     /** raw/ objects that are not .csv, .csv.gz or .zip, and zip members that are not CSVs. */
@@ -174,7 +175,7 @@ export async function runEtl(lake: Lake, opts: EtlOptions = {}): Promise<EtlRepo
         weeks: Object.keys(silver.meta.weeks).length,
         parsed: silver.parsed,
         reused: silver.reused,
-        quarantined: parts.filter((p) => p.status === 'quarantined').map((p) => ({ file: label(p.source), sha256: p.sha256, lines: p.lines, reason: p.reason ?? '' })),
+        quarantined: parts.filter((p) => p.status === 'quarantined').map((p) => ({ file: label(p.source), sha256: p.sha256, lines: p.lines, linesEstimated: p.linesEstimated === true, reason: p.reason ?? '' })),
         duplicates: silver.meta.duplicates.map((d) => ({ file: label(d), sameAs: label(d.sameAs) })),
         extraColumns: parts.filter((p) => p.extraColumns.length).map((p) => ({ file: label(p.source), columns: p.extraColumns })),
         ignored: [...silver.meta.ignored, ...silver.meta.raw.flatMap((r) => r.ignoredMembers.map((m) => `${r.key} › ${m}`))],

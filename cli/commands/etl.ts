@@ -42,7 +42,7 @@ export function register(program: Command): void {
       const s = report.silver;
       const lines = [
         `raw → silver: ${n(s.lines)} lines, ${n(s.rejected)} rejected (${(s.rejectRate * 100).toFixed(3)}%) → ${s.rejectsDir}; ${n(s.parsed)} file(s) parsed, ${n(s.reused)} unchanged`,
-        ...s.quarantined.map((q) => `quarantined ${q.file} (sha256 ${q.sha256.slice(0, 12)}…, ${n(q.lines)} lines): ${q.reason}`),
+        ...s.quarantined.map((q) => `quarantined ${q.file} (sha256 ${q.sha256.slice(0, 12)}…, ${q.linesEstimated ? 'about ' : ''}${n(q.lines)} lines): ${q.reason}`),
         ...s.duplicates.map((d) => `duplicate: ${d.file} has the same content as ${d.sameAs}; ingested once`),
         ...s.extraColumns.map((e) => `${e.file}: ignored extra column(s) ${e.columns.join(', ')}`),
         ...(s.ignored.length ? [`not read (not .csv, .csv.gz or .zip): ${s.ignored.join(', ')}`] : []),

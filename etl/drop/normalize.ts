@@ -24,6 +24,8 @@ const QUOTE = 34;
 const NUL = 0;
 /** A header line longer than this is not a CSV header. */
 export const MAX_HEADER_BYTES = 64 * 1024;
+/** Past this share of NUL bytes at its start, a file is binary (not a text file with a damaged line). */
+const MAX_NUL_SHARE = 0.01;
 /** Only so much of a rejected line is kept as its raw text. */
 const MAX_REJECT_TEXT = 4096;
 
@@ -74,13 +76,28 @@ export async function normalizeCsv(input: AsyncIterable<Buffer>, options: Normal
   const n = new Normalizer(options.output ? createWriteStream(options.output) : undefined, options.maxBytes ?? Infinity);
   try {
     for await (const chunk of input) {
-      if (!(await n.push(chunk))) break;
+      if (n.draining) {
+        // A file found unusable is still hashed to its end, so that its content hash is its own.
+        if (!n.drain(chunk)) break;
+      } else if (!(await n.push(chunk)) && !n.draining) break;
     }
     return await n.end();
   } catch (err) {
     await n.abort();
-    throw err;
+    // How far the read got (a truncated .csv.gz fails near its end): the caller counts those lines as lost.
+    throw Object.assign(err as Error, { partial: { bytes: n.bytesRead, dataLines: n.dataLinesRead } satisfies PartialRead });
   }
+}
+
+/** Attached to an error thrown while reading (as `partial`): what was read before it. */
+export interface PartialRead {
+  readonly bytes: number;
+  readonly dataLines: number;
+}
+
+export function partialReadOf(err: unknown): PartialRead {
+  const p = (err as { partial?: PartialRead } | null)?.partial;
+  return p ?? { bytes: 0, dataLines: 0 };
 }
 
 class Normalizer {
@@ -103,6 +120,27 @@ class Normalizer {
     private readonly out: WriteStream | undefined,
     private readonly maxBytes: number,
   ) {}
+
+  get bytesRead(): number {
+    return this.bytes;
+  }
+
+  get dataLinesRead(): number {
+    return this.dataLines;
+  }
+
+  /** The content is unusable (a problem other than the size cap), but the rest is still hashed. */
+  get draining(): boolean {
+    return this.problem !== undefined && this.problem.kind !== 'too-large';
+  }
+
+  /** Hash a chunk of an unusable file; false past the size cap (the hash then covers the first maxBytes). */
+  drain(chunk: Buffer): boolean {
+    if (this.bytes + chunk.length > this.maxBytes) return false;
+    this.bytes += chunk.length;
+    this.hash.update(chunk);
+    return true;
+  }
 
   /** false: stop reading (a problem was found, or a scan found something to change). */
   async push(chunk: Buffer): Promise<boolean> {
@@ -178,10 +216,16 @@ class Normalizer {
       this.stopped = true;
       return buf;
     }
+    // Binary content: a NUL in the first line, or NULs dense at the start. A stray NUL on a
+    // later line is a damaged line, rejected on its own (see lineProblem).
     const head = buf.subarray(0, Math.min(buf.length, MAX_HEADER_BYTES));
+    const brk = firstBreak(head);
+    const firstLine = head.subarray(0, brk >= 0 ? brk : head.length);
+    let nuls = 0;
+    for (let i = head.indexOf(NUL); i >= 0; i = head.indexOf(NUL, i + 1)) nuls++;
     const nul = head.indexOf(NUL);
-    if (nul >= 0) {
-      this.problem = { kind: 'binary', detail: `a NUL byte at offset ${nul}` };
+    if (firstLine.indexOf(NUL) >= 0 || nuls > head.length * MAX_NUL_SHARE) {
+      this.problem = { kind: 'binary', detail: `${nuls} NUL byte(s) in the first ${head.length} bytes, the first at offset ${nul}` };
       this.stopped = true;
       return buf;
     }

@@ -36,6 +36,8 @@ export interface PartStream {
   readonly stream?: Readable;
   /** Why this part cannot be read at all. */
   readonly problem?: string;
+  /** With a problem: the uncompressed size the archive declares for the member. */
+  readonly declaredBytes?: number;
 }
 
 export interface ArchiveListing {
@@ -106,16 +108,16 @@ async function forEachZipMember(localPath: string, maxBytes: number, visit: (par
         return next();
       }
       if ((entry.generalPurposeBitFlag & 0x1) !== 0) {
-        visit({ member: name, problem: 'the archive member is encrypted; re-create the archive without a password' }).then(next, fail);
+        visit({ member: name, declaredBytes: entry.uncompressedSize, problem: 'the archive member is encrypted; re-create the archive without a password' }).then(next, fail);
         return;
       }
       if (!gz && entry.uncompressedSize > maxBytes) {
-        visit({ member: name, problem: `the archive member declares ${entry.uncompressedSize} uncompressed bytes, over the ${maxBytes}-byte cap (--max-uncompressed)` }).then(next, fail);
+        visit({ member: name, declaredBytes: entry.uncompressedSize, problem: `the archive member declares ${entry.uncompressedSize} uncompressed bytes, over the ${maxBytes}-byte cap (--max-uncompressed)` }).then(next, fail);
         return;
       }
       zip.openReadStream(entry, (err, stream) => {
         if (err || !stream) {
-          visit({ member: name, problem: `the archive member cannot be decompressed (${zipReason(err)})` }).then(next, fail);
+          visit({ member: name, declaredBytes: entry.uncompressedSize, problem: `the archive member cannot be decompressed (${zipReason(err)})` }).then(next, fail);
           return;
         }
         visit({ member: name, stream: gz ? gunzipped(stream) : stream }).then(next, fail);

@@ -1,0 +1,75 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { GOLD_SPLITS } from '../gold-schema';
+import { readGoldManifest, readGoldSplit } from '../gold';
+import { LocalLake } from '../lake/local';
+import type { Lake } from '../lake/types';
+import { runEtl } from '../pipeline';
+import { BASE_ID, csv, gz, HEADER, lines, range, zip } from './drop-fixtures';
+
+async function goldIds(lake: Lake): Promise<number[]> {
+  const manifest = await readGoldManifest(lake);
+  const ids: number[] = [];
+  for (const split of GOLD_SPLITS) ids.push(...(await readGoldSplit(lake, split, manifest)).basketIds.map((id) => Number(id) - BASE_ID));
+  return ids.sort((a, b) => a - b);
+}
+
+describe('ETL quarantine: what cannot be read counts, and is named by its own content', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-quarantine-'));
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  it('a truncated .csv.gz or a damaged zip holding most of the drop fails the run instead of vanishing from gold', async () => {
+    const big = csv(lines(range(100, 5000)));
+    for (const [name, body] of [
+      ['raw/big.csv.gz', gz(big).subarray(0, Math.floor(gz(big).length * 0.9))],
+      ['raw/big.zip', zip([{ name: 'big.csv', data: big }]).subarray(0, Math.floor(big.length * 0.9))],
+    ] as const) {
+      const lake = new LocalLake(path.join(dir, name.replace(/\W/g, '_')));
+      await lake.write('raw/small.csv', csv(lines(range(0, 100))));
+      await lake.write(name, body);
+      const run = runEtl(lake, { threads: 1 });
+      await expect(run).rejects.toThrow(/above the 1\.00% threshold; nothing was committed/);
+      await expect(run).rejects.toThrow(new RegExp(`${name.replace(/\./g, '\\.')} \\(about \\d+ lines, estimated from its \\d+ bytes\\): quarantined: .*(truncated|zip)`));
+      expect(await lake.exists('gold/_SUCCESS')).toBe(false);
+      // Accepting the loss is an explicit decision.
+      const r = await runEtl(lake, { threads: 1, rejectThreshold: 0.999 });
+      expect(r.silver.quarantined).toEqual([expect.objectContaining({ file: name, linesEstimated: true })]);
+      expect(r.silver.quarantined[0].lines).toBeGreaterThan(1000);
+      expect(r.silver.quarantined[0].sha256).toMatch(/^[0-9a-f]{64}$/);
+    }
+  });
+
+  it('a NUL byte on one line near the start rejects that line; a file dense with NULs or with one in its header is binary', async () => {
+    const lake = new LocalLake(path.join(dir, 'lake'));
+    const body = lines(range(0, 40));
+    const withNul = Buffer.concat([Buffer.from(`${HEADER}\n${body.slice(0, 2).join('\n')}\n`), Buffer.from(`${body[2]}\0\n`), Buffer.from(`${body.slice(3).join('\n')}\n`)]);
+    await lake.write('raw/nul.csv', withNul);
+    await lake.write('raw/nul_header.csv', Buffer.concat([Buffer.from(`${HEADER}\0\n`), Buffer.from(`${lines(range(50, 52)).join('\n')}\n`)]));
+    await lake.write('raw/dense.csv', Buffer.concat([Buffer.from('PK\u0003\u0004'), Buffer.alloc(100, 0), Buffer.from(`\n${HEADER}\n`)]));
+    const report = await runEtl(lake, { threads: 1, rejectThreshold: 0.2 });
+    expect(report.silver.quarantined.map((q) => q.file).sort()).toEqual(['raw/dense.csv', 'raw/nul_header.csv']);
+    for (const q of report.silver.quarantined) expect(q.reason).toMatch(/not a text file \(\d+ NUL byte/);
+    const rejects = (await lake.list('silver/_rejects/')).filter((o) => !o.key.includes('quarantined'));
+    expect(rejects).toHaveLength(1);
+    expect((await lake.read(rejects[0].key)).toString()).toMatch(/raw\/nul\.csv,,4,ENCODING,,a NUL byte at column \d+/);
+    // Line 4 held basket 1's second line: basket 1 is still in gold, from its other line.
+    expect(await goldIds(lake)).toEqual(range(0, 40));
+  });
+
+  it('two different binary files that start alike get different content hashes and are not duplicates', async () => {
+    const lake = new LocalLake(path.join(dir, 'lake'));
+    const start = Buffer.alloc(3 * 2 ** 20, 0);
+    await lake.write('raw/ok.csv', csv(lines(range(0, 2000))));
+    await lake.write('raw/x.csv', Buffer.concat([start, Buffer.from('one')]));
+    await lake.write('raw/y.csv', Buffer.concat([start, Buffer.from('two')]));
+    const report = await runEtl(lake, { threads: 1, rejectThreshold: 0.999 });
+    const [x, y] = report.silver.quarantined;
+    expect([x.file, y.file]).toEqual(['raw/x.csv', 'raw/y.csv']);
+    expect(x.sha256).not.toBe(y.sha256);
+    expect(report.silver.duplicates).toEqual([]);
+  });
+});
