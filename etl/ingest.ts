@@ -19,13 +19,13 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Duck, sqlList, sqlString } from './duck';
 import { basketAggregateSql, LIST_BYTES_PER_LINE } from './features';
-import { SILVER_SCHEMA, defineRawTypes, firstInvalidColumn, rawCsvSource, typedLinesSql } from './drop/csv-sql';
+import { SILVER_SCHEMA, defineRawTypes, firstInvalidColumn, rawCsvSource, rawTypesSql, typedLinesSql } from './drop/csv-sql';
 import { describeCsvFailure } from './drop/engine-errors';
 import { parseHeader, type HeaderLayout } from './drop/header';
 import { normalizeCsv, partialReadOf, type FileProblem, type NormalizeResult, type RemovedLine } from './drop/normalize';
 import { forEachPart, rawFormatOf, streamFailureReason, ZipError, type RawFormat } from './drop/sources';
 import { UserError } from './errors';
-import { hashFile, readStageManifest, StageCommit, type CommittedFile, type CommitResult, type StageCommitOptions } from './lake/commit';
+import { hashFile, readStageManifest, sha256Hex, StageCommit, type CommittedFile, type CommitResult, type StageCommitOptions } from './lake/commit';
 import type { Lake } from './lake/types';
 import { logEvent, Progress } from './progress';
 
@@ -76,8 +76,20 @@ export interface PartRecord {
   readonly files: { readonly baskets: CommittedFile[]; readonly rejects: CommittedFile | null };
 }
 
+/**
+ * Identifies the code that computes a part's silver output: the raw types, the CSV reading
+ * and typing, and the per-basket aggregate (the gold features). Silver of a part is reused
+ * only when it was computed by the same code; a changed or added feature parses every part again.
+ */
+export function silverCodeId(): string {
+  const aggregate = basketAggregateSql(typedLinesSql(rawCsvSource(['part.csv'], { ignoreErrors: true })), { groupBy: ['filename'] });
+  return sha256Hex([SILVER_FORMAT, rawTypesSql(), JSON.stringify(SILVER_SCHEMA), aggregate].join('\n'));
+}
+
 export interface SilverMeta {
   readonly format: typeof SILVER_FORMAT;
+  /** silverCodeId() of the code that wrote it. */
+  readonly code: string;
   readonly schema: { name: string; type: string }[];
   readonly raw: RawRecord[];
   readonly parts: PartRecord[];
@@ -430,7 +442,8 @@ export async function ingest(lake: Lake, opts: IngestOptions): Promise<IngestRes
     );
   }
   const previous = await readStageManifest<SilverMeta>(lake, 'silver');
-  const prev = previous?.manifest.meta?.format === SILVER_FORMAT ? previous.manifest.meta : undefined;
+  const code = silverCodeId();
+  const prev = previous?.manifest.meta?.format === SILVER_FORMAT && previous.manifest.meta.code === code ? previous.manifest.meta : undefined;
   const prevRaw = new Map((prev?.raw ?? []).map((r) => [r.key, r]));
   const prevParts = new Map((prev?.parts ?? []).map((p) => [p.sha256, p]));
 
@@ -615,6 +628,7 @@ export async function ingest(lake: Lake, opts: IngestOptions): Promise<IngestRes
   for (const p of final) for (const [w, n] of Object.entries(p.weeks)) weeks[w] = (weeks[w] ?? 0) + n;
   const meta: SilverMeta = {
     format: SILVER_FORMAT,
+    code,
     schema: SILVER_SCHEMA,
     raw,
     parts: final,

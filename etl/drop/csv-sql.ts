@@ -103,6 +103,11 @@ export const SILVER_SCHEMA: { name: string; type: string }[] = RAW_COLUMNS.map((
   return { name: c, type: c === 'SHOP_WEEKDAY' || c === 'SHOP_HOUR' ? 'UTINYINT' : t.startsWith('ps_') ? 'VARCHAR' : t };
 });
 
+/** The SQL that defines the raw types (part of what silver's outputs depend on). */
+export function rawTypesSql(): string {
+  return Object.entries(TYPE_DEFINITIONS).map(([name, def]) => `CREATE TYPE ${name} AS ${def};`).join('\n');
+}
+
 export async function defineRawTypes(duck: Duck): Promise<void> {
   for (const [name, def] of Object.entries(TYPE_DEFINITIONS)) await duck.run(`CREATE TYPE ${name} AS ${def}`);
 }

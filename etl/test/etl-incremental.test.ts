@@ -5,6 +5,7 @@ import { GOLD_SPLITS } from '../gold-schema';
 import { readGoldManifest, readGoldSplit } from '../gold';
 import { LocalLake } from '../lake/local';
 import type { Lake } from '../lake/types';
+import { FEATURE_SQL } from '../features';
 import { runEtl } from '../pipeline';
 import { BASE_ID, csv, lines, range } from './drop-fixtures';
 
@@ -70,5 +71,21 @@ describe('ETL when raw files are renamed or their content moves between names', 
       expect(r.gold.splitBaskets).toBe(20);
     }
     expect(await goldIds(lake)).toEqual([...range(0, 20), ...range(40, 45)]);
+  });
+
+  it('silver computed by other feature SQL is not reused: a changed feature reaches every gold row', async () => {
+    const lake = new LocalLake(path.join(dir, 'lake'));
+    for (const w of [0, 1]) await lake.write(`raw/w${w}.csv`, csv(lines(range(w * 20, w * 20 + 20))));
+    await runEtl(lake, { threads: 1 });
+    const features = FEATURE_SQL as Record<string, string>;
+    const original = features.SPEND;
+    features.SPEND = `${original} * 2`;
+    try {
+      const r = await runEtl(lake, { threads: 1 });
+      expect(r.silver.parsed).toBe(2);
+      expect(r.gold.manifestSha256).toBe(await freshGold(lake, path.join(dir, 'fresh')));
+    } finally {
+      features.SPEND = original;
+    }
   });
 });
