@@ -20,7 +20,7 @@ import path from 'node:path';
 import { Duck, sqlList, sqlString } from './duck';
 import { basketAggregateSql, LIST_BYTES_PER_LINE } from './features';
 import { SILVER_SCHEMA, defineRawTypes, firstInvalidColumn, rawCsvSource, rawTypesSql, typedLinesSql } from './drop/csv-sql';
-import { describeCsvFailure } from './drop/engine-errors';
+import { describeCsvFailure, isResourceFailure } from './drop/engine-errors';
 import { parseHeader, type HeaderLayout } from './drop/header';
 import { normalizeCsv, partialReadOf, type FileProblem, type NormalizeResult, type RemovedLine } from './drop/normalize';
 import { forEachPart, rawFormatOf, streamFailureReason, ZipError, type RawFormat } from './drop/sources';
@@ -506,10 +506,12 @@ export async function ingest(lake: Lake, opts: IngestOptions): Promise<IngestRes
         try {
           for (const [k, v] of await parseBatch(duck, [p], passes, path.join(silverDir, `b${b}-${i}`), `b${b}_${i}`)) results.set(k, v);
         } catch (alone) {
-          records.set(p.sha256, quarantined(p.sha256, p.bytes, p.source, describeCsvFailure(alone, duck.memoryLimitBytes), p.norm.dataLines));
+          // Out of memory or disk is this run's trouble, not the file's: stop, commit nothing, quarantine nothing.
+          if (isResourceFailure(alone)) throw alone;
+          records.set(p.sha256, quarantined(p.sha256, p.bytes, p.source, describeCsvFailure(alone), p.norm.dataLines));
         }
       }
-      logEvent('parse_batch_retried', { files: batch.length, reason: describeCsvFailure(err, duck.memoryLimitBytes) });
+      logEvent('parse_batch_retried', { files: batch.length, error: err instanceof Error ? err.message.split('\n')[0] : String(err) });
     }
     for (const p of batch) {
       const r = results.get(p.sha256);

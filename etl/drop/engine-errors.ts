@@ -11,7 +11,7 @@ function messageOf(err: unknown): string {
 }
 
 function limitText(bytes: number): string {
-  return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${Math.round(bytes / 2 ** 20)} MiB`;
 }
 
 /** Resource trouble any DuckDB statement can meet, as a sentence with a remedy; undefined if not that. */
@@ -26,11 +26,17 @@ function resourceFailure(message: string, memoryLimitBytes: number): string | un
   return undefined;
 }
 
-/** Why the CSV reader could not read a file at all, as a quarantine reason. */
-export function describeCsvFailure(err: unknown, memoryLimitBytes: number): string {
+/**
+ * A failure of this run's resources (memory, scratch disk, an interrupt), not of the file:
+ * it must stop the run, never become a quarantine reason committed under the file's hash.
+ */
+export function isResourceFailure(err: unknown): boolean {
+  return resourceFailure(messageOf(err), 0) !== undefined;
+}
+
+/** Why the CSV reader could not read a file at all, as a quarantine reason (not for resource failures: see isResourceFailure). */
+export function describeCsvFailure(err: unknown): string {
   const m = messageOf(err);
-  const resource = resourceFailure(m, memoryLimitBytes);
-  if (resource) return resource;
   const line = /line:?\s*(\d+)/i.exec(m)?.[1];
   const at = line ? ` at line ${line}` : '';
   if (/maximum line size/i.test(m)) return `a line${at} is longer than 2 MB: not a CSV of transaction lines`;

@@ -72,4 +72,14 @@ describe('ETL quarantine: what cannot be read counts, and is named by its own co
     expect(x.sha256).not.toBe(y.sha256);
     expect(report.silver.duplicates).toEqual([]);
   });
+
+  it('running out of memory stops the run without quarantining anything; the rerun with memory ingests every file', async () => {
+    const lake = new LocalLake(path.join(dir, 'lake'));
+    await lake.write('raw/a.csv', csv(lines(range(0, 20000))));
+    await expect(runEtl(lake, { threads: 1, memoryLimit: '1MB' })).rejects.toThrow(/raw → silver failed: DuckDB ran out of memory under its 1 MiB limit; raise --memory-limit.*nothing was committed/);
+    expect(await lake.exists('silver/_SUCCESS')).toBe(false);
+    const report = await runEtl(lake, { threads: 1 });
+    expect(report.silver.quarantined).toEqual([]);
+    expect(report.silver.accepted).toBe(40000);
+  });
 });
