@@ -5,6 +5,7 @@
  * what to do — and the engine's wording stays in the structured log for a bug report.
  */
 import { UserError } from '../errors';
+import { logEvent } from '../progress';
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -44,11 +45,33 @@ export function describeCsvFailure(err: unknown): string {
   return `the CSV reader could not parse the file${at}; expected comma-separated dunnhumby transaction lines, one per line. Open the file near that line, fix or remove what is there, and rerun`;
 }
 
-/** An engine failure outside CSV parsing (aggregation, Parquet I/O): a UserError when the user can act, else an internal error. */
-export function translateEngineError(err: unknown, stage: string, memoryLimitBytes: number): Error {
+/**
+ * An engine failure outside CSV parsing (aggregation, Parquet I/O, the file system), as a
+ * UserError saying what happened in the lake's terms and what to do. The engine's own
+ * message goes to the structured log only (event etl_engine_error), for a bug report.
+ */
+export function translateEngineError(err: unknown, stage: string, memoryLimitBytes: number): UserError {
   if (err instanceof UserError) return err;
   const m = messageOf(err);
+  logEvent('etl_engine_error', { stage, error: m, code: (err as { code?: unknown } | null)?.code });
   const resource = resourceFailure(m, memoryLimitBytes);
   if (resource) return new UserError(`${stage} failed: ${resource}; nothing was committed`);
-  return new Error(`internal error in ${stage} (nothing was committed; please report this with the log): ${m.split('\n')[0]}`, { cause: err });
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const file = (err as NodeJS.ErrnoException | null)?.path ?? /(?:file|path)[^"']*["']([^"']+)["']/i.exec(m)?.[1];
+  if (code === 'ENOENT') {
+    return new UserError(`${stage} failed: ${file ?? 'a file of the lake'} disappeared while the ETL was running (removed by another tool?); nothing was committed. Rerun`);
+  }
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new UserError(`${stage} failed: no permission to ${code === 'EROFS' ? 'write' : 'read or write'} ${file ?? 'a file of the lake'} (${code}); nothing was committed. Fix the permissions of the lake (or its tmp/ zone) for this user and rerun`);
+  }
+  if (/no magic bytes|not a parquet file|invalid parquet|corrupt|checksum/i.test(m)) {
+    return new UserError(
+      `${stage} failed: a Parquet file of the lake${file ? ` (${file})` : ''} is damaged or not Parquet: the lake was modified outside pricesense; nothing was committed. ` +
+        'Delete silver/_SUCCESS (and gold/_SUCCESS if the file is under gold/) to rebuild from raw/, then rerun',
+    );
+  }
+  return new UserError(
+    `${stage} failed with an internal error; nothing was committed and the lake is as it was. Please report it with the log (event etl_engine_error holds the engine's message)`,
+    70,
+  );
 }

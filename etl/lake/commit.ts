@@ -225,10 +225,10 @@ async function readLedger(lake: Lake, key: string): Promise<Ledger> {
   try {
     ledger = JSON.parse((await lake.read(key)).toString('utf8')) as Ledger;
   } catch (err) {
-    throw new Error(`${lake.uri(key)} is not valid JSON (${(err as Error).message}); it lists what the ETL may clean up: restore it, or delete it (clean-up then forgets files of earlier runs)`, { cause: err });
+    throw new UserError(`${lake.uri(key)} is not valid JSON (damaged or edited by hand); it lists what the ETL may clean up: restore it, or delete it (clean-up then forgets files of earlier runs)`);
   }
-  if (ledger.format !== LEDGER_FORMAT || !Array.isArray(ledger.generations) || !Array.isArray(ledger.pending)) {
-    throw new Error(`${lake.uri(key)} is not a ${LEDGER_FORMAT} ledger`);
+  if (ledger?.format !== LEDGER_FORMAT || !Array.isArray(ledger.generations) || !Array.isArray(ledger.pending)) {
+    throw new UserError(`${lake.uri(key)} is not a ${LEDGER_FORMAT} ledger (damaged or written by another tool): restore it, or delete it (clean-up then forgets files of earlier runs)`);
   }
   return ledger;
 }
@@ -251,10 +251,10 @@ export async function readStageManifest<M = Record<string, unknown>>(lake: Lake,
   try {
     manifest = JSON.parse(body.toString('utf8')) as StageManifest<M>;
   } catch (err) {
-    throw new Error(`${lake.uri(key)} is not valid JSON: ${(err as Error).message}`, { cause: err });
+    throw new UserError(`${lake.uri(key)} is not valid JSON (damaged or edited by hand): restore it, or delete it to rebuild ${prefix} from raw/ on the next run`);
   }
-  if (manifest.format !== MANIFEST_FORMAT || !Array.isArray(manifest.files)) {
-    throw new Error(`${lake.uri(key)} is not a ${MANIFEST_FORMAT} manifest (format: ${String(manifest.format)})`);
+  if (manifest?.format !== MANIFEST_FORMAT || !Array.isArray(manifest.files)) {
+    throw new UserError(`${lake.uri(key)} is not a ${MANIFEST_FORMAT} manifest (format: ${String(manifest?.format)}): restore it, or delete it to rebuild ${prefix} from raw/ on the next run`);
   }
   return { key, sha256: sha256Hex(body), manifest };
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { UserError } from '../errors';
 import { assertLakeKey } from './keys';
 import type { Lake, LakeObject } from './types';
 
@@ -100,6 +101,12 @@ export class LocalLake implements Lake {
       await fsp.link(tmp, target);
     } catch (err) {
       if (isCode(err, 'EEXIST')) return false;
+      if (isCode(err, 'EPERM') || isCode(err, 'ENOTSUP') || isCode(err, 'EOPNOTSUPP') || isCode(err, 'ENOSYS')) {
+        throw new UserError(
+          `cannot create ${target}: the file system under ${this.root} does not support hard links (${(err as NodeJS.ErrnoException).code}), ` +
+            'which the lake lease needs to create an object only if absent. Put the lake on a local POSIX file system (ext4, xfs, APFS, NFSv4) or use an s3:// lake',
+        );
+      }
       throw err;
     } finally {
       await fsp.rm(tmp, { force: true });

@@ -5,6 +5,7 @@ import { GOLD_SPLITS } from '../gold-schema';
 import { readGoldManifest, readGoldSplit } from '../gold';
 import { LocalLake } from '../lake/local';
 import type { Lake } from '../lake/types';
+import { UserError } from '../errors';
 import { runEtl } from '../pipeline';
 import { BASE_ID, csv, gz, HEADER, lines, range, zip } from './drop-fixtures';
 
@@ -81,5 +82,29 @@ describe('ETL quarantine: what cannot be read counts, and is named by its own co
     const report = await runEtl(lake, { threads: 1 });
     expect(report.silver.quarantined).toEqual([]);
     expect(report.silver.accepted).toBe(40000);
+  });
+
+  it('a damaged silver file, ledger or manifest is reported in the lake\'s terms, never with the engine\'s message', async () => {
+    const lake = new LocalLake(path.join(dir, 'lake'));
+    await lake.write('raw/a.csv', csv(lines(range(0, 50))));
+    await runEtl(lake, { threads: 1 });
+    const engineWords = /Error:|magic|Binder|duckdb|Unexpected token|JSON at position/i;
+    const expectUserError = async (pattern: RegExp): Promise<void> => {
+      const err = await runEtl(lake, { threads: 1 }).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(UserError);
+      expect((err as Error).message).toMatch(pattern);
+      expect((err as Error).message).not.toMatch(engineWords);
+    };
+    // A silver Parquet file overwritten with bytes of the same size; a new file makes gold rebuild from it.
+    const [parquet] = (await lake.list('silver/parts/')).map((o) => o.key);
+    const size = (await lake.read(parquet)).length;
+    await lake.write(parquet, Buffer.alloc(size, 0x41));
+    await lake.write('raw/b.csv', csv(lines(range(50, 60))));
+    await expectUserError(/silver → gold failed: a Parquet file of the lake.* is damaged or not Parquet.*Delete silver\/_SUCCESS/);
+    await lake.write('silver/_LEDGER.json', '{"format": ');
+    await lake.write('raw/c.csv', csv(lines(range(60, 70))));
+    await expectUserError(/silver\/_LEDGER\.json is not valid JSON .*restore it, or delete it/);
+    await lake.write('silver/_SUCCESS', 'not json');
+    await expectUserError(/silver\/_SUCCESS is not valid JSON .*delete it to rebuild silver from raw\//);
   });
 });
