@@ -102,8 +102,9 @@ export interface StageCommitOptions {
   /** Names this run in the ledger's pending list (default: pid and a random suffix). */
   readonly run?: string;
   /**
-   * Called right before the manifest is written (the commit point) and before clean-up;
-   * throwing aborts the commit. The ETL checks there that it still holds the lake's lease.
+   * Called right before the manifest is written (the commit point), where throwing aborts
+   * the commit, and again before clean-up, where throwing skips the clean-up (left to the
+   * next commit). The ETL checks there that it still holds the lake's lease.
    */
   readonly beforePublish?: () => Promise<void>;
 }
@@ -167,6 +168,8 @@ export class StageCommit<M = Record<string, unknown>> {
     const sha256 = sha256Hex(body);
     const existing = new Map((await this.lake.list(`${this.prefix}/`)).map((o) => [o.key, o.size]));
     const present = (f: PendingFile): boolean => existing.get(`${this.prefix}/${f.path}`) === f.bytes;
+    // The manifest's version before its content: a commit in between makes the publish below refuse.
+    const replaces = await this.lake.version(key);
     const current = await readStageManifest<M>(this.lake, this.prefix);
     if (current?.sha256 === sha256 && files.every(present)) {
       // The published output is already exactly this: a rerun on the same input writes nothing.
@@ -197,7 +200,20 @@ export class StageCommit<M = Record<string, unknown>> {
       uploaded++;
     }
     await this.options.beforePublish?.();
-    await this.lake.write(key, body);
+    // The fence: publish only over the manifest this run started from. A run that stalled past
+    // its lease while another committed (and may have cleaned up this run's pending files) stops here.
+    if (!(await this.lake.writeIfVersion(key, body, replaces))) {
+      throw new UserError(
+        `another run committed ${this.lake.uri(key)} while this run was writing ${this.stage} (this run's lease had expired or was taken over): ` +
+          'nothing of this run was published, and the other run\'s output is intact. Rerun',
+      );
+    }
+    // Clean-up deletes; do it only while still the lake's writer (else the next commit cleans up).
+    try {
+      await this.options.beforePublish?.();
+    } catch {
+      return { key, sha256, manifest, uploaded, reused, garbageDeleted: 0 };
+    }
 
     // Clean-up: only objects a ledger of ours lists, never the new or the replaced generation.
     const keep = new Set([...manifest.files.map((f) => f.path), ...(current?.manifest.files.map((f) => f.path) ?? [])]);

@@ -312,6 +312,42 @@ export class S3Lake implements Lake {
     }
   }
 
+  async version(key: string): Promise<string | null> {
+    assertLakeKey(key);
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key }));
+      return `${head.ContentLength ?? 0}-${head.ETag ?? ''}`;
+    } catch (err) {
+      if (statusOf(err) === 404 || nameOf(err) === 'NotFound' || nameOf(err) === 'NoSuchKey') {
+        await this.assertBucketExists('exists', key);
+        return null;
+      }
+      throw this.translate(err, 'exists', key);
+    }
+  }
+
+  /** PutObject with If-Match on the ETag the version token holds (AWS S3 since November 2024). */
+  async writeIfVersion(key: string, body: Buffer | string, expected: string | null): Promise<boolean> {
+    if (expected === null) return this.writeIfAbsent(key, body);
+    assertLakeKey(key);
+    await (this.conditionalCheck ??= this.checkConditionalWrites());
+    const buf = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    const etag = expected.slice(expected.indexOf('-') + 1);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key, Body: buf, ContentLength: buf.length, IfMatch: etag }));
+        return true;
+      } catch (err) {
+        if (statusOf(err) === 412 || nameOf(err) === 'PreconditionFailed' || statusOf(err) === 404 || nameOf(err) === 'NoSuchKey') return false;
+        if ((statusOf(err) === 409 || nameOf(err) === 'ConditionalRequestConflict') && attempt < 5) {
+          await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+          continue;
+        }
+        throw this.translate(err, 'writeIfAbsent', key);
+      }
+    }
+  }
+
   /** Two conditional creates of one fresh key: the second must be refused, or leases cannot be enforced. */
   private async checkConditionalWrites(): Promise<void> {
     const probe = `tmp/.conditional-write-probe-${randomBytes(8).toString('hex')}`;

@@ -14,8 +14,8 @@ export interface LakeObject {
   readonly key: string;
   readonly size: number;
   /**
-   * A token that changes whenever the object's bytes may have changed (local: size and
-   * mtime in ns; S3: the ETag). Only filled in when list() is asked for it.
+   * A token that changes whenever the object's bytes may have changed (local: size, mtime
+   * and ctime in ns, inode; S3: size and ETag). Only filled in when list() is asked for it.
    */
   readonly version?: string;
 }
@@ -37,6 +37,17 @@ export interface Lake {
    * Returns false, writing nothing, when the key already exists. The building block of leases.
    */
   writeIfAbsent(key: string, body: Buffer | string): Promise<boolean>;
+  /** The object's version token (as list() with versions gives it), or null when there is no object. */
+  version(key: string): Promise<string | null>;
+  /**
+   * Replace the object only if its version is still `expected` (null: only if there is no
+   * object); returns false, writing nothing, otherwise. S3: PutObject with If-Match on the
+   * ETag (If-None-Match: * for null). Local: the version is compared right before the
+   * rename (atomic with respect to other writers only up to that instant; the lake's
+   * lease keeps writers apart, this fences a holder that stalled past its lease).
+   * The commit point of every stage.
+   */
+  writeIfVersion(key: string, body: Buffer | string, expected: string | null): Promise<boolean>;
   /** Stream an object to a local file (for DuckDB, which reads local files). */
   download(key: string, localPath: string): Promise<void>;
   /** Stream a local file into an object; all-or-nothing like write. */

@@ -44,6 +44,13 @@ export class CrashingLake implements Lake {
     this.maybeCrash(key);
     return this.inner.writeIfAbsent(key, body);
   }
+  version(key: string): Promise<string | null> {
+    return this.inner.version(key);
+  }
+  async writeIfVersion(key: string, body: Buffer | string, expected: string | null): Promise<boolean> {
+    this.maybeCrash(key);
+    return this.inner.writeIfVersion(key, body, expected);
+  }
   download(key: string, localPath: string): Promise<void> {
     return this.inner.download(key, localPath);
   }
@@ -229,6 +236,30 @@ export function describeLakeConformance(name: string, makeLake: () => Promise<La
         await lake.write(`gold/${f.path}`, 'tampered');
         await expect(readCommittedFile(lake, 'gold', f)).rejects.toThrow(/does not match its manifest/);
         await expect(localCopyOf(lake, 'gold', f, local, { verify: true })).rejects.toThrow(/modified outside pricesense/);
+      });
+
+      it('fences a writer that stalled past its lease: its publish is refused when another commit came in between', async () => {
+        await commitGold(lake, { 'train.csv': 'v1' });
+        const stalled = new StageCommit(lake, 'gold', {
+          run: 'stalled',
+          // While this run stalls before its commit point, another run commits (and cleans up this run's pending files).
+          beforePublish: async () => {
+            if (!(await lake.exists('gold/_LEDGER.json')) || (await readStageManifest(lake, 'gold'))?.manifest.meta?.note === 'other') return;
+            await commitGold(lake, { 'train.csv': 'other run' }, { note: 'other' });
+          },
+        });
+        stalled.addBuffer('train.csv', 'stalled run', 1);
+        await expect(stalled.commit({ note: 'stalled' })).rejects.toThrow(/another run committed .*_SUCCESS while this run was writing gold.*nothing of this run was published/);
+        const m = await readStageManifest(lake, 'gold');
+        expect(m?.manifest.meta).toEqual({ note: 'other' });
+        for (const f of m!.manifest.files) expect((await readCommittedFile(lake, 'gold', f)).toString()).toBe('other run');
+        // The fence on a fresh key is create-if-absent.
+        expect(await lake.writeIfVersion('tmp/fenced', 'a', null)).toBe(true);
+        expect(await lake.writeIfVersion('tmp/fenced', 'b', null)).toBe(false);
+        const v = await lake.version('tmp/fenced');
+        expect(await lake.writeIfVersion('tmp/fenced', 'c', v)).toBe(true);
+        expect(await lake.writeIfVersion('tmp/fenced', 'd', v)).toBe(false);
+        expect((await lake.read('tmp/fenced')).toString()).toBe('c');
       });
 
       it('has no manifest before the first commit', async () => {
