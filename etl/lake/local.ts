@@ -55,7 +55,7 @@ export class LocalLake implements Lake {
         if (versions) {
           // Every write is a rename of a new file, so size + mtime (ns) + inode changes with the bytes.
           const st = await fsp.stat(path.join(dir, entry.name), { bigint: true });
-          out.push({ key, size: Number(st.size), version: `${st.size}-${st.mtimeNs}-${st.ino}` });
+          out.push({ key, size: Number(st.size), version: versionOf(st) });
         } else {
           const st = await fsp.stat(path.join(dir, entry.name));
           out.push({ key, size: st.size });
@@ -113,6 +113,29 @@ export class LocalLake implements Lake {
     }
     await fsyncDir(dir);
     return true;
+  }
+
+  async version(key: string): Promise<string | null> {
+    assertLakeKey(key);
+    try {
+      return versionOf(await fsp.stat(this.uri(key), { bigint: true }));
+    } catch (err) {
+      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return null;
+      throw err;
+    }
+  }
+
+  async writeIfVersion(key: string, body: Buffer | string, expected: string | null): Promise<boolean> {
+    if (expected === null) return this.writeIfAbsent(key, body);
+    let written = false;
+    await this.atomically(this.uri(key), async (tmp) => {
+      await writeSynced(tmp, body);
+      if ((await this.version(key)) !== expected) throw new VersionMismatch();
+      written = true;
+    }).catch((err: unknown) => {
+      if (!(err instanceof VersionMismatch)) throw err;
+    });
+    return written;
   }
 
   async download(key: string, localPath: string): Promise<void> {
@@ -178,6 +201,17 @@ export class LocalLake implements Lake {
     }
     await fsyncDir(dir);
   }
+}
+
+class VersionMismatch extends Error {}
+
+/**
+ * Every write is a rename of a new file, so the inode changes with the bytes; size, mtime
+ * and ctime also catch an in-place rewrite (`cp -p` over a file of the same size keeps
+ * its mtime but not its ctime).
+ */
+function versionOf(st: { size: bigint; mtimeNs: bigint; ctimeNs: bigint; ino: bigint }): string {
+  return `${st.size}-${st.mtimeNs}-${st.ctimeNs}-${st.ino}`;
 }
 
 /** A new file with body, flushed to disk. */

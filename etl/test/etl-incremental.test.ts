@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { GOLD_SPLITS } from '../gold-schema';
@@ -87,5 +87,20 @@ describe('ETL when raw files are renamed or their content moves between names', 
     } finally {
       features.SPEND = original;
     }
+  });
+
+  it('a raw file rewritten in place with the same size and mtime (cp -p) is read again', async () => {
+    const lake = new LocalLake(path.join(dir, 'lake'));
+    await lake.write('raw/w.csv', csv(lines(range(0, 20))));
+    await runEtl(lake, { threads: 1 });
+    const file = lake.uri('raw/w.csv');
+    const before = await stat(file);
+    const changed = csv(lines(range(0, 20)).map((l) => l.replace(/,CL00011,/, ',CL00012,')));
+    expect(changed.length).toBe(before.size);
+    await writeFile(file, changed);
+    await utimes(file, before.atime, before.mtime);
+    const r = await runEtl(lake, { threads: 1 });
+    expect(r.silver.parsed).toBe(1);
+    expect(r.gold.manifestSha256).toBe(await freshGold(lake, path.join(dir, 'fresh')));
   });
 });
