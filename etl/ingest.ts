@@ -32,7 +32,7 @@ import { logEvent, Progress } from './progress';
 export const DEFAULT_REJECT_THRESHOLD = 0.01;
 /** Default cap on the uncompressed bytes of one part (a .csv.gz or a zip member). */
 export const DEFAULT_MAX_UNCOMPRESSED = 32 * 2 ** 30;
-export const SILVER_FORMAT = 'pricesense.silver/2';
+export const SILVER_FORMAT = 'pricesense.silver/3';
 export const REJECTS_PREFIX = '_rejects/';
 const REJECTS_HEADER = 'file,member,line,error_type,column_name,reason,raw_line';
 
@@ -68,6 +68,14 @@ export interface PartRecord {
   readonly accepted: number;
   readonly rejected: number;
   readonly extraColumns: string[];
+  /**
+   * What the part holds once parsed: its basket count and an order-free hash of its basket
+   * aggregate rows. Equal for the same export written with other line endings, a BOM or
+   * columns in another order, which the raw content hash tells apart.
+   */
+  readonly contentKey?: string;
+  /** An ingested part whose baskets are exactly another part's (contentKey): kept in silver, left out of counts and gold. */
+  readonly sameContentAs?: string;
   readonly lineEndings?: { readonly lf: number; readonly crlf: number; readonly cr: number };
   readonly bom?: boolean;
   /** Accepted lines per SHOP_WEEK. */
@@ -303,6 +311,7 @@ async function readPart(
 
 interface ParsedPart {
   readonly basketFiles: { local: string; rows: number }[];
+  readonly contentKey: string;
   readonly accepted: number;
   readonly weeks: Record<string, number>;
   readonly rejects: RejectRow[];
@@ -359,6 +368,11 @@ async function parseBatch(duck: Duck, batch: readonly NewPart[], passes: number,
         accepted += Number(r.n);
       }
     }
+    let contentKey = 'baskets:0';
+    if (paths.length) {
+      const [k] = await duck.all(`SELECT count(*)::BIGINT AS n, bit_xor(hash(b))::VARCHAR AS h FROM read_parquet(${sqlList(paths)}, hive_partitioning = false) b`);
+      contentKey = `baskets:${Number(k.n)}:${String(k.h)}`;
+    }
     const files = paths.map((local) => ({ local, rows: rows.get(local) ?? 0 }));
     const mine = rejects
       .filter((r) => r.file === part.local)
@@ -368,7 +382,7 @@ async function parseBatch(duck: Duck, batch: readonly NewPart[], passes: number,
         const value = column ? raw.split(',')[part.layout.columns.indexOf(column)] : undefined;
         return { line: Number(r.line), errorType: String(r.error_type), column: column ?? '', reason: rejectReason(String(r.error_type), column, value), raw };
       });
-    out.set(part.sha256, { basketFiles: files, accepted, weeks: Object.fromEntries(Object.entries(weeks).sort(([a], [b]) => Number(a) - Number(b))), rejects: mine });
+    out.set(part.sha256, { basketFiles: files, contentKey, accepted, weeks: Object.fromEntries(Object.entries(weeks).sort(([a], [b]) => Number(a) - Number(b))), rejects: mine });
   }
   await duck.run(`DROP TABLE IF EXISTS ${rejectsTable}; DROP TABLE IF EXISTS ${scansTable}`);
   return out;
@@ -526,6 +540,7 @@ export async function ingest(lake: Lake, opts: IngestOptions): Promise<IngestRes
         accepted: r.accepted,
         rejected: rejects.length,
         extraColumns: p.layout.extra,
+        contentKey: r.contentKey,
         lineEndings: p.norm.lineEndings,
         bom: p.norm.bom,
         weeks: r.weeks,
@@ -556,20 +571,35 @@ export async function ingest(lake: Lake, opts: IngestOptions): Promise<IngestRes
     if (!rec) throw new Error(`internal: no record for part ${sha}`);
     const sorted = [...where].sort((a, b) => (a.key === b.key ? (a.member ?? '').localeCompare(b.member ?? '') : a.key < b.key ? -1 : 1));
     // A part is named by where its content is now (a reused record may have been parsed under a name that is gone).
-    parts.push({ ...rec, source: sorted[0] });
+    parts.push(withoutDuplicateMark({ ...rec, source: sorted[0] }));
     for (const d of sorted.slice(1)) duplicates.push({ key: d.key, member: d.member, sameAs: sorted[0], sha256: sha });
+  }
+  // The same export under another byte form (line endings, BOM, column order): the first part by name counts, the others are duplicates.
+  const byContent = new Map<string, PartRecord>();
+  const inNameOrder = [...parts.keys()].sort((a, b) => (label(parts[a].source) < label(parts[b].source) ? -1 : 1));
+  for (const i of inNameOrder) {
+    const p = parts[i];
+    if (p.status !== 'ingested' || !p.contentKey) continue;
+    const first = byContent.get(p.contentKey);
+    if (!first) {
+      byContent.set(p.contentKey, p);
+      continue;
+    }
+    parts[i] = { ...p, sameContentAs: first.sha256 };
+    duplicates.push({ key: p.source.key, member: p.source.member, sameAs: first.source, sha256: p.sha256 });
   }
   duplicates.sort((a, b) => (a.key === b.key ? (a.member ?? '').localeCompare(b.member ?? '') : a.key < b.key ? -1 : 1));
 
-  const lines = parts.reduce((n, p) => n + p.lines, 0);
-  const accepted = parts.reduce((n, p) => n + p.accepted, 0);
+  const counted = parts.filter((p) => !p.sameContentAs);
+  const lines = counted.reduce((n, p) => n + p.lines, 0);
+  const accepted = counted.reduce((n, p) => n + p.accepted, 0);
   const rejected = lines - accepted;
   const rejectRate = lines ? rejected / lines : 0;
   progress.finish({ lines, rejected, parsed: newParts.length, reused: parts.length - records.size });
 
   const rejectsOf = async (p: PartRecord): Promise<RejectRow[]> => pendingFiles.get(p.sha256)?.rejects ?? (p.files.rejects ? parseRejectsCsv((await lake.read(`silver/${p.files.rejects.path}`)).toString('utf8')) : []);
   const reasons: Record<string, number> = {};
-  for (const p of parts) {
+  for (const p of counted) {
     if (p.status === 'quarantined') {
       if (p.lines > 0) reasons['QUARANTINED FILE'] = (reasons['QUARANTINED FILE'] ?? 0) + p.lines;
       continue;
@@ -585,7 +615,7 @@ export async function ingest(lake: Lake, opts: IngestOptions): Promise<IngestRes
   if (rejectRate > threshold) {
     const q = parts.filter((p) => p.status === 'quarantined').map((p) => `${label(p.source)} (${linesText(p)}): quarantined: ${p.reason}`);
     const bad: string[] = [];
-    for (const p of parts.filter((x) => x.status === 'ingested' && x.rejected > 0).sort((a, b) => b.rejected - a.rejected)) {
+    for (const p of counted.filter((x) => x.status === 'ingested' && x.rejected > 0).sort((a, b) => b.rejected - a.rejected)) {
       const rows = await rejectsOf(p);
       bad.push(`${label(p.source)}: ${p.rejected} rejected lines, e.g. ${rows.slice(0, 3).map((r) => `line ${r.line}: ${r.reason}`).join('; ')}`);
     }
@@ -627,7 +657,7 @@ export async function ingest(lake: Lake, opts: IngestOptions): Promise<IngestRes
     stage.addBuffer(`${REJECTS_PREFIX}quarantined.csv`, `${body}\n`, quarantine.length);
   }
   const weeks: Record<string, number> = {};
-  for (const p of final) for (const [w, n] of Object.entries(p.weeks)) weeks[w] = (weeks[w] ?? 0) + n;
+  for (const p of final) if (!p.sameContentAs) for (const [w, n] of Object.entries(p.weeks)) weeks[w] = (weeks[w] ?? 0) + n;
   const meta: SilverMeta = {
     format: SILVER_FORMAT,
     code,
@@ -679,6 +709,18 @@ export async function materializeParts(lake: Lake, parts: readonly PartRecord[],
     });
   }
   return out;
+}
+
+/** Whether a part's baskets go to gold (ingested, and not a duplicate of another part's content). */
+export function feedsGold(p: PartRecord): boolean {
+  return p.status === 'ingested' && !p.sameContentAs;
+}
+
+function withoutDuplicateMark(p: PartRecord): PartRecord {
+  if (p.sameContentAs === undefined) return p;
+  const copy: { -readonly [K in keyof PartRecord]?: PartRecord[K] } = { ...p };
+  delete copy.sameContentAs;
+  return copy as PartRecord;
 }
 
 /** A part's line count as a person should read it. */

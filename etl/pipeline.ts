@@ -14,7 +14,7 @@ import { UserError } from './errors';
 import { basketAggregateSql, buildGoldTable, GOLD_COLUMNS, writeGoldSplits } from './features';
 import { GOLD_FEATURES, GOLD_SPLITS, type FeatureStats, type GoldSplit } from './gold-schema';
 import { GOLD_FORMAT, GOLD_PREFIX, readGoldManifest, type GoldMeta } from './gold';
-import { ingest, label, materializeParts, REJECTS_PREFIX, type IngestResult, type PartRecord } from './ingest';
+import { feedsGold, ingest, label, materializeParts, REJECTS_PREFIX, type IngestResult, type PartRecord } from './ingest';
 import { localCopyOf, readStageManifest, StageCommit, type CommittedStage } from './lake/commit';
 import { Lease } from './lake/lease';
 import type { Lake } from './lake/types';
@@ -99,7 +99,7 @@ export interface EtlReport {
 /** Identifies what gold is built from: the ingested parts' content and the gold SQL itself. */
 function goldFingerprint(parts: readonly PartRecord[]): string {
   const h = createHash('sha256').update(`${GOLD_FORMAT}\n${basketAggregateSql('lines')}\n${GOLD_COLUMNS.map((c) => `${c.name}:${c.type}`).join(',')}\n${SPLIT_METHOD}\n`);
-  for (const p of parts) if (p.status === 'ingested') h.update(`${p.sha256}\n`);
+  for (const p of parts) if (feedsGold(p)) h.update(`${p.sha256}\n`);
   return h.digest('hex');
 }
 
@@ -222,7 +222,7 @@ async function buildGold(
   commitOptions: ConstructorParameters<typeof StageCommit>[2],
 ): Promise<{ committed: CommittedStage<GoldMeta>; validation: ValidationReport; splitBaskets: number }> {
   const progress = new Progress({ stage: 'silver→gold', total: silver.meta.accepted });
-  const ingested = parts.filter((p) => p.status === 'ingested');
+  const ingested = parts.filter(feedsGold);
   const locals: string[] = [];
   const partOfLocal = new Map<string, PartRecord>();
   for (const p of ingested) {

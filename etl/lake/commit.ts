@@ -240,7 +240,7 @@ async function readLedger(lake: Lake, key: string): Promise<Ledger> {
   let ledger: Ledger;
   try {
     ledger = JSON.parse((await lake.read(key)).toString('utf8')) as Ledger;
-  } catch (err) {
+  } catch {
     throw new UserError(`${lake.uri(key)} is not valid JSON (damaged or edited by hand); it lists what the ETL may clean up: restore it, or delete it (clean-up then forgets files of earlier runs)`);
   }
   if (ledger?.format !== LEDGER_FORMAT || !Array.isArray(ledger.generations) || !Array.isArray(ledger.pending)) {
@@ -266,7 +266,7 @@ export async function readStageManifest<M = Record<string, unknown>>(lake: Lake,
   let manifest: StageManifest<M>;
   try {
     manifest = JSON.parse(body.toString('utf8')) as StageManifest<M>;
-  } catch (err) {
+  } catch {
     throw new UserError(`${lake.uri(key)} is not valid JSON (damaged or edited by hand): restore it, or delete it to rebuild ${prefix} from raw/ on the next run`);
   }
   if (manifest?.format !== MANIFEST_FORMAT || !Array.isArray(manifest.files)) {

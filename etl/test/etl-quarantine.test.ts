@@ -7,6 +7,7 @@ import { LocalLake } from '../lake/local';
 import type { Lake } from '../lake/types';
 import { UserError } from '../errors';
 import { runEtl } from '../pipeline';
+import { RAW_COLUMNS } from '../schema';
 import { BASE_ID, csv, gz, HEADER, lines, range, zip } from './drop-fixtures';
 
 async function goldIds(lake: Lake): Promise<number[]> {
@@ -106,5 +107,28 @@ describe('ETL quarantine: what cannot be read counts, and is named by its own co
     await expectUserError(/silver\/_LEDGER\.json is not valid JSON .*restore it, or delete it/);
     await lake.write('silver/_SUCCESS', 'not json');
     await expectUserError(/silver\/_SUCCESS is not valid JSON .*delete it to rebuild silver from raw\//);
+  });
+
+  it('the same export with other line endings, a BOM or reordered columns is a duplicate, not twice the spend', async () => {
+    const lake = new LocalLake(path.join(dir, 'lake'));
+    const reordered = [...RAW_COLUMNS].reverse();
+    await lake.write('raw/w1.csv', csv(lines(range(0, 30))));
+    await lake.write('raw/w1_crlf.csv', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), csv(lines(range(0, 30)), ['\r\n'])]));
+    await lake.write('raw/w1_reordered.csv.gz', gz(csv(lines(range(0, 30), reordered), ['\n'], reordered.join(','))));
+    await lake.write('raw/w2.csv', csv(lines(range(30, 40))));
+    const report = await runEtl(lake, { threads: 1 });
+    expect(report.silver.duplicates).toEqual([
+      { file: 'raw/w1_crlf.csv', sameAs: 'raw/w1.csv' },
+      { file: 'raw/w1_reordered.csv.gz', sameAs: 'raw/w1.csv' },
+    ]);
+    expect([report.silver.lines, report.gold.splitBaskets]).toEqual([80, 0]);
+    const once = new LocalLake(path.join(dir, 'once'));
+    await once.write('raw/w1.csv', await lake.read('raw/w1.csv'));
+    await once.write('raw/w2.csv', await lake.read('raw/w2.csv'));
+    await runEtl(once, { threads: 1 });
+    expect((await readGoldManifest(lake)).manifest.files).toEqual((await readGoldManifest(once)).manifest.files);
+    // Stable on rerun: nothing parsed, same gold.
+    const again = await runEtl(lake, { threads: 1 });
+    expect([again.silver.parsed, again.gold.manifestSha256, again.silver.duplicates.length]).toEqual([0, report.gold.manifestSha256, 2]);
   });
 });
