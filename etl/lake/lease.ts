@@ -10,11 +10,12 @@
  * it) and, right before each commit point, checks that no newer generation exists.
  *
  * Expiry uses the holder's wall clock (renewedAt + ttl), so hosts sharing a lake need
- * clocks in sync to well within the ttl. A lease held by a process on this very host that
- * no longer runs (same hostname and boot id, pid gone) is expired at once.
+ * clocks in sync to well within the ttl. A lease held by a process that no longer runs,
+ * judged from the same host, boot and PID namespace (pid gone, or reused by a process that
+ * started at another time), is expired at once; from anywhere else only the ttl counts.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import os from 'node:os';
 import { UserError } from '../errors';
 import type { Lake } from './types';
@@ -26,6 +27,14 @@ export const DEFAULT_LEASE_TTL_SECONDS = 120;
 export interface LeaseHolder {
   readonly host: string;
   readonly bootId: string | null;
+  /**
+   * The PID namespace (`/proc/self/ns/pid` link text): containers on one host share its
+   * host name (hostNetwork pods) and boot id but not their PIDs, so a pid says something
+   * only within the same namespace.
+   */
+  readonly pidNamespace?: string | null;
+  /** The process's start time (clock ticks since boot, /proc/<pid>/stat field 22): tells a reused pid apart. */
+  readonly processStart?: string | null;
   readonly pid: number;
   readonly user: string;
   readonly command: string;
@@ -76,6 +85,24 @@ function bootId(): string | null {
   }
 }
 
+function pidNamespace(): string | null {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return null;
+  }
+}
+
+/** Field 22 of /proc/<pid>/stat (after the parenthesised command, which may hold spaces). */
+function processStart(pid: number | 'self'): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
 function thisHolder(): LeaseHolder {
   let user = 'unknown';
   try {
@@ -83,7 +110,7 @@ function thisHolder(): LeaseHolder {
   } catch {
     // no passwd entry (some containers): the pid and host still identify the run
   }
-  return { host: os.hostname(), bootId: bootId(), pid: process.pid, user, command: process.argv.slice(1).join(' ').slice(0, 300) };
+  return { host: os.hostname(), bootId: bootId(), pidNamespace: pidNamespace(), processStart: processStart('self'), pid: process.pid, user, command: process.argv.slice(1).join(' ').slice(0, 300) };
 }
 
 function describeHolder(r: LeaseRecord): string {
@@ -105,8 +132,13 @@ function vacancy(r: LeaseRecord, now: number): string | undefined {
   const expiresAt = Date.parse(r.renewedAt) + r.ttlSeconds * 1000;
   if (!(now <= expiresAt)) return `expired at ${new Date(expiresAt).toISOString()} (not renewed for ${r.ttlSeconds} s)`;
   const me = thisHolder();
-  if (r.holder.host === me.host && r.holder.bootId !== null && r.holder.bootId === me.bootId && r.holder.pid !== me.pid && !pidAlive(r.holder.pid)) {
-    return `its process (pid ${r.holder.pid} on this host) is no longer running`;
+  // Judged only from inside the holder's own PID namespace on the same boot of the same host.
+  const sameNamespace = r.holder.host === me.host && r.holder.bootId != null && r.holder.bootId === me.bootId && r.holder.pidNamespace != null && r.holder.pidNamespace === me.pidNamespace;
+  if (!sameNamespace || r.holder.pid === me.pid) return undefined;
+  if (!pidAlive(r.holder.pid)) return `its process (pid ${r.holder.pid} on this host) is no longer running`;
+  const start = processStart(r.holder.pid);
+  if (r.holder.processStart != null && start !== null && start !== r.holder.processStart) {
+    return `its process (pid ${r.holder.pid} on this host) is no longer running (the pid now belongs to another process)`;
   }
   return undefined;
 }

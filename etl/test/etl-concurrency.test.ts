@@ -89,6 +89,47 @@ describe('one writer per lake', () => {
     expect(await goldVerifies(await (async () => (await runEtl(lake, { threads: 1 }), lake))())).toBe(40);
   });
 
+  it('judges a holder dead only from its own PID namespace, and tells a reused pid by its start time', async () => {
+    const lake = new LocalLake(path.join(dir, 'lake'));
+    const me = JSON.parse((await (async () => {
+      const l = await Lease.acquire(lake);
+      const body = await lake.read(l.key);
+      await l.release();
+      return body;
+    })()).toString()) as { holder: Record<string, unknown> };
+    const exited = spawn(process.execPath, ['-e', '0']);
+    const deadPid = exited.pid!;
+    await new Promise((r) => exited.once('exit', r));
+    let gen = 100;
+    const holdBy = async (holder: Record<string, unknown>): Promise<void> => {
+      const now = new Date().toISOString();
+      await lake.write(`${LEASE_PREFIX}${String(++gen).padStart(12, '0')}.json`, JSON.stringify({ format: LEASE_FORMAT, run: `r${gen}`, holder: { ...me.holder, ...holder }, startedAt: now, renewedAt: now, ttlSeconds: 600, released: false, scratch: [] }));
+    };
+    const tryTake = async (): Promise<string> => {
+      try {
+        const l = await Lease.acquire(lake);
+        await l.release();
+        return 'taken';
+      } catch (err) {
+        expect(err).toBeInstanceOf(LeaseHeldError);
+        return 'refused';
+      }
+    };
+    // Another container on this host (same host name and boot id, its own PIDs): its pid means nothing here.
+    await holdBy({ pid: deadPid, pidNamespace: 'pid:[1]' });
+    expect(await tryTake()).toBe('refused');
+    // A record without a namespace (written elsewhere or by an older version): only the ttl counts.
+    await holdBy({ pid: deadPid, pidNamespace: null });
+    expect(await tryTake()).toBe('refused');
+    // Same namespace: a gone pid is free at once; a live pid started at another time is a reused pid.
+    await holdBy({ pid: deadPid });
+    expect(await tryTake()).toBe('taken');
+    await holdBy({ pid: process.ppid, processStart: '1' });
+    expect(await tryTake()).toBe('taken');
+    await holdBy({ pid: process.ppid, processStart: undefined });
+    expect(await tryTake()).toBe('refused');
+  });
+
   for (const stage of ['silver', 'gold']) {
     it(`a run killed with SIGKILL while writing ${stage} leaves the previous gold readable; the rerun's gold is byte-identical to a clean run's`, async () => {
       const lake = new LocalLake(path.join(dir, 'lake'));
