@@ -235,14 +235,22 @@ export class Lease {
     }
   }
 
+  /** When the last renewal succeeded (monotonic ms): a failed renewal is retried, and only counts once the ttl has passed since. */
+  private renewedAt = performance.now();
+
   private startRenewing(): void {
     const every = Math.max(50, (this.record.ttlSeconds * 1000) / 4);
     this.timer = setInterval(() => {
-      this.renew().catch((err: unknown) => {
-        this.lost ??= `renewing the lease failed: ${(err as Error).message}`;
-      });
+      this.renew().catch((err: unknown) => this.renewalFailed(err));
     }, every);
     this.timer.unref();
+  }
+
+  private renewalFailed(err: unknown): void {
+    const since = performance.now() - this.renewedAt;
+    if (since > this.record.ttlSeconds * 1000) {
+      this.lost ??= `renewing the lease failed for ${Math.round(since / 1000)} s, longer than its ${this.record.ttlSeconds} s ttl: ${(err as Error).message}`;
+    }
   }
 
   private async renew(): Promise<void> {
@@ -252,16 +260,30 @@ export class Lease {
       this.lost = `the lease was taken over (generation ${gens.at(-1) ?? 'none'} replaced ${this.generation})`;
       return;
     }
+    const started = performance.now();
     this.record = { ...this.record, renewedAt: new Date().toISOString() };
     await this.lake.write(this.key, `${JSON.stringify(this.record, null, 2)}\n`);
+    this.renewedAt = started;
   }
 
   /**
-   * Throws unless this run still holds the lease; renews it first, so that the commit that
-   * follows has a full ttl. Called right before every commit point.
+   * Throws unless this run still holds the lease; renews it first (retrying a failed
+   * renewal a few times), so that the commit that follows has a full ttl. Called right
+   * before every commit point.
    */
   async assertHeld(): Promise<void> {
-    if (!this.lost) await this.renew();
+    for (let attempt = 0; !this.lost; attempt++) {
+      try {
+        await this.renew();
+        break;
+      } catch (err) {
+        if (attempt >= 3) {
+          this.lost = `renewing the lease before the commit failed ${attempt + 1} times: ${(err as Error).message}`;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+      }
+    }
     if (this.lost) {
       throw new UserError(
         `this ETL run lost the lease on ${this.lake.root} (${this.lost}), so it did not commit: another run may be writing the lake. ` +

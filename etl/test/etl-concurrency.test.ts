@@ -12,6 +12,7 @@ import { runEtl } from '../pipeline';
 import { packageRoot } from '../version';
 import { startS3Server, type S3TestServer } from '../testing/s3-server';
 import { csv, lines, range } from './drop-fixtures';
+import { CrashingLake } from './lake-conformance';
 
 async function seed(lake: Lake, weeks = 3): Promise<void> {
   for (let w = 0; w < weeks; w++) await lake.write(`raw/week${w}.csv`, csv(lines(range(w * 40, w * 40 + 40))));
@@ -128,6 +129,17 @@ describe('one writer per lake', () => {
     expect(await tryTake()).toBe('taken');
     await holdBy({ pid: process.ppid, processStart: undefined });
     expect(await tryTake()).toBe('refused');
+  });
+
+  it('a renewal that fails once (a network blip) does not lose the lease; the run still commits', async () => {
+    const lake = new LocalLake(path.join(dir, 'lake'));
+    await seed(lake, 1);
+    let leaseWrites = 0;
+    // The 1st lease write is the acquisition; the next two (renewals) fail.
+    const flaky = new CrashingLake(lake, (key) => key.startsWith(LEASE_PREFIX) && [2, 3].includes(++leaseWrites));
+    const report = await runEtl(flaky, { threads: 1, leaseTtlSeconds: 30 });
+    expect(flaky.crashes).toBeGreaterThanOrEqual(1);
+    expect(report.gold.rows.train).toBeGreaterThan(0);
   });
 
   for (const stage of ['silver', 'gold']) {
