@@ -30,8 +30,12 @@ import type { Lake } from './lake/types';
 import { logEvent, Progress } from './progress';
 
 export const DEFAULT_REJECT_THRESHOLD = 0.01;
-/** Default cap on the uncompressed bytes of one part (a .csv.gz or a zip member). */
-export const DEFAULT_MAX_UNCOMPRESSED = 32 * 2 ** 30;
+/**
+ * Default cap on the uncompressed bytes of one part (a .csv.gz or a zip member): a weekly
+ * dunnhumby file is a few hundred MB, the whole 117-week dataset ~40 GB over many files.
+ * A zip archive may hold four times this in all (see sources.ts for its other limits).
+ */
+export const DEFAULT_MAX_UNCOMPRESSED = 4 * 2 ** 30;
 export const SILVER_FORMAT = 'pricesense.silver/3';
 export const REJECTS_PREFIX = '_rejects/';
 const REJECTS_HEADER = 'file,member,line,error_type,column_name,reason,raw_line';
@@ -276,7 +280,8 @@ async function readPart(
   let norm: NormalizeResult;
   try {
     // The cap is on what decompression produces; a plain file is as large as it is.
-    norm = await normalizeCsv(stream, original ? {} : { output: out, maxBytes });
+    // A header that is not the schema stops the copy to scratch at once (the lines are still counted).
+    norm = await normalizeCsv(stream, original ? {} : { output: out, maxBytes, acceptHeader: (h) => parseHeader(h).ok });
     if (original && !norm.clean && !norm.problem) {
       norm = await normalizeCsv(createReadStream(original, { highWaterMark: 1 << 20 }), { output: out });
     }

@@ -17,7 +17,7 @@ export function register(program: Command): void {
     .option('--accept-shift', 'publish gold even if its class balance moved more than --max-shift')
     .option('--threads <n>', 'DuckDB worker threads (default: all cores)', integer('--threads', 1))
     .option('--memory-limit <size>', "DuckDB memory limit before spilling to disk, e.g. '1GB'", '1GB')
-    .option('--max-uncompressed <size>', "cap on the uncompressed size of one .csv.gz file or zip member, e.g. '32GiB'", (v: string) => parseByteSize(v), DEFAULT_MAX_UNCOMPRESSED)
+    .option('--max-uncompressed <size>', "cap on the uncompressed size of one .csv.gz file or zip member, e.g. '8GiB' (a zip archive may hold 4× this in all)", (v: string) => parseByteSize(v), DEFAULT_MAX_UNCOMPRESSED)
     .option('--wait <seconds>', 'when another ETL run holds the lake, wait up to this long for it (default: refuse at once)', integer('--wait', 0), 0)
     .option('--lease-ttl <seconds>', 'seconds after which the lease of a run that stopped renewing it (killed) counts as abandoned', integer('--lease-ttl', 1), DEFAULT_LEASE_TTL_SECONDS)
     .option('--json', 'print the stage report as JSON')

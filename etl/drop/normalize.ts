@@ -66,6 +66,8 @@ export interface NormalizeOptions {
   readonly output?: string;
   /** Stop with a 'too-large' problem past this many bytes read. */
   readonly maxBytes?: number;
+  /** Judge the header line as soon as it is read: false stops writing the output (lines are still counted). */
+  readonly acceptHeader?: (header: string) => boolean;
 }
 
 /**
@@ -73,7 +75,7 @@ export interface NormalizeOptions {
  * changing (clean: false) — the caller then runs it again with an output.
  */
 export async function normalizeCsv(input: AsyncIterable<Buffer>, options: NormalizeOptions = {}): Promise<NormalizeResult> {
-  const n = new Normalizer(options.output ? createWriteStream(options.output) : undefined, options.maxBytes ?? Infinity);
+  const n = new Normalizer(options.output ? createWriteStream(options.output) : undefined, options.maxBytes ?? Infinity, options.acceptHeader);
   try {
     for await (const chunk of input) {
       if (n.draining) {
@@ -116,9 +118,13 @@ class Normalizer {
   private problem: FileProblem | undefined;
   private stopped = false;
 
+  /** The header was refused: the output is not needed any more. */
+  private discard = false;
+
   constructor(
     private readonly out: WriteStream | undefined,
     private readonly maxBytes: number,
+    private readonly acceptHeader?: (header: string) => boolean,
   ) {}
 
   get bytesRead(): number {
@@ -259,6 +265,7 @@ class Normalizer {
       }
       this.header = headerLine.toString('utf8');
       this.headerDone = true;
+      if (this.acceptHeader && !this.acceptHeader(this.header)) this.discard = true;
       const after = this.breakLength(seg, cut);
       this.line = 1;
       if (this.stopped) return;
@@ -277,7 +284,7 @@ class Normalizer {
       this.endings.lf += count;
       this.line += count;
       this.dataLines += count - blank;
-      if (this.out) await this.write(seg, false);
+      await this.write(seg, false);
       return;
     }
     // Slow path: line by line.
@@ -322,7 +329,7 @@ class Normalizer {
   }
 
   private async write(bytes: Buffer, addLf: boolean): Promise<void> {
-    if (!this.out) return;
+    if (!this.out || this.discard) return;
     const ok = this.out.write(bytes);
     const ok2 = addLf ? this.out.write('\n') : true;
     if (!ok || !ok2) await once(this.out, 'drain');

@@ -77,12 +77,25 @@ function label(raw: Buffer, utf8: boolean): string {
   return out;
 }
 
+/** More members than this is not a drop of weekly files: the archive is refused whole. */
+export const MAX_ZIP_MEMBERS = 10_000;
+/** A member that declares more than this ratio of uncompressed to compressed bytes is a zip bomb, not a CSV (text CSVs compress 5–50×). */
+export const MAX_COMPRESSION_RATIO = 500;
+/** The members of one archive together may expand to this many times the per-member cap. */
+export const ARCHIVE_TOTAL_FACTOR = 4;
+
 async function forEachZipMember(localPath: string, maxBytes: number, visit: (part: PartStream) => Promise<void>): Promise<ArchiveListing> {
   const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
     // decodeStrings: false — names stay bytes, so yauzl never judges them as paths; we never use them as paths.
     yauzl.open(localPath, { lazyEntries: true, decodeStrings: false, validateEntrySizes: true, autoClose: true }, (err, z) => (err || !z ? reject(new ZipError(err)) : resolve(z))),
   );
   const ignored: string[] = [];
+  if (zip.entryCount > MAX_ZIP_MEMBERS) {
+    zip.close();
+    throw new ZipError(null, `it holds ${zip.entryCount} members, more than the ${MAX_ZIP_MEMBERS} a drop archive may hold; split it into several archives`);
+  }
+  const totalCap = maxBytes * ARCHIVE_TOTAL_FACTOR;
+  let declaredTotal = 0;
   await new Promise<void>((resolve, reject) => {
     let failed = false;
     const fail = (err: unknown): void => {
@@ -111,6 +124,16 @@ async function forEachZipMember(localPath: string, maxBytes: number, visit: (par
         visit({ member: name, declaredBytes: entry.uncompressedSize, problem: 'the archive member is encrypted; re-create the archive without a password' }).then(next, fail);
         return;
       }
+      declaredTotal += entry.uncompressedSize;
+      if (declaredTotal > totalCap) {
+        visit({ member: name, declaredBytes: entry.uncompressedSize, problem: `the archive's members declare more than ${totalCap} uncompressed bytes in all (${ARCHIVE_TOTAL_FACTOR} × --max-uncompressed); this and later members are not read: split the archive` }).then(next, fail);
+        return;
+      }
+      if (entry.compressedSize > 0 && entry.uncompressedSize / entry.compressedSize > MAX_COMPRESSION_RATIO) {
+        const ratio = Math.round(entry.uncompressedSize / entry.compressedSize);
+        visit({ member: name, declaredBytes: entry.uncompressedSize, problem: `the archive member expands ${ratio}× (${entry.compressedSize} → ${entry.uncompressedSize} bytes), more than the ${MAX_COMPRESSION_RATIO}× a CSV does: a zip bomb or padding, not read` }).then(next, fail);
+        return;
+      }
       if (!gz && entry.uncompressedSize > maxBytes) {
         visit({ member: name, declaredBytes: entry.uncompressedSize, problem: `the archive member declares ${entry.uncompressedSize} uncompressed bytes, over the ${maxBytes}-byte cap (--max-uncompressed)` }).then(next, fail);
         return;
@@ -130,8 +153,8 @@ async function forEachZipMember(localPath: string, maxBytes: number, visit: (par
 
 /** A zip archive that cannot be read at all, with a reason a person can act on. */
 export class ZipError extends Error {
-  constructor(cause: Error | null | undefined) {
-    super(`it cannot be read as a zip archive (${zipReason(cause)}); check that the upload is complete and that it is a .zip file`);
+  constructor(cause: Error | null | undefined, reason?: string) {
+    super(reason ?? `it cannot be read as a zip archive (${zipReason(cause)}); check that the upload is complete and that it is a .zip file`);
     this.name = 'ZipError';
   }
 }

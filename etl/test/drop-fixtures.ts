@@ -3,7 +3,7 @@
  * of every kind, byte-order marks, stray bytes, compression, zip archives, reordered and
  * extra columns. Baskets are numbered; every basket has two lines and a label.
  */
-import { gzipSync } from 'node:zlib';
+import { deflateRawSync, gzipSync } from 'node:zlib';
 import { RAW_COLUMNS } from '../schema';
 
 export const HEADER = RAW_COLUMNS.join(',');
@@ -67,10 +67,10 @@ function crc32(buf: Buffer): number {
 }
 
 /**
- * A zip archive of stored (uncompressed) members, written byte by byte: names are taken as
+ * A zip archive of stored (or, with deflate, deflated) members, written byte by byte: names are taken as
  * given, including ones no archiver should produce ('../x.csv'), which is the point.
  */
-export function zip(members: { name: string; data: Buffer }[]): Buffer {
+export function zip(members: { name: string; data: Buffer; deflate?: boolean }[]): Buffer {
   const locals: Buffer[] = [];
   const central: Buffer[] = [];
   let offset = 0;
@@ -78,29 +78,31 @@ export function zip(members: { name: string; data: Buffer }[]): Buffer {
     const name = Buffer.from(m.name, 'utf8');
     const crc = crc32(m.data);
     const size = m.data.length;
+    const stored = m.deflate ? deflateRawSync(m.data) : m.data;
+    const method = m.deflate ? 8 : 0;
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
     local.writeUInt16LE(20, 4);
     local.writeUInt16LE(0x800, 6); // UTF-8 names
-    local.writeUInt16LE(0, 8); // stored
+    local.writeUInt16LE(method, 8);
     local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(m.data.length, 18);
+    local.writeUInt32LE(stored.length, 18);
     local.writeUInt32LE(size, 22);
     local.writeUInt16LE(name.length, 26);
-    locals.push(local, name, m.data);
+    locals.push(local, name, stored);
     const dir = Buffer.alloc(46);
     dir.writeUInt32LE(0x02014b50, 0);
     dir.writeUInt16LE(20, 4);
     dir.writeUInt16LE(20, 6);
     dir.writeUInt16LE(0x800, 8);
-    dir.writeUInt16LE(0, 10);
+    dir.writeUInt16LE(method, 10);
     dir.writeUInt32LE(crc, 16);
-    dir.writeUInt32LE(m.data.length, 20);
+    dir.writeUInt32LE(stored.length, 20);
     dir.writeUInt32LE(size, 24);
     dir.writeUInt16LE(name.length, 28);
     dir.writeUInt32LE(offset, 42);
     central.push(dir, name);
-    offset += 30 + name.length + m.data.length;
+    offset += 30 + name.length + stored.length;
   }
   const cd = Buffer.concat(central);
   const end = Buffer.alloc(22);

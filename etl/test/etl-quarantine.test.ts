@@ -131,4 +131,32 @@ describe('ETL quarantine: what cannot be read counts, and is named by its own co
     const again = await runEtl(lake, { threads: 1 });
     expect([again.silver.parsed, again.gold.manifestSha256, again.silver.duplicates.length]).toEqual([0, report.gold.manifestSha256, 2]);
   });
+
+  it('zip limits: a member that expands like a bomb, and members past the archive total, are not read', async () => {
+    const lake = new LocalLake(path.join(dir, 'lake'));
+    await lake.write('raw/ok.csv', csv(lines(range(0, 400))));
+    await lake.write(
+      'raw/month.zip',
+      zip([
+        { name: 'w1.csv', data: csv(lines(range(400, 410))), deflate: true },
+        { name: 'bomb.csv', data: Buffer.concat([csv(lines(range(500, 501))), Buffer.alloc(3 * 2 ** 20, 0x20)]), deflate: true },
+        { name: 'w2.csv', data: csv(lines(range(410, 420))), deflate: true },
+        { name: 'w3.csv', data: csv(lines(range(420, 440))), deflate: true },
+      ]),
+    );
+    const report = await runEtl(lake, { threads: 1, maxUncompressedBytes: 4 * 2 ** 20, rejectThreshold: 0.999 });
+    const reasons = Object.fromEntries(report.silver.quarantined.map((q) => [q.file, q.reason]));
+    expect(reasons['raw/month.zip › bomb.csv']).toMatch(/expands \d+× .* more than the 500× a CSV does/);
+    expect(Object.keys(reasons)).toEqual(['raw/month.zip › bomb.csv']);
+    expect(await goldIds(lake)).toEqual(range(0, 440));
+    // The archive total: 4 × the per-member cap.
+    const small = new LocalLake(path.join(dir, 'small'));
+    await small.write('raw/ok.csv', csv(lines(range(0, 400))));
+    const members = range(0, 6).map((i) => ({ name: `w${i}.csv`, data: csv(lines(range(1000 + i * 10, 1010 + i * 10))) }));
+    await small.write('raw/m.zip', zip(members));
+    const cap = Math.max(...members.map((m) => m.data.length)) + 10;
+    const total = await runEtl(small, { threads: 1, maxUncompressedBytes: cap, rejectThreshold: 0.999 });
+    expect(total.silver.quarantined.map((q) => q.file)).toEqual(['raw/m.zip › w4.csv', 'raw/m.zip › w5.csv']);
+    expect(total.silver.quarantined[0].reason).toMatch(new RegExp(`declare more than ${4 * cap} uncompressed bytes in all`));
+  });
 });
