@@ -481,7 +481,8 @@ export async function ingest(lake: Lake, opts: IngestOptions): Promise<IngestRes
     raw.push(
       await readRawObject(lake, o, scratch, maxBytes, (sha) => prevParts.has(sha) || fresh.has(sha), (rec) => {
         if (!fresh.has(rec.sha256) && !prevParts.has(rec.sha256)) fresh.set(rec.sha256, rec);
-        else if ('local' in rec && rec.local !== null) void rm(rec.local, { force: true });
+        // A scratch copy only: on a local lake a clean part's local is the raw file itself.
+        else if ('local' in rec && rec.local !== null && rec.local.startsWith(scratch.dir + path.sep)) void rm(rec.local, { force: true });
       }),
     );
     readBytes += o.size;

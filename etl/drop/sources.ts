@@ -114,6 +114,11 @@ async function forEachZipMember(localPath: string, maxBytes: number, visit: (par
         if (!failed) zip.readEntry();
       };
       if (name.endsWith('/')) return next();
+      // macOS Finder archives carry AppleDouble metadata (__MACOSX/…/._w1.csv): not data, whatever the extension.
+      if (name.startsWith('__MACOSX/') || name.slice(name.lastIndexOf('/') + 1).startsWith('._')) {
+        ignored.push(name);
+        return next();
+      }
       const lower = name.toLowerCase();
       const gz = lower.endsWith('.csv.gz');
       if (!lower.endsWith('.csv') && !gz) {

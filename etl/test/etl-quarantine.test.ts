@@ -159,4 +159,18 @@ describe('ETL quarantine: what cannot be read counts, and is named by its own co
     expect(total.silver.quarantined.map((q) => q.file)).toEqual(['raw/m.zip › w4.csv', 'raw/m.zip › w5.csv']);
     expect(total.silver.quarantined[0].reason).toMatch(new RegExp(`declare more than ${4 * cap} uncompressed bytes in all`));
   });
+
+  it('macOS metadata members of a zip (__MACOSX/, ._name.csv) are ignored and reported, not quarantined', async () => {
+    const lake = new LocalLake(path.join(dir, 'lake'));
+    const appleDouble = Buffer.concat([Buffer.from('00051607', 'hex'), Buffer.alloc(60, 0)]);
+    await lake.write('raw/mac.zip', zip([
+      { name: 'w1.csv', data: csv(lines(range(0, 30))) },
+      { name: '__MACOSX/._w1.csv', data: appleDouble },
+      { name: 'sub/._w2.csv', data: appleDouble },
+    ]));
+    const report = await runEtl(lake, { threads: 1 });
+    expect(report.silver.quarantined).toEqual([]);
+    expect(report.silver.ignored.sort()).toEqual(['raw/mac.zip › __MACOSX/._w1.csv', 'raw/mac.zip › sub/._w2.csv']);
+    expect(await goldIds(lake)).toEqual(range(0, 30));
+  });
 });
