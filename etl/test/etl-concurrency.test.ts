@@ -33,6 +33,9 @@ async function goldBytes(lake: Lake): Promise<Map<string, string>> {
   return out;
 }
 
+// Child processes (ts-node) and several ETL runs per test on a loaded 2-core machine: generous, still bounded.
+jest.setTimeout(300_000);
+
 describe('one writer per lake', () => {
   let dir: string;
   let s3: S3TestServer;

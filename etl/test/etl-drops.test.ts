@@ -29,6 +29,9 @@ async function rejectRows(lake: Lake): Promise<string[]> {
   return out;
 }
 
+// Several full ETL runs per test on a loaded 2-core machine: generous, still bounded.
+jest.setTimeout(180_000);
+
 describe('ETL on dirty drops', () => {
   let dir: string;
   beforeEach(async () => {

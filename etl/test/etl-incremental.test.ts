@@ -28,6 +28,9 @@ async function freshGold(lake: Lake, dir: string): Promise<string> {
   return (await runEtl(fresh, { threads: 1, rejectThreshold: 0.1 })).gold.manifestSha256;
 }
 
+// Several full ETL runs per test on a loaded 2-core machine: generous, still bounded.
+jest.setTimeout(180_000);
+
 describe('ETL when raw files are renamed or their content moves between names', () => {
   let dir: string;
   beforeEach(async () => {

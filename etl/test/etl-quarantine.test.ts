@@ -17,6 +17,9 @@ async function goldIds(lake: Lake): Promise<number[]> {
   return ids.sort((a, b) => a - b);
 }
 
+// Several full ETL runs per test on a loaded 2-core machine: generous, still bounded.
+jest.setTimeout(180_000);
+
 describe('ETL quarantine: what cannot be read counts, and is named by its own content', () => {
   let dir: string;
   beforeEach(async () => {
