@@ -18,7 +18,7 @@ export const GOLD_COLUMNS: readonly { name: string; type: 'VARCHAR' | 'INTEGER' 
 ];
 
 /**
- * How each gold feature is computed from a basket's silver lines. The DISTINCT_* features
+ * How each gold feature is computed from a basket's typed lines (per raw file at ingest, again over all its lines for a basket spread over files). The DISTINCT_* features
  * are not listed here: they are computed by distinctCountSql() (see buildGoldTable).
  */
 export const FEATURE_SQL: Readonly<Record<string, string>> = {
