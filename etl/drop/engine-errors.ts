@@ -45,12 +45,16 @@ export function describeCsvFailure(err: unknown): string {
   return `the CSV reader could not parse the file${at}; expected comma-separated dunnhumby transaction lines, one per line. Open the file near that line, fix or remove what is there, and rerun`;
 }
 
+/** DuckDB's error messages start with their kind: "Binder Error: …", "IO Error: …", "INTERNAL Error: …". */
+const DUCKDB_MESSAGE = /^(?:Error: )?(?:[A-Za-z]+ )+Error: /;
+
 /**
  * An engine failure outside CSV parsing (aggregation, Parquet I/O, the file system), as a
- * UserError saying what happened in the lake's terms and what to do. The engine's own
+ * UserError saying what happened in the lake's terms and what to do. Errors of our own
+ * code (not DuckDB's, no system error code) pass through: their messages are already ours. The engine's own
  * message goes to the structured log only (event etl_engine_error), for a bug report.
  */
-export function translateEngineError(err: unknown, stage: string, memoryLimitBytes: number): UserError {
+export function translateEngineError(err: unknown, stage: string, memoryLimitBytes: number): Error {
   if (err instanceof UserError) return err;
   const m = messageOf(err);
   logEvent('etl_engine_error', { stage, error: m, code: (err as { code?: unknown } | null)?.code });
@@ -64,6 +68,8 @@ export function translateEngineError(err: unknown, stage: string, memoryLimitByt
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
     return new UserError(`${stage} failed: no permission to ${code === 'EROFS' ? 'write' : 'read or write'} ${file ?? 'a file of the lake'} (${code}); nothing was committed. Fix the permissions of the lake (or its tmp/ zone) for this user and rerun`);
   }
+  // Not the engine's and not the system's: a message of our own code (a lake backend's, a bug's), already in our terms.
+  if (!DUCKDB_MESSAGE.test(m) && code === undefined) return err instanceof Error ? err : new Error(m);
   if (/no magic bytes|not a parquet file|invalid parquet|corrupt|checksum/i.test(m)) {
     return new UserError(
       `${stage} failed: a Parquet file of the lake${file ? ` (${file})` : ''} is damaged or not Parquet: the lake was modified outside pricesense; nothing was committed. ` +
