@@ -127,6 +127,16 @@ export async function readCandidate(forestPath: string, options: { by?: string; 
   return { path: forestPath, bytes, forest, artifactSha256: sha256Hex(bytes), lineage, note: notes.filter(Boolean).join(' | ') };
 }
 
+/** The version does not exist (as opposed to a registry that could not be read). */
+export class VersionNotFoundError extends UserError {
+  readonly version: number;
+  constructor(version: number, message: string) {
+    super(message);
+    this.name = 'VersionNotFoundError';
+    this.version = version;
+  }
+}
+
 /** Stored bytes whose digest differs from the registered one: the model is never returned. */
 export class ChecksumMismatchError extends UserError {
   readonly expected: string;
