@@ -46,7 +46,7 @@ export interface ApiConfig {
   readonly unknownCategories: UnknownCategoryPolicy;
   /** Prediction requests one process works on at once; more are shed with 503 + Retry-After. */
   readonly maxInFlight: number;
-  /** Mean event-loop delay above which prediction requests are shed (0 = off). */
+  /** Median event-loop delay above which prediction requests are shed (0 = off). */
   readonly maxEventLoopDelayMs: number;
 }
 

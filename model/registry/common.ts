@@ -137,8 +137,20 @@ export class VersionNotFoundError extends UserError {
   }
 }
 
+/**
+ * The stored artifact itself is unusable (its bytes do not match the registered digest,
+ * or the archive is malformed or over a limit): fetching it again gives the same answer
+ * until the registry changes, so a reader need not retry it on every poll.
+ */
+export class InvalidArtifactError extends UserError {
+  constructor(message: string, exitCode = 3) {
+    super(message, exitCode);
+    this.name = 'InvalidArtifactError';
+  }
+}
+
 /** Stored bytes whose digest differs from the registered one: the model is never returned. */
-export class ChecksumMismatchError extends UserError {
+export class ChecksumMismatchError extends InvalidArtifactError {
   readonly expected: string;
   readonly actual: string;
   constructor(what: string, expected: string, actual: string) {

@@ -44,7 +44,7 @@ import {
 import { UserError } from '../../etl/errors';
 import type { Lake } from '../../etl/lake/types';
 import { AuditChainError, ChainWitness, ConcurrentChangeError, encodeEntry, publicEntry, verifyChain, type ChainedEntry, type StoredEntry, type VerifiedChain } from './audit-chain';
-import { actor, assertTransition, assertVersionNumber, readCandidate, sha256Hex, verifyDigest, VersionNotFoundError } from './common';
+import { actor, assertTransition, assertVersionNumber, InvalidArtifactError, readCandidate, sha256Hex, verifyDigest, VersionNotFoundError } from './common';
 import {
   MODEL_STATUSES,
   type AuditEntry,
@@ -286,7 +286,14 @@ export class SageMakerRegistry implements Registry {
     }
     const source = `version ${version} (${v.artifactUri})`;
     // Pipeline-registered versions point at the evaluate step's model.tar.gz: the digest covers the archive.
-    return forestBytesOfArtifact(verifyDigest(source, await this.lake.read(key), v.artifactSha256), source);
+    const bytes = verifyDigest(source, await this.lake.read(key), v.artifactSha256);
+    try {
+      return forestBytesOfArtifact(bytes, source);
+    } catch (err) {
+      // Registered bytes that do not unpack (malformed, over a limit): a property of the artifact, not a transient failure.
+      if (err instanceof UserError) throw new InvalidArtifactError(err.message);
+      throw err;
+    }
   }
 
   async verify(): Promise<VerifyReport> {
