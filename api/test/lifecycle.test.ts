@@ -137,6 +137,32 @@ describe('model lifecycle (listening server)', () => {
     expect(JSON.parse((await call(running.port, 'GET', '/ready')).body).challengerProblem).toMatch(/not found/);
   });
 
+  it('refuses to serve a version whose audit trail is broken: /ready says why, a metric counts it, the previous version serves', async () => {
+    const v1 = (await reg.publish(1)).version;
+    const v2 = (await reg.publish(2)).version;
+    running = await startServer(testConfig(), { registry: reg.registry, logger: silentLogger() });
+    await reg.registry.reject(v2, 'rolled back', 'test');
+    await running.service.manager.refresh();
+    expect(running.service.manager.champion?.version).toBe(v1);
+    // Deleting the rejection would re-approve version 2 if the trail were just files.
+    const audit = (v: number) => path.join(reg.registry.uri, 'versions', String(v).padStart(6, '0'), 'audit');
+    await rm(path.join(audit(v2), '000003.json'));
+    await running.service.manager.refresh();
+    expect(running.service.manager.champion?.version).toBe(v1);
+    const ready = JSON.parse((await call(running.port, 'GET', '/ready')).body);
+    expect(ready).toMatchObject({ ready: true, auditProblems: [{ version: v2, problem: expect.stringMatching(/the last entry was deleted/) }] });
+    let metrics = (await call(running.port, 'GET', '/metrics')).body;
+    expect(metrics).toContain(`pricesense_registry_audit_broken{model_version="${v2}"} 1`);
+    // With the served version's trail broken too, nothing is servable: it is withdrawn and /ready says why.
+    await rm(path.join(audit(v1), 'HEAD.json'));
+    await running.service.manager.refresh();
+    const down = await call(running.port, 'GET', '/ready');
+    expect(down.status).toBe(503);
+    expect(JSON.parse(down.body).reason).toMatch(new RegExp(`no Approved model version .*passed over because their audit trail does not verify: version ${v2} .*version ${v1} \\(.*HEAD\\.json is missing`));
+    metrics = (await call(running.port, 'GET', '/metrics')).body;
+    expect(metrics).toContain(`pricesense_registry_audit_broken{model_version="${v1}"} 1`);
+  });
+
   it('withdraws a rejected model when the rollback target fails to load, rather than keep serving it', async () => {
     const v1 = (await reg.publish(1)).version;
     const v2 = (await reg.publish(2)).version;

@@ -17,11 +17,7 @@ import {
   DescribeModelPackageGroupCommand,
   ListModelPackagesCommand,
   SageMakerClient,
-  SageMakerServiceException,
   UpdateModelPackageCommand,
-  type CreateModelPackageCommandInput,
-  type DescribeModelPackageOutput,
-  type ModelApprovalStatus,
 } from '@aws-sdk/client-sagemaker';
 import { mockClient, type AwsClientStub } from 'aws-sdk-client-mock';
 import { S3Lake } from '../../etl/lake/s3';
@@ -30,119 +26,8 @@ import { sha256Hex } from '../registry/common';
 import { ChecksumMismatchError, ConcurrentChangeError, type ModelVersion } from '../registry';
 import { createSageMakerClient, SageMakerRegistry, SAGEMAKER_MAX_ATTEMPTS } from '../registry/sagemaker';
 import { writeFixtureForest } from './registry-fixtures';
+import { ACCOUNT_ARN, awsError, FakeSageMaker, GROUP, IMAGE } from './sagemaker-fake';
 
-const GROUP = 'pricesense-test';
-const ACCOUNT_ARN = 'arn:aws:sagemaker:us-east-1:123456789012';
-const IMAGE = '123456789012.dkr.ecr.us-east-1.amazonaws.com/pricesense-api:1.0.0';
-
-function awsError(name: string, message: string, status = 400): SageMakerServiceException {
-  return new SageMakerServiceException({ name, message, $fault: 'client', $metadata: { httpStatusCode: status } });
-}
-
-/** Just enough of a model package group to behave like SageMaker for these requests. */
-class FakeSageMaker {
-  groupArn: string | undefined;
-  /** The next DescribeModelPackageGroup says "does not exist" although it does (it was created concurrently). */
-  hideGroupOnce = false;
-  /**
-   * Apply the ModelApprovalStatus filter after cutting the page, as a service may: a page
-   * can then be empty and still carry a NextToken.
-   */
-  filterAfterPaging = false;
-  /** DescribeModelPackage calls wait until this many are waiting, then all proceed (0 = off). */
-  describeBarrier = 0;
-  private waiting: (() => void)[] = [];
-  readonly packages: DescribeModelPackageOutput[] = [];
-  // Real time onwards, so SageMaker's timestamps and the audit entries' are on one clock.
-  private clock = Date.now();
-
-  install(sm: AwsClientStub<SageMakerClient>): void {
-    sm.on(DescribeModelPackageGroupCommand).callsFake(() => {
-      const hidden = this.hideGroupOnce;
-      this.hideGroupOnce = false;
-      if (!this.groupArn || hidden) throw awsError('ValidationException', `ModelPackageGroup ${GROUP} does not exist.`);
-      return { ModelPackageGroupName: GROUP, ModelPackageGroupArn: this.groupArn };
-    });
-    sm.on(CreateModelPackageGroupCommand).callsFake(() => {
-      if (this.groupArn) throw awsError('ValidationException', `Model Package Group already exists: ${this.groupArn}`);
-      this.groupArn = `${ACCOUNT_ARN}:model-package-group/${GROUP}`;
-      return { ModelPackageGroupArn: this.groupArn };
-    });
-    sm.on(CreateModelPackageCommand).callsFake((input: CreateModelPackageCommandInput) => {
-      const version = this.packages.length + 1;
-      const arn = `${ACCOUNT_ARN}:model-package/${GROUP}/${version}`;
-      this.packages.push({
-        ModelPackageName: GROUP,
-        ModelPackageGroupName: input.ModelPackageGroupName,
-        ModelPackageVersion: version,
-        ModelPackageArn: arn,
-        ModelPackageDescription: input.ModelPackageDescription,
-        CreationTime: this.tick(),
-        InferenceSpecification: input.InferenceSpecification,
-        ModelPackageStatus: 'Completed',
-        ModelPackageStatusDetails: { ValidationStatuses: [] },
-        ModelApprovalStatus: input.ModelApprovalStatus,
-        CreatedBy: { IamIdentity: { Arn: 'arn:aws:sts::123456789012:assumed-role/ml/trainer' } },
-        ModelMetrics: input.ModelMetrics,
-        CustomerMetadataProperties: input.CustomerMetadataProperties,
-      });
-      return { ModelPackageArn: arn };
-    });
-    sm.on(DescribeModelPackageCommand).callsFake(async ({ ModelPackageName }: { ModelPackageName: string }) => {
-      if (this.describeBarrier > 0) {
-        await new Promise<void>((resolve) => {
-          this.waiting.push(resolve);
-          if (this.waiting.length >= this.describeBarrier) {
-            this.describeBarrier = 0;
-            for (const go of this.waiting.splice(0)) go();
-          }
-        });
-      }
-      const p = this.packages.find((x) => x.ModelPackageArn === ModelPackageName);
-      if (!p) throw awsError('ValidationException', `Model package ${ModelPackageName} does not exist.`);
-      return structuredClone(p);
-    });
-    sm.on(UpdateModelPackageCommand).callsFake(
-      ({ ModelPackageArn, ModelApprovalStatus, ApprovalDescription }: { ModelPackageArn: string; ModelApprovalStatus: ModelApprovalStatus; ApprovalDescription?: string }) => {
-        const p = this.packages.find((x) => x.ModelPackageArn === ModelPackageArn)!;
-        Object.assign(p, {
-          ModelApprovalStatus,
-          ApprovalDescription,
-          LastModifiedTime: this.tick(),
-          LastModifiedBy: { IamIdentity: { Arn: 'arn:aws:sts::123456789012:assumed-role/ml/approver' } },
-        });
-        return { ModelPackageArn };
-      },
-    );
-    sm.on(ListModelPackagesCommand).callsFake(
-      (input: { ModelApprovalStatus?: string; SortOrder?: string; MaxResults?: number; NextToken?: string }) => {
-        const matches = (p: DescribeModelPackageOutput) => !input.ModelApprovalStatus || p.ModelApprovalStatus === input.ModelApprovalStatus;
-        let list = this.filterAfterPaging ? [...this.packages] : this.packages.filter(matches);
-        list = [...list].sort((a, b) => a.CreationTime!.getTime() - b.CreationTime!.getTime());
-        if (input.SortOrder === 'Descending') list.reverse();
-        const start = input.NextToken ? Number(input.NextToken) : 0;
-        const size = input.MaxResults ?? 10;
-        const page = list.slice(start, start + size).filter(matches);
-        return {
-          ModelPackageSummaryList: page.map((p) => ({
-            ModelPackageGroupName: GROUP,
-            ModelPackageVersion: p.ModelPackageVersion,
-            ModelPackageArn: p.ModelPackageArn,
-            CreationTime: p.CreationTime,
-            ModelPackageStatus: 'Completed',
-            ModelApprovalStatus: p.ModelApprovalStatus,
-          })),
-          NextToken: start + size < list.length ? String(start + size) : undefined,
-        };
-      },
-    );
-  }
-
-  private tick(): Date {
-    this.clock += 60_000;
-    return new Date(this.clock);
-  }
-}
 
 let s3: S3TestServer;
 let dir: string;
