@@ -12,8 +12,7 @@
  * createApp has no `listen`: tests drive it with supertest, api/server.ts listens.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
-import helmet from 'helmet';
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { RequestListener } from 'node:http';
 import type { Logger } from 'pino';
 import type { UnknownCategoryPolicy } from './config';
 import { ApiError } from './errors';
@@ -39,29 +38,23 @@ export interface AppOptions {
   readonly predictor?: Predictor;
   /** Shared with the lean /predict path; one with the default limits is made when not given. */
   readonly shedder?: LoadShedder;
-  /** Security headers for every response; `securityHeaders()` when not given. */
+  /** Security headers for every API response; API_SECURITY_HEADERS when not given. */
   readonly headers?: readonly (readonly [string, string])[];
 }
 
 /**
- * helmet's headers, computed once: its configuration is static, so running its 13
- * middlewares on every request would recompute the same strings each time.
+ * The security headers of the JSON API (every response but the /docs pages): the set the
+ * OWASP REST Security Cheat Sheet lists for APIs. helmet's browser-page set (a CSP
+ * allowing scripts and styles, cross-origin policies, ...) is for the Swagger UI pages,
+ * which get it in api/routes/docs.ts; on a JSON answer it would only be bytes to write.
  */
-export function securityHeaders(): [string, string][] {
-  const out: [string, string][] = [];
-  const recorder = {
-    setHeader: (name: string, value: string | number | readonly string[]) => out.push([name, String(value)]),
-    removeHeader: () => undefined,
-  };
-  const middleware = helmet({
-    // TLS ends at the load balancer; upgrading Swagger UI's asset URLs to https would break /docs over plain HTTP.
-    contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
-  });
-  let called = false;
-  middleware({} as IncomingMessage, recorder as unknown as ServerResponse, () => (called = true));
-  if (!called) throw new Error('helmet did not complete synchronously; cannot precompute security headers');
-  return out;
-}
+export const API_SECURITY_HEADERS: readonly (readonly [string, string])[] = [
+  ['Cache-Control', 'no-store'],
+  ['Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'"],
+  ['Strict-Transport-Security', 'max-age=31536000; includeSubDomains'],
+  ['X-Content-Type-Options', 'nosniff'],
+  ['X-Frame-Options', 'DENY'],
+];
 
 export const DEFAULT_BODY_LIMIT = 2 * 1024 * 1024;
 
@@ -84,7 +77,7 @@ export function createApp(options: AppOptions): express.Express {
   const access = options.access ?? new AccessLog(manager.metrics, logger);
   const predictor = options.predictor ?? new Predictor(manager.metrics, logger);
   const shedder = options.shedder ?? new LoadShedder({ maxInFlight: 256, maxEventLoopDelayMs: 0, metrics: manager.metrics });
-  const headers = options.headers ?? securityHeaders();
+  const headers = options.headers ?? API_SECURITY_HEADERS;
   const app = express();
   app.disable('x-powered-by');
   // ETags on prediction responses would hash every body for nothing.
@@ -134,7 +127,7 @@ export interface RequestListenerParts {
 export function createRequestListener(options: AppOptions & { maxInFlight?: number; maxEventLoopDelayMs?: number }): RequestListenerParts {
   const metrics = options.manager.metrics;
   const access = options.access ?? new AccessLog(metrics, options.logger);
-  const headers = options.headers ?? securityHeaders();
+  const headers = options.headers ?? API_SECURITY_HEADERS;
   const predictor = options.predictor ?? new Predictor(metrics, options.logger);
   const shedder = options.shedder ?? new LoadShedder({ maxInFlight: options.maxInFlight ?? 256, maxEventLoopDelayMs: options.maxEventLoopDelayMs ?? 0, metrics });
   const app = createApp({ ...options, access, headers, predictor, shedder });

@@ -102,6 +102,7 @@ export class ModelManager {
   private stopped = false;
   private draining = false;
   private readyWaiters: (() => void)[] = [];
+  private routes: { champion: Route; canary: Route | undefined; canaryPercent: number } | undefined;
 
   constructor(options: ModelManagerOptions) {
     this.registry = options.registry;
@@ -172,13 +173,25 @@ export class ModelManager {
 
   /** The model(s) for one request. Undefined when no model is loaded. */
   route(): Route | undefined {
+    const routes = this.routes;
+    if (!routes) return undefined;
+    if (routes.canary && this.random() * 100 < routes.canaryPercent) return routes.canary;
+    return routes.champion;
+  }
+
+  /** The routes a request can take, rebuilt when the champion or challenger changes: route() allocates nothing. */
+  private rebuildRoutes(): void {
     const champion = this.championModel;
-    if (!champion) return undefined;
     const ch = this.challengerState;
-    if (!ch) return { model: champion, role: 'champion', shadow: undefined };
-    if (ch.mode === 'shadow') return { model: champion, role: 'champion', shadow: ch.model };
-    if (this.random() * 100 < ch.percent) return { model: ch.model, role: 'canary', shadow: undefined };
-    return { model: champion, role: 'champion', shadow: undefined };
+    if (!champion) {
+      this.routes = undefined;
+      return;
+    }
+    this.routes = {
+      champion: { model: champion, role: 'champion', shadow: ch?.mode === 'shadow' ? ch.model : undefined },
+      canary: ch?.mode === 'canary' ? { model: ch.model, role: 'canary', shadow: undefined } : undefined,
+      canaryPercent: ch?.mode === 'canary' ? ch.percent : 0,
+    };
   }
 
   /** A served version clients may address directly: the champion or a canary. A shadow may be unapproved, so it never answers. */
@@ -347,6 +360,7 @@ export class ModelManager {
     const previous = this.championModel;
     if (previous) this.metrics.modelInfo.remove({ model_version: previous.versionLabel, role: 'champion', sha256: previous.sha256 });
     this.championModel = model;
+    this.rebuildRoutes();
     if (model) {
       this.wakeReadyWaiters();
       this.metrics.modelInfo.set({ model_version: model.versionLabel, role: 'champion', sha256: model.sha256 }, 1);
@@ -360,6 +374,7 @@ export class ModelManager {
   private setChallenger(ch: Challenger): void {
     this.dropChallenger();
     this.challengerState = ch;
+    this.rebuildRoutes();
     this.metrics.modelInfo.set({ model_version: ch.model.versionLabel, role: ch.mode, sha256: ch.model.sha256 }, 1);
     this.logger.info({ event: 'challenger_loaded', mode: ch.mode, percent: ch.percent, version: ch.model.version }, `${ch.mode} challenger version ${ch.model.version} loaded`);
   }
@@ -369,6 +384,7 @@ export class ModelManager {
     if (!ch) return;
     this.metrics.modelInfo.remove({ model_version: ch.model.versionLabel, role: ch.mode, sha256: ch.model.sha256 });
     this.challengerState = undefined;
+    this.rebuildRoutes();
     this.logger.warn({ event: 'challenger_dropped', version: ch.model.version, reason: this.challengerProblem }, 'challenger dropped');
   }
 

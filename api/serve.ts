@@ -145,8 +145,7 @@ async function runPrimary(config: ApiConfig): Promise<number> {
           if (code !== 0) clean = false;
           if (--remaining === 0) {
             clearTimeout(kill);
-            logger.flush();
-            resolve(clean ? 0 : 1);
+            logger.flush(() => resolve(clean ? 0 : 1));
           }
         });
         w.send('shutdown');

@@ -171,8 +171,8 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
         clearTimeout(deadline);
         service.access.stop();
         logger.info({ event: 'stopped', drained, inFlight: active.size }, drained ? 'drained and stopped' : 'deadline reached; remaining connections closed');
-        logger.flush();
-        resolve({ drained });
+        // The destination writes asynchronously: the caller may exit next, so resolve once the lines are out.
+        logger.flush(() => resolve({ drained }));
       };
       // Closed before it ever listened (a signal during the load): nothing to drain.
       if (server.listening) server.close(() => settle(true));

@@ -5,6 +5,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import express from 'express';
+import helmet from 'helmet';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import swaggerUi from 'swagger-ui-express';
 import type { UnknownCategoryPolicy } from '../config';
 import type { ModelManager } from '../model-manager';
@@ -17,6 +19,26 @@ export function swaggerAssetsDir(): string {
   const bundled = path.join(__dirname, 'swagger-ui');
   if (existsSync(path.join(bundled, 'swagger-ui-bundle.js'))) return bundled;
   return path.dirname(require.resolve('swagger-ui-dist/package.json'));
+}
+
+/**
+ * helmet's headers for browser pages, computed once: its configuration is static, so
+ * running its middlewares on every request would recompute the same strings each time.
+ */
+export function pageSecurityHeaders(): [string, string][] {
+  const out: [string, string][] = [];
+  const recorder = {
+    setHeader: (name: string, value: string | number | readonly string[]) => out.push([name, String(value)]),
+    removeHeader: () => undefined,
+  };
+  const middleware = helmet({
+    // TLS ends at the load balancer; upgrading Swagger UI's asset URLs to https would break /docs over plain HTTP.
+    contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+  });
+  let called = false;
+  middleware({} as IncomingMessage, recorder as unknown as ServerResponse, () => (called = true));
+  if (!called) throw new Error('helmet did not complete synchronously; cannot precompute security headers');
+  return out;
 }
 
 export function docsRouter(manager: ModelManager, options: { serviceVersion: string; unknownCategories: UnknownCategoryPolicy }): express.Router {
@@ -38,6 +60,13 @@ export function docsRouter(manager: ModelManager, options: { serviceVersion: str
       doc = empty;
     }
     res.json(doc);
+  });
+
+  // Swagger UI pages: helmet's browser set replaces the API's (whose CSP forbids the page's own scripts).
+  const pageHeaders = pageSecurityHeaders();
+  router.use('/docs', (_req, res, next) => {
+    for (const [name, value] of pageHeaders) res.setHeader(name, value);
+    next();
   });
 
   // Swagger UI loads the live document, so it follows hot swaps (the categories can change between versions).

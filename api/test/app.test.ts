@@ -3,7 +3,7 @@ import request from 'supertest';
 import { CompiledForest } from '../../model/walker';
 import { instanceSchema } from '../schemas';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { securityHeaders } from '../app';
+import { API_SECURITY_HEADERS } from '../app';
 import { createLeanPredict } from '../fast-predict';
 import { Predictor } from '../prediction';
 import { createService, type Service } from '../server';
@@ -143,7 +143,7 @@ describe('inference API (in-process)', () => {
         shedder: service.shedder,
         logger: silentLogger(),
         bodyLimitBytes: 1 << 20,
-        headers: securityHeaders(),
+        headers: API_SECURITY_HEADERS,
         access: service.access,
       });
       // Whatever the lean path declines gets a 599, so a 200 can only come from it.
@@ -303,13 +303,19 @@ describe('inference API (in-process)', () => {
       await api().get('/docs/package.json').expect(404);
     });
 
-    it('sets security headers and hides the framework', async () => {
-      const res = await api().get('/health');
-      expect(res.headers['x-powered-by']).toBeUndefined();
-      expect(res.headers['x-content-type-options']).toBe('nosniff');
-      expect(res.headers['content-security-policy']).toContain("default-src 'self'");
-      expect(res.headers['content-security-policy']).not.toContain('upgrade-insecure-requests');
-      expect(res.headers['strict-transport-security']).toBeDefined();
+    it('sets security headers and hides the framework: the API set on JSON answers, helmet\'s on the Swagger UI pages', async () => {
+      for (const res of [await api().get('/health'), await api().post('/predict').send(sampleRow()), await api().post('/predict?explain=1').send(sampleRow())]) {
+        expect(res.headers['x-powered-by']).toBeUndefined();
+        expect(res.headers['x-content-type-options']).toBe('nosniff');
+        expect(res.headers['cache-control']).toBe('no-store');
+        expect(res.headers['content-security-policy']).toBe("default-src 'none'; frame-ancestors 'none'");
+        expect(res.headers['x-frame-options']).toBe('DENY');
+        expect(res.headers['strict-transport-security']).toBeDefined();
+      }
+      const page = await api().get('/docs/');
+      expect(page.headers['content-security-policy']).toContain("script-src 'self'");
+      expect(page.headers['content-security-policy']).not.toContain('upgrade-insecure-requests');
+      expect(page.headers['cross-origin-opener-policy']).toBe('same-origin');
     });
   });
 
