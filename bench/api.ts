@@ -242,6 +242,12 @@ function buildBare(outDir: string): string {
   return outfile;
 }
 
+/** The shed counters of the worker that answers the scrape (each worker counts its own). */
+async function shedByReason(port: number): Promise<string> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return [...text.matchAll(/pricesense_requests_shed_total\{route="([^"]+)",reason="([^"]+)"\} (\d+)/g)].map((m) => `${m[2]} ${m[3]} on one worker`).join(', ');
+}
+
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const shedOf = (r: AutocannonResult) => r.statusCodeStats?.['503']?.count ?? 0;
 
@@ -309,10 +315,12 @@ async function main(): Promise<void> {
     const oursRps = mean(ours.map((r) => r.requests.average));
     const peerRps = mean(peers.map((r) => r.requests.average));
     const fixed = await run(port, { body: one, connections: 16, overallRate: 2000 });
-    const overloadRate = Math.round(2 * oursRps);
-    const overloaded = await run(port, { body: one, connections: OVERLOAD_CONNECTIONS, overallRate: overloadRate });
     const { result: batched, usPerRequest: cpuBatch } = await cpuPerRequest(primary.pid!, () => run(port, { body: batch, connections: 8 }));
     const rss = (await workers(primary.pid!)).map((w) => w.rssMiB);
+    // Overload last: what it leaves behind (closing connections, a late event loop) must not colour the other figures.
+    const overloadRate = Math.round(2 * oursRps);
+    const overloaded = await run(port, { body: one, connections: OVERLOAD_CONNECTIONS, overallRate: overloadRate });
+    const shedReasons = await shedByReason(port);
     await stop(primary);
     await stop(barePrimary);
 
@@ -327,6 +335,16 @@ async function main(): Promise<void> {
     await stop(unshed);
 
     const failures = (r: AutocannonResult) => r.errors + r.timeouts + r.non2xx;
+    const failureText = (label: string, r: AutocannonResult) => {
+      if (failures(r) === 0) return [];
+      const codes = Object.entries(r.statusCodeStats ?? {}).filter(([code]) => code !== '200').map(([code, c]) => `${c.count}×${code}`);
+      return [`${label}: ${[...codes, r.errors ? `${r.errors} errors` : '', r.timeouts ? `${r.timeouts} timeouts` : ''].filter(Boolean).join(', ')}`];
+    };
+    const failureDetails = [
+      ...ours.flatMap((r, i) => failureText(`single-row run ${i + 1}`, r)),
+      ...failureText('fixed 2,000 req/s', fixed),
+      ...failureText('batch of 100', batched),
+    ];
     const ratio = oursRps / peerRps;
     const cpuRatio = mean(peersCpu) / mean(oursCpu);
     const ok2x = (r: AutocannonResult) => r['2xx'] / r.duration;
@@ -364,12 +382,12 @@ async function main(): Promise<void> {
       `  server CPU per request            ${fmt(mean(oursCpu))} µs vs bare ${fmt(mean(peersCpu))} µs = ${cpuRatio.toFixed(3)} (workers' user+system CPU / requests; load-independent)`,
       `  at a fixed 2,000 req/s            p50 ${fixed.latency.p50} ms  p99 ${fixed.latency.p99} ms   achieved ${fmt(fixed.requests.average)} req/s`,
       `  at 2x saturation (${fmt(overloadRate)} req/s offered, ${OVERLOAD_CONNECTIONS} connections)`,
-      `    with shedding                   p99 ${overloaded.latency.p99} ms   ${fmt(ok2x(overloaded))} answered/s 2xx, ${fmt(shedOf(overloaded))} shed (503)`,
+      `    with shedding                   p99 ${overloaded.latency.p99} ms   ${fmt(ok2x(overloaded))} answered/s 2xx, ${fmt(shedOf(overloaded))} shed (503: ${shedReasons || 'none'})`,
       `    without shedding                p99 ${overloadedUnshed.latency.p99} ms   ${fmt(ok2x(overloadedUnshed))} answered/s 2xx`,
       `  batch of 100                      ${fmt(figures.batch100ReqPerSec)} req/s = ${fmt(figures.batch100RowsPerSec)} rows/s   p99 ${batched.latency.p99} ms   server CPU ${fmt(cpuBatch)} µs/request`,
       `  cold start to ready (1 process)   ${fmt(figures.coldStartMs)} ms`,
       `  worker RSS after the runs         ${figures.workerRssMiB.map((m) => `${m} MiB`).join(', ')}`,
-      `  failed requests (outside overload) ${figures.failedRequests}`,
+      `  failed requests (outside overload) ${figures.failedRequests}${failureDetails.length ? ` (${failureDetails.join('; ')})` : ''}`,
     ];
     process.stdout.write(`${lines.join('\n')}\n${JSON.stringify(figures)}\n`);
   } finally {
