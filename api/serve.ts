@@ -72,7 +72,7 @@ async function runSingle(config: ApiConfig): Promise<number> {
     if (cluster.isWorker) process.on('message', (msg) => msg === 'shutdown' && onSignal('SIGTERM'));
   });
   await running.start(cluster.isWorker ? { beforeListen: joinWhenAnswerable } : {});
-  if (cluster.isWorker) process.send?.({ pricesense: 'joined' } satisfies ClusterMessage);
+  if (cluster.isWorker && running.server.listening) process.send?.({ pricesense: 'joined' } satisfies ClusterMessage);
   return stopped;
 }
 
