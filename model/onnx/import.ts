@@ -300,8 +300,9 @@ interface Ensemble {
   readonly description: (i: number) => string;
 }
 
-function sameLength(a: Attributes, names: string[], src: Source): number {
+function sameLength(a: Attributes, names: string[], src: Source, maxNodes: number): number {
   const lengths = names.map((n) => [n, a.ints(n, false).length] as const);
+  for (const [, len] of lengths) checkCount(len, maxNodes, 'nodes', src);
   const n = lengths[0][1];
   for (const [name, len] of lengths) if (len !== n && !(name === 'nodes_missing_value_tracks_true' && len === 0)) src.fail(`${a.where(name)} has ${len} entries, but ${a.where(lengths[0][0])} has ${n}; every nodes_* attribute needs one entry per node`);
   return n;
@@ -317,8 +318,7 @@ function readClassifier(node: NodeMessage, shape: GraphShape, src: Source, maxNo
   if (post !== 'NONE') src.fail(`${a.where('post_transform')} is ${post}: scores pass through ${post}, so they are not averaged class distributions (a boosted model?); only NONE can be imported`);
   const base = a.numbersOrTensor('base_values');
   if (base && base.values.some((v) => v !== 0)) src.fail(`${a.where('base_values')} is not zero: a forest of averaged distributions has no base score`);
-  const n = sameLength(a, ['nodes_treeids', 'nodes_nodeids', 'nodes_featureids', 'nodes_truenodeids', 'nodes_falsenodeids', 'nodes_missing_value_tracks_true'], src);
-  checkCount(n, maxNodes, 'nodes', src);
+  const n = sameLength(a, ['nodes_treeids', 'nodes_nodeids', 'nodes_featureids', 'nodes_truenodeids', 'nodes_falsenodeids', 'nodes_missing_value_tracks_true'], src, maxNodes);
   const treeIds = a.ints('nodes_treeids');
   const nodeIds = a.ints('nodes_nodeids');
   const featureIds = a.ints('nodes_featureids');
@@ -414,8 +414,7 @@ function readTreeEnsemble(node: NodeMessage, shape: GraphShape, src: Source, max
   if (agg !== 0 && agg !== 1) src.fail(`${a.where('aggregate_function')} is ${agg === 2 ? 'MIN' : agg === 3 ? 'MAX' : agg}; only SUM and AVERAGE add up leaf weights`);
   const K = a.int('n_targets', 0);
   if (K < 2) src.fail(`${a.where('n_targets')} is ${K}; a classifier needs at least 2 targets`);
-  const n = sameLength(a, ['nodes_featureids', 'nodes_truenodeids', 'nodes_trueleafs', 'nodes_falsenodeids', 'nodes_falseleafs', 'nodes_missing_value_tracks_true'], src);
-  checkCount(n, maxNodes, 'nodes', src);
+  const n = sameLength(a, ['nodes_featureids', 'nodes_truenodeids', 'nodes_trueleafs', 'nodes_falsenodeids', 'nodes_falseleafs', 'nodes_missing_value_tracks_true'], src, maxNodes);
   const modes = a.numbers('nodes_modes') ?? src.fail(`${a.where('nodes_modes')} is missing`);
   const splits = a.numbers('nodes_splits') ?? src.fail(`${a.where('nodes_splits')} is missing`);
   if (modes.length !== n || splits.length !== n) src.fail(`${a.where(modes.length !== n ? 'nodes_modes' : 'nodes_splits')} has ${modes.length !== n ? modes.length : splits.length} entries, but there are ${n} nodes`);

@@ -186,11 +186,20 @@ export interface ModelMessage {
  * hundreds of MB before any validation could refuse them.
  */
 class NumberReader extends protobuf.Reader {}
-const baseInt64 = protobuf.Reader.prototype.int64;
 Object.defineProperty(NumberReader.prototype, 'int64', {
+  // A varint of up to 10 bytes, two's complement: read as a double (exact below 2^53).
   value: function int64(this: protobuf.Reader): number {
-    const v = baseInt64.call(this) as unknown;
-    return typeof v === 'number' ? v : (v as { toNumber(): number }).toNumber();
+    const buf = this.buf;
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.len) throw new RangeError(`index out of range: ${this.pos} + 1 > ${this.len}`);
+      const b = buf[this.pos++];
+      value += (b & 127) * scale;
+      if (b < 128) return value >= 2 ** 63 ? value - 2 ** 64 : value;
+      scale *= 128;
+    }
+    throw new Error(`invalid varint encoding at offset ${this.pos}`);
   },
 });
 

@@ -22,7 +22,7 @@ const trained = new Map<string, Promise<ForestFileV1>>();
  * A forest from the histogram trainer on the noisy table (>255 distinct values, missing
  * values, 40 categories), memoized per test file.
  */
-export function trainedForest(trees: number, seed: number, rows = 2000): Promise<ForestFileV1> {
+export function trainedForest(trees: number, seed: number, rows = trees > 100 ? 1000 : 2000): Promise<ForestFileV1> {
   const key = `${trees}/${seed}/${rows}`;
   if (!trained.has(key)) {
     trained.set(key, trainForest(noisyTable(rows, seed), { features: NOISY_FEATURES, trees, maxDepth: 12, minSamplesLeaf: 2, threads: 2, progress: false, seed, createdAt: '2024-01-01T00:00:00.000Z' }));

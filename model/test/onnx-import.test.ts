@@ -1,0 +1,249 @@
+/**
+ * @jest-environment ./bench/ort-jest-environment.js
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ortScorer, ortSession } from '../../bench/onnx-peer';
+import type { ForestFileV1 } from '../format';
+import { forestToOnnx } from '../onnx/export';
+import { importOnnxForest, largestDoubleRoundingAtMost, onnxToForest } from '../onnx/import';
+import { parseInputSpec, type InputSpec } from '../onnx/input-spec';
+import { AttrType, DataType, decodeModel, encodeModel, type ModelMessage } from '../onnx/proto';
+import { CompiledForest, type RawRow } from '../walker';
+import { nextDown } from '../import-ml-rf';
+import { probeRows, trainedForest } from './onnx-fixtures';
+import { forestToTreeEnsembleV5 } from './onnx-v5-writer';
+import { randomForest, randomRow, rng } from './random-forest-fixture';
+
+import { existsSync } from 'node:fs';
+
+/** shared/ sits beside the repository (CI's clone, /work/main) or beside the worktrees' parent. */
+const FIXTURE = ['../../../shared', '../../../../shared'].map((p) => path.resolve(__dirname, p, 'fixtures/sklearn-rf')).find((d) => existsSync(d)) ?? 'shared/fixtures/sklearn-rf not found beside the repository';
+
+function specOf(forest: ForestFileV1): InputSpec {
+  const codes: Record<string, string[]> = {};
+  for (const f of forest.features) if (f.kind === 'categorical') codes[f.name] = f.categories;
+  return { features: forest.features.map((f) => f.name), categoricalCodes: codes, missingEncodedAs: NaN };
+}
+
+/** Max |Δp| and label mismatches of two forests on the same raw rows. */
+function compare(a: ForestFileV1, b: ForestFileV1, rows: RawRow[]): { labelMismatches: number; maxProbDiff: number } {
+  const pa = CompiledForest.compile(a).predictBatch(rows);
+  const pb = CompiledForest.compile(b).predictBatch(rows);
+  let labelMismatches = 0;
+  let maxProbDiff = 0;
+  for (let r = 0; r < rows.length; r++) if (pa.labels[r] !== pb.labels[r]) labelMismatches++;
+  for (let i = 0; i < pa.probabilities.length; i++) maxProbDiff = Math.max(maxProbDiff, Math.abs(pa.probabilities[i] - pb.probabilities[i]));
+  return { labelMismatches, maxProbDiff };
+}
+
+describe('ONNX import', () => {
+  it("the scikit-learn fixture: the walker matches scikit-learn's predict_proba within 1e-5 and its labels exactly", () => {
+    const spec = parseInputSpec(JSON.parse(readFileSync(path.join(FIXTURE, 'spec.json'), 'utf8')), 'spec.json');
+    const bytes = readFileSync(path.join(FIXTURE, 'model.onnx'));
+    const { forest, summary } = importOnnxForest(bytes, { spec, source: 'model.onnx' });
+    expect(summary).toMatchObject({ operator: 'TreeEnsembleClassifier', opset: 3, trees: 30, onnxNodes: 27814, inputType: 'float' });
+    expect(forest.classes).toEqual(['High', 'Low', 'Medium']);
+    expect((forest.training as unknown as Record<string, unknown>).lineage).toMatch(/^imported from [0-9a-f]{64}$/);
+    const [header, ...lines] = readFileSync(path.join(FIXTURE, 'inputs.csv'), 'utf8').trim().split(/\r?\n/);
+    const names = header.split(',');
+    // Raw rows as a client sends them: category names, null for missing (-1 in the fixture's encoding).
+    const rows = lines.map((line) => {
+      const v = line.split(',').map(Number);
+      const row: RawRow = {};
+      names.forEach((name, j) => {
+        const cats = spec.categoricalCodes[name];
+        row[name] = v[j] === -1 ? null : cats ? cats[v[j]] : v[j];
+      });
+      return row;
+    });
+    const expectedProba = readFileSync(path.join(FIXTURE, 'expected_proba.csv'), 'utf8').trim().split(/\r?\n/).slice(1).map((l) => l.split(',').map(Number));
+    const expectedLabel = readFileSync(path.join(FIXTURE, 'expected_label.csv'), 'utf8').trim().split(/\r?\n/).slice(1);
+    const got = CompiledForest.compile(forest).predictBatch(rows);
+    let maxDiff = 0;
+    expectedProba.forEach((p, r) => p.forEach((v, k) => (maxDiff = Math.max(maxDiff, Math.abs(got.probabilities[r * 3 + k] - v)))));
+    expect(rows).toHaveLength(1920);
+    expect(got.labels).toEqual(expectedLabel);
+    expect(maxDiff).toBeLessThanOrEqual(1e-5);
+  });
+
+  it.each([1, 7, 60, 200])('round trip of a trained %i-tree forest: export → import predicts exactly as the original', async (trees) => {
+    const forest = await trainedForest(trees, trees);
+    const back = onnxToForest(forestToOnnx(forest));
+    expect(back.features).toEqual(forest.features);
+    expect(back.trees.map((t) => t.feature.length)).toEqual(forest.trees.map((t) => t.feature.length));
+    const d = compare(forest, back, probeRows(forest, 10_000, trees));
+    expect(d.labelMismatches).toBe(0);
+    expect(d.maxProbDiff).toBeLessThanOrEqual(1e-12);
+  });
+
+  it('round trip of random forests: 2 to 4 classes, hard and soft, up to 70 categories', () => {
+    for (let seed = 1; seed <= 30; seed++) {
+      const forest = randomForest(seed, seed % 2 === 0 ? { aggregation: 'hard', voteTieBreak: 'lowest-index', trees: 1 + (seed % 6) } : {});
+      const back = onnxToForest(forestToOnnx(forest));
+      const rand = rng(seed);
+      const d = compare(forest, back, Array.from({ length: 300 }, () => randomRow(rand, forest.features)));
+      expect({ seed, ...d, close: d.maxProbDiff <= 1e-12 }).toEqual({ seed, labelMismatches: 0, maxProbDiff: d.maxProbDiff, close: true });
+    }
+  });
+
+  it('TreeEnsemble (opset 5): per-class tree copies (SUM and AVERAGE) and one-copy votes, BRANCH_MEMBER sets', async () => {
+    const trainedSoft = await trainedForest(7, 7);
+    const cases: [ForestFileV1, 'SUM' | 'AVERAGE'][] = [
+      [trainedSoft, 'SUM'],
+      [trainedSoft, 'AVERAGE'],
+      [randomForest(12, { aggregation: 'hard', voteTieBreak: 'lowest-index', trees: 5 }), 'SUM'],
+    ];
+    for (const [forest, aggregate] of cases) {
+      const bytes = forestToTreeEnsembleV5(forest, { aggregate });
+      const { forest: back, summary } = importOnnxForest(bytes, { spec: specOf(forest) });
+      expect(summary).toMatchObject({ operator: 'TreeEnsemble', opset: 5, trees: forest.trees.length });
+      const rand = rng(3);
+      const rows = forest === trainedSoft ? probeRows(forest, 3000, 7) : Array.from({ length: 500 }, () => randomRow(rand, forest.features));
+      const d = compare(forest, back, rows);
+      expect({ labelMismatches: d.labelMismatches, close: d.maxProbDiff <= 1e-9 }).toEqual({ labelMismatches: 0, close: true });
+    }
+  });
+
+  it('TreeEnsemble (opset 5) on numeric splits: the import agrees with ONNX Runtime on the same file', async () => {
+    const forest = randomForest(40, { trees: 6, classes: 3 });
+    const numericOnly = { ...forest, features: forest.features.map((f) => ({ name: f.name, kind: 'numeric' as const })) };
+    const trees = forest.trees.map((t) => ({ ...t, feature: t.feature.map((f) => (f >= 0 && forest.features[f].kind === 'categorical' ? -1 : f)) }));
+    // Keep only numeric splits: cut categorical ones into leaves by rebuilding from the root.
+    const pruned = trees.map((t) => {
+      const out = { feature: [] as number[], threshold: [] as number[], left: [] as number[], right: [] as number[], defaultLeft: [] as number[], value: [] as number[], count: [] as number[], catBits: [] as number[] };
+      const q = [0];
+      for (let h = 0; h < q.length; h++) {
+        const i = q[h];
+        const K = 3;
+        out.value.push(...t.value.slice(i * K, i * K + K));
+        out.count.push(1);
+        out.defaultLeft.push(t.defaultLeft[i]);
+        out.threshold.push(t.feature[i] >= 0 ? t.threshold[i] : 0);
+        out.feature.push(t.feature[i]);
+        if (t.feature[i] < 0) {
+          out.left.push(-1);
+          out.right.push(-1);
+          out.defaultLeft[out.defaultLeft.length - 1] = 0;
+          continue;
+        }
+        out.left.push(q.length);
+        q.push(t.left[i]);
+        out.right.push(q.length);
+        q.push(t.right[i]);
+      }
+      return out;
+    });
+    const source = { ...numericOnly, trees: pruned } as ForestFileV1;
+    const bytes = forestToTreeEnsembleV5(source);
+    const back = onnxToForest(bytes, { spec: specOf(source) });
+    const scorer = ortScorer(await ortSession(bytes), source.features.length, 3);
+    const rand = rng(8);
+    const rows = Array.from({ length: 2000 }, () => randomRow(rand, source.features));
+    const cf = CompiledForest.compile(back);
+    const { x, n } = cf.encodeBatch(rows);
+    const ort = await scorer.score(x, n);
+    await scorer.release();
+    const mine = cf.predictBatchEncoded(x, n);
+    expect(mine.labels).toEqual(ort.labels);
+    let maxDiff = 0;
+    for (let i = 0; i < mine.probabilities.length; i++) maxDiff = Math.max(maxDiff, Math.abs(mine.probabilities[i] - ort.probabilities[i]));
+    expect(maxDiff).toBeLessThanOrEqual(1e-12);
+  });
+
+  it('float inputs: a threshold t becomes the largest double that rounds to a float32 ≤ t (ties to even)', () => {
+    const rand = rng(5);
+    let wrong = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const t32 = Math.fround((rand() - 0.5) * 10 ** Math.floor(rand() * 12 - 6));
+      const u = largestDoubleRoundingAtMost(t32);
+      const above = -nextDown(-u);
+      if (!(Math.fround(u) <= t32 && Math.fround(above) > t32)) wrong++;
+    }
+    expect(wrong).toBe(0);
+    expect(largestDoubleRoundingAtMost(0)).toBe(2 ** -150);
+    expect(Math.fround(largestDoubleRoundingAtMost(-Infinity))).toBe(-Infinity);
+  });
+});
+
+/** Re-encodes the exported model of a small forest after `edit`, and expects the import to refuse it with `message`. */
+function refuses(edit: (m: ModelMessage) => void, message: RegExp): void {
+  const forest = randomForest(3, { trees: 3, classes: 3 });
+  const model = decodeModel(forestToOnnx(forest));
+  edit(model);
+  expect(() => onnxToForest(encodeModel(model), { source: 'bad.onnx' })).toThrow(message);
+}
+
+function ensembleAttr(m: ModelMessage, name: string) {
+  return m.graph!.node![0].attribute!.find((a) => a.name === name)!;
+}
+
+describe('ONNX import refuses malformed or unsupported models clearly, in bounded time', () => {
+  const good = () => forestToOnnx(randomForest(3, { trees: 3, classes: 3 }));
+
+  it('truncated protobuf', () => {
+    const bytes = good();
+    for (const cut of [1, 10, Math.floor(bytes.length / 2), bytes.length - 3]) {
+      expect(() => onnxToForest(bytes.subarray(0, cut), { source: 'cut.onnx' })).toThrow(/cut\.onnx: cannot import: (not a valid ONNX model: the protobuf is truncated or corrupt near byte \d+|the model has no graph nodes|.*)/);
+    }
+    expect(() => onnxToForest(Buffer.from('this is not protobuf at all, just text'), { source: 'text.onnx' })).toThrow(/text\.onnx: cannot import: not a valid ONNX model/);
+  });
+
+  it('wrong op or post-processing: a regressor, a softmax post_transform, an extra op in the graph', () => {
+    refuses((m) => (m.graph!.node![0].op_type = 'TreeEnsembleRegressor'), /node 'forest' \(TreeEnsembleRegressor\) is a regressor/);
+    refuses((m) => (ensembleAttr(m, 'post_transform').s = Buffer.from('SOFTMAX')), /attribute post_transform of node 'forest' \(TreeEnsembleClassifier\) is SOFTMAX/);
+    refuses((m) => (m.graph!.node![1].op_type = 'Softmax'), /node 'mean_over_trees' \(Softmax\) is not supported/);
+    refuses((m) => (m.graph!.node = [m.graph!.node![1]]), /no tree ensemble in the graph/);
+  });
+
+  it('missing attributes and inconsistent lengths name the attribute', () => {
+    refuses((m) => (m.graph!.node![0].attribute = m.graph!.node![0].attribute!.filter((a) => a.name !== 'nodes_falsenodeids')), /attribute nodes_falsenodeids of node 'forest' \(TreeEnsembleClassifier\) has 0 entries/);
+    refuses((m) => (m.graph!.node![0].attribute = m.graph!.node![0].attribute!.filter((a) => a.name !== 'class_weights_as_tensor')), /attribute class_weights .*is missing/);
+    refuses((m) => ensembleAttr(m, 'nodes_featureids').ints!.pop(), /nodes_featureids .* has \d+ entries, but .* has \d+/);
+  });
+
+  it('inconsistent node ids and cycles name the tree and node', () => {
+    refuses((m) => (ensembleAttr(m, 'nodes_truenodeids').ints![0] = 9999), /tree 0 node 0: nodes_truenodeids is 9999, which is not a node of tree 0/);
+    refuses((m) => (ensembleAttr(m, 'nodes_nodeids').ints![1] = 0), /tree 0 declares node 0 twice/);
+    refuses((m) => {
+      const ids = ensembleAttr(m, 'nodes_nodeids').ints!;
+      const falses = ensembleAttr(m, 'nodes_falsenodeids').ints!;
+      const modes = ensembleAttr(m, 'nodes_modes').strings!.map((s) => Buffer.from(s).toString());
+      const child = modes.findIndex((s, i) => i > 0 && s !== 'LEAF' && ensembleAttr(m, 'nodes_treeids').ints![i] === 0);
+      falses[child] = ids[0]; // a branch below the root points back at the root
+    }, /leads back to tree 0 node 0, which is above it: the tree has a cycle/);
+    refuses((m) => (ensembleAttr(m, 'nodes_treeids').ints![2] = 7), /the nodes of tree 0 are not contiguous|is not a node of tree/);
+  });
+
+  it('10^7 declared nodes: refused by the node limit in bounded time and memory', () => {
+    // nodes_treeids as a 40 MB int32 tensor declaring 10^7 nodes; the rest of the file is a 3-tree forest.
+    const model = decodeModel(good());
+    const attr = ensembleAttr(model, 'nodes_treeids');
+    attr.type = AttrType.TENSOR;
+    attr.ints = [];
+    attr.t = { name: 'nodes_treeids', dims: [10_000_000], data_type: DataType.INT32, raw_data: new Uint8Array(40_000_000) };
+    const bytes = encodeModel(model);
+    const rss = process.memoryUsage().rss;
+    expect(() => onnxToForest(bytes, { source: 'huge.onnx' })).toThrow(/huge\.onnx: cannot import: the model declares 10,000,000 nodes; the import limit is 5,000,000 \(raise it with --max-nodes/);
+    expect(process.memoryUsage().rss - rss).toBeLessThan(2 ** 30);
+  });
+
+  it('a float input with weights that are not averaged distributions (boosting-like) is refused naming the leaf', () => {
+    refuses((m) => {
+      const w = ensembleAttr(m, 'class_weights_as_tensor');
+      const raw = Buffer.from(w.t!.raw_data!);
+      raw.writeDoubleLE(raw.readDoubleLE(0) + 0.5, 0);
+      w.t = { ...w.t!, raw_data: raw };
+    }, /tree \d+ node \d+: its class weights sum to .* needs .* at every leaf/);
+  });
+
+  it('needs the input description when the model carries none', () => {
+    const forest = randomForest(3, { trees: 2, classes: 3 });
+    const model = decodeModel(forestToOnnx(forest));
+    model.metadata_props = [];
+    expect(() => onnxToForest(encodeModel(model), { source: 'bare.onnx' })).toThrow(/pass --features spec\.json/);
+    expect(() => parseInputSpec({ features: ['a'], categorical_codes: { b: ['x'] } }, 'spec.json')).toThrow(/spec\.json: invalid feature spec: "categorical_codes" names "b", which is not in "features"/);
+    expect(AttrType.INTS).toBe(7);
+    expect(DataType.DOUBLE).toBe(11);
+  });
+});
