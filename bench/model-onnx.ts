@@ -17,22 +17,7 @@ import { exportForestToOnnx } from '../model/onnx/export';
 import { defaultThreads, trainForest } from '../model/trainer';
 import { CompiledForest } from '../model/walker';
 import { benchLake } from './model-training';
-import { measureOrt, ortScorer, ortSession } from './onnx-peer';
-
-function timeSync(fn: () => unknown, minMs: number): { wall: number; cpu: number } {
-  fn();
-  let calls = 0;
-  const cpu0 = process.cpuUsage();
-  const start = process.hrtime.bigint();
-  let elapsed: bigint;
-  do {
-    fn();
-    calls++;
-    elapsed = process.hrtime.bigint() - start;
-  } while (elapsed < BigInt(minMs) * 1_000_000n);
-  const cpu = process.cpuUsage(cpu0);
-  return { wall: Number(elapsed) / calls, cpu: ((cpu.user + cpu.system) * 1000) / calls };
-}
+import { measureOrt, ortScorer, ortSession, timeSync } from './onnx-peer';
 
 async function productionForest(trainRows: number, trees: number): Promise<{ forest: ForestFileV1; lakeRoot: string }> {
   const lake = await benchLake(trainRows);

@@ -162,7 +162,9 @@ function stringAttr(name: string, value: string): AttributeMessage {
 }
 
 function stringsAttr(name: string, values: readonly string[]): AttributeMessage {
-  return { name, type: AttrType.STRINGS, strings: values.map((v) => Buffer.from(v, 'utf8')) };
+  // One buffer per distinct string: nodes_modes repeats a few strings a million times.
+  const buffers = new Map<string, Buffer>();
+  return { name, type: AttrType.STRINGS, strings: values.map((v) => buffers.get(v) ?? buffers.set(v, Buffer.from(v, 'utf8')).get(v)!) };
 }
 
 function doubleTensor(name: string, values: ArrayLike<number>, dims: number[] = [values.length]): TensorMessage {
