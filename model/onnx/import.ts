@@ -34,7 +34,7 @@ import { FOREST_FORMAT_ID, FOREST_FORMAT_VERSION, type FeatureSpec, type ForestF
 import { nextDown } from '../import-ml-rf';
 import { META, ONNX_ML_DOMAIN } from './metadata';
 import { parseInputSpec, type InputSpec } from './input-spec';
-import { DataType, ProtobufDecodeError, decodeModel, type AttributeMessage, type GraphMessage, type ModelMessage, type NodeMessage, type TensorMessage } from './proto';
+import { DataType, ProtobufDecodeError, decodeModel, int64Number, type AttributeMessage, type GraphMessage, type ModelMessage, type NodeMessage, type TensorMessage } from './proto';
 
 /** Default cap on tree-ensemble nodes (declared, and after copying shared subtrees): 5.5× a 900k-node production forest. */
 export const DEFAULT_MAX_NODES = 5_000_000;
@@ -127,7 +127,7 @@ function tensorNumbers(t: TensorMessage, where: string, src: Source): number[] {
       out[i] =
         type === DataType.DOUBLE ? raw.readDoubleLE(i * 8)
         : type === DataType.FLOAT ? raw.readFloatLE(i * 4)
-        : type === DataType.INT64 ? Number(raw.readBigInt64LE(i * 8))
+        : type === DataType.INT64 ? int64Number(raw.readUInt32LE(i * 8), raw.readUInt32LE(i * 8 + 4))
         : type === DataType.INT32 ? raw.readInt32LE(i * 4)
         : type === DataType.UINT8 ? raw[i]
         : src.fail(`${where} has element type ${type}; expected float, double or an integer type`);
@@ -155,8 +155,11 @@ class Attributes {
   ints(name: string, required = true): number[] {
     const a = attrOf(this.node, name);
     if (!a) return required ? this.src.fail(`${this.where(name)} is missing`) : [];
-    if (a.t) return tensorNumbers(a.t, this.where(name), this.src);
-    return a.ints ?? [];
+    const values = a.t ? tensorNumbers(a.t, this.where(name), this.src) : (a.ints ?? []);
+    for (let i = 0; i < values.length; i++) {
+      if (!Number.isSafeInteger(values[i])) this.src.fail(`${this.where(name)}[${i}] is ${values[i] === Infinity ? 'above 2^53' : values[i] === -Infinity ? 'below -2^53' : values[i]}; expected an integer within ±2^53`);
+    }
+    return values;
   }
   int(name: string, fallback: number): number {
     const a = attrOf(this.node, name);
@@ -191,7 +194,8 @@ interface GraphShape {
   readonly opset: number;
   readonly floatInput: boolean;
   readonly scale: number;
-  readonly sliceEnd: number | undefined;
+  /** A Slice of the class columns (raw ONNX starts/ends, resolved against the class count later). */
+  readonly slice: { readonly start: number; readonly end: number } | undefined;
   readonly labelStrings: string[] | undefined;
 }
 
@@ -248,26 +252,35 @@ function readGraph(model: ModelMessage, src: Source): GraphShape {
   floatInput ??= elem === DataType.FLOAT;
   if (elem === DataType.FLOAT) floatInput = true;
 
-  // The probabilities path: from the ensemble's score output through Identity/Cast/Div/Mul/Slice to a graph output.
+  // The probabilities path: from the ensemble's score output through Identity/Cast/Div/Mul/Slice to a graph
+  // output, or to a ZipMap whose output is one (skl2onnx's default, zipmap=True: a map per row, same numbers).
   const scoreOutput = ensemble.op_type === 'TreeEnsemble' ? ensemble.output?.[0] : ensemble.output?.[1];
   if (!scoreOutput) src.fail(`${label} has no score output`);
   const outputs = new Set((graph.output ?? []).map((o) => o.name));
   let scale = 1;
-  let sliceEnd: number | undefined;
+  let slice: { start: number; end: number; axis: number } | undefined;
   let current = scoreOutput;
   for (let hops = 0; !outputs.has(current) && hops <= others.length; hops++) {
-    const next = others.filter((n) => n.input?.includes(current) && ['Identity', 'Cast', 'Div', 'Mul', 'Slice'].includes(n.op_type ?? ''));
-    if (next.length !== 1) src.fail(`the scores of ${label} ('${current}') do not reach a graph output through Identity, Cast, Div, Mul or Slice`);
+    const next = others.filter((n) => n.input?.includes(current) && ['Identity', 'Cast', 'Div', 'Mul', 'Slice', 'ZipMap'].includes(n.op_type ?? ''));
+    if (next.length !== 1) src.fail(`the scores of ${label} ('${current}') do not reach a graph output through Identity, Cast, Div, Mul, Slice or a final ZipMap`);
     const n = next[0];
+    if (n.op_type === 'ZipMap') {
+      if (!outputs.has(n.output?.[0] ?? '')) src.fail(`node '${n.name || n.op_type}' (ZipMap) turns the scores into a map that is not a graph output; a ZipMap may only be the last step`);
+      current = n.output![0];
+      break;
+    }
     if (n.op_type === 'Div') {
       if (n.input![0] !== current) src.fail(`node '${n.name}' (Div) divides by the scores; only scores divided by a constant can be imported`);
       scale /= constantScalar(graph, n.input![1], src, n);
     } else if (n.op_type === 'Mul') {
       scale *= constantScalar(graph, n.input![0] === current ? n.input![1] : n.input![0], src, n);
     } else if (n.op_type === 'Slice') {
-      const [start, end, axis] = [1, 2, 3].map((k) => (n.input?.[k] ? constantScalar(graph, n.input[k], src, n) : undefined));
-      if (start !== 0 || axis !== 1 || end === undefined) src.fail(`node '${n.name}' (Slice) must keep the first classes along axis 1`);
-      sliceEnd = end;
+      // ONNX Slice: negative starts/ends/axes count from the end; ends beyond the dimension clamp (INT64_MAX: "to the end").
+      const [start, end, axis, step] = [1, 2, 3, 4].map((k) => (n.input?.[k] ? constantScalar(graph, n.input[k], src, n) : undefined));
+      if (start === undefined || end === undefined) src.fail(`node '${n.name}' (Slice) has no constant starts/ends`);
+      const realAxis = axis === undefined ? 0 : axis < 0 ? axis + 2 : axis;
+      if (realAxis !== 1 || (step !== undefined && step !== 1) || slice !== undefined) src.fail(`node '${n.name}' (Slice) must keep a range of classes along axis 1 (the probabilities are [N, classes]) with step 1, once`);
+      slice = { start, end, axis: realAxis };
     } else if (n.op_type === 'Cast' && new Attributes(n, src).int('to', 0) !== DataType.FLOAT && new Attributes(n, src).int('to', 0) !== DataType.DOUBLE) {
       src.fail(`node '${n.name}' (Cast) casts the scores to type ${new Attributes(n, src).int('to', 0)}`);
     }
@@ -277,7 +290,12 @@ function readGraph(model: ModelMessage, src: Source): GraphShape {
   if (!(scale > 0) || !Number.isFinite(scale)) src.fail(`the scores of ${label} are scaled by ${scale}; expected a positive finite constant`);
   const encoder = others.find((n) => n.op_type === 'LabelEncoder');
   const labelStrings = encoder ? new Attributes(encoder, src).strings('values_strings') : undefined;
-  return { ensemble, opset: mlOpset, floatInput, scale, sliceEnd, labelStrings: labelStrings && labelStrings.length > 0 ? labelStrings : undefined };
+  return { ensemble, opset: mlOpset, floatInput, scale, slice, labelStrings: labelStrings && labelStrings.length > 0 ? labelStrings : undefined };
+}
+
+/** An ONNX Slice start or end on a dimension of size K: negative counts from the end, out-of-range clamps. */
+function resolveSliceBound(v: number, K: number): number {
+  return Math.min(K, Math.max(0, v < 0 ? v + K : v));
 }
 
 /* ---------- the common tree representation ---------- */
@@ -312,7 +330,7 @@ function checkCount(n: number, maxNodes: number, what: string, src: Source): voi
   if (n > maxNodes) src.fail(`the model declares ${n.toLocaleString('en-US')} ${what}; the import limit is ${maxNodes.toLocaleString('en-US')} (raise it with --max-nodes if the file is trusted)`);
 }
 
-function readClassifier(node: NodeMessage, shape: GraphShape, src: Source, maxNodes: number): Ensemble & { classLabels: string[] } {
+function readClassifier(node: NodeMessage, shape: GraphShape, src: Source, maxNodes: number): Ensemble & { classLabels: string[]; classIdsUsed: number[] } {
   const a = new Attributes(node, src);
   const post = a.string('post_transform', 'NONE');
   if (post !== 'NONE') src.fail(`${a.where('post_transform')} is ${post}: scores pass through ${post}, so they are not averaged class distributions (a boosted model?); only NONE can be imported`);
@@ -368,6 +386,7 @@ function readClassifier(node: NodeMessage, shape: GraphShape, src: Source, maxNo
     const m = modes[i] === 'LEAF' ? LEAF : branch;
     if (modes[i] !== 'LEAF' && (branch === -1 || branch === 6)) src.fail(`${a.where('nodes_modes')}[${i}] is '${modes[i]}'; expected LEAF or one of ${MODES.slice(0, 6).join(', ')}`);
     mode[i] = m;
+    if (m !== LEAF && !(featureIds[i] >= 0 && featureIds[i] < 2 ** 31)) src.fail(`${a.where('nodes_featureids')}[${i}] is ${featureIds[i]}; expected a column index of the input`);
     feature[i] = featureIds[i];
     missingTrue[i] = missing[i] ? 1 : 0;
   }
@@ -390,6 +409,7 @@ function readClassifier(node: NodeMessage, shape: GraphShape, src: Source, maxNo
   }
   const classLabels = labels.length > 0 ? labels : labelInts.map(String);
   return {
+    classIdsUsed: [...new Set(cId)].sort((x, y) => x - y),
     roots,
     mode,
     feature,
@@ -445,6 +465,7 @@ function readTreeEnsemble(node: NodeMessage, shape: GraphShape, src: Source, max
     const md = modes[i];
     if (!Number.isInteger(md) || md < 0 || md > 6) src.fail(`${a.where('nodes_modes')}[${i}] is ${md}; expected 0 (BRANCH_LEQ) to 6 (BRANCH_MEMBER)`);
     mode[i] = md;
+    if (!(feat[i] >= 0 && feat[i] < 2 ** 31)) src.fail(`${a.where('nodes_featureids')}[${i}] is ${feat[i]}; expected a column index of the input`);
     feature[i] = feat[i];
     value[i] = splits[i];
     missingTrue[i] = miss[i] ? 1 : 0;
@@ -731,9 +752,11 @@ export function importOnnxForest(bytes: Uint8Array, options: OnnxImportOptions =
   }
   const leaves: number[] = [];
   for (let i = 0; i < ensemble.mode.length; i++) if (ensemble.mode[i] === LEAF) leaves.push(i);
-  if (shape.sliceEnd !== undefined && shape.sliceEnd < K) {
-    for (const i of leaves) for (let k = shape.sliceEnd; k < K; k++) if ((ensemble.weights[i]?.[k] ?? 0) !== 0) src.fail(`the Slice keeps ${shape.sliceEnd} of ${K} classes, but ${ensemble.description(i)} weights class ${k}`);
-    K = shape.sliceEnd;
+  const sliceEnd = shape.slice ? resolveSliceBound(shape.slice.end, K) : K;
+  if (shape.slice && (resolveSliceBound(shape.slice.start, K) !== 0 || sliceEnd < 2)) src.fail(`the Slice of the scores keeps classes ${shape.slice.start} to ${shape.slice.end} of ${K}; only a Slice keeping the first two or more classes can be imported`);
+  if (sliceEnd < K) {
+    for (const i of leaves) for (let k = sliceEnd; k < K; k++) if ((ensemble.weights[i]?.[k] ?? 0) !== 0) src.fail(`the Slice keeps ${sliceEnd} of ${K} classes, but ${ensemble.description(i)} weights class ${k}`);
+    K = sliceEnd;
     classes = classes.slice(0, K);
   }
   if (new Set(classes).size !== classes.length) src.fail(`class labels are not unique: ${classes.join(', ')}`);
@@ -741,7 +764,15 @@ export function importOnnxForest(bytes: Uint8Array, options: OnnxImportOptions =
   // The trees the forest will hold: ONNX trees as they are, or (TreeEnsemble) groups of per-class copies.
   const T = ensemble.roots.length;
   if (T === 0) src.fail('the ensemble has no trees');
-  const binary = K === 2 && leaves.every((i) => (ensemble.weights[i]?.[0] ?? 0) === 0) && !(shape.ensemble.op_type === 'TreeEnsemble');
+  // Two classes scored by one class's weights only (ORT's binary_case_): that weight is p(class 1), whichever id
+  // carries it. skl2onnx writes RandomForestClassifier's p(class 1) under class id 0; older writers under id 1.
+  let positive: number | undefined;
+  if ('classIdsUsed' in ensemble && ensemble.classCount === 2) {
+    const used = (ensemble as { classIdsUsed: number[] }).classIdsUsed;
+    if (used.length === 1) positive = used[0];
+    else if (leaves.every((i) => (ensemble.weights[i]?.[0] ?? 0) === 0)) positive = 1;
+  }
+  const binary = positive !== undefined;
   // probabilities = scale × Σ_trees w; the forest's = mean of distributions: each leaf must total 1/(scale·T).
   const expected = 1 / (shape.scale * T);
   const tolerance = shape.ensemble.op_type === 'TreeEnsemble' || (ensemble.floatCompare === false && shape.scale !== 1) ? 1e-9 : 1e-5;
@@ -749,8 +780,8 @@ export function importOnnxForest(bytes: Uint8Array, options: OnnxImportOptions =
     const w = ensemble.weights[i] ?? new Float64Array(K);
     const d = new Array<number>(K).fill(0);
     if (binary) {
-      const p = w[1] / expected;
-      if (!(p >= -tolerance && p <= 1 + tolerance)) src.fail(`${ensemble.description(i)}: class 1's weight ${w[1]} is not a probability share (expected 0 to ${expected})`);
+      const p = w[positive!] / expected;
+      if (!(p >= -tolerance && p <= 1 + tolerance)) src.fail(`${ensemble.description(i)}: the positive class's weight ${w[positive!]} (class id ${positive}) is not a probability share (expected 0 to ${expected})`);
       d[1] = Math.min(1, Math.max(0, p));
       d[0] = 1 - d[1];
       return d;

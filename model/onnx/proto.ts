@@ -181,27 +181,43 @@ export interface ModelMessage {
 
 /**
  * A Reader whose 64-bit integers come back as JavaScript numbers instead of Long
- * objects (exact up to 2^53, far beyond any id or count a tree ensemble uses). A
- * Long per element would cost ~40 bytes each: 10^7 declared node ids would take
- * hundreds of MB before any validation could refuse them.
+ * objects. A Long per element would cost ~40 bytes each: 10^7 declared node ids would
+ * take hundreds of MB before any validation could refuse them. The varint is read as
+ * two 32-bit halves (two's complement, as protobuf writes negative int64s in 10 bytes),
+ * so every integer within ±2^53 is exact, -1 included. Integers beyond ±2^53 have no
+ * exact number: they decode as ±Infinity, which the importer refuses by attribute name
+ * where it needs an integer and treats as "past the end" where ONNX does (Slice ends).
  */
 class NumberReader extends protobuf.Reader {}
 Object.defineProperty(NumberReader.prototype, 'int64', {
-  // A varint of up to 10 bytes, two's complement: read as a double (exact below 2^53).
   value: function int64(this: protobuf.Reader): number {
     const buf = this.buf;
-    let value = 0;
-    let scale = 1;
+    let lo = 0;
+    let hi = 0;
     for (let i = 0; i < 10; i++) {
       if (this.pos >= this.len) throw new RangeError(`index out of range: ${this.pos} + 1 > ${this.len}`);
-      const b = buf[this.pos++];
-      value += (b & 127) * scale;
-      if (b < 128) return value >= 2 ** 63 ? value - 2 ** 64 : value;
-      scale *= 128;
+      const b = buf[this.pos++] & 127;
+      if (i < 4) lo |= b << (7 * i);
+      else if (i === 4) {
+        lo |= (b & 15) << 28;
+        hi = b >>> 4;
+      } else hi |= b << (7 * i - 32);
+      if (buf[this.pos - 1] < 128) return int64Number(lo >>> 0, hi >>> 0);
     }
     throw new Error(`invalid varint encoding at offset ${this.pos}`);
   },
 });
+
+/** The two's-complement int64 hi:lo as a number: exact within ±2^53, else ±Infinity. */
+export function int64Number(lo: number, hi: number): number {
+  if (hi >= 0x80000000) {
+    // Negative: magnitude = ~(hi:lo) + 1.
+    const mLo = (~lo + 1) >>> 0;
+    const mHi = (~hi + (mLo === 0 ? 1 : 0)) >>> 0;
+    return mHi > 0x200000 || (mHi === 0x200000 && mLo > 0) ? -Infinity : -(mHi * 2 ** 32 + mLo);
+  }
+  return hi > 0x200000 || (hi === 0x200000 && lo > 0) ? Infinity : hi * 2 ** 32 + lo;
+}
 
 /** Raised for bytes that are not a decodable ModelProto; the message is the protobuf reader's, for the caller to translate. */
 export class ProtobufDecodeError extends Error {

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ortScorer, ortSession } from '../../bench/onnx-peer';
 import type { ForestFileV1 } from '../format';
-import { forestToOnnx } from '../onnx/export';
+import { forestToOnnx, UNUSED_CLASS_LABEL } from '../onnx/export';
 import { importOnnxForest, largestDoubleRoundingAtMost, onnxToForest } from '../onnx/import';
 import { parseInputSpec, type InputSpec } from '../onnx/input-spec';
 import { AttrType, DataType, decodeModel, encodeModel, type ModelMessage } from '../onnx/proto';
@@ -37,34 +37,65 @@ function compare(a: ForestFileV1, b: ForestFileV1, rows: RawRow[]): { labelMisma
   return { labelMismatches, maxProbDiff };
 }
 
+/** The scikit-learn fixture: its spec, ONNX bytes, raw rows as a client sends them, and scikit-learn's answers. */
+function sklearnFixture() {
+  const spec = parseInputSpec(JSON.parse(readFileSync(path.join(FIXTURE, 'spec.json'), 'utf8')), 'spec.json');
+  const bytes = readFileSync(path.join(FIXTURE, 'model.onnx'));
+  const [header, ...lines] = readFileSync(path.join(FIXTURE, 'inputs.csv'), 'utf8').trim().split(/\r?\n/);
+  const names = header.split(',');
+  // Raw rows as a client sends them: category names, null for missing (-1 in the fixture's encoding).
+  const rows = lines.map((line) => {
+    const v = line.split(',').map(Number);
+    const row: RawRow = {};
+    names.forEach((name, j) => {
+      const cats = spec.categoricalCodes[name];
+      row[name] = v[j] === -1 ? null : cats ? cats[v[j]] : v[j];
+    });
+    return row;
+  });
+  const expectedProba = readFileSync(path.join(FIXTURE, 'expected_proba.csv'), 'utf8').trim().split(/\r?\n/).slice(1).map((l) => l.split(',').map(Number));
+  const expectedLabel = readFileSync(path.join(FIXTURE, 'expected_label.csv'), 'utf8').trim().split(/\r?\n/).slice(1);
+  return { spec, bytes, rows, expectedProba, expectedLabel };
+}
+
+/** The walker's labels and max |Δp| against scikit-learn's on the fixture rows. */
+function againstSklearn(forest: ForestFileV1, fx: ReturnType<typeof sklearnFixture>): { labels: string[]; maxDiff: number } {
+  const got = CompiledForest.compile(forest).predictBatch(fx.rows);
+  let maxDiff = 0;
+  fx.expectedProba.forEach((p, r) => p.forEach((v, k) => (maxDiff = Math.max(maxDiff, Math.abs(got.probabilities[r * 3 + k] - v)))));
+  return { labels: got.labels, maxDiff };
+}
+
 describe('ONNX import', () => {
   it("the scikit-learn fixture: the walker matches scikit-learn's predict_proba within 1e-5 and its labels exactly", () => {
-    const spec = parseInputSpec(JSON.parse(readFileSync(path.join(FIXTURE, 'spec.json'), 'utf8')), 'spec.json');
-    const bytes = readFileSync(path.join(FIXTURE, 'model.onnx'));
-    const { forest, summary } = importOnnxForest(bytes, { spec, source: 'model.onnx' });
+    const fx = sklearnFixture();
+    const { forest, summary } = importOnnxForest(fx.bytes, { spec: fx.spec, source: 'model.onnx' });
     expect(summary).toMatchObject({ operator: 'TreeEnsembleClassifier', opset: 3, trees: 30, onnxNodes: 27814, inputType: 'float' });
     expect(forest.classes).toEqual(['High', 'Low', 'Medium']);
     expect((forest.training as unknown as Record<string, unknown>).lineage).toMatch(/^imported from [0-9a-f]{64}$/);
-    const [header, ...lines] = readFileSync(path.join(FIXTURE, 'inputs.csv'), 'utf8').trim().split(/\r?\n/);
-    const names = header.split(',');
-    // Raw rows as a client sends them: category names, null for missing (-1 in the fixture's encoding).
-    const rows = lines.map((line) => {
-      const v = line.split(',').map(Number);
-      const row: RawRow = {};
-      names.forEach((name, j) => {
-        const cats = spec.categoricalCodes[name];
-        row[name] = v[j] === -1 ? null : cats ? cats[v[j]] : v[j];
-      });
-      return row;
-    });
-    const expectedProba = readFileSync(path.join(FIXTURE, 'expected_proba.csv'), 'utf8').trim().split(/\r?\n/).slice(1).map((l) => l.split(',').map(Number));
-    const expectedLabel = readFileSync(path.join(FIXTURE, 'expected_label.csv'), 'utf8').trim().split(/\r?\n/).slice(1);
-    const got = CompiledForest.compile(forest).predictBatch(rows);
-    let maxDiff = 0;
-    expectedProba.forEach((p, r) => p.forEach((v, k) => (maxDiff = Math.max(maxDiff, Math.abs(got.probabilities[r * 3 + k] - v)))));
-    expect(rows).toHaveLength(1920);
-    expect(got.labels).toEqual(expectedLabel);
-    expect(maxDiff).toBeLessThanOrEqual(1e-5);
+    expect(fx.rows).toHaveLength(1920);
+    const got = againstSklearn(forest, fx);
+    expect(got.labels).toEqual(fx.expectedLabel);
+    expect(got.maxDiff).toBeLessThanOrEqual(1e-5);
+  });
+
+  it("skl2onnx's default graph (zipmap=True): probabilities through a ZipMap, the label through a Cast", () => {
+    const fx = sklearnFixture();
+    const m = decodeModel(fx.bytes);
+    const tec = m.graph!.node!.find((n) => n.op_type === 'TreeEnsembleClassifier')!;
+    const [label, probabilities] = tec.output!;
+    m.graph!.node!.push(
+      { op_type: 'Cast', name: 'Cast', domain: '', input: [label], output: ['output_label'], attribute: [{ name: 'to', type: AttrType.INT, i: DataType.INT64 }] },
+      { op_type: 'ZipMap', name: 'ZipMap', domain: 'ai.onnx.ml', input: [probabilities], output: ['output_probability'], attribute: [{ name: 'classlabels_int64s', type: AttrType.INTS, ints: [0, 1, 2] }] },
+    );
+    m.graph!.output = [{ name: 'output_label' }, { name: 'output_probability' }];
+    const got = againstSklearn(importOnnxForest(encodeModel(m), { spec: fx.spec, source: 'zipmap.onnx' }).forest, fx);
+    expect(got.labels).toEqual(fx.expectedLabel);
+    expect(got.maxDiff).toBeLessThanOrEqual(1e-5);
+    // A ZipMap in the middle of the path is not the last step: refused by name.
+    m.graph!.output = [{ name: 'output_label' }, { name: 'later' }];
+    m.graph!.node!.push({ op_type: 'Identity', name: 'after_zipmap', domain: '', input: ['output_probability'], output: ['later'] });
+    expect(() => onnxToForest(encodeModel(m), { spec: fx.spec, source: 'zipmap.onnx' })).toThrow(/node 'ZipMap' \(ZipMap\) turns the scores into a map that is not a graph output/);
   });
 
   it.each([1, 7, 60, 200])('round trip of a trained %i-tree forest: export → import predicts exactly as the original', async (trees) => {
@@ -151,6 +182,44 @@ describe('ONNX import', () => {
     expect(maxDiff).toBeLessThanOrEqual(1e-12);
   });
 
+  it.each([0, 1])("two classes scored by one class id (%i) only, as skl2onnx writes them: labels and p(class 1) match ONNX Runtime", async (id) => {
+    // skl2onnx keeps only p(class 1) per leaf (divided by the tree count), under class id 0; ORT reads a lone class
+    // id as the positive score (binary_case_): label class 1 when it exceeds 0.5, probabilities [1 - s, s] for id 0.
+    const forest = randomForest(5, { classes: 2, trees: 9 });
+    const T = forest.trees.length;
+    const m = decodeModel(forestToOnnx(forest));
+    const tec = m.graph!.node![0];
+    const A = (k: string) => tec.attribute!.find((a) => a.name === k)!;
+    const ids = A('class_ids').ints!;
+    const weights = Buffer.from(A('class_weights_as_tensor').t!.raw_data!);
+    const keep = ids.map((c, e) => (c === 1 ? e : -1)).filter((e) => e >= 0);
+    for (const name of ['class_treeids', 'class_nodeids']) A(name).ints = keep.map((e) => A(name).ints![e]);
+    A('class_ids').ints = keep.map(() => id);
+    const w = Buffer.alloc(keep.length * 8);
+    keep.forEach((e, j) => w.writeDoubleLE(weights.readDoubleLE(e * 8) / T, j * 8));
+    A('class_weights_as_tensor').t = { name: 'class_weights_as_tensor', dims: [keep.length], data_type: DataType.DOUBLE, raw_data: w };
+    A('classlabels_strings').strings = A('classlabels_strings').strings!.slice(0, 2);
+    tec.output = ['label', 'probabilities'];
+    m.graph!.node = [tec];
+    m.graph!.initializer = [];
+    const bytes = encodeModel(m);
+    const back = onnxToForest(bytes, { source: 'binary.onnx' });
+    const rand = rng(3);
+    const rows = Array.from({ length: 2000 }, () => randomRow(rand, forest.features));
+    const cf = CompiledForest.compile(back);
+    const { x, n } = cf.encodeBatch(rows);
+    const scorer = ortScorer(await ortSession(bytes), forest.features.length, 2);
+    const ort = await scorer.score(x, n);
+    await scorer.release();
+    const mine = cf.predictBatchEncoded(x, n);
+    expect(mine.labels).toEqual(ort.labels);
+    let maxDiff = 0;
+    // ORT writes 0 as class 0's probability when the lone id is 1 (a runtime quirk); the forest keeps 1 - p.
+    for (let r = 0; r < n; r++) for (let k = id === 0 ? 0 : 1; k < 2; k++) maxDiff = Math.max(maxDiff, Math.abs(mine.probabilities[r * 2 + k] - ort.probabilities[r * 2 + k]));
+    expect(maxDiff).toBeLessThanOrEqual(1e-6);
+    expect(compare(forest, back, rows).labelMismatches).toBe(0);
+  });
+
   it('float inputs: a threshold t becomes the largest double that rounds to a float32 ≤ t (ties to even)', () => {
     const rand = rng(5);
     let wrong = 0;
@@ -235,6 +304,53 @@ describe('ONNX import refuses malformed or unsupported models clearly, in bounde
       raw.writeDoubleLE(raw.readDoubleLE(0) + 0.5, 0);
       w.t = { ...w.t!, raw_data: raw };
     }, /tree \d+ node \d+: its class weights sum to .* needs .* at every leaf/);
+  });
+
+  it('64-bit integers: negative values and values beyond ±2^53 decode exactly or as ±Infinity, never wrapped', () => {
+    const m: ModelMessage = {
+      ir_version: 8,
+      graph: {
+        name: 'g',
+        initializer: [{ name: 'e', dims: [4], data_type: DataType.INT64, int64_data: [-1, -100, '9223372036854775807', '-9223372036854775808'] as unknown as number[] }],
+        node: [{ op_type: 'X', attribute: [{ name: 'a', type: AttrType.INTS, ints: [-1, -5, 2 ** 53 - 1, -(2 ** 53 - 1), 2 ** 53 + 2, 0] }] }],
+      },
+    };
+    const d = decodeModel(encodeModel(m));
+    expect(d.graph!.initializer![0].int64_data).toEqual([-1, -100, Infinity, -Infinity]);
+    expect(d.graph!.node![0].attribute![0].ints).toEqual([-1, -5, 2 ** 53 - 1, -(2 ** 53 - 1), Infinity, 0]);
+  });
+
+  it('Slice bounds as ONNX means them: ends INT64_MAX or -1 and axes -1 (bounded time), steps other than 1 refused', () => {
+    const forest = randomForest(5, { classes: 2, trees: 3 });
+    const rows = Array.from({ length: 300 }, ((r) => () => randomRow(r, forest.features))(rng(4)));
+    const init = (m: ModelMessage, name: string) => m.graph!.initializer!.find((t) => t.name === name)!;
+    const sliced = (end: number | string, axis: number) => {
+      const m = decodeModel(forestToOnnx(forest));
+      init(m, 'slice_end').int64_data = [end as number];
+      init(m, 'slice_axis').int64_data = [axis];
+      return onnxToForest(encodeModel(m), { source: 's.onnx' });
+    };
+    for (const [end, axis] of [[-1, 1], [2, -1]] as const) {
+      const back = sliced(end, axis);
+      expect({ end, classes: back.classes, ...compare(forest, back, rows) }).toMatchObject({ end, classes: forest.classes, labelMismatches: 0 });
+    }
+    // INT64_MAX: "to the end", so the padding class stays (and never wins).
+    const all = sliced('9223372036854775807', 1);
+    expect(all.classes).toEqual([...forest.classes, UNUSED_CLASS_LABEL]);
+    expect(CompiledForest.compile(all).predictBatch(rows).labels).toEqual(CompiledForest.compile(forest).predictBatch(rows).labels);
+    const stepped = decodeModel(forestToOnnx(forest));
+    stepped.graph!.node!.find((n) => n.op_type === 'Slice')!.input!.push('slice_step');
+    stepped.graph!.initializer!.push({ name: 'slice_step', dims: [1], data_type: DataType.INT64, int64_data: [2] });
+    expect(() => onnxToForest(encodeModel(stepped), { source: 's.onnx' })).toThrow(/node 'drop_unused_class' \(Slice\) must keep a range of classes along axis 1 .* with step 1/);
+  });
+
+  it('ids and feature indexes that are negative or beyond 2^53 are refused naming the attribute', () => {
+    refuses((m) => {
+      const modes = ensembleAttr(m, 'nodes_modes').strings!.map((s) => Buffer.from(s).toString());
+      ensembleAttr(m, 'nodes_featureids').ints![modes.indexOf('BRANCH_LEQ') >= 0 ? modes.indexOf('BRANCH_LEQ') : modes.indexOf('BRANCH_EQ')] = -1;
+    }, /attribute nodes_featureids of node 'forest' \(TreeEnsembleClassifier\)\[\d+\] is -1; expected a column index/);
+    refuses((m) => (ensembleAttr(m, 'class_ids').ints![0] = -1), /attribute class_ids .*\[0\] is -1; there are 3 classes/);
+    refuses((m) => (ensembleAttr(m, 'nodes_nodeids').ints![1] = 2 ** 53 + 2), /attribute nodes_nodeids of node 'forest' \(TreeEnsembleClassifier\)\[1\] is above 2\^53; expected an integer within ±2\^53/);
   });
 
   it('needs the input description when the model carries none', () => {
