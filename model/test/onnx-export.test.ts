@@ -87,6 +87,42 @@ describe('ONNX export, checked by ONNX Runtime', () => {
     expect(ties).toBeGreaterThan(100);
   });
 
+  it('codes outside the category list (-1, C, C+5, 1.5, ±∞) are scored as the walker scores an unknown category', async () => {
+    // pandas .cat.codes and OrdinalEncoder(unknown_value=-1) write -1, a grown category list writes C.
+    for (const forest of [await trainedForest(7, 7), randomForest(21, { trees: 6, classes: 3 }), randomForest(22, { trees: 6, classes: 2 })]) {
+      const cf = CompiledForest.compile(forest);
+      const rows = forest === (await trainedForest(7, 7)) ? probeRows(forest, 2000, 3) : Array.from({ length: 500 }, ((r) => () => randomRow(r, forest.features))(rng(9)));
+      const { x, n } = cf.encodeBatch(rows);
+      const F = forest.features.length;
+      const K = forest.classes.length;
+      const scorer = await ortForForest(forest);
+      const checked: string[] = [];
+      for (let f = 0; f < F; f++) {
+        const spec = forest.features[f];
+        if (spec.kind !== 'categorical') continue;
+        const C = spec.categories.length;
+        for (const code of [-1, C, C + 5, 1.5, Infinity, -Infinity]) {
+          const sent = x.slice();
+          const unknown = x.slice();
+          for (let r = 0; r < n; r++) {
+            sent[r * F + f] = code;
+            unknown[r * F + f] = NaN;
+          }
+          const want = cf.predictBatchEncoded(unknown, n);
+          const got = await scorer.score(sent, n);
+          let labelMismatches = 0;
+          let maxProbDiff = 0;
+          for (let r = 0; r < n; r++) if (got.labels[r] !== want.labels[r]) labelMismatches++;
+          for (let i = 0; i < n * K; i++) maxProbDiff = Math.max(maxProbDiff, Math.abs(got.probabilities[i] - want.probabilities[i]));
+          expect({ feature: spec.name, code, labelMismatches, close: maxProbDiff <= 1e-6 }).toEqual({ feature: spec.name, code, labelMismatches: 0, close: true });
+          checked.push(`${spec.name}=${code}`);
+        }
+      }
+      await scorer.release();
+      expect(checked.length).toBeGreaterThanOrEqual(6);
+    }
+  });
+
   it('writes one TreeEnsembleClassifier with double thresholds and the input contract in metadata_props', async () => {
     const forest = await trainedForest(3, 11);
     const { bytes, summary } = exportForestToOnnx(forest, { registry: { uri: '/r', version: 4, status: 'Approved', artifactSha256: 'ab'.repeat(32) } });
