@@ -6,7 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { UserError } from '../../etl/errors';
 import { readGoldManifest, readGoldSplit } from '../../etl/gold';
@@ -22,15 +23,17 @@ import { addGateOptions, gateConfigFrom, type GateFlags } from '../gate-options'
 import { integer } from '../option-parsers';
 import { parseVersion, registerTrainedModel } from './registry';
 
-/** Writes bytes next to the target, then renames: readers never see a partial file. */
+/** Writes bytes next to the target (creating its directory, as import's forest file does), then renames: readers never see a partial file. */
 async function writeAtomically(file: string, bytes: Uint8Array): Promise<void> {
   const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
   try {
+    await mkdir(path.dirname(path.resolve(file)), { recursive: true });
     await writeFile(tmp, bytes);
     await rename(tmp, file);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UserError(`cannot write ${file}: ${code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : code === 'ENOTDIR' || code === 'EEXIST' ? 'a parent is a file, not a directory' : (err as Error).message}`);
   }
 }
 
@@ -58,6 +61,7 @@ interface ImportFlags extends GateFlags {
   maxNodes: number;
   lake?: string;
   register?: boolean;
+  skipGates?: boolean;
   registry?: string;
   json?: boolean;
 }
@@ -112,10 +116,14 @@ export function register(program: Command): void {
     .option('--features <spec.json>', 'input description when the model does not carry one: {"features": [...], "categorical_codes": {...}, "missing_encoded_as": -1}')
     .option('--max-nodes <n>', 'refuse models with more tree nodes than this', integer('--max-nodes', 1), DEFAULT_MAX_NODES)
     .option('--lake <uri>', 'evaluate on this lake\'s gold test split and record metrics and gate results in the forest')
-    .option('--register', 'register the forest (status PendingManualApproval) when its gates pass')
+    .option('--register', 'register the forest (status PendingManualApproval) when its gates pass; needs --lake, or --skip-gates')
+    .option('--skip-gates', 'with --register and no --lake: register a forest that was never evaluated (the registry note says so)')
     .option('--registry <uri>', 'registry for --register (default: $PRICESENSE_REGISTRY or .pricesense/registry)')
     .option('--json', 'print the import report as JSON');
   addGateOptions(imp).action(async (file: string, opts: ImportFlags) => {
+    if (opts.register && !opts.lake && !opts.skipGates) {
+      throw new UserError('--register needs --lake <uri> (evaluate the imported forest on the gold test split and apply the quality gates first), or --skip-gates to register a forest that was never evaluated');
+    }
     const bytes = await readInput(file, 'ONNX model');
     let spec;
     if (opts.features) {
@@ -136,10 +144,13 @@ export function register(program: Command): void {
       const manifest = await readGoldManifest(lake);
       const test = await readGoldSplit(lake, 'test', manifest);
       report = evaluateWithGates(forest, test, 'test', { config: gateConfigFrom(opts) });
-      forest = sealForest({ ...forest, metrics: { test: report.metrics, gates: report.gates, evaluatedOn: manifest.sha256 } });
+      // The serving drift baseline, as a trained forest gets it: the gold train split's statistics of its features.
+      const trainStats = manifest.manifest.meta.stats?.train ?? {};
+      const featureStats = Object.fromEntries(forest.features.filter((f) => trainStats[f.name] !== undefined).map((f) => [f.name, trainStats[f.name]]));
+      forest = sealForest({ ...forest, featureStats, metrics: { test: report.metrics, gates: report.gates, evaluatedOn: manifest.sha256 } });
     }
     await writeForestFile(opts.out, forest);
-    const registered = opts.register && (!report || report.gates.passed) ? await registerTrainedModel(opts.out, { registry: opts.registry, note: `imported from ${file} (sha256 ${imported.summary.onnxSha256})` }) : undefined;
+    const registered = opts.register && (!report || report.gates.passed) ? await registerTrainedModel(opts.out, { registry: opts.registry, note: `imported from ${file} (sha256 ${imported.summary.onnxSha256})${report ? '' : '; not evaluated (--skip-gates)'}` }) : undefined;
     if (opts.json) {
       process.stdout.write(`${JSON.stringify({ out: opts.out, sha256: forest.sha256, lineage: `imported from ${imported.summary.onnxSha256}`, ...imported.summary, metrics: forest.metrics, registered: registered ? { registry: registered.registry, version: registered.version.version } : null }, null, 2)}\n`);
     } else {

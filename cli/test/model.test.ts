@@ -11,11 +11,9 @@ import { runEtl } from '../../etl/pipeline';
 import { synthesize } from '../../etl/synth/generate';
 import { parseForest, writeForestFile } from '../../model/forest-file';
 import { openRegistry } from '../../model/registry';
-import { trainedForest } from '../../model/test/onnx-fixtures';
+import { SKLEARN_FIXTURE as FIXTURE, sklearnFixture, trainedForest } from '../../model/test/onnx-fixtures';
 import { CompiledForest } from '../../model/walker';
 import { runCli as run } from './run-cli';
-
-const FIXTURE = ['../../../shared', '../../../../shared'].map((p) => path.resolve(__dirname, p, 'fixtures/sklearn-rf')).find((d) => existsSync(d)) ?? 'shared/fixtures/sklearn-rf';
 
 describe('pricesense model export / import', () => {
   let dir: string;
@@ -57,6 +55,13 @@ describe('pricesense model export / import', () => {
     expect((await scorer.score(x, n)).labels).toEqual(cf.predictBatchEncoded(x, n).labels);
     await scorer.release();
 
+    // --out into a directory that does not exist yet: created, as import does; a parent that is a file: a clear error.
+    const nested = path.join(dir, 'new', 'sub', 'forest.onnx');
+    expect(await run(['model', 'export', '--model', file, '--out', nested])).toMatchObject({ code: 0, err: '' });
+    expect(existsSync(nested)).toBe(true);
+    const underFile = await run(['model', 'export', '--model', file, '--out', path.join(file, 'x.onnx')]);
+    expect(underFile).toMatchObject({ code: 2, err: expect.stringMatching(/cannot write .*forest\.json\/x\.onnx: a parent is a file, not a directory/) });
+
     const refused = await run(['model', 'export', '--model', file, '--format', 'pmml', '--out', out]);
     expect(refused).toMatchObject({ code: 2, err: expect.stringMatching(/--format must be onnx/) });
   });
@@ -82,8 +87,11 @@ describe('pricesense model export / import', () => {
     expect(approved.code).toBe(0);
     const served = await (await openRegistry(registry)).latestApproved();
     expect(served?.forestSha256).toBe(forest.sha256);
-    const model = CompiledForest.compile(parseForest(await (await openRegistry(registry)).fetch(1)));
-    expect(['High', 'Low', 'Medium']).toContain(model.predict({ SPEND: 12.5, STORE_FORMAT: 'LS' }).label);
+    // The served version answers as scikit-learn does, and carries the gold train split's statistics as its drift baseline.
+    const servedForest = parseForest(await (await openRegistry(registry)).fetch(1));
+    const fx = sklearnFixture();
+    expect(CompiledForest.compile(servedForest).predictBatch(fx.rows).labels).toEqual(fx.expectedLabel);
+    expect(Object.keys(servedForest.featureStats)).toEqual(expect.arrayContaining(['SPEND', 'STORE_FORMAT']));
   });
 
   it('exits 3 when the imported model fails a gate, and explains bad input files', async () => {
@@ -101,6 +109,15 @@ describe('pricesense model export / import', () => {
     await writeFile(badSpec, '{"features": "SPEND"}');
     const specErr = await run(['model', 'import', path.join(FIXTURE, 'model.onnx'), '--features', badSpec, '--out', path.join(dir, 'j.json')]);
     expect(specErr).toMatchObject({ code: 2, err: expect.stringMatching(/bad-spec\.json: invalid feature spec: "features" must be a non-empty array of strings/) });
+    // Registering a model nobody evaluated takes an explicit --skip-gates.
+    const registry = path.join(dir, 'registry-skip');
+    const unevaluated = await run(['model', 'import', path.join(FIXTURE, 'model.onnx'), '--features', spec, '--out', path.join(dir, 'u.json'), '--register', '--registry', registry]);
+    expect(unevaluated).toMatchObject({ code: 2, err: expect.stringMatching(/--register needs --lake <uri> .* or --skip-gates/) });
+    expect(existsSync(path.join(dir, 'u.json'))).toBe(false);
+    const skipped = await run(['model', 'import', path.join(FIXTURE, 'model.onnx'), '--features', spec, '--out', path.join(dir, 'u.json'), '--register', '--skip-gates', '--registry', registry]);
+    expect(skipped.code).toBe(0);
+    expect((await (await openRegistry(registry)).show(1))?.audit[0].note).toMatch(/not evaluated \(--skip-gates\)/);
+
     const missing = await run(['model', 'import', path.join(dir, 'nope.onnx'), '--out', path.join(dir, 'j.json')]);
     expect(missing).toMatchObject({ code: 2, err: expect.stringMatching(/cannot read ONNX model .*nope\.onnx: no such file/) });
     expect(existsSync(path.join(dir, 'j.json'))).toBe(false);

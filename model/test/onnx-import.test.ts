@@ -1,8 +1,6 @@
 /**
  * @jest-environment ./bench/ort-jest-environment.js
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { ortScorer, ortSession } from '../../bench/onnx-peer';
 import type { ForestFileV1 } from '../format';
 import { forestToOnnx, UNUSED_CLASS_LABEL } from '../onnx/export';
@@ -11,14 +9,10 @@ import { parseInputSpec, type InputSpec } from '../onnx/input-spec';
 import { AttrType, DataType, decodeModel, encodeModel, type ModelMessage } from '../onnx/proto';
 import { CompiledForest, type RawRow } from '../walker';
 import { nextDown } from '../import-ml-rf';
-import { probeRows, trainedForest } from './onnx-fixtures';
+import { probeRows, sklearnFixture, trainedForest } from './onnx-fixtures';
 import { forestToTreeEnsembleV5 } from './onnx-v5-writer';
 import { randomForest, randomRow, rng } from './random-forest-fixture';
 
-import { existsSync } from 'node:fs';
-
-/** shared/ sits beside the repository (CI's clone, /work/main) or beside the worktrees' parent. */
-const FIXTURE = ['../../../shared', '../../../../shared'].map((p) => path.resolve(__dirname, p, 'fixtures/sklearn-rf')).find((d) => existsSync(d)) ?? 'shared/fixtures/sklearn-rf not found beside the repository';
 
 function specOf(forest: ForestFileV1): InputSpec {
   const codes: Record<string, string[]> = {};
@@ -35,27 +29,6 @@ function compare(a: ForestFileV1, b: ForestFileV1, rows: RawRow[]): { labelMisma
   for (let r = 0; r < rows.length; r++) if (pa.labels[r] !== pb.labels[r]) labelMismatches++;
   for (let i = 0; i < pa.probabilities.length; i++) maxProbDiff = Math.max(maxProbDiff, Math.abs(pa.probabilities[i] - pb.probabilities[i]));
   return { labelMismatches, maxProbDiff };
-}
-
-/** The scikit-learn fixture: its spec, ONNX bytes, raw rows as a client sends them, and scikit-learn's answers. */
-function sklearnFixture() {
-  const spec = parseInputSpec(JSON.parse(readFileSync(path.join(FIXTURE, 'spec.json'), 'utf8')), 'spec.json');
-  const bytes = readFileSync(path.join(FIXTURE, 'model.onnx'));
-  const [header, ...lines] = readFileSync(path.join(FIXTURE, 'inputs.csv'), 'utf8').trim().split(/\r?\n/);
-  const names = header.split(',');
-  // Raw rows as a client sends them: category names, null for missing (-1 in the fixture's encoding).
-  const rows = lines.map((line) => {
-    const v = line.split(',').map(Number);
-    const row: RawRow = {};
-    names.forEach((name, j) => {
-      const cats = spec.categoricalCodes[name];
-      row[name] = v[j] === -1 ? null : cats ? cats[v[j]] : v[j];
-    });
-    return row;
-  });
-  const expectedProba = readFileSync(path.join(FIXTURE, 'expected_proba.csv'), 'utf8').trim().split(/\r?\n/).slice(1).map((l) => l.split(',').map(Number));
-  const expectedLabel = readFileSync(path.join(FIXTURE, 'expected_label.csv'), 'utf8').trim().split(/\r?\n/).slice(1);
-  return { spec, bytes, rows, expectedProba, expectedLabel };
 }
 
 /** The walker's labels and max |Δp| against scikit-learn's on the fixture rows. */
