@@ -34,7 +34,7 @@ import { FOREST_FORMAT_ID, FOREST_FORMAT_VERSION, type FeatureSpec, type ForestF
 import { nextDown } from '../import-ml-rf';
 import { META, ONNX_ML_DOMAIN } from './metadata';
 import { parseInputSpec, type InputSpec } from './input-spec';
-import { DataType, ProtobufDecodeError, decodeModel, int64Number, type AttributeMessage, type GraphMessage, type ModelMessage, type NodeMessage, type TensorMessage } from './proto';
+import { DataType, ProtobufDecodeError, decodeModel, int64Number, scanAttributeCounts, type AttributeMessage, type GraphMessage, type ModelMessage, type NodeMessage, type TensorMessage } from './proto';
 
 /** Default cap on tree-ensemble nodes (declared, and after copying shared subtrees): 5.5× a 900k-node production forest. */
 export const DEFAULT_MAX_NODES = 5_000_000;
@@ -712,6 +712,16 @@ export function importOnnxForest(bytes: Uint8Array, options: OnnxImportOptions =
   };
   const maxNodes = options.maxNodes ?? DEFAULT_MAX_NODES;
   const onnxSha256 = createHash('sha256').update(bytes).digest('hex');
+  // Counted on the wire before decoding: a file declaring 10^7 nodes is refused before protobufjs
+  // builds a number or a buffer per entry (decoding costs ~10x the file's bytes).
+  const counts = scanAttributeCounts(bytes);
+  if (counts) {
+    const classes = Math.max(1, counts.get('classlabels_strings') ?? 0, counts.get('classlabels_int64s') ?? 0);
+    for (const [name, n] of counts) {
+      if (/^(nodes_|leaf_|tree_roots$|membership_values$)/.test(name)) checkCount(n, maxNodes, `nodes (attribute ${name})`, src);
+      else if (name.startsWith('class_')) checkCount(n, maxNodes * classes, `class weight entries (attribute ${name}, ${classes} classes)`, src);
+    }
+  }
   let model: ModelMessage;
   try {
     model = decodeModel(bytes);

@@ -14,6 +14,9 @@
  */
 import { UserError } from '../../etl/errors';
 
+/** Most categories one categorical feature may list. */
+export const MAX_CATEGORIES = 65_536;
+
 export interface InputSpec {
   readonly features: string[];
   readonly categoricalCodes: Record<string, string[]>;
@@ -48,6 +51,8 @@ export function parseInputSpec(doc: unknown, source: string): InputSpec {
     for (const [name, list] of Object.entries(d.categorical_codes as Record<string, unknown>)) {
       if (!features.includes(name)) bad(source, `"categorical_codes" names ${JSON.stringify(name)}, which is not in "features"`);
       codes[name] = stringList(list, source, `"categorical_codes"."${name}"`);
+      // Each split on the feature costs C/32 words and O(C) work on import: bounded, as the file controls C.
+      if (codes[name].length > MAX_CATEGORIES) bad(source, `"categorical_codes"."${name}" lists ${codes[name].length.toLocaleString('en-US')} categories; at most ${MAX_CATEGORIES.toLocaleString('en-US')} are accepted (a column with more values is an identifier, not a category)`);
     }
   }
   const m = d.missing_encoded_as;

@@ -9,7 +9,7 @@ import { parseInputSpec, type InputSpec } from '../onnx/input-spec';
 import { AttrType, DataType, decodeModel, encodeModel, type ModelMessage } from '../onnx/proto';
 import { CompiledForest, type RawRow } from '../walker';
 import { nextDown } from '../import-ml-rf';
-import { probeRows, sklearnFixture, trainedForest } from './onnx-fixtures';
+import { nextUp, probeRows, sklearnFixture, trainedForest } from './onnx-fixtures';
 import { forestToTreeEnsembleV5 } from './onnx-v5-writer';
 import { randomForest, randomRow, rng } from './random-forest-fixture';
 
@@ -193,6 +193,65 @@ describe('ONNX import', () => {
     expect(compare(forest, back, rows).labelMismatches).toBe(0);
   });
 
+  it('every branch mode (LEQ, LT, GTE, GT, EQ, NEQ, with missing tracked both ways): the import agrees with ONNX Runtime and with the source forest', async () => {
+    // Rewrites each exported node into a random equivalent mode: x <= t is x < next(t), not x > t, not x >= next(t);
+    // x == c is not x != c. Children and missing tracking are swapped where the test is negated.
+    const used = new Set<string>();
+    for (const seed of [31, 32, 33, 34, 35]) {
+      const forest = randomForest(seed, { trees: 5, classes: 3 });
+      const m = decodeModel(forestToOnnx(forest));
+      const A = (k: string) => m.graph!.node![0].attribute!.find((a) => a.name === k)!;
+      const modes = A('nodes_modes').strings!.map((b) => Buffer.from(b).toString());
+      const values = Buffer.from(A('nodes_values_as_tensor').t!.raw_data!);
+      const trues = A('nodes_truenodeids').ints!;
+      const falses = A('nodes_falsenodeids').ints!;
+      const missing = A('nodes_missing_value_tracks_true').ints!;
+      const treeIds = A('nodes_treeids').ints!;
+      const edgesInto = new Map<string, number>();
+      modes.forEach((mode, i) => {
+        if (mode === 'LEAF') return;
+        for (const c of [trues[i], falses[i]]) edgesInto.set(`${treeIds[i]}/${c}`, (edgesInto.get(`${treeIds[i]}/${c}`) ?? 0) + 1);
+      });
+      const rand = rng(seed);
+      modes.forEach((mode, i) => {
+        const t = values.readDoubleLE(i * 8);
+        const pick = rand();
+        const negate = () => {
+          [trues[i], falses[i]] = [falses[i], trues[i]];
+          missing[i] = 1 - missing[i];
+        };
+        if (mode === 'BRANCH_LEQ' && Number.isFinite(t)) {
+          if (pick < 0.25) modes[i] = 'BRANCH_LT';
+          else if (pick < 0.5) (modes[i] = 'BRANCH_GT'), negate();
+          else if (pick < 0.75) (modes[i] = 'BRANCH_GTE'), negate();
+          if (modes[i] === 'BRANCH_LT' || modes[i] === 'BRANCH_GTE') values.writeDoubleLE(nextUp(t), i * 8);
+        } else if (mode === 'BRANCH_EQ' && pick < 0.5 && edgesInto.get(`${treeIds[i]}/${trues[i]}`) === 1) {
+          // (ORT needs a shared child of an equality chain on the true side: only one-member sets are negated.)
+          modes[i] = 'BRANCH_NEQ';
+          [trues[i], falses[i]] = [falses[i], trues[i]]; // NaN passes NEQ: it still reaches the (now true) default side
+        }
+        used.add(modes[i]);
+      });
+      A('nodes_modes').strings = modes.map((v) => Buffer.from(v));
+      A('nodes_values_as_tensor').t = { ...A('nodes_values_as_tensor').t!, raw_data: values };
+      const bytes = encodeModel(m);
+      const back = onnxToForest(bytes, { source: 'modes.onnx' });
+      const rows = Array.from({ length: 1500 }, ((r) => () => randomRow(r, forest.features))(rng(seed + 100)));
+      const cf = CompiledForest.compile(back);
+      const { x, n } = cf.encodeBatch(rows);
+      const scorer = ortScorer(await ortSession(bytes), forest.features.length, 3);
+      const ort = await scorer.score(x, n);
+      await scorer.release();
+      const mine = cf.predictBatchEncoded(x, n);
+      let maxDiff = 0;
+      for (let i = 0; i < mine.probabilities.length; i++) maxDiff = Math.max(maxDiff, Math.abs(mine.probabilities[i] - ort.probabilities[i]));
+      expect({ seed, labels: mine.labels, close: maxDiff <= 1e-6 }).toEqual({ seed, labels: ort.labels, close: true });
+      expect(compare(forest, back, rows)).toEqual({ labelMismatches: 0, maxProbDiff: expect.any(Number) });
+      expect(compare(forest, back, rows).maxProbDiff).toBeLessThanOrEqual(1e-12);
+    }
+    expect([...used]).toEqual(expect.arrayContaining(['BRANCH_EQ', 'BRANCH_GT', 'BRANCH_GTE', 'BRANCH_LEQ', 'BRANCH_LT', 'BRANCH_NEQ']));
+  });
+
   it('float inputs: a threshold t becomes the largest double that rounds to a float32 ≤ t (ties to even)', () => {
     const rand = rng(5);
     let wrong = 0;
@@ -226,7 +285,7 @@ describe('ONNX import refuses malformed or unsupported models clearly, in bounde
   it('truncated protobuf', () => {
     const bytes = good();
     for (const cut of [1, 10, Math.floor(bytes.length / 2), bytes.length - 3]) {
-      expect(() => onnxToForest(bytes.subarray(0, cut), { source: 'cut.onnx' })).toThrow(/cut\.onnx: cannot import: (not a valid ONNX model: the protobuf is truncated or corrupt near byte \d+|the model has no graph nodes|.*)/);
+      expect(() => onnxToForest(bytes.subarray(0, cut), { source: 'cut.onnx' })).toThrow(/cut\.onnx: cannot import: (not a valid ONNX model: the protobuf is truncated or corrupt near byte \d+ of \d+|the model has no graph nodes)/);
     }
     expect(() => onnxToForest(Buffer.from('this is not protobuf at all, just text'), { source: 'text.onnx' })).toThrow(/text\.onnx: cannot import: not a valid ONNX model/);
   });
@@ -266,8 +325,19 @@ describe('ONNX import refuses malformed or unsupported models clearly, in bounde
     attr.t = { name: 'nodes_treeids', dims: [10_000_000], data_type: DataType.INT32, raw_data: new Uint8Array(40_000_000) };
     const bytes = encodeModel(model);
     const rss = process.memoryUsage().rss;
-    expect(() => onnxToForest(bytes, { source: 'huge.onnx' })).toThrow(/huge\.onnx: cannot import: the model declares 10,000,000 nodes; the import limit is 5,000,000 \(raise it with --max-nodes/);
+    expect(() => onnxToForest(bytes, { source: 'huge.onnx' })).toThrow(/huge\.onnx: cannot import: the model declares 10,000,000 nodes \(attribute nodes_treeids\); the import limit is 5,000,000 \(raise it with --max-nodes/);
     expect(process.memoryUsage().rss - rss).toBeLessThan(2 ** 30);
+  });
+
+  it('packed ints and a million strings: counted on the wire and refused before decoding builds them', () => {
+    // 2·10^6 nodes_modes strings and 2·10^6 packed nodes_treeids (~14 MB): decoding would build a buffer and a number per entry.
+    const model = decodeModel(good());
+    ensembleAttr(model, 'nodes_modes').strings = new Array(2_000_000).fill(Buffer.from('LEAF'));
+    ensembleAttr(model, 'nodes_treeids').ints = new Array(2_000_000).fill(0);
+    const bytes = encodeModel(model);
+    expect(() => onnxToForest(bytes, { source: 'wide.onnx', maxNodes: 1_000_000 })).toThrow(/wide\.onnx: cannot import: the model declares 2,000,000 nodes \(attribute nodes_(treeids|modes)\); the import limit is 1,000,000/);
+    // The spec side of the same bound: a category list is capped.
+    expect(() => parseInputSpec({ features: ['a'], categorical_codes: { a: Array.from({ length: 70_000 }, (_, i) => `c${i}`) } }, 'spec.json')).toThrow(/"categorical_codes"\."a" lists 70,000 categories; at most 65,536/);
   });
 
   it('a float input with weights that are not averaged distributions (boosting-like) is refused naming the leaf', () => {
@@ -332,7 +402,5 @@ describe('ONNX import refuses malformed or unsupported models clearly, in bounde
     model.metadata_props = [];
     expect(() => onnxToForest(encodeModel(model), { source: 'bare.onnx' })).toThrow(/pass --features spec\.json/);
     expect(() => parseInputSpec({ features: ['a'], categorical_codes: { b: ['x'] } }, 'spec.json')).toThrow(/spec\.json: invalid feature spec: "categorical_codes" names "b", which is not in "features"/);
-    expect(AttrType.INTS).toBe(7);
-    expect(DataType.DOUBLE).toBe(11);
   });
 });
