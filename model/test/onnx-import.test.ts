@@ -222,8 +222,10 @@ describe('ONNX import', () => {
         };
         if (mode === 'BRANCH_LEQ' && Number.isFinite(t)) {
           if (pick < 0.25) modes[i] = 'BRANCH_LT';
-          else if (pick < 0.5) (modes[i] = 'BRANCH_GT'), negate();
-          else if (pick < 0.75) (modes[i] = 'BRANCH_GTE'), negate();
+          else if (pick < 0.75) {
+            modes[i] = pick < 0.5 ? 'BRANCH_GT' : 'BRANCH_GTE';
+            negate();
+          }
           if (modes[i] === 'BRANCH_LT' || modes[i] === 'BRANCH_GTE') values.writeDoubleLE(nextUp(t), i * 8);
         } else if (mode === 'BRANCH_EQ' && pick < 0.5 && edgesInto.get(`${treeIds[i]}/${trues[i]}`) === 1) {
           // (ORT needs a shared child of an equality chain on the true side: only one-member sets are negated.)
