@@ -17,9 +17,9 @@ export interface OrtScorer {
   release(): Promise<void>;
 }
 
-/** An ORT session on ONNX bytes, one intra-op and one inter-op thread, sequential execution. */
-export async function ortSession(bytes: Uint8Array): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+/** An ORT session on ONNX bytes, one intra-op (unless told) and one inter-op thread, sequential execution. */
+export async function ortSession(bytes: Uint8Array, intraOpNumThreads = 1): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(bytes, { intraOpNumThreads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
 }
 
 /** Runs an ONNX model whose input X is double [N, F] and whose outputs are label and probabilities. */

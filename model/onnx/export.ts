@@ -342,6 +342,7 @@ export function exportForestToOnnx(forest: ForestFileV1, options: OnnxExportOpti
     metadata.push([META.labelTieBreak, 'lowest-index (the forest itself breaks tied votes first-to-reach; exported with --hard-vote-ties lowest-index)']);
   }
   if (options.registry) metadata.push([META.registry, JSON.stringify(options.registry)]);
+  if (K === 2) metadata.push([META.paddingClass, `${UNUSED_CLASS_LABEL}: the classifier node lists a third class that no leaf weights (ONNX Runtime labels two-class ensembles by p(class 1) > 0.5, not by argmax); the Slice drops its column, so "probabilities" has the 2 columns of "classes"`]);
 
   const model: ModelMessage = {
     ir_version: 8,

@@ -159,6 +159,23 @@ describe('ONNX export, checked by ONNX Runtime', () => {
     expect(got.labels).not.toContain(UNUSED_CLASS_LABEL);
     expect(got.probabilities.length).toBe(n * 2);
     expect(got.labels).toEqual(cf.predictBatchEncoded(x, n).labels);
+    expect(decodeModel(forestToOnnx(forest)).metadata_props!.find((p) => p.key === META.paddingClass)?.value).toMatch(/^__pricesense_unused__: /);
+  });
+
+  it('4 intra-op threads, one row per call (ORT then splits > 80 trees across threads and adds partial sums): same labels', async () => {
+    for (let seed = 1; seed <= 6; seed++) {
+      const forest = randomForest(seed, seed % 2 === 0 ? { aggregation: 'hard', voteTieBreak: 'lowest-index', trees: 90, classes: 2 + (seed % 4 === 0 ? 1 : 0) } : { trees: 81 + seed });
+      const cf = CompiledForest.compile(forest);
+      const rows = Array.from({ length: 150 }, ((r) => () => randomRow(r, forest.features))(rng(seed * 7)));
+      const { x, n } = cf.encodeBatch(rows);
+      const want = cf.predictBatchEncoded(x, n);
+      const F = forest.features.length;
+      const scorer = ortScorer(await ortSession(forestToOnnx(forest), 4), F, forest.classes.length);
+      const labels: string[] = [];
+      for (let r = 0; r < n; r++) labels.push(...(await scorer.score(x.slice(r * F, r * F + F), 1)).labels);
+      await scorer.release();
+      expect({ seed, labels }).toEqual({ seed, labels: want.labels });
+    }
   });
 
   it("refuses hard voting with 'first-to-reach' ties, naming the rule, unless lowest-index ties are accepted", async () => {
