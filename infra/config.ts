@@ -46,6 +46,8 @@ const DAYS = str({
 });
 
 export const CLUSTER_LOG_TYPES = ['api', 'audit', 'authenticator', 'controllerManager', 'scheduler'] as const;
+/** What a security review needs from the control plane (CIS EKS 2.1.1, Security Hub EKS.8); the policy pack checks the same list. */
+export const REQUIRED_CLUSTER_LOG_TYPES = ['api', 'audit', 'authenticator'] as const;
 /** CodeBuild compute types for Linux containers that a Pulumi run fits in. */
 export const DEPLOYER_COMPUTE_TYPES = ['BUILD_GENERAL1_SMALL', 'BUILD_GENERAL1_MEDIUM', 'BUILD_GENERAL1_LARGE'] as const;
 
@@ -242,10 +244,16 @@ function checkConsistency(s: Settings, complain: (path: string, expected: string
   if (s.lake.logsExpireDays <= s.lake.logsInfrequentAccessDays) {
     complain('lake.logsExpireDays', `more than lake.logsInfrequentAccessDays (${s.lake.logsInfrequentAccessDays})`, s.lake.logsExpireDays);
   }
+  if (s.tier !== 'dev' && s.cluster.publicAccessCidrs.length > 0) {
+    complain('cluster.publicAccessCidrs', `empty in ${s.tier} (private API endpoint only, Security Hub EKS.1: deploys run inside the VPC)`, s.cluster.publicAccessCidrs);
+  } else if (s.cluster.publicAccessCidrs.includes('0.0.0.0/0')) {
+    complain('cluster.publicAccessCidrs', 'specific operator CIDRs (the Kubernetes API must not be open to the internet)', s.cluster.publicAccessCidrs);
+  }
+  const missingLogs = REQUIRED_CLUSTER_LOG_TYPES.filter((t) => !s.cluster.logTypes.includes(t));
+  if (missingLogs.length > 0) {
+    complain('cluster.logTypes', `a list including ${REQUIRED_CLUSTER_LOG_TYPES.join(', ')} (missing ${missingLogs.join(', ')})`, s.cluster.logTypes);
+  }
   if (s.tier === 'prod') {
-    if (s.cluster.publicAccessCidrs.includes('0.0.0.0/0')) {
-      complain('cluster.publicAccessCidrs', 'specific CIDRs in prod (the Kubernetes API must not be open to the internet)', s.cluster.publicAccessCidrs);
-    }
     if (s.cost.demoHours) {
       complain('cost.demoHours', 'unset in prod (prod never scales to zero)', s.cost.demoHours);
     }

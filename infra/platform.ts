@@ -77,6 +77,7 @@ export function buildPlatform(cfg: StackConfig): Platform {
   }, aws);
 
   const cluster = new Cluster('cluster', {
+    tier: cfg.tier,
     clusterName,
     version: cfg.cluster.version,
     vpcId: network.vpcId,

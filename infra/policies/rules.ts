@@ -14,6 +14,7 @@ import { nonRoutableReason } from '../ip-ranges';
 import { isDigestReference } from '../images';
 import { TIER_LABEL, TIER_TAG } from '../stack-config';
 import { AUDIENCE_KEY, ENVIRONMENT_SUBJECT, GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST, SUBJECT_KEY } from '../github-oidc';
+import { REQUIRED_CLUSTER_LOG_TYPES } from '../config';
 
 export interface CheckedProvider {
   readonly type: string;
@@ -444,6 +445,72 @@ export const githubTrustScoped: ResourceRule = {
   },
 };
 
+const EKS_COMPONENT = 'eks:index:Cluster';
+const EKS_CLUSTER = 'aws:eks/cluster:Cluster';
+
+/** A cluster setting as the @pulumi/eks component takes it, or as the aws.eks.Cluster it creates does. */
+function clusterSetting(r: CheckedResource, component: string, raw: (p: Record<string, unknown>) => unknown): unknown {
+  return r.type === EKS_COMPONENT ? r.props[component] : raw(r.props);
+}
+const isCluster = (r: CheckedResource): boolean => r.type === EKS_COMPONENT || r.type === EKS_CLUSTER;
+
+export const eksPrivateEndpoint: ResourceRule = {
+  kind: 'resource',
+  name: 'eks-no-public-endpoint-outside-dev',
+  description: 'Outside dev, the EKS API server has no public endpoint (Security Hub EKS.1, CIS EKS 5.4.2); deploys run inside the VPC. Dev may keep one restricted to operator CIDRs (never 0.0.0.0/0).',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (!isCluster(r)) return;
+    const isPublic = clusterSetting(r, 'endpointPublicAccess', (p) => asRecord(p.vpcConfig).endpointPublicAccess);
+    // The AWS API defaults a missing setting to a public endpoint open to everyone.
+    if (isPublic === false) return;
+    if (!relaxed(r)) {
+      report(`${r.name} (${tierOf(r) ?? 'unknown tier (treated as prod)'}): public API endpoint; set endpointPublicAccess: false (the deployer reaches the private endpoint)`);
+      return;
+    }
+    const cidrs = asArray(clusterSetting(r, 'publicAccessCidrs', (p) => asRecord(p.vpcConfig).publicAccessCidrs));
+    if (cidrs.length === 0 || cidrs.includes('0.0.0.0/0')) report(`${r.name} (dev): a public API endpoint must be restricted to operator CIDRs, not open to 0.0.0.0/0`);
+  },
+};
+
+export const eksSecretsEncryption: ResourceRule = {
+  kind: 'resource',
+  name: 'eks-secrets-encrypted',
+  description: 'Kubernetes secrets are envelope-encrypted with a customer-managed KMS key (Security Hub EKS.3, CIS EKS 5.3.1), and every KMS key rotates (Security Hub KMS.4).',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (r.type === 'aws:kms/key:Key' && r.props.enableKeyRotation !== true) report(`KMS key ${r.name} does not rotate (enableKeyRotation: true)`);
+    // `in`, not a read: the key's ARN is not known before the key exists, its presence is.
+    if (r.type === EKS_COMPONENT && !('encryptionConfigKeyArn' in r.props)) report(`${r.name}: no encryptionConfigKeyArn (secrets in etcd are not encrypted with a key of ours)`);
+    if (r.type === EKS_CLUSTER && !asArray(asRecord(r.props.encryptionConfig).resources).includes('secrets')) report(`${r.name}: encryptionConfig does not cover secrets`);
+  },
+};
+
+export const eksControlPlaneLogs: ResourceRule = {
+  kind: 'resource',
+  name: 'eks-control-plane-logs',
+  description: `EKS control-plane logs ${REQUIRED_CLUSTER_LOG_TYPES.join(', ')} go to CloudWatch (Security Hub EKS.8, CIS EKS 2.1.1); their log group's retention is checked by log-groups-have-retention.`,
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (!isCluster(r)) return;
+    const enabled = asArray(r.props.enabledClusterLogTypes);
+    const missing = REQUIRED_CLUSTER_LOG_TYPES.filter((t) => !enabled.includes(t));
+    if (missing.length > 0) report(`${r.name}: control-plane log type(s) ${missing.join(', ')} not enabled`);
+  },
+};
+
+export const eksStandardSupport: ResourceRule = {
+  kind: 'resource',
+  name: 'eks-upgrade-policy-standard',
+  description: 'EKS clusters set upgradePolicy.supportType STANDARD: the default EXTENDED silently moves the control plane from $0.10/h to $0.60/h once the version leaves standard support.',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (!isCluster(r)) return;
+    const support = asRecord(r.props.upgradePolicy).supportType;
+    if (support !== 'STANDARD') report(`${r.name}: upgradePolicy.supportType is ${String(support ?? 'unset (EXTENDED)')}, not STANDARD ($0.60/h instead of $0.10/h after standard support ends)`);
+  },
+};
+
 export const RULES: readonly Rule[] = [
   noPublicBuckets,
   bucketEncryption,
@@ -457,4 +524,8 @@ export const RULES: readonly Rule[] = [
   imagesByDigest,
   dataProtected,
   githubTrustScoped,
+  eksPrivateEndpoint,
+  eksSecretsEncryption,
+  eksControlPlaneLogs,
+  eksStandardSupport,
 ];

@@ -119,9 +119,11 @@ describe('invalid config gives a clear message', () => {
   });
 
   test('prod guardrails: no open Kubernetes API, no scale-to-zero', () => {
-    expect(() => parseStackConfig('dev', 'p', { ...dev(), 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['0.0.0.0/0'] }) })).not.toThrow();
-    const open = { ...prod(), 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['0.0.0.0/0'] }) };
-    expect(errorOf('prod', open).message).toContain('pricesense:cluster.publicAccessCidrs: expected specific CIDRs in prod');
+    expect(() => parseStackConfig('dev', 'p', { ...dev(), 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['81.2.69.160/27'] }) })).not.toThrow();
+    expect(errorOf('dev', { ...dev(), 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['0.0.0.0/0'] }) }).message).toContain('pricesense:cluster.publicAccessCidrs: expected specific operator CIDRs');
+    const open = { ...prod(), 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['81.2.69.160/27'] }) };
+    expect(errorOf('prod', open).message).toContain('pricesense:cluster.publicAccessCidrs: expected empty in prod (private API endpoint only');
+    expect(errorOf('dev', { ...dev(), 'pricesense:cluster': JSON.stringify({ logTypes: ['api'] }) }).message).toContain('pricesense:cluster.logTypes: expected a list including api, audit, authenticator (missing audit, authenticator)');
     const hours = { timezone: 'UTC', days: 'MON-FRI', start: '08:00', end: '18:00' };
     const zero = JSON.stringify([{ name: 'base', capacityType: 'ON_DEMAND', instanceTypes: ['m6i.large'], minSize: 0, desiredSize: 3, maxSize: 6, diskSizeGiB: 50 }]);
     expect(errorOf('prod', { ...prod(), 'pricesense:nodeGroups': zero, 'pricesense:cost': JSON.stringify({ demoHours: hours }) }).message).toContain(
@@ -189,7 +191,8 @@ describe('public access lists must admit someone on the internet', () => {
   });
 
   test('public blocks pass, including ones that merely overlap a special range', () => {
-    for (const ok of [['81.2.69.160/27'], ['0.0.0.0/0'], ['192.0.0.0/8'], ['203.0.112.0/24', '203.0.114.0/23'], []]) {
+    // (0.0.0.0/0 is routable but refused for the Kubernetes API: see the guardrails above.)
+    for (const ok of [['81.2.69.160/27'], ['192.0.0.0/8'], ['203.0.112.0/24', '203.0.114.0/23'], []]) {
       expect(() => parseStackConfig('dev', 'p', cidrs(ok))).not.toThrow();
     }
   });

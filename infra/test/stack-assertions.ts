@@ -38,8 +38,8 @@ export function describeStack(e: TierExpectations): void {
     beforeAll(async () => {
       runs.platform = await runProgram('platform', e.stack, { overrides: platformConfig });
       runs.preview = await runProgram('platform', e.stack, { overrides: platformConfig, mode: 'preview' });
-      // The stack file as committed (no release images yet), plus an operator CIDR.
-      runs.bare = await runProgram('platform', e.stack, { overrides: { 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['81.2.69.160/27'] }) } });
+      // The stack file as committed (no release images yet), plus an operator CIDR where one is allowed (dev).
+      runs.bare = await runProgram('platform', e.stack, e.stack === 'dev' ? { overrides: { 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['81.2.69.160/27'] }) } } : {});
       runs.app = await runProgram('app', e.stack, { overrides: appConfig });
       runs.appPreview = await runProgram('app', e.stack, { overrides: appConfig, mode: 'preview' });
     });
@@ -154,7 +154,7 @@ export function describeStack(e: TierExpectations): void {
 
     test('teardown: nothing but data is protected, so `pulumi destroy --exclude-protected` removes all compute and network', () => {
       const protectedTypes = new Set(platform().resources.filter((r) => r.opts.protect).map((r) => r.type));
-      for (const t of protectedTypes) expect(t).toMatch(/^aws:(s3\/|sagemaker\/modelPackageGroup)/);
+      for (const t of protectedTypes) expect(t).toMatch(/^aws:(s3\/|sagemaker\/modelPackageGroup|kms\/key)/);
     });
 
     test('teardown: explicit order: the cluster after the network, node groups after networking add-ons, the deployer after its access', () => {
@@ -217,8 +217,28 @@ export function describeStack(e: TierExpectations): void {
       expect(run.resources.filter((r) => r.type.startsWith('kubernetes:'))).toEqual([]);
     });
 
-    test('cluster: a configured operator CIDR opens a public endpoint restricted to it', () => {
-      expect((runs.bare as ProgramRun).one('eks:index:Cluster').inputs).toMatchObject({ endpointPublicAccess: true, publicAccessCidrs: ['81.2.69.160/27'] });
+    test(e.stack === 'dev' ? 'cluster: a configured operator CIDR opens a public endpoint restricted to it (dev only)' : `cluster: no public endpoint in ${e.stack}, whatever the config says`, async () => {
+      if (e.stack === 'dev') {
+        expect((runs.bare as ProgramRun).one('eks:index:Cluster').inputs).toMatchObject({ endpointPublicAccess: true, publicAccessCidrs: ['81.2.69.160/27'] });
+        return;
+      }
+      await expect(runProgram('platform', e.stack, { overrides: { 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['81.2.69.160/27'] }) } }))
+        .rejects.toThrow(`pricesense:cluster.publicAccessCidrs: expected empty in ${e.stack}`);
+    });
+
+    test('cluster: secrets encrypted with a rotated customer-managed key, STANDARD support, our own control-plane role with a confused-deputy guard', () => {
+      const run = platform();
+      const c = run.one('eks:index:Cluster').inputs;
+      const key = run.one('aws:kms/key:Key', 'cluster-secrets');
+      expect(key.inputs).toMatchObject({ enableKeyRotation: true });
+      expect(key.opts.protect).toBe(e.data.protect);
+      expect(c.encryptionConfigKeyArn).toBe(key.state.arn);
+      expect(c.upgradePolicy).toEqual({ supportType: 'STANDARD' });
+      const role = run.one('aws:iam/role:Role', 'cluster-control-plane');
+      expect(c.serviceRole).toBeDefined();
+      expect(policyDoc(role.inputs.assumeRolePolicy).Statement[0]).toMatchObject({ Principal: { Service: 'eks.amazonaws.com' }, Condition: { StringEquals: { 'aws:SourceAccount': ACCOUNT } } });
+      const keyUse = policyDoc(run.one('aws:iam/rolePolicy:RolePolicy', 'cluster-control-plane-kms').inputs.policy).Statement[0];
+      expect(keyUse.Resource).toBe(key.state.arn);
     });
 
     test('deployer: a CodeBuild project in the private subnets, pinned to the deployer image by digest, with the app stack state and its own secrets key', () => {

@@ -1,0 +1,53 @@
+/**
+ * The hardening rules (issue 16): each passes on the real stacks (prod here; every stack in
+ * stack-*.test.ts) and catches its violation on a mutated copy of the real resources and on
+ * hand-made ones. Resource props are update-run outputs; the first-up preview runs them in
+ * stack-assertions.ts.
+ */
+import { releaseImages, runProgram, withProps, type ProgramRun } from './harness';
+import { runPolicies } from './policy-engine';
+import type { CheckedResource } from '../policies/rules';
+
+let prod: ProgramRun;
+let dev: ProgramRun;
+beforeAll(async () => {
+  prod = await runProgram('platform', 'prod', { overrides: { 'pricesense:images': releaseImages() } });
+  dev = await runProgram('platform', 'dev', { overrides: { 'pricesense:images': releaseImages() } });
+});
+
+type Mutate = (r: CheckedResource) => CheckedResource;
+/** Violations of one rule on the run's resources after `mutate`. */
+function caught(run: ProgramRun, rule: string, mutate: Mutate = (r) => r): string[] {
+  return runPolicies(run.checked().map(mutate)).violations.filter((v) => v.rule === rule).map((v) => v.message);
+}
+const onType = (type: string, props: Record<string, unknown>): Mutate => (r) => (r.type === type ? withProps(r, props) : r);
+
+describe('control plane', () => {
+  test('eks-no-public-endpoint-outside-dev: a public endpoint in prod; an open one in dev', () => {
+    expect(caught(prod, 'eks-no-public-endpoint-outside-dev')).toEqual([]);
+    expect(caught(prod, 'eks-no-public-endpoint-outside-dev', onType('eks:index:Cluster', { endpointPublicAccess: true, publicAccessCidrs: ['81.2.69.160/27'] })))
+      .toEqual([expect.stringContaining('cluster (prod): public API endpoint')]);
+    expect(caught(dev, 'eks-no-public-endpoint-outside-dev', onType('eks:index:Cluster', { endpointPublicAccess: true, publicAccessCidrs: ['81.2.69.160/27'] }))).toEqual([]);
+    expect(caught(dev, 'eks-no-public-endpoint-outside-dev', onType('eks:index:Cluster', { endpointPublicAccess: true, publicAccessCidrs: ['0.0.0.0/0'] })))
+      .toEqual([expect.stringContaining('not open to 0.0.0.0/0')]);
+  });
+
+  test('eks-secrets-encrypted: no key on the cluster; a key without rotation', () => {
+    expect(caught(prod, 'eks-secrets-encrypted')).toEqual([]);
+    const noKey: Mutate = (r) => (r.type === 'eks:index:Cluster' ? { ...r, props: Object.fromEntries(Object.entries(r.props).filter(([k]) => k !== 'encryptionConfigKeyArn')) } : r);
+    expect(caught(prod, 'eks-secrets-encrypted', noKey)).toEqual([expect.stringContaining('no encryptionConfigKeyArn')]);
+    expect(caught(prod, 'eks-secrets-encrypted', onType('aws:kms/key:Key', { enableKeyRotation: false }))).toEqual(
+      expect.arrayContaining([expect.stringContaining('KMS key cluster-secrets does not rotate')]),
+    );
+  });
+
+  test('eks-control-plane-logs: audit log turned off', () => {
+    expect(caught(prod, 'eks-control-plane-logs')).toEqual([]);
+    expect(caught(prod, 'eks-control-plane-logs', onType('eks:index:Cluster', { enabledClusterLogTypes: ['api'] }))).toEqual([expect.stringContaining('audit, authenticator not enabled')]);
+  });
+
+  test('eks-upgrade-policy-standard: the pulumi-eks default (unset, EXTENDED)', () => {
+    expect(caught(prod, 'eks-upgrade-policy-standard')).toEqual([]);
+    expect(caught(prod, 'eks-upgrade-policy-standard', onType('eks:index:Cluster', { upgradePolicy: undefined }))).toEqual([expect.stringContaining('unset (EXTENDED)')]);
+  });
+});
