@@ -8,21 +8,57 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 
-/** Interface endpoints the private nodes and pods need, by AWS service suffix. */
+/**
+ * Interface endpoints the private nodes, pods, deployer builds and SageMaker jobs use, by AWS
+ * service suffix. Not here, on purpose: `elasticloadbalancing` (the in-tree service
+ * controller that creates the NLB runs in the EKS control plane, outside the VPC),
+ * `autoscaling` (the node groups are scaled by EKS and the schedule, both outside the VPC)
+ * and `sagemaker.runtime` (nothing invokes an endpoint): ~$7.30 per AZ-month each.
+ */
 export const INTERFACE_ENDPOINT_SERVICES = [
   'ecr.api', // image manifests, auth token
   'ecr.dkr', // image pulls (layers come through the S3 gateway endpoint)
   'sts', // IRSA: AssumeRoleWithWebIdentity
-  'logs', // control plane + Container Insights log shipping
+  'logs', // Container Insights log shipping
   'ec2', // vpc-cni ENI management
-  'elasticloadbalancing', // the service controller creating the NLB
-  'autoscaling', // node group scaling
   'monitoring', // CloudWatch metrics from the agent
   'sagemaker.api', // model registry reads from the API
-  'sagemaker.runtime',
   'eks-auth', // EKS Pod Identity (the CloudWatch agent's credentials)
   'kms', // the in-VPC deployer: Pulumi stack secrets (awskms secrets provider)
 ] as const;
+
+/** The bucket ECR serves image layers from, in every region (what the S3 endpoint must let through for pulls). */
+export function ecrLayerBucketArn(partition: string, region: string): string {
+  return `arn:${partition}:s3:::prod-${region}-starport-layer-bucket/*`;
+}
+
+/**
+ * Endpoint policies. With no NAT gateway the endpoints are the only way out of the VPC; the
+ * default policy ("everything, for everyone") would let a pod or build use them with another
+ * account's credentials or write to another account's bucket. These admit only requests made
+ * by this account's principals or addressed to this account's resources (either suffices:
+ * AssumeRoleWithWebIdentity has no calling principal, ECR's auth token no resource).
+ */
+export function interfaceEndpointPolicy(accountId: string): string {
+  return JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [
+      { Sid: 'ThisAccountsPrincipals', Effect: 'Allow', Principal: '*', Action: '*', Resource: '*', Condition: { StringEquals: { 'aws:PrincipalAccount': accountId } } },
+      { Sid: 'ThisAccountsResources', Effect: 'Allow', Principal: '*', Action: '*', Resource: '*', Condition: { StringEquals: { 'aws:ResourceAccount': accountId } } },
+    ],
+  });
+}
+
+/** S3 through the gateway: this account's buckets (lake, Pulumi state) and ECR's layer bucket, read-only. */
+export function s3EndpointPolicy(accountId: string, partition: string, region: string): string {
+  return JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [
+      { Sid: 'ThisAccountsBuckets', Effect: 'Allow', Principal: '*', Action: 's3:*', Resource: '*', Condition: { StringEquals: { 'aws:ResourceAccount': accountId } } },
+      { Sid: 'EcrImageLayers', Effect: 'Allow', Principal: '*', Action: 's3:GetObject', Resource: ecrLayerBucketArn(partition, region) },
+    ],
+  });
+}
 
 /**
  * Zones EKS refuses control-plane subnets in (UnsupportedAvailabilityZoneException), by
@@ -71,6 +107,8 @@ export interface NetworkArgs {
   readonly region: string;
   /** Subnets carry the cluster tag so EKS and its load balancer controller find them. */
   readonly clusterName: string;
+  readonly accountId: pulumi.Input<string>;
+  readonly partition: pulumi.Input<string>;
 }
 
 /** The n-th /20 (private) or /24 (public) inside a /16. */
@@ -163,6 +201,7 @@ export class Network extends pulumi.ComponentResource {
       serviceName: `com.amazonaws.${args.region}.s3`,
       vpcEndpointType: 'Gateway',
       routeTableIds: [privateRt.id],
+      policy: pulumi.all([args.accountId, args.partition]).apply(([account, partition]) => s3EndpointPolicy(account, partition, args.region)),
       tags: { Name: `${name}-s3` },
     }, parent);
     this.s3PrefixListId = s3.prefixListId;
@@ -170,6 +209,7 @@ export class Network extends pulumi.ComponentResource {
     // Interface endpoints are billed per AZ-hour: endpointAzCount < azCount trades some
     // cross-AZ traffic for a lower bill (dev); prod puts one in every AZ.
     const endpointSubnets = this.privateSubnetIds.slice(0, args.endpointAzCount);
+    const endpointPolicy = pulumi.output(args.accountId).apply(interfaceEndpointPolicy);
     for (const service of INTERFACE_ENDPOINT_SERVICES) {
       new aws.ec2.VpcEndpoint(`${name}-${service.replace(/\./g, '-')}`, {
         vpcId: vpc.id,
@@ -178,6 +218,7 @@ export class Network extends pulumi.ComponentResource {
         privateDnsEnabled: true,
         subnetIds: endpointSubnets,
         securityGroupIds: [endpointSg.id],
+        policy: endpointPolicy,
         tags: { Name: `${name}-${service}` },
       }, parent);
     }

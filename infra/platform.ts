@@ -57,6 +57,8 @@ export function buildPlatform(cfg: StackConfig): Platform {
     excludeZoneIds: cfg.network.excludeZoneIds,
     region: cfg.region,
     clusterName,
+    accountId: ctx.accountId,
+    partition: ctx.partition,
   }, aws);
 
   const lake = new DataLake('lake', { tier: cfg.tier, stack: cfg.stack, accountId: ctx.accountId, ...cfg.lake }, aws);

@@ -511,6 +511,33 @@ export const eksStandardSupport: ResourceRule = {
   },
 };
 
+const SCOPING_KEYS = ['aws:PrincipalAccount', 'aws:ResourceAccount', 'aws:PrincipalOrgID', 'aws:ResourceOrgID', 'aws:PrincipalOrgPaths', 'aws:ResourceOrgPaths'];
+
+/** Whether an Allow statement is limited to an account's or organization's principals or resources, or names its resources. */
+function scopedStatement(s: Record<string, unknown>): boolean {
+  const resources = asArray(s.Resource);
+  if (resources.length > 0 && !resources.includes('*')) return true;
+  return Object.values(asRecord(s.Condition)).some((block) => Object.keys(asRecord(block)).some((k) => SCOPING_KEYS.includes(k)));
+}
+
+export const endpointPolicyScoped: ResourceRule = {
+  kind: 'resource',
+  name: 'vpc-endpoint-policy-scoped',
+  description: 'Every VPC endpoint has a policy, and each of its Allow statements is limited to this account\'s or organization\'s principals or resources (aws:PrincipalAccount, aws:ResourceAccount, ...) or names its resources: without NAT the endpoints are the way out of the VPC.',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (r.type !== 'aws:ec2/vpcEndpoint:VpcEndpoint') return;
+    const policy = r.props.policy;
+    if (typeof policy !== 'string' || policy === '') {
+      report(`VPC endpoint ${r.name} has no policy (the default allows every action on every resource of every account)`);
+      return;
+    }
+    for (const s of statements(policy)) {
+      if (s.Effect === 'Allow' && !scopedStatement(s)) report(`VPC endpoint ${r.name}: statement ${String(s.Sid ?? '(no Sid)')} allows "*" resources without an account or organization condition`);
+    }
+  },
+};
+
 export const RULES: readonly Rule[] = [
   noPublicBuckets,
   bucketEncryption,
@@ -528,4 +555,5 @@ export const RULES: readonly Rule[] = [
   eksSecretsEncryption,
   eksControlPlaneLogs,
   eksStandardSupport,
+  endpointPolicyScoped,
 ];

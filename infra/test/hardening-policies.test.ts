@@ -51,3 +51,15 @@ describe('control plane', () => {
     expect(caught(prod, 'eks-upgrade-policy-standard', onType('eks:index:Cluster', { upgradePolicy: undefined }))).toEqual([expect.stringContaining('unset (EXTENDED)')]);
   });
 });
+
+describe('egress', () => {
+  test('vpc-endpoint-policy-scoped: an endpoint without a policy; a policy open to every account', () => {
+    expect(caught(prod, 'vpc-endpoint-policy-scoped')).toEqual([]);
+    const s3 = (r: CheckedResource): boolean => r.type === 'aws:ec2/vpcEndpoint:VpcEndpoint' && /-s3$/.test(r.name);
+    expect(caught(prod, 'vpc-endpoint-policy-scoped', (r) => (s3(r) ? withProps(r, { policy: undefined }) : r))).toEqual([expect.stringContaining('VPC endpoint network-s3 has no policy')]);
+    const open = JSON.stringify({ Statement: [{ Sid: 'All', Effect: 'Allow', Principal: '*', Action: 's3:*', Resource: '*' }] });
+    expect(caught(prod, 'vpc-endpoint-policy-scoped', (r) => (s3(r) ? withProps(r, { policy: open }) : r))).toEqual([expect.stringContaining('statement All allows "*" resources without an account')]);
+    const org = JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: '*', Action: '*', Resource: '*', Condition: { StringEquals: { 'aws:ResourceOrgID': 'o-abc' } } }] });
+    expect(caught(prod, 'vpc-endpoint-policy-scoped', (r) => (s3(r) ? withProps(r, { policy: org }) : r))).toEqual([]);
+  });
+});

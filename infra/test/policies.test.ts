@@ -16,6 +16,7 @@ function rule(name: string): Rule {
 /** The hardening rules (issue 16), each with a catching case in hardening-policies.test.ts. */
 const HARDENING_RULES = [
   'eks-no-public-endpoint-outside-dev', 'eks-secrets-encrypted', 'eks-control-plane-logs', 'eks-upgrade-policy-standard',
+  'vpc-endpoint-policy-scoped',
 ];
 const messages = (name: string, resources: CheckedResource[]): string[] => evaluate(rule(name), resources).map((v) => v.message);
 

@@ -6,7 +6,7 @@
  */
 import { ACCOUNT, DEPLOYER_DIGEST, DIGEST, JOBS_DIGEST, REGION, REGISTRY, policyDoc, releaseImages, runProgram, withProps, type ProgramRun } from './harness';
 import { runPolicies } from './policy-engine';
-import { EKS_UNSUPPORTED_ZONE_IDS, INTERFACE_ENDPOINT_SERVICES } from '../network';
+import { EKS_UNSUPPORTED_ZONE_IDS, INTERFACE_ENDPOINT_SERVICES, interfaceEndpointPolicy } from '../network';
 import { REQUIRED_TAGS } from '../policies/rules';
 import { describePipeline, type PipelineExpectations } from './pipeline-assertions';
 import { describeApp, type AppExpectations } from './app-assertions';
@@ -95,6 +95,15 @@ export function describeStack(e: TierExpectations): void {
       expect(s3?.inputs).toMatchObject({ vpcEndpointType: 'Gateway' });
       const privateRt = run.one('aws:ec2/routeTable:RouteTable', /private/).id;
       expect(s3?.inputs.routeTableIds).toEqual([privateRt]);
+      // This account's buckets, and ECR's layer bucket for image pulls (read-only).
+      expect(policyDoc(s3?.inputs.policy).Statement).toEqual([
+        expect.objectContaining({ Action: 's3:*', Resource: '*', Condition: { StringEquals: { 'aws:ResourceAccount': ACCOUNT } } }),
+        expect.objectContaining({ Action: 's3:GetObject', Resource: `arn:aws:s3:::prod-${REGION}-starport-layer-bucket/*` }),
+      ]);
+      // Nothing in the VPC calls these (the in-tree NLB controller runs in the control plane).
+      for (const unused of ['elasticloadbalancing', 'sagemaker.runtime', 'autoscaling']) {
+        expect(endpoints.map((v) => v.inputs.serviceName)).not.toContain(`com.amazonaws.${REGION}.${unused}`);
+      }
       const sg = run.one('aws:ec2/securityGroup:SecurityGroup', 'network-endpoints');
       const required = ['ecr.api', 'ecr.dkr', 'sts', 'logs', 'ec2', 'kms', 'monitoring', 'sagemaker.api'];
       expect(INTERFACE_ENDPOINT_SERVICES).toEqual(expect.arrayContaining(required));
@@ -102,6 +111,7 @@ export function describeStack(e: TierExpectations): void {
       for (const service of INTERFACE_ENDPOINT_SERVICES) {
         const ep = endpoints.find((v) => v.inputs.serviceName === `com.amazonaws.${REGION}.${service}`);
         expect(ep?.inputs).toMatchObject({ vpcEndpointType: 'Interface', privateDnsEnabled: true, securityGroupIds: [sg.id] });
+        expect(ep?.inputs.policy).toBe(interfaceEndpointPolicy(ACCOUNT));
         const subnetIds = ep?.inputs.subnetIds as string[];
         expect(subnetIds).toHaveLength(e.endpointAzCount);
         expect(subnetIds.every((id) => privateSubnetIds.includes(id))).toBe(true);
