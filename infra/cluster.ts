@@ -39,8 +39,6 @@ const CLUSTER_ADMIN_POLICY = 'arn:aws:eks::aws:cluster-access-policy/AmazonEKSCl
  * (which also lists and describes every repository in the account).
  */
 export const NODE_ROLE_POLICIES = ['AmazonEKSWorkerNodePolicy', 'AmazonEC2ContainerRegistryPullOnly'] as const;
-/** Managed policies that must never be on a node role (the policy pack checks the same list). */
-export const NOT_ON_NODE_ROLE = ['AmazonEKS_CNI_Policy', 'AmazonEC2ContainerRegistryReadOnly', 'AmazonEC2ContainerRegistryFullAccess', 'AdministratorAccess'] as const;
 
 /**
  * Instance metadata for nodes: IMDSv2 only, and a hop limit of 1 so a packet from a pod's

@@ -82,6 +82,23 @@ export class DataLake extends pulumi.ComponentResource {
             Condition: { Bool: { 'aws:SecureTransport': 'false' } },
           },
           {
+            // The demo load balancer's access logs (app project, with TLS), under logs/lb/ only.
+            Sid: 'LoadBalancerAccessLogs',
+            Effect: 'Allow',
+            Principal: { Service: 'delivery.logs.amazonaws.com' },
+            Action: 's3:PutObject',
+            Resource: pulumi.interpolate`${bucket.arn}/logs/lb/*`,
+            Condition: { StringEquals: { 'aws:SourceAccount': args.accountId, 's3:x-amz-acl': 'bucket-owner-full-control' } },
+          },
+          {
+            Sid: 'LoadBalancerAccessLogsAcl',
+            Effect: 'Allow',
+            Principal: { Service: 'delivery.logs.amazonaws.com' },
+            Action: 's3:GetBucketAcl',
+            Resource: bucket.arn,
+            Condition: { StringEquals: { 'aws:SourceAccount': args.accountId } },
+          },
+          {
             Sid: 'DenyOldTls',
             Effect: 'Deny',
             Principal: '*',

@@ -162,6 +162,7 @@ export function stackOutputs(p: Platform): Record<string, pulumi.Input<unknown>>
     dashboardName: p.monitoring.dashboardName,
     region: p.config.region,
     tier: p.config.tier,
+    costTags: p.aws.tags,
   };
 }
 

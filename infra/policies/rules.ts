@@ -538,6 +538,84 @@ export const endpointPolicyScoped: ResourceRule = {
   },
 };
 
+const LAUNCH_TEMPLATE = 'aws:ec2/launchTemplate:LaunchTemplate';
+const NODE_GROUP_TYPES = ['aws:eks/nodeGroup:NodeGroup', 'eks:index:ManagedNodeGroup'];
+
+export const nodeImdsHopLimit: ResourceRule = {
+  kind: 'resource',
+  name: 'nodes-imdsv2-hop-limit-1',
+  description: 'Node groups launch from a launch template that requires IMDSv2 with a hop limit of 1 (EKS best practices, CIS EKS 4.x): pods cannot fetch the node role\'s credentials.',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (NODE_GROUP_TYPES.includes(r.type) && r.props.launchTemplate === undefined) report(`${r.name}: no launch template (the node group's default allows IMDS to pods with a hop limit of 2)`);
+    if (r.type !== LAUNCH_TEMPLATE) return;
+    const md = asRecord(r.props.metadataOptions);
+    if (md.httpTokens !== 'required') report(`launch template ${r.name}: metadataOptions.httpTokens must be "required" (IMDSv2), is ${String(md.httpTokens ?? 'unset')}`);
+    if (md.httpPutResponseHopLimit !== 1) report(`launch template ${r.name}: metadataOptions.httpPutResponseHopLimit must be 1, is ${String(md.httpPutResponseHopLimit ?? 'unset')}`);
+  },
+};
+
+/** Managed policies that must not be on a role EC2 instances (nodes) assume. */
+export const NOT_ON_NODE_ROLE = ['AmazonEKS_CNI_Policy', 'AmazonEC2ContainerRegistryReadOnly', 'AmazonEC2ContainerRegistryPowerUser', 'AmazonEC2ContainerRegistryFullAccess', 'AdministratorAccess'];
+
+export const nodeRolePolicies: StackRule = {
+  kind: 'stack',
+  name: 'node-role-managed-policies',
+  description: `Node roles (trusted by ec2.amazonaws.com) carry none of ${NOT_ON_NODE_ROLE.join(', ')}: the CNI has its own IRSA role and image pulls need only AmazonEC2ContainerRegistryPullOnly.`,
+  enforcementLevel: 'mandatory',
+  validate(resources, report) {
+    const nodeRoles = new Set(ofType(resources, 'aws:iam/role:Role')
+      .filter((role) => statements(role.props.assumeRolePolicy).some((st) => asArray(asRecord(st.Principal).Service).includes('ec2.amazonaws.com')))
+      .map((role) => str(role.props.name)));
+    for (const a of ofType(resources, 'aws:iam/rolePolicyAttachment:RolePolicyAttachment')) {
+      const policy = (str(a.props.policyArn) ?? '').split('/').pop() ?? '';
+      if (nodeRoles.has(str(a.props.role)) && NOT_ON_NODE_ROLE.includes(policy)) report(`${a.name}: ${policy} is attached to node role ${String(a.props.role)}`, a.urn);
+    }
+  },
+};
+
+function isLoadBalancerService(r: CheckedResource): boolean {
+  return r.type === 'kubernetes:core/v1:Service' && asRecord(r.props.spec).type === 'LoadBalancer';
+}
+
+export const loadBalancerSourceRanges: ResourceRule = {
+  kind: 'resource',
+  name: 'load-balancer-source-ranges',
+  description: 'A LoadBalancer Service names the addresses allowed to it (spec.loadBalancerSourceRanges), never 0.0.0.0/0.',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (!isLoadBalancerService(r)) return;
+    const ranges = asArray(asRecord(r.props.spec).loadBalancerSourceRanges);
+    if (ranges.length === 0) report(`${r.name}: a load balancer without loadBalancerSourceRanges is open to the internet`);
+    if (ranges.includes('0.0.0.0/0')) report(`${r.name}: loadBalancerSourceRanges includes 0.0.0.0/0`);
+  },
+};
+
+const LB_TAGS_ANNOTATION = 'service.beta.kubernetes.io/aws-load-balancer-additional-resource-tags';
+
+export const costTagsReachBilledResources: ResourceRule = {
+  kind: 'resource',
+  name: 'cost-tags-reach-billed-resources',
+  description: `What AWS creates on our behalf carries the cost tags ${REQUIRED_TAGS.join(', ')} too: the instances, volumes and ENIs a launch template starts (tagSpecifications) and load balancers a Service creates (annotation ${LB_TAGS_ANNOTATION}); otherwise the budget's stack filter misses them.`,
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (r.type === LAUNCH_TEMPLATE) {
+      const specs = asArray(r.props.tagSpecifications).map(asRecord);
+      for (const kind of ['instance', 'volume']) {
+        const tags = asRecord(specs.find((t) => t.resourceType === kind)?.tags);
+        const missing = REQUIRED_TAGS.filter((k) => typeof tags[k] !== 'string' || tags[k] === '');
+        if (missing.length > 0) report(`launch template ${r.name}: ${kind}s it launches miss tag(s) ${missing.join(', ')} (tagSpecifications)`);
+      }
+    }
+    if (isLoadBalancerService(r)) {
+      const annotation = str(asRecord(asRecord(r.props.metadata).annotations)[LB_TAGS_ANNOTATION]) ?? '';
+      const keys = annotation.split(',').map((kv) => kv.split('=')[0].trim());
+      const missing = REQUIRED_TAGS.filter((k) => !keys.includes(k));
+      if (missing.length > 0) report(`${r.name}: its load balancer misses tag(s) ${missing.join(', ')} (annotation ${LB_TAGS_ANNOTATION})`);
+    }
+  },
+};
+
 export const RULES: readonly Rule[] = [
   noPublicBuckets,
   bucketEncryption,
@@ -556,4 +634,8 @@ export const RULES: readonly Rule[] = [
   eksControlPlaneLogs,
   eksStandardSupport,
   endpointPolicyScoped,
+  nodeImdsHopLimit,
+  nodeRolePolicies,
+  loadBalancerSourceRanges,
+  costTagsReachBilledResources,
 ];

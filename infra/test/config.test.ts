@@ -227,7 +227,7 @@ describe('app project config (infra/app/Pulumi.<stack>.yaml)', () => {
     const cfg = parseAppConfig(stack, 'pricesense-app', app(stack));
     expect(cfg.tier).toBe(stack);
     expect(cfg.app.image).toEqual({});
-    expect(cfg.app.publicEndpoint).toBe(stack === 'dev');
+    expect(cfg.app.publicEndpoint).toBe(false); // a demo load balancer needs source CIDRs: an operator's choice
     expect(cfg.app.minReplicas).toBe({ dev: 1, stage: 2, prod: 3 }[stack]);
   });
 
@@ -242,7 +242,10 @@ describe('app project config (infra/app/Pulumi.<stack>.yaml)', () => {
     const with_ = (stack: string, v: object): Record<string, string> => ({ ...app(stack), 'pricesense:app': JSON.stringify(v) });
     expect(errorOf('dev', with_('dev', { minReplicas: 5, maxReplicas: 2 }), parseAppConfig).message).toContain('pricesense:app.minReplicas: expected at most app.maxReplicas (2)');
     expect(errorOf('prod', with_('prod', { minReplicas: 1 }), parseAppConfig).message).toContain('pricesense:app.minReplicas: expected at least 2 in prod');
-    expect(errorOf('dev', with_('dev', { publicEndpointCidrs: ['192.168.0.0/16'] }), parseAppConfig).message).toContain('pricesense:app.publicEndpointCidrs[0]: expected a CIDR of addresses on the internet (192.168.0.0/16 lies in 192.168.0.0/16, private use (RFC 1918)');
+    expect(errorOf('dev', with_('dev', { publicEndpoint: true }), parseAppConfig).message).toContain('pricesense:app.publicEndpointCidrs: expected the CIDRs allowed to the demo load balancer when app.publicEndpoint is true (at least one, never 0.0.0.0/0)');
+    expect(errorOf('dev', with_('dev', { publicEndpoint: true, publicEndpointCidrs: ['0.0.0.0/0'] }), parseAppConfig).message).toContain('never 0.0.0.0/0');
+    expect(errorOf('dev', with_('dev', { tlsCertificateArn: 'my-cert' }), parseAppConfig).message).toContain('pricesense:app.tlsCertificateArn: expected an ACM certificate ARN');
+    expect(errorOf('dev', with_('dev', { publicEndpoint: true, publicEndpointCidrs: ['192.168.0.0/16'] }), parseAppConfig).message).toContain('pricesense:app.publicEndpointCidrs[0]: expected a CIDR of addresses on the internet (192.168.0.0/16 lies in 192.168.0.0/16, private use (RFC 1918)');
     expect(errorOf('dev', with_('dev', { maxReplicas: 'ten' }), parseAppConfig).message).toContain('pricesense:app.maxReplicas: expected an integer from 1 to 100, got string "ten"');
   });
 

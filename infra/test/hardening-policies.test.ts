@@ -4,13 +4,16 @@
  * hand-made ones. Resource props are update-run outputs; the first-up preview runs them in
  * stack-assertions.ts.
  */
-import { releaseImages, runProgram, withProps, type ProgramRun } from './harness';
+import { DIGEST, releaseImages, runProgram, withProps, type ProgramRun } from './harness';
+import { DEMO_ENDPOINT } from './stack-assertions';
 import { runPolicies } from './policy-engine';
 import type { CheckedResource } from '../policies/rules';
 
 let prod: ProgramRun;
 let dev: ProgramRun;
+let demo: ProgramRun;
 beforeAll(async () => {
+  demo = await runProgram('app', 'dev', { overrides: { 'pricesense:app': JSON.stringify({ image: { digest: DIGEST }, ...DEMO_ENDPOINT }) } });
   prod = await runProgram('platform', 'prod', { overrides: { 'pricesense:images': releaseImages() } });
   dev = await runProgram('platform', 'dev', { overrides: { 'pricesense:images': releaseImages() } });
 });
@@ -61,5 +64,52 @@ describe('egress', () => {
     expect(caught(prod, 'vpc-endpoint-policy-scoped', (r) => (s3(r) ? withProps(r, { policy: open }) : r))).toEqual([expect.stringContaining('statement All allows "*" resources without an account')]);
     const org = JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: '*', Action: '*', Resource: '*', Condition: { StringEquals: { 'aws:ResourceOrgID': 'o-abc' } } }] });
     expect(caught(prod, 'vpc-endpoint-policy-scoped', (r) => (s3(r) ? withProps(r, { policy: org }) : r))).toEqual([]);
+  });
+});
+
+describe('nodes and pods', () => {
+  test('nodes-imdsv2-hop-limit-1: hop limit 2, IMDSv1 allowed, a node group without a launch template', () => {
+    expect(caught(prod, 'nodes-imdsv2-hop-limit-1')).toEqual([]);
+    const lt = 'aws:ec2/launchTemplate:LaunchTemplate';
+    expect(caught(prod, 'nodes-imdsv2-hop-limit-1', onType(lt, { metadataOptions: { httpTokens: 'required', httpPutResponseHopLimit: 2 } })))
+      .toEqual([expect.stringContaining('httpPutResponseHopLimit must be 1, is 2'), expect.stringContaining('httpPutResponseHopLimit must be 1, is 2')]);
+    expect(caught(prod, 'nodes-imdsv2-hop-limit-1', onType(lt, { metadataOptions: { httpTokens: 'optional', httpPutResponseHopLimit: 1 } }))).toHaveLength(2);
+    expect(caught(prod, 'nodes-imdsv2-hop-limit-1', onType('eks:index:ManagedNodeGroup', { launchTemplate: undefined }))).toEqual([
+      expect.stringContaining('cluster-base: no launch template'), expect.stringContaining('cluster-burst: no launch template'),
+    ]);
+  });
+
+  test('node-role-managed-policies: the CNI policy or ECR ReadOnly back on the node role', () => {
+    expect(caught(prod, 'node-role-managed-policies')).toEqual([]);
+    const swap = (policy: string): Mutate => (r) => (r.name === 'cluster-node-AmazonEC2ContainerRegistryPullOnly' ? withProps(r, { policyArn: `arn:aws:iam::aws:policy/${policy}` }) : r);
+    expect(caught(prod, 'node-role-managed-policies', swap('AmazonEKS_CNI_Policy'))).toEqual([expect.stringMatching(/AmazonEKS_CNI_Policy is attached to node role cluster-node/)]);
+    expect(caught(prod, 'node-role-managed-policies', swap('AmazonEC2ContainerRegistryReadOnly'))).toHaveLength(1);
+    // The CNI policy on the aws-node IRSA role is where it belongs.
+    expect(prod.one('aws:iam/rolePolicyAttachment:RolePolicyAttachment', 'cluster-vpc-cni').inputs.policyArn).toBe('arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy');
+  });
+
+  test('cost-tags-reach-billed-resources: a launch template without tag specifications for instances and volumes', () => {
+    expect(caught(prod, 'cost-tags-reach-billed-resources')).toEqual([]);
+    const lt = 'aws:ec2/launchTemplate:LaunchTemplate';
+    expect(caught(prod, 'cost-tags-reach-billed-resources', onType(lt, { tagSpecifications: [{ resourceType: 'instance', tags: { project: 'pricesense' } }] }))).toEqual(
+      expect.arrayContaining([expect.stringContaining('instances it launches miss tag(s) stack, owner, cost-center'), expect.stringContaining('volumes it launches miss tag(s) project, stack, owner, cost-center')]),
+    );
+  });
+});
+
+describe('demo load balancer', () => {
+  const svc = 'kubernetes:core/v1:Service';
+  const withSpec = (spec: Record<string, unknown>): Mutate => (r) => (r.type === svc ? withProps(r, { spec: { ...(r.props.spec as object), ...spec } }) : r);
+
+  test('load-balancer-source-ranges: no source ranges; 0.0.0.0/0', () => {
+    expect(caught(demo, 'load-balancer-source-ranges')).toEqual([]);
+    expect(caught(demo, 'load-balancer-source-ranges', withSpec({ loadBalancerSourceRanges: undefined }))).toEqual([expect.stringContaining('without loadBalancerSourceRanges is open to the internet')]);
+    expect(caught(demo, 'load-balancer-source-ranges', withSpec({ loadBalancerSourceRanges: ['81.2.69.160/27', '0.0.0.0/0'] }))).toEqual([expect.stringContaining('includes 0.0.0.0/0')]);
+  });
+
+  test('cost-tags-reach-billed-resources: a load balancer without the tags annotation', () => {
+    expect(caught(demo, 'cost-tags-reach-billed-resources')).toEqual([]);
+    const untagged: Mutate = (r) => (r.type === svc ? withProps(r, { metadata: { ...(r.props.metadata as object), annotations: { 'service.beta.kubernetes.io/aws-load-balancer-type': 'nlb' } } }) : r);
+    expect(caught(demo, 'cost-tags-reach-billed-resources', untagged)).toEqual([expect.stringContaining('its load balancer misses tag(s) project, stack, owner, cost-center')]);
   });
 });

@@ -168,6 +168,8 @@ export function platformOutputsFor(stack: string): Record<string, unknown> {
     apiRoleArn: `arn:aws:iam::${ACCOUNT}:role/api-irsa-${hex('api-irsa')}`,
     registryUri: `sagemaker://pricesense-${stack}`,
     lakeUri: `s3://pricesense-lake-${stack}-${ACCOUNT}`,
+    lakeBucket: `pricesense-lake-${stack}-${ACCOUNT}`,
+    costTags: { project: 'pricesense', stack, owner: 'ml-platform', 'cost-center': 'cc-4711', tier: stack },
     region: REGION,
     tier: stack,
     clusterName: `pricesense-${stack}`,

@@ -16,7 +16,8 @@ function rule(name: string): Rule {
 /** The hardening rules (issue 16), each with a catching case in hardening-policies.test.ts. */
 const HARDENING_RULES = [
   'eks-no-public-endpoint-outside-dev', 'eks-secrets-encrypted', 'eks-control-plane-logs', 'eks-upgrade-policy-standard',
-  'vpc-endpoint-policy-scoped',
+  'vpc-endpoint-policy-scoped', 'nodes-imdsv2-hop-limit-1', 'node-role-managed-policies', 'load-balancer-source-ranges',
+  'cost-tags-reach-billed-resources',
 ];
 const messages = (name: string, resources: CheckedResource[]): string[] => evaluate(rule(name), resources).map((v) => v.message);
 

@@ -4,7 +4,8 @@
  * preview of a first `pulumi up` (nothing exists yet, computed values unknown). Each
  * stack's test file calls describeStack with what differs between tiers.
  */
-import { ACCOUNT, DEPLOYER_DIGEST, DIGEST, JOBS_DIGEST, REGION, REGISTRY, policyDoc, releaseImages, runProgram, withProps, type ProgramRun } from './harness';
+import { parseStackConfig } from '../config';
+import { ACCOUNT, DEPLOYER_DIGEST, DIGEST, JOBS_DIGEST, REGION, REGISTRY, policyDoc, releaseImages, runProgram, stackConfig, withProps, type ProgramRun } from './harness';
 import { runPolicies } from './policy-engine';
 import { EKS_UNSUPPORTED_ZONE_IDS, INTERFACE_ENDPOINT_SERVICES, interfaceEndpointPolicy } from '../network';
 import { REQUIRED_TAGS } from '../policies/rules';
@@ -25,16 +26,18 @@ export interface TierExpectations {
 }
 
 type Obj = Record<string, unknown>;
+export const DEMO_ENDPOINT = { publicEndpoint: true, publicEndpointCidrs: ['81.2.69.160/27'], tlsCertificateArn: `arn:aws:acm:us-east-1:${ACCOUNT}:certificate/0a1b2c3d-demo` };
 const o = (v: unknown): Obj => v as Obj;
 
 /** Rules that read values only known once resources exist: the engine reports them as not run during a first preview. */
-const NOT_RUN_IN_FIRST_PREVIEW = new Set(['s3-no-public-buckets', 's3-encryption', 'nodes-in-private-subnets', 'iam-no-star-actions-on-star-resources', 'images-by-digest-outside-dev', 'github-oidc-trust-scoped-to-environment']);
+const NOT_RUN_IN_FIRST_PREVIEW = new Set(['s3-no-public-buckets', 's3-encryption', 'nodes-in-private-subnets', 'iam-no-star-actions-on-star-resources', 'images-by-digest-outside-dev', 'github-oidc-trust-scoped-to-environment', 'node-role-managed-policies']);
 
 export function describeStack(e: TierExpectations): void {
   describe(`stack ${e.stack}`, () => {
     const runs: { platform?: ProgramRun; preview?: ProgramRun; bare?: ProgramRun; app?: ProgramRun; appPreview?: ProgramRun } = {};
     const platformConfig = { 'pricesense:images': releaseImages() };
-    const appConfig = { 'pricesense:app': JSON.stringify({ image: { digest: DIGEST } }) };
+    // dev: the demo load balancer, as an operator enables it (source CIDRs and a certificate).
+    const appConfig = { 'pricesense:app': JSON.stringify({ image: { digest: DIGEST }, ...(e.app.publicEndpoint ? DEMO_ENDPOINT : {}) }) };
     beforeAll(async () => {
       runs.platform = await runProgram('platform', e.stack, { overrides: platformConfig });
       runs.preview = await runProgram('platform', e.stack, { overrides: platformConfig, mode: 'preview' });
@@ -129,6 +132,10 @@ export function describeStack(e: TierExpectations): void {
       expect(o(run.one('aws:s3/bucketVersioning:BucketVersioning').inputs.versioningConfiguration).status).toBe('Enabled');
       const tls = policyDoc(run.one('aws:s3/bucketPolicy:BucketPolicy').inputs.policy).Statement;
       expect(tls[0]).toMatchObject({ Effect: 'Deny', Principal: '*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } });
+      // Load balancer access logs: only the log delivery service, only for this account, only under logs/lb/.
+      expect(tls.find((x) => x.Sid === 'LoadBalancerAccessLogs')).toMatchObject({
+        Principal: { Service: 'delivery.logs.amazonaws.com' }, Resource: `arn:aws:s3:::${bucket.id}/logs/lb/*`, Condition: { StringEquals: { 'aws:SourceAccount': ACCOUNT } },
+      });
       const rules = run.one('aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration').inputs.rules as Obj[];
       const byPrefix = (p: string): Obj | undefined => rules.find((r) => o(r.filter).prefix === p);
       expect(byPrefix('tmp/')?.expiration).toEqual({ days: 7 });
@@ -227,13 +234,14 @@ export function describeStack(e: TierExpectations): void {
       expect(run.resources.filter((r) => r.type.startsWith('kubernetes:'))).toEqual([]);
     });
 
-    test(e.stack === 'dev' ? 'cluster: a configured operator CIDR opens a public endpoint restricted to it (dev only)' : `cluster: no public endpoint in ${e.stack}, whatever the config says`, async () => {
+    test(e.stack === 'dev' ? 'cluster: a configured operator CIDR opens a public endpoint restricted to it (dev only)' : `cluster: no public endpoint in ${e.stack}, whatever the config says`, () => {
       if (e.stack === 'dev') {
         expect((runs.bare as ProgramRun).one('eks:index:Cluster').inputs).toMatchObject({ endpointPublicAccess: true, publicAccessCidrs: ['81.2.69.160/27'] });
         return;
       }
-      await expect(runProgram('platform', e.stack, { overrides: { 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['81.2.69.160/27'] }) } }))
-        .rejects.toThrow(`pricesense:cluster.publicAccessCidrs: expected empty in ${e.stack}`);
+      // Refused before any resource is declared (the rule eks-no-public-endpoint-outside-dev backs it).
+      const raw = { ...stackConfig('platform', e.stack), 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['81.2.69.160/27'] }) };
+      expect(() => parseStackConfig(e.stack, 'pricesense', raw)).toThrow(`pricesense:cluster.publicAccessCidrs: expected empty in ${e.stack}`);
     });
 
     test('cluster: secrets encrypted with a rotated customer-managed key, STANDARD support, our own control-plane role with a confused-deputy guard', () => {
