@@ -7,6 +7,7 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
+import { serviceAssumeRolePolicy, type AwsContext } from './aws-context';
 
 /**
  * Interface endpoints the private nodes, pods, deployer builds and SageMaker jobs use, by AWS
@@ -107,8 +108,9 @@ export interface NetworkArgs {
   readonly region: string;
   /** Subnets carry the cluster tag so EKS and its load balancer controller find them. */
   readonly clusterName: string;
-  readonly accountId: pulumi.Input<string>;
-  readonly partition: pulumi.Input<string>;
+  readonly aws: AwsContext;
+  /** Retention of the VPC flow log group. */
+  readonly logRetentionDays: number;
 }
 
 /** The n-th /20 (private) or /24 (public) inside a /16. */
@@ -201,7 +203,7 @@ export class Network extends pulumi.ComponentResource {
       serviceName: `com.amazonaws.${args.region}.s3`,
       vpcEndpointType: 'Gateway',
       routeTableIds: [privateRt.id],
-      policy: pulumi.all([args.accountId, args.partition]).apply(([account, partition]) => s3EndpointPolicy(account, partition, args.region)),
+      policy: pulumi.all([args.aws.accountId, args.aws.partition]).apply(([account, partition]) => s3EndpointPolicy(account, partition, args.region)),
       tags: { Name: `${name}-s3` },
     }, parent);
     this.s3PrefixListId = s3.prefixListId;
@@ -209,7 +211,7 @@ export class Network extends pulumi.ComponentResource {
     // Interface endpoints are billed per AZ-hour: endpointAzCount < azCount trades some
     // cross-AZ traffic for a lower bill (dev); prod puts one in every AZ.
     const endpointSubnets = this.privateSubnetIds.slice(0, args.endpointAzCount);
-    const endpointPolicy = pulumi.output(args.accountId).apply(interfaceEndpointPolicy);
+    const endpointPolicy = args.aws.accountId.apply(interfaceEndpointPolicy);
     for (const service of INTERFACE_ENDPOINT_SERVICES) {
       new aws.ec2.VpcEndpoint(`${name}-${service.replace(/\./g, '-')}`, {
         vpcId: vpc.id,
@@ -223,6 +225,35 @@ export class Network extends pulumi.ComponentResource {
       }, parent);
     }
 
+    this.flowLogs(name, vpc, args);
     this.registerOutputs({ vpcId: this.vpcId });
+  }
+
+  /** Flow logs of every interface in the VPC (Security Hub EC2.6), accepted and rejected, to a log group with retention. */
+  private flowLogs(name: string, vpc: aws.ec2.Vpc, args: NetworkArgs): void {
+    const parent = { parent: this };
+    const ctx = args.aws;
+    const group = new aws.cloudwatch.LogGroup(`${name}-flow-logs`, { name: `/pricesense/${args.clusterName}/vpc-flow-logs`, retentionInDays: args.logRetentionDays }, parent);
+    const role = new aws.iam.Role(`${name}-flow-logs`, {
+      description: 'VPC flow logs delivery to CloudWatch Logs',
+      assumeRolePolicy: serviceAssumeRolePolicy(ctx, 'vpc-flow-logs.amazonaws.com'),
+    }, parent);
+    const policy = new aws.iam.RolePolicy(`${name}-flow-logs`, {
+      role: role.id,
+      policy: pulumi.jsonStringify({
+        Version: '2012-10-17',
+        Statement: [{ Sid: 'Deliver', Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'], Resource: pulumi.interpolate`${group.arn}:*` }],
+      }),
+    }, parent);
+    new aws.ec2.FlowLog(`${name}-flow-logs`, {
+      vpcId: vpc.id,
+      trafficType: 'ALL',
+      logDestinationType: 'cloud-watch-logs',
+      logDestination: group.arn,
+      iamRoleArn: role.arn,
+      // 10-minute aggregation: fewer, larger records (flow logs are billed per GB ingested).
+      maxAggregationInterval: 600,
+      tags: { Name: `${name}-flow-logs` },
+    }, { ...parent, dependsOn: [policy] });
   }
 }

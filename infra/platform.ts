@@ -57,8 +57,8 @@ export function buildPlatform(cfg: StackConfig): Platform {
     excludeZoneIds: cfg.network.excludeZoneIds,
     region: cfg.region,
     clusterName,
-    accountId: ctx.accountId,
-    partition: ctx.partition,
+    aws: ctx,
+    logRetentionDays: cfg.monitoring.logRetentionDays,
   }, aws);
 
   const lake = new DataLake('lake', { tier: cfg.tier, stack: cfg.stack, accountId: ctx.accountId, ...cfg.lake }, aws);
@@ -72,6 +72,7 @@ export function buildPlatform(cfg: StackConfig): Platform {
   }, aws);
 
   const monitoring = new Monitoring('monitoring', {
+    tier: cfg.tier,
     stack: cfg.stack,
     clusterName,
     ...cfg.monitoring,

@@ -232,10 +232,7 @@ export const noIamStarOnStar: ResourceRule = {
   description: 'No IAM policy allows every action ("*") on every resource ("*").',
   enforcementLevel: 'mandatory',
   validate(r, report) {
-    const docs: unknown[] = [];
-    const field = POLICY_FIELDS[r.type];
-    if (field) docs.push(r.props[field]);
-    if (r.type === 'aws:iam/role:Role') for (const p of asArray(r.props.inlinePolicies)) docs.push(asRecord(p).policy);
+    const docs = iamDocuments(r);
     if (r.type.startsWith('aws:iam/') && r.type.endsWith('PolicyAttachment') && ADMIN_POLICY.test(str(r.props.policyArn) ?? '')) {
       report(`${r.name} attaches AdministratorAccess ("*" on "*")`);
     }
@@ -616,6 +613,99 @@ export const costTagsReachBilledResources: ResourceRule = {
   },
 };
 
+/**
+ * Service principals that set no aws:SourceAccount/aws:SourceArn when they assume a role:
+ * EC2 for instance profiles (only principals allowed iam:PassRole on the role can use it).
+ */
+export const TRUST_WITHOUT_SOURCE_CONTEXT = ['ec2.amazonaws.com'];
+
+function conditionKeys(s: Record<string, unknown>, operators?: string[]): string[] {
+  const condition = asRecord(s.Condition);
+  return Object.entries(condition).filter(([op]) => !operators || operators.includes(op)).flatMap(([, block]) => Object.keys(asRecord(block)));
+}
+
+export const trustConditions: ResourceRule = {
+  kind: 'resource',
+  name: 'iam-trust-policy-conditions',
+  description: 'Every role\'s trust policy is narrowed: AWS services by aws:SourceAccount or aws:SourceArn (confused deputy), OIDC providers by StringEquals on both sub and aud, other AWS principals by some condition.',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (r.type !== 'aws:iam/role:Role') return;
+    for (const s of statements(r.props.assumeRolePolicy)) {
+      if (s.Effect !== 'Allow') continue;
+      const principal = asRecord(s.Principal);
+      const keys = conditionKeys(s);
+      const services = asArray(principal.Service).map(String).filter((svc) => !TRUST_WITHOUT_SOURCE_CONTEXT.includes(svc));
+      if (services.length > 0 && !keys.some((k) => k === 'aws:SourceAccount' || k === 'aws:SourceArn')) {
+        report(`${r.name}: trust in ${services.join(', ')} without an aws:SourceAccount or aws:SourceArn condition`);
+      }
+      if (asArray(principal.Federated).length > 0) {
+        const exact = conditionKeys(s, ['StringEquals']);
+        for (const part of ['sub', 'aud']) if (!exact.some((k) => k.endsWith(`:${part}`))) report(`${r.name}: OIDC trust without StringEquals on ${part}`);
+      }
+      if ((principal.AWS !== undefined || s.Principal === '*') && keys.length === 0) report(`${r.name}: trust in AWS principal(s) ${JSON.stringify(principal.AWS ?? s.Principal)} without any condition`);
+    }
+  },
+};
+
+/** Inline and managed policy documents of an IAM resource. */
+function iamDocuments(r: CheckedResource): unknown[] {
+  const docs: unknown[] = [];
+  const field = POLICY_FIELDS[r.type];
+  if (field) docs.push(r.props[field]);
+  if (r.type === 'aws:iam/role:Role') for (const p of asArray(r.props.inlinePolicies)) docs.push(asRecord(p).policy);
+  return docs;
+}
+
+export const noServiceWildcards: ResourceRule = {
+  kind: 'resource',
+  name: 'iam-no-service-wildcards',
+  description: 'No IAM policy allows a whole service (e.g. "sagemaker:*", "s3:*") on every resource ("*"): grant the actions used, on the resources used.',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    for (const doc of iamDocuments(r)) {
+      for (const s of statements(doc)) {
+        if (s.Effect !== 'Allow' || !asArray(s.Resource).includes('*')) continue;
+        const wide = asArray(s.Action).map(String).filter((a) => /^[\w-]+:\*$/.test(a));
+        if (wide.length > 0) report(`${r.name} allows ${wide.join(', ')} on "*"${s.Sid ? ` (statement ${String(s.Sid)})` : ''}`);
+      }
+    }
+  },
+};
+
+function pipelineSteps(r: CheckedResource): Record<string, unknown>[] {
+  let definition: unknown = r.props.pipelineDefinition;
+  if (typeof definition === 'string') {
+    try {
+      definition = JSON.parse(definition);
+    } catch {
+      return [];
+    }
+  }
+  const flatten = (steps: unknown[]): Record<string, unknown>[] => steps.map(asRecord).flatMap((st) => [st, ...flatten([...asArray(asRecord(st.Arguments).IfSteps), ...asArray(asRecord(st.Arguments).ElseSteps)])]);
+  return flatten(asArray(asRecord(definition).Steps));
+}
+
+export const sagemakerNetworkIsolation: ResourceRule = {
+  kind: 'resource',
+  name: 'sagemaker-jobs-network-isolated',
+  description: 'SageMaker processing and training jobs (pipeline steps) run with network isolation or inside the VPC (VpcConfig / NetworkConfig.VpcConfig), never on SageMaker\'s open network (Security Hub SageMaker.2-style).',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (r.type !== 'aws:sagemaker/pipeline:Pipeline') return;
+    for (const step of pipelineSteps(r)) {
+      const args = asRecord(step.Arguments);
+      if (step.Type === 'Processing') {
+        const net = asRecord(args.NetworkConfig);
+        if (net.EnableNetworkIsolation !== true && net.VpcConfig === undefined) report(`${r.name}: processing step ${String(step.Name)} has neither NetworkConfig.EnableNetworkIsolation nor NetworkConfig.VpcConfig`);
+      }
+      if (step.Type === 'Training' && args.EnableNetworkIsolation !== true && args.VpcConfig === undefined) {
+        report(`${r.name}: training step ${String(step.Name)} has neither EnableNetworkIsolation nor VpcConfig`);
+      }
+    }
+  },
+};
+
 export const RULES: readonly Rule[] = [
   noPublicBuckets,
   bucketEncryption,
@@ -638,4 +728,7 @@ export const RULES: readonly Rule[] = [
   nodeRolePolicies,
   loadBalancerSourceRanges,
   costTagsReachBilledResources,
+  trustConditions,
+  noServiceWildcards,
+  sagemakerNetworkIsolation,
 ];

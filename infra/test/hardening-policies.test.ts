@@ -113,3 +113,46 @@ describe('demo load balancer', () => {
     expect(caught(demo, 'cost-tags-reach-billed-resources', untagged)).toEqual([expect.stringContaining('its load balancer misses tag(s) project, stack, owner, cost-center')]);
   });
 });
+
+describe('IAM and SageMaker', () => {
+  test('iam-trust-policy-conditions: a service trust without SourceAccount; an OIDC trust without aud', () => {
+    expect(caught(prod, 'iam-trust-policy-conditions')).toEqual([]);
+    const bare = JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { Service: 'sagemaker.amazonaws.com' }, Action: 'sts:AssumeRole' }] });
+    expect(caught(prod, 'iam-trust-policy-conditions', (r) => (r.type === 'aws:iam/role:Role' && r.name === 'models-sagemaker' ? withProps(r, { assumeRolePolicy: bare }) : r)))
+      .toEqual(['models-sagemaker: trust in sagemaker.amazonaws.com without an aws:SourceAccount or aws:SourceArn condition']);
+    const noAud = (r: CheckedResource): CheckedResource => {
+      if (r.type !== 'aws:iam/role:Role' || r.name !== 'api-irsa') return r;
+      const doc = JSON.parse(String(r.props.assumeRolePolicy)) as { Statement: { Condition: { StringEquals: Record<string, string> } }[] };
+      const eq = doc.Statement[0].Condition.StringEquals;
+      for (const k of Object.keys(eq)) if (k.endsWith(':aud')) delete eq[k];
+      return withProps(r, { assumeRolePolicy: JSON.stringify(doc) });
+    };
+    expect(caught(prod, 'iam-trust-policy-conditions', noAud)).toEqual(['api-irsa: OIDC trust without StringEquals on aud']);
+  });
+
+  test('sagemaker-jobs-network-isolated: a processing and a training step on the open network', () => {
+    expect(caught(prod, 'sagemaker-jobs-network-isolated')).toEqual([]);
+    const open: Mutate = (r) => {
+      if (r.type !== 'aws:sagemaker/pipeline:Pipeline') return r;
+      const def = JSON.parse(String(r.props.pipelineDefinition)) as { Steps: { Type: string; Arguments: Record<string, unknown> }[] };
+      for (const step of def.Steps) {
+        delete step.Arguments.NetworkConfig;
+        delete step.Arguments.EnableNetworkIsolation;
+      }
+      return withProps(r, { pipelineDefinition: JSON.stringify(def) });
+    };
+    expect(caught(prod, 'sagemaker-jobs-network-isolated', open)).toEqual([
+      expect.stringContaining('processing step Etl has neither'), expect.stringContaining('training step Train has neither'), expect.stringContaining('processing step Evaluate has neither'),
+    ]);
+  });
+
+  test('flow logs on the VPC, the alert topic encrypted with a rotated key of ours', () => {
+    const flow = prod.one('aws:ec2/flowLog:FlowLog').inputs;
+    expect(flow).toMatchObject({ vpcId: prod.one('aws:ec2/vpc:Vpc').id, trafficType: 'ALL', logDestinationType: 'cloud-watch-logs' });
+    expect(flow.logDestination).toBe(prod.one('aws:cloudwatch/logGroup:LogGroup', 'network-flow-logs').state.arn);
+    const key = prod.one('aws:kms/key:Key', 'monitoring-alerts');
+    expect(prod.one('aws:sns/topic:Topic').inputs.kmsMasterKeyId).toBe(key.state.arn);
+    const services = (JSON.parse(String(key.inputs.policy)) as { Statement: { Principal: { Service?: string[] } }[] }).Statement.flatMap((s) => s.Principal.Service ?? []);
+    expect(services.sort()).toEqual(['budgets.amazonaws.com', 'cloudwatch.amazonaws.com', 'events.amazonaws.com']);
+  });
+});

@@ -17,7 +17,7 @@ function rule(name: string): Rule {
 const HARDENING_RULES = [
   'eks-no-public-endpoint-outside-dev', 'eks-secrets-encrypted', 'eks-control-plane-logs', 'eks-upgrade-policy-standard',
   'vpc-endpoint-policy-scoped', 'nodes-imdsv2-hop-limit-1', 'node-role-managed-policies', 'load-balancer-source-ranges',
-  'cost-tags-reach-billed-resources',
+  'cost-tags-reach-billed-resources', 'iam-trust-policy-conditions', 'iam-no-service-wildcards', 'sagemaker-jobs-network-isolated',
 ];
 const messages = (name: string, resources: CheckedResource[]): string[] => evaluate(rule(name), resources).map((v) => v.message);
 

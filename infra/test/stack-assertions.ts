@@ -30,7 +30,8 @@ export const DEMO_ENDPOINT = { publicEndpoint: true, publicEndpointCidrs: ['81.2
 const o = (v: unknown): Obj => v as Obj;
 
 /** Rules that read values only known once resources exist: the engine reports them as not run during a first preview. */
-const NOT_RUN_IN_FIRST_PREVIEW = new Set(['s3-no-public-buckets', 's3-encryption', 'nodes-in-private-subnets', 'iam-no-star-actions-on-star-resources', 'images-by-digest-outside-dev', 'github-oidc-trust-scoped-to-environment', 'node-role-managed-policies']);
+const NOT_RUN_IN_FIRST_PREVIEW = new Set(['s3-no-public-buckets', 's3-encryption', 'nodes-in-private-subnets', 'iam-no-star-actions-on-star-resources', 'images-by-digest-outside-dev', 'github-oidc-trust-scoped-to-environment', 'node-role-managed-policies',
+  'iam-trust-policy-conditions', 'iam-no-service-wildcards', 'sagemaker-jobs-network-isolated']);
 
 export function describeStack(e: TierExpectations): void {
   describe(`stack ${e.stack}`, () => {
