@@ -95,7 +95,8 @@ export const SCHEMA = {
     tmpExpireDays: int(1, 3650),
     logsInfrequentAccessDays: int(30, 3650),
     logsExpireDays: int(31, 3650),
-    rawGlacierIrDays: int(1, 3650),
+    /** Days before raw/ objects move to Intelligent-Tiering (0: at once); see docs/infra.md, "raw/ storage class". */
+    rawIntelligentTieringDays: int(0, 3650),
     noncurrentVersionExpireDays: int(1, 3650),
   }),
   monitoring: obj({
@@ -124,7 +125,8 @@ export const SCHEMA = {
   }),
   cost: obj({
     monthlyBudgetUsd: int(1, 1_000_000),
-    alertThresholdsPercent: list(int(1, 1000), 1, 10),
+    /** At most 4: AWS Budgets allows 5 notifications per budget, and the forecast alert is one. */
+    alertThresholdsPercent: list(int(1, 1000), 1, 4),
     budgetEmails: list(EMAIL, 0, 10),
     /** Nodes run only inside these hours; outside them the node groups scale to zero. */
     demoHours: optional(obj({ timezone: TIMEZONE, days: DAYS, start: HHMM, end: HHMM })),
@@ -144,7 +146,7 @@ const COMMON: DeepPartial<Settings> = {
   cluster: { version: '1.33', publicAccessCidrs: [], adminRoleArns: [], logTypes: ['api', 'audit', 'authenticator'] },
   images: { api: {}, jobs: {}, deployer: {} },
   deployer: { computeType: 'BUILD_GENERAL1_SMALL', timeoutMinutes: 60 },
-  lake: { tmpExpireDays: 7, logsInfrequentAccessDays: 30, logsExpireDays: 365, rawGlacierIrDays: 90, noncurrentVersionExpireDays: 30 },
+  lake: { tmpExpireDays: 7, logsInfrequentAccessDays: 30, logsExpireDays: 365, rawIntelligentTieringDays: 0, noncurrentVersionExpireDays: 30 },
   monitoring: { p99LatencyMs: 250, error5xxPercent: 5, nodeCpuPercent: 80, podRestarts: 3 },
   pipeline: { volumeSizeGiB: 30, maxRuntimeSeconds: 7200, maxDepth: 16, minLeaf: 5, seed: 42, spotMaxWaitSeconds: 14_400 },
   cost: { alertThresholdsPercent: [50, 80, 100], budgetEmails: [] },

@@ -275,7 +275,33 @@ export const TAGGABLE_TYPES: ReadonlySet<string> = new Set([
   'aws:cloudwatch/logGroup:LogGroup', 'aws:cloudwatch/metricAlarm:MetricAlarm', 'aws:sns/topic:Topic',
   'aws:budgets/budget:Budget', 'aws:scheduler/scheduleGroup:ScheduleGroup',
   'aws:kms/key:Key', 'aws:codebuild/project:Project', 'aws:eks/accessEntry:AccessEntry', 'aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule',
+  'aws:ec2/launchTemplate:LaunchTemplate', 'aws:ec2/flowLog:FlowLog', 'aws:sagemaker/pipeline:Pipeline', 'aws:cloudwatch/eventRule:EventRule',
+  'aws:scheduler/schedule:Schedule',
 ]);
+
+/**
+ * AWS resource kinds the programs declare that carry no tag, each with why that costs the
+ * budget nothing: free configuration, or billed through a tagged resource. A stack test
+ * fails on any kind that is neither here nor in TAGGABLE_TYPES.
+ */
+export const UNTAGGED_KINDS: Readonly<Record<string, string>> = {
+  'aws:ec2/route:Route': 'free (routing configuration)',
+  'aws:ec2/routeTableAssociation:RouteTableAssociation': 'free',
+  'aws:eks/accessPolicyAssociation:AccessPolicyAssociation': 'free',
+  'aws:iam/rolePolicy:RolePolicy': 'free (IAM)',
+  'aws:iam/rolePolicyAttachment:RolePolicyAttachment': 'free (IAM)',
+  'aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration': 'bucket configuration: storage is billed to the tagged bucket',
+  'aws:s3/bucketOwnershipControls:BucketOwnershipControls': 'bucket configuration',
+  'aws:s3/bucketPolicy:BucketPolicy': 'bucket configuration',
+  'aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock': 'bucket configuration',
+  'aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration': 'bucket configuration',
+  'aws:s3/bucketVersioning:BucketVersioning': 'bucket configuration: old versions are billed to the tagged bucket',
+  'aws:sns/topicPolicy:TopicPolicy': 'free',
+  'aws:sns/topicSubscription:TopicSubscription': 'billed per delivery to the tagged topic',
+  'aws:cloudwatch/eventTarget:EventTarget': 'free (the rule is tagged)',
+  'aws:cloudwatch/logMetricFilter:LogMetricFilter': 'free; its custom metrics are billed by CloudWatch under no resource (cost table: CloudWatch line)',
+  'aws:cloudwatch/dashboard:Dashboard': 'CloudWatch dashboards take no tags: $3/month, in the cost table\'s CloudWatch line',
+};
 
 function providerDefaultTags(provider: CheckedProvider | undefined): Record<string, unknown> {
   if (!provider) return {};

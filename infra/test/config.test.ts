@@ -118,6 +118,10 @@ describe('invalid config gives a clear message', () => {
     expect(errorOf('dev', { ...dev(), 'pricesense:network': JSON.stringify({ endpointAzCount: 3 }) }).message).toContain('pricesense:network.endpointAzCount: expected at most network.azCount (2)');
   });
 
+  test('budget notifications stay within the service limit (5 per budget, one is the forecast)', () => {
+    expect(errorOf('dev', { ...dev(), 'pricesense:cost': JSON.stringify({ alertThresholdsPercent: [10, 20, 30, 40, 50] }) }).message).toContain('pricesense:cost.alertThresholdsPercent: expected a list of 1 to 4 item(s)');
+  });
+
   test('prod guardrails: no open Kubernetes API, no scale-to-zero', () => {
     expect(() => parseStackConfig('dev', 'p', { ...dev(), 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['81.2.69.160/27'] }) })).not.toThrow();
     expect(errorOf('dev', { ...dev(), 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['0.0.0.0/0'] }) }).message).toContain('pricesense:cluster.publicAccessCidrs: expected specific operator CIDRs');

@@ -8,7 +8,7 @@ import { parseStackConfig } from '../config';
 import { ACCOUNT, DEPLOYER_DIGEST, DIGEST, JOBS_DIGEST, REGION, REGISTRY, policyDoc, releaseImages, runProgram, stackConfig, withProps, type ProgramRun } from './harness';
 import { runPolicies } from './policy-engine';
 import { EKS_UNSUPPORTED_ZONE_IDS, INTERFACE_ENDPOINT_SERVICES, interfaceEndpointPolicy } from '../network';
-import { REQUIRED_TAGS } from '../policies/rules';
+import { REQUIRED_TAGS, TAGGABLE_TYPES, UNTAGGED_KINDS } from '../policies/rules';
 import { describePipeline, type PipelineExpectations } from './pipeline-assertions';
 import { describeApp, type AppExpectations } from './app-assertions';
 
@@ -141,7 +141,7 @@ export function describeStack(e: TierExpectations): void {
       const byPrefix = (p: string): Obj | undefined => rules.find((r) => o(r.filter).prefix === p);
       expect(byPrefix('tmp/')?.expiration).toEqual({ days: 7 });
       expect(byPrefix('logs/')).toMatchObject({ transitions: [{ storageClass: 'STANDARD_IA', days: 30 }], expiration: { days: 365 } });
-      expect(byPrefix('raw/')).toMatchObject({ transitions: [{ storageClass: 'GLACIER_IR' }] });
+      expect(byPrefix('raw/')).toMatchObject({ transitions: [{ storageClass: 'INTELLIGENT_TIERING', days: 0 }] });
     });
 
     test(`teardown: the lake and its guards ${e.data.protect ? 'are protected' : 'are not protected'}${e.data.retainOnDelete ? ' and retained under a stable name' : ''}; forceDestroy ${e.data.forceDestroy}`, () => {
@@ -370,6 +370,8 @@ export function describeStack(e: TierExpectations): void {
       const run = platform();
       const budget = run.one('aws:budgets/budget:Budget').inputs;
       expect(budget).toMatchObject({ budgetType: 'COST', timeUnit: 'MONTHLY', limitUnit: 'USD' });
+      // Within the service's limit of 5 notifications per budget.
+      expect((budget.notifications as unknown[]).length).toBeLessThanOrEqual(5);
       const schedules = run.ofType('aws:scheduler/schedule:Schedule');
       if (!e.scaleToZero) {
         expect(schedules).toHaveLength(0);
@@ -390,6 +392,20 @@ export function describeStack(e: TierExpectations): void {
       expect(Object.keys(tags)).toEqual(expect.arrayContaining([...REQUIRED_TAGS]));
       const strays = run.resources.filter((r) => r.type.startsWith('aws:') && r.provider?.split('::').pop() !== provider.id).map((r) => `${r.type} ${r.name}`);
       expect(strays).toEqual([]);
+    });
+
+    test('cost coverage: every AWS resource kind is tagged (required-tags checks it) or classified as costing the budget nothing untagged', () => {
+      const kinds = [...new Set(platform().resources.filter((r) => r.type.startsWith('aws:')).map((r) => r.type))];
+      const unclassified = kinds.filter((k) => !TAGGABLE_TYPES.has(k) && UNTAGGED_KINDS[k] === undefined);
+      expect(unclassified).toEqual([]);
+      // What AWS launches for us: instances, volumes and ENIs through the launch templates' tag specifications.
+      for (const lt of platform().ofType('aws:ec2/launchTemplate:LaunchTemplate')) {
+        const specs = lt.inputs.tagSpecifications as Obj[];
+        expect(specs.map((t) => t.resourceType)).toEqual(['instance', 'volume', 'network-interface']);
+        for (const t of specs) expect(o(t.tags)).toMatchObject({ project: 'pricesense', stack: e.stack, tier: e.stack });
+        expect(lt.inputs.metadataOptions).toEqual({ httpEndpoint: 'enabled', httpTokens: 'required', httpPutResponseHopLimit: 1 });
+      }
+      expect(platform().ofType('aws:ec2/launchTemplate:LaunchTemplate')).toHaveLength(platform().ofType('eks:index:ManagedNodeGroup').length);
     });
 
     test('outputs: the names the app project, the CLI and CI consume', () => {
