@@ -3,7 +3,7 @@
  * data (no Pulumi), so the monitoring component builds its MetricAlarms from it and the
  * tests feed the API's real EMF records through the same definitions
  * (api/test/observability.test.ts) and check the PrometheusRule names the same alerts
- * (deploy/observability/, infra/test/observability-files.test.ts).
+ * (deploy/observability/, api/test/observability-files.test.ts).
  *
  * The API writes one EMF record per interval per process (api/emf.ts) into namespace
  * `pricesense/<stack>`; CloudWatch sums the counts over processes and pods.
