@@ -5,6 +5,7 @@
  */
 import os from 'node:os';
 import { UserError } from '../etl/errors';
+import type { EmfSink } from './emf';
 
 export type ChallengerMode = 'canary' | 'shadow';
 
@@ -48,6 +49,12 @@ export interface ApiConfig {
   readonly maxInFlight: number;
   /** Median event-loop delay above which prediction requests are shed (0 = off). */
   readonly maxEventLoopDelayMs: number;
+  /** Where the per-interval CloudWatch EMF records go (api/emf.ts); undefined = nowhere. */
+  readonly emf: EmfSink | undefined;
+  readonly emfIntervalMs: number;
+  readonly emfNamespace: string;
+  /** The log group the CloudWatch agent writes the records to (TCP sink). */
+  readonly emfLogGroup: string | undefined;
 }
 
 export const DEFAULT_CONFIG: ApiConfig = {
@@ -67,6 +74,10 @@ export const DEFAULT_CONFIG: ApiConfig = {
   unknownCategories: 'missing',
   maxInFlight: 256,
   maxEventLoopDelayMs: 100,
+  emf: { kind: 'log' },
+  emfIntervalMs: 60_000,
+  emfNamespace: 'pricesense',
+  emfLogGroup: undefined,
 };
 
 /** Bounds of the duration options (the poll interval is also bounded below: the registry is not a queue). */
@@ -74,6 +85,7 @@ const DURATION_BOUNDS = {
   pollInterval: { min: 100, max: 24 * 3_600_000, text: 'from 100ms to 24h' },
   shutdownTimeout: { min: 0, max: 3_600_000, text: 'from 0s to 1h' },
   maxEventLoopDelay: { min: 0, max: 60_000, text: 'from 0ms (off) to 1m' },
+  emfInterval: { min: 100, max: 3_600_000, text: 'from 100ms to 1h' },
 } as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -121,9 +133,29 @@ export function parseCanary(where: string, value: string): ChallengerConfig {
   return { version: parseInteger(where, m[1], 1), mode: 'canary', percent };
 }
 
+/** "off", "log" (a line on stdout) or "tcp://host:port" (the CloudWatch agent's EMF listener). */
+export function parseEmfSink(where: string, value: string): EmfSink | undefined {
+  const v = value.trim();
+  if (v === 'off') return undefined;
+  if (v === 'log') return { kind: 'log' };
+  const m = /^tcp:\/\/([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(v);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) fail(where, value, '"off", "log" or tcp://<host>:<port> (the CloudWatch agent\'s EMF listener, e.g. tcp://cloudwatch-agent.amazon-cloudwatch:25888)');
+  return { kind: 'tcp', host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
+
 export function parseWorkers(where: string, value: string): number {
   if (value.trim() === 'auto') return os.availableParallelism();
   return parseInteger(where, value, 1, 256);
+}
+
+function checkNamespace(where: string, value: string): string {
+  if (!/^[A-Za-z0-9._/#:-]{1,255}$/.test(value) || value.startsWith('AWS/')) fail(where, value, 'a CloudWatch namespace (1-255 letters, digits and . _ / # : -, not starting with AWS/)');
+  return value;
+}
+
+function checkLogGroup(where: string, value: string): string {
+  if (!/^[A-Za-z0-9._/#-]{1,512}$/.test(value)) fail(where, value, 'a CloudWatch Logs group name (1-512 letters, digits and . _ / # -)');
+  return value;
 }
 
 /** Values as strings, as they come from the environment or from commander. */
@@ -145,6 +177,10 @@ export interface RawConfig {
   unknownCategories?: string;
   maxInFlight?: string;
   maxEventLoopDelay?: string;
+  emf?: string;
+  emfInterval?: string;
+  emfNamespace?: string;
+  emfLogGroup?: string;
 }
 
 export const ENV_VARS: Record<keyof RawConfig, string> = {
@@ -165,6 +201,10 @@ export const ENV_VARS: Record<keyof RawConfig, string> = {
   unknownCategories: 'PRICESENSE_UNKNOWN_CATEGORIES',
   maxInFlight: 'PRICESENSE_MAX_IN_FLIGHT',
   maxEventLoopDelay: 'PRICESENSE_MAX_EVENT_LOOP_DELAY',
+  emf: 'PRICESENSE_EMF',
+  emfInterval: 'PRICESENSE_EMF_INTERVAL',
+  emfNamespace: 'PRICESENSE_EMF_NAMESPACE',
+  emfLogGroup: 'PRICESENSE_EMF_LOG_GROUP',
 };
 
 /** Environment first, flags (already strings) win. */
@@ -216,5 +256,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: RawConfi
     unknownCategories,
     maxInFlight: raw.maxInFlight === undefined ? DEFAULT_CONFIG.maxInFlight : parseInteger(w('maxInFlight'), raw.maxInFlight, 1, 1_000_000),
     maxEventLoopDelayMs: duration('maxEventLoopDelay', DEFAULT_CONFIG.maxEventLoopDelayMs),
+    emf: raw.emf === undefined ? DEFAULT_CONFIG.emf : parseEmfSink(w('emf'), raw.emf),
+    emfIntervalMs: duration('emfInterval', DEFAULT_CONFIG.emfIntervalMs),
+    emfNamespace: raw.emfNamespace === undefined ? DEFAULT_CONFIG.emfNamespace : checkNamespace(w('emfNamespace'), raw.emfNamespace),
+    emfLogGroup: raw.emfLogGroup === undefined ? undefined : checkLogGroup(w('emfLogGroup'), raw.emfLogGroup),
   };
 }

@@ -21,6 +21,9 @@ interface FeatureWindow {
   /** Expected fraction per bin (training). */
   readonly expected: Float64Array;
   readonly counts: Int32Array;
+  /** The bin of missing values, and of categories unseen at training (-1: numeric, no such bin). */
+  readonly missingBin: number;
+  readonly unknownBin: number;
   /** Bin index per row of the window: 16 bits while the bins fit, else 32 (a 16-bit index would wrap above 65,535 bins). */
   readonly ring: Uint16Array | Uint32Array;
 }
@@ -58,7 +61,7 @@ function numericWindow(name: string, stats: Extract<FeatureStats, { kind: 'numer
     }
     return lo;
   };
-  return { name, bin, expected, counts: new Int32Array(bins), ring: ringFor(bins, size) };
+  return { name, bin, expected, counts: new Int32Array(bins), missingBin, unknownBin: -1, ring: ringFor(bins, size) };
 }
 
 function categoricalWindow(
@@ -89,7 +92,17 @@ function categoricalWindow(
     if (value === null || value === undefined) return missingBin;
     return index.get(value as string) ?? other;
   };
-  return { name, bin, expected, counts: new Int32Array(categories.length + 2), ring: ringFor(categories.length + 2, size) };
+  return { name, bin, expected, counts: new Int32Array(categories.length + 2), missingBin, unknownBin: other, ring: ringFor(categories.length + 2, size) };
+}
+
+/** One feature's drift over the window (see docs/api.md, "Drift", for the thresholds). */
+export interface FeatureDrift {
+  readonly feature: string;
+  readonly psi: number;
+  readonly missingShare: number;
+  readonly trainingMissingShare: number;
+  /** Categorical features only. */
+  readonly unknownShare: number | undefined;
 }
 
 export class DriftMonitor {
@@ -136,6 +149,17 @@ export class DriftMonitor {
   /** PSI per feature over the current window (empty when no rows were seen). */
   psi(): Map<string, number> {
     const out = new Map<string, number>();
+    for (const s of this.featureDrift()) out.set(s.feature, s.psi);
+    return out;
+  }
+
+  /**
+   * Per feature over the current window: PSI, the share of missing values (and the
+   * training share it compares with) and, for categorical features, the share of
+   * categories unseen at training. Empty when no rows were seen.
+   */
+  featureDrift(): FeatureDrift[] {
+    const out: FeatureDrift[] = [];
     if (this.filled === 0) return out;
     for (const w of this.windows) {
       let sum = 0;
@@ -144,7 +168,13 @@ export class DriftMonitor {
         const expected = Math.max(w.expected[b], EPSILON);
         sum += (actual - expected) * Math.log(actual / expected);
       }
-      out.set(w.name, sum);
+      out.push({
+        feature: w.name,
+        psi: sum,
+        missingShare: w.counts[w.missingBin] / this.filled,
+        trainingMissingShare: w.expected[w.missingBin],
+        unknownShare: w.unknownBin < 0 ? undefined : w.counts[w.unknownBin] / this.filled,
+      });
     }
     return out;
   }

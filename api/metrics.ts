@@ -5,7 +5,24 @@
  * here, so what /metrics exposes is one file to read.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { DriftMonitor } from './drift';
+import type { DriftMonitor, FeatureDrift } from './drift';
+
+/**
+ * When drift is a problem (docs/api.md, "Drift"): the alerts (CloudWatch and the
+ * PrometheusRule) use these, and the gauges' help texts say them.
+ */
+export const DRIFT_THRESHOLDS = {
+  /** PSI above this: moderate shift (dashboard only). */
+  psiModerate: 0.1,
+  /** PSI above this: major shift. */
+  psi: 0.25,
+  /** Share of categorical values never seen at training. */
+  unknownShare: 0.05,
+  /** Missing share above the training share by more than this (absolute). */
+  missingShareIncrease: 0.1,
+  /** Rows a drift window needs before its figures count (fewer are noise). */
+  minWindowRows: 200,
+} as const;
 
 export type Role = 'champion' | 'canary' | 'shadow';
 
@@ -31,6 +48,10 @@ export class ApiMetrics {
   readonly registryPollFailures: Counter;
   readonly shadowComparisons: Counter<'champion_version' | 'shadow_version' | 'outcome'>;
   readonly drift: Gauge<'feature' | 'model_version' | 'role'>;
+  readonly missingShare: Gauge<'feature' | 'model_version' | 'role'>;
+  readonly missingBaseline: Gauge<'feature' | 'model_version' | 'role'>;
+  readonly unknownShare: Gauge<'feature' | 'model_version' | 'role'>;
+  readonly modelReady: Gauge;
   readonly driftWindow: Gauge<'model_version' | 'role'>;
   readonly requestsShed: Counter<'route' | 'reason'>;
   readonly unknownCategories: Counter<'feature' | 'model_version'>;
@@ -39,8 +60,11 @@ export class ApiMetrics {
   private readonly durationChildren = new Map<string, { observe(v: number): void }>();
   private readonly predictionChildren = new Map<string, { inc(v?: number): void }>();
   private readonly unknownChildren = new Map<string, { inc(v?: number): void }>();
-  private driftSources: () => DriftSource[] = () => [];
+  /** The served models' drift windows (set by the model manager). */
+  driftSources: () => DriftSource[] = () => [];
   private inFlightSource: () => number = () => 0;
+  /** Whether a champion is served (set by api/server.ts). */
+  readySource: () => boolean = () => false;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -59,8 +83,8 @@ export class ApiMetrics {
       registers,
     });
     this.batchSize = new Histogram({
-      name: 'pricesense_batch_size',
-      help: 'Instances per prediction request',
+      name: 'pricesense_batch_size_rows',
+      help: 'Instances (rows) per prediction request',
       labelNames: ['route'],
       buckets: [1, 10, 50, 100, 250, 500, 1000, 5000],
       registers,
@@ -88,6 +112,7 @@ export class ApiMetrics {
       help: 'The model versions being served (value 1), by role and forest SHA-256',
       labelNames: ['model_version', 'role', 'sha256'],
       registers,
+      aggregator: 'max',
     });
     this.registryPollFailures = new Counter({
       name: 'pricesense_registry_poll_failures_total',
@@ -101,18 +126,40 @@ export class ApiMetrics {
       registers,
     });
     const sources = () => this.driftSources();
-    this.drift = new Gauge({
-      name: 'pricesense_feature_drift_psi',
-      help: 'Population stability index of live inputs against the training distribution (sliding window); >0.1 moderate, >0.25 major shift',
-      labelNames: ['feature', 'model_version', 'role'],
-      registers,
-      collect() {
-        this.reset();
-        for (const s of sources()) {
-          for (const [feature, psi] of s.drift.psi()) this.set({ feature, model_version: s.version, role: s.role }, psi);
-        }
-      },
-    });
+    // Every worker has its own drift window: across workers (api/cluster-metrics.ts) the largest reading counts.
+    const perFeature = (name: string, help: string, value: (d: FeatureDrift) => number | undefined) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['feature', 'model_version', 'role'],
+        registers,
+        aggregator: 'max',
+        collect() {
+          this.reset();
+          for (const s of sources()) {
+            for (const d of s.drift.featureDrift()) {
+              const v = value(d);
+              if (v !== undefined) this.set({ feature: d.feature, model_version: s.version, role: s.role }, v);
+            }
+          }
+        },
+      });
+    this.drift = perFeature(
+      'pricesense_feature_drift_psi',
+      `Population stability index of live inputs against the training distribution (sliding window); >${DRIFT_THRESHOLDS.psiModerate} moderate, >${DRIFT_THRESHOLDS.psi} major shift (alert)`,
+      (d) => d.psi,
+    );
+    this.missingShare = perFeature(
+      'pricesense_feature_missing_ratio',
+      `Share of missing values per feature in the drift window; alert when ${DRIFT_THRESHOLDS.missingShareIncrease} above pricesense_feature_missing_ratio_baseline`,
+      (d) => d.missingShare,
+    );
+    this.missingBaseline = perFeature('pricesense_feature_missing_ratio_baseline', 'Share of missing values per feature in the training data', (d) => d.trainingMissingShare);
+    this.unknownShare = perFeature(
+      'pricesense_feature_unknown_category_ratio',
+      `Share of categorical values unseen at training per feature in the drift window; alert above ${DRIFT_THRESHOLDS.unknownShare}`,
+      (d) => d.unknownShare,
+    );
     this.driftWindow = new Gauge({
       name: 'pricesense_drift_window_rows',
       help: 'Live rows in the drift window',
@@ -140,6 +187,17 @@ export class ApiMetrics {
       help: 'Model versions passed over at the last registry poll because their audit trail does not verify (value 1 per version); see /ready and `pricesense registry verify`',
       labelNames: ['model_version'],
       registers,
+      aggregator: 'max',
+    });
+    const ready = () => this.readySource();
+    this.modelReady = new Gauge({
+      name: 'pricesense_model_ready',
+      help: 'Whether a champion model is being served (1) or not (0: nothing approved, or every load failed); across workers the lowest',
+      registers,
+      aggregator: 'min',
+      collect() {
+        this.set(ready() ? 1 : 0);
+      },
     });
     const inFlight = () => this.inFlightSource();
     this.inFlight = new Gauge({
@@ -150,6 +208,16 @@ export class ApiMetrics {
         this.set(inFlight());
       },
     });
+  }
+
+  /**
+   * The exposition /metrics answers: this registry, or with cluster workers the whole
+   * cluster's (api/cluster-metrics.ts, set by api/serve.ts).
+   */
+  scrape: () => Promise<string> = () => this.registry.metrics();
+
+  setReadySource(fn: () => boolean): void {
+    this.readySource = fn;
   }
 
   setInFlightSource(fn: () => number): void {

@@ -12,6 +12,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Command } from 'commander';
+import { ClusterMetricsPrimary, clusterMetricsWorker } from './cluster-metrics';
 import { loadConfig, type ApiConfig, type RawConfig } from './config';
 import type { ModelManager } from './model-manager';
 import { createLogger, createServer } from './server';
@@ -41,6 +42,10 @@ export function addServeOptions(cmd: Command): Command {
     .option('--unknown-categories <policy>', 'a category unseen at training: "missing" scores it as missing and marks it, "reject" answers 422 (env PRICESENSE_UNKNOWN_CATEGORIES, default missing)')
     .option('--max-in-flight <n>', 'prediction requests one process works on at once; more get 503 + Retry-After (env PRICESENSE_MAX_IN_FLIGHT, default 256)')
     .option('--max-event-loop-delay <duration>', 'shed prediction requests while the median event-loop delay is above this; 0 = off (env PRICESENSE_MAX_EVENT_LOOP_DELAY, default 100ms)')
+    .option('--emf <sink>', 'CloudWatch EMF metric records once per interval: "log" (stdout), tcp://host:port (CloudWatch agent) or "off" (env PRICESENSE_EMF, default log)')
+    .option('--emf-interval <duration>', 'EMF reporting interval, 100ms to 1h (env PRICESENSE_EMF_INTERVAL, default 60s)')
+    .option('--emf-namespace <ns>', 'CloudWatch namespace of the EMF metrics (env PRICESENSE_EMF_NAMESPACE, default pricesense)')
+    .option('--emf-log-group <name>', 'log group the CloudWatch agent writes EMF records to (env PRICESENSE_EMF_LOG_GROUP)')
     .option('--log-level <level>', 'pino level (env PRICESENSE_LOG_LEVEL, default info)')
     .option('--workers <n>', 'processes (node:cluster), a number or "auto" = one per core (env PRICESENSE_WORKERS, default 1)');
 }
@@ -60,6 +65,8 @@ export async function runServe(config: ApiConfig): Promise<number> {
 
 async function runSingle(config: ApiConfig): Promise<number> {
   const running = await createServer(config);
+  // One /metrics for the whole cluster, whichever worker a scrape reaches.
+  if (cluster.isWorker) running.service.metrics.scrape = clusterMetricsWorker(running.service.metrics.registry);
   // Handlers first: a SIGTERM (or the primary's shutdown) during the model load must stop the process cleanly too.
   const stopped = new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
@@ -104,6 +111,7 @@ async function runPrimary(config: ApiConfig): Promise<number> {
   // Workers that have joined the shared port: a new worker asks before joining not-ready.
   const listening = new Set<number>();
   const fork = () => cluster.fork({ PRICESENSE_WORKER: '1' });
+  new ClusterMetricsPrimary();
   cluster.on('message', (worker: Worker, msg: unknown) => {
     if (!isClusterMessage(msg)) return;
     if (msg.pricesense === 'joined') listening.add(worker.id);

@@ -14,6 +14,7 @@ import type { Registry } from '../model/registry/types';
 import { createRequestListener, serviceVersionDefault, type RequestListenerParts } from './app';
 import type { ApiConfig } from './config';
 import type { LoadShedder } from './load-shedding';
+import { EmfReporter } from './emf';
 import { ApiMetrics } from './metrics';
 import { ModelManager } from './model-manager';
 import type { AccessLog } from './request-context';
@@ -40,6 +41,8 @@ export interface Service {
   readonly shedder: LoadShedder;
   readonly manager: ModelManager;
   readonly metrics: ApiMetrics;
+  /** Undefined when EMF is off. */
+  readonly emf: EmfReporter | undefined;
   readonly logger: Logger;
 }
 
@@ -66,6 +69,7 @@ export async function createService(config: ApiConfig, deps: ServiceDeps = {}): 
     unknownCategories: config.unknownCategories,
     random: deps.random,
   });
+  metrics.setReadySource(() => manager.ready);
   const { app, listener, access, shedder } = createRequestListener({
     manager,
     logger,
@@ -75,7 +79,10 @@ export async function createService(config: ApiConfig, deps: ServiceDeps = {}): 
     maxInFlight: config.maxInFlight,
     maxEventLoopDelayMs: config.maxEventLoopDelayMs,
   });
-  return { app, handler: listener, access, shedder, manager, metrics, logger };
+  const emf = config.emf
+    ? new EmfReporter(metrics, logger, { sink: config.emf, intervalMs: config.emfIntervalMs, namespace: config.emfNamespace, logGroup: config.emfLogGroup })
+    : undefined;
+  return { app, handler: listener, access, shedder, manager, metrics, emf, logger };
 }
 
 export interface RunningServer {
@@ -148,6 +155,7 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
       await listen();
       await manager.start();
     }
+    service.emf?.start();
     logger.info(
       { event: manager.ready ? 'ready' : 'not_ready', sinceStartMs: Math.round(process.uptime() * 1000), loadPhasesMs: manager.champion?.loadPhasesMs, ...manager.status() },
       manager.ready ? 'ready' : 'not ready yet',
@@ -170,9 +178,14 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
         clearInterval(sweeper);
         clearTimeout(deadline);
         service.access.stop();
-        logger.info({ event: 'stopped', drained, inFlight: active.size }, drained ? 'drained and stopped' : 'deadline reached; remaining connections closed');
-        // The destination writes asynchronously: the caller may exit next, so resolve once the lines are out.
-        logger.flush(() => resolve({ drained }));
+        const stopped = () => {
+          logger.info({ event: 'stopped', drained, inFlight: active.size }, drained ? 'drained and stopped' : 'deadline reached; remaining connections closed');
+          // The destination writes asynchronously: the caller may exit next, so resolve once the lines are out.
+          logger.flush(() => resolve({ drained }));
+        };
+        // The last interval's metrics go out before the process does.
+        if (service.emf) void service.emf.stop().finally(stopped);
+        else stopped();
       };
       // Closed before it ever listened (a signal during the load): nothing to drain.
       if (server.listening) server.close(() => settle(true));

@@ -6,6 +6,7 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
+import { CLOUDWATCH_AGENT_CONFIG } from './monitoring';
 import * as eks from '@pulumi/eks';
 import type { NodeGroupSettings, Tier } from './config';
 import { customerManagedKey, irsaAssumeRolePolicy, type AwsContext } from './aws-context';
@@ -250,6 +251,8 @@ export class Cluster extends pulumi.ComponentResource {
     }, parent);
     addon('amazon-cloudwatch-observability', {
       podIdentityAssociations: [{ roleArn: cwAgentRole.arn, serviceAccount: 'cloudwatch-agent' }],
+      // Container Insights plus the EMF listener the API sends its metrics to (infra/monitoring.ts).
+      configurationValues: JSON.stringify(CLOUDWATCH_AGENT_CONFIG),
     }, [...groups, podIdentityAgent, cwAgentPolicy]);
 
     this.registerOutputs({ clusterName: this.clusterName, oidcProviderArn: this.oidcProviderArn });

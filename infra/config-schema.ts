@@ -93,6 +93,18 @@ export function int(min: number, max: number = Number.MAX_SAFE_INTEGER, allowed?
   };
 }
 
+/** A finite number within [min, max] (thresholds such as a PSI of 0.25). */
+export function num(min: number, max: number): Spec<number> {
+  const expected = `a number from ${min} to ${max}`;
+  return {
+    expected,
+    parse(value, key, issues) {
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) return fail(issues, key, expected, value);
+      return value;
+    },
+  };
+}
+
 export function bool(): Spec<boolean> {
   const expected = 'a boolean (true or false)';
   return {

@@ -12,6 +12,7 @@ import {
   cidr,
   int,
   list,
+  num,
   obj,
   oneOf,
   optional,
@@ -20,6 +21,7 @@ import {
 import { type DeepPartial, type RawConfig, type SettingsOf, type StackIdentity, type Tier, TIERS, parseProjectConfig, type ProjectConfigSpec } from './stack-config';
 import { IMAGE_REPOSITORIES, type ImageName, imageRefProblem, imageRefSpec } from './images';
 import { nonRoutableReason } from './ip-ranges';
+import { LATENCY_BOUNDS_MS } from './api-alarms';
 
 export { ConfigError, NAMESPACE, TIERS, tierOfStack } from './stack-config';
 export type { RawConfig, Tier } from './stack-config';
@@ -102,10 +104,17 @@ export const SCHEMA = {
   monitoring: obj({
     logRetentionDays: int(1, 3653, LOG_RETENTION_DAYS),
     alarmEmail: optional(EMAIL),
-    p99LatencyMs: int(1, 60_000),
+    /** One of the API latency histogram's bounds: the alarm is "more than 1% of requests slower than this" (infra/api-alarms.ts). */
+    p99LatencyMs: int(1, 60_000, LATENCY_BOUNDS_MS),
     error5xxPercent: int(1, 100),
     nodeCpuPercent: int(10, 100),
     podRestarts: int(1, 1000),
+    /** Drift alarms (docs/api.md, "Drift"): the largest feature PSI, unknown-category share and missing-share increase. */
+    driftPsi: num(0.01, 10),
+    unknownCategoryPercent: int(1, 100),
+    missingIncreasePercent: int(1, 100),
+    /** Whether a drift alarm (PSI, unknown categories) starts the retraining pipeline through EventBridge. */
+    retrainOnDrift: bool(),
   }),
   /** The SageMaker retraining pipeline (infra/sagemaker-pipeline.ts); the values are its parameters' defaults. */
   pipeline: obj({
@@ -147,7 +156,7 @@ const COMMON: DeepPartial<Settings> = {
   images: { api: {}, jobs: {}, deployer: {} },
   deployer: { computeType: 'BUILD_GENERAL1_SMALL', timeoutMinutes: 60 },
   lake: { tmpExpireDays: 7, logsInfrequentAccessDays: 30, logsExpireDays: 365, rawIntelligentTieringDays: 0, noncurrentVersionExpireDays: 30 },
-  monitoring: { p99LatencyMs: 250, error5xxPercent: 5, nodeCpuPercent: 80, podRestarts: 3 },
+  monitoring: { p99LatencyMs: 250, error5xxPercent: 5, nodeCpuPercent: 80, podRestarts: 3, driftPsi: 0.25, unknownCategoryPercent: 5, missingIncreasePercent: 10 },
   pipeline: { volumeSizeGiB: 30, maxRuntimeSeconds: 7200, maxDepth: 16, minLeaf: 5, seed: 42, spotMaxWaitSeconds: 14_400 },
   cost: { alertThresholdsPercent: [50, 80, 100], budgetEmails: [] },
 };
@@ -159,7 +168,8 @@ export const TIER_DEFAULTS: Record<Tier, DeepPartial<Settings>> = {
     nodeGroups: [
       { name: 'spot', capacityType: 'SPOT', instanceTypes: ['t3.medium', 't3a.medium', 't2.medium'], minSize: 0, desiredSize: 2, maxSize: 3, diskSizeGiB: 20 },
     ],
-    monitoring: { logRetentionDays: 7 },
+    // dev: drift alarms only notify (a retrain costs SageMaker hours; start one by hand).
+    monitoring: { logRetentionDays: 7, retrainOnDrift: false },
     pipeline: {
       etlInstanceType: 'ml.m5.large', etlInstanceCount: 1, trainInstanceType: 'ml.m5.large', trainInstanceCount: 1,
       evaluateInstanceType: 'ml.m5.large', trees: 100, spotTraining: true,
@@ -171,7 +181,7 @@ export const TIER_DEFAULTS: Record<Tier, DeepPartial<Settings>> = {
     nodeGroups: [
       { name: 'base', capacityType: 'ON_DEMAND', instanceTypes: ['m6i.large'], minSize: 2, desiredSize: 2, maxSize: 4, diskSizeGiB: 30 },
     ],
-    monitoring: { logRetentionDays: 14 },
+    monitoring: { logRetentionDays: 14, retrainOnDrift: false },
     pipeline: {
       etlInstanceType: 'ml.m5.xlarge', etlInstanceCount: 2, trainInstanceType: 'ml.m5.xlarge', trainInstanceCount: 2,
       evaluateInstanceType: 'ml.m5.xlarge', trees: 200, spotTraining: true,
@@ -184,7 +194,8 @@ export const TIER_DEFAULTS: Record<Tier, DeepPartial<Settings>> = {
       { name: 'base', capacityType: 'ON_DEMAND', instanceTypes: ['m6i.large'], minSize: 3, desiredSize: 3, maxSize: 6, diskSizeGiB: 50 },
       { name: 'burst', capacityType: 'SPOT', instanceTypes: ['m6i.large', 'm6a.large', 'm5.large', 'm5a.large'], minSize: 0, desiredSize: 2, maxSize: 6, diskSizeGiB: 50 },
     ],
-    monitoring: { logRetentionDays: 30 },
+    // prod: drift starts a retrain; its model still waits in PendingManualApproval.
+    monitoring: { logRetentionDays: 30, retrainOnDrift: true },
     pipeline: {
       etlInstanceType: 'ml.m5.2xlarge', etlInstanceCount: 2, trainInstanceType: 'ml.m5.2xlarge', trainInstanceCount: 3,
       evaluateInstanceType: 'ml.m5.xlarge', trees: 300, spotTraining: false,

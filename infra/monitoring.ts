@@ -1,23 +1,31 @@
 /**
- * Logs, alarms and a dashboard. The log groups EKS and Container Insights write to are
- * created here first, with retention, because the services would otherwise create them
- * on first write with "never expire". API request metrics come from the API's JSON
- * request logs (collected by Container Insights' Fluent Bit) through metric filters:
- * no extra agent or sidecar, and the same logs stay searchable.
+ * Logs, alarms and a dashboard. The log groups EKS, Container Insights and the API's
+ * metrics write to are created here first, with retention, because the services would
+ * otherwise create them on first write with "never expire".
+ *
+ * API metrics: every API process writes one CloudWatch embedded-metric-format record per
+ * interval (api/emf.ts) to the Container Insights agent's EMF listener, which puts it in
+ * the `api-metrics` log group; CloudWatch extracts the metrics into `pricesense/<stack>`.
+ * No log line per request, and every request counts (infra/api-alarms.ts has the
+ * alarms; docs/infra.md, "API metrics and alarms", the cost).
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import { customerManagedKey, type AwsContext } from './aws-context';
 import type { Tier } from './config';
 import { DATA_RETENTION } from './teardown';
-import { APP_NAME, APP_NAMESPACE, CONTAINER_NAME } from './app-contract';
+import { APP_NAME, APP_NAMESPACE, apiMetricsLogGroup } from './app-contract';
+import { API_METRICS, apiAlarms, apiMetricNamespace, slowerThanMetric, type ApiAlarm } from './api-alarms';
 
 /**
- * The request-log contract with the API (api/app.ts): one pino JSON line per request,
- * `msg: "request"`, with the HTTP status at `status` and the latency in milliseconds at
- * `ms`. Fluent Bit nests the parsed line under `log_processed`.
+ * The Container Insights add-on's agent configuration (infra/cluster.ts): the default
+ * enhanced Container Insights plus the EMF listener (TCP/UDP 25888), which the add-on's
+ * operator then exposes as the `cloudwatch-agent` Service the API sends its records to.
  */
-export const API_LOG_FIELDS = { message: 'request', status: 'status', latencyMs: 'ms' } as const;
+export const CLOUDWATCH_AGENT_CONFIG = {
+  agent: { config: { logs: { metrics_collected: { kubernetes: { enhanced_container_insights: true }, emf: {} } } } },
+} as const;
+
 export const CONTAINER_INSIGHTS_LOG_STREAMS = ['application', 'dataplane', 'host', 'performance'] as const;
 
 export interface MonitoringArgs {
@@ -30,6 +38,9 @@ export interface MonitoringArgs {
   readonly error5xxPercent: number;
   readonly nodeCpuPercent: number;
   readonly podRestarts: number;
+  readonly driftPsi: number;
+  readonly unknownCategoryPercent: number;
+  readonly missingIncreasePercent: number;
   readonly aws: AwsContext;
 }
 
@@ -38,29 +49,28 @@ export function eventRulePrefix(stack: string): string {
   return `pricesense-${stack}-`;
 }
 
-function logFilter(extra: string): string {
-  return `{ ($.kubernetes.namespace_name = "${APP_NAMESPACE}") && ($.kubernetes.container_name = "${CONTAINER_NAME}") && ($.log_processed.msg = "${API_LOG_FIELDS.message}") && (${extra}) }`;
-}
-
 export class Monitoring extends pulumi.ComponentResource {
   readonly alertTopicArn: pulumi.Output<string>;
   /** Created before the cluster so EKS and the agent find them (and their retention) in place. */
   readonly logGroups: aws.cloudwatch.LogGroup[];
   readonly metricNamespace: string;
   readonly dashboardName: pulumi.Output<string>;
+  /** The API alarms by id (infra/api-alarms.ts). */
+  readonly apiAlarms: { readonly definition: ApiAlarm; readonly arn: pulumi.Output<string> }[];
 
   constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
     super('pricesense:infra:Monitoring', name, {}, opts);
     const parent: pulumi.CustomResourceOptions = { parent: this, provider: args.aws.provider };
     const ctx = args.aws;
-    this.metricNamespace = `pricesense/${args.stack}`;
+    this.metricNamespace = apiMetricNamespace(args.stack);
 
     const logGroup = (id: string, logGroupName: string): aws.cloudwatch.LogGroup =>
       new aws.cloudwatch.LogGroup(`${name}-${id}`, { name: logGroupName, retentionInDays: args.logRetentionDays }, parent);
     const controlPlane = logGroup('eks-control-plane', `/aws/eks/${args.clusterName}/cluster`);
     const insights = CONTAINER_INSIGHTS_LOG_STREAMS.map((s) => logGroup(`insights-${s}`, `/aws/containerinsights/${args.clusterName}/${s}`));
+    // Where the agent writes the API's EMF records: not read by the cluster, so not in logGroups.
+    logGroup('api-metrics', apiMetricsLogGroup(args.stack));
     this.logGroups = [controlPlane, ...insights];
-    const application = insights[0];
 
     // Encrypted at rest (Security Hub SNS.1) with a key of ours: the AWS-managed alias/aws/sns
     // key's policy cannot admit CloudWatch, Budgets and EventBridge, which publish here.
@@ -98,18 +108,6 @@ export class Monitoring extends pulumi.ComponentResource {
     }
 
     const ns = this.metricNamespace;
-    const status = `$.log_processed.${API_LOG_FIELDS.status}`;
-    const latency = `$.log_processed.${API_LOG_FIELDS.latencyMs}`;
-    const metricFilter = (id: string, pattern: string, metricName: string, value: string, unit: string): aws.cloudwatch.LogMetricFilter =>
-      new aws.cloudwatch.LogMetricFilter(`${name}-${id}`, {
-        logGroupName: application.name,
-        pattern,
-        metricTransformation: { name: metricName, namespace: ns, value, unit, ...(value === '1' ? { defaultValue: '0' } : {}) },
-      }, parent);
-    metricFilter('requests', logFilter(`${status} >= 100`), 'ApiRequests', '1', 'Count');
-    metricFilter('errors-5xx', logFilter(`${status} >= 500`), 'Api5xx', '1', 'Count');
-    metricFilter('latency', logFilter(`${latency} >= 0`), 'ApiLatency', latency, 'Milliseconds');
-
     const alarmActions = { alarmActions: [topic.arn], okActions: [topic.arn] };
     const insightsDims = { ClusterName: args.clusterName };
 
@@ -141,32 +139,25 @@ export class Monitoring extends pulumi.ComponentResource {
       ...alarmActions,
     }, parent);
 
-    new aws.cloudwatch.MetricAlarm(`${name}-api-5xx-rate`, {
-      alarmDescription: `API 5xx responses above ${args.error5xxPercent}% of requests for 10 minutes`,
-      metricQueries: [
-        { id: 'requests', metric: { namespace: ns, metricName: 'ApiRequests', period: 300, stat: 'Sum' } },
-        { id: 'errors', metric: { namespace: ns, metricName: 'Api5xx', period: 300, stat: 'Sum' } },
-        { id: 'rate', expression: 'IF(requests > 0, 100 * errors / requests, 0)', label: '5xx %', returnData: true },
-      ],
-      evaluationPeriods: 2,
-      threshold: args.error5xxPercent,
-      comparisonOperator: 'GreaterThanThreshold',
-      treatMissingData: 'notBreaching',
-      ...alarmActions,
-    }, parent);
-
-    new aws.cloudwatch.MetricAlarm(`${name}-api-p99-latency`, {
-      alarmDescription: `API p99 latency above ${args.p99LatencyMs} ms for 15 minutes`,
-      namespace: ns,
-      metricName: 'ApiLatency',
-      extendedStatistic: 'p99',
-      period: 300,
-      evaluationPeriods: 3,
-      threshold: args.p99LatencyMs,
-      comparisonOperator: 'GreaterThanThreshold',
-      treatMissingData: 'notBreaching',
-      ...alarmActions,
-    }, parent);
+    this.apiAlarms = apiAlarms(args.stack, args).map((definition) => {
+      const alarm = new aws.cloudwatch.MetricAlarm(`${name}-${definition.id}`, {
+        alarmDescription: definition.description,
+        metricQueries: definition.queries.map((q) => ({
+          id: q.id,
+          ...(q.metric ? { metric: { namespace: q.metric.namespace, metricName: q.metric.metricName, period: q.metric.period, stat: q.metric.stat } } : {}),
+          ...(q.expression ? { expression: q.expression } : {}),
+          ...(q.label ? { label: q.label } : {}),
+          returnData: q.returnData ?? false,
+        })),
+        evaluationPeriods: definition.evaluationPeriods,
+        threshold: definition.threshold,
+        comparisonOperator: definition.comparisonOperator,
+        // No records: no pods (the pod alarms cover that) or a dev cluster asleep.
+        treatMissingData: 'notBreaching',
+        ...alarmActions,
+      }, parent);
+      return { definition, arn: alarm.arn };
+    });
 
     const dashboard = new aws.cloudwatch.Dashboard(`${name}-dashboard`, {
       dashboardName: `pricesense-${args.stack}`,
@@ -187,20 +178,34 @@ function dashboardBody(clusterName: string, ns: string, region: string, args: Mo
     height: 6,
     properties: { title, region, view: 'timeSeries', stacked: false, period: 300, metrics, ...extra },
   });
+  const alarmLine = (label: string, value: number) => ({ annotations: { horizontal: [{ label, value }] } });
   return {
     widgets: [
-      widget(0, 0, 'API requests and 5xx', [
-        [ns, 'ApiRequests', { stat: 'Sum', label: 'requests' }],
-        [ns, 'Api5xx', { stat: 'Sum', label: '5xx' }],
+      widget(0, 0, 'API requests and errors (probes excluded)', [
+        [ns, API_METRICS.requests, { stat: 'Sum', label: 'requests' }],
+        [ns, 'Requests4xx', { stat: 'Sum', label: '4xx' }],
+        [ns, API_METRICS.errors5xx, { stat: 'Sum', label: '5xx' }],
+        [ns, 'RequestsShed', { stat: 'Sum', label: 'shed (503 overloaded)' }],
       ]),
-      widget(12, 0, 'API latency (ms)', [
-        [ns, 'ApiLatency', { stat: 'p50', label: 'p50' }],
-        [ns, 'ApiLatency', { stat: 'p99', label: 'p99' }],
-      ], { annotations: { horizontal: [{ label: 'p99 alarm', value: args.p99LatencyMs }] } }),
-      widget(0, 6, 'Node CPU %', [['ContainerInsights', 'node_cpu_utilization', 'ClusterName', clusterName, { stat: 'Average' }]], {
-        annotations: { horizontal: [{ label: 'alarm', value: args.nodeCpuPercent }] },
-      }),
-      widget(12, 6, 'API pods: restarts and count', [
+      widget(12, 0, `% of requests slower than (p99 alarm: > 1% slower than ${args.p99LatencyMs} ms)`, [
+        [{ expression: `100 * slow50 / requests`, label: '> 50 ms' }],
+        [{ expression: `100 * slowp99 / requests`, label: `> ${args.p99LatencyMs} ms` }],
+        [ns, API_METRICS.requests, { stat: 'Sum', id: 'requests', visible: false }],
+        [ns, slowerThanMetric(50), { stat: 'Sum', id: 'slow50', visible: false }],
+        [ns, slowerThanMetric(args.p99LatencyMs), { stat: 'Sum', id: 'slowp99', visible: false }],
+      ], alarmLine('p99 alarm', 1)),
+      widget(0, 6, 'Input drift (largest over the features)', [
+        [ns, API_METRICS.driftPsi, { stat: 'Maximum', label: 'PSI' }],
+        [ns, API_METRICS.unknownCategoryShare, { stat: 'Maximum', label: 'unknown-category share' }],
+        [ns, API_METRICS.missingShareIncrease, { stat: 'Maximum', label: 'missing share above training' }],
+      ], alarmLine('PSI alarm', args.driftPsi)),
+      widget(12, 6, 'Models: served, load failures, predictions', [
+        [ns, API_METRICS.modelReady, { stat: 'Minimum', label: 'model served (min over processes)' }],
+        [ns, API_METRICS.modelLoadFailures, { stat: 'Sum', label: 'load failures' }],
+        [ns, 'RegistryPollFailures', { stat: 'Sum', label: 'registry poll failures' }],
+      ]),
+      widget(0, 12, 'Node CPU %', [['ContainerInsights', 'node_cpu_utilization', 'ClusterName', clusterName, { stat: 'Average' }]], alarmLine('alarm', args.nodeCpuPercent)),
+      widget(12, 12, 'API pods: restarts and count', [
         ['ContainerInsights', 'pod_number_of_container_restarts', 'ClusterName', clusterName, 'Namespace', APP_NAMESPACE, 'PodName', APP_NAME, { stat: 'Maximum' }],
         ['ContainerInsights', 'service_number_of_running_pods', 'ClusterName', clusterName, 'Namespace', APP_NAMESPACE, 'Service', APP_NAME, { stat: 'Average' }],
       ]),

@@ -33,6 +33,11 @@ export interface SageMakerPipelineArgs {
   /** Default of the ApiImage parameter (registered for inference), when known at deploy time. */
   readonly apiImage: pulumi.Input<string> | undefined;
   readonly alertTopicArn: pulumi.Input<string>;
+  /**
+   * Alarms whose ALARM state starts a pipeline execution (the drift alarms, when
+   * monitoring.retrainOnDrift is on); none: nothing starts it but people.
+   */
+  readonly retrainOnAlarms: readonly pulumi.Input<string>[];
   readonly aws: AwsContext;
 }
 
@@ -40,6 +45,13 @@ export const MODEL_PACKAGE_STATE_CHANGE = 'SageMaker Model Package State Change'
 
 export function pipelineNameFor(stack: string): string {
   return `pricesense-${stack}-retrain`;
+}
+
+export const ALARM_STATE_CHANGE = 'CloudWatch Alarm State Change';
+
+/** EventBridge pattern: one of these alarms entering ALARM (not OK, not INSUFFICIENT_DATA). */
+export function alarmEntersAlarmPattern(alarmArns: readonly string[]): object {
+  return { source: ['aws.cloudwatch'], 'detail-type': [ALARM_STATE_CHANGE], resources: [...alarmArns], detail: { state: { value: ['ALARM'] } } };
 }
 
 /** EventBridge pattern: every state change of a package in this group. */
@@ -69,6 +81,8 @@ export class SageMakerPipeline extends pulumi.ComponentResource {
   readonly pipelineArn: pulumi.Output<string>;
   readonly roleArn: pulumi.Output<string>;
   readonly ruleName: pulumi.Output<string>;
+  /** The drift → retraining rule; undefined when no alarm starts the pipeline. */
+  readonly retrainRuleName: pulumi.Output<string> | undefined;
 
   constructor(name: string, args: SageMakerPipelineArgs, opts?: pulumi.ComponentResourceOptions) {
     super('pricesense:infra:SageMakerPipeline', name, {}, opts);
@@ -170,7 +184,42 @@ export class SageMakerPipeline extends pulumi.ComponentResource {
       },
     }, parent);
 
+    this.retrainRuleName = args.retrainOnAlarms.length > 0 ? this.retrainOnAlarms(name, args, pipeline.arn, parent) : undefined;
+
     this.registerOutputs({ pipelineName: this.pipelineName, roleArn: this.roleArn });
+  }
+
+  /**
+   * Monitoring closes the loop: an alarm entering ALARM starts one execution (EventBridge
+   * sees one state change per transition, so a drift that persists starts one retrain,
+   * not one per evaluation). The execution goes ETL → train → evaluate → gates →
+   * register, and registration is PendingManualApproval: nothing is approved or served
+   * without a person.
+   */
+  private retrainOnAlarms(name: string, args: SageMakerPipelineArgs, pipelineArn: pulumi.Output<string>, parent: pulumi.CustomResourceOptions): pulumi.Output<string> {
+    const role = new aws.iam.Role(`${name}-retrain-trigger`, {
+      description: `EventBridge starting ${pipelineNameFor(args.stack)} when a drift alarm fires`,
+      assumeRolePolicy: serviceAssumeRolePolicy(args.aws, 'events.amazonaws.com'),
+    }, parent);
+    const policy = new aws.iam.RolePolicy(`${name}-retrain-trigger`, {
+      role: role.id,
+      policy: pulumi.jsonStringify({
+        Version: '2012-10-17',
+        Statement: [{ Sid: 'StartRetrainPipeline', Effect: 'Allow', Action: 'sagemaker:StartPipelineExecution', Resource: pipelineArn }],
+      }),
+    }, parent);
+    const rule = new aws.cloudwatch.EventRule(`${name}-drift-retrain`, {
+      name: `${eventRulePrefix(args.stack)}drift-retrain`,
+      description: `pricesense: a drift alarm of ${args.stack} entered ALARM: start ${pipelineNameFor(args.stack)} (ends at PendingManualApproval)`,
+      eventPattern: pulumi.all([...args.retrainOnAlarms]).apply((arns) => JSON.stringify(alarmEntersAlarmPattern(arns))),
+    }, parent);
+    new aws.cloudwatch.EventTarget(`${name}-drift-retrain`, {
+      rule: rule.name,
+      arn: pipelineArn,
+      roleArn: role.arn,
+      sagemakerPipelineTarget: { pipelineParameterLists: [] },
+    }, { ...parent, dependsOn: [policy] });
+    return rule.name;
   }
 }
 
@@ -189,10 +238,11 @@ export const sagemakerPipelineExtension: PlatformExtension = (p: Platform) => {
     jobsImage,
     apiImage,
     alertTopicArn: p.monitoring.alertTopicArn,
+    retrainOnAlarms: cfg.monitoring.retrainOnDrift ? p.monitoring.apiAlarms.filter((a) => a.definition.startsRetraining).map((a) => a.arn) : [],
     aws: p.aws,
   }, { providers: { aws: p.aws.provider } });
   if (jobsImage === undefined) {
     pulumi.log.info('images.jobs is not set: the SageMaker pipeline has no default JobsImage; pass --param JobsImage=<image> when starting it');
   }
-  return { sagemakerPipelineName: pipeline.pipelineName, pipelineApiImage: apiImage ?? null, pipelineJobsImage: jobsImage ?? null };
+  return { sagemakerPipelineName: pipeline.pipelineName, driftRetrainRule: pipeline.retrainRuleName ?? null, pipelineApiImage: apiImage ?? null, pipelineJobsImage: jobsImage ?? null };
 };

@@ -35,7 +35,7 @@ export function probesRouter(manager: ModelManager): express.Router {
   });
 
   router.get('/metrics', async (_req, res) => {
-    const text = await metrics.registry.metrics();
+    const text = await metrics.scrape();
     res.setHeader('Content-Type', metrics.registry.contentType);
     res.send(text);
   });

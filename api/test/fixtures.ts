@@ -2,6 +2,7 @@
  * Test fixtures: small random forests over a gold-like feature spec, sealed with the
  * real forest-file code and published through a real local registry.
  */
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -200,4 +201,17 @@ export async function waitFor(what: string, check: () => boolean | Promise<boole
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** Runs promtool (Debian package `prometheus`, .ci/apt-packages.txt) with `input` on stdin. */
+export function promtool(args: string[], input?: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('promtool', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));
+    child.on('error', (err) => reject(new Error(`promtool could not run (apt-get install prometheus): ${err.message}`)));
+    child.on('close', (code) => resolve({ code, output }));
+    child.stdin.end(input ?? '');
+  });
 }

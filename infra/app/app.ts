@@ -6,7 +6,7 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
-import { APP_NAME, APP_NAMESPACE, CONTAINER_NAME, CONTAINER_PORT, SERVICE_ACCOUNT } from '../app-contract';
+import { APP_NAME, APP_NAMESPACE, CLOUDWATCH_AGENT_EMF_ENDPOINT, CONTAINER_NAME, CONTAINER_PORT, SERVICE_ACCOUNT } from '../app-contract';
 import { TIER_LABEL, type Tier } from '../stack-config';
 
 export interface AppArgs {
@@ -31,6 +31,8 @@ export interface AppArgs {
   readonly targetCpuPercent: number;
   readonly scaleDownStabilizationSeconds: number;
   readonly resources: { cpuRequest: string; cpuLimit: string; memoryRequest: string; memoryLimit: string };
+  /** Where the API's CloudWatch metrics go (api/emf.ts → the agent's EMF listener → this namespace). */
+  readonly metrics: { readonly namespace: string; readonly logGroup: string };
   readonly k8sProvider: k8s.Provider;
 }
 
@@ -97,6 +99,9 @@ export class App extends pulumi.ComponentResource {
                 { name: 'PRICESENSE_LAKE', value: args.lakeUri },
                 { name: 'AWS_REGION', value: args.region },
                 { name: 'PORT', value: String(CONTAINER_PORT) },
+                { name: 'PRICESENSE_EMF', value: CLOUDWATCH_AGENT_EMF_ENDPOINT },
+                { name: 'PRICESENSE_EMF_NAMESPACE', value: args.metrics.namespace },
+                { name: 'PRICESENSE_EMF_LOG_GROUP', value: args.metrics.logGroup },
               ],
               resources: {
                 requests: { cpu: args.resources.cpuRequest, memory: args.resources.memoryRequest },

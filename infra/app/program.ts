@@ -10,6 +10,7 @@ import { loadStackConfig } from '../load-config';
 import { hasImage, imageReference } from '../images';
 import { parseAppConfig, platformStackName, requireSameTier } from './config';
 import { App } from './app';
+import { apiMetricNamespace, apiMetricsLogGroup } from '../app-contract';
 
 export function appProgram(): Record<string, pulumi.Input<unknown>> {
   const cfg = loadStackConfig(parseAppConfig);
@@ -49,6 +50,7 @@ export function appProgram(): Record<string, pulumi.Input<unknown>> {
         targetCpuPercent: cfg.app.targetCpuPercent,
         scaleDownStabilizationSeconds: cfg.app.scaleDownStabilizationSeconds,
         resources: cfg.app,
+        metrics: { namespace: apiMetricNamespace(cfg.stack), logGroup: apiMetricsLogGroup(cfg.stack) },
         k8sProvider,
       })
     : undefined;

@@ -44,6 +44,10 @@ export function describeApp(stack: string, getRun: () => ProgramRun, getPreview:
         { name: 'PRICESENSE_LAKE', value: platform.lakeUri },
         { name: 'AWS_REGION', value: REGION },
         { name: 'PORT', value: '8080' },
+        // Metrics: EMF records to the Container Insights agent, in the namespace and log group the platform's alarms read.
+        { name: 'PRICESENSE_EMF', value: 'tcp://cloudwatch-agent.amazon-cloudwatch:25888' },
+        { name: 'PRICESENSE_EMF_NAMESPACE', value: `pricesense/${stack}` },
+        { name: 'PRICESENSE_EMF_LOG_GROUP', value: `/pricesense/${stack}/api-metrics` },
       ]));
       expect(o(run.one('kubernetes:core/v1:ServiceAccount').inputs.metadata)).toMatchObject({
         name: 'pricesense-api', namespace: 'mlops', annotations: { 'eks.amazonaws.com/role-arn': platform.apiRoleArn },

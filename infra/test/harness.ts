@@ -134,6 +134,10 @@ function computed(type: string, name: string, inputs: Record<string, unknown>, i
       return { arn: arn('sns', id) };
     case 'aws:cloudwatch/logGroup:LogGroup':
       return { arn: arn('logs', `log-group:${String(inputs.name)}`) };
+    case 'aws:cloudwatch/metricAlarm:MetricAlarm':
+      return { arn: arn('cloudwatch', `alarm:${String(inputs.name ?? id)}`) };
+    case 'aws:sagemaker/pipeline:Pipeline':
+      return { arn: arn('sagemaker', `pipeline/${String(inputs.pipelineName)}`) };
     case 'aws:scheduler/scheduleGroup:ScheduleGroup':
       return { arn: arn('scheduler', `schedule-group/${String(inputs.name)}`) };
     case 'aws:codebuild/project:Project':

@@ -5,11 +5,16 @@
 import { ACCOUNT, DIGEST, JOBS_DIGEST, REGION, REGISTRY, policyDoc, type ProgramRun } from './harness';
 import { definitionProblems, type PipelineDefinition } from '../sagemaker-pipeline-definition';
 import { RULES, evaluate } from '../policies/rules';
+import { apiAlarms } from '../api-alarms';
+import { parseStackConfig } from '../config';
+import { stackConfig } from './harness';
 import { runPolicies } from './policy-engine';
 
 export interface PipelineExpectations {
   readonly trainInstanceCount: number;
   readonly spotTraining: boolean;
+  /** The stack file's monitoring.retrainOnDrift (the bare run has it the other way round). */
+  readonly retrainOnDrift: boolean;
 }
 
 type Obj = Record<string, unknown>;
@@ -67,14 +72,14 @@ export function describePipeline(stack: string, getRun: () => ProgramRun, getBar
 
     test('EventBridge: model package state changes of the group go to the alert topic, which lets this stack\'s rules publish', () => {
       const run = getRun();
-      const rule = run.one('aws:cloudwatch/eventRule:EventRule');
+      const rule = run.one('aws:cloudwatch/eventRule:EventRule', 'pipeline-model-package-state');
       expect(JSON.parse(String(rule.inputs.eventPattern))).toEqual({
         source: ['aws.sagemaker'],
         'detail-type': ['SageMaker Model Package State Change'],
         detail: { ModelPackageGroupName: [`pricesense-${stack}`] },
       });
       const topic = run.one('aws:sns/topic:Topic');
-      const target = run.one('aws:cloudwatch/eventTarget:EventTarget');
+      const target = run.one('aws:cloudwatch/eventTarget:EventTarget', 'pipeline-model-package-state');
       expect(target.inputs).toMatchObject({ rule: rule.inputs.name, arn: topic.state.arn });
       expect(target.inputs.roleArn).toBeUndefined(); // SNS targets go through the topic policy
       const statements = policyDoc(run.one('aws:sns/topicPolicy:TopicPolicy').inputs.policy).Statement;
@@ -84,6 +89,46 @@ export function describePipeline(stack: string, getRun: () => ProgramRun, getBar
       const ruleArn = `arn:aws:events:${REGION}:${ACCOUNT}:rule/${String(rule.inputs.name)}`;
       expect(new RegExp(`^${sourceArn.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\\\*/g, '.*')}$`).test(ruleArn)).toBe(true);
       expect(sourceArn).not.toBe('*');
+    });
+
+    const retrainCases: [string, () => ProgramRun, boolean][] = [
+      ['the stack file', getRun, e.retrainOnDrift],
+      ['the switch flipped', getBare, !e.retrainOnDrift],
+    ];
+    test.each(retrainCases)('drift alarms → EventBridge → retraining pipeline, as monitoring.retrainOnDrift says (%s)', (_case, run, on) => {
+      const r = run();
+      const rule = r.ofType('aws:cloudwatch/eventRule:EventRule').find((x) => x.name === 'pipeline-drift-retrain');
+      if (!on) {
+        expect(rule).toBeUndefined();
+        expect(r.ofType('aws:cloudwatch/eventTarget:EventTarget').map((t) => t.name)).toEqual(['pipeline-model-package-state']);
+        expect(r.outputs.driftRetrainRule).toBeNull();
+        return;
+      }
+      // The rule: exactly the alarms declared as starting a retrain (PSI, unknown categories), entering ALARM.
+      const starting = apiAlarms(stack, parseStackConfig(stack, 'pricesense', stackConfig('platform', stack)).monitoring).filter((a) => a.startsRetraining).map((a) => a.id);
+      expect(starting.sort()).toEqual(['drift-psi', 'drift-unknown-categories']);
+      const arns = starting.map((id) => r.one('aws:cloudwatch/metricAlarm:MetricAlarm', `monitoring-${id}`).state.arn);
+      expect(JSON.parse(String(rule?.inputs.eventPattern))).toEqual({
+        source: ['aws.cloudwatch'], 'detail-type': ['CloudWatch Alarm State Change'], resources: arns, detail: { state: { value: ['ALARM'] } },
+      });
+      expect(rule?.inputs.name).toBe(`pricesense-${stack}-drift-retrain`);
+      expect(r.outputs.driftRetrainRule).toBe(`pricesense-${stack}-drift-retrain`);
+      // The target: this stack's pipeline, started as a role EventBridge assumes, allowed nothing but starting it.
+      const pipelineArn = r.one('aws:sagemaker/pipeline:Pipeline').state.arn;
+      const target = r.one('aws:cloudwatch/eventTarget:EventTarget', 'pipeline-drift-retrain').inputs;
+      const role = r.one('aws:iam/role:Role', 'pipeline-retrain-trigger');
+      expect(target).toMatchObject({ rule: rule?.inputs.name, arn: pipelineArn, roleArn: role.state.arn, sagemakerPipelineTarget: { pipelineParameterLists: [] } });
+      expect(policyDoc(role.inputs.assumeRolePolicy).Statement).toEqual([
+        { Effect: 'Allow', Principal: { Service: 'events.amazonaws.com' }, Action: 'sts:AssumeRole', Condition: { StringEquals: { 'aws:SourceAccount': ACCOUNT } } },
+      ]);
+      expect(policyDoc(r.one('aws:iam/rolePolicy:RolePolicy', 'pipeline-retrain-trigger').inputs.policy).Statement).toEqual([
+        { Sid: 'StartRetrainPipeline', Effect: 'Allow', Action: 'sagemaker:StartPipelineExecution', Resource: pipelineArn },
+      ]);
+      // Still a human gate at the end: the pipeline registers PendingManualApproval, never Approved.
+      const register = (JSON.parse(String(r.one('aws:sagemaker/pipeline:Pipeline').inputs.pipelineDefinition)) as PipelineDefinition).Steps
+        .flatMap((s) => [s, ...(((s.Arguments as Obj).IfSteps as PipelineDefinition['Steps'] | undefined) ?? [])])
+        .find((s) => s.Name === 'RegisterModel');
+      expect(o(register?.Arguments).ModelApprovalStatus).toBe('PendingManualApproval');
     });
 
     test('pipeline role: trusted by SageMaker for this account, scoped to its jobs, the group and passing the job role', () => {

@@ -4,12 +4,14 @@
  * preview of a first `pulumi up` (nothing exists yet, computed values unknown). Each
  * stack's test file calls describeStack with what differs between tiers.
  */
-import { parseStackConfig } from '../config';
 import { ACCOUNT, DEPLOYER_DIGEST, DIGEST, JOBS_DIGEST, REGION, REGISTRY, policyDoc, releaseImages, runProgram, stackConfig, withProps, type ProgramRun } from './harness';
 import { runPolicies } from './policy-engine';
 import { EKS_UNSUPPORTED_ZONE_IDS, INTERFACE_ENDPOINT_SERVICES, interfaceEndpointPolicy } from '../network';
 import { REQUIRED_TAGS, TAGGABLE_TYPES, UNTAGGED_KINDS } from '../policies/rules';
 import { describePipeline, type PipelineExpectations } from './pipeline-assertions';
+import { apiAlarms } from '../api-alarms';
+import { apiMetricsLogGroup } from '../app-contract';
+import { parseStackConfig } from '../config';
 import { describeApp, type AppExpectations } from './app-assertions';
 
 export interface TierExpectations {
@@ -42,8 +44,15 @@ export function describeStack(e: TierExpectations): void {
     beforeAll(async () => {
       runs.platform = await runProgram('platform', e.stack, { overrides: platformConfig });
       runs.preview = await runProgram('platform', e.stack, { overrides: platformConfig, mode: 'preview' });
-      // The stack file as committed (no release images yet), plus an operator CIDR where one is allowed (dev).
-      runs.bare = await runProgram('platform', e.stack, e.stack === 'dev' ? { overrides: { 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['81.2.69.160/27'] }) } } : {});
+      // The stack file as committed (no release images yet), plus an operator CIDR where one is allowed (dev),
+      // with the drift → retraining switch the other way round than the stack's default.
+      const flipped = !parseStackConfig(e.stack, 'pricesense', stackConfig('platform', e.stack)).monitoring.retrainOnDrift;
+      runs.bare = await runProgram('platform', e.stack, {
+        overrides: {
+          ...(e.stack === 'dev' ? { 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['81.2.69.160/27'] }) } : {}),
+          'pricesense:monitoring': JSON.stringify({ retrainOnDrift: flipped }),
+        },
+      });
       runs.app = await runProgram('app', e.stack, { overrides: appConfig });
       runs.appPreview = await runProgram('app', e.stack, { overrides: appConfig, mode: 'preview' });
     });
@@ -350,20 +359,36 @@ export function describeStack(e: TierExpectations): void {
       ]);
     });
 
-    test('monitoring: log retention per tier on every log group (deployer builds included), alarms to the SNS topic, dashboard', () => {
+    test('monitoring: log retention per tier on every log group (deployer builds and API metrics included), alarms to the SNS topic, dashboard', () => {
       const run = platform();
       const groups = run.ofType('aws:cloudwatch/logGroup:LogGroup');
       expect(groups.map((g) => g.inputs.name)).toEqual(expect.arrayContaining([
         `/aws/eks/pricesense-${e.stack}/cluster`, `/aws/containerinsights/pricesense-${e.stack}/application`, `/aws/codebuild/pricesense-${e.stack}-deployer`,
+        apiMetricsLogGroup(e.stack),
       ]));
       for (const g of groups) expect(g.inputs.retentionInDays).toBe(e.logRetentionDays);
       const topic = run.one('aws:sns/topic:Topic').state.arn;
       const alarms = run.ofType('aws:cloudwatch/metricAlarm:MetricAlarm');
-      expect(alarms.map((a) => a.name).sort()).toEqual(['monitoring-api-5xx-rate', 'monitoring-api-p99-latency', 'monitoring-node-cpu', 'monitoring-pod-restarts']);
+      const cfg = parseStackConfig(e.stack, 'pricesense', stackConfig('platform', e.stack));
+      const definitions = apiAlarms(e.stack, cfg.monitoring);
+      expect(alarms.map((a) => a.name).sort()).toEqual([...definitions.map((d) => `monitoring-${d.id}`), 'monitoring-node-cpu', 'monitoring-pod-restarts'].sort());
       for (const a of alarms) expect(a.inputs.alarmActions).toEqual([topic]);
-      const errors = run.one('aws:cloudwatch/logMetricFilter:LogMetricFilter', 'monitoring-errors-5xx').inputs;
-      expect(errors.pattern).toContain('($.kubernetes.container_name = "api")');
-      expect(errors.pattern).toContain('($.log_processed.status >= 500)');
+      // Every API alarm reads the stack's EMF namespace, exactly as declared in infra/api-alarms.ts.
+      for (const d of definitions) {
+        const inputs = run.one('aws:cloudwatch/metricAlarm:MetricAlarm', `monitoring-${d.id}`).inputs;
+        expect(inputs).toMatchObject({ threshold: d.threshold, comparisonOperator: d.comparisonOperator, evaluationPeriods: d.evaluationPeriods, treatMissingData: 'notBreaching' });
+        const queries = inputs.metricQueries as { metric?: { namespace: string; metricName: string } }[];
+        for (const q of queries.filter((q) => q.metric)) expect(q.metric?.namespace).toBe(`pricesense/${e.stack}`);
+        expect(queries.filter((q) => (q as { returnData?: boolean }).returnData)).toHaveLength(1);
+      }
+      const p99 = run.one('aws:cloudwatch/metricAlarm:MetricAlarm', 'monitoring-api-p99-latency').inputs.metricQueries as { metric?: { metricName: string } }[];
+      expect(p99.map((q) => q.metric?.metricName)).toContain(`RequestsOver${cfg.monitoring.p99LatencyMs}ms`);
+      // No log metric filter: request metrics come from the EMF records, not from log lines.
+      expect(run.ofType('aws:cloudwatch/logMetricFilter:LogMetricFilter')).toEqual([]);
+      // The Container Insights agent listens for EMF records (the Service the API sends them to).
+      const addon = run.ofType('aws:eks/addon:Addon').find((a) => a.inputs.addonName === 'amazon-cloudwatch-observability');
+      expect(JSON.parse(String(addon?.inputs.configurationValues))).toMatchObject({ agent: { config: { logs: { metrics_collected: { emf: {} } } } } });
+      expect(JSON.parse(String(run.one('aws:cloudwatch/dashboard:Dashboard').inputs.dashboardBody)).widgets.length).toBeGreaterThanOrEqual(6);
     });
 
     test('cost: budget with thresholds; scale-to-zero schedules only where demo hours are set', () => {

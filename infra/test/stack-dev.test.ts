@@ -10,6 +10,6 @@ describeStack({
   scaleToZero: true,
   // Disposable: destroy empties and deletes everything.
   data: { protect: false, retainOnDelete: false, forceDestroy: true, stableLakeName: false },
-  pipeline: { trainInstanceCount: 1, spotTraining: true },
+  pipeline: { trainInstanceCount: 1, spotTraining: true, retrainOnDrift: false },
   app: { hpa: { min: 1, max: 3, scaleDownWindow: 60 }, publicEndpoint: true, zoneSpreadHard: false },
 });

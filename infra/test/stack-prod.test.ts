@@ -10,6 +10,6 @@ describeStack({
   scaleToZero: false,
   // Protected and retained under a stable name a recreated stack can import; never emptied.
   data: { protect: true, retainOnDelete: true, forceDestroy: false, stableLakeName: true },
-  pipeline: { trainInstanceCount: 3, spotTraining: false },
+  pipeline: { trainInstanceCount: 3, spotTraining: false, retrainOnDrift: true },
   app: { hpa: { min: 3, max: 12, scaleDownWindow: 600 }, publicEndpoint: false, zoneSpreadHard: true },
 });

@@ -10,6 +10,6 @@ describeStack({
   scaleToZero: false,
   // Protected; once deliberately unprotected, emptied and deleted (no BucketNotEmpty half way through).
   data: { protect: true, retainOnDelete: false, forceDestroy: true, stableLakeName: false },
-  pipeline: { trainInstanceCount: 2, spotTraining: true },
+  pipeline: { trainInstanceCount: 2, spotTraining: true, retrainOnDrift: false },
   app: { hpa: { min: 2, max: 4, scaleDownWindow: 300 }, publicEndpoint: false, zoneSpreadHard: false },
 });

@@ -1,0 +1,147 @@
+/**
+ * One /metrics for a node:cluster of workers (api/serve.ts): whichever worker a scrape
+ * lands on asks the primary, which asks every live worker for its registry
+ * (`getMetricsAsJSON`) and merges them with prom-client's aggregation (counters and
+ * histograms summed, gauges by each gauge's `aggregator`, api/metrics.ts).
+ *
+ * Counters must never go backwards between scrapes, also when a worker dies and is
+ * replaced: its replacement starts from zero. So the primary keeps the last values each
+ * worker reported, and when a worker exits its counters and histograms move into a
+ * "retired" set that every later scrape adds in (its gauges go: they describe a process
+ * that is gone). What a killed worker counted after its last report is lost — a SIGKILLed
+ * process cannot be asked — but nothing already reported ever disappears. A worker that
+ * does not answer in time is represented by its last report, for the same reason.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
+
+type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
+
+/** Worker ↔ primary messages of the metrics exchange. */
+export type MetricsMessage =
+  | { pricesense: 'cluster-metrics?'; id: number }
+  | { pricesense: 'cluster-metrics'; id: number; text?: string; error?: string }
+  | { pricesense: 'worker-metrics?'; id: number }
+  | { pricesense: 'worker-metrics'; id: number; metrics?: MetricsJson; error?: string };
+
+function isMetricsMessage(msg: unknown): msg is MetricsMessage {
+  const tag = typeof msg === 'object' && msg !== null ? (msg as { pricesense?: unknown }).pricesense : undefined;
+  return tag === 'cluster-metrics?' || tag === 'cluster-metrics' || tag === 'worker-metrics?' || tag === 'worker-metrics';
+}
+
+/** How long the primary waits for the workers' registries before using their last reports. */
+export const WORKER_METRICS_TIMEOUT_MS = 2000;
+
+/** Only what may be summed into a retired worker's lasting contribution. */
+function cumulativeOnly(metrics: MetricsJson): MetricsJson {
+  return metrics.filter((m) => String(m.type) === 'counter' || String(m.type) === 'histogram').map((m) => ({ ...m, aggregator: 'sum' }));
+}
+
+/** The primary's side: answers workers' cluster-metrics requests. */
+export class ClusterMetricsPrimary {
+  private readonly latest = new Map<number, MetricsJson>();
+  private retired: MetricsJson = [];
+  private nextId = 1;
+  private readonly pending = new Map<number, { waiting: Set<number>; done: () => void }>();
+
+  constructor() {
+    cluster.on('message', (worker: Worker, msg: unknown) => {
+      if (!isMetricsMessage(msg)) return;
+      if (msg.pricesense === 'cluster-metrics?') void this.answer(worker, msg.id);
+      else if (msg.pricesense === 'worker-metrics') this.received(worker, msg);
+    });
+    cluster.on('exit', (worker: Worker) => void this.retire(worker.id));
+  }
+
+  private received(worker: Worker, msg: Extract<MetricsMessage, { pricesense: 'worker-metrics' }>): void {
+    if (msg.metrics) this.latest.set(worker.id, msg.metrics);
+    const p = this.pending.get(msg.id);
+    if (!p) return;
+    p.waiting.delete(worker.id);
+    if (p.waiting.size === 0) p.done();
+  }
+
+  private async retire(workerId: number): Promise<void> {
+    const last = this.latest.get(workerId);
+    this.latest.delete(workerId);
+    for (const p of this.pending.values()) {
+      p.waiting.delete(workerId);
+      if (p.waiting.size === 0) p.done();
+    }
+    if (!last) return;
+    this.retired = await AggregatorRegistry.aggregate([this.retired, cumulativeOnly(last)]).getMetricsAsJSON();
+  }
+
+  /** Every live worker's current registry (or its last report), merged with the retired workers' counters. */
+  async collect(): Promise<Registry> {
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
+    const id = this.nextId++;
+    await new Promise<void>((resolve) => {
+      const waiting = new Set(workers.map((w) => w.id));
+      const done = () => {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        resolve();
+      };
+      const timer = setTimeout(done, WORKER_METRICS_TIMEOUT_MS);
+      if (waiting.size === 0) return done();
+      this.pending.set(id, { waiting, done });
+      for (const w of workers) {
+        try {
+          w.send({ pricesense: 'worker-metrics?', id } satisfies MetricsMessage);
+        } catch {
+          waiting.delete(w.id);
+        }
+      }
+      if (waiting.size === 0) done();
+    });
+    const live = workers.map((w) => this.latest.get(w.id)).filter((m): m is MetricsJson => m !== undefined);
+    return AggregatorRegistry.aggregate([...live, this.retired]);
+  }
+
+  private async answer(worker: Worker, id: number): Promise<void> {
+    let reply: MetricsMessage;
+    try {
+      reply = { pricesense: 'cluster-metrics', id, text: await (await this.collect()).metrics() };
+    } catch (err) {
+      reply = { pricesense: 'cluster-metrics', id, error: err instanceof Error ? err.message : String(err) };
+    }
+    if (worker.isConnected()) worker.send(reply);
+  }
+}
+
+/**
+ * A worker's side: answers the primary's requests for its registry, and returns the
+ * function its /metrics route calls (the whole cluster's text).
+ */
+export function clusterMetricsWorker(registry: Registry): () => Promise<string> {
+  let nextId = 1;
+  const waiting = new Map<number, { resolve: (text: string) => void; reject: (err: Error) => void }>();
+  process.on('message', (msg: unknown) => {
+    if (!isMetricsMessage(msg)) return;
+    if (msg.pricesense === 'worker-metrics?') {
+      registry.getMetricsAsJSON().then(
+        (metrics) => process.send?.({ pricesense: 'worker-metrics', id: msg.id, metrics } satisfies MetricsMessage),
+        (err: unknown) => process.send?.({ pricesense: 'worker-metrics', id: msg.id, error: String(err) } satisfies MetricsMessage),
+      );
+    } else if (msg.pricesense === 'cluster-metrics') {
+      const w = waiting.get(msg.id);
+      waiting.delete(msg.id);
+      if (msg.text !== undefined) w?.resolve(msg.text);
+      else w?.reject(new Error(`the cluster primary could not aggregate the workers' metrics: ${msg.error ?? 'no answer'}`));
+    }
+  });
+  return () =>
+    new Promise<string>((resolve, reject) => {
+      const id = nextId++;
+      const timer = setTimeout(() => {
+        waiting.delete(id);
+        reject(new Error('the cluster primary did not answer the metrics request in time'));
+      }, WORKER_METRICS_TIMEOUT_MS * 3);
+      waiting.set(id, {
+        resolve: (t) => (clearTimeout(timer), resolve(t)),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      });
+      process.send?.({ pricesense: 'cluster-metrics?', id } satisfies MetricsMessage);
+    });
+}

@@ -1,0 +1,164 @@
+/**
+ * What the platform reads of the API's CloudWatch metrics, and the alarms on them: plain
+ * data (no Pulumi), so the monitoring component builds its MetricAlarms from it and the
+ * tests feed the API's real EMF records through the same definitions
+ * (api/test/observability.test.ts) and check the PrometheusRule names the same alerts
+ * (deploy/observability/, api/test/observability-files.test.ts).
+ *
+ * The API writes one EMF record per interval per process (api/emf.ts) into namespace
+ * `pricesense/<stack>`; CloudWatch sums the counts over processes and pods.
+ */
+
+import { apiMetricNamespace } from './app-contract';
+
+export { apiMetricNamespace };
+
+/** The metric names in the API's EMF records that alarms read. */
+export const API_METRICS = {
+  requests: 'Requests',
+  errors5xx: 'Requests5xx',
+  modelLoadFailures: 'ModelLoadFailures',
+  modelReady: 'ModelReady',
+  driftPsi: 'DriftPsiMax',
+  unknownCategoryShare: 'UnknownCategoryShareMax',
+  missingShareIncrease: 'MissingShareIncreaseMax',
+} as const;
+
+/**
+ * The API counts requests slower than each bound of its latency histogram (seconds,
+ * api/metrics.ts) as `RequestsOver<ms>ms`. p99 latency is above T exactly when more than
+ * 1% of requests take longer than T, so the p99 alarm is that share, and T must be one
+ * of these bounds (the config validation says so).
+ */
+export const LATENCY_BOUNDS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500] as const;
+
+export function slowerThanMetric(ms: number): string {
+  return `RequestsOver${ms}ms`;
+}
+
+export interface AlarmThresholds {
+  readonly p99LatencyMs: number;
+  readonly error5xxPercent: number;
+  readonly driftPsi: number;
+  readonly unknownCategoryPercent: number;
+  readonly missingIncreasePercent: number;
+}
+
+export interface MetricStat {
+  readonly namespace: string;
+  readonly metricName: string;
+  readonly stat: 'Sum' | 'Maximum' | 'Minimum';
+  readonly period: number;
+}
+
+export interface AlarmQuery {
+  readonly id: string;
+  readonly metric?: MetricStat;
+  readonly expression?: string;
+  readonly label?: string;
+  readonly returnData?: boolean;
+}
+
+export interface ApiAlarm {
+  /** Resource name suffix, e.g. `api-5xx-rate` → `monitoring-api-5xx-rate`. */
+  readonly id: string;
+  /** The alert of the same meaning in the PrometheusRule (clusters without CloudWatch). */
+  readonly prometheusAlert: string;
+  readonly description: string;
+  readonly queries: readonly AlarmQuery[];
+  readonly threshold: number;
+  readonly comparisonOperator: 'GreaterThanThreshold' | 'LessThanThreshold';
+  readonly evaluationPeriods: number;
+  /** A drift alarm whose ALARM may start the retraining pipeline (monitoring.retrainOnDrift). */
+  readonly startsRetraining: boolean;
+}
+
+const PERIOD = 300;
+
+/** The API's alarms for one stack. */
+export function apiAlarms(stack: string, t: AlarmThresholds): ApiAlarm[] {
+  const ns = apiMetricNamespace(stack);
+  const metric = (id: string, metricName: string, stat: MetricStat['stat']): AlarmQuery => ({ id, metric: { namespace: ns, metricName, stat, period: PERIOD } });
+  const single = (metricName: string, stat: MetricStat['stat']): AlarmQuery[] => [{ ...metric('m', metricName, stat), returnData: true }];
+  return [
+    {
+      id: 'api-5xx-rate',
+      prometheusAlert: 'PricesenseHigh5xxRate',
+      description: `API 5xx responses above ${t.error5xxPercent}% of requests (probes excluded) for 10 minutes`,
+      queries: [
+        metric('requests', API_METRICS.requests, 'Sum'),
+        metric('errors', API_METRICS.errors5xx, 'Sum'),
+        { id: 'rate', expression: 'IF(requests > 0, 100 * errors / requests, 0)', label: '5xx %', returnData: true },
+      ],
+      threshold: t.error5xxPercent,
+      comparisonOperator: 'GreaterThanThreshold',
+      evaluationPeriods: 2,
+      startsRetraining: false,
+    },
+    {
+      id: 'api-p99-latency',
+      prometheusAlert: 'PricesenseHighP99Latency',
+      description: `API p99 latency above ${t.p99LatencyMs} ms for 15 minutes (more than 1% of requests slower than ${t.p99LatencyMs} ms)`,
+      queries: [
+        metric('requests', API_METRICS.requests, 'Sum'),
+        metric('slow', slowerThanMetric(t.p99LatencyMs), 'Sum'),
+        { id: 'slowshare', expression: 'IF(requests > 0, 100 * slow / requests, 0)', label: `% slower than ${t.p99LatencyMs} ms`, returnData: true },
+      ],
+      threshold: 1,
+      comparisonOperator: 'GreaterThanThreshold',
+      evaluationPeriods: 3,
+      startsRetraining: false,
+    },
+    {
+      id: 'api-model-load-failures',
+      prometheusAlert: 'PricesenseModelLoadFailed',
+      description: 'A model version failed to load (fetch, checksum, parse or compile); the previous model keeps serving. See the model_load_failed log line',
+      queries: single(API_METRICS.modelLoadFailures, 'Sum'),
+      threshold: 0,
+      comparisonOperator: 'GreaterThanThreshold',
+      evaluationPeriods: 1,
+      startsRetraining: false,
+    },
+    {
+      id: 'api-no-model',
+      prometheusAlert: 'PricesenseNoModelServed',
+      description: 'An API process has served no model for 15 minutes: nothing approved in the registry, the registry unreachable, or every load failed (see /ready)',
+      queries: single(API_METRICS.modelReady, 'Minimum'),
+      threshold: 1,
+      comparisonOperator: 'LessThanThreshold',
+      evaluationPeriods: 3,
+      startsRetraining: false,
+    },
+    {
+      id: 'drift-psi',
+      prometheusAlert: 'PricesenseFeatureDrift',
+      description: `Input drift: a feature's PSI against the training data above ${t.driftPsi} for 15 minutes`,
+      queries: single(API_METRICS.driftPsi, 'Maximum'),
+      threshold: t.driftPsi,
+      comparisonOperator: 'GreaterThanThreshold',
+      evaluationPeriods: 3,
+      startsRetraining: true,
+    },
+    {
+      id: 'drift-unknown-categories',
+      prometheusAlert: 'PricesenseUnknownCategories',
+      description: `More than ${t.unknownCategoryPercent}% of a categorical feature's values were never seen in training, for 15 minutes`,
+      queries: single(API_METRICS.unknownCategoryShare, 'Maximum'),
+      threshold: t.unknownCategoryPercent / 100,
+      comparisonOperator: 'GreaterThanThreshold',
+      evaluationPeriods: 3,
+      startsRetraining: true,
+    },
+    {
+      // Usually an upstream data problem: retraining on it would learn the breakage, so it only notifies.
+      id: 'drift-missing-values',
+      prometheusAlert: 'PricesenseMissingValues',
+      description: `A feature arrives missing more than ${t.missingIncreasePercent} percentage points more often than in training, for 15 minutes`,
+      queries: single(API_METRICS.missingShareIncrease, 'Maximum'),
+      threshold: t.missingIncreasePercent / 100,
+      comparisonOperator: 'GreaterThanThreshold',
+      evaluationPeriods: 3,
+      startsRetraining: false,
+    },
+  ];
+}
