@@ -149,8 +149,6 @@ export async function runScoringBench(): Promise<Record<string, number>> {
   const columns: Record<string, unknown[]> = {};
   for (const f of FEATURES) columns[f.name] = test.rows.map((r) => r[f.name]);
   const walkerColumnar = perRow(timeIt(() => cf.predictBatch({ columns, rows: n }), 2000));
-  const encoded = cf.encodeBatch(test.rows);
-  const walkerEncoded = perRow(timeIt(() => cf.predictBatchEncoded(encoded.x, encoded.n), 2000));
 
   const figures: Record<string, number> = {
     scoringTrees: T,
@@ -166,8 +164,6 @@ export async function runScoringBench(): Promise<Record<string, number>> {
     batchWalkerNsPerTreeRow: walkerBatch.wall / T,
     batchWalkerCpuNsPerTreeRow: walkerBatch.cpu / T,
     batchWalkerColumnarNsPerTreeRow: walkerColumnar.wall / T,
-    batchWalkerEncodedNsPerTreeRow: walkerEncoded.wall / T,
-    batchWalkerEncodedCpuNsPerTreeRow: walkerEncoded.cpu / T,
     batchSpeedup: mlBatch.wall / walkerBatch.wall,
   };
 
@@ -183,7 +179,6 @@ export async function runScoringBench(): Promise<Record<string, number>> {
   console.log(line('ml-random-forest predict(matrix)', mlBatch, T, 'ns/tree/row'));
   console.log(line('walker predictBatch(objects)', walkerBatch, T, 'ns/tree/row'));
   console.log(line('walker predictBatch(columnar)', walkerColumnar, T, 'ns/tree/row'));
-  console.log(line('walker predictBatchEncoded', walkerEncoded, T, 'ns/tree/row'));
   console.log(`    speedup ${f1(figures.batchSpeedup)}× wall, ${f1(mlBatch.cpu / walkerBatch.cpu)}× cpu`);
   return figures;
 }

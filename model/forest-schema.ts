@@ -1,15 +1,16 @@
 /**
- * JSON Schema (draft-07, checked with Ajv) of forest file format v1: the shape of
- * the document. What a schema cannot say (array lengths agreeing with each other,
- * child indices forming a tree, probabilities summing to 1, the SHA-256) is checked
- * by parseForest in forest-file.ts. docs/model-format.md is the human reference.
+ * JSON Schemas (draft-07, checked with Ajv) of forest file formats v1 and v2: the
+ * shape of the document. What a schema cannot say (array lengths agreeing with each
+ * other, child indices forming a tree, probabilities summing to 1, the SHA-256, the
+ * contents of v2's encoded arrays) is checked by parseForest in forest-file.ts and
+ * decodeTrees in forest-codec.ts. docs/model-format.md is the human reference.
  *
  * The top level and the trees are closed (additionalProperties: false): every field
  * there affects scoring, so a reader must refuse what it does not understand. The
  * lineage and metrics objects are open.
  */
 import Ajv, { type ValidateFunction } from 'ajv';
-import { FOREST_FORMAT_ID, FOREST_FORMAT_VERSION, type ForestFileV1 } from './format';
+import { FOREST_FORMAT_ID, FOREST_FORMAT_V2, FOREST_FORMAT_VERSION, type ForestFileV1 } from './format';
 
 const numberArray = { type: 'array', items: { type: 'number' } } as const;
 const integerArray = { type: 'array', items: { type: 'integer' } } as const;
@@ -145,10 +146,51 @@ export const FOREST_SCHEMA_V1 = {
   },
 } as const;
 
+const encodedArray = (dtypes: readonly string[]) =>
+  ({
+    type: 'object',
+    additionalProperties: false,
+    required: ['dtype', 'length', 'base64'],
+    properties: { dtype: { enum: dtypes }, length: { type: 'integer', minimum: 0 }, base64: { type: 'string' } },
+  }) as const;
+
+/** Format v2's `trees` object (TreesV2 in forest-codec.ts): closed, like everything that affects scoring. */
+export const TREES_SCHEMA_V2 = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['count', 'nodes', 'sizes', 'split', 'defaultLeft', 'splitIndex', 'thresholds', 'subsets', 'distributions'],
+  properties: {
+    count: { type: 'integer', minimum: 1 },
+    nodes: { type: 'integer', minimum: 1 },
+    sizes: encodedArray(['uint32']),
+    split: encodedArray(['uint8', 'uint16']),
+    defaultLeft: encodedArray(['bits']),
+    splitIndex: encodedArray(['uint8', 'uint16', 'uint32']),
+    thresholds: { type: 'array', items: numberArray },
+    subsets: { type: 'array', items: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 4294967295 } } },
+    distributions: {
+      type: 'object',
+      required: ['kind'],
+      properties: { kind: { enum: ['counts', 'values'] } },
+      if: { properties: { kind: { const: 'counts' } } },
+      then: { additionalProperties: false, required: ['kind', 'leafCounts'], properties: { kind: true, leafCounts: encodedArray(['varuint']) } },
+      else: { additionalProperties: false, required: ['kind', 'value', 'count'], properties: { kind: true, value: encodedArray(['float64']), count: encodedArray(['float64']) } },
+    },
+  },
+} as const;
+
+export const FOREST_SCHEMA_V2 = {
+  ...FOREST_SCHEMA_V1,
+  $id: 'https://pricesense.dev/schemas/forest-v2.json',
+  title: 'pricesense forest file, format v2',
+  properties: { ...FOREST_SCHEMA_V1.properties, formatVersion: { const: FOREST_FORMAT_V2 }, trees: TREES_SCHEMA_V2 },
+} as const;
+
 interface Validators {
   readonly document: ValidateFunction<ForestFileV1>;
   readonly shell: ValidateFunction<ForestFileV1>;
   readonly tree: ValidateFunction;
+  readonly documentV2: ValidateFunction;
 }
 
 let compiled: Validators | undefined;
@@ -165,6 +207,7 @@ function validators(): Validators {
       document: ajv.compile<ForestFileV1>(FOREST_SCHEMA_V1),
       shell: ajv.compile<ForestFileV1>(shellSchema),
       tree: ajv.compile(TREE_SCHEMA_V1),
+      documentV2: ajv.compile(FOREST_SCHEMA_V2),
     };
   }
   return compiled;
@@ -173,6 +216,11 @@ function validators(): Validators {
 /** The compiled validator of the whole document (compiled once, on first use). */
 export function forestSchemaValidator(): ValidateFunction<ForestFileV1> {
   return validators().document;
+}
+
+/** The whole format v2 document (its encoded arrays are checked by decodeTrees). */
+export function forestSchemaValidatorV2(): ValidateFunction {
+  return validators().documentV2;
 }
 
 /** The document schema minus the contents of each tree (each tree must be an object). */

@@ -124,8 +124,8 @@ describe('parseForest: each class of mistake names the field and the source', ()
   it.each<[string, (d: Mutable) => void, string, RegExp]>([
     ['missing field', (d) => delete d.classes, 'classes', /is required but missing/],
     ['wrong format id', (d) => (d.format = 'other.forest'), 'format', /must be "pricesense\.forest"/],
-    ['future version', (d) => (d.formatVersion = 2), 'formatVersion', /must be 1/],
-    ['unknown top-level field', (d) => (d.extra = 1), 'extra', /not a field of format v1/],
+    ['future version', (d) => (d.formatVersion = 3), 'formatVersion', /is 3: this pricesense reads format versions 1 and 2/],
+    ['unknown top-level field', (d) => (d.extra = 1), 'extra', /not a field of the forest format/],
     ['bad aggregation', (d) => (d.aggregation = 'median'), 'aggregation', /must be one of \["soft","hard"\]/],
     ['wrong type', (d) => (d.trees[1].threshold[0] = 'x'), 'trees[1].threshold[0]', /must be number/],
     ['negative probability', (d) => (d.trees[0].value[2] = -0.1), 'trees[0].value[2]', /must be >= 0/],
