@@ -14,7 +14,7 @@ export interface ForestLimits {
   /** Bytes of the JSON document. */
   readonly documentBytes: number;
   readonly classes: number;
-  /** Features: the scorer's node record holds a feature index in 9 bits. */
+  /** Features: the scorer's node record holds a feature index in 9 bits, one value kept for leaves. */
   readonly features: number;
   readonly categoriesPerFeature: number;
   /** Categories over all features (the encoder keeps a map entry per category). */
@@ -34,7 +34,7 @@ export interface ForestLimits {
 export const FOREST_LIMITS: ForestLimits = {
   documentBytes: 512 * 1024 * 1024,
   classes: 1024,
-  features: 511,
+  features: 510,
   categoriesPerFeature: 65_535,
   categories: 1_000_000,
   trees: 10_000,

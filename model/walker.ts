@@ -60,11 +60,11 @@ export interface CompileOptions {
 export type ForestHeader = Pick<ForestFileV1, 'classes' | 'features' | 'sha256' | 'aggregation' | 'voteTieBreak'>;
 
 /**
- * Rows per batch block, from a budget for the block's encodings (8 bytes per row and
+ * Rows per batch block, from a budget for the block's encodings (4 bytes per row and
  * feature): large enough that each tree's nodes, fetched once per block, serve many
  * rows; small enough that the encodings stay in the core's L2 cache with the tree.
  */
-const BLOCK_BYTES = 512 * 1024;
+const BLOCK_BYTES = 256 * 1024;
 
 export class CompiledForest {
   readonly classes: readonly string[];
@@ -83,8 +83,7 @@ export class CompiledForest {
   private readonly firstToReach: boolean;
   private readonly blockRows: number;
   /** Scratch for single-row calls (JavaScript is single-threaded per isolate). */
-  private readonly B: Int32Array;
-  private readonly S: Int32Array;
+  private readonly V: Int32Array;
   private readonly pos: Int32Array;
   private readonly path: Int32Array;
 
@@ -101,11 +100,10 @@ export class CompiledForest {
     this.treeCount = packed.roots.length;
     this.nodeCount = packed.nodes.length / 2;
     this.byteLength = packedBytes(packed);
-    this.blockRows = options.blockRows ?? Math.max(64, Math.floor(BLOCK_BYTES / (8 * Math.max(1, this.F))));
-    this.B = new Int32Array(this.F);
-    this.S = new Int32Array(this.F);
+    this.blockRows = options.blockRows ?? Math.max(64, Math.floor(BLOCK_BYTES / (4 * this.encoder.stride)));
+    this.V = new Int32Array(this.encoder.stride);
     this.pos = new Int32Array(this.treeCount);
-    this.path = new Int32Array((packed.levelWidth.length || 0) + 1);
+    this.path = new Int32Array(packed.depths.reduce((a, b) => Math.max(a, b), 0) + 1);
   }
 
   /** Compiles a (validated) forest document; see parseForest / readForestFile. */
@@ -126,16 +124,16 @@ export class CompiledForest {
 
   /** K class probabilities for one raw row. */
   predictProba(row: RawRow, out: Float64Array = new Float64Array(this.K)): Float64Array {
-    this.encoder.encodeRow(row, this.B, this.S, 0);
-    scoreRow(this.packed, this.firstToReach, this.B, this.S, this.pos, out);
+    this.encoder.encodeRow(row, this.V, 0);
+    scoreRow(this.packed, this.firstToReach, this.V, this.pos, out);
     return out;
   }
 
   /** Label, class index and probabilities for one raw row. */
   predict(row: RawRow): Prediction {
     const probabilities = new Float64Array(this.K);
-    this.encoder.encodeRow(row, this.B, this.S, 0);
-    const classIndex = scoreRow(this.packed, this.firstToReach, this.B, this.S, this.pos, probabilities);
+    this.encoder.encodeRow(row, this.V, 0);
+    const classIndex = scoreRow(this.packed, this.firstToReach, this.V, this.pos, probabilities);
     return { label: this.classes[classIndex], classIndex, probabilities };
   }
 
@@ -147,19 +145,18 @@ export class CompiledForest {
   predictBatch(rows: readonly RawRow[] | ColumnarRows): BatchPrediction {
     const n = isColumnar(rows) ? rows.rows : rows.length;
     const K = this.K;
-    const F = this.F;
     const probabilities = new Float64Array(n * K);
     const classIndex = new Int32Array(n);
     const block = Math.min(this.blockRows, n);
-    const B = new Int32Array(block * F);
-    const S = new Int32Array(block * F);
+    const stride = this.encoder.stride;
+    const V = new Int32Array(block * stride);
     const pos = new Int32Array(block);
     const winnerCount = new Float64Array(block);
     for (let start = 0; start < n; start += block) {
       const count = Math.min(block, n - start);
-      if (isColumnar(rows)) this.encoder.encodeColumns(rows, start, count, B, S);
-      else this.encoder.encodeRows(rows, start, count, B, S);
-      scoreBlock(this.packed, this.firstToReach, B, S, count, pos, winnerCount, start, probabilities, classIndex);
+      if (isColumnar(rows)) this.encoder.encodeColumns(rows, start, count, V);
+      else this.encoder.encodeRows(rows, start, count, V);
+      scoreBlock(this.packed, this.firstToReach, V, stride, count, pos, winnerCount, start, probabilities, classIndex);
     }
     const labels = new Array<string>(n);
     for (let r = 0; r < n; r++) labels[r] = this.classes[classIndex[r]];
@@ -172,10 +169,10 @@ export class CompiledForest {
    */
   explain(row: RawRow): Explanation {
     const K = this.K;
-    this.encoder.encodeRow(row, this.B, this.S, 0);
+    this.encoder.encodeRow(row, this.V, 0);
     const probabilities = new Float64Array(K);
-    const classIndex = scoreRow(this.packed, this.firstToReach, this.B, this.S, this.pos, probabilities);
-    const a = attribute(this.packed, this.B, this.S, this.path);
+    const classIndex = scoreRow(this.packed, this.firstToReach, this.V, this.pos, probabilities);
+    const a = attribute(this.packed, this.V, this.path);
     const contributions: Record<string, Float64Array> = {};
     this.features.forEach((f, i) => (contributions[f.name] = a.contributions.subarray(i * K, i * K + K)));
     return {

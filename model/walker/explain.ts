@@ -7,8 +7,8 @@
  * (the soft-vote surrogate) is explained, and the caller reports the forest's own
  * prediction next to it.
  */
-import { walkPath } from './kernels';
-import { FEATURE_MASK, type PackedForest } from './layout';
+import { FEATURE_MASK, walkPath } from './kernels';
+import type { PackedForest } from './layout';
 
 export interface Attribution {
   /** Mean over trees of the root's class distribution (K). */
@@ -19,8 +19,8 @@ export interface Attribution {
   readonly explained: Float64Array;
 }
 
-/** Attribution of one encoded row (B/S at offset 0). path needs max tree depth + 1 entries. */
-export function attribute(p: PackedForest, B: Int32Array, S: Int32Array, path: Int32Array): Attribution {
+/** Attribution of one encoded row (V at offset 0). path needs max tree depth + 1 entries. */
+export function attribute(p: PackedForest, V: Int32Array, path: Int32Array): Attribution {
   const K = p.classes;
   const F = p.featureCount;
   const T = p.roots.length;
@@ -31,7 +31,7 @@ export function attribute(p: PackedForest, B: Int32Array, S: Int32Array, path: I
   const contributions = new Float64Array(F * K);
   const explained = new Float64Array(K);
   for (let t = 0; t < T; t++) {
-    const steps = walkPath(nodes, p.wideBits, B, S, p.roots[t], p.depths[t], path);
+    const steps = walkPath(nodes, p.wideBits, V, p.roots[t], p.depths[t], path);
     const root = vi[path[0]] * K;
     for (let k = 0; k < K; k++) bias[k] += values[root + k];
     for (let j = 0; j < steps; j++) {

@@ -11,12 +11,13 @@
  *               (~mask + MISSING_BIN) | 0, where mask has bit c set for category codes
  *               going left and bit 31 set when missing goes left; internal wide
  *               categorical: offset of its bitset in `wideBits` (bit c: code c goes
- *               left; bit C, C = category count: missing goes left); leaf: its payload
+ *               left; bit C, C = category count: missing goes left); leaf: ~payload
  *               (soft: row of its distribution in `values`; hard: its vote).
- *   word 1      bits 0-8 feature, 9 WIDE, 10 DEFAULT_LEFT (numeric splits), 11 INTERNAL,
- *               12-31 size of the left subtree (the right child is node + 1 + that).
- *               A leaf's word 1 is 0: stepping from a leaf stays on it, so a walk may
- *               take a fixed number of steps (the tree's depth) with no test for leaves.
+ *   word 1      bits 0-8 feature, 9 WIDE, 10 DEFAULT_LEFT (numeric splits), 11-31 the
+ *               size of the left subtree, signed (the right child is node + 1 + that).
+ *               A leaf's is -1 with the feature slot past the last feature, whose
+ *               encoding is constant, so that a step from a leaf lands on the leaf itself
+ *               (kernels.ts): walks need no test for leaves.
  *
  * Class distributions live outside the node records: `values` holds each distinct
  * leaf distribution once (so the rows scoring reads are few and packed together),
@@ -25,14 +26,7 @@
  */
 import type { FlatForest } from '../forest-flat';
 import { subsetWords } from '../forest-flat';
-
-/** The bin of a missing or unknown value: above every threshold index. */
-export const MISSING_BIN = 1 << 30;
-export const FEATURE_MASK = 0x1ff;
-export const WIDE = 1 << 9;
-export const DEFAULT_LEFT_SHIFT = 10;
-export const INTERNAL_SHIFT = 11;
-export const LEFT_SIZE_SHIFT = 12;
+import { DEFAULT_LEFT_SHIFT, LEFT_SIZE_SHIFT, MISSING_BIN, WIDE } from './kernels';
 
 /** Feature kinds in PackedForest.featureKind. */
 export const NUMERIC = 0;
@@ -53,12 +47,6 @@ export interface PackedForest {
   readonly roots: Int32Array;
   /** Per tree: the steps from its root to its deepest leaf. */
   readonly depths: Int32Array;
-  /** Tree indices, deepest first (the single-row walk steps level by level over the trees still going). */
-  readonly byDepth: Int32Array;
-  /** Per tree t: its position in byDepth. */
-  readonly depthRank: Int32Array;
-  /** Per level d: how many trees are deeper than d (a prefix of byDepth). */
-  readonly levelWidth: Int32Array;
   /** Class distributions, K per row: the leaves' distinct ones, then one per internal node. */
   readonly values: Float64Array;
   /** Per node: its distribution's row in values. */
@@ -74,7 +62,7 @@ export interface PackedForest {
 
 /** The transferable buffers of a packed forest (for postMessage). */
 export function packedBuffers(p: PackedForest): ArrayBuffer[] {
-  const arrays = [p.nodes, p.roots, p.depths, p.byDepth, p.depthRank, p.levelWidth, p.values, p.valueIndex, p.thresholds, p.thresholdStart, p.wideBits, p.featureKind];
+  const arrays = [p.nodes, p.roots, p.depths, p.values, p.valueIndex, p.thresholds, p.thresholdStart, p.wideBits, p.featureKind];
   return [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))];
 }
 
@@ -123,7 +111,8 @@ export function packForest(flat: FlatForest, aggregation: 'soft' | 'hard'): Pack
     }
     leaf++;
     valueIndex[g] = row;
-    nodes[2 * g] = soft ? row : argmax(dist, 0, K);
+    nodes[2 * g] = ~(soft ? row : argmax(dist, 0, K));
+    nodes[2 * g + 1] = (-1 << LEFT_SIZE_SHIFT) | F;
   }
   // Then internal nodes' distributions, one row each in node order (only explanations read them).
   const leafRows = table.size;
@@ -149,7 +138,7 @@ export function packForest(flat: FlatForest, aggregation: 'soft' | 'hard'): Pack
       const dl = flat.defaultLeft[internal];
       const index = flat.splitIndex[internal];
       let w0: number;
-      let w1 = f | (1 << INTERNAL_SHIFT);
+      let w1 = f;
       if (featureKind[f] === NUMERIC) {
         w0 = index;
         w1 |= dl << DEFAULT_LEFT_SHIFT;
@@ -194,11 +183,6 @@ export function packForest(flat: FlatForest, aggregation: 'soft' | 'hard'): Pack
 
   const roots = new Int32Array(T);
   for (let t = 1; t < T; t++) roots[t] = roots[t - 1] + flat.treeSizes[t - 1];
-  const byDepth = Int32Array.from(flat.depths.keys()).sort((a, b) => flat.depths[b] - flat.depths[a] || a - b);
-  const depthRank = new Int32Array(T);
-  byDepth.forEach((t, i) => (depthRank[t] = i));
-  const levelWidth = new Int32Array(maxDepth);
-  for (let t = 0; t < T; t++) for (let l = 0; l < flat.depths[t]; l++) levelWidth[l]++;
 
   return {
     classes: K,
@@ -207,9 +191,6 @@ export function packForest(flat: FlatForest, aggregation: 'soft' | 'hard'): Pack
     nodes,
     roots,
     depths: Int32Array.from(flat.depths),
-    byDepth,
-    depthRank,
-    levelWidth,
     values,
     valueIndex,
     thresholds,

@@ -18,27 +18,26 @@ export function argmaxAt(out: Float64Array, o: number, K: number): number {
 }
 
 /**
- * Scores one encoded row (B/S at offset 0): fills out[0..K) with probabilities and
+ * Scores one encoded row (V at offset 0): fills out[0..K) with probabilities and
  * returns the class index. pos needs one entry per tree.
  */
-export function scoreRow(p: PackedForest, firstToReach: boolean, B: Int32Array, S: Int32Array, pos: Int32Array, out: Float64Array): number {
+export function scoreRow(p: PackedForest, firstToReach: boolean, V: Int32Array, pos: Int32Array, out: Float64Array): number {
   const K = p.classes;
   const T = p.roots.length;
   const nodes = p.nodes;
   const values = p.values;
-  const rank = p.depthRank;
-  walkTrees(nodes, p.wideBits, B, S, p.roots, p.byDepth, p.levelWidth, pos);
+  walkTrees(nodes, p.wideBits, V, p.roots, p.depths, pos);
   out.fill(0, 0, K);
   let winner = 0;
   let winnerCount = 0;
   if (p.soft) {
     for (let t = 0; t < T; t++) {
-      const v = nodes[2 * pos[rank[t]]] * K;
+      const v = ~nodes[2 * pos[t]] * K;
       for (let k = 0; k < K; k++) out[k] += values[v + k];
     }
   } else {
     for (let t = 0; t < T; t++) {
-      const vote = nodes[2 * pos[rank[t]]];
+      const vote = ~nodes[2 * pos[t]];
       const count = ++out[vote];
       if (count > winnerCount) {
         winnerCount = count;
@@ -51,7 +50,7 @@ export function scoreRow(p: PackedForest, firstToReach: boolean, B: Int32Array, 
 }
 
 /**
- * Scores `count` encoded rows (B/S row-major, F per row) into probabilities[(first + r)
+ * Scores `count` encoded rows (V row-major, `stride` ints per row) into probabilities[(first + r)
  * * K ..] and classIndex[first + r]. Tree-major: each tree's nodes are reused by the
  * whole block while the block's encodings stay in cache. pos and winnerCount need
  * `count` entries.
@@ -59,8 +58,8 @@ export function scoreRow(p: PackedForest, firstToReach: boolean, B: Int32Array, 
 export function scoreBlock(
   p: PackedForest,
   firstToReach: boolean,
-  B: Int32Array,
-  S: Int32Array,
+  V: Int32Array,
+  stride: number,
   count: number,
   pos: Int32Array,
   winnerCount: Float64Array,
@@ -69,23 +68,22 @@ export function scoreBlock(
   classIndex: Int32Array,
 ): void {
   const K = p.classes;
-  const F = p.featureCount;
   const T = p.roots.length;
   const nodes = p.nodes;
   const values = p.values;
   const base = first * K;
   if (!p.soft) winnerCount.fill(0, 0, count);
   for (let t = 0; t < T; t++) {
-    walkRows(nodes, p.wideBits, B, S, F, pos, p.roots[t], p.depths[t], count);
+    walkRows(nodes, p.wideBits, V, stride, pos, p.roots[t], p.depths[t], count);
     if (p.soft) {
       for (let r = 0; r < count; r++) {
-        const v = nodes[2 * pos[r]] * K;
+        const v = ~nodes[2 * pos[r]] * K;
         const o = base + r * K;
         for (let k = 0; k < K; k++) probabilities[o + k] += values[v + k];
       }
     } else {
       for (let r = 0; r < count; r++) {
-        const vote = nodes[2 * pos[r]];
+        const vote = ~nodes[2 * pos[r]];
         const c = ++probabilities[base + r * K + vote];
         if (c > winnerCount[r]) {
           winnerCount[r] = c;
