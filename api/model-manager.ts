@@ -11,9 +11,9 @@
 import type { Logger } from 'pino';
 import type { FeatureStats } from '../etl/gold-schema';
 import type { FeatureSpec, ForestFileV1 } from '../model/format';
-import { parseForest } from '../model/forest-file';
+import { loadForestInWorker, type LoadedForest } from '../model/forest-loader';
 import type { ModelVersion, Registry } from '../model/registry/types';
-import { CompiledForest } from '../model/walker';
+import type { CompiledForest } from '../model/walker';
 import type { ChallengerConfig } from './config';
 import { DriftMonitor } from './drift';
 import type { ApiMetrics, DriftSource, Role } from './metrics';
@@ -41,7 +41,7 @@ export interface ServedModel {
   readonly trees: number;
   readonly loadedAt: string;
   readonly loadSeconds: number;
-  /** Where the load time went, in ms: registry fetch (with checksum), parse (schema + digest), compile (walker), the rest (validators, drift). */
+  /** Where the load time went, in ms: registry fetch (with checksum), parse (schema + decode, in a worker thread), compile (packing in the worker, then adopting it here), the rest (validators, drift). */
   readonly loadPhasesMs: LoadPhases;
 }
 
@@ -341,30 +341,27 @@ export class ModelManager {
 
   /**
    * Fetch (the registry verifies the bytes against the artifact digest it recorded after
-   * fully verifying them at registration), parse (schema + structure; the canonical
-   * re-hash would prove nothing new, see ParseForestOptions), check, compile.
-   * Undefined on failure, which is recorded.
+   * fully verifying them at registration), parse and pack in a worker thread (the
+   * canonical re-hash would prove nothing new, see ParseForestOptions; requests keep
+   * being answered meanwhile), check, adopt. Undefined on failure, which is recorded.
    */
   private async load(entry: ModelVersion, role: Role): Promise<ServedModel | undefined> {
     const started = process.hrtime.bigint();
     try {
       if (role !== 'shadow' && entry.status !== 'Approved') throw new Error(`version ${entry.version} is ${entry.status}, not Approved`);
-      let bytes: Buffer | undefined = await this.registry.fetch(entry.version);
+      const bytes = await this.registry.fetch(entry.version);
       const fetched = process.hrtime.bigint();
-      const doc = parseForest(bytes, `${this.registry.uri} version ${entry.version}`, { registryVerifiedSha256: entry.forestSha256 });
-      bytes = undefined;
-      const parsed = process.hrtime.bigint();
-      if (doc.sha256 !== entry.forestSha256) {
-        throw new Error(`forest digest ${doc.sha256} does not match the registered ${entry.forestSha256}`);
+      const loaded = await loadForestInWorker(bytes, `${this.registry.uri} version ${entry.version}`, { registryVerifiedSha256: entry.forestSha256 });
+      if (loaded.summary.sha256 !== entry.forestSha256) {
+        throw new Error(`forest digest ${loaded.summary.sha256} does not match the registered ${entry.forestSha256}`);
       }
-      const model = buildServedModel(doc, entry, {
+      const model = buildServedModel(loaded, entry, {
         name: this.modelName,
         batchLimit: this.batchLimit,
         driftWindow: this.driftWindow,
         started,
-        phases: { fetch: msBetween(started, fetched), parse: msBetween(fetched, parsed) },
+        phases: { fetch: msBetween(started, fetched), parse: loaded.phasesMs.parse },
       });
-      collectLoadGarbage();
       this.metrics.modelLoads.inc({ model_version: model.versionLabel, role });
       this.metrics.modelLoadDuration.observe(model.loadSeconds);
       return model;
@@ -403,31 +400,17 @@ function msBetween(from: bigint, to: bigint): number {
   return Math.round(Number(to - from) / 1e4) / 100;
 }
 
-/**
- * Loading a model leaves the file's bytes and its parsed JSON (several times the
- * compiled forest) as garbage in the old generation, where V8 may leave it for a long
- * time under steady traffic, holding the process's RSS at its load-time peak. Nothing
- * retains it; when the process runs with --expose-gc (the cluster workers do, see
- * api/serve.ts) one full collection right after the load returns it at once.
- */
-function collectLoadGarbage(): void {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  // On the next turn: the loading frames (which still reference the parsed document) have returned by then.
-  if (typeof gc === 'function') setImmediate(gc);
-}
-
 function summary(m: ServedModel): ModelSummary {
   return { name: m.name, version: m.version, sha256: m.sha256, loadedAt: m.loadedAt, loadSeconds: m.loadSeconds };
 }
 
 export function buildServedModel(
-  doc: ForestFileV1,
+  loaded: LoadedForest,
   entry: ModelVersion,
   options: { name: string; batchLimit: number; driftWindow: number; started?: bigint; phases?: Pick<LoadPhases, 'fetch' | 'parse'> },
 ): ServedModel {
   const started = options.started ?? process.hrtime.bigint();
-  const compileStarted = process.hrtime.bigint();
-  const forest = CompiledForest.compile(doc);
+  const { summary: doc, forest } = loaded;
   const compiled = process.hrtime.bigint();
   const validator = new RequestValidator(doc.features, options.batchLimit);
   const drift = new DriftMonitor(doc.features, doc.featureStats ?? {}, options.driftWindow);
@@ -448,9 +431,9 @@ export function buildServedModel(
     evaluation: doc.metrics,
     featureStats: doc.featureStats,
     aggregation: doc.aggregation,
-    trees: doc.trees.length,
+    trees: forest.treeCount,
     loadedAt: new Date().toISOString(),
     loadSeconds: Number(done - started) / 1e9,
-    loadPhasesMs: { fetch: options.phases?.fetch ?? 0, parse: options.phases?.parse ?? 0, compile: msBetween(compileStarted, compiled), validators: msBetween(compiled, done) },
+    loadPhasesMs: { fetch: options.phases?.fetch ?? 0, parse: options.phases?.parse ?? 0, compile: Math.round((loaded.phasesMs.pack + loaded.phasesMs.adopt) * 100) / 100, validators: msBetween(compiled, done) },
   };
 }

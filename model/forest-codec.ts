@@ -21,7 +21,7 @@ import { endianness } from 'node:os';
 import type { FeatureSpec, TreeV1 } from './format';
 import { ForestFormatError } from './forest-error';
 import { checkForestShape, forEachNodeCounts, nodeDistributions, subsetWords, type FlatDistributions, type FlatForest } from './forest-flat';
-import { checkLimit } from './forest-limits';
+import { checkLimit, FOREST_LIMITS } from './forest-limits';
 
 export type Dtype = 'uint8' | 'uint16' | 'uint32' | 'float64' | 'bits' | 'varuint';
 
@@ -203,6 +203,52 @@ function decodeVarUint(source: string, at: string, bytes: Buffer, length: number
 }
 
 /**
+ * Checks that each tree's leaf/internal sequence is one binary tree in pre-order of
+ * exactly its size (each internal node opens two child slots, every node fills one,
+ * the tree ends when none is open) and measures its depth, refusing a depth over the
+ * limit as soon as it is reached.
+ */
+function treeShapes(split: Uint8Array | Uint16Array, treeSizes: Uint32Array, F: number, source: string): { depths: Int32Array; internal: number } {
+  const T = treeSizes.length;
+  const depths = new Int32Array(T);
+  const maxDepth = FOREST_LIMITS.depth;
+  // Depths of the open child slots; a valid tree never has more than depth + 1.
+  const open = new Int32Array(maxDepth + 2);
+  let g = 0;
+  let internal = 0;
+  let pathSteps = 0;
+  for (let t = 0; t < T; t++) {
+    const end = g + treeSizes[t];
+    open[0] = 0;
+    let top = 1;
+    let depth = 0;
+    for (; g < end; g++) {
+      if (top === 0) throw new ForestFormatError(source, 'trees.split', `tree ${t} is complete after ${g - (end - treeSizes[t])} node(s), but trees.sizes says ${treeSizes[t]}`);
+      const d = open[--top];
+      if (d > depth) depth = d;
+      const s = split[g];
+      if (s === 0) continue;
+      if (s > F) throw new ForestFormatError(source, `trees.split[${g}]`, `is ${s}: a split on feature ${s - 1}, but there are only ${F} features`);
+      if (d + 1 > maxDepth) checkLimit(source, `trees (tree ${t})`, 'depth', d + 1);
+      internal++;
+      open[top++] = d + 1;
+      open[top++] = d + 1;
+    }
+    if (top !== 0) throw new ForestFormatError(source, 'trees.split', `tree ${t} has ${top} missing node(s): its ${treeSizes[t]} nodes do not form a binary tree`);
+    depths[t] = depth;
+    pathSteps += depth;
+  }
+  checkLimit(source, 'trees', 'pathSteps', pathSteps);
+  return { depths, internal };
+}
+
+function unpackBits(bytes: Uint8Array, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (bytes[i >>> 3] >>> (i & 7)) & 1;
+  return out;
+}
+
+/**
  * Decodes and validates a v2 `trees` object into the pre-order form. `classes` and
  * `features` are the document's (already schema-checked).
  */
@@ -224,38 +270,9 @@ export function decodeTrees(trees: TreesV2, classes: number, features: readonly 
   if (total !== N) throw new ForestFormatError(source, 'trees.sizes', `adds up to ${total} nodes, but trees.nodes is ${N}`);
 
   const split = typed(bytesOf(source, 'trees.split', trees.split, ['uint8', 'uint16'], N), trees.split.dtype) as Uint8Array | Uint16Array;
-  // Shape: in pre-order, a tree is a sequence where each internal node opens two slots
-  // and every node fills one; it ends exactly when no slot is open. Depth as we go.
-  const depths = new Int32Array(T);
-  const pendingDepth: number[] = [];
-  let g = 0;
-  let internal = 0;
-  let pathSteps = 0;
-  for (let t = 0; t < T; t++) {
-    const end = g + treeSizes[t];
-    pendingDepth.length = 0;
-    pendingDepth.push(0);
-    let depth = 0;
-    for (; g < end; g++) {
-      if (pendingDepth.length === 0) throw new ForestFormatError(source, 'trees.split', `tree ${t} is complete after ${g - (end - treeSizes[t])} node(s), but trees.sizes says ${treeSizes[t]}`);
-      const d = pendingDepth.pop()!;
-      if (d > depth) depth = d;
-      const s = split[g];
-      if (s === 0) continue;
-      if (s > F) throw new ForestFormatError(source, `trees.split[${g}]`, `is ${s}: a split on feature ${s - 1}, but there are only ${F} features`);
-      internal++;
-      pendingDepth.push(d + 1, d + 1);
-    }
-    if (pendingDepth.length !== 0) throw new ForestFormatError(source, 'trees.split', `tree ${t} has ${pendingDepth.length} missing node(s): its ${treeSizes[t]} nodes do not form a binary tree`);
-    checkLimit(source, `trees (tree ${t})`, 'depth', depth);
-    depths[t] = depth;
-    pathSteps += depth;
-  }
-  checkLimit(source, 'trees', 'pathSteps', pathSteps);
+  const { depths, internal } = treeShapes(split, treeSizes, F, source);
 
-  const dlBytes = bytesOf(source, 'trees.defaultLeft', trees.defaultLeft, ['bits'], internal);
-  const defaultLeft = new Uint8Array(internal);
-  for (let i = 0; i < internal; i++) defaultLeft[i] = (dlBytes[i >>> 3] >>> (i & 7)) & 1;
+  const defaultLeft = unpackBits(bytesOf(source, 'trees.defaultLeft', trees.defaultLeft, ['bits'], internal), internal);
   const splitIndex = typed(bytesOf(source, 'trees.splitIndex', trees.splitIndex, ['uint8', 'uint16', 'uint32'], internal), trees.splitIndex.dtype) as Uint8Array | Uint16Array | Uint32Array;
 
   if (trees.thresholds.length !== F) throw new ForestFormatError(source, 'trees.thresholds', `has ${trees.thresholds.length} entries, expected one per feature (${F})`);

@@ -4,10 +4,12 @@ import { UserError } from '../etl/errors';
 export class ForestFormatError extends UserError {
   readonly source: string;
   readonly fieldPath: string;
+  readonly problem: string;
   constructor(source: string, fieldPath: string, problem: string) {
     super(`${source}: invalid forest file: ${fieldPath || '(document)'} ${problem}`);
     this.name = 'ForestFormatError';
     this.source = source;
     this.fieldPath = fieldPath;
+    this.problem = problem;
   }
 }

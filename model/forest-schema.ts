@@ -186,51 +186,47 @@ export const FOREST_SCHEMA_V2 = {
   properties: { ...FOREST_SCHEMA_V1.properties, formatVersion: { const: FOREST_FORMAT_V2 }, trees: TREES_SCHEMA_V2 },
 } as const;
 
-interface Validators {
-  readonly document: ValidateFunction<ForestFileV1>;
-  readonly shell: ValidateFunction<ForestFileV1>;
-  readonly tree: ValidateFunction;
-  readonly documentV2: ValidateFunction;
-}
+let ajv: Ajv | undefined;
+const compiled = new Map<object, ValidateFunction>();
 
-let compiled: Validators | undefined;
-
-function validators(): Validators {
-  if (!compiled) {
-    const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
-    // The shell is the document schema with each tree only required to be an object:
-    // Ajv's per-element checks of arrays with millions of numbers dominate the load time
-    // of a large forest, so parseForest checks trees with treeLooksValid (one tight pass)
-    // and calls the tree schema only to word the error when that check fails.
-    const shellSchema = { ...FOREST_SCHEMA_V1, $id: `${FOREST_SCHEMA_V1.$id}#shell`, properties: { ...FOREST_SCHEMA_V1.properties, trees: { type: 'array', minItems: 1, items: { type: 'object' } } } };
-    compiled = {
-      document: ajv.compile<ForestFileV1>(FOREST_SCHEMA_V1),
-      shell: ajv.compile<ForestFileV1>(shellSchema),
-      tree: ajv.compile(TREE_SCHEMA_V1),
-      documentV2: ajv.compile(FOREST_SCHEMA_V2),
-    };
+/**
+ * Each validator is compiled on first use, alone: compiling is most of Ajv's cost, and
+ * a process that loads only v2 files (a serving worker thread) needs only one.
+ */
+function validator<T = unknown>(schema: object): ValidateFunction<T> {
+  let v = compiled.get(schema);
+  if (!v) {
+    ajv ??= new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
+    v = ajv.compile(schema);
+    compiled.set(schema, v);
   }
-  return compiled;
+  return v as ValidateFunction<T>;
 }
 
-/** The compiled validator of the whole document (compiled once, on first use). */
+// The shell is the document schema with each tree only required to be an object:
+// Ajv's per-element checks of arrays with millions of numbers dominate the load time
+// of a large forest, so parseForest checks trees with treeLooksValid (one tight pass)
+// and calls the tree schema only to word the error when that check fails.
+const SHELL_SCHEMA_V1 = { ...FOREST_SCHEMA_V1, $id: `${FOREST_SCHEMA_V1.$id}#shell`, properties: { ...FOREST_SCHEMA_V1.properties, trees: { type: 'array', minItems: 1, items: { type: 'object' } } } };
+
+/** The compiled validator of the whole v1 document. */
 export function forestSchemaValidator(): ValidateFunction<ForestFileV1> {
-  return validators().document;
+  return validator<ForestFileV1>(FOREST_SCHEMA_V1);
 }
 
 /** The whole format v2 document (its encoded arrays are checked by decodeTrees). */
 export function forestSchemaValidatorV2(): ValidateFunction {
-  return validators().documentV2;
+  return validator(FOREST_SCHEMA_V2);
 }
 
-/** The document schema minus the contents of each tree (each tree must be an object). */
+/** The v1 document schema minus the contents of each tree (each tree must be an object). */
 export function forestShellValidator(): ValidateFunction<ForestFileV1> {
-  return validators().shell;
+  return validator<ForestFileV1>(SHELL_SCHEMA_V1);
 }
 
 /** The schema of one tree: run it on a tree that treeLooksValid refused, to name the bad field. */
 export function treeSchemaValidator(): ValidateFunction {
-  return validators().tree;
+  return validator(TREE_SCHEMA_V1);
 }
 
 function isNumberArray(a: unknown, min: number): boolean {

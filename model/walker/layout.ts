@@ -71,13 +71,18 @@ export function packedBytes(p: PackedForest): number {
   return packedBuffers(p).reduce((a, b) => a + b.byteLength, 0);
 }
 
+/*
+ * Packing runs once per load, usually in a fresh worker thread whose code is not yet
+ * optimized: each pass over the nodes is its own small loop in its own small function,
+ * which V8 optimizes (on-stack) within a few thousand iterations, where one large
+ * function would run most of a million nodes in the interpreter.
+ */
+
 export function packForest(flat: FlatForest, aggregation: 'soft' | 'hard'): PackedForest {
   const K = flat.classes;
   const F = flat.features.length;
   const T = flat.treeSizes.length;
   const N = flat.split.length;
-  const soft = aggregation === 'soft';
-  const split = flat.split;
   const d = flat.distributions;
 
   const featureKind = new Uint8Array(F);
@@ -95,99 +100,28 @@ export function packForest(flat: FlatForest, aggregation: 'soft' | 'hard'): Pack
   // and a trained forest's leaves share few (24k distinct among 456k leaves in the
   // 100k-row production forest), so they stay in cache.
   const table = new DistributionTable(K, flat.leaves);
-  const dist = new Float64Array(K);
-  const distBits = new Int32Array(dist.buffer);
-  const valueBits = d.kind === 'values' ? new Int32Array(d.value.buffer, d.value.byteOffset, d.value.length * 2) : distBits;
-  let leaf = 0;
-  for (let g = 0; g < N; g++) {
-    if (split[g] !== 0) continue;
-    let row: number;
-    if (d.kind === 'counts') {
-      normalize(d.leafCounts, leaf * K, K, dist, 0);
-      row = table.intern(distBits, 0);
-    } else {
-      dist.set(d.value.subarray(g * K, g * K + K));
-      row = table.intern(valueBits, 2 * g * K);
-    }
-    leaf++;
-    valueIndex[g] = row;
-    nodes[2 * g] = ~(soft ? row : argmax(dist, 0, K));
-    nodes[2 * g + 1] = (-1 << LEFT_SIZE_SHIFT) | F;
-  }
+  if (d.kind === 'counts') packLeavesFromCounts(flat.split, d.leafCounts, K, aggregation === 'soft', F, table, nodes, valueIndex);
+  else packLeavesFromValues(flat.split, d.value, K, aggregation === 'soft', F, table, nodes, valueIndex);
   // Then internal nodes' distributions, one row each in node order (only explanations read them).
   const leafRows = table.size;
   const values = new Float64Array((leafRows + N - flat.leaves) * K);
   table.copyTo(values);
-
-  // Internal nodes, in one forward pass: a stack of open internal nodes gives each its
-  // left subtree's size when that subtree ends, and (counts) its summed class counts
-  // when its right subtree ends.
+  const wide = new WideBitsBuilder(flat);
+  packSplits(flat, featureKind, wide, leafRows, nodes, valueIndex);
   let maxDepth = 0;
   for (let t = 0; t < T; t++) maxDepth = Math.max(maxDepth, flat.depths[t]);
-  const frameNode = new Int32Array(maxDepth + 2);
-  const frameDone = new Uint8Array(maxDepth + 2);
-  const sums = new Float64Array((maxDepth + 2) * K);
-  const wide = new WideBitsBuilder(flat);
-  let top = -1;
-  let internal = 0;
-  leaf = 0;
-  for (let g = 0; g < N; g++) {
-    const s = split[g];
-    if (s !== 0) {
-      const f = s - 1;
-      const dl = flat.defaultLeft[internal];
-      const index = flat.splitIndex[internal];
-      let w0: number;
-      let w1 = f;
-      if (featureKind[f] === NUMERIC) {
-        w0 = index;
-        w1 |= dl << DEFAULT_LEFT_SHIFT;
-      } else if (featureKind[f] === NARROW) {
-        const mask = (flat.subsets[f][index] | (dl << 31)) >>> 0;
-        w0 = (~mask + MISSING_BIN) | 0;
-      } else {
-        w0 = wide.offset(f, index, dl);
-        w1 |= WIDE;
-      }
-      nodes[2 * g] = w0;
-      nodes[2 * g + 1] = w1;
-      const row = leafRows + internal++;
-      valueIndex[g] = row;
-      if (d.kind === 'values') values.set(d.value.subarray(g * K, g * K + K), row * K);
-      top++;
-      frameNode[top] = g;
-      frameDone[top] = 0;
-      sums.fill(0, top * K, top * K + K);
-      continue;
-    }
-    if (d.kind === 'counts') {
-      // This subtree's counts go up to its parent: the leaf's first, then each finished node's.
-      const counts = d.leafCounts;
-      for (let k = 0; k < K; k++) dist[k] = counts[leaf * K + k];
-    }
-    leaf++;
-    while (top >= 0) {
-      if (d.kind === 'counts') for (let k = 0; k < K; k++) sums[top * K + k] += dist[k];
-      if (++frameDone[top] === 1) {
-        // The left subtree ends at g: the right child is g + 1.
-        nodes[2 * frameNode[top] + 1] |= (g - frameNode[top]) << LEFT_SIZE_SHIFT;
-        break;
-      }
-      if (d.kind === 'counts') {
-        normalize(sums, top * K, K, values, valueIndex[frameNode[top]] * K);
-        for (let k = 0; k < K; k++) dist[k] = sums[top * K + k];
-      }
-      top--;
-    }
+  if (d.kind === 'counts') packLeftSizesAndCounts(flat.split, d.leafCounts, K, maxDepth, nodes, values, valueIndex);
+  else {
+    packLeftSizes(flat.split, maxDepth, nodes);
+    copyInternalValues(flat.split, d.value, K, values, valueIndex);
   }
 
   const roots = new Int32Array(T);
   for (let t = 1; t < T; t++) roots[t] = roots[t - 1] + flat.treeSizes[t - 1];
-
   return {
     classes: K,
     featureCount: F,
-    soft,
+    soft: aggregation === 'soft',
     nodes,
     roots,
     depths: Int32Array.from(flat.depths),
@@ -198,6 +132,121 @@ export function packForest(flat: FlatForest, aggregation: 'soft' | 'hard'): Pack
     wideBits: wide.build(),
     featureKind,
   };
+}
+
+/** A leaf's node record: ~payload, and word 1 pointing at the constant slot after the F features. */
+function putLeaf(nodes: Int32Array, g: number, payload: number, F: number): void {
+  nodes[2 * g] = ~payload;
+  nodes[2 * g + 1] = (-1 << LEFT_SIZE_SHIFT) | F;
+}
+
+function packLeavesFromCounts(split: ArrayLike<number>, leafCounts: Uint32Array, K: number, soft: boolean, F: number, table: DistributionTable, nodes: Int32Array, valueIndex: Int32Array): void {
+  const dist = new Float64Array(K);
+  const bits = new Int32Array(dist.buffer);
+  let leaf = 0;
+  for (let g = 0; g < split.length; g++) {
+    if (split[g] !== 0) continue;
+    normalize(leafCounts, leaf * K, K, dist, 0);
+    leaf++;
+    const row = table.intern(bits, 0);
+    valueIndex[g] = row;
+    putLeaf(nodes, g, soft ? row : argmax(dist, 0, K), F);
+  }
+}
+
+function packLeavesFromValues(split: ArrayLike<number>, value: Float64Array, K: number, soft: boolean, F: number, table: DistributionTable, nodes: Int32Array, valueIndex: Int32Array): void {
+  const bits = new Int32Array(value.buffer, value.byteOffset, value.length * 2);
+  for (let g = 0; g < split.length; g++) {
+    if (split[g] !== 0) continue;
+    const row = table.intern(bits, 2 * g * K);
+    valueIndex[g] = row;
+    putLeaf(nodes, g, soft ? row : argmax(value, g * K, K), F);
+  }
+}
+
+/** Internal nodes' words (but the left subtree size) and their distribution rows, in node order after the leaves' rows. */
+function packSplits(flat: FlatForest, featureKind: Uint8Array, wide: WideBitsBuilder, leafRows: number, nodes: Int32Array, valueIndex: Int32Array): void {
+  const split = flat.split;
+  let internal = 0;
+  for (let g = 0; g < split.length; g++) {
+    const s = split[g];
+    if (s === 0) continue;
+    const f = s - 1;
+    const dl = flat.defaultLeft[internal];
+    const index = flat.splitIndex[internal];
+    valueIndex[g] = leafRows + internal++;
+    const kind = featureKind[f];
+    if (kind === NUMERIC) {
+      nodes[2 * g] = index;
+      nodes[2 * g + 1] = f | (dl << DEFAULT_LEFT_SHIFT);
+    } else if (kind === NARROW) {
+      nodes[2 * g] = (~((flat.subsets[f][index] | (dl << 31)) >>> 0) + MISSING_BIN) | 0;
+      nodes[2 * g + 1] = f;
+    } else {
+      nodes[2 * g] = wide.offset(f, index, dl);
+      nodes[2 * g + 1] = f | WIDE;
+    }
+  }
+}
+
+/**
+ * Sets each internal node's left subtree size: a stack of the open internal nodes;
+ * a leaf ends the left subtree of the nearest one still waiting for it (whose right
+ * child is the next node) and closes every one whose right subtree it ends.
+ */
+function packLeftSizes(split: ArrayLike<number>, maxDepth: number, nodes: Int32Array): void {
+  const open = new Int32Array(maxDepth + 2);
+  const done = new Uint8Array(maxDepth + 2);
+  let top = -1;
+  for (let g = 0; g < split.length; g++) {
+    if (split[g] !== 0) {
+      open[++top] = g;
+      done[top] = 0;
+      continue;
+    }
+    while (top >= 0) {
+      if (++done[top] === 1) {
+        nodes[2 * open[top] + 1] |= (g - open[top]) << LEFT_SIZE_SHIFT;
+        break;
+      }
+      top--;
+    }
+  }
+}
+
+/** packLeftSizes, plus each internal node's class counts summed as its subtrees close, normalized into its row. */
+function packLeftSizesAndCounts(split: ArrayLike<number>, leafCounts: Uint32Array, K: number, maxDepth: number, nodes: Int32Array, values: Float64Array, valueIndex: Int32Array): void {
+  const open = new Int32Array(maxDepth + 2);
+  const done = new Uint8Array(maxDepth + 2);
+  const sums = new Float64Array((maxDepth + 2) * K);
+  // The counts of the subtree that just closed, going up to its parent.
+  const up = new Float64Array(K);
+  let top = -1;
+  let leaf = 0;
+  for (let g = 0; g < split.length; g++) {
+    if (split[g] !== 0) {
+      open[++top] = g;
+      done[top] = 0;
+      sums.fill(0, top * K, top * K + K);
+      continue;
+    }
+    for (let k = 0; k < K; k++) up[k] = leafCounts[leaf * K + k];
+    leaf++;
+    while (top >= 0) {
+      for (let k = 0; k < K; k++) sums[top * K + k] += up[k];
+      if (++done[top] === 1) {
+        nodes[2 * open[top] + 1] |= (g - open[top]) << LEFT_SIZE_SHIFT;
+        break;
+      }
+      normalize(sums, top * K, K, values, valueIndex[open[top]] * K);
+      for (let k = 0; k < K; k++) up[k] = sums[top * K + k];
+      top--;
+    }
+  }
+}
+
+function copyInternalValues(split: ArrayLike<number>, value: Float64Array, K: number, values: Float64Array, valueIndex: Int32Array): void {
+  for (let g = 0; g < split.length; g++) if (split[g] !== 0) values.set(value.subarray(g * K, g * K + K), valueIndex[g] * K);
 }
 
 /** counts[o .. o+K) divided by their sum, into out[at ..]: the distribution the trainer wrote. */
