@@ -9,6 +9,7 @@ import { register as smokeTest } from './commands/smoke-test';
 import { register as synth } from './commands/synth';
 import { register as train } from './commands/train';
 import { register as evaluate } from './commands/evaluate';
+import { register as score } from './commands/score';
 
 /**
  * Every subcommand registers itself through one function here. Each lives in
@@ -22,6 +23,7 @@ export const COMMANDS: RegisterCommand[] = [
   etl,
   train,
   evaluate,
+  score,
   registry,
   serve,
   pipeline,

@@ -184,10 +184,23 @@ export function forestDigest(doc: Omit<ForestFileV1, 'sha256'> | ForestFileV1): 
   return hash.digest('hex');
 }
 
+/**
+ * A v2 document's trees are v1 arrays in memory but an encoded object on disk; its
+ * toJSON (not enumerable: spreads and deep equality ignore it) gives the serialized
+ * form, so JSON.stringify and canonicalJson of a sealed v2 document write a valid v2
+ * file rather than a v1-shaped one that claims to be v2.
+ */
+function withSerializedJson(doc: ForestFileV1): ForestFileV1 {
+  if (doc.formatVersion === FOREST_FORMAT_V2 && Array.isArray(doc.trees)) {
+    Object.defineProperty(doc, 'toJSON', { value: () => serializedForm(doc), enumerable: false, configurable: true });
+  }
+  return doc;
+}
+
 /** Returns the document with its sha256 set (any sha256 already present is replaced). */
 export function sealForest(doc: Omit<ForestFileV1, 'sha256'>): ForestFileV1 {
   const { sha256: _ignored, ...content } = doc as ForestFileV1;
-  return { ...content, sha256: forestDigest(content) };
+  return withSerializedJson({ ...content, sha256: forestDigest(content) });
 }
 
 /** The forest rewritten in format v2 (`pricesense model upgrade`): the same trees, scored identically, sealed anew. */
@@ -318,7 +331,7 @@ export function parseForest(json: string | Buffer, source = '<forest>', options:
   if (doc.formatVersion === FOREST_FORMAT_VERSION) return doc;
   const trees = treesOfFlat(decodeTrees(doc.trees, doc.classes.length, doc.features, source));
   rememberEncoding(trees, doc.trees);
-  return { ...doc, trees };
+  return withSerializedJson({ ...doc, trees });
 }
 
 /**

@@ -12,8 +12,8 @@ import { LocalLake } from '../../etl/lake/local';
 import { runEtl } from '../../etl/pipeline';
 import { logEvent } from '../../etl/progress';
 import { evaluateForest } from '../evaluate';
-import { canonicalJson, parseForest, readForestFile, sealForest, writeForestFile } from '../forest-file';
-import { FOREST_FORMAT_VERSION, type ForestFileV1 } from '../format';
+import { forestJson, parseForest, readForestFile, sealForest, writeForestFile } from '../forest-file';
+import type { ForestFileV1 } from '../format';
 import { DEFAULT_GATES, evaluateWithGates, type GateConfig } from '../gates';
 import { DEFAULT_HYPERPARAMETERS, trainForest } from '../trainer';
 import { partFileName, readHyperparameters, readResourceConfig, smPaths, treeShare } from './config';
@@ -128,13 +128,12 @@ export async function runEvaluateJob(options: { root: string; gates?: GateConfig
 
   const result = evaluateWithGates(merged, gold.tables.test!, 'test', { config: options.gates ?? DEFAULT_GATES, champion });
   const forest = sealForest({ ...merged, metrics: { ...merged.metrics, test: result.metrics, gates: result.gates } });
-  const forestJson = Buffer.from(`${canonicalJson(forest)}\n`);
-  const artifact = writeTarGz([{ name: 'forest.json', data: forestJson }]);
+  const artifact = writeTarGz([{ name: 'forest.json', data: Buffer.from(`${forestJson(forest)}\n`) }]);
   const failures = result.gates.results.filter((r) => !r.passed).map((r) => `${r.gate} ${r.actual.toFixed(4)} < required ${r.required.toFixed(4)}`);
   const report: EvaluationReport = {
     gates: { passed: result.gates.passed, failures, results: result.gates.results, split: result.gates.split, config: result.gates.config },
     metrics: { test: result.metrics, ...(result.championMetrics ? { champion: result.championMetrics } : {}) },
-    registry: { artifactSha256: createHash('sha256').update(artifact).digest('hex'), forestSha256: forest.sha256, formatVersion: FOREST_FORMAT_VERSION },
+    registry: { artifactSha256: createHash('sha256').update(artifact).digest('hex'), forestSha256: forest.sha256, formatVersion: forest.formatVersion },
     model: { trees: forest.trees.length, seed: forest.training.seed, datasetManifestSha256: forest.training.datasetManifestSha256, parts: parts.length },
     multiclass_classification_metrics: { accuracy: { value: result.metrics.accuracy } },
   };
