@@ -150,10 +150,11 @@ async function planInput(conn: DuckDBConnection, source: ScoreSource, scratch: s
   const csv = source.kind === 'file' && inputKindOf(file) === 'csv';
   const csvReader = (errors: string) => `read_csv(${sqlString(file)}, header = true, all_varchar = true, ${errors})`;
   const reader = csv ? csvReader("store_rejects = true, rejects_table = 'score_rejects', rejects_scan = 'score_scans'") : `read_parquet(${sqlString(file)})`;
-  const described = await duck(`cannot read ${label} as ${csv ? 'CSV' : 'Parquet'}`, async () => (await conn.runAndReadAll(`DESCRIBE SELECT * FROM ${reader}`)).getRowObjectsJS());
+  const countSource = csv ? csvReader('ignore_errors = true') : reader;
+  const described = await duck(`cannot read ${label} as ${csv ? 'CSV' : 'Parquet'}`, async () => (await conn.runAndReadAll(`DESCRIBE SELECT * FROM ${countSource}`)).getRowObjectsJS());
   const columns = new Map<string, string>();
   for (const c of described) columns.set(String(c.column_name), String(c.column_type));
-  return { label, source: reader, countSource: csv ? csvReader('ignore_errors = true') : reader, csv, columns };
+  return { label, source: reader, countSource, csv, columns };
 }
 
 /** The input column for a name: exact, else the one that matches ignoring case. */
@@ -328,10 +329,16 @@ export async function scoreToFile(forest: CompiledForest, source: ScoreSource, o
 
     let rejected = 0;
     if (plan.csv) {
-      const rejects = (await conn.runAndReadAll('SELECT line, error_type, column_name, error_message FROM score_rejects ORDER BY line')).getRowObjectsJS();
+      // One problem per line: a short line reports each missing column, its first one says it all.
+      const rejects = (
+        await conn.runAndReadAll(`SELECT line, first(error_type::VARCHAR ORDER BY column_idx) AS error_type, first(column_name ORDER BY column_idx) AS column_name,
+          first(error_message ORDER BY column_idx) AS error_message FROM score_rejects GROUP BY line ORDER BY line`)
+      ).getRowObjectsJS();
       rejected = rejects.length;
       for (const e of rejects) {
-        const reason = `line ${String(e.line)}: ${String(e.error_type).toLowerCase().replace(/_/g, ' ')}${e.column_name ? ` in column ${String(e.column_name)}` : ''}: ${String(e.error_message).split('\n')[0]}`;
+        const type = String(e.error_type).toLowerCase().replace(/_/g, ' ');
+        const where = e.column_name && !/columns/.test(type) ? ` in column ${String(e.column_name)}` : '';
+        const reason = `line ${String(e.line)}: ${type}${where}: ${String(e.error_message).split('\n')[0]}`;
         if (problems.length < PROBLEMS_IN_REPORT) problems.push({ line: Number(e.line), reason });
         problemsAppender.appendNull();
         problemsAppender.appendBigInt(BigInt(Number(e.line)));
