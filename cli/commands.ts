@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { register as demo } from './commands/demo';
 import { register as etl } from './commands/etl';
+import { register as modelUpgrade } from './commands/model-upgrade';
 import { register as pipeline } from './commands/pipeline';
 import { register as registry } from './commands/registry';
 import { register as sagemaker } from './commands/sagemaker';
@@ -25,6 +26,8 @@ export const COMMANDS: RegisterCommand[] = [
   evaluate,
   score,
   registry,
+  // after any other module that registers `model`: it adds `model upgrade` to that command
+  modelUpgrade,
   serve,
   pipeline,
   smokeTest,

@@ -145,7 +145,7 @@ export async function runEvaluateJob(options: { root: string; gates?: GateConfig
 }
 
 /** Every regular file under dir, as paths relative to it ('/' separators), sorted. */
-async function listFiles(dir: string, rel = ''): Promise<string[]> {
+export async function listFiles(dir: string, rel = ''): Promise<string[]> {
   const out: string[] = [];
   for (const e of await readdir(path.join(dir, rel), { withFileTypes: true })) {
     const r = rel ? `${rel}/${e.name}` : e.name;
