@@ -7,7 +7,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 // Type-checking is `tsc --noEmit` (npm test runs it first); Jest only transpiles.
 const config: Config = {
   testEnvironment: 'node',
-  roots: ['<rootDir>/etl', '<rootDir>/model', '<rootDir>/api', '<rootDir>/cli', '<rootDir>/infra', '<rootDir>/bench'],
+  roots: ['<rootDir>/etl', '<rootDir>/model', '<rootDir>/api', '<rootDir>/console', '<rootDir>/cli', '<rootDir>/infra', '<rootDir>/bench'],
   testMatch: ['**/test/**/*.test.ts'],
   // isolatedModules comes from tsconfig.json: ts-jest then transpiles file by file, without type information.
   transform: { '^.+\\.ts$': 'ts-jest' },

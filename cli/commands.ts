@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { register as consoleCommand } from './commands/console';
 import { register as demo } from './commands/demo';
 import { register as etl } from './commands/etl';
 import { register as modelUpgrade } from './commands/model-upgrade';
@@ -29,6 +30,7 @@ export const COMMANDS: RegisterCommand[] = [
   // after any other module that registers `model`: it adds `model upgrade` to that command
   modelUpgrade,
   serve,
+  consoleCommand,
   pipeline,
   smokeTest,
   sagemaker,

@@ -9,6 +9,8 @@ import http from 'node:http';
 import path from 'node:path';
 import { startServer, type RunningServer } from '../api/server';
 import { DEFAULT_CONFIG } from '../api/config';
+import { addToken } from '../console/auth-config';
+import { DEFAULT_CONSOLE_PORT, startConsole, type RunningConsole } from '../console/server';
 import { UserError } from '../etl/errors';
 import { readGoldSplit } from '../etl/gold';
 import type { GoldTable } from '../etl/gold-schema';
@@ -232,4 +234,27 @@ export function formatSummary(s: DemoSummary, keepServing: boolean): string {
       : `next        npx pricesense demo --keep-serving, then open ${s.url.replace(/:\d+$/, ':8080')}/docs`,
   ];
   return `${lines.join('\n')}\n`;
+}
+
+export interface DemoConsole {
+  readonly running?: RunningConsole;
+  readonly token?: string;
+  /** The summary line: where to sign in, or why the console did not start. */
+  readonly line: string;
+}
+
+/**
+ * With --keep-serving, the registry console runs next to the API, on the demo's registry
+ * and lake, with a fresh approver token for "demo" (kept hashed in the demo directory).
+ * A console that cannot start (port taken) is reported, not fatal: the API still serves.
+ */
+export async function startDemoConsole(s: DemoSummary, port = DEFAULT_CONSOLE_PORT): Promise<DemoConsole> {
+  try {
+    const auth = path.join(s.dir, 'console-auth.json');
+    const { token } = await addToken(auth, 'demo', 'approver');
+    const running = await startConsole({ registry: s.registry, lake: s.lake, api: s.url, auth, port, logLevel: 'warn' });
+    return { running, token, line: `console     ${running.url}/login — sign in with ${token} (approver "demo"; stored hashed in ${auth})\n` };
+  } catch (err) {
+    return { line: `console     not started: ${(err as Error).message}\n` };
+  }
 }

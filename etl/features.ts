@@ -5,7 +5,7 @@
  * unlabelled, and a basket whose lines disagree has no trustworthy label.
  */
 import path from 'node:path';
-import { Duck, sqlList, sqlString } from './duck';
+import { Duck, sqlString } from './duck';
 import { GOLD_FEATURES, GOLD_SPLITS, type GoldSplit } from './gold-schema';
 import { splitSql } from './split';
 
@@ -18,7 +18,7 @@ export const GOLD_COLUMNS: readonly { name: string; type: 'VARCHAR' | 'INTEGER' 
 ];
 
 /**
- * How each gold feature is computed from a basket's silver lines. The DISTINCT_* features
+ * How each gold feature is computed from a basket's typed lines (per raw file at ingest, again over all its lines for a basket spread over files). The DISTINCT_* features
  * are not listed here: they are computed by distinctCountSql() (see buildGoldTable).
  */
 export const FEATURE_SQL: Readonly<Record<string, string>> = {
@@ -46,37 +46,46 @@ export const DISTINCT_FEATURES: Readonly<Record<string, string>> = {
 };
 
 /**
- * Silver lines the basket aggregation may hold per pass, per byte of DuckDB memory
- * limit. The fast distinct count keeps each basket's code hashes in list states, which
- * DuckDB cannot spill (2.7M lines ran out of memory at a 150MB limit and fit in 250MB,
- * so 250 B per line leaves room for the rest of the aggregate); past this the aggregation runs in
- * several passes, each over the baskets of one BASKET_ID hash bucket, so memory stays
- * bounded however large the drop.
+ * Lines the basket aggregation may hold at once, per byte of DuckDB memory limit. The
+ * distinct counts keep each basket's codes in list states, which DuckDB cannot spill
+ * (2.7M lines ran out of memory at a 150MB limit and fit in 250MB, so 250 B per line leaves
+ * room for the rest of the aggregate). Past this the ingest parses in several batches, or
+ * aggregates one large file in several passes, each over one BASKET_ID hash bucket.
  */
-const LIST_BYTES_PER_LINE = 250;
+export const LIST_BYTES_PER_LINE = 250;
 
 /**
- * The distinct-count expression for one code column.
- *
- * count(DISTINCT code) per basket was the most expensive part of silver → gold (DuckDB
- * builds a separate hash table of (basket, code) pairs per distinct aggregate: ≈ 1 CPU-s
- * per column per 2.7M lines). Per basket the lines are few, so collecting 64-bit hashes
- * of the codes into a list and de-duplicating it is 2–3× cheaper (bench figures in
- * docs/etl.md). It is exact, not
- * approximate, because the caller first checks that hash() is injective on the codes
- * actually present (hashesInjective); otherwise it falls back to count(DISTINCT code).
+ * The distinct-count expression for one code column: each basket collects its codes in a
+ * list and counts the distinct entries. Exact (no hashing), and 2–3× cheaper than
+ * count(DISTINCT code), for which DuckDB builds a separate (basket, code) hash table per
+ * column (≈ 1 CPU-s per column per 2.7M lines); list_distinct drops the NULLs.
  */
-function distinctCountSql(column: string, viaHash: boolean): string {
-  return viaHash
-    ? `len(list_distinct(list(CASE WHEN ${column} IS NOT NULL THEN hash(${column}) END)))::DOUBLE` // list_distinct drops the NULLs
-    : `count(DISTINCT ${column})::DOUBLE`;
+function distinctCountSql(column: string): string {
+  return `len(list_distinct(list(${column})))::DOUBLE`;
 }
 
-/** True when hash() maps the distinct non-null values of each column to distinct hashes. */
-async function hashesInjective(duck: Duck, source: string, columns: readonly string[]): Promise<boolean> {
-  const checks = columns.map((c, i) => `count(DISTINCT ${c}) = count(DISTINCT hash(${c})) FILTER (WHERE ${c} IS NOT NULL) AS ok${i}`);
-  const [row] = await duck.all(`SELECT ${checks.join(', ')} FROM ${source}`);
-  return columns.every((_, i) => row[`ok${i}`] === true);
+/**
+ * The per-basket aggregate over typed lines (the columns and types of SILVER_SCHEMA):
+ * one row per BASKET_ID — and per `groupBy` column, which the ingest uses to keep each
+ * raw file's baskets apart — with every gold feature, SHOP_WEEK, the lowest and highest
+ * BASKET_PRICE_SENSITIVITY code (equal unless the lines disagree) and the date range.
+ * The ingest runs it on each file's lines; the gold build unions its results, and runs it
+ * again only for baskets whose lines are spread over several files.
+ */
+export function basketAggregateSql(lines: string, opts: { groupBy?: readonly string[]; where?: string } = {}): string {
+  const missing = GOLD_FEATURES.filter((f) => !(f.name in FEATURE_SQL) && !(f.name in DISTINCT_FEATURES));
+  if (missing.length) throw new Error(`no SQL for gold feature(s) ${missing.map((f) => f.name).join(', ')}`);
+  const features = GOLD_FEATURES.map((f) => `${f.name in DISTINCT_FEATURES ? distinctCountSql(DISTINCT_FEATURES[f.name]) : FEATURE_SQL[f.name]} AS ${f.name}`).join(',\n    ');
+  const keys = [...(opts.groupBy ?? []), 'BASKET_ID'];
+  return `SELECT ${keys.join(', ')},
+    min(SHOP_WEEK)::INTEGER AS SHOP_WEEK,
+    min(BASKET_PRICE_SENSITIVITY)::VARCHAR AS _CODE_MIN,
+    max(BASKET_PRICE_SENSITIVITY)::VARCHAR AS _CODE_MAX,
+    min(SHOP_DATE) AS _FIRST_DATE,
+    max(SHOP_DATE) AS _LAST_DATE,
+    ${features}
+  FROM ${lines}${opts.where ? ` WHERE ${opts.where}` : ''}
+  GROUP BY ${keys.join(', ')}`;
 }
 
 export interface BasketCounts {
@@ -90,57 +99,19 @@ export interface BasketCounts {
   readonly inconsistent: number;
 }
 
-export interface GoldBuildOptions {
-  /** Silver rows (for sizing the passes); when unknown, one pass. */
-  readonly silverRows?: number;
-  /** DuckDB memory limit in bytes (Duck.memoryLimitBytes); sizes the passes. */
-  readonly memoryLimitBytes?: number;
-  /** Override the silver rows per aggregation pass (default: from memoryLimitBytes). */
-  readonly rowsPerPass?: number;
-  /** 'exact' always uses count(DISTINCT code); 'auto' (default) uses the hash lists when they are provably exact. */
-  readonly distinct?: 'auto' | 'exact';
-}
-
-export interface GoldBuildPlan {
-  /** Whether DISTINCT_* used hash lists (true) or count(DISTINCT) (false). */
-  readonly viaHash: boolean;
-  readonly passes: number;
-}
-
 /**
- * Aggregate silver Parquet files into the temp table gold_all (one row per basket, all
- * baskets, with LABEL and SPLIT) and the view gold (the labelled, consistent baskets).
- * One GROUP BY over silver; the split hash is computed in the same statement.
+ * Label and split the per-basket rows `baskets` (SQL yielding basketAggregateSql's
+ * columns, one row per basket) into the temp table gold_all (all baskets, with LABEL and
+ * SPLIT) and the view gold (the labelled, consistent baskets).
  */
-export async function buildGoldTable(duck: Duck, silverFiles: readonly string[], opts: GoldBuildOptions = {}): Promise<BasketCounts & { plan: GoldBuildPlan }> {
-  const missing = GOLD_FEATURES.filter((f) => !(f.name in FEATURE_SQL) && !(f.name in DISTINCT_FEATURES));
-  if (missing.length) throw new Error(`no SQL for gold feature(s) ${missing.map((f) => f.name).join(', ')}`);
-  const source = silverFiles.length
-    ? `read_parquet(${sqlList(silverFiles)}, hive_partitioning = false)`
-    : `(SELECT NULL::BIGINT AS BASKET_ID, NULL::VARCHAR AS PROD_CODE, NULL::VARCHAR AS PROD_CODE_10, NULL::VARCHAR AS PROD_CODE_20 WHERE false)`;
-  const codeColumns = Object.values(DISTINCT_FEATURES);
-  const viaHash = silverFiles.length > 0 && opts.distinct !== 'exact' && (await hashesInjective(duck, source, codeColumns));
-  const features = GOLD_FEATURES.map((f) =>
-    f.name in DISTINCT_FEATURES ? `${distinctCountSql(DISTINCT_FEATURES[f.name], viaHash)} AS ${f.name}` : `${FEATURE_SQL[f.name]} AS ${f.name}`,
-  ).join(',\n    ');
-  const rowsPerPass = opts.rowsPerPass ?? (opts.memoryLimitBytes ? Math.max(1_000_000, Math.floor(opts.memoryLimitBytes / LIST_BYTES_PER_LINE)) : Infinity);
-  const passes = viaHash && opts.silverRows ? Math.max(1, Math.ceil(opts.silverRows / rowsPerPass)) : 1;
-  for (let pass = 0; pass < passes; pass++) {
-    const where = passes > 1 ? `WHERE hash(BASKET_ID) % ${passes} = ${pass}` : '';
-    const select = `SELECT *,
+export async function buildGoldTable(duck: Duck, baskets: string): Promise<BasketCounts> {
+  await duck.run(`CREATE OR REPLACE TEMP TABLE gold_all AS SELECT *,
     CASE WHEN NOT _INCONSISTENT THEN CASE _CODE WHEN 'LA' THEN 'High' WHEN 'MM' THEN 'Medium' WHEN 'UM' THEN 'Low' END END AS LABEL,
     CASE WHEN NOT _INCONSISTENT AND _CODE IN ('LA', 'MM', 'UM') THEN ${splitSql('BASKET_ID')} END AS SPLIT
-  FROM (SELECT BASKET_ID AS _ID,
-    BASKET_ID::VARCHAR AS BASKET_ID,
-    min(SHOP_WEEK)::INTEGER AS SHOP_WEEK,
-    min(BASKET_PRICE_SENSITIVITY)::VARCHAR AS _CODE,
-    min(BASKET_PRICE_SENSITIVITY) IS DISTINCT FROM max(BASKET_PRICE_SENSITIVITY) AS _INCONSISTENT,
-    ${features}
-  FROM ${source} ${where}
-  GROUP BY BASKET_ID)`;
-    await duck.run(pass === 0 ? `CREATE TEMP TABLE gold_all AS ${select}` : `INSERT INTO gold_all ${select}`);
-  }
-  await duck.run(`CREATE TEMP VIEW gold AS SELECT * FROM gold_all WHERE SPLIT IS NOT NULL`);
+  FROM (SELECT BASKET_ID AS _ID, BASKET_ID::VARCHAR AS BASKET_ID, SHOP_WEEK, _CODE_MIN AS _CODE, _CODE_MIN IS DISTINCT FROM _CODE_MAX AS _INCONSISTENT,
+    ${GOLD_FEATURES.map((f) => f.name).join(', ')}
+    FROM ${baskets})`);
+  await duck.run(`CREATE OR REPLACE TEMP VIEW gold AS SELECT * FROM gold_all WHERE SPLIT IS NOT NULL`);
   const [c] = await duck.all(`SELECT
       count(*)::BIGINT AS baskets,
       count(*) FILTER (WHERE SPLIT IS NOT NULL)::BIGINT AS labelled,
@@ -152,7 +123,6 @@ export async function buildGoldTable(duck: Duck, silverFiles: readonly string[],
     labelled: Number(c.labelled),
     unlabelled: Number(c.unlabelled),
     inconsistent: Number(c.inconsistent),
-    plan: { viaHash, passes },
   };
 }
 

@@ -32,7 +32,14 @@ export interface GoldMeta {
   /** Per split, per feature: the serving drift baseline comes from stats.train. */
   readonly stats: Record<GoldSplit, Record<string, FeatureStats>>;
   readonly baskets: BasketCounts;
-  readonly source: { silverRows: number; rawFiles: { key: string; bytes: number }[] };
+  readonly source: {
+    /** SHA-256 over the ingested parts' content hashes and the gold SQL: equal means gold would not change. */
+    readonly fingerprint: string;
+    readonly silverRows: number;
+    /** Baskets whose lines were spread over several raw files. */
+    readonly splitBaskets: number;
+    readonly rawFiles: { key: string; bytes: number }[];
+  };
 }
 
 export type GoldManifest = CommittedStage<GoldMeta>;

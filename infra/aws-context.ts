@@ -4,23 +4,32 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
-import type { StackConfig } from './config';
+import { TIER_TAG } from './stack-config';
 
 export const REQUIRED_TAG_KEYS = ['project', 'stack', 'owner', 'cost-center'] as const;
+
+/** What the provider and its default tags are made from. */
+export interface AwsContextConfig {
+  readonly stack: string;
+  readonly tier: string;
+  readonly owner: string;
+  readonly costCenter: string;
+  readonly region: string;
+}
 
 export interface AwsContext {
   readonly provider: aws.Provider;
   readonly region: string;
   readonly accountId: pulumi.Output<string>;
   readonly partition: pulumi.Output<string>;
-  readonly tags: Readonly<Record<(typeof REQUIRED_TAG_KEYS)[number], string>>;
+  readonly tags: Readonly<Record<(typeof REQUIRED_TAG_KEYS)[number] | typeof TIER_TAG, string>>;
 }
 
-export function standardTags(cfg: StackConfig): AwsContext['tags'] {
-  return { project: 'pricesense', stack: cfg.stack, owner: cfg.owner, 'cost-center': cfg.costCenter };
+export function standardTags(cfg: AwsContextConfig): AwsContext['tags'] {
+  return { project: 'pricesense', stack: cfg.stack, owner: cfg.owner, 'cost-center': cfg.costCenter, [TIER_TAG]: cfg.tier };
 }
 
-export function createAwsContext(cfg: StackConfig): AwsContext {
+export function createAwsContext(cfg: AwsContextConfig): AwsContext {
   const tags = standardTags(cfg);
   const provider = new aws.Provider('aws', {
     region: cfg.region as aws.Region,

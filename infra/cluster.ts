@@ -7,7 +7,6 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import * as eks from '@pulumi/eks';
-import * as k8s from '@pulumi/kubernetes';
 import type { NodeGroupSettings } from './config';
 import type { AwsContext } from './aws-context';
 
@@ -17,6 +16,7 @@ export interface ClusterArgs {
   readonly vpcId: pulumi.Input<string>;
   readonly privateSubnetIds: pulumi.Input<string>[];
   readonly publicSubnetIds: pulumi.Input<string>[];
+  /** Empty: no public endpoint at all (the API server is reached from inside the VPC only). */
   readonly publicAccessCidrs: string[];
   readonly adminRoleArns: string[];
   readonly logTypes: string[];
@@ -40,7 +40,8 @@ export class Cluster extends pulumi.ComponentResource {
   readonly oidcProviderArn: pulumi.Output<string>;
   /** Issuer host and path, without https:// (the form IAM condition keys use). */
   readonly oidcIssuer: pulumi.Output<string>;
-  readonly k8sProvider: k8s.Provider;
+  /** Security group on the API server's network interfaces in the VPC: in-VPC clients are let in here. */
+  readonly clusterSecurityGroupId: pulumi.Output<string>;
   readonly nodeGroupNames: string[];
 
   constructor(name: string, args: ClusterArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -83,11 +84,11 @@ export class Cluster extends pulumi.ComponentResource {
       authenticationMode: eks.AuthenticationMode.Api,
       accessEntries,
       createOidcProvider: true,
-      // Nodes have no route to the internet, so they reach the API server privately;
-      // the public endpoint serves operators from the configured CIDRs only.
+      // Nodes and the in-VPC deployer (deployer.ts) reach the API server privately. A public
+      // endpoint exists only when operators' CIDRs are configured, and admits only those.
       endpointPrivateAccess: true,
-      endpointPublicAccess: true,
-      publicAccessCidrs: args.publicAccessCidrs,
+      endpointPublicAccess: args.publicAccessCidrs.length > 0,
+      ...(args.publicAccessCidrs.length > 0 ? { publicAccessCidrs: args.publicAccessCidrs } : {}),
       enabledClusterLogTypes: args.logTypes,
       // The core add-ons below are EKS managed add-ons; nothing is installed behind our back.
       bootstrapSelfManagedAddons: false,
@@ -101,6 +102,7 @@ export class Cluster extends pulumi.ComponentResource {
     this.kubeconfig = pulumi.secret(cluster.kubeconfigJson);
     this.oidcProviderArn = cluster.oidcProviderArn;
     this.oidcIssuer = cluster.oidcIssuer;
+    this.clusterSecurityGroupId = cluster.clusterSecurityGroupId;
 
     const addon = (addonName: string, extra: Partial<aws.eks.AddonArgs>, dependsOn: pulumi.Resource[]): aws.eks.Addon =>
       new aws.eks.Addon(`${name}-${addonName}`, {
@@ -155,11 +157,6 @@ export class Cluster extends pulumi.ComponentResource {
     addon('amazon-cloudwatch-observability', {
       podIdentityAssociations: [{ roleArn: cwAgentRole.arn, serviceAccount: 'cloudwatch-agent' }],
     }, [...groups, podIdentityAgent, cwAgentPolicy]);
-
-    this.k8sProvider = new k8s.Provider(`${name}-k8s`, {
-      kubeconfig: cluster.kubeconfigJson,
-      enableServerSideApply: true,
-    }, { parent: this, dependsOn: groups });
 
     this.registerOutputs({ clusterName: this.clusterName, oidcProviderArn: this.oidcProviderArn });
   }

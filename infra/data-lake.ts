@@ -6,6 +6,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import type { Tier } from './config';
+import { DATA_RETENTION } from './teardown';
 
 /** Zones of the lake (mirrors etl/lake/types.ts LAKE_ZONES; infra does not import app code). */
 export const LAKE_PREFIXES = ['raw', 'silver', 'gold', 'artifacts', 'logs', 'tmp'] as const;
@@ -13,11 +14,18 @@ export type LakePrefix = (typeof LAKE_PREFIXES)[number];
 
 export interface DataLakeArgs {
   readonly tier: Tier;
+  readonly stack: string;
+  readonly accountId: pulumi.Input<string>;
   readonly tmpExpireDays: number;
   readonly logsInfrequentAccessDays: number;
   readonly logsExpireDays: number;
   readonly rawGlacierIrDays: number;
   readonly noncurrentVersionExpireDays: number;
+}
+
+/** The stable name of a retained lake bucket: unique per account and stack, the same on every recreation. */
+export function lakeBucketName(stack: string, accountId: pulumi.Input<string>): pulumi.Output<string> {
+  return pulumi.interpolate`pricesense-lake-${stack}-${accountId}`;
 }
 
 export class DataLake extends pulumi.ComponentResource {
@@ -26,13 +34,16 @@ export class DataLake extends pulumi.ComponentResource {
 
   constructor(name: string, args: DataLakeArgs, opts?: pulumi.ComponentResourceOptions) {
     super('pricesense:infra:DataLake', name, {}, opts);
-    // prod keeps its data when the stack is destroyed (the bucket and everything that
-    // guards it, so a retained bucket is never left unprotected); dev is disposable.
-    const keep: pulumi.CustomResourceOptions = { parent: this, retainOnDelete: args.tier === 'prod' };
+    // The bucket and everything that guards it share one retention (teardown.ts), so a
+    // retained or protected bucket is never left without its public access block or policy.
+    const retention = DATA_RETENTION[args.tier];
+    const keep: pulumi.CustomResourceOptions = { parent: this, protect: retention.protect, retainOnDelete: retention.retainOnDelete };
 
     const bucket = new aws.s3.Bucket(`${name}`, {
-      bucketPrefix: `pricesense-lake-${args.tier}-`,
-      forceDestroy: args.tier === 'dev',
+      // A retained bucket outlives its stack: a stable name lets a recreated stack import it
+      // (docs/infra.md, "Teardown, stack by stack"). Elsewhere a prefix avoids name clashes.
+      ...(retention.retainOnDelete ? { bucket: lakeBucketName(args.stack, args.accountId) } : { bucketPrefix: `pricesense-lake-${args.stack}-` }),
+      forceDestroy: retention.forceDestroy,
     }, keep);
     this.bucketName = bucket.bucket;
     this.bucketArn = bucket.arn;

@@ -8,11 +8,15 @@ import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import type { DataLake } from './data-lake';
 import { serviceAssumeRolePolicy, type AwsContext } from './aws-context';
+import type { Tier } from './config';
+import { DATA_RETENTION } from './teardown';
 
 export interface ModelRegistryArgs {
+  readonly tier: Tier;
   readonly stack: string;
   readonly lake: DataLake;
-  readonly imageRepositoryArn: pulumi.Input<string>;
+  /** The shared jobs image repository the SageMaker jobs pull from. */
+  readonly jobsRepositoryArn: pulumi.Input<string>;
   readonly aws: AwsContext;
 }
 
@@ -36,11 +40,15 @@ export class ModelRegistry extends pulumi.ComponentResource {
     const parent = { parent: this };
     const { lake, aws: ctx } = args;
 
+    // The group holds the approval history: protected in stage and prod, retained in prod.
+    // SageMaker refuses to delete a group that still has versions, so a dev teardown
+    // deletes the versions first (.github/scripts/teardown.sh).
+    const retention = DATA_RETENTION[args.tier];
     const group = new aws.sagemaker.ModelPackageGroup(`${name}`, {
       // Lowercase: SageMaker lowercases names inside ARNs, and IAM matches ARNs case-sensitively.
       modelPackageGroupName: `pricesense-${args.stack}`,
       modelPackageGroupDescription: `pricesense price-sensitivity models (${args.stack})`,
-    }, parent);
+    }, { ...parent, protect: retention.protect, retainOnDelete: retention.retainOnDelete });
     this.groupName = group.modelPackageGroupName;
     this.groupArn = group.arn;
 
@@ -89,7 +97,7 @@ export class ModelRegistry extends pulumi.ComponentResource {
             Sid: 'PullTrainingImage',
             Effect: 'Allow',
             Action: ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'],
-            Resource: args.imageRepositoryArn,
+            Resource: args.jobsRepositoryArn,
           },
           {
             // GetAuthorizationToken has no resource-level permissions in IAM.

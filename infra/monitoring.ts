@@ -8,6 +8,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import type { AwsContext } from './aws-context';
+import { APP_NAME, APP_NAMESPACE, CONTAINER_NAME } from './app-contract';
 
 /**
  * The request-log contract with the API (api/app.ts): one pino JSON line per request,
@@ -15,8 +16,6 @@ import type { AwsContext } from './aws-context';
  * `ms`. Fluent Bit nests the parsed line under `log_processed`.
  */
 export const API_LOG_FIELDS = { message: 'request', status: 'status', latencyMs: 'ms' } as const;
-export const APP_NAMESPACE = 'mlops';
-export const APP_NAME = 'pricesense-api';
 export const CONTAINER_INSIGHTS_LOG_STREAMS = ['application', 'dataplane', 'host', 'performance'] as const;
 
 export interface MonitoringArgs {
@@ -37,7 +36,7 @@ export function eventRulePrefix(stack: string): string {
 }
 
 function logFilter(extra: string): string {
-  return `{ ($.kubernetes.namespace_name = "${APP_NAMESPACE}") && ($.kubernetes.container_name = "api") && ($.log_processed.msg = "${API_LOG_FIELDS.message}") && (${extra}) }`;
+  return `{ ($.kubernetes.namespace_name = "${APP_NAMESPACE}") && ($.kubernetes.container_name = "${CONTAINER_NAME}") && ($.log_processed.msg = "${API_LOG_FIELDS.message}") && (${extra}) }`;
 }
 
 export class Monitoring extends pulumi.ComponentResource {

@@ -21,12 +21,53 @@ export const INTERFACE_ENDPOINT_SERVICES = [
   'sagemaker.api', // model registry reads from the API
   'sagemaker.runtime',
   'eks-auth', // EKS Pod Identity (the CloudWatch agent's credentials)
+  'kms', // the in-VPC deployer: Pulumi stack secrets (awskms secrets provider)
 ] as const;
+
+/**
+ * Zones EKS refuses control-plane subnets in (UnsupportedAvailabilityZoneException), by
+ * zone ID: https://docs.aws.amazon.com/eks/latest/userguide/network-reqs.html. Zone *names*
+ * map to different physical zones in every account, so a name-based list cannot express
+ * this; IDs can.
+ */
+export const EKS_UNSUPPORTED_ZONE_IDS: readonly string[] = ['use1-az3', 'usw1-az2', 'cac1-az3'];
+
+export interface AvailableZones {
+  readonly names: readonly string[];
+  readonly zoneIds: readonly string[];
+}
+
+export interface Zone {
+  readonly name: string;
+  readonly id: string;
+}
+
+/**
+ * The first `count` zones (in the region's zone ID order) that are neither unsupported by EKS
+ * nor excluded by config. Throws with what was available, what was excluded and what to change.
+ */
+export function selectZones(available: AvailableZones, count: number, exclude: readonly string[], region: string): Zone[] {
+  const excluded = new Set([...EKS_UNSUPPORTED_ZONE_IDS, ...exclude]);
+  const zones = available.zoneIds
+    .map((id, i) => ({ id, name: available.names[i] }))
+    .sort((a, b) => a.id.localeCompare(b.id, 'en', { numeric: true }));
+  const usable = zones.filter((z) => !excluded.has(z.id));
+  if (usable.length < count) {
+    const skipped = zones.filter((z) => excluded.has(z.id)).map((z) => z.id);
+    throw new Error(
+      `region ${region} has ${usable.length} usable availability zone(s) (${usable.map((z) => z.id).join(', ') || 'none'}; excluded: ${skipped.join(', ') || 'none'}); ` +
+        `network.azCount asks for ${count}: lower pricesense:network.azCount or shorten pricesense:network.excludeZoneIds`,
+    );
+  }
+  return usable.slice(0, count);
+}
 
 export interface NetworkArgs {
   readonly cidr: string;
   readonly azCount: number;
   readonly endpointAzCount: number;
+  /** Zone IDs never used, on top of EKS_UNSUPPORTED_ZONE_IDS. */
+  readonly excludeZoneIds: readonly string[];
   readonly region: string;
   /** Subnets carry the cluster tag so EKS and its load balancer controller find them. */
   readonly clusterName: string;
@@ -44,22 +85,22 @@ export class Network extends pulumi.ComponentResource {
   readonly publicSubnetIds: pulumi.Output<string>[];
   readonly privateRouteTableId: pulumi.Output<string>;
   readonly endpointSecurityGroupId: pulumi.Output<string>;
+  /** The S3 gateway endpoint's prefix list: what an egress rule to S3 names. */
+  readonly s3PrefixListId: pulumi.Output<string>;
+  readonly cidr: string;
 
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super('pricesense:infra:Network', name, {}, opts);
     const parent = { parent: this };
 
-    const zones = aws.getAvailabilityZonesOutput(
+    this.cidr = args.cidr;
+    // Local and Wavelength zones are opt-in; only the region's own zones qualify.
+    const available = aws.getAvailabilityZonesOutput(
       { state: 'available', filters: [{ name: 'opt-in-status', values: ['opt-in-not-required'] }] },
       parent,
     );
-    const azName = (i: number): pulumi.Output<string> =>
-      zones.names.apply((names) => {
-        if (names.length < args.azCount) {
-          throw new Error(`region ${args.region} has ${names.length} availability zones; network.azCount asks for ${args.azCount}`);
-        }
-        return names[i];
-      });
+    const zones = available.apply((z) => selectZones(z, args.azCount, args.excludeZoneIds, args.region));
+    const zoneId = (i: number): pulumi.Output<string> => zones.apply((zs) => zs[i].id);
 
     const vpc = new aws.ec2.Vpc(`${name}-vpc`, {
       cidrBlock: args.cidr,
@@ -82,7 +123,7 @@ export class Network extends pulumi.ComponentResource {
     for (let i = 0; i < args.azCount; i++) {
       const priv = new aws.ec2.Subnet(`${name}-private-${i}`, {
         vpcId: vpc.id,
-        availabilityZone: azName(i),
+        availabilityZoneId: zoneId(i),
         cidrBlock: subnetCidr(args.cidr, 'private', i),
         mapPublicIpOnLaunch: false,
         tags: { Name: `${name}-private-${i}`, 'kubernetes.io/role/internal-elb': '1', tier: 'private', ...clusterTag },
@@ -92,7 +133,7 @@ export class Network extends pulumi.ComponentResource {
 
       const pub = new aws.ec2.Subnet(`${name}-public-${i}`, {
         vpcId: vpc.id,
-        availabilityZone: azName(i),
+        availabilityZoneId: zoneId(i),
         cidrBlock: subnetCidr(args.cidr, 'public', i),
         // Load balancers get their addresses from AWS; nothing here needs an auto-assigned public IP.
         mapPublicIpOnLaunch: false,
@@ -117,13 +158,14 @@ export class Network extends pulumi.ComponentResource {
     }, parent);
     this.endpointSecurityGroupId = endpointSg.id;
 
-    new aws.ec2.VpcEndpoint(`${name}-s3`, {
+    const s3 = new aws.ec2.VpcEndpoint(`${name}-s3`, {
       vpcId: vpc.id,
       serviceName: `com.amazonaws.${args.region}.s3`,
       vpcEndpointType: 'Gateway',
       routeTableIds: [privateRt.id],
       tags: { Name: `${name}-s3` },
     }, parent);
+    this.s3PrefixListId = s3.prefixListId;
 
     // Interface endpoints are billed per AZ-hour: endpointAzCount < azCount trades some
     // cross-AZ traffic for a lower bill (dev); prod puts one in every AZ.

@@ -1,18 +1,22 @@
 /**
- * Wires the components together in dependency order. One component per concern; later
- * concerns (the SageMaker pipeline and its EventBridge rule) plug in as extensions that
- * receive the built platform, so adding them touches no existing component.
+ * The platform project: every AWS resource of one environment, wired in dependency order.
+ * It talks to AWS APIs only, so it runs anywhere (a GitHub-hosted runner, a laptop); the
+ * Kubernetes objects belong to the app project (infra/app), run by the in-VPC deployer
+ * this project creates. One component per concern; later concerns (the SageMaker pipeline
+ * and its EventBridge rule) plug in as extensions that receive the built platform.
  */
 import * as pulumi from '@pulumi/pulumi';
 import type { StackConfig } from './config';
 import { type AwsContext, createAwsContext } from './aws-context';
 import { Network } from './network';
 import { DataLake } from './data-lake';
-import { ImageRegistry } from './image-registry';
+import { imageIn, lookupImageRepositories, type RepositoryRef } from './image-registry';
+import type { ImageName } from './images';
 import { ModelRegistry, modelPackageGroupArn } from './model-registry';
 import { Monitoring } from './monitoring';
 import { Cluster } from './cluster';
-import { App } from './app';
+import { ApiIdentity } from './api-identity';
+import { Deployer } from './deployer';
 import { Cost } from './cost';
 
 export interface Platform {
@@ -20,12 +24,14 @@ export interface Platform {
   readonly aws: AwsContext;
   readonly network: Network;
   readonly lake: DataLake;
-  readonly imageRegistry: ImageRegistry;
+  /** The shared repositories (delivery bootstrap), looked up. */
+  readonly images: Record<ImageName, RepositoryRef>;
   readonly modelRegistry: ModelRegistry;
   readonly monitoring: Monitoring;
   readonly cluster: Cluster;
-  /** Absent until an image is configured (app.image.tag or app.image.digest). */
-  readonly app: App | undefined;
+  readonly apiIdentity: ApiIdentity;
+  /** Absent until a deployer image is configured (images.deployer). */
+  readonly deployer: Deployer | undefined;
   readonly cost: Cost;
 }
 
@@ -48,16 +54,18 @@ export function buildPlatform(cfg: StackConfig): Platform {
     cidr: cfg.network.cidr,
     azCount: cfg.network.azCount,
     endpointAzCount: cfg.network.endpointAzCount,
+    excludeZoneIds: cfg.network.excludeZoneIds,
     region: cfg.region,
     clusterName,
   }, aws);
 
-  const lake = new DataLake('lake', { tier: cfg.tier, ...cfg.lake }, aws);
-  const imageRegistry = new ImageRegistry('images', { tier: cfg.tier, stack: cfg.stack, ...cfg.imageRegistry }, aws);
+  const lake = new DataLake('lake', { tier: cfg.tier, stack: cfg.stack, accountId: ctx.accountId, ...cfg.lake }, aws);
+  const images = lookupImageRepositories(ctx.provider);
   const modelRegistry = new ModelRegistry('models', {
+    tier: cfg.tier,
     stack: cfg.stack,
     lake,
-    imageRepositoryArn: imageRegistry.repositoryArn,
+    jobsRepositoryArn: images.jobs.arn,
     aws: ctx,
   }, aws);
 
@@ -83,30 +91,34 @@ export function buildPlatform(cfg: StackConfig): Platform {
     logGroups: monitoring.logGroups,
   }, { ...aws, dependsOn: [network] });
 
-  const hasImage = cfg.app.image.tag !== undefined || cfg.app.image.digest !== undefined;
-  if (!hasImage) {
-    pulumi.log.info('app.image is not set: skipping the API deployment (push an image, then set pricesense:app.image.tag)');
+  const apiIdentity = new ApiIdentity('api', {
+    lakeBucketArn: lake.bucketArn,
+    modelPackageGroupName: modelRegistry.groupName,
+    modelPackageGroupArn: modelPackageGroupArn(ctx, modelRegistry.groupName),
+    oidcProviderArn: cluster.oidcProviderArn,
+    oidcIssuer: cluster.oidcIssuer,
+    aws: ctx,
+  }, aws);
+
+  const deployerImage = imageIn(images.deployer, cfg.images.deployer);
+  if (deployerImage === undefined) {
+    pulumi.log.info('images.deployer is not set: skipping the in-VPC deployer (the release workflow sets it; see docs/infra.md, "Deploying to a private cluster")');
   }
-  const app = hasImage
-    ? new App('app', {
-        tier: cfg.tier,
-        image: cfg.app.image,
-        repositoryUrl: imageRegistry.repositoryUrl,
-        lakeBucketName: lake.bucketName,
-        lakeBucketArn: lake.bucketArn,
-        modelPackageGroupName: modelRegistry.groupName,
-        modelPackageGroupArn: modelPackageGroupArn(ctx, modelRegistry.groupName),
-        oidcProviderArn: cluster.oidcProviderArn,
-        oidcIssuer: cluster.oidcIssuer,
-        publicEndpoint: cfg.app.publicEndpoint,
-        publicEndpointCidrs: cfg.app.publicEndpointCidrs,
-        minReplicas: cfg.app.minReplicas,
-        maxReplicas: cfg.app.maxReplicas,
-        targetCpuPercent: cfg.app.targetCpuPercent,
-        scaleDownStabilizationSeconds: cfg.app.scaleDownStabilizationSeconds,
-        resources: cfg.app,
-        k8sProvider: cluster.k8sProvider,
+  const deployer = deployerImage !== undefined
+    ? new Deployer('deployer', {
+        stack: cfg.stack,
+        clusterName,
+        image: deployerImage,
+        imageRepositoryArn: images.deployer.arn,
+        vpcId: network.vpcId,
+        vpcCidr: network.cidr,
+        privateSubnetIds: network.privateSubnetIds,
+        s3PrefixListId: network.s3PrefixListId,
+        clusterSecurityGroupId: cluster.clusterSecurityGroupId,
+        settings: cfg.deployer,
+        logRetentionDays: cfg.monitoring.logRetentionDays,
         aws: ctx,
+        cluster,
       }, aws)
     : undefined;
 
@@ -123,15 +135,17 @@ export function buildPlatform(cfg: StackConfig): Platform {
     cluster,
   }, aws);
 
-  return { config: cfg, aws: ctx, network, lake, imageRegistry, modelRegistry, monitoring, cluster, app, cost };
+  return { config: cfg, aws: ctx, network, lake, images, modelRegistry, monitoring, cluster, apiIdentity, deployer, cost };
 }
 
-/** The names other parts of pricesense consume (CLI, CI, the API's environment). */
+/**
+ * The names other parts of pricesense consume: the app project (through a StackReference),
+ * the CLI, CI and the API's environment.
+ */
 export function stackOutputs(p: Platform): Record<string, pulumi.Input<unknown>> {
   return {
-    apiEndpoint: p.app?.endpoint,
-    apiImage: p.app?.image,
-    ecrRepositoryUrl: p.imageRegistry.repositoryUrl,
+    apiRepositoryUrl: p.images.api.url,
+    apiRoleArn: p.apiIdentity.roleArn,
     lakeBucket: p.lake.bucketName,
     lakeUri: pulumi.interpolate`s3://${p.lake.bucketName}`,
     modelPackageGroup: p.modelRegistry.groupName,
@@ -139,9 +153,12 @@ export function stackOutputs(p: Platform): Record<string, pulumi.Input<unknown>>
     sagemakerExecutionRoleArn: p.modelRegistry.executionRoleArn,
     clusterName: p.cluster.clusterName,
     kubeconfig: p.cluster.kubeconfig,
+    deployerProject: p.deployer?.projectName,
+    deployerImage: p.deployer?.image,
     alertTopicArn: p.monitoring.alertTopicArn,
     dashboardName: p.monitoring.dashboardName,
     region: p.config.region,
+    tier: p.config.tier,
   };
 }
 

@@ -18,7 +18,7 @@ import type { DataLake } from './data-lake';
 import { type ModelRegistry, modelPackagesArn } from './model-registry';
 import { eventRulePrefix } from './monitoring';
 import type { Platform, PlatformExtension } from './platform';
-import { imageRef } from './app';
+import { imageIn } from './image-registry';
 import { buildPipelineDefinition, type PipelineDefinitionParams } from './sagemaker-pipeline-definition';
 
 export type PipelineSettings = StackConfig['pipeline'];
@@ -177,21 +177,22 @@ export class SageMakerPipeline extends pulumi.ComponentResource {
 /** The platform extension wired in infra/index.ts. */
 export const sagemakerPipelineExtension: PlatformExtension = (p: Platform) => {
   const cfg = p.config;
-  const repo = p.imageRegistry.repositoryUrl;
-  const jobsTag = cfg.pipeline.jobsImageTag ?? (cfg.app.image.tag !== undefined ? `${cfg.app.image.tag}-jobs` : undefined);
-  const hasApiImage = cfg.app.image.tag !== undefined || cfg.app.image.digest !== undefined;
+  // The release's images from the shared repositories, by digest outside dev (config.ts):
+  // a retrain registers the API image that was smoke-tested, not whatever a tag points to now.
+  const jobsImage = imageIn(p.images.jobs, cfg.images.jobs);
+  const apiImage = imageIn(p.images.api, cfg.images.api);
   const pipeline = new SageMakerPipeline('pipeline', {
     stack: cfg.stack,
     settings: cfg.pipeline,
     lake: p.lake,
     modelRegistry: p.modelRegistry,
-    jobsImage: jobsTag !== undefined ? pulumi.interpolate`${repo}:${jobsTag}` : undefined,
-    apiImage: hasApiImage ? imageRef(repo, cfg.app.image) : undefined,
+    jobsImage,
+    apiImage,
     alertTopicArn: p.monitoring.alertTopicArn,
     aws: p.aws,
   }, { providers: { aws: p.aws.provider } });
-  if (jobsTag === undefined) {
-    pulumi.log.info('neither pipeline.jobsImageTag nor app.image.tag is set: the SageMaker pipeline has no default JobsImage; pass --param JobsImage=<image> when starting it');
+  if (jobsImage === undefined) {
+    pulumi.log.info('images.jobs is not set: the SageMaker pipeline has no default JobsImage; pass --param JobsImage=<image> when starting it');
   }
-  return { sagemakerPipelineName: pipeline.pipelineName };
+  return { sagemakerPipelineName: pipeline.pipelineName, pipelineApiImage: apiImage ?? null, pipelineJobsImage: jobsImage ?? null };
 };

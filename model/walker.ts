@@ -143,7 +143,26 @@ export class CompiledForest {
    * is) — in blocks: each block is encoded once, then walked tree by tree.
    */
   predictBatch(rows: readonly RawRow[] | ColumnarRows): BatchPrediction {
-    const n = isColumnar(rows) ? rows.rows : rows.length;
+    if (isColumnar(rows)) return this.scoreBlocks(rows.rows, (start, count, V) => this.encoder.encodeColumns(rows, start, count, V));
+    return this.scoreBlocks(rows.length, (start, count, V) => this.encoder.encodeRows(rows, start, count, V));
+  }
+
+  /** Feature values of raw rows (see encode), row-major n×F: the matrix the ONNX export of this forest takes. */
+  encodeBatch(rows: readonly RawRow[]): { x: Float64Array; n: number } {
+    const F = this.F;
+    const x = new Float64Array(rows.length * F);
+    rows.forEach((row, r) => {
+      for (let f = 0; f < F; f++) x[r * F + f] = this.encoder.value(f, row == null ? undefined : row[this.encoder.names[f]]);
+    });
+    return { x, n: rows.length };
+  }
+
+  /** predictBatch over feature values (encodeBatch's matrix, n rows). */
+  predictBatchEncoded(x: Float64Array, n: number): BatchPrediction {
+    return this.scoreBlocks(n, (start, count, V) => this.encoder.encodeValues(x, start, count, V));
+  }
+
+  private scoreBlocks(n: number, encodeBlock: (start: number, count: number, V: Int32Array) => void): BatchPrediction {
     const K = this.K;
     const probabilities = new Float64Array(n * K);
     const classIndex = new Int32Array(n);
@@ -154,8 +173,7 @@ export class CompiledForest {
     const winnerCount = new Float64Array(block);
     for (let start = 0; start < n; start += block) {
       const count = Math.min(block, n - start);
-      if (isColumnar(rows)) this.encoder.encodeColumns(rows, start, count, V);
-      else this.encoder.encodeRows(rows, start, count, V);
+      encodeBlock(start, count, V);
       scoreBlock(this.packed, this.firstToReach, V, stride, count, pos, winnerCount, start, probabilities, classIndex);
     }
     const labels = new Array<string>(n);

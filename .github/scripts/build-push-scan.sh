@@ -1,34 +1,49 @@
 #!/usr/bin/env bash
-# Build the API image and the SageMaker jobs image, push them under immutable tags,
-# wait for ECR's scan-on-push results and fail on any CRITICAL finding.
-# Env: REGISTRY (account.dkr.ecr.region.amazonaws.com), REPOSITORY, TAG.
+# Build the three images of a release (the API runtime, the SageMaker jobs image, the in-VPC
+# deployer), push each once to its shared repository under an immutable tag, wait for ECR's
+# scan-on-push result and fail on any CRITICAL finding. Every environment then deploys the
+# digests written here, never a tag: what dev scanned and smoke-tested is what prod runs.
+# Env: REGISTRY (account.dkr.ecr.region.amazonaws.com), TAG; GITHUB_OUTPUT receives
+# api_digest, jobs_digest, deployer_digest (stdout when unset).
 set -euo pipefail
-: "${REGISTRY:?}" "${REPOSITORY:?}" "${TAG:?}"
+: "${REGISTRY:?}" "${TAG:?}"
+out="${GITHUB_OUTPUT:-/dev/stdout}"
 
-# build_push_scan <tag> [docker build args…]
+# build_push_scan <name> <repository> [docker build args…]
 build_push_scan() {
-  local t="$1"; shift
-  local image="${REGISTRY}/${REPOSITORY}:${t}"
+  local name="$1" repository="$2"
+  shift 2
+  local image="${REGISTRY}/${repository}:${TAG}"
   # Tags are immutable: a re-run of the same ref reuses the image already pushed.
-  if aws ecr describe-images --repository-name "$REPOSITORY" --image-ids imageTag="$t" >/dev/null 2>&1; then
+  if aws ecr describe-images --repository-name "$repository" --image-ids imageTag="$TAG" >/dev/null 2>&1; then
     echo "image ${image} already exists; not rebuilding"
   else
     docker build --pull "$@" -t "$image" .
     docker push "$image"
   fi
-  aws ecr wait image-scan-complete --repository-name "$REPOSITORY" --image-id imageTag="$t"
+  aws ecr wait image-scan-complete --repository-name "$repository" --image-id imageTag="$TAG"
   local critical
-  critical=$(aws ecr describe-image-scan-findings --repository-name "$REPOSITORY" --image-id imageTag="$t" \
+  critical=$(aws ecr describe-image-scan-findings --repository-name "$repository" --image-id imageTag="$TAG" \
     --query 'imageScanFindings.findingSeverityCounts.CRITICAL' --output text)
   if [ "$critical" != "None" ] && [ "$critical" != "0" ]; then
     echo "::error::${image} has ${critical} CRITICAL vulnerabilities; not deploying"
-    aws ecr describe-image-scan-findings --repository-name "$REPOSITORY" --image-id imageTag="$t" \
+    # shellcheck disable=SC2016 # the backticks are a JMESPath literal, not a shell expansion
+    aws ecr describe-image-scan-findings --repository-name "$repository" --image-id imageTag="$TAG" \
       --query 'imageScanFindings.findings[?severity==`CRITICAL`].[name,uri]' --output table || true
     exit 1
   fi
-  echo "scan clean of critical findings: ${image}"
+  local digest
+  digest=$(aws ecr describe-images --repository-name "$repository" --image-ids imageTag="$TAG" --query 'imageDetails[0].imageDigest' --output text)
+  if ! [[ "$digest" =~ ^sha256:[a-f0-9]{64}$ ]]; then
+    echo "::error::ECR returned no digest for ${image} (got '${digest}')"
+    exit 1
+  fi
+  echo "scan clean of critical findings: ${REGISTRY}/${repository}@${digest} (${TAG})"
+  echo "${name}_digest=${digest}" >> "$out"
 }
 
-# The API image (default target) and the SageMaker jobs image the pipeline defaults to (<tag>-jobs).
-build_push_scan "$TAG" --build-arg "CODE_VERSION=${GITHUB_SHA:-unknown}"
-build_push_scan "${TAG}-jobs" --target jobs --build-arg "CODE_VERSION=${GITHUB_SHA:-unknown}"
+# Repository names: infra/images.ts (IMAGE_REPOSITORIES), created by the delivery bootstrap.
+code_version="CODE_VERSION=${GITHUB_SHA:-unknown}"
+build_push_scan api pricesense/api --build-arg "$code_version"
+build_push_scan jobs pricesense/jobs --target jobs --build-arg "$code_version"
+build_push_scan deployer pricesense/deployer -f infra/deployer/Dockerfile --build-arg "$code_version"

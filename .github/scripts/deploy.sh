@@ -1,58 +1,58 @@
 #!/usr/bin/env bash
-# Deploy one image tag to one stack, smoke-test it, and roll back to the previous
-# tag if the smoke test fails.  Usage: deploy.sh <stack> <image-tag>
-# Needs: Pulumi CLI (logged in to the backend), AWS credentials, kubectl, npm ci done.
+# Deploy one release to one environment, by digest:
+#   1. the platform stack, from here (AWS APIs only): its image references (the SageMaker
+#      pipeline's defaults, the deployer's build image) become this release's digests;
+#   2. the app stack, from inside the VPC (a build of the environment's deployer): `pulumi up`
+#      with the policy pack, the smoke test through the private API server, and the app's
+#      rollback to the previous digest when either fails (infra/deployer/in-vpc.sh).
+# When 2 fails, the platform's image references go back to the previous release as well.
+# Usage: deploy.sh <stack> <api-digest> <jobs-digest> <deployer-digest>
+# Needs: the Pulumi CLI logged in to the backend, the environment's deploy role, npm ci done.
 set -euo pipefail
 stack="${1:?stack (dev|stage|prod)}"
-tag="${2:?image tag}"
+api="${2:?API image digest}"
+jobs="${3:?jobs image digest}"
+deployer="${4:?deployer image digest}"
+for digest in "$api" "$jobs" "$deployer"; do
+  if ! [[ "$digest" =~ ^sha256:[a-f0-9]{64}$ ]]; then
+    echo "::error::not an image digest: '${digest}' (environments deploy digests, never tags)"
+    exit 2
+  fi
+done
+here="$(cd "$(dirname "$0")" && pwd)"
 pulumi stack select "$stack"
 
-# The tag running now comes from the stack's state (its apiImage output), not from the
-# checked-out Pulumi.<stack>.yaml: CI never commits the tag it sets.
-previous_image=$(pulumi stack output apiImage 2>/dev/null || true)
-previous=""
-case "$previous_image" in
-  *@sha256:*|""|null) ;;                    # deployed by digest, or never deployed: nothing to roll back to by tag
-  *:*) previous="${previous_image##*:}" ;;
-esac
-echo "deploying ${tag} to ${stack} (previous: ${previous:-none})"
+# The release running now, from the stack's state (CI never commits the digests it sets).
+digest_of() {
+  local ref
+  ref=$(pulumi stack output "$1" 2>/dev/null || true)
+  case "$ref" in
+    *@sha256:*) echo "${ref##*@}" ;;
+    *) echo "" ;;
+  esac
+}
+previous_api=$(digest_of pipelineApiImage)
+previous_jobs=$(digest_of pipelineJobsImage)
+previous_deployer=$(digest_of deployerImage)
 
-deploy() {
-  pulumi config set --path 'pricesense:app.image.tag' "$1"
-  pulumi up --yes --skip-preview --diff=false
+platform_up() {
+  pulumi config set --path 'pricesense:images.api.digest' "$1"
+  pulumi config set --path 'pricesense:images.jobs.digest' "$2"
+  pulumi config set --path 'pricesense:images.deployer.digest' "$3"
+  pulumi up --yes --policy-pack infra/policies
 }
 
-smoke() {
-  local url pf_pid=""
-  url=$(pulumi stack output apiEndpoint 2>/dev/null || true)
-  if [ -z "$url" ] || [ "$url" = "null" ]; then
-    # No public endpoint (the default outside demos): go through the Kubernetes API.
-    aws eks update-kubeconfig --name "$(pulumi stack output clusterName)" --alias "pricesense-${stack}" >/dev/null
-    kubectl -n mlops rollout status deployment/pricesense-api --timeout=10m
-    kubectl -n mlops port-forward service/pricesense-api 18080:8080 >/dev/null 2>&1 &
-    pf_pid=$!
-    url="http://127.0.0.1:18080"
-  fi
-  local rc=0
-  npx pricesense smoke-test --url "$url" --timeout 300 || rc=$?
-  [ -n "$pf_pid" ] && kill "$pf_pid" 2>/dev/null || true
-  return "$rc"
-}
+echo "platform ${stack}: api ${api}, jobs ${jobs}, deployer ${deployer} (previous api: ${previous_api:-none})"
+platform_up "$api" "$jobs" "$deployer"
 
-# A crash-looping or unpullable image fails `pulumi up` itself (the Deployment never
-# becomes ready), so a failed deploy and a failed smoke test both lead to the rollback.
-if deploy "$tag" && smoke; then
-  echo "::notice::${stack} serves ${tag}"
+if bash "$here/run-in-vpc.sh" "$stack" deploy "$api"; then
+  echo "::notice::${stack} serves ${api}"
   exit 0
 fi
 
-echo "::error::deploy or smoke test failed on ${stack} with ${tag}"
-if [ -n "$previous" ] && [ "$previous" != "$tag" ]; then
-  echo "rolling ${stack} back to ${previous}"
-  if deploy "$previous" && smoke; then
-    echo "::warning::${stack} rolled back to ${previous}"
-  else
-    echo "::error::the previous image ${previous} also fails to deploy or smoke-test"
-  fi
+echo "::error::the app deploy or its smoke test failed on ${stack}; the deployer rolled the app back"
+if [ -n "$previous_api" ] && [ -n "$previous_jobs" ] && [ -n "$previous_deployer" ] && [ "$previous_api" != "$api" ]; then
+  echo "restoring the platform's image references to the previous release (api ${previous_api})"
+  platform_up "$previous_api" "$previous_jobs" "$previous_deployer" || echo "::error::restoring the previous release on the platform stack failed"
 fi
 exit 1

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { formatSummary, runDemo } from '../demo';
+import { formatSummary, runDemo, startDemoConsole } from '../demo';
 import { integer } from '../option-parsers';
 
 export function register(program: Command): void {
@@ -27,8 +27,9 @@ export function register(program: Command): void {
         keepServing,
       });
       const total = Math.round((performance.now() - started) / 100) / 10;
-      if (opts.json) process.stdout.write(`${JSON.stringify({ ...summary, totalSeconds: total }, null, 2)}\n`);
-      else process.stdout.write(`${formatSummary(summary, keepServing)}total       ${total}s\n`);
+      const ui = keepServing ? await startDemoConsole(summary) : undefined;
+      if (opts.json) process.stdout.write(`${JSON.stringify({ ...summary, totalSeconds: total, console: ui && { url: ui.running?.url ?? null, token: ui.token ?? null } }, null, 2)}\n`);
+      else process.stdout.write(`${formatSummary(summary, keepServing)}${ui?.line ?? ''}total       ${total}s\n`);
       if (!keepServing) {
         await server.close(2000);
         return;
@@ -38,6 +39,7 @@ export function register(program: Command): void {
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
+      await ui?.running?.close();
       await server.close(5000);
     });
 }

@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { load as loadYaml } from 'js-yaml';
 import { buildProgram } from '../index';
 
 /**
@@ -41,8 +42,8 @@ const lintResults: Record<string, LintResult> = {
 rmSync(brokenDir, { recursive: true, force: true });
 
 describe('GitHub workflows', () => {
-  it('has ci, release and retrain', () => {
-    expect(workflows.sort()).toEqual(['ci.yml', 'release.yml', 'retrain.yml']);
+  it('has ci, release, retrain and teardown', () => {
+    expect(workflows.sort()).toEqual(['ci.yml', 'release.yml', 'retrain.yml', 'teardown.yml']);
   });
 
   it.each(workflows)('%s lints clean with actionlint', (file) => {
@@ -63,11 +64,66 @@ describe('GitHub workflows', () => {
   for (const [, text] of texts) {
     for (const m of text.matchAll(/bash\s+(\.?[\w./-]+\.sh|\.ci\/run)/g)) scriptFiles.add(m[1]);
   }
-  for (const s of scriptFiles) if (existsSync(path.join(root, s))) scriptTexts.push(readFileSync(path.join(root, s), 'utf8'));
+  // Scripts call each other (`bash "$here/run-in-vpc.sh"`); the deployer's buildspec calls infra/deployer/in-vpc.sh.
+  const pending = [...scriptFiles, 'infra/deployer/in-vpc.sh'];
+  const shellTexts = new Map<string, string>();
+  while (pending.length > 0) {
+    const s = pending.pop() as string;
+    if (shellTexts.has(s) || !existsSync(path.join(root, s))) continue;
+    const text = readFileSync(path.join(root, s), 'utf8');
+    shellTexts.set(s, text);
+    for (const m of text.matchAll(/bash\s+"\$here\/([\w.-]+\.sh)"/g)) pending.push(path.join(path.dirname(s), m[1]));
+  }
+  scriptTexts.push(...shellTexts.values());
   for (const text of scriptTexts) {
     for (const m of text.matchAll(/npm run ([\w:-]+)/g)) npmScripts.add(m[1]);
     for (const m of text.matchAll(/npx pricesense ([a-z][a-z-]*)(?: ([a-z][a-z-]*))?/g)) cliCommands.add(m[2] ? `${m[1]} ${m[2]}` : m[1]);
   }
+
+  it('every `pulumi up` in the delivery scripts runs the policy pack', () => {
+    const ups = [...shellTexts.entries()].flatMap(([file, text]) => [...text.matchAll(/^(?!\s*#).*\bpulumi up\b.*$/gm)].map((m) => `${file}: ${m[0].trim()}`));
+    expect(ups.length).toBeGreaterThanOrEqual(2); // the platform (GitHub side) and the app (inside the VPC)
+    for (const up of ups) expect(up).toMatch(/--policy-pack (infra\/policies|\.\.\/policies)/);
+    expect([...shellTexts.keys()].sort()).toEqual(['.ci/run', '.github/scripts/build-push-scan.sh', '.github/scripts/deploy.sh', '.github/scripts/run-in-vpc.sh', '.github/scripts/teardown.sh', 'infra/deployer/in-vpc.sh']);
+  });
+
+  type Job = { environment?: string; needs?: string[] | string; if?: string; steps: { uses?: string; run?: string; with?: Record<string, unknown> }[] };
+  const jobsOf = (file: string): Record<string, Job> => (loadYaml(readFileSync(path.join(workflowDir, file), 'utf8')) as { jobs: Record<string, Job> }).jobs;
+  const assumes = (job: Job): string | undefined => job.steps.find((s) => s.uses?.startsWith('aws-actions/configure-aws-credentials'))?.with?.['role-to-assume'] as string | undefined;
+
+  it('release: the image job pushes with the push-only role of its own environment; every stack is deployed by digest in order', () => {
+    const jobs = jobsOf('release.yml');
+    expect(jobs.image.environment).toBe('images');
+    expect(assumes(jobs.image)).toBe('${{ vars.AWS_IMAGE_ROLE_ARN }}');
+    const deploys = Object.entries(jobs).filter(([, j]) => j.steps.some((s) => s.run?.includes('.github/scripts/deploy.sh')));
+    expect(deploys.map(([name, j]) => [name, j.environment])).toEqual([['deploy-dev', 'dev'], ['deploy-stage', 'stage'], ['deploy-prod', 'prod']]);
+    for (const [, j] of deploys) {
+      const step = j.steps.find((s) => s.run?.includes('deploy.sh')) as { run: string; env?: Record<string, string> };
+      expect(step.run).toBe(`bash .github/scripts/deploy.sh ${j.environment} "$API_DIGEST" "$JOBS_DIGEST" "$DEPLOYER_DIGEST"`);
+      expect(step.env).toEqual({ API_DIGEST: '${{ needs.image.outputs.api }}', JOBS_DIGEST: '${{ needs.image.outputs.jobs }}', DEPLOYER_DIGEST: '${{ needs.image.outputs.deployer }}' });
+    }
+    expect(jobs['deploy-stage'].needs).toEqual(['image', 'deploy-dev']);
+    expect(jobs['deploy-prod'].needs).toEqual(['image', 'deploy-stage']);
+  });
+
+  it('every job that assumes a deploy role runs in a GitHub environment (the roles trust nothing else)', () => {
+    for (const file of workflows) {
+      for (const [name, job] of Object.entries(jobsOf(file))) {
+        const role = assumes(job);
+        if (role !== undefined) expect([file, name, job.environment !== undefined]).toEqual([file, name, true]);
+      }
+    }
+    const all = texts.map(([, t]) => t).join('\n');
+    expect(all).not.toContain('PULUMI_CONFIG_PASSPHRASE'); // stack secrets use each environment's KMS key
+    expect(all).not.toContain('vars.ECR_REPOSITORY'); // the shared repositories are fixed (infra/images.ts)
+  });
+
+  it('teardown: manual, behind the environment, confirmed by typing the stack name', () => {
+    const job = jobsOf('teardown.yml').teardown;
+    expect(job.environment).toBe('${{ inputs.stack }}');
+    expect(job.if).toBe('inputs.confirm == inputs.stack');
+    expect(job.steps.some((s) => s.run === 'bash .github/scripts/teardown.sh "$STACK"')).toBe(true);
+  });
 
   it('calls only scripts that exist in the repository', () => {
     expect(scriptFiles.size).toBeGreaterThan(0);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { UserError } from '../errors';
 import { assertLakeKey } from './keys';
 import type { Lake, LakeObject } from './types';
 
@@ -24,18 +25,18 @@ export class LocalLake implements Lake {
     return path.join(this.root, ...key.split('/').filter(Boolean));
   }
 
-  async list(prefix: string): Promise<LakeObject[]> {
+  async list(prefix: string, options: { versions?: boolean } = {}): Promise<LakeObject[]> {
     if (prefix !== '') assertLakeKey(prefix, true);
     // Walk only the deepest directory the prefix names; filter the rest by string prefix (S3 semantics).
     const slash = prefix.lastIndexOf('/');
     const baseKey = slash >= 0 ? prefix.slice(0, slash) : '';
     const out: LakeObject[] = [];
-    await this.walk(baseKey, prefix, out);
+    await this.walk(baseKey, prefix, out, options.versions === true);
     out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     return out;
   }
 
-  private async walk(dirKey: string, prefix: string, out: LakeObject[]): Promise<void> {
+  private async walk(dirKey: string, prefix: string, out: LakeObject[], versions: boolean): Promise<void> {
     const dir = dirKey === '' ? this.root : path.join(this.root, ...dirKey.split('/'));
     let entries;
     try {
@@ -49,10 +50,16 @@ export class LocalLake implements Lake {
       const key = dirKey === '' ? entry.name : `${dirKey}/${entry.name}`;
       if (entry.isDirectory()) {
         // Descend only where keys below could still match the prefix.
-        if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await this.walk(key, prefix, out);
+        if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await this.walk(key, prefix, out, versions);
       } else if (entry.isFile() && key.startsWith(prefix)) {
-        const st = await fsp.stat(path.join(dir, entry.name));
-        out.push({ key, size: st.size });
+        if (versions) {
+          // Every write is a rename of a new file, so size + mtime (ns) + inode changes with the bytes.
+          const st = await fsp.stat(path.join(dir, entry.name), { bigint: true });
+          out.push({ key, size: Number(st.size), version: versionOf(st) });
+        } else {
+          const st = await fsp.stat(path.join(dir, entry.name));
+          out.push({ key, size: st.size });
+        }
       }
     }
   }
@@ -79,15 +86,56 @@ export class LocalLake implements Lake {
   async write(key: string, body: Buffer | string): Promise<void> {
     assertLakeKey(key);
     const target = this.uri(key);
-    await this.atomically(target, async (tmp) => {
-      const fh = await fsp.open(tmp, 'wx');
-      try {
-        await fh.writeFile(body);
-        await fh.sync();
-      } finally {
-        await fh.close();
+    await this.atomically(target, (tmp) => writeSynced(tmp, body));
+  }
+
+  async writeIfAbsent(key: string, body: Buffer | string): Promise<boolean> {
+    assertLakeKey(key);
+    const target = this.uri(key);
+    const dir = path.dirname(target);
+    await fsp.mkdir(dir, { recursive: true });
+    const tmp = tempNameFor(target);
+    try {
+      await writeSynced(tmp, body);
+      // link(2) fails with EEXIST if the target exists: create-if-absent with complete content.
+      await fsp.link(tmp, target);
+    } catch (err) {
+      if (isCode(err, 'EEXIST')) return false;
+      if (isCode(err, 'EPERM') || isCode(err, 'ENOTSUP') || isCode(err, 'EOPNOTSUPP') || isCode(err, 'ENOSYS')) {
+        throw new UserError(
+          `cannot create ${target}: the file system under ${this.root} does not support hard links (${(err as NodeJS.ErrnoException).code}), ` +
+            'which the lake lease needs to create an object only if absent. Put the lake on a local POSIX file system (ext4, xfs, APFS, NFSv4) or use an s3:// lake',
+        );
       }
+      throw err;
+    } finally {
+      await fsp.rm(tmp, { force: true });
+    }
+    await fsyncDir(dir);
+    return true;
+  }
+
+  async version(key: string): Promise<string | null> {
+    assertLakeKey(key);
+    try {
+      return versionOf(await fsp.stat(this.uri(key), { bigint: true }));
+    } catch (err) {
+      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return null;
+      throw err;
+    }
+  }
+
+  async writeIfVersion(key: string, body: Buffer | string, expected: string | null): Promise<boolean> {
+    if (expected === null) return this.writeIfAbsent(key, body);
+    let written = false;
+    await this.atomically(this.uri(key), async (tmp) => {
+      await writeSynced(tmp, body);
+      if ((await this.version(key)) !== expected) throw new VersionMismatch();
+      written = true;
+    }).catch((err: unknown) => {
+      if (!(err instanceof VersionMismatch)) throw err;
     });
+    return written;
   }
 
   async download(key: string, localPath: string): Promise<void> {
@@ -152,6 +200,28 @@ export class LocalLake implements Lake {
       throw err;
     }
     await fsyncDir(dir);
+  }
+}
+
+class VersionMismatch extends Error {}
+
+/**
+ * Every write is a rename of a new file, so the inode changes with the bytes; size, mtime
+ * and ctime also catch an in-place rewrite (`cp -p` over a file of the same size keeps
+ * its mtime but not its ctime).
+ */
+function versionOf(st: { size: bigint; mtimeNs: bigint; ctimeNs: bigint; ino: bigint }): string {
+  return `${st.size}-${st.mtimeNs}-${st.ctimeNs}-${st.ino}`;
+}
+
+/** A new file with body, flushed to disk. */
+async function writeSynced(file: string, body: Buffer | string): Promise<void> {
+  const fh = await fsp.open(file, 'wx');
+  try {
+    await fh.writeFile(body);
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 

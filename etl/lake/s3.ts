@@ -48,7 +48,7 @@ export interface S3Location {
 
 /** Thrown for S3 failures the user can act on (missing bucket or key, denied access). */
 export class S3LakeError extends UserError {
-  readonly code: 'NoSuchBucket' | 'NoSuchKey' | 'AccessDenied' | 'BadCredentials' | 'NoCredentials' | 'Unreachable';
+  readonly code: 'NoSuchBucket' | 'NoSuchKey' | 'AccessDenied' | 'BadCredentials' | 'NoCredentials' | 'Unreachable' | 'NoConditionalWrites';
   constructor(code: S3LakeError['code'], message: string) {
     super(message);
     this.name = 'S3LakeError';
@@ -135,7 +135,7 @@ export function s3ClientFromEnv(env: NodeJS.ProcessEnv = process.env): S3Client 
   return new S3Client(s3ClientConfigFromEnv(env));
 }
 
-type Operation = 'list' | 'exists' | 'read' | 'write' | 'download' | 'upload' | 'delete';
+type Operation = 'list' | 'exists' | 'read' | 'write' | 'download' | 'upload' | 'delete' | 'writeIfAbsent';
 
 /** The IAM action each lake operation needs, for AccessDenied messages. */
 const PERMISSION: Record<Operation, string> = {
@@ -144,6 +144,7 @@ const PERMISSION: Record<Operation, string> = {
   read: 's3:GetObject',
   download: 's3:GetObject',
   write: 's3:PutObject',
+  writeIfAbsent: 's3:PutObject (a conditional write, If-None-Match: *)',
   upload: 's3:PutObject (and s3:AbortMultipartUpload to clean up failed uploads)',
   delete: 's3:DeleteObject',
 };
@@ -209,7 +210,7 @@ export class S3Lake implements Lake {
     return `s3://${this.bucket}/${this.keyPrefix}${keyOrPrefix}`;
   }
 
-  async list(prefix: string): Promise<LakeObject[]> {
+  async list(prefix: string, options: { versions?: boolean } = {}): Promise<LakeObject[]> {
     if (prefix !== '') assertLakeKey(prefix, true);
     const out: LakeObject[] = [];
     let token: string | undefined;
@@ -227,7 +228,9 @@ export class S3Lake implements Lake {
       for (const obj of page.Contents ?? []) {
         // Zero-byte "folder" markers (keys ending in '/', made by consoles) are not lake objects.
         if (obj.Key === undefined || obj.Key.endsWith('/')) continue;
-        out.push({ key: obj.Key.slice(this.keyPrefix.length), size: obj.Size ?? 0 });
+        const entry = { key: obj.Key.slice(this.keyPrefix.length), size: obj.Size ?? 0 };
+        // The ETag changes with the bytes (an MD5 for single-part uploads, a digest of part digests otherwise).
+        out.push(options.versions ? { ...entry, version: `${entry.size}-${obj.ETag ?? ''}` } : entry);
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
       if (page.IsTruncated && token === undefined) {
@@ -275,6 +278,93 @@ export class S3Lake implements Lake {
         }),
       ),
     );
+  }
+
+  /**
+   * PutObject with If-None-Match: * (S3 conditional writes, on AWS since August 2024): S3
+   * answers 412 Precondition Failed if the key exists, and 409 ConditionalRequestConflict
+   * when a concurrent write to the key is in flight, which is retried. A store that ignores
+   * the header would silently overwrite, so the first call checks that it honours it.
+   */
+  async writeIfAbsent(key: string, body: Buffer | string): Promise<boolean> {
+    assertLakeKey(key);
+    await (this.conditionalCheck ??= this.checkConditionalWrites());
+    return this.putIfAbsent(key, typeof body === 'string' ? Buffer.from(body, 'utf8') : body);
+  }
+
+  private conditionalCheck: Promise<void> | undefined;
+
+  private async putIfAbsent(key: string, buf: Buffer): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.client.send(
+          new PutObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key, Body: buf, ContentLength: buf.length, IfNoneMatch: '*' }),
+        );
+        return true;
+      } catch (err) {
+        if (statusOf(err) === 412 || nameOf(err) === 'PreconditionFailed') return false;
+        if ((statusOf(err) === 409 || nameOf(err) === 'ConditionalRequestConflict') && attempt < 5) {
+          await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+          continue;
+        }
+        throw this.translate(err, 'writeIfAbsent', key);
+      }
+    }
+  }
+
+  async version(key: string): Promise<string | null> {
+    assertLakeKey(key);
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key }));
+      return `${head.ContentLength ?? 0}-${head.ETag ?? ''}`;
+    } catch (err) {
+      if (statusOf(err) === 404 || nameOf(err) === 'NotFound' || nameOf(err) === 'NoSuchKey') {
+        await this.assertBucketExists('exists', key);
+        return null;
+      }
+      throw this.translate(err, 'exists', key);
+    }
+  }
+
+  /** PutObject with If-Match on the ETag the version token holds (AWS S3 since November 2024). */
+  async writeIfVersion(key: string, body: Buffer | string, expected: string | null): Promise<boolean> {
+    if (expected === null) return this.writeIfAbsent(key, body);
+    assertLakeKey(key);
+    await (this.conditionalCheck ??= this.checkConditionalWrites());
+    const buf = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    const etag = expected.slice(expected.indexOf('-') + 1);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key, Body: buf, ContentLength: buf.length, IfMatch: etag }));
+        return true;
+      } catch (err) {
+        if (statusOf(err) === 412 || nameOf(err) === 'PreconditionFailed' || statusOf(err) === 404 || nameOf(err) === 'NoSuchKey') return false;
+        if ((statusOf(err) === 409 || nameOf(err) === 'ConditionalRequestConflict') && attempt < 5) {
+          await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+          continue;
+        }
+        throw this.translate(err, 'writeIfAbsent', key);
+      }
+    }
+  }
+
+  /** Two conditional creates of one fresh key: the second must be refused, or leases cannot be enforced. */
+  private async checkConditionalWrites(): Promise<void> {
+    const probe = `tmp/.conditional-write-probe-${randomBytes(8).toString('hex')}`;
+    try {
+      const first = await this.putIfAbsent(probe, Buffer.from('1'));
+      const second = await this.putIfAbsent(probe, Buffer.from('2'));
+      if (!first || second) {
+        this.conditionalCheck = undefined;
+        throw new S3LakeError(
+          'NoConditionalWrites',
+          `the S3 store behind ${this.root} ignores conditional writes (PutObject with If-None-Match: * overwrote an existing object), ` +
+            'so two ETL runs could not be kept from writing the lake at once; use AWS S3 or a store that supports conditional writes (If-None-Match / If-Match)',
+        );
+      }
+    } finally {
+      await this.delete(probe).catch(() => undefined);
+    }
   }
 
   /** Streams the object into a temporary file beside localPath, renamed into place when whole. */
@@ -346,19 +436,21 @@ export class S3Lake implements Lake {
     // Declare the checksum up front when the client computes them (AWS), so that every part is
     // verified by S3 and CompleteMultipartUpload carries the part checksums consistently.
     const withChecksum = (await this.client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
-    const created = await this.call('upload', key, () =>
-      this.client.send(
+    // Opened before the upload is created: a file that cannot be opened must leave no upload open (its parts billed).
+    const fh = await open(localPath, 'r').catch((err: Error) => {
+      throw new UserError(`cannot upload '${localPath}' to ${this.location(key)}: ${err.message}`);
+    });
+    let UploadId: string | undefined;
+    try {
+      const created = await this.client.send(
         new CreateMultipartUploadCommand({
           Bucket: this.bucket,
           Key,
           ...(withChecksum ? { ChecksumAlgorithm: 'CRC32' as const } : {}),
         }),
-      ),
-    );
-    const UploadId = created.UploadId;
-    if (!UploadId) throw new Error(`S3 returned no UploadId for ${this.location(key)}`);
-    const fh = await open(localPath, 'r');
-    try {
+      );
+      UploadId = created.UploadId;
+      if (!UploadId) throw new Error(`S3 returned no UploadId for ${this.location(key)}`);
       const parts: CompletedPart[] = new Array<CompletedPart>(partCount);
       let next = 0;
       let failed = false;
@@ -396,7 +488,7 @@ export class S3Lake implements Lake {
       );
     } catch (err) {
       try {
-        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId }));
+        if (UploadId) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId }));
       } catch {
         // The original failure is what the caller needs; an upload left unaborted is invisible
         // and is reclaimed by the bucket's AbortIncompleteMultipartUpload lifecycle rule.

@@ -42,9 +42,10 @@ describe('etl gates', () => {
     expect(report.silver.rejected).toBe(4);
     expect(report.silver.accepted).toBe(40);
     expect(report.silver.rejectReasons).toEqual({ 'CAST BASKET_PRICE_SENSITIVITY': 1, 'CAST SPEND': 1, 'CAST STORE_FORMAT': 1, 'MISSING COLUMNS': 1 });
-    const rejects = (await lake.read(report.silver.rejectsFile.slice(lake.root.length + 1))).toString().trim().split('\n');
-    expect(rejects[0]).toBe('file,line,error_type,column_name,reason,raw_line');
-    expect(rejects.slice(1).map((r) => r.split(',').slice(0, 2).join(','))).toEqual(['raw/week.csv,6', 'raw/week.csv,11', 'raw/week.csv,16', 'raw/week.csv,21']);
+    const [rejectsFile] = (await lake.list('silver/_rejects/')).map((o) => o.key);
+    const rejects = (await lake.read(rejectsFile)).toString().trim().split('\n');
+    expect(rejects[0]).toBe('file,member,line,error_type,column_name,reason,raw_line');
+    expect(rejects.slice(1).map((r) => r.split(',').slice(0, 3).join(','))).toEqual(['raw/week.csv,,6', 'raw/week.csv,,11', 'raw/week.csv,,16', 'raw/week.csv,,21']);
     expect(rejects[2]).toMatch(/SPEND.*"abc"/);
     expect(rejects[3]).toMatch(/QQ/);
     expect(report.gold.rows.train + report.gold.rows.validation + report.gold.rows.test).toBe(40);
@@ -53,7 +54,7 @@ describe('etl gates', () => {
   it('rejects a file whose header is not the dunnhumby schema, naming the column', async () => {
     const lake = new LocalLake(dir);
     await lake.write('raw/bad.csv', `${HEADER.replace('SPEND', 'AMOUNT')}\n${good(1)}\n`);
-    await expect(runEtl(lake, { threads: 1 })).rejects.toThrow(/raw\/bad\.csv: header .* column 6 is 'AMOUNT', expected 'SPEND'/);
+    await expect(runEtl(lake, { threads: 1 })).rejects.toThrow(/raw\/bad\.csv \(1 lines\): quarantined: missing required column SPEND/);
     await lake.delete('raw/bad.csv');
     await expect(runEtl(lake, { threads: 1 })).rejects.toThrow(/no raw files/);
   });
@@ -91,7 +92,10 @@ describe('etl gates', () => {
     const v2 = await runEtl(lake, { threads: 1, acceptShift: true });
     expect(v2.validation.classShift).toBeGreaterThan(0.1);
     expect(v2.gold.classBalance.Medium).toBe(0);
-    // Only v2's files remain under gold/.
-    expect((await lake.list('gold/')).length).toBe(4);
+    // v2's files and the generation it replaced (for readers that started before it) remain, and the ledger.
+    const left = (await lake.list('gold/')).map((o) => o.key.slice('gold/'.length));
+    const v2files = (await readGoldManifest(lake)).manifest.files.map((f) => f.path);
+    const v1files = still.manifest.files.map((f) => f.path);
+    expect(left.sort()).toEqual(['_LEDGER.json', '_SUCCESS', ...new Set([...v2files, ...v1files])].sort());
   });
 });

@@ -27,8 +27,8 @@ export class CrashingLake implements Lake {
   get kind(): 'local' | 's3' {
     return this.inner.kind;
   }
-  list(prefix: string): Promise<LakeObject[]> {
-    return this.inner.list(prefix);
+  list(prefix: string, options?: { versions?: boolean }): Promise<LakeObject[]> {
+    return this.inner.list(prefix, options);
   }
   exists(key: string): Promise<boolean> {
     return this.inner.exists(key);
@@ -39,6 +39,17 @@ export class CrashingLake implements Lake {
   async write(key: string, body: Buffer | string): Promise<void> {
     this.maybeCrash(key);
     return this.inner.write(key, body);
+  }
+  async writeIfAbsent(key: string, body: Buffer | string): Promise<boolean> {
+    this.maybeCrash(key);
+    return this.inner.writeIfAbsent(key, body);
+  }
+  version(key: string): Promise<string | null> {
+    return this.inner.version(key);
+  }
+  async writeIfVersion(key: string, body: Buffer | string, expected: string | null): Promise<boolean> {
+    this.maybeCrash(key);
+    return this.inner.writeIfVersion(key, body, expected);
   }
   download(key: string, localPath: string): Promise<void> {
     return this.inner.download(key, localPath);
@@ -179,12 +190,36 @@ export function describeLakeConformance(name: string, makeLake: () => Promise<La
         const after = await readStageManifest(lake, 'gold');
         expect(after?.sha256).toBe(v1.sha256);
         for (const f of after!.manifest.files) expect((await readCommittedFile(lake, 'gold', f)).toString()).toMatch(/^old /);
-        // The half-written new files are there but unreachable ...
-        expect((await lake.list('gold/')).length).toBe(5);
-        // ... until the next successful commit removes everything its manifest does not list.
+        // The half-written new files are there (the ledger lists them as pending) but unreachable ...
+        const keys = async (): Promise<string[]> => (await lake.list('gold/')).map((o) => o.key.slice('gold/'.length));
+        expect((await keys()).length).toBe(6);
+        // ... until the next successful commit removes them; the generation it replaces stays for its readers.
         const v3 = await commitGold(lake, { 'train.csv': 'newer train' });
-        expect(v3.garbageDeleted).toBe(4);
-        expect((await lake.list('gold/')).map((o) => o.key)).toEqual([`gold/${MANIFEST_NAME}`, `gold/${v3.manifest.files[0].path}`]);
+        expect(v3.garbageDeleted).toBe(2);
+        const v1files = v1.manifest.files.map((f) => f.path);
+        expect((await keys()).sort()).toEqual([MANIFEST_NAME, '_LEDGER.json', ...v1files, v3.manifest.files[0].path].sort());
+        // One commit later, v1 goes too.
+        const v4 = await commitGold(lake, { 'train.csv': 'newest train' });
+        expect(v4.garbageDeleted).toBe(2);
+        expect((await keys()).sort()).toEqual([MANIFEST_NAME, '_LEDGER.json', v3.manifest.files[0].path, v4.manifest.files[0].path].sort());
+      });
+
+      it('never deletes what no ledger lists: other tools\' objects under the prefix survive every commit', async () => {
+        await lake.write('gold/pipeline/e1/p.parquet', 'written by the SageMaker pipeline');
+        await lake.write('gold/notes.txt', 'an operator note');
+        for (const round of ['a', 'b', 'c', 'd']) await commitGold(lake, { 'train.csv': `train ${round}` });
+        expect((await lake.read('gold/pipeline/e1/p.parquet')).toString()).toBe('written by the SageMaker pipeline');
+        expect((await lake.read('gold/notes.txt')).toString()).toBe('an operator note');
+        expect((await lake.list('gold/')).length).toBe(2 + 2 + 2); // foreign, manifest + ledger, two generations
+      });
+
+      it('creates an object only if absent, atomically: of racing creators exactly one wins', async () => {
+        expect(await lake.writeIfAbsent('tmp/lock', 'first')).toBe(true);
+        expect(await lake.writeIfAbsent('tmp/lock', 'second')).toBe(false);
+        expect((await lake.read('tmp/lock')).toString()).toBe('first');
+        const results = await Promise.all(Array.from({ length: 8 }, (_, i) => lake.writeIfAbsent('tmp/race', `writer ${i}`)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect((await lake.read('tmp/race')).toString()).toBe(`writer ${results.indexOf(true)}`);
       });
 
       it('a crash in the middle of the data files also leaves the previous output intact', async () => {
@@ -201,6 +236,30 @@ export function describeLakeConformance(name: string, makeLake: () => Promise<La
         await lake.write(`gold/${f.path}`, 'tampered');
         await expect(readCommittedFile(lake, 'gold', f)).rejects.toThrow(/does not match its manifest/);
         await expect(localCopyOf(lake, 'gold', f, local, { verify: true })).rejects.toThrow(/modified outside pricesense/);
+      });
+
+      it('fences a writer that stalled past its lease: its publish is refused when another commit came in between', async () => {
+        await commitGold(lake, { 'train.csv': 'v1' });
+        const stalled = new StageCommit(lake, 'gold', {
+          run: 'stalled',
+          // While this run stalls before its commit point, another run commits (and cleans up this run's pending files).
+          beforePublish: async () => {
+            if (!(await lake.exists('gold/_LEDGER.json')) || (await readStageManifest(lake, 'gold'))?.manifest.meta?.note === 'other') return;
+            await commitGold(lake, { 'train.csv': 'other run' }, { note: 'other' });
+          },
+        });
+        stalled.addBuffer('train.csv', 'stalled run', 1);
+        await expect(stalled.commit({ note: 'stalled' })).rejects.toThrow(/another run committed .*_SUCCESS while this run was writing gold.*nothing of this run was published/);
+        const m = await readStageManifest(lake, 'gold');
+        expect(m?.manifest.meta).toEqual({ note: 'other' });
+        for (const f of m!.manifest.files) expect((await readCommittedFile(lake, 'gold', f)).toString()).toBe('other run');
+        // The fence on a fresh key is create-if-absent.
+        expect(await lake.writeIfVersion('tmp/fenced', 'a', null)).toBe(true);
+        expect(await lake.writeIfVersion('tmp/fenced', 'b', null)).toBe(false);
+        const v = await lake.version('tmp/fenced');
+        expect(await lake.writeIfVersion('tmp/fenced', 'c', v)).toBe(true);
+        expect(await lake.writeIfVersion('tmp/fenced', 'd', v)).toBe(false);
+        expect((await lake.read('tmp/fenced')).toString()).toBe('c');
       });
 
       it('has no manifest before the first commit', async () => {

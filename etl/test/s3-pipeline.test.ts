@@ -49,12 +49,12 @@ describe('ETL on an S3 lake', () => {
     await synthesize(s3, drop);
     const report = await runEtl(s3, { threads: 1 });
 
-    // gold/_SUCCESS lists exactly the objects under gold/, with matching sizes.
+    // gold/ holds the manifest, the files it lists (matching sizes) and the ETL's ledger.
     const gold = await readGoldManifest(s3);
     expect(gold.key).toBe('gold/_SUCCESS');
     const goldObjects = await s3.list('gold/');
     expect(goldObjects.map((o) => o.key)).toEqual(
-      ['gold/_SUCCESS', ...gold.manifest.files.map((f) => `gold/${f.path}`)].sort(),
+      ['gold/_LEDGER.json', 'gold/_SUCCESS', ...gold.manifest.files.map((f) => `gold/${f.path}`)].sort(),
     );
     for (const f of gold.manifest.files) {
       expect(goldObjects.find((o) => o.key === `gold/${f.path}`)?.size).toBe(f.bytes);
@@ -71,8 +71,8 @@ describe('ETL on an S3 lake', () => {
     expect(train.rows).toBe(gold.manifest.meta.rows.train);
     expect(train.manifestSha256).toBe(gold.sha256);
 
-    // Nothing is left in the lake's scratch zone.
-    expect(await s3.list('tmp/')).toEqual([]);
+    // Nothing is left in the lake's scratch zone but the released lease.
+    expect((await s3.list('tmp/')).map((o) => o.key)).toEqual(['tmp/etl-lease/000000000001.json']);
 
     // Rerun on the same input: identical gold, nothing rewritten.
     const again = await runEtl(s3, { threads: 1 });

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { CreateBucketCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import bucketController from 's3rver/lib/controllers/bucket';
+import S3Error from 's3rver/lib/models/error';
 
 /** The access key s3rver accepts (its built-in dummy account); not a real credential. */
 export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
@@ -28,7 +29,16 @@ export interface S3TestServer {
   stop(): Promise<void>;
 }
 
-export async function startS3Server(options: { buckets?: string[] } = {}): Promise<S3TestServer> {
+export interface S3TestServerOptions {
+  buckets?: string[];
+  /**
+   * Honour If-None-Match / If-Match on PutObject as AWS S3 does (default true). s3rver
+   * 3.7.1 ignores both headers; false keeps that behaviour, to test stores without them.
+   */
+  conditionalWrites?: boolean;
+}
+
+export async function startS3Server(options: S3TestServerOptions = {}): Promise<S3TestServer> {
   installListV2Fix();
   const directory = await mkdtemp(path.join(os.tmpdir(), 'pricesense-s3-'));
   const server = new S3rver({
@@ -40,6 +50,7 @@ export async function startS3Server(options: { buckets?: string[] } = {}): Promi
     vhostBuckets: false,
     configureBuckets: (options.buckets ?? []).map((name) => ({ name })),
   });
+  if (options.conditionalWrites !== false) installConditionalWrites(server);
   let address;
   try {
     address = await server.run();
@@ -155,4 +166,70 @@ function installListV2Fix(): void {
     };
   };
   listV2FixInstalled = true;
+}
+
+/**
+ * AWS S3's conditional writes on PutObject, which s3rver lacks (it ignores the headers):
+ *
+ * - `If-None-Match: *` — write only if no object exists under the key, else 412 PreconditionFailed;
+ * - `If-Match: <etag>` — write only if the object exists with that ETag, else 412 (404 NoSuchKey
+ *   when there is no object at all);
+ *
+ * evaluated atomically with the write: every PutObject to a key (conditional or not) holds that
+ * key's lock from the check until s3rver has stored the object, so two racing conditional
+ * creates see one success and one 412. (AWS may instead answer the loser 409
+ * ConditionalRequestConflict; S3Lake retries that.) The middleware goes just before s3rver's
+ * router, so errors are rendered by s3rver as S3 XML errors.
+ */
+function installConditionalWrites(server: S3rver): void {
+  const locks = new Map<string, Promise<void>>();
+  const conditional = async (ctx: Parameters<S3rver['middleware'][number]>[0], next: () => Promise<void>): Promise<void> => {
+    const parts = ctx.path.split('/').filter((p, i) => i > 0 || p !== '');
+    const isObjectPut = ctx.method === 'PUT' && parts.length >= 2 && ctx.query.uploadId === undefined && ctx.headers['x-amz-copy-source'] === undefined;
+    if (!isObjectPut) return next();
+    const bucket = decodeURIComponent(parts[0]);
+    const key = parts.slice(1).map(decodeURIComponent).join('/');
+    const id = `${bucket}/${key}`;
+    const previous = locks.get(id) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const chained = previous.then(() => mine);
+    locks.set(id, chained);
+    await previous;
+    try {
+      const ifNoneMatch = header(ctx.headers['if-none-match']);
+      const ifMatch = header(ctx.headers['if-match']);
+      if (ifNoneMatch !== undefined || ifMatch !== undefined) {
+        const etag = await server.store.getMetadata(bucket, key).then(
+          (m) => m.etag,
+          (err: NodeJS.ErrnoException) => {
+            if (err.code === 'ENOENT') return undefined;
+            throw err;
+          },
+        );
+        if (ifNoneMatch !== undefined) {
+          if (ifNoneMatch !== '*') throw new S3Error('NotImplemented', 'If-None-Match on PutObject only accepts *', { Header: 'If-None-Match' });
+          if (etag !== undefined) throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', { Condition: 'If-None-Match' });
+        }
+        if (ifMatch !== undefined) {
+          if (etag === undefined) throw new S3Error('NoSuchKey', 'The specified key does not exist.', { Key: key });
+          if (unquote(ifMatch) !== unquote(etag)) throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', { Condition: 'If-Match' });
+        }
+      }
+      await next();
+    } finally {
+      release();
+      if (locks.get(id) === chained) locks.delete(id);
+    }
+  };
+  // s3rver's router is the last middleware; Koa composes the list when the server starts.
+  server.middleware.splice(server.middleware.length - 1, 0, conditional);
+}
+
+function header(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function unquote(etag: string): string {
+  return etag.replace(/^W\//, '').replace(/^"|"$/g, '');
 }

@@ -13,13 +13,32 @@ declare module 's3rver' {
     configureBuckets?: { name: string; configs?: Array<string | Buffer> }[];
   }
 
+  interface KoaContext {
+    method: string;
+    path: string;
+    query: Record<string, string | string[] | undefined>;
+    headers: Record<string, string | string[] | undefined>;
+  }
+
   class S3rver {
     constructor(options?: S3rverOptions);
+    /** Koa's middleware list; composed when the server starts listening. */
+    middleware: ((ctx: KoaContext, next: () => Promise<void>) => Promise<void>)[];
+    store: {
+      getMetadata(bucket: string, key: string): Promise<Record<string, string>>;
+    };
     run(): Promise<AddressInfo>;
     close(): Promise<void>;
   }
 
   export = S3rver;
+}
+
+declare module 's3rver/lib/models/error' {
+  class S3Error extends Error {
+    constructor(code: string, message: string, detail?: Record<string, string>);
+  }
+  export = S3Error;
 }
 
 declare module 's3rver/lib/controllers/bucket' {

@@ -13,10 +13,18 @@ interface PolicyResourceLike {
   urn: string;
   props: Record<string, unknown>;
   provider?: { type: string; props: Record<string, unknown> };
+  opts?: { protect?: boolean };
 }
 
 function checked(r: PolicyResourceLike): CheckedResource {
-  return { type: r.type, name: r.name, urn: r.urn, props: r.props, provider: r.provider && { type: r.provider.type, props: r.provider.props } };
+  return {
+    type: r.type,
+    name: r.name,
+    urn: r.urn,
+    props: r.props,
+    provider: r.provider && { type: r.provider.type, props: r.provider.props },
+    opts: r.opts && { protect: r.opts.protect },
+  };
 }
 
 export function toPolicy(rule: Rule): Policy {

@@ -7,6 +7,6 @@ import { RULES } from './rules';
 import { toPolicy } from './adapter';
 
 export const policyPack = new PolicyPack('pricesense', {
-  description: 'pricesense guardrails: private and encrypted data, immutable scanned images, private nodes, least-privilege IAM, bounded logs, cost tags.',
+  description: 'pricesense guardrails: private and encrypted data, protected data outside dev, immutable scanned images deployed by digest, private nodes, reachable public access lists, environment-scoped GitHub trust, least-privilege IAM, bounded logs, cost tags.',
   policies: RULES.map(toPolicy),
 });

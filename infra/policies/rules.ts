@@ -5,12 +5,24 @@
  *
  * Props are a resource's inputs (preview) or outputs (update); rules read fields that
  * exist in both. Linking resources (a subnet to its route table, a bucket to its public
- * access block) goes through ids and bucket names, which both forms carry.
+ * access block) goes through ids and bucket names, which both forms carry. During a
+ * preview the engine hands props wrapped so that reading a value not known yet throws; the
+ * engine then reports the rule as not run (advisory). Rules that guard a first `up`
+ * (CIDRs, digests, protection, trust) read only values known before anything exists.
  */
+import { nonRoutableReason } from '../ip-ranges';
+import { isDigestReference } from '../images';
+import { TIER_LABEL, TIER_TAG } from '../stack-config';
+import { AUDIENCE_KEY, ENVIRONMENT_SUBJECT, GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST, SUBJECT_KEY } from '../github-oidc';
 
 export interface CheckedProvider {
   readonly type: string;
   readonly props: Record<string, unknown>;
+}
+
+/** The resource options a policy sees (the engine passes `protect` with the effective, inherited value). */
+export interface CheckedOptions {
+  readonly protect?: boolean;
 }
 
 export interface CheckedResource {
@@ -19,6 +31,7 @@ export interface CheckedResource {
   readonly urn: string;
   readonly props: Record<string, unknown>;
   readonly provider?: CheckedProvider;
+  readonly opts?: CheckedOptions;
 }
 
 export type Report = (message: string, urn?: string) => void;
@@ -263,6 +276,7 @@ export const TAGGABLE_TYPES: ReadonlySet<string> = new Set([
   'aws:eks/cluster:Cluster', 'aws:eks/nodeGroup:NodeGroup', 'aws:eks/addon:Addon',
   'aws:cloudwatch/logGroup:LogGroup', 'aws:cloudwatch/metricAlarm:MetricAlarm', 'aws:sns/topic:Topic',
   'aws:budgets/budget:Budget', 'aws:scheduler/scheduleGroup:ScheduleGroup',
+  'aws:kms/key:Key', 'aws:codebuild/project:Project', 'aws:eks/accessEntry:AccessEntry', 'aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule',
 ]);
 
 function providerDefaultTags(provider: CheckedProvider | undefined): Record<string, unknown> {
@@ -294,6 +308,142 @@ export const requiredTags: ResourceRule = {
   },
 };
 
+/**
+ * The tier a resource belongs to: the `tier` tag (resource tags, else the provider's
+ * default tags) for AWS resources, the `pricesense/tier` label for Kubernetes objects.
+ * Undefined when absent: rules then apply their strictest form.
+ */
+export function tierOf(r: CheckedResource): string | undefined {
+  if (r.type.startsWith('kubernetes:')) return str(asRecord(asRecord(r.props.metadata).labels)[TIER_LABEL]);
+  const tags = { ...providerDefaultTags(r.provider), ...asRecord(r.props.tagsAll), ...asRecord(r.props.tags) };
+  return str(tags[TIER_TAG]);
+}
+const relaxed = (r: CheckedResource): boolean => tierOf(r) === 'dev';
+
+/** Where a public access list lives, per resource type. */
+function publicAccessLists(r: CheckedResource): [string, unknown][] {
+  switch (r.type) {
+    case 'eks:index:Cluster':
+      return [['publicAccessCidrs', r.props.publicAccessCidrs]];
+    case 'aws:eks/cluster:Cluster':
+      return [['vpcConfig.publicAccessCidrs', asRecord(r.props.vpcConfig).publicAccessCidrs]];
+    case 'kubernetes:core/v1:Service':
+      return [['spec.loadBalancerSourceRanges', asRecord(r.props.spec).loadBalancerSourceRanges]];
+    default:
+      return [];
+  }
+}
+
+export const publicCidrsRoutable: ResourceRule = {
+  kind: 'resource',
+  name: 'public-access-cidrs-routable',
+  description: 'Public access lists (EKS public endpoint, load balancer source ranges) name internet addresses: no documentation (RFC 5737), private-use (RFC 1918) or other special-purpose block, which would admit nobody.',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    for (const [field, list] of publicAccessLists(r)) {
+      for (const c of asArray(list)) {
+        const reason = typeof c === 'string' ? nonRoutableReason(c) : `${String(c)} is not a CIDR`;
+        if (reason !== undefined) report(`${r.name}: ${field} ${reason}`);
+      }
+    }
+  },
+};
+
+const WORKLOAD_TYPES = new Set(['kubernetes:apps/v1:Deployment', 'kubernetes:apps/v1:StatefulSet', 'kubernetes:apps/v1:DaemonSet', 'kubernetes:batch/v1:Job']);
+
+/** Every image a resource runs, with where it is set. */
+function imagesOf(r: CheckedResource): [string, string][] {
+  if (WORKLOAD_TYPES.has(r.type)) {
+    const pod = asRecord(asRecord(asRecord(r.props.spec).template).spec);
+    return ['initContainers', 'containers'].flatMap((field) =>
+      asArray(pod[field]).map((c): [string, string] => [`${field} ${String(asRecord(c).name)}`, String(asRecord(c).image)]));
+  }
+  if (r.type === 'aws:codebuild/project:Project') return [['environment.image', String(asRecord(r.props.environment).image)]];
+  if (r.type === 'aws:sagemaker/pipeline:Pipeline') {
+    let definition: unknown = r.props.pipelineDefinition;
+    if (typeof definition === 'string') {
+      try {
+        definition = JSON.parse(definition);
+      } catch {
+        return [];
+      }
+    }
+    return asArray(asRecord(definition).Parameters)
+      .map(asRecord)
+      .filter((p) => /Image$/.test(String(p.Name)) && typeof p.DefaultValue === 'string')
+      .map((p): [string, string] => [`parameter ${String(p.Name)}`, String(p.DefaultValue)]);
+  }
+  return [];
+}
+
+export const imagesByDigest: ResourceRule = {
+  kind: 'resource',
+  name: 'images-by-digest-outside-dev',
+  description: 'Outside dev, every image a workload, deployer build or pipeline runs is referenced by digest (repo@sha256:...): stage and prod run exactly the bytes dev scanned and smoke-tested.',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    const images = imagesOf(r);
+    if (images.length === 0 || relaxed(r)) return;
+    const tier = tierOf(r) ?? 'unknown tier (treated as prod)';
+    for (const [where, image] of images) {
+      if (!isDigestReference(image)) report(`${r.name} (${tier}): ${where} runs ${image}, not an image digest reference <repo>@sha256:<64 hex>`);
+    }
+  },
+};
+
+/** Resource types whose deletion loses data nobody can recreate from code. */
+export const DATA_TYPES: ReadonlySet<string> = new Set([
+  ...BUCKET_TYPES, 'aws:ecr/repository:Repository', 'aws:sagemaker/modelPackageGroup:ModelPackageGroup', 'aws:kms/key:Key',
+]);
+
+export const dataProtected: ResourceRule = {
+  kind: 'resource',
+  name: 'data-resources-protected',
+  description: 'Outside dev, data resources (buckets, image repositories, model package groups, KMS keys) are protected, so `pulumi destroy` stops before them; retained prod buckets are never force-destroyed and repositories never force-deleted.',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (!DATA_TYPES.has(r.type) || relaxed(r)) return;
+    const tier = tierOf(r) ?? 'unknown tier (treated as prod)';
+    if (r.opts?.protect !== true) report(`${r.name} (${r.type}, ${tier}) is not protected: \`pulumi destroy\` would delete its data`);
+    if (r.type === 'aws:ecr/repository:Repository' && r.props.forceDelete === true) report(`${r.name} (${tier}) has forceDelete: destroying it would delete every image in it`);
+    if (BUCKET_TYPES.has(r.type) && r.props.forceDestroy === true && tierOf(r) !== 'stage') {
+      report(`${r.name} (${tier}) has forceDestroy: only dev and stage buckets may be emptied on delete`);
+    }
+  },
+};
+
+function githubTrusting(statement: Record<string, unknown>): boolean {
+  const federated = asArray(asRecord(statement.Principal).Federated).map(String);
+  return federated.some((p) => p.endsWith(`oidc-provider/${GITHUB_OIDC_HOST}`));
+}
+
+export const githubTrustScoped: ResourceRule = {
+  kind: 'resource',
+  name: 'github-oidc-trust-scoped-to-environment',
+  description: `Roles trusting GitHub Actions (${GITHUB_OIDC_HOST}) accept only tokens for sts.amazonaws.com of one repository's one environment (StringEquals sub = repo:<owner>/<repo>:environment:<env>), so the environment's approval gates the role.`,
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (r.type !== 'aws:iam/role:Role') return;
+    for (const s of statements(r.props.assumeRolePolicy)) {
+      if (s.Effect !== 'Allow' || !githubTrusting(s)) continue;
+      const condition = asRecord(s.Condition);
+      const equals = asRecord(condition.StringEquals);
+      const others = Object.keys(condition).filter((op) => op !== 'StringEquals');
+      const sub = asArray(equals[SUBJECT_KEY]);
+      const aud = asArray(equals[AUDIENCE_KEY]);
+      if (sub.length !== 1 || typeof sub[0] !== 'string' || !ENVIRONMENT_SUBJECT.test(sub[0])) {
+        report(`${r.name}: trust must pin ${SUBJECT_KEY} with StringEquals to exactly one repo:<owner>/<repo>:environment:<env> (has ${JSON.stringify(equals[SUBJECT_KEY] ?? null)})`);
+      }
+      if (aud.length !== 1 || aud[0] !== GITHUB_OIDC_AUDIENCE) {
+        report(`${r.name}: trust must require ${AUDIENCE_KEY} = ${GITHUB_OIDC_AUDIENCE} with StringEquals (has ${JSON.stringify(equals[AUDIENCE_KEY] ?? null)})`);
+      }
+      const loose = others.filter((op) => Object.keys(asRecord(condition[op])).some((k) => k.startsWith(`${GITHUB_OIDC_HOST}:`)));
+      if (loose.length > 0) report(`${r.name}: trust widens the GitHub token conditions with ${loose.join(', ')} (wildcards admit other branches, workflows or environments)`);
+      if (asArray(s.Action).some((a) => a !== 'sts:AssumeRoleWithWebIdentity')) report(`${r.name}: a GitHub trust statement allows only sts:AssumeRoleWithWebIdentity`);
+    }
+  },
+};
+
 export const RULES: readonly Rule[] = [
   noPublicBuckets,
   bucketEncryption,
@@ -303,4 +453,8 @@ export const RULES: readonly Rule[] = [
   noIamStarOnStar,
   logGroupRetention,
   requiredTags,
+  publicCidrsRoutable,
+  imagesByDigest,
+  dataProtected,
+  githubTrustScoped,
 ];

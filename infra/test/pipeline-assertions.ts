@@ -2,22 +2,20 @@
  * The SageMaker pipeline extension, asserted against each stack's mocked run (called from
  * describeStack, so the program runs once per stack file).
  */
-import { ACCOUNT, REGION, policyDoc, type ProgramRun } from './harness';
+import { ACCOUNT, DIGEST, JOBS_DIGEST, REGION, REGISTRY, policyDoc, type ProgramRun } from './harness';
 import { definitionProblems, type PipelineDefinition } from '../sagemaker-pipeline-definition';
 import { RULES, evaluate } from '../policies/rules';
+import { runPolicies } from './policy-engine';
 
 export interface PipelineExpectations {
   readonly trainInstanceCount: number;
   readonly spotTraining: boolean;
-  /** Default of JobsImage, or null when the stack cannot know it (deployed by digest). */
-  readonly jobsImage: string | null;
-  readonly apiImage: string;
 }
 
 type Obj = Record<string, unknown>;
 const o = (v: unknown): Obj => v as Obj;
 
-export function describePipeline(stack: string, getRun: () => ProgramRun, e: PipelineExpectations): void {
+export function describePipeline(stack: string, getRun: () => ProgramRun, getBare: () => ProgramRun, e: PipelineExpectations): void {
   describe('sagemaker pipeline', () => {
     const definition = (): PipelineDefinition => JSON.parse(String(getRun().one('aws:sagemaker/pipeline:Pipeline').inputs.pipelineDefinition)) as PipelineDefinition;
 
@@ -39,13 +37,32 @@ export function describePipeline(stack: string, getRun: () => ProgramRun, e: Pip
       expect(run.outputs.sagemakerPipelineName).toBe(`pricesense-${stack}-retrain`);
     });
 
-    test('parameter defaults follow the stack config and the deployed images', () => {
+    test('parameter defaults follow the stack config and the release\'s images, by digest from the shared repositories', () => {
       const byName = Object.fromEntries(definition().Parameters.map((p) => [p.Name, p]));
       expect(byName.TrainInstanceCount.DefaultValue).toBe(e.trainInstanceCount);
-      expect(byName.ApiImage.DefaultValue).toBe(e.apiImage);
-      expect(byName.JobsImage.DefaultValue ?? null).toBe(e.jobsImage);
+      expect(byName.ApiImage.DefaultValue).toBe(`${REGISTRY}/pricesense/api@${DIGEST}`);
+      expect(byName.JobsImage.DefaultValue).toBe(`${REGISTRY}/pricesense/jobs@${JOBS_DIGEST}`);
       const train = definition().Steps[1].Arguments;
       expect(train.EnableManagedSpotTraining === true).toBe(e.spotTraining);
+    });
+
+    test('without release images, no image defaults (every execution passes them) and the program says so', () => {
+      const bare = getBare();
+      const byName = Object.fromEntries((JSON.parse(String(bare.one('aws:sagemaker/pipeline:Pipeline').inputs.pipelineDefinition)) as PipelineDefinition).Parameters.map((p) => [p.Name, p]));
+      expect(byName.JobsImage.DefaultValue).toBeUndefined();
+      expect(byName.ApiImage.DefaultValue).toBeUndefined();
+      expect(bare.logs.join('\n')).toContain('images.jobs is not set');
+    });
+
+    test(`policy pack: a pipeline defaulting to an image by tag ${stack === 'dev' ? 'passes in dev' : `is caught in ${stack}`}`, () => {
+      const tagged = getRun().checked().map((r) => {
+        if (r.type !== 'aws:sagemaker/pipeline:Pipeline') return r;
+        const d = JSON.parse(String(r.props.pipelineDefinition)) as PipelineDefinition;
+        const params = d.Parameters.map((p) => (p.Name === 'JobsImage' ? { ...p, DefaultValue: `${REGISTRY}/pricesense/jobs:1.0.0` } : p));
+        return { ...r, props: { ...r.props, pipelineDefinition: JSON.stringify({ ...d, Parameters: params }) } };
+      });
+      const caught = runPolicies(tagged).violations.filter((v) => v.rule === 'images-by-digest-outside-dev').map((v) => v.message);
+      expect(caught).toEqual(stack === 'dev' ? [] : [expect.stringContaining('parameter JobsImage runs')]);
     });
 
     test('EventBridge: model package state changes of the group go to the alert topic, which lets this stack\'s rules publish', () => {

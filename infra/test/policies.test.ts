@@ -21,10 +21,11 @@ const fullBlock = res('aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock', 
 });
 
 describe('policy rules catch violations', () => {
-  test('the pack has the eight rules the issue names', () => {
+  test('the pack has the original eight rules and the four deploy/teardown rules', () => {
     expect(RULES.map((r) => r.name)).toEqual([
       's3-no-public-buckets', 's3-encryption', 'ecr-immutable-scan-on-push', 'no-nat-gateways',
       'nodes-in-private-subnets', 'iam-no-star-actions-on-star-resources', 'log-groups-have-retention', 'required-tags',
+      'public-access-cidrs-routable', 'images-by-digest-outside-dev', 'data-resources-protected', 'github-oidc-trust-scoped-to-environment',
     ]);
   });
 
@@ -119,6 +120,78 @@ describe('policy rules catch violations', () => {
   });
 });
 
+const tagged = (tier: string | undefined): CheckedResource['provider'] => ({
+  type: 'pulumi:providers:aws', props: { defaultTags: JSON.stringify({ tags: tier ? { ...TAGS, tier } : TAGS }) },
+});
+const DIGEST_REF = `123456789012.dkr.ecr.us-east-1.amazonaws.com/pricesense/api@sha256:${'ab'.repeat(32)}`;
+
+describe('deploy and teardown rules catch violations', () => {
+  test('public-access-cidrs-routable: documentation and private ranges in an EKS public endpoint or a load balancer', () => {
+    const cluster = (cidrs: string[]): CheckedResource => res('eks:index:Cluster', 'c', { publicAccessCidrs: cidrs });
+    expect(messages('public-access-cidrs-routable', [cluster(['81.2.69.160/27', '0.0.0.0/0'])])).toEqual([]);
+    expect(messages('public-access-cidrs-routable', [cluster(['203.0.113.0/24'])])).toEqual([expect.stringMatching(/publicAccessCidrs 203\.0\.113\.0\/24 lies in .*RFC 5737/)]);
+    const raw = res('aws:eks/cluster:Cluster', 'raw', { vpcConfig: { publicAccessCidrs: ['10.1.0.0/16'] } });
+    expect(messages('public-access-cidrs-routable', [raw])).toEqual([expect.stringMatching(/vpcConfig\.publicAccessCidrs 10\.1\.0\.0\/16 lies in 10\.0\.0\.0\/8, private use \(RFC 1918\)/)]);
+    const svc = res('kubernetes:core/v1:Service', 'svc', { spec: { type: 'LoadBalancer', loadBalancerSourceRanges: ['192.168.0.0/24'] } });
+    expect(messages('public-access-cidrs-routable', [svc])).toHaveLength(1);
+    expect(messages('public-access-cidrs-routable', [cluster([])])).toEqual([]);
+  });
+
+  test('images-by-digest-outside-dev: workloads, deployer builds and pipeline defaults by tag outside dev; unlabelled means prod', () => {
+    const deployment = (image: string, tier?: string): CheckedResource => res('kubernetes:apps/v1:Deployment', 'api', {
+      metadata: { labels: tier ? { 'pricesense/tier': tier } : {} },
+      spec: { template: { spec: { initContainers: [{ name: 'init', image: DIGEST_REF }], containers: [{ name: 'api', image }] } } },
+    });
+    expect(messages('images-by-digest-outside-dev', [deployment(DIGEST_REF, 'prod')])).toEqual([]);
+    expect(messages('images-by-digest-outside-dev', [deployment('repo/api:1.0.0', 'dev')])).toEqual([]);
+    expect(messages('images-by-digest-outside-dev', [deployment('repo/api:1.0.0', 'stage')])).toEqual(['api (stage): containers api runs repo/api:1.0.0, not an image digest reference <repo>@sha256:<64 hex>']);
+    expect(messages('images-by-digest-outside-dev', [deployment('repo/api@sha256:abc', undefined)])).toEqual([expect.stringContaining('api (unknown tier (treated as prod))')]);
+    const project = (image: string, tier: string): CheckedResource => ({ ...res('aws:codebuild/project:Project', 'deployer', { environment: { image } }), provider: tagged(tier) });
+    expect(messages('images-by-digest-outside-dev', [project('repo/deployer:latest', 'prod')])).toHaveLength(1);
+    expect(messages('images-by-digest-outside-dev', [project('repo/deployer:latest', 'dev')])).toEqual([]);
+    const pipeline = (jobs: string): CheckedResource => ({
+      ...res('aws:sagemaker/pipeline:Pipeline', 'p', { pipelineDefinition: JSON.stringify({ Parameters: [{ Name: 'JobsImage', Type: 'String', DefaultValue: jobs }, { Name: 'Trees', Type: 'Integer', DefaultValue: 100 }] }) }),
+      provider: tagged('prod'),
+    });
+    expect(messages('images-by-digest-outside-dev', [pipeline(DIGEST_REF)])).toEqual([]);
+    expect(messages('images-by-digest-outside-dev', [pipeline('repo/jobs:1.0.0-jobs')])).toEqual([expect.stringContaining('parameter JobsImage runs repo/jobs:1.0.0-jobs')]);
+  });
+
+  test('data-resources-protected: unprotected data outside dev; force-emptied buckets outside dev and stage; force-deleted repositories', () => {
+    const bucket = (tier: string | undefined, protect: boolean, forceDestroy = false): CheckedResource =>
+      ({ ...res('aws:s3/bucket:Bucket', 'lake', { forceDestroy }), provider: tagged(tier), opts: { protect } });
+    expect(messages('data-resources-protected', [bucket('dev', false, true)])).toEqual([]);
+    expect(messages('data-resources-protected', [bucket('stage', true, true)])).toEqual([]);
+    expect(messages('data-resources-protected', [bucket('prod', true)])).toEqual([]);
+    expect(messages('data-resources-protected', [bucket('stage', false)])).toEqual([expect.stringMatching(/^lake \(aws:s3\/bucket:Bucket, stage\) is not protected/)]);
+    expect(messages('data-resources-protected', [bucket('prod', true, true)])).toEqual([expect.stringContaining('has forceDestroy: only dev and stage buckets may be emptied')]);
+    expect(messages('data-resources-protected', [bucket(undefined, false)])).toEqual([expect.stringContaining('unknown tier (treated as prod)')]);
+    const group = { ...res('aws:sagemaker/modelPackageGroup:ModelPackageGroup', 'models', {}), provider: tagged('prod') };
+    expect(messages('data-resources-protected', [group])).toHaveLength(1);
+    const repo = { ...res('aws:ecr/repository:Repository', 'repo', { forceDelete: true }), provider: tagged('shared'), opts: { protect: true } };
+    expect(messages('data-resources-protected', [repo])).toEqual([expect.stringContaining('has forceDelete')]);
+    // Resource tags override the provider's default tags.
+    expect(messages('data-resources-protected', [{ ...bucket('prod', false), props: { tags: { tier: 'dev' } } }])).toEqual([]);
+  });
+
+  test('github-oidc-trust-scoped-to-environment: branch subjects, wildcards, missing audience, other actions; other roles untouched', () => {
+    const provider = 'arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com';
+    const role = (condition: object, action: unknown = 'sts:AssumeRoleWithWebIdentity', federated = provider): CheckedResource => res('aws:iam/role:Role', 'deploy', {
+      assumeRolePolicy: JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { Federated: federated }, Action: action, Condition: condition }] }),
+    });
+    const good = { StringEquals: { 'token.actions.githubusercontent.com:aud': 'sts.amazonaws.com', 'token.actions.githubusercontent.com:sub': 'repo:acme/pricesense:environment:prod' } };
+    const name = 'github-oidc-trust-scoped-to-environment';
+    expect(messages(name, [role(good)])).toEqual([]);
+    expect(messages(name, [role({ StringEquals: { ...good.StringEquals, 'token.actions.githubusercontent.com:sub': 'repo:acme/pricesense:ref:refs/heads/main' } })])).toEqual([expect.stringContaining('exactly one repo:<owner>/<repo>:environment:<env>')]);
+    expect(messages(name, [role({ StringEquals: { ...good.StringEquals, 'token.actions.githubusercontent.com:sub': ['repo:acme/pricesense:environment:dev', 'repo:acme/pricesense:environment:prod'] } })])).toHaveLength(1);
+    expect(messages(name, [role({ StringEquals: { 'token.actions.githubusercontent.com:sub': 'repo:acme/pricesense:environment:prod' } })])).toEqual([expect.stringContaining(':aud = sts.amazonaws.com')]);
+    expect(messages(name, [role({ ...good, StringLike: { 'token.actions.githubusercontent.com:sub': 'repo:acme/*' } })])).toEqual([expect.stringContaining('widens the GitHub token conditions with StringLike')]);
+    expect(messages(name, [role(good, ['sts:AssumeRoleWithWebIdentity', 'sts:TagSession'])])).toEqual([expect.stringContaining('allows only sts:AssumeRoleWithWebIdentity')]);
+    // Roles trusting other identity providers (IRSA) are not GitHub roles.
+    expect(messages(name, [role({}, 'sts:AssumeRoleWithWebIdentity', 'arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/X')])).toEqual([]);
+  });
+});
+
 describe('policy pack adapter', () => {
   test('resource rules become validateResource, stack rules validateStack, reporting through the engine callback', async () => {
     const ecr = toPolicy(rule('ecr-immutable-scan-on-push'));
@@ -129,6 +202,15 @@ describe('policy pack adapter', () => {
       await ecr.validateResource(args, (m) => reported.push(m));
     }
     expect(reported).toHaveLength(2);
+    // The engine's resource options reach the rules (the protect rule reads them).
+    const data = toPolicy(rule('data-resources-protected'));
+    const seen: string[] = [];
+    if ('validateResource' in data && typeof data.validateResource === 'function') {
+      const args = { type: 'aws:s3/bucket:Bucket', name: 'lake', urn: 'urn:lake', props: {}, opts: { protect: true } } as unknown as Parameters<typeof data.validateResource>[0];
+      await data.validateResource(args, (m) => seen.push(m));
+      await data.validateResource({ ...args, opts: { protect: false } } as typeof args, (m) => seen.push(m));
+    }
+    expect(seen).toEqual([expect.stringContaining('lake (aws:s3/bucket:Bucket, unknown tier (treated as prod)) is not protected')]);
     const stack = toPolicy(rule('s3-no-public-buckets'));
     expect('validateStack' in stack).toBe(true);
     if ('validateStack' in stack) {

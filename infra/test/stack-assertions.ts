@@ -1,53 +1,66 @@
 /**
- * The properties every stack must have, asserted against one mocked run of the real
- * program. Each stack's test file runs the program once and calls describeStack with
- * what differs between tiers.
+ * The properties every environment must have, asserted against mocked runs of the real
+ * programs: the platform project and the app project, each in an update run and in the
+ * preview of a first `pulumi up` (nothing exists yet, computed values unknown). Each
+ * stack's test file calls describeStack with what differs between tiers.
  */
-import { ACCOUNT, REGION, policyDoc, runProgram, type ProgramRun, type Recorded } from './harness';
-import { INTERFACE_ENDPOINT_SERVICES } from '../network';
-import { RULES, evaluate, REQUIRED_TAGS } from '../policies/rules';
+import { ACCOUNT, DEPLOYER_DIGEST, DIGEST, JOBS_DIGEST, REGION, REGISTRY, policyDoc, releaseImages, runProgram, withProps, type ProgramRun } from './harness';
+import { runPolicies } from './policy-engine';
+import { EKS_UNSUPPORTED_ZONE_IDS, INTERFACE_ENDPOINT_SERVICES } from '../network';
+import { REQUIRED_TAGS } from '../policies/rules';
 import { describePipeline, type PipelineExpectations } from './pipeline-assertions';
+import { describeApp, type AppExpectations } from './app-assertions';
 
 export interface TierExpectations {
   readonly stack: 'dev' | 'stage' | 'prod';
-  readonly overrides: Record<string, string>;
   readonly azCount: number;
   readonly endpointAzCount: number;
   readonly logRetentionDays: number;
-  readonly hpa: { min: number; max: number; scaleDownWindow: number };
   readonly capacityTypes: string[];
-  readonly publicEndpoint: boolean;
-  readonly lakeForceDestroy: boolean;
-  readonly ecrForceDelete: boolean;
   readonly scaleToZero: boolean;
-  readonly image: string;
+  /** What `pulumi destroy` may do to the lake and the model package group. */
+  readonly data: { protect: boolean; retainOnDelete: boolean; forceDestroy: boolean; stableLakeName: boolean };
   readonly pipeline: PipelineExpectations;
+  readonly app: AppExpectations;
 }
 
 type Obj = Record<string, unknown>;
 const o = (v: unknown): Obj => v as Obj;
 
-function container(run: ProgramRun): Obj {
-  const dep = run.one('kubernetes:apps/v1:Deployment');
-  const spec = o(o(o(o(dep.inputs.spec).template).spec));
-  return o((spec.containers as unknown[])[0]);
-}
+/** Rules that read values only known once resources exist: the engine reports them as not run during a first preview. */
+const NOT_RUN_IN_FIRST_PREVIEW = new Set(['s3-no-public-buckets', 's3-encryption', 'nodes-in-private-subnets', 'iam-no-star-actions-on-star-resources', 'images-by-digest-outside-dev', 'github-oidc-trust-scoped-to-environment']);
 
 export function describeStack(e: TierExpectations): void {
   describe(`stack ${e.stack}`, () => {
-    let run: ProgramRun;
+    const runs: { platform?: ProgramRun; preview?: ProgramRun; bare?: ProgramRun; app?: ProgramRun; appPreview?: ProgramRun } = {};
+    const platformConfig = { 'pricesense:images': releaseImages() };
+    const appConfig = { 'pricesense:app': JSON.stringify({ image: { digest: DIGEST } }) };
     beforeAll(async () => {
-      run = await runProgram(e.stack, e.overrides);
+      runs.platform = await runProgram('platform', e.stack, { overrides: platformConfig });
+      runs.preview = await runProgram('platform', e.stack, { overrides: platformConfig, mode: 'preview' });
+      // The stack file as committed (no release images yet), plus an operator CIDR.
+      runs.bare = await runProgram('platform', e.stack, { overrides: { 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['81.2.69.160/27'] }) } });
+      runs.app = await runProgram('app', e.stack, { overrides: appConfig });
+      runs.appPreview = await runProgram('app', e.stack, { overrides: appConfig, mode: 'preview' });
     });
+    const platform = (): ProgramRun => runs.platform as ProgramRun;
 
-    describePipeline(e.stack, () => run, e.pipeline);
+    describePipeline(e.stack, platform, () => runs.bare as ProgramRun, e.pipeline);
+    describeApp(e.stack, () => runs.app as ProgramRun, () => runs.appPreview as ProgramRun, e.app);
 
-    test('network: VPC 10.0.0.0/16 over the tier AZ count, no NAT gateway anywhere', () => {
+    test('network: subnets in zones chosen by ID (never one EKS refuses), the tier AZ count, no NAT gateway anywhere', () => {
+      const run = platform();
       expect(run.one('aws:ec2/vpc:Vpc').inputs).toMatchObject({ cidrBlock: '10.0.0.0/16', enableDnsHostnames: true, enableDnsSupport: true });
       const subnets = run.ofType('aws:ec2/subnet:Subnet');
       expect(subnets.filter((s) => /private/.test(s.name))).toHaveLength(e.azCount);
       expect(subnets.filter((s) => /public/.test(s.name))).toHaveLength(e.azCount);
-      expect(new Set(subnets.map((s) => s.inputs.availabilityZone)).size).toBe(e.azCount);
+      for (const s of subnets) {
+        expect(s.inputs.availabilityZone).toBeUndefined(); // names differ per account; IDs do not
+        expect(EKS_UNSUPPORTED_ZONE_IDS).not.toContain(s.inputs.availabilityZoneId);
+      }
+      // The harness's account lists use1-az3 first (us-east-1a): it is skipped, the next IDs in order are taken.
+      const privateZones = subnets.filter((s) => /private/.test(s.name)).map((s) => s.inputs.availabilityZoneId);
+      expect(privateZones).toEqual(['use1-az1', 'use1-az2', 'use1-az4'].slice(0, e.azCount));
       expect(run.ofType('aws:ec2/natGateway:NatGateway')).toHaveLength(0);
       expect(run.ofType('aws:ec2/eip:Eip')).toHaveLength(0);
       for (const r of run.ofType('aws:ec2/route:Route')) expect(r.inputs.natGatewayId).toBeUndefined();
@@ -55,6 +68,7 @@ export function describeStack(e: TierExpectations): void {
     });
 
     test('network: load balancer subnet tags; only public subnets route to the internet gateway', () => {
+      const run = platform();
       const igw = run.one('aws:ec2/internetGateway:InternetGateway');
       const routes = run.ofType('aws:ec2/route:Route');
       expect(routes).toHaveLength(1);
@@ -74,14 +88,15 @@ export function describeStack(e: TierExpectations): void {
       }
     });
 
-    test('network: S3 gateway endpoint and every interface endpoint with private DNS and the 443 security group', () => {
+    test('network: S3 gateway endpoint and every interface endpoint (KMS included, for the deployer) with private DNS and the 443 security group', () => {
+      const run = platform();
       const endpoints = run.ofType('aws:ec2/vpcEndpoint:VpcEndpoint');
       const s3 = endpoints.find((v) => v.inputs.serviceName === `com.amazonaws.${REGION}.s3`);
       expect(s3?.inputs).toMatchObject({ vpcEndpointType: 'Gateway' });
       const privateRt = run.one('aws:ec2/routeTable:RouteTable', /private/).id;
       expect(s3?.inputs.routeTableIds).toEqual([privateRt]);
-      const sg = run.one('aws:ec2/securityGroup:SecurityGroup');
-      const required = ['ecr.api', 'ecr.dkr', 'sts', 'logs', 'ec2', 'elasticloadbalancing', 'autoscaling', 'monitoring', 'sagemaker.api', 'sagemaker.runtime'];
+      const sg = run.one('aws:ec2/securityGroup:SecurityGroup', 'network-endpoints');
+      const required = ['ecr.api', 'ecr.dkr', 'sts', 'logs', 'ec2', 'kms', 'monitoring', 'sagemaker.api'];
       expect(INTERFACE_ENDPOINT_SERVICES).toEqual(expect.arrayContaining(required));
       const privateSubnetIds = run.ofType('aws:ec2/subnet:Subnet').filter((s) => /private/.test(s.name)).map((s) => s.id);
       for (const service of INTERFACE_ENDPOINT_SERVICES) {
@@ -91,14 +106,11 @@ export function describeStack(e: TierExpectations): void {
         expect(subnetIds).toHaveLength(e.endpointAzCount);
         expect(subnetIds.every((id) => privateSubnetIds.includes(id))).toBe(true);
       }
-      expect(run.one('aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule').inputs).toMatchObject({
-        securityGroupId: sg.id, ipProtocol: 'tcp', fromPort: 443, toPort: 443, cidrIpv4: '10.0.0.0/16',
-      });
     });
 
-    test('data lake: private, encrypted, versioned, TLS-only, lifecycle rules, destroy behaviour per tier', () => {
+    test('data lake: private, encrypted, versioned, TLS-only, lifecycle rules', () => {
+      const run = platform();
       const bucket = run.one('aws:s3/bucket:Bucket');
-      expect(bucket.inputs.forceDestroy).toBe(e.lakeForceDestroy);
       expect(run.one('aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock').inputs).toEqual(
         expect.objectContaining({ bucket: bucket.id, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true }),
       );
@@ -114,15 +126,63 @@ export function describeStack(e: TierExpectations): void {
       expect(byPrefix('raw/')).toMatchObject({ transitions: [{ storageClass: 'GLACIER_IR' }] });
     });
 
-    test('image registry: immutable tags, scan on push, lifecycle policy; force delete only in dev', () => {
-      const repo = run.one('aws:ecr/repository:Repository');
-      expect(repo.inputs).toMatchObject({ imageTagMutability: 'IMMUTABLE', imageScanningConfiguration: { scanOnPush: true }, forceDelete: e.ecrForceDelete });
-      const lifecycle = JSON.parse(String(run.one('aws:ecr/lifecyclePolicy:LifecyclePolicy').inputs.policy)) as { rules: Obj[] };
-      expect(lifecycle.rules.map((r) => o(r.selection).tagStatus)).toEqual(['untagged', 'tagged']);
+    test(`teardown: the lake and its guards ${e.data.protect ? 'are protected' : 'are not protected'}${e.data.retainOnDelete ? ' and retained under a stable name' : ''}; forceDestroy ${e.data.forceDestroy}`, () => {
+      const run = platform();
+      const bucket = run.one('aws:s3/bucket:Bucket');
+      expect(bucket.inputs.forceDestroy).toBe(e.data.forceDestroy);
+      if (e.data.stableLakeName) {
+        // The name a recreated stack imports (docs/infra.md): no random suffix.
+        expect(bucket.inputs).toMatchObject({ bucket: `pricesense-lake-${e.stack}-${ACCOUNT}` });
+        expect(bucket.inputs.bucketPrefix).toBeUndefined();
+      } else {
+        expect(bucket.inputs.bucket).toBeUndefined();
+        expect(bucket.inputs.bucketPrefix).toBe(`pricesense-lake-${e.stack}-`);
+      }
+      const lakeParts = run.resources.filter((r) => r.type.startsWith('aws:s3/'));
+      expect(lakeParts.length).toBeGreaterThanOrEqual(7);
+      for (const r of lakeParts) {
+        expect([r.name, r.opts.protect, r.opts.retainOnDelete ?? false]).toEqual([r.name, e.data.protect, e.data.retainOnDelete]);
+      }
     });
 
-    test('model registry: package group and a SageMaker role scoped to lake prefixes', () => {
-      expect(run.one('aws:sagemaker/modelPackageGroup:ModelPackageGroup').inputs.modelPackageGroupName).toBe(`pricesense-${e.stack}`);
+    test('teardown: the model package group follows the same rule as the lake', () => {
+      const group = platform().one('aws:sagemaker/modelPackageGroup:ModelPackageGroup');
+      expect(group.inputs.modelPackageGroupName).toBe(`pricesense-${e.stack}`);
+      expect(group.opts.protect).toBe(e.data.protect);
+      expect(group.opts.retainOnDelete ?? false).toBe(e.data.retainOnDelete);
+    });
+
+    test('teardown: nothing but data is protected, so `pulumi destroy --exclude-protected` removes all compute and network', () => {
+      const protectedTypes = new Set(platform().resources.filter((r) => r.opts.protect).map((r) => r.type));
+      for (const t of protectedTypes) expect(t).toMatch(/^aws:(s3\/|sagemaker\/modelPackageGroup)/);
+    });
+
+    test('teardown: explicit order: the cluster after the network, node groups after networking add-ons, the deployer after its access', () => {
+      const run = platform();
+      expect(run.one('pricesense:infra:Cluster').opts.dependsOn).toEqual(['pricesense:infra:Network::network']);
+      for (const g of run.ofType('eks:index:ManagedNodeGroup')) {
+        expect(g.opts.dependsOn).toEqual(expect.arrayContaining(['aws:eks/addon:Addon::cluster-vpc-cni', 'aws:eks/addon:Addon::cluster-kube-proxy']));
+      }
+      expect(run.one('aws:eks/accessEntry:AccessEntry').opts.dependsOn).toEqual(['pricesense:infra:Cluster::cluster']);
+      expect(run.one('aws:codebuild/project:Project').opts.dependsOn).toEqual(expect.arrayContaining([
+        'aws:iam/rolePolicy:RolePolicy::deployer-role',
+        'aws:eks/accessPolicyAssociation:AccessPolicyAssociation::deployer-access',
+        'aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule::deployer-to-api-server',
+      ]));
+    });
+
+    test('images: no repository of its own; the shared repositories are looked up and the release is referenced by digest', () => {
+      const run = platform();
+      expect(run.ofType('aws:ecr/repository:Repository')).toEqual([]);
+      expect(run.outputs.apiRepositoryUrl).toBe(`${REGISTRY}/pricesense/api`);
+      expect(run.outputs.pipelineApiImage).toBe(`${REGISTRY}/pricesense/api@${DIGEST}`);
+      expect(run.outputs.pipelineJobsImage).toBe(`${REGISTRY}/pricesense/jobs@${JOBS_DIGEST}`);
+      const jobsPull = policyDoc(run.one('aws:iam/rolePolicy:RolePolicy', 'models-sagemaker').inputs.policy).Statement.find((s) => s.Sid === 'PullTrainingImage');
+      expect(jobsPull?.Resource).toBe(`arn:aws:ecr:${REGION}:${ACCOUNT}:repository/pricesense/jobs`);
+    });
+
+    test('model registry: a SageMaker role scoped to lake prefixes', () => {
+      const run = platform();
       const policy = policyDoc(run.one('aws:iam/rolePolicy:RolePolicy', 'models-sagemaker').inputs.policy).Statement;
       const bucket = run.one('aws:s3/bucket:Bucket').id;
       for (const s of policy.filter((x) => String(x.Action).startsWith('s3:Get') || String(x.Action).startsWith('s3:Put'))) {
@@ -132,7 +192,8 @@ export function describeStack(e: TierExpectations): void {
       expect(trust).toMatchObject({ Principal: { Service: 'sagemaker.amazonaws.com' }, Condition: { StringEquals: { 'aws:SourceAccount': ACCOUNT } } });
     });
 
-    test('cluster: private nodes, API auth, OIDC, restricted public endpoint, logging, add-ons', () => {
+    test('cluster: private API endpoint only (the deploy path is inside the VPC), private nodes, API auth, OIDC, logging, add-ons', () => {
+      const run = platform();
       const c = run.one('eks:index:Cluster');
       const privateIds = run.ofType('aws:ec2/subnet:Subnet').filter((s) => /private/.test(s.name)).map((s) => s.id);
       expect(c.inputs).toMatchObject({
@@ -142,36 +203,105 @@ export function describeStack(e: TierExpectations): void {
         skipDefaultNodeGroup: true,
         nodeAssociatePublicIpAddress: false,
         endpointPrivateAccess: true,
-        endpointPublicAccess: true,
-        publicAccessCidrs: ['203.0.113.0/24'],
+        endpointPublicAccess: false,
         privateSubnetIds: privateIds,
       });
+      expect(c.inputs.publicAccessCidrs).toBeUndefined();
       expect(c.inputs.enabledClusterLogTypes).toEqual(expect.arrayContaining(['api', 'audit', 'authenticator']));
       const groups = run.ofType('eks:index:ManagedNodeGroup');
       expect(groups.map((g) => g.inputs.capacityType)).toEqual(e.capacityTypes);
       for (const g of groups) expect(g.inputs.subnetIds).toEqual(privateIds);
       const addons = run.ofType('aws:eks/addon:Addon').map((a) => a.inputs.addonName);
       expect(addons).toEqual(expect.arrayContaining(['vpc-cni', 'coredns', 'kube-proxy', 'eks-pod-identity-agent', 'amazon-cloudwatch-observability', 'metrics-server']));
-      const insights = run.ofType('aws:eks/addon:Addon').find((a) => a.inputs.addonName === 'amazon-cloudwatch-observability');
-      expect(insights?.inputs.podIdentityAssociations).toEqual([expect.objectContaining({ serviceAccount: 'cloudwatch-agent' })]);
+      // The platform creates no Kubernetes object: it runs where the API server is unreachable.
+      expect(run.resources.filter((r) => r.type.startsWith('kubernetes:'))).toEqual([]);
     });
 
-    test('app: IRSA trust bound to the service account, read-only on artifacts/ and the model group', () => {
+    test('cluster: a configured operator CIDR opens a public endpoint restricted to it', () => {
+      expect((runs.bare as ProgramRun).one('eks:index:Cluster').inputs).toMatchObject({ endpointPublicAccess: true, publicAccessCidrs: ['81.2.69.160/27'] });
+    });
+
+    test('deployer: a CodeBuild project in the private subnets, pinned to the deployer image by digest, with the app stack state and its own secrets key', () => {
+      const run = platform();
+      const project = run.one('aws:codebuild/project:Project');
+      const privateIds = run.ofType('aws:ec2/subnet:Subnet').filter((s) => /private/.test(s.name)).map((s) => s.id);
+      const sg = run.one('aws:ec2/securityGroup:SecurityGroup', 'deployer-sg');
+      expect(project.inputs).toMatchObject({
+        name: `pricesense-${e.stack}-deployer`,
+        source: { type: 'NO_SOURCE' },
+        artifacts: { type: 'NO_ARTIFACTS' },
+        vpcConfig: { vpcId: run.one('aws:ec2/vpc:Vpc').id, subnets: privateIds, securityGroupIds: [sg.id] },
+        concurrentBuildLimit: 1,
+      });
+      expect(o(project.inputs.environment)).toMatchObject({
+        image: `${REGISTRY}/pricesense/deployer@${DEPLOYER_DIGEST}`,
+        imagePullCredentialsType: 'SERVICE_ROLE',
+        environmentVariables: expect.arrayContaining([
+          { name: 'STACK', value: e.stack },
+          { name: 'PULUMI_BACKEND_URL', value: `s3://pricesense-pulumi-state-${ACCOUNT}?region=${REGION}` },
+          { name: 'PULUMI_SECRETS_PROVIDER', value: `awskms://alias/pricesense-${e.stack}-pulumi?region=${REGION}` },
+        ]),
+      });
+      expect(String(o(project.inputs.source).buildspec)).toContain('bash infra/deployer/in-vpc.sh "$ACTION"');
+      expect(run.outputs.deployerProject).toBe(`pricesense-${e.stack}-deployer`);
+      expect(run.outputs.deployerImage).toBe(`${REGISTRY}/pricesense/deployer@${DEPLOYER_DIGEST}`);
+    });
+
+    test('deployer: HTTPS out to the VPC and S3 only; the API server lets it in on 443', () => {
+      const run = platform();
+      const sg = run.one('aws:ec2/securityGroup:SecurityGroup', 'deployer-sg');
+      const egress = run.ofType('aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule').filter((r) => r.inputs.securityGroupId === sg.id);
+      expect(egress.map((r) => [r.inputs.fromPort, r.inputs.toPort, r.inputs.cidrIpv4 ?? r.inputs.prefixListId]).sort()).toEqual([[443, 443, '10.0.0.0/16'], [443, 443, 'pl-63a5400a']]);
+      const cluster = run.one('eks:index:Cluster');
+      expect(run.one('aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule', 'deployer-to-api-server').inputs).toMatchObject({
+        securityGroupId: cluster.state.clusterSecurityGroupId, referencedSecurityGroupId: sg.id, ipProtocol: 'tcp', fromPort: 443, toPort: 443,
+      });
+    });
+
+    test('deployer: role trusted by CodeBuild for this project only; cluster admin through an access entry; state and secrets of its own environment only', () => {
+      const run = platform();
+      const role = run.one('aws:iam/role:Role', 'deployer-role');
+      expect(policyDoc(role.inputs.assumeRolePolicy).Statement).toEqual([{
+        Effect: 'Allow',
+        Principal: { Service: 'codebuild.amazonaws.com' },
+        Action: 'sts:AssumeRole',
+        Condition: { StringEquals: { 'aws:SourceAccount': ACCOUNT }, ArnLike: { 'aws:SourceArn': `arn:aws:codebuild:${REGION}:${ACCOUNT}:project/pricesense-${e.stack}-deployer` } },
+      }]);
+      expect(run.one('aws:eks/accessEntry:AccessEntry').inputs).toMatchObject({ clusterName: `pricesense-${e.stack}`, principalArn: role.state.arn });
+      expect(run.one('aws:eks/accessPolicyAssociation:AccessPolicyAssociation').inputs).toMatchObject({
+        principalArn: role.state.arn, policyArn: 'arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy', accessScope: { type: 'cluster' },
+      });
+      const statements = policyDoc(run.one('aws:iam/rolePolicy:RolePolicy', 'deployer-role').inputs.policy).Statement;
+      const state = `arn:aws:s3:::pricesense-pulumi-state-${ACCOUNT}/.pulumi`;
+      expect(statements.find((s) => s.Sid === 'WriteAppState')?.Resource).toEqual([`${state}/*/pricesense-app/${e.stack}.json*`, `${state}/*/pricesense-app/${e.stack}/*`]);
+      expect(statements.find((s) => s.Sid === 'ReadState')?.Resource).toContain(`${state}/stacks/pricesense/${e.stack}.json*`);
+      expect(statements.find((s) => s.Sid === 'StackSecrets')?.Condition).toEqual({ 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': `alias/pricesense-${e.stack}-pulumi` } });
+      expect(statements.find((s) => s.Sid === 'PullDeployerImage')?.Resource).toBe(`arn:aws:ecr:${REGION}:${ACCOUNT}:repository/pricesense/deployer`);
+      const stars = statements.filter((s) => s.Resource === '*').flatMap((s) => [s.Action].flat());
+      expect(stars.every((a) => /^(ecr:GetAuthorizationToken|ec2:(Create|Delete|Describe)\w+)$/.test(String(a)))).toBe(true);
+    });
+
+    test('deployer: absent until a deployer image is configured (the program says so)', () => {
+      const bare = runs.bare as ProgramRun;
+      expect(bare.ofType('aws:codebuild/project:Project')).toEqual([]);
+      expect(bare.outputs.deployerProject).toBeNull();
+      expect(bare.logs.join('\n')).toContain('images.deployer is not set');
+    });
+
+    test('api identity: IRSA trust bound to the app service account, read-only on artifacts/ and the model group', () => {
+      const run = platform();
       const c = run.one('eks:index:Cluster');
       const issuer = String(c.state.oidcIssuer);
-      const role = run.ofType('aws:iam/role:Role').find((r) => r.name === 'app-irsa') as Recorded;
-      const trust = policyDoc(role.inputs.assumeRolePolicy).Statement;
-      expect(trust).toHaveLength(1);
-      expect(trust[0]).toEqual({
+      const role = run.one('aws:iam/role:Role', 'api-irsa');
+      expect(policyDoc(role.inputs.assumeRolePolicy).Statement).toEqual([{
         Effect: 'Allow',
         Principal: { Federated: c.state.oidcProviderArn },
         Action: 'sts:AssumeRoleWithWebIdentity',
         Condition: { StringEquals: { [`${issuer}:sub`]: 'system:serviceaccount:mlops:pricesense-api', [`${issuer}:aud`]: 'sts.amazonaws.com' } },
-      });
-      const sa = run.one('kubernetes:core/v1:ServiceAccount');
-      expect(o(sa.inputs.metadata)).toMatchObject({ name: 'pricesense-api', namespace: 'mlops', annotations: { 'eks.amazonaws.com/role-arn': role.state.arn } });
+      }]);
+      expect(run.outputs.apiRoleArn).toBe(role.state.arn);
       const bucket = run.one('aws:s3/bucket:Bucket').id;
-      const statements = policyDoc(run.one('aws:iam/rolePolicy:RolePolicy', 'app-irsa').inputs.policy).Statement;
+      const statements = policyDoc(run.one('aws:iam/rolePolicy:RolePolicy', 'api-irsa').inputs.policy).Statement;
       const actions = statements.flatMap((s) => s.Action as string[]);
       expect(actions.every((a) => /^(s3:GetObject|s3:ListBucket|sagemaker:(Describe|List)\w+)$/.test(a))).toBe(true);
       expect(statements.find((s) => s.Sid === 'ReadArtifacts')?.Resource).toBe(`arn:aws:s3:::${bucket}/artifacts/*`);
@@ -181,60 +311,26 @@ export function describeStack(e: TierExpectations): void {
       ]);
     });
 
-    test('app: deployment image, env, probes, resources, security context, zone spread', () => {
-      expect(run.one('kubernetes:core/v1:Namespace').inputs).toMatchObject({ metadata: { name: 'mlops' } });
-      const c = container(run);
-      const bucket = run.one('aws:s3/bucket:Bucket').id;
-      expect(c.image).toBe(e.image);
-      expect(c.ports).toEqual([{ name: 'http', containerPort: 8080, protocol: 'TCP' }]);
-      expect(c.env).toEqual(expect.arrayContaining([
-        { name: 'PRICESENSE_REGISTRY', value: `sagemaker://pricesense-${e.stack}` },
-        { name: 'PRICESENSE_LAKE', value: `s3://${bucket}` },
-        { name: 'AWS_REGION', value: REGION },
-        { name: 'PORT', value: '8080' },
-      ]));
-      expect(o(c.livenessProbe).httpGet).toEqual({ path: '/health', port: 'http' });
-      expect(o(c.readinessProbe).httpGet).toEqual({ path: '/ready', port: 'http' });
-      expect(o(c.resources)).toMatchObject({ requests: { cpu: expect.any(String), memory: expect.any(String) }, limits: { cpu: expect.any(String), memory: expect.any(String) } });
-      expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
-      const podSpec = o(o(o(run.one('kubernetes:apps/v1:Deployment').inputs.spec).template).spec);
-      expect(o(podSpec.securityContext).runAsNonRoot).toBe(true);
-      const spread = (podSpec.topologySpreadConstraints as Obj[]).find((t) => t.topologyKey === 'topology.kubernetes.io/zone');
-      expect(spread).toMatchObject({ maxSkew: 1, whenUnsatisfiable: e.stack === 'prod' ? 'DoNotSchedule' : 'ScheduleAnyway' });
-    });
-
-    test('app: service type, HPA bounds with scale-down stabilization, PDB; endpoint output', () => {
-      const svc = o(run.one('kubernetes:core/v1:Service').inputs.spec);
-      expect(svc.type).toBe(e.publicEndpoint ? 'LoadBalancer' : 'ClusterIP');
-      const hpa = o(run.one('kubernetes:autoscaling/v2:HorizontalPodAutoscaler').inputs.spec);
-      expect(hpa).toMatchObject({ minReplicas: e.hpa.min, maxReplicas: e.hpa.max });
-      expect(o(o(hpa.behavior).scaleDown).stabilizationWindowSeconds).toBe(e.hpa.scaleDownWindow);
-      expect(o(run.one('kubernetes:policy/v1:PodDisruptionBudget').inputs.spec).maxUnavailable).toBe(1);
-      if (e.publicEndpoint) expect(run.outputs.apiEndpoint).toMatch(/^http:\/\/.+\.elb\.us-east-1\.amazonaws\.com$/);
-      else expect(run.outputs.apiEndpoint).toBeNull();
-    });
-
-    test('monitoring: log retention per tier on every log group, alarms to the SNS topic, dashboard', () => {
+    test('monitoring: log retention per tier on every log group (deployer builds included), alarms to the SNS topic, dashboard', () => {
+      const run = platform();
       const groups = run.ofType('aws:cloudwatch/logGroup:LogGroup');
-      expect(groups.map((g) => g.inputs.name)).toEqual(expect.arrayContaining([`/aws/eks/pricesense-${e.stack}/cluster`, `/aws/containerinsights/pricesense-${e.stack}/application`]));
+      expect(groups.map((g) => g.inputs.name)).toEqual(expect.arrayContaining([
+        `/aws/eks/pricesense-${e.stack}/cluster`, `/aws/containerinsights/pricesense-${e.stack}/application`, `/aws/codebuild/pricesense-${e.stack}-deployer`,
+      ]));
       for (const g of groups) expect(g.inputs.retentionInDays).toBe(e.logRetentionDays);
       const topic = run.one('aws:sns/topic:Topic').state.arn;
       const alarms = run.ofType('aws:cloudwatch/metricAlarm:MetricAlarm');
       expect(alarms.map((a) => a.name).sort()).toEqual(['monitoring-api-5xx-rate', 'monitoring-api-p99-latency', 'monitoring-node-cpu', 'monitoring-pod-restarts']);
       for (const a of alarms) expect(a.inputs.alarmActions).toEqual([topic]);
-      expect(run.one('aws:cloudwatch/metricAlarm:MetricAlarm', 'monitoring-api-p99-latency').inputs.extendedStatistic).toBe('p99');
-      expect(run.ofType('aws:cloudwatch/dashboard:Dashboard')).toHaveLength(1);
       const errors = run.one('aws:cloudwatch/logMetricFilter:LogMetricFilter', 'monitoring-errors-5xx').inputs;
-      expect(errors.logGroupName).toBe(`/aws/containerinsights/pricesense-${e.stack}/application`);
-      expect(errors.pattern).toContain('($.log_processed.msg = "request")');
+      expect(errors.pattern).toContain('($.kubernetes.container_name = "api")');
       expect(errors.pattern).toContain('($.log_processed.status >= 500)');
-      expect(o(run.one('aws:cloudwatch/logMetricFilter:LogMetricFilter', 'monitoring-latency').inputs.metricTransformation).value).toBe('$.log_processed.ms');
     });
 
     test('cost: budget with thresholds; scale-to-zero schedules only where demo hours are set', () => {
+      const run = platform();
       const budget = run.one('aws:budgets/budget:Budget').inputs;
       expect(budget).toMatchObject({ budgetType: 'COST', timeUnit: 'MONTHLY', limitUnit: 'USD' });
-      expect((budget.notifications as Obj[]).length).toBeGreaterThanOrEqual(2);
       const schedules = run.ofType('aws:scheduler/schedule:Schedule');
       if (!e.scaleToZero) {
         expect(schedules).toHaveLength(0);
@@ -243,50 +339,79 @@ export function describeStack(e: TierExpectations): void {
       expect(schedules.map((s) => s.name).sort()).toEqual(['cost-spot-down', 'cost-spot-up']);
       const down = run.one('aws:scheduler/schedule:Schedule', 'cost-spot-down').inputs;
       expect(down.scheduleExpression).toBe('cron(0 20 ? * MON-FRI *)');
-      expect(o(down.target).arn).toBe('arn:aws:scheduler:::aws-sdk:eks:updateNodegroupConfig');
       expect(JSON.parse(String(o(down.target).input))).toEqual({ ClusterName: 'pricesense-dev', NodegroupName: 'pricesense-dev-spot', ScalingConfig: { MinSize: 0, MaxSize: 3, DesiredSize: 0 } });
-      const up = JSON.parse(String(o(run.one('aws:scheduler/schedule:Schedule', 'cost-spot-up').inputs.target).input)) as Obj;
-      expect(o(up.ScalingConfig).DesiredSize).toBe(2);
       expect(run.one('eks:index:ManagedNodeGroup').inputs.ignoreScalingChanges).toBe(true);
     });
 
-    test('tags: every AWS resource goes through the one provider whose default tags carry the required keys', () => {
+    test('tags: every AWS resource goes through the one provider whose default tags carry the required keys and the tier', () => {
+      const run = platform();
       const provider = run.one('pulumi:providers:aws');
-      // Provider settings reach the engine as JSON text.
       const tags = o(o(JSON.parse(String(provider.inputs.defaultTags))).tags);
-      expect(tags).toEqual({ project: 'pricesense', stack: e.stack, owner: 'ml-platform', 'cost-center': 'cc-4711' });
-      expect(Object.keys(tags)).toEqual([...REQUIRED_TAGS]);
-      expect(provider.inputs.region).toBe(REGION);
-      const aws = run.resources.filter((r) => r.type.startsWith('aws:'));
-      const strays = aws.filter((r) => r.provider?.split('::').pop() !== provider.id).map((r) => `${r.type} ${r.name}`);
+      expect(tags).toEqual({ project: 'pricesense', stack: e.stack, owner: 'ml-platform', 'cost-center': 'cc-4711', tier: e.stack });
+      expect(Object.keys(tags)).toEqual(expect.arrayContaining([...REQUIRED_TAGS]));
+      const strays = run.resources.filter((r) => r.type.startsWith('aws:') && r.provider?.split('::').pop() !== provider.id).map((r) => `${r.type} ${r.name}`);
       expect(strays).toEqual([]);
     });
 
-    test('outputs: the names other parts consume', () => {
-      const bucket = run.one('aws:s3/bucket:Bucket').id;
+    test('outputs: the names the app project, the CLI and CI consume', () => {
+      const run = platform();
       expect(run.outputs).toMatchObject({
-        ecrRepositoryUrl: `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/pricesense-${e.stack}/api`,
-        lakeBucket: bucket,
+        lakeBucket: run.one('aws:s3/bucket:Bucket').id,
         modelPackageGroup: `pricesense-${e.stack}`,
+        registryUri: `sagemaker://pricesense-${e.stack}`,
         clusterName: `pricesense-${e.stack}`,
+        region: REGION,
+        tier: e.stack,
       });
       expect(typeof run.outputs.kubeconfig).toBe('string');
     });
 
-    test('policy pack: every rule passes on this stack', () => {
-      const resources = run.checked();
-      const violations = RULES.flatMap((rule) => evaluate(rule, resources));
-      expect(violations).toEqual([]);
+    test('preview of a first up: the same resources as the update, their ids unknown', () => {
+      const preview = runs.preview as ProgramRun;
+      const names = (r: ProgramRun): string[] => r.resources.map((x) => `${x.type}::${x.name}`).sort();
+      expect(names(preview)).toEqual(names(platform()));
+      expect(preview.one('aws:ec2/vpc:Vpc').id).toBeUndefined();
+      // Zones are an invoke, known during preview: subnet placement is decided before anything exists.
+      expect(preview.ofType('aws:ec2/subnet:Subnet').map((s) => s.inputs.availabilityZoneId)).toEqual(platform().ofType('aws:ec2/subnet:Subnet').map((s) => s.inputs.availabilityZoneId));
+      const options = (r: ProgramRun): string[] => r.resources.map((x) => `${x.type}::${x.name} ${JSON.stringify(x.opts)}`).sort();
+      expect(options(preview)).toEqual(options(platform()));
+    });
+
+    test('policy pack: every rule passes on the update run', () => {
+      expect(runPolicies(platform().checked()).violations).toEqual([]);
+    });
+
+    test('policy pack: no rule fails the preview of a first up; only rules reading not-yet-known values are skipped, and the first-up guards all run', () => {
+      const report = runPolicies((runs.preview as ProgramRun).checked());
+      expect(report.violations).toEqual([]);
+      for (const n of report.notRun) expect([n.rule, NOT_RUN_IN_FIRST_PREVIEW.has(n.rule)]).toEqual([n.rule, true]);
+      const guards = ['public-access-cidrs-routable', 'data-resources-protected', 'required-tags', 'log-groups-have-retention', 'ecr-immutable-scan-on-push'];
+      expect(report.notRun.filter((n) => guards.includes(n.rule))).toEqual([]);
+      // The deployer's image reference is known before anything exists, so the digest rule checks it in the preview.
+      expect(report.notRun.filter((n) => n.rule === 'images-by-digest-outside-dev' && n.urn.includes('codebuild'))).toEqual([]);
+    });
+
+    test('policy pack: a public access list with a documentation range is caught, in preview as in update', () => {
+      for (const run of [platform(), runs.preview as ProgramRun]) {
+        const mutated = run.checked().map((r) => (r.type === 'eks:index:Cluster' ? withProps(r, { publicAccessCidrs: ['203.0.113.0/24'] }) : r));
+        expect(runPolicies(mutated).violations.map((v) => v.message)).toEqual([expect.stringContaining('203.0.113.0/24 lies in 203.0.113.0/24, documentation TEST-NET-3 (RFC 5737)')]);
+      }
+    });
+
+    test(`policy pack: an unprotected lake ${e.stack === 'dev' ? 'passes in dev' : `is caught in ${e.stack}`}`, () => {
+      const mutated = platform().checked().map((r) => (r.type === 'aws:s3/bucket:Bucket' ? { ...r, opts: { protect: false } } : r));
+      const caught = runPolicies(mutated).violations.filter((v) => v.rule === 'data-resources-protected');
+      expect(caught.map((v) => v.message)).toEqual(e.stack === 'dev' ? [] : [expect.stringMatching(/^lake \(aws:s3\/bucket:Bucket, (stage|prod)\) is not protected/)]);
     });
 
     test('policy pack: moving a node group into a public subnet is caught', () => {
-      const resources = run.checked();
+      const run = platform();
       const publicIds = run.ofType('aws:ec2/subnet:Subnet').filter((s) => /public/.test(s.name)).map((s) => s.id);
-      const mutated = resources.map((r) => (r.type === 'eks:index:ManagedNodeGroup' ? { ...r, props: { ...r.props, subnetIds: [publicIds[0]] } } : r));
-      const rule = RULES.find((r) => r.name === 'nodes-in-private-subnets');
-      expect(rule && evaluate(rule, mutated).map((v) => v.message)).toEqual(
+      const mutated = run.checked().map((r) => (r.type === 'eks:index:ManagedNodeGroup' ? withProps(r, { subnetIds: [publicIds[0]] }) : r));
+      expect(runPolicies(mutated).violations.map((v) => v.message)).toEqual(
         expect.arrayContaining([expect.stringMatching(new RegExp(`places nodes in public subnet\\(s\\) ${publicIds[0]}`))]),
       );
     });
   });
 }
+

@@ -9,6 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../../etl/errors';
 import { LocalLake } from '../../etl/lake/local';
+import { rawFormatOf } from '../../etl/drop/sources';
+import { readGoldManifest } from '../../etl/gold';
+import { MANIFEST_NAME } from '../../etl/lake/commit';
 import { runEtl } from '../../etl/pipeline';
 import { logEvent } from '../../etl/progress';
 import { evaluateForest } from '../evaluate';
@@ -194,10 +197,13 @@ export async function runEtlJob(options: { root: string; shard?: string; scratch
   const rawDir = p.processingInput('raw');
   const raw = (await listFiles(rawDir).catch((e: Error) => {
     throw new UserError(`cannot read the raw input ${rawDir}: ${e.message}`);
-  })).filter((f) => /\.csv$/i.test(f));
+  })).filter((f) => {
+    const format = rawFormatOf(f);
+    return format !== 'metadata' && format !== 'other';
+  });
   if (raw.length === 0) {
     // More instances than raw files: ShardedByS3Key gives this one nothing. Not an error.
-    print(`no raw CSV files in ${rawDir} for shard ${shard}; nothing to do`);
+    print(`no raw drop files (.csv, .csv.gz, .zip) in ${rawDir} for shard ${shard}; nothing to do`);
     return { goldDir: null, shard, rawFiles: 0, goldRows: 0 };
   }
   const scratchBase = options.scratch ?? path.join(options.root, 'processing');
@@ -210,7 +216,11 @@ export async function runEtlJob(options: { root: string; shard?: string; scratch
     const outShard = path.join(p.processingOutput('gold'), shard);
     const staging = path.join(p.processingOutput('gold'), `.${shard}.staging-${process.pid}`);
     await rm(staging, { recursive: true, force: true });
-    for (const f of await listFiles(path.join(lakeDir, 'gold'))) await copyFile(path.join(lakeDir, 'gold', f), path.join(await ensureDir(path.join(staging, 'gold', path.dirname(f))), path.basename(f)));
+    // The committed gold zone only: its manifest and the files it lists (not the ETL's ledger).
+    const committed = await readGoldManifest(new LocalLake(lakeDir));
+    for (const f of [MANIFEST_NAME, ...committed.manifest.files.map((x) => x.path)]) {
+      await copyFile(path.join(lakeDir, 'gold', ...f.split('/')), path.join(await ensureDir(path.join(staging, 'gold', path.dirname(f))), path.basename(f)));
+    }
     await rm(outShard, { recursive: true, force: true });
     await rename(staging, outShard);
     const goldRows = report.gold.rows.train + report.gold.rows.validation + report.gold.rows.test;

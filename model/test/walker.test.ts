@@ -6,7 +6,7 @@ import { randomForest, randomRow, rng, type RandomForestOptions } from './random
 
 /**
  * The differential check: every scoring path of the walker (single row, proba, batch
- * of objects, columnar batch, explain) against the recursive reference scorer, on the
+ * of objects, columnar batch, encoded batch, explain) against the recursive reference scorer, on the
  * forest as built in memory and as read back from its v2 file. One assertion per
  * forest, so a failure shows every disagreeing row.
  */
@@ -21,6 +21,8 @@ function check(forest: ForestFileV1, rows: Record<string, unknown>[]): void {
   for (const cf of [CompiledForest.compile(forest), CompiledForest.compile(v2, { blockRows: 64 })]) {
     const batch = cf.predictBatch(rows);
     const columnar = cf.predictBatch({ columns, rows: rows.length });
+    const { x, n } = cf.encodeBatch(rows);
+    const encoded = cf.predictBatchEncoded(x, n);
     rows.forEach((row, r) => {
       const ref = referenceProba(forest, row);
       const expected = { p: ref.probabilities, label: forest.classes[ref.classIndex] };
@@ -32,8 +34,9 @@ function check(forest: ForestFileV1, rows: Record<string, unknown>[]): void {
         { p: Array.from(batch.probabilities.subarray(r * K, r * K + K)), label: batch.labels[r] },
         { p: Array.from(columnar.probabilities.subarray(r * K, r * K + K)), label: columnar.labels[r] },
         { p: Array.from(explained.probabilities), label: explained.label },
+        { p: Array.from(encoded.probabilities.subarray(r * K, r * K + K)), label: encoded.labels[r] },
       );
-      want.push(expected, expected, expected, expected, expected);
+      want.push(expected, expected, expected, expected, expected, expected);
     });
   }
   expect(got).toEqual(want);

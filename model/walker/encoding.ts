@@ -117,6 +117,25 @@ export class RowEncoder {
     for (let r = 0; r < count; r++) this.encodeRow(rows[start + r], V, r * this.stride);
   }
 
+  /**
+   * Encodes rows [start, start + count) of feature values — a row-major matrix of F
+   * values per row, as value() gives them (numbers; category codes; NaN for missing) —
+   * into V. A categorical value that is not one of the feature's codes is unknown.
+   */
+  encodeValues(x: Float64Array, start: number, count: number, V: Int32Array): void {
+    const F = this.F;
+    const stride = this.stride;
+    for (let r = 0; r < count; r++) {
+      const o = (start + r) * F;
+      for (let f = 0; f < F; f++) {
+        let v = x[o + f];
+        if (this.kind[f] !== NUMERIC && !(Number.isInteger(v) && v >= 0 && v < this.codeMaps[f]!.size)) v = NaN;
+        V[r * stride + f] = this.encode(f, v);
+      }
+      V[r * stride + F] = 31;
+    }
+  }
+
   /** Encodes rows [start, start + count) of columnar input into V (row-major, stride per row). */
   encodeColumns(input: ColumnarRows, start: number, count: number, V: Int32Array): void {
     const F = this.F;

@@ -1,29 +1,23 @@
 /**
- * The API on Kubernetes: namespace, IRSA service account, Deployment, Service, HPA and
- * PodDisruptionBudget, all through the cluster's own provider. The pod's AWS identity
- * reads only the lake's artifacts/ prefix and the model package group.
+ * The API on Kubernetes: namespace, service account, Deployment, Service, HPA and
+ * PodDisruptionBudget, through the cluster's own provider. Part of the app project, which
+ * runs from inside the VPC (the platform's deployer); the AWS side (the IRSA role, the
+ * lake, the model package group) comes from the platform stack as plain values.
  */
 import * as pulumi from '@pulumi/pulumi';
-import * as aws from '@pulumi/aws';
 import * as k8s from '@pulumi/kubernetes';
-import type { AwsContext } from './aws-context';
-import { APP_NAME, APP_NAMESPACE } from './monitoring';
-import { modelPackagesArn } from './model-registry';
-import type { Tier } from './config';
-
-export const CONTAINER_PORT = 8080;
-export const SERVICE_ACCOUNT = APP_NAME;
+import { APP_NAME, APP_NAMESPACE, CONTAINER_NAME, CONTAINER_PORT, SERVICE_ACCOUNT } from '../app-contract';
+import { TIER_LABEL, type Tier } from '../stack-config';
 
 export interface AppArgs {
   readonly tier: Tier;
-  readonly image: { readonly tag?: string; readonly digest?: string };
-  readonly repositoryUrl: pulumi.Input<string>;
-  readonly lakeBucketName: pulumi.Input<string>;
-  readonly lakeBucketArn: pulumi.Input<string>;
-  readonly modelPackageGroupName: pulumi.Input<string>;
-  readonly modelPackageGroupArn: pulumi.Input<string>;
-  readonly oidcProviderArn: pulumi.Input<string>;
-  readonly oidcIssuer: pulumi.Input<string>;
+  /** Full image reference (`<repo>@sha256:…` outside dev). */
+  readonly image: pulumi.Input<string>;
+  /** The IRSA role the service account is annotated with (platform stack). */
+  readonly roleArn: pulumi.Input<string>;
+  readonly registryUri: pulumi.Input<string>;
+  readonly lakeUri: pulumi.Input<string>;
+  readonly region: pulumi.Input<string>;
   readonly publicEndpoint: boolean;
   readonly publicEndpointCidrs: readonly string[];
   readonly minReplicas: number;
@@ -32,90 +26,29 @@ export interface AppArgs {
   readonly scaleDownStabilizationSeconds: number;
   readonly resources: { cpuRequest: string; cpuLimit: string; memoryRequest: string; memoryLimit: string };
   readonly k8sProvider: k8s.Provider;
-  readonly aws: AwsContext;
-}
-
-/** `<repo>@sha256:...` when a digest is configured, else `<repo>:<tag>`. */
-export function imageRef(repositoryUrl: pulumi.Input<string>, image: AppArgs['image']): pulumi.Output<string> {
-  if (image.digest !== undefined) return pulumi.interpolate`${repositoryUrl}@${image.digest}`;
-  if (image.tag !== undefined) return pulumi.interpolate`${repositoryUrl}:${image.tag}`;
-  throw new Error('App needs app.image.tag or app.image.digest');
 }
 
 export class App extends pulumi.ComponentResource {
   readonly endpoint: pulumi.Output<string> | undefined;
-  readonly roleArn: pulumi.Output<string>;
   readonly image: pulumi.Output<string>;
 
   constructor(name: string, args: AppArgs, opts?: pulumi.ComponentResourceOptions) {
     super('pricesense:infra:App', name, {}, opts);
-    const awsOpts: pulumi.CustomResourceOptions = { parent: this, provider: args.aws.provider };
     const k8sOpts: pulumi.CustomResourceOptions = { parent: this, provider: args.k8sProvider };
+    // The selector labels never change; the tier label is on every object (the policy pack reads it).
     const labels = { 'app.kubernetes.io/name': APP_NAME, 'app.kubernetes.io/part-of': 'pricesense' };
-
-    const role = new aws.iam.Role(`${name}-irsa`, {
-      description: `IRSA role of ${APP_NAMESPACE}/${SERVICE_ACCOUNT}`,
-      assumeRolePolicy: pulumi.all([args.oidcProviderArn, args.oidcIssuer]).apply(([providerArn, issuer]) =>
-        JSON.stringify({
-          Version: '2012-10-17',
-          Statement: [{
-            Effect: 'Allow',
-            Principal: { Federated: providerArn },
-            Action: 'sts:AssumeRoleWithWebIdentity',
-            // Only this service account, and only tokens minted for STS.
-            Condition: {
-              StringEquals: {
-                [`${issuer}:sub`]: `system:serviceaccount:${APP_NAMESPACE}:${SERVICE_ACCOUNT}`,
-                [`${issuer}:aud`]: 'sts.amazonaws.com',
-              },
-            },
-          }],
-        }),
-      ),
-    }, awsOpts);
-    new aws.iam.RolePolicy(`${name}-irsa`, {
-      role: role.id,
-      policy: pulumi.jsonStringify({
-        Version: '2012-10-17',
-        Statement: [
-          { Sid: 'ReadArtifacts', Effect: 'Allow', Action: ['s3:GetObject'], Resource: pulumi.interpolate`${args.lakeBucketArn}/artifacts/*` },
-          {
-            Sid: 'ListArtifacts',
-            Effect: 'Allow',
-            Action: ['s3:ListBucket'],
-            Resource: args.lakeBucketArn,
-            Condition: { StringLike: { 's3:prefix': ['artifacts/', 'artifacts/*'] } },
-          },
-          {
-            Sid: 'DescribeModels',
-            Effect: 'Allow',
-            Action: ['sagemaker:DescribeModelPackageGroup', 'sagemaker:DescribeModelPackage', 'sagemaker:ListTags'],
-            Resource: [args.modelPackageGroupArn, modelPackagesArn(args.aws, args.modelPackageGroupName)],
-          },
-          {
-            // ListModelPackages has no resource-level permissions in IAM; it is read-only.
-            Sid: 'ListModels',
-            Effect: 'Allow',
-            Action: ['sagemaker:ListModelPackages'],
-            Resource: '*',
-          },
-        ],
-      }),
-    }, awsOpts);
-    this.roleArn = role.arn;
+    const objectLabels = { ...labels, [TIER_LABEL]: args.tier };
 
     const ns = new k8s.core.v1.Namespace(`${name}-ns`, {
-      metadata: { name: APP_NAMESPACE, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } },
+      metadata: { name: APP_NAMESPACE, labels: { 'pod-security.kubernetes.io/enforce': 'restricted', [TIER_LABEL]: args.tier } },
     }, k8sOpts);
-    const inNs = { namespace: ns.metadata.name, labels };
+    const inNs = { namespace: ns.metadata.name, labels: objectLabels };
 
     const sa = new k8s.core.v1.ServiceAccount(`${name}-sa`, {
-      metadata: { ...inNs, name: SERVICE_ACCOUNT, annotations: { 'eks.amazonaws.com/role-arn': role.arn } },
+      metadata: { ...inNs, name: SERVICE_ACCOUNT, annotations: { 'eks.amazonaws.com/role-arn': args.roleArn } },
     }, k8sOpts);
 
-    this.image = imageRef(args.repositoryUrl, args.image);
-    const registry = pulumi.interpolate`sagemaker://${args.modelPackageGroupName}`;
-    const lake = pulumi.interpolate`s3://${args.lakeBucketName}`;
+    this.image = pulumi.output(args.image);
     const probe = (path: string, periodSeconds: number, failureThreshold: number): k8s.types.input.core.v1.Probe => ({
       httpGet: { path, port: 'http' },
       periodSeconds,
@@ -138,20 +71,20 @@ export class App extends pulumi.ComponentResource {
         selector: { matchLabels: labels },
         strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
         template: {
-          metadata: { labels },
+          metadata: { labels: objectLabels },
           spec: {
             serviceAccountName: sa.metadata.name,
             securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
             topologySpreadConstraints: [spread('topology.kubernetes.io/zone', args.tier === 'prod'), spread('kubernetes.io/hostname', false)],
             terminationGracePeriodSeconds: 30,
             containers: [{
-              name: 'api',
+              name: CONTAINER_NAME,
               image: this.image,
               ports: [{ name: 'http', containerPort: CONTAINER_PORT, protocol: 'TCP' }],
               env: [
-                { name: 'PRICESENSE_REGISTRY', value: registry },
-                { name: 'PRICESENSE_LAKE', value: lake },
-                { name: 'AWS_REGION', value: args.aws.region },
+                { name: 'PRICESENSE_REGISTRY', value: args.registryUri },
+                { name: 'PRICESENSE_LAKE', value: args.lakeUri },
+                { name: 'AWS_REGION', value: args.region },
                 { name: 'PORT', value: String(CONTAINER_PORT) },
               ],
               resources: {
@@ -191,7 +124,12 @@ export class App extends pulumi.ComponentResource {
         ports: [{ name: 'http', port: args.publicEndpoint ? 80 : CONTAINER_PORT, targetPort: 'http', protocol: 'TCP' }],
         ...(args.publicEndpoint ? { loadBalancerSourceRanges: [...args.publicEndpointCidrs] } : {}),
       },
-    }, k8sOpts);
+      // A LoadBalancer Service carries the service.kubernetes.io/load-balancer-cleanup
+      // finalizer: its deletion completes only once the controller has deleted the load
+      // balancer (and with it the ENIs in the platform's public subnets). The app stack is
+      // always destroyed before the platform stack (.github/scripts/teardown.sh checks), so
+      // no load balancer ever holds the VPC; deleting one takes minutes, hence the timeout.
+    }, { ...k8sOpts, customTimeouts: { delete: '20m' } });
 
     new k8s.autoscaling.v2.HorizontalPodAutoscaler(`${name}-hpa`, {
       metadata: { ...inNs, name: APP_NAME },

@@ -1,0 +1,90 @@
+/**
+ * ONNX Runtime as the scoring peer: the same forest exported by model/onnx/export.ts,
+ * scored by onnxruntime-node with one intra-op thread (the walker is one thread too).
+ * Used by `npm run bench:model` and by the parity tests; onnxruntime-node is a dev
+ * dependency, so nothing in the product imports this module.
+ */
+import * as ort from 'onnxruntime-node';
+import { forestToOnnx, type OnnxExportOptions } from '../model/onnx/export';
+import type { ForestFileV1 } from '../model/format';
+
+export interface OrtScorer {
+  readonly session: ort.InferenceSession;
+  readonly features: number;
+  readonly classes: number;
+  /** Labels and probabilities (row-major n×K, float32 widened) of an encoded row-major n×F matrix. */
+  score(x: Float64Array, n: number): Promise<{ labels: string[]; probabilities: Float64Array }>;
+  release(): Promise<void>;
+}
+
+/** An ORT session on ONNX bytes, one intra-op and one inter-op thread, sequential execution. */
+export async function ortSession(bytes: Uint8Array): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+}
+
+/** Runs an ONNX model whose input X is double [N, F] and whose outputs are label and probabilities. */
+export function ortScorer(session: ort.InferenceSession, features: number, classes: number): OrtScorer {
+  return {
+    session,
+    features,
+    classes,
+    async score(x, n) {
+      const out = await session.run({ X: new ort.Tensor('float64', x.subarray(0, n * features), [n, features]) });
+      const labels = out.label.data as string[];
+      const probabilities = Float64Array.from(out.probabilities.data as Float32Array | Float64Array);
+      return { labels, probabilities };
+    },
+    release: () => session.release(),
+  };
+}
+
+/** Exports the forest and opens it in ORT. */
+export async function ortForForest(forest: ForestFileV1, options: OnnxExportOptions = {}): Promise<OrtScorer> {
+  const session = await ortSession(forestToOnnx(forest, options));
+  return ortScorer(session, forest.features.length, forest.classes.length);
+}
+
+export interface PeerTiming {
+  /** Batch: wall-clock ns per tree per row. */
+  readonly batchNsPerTreeRow: number;
+  readonly batchCpuNsPerTreeRow: number;
+  /** One row per run() call: µs per row. */
+  readonly singleRowUs: number;
+  readonly singleRowCpuUs: number;
+}
+
+/** Runs fn for at least minMs after one warm-up call: wall and CPU ns per call. */
+export async function timeAsync(fn: () => Promise<unknown>, minMs: number): Promise<{ wall: number; cpu: number }> {
+  await fn();
+  let calls = 0;
+  const cpu0 = process.cpuUsage();
+  const start = process.hrtime.bigint();
+  let elapsed: bigint;
+  do {
+    await fn();
+    calls++;
+    elapsed = process.hrtime.bigint() - start;
+  } while (elapsed < BigInt(minMs) * 1_000_000n);
+  const cpu = process.cpuUsage(cpu0);
+  return { wall: Number(elapsed) / calls, cpu: ((cpu.user + cpu.system) * 1000) / calls };
+}
+
+/**
+ * ORT's batch and single-row cost on an encoded matrix (row-major n×F doubles): the
+ * whole matrix per run() for batch, one row per run() for single row (cycling through
+ * the first 1,000 rows), tensors built outside the timed calls.
+ */
+export async function measureOrt(scorer: OrtScorer, x: Float64Array, n: number, trees: number, options: { batchMs?: number; singleMs?: number } = {}): Promise<PeerTiming> {
+  const F = scorer.features;
+  const batchTensor = { X: new ort.Tensor('float64', x.subarray(0, n * F), [n, F]) };
+  const batch = await timeAsync(() => scorer.session.run(batchTensor), options.batchMs ?? 3000);
+  const singles = Array.from({ length: Math.min(n, 1000) }, (_, r) => ({ X: new ort.Tensor('float64', x.subarray(r * F, r * F + F), [1, F]) }));
+  let i = 0;
+  const single = await timeAsync(() => scorer.session.run(singles[i++ % singles.length]), options.singleMs ?? 2000);
+  return {
+    batchNsPerTreeRow: batch.wall / n / trees,
+    batchCpuNsPerTreeRow: batch.cpu / n / trees,
+    singleRowUs: single.wall / 1000,
+    singleRowCpuUs: single.cpu / 1000,
+  };
+}

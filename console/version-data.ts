@@ -1,0 +1,142 @@
+/**
+ * What the pages need from a version beyond its registry record: facts from the
+ * forest file itself (features, training statistics, trees) and feature importance.
+ * The forest is fetched through the registry (which verifies its SHA-256) and parsed
+ * once; only the small derived facts are kept, keyed by the artifact digest, so a
+ * 50 MB forest is never held in memory between requests.
+ */
+import { createHash } from 'node:crypto';
+import { readGoldManifest, readGoldSplit, type GoldManifest } from '../etl/gold';
+import type { FeatureStats, GoldTable } from '../etl/gold-schema';
+import type { Lake } from '../etl/lake/types';
+import type { FeatureSpec, ForestFileV1 } from '../model/format';
+import { parseForest } from '../model/forest-file';
+import { ChecksumMismatchError, type ModelVersion, type Registry } from '../model/registry';
+import { CompiledForest } from '../model/walker';
+import { impurityImportance, saabasImportance, type Importance } from './importance';
+
+/** Test rows explained for the Saabas importance (the first ones of the split): bounded page latency. */
+export const SAABAS_MAX_ROWS = 5000;
+const CACHE_ENTRIES = 32;
+
+export interface SaabasResult {
+  readonly importances: Importance[];
+  readonly rows: number;
+  /** The gold manifest whose test split was explained. */
+  readonly manifestSha256: string;
+  /** Whether that is the data set this version was trained and evaluated on. */
+  readonly matchesLineage: boolean;
+}
+
+export interface VersionInsights {
+  readonly classes: string[];
+  readonly features: FeatureSpec[];
+  readonly featureStats: Record<string, FeatureStats>;
+  readonly training: ForestFileV1['training'];
+  readonly aggregation: ForestFileV1['aggregation'];
+  readonly trees: number;
+  readonly nodes: number;
+  readonly impurity: Importance[];
+  /** Saabas importance on the lake's test split; a string says why there is none. */
+  readonly saabas: SaabasResult | string;
+}
+
+export interface VerifyResult {
+  readonly ok: boolean;
+  readonly expected: string;
+  /** The digest of the stored bytes, when they could be read. */
+  readonly actual: string | null;
+  readonly bytes: number | null;
+  readonly checkedAt: string;
+  readonly message: string;
+}
+
+export class VersionData {
+  private readonly insightCache = new Map<string, Promise<VersionInsights>>();
+  private testSplit: { sha256: string; table: Promise<GoldTable> } | undefined;
+
+  constructor(
+    readonly registry: Registry,
+    readonly lake?: Lake,
+  ) {}
+
+  /** The lake's published gold manifest, or a reason there is none. */
+  async goldManifest(): Promise<GoldManifest | string> {
+    if (!this.lake) return 'no --lake given';
+    try {
+      return await readGoldManifest(this.lake);
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+
+  async forest(v: ModelVersion): Promise<ForestFileV1> {
+    const bytes = await this.registry.fetch(v.version);
+    return parseForest(bytes, `registry version ${v.version}`, { registryVerifiedSha256: v.forestSha256 });
+  }
+
+  /**
+   * The verify action: re-reads the stored artifact and recomputes its SHA-256 against
+   * the registered digest, through the registry's own fetch (what the API does on load).
+   */
+  async verify(v: ModelVersion): Promise<VerifyResult> {
+    const checkedAt = new Date().toISOString();
+    try {
+      const bytes = await this.registry.fetch(v.version);
+      return { ok: true, expected: v.artifactSha256, actual: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length, checkedAt, message: 'the stored artifact matches its registered SHA-256' };
+    } catch (err) {
+      if (err instanceof ChecksumMismatchError) {
+        return { ok: false, expected: err.expected, actual: err.actual, bytes: null, checkedAt, message: err.message };
+      }
+      return { ok: false, expected: v.artifactSha256, actual: null, bytes: null, checkedAt, message: `cannot read the artifact: ${(err as Error).message}` };
+    }
+  }
+
+  async insights(v: ModelVersion): Promise<VersionInsights> {
+    // The Saabas part depends on the lake's gold too: a new gold data set means new figures.
+    const gold = await this.goldManifest();
+    const key = `${v.artifactSha256}:${typeof gold === 'string' ? '-' : gold.sha256}`;
+    let p = this.insightCache.get(key);
+    if (!p) {
+      p = this.compute(v, gold);
+      this.insightCache.set(key, p);
+      // A failure (unreachable store, checksum mismatch) is not remembered: the next request retries.
+      p.catch(() => this.insightCache.delete(key));
+      while (this.insightCache.size > CACHE_ENTRIES) this.insightCache.delete(this.insightCache.keys().next().value!);
+    }
+    return p;
+  }
+
+  private async compute(v: ModelVersion, gold: GoldManifest | string): Promise<VersionInsights> {
+    const forest = await this.forest(v);
+    const compiled = CompiledForest.compile(forest);
+    return {
+      classes: forest.classes,
+      features: forest.features,
+      featureStats: forest.featureStats,
+      training: forest.training,
+      aggregation: forest.aggregation,
+      trees: forest.trees.length,
+      nodes: forest.trees.reduce((n, t) => n + t.feature.length, 0),
+      impurity: impurityImportance(forest),
+      saabas: await this.saabas(v, compiled, gold),
+    };
+  }
+
+  private async saabas(v: ModelVersion, compiled: CompiledForest, manifest: GoldManifest | string): Promise<SaabasResult | string> {
+    if (!this.lake) return 'start the console with --lake to compute it on the test split';
+    if (typeof manifest === 'string') return manifest;
+    try {
+      if (this.testSplit?.sha256 !== manifest.sha256) {
+        const table = readGoldSplit(this.lake, 'test', manifest);
+        this.testSplit = { sha256: manifest.sha256, table };
+        table.catch(() => (this.testSplit = undefined));
+      }
+      const table = await this.testSplit.table;
+      const { importances, rows } = saabasImportance(compiled, table, SAABAS_MAX_ROWS);
+      return { importances, rows, manifestSha256: manifest.sha256, matchesLineage: manifest.sha256 === v.lineage.datasetManifestSha256 };
+    } catch (err) {
+      return `cannot explain the test split: ${(err as Error).message}`;
+    }
+  }
+}

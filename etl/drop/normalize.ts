@@ -1,0 +1,400 @@
+/**
+ * The byte-level pass every CSV of a drop goes through before DuckDB parses it: one
+ * streaming read that hashes the content, finds the header line, and makes the bytes
+ * DuckDB sees uniform — LF line endings (CRLF, CR and mixtures are all line breaks), no
+ * byte-order mark, valid UTF-8 — so that DuckDB's strict CSV reader never meets a
+ * line ending or an encoding it would stop on, and its line numbers stay the file's.
+ *
+ * Lines that cannot be made uniform are taken out here (left blank, which DuckDB skips,
+ * so line numbers do not move) and reported as rejects with their line number: bytes that are not UTF-8, NUL bytes, and an odd number of double
+ * quotes (no dunnhumby field holds a line break, so an unbalanced quote can only be a
+ * broken line, and left in it would swallow the lines after it).
+ *
+ * A file that needs none of this (the common case) is only scanned, never copied:
+ * `scan` reports `clean` and DuckDB reads the original.
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
+import { once } from 'node:events';
+
+const LF = 10;
+const CR = 13;
+const QUOTE = 34;
+const NUL = 0;
+/** A header line longer than this is not a CSV header. */
+export const MAX_HEADER_BYTES = 64 * 1024;
+/** Past this share of NUL bytes at its start, a file is binary (not a text file with a damaged line). */
+const MAX_NUL_SHARE = 0.01;
+/** Only so much of a rejected line is kept as its raw text. */
+const MAX_REJECT_TEXT = 4096;
+
+export type FileProblem =
+  | { readonly kind: 'empty' }
+  | { readonly kind: 'binary'; readonly detail: string }
+  | { readonly kind: 'utf16' }
+  | { readonly kind: 'no-header' }
+  | { readonly kind: 'too-large'; readonly limit: number };
+
+export interface RemovedLine {
+  /** 1-based line number in the file, the header being line 1. */
+  readonly line: number;
+  readonly reason: string;
+  /** The line as text; bytes that are not UTF-8 appear as \xNN. */
+  readonly raw: string;
+}
+
+export interface NormalizeResult {
+  /** SHA-256 of the bytes read (the file, or the decompressed member). */
+  readonly sha256: string;
+  readonly bytes: number;
+  /** The header line (without BOM and line ending), or null when there is none. */
+  readonly header: string | null;
+  /** Lines after the header, blank lines not counted. */
+  readonly dataLines: number;
+  /** Nothing to change: DuckDB may read the source as it is. */
+  readonly clean: boolean;
+  readonly lineEndings: { readonly lf: number; readonly crlf: number; readonly cr: number };
+  readonly bom: boolean;
+  /** Lines taken out, in order (they are not in the output). */
+  readonly removed: RemovedLine[];
+  readonly problem?: FileProblem;
+}
+
+export interface NormalizeOptions {
+  /** Write the uniform bytes here (omit to only scan). */
+  readonly output?: string;
+  /** Stop with a 'too-large' problem past this many bytes read. */
+  readonly maxBytes?: number;
+  /** Judge the header line as soon as it is read: false stops writing the output (lines are still counted). */
+  readonly acceptHeader?: (header: string) => boolean;
+}
+
+/**
+ * Read a stream of CSV bytes once. Without output, stops at the first byte that would need
+ * changing (clean: false) — the caller then runs it again with an output.
+ */
+export async function normalizeCsv(input: AsyncIterable<Buffer>, options: NormalizeOptions = {}): Promise<NormalizeResult> {
+  const n = new Normalizer(options.output ? createWriteStream(options.output) : undefined, options.maxBytes ?? Infinity, options.acceptHeader);
+  try {
+    for await (const chunk of input) {
+      if (n.draining) {
+        // A file found unusable is still hashed to its end, so that its content hash is its own.
+        if (!n.drain(chunk)) break;
+      } else if (!(await n.push(chunk)) && !n.draining) break;
+    }
+    return await n.end();
+  } catch (err) {
+    await n.abort();
+    // How far the read got (a truncated .csv.gz fails near its end): the caller counts those lines as lost.
+    throw Object.assign(err as Error, { partial: { bytes: n.bytesRead, dataLines: n.dataLinesRead } satisfies PartialRead });
+  }
+}
+
+/** Attached to an error thrown while reading (as `partial`): what was read before it. */
+export interface PartialRead {
+  readonly bytes: number;
+  readonly dataLines: number;
+}
+
+export function partialReadOf(err: unknown): PartialRead {
+  const p = (err as { partial?: PartialRead } | null)?.partial;
+  return p ?? { bytes: 0, dataLines: 0 };
+}
+
+class Normalizer {
+  private readonly hash = createHash('sha256');
+  private bytes = 0;
+  private carry: Buffer | null = null;
+  private first = true;
+  private header: string | null = null;
+  private headerDone = false;
+  private line = 0; // lines completed so far
+  private dataLines = 0;
+  private clean = true;
+  private bom = false;
+  private readonly endings = { lf: 0, crlf: 0, cr: 0 };
+  private readonly removed: RemovedLine[] = [];
+  private problem: FileProblem | undefined;
+  private stopped = false;
+
+  /** The header was refused: the output is not needed any more. */
+  private discard = false;
+
+  constructor(
+    private readonly out: WriteStream | undefined,
+    private readonly maxBytes: number,
+    private readonly acceptHeader?: (header: string) => boolean,
+  ) {}
+
+  get bytesRead(): number {
+    return this.bytes;
+  }
+
+  get dataLinesRead(): number {
+    return this.dataLines;
+  }
+
+  /** The content is unusable (a problem other than the size cap), but the rest is still hashed. */
+  get draining(): boolean {
+    return this.problem !== undefined && this.problem.kind !== 'too-large';
+  }
+
+  /** Hash a chunk of an unusable file; false past the size cap (the hash then covers the first maxBytes). */
+  drain(chunk: Buffer): boolean {
+    if (this.bytes + chunk.length > this.maxBytes) return false;
+    this.bytes += chunk.length;
+    this.hash.update(chunk);
+    return true;
+  }
+
+  /** false: stop reading (a problem was found, or a scan found something to change). */
+  async push(chunk: Buffer): Promise<boolean> {
+    if (this.stopped) return false;
+    this.bytes += chunk.length;
+    if (this.bytes > this.maxBytes) {
+      this.problem = { kind: 'too-large', limit: this.maxBytes };
+      this.stopped = true;
+      return false;
+    }
+    this.hash.update(chunk);
+    let buf = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
+    this.carry = null;
+    if (this.first) {
+      if (buf.length < 4 && chunk.length > 0) {
+        this.carry = buf; // too little to judge the start yet
+        return true;
+      }
+      this.first = false;
+      buf = this.start(buf);
+      if (this.stopped) return false;
+    }
+    // Complete lines only; a trailing CR may be the first half of a CRLF.
+    let end = lastBreak(buf);
+    if (end > 0 && buf[end - 1] === CR && end === buf.length) end = lastBreak(buf.subarray(0, end - 1));
+    this.carry = end < buf.length ? Buffer.from(buf.subarray(end)) : null;
+    if (end > 0) await this.lines(buf.subarray(0, end));
+    return !this.stopped;
+  }
+
+  async end(): Promise<NormalizeResult> {
+    if (!this.stopped) {
+      if (this.first && this.carry) {
+        this.first = false;
+        this.carry = this.start(this.carry);
+      }
+      if (this.carry && this.carry.length > 0 && !this.stopped) {
+        await this.lines(Buffer.concat([this.carry, Buffer.from([LF])]));
+      }
+      this.carry = null;
+    }
+    if (this.out) {
+      this.out.end();
+      await once(this.out, 'close');
+    }
+    const scanStopped = !this.out && !this.clean;
+    if (!this.problem && this.header === null && !scanStopped) this.problem = { kind: 'empty' };
+    return {
+      sha256: this.hash.digest('hex'),
+      bytes: this.bytes,
+      header: this.header,
+      dataLines: this.dataLines,
+      clean: this.clean && this.removed.length === 0,
+      lineEndings: { ...this.endings },
+      bom: this.bom,
+      removed: this.removed,
+      problem: this.problem,
+    };
+  }
+
+  async abort(): Promise<void> {
+    this.stopped = true;
+    if (this.out && !this.out.closed) {
+      this.out.destroy();
+      await once(this.out, 'close').catch(() => undefined);
+    }
+  }
+
+  /** The start of the content: byte-order marks and binary content. */
+  private start(buf: Buffer): Buffer {
+    if ((buf[0] === 0xff && buf[1] === 0xfe) || (buf[0] === 0xfe && buf[1] === 0xff)) {
+      this.problem = { kind: 'utf16' };
+      this.stopped = true;
+      return buf;
+    }
+    // Binary content: a NUL in the first line, or NULs dense at the start. A stray NUL on a
+    // later line is a damaged line, rejected on its own (see lineProblem).
+    const head = buf.subarray(0, Math.min(buf.length, MAX_HEADER_BYTES));
+    const brk = firstBreak(head);
+    const firstLine = head.subarray(0, brk >= 0 ? brk : head.length);
+    let nuls = 0;
+    for (let i = head.indexOf(NUL); i >= 0; i = head.indexOf(NUL, i + 1)) nuls++;
+    const nul = head.indexOf(NUL);
+    if (firstLine.indexOf(NUL) >= 0 || nuls > head.length * MAX_NUL_SHARE) {
+      this.problem = { kind: 'binary', detail: `${nuls} NUL byte(s) in the first ${head.length} bytes, the first at offset ${nul}` };
+      this.stopped = true;
+      return buf;
+    }
+    if (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) {
+      this.bom = true;
+      this.changed();
+      return buf.subarray(3);
+    }
+    return buf;
+  }
+
+  private changed(): void {
+    this.clean = false;
+    if (!this.out) this.stopped = true; // a scan stops here; the caller rewrites the file
+  }
+
+  /** Process complete lines (seg ends with a line break). */
+  private async lines(seg: Buffer): Promise<void> {
+    if (!this.headerDone) {
+      const cut = firstBreak(seg);
+      if (cut < 0 || cut > MAX_HEADER_BYTES) {
+        this.problem = { kind: 'no-header' };
+        this.stopped = true;
+        return;
+      }
+      const headerLine = seg.subarray(0, cut);
+      if (!isUtf8(headerLine)) {
+        this.problem = { kind: 'binary', detail: 'the first line is not UTF-8 text' };
+        this.stopped = true;
+        return;
+      }
+      this.header = headerLine.toString('utf8');
+      this.headerDone = true;
+      if (this.acceptHeader && !this.acceptHeader(this.header)) this.discard = true;
+      const after = this.breakLength(seg, cut);
+      this.line = 1;
+      if (this.stopped) return;
+      await this.write(seg.subarray(0, cut), true);
+      seg = seg.subarray(cut + after);
+      if (seg.length === 0) return;
+    }
+    // Fast path: only LF breaks, no NUL, no quotes, valid UTF-8 — count lines, copy as is.
+    if (seg.indexOf(CR) < 0 && seg.indexOf(NUL) < 0 && seg.indexOf(QUOTE) < 0 && isUtf8(seg)) {
+      let count = 0;
+      let blank = 0;
+      for (let i = seg.indexOf(LF); i >= 0; i = seg.indexOf(LF, i + 1)) {
+        count++;
+        if (i === 0 || seg[i - 1] === LF) blank++;
+      }
+      this.endings.lf += count;
+      this.line += count;
+      this.dataLines += count - blank;
+      await this.write(seg, false);
+      return;
+    }
+    // Slow path: line by line.
+    let pos = 0;
+    while (pos < seg.length && !this.stopped) {
+      const cut = firstBreak(seg.subarray(pos));
+      if (cut < 0) break;
+      const body = seg.subarray(pos, pos + cut);
+      const brk = this.breakLength(seg, pos + cut);
+      pos += cut + brk;
+      this.line++;
+      if (body.length === 0) {
+        await this.write(body, true);
+        continue;
+      }
+      this.dataLines++;
+      const bad = lineProblem(body);
+      if (bad) {
+        this.removed.push({ line: this.line, reason: bad, raw: escapeRaw(body) });
+        this.changed();
+        // A blank line in its place: DuckDB skips blank lines, so its line numbers stay the file's.
+        await this.write(Buffer.alloc(0), true);
+        continue;
+      }
+      await this.write(body, true);
+    }
+  }
+
+  /** Length of the line break at seg[i] (1 or 2), counting its kind. */
+  private breakLength(seg: Buffer, i: number): number {
+    if (seg[i] === LF) {
+      this.endings.lf++;
+      return 1;
+    }
+    this.changed();
+    if (seg[i + 1] === LF) {
+      this.endings.crlf++;
+      return 2;
+    }
+    this.endings.cr++;
+    return 1;
+  }
+
+  private async write(bytes: Buffer, addLf: boolean): Promise<void> {
+    if (!this.out || this.discard) return;
+    const ok = this.out.write(bytes);
+    const ok2 = addLf ? this.out.write('\n') : true;
+    if (!ok || !ok2) await once(this.out, 'drain');
+  }
+}
+
+function lineProblem(body: Buffer): string | undefined {
+  const nul = body.indexOf(NUL);
+  if (nul >= 0) return `a NUL byte at column ${nul + 1} (binary data in a text file)`;
+  if (!isUtf8(body)) return `bytes that are not UTF-8 text at column ${firstInvalidUtf8(body) + 1} (expected UTF-8; re-export the file as UTF-8)`;
+  let quotes = 0;
+  for (let i = body.indexOf(QUOTE); i >= 0; i = body.indexOf(QUOTE, i + 1)) quotes++;
+  if (quotes % 2 === 1) return 'an unbalanced double quote (a quoted field is not closed on this line)';
+  return undefined;
+}
+
+function firstBreak(seg: Buffer): number {
+  const lf = seg.indexOf(LF);
+  const cr = seg.indexOf(CR);
+  if (lf < 0) return cr;
+  if (cr < 0) return lf;
+  return Math.min(lf, cr);
+}
+
+/** Index just past the last line break in buf, 0 if none. */
+function lastBreak(buf: Buffer): number {
+  const lf = buf.lastIndexOf(LF);
+  const cr = buf.lastIndexOf(CR);
+  return Math.max(lf, cr) + 1;
+}
+
+/** Byte offset of the first byte where the UTF-8 decoding fails. */
+function firstInvalidUtf8(b: Buffer): number {
+  let i = 0;
+  while (i < b.length) {
+    const len = utf8Length(b, i);
+    if (len === 0) return i;
+    i += len;
+  }
+  return b.length;
+}
+
+/** The line as text, with every byte that is not part of valid UTF-8 written as \xNN. */
+export function escapeRaw(body: Buffer): string {
+  const b = body.subarray(0, MAX_REJECT_TEXT);
+  if (isUtf8(b)) return b.toString('utf8');
+  let out = '';
+  let i = 0;
+  while (i < b.length) {
+    const len = utf8Length(b, i);
+    if (len > 0) {
+      out += b.subarray(i, i + len).toString('utf8');
+      i += len;
+    } else {
+      out += `\\x${b[i].toString(16).padStart(2, '0').toUpperCase()}`;
+      i++;
+    }
+  }
+  return out;
+}
+
+/** Length of the valid UTF-8 sequence at b[i], or 0. */
+function utf8Length(b: Buffer, i: number): number {
+  const c = b[i];
+  const len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  if (len === 0 || i + len > b.length) return 0;
+  return isUtf8(b.subarray(i, i + len)) ? len : 0;
+}

@@ -1,0 +1,55 @@
+/**
+ * The app project's program (infra/app/Pulumi.yaml): the API's Kubernetes objects. Runs
+ * where the cluster's API server is reachable: the platform's in-VPC deployer (CodeBuild in
+ * the private subnets; see docs/infra.md, "Deploying to a private cluster"). Everything
+ * AWS-side comes from the platform stack of the same environment.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import * as k8s from '@pulumi/kubernetes';
+import { loadStackConfig } from '../load-config';
+import { hasImage, imageReference } from '../images';
+import { parseAppConfig, platformStackName, requireSameTier } from './config';
+import { App } from './app';
+
+export function appProgram(): Record<string, pulumi.Input<unknown>> {
+  const cfg = loadStackConfig(parseAppConfig);
+  const platform = new pulumi.StackReference('platform', { name: platformStackName(cfg) });
+  const fromPlatform = (name: string): pulumi.Output<string> => platform.requireOutput(name).apply(String);
+
+  // The provider (and so every object) waits for this check.
+  const tierChecked = platform.requireOutput('tier').apply((tier) => requireSameTier(cfg, tier));
+
+  const k8sProvider = new k8s.Provider('k8s', {
+    kubeconfig: pulumi.all([platform.requireOutput('kubeconfig'), tierChecked]).apply(([kubeconfig]) => String(kubeconfig)),
+    enableServerSideApply: true,
+  });
+
+  const image = hasImage(cfg.app.image)
+    ? fromPlatform('apiRepositoryUrl').apply((url) => imageReference(url, cfg.app.image) as string)
+    : undefined;
+  if (image === undefined) {
+    pulumi.log.info('app.image is not set: nothing to deploy (the release workflow sets pricesense:app.image.digest)');
+  }
+
+  const app = image !== undefined
+    ? new App('app', {
+        tier: cfg.tier,
+        image,
+        roleArn: fromPlatform('apiRoleArn'),
+        registryUri: fromPlatform('registryUri'),
+        lakeUri: fromPlatform('lakeUri'),
+        region: fromPlatform('region'),
+        publicEndpoint: cfg.app.publicEndpoint,
+        publicEndpointCidrs: cfg.app.publicEndpointCidrs,
+        minReplicas: cfg.app.minReplicas,
+        maxReplicas: cfg.app.maxReplicas,
+        targetCpuPercent: cfg.app.targetCpuPercent,
+        scaleDownStabilizationSeconds: cfg.app.scaleDownStabilizationSeconds,
+        resources: cfg.app,
+        k8sProvider,
+      })
+    : undefined;
+
+  // null (not undefined) when there is no public endpoint / no app: shown as such, no warning.
+  return { apiImage: app?.image ?? null, apiEndpoint: app?.endpoint ?? null };
+}

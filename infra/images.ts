@@ -1,0 +1,60 @@
+/**
+ * One set of image repositories for every environment. The image job pushes each image
+ * once; dev, stage and prod pull the same bytes by digest (`<repo>@sha256:…`), so what was
+ * scanned and smoke-tested in dev is what runs in prod. The repositories belong to the
+ * delivery bootstrap (infra/delivery), not to a stack that is destroyed with its
+ * environment.
+ *
+ * No dependency on the cloud SDKs: the config schemas, the policy pack and the tests use it.
+ */
+import { type Spec, obj, optional, str } from './config-schema';
+import type { Tier } from './stack-config';
+
+/** Repository name per image (the Dockerfile targets: runtime, jobs, and the in-VPC deployer). */
+export const IMAGE_REPOSITORIES = {
+  api: 'pricesense/api',
+  jobs: 'pricesense/jobs',
+  deployer: 'pricesense/deployer',
+} as const;
+export type ImageName = keyof typeof IMAGE_REPOSITORIES;
+
+export interface ImageRef {
+  readonly tag?: string;
+  readonly digest?: string;
+}
+
+export const DIGEST_PATTERN = /^sha256:[a-f0-9]{64}$/;
+/** A full reference pinned to content: `<registry>/<repository>@sha256:<64 hex>`. */
+export const DIGEST_REFERENCE = /^[^\s@]+@sha256:[a-f0-9]{64}$/;
+
+export function isDigestReference(image: string): boolean {
+  return DIGEST_REFERENCE.test(image);
+}
+
+export function imageRefSpec(): Spec<ImageRef> {
+  return obj({
+    tag: optional(str({ pattern: /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, patternText: 'an image tag such as 1.4.2' })),
+    digest: optional(str({ pattern: DIGEST_PATTERN, patternText: 'an image digest sha256:<64 hex>' })),
+  });
+}
+
+/**
+ * What is wrong with an image reference for a tier, or undefined. Stage and prod run only
+ * what dev ran, so they take digests; dev may also take a tag for hand-made experiments.
+ */
+export function imageRefProblem(tier: Tier, ref: ImageRef): string | undefined {
+  if (ref.tag !== undefined && ref.digest !== undefined) return 'either tag or digest, not both';
+  if (tier !== 'dev' && ref.tag !== undefined) return `a digest in ${tier} (images are promoted from dev by digest; a tag names whatever was pushed under it)`;
+  return undefined;
+}
+
+/** `<repo>@sha256:...` when a digest is configured, else `<repo>:<tag>`; undefined when neither. */
+export function imageReference(repositoryUrl: string, ref: ImageRef): string | undefined {
+  if (ref.digest !== undefined) return `${repositoryUrl}@${ref.digest}`;
+  if (ref.tag !== undefined) return `${repositoryUrl}:${ref.tag}`;
+  return undefined;
+}
+
+export function hasImage(ref: ImageRef): boolean {
+  return ref.tag !== undefined || ref.digest !== undefined;
+}

@@ -1,0 +1,113 @@
+/**
+ * The app project (the API's Kubernetes objects), asserted against each stack's mocked runs,
+ * update and preview: called from describeStack so each program runs once per stack file.
+ */
+import { DIGEST, REGION, REGISTRY, platformOutputsFor, withProps, type ProgramRun } from './harness';
+import { runPolicies } from './policy-engine';
+
+export interface AppExpectations {
+  readonly hpa: { min: number; max: number; scaleDownWindow: number };
+  readonly publicEndpoint: boolean;
+  readonly zoneSpreadHard: boolean;
+}
+
+type Obj = Record<string, unknown>;
+const o = (v: unknown): Obj => v as Obj;
+
+function podSpec(run: ProgramRun): Obj {
+  return o(o(o(run.one('kubernetes:apps/v1:Deployment').inputs.spec).template).spec);
+}
+
+export function describeApp(stack: string, getRun: () => ProgramRun, getPreview: () => ProgramRun, e: AppExpectations): void {
+  describe('app project', () => {
+    const image = `${REGISTRY}/pricesense/api@${DIGEST}`;
+
+    test('only Kubernetes objects, all through the one kubeconfig from the platform stack of the same environment', () => {
+      const run = getRun();
+      expect(run.one('pulumi:pulumi:StackReference').inputs.name).toBe(`organization/pricesense/${stack}`);
+      const provider = run.one('pulumi:providers:kubernetes');
+      expect(provider.inputs.kubeconfig).toBe(platformOutputsFor(stack).kubeconfig);
+      const others = run.resources.filter((r) => !/^(kubernetes:|pulumi:|pricesense:)/.test(r.type)).map((r) => r.type);
+      expect(others).toEqual([]); // no AWS resource: the in-VPC deployer needs no IAM rights
+      const strays = run.resources.filter((r) => r.type.startsWith('kubernetes:') && r.provider?.split('::').pop() !== provider.id).map((r) => r.name);
+      expect(strays).toEqual([]);
+    });
+
+    test('the Deployment runs the API image by digest, with the platform\'s registry, lake, region and IRSA role', () => {
+      const run = getRun();
+      const container = o((podSpec(run).containers as unknown[])[0]);
+      const platform = platformOutputsFor(stack);
+      expect(container.image).toBe(image);
+      expect(run.outputs.apiImage).toBe(image);
+      expect(container.env).toEqual(expect.arrayContaining([
+        { name: 'PRICESENSE_REGISTRY', value: platform.registryUri },
+        { name: 'PRICESENSE_LAKE', value: platform.lakeUri },
+        { name: 'AWS_REGION', value: REGION },
+        { name: 'PORT', value: '8080' },
+      ]));
+      expect(o(run.one('kubernetes:core/v1:ServiceAccount').inputs.metadata)).toMatchObject({
+        name: 'pricesense-api', namespace: 'mlops', annotations: { 'eks.amazonaws.com/role-arn': platform.apiRoleArn },
+      });
+      expect(o(container.livenessProbe).httpGet).toEqual({ path: '/health', port: 'http' });
+      expect(o(container.readinessProbe).httpGet).toEqual({ path: '/ready', port: 'http' });
+      expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
+      const spread = (podSpec(run).topologySpreadConstraints as Obj[]).find((t) => t.topologyKey === 'topology.kubernetes.io/zone');
+      expect(spread).toMatchObject({ maxSkew: 1, whenUnsatisfiable: e.zoneSpreadHard ? 'DoNotSchedule' : 'ScheduleAnyway' });
+    });
+
+    test('every object carries the tier label the policy pack reads', () => {
+      const run = getRun();
+      for (const r of run.resources.filter((x) => x.type.startsWith('kubernetes:'))) {
+        expect([r.name, o(o(r.inputs.metadata).labels)['pricesense/tier']]).toEqual([r.name, stack]);
+      }
+    });
+
+    test('service type, HPA bounds with scale-down stabilization, PDB; endpoint output', () => {
+      const run = getRun();
+      const svc = o(run.one('kubernetes:core/v1:Service').inputs.spec);
+      expect(svc.type).toBe(e.publicEndpoint ? 'LoadBalancer' : 'ClusterIP');
+      const hpa = o(run.one('kubernetes:autoscaling/v2:HorizontalPodAutoscaler').inputs.spec);
+      expect(hpa).toMatchObject({ minReplicas: e.hpa.min, maxReplicas: e.hpa.max });
+      expect(o(o(hpa.behavior).scaleDown).stabilizationWindowSeconds).toBe(e.hpa.scaleDownWindow);
+      expect(o(run.one('kubernetes:policy/v1:PodDisruptionBudget').inputs.spec).maxUnavailable).toBe(1);
+      expect(run.one('kubernetes:apps/v1:Deployment').opts.ignoreChanges).toEqual(['spec.replicas']);
+      if (e.publicEndpoint) expect(run.outputs.apiEndpoint).toMatch(/^http:\/\/.+\.elb\.us-east-1\.amazonaws\.com$/);
+      else expect(run.outputs.apiEndpoint).toBeNull();
+    });
+
+    test('preview: the same objects, the image already known (it comes from config and the platform stack)', () => {
+      const preview = getPreview();
+      const names = (r: ProgramRun): string[] => r.resources.map((x) => `${x.type}::${x.name}`).sort();
+      expect(names(preview)).toEqual(names(getRun()));
+      expect(o((podSpec(preview).containers as unknown[])[0]).image).toBe(image);
+    });
+
+    test('policy pack: every rule passes on the update and on the preview, and the digest rule runs in both', () => {
+      for (const run of [getRun(), getPreview()]) {
+        const report = runPolicies(run.checked());
+        expect(report.violations).toEqual([]);
+        expect(report.notRun.filter((n) => n.rule === 'images-by-digest-outside-dev' || n.rule === 'public-access-cidrs-routable')).toEqual([]);
+      }
+    });
+
+    test(`policy pack: a Deployment image by tag ${stack === 'dev' ? 'is allowed in dev' : `is caught in ${stack}`}; an unlabelled one is held to the prod rule`, () => {
+      const byTag = (labels: Obj | undefined) => getPreview().checked().map((r) => {
+        if (r.type !== 'kubernetes:apps/v1:Deployment') return r;
+        const spec = o(r.props.spec);
+        const template = o(spec.template);
+        const pod = o(template.spec);
+        const containers = (pod.containers as Obj[]).map((c) => ({ ...c, image: `${REGISTRY}/pricesense/api:1.0.0` }));
+        const metadata = o(r.props.metadata);
+        return withProps(r, {
+          metadata: { ...metadata, labels: labels ?? {} },
+          spec: { ...spec, template: { ...template, spec: { ...pod, containers } } },
+        });
+      });
+      const digestViolations = (resources: ReturnType<typeof byTag>): string[] =>
+        runPolicies(resources).violations.filter((v) => v.rule === 'images-by-digest-outside-dev').map((v) => v.message);
+      const own = digestViolations(byTag(o(o(getRun().one('kubernetes:apps/v1:Deployment').inputs.metadata).labels)));
+      expect(own).toEqual(stack === 'dev' ? [] : [expect.stringContaining(`runs ${REGISTRY}/pricesense/api:1.0.0, not an image digest reference`)]);
+      expect(digestViolations(byTag(undefined))).toEqual([expect.stringContaining('unknown tier (treated as prod)')]);
+    });
+  });
+}

@@ -1,0 +1,263 @@
+/**
+ * The delivery scripts (release, in-VPC deploy, teardown) run for real under bash, with the
+ * outside tools they drive (pulumi, aws, kubectl, docker, the pricesense CLI) replaced by
+ * stubs on PATH that record every call and answer from the scenario's environment. What is
+ * asserted is the scripts' own logic: order, arguments, rollback, refusals. shellcheck
+ * (Debian package, .ci/apt-packages.txt) checks every script.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { IMAGE_REPOSITORIES } from '../images';
+import { ROOT } from './stack-files';
+
+const SCRIPTS = {
+  build: path.join(ROOT, '.github', 'scripts', 'build-push-scan.sh'),
+  deploy: path.join(ROOT, '.github', 'scripts', 'deploy.sh'),
+  runInVpc: path.join(ROOT, '.github', 'scripts', 'run-in-vpc.sh'),
+  teardown: path.join(ROOT, '.github', 'scripts', 'teardown.sh'),
+  inVpc: path.join(ROOT, 'infra', 'deployer', 'in-vpc.sh'),
+};
+const digest = (c: string): string => `sha256:${c.repeat(64)}`;
+const [NEW, OLD, JOBS, DEPLOYER] = [digest('a'), digest('b'), digest('c'), digest('d')];
+const REGISTRY = '123456789012.dkr.ecr.us-east-1.amazonaws.com';
+
+// Each stub logs "<tool> <args>" and answers from env: OUT_<name> for `pulumi stack output <name>`,
+// FAIL_UP_DIGEST / SMOKE_FAIL_DIGEST for the digest last set in config, BUILD_STATUS, LEFTOVER_LBS, ...
+const STUBS: Record<string, string> = {
+  pulumi: `
+log pulumi "$@"
+case "$1 $2" in
+  "stack output")
+    shift 2; name=""
+    while [ $# -gt 0 ]; do case "$1" in --stack) shift 2 ;; -*) shift ;; *) [ -z "$name" ] && name="$1"; shift ;; esac; done
+    var="OUT_$name"; [ -n "\${!var+x}" ] || { echo "no output $name" >&2; exit 1; }; echo "\${!var}" ;;
+  "config set") echo "$4=$5" >> "$STATE" ;;
+  *)
+    if [ "$1" = up ] && [ -n "\${FAIL_UP_DIGEST:-}" ] && [ "$(current)" = "$FAIL_UP_DIGEST" ]; then echo "update failed" >&2; exit 1; fi ;;
+esac`,
+  aws: `
+log aws "$@"
+case "$1 $2" in
+  "codebuild start-build") echo "pricesense-deployer:build-1" ;;
+  "codebuild batch-get-builds")
+    case "$*" in *buildStatus*) echo "\${BUILD_STATUS:-SUCCEEDED}" ;; *deepLink*) echo "https://console.aws/logs/build-1" ;; *groupName*) echo "/aws/codebuild/deployer" ;; *streamName*) echo "build-1" ;; esac ;;
+  "logs get-log-events") echo "Error: pulumi up failed" ;;
+  "resourcegroupstaggingapi get-resources") echo "\${LEFTOVER_LBS:-}" ;;
+  "sagemaker list-model-packages") echo "\${MODEL_PACKAGES:-None}" ;;
+  "ecr describe-images")
+    case "$*" in
+      *imageDigest*) case "$*" in *pricesense/api*) echo "${NEW}" ;; *pricesense/jobs*) echo "${JOBS}" ;; *) echo "${DEPLOYER}" ;; esac ;;
+      *) exit 1 ;;
+    esac ;;
+  "ecr describe-image-scan-findings") echo "\${CRITICAL:-None}" ;;
+esac`,
+  kubectl: `
+log kubectl "$@"
+case "$1" in get) echo "\${K8S_LBS:-}" ;; port-forward) exec sleep 5 ;; esac`,
+  docker: 'log docker "$@"',
+  pricesense: `
+log pricesense "$@"
+if [ -n "\${SMOKE_FAIL_DIGEST:-}" ] && [ "$(current)" = "$SMOKE_FAIL_DIGEST" ]; then echo "smoke test failed" >&2; exit 1; fi`,
+};
+const PRELUDE = `#!/usr/bin/env bash
+log() { echo "$*" >> "$CALLS"; }
+current() { grep -E '(app.image|images.api).digest=' "$STATE" 2>/dev/null | tail -1 | cut -d= -f2; }
+`;
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'pricesense-scripts-'));
+  for (const [name, body] of Object.entries(STUBS)) {
+    writeFileSync(path.join(dir, name), `${PRELUDE}${body}\n`);
+    chmodSync(path.join(dir, name), 0o755);
+  }
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Result {
+  readonly status: number | null;
+  readonly output: string;
+  readonly calls: string[];
+}
+
+let runs = 0;
+function run(script: string, args: string[], env: Record<string, string> = {}): Result {
+  const calls = path.join(dir, `calls-${++runs}`);
+  const state = path.join(dir, `state-${runs}`);
+  const r = spawnSync('bash', [script, ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: { PATH: `${dir}:${process.env.PATH}`, HOME: dir, CALLS: calls, STATE: state, POLL_SECONDS: '0', ...env },
+  });
+  return { status: r.status, output: `${r.stdout}${r.stderr}`, calls: existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n') : [] };
+}
+
+const platformOutputs = (stack: string): Record<string, string> => ({
+  OUT_deployerProject: `pricesense-${stack}-deployer`,
+  OUT_tier: stack,
+  OUT_clusterName: `pricesense-${stack}`,
+  OUT_modelPackageGroup: `pricesense-${stack}`,
+  OUT_lakeBucket: `pricesense-lake-${stack}-123456789012`,
+  OUT_pipelineApiImage: `${REGISTRY}/pricesense/api@${OLD}`,
+  OUT_pipelineJobsImage: `${REGISTRY}/pricesense/jobs@${digest('e')}`,
+  OUT_deployerImage: `${REGISTRY}/pricesense/deployer@${digest('f')}`,
+});
+
+describe('shellcheck', () => {
+  test.each(Object.entries(SCRIPTS))('%s is clean', (_name, script) => {
+    const r = spawnSync('shellcheck', ['--severity=style', script], { encoding: 'utf8' });
+    expect(r.error).toBeUndefined(); // shellcheck must be installed (.ci/apt-packages.txt)
+    expect(`${r.stdout}${r.stderr}`).toBe('');
+    expect(r.status).toBe(0);
+  });
+});
+
+describe('build-push-scan.sh', () => {
+  test('pushes each image once to its shared repository and hands the digests on', () => {
+    const out = path.join(dir, 'github-output');
+    const r = run(SCRIPTS.build, [], { REGISTRY, TAG: 'v1.2.3', GITHUB_OUTPUT: out });
+    expect(r.status).toBe(0);
+    const pushes = r.calls.filter((c) => c.startsWith('docker push')).map((c) => c.replace('docker push ', ''));
+    expect(pushes).toEqual(Object.values(IMAGE_REPOSITORIES).map((repo) => `${REGISTRY}/${repo}:v1.2.3`));
+    expect(r.calls).toContain(`docker build --pull -f infra/deployer/Dockerfile --build-arg CODE_VERSION=unknown -t ${REGISTRY}/pricesense/deployer:v1.2.3 .`);
+    expect(readFileSync(out, 'utf8').trim().split('\n')).toEqual([`api_digest=${NEW}`, `jobs_digest=${JOBS}`, `deployer_digest=${DEPLOYER}`]);
+  });
+
+  test('a critical finding stops the release before any digest is handed on', () => {
+    const out = path.join(dir, 'github-output-critical');
+    const r = run(SCRIPTS.build, [], { REGISTRY, TAG: 'v1.2.4', GITHUB_OUTPUT: out, CRITICAL: '2' });
+    expect(r.status).toBe(1);
+    expect(r.output).toContain(`::error::${REGISTRY}/pricesense/api:v1.2.4 has 2 CRITICAL vulnerabilities; not deploying`);
+    expect(existsSync(out)).toBe(false);
+  });
+});
+
+describe('deploy.sh (GitHub side)', () => {
+  test('platform up with the policy pack at the new digests, then the app from inside the VPC', () => {
+    const r = run(SCRIPTS.deploy, ['stage', NEW, JOBS, DEPLOYER], platformOutputs('stage'));
+    expect(r.status).toBe(0);
+    expect(r.calls).toEqual([
+      'pulumi stack select stage',
+      'pulumi stack output pipelineApiImage',
+      'pulumi stack output pipelineJobsImage',
+      'pulumi stack output deployerImage',
+      `pulumi config set --path pricesense:images.api.digest ${NEW}`,
+      `pulumi config set --path pricesense:images.jobs.digest ${JOBS}`,
+      `pulumi config set --path pricesense:images.deployer.digest ${DEPLOYER}`,
+      'pulumi up --yes --policy-pack infra/policies',
+      'pulumi stack output deployerProject --stack stage',
+      `aws codebuild start-build --project-name pricesense-stage-deployer --environment-variables-override name=ACTION,value=deploy,type=PLAINTEXT name=API_DIGEST,value=${NEW},type=PLAINTEXT --query build.id --output text`,
+      'aws codebuild batch-get-builds --ids pricesense-deployer:build-1 --query builds[0].buildStatus --output text',
+      'aws codebuild batch-get-builds --ids pricesense-deployer:build-1 --query builds[0].logs.deepLink --output text',
+    ]);
+  });
+
+  test('a failed app deploy restores the previous release on the platform and fails the job, showing the build log', () => {
+    const r = run(SCRIPTS.deploy, ['prod', NEW, JOBS, DEPLOYER], { ...platformOutputs('prod'), BUILD_STATUS: 'FAILED' });
+    expect(r.status).toBe(1);
+    expect(r.output).toContain('Error: pulumi up failed');
+    const ups = r.calls.filter((c) => c.startsWith('pulumi config set') || c.startsWith('pulumi up'));
+    expect(ups.slice(4)).toEqual([
+      `pulumi config set --path pricesense:images.api.digest ${OLD}`,
+      `pulumi config set --path pricesense:images.jobs.digest ${digest('e')}`,
+      `pulumi config set --path pricesense:images.deployer.digest ${digest('f')}`,
+      'pulumi up --yes --policy-pack infra/policies',
+    ]);
+  });
+
+  test('a tag instead of a digest is refused before anything runs', () => {
+    const r = run(SCRIPTS.deploy, ['prod', 'v1.2.3', JOBS, DEPLOYER]);
+    expect(r.status).toBe(2);
+    expect(r.output).toContain("not an image digest: 'v1.2.3'");
+    expect(r.calls).toEqual([]);
+  });
+
+  test('a platform without a deployer fails with what to set', () => {
+    const outputs = platformOutputs('dev');
+    delete (outputs as Partial<typeof outputs>).OUT_deployerProject;
+    const r = run(SCRIPTS.runInVpc, ['dev', 'destroy'], outputs);
+    expect(r.status).toBe(1);
+    expect(r.output).toContain('platform stack dev has no deployer: set pricesense:images.deployer');
+  });
+});
+
+describe('in-vpc.sh (inside the deployer build)', () => {
+  const env = { STACK: 'prod', PULUMI_BACKEND_URL: 's3://state', OUT_apiImage: `${REGISTRY}/pricesense/api@${OLD}`, OUT_kubeconfig: '{}' };
+
+  test('deploy: up with the policy pack, rollout, smoke test through the API server', () => {
+    const r = run(SCRIPTS.inVpc, ['deploy'], { ...env, API_DIGEST: NEW });
+    expect(r.status).toBe(0);
+    // The port-forward runs in the background: its log line may land before or after the smoke test's.
+    expect(r.calls).toContain('kubectl -n mlops port-forward service/pricesense-api 18080:8080');
+    expect(r.calls.filter((c) => !c.includes(' port-forward '))).toEqual([
+      'pulumi login s3://state',
+      'pulumi stack select prod',
+      'pulumi stack output --stack organization/pricesense/prod kubeconfig --show-secrets',
+      'pulumi stack output apiImage',
+      `pulumi config set --path pricesense:app.image.digest ${NEW}`,
+      'pulumi up --yes --policy-pack ../policies',
+      'kubectl -n mlops rollout status deployment/pricesense-api --timeout=10m',
+      'pricesense smoke-test --url http://127.0.0.1:18080 --timeout 300',
+    ]);
+  });
+
+  test('deploy: a failed smoke test rolls the app back to the previous digest, and the build still fails', () => {
+    const r = run(SCRIPTS.inVpc, ['deploy'], { ...env, API_DIGEST: NEW, SMOKE_FAIL_DIGEST: NEW });
+    expect(r.status).toBe(1);
+    const digests = r.calls.filter((c) => c.startsWith('pulumi config set')).map((c) => c.split(' ').pop());
+    expect(digests).toEqual([NEW, OLD]);
+    expect(r.output).toContain(`prod rolled back to ${OLD}`);
+  });
+
+  test('deploy: a failed up (unpullable image) rolls back too', () => {
+    const r = run(SCRIPTS.inVpc, ['deploy'], { ...env, API_DIGEST: NEW, FAIL_UP_DIGEST: NEW });
+    expect(r.status).toBe(1);
+    expect(r.calls.filter((c) => c.startsWith('pulumi up'))).toHaveLength(2);
+  });
+
+  test('destroy: refuses to report success while a LoadBalancer Service is left in the cluster', () => {
+    expect(run(SCRIPTS.inVpc, ['destroy'], env).status).toBe(0);
+    const r = run(SCRIPTS.inVpc, ['destroy'], { ...env, K8S_LBS: 'default/leftover' });
+    expect(r.status).toBe(1);
+    expect(r.output).toContain('LoadBalancer Services are still in the cluster; their load balancers would hold the VPC: default/leftover');
+  });
+});
+
+describe('teardown.sh', () => {
+  test('dev: app stack from inside the VPC, load balancer check, model versions, then everything', () => {
+    const r = run(SCRIPTS.teardown, ['dev'], { ...platformOutputs('dev'), MODEL_PACKAGES: 'arn:pkg/1\tarn:pkg/2' });
+    expect(r.status).toBe(0);
+    const steps = r.calls.filter((c) => /start-build|resourcegroupstaggingapi|delete-model-package|pulumi destroy/.test(c));
+    expect(steps).toEqual([
+      'aws codebuild start-build --project-name pricesense-dev-deployer --environment-variables-override name=ACTION,value=destroy,type=PLAINTEXT --query build.id --output text',
+      'aws resourcegroupstaggingapi get-resources --resource-type-filters elasticloadbalancing:loadbalancer --tag-filters Key=kubernetes.io/cluster/pricesense-dev --query ResourceTagMappingList[].ResourceARN --output text',
+      'aws sagemaker delete-model-package --model-package-name arn:pkg/1',
+      'aws sagemaker delete-model-package --model-package-name arn:pkg/2',
+      'pulumi destroy --yes',
+    ]);
+  });
+
+  test('stage: keeps the model versions and the protected data', () => {
+    const r = run(SCRIPTS.teardown, ['stage'], { ...platformOutputs('stage'), MODEL_PACKAGES: 'arn:pkg/1' });
+    expect(r.status).toBe(0);
+    expect(r.calls.filter((c) => /delete-model-package/.test(c))).toEqual([]);
+    expect(r.calls).toContain('pulumi destroy --yes --exclude-protected');
+    expect(r.output).toContain('stage: kept the lake (pricesense-lake-stage-123456789012) and the model package group (pricesense-stage)');
+  });
+
+  test('stops before the platform while a load balancer of the cluster exists', () => {
+    const r = run(SCRIPTS.teardown, ['dev'], { ...platformOutputs('dev'), LEFTOVER_LBS: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/a1/b2' });
+    expect(r.status).toBe(1);
+    expect(r.output).toContain('load balancers of pricesense-dev still exist');
+    expect(r.calls.filter((c) => c.startsWith('pulumi destroy'))).toEqual([]);
+  });
+
+  test('stops before the platform when the app stack cannot be destroyed', () => {
+    const r = run(SCRIPTS.teardown, ['prod'], { ...platformOutputs('prod'), BUILD_STATUS: 'FAILED' });
+    expect(r.status).toBe(1);
+    expect(r.calls.filter((c) => c.startsWith('pulumi destroy') || c.includes('resourcegroupstaggingapi'))).toEqual([]);
+  });
+});
