@@ -73,6 +73,8 @@ export class CompiledForest {
   readonly aggregation: 'soft' | 'hard';
   readonly treeCount: number;
   readonly nodeCount: number;
+  /** Edges on the longest root-to-leaf path of any tree. */
+  readonly maxDepth: number;
   /** Bytes of the packed arrays (node records, distributions, tables). */
   readonly byteLength: number;
 
@@ -103,7 +105,8 @@ export class CompiledForest {
     this.blockRows = options.blockRows ?? Math.max(64, Math.floor(BLOCK_BYTES / (4 * this.encoder.stride)));
     this.V = new Int32Array(this.encoder.stride);
     this.pos = new Int32Array(this.treeCount);
-    this.path = new Int32Array(packed.depths.reduce((a, b) => Math.max(a, b), 0) + 1);
+    this.maxDepth = packed.depths.reduce((a, b) => Math.max(a, b), 0);
+    this.path = new Int32Array(this.maxDepth + 1);
   }
 
   /** Compiles a (validated) forest document; see parseForest / readForestFile. */
