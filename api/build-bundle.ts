@@ -1,6 +1,6 @@
 /**
- * Builds the deployable API: one esbuild bundle (every JavaScript dependency inlined)
- * plus Swagger UI's static assets, which cannot be bundled and are served from
+ * Builds the deployable API: one esbuild bundle (every JavaScript dependency inlined),
+ * the model loader's worker-thread entry, plus Swagger UI's static assets, which cannot be bundled and are served from
  * swagger-ui/ next to it. The Docker runtime image contains exactly this directory.
  *
  *   npm run bundle            → dist/bundle/{server.js, swagger-ui/}
@@ -38,6 +38,19 @@ export async function bundleApi(outDir = path.join(packageRoot(), 'dist', 'bundl
     define: { 'process.env.PRICESENSE_SERVICE_VERSION': JSON.stringify(packageVersion()) },
     // Native or optional modules that serving never reaches (the lake's DuckDB engine, pino transports' worker threads).
     external: ['@duckdb/*', 'pino-pretty', 'swagger-ui-dist/package.json'],
+  });
+  // The model loader's worker thread (model/forest-loader.ts) starts forest-loader-worker.js next to the bundle.
+  await build({
+    entryPoints: [path.join(root, 'model', 'forest-loader-worker.ts')],
+    outfile: path.join(outDir, 'forest-loader-worker.js'),
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    minify: true,
+    keepNames: true,
+    legalComments: 'none',
+    logLevel: 'warning',
   });
   const assets = path.dirname(require.resolve('swagger-ui-dist/package.json'));
   for (const file of SWAGGER_ASSETS) await copyFile(path.join(assets, file), path.join(outDir, 'swagger-ui', file));

@@ -15,7 +15,7 @@
  * empty or the registry could not be reached.
  */
 import type { Logger } from 'pino';
-import { parseForest } from '../model/forest-file';
+import { loadForestInWorker } from '../model/forest-loader';
 import { AuditChainError, InvalidArtifactError, VersionNotFoundError, type BrokenVersion, type ModelVersion, type Registry } from '../model/registry';
 import type { ChallengerConfig, UnknownCategoryPolicy } from './config';
 import { MAX_TIMER_MS } from './config';
@@ -406,21 +406,20 @@ export class ModelManager {
     let fetched: bigint | undefined;
     try {
       if (role !== 'shadow' && entry.status !== 'Approved') throw new Error(`version ${entry.version} is ${entry.status}, not Approved`);
-      let bytes: Buffer | undefined = await this.registry.fetch(entry.version);
+      const bytes = await this.registry.fetch(entry.version);
       fetched = process.hrtime.bigint();
-      const doc = parseForest(bytes, `${this.registry.uri} version ${entry.version}`, { registryVerifiedSha256: entry.forestSha256 });
-      bytes = undefined;
-      const parsed = process.hrtime.bigint();
-      if (doc.sha256 !== entry.forestSha256) {
-        throw new Error(`forest digest ${doc.sha256} does not match the registered ${entry.forestSha256}`);
+      // Parsed and packed in a worker thread: requests keep being answered meanwhile.
+      const loaded = await loadForestInWorker(bytes, `${this.registry.uri} version ${entry.version}`, { registryVerifiedSha256: entry.forestSha256 });
+      if (loaded.summary.sha256 !== entry.forestSha256) {
+        throw new Error(`forest digest ${loaded.summary.sha256} does not match the registered ${entry.forestSha256}`);
       }
-      const model = buildServedModel(doc, entry, {
+      const model = buildServedModel(loaded, entry, {
         name: this.modelName,
         batchLimit: this.batchLimit,
         driftWindow: this.driftWindow,
         unknownCategories: this.unknownCategories,
         started,
-        phases: { fetch: msBetween(started, fetched), parse: msBetween(fetched, parsed) },
+        phases: { fetch: msBetween(started, fetched), parse: loaded.phasesMs.parse },
       });
       collectLoadGarbage();
       this.metrics.modelLoads.inc({ model_version: model.versionLabel, role });

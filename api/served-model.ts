@@ -7,8 +7,9 @@
  */
 import type { FeatureStats } from '../etl/gold-schema';
 import type { FeatureSpec, ForestFileV1 } from '../model/format';
+import type { LoadedForest } from '../model/forest-loader';
 import type { ModelVersion } from '../model/registry/types';
-import { CompiledForest } from '../model/walker';
+import type { CompiledForest } from '../model/walker';
 import type { ChallengerConfig, UnknownCategoryPolicy } from './config';
 import { DriftMonitor } from './drift';
 import type { Role } from './metrics';
@@ -50,7 +51,7 @@ export interface ServedModel {
   readonly trees: number;
   readonly loadedAt: string;
   readonly loadSeconds: number;
-  /** Where the load time went, in ms: registry fetch (with checksum), parse (schema + digest), compile (walker), the rest (validators, drift). */
+  /** Where the load time went, in ms: registry fetch (with checksum), parse (schema + decode, in a worker thread), compile (packing there, adopting here), the rest (validators, drift). */
   readonly loadPhasesMs: LoadPhases;
 }
 
@@ -80,10 +81,9 @@ export function msBetween(from: bigint, to: bigint): number {
   return Math.round(Number(to - from) / 1e4) / 100;
 }
 
-export function buildServedModel(doc: ForestFileV1, entry: ModelVersion, options: BuildOptions): ServedModel {
+export function buildServedModel(loaded: LoadedForest, entry: ModelVersion, options: BuildOptions): ServedModel {
   const started = options.started ?? process.hrtime.bigint();
-  const compileStarted = process.hrtime.bigint();
-  const forest = CompiledForest.compile(doc);
+  const { summary: doc, forest } = loaded;
   const compiled = process.hrtime.bigint();
   const validator = new RequestValidator(doc.features, options.batchLimit, options.unknownCategories);
   const drift = new DriftMonitor(doc.features, doc.featureStats ?? {}, options.driftWindow);
@@ -107,9 +107,9 @@ export function buildServedModel(doc: ForestFileV1, entry: ModelVersion, options
     evaluation: doc.metrics,
     featureStats: doc.featureStats,
     aggregation: doc.aggregation,
-    trees: doc.trees.length,
+    trees: forest.treeCount,
     loadedAt: new Date().toISOString(),
     loadSeconds: Number(done - started) / 1e9,
-    loadPhasesMs: { fetch: options.phases?.fetch ?? 0, parse: options.phases?.parse ?? 0, compile: msBetween(compileStarted, compiled), validators: msBetween(compiled, done) },
+    loadPhasesMs: { fetch: options.phases?.fetch ?? 0, parse: options.phases?.parse ?? 0, compile: Math.round((loaded.phasesMs.pack + loaded.phasesMs.adopt) * 100) / 100, validators: msBetween(compiled, done) },
   };
 }

@@ -39,7 +39,9 @@ export async function runOnnxPeerBench(): Promise<Record<string, number>> {
   const lake = await benchLake(trainRows);
   const test = await readGoldSplit(lake, 'test', await readGoldManifest(lake));
   const cf = CompiledForest.compile(forest);
-  const { x, n } = cf.encodeBatch({ columns: { ...test.numeric, ...test.categorical }, rows: Math.min(test.rows, 10_000) });
+  const columns: Record<string, ArrayLike<unknown>> = { ...test.numeric, ...test.categorical };
+  const rawRows = Array.from({ length: Math.min(test.rows, 10_000) }, (_, r) => Object.fromEntries(Object.entries(columns).map(([k, v]) => [k, v[r]])));
+  const { x, n } = cf.encodeBatch(rawRows);
   const T = forest.trees.length;
   const K = forest.classes.length;
 
@@ -61,10 +63,10 @@ export async function runOnnxPeerBench(): Promise<Record<string, number>> {
 
   const walkerBatch = timeSync(() => cf.predictBatchEncoded(x, n), 3000);
   let i = 0;
-  const F = forest.features.length;
-  const rows = Array.from({ length: Math.min(n, 1000) }, (_, r) => x.slice(r * F, r * F + F));
+  // The walker's single row includes encoding the raw row; ORT's starts from the encoded one.
+  const rows = rawRows.slice(0, 1000);
   const out = new Float64Array(K);
-  const walkerSingle = timeSync(() => cf.predictEncoded(rows[i++ % rows.length], out), 2000);
+  const walkerSingle = timeSync(() => cf.predictProba(rows[i++ % rows.length], out), 2000);
   const ortTiming = await measureOrt(scorer, x, n, T);
   await scorer.release();
 

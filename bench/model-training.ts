@@ -26,6 +26,7 @@ import { trainMlRandomForest } from '../model/trainer/ml-random-forest';
 /** Gold training rows per synthetic basket (labelled share × train fraction), measured. */
 const TRAIN_ROWS_PER_BASKET = 0.78;
 
+/** A lake with the synthetic gold of about `trainRows` training rows (built once, cached under .pricesense/bench/). */
 export async function benchLake(trainRows: number): Promise<LocalLake> {
   const baskets = Math.ceil(trainRows / TRAIN_ROWS_PER_BASKET);
   const dir = path.join(packageRoot(), '.pricesense', 'bench', `gold-${baskets}-seed42`);

@@ -11,6 +11,7 @@ import { register as synth } from './commands/synth';
 import { register as train } from './commands/train';
 import { register as evaluate } from './commands/evaluate';
 import { register as model } from './commands/model';
+import { register as score } from './commands/score';
 
 /**
  * Every subcommand registers itself through one function here. Each lives in
@@ -24,6 +25,7 @@ export const COMMANDS: RegisterCommand[] = [
   etl,
   train,
   evaluate,
+  score,
   registry,
   model,
   serve,

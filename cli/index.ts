@@ -7,6 +7,8 @@ export function buildProgram(): Command {
   const program = new Command('pricesense')
     .description('Retail basket price sensitivity: data lake -> training -> registry -> API')
     .version(packageVersion())
+    // Program options (--version) only before the subcommand: `score --version <n>` is score's.
+    .enablePositionalOptions()
     .showHelpAfterError()
     .exitOverride();
   for (const register of COMMANDS) register(program);

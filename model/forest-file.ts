@@ -1,6 +1,11 @@
 /**
  * Forest file I/O: canonical hashing (sealForest), validated parsing (parseForest)
- * and atomic file read/write. docs/model-format.md is the reference.
+ * and atomic file read/write, for formats v1 and v2. docs/model-format.md is the
+ * reference.
+ *
+ * A document's serialized form is its in-memory form for v1, and for v2 the same
+ * with `trees` replaced by the encoded object of model/forest-codec.ts. Its sha256
+ * covers the serialized form, so a reader verifies it without decoding anything.
  *
  * Canonical JSON (what sha256 is computed over, and what writeForestFile writes):
  * - objects: keys sorted by UTF-16 code units (JavaScript's default sort), keys whose
@@ -15,20 +20,17 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../etl/errors';
-import type { ForestFileV1, TreeV1 } from './format';
-import { forestShellValidator, treeLooksValid, treeSchemaValidator } from './forest-schema';
+import { FOREST_FORMAT_V2, FOREST_FORMAT_VERSION, type ForestFileV1, type TreeV1 } from './format';
+import { decodeTrees, encodeTrees, rememberedEncoding, rememberEncoding, type TreesV2 } from './forest-codec';
+import { ForestFormatError } from './forest-error';
+import { checkForestShape, flattenForest, treesOfFlat, type FlatForest } from './forest-flat';
+import { checkLimit } from './forest-limits';
+import { forestSchemaValidatorV2, forestShellValidator, treeLooksValid, treeSchemaValidator } from './forest-schema';
 
-/** A forest document that failed validation; `path` names the bad field (e.g. trees[3].left[17]). */
-export class ForestFormatError extends UserError {
-  readonly source: string;
-  readonly fieldPath: string;
-  constructor(source: string, fieldPath: string, problem: string) {
-    super(`${source}: invalid forest file: ${fieldPath || '(document)'} ${problem}`);
-    this.name = 'ForestFormatError';
-    this.source = source;
-    this.fieldPath = fieldPath;
-  }
-}
+export { ForestFormatError };
+
+/** A forest document without its trees: what serving keeps besides the compiled forest. */
+export type ForestSummary = Omit<ForestFileV1, 'trees'>;
 
 const CHUNK_CHARS = 1 << 20;
 
@@ -155,18 +157,73 @@ export function canonicalJson(value: unknown): string {
   return parts.join('');
 }
 
-/** SHA-256 (hex) of the canonical JSON of every field of the document but sha256. */
+/** The v2 `trees` object of in-memory trees: remembered when they were read or sealed, else encoded now. */
+function encodedTreesOf(doc: Pick<ForestFileV1, 'classes' | 'features' | 'trees'>): TreesV2 {
+  let encoded = rememberedEncoding(doc.trees);
+  if (!encoded) {
+    encoded = encodeTrees(flattenForest(doc));
+    rememberEncoding(doc.trees, encoded);
+  }
+  return encoded;
+}
+
+/**
+ * The document as it is written: for v2, `trees` becomes the encoded object (a
+ * document parsed from a v2 file whose trees were never decoded has it already).
+ */
+function serializedForm<D extends Omit<ForestFileV1, 'sha256'>>(doc: D): D | (Omit<D, 'trees'> & { trees: TreesV2 }) {
+  if (doc.formatVersion !== FOREST_FORMAT_V2 || !Array.isArray(doc.trees)) return doc;
+  return { ...doc, trees: encodedTreesOf(doc) };
+}
+
+/** SHA-256 (hex) of the canonical JSON of every field of the serialized document but sha256. */
 export function forestDigest(doc: Omit<ForestFileV1, 'sha256'> | ForestFileV1): string {
   const hash = createHash('sha256');
-  const { sha256: _ignored, ...content } = doc as ForestFileV1;
+  const { sha256: _ignored, ...content } = serializedForm(doc) as ForestFileV1;
   canonicalChunks(content, (c, ascii) => hash.update(c, ascii ? 'latin1' : 'utf8'));
   return hash.digest('hex');
+}
+
+/**
+ * A v2 document's trees are v1 arrays in memory but an encoded object on disk; its
+ * toJSON (not enumerable: spreads and deep equality ignore it) gives the serialized
+ * form, so JSON.stringify and canonicalJson of a sealed v2 document write a valid v2
+ * file rather than a v1-shaped one that claims to be v2.
+ */
+function withSerializedJson(doc: ForestFileV1): ForestFileV1 {
+  if (doc.formatVersion === FOREST_FORMAT_V2 && Array.isArray(doc.trees)) {
+    Object.defineProperty(doc, 'toJSON', { value: () => serializedForm(doc), enumerable: false, configurable: true });
+  }
+  return doc;
 }
 
 /** Returns the document with its sha256 set (any sha256 already present is replaced). */
 export function sealForest(doc: Omit<ForestFileV1, 'sha256'>): ForestFileV1 {
   const { sha256: _ignored, ...content } = doc as ForestFileV1;
-  return { ...content, sha256: forestDigest(content) };
+  return withSerializedJson({ ...content, sha256: forestDigest(content) });
+}
+
+/** The forest rewritten in format v2 (`pricesense model upgrade`): the same trees, scored identically, sealed anew. */
+export function upgradeForest(doc: ForestFileV1): ForestFileV1 {
+  return sealForest({ ...doc, formatVersion: FOREST_FORMAT_V2 });
+}
+
+/**
+ * The file's canonical JSON (what writeForestFile writes, without the final newline).
+ * Refuses a forest whose sha256 does not match its content.
+ */
+export function forestJson(forest: ForestFileV1): string {
+  const parts: string[] = [];
+  serializeChecked(forest, (c) => parts.push(c));
+  return parts.join('');
+}
+
+function serializeChecked(forest: ForestFileV1, sink: (chunk: string) => void): void {
+  const digest = forestDigest(forest);
+  if (digest !== forest.sha256) {
+    throw new Error(`the forest's sha256 (${forest.sha256}) does not match its content (${digest}); seal it with sealForest first`);
+  }
+  canonicalChunks(serializedForm(forest), sink);
 }
 
 function jsonPointerToPath(pointer: string): string {
@@ -186,7 +243,7 @@ function describeAjvError(err: { instancePath: string; keyword: string; message?
       return [at ? `${at}.${String(err.params.missingProperty)}` : String(err.params.missingProperty), 'is required but missing'];
     case 'additionalProperty':
     case 'additionalProperties':
-      return [at ? `${at}.${String(err.params.additionalProperty)}` : String(err.params.additionalProperty), 'is not a field of format v1 (unknown fields are refused: they could change scoring)'];
+      return [at ? `${at}.${String(err.params.additionalProperty)}` : String(err.params.additionalProperty), 'is not a field of the forest format (unknown fields are refused: they could change scoring)'];
     case 'const':
       return [at, `must be ${JSON.stringify(err.params.allowedValue)}`];
     case 'enum':
@@ -207,47 +264,86 @@ export interface ParseForestOptions {
   readonly registryVerifiedSha256?: string;
 }
 
-/**
- * Parses and validates a forest document: schema (Ajv), then structure (array
- * lengths, child indices forming one tree per tree, feature indices, categorical
- * bitset offsets, class distributions summing to 1), then the SHA-256. Errors are
- * ForestFormatError (a UserError) naming the source and the bad field.
- */
-export function parseForest(json: string | Buffer, source = '<forest>', options: ParseForestOptions = {}): ForestFileV1 {
+/** A document that passed the schema of its format version and the digest check; v2 trees still encoded. */
+type CheckedDocument = (ForestFileV1 & { formatVersion: typeof FOREST_FORMAT_VERSION }) | (Omit<ForestFileV1, 'trees'> & { formatVersion: typeof FOREST_FORMAT_V2; trees: TreesV2 });
+
+function parseJson(json: string | Buffer, source: string): unknown {
+  checkLimit(source, '', 'documentBytes', typeof json === 'string' ? json.length : json.length);
   let text: string;
   try {
     text = typeof json === 'string' ? json : json.toString('utf8');
   } catch (e) {
     throw new ForestFormatError(source, '', `cannot be decoded as UTF-8 text (${(e as Error).message})`);
   }
-  let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    return JSON.parse(text);
   } catch (e) {
     throw new ForestFormatError(source, '', `is not valid JSON: ${(e as Error).message}`);
   }
-  const validate = forestShellValidator();
+}
+
+function checkDocument(json: string | Buffer, source: string, options: ParseForestOptions): CheckedDocument {
+  const doc = parseJson(json, source);
+  const version = (doc as { formatVersion?: unknown } | null)?.formatVersion;
+  if (version !== FOREST_FORMAT_VERSION && version !== FOREST_FORMAT_V2 && doc !== null && typeof doc === 'object' && (doc as { format?: unknown }).format === 'pricesense.forest') {
+    throw new ForestFormatError(source, 'formatVersion', `is ${JSON.stringify(version)}: this pricesense reads format versions ${FOREST_FORMAT_VERSION} and ${FOREST_FORMAT_V2}; a newer version needs a newer pricesense`);
+  }
+  const validate = version === FOREST_FORMAT_V2 ? forestSchemaValidatorV2() : forestShellValidator();
   if (!validate(doc)) {
     const [at, problem] = describeAjvError(validate.errors![0]);
     throw new ForestFormatError(source, at, problem);
   }
-  checkTreeSchemas(doc, source);
-  checkStructure(doc, source);
-  if (options.registryVerifiedSha256 !== undefined) {
-    if (doc.sha256 !== options.registryVerifiedSha256) {
-      throw new ForestFormatError(source, 'sha256', `is ${doc.sha256}, but the registry registered this version as ${options.registryVerifiedSha256}`);
-    }
-    return doc;
+  const checked = doc as CheckedDocument;
+  checkHeader(checked, source);
+  if (checked.formatVersion === FOREST_FORMAT_VERSION) {
+    // v1's trees are checked before hashing: the canonical JSON of an unchecked tree may not exist (1e999).
+    checkTreeSchemas(checked, source);
+    checkStructure(checked, source);
   }
-  const expected = forestDigest(doc);
-  if (expected !== doc.sha256) {
+  if (options.registryVerifiedSha256 !== undefined) {
+    if (checked.sha256 !== options.registryVerifiedSha256) {
+      throw new ForestFormatError(source, 'sha256', `is ${checked.sha256}, but the registry registered this version as ${options.registryVerifiedSha256}`);
+    }
+    return checked;
+  }
+  const expected = forestDigest(checked as unknown as ForestFileV1);
+  if (expected !== checked.sha256) {
     throw new ForestFormatError(
       source,
       'sha256',
-      `does not match the content (stored ${doc.sha256}, computed ${expected}): the file was modified or corrupted after it was sealed`,
+      `does not match the content (stored ${checked.sha256}, computed ${expected}): the file was modified or corrupted after it was sealed`,
     );
   }
-  return doc;
+  return checked;
+}
+
+/**
+ * Parses and validates a forest document of format v1 or v2: schema (Ajv), the
+ * SHA-256, then structure — for v1 array lengths, child indices forming one tree per
+ * tree, feature indices, categorical bitset offsets, class distributions summing to 1;
+ * for v2 everything decodeTrees checks. Both are held to the limits of
+ * model/forest-limits.ts. Errors are ForestFormatError (a UserError) naming the source
+ * and the bad field. A v2 document comes back with its trees decoded into v1 arrays
+ * (nodes numbered in pre-order) and its formatVersion kept, so it is written back as v2.
+ */
+export function parseForest(json: string | Buffer, source = '<forest>', options: ParseForestOptions = {}): ForestFileV1 {
+  const doc = checkDocument(json, source, options);
+  if (doc.formatVersion === FOREST_FORMAT_VERSION) return doc;
+  const trees = treesOfFlat(decodeTrees(doc.trees, doc.classes.length, doc.features, source));
+  rememberEncoding(trees, doc.trees);
+  return withSerializedJson({ ...doc, trees });
+}
+
+/**
+ * Parses and validates like parseForest, but returns the trees in the pre-order form
+ * the scorer packs (model/walker/layout.ts) — for v2 straight from the file's arrays,
+ * without building per-node JavaScript arrays.
+ */
+export function parseForestFlat(json: string | Buffer, source = '<forest>', options: ParseForestOptions = {}): { summary: ForestSummary; flat: FlatForest } {
+  const doc = checkDocument(json, source, options);
+  const flat = doc.formatVersion === FOREST_FORMAT_VERSION ? flattenForest(doc, source) : decodeTrees(doc.trees, doc.classes.length, doc.features, source);
+  const { trees: _trees, ...summary } = doc;
+  return { summary, flat };
 }
 
 /**
@@ -268,26 +364,37 @@ function checkTreeSchemas(doc: ForestFileV1, source: string): void {
 
 const SUM_TOLERANCE = 1e-9;
 
+/** What both versions share: unique feature names, the vote rule, the limits on the document's shape. */
+function checkHeader(doc: Omit<ForestFileV1, 'trees'> & { trees: unknown }, source: string): void {
+  const names = new Set<string>();
+  doc.features.forEach((f, i) => {
+    if (names.has(f.name)) throw new ForestFormatError(source, `features[${i}].name`, `duplicates feature name ${JSON.stringify(f.name)}`);
+    names.add(f.name);
+  });
+  if (doc.aggregation === 'soft' && doc.voteTieBreak !== undefined) {
+    throw new ForestFormatError(source, 'voteTieBreak', "applies to 'hard' aggregation only; remove it for 'soft'");
+  }
+  const trees = Array.isArray(doc.trees) ? doc.trees.length : (doc.trees as TreesV2).count;
+  checkForestShape(source, doc.classes.length, doc.features, trees);
+}
+
 function checkStructure(doc: ForestFileV1, source: string): void {
   const fail = (at: string, problem: string): never => {
     throw new ForestFormatError(source, at, problem);
   };
   const K = doc.classes.length;
   const F = doc.features.length;
-  const names = new Set<string>();
   const words = new Int32Array(F);
   doc.features.forEach((f, i) => {
-    if (names.has(f.name)) fail(`features[${i}].name`, `duplicates feature name ${JSON.stringify(f.name)}`);
-    names.add(f.name);
     if (f.kind === 'categorical') words[i] = Math.ceil(f.categories.length / 32);
   });
-  if (doc.aggregation === 'soft' && doc.voteTieBreak !== undefined) {
-    fail('voteTieBreak', "applies to 'hard' aggregation only; remove it for 'soft'");
-  }
-
+  let nodes = 0;
   doc.trees.forEach((tree: TreeV1, t) => {
     const at = `trees[${t}]`;
     const n = tree.feature.length;
+    checkLimit(source, at, 'nodesPerTree', n);
+    nodes += n;
+    checkLimit(source, 'trees', 'nodes', nodes);
     for (const field of ['threshold', 'left', 'right', 'defaultLeft', 'count'] as const) {
       if (tree[field].length !== n) fail(`${at}.${field}`, `has ${tree[field].length} entries, expected ${n} (one per node, as feature)`);
     }
@@ -343,17 +450,17 @@ export async function readForestFile(file: string): Promise<ForestFileV1> {
 }
 
 /**
- * Writes the forest as canonical JSON (plus a newline) atomically: a temporary file
+ * Writes the forest as canonical JSON of its serialized form (plus a newline) atomically: a temporary file
  * in the same directory, fsync, then rename over the target. The forest's sha256
  * must match its content (use sealForest), so a corrupt document is never written.
  */
 export async function writeForestFile(file: string, forest: ForestFileV1): Promise<void> {
-  const digest = forestDigest(forest);
-  if (digest !== forest.sha256) {
-    throw new Error(`writeForestFile: the forest's sha256 (${forest.sha256}) does not match its content (${digest}); seal it with sealForest first`);
-  }
   const chunks: string[] = [];
-  canonicalChunks(forest, (c) => chunks.push(c));
+  try {
+    serializeChecked(forest, (c) => chunks.push(c));
+  } catch (e) {
+    throw new Error(`writeForestFile: ${(e as Error).message}`, { cause: e });
+  }
   const dir = path.dirname(path.resolve(file));
   await fsp.mkdir(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);

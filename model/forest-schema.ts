@@ -1,15 +1,16 @@
 /**
- * JSON Schema (draft-07, checked with Ajv) of forest file format v1: the shape of
- * the document. What a schema cannot say (array lengths agreeing with each other,
- * child indices forming a tree, probabilities summing to 1, the SHA-256) is checked
- * by parseForest in forest-file.ts. docs/model-format.md is the human reference.
+ * JSON Schemas (draft-07, checked with Ajv) of forest file formats v1 and v2: the
+ * shape of the document. What a schema cannot say (array lengths agreeing with each
+ * other, child indices forming a tree, probabilities summing to 1, the SHA-256, the
+ * contents of v2's encoded arrays) is checked by parseForest in forest-file.ts and
+ * decodeTrees in forest-codec.ts. docs/model-format.md is the human reference.
  *
  * The top level and the trees are closed (additionalProperties: false): every field
  * there affects scoring, so a reader must refuse what it does not understand. The
  * lineage and metrics objects are open.
  */
 import Ajv, { type ValidateFunction } from 'ajv';
-import { FOREST_FORMAT_ID, FOREST_FORMAT_VERSION, type ForestFileV1 } from './format';
+import { FOREST_FORMAT_ID, FOREST_FORMAT_V2, FOREST_FORMAT_VERSION, type ForestFileV1 } from './format';
 
 const numberArray = { type: 'array', items: { type: 'number' } } as const;
 const integerArray = { type: 'array', items: { type: 'integer' } } as const;
@@ -145,44 +146,87 @@ export const FOREST_SCHEMA_V1 = {
   },
 } as const;
 
-interface Validators {
-  readonly document: ValidateFunction<ForestFileV1>;
-  readonly shell: ValidateFunction<ForestFileV1>;
-  readonly tree: ValidateFunction;
-}
+const encodedArray = (dtypes: readonly string[]) =>
+  ({
+    type: 'object',
+    additionalProperties: false,
+    required: ['dtype', 'length', 'base64'],
+    properties: { dtype: { enum: dtypes }, length: { type: 'integer', minimum: 0 }, base64: { type: 'string' } },
+  }) as const;
 
-let compiled: Validators | undefined;
+/** Format v2's `trees` object (TreesV2 in forest-codec.ts): closed, like everything that affects scoring. */
+export const TREES_SCHEMA_V2 = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['count', 'nodes', 'sizes', 'split', 'defaultLeft', 'splitIndex', 'thresholds', 'subsets', 'distributions'],
+  properties: {
+    count: { type: 'integer', minimum: 1 },
+    nodes: { type: 'integer', minimum: 1 },
+    sizes: encodedArray(['uint32']),
+    split: encodedArray(['uint8', 'uint16']),
+    defaultLeft: encodedArray(['bits']),
+    splitIndex: encodedArray(['uint8', 'uint16', 'uint32']),
+    thresholds: { type: 'array', items: numberArray },
+    subsets: { type: 'array', items: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 4294967295 } } },
+    distributions: {
+      type: 'object',
+      required: ['kind'],
+      properties: { kind: { enum: ['counts', 'values'] } },
+      if: { properties: { kind: { const: 'counts' } } },
+      then: { additionalProperties: false, required: ['kind', 'leafCounts'], properties: { kind: true, leafCounts: encodedArray(['varuint']) } },
+      else: { additionalProperties: false, required: ['kind', 'value', 'count'], properties: { kind: true, value: encodedArray(['float64']), count: encodedArray(['float64']) } },
+    },
+  },
+} as const;
 
-function validators(): Validators {
-  if (!compiled) {
-    const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
-    // The shell is the document schema with each tree only required to be an object:
-    // Ajv's per-element checks of arrays with millions of numbers dominate the load time
-    // of a large forest, so parseForest checks trees with treeLooksValid (one tight pass)
-    // and calls the tree schema only to word the error when that check fails.
-    const shellSchema = { ...FOREST_SCHEMA_V1, $id: `${FOREST_SCHEMA_V1.$id}#shell`, properties: { ...FOREST_SCHEMA_V1.properties, trees: { type: 'array', minItems: 1, items: { type: 'object' } } } };
-    compiled = {
-      document: ajv.compile<ForestFileV1>(FOREST_SCHEMA_V1),
-      shell: ajv.compile<ForestFileV1>(shellSchema),
-      tree: ajv.compile(TREE_SCHEMA_V1),
-    };
+export const FOREST_SCHEMA_V2 = {
+  ...FOREST_SCHEMA_V1,
+  $id: 'https://pricesense.dev/schemas/forest-v2.json',
+  title: 'pricesense forest file, format v2',
+  properties: { ...FOREST_SCHEMA_V1.properties, formatVersion: { const: FOREST_FORMAT_V2 }, trees: TREES_SCHEMA_V2 },
+} as const;
+
+let ajv: Ajv | undefined;
+const compiled = new Map<object, ValidateFunction>();
+
+/**
+ * Each validator is compiled on first use, alone: compiling is most of Ajv's cost, and
+ * a process that loads only v2 files (a serving worker thread) needs only one.
+ */
+function validator<T = unknown>(schema: object): ValidateFunction<T> {
+  let v = compiled.get(schema);
+  if (!v) {
+    ajv ??= new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
+    v = ajv.compile(schema);
+    compiled.set(schema, v);
   }
-  return compiled;
+  return v as ValidateFunction<T>;
 }
 
-/** The compiled validator of the whole document (compiled once, on first use). */
+// The shell is the document schema with each tree only required to be an object:
+// Ajv's per-element checks of arrays with millions of numbers dominate the load time
+// of a large forest, so parseForest checks trees with treeLooksValid (one tight pass)
+// and calls the tree schema only to word the error when that check fails.
+const SHELL_SCHEMA_V1 = { ...FOREST_SCHEMA_V1, $id: `${FOREST_SCHEMA_V1.$id}#shell`, properties: { ...FOREST_SCHEMA_V1.properties, trees: { type: 'array', minItems: 1, items: { type: 'object' } } } };
+
+/** The compiled validator of the whole v1 document. */
 export function forestSchemaValidator(): ValidateFunction<ForestFileV1> {
-  return validators().document;
+  return validator<ForestFileV1>(FOREST_SCHEMA_V1);
 }
 
-/** The document schema minus the contents of each tree (each tree must be an object). */
+/** The whole format v2 document (its encoded arrays are checked by decodeTrees). */
+export function forestSchemaValidatorV2(): ValidateFunction {
+  return validator(FOREST_SCHEMA_V2);
+}
+
+/** The v1 document schema minus the contents of each tree (each tree must be an object). */
 export function forestShellValidator(): ValidateFunction<ForestFileV1> {
-  return validators().shell;
+  return validator<ForestFileV1>(SHELL_SCHEMA_V1);
 }
 
 /** The schema of one tree: run it on a tree that treeLooksValid refused, to name the bad field. */
 export function treeSchemaValidator(): ValidateFunction {
-  return validators().tree;
+  return validator(TREE_SCHEMA_V1);
 }
 
 function isNumberArray(a: unknown, min: number): boolean {

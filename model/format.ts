@@ -1,14 +1,25 @@
 /**
- * Forest file, format v1: the types. One self-describing JSON document holding
+ * Forest file: the in-memory types. One self-describing JSON document holding
  * everything needed to score raw inputs (feature spec with the categorical
  * encodings learned at training time), the trees as flat arrays, and the lineage
  * and metrics needed to govern it. docs/model-format.md is the human reference;
  * model/forest-schema.ts validates documents against it on load.
+ *
+ * In memory a forest is always this shape (ForestFileV1, trees as TreeV1 arrays);
+ * `formatVersion` says how it is serialized: v1 writes the trees as JSON arrays,
+ * v2 as compact base64 arrays in pre-order (model/forest-codec.ts). Both hash their
+ * serialized canonical content.
  */
 import type { FeatureKind, FeatureStats } from '../etl/gold-schema';
 
 export const FOREST_FORMAT_ID = 'pricesense.forest';
+/** Format v1: trees as JSON arrays of numbers, one entry per node. */
 export const FOREST_FORMAT_VERSION = 1;
+/** Format v2: the same forest with its trees encoded compactly (docs/model-format.md, "Format v2"). */
+export const FOREST_FORMAT_V2 = 2;
+/** The version pricesense writes new forests in (the trainer, the importer, `model upgrade`). */
+export const LATEST_FOREST_FORMAT_VERSION = FOREST_FORMAT_V2;
+export type ForestFormatVersion = typeof FOREST_FORMAT_VERSION | typeof FOREST_FORMAT_V2;
 
 export interface NumericFeatureSpec {
   readonly name: string;
@@ -26,7 +37,8 @@ export type FeatureSpec = NumericFeatureSpec | CategoricalFeatureSpec;
 
 /**
  * One tree, struct-of-arrays. Node 0 is the root; every array has one entry per
- * node (catBits aside). For node i:
+ * node (catBits aside). A v2 file is read into this shape with its nodes numbered
+ * in pre-order (a node's left child follows it). For node i:
  * - feature[i]: index into the forest's features, or -1 for a leaf (a leaf has
  *   left[i] = right[i] = -1; its threshold and defaultLeft are not used: write 0).
  * - numeric split: x <= threshold[i] goes to left[i], otherwise right[i].
@@ -92,7 +104,8 @@ export interface EvaluationMetrics {
 
 export interface ForestFileV1 {
   readonly format: typeof FOREST_FORMAT_ID;
-  readonly formatVersion: typeof FOREST_FORMAT_VERSION;
+  /** How the document is serialized (and so what its sha256 is computed over): 1 or 2. */
+  readonly formatVersion: ForestFormatVersion;
   readonly classes: string[];
   readonly features: FeatureSpec[];
   readonly aggregation: Aggregation;

@@ -38,7 +38,7 @@ describe('bundle (what the Docker image holds)', () => {
     await mkdir(app, { recursive: true });
     // The runtime stage: COPY --from=build /out/ /app/
     await cp(built.outDir, app, { recursive: true });
-    expect((await readdir(app)).sort()).toEqual(['server.js', 'swagger-ui']);
+    expect((await readdir(app)).sort()).toEqual(['forest-loader-worker.js', 'server.js', 'swagger-ui']);
     const version = (await reg.publish(1, { trees: 20, depth: 6 })).version;
     const before = [...(await listing(app)), ...(await listing(reg.registry.uri))];
 

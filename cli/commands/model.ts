@@ -22,6 +22,7 @@ import { openRegistry, registryUri } from '../../model/registry';
 import { addGateOptions, gateConfigFrom, type GateFlags } from '../gate-options';
 import { integer } from '../option-parsers';
 import { parseVersion, registerTrainedModel } from './registry';
+import { register as registerUpgrade } from './model-upgrade';
 
 /** Writes bytes next to the target (creating its directory, as import's forest file does), then renames: readers never see a partial file. */
 async function writeAtomically(file: string, bytes: Uint8Array): Promise<void> {
@@ -67,7 +68,7 @@ interface ImportFlags extends GateFlags {
 }
 
 export function register(program: Command): void {
-  const model = program.command('model').description('model interchange: export a forest to ONNX, import an ONNX tree ensemble as a forest');
+  const model = program.command('model').description('forest files: export to ONNX, import an ONNX tree ensemble, upgrade between format versions');
 
   model
     .command('export')
@@ -168,4 +169,6 @@ export function register(program: Command): void {
       throw new UserError(`${gateFailureMessage(report.gates)} (the forest was written to ${opts.out} with the gate results in its metrics${opts.register ? '; not registered' : ''})`, GATE_FAILURE_EXIT_CODE);
     }
   });
+  // `model upgrade` (format v1 → v2) lives in its own module and joins this command.
+  registerUpgrade(program);
 }

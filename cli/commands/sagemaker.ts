@@ -3,6 +3,7 @@ import { UserError } from '../../etl/errors';
 import { readForestFile, writeForestFile } from '../../model/forest-file';
 import { smRoot } from '../../model/sagemaker/config';
 import { runEtlJob, runEvaluateJob, runTrainJob, writeFailureReason } from '../../model/sagemaker/jobs';
+import { runScoreJob } from '../../model/sagemaker/score-job';
 import { mergePartialForests, readPartialForests } from '../../model/sagemaker/merge';
 import { integer } from '../option-parsers';
 
@@ -64,6 +65,22 @@ export function register(program: Command): void {
     .action(async (opts: RootFlags) => {
       const root = smRoot(opts.root);
       await asJob('processing', root, () => runEvaluateJob({ root }));
+    });
+
+  sm.command('score')
+    .description("batch scoring processing job: score this instance's share of the input files (data channel: .csv, .csv.gz, .parquet) with the model input (forest file or model.tar.gz); one output per input file under output/scores/<instance>/, plus _summary.json")
+    .option('--root <dir>', ROOT_HELP)
+    .option('--shard <name>', 'the output subfolder (default: current_host from /opt/ml/config/resourceconfig.json, else the hostname)')
+    .option('--format <format>', 'output format: parquet (default) or csv')
+    .option('--explain', 'add an explanation column (per-feature contributions, JSON)')
+    .option('--id <column>', 'input column copied to the output to identify rows (default: BASKET_ID when present)')
+    .option('--threads <t>', 'DuckDB threads (default: up to 4)', integer('--threads', 1))
+    .action(async (opts: RootFlags & { shard?: string; format?: string; explain?: boolean; id?: string }) => {
+      const root = smRoot(opts.root);
+      await asJob('processing', root, async () => {
+        if (opts.format !== undefined && opts.format !== 'parquet' && opts.format !== 'csv') throw new UserError(`--format must be parquet or csv, got ${JSON.stringify(opts.format)}`);
+        await runScoreJob({ root, shard: opts.shard, format: opts.format as 'parquet' | 'csv' | undefined, explain: opts.explain, idColumn: opts.id, threads: opts.threads });
+      });
     });
 
   sm.command('etl')

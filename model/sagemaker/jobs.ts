@@ -15,8 +15,8 @@ import { MANIFEST_NAME } from '../../etl/lake/commit';
 import { runEtl } from '../../etl/pipeline';
 import { logEvent } from '../../etl/progress';
 import { evaluateForest } from '../evaluate';
-import { canonicalJson, parseForest, readForestFile, sealForest, writeForestFile } from '../forest-file';
-import { FOREST_FORMAT_VERSION, type ForestFileV1 } from '../format';
+import { forestJson, parseForest, readForestFile, sealForest, writeForestFile } from '../forest-file';
+import type { ForestFileV1 } from '../format';
 import { DEFAULT_GATES, evaluateWithGates, type GateConfig } from '../gates';
 import { DEFAULT_HYPERPARAMETERS, trainForest } from '../trainer';
 import { partFileName, readHyperparameters, readResourceConfig, smPaths, treeShare } from './config';
@@ -131,13 +131,12 @@ export async function runEvaluateJob(options: { root: string; gates?: GateConfig
 
   const result = evaluateWithGates(merged, gold.tables.test!, 'test', { config: options.gates ?? DEFAULT_GATES, champion });
   const forest = sealForest({ ...merged, metrics: { ...merged.metrics, test: result.metrics, gates: result.gates } });
-  const forestJson = Buffer.from(`${canonicalJson(forest)}\n`);
-  const artifact = writeTarGz([{ name: 'forest.json', data: forestJson }]);
+  const artifact = writeTarGz([{ name: 'forest.json', data: Buffer.from(`${forestJson(forest)}\n`) }]);
   const failures = result.gates.results.filter((r) => !r.passed).map((r) => `${r.gate} ${r.actual.toFixed(4)} < required ${r.required.toFixed(4)}`);
   const report: EvaluationReport = {
     gates: { passed: result.gates.passed, failures, results: result.gates.results, split: result.gates.split, config: result.gates.config },
     metrics: { test: result.metrics, ...(result.championMetrics ? { champion: result.championMetrics } : {}) },
-    registry: { artifactSha256: createHash('sha256').update(artifact).digest('hex'), forestSha256: forest.sha256, formatVersion: FOREST_FORMAT_VERSION },
+    registry: { artifactSha256: createHash('sha256').update(artifact).digest('hex'), forestSha256: forest.sha256, formatVersion: forest.formatVersion },
     model: { trees: forest.trees.length, seed: forest.training.seed, datasetManifestSha256: forest.training.datasetManifestSha256, parts: parts.length },
     multiclass_classification_metrics: { accuracy: { value: result.metrics.accuracy } },
   };
@@ -149,7 +148,7 @@ export async function runEvaluateJob(options: { root: string; gates?: GateConfig
 }
 
 /** Every regular file under dir, as paths relative to it ('/' separators), sorted. */
-async function listFiles(dir: string, rel = ''): Promise<string[]> {
+export async function listFiles(dir: string, rel = ''): Promise<string[]> {
   const out: string[] = [];
   for (const e of await readdir(path.join(dir, rel), { withFileTypes: true })) {
     const r = rel ? `${rel}/${e.name}` : e.name;

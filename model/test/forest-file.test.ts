@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../../etl/errors';
 import type { ForestFileV1 } from '../format';
-import { canonicalJson, forestDigest, ForestFormatError, parseForest, readForestFile, sealForest, writeForestFile } from '../forest-file';
+import { canonicalJson, forestDigest, ForestFormatError, forestJson, parseForest, readForestFile, sealForest, upgradeForest, writeForestFile } from '../forest-file';
 import { randomForest } from './random-forest-fixture';
 
 type Mutable = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -124,8 +124,8 @@ describe('parseForest: each class of mistake names the field and the source', ()
   it.each<[string, (d: Mutable) => void, string, RegExp]>([
     ['missing field', (d) => delete d.classes, 'classes', /is required but missing/],
     ['wrong format id', (d) => (d.format = 'other.forest'), 'format', /must be "pricesense\.forest"/],
-    ['future version', (d) => (d.formatVersion = 2), 'formatVersion', /must be 1/],
-    ['unknown top-level field', (d) => (d.extra = 1), 'extra', /not a field of format v1/],
+    ['future version', (d) => (d.formatVersion = 3), 'formatVersion', /is 3: this pricesense reads format versions 1 and 2/],
+    ['unknown top-level field', (d) => (d.extra = 1), 'extra', /not a field of the forest format/],
     ['bad aggregation', (d) => (d.aggregation = 'median'), 'aggregation', /must be one of \["soft","hard"\]/],
     ['wrong type', (d) => (d.trees[1].threshold[0] = 'x'), 'trees[1].threshold[0]', /must be number/],
     ['negative probability', (d) => (d.trees[0].value[2] = -0.1), 'trees[0].value[2]', /must be >= 0/],
@@ -214,5 +214,88 @@ describe('parseForest: each class of mistake names the field and the source', ()
   it('reports malformed JSON with the source', () => {
     expect(() => parseForest('{"format": ', 'upload.json')).toThrow(/^upload\.json: invalid forest file: \(document\) is not valid JSON/);
     expect(() => parseForest(Buffer.from('[]'))).toThrow(/^<forest>: invalid forest file: \(document\) must be object/);
+  });
+});
+
+describe('format v2', () => {
+  /** A trained-like forest: every distribution is the node's class counts over their sum. */
+  function countsForest(seed: number): ForestFileV1 {
+    const d = JSON.parse(JSON.stringify(randomForest(seed, { trees: 6, maxDepth: 6, classes: 3 }))) as Mutable;
+    for (const t of d.trees) {
+      // Leaves get integer class counts; internal nodes the sums of their children's.
+      const counts: number[][] = [];
+      for (let i = t.feature.length - 1; i >= 0; i--) {
+        counts[i] = t.feature[i] === -1 ? [1 + ((i * 7) % 5), (i * 3) % 4, (i * 11) % 3] : counts[t.left[i]].map((c: number, k: number) => c + counts[t.right[i]][k]);
+        const total = counts[i].reduce((a: number, b: number) => a + b, 0);
+        t.count[i] = total;
+        for (let k = 0; k < 3; k++) t.value[i * 3 + k] = counts[i][k] / total;
+      }
+    }
+    return sealForest(d as Omit<ForestFileV1, 'sha256'>);
+  }
+
+  it.each([
+    ['class counts (a trained forest)', () => countsForest(3), 'counts'],
+    ['explicit distributions (any other forest)', () => randomForest(4, { trees: 6 }), 'values'],
+  ])('round-trips %s: the same trees in pre-order, canonical bytes, a stable sha256', async (_name, make, kind) => {
+    const v1 = make();
+    const v2 = upgradeForest(v1);
+    const text = forestJson(v2);
+    const doc = JSON.parse(text) as Mutable;
+    expect(doc.formatVersion).toBe(2);
+    expect(doc.trees.distributions.kind).toBe(kind);
+    const back = parseForest(text, 'v2.json');
+    expect(back.sha256).toBe(v2.sha256);
+    // Re-serializing what was read gives the same bytes, and so does encoding its decoded trees afresh.
+    expect(forestJson(back)).toBe(text);
+    expect(forestJson(sealForest({ ...back, trees: back.trees.map((t) => ({ ...t })) }))).toBe(text);
+    expect(JSON.stringify(back)).toBe(JSON.stringify(JSON.parse(text)));
+    // The same trees: node for node once both are numbered in pre-order.
+    expect(back.trees).toEqual(parseForest(forestJson(upgradeForest(back)), 'again').trees);
+    const dir = mkdtempSync(join(tmpdir(), 'forest-v2-'));
+    try {
+      await writeForestFile(join(dir, 'm.json'), back);
+      expect(readFileSync(join(dir, 'm.json'), 'utf8')).toBe(`${text}\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps every distribution bit for bit, and the v1 file of the same forest is several times larger', () => {
+    const v1 = countsForest(5);
+    const v2 = parseForest(forestJson(upgradeForest(v1)), 'v2');
+    const sorted = (f: ForestFileV1) => f.trees.map((t) => Array.from(t.value).sort().join()).join('|');
+    expect(sorted(v2)).toBe(sorted(v1));
+    expect(canonicalJson(v1).length / forestJson(upgradeForest(v1)).length).toBeGreaterThan(3);
+  });
+
+  /** A sealed v2 document as plain JSON data, mutated and re-sealed so only the mutation is wrong. */
+  function parseMutatedV2(mutate: (d: Mutable) => void): () => ForestFileV1 {
+    const d = JSON.parse(forestJson(upgradeForest(countsForest(7)))) as Mutable;
+    mutate(d);
+    const text = JSON.stringify({ ...d, sha256: forestDigest(d as ForestFileV1) });
+    return () => parseForest(text, 'models/bad-v2.json');
+  }
+  const b64 = (bytes: number[]) => Buffer.from(bytes).toString('base64');
+
+  it.each<[string, (d: Mutable) => void, string, RegExp]>([
+    ['unknown field in trees', (d) => (d.trees.extra = 1), 'trees.extra', /not a field of the forest format/],
+    ['wrong dtype', (d) => (d.trees.sizes.dtype = 'uint8'), 'trees.sizes.dtype', /must be one of \["uint32"\]/],
+    ['declared length off', (d) => (d.trees.split.length += 1), 'trees.split.length', /expected/],
+    ['base64 of the wrong size', (d) => (d.trees.sizes.base64 = b64([1, 2, 3])), 'trees.sizes.base64', /not the base64 of|decodes to/],
+    ['not base64', (d) => (d.trees.split.base64 = '!!!!'), 'trees.split.base64', /not the base64/],
+    ['sizes not adding up', (d) => (d.trees.nodes += 2), 'trees.', /expected|adds up to/],
+    ['split on a feature that does not exist', (d) => (d.trees.split.base64 = b64([...Buffer.from(d.trees.split.base64, 'base64')].map((v, i) => (i === 0 ? 200 : v)))), 'trees.split[0]', /only \d+ features/],
+    ['trees that are not binary trees', (d) => (d.trees.split.base64 = b64([...Buffer.from(d.trees.split.base64, 'base64')].map(() => 0))), 'trees.split', /complete after 1 node/],
+    ['threshold index past its table', (d) => (d.trees.thresholds = d.trees.thresholds.map(() => [])), 'trees.splitIndex[', /table has 0 entries/],
+    ['thresholds not ascending', (d) => (d.trees.thresholds = d.trees.thresholds.map((t: number[]) => (t.length > 1 ? [...t].reverse() : t))), 'trees.thresholds[', /distinct and ascending/],
+    ['subset bits beyond the categories', (d) => (d.trees.subsets = d.trees.subsets.map((s: number[]) => s.map(() => 0xffffffff))), 'trees.subsets[', /no bits at or above the category count/],
+    ['a leaf with no rows', (d) => (d.trees.distributions.leafCounts.base64 = b64(Array.from(Buffer.from(d.trees.distributions.leafCounts.base64, 'base64')).map(() => 0))), 'trees.distributions.leafCounts', /no training rows|sum to 0/],
+    ['a varuint cut short', (d) => (d.trees.distributions.leafCounts.base64 = b64([0x80])), 'trees.distributions.leafCounts', /ends after|not the base64/],
+  ])('refuses %s, naming the field', (_name, mutate, field, problem) => {
+    const err = errorOf(parseMutatedV2(mutate));
+    expect(err.fieldPath.startsWith(field)).toBe(true);
+    expect(err.message).toMatch(/^models\/bad-v2\.json: invalid forest file: /);
+    expect(err.message).toMatch(problem);
   });
 });

@@ -1,10 +1,11 @@
 /**
  * Test-only generator of random, valid forests and awkward raw rows: mixed numeric
  * and categorical features (up to 70 categories, so bitsets span several words),
- * random shapes and depths, defaultLeft both ways, and rows with missing, unknown,
- * mistyped and boundary values (exactly on thresholds).
+ * random shapes and depths (or deep "spines": one path of a given depth with shallow
+ * side subtrees), defaultLeft both ways, and rows with missing, unknown, mistyped and
+ * boundary values (exactly on thresholds).
  */
-import { FOREST_FORMAT_ID, FOREST_FORMAT_VERSION, type Aggregation, type FeatureSpec, type ForestFileV1, type TreeV1, type VoteTieBreak } from '../format';
+import { FOREST_FORMAT_ID, FOREST_FORMAT_VERSION, type Aggregation, type FeatureSpec, type ForestFileV1, type ForestFormatVersion, type TreeV1, type VoteTieBreak } from '../format';
 import { sealForest } from '../forest-file';
 import { mulberry32 } from '../../etl/synth/rng';
 
@@ -20,6 +21,9 @@ export interface RandomForestOptions {
   classes?: number;
   aggregation?: Aggregation;
   voteTieBreak?: VoteTieBreak;
+  /** Every tree has one root-to-leaf path of exactly this depth; its side subtrees are at most 2 deep. */
+  spineDepth?: number;
+  formatVersion?: ForestFormatVersion;
 }
 
 export function randomFeatures(rand: () => number): FeatureSpec[] {
@@ -43,15 +47,21 @@ function randomDistribution(rand: () => number, K: number): number[] {
   return w.map((x) => x / s);
 }
 
-export function randomTree(rand: () => number, features: FeatureSpec[], K: number, maxDepth: number, distributions: 'random' | 'ties'): TreeV1 {
+export function randomTree(rand: () => number, features: FeatureSpec[], K: number, maxDepth: number, distributions: 'random' | 'ties', spineDepth?: number): TreeV1 {
   const t = { feature: [] as number[], threshold: [] as number[], left: [] as number[], right: [] as number[], defaultLeft: [] as number[], value: [] as number[], count: [] as number[], catBits: [] as number[] };
   const queue: number[] = [0]; // depths, breadth-first
+  // With a spine: the node on it at each depth, and how deep side subtrees may go.
+  const onSpine: boolean[] = [true];
+  const sideLimit: number[] = [0];
   for (let head = 0; head < queue.length; head++) {
     const depth = queue[head];
-    const d = distributions === 'ties' ? Array.from({ length: K }, (_, k) => (k === Math.floor(rand() * K) ? 1 : 0)) : randomDistribution(rand, K);
+    // Hard-vote fixtures: one-hot leaves, so many trees vote alike and votes tie often.
+    const hot = distributions === 'ties' ? Math.floor(rand() * K) : -1;
+    const d = distributions === 'ties' ? Array.from({ length: K }, (_, k) => (k === hot ? 1 : 0)) : randomDistribution(rand, K);
     t.value.push(...d);
     t.count.push(1 + Math.floor(rand() * 100));
-    if (depth >= maxDepth || (depth > 0 && rand() < 0.25)) {
+    const leaf = spineDepth === undefined ? depth >= maxDepth || (depth > 0 && rand() < 0.25) : onSpine[head] ? depth >= spineDepth : depth >= sideLimit[head] || rand() < 0.3;
+    if (leaf) {
       t.feature.push(-1);
       t.threshold.push(0);
       t.left.push(-1);
@@ -72,10 +82,16 @@ export function randomTree(rand: () => number, features: FeatureSpec[], K: numbe
     } else {
       t.threshold.push(THRESHOLD_POOL[Math.floor(rand() * THRESHOLD_POOL.length)]);
     }
-    t.left.push(queue.length);
-    queue.push(depth + 1);
-    t.right.push(queue.length);
-    queue.push(depth + 1);
+    const spineLeft = spineDepth !== undefined && rand() < 0.5;
+    for (const side of [t.left, t.right]) {
+      side.push(queue.length);
+      queue.push(depth + 1);
+      if (spineDepth !== undefined) {
+        const continues = onSpine[head] && (side === t.left) === spineLeft;
+        onSpine.push(continues);
+        sideLimit.push(onSpine[head] && !continues ? depth + 3 : sideLimit[head]);
+      }
+    }
   }
   return t;
 }
@@ -86,10 +102,10 @@ export function randomForest(seed: number, opts: RandomForestOptions = {}): Fore
   const features = randomFeatures(rand);
   const T = opts.trees ?? 1 + Math.floor(rand() * 12);
   const aggregation = opts.aggregation ?? 'soft';
-  const trees = Array.from({ length: T }, () => randomTree(rand, features, K, opts.maxDepth ?? 1 + Math.floor(rand() * 8), aggregation === 'hard' ? 'ties' : 'random'));
+  const trees = Array.from({ length: T }, () => randomTree(rand, features, K, opts.maxDepth ?? 1 + Math.floor(rand() * 8), aggregation === 'hard' ? 'ties' : 'random', opts.spineDepth));
   return sealForest({
     format: FOREST_FORMAT_ID,
-    formatVersion: FOREST_FORMAT_VERSION,
+    formatVersion: opts.formatVersion ?? FOREST_FORMAT_VERSION,
     classes: Array.from({ length: K }, (_, k) => `class${k}`),
     features,
     aggregation,

@@ -1,54 +1,69 @@
 import { FOREST_FORMAT_ID, FOREST_FORMAT_VERSION, type ForestFileV1 } from '../format';
-import { parseForest, canonicalJson, sealForest } from '../forest-file';
+import { canonicalJson, forestJson, parseForest, sealForest, upgradeForest } from '../forest-file';
 import { CompiledForest } from '../walker';
 import { referenceProba } from './reference-scorer';
-import { randomForest, randomRow, rng } from './random-forest-fixture';
+import { randomForest, randomRow, rng, type RandomForestOptions } from './random-forest-fixture';
 
-/** Walker (single, proba, batch of objects, columnar batch) vs the reference, compared in one assertion per forest. */
+/**
+ * The differential check: every scoring path of the walker (single row, proba, batch
+ * of objects, columnar batch, encoded batch, explain) against the recursive reference scorer, on the
+ * forest as built in memory and as read back from its v2 file. One assertion per
+ * forest, so a failure shows every disagreeing row.
+ */
 function check(forest: ForestFileV1, rows: Record<string, unknown>[]): void {
-  const cf = CompiledForest.compile(forest);
+  const v2 = parseForest(forestJson(upgradeForest(forest)), 'upgraded');
+  // Small batch blocks on the v2 copy: batches span several blocks, ending in a partial one.
   const K = forest.classes.length;
-  const batch = cf.predictBatch(rows);
   const columns: Record<string, unknown[]> = {};
   for (const f of forest.features) columns[f.name] = rows.map((r) => r[f.name]);
-  const columnar = cf.predictBatch({ columns, rows: rows.length });
-  const got: unknown[] = [];
   const want: unknown[] = [];
-  rows.forEach((row, r) => {
-    const ref = referenceProba(forest, row);
-    const expected = { p: ref.probabilities, c: ref.classIndex, label: forest.classes[ref.classIndex] };
-    const single = cf.predict(row);
-    got.push(
-      { p: Array.from(single.probabilities), c: single.classIndex, label: single.label },
-      { p: Array.from(cf.predictProba(row)), c: ref.classIndex, label: expected.label },
-      { p: Array.from(batch.probabilities.subarray(r * K, r * K + K)), c: batch.classIndex[r], label: batch.labels[r] },
-      { p: Array.from(columnar.probabilities.subarray(r * K, r * K + K)), c: columnar.classIndex[r], label: columnar.labels[r] },
-    );
-    want.push(expected, expected, expected, expected);
-  });
+  const got: unknown[] = [];
+  for (const cf of [CompiledForest.compile(forest), CompiledForest.compile(v2, { blockRows: 64 })]) {
+    const batch = cf.predictBatch(rows);
+    const columnar = cf.predictBatch({ columns, rows: rows.length });
+    const { x, n } = cf.encodeBatch(rows);
+    const encoded = cf.predictBatchEncoded(x, n);
+    rows.forEach((row, r) => {
+      const ref = referenceProba(forest, row);
+      const expected = { p: ref.probabilities, label: forest.classes[ref.classIndex] };
+      const single = cf.predict(row);
+      const explained = cf.explain(row);
+      got.push(
+        { p: Array.from(single.probabilities), label: single.label },
+        { p: Array.from(cf.predictProba(row)), label: expected.label },
+        { p: Array.from(batch.probabilities.subarray(r * K, r * K + K)), label: batch.labels[r] },
+        { p: Array.from(columnar.probabilities.subarray(r * K, r * K + K)), label: columnar.labels[r] },
+        { p: Array.from(explained.probabilities), label: explained.label },
+        { p: Array.from(encoded.probabilities.subarray(r * K, r * K + K)), label: encoded.labels[r] },
+      );
+      want.push(expected, expected, expected, expected, expected, expected);
+    });
+  }
   expect(got).toEqual(want);
+}
+
+function rowsFor(forest: ForestFileV1, seed: number, n: number): Record<string, unknown>[] {
+  const rand = rng(seed);
+  return Array.from({ length: n }, () => randomRow(rand, forest.features));
 }
 
 describe('CompiledForest vs the recursive reference scorer', () => {
   it('gives exactly equal probabilities and labels on random soft forests and awkward rows', () => {
-    for (let seed = 1; seed <= 60; seed++) {
+    for (let seed = 1; seed <= 30; seed++) {
       const forest = randomForest(seed);
-      const rand = rng(seed * 7919);
-      check(forest, Array.from({ length: 300 }, () => randomRow(rand, forest.features)));
+      check(forest, rowsFor(forest, seed * 7919, 150));
     }
   });
 
   it('matches on hard-vote forests with both tie rules, where ties are frequent', () => {
     let ties = 0;
-    for (let seed = 100; seed < 125; seed++) {
+    for (let seed = 100; seed < 115; seed++) {
       for (const voteTieBreak of ['lowest-index', 'first-to-reach'] as const) {
         const forest = randomForest(seed, { aggregation: 'hard', voteTieBreak, trees: 2 + (seed % 5), classes: 2 + (seed % 2) });
-        const rand = rng(seed);
-        const rows = Array.from({ length: 300 }, () => randomRow(rand, forest.features));
+        const rows = rowsFor(forest, seed, 150);
         check(forest, rows);
-        const cf = CompiledForest.compile(forest);
         for (const row of rows) {
-          const p = Array.from(cf.predictProba(row));
+          const p = referenceProba(forest, row).probabilities;
           if (p.filter((x) => x === Math.max(...p)).length > 1) ties++;
         }
       }
@@ -56,10 +71,38 @@ describe('CompiledForest vs the recursive reference scorer', () => {
     expect(ties).toBeGreaterThan(50);
   });
 
-  it('scores deep forests with batches larger than one block', () => {
-    const forest = randomForest(7, { trees: 12, maxDepth: 16 });
-    const rand = rng(99);
-    check(forest, Array.from({ length: 700 }, () => randomRow(rand, forest.features)));
+  it.each<[string, RandomForestOptions]>([
+    ['one tree', { trees: 1, maxDepth: 12 }],
+    ['300 shallow trees', { trees: 300, maxDepth: 3 }],
+    ['deep trees (depth 40)', { trees: 9, spineDepth: 40 }],
+    ['deep hard-vote trees (depth 40)', { trees: 7, spineDepth: 40, aggregation: 'hard', voteTieBreak: 'first-to-reach', classes: 2 }],
+    ['depth-16 trees', { trees: 12, maxDepth: 16 }],
+  ])('%s', (_name, options) => {
+    for (let seed = 500; seed < 503; seed++) {
+      const forest = randomForest(seed, options);
+      check(forest, rowsFor(forest, seed, 150));
+    }
+  });
+
+  it('labels a near tie the same way on every path: by the probabilities after dividing by the tree count', () => {
+    // Class sums 1.5+2^-52 < 1.5+2^-51, whose quotients by 3 are the same double: a tie
+    // the lowest class index wins. Comparing sums before dividing would pick class 1.
+    const near = [0.5 + 2 ** -52, 0.5 + 2 ** -51];
+    expect(near[0] + 1 < near[1] + 1 && (near[0] + 1) / 3 === (near[1] + 1) / 3).toBe(true);
+    const leaf = (value: number[]) => ({ feature: [-1], threshold: [0], left: [-1], right: [-1], defaultLeft: [0], value, count: [10], catBits: [] });
+    const forest = sealForest({
+      format: FOREST_FORMAT_ID,
+      formatVersion: FOREST_FORMAT_VERSION,
+      classes: ['a', 'b'],
+      features: [{ name: 'x', kind: 'numeric' }],
+      aggregation: 'soft',
+      trees: [leaf([0.5, 0.5]), leaf([0.5, 0.5]), leaf(near)],
+      training: { trainer: 'hand', hyperparameters: {}, seed: 0, datasetManifestSha256: null, rows: 10, createdAt: '2024-01-01T00:00:00Z' },
+      featureStats: {},
+      metrics: {},
+    });
+    expect(referenceProba(forest, {}).classIndex).toBe(0);
+    check(parseForest(canonicalJson(forest), 'near-tie'), [{}, { x: 1 }]);
   });
 });
 
@@ -101,6 +144,8 @@ describe('CompiledForest semantics on a hand-built forest', () => {
     [{ STORE_FORMAT: 'k33', SPEND: 50 }, 'Medium'], // bit 1 of the second word
     [{ STORE_FORMAT: 'LS', SPEND: null }, 'Low'], // missing numeric → defaultLeft
     [{ STORE_FORMAT: 'LS', SPEND: '50' }, 'Low'], // strings are missing for numeric features
+    [{ STORE_FORMAT: 'LS', SPEND: -Infinity }, 'Low'],
+    [{ STORE_FORMAT: 'LS', SPEND: Infinity }, 'Medium'],
     [{ STORE_FORMAT: 'SS', SPEND: 5 }, 'High'],
     [{ STORE_FORMAT: 'nope', SPEND: 5 }, 'High'], // unknown → defaultLeft (right here)
     [{ SPEND: 5 }, 'High'],
@@ -116,6 +161,7 @@ describe('CompiledForest semantics on a hand-built forest', () => {
     for (const weird of [{ SPEND: {}, STORE_FORMAT: [] }, { SPEND: Symbol('x'), STORE_FORMAT: 12n }, null, undefined, { SPEND: true, STORE_FORMAT: undefined }]) {
       cf.encode(weird as unknown as Record<string, unknown>, out);
       expect(Number.isNaN(out[0]) && Number.isNaN(out[1])).toBe(true);
+      expect(cf.predict(weird as unknown as Record<string, unknown>).label).toBe('High');
     }
   });
 
@@ -123,6 +169,7 @@ describe('CompiledForest semantics on a hand-built forest', () => {
     const e = cf.explain({ STORE_FORMAT: 'LS', SPEND: 20 });
     expect(Array.from(e.bias)).toEqual([0.4, 0.3, 0.3]);
     expect(Array.from(e.probabilities)).toEqual([0, 1, 0]);
+    expect(e.label).toBe('Medium');
     expect(e.contributions.STORE_FORMAT[0]).toBeCloseTo(0.1, 15);
     expect(e.contributions.SPEND[0]).toBeCloseTo(-0.5, 15);
     expect(e.contributions.SPEND[1]).toBeCloseTo(0.75, 15);
@@ -132,38 +179,43 @@ describe('CompiledForest semantics on a hand-built forest', () => {
 
 describe('Saabas explanations', () => {
   it('are additive: bias + Σ contributions equals the probabilities (soft) to 1e-12', () => {
-    for (let seed = 200; seed < 230; seed++) {
+    for (let seed = 200; seed < 220; seed++) {
       const forest = randomForest(seed, { maxDepth: 9 });
       const cf = CompiledForest.compile(forest);
       const rand = rng(seed);
       let worst = 0;
-      const probaGot: number[][] = [];
-      const probaWant: number[][] = [];
       for (let i = 0; i < 100; i++) {
         const row = randomRow(rand, forest.features);
         const e = cf.explain(row);
-        const proba = cf.predictProba(row);
-        probaGot.push(Array.from(e.probabilities));
-        probaWant.push(Array.from(proba));
         expect(Object.keys(e.contributions)).toEqual(forest.features.map((f) => f.name));
+        expect(Array.from(e.explained)).toEqual(Array.from(e.probabilities));
         for (let k = 0; k < forest.classes.length; k++) {
           let total = e.bias[k];
           for (const c of Object.values(e.contributions)) total += c[k];
-          worst = Math.max(worst, Math.abs(total - proba[k]));
+          worst = Math.max(worst, Math.abs(total - e.probabilities[k]));
         }
       }
-      expect(probaGot).toEqual(probaWant);
       expect(worst).toBeLessThanOrEqual(1e-12);
     }
   });
 
-  it('explain the mean leaf distribution for hard-vote forests, and say so', () => {
-    const forest = randomForest(5, { aggregation: 'hard', trees: 9 });
-    const cf = CompiledForest.compile(forest);
-    const row = randomRow(rng(1), forest.features);
-    const e = cf.explain(row);
-    expect(e.explains).toBe('mean-leaf-distribution');
-    const soft = CompiledForest.compile(sealForest({ ...forest, aggregation: 'soft' }));
-    expect(Array.from(e.probabilities)).toEqual(Array.from(soft.predictProba(row)));
+  it('report a hard-vote forest\'s own label and vote fractions, and explain the mean leaf distribution separately', () => {
+    // Leaves with mixed distributions, so votes and mean distributions differ.
+    const soft = randomForest(5, { trees: 9 });
+    const cf = CompiledForest.compile(sealForest({ ...soft, aggregation: 'hard', voteTieBreak: 'first-to-reach' }));
+    const forest = soft;
+    const rand = rng(1);
+    let differs = 0;
+    for (let i = 0; i < 200; i++) {
+      const row = randomRow(rand, forest.features);
+      const e = cf.explain(row);
+      const p = cf.predict(row);
+      expect(e.explains).toBe('mean-leaf-distribution');
+      expect([e.label, e.classIndex, Array.from(e.probabilities)]).toEqual([p.label, p.classIndex, Array.from(p.probabilities)]);
+      expect(Array.from(e.explained)).toEqual(referenceProba(soft, row).probabilities);
+      if (Array.from(e.explained).join() !== Array.from(e.probabilities).join()) differs++;
+    }
+    // The two quantities differ on most rows, so the test tells them apart.
+    expect(differs).toBeGreaterThan(100);
   });
 });

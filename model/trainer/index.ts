@@ -9,7 +9,7 @@ import { Progress, logEvent } from '../../etl/progress';
 import { CLASS_LABELS } from '../../etl/schema';
 import { codeVersion } from '../../etl/version';
 import { sealForest } from '../forest-file';
-import { FOREST_FORMAT_ID, FOREST_FORMAT_VERSION, type ForestFileV1, type TreeV1 } from '../format';
+import { FOREST_FORMAT_ID, LATEST_FOREST_FORMAT_VERSION, type ForestFileV1, type TreeV1 } from '../format';
 import { binTable, type FeatureRef } from './binning';
 import {
   DEFAULT_HYPERPARAMETERS,
@@ -144,7 +144,7 @@ export async function trainForest(table: GoldTable, options: TrainOptions = {}):
   };
   const forest: Omit<ForestFileV1, 'sha256'> = {
     format: FOREST_FORMAT_ID,
-    formatVersion: FOREST_FORMAT_VERSION,
+    formatVersion: LATEST_FOREST_FORMAT_VERSION,
     classes: [...CLASS_LABELS],
     features: specs,
     aggregation: 'soft',

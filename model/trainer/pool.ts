@@ -3,32 +3,17 @@
  * (SharedArrayBuffer, no copies). Trees are handed out one at a time, so a slow tree
  * does not hold back the others; each tree depends only on its index, so the result
  * is the same for any thread count.
- *
- * Worker entry: from the build (dist/…/pool.js) the worker is worker.js; from the
- * TypeScript sources (ts-jest, ts-node) it is worker.ts, loaded by an eval'd bootstrap
- * that registers ts-node's transpile-only hook first.
+ * Workers start through model/worker-thread.ts (worker.js from the build, worker.ts
+ * through ts-node from the sources).
  */
-import path from 'node:path';
-import { Worker } from 'node:worker_threads';
-import { packageRoot } from '../../etl/version';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../worker-thread';
 import type { BinnedData } from './binning';
 import { TreeBuilder, type BuiltTree, type TreeParams } from './tree-builder';
 import type { TreeReply } from './worker';
 
 export function startTreeWorker(workerData: unknown): Worker {
-  const ext = path.extname(__filename);
-  const file = path.join(__dirname, `worker${ext}`);
-  if (ext === '.ts') {
-    const register = require.resolve('ts-node/register/transpile-only');
-    const project = path.join(packageRoot(), 'tsconfig.json');
-    const bootstrap = [
-      `process.env.TS_NODE_PROJECT = process.env.TS_NODE_PROJECT || ${JSON.stringify(project)};`,
-      `require(${JSON.stringify(register)});`,
-      `require(${JSON.stringify(file)});`,
-    ].join('\n');
-    return new Worker(bootstrap, { eval: true, workerData });
-  }
-  return new Worker(file, { workerData });
+  return startWorker(__filename, 'worker', { workerData });
 }
 
 export async function growTrees(

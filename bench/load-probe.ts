@@ -1,0 +1,49 @@
+/**
+ * One forest load in a fresh process, as a service or a CLI meets it (nothing warmed
+ * up): `node dist/bench/load-probe.js <file> <mode> <sha256>` prints one JSON line.
+ *   verified   read + parse with full verification (SHA-256 of the canonical content) + pack + first prediction
+ *   registry   read + parse as the API does (bytes already verified by the registry) + pack + first prediction
+ *   worker     the API's path: the registry mode in a worker thread; also the longest event-loop
+ *              stall of this (main) thread while the worker works
+ */
+import { readFile } from 'node:fs/promises';
+import { loadForest, loadForestInWorker } from '../model/forest-loader';
+
+async function main(file: string, mode: string, sha256: string): Promise<Record<string, number>> {
+  const t0 = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
+  const bytes = await readFile(file);
+  const read = Number(process.hrtime.bigint() - t0) / 1e6;
+  let stall = 0;
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    stall = Math.max(stall, now - last);
+    last = now;
+  }, 1);
+  const loaded = mode === 'worker' ? await loadForestInWorker(bytes, file, { registryVerifiedSha256: sha256 }) : loadForest(bytes, file, mode === 'registry' ? { registryVerifiedSha256: sha256 } : {});
+  clearInterval(timer);
+  const row: Record<string, unknown> = {};
+  loaded.forest.predict(row);
+  const totalMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    totalMs,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    readMs: read,
+    parseMs: loaded.phasesMs.parse,
+    packMs: loaded.phasesMs.pack,
+    adoptMs: loaded.phasesMs.adopt,
+    mainThreadStallMs: mode === 'worker' ? stall : totalMs,
+    rssMiB: process.memoryUsage.rss() / 2 ** 20,
+    compiledMiB: loaded.forest.byteLength / 2 ** 20,
+  };
+}
+
+main(process.argv[2], process.argv[3], process.argv[4]).then(
+  (r) => process.stdout.write(`${JSON.stringify(r)}\n`),
+  (e: unknown) => {
+    process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,78 @@
+/**
+ * `pricesense score`: batch scoring of a table with a forest file or a registry
+ * version, written as Parquet or CSV (model/batch-score.ts; docs/model-format.md,
+ * "Batch scoring").
+ */
+import type { Command } from 'commander';
+import { UserError } from '../../etl/errors';
+import { GOLD_SPLITS, type GoldSplit } from '../../etl/gold-schema';
+import { openLake } from '../../etl/lake';
+import { scoreToFile, type BatchScoreReport, type OutputFormat, type ScoreSource } from '../../model/batch-score';
+import { openRegistry } from '../../model/registry';
+import { scoringModelFromFile, scoringModelFromRegistry } from '../../model/scoring-model';
+import { integer } from '../option-parsers';
+
+interface ScoreFlags {
+  model?: string;
+  version?: string;
+  registry?: string;
+  lake?: string;
+  input: string;
+  output: string;
+  format?: OutputFormat;
+  explain?: boolean;
+  id?: string;
+  threads?: number;
+  json?: boolean;
+}
+
+/** gold:<split> names a split of the lake's gold data set; anything else is a file. */
+export async function scoreSourceOf(input: string, lake: string | undefined): Promise<ScoreSource> {
+  const gold = /^gold:(.*)$/.exec(input);
+  if (!gold) return { kind: 'file', path: input };
+  const split = gold[1] as GoldSplit;
+  if (!GOLD_SPLITS.includes(split)) throw new UserError(`unknown gold split '${gold[1]}' in --input ${input}: expected gold:${GOLD_SPLITS.join(', gold:')}`);
+  return { kind: 'gold', lake: await openLake(lake), split };
+}
+
+export function formatScoreReport(r: BatchScoreReport): string {
+  const lines = [
+    `scored ${r.input} with model ${r.model.version === null ? '' : `version ${r.model.version} `}(sha256 ${r.model.sha256.slice(0, 12)}…): ${r.rows.toLocaleString('en-US')} rows in ${r.seconds.toFixed(1)} s (${Math.round(r.rowsPerSecond).toLocaleString('en-US')} rows/s)`,
+    `wrote ${r.output} (${r.format})`,
+    `labels: ${Object.entries(r.labels)
+      .map(([k, v]) => `${k} ${v.toLocaleString('en-US')}`)
+      .join(', ')}`,
+  ];
+  const unknown = Object.entries(r.unknownCategories);
+  if (unknown.length > 0) lines.push(`unknown categories (scored as missing): ${unknown.map(([f, n]) => `${f} ${n}`).join(', ')}`);
+  if (r.rejects) {
+    lines.push(`${r.badRows} row(s) with bad values (written without a prediction) and ${r.rejectedLines} unreadable line(s); all listed in ${r.rejects}:`);
+    for (const p of r.problems) lines.push(`  ${p.row !== undefined ? `row ${p.row}: ` : ''}${p.reason}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function register(program: Command): void {
+  program
+    .command('score')
+    .description('score a table (a lake gold split, CSV, .csv.gz or Parquet) with a forest file or a registry version; writes one row per input row (label, probabilities, model version and SHA-256) as Parquet or CSV, atomically')
+    .option('--model <file>', 'forest file (format v1 or v2), or a SageMaker model.tar.gz')
+    .option('--version <n|latest>', 'registry version to score with; latest = the latest Approved')
+    .option('--registry <uri>', 'registry for --version (default: PRICESENSE_REGISTRY or .pricesense/registry)')
+    .requiredOption('--input <source>', 'gold:<train|validation|test> (the lake\'s gold split), or a .csv, .csv.gz or .parquet file')
+    .option('--lake <uri>', 'lake for gold:<split> (default: PRICESENSE_LAKE or .pricesense/lake)')
+    .requiredOption('--output <file>', 'output file: .parquet, .csv or .csv.gz')
+    .option('--format <format>', 'output format: parquet or csv (default: from the output\'s extension)')
+    .option('--explain', 'add an explanation column: per-feature contributions (JSON)')
+    .option('--id <column>', 'input column copied to the output to identify rows (default: BASKET_ID when present)')
+    .option('--threads <t>', 'DuckDB threads for reading and writing', integer('--threads', 1))
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: ScoreFlags) => {
+      if ((opts.model === undefined) === (opts.version === undefined)) throw new UserError('give exactly one of --model <file> and --version <n|latest>');
+      if (opts.format !== undefined && opts.format !== 'parquet' && opts.format !== 'csv') throw new UserError(`--format must be parquet or csv, got ${JSON.stringify(opts.format)}`);
+      const model = opts.model !== undefined ? await scoringModelFromFile(opts.model) : await scoringModelFromRegistry(await openRegistry(opts.registry), opts.version!);
+      const source = await scoreSourceOf(opts.input, opts.lake);
+      const report = await scoreToFile(model.forest, source, opts.output, { modelVersion: model.version, explain: opts.explain, format: opts.format, idColumn: opts.id, threads: opts.threads });
+      process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatScoreReport(report));
+    });
+}

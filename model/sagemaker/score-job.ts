@@ -1,0 +1,87 @@
+/**
+ * Batch scoring as a SageMaker Processing job (`pricesense sagemaker score`): this
+ * instance's share of the input files (ShardedByS3Key), each scored into one output
+ * file under output/scores/<instance>/, plus a summary. docs/sagemaker.md is the
+ * reference; the scoring itself is model/batch-score.ts.
+ */
+import { rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { UserError } from '../../etl/errors';
+import { logEvent } from '../../etl/progress';
+import { scoreToFile, type BatchScoreReport, type OutputFormat } from '../batch-score';
+import { scoringModelFromFile } from '../scoring-model';
+import { smPaths } from './config';
+import { listFiles, processingShardName } from './jobs';
+
+export interface ScoreJobOptions {
+  readonly root: string;
+  readonly shard?: string;
+  readonly format?: OutputFormat;
+  readonly explain?: boolean;
+  readonly idColumn?: string;
+  readonly threads?: number;
+  readonly print?: (line: string) => void;
+}
+
+export interface ScoreJobResult {
+  readonly shard: string;
+  /** The folder holding this instance's outputs, or null when it got no input. */
+  readonly outputDir: string | null;
+  readonly model: { readonly sha256: string; readonly source: string };
+  readonly files: BatchScoreReport[];
+}
+
+const INPUT = /\.(csv|csv\.gz|parquet)$/i;
+
+/** The one model file of the model input: a forest JSON document or a model.tar.gz. */
+async function modelFile(dir: string): Promise<string> {
+  const files = (await listFiles(dir).catch((e: Error) => {
+    throw new UserError(`cannot read the model input ${dir}: ${e.message}`);
+  })).filter((f) => /\.(json|tar\.gz|tgz)$/i.test(f));
+  if (files.length !== 1) {
+    throw new UserError(`the model input ${dir} must hold exactly one forest file (.json) or model.tar.gz, found ${files.length === 0 ? 'none' : files.join(', ')}`);
+  }
+  return path.join(dir, files[0]);
+}
+
+export async function runScoreJob(options: ScoreJobOptions): Promise<ScoreJobResult> {
+  const p = smPaths(options.root);
+  const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const shard = options.shard ?? (await processingShardName(options.root));
+  if (!/^[A-Za-z0-9._-]+$/.test(shard) || shard.startsWith('.')) throw new UserError(`shard name must be letters, digits, '.', '_' or '-' (not starting with '.'), got ${JSON.stringify(shard)}`);
+  const model = await scoringModelFromFile(await modelFile(p.processingInput('model')));
+  const dataDir = p.processingInput('data');
+  const inputs = (await listFiles(dataDir).catch((e: Error) => {
+    throw new UserError(`cannot read the data input ${dataDir}: ${e.message}`);
+  })).filter((f) => INPUT.test(f));
+  const summary = { model: { sha256: model.forest.sha256, source: path.relative(options.root, model.source) } };
+  if (inputs.length === 0) {
+    // More instances than files: ShardedByS3Key gives this one nothing. Not an error.
+    print(`no .csv, .csv.gz or .parquet files in ${dataDir} for shard ${shard}; nothing to do`);
+    return { shard, outputDir: null, model: summary.model, files: [] };
+  }
+  const format = options.format ?? 'parquet';
+  const outDir = path.join(p.processingOutput('scores'), shard);
+  const files: BatchScoreReport[] = [];
+  for (const rel of inputs) {
+    const out = path.join(outDir, rel.replace(INPUT, format === 'parquet' ? '.parquet' : '.csv'));
+    logEvent('sagemaker_score_file', { shard, input: rel, output: path.relative(outDir, out) });
+    const report = await scoreToFile(model.forest, { kind: 'file', path: path.join(dataDir, rel) }, out, {
+      format,
+      explain: options.explain,
+      idColumn: options.idColumn,
+      threads: options.threads,
+      scratch: path.join(options.root, 'processing'),
+    });
+    files.push({ ...report, input: rel, output: path.relative(outDir, out), rejects: report.rejects && path.relative(outDir, report.rejects) });
+    print(`shard ${shard}: ${rel} -> ${path.relative(outDir, out)}: ${report.rows} rows, ${report.badRows} bad, ${report.rejectedLines} unreadable line(s)`);
+  }
+  const summaryFile = path.join(outDir, '_summary.json');
+  const tmp = `${summaryFile}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify({ shard, ...summary, files }, null, 2)}\n`);
+  await rename(tmp, summaryFile).catch(async (e: unknown) => {
+    await rm(tmp, { force: true });
+    throw e;
+  });
+  return { shard, outputDir: outDir, model: summary.model, files };
+}

@@ -1,0 +1,369 @@
+/**
+ * Layout packing: a forest's pre-order form (model/forest-flat.ts) → the typed arrays
+ * the kernels walk. Everything here is plain typed arrays and numbers, so a packed
+ * forest built in a worker thread moves to the main thread by transferring buffers.
+ *
+ * Node record, 8 bytes: two int32 words per node, nodes in pre-order (a node's left
+ * child is the next node), trees one after another.
+ *   word 0 (t)  internal numeric: the threshold's index j in the feature's sorted table
+ *               (a row goes right when its bin, the count of thresholds below its
+ *               value, exceeds j); internal narrow categorical (≤ 31 categories):
+ *               (~mask + MISSING_BIN) | 0, where mask has bit c set for category codes
+ *               going left and bit 31 set when missing goes left; internal wide
+ *               categorical: offset of its bitset in `wideBits` (bit c: code c goes
+ *               left; bit C, C = category count: missing goes left); leaf: ~payload
+ *               (soft: row of its distribution in `values`; hard: its vote).
+ *   word 1      bits 0-8 feature, 9 WIDE, 10 DEFAULT_LEFT (numeric splits), 11-31 the
+ *               size of the left subtree, signed (the right child is node + 1 + that).
+ *               A leaf's is -1 with the feature slot past the last feature, whose
+ *               encoding is constant, so that a step from a leaf lands on the leaf itself
+ *               (kernels.ts): walks need no test for leaves.
+ *
+ * Class distributions live outside the node records: `values` holds each distinct
+ * leaf distribution once (so the rows scoring reads are few and packed together),
+ * then one row per internal node (only explanations read those); `valueIndex` maps
+ * every node to its row.
+ */
+import type { FlatForest } from '../forest-flat';
+import { subsetWords } from '../forest-flat';
+import { DEFAULT_LEFT_SHIFT, LEFT_SIZE_SHIFT, MISSING_BIN, WIDE } from './kernels';
+
+/** Feature kinds in PackedForest.featureKind. */
+export const NUMERIC = 0;
+/** Categorical with at most 31 categories: its code is a shift into the node's mask. */
+export const NARROW = 1;
+/** Categorical with more: the node's bitset is in wideBits. */
+export const WIDE_CATEGORICAL = 2;
+
+/** The most categories a feature may have to be tested in the node record itself (code 31 is "missing"). */
+export const NARROW_CATEGORIES = 31;
+
+export interface PackedForest {
+  readonly classes: number;
+  readonly featureCount: number;
+  readonly soft: boolean;
+  readonly nodes: Int32Array;
+  /** Per tree: global index of its root. */
+  readonly roots: Int32Array;
+  /** Per tree: the steps from its root to its deepest leaf. */
+  readonly depths: Int32Array;
+  /** Class distributions, K per row: the leaves' distinct ones, then one per internal node. */
+  readonly values: Float64Array;
+  /** Per node: its distribution's row in values. */
+  readonly valueIndex: Int32Array;
+  /** Every numeric feature's sorted thresholds, concatenated. */
+  readonly thresholds: Float64Array;
+  /** Per feature f: its thresholds are thresholds[thresholdStart[f] .. thresholdStart[f + 1]). */
+  readonly thresholdStart: Int32Array;
+  readonly wideBits: Int32Array;
+  /** Per feature: NUMERIC, NARROW or WIDE_CATEGORICAL. */
+  readonly featureKind: Uint8Array;
+}
+
+/** The transferable buffers of a packed forest (for postMessage). */
+export function packedBuffers(p: PackedForest): ArrayBuffer[] {
+  const arrays = [p.nodes, p.roots, p.depths, p.values, p.valueIndex, p.thresholds, p.thresholdStart, p.wideBits, p.featureKind];
+  return [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))];
+}
+
+/** Total bytes of a packed forest's arrays. */
+export function packedBytes(p: PackedForest): number {
+  return packedBuffers(p).reduce((a, b) => a + b.byteLength, 0);
+}
+
+/*
+ * Packing runs once per load, usually in a fresh worker thread whose code is not yet
+ * optimized: each pass over the nodes is its own small loop in its own small function,
+ * which V8 optimizes (on-stack) within a few thousand iterations, where one large
+ * function would run most of a million nodes in the interpreter.
+ */
+
+export function packForest(flat: FlatForest, aggregation: 'soft' | 'hard'): PackedForest {
+  const K = flat.classes;
+  const F = flat.features.length;
+  const T = flat.treeSizes.length;
+  const N = flat.split.length;
+  const d = flat.distributions;
+
+  const featureKind = new Uint8Array(F);
+  const thresholdStart = new Int32Array(F + 1);
+  flat.features.forEach((spec, f) => {
+    featureKind[f] = spec.kind === 'numeric' ? NUMERIC : spec.categories.length <= NARROW_CATEGORIES ? NARROW : WIDE_CATEGORICAL;
+    thresholdStart[f + 1] = thresholdStart[f] + flat.thresholds[f].length;
+  });
+  const thresholds = new Float64Array(thresholdStart[F]);
+  flat.thresholds.forEach((t, f) => thresholds.set(t, thresholdStart[f]));
+
+  const nodes = new Int32Array(2 * N);
+  const valueIndex = new Int32Array(N);
+  // Leaves' distributions, each distinct one once, first: scoring reads only these,
+  // and a trained forest's leaves share few (24k distinct among 456k leaves in the
+  // 100k-row production forest), so they stay in cache.
+  const table = new DistributionTable(K, flat.leaves);
+  if (d.kind === 'counts') packLeavesFromCounts(flat.split, d.leafCounts, K, aggregation === 'soft', F, table, nodes, valueIndex);
+  else packLeavesFromValues(flat.split, d.value, K, aggregation === 'soft', F, table, nodes, valueIndex);
+  // Then internal nodes' distributions, one row each in node order (only explanations read them).
+  const leafRows = table.size;
+  const values = new Float64Array((leafRows + N - flat.leaves) * K);
+  table.copyTo(values);
+  const wide = new WideBitsBuilder(flat);
+  packSplits(flat, featureKind, wide, leafRows, nodes, valueIndex);
+  let maxDepth = 0;
+  for (let t = 0; t < T; t++) maxDepth = Math.max(maxDepth, flat.depths[t]);
+  if (d.kind === 'counts') packLeftSizesAndCounts(flat.split, d.leafCounts, K, maxDepth, nodes, values, valueIndex);
+  else {
+    packLeftSizes(flat.split, maxDepth, nodes);
+    copyInternalValues(flat.split, d.value, K, values, valueIndex);
+  }
+
+  const roots = new Int32Array(T);
+  for (let t = 1; t < T; t++) roots[t] = roots[t - 1] + flat.treeSizes[t - 1];
+  return {
+    classes: K,
+    featureCount: F,
+    soft: aggregation === 'soft',
+    nodes,
+    roots,
+    depths: Int32Array.from(flat.depths),
+    values,
+    valueIndex,
+    thresholds,
+    thresholdStart,
+    wideBits: wide.build(),
+    featureKind,
+  };
+}
+
+/** A leaf's node record: ~payload, and word 1 pointing at the constant slot after the F features. */
+function putLeaf(nodes: Int32Array, g: number, payload: number, F: number): void {
+  nodes[2 * g] = ~payload;
+  nodes[2 * g + 1] = (-1 << LEFT_SIZE_SHIFT) | F;
+}
+
+function packLeavesFromCounts(split: ArrayLike<number>, leafCounts: Uint32Array, K: number, soft: boolean, F: number, table: DistributionTable, nodes: Int32Array, valueIndex: Int32Array): void {
+  const dist = new Float64Array(K);
+  const bits = new Int32Array(dist.buffer);
+  let leaf = 0;
+  for (let g = 0; g < split.length; g++) {
+    if (split[g] !== 0) continue;
+    normalize(leafCounts, leaf * K, K, dist, 0);
+    leaf++;
+    const row = table.intern(bits, 0);
+    valueIndex[g] = row;
+    putLeaf(nodes, g, soft ? row : argmax(dist, 0, K), F);
+  }
+}
+
+function packLeavesFromValues(split: ArrayLike<number>, value: Float64Array, K: number, soft: boolean, F: number, table: DistributionTable, nodes: Int32Array, valueIndex: Int32Array): void {
+  const bits = new Int32Array(value.buffer, value.byteOffset, value.length * 2);
+  for (let g = 0; g < split.length; g++) {
+    if (split[g] !== 0) continue;
+    const row = table.intern(bits, 2 * g * K);
+    valueIndex[g] = row;
+    putLeaf(nodes, g, soft ? row : argmax(value, g * K, K), F);
+  }
+}
+
+/** Internal nodes' words (but the left subtree size) and their distribution rows, in node order after the leaves' rows. */
+function packSplits(flat: FlatForest, featureKind: Uint8Array, wide: WideBitsBuilder, leafRows: number, nodes: Int32Array, valueIndex: Int32Array): void {
+  const split = flat.split;
+  let internal = 0;
+  for (let g = 0; g < split.length; g++) {
+    const s = split[g];
+    if (s === 0) continue;
+    const f = s - 1;
+    const dl = flat.defaultLeft[internal];
+    const index = flat.splitIndex[internal];
+    valueIndex[g] = leafRows + internal++;
+    const kind = featureKind[f];
+    if (kind === NUMERIC) {
+      nodes[2 * g] = index;
+      nodes[2 * g + 1] = f | (dl << DEFAULT_LEFT_SHIFT);
+    } else if (kind === NARROW) {
+      nodes[2 * g] = (~((flat.subsets[f][index] | (dl << 31)) >>> 0) + MISSING_BIN) | 0;
+      nodes[2 * g + 1] = f;
+    } else {
+      nodes[2 * g] = wide.offset(f, index, dl);
+      nodes[2 * g + 1] = f | WIDE;
+    }
+  }
+}
+
+/**
+ * Sets each internal node's left subtree size: a stack of the open internal nodes;
+ * a leaf ends the left subtree of the nearest one still waiting for it (whose right
+ * child is the next node) and closes every one whose right subtree it ends.
+ */
+function packLeftSizes(split: ArrayLike<number>, maxDepth: number, nodes: Int32Array): void {
+  const open = new Int32Array(maxDepth + 2);
+  const done = new Uint8Array(maxDepth + 2);
+  let top = -1;
+  for (let g = 0; g < split.length; g++) {
+    if (split[g] !== 0) {
+      open[++top] = g;
+      done[top] = 0;
+      continue;
+    }
+    while (top >= 0) {
+      if (++done[top] === 1) {
+        nodes[2 * open[top] + 1] |= (g - open[top]) << LEFT_SIZE_SHIFT;
+        break;
+      }
+      top--;
+    }
+  }
+}
+
+/** packLeftSizes, plus each internal node's class counts summed as its subtrees close, normalized into its row. */
+function packLeftSizesAndCounts(split: ArrayLike<number>, leafCounts: Uint32Array, K: number, maxDepth: number, nodes: Int32Array, values: Float64Array, valueIndex: Int32Array): void {
+  const open = new Int32Array(maxDepth + 2);
+  const done = new Uint8Array(maxDepth + 2);
+  const sums = new Float64Array((maxDepth + 2) * K);
+  // The counts of the subtree that just closed, going up to its parent.
+  const up = new Float64Array(K);
+  let top = -1;
+  let leaf = 0;
+  for (let g = 0; g < split.length; g++) {
+    if (split[g] !== 0) {
+      open[++top] = g;
+      done[top] = 0;
+      sums.fill(0, top * K, top * K + K);
+      continue;
+    }
+    for (let k = 0; k < K; k++) up[k] = leafCounts[leaf * K + k];
+    leaf++;
+    while (top >= 0) {
+      for (let k = 0; k < K; k++) sums[top * K + k] += up[k];
+      if (++done[top] === 1) {
+        nodes[2 * open[top] + 1] |= (g - open[top]) << LEFT_SIZE_SHIFT;
+        break;
+      }
+      normalize(sums, top * K, K, values, valueIndex[open[top]] * K);
+      for (let k = 0; k < K; k++) up[k] = sums[top * K + k];
+      top--;
+    }
+  }
+}
+
+function copyInternalValues(split: ArrayLike<number>, value: Float64Array, K: number, values: Float64Array, valueIndex: Int32Array): void {
+  for (let g = 0; g < split.length; g++) if (split[g] !== 0) values.set(value.subarray(g * K, g * K + K), valueIndex[g] * K);
+}
+
+/** counts[o .. o+K) divided by their sum, into out[at ..]: the distribution the trainer wrote. */
+function normalize(counts: ArrayLike<number>, o: number, K: number, out: Float64Array, at: number): void {
+  let total = 0;
+  for (let k = 0; k < K; k++) total += counts[o + k];
+  for (let k = 0; k < K; k++) out[at + k] = counts[o + k] / total;
+}
+
+/** The lowest index among the largest entries of value[o .. o+K): a hard-vote tree's vote. */
+function argmax(value: Float64Array, o: number, K: number): number {
+  let best = 0;
+  for (let k = 1; k < K; k++) if (value[o + k] > value[o + best]) best = k;
+  return best;
+}
+
+/** Bitsets of wide categorical splits, one per distinct (feature, subset, missing direction). */
+class WideBitsBuilder {
+  private readonly words: number[] = [];
+  private readonly offsets = new Map<string, number>();
+  constructor(private readonly flat: FlatForest) {}
+
+  offset(f: number, index: number, dl: number): number {
+    const key = `${f}:${index}:${dl}`;
+    let at = this.offsets.get(key);
+    if (at !== undefined) return at;
+    const spec = this.flat.features[f] as { categories: string[] };
+    const C = spec.categories.length;
+    const W = subsetWords(C);
+    at = this.words.length;
+    for (let w = 0; w < subsetWords(C + 1); w++) this.words.push(w < W ? this.flat.subsets[f][index * W + w] | 0 : 0);
+    // Code C stands for missing and unknown values: its bit is the default direction.
+    if (dl) this.words[at + (C >>> 5)] |= 1 << (C & 31);
+    this.offsets.set(key, at);
+    return at;
+  }
+
+  build(): Int32Array {
+    return Int32Array.from(this.words);
+  }
+}
+
+/**
+ * Each distinct class distribution once: an open-addressing hash over the doubles'
+ * bits. The table grows with the distinct distributions, not with the nodes, so it
+ * and the rows it compares against stay cache-sized.
+ */
+class DistributionTable {
+  private rows = 0;
+  private capacity = 1024;
+  private slots = new Int32Array(this.capacity).fill(-1);
+  private bits: Int32Array;
+
+  constructor(
+    private readonly K: number,
+    expected: number,
+  ) {
+    this.bits = new Int32Array(Math.max(64, expected >>> 4) * 2 * K);
+  }
+
+  private hash(b: Int32Array, at: number): number {
+    let h = 0;
+    for (let i = at; i < at + 2 * this.K; i++) h = Math.imul(h ^ b[i], 0x9e3779b1) ^ (h >>> 15);
+    // murmur3's finalizer: the doubles' low words are mostly zero, so mix the high ones down.
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    return h ^ (h >>> 16);
+  }
+
+  /** The row of the distribution whose K doubles are the 2K words key[at ..], added if new. */
+  intern(key: Int32Array, at: number): number {
+    const W = 2 * this.K;
+    const mask = this.capacity - 1;
+    let slot = this.hash(key, at) & mask;
+    for (;;) {
+      const row = this.slots[slot];
+      if (row < 0) break;
+      let same = true;
+      for (let i = 0; i < W; i++) {
+        if (this.bits[row * W + i] !== key[at + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return row;
+      slot = (slot + 1) & mask;
+    }
+    const row = this.rows++;
+    if (this.rows * W > this.bits.length) {
+      const grown = new Int32Array(this.bits.length * 2);
+      grown.set(this.bits);
+      this.bits = grown;
+    }
+    for (let i = 0; i < W; i++) this.bits[row * W + i] = key[at + i];
+    this.slots[slot] = row;
+    if (this.rows * 2 > this.capacity) this.grow();
+    return row;
+  }
+
+  private grow(): void {
+    const W = 2 * this.K;
+    this.capacity *= 2;
+    this.slots = new Int32Array(this.capacity).fill(-1);
+    const mask = this.capacity - 1;
+    for (let r = 0; r < this.rows; r++) {
+      let s = this.hash(this.bits, r * W) & mask;
+      while (this.slots[s] >= 0) s = (s + 1) & mask;
+      this.slots[s] = r;
+    }
+  }
+
+  get size(): number {
+    return this.rows;
+  }
+
+  /** Writes the distinct distributions, K per row in the order they were added, to the start of out. */
+  copyTo(out: Float64Array): void {
+    out.set(new Float64Array(this.bits.buffer, 0, this.rows * this.K));
+  }
+}
