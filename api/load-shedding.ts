@@ -20,6 +20,13 @@ import type { ApiMetrics, ShedReason } from './metrics';
 
 /** The monitor's resolution (ms): its samples are late by at least this much. */
 const RESOLUTION_MS = 10;
+/**
+ * The share of one core this process must have used over the window for a late loop to
+ * count as its own backlog. A loop that is late while the process is mostly idle is late
+ * because the cores went to someone else (a neighbour, the host): shedding would turn away
+ * a lone client and relieve nothing.
+ */
+const BUSY_CPU_SHARE = 0.5;
 /** How often the delay is read and the window restarted. */
 const SAMPLE_MS = 200;
 
@@ -36,6 +43,8 @@ export class LoadShedder {
   private readonly metrics: ApiMetrics;
   private current = 0;
   private delayMs = 0;
+  /** Whether this process itself used the CPU over the last window (see BUSY_CPU_SHARE). */
+  private busy = false;
   private histogram: IntervalHistogram | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly shedChildren = new Map<string, { inc(): void }>();
@@ -49,9 +58,16 @@ export class LoadShedder {
       const h = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
       h.enable();
       this.histogram = h;
+      let cpu = process.cpuUsage();
+      let at = performance.now();
       this.timer = setInterval(() => {
         this.delayMs = h.count === 0 ? 0 : Math.max(0, h.percentile(50) / 1e6 - RESOLUTION_MS);
         h.reset();
+        const used = process.cpuUsage(cpu);
+        const now = performance.now();
+        this.busy = (used.user + used.system) / 1000 >= BUSY_CPU_SHARE * (now - at);
+        cpu = process.cpuUsage();
+        at = now;
       }, SAMPLE_MS).unref();
     }
   }
@@ -72,7 +88,7 @@ export class LoadShedder {
   enter(route: string): ShedReason | undefined {
     let reason: ShedReason | undefined;
     if (this.current >= this.maxInFlight) reason = 'in_flight';
-    else if (this.maxEventLoopDelayMs > 0 && this.delayMs > this.maxEventLoopDelayMs) reason = 'event_loop_delay';
+    else if (this.maxEventLoopDelayMs > 0 && this.busy && this.delayMs > this.maxEventLoopDelayMs) reason = 'event_loop_delay';
     if (reason === undefined) {
       this.current++;
       return undefined;

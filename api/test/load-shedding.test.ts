@@ -93,4 +93,26 @@ describe('overload shedding', () => {
     await waitFor('the delay to fall', () => shedder.eventLoopDelayMs <= 30, 20_000);
     expect((await call(port, 'POST', '/predict', sampleRow())).status).toBe(200);
   });
+
+  it('does not shed when the loop is late but the process is idle (the cores went elsewhere)', async () => {
+    running = await startServer(testConfig({ maxEventLoopDelayMs: 30 }), { registry: reg.registry, logger: silentLogger() });
+    const port = running.port;
+    const shedder = running.service.shedder;
+    // Block the loop without using the CPU: Atomics.wait sleeps the thread, as a stolen core would.
+    const cell = new Int32Array(new SharedArrayBuffer(4));
+    let sleeping = true;
+    const nap = () => {
+      if (!sleeping) return;
+      Atomics.wait(cell, 0, 0, 60);
+      setTimeout(nap, 10);
+    };
+    nap();
+    try {
+      await waitFor('the delay to register', () => shedder.eventLoopDelayMs > 30, 20_000);
+      expect((await call(port, 'POST', '/predict', sampleRow())).status).toBe(200);
+      expect(await shedCount('event_loop_delay')).toBe(0);
+    } finally {
+      sleeping = false;
+    }
+  });
 });
