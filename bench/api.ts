@@ -138,7 +138,7 @@ export function sampleBody(table: GoldTable, i: number): Record<string, unknown>
   return row;
 }
 
-function start(entry: string, env: Record<string, string>, args: string[] = []): ChildProcess {
+export function start(entry: string, env: Record<string, string>, args: string[] = []): ChildProcess {
   return spawn(process.execPath, [entry, ...args], {
     cwd: path.dirname(entry),
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', HOST: '127.0.0.1', ...env },
@@ -146,7 +146,7 @@ function start(entry: string, env: Record<string, string>, args: string[] = []):
   });
 }
 
-async function waitReady(port: number, timeoutMs = 30_000): Promise<number> {
+export async function waitReady(port: number, timeoutMs = 30_000): Promise<number> {
   const t0 = performance.now();
   for (;;) {
     try {
@@ -160,7 +160,7 @@ async function waitReady(port: number, timeoutMs = 30_000): Promise<number> {
   }
 }
 
-async function stop(child: ChildProcess): Promise<void> {
+export async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');

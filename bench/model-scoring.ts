@@ -12,7 +12,10 @@
  *    ≤ 30 ns per tree-row.
  * 3. Loading: the file sizes (v2 ≤ 1/4 of v1) and file → ready to score (≤ 0.5 s), each
  *    load in a fresh process (bench/load-probe.ts), as a service meets it.
- * 4. Where the time goes: encoding vs walking, and the load's phases.
+ * 4. The API bundle with the forest: process start → /ready (≤ 1 s) and worker RSS
+ *    (≤ 150 MiB); the same for the 2.9M-node forest (1M gold rows: ≤ 2 s, ≤ 300 MiB)
+ *    when it is cached (BENCH_SCORING_LARGE=1 trains it; otherwise the row says skipped).
+ * 5. Where the time goes: encoding vs walking, and the load's phases.
  *
  * The machine is shared: walker and ORT alternate in rounds and each figure is the
  * median of the rounds, wall-clock and CPU; targets are judged on CPU time, which other
@@ -21,13 +24,18 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import { join } from 'node:path';
+import { bundleApi } from '../api/build-bundle';
+import { LocalRegistry } from '../model/registry/local';
 import { RandomForestClassifier } from 'ml-random-forest';
 import { mulberry32 } from '../etl/synth/rng';
 import type { FeatureSpec, ForestFileV1 } from '../model/format';
 import { importMlRandomForest } from '../model/import-ml-rf';
 import { CompiledForest, type RawRow } from '../model/walker';
-import { productionForest } from './model-forests';
+import { start, stop, waitReady } from './api';
+import { cachedProductionForest, productionForest, type ForestArtifact } from './model-forests';
 import { measureOrt, ortForForest } from './onnx-peer';
 
 const FORMATS = ['SS', 'MS', 'LS', 'XLS'];
@@ -169,6 +177,57 @@ function loadFigures(file: string, mode: 'verified' | 'registry' | 'worker', sha
   return runs[1];
 }
 
+/** A process's resident set, MiB, from /proc. */
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** A process's CPU time so far (user + system, all threads), ms, from /proc: what a start costs whatever else the machine runs. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) / 100) * 1000; // USER_HZ = 100 on Linux
+}
+
+/** POST /predict until it answers 200: right after a large load, shedding may still see the load's event-loop delay. */
+async function predictOnce(port: number, body: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const res = await fetch(`http://127.0.0.1:${port}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    if (res.status === 200) return;
+    if (res.status !== 503 || attempt >= 50) throw new Error(`/predict answered ${res.status}: ${await res.text()}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * The API as deployed (the production bundle, one process: one per pod), the forest
+ * registered and approved in a temporary local registry: process start → /ready 200,
+ * and the process's RSS once it has answered a /predict. Median of three starts.
+ */
+async function apiFigures(entry: string, dir: string, forest: ForestArtifact, body: string): Promise<{ readyMs: number; readyCpuMs: number; rssMiB: number }> {
+  const registry = new LocalRegistry(join(dir, `registry-${forest.nodes}`));
+  const v = await registry.register(forest.file, { by: 'bench', force: true });
+  await registry.approve(v.version, 'bench', 'bench');
+  const runs: { readyMs: number; readyCpuMs: number; rssMiB: number }[] = [];
+  for (let i = 0; i < 3; i++) {
+    const port = 19_400 + Math.floor(Math.random() * 500);
+    const spawned = performance.now();
+    const child = start(entry, { PRICESENSE_REGISTRY: registry.uri, PRICESENSE_LOG_LEVEL: 'warn', PORT: String(port) });
+    try {
+      await waitReady(port, 120_000);
+      const readyMs = performance.now() - spawned;
+      const readyCpuMs = cpuMs(child.pid!);
+      await predictOnce(port, body);
+      runs.push({ readyMs, readyCpuMs, rssMiB: rssMiB(child.pid!) });
+    } finally {
+      await stop(child);
+    }
+  }
+  runs.sort((a, b) => a.readyMs - b.readyMs);
+  return { readyMs: runs[1].readyMs, readyCpuMs: median(runs.map((r) => r.readyCpuMs)), rssMiB: median(runs.map((r) => r.rssMiB)) };
+}
+
 async function smallForest(): Promise<{ forest: ForestFileV1; rf: RandomForestClassifier; trainRows: number }> {
   const trainRows = Number(process.env.BENCH_SCORING_TRAIN_ROWS ?? 1200);
   const cacheDir = join('.pricesense', 'bench');
@@ -260,7 +319,36 @@ export async function runScoringBench(): Promise<Record<string, number>> {
   out(`${loadLine('format v2, registry-verified, worker thread', worker, false)}  |  longest main-thread stall ${f1(worker.mainThreadStallMs)} ms`);
   Object.assign(figures, { v1Bytes, v2Bytes, v1LoadMs: v1Load.totalMs, v2VerifiedLoadMs: verified.totalMs, v2LoadMs: registry.totalMs, v2WorkerLoadMs: worker.totalMs, workerStallMs: worker.mainThreadStallMs });
 
-  // 4. Where the time goes.
+  // 4. The API with the forest: start → /ready and worker RSS; the 2.9M-node forest too when it is cached.
+  const large = await cachedProductionForest(1_000_000);
+  const dir = await mkdtemp(join(os.tmpdir(), 'pricesense-bench-scoring-'));
+  try {
+    const { entry } = await bundleApi(join(dir, 'bundle'));
+    const body = JSON.stringify(rows[0]);
+    const api = await apiFigures(entry, dir, prod, body);
+    out(`api, production bundle, one process (${(prod.nodes / 1e3).toFixed(0)}k-node forest, median of 3 starts):`);
+    out(`  start → /ready ${f1(api.readyMs).padStart(6)} ms wall (server cpu ${f1(api.readyCpuMs)} ms)  |  target ≤ 1000 ms: ${tick(api.readyMs <= 1000)}`);
+    out(`  worker RSS     ${f1(api.rssMiB).padStart(6)} MiB |  target ≤ 150 MiB: ${tick(api.rssMiB <= 150)}`);
+    Object.assign(figures, { apiReadyMs: api.readyMs, apiReadyCpuMs: api.readyCpuMs, apiRssMiB: api.rssMiB });
+    if (large) {
+      const largeV1 = statSync(large.v1File).size;
+      const largeV2 = statSync(large.file).size;
+      const largeLoad = loadFigures(large.file, 'registry', large.sha256);
+      const apiLarge = await apiFigures(entry, dir, large, body);
+      out(`large forest: ${(large.nodes / 1e6).toFixed(2)}M nodes (trained on ${large.trainRows.toLocaleString('en-US')} gold rows; timed against no peer, load and memory only):`);
+      out(`  artifact v1 ${(largeV1 / 1e6).toFixed(1)} MB, v2 ${(largeV2 / 1e6).toFixed(1)} MB  |  ratio ${(largeV2 / largeV1).toFixed(3)}  |  target ≤ 0.25: ${tick(largeV2 / largeV1 <= 0.25)}`);
+      out(loadLine('format v2, registry-verified (API)', largeLoad, false));
+      out(`  start → /ready ${f1(apiLarge.readyMs).padStart(6)} ms wall (server cpu ${f1(apiLarge.readyCpuMs)} ms)  |  target ≤ 2000 ms: ${tick(apiLarge.readyMs <= 2000)}`);
+      out(`  worker RSS     ${f1(apiLarge.rssMiB).padStart(6)} MiB |  target ≤ 300 MiB: ${tick(apiLarge.rssMiB <= 300)}`);
+      Object.assign(figures, { largeNodes: large.nodes, largeV1Bytes: largeV1, largeV2Bytes: largeV2, largeLoadMs: largeLoad.totalMs, largeApiReadyMs: apiLarge.readyMs, largeApiReadyCpuMs: apiLarge.readyCpuMs, largeApiRssMiB: apiLarge.rssMiB });
+    } else {
+      out('large forest (2.9M nodes, 1M gold rows): skipped, not cached; BENCH_SCORING_LARGE=1 trains it once (tens of minutes on 2 cores)');
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  // 5. Where the time goes.
   out('profile:');
   out(`  batch, production forest: encoding ${f1(big.encodeNsPerRow)} ns/row (${f1(big.encodeNsPerRow / T)} ns/tree-row), walking and summing the rest of ${f1(big.batch.cpu)} ns/tree-row`);
   out(`  batch, small forest: encoding ${f1(s.encodeNsPerRow)} ns/row (${f1(s.encodeNsPerRow / 100)} ns/tree-row) of ${f1(s.batch.cpu)} ns/tree-row`);

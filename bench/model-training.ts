@@ -26,10 +26,15 @@ import { trainMlRandomForest } from '../model/trainer/ml-random-forest';
 /** Gold training rows per synthetic basket (labelled share × train fraction), measured. */
 const TRAIN_ROWS_PER_BASKET = 0.78;
 
+/** Where benchLake keeps the lake of about `trainRows` training rows. */
+export function benchLakeDir(trainRows: number): string {
+  return path.join(packageRoot(), '.pricesense', 'bench', `gold-${Math.ceil(trainRows / TRAIN_ROWS_PER_BASKET)}-seed42`);
+}
+
 /** A lake with the synthetic gold of about `trainRows` training rows (built once, cached under .pricesense/bench/). */
 export async function benchLake(trainRows: number): Promise<LocalLake> {
+  const dir = benchLakeDir(trainRows);
   const baskets = Math.ceil(trainRows / TRAIN_ROWS_PER_BASKET);
-  const dir = path.join(packageRoot(), '.pricesense', 'bench', `gold-${baskets}-seed42`);
   const lake = new LocalLake(dir);
   if (!existsSync(path.join(dir, 'gold', '_SUCCESS'))) {
     process.stderr.write(`bench: generating ${baskets.toLocaleString('en-US')} synthetic baskets and running the ETL into ${dir} (once; cached)\n`);

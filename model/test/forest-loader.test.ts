@@ -1,0 +1,106 @@
+import { UserError } from '../../etl/errors';
+import { ForestFormatError } from '../forest-error';
+import { forestJson, upgradeForest } from '../forest-file';
+import { loadForest, loadForestInWorker } from '../forest-loader';
+import { referenceProba } from './reference-scorer';
+import { randomForest, randomRow, rng } from './random-forest-fixture';
+
+type Mutable = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/**
+ * The loaders on hostile format v2 files. A registry-verified load skips the re-hash
+ * (the registry checked the bytes), so everything below reaches the decoder: each file
+ * must be refused with a ForestFormatError (a UserError) naming the field — never a
+ * TypeError, a RangeError, an allocation by a stated count, a crash or a hang — and the
+ * worker-thread loader the API uses must refuse it with the same error.
+ */
+const forest = upgradeForest(randomForest(11, { trees: 5, maxDepth: 6, classes: 3 }));
+const text = forestJson(forest);
+const options = { registryVerifiedSha256: forest.sha256 };
+const b64 = (bytes: number[]) => Buffer.from(bytes).toString('base64');
+const decoded = (a: Mutable) => [...Buffer.from(a.base64 as string, 'base64')];
+
+function mutated(mutate: (d: Mutable) => void): Buffer {
+  const d = JSON.parse(text) as Mutable;
+  mutate(d);
+  return Buffer.from(JSON.stringify(d));
+}
+
+function loadError(bytes: Buffer): ForestFormatError {
+  try {
+    loadForest(bytes, 'models/hostile.json', options);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ForestFormatError);
+    expect(e).toBeInstanceOf(UserError);
+    return e as ForestFormatError;
+  }
+  throw new Error('expected the load to be refused');
+}
+
+const hostile: [string, (d: Mutable) => void, string, RegExp][] = [
+  ['a node count far beyond the limits (no allocation by it)', (d) => (d.trees.nodes = 2 ** 31), 'trees.nodes', /limit|at most/],
+  ['a tree count far beyond the limits', (d) => (d.trees.count = 2 ** 31), 'trees', /limit|at most/],
+  ['tree sizes that claim billions of nodes', (d) => (d.trees.sizes.base64 = b64(Array.from({ length: 4 * d.trees.count }, () => 0xff))), 'trees.sizes', /limit|at most/],
+  ['a tree of zero nodes', (d) => (d.trees.sizes.base64 = b64(decoded(d.trees.sizes).map((v, i) => (i < 4 ? 0 : v)))), 'trees.sizes', /has no nodes/],
+  ['split arrays longer than declared', (d) => (d.trees.split.base64 = b64([...decoded(d.trees.split), 0, 0, 0])), 'trees.split.base64', /not the base64|decodes to/],
+  ['base64 with characters outside the alphabet', (d) => (d.trees.splitIndex.base64 = `${d.trees.splitIndex.base64.slice(0, -4)}@@@@`), 'trees.splitIndex.base64', /not the base64/],
+  ['a declared length off by one', (d) => (d.trees.defaultLeft.length -= 1), 'trees.defaultLeft.length', /expected/],
+  ['trees whose nodes never close (every node a split)', (d) => (d.trees.split.base64 = b64(decoded(d.trees.split).map(() => 1))), 'trees.split', /missing node/],
+  ['trees that close early (every node a leaf)', (d) => (d.trees.split.base64 = b64(decoded(d.trees.split).map(() => 0))), 'trees.split', /complete after 1 node/],
+  ['a split index pointing past its table', (d) => (d.trees.splitIndex.base64 = b64(decoded(d.trees.splitIndex).map(() => 0xff))), 'trees.splitIndex[', /table has \d+ entries/],
+  ['probabilities that are NaN', (d) => (d.trees.distributions.value.base64 = b64(decoded(d.trees.distributions.value).map(() => 0xff))), 'trees.distributions.value', /finite number/],
+  ['trees given as a string', (d) => (d.trees = 'AAAA'), 'trees', /./],
+];
+
+describe('forest loaders on hostile format v2 files', () => {
+  it.each(hostile)('refuses %s, naming the field', (_name, mutate, field, problem) => {
+    const err = loadError(mutated(mutate));
+    expect(err.message).toMatch(/^models\/hostile\.json: invalid forest file: /);
+    expect(err.fieldPath.startsWith(field)).toBe(true);
+    expect(err.problem).toMatch(problem);
+  });
+
+  it('refuses the files in its worker thread with the same error, and still loads a good one there', async () => {
+    // A few of them (each load starts a worker: about a second on a loaded 2-core machine).
+    for (const [, mutate] of [hostile[0], hostile[4], hostile[7], hostile[10]]) {
+      const bytes = mutated(mutate);
+      const want = loadError(bytes);
+      const got = await loadForestInWorker(bytes, 'models/hostile.json', options).then(() => undefined, (e: unknown) => e);
+      expect(got).toBeInstanceOf(ForestFormatError);
+      expect((got as ForestFormatError).message).toBe(want.message);
+    }
+    const { forest: cf } = await loadForestInWorker(Buffer.from(text), 'models/good.json', options);
+    const rand = rng(3);
+    for (let i = 0; i < 50; i++) {
+      const row = randomRow(rand, forest.features);
+      expect(Array.from(cf.predict(row).probabilities)).toEqual(referenceProba(forest, row).probabilities);
+    }
+  }, 60_000);
+
+  it('on random byte damage to the encoded arrays: loads or refuses with a UserError, never anything else', () => {
+    // Seeded: each case flips one to four bytes of one decoded array and re-encodes it (the base64 stays well formed).
+    const rand = rng(77);
+    const arrays = (d: Mutable): Mutable[] => [d.trees.sizes, d.trees.split, d.trees.defaultLeft, d.trees.splitIndex, d.trees.distributions.value];
+    const outcomes = { loaded: 0, refused: 0 };
+    for (let i = 0; i < 400; i++) {
+      const bytes = mutated((d) => {
+        const a = arrays(d)[Math.floor(rand() * 5)];
+        const raw = decoded(a);
+        if (raw.length === 0) return;
+        for (let k = 1 + Math.floor(rand() * 4); k > 0; k--) raw[Math.floor(rand() * raw.length)] = Math.floor(rand() * 256);
+        a.base64 = b64(raw);
+      });
+      try {
+        loadForest(bytes, 'models/damaged.json', options).forest.predict({});
+        outcomes.loaded++;
+      } catch (e) {
+        if (!(e instanceof UserError)) throw e;
+        expect(e.message).toMatch(/^models\/damaged\.json: invalid forest file: /);
+        outcomes.refused++;
+      }
+    }
+    // Both happen: some damage is a different valid forest (a changed feature index), most is refused.
+    expect(outcomes.refused).toBeGreaterThan(100);
+    expect(outcomes.loaded + outcomes.refused).toBe(400);
+  });
+});
