@@ -17,12 +17,13 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { Duck, sqlList, sqlString } from './duck';
 import { basketAggregateSql, LIST_BYTES_PER_LINE } from './features';
 import { SILVER_SCHEMA, defineRawTypes, firstInvalidColumn, rawCsvSource, rawTypesSql, typedLinesSql } from './drop/csv-sql';
 import { describeCsvFailure, isResourceFailure } from './drop/engine-errors';
 import { parseHeader, type HeaderLayout } from './drop/header';
-import { normalizeCsv, partialReadOf, type FileProblem, type NormalizeResult, type RemovedLine } from './drop/normalize';
+import { normalizeCsv, partialReadOf, scanChunks, type FileProblem, type NormalizeResult, type RemovedLine } from './drop/normalize';
 import { forEachPart, rawFormatOf, streamFailureReason, ZipError, type RawFormat } from './drop/sources';
 import { UserError } from './errors';
 import { hashFile, readStageManifest, sha256Hex, StageCommit, type CommittedFile, type CommitResult, type StageCommitOptions } from './lake/commit';
@@ -272,7 +273,7 @@ type PartReadResult =
  * uniform bytes go to a scratch file. local is null for content already in silver.
  */
 async function readPart(
-  stream: AsyncIterable<Buffer>,
+  stream: Readable,
   format: RawFormat,
   original: string | undefined,
   scratch: Scratch,
@@ -284,7 +285,13 @@ async function readPart(
   try {
     // The cap is on what decompression produces; a plain file is as large as it is.
     // A header that is not the schema stops the copy to scratch at once (the lines are still counted).
-    norm = await normalizeCsv(stream, original ? {} : { output: out, maxBytes, acceptHeader: (h) => parseHeader(h).ok });
+    if (original) {
+      // A plain local file is scanned through one reused buffer instead of the stream.
+      stream.destroy();
+      norm = await normalizeCsv(scanChunks(original), {});
+    } else {
+      norm = await normalizeCsv(stream, { output: out, maxBytes, acceptHeader: (h) => parseHeader(h).ok });
+    }
     if (original && !norm.clean && !norm.problem) {
       norm = await normalizeCsv(createReadStream(original, { highWaterMark: 1 << 20 }), { output: out });
     }
