@@ -356,7 +356,7 @@ async function parseBatch(duck: Duck, batch: readonly NewPart[], passes: number,
     const source = rawCsvSource(locals, { layout: batch[0].layout.columns, ...(pass === 0 ? { rejects: { table: rejectsTable, scan: scansTable } } : { ignoreErrors: true }) });
     const agg = basketAggregateSql(typedLinesSql(source), { groupBy: ['filename'], where: passes > 1 ? `hash(BASKET_ID) % ${passes} = ${pass}` : undefined });
     const copy = `COPY (SELECT ${index} AS P, * EXCLUDE (filename) FROM (${agg}))
-      TO ${sqlString(path.join(dir, `pass${pass}`))} (FORMAT parquet, PARTITION_BY (P), COMPRESSION zstd, OVERWRITE)`;
+      TO ${sqlString(path.join(dir, `pass${pass}`))} (FORMAT parquet, PARTITION_BY (P), COMPRESSION zstd, COMPRESSION_LEVEL 1, OVERWRITE)`;
     await profile.time('parse: DuckDB read_csv → basket aggregate → Parquet', () => duck.run(copy));
   }
   return profile.time('parse: rejects, weeks, content keys', () => partResults(duck, batch, passes, dir, rejectsTable, scansTable));
