@@ -8,6 +8,16 @@ import { UserError } from '../etl/errors';
 
 export type ChallengerMode = 'canary' | 'shadow';
 
+/** What a category value unseen at training does: scored as missing (and counted), or a 422. */
+export const UNKNOWN_CATEGORY_POLICIES = ['missing', 'reject'] as const;
+export type UnknownCategoryPolicy = (typeof UNKNOWN_CATEGORY_POLICIES)[number];
+
+/**
+ * The longest delay a Node timer honours: anything above 2^31-1 ms is clamped to 1 ms
+ * (with a TimeoutOverflowWarning), which would turn a 25-day poll into a tight loop.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export interface ChallengerConfig {
   readonly version: number;
   readonly mode: ChallengerMode;
@@ -33,6 +43,11 @@ export interface ApiConfig {
   readonly shutdownTimeoutMs: number;
   readonly logLevel: string;
   readonly workers: number;
+  readonly unknownCategories: UnknownCategoryPolicy;
+  /** Prediction requests one process works on at once; more are shed with 503 + Retry-After. */
+  readonly maxInFlight: number;
+  /** Median event-loop delay above which prediction requests are shed (0 = off). */
+  readonly maxEventLoopDelayMs: number;
 }
 
 export const DEFAULT_CONFIG: ApiConfig = {
@@ -49,7 +64,17 @@ export const DEFAULT_CONFIG: ApiConfig = {
   shutdownTimeoutMs: 10_000,
   logLevel: 'info',
   workers: 1,
+  unknownCategories: 'missing',
+  maxInFlight: 256,
+  maxEventLoopDelayMs: 100,
 };
+
+/** Bounds of the duration options (the poll interval is also bounded below: the registry is not a queue). */
+const DURATION_BOUNDS = {
+  pollInterval: { min: 100, max: 24 * 3_600_000, text: 'from 100ms to 24h' },
+  shutdownTimeout: { min: 0, max: 3_600_000, text: 'from 0s to 1h' },
+  maxEventLoopDelay: { min: 0, max: 60_000, text: 'from 0ms (off) to 1m' },
+} as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -63,12 +88,18 @@ export function parseInteger(where: string, value: string, min: number, max = Nu
   return n;
 }
 
-/** "30s", "500ms", "2m", or a bare number of seconds. */
-export function parseDuration(where: string, value: string): number {
+/**
+ * "30s", "500ms", "2m", "1h", or a bare number of seconds, within [min, max] ms. Every
+ * duration ends up in a timer, so max never exceeds MAX_TIMER_MS.
+ */
+export function parseDuration(where: string, value: string, bounds: { min: number; max: number; text: string }): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
-  if (!m) fail(where, value, 'a duration such as 500ms, 30s, 5m (a bare number means seconds)');
+  const expected = `a duration ${bounds.text}, such as 500ms, 30s, 5m (a bare number means seconds)`;
+  if (!m) fail(where, value, expected);
   const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
-  return Math.round(Number(m[1]) * factor);
+  const ms = Math.round(Number(m[1]) * factor);
+  if (!(ms >= bounds.min && ms <= Math.min(bounds.max, MAX_TIMER_MS))) fail(where, value, expected);
+  return ms;
 }
 
 /** "512kb", "2mb", "1048576" (bytes). */
@@ -111,6 +142,9 @@ export interface RawConfig {
   shutdownTimeout?: string;
   logLevel?: string;
   workers?: string;
+  unknownCategories?: string;
+  maxInFlight?: string;
+  maxEventLoopDelay?: string;
 }
 
 export const ENV_VARS: Record<keyof RawConfig, string> = {
@@ -128,6 +162,9 @@ export const ENV_VARS: Record<keyof RawConfig, string> = {
   shutdownTimeout: 'PRICESENSE_SHUTDOWN_TIMEOUT',
   logLevel: 'PRICESENSE_LOG_LEVEL',
   workers: 'PRICESENSE_WORKERS',
+  unknownCategories: 'PRICESENSE_UNKNOWN_CATEGORIES',
+  maxInFlight: 'PRICESENSE_MAX_IN_FLIGHT',
+  maxEventLoopDelay: 'PRICESENSE_MAX_EVENT_LOOP_DELAY',
 };
 
 /** Environment first, flags (already strings) win. */
@@ -156,22 +193,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: RawConfi
   if (!LOG_LEVELS.includes(logLevel)) fail(w('logLevel'), logLevel, `one of ${LOG_LEVELS.join(', ')}`);
   const modelName = raw.modelName ?? DEFAULT_CONFIG.modelName;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(modelName)) fail(w('modelName'), modelName, 'a name of letters, digits, ".", "_" or "-" (at most 63)');
-  const pollIntervalMs = raw.pollInterval === undefined ? DEFAULT_CONFIG.pollIntervalMs : parseDuration(w('pollInterval'), raw.pollInterval);
-  if (pollIntervalMs < 100) fail(w('pollInterval'), raw.pollInterval ?? '', 'at least 100ms');
+  const unknownCategories = (raw.unknownCategories ?? DEFAULT_CONFIG.unknownCategories).trim() as UnknownCategoryPolicy;
+  if (!UNKNOWN_CATEGORY_POLICIES.includes(unknownCategories)) fail(w('unknownCategories'), raw.unknownCategories ?? '', `one of ${UNKNOWN_CATEGORY_POLICIES.join(', ')}`);
+  const duration = (key: keyof typeof DURATION_BOUNDS, fallback: number): number => {
+    const value = raw[key];
+    return value === undefined ? fallback : parseDuration(w(key), value, DURATION_BOUNDS[key]);
+  };
   return {
     port: raw.port === undefined ? DEFAULT_CONFIG.port : parseInteger(w('port'), raw.port, 0, 65535),
     host: raw.host ?? DEFAULT_CONFIG.host,
     registry: raw.registry,
     modelName,
-    pollIntervalMs,
+    pollIntervalMs: duration('pollInterval', DEFAULT_CONFIG.pollIntervalMs),
     batchLimit: raw.batchLimit === undefined ? DEFAULT_CONFIG.batchLimit : parseInteger(w('batchLimit'), raw.batchLimit, 1, 100_000),
     bodyLimitBytes: raw.bodyLimit === undefined ? DEFAULT_CONFIG.bodyLimitBytes : parseBytes(w('bodyLimit'), raw.bodyLimit),
     championVersion: raw.championVersion === undefined ? undefined : parseInteger(w('championVersion'), raw.championVersion, 1),
     challenger,
     driftWindow: raw.driftWindow === undefined ? DEFAULT_CONFIG.driftWindow : parseInteger(w('driftWindow'), raw.driftWindow, 10, 1_000_000),
-    shutdownTimeoutMs:
-      raw.shutdownTimeout === undefined ? DEFAULT_CONFIG.shutdownTimeoutMs : parseDuration(w('shutdownTimeout'), raw.shutdownTimeout),
+    shutdownTimeoutMs: duration('shutdownTimeout', DEFAULT_CONFIG.shutdownTimeoutMs),
     logLevel,
     workers: raw.workers === undefined ? DEFAULT_CONFIG.workers : parseWorkers(w('workers'), raw.workers),
+    unknownCategories,
+    maxInFlight: raw.maxInFlight === undefined ? DEFAULT_CONFIG.maxInFlight : parseInteger(w('maxInFlight'), raw.maxInFlight, 1, 1_000_000),
+    maxEventLoopDelayMs: duration('maxEventLoopDelay', DEFAULT_CONFIG.maxEventLoopDelayMs),
   };
 }

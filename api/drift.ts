@@ -21,7 +21,12 @@ interface FeatureWindow {
   /** Expected fraction per bin (training). */
   readonly expected: Float64Array;
   readonly counts: Int32Array;
-  readonly ring: Uint16Array;
+  /** Bin index per row of the window: 16 bits while the bins fit, else 32 (a 16-bit index would wrap above 65,535 bins). */
+  readonly ring: Uint16Array | Uint32Array;
+}
+
+function ringFor(bins: number, size: number): Uint16Array | Uint32Array {
+  return bins <= 0xffff ? new Uint16Array(size) : new Uint32Array(size);
 }
 
 /**
@@ -53,7 +58,7 @@ function numericWindow(name: string, stats: Extract<FeatureStats, { kind: 'numer
     }
     return lo;
   };
-  return { name, bin, expected, counts: new Int32Array(bins), ring: new Uint16Array(size) };
+  return { name, bin, expected, counts: new Int32Array(bins), ring: ringFor(bins, size) };
 }
 
 function categoricalWindow(
@@ -63,9 +68,18 @@ function categoricalWindow(
   size: number,
 ): FeatureWindow {
   const categories = [...Object.keys(stats.frequencies)];
-  if (spec?.kind === 'categorical') for (const c of spec.categories) if (!categories.includes(c)) categories.push(c);
   const index = new Map(categories.map((c, i) => [c, i]));
-  const other = categories.length; // a value outside both lists (cannot pass validation, kept for safety)
+  if (spec?.kind === 'categorical') {
+    for (const c of spec.categories) {
+      if (!index.has(c)) {
+        index.set(c, categories.length);
+        categories.push(c);
+      }
+    }
+  }
+  // A value unseen at training (scored as missing by default, see api/prediction.ts) gets its own bin:
+  // a new store format arriving in volume shows up as drift.
+  const other = categories.length;
   const missingBin = categories.length + 1;
   const m = missingShare(stats);
   const expected = new Float64Array(categories.length + 2);
@@ -75,7 +89,7 @@ function categoricalWindow(
     if (value === null || value === undefined) return missingBin;
     return index.get(value as string) ?? other;
   };
-  return { name, bin, expected, counts: new Int32Array(categories.length + 2), ring: new Uint16Array(size) };
+  return { name, bin, expected, counts: new Int32Array(categories.length + 2), ring: ringFor(categories.length + 2, size) };
 }
 
 export class DriftMonitor {

@@ -11,19 +11,24 @@
  * other paths and methods) goes to Express untouched, which answers /predict with the
  * same scoring code and the same error bodies. Express costs ~10× the CPU of this path
  * per request (router, per-middleware closures, helmet's 13 middlewares, body-parser).
+ * Overload shedding (api/load-shedding.ts) happens here before the body is read.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { ApiError, errorBody, fromHttpError } from './errors';
+import { errorBody, fromHttpError } from './errors';
+import type { LoadShedder } from './load-shedding';
 import type { ModelManager } from './model-manager';
-import { predictResponse } from './predict';
-import { newRequestId, notReady, type AccessLog } from './request-context';
+import { predictJson } from './predict';
+import type { Predictor } from './prediction';
+import { newRequestId, notReady, retryAfter, shedError, toApiError, type AccessLog } from './request-context';
 
 /** Returns true when it took the request; false leaves it (body unread) to Express. */
 export type LeanHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 export interface LeanPredictOptions {
   readonly manager: ModelManager;
+  readonly predictor: Predictor;
+  readonly shedder: LoadShedder;
   readonly logger: Logger;
   readonly bodyLimitBytes: number;
   /** Headers every response carries (security headers), as [name, value] pairs. */
@@ -33,17 +38,18 @@ export interface LeanPredictOptions {
 
 const JSON_UTF8 = new Set(['application/json', 'application/json; charset=utf-8', 'application/json;charset=utf-8']);
 const CONTENT_TYPE = 'application/json; charset=utf-8';
+const ROUTE = '/predict';
 
 export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
-  const { manager, logger, bodyLimitBytes, access } = options;
+  const { manager, predictor, shedder, logger, bodyLimitBytes, access } = options;
   const fixed: string[] = [];
   for (const [name, value] of options.headers) fixed.push(name, value);
 
-  const send = (res: ServerResponse, status: number, json: string, requestId: string, modelVersion: string | undefined, retryAfter: boolean) => {
+  const send = (res: ServerResponse, status: number, json: string, requestId: string, modelVersion: string | undefined, retry: string | undefined) => {
     const headers = fixed.slice();
     headers.push('X-Request-Id', requestId);
     if (modelVersion !== undefined) headers.push('X-Model-Version', modelVersion);
-    if (retryAfter) headers.push('Retry-After', '5');
+    if (retry !== undefined) headers.push('Retry-After', retry);
     headers.push('Content-Type', CONTENT_TYPE, 'Content-Length', String(Buffer.byteLength(json)));
     res.writeHead(status, headers);
     res.end(json);
@@ -53,6 +59,7 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
     let modelVersion: string | undefined;
     let role = '';
     let status = 200;
+    let retry: string | undefined;
     let json: string;
     try {
       let parsed: unknown;
@@ -67,24 +74,20 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
       if (!route) throw notReady(manager);
       modelVersion = route.model.versionLabel;
       role = route.role;
-      const { rows, batch } = route.model.validator.parsePredict(parsed);
-      json = predictResponse(manager, logger, route, rows, batch, false, requestId);
+      json = predictJson(predictor, route, route.model.validator.parsePredict(parsed), false, requestId);
     } catch (err) {
-      let apiError = err instanceof ApiError ? err : undefined;
-      if (!apiError) {
-        logger.error({ reqId: requestId, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'unhandled error');
-        apiError = new ApiError(500, 'internal_error', 'Internal error; the request id identifies it in the server logs');
-      }
+      const apiError = toApiError(err, bodyLimitBytes, logger, requestId);
       status = apiError.status;
+      if (status === 503) retry = retryAfter(apiError);
       json = JSON.stringify(errorBody(apiError, requestId));
     }
     if (res.destroyed) return;
-    send(res, status, json, requestId, modelVersion, status === 503);
-    access.record(req, '/predict', status, modelVersion ?? 'none', role, requestId, started);
+    send(res, status, json, requestId, modelVersion, retry);
+    access.record(req, ROUTE, status, modelVersion ?? 'none', role, requestId, started);
   };
 
   return (req, res) => {
-    if (req.method !== 'POST' || req.url !== '/predict') return false;
+    if (req.method !== 'POST' || req.url !== ROUTE) return false;
     const h = req.headers;
     const type = h['content-type'];
     if (type === undefined || (type !== 'application/json' && !JSON_UTF8.has(type.toLowerCase()))) return false;
@@ -97,18 +100,37 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
 
     const started = performance.now();
     const requestId = newRequestId(h['x-request-id']);
+    const shed = shedder.enter(ROUTE);
+    if (shed !== undefined) {
+      // Answered before the body is read (Node discards it): shedding must cost less than serving.
+      const err = shedError(shed);
+      send(res, 503, JSON.stringify(errorBody(err, requestId)), requestId, undefined, retryAfter(err));
+      access.record(req, ROUTE, 503, 'none', '', requestId, started);
+      return true;
+    }
     let first: Buffer | undefined;
     let more: Buffer[] | undefined;
+    let admitted = true;
+    const leave = () => {
+      if (admitted) {
+        admitted = false;
+        shedder.leave();
+      }
+    };
     req.on('data', (chunk: Buffer) => {
       if (first === undefined) first = chunk;
       else (more ??= [first]).push(chunk);
     });
     req.on('end', () => {
       const body = more ? Buffer.concat(more) : (first ?? Buffer.alloc(0));
-      respond(req, res, body, requestId, started);
+      try {
+        respond(req, res, body, requestId, started);
+      } finally {
+        leave();
+      }
     });
     // An aborted upload has nobody to answer; the socket is already gone.
-    req.on('error', () => undefined);
+    req.on('error', leave);
     return true;
   };
 }

@@ -1,12 +1,16 @@
 /**
  * Prometheus metrics, one prom-client Registry per service instance (tests run several
  * in one process). Label children are cached: the hot path does a Map lookup and an
- * observe, not prom-client's label hashing.
+ * observe, not prom-client's label hashing. Every metric the service emits is declared
+ * here, so what /metrics exposes is one file to read.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DriftMonitor } from './drift';
 
 export type Role = 'champion' | 'canary' | 'shadow';
+
+/** Why a prediction request was turned away with 503 + Retry-After (api/load-shedding.ts). */
+export type ShedReason = 'in_flight' | 'event_loop_delay';
 
 /** What the drift gauge needs to know about each served model at scrape time. */
 export interface DriftSource {
@@ -28,9 +32,15 @@ export class ApiMetrics {
   readonly shadowComparisons: Counter<'champion_version' | 'shadow_version' | 'outcome'>;
   readonly drift: Gauge<'feature' | 'model_version' | 'role'>;
   readonly driftWindow: Gauge<'model_version' | 'role'>;
+  readonly requestsShed: Counter<'route' | 'reason'>;
+  readonly unknownCategories: Counter<'feature' | 'model_version'>;
+  readonly auditBroken: Gauge<'model_version'>;
+  readonly inFlight: Gauge;
   private readonly durationChildren = new Map<string, { observe(v: number): void }>();
   private readonly predictionChildren = new Map<string, { inc(v?: number): void }>();
+  private readonly unknownChildren = new Map<string, { inc(v?: number): void }>();
   private driftSources: () => DriftSource[] = () => [];
+  private inFlightSource: () => number = () => 0;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -113,6 +123,48 @@ export class ApiMetrics {
         for (const s of sources()) this.set({ model_version: s.version, role: s.role }, s.drift.size);
       },
     });
+    this.requestsShed = new Counter({
+      name: 'pricesense_requests_shed_total',
+      help: 'Prediction requests answered 503 + Retry-After because the process was overloaded, by route and reason (in_flight: too many requests in progress; event_loop_delay: the event loop is behind)',
+      labelNames: ['route', 'reason'],
+      registers,
+    });
+    this.unknownCategories = new Counter({
+      name: 'pricesense_unknown_categories_total',
+      help: 'Categorical values not seen in training, scored as missing (each node\'s default direction), by feature and model version',
+      labelNames: ['feature', 'model_version'],
+      registers,
+    });
+    this.auditBroken = new Gauge({
+      name: 'pricesense_registry_audit_broken',
+      help: 'Model versions passed over at the last registry poll because their audit trail does not verify (value 1 per version); see /ready and `pricesense registry verify`',
+      labelNames: ['model_version'],
+      registers,
+    });
+    const inFlight = () => this.inFlightSource();
+    this.inFlight = new Gauge({
+      name: 'pricesense_in_flight_requests',
+      help: 'Prediction requests this process is working on',
+      registers,
+      collect() {
+        this.set(inFlight());
+      },
+    });
+  }
+
+  setInFlightSource(fn: () => number): void {
+    this.inFlightSource = fn;
+  }
+
+  countUnknownCategory(version: string, feature: string): void {
+    const key = `${version}\u0000${feature}`;
+    let child = this.unknownChildren.get(key);
+    if (!child) {
+      child = this.unknownCategories.labels({ model_version: version, feature });
+      // Features are the model's, versions few: bounded.
+      this.unknownChildren.set(key, child);
+    }
+    child.inc();
   }
 
   setDriftSources(fn: () => DriftSource[]): void {

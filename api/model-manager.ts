@@ -6,64 +6,21 @@
  * Swapping is a single reference assignment. A request reads `route()` once when it
  * starts and uses that ServedModel to the end, so in-flight requests finish on the
  * model they started with and nothing is ever half-swapped. A version that fails to
- * load never replaces a working one: the failure is kept for /ready and counted.
+ * load never replaces a working one: the failure is kept for /ready and counted, and
+ * a failure that is a property of the stored artifact (bad digest, malformed archive,
+ * invalid forest, over a loader limit) is remembered per (version, digests), so the
+ * version is not fetched, hashed and parsed again on every poll until the registry
+ * changes it. A served model is withdrawn only when the registry says it is no longer
+ * Approved (or its audit trail no longer verifies) — never because a listing came back
+ * empty or the registry could not be reached.
  */
 import type { Logger } from 'pino';
-import type { FeatureStats } from '../etl/gold-schema';
-import type { FeatureSpec, ForestFileV1 } from '../model/format';
 import { parseForest } from '../model/forest-file';
-import type { ModelVersion, Registry } from '../model/registry/types';
-import { CompiledForest } from '../model/walker';
-import type { ChallengerConfig } from './config';
-import { DriftMonitor } from './drift';
+import { AuditChainError, InvalidArtifactError, VersionNotFoundError, type BrokenVersion, type ModelVersion, type Registry } from '../model/registry';
+import type { ChallengerConfig, UnknownCategoryPolicy } from './config';
+import { MAX_TIMER_MS } from './config';
 import type { ApiMetrics, DriftSource, Role } from './metrics';
-import { ResponseEncoder } from './predict';
-import { RequestValidator } from './validation';
-
-export interface ServedModel {
-  readonly name: string;
-  readonly version: number;
-  /** String(version): the metrics label and the OIP model_version. */
-  readonly versionLabel: string;
-  readonly sha256: string;
-  readonly registryEntry: ModelVersion;
-  readonly forest: CompiledForest;
-  readonly features: readonly FeatureSpec[];
-  readonly classes: readonly string[];
-  readonly validator: RequestValidator;
-  /** The constant parts of this model's single-row responses. */
-  readonly encoder: ResponseEncoder;
-  readonly drift: DriftMonitor;
-  readonly training: ForestFileV1['training'];
-  readonly evaluation: Record<string, unknown>;
-  readonly featureStats: Record<string, FeatureStats>;
-  readonly aggregation: string;
-  readonly trees: number;
-  readonly loadedAt: string;
-  readonly loadSeconds: number;
-  /** Where the load time went, in ms: registry fetch (with checksum), parse (schema + digest), compile (walker), the rest (validators, drift). */
-  readonly loadPhasesMs: LoadPhases;
-}
-
-export interface LoadPhases {
-  fetch: number;
-  parse: number;
-  compile: number;
-  validators: number;
-}
-
-export interface Challenger {
-  readonly model: ServedModel;
-  readonly mode: ChallengerConfig['mode'];
-  readonly percent: number;
-}
-
-/** The models a request uses, captured once at its start. */
-export interface Route {
-  readonly model: ServedModel;
-  readonly role: Exclude<Role, 'shadow'>;
-  readonly shadow: ServedModel | undefined;
-}
+import { buildServedModel, msBetween, type Challenger, type Route, type ServedModel } from './served-model';
 
 export interface LoadFailure {
   readonly version: number;
@@ -82,6 +39,7 @@ export interface ModelManagerOptions {
   readonly driftWindow?: number;
   readonly championVersion?: number;
   readonly challenger?: ChallengerConfig;
+  readonly unknownCategories?: UnknownCategoryPolicy;
   /** Injectable for the canary split test; Math.random by default. */
   readonly random?: () => number;
 }
@@ -94,6 +52,10 @@ export interface ManagerStatus {
   challengerProblem?: string;
   lastPoll?: { at: string; ok: boolean; error?: string };
   lastLoadFailure?: LoadFailure;
+  /** Versions not served because their audit trail does not verify (last poll). */
+  auditProblems?: BrokenVersion[];
+  /** Versions whose artifact failed to load, not retried until the registry changes them. */
+  failedVersions?: LoadFailure[];
   pollIntervalMs: number;
 }
 
@@ -109,6 +71,11 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** What identifies a version's bytes in the registry: a new registration or a rewritten record changes it. */
+function artifactKey(entry: ModelVersion): string {
+  return `${entry.version}\u0000${entry.forestSha256}\u0000${entry.artifactSha256}`;
+}
+
 export class ModelManager {
   readonly registry: Registry;
   readonly metrics: ApiMetrics;
@@ -117,6 +84,7 @@ export class ModelManager {
   readonly batchLimit: number;
   private readonly logger: Logger;
   private readonly driftWindow: number;
+  private readonly unknownCategories: UnknownCategoryPolicy;
   private readonly championPin: number | undefined;
   private readonly challengerConfig: ChallengerConfig | undefined;
   private readonly random: () => number;
@@ -126,10 +94,15 @@ export class ModelManager {
   private notReadyReason = 'starting: no model loaded yet';
   private lastPoll: ManagerStatus['lastPoll'];
   private lastLoadFailure: LoadFailure | undefined;
+  private auditProblems: BrokenVersion[] = [];
+  /** Artifacts that failed to load, by artifactKey: not fetched again until the registry changes them. */
+  private readonly failed = new Map<string, LoadFailure>();
   private timer: NodeJS.Timeout | undefined;
   private inFlightRefresh: Promise<void> | undefined;
   private stopped = false;
   private draining = false;
+  private readyWaiters: (() => void)[] = [];
+  private routes: { champion: Route; canary: Route | undefined; canaryPercent: number } | undefined;
 
   constructor(options: ModelManagerOptions) {
     this.registry = options.registry;
@@ -137,8 +110,11 @@ export class ModelManager {
     this.logger = options.logger;
     this.modelName = options.modelName ?? 'pricesense';
     this.pollIntervalMs = options.pollIntervalMs ?? 30_000;
+    // A longer delay would be clamped to 1 ms by Node: a tight poll loop (config.ts bounds the option).
+    if (!(this.pollIntervalMs >= 1 && this.pollIntervalMs <= MAX_TIMER_MS)) throw new RangeError(`pollIntervalMs must be 1..${MAX_TIMER_MS}, got ${this.pollIntervalMs}`);
     this.batchLimit = options.batchLimit ?? 1000;
     this.driftWindow = options.driftWindow ?? 5000;
+    this.unknownCategories = options.unknownCategories ?? 'missing';
     this.championPin = options.championVersion;
     this.challengerConfig = options.challenger;
     this.random = options.random ?? Math.random;
@@ -168,6 +144,17 @@ export class ModelManager {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    this.wakeReadyWaiters();
+  }
+
+  /** Resolves once a champion is loaded (or the manager stops): for a worker waiting to join the shared port. */
+  whenReady(): Promise<void> {
+    if (this.ready || this.stopped) return Promise.resolve();
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  private wakeReadyWaiters(): void {
+    for (const wake of this.readyWaiters.splice(0)) wake();
   }
 
   /** Readiness goes false while the server drains, so load balancers stop sending new work. */
@@ -186,22 +173,42 @@ export class ModelManager {
 
   /** The model(s) for one request. Undefined when no model is loaded. */
   route(): Route | undefined {
-    const champion = this.championModel;
-    if (!champion) return undefined;
-    const ch = this.challengerState;
-    if (!ch) return { model: champion, role: 'champion', shadow: undefined };
-    if (ch.mode === 'shadow') return { model: champion, role: 'champion', shadow: ch.model };
-    if (this.random() * 100 < ch.percent) return { model: ch.model, role: 'canary', shadow: undefined };
-    return { model: champion, role: 'champion', shadow: undefined };
+    const routes = this.routes;
+    if (!routes) return undefined;
+    if (routes.canary && this.random() * 100 < routes.canaryPercent) return routes.canary;
+    return routes.champion;
   }
 
-  /** A served model by version (champion or challenger), for version-addressed OIP calls. */
+  /** The routes a request can take, rebuilt when the champion or challenger changes: route() allocates nothing. */
+  private rebuildRoutes(): void {
+    const champion = this.championModel;
+    const ch = this.challengerState;
+    if (!champion) {
+      this.routes = undefined;
+      return;
+    }
+    this.routes = {
+      champion: { model: champion, role: 'champion', shadow: ch?.mode === 'shadow' ? ch.model : undefined },
+      canary: ch?.mode === 'canary' ? { model: ch.model, role: 'canary', shadow: undefined } : undefined,
+      canaryPercent: ch?.mode === 'canary' ? ch.percent : 0,
+    };
+  }
+
   /** A served version clients may address directly: the champion or a canary. A shadow may be unapproved, so it never answers. */
   byVersion(version: string): ServedModel | undefined {
     if (this.championModel?.versionLabel === version) return this.championModel;
     const ch = this.challengerState;
     if (ch && ch.mode === 'canary' && ch.model.versionLabel === version) return ch.model;
     return undefined;
+  }
+
+  /** The versions served right now (champion first), as OIP lists them. */
+  servedVersions(): string[] {
+    const out: string[] = [];
+    if (this.championModel) out.push(this.championModel.versionLabel);
+    const ch = this.challengerState;
+    if (ch && ch.mode === 'canary' && ch.model.versionLabel !== this.championModel?.versionLabel) out.push(ch.model.versionLabel);
+    return out;
   }
 
   /** One registry poll; concurrent callers share it. */
@@ -228,32 +235,60 @@ export class ModelManager {
     }
     this.lastPoll = { at, ok: true };
     if (!target) {
-      if (this.championModel) {
-        // Nothing is approved any more (the served version was rejected): stop serving it.
-        this.logger.warn({ event: 'model_withdrawn', version: this.championModel.version }, 'no approved version in the registry; withdrawing the served model');
-        this.setChampion(undefined);
+      const current = this.championModel;
+      if (current && (await this.stillApproved(current.version))) {
+        // The listing said "nothing approved" but the served version says otherwise: an inconsistent or partial answer, not a withdrawal.
+        this.logger.warn({ event: 'registry_inconsistent', version: current.version }, 'the registry listed no approved version, but the served one is still Approved; keeping it');
+      } else {
+        if (current) {
+          this.logger.warn({ event: 'model_withdrawn', version: current.version }, 'no approved version in the registry; withdrawing the served model');
+          this.setChampion(undefined);
+        }
+        this.notReadyReason = `no Approved model version in registry ${this.registry.uri}${this.auditSuffix()}`;
       }
-      this.notReadyReason = `no Approved model version in registry ${this.registry.uri}`;
     } else if (!this.championModel || this.championModel.version !== target.version || this.championModel.sha256 !== target.forestSha256) {
       await this.loadAs(target, 'champion');
     }
     await this.refreshChallenger();
   }
 
+  /** The pinned version if it is Approved and verifies, else the registry's newest servable one; records versions passed over. */
   private async resolveChampion(): Promise<ModelVersion | undefined> {
+    const broken: BrokenVersion[] = [];
+    let pinned: ModelVersion | undefined;
     if (this.championPin !== undefined) {
-      let pinned: ModelVersion | undefined;
       try {
         pinned = await this.registry.show(this.championPin);
       } catch (err) {
-        // A pin to a version that does not exist must not stop serving: follow latestApproved
-        // (if the registry itself is down, latestApproved fails too and the poll is a failure).
+        if (err instanceof AuditChainError) broken.push({ version: err.version, problem: err.problem });
+        else if (!(err instanceof VersionNotFoundError)) throw err;
+        // A pin to a version that does not exist (or cannot be trusted) must not stop serving: follow latestApproved.
         this.logger.warn({ event: 'pinned_version_unavailable', version: this.championPin, err: errorMessage(err) }, 'pinned champion unavailable; following latestApproved');
       }
-      if (pinned?.status === 'Approved') return pinned;
-      if (pinned) this.logger.warn({ event: 'pinned_version_not_approved', version: this.championPin, status: pinned.status }, 'pinned champion is not Approved; following latestApproved');
+      if (pinned && pinned.status !== 'Approved') {
+        this.logger.warn({ event: 'pinned_version_not_approved', version: this.championPin, status: pinned.status }, 'pinned champion is not Approved; following latestApproved');
+        pinned = undefined;
+      }
     }
-    return this.registry.latestApproved();
+    const resolution = pinned ? { latest: pinned, broken: [] } : await this.registry.latestServable();
+    this.setAuditProblems([...broken, ...resolution.broken]);
+    return resolution.latest;
+  }
+
+  private setAuditProblems(problems: BrokenVersion[]): void {
+    for (const p of problems) {
+      if (!this.auditProblems.some((q) => q.version === p.version && q.problem === p.problem)) {
+        this.logger.error({ event: 'audit_trail_broken', version: p.version, problem: p.problem }, `version ${p.version} is not served: its audit trail does not verify`);
+      }
+    }
+    this.auditProblems = problems;
+    this.metrics.auditBroken.reset();
+    for (const p of problems) this.metrics.auditBroken.set({ model_version: String(p.version) }, 1);
+  }
+
+  private auditSuffix(): string {
+    if (this.auditProblems.length === 0) return '';
+    return `; passed over because their audit trail does not verify: ${this.auditProblems.map((p) => `version ${p.version} (${p.problem})`).join('; ')}`;
   }
 
   private async refreshChallenger(): Promise<void> {
@@ -263,8 +298,13 @@ export class ModelManager {
     try {
       entry = await this.registry.show(cfg.version);
     } catch (err) {
-      this.challengerProblem = `challenger version ${cfg.version}: ${errorMessage(err)}`;
-      this.dropChallenger();
+      if (err instanceof VersionNotFoundError || err instanceof AuditChainError) {
+        this.challengerProblem = `challenger version ${cfg.version}: ${errorMessage(err)}`;
+        this.dropChallenger();
+      } else {
+        // The registry could not say (network, throttling): keep the challenger rather than lose it to a blip.
+        this.challengerProblem = `challenger version ${cfg.version} could not be checked (${errorMessage(err)}); kept until the registry answers`;
+      }
       return;
     }
     // A canary answers real traffic, so it must be Approved like the champion; a shadow
@@ -276,7 +316,10 @@ export class ModelManager {
       return;
     }
     const current = this.challengerState?.model;
-    if (current && current.version === entry.version && current.sha256 === entry.forestSha256) return;
+    if (current && current.version === entry.version && current.sha256 === entry.forestSha256) {
+      this.challengerProblem = undefined;
+      return;
+    }
     const model = await this.load(entry, cfg.mode);
     if (model) {
       this.challengerProblem = undefined;
@@ -302,10 +345,12 @@ export class ModelManager {
     if (!this.championModel) this.notReadyReason = `model version ${entry.version} failed to load: ${this.lastLoadFailure?.error ?? 'unknown error'}`;
   }
 
+  /** Whether the registry still says `version` is Approved (with a verifying trail). A registry that cannot answer keeps it. */
   private async stillApproved(version: number): Promise<boolean> {
     try {
       return (await this.registry.show(version)).status === 'Approved';
-    } catch {
+    } catch (err) {
+      if (err instanceof VersionNotFoundError || err instanceof AuditChainError) return false;
       // The registry could not say: keep serving rather than go dark on a transient error.
       return true;
     }
@@ -315,7 +360,9 @@ export class ModelManager {
     const previous = this.championModel;
     if (previous) this.metrics.modelInfo.remove({ model_version: previous.versionLabel, role: 'champion', sha256: previous.sha256 });
     this.championModel = model;
+    this.rebuildRoutes();
     if (model) {
+      this.wakeReadyWaiters();
       this.metrics.modelInfo.set({ model_version: model.versionLabel, role: 'champion', sha256: model.sha256 }, 1);
       this.logger.info(
         { event: 'model_swapped', role: 'champion', from: previous?.version ?? null, to: model.version, sha256: model.sha256, loadSeconds: model.loadSeconds, loadPhasesMs: model.loadPhasesMs },
@@ -327,6 +374,7 @@ export class ModelManager {
   private setChallenger(ch: Challenger): void {
     this.dropChallenger();
     this.challengerState = ch;
+    this.rebuildRoutes();
     this.metrics.modelInfo.set({ model_version: ch.model.versionLabel, role: ch.mode, sha256: ch.model.sha256 }, 1);
     this.logger.info({ event: 'challenger_loaded', mode: ch.mode, percent: ch.percent, version: ch.model.version }, `${ch.mode} challenger version ${ch.model.version} loaded`);
   }
@@ -336,6 +384,7 @@ export class ModelManager {
     if (!ch) return;
     this.metrics.modelInfo.remove({ model_version: ch.model.versionLabel, role: ch.mode, sha256: ch.model.sha256 });
     this.challengerState = undefined;
+    this.rebuildRoutes();
     this.logger.warn({ event: 'challenger_dropped', version: ch.model.version, reason: this.challengerProblem }, 'challenger dropped');
   }
 
@@ -343,14 +392,22 @@ export class ModelManager {
    * Fetch (the registry verifies the bytes against the artifact digest it recorded after
    * fully verifying them at registration), parse (schema + structure; the canonical
    * re-hash would prove nothing new, see ParseForestOptions), check, compile.
-   * Undefined on failure, which is recorded.
+   * Undefined on failure, which is recorded; a failure of the artifact itself is
+   * remembered and not retried until the registry changes the version.
    */
   private async load(entry: ModelVersion, role: Role): Promise<ServedModel | undefined> {
+    const key = artifactKey(entry);
+    const known = this.failed.get(key);
+    if (known) {
+      this.lastLoadFailure = known;
+      return undefined;
+    }
     const started = process.hrtime.bigint();
+    let fetched: bigint | undefined;
     try {
       if (role !== 'shadow' && entry.status !== 'Approved') throw new Error(`version ${entry.version} is ${entry.status}, not Approved`);
       let bytes: Buffer | undefined = await this.registry.fetch(entry.version);
-      const fetched = process.hrtime.bigint();
+      fetched = process.hrtime.bigint();
       const doc = parseForest(bytes, `${this.registry.uri} version ${entry.version}`, { registryVerifiedSha256: entry.forestSha256 });
       bytes = undefined;
       const parsed = process.hrtime.bigint();
@@ -361,6 +418,7 @@ export class ModelManager {
         name: this.modelName,
         batchLimit: this.batchLimit,
         driftWindow: this.driftWindow,
+        unknownCategories: this.unknownCategories,
         started,
         phases: { fetch: msBetween(started, fetched), parse: msBetween(fetched, parsed) },
       });
@@ -372,7 +430,13 @@ export class ModelManager {
       const failure: LoadFailure = { version: entry.version, role, error: errorMessage(err), at: new Date().toISOString() };
       this.lastLoadFailure = failure;
       this.metrics.modelLoadFailures.inc({ model_version: String(entry.version), role });
-      this.logger.error({ event: 'model_load_failed', ...failure }, `model version ${entry.version} failed to load; keeping the current model`);
+      // Bytes that arrived and did not parse or compile, or an artifact the registry calls invalid, fail the same way next time.
+      const remembered = fetched !== undefined || err instanceof InvalidArtifactError;
+      if (remembered) this.failed.set(key, failure);
+      this.logger.error(
+        { event: 'model_load_failed', remembered, ...failure },
+        `model version ${entry.version} failed to load; keeping the current model${remembered ? ' (not retried until the registry changes this version)' : ''}`,
+      );
       return undefined;
     }
   }
@@ -387,6 +451,8 @@ export class ModelManager {
     if (this.challengerProblem) status.challengerProblem = this.challengerProblem;
     if (this.lastPoll) status.lastPoll = this.lastPoll;
     if (this.lastLoadFailure) status.lastLoadFailure = this.lastLoadFailure;
+    if (this.auditProblems.length > 0) status.auditProblems = this.auditProblems;
+    if (this.failed.size > 0) status.failedVersions = [...this.failed.values()];
     return status;
   }
 
@@ -397,10 +463,6 @@ export class ModelManager {
     if (ch && ch.mode === 'canary') out.push({ version: ch.model.versionLabel, role: 'canary', drift: ch.model.drift });
     return out;
   }
-}
-
-function msBetween(from: bigint, to: bigint): number {
-  return Math.round(Number(to - from) / 1e4) / 100;
 }
 
 /**
@@ -418,39 +480,4 @@ function collectLoadGarbage(): void {
 
 function summary(m: ServedModel): ModelSummary {
   return { name: m.name, version: m.version, sha256: m.sha256, loadedAt: m.loadedAt, loadSeconds: m.loadSeconds };
-}
-
-export function buildServedModel(
-  doc: ForestFileV1,
-  entry: ModelVersion,
-  options: { name: string; batchLimit: number; driftWindow: number; started?: bigint; phases?: Pick<LoadPhases, 'fetch' | 'parse'> },
-): ServedModel {
-  const started = options.started ?? process.hrtime.bigint();
-  const compileStarted = process.hrtime.bigint();
-  const forest = CompiledForest.compile(doc);
-  const compiled = process.hrtime.bigint();
-  const validator = new RequestValidator(doc.features, options.batchLimit);
-  const drift = new DriftMonitor(doc.features, doc.featureStats ?? {}, options.driftWindow);
-  const done = process.hrtime.bigint();
-  return {
-    name: options.name,
-    version: entry.version,
-    versionLabel: String(entry.version),
-    sha256: doc.sha256,
-    registryEntry: entry,
-    forest,
-    features: doc.features,
-    classes: doc.classes,
-    validator,
-    encoder: new ResponseEncoder({ name: options.name, version: entry.version, sha256: doc.sha256, classes: doc.classes }),
-    drift,
-    training: doc.training,
-    evaluation: doc.metrics,
-    featureStats: doc.featureStats,
-    aggregation: doc.aggregation,
-    trees: doc.trees.length,
-    loadedAt: new Date().toISOString(),
-    loadSeconds: Number(done - started) / 1e9,
-    loadPhasesMs: { fetch: options.phases?.fetch ?? 0, parse: options.phases?.parse ?? 0, compile: msBetween(compileStarted, compiled), validators: msBetween(compiled, done) },
-  };
 }

@@ -3,6 +3,7 @@
  * objects ajv compiles), so the docs always describe what this server validates.
  */
 import type { FeatureSpec } from '../model/format';
+import type { UnknownCategoryPolicy } from './config';
 import {
   batchSchema,
   errorSchema,
@@ -23,10 +24,17 @@ export interface OpenApiModel {
   readonly classes: readonly string[];
 }
 
+export interface OpenApiOptions {
+  readonly batchLimit: number;
+  readonly serviceVersion: string;
+  readonly unknownCategories: UnknownCategoryPolicy;
+}
+
 const json = (schema: JsonSchema, example?: unknown) => ({ 'application/json': example === undefined ? { schema } : { schema, example } });
 
-export function buildOpenApi(model: OpenApiModel, batchLimit: number, serviceVersion: string): Record<string, unknown> {
+export function buildOpenApi(model: OpenApiModel, options: OpenApiOptions): Record<string, unknown> {
   const { features, classes } = model;
+  const { batchLimit, serviceVersion, unknownCategories } = options;
   const errorResponse = (description: string) => ({ description, content: json({ $ref: '#/components/schemas/Error' }) });
   const oipError = (description: string) => ({ description, content: json({ $ref: '#/components/schemas/OipError' }) });
   const example = exampleInstance(features);
@@ -49,7 +57,7 @@ export function buildOpenApi(model: OpenApiModel, batchLimit: number, serviceVer
       400: oipError('Malformed request'),
       404: oipError('Unknown model or version'),
       413: oipError('Batch or body too large'),
-      503: oipError('No model loaded'),
+      503: oipError('No model loaded, or overloaded (Retry-After)'),
     },
   };
   const predictResponse = {
@@ -94,7 +102,7 @@ export function buildOpenApi(model: OpenApiModel, batchLimit: number, serviceVer
             413: errorResponse('Body or batch too large'),
             415: errorResponse('Not JSON'),
             422: errorResponse('Valid JSON that does not match the feature spec: every problem listed with where and what was expected'),
-            503: errorResponse('No approved model loaded'),
+            503: errorResponse('No approved model loaded, or overloaded (code "overloaded", Retry-After: 1)'),
           },
         },
       },
@@ -122,8 +130,8 @@ export function buildOpenApi(model: OpenApiModel, batchLimit: number, serviceVer
     },
     components: {
       schemas: {
-        Instance: instanceSchema(features),
-        Batch: batchSchema(features, batchLimit),
+        Instance: instanceSchema(features, unknownCategories),
+        Batch: batchSchema(features, batchLimit, unknownCategories),
         Prediction: predictionSchema(features, classes),
         ModelRef: MODEL_REF_SCHEMA,
         Error: errorSchema(),

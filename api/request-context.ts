@@ -11,8 +11,8 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
-import { ApiError } from './errors';
-import type { ApiMetrics } from './metrics';
+import { ApiError, fromHttpError } from './errors';
+import type { ApiMetrics, ShedReason } from './metrics';
 import type { ModelManager } from './model-manager';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -25,6 +25,32 @@ export function newRequestId(incoming: string | string[] | undefined): string {
 export function notReady(manager: ModelManager): ApiError {
   const status = manager.status();
   return new ApiError(503, 'not_ready', `No model is being served: ${status.reason ?? 'unknown reason'}`);
+}
+
+/**
+ * Any error a request path caught → the ApiError to answer with: ours as they are, the
+ * HTTP layer's (body-parser) translated, anything else a 500 whose details stay in the
+ * log under the request id.
+ */
+export function toApiError(err: unknown, bodyLimitBytes: number, logger: Logger, requestId: string): ApiError {
+  if (err instanceof ApiError) return err;
+  const http = fromHttpError(err, bodyLimitBytes);
+  if (http) return http;
+  logger.error({ reqId: requestId, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'unhandled error');
+  return new ApiError(500, 'internal_error', 'Internal error; the request id identifies it in the server logs');
+}
+
+/** Seconds a shed client is told to wait: overload on a pod passes quickly, or the balancer moves the traffic. */
+export const SHED_RETRY_AFTER_SECONDS = 1;
+
+export function shedError(reason: ShedReason): ApiError {
+  const why = reason === 'in_flight' ? 'too many requests in progress' : 'requests are queueing (event-loop delay over the limit)';
+  return new ApiError(503, 'overloaded', `The server is overloaded (${why}); retry after ${SHED_RETRY_AFTER_SECONDS} s`);
+}
+
+/** The Retry-After of a 503: short for shedding, the poll-ish 5 s for "no model yet". */
+export function retryAfter(err: ApiError): string {
+  return err.code === 'overloaded' ? String(SHED_RETRY_AFTER_SECONDS) : '5';
 }
 
 /** Routes whose successful requests are logged at debug only. */

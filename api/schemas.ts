@@ -4,26 +4,44 @@
  * cannot drift from what the server accepts.
  */
 import type { FeatureSpec } from '../model/format';
+import type { UnknownCategoryPolicy } from './config';
 
 export type JsonSchema = Record<string, unknown>;
 
 export const NUMERIC_EXPECTED = 'a number, or null when missing';
 
-export function featureSchema(feature: FeatureSpec): JsonSchema {
+/** Categories listed as examples in the documents (a feature may have thousands). */
+const MAX_EXAMPLES = 50;
+
+/**
+ * With policy "missing" (the default) a categorical feature takes any string: one the
+ * model was not trained on is scored as missing and reported (api/prediction.ts). With
+ * "reject" only the training categories pass.
+ */
+export function featureSchema(feature: FeatureSpec, policy: UnknownCategoryPolicy = 'missing'): JsonSchema {
   if (feature.kind === 'numeric') {
     return { type: ['number', 'null'], description: `${feature.name}: numeric; null when missing` };
   }
+  if (policy === 'reject') {
+    return {
+      type: ['string', 'null'],
+      enum: [...feature.categories, null],
+      description: `${feature.name}: one of the categories seen in training; null when missing`,
+    };
+  }
   return {
     type: ['string', 'null'],
-    enum: [...feature.categories, null],
-    description: `${feature.name}: one of the categories seen in training; null when missing`,
+    examples: feature.categories.slice(0, MAX_EXAMPLES),
+    description:
+      `${feature.name}: one of the ${feature.categories.length} categories seen in training; null when missing. ` +
+      'Any other string is scored as missing and named in the response\'s unknownCategories.',
   };
 }
 
 /** One basket: every feature present (null allowed for missing), nothing else. */
-export function instanceSchema(features: readonly FeatureSpec[]): JsonSchema {
+export function instanceSchema(features: readonly FeatureSpec[], policy: UnknownCategoryPolicy = 'missing'): JsonSchema {
   const properties: Record<string, JsonSchema> = {};
-  for (const f of features) properties[f.name] = featureSchema(f);
+  for (const f of features) properties[f.name] = featureSchema(f, policy);
   return {
     type: 'object',
     properties,
@@ -33,11 +51,11 @@ export function instanceSchema(features: readonly FeatureSpec[]): JsonSchema {
 }
 
 /** The batch envelope. maxItems is checked by hand before ajv (cheaper, clearer error). */
-export function batchSchema(features: readonly FeatureSpec[], batchLimit: number): JsonSchema {
+export function batchSchema(features: readonly FeatureSpec[], batchLimit: number, policy: UnknownCategoryPolicy = 'missing'): JsonSchema {
   return {
     type: 'object',
     properties: {
-      instances: { type: 'array', minItems: 1, maxItems: batchLimit, items: instanceSchema(features) },
+      instances: { type: 'array', minItems: 1, maxItems: batchLimit, items: instanceSchema(features, policy) },
     },
     required: ['instances'],
     additionalProperties: false,
@@ -75,12 +93,20 @@ export function predictionSchema(features: readonly FeatureSpec[], classes: read
     properties: {
       label: { type: 'string', enum: [...classes] },
       probabilities: classMap(classes, 'class probabilities, summing to 1'),
+      unknownCategories: {
+        type: 'array',
+        items: { type: 'string' },
+        description: 'only when present: categorical features whose value the model was not trained on; they were scored as missing',
+      },
       explanation: {
         type: 'object',
-        description: 'only with ?explain=true: probabilities = bias + sum of contributions (Saabas path attribution)',
+        description:
+          'only with ?explain=true (label and probabilities stay those of the plain prediction): bias + sum of contributions (Saabas path attribution) = ' +
+          'the probabilities for a soft-vote forest (explains: "probabilities"), the mean leaf distribution for a hard-vote one (explains: "mean-leaf-distribution")',
         properties: {
           bias: classMap(classes, 'class distribution at the roots (training prior)'),
           contributions: { type: 'object', properties: contributions },
+          explains: { type: 'string', enum: ['probabilities', 'mean-leaf-distribution'] },
         },
       },
     },

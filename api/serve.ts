@@ -3,11 +3,25 @@
  * primary that forks one worker per core (they share the listening port), forwards
  * SIGTERM/SIGINT, and replaces workers that die unexpectedly. In Kubernetes run one
  * process per pod and scale with replicas instead.
+ *
+ * A worker joins the shared port only once it can answer: it loads first and listens
+ * when its model is ready. Until then the primary hands its siblings every connection,
+ * so a restarted or slow worker never answers 503 "not ready" while the others serve.
+ * Only when no worker is listening at all (nothing approved yet, registry down) does a
+ * worker listen not-ready, so /health and /ready can say why.
  */
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
 import type { Command } from 'commander';
 import { loadConfig, type ApiConfig, type RawConfig } from './config';
-import { createLogger, startServer } from './server';
+import type { ModelManager } from './model-manager';
+import { createLogger, createServer } from './server';
+
+/** Worker ↔ primary messages about who is listening on the shared port. */
+type ClusterMessage = { pricesense: 'joined' } | { pricesense: 'anyone-listening?' } | { pricesense: 'listening'; others: number };
+
+function isClusterMessage(msg: unknown): msg is ClusterMessage {
+  return typeof msg === 'object' && msg !== null && typeof (msg as { pricesense?: unknown }).pricesense === 'string';
+}
 
 /** The flags shared by `pricesense serve` and the bundle entry (api/main.ts). */
 export function addServeOptions(cmd: Command): Command {
@@ -16,14 +30,17 @@ export function addServeOptions(cmd: Command): Command {
     .option('--host <addr>', 'address to bind (env HOST, default 0.0.0.0)')
     .option('--registry <uri>', 'registry: a directory or sagemaker://<group> (env PRICESENSE_REGISTRY, default .pricesense/registry)')
     .option('--model-name <name>', 'name the model is served under (env PRICESENSE_MODEL_NAME, default pricesense)')
-    .option('--poll-interval <duration>', 'registry poll interval, e.g. 30s (env PRICESENSE_POLL_INTERVAL, default 30s)')
+    .option('--poll-interval <duration>', 'registry poll interval, 100ms to 24h (env PRICESENSE_POLL_INTERVAL, default 30s)')
     .option('--batch-limit <n>', 'max instances per request (env PRICESENSE_BATCH_LIMIT, default 1000)')
     .option('--body-limit <size>', 'max request body, e.g. 2mb (env PRICESENSE_BODY_LIMIT, default 2mb)')
     .option('--champion-version <n>', 'serve this Approved version instead of the latest (env PRICESENSE_CHAMPION_VERSION)')
     .option('--canary <version:percent>', 'challenger answering a share of traffic, e.g. 7:10 (env PRICESENSE_CANARY)')
     .option('--shadow <version>', 'challenger scored on every request but never returned (env PRICESENSE_SHADOW)')
     .option('--drift-window <n>', 'live rows kept for the PSI drift gauges (env PRICESENSE_DRIFT_WINDOW, default 5000)')
-    .option('--shutdown-timeout <duration>', 'drain deadline on SIGTERM (env PRICESENSE_SHUTDOWN_TIMEOUT, default 10s)')
+    .option('--shutdown-timeout <duration>', 'drain deadline on SIGTERM, up to 1h (env PRICESENSE_SHUTDOWN_TIMEOUT, default 10s)')
+    .option('--unknown-categories <policy>', 'a category unseen at training: "missing" scores it as missing and marks it, "reject" answers 422 (env PRICESENSE_UNKNOWN_CATEGORIES, default missing)')
+    .option('--max-in-flight <n>', 'prediction requests one process works on at once; more get 503 + Retry-After (env PRICESENSE_MAX_IN_FLIGHT, default 256)')
+    .option('--max-event-loop-delay <duration>', 'shed prediction requests while the median event-loop delay is above this; 0 = off (env PRICESENSE_MAX_EVENT_LOOP_DELAY, default 100ms)')
     .option('--log-level <level>', 'pino level (env PRICESENSE_LOG_LEVEL, default info)')
     .option('--workers <n>', 'processes (node:cluster), a number or "auto" = one per core (env PRICESENSE_WORKERS, default 1)');
 }
@@ -42,8 +59,9 @@ export async function runServe(config: ApiConfig): Promise<number> {
 }
 
 async function runSingle(config: ApiConfig): Promise<number> {
-  const running = await startServer(config);
-  return new Promise<number>((resolve) => {
+  const running = await createServer(config);
+  // Handlers first: a SIGTERM (or the primary's shutdown) during the model load must stop the process cleanly too.
+  const stopped = new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       running.service.logger.info({ event: 'signal', signal }, `${signal} received`);
       void running.close().then(({ drained }) => resolve(drained ? 0 : 1));
@@ -53,6 +71,29 @@ async function runSingle(config: ApiConfig): Promise<number> {
     // The primary asks workers to stop over IPC as well (signals do not reach them on every platform).
     if (cluster.isWorker) process.on('message', (msg) => msg === 'shutdown' && onSignal('SIGTERM'));
   });
+  await running.start(cluster.isWorker ? { beforeListen: joinWhenAnswerable } : {});
+  if (cluster.isWorker && running.server.listening) process.send?.({ pricesense: 'joined' } satisfies ClusterMessage);
+  return stopped;
+}
+
+/** A worker's gate to the shared port (see the file comment). */
+async function joinWhenAnswerable(manager: ModelManager): Promise<void> {
+  if (manager.ready) return;
+  if ((await listeningSiblings()) === 0) return;
+  await manager.whenReady();
+}
+
+function listeningSiblings(): Promise<number> {
+  return new Promise((resolve) => {
+    const onMessage = (msg: unknown) => {
+      if (isClusterMessage(msg) && msg.pricesense === 'listening') {
+        process.off('message', onMessage);
+        resolve(msg.others);
+      }
+    };
+    process.on('message', onMessage);
+    process.send?.({ pricesense: 'anyone-listening?' } satisfies ClusterMessage);
+  });
 }
 
 async function runPrimary(config: ApiConfig): Promise<number> {
@@ -60,8 +101,19 @@ async function runPrimary(config: ApiConfig): Promise<number> {
   let stopping = false;
   const restarts: number[] = [];
   cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS ?? '') });
+  // Workers that have joined the shared port: a new worker asks before joining not-ready.
+  const listening = new Set<number>();
   const fork = () => cluster.fork({ PRICESENSE_WORKER: '1' });
+  cluster.on('message', (worker: Worker, msg: unknown) => {
+    if (!isClusterMessage(msg)) return;
+    if (msg.pricesense === 'joined') listening.add(worker.id);
+    else if (msg.pricesense === 'anyone-listening?') {
+      const others = [...listening].filter((id) => id !== worker.id).length;
+      worker.send({ pricesense: 'listening', others } satisfies ClusterMessage);
+    }
+  });
   cluster.on('exit', (worker, code, signal) => {
+    listening.delete(worker.id);
     if (stopping) return;
     logger.error({ event: 'worker_exited', pid: worker.process.pid, code, signal }, 'worker died; starting a replacement');
     const now = Date.now();
@@ -93,8 +145,7 @@ async function runPrimary(config: ApiConfig): Promise<number> {
           if (code !== 0) clean = false;
           if (--remaining === 0) {
             clearTimeout(kill);
-            logger.flush();
-            resolve(clean ? 0 : 1);
+            logger.flush(() => resolve(clean ? 0 : 1));
           }
         });
         w.send('shutdown');

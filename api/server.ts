@@ -2,15 +2,18 @@
  * One listening API process: logger, registry, model manager, app, HTTP server, and
  * graceful shutdown. On SIGTERM the process turns not-ready, stops accepting
  * connections, lets in-flight requests finish (answering them with Connection: close),
- * and exits when drained or at the deadline, whichever comes first.
+ * and exits when drained or at the deadline, whichever comes first. The server exists
+ * (and can be closed) before it listens or loads, so a signal during the load is
+ * handled too.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { openRegistry } from '../model/registry';
 import type { Registry } from '../model/registry/types';
-import { createRequestListener, serviceVersionDefault } from './app';
+import { createRequestListener, serviceVersionDefault, type RequestListenerParts } from './app';
 import type { ApiConfig } from './config';
+import type { LoadShedder } from './load-shedding';
 import { ApiMetrics } from './metrics';
 import { ModelManager } from './model-manager';
 import type { AccessLog } from './request-context';
@@ -30,10 +33,11 @@ export function createLogger(level: string, destination: pino.DestinationStream 
 
 export interface Service {
   /** The Express app: every route, /predict included (tests may drive it alone). */
-  readonly app: ReturnType<typeof createRequestListener>['app'];
+  readonly app: RequestListenerParts['app'];
   /** What the HTTP server runs: the lean POST /predict path, then `app`. */
   readonly handler: http.RequestListener;
   readonly access: AccessLog;
+  readonly shedder: LoadShedder;
   readonly manager: ModelManager;
   readonly metrics: ApiMetrics;
   readonly logger: Logger;
@@ -59,27 +63,48 @@ export async function createService(config: ApiConfig, deps: ServiceDeps = {}): 
     driftWindow: config.driftWindow,
     championVersion: config.championVersion,
     challenger: config.challenger,
+    unknownCategories: config.unknownCategories,
     random: deps.random,
   });
-  const { app, listener, access } = createRequestListener({ manager, logger, bodyLimitBytes: config.bodyLimitBytes, serviceVersion: serviceVersionDefault() });
-  return { app, handler: listener, access, manager, metrics, logger };
+  const { app, listener, access, shedder } = createRequestListener({
+    manager,
+    logger,
+    bodyLimitBytes: config.bodyLimitBytes,
+    serviceVersion: serviceVersionDefault(),
+    unknownCategories: config.unknownCategories,
+    maxInFlight: config.maxInFlight,
+    maxEventLoopDelayMs: config.maxEventLoopDelayMs,
+  });
+  return { app, handler: listener, access, shedder, manager, metrics, logger };
 }
 
 export interface RunningServer {
   readonly server: http.Server;
+  /** The bound port (0 until listening). */
   readonly port: number;
   readonly service: Service;
   /** Requests being handled right now. */
   inFlight(): number;
-  /** Drain and close; resolves with whether everything finished before the deadline. */
+  /** Drain and close; resolves with whether everything finished before the deadline. Safe to call before start() finished. */
   close(deadlineMs?: number): Promise<{ drained: boolean }>;
 }
 
-/**
- * Listens first (so liveness answers during the load), then loads the model.
- * Resolves once the first load attempt finished: ready, or not ready with a reason.
- */
-export async function startServer(config: ApiConfig, deps: ServiceDeps = {}): Promise<RunningServer> {
+export interface StartOptions {
+  /**
+   * When to take connections. Without it: listen first (liveness answers during the
+   * load), then load — right for one process per pod. With it: load first, then await
+   * this, then listen — right for a cluster worker, which must not take connections off
+   * the shared port before it can answer them (api/serve.ts).
+   */
+  readonly beforeListen?: (manager: ModelManager) => Promise<void>;
+}
+
+/** A server whose start() listens and loads (in the order StartOptions says); close() works at any point. */
+export interface StartableServer extends RunningServer {
+  start(options?: StartOptions): Promise<void>;
+}
+
+export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): Promise<StartableServer> {
   const service = await createService(config, deps);
   const { manager, logger } = service;
   const server = http.createServer(service.handler);
@@ -89,6 +114,7 @@ export async function startServer(config: ApiConfig, deps: ServiceDeps = {}): Pr
   server.requestTimeout = 30_000;
   const active = new Set<http.ServerResponse>();
   let draining = false;
+  let port = 0;
   // 'close' follows every response, finished or cut off; one shared listener, no closure per request.
   function untrack(this: http.ServerResponse) {
     active.delete(this);
@@ -98,24 +124,36 @@ export async function startServer(config: ApiConfig, deps: ServiceDeps = {}): Pr
     if (draining) res.shouldKeepAlive = false;
     res.once('close', untrack);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => {
-      server.off('error', reject);
-      resolve();
+
+  const listen = async () => {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
-  const port = (server.address() as AddressInfo).port;
-  // Since process start (node boot, bundle load included): the cold-start budget is measured from there.
-  const listeningMs = Math.round(process.uptime() * 1000);
-  logger.info({ event: 'listening', sinceStartMs: listeningMs, port, host: config.host, registry: manager.registry.uri, pollIntervalMs: config.pollIntervalMs }, `listening on ${config.host}:${port}`);
-  await manager.start();
-  logger.info(
-    { event: manager.ready ? 'ready' : 'not_ready', sinceStartMs: Math.round(process.uptime() * 1000), listeningSinceStartMs: listeningMs, loadPhasesMs: manager.champion?.loadPhasesMs, ...manager.status() },
-    manager.ready ? 'ready' : 'not ready yet',
-  );
+    port = (server.address() as AddressInfo).port;
+    logger.info({ event: 'listening', sinceStartMs: Math.round(process.uptime() * 1000), port, host: config.host, registry: manager.registry.uri, pollIntervalMs: config.pollIntervalMs }, `listening on ${config.host}:${port}`);
+  };
 
   let closing: Promise<{ drained: boolean }> | undefined;
+  const start = async (options: StartOptions = {}) => {
+    if (options.beforeListen) {
+      await manager.start();
+      await options.beforeListen(manager);
+      if (closing) return;
+      await listen();
+    } else {
+      await listen();
+      await manager.start();
+    }
+    logger.info(
+      { event: manager.ready ? 'ready' : 'not_ready', sinceStartMs: Math.round(process.uptime() * 1000), loadPhasesMs: manager.champion?.loadPhasesMs, ...manager.status() },
+      manager.ready ? 'ready' : 'not ready yet',
+    );
+  };
+
   const close = (deadlineMs = config.shutdownTimeoutMs): Promise<{ drained: boolean }> => {
     closing ??= new Promise((resolve) => {
       draining = true;
@@ -123,6 +161,7 @@ export async function startServer(config: ApiConfig, deps: ServiceDeps = {}): Pr
       for (const res of active) if (!res.headersSent) res.shouldKeepAlive = false;
       manager.markDraining();
       manager.stop();
+      service.shedder.stop();
       logger.info({ event: 'draining', inFlight: active.size, deadlineMs }, 'shutting down: draining in-flight requests');
       let settled = false;
       const settle = (drained: boolean) => {
@@ -132,10 +171,12 @@ export async function startServer(config: ApiConfig, deps: ServiceDeps = {}): Pr
         clearTimeout(deadline);
         service.access.stop();
         logger.info({ event: 'stopped', drained, inFlight: active.size }, drained ? 'drained and stopped' : 'deadline reached; remaining connections closed');
-        logger.flush();
-        resolve({ drained });
+        // The destination writes asynchronously: the caller may exit next, so resolve once the lines are out.
+        logger.flush(() => resolve({ drained }));
       };
-      server.close(() => settle(true));
+      // Closed before it ever listened (a signal during the load): nothing to drain.
+      if (server.listening) server.close(() => settle(true));
+      else setImmediate(() => settle(true));
       // Idle keep-alive sockets would hold server.close() open until their timeout.
       server.closeIdleConnections();
       const sweeper = setInterval(() => server.closeIdleConnections(), 25);
@@ -146,5 +187,24 @@ export async function startServer(config: ApiConfig, deps: ServiceDeps = {}): Pr
     });
     return closing;
   };
-  return { server, port, service, inFlight: () => active.size, close };
+  return {
+    server,
+    get port() {
+      return port;
+    },
+    service,
+    inFlight: () => active.size,
+    close,
+    start,
+  };
+}
+
+/**
+ * Listens first (so liveness answers during the load), then loads the model.
+ * Resolves once the first load attempt finished: ready, or not ready with a reason.
+ */
+export async function startServer(config: ApiConfig, deps: ServiceDeps = {}): Promise<RunningServer> {
+  const running = await createServer(config, deps);
+  await running.start();
+  return running;
 }

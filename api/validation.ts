@@ -7,6 +7,7 @@
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import type { FeatureSpec } from '../model/format';
 import type { RawRow } from '../model/walker';
+import type { UnknownCategoryPolicy } from './config';
 import { ApiError, jsonType, preview, type ErrorDetail } from './errors';
 import { batchSchema, instanceSchema, NUMERIC_EXPECTED, oipInferRequestSchema, OIP_NUMERIC_DATATYPES } from './schemas';
 
@@ -36,18 +37,20 @@ export class RequestValidator {
   private validateOipFn: ValidateFunction | undefined;
   private readonly ajv: Ajv;
   private readonly featureList: string;
+  private readonly policy: UnknownCategoryPolicy;
 
-  constructor(features: readonly FeatureSpec[], batchLimit: number) {
+  constructor(features: readonly FeatureSpec[], batchLimit: number, policy: UnknownCategoryPolicy = 'missing') {
     this.features = features;
     this.batchLimit = batchLimit;
+    this.policy = policy;
     this.byName = new Map(features.map((f) => [f.name, f]));
     this.featureList = features.map((f) => f.name).join(', ');
     // A fresh Ajv per model: compiled functions are not shared across model versions and
     // are garbage-collected with the model they belong to.
     const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
     this.ajv = ajv;
-    this.validateInstance = ajv.compile(instanceSchema(features));
-    this.validateBatch = ajv.compile(batchSchema(features, batchLimit));
+    this.validateInstance = ajv.compile(instanceSchema(features, policy));
+    this.validateBatch = ajv.compile(batchSchema(features, batchLimit, policy));
   }
 
   /** POST /predict body → rows, or an ApiError describing every problem. */
@@ -127,7 +130,7 @@ export class RequestValidator {
             where: path,
             problem: 'missing field',
             field,
-            expected: f ? expectedFor(f) : 'present',
+            expected: f ? expectedFor(f, this.policy) : 'present',
           });
           break;
         }
@@ -147,9 +150,9 @@ export class RequestValidator {
             out.push({
               where: path,
               problem: typeof got === 'string' ? 'unknown category' : 'wrong type',
-              expected: expectedFor(feature),
+              expected: expectedFor(feature, this.policy),
               got: preview(got),
-              allowed: [...feature.categories, null],
+              ...allowedOf(feature),
             });
           } else {
             out.push({ where: path, problem: 'not an allowed value', got: preview(got), allowed: (e.params as { allowedValues: (string | null)[] }).allowedValues });
@@ -158,6 +161,10 @@ export class RequestValidator {
         }
         case 'type': {
           if (enumPaths.has(path)) break;
+          if (feature?.kind === 'categorical') {
+            out.push({ where: path, problem: 'wrong type', expected: expectedFor(feature, this.policy), got: preview(e.data), ...allowedOf(feature) });
+            break;
+          }
           const expected = feature?.kind === 'numeric' ? NUMERIC_EXPECTED : humanType((e.params as { type: string | string[] }).type);
           out.push({ where: path, problem: 'wrong type', expected, got: preview(e.data) });
           break;
@@ -176,10 +183,18 @@ export class RequestValidator {
   }
 }
 
-function expectedFor(f: FeatureSpec): string {
+/** Categories listed in an error detail at most: a feature may have thousands, and a bad batch has up to MAX_DETAILS details. */
+const MAX_ALLOWED = 100;
+
+function allowedOf(f: Extract<FeatureSpec, { kind: 'categorical' }>): { allowed?: (string | null)[] } {
+  return f.categories.length <= MAX_ALLOWED ? { allowed: [...f.categories, null] } : {};
+}
+
+function expectedFor(f: FeatureSpec, policy: UnknownCategoryPolicy): string {
   if (f.kind === 'numeric') return NUMERIC_EXPECTED;
-  const cats = f.categories.length <= 20 ? f.categories.map((c) => JSON.stringify(c)).join(', ') : `${f.categories.length} categories (see allowed)`;
-  return `one of ${cats}, or null when missing`;
+  const list = f.categories.length <= MAX_ALLOWED ? 'see allowed' : 'listed in GET /model';
+  const cats = f.categories.length <= 20 ? f.categories.map((c) => JSON.stringify(c)).join(', ') : `${f.categories.length} categories (${list})`;
+  return policy === 'reject' ? `one of ${cats}, or null when missing` : `a string, normally one of ${cats} (others are scored as missing), or null when missing`;
 }
 
 function humanType(t: string | string[]): string {

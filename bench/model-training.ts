@@ -26,7 +26,7 @@ import { trainMlRandomForest } from '../model/trainer/ml-random-forest';
 /** Gold training rows per synthetic basket (labelled share × train fraction), measured. */
 const TRAIN_ROWS_PER_BASKET = 0.78;
 
-async function benchLake(trainRows: number): Promise<LocalLake> {
+export async function benchLake(trainRows: number): Promise<LocalLake> {
   const baskets = Math.ceil(trainRows / TRAIN_ROWS_PER_BASKET);
   const dir = path.join(packageRoot(), '.pricesense', 'bench', `gold-${baskets}-seed42`);
   const lake = new LocalLake(dir);

@@ -17,9 +17,9 @@ export interface OrtScorer {
   release(): Promise<void>;
 }
 
-/** An ORT session on ONNX bytes, one intra-op and one inter-op thread, sequential execution. */
-export async function ortSession(bytes: Uint8Array): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+/** An ORT session on ONNX bytes, one intra-op (unless told) and one inter-op thread, sequential execution. */
+export async function ortSession(bytes: Uint8Array, intraOpNumThreads = 1): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(bytes, { intraOpNumThreads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
 }
 
 /** Runs an ONNX model whose input X is double [N, F] and whose outputs are label and probabilities. */
@@ -53,7 +53,23 @@ export interface PeerTiming {
   readonly singleRowCpuUs: number;
 }
 
-/** Runs fn for at least minMs after one warm-up call: wall and CPU ns per call. */
+/** Runs fn for at least minMs after one warm-up call: wall and CPU ns per call (for the walker beside ORT). */
+export function timeSync(fn: () => unknown, minMs: number): { wall: number; cpu: number } {
+  fn();
+  let calls = 0;
+  const cpu0 = process.cpuUsage();
+  const start = process.hrtime.bigint();
+  let elapsed: bigint;
+  do {
+    fn();
+    calls++;
+    elapsed = process.hrtime.bigint() - start;
+  } while (elapsed < BigInt(minMs) * 1_000_000n);
+  const cpu = process.cpuUsage(cpu0);
+  return { wall: Number(elapsed) / calls, cpu: ((cpu.user + cpu.system) * 1000) / calls };
+}
+
+/** timeSync for a promise-returning fn (ORT's run()). */
 export async function timeAsync(fn: () => Promise<unknown>, minMs: number): Promise<{ wall: number; cpu: number }> {
   await fn();
   let calls = 0;

@@ -10,6 +10,7 @@ import { register as smokeTest } from './commands/smoke-test';
 import { register as synth } from './commands/synth';
 import { register as train } from './commands/train';
 import { register as evaluate } from './commands/evaluate';
+import { register as model } from './commands/model';
 
 /**
  * Every subcommand registers itself through one function here. Each lives in
@@ -24,6 +25,7 @@ export const COMMANDS: RegisterCommand[] = [
   train,
   evaluate,
   registry,
+  model,
   serve,
   consoleCommand,
   pipeline,

@@ -6,7 +6,7 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
-import type { AwsContext } from './aws-context';
+import { irsaAssumeRolePolicy, type AwsContext } from './aws-context';
 import { APP_NAMESPACE, SERVICE_ACCOUNT } from './app-contract';
 import { modelPackagesArn } from './model-registry';
 
@@ -29,23 +29,7 @@ export class ApiIdentity extends pulumi.ComponentResource {
 
     const role = new aws.iam.Role(`${name}-irsa`, {
       description: `IRSA role of ${APP_NAMESPACE}/${SERVICE_ACCOUNT}`,
-      assumeRolePolicy: pulumi.all([args.oidcProviderArn, args.oidcIssuer]).apply(([providerArn, issuer]) =>
-        JSON.stringify({
-          Version: '2012-10-17',
-          Statement: [{
-            Effect: 'Allow',
-            Principal: { Federated: providerArn },
-            Action: 'sts:AssumeRoleWithWebIdentity',
-            // Only this service account, and only tokens minted for STS.
-            Condition: {
-              StringEquals: {
-                [`${issuer}:sub`]: `system:serviceaccount:${APP_NAMESPACE}:${SERVICE_ACCOUNT}`,
-                [`${issuer}:aud`]: 'sts.amazonaws.com',
-              },
-            },
-          }],
-        }),
-      ),
+      assumeRolePolicy: irsaAssumeRolePolicy(args.oidcProviderArn, args.oidcIssuer, APP_NAMESPACE, SERVICE_ACCOUNT),
     }, parent);
     new aws.iam.RolePolicy(`${name}-irsa`, {
       role: role.id,

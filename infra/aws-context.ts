@@ -50,3 +50,58 @@ export function serviceAssumeRolePolicy(ctx: AwsContext, service: string): pulum
     Statement: [{ Effect: 'Allow', Principal: { Service: service }, Action: 'sts:AssumeRole', Condition: { StringEquals: { 'aws:SourceAccount': ctx.accountId } } }],
   });
 }
+
+/**
+ * Trust policy of an IRSA role: only this service account's tokens, only minted for STS
+ * (OIDC `sub` and `aud`, both StringEquals).
+ */
+export function irsaAssumeRolePolicy(oidcProviderArn: pulumi.Input<string>, oidcIssuer: pulumi.Input<string>, namespace: string, serviceAccount: string): pulumi.Output<string> {
+  return pulumi.all([oidcProviderArn, oidcIssuer]).apply(([providerArn, issuer]) =>
+    JSON.stringify({
+      Version: '2012-10-17',
+      Statement: [{
+        Effect: 'Allow',
+        Principal: { Federated: providerArn },
+        Action: 'sts:AssumeRoleWithWebIdentity',
+        Condition: { StringEquals: { [`${issuer}:sub`]: `system:serviceaccount:${namespace}:${serviceAccount}`, [`${issuer}:aud`]: 'sts.amazonaws.com' } },
+      }],
+    }),
+  );
+}
+
+/**
+ * A customer-managed KMS key with yearly rotation. The account administers it through IAM
+ * (the key policy's root statement, as AWS's default key policy does); the listed services
+ * may use it only on this account's behalf (aws:SourceAccount), e.g. CloudWatch alarms and
+ * Budgets publishing to an encrypted SNS topic, which the AWS-managed alias/aws/sns refuses.
+ */
+export function customerManagedKey(
+  name: string,
+  args: { description: string; services: readonly string[]; ctx: AwsContext },
+  opts: pulumi.CustomResourceOptions,
+): aws.kms.Key {
+  const { ctx } = args;
+  const statements: object[] = [{
+    Sid: 'AccountAdministersThroughIam',
+    Effect: 'Allow',
+    Principal: { AWS: pulumi.interpolate`arn:${ctx.partition}:iam::${ctx.accountId}:root` },
+    Action: 'kms:*',
+    Resource: '*',
+  }];
+  if (args.services.length > 0) {
+    statements.push({
+      Sid: 'ServicesForThisAccount',
+      Effect: 'Allow',
+      Principal: { Service: [...args.services] },
+      Action: ['kms:GenerateDataKey*', 'kms:Decrypt'],
+      Resource: '*',
+      Condition: { StringEquals: { 'aws:SourceAccount': ctx.accountId } },
+    });
+  }
+  return new aws.kms.Key(name, {
+    description: args.description,
+    enableKeyRotation: true,
+    deletionWindowInDays: 30,
+    policy: pulumi.jsonStringify({ Version: '2012-10-17', Statement: statements }),
+  }, opts);
+}

@@ -7,10 +7,12 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import * as eks from '@pulumi/eks';
-import type { NodeGroupSettings } from './config';
-import type { AwsContext } from './aws-context';
+import type { NodeGroupSettings, Tier } from './config';
+import { customerManagedKey, irsaAssumeRolePolicy, type AwsContext } from './aws-context';
+import { DATA_RETENTION } from './teardown';
 
 export interface ClusterArgs {
+  readonly tier: Tier;
   readonly clusterName: string;
   readonly version: string;
   readonly vpcId: pulumi.Input<string>;
@@ -30,6 +32,23 @@ export interface ClusterArgs {
 
 const CLUSTER_ADMIN_POLICY = 'arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy';
 
+/**
+ * What the node role may do: join the cluster and pull images. The CNI policy is on the
+ * aws-node service account's own IRSA role instead (EKS best practices: pods reaching the
+ * node role could otherwise manage ENIs), and pulls need only PullOnly, not ReadOnly
+ * (which also lists and describes every repository in the account).
+ */
+export const NODE_ROLE_POLICIES = ['AmazonEKSWorkerNodePolicy', 'AmazonEC2ContainerRegistryPullOnly'] as const;
+
+/**
+ * Instance metadata for nodes: IMDSv2 only, and a hop limit of 1 so a packet from a pod's
+ * network namespace (one hop more) never gets a token: pods cannot borrow the node role.
+ * hostNetwork pods (aws-node, kube-proxy) are on the node's namespace and keep IMDS.
+ */
+export const NODE_METADATA_OPTIONS = { httpEndpoint: 'enabled', httpTokens: 'required', httpPutResponseHopLimit: 1 } as const;
+
+/** EC2 resources a node group launches; the launch template tags each with the stack's cost tags. */
+export const NODE_TAGGED_RESOURCES = ['instance', 'volume', 'network-interface'] as const;
 export function nodeGroupName(clusterName: string, group: string): string {
   return `${clusterName}-${group}`;
 }
@@ -49,6 +68,8 @@ export class Cluster extends pulumi.ComponentResource {
     const provider = args.aws.provider;
     const parent: pulumi.CustomResourceOptions = { parent: this, provider };
 
+    // EC2 sets no aws:SourceAccount/SourceArn when it assumes an instance profile's role; only
+    // principals allowed iam:PassRole on this role can hand it to an instance.
     const nodeRole = new aws.iam.Role(`${name}-node`, {
       description: 'EKS worker nodes',
       assumeRolePolicy: JSON.stringify({
@@ -56,14 +77,44 @@ export class Cluster extends pulumi.ComponentResource {
         Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }],
       }),
     }, parent);
-    const nodePolicies = [
-      'AmazonEKSWorkerNodePolicy',
-      'AmazonEKS_CNI_Policy',
-      'AmazonEC2ContainerRegistryReadOnly',
-    ].map((policy) => new aws.iam.RolePolicyAttachment(`${name}-node-${policy}`, {
+    const nodePolicies = NODE_ROLE_POLICIES.map((policy) => new aws.iam.RolePolicyAttachment(`${name}-node-${policy}`, {
       role: nodeRole.name,
       policyArn: pulumi.interpolate`arn:${args.aws.partition}:iam::aws:policy/${policy}`,
     }, parent));
+
+    // Kubernetes secrets are envelope-encrypted with a key of ours (Security Hub EKS.3). Losing
+    // it loses every secret in etcd, so it is protected like the data outside dev.
+    const secretsKey = customerManagedKey(`${name}-secrets`, {
+      description: `pricesense ${args.clusterName}: Kubernetes secrets envelope encryption`,
+      services: [],
+      ctx: args.aws,
+    }, { ...parent, protect: DATA_RETENTION[args.tier].protect });
+
+    // Our own cluster role rather than @pulumi/eks's: its trust carries the confused-deputy
+    // guard, and it may use the secrets key.
+    const clusterRole = new aws.iam.Role(`${name}-control-plane`, {
+      description: `EKS control plane of ${args.clusterName}`,
+      assumeRolePolicy: pulumi.jsonStringify({
+        Version: '2012-10-17',
+        Statement: [{
+          Effect: 'Allow',
+          Principal: { Service: 'eks.amazonaws.com' },
+          Action: ['sts:AssumeRole', 'sts:TagSession'],
+          Condition: { StringEquals: { 'aws:SourceAccount': args.aws.accountId } },
+        }],
+      }),
+    }, parent);
+    const clusterPolicy = new aws.iam.RolePolicyAttachment(`${name}-control-plane`, {
+      role: clusterRole.name,
+      policyArn: pulumi.interpolate`arn:${args.aws.partition}:iam::aws:policy/AmazonEKSClusterPolicy`,
+    }, parent);
+    const clusterKeyUse = new aws.iam.RolePolicy(`${name}-control-plane-kms`, {
+      role: clusterRole.id,
+      policy: pulumi.jsonStringify({
+        Version: '2012-10-17',
+        Statement: [{ Sid: 'SecretsKey', Effect: 'Allow', Action: ['kms:Encrypt', 'kms:Decrypt', 'kms:ListGrants', 'kms:DescribeKey'], Resource: secretsKey.arn }],
+      }),
+    }, parent);
 
     const accessEntries: Record<string, eks.types.input.AccessEntryArgs> = {};
     args.adminRoleArns.forEach((principalArn, i) => {
@@ -90,13 +141,18 @@ export class Cluster extends pulumi.ComponentResource {
       endpointPublicAccess: args.publicAccessCidrs.length > 0,
       ...(args.publicAccessCidrs.length > 0 ? { publicAccessCidrs: args.publicAccessCidrs } : {}),
       enabledClusterLogTypes: args.logTypes,
+      serviceRole: clusterRole,
+      encryptionConfigKeyArn: secretsKey.arn,
+      // pulumi-eks defaults to EXTENDED: once the version leaves standard support the control
+      // plane silently costs $0.60/h instead of $0.10/h. STANDARD upgrades it instead.
+      upgradePolicy: { supportType: 'STANDARD' },
       // The core add-ons below are EKS managed add-ons; nothing is installed behind our back.
       bootstrapSelfManagedAddons: false,
       useDefaultVpcCni: true,
       corednsAddonOptions: { enabled: false },
       kubeProxyAddonOptions: { enabled: false },
       tags: args.aws.tags,
-    }, { parent: this, providers: { aws: provider }, dependsOn: args.logGroups });
+    }, { parent: this, providers: { aws: provider }, dependsOn: [...args.logGroups, clusterPolicy, clusterKeyUse] });
 
     this.clusterName = pulumi.output(args.clusterName);
     this.kubeconfig = pulumi.secret(cluster.kubeconfigJson);
@@ -104,23 +160,53 @@ export class Cluster extends pulumi.ComponentResource {
     this.oidcIssuer = cluster.oidcIssuer;
     this.clusterSecurityGroupId = cluster.clusterSecurityGroupId;
 
+    // Versions resolved per Kubernetes version: the add-on's default build for args.version,
+    // so a version bump moves every add-on with it (and a preview shows the new builds).
     const addon = (addonName: string, extra: Partial<aws.eks.AddonArgs>, dependsOn: pulumi.Resource[]): aws.eks.Addon =>
       new aws.eks.Addon(`${name}-${addonName}`, {
         clusterName: args.clusterName,
         addonName,
+        addonVersion: aws.eks.getAddonVersionOutput({ addonName, kubernetesVersion: args.version }, { provider }).version,
         resolveConflictsOnCreate: 'OVERWRITE',
         resolveConflictsOnUpdate: 'OVERWRITE',
         ...extra,
       }, { ...parent, dependsOn });
 
+    // The VPC CNI gets its own IRSA role (not the node role's), and enforces NetworkPolicy
+    // objects (the app's default-deny in its namespace).
+    const cniRole = new aws.iam.Role(`${name}-vpc-cni`, {
+      description: 'VPC CNI (kube-system/aws-node), IRSA',
+      assumeRolePolicy: irsaAssumeRolePolicy(cluster.oidcProviderArn, cluster.oidcIssuer, 'kube-system', 'aws-node'),
+    }, parent);
+    const cniPolicy = new aws.iam.RolePolicyAttachment(`${name}-vpc-cni`, {
+      role: cniRole.name,
+      policyArn: pulumi.interpolate`arn:${args.aws.partition}:iam::aws:policy/AmazonEKS_CNI_Policy`,
+    }, parent);
+
     // Networking add-ons first: nodes only become Ready once the CNI runs on them.
-    const vpcCni = addon('vpc-cni', {}, [cluster]);
+    const vpcCni = addon('vpc-cni', {
+      serviceAccountRoleArn: cniRole.arn,
+      configurationValues: JSON.stringify({ enableNetworkPolicy: 'true' }),
+    }, [cluster, cniPolicy]);
     const kubeProxy = addon('kube-proxy', {}, [cluster]);
 
     this.nodeGroupNames = [];
     const groups = args.nodeGroups.map((g) => {
       const groupName = nodeGroupName(args.clusterName, g.name);
       this.nodeGroupNames.push(groupName);
+      // The launch template carries what a managed node group cannot: the metadata options,
+      // and tags on the instances, volumes and ENIs it launches (node group tags stop at the
+      // node group, so without these the budget's `stack` filter never sees the nodes).
+      const template = new aws.ec2.LaunchTemplate(`${name}-${g.name}`, {
+        description: `pricesense ${groupName} nodes`,
+        metadataOptions: NODE_METADATA_OPTIONS,
+        blockDeviceMappings: [{
+          deviceName: '/dev/xvda', // the AL2023 root volume
+          ebs: { volumeSize: g.diskSizeGiB, volumeType: 'gp3', encrypted: 'true', deleteOnTermination: 'true' },
+        }],
+        tagSpecifications: NODE_TAGGED_RESOURCES.map((resourceType) => ({ resourceType, tags: { ...args.aws.tags, Name: groupName } })),
+        updateDefaultVersion: true,
+      }, parent);
       return new eks.ManagedNodeGroup(`${name}-${g.name}`, {
         cluster,
         nodeGroupName: groupName,
@@ -128,9 +214,9 @@ export class Cluster extends pulumi.ComponentResource {
         subnetIds: args.privateSubnetIds,
         capacityType: g.capacityType,
         instanceTypes: g.instanceTypes,
-        // AL2023 requires IMDSv2 by default; x86_64 matches every default instance type.
+        // x86_64 matches every default instance type.
         amiType: 'AL2023_x86_64_STANDARD',
-        diskSize: g.diskSizeGiB,
+        launchTemplate: { id: template.id, version: template.latestVersion.apply(String) },
         scalingConfig: { minSize: g.minSize, desiredSize: g.desiredSize, maxSize: g.maxSize },
         ignoreScalingChanges: args.scheduledScaling,
         labels: { 'pricesense/capacity': g.capacityType.toLowerCase(), 'pricesense/node-group': g.name },
@@ -147,7 +233,15 @@ export class Cluster extends pulumi.ComponentResource {
       description: 'Container Insights agent (EKS Pod Identity)',
       assumeRolePolicy: JSON.stringify({
         Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Principal: { Service: 'pods.eks.amazonaws.com' }, Action: ['sts:AssumeRole', 'sts:TagSession'] }],
+        Statement: [{
+          Effect: 'Allow',
+          Principal: { Service: 'pods.eks.amazonaws.com' },
+          Action: ['sts:AssumeRole', 'sts:TagSession'],
+          Condition: {
+            StringEquals: { 'aws:SourceAccount': args.aws.accountId },
+            ArnEquals: { 'aws:SourceArn': pulumi.interpolate`arn:${args.aws.partition}:eks:${args.aws.region}:${args.aws.accountId}:cluster/${args.clusterName}` },
+          },
+        }],
       }),
     }, parent);
     const cwAgentPolicy = new aws.iam.RolePolicyAttachment(`${name}-cloudwatch-agent`, {

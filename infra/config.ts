@@ -46,6 +46,8 @@ const DAYS = str({
 });
 
 export const CLUSTER_LOG_TYPES = ['api', 'audit', 'authenticator', 'controllerManager', 'scheduler'] as const;
+/** What a security review needs from the control plane (CIS EKS 2.1.1, Security Hub EKS.8); the policy pack checks the same list. */
+export const REQUIRED_CLUSTER_LOG_TYPES = ['api', 'audit', 'authenticator'] as const;
 /** CodeBuild compute types for Linux containers that a Pulumi run fits in. */
 export const DEPLOYER_COMPUTE_TYPES = ['BUILD_GENERAL1_SMALL', 'BUILD_GENERAL1_MEDIUM', 'BUILD_GENERAL1_LARGE'] as const;
 
@@ -93,7 +95,8 @@ export const SCHEMA = {
     tmpExpireDays: int(1, 3650),
     logsInfrequentAccessDays: int(30, 3650),
     logsExpireDays: int(31, 3650),
-    rawGlacierIrDays: int(1, 3650),
+    /** Days before raw/ objects move to Intelligent-Tiering (0: at once); see docs/infra.md, "raw/ storage class". */
+    rawIntelligentTieringDays: int(0, 3650),
     noncurrentVersionExpireDays: int(1, 3650),
   }),
   monitoring: obj({
@@ -122,7 +125,8 @@ export const SCHEMA = {
   }),
   cost: obj({
     monthlyBudgetUsd: int(1, 1_000_000),
-    alertThresholdsPercent: list(int(1, 1000), 1, 10),
+    /** At most 4: AWS Budgets allows 5 notifications per budget, and the forecast alert is one. */
+    alertThresholdsPercent: list(int(1, 1000), 1, 4),
     budgetEmails: list(EMAIL, 0, 10),
     /** Nodes run only inside these hours; outside them the node groups scale to zero. */
     demoHours: optional(obj({ timezone: TIMEZONE, days: DAYS, start: HHMM, end: HHMM })),
@@ -142,7 +146,7 @@ const COMMON: DeepPartial<Settings> = {
   cluster: { version: '1.33', publicAccessCidrs: [], adminRoleArns: [], logTypes: ['api', 'audit', 'authenticator'] },
   images: { api: {}, jobs: {}, deployer: {} },
   deployer: { computeType: 'BUILD_GENERAL1_SMALL', timeoutMinutes: 60 },
-  lake: { tmpExpireDays: 7, logsInfrequentAccessDays: 30, logsExpireDays: 365, rawGlacierIrDays: 90, noncurrentVersionExpireDays: 30 },
+  lake: { tmpExpireDays: 7, logsInfrequentAccessDays: 30, logsExpireDays: 365, rawIntelligentTieringDays: 0, noncurrentVersionExpireDays: 30 },
   monitoring: { p99LatencyMs: 250, error5xxPercent: 5, nodeCpuPercent: 80, podRestarts: 3 },
   pipeline: { volumeSizeGiB: 30, maxRuntimeSeconds: 7200, maxDepth: 16, minLeaf: 5, seed: 42, spotMaxWaitSeconds: 14_400 },
   cost: { alertThresholdsPercent: [50, 80, 100], budgetEmails: [] },
@@ -242,10 +246,16 @@ function checkConsistency(s: Settings, complain: (path: string, expected: string
   if (s.lake.logsExpireDays <= s.lake.logsInfrequentAccessDays) {
     complain('lake.logsExpireDays', `more than lake.logsInfrequentAccessDays (${s.lake.logsInfrequentAccessDays})`, s.lake.logsExpireDays);
   }
+  if (s.tier !== 'dev' && s.cluster.publicAccessCidrs.length > 0) {
+    complain('cluster.publicAccessCidrs', `empty in ${s.tier} (private API endpoint only, Security Hub EKS.1: deploys run inside the VPC)`, s.cluster.publicAccessCidrs);
+  } else if (s.cluster.publicAccessCidrs.includes('0.0.0.0/0')) {
+    complain('cluster.publicAccessCidrs', 'specific operator CIDRs (the Kubernetes API must not be open to the internet)', s.cluster.publicAccessCidrs);
+  }
+  const missingLogs = REQUIRED_CLUSTER_LOG_TYPES.filter((t) => !s.cluster.logTypes.includes(t));
+  if (missingLogs.length > 0) {
+    complain('cluster.logTypes', `a list including ${REQUIRED_CLUSTER_LOG_TYPES.join(', ')} (missing ${missingLogs.join(', ')})`, s.cluster.logTypes);
+  }
   if (s.tier === 'prod') {
-    if (s.cluster.publicAccessCidrs.includes('0.0.0.0/0')) {
-      complain('cluster.publicAccessCidrs', 'specific CIDRs in prod (the Kubernetes API must not be open to the internet)', s.cluster.publicAccessCidrs);
-    }
     if (s.cost.demoHours) {
       complain('cost.demoHours', 'unset in prod (prod never scales to zero)', s.cost.demoHours);
     }

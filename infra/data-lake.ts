@@ -19,7 +19,7 @@ export interface DataLakeArgs {
   readonly tmpExpireDays: number;
   readonly logsInfrequentAccessDays: number;
   readonly logsExpireDays: number;
-  readonly rawGlacierIrDays: number;
+  readonly rawIntelligentTieringDays: number;
   readonly noncurrentVersionExpireDays: number;
 }
 
@@ -82,6 +82,23 @@ export class DataLake extends pulumi.ComponentResource {
             Condition: { Bool: { 'aws:SecureTransport': 'false' } },
           },
           {
+            // The demo load balancer's access logs (app project, with TLS), under logs/lb/ only.
+            Sid: 'LoadBalancerAccessLogs',
+            Effect: 'Allow',
+            Principal: { Service: 'delivery.logs.amazonaws.com' },
+            Action: 's3:PutObject',
+            Resource: pulumi.interpolate`${bucket.arn}/logs/lb/*`,
+            Condition: { StringEquals: { 'aws:SourceAccount': args.accountId, 's3:x-amz-acl': 'bucket-owner-full-control' } },
+          },
+          {
+            Sid: 'LoadBalancerAccessLogsAcl',
+            Effect: 'Allow',
+            Principal: { Service: 'delivery.logs.amazonaws.com' },
+            Action: 's3:GetBucketAcl',
+            Resource: bucket.arn,
+            Condition: { StringEquals: { 'aws:SourceAccount': args.accountId } },
+          },
+          {
             Sid: 'DenyOldTls',
             Effect: 'Deny',
             Principal: '*',
@@ -105,10 +122,14 @@ export class DataLake extends pulumi.ComponentResource {
           expiration: { days: args.logsExpireDays },
         },
         {
-          id: 'raw-glacier-ir',
+          // The incremental ETL reads a raw file once on arrival and old files only for baskets
+          // spanning files, at unpredictable times (backfills, rebuilds): Intelligent-Tiering
+          // moves idle files down to ~$0.004/GB without Glacier IR's $0.03/GB retrieval fee
+          // and 90-day minimum, and moves a re-read file back up for free.
+          id: 'raw-intelligent-tiering',
           status: 'Enabled',
           filter: { prefix: 'raw/' },
-          transitions: [{ days: args.rawGlacierIrDays, storageClass: 'GLACIER_IR' }],
+          transitions: [{ days: args.rawIntelligentTieringDays, storageClass: 'INTELLIGENT_TIERING' }],
         },
         {
           // Versioning protects against overwrites; old versions must not pile up forever.

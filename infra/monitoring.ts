@@ -7,7 +7,9 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
-import type { AwsContext } from './aws-context';
+import { customerManagedKey, type AwsContext } from './aws-context';
+import type { Tier } from './config';
+import { DATA_RETENTION } from './teardown';
 import { APP_NAME, APP_NAMESPACE, CONTAINER_NAME } from './app-contract';
 
 /**
@@ -19,6 +21,7 @@ export const API_LOG_FIELDS = { message: 'request', status: 'status', latencyMs:
 export const CONTAINER_INSIGHTS_LOG_STREAMS = ['application', 'dataplane', 'host', 'performance'] as const;
 
 export interface MonitoringArgs {
+  readonly tier: Tier;
   readonly stack: string;
   readonly clusterName: string;
   readonly logRetentionDays: number;
@@ -59,7 +62,14 @@ export class Monitoring extends pulumi.ComponentResource {
     this.logGroups = [controlPlane, ...insights];
     const application = insights[0];
 
-    const topic = new aws.sns.Topic(`${name}-alerts`, { displayName: `pricesense ${args.stack} alerts` }, parent);
+    // Encrypted at rest (Security Hub SNS.1) with a key of ours: the AWS-managed alias/aws/sns
+    // key's policy cannot admit CloudWatch, Budgets and EventBridge, which publish here.
+    const alertsKey = customerManagedKey(`${name}-alerts`, {
+      description: `pricesense ${args.stack}: alert topic encryption`,
+      services: ['cloudwatch.amazonaws.com', 'budgets.amazonaws.com', 'events.amazonaws.com'],
+      ctx,
+    }, { ...parent, protect: DATA_RETENTION[args.tier].protect });
+    const topic = new aws.sns.Topic(`${name}-alerts`, { displayName: `pricesense ${args.stack} alerts`, kmsMasterKeyId: alertsKey.arn }, parent);
     this.alertTopicArn = topic.arn;
     new aws.sns.TopicPolicy(`${name}-alerts`, {
       arn: topic.arn,

@@ -7,22 +7,59 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
+import { serviceAssumeRolePolicy, type AwsContext } from './aws-context';
 
-/** Interface endpoints the private nodes and pods need, by AWS service suffix. */
+/**
+ * Interface endpoints the private nodes, pods, deployer builds and SageMaker jobs use, by AWS
+ * service suffix. Not here, on purpose: `elasticloadbalancing` (the in-tree service
+ * controller that creates the NLB runs in the EKS control plane, outside the VPC),
+ * `autoscaling` (the node groups are scaled by EKS and the schedule, both outside the VPC)
+ * and `sagemaker.runtime` (nothing invokes an endpoint): ~$7.30 per AZ-month each.
+ */
 export const INTERFACE_ENDPOINT_SERVICES = [
   'ecr.api', // image manifests, auth token
   'ecr.dkr', // image pulls (layers come through the S3 gateway endpoint)
   'sts', // IRSA: AssumeRoleWithWebIdentity
-  'logs', // control plane + Container Insights log shipping
+  'logs', // Container Insights log shipping
   'ec2', // vpc-cni ENI management
-  'elasticloadbalancing', // the service controller creating the NLB
-  'autoscaling', // node group scaling
   'monitoring', // CloudWatch metrics from the agent
   'sagemaker.api', // model registry reads from the API
-  'sagemaker.runtime',
   'eks-auth', // EKS Pod Identity (the CloudWatch agent's credentials)
   'kms', // the in-VPC deployer: Pulumi stack secrets (awskms secrets provider)
 ] as const;
+
+/** The bucket ECR serves image layers from, in every region (what the S3 endpoint must let through for pulls). */
+export function ecrLayerBucketArn(partition: string, region: string): string {
+  return `arn:${partition}:s3:::prod-${region}-starport-layer-bucket/*`;
+}
+
+/**
+ * Endpoint policies. With no NAT gateway the endpoints are the only way out of the VPC; the
+ * default policy ("everything, for everyone") would let a pod or build use them with another
+ * account's credentials or write to another account's bucket. These admit only requests made
+ * by this account's principals or addressed to this account's resources (either suffices:
+ * AssumeRoleWithWebIdentity has no calling principal, ECR's auth token no resource).
+ */
+export function interfaceEndpointPolicy(accountId: string): string {
+  return JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [
+      { Sid: 'ThisAccountsPrincipals', Effect: 'Allow', Principal: '*', Action: '*', Resource: '*', Condition: { StringEquals: { 'aws:PrincipalAccount': accountId } } },
+      { Sid: 'ThisAccountsResources', Effect: 'Allow', Principal: '*', Action: '*', Resource: '*', Condition: { StringEquals: { 'aws:ResourceAccount': accountId } } },
+    ],
+  });
+}
+
+/** S3 through the gateway: this account's buckets (lake, Pulumi state) and ECR's layer bucket, read-only. */
+export function s3EndpointPolicy(accountId: string, partition: string, region: string): string {
+  return JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [
+      { Sid: 'ThisAccountsBuckets', Effect: 'Allow', Principal: '*', Action: 's3:*', Resource: '*', Condition: { StringEquals: { 'aws:ResourceAccount': accountId } } },
+      { Sid: 'EcrImageLayers', Effect: 'Allow', Principal: '*', Action: 's3:GetObject', Resource: ecrLayerBucketArn(partition, region) },
+    ],
+  });
+}
 
 /**
  * Zones EKS refuses control-plane subnets in (UnsupportedAvailabilityZoneException), by
@@ -71,6 +108,9 @@ export interface NetworkArgs {
   readonly region: string;
   /** Subnets carry the cluster tag so EKS and its load balancer controller find them. */
   readonly clusterName: string;
+  readonly aws: AwsContext;
+  /** Retention of the VPC flow log group. */
+  readonly logRetentionDays: number;
 }
 
 /** The n-th /20 (private) or /24 (public) inside a /16. */
@@ -163,6 +203,7 @@ export class Network extends pulumi.ComponentResource {
       serviceName: `com.amazonaws.${args.region}.s3`,
       vpcEndpointType: 'Gateway',
       routeTableIds: [privateRt.id],
+      policy: pulumi.all([args.aws.accountId, args.aws.partition]).apply(([account, partition]) => s3EndpointPolicy(account, partition, args.region)),
       tags: { Name: `${name}-s3` },
     }, parent);
     this.s3PrefixListId = s3.prefixListId;
@@ -170,6 +211,7 @@ export class Network extends pulumi.ComponentResource {
     // Interface endpoints are billed per AZ-hour: endpointAzCount < azCount trades some
     // cross-AZ traffic for a lower bill (dev); prod puts one in every AZ.
     const endpointSubnets = this.privateSubnetIds.slice(0, args.endpointAzCount);
+    const endpointPolicy = args.aws.accountId.apply(interfaceEndpointPolicy);
     for (const service of INTERFACE_ENDPOINT_SERVICES) {
       new aws.ec2.VpcEndpoint(`${name}-${service.replace(/\./g, '-')}`, {
         vpcId: vpc.id,
@@ -178,10 +220,40 @@ export class Network extends pulumi.ComponentResource {
         privateDnsEnabled: true,
         subnetIds: endpointSubnets,
         securityGroupIds: [endpointSg.id],
+        policy: endpointPolicy,
         tags: { Name: `${name}-${service}` },
       }, parent);
     }
 
+    this.flowLogs(name, vpc, args);
     this.registerOutputs({ vpcId: this.vpcId });
+  }
+
+  /** Flow logs of every interface in the VPC (Security Hub EC2.6), accepted and rejected, to a log group with retention. */
+  private flowLogs(name: string, vpc: aws.ec2.Vpc, args: NetworkArgs): void {
+    const parent = { parent: this };
+    const ctx = args.aws;
+    const group = new aws.cloudwatch.LogGroup(`${name}-flow-logs`, { name: `/pricesense/${args.clusterName}/vpc-flow-logs`, retentionInDays: args.logRetentionDays }, parent);
+    const role = new aws.iam.Role(`${name}-flow-logs`, {
+      description: 'VPC flow logs delivery to CloudWatch Logs',
+      assumeRolePolicy: serviceAssumeRolePolicy(ctx, 'vpc-flow-logs.amazonaws.com'),
+    }, parent);
+    const policy = new aws.iam.RolePolicy(`${name}-flow-logs`, {
+      role: role.id,
+      policy: pulumi.jsonStringify({
+        Version: '2012-10-17',
+        Statement: [{ Sid: 'Deliver', Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'], Resource: pulumi.interpolate`${group.arn}:*` }],
+      }),
+    }, parent);
+    new aws.ec2.FlowLog(`${name}-flow-logs`, {
+      vpcId: vpc.id,
+      trafficType: 'ALL',
+      logDestinationType: 'cloud-watch-logs',
+      logDestination: group.arn,
+      iamRoleArn: role.arn,
+      // 10-minute aggregation: fewer, larger records (flow logs are billed per GB ingested).
+      maxAggregationInterval: 600,
+      tags: { Name: `${name}-flow-logs` },
+    }, { ...parent, dependsOn: [policy] });
   }
 }

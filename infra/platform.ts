@@ -57,6 +57,8 @@ export function buildPlatform(cfg: StackConfig): Platform {
     excludeZoneIds: cfg.network.excludeZoneIds,
     region: cfg.region,
     clusterName,
+    aws: ctx,
+    logRetentionDays: cfg.monitoring.logRetentionDays,
   }, aws);
 
   const lake = new DataLake('lake', { tier: cfg.tier, stack: cfg.stack, accountId: ctx.accountId, ...cfg.lake }, aws);
@@ -70,6 +72,7 @@ export function buildPlatform(cfg: StackConfig): Platform {
   }, aws);
 
   const monitoring = new Monitoring('monitoring', {
+    tier: cfg.tier,
     stack: cfg.stack,
     clusterName,
     ...cfg.monitoring,
@@ -77,6 +80,7 @@ export function buildPlatform(cfg: StackConfig): Platform {
   }, aws);
 
   const cluster = new Cluster('cluster', {
+    tier: cfg.tier,
     clusterName,
     version: cfg.cluster.version,
     vpcId: network.vpcId,
@@ -159,6 +163,7 @@ export function stackOutputs(p: Platform): Record<string, pulumi.Input<unknown>>
     dashboardName: p.monitoring.dashboardName,
     region: p.config.region,
     tier: p.config.tier,
+    costTags: p.aws.tags,
   };
 }
 

@@ -201,6 +201,14 @@ function parameters(p: PipelineDefinitionParams): PipelineParameter[] {
   ];
 }
 
+/**
+ * Every job runs with network isolation: the container gets no network at all (SageMaker
+ * itself downloads the inputs and uploads the outputs and checkpoints with the job role),
+ * so a compromised image or dependency cannot send the lake anywhere. The jobs only read
+ * /opt/ml inputs and write /opt/ml outputs, which is all isolation leaves them.
+ */
+const NETWORK_ISOLATION = { EnableNetworkIsolation: true, EnableInterContainerTrafficEncryption: true } as const;
+
 function etlStep(p: PipelineDefinitionParams): PipelineStep {
   return {
     Name: STEP.etl,
@@ -219,6 +227,7 @@ function etlStep(p: PipelineDefinitionParams): PipelineStep {
         Outputs: [s3Output('gold', `${PROCESSING_ROOT}/output/gold`, executionPrefix(p.lakeBucket, 'gold'))],
       },
       StoppingCondition: { MaxRuntimeInSeconds: p.maxRuntimeSeconds },
+      NetworkConfig: NETWORK_ISOLATION,
     },
   };
 }
@@ -236,6 +245,8 @@ function trainStep(p: PipelineDefinitionParams): PipelineStep {
         MetricDefinitions: TRAINING_METRICS.map((name) => ({ Name: name, Regex: metricRegex(name) })),
       },
       RoleArn: p.jobRoleArn,
+      EnableNetworkIsolation: true,
+      EnableInterContainerTrafficEncryption: true,
       HyperParameters: { trees: hp(PARAMETER.trees), max_depth: hp(PARAMETER.maxDepth), min_leaf: hp(PARAMETER.minLeaf), seed: hp(PARAMETER.seed) },
       InputDataConfig: [{
         ChannelName: 'gold',
@@ -267,6 +278,7 @@ function evaluateStep(p: PipelineDefinitionParams): PipelineStep {
       RoleArn: p.jobRoleArn,
       // One instance: merging the partial forests and applying the gates is a single decision.
       ProcessingResources: { ClusterConfig: { InstanceType: param(PARAMETER.evaluateInstanceType), InstanceCount: 1, VolumeSizeInGB: p.volumeSizeGiB } },
+      NetworkConfig: NETWORK_ISOLATION,
       ProcessingInputs: [
         s3Input('model', get(`Steps.${STEP.train}.ModelArtifacts.S3ModelArtifacts`), `${PROCESSING_ROOT}/input/model`, 'FullyReplicated'),
         s3Input('gold', processingOutputUri(STEP.etl, 'gold'), `${PROCESSING_ROOT}/input/gold`, 'FullyReplicated'),

@@ -3,10 +3,11 @@ import request from 'supertest';
 import { CompiledForest } from '../../model/walker';
 import { instanceSchema } from '../schemas';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { securityHeaders } from '../app';
+import { API_SECURITY_HEADERS } from '../app';
 import { createLeanPredict } from '../fast-predict';
+import { Predictor } from '../prediction';
 import { createService, type Service } from '../server';
-import { CLASSES, FEATURES, makeForest, mulberry32, sampleRow, silentLogger, testConfig, testRegistry, type TestRegistry } from './fixtures';
+import { CLASSES, FEATURES, makeForest, makeImportedForest, mulberry32, sampleRow, silentLogger, testConfig, testRegistry, type TestRegistry } from './fixtures';
 
 describe('inference API (in-process)', () => {
   let reg: TestRegistry;
@@ -70,6 +71,32 @@ describe('inference API (in-process)', () => {
       expect(batch.body.predictions[1].explanation.contributions).toEqual(contributions);
     });
 
+    it('?explain=true answers with the same label and probabilities as the plain prediction, also for a hard-vote (imported ml-random-forest) model', async () => {
+      const hard = await testRegistry();
+      try {
+        const forest = makeImportedForest(3);
+        expect(forest.aggregation).toBe('hard');
+        await hard.publish(3, { forest });
+        const s = await createService(testConfig(), { registry: hard.registry, logger: silentLogger() });
+        await s.manager.start();
+        s.manager.stop();
+        const rng = mulberry32(17);
+        const rows = Array.from({ length: 60 }, () => sampleRow(rng));
+        const strip = (p: Record<string, unknown>) => ({ label: p.label, probabilities: p.probabilities });
+        for (const row of rows) {
+          const plain = (await request(s.handler).post('/predict').send(row).expect(200)).body;
+          const explained = (await request(s.handler).post('/predict?explain=true').send(row).expect(200)).body;
+          expect(strip(explained)).toEqual(strip(plain));
+          expect(explained.explanation).toBeDefined();
+        }
+        const plainBatch = (await request(s.handler).post('/predict').send({ instances: rows }).expect(200)).body;
+        const explainedBatch = (await request(s.handler).post('/predict?explain=true').send({ instances: rows }).expect(200)).body;
+        expect(explainedBatch.predictions.map(strip)).toEqual(plainBatch.predictions.map(strip));
+      } finally {
+        await hard.cleanup();
+      }
+    });
+
     it('echoes a well-formed X-Request-Id and replaces a malformed one', async () => {
       const ok = await api().post('/predict').set('X-Request-Id', 'abc-123.x').send(sampleRow()).expect(200);
       expect(ok.headers['x-request-id']).toBe('abc-123.x');
@@ -101,6 +128,7 @@ describe('inference API (in-process)', () => {
       expect((await bothWays(JSON.stringify(row), 'application/json; charset=utf-8')).status).toBe(200);
       expect((await bothWays(`\ufeff${JSON.stringify(row)}`)).status).toBe(200);
       expect((await bothWays(JSON.stringify({ instances: [row, row] }))).status).toBe(200);
+      expect((await bothWays(JSON.stringify({ ...row, STORE_REGION: 'NEW' }))).status).toBe(200);
       expect((await bothWays('{"SPEND": ')).status).toBe(400);
       expect((await bothWays('')).status).toBe(422);
       expect((await bothWays('[1, 2]')).status).toBe(422);
@@ -109,7 +137,15 @@ describe('inference API (in-process)', () => {
     });
 
     it('really takes plain POST /predict requests (and leaves the rest to Express)', async () => {
-      const lean = createLeanPredict({ manager: service.manager, logger: silentLogger(), bodyLimitBytes: 1 << 20, headers: securityHeaders(), access: service.access });
+      const lean = createLeanPredict({
+        manager: service.manager,
+        predictor: new Predictor(service.metrics, silentLogger()),
+        shedder: service.shedder,
+        logger: silentLogger(),
+        bodyLimitBytes: 1 << 20,
+        headers: API_SECURITY_HEADERS,
+        access: service.access,
+      });
       // Whatever the lean path declines gets a 599, so a 200 can only come from it.
       const onlyLean = (req: IncomingMessage, res: ServerResponse) => {
         if (!lean(req, res)) {
@@ -153,14 +189,6 @@ describe('inference API (in-process)', () => {
       expect(byWhere['/SPEND'].expected).toMatch(/number/);
       expect(byWhere['/BASKET_SIZE']).toMatchObject({ problem: 'wrong type', got: 3, allowed: ['S', 'M', 'L', null] });
       expect(res.body.error.details).toHaveLength(2);
-    });
-
-    it('names an unknown category and the allowed ones, at its batch position', async () => {
-      const rows = [sampleRow(), { ...sampleRow(), STORE_REGION: 'X99' }];
-      const res = await api().post('/predict').send({ instances: rows }).expect(422);
-      expect(res.body.error.details).toEqual([
-        expect.objectContaining({ where: '/instances/1/STORE_REGION', problem: 'unknown category', got: 'X99', allowed: ['E01', 'E02', 'W01', 'W02', null] }),
-      ]);
     });
 
     it('rejects unknown fields, naming the expected ones', async () => {
@@ -256,7 +284,10 @@ describe('inference API (in-process)', () => {
       expect(Object.keys(res.body.paths)).toEqual(expect.arrayContaining(['/predict', '/health', '/ready', '/model', '/metrics', '/v2/models/{name}/infer']));
       const validate = new Ajv({ strict: false }).compile(res.body.components.schemas.Instance);
       expect(validate(sampleRow())).toBe(true);
-      expect(validate({ ...sampleRow(), BASKET_SIZE: 'XL' })).toBe(false);
+      expect(validate({ ...sampleRow(), BASKET_SIZE: 3 })).toBe(false);
+      // Unknown categories are accepted (scored as missing) by default; the known ones are documented.
+      expect(validate({ ...sampleRow(), BASKET_SIZE: 'XL' })).toBe(true);
+      expect(res.body.components.schemas.Instance.properties.BASKET_SIZE.examples).toEqual(['S', 'M', 'L']);
       // The example in the docs is itself valid.
       expect(validate(res.body.paths['/predict'].post.requestBody.content['application/json'].examples.single.value)).toBe(true);
     });
@@ -272,13 +303,61 @@ describe('inference API (in-process)', () => {
       await api().get('/docs/package.json').expect(404);
     });
 
-    it('sets security headers and hides the framework', async () => {
-      const res = await api().get('/health');
-      expect(res.headers['x-powered-by']).toBeUndefined();
-      expect(res.headers['x-content-type-options']).toBe('nosniff');
-      expect(res.headers['content-security-policy']).toContain("default-src 'self'");
-      expect(res.headers['content-security-policy']).not.toContain('upgrade-insecure-requests');
-      expect(res.headers['strict-transport-security']).toBeDefined();
+    it('sets security headers and hides the framework: the API set on JSON answers, helmet\'s on the Swagger UI pages', async () => {
+      for (const res of [await api().get('/health'), await api().post('/predict').send(sampleRow()), await api().post('/predict?explain=1').send(sampleRow())]) {
+        expect(res.headers['x-powered-by']).toBeUndefined();
+        expect(res.headers['x-content-type-options']).toBe('nosniff');
+        expect(res.headers['cache-control']).toBe('no-store');
+        expect(res.headers['content-security-policy']).toBe("default-src 'none'; frame-ancestors 'none'");
+        expect(res.headers['x-frame-options']).toBe('DENY');
+        expect(res.headers['strict-transport-security']).toBeDefined();
+      }
+      const page = await api().get('/docs/');
+      expect(page.headers['content-security-policy']).toContain("script-src 'self'");
+      expect(page.headers['content-security-policy']).not.toContain('upgrade-insecure-requests');
+      expect(page.headers['cross-origin-opener-policy']).toBe('same-origin');
+    });
+  });
+
+  describe('unknown categories', () => {
+    const unknownCounts = async () => {
+      const text = (await api().get('/metrics').expect(200)).text;
+      const out: Record<string, number> = {};
+      for (const m of text.matchAll(new RegExp(`pricesense_unknown_categories_total\\{model_version="${version}",feature="(\\w+)"\\} (\\d+)`, 'g'))) out[m[1]] = Number(m[2]);
+      return out;
+    };
+
+    it('are scored as missing by default, named in the response and counted per feature', async () => {
+      const before = await unknownCounts();
+      const row = { ...sampleRow(mulberry32(31)), STORE_REGION: 'N07' };
+      const res = await api().post('/predict').send(row).expect(200);
+      const asMissing = reference.predict({ ...row, STORE_REGION: null });
+      expect(res.body.label).toBe(asMissing.label);
+      expect(CLASSES.map((c) => res.body.probabilities[c])).toEqual(Array.from(asMissing.probabilities));
+      expect(res.body.unknownCategories).toEqual(['STORE_REGION']);
+      expect(Object.keys(res.body)).toEqual(['label', 'probabilities', 'unknownCategories', 'model']);
+      // Known values carry no mark; in a batch only the affected rows do.
+      expect((await api().post('/predict').send(sampleRow()).expect(200)).body.unknownCategories).toBeUndefined();
+      const batch = await api().post('/predict').send({ instances: [sampleRow(), { ...row, BASKET_SIZE: 'XXL' }] }).expect(200);
+      expect(batch.body.predictions.map((p: { unknownCategories?: string[] }) => p.unknownCategories)).toEqual([undefined, ['BASKET_SIZE', 'STORE_REGION']]);
+      const explained = await api().post('/predict?explain=true').send(row).expect(200);
+      expect(explained.body.unknownCategories).toEqual(['STORE_REGION']);
+      const after = await unknownCounts();
+      expect(after.STORE_REGION - (before.STORE_REGION ?? 0)).toBe(3);
+      expect(after.BASKET_SIZE - (before.BASKET_SIZE ?? 0)).toBe(1);
+    });
+
+    it('--unknown-categories reject keeps the strict behaviour: a 422 naming the value, where it is and the allowed ones', async () => {
+      const strict = await createService(testConfig({ unknownCategories: 'reject' }), { registry: reg.registry, logger: silentLogger() });
+      await strict.manager.start();
+      strict.manager.stop();
+      const rows = [sampleRow(), { ...sampleRow(), STORE_REGION: 'X99' }];
+      const res = await request(strict.handler).post('/predict').send({ instances: rows }).expect(422);
+      expect(res.body.error.details).toEqual([
+        expect.objectContaining({ where: '/instances/1/STORE_REGION', problem: 'unknown category', got: 'X99', allowed: ['E01', 'E02', 'W01', 'W02', null] }),
+      ]);
+      const doc = (await request(strict.handler).get('/openapi.json').expect(200)).body;
+      expect(doc.components.schemas.Instance.properties.STORE_REGION.enum).toEqual(['E01', 'E02', 'W01', 'W02', null]);
     });
   });
 

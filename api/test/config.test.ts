@@ -26,12 +26,23 @@ describe('api config', () => {
       [{ PRICESENSE_BODY_LIMIT: '5gb' }, /PRICESENSE_BODY_LIMIT="5gb"/],
       [{ PRICESENSE_LOG_LEVEL: 'loud' }, /one of fatal, error/],
       [{ PRICESENSE_MODEL_NAME: '../x' }, /PRICESENSE_MODEL_NAME/],
+      [{ PRICESENSE_UNKNOWN_CATEGORIES: 'ignore' }, /PRICESENSE_UNKNOWN_CATEGORIES="ignore" is invalid: expected one of missing, reject/],
+      [{ PRICESENSE_MAX_IN_FLIGHT: '0' }, /PRICESENSE_MAX_IN_FLIGHT="0" is invalid: expected an integer from 1/],
+      [{ PRICESENSE_MAX_EVENT_LOOP_DELAY: '2m' }, /PRICESENSE_MAX_EVENT_LOOP_DELAY="2m" is invalid: expected a duration from 0ms \(off\) to 1m/],
     ];
     for (const [env, message] of bad) {
       expect(() => loadConfig(env)).toThrow(UserError);
       expect(() => loadConfig(env)).toThrow(message);
     }
     expect(() => loadConfig({}, { batchLimit: '0' })).toThrow(/--batch-limit="0"/);
+  });
+
+  it('bounds every duration: beyond 2^31-1 ms Node clamps a timer to 1 ms, so 25 days must not become a tight poll loop', () => {
+    for (const value of ['600h', '2160000s', '2147483648ms', '36000m']) {
+      expect(() => loadConfig({ PRICESENSE_POLL_INTERVAL: value })).toThrow(/PRICESENSE_POLL_INTERVAL=".*" is invalid: expected a duration from 100ms to 24h/);
+      expect(() => loadConfig({}, { shutdownTimeout: value })).toThrow(/--shutdown-timeout=".*" is invalid: expected a duration from 0s to 1h/);
+    }
+    expect(loadConfig({ PRICESENSE_POLL_INTERVAL: '24h', PRICESENSE_SHUTDOWN_TIMEOUT: '1h' })).toMatchObject({ pollIntervalMs: 86_400_000, shutdownTimeoutMs: 3_600_000 });
   });
 
   it('gives cluster workers --expose-gc and a smaller nursery, unless the operator chose', () => {

@@ -14,6 +14,8 @@ import { LocalRegistry } from '../../model/registry/local';
 import type { ModelVersion } from '../../model/registry/types';
 import { DEFAULT_CONFIG, type ApiConfig } from '../config';
 import { mulberry32 } from '../../etl/synth/rng';
+import { RandomForestClassifier } from 'ml-random-forest';
+import { importMlRandomForest } from '../../model/import-ml-rf';
 
 export { mulberry32 };
 
@@ -98,6 +100,27 @@ export function makeForest(seed: number, options: { trees?: number; depth?: numb
   });
 }
 
+/**
+ * A hard-vote forest as pricesense imports it from ml-random-forest (the original
+ * design's trainer): trained here on rows of FEATURES whose label depends on the
+ * features, so trees disagree and vote fractions differ from mean leaf distributions.
+ */
+export function makeImportedForest(seed: number): ForestFileV1 {
+  const rng = mulberry32(seed);
+  const matrix: number[][] = [];
+  const labels: number[] = [];
+  const code = (f: FeatureSpec, v: unknown) => (f.kind === 'categorical' ? (v === null ? NaN : f.categories.indexOf(v as string)) : (v as number));
+  for (let i = 0; i < 400; i++) {
+    const row = sampleRow(rng);
+    matrix.push(FEATURES.map((f) => code(f, row[f.name])));
+    const score = (row.SPEND as number) / 70 + (row.BASKET_SIZE === 'L' ? 1 : 0) + rng() * 1.5;
+    labels.push(score < 1.2 ? 0 : score < 2.4 ? 1 : 2);
+  }
+  const rf = new RandomForestClassifier({ nEstimators: 9, seed, noOOB: true, maxFeatures: 0.6, treeOptions: { maxDepth: 5 } });
+  rf.train(matrix, labels);
+  return importMlRandomForest(rf.toJSON(), { features: FEATURES, classes: CLASSES, featureStats: baselineStats(), metrics: { accuracy: 0.8 } });
+}
+
 /** A valid basket for FEATURES. */
 export function sampleRow(rng: () => number = Math.random): Record<string, string | number | null> {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)];
@@ -117,7 +140,7 @@ export interface TestRegistry {
   readonly dir: string;
   readonly registry: LocalRegistry;
   /** Registers a fixture forest; approves it unless told otherwise. */
-  publish(seed: number, options?: { approve?: boolean; trees?: number; depth?: number; features?: FeatureSpec[] }): Promise<ModelVersion>;
+  publish(seed: number, options?: { approve?: boolean; trees?: number; depth?: number; features?: FeatureSpec[]; forest?: ForestFileV1 }): Promise<ModelVersion>;
   cleanup(): Promise<void>;
 }
 
@@ -129,7 +152,7 @@ export async function testRegistry(): Promise<TestRegistry> {
     registry,
     async publish(seed, options = {}) {
       const file = path.join(dir, `forest-${seed}.json`);
-      await writeForestFile(file, makeForest(seed, options));
+      await writeForestFile(file, options.forest ?? makeForest(seed, options));
       const v = await registry.register(file, { by: 'test' });
       return options.approve === false ? v : registry.approve(v.version, 'test approval', 'test');
     },
@@ -137,8 +160,13 @@ export async function testRegistry(): Promise<TestRegistry> {
   };
 }
 
+/**
+ * The service configuration for tests. Event-loop shedding is off: the machine running
+ * the suite is shared, and a loaded one would shed requests a test expects answered
+ * (api/test/load-shedding.test.ts turns it on where it is the subject).
+ */
 export function testConfig(overrides: Partial<ApiConfig> = {}): ApiConfig {
-  return { ...DEFAULT_CONFIG, port: 0, host: '127.0.0.1', logLevel: 'silent', pollIntervalMs: 60_000, ...overrides };
+  return { ...DEFAULT_CONFIG, port: 0, host: '127.0.0.1', logLevel: 'silent', pollIntervalMs: 60_000, maxEventLoopDelayMs: 0, ...overrides };
 }
 
 export interface HttpResult {

@@ -3,7 +3,7 @@
  * load, a failed load keeping the current model, canary and shadow challengers, and
  * graceful shutdown.
  */
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { CompiledForest } from '../../model/walker';
@@ -18,6 +18,7 @@ describe('model lifecycle (listening server)', () => {
     reg = await testRegistry();
   });
   afterEach(async () => {
+    jest.restoreAllMocks();
     await running?.close(1000);
     running = undefined;
     await reg.cleanup();
@@ -81,6 +82,85 @@ describe('model lifecycle (listening server)', () => {
     expect(res.headers['x-model-version']).toBe(String(v1));
     const metrics = (await call(running.port, 'GET', '/metrics')).body;
     expect(metrics).toContain(`pricesense_model_load_failures_total{model_version="${pending.version}",role="champion"} 1`);
+  });
+
+  it('does not re-fetch, re-hash and re-parse a version that failed to load on every poll: it is remembered until the registry changes', async () => {
+    const v1 = (await reg.publish(1)).version;
+    running = await startServer(testConfig({ pollIntervalMs: 60_000 }), { registry: reg.registry, logger: silentLogger() });
+    const broken = await reg.publish(2, { approve: false });
+    await writeFile(path.join(reg.registry.uri, 'versions', String(broken.version).padStart(6, '0'), 'forest.json'), '{"tampered": true}');
+    await reg.registry.approve(broken.version, 'approve the tampered one', 'test');
+    const fetches = jest.spyOn(reg.registry, 'fetch');
+    for (let i = 0; i < 4; i++) await running.service.manager.refresh();
+    expect(fetches.mock.calls.map(([v]) => v)).toEqual([broken.version]);
+    expect(running.service.manager.champion?.version).toBe(v1);
+    const metrics = (await call(running.port, 'GET', '/metrics')).body;
+    expect(metrics).toContain(`pricesense_model_load_failures_total{model_version="${broken.version}",role="champion"} 1`);
+    // A change in the registry (here: a newer approved version) is loaded as usual.
+    const v3 = (await reg.publish(3)).version;
+    await running.service.manager.refresh();
+    expect(running.service.manager.champion?.version).toBe(v3);
+  });
+
+  it('never withdraws the served model because the registry briefly said "nothing approved" (an empty page) while it is still Approved', async () => {
+    const v1 = (await reg.publish(1)).version;
+    running = await startServer(testConfig({ pollIntervalMs: 60_000 }), { registry: reg.registry, logger: silentLogger() });
+    jest.spyOn(reg.registry, 'latestServable').mockResolvedValueOnce({ latest: undefined, broken: [] });
+    await running.service.manager.refresh();
+    expect(running.service.manager.champion?.version).toBe(v1);
+    expect((await call(running.port, 'POST', '/predict', sampleRow())).status).toBe(200);
+    // When it really is no longer Approved, it is withdrawn.
+    await reg.registry.reject(v1, 'withdraw', 'test');
+    await running.service.manager.refresh();
+    expect(running.service.manager.champion).toBeUndefined();
+    expect((await call(running.port, 'POST', '/predict', sampleRow())).status).toBe(503);
+  });
+
+  it('keeps the challenger through a transient registry error, and drops it when its version is really gone', async () => {
+    // The shadow is version 1, below the champion, so resolving the champion never reads it: the injected failure hits the challenger check.
+    const shadow = (await reg.publish(3, { approve: false })).version;
+    await reg.publish(1);
+    running = await startServer(testConfig({ challenger: { version: shadow, mode: 'shadow', percent: 0 } }), { registry: reg.registry, logger: silentLogger() });
+    expect(running.service.manager.challenger?.model.version).toBe(shadow);
+    const show = reg.registry.show.bind(reg.registry);
+    let failures = 1;
+    jest.spyOn(reg.registry, 'show').mockImplementation(async (v: number) => {
+      if (v === shadow && failures-- > 0) throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+      return show(v);
+    });
+    await running.service.manager.refresh();
+    expect(running.service.manager.challenger?.model.version).toBe(shadow);
+    expect(JSON.parse((await call(running.port, 'GET', '/ready')).body).challengerProblem).toMatch(/ECONNRESET/);
+    await rm(path.join(reg.registry.uri, 'versions', String(shadow).padStart(6, '0')), { recursive: true });
+    await running.service.manager.refresh();
+    expect(running.service.manager.challenger).toBeUndefined();
+    expect(JSON.parse((await call(running.port, 'GET', '/ready')).body).challengerProblem).toMatch(/not found/);
+  });
+
+  it('refuses to serve a version whose audit trail is broken: /ready says why, a metric counts it, the previous version serves', async () => {
+    const v1 = (await reg.publish(1)).version;
+    const v2 = (await reg.publish(2)).version;
+    running = await startServer(testConfig(), { registry: reg.registry, logger: silentLogger() });
+    await reg.registry.reject(v2, 'rolled back', 'test');
+    await running.service.manager.refresh();
+    expect(running.service.manager.champion?.version).toBe(v1);
+    // Deleting the rejection would re-approve version 2 if the trail were just files.
+    const audit = (v: number) => path.join(reg.registry.uri, 'versions', String(v).padStart(6, '0'), 'audit');
+    await rm(path.join(audit(v2), '000003.json'));
+    await running.service.manager.refresh();
+    expect(running.service.manager.champion?.version).toBe(v1);
+    const ready = JSON.parse((await call(running.port, 'GET', '/ready')).body);
+    expect(ready).toMatchObject({ ready: true, auditProblems: [{ version: v2, problem: expect.stringMatching(/the last entry was deleted/) }] });
+    let metrics = (await call(running.port, 'GET', '/metrics')).body;
+    expect(metrics).toContain(`pricesense_registry_audit_broken{model_version="${v2}"} 1`);
+    // With the served version's trail broken too, nothing is servable: it is withdrawn and /ready says why.
+    await rm(path.join(audit(v1), 'HEAD.json'));
+    await running.service.manager.refresh();
+    const down = await call(running.port, 'GET', '/ready');
+    expect(down.status).toBe(503);
+    expect(JSON.parse(down.body).reason).toMatch(new RegExp(`no Approved model version .*passed over because their audit trail does not verify: version ${v2} .*version ${v1} \\(.*HEAD\\.json is missing`));
+    metrics = (await call(running.port, 'GET', '/metrics')).body;
+    expect(metrics).toContain(`pricesense_registry_audit_broken{model_version="${v1}"} 1`);
   });
 
   it('withdraws a rejected model when the rollback target fails to load, rather than keep serving it', async () => {

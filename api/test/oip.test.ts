@@ -141,7 +141,7 @@ describe('Open Inference Protocol v2', () => {
       [{ inputs: [...tensors(rows), { name: 'EXTRA', shape: [2], datatype: 'FP64', data: [1, 2] }] }, /unknown input/],
       [{ inputs: tensors(rows).map((t) => (t.name === 'BASKET_SIZE' ? { ...t, datatype: 'FP64' } : t)) }, /wrong datatype/],
       [{ inputs: tensors(rows).map((t) => (t.name === 'SPEND' ? { ...t, shape: [3] } : t)) }, /does not match shape/],
-      [{ inputs: tensors(rows).map((t) => (t.name === 'STORE_REGION' ? { ...t, data: ['E01', 'ZZZ'] } : t)) }, /unknown category at \/inputs\/4\/data\/1/],
+      [{ inputs: tensors(rows).map((t) => (t.name === 'STORE_REGION' ? { ...t, data: ['E01', 7] } : t)) }, /wrong type at \/inputs\/4\/data\/1/],
       [{ inputs: tensors(rows).map((t) => (t.name === 'QUANTITY' ? { ...t, datatype: 'INT64', data: [1.5, 2] } : t)) }, /integer/],
       [{ inputs: tensors(rows), outputs: [{ name: 'logits' }] }, /Unknown output/],
       [{ inputs: 'x' }, /Invalid request/],
@@ -157,5 +157,23 @@ describe('Open Inference Protocol v2', () => {
     const bad = await api().post('/v2/models/pricesense/infer').set('Content-Type', 'application/json').send('{');
     expect(bad.status).toBe(400);
     conforms(SPEC.error, bad.body);
+  });
+
+  it('scores an unknown category as missing and names it per row in parameters.unknown_categories', async () => {
+    const rows = [sampleRow(mulberry32(4)), { ...sampleRow(mulberry32(5)), STORE_REGION: 'ZZZ' }];
+    const res = await api().post('/v2/models/pricesense/infer').send({ inputs: tensors(rows) }).expect(200);
+    conforms(SPEC.inferResponse, res.body);
+    expect(res.body.parameters).toEqual({ role: 'champion', unknown_categories: { STORE_REGION: [1] } });
+    expect(res.body.outputs[0].data).toEqual([reference.predict(rows[0]).label, reference.predict({ ...rows[1], STORE_REGION: null }).label]);
+  });
+
+  it('caps the error details of a request with thousands of problems, like /predict does', async () => {
+    const junk = Array.from({ length: 5000 }, (_, i) => ({ name: `X${i}`, shape: [1], datatype: 'FP64', data: [1] }));
+    const res = await api().post('/v2/models/pricesense/infer').send({ inputs: [...tensors([sampleRow()]), ...junk] }).expect(400);
+    conforms(SPEC.error, res.body);
+    expect(res.body.details).toHaveLength(50);
+    expect(res.body.omittedDetails).toBe(5000 - 50);
+    expect(res.body.error).toMatch(/^Invalid inference request: unknown input at \/inputs\/6\/name .*; 4997 more$/);
+    expect(JSON.stringify(res.body).length).toBeLessThan(64 * 1024);
   });
 });

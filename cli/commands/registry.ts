@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { UserError } from '../../etl/errors';
-import { gateFailure, hasGateResults, openRegistry, parseStatus, registryUri, type ModelVersion, type Registry } from '../../model/registry';
+import { gateFailure, hasGateResults, openRegistry, parseStatus, registryUri, type ModelVersion, type Registry, type VerifyReport } from '../../model/registry';
 import { addCardCommand } from './registry-card';
 
 interface Common {
@@ -19,7 +19,7 @@ const REGISTRY_HELP = 'registry URI: a directory or sagemaker://<group> (default
 export function register(program: Command): void {
   const registry = program
     .command('registry')
-    .description('model registry: register trained forests, approve/reject versions (rollback), list, show, compare, fetch');
+    .description('model registry: register trained forests, approve/reject versions (rollback), list, show, compare, fetch, verify');
 
   registry
     .command('register')
@@ -149,6 +149,30 @@ export function register(program: Command): void {
     });
 
   addCardCommand(registry, REGISTRY_HELP);
+
+  registry
+    .command('verify')
+    .description("check every version: its audit trail's hash chain (and, on SageMaker, against SageMaker's status) and its stored artifact's SHA-256; exit 3 if any fails")
+    .option('--registry <uri>', REGISTRY_HELP)
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: Common) => {
+      const reg = await open(opts);
+      const report = await reg.verify();
+      if (opts.json) printJson(report);
+      else process.stdout.write(verifyText(report));
+      if (!report.ok) process.exitCode = 3;
+    });
+}
+
+function verifyText(report: VerifyReport): string {
+  if (report.versions.length === 0) return `no versions in ${report.registry}: nothing to verify\n`;
+  const rows = report.versions.map((v) => [String(v.version), v.status ?? '?', v.problems.length > 0 ? 'FAILED' : v.warnings.length > 0 ? 'ok (warnings)' : 'ok']);
+  const notes = report.versions.flatMap((v) => [...v.problems.map((p) => `version ${v.version}: FAILED: ${p}`), ...v.warnings.map((w) => `version ${v.version}: warning: ${w}`)]);
+  const failed = report.versions.filter((v) => v.problems.length > 0).length;
+  const verdict = report.ok
+    ? `${report.registry}: all ${report.versions.length} version(s) verified (audit trail and artifact digest)`
+    : `${report.registry}: ${failed} of ${report.versions.length} version(s) FAILED verification; they are not served. Restore the altered files from a backup, or reject and re-register the version.`;
+  return `${table(['VERSION', 'STATUS', 'RESULT'], rows)}${notes.map((n) => `${n}\n`).join('')}${verdict}\n`;
 }
 
 /**

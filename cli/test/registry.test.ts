@@ -92,6 +92,27 @@ describe('pricesense registry', () => {
     expect(v.audit[0].note).toMatch(/^demo only \| FORCED registration/);
   });
 
+  it('verify checks every version and exits 3 when a trail or an artifact was tampered with', async () => {
+    await run('register', '--model', await writeFixtureForest(dir, 'm1.json', { seed: 1, gatesPassed: true }));
+    await run('register', '--model', await writeFixtureForest(dir, 'm2.json', { seed: 2, gatesPassed: true }));
+    await run('approve', '2', '--note', 'ok');
+    await run('reject', '2', '--note', 'rolled back');
+    const clean = await run('verify');
+    expect(clean.code).toBe(0);
+    expect(clean.out).toMatch(/^VERSION\s+STATUS\s+RESULT\n1\s+PendingManualApproval\s+ok\n2\s+Rejected\s+ok\n.*all 2 version\(s\) verified/);
+
+    // Delete the rejection: without the chain this would re-approve version 2.
+    await rm(path.join(reg, 'versions', '000002', 'audit', '000003.json'));
+    const tampered = await run('verify');
+    expect(tampered.code).toBe(3);
+    expect(tampered.out).toMatch(/\n2\s+\?\s+FAILED\n/);
+    expect(tampered.out).toMatch(/version 2: FAILED: .*HEAD\.json names entry 3 but the trail ends at entry 2: the last entry was deleted/);
+    expect(tampered.out).toMatch(/1 of 2 version\(s\) FAILED verification; they are not served/);
+    expect(JSON.parse((await run('verify', '--json')).out)).toMatchObject({ ok: false, versions: [{ version: 1, problems: [] }, { version: 2 }] });
+    const show = await run('show', '2');
+    expect(show).toMatchObject({ code: 3, err: expect.stringMatching(/^pricesense: version 2: audit trail does not verify: .* run `pricesense registry verify`/) });
+  });
+
   it('gives clear errors for bad input', async () => {
     expect(await run('approve', 'x', '--note', 'n')).toMatchObject({ code: 2, err: "pricesense: invalid version 'x': expected a positive integer\n" });
     expect((await run('approve', '3', '--note', 'n')).err).toMatch(/version 3 not found in registry .* \(it has no versions yet\)/);

@@ -436,19 +436,21 @@ export class S3Lake implements Lake {
     // Declare the checksum up front when the client computes them (AWS), so that every part is
     // verified by S3 and CompleteMultipartUpload carries the part checksums consistently.
     const withChecksum = (await this.client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
-    const created = await this.call('upload', key, () =>
-      this.client.send(
+    // Opened before the upload is created: a file that cannot be opened must leave no upload open (its parts billed).
+    const fh = await open(localPath, 'r').catch((err: Error) => {
+      throw new UserError(`cannot upload '${localPath}' to ${this.location(key)}: ${err.message}`);
+    });
+    let UploadId: string | undefined;
+    try {
+      const created = await this.client.send(
         new CreateMultipartUploadCommand({
           Bucket: this.bucket,
           Key,
           ...(withChecksum ? { ChecksumAlgorithm: 'CRC32' as const } : {}),
         }),
-      ),
-    );
-    const UploadId = created.UploadId;
-    if (!UploadId) throw new Error(`S3 returned no UploadId for ${this.location(key)}`);
-    const fh = await open(localPath, 'r');
-    try {
+      );
+      UploadId = created.UploadId;
+      if (!UploadId) throw new Error(`S3 returned no UploadId for ${this.location(key)}`);
       const parts: CompletedPart[] = new Array<CompletedPart>(partCount);
       let next = 0;
       let failed = false;
@@ -486,7 +488,7 @@ export class S3Lake implements Lake {
       );
     } catch (err) {
       try {
-        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId }));
+        if (UploadId) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId }));
       } catch {
         // The original failure is what the caller needs; an upload left unaborted is invisible
         // and is reclaimed by the bucket's AbortIncompleteMultipartUpload lifecycle rule.

@@ -205,6 +205,25 @@ describe('S3Lake multipart upload', () => {
     expect(await lake.list('raw/')).toEqual([]);
   });
 
+  test('never leaves a multipart upload open when the local file goes away as the upload starts', async () => {
+    const lake = freshLake({ client: server.makeClient(), partSize: S3_MIN_PART_SIZE });
+    const names = recordCommands(lake.client);
+    const src = path.join(tmp, 'vanishing.bin');
+    await writeFile(src, randomBytes(size));
+    // A cleanup job removes the file just as the upload is created.
+    lake.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'CreateMultipartUploadCommand') await rm(src, { force: true });
+        return next(args);
+      },
+      { step: 'initialize', name: 'removeSource' },
+    );
+    await lake.upload(src, 'raw/vanishing.bin').catch(() => undefined);
+    const count = (name: string) => names.filter((n) => n === name).length;
+    // Every upload S3 was asked to create is either completed or aborted (an open one keeps its parts billed).
+    expect(count('CreateMultipartUploadCommand')).toBe(count('CompleteMultipartUploadCommand') + count('AbortMultipartUploadCommand'));
+  });
+
   test('part sizes under the S3 minimum are refused', () => {
     expect(() => freshLake({ partSize: 1024 })).toThrow(/at least 5242880 bytes/);
   });

@@ -20,6 +20,12 @@ export interface AppArgs {
   readonly region: pulumi.Input<string>;
   readonly publicEndpoint: boolean;
   readonly publicEndpointCidrs: readonly string[];
+  /** ACM certificate of the demo load balancer: TLS on 443 and access logs (NLBs log TLS listeners only). */
+  readonly tlsCertificateArn: string | undefined;
+  /** The lake bucket: load balancer access logs go under logs/lb/. */
+  readonly lakeBucket: pulumi.Input<string>;
+  /** The platform's cost tags, put on the load balancer (the controller creates it outside Pulumi). */
+  readonly costTags: pulumi.Input<Record<string, string>>;
   readonly minReplicas: number;
   readonly maxReplicas: number;
   readonly targetCpuPercent: number;
@@ -44,9 +50,13 @@ export class App extends pulumi.ComponentResource {
     }, k8sOpts);
     const inNs = { namespace: ns.metadata.name, labels: objectLabels };
 
+    // No Kubernetes API token in the pods: the API never calls the API server. IRSA still
+    // works: its web identity token is a separate projected volume the EKS webhook adds.
     const sa = new k8s.core.v1.ServiceAccount(`${name}-sa`, {
       metadata: { ...inNs, name: SERVICE_ACCOUNT, annotations: { 'eks.amazonaws.com/role-arn': args.roleArn } },
+      automountServiceAccountToken: false,
     }, k8sOpts);
+    networkPolicies(name, ns, labels, objectLabels, k8sOpts);
 
     this.image = pulumi.output(args.image);
     const probe = (path: string, periodSeconds: number, failureThreshold: number): k8s.types.input.core.v1.Probe => ({
@@ -74,6 +84,7 @@ export class App extends pulumi.ComponentResource {
           metadata: { labels: objectLabels },
           spec: {
             serviceAccountName: sa.metadata.name,
+            automountServiceAccountToken: false,
             securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
             topologySpreadConstraints: [spread('topology.kubernetes.io/zone', args.tier === 'prod'), spread('kubernetes.io/hostname', false)],
             terminationGracePeriodSeconds: 30,
@@ -110,18 +121,17 @@ export class App extends pulumi.ComponentResource {
       },
     }, { ...k8sOpts, ignoreChanges: ['spec.replicas'] });
 
+    const tls = args.tlsCertificateArn !== undefined;
     const service = new k8s.core.v1.Service(`${name}-svc`, {
       metadata: {
         ...inNs,
         name: APP_NAME,
-        annotations: args.publicEndpoint
-          ? { 'service.beta.kubernetes.io/aws-load-balancer-type': 'nlb', 'service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled': 'true' }
-          : {},
+        annotations: args.publicEndpoint ? loadBalancerAnnotations(args) : {},
       },
       spec: {
         type: args.publicEndpoint ? 'LoadBalancer' : 'ClusterIP',
         selector: labels,
-        ports: [{ name: 'http', port: args.publicEndpoint ? 80 : CONTAINER_PORT, targetPort: 'http', protocol: 'TCP' }],
+        ports: [{ name: tls ? 'https' : 'http', port: args.publicEndpoint ? (tls ? 443 : 80) : CONTAINER_PORT, targetPort: 'http', protocol: 'TCP' }],
         ...(args.publicEndpoint ? { loadBalancerSourceRanges: [...args.publicEndpointCidrs] } : {}),
       },
       // A LoadBalancer Service carries the service.kubernetes.io/load-balancer-cleanup
@@ -154,9 +164,59 @@ export class App extends pulumi.ComponentResource {
     this.endpoint = args.publicEndpoint
       ? service.status.loadBalancer.ingress.apply((ingress) => {
           const host = ingress?.[0]?.hostname ?? ingress?.[0]?.ip;
-          return host ? `http://${host}` : '';
+          return host ? `${tls ? 'https' : 'http'}://${host}` : '';
         })
       : undefined;
     this.registerOutputs({ endpoint: this.endpoint, image: this.image });
   }
+}
+
+/** The in-tree NLB's settings: cross-zone, tags (the budget filters on `stack`), and with a certificate TLS and access logs. */
+export function loadBalancerAnnotations(args: Pick<AppArgs, 'tlsCertificateArn' | 'lakeBucket' | 'costTags' | 'tier'>): pulumi.Input<Record<string, pulumi.Input<string>>> {
+  const base = 'service.beta.kubernetes.io/aws-load-balancer';
+  return pulumi.all([args.costTags, args.lakeBucket]).apply(([tags, bucket]) => ({
+    [`${base}-type`]: 'nlb',
+    [`${base}-cross-zone-load-balancing-enabled`]: 'true',
+    [`${base}-additional-resource-tags`]: Object.entries(tags).map(([k, v]) => `${k}=${v}`).join(','),
+    ...(args.tlsCertificateArn !== undefined
+      ? {
+          [`${base}-ssl-cert`]: args.tlsCertificateArn,
+          [`${base}-ssl-ports`]: '443',
+          [`${base}-ssl-negotiation-policy`]: 'ELBSecurityPolicy-TLS13-1-2-2021-06',
+          [`${base}-access-log-enabled`]: 'true',
+          [`${base}-access-log-s3-bucket-name`]: bucket,
+          [`${base}-access-log-s3-bucket-prefix`]: `logs/lb/${args.tier}`,
+        }
+      : {}),
+  }));
+}
+
+/**
+ * Default deny in the namespace (the VPC CNI enforces NetworkPolicy, cluster.ts), then what
+ * the API needs: ingress on its port (the load balancer and kubelet probes arrive on it);
+ * egress to the cluster DNS, and HTTPS out. With no NAT gateway and no internet route in
+ * the private subnets, HTTPS reaches only the VPC endpoints and S3 through the gateway
+ * endpoint, both limited to this account by their endpoint policies (network.ts).
+ */
+function networkPolicies(name: string, ns: k8s.core.v1.Namespace, selector: Record<string, string>, labels: Record<string, string>, opts: pulumi.CustomResourceOptions): void {
+  const metadata = (policy: string) => ({ namespace: ns.metadata.name, name: policy, labels });
+  new k8s.networking.v1.NetworkPolicy(`${name}-default-deny`, {
+    metadata: metadata('default-deny'),
+    spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'] },
+  }, opts);
+  new k8s.networking.v1.NetworkPolicy(`${name}-api`, {
+    metadata: metadata(APP_NAME),
+    spec: {
+      podSelector: { matchLabels: selector },
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [{ ports: [{ protocol: 'TCP', port: CONTAINER_PORT }] }],
+      egress: [
+        {
+          to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } }, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
+          ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }],
+        },
+        { to: [{ ipBlock: { cidr: '0.0.0.0/0' } }], ports: [{ protocol: 'TCP', port: 443 }] },
+      ],
+    },
+  }, opts);
 }

@@ -19,7 +19,10 @@ export const APP_SCHEMA = {
     /** In the shared `pricesense/api` repository; stage and prod take digests. */
     image: imageRefSpec(),
     publicEndpoint: bool(),
-    publicEndpointCidrs: list(cidr(), 1, 40),
+    /** Who may reach the demo load balancer: required with publicEndpoint, never 0.0.0.0/0. */
+    publicEndpointCidrs: list(cidr(), 0, 40),
+    /** ACM certificate ARN for the demo load balancer (TLS on 443, access logs to the lake's logs/lb/). */
+    tlsCertificateArn: optional(str({ pattern: /^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[\w-]+$/, patternText: 'an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)' })),
     minReplicas: int(1, 100),
     maxReplicas: int(1, 100),
     targetCpuPercent: int(10, 95),
@@ -38,7 +41,7 @@ const COMMON: DeepPartial<AppSettings> = {
   app: {
     image: {},
     publicEndpoint: false,
-    publicEndpointCidrs: ['0.0.0.0/0'],
+    publicEndpointCidrs: [],
     targetCpuPercent: 70,
     cpuRequest: '250m',
     cpuLimit: '1',
@@ -48,7 +51,7 @@ const COMMON: DeepPartial<AppSettings> = {
 };
 
 const TIER_DEFAULTS: Record<Tier, DeepPartial<AppSettings>> = {
-  dev: { app: { publicEndpoint: true, minReplicas: 1, maxReplicas: 3, scaleDownStabilizationSeconds: 60 } },
+  dev: { app: { minReplicas: 1, maxReplicas: 3, scaleDownStabilizationSeconds: 60 } },
   stage: { app: { minReplicas: 2, maxReplicas: 4, scaleDownStabilizationSeconds: 300 } },
   prod: { app: { minReplicas: 3, maxReplicas: 12, scaleDownStabilizationSeconds: 600 } },
 };
@@ -64,7 +67,12 @@ export const APP_CONFIG: ProjectConfigSpec<typeof APP_SCHEMA> = {
     if (s.app.minReplicas > s.app.maxReplicas) complain('app.minReplicas', `at most app.maxReplicas (${s.app.maxReplicas})`, s.app.minReplicas);
     const problem = imageRefProblem(s.tier, s.app.image);
     if (problem !== undefined) complain('app.image', problem, s.app.image);
-    if (s.app.publicEndpoint) checkPublicCidrs('app.publicEndpointCidrs', s.app.publicEndpointCidrs, complain);
+    if (s.app.publicEndpoint) {
+      checkPublicCidrs('app.publicEndpointCidrs', s.app.publicEndpointCidrs, complain);
+      if (s.app.publicEndpointCidrs.length === 0 || s.app.publicEndpointCidrs.includes('0.0.0.0/0')) {
+        complain('app.publicEndpointCidrs', 'the CIDRs allowed to the demo load balancer when app.publicEndpoint is true (at least one, never 0.0.0.0/0)', s.app.publicEndpointCidrs);
+      }
+    }
     if (s.tier === 'prod' && s.app.minReplicas < 2) {
       complain('app.minReplicas', 'at least 2 in prod (a PodDisruptionBudget needs a spare replica)', s.app.minReplicas);
     }

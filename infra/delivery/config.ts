@@ -4,7 +4,7 @@
  */
 import { int, list, obj, optional, str } from '../config-schema';
 import { type DeepPartial, type RawConfig, type SettingsOf, type StackIdentity, parseProjectConfig, type ProjectConfigSpec } from '../stack-config';
-import { TAG_VALUE } from '../config';
+import { LOG_RETENTION_DAYS, TAG_VALUE } from '../config';
 
 const ENVIRONMENT = str({ pattern: /^[a-z][a-z0-9-]{0,19}$/, patternText: 'a GitHub environment name of lowercase letters, digits and "-", such as dev' });
 
@@ -26,6 +26,8 @@ export const DELIVERY_SCHEMA = {
     /** Branch builds (main-*) kept per repository; release tags (v*) are never expired. */
     keepBuilds: int(1, 1000),
   }),
+  /** Retention of the account's SageMaker job log groups (/aws/sagemaker/ProcessingJobs, TrainingJobs), shared by every stack. */
+  sagemakerJobLogRetentionDays: int(1, 3653, LOG_RETENTION_DAYS),
 } as const;
 
 export type DeliverySettings = SettingsOf<typeof DELIVERY_SCHEMA>;
@@ -35,6 +37,7 @@ const COMMON: DeepPartial<DeliverySettings> = {
   github: { imageEnvironment: 'images' },
   environments: ['dev', 'stage', 'prod'],
   imageRegistry: { untaggedExpireDays: 7, keepBuilds: 30 },
+  sagemakerJobLogRetentionDays: 30,
 };
 
 export const DELIVERY_CONFIG: ProjectConfigSpec<typeof DELIVERY_SCHEMA> = {

@@ -31,6 +31,8 @@ export function deployRoleName(environment: string): string {
   return `pricesense-${environment}-deploy`;
 }
 export const IMAGE_PUSH_ROLE = 'pricesense-image-push';
+/** The log groups SageMaker processing and training jobs write to (one pair per account and region). */
+export const SAGEMAKER_JOB_LOG_GROUPS = ['ProcessingJobs', 'TrainingJobs'] as const;
 
 export interface DeliveryArgs {
   readonly repository: string;
@@ -39,6 +41,7 @@ export interface DeliveryArgs {
   readonly environments: readonly string[];
   readonly untaggedExpireDays: number;
   readonly keepBuilds: number;
+  readonly sagemakerJobLogRetentionDays: number;
   readonly aws: AwsContext;
 }
 
@@ -179,6 +182,11 @@ export class Delivery extends pulumi.ComponentResource {
         }),
       }, parent);
       this.deployRoleArns[env] = role.arn;
+    }
+    // SageMaker writes every job of the account to these two groups and would create them
+    // with "never expire"; they are per account, not per stack, hence here.
+    for (const kind of SAGEMAKER_JOB_LOG_GROUPS) {
+      new aws.cloudwatch.LogGroup(`${name}-sagemaker-${kind}`, { name: `/aws/sagemaker/${kind}`, retentionInDays: args.sagemakerJobLogRetentionDays }, parent);
     }
     this.registerOutputs({ imagePushRoleArn: this.imagePushRoleArn, deployRoleArns: this.deployRoleArns });
   }

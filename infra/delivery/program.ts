@@ -18,6 +18,7 @@ export function deliveryProgram(): Record<string, pulumi.Input<unknown>> {
     imageEnvironment: cfg.github.imageEnvironment,
     environments: cfg.environments,
     untaggedExpireDays: cfg.imageRegistry.untaggedExpireDays,
+    sagemakerJobLogRetentionDays: cfg.sagemakerJobLogRetentionDays,
     keepBuilds: cfg.imageRegistry.keepBuilds,
     aws: ctx,
   }, { providers: { aws: ctx.provider } });

@@ -14,6 +14,7 @@ import { nonRoutableReason } from '../ip-ranges';
 import { isDigestReference } from '../images';
 import { TIER_LABEL, TIER_TAG } from '../stack-config';
 import { AUDIENCE_KEY, ENVIRONMENT_SUBJECT, GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST, SUBJECT_KEY } from '../github-oidc';
+import { REQUIRED_CLUSTER_LOG_TYPES } from '../config';
 
 export interface CheckedProvider {
   readonly type: string;
@@ -231,10 +232,7 @@ export const noIamStarOnStar: ResourceRule = {
   description: 'No IAM policy allows every action ("*") on every resource ("*").',
   enforcementLevel: 'mandatory',
   validate(r, report) {
-    const docs: unknown[] = [];
-    const field = POLICY_FIELDS[r.type];
-    if (field) docs.push(r.props[field]);
-    if (r.type === 'aws:iam/role:Role') for (const p of asArray(r.props.inlinePolicies)) docs.push(asRecord(p).policy);
+    const docs = iamDocuments(r);
     if (r.type.startsWith('aws:iam/') && r.type.endsWith('PolicyAttachment') && ADMIN_POLICY.test(str(r.props.policyArn) ?? '')) {
       report(`${r.name} attaches AdministratorAccess ("*" on "*")`);
     }
@@ -277,7 +275,33 @@ export const TAGGABLE_TYPES: ReadonlySet<string> = new Set([
   'aws:cloudwatch/logGroup:LogGroup', 'aws:cloudwatch/metricAlarm:MetricAlarm', 'aws:sns/topic:Topic',
   'aws:budgets/budget:Budget', 'aws:scheduler/scheduleGroup:ScheduleGroup',
   'aws:kms/key:Key', 'aws:codebuild/project:Project', 'aws:eks/accessEntry:AccessEntry', 'aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule',
+  'aws:ec2/launchTemplate:LaunchTemplate', 'aws:ec2/flowLog:FlowLog', 'aws:sagemaker/pipeline:Pipeline', 'aws:cloudwatch/eventRule:EventRule',
+  'aws:scheduler/schedule:Schedule',
 ]);
+
+/**
+ * AWS resource kinds the programs declare that carry no tag, each with why that costs the
+ * budget nothing: free configuration, or billed through a tagged resource. A stack test
+ * fails on any kind that is neither here nor in TAGGABLE_TYPES.
+ */
+export const UNTAGGED_KINDS: Readonly<Record<string, string>> = {
+  'aws:ec2/route:Route': 'free (routing configuration)',
+  'aws:ec2/routeTableAssociation:RouteTableAssociation': 'free',
+  'aws:eks/accessPolicyAssociation:AccessPolicyAssociation': 'free',
+  'aws:iam/rolePolicy:RolePolicy': 'free (IAM)',
+  'aws:iam/rolePolicyAttachment:RolePolicyAttachment': 'free (IAM)',
+  'aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration': 'bucket configuration: storage is billed to the tagged bucket',
+  'aws:s3/bucketOwnershipControls:BucketOwnershipControls': 'bucket configuration',
+  'aws:s3/bucketPolicy:BucketPolicy': 'bucket configuration',
+  'aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock': 'bucket configuration',
+  'aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration': 'bucket configuration',
+  'aws:s3/bucketVersioning:BucketVersioning': 'bucket configuration: old versions are billed to the tagged bucket',
+  'aws:sns/topicPolicy:TopicPolicy': 'free',
+  'aws:sns/topicSubscription:TopicSubscription': 'billed per delivery to the tagged topic',
+  'aws:cloudwatch/eventTarget:EventTarget': 'free (the rule is tagged)',
+  'aws:cloudwatch/logMetricFilter:LogMetricFilter': 'free; its custom metrics are billed by CloudWatch under no resource (cost table: CloudWatch line)',
+  'aws:cloudwatch/dashboard:Dashboard': 'CloudWatch dashboards take no tags: $3/month, in the cost table\'s CloudWatch line',
+};
 
 function providerDefaultTags(provider: CheckedProvider | undefined): Record<string, unknown> {
   if (!provider) return {};
@@ -444,6 +468,270 @@ export const githubTrustScoped: ResourceRule = {
   },
 };
 
+const EKS_COMPONENT = 'eks:index:Cluster';
+const EKS_CLUSTER = 'aws:eks/cluster:Cluster';
+
+/** A cluster setting as the @pulumi/eks component takes it, or as the aws.eks.Cluster it creates does. */
+function clusterSetting(r: CheckedResource, component: string, raw: (p: Record<string, unknown>) => unknown): unknown {
+  return r.type === EKS_COMPONENT ? r.props[component] : raw(r.props);
+}
+const isCluster = (r: CheckedResource): boolean => r.type === EKS_COMPONENT || r.type === EKS_CLUSTER;
+
+export const eksPrivateEndpoint: ResourceRule = {
+  kind: 'resource',
+  name: 'eks-no-public-endpoint-outside-dev',
+  description: 'Outside dev, the EKS API server has no public endpoint (Security Hub EKS.1, CIS EKS 5.4.2); deploys run inside the VPC. Dev may keep one restricted to operator CIDRs (never 0.0.0.0/0).',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (!isCluster(r)) return;
+    const isPublic = clusterSetting(r, 'endpointPublicAccess', (p) => asRecord(p.vpcConfig).endpointPublicAccess);
+    // The AWS API defaults a missing setting to a public endpoint open to everyone.
+    if (isPublic === false) return;
+    if (!relaxed(r)) {
+      report(`${r.name} (${tierOf(r) ?? 'unknown tier (treated as prod)'}): public API endpoint; set endpointPublicAccess: false (the deployer reaches the private endpoint)`);
+      return;
+    }
+    const cidrs = asArray(clusterSetting(r, 'publicAccessCidrs', (p) => asRecord(p.vpcConfig).publicAccessCidrs));
+    if (cidrs.length === 0 || cidrs.includes('0.0.0.0/0')) report(`${r.name} (dev): a public API endpoint must be restricted to operator CIDRs, not open to 0.0.0.0/0`);
+  },
+};
+
+export const eksSecretsEncryption: ResourceRule = {
+  kind: 'resource',
+  name: 'eks-secrets-encrypted',
+  description: 'Kubernetes secrets are envelope-encrypted with a customer-managed KMS key (Security Hub EKS.3, CIS EKS 5.3.1), and every KMS key rotates (Security Hub KMS.4).',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (r.type === 'aws:kms/key:Key' && r.props.enableKeyRotation !== true) report(`KMS key ${r.name} does not rotate (enableKeyRotation: true)`);
+    // `in`, not a read: the key's ARN is not known before the key exists, its presence is.
+    if (r.type === EKS_COMPONENT && !('encryptionConfigKeyArn' in r.props)) report(`${r.name}: no encryptionConfigKeyArn (secrets in etcd are not encrypted with a key of ours)`);
+    if (r.type === EKS_CLUSTER && !asArray(asRecord(r.props.encryptionConfig).resources).includes('secrets')) report(`${r.name}: encryptionConfig does not cover secrets`);
+  },
+};
+
+export const eksControlPlaneLogs: ResourceRule = {
+  kind: 'resource',
+  name: 'eks-control-plane-logs',
+  description: `EKS control-plane logs ${REQUIRED_CLUSTER_LOG_TYPES.join(', ')} go to CloudWatch (Security Hub EKS.8, CIS EKS 2.1.1); their log group's retention is checked by log-groups-have-retention.`,
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (!isCluster(r)) return;
+    const enabled = asArray(r.props.enabledClusterLogTypes);
+    const missing = REQUIRED_CLUSTER_LOG_TYPES.filter((t) => !enabled.includes(t));
+    if (missing.length > 0) report(`${r.name}: control-plane log type(s) ${missing.join(', ')} not enabled`);
+  },
+};
+
+export const eksStandardSupport: ResourceRule = {
+  kind: 'resource',
+  name: 'eks-upgrade-policy-standard',
+  description: 'EKS clusters set upgradePolicy.supportType STANDARD: the default EXTENDED silently moves the control plane from $0.10/h to $0.60/h once the version leaves standard support.',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (!isCluster(r)) return;
+    const support = asRecord(r.props.upgradePolicy).supportType;
+    if (support !== 'STANDARD') report(`${r.name}: upgradePolicy.supportType is ${String(support ?? 'unset (EXTENDED)')}, not STANDARD ($0.60/h instead of $0.10/h after standard support ends)`);
+  },
+};
+
+const SCOPING_KEYS = ['aws:PrincipalAccount', 'aws:ResourceAccount', 'aws:PrincipalOrgID', 'aws:ResourceOrgID', 'aws:PrincipalOrgPaths', 'aws:ResourceOrgPaths'];
+
+/** Whether an Allow statement is limited to an account's or organization's principals or resources, or names its resources. */
+function scopedStatement(s: Record<string, unknown>): boolean {
+  const resources = asArray(s.Resource);
+  if (resources.length > 0 && !resources.includes('*')) return true;
+  return Object.values(asRecord(s.Condition)).some((block) => Object.keys(asRecord(block)).some((k) => SCOPING_KEYS.includes(k)));
+}
+
+export const endpointPolicyScoped: ResourceRule = {
+  kind: 'resource',
+  name: 'vpc-endpoint-policy-scoped',
+  description: 'Every VPC endpoint has a policy, and each of its Allow statements is limited to this account\'s or organization\'s principals or resources (aws:PrincipalAccount, aws:ResourceAccount, ...) or names its resources: without NAT the endpoints are the way out of the VPC.',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (r.type !== 'aws:ec2/vpcEndpoint:VpcEndpoint') return;
+    const policy = r.props.policy;
+    if (typeof policy !== 'string' || policy === '') {
+      report(`VPC endpoint ${r.name} has no policy (the default allows every action on every resource of every account)`);
+      return;
+    }
+    for (const s of statements(policy)) {
+      if (s.Effect === 'Allow' && !scopedStatement(s)) report(`VPC endpoint ${r.name}: statement ${String(s.Sid ?? '(no Sid)')} allows "*" resources without an account or organization condition`);
+    }
+  },
+};
+
+const LAUNCH_TEMPLATE = 'aws:ec2/launchTemplate:LaunchTemplate';
+const NODE_GROUP_TYPES = ['aws:eks/nodeGroup:NodeGroup', 'eks:index:ManagedNodeGroup'];
+
+export const nodeImdsHopLimit: ResourceRule = {
+  kind: 'resource',
+  name: 'nodes-imdsv2-hop-limit-1',
+  description: 'Node groups launch from a launch template that requires IMDSv2 with a hop limit of 1 (EKS best practices, CIS EKS 4.x): pods cannot fetch the node role\'s credentials.',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (NODE_GROUP_TYPES.includes(r.type) && r.props.launchTemplate === undefined) report(`${r.name}: no launch template (the node group's default allows IMDS to pods with a hop limit of 2)`);
+    if (r.type !== LAUNCH_TEMPLATE) return;
+    const md = asRecord(r.props.metadataOptions);
+    if (md.httpTokens !== 'required') report(`launch template ${r.name}: metadataOptions.httpTokens must be "required" (IMDSv2), is ${String(md.httpTokens ?? 'unset')}`);
+    if (md.httpPutResponseHopLimit !== 1) report(`launch template ${r.name}: metadataOptions.httpPutResponseHopLimit must be 1, is ${String(md.httpPutResponseHopLimit ?? 'unset')}`);
+  },
+};
+
+/** Managed policies that must not be on a role EC2 instances (nodes) assume. */
+export const NOT_ON_NODE_ROLE = ['AmazonEKS_CNI_Policy', 'AmazonEC2ContainerRegistryReadOnly', 'AmazonEC2ContainerRegistryPowerUser', 'AmazonEC2ContainerRegistryFullAccess', 'AdministratorAccess'];
+
+export const nodeRolePolicies: StackRule = {
+  kind: 'stack',
+  name: 'node-role-managed-policies',
+  description: `Node roles (trusted by ec2.amazonaws.com) carry none of ${NOT_ON_NODE_ROLE.join(', ')}: the CNI has its own IRSA role and image pulls need only AmazonEC2ContainerRegistryPullOnly.`,
+  enforcementLevel: 'mandatory',
+  validate(resources, report) {
+    const nodeRoles = new Set(ofType(resources, 'aws:iam/role:Role')
+      .filter((role) => statements(role.props.assumeRolePolicy).some((st) => asArray(asRecord(st.Principal).Service).includes('ec2.amazonaws.com')))
+      .map((role) => str(role.props.name)));
+    for (const a of ofType(resources, 'aws:iam/rolePolicyAttachment:RolePolicyAttachment')) {
+      const policy = (str(a.props.policyArn) ?? '').split('/').pop() ?? '';
+      if (nodeRoles.has(str(a.props.role)) && NOT_ON_NODE_ROLE.includes(policy)) report(`${a.name}: ${policy} is attached to node role ${String(a.props.role)}`, a.urn);
+    }
+  },
+};
+
+function isLoadBalancerService(r: CheckedResource): boolean {
+  return r.type === 'kubernetes:core/v1:Service' && asRecord(r.props.spec).type === 'LoadBalancer';
+}
+
+export const loadBalancerSourceRanges: ResourceRule = {
+  kind: 'resource',
+  name: 'load-balancer-source-ranges',
+  description: 'A LoadBalancer Service names the addresses allowed to it (spec.loadBalancerSourceRanges), never 0.0.0.0/0.',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (!isLoadBalancerService(r)) return;
+    const ranges = asArray(asRecord(r.props.spec).loadBalancerSourceRanges);
+    if (ranges.length === 0) report(`${r.name}: a load balancer without loadBalancerSourceRanges is open to the internet`);
+    if (ranges.includes('0.0.0.0/0')) report(`${r.name}: loadBalancerSourceRanges includes 0.0.0.0/0`);
+  },
+};
+
+const LB_TAGS_ANNOTATION = 'service.beta.kubernetes.io/aws-load-balancer-additional-resource-tags';
+
+export const costTagsReachBilledResources: ResourceRule = {
+  kind: 'resource',
+  name: 'cost-tags-reach-billed-resources',
+  description: `What AWS creates on our behalf carries the cost tags ${REQUIRED_TAGS.join(', ')} too: the instances, volumes and ENIs a launch template starts (tagSpecifications) and load balancers a Service creates (annotation ${LB_TAGS_ANNOTATION}); otherwise the budget's stack filter misses them.`,
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (r.type === LAUNCH_TEMPLATE) {
+      const specs = asArray(r.props.tagSpecifications).map(asRecord);
+      for (const kind of ['instance', 'volume']) {
+        const tags = asRecord(specs.find((t) => t.resourceType === kind)?.tags);
+        const missing = REQUIRED_TAGS.filter((k) => typeof tags[k] !== 'string' || tags[k] === '');
+        if (missing.length > 0) report(`launch template ${r.name}: ${kind}s it launches miss tag(s) ${missing.join(', ')} (tagSpecifications)`);
+      }
+    }
+    if (isLoadBalancerService(r)) {
+      const annotation = str(asRecord(asRecord(r.props.metadata).annotations)[LB_TAGS_ANNOTATION]) ?? '';
+      const keys = annotation.split(',').map((kv) => kv.split('=')[0].trim());
+      const missing = REQUIRED_TAGS.filter((k) => !keys.includes(k));
+      if (missing.length > 0) report(`${r.name}: its load balancer misses tag(s) ${missing.join(', ')} (annotation ${LB_TAGS_ANNOTATION})`);
+    }
+  },
+};
+
+/**
+ * Service principals that set no aws:SourceAccount/aws:SourceArn when they assume a role:
+ * EC2 for instance profiles (only principals allowed iam:PassRole on the role can use it).
+ */
+export const TRUST_WITHOUT_SOURCE_CONTEXT = ['ec2.amazonaws.com'];
+
+function conditionKeys(s: Record<string, unknown>, operators?: string[]): string[] {
+  const condition = asRecord(s.Condition);
+  return Object.entries(condition).filter(([op]) => !operators || operators.includes(op)).flatMap(([, block]) => Object.keys(asRecord(block)));
+}
+
+export const trustConditions: ResourceRule = {
+  kind: 'resource',
+  name: 'iam-trust-policy-conditions',
+  description: 'Every role\'s trust policy is narrowed: AWS services by aws:SourceAccount or aws:SourceArn (confused deputy), OIDC providers by StringEquals on both sub and aud, other AWS principals by some condition.',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (r.type !== 'aws:iam/role:Role') return;
+    for (const s of statements(r.props.assumeRolePolicy)) {
+      if (s.Effect !== 'Allow') continue;
+      const principal = asRecord(s.Principal);
+      const keys = conditionKeys(s);
+      const services = asArray(principal.Service).map(String).filter((svc) => !TRUST_WITHOUT_SOURCE_CONTEXT.includes(svc));
+      if (services.length > 0 && !keys.some((k) => k === 'aws:SourceAccount' || k === 'aws:SourceArn')) {
+        report(`${r.name}: trust in ${services.join(', ')} without an aws:SourceAccount or aws:SourceArn condition`);
+      }
+      if (asArray(principal.Federated).length > 0) {
+        const exact = conditionKeys(s, ['StringEquals']);
+        for (const part of ['sub', 'aud']) if (!exact.some((k) => k.endsWith(`:${part}`))) report(`${r.name}: OIDC trust without StringEquals on ${part}`);
+      }
+      if ((principal.AWS !== undefined || s.Principal === '*') && keys.length === 0) report(`${r.name}: trust in AWS principal(s) ${JSON.stringify(principal.AWS ?? s.Principal)} without any condition`);
+    }
+  },
+};
+
+/** Inline and managed policy documents of an IAM resource. */
+function iamDocuments(r: CheckedResource): unknown[] {
+  const docs: unknown[] = [];
+  const field = POLICY_FIELDS[r.type];
+  if (field) docs.push(r.props[field]);
+  if (r.type === 'aws:iam/role:Role') for (const p of asArray(r.props.inlinePolicies)) docs.push(asRecord(p).policy);
+  return docs;
+}
+
+export const noServiceWildcards: ResourceRule = {
+  kind: 'resource',
+  name: 'iam-no-service-wildcards',
+  description: 'No IAM policy allows a whole service (e.g. "sagemaker:*", "s3:*") on every resource ("*"): grant the actions used, on the resources used.',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    for (const doc of iamDocuments(r)) {
+      for (const s of statements(doc)) {
+        if (s.Effect !== 'Allow' || !asArray(s.Resource).includes('*')) continue;
+        const wide = asArray(s.Action).map(String).filter((a) => /^[\w-]+:\*$/.test(a));
+        if (wide.length > 0) report(`${r.name} allows ${wide.join(', ')} on "*"${s.Sid ? ` (statement ${String(s.Sid)})` : ''}`);
+      }
+    }
+  },
+};
+
+function pipelineSteps(r: CheckedResource): Record<string, unknown>[] {
+  let definition: unknown = r.props.pipelineDefinition;
+  if (typeof definition === 'string') {
+    try {
+      definition = JSON.parse(definition);
+    } catch {
+      return [];
+    }
+  }
+  const flatten = (steps: unknown[]): Record<string, unknown>[] => steps.map(asRecord).flatMap((st) => [st, ...flatten([...asArray(asRecord(st.Arguments).IfSteps), ...asArray(asRecord(st.Arguments).ElseSteps)])]);
+  return flatten(asArray(asRecord(definition).Steps));
+}
+
+export const sagemakerNetworkIsolation: ResourceRule = {
+  kind: 'resource',
+  name: 'sagemaker-jobs-network-isolated',
+  description: 'SageMaker processing and training jobs (pipeline steps) run with network isolation or inside the VPC (VpcConfig / NetworkConfig.VpcConfig), never on SageMaker\'s open network (Security Hub SageMaker.2-style).',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (r.type !== 'aws:sagemaker/pipeline:Pipeline') return;
+    for (const step of pipelineSteps(r)) {
+      const args = asRecord(step.Arguments);
+      if (step.Type === 'Processing') {
+        const net = asRecord(args.NetworkConfig);
+        if (net.EnableNetworkIsolation !== true && net.VpcConfig === undefined) report(`${r.name}: processing step ${String(step.Name)} has neither NetworkConfig.EnableNetworkIsolation nor NetworkConfig.VpcConfig`);
+      }
+      if (step.Type === 'Training' && args.EnableNetworkIsolation !== true && args.VpcConfig === undefined) {
+        report(`${r.name}: training step ${String(step.Name)} has neither EnableNetworkIsolation nor VpcConfig`);
+      }
+    }
+  },
+};
+
 export const RULES: readonly Rule[] = [
   noPublicBuckets,
   bucketEncryption,
@@ -457,4 +745,16 @@ export const RULES: readonly Rule[] = [
   imagesByDigest,
   dataProtected,
   githubTrustScoped,
+  eksPrivateEndpoint,
+  eksSecretsEncryption,
+  eksControlPlaneLogs,
+  eksStandardSupport,
+  endpointPolicyScoped,
+  nodeImdsHopLimit,
+  nodeRolePolicies,
+  loadBalancerSourceRanges,
+  costTagsReachBilledResources,
+  trustConditions,
+  noServiceWildcards,
+  sagemakerNetworkIsolation,
 ];

@@ -55,6 +55,39 @@ export function describeApp(stack: string, getRun: () => ProgramRun, getPreview:
       expect(spread).toMatchObject({ maxSkew: 1, whenUnsatisfiable: e.zoneSpreadHard ? 'DoNotSchedule' : 'ScheduleAnyway' });
     });
 
+    test('pods: no Kubernetes API token; default-deny in the namespace with explicit allows (API port in; DNS and HTTPS out)', () => {
+      const run = getRun();
+      expect(run.one('kubernetes:core/v1:ServiceAccount').inputs.automountServiceAccountToken).toBe(false);
+      expect(podSpec(run).automountServiceAccountToken).toBe(false);
+      const policies = run.ofType('kubernetes:networking.k8s.io/v1:NetworkPolicy').map((p) => ({ name: o(p.inputs.metadata).name, spec: o(p.inputs.spec) }));
+      expect(policies.find((p) => p.name === 'default-deny')?.spec).toEqual({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
+      const api = policies.find((p) => p.name === 'pricesense-api')?.spec;
+      expect(api?.ingress).toEqual([{ ports: [{ protocol: 'TCP', port: 8080 }] }]);
+      const egressPorts = (api?.egress as Obj[]).flatMap((rule) => (rule.ports as Obj[]).map((p) => `${String(p.protocol)}/${String(p.port)}`));
+      expect(egressPorts.sort()).toEqual(['TCP/443', 'TCP/53', 'UDP/53']);
+    });
+
+    test(e.publicEndpoint ? 'demo load balancer: named source CIDRs, TLS with the ACM certificate, access logs to the lake\'s logs/lb/, cost tags' : 'no load balancer', () => {
+      const svc = getRun().one('kubernetes:core/v1:Service').inputs;
+      const annotations = o(o(svc.metadata).annotations);
+      if (!e.publicEndpoint) {
+        expect(annotations).toEqual({});
+        return;
+      }
+      const b = 'service.beta.kubernetes.io/aws-load-balancer';
+      expect(o(svc.spec).loadBalancerSourceRanges).toEqual(['81.2.69.160/27']);
+      expect(o(svc.spec).ports).toEqual([expect.objectContaining({ port: 443, targetPort: 'http' })]);
+      expect(annotations).toMatchObject({
+        [`${b}-ssl-cert`]: expect.stringMatching(/^arn:aws:acm:/),
+        [`${b}-ssl-ports`]: '443',
+        [`${b}-access-log-enabled`]: 'true',
+        [`${b}-access-log-s3-bucket-name`]: platformOutputsFor(stack).lakeBucket,
+        [`${b}-access-log-s3-bucket-prefix`]: `logs/lb/${stack}`,
+      });
+      expect(String(annotations[`${b}-additional-resource-tags`]).split(',').sort()).toEqual([`cost-center=cc-4711`, 'owner=ml-platform', 'project=pricesense', `stack=${stack}`, `tier=${stack}`]);
+      expect(getRun().outputs.apiEndpoint).toMatch(/^https:\/\//);
+    });
+
     test('every object carries the tier label the policy pack reads', () => {
       const run = getRun();
       for (const r of run.resources.filter((x) => x.type.startsWith('kubernetes:'))) {
@@ -71,7 +104,7 @@ export function describeApp(stack: string, getRun: () => ProgramRun, getPreview:
       expect(o(o(hpa.behavior).scaleDown).stabilizationWindowSeconds).toBe(e.hpa.scaleDownWindow);
       expect(o(run.one('kubernetes:policy/v1:PodDisruptionBudget').inputs.spec).maxUnavailable).toBe(1);
       expect(run.one('kubernetes:apps/v1:Deployment').opts.ignoreChanges).toEqual(['spec.replicas']);
-      if (e.publicEndpoint) expect(run.outputs.apiEndpoint).toMatch(/^http:\/\/.+\.elb\.us-east-1\.amazonaws\.com$/);
+      if (e.publicEndpoint) expect(run.outputs.apiEndpoint).toMatch(/^https:\/\/.+\.elb\.us-east-1\.amazonaws\.com$/);
       else expect(run.outputs.apiEndpoint).toBeNull();
     });
 

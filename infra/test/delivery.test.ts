@@ -18,6 +18,11 @@ beforeAll(async () => {
 const trustOf = (r: ProgramRun, name: string): Obj[] => policyDoc(r.one('aws:iam/role:Role', name).inputs.assumeRolePolicy).Statement;
 
 describe('delivery bootstrap', () => {
+  test('the account\'s SageMaker job log groups exist with retention (SageMaker would create them with none)', () => {
+    const groups = run.ofType('aws:cloudwatch/logGroup:LogGroup').map((g) => [g.inputs.name, g.inputs.retentionInDays]);
+    expect(groups).toEqual([['/aws/sagemaker/ProcessingJobs', 30], ['/aws/sagemaker/TrainingJobs', 30]]);
+  });
+
   test('one GitHub OIDC provider for sts.amazonaws.com, protected', () => {
     const provider = run.one('aws:iam/openIdConnectProvider:OpenIdConnectProvider');
     expect(provider.inputs).toMatchObject({ url: 'https://token.actions.githubusercontent.com', clientIdLists: ['sts.amazonaws.com'] });

@@ -98,6 +98,7 @@ const ID_PREFIX: Record<string, string> = {
   'aws:ec2/routeTable:RouteTable': 'rtb-',
   'aws:ec2/securityGroup:SecurityGroup': 'sg-',
   'aws:ec2/vpcEndpoint:VpcEndpoint': 'vpce-',
+  'aws:ec2/launchTemplate:LaunchTemplate': 'lt-',
 };
 
 export function hex(s: string): string {
@@ -137,6 +138,8 @@ function computed(type: string, name: string, inputs: Record<string, unknown>, i
       return { arn: arn('scheduler', `schedule-group/${String(inputs.name)}`) };
     case 'aws:codebuild/project:Project':
       return { arn: arn('codebuild', `project/${String(inputs.name)}`) };
+    case 'aws:ec2/launchTemplate:LaunchTemplate':
+      return { latestVersion: 1, arn: arn('ec2', `launch-template/${id}`) };
     case 'aws:ec2/vpcEndpoint:VpcEndpoint':
       return inputs.vpcEndpointType === 'Gateway' ? { prefixListId: 'pl-63a5400a' } : {};
     case 'eks:index:Cluster': {
@@ -165,6 +168,8 @@ export function platformOutputsFor(stack: string): Record<string, unknown> {
     apiRoleArn: `arn:aws:iam::${ACCOUNT}:role/api-irsa-${hex('api-irsa')}`,
     registryUri: `sagemaker://pricesense-${stack}`,
     lakeUri: `s3://pricesense-lake-${stack}-${ACCOUNT}`,
+    lakeBucket: `pricesense-lake-${stack}-${ACCOUNT}`,
+    costTags: { project: 'pricesense', stack, owner: 'ml-platform', 'cost-center': 'cc-4711', tier: stack },
     region: REGION,
     tier: stack,
     clusterName: `pricesense-${stack}`,
@@ -229,6 +234,9 @@ export async function runProgram(project: Project, stack: string, options: RunOp
             return { accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/test`, userId: 'AIDTEST' };
           case 'aws:index/getPartition:getPartition':
             return { partition: 'aws', dnsSuffix: 'amazonaws.com' };
+          case 'aws:eks/getAddonVersion:getAddonVersion':
+            // The default build of each add-on for the requested Kubernetes version.
+            return { addonName: args.inputs.addonName, kubernetesVersion: args.inputs.kubernetesVersion, version: `${String(args.inputs.addonName)}-for-${String(args.inputs.kubernetesVersion)}-eksbuild.1`, id: String(args.inputs.addonName) };
           case 'aws:ecr/getRepository:getRepository': {
             const name = String(args.inputs.name);
             return { name, repositoryUrl: `${REGISTRY}/${name}`, arn: `arn:aws:ecr:${REGION}:${ACCOUNT}:repository/${name}`, registryId: ACCOUNT };

@@ -119,8 +119,12 @@ export function describePipeline(stack: string, getRun: () => ProgramRun, getBar
       const widened = mine.map((r) => (r.name === 'pipeline-role' && r.type === 'aws:iam/rolePolicy:RolePolicy'
         ? { ...r, props: { ...r.props, policy: JSON.stringify({ Statement: [{ Sid: 'Oops', Effect: 'Allow', Action: 'sagemaker:*', Resource: '*' }, { Effect: 'Allow', Action: '*', Resource: '*' }] }) } }
         : r));
-      const iam = RULES.find((r) => r.name === 'iam-no-star-actions-on-star-resources');
-      expect(iam && evaluate(iam, widened)).toHaveLength(1);
+      // "*" on "*" and a whole service on "*" are each caught by their rule.
+      const violations = RULES.flatMap((rule) => evaluate(rule, widened));
+      expect(violations.map((v) => [v.rule, v.message])).toEqual([
+        ['iam-no-star-actions-on-star-resources', 'pipeline-role allows "*" actions on "*" resources'],
+        ['iam-no-service-wildcards', 'pipeline-role allows sagemaker:* on "*" (statement Oops)'],
+      ]);
     });
   });
 }

@@ -13,6 +13,12 @@ function rule(name: string): Rule {
   if (!found) throw new Error(`no rule ${name}`);
   return found;
 }
+/** The hardening rules (issue 16), each with a catching case in hardening-policies.test.ts. */
+const HARDENING_RULES = [
+  'eks-no-public-endpoint-outside-dev', 'eks-secrets-encrypted', 'eks-control-plane-logs', 'eks-upgrade-policy-standard',
+  'vpc-endpoint-policy-scoped', 'nodes-imdsv2-hop-limit-1', 'node-role-managed-policies', 'load-balancer-source-ranges',
+  'cost-tags-reach-billed-resources', 'iam-trust-policy-conditions', 'iam-no-service-wildcards', 'sagemaker-jobs-network-isolated',
+];
 const messages = (name: string, resources: CheckedResource[]): string[] => evaluate(rule(name), resources).map((v) => v.message);
 
 const bucket = res('aws:s3/bucket:Bucket', 'lake', { bucket: 'lake-1', id: 'lake-1' });
@@ -21,11 +27,12 @@ const fullBlock = res('aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock', 
 });
 
 describe('policy rules catch violations', () => {
-  test('the pack has the original eight rules and the four deploy/teardown rules', () => {
+  test('the pack has the original eight rules, the four deploy/teardown rules and the hardening rules', () => {
     expect(RULES.map((r) => r.name)).toEqual([
       's3-no-public-buckets', 's3-encryption', 'ecr-immutable-scan-on-push', 'no-nat-gateways',
       'nodes-in-private-subnets', 'iam-no-star-actions-on-star-resources', 'log-groups-have-retention', 'required-tags',
       'public-access-cidrs-routable', 'images-by-digest-outside-dev', 'data-resources-protected', 'github-oidc-trust-scoped-to-environment',
+      ...HARDENING_RULES,
     ]);
   });
 

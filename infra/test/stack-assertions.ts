@@ -4,10 +4,11 @@
  * preview of a first `pulumi up` (nothing exists yet, computed values unknown). Each
  * stack's test file calls describeStack with what differs between tiers.
  */
-import { ACCOUNT, DEPLOYER_DIGEST, DIGEST, JOBS_DIGEST, REGION, REGISTRY, policyDoc, releaseImages, runProgram, withProps, type ProgramRun } from './harness';
+import { parseStackConfig } from '../config';
+import { ACCOUNT, DEPLOYER_DIGEST, DIGEST, JOBS_DIGEST, REGION, REGISTRY, policyDoc, releaseImages, runProgram, stackConfig, withProps, type ProgramRun } from './harness';
 import { runPolicies } from './policy-engine';
-import { EKS_UNSUPPORTED_ZONE_IDS, INTERFACE_ENDPOINT_SERVICES } from '../network';
-import { REQUIRED_TAGS } from '../policies/rules';
+import { EKS_UNSUPPORTED_ZONE_IDS, INTERFACE_ENDPOINT_SERVICES, interfaceEndpointPolicy } from '../network';
+import { REQUIRED_TAGS, TAGGABLE_TYPES, UNTAGGED_KINDS } from '../policies/rules';
 import { describePipeline, type PipelineExpectations } from './pipeline-assertions';
 import { describeApp, type AppExpectations } from './app-assertions';
 
@@ -25,21 +26,24 @@ export interface TierExpectations {
 }
 
 type Obj = Record<string, unknown>;
+export const DEMO_ENDPOINT = { publicEndpoint: true, publicEndpointCidrs: ['81.2.69.160/27'], tlsCertificateArn: `arn:aws:acm:us-east-1:${ACCOUNT}:certificate/0a1b2c3d-demo` };
 const o = (v: unknown): Obj => v as Obj;
 
 /** Rules that read values only known once resources exist: the engine reports them as not run during a first preview. */
-const NOT_RUN_IN_FIRST_PREVIEW = new Set(['s3-no-public-buckets', 's3-encryption', 'nodes-in-private-subnets', 'iam-no-star-actions-on-star-resources', 'images-by-digest-outside-dev', 'github-oidc-trust-scoped-to-environment']);
+const NOT_RUN_IN_FIRST_PREVIEW = new Set(['s3-no-public-buckets', 's3-encryption', 'nodes-in-private-subnets', 'iam-no-star-actions-on-star-resources', 'images-by-digest-outside-dev', 'github-oidc-trust-scoped-to-environment', 'node-role-managed-policies',
+  'iam-trust-policy-conditions', 'iam-no-service-wildcards', 'sagemaker-jobs-network-isolated']);
 
 export function describeStack(e: TierExpectations): void {
   describe(`stack ${e.stack}`, () => {
     const runs: { platform?: ProgramRun; preview?: ProgramRun; bare?: ProgramRun; app?: ProgramRun; appPreview?: ProgramRun } = {};
     const platformConfig = { 'pricesense:images': releaseImages() };
-    const appConfig = { 'pricesense:app': JSON.stringify({ image: { digest: DIGEST } }) };
+    // dev: the demo load balancer, as an operator enables it (source CIDRs and a certificate).
+    const appConfig = { 'pricesense:app': JSON.stringify({ image: { digest: DIGEST }, ...(e.app.publicEndpoint ? DEMO_ENDPOINT : {}) }) };
     beforeAll(async () => {
       runs.platform = await runProgram('platform', e.stack, { overrides: platformConfig });
       runs.preview = await runProgram('platform', e.stack, { overrides: platformConfig, mode: 'preview' });
-      // The stack file as committed (no release images yet), plus an operator CIDR.
-      runs.bare = await runProgram('platform', e.stack, { overrides: { 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['81.2.69.160/27'] }) } });
+      // The stack file as committed (no release images yet), plus an operator CIDR where one is allowed (dev).
+      runs.bare = await runProgram('platform', e.stack, e.stack === 'dev' ? { overrides: { 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['81.2.69.160/27'] }) } } : {});
       runs.app = await runProgram('app', e.stack, { overrides: appConfig });
       runs.appPreview = await runProgram('app', e.stack, { overrides: appConfig, mode: 'preview' });
     });
@@ -95,6 +99,15 @@ export function describeStack(e: TierExpectations): void {
       expect(s3?.inputs).toMatchObject({ vpcEndpointType: 'Gateway' });
       const privateRt = run.one('aws:ec2/routeTable:RouteTable', /private/).id;
       expect(s3?.inputs.routeTableIds).toEqual([privateRt]);
+      // This account's buckets, and ECR's layer bucket for image pulls (read-only).
+      expect(policyDoc(s3?.inputs.policy).Statement).toEqual([
+        expect.objectContaining({ Action: 's3:*', Resource: '*', Condition: { StringEquals: { 'aws:ResourceAccount': ACCOUNT } } }),
+        expect.objectContaining({ Action: 's3:GetObject', Resource: `arn:aws:s3:::prod-${REGION}-starport-layer-bucket/*` }),
+      ]);
+      // Nothing in the VPC calls these (the in-tree NLB controller runs in the control plane).
+      for (const unused of ['elasticloadbalancing', 'sagemaker.runtime', 'autoscaling']) {
+        expect(endpoints.map((v) => v.inputs.serviceName)).not.toContain(`com.amazonaws.${REGION}.${unused}`);
+      }
       const sg = run.one('aws:ec2/securityGroup:SecurityGroup', 'network-endpoints');
       const required = ['ecr.api', 'ecr.dkr', 'sts', 'logs', 'ec2', 'kms', 'monitoring', 'sagemaker.api'];
       expect(INTERFACE_ENDPOINT_SERVICES).toEqual(expect.arrayContaining(required));
@@ -102,6 +115,7 @@ export function describeStack(e: TierExpectations): void {
       for (const service of INTERFACE_ENDPOINT_SERVICES) {
         const ep = endpoints.find((v) => v.inputs.serviceName === `com.amazonaws.${REGION}.${service}`);
         expect(ep?.inputs).toMatchObject({ vpcEndpointType: 'Interface', privateDnsEnabled: true, securityGroupIds: [sg.id] });
+        expect(ep?.inputs.policy).toBe(interfaceEndpointPolicy(ACCOUNT));
         const subnetIds = ep?.inputs.subnetIds as string[];
         expect(subnetIds).toHaveLength(e.endpointAzCount);
         expect(subnetIds.every((id) => privateSubnetIds.includes(id))).toBe(true);
@@ -119,11 +133,15 @@ export function describeStack(e: TierExpectations): void {
       expect(o(run.one('aws:s3/bucketVersioning:BucketVersioning').inputs.versioningConfiguration).status).toBe('Enabled');
       const tls = policyDoc(run.one('aws:s3/bucketPolicy:BucketPolicy').inputs.policy).Statement;
       expect(tls[0]).toMatchObject({ Effect: 'Deny', Principal: '*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } });
+      // Load balancer access logs: only the log delivery service, only for this account, only under logs/lb/.
+      expect(tls.find((x) => x.Sid === 'LoadBalancerAccessLogs')).toMatchObject({
+        Principal: { Service: 'delivery.logs.amazonaws.com' }, Resource: `arn:aws:s3:::${bucket.id}/logs/lb/*`, Condition: { StringEquals: { 'aws:SourceAccount': ACCOUNT } },
+      });
       const rules = run.one('aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration').inputs.rules as Obj[];
       const byPrefix = (p: string): Obj | undefined => rules.find((r) => o(r.filter).prefix === p);
       expect(byPrefix('tmp/')?.expiration).toEqual({ days: 7 });
       expect(byPrefix('logs/')).toMatchObject({ transitions: [{ storageClass: 'STANDARD_IA', days: 30 }], expiration: { days: 365 } });
-      expect(byPrefix('raw/')).toMatchObject({ transitions: [{ storageClass: 'GLACIER_IR' }] });
+      expect(byPrefix('raw/')).toMatchObject({ transitions: [{ storageClass: 'INTELLIGENT_TIERING', days: 0 }] });
     });
 
     test(`teardown: the lake and its guards ${e.data.protect ? 'are protected' : 'are not protected'}${e.data.retainOnDelete ? ' and retained under a stable name' : ''}; forceDestroy ${e.data.forceDestroy}`, () => {
@@ -154,7 +172,7 @@ export function describeStack(e: TierExpectations): void {
 
     test('teardown: nothing but data is protected, so `pulumi destroy --exclude-protected` removes all compute and network', () => {
       const protectedTypes = new Set(platform().resources.filter((r) => r.opts.protect).map((r) => r.type));
-      for (const t of protectedTypes) expect(t).toMatch(/^aws:(s3\/|sagemaker\/modelPackageGroup)/);
+      for (const t of protectedTypes) expect(t).toMatch(/^aws:(s3\/|sagemaker\/modelPackageGroup|kms\/key)/);
     });
 
     test('teardown: explicit order: the cluster after the network, node groups after networking add-ons, the deployer after its access', () => {
@@ -217,8 +235,29 @@ export function describeStack(e: TierExpectations): void {
       expect(run.resources.filter((r) => r.type.startsWith('kubernetes:'))).toEqual([]);
     });
 
-    test('cluster: a configured operator CIDR opens a public endpoint restricted to it', () => {
-      expect((runs.bare as ProgramRun).one('eks:index:Cluster').inputs).toMatchObject({ endpointPublicAccess: true, publicAccessCidrs: ['81.2.69.160/27'] });
+    test(e.stack === 'dev' ? 'cluster: a configured operator CIDR opens a public endpoint restricted to it (dev only)' : `cluster: no public endpoint in ${e.stack}, whatever the config says`, () => {
+      if (e.stack === 'dev') {
+        expect((runs.bare as ProgramRun).one('eks:index:Cluster').inputs).toMatchObject({ endpointPublicAccess: true, publicAccessCidrs: ['81.2.69.160/27'] });
+        return;
+      }
+      // Refused before any resource is declared (the rule eks-no-public-endpoint-outside-dev backs it).
+      const raw = { ...stackConfig('platform', e.stack), 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['81.2.69.160/27'] }) };
+      expect(() => parseStackConfig(e.stack, 'pricesense', raw)).toThrow(`pricesense:cluster.publicAccessCidrs: expected empty in ${e.stack}`);
+    });
+
+    test('cluster: secrets encrypted with a rotated customer-managed key, STANDARD support, our own control-plane role with a confused-deputy guard', () => {
+      const run = platform();
+      const c = run.one('eks:index:Cluster').inputs;
+      const key = run.one('aws:kms/key:Key', 'cluster-secrets');
+      expect(key.inputs).toMatchObject({ enableKeyRotation: true });
+      expect(key.opts.protect).toBe(e.data.protect);
+      expect(c.encryptionConfigKeyArn).toBe(key.state.arn);
+      expect(c.upgradePolicy).toEqual({ supportType: 'STANDARD' });
+      const role = run.one('aws:iam/role:Role', 'cluster-control-plane');
+      expect(c.serviceRole).toBeDefined();
+      expect(policyDoc(role.inputs.assumeRolePolicy).Statement[0]).toMatchObject({ Principal: { Service: 'eks.amazonaws.com' }, Condition: { StringEquals: { 'aws:SourceAccount': ACCOUNT } } });
+      const keyUse = policyDoc(run.one('aws:iam/rolePolicy:RolePolicy', 'cluster-control-plane-kms').inputs.policy).Statement[0];
+      expect(keyUse.Resource).toBe(key.state.arn);
     });
 
     test('deployer: a CodeBuild project in the private subnets, pinned to the deployer image by digest, with the app stack state and its own secrets key', () => {
@@ -331,6 +370,8 @@ export function describeStack(e: TierExpectations): void {
       const run = platform();
       const budget = run.one('aws:budgets/budget:Budget').inputs;
       expect(budget).toMatchObject({ budgetType: 'COST', timeUnit: 'MONTHLY', limitUnit: 'USD' });
+      // Within the service's limit of 5 notifications per budget.
+      expect((budget.notifications as unknown[]).length).toBeLessThanOrEqual(5);
       const schedules = run.ofType('aws:scheduler/schedule:Schedule');
       if (!e.scaleToZero) {
         expect(schedules).toHaveLength(0);
@@ -351,6 +392,20 @@ export function describeStack(e: TierExpectations): void {
       expect(Object.keys(tags)).toEqual(expect.arrayContaining([...REQUIRED_TAGS]));
       const strays = run.resources.filter((r) => r.type.startsWith('aws:') && r.provider?.split('::').pop() !== provider.id).map((r) => `${r.type} ${r.name}`);
       expect(strays).toEqual([]);
+    });
+
+    test('cost coverage: every AWS resource kind is tagged (required-tags checks it) or classified as costing the budget nothing untagged', () => {
+      const kinds = [...new Set(platform().resources.filter((r) => r.type.startsWith('aws:')).map((r) => r.type))];
+      const unclassified = kinds.filter((k) => !TAGGABLE_TYPES.has(k) && UNTAGGED_KINDS[k] === undefined);
+      expect(unclassified).toEqual([]);
+      // What AWS launches for us: instances, volumes and ENIs through the launch templates' tag specifications.
+      for (const lt of platform().ofType('aws:ec2/launchTemplate:LaunchTemplate')) {
+        const specs = lt.inputs.tagSpecifications as Obj[];
+        expect(specs.map((t) => t.resourceType)).toEqual(['instance', 'volume', 'network-interface']);
+        for (const t of specs) expect(o(t.tags)).toMatchObject({ project: 'pricesense', stack: e.stack, tier: e.stack });
+        expect(lt.inputs.metadataOptions).toEqual({ httpEndpoint: 'enabled', httpTokens: 'required', httpPutResponseHopLimit: 1 });
+      }
+      expect(platform().ofType('aws:ec2/launchTemplate:LaunchTemplate')).toHaveLength(platform().ofType('eks:index:ManagedNodeGroup').length);
     });
 
     test('outputs: the names the app project, the CLI and CI consume', () => {

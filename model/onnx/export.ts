@@ -6,10 +6,11 @@
  *   classifier's label is the argmax of the same double sums the walker takes, summed
  *   in the same tree order, ties to the lowest index; a Div node makes the sums means
  *   ("probabilities", float32 as the operator outputs them).
- * - A categorical subset split is one BRANCH_LEQ when the left set or its complement
- *   is a prefix of the codes, otherwise a chain of BRANCH_EQ nodes over the smaller
- *   side whose true edges share one child (the LightGBM converters' encoding of set
- *   membership, which ORT accepts and collapses).
+ * - A categorical subset split is a chain of BRANCH_EQ nodes over the codes that do not
+ *   take the missing-value side, whose true edges share one child (the LightGBM
+ *   converters' encoding of set membership, which ORT accepts and collapses) and whose
+ *   end is the default child: NaN and any other non-code (-1, C, 1.5) go where the
+ *   walker sends an unknown category.
  *
  * Two classes: ORT labels a two-class TreeEnsembleClassifier by "p(class 1) > 0.5" or
  * "> 0" and writes 0 as class 0's probability, so the classifier is declared with a
@@ -107,43 +108,30 @@ function codesGoingLeft(tree: ArrayLikeTree, node: number, categories: number): 
   return left;
 }
 
-/** m when codes 0..m all have `flag` and no later code has (m = -1: none has); -2 when the flags are not such a prefix. */
-function prefixEnd(set: Uint8Array, flag: number): number {
-  let m = -1;
-  while (m + 1 < set.length && set[m + 1] === flag) m++;
-  for (let c = m + 1; c < set.length; c++) if (set[c] === flag) return -2;
-  return m;
-}
-
 /**
- * How one split is written: `x <= value` (LEQ) or `x ∈ members` (SET), with the
- * child taken when the test holds, the other child, and whether NaN takes the true
- * child. Categorical splits become LEQ on a code prefix when they can, else SET over
- * the smaller side (fewer equality tests).
+ * How one split is written: `x <= value` (LEQ, with whether NaN takes the true child)
+ * or `x ∈ members` (SET), with the child taken when the test holds and the other child. A categorical split is always SET over the codes of the side missing values
+ * do NOT take, its false edge reaching the default side: every input that is not one
+ * of those codes — NaN, but also -1, C, 1.5, what real encoders write for an unknown
+ * category — then goes where the walker sends an unknown category. (A `x <= m` prefix
+ * test would send -1 one way and C the other.) A split whose every code takes the
+ * default side is an always-true LEQ +∞ towards it.
  */
 type Split =
   | { kind: 'LEQ'; value: number; trueChild: number; falseChild: number; nanTrue: number }
-  | { kind: 'SET'; members: number[]; trueChild: number; falseChild: number; nanTrue: number };
+  | { kind: 'SET'; members: number[]; trueChild: number; falseChild: number };
 
 function splitOf(tree: ArrayLikeTree, i: number, spec: FeatureSpec): Split {
   const l = tree.left[i];
   const r = tree.right[i];
   const missLeft = tree.defaultLeft[i] ? 1 : 0;
   if (spec.kind === 'numeric') return { kind: 'LEQ', value: tree.threshold[i], trueChild: l, falseChild: r, nanTrue: missLeft };
-  const C = spec.categories.length;
-  const left = codesGoingLeft(tree, i, C);
-  const leftPrefix = prefixEnd(left, 1);
-  if (leftPrefix !== -2) return { kind: 'LEQ', value: leftPrefix, trueChild: l, falseChild: r, nanTrue: missLeft };
-  const rightPrefix = prefixEnd(left, 0);
-  if (rightPrefix !== -2) return { kind: 'LEQ', value: rightPrefix, trueChild: r, falseChild: l, nanTrue: 1 - missLeft };
-  let count = 0;
-  for (let c = 0; c < C; c++) count += left[c];
-  const flag = count * 2 <= C ? 1 : 0;
+  const left = codesGoingLeft(tree, i, spec.categories.length);
+  const [defaultChild, otherChild] = missLeft ? [l, r] : [r, l];
   const members: number[] = [];
-  for (let c = 0; c < C; c++) if (left[c] === flag) members.push(c);
-  return flag === 1
-    ? { kind: 'SET', members, trueChild: l, falseChild: r, nanTrue: missLeft }
-    : { kind: 'SET', members, trueChild: r, falseChild: l, nanTrue: 1 - missLeft };
+  for (let c = 0; c < left.length; c++) if (left[c] !== missLeft) members.push(c);
+  if (members.length === 0) return { kind: 'LEQ', value: Infinity, trueChild: defaultChild, falseChild: otherChild, nanTrue: 1 };
+  return { kind: 'SET', members, trueChild: otherChild, falseChild: defaultChild };
 }
 
 /** The leaf's vote: its first most likely class (the walker's rule). */
@@ -162,7 +150,9 @@ function stringAttr(name: string, value: string): AttributeMessage {
 }
 
 function stringsAttr(name: string, values: readonly string[]): AttributeMessage {
-  return { name, type: AttrType.STRINGS, strings: values.map((v) => Buffer.from(v, 'utf8')) };
+  // One buffer per distinct string: nodes_modes repeats a few strings a million times.
+  const buffers = new Map<string, Buffer>();
+  return { name, type: AttrType.STRINGS, strings: values.map((v) => buffers.get(v) ?? buffers.set(v, Buffer.from(v, 'utf8')).get(v)!) };
 }
 
 function doubleTensor(name: string, values: ArrayLike<number>, dims: number[] = [values.length]): TensorMessage {
@@ -254,15 +244,15 @@ function encodeClassifier(forest: ForestFileV1): Encoded {
       if (chainFeature === f) {
         // ORT 1.30 folds an equality chain into the next one on the same feature even when
         // their true children differ; an always-true node between them keeps them apart
-        // (every code is <= C; NaN is tracked to true; the false leaf is never reached).
-        const separator = add(t, id, 'BRANCH_LEQ', f, (forest.features[f] as { categories: string[] }).categories.length, 1);
+        // (every number is <= +∞, +∞ included; NaN is tracked to true; the false leaf is never reached).
+        const separator = add(t, id, 'BRANCH_LEQ', f, Infinity, 1);
         const unreachable = nextId++;
         add(t, unreachable, 'LEAF', 0, 0, 0);
         c.falseIds.set(separator, unreachable);
         id = nextId++;
         c.trueIds.set(separator, id);
       }
-      // NaN fails every equality and reaches the chain's end (the false child) unless the first node tracks it.
+      // NaN and every non-member fail every equality and reach the chain's end, the default child.
       const trueEdges: number[] = [];
       let previous = -1;
       for (const code of s.members) {
@@ -271,7 +261,7 @@ function encodeClassifier(forest: ForestFileV1): Encoded {
           chainId = nextId++;
           c.falseIds.set(previous, chainId);
         }
-        previous = add(t, chainId, 'BRANCH_EQ', f, code, trueEdges.length === 0 ? s.nanTrue : 0);
+        previous = add(t, chainId, 'BRANCH_EQ', f, code, 0);
         trueEdges.push(previous * 2 + 1);
       }
       stack.push({ node: s.trueChild, edges: trueEdges, chainFeature: f }, { node: s.falseChild, edges: [previous * 2], chainFeature: f });
@@ -352,6 +342,7 @@ export function exportForestToOnnx(forest: ForestFileV1, options: OnnxExportOpti
     metadata.push([META.labelTieBreak, 'lowest-index (the forest itself breaks tied votes first-to-reach; exported with --hard-vote-ties lowest-index)']);
   }
   if (options.registry) metadata.push([META.registry, JSON.stringify(options.registry)]);
+  if (K === 2) metadata.push([META.paddingClass, `${UNUSED_CLASS_LABEL}: the classifier node lists a third class that no leaf weights (ONNX Runtime labels two-class ensembles by p(class 1) > 0.5, not by argmax); the Slice drops its column, so "probabilities" has the 2 columns of "classes"`]);
 
   const model: ModelMessage = {
     ir_version: 8,

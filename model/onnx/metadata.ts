@@ -29,6 +29,8 @@ export const META = {
   lineage: 'pricesense.lineage',
   /** JSON: registry, version, status and artifact digest when exported from the registry. */
   registry: 'pricesense.registry',
+  /** Two-class forests: the never-weighted third class the classifier node declares, and why. */
+  paddingClass: 'pricesense.padding_class',
   /** How labels break ties, when the export changed the forest's own rule. */
   labelTieBreak: 'pricesense.label_tie_break',
 } as const;

@@ -181,18 +181,43 @@ export interface ModelMessage {
 
 /**
  * A Reader whose 64-bit integers come back as JavaScript numbers instead of Long
- * objects (exact up to 2^53, far beyond any id or count a tree ensemble uses). A
- * Long per element would cost ~40 bytes each: 10^7 declared node ids would take
- * hundreds of MB before any validation could refuse them.
+ * objects. A Long per element would cost ~40 bytes each: 10^7 declared node ids would
+ * take hundreds of MB before any validation could refuse them. The varint is read as
+ * two 32-bit halves (two's complement, as protobuf writes negative int64s in 10 bytes),
+ * so every integer within ±2^53 is exact, -1 included. Integers beyond ±2^53 have no
+ * exact number: they decode as ±Infinity, which the importer refuses by attribute name
+ * where it needs an integer and treats as "past the end" where ONNX does (Slice ends).
  */
 class NumberReader extends protobuf.Reader {}
-const baseInt64 = protobuf.Reader.prototype.int64;
 Object.defineProperty(NumberReader.prototype, 'int64', {
   value: function int64(this: protobuf.Reader): number {
-    const v = baseInt64.call(this) as unknown;
-    return typeof v === 'number' ? v : (v as { toNumber(): number }).toNumber();
+    const buf = this.buf;
+    let lo = 0;
+    let hi = 0;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.len) throw new RangeError(`index out of range: ${this.pos} + 1 > ${this.len}`);
+      const b = buf[this.pos++] & 127;
+      if (i < 4) lo |= b << (7 * i);
+      else if (i === 4) {
+        lo |= (b & 15) << 28;
+        hi = b >>> 4;
+      } else hi |= b << (7 * i - 32);
+      if (buf[this.pos - 1] < 128) return int64Number(lo >>> 0, hi >>> 0);
+    }
+    throw new Error(`invalid varint encoding at offset ${this.pos}`);
   },
 });
+
+/** The two's-complement int64 hi:lo as a number: exact within ±2^53, else ±Infinity. */
+export function int64Number(lo: number, hi: number): number {
+  if (hi >= 0x80000000) {
+    // Negative: magnitude = ~(hi:lo) + 1.
+    const mLo = (~lo + 1) >>> 0;
+    const mHi = (~hi + (mLo === 0 ? 1 : 0)) >>> 0;
+    return mHi > 0x200000 || (mHi === 0x200000 && mLo > 0) ? -Infinity : -(mHi * 2 ** 32 + mLo);
+  }
+  return hi > 0x200000 || (hi === 0x200000 && lo > 0) ? Infinity : hi * 2 ** 32 + lo;
+}
 
 /** Raised for bytes that are not a decodable ModelProto; the message is the protobuf reader's, for the caller to translate. */
 export class ProtobufDecodeError extends Error {
@@ -222,4 +247,103 @@ export function decodeModel(bytes: Uint8Array): ModelMessage {
 /** Encodes a ModelProto given as a plain object (field names as in onnx.proto). */
 export function encodeModel(model: ModelMessage): Uint8Array {
   return ModelType.encode(model as unknown as protobuf.Message).finish();
+}
+
+/**
+ * Element counts of every attribute of every graph node (the largest per name), read from
+ * the wire format without decoding anything: a pass over the bytes that allocates nothing
+ * per element. Lets the importer refuse a file that declares 10^7 nodes before protobufjs
+ * builds a number or a buffer per entry. Returns undefined for bytes it cannot walk (the
+ * decoder then reports the corruption with its offset).
+ */
+export function scanAttributeCounts(bytes: Uint8Array): Map<string, number> | undefined {
+  const counts = new Map<string, number>();
+  let pos = 0;
+  const varint = (): number => {
+    let v = 0;
+    let scale = 1;
+    for (let i = 0; i < 10; i++) {
+      if (pos >= bytes.length) throw new RangeError('truncated');
+      const b = bytes[pos++];
+      v += (b & 127) * scale;
+      if (b < 128) return v;
+      scale *= 128;
+    }
+    throw new RangeError('bad varint');
+  };
+  /** Calls onField(field, wireType, start, end) for each field of the message in [start, end); end of a LEN field's payload, else the field's value end. */
+  const fields = (start: number, end: number, onField: (field: number, wire: number, from: number, to: number) => void): void => {
+    pos = start;
+    while (pos < end) {
+      const tag = varint();
+      const wire = tag % 8;
+      const field = Math.floor(tag / 8);
+      let from = pos;
+      if (wire === 0) varint();
+      else if (wire === 1) pos += 8;
+      else if (wire === 5) pos += 4;
+      else if (wire === 2) {
+        const len = varint();
+        from = pos;
+        pos += len;
+      } else throw new RangeError('unsupported wire type');
+      if (pos > end) throw new RangeError('truncated');
+      const resume = pos;
+      onField(field, wire, from, pos);
+      pos = resume;
+    }
+  };
+  const packedVarints = (from: number, to: number): number => {
+    let n = 0;
+    for (let i = from; i < to; i++) if (bytes[i] < 128) n++;
+    return n;
+  };
+  const tensorElements = (from: number, to: number): number => {
+    let dims = 1;
+    let rawBytes = 0;
+    let type = 0;
+    let listed = 0;
+    fields(from, to, (f, wire, a, b) => {
+      if (f === 1) {
+        // dims, packed or not
+        pos = a;
+        if (wire === 0) dims *= Math.max(1, varint());
+        else while (pos < b) dims *= Math.max(1, varint());
+      }
+      if (f === 2 && wire === 0) {
+        pos = a;
+        type = varint();
+      }
+      if (f === 9) rawBytes = b - a;
+      if (f === 4 || f === 10) listed += wire === 2 ? (b - a) / (f === 4 ? 4 : 8) : 1;
+      if (f === 5 || f === 7) listed += wire === 2 ? packedVarints(a, b) : 1;
+      if (f === 6) listed += 1;
+    });
+    const size = type === DataType.DOUBLE || type === DataType.INT64 ? 8 : type === DataType.UINT8 ? 1 : 4;
+    return Math.max(dims, rawBytes / size, listed);
+  };
+  try {
+    fields(0, bytes.length, (f, wire, a, b) => {
+      if (f !== 7 || wire !== 2) return; // graph
+      fields(a, b, (gf, gw, ga, gb) => {
+        if (gf !== 1 || gw !== 2) return; // node
+        fields(ga, gb, (nf, nw, na, nb) => {
+          if (nf !== 5 || nw !== 2) return; // attribute
+          let name = '';
+          let n = 0;
+          fields(na, nb, (af, aw, aa, ab) => {
+            if (af === 1 && aw === 2) name = Buffer.from(bytes.buffer, bytes.byteOffset + aa, ab - aa).toString('utf8');
+            else if (af === 7) n += aw === 2 ? (ab - aa) / 4 : 1; // floats
+            else if (af === 8) n += aw === 2 ? packedVarints(aa, ab) : 1; // ints
+            else if (af === 9) n += 1; // strings
+            else if (af === 5 && aw === 2) n = Math.max(n, tensorElements(aa, ab)); // t
+          });
+          counts.set(name, Math.max(counts.get(name) ?? 0, n));
+        });
+      });
+    });
+  } catch {
+    return undefined;
+  }
+  return counts;
 }

@@ -127,8 +127,30 @@ export async function readCandidate(forestPath: string, options: { by?: string; 
   return { path: forestPath, bytes, forest, artifactSha256: sha256Hex(bytes), lineage, note: notes.filter(Boolean).join(' | ') };
 }
 
+/** The version does not exist (as opposed to a registry that could not be read). */
+export class VersionNotFoundError extends UserError {
+  readonly version: number;
+  constructor(version: number, message: string) {
+    super(message);
+    this.name = 'VersionNotFoundError';
+    this.version = version;
+  }
+}
+
+/**
+ * The stored artifact itself is unusable (its bytes do not match the registered digest,
+ * or the archive is malformed or over a limit): fetching it again gives the same answer
+ * until the registry changes, so a reader need not retry it on every poll.
+ */
+export class InvalidArtifactError extends UserError {
+  constructor(message: string, exitCode = 3) {
+    super(message, exitCode);
+    this.name = 'InvalidArtifactError';
+  }
+}
+
 /** Stored bytes whose digest differs from the registered one: the model is never returned. */
-export class ChecksumMismatchError extends UserError {
+export class ChecksumMismatchError extends InvalidArtifactError {
   readonly expected: string;
   readonly actual: string;
   constructor(what: string, expected: string, actual: string) {

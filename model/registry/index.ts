@@ -11,7 +11,8 @@ import { LocalRegistry } from './local';
 import type { Registry } from './types';
 
 export * from './types';
-export { ChecksumMismatchError, gateFailure, hasGateResults, parseStatus } from './common';
+export { ChecksumMismatchError, gateFailure, hasGateResults, InvalidArtifactError, parseStatus, VersionNotFoundError } from './common';
+export { AuditChainError, ConcurrentChangeError } from './audit-chain';
 export { LocalRegistry } from './local';
 
 export const DEFAULT_REGISTRY = '.pricesense/registry';

@@ -1,10 +1,17 @@
 /**
  * The local registry: a directory, one folder per version.
  *
- *   <root>/versions/000007/forest.json      the forest file, byte for byte as registered
- *   <root>/versions/000007/version.json     immutable registration facts (digests, metrics, lineage)
+ *   <root>/versions/000007/forest.json        the forest file, byte for byte as registered
+ *   <root>/versions/000007/version.json       immutable registration facts (digests, metrics, lineage)
  *   <root>/versions/000007/audit/000001.json  the audit trail, one file per entry, never rewritten
- *   <root>/.staging/                        registrations being written (never listed)
+ *   <root>/versions/000007/audit/HEAD.json    {seq, sha256} of the newest entry (the chain's witness)
+ *   <root>/.staging/                          registrations being written (never listed)
+ *
+ * Tamper evidence (model/registry/audit-chain.ts): entry k names the SHA-256 of entry
+ * k-1 (entry 1: of version.json), so altering or deleting an entry, or version.json,
+ * breaks the chain; HEAD.json, replaced after every change, names the newest entry, so
+ * deleting the last one (say the "Rejected" that withdrew a version) is caught too.
+ * Every read verifies both, and a version that fails is never served.
  *
  * Concurrency without locks, using two atomic file-system operations:
  * - A version is built in .staging and published by rename() onto versions/<n>.
@@ -14,10 +21,11 @@
  *   version is never visible.
  * - The status is the `to` of the last audit entry (there is no second copy to drift).
  *   A change writes entry k+1 to a temp file and link()s it to audit/<k+1>.json, which
- *   fails with EEXIST if someone else appended first: a compare-and-swap. The loser
- *   re-reads the new status and re-validates the transition, so concurrent changes
- *   on one version are serialised and none is lost. No lock file, so nothing to go
- *   stale when a process dies.
+ *   fails with EEXIST if someone else appended first: a compare-and-swap. A change is
+ *   conditional on the status it was decided on, so the loser is refused with
+ *   ConcurrentChangeError naming what landed first (it is not re-applied on top of it).
+ *   HEAD.json follows the link (rename, forward only); a crash between the two leaves
+ *   HEAD one entry behind, which reads as valid.
  * Requires a local POSIX file system (hard links, atomic rename), which NFS also gives.
  */
 import { randomBytes } from 'node:crypto';
@@ -25,12 +33,14 @@ import { constants } from 'node:fs';
 import { link, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../etl/errors';
-import { actor, assertTransition, assertVersionNumber, readCandidate, verifyDigest } from './common';
-import type { AuditEntry, Lineage, ModelStatus, ModelVersion, RegisterOptions, Registry } from './types';
+import { AuditChainError, ChainWitness, ConcurrentChangeError, encodeEntry, publicEntry, verifyChain, type ChainedEntry, type StoredEntry, type VerifiedChain } from './audit-chain';
+import { actor, assertTransition, assertVersionNumber, readCandidate, sha256Hex, verifyDigest, VersionNotFoundError } from './common';
+import type { BrokenVersion, Lineage, ModelStatus, ModelVersion, RegisterOptions, Registry, ServableResolution, VersionCheck, VerifyReport } from './types';
 
 const LAYOUT = 'pricesense.registry.local/1';
 const VERSION_DIR = /^\d+$/;
 const AUDIT_FILE = /^(\d+)\.json$/;
+const HEAD_FILE = 'HEAD.json';
 /** Staging folders older than this are leftovers of crashed registrations. */
 const STALE_STAGING_MS = 24 * 3600 * 1000;
 
@@ -44,12 +54,28 @@ interface VersionRecord {
   readonly artifact: string;
 }
 
+interface Head {
+  readonly seq: number;
+  readonly sha256: string;
+}
+
+/** A version as read and verified: its record and its audit chain. */
+interface VerifiedVersion {
+  readonly record: VersionRecord;
+  readonly chain: VerifiedChain;
+}
+
 const pad = (n: number): string => String(n).padStart(6, '0');
+
+function headBytes(head: Head): string {
+  return `${JSON.stringify(head)}\n`;
+}
 
 export class LocalRegistry implements Registry {
   readonly uri: string;
   private readonly versionsDir: string;
   private readonly stagingDir: string;
+  private readonly witness = new ChainWitness();
 
   constructor(root: string) {
     this.uri = path.resolve(root);
@@ -73,16 +99,20 @@ export class LocalRegistry implements Registry {
         lineage: candidate.lineage,
         artifact: 'forest.json',
       };
-      await writeDurable(path.join(staging, 'version.json'), `${JSON.stringify(record, null, 2)}\n`);
+      const recordBytes = `${JSON.stringify(record, null, 2)}\n`;
+      await writeDurable(path.join(staging, 'version.json'), recordBytes);
       await mkdir(path.join(staging, 'audit'));
-      const first: AuditEntry = {
+      const first = encodeEntry({
+        seq: 1,
+        prev: sha256Hex(recordBytes),
         at: candidate.lineage.registeredAt,
         by: candidate.lineage.registeredBy,
         from: null,
         to: 'PendingManualApproval',
         note: candidate.note,
-      };
-      await writeDurable(path.join(staging, 'audit', `${pad(1)}.json`), `${JSON.stringify(first)}\n`);
+      });
+      await writeDurable(path.join(staging, 'audit', `${pad(1)}.json`), first);
+      await writeDurable(path.join(staging, 'audit', HEAD_FILE), headBytes({ seq: 1, sha256: sha256Hex(first) }));
       for (;;) {
         const n = (await this.versionNumbers()).reduce((a, b) => Math.max(a, b), 0) + 1;
         try {
@@ -119,50 +149,75 @@ export class LocalRegistry implements Registry {
 
   async show(version: number): Promise<ModelVersion> {
     assertVersionNumber(version);
-    const dir = this.versionDir(version);
-    let text: string;
-    try {
-      text = await readFile(path.join(dir, 'version.json'), 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      const known = await this.versionNumbers();
-      const range = known.length ? `it has versions ${known[0]}..${known[known.length - 1]}` : 'it has no versions yet';
-      throw new UserError(`version ${version} not found in registry ${this.uri} (${range})`);
-    }
-    const record = parseRecord(text, path.join(dir, 'version.json'));
-    const audit = (await this.readAudit(version)).map((e) => e.entry);
-    if (audit.length === 0) throw new Error(`registry corrupt: ${dir} has no audit entries (the registration entry is missing)`);
+    const { record, chain } = await this.readVerified(version);
+    const last = chain.entries[chain.entries.length - 1];
     return {
       version,
-      status: audit[audit.length - 1].to,
+      status: last.to,
       forestSha256: record.forestSha256,
       artifactSha256: record.artifactSha256,
       formatVersion: record.formatVersion,
       metrics: record.metrics,
       lineage: record.lineage,
-      artifactUri: path.join(dir, record.artifact),
-      audit,
+      artifactUri: path.join(this.versionDir(version), record.artifact),
+      audit: chain.entries.map(publicEntry),
     };
   }
 
-  /**
-   * The Approved version with the highest number. "Latest" means most recently
-   * registered, not most recently approved: rejecting the newest approved version
-   * therefore rolls serving back to the previous approved one.
-   */
   async latestApproved(): Promise<ModelVersion | undefined> {
+    return (await this.latestServable()).latest;
+  }
+
+  /**
+   * The Approved version with the highest number whose audit trail verifies. "Latest"
+   * means most recently registered, not most recently approved: rejecting the newest
+   * approved version therefore rolls serving back to the previous approved one. A newer
+   * version whose trail does not verify is passed over (its status cannot be trusted)
+   * and reported.
+   */
+  async latestServable(): Promise<ServableResolution> {
     const numbers = await this.versionNumbers();
+    const broken: BrokenVersion[] = [];
     for (let i = numbers.length - 1; i >= 0; i--) {
-      const v = await this.show(numbers[i]);
-      if (v.status === 'Approved') return v;
+      let v: ModelVersion;
+      try {
+        v = await this.show(numbers[i]);
+      } catch (err) {
+        if (!(err instanceof AuditChainError)) throw err;
+        broken.push({ version: err.version, problem: err.problem });
+        continue;
+      }
+      if (v.status === 'Approved') return { latest: v, broken };
     }
-    return undefined;
+    return { latest: undefined, broken };
   }
 
   async fetch(version: number): Promise<Buffer> {
     const v = await this.show(version);
     const bytes = await readFile(v.artifactUri);
     return verifyDigest(`version ${version} (${v.artifactUri})`, bytes, v.artifactSha256);
+  }
+
+  async verify(): Promise<VerifyReport> {
+    const versions: VersionCheck[] = [];
+    for (const n of await this.versionNumbers()) {
+      const problems: string[] = [];
+      let status: ModelStatus | undefined;
+      try {
+        const v = await this.show(n);
+        status = v.status;
+        const bytes = await readFile(v.artifactUri).catch((err: NodeJS.ErrnoException) => {
+          problems.push(`artifact ${v.artifactUri} cannot be read (${err.code ?? err.message})`);
+          return undefined;
+        });
+        if (bytes && sha256Hex(bytes) !== v.artifactSha256) problems.push(`artifact ${v.artifactUri} hashes to ${sha256Hex(bytes)}, registered ${v.artifactSha256}`);
+      } catch (err) {
+        if (err instanceof AuditChainError) problems.push(err.problem);
+        else problems.push(err instanceof Error ? err.message : String(err));
+      }
+      versions.push({ version: n, status, problems, warnings: [] });
+    }
+    return { registry: this.uri, ok: versions.every((v) => v.problems.length === 0), versions };
   }
 
   private versionDir(n: number): string {
@@ -184,48 +239,62 @@ export class LocalRegistry implements Registry {
       .sort((a, b) => a - b);
   }
 
-  private async readAudit(version: number): Promise<{ seq: number; entry: AuditEntry }[]> {
-    const dir = path.join(this.versionDir(version), 'audit');
-    const files = (await readdir(dir))
-      .map((f) => AUDIT_FILE.exec(f))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => ({ name: m[0], seq: Number(m[1]) }))
-      .sort((a, b) => a.seq - b.seq);
-    const out: { seq: number; entry: AuditEntry }[] = [];
-    for (const f of files) {
-      const file = path.join(dir, f.name);
-      try {
-        out.push({ seq: f.seq, entry: JSON.parse(await readFile(file, 'utf8')) as AuditEntry });
-      } catch (err) {
-        throw new Error(`registry corrupt: cannot read audit entry ${file}: ${(err as Error).message}`, { cause: err });
-      }
+  /** version.json and the audit chain, verified against each other, HEAD.json and what this process saw before. */
+  private async readVerified(version: number): Promise<VerifiedVersion> {
+    const dir = this.versionDir(version);
+    let recordBytes: Buffer;
+    try {
+      recordBytes = await readFile(path.join(dir, 'version.json'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      const known = await this.versionNumbers();
+      const range = known.length ? `it has versions ${known[0]}..${known[known.length - 1]}` : 'it has no versions yet';
+      throw new VersionNotFoundError(version, `version ${version} not found in registry ${this.uri} (${range})`);
     }
-    return out;
+    const record = parseRecord(recordBytes.toString('utf8'), path.join(dir, 'version.json'));
+    const auditDir = path.join(dir, 'audit');
+    const stored: StoredEntry[] = [];
+    const names = await readdir(auditDir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [] as string[];
+      throw err;
+    });
+    for (const name of names) {
+      const m = AUDIT_FILE.exec(name);
+      if (!m) continue;
+      const file = path.join(auditDir, name);
+      stored.push({ seq: Number(m[1]), bytes: await readFile(file), where: `audit entry ${file}` });
+    }
+    if (stored.length === 0) throw new AuditChainError(version, `${auditDir} holds no audit entries (the registration entry is missing)`);
+    const chain = verifyChain(version, stored, sha256Hex(recordBytes), true);
+    checkHead(version, await readHead(auditDir), chain, auditDir);
+    this.witness.check(version, chain);
+    return { record, chain };
   }
 
   private async transition(version: number, to: ModelStatus, note: string, by?: string): Promise<ModelVersion> {
     assertVersionNumber(version);
-    await this.show(version); // a clear "not found" before anything else
     const who = actor(by);
+    const { chain } = await this.readVerified(version);
+    const last = chain.entries[chain.entries.length - 1];
+    assertTransition(version, last.to, to);
+    const seq = last.seq + 1;
+    const bytes = encodeEntry({ seq, prev: chain.hashes[chain.hashes.length - 1], at: new Date().toISOString(), by: who, from: last.to, to, note: note.trim() });
     const auditDir = path.join(this.versionDir(version), 'audit');
-    for (;;) {
-      const entries = await this.readAudit(version);
-      const last = entries[entries.length - 1];
-      assertTransition(version, last.entry.to, to);
-      const entry: AuditEntry = { at: new Date().toISOString(), by: who, from: last.entry.to, to, note: note.trim() };
-      const tmp = path.join(auditDir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
-      await writeDurable(tmp, `${JSON.stringify(entry)}\n`);
-      try {
-        await link(tmp, path.join(auditDir, `${pad(last.seq + 1)}.json`));
-        await fsyncDir(auditDir);
-        return await this.show(version);
-      } catch (err) {
-        // Another change landed first: re-read its result and re-check the transition.
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      } finally {
-        await unlink(tmp).catch(() => undefined);
-      }
+    const target = path.join(auditDir, `${pad(seq)}.json`);
+    const tmp = path.join(auditDir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+    await writeDurable(tmp, bytes);
+    try {
+      await link(tmp, target);
+      await fsyncDir(auditDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // Another change landed first; this one was decided on a status that no longer holds.
+      throw new ConcurrentChangeError(version, last.to, await readEntryQuietly(target));
+    } finally {
+      await unlink(tmp).catch(() => undefined);
     }
+    await advanceHead(auditDir, { seq, sha256: sha256Hex(bytes) });
+    return this.show(version);
   }
 
   private async ensureWritable(): Promise<void> {
@@ -244,6 +313,51 @@ export class LocalRegistry implements Registry {
       const s = await stat(p).catch(() => undefined);
       if (s && now - s.mtimeMs > STALE_STAGING_MS) await rm(p, { recursive: true, force: true });
     }
+  }
+}
+
+async function readHead(auditDir: string): Promise<Head | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path.join(auditDir, HEAD_FILE), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    const h = JSON.parse(text) as Partial<Head>;
+    if (Number.isSafeInteger(h.seq) && typeof h.sha256 === 'string') return h as Head;
+  } catch {
+    // reported below as malformed
+  }
+  return { seq: NaN, sha256: '' };
+}
+
+/** HEAD names the newest entry: it may lag the chain (a crash after the link), never lead it or disagree with it. */
+function checkHead(version: number, head: Head | undefined, chain: VerifiedChain, auditDir: string): void {
+  const where = path.join(auditDir, HEAD_FILE);
+  if (!head) throw new AuditChainError(version, `${where} is missing: the newest audit entry cannot be confirmed`);
+  if (!(head.seq >= 1)) throw new AuditChainError(version, `${where} is malformed`);
+  const n = chain.hashes.length;
+  if (head.seq > n) throw new AuditChainError(version, `${where} names entry ${head.seq} but the trail ends at entry ${n}: ${head.seq - n === 1 ? 'the last entry was' : `the last ${head.seq - n} entries were`} deleted`);
+  if (chain.hashes[head.seq - 1] !== head.sha256) throw new AuditChainError(version, `entry ${head.seq} does not match the digest ${where} recorded for it: it was altered`);
+}
+
+/** Moves HEAD to `head` unless it is already there or beyond (a later change may have moved it first). */
+async function advanceHead(auditDir: string, head: Head): Promise<void> {
+  const current = await readHead(auditDir);
+  if (current && current.seq >= head.seq) return;
+  const tmp = path.join(auditDir, `.head-${process.pid}-${randomBytes(6).toString('hex')}`);
+  await writeDurable(tmp, headBytes(head));
+  await rename(tmp, path.join(auditDir, HEAD_FILE));
+  await fsyncDir(auditDir);
+}
+
+async function readEntryQuietly(file: string): Promise<ChainedEntry | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as ChainedEntry;
+  } catch {
+    return undefined;
   }
 }
 

@@ -8,14 +8,23 @@
  *   artifacts/registry/<group>/packages/<id>/metrics.json   ModelMetrics.ModelQuality.Statistics
  *   artifacts/registry/<group>/packages/<id>/lineage.json   full lineage (hyperparameters do not fit
  *                                                          CustomerMetadataProperties' 256-char values)
- *   artifacts/registry/<group>/audit/<version>/<time>-<rand>.json  one object per status change
+ *   artifacts/registry/<group>/audit/<version>/<seq>-<rand>.json   one object per status change
  *
  * Audit trail: SageMaker itself only keeps the current ApprovalDescription and
  * LastModifiedBy/Time (earlier changes only in CloudTrail), so every change made
  * through pricesense also writes one immutable audit object to the lake (S3 has no
- * append; one object per entry is append-only by construction). A change made
- * outside pricesense (Studio, console) shows up as a final entry reconstructed from
- * LastModifiedBy/Time and ApprovalDescription, marked as such in its note.
+ * append; one object per entry is append-only by construction). The objects form a
+ * hash chain (model/registry/audit-chain.ts) anchored on the package's immutable facts
+ * (ARN, artifact digest, creation time) and verified on every read; SageMaker's
+ * ModelApprovalStatus stays the authoritative status and is cross-checked against the
+ * chain. A change made outside pricesense (Studio, console) shows up as a final entry
+ * reconstructed from LastModifiedBy/Time and ApprovalDescription, marked as such.
+ *
+ * Changes are conditional (UpdateModelPackage has no condition of its own): a change
+ * first claims the next sequence number by writing its entry, then lists that number's
+ * claims; S3 lists are strongly consistent, so of two concurrent claims at least the
+ * later one sees the other and withdraws — at most one reaches UpdateModelPackage. When
+ * both withdraw, each re-reads after a random pause and retries only if nothing changed.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
@@ -34,8 +43,21 @@ import {
 } from '@aws-sdk/client-sagemaker';
 import { UserError } from '../../etl/errors';
 import type { Lake } from '../../etl/lake/types';
-import { actor, assertTransition, assertVersionNumber, readCandidate, sha256Hex, verifyDigest } from './common';
-import { MODEL_STATUSES, type AuditEntry, type Lineage, type ModelStatus, type ModelVersion, type RegisterOptions, type Registry } from './types';
+import { AuditChainError, ChainWitness, ConcurrentChangeError, encodeEntry, publicEntry, verifyChain, type ChainedEntry, type StoredEntry, type VerifiedChain } from './audit-chain';
+import { actor, assertTransition, assertVersionNumber, InvalidArtifactError, readCandidate, sha256Hex, verifyDigest, VersionNotFoundError } from './common';
+import {
+  MODEL_STATUSES,
+  type AuditEntry,
+  type BrokenVersion,
+  type Lineage,
+  type ModelStatus,
+  type ModelVersion,
+  type RegisterOptions,
+  type Registry,
+  type ServableResolution,
+  type VersionCheck,
+  type VerifyReport,
+} from './types';
 import { forestBytesOfArtifact } from '../sagemaker/tar';
 
 /** SDK attempts per request (1 + retries) for throttling and transient errors; adaptive mode also rate-limits the client. */
@@ -44,6 +66,21 @@ const GROUP_NAME = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
 const META = 'pricesense:';
 /** Describes in flight at once when listing: enough to be quick, few enough not to hit the API's rate limit. */
 const DESCRIBE_CONCURRENCY = 4;
+/** Approved packages per ListModelPackages page in latestServable. */
+const LATEST_PAGE = 20;
+/**
+ * How long a claimed audit entry may wait for its UpdateModelPackage: within it a chain
+ * ahead of SageMaker is a change in progress, after it a change that did not complete
+ * (SageMaker's status stands).
+ */
+const CLAIM_WINDOW_MS = 120_000;
+/**
+ * Attempts when two changes withdrew each other's claims (each retries only if nothing
+ * changed), after a random pause that doubles each time so the two drift apart.
+ */
+const CLAIM_ATTEMPTS = 6;
+const CLAIM_BACKOFF_MS = 100;
+const AUDIT_KEY = /\/audit\/(\d{6})\/(\d{6})-([0-9a-f]+)\.json$/;
 
 export interface SageMakerRegistryOptions {
   /** The lake holding artifacts; must be an S3 lake (ModelDataUrl is an s3:// URI). */
@@ -79,6 +116,7 @@ export class SageMakerRegistry implements Registry {
   private readonly lake: Lake;
   private readonly client: SageMakerClient;
   private readonly image: string | undefined;
+  private readonly witness = new ChainWitness();
   private groupArn: string | undefined;
 
   constructor(group: string, options: SageMakerRegistryOptions) {
@@ -157,8 +195,8 @@ export class SageMakerRegistry implements Registry {
     );
     const described = await this.describe(created.ModelPackageArn!);
     const version = described.ModelPackageVersion!;
-    await this.appendAudit(version, { at: l.registeredAt, by: l.registeredBy, from: null, to: 'PendingManualApproval', note: candidate.note });
-    return this.toModelVersion(described, await this.readAudit(version));
+    await this.writeEntry(version, { seq: 1, prev: anchorOf(described), at: l.registeredAt, by: l.registeredBy, from: null, to: 'PendingManualApproval', note: candidate.note });
+    return this.toModelVersion(described, await this.readChain(described));
   }
 
   approve(version: number, note: string, by?: string): Promise<ModelVersion> {
@@ -186,10 +224,10 @@ export class SageMakerRegistry implements Registry {
       summaries.push(...(page.ModelPackageSummaryList ?? []));
       next = page.NextToken;
     } while (next);
-    const audits = await this.readAllAudits();
+    const audits = await this.readAllAuditObjects();
     const out = await mapLimit(summaries, DESCRIBE_CONCURRENCY, async (s) => {
       const d = await this.describe(s.ModelPackageArn!);
-      return this.toModelVersion(d, audits.get(d.ModelPackageVersion!) ?? []);
+      return this.toModelVersion(d, await this.readChain(d, audits.get(d.ModelPackageVersion!) ?? []));
     });
     return out.sort((a, b) => a.version - b.version);
   }
@@ -197,22 +235,47 @@ export class SageMakerRegistry implements Registry {
   async show(version: number): Promise<ModelVersion> {
     assertVersionNumber(version);
     const d = await this.describe(await this.packageArn(version), version);
-    return this.toModelVersion(d, await this.readAudit(version));
+    return this.toModelVersion(d, await this.readChain(d));
   }
 
-  /** The newest (highest version, i.e. latest CreationTime) Approved package; rejecting it rolls back to the previous approved one. */
   async latestApproved(): Promise<ModelVersion | undefined> {
-    const page = await this.listPage({
-      ModelPackageGroupName: this.group,
-      ModelApprovalStatus: 'Approved',
-      SortBy: 'CreationTime',
-      SortOrder: 'Descending',
-      MaxResults: 1,
-    });
-    const first = page?.ModelPackageSummaryList?.[0];
-    if (!first) return undefined;
-    const d = await this.describe(first.ModelPackageArn!);
-    return this.toModelVersion(d, await this.readAudit(d.ModelPackageVersion!));
+    return (await this.latestServable()).latest;
+  }
+
+  /**
+   * The newest (highest version, i.e. latest CreationTime) Approved package whose audit
+   * chain verifies; rejecting it rolls back to the previous approved one. The filtered
+   * listing may return an empty page that still has a NextToken, so pages are followed
+   * until a package is found or the list is exhausted — an empty page is not "nothing
+   * approved".
+   */
+  async latestServable(): Promise<ServableResolution> {
+    const broken: BrokenVersion[] = [];
+    let next: string | undefined;
+    do {
+      const page = await this.listPage({
+        ModelPackageGroupName: this.group,
+        ModelApprovalStatus: 'Approved',
+        SortBy: 'CreationTime',
+        SortOrder: 'Descending',
+        MaxResults: LATEST_PAGE,
+        ...(next ? { NextToken: next } : {}),
+      });
+      if (!page) break;
+      for (const summary of page.ModelPackageSummaryList ?? []) {
+        const d = await this.describe(summary.ModelPackageArn!);
+        // Approved when listed; the describe is newer.
+        if (statusOf(d) !== 'Approved') continue;
+        try {
+          return { latest: await this.toModelVersion(d, await this.readChain(d)), broken };
+        } catch (err) {
+          if (!(err instanceof AuditChainError)) throw err;
+          broken.push({ version: err.version, problem: err.problem });
+        }
+      }
+      next = page.NextToken;
+    } while (next);
+    return { latest: undefined, broken };
   }
 
   async fetch(version: number): Promise<Buffer> {
@@ -223,28 +286,97 @@ export class SageMakerRegistry implements Registry {
     }
     const source = `version ${version} (${v.artifactUri})`;
     // Pipeline-registered versions point at the evaluate step's model.tar.gz: the digest covers the archive.
-    return forestBytesOfArtifact(verifyDigest(source, await this.lake.read(key), v.artifactSha256), source);
+    const bytes = verifyDigest(source, await this.lake.read(key), v.artifactSha256);
+    try {
+      return forestBytesOfArtifact(bytes, source);
+    } catch (err) {
+      // Registered bytes that do not unpack (malformed, over a limit): a property of the artifact, not a transient failure.
+      if (err instanceof UserError) throw new InvalidArtifactError(err.message);
+      throw err;
+    }
   }
 
+  async verify(): Promise<VerifyReport> {
+    const summaries: ModelPackageSummary[] = [];
+    let next: string | undefined;
+    do {
+      const page = await this.listPage({ ModelPackageGroupName: this.group, SortBy: 'CreationTime', SortOrder: 'Ascending', MaxResults: 100, ...(next ? { NextToken: next } : {}) });
+      if (!page) break;
+      summaries.push(...(page.ModelPackageSummaryList ?? []));
+      next = page.NextToken;
+    } while (next);
+    const audits = await this.readAllAuditObjects();
+    const versions = await mapLimit(summaries, DESCRIBE_CONCURRENCY, async (summary): Promise<VersionCheck> => {
+      const problems: string[] = [];
+      const warnings: string[] = [];
+      const d = await this.describe(summary.ModelPackageArn!);
+      const version = d.ModelPackageVersion!;
+      let status: ModelStatus | undefined;
+      try {
+        status = statusOf(d);
+        const chain = await this.readChain(d, audits.get(version) ?? []);
+        const v = await this.toModelVersion(d, chain);
+        const last = chain.entries.at(-1);
+        if (!last) warnings.push('registered outside pricesense (e.g. by the pipeline): no audit entries until its first change through pricesense');
+        else if (last.to !== status && !inProgress(last, d)) warnings.push(`SageMaker says ${status}, the audit trail ends at ${last.to}: changed outside pricesense (${userName(d.LastModifiedBy)} at ${d.LastModifiedTime?.toISOString() ?? '?'}) or a change that did not complete`);
+        const key = this.keyOf(v.artifactUri);
+        if (key === undefined) problems.push(`artifact ${v.artifactUri} is outside the lake ${this.lake.root}`);
+        else {
+          const bytes = await this.lake.read(key);
+          if (sha256Hex(bytes) !== v.artifactSha256) problems.push(`artifact ${v.artifactUri} hashes to ${sha256Hex(bytes)}, registered ${v.artifactSha256}`);
+        }
+      } catch (err) {
+        problems.push(err instanceof AuditChainError ? err.problem : err instanceof Error ? err.message : String(err));
+      }
+      return { version, status, problems, warnings };
+    });
+    versions.sort((a, b) => a.version - b.version);
+    return { registry: this.uri, ok: versions.every((v) => v.problems.length === 0), versions };
+  }
+
+  /**
+   * A conditional change: decided on the status SageMaker reports now, applied only if
+   * no other change claims the next audit entry first (see the file comment).
+   */
   private async transition(version: number, to: ModelStatus, note: string, by?: string): Promise<ModelVersion> {
     assertVersionNumber(version);
     const arn = await this.packageArn(version);
+    const who = actor(by);
     const before = await this.describe(arn, version);
     const from = statusOf(before);
+    const chain = await this.readChain(before);
     assertTransition(version, from, to);
-    const who = actor(by);
-    await this.call('UpdateModelPackage', arn, () =>
-      this.client.send(
-        new UpdateModelPackageCommand({ ModelPackageArn: arn, ModelApprovalStatus: to, ApprovalDescription: description(`${note.trim()} (by ${who})`) }),
-      ),
-    );
+    if (inProgress(chain.entries.at(-1), before)) throw new ConcurrentChangeError(version, from, undefined);
+    const entry: ChainedEntry = { seq: chain.entries.length + 1, prev: chain.hashes.at(-1) ?? anchorOf(before), at: new Date().toISOString(), by: who, from, to, note: note.trim() };
+    let claim: string | undefined;
+    for (let attempt = 1; attempt <= CLAIM_ATTEMPTS && claim === undefined; attempt++) {
+      const key = await this.writeEntry(version, entry);
+      const rivals = (await this.lake.list(`${this.auditPrefix(version)}${pad(entry.seq)}-`)).filter((o) => o.key !== key);
+      if (rivals.length === 0) {
+        claim = key;
+        break;
+      }
+      await this.lake.delete(key);
+      // Both may have withdrawn: retry only if nothing has changed since this change was decided.
+      await new Promise((r) => setTimeout(r, Math.random() * CLAIM_BACKOFF_MS * 2 ** attempt));
+      const now = await this.describe(arn, version);
+      const nowChain = await this.readChain(now);
+      if (statusOf(now) !== from || nowChain.entries.length !== chain.entries.length) {
+        const landed = nowChain.entries.at(-1);
+        throw new ConcurrentChangeError(version, from, landed && landed.seq > chain.entries.length ? landed : { to: statusOf(now), by: userName(now.LastModifiedBy), at: now.LastModifiedTime?.toISOString() ?? '?' });
+      }
+    }
+    if (claim === undefined) throw new ConcurrentChangeError(version, from, undefined);
     try {
-      await this.appendAudit(version, { at: new Date().toISOString(), by: who, from, to, note: note.trim() });
-    } catch (err) {
-      throw new Error(
-        `version ${version} is now ${to} in SageMaker, but its audit entry could not be written to the lake (${(err as Error).message}); SageMaker's LastModifiedBy/ApprovalDescription still record the change`,
-        { cause: err },
+      await this.call('UpdateModelPackage', arn, () =>
+        this.client.send(
+          new UpdateModelPackageCommand({ ModelPackageArn: arn, ModelApprovalStatus: to, ApprovalDescription: description(`${note.trim()} (by ${who})`) }),
+        ),
       );
+    } catch (err) {
+      // The change did not happen: withdraw its claim (this process wrote it; nothing links to it yet).
+      await this.lake.delete(claim).catch(() => undefined);
+      throw err;
     }
     return this.show(version);
   }
@@ -287,7 +419,7 @@ export class SageMakerRegistry implements Registry {
   /** A versioned package's ARN is its group's ARN with model-package-group/ replaced, plus /<version>. */
   private async packageArn(version: number): Promise<string> {
     const groupArn = this.groupArn ?? (await this.describeGroup());
-    if (!groupArn) throw new UserError(`version ${version} not found: SageMaker model package group ${this.group} does not exist yet`);
+    if (!groupArn) throw new VersionNotFoundError(version, `version ${version} not found: SageMaker model package group ${this.group} does not exist yet`);
     return `${groupArn.replace(':model-package-group/', ':model-package/')}/${version}`;
   }
 
@@ -295,7 +427,7 @@ export class SageMakerRegistry implements Registry {
     try {
       return await this.call('DescribeModelPackage', arn, () => this.client.send(new DescribeModelPackageCommand({ ModelPackageName: arn })));
     } catch (err) {
-      if (version !== undefined && isNotFound(err)) throw new UserError(`version ${version} not found in SageMaker model package group ${this.group}`);
+      if (version !== undefined && isNotFound(err)) throw new VersionNotFoundError(version, `version ${version} not found in SageMaker model package group ${this.group}`);
       throw err;
     }
   }
@@ -309,7 +441,7 @@ export class SageMakerRegistry implements Registry {
     }
   }
 
-  private async toModelVersion(d: DescribeModelPackageOutput, recorded: AuditEntry[]): Promise<ModelVersion> {
+  private async toModelVersion(d: DescribeModelPackageOutput, chain: VerifiedChain): Promise<ModelVersion> {
     const version = d.ModelPackageVersion!;
     const meta = d.CustomerMetadataProperties ?? {};
     const artifactUri = d.InferenceSpecification?.Containers?.[0]?.ModelDataUrl ?? '';
@@ -339,33 +471,75 @@ export class SageMakerRegistry implements Registry {
         forced: meta[`${META}forced`] === 'true',
       },
       artifactUri,
-      audit: reconcileAudit(d, recorded, status),
+      audit: reconcileAudit(d, chain.entries, status),
     };
   }
 
-  private async appendAudit(version: number, entry: AuditEntry): Promise<void> {
-    const stamp = entry.at.replace(/[-:.]/g, '');
-    await this.lake.write(`${this.prefix}/audit/${String(version).padStart(6, '0')}/${stamp}-${randomBytes(4).toString('hex')}.json`, `${JSON.stringify(entry)}\n`);
+  private auditPrefix(version: number): string {
+    return `${this.prefix}/audit/${pad(version)}/`;
   }
 
-  private async readAudit(version: number): Promise<AuditEntry[]> {
-    const objects = await this.lake.list(`${this.prefix}/audit/${String(version).padStart(6, '0')}/`);
-    const entries = await Promise.all(objects.map(async (o) => JSON.parse((await this.lake.read(o.key)).toString('utf8')) as AuditEntry));
-    return sortAudit(entries);
+  /** Writes one audit object; its key is unique (the random part), its place in the chain is `seq`. */
+  private async writeEntry(version: number, entry: ChainedEntry): Promise<string> {
+    const key = `${this.auditPrefix(version)}${pad(entry.seq)}-${randomBytes(6).toString('hex')}.json`;
+    await this.lake.write(key, encodeEntry(entry));
+    return key;
   }
 
-  private async readAllAudits(): Promise<Map<number, AuditEntry[]>> {
+  /** Every audit object of the group, by version (one listing for `list` and `verify`). */
+  private async readAllAuditObjects(): Promise<Map<number, AuditObject[]>> {
     const objects = await this.lake.list(`${this.prefix}/audit/`);
-    const byVersion = new Map<number, AuditEntry[]>();
-    const read = await mapLimit(objects, 8, async (o) => ({ key: o.key, entry: JSON.parse((await this.lake.read(o.key)).toString('utf8')) as AuditEntry }));
-    for (const { key, entry } of read) {
-      const m = /\/audit\/(\d+)\//.exec(key);
-      if (!m) continue;
+    const read = await mapLimit(objects, 8, async (o) => ({ key: o.key, bytes: await this.readIfPresent(o.key) }));
+    const byVersion = new Map<number, AuditObject[]>();
+    for (const { key, bytes } of read) {
+      const m = AUDIT_KEY.exec(key);
+      if (!m || !bytes) continue;
       const v = Number(m[1]);
-      byVersion.set(v, [...(byVersion.get(v) ?? []), entry]);
+      byVersion.set(v, [...(byVersion.get(v) ?? []), { key, seq: Number(m[2]), bytes }]);
     }
-    for (const [v, list] of byVersion) byVersion.set(v, sortAudit(list));
     return byVersion;
+  }
+
+  /**
+   * The package's audit chain, verified: resolved from its objects (see resolveClaims),
+   * anchored on the package's immutable facts, and checked against what this process
+   * saw before. A package registered through pricesense must start with its
+   * registration entry; one registered elsewhere (the pipeline) may have no entries.
+   */
+  private async readChain(d: DescribeModelPackageOutput, known?: AuditObject[]): Promise<VerifiedChain> {
+    const version = d.ModelPackageVersion!;
+    let objects = known;
+    if (!objects) {
+      const listed = await this.lake.list(this.auditPrefix(version));
+      objects = [];
+      for (const o of listed) {
+        const m = AUDIT_KEY.exec(o.key);
+        const bytes = m ? await this.readIfPresent(o.key) : undefined;
+        if (m && bytes) objects.push({ key: o.key, seq: Number(m[2]), bytes });
+      }
+    }
+    const byPricesense = (d.CustomerMetadataProperties ?? {})[`${META}lineage`] !== undefined;
+    if (objects.length === 0) {
+      if (byPricesense) throw new AuditChainError(version, `no audit entries under ${this.lake.uri(this.auditPrefix(version))} although pricesense registered it (the registration entry was deleted)`);
+      return { entries: [], hashes: [] };
+    }
+    const stored = resolveClaims(objects, d, (k) => this.lake.uri(k));
+    if (stored.length === 0 && !byPricesense) return { entries: [], hashes: [] };
+    const chain = verifyChain(version, stored, anchorOf(d), byPricesense);
+    // A claim still ahead of SageMaker may yet be withdrawn: the witness only holds settled entries.
+    this.witness.check(version, chain, inProgress(chain.entries.at(-1), d) ? chain.entries.length - 1 : chain.entries.length);
+    return chain;
+  }
+
+  /** An object listed a moment ago may be gone: a withdrawn claim (see transition). */
+  private async readIfPresent(key: string): Promise<Buffer | undefined> {
+    try {
+      return await this.lake.read(key);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === 'NoSuchKey' || code === 'ENOENT') return undefined;
+      throw err;
+    }
   }
 
   private keyOf(uri: string): string | undefined {
@@ -431,16 +605,83 @@ function nullIfNone(v: string | undefined): string | null {
   return v === undefined || v === 'none' || v === 'unknown' ? null : v;
 }
 
-function sortAudit(entries: AuditEntry[]): AuditEntry[] {
-  return [...entries].sort((a, b) => (a.from === null ? -1 : b.from === null ? 1 : a.at.localeCompare(b.at)));
+const pad = (n: number): string => String(n).padStart(6, '0');
+
+interface AuditObject {
+  readonly key: string;
+  readonly seq: number;
+  readonly bytes: Buffer;
+}
+
+/** The chain's anchor: what SageMaker recorded at creation and never changes (entry 1 names its digest). */
+function anchorOf(d: DescribeModelPackageOutput): string {
+  const meta = d.CustomerMetadataProperties ?? {};
+  return sha256Hex(`pricesense.audit.anchor/1\n${d.ModelPackageArn}\n${meta[`${META}artifactSha256`] ?? ''}\n${d.CreationTime?.toISOString() ?? ''}`);
+}
+
+function isRecent(e: AuditEntry): boolean {
+  return Date.now() - Date.parse(e.at) < CLAIM_WINDOW_MS;
+}
+
+/**
+ * A last entry SageMaker does not reflect yet: its UpdateModelPackage may still be on its
+ * way (recent, and SageMaker has not been modified since the entry was written).
+ */
+function inProgress(last: ChainedEntry | undefined, d: DescribeModelPackageOutput): boolean {
+  if (!last || last.to === d.ModelApprovalStatus || !isRecent(last)) return false;
+  const modified = d.LastModifiedTime?.getTime();
+  return modified === undefined || modified < Date.parse(last.at);
+}
+
+/**
+ * One object per sequence number. Two objects at one number are claims of concurrent
+ * changes; the loser deletes its own at once, so this is normally momentary. Left over
+ * (a process died in between), the one the next entry links to is the real one; at the
+ * end of the chain, a claim younger than CLAIM_WINDOW_MS is a change still in progress
+ * and not yet part of the trail, an older one counts if SageMaker's status agrees.
+ */
+function resolveClaims(objects: readonly AuditObject[], d: DescribeModelPackageOutput, uri: (key: string) => string): StoredEntry[] {
+  const bySeq = new Map<number, AuditObject[]>();
+  for (const o of objects) bySeq.set(o.seq, [...(bySeq.get(o.seq) ?? []), o]);
+  const seqs = [...bySeq.keys()].sort((a, b) => a - b);
+  const out: StoredEntry[] = [];
+  seqs.forEach((seq, i) => {
+    let group = bySeq.get(seq)!;
+    if (group.length > 1) {
+      const next = bySeq.get(seqs[i + 1] ?? -1) ?? [];
+      const linked = group.filter((o) => next.some((n) => peek(n.bytes)?.prev === sha256Hex(o.bytes)));
+      if (linked.length > 0) group = linked;
+      else if (i === seqs.length - 1) {
+        const settled = group.filter((o) => {
+          const e = peek(o.bytes);
+          return e !== undefined && !isRecent(e) && e.to === d.ModelApprovalStatus;
+        });
+        if (settled.length === 0) return;
+        group = settled;
+      }
+      group = [...group].sort((a, b) => (peek(a.bytes)?.at ?? '').localeCompare(peek(b.bytes)?.at ?? '') || a.key.localeCompare(b.key));
+    }
+    out.push({ seq, bytes: group[0].bytes, where: `audit object ${uri(group[0].key)}` });
+  });
+  return out;
+}
+
+function peek(bytes: Buffer): ChainedEntry | undefined {
+  try {
+    return JSON.parse(bytes.toString('utf8')) as ChainedEntry;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
  * The audit trail from the lake, plus what SageMaker knows and the lake does not:
  * a registration or a last change made outside pricesense.
  */
-function reconcileAudit(d: DescribeModelPackageOutput, recorded: AuditEntry[], status: ModelStatus): AuditEntry[] {
-  const out = [...recorded];
+function reconcileAudit(d: DescribeModelPackageOutput, chain: readonly ChainedEntry[], status: ModelStatus): AuditEntry[] {
+  // A claim still in progress (ahead of SageMaker) is not shown as done.
+  const settled = inProgress(chain.at(-1), d) ? chain.slice(0, -1) : chain;
+  const out = settled.map(publicEntry);
   if (out.length === 0 || out[0].from !== null) {
     out.unshift({
       at: d.CreationTime?.toISOString() ?? '',

@@ -38,7 +38,10 @@ export interface ModelVersion {
   readonly lineage: Lineage;
   /** Where the forest file lives (a local path or an s3:// URI). */
   readonly artifactUri: string;
-  /** Oldest first; entry 0 is the registration (from: null). */
+  /**
+   * Oldest first; entry 0 is the registration (from: null). Verified as a hash chain on
+   * every read (model/registry/audit-chain.ts).
+   */
   readonly audit: AuditEntry[];
 }
 
@@ -46,6 +49,36 @@ export interface RegisterOptions {
   readonly by?: string;
   readonly force?: boolean;
   readonly note?: string;
+}
+
+/** A version passed over for serving because its audit trail does not verify. */
+export interface BrokenVersion {
+  readonly version: number;
+  readonly problem: string;
+}
+
+export interface ServableResolution {
+  /** The newest Approved version whose audit trail verifies. */
+  readonly latest: ModelVersion | undefined;
+  /** Newer versions passed over because their audit trail does not verify (their status cannot be trusted). */
+  readonly broken: BrokenVersion[];
+}
+
+/** One version's result in `registry verify`. */
+export interface VersionCheck {
+  readonly version: number;
+  /** As recorded (undefined when the record itself cannot be read). */
+  readonly status?: ModelStatus;
+  /** Integrity failures: the version is not served while there are any. */
+  readonly problems: string[];
+  /** Worth knowing, not a failure (e.g. a status changed outside pricesense). */
+  readonly warnings: string[];
+}
+
+export interface VerifyReport {
+  readonly registry: string;
+  readonly ok: boolean;
+  readonly versions: VersionCheck[];
 }
 
 export interface Registry {
@@ -56,7 +89,12 @@ export interface Registry {
   reject(version: number, note: string, by?: string): Promise<ModelVersion>;
   list(filter?: { status?: ModelStatus }): Promise<ModelVersion[]>;
   show(version: number): Promise<ModelVersion>;
+  /** The newest Approved version whose audit trail verifies (see latestServable). */
   latestApproved(): Promise<ModelVersion | undefined>;
+  /** The newest Approved version whose audit trail verifies, and the newer versions passed over because theirs does not. */
+  latestServable(): Promise<ServableResolution>;
   /** The forest file's bytes, after verifying their SHA-256 against the registered digest. */
   fetch(version: number): Promise<Buffer>;
+  /** Every version: its audit trail and its stored artifact's digest. */
+  verify(): Promise<VerifyReport>;
 }

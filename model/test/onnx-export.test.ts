@@ -87,6 +87,42 @@ describe('ONNX export, checked by ONNX Runtime', () => {
     expect(ties).toBeGreaterThan(100);
   });
 
+  it('codes outside the category list (-1, C, C+5, 1.5, ±∞) are scored as the walker scores an unknown category', async () => {
+    // pandas .cat.codes and OrdinalEncoder(unknown_value=-1) write -1, a grown category list writes C.
+    for (const forest of [await trainedForest(7, 7), randomForest(21, { trees: 6, classes: 3 }), randomForest(22, { trees: 6, classes: 2 })]) {
+      const cf = CompiledForest.compile(forest);
+      const rows = forest === (await trainedForest(7, 7)) ? probeRows(forest, 2000, 3) : Array.from({ length: 500 }, ((r) => () => randomRow(r, forest.features))(rng(9)));
+      const { x, n } = cf.encodeBatch(rows);
+      const F = forest.features.length;
+      const K = forest.classes.length;
+      const scorer = await ortForForest(forest);
+      const checked: string[] = [];
+      for (let f = 0; f < F; f++) {
+        const spec = forest.features[f];
+        if (spec.kind !== 'categorical') continue;
+        const C = spec.categories.length;
+        for (const code of [-1, C, C + 5, 1.5, Infinity, -Infinity]) {
+          const sent = x.slice();
+          const unknown = x.slice();
+          for (let r = 0; r < n; r++) {
+            sent[r * F + f] = code;
+            unknown[r * F + f] = NaN;
+          }
+          const want = cf.predictBatchEncoded(unknown, n);
+          const got = await scorer.score(sent, n);
+          let labelMismatches = 0;
+          let maxProbDiff = 0;
+          for (let r = 0; r < n; r++) if (got.labels[r] !== want.labels[r]) labelMismatches++;
+          for (let i = 0; i < n * K; i++) maxProbDiff = Math.max(maxProbDiff, Math.abs(got.probabilities[i] - want.probabilities[i]));
+          expect({ feature: spec.name, code, labelMismatches, close: maxProbDiff <= 1e-6 }).toEqual({ feature: spec.name, code, labelMismatches: 0, close: true });
+          checked.push(`${spec.name}=${code}`);
+        }
+      }
+      await scorer.release();
+      expect(checked.length).toBeGreaterThanOrEqual(6);
+    }
+  });
+
   it('writes one TreeEnsembleClassifier with double thresholds and the input contract in metadata_props', async () => {
     const forest = await trainedForest(3, 11);
     const { bytes, summary } = exportForestToOnnx(forest, { registry: { uri: '/r', version: 4, status: 'Approved', artifactSha256: 'ab'.repeat(32) } });
@@ -123,6 +159,23 @@ describe('ONNX export, checked by ONNX Runtime', () => {
     expect(got.labels).not.toContain(UNUSED_CLASS_LABEL);
     expect(got.probabilities.length).toBe(n * 2);
     expect(got.labels).toEqual(cf.predictBatchEncoded(x, n).labels);
+    expect(decodeModel(forestToOnnx(forest)).metadata_props!.find((p) => p.key === META.paddingClass)?.value).toMatch(/^__pricesense_unused__: /);
+  });
+
+  it('4 intra-op threads, one row per call (ORT then splits > 80 trees across threads and adds partial sums): same labels', async () => {
+    for (let seed = 1; seed <= 6; seed++) {
+      const forest = randomForest(seed, seed % 2 === 0 ? { aggregation: 'hard', voteTieBreak: 'lowest-index', trees: 90, classes: 2 + (seed % 4 === 0 ? 1 : 0) } : { trees: 81 + seed });
+      const cf = CompiledForest.compile(forest);
+      const rows = Array.from({ length: 150 }, ((r) => () => randomRow(r, forest.features))(rng(seed * 7)));
+      const { x, n } = cf.encodeBatch(rows);
+      const want = cf.predictBatchEncoded(x, n);
+      const F = forest.features.length;
+      const scorer = ortScorer(await ortSession(forestToOnnx(forest), 4), F, forest.classes.length);
+      const labels: string[] = [];
+      for (let r = 0; r < n; r++) labels.push(...(await scorer.score(x.slice(r * F, r * F + F), 1)).labels);
+      await scorer.release();
+      expect({ seed, labels }).toEqual({ seed, labels: want.labels });
+    }
   });
 
   it("refuses hard voting with 'first-to-reach' ties, naming the rule, unless lowest-index ties are accepted", async () => {

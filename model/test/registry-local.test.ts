@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../../etl/errors';
 import { sha256Hex } from '../registry/common';
-import { ChecksumMismatchError, LocalRegistry, openRegistry, type Registry } from '../registry';
+import { AuditChainError, ChecksumMismatchError, ConcurrentChangeError, LocalRegistry, openRegistry, type ModelVersion, type Registry } from '../registry';
 import { writeFixtureForest } from './registry-fixtures';
 
 let dir: string;
@@ -128,7 +128,8 @@ describe('local registry: status machine', () => {
     const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     expect(won).toHaveLength(1);
     expect(lost).toHaveLength(9);
-    for (const r of lost) expect(String(r.reason)).toContain('version 1 is already Approved');
+    // Decided on Pending and beaten to it (a race), or decided after the winner landed (already Approved).
+    for (const r of lost) expect(String(r.reason)).toMatch(/version 1 changed while this change was being made: it was PendingManualApproval, it is now Approved|version 1 is already Approved/);
     const v = await registry.show(1);
     expect(v.audit.map((e) => [e.from, e.to])).toEqual([
       [null, 'PendingManualApproval'],
@@ -136,16 +137,19 @@ describe('local registry: status machine', () => {
     ]);
   });
 
-  it('serialises a concurrent approve and reject from Pending: both land in some order, each checked against the other\'s result', async () => {
-    const [a, r] = await Promise.allSettled([registry.approve(1, 'yes', 'ann'), registry.reject(1, 'no', 'rob')]);
-    // Pending -> X, then X -> Y is always a valid move for {Approved, Rejected}, so neither is lost.
-    expect(a.status).toBe('fulfilled');
-    expect(r.status).toBe('fulfilled');
+  it('makes a change conditional on the status it was decided on: of a concurrent approve and reject, one lands and the other is refused as a race', async () => {
+    const results = await Promise.allSettled([registry.approve(1, 'yes', 'ann'), registry.reject(1, 'no', 'rob')]);
+    const won = results.filter((r): r is PromiseFulfilledResult<ModelVersion> => r.status === 'fulfilled');
+    const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(1);
+    expect(lost[0].reason).toBeInstanceOf(ConcurrentChangeError);
+    expect(String(lost[0].reason)).toMatch(/version 1 changed while this change was being made: it was PendingManualApproval, it is now (Approved|Rejected) \(by (ann|rob) at .*\); nothing was changed — re-run if the change is still wanted/);
     const v = await registry.show(1);
-    expect(v.audit).toHaveLength(3);
-    expect(v.audit[1].from).toBe('PendingManualApproval');
-    expect(v.audit[2].from).toBe(v.audit[1].to);
-    expect(v.status).toBe(v.audit[2].to);
+    expect(v.audit.map((e) => [e.from, e.to])).toEqual([
+      [null, 'PendingManualApproval'],
+      ['PendingManualApproval', won[0].value.status],
+    ]);
   });
 });
 
@@ -170,7 +174,7 @@ describe('local registry: audit trail', () => {
     expect([...times].sort((a, b) => a - b)).toEqual(times);
     expect(await readFile(path.join(auditDir, '000001.json'))).toEqual(first);
     expect((await stat(path.join(auditDir, '000001.json'))).mtimeMs).toBe(firstMtime);
-    expect((await readdir(auditDir)).sort()).toEqual(['000001.json', '000002.json', '000003.json', '000004.json']);
+    expect((await readdir(auditDir)).sort()).toEqual(['000001.json', '000002.json', '000003.json', '000004.json', 'HEAD.json']);
   });
 
   it('defaults "who" to PRICESENSE_USER, then the OS user', async () => {
@@ -186,6 +190,81 @@ describe('local registry: audit trail', () => {
       if (saved === undefined) delete process.env.PRICESENSE_USER;
       else process.env.PRICESENSE_USER = saved;
     }
+  });
+});
+
+describe('local registry: tamper-evident audit trail', () => {
+  const auditDir = (v: number) => path.join(root, 'versions', String(v).padStart(6, '0'), 'audit');
+  const entryFile = (v: number, k: number) => path.join(auditDir(v), `${String(k).padStart(6, '0')}.json`);
+
+  beforeEach(async () => {
+    await registerSeeds(1, 2);
+    await registry.approve(1, 'ok');
+    await registry.approve(2, 'better');
+    await registry.reject(2, 'drift alarm: rolled back');
+  });
+
+  it('deleting the "Rejected" entry does not silently re-approve the version: it is refused and serving stays on the previous one', async () => {
+    await rm(entryFile(2, 3));
+    await expect(registry.show(2)).rejects.toThrow(AuditChainError);
+    await expect(registry.show(2)).rejects.toThrow(/version 2: audit trail does not verify: .*HEAD\.json names entry 3 but the trail ends at entry 2: the last entry was deleted/);
+    const fresh = new LocalRegistry(root);
+    expect(await fresh.latestServable()).toMatchObject({ latest: { version: 1 }, broken: [{ version: 2, problem: expect.stringMatching(/the last entry was deleted/) }] });
+    expect((await fresh.latestApproved())?.version).toBe(1);
+  });
+
+  it('an edited entry breaks the link of the one after it; an edited registration record breaks entry 1', async () => {
+    const text = await readFile(entryFile(2, 2), 'utf8');
+    await writeFile(entryFile(2, 2), text.replace('"note":"better"', '"note":"betterr"'));
+    await expect(registry.show(2)).rejects.toThrow(/audit entry .*000003\.json does not link to entry 2 .*entry 2 was altered or replaced/);
+    const record = path.join(root, 'versions', '000001', 'version.json');
+    await writeFile(record, (await readFile(record, 'utf8')).replace('"registeredBy": "trainer"', '"registeredBy": "mallory"'));
+    await expect(registry.show(1)).rejects.toThrow(/000001\.json does not link to the version's registration record .*the record or the entry was altered/);
+  });
+
+  it('refuses a missing HEAD, a missing middle entry and an entry without a hash link', async () => {
+    await rm(path.join(auditDir(2), 'HEAD.json'));
+    await expect(registry.show(2)).rejects.toThrow(/HEAD\.json is missing/);
+    await rm(entryFile(1, 1));
+    await expect(registry.show(1)).rejects.toThrow(/entry 1 is missing/);
+    await registerSeeds(3);
+    await writeFile(entryFile(3, 1), `${JSON.stringify({ at: 'x', by: 'y', from: null, to: 'PendingManualApproval', note: '' })}\n`);
+    await expect(registry.show(3)).rejects.toThrow(/has no hash link/);
+  });
+
+  it('a long-lived reader also catches a consistent rollback (last entry deleted and HEAD rewritten)', async () => {
+    expect((await registry.show(2)).status).toBe('Rejected');
+    const second = await readFile(entryFile(2, 2));
+    await rm(entryFile(2, 3));
+    await writeFile(path.join(auditDir(2), 'HEAD.json'), `${JSON.stringify({ seq: 2, sha256: sha256Hex(second) })}\n`);
+    // A new process cannot tell (nothing outside the directory remembers the entry) ...
+    expect((await new LocalRegistry(root).show(2)).status).toBe('Approved');
+    // ... but one that read the trail before can.
+    await expect(registry.show(2)).rejects.toThrow(/the trail was cut back from 3 to 2 entries since this process read it/);
+    expect((await registry.latestServable()).latest?.version).toBe(1);
+  });
+
+  it('verify checks every version: its trail and its stored artifact', async () => {
+    expect(await registry.verify()).toEqual({
+      registry: root,
+      ok: true,
+      versions: [
+        { version: 1, status: 'Approved', problems: [], warnings: [] },
+        { version: 2, status: 'Rejected', problems: [], warnings: [] },
+      ],
+    });
+    await rm(entryFile(2, 3));
+    const forest = path.join(root, 'versions', '000001', 'forest.json');
+    await writeFile(forest, Buffer.concat([await readFile(forest), Buffer.from(' ')]));
+    const report = await new LocalRegistry(root).verify();
+    expect(report.ok).toBe(false);
+    expect(report.versions[0].problems).toEqual([expect.stringMatching(/artifact .*forest\.json hashes to [0-9a-f]{64}, registered [0-9a-f]{64}/)]);
+    expect(report.versions[1].problems).toEqual([expect.stringMatching(/the last entry was deleted/)]);
+  });
+
+  it('refuses to change a version whose trail does not verify', async () => {
+    await rm(entryFile(2, 3));
+    await expect(registry.approve(2, 'again')).rejects.toThrow(AuditChainError);
   });
 });
 

@@ -17,113 +17,17 @@ import {
   DescribeModelPackageGroupCommand,
   ListModelPackagesCommand,
   SageMakerClient,
-  SageMakerServiceException,
   UpdateModelPackageCommand,
-  type CreateModelPackageCommandInput,
-  type DescribeModelPackageOutput,
-  type ModelApprovalStatus,
 } from '@aws-sdk/client-sagemaker';
 import { mockClient, type AwsClientStub } from 'aws-sdk-client-mock';
 import { S3Lake } from '../../etl/lake/s3';
 import { startS3Server, type S3TestServer } from '../../etl/testing/s3-server';
 import { sha256Hex } from '../registry/common';
-import { ChecksumMismatchError } from '../registry';
+import { ChecksumMismatchError, ConcurrentChangeError, type ModelVersion } from '../registry';
 import { createSageMakerClient, SageMakerRegistry, SAGEMAKER_MAX_ATTEMPTS } from '../registry/sagemaker';
 import { writeFixtureForest } from './registry-fixtures';
+import { ACCOUNT_ARN, awsError, FakeSageMaker, GROUP, IMAGE } from './sagemaker-fake';
 
-const GROUP = 'pricesense-test';
-const ACCOUNT_ARN = 'arn:aws:sagemaker:us-east-1:123456789012';
-const IMAGE = '123456789012.dkr.ecr.us-east-1.amazonaws.com/pricesense-api:1.0.0';
-
-function awsError(name: string, message: string, status = 400): SageMakerServiceException {
-  return new SageMakerServiceException({ name, message, $fault: 'client', $metadata: { httpStatusCode: status } });
-}
-
-/** Just enough of a model package group to behave like SageMaker for these requests. */
-class FakeSageMaker {
-  groupArn: string | undefined;
-  /** The next DescribeModelPackageGroup says "does not exist" although it does (it was created concurrently). */
-  hideGroupOnce = false;
-  readonly packages: DescribeModelPackageOutput[] = [];
-  private clock = Date.parse('2024-05-01T10:00:00Z');
-
-  install(sm: AwsClientStub<SageMakerClient>): void {
-    sm.on(DescribeModelPackageGroupCommand).callsFake(() => {
-      const hidden = this.hideGroupOnce;
-      this.hideGroupOnce = false;
-      if (!this.groupArn || hidden) throw awsError('ValidationException', `ModelPackageGroup ${GROUP} does not exist.`);
-      return { ModelPackageGroupName: GROUP, ModelPackageGroupArn: this.groupArn };
-    });
-    sm.on(CreateModelPackageGroupCommand).callsFake(() => {
-      if (this.groupArn) throw awsError('ValidationException', `Model Package Group already exists: ${this.groupArn}`);
-      this.groupArn = `${ACCOUNT_ARN}:model-package-group/${GROUP}`;
-      return { ModelPackageGroupArn: this.groupArn };
-    });
-    sm.on(CreateModelPackageCommand).callsFake((input: CreateModelPackageCommandInput) => {
-      const version = this.packages.length + 1;
-      const arn = `${ACCOUNT_ARN}:model-package/${GROUP}/${version}`;
-      this.packages.push({
-        ModelPackageName: GROUP,
-        ModelPackageGroupName: input.ModelPackageGroupName,
-        ModelPackageVersion: version,
-        ModelPackageArn: arn,
-        ModelPackageDescription: input.ModelPackageDescription,
-        CreationTime: this.tick(),
-        InferenceSpecification: input.InferenceSpecification,
-        ModelPackageStatus: 'Completed',
-        ModelPackageStatusDetails: { ValidationStatuses: [] },
-        ModelApprovalStatus: input.ModelApprovalStatus,
-        CreatedBy: { IamIdentity: { Arn: 'arn:aws:sts::123456789012:assumed-role/ml/trainer' } },
-        ModelMetrics: input.ModelMetrics,
-        CustomerMetadataProperties: input.CustomerMetadataProperties,
-      });
-      return { ModelPackageArn: arn };
-    });
-    sm.on(DescribeModelPackageCommand).callsFake(({ ModelPackageName }: { ModelPackageName: string }) => {
-      const p = this.packages.find((x) => x.ModelPackageArn === ModelPackageName);
-      if (!p) throw awsError('ValidationException', `Model package ${ModelPackageName} does not exist.`);
-      return structuredClone(p);
-    });
-    sm.on(UpdateModelPackageCommand).callsFake(
-      ({ ModelPackageArn, ModelApprovalStatus, ApprovalDescription }: { ModelPackageArn: string; ModelApprovalStatus: ModelApprovalStatus; ApprovalDescription?: string }) => {
-        const p = this.packages.find((x) => x.ModelPackageArn === ModelPackageArn)!;
-        Object.assign(p, {
-          ModelApprovalStatus,
-          ApprovalDescription,
-          LastModifiedTime: this.tick(),
-          LastModifiedBy: { IamIdentity: { Arn: 'arn:aws:sts::123456789012:assumed-role/ml/approver' } },
-        });
-        return { ModelPackageArn };
-      },
-    );
-    sm.on(ListModelPackagesCommand).callsFake(
-      (input: { ModelApprovalStatus?: string; SortOrder?: string; MaxResults?: number; NextToken?: string }) => {
-        let list = this.packages.filter((p) => !input.ModelApprovalStatus || p.ModelApprovalStatus === input.ModelApprovalStatus);
-        list = [...list].sort((a, b) => a.CreationTime!.getTime() - b.CreationTime!.getTime());
-        if (input.SortOrder === 'Descending') list.reverse();
-        const start = input.NextToken ? Number(input.NextToken) : 0;
-        const size = input.MaxResults ?? 10;
-        const page = list.slice(start, start + size);
-        return {
-          ModelPackageSummaryList: page.map((p) => ({
-            ModelPackageGroupName: GROUP,
-            ModelPackageVersion: p.ModelPackageVersion,
-            ModelPackageArn: p.ModelPackageArn,
-            CreationTime: p.CreationTime,
-            ModelPackageStatus: 'Completed',
-            ModelApprovalStatus: p.ModelApprovalStatus,
-          })),
-          NextToken: start + size < list.length ? String(start + size) : undefined,
-        };
-      },
-    );
-  }
-
-  private tick(): Date {
-    this.clock += 60_000;
-    return new Date(this.clock);
-  }
-}
 
 let s3: S3TestServer;
 let dir: string;
@@ -156,6 +60,20 @@ afterEach(async () => {
   client.destroy();
   await rm(dir, { recursive: true, force: true });
 });
+
+/**
+ * Packages created directly in the fake, as the SageMaker pipeline's RegisterModel step
+ * would (no pricesense audit trail), reusing package 1's artifact: quick to make in bulk.
+ */
+function addPipelinePackages(n: number): void {
+  const template = fake.packages[0];
+  for (let i = 0; i < n; i++) {
+    const version = fake.packages.length + 1;
+    const p = structuredClone(template);
+    delete p.CustomerMetadataProperties!['pricesense:lineage'];
+    fake.packages.push({ ...p, ModelApprovalStatus: 'PendingManualApproval', ModelPackageVersion: version, ModelPackageArn: `${ACCOUNT_ARN}:model-package/${GROUP}/${version}`, CreationTime: new Date(Date.now() + 3_600_000 + version * 1000) });
+  }
+}
 
 async function registerSeeds(...seeds: number[]): Promise<void> {
   for (const seed of seeds) await registry.register(await writeFixtureForest(dir, `f${seed}.json`, { seed, gatesPassed: true }), { by: 'trainer' });
@@ -284,6 +202,26 @@ describe('SageMaker registry: approval workflow', () => {
     expect(objects).toHaveLength(3);
   });
 
+  it('makes a change conditional: of a concurrent approve and reject (two processes), one lands and the other is refused as a race', async () => {
+    await registerSeeds(1);
+    const other = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    // Both read the package before either changes it: the race UpdateModelPackage alone cannot see.
+    fake.describeBarrier = 2;
+    const results = await Promise.allSettled([registry.approve(1, 'yes', 'ann'), other.reject(1, 'no', 'rob')]);
+    const won = results.filter((r): r is PromiseFulfilledResult<ModelVersion> => r.status === 'fulfilled');
+    const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(lost.map((r) => String(r.reason))).toHaveLength(1);
+    expect(won).toHaveLength(1);
+    expect(lost[0].reason).toBeInstanceOf(ConcurrentChangeError);
+    expect(sm.commandCalls(UpdateModelPackageCommand)).toHaveLength(1);
+    const v = await registry.show(1);
+    expect(v.status).toBe(won[0].value.status);
+    expect(v.audit.map((e) => [e.from, e.to])).toEqual([
+      [null, 'PendingManualApproval'],
+      ['PendingManualApproval', v.status],
+    ]);
+  });
+
   it('refuses invalid transitions without calling UpdateModelPackage', async () => {
     await registerSeeds(1);
     await registry.approve(1, 'ok');
@@ -319,7 +257,7 @@ describe('SageMaker registry: approval workflow', () => {
     sm.resetHistory();
     expect((await registry.latestApproved())?.version).toBe(2);
     expect(sm.commandCalls(ListModelPackagesCommand).map((c) => c.args[0].input)).toEqual([
-      { ModelPackageGroupName: GROUP, ModelApprovalStatus: 'Approved', SortBy: 'CreationTime', SortOrder: 'Descending', MaxResults: 1 },
+      { ModelPackageGroupName: GROUP, ModelApprovalStatus: 'Approved', SortBy: 'CreationTime', SortOrder: 'Descending', MaxResults: 20 },
     ]);
     expect(sm.commandCalls(DescribeModelPackageCommand).map((c) => c.args[0].input)).toEqual([{ ModelPackageName: `${ACCOUNT_ARN}:model-package/${GROUP}/2` }]);
 
@@ -333,14 +271,22 @@ describe('SageMaker registry: approval workflow', () => {
     expect(await registry.latestApproved()).toBeUndefined();
   });
 
+  it('latestApproved follows NextToken past empty filtered pages instead of reporting "nothing approved"', async () => {
+    await registerSeeds(1);
+    await registry.approve(1, 'the only approved one');
+    addPipelinePackages(45);
+    fake.filterAfterPaging = true;
+    sm.resetHistory();
+    expect((await registry.latestApproved())?.version).toBe(1);
+    const pages = sm.commandCalls(ListModelPackagesCommand).map((c) => c.args[0].input);
+    expect(pages.length).toBeGreaterThan(1);
+    expect(pages.slice(1).every((p) => p.NextToken !== undefined)).toBe(true);
+  });
+
   it('lists every page (NextToken) with a status filter', async () => {
     const seeds = Array.from({ length: 101 }, (_, i) => i + 1);
-    // Register directly in the fake to keep the test quick; the lake objects come from one real registration.
     await registerSeeds(1);
-    const template = fake.packages[0];
-    for (const seed of seeds.slice(1)) {
-      fake.packages.push({ ...structuredClone(template), ModelPackageVersion: seed, ModelPackageArn: `${ACCOUNT_ARN}:model-package/${GROUP}/${seed}`, CreationTime: new Date(Date.parse('2024-07-01T00:00:00Z') + seed * 1000) });
-    }
+    addPipelinePackages(100);
     fake.packages[50].ModelApprovalStatus = 'Approved';
     fake.packages[100].ModelApprovalStatus = 'Approved';
     sm.resetHistory();
@@ -352,6 +298,63 @@ describe('SageMaker registry: approval workflow', () => {
       { ModelPackageGroupName: GROUP, SortBy: 'CreationTime', SortOrder: 'Ascending', MaxResults: 100, NextToken: '100' },
     ]);
     expect((await registry.list({ status: 'Approved' })).map((v) => v.version)).toEqual([51, 101]);
+  });
+});
+
+describe('SageMaker registry: tamper-evident audit trail, cross-checked with SageMaker', () => {
+  const auditObjects = async (v: number) => (await lake.list(`artifacts/registry/${GROUP}/audit/${String(v).padStart(6, '0')}/`)).map((o) => o.key).sort();
+
+  beforeEach(async () => {
+    await registerSeeds(1, 2);
+    await registry.approve(1, 'ok');
+    await registry.approve(2, 'better');
+  });
+
+  it('chains the S3 audit objects: a deleted or rewritten one makes the version unservable, and serving passes over it', async () => {
+    const keys = await auditObjects(2);
+    expect(keys.map((k) => k.split('/').at(-1)!.slice(0, 6))).toEqual(['000001', '000002']);
+    // Rewriting the registration entry (say, to hide who registered it) breaks entry 2's link.
+    const first = (await lake.read(keys[0])).toString('utf8');
+    await lake.write(keys[0], first.replace('"by":"trainer"', '"by":"someone-else"'));
+    const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    await expect(fresh.show(2)).rejects.toThrow(/version 2: audit trail does not verify: audit object .*000002-[0-9a-f]+\.json does not link to entry 1/);
+    // SageMaker still says Approved, but the trail cannot be trusted: the previous version is served.
+    expect(await fresh.latestServable()).toMatchObject({ latest: { version: 1 }, broken: [{ version: 2 }] });
+  });
+
+  it('deleting every audit object of a pricesense-registered package is caught', async () => {
+    for (const key of await auditObjects(1)) await lake.delete(key);
+    await expect(registry.show(1)).rejects.toThrow(/no audit entries under .* although pricesense registered it/);
+  });
+
+  it('SageMaker stays the authority: a change made outside pricesense shows as such, and verify warns about it', async () => {
+    const when = new Date(Date.now() + 5000);
+    Object.assign(fake.packages[1], { ModelApprovalStatus: 'Rejected', ApprovalDescription: 'rejected in Studio', LastModifiedTime: when, LastModifiedBy: { UserProfileName: 'erin' } });
+    const v = await registry.show(2);
+    expect(v.status).toBe('Rejected');
+    expect(v.audit.at(-1)).toMatchObject({ from: 'Approved', to: 'Rejected', by: 'erin' });
+    const report = await registry.verify();
+    expect(report.ok).toBe(true);
+    expect(report.versions.map((x) => [x.version, x.status, x.problems])).toEqual([
+      [1, 'Approved', []],
+      [2, 'Rejected', []],
+    ]);
+    expect(report.versions[1].warnings).toEqual([
+      `SageMaker says Rejected, the audit trail ends at Approved: changed outside pricesense (erin at ${when.toISOString()}) or a change that did not complete`,
+    ]);
+    expect((await registry.latestApproved())?.version).toBe(1);
+  });
+
+  it('verify reports a tampered artifact and a broken chain', async () => {
+    const v = await registry.show(1);
+    const key = v.artifactUri.slice(`${lake.root}/`.length);
+    await lake.write(key, Buffer.concat([await lake.read(key), Buffer.from(' ')]));
+    const keys = await auditObjects(2);
+    await lake.delete(keys[0]);
+    const report = await new SageMakerRegistry(GROUP, { lake, client, image: IMAGE }).verify();
+    expect(report.ok).toBe(false);
+    expect(report.versions[0].problems).toEqual([expect.stringMatching(/artifact s3:.*forest\.json hashes to [0-9a-f]{64}, registered [0-9a-f]{64}/)]);
+    expect(report.versions[1].problems).toEqual([expect.stringMatching(/entry 1 is missing/)]);
   });
 });
 

@@ -6,8 +6,8 @@
  */
 import type { RawRow } from '../model/walker';
 import { ApiError, preview, type ErrorDetail } from './errors';
-import type { ServedModel } from './model-manager';
-import type { OipInferRequest } from './validation';
+import type { ServedModel } from './served-model';
+import { MAX_DETAILS, type OipInferRequest } from './validation';
 
 export const OIP_OUTPUTS = ['label', 'probabilities'] as const;
 
@@ -18,7 +18,8 @@ function flatten(data: unknown[]): unknown[] {
 }
 
 export function oipToRows(req: OipInferRequest, model: ServedModel, batchLimit: number): RawRow[] {
-  const details: ErrorDetail[] = [];
+  // Every problem is counted, at most MAX_DETAILS are described (a request may carry thousands of bad tensors).
+  const details = new CappedDetails();
   const byName = new Map(model.features.map((f) => [f.name, f]));
   const seen = new Map<string, number>();
   let n: number | undefined;
@@ -63,7 +64,7 @@ export function oipToRows(req: OipInferRequest, model: ServedModel, batchLimit: 
   });
   const missing = model.features.filter((f) => !seen.has(f.name)).map((f) => f.name);
   for (const field of missing) details.push({ where: '/inputs', problem: 'missing input', field, expected: `a tensor named ${field}` });
-  if (details.length > 0) throw oipError(400, details);
+  if (details.total > 0) throw oipError(400, details);
   const rows = n ?? 0;
   if (rows === 0) throw new ApiError(400, 'validation_failed', 'The inputs hold no rows', [{ where: '/inputs/0/shape', problem: 'empty batch', expected: 'shape [n] with n >= 1' }]);
   if (rows > batchLimit) throw model.validator.batchTooLarge('/inputs/0/shape', rows);
@@ -82,12 +83,23 @@ export function oipToRows(req: OipInferRequest, model: ServedModel, batchLimit: 
   return out;
 }
 
-function oipError(status: number, details: ErrorDetail[]): ApiError {
-  const head = details
+class CappedDetails {
+  readonly kept: ErrorDetail[] = [];
+  total = 0;
+
+  push(d: ErrorDetail): void {
+    this.total++;
+    if (this.kept.length < MAX_DETAILS) this.kept.push(d);
+  }
+}
+
+function oipError(status: number, details: CappedDetails): ApiError {
+  const head = details.kept
     .slice(0, 3)
     .map((d) => `${d.problem}${d.field ? ` ${d.field}` : ''} at ${d.where}${d.expected ? ` (expected ${d.expected})` : ''}`)
     .join('; ');
-  return new ApiError(status, 'validation_failed', `Invalid inference request: ${head}${details.length > 3 ? `; ${details.length - 3} more` : ''}`, details);
+  const more = details.total - Math.min(3, details.kept.length);
+  return new ApiError(status, 'validation_failed', `Invalid inference request: ${head}${more > 0 ? `; ${more} more` : ''}`, details.kept, details.total - details.kept.length);
 }
 
 export function oipRequestedOutputs(req: OipInferRequest): Set<string> {

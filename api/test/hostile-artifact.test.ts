@@ -1,0 +1,88 @@
+/**
+ * Someone with write access to the registry (SageMaker packages, the artifact bucket)
+ * must not be able to take the API down: an approved version whose artifact is a gzip
+ * bomb, a looping tar, a corrupt archive or a mutated one is refused with a clear
+ * failure in /ready, not retried every poll, and the previous version keeps serving.
+ * The registry is the real SageMaker backend, over aws-sdk-client-mock and the
+ * S3-compatible test server.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { SageMakerClient } from '@aws-sdk/client-sagemaker';
+import { mockClient, type AwsClientStub } from 'aws-sdk-client-mock';
+import request from 'supertest';
+import { S3Lake } from '../../etl/lake/s3';
+import { mulberry32 } from '../../etl/synth/rng';
+import { startS3Server, type S3TestServer } from '../../etl/testing/s3-server';
+import { writeForestFile } from '../../model/forest-file';
+import { sha256Hex } from '../../model/registry/common';
+import { SageMakerRegistry } from '../../model/registry/sagemaker';
+import { hostileCases, mutated } from '../../model/test/hostile-artifacts';
+import { FakeSageMaker, GROUP, IMAGE } from '../../model/test/sagemaker-fake';
+import { createService, type Service } from '../server';
+import { makeForest, sampleRow, silentLogger, testConfig } from './fixtures';
+
+describe('hostile artifacts in the registry', () => {
+  let s3: S3TestServer;
+  let dir: string;
+  let sm: AwsClientStub<SageMakerClient>;
+  let client: SageMakerClient;
+  let service: Service;
+  let lake: S3Lake;
+  let fake: FakeSageMaker;
+
+  beforeAll(async () => {
+    s3 = await startS3Server({ buckets: ['lake'] });
+    dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-hostile-'));
+    lake = new S3Lake('s3://lake/hostile', { client: s3.client });
+    client = new SageMakerClient({ region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    sm = mockClient(client);
+    fake = new FakeSageMaker();
+    fake.install(sm);
+    const registry = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    const file = path.join(dir, 'forest.json');
+    await writeForestFile(file, makeForest(1));
+    const v1 = await registry.register(file, { by: 'test' });
+    await registry.approve(v1.version, 'good', 'test');
+    service = await createService(testConfig(), { registry, logger: silentLogger() });
+    await service.manager.start();
+  });
+  afterAll(async () => {
+    service.manager.stop();
+    sm.restore();
+    client.destroy();
+    await s3.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** A newer Approved package (as the pipeline registers them) whose artifact is `bytes`. */
+  async function approveArtifact(name: string, bytes: Buffer): Promise<number> {
+    const key = `artifacts/pipeline/${name.replace(/[^a-z0-9]+/gi, '-')}/model.tar.gz`;
+    await lake.write(key, bytes);
+    return fake.addPipelinePackage({ modelDataUrl: lake.uri(key), artifactSha256: sha256Hex(bytes), status: 'Approved' });
+  }
+
+  const forestJson = Buffer.from(JSON.stringify({ format: 'pricesense.forest', pad: 'x'.repeat(3000) }));
+  const rng = mulberry32(5);
+  const cases: [string, Buffer][] = [...hostileCases(forestJson), ...Array.from({ length: 5 }, (_, i): [string, Buffer] => [`mutation ${i}`, mutated(rng, forestJson)])];
+
+  it.each(cases)('refuses %s, reports it, does not retry it, and keeps serving version 1', async (name, bytes) => {
+    const version = await approveArtifact(name, bytes);
+    const fetches = jest.spyOn(service.manager.registry, 'fetch');
+    try {
+      await service.manager.refresh();
+      await service.manager.refresh();
+      expect(fetches.mock.calls.filter(([v]) => v === version)).toHaveLength(1);
+    } finally {
+      fetches.mockRestore();
+    }
+    const ready = await request(service.handler).get('/ready').expect(200);
+    expect(ready.body.champion.version).toBe(1);
+    expect(ready.body.lastLoadFailure).toMatchObject({ version, role: 'champion' });
+    expect(ready.body.lastLoadFailure.error).toMatch(/tar|gzip|decompress|PAX|archive|forest|JSON|MAX_ARTIFACT_BYTES/i);
+    expect(ready.body.failedVersions.map((f: { version: number }) => f.version)).toContain(version);
+    const res = await request(service.handler).post('/predict').send(sampleRow()).expect(200);
+    expect(res.body.model.version).toBe(1);
+  });
+});

@@ -1,0 +1,37 @@
+/**
+ * The peer of `npm run bench:api`: the least any Node HTTP service can do per request on
+ * this machine. node:http with the same number of cluster workers as the API, reading
+ * the same request body and JSON.parse-ing it, answering a constant JSON body of the
+ * API's response size. Environment: PORT, HOST, WORKERS, BARE_BODY (the response).
+ */
+import cluster from 'node:cluster';
+import http from 'node:http';
+
+const workers = Number(process.env.WORKERS ?? 1);
+const body = Buffer.from(process.env.BARE_BODY ?? '{}');
+const headers = { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(body.length) };
+
+if (cluster.isPrimary && workers > 1) {
+  for (let i = 0; i < workers; i++) cluster.fork();
+  process.once('SIGTERM', () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
+    process.exit(0);
+  });
+} else {
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      res.writeHead(200, headers);
+      res.end(body);
+    });
+  });
+  // The API's keep-alive settings, so connection reuse is the same.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.listen(Number(process.env.PORT), process.env.HOST ?? '127.0.0.1', () => {
+    process.stdout.write('listening\n');
+  });
+  process.once('SIGTERM', () => process.exit(0));
+}

@@ -1,0 +1,158 @@
+/**
+ * The hardening rules (issue 16): each passes on the real stacks (prod here; every stack in
+ * stack-*.test.ts) and catches its violation on a mutated copy of the real resources and on
+ * hand-made ones. Resource props are update-run outputs; the first-up preview runs them in
+ * stack-assertions.ts.
+ */
+import { DIGEST, releaseImages, runProgram, withProps, type ProgramRun } from './harness';
+import { DEMO_ENDPOINT } from './stack-assertions';
+import { runPolicies } from './policy-engine';
+import type { CheckedResource } from '../policies/rules';
+
+let prod: ProgramRun;
+let dev: ProgramRun;
+let demo: ProgramRun;
+beforeAll(async () => {
+  demo = await runProgram('app', 'dev', { overrides: { 'pricesense:app': JSON.stringify({ image: { digest: DIGEST }, ...DEMO_ENDPOINT }) } });
+  prod = await runProgram('platform', 'prod', { overrides: { 'pricesense:images': releaseImages() } });
+  dev = await runProgram('platform', 'dev', { overrides: { 'pricesense:images': releaseImages() } });
+});
+
+type Mutate = (r: CheckedResource) => CheckedResource;
+/** Violations of one rule on the run's resources after `mutate`. */
+function caught(run: ProgramRun, rule: string, mutate: Mutate = (r) => r): string[] {
+  return runPolicies(run.checked().map(mutate)).violations.filter((v) => v.rule === rule).map((v) => v.message);
+}
+const onType = (type: string, props: Record<string, unknown>): Mutate => (r) => (r.type === type ? withProps(r, props) : r);
+
+describe('control plane', () => {
+  test('eks-no-public-endpoint-outside-dev: a public endpoint in prod; an open one in dev', () => {
+    expect(caught(prod, 'eks-no-public-endpoint-outside-dev')).toEqual([]);
+    expect(caught(prod, 'eks-no-public-endpoint-outside-dev', onType('eks:index:Cluster', { endpointPublicAccess: true, publicAccessCidrs: ['81.2.69.160/27'] })))
+      .toEqual([expect.stringContaining('cluster (prod): public API endpoint')]);
+    expect(caught(dev, 'eks-no-public-endpoint-outside-dev', onType('eks:index:Cluster', { endpointPublicAccess: true, publicAccessCidrs: ['81.2.69.160/27'] }))).toEqual([]);
+    expect(caught(dev, 'eks-no-public-endpoint-outside-dev', onType('eks:index:Cluster', { endpointPublicAccess: true, publicAccessCidrs: ['0.0.0.0/0'] })))
+      .toEqual([expect.stringContaining('not open to 0.0.0.0/0')]);
+  });
+
+  test('eks-secrets-encrypted: no key on the cluster; a key without rotation', () => {
+    expect(caught(prod, 'eks-secrets-encrypted')).toEqual([]);
+    const noKey: Mutate = (r) => (r.type === 'eks:index:Cluster' ? { ...r, props: Object.fromEntries(Object.entries(r.props).filter(([k]) => k !== 'encryptionConfigKeyArn')) } : r);
+    expect(caught(prod, 'eks-secrets-encrypted', noKey)).toEqual([expect.stringContaining('no encryptionConfigKeyArn')]);
+    expect(caught(prod, 'eks-secrets-encrypted', onType('aws:kms/key:Key', { enableKeyRotation: false }))).toEqual(
+      expect.arrayContaining([expect.stringContaining('KMS key cluster-secrets does not rotate')]),
+    );
+  });
+
+  test('eks-control-plane-logs: audit log turned off', () => {
+    expect(caught(prod, 'eks-control-plane-logs')).toEqual([]);
+    expect(caught(prod, 'eks-control-plane-logs', onType('eks:index:Cluster', { enabledClusterLogTypes: ['api'] }))).toEqual([expect.stringContaining('audit, authenticator not enabled')]);
+  });
+
+  test('eks-upgrade-policy-standard: the pulumi-eks default (unset, EXTENDED)', () => {
+    expect(caught(prod, 'eks-upgrade-policy-standard')).toEqual([]);
+    expect(caught(prod, 'eks-upgrade-policy-standard', onType('eks:index:Cluster', { upgradePolicy: undefined }))).toEqual([expect.stringContaining('unset (EXTENDED)')]);
+  });
+});
+
+describe('egress', () => {
+  test('vpc-endpoint-policy-scoped: an endpoint without a policy; a policy open to every account', () => {
+    expect(caught(prod, 'vpc-endpoint-policy-scoped')).toEqual([]);
+    const s3 = (r: CheckedResource): boolean => r.type === 'aws:ec2/vpcEndpoint:VpcEndpoint' && /-s3$/.test(r.name);
+    expect(caught(prod, 'vpc-endpoint-policy-scoped', (r) => (s3(r) ? withProps(r, { policy: undefined }) : r))).toEqual([expect.stringContaining('VPC endpoint network-s3 has no policy')]);
+    const open = JSON.stringify({ Statement: [{ Sid: 'All', Effect: 'Allow', Principal: '*', Action: 's3:*', Resource: '*' }] });
+    expect(caught(prod, 'vpc-endpoint-policy-scoped', (r) => (s3(r) ? withProps(r, { policy: open }) : r))).toEqual([expect.stringContaining('statement All allows "*" resources without an account')]);
+    const org = JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: '*', Action: '*', Resource: '*', Condition: { StringEquals: { 'aws:ResourceOrgID': 'o-abc' } } }] });
+    expect(caught(prod, 'vpc-endpoint-policy-scoped', (r) => (s3(r) ? withProps(r, { policy: org }) : r))).toEqual([]);
+  });
+});
+
+describe('nodes and pods', () => {
+  test('nodes-imdsv2-hop-limit-1: hop limit 2, IMDSv1 allowed, a node group without a launch template', () => {
+    expect(caught(prod, 'nodes-imdsv2-hop-limit-1')).toEqual([]);
+    const lt = 'aws:ec2/launchTemplate:LaunchTemplate';
+    expect(caught(prod, 'nodes-imdsv2-hop-limit-1', onType(lt, { metadataOptions: { httpTokens: 'required', httpPutResponseHopLimit: 2 } })))
+      .toEqual([expect.stringContaining('httpPutResponseHopLimit must be 1, is 2'), expect.stringContaining('httpPutResponseHopLimit must be 1, is 2')]);
+    expect(caught(prod, 'nodes-imdsv2-hop-limit-1', onType(lt, { metadataOptions: { httpTokens: 'optional', httpPutResponseHopLimit: 1 } }))).toHaveLength(2);
+    expect(caught(prod, 'nodes-imdsv2-hop-limit-1', onType('eks:index:ManagedNodeGroup', { launchTemplate: undefined }))).toEqual([
+      expect.stringContaining('cluster-base: no launch template'), expect.stringContaining('cluster-burst: no launch template'),
+    ]);
+  });
+
+  test('node-role-managed-policies: the CNI policy or ECR ReadOnly back on the node role', () => {
+    expect(caught(prod, 'node-role-managed-policies')).toEqual([]);
+    const swap = (policy: string): Mutate => (r) => (r.name === 'cluster-node-AmazonEC2ContainerRegistryPullOnly' ? withProps(r, { policyArn: `arn:aws:iam::aws:policy/${policy}` }) : r);
+    expect(caught(prod, 'node-role-managed-policies', swap('AmazonEKS_CNI_Policy'))).toEqual([expect.stringMatching(/AmazonEKS_CNI_Policy is attached to node role cluster-node/)]);
+    expect(caught(prod, 'node-role-managed-policies', swap('AmazonEC2ContainerRegistryReadOnly'))).toHaveLength(1);
+    // The CNI policy on the aws-node IRSA role is where it belongs.
+    expect(prod.one('aws:iam/rolePolicyAttachment:RolePolicyAttachment', 'cluster-vpc-cni').inputs.policyArn).toBe('arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy');
+  });
+
+  test('cost-tags-reach-billed-resources: a launch template without tag specifications for instances and volumes', () => {
+    expect(caught(prod, 'cost-tags-reach-billed-resources')).toEqual([]);
+    const lt = 'aws:ec2/launchTemplate:LaunchTemplate';
+    expect(caught(prod, 'cost-tags-reach-billed-resources', onType(lt, { tagSpecifications: [{ resourceType: 'instance', tags: { project: 'pricesense' } }] }))).toEqual(
+      expect.arrayContaining([expect.stringContaining('instances it launches miss tag(s) stack, owner, cost-center'), expect.stringContaining('volumes it launches miss tag(s) project, stack, owner, cost-center')]),
+    );
+  });
+});
+
+describe('demo load balancer', () => {
+  const svc = 'kubernetes:core/v1:Service';
+  const withSpec = (spec: Record<string, unknown>): Mutate => (r) => (r.type === svc ? withProps(r, { spec: { ...(r.props.spec as object), ...spec } }) : r);
+
+  test('load-balancer-source-ranges: no source ranges; 0.0.0.0/0', () => {
+    expect(caught(demo, 'load-balancer-source-ranges')).toEqual([]);
+    expect(caught(demo, 'load-balancer-source-ranges', withSpec({ loadBalancerSourceRanges: undefined }))).toEqual([expect.stringContaining('without loadBalancerSourceRanges is open to the internet')]);
+    expect(caught(demo, 'load-balancer-source-ranges', withSpec({ loadBalancerSourceRanges: ['81.2.69.160/27', '0.0.0.0/0'] }))).toEqual([expect.stringContaining('includes 0.0.0.0/0')]);
+  });
+
+  test('cost-tags-reach-billed-resources: a load balancer without the tags annotation', () => {
+    expect(caught(demo, 'cost-tags-reach-billed-resources')).toEqual([]);
+    const untagged: Mutate = (r) => (r.type === svc ? withProps(r, { metadata: { ...(r.props.metadata as object), annotations: { 'service.beta.kubernetes.io/aws-load-balancer-type': 'nlb' } } }) : r);
+    expect(caught(demo, 'cost-tags-reach-billed-resources', untagged)).toEqual([expect.stringContaining('its load balancer misses tag(s) project, stack, owner, cost-center')]);
+  });
+});
+
+describe('IAM and SageMaker', () => {
+  test('iam-trust-policy-conditions: a service trust without SourceAccount; an OIDC trust without aud', () => {
+    expect(caught(prod, 'iam-trust-policy-conditions')).toEqual([]);
+    const bare = JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: { Service: 'sagemaker.amazonaws.com' }, Action: 'sts:AssumeRole' }] });
+    expect(caught(prod, 'iam-trust-policy-conditions', (r) => (r.type === 'aws:iam/role:Role' && r.name === 'models-sagemaker' ? withProps(r, { assumeRolePolicy: bare }) : r)))
+      .toEqual(['models-sagemaker: trust in sagemaker.amazonaws.com without an aws:SourceAccount or aws:SourceArn condition']);
+    const noAud = (r: CheckedResource): CheckedResource => {
+      if (r.type !== 'aws:iam/role:Role' || r.name !== 'api-irsa') return r;
+      const doc = JSON.parse(String(r.props.assumeRolePolicy)) as { Statement: { Condition: { StringEquals: Record<string, string> } }[] };
+      const eq = doc.Statement[0].Condition.StringEquals;
+      for (const k of Object.keys(eq)) if (k.endsWith(':aud')) delete eq[k];
+      return withProps(r, { assumeRolePolicy: JSON.stringify(doc) });
+    };
+    expect(caught(prod, 'iam-trust-policy-conditions', noAud)).toEqual(['api-irsa: OIDC trust without StringEquals on aud']);
+  });
+
+  test('sagemaker-jobs-network-isolated: a processing and a training step on the open network', () => {
+    expect(caught(prod, 'sagemaker-jobs-network-isolated')).toEqual([]);
+    const open: Mutate = (r) => {
+      if (r.type !== 'aws:sagemaker/pipeline:Pipeline') return r;
+      const def = JSON.parse(String(r.props.pipelineDefinition)) as { Steps: { Type: string; Arguments: Record<string, unknown> }[] };
+      for (const step of def.Steps) {
+        delete step.Arguments.NetworkConfig;
+        delete step.Arguments.EnableNetworkIsolation;
+      }
+      return withProps(r, { pipelineDefinition: JSON.stringify(def) });
+    };
+    expect(caught(prod, 'sagemaker-jobs-network-isolated', open)).toEqual([
+      expect.stringContaining('processing step Etl has neither'), expect.stringContaining('training step Train has neither'), expect.stringContaining('processing step Evaluate has neither'),
+    ]);
+  });
+
+  test('flow logs on the VPC, the alert topic encrypted with a rotated key of ours', () => {
+    const flow = prod.one('aws:ec2/flowLog:FlowLog').inputs;
+    expect(flow).toMatchObject({ vpcId: prod.one('aws:ec2/vpc:Vpc').id, trafficType: 'ALL', logDestinationType: 'cloud-watch-logs' });
+    expect(flow.logDestination).toBe(prod.one('aws:cloudwatch/logGroup:LogGroup', 'network-flow-logs').state.arn);
+    const key = prod.one('aws:kms/key:Key', 'monitoring-alerts');
+    expect(prod.one('aws:sns/topic:Topic').inputs.kmsMasterKeyId).toBe(key.state.arn);
+    const services = (JSON.parse(String(key.inputs.policy)) as { Statement: { Principal: { Service?: string[] } }[] }).Statement.flatMap((s) => s.Principal.Service ?? []);
+    expect(services.sort()).toEqual(['budgets.amazonaws.com', 'cloudwatch.amazonaws.com', 'events.amazonaws.com']);
+  });
+});

@@ -1,0 +1,40 @@
+/**
+ * Child process of the artifact fuzz test (model/test/artifact-fuzz.test.ts): feeds
+ * hostile and mutated model.tar.gz artifacts to the SageMaker artifact reader, one
+ * after another, in a fresh process so its peak RSS measures only this. Before each
+ * case it prints `case <i> <name>` (so a hang names its case); at the end one JSON
+ * line: outcomes per kind and the process's peak RSS.
+ */
+import { UserError } from '../../etl/errors';
+import { mulberry32 } from '../../etl/synth/rng';
+import { forestBytesOfArtifact } from '../sagemaker/tar';
+import { hostileCases, mutated } from './hostile-artifacts';
+
+function main(): void {
+  const count = Number(process.argv[2] ?? 2000);
+  const forest = Buffer.from(JSON.stringify({ format: 'pricesense.forest', pad: 'x'.repeat(3000) }));
+  const outcomes: Record<string, number> = { ok: 0, refused: 0 };
+  const unexpected: string[] = [];
+  const run = (i: number, name: string, bytes: Buffer) => {
+    process.stdout.write(`case ${i} ${name}\n`);
+    try {
+      forestBytesOfArtifact(bytes, `case ${i}`);
+      outcomes.ok++;
+    } catch (err) {
+      if (err instanceof UserError) outcomes.refused++;
+      else unexpected.push(`case ${i} (${name}): ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
+    }
+  };
+  const hostile = hostileCases(forest);
+  const named: Record<string, string> = {};
+  hostile.forEach(([name, bytes], i) => {
+    const before = outcomes.refused;
+    run(i, name, bytes);
+    named[name] = outcomes.refused > before ? 'refused' : 'other';
+  });
+  const rng = mulberry32(20240601);
+  for (let i = 0; i < count; i++) run(hostile.length + i, 'mutation', mutated(rng, forest));
+  process.stdout.write(`${JSON.stringify({ outcomes, named, unexpected: unexpected.slice(0, 20), maxRssMiB: process.resourceUsage().maxRSS / 1024 })}\n`);
+}
+
+main();

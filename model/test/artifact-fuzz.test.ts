@@ -1,0 +1,64 @@
+/**
+ * Hostile model artifacts (someone with write access to the registry's bucket): the
+ * SageMaker artifact reader must refuse, in bounded time and memory, crafted PAX
+ * headers (negative, huge or malformed sizes and record lengths), base-256 sizes, a
+ * gzip bomb and thousands of random mutations of a valid model.tar.gz. The reader runs
+ * in a fresh child process (bundled with esbuild), so its peak RSS is its own and a
+ * hang is caught by a watchdog that names the case.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { buildSync } from 'esbuild';
+import { MAX_ARTIFACT_BYTES } from '../sagemaker/tar';
+
+const MUTATIONS = 2000;
+/** A hang, not a speed limit: the whole run takes a few seconds. */
+const WATCHDOG_MS = 45_000;
+
+interface Report {
+  outcomes: { ok: number; refused: number };
+  named: Record<string, string>;
+  unexpected: string[];
+  maxRssMiB: number;
+}
+
+describe('SageMaker artifact reader under hostile input', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-artifact-fuzz-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('refuses every crafted or mutated archive with a clear error, in bounded time and memory', async () => {
+    const script = path.join(dir, 'artifact-fuzz-worker.js');
+    buildSync({ entryPoints: [path.join(__dirname, 'artifact-fuzz-worker.ts')], bundle: true, platform: 'node', target: 'node20', outfile: script, logLevel: 'silent' });
+    const child = spawn(process.execPath, [script, String(MUTATIONS)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+    let timedOut = false;
+    const watchdog = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, WATCHDOG_MS);
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    clearTimeout(watchdog);
+    const lines = out.trim().split('\n');
+    const last = lines[lines.length - 1] ?? '';
+    if (timedOut) throw new Error(`the reader did not finish within ${WATCHDOG_MS / 1000} s; last case started: ${lines.filter((l) => l.startsWith('case ')).at(-1)}`);
+    expect({ code, err: err.slice(0, 2000) }).toEqual({ code: 0, err: '' });
+    const report = JSON.parse(last) as Report;
+
+    expect(report.unexpected).toEqual([]);
+    // Every hand-made hostile archive is refused (none parses into a "forest").
+    for (const [name, outcome] of Object.entries(report.named)) expect(`${name}: ${outcome}`).toBe(`${name}: refused`);
+    expect(report.outcomes.ok + report.outcomes.refused).toBe(MUTATIONS + Object.keys(report.named).length);
+    // The 2 GiB bomb is stopped at the output cap: the process never holds much more than one capped buffer.
+    expect(report.maxRssMiB).toBeLessThan(MAX_ARTIFACT_BYTES / 1024 / 1024 + 256);
+  });
+});
