@@ -17,16 +17,18 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { Duck, sqlList, sqlString } from './duck';
 import { basketAggregateSql, LIST_BYTES_PER_LINE } from './features';
 import { SILVER_SCHEMA, defineRawTypes, firstInvalidColumn, rawCsvSource, rawTypesSql, typedLinesSql } from './drop/csv-sql';
 import { describeCsvFailure, isResourceFailure } from './drop/engine-errors';
 import { parseHeader, type HeaderLayout } from './drop/header';
-import { normalizeCsv, partialReadOf, type FileProblem, type NormalizeResult, type RemovedLine } from './drop/normalize';
+import { normalizeCsv, partialReadOf, scanChunks, type FileProblem, type NormalizeResult, type RemovedLine } from './drop/normalize';
 import { forEachPart, rawFormatOf, streamFailureReason, ZipError, type RawFormat } from './drop/sources';
 import { UserError } from './errors';
 import { hashFile, readStageManifest, sha256Hex, StageCommit, type CommittedFile, type CommitResult, type StageCommitOptions } from './lake/commit';
 import type { Lake } from './lake/types';
+import { StepProfile } from './profile';
 import { logEvent, Progress } from './progress';
 
 export const DEFAULT_REJECT_THRESHOLD = 0.01;
@@ -133,6 +135,8 @@ export interface IngestOptions {
   readonly rejectThreshold?: number;
   readonly maxUncompressedBytes?: number;
   readonly commit?: StageCommitOptions;
+  /** Where the time goes, step by step (see profile.ts). */
+  readonly profile?: StepProfile;
 }
 
 /** A part read by this run, ready to be parsed. */
@@ -269,7 +273,7 @@ type PartReadResult =
  * uniform bytes go to a scratch file. local is null for content already in silver.
  */
 async function readPart(
-  stream: AsyncIterable<Buffer>,
+  stream: Readable,
   format: RawFormat,
   original: string | undefined,
   scratch: Scratch,
@@ -281,7 +285,13 @@ async function readPart(
   try {
     // The cap is on what decompression produces; a plain file is as large as it is.
     // A header that is not the schema stops the copy to scratch at once (the lines are still counted).
-    norm = await normalizeCsv(stream, original ? {} : { output: out, maxBytes, acceptHeader: (h) => parseHeader(h).ok });
+    if (original) {
+      // A plain local file is scanned through one reused buffer instead of the stream.
+      stream.destroy();
+      norm = await normalizeCsv(scanChunks(original), {});
+    } else {
+      norm = await normalizeCsv(stream, { output: out, maxBytes, acceptHeader: (h) => parseHeader(h).ok });
+    }
     if (original && !norm.clean && !norm.problem) {
       norm = await normalizeCsv(createReadStream(original, { highWaterMark: 1 << 20 }), { output: out });
     }
@@ -335,9 +345,8 @@ interface RejectRow {
  * memory, in several passes over BASKET_ID hash buckets): typed lines → per (part,
  * basket) aggregate, written as Parquet partitioned by part; rejects read back per part.
  */
-async function parseBatch(duck: Duck, batch: readonly NewPart[], passes: number, dir: string, tag: string): Promise<Map<string, ParsedPart>> {
+async function parseBatch(duck: Duck, batch: readonly NewPart[], passes: number, dir: string, tag: string, profile: StepProfile): Promise<Map<string, ParsedPart>> {
   const locals = batch.map((p) => p.local);
-  const out = new Map<string, ParsedPart>();
   const rejectsTable = `rejects_${tag}`;
   const scansTable = `reject_scans_${tag}`;
   const index = `CASE filename ${batch.map((p, i) => `WHEN ${sqlString(p.local)} THEN ${i}`).join(' ')} END`;
@@ -346,9 +355,16 @@ async function parseBatch(duck: Duck, batch: readonly NewPart[], passes: number,
     // Rejects are recorded in the first pass only: every pass reads every line.
     const source = rawCsvSource(locals, { layout: batch[0].layout.columns, ...(pass === 0 ? { rejects: { table: rejectsTable, scan: scansTable } } : { ignoreErrors: true }) });
     const agg = basketAggregateSql(typedLinesSql(source), { groupBy: ['filename'], where: passes > 1 ? `hash(BASKET_ID) % ${passes} = ${pass}` : undefined });
-    await duck.run(`COPY (SELECT ${index} AS P, * EXCLUDE (filename) FROM (${agg}))
-      TO ${sqlString(path.join(dir, `pass${pass}`))} (FORMAT parquet, PARTITION_BY (P), COMPRESSION zstd, OVERWRITE)`);
+    const copy = `COPY (SELECT ${index} AS P, * EXCLUDE (filename) FROM (${agg}))
+      TO ${sqlString(path.join(dir, `pass${pass}`))} (FORMAT parquet, PARTITION_BY (P), COMPRESSION zstd, COMPRESSION_LEVEL 1, OVERWRITE)`;
+    await profile.time('parse: DuckDB read_csv → basket aggregate → Parquet', () => duck.run(copy));
   }
+  return profile.time('parse: rejects, weeks, content keys', () => partResults(duck, batch, passes, dir, rejectsTable, scansTable));
+}
+
+/** Per part of a parsed batch: its basket files, row counts, weeks, content key and rejects. */
+async function partResults(duck: Duck, batch: readonly NewPart[], passes: number, dir: string, rejectsTable: string, scansTable: string): Promise<Map<string, ParsedPart>> {
+  const out = new Map<string, ParsedPart>();
   const rejects = await duck.all(`SELECT s.file_path AS file, e.line::BIGINT AS line,
       first(e.error_type::VARCHAR ORDER BY e.column_idx) AS error_type,
 
@@ -447,6 +463,7 @@ function csvField(v: string | number | null): string {
 
 export async function ingest(lake: Lake, opts: IngestOptions): Promise<IngestResult> {
   const { duck } = opts;
+  const profile = opts.profile ?? new StepProfile();
   const threshold = opts.rejectThreshold ?? DEFAULT_REJECT_THRESHOLD;
   const maxBytes = opts.maxUncompressedBytes ?? DEFAULT_MAX_UNCOMPRESSED;
   const started = process.hrtime.bigint();
@@ -479,11 +496,13 @@ export async function ingest(lake: Lake, opts: IngestOptions): Promise<IngestRes
       continue;
     }
     raw.push(
-      await readRawObject(lake, o, scratch, maxBytes, (sha) => prevParts.has(sha) || fresh.has(sha), (rec) => {
-        if (!fresh.has(rec.sha256) && !prevParts.has(rec.sha256)) fresh.set(rec.sha256, rec);
-        // A scratch copy only: on a local lake a clean part's local is the raw file itself.
-        else if ('local' in rec && rec.local !== null && rec.local.startsWith(scratch.dir + path.sep)) void rm(rec.local, { force: true });
-      }),
+      await profile.time('byte pass: hash, scan, normalise', () =>
+        readRawObject(lake, o, scratch, maxBytes, (sha) => prevParts.has(sha) || fresh.has(sha), (rec) => {
+          if (!fresh.has(rec.sha256) && !prevParts.has(rec.sha256)) fresh.set(rec.sha256, rec);
+          // A scratch copy only: on a local lake a clean part's local is the raw file itself.
+          else if ('local' in rec && rec.local !== null && rec.local.startsWith(scratch.dir + path.sep)) void rm(rec.local, { force: true });
+        }),
+      ),
     );
     readBytes += o.size;
     progress.update(readBytes);
@@ -518,13 +537,13 @@ export async function ingest(lake: Lake, opts: IngestOptions): Promise<IngestRes
     const passes = Math.max(1, Math.ceil(batch.reduce((n, p) => n + p.norm.bytes, 0) / budget));
     let results: Map<string, ParsedPart>;
     try {
-      results = await parseBatch(duck, batch, passes, path.join(silverDir, `b${b}`), `b${b}`);
+      results = await parseBatch(duck, batch, passes, path.join(silverDir, `b${b}`), `b${b}`, profile);
     } catch (err) {
       // One bad file must not sink the others: parse each alone; what still fails is quarantined.
       results = new Map();
       for (const [i, p] of batch.entries()) {
         try {
-          for (const [k, v] of await parseBatch(duck, [p], passes, path.join(silverDir, `b${b}-${i}`), `b${b}_${i}`)) results.set(k, v);
+          for (const [k, v] of await parseBatch(duck, [p], passes, path.join(silverDir, `b${b}-${i}`), `b${b}_${i}`, profile)) results.set(k, v);
         } catch (alone) {
           // Out of memory or disk is this run's trouble, not the file's: stop, commit nothing, quarantine nothing.
           if (isResourceFailure(alone)) throw alone;
@@ -652,7 +671,7 @@ export async function ingest(lake: Lake, opts: IngestOptions): Promise<IngestRes
     }
     const dir = `parts/${p.sha256.slice(0, 2)}/${p.sha256}`;
     const baskets: CommittedFile[] = [];
-    for (const [i, f] of pending.baskets.entries()) baskets.push(await stage.addFile(f.local, `${dir}/baskets${pending.baskets.length > 1 ? `_${i}` : ''}.parquet`, f.rows));
+    for (const [i, f] of pending.baskets.entries()) baskets.push(await profile.time('silver commit', () => stage.addFile(f.local, `${dir}/baskets${pending.baskets.length > 1 ? `_${i}` : ''}.parquet`, f.rows)));
     let rejectsFile: CommittedFile | null = null;
     if (pending.rejects.length) rejectsFile = stage.addBuffer(rejectsName(p.sha256), rejectsBody(p.source, pending.rejects), pending.rejects.length);
     final.push({ ...p, files: { baskets, rejects: rejectsFile } });
@@ -679,7 +698,7 @@ export async function ingest(lake: Lake, opts: IngestOptions): Promise<IngestRes
     rejectReasons,
     weeks: Object.fromEntries(Object.entries(weeks).sort(([a], [b]) => Number(a) - Number(b))),
   };
-  const commit = await stage.commit(meta);
+  const commit = await profile.time('silver commit', () => stage.commit(meta));
   for (const p of newParts) if (p.local.startsWith(scratch.dir)) await rm(p.local, { force: true });
   return { meta, commit, seconds: Number(process.hrtime.bigint() - started) / 1e9, parsed: newParts.length, reused: parts.length - records.size };
 }

@@ -18,6 +18,7 @@ import { feedsGold, ingest, label, materializeParts, REJECTS_PREFIX, type Ingest
 import { localCopyOf, readStageManifest, StageCommit, type CommittedStage } from './lake/commit';
 import { Lease } from './lake/lease';
 import type { Lake } from './lake/types';
+import { StepProfile, type StepFigures } from './profile';
 import { logEvent, Progress } from './progress';
 import { CLASS_LABELS, LABEL_BY_CODE, type ClassLabel } from './schema';
 import { SPLIT_FRACTIONS, SPLIT_METHOD } from './split';
@@ -91,6 +92,8 @@ export interface EtlReport {
   };
   readonly validation: ValidationReport;
   readonly stages: StageFigures[];
+  /** The stages step by step (byte pass, parse, commits, gold writes, statistics, validation, …). */
+  readonly profile: StepFigures[];
   readonly seconds: number;
   /** Raw lines per second, raw → gold. */
   readonly linesPerSecond: number;
@@ -119,6 +122,7 @@ export async function runEtl(lake: Lake, opts: EtlOptions = {}): Promise<EtlRepo
   // On a local lake the scratch space is the lake's own tmp/ zone (same disk as the output).
   const scratch = lake.kind === 'local' ? lake.uri(scratchKey) : await mkdtemp(path.join(os.tmpdir(), 'pricesense-etl-'));
   let duck: Duck | undefined;
+  const profile = new StepProfile();
   try {
     await mkdir(path.join(scratch, 'duck'), { recursive: true });
     duck = await Duck.open({ threads: opts.threads, memoryLimit: opts.memoryLimit, tempDirectory: path.join(scratch, 'duck') });
@@ -130,7 +134,7 @@ export async function runEtl(lake: Lake, opts: EtlOptions = {}): Promise<EtlRepo
     const silverCpu = process.cpuUsage();
     let silver: IngestResult;
     try {
-      silver = await ingest(lake, { duck, scratch, rejectThreshold: opts.rejectThreshold, maxUncompressedBytes: opts.maxUncompressedBytes, commit });
+      silver = await ingest(lake, { duck, scratch, rejectThreshold: opts.rejectThreshold, maxUncompressedBytes: opts.maxUncompressedBytes, commit, profile });
     } catch (err) {
       throw translateEngineError(err, 'raw → silver', duck.memoryLimitBytes);
     }
@@ -152,7 +156,7 @@ export async function runEtl(lake: Lake, opts: EtlOptions = {}): Promise<EtlRepo
       };
     } else {
       try {
-        gold = await buildGold(lake, db, parts, silver, scratch, fingerprint, previous, opts, commit);
+        gold = await buildGold(lake, db, parts, silver, scratch, fingerprint, previous, opts, commit, profile);
       } catch (err) {
         throw translateEngineError(err, 'silver → gold', db.memoryLimitBytes);
       }
@@ -191,6 +195,7 @@ export async function runEtl(lake: Lake, opts: EtlOptions = {}): Promise<EtlRepo
       },
       validation: gold.validation,
       stages,
+      profile: profile.figures(),
       seconds,
       linesPerSecond: seconds > 0 ? silver.meta.lines / seconds : 0,
     };
@@ -220,6 +225,7 @@ async function buildGold(
   previous: CommittedStage<GoldMeta> | undefined,
   opts: EtlOptions,
   commitOptions: ConstructorParameters<typeof StageCommit>[2],
+  profile: StepProfile,
 ): Promise<{ committed: CommittedStage<GoldMeta>; validation: ValidationReport; splitBaskets: number }> {
   const progress = new Progress({ stage: 'silver→gold', total: silver.meta.accepted });
   const ingested = parts.filter(feedsGold);
@@ -236,9 +242,11 @@ async function buildGold(
     throw new UserError(`no file of the drop could be ingested (every one is quarantined; see ${lake.uri(`silver/${REJECTS_PREFIX}`)}), so there is no gold to build; the previous gold is unchanged`, 3);
   }
   const all = `read_parquet(${sqlList(locals)})`;
-  await duck.run(`CREATE OR REPLACE TEMP TABLE split_baskets AS SELECT BASKET_ID FROM ${all} GROUP BY BASKET_ID HAVING count(*) > 1`);
-  const [{ n }] = await duck.all(`SELECT count(*)::BIGINT AS n FROM split_baskets`);
-  const splitBaskets = Number(n);
+  const splitBaskets = await profile.time('gold: find baskets spread over files', async () => {
+    await duck.run(`CREATE OR REPLACE TEMP TABLE split_baskets AS SELECT BASKET_ID FROM ${all} GROUP BY BASKET_ID HAVING count(*) > 1`);
+    const [{ n }] = await duck.all(`SELECT count(*)::BIGINT AS n FROM split_baskets`);
+    return Number(n);
+  });
   let baskets = all;
   if (splitBaskets > 0) {
     // Their lines, from the parts that hold them, aggregated together.
@@ -251,7 +259,7 @@ async function buildGold(
     await duck.run(`CREATE OR REPLACE TEMP TABLE rejoined AS ${basketAggregateSql(lines, { where: 'BASKET_ID IN (SELECT BASKET_ID FROM split_baskets)' })}`);
     baskets = `(SELECT * FROM ${all} WHERE BASKET_ID NOT IN (SELECT BASKET_ID FROM split_baskets) UNION ALL BY NAME SELECT * FROM rejoined)`;
   }
-  const counts0 = await buildGoldTable(duck, baskets);
+  const counts0 = await profile.time('gold: label and split baskets', () => buildGoldTable(duck, baskets));
   progress.update(silver.meta.accepted);
   const goldDir = path.join(scratch, 'gold');
   await mkdir(goldDir, { recursive: true });
@@ -259,9 +267,9 @@ async function buildGold(
   const stats = {} as Record<GoldSplit, Record<string, FeatureStats>>;
   // One single-threaded section for the sorted writes and the float statistics (see stats.ts).
   const splitFiles = await duck.deterministic(async () => {
-    const written = await writeGoldSplits(duck, goldDir);
+    const written = await profile.time('gold: sorted split writes', () => writeGoldSplits(duck, goldDir));
     for (const split of GOLD_SPLITS) {
-      const s = await computeSplitStats(duck, written[split].path);
+      const s = await profile.time('gold: feature statistics', () => computeSplitStats(duck, written[split].path));
       counts[split] = s.classCounts;
       stats[split] = s.stats;
     }
@@ -271,7 +279,7 @@ async function buildGold(
   const balanceAll = fractionsOf(allCounts);
 
   // Gate: nothing is published unless the candidate passes.
-  const validation = await validateGold(
+  const validation = await profile.time('gold: validation', () => validateGold(
     duck,
     Object.fromEntries(GOLD_SPLITS.map((s) => [s, splitFiles[s].path])) as Record<GoldSplit, string>,
     balanceAll,
@@ -280,7 +288,7 @@ async function buildGold(
       maxClassShift: opts.maxClassShift,
       acceptShift: opts.acceptShift,
     },
-  );
+  ));
   if (!validation.ok) {
     const failed = validation.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
     throw new UserError(`gold validation failed; the previous gold is unchanged:\n  ${failed.join('\n  ')}`, 4);
@@ -288,7 +296,7 @@ async function buildGold(
 
   const commit = new StageCommit<GoldMeta>(lake, GOLD_PREFIX, commitOptions);
   const files = {} as Record<GoldSplit, string>;
-  for (const split of GOLD_SPLITS) files[split] = (await commit.addFile(splitFiles[split].path, `${split}.parquet`, splitFiles[split].rows)).path;
+  for (const split of GOLD_SPLITS) files[split] = (await profile.time('gold commit', () => commit.addFile(splitFiles[split].path, `${split}.parquet`, splitFiles[split].rows))).path;
   const meta: GoldMeta = {
     format: GOLD_FORMAT,
     columns: GOLD_COLUMNS.map((c) => ({ name: c.name, type: c.type })),
@@ -308,7 +316,7 @@ async function buildGold(
       rawFiles: silver.meta.raw.map((r) => ({ key: r.key, bytes: r.bytes })),
     },
   };
-  const committed = await commit.commit(meta);
+  const committed = await profile.time('gold commit', () => commit.commit(meta));
   progress.finish({ baskets: counts0.labelled });
   return { committed, validation, splitBaskets };
 }

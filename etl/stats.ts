@@ -18,9 +18,9 @@ export interface SplitStats {
 type MapEntries = { key: unknown; value: unknown }[] | null;
 
 /**
- * Class counts and per-feature statistics of one gold split file, in three scans of
- * the (small, sorted) file: moments and deciles; PSI bin counts of every numeric
- * feature; value counts of every categorical feature and the label. The caller runs it
+ * Class counts and per-feature statistics of one gold split file, in two scans of
+ * the (small, sorted) file: moments, deciles and the value counts of every categorical
+ * feature and the label; then PSI bin counts of every numeric feature (they need the deciles). The caller runs it
  * inside duck.deterministic(): avg and stddev sum floats, and only a single thread over
  * the sorted file sums them in the same order on every run.
  */
@@ -34,7 +34,9 @@ export async function computeSplitStats(duck: Duck, parquetFile: string): Promis
       `count(${f.name})::BIGINT AS c${i}, avg(${f.name}) AS m${i}, coalesce(stddev_pop(${f.name}), 0) AS s${i}, ` +
       `min(${f.name}) AS lo${i}, max(${f.name}) AS hi${i}, quantile_disc(${f.name}, [${DECILES.join(', ')}]) AS q${i}`,
   );
-  const [row] = await duck.all(`SELECT count(*)::BIGINT AS total, ${parts.join(', ')} FROM ${src}`);
+  // Moments, deciles and the value counts of the categoricals and the label in one scan.
+  const [row] = await duck.all(`SELECT count(*)::BIGINT AS total, ${parts.join(', ')},
+    histogram(LABEL) AS label, ${categorical.map((f, i) => `histogram(${f.name}) AS h${i}`).join(', ')} FROM ${src}`);
   const total = Number(row.total);
 
   const edgesOf = numeric.map((_, i) => {
@@ -69,10 +71,9 @@ export async function computeSplitStats(duck: Duck, parquetFile: string): Promis
     out[f.name] = stats;
   }
 
-  const [catRow] = await duck.all(`SELECT histogram(LABEL) AS label, ${categorical.map((f, i) => `histogram(${f.name}) AS h${i}`).join(', ')} FROM ${src}`);
   for (const [i, f] of categorical.entries()) {
     // histogram() skips NULLs; values in the order ORDER BY would give (byte order for these codes).
-    const counts = ((catRow[`h${i}`] as MapEntries) ?? []).map((e) => [String(e.key), Number(e.value)] as [string, number]);
+    const counts = ((row[`h${i}`] as MapEntries) ?? []).map((e) => [String(e.key), Number(e.value)] as [string, number]);
     counts.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     const count = counts.reduce((n, [, c]) => n + c, 0);
     const stats: CategoricalStats = {
@@ -84,7 +85,7 @@ export async function computeSplitStats(duck: Duck, parquetFile: string): Promis
     out[f.name] = stats;
   }
   const classCounts = Object.fromEntries(CLASS_LABELS.map((c) => [c, 0])) as Record<ClassLabel, number>;
-  for (const e of (catRow.label as MapEntries) ?? []) classCounts[String(e.key) as ClassLabel] = Number(e.value);
+  for (const e of (row.label as MapEntries) ?? []) classCounts[String(e.key) as ClassLabel] = Number(e.value);
   return { classCounts, stats: out };
 }
 

@@ -52,13 +52,18 @@ export class LocalLake implements Lake {
         // Descend only where keys below could still match the prefix.
         if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await this.walk(key, prefix, out, versions);
       } else if (entry.isFile() && key.startsWith(prefix)) {
-        if (versions) {
-          // Every write is a rename of a new file, so size + mtime (ns) + inode changes with the bytes.
-          const st = await fsp.stat(path.join(dir, entry.name), { bigint: true });
-          out.push({ key, size: Number(st.size), version: versionOf(st) });
-        } else {
-          const st = await fsp.stat(path.join(dir, entry.name));
-          out.push({ key, size: st.size });
+        try {
+          if (versions) {
+            // Every write is a rename of a new file, so size + mtime (ns) + inode changes with the bytes.
+            const st = await fsp.stat(path.join(dir, entry.name), { bigint: true });
+            out.push({ key, size: Number(st.size), version: versionOf(st) });
+          } else {
+            const st = await fsp.stat(path.join(dir, entry.name));
+            out.push({ key, size: st.size });
+          }
+        } catch (err) {
+          // Deleted between readdir and stat (another run released its lease, a clean-up): not listed, as on S3.
+          if (!isCode(err, 'ENOENT')) throw err;
         }
       }
     }
