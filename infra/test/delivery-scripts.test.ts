@@ -59,6 +59,8 @@ case "$1" in get) echo "\${K8S_LBS:-}" ;; port-forward) exec sleep 5 ;; esac`,
   docker: 'log docker "$@"',
   pricesense: `
 log pricesense "$@"
+# Like the real smoke test (which retries until --timeout), wait until the port-forward is up.
+case "$1" in smoke-test) for _ in $(seq 200); do grep -q ' port-forward ' "$CALLS" 2>/dev/null && break; sleep 0.05; done ;; esac
 if [ -n "\${SMOKE_FAIL_DIGEST:-}" ] && [ "$(current)" = "$SMOKE_FAIL_DIGEST" ]; then echo "smoke test failed" >&2; exit 1; fi`,
 };
 const PRELUDE = `#!/usr/bin/env bash
