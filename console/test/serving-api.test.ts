@@ -97,7 +97,8 @@ describe('the API metrics, summarised', () => {
     expect(spend).toMatchObject({ version: '7', role: 'champion' });
     expect(spend.value).toBeGreaterThan(0.25); // every live value in one of two equal bins: a major shift
     expect(s.driftWindow).toEqual([{ version: '7', role: 'champion', rows: 50 }]);
-    expect(s.unknownCategories).toBeNull();
+    // The drift monitor reports each categorical feature's unknown share: all live values were known.
+    expect(s.unknownCategories).toEqual([{ feature: 'STORE_FORMAT', version: '7', role: 'champion', value: 0 }]);
     expect(s.predictions.find((p) => p.label === 'Low')).toMatchObject({ version: '7', role: 'champion', count: 60 });
   });
 
