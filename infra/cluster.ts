@@ -71,6 +71,7 @@ export class Cluster extends pulumi.ComponentResource {
     // EC2 sets no aws:SourceAccount/SourceArn when it assumes an instance profile's role; only
     // principals allowed iam:PassRole on this role can hand it to an instance.
     const nodeRole = new aws.iam.Role(`${name}-node`, {
+      ...args.aws.roleScope,
       description: 'EKS worker nodes',
       assumeRolePolicy: JSON.stringify({
         Version: '2012-10-17',
@@ -93,6 +94,7 @@ export class Cluster extends pulumi.ComponentResource {
     // Our own cluster role rather than @pulumi/eks's: its trust carries the confused-deputy
     // guard, and it may use the secrets key.
     const clusterRole = new aws.iam.Role(`${name}-control-plane`, {
+      ...args.aws.roleScope,
       description: `EKS control plane of ${args.clusterName}`,
       assumeRolePolicy: pulumi.jsonStringify({
         Version: '2012-10-17',
@@ -175,6 +177,7 @@ export class Cluster extends pulumi.ComponentResource {
     // The VPC CNI gets its own IRSA role (not the node role's), and enforces NetworkPolicy
     // objects (the app's default-deny in its namespace).
     const cniRole = new aws.iam.Role(`${name}-vpc-cni`, {
+      ...args.aws.roleScope,
       description: 'VPC CNI (kube-system/aws-node), IRSA',
       assumeRolePolicy: irsaAssumeRolePolicy(cluster.oidcProviderArn, cluster.oidcIssuer, 'kube-system', 'aws-node'),
     }, parent);
@@ -230,6 +233,7 @@ export class Cluster extends pulumi.ComponentResource {
     const podIdentityAgent = addon('eks-pod-identity-agent', {}, groups);
 
     const cwAgentRole = new aws.iam.Role(`${name}-cloudwatch-agent`, {
+      ...args.aws.roleScope,
       description: 'Container Insights agent (EKS Pod Identity)',
       assumeRolePolicy: JSON.stringify({
         Version: '2012-10-17',

@@ -93,6 +93,7 @@ export class Cost extends pulumi.ComponentResource {
     const group = new aws.scheduler.ScheduleGroup(`${name}-schedules`, { name: `pricesense-${args.stack}` }, opts);
 
     const role = new aws.iam.Role(`${name}-scheduler`, {
+      ...ctx.roleScope,
       description: 'EventBridge Scheduler: scale pricesense node groups for demo hours',
       assumeRolePolicy: serviceAssumeRolePolicy(ctx, 'scheduler.amazonaws.com'),
     }, parent);

@@ -105,6 +105,7 @@ export class Deployer extends pulumi.ComponentResource {
     }, parent);
 
     const role = new aws.iam.Role(`${name}-role`, {
+      ...ctx.roleScope,
       description: `CodeBuild service role of ${projectName}`,
       // Only CodeBuild, only for this account, only for this project.
       assumeRolePolicy: pulumi.jsonStringify({

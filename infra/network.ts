@@ -235,6 +235,7 @@ export class Network extends pulumi.ComponentResource {
     const ctx = args.aws;
     const group = new aws.cloudwatch.LogGroup(`${name}-flow-logs`, { name: `/pricesense/${args.clusterName}/vpc-flow-logs`, retentionInDays: args.logRetentionDays }, parent);
     const role = new aws.iam.Role(`${name}-flow-logs`, {
+      ...ctx.roleScope,
       description: 'VPC flow logs delivery to CloudWatch Logs',
       assumeRolePolicy: serviceAssumeRolePolicy(ctx, 'vpc-flow-logs.amazonaws.com'),
     }, parent);

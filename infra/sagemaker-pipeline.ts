@@ -86,6 +86,7 @@ export class SageMakerPipeline extends pulumi.ComponentResource {
     }, parent);
 
     const role = new aws.iam.Role(`${name}-role`, {
+      ...ctx.roleScope,
       description: `SageMaker Pipelines execution role for ${pipelineNameFor(args.stack)}`,
       assumeRolePolicy: serviceAssumeRolePolicy(ctx, 'sagemaker.amazonaws.com'),
     }, parent);

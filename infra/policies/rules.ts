@@ -15,6 +15,8 @@ import { isDigestReference } from '../images';
 import { TIER_LABEL, TIER_TAG } from '../stack-config';
 import { AUDIENCE_KEY, ENVIRONMENT_SUBJECT, GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST, SUBJECT_KEY } from '../github-oidc';
 import { REQUIRED_CLUSTER_LOG_TYPES } from '../config';
+import { BOUNDED_IAM_ACTIONS, boundaryPolicyArn, environmentProbes } from '../environment-boundary';
+import { explicitlyDenied } from './iam-eval';
 
 export interface CheckedProvider {
   readonly type: string;
@@ -468,6 +470,71 @@ export const githubTrustScoped: ResourceRule = {
   },
 };
 
+/** Deploy roles of the delivery stack: `pricesense-<environment>-deploy` under this path. */
+export const DEPLOY_ROLE = /^pricesense-([a-z][a-z0-9-]*)-deploy$/;
+export const DELIVERY_PATH = '/pricesense-delivery/';
+/** Tag on a deploy role naming the Pulumi state bucket it deploys with (the probes need it). */
+export const STATE_BUCKET_TAG = 'pulumi-state-bucket';
+
+export const deployRolesIsolated: StackRule = {
+  kind: 'stack',
+  name: 'deploy-roles-isolated',
+  description: 'A deploy role cannot act on another environment: its policies explicitly deny, for every other environment\'s deploy role in the stack, starting or changing that environment\'s deployer, joining its cluster, writing its Pulumi state, changing its roles, lake or model packages and touching resources tagged with its stack; and it can create or change roles only with its own permissions boundary.',
+  enforcementLevel: 'mandatory',
+  validate(resources, report) {
+    const roles = ofType(resources, 'aws:iam/role:Role').filter((r) => r.props.path === DELIVERY_PATH && DEPLOY_ROLE.test(str(r.props.name) ?? ''));
+    const environments = roles.map((r) => DEPLOY_ROLE.exec(String(r.props.name))?.[1] ?? '');
+    const policies = ofType(resources, 'aws:iam/rolePolicy:RolePolicy');
+    roles.forEach((role, i) => {
+      const env = environments[i];
+      const federated = statements(role.props.assumeRolePolicy).flatMap((s) => asArray(asRecord(s.Principal).Federated)).map(String)[0] ?? '';
+      const arn = /^arn:([\w-]+):iam::(\d{12}):/.exec(federated);
+      if (!arn) {
+        report(`${role.name}: cannot tell its account from its trust policy (expected the GitHub OIDC provider's ARN)`, role.urn);
+        return;
+      }
+      const [, partition, accountId] = arn;
+      const stateBucket = str(asRecord(role.props.tags)[STATE_BUCKET_TAG]) ?? `pricesense-pulumi-state-${accountId}`;
+      const region = str(role.provider?.props.region) ?? 'us-east-1';
+      const own = policies.filter((p) => p.props.role === role.props.name).flatMap((p) => statements(p.props.policy));
+      for (const other of environments.filter((e) => e !== env)) {
+        for (const [action, resource, tags] of environmentProbes(other, { partition, accountId, stateBucket }, region)) {
+          const context = Object.fromEntries(Object.entries(tags).map(([k, v]) => [`aws:ResourceTag/${k}`, v]));
+          if (!explicitlyDenied(own, { action, resource, context })) report(`${role.name} (${env}) is not denied ${action} on ${other}'s ${resource}`, role.urn);
+        }
+      }
+      const foreign = `arn:${partition}:iam::${accountId}:policy/not-the-boundary`;
+      for (const action of BOUNDED_IAM_ACTIONS) {
+        const request = { action, resource: `arn:${partition}:iam::${accountId}:role/pricesense-${env}/any`, context: { 'iam:PermissionsBoundary': foreign } };
+        if (!explicitlyDenied(own, request)) report(`${role.name} (${env}) may ${action} without the permissions boundary ${boundaryPolicyArn(partition, accountId, env)}`, role.urn);
+      }
+    });
+  },
+};
+
+/** The permissions boundary the delivery stack creates per environment. */
+const BOUNDARY_ARN = /^arn:[\w-]+:iam::\d{12}:policy\/pricesense-delivery\/pricesense-([a-z][a-z0-9-]*)-boundary$/;
+const ENVIRONMENT_PATH = /^\/pricesense-([a-z][a-z0-9-]*)\/$/;
+
+export const platformRolesBounded: ResourceRule = {
+  kind: 'resource',
+  name: 'platform-roles-bounded',
+  description: 'Every IAM role outside the delivery stack lives under its environment\'s path /pricesense-<env>/ and carries that environment\'s permissions boundary pricesense-<env>-boundary (the deploy roles may create no other, and a role so bounded cannot act on another environment).',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (r.type !== 'aws:iam/role:Role' || r.props.path === DELIVERY_PATH) return;
+    const env = ENVIRONMENT_PATH.exec(str(r.props.path) ?? '/')?.[1];
+    if (env === undefined) {
+      report(`${r.name}: path ${String(r.props.path ?? '/')} is not an environment's (/pricesense-<env>/); spread AwsContext.roleScope into the role`);
+      return;
+    }
+    const boundary = BOUNDARY_ARN.exec(str(r.props.permissionsBoundary) ?? '')?.[1];
+    if (boundary !== env) report(`${r.name}: permissions boundary ${String(r.props.permissionsBoundary ?? '(none)')} is not ${env}'s (policy/pricesense-delivery/pricesense-${env}-boundary)`);
+    const tier = tierOf(r);
+    if (tier !== undefined && tier !== env) report(`${r.name}: a ${tier} resource under the ${env} path /pricesense-${env}/`);
+  },
+};
+
 const EKS_COMPONENT = 'eks:index:Cluster';
 const EKS_CLUSTER = 'aws:eks/cluster:Cluster';
 
@@ -745,6 +812,8 @@ export const RULES: readonly Rule[] = [
   imagesByDigest,
   dataProtected,
   githubTrustScoped,
+  deployRolesIsolated,
+  platformRolesBounded,
   eksPrivateEndpoint,
   eksSecretsEncryption,
   eksControlPlaneLogs,

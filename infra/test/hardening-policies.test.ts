@@ -156,3 +156,18 @@ describe('IAM and SageMaker', () => {
     expect(services.sort()).toEqual(['budgets.amazonaws.com', 'cloudwatch.amazonaws.com', 'events.amazonaws.com']);
   });
 });
+
+describe('environment boundary', () => {
+  test('platform-roles-bounded: every platform role is under /pricesense-<env>/ with that environment\'s boundary; a role without, or with another environment\'s, is caught', () => {
+    const roles = prod.checked().filter((r) => r.type === 'aws:iam/role:Role');
+    expect(roles.length).toBeGreaterThanOrEqual(9);
+    for (const r of roles) expect([r.name, r.props.path, r.props.permissionsBoundary]).toEqual([r.name, '/pricesense-prod/', 'arn:aws:iam::123456789012:policy/pricesense-delivery/pricesense-prod-boundary']);
+    expect(caught(prod, 'platform-roles-bounded')).toEqual([]);
+    expect(caught(prod, 'platform-roles-bounded', (r) => (r.name === 'api-irsa' ? withProps(r, { path: '/', permissionsBoundary: undefined }) : r)))
+      .toEqual([expect.stringContaining('api-irsa: path / is not an environment\'s')]);
+    expect(caught(prod, 'platform-roles-bounded', (r) => (r.name === 'api-irsa' ? withProps(r, { permissionsBoundary: 'arn:aws:iam::123456789012:policy/pricesense-delivery/pricesense-dev-boundary' }) : r)))
+      .toEqual([expect.stringContaining('is not prod\'s')]);
+    expect(caught(prod, 'platform-roles-bounded', (r) => (r.name === 'api-irsa' ? withProps(r, { path: '/pricesense-dev/', permissionsBoundary: 'arn:aws:iam::123456789012:policy/pricesense-delivery/pricesense-dev-boundary' }) : r)))
+      .toEqual([expect.stringContaining('a prod resource under the dev path')]);
+  });
+});
