@@ -4,7 +4,7 @@
  * preview of a first `pulumi up` (nothing exists yet, computed values unknown). Each
  * stack's test file calls describeStack with what differs between tiers.
  */
-import { parseStackConfig } from '../config';
+import { ConfigError, parseReleasedStackConfig, parseStackConfig } from '../config';
 import { ACCOUNT, DEPLOYER_DIGEST, DIGEST, JOBS_DIGEST, REGION, REGISTRY, policyDoc, releaseImages, runProgram, stackConfig, withProps, type ProgramRun } from './harness';
 import { runPolicies } from './policy-engine';
 import { EKS_UNSUPPORTED_ZONE_IDS, INTERFACE_ENDPOINT_SERVICES, interfaceEndpointPolicy } from '../network';
@@ -42,14 +42,14 @@ export function describeStack(e: TierExpectations): void {
     beforeAll(async () => {
       runs.platform = await runProgram('platform', e.stack, { overrides: platformConfig });
       runs.preview = await runProgram('platform', e.stack, { overrides: platformConfig, mode: 'preview' });
-      // The stack file as committed (no release images yet), plus an operator CIDR where one is allowed (dev).
-      runs.bare = await runProgram('platform', e.stack, e.stack === 'dev' ? { overrides: { 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['81.2.69.160/27'] }) } } : {});
+      // An operator CIDR where one is allowed (dev).
+      runs.bare = await runProgram('platform', e.stack, { overrides: { ...platformConfig, ...(e.stack === 'dev' ? { 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['81.2.69.160/27'] }) } : {}) } });
       runs.app = await runProgram('app', e.stack, { overrides: appConfig });
       runs.appPreview = await runProgram('app', e.stack, { overrides: appConfig, mode: 'preview' });
     });
     const platform = (): ProgramRun => runs.platform as ProgramRun;
 
-    describePipeline(e.stack, platform, () => runs.bare as ProgramRun, e.pipeline);
+    describePipeline(e.stack, platform, e.pipeline);
     describeApp(e.stack, () => runs.app as ProgramRun, () => runs.appPreview as ProgramRun, e.app);
 
     test('network: subnets in zones chosen by ID (never one EKS refuses), the tier AZ count, no NAT gateway anywhere', () => {
@@ -320,11 +320,17 @@ export function describeStack(e: TierExpectations): void {
       expect(stars.every((a) => /^(ecr:GetAuthorizationToken|ec2:(Create|Delete|Describe)\w+)$/.test(String(a)))).toBe(true);
     });
 
-    test('deployer: absent until a deployer image is configured (the program says so)', () => {
-      const bare = runs.bare as ProgramRun;
-      expect(bare.ofType('aws:codebuild/project:Project')).toEqual([]);
-      expect(bare.outputs.deployerProject).toBeNull();
-      expect(bare.logs.join('\n')).toContain('images.deployer is not set');
+    test('release images: the stack file as committed (no digests) is refused, naming each image, what it would delete and how to keep what runs (review H2)', () => {
+      let error: unknown;
+      try {
+        parseReleasedStackConfig(e.stack, 'pricesense', stackConfig('platform', e.stack));
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).issues.map((i) => i.key)).toEqual(['pricesense:images.api', 'pricesense:images.jobs', 'pricesense:images.deployer']);
+      expect((error as ConfigError).message).toContain(`would delete the in-VPC deployer: its CodeBuild project, role and access entry). The release workflow sets it; by hand, keep what runs: pulumi config set --stack ${e.stack} --path pricesense:images.deployer.digest "$(pulumi stack output --stack ${e.stack} deployerImage | cut -d@ -f2)"`);
+      expect(parseReleasedStackConfig(e.stack, 'pricesense', { ...stackConfig('platform', e.stack), ...platformConfig }).images.deployer).toEqual({ digest: DEPLOYER_DIGEST });
     });
 
     test('api identity: IRSA trust bound to the app service account, read-only on artifacts/ and the model group', () => {
