@@ -104,7 +104,8 @@ export class Delivery extends pulumi.ComponentResource {
             Effect: 'Allow',
             Action: [
               'ecr:BatchCheckLayerAvailability', 'ecr:InitiateLayerUpload', 'ecr:UploadLayerPart', 'ecr:CompleteLayerUpload', 'ecr:PutImage',
-              'ecr:DescribeImages', 'ecr:DescribeImageScanFindings',
+              // BatchGetImage: docker push reads the manifest back (AWS lists it among the push permissions).
+              'ecr:BatchGetImage', 'ecr:DescribeImages', 'ecr:DescribeImageScanFindings',
             ],
             Resource: repoArns,
           },

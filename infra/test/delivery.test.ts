@@ -58,7 +58,7 @@ describe('delivery bootstrap', () => {
     expect(trustOf(run, 'delivery-image-push')[0]).toMatchObject({ Condition: { StringEquals: { 'token.actions.githubusercontent.com:sub': `repo:${REPO}:environment:images` } } });
     const statements = policyDoc(run.one('aws:iam/rolePolicy:RolePolicy', 'delivery-image-push').inputs.policy).Statement;
     const actions = statements.flatMap((s) => [s.Action].flat() as string[]);
-    expect(actions.every((a) => /^ecr:(BatchCheckLayerAvailability|InitiateLayerUpload|UploadLayerPart|CompleteLayerUpload|PutImage|DescribeImages|DescribeImageScanFindings|GetAuthorizationToken)$/.test(a))).toBe(true);
+    expect(actions.every((a) => /^ecr:(BatchCheckLayerAvailability|BatchGetImage|InitiateLayerUpload|UploadLayerPart|CompleteLayerUpload|PutImage|DescribeImages|DescribeImageScanFindings|GetAuthorizationToken)$/.test(a))).toBe(true);
     expect(statements.find((s) => s.Sid === 'PushAndScan')?.Resource).toEqual(['api', 'jobs', 'deployer'].map((n) => `arn:aws:ecr:${REGION}:${ACCOUNT}:repository/pricesense/${n}`));
     expect(run.ofType('aws:iam/rolePolicyAttachment:RolePolicyAttachment').map((a) => a.inputs.role)).not.toContain(run.one('aws:iam/role:Role', 'delivery-image-push').state.name);
   });

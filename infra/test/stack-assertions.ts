@@ -275,10 +275,10 @@ export function describeStack(e: TierExpectations): void {
       expect(o(project.inputs.environment)).toMatchObject({
         image: `${REGISTRY}/pricesense/deployer@${DEPLOYER_DIGEST}`,
         imagePullCredentialsType: 'SERVICE_ROLE',
+        // No PULUMI_SECRETS_PROVIDER: not a CLI variable (review M8); the stack file's secretsprovider is what counts.
         environmentVariables: expect.arrayContaining([
           { name: 'STACK', value: e.stack },
           { name: 'PULUMI_BACKEND_URL', value: `s3://pricesense-pulumi-state-${ACCOUNT}?region=${REGION}` },
-          { name: 'PULUMI_SECRETS_PROVIDER', value: `awskms://alias/pricesense-${e.stack}-pulumi?region=${REGION}` },
         ]),
       });
       expect(String(o(project.inputs.source).buildspec)).toContain('bash infra/deployer/in-vpc.sh "$ACTION"');
