@@ -26,6 +26,7 @@ export const INTERFACE_ENDPOINT_SERVICES = [
   'sagemaker.api', // model registry reads from the API
   'eks-auth', // EKS Pod Identity (the CloudWatch agent's credentials)
   'kms', // the in-VPC deployer: Pulumi stack secrets (awskms secrets provider)
+  'autoscaling', // Cluster Autoscaler: describe node groups' Auto Scaling groups, set their desired capacity
 ] as const;
 
 /** The bucket ECR serves image layers from, in every region (what the S3 endpoint must let through for pulls). */

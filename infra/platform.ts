@@ -89,7 +89,6 @@ export function buildPlatform(cfg: StackConfig): Platform {
     adminRoleArns: cfg.cluster.adminRoleArns,
     logTypes: cfg.cluster.logTypes,
     nodeGroups: cfg.nodeGroups,
-    scheduledScaling: cfg.cost.demoHours !== undefined,
     aws: ctx,
     logGroups: monitoring.logGroups,
   }, { ...aws, dependsOn: [network] });

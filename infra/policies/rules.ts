@@ -273,7 +273,7 @@ export const TAGGABLE_TYPES: ReadonlySet<string> = new Set([
   'aws:ec2/natGateway:NatGateway', 'aws:ec2/eip:Eip',
   'aws:s3/bucket:Bucket', 'aws:s3/bucketV2:BucketV2', 'aws:ecr/repository:Repository', 'aws:sagemaker/modelPackageGroup:ModelPackageGroup',
   'aws:iam/role:Role', 'aws:iam/policy:Policy', 'aws:iam/openIdConnectProvider:OpenIdConnectProvider',
-  'aws:eks/cluster:Cluster', 'aws:eks/nodeGroup:NodeGroup', 'aws:eks/addon:Addon',
+  'aws:eks/cluster:Cluster', 'aws:eks/nodeGroup:NodeGroup', 'aws:eks/addon:Addon', 'aws:eks/podIdentityAssociation:PodIdentityAssociation',
   'aws:cloudwatch/logGroup:LogGroup', 'aws:cloudwatch/metricAlarm:MetricAlarm', 'aws:sns/topic:Topic',
   'aws:budgets/budget:Budget', 'aws:scheduler/scheduleGroup:ScheduleGroup',
   'aws:kms/key:Key', 'aws:codebuild/project:Project', 'aws:eks/accessEntry:AccessEntry', 'aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule',
@@ -532,6 +532,33 @@ export const platformRolesBounded: ResourceRule = {
     if (boundary !== env) report(`${r.name}: permissions boundary ${String(r.props.permissionsBoundary ?? '(none)')} is not ${env}'s (policy/pricesense-delivery/pricesense-${env}-boundary)`);
     const tier = tierOf(r);
     if (tier !== undefined && tier !== env) report(`${r.name}: a ${tier} resource under the ${env} path /pricesense-${env}/`);
+  },
+};
+
+const AUTOSCALER_ACTIONS = ['autoscaling:SetDesiredCapacity', 'autoscaling:TerminateInstanceInAutoScalingGroup'];
+
+export const clusterAutoscalerScoped: StackRule = {
+  kind: 'stack',
+  name: 'cluster-autoscaler-present-and-scoped',
+  description: 'A stack with an EKS cluster gives Cluster Autoscaler (kube-system/cluster-autoscaler) a Pod Identity role, reaches the autoscaling API through a VPC endpoint, and lets no role change Auto Scaling capacity except on groups tagged k8s.io/cluster-autoscaler/<cluster> = owned.',
+  enforcementLevel: 'mandatory',
+  validate(resources, report) {
+    const clusters = resources.filter((r) => r.type === 'eks:index:Cluster');
+    for (const policy of ofType(resources, 'aws:iam/rolePolicy:RolePolicy', 'aws:iam/policy:Policy')) {
+      for (const st of statements(policy.props.policy)) {
+        // "*" on "*" is iam-no-star-actions-on-star-resources' finding.
+        const actions = asArray(st.Action).map(String);
+        if (st.Effect !== 'Allow' || !actions.some((a) => AUTOSCALER_ACTIONS.includes(a) || a === 'autoscaling:*')) continue;
+        const tags = Object.keys(asRecord(asRecord(st.Condition).StringEquals)).filter((k) => /^aws:ResourceTag\/k8s\.io\/cluster-autoscaler\/(?!enabled$)/.test(k));
+        if (tags.length === 0) report(`${policy.name}: ${actions.join(', ')} without an aws:ResourceTag/k8s.io/cluster-autoscaler/<cluster> condition (any Auto Scaling group in the account)`, policy.urn);
+      }
+    }
+    if (clusters.length === 0) return;
+    const associations = ofType(resources, 'aws:eks/podIdentityAssociation:PodIdentityAssociation')
+      .filter((a) => a.props.namespace === 'kube-system' && a.props.serviceAccount === 'cluster-autoscaler');
+    if (associations.length === 0) report('no Pod Identity association for kube-system/cluster-autoscaler: nothing adds a node when the HPA\'s pods are pending', clusters[0].urn);
+    const endpoints = ofType(resources, 'aws:ec2/vpcEndpoint:VpcEndpoint').map((v) => str(v.props.serviceName) ?? '');
+    if (!endpoints.some((n) => n.endsWith('.autoscaling'))) report('no autoscaling VPC endpoint: without a NAT gateway Cluster Autoscaler cannot reach the Auto Scaling API', clusters[0].urn);
   },
 };
 
@@ -814,6 +841,7 @@ export const RULES: readonly Rule[] = [
   githubTrustScoped,
   deployRolesIsolated,
   platformRolesBounded,
+  clusterAutoscalerScoped,
   eksPrivateEndpoint,
   eksSecretsEncryption,
   eksControlPlaneLogs,

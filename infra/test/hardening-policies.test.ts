@@ -171,3 +171,17 @@ describe('environment boundary', () => {
       .toEqual([expect.stringContaining('a prod resource under the dev path')]);
   });
 });
+
+describe('autoscaling', () => {
+  test('cluster-autoscaler-present-and-scoped: no association; no autoscaling endpoint; capacity changes on every group', () => {
+    expect(caught(prod, 'cluster-autoscaler-present-and-scoped')).toEqual([]);
+    const without = (type: string): Mutate => (r) => (r.type === type ? { ...r, type: 'test:removed' } : r);
+    expect(caught(prod, 'cluster-autoscaler-present-and-scoped', without('aws:eks/podIdentityAssociation:PodIdentityAssociation')))
+      .toEqual([expect.stringContaining('no Pod Identity association for kube-system/cluster-autoscaler')]);
+    expect(caught(prod, 'cluster-autoscaler-present-and-scoped', (r) => (r.type === 'aws:ec2/vpcEndpoint:VpcEndpoint' && String(r.props.serviceName).endsWith('.autoscaling') ? { ...r, type: 'test:removed' } : r)))
+      .toEqual([expect.stringContaining('no autoscaling VPC endpoint')]);
+    const unscoped = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['autoscaling:SetDesiredCapacity'], Resource: '*', Condition: { StringEquals: { 'aws:ResourceTag/k8s.io/cluster-autoscaler/enabled': 'true' } } }] });
+    expect(caught(prod, 'cluster-autoscaler-present-and-scoped', (r) => (r.type === 'aws:iam/rolePolicy:RolePolicy' && r.name === 'cluster-autoscaler' ? withProps(r, { policy: unscoped }) : r)))
+      .toEqual([expect.stringContaining('cluster-autoscaler: autoscaling:SetDesiredCapacity without an aws:ResourceTag/k8s.io/cluster-autoscaler/<cluster> condition')]);
+  });
+});

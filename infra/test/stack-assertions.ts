@@ -31,7 +31,9 @@ const o = (v: unknown): Obj => v as Obj;
 
 /** Rules that read values only known once resources exist: the engine reports them as not run during a first preview. */
 const NOT_RUN_IN_FIRST_PREVIEW = new Set(['s3-no-public-buckets', 's3-encryption', 'nodes-in-private-subnets', 'iam-no-star-actions-on-star-resources', 'images-by-digest-outside-dev', 'github-oidc-trust-scoped-to-environment', 'node-role-managed-policies',
-  'iam-trust-policy-conditions', 'iam-no-service-wildcards', 'sagemaker-jobs-network-isolated']);
+  'iam-trust-policy-conditions', 'iam-no-service-wildcards', 'sagemaker-jobs-network-isolated',
+  // Reads role policies, which embed ARNs not known before the first up.
+  'cluster-autoscaler-present-and-scoped']);
 
 export function describeStack(e: TierExpectations): void {
   describe(`stack ${e.stack}`, () => {
@@ -105,7 +107,7 @@ export function describeStack(e: TierExpectations): void {
         expect.objectContaining({ Action: 's3:GetObject', Resource: `arn:aws:s3:::prod-${REGION}-starport-layer-bucket/*` }),
       ]);
       // Nothing in the VPC calls these (the in-tree NLB controller runs in the control plane).
-      for (const unused of ['elasticloadbalancing', 'sagemaker.runtime', 'autoscaling']) {
+      for (const unused of ['elasticloadbalancing', 'sagemaker.runtime']) {
         expect(endpoints.map((v) => v.inputs.serviceName)).not.toContain(`com.amazonaws.${REGION}.${unused}`);
       }
       const sg = run.one('aws:ec2/securityGroup:SecurityGroup', 'network-endpoints');
@@ -388,6 +390,22 @@ export function describeStack(e: TierExpectations): void {
       expect(down.scheduleExpression).toBe('cron(0 20 ? * MON-FRI *)');
       expect(JSON.parse(String(o(down.target).input))).toEqual({ ClusterName: 'pricesense-dev', NodegroupName: 'pricesense-dev-spot', ScalingConfig: { MinSize: 0, MaxSize: 3, DesiredSize: 0 } });
       expect(run.one('eks:index:ManagedNodeGroup').inputs.ignoreScalingChanges).toBe(true);
+    });
+
+    test('autoscaler: Cluster Autoscaler\'s Pod Identity role may change only this cluster\'s tagged node groups; node groups keep their desired size on `up` (review of issue 16)', () => {
+      const run = platform();
+      const cluster = `pricesense-${e.stack}`;
+      expect(run.one('aws:eks/podIdentityAssociation:PodIdentityAssociation', 'cluster-autoscaler').inputs).toMatchObject({ clusterName: cluster, namespace: 'kube-system', serviceAccount: 'cluster-autoscaler' });
+      const trust = policyDoc(run.one('aws:iam/role:Role', 'cluster-autoscaler').inputs.assumeRolePolicy).Statement[0];
+      expect(trust).toMatchObject({ Principal: { Service: 'pods.eks.amazonaws.com' }, Condition: { ArnEquals: { 'aws:SourceArn': `arn:aws:eks:${REGION}:${ACCOUNT}:cluster/${cluster}` } } });
+      const statements = policyDoc(run.one('aws:iam/rolePolicy:RolePolicy', 'cluster-autoscaler').inputs.policy).Statement;
+      expect(statements.find((s) => s.Sid === 'ScaleOwnNodeGroups')).toEqual({
+        Sid: 'ScaleOwnNodeGroups', Effect: 'Allow', Action: ['autoscaling:SetDesiredCapacity', 'autoscaling:TerminateInstanceInAutoScalingGroup'], Resource: '*',
+        Condition: { StringEquals: { [`aws:ResourceTag/k8s.io/cluster-autoscaler/${cluster}`]: 'owned', 'aws:ResourceTag/k8s.io/cluster-autoscaler/enabled': 'true' } },
+      });
+      expect(statements.find((s) => s.Sid === 'DescribeOwnNodeGroups')?.Resource).toBe(`arn:aws:eks:${REGION}:${ACCOUNT}:nodegroup/${cluster}/*`);
+      for (const g of run.ofType('eks:index:ManagedNodeGroup')) expect(g.inputs.ignoreScalingChanges).toBe(true);
+      expect(run.ofType('aws:ec2/vpcEndpoint:VpcEndpoint').map((v) => v.inputs.serviceName)).toContain(`com.amazonaws.${REGION}.autoscaling`);
     });
 
     test('tags: every AWS resource goes through the one provider whose default tags carry the required keys and the tier', () => {
