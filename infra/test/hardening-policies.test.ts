@@ -8,6 +8,8 @@ import { DIGEST, releaseImages, runProgram, withProps, type ProgramRun } from '.
 import { DEMO_ENDPOINT } from './stack-assertions';
 import { runPolicies } from './policy-engine';
 import type { CheckedResource } from '../policies/rules';
+import { interfaceEndpointPolicy } from '../network';
+import { statementApplies } from '../policies/iam-eval';
 
 let prod: ProgramRun;
 let dev: ProgramRun;
@@ -183,5 +185,18 @@ describe('autoscaling', () => {
     const unscoped = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['autoscaling:SetDesiredCapacity'], Resource: '*', Condition: { StringEquals: { 'aws:ResourceTag/k8s.io/cluster-autoscaler/enabled': 'true' } } }] });
     expect(caught(prod, 'cluster-autoscaler-present-and-scoped', (r) => (r.type === 'aws:iam/rolePolicy:RolePolicy' && r.name === 'cluster-autoscaler' ? withProps(r, { policy: unscoped }) : r)))
       .toEqual([expect.stringContaining('cluster-autoscaler: autoscaling:SetDesiredCapacity without an aws:ResourceTag/k8s.io/cluster-autoscaler/<cluster> condition')]);
+  });
+});
+
+describe('STS endpoint policy and web identity (issue 16 concern)', () => {
+  test('AssumeRoleWithWebIdentity, which has no calling principal, is allowed for this account\'s roles and for no other account\'s', () => {
+    const statements = JSON.parse(interfaceEndpointPolicy('123456789012')).Statement as Record<string, unknown>[];
+    const allowed = (resourceAccount: string): boolean => statements.some((st) => st.Effect === 'Allow' && statementApplies(st, {
+      action: 'sts:AssumeRoleWithWebIdentity',
+      resource: `arn:aws:iam::${resourceAccount}:role/pricesense-prod/api-irsa`,
+      context: { 'aws:ResourceAccount': resourceAccount },
+    }));
+    expect(allowed('123456789012')).toBe(true);
+    expect(allowed('999999999999')).toBe(false);
   });
 });
