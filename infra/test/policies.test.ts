@@ -27,11 +27,13 @@ const fullBlock = res('aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock', 
 });
 
 describe('policy rules catch violations', () => {
-  test('the pack has the original eight rules, the four deploy/teardown rules and the hardening rules', () => {
+  test('the pack has the original eight rules, the four deploy/teardown rules, the environment-boundary and autoscaler rules and the hardening rules', () => {
     expect(RULES.map((r) => r.name)).toEqual([
       's3-no-public-buckets', 's3-encryption', 'ecr-immutable-scan-on-push', 'no-nat-gateways',
       'nodes-in-private-subnets', 'iam-no-star-actions-on-star-resources', 'log-groups-have-retention', 'required-tags',
       'public-access-cidrs-routable', 'images-by-digest-outside-dev', 'data-resources-protected', 'github-oidc-trust-scoped-to-environment',
+      // Review H1 of issue 11 (environment boundary) and issue 16's autoscaler.
+      'deploy-roles-isolated', 'platform-roles-bounded', 'cluster-autoscaler-present-and-scoped',
       ...HARDENING_RULES,
     ]);
   });
