@@ -335,14 +335,16 @@ export const requiredTags: ResourceRule = {
 };
 
 /**
- * The tier a resource belongs to: the `tier` tag (resource tags, else the provider's
- * default tags) for AWS resources, the `pricesense/tier` label for Kubernetes objects.
+ * The tier a resource belongs to: the `tier` tag (the provider's default tags, else the
+ * resource's own) for AWS resources, the `pricesense/tier` label for Kubernetes objects.
  * Undefined when absent: rules then apply their strictest form.
  */
 export function tierOf(r: CheckedResource): string | undefined {
   if (r.type.startsWith('kubernetes:')) return str(asRecord(asRecord(r.props.metadata).labels)[TIER_LABEL]);
-  const tags = { ...providerDefaultTags(r.provider), ...asRecord(r.props.tagsAll), ...asRecord(r.props.tags) };
-  return str(tags[TIER_TAG]);
+  // The stack's provider decides (review M6 of issue 11): a resource tagged tier=dev in a prod
+  // stack must not exempt itself from the prod rules. Its own tags count only without one.
+  const fromProvider = str(providerDefaultTags(r.provider)[TIER_TAG]);
+  return fromProvider ?? str({ ...asRecord(r.props.tagsAll), ...asRecord(r.props.tags) }[TIER_TAG]);
 }
 const relaxed = (r: CheckedResource): boolean => tierOf(r) === 'dev';
 

@@ -179,8 +179,8 @@ describe('deploy and teardown rules catch violations', () => {
     expect(messages('data-resources-protected', [group])).toHaveLength(1);
     const repo = { ...res('aws:ecr/repository:Repository', 'repo', { forceDelete: true }), provider: tagged('shared'), opts: { protect: true } };
     expect(messages('data-resources-protected', [repo])).toEqual([expect.stringContaining('has forceDelete')]);
-    // Resource tags override the provider's default tags.
-    expect(messages('data-resources-protected', [{ ...bucket('prod', false), props: { tags: { tier: 'dev' } } }])).toEqual([]);
+    // The provider's tier wins: a resource cannot tag itself out of the prod rules (review M6).
+    expect(messages('data-resources-protected', [{ ...bucket('prod', false), props: { tags: { tier: 'dev' } } }])).toEqual([expect.stringContaining('lake (aws:s3/bucket:Bucket, prod) is not protected')]);
   });
 
   test('github-oidc-trust-scoped-to-environment: branch subjects, wildcards, missing audience, other actions; other roles untouched', () => {
