@@ -28,6 +28,7 @@ export class ApiIdentity extends pulumi.ComponentResource {
     const parent: pulumi.CustomResourceOptions = { parent: this, provider: args.aws.provider };
 
     const role = new aws.iam.Role(`${name}-irsa`, {
+      ...args.aws.roleScope,
       description: `IRSA role of ${APP_NAMESPACE}/${SERVICE_ACCOUNT}`,
       assumeRolePolicy: irsaAssumeRolePolicy(args.oidcProviderArn, args.oidcIssuer, APP_NAMESPACE, SERVICE_ACCOUNT),
     }, parent);

@@ -5,6 +5,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import { TIER_TAG } from './stack-config';
+import { boundaryPolicyArn, environmentRolePath } from './environment-boundary';
 
 export const REQUIRED_TAG_KEYS = ['project', 'stack', 'owner', 'cost-center'] as const;
 
@@ -23,6 +24,12 @@ export interface AwsContext {
   readonly accountId: pulumi.Output<string>;
   readonly partition: pulumi.Output<string>;
   readonly tags: Readonly<Record<(typeof REQUIRED_TAG_KEYS)[number] | typeof TIER_TAG, string>>;
+  /**
+   * Spread into every IAM role the platform creates: the environment's role path and its
+   * permissions boundary (the delivery stack's), without which the environment's deploy role
+   * may not create the role at all (environment-boundary.ts, policy rule `platform-roles-bounded`).
+   */
+  readonly roleScope: { readonly path: string; readonly permissionsBoundary: pulumi.Output<string> };
 }
 
 export function standardTags(cfg: AwsContextConfig): AwsContext['tags'] {
@@ -37,7 +44,12 @@ export function createAwsContext(cfg: AwsContextConfig): AwsContext {
   });
   const identity = aws.getCallerIdentityOutput({}, { provider });
   const partition = aws.getPartitionOutput({}, { provider });
-  return { provider, region: cfg.region, accountId: identity.accountId, partition: partition.partition, tags };
+  const roleScope = {
+    // The environment is the tier: a personal stack dev-alice deploys with the dev role.
+    path: environmentRolePath(cfg.tier),
+    permissionsBoundary: pulumi.all([partition.partition, identity.accountId]).apply(([p, account]) => boundaryPolicyArn(p, account, cfg.tier)),
+  };
+  return { provider, region: cfg.region, accountId: identity.accountId, partition: partition.partition, tags, roleScope };
 }
 
 /**

@@ -24,8 +24,6 @@ export interface ClusterArgs {
   readonly adminRoleArns: string[];
   readonly logTypes: string[];
   readonly nodeGroups: readonly NodeGroupSettings[];
-  /** Leave desiredSize to the scale-to-zero schedule instead of resetting it on every `pulumi up`. */
-  readonly scheduledScaling: boolean;
   readonly aws: AwsContext;
   /** Log groups that must exist (with retention) before EKS would create them without one. */
   readonly logGroups: pulumi.Resource[];
@@ -54,6 +52,62 @@ export function nodeGroupName(clusterName: string, group: string): string {
   return `${clusterName}-${group}`;
 }
 
+/** Trust of a role handed to pods through EKS Pod Identity, for this cluster only. */
+function podIdentityTrust(ctx: AwsContext, clusterName: string): pulumi.Output<string> {
+  return pulumi.jsonStringify({
+    Version: '2012-10-17',
+    Statement: [{
+      Effect: 'Allow',
+      Principal: { Service: 'pods.eks.amazonaws.com' },
+      Action: ['sts:AssumeRole', 'sts:TagSession'],
+      Condition: {
+        StringEquals: { 'aws:SourceAccount': ctx.accountId },
+        ArnEquals: { 'aws:SourceArn': pulumi.interpolate`arn:${ctx.partition}:eks:${ctx.region}:${ctx.accountId}:cluster/${clusterName}` },
+      },
+    }],
+  });
+}
+
+export const AUTOSCALER_SERVICE_ACCOUNT = { namespace: 'kube-system', name: 'cluster-autoscaler' } as const;
+/** Tag EKS puts on every managed node group's Auto Scaling group: `owned` for this cluster's. */
+export function autoscalerClusterTag(clusterName: string): string {
+  return `k8s.io/cluster-autoscaler/${clusterName}`;
+}
+/** What scales capacity; allowed only on Auto Scaling groups carrying both autoscaler tags of this cluster. */
+export const AUTOSCALER_MUTATING_ACTIONS = ['autoscaling:SetDesiredCapacity', 'autoscaling:TerminateInstanceInAutoScalingGroup'] as const;
+
+/**
+ * Cluster Autoscaler's permissions (its AWS README, "full features" policy), least privilege:
+ * describes are read-only and cannot be scoped by resource; the two actions that change
+ * capacity apply only to Auto Scaling groups tagged as this cluster's by EKS.
+ */
+export function autoscalerPolicyDocument(clusterName: string, nodegroupArns: pulumi.Input<string>): object {
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Sid: 'Discover',
+        Effect: 'Allow',
+        Action: [
+          'autoscaling:DescribeAutoScalingGroups', 'autoscaling:DescribeAutoScalingInstances', 'autoscaling:DescribeLaunchConfigurations',
+          'autoscaling:DescribeScalingActivities', 'autoscaling:DescribeTags',
+          'ec2:DescribeImages', 'ec2:DescribeInstanceTypes', 'ec2:DescribeLaunchTemplateVersions', 'ec2:GetInstanceTypesFromInstanceRequirements',
+        ],
+        Resource: '*',
+      },
+      // Labels and taints of a node group scaled to zero (dev at night).
+      { Sid: 'DescribeOwnNodeGroups', Effect: 'Allow', Action: 'eks:DescribeNodegroup', Resource: nodegroupArns },
+      {
+        Sid: 'ScaleOwnNodeGroups',
+        Effect: 'Allow',
+        Action: [...AUTOSCALER_MUTATING_ACTIONS],
+        Resource: '*',
+        Condition: { StringEquals: { [`aws:ResourceTag/${autoscalerClusterTag(clusterName)}`]: 'owned', 'aws:ResourceTag/k8s.io/cluster-autoscaler/enabled': 'true' } },
+      },
+    ],
+  };
+}
+
 export class Cluster extends pulumi.ComponentResource {
   readonly clusterName: pulumi.Output<string>;
   readonly kubeconfig: pulumi.Output<string>;
@@ -72,6 +126,7 @@ export class Cluster extends pulumi.ComponentResource {
     // EC2 sets no aws:SourceAccount/SourceArn when it assumes an instance profile's role; only
     // principals allowed iam:PassRole on this role can hand it to an instance.
     const nodeRole = new aws.iam.Role(`${name}-node`, {
+      ...args.aws.roleScope,
       description: 'EKS worker nodes',
       assumeRolePolicy: JSON.stringify({
         Version: '2012-10-17',
@@ -94,6 +149,7 @@ export class Cluster extends pulumi.ComponentResource {
     // Our own cluster role rather than @pulumi/eks's: its trust carries the confused-deputy
     // guard, and it may use the secrets key.
     const clusterRole = new aws.iam.Role(`${name}-control-plane`, {
+      ...args.aws.roleScope,
       description: `EKS control plane of ${args.clusterName}`,
       assumeRolePolicy: pulumi.jsonStringify({
         Version: '2012-10-17',
@@ -176,6 +232,7 @@ export class Cluster extends pulumi.ComponentResource {
     // The VPC CNI gets its own IRSA role (not the node role's), and enforces NetworkPolicy
     // objects (the app's default-deny in its namespace).
     const cniRole = new aws.iam.Role(`${name}-vpc-cni`, {
+      ...args.aws.roleScope,
       description: 'VPC CNI (kube-system/aws-node), IRSA',
       assumeRolePolicy: irsaAssumeRolePolicy(cluster.oidcProviderArn, cluster.oidcIssuer, 'kube-system', 'aws-node'),
     }, parent);
@@ -219,7 +276,8 @@ export class Cluster extends pulumi.ComponentResource {
         amiType: 'AL2023_x86_64_STANDARD',
         launchTemplate: { id: template.id, version: template.latestVersion.apply(String) },
         scalingConfig: { minSize: g.minSize, desiredSize: g.desiredSize, maxSize: g.maxSize },
-        ignoreScalingChanges: args.scheduledScaling,
+        // desiredSize belongs to Cluster Autoscaler (and dev's demo-hours schedule): `pulumi up` keeps it.
+        ignoreScalingChanges: true,
         labels: { 'pricesense/capacity': g.capacityType.toLowerCase(), 'pricesense/node-group': g.name },
         tags: args.aws.tags,
       }, { parent: this, providers: { aws: provider }, dependsOn: [vpcCni, kubeProxy, ...nodePolicies] });
@@ -231,19 +289,9 @@ export class Cluster extends pulumi.ComponentResource {
     const podIdentityAgent = addon('eks-pod-identity-agent', {}, groups);
 
     const cwAgentRole = new aws.iam.Role(`${name}-cloudwatch-agent`, {
+      ...args.aws.roleScope,
       description: 'Container Insights agent (EKS Pod Identity)',
-      assumeRolePolicy: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{
-          Effect: 'Allow',
-          Principal: { Service: 'pods.eks.amazonaws.com' },
-          Action: ['sts:AssumeRole', 'sts:TagSession'],
-          Condition: {
-            StringEquals: { 'aws:SourceAccount': args.aws.accountId },
-            ArnEquals: { 'aws:SourceArn': pulumi.interpolate`arn:${args.aws.partition}:eks:${args.aws.region}:${args.aws.accountId}:cluster/${args.clusterName}` },
-          },
-        }],
-      }),
+      assumeRolePolicy: podIdentityTrust(args.aws, args.clusterName),
     }, parent);
     const cwAgentPolicy = new aws.iam.RolePolicyAttachment(`${name}-cloudwatch-agent`, {
       role: cwAgentRole.name,
@@ -254,6 +302,26 @@ export class Cluster extends pulumi.ComponentResource {
       // Container Insights plus the EMF listener the API sends its metrics to (infra/monitoring.ts).
       configurationValues: JSON.stringify(CLOUDWATCH_AGENT_CONFIG),
     }, [...groups, podIdentityAgent, cwAgentPolicy]);
+
+    // Cluster Autoscaler (its Deployment is in the app project, infra/app/autoscaler.ts): grows a
+    // node group up to its maxSize when pods are pending (the HPA's replicas included) and
+    // shrinks it to minSize. Its credentials come from EKS Pod Identity; it may change only the
+    // Auto Scaling groups EKS tagged as this cluster's node groups.
+    const autoscalerRole = new aws.iam.Role(`${name}-autoscaler`, {
+      ...args.aws.roleScope,
+      description: `Cluster Autoscaler of ${args.clusterName} (EKS Pod Identity)`,
+      assumeRolePolicy: podIdentityTrust(args.aws, args.clusterName),
+    }, parent);
+    const autoscalerPolicy = new aws.iam.RolePolicy(`${name}-autoscaler`, {
+      role: autoscalerRole.name,
+      policy: pulumi.jsonStringify(autoscalerPolicyDocument(args.clusterName, pulumi.interpolate`arn:${args.aws.partition}:eks:${args.aws.region}:${args.aws.accountId}:nodegroup/${args.clusterName}/*`)),
+    }, parent);
+    new aws.eks.PodIdentityAssociation(`${name}-autoscaler`, {
+      clusterName: args.clusterName,
+      namespace: AUTOSCALER_SERVICE_ACCOUNT.namespace,
+      serviceAccount: AUTOSCALER_SERVICE_ACCOUNT.name,
+      roleArn: autoscalerRole.arn,
+    }, { ...parent, dependsOn: [podIdentityAgent, autoscalerPolicy] });
 
     this.registerOutputs({ clusterName: this.clusterName, oidcProviderArn: this.oidcProviderArn });
   }

@@ -18,8 +18,8 @@ import {
   optional,
   str,
 } from './config-schema';
-import { type DeepPartial, type RawConfig, type SettingsOf, type StackIdentity, type Tier, TIERS, parseProjectConfig, type ProjectConfigSpec } from './stack-config';
-import { IMAGE_REPOSITORIES, type ImageName, imageRefProblem, imageRefSpec } from './images';
+import { ConfigError, type DeepPartial, type RawConfig, type SettingsOf, type StackIdentity, type Tier, TIERS, parseProjectConfig, type ProjectConfigSpec } from './stack-config';
+import { IMAGE_REPOSITORIES, type ImageName, hasImage, imageRefProblem, imageRefSpec, missingImageIssue } from './images';
 import { nonRoutableReason } from './ip-ranges';
 import { LATENCY_BOUNDS_MS } from './api-alarms';
 
@@ -297,4 +297,21 @@ function isTimeZone(tz: string): boolean {
 export function cronAt(hhmm: string, days: string): string {
   const [h, m] = hhmm.split(':').map(Number);
   return `cron(${m} ${h} ? * ${days} *)`;
+}
+
+/** What each release image runs on the platform, and the stack output that records the one running now. */
+const RELEASE_IMAGE_USES: Record<ImageName, { output: string; deletes: string }> = {
+  api: { output: 'pipelineApiImage', deletes: 'the pipeline\'s ApiImage default' },
+  jobs: { output: 'pipelineJobsImage', deletes: 'the pipeline\'s JobsImage default' },
+  deployer: { output: 'deployerImage', deletes: 'the in-VPC deployer: its CodeBuild project, role and access entry' },
+};
+
+/** The platform program's config: parsed, and refused without the release's images (review H2). */
+export function parseReleasedStackConfig(stack: string, project: string, raw: RawConfig): StackConfig {
+  const cfg = parseStackConfig(stack, project, raw);
+  const missing = (Object.keys(IMAGE_REPOSITORIES) as ImageName[]).filter((name) => !hasImage(cfg.images[name]));
+  if (missing.length > 0) {
+    throw new ConfigError(stack, missing.map((name) => missingImageIssue(`pricesense:images.${name}`, stack, RELEASE_IMAGE_USES[name].output, RELEASE_IMAGE_USES[name].deletes)));
+  }
+  return cfg;
 }

@@ -8,7 +8,7 @@
  * EKS: its name is generated, and EKS keeps its own scalingConfig that then disagrees
  * with the ASG and is written back on the next node group update. Through the EKS API
  * the node group's recorded size is the real one, and the node group (created with
- * ignoreScalingChanges) does not fight the schedule on `pulumi up`.
+ * ignoreScalingChanges, which Cluster Autoscaler needs too) does not fight the schedule on `pulumi up`.
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
@@ -93,6 +93,7 @@ export class Cost extends pulumi.ComponentResource {
     const group = new aws.scheduler.ScheduleGroup(`${name}-schedules`, { name: `pricesense-${args.stack}` }, opts);
 
     const role = new aws.iam.Role(`${name}-scheduler`, {
+      ...ctx.roleScope,
       description: 'EventBridge Scheduler: scale pricesense node groups for demo hours',
       assumeRolePolicy: serviceAssumeRolePolicy(ctx, 'scheduler.amazonaws.com'),
     }, parent);

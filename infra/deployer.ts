@@ -105,6 +105,7 @@ export class Deployer extends pulumi.ComponentResource {
     }, parent);
 
     const role = new aws.iam.Role(`${name}-role`, {
+      ...ctx.roleScope,
       description: `CodeBuild service role of ${projectName}`,
       // Only CodeBuild, only for this account, only for this project.
       assumeRolePolicy: pulumi.jsonStringify({
@@ -220,7 +221,6 @@ export class Deployer extends pulumi.ComponentResource {
         environmentVariables: [
           { name: 'STACK', value: args.stack },
           { name: 'PULUMI_BACKEND_URL', value: pulumi.interpolate`s3://${stateBucket}?region=${ctx.region}` },
-          { name: 'PULUMI_SECRETS_PROVIDER', value: `awskms://${secretsKeyAlias(args.stack)}?region=${ctx.region}` },
         ],
       },
       vpcConfig: { vpcId: args.vpcId, subnets: args.privateSubnetIds, securityGroupIds: [sg.id] },

@@ -58,3 +58,17 @@ export function imageReference(repositoryUrl: string, ref: ImageRef): string | u
 export function hasImage(ref: ImageRef): boolean {
   return ref.tag !== undefined || ref.digest !== undefined;
 }
+
+/**
+ * Review H2 of issue 11: digests are never committed, so a `pulumi up` without them would
+ * plan the deletion of what they run (the app's Deployment, the in-VPC deployer, the
+ * pipeline's image defaults). The programs refuse instead; this says how to keep what runs.
+ */
+export function missingImageIssue(key: string, stack: string, output: string, deletes: string): { key: string; expected: string; got: string } {
+  return {
+    key,
+    expected: `the release's image (a run without it would delete ${deletes}). The release workflow sets it; by hand, keep what runs: ` +
+      `pulumi config set --stack ${stack} --path ${key}.digest "$(pulumi stack output --stack ${stack} ${output} | cut -d@ -f2)"`,
+    got: 'nothing',
+  };
+}

@@ -53,6 +53,7 @@ export class ModelRegistry extends pulumi.ComponentResource {
     this.groupArn = group.arn;
 
     const role = new aws.iam.Role(`${name}-sagemaker`, {
+      ...ctx.roleScope,
       description: 'SageMaker execution role for pricesense jobs',
       assumeRolePolicy: serviceAssumeRolePolicy(ctx, 'sagemaker.amazonaws.com'),
     }, parent);

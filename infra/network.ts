@@ -26,6 +26,7 @@ export const INTERFACE_ENDPOINT_SERVICES = [
   'sagemaker.api', // model registry reads from the API
   'eks-auth', // EKS Pod Identity (the CloudWatch agent's credentials)
   'kms', // the in-VPC deployer: Pulumi stack secrets (awskms secrets provider)
+  'autoscaling', // Cluster Autoscaler: describe node groups' Auto Scaling groups, set their desired capacity
 ] as const;
 
 /** The bucket ECR serves image layers from, in every region (what the S3 endpoint must let through for pulls). */
@@ -235,6 +236,7 @@ export class Network extends pulumi.ComponentResource {
     const ctx = args.aws;
     const group = new aws.cloudwatch.LogGroup(`${name}-flow-logs`, { name: `/pricesense/${args.clusterName}/vpc-flow-logs`, retentionInDays: args.logRetentionDays }, parent);
     const role = new aws.iam.Role(`${name}-flow-logs`, {
+      ...ctx.roleScope,
       description: 'VPC flow logs delivery to CloudWatch Logs',
       assumeRolePolicy: serviceAssumeRolePolicy(ctx, 'vpc-flow-logs.amazonaws.com'),
     }, parent);

@@ -30,8 +30,7 @@ export interface Platform {
   readonly monitoring: Monitoring;
   readonly cluster: Cluster;
   readonly apiIdentity: ApiIdentity;
-  /** Absent until a deployer image is configured (images.deployer). */
-  readonly deployer: Deployer | undefined;
+  readonly deployer: Deployer;
   readonly cost: Cost;
 }
 
@@ -90,7 +89,6 @@ export function buildPlatform(cfg: StackConfig): Platform {
     adminRoleArns: cfg.cluster.adminRoleArns,
     logTypes: cfg.cluster.logTypes,
     nodeGroups: cfg.nodeGroups,
-    scheduledScaling: cfg.cost.demoHours !== undefined,
     aws: ctx,
     logGroups: monitoring.logGroups,
   }, { ...aws, dependsOn: [network] });
@@ -104,27 +102,24 @@ export function buildPlatform(cfg: StackConfig): Platform {
     aws: ctx,
   }, aws);
 
+  // parseReleasedStackConfig refuses a stack without the release's images (review H2).
   const deployerImage = imageIn(images.deployer, cfg.images.deployer);
-  if (deployerImage === undefined) {
-    pulumi.log.info('images.deployer is not set: skipping the in-VPC deployer (the release workflow sets it; see docs/infra.md, "Deploying to a private cluster")');
-  }
-  const deployer = deployerImage !== undefined
-    ? new Deployer('deployer', {
-        stack: cfg.stack,
-        clusterName,
-        image: deployerImage,
-        imageRepositoryArn: images.deployer.arn,
-        vpcId: network.vpcId,
-        vpcCidr: network.cidr,
-        privateSubnetIds: network.privateSubnetIds,
-        s3PrefixListId: network.s3PrefixListId,
-        clusterSecurityGroupId: cluster.clusterSecurityGroupId,
-        settings: cfg.deployer,
-        logRetentionDays: cfg.monitoring.logRetentionDays,
-        aws: ctx,
-        cluster,
-      }, aws)
-    : undefined;
+  if (deployerImage === undefined) throw new pulumi.RunError('images.deployer is not set (parseReleasedStackConfig guards this)');
+  const deployer = new Deployer('deployer', {
+    stack: cfg.stack,
+    clusterName,
+    image: deployerImage,
+    imageRepositoryArn: images.deployer.arn,
+    vpcId: network.vpcId,
+    vpcCidr: network.cidr,
+    privateSubnetIds: network.privateSubnetIds,
+    s3PrefixListId: network.s3PrefixListId,
+    clusterSecurityGroupId: cluster.clusterSecurityGroupId,
+    settings: cfg.deployer,
+    logRetentionDays: cfg.monitoring.logRetentionDays,
+    aws: ctx,
+    cluster,
+  }, aws);
 
   const cost = new Cost('cost', {
     stack: cfg.stack,
@@ -157,8 +152,8 @@ export function stackOutputs(p: Platform): Record<string, pulumi.Input<unknown>>
     sagemakerExecutionRoleArn: p.modelRegistry.executionRoleArn,
     clusterName: p.cluster.clusterName,
     kubeconfig: p.cluster.kubeconfig,
-    deployerProject: p.deployer?.projectName,
-    deployerImage: p.deployer?.image,
+    deployerProject: p.deployer.projectName,
+    deployerImage: p.deployer.image,
     alertTopicArn: p.monitoring.alertTopicArn,
     dashboardName: p.monitoring.dashboardName,
     region: p.config.region,

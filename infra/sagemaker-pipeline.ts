@@ -100,6 +100,7 @@ export class SageMakerPipeline extends pulumi.ComponentResource {
     }, parent);
 
     const role = new aws.iam.Role(`${name}-role`, {
+      ...ctx.roleScope,
       description: `SageMaker Pipelines execution role for ${pipelineNameFor(args.stack)}`,
       assumeRolePolicy: serviceAssumeRolePolicy(ctx, 'sagemaker.amazonaws.com'),
     }, parent);
@@ -198,6 +199,7 @@ export class SageMakerPipeline extends pulumi.ComponentResource {
    */
   private retrainOnAlarms(name: string, args: SageMakerPipelineArgs, pipelineArn: pulumi.Output<string>, parent: pulumi.CustomResourceOptions): pulumi.Output<string> {
     const role = new aws.iam.Role(`${name}-retrain-trigger`, {
+      ...args.aws.roleScope,
       description: `EventBridge starting ${pipelineNameFor(args.stack)} when a drift alarm fires`,
       assumeRolePolicy: serviceAssumeRolePolicy(args.aws, 'events.amazonaws.com'),
     }, parent);

@@ -4,8 +4,8 @@
  * name through a StackReference. Same engine and message format as the platform's config.
  */
 import { bool, cidr, int, list, obj, oneOf, optional, str } from '../config-schema';
-import { type DeepPartial, type RawConfig, type SettingsOf, type StackIdentity, type Tier, TIERS, parseProjectConfig, type ProjectConfigSpec } from '../stack-config';
-import { imageRefProblem, imageRefSpec } from '../images';
+import { ConfigError, type DeepPartial, type RawConfig, type SettingsOf, type StackIdentity, type Tier, TIERS, parseProjectConfig, type ProjectConfigSpec } from '../stack-config';
+import { hasImage, imageRefProblem, imageRefSpec, missingImageIssue } from '../images';
 import { checkPublicCidrs } from '../config';
 
 const QUANTITY_CPU = str({ pattern: /^(\d+m|\d+(\.\d+)?)$/, patternText: 'a Kubernetes CPU quantity such as 250m or 1' });
@@ -81,6 +81,18 @@ export const APP_CONFIG: ProjectConfigSpec<typeof APP_SCHEMA> = {
 
 export function parseAppConfig(stack: string, project: string, raw: RawConfig): AppStackConfig {
   return parseProjectConfig(APP_CONFIG, stack, project, raw);
+}
+
+/**
+ * The app program's config: refused without app.image (review H2: without it the program
+ * would declare no Deployment, and the `up` would delete namespace, Deployment and Service).
+ */
+export function parseReleasedAppConfig(stack: string, project: string, raw: RawConfig): AppStackConfig {
+  const cfg = parseAppConfig(stack, project, raw);
+  if (!hasImage(cfg.app.image)) {
+    throw new ConfigError(stack, [missingImageIssue('pricesense:app.image', stack, 'apiImage', 'the namespace, Deployment and Service of the API')]);
+  }
+  return cfg;
 }
 
 /** The platform stack of the same name, as a DIY (self-managed) backend names it. */

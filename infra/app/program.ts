@@ -7,13 +7,13 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
 import { loadStackConfig } from '../load-config';
-import { hasImage, imageReference } from '../images';
-import { parseAppConfig, platformStackName, requireSameTier } from './config';
+import { imageReference } from '../images';
+import { parseReleasedAppConfig, platformStackName, requireSameTier } from './config';
 import { App } from './app';
 import { apiMetricNamespace, apiMetricsLogGroup } from '../app-contract';
 
 export function appProgram(): Record<string, pulumi.Input<unknown>> {
-  const cfg = loadStackConfig(parseAppConfig);
+  const cfg = loadStackConfig(parseReleasedAppConfig);
   const platform = new pulumi.StackReference('platform', { name: platformStackName(cfg) });
   const fromPlatform = (name: string): pulumi.Output<string> => platform.requireOutput(name).apply(String);
 
@@ -25,36 +25,34 @@ export function appProgram(): Record<string, pulumi.Input<unknown>> {
     enableServerSideApply: true,
   });
 
-  const image = hasImage(cfg.app.image)
-    ? fromPlatform('apiRepositoryUrl').apply((url) => imageReference(url, cfg.app.image) as string)
-    : undefined;
-  if (image === undefined) {
-    pulumi.log.info('app.image is not set: nothing to deploy (the release workflow sets pricesense:app.image.digest)');
-  }
+  // parseReleasedAppConfig refuses a stack without app.image (review H2), so there is always an app.
+  const image = fromPlatform('apiRepositoryUrl').apply((url) => {
+    const reference = imageReference(url, cfg.app.image);
+    if (reference === undefined) throw new pulumi.RunError('app.image is not set (parseReleasedAppConfig guards this)');
+    return reference;
+  });
 
-  const app = image !== undefined
-    ? new App('app', {
-        tier: cfg.tier,
-        image,
-        roleArn: fromPlatform('apiRoleArn'),
-        registryUri: fromPlatform('registryUri'),
-        lakeUri: fromPlatform('lakeUri'),
-        region: fromPlatform('region'),
-        publicEndpoint: cfg.app.publicEndpoint,
-        publicEndpointCidrs: cfg.app.publicEndpointCidrs,
-        tlsCertificateArn: cfg.app.tlsCertificateArn,
-        lakeBucket: fromPlatform('lakeBucket'),
-        costTags: platform.requireOutput('costTags').apply((t) => t as Record<string, string>),
-        minReplicas: cfg.app.minReplicas,
-        maxReplicas: cfg.app.maxReplicas,
-        targetCpuPercent: cfg.app.targetCpuPercent,
-        scaleDownStabilizationSeconds: cfg.app.scaleDownStabilizationSeconds,
-        resources: cfg.app,
-        metrics: { namespace: apiMetricNamespace(cfg.stack), logGroup: apiMetricsLogGroup(cfg.stack) },
-        k8sProvider,
-      })
-    : undefined;
+  const app = new App('app', {
+    tier: cfg.tier,
+    image,
+    roleArn: fromPlatform('apiRoleArn'),
+    registryUri: fromPlatform('registryUri'),
+    lakeUri: fromPlatform('lakeUri'),
+    region: fromPlatform('region'),
+    publicEndpoint: cfg.app.publicEndpoint,
+    publicEndpointCidrs: cfg.app.publicEndpointCidrs,
+    tlsCertificateArn: cfg.app.tlsCertificateArn,
+    lakeBucket: fromPlatform('lakeBucket'),
+    costTags: platform.requireOutput('costTags').apply((t) => t as Record<string, string>),
+    minReplicas: cfg.app.minReplicas,
+    maxReplicas: cfg.app.maxReplicas,
+    targetCpuPercent: cfg.app.targetCpuPercent,
+    scaleDownStabilizationSeconds: cfg.app.scaleDownStabilizationSeconds,
+    resources: cfg.app,
+    metrics: { namespace: apiMetricNamespace(cfg.stack), logGroup: apiMetricsLogGroup(cfg.stack) },
+    k8sProvider,
+  });
 
-  // null (not undefined) when there is no public endpoint / no app: shown as such, no warning.
-  return { apiImage: app?.image ?? null, apiEndpoint: app?.endpoint ?? null };
+  // null (not undefined) when there is no public endpoint: shown as such, no warning.
+  return { apiImage: app.image, apiEndpoint: app.endpoint ?? null };
 }

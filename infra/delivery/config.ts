@@ -26,6 +26,8 @@ export const DELIVERY_SCHEMA = {
     /** Branch builds (main-*) kept per repository; release tags (v*) are never expired. */
     keepBuilds: int(1, 1000),
   }),
+  /** The Pulumi state bucket the deploy roles use (default pricesense-pulumi-state-<account id>); other environments' state in it is denied to each. */
+  stateBucket: optional(str({ pattern: /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, patternText: 'an S3 bucket name' })),
   /** Retention of the account's SageMaker job log groups (/aws/sagemaker/ProcessingJobs, TrainingJobs), shared by every stack. */
   sagemakerJobLogRetentionDays: int(1, 3653, LOG_RETENTION_DAYS),
 } as const;

@@ -20,6 +20,7 @@ export function deliveryProgram(): Record<string, pulumi.Input<unknown>> {
     untaggedExpireDays: cfg.imageRegistry.untaggedExpireDays,
     sagemakerJobLogRetentionDays: cfg.sagemakerJobLogRetentionDays,
     keepBuilds: cfg.imageRegistry.keepBuilds,
+    stateBucket: cfg.stateBucket,
     aws: ctx,
   }, { providers: { aws: ctx.provider } });
 
@@ -29,6 +30,8 @@ export function deliveryProgram(): Record<string, pulumi.Input<unknown>> {
     imagePushRoleArn: delivery.imagePushRoleArn,
     /** GitHub variable AWS_DEPLOY_ROLE_ARN of each environment. */
     deployRoleArns: delivery.deployRoleArns,
+    /** Permissions boundary of each environment's roles (the platform sets it on every role). */
+    boundaryArns: delivery.boundaryArns,
     /** `pulumi stack init <env> --secrets-provider <this>` for the platform and app stacks. */
     secretsProviders: delivery.secretsProviders,
     repositoryUrls: delivery.repositoryUrls,

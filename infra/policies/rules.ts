@@ -15,6 +15,8 @@ import { isDigestReference } from '../images';
 import { TIER_LABEL, TIER_TAG } from '../stack-config';
 import { AUDIENCE_KEY, ENVIRONMENT_SUBJECT, GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST, SUBJECT_KEY } from '../github-oidc';
 import { REQUIRED_CLUSTER_LOG_TYPES } from '../config';
+import { BOUNDED_IAM_ACTIONS, boundaryPolicyArn, environmentProbes } from '../environment-boundary';
+import { explicitlyDenied } from './iam-eval';
 
 export interface CheckedProvider {
   readonly type: string;
@@ -271,7 +273,7 @@ export const TAGGABLE_TYPES: ReadonlySet<string> = new Set([
   'aws:ec2/natGateway:NatGateway', 'aws:ec2/eip:Eip',
   'aws:s3/bucket:Bucket', 'aws:s3/bucketV2:BucketV2', 'aws:ecr/repository:Repository', 'aws:sagemaker/modelPackageGroup:ModelPackageGroup',
   'aws:iam/role:Role', 'aws:iam/policy:Policy', 'aws:iam/openIdConnectProvider:OpenIdConnectProvider',
-  'aws:eks/cluster:Cluster', 'aws:eks/nodeGroup:NodeGroup', 'aws:eks/addon:Addon',
+  'aws:eks/cluster:Cluster', 'aws:eks/nodeGroup:NodeGroup', 'aws:eks/addon:Addon', 'aws:eks/podIdentityAssociation:PodIdentityAssociation',
   'aws:cloudwatch/logGroup:LogGroup', 'aws:cloudwatch/metricAlarm:MetricAlarm', 'aws:sns/topic:Topic',
   'aws:budgets/budget:Budget', 'aws:scheduler/scheduleGroup:ScheduleGroup',
   'aws:kms/key:Key', 'aws:codebuild/project:Project', 'aws:eks/accessEntry:AccessEntry', 'aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule',
@@ -333,14 +335,16 @@ export const requiredTags: ResourceRule = {
 };
 
 /**
- * The tier a resource belongs to: the `tier` tag (resource tags, else the provider's
- * default tags) for AWS resources, the `pricesense/tier` label for Kubernetes objects.
+ * The tier a resource belongs to: the `tier` tag (the provider's default tags, else the
+ * resource's own) for AWS resources, the `pricesense/tier` label for Kubernetes objects.
  * Undefined when absent: rules then apply their strictest form.
  */
 export function tierOf(r: CheckedResource): string | undefined {
   if (r.type.startsWith('kubernetes:')) return str(asRecord(asRecord(r.props.metadata).labels)[TIER_LABEL]);
-  const tags = { ...providerDefaultTags(r.provider), ...asRecord(r.props.tagsAll), ...asRecord(r.props.tags) };
-  return str(tags[TIER_TAG]);
+  // The stack's provider decides (review M6 of issue 11): a resource tagged tier=dev in a prod
+  // stack must not exempt itself from the prod rules. Its own tags count only without one.
+  const fromProvider = str(providerDefaultTags(r.provider)[TIER_TAG]);
+  return fromProvider ?? str({ ...asRecord(r.props.tagsAll), ...asRecord(r.props.tags) }[TIER_TAG]);
 }
 const relaxed = (r: CheckedResource): boolean => tierOf(r) === 'dev';
 
@@ -465,6 +469,98 @@ export const githubTrustScoped: ResourceRule = {
       if (loose.length > 0) report(`${r.name}: trust widens the GitHub token conditions with ${loose.join(', ')} (wildcards admit other branches, workflows or environments)`);
       if (asArray(s.Action).some((a) => a !== 'sts:AssumeRoleWithWebIdentity')) report(`${r.name}: a GitHub trust statement allows only sts:AssumeRoleWithWebIdentity`);
     }
+  },
+};
+
+/** Deploy roles of the delivery stack: `pricesense-<environment>-deploy` under this path. */
+export const DEPLOY_ROLE = /^pricesense-([a-z][a-z0-9-]*)-deploy$/;
+export const DELIVERY_PATH = '/pricesense-delivery/';
+/** Tag on a deploy role naming the Pulumi state bucket it deploys with (the probes need it). */
+export const STATE_BUCKET_TAG = 'pulumi-state-bucket';
+
+export const deployRolesIsolated: StackRule = {
+  kind: 'stack',
+  name: 'deploy-roles-isolated',
+  description: 'A deploy role cannot act on another environment: its policies explicitly deny, for every other environment\'s deploy role in the stack, starting or changing that environment\'s deployer, joining its cluster, writing its Pulumi state, changing its roles, lake or model packages and touching resources tagged with its stack; and it can create or change roles only with its own permissions boundary.',
+  enforcementLevel: 'mandatory',
+  validate(resources, report) {
+    const roles = ofType(resources, 'aws:iam/role:Role').filter((r) => r.props.path === DELIVERY_PATH && DEPLOY_ROLE.test(str(r.props.name) ?? ''));
+    const environments = roles.map((r) => DEPLOY_ROLE.exec(String(r.props.name))?.[1] ?? '');
+    const policies = ofType(resources, 'aws:iam/rolePolicy:RolePolicy');
+    roles.forEach((role, i) => {
+      const env = environments[i];
+      const federated = statements(role.props.assumeRolePolicy).flatMap((s) => asArray(asRecord(s.Principal).Federated)).map(String)[0] ?? '';
+      const arn = /^arn:([\w-]+):iam::(\d{12}):/.exec(federated);
+      if (!arn) {
+        report(`${role.name}: cannot tell its account from its trust policy (expected the GitHub OIDC provider's ARN)`, role.urn);
+        return;
+      }
+      const [, partition, accountId] = arn;
+      const stateBucket = str(asRecord(role.props.tags)[STATE_BUCKET_TAG]) ?? `pricesense-pulumi-state-${accountId}`;
+      const region = str(role.provider?.props.region) ?? 'us-east-1';
+      const own = policies.filter((p) => p.props.role === role.props.name).flatMap((p) => statements(p.props.policy));
+      for (const other of environments.filter((e) => e !== env)) {
+        for (const [action, resource, tags] of environmentProbes(other, { partition, accountId, stateBucket }, region)) {
+          const context = Object.fromEntries(Object.entries(tags).map(([k, v]) => [`aws:ResourceTag/${k}`, v]));
+          if (!explicitlyDenied(own, { action, resource, context })) report(`${role.name} (${env}) is not denied ${action} on ${other}'s ${resource}`, role.urn);
+        }
+      }
+      const foreign = `arn:${partition}:iam::${accountId}:policy/not-the-boundary`;
+      for (const action of BOUNDED_IAM_ACTIONS) {
+        const request = { action, resource: `arn:${partition}:iam::${accountId}:role/pricesense-${env}/any`, context: { 'iam:PermissionsBoundary': foreign } };
+        if (!explicitlyDenied(own, request)) report(`${role.name} (${env}) may ${action} without the permissions boundary ${boundaryPolicyArn(partition, accountId, env)}`, role.urn);
+      }
+    });
+  },
+};
+
+/** The permissions boundary the delivery stack creates per environment. */
+const BOUNDARY_ARN = /^arn:[\w-]+:iam::\d{12}:policy\/pricesense-delivery\/pricesense-([a-z][a-z0-9-]*)-boundary$/;
+const ENVIRONMENT_PATH = /^\/pricesense-([a-z][a-z0-9-]*)\/$/;
+
+export const platformRolesBounded: ResourceRule = {
+  kind: 'resource',
+  name: 'platform-roles-bounded',
+  description: 'Every IAM role outside the delivery stack lives under its environment\'s path /pricesense-<env>/ and carries that environment\'s permissions boundary pricesense-<env>-boundary (the deploy roles may create no other, and a role so bounded cannot act on another environment).',
+  enforcementLevel: 'mandatory',
+  validate(r, report) {
+    if (r.type !== 'aws:iam/role:Role' || r.props.path === DELIVERY_PATH) return;
+    const env = ENVIRONMENT_PATH.exec(str(r.props.path) ?? '/')?.[1];
+    if (env === undefined) {
+      report(`${r.name}: path ${String(r.props.path ?? '/')} is not an environment's (/pricesense-<env>/); spread AwsContext.roleScope into the role`);
+      return;
+    }
+    const boundary = BOUNDARY_ARN.exec(str(r.props.permissionsBoundary) ?? '')?.[1];
+    if (boundary !== env) report(`${r.name}: permissions boundary ${String(r.props.permissionsBoundary ?? '(none)')} is not ${env}'s (policy/pricesense-delivery/pricesense-${env}-boundary)`);
+    const tier = tierOf(r);
+    if (tier !== undefined && tier !== env) report(`${r.name}: a ${tier} resource under the ${env} path /pricesense-${env}/`);
+  },
+};
+
+const AUTOSCALER_ACTIONS = ['autoscaling:SetDesiredCapacity', 'autoscaling:TerminateInstanceInAutoScalingGroup'];
+
+export const clusterAutoscalerScoped: StackRule = {
+  kind: 'stack',
+  name: 'cluster-autoscaler-present-and-scoped',
+  description: 'A stack with an EKS cluster gives Cluster Autoscaler (kube-system/cluster-autoscaler) a Pod Identity role, reaches the autoscaling API through a VPC endpoint, and lets no role change Auto Scaling capacity except on groups tagged k8s.io/cluster-autoscaler/<cluster> = owned.',
+  enforcementLevel: 'mandatory',
+  validate(resources, report) {
+    const clusters = resources.filter((r) => r.type === 'eks:index:Cluster');
+    for (const policy of ofType(resources, 'aws:iam/rolePolicy:RolePolicy', 'aws:iam/policy:Policy')) {
+      for (const st of statements(policy.props.policy)) {
+        // "*" on "*" is iam-no-star-actions-on-star-resources' finding.
+        const actions = asArray(st.Action).map(String);
+        if (st.Effect !== 'Allow' || !actions.some((a) => AUTOSCALER_ACTIONS.includes(a) || a === 'autoscaling:*')) continue;
+        const tags = Object.keys(asRecord(asRecord(st.Condition).StringEquals)).filter((k) => /^aws:ResourceTag\/k8s\.io\/cluster-autoscaler\/(?!enabled$)/.test(k));
+        if (tags.length === 0) report(`${policy.name}: ${actions.join(', ')} without an aws:ResourceTag/k8s.io/cluster-autoscaler/<cluster> condition (any Auto Scaling group in the account)`, policy.urn);
+      }
+    }
+    if (clusters.length === 0) return;
+    const associations = ofType(resources, 'aws:eks/podIdentityAssociation:PodIdentityAssociation')
+      .filter((a) => a.props.namespace === 'kube-system' && a.props.serviceAccount === 'cluster-autoscaler');
+    if (associations.length === 0) report('no Pod Identity association for kube-system/cluster-autoscaler: nothing adds a node when the HPA\'s pods are pending', clusters[0].urn);
+    const endpoints = ofType(resources, 'aws:ec2/vpcEndpoint:VpcEndpoint').map((v) => str(v.props.serviceName) ?? '');
+    if (!endpoints.some((n) => n.endsWith('.autoscaling'))) report('no autoscaling VPC endpoint: without a NAT gateway Cluster Autoscaler cannot reach the Auto Scaling API', clusters[0].urn);
   },
 };
 
@@ -745,6 +841,9 @@ export const RULES: readonly Rule[] = [
   imagesByDigest,
   dataProtected,
   githubTrustScoped,
+  deployRolesIsolated,
+  platformRolesBounded,
+  clusterAutoscalerScoped,
   eksPrivateEndpoint,
   eksSecretsEncryption,
   eksControlPlaneLogs,

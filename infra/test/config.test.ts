@@ -1,6 +1,6 @@
 // Stack config validation: the real stack files pass; each class of mistake names key, stack and expected type.
 import { ConfigError, cronAt, parseStackConfig, type RawConfig } from '../config';
-import { parseAppConfig, requireSameTier } from '../app/config';
+import { parseAppConfig, parseReleasedAppConfig, requireSameTier } from '../app/config';
 import { parseDeliveryConfig } from '../delivery/config';
 import { DIGEST, stackConfig } from './stack-files';
 
@@ -233,6 +233,13 @@ describe('app project config (infra/app/Pulumi.<stack>.yaml)', () => {
     expect(cfg.app.image).toEqual({});
     expect(cfg.app.publicEndpoint).toBe(false); // a demo load balancer needs source CIDRs: an operator's choice
     expect(cfg.app.minReplicas).toBe({ dev: 1, stage: 2, prod: 3 }[stack]);
+  });
+
+  test.each(['dev', 'stage', 'prod'])('%s: the app program refuses a stack without app.image, which would delete the API (review H2)', (stack) => {
+    const message = errorOf(stack, app(stack), parseReleasedAppConfig).message;
+    expect(message).toContain('pricesense:app.image: expected the release\'s image (a run without it would delete the namespace, Deployment and Service of the API)');
+    expect(message).toContain(`pulumi config set --stack ${stack} --path pricesense:app.image.digest "$(pulumi stack output --stack ${stack} apiImage | cut -d@ -f2)"`);
+    expect(parseReleasedAppConfig(stack, 'p', { ...app(stack), 'pricesense:app': JSON.stringify({ image: { digest: DIGEST } }) }).app.image).toEqual({ digest: DIGEST });
   });
 
   test('stage and prod refuse an image tag; dev takes one; never both', () => {

@@ -44,7 +44,7 @@ describe('delivery bootstrap', () => {
   test('a deploy role cannot touch the delivery roles or the OIDC provider, attach AdministratorAccess, or use another environment\'s stack secrets', () => {
     const statements = policyDoc(run.one('aws:iam/rolePolicy:RolePolicy', 'delivery-dev-deploy').inputs.policy).Statement;
     const sid = (s: string): Obj | undefined => statements.find((x) => x.Sid === s);
-    expect(sid('KeepDeliveryRoles')).toEqual({ Sid: 'KeepDeliveryRoles', Effect: 'Deny', Action: 'iam:*', Resource: [`arn:aws:iam::${ACCOUNT}:role/pricesense-delivery/*`, PROVIDER_ARN] });
+    expect(sid('KeepDeliveryRoles')).toEqual({ Sid: 'KeepDeliveryRoles', Effect: 'Deny', Action: 'iam:*', Resource: [`arn:aws:iam::${ACCOUNT}:role/pricesense-delivery/*`, `arn:aws:iam::${ACCOUNT}:policy/pricesense-delivery/*`, PROVIDER_ARN] });
     expect(sid('NoAdministrators')).toMatchObject({ Effect: 'Deny', Condition: { ArnLike: { 'iam:PolicyARN': expect.arrayContaining(['arn:aws:iam::aws:policy/AdministratorAccess']) } } });
     expect(sid('OnlyOwnStackSecrets')).toEqual({
       Sid: 'OnlyOwnStackSecrets', Effect: 'Deny', Action: 'kms:*', Resource: '*',
@@ -58,7 +58,7 @@ describe('delivery bootstrap', () => {
     expect(trustOf(run, 'delivery-image-push')[0]).toMatchObject({ Condition: { StringEquals: { 'token.actions.githubusercontent.com:sub': `repo:${REPO}:environment:images` } } });
     const statements = policyDoc(run.one('aws:iam/rolePolicy:RolePolicy', 'delivery-image-push').inputs.policy).Statement;
     const actions = statements.flatMap((s) => [s.Action].flat() as string[]);
-    expect(actions.every((a) => /^ecr:(BatchCheckLayerAvailability|InitiateLayerUpload|UploadLayerPart|CompleteLayerUpload|PutImage|DescribeImages|DescribeImageScanFindings|GetAuthorizationToken)$/.test(a))).toBe(true);
+    expect(actions.every((a) => /^ecr:(BatchCheckLayerAvailability|BatchGetImage|InitiateLayerUpload|UploadLayerPart|CompleteLayerUpload|PutImage|DescribeImages|DescribeImageScanFindings|GetAuthorizationToken)$/.test(a))).toBe(true);
     expect(statements.find((s) => s.Sid === 'PushAndScan')?.Resource).toEqual(['api', 'jobs', 'deployer'].map((n) => `arn:aws:ecr:${REGION}:${ACCOUNT}:repository/pricesense/${n}`));
     expect(run.ofType('aws:iam/rolePolicyAttachment:RolePolicyAttachment').map((a) => a.inputs.role)).not.toContain(run.one('aws:iam/role:Role', 'delivery-image-push').state.name);
   });
@@ -121,5 +121,36 @@ describe('delivery bootstrap', () => {
       expect.stringContaining('delivery-images-api (aws:ecr/repository:Repository, shared) is not protected'),
       expect.stringContaining('delivery-prod-secrets (aws:kms/key:Key, shared) is not protected'),
     ]));
+  });
+  test('each environment has a permissions boundary that denies the other environments and the shared images', () => {
+    const boundaries = run.ofType('aws:iam/policy:Policy');
+    expect(boundaries.map((b) => [b.inputs.name, b.inputs.path])).toEqual(['dev', 'stage', 'prod'].map((e) => [`pricesense-${e}-boundary`, '/pricesense-delivery/']));
+    const dev = policyDoc(boundaries[0].inputs.policy).Statement;
+    expect(dev.find((s) => s.Sid === 'ServicesButIam')).toMatchObject({ Effect: 'Allow', NotAction: expect.arrayContaining(['iam:*']) });
+    expect(dev.find((s) => s.Sid === 'PassOwnRoles')).toMatchObject({ Resource: `arn:aws:iam::${ACCOUNT}:role/pricesense-dev/*` });
+    expect(dev.find((s) => s.Sid === 'OtherEnvironmentsByTag')).toMatchObject({ Effect: 'Deny', Condition: { StringEquals: { 'aws:ResourceTag/stack': ['stage', 'prod'] } } });
+    expect(dev.find((s) => s.Sid === 'KeepSharedImages')).toMatchObject({ Effect: 'Deny', Action: expect.arrayContaining(['ecr:BatchDeleteImage', 'ecr:PutImage']) });
+    expect(Object.keys(run.outputs.boundaryArns as object)).toEqual(['dev', 'stage', 'prod']);
+  });
+
+  test('policy pack: deploy-roles-isolated passes on the real roles and catches each removed deny', () => {
+    const isolated = (resources: ReturnType<ProgramRun['checked']>): string[] => runPolicies(resources).violations.filter((v) => v.rule === 'deploy-roles-isolated').map((v) => v.message);
+    expect(isolated(run.checked())).toEqual([]);
+    const without = (sids: string[]): ReturnType<ProgramRun['checked']> => run.checked().map((r) => {
+      if (r.type !== 'aws:iam/rolePolicy:RolePolicy' || r.name !== 'delivery-dev-deploy') return r;
+      const doc = policyDoc(r.props.policy);
+      return withProps(r, { policy: JSON.stringify({ ...doc, Statement: doc.Statement.filter((st) => !sids.includes(String(st.Sid))) }) });
+    });
+    // The dev role starting the prod deployer, writing prod state or joining the prod cluster.
+    expect(isolated(without(['OtherEnvironmentsByName']))).toEqual(expect.arrayContaining([
+      'delivery-dev-deploy (dev) is not denied codebuild:StartBuild on prod\'s arn:aws:codebuild:us-east-1:123456789012:project/pricesense-prod-deployer',
+      expect.stringMatching(/delivery-dev-deploy \(dev\) is not denied s3:PutObject on stage's .*\.pulumi\/stacks\/pricesense-app\/stage\.json/),
+      expect.stringMatching(/not denied eks:CreateAccessEntry on prod's .*cluster\/pricesense-prod$/),
+    ]));
+    // Tagged resources (security groups, instances) of prod.
+    expect(isolated(without(['OtherEnvironmentsByTag']))).toEqual(expect.arrayContaining([expect.stringMatching(/not denied ec2:TerminateInstances on prod's/)]));
+    // A role created without the boundary (e.g. "*" on "*", trusting GitHub for any subject).
+    expect(isolated(without(['RequireBoundary']))).toEqual(expect.arrayContaining([expect.stringContaining('delivery-dev-deploy (dev) may iam:CreateRole without the permissions boundary')]));
+    expect(isolated(without(['OtherEnvironmentsByName']))).not.toEqual(expect.arrayContaining([expect.stringMatching(/delivery-stage-deploy/)]));
   });
 });

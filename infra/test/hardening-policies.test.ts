@@ -8,6 +8,8 @@ import { DIGEST, releaseImages, runProgram, withProps, type ProgramRun } from '.
 import { DEMO_ENDPOINT } from './stack-assertions';
 import { runPolicies } from './policy-engine';
 import type { CheckedResource } from '../policies/rules';
+import { interfaceEndpointPolicy } from '../network';
+import { statementApplies } from '../policies/iam-eval';
 
 let prod: ProgramRun;
 let dev: ProgramRun;
@@ -154,5 +156,47 @@ describe('IAM and SageMaker', () => {
     expect(prod.one('aws:sns/topic:Topic').inputs.kmsMasterKeyId).toBe(key.state.arn);
     const services = (JSON.parse(String(key.inputs.policy)) as { Statement: { Principal: { Service?: string[] } }[] }).Statement.flatMap((s) => s.Principal.Service ?? []);
     expect(services.sort()).toEqual(['budgets.amazonaws.com', 'cloudwatch.amazonaws.com', 'events.amazonaws.com']);
+  });
+});
+
+describe('environment boundary', () => {
+  test('platform-roles-bounded: every platform role is under /pricesense-<env>/ with that environment\'s boundary; a role without, or with another environment\'s, is caught', () => {
+    const roles = prod.checked().filter((r) => r.type === 'aws:iam/role:Role');
+    expect(roles.length).toBeGreaterThanOrEqual(9);
+    for (const r of roles) expect([r.name, r.props.path, r.props.permissionsBoundary]).toEqual([r.name, '/pricesense-prod/', 'arn:aws:iam::123456789012:policy/pricesense-delivery/pricesense-prod-boundary']);
+    expect(caught(prod, 'platform-roles-bounded')).toEqual([]);
+    expect(caught(prod, 'platform-roles-bounded', (r) => (r.name === 'api-irsa' ? withProps(r, { path: '/', permissionsBoundary: undefined }) : r)))
+      .toEqual([expect.stringContaining('api-irsa: path / is not an environment\'s')]);
+    expect(caught(prod, 'platform-roles-bounded', (r) => (r.name === 'api-irsa' ? withProps(r, { permissionsBoundary: 'arn:aws:iam::123456789012:policy/pricesense-delivery/pricesense-dev-boundary' }) : r)))
+      .toEqual([expect.stringContaining('is not prod\'s')]);
+    expect(caught(prod, 'platform-roles-bounded', (r) => (r.name === 'api-irsa' ? withProps(r, { path: '/pricesense-dev/', permissionsBoundary: 'arn:aws:iam::123456789012:policy/pricesense-delivery/pricesense-dev-boundary' }) : r)))
+      .toEqual([expect.stringContaining('a prod resource under the dev path')]);
+  });
+});
+
+describe('autoscaling', () => {
+  test('cluster-autoscaler-present-and-scoped: no association; no autoscaling endpoint; capacity changes on every group', () => {
+    expect(caught(prod, 'cluster-autoscaler-present-and-scoped')).toEqual([]);
+    const without = (type: string): Mutate => (r) => (r.type === type ? { ...r, type: 'test:removed' } : r);
+    expect(caught(prod, 'cluster-autoscaler-present-and-scoped', without('aws:eks/podIdentityAssociation:PodIdentityAssociation')))
+      .toEqual([expect.stringContaining('no Pod Identity association for kube-system/cluster-autoscaler')]);
+    expect(caught(prod, 'cluster-autoscaler-present-and-scoped', (r) => (r.type === 'aws:ec2/vpcEndpoint:VpcEndpoint' && String(r.props.serviceName).endsWith('.autoscaling') ? { ...r, type: 'test:removed' } : r)))
+      .toEqual([expect.stringContaining('no autoscaling VPC endpoint')]);
+    const unscoped = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['autoscaling:SetDesiredCapacity'], Resource: '*', Condition: { StringEquals: { 'aws:ResourceTag/k8s.io/cluster-autoscaler/enabled': 'true' } } }] });
+    expect(caught(prod, 'cluster-autoscaler-present-and-scoped', (r) => (r.type === 'aws:iam/rolePolicy:RolePolicy' && r.name === 'cluster-autoscaler' ? withProps(r, { policy: unscoped }) : r)))
+      .toEqual([expect.stringContaining('cluster-autoscaler: autoscaling:SetDesiredCapacity without an aws:ResourceTag/k8s.io/cluster-autoscaler/<cluster> condition')]);
+  });
+});
+
+describe('STS endpoint policy and web identity (issue 16 concern)', () => {
+  test('AssumeRoleWithWebIdentity, which has no calling principal, is allowed for this account\'s roles and for no other account\'s', () => {
+    const statements = JSON.parse(interfaceEndpointPolicy('123456789012')).Statement as Record<string, unknown>[];
+    const allowed = (resourceAccount: string): boolean => statements.some((st) => st.Effect === 'Allow' && statementApplies(st, {
+      action: 'sts:AssumeRoleWithWebIdentity',
+      resource: `arn:aws:iam::${resourceAccount}:role/pricesense-prod/api-irsa`,
+      context: { 'aws:ResourceAccount': resourceAccount },
+    }));
+    expect(allowed('123456789012')).toBe(true);
+    expect(allowed('999999999999')).toBe(false);
   });
 });

@@ -27,11 +27,13 @@ const fullBlock = res('aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock', 
 });
 
 describe('policy rules catch violations', () => {
-  test('the pack has the original eight rules, the four deploy/teardown rules and the hardening rules', () => {
+  test('the pack has the original eight rules, the four deploy/teardown rules, the environment-boundary and autoscaler rules and the hardening rules', () => {
     expect(RULES.map((r) => r.name)).toEqual([
       's3-no-public-buckets', 's3-encryption', 'ecr-immutable-scan-on-push', 'no-nat-gateways',
       'nodes-in-private-subnets', 'iam-no-star-actions-on-star-resources', 'log-groups-have-retention', 'required-tags',
       'public-access-cidrs-routable', 'images-by-digest-outside-dev', 'data-resources-protected', 'github-oidc-trust-scoped-to-environment',
+      // Review H1 of issue 11 (environment boundary) and issue 16's autoscaler.
+      'deploy-roles-isolated', 'platform-roles-bounded', 'cluster-autoscaler-present-and-scoped',
       ...HARDENING_RULES,
     ]);
   });
@@ -177,8 +179,8 @@ describe('deploy and teardown rules catch violations', () => {
     expect(messages('data-resources-protected', [group])).toHaveLength(1);
     const repo = { ...res('aws:ecr/repository:Repository', 'repo', { forceDelete: true }), provider: tagged('shared'), opts: { protect: true } };
     expect(messages('data-resources-protected', [repo])).toEqual([expect.stringContaining('has forceDelete')]);
-    // Resource tags override the provider's default tags.
-    expect(messages('data-resources-protected', [{ ...bucket('prod', false), props: { tags: { tier: 'dev' } } }])).toEqual([]);
+    // The provider's tier wins: a resource cannot tag itself out of the prod rules (review M6).
+    expect(messages('data-resources-protected', [{ ...bucket('prod', false), props: { tags: { tier: 'dev' } } }])).toEqual([expect.stringContaining('lake (aws:s3/bucket:Bucket, prod) is not protected')]);
   });
 
   test('github-oidc-trust-scoped-to-environment: branch subjects, wildcards, missing audience, other actions; other roles untouched', () => {

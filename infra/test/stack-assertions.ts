@@ -4,6 +4,7 @@
  * preview of a first `pulumi up` (nothing exists yet, computed values unknown). Each
  * stack's test file calls describeStack with what differs between tiers.
  */
+import { ConfigError, parseReleasedStackConfig, parseStackConfig } from '../config';
 import { ACCOUNT, DEPLOYER_DIGEST, DIGEST, JOBS_DIGEST, REGION, REGISTRY, policyDoc, releaseImages, runProgram, stackConfig, withProps, type ProgramRun } from './harness';
 import { runPolicies } from './policy-engine';
 import { EKS_UNSUPPORTED_ZONE_IDS, INTERFACE_ENDPOINT_SERVICES, interfaceEndpointPolicy } from '../network';
@@ -11,7 +12,6 @@ import { REQUIRED_TAGS, TAGGABLE_TYPES, UNTAGGED_KINDS } from '../policies/rules
 import { describePipeline, type PipelineExpectations } from './pipeline-assertions';
 import { apiAlarms } from '../api-alarms';
 import { apiMetricsLogGroup } from '../app-contract';
-import { parseStackConfig } from '../config';
 import { describeApp, type AppExpectations } from './app-assertions';
 
 export interface TierExpectations {
@@ -33,7 +33,9 @@ const o = (v: unknown): Obj => v as Obj;
 
 /** Rules that read values only known once resources exist: the engine reports them as not run during a first preview. */
 const NOT_RUN_IN_FIRST_PREVIEW = new Set(['s3-no-public-buckets', 's3-encryption', 'nodes-in-private-subnets', 'iam-no-star-actions-on-star-resources', 'images-by-digest-outside-dev', 'github-oidc-trust-scoped-to-environment', 'node-role-managed-policies',
-  'iam-trust-policy-conditions', 'iam-no-service-wildcards', 'sagemaker-jobs-network-isolated']);
+  'iam-trust-policy-conditions', 'iam-no-service-wildcards', 'sagemaker-jobs-network-isolated',
+  // Reads role policies, which embed ARNs not known before the first up.
+  'cluster-autoscaler-present-and-scoped']);
 
 export function describeStack(e: TierExpectations): void {
   describe(`stack ${e.stack}`, () => {
@@ -44,11 +46,12 @@ export function describeStack(e: TierExpectations): void {
     beforeAll(async () => {
       runs.platform = await runProgram('platform', e.stack, { overrides: platformConfig });
       runs.preview = await runProgram('platform', e.stack, { overrides: platformConfig, mode: 'preview' });
-      // The stack file as committed (no release images yet), plus an operator CIDR where one is allowed (dev),
-      // with the drift → retraining switch the other way round than the stack's default.
+      // The stack file as committed plus its release images, an operator CIDR where one is allowed (dev),
+      // and the drift → retraining switch the other way round than the stack's default.
       const flipped = !parseStackConfig(e.stack, 'pricesense', stackConfig('platform', e.stack)).monitoring.retrainOnDrift;
       runs.bare = await runProgram('platform', e.stack, {
         overrides: {
+          ...platformConfig,
           ...(e.stack === 'dev' ? { 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['81.2.69.160/27'] }) } : {}),
           'pricesense:monitoring': JSON.stringify({ retrainOnDrift: flipped }),
         },
@@ -114,7 +117,7 @@ export function describeStack(e: TierExpectations): void {
         expect.objectContaining({ Action: 's3:GetObject', Resource: `arn:aws:s3:::prod-${REGION}-starport-layer-bucket/*` }),
       ]);
       // Nothing in the VPC calls these (the in-tree NLB controller runs in the control plane).
-      for (const unused of ['elasticloadbalancing', 'sagemaker.runtime', 'autoscaling']) {
+      for (const unused of ['elasticloadbalancing', 'sagemaker.runtime']) {
         expect(endpoints.map((v) => v.inputs.serviceName)).not.toContain(`com.amazonaws.${REGION}.${unused}`);
       }
       const sg = run.one('aws:ec2/securityGroup:SecurityGroup', 'network-endpoints');
@@ -284,10 +287,10 @@ export function describeStack(e: TierExpectations): void {
       expect(o(project.inputs.environment)).toMatchObject({
         image: `${REGISTRY}/pricesense/deployer@${DEPLOYER_DIGEST}`,
         imagePullCredentialsType: 'SERVICE_ROLE',
+        // No PULUMI_SECRETS_PROVIDER: not a CLI variable (review M8); the stack file's secretsprovider is what counts.
         environmentVariables: expect.arrayContaining([
           { name: 'STACK', value: e.stack },
           { name: 'PULUMI_BACKEND_URL', value: `s3://pricesense-pulumi-state-${ACCOUNT}?region=${REGION}` },
-          { name: 'PULUMI_SECRETS_PROVIDER', value: `awskms://alias/pricesense-${e.stack}-pulumi?region=${REGION}` },
         ]),
       });
       expect(String(o(project.inputs.source).buildspec)).toContain('bash infra/deployer/in-vpc.sh "$ACTION"');
@@ -329,11 +332,17 @@ export function describeStack(e: TierExpectations): void {
       expect(stars.every((a) => /^(ecr:GetAuthorizationToken|ec2:(Create|Delete|Describe)\w+)$/.test(String(a)))).toBe(true);
     });
 
-    test('deployer: absent until a deployer image is configured (the program says so)', () => {
-      const bare = runs.bare as ProgramRun;
-      expect(bare.ofType('aws:codebuild/project:Project')).toEqual([]);
-      expect(bare.outputs.deployerProject).toBeNull();
-      expect(bare.logs.join('\n')).toContain('images.deployer is not set');
+    test('release images: the stack file as committed (no digests) is refused, naming each image, what it would delete and how to keep what runs (review H2)', () => {
+      let error: unknown;
+      try {
+        parseReleasedStackConfig(e.stack, 'pricesense', stackConfig('platform', e.stack));
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).issues.map((i) => i.key)).toEqual(['pricesense:images.api', 'pricesense:images.jobs', 'pricesense:images.deployer']);
+      expect((error as ConfigError).message).toContain(`would delete the in-VPC deployer: its CodeBuild project, role and access entry). The release workflow sets it; by hand, keep what runs: pulumi config set --stack ${e.stack} --path pricesense:images.deployer.digest "$(pulumi stack output --stack ${e.stack} deployerImage | cut -d@ -f2)"`);
+      expect(parseReleasedStackConfig(e.stack, 'pricesense', { ...stackConfig('platform', e.stack), ...platformConfig }).images.deployer).toEqual({ digest: DEPLOYER_DIGEST });
     });
 
     test('api identity: IRSA trust bound to the app service account, read-only on artifacts/ and the model group', () => {
@@ -407,6 +416,22 @@ export function describeStack(e: TierExpectations): void {
       expect(down.scheduleExpression).toBe('cron(0 20 ? * MON-FRI *)');
       expect(JSON.parse(String(o(down.target).input))).toEqual({ ClusterName: 'pricesense-dev', NodegroupName: 'pricesense-dev-spot', ScalingConfig: { MinSize: 0, MaxSize: 3, DesiredSize: 0 } });
       expect(run.one('eks:index:ManagedNodeGroup').inputs.ignoreScalingChanges).toBe(true);
+    });
+
+    test('autoscaler: Cluster Autoscaler\'s Pod Identity role may change only this cluster\'s tagged node groups; node groups keep their desired size on `up` (review of issue 16)', () => {
+      const run = platform();
+      const cluster = `pricesense-${e.stack}`;
+      expect(run.one('aws:eks/podIdentityAssociation:PodIdentityAssociation', 'cluster-autoscaler').inputs).toMatchObject({ clusterName: cluster, namespace: 'kube-system', serviceAccount: 'cluster-autoscaler' });
+      const trust = policyDoc(run.one('aws:iam/role:Role', 'cluster-autoscaler').inputs.assumeRolePolicy).Statement[0];
+      expect(trust).toMatchObject({ Principal: { Service: 'pods.eks.amazonaws.com' }, Condition: { ArnEquals: { 'aws:SourceArn': `arn:aws:eks:${REGION}:${ACCOUNT}:cluster/${cluster}` } } });
+      const statements = policyDoc(run.one('aws:iam/rolePolicy:RolePolicy', 'cluster-autoscaler').inputs.policy).Statement;
+      expect(statements.find((s) => s.Sid === 'ScaleOwnNodeGroups')).toEqual({
+        Sid: 'ScaleOwnNodeGroups', Effect: 'Allow', Action: ['autoscaling:SetDesiredCapacity', 'autoscaling:TerminateInstanceInAutoScalingGroup'], Resource: '*',
+        Condition: { StringEquals: { [`aws:ResourceTag/k8s.io/cluster-autoscaler/${cluster}`]: 'owned', 'aws:ResourceTag/k8s.io/cluster-autoscaler/enabled': 'true' } },
+      });
+      expect(statements.find((s) => s.Sid === 'DescribeOwnNodeGroups')?.Resource).toBe(`arn:aws:eks:${REGION}:${ACCOUNT}:nodegroup/${cluster}/*`);
+      for (const g of run.ofType('eks:index:ManagedNodeGroup')) expect(g.inputs.ignoreScalingChanges).toBe(true);
+      expect(run.ofType('aws:ec2/vpcEndpoint:VpcEndpoint').map((v) => v.inputs.serviceName)).toContain(`com.amazonaws.${REGION}.autoscaling`);
     });
 
     test('tags: every AWS resource goes through the one provider whose default tags carry the required keys and the tier', () => {

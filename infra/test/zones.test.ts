@@ -45,7 +45,7 @@ describe('the program places subnets by zone ID (mocked getAvailabilityZones)', 
   });
 
   test('config exclusions reach the subnets', async () => {
-    const run = await runProgram('platform', 'dev', { overrides: { 'pricesense:network': JSON.stringify({ excludeZoneIds: ['use1-az1'] }) } });
+    const run = await runProgram('platform', 'dev', { overrides: { 'pricesense:images': releaseImages(), 'pricesense:network': JSON.stringify({ excludeZoneIds: ['use1-az1'] }) } });
     const zones = run.ofType('aws:ec2/subnet:Subnet').map((s) => s.inputs.availabilityZoneId);
     expect([...new Set(zones)]).toEqual(['use1-az2', 'use1-az4']);
   });
