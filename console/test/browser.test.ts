@@ -25,7 +25,7 @@ import { readGoldSplit } from '../../etl/gold';
 import { LocalLake } from '../../etl/lake/local';
 import type { ForestFileV1 } from '../../model/format';
 import { startConsole, type RunningConsole } from '../server';
-import { buildConsoleFixture, writeAuthFile, type ConsoleFixture, type FixtureTokens } from './fixtures';
+import { consoleFixture, writeAuthFile, type ConsoleFixture, type FixtureTokens } from './fixtures';
 
 const CHROMIUM = process.env.PRICESENSE_CHROMIUM ?? '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -111,7 +111,7 @@ describe('registry console in Chromium', () => {
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install chromium (it is in .ci/apt-packages.txt), or set PRICESENSE_CHROMIUM`);
     dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-console-browser-'));
-    fx = await buildConsoleFixture(dir);
+    fx = await consoleFixture(dir);
     tokens = await writeAuthFile(dir);
     // The real API on the same registry: it serves v1 (latest Approved) with v3 shadowing it.
     api = await startServer({ ...DEFAULT_CONFIG, host: '127.0.0.1', port: 0, registry: fx.registryDir, pollIntervalMs: 200, logLevel: 'silent', challenger: { version: 3, mode: 'shadow', percent: 0 } });
