@@ -264,20 +264,37 @@ export async function modelCardOf(data: VersionData, v: ModelVersion): Promise<M
   return buildModelCard({ version: v, insights, gold, registryUri: data.registry.uri, generatedAt: new Date().toISOString() });
 }
 
-function mdCell(text: string): string {
-  return text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+/**
+ * Plain text as Markdown that renders as exactly that text. Every string of a card may
+ * come from registry content (identities, notes, code version, hyperparameters, feature
+ * and class names), so none may become markup: HTML's specials become entities (no raw
+ * HTML, no <autolink>), Markdown's inline syntax is backslash-escaped (no links, images,
+ * emphasis, code spans, table cells), line breaks become spaces and a leading block
+ * marker is escaped (no heading, list, quote or code block).
+ */
+export function mdText(text: string): string {
+  return text
+    .replace(/\s+/g, ' ')
+    .trim()
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/[\\`*_[\]|~!]/g, '\\$&')
+    .replace(/^[#+=-]/, '\\$&')
+    .replace(/^(\d+)([.)])/, '$1\\$2');
 }
 
 export function cardMarkdown(card: ModelCard): string {
-  const out: string[] = [`# ${card.title}`, '', card.summary, ''];
+  const row = (cells: readonly string[]): string => `| ${cells.map(mdText).join(' | ')} |`;
+  const out: string[] = [`# ${mdText(card.title)}`, '', mdText(card.summary), ''];
   for (const s of card.sections) {
-    out.push(`## ${s.title}`, '');
+    out.push(`## ${mdText(s.title)}`, '');
     for (const b of s.blocks) {
-      if (b.kind === 'p') out.push(b.text, '');
-      else if (b.kind === 'list') out.push(...b.items.map((i) => `- ${i}`), '');
+      if (b.kind === 'p') out.push(mdText(b.text), '');
+      else if (b.kind === 'list') out.push(...b.items.map((i) => `- ${mdText(i)}`), '');
       else {
         const headers = b.headers.every((h) => h === '') ? b.headers.map((_, i) => (i === 0 ? 'field' : 'value')) : b.headers;
-        out.push(`| ${headers.map(mdCell).join(' | ')} |`, `| ${headers.map(() => '---').join(' | ')} |`, ...b.rows.map((r) => `| ${r.map(mdCell).join(' | ')} |`), '');
+        out.push(row(headers), `| ${headers.map(() => '---').join(' | ')} |`, ...b.rows.map(row), '');
       }
     }
   }

@@ -9,6 +9,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import MarkdownIt from 'markdown-it';
 import pino from 'pino';
 import request from 'supertest';
 import { ApiMetrics } from '../../api/metrics';
@@ -18,8 +19,10 @@ import { LocalLake } from '../../etl/lake/local';
 import { LocalRegistry } from '../../model/registry';
 import { createConsoleApp } from '../app';
 import { Authenticator, SESSION_COOKIE } from '../auth';
+import { buildModelCard, cardHtmlDocument, cardMarkdown } from '../card';
 import { startConsole } from '../server';
-import { buildConsoleFixture, writeAuthFile, type ConsoleFixture, type FixtureTokens } from './fixtures';
+import { VersionData } from '../version-data';
+import { consoleFixture, writeAuthFile, type ConsoleFixture, type FixtureTokens } from './fixtures';
 
 const silent = pino({ level: 'silent' });
 
@@ -31,7 +34,7 @@ describe('registry console over HTTP', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-console-http-'));
-    fx = await buildConsoleFixture(dir);
+    fx = await consoleFixture(dir);
     tokens = await writeAuthFile(dir);
   }, 120_000);
   afterAll(() => rm(dir, { recursive: true, force: true }));
@@ -273,6 +276,53 @@ describe('registry console over HTTP', () => {
     const bad = await runCli(['registry', 'card', '1', '--format', 'pdf', '--registry', fx.registryDir]);
     expect(bad.code).toBe(2);
     expect(bad.err).toContain("--format must be md or html, got 'pdf'");
+  });
+
+  it('renders hostile registry content in the model card as text, in Markdown (through a real renderer) and HTML', async () => {
+    const { app, registry } = await consoleApp();
+    const v1 = await registry.show(1);
+    const script = '<script>alert(1)</script>';
+    const img = '<img src=x onerror=alert(1)>';
+    const link = '[x](javascript:alert(1)) ![i](https://evil.example/p.png) **bold** `code` &lt;b&gt;';
+    const forest = path.join(dir, `hostile-${copies}.json`);
+    await cp(v1.artifactUri, forest);
+    const v = await registry.register(forest, { by: img, note: `${script} ${link}` });
+    await registry.approve(v.version, `# heading\n- item | cell ${script}`, `${img}\n1. list`);
+    const md = await request(app).get(`/versions/${v.version}/card?format=md`).set(bearer(tokens.viewer));
+    expect(md.status).toBe(200);
+    const cli = await runCli(['registry', 'card', String(v.version), '--registry', registry.uri]);
+    expect(cli.code).toBe(0);
+
+    // Feature, class and lineage strings a forest or its registration could carry.
+    const data = new VersionData(registry, new LocalLake(fx.lakeDir));
+    const insights = await data.insights(v);
+    const card = buildModelCard({
+      version: { ...v, lineage: { ...v.lineage, codeVersion: `${img}[c](javascript:1)`, hyperparameters: { [script]: '**x**' } } },
+      insights: { ...insights, classes: insights.classes.map((c) => `${c}${script}`), features: insights.features.map((f) => ({ ...f, name: `${f.name}${img}` })) },
+      gold: `${script} cannot read`,
+      registryUri: `${img}`,
+      generatedAt: '2024-01-01T00:00:00.000Z',
+    });
+    const markdownIt = new MarkdownIt({ html: true, linkify: true });
+    for (const text of [md.text, cli.out, cardMarkdown(card)]) {
+      const rendered = markdownIt.render(text);
+      expect(rendered).not.toMatch(/<(script|img|strong|em|code|ol|h[3-6])\b/i);
+      // A bare http(s) URL in a note is autolinked by GFM-style renderers (linkify); nothing else becomes a link.
+      expect(rendered).not.toMatch(/<a\b(?! href="https:\/\/evil\.example\/p\.png">)/i);
+      expect(rendered).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+      expect(rendered).toContain('&lt;img src=x onerror=alert(1)&gt;');
+    }
+    expect(markdownIt.render(md.text)).toContain('[x](javascript:alert(1))');
+    // Each row of the approval history stays one row of four cells.
+    expect(md.text).toContain('| \\# heading - item \\| cell &lt;script&gt;alert(1)&lt;/script&gt; |');
+
+    const htmlDoc = cardHtmlDocument(card);
+    const page = await request(app).get(`/versions/${v.version}`).set(bearer(tokens.viewer));
+    for (const doc of [htmlDoc, page.text, (await request(app).get(`/versions/${v.version}/card?format=html`).set(bearer(tokens.viewer))).text]) {
+      expect(doc).not.toContain(script);
+      expect(doc).not.toContain(img);
+    }
+    expect(htmlDoc).toContain('&lt;img src=x onerror=alert(1)&gt;');
   });
 
   it('creates and revokes tokens from the CLI; a running console picks them up', async () => {
