@@ -13,7 +13,7 @@ import { UserError } from '../etl/errors';
 import type { Lake } from '../etl/lake/types';
 import { gateFailure, parseStatus, type ModelVersion, type Registry } from '../model/registry';
 import { ASSETS } from './assets';
-import { AuthConfigError, SESSION_COOKIE, type Authenticator, type Principal } from './auth';
+import { AmbiguousProxyHeaderError, AuthConfigError, SESSION_COOKIE, type Authenticator, type Principal } from './auth';
 import { cardHtmlDocument, cardMarkdown, modelCardOf } from './card';
 import { comparePage } from './pages/compare';
 import type { ServingState, Site } from './pages/layout';
@@ -296,6 +296,11 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
       status = 503;
       title = 'Access configuration unusable';
       message = `nobody can sign in until it is fixed: ${err.message}`;
+    } else if (err instanceof AmbiguousProxyHeaderError) {
+      status = 400;
+      title = 'Ambiguous identity headers';
+      message = `refused: ${err.message}`;
+      logger.warn({ event: 'proxy_header_repeated', ip: req.ip, message: err.message }, 'proxy identity header sent more than once');
     } else if (err instanceof UserError) {
       status = /not found/.test(err.message) ? 404 : 400;
       title = status === 404 ? 'Not found' : 'Cannot do that';
