@@ -11,7 +11,7 @@ import helmet from 'helmet';
 import type { Logger } from 'pino';
 import { UserError } from '../etl/errors';
 import type { Lake } from '../etl/lake/types';
-import { gateFailure, parseStatus, type ModelVersion, type Registry } from '../model/registry';
+import { ConcurrentChangeError, gateFailure, gatesToOverride, MODEL_STATUSES, parseStatus, type ModelVersion, type Registry } from '../model/registry';
 import { ASSETS } from './assets';
 import { AmbiguousProxyHeaderError, AuthConfigError, SESSION_COOKIE, type Authenticator, type Principal } from './auth';
 import { cardHtmlDocument, cardMarkdown, modelCardOf } from './card';
@@ -242,26 +242,30 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
     const refuse = (status: number, error: string) => renderReview(res, status, v, { error, form });
     if (!form.note) return refuse(400, `A note is required: say why you ${decision} v${n} (it is recorded in the audit trail).`);
     if (form.note.length > MAX_NOTE_LENGTH || form.overrideReason.length > MAX_NOTE_LENGTH) return refuse(400, `Notes are limited to ${MAX_NOTE_LENGTH} characters.`);
-    const expected = bodyField(req, 'expected');
-    if (expected && expected !== v.status) {
-      return refuse(409, `v${n} changed from ${expected} to ${v.status} while you were reviewing it: nothing was changed; review its current state and decide again.`);
+    // The status the page showed: the registry applies the decision only if the version is still in it, atomically with the write.
+    const expected = MODEL_STATUSES.find((st) => st === bodyField(req, 'expected'));
+    if (!expected) return refuse(400, `The form does not say which status of v${n} you decided on: reload the review page and decide again.`);
+    const toOverride = decision === 'approve' ? gatesToOverride(v.metrics) : undefined;
+    if (toOverride && (!form.override || !form.overrideReason)) {
+      const what = gateFailure(v.metrics) ? `failed its quality gates (${toOverride})` : 'has no quality gate results (it was never evaluated)';
+      return refuse(400, `v${n} ${what}: approving it needs the override box ticked and a reason.`);
     }
-    let note = form.note;
-    const failure = gateFailure(v.metrics);
-    if (decision === 'approve' && failure) {
-      if (!form.override || !form.overrideReason) {
-        return refuse(400, `v${n} failed its quality gates (${failure}): approving it needs the override box ticked and a reason.`);
-      }
-      note = `${form.note} | GATE OVERRIDE: ${form.overrideReason} (${failure})`;
-    }
+    const options = { expected, ...(toOverride ? { overrideGates: { reason: form.overrideReason } } : {}) };
     try {
-      if (decision === 'approve') await registry.approve(n, note, principal.identity);
-      else await registry.reject(n, note, principal.identity);
+      if (decision === 'approve') await registry.approve(n, form.note, principal.identity, options);
+      else await registry.reject(n, form.note, principal.identity, options);
     } catch (err) {
+      if (err instanceof ConcurrentChangeError) {
+        const now = await registry.show(n);
+        const last = now.audit[now.audit.length - 1];
+        const what =
+          now.status === expected ? `another change to v${n} was being made at the same moment` : `v${n} changed from ${expected} to ${now.status} while you were reviewing it (by ${last.by} at ${last.at})`;
+        return renderReview(res, 409, now, { error: `${what}: nothing was changed; review its current state and decide again.`, form });
+      }
       if (err instanceof UserError) return refuse(409, err.message);
       throw err;
     }
-    logger.info({ event: 'decision', decision, version: n, identity: principal.identity, via: principal.via, override: decision === 'approve' && !!failure }, `${decision} v${n}`);
+    logger.info({ event: 'decision', decision, version: n, identity: principal.identity, via: principal.via, override: !!toOverride }, `${decision} v${n}`);
     res.redirect(303, `/versions/${n}/review?done=1`);
   };
   app.post('/versions/:n/approve', decide('approve'));

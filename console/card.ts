@@ -219,6 +219,8 @@ function knownLimits(v: ModelVersion, facts: VersionInsights | string, test: Eva
     items.push(`Trained on data up to ${facts.training.createdAt.slice(0, 10)}; price sensitivity moves with promotions and seasons, so retrain when the API reports drift (PSI > 0.25).`);
   }
   if (v.lineage.forced) items.push('Registered with --force although its quality gates failed.');
+  const override = [...v.audit].reverse().find((e) => e.override);
+  if (override?.override) items.push(`Approved by ${override.by} with a gate override (${override.override.gates}): ${override.override.reason}.`);
   return { id: 'limits', title: 'Known limits', blocks: [{ kind: 'list', items }] };
 }
 
@@ -229,8 +231,8 @@ function approvalHistory(v: ModelVersion): CardSection {
     blocks: [
       {
         kind: 'table',
-        headers: ['when (UTC)', 'who', 'change', 'note'],
-        rows: v.audit.map((e) => [e.at, e.by, `${e.from ?? 'registered'} → ${e.to}`, e.note || '—']),
+        headers: ['when (UTC)', 'who', 'change', 'note', 'gate override'],
+        rows: v.audit.map((e) => [e.at, e.by, `${e.from ?? 'registered'} → ${e.to}`, e.note || '—', e.override ? `OVERRIDE of ${e.override.gates}: ${e.override.reason}` : '—']),
       },
     ],
   };

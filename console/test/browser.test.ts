@@ -295,6 +295,10 @@ describe('registry console in Chromium', () => {
     await page.check('#override');
     await page.fill('#override-reason', 'the pilot store accepts the risk');
     await Promise.all([page.waitForURL(`${consoleServer.url}/versions/3/review?done=1`), page.click('button[value="approve"]')]);
-    expect((await fx.registry.show(3)).audit.at(-1)!.note).toContain('GATE OVERRIDE: the pilot store accepts the risk');
+    const last = (await fx.registry.show(3)).audit.at(-1)!;
+    expect(last).toMatchObject({ to: 'Approved', by: 'approver@example.com', note: 'pilot needs it', override: { reason: 'the pilot store accepts the risk' } });
+    expect(last.override!.gates).toMatch(/^quality gates? failed on test: /);
+    await page.goto(`${consoleServer.url}/versions/3#audit`);
+    expect(await page.locator('table.audit tbody tr').last().locator('[data-override="yes"]').textContent()).toContain('OVERRIDE of quality gate');
   });
 });

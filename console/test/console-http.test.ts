@@ -16,7 +16,7 @@ import { ApiMetrics } from '../../api/metrics';
 import { startDemoConsole, type DemoSummary } from '../../cli/demo';
 import { runCli } from '../../cli/test/run-cli';
 import { LocalLake } from '../../etl/lake/local';
-import { LocalRegistry } from '../../model/registry';
+import { LocalRegistry, type ModelVersion } from '../../model/registry';
 import { createConsoleApp } from '../app';
 import { Authenticator, SESSION_COOKIE } from '../auth';
 import { buildModelCard, cardHtmlDocument, cardMarkdown } from '../card';
@@ -223,7 +223,8 @@ describe('registry console over HTTP', () => {
     const last = (await registry.show(3)).audit.at(-1)!;
     expect(last.by).toBe('approver@example.com');
     expect(last.to).toBe('Approved');
-    expect(last.note).toMatch(/^ship it \| GATE OVERRIDE: needed for the pricing pilot; strict gates are wrong for it \(quality gates failed on test: accuracy/);
+    expect(last.note).toBe('ship it');
+    expect(last.override).toEqual({ reason: 'needed for the pricing pilot; strict gates are wrong for it', gates: expect.stringMatching(/^quality gates failed on test: accuracy/) });
   });
 
   it('refuses a decision made on a stale page, and an impossible transition, with 409', async () => {
@@ -231,10 +232,38 @@ describe('registry console over HTTP', () => {
     const stale = await request(app).post('/versions/1/reject').set(bearer(tokens.approver)).type('form').send({ note: 'roll back', expected: 'PendingManualApproval' });
     expect(stale.status).toBe(409);
     expect(stale.text).toContain('v1 changed from PendingManualApproval to Approved while you were reviewing it');
-    const impossible = await request(app).post('/versions/4/reject').set(bearer(tokens.approver)).type('form').send({ note: 'again' });
+    const impossible = await request(app).post('/versions/4/reject').set(bearer(tokens.approver)).type('form').send({ note: 'again', expected: 'Rejected' });
     expect(impossible.status).toBe(409);
     expect(impossible.text).toContain('version 4 is already Rejected');
+    const unsaid = await request(app).post('/versions/1/reject').set(bearer(tokens.approver)).type('form').send({ note: 'roll back' });
+    expect(unsaid.status).toBe(400);
+    expect(unsaid.text).toContain('The form does not say which status of v1 you decided on');
     expect((await registry.show(1)).status).toBe('Approved');
+  });
+
+  it('refuses a decision when another one lands between reading the version and writing the change (the registry checks atomically)', async () => {
+    const copy = path.join(dir, `registry-copy-${++copies}`);
+    await cp(fx.registryDir, copy, { recursive: true });
+    /** A reject by someone else lands right after the console read v2 to decide on it. */
+    class RejectedMeanwhile extends LocalRegistry {
+      armed = true;
+      override async show(version: number): Promise<ModelVersion> {
+        const v = await super.show(version);
+        if (this.armed && version === 2) {
+          this.armed = false;
+          await new LocalRegistry(copy).reject(2, 'not this one', 'bob@example.com');
+        }
+        return v;
+      }
+    }
+    const registry = new RejectedMeanwhile(copy);
+    const app = createConsoleApp({ registry, auth: await Authenticator.open(tokens.file), logger: silent });
+    const res = await request(app).post('/versions/2/approve').set(bearer(tokens.approver)).type('form').send({ note: 'ship', expected: 'PendingManualApproval' });
+    expect(res.status).toBe(409);
+    expect(res.text).toContain('v2 changed from PendingManualApproval to Rejected while you were reviewing it (by bob@example.com at');
+    const v2 = await new LocalRegistry(copy).show(2);
+    expect(v2.status).toBe('Rejected');
+    expect(v2.audit).toHaveLength(2);
   });
 
   it('verifies an artifact digest, and reports a tampered artifact with both digests', async () => {
