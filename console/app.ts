@@ -11,7 +11,7 @@ import helmet from 'helmet';
 import type { Logger } from 'pino';
 import { UserError } from '../etl/errors';
 import type { Lake } from '../etl/lake/types';
-import { ConcurrentChangeError, gateFailure, gatesToOverride, MODEL_STATUSES, parseStatus, type ModelVersion, type Registry } from '../model/registry';
+import { AuditChainError, ConcurrentChangeError, gateFailure, gatesToOverride, MODEL_STATUSES, parseStatus, type ModelVersion, type Registry } from '../model/registry';
 import { ASSETS } from './assets';
 import { AmbiguousProxyHeaderError, AuthConfigError, SESSION_COOKIE, type Authenticator, type Principal } from './auth';
 import { cardHtmlDocument, cardMarkdown, modelCardOf } from './card';
@@ -201,9 +201,14 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
   });
 
   app.post('/versions/:n/verify', async (req, res) => {
-    const v = await registry.show(parseVersionParam(req.params.n));
-    const result = await data.verify(v);
-    logger.info({ event: 'verify', version: v.version, ok: result.ok, identity: principalOf(res).identity }, 'artifact digest verified');
+    const n = parseVersionParam(req.params.n);
+    const result = await data.verify(n);
+    logger.info({ event: 'verify', version: n, ok: result.ok, identity: principalOf(res).identity }, 'version verified');
+    // A trail that does not verify cannot be shown as a version page: the registry refuses to read it.
+    const v = await registry.show(n).catch((err: unknown) => {
+      if (err instanceof AuditChainError && !result.ok) throw new HttpError(409, `Verification FAILED for v${n}`, `${result.problems.join('; ')}. The version is not served while this holds: restore the altered files from a backup, or reject and re-register it.`);
+      throw err;
+    });
     await renderVersion(res, v, result);
   });
 

@@ -83,9 +83,11 @@ function artifact(v: ModelVersion, principal: Principal, verify: VerifyResult | 
   const result = verify
     ? notice(
         verify.ok ? 'ok' : 'error',
-        html`<span data-verify="${verify.ok ? 'ok' : 'mismatch'}">${verify.ok ? 'Verified' : 'Verification FAILED'}</span> at ${verify.checkedAt}: ${verify.message}.${
-          verify.actual ? html` Recomputed SHA-256 <code>${verify.actual}</code>${verify.bytes !== null ? ` over ${verify.bytes} bytes` : ''}.` : ''
-        }`,
+        html`<span data-verify="${verify.ok ? 'ok' : 'mismatch'}">${verify.ok ? 'Verified' : 'Verification FAILED'}</span> by the registry at ${verify.checkedAt}: ${
+          verify.ok
+            ? html`the audit trail's hash chain links and the stored artifact hashes to its registered SHA-256 <code>${v.artifactSha256}</code>.`
+            : html`<ul>${verify.problems.map((p) => html`<li data-problem>${p}</li>`)}</ul>This version is not served while this holds; restore the altered files or reject and re-register it.`
+        }${verify.warnings.length ? html`<ul>${verify.warnings.map((w) => html`<li data-warning>${w}</li>`)}</ul>` : ''}`,
       )
     : '';
   return html`<table class="artifact"><tbody>
@@ -93,7 +95,7 @@ function artifact(v: ModelVersion, principal: Principal, verify: VerifyResult | 
 <tr><th scope="row">artifact SHA-256 (registered)</th><td><code data-digest="artifact">${v.artifactSha256}</code></td></tr>
 <tr><th scope="row">forest SHA-256 (content)</th><td><code>${v.forestSha256}</code> (format v${v.formatVersion})</td></tr>
 </tbody></table>
-<form method="post" action="/versions/${v.version}/verify"><input type="hidden" name="_csrf" value="${principal.csrf ?? ''}"><button type="submit" class="secondary">Verify artifact digest</button> <span class="hint">re-reads the stored file and recomputes its SHA-256 against the registered one</span></form>
+<form method="post" action="/versions/${v.version}/verify"><input type="hidden" name="_csrf" value="${principal.csrf ?? ''}"><button type="submit" class="secondary">Verify</button> <span class="hint">the registry re-checks the audit trail's hash chain and re-reads the stored file to recompute its SHA-256 against the registered one</span></form>
 ${result}`;
 }
 

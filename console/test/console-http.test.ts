@@ -4,6 +4,7 @@
  * verify action, the model card (also through the CLI), and the serving markers
  * and Live page from an API's /metrics. The browser suite covers rendering.
  */
+import { createHash } from 'node:crypto';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -40,10 +41,13 @@ describe('registry console over HTTP', () => {
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
   /** A console on a private copy of the fixture registry (decisions change it). */
-  async function consoleApp(options: { api?: URL; lake?: boolean } = {}) {
-    const copy = path.join(dir, `registry-copy-${++copies}`);
-    await cp(fx.registryDir, copy, { recursive: true });
-    const registry = new LocalRegistry(copy);
+  async function consoleApp(options: { api?: URL; lake?: boolean; registry?: LocalRegistry } = {}) {
+    let registry = options.registry;
+    if (!registry) {
+      const copy = path.join(dir, `registry-copy-${++copies}`);
+      await cp(fx.registryDir, copy, { recursive: true });
+      registry = new LocalRegistry(copy);
+    }
     const auth = await Authenticator.open(tokens.file);
     const lake = options.lake === false ? undefined : new LocalLake(fx.lakeDir);
     return { app: createConsoleApp({ registry, auth, logger: silent, lake, api: options.api }), registry };
@@ -272,12 +276,30 @@ describe('registry console over HTTP', () => {
     expect(ok.status).toBe(200);
     expect(ok.text).toContain('data-verify="ok"');
     const v = await registry.show(2);
-    expect(ok.text).toContain(`Recomputed SHA-256 <code>${v.artifactSha256}</code>`);
+    expect(ok.text).toContain(`stored artifact hashes to its registered SHA-256 <code>${v.artifactSha256}</code>`);
     const bytes = await readFile(v.artifactUri);
-    await writeFile(v.artifactUri, Buffer.concat([bytes, Buffer.from(' ')]));
-    const bad = await request(app).post('/versions/2/verify').set(bearer(tokens.viewer)).type('form').send({});
+    const tampered = Buffer.concat([bytes, Buffer.from(' ')]);
+    await writeFile(v.artifactUri, tampered);
+    // Within the reuse window the earlier result stands (each check re-reads the artifact)...
+    const again = await request(app).post('/versions/2/verify').set(bearer(tokens.viewer)).type('form').send({});
+    expect(again.text).toContain('data-verify="ok"');
+    // ...a fresh console checks again, through the registry's verify.
+    const { app: fresh } = await consoleApp({ registry });
+    const bad = await request(fresh).post('/versions/2/verify').set(bearer(tokens.viewer)).type('form').send({});
     expect(bad.text).toContain('data-verify="mismatch"');
-    expect(bad.text).toContain(`registered SHA-256 ${v.artifactSha256}, stored bytes hash to`);
+    expect(bad.text).toContain(`<li data-problem>artifact ${v.artifactUri} hashes to ${createHash('sha256').update(tampered).digest('hex')}, registered ${v.artifactSha256}</li>`);
+  });
+
+  it('verifies the hash chain: an edited audit entry fails Verify and the version page', async () => {
+    const { app, registry } = await consoleApp();
+    const file = path.join(registry.uri, 'versions', '000004', 'audit', '000002.json');
+    const entry = JSON.parse(await readFile(file, 'utf8'));
+    await writeFile(file, JSON.stringify({ ...entry, note: 'edited' }) + '\n');
+    const bad = await request(app).post('/versions/4/verify').set(bearer(tokens.viewer)).type('form').send({});
+    expect(bad.status).toBe(409);
+    expect(bad.text).toContain('Verification FAILED for v4');
+    expect(bad.text).toMatch(/data-error-status="409">entry 2 does not match the digest [^<]*it was altered\. The version is not served while this holds/);
+    expect((await request(app).get('/versions/4').set(bearer(tokens.viewer))).text).toContain('audit trail does not verify');
   });
 
   it('serves the model card, and the CLI writes the same card', async () => {

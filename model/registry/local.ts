@@ -198,9 +198,14 @@ export class LocalRegistry implements Registry {
     return verifyDigest(`version ${version} (${v.artifactUri})`, bytes, v.artifactSha256);
   }
 
-  async verify(): Promise<VerifyReport> {
+  async verify(options: { version?: number } = {}): Promise<VerifyReport> {
     const versions: VersionCheck[] = [];
-    for (const n of await this.versionNumbers()) {
+    const numbers = await this.versionNumbers();
+    if (options.version !== undefined) {
+      assertVersionNumber(options.version);
+      if (!numbers.includes(options.version)) await this.show(options.version); // throws VersionNotFoundError, naming what exists
+    }
+    for (const n of options.version === undefined ? numbers : [options.version]) {
       const problems: string[] = [];
       let status: ModelStatus | undefined;
       try {

@@ -297,7 +297,12 @@ export class SageMakerRegistry implements Registry {
     }
   }
 
-  async verify(): Promise<VerifyReport> {
+  async verify(options: { version?: number } = {}): Promise<VerifyReport> {
+    if (options.version !== undefined) {
+      assertVersionNumber(options.version);
+      const d = await this.describe(await this.packageArn(options.version), options.version);
+      return this.report([await this.checkPackage(d)]);
+    }
     const summaries: ModelPackageSummary[] = [];
     let next: string | undefined;
     do {
@@ -307,32 +312,41 @@ export class SageMakerRegistry implements Registry {
       next = page.NextToken;
     } while (next);
     const audits = await this.readAllAuditObjects();
-    const versions = await mapLimit(summaries, DESCRIBE_CONCURRENCY, async (summary): Promise<VersionCheck> => {
-      const problems: string[] = [];
-      const warnings: string[] = [];
+    const versions = await mapLimit(summaries, DESCRIBE_CONCURRENCY, async (summary) => {
       const d = await this.describe(summary.ModelPackageArn!);
-      const version = d.ModelPackageVersion!;
-      let status: ModelStatus | undefined;
-      try {
-        status = statusOf(d);
-        const chain = await this.readChain(d, audits.get(version) ?? []);
-        const v = await this.toModelVersion(d, chain);
-        const last = chain.entries.at(-1);
-        if (!last) warnings.push('registered outside pricesense (e.g. by the pipeline): no audit entries until its first change through pricesense');
-        else if (last.to !== status && !inProgress(last, d)) warnings.push(`SageMaker says ${status}, the audit trail ends at ${last.to}: changed outside pricesense (${userName(d.LastModifiedBy)} at ${d.LastModifiedTime?.toISOString() ?? '?'}) or a change that did not complete`);
-        const key = this.keyOf(v.artifactUri);
-        if (key === undefined) problems.push(`artifact ${v.artifactUri} is outside the lake ${this.lake.root}`);
-        else {
-          const bytes = await this.lake.read(key);
-          if (sha256Hex(bytes) !== v.artifactSha256) problems.push(`artifact ${v.artifactUri} hashes to ${sha256Hex(bytes)}, registered ${v.artifactSha256}`);
-        }
-      } catch (err) {
-        problems.push(err instanceof AuditChainError ? err.problem : err instanceof Error ? err.message : String(err));
-      }
-      return { version, status, problems, warnings };
+      return this.checkPackage(d, audits.get(d.ModelPackageVersion!) ?? []);
     });
     versions.sort((a, b) => a.version - b.version);
+    return this.report(versions);
+  }
+
+  private report(versions: VersionCheck[]): VerifyReport {
     return { registry: this.uri, ok: versions.every((v) => v.problems.length === 0), versions };
+  }
+
+  /** One package: its audit chain, its status against the chain, its artifact's digest. */
+  private async checkPackage(d: DescribeModelPackageOutput, audits?: AuditObject[]): Promise<VersionCheck> {
+    const problems: string[] = [];
+    const warnings: string[] = [];
+    const version = d.ModelPackageVersion!;
+    let status: ModelStatus | undefined;
+    try {
+      status = statusOf(d);
+      const chain = await this.readChain(d, audits);
+      const v = await this.toModelVersion(d, chain);
+      const last = chain.entries.at(-1);
+      if (!last) warnings.push('registered outside pricesense (e.g. by the pipeline): no audit entries until its first change through pricesense');
+      else if (last.to !== status && !inProgress(last, d)) warnings.push(`SageMaker says ${status}, the audit trail ends at ${last.to}: changed outside pricesense (${userName(d.LastModifiedBy)} at ${d.LastModifiedTime?.toISOString() ?? '?'}) or a change that did not complete`);
+      const key = this.keyOf(v.artifactUri);
+      if (key === undefined) problems.push(`artifact ${v.artifactUri} is outside the lake ${this.lake.root}`);
+      else {
+        const bytes = await this.lake.read(key);
+        if (sha256Hex(bytes) !== v.artifactSha256) problems.push(`artifact ${v.artifactUri} hashes to ${sha256Hex(bytes)}, registered ${v.artifactSha256}`);
+      }
+    } catch (err) {
+      problems.push(err instanceof AuditChainError ? err.problem : err instanceof Error ? err.message : String(err));
+    }
+    return { version, status, problems, warnings };
   }
 
   /**

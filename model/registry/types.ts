@@ -121,6 +121,6 @@ export interface Registry {
   latestServable(): Promise<ServableResolution>;
   /** The forest file's bytes, after verifying their SHA-256 against the registered digest. */
   fetch(version: number): Promise<Buffer>;
-  /** Every version: its audit trail and its stored artifact's digest. */
-  verify(): Promise<VerifyReport>;
+  /** Every version (or only `version`): its audit trail and its stored artifact's digest. */
+  verify(options?: { version?: number }): Promise<VerifyReport>;
 }

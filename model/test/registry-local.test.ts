@@ -303,6 +303,9 @@ describe('local registry: tamper-evident audit trail', () => {
     expect(report.ok).toBe(false);
     expect(report.versions[0].problems).toEqual([expect.stringMatching(/artifact .*forest\.json hashes to [0-9a-f]{64}, registered [0-9a-f]{64}/)]);
     expect(report.versions[1].problems).toEqual([expect.stringMatching(/the last entry was deleted/)]);
+    // One version only: the same check, no other version read.
+    expect(await new LocalRegistry(root).verify({ version: 2 })).toEqual({ registry: root, ok: false, versions: [report.versions[1]] });
+    await expect(registry.verify({ version: 9 })).rejects.toThrow(/version 9 not found/);
   });
 
   it('refuses to change a version whose trail does not verify', async () => {

@@ -370,6 +370,11 @@ describe('SageMaker registry: tamper-evident audit trail, cross-checked with Sag
     expect(report.ok).toBe(false);
     expect(report.versions[0].problems).toEqual([expect.stringMatching(/artifact s3:.*forest\.json hashes to [0-9a-f]{64}, registered [0-9a-f]{64}/)]);
     expect(report.versions[1].problems).toEqual([expect.stringMatching(/entry 1 is missing/)]);
+    // One version only: the same check, without listing the group or reading other versions.
+    sm.resetHistory();
+    expect(await new SageMakerRegistry(GROUP, { lake, client, image: IMAGE }).verify({ version: 1 })).toEqual({ registry: registry.uri, ok: false, versions: [report.versions[0]] });
+    expect(sm.commandCalls(ListModelPackagesCommand)).toHaveLength(0);
+    expect(sm.commandCalls(DescribeModelPackageCommand).map((c) => c.args[0].input)).toEqual([{ ModelPackageName: `${ACCOUNT_ARN}:model-package/${GROUP}/1` }]);
   });
 });
 
