@@ -22,6 +22,7 @@ import { errorPage, loginPage, safeNext } from './pages/login';
 import { reviewPage, type Decision, type DecisionForm } from './pages/review';
 import { versionPage } from './pages/version';
 import { versionsPage } from './pages/versions';
+import { Reused } from './reuse';
 import { readLive } from './serving-api';
 import { VersionData, type VerifyResult } from './version-data';
 
@@ -33,7 +34,18 @@ export interface ConsoleAppOptions {
   readonly api?: URL;
   /** Express's "trust proxy" (hops or addresses): set it when TLS ends at a proxy, so cookies get Secure. */
   readonly trustProxy?: string | number | boolean;
+  /**
+   * How long the registry listing and the serving API's state are reused between page
+   * views (default REUSE_MS); decisions made through this console refresh them at once.
+   */
+  readonly reuseMs?: number;
 }
+
+/** Default reuse of the registry listing and the serving API's state (see Reused). */
+export const REUSE_MS = 5000;
+
+/** Rows of the versions table per page. */
+export const VERSIONS_PER_PAGE = 100;
 
 /** Longest note or override reason accepted (the audit trail is not a document store). */
 export const MAX_NOTE_LENGTH = 2000;
@@ -170,21 +182,27 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
     res.redirect(303, '/login');
   });
 
+  const reuseMs = options.reuseMs ?? REUSE_MS;
+  const listing = new Reused(reuseMs, () => registry.list());
+  const latestApproved = new Reused(reuseMs, async () => (await registry.latestApproved())?.version);
+  const api = options.api;
+  const live = api ? new Reused(reuseMs, () => readLive(api)) : undefined;
   const serving = async (): Promise<ServingState> => {
-    const latestApproved = (await registry.latestApproved())?.version;
-    if (!options.api) return { latestApproved, api: undefined };
+    const latest = await latestApproved.get();
+    if (!live) return { latestApproved: latest, api: undefined };
     try {
-      return { latestApproved, api: { models: (await readLive(options.api)).models } };
+      return { latestApproved: latest, api: { models: (await live.get()).models } };
     } catch (err) {
-      return { latestApproved, api: { error: (err as Error).message } };
+      return { latestApproved: latest, api: { error: (err as Error).message } };
     }
   };
 
   app.get('/', async (req, res) => {
     const status = typeof req.query.status === 'string' && req.query.status ? parseStatus(req.query.status) : undefined;
-    const [all, state] = await Promise.all([registry.list(), serving()]);
+    const page = typeof req.query.page === 'string' && /^\d{1,6}$/.test(req.query.page) ? Math.max(1, Number(req.query.page)) : 1;
+    const [all, state] = await Promise.all([listing.get(), serving()]);
     const versions = status ? all.filter((v) => v.status === status) : all;
-    sendPage(res, 200, versionsPage({ site, principal: principalOf(res), versions, all, status, serving: state }));
+    sendPage(res, 200, versionsPage({ site, principal: principalOf(res), versions, all, status, serving: state, page: { number: page, size: VERSIONS_PER_PAGE } }));
   });
 
   const renderVersion = async (res: Response, v: ModelVersion, verify?: VerifyResult): Promise<void> => {
@@ -270,6 +288,8 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
       if (err instanceof UserError) return refuse(409, err.message);
       throw err;
     }
+    listing.invalidate();
+    latestApproved.invalidate();
     logger.info({ event: 'decision', decision, version: n, identity: principal.identity, via: principal.via, override: !!toOverride }, `${decision} v${n}`);
     res.redirect(303, `/versions/${n}/review?done=1`);
   };
@@ -277,7 +297,8 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
   app.post('/versions/:n/reject', decide('reject'));
 
   app.get('/compare', async (req, res) => {
-    const [all, state] = await Promise.all([registry.list(), serving()]);
+    // The pickers need the version numbers only (the reused listing); the two compared are read afresh.
+    const [all, state] = await Promise.all([listing.get(), serving()]);
     const pick = async (q: unknown): Promise<ModelVersion | undefined> => (q === undefined || q === '' ? undefined : registry.show(parseVersionParam(q)));
     const [a, b] = await Promise.all([pick(req.query.a), pick(req.query.b)]);
     const [ia, ib] = await Promise.all([a && data.insights(a).catch(() => undefined), b && data.insights(b).catch(() => undefined)]);
@@ -285,9 +306,9 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
   });
 
   app.get('/live', async (_req, res) => {
-    if (!options.api) throw new HttpError(404, 'No serving API configured', 'start the console with --api <serving URL> to see live drift and traffic');
-    const live = await readLive(options.api).catch((err: Error) => err.message);
-    sendPage(res, 200, livePage({ site, principal: principalOf(res), live }));
+    if (!live) throw new HttpError(404, 'No serving API configured', 'start the console with --api <serving URL> to see live drift and traffic');
+    const snapshot = await live.get().catch((err: Error) => err.message);
+    sendPage(res, 200, livePage({ site, principal: principalOf(res), live: snapshot }));
   });
 
   app.use((_req: Request, _res: Response) => {

@@ -19,6 +19,7 @@ import { runCli } from '../../cli/test/run-cli';
 import { LocalLake } from '../../etl/lake/local';
 import { LocalRegistry, type ModelVersion } from '../../model/registry';
 import { createConsoleApp } from '../app';
+import { versionsPage } from '../pages/versions';
 import { Authenticator, SESSION_COOKIE } from '../auth';
 import { buildModelCard, cardHtmlDocument, cardMarkdown } from '../card';
 import { startConsole } from '../server';
@@ -106,6 +107,46 @@ describe('registry console over HTTP', () => {
     const bad = await request(app).get('/?status=shipped').set(bearer(tokens.viewer));
     expect(bad.status).toBe(400);
     expect(bad.text).toContain('unknown status &#39;shipped&#39;');
+  });
+
+  it('reuses the registry listing between page views, and reads afresh after a decision made through it', async () => {
+    const copy = path.join(dir, `registry-copy-${++copies}`);
+    await cp(fx.registryDir, copy, { recursive: true });
+    /** The real registry, counting the listing calls a page view costs. */
+    class Counting extends LocalRegistry {
+      lists = 0;
+      override list(filter?: Parameters<LocalRegistry['list']>[0]): Promise<ModelVersion[]> {
+        this.lists++;
+        return super.list(filter);
+      }
+    }
+    const registry = new Counting(copy);
+    const { app } = await consoleApp({ registry });
+    const views = await Promise.all([1, 2, 3].map(() => request(app).get('/').set(bearer(tokens.viewer))));
+    expect(views.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect((await request(app).get('/compare').set(bearer(tokens.viewer))).status).toBe(200);
+    expect(registry.lists).toBe(1);
+    // A decision made through this console shows on the next page view, not after the reuse window.
+    const review = await request(app).get('/versions/2/review').set(bearer(tokens.approver));
+    expect(review.status).toBe(200);
+    const decided = await request(app).post('/versions/2/reject').set(bearer(tokens.approver)).type('form').send({ note: 'no', expected: 'PendingManualApproval' });
+    expect(decided.status).toBe(303);
+    expect(rowOf((await request(app).get('/').set(bearer(tokens.viewer))).text, 2)).toContain('data-status="Rejected"');
+    expect(registry.lists).toBe(2);
+  });
+
+  it('pages the versions table, newest first, keeping the status filter in the links', async () => {
+    const v1 = await fx.registry.show(1);
+    const versions = [1, 2, 3, 4, 5].map((n) => ({ ...v1, version: n }));
+    const principal = { identity: 'v', role: 'viewer' as const, via: 'bearer' as const };
+    const render = (number: number) => versionsPage({ site: { registryUri: 'r' }, principal, versions, all: versions, status: 'Approved', serving: { latestApproved: 1, api: undefined }, page: { number, size: 2 } });
+    const rowsOf = (page: string) => [...page.matchAll(/<tr data-version="(\d+)">/g)].map((m) => Number(m[1]));
+    expect(rowsOf(render(1))).toEqual([5, 4]);
+    expect(render(1)).toContain('<a rel="next" href="/?status=Approved&amp;page=2">older</a>');
+    expect(rowsOf(render(2))).toEqual([3, 2]);
+    expect(rowsOf(render(3))).toEqual([1]);
+    expect(render(3)).not.toContain('rel="next"');
+    expect(rowsOf(render(99))).toEqual([1]);
   });
 
   it('shows a version with its charts, lineage, audit trail and model card', async () => {
@@ -446,6 +487,22 @@ describe('registry console over HTTP', () => {
       expect(live.text).toMatch(/data-chart="requests" id="live-requests">[\s\S]*?data-marks="2"/);
       expect(live.text).toContain('<tr data-role="canary">');
       expect(live.text).toContain('No drift figures yet');
+    });
+
+    it('scrapes the API once for page views within the reuse window', async () => {
+      let scrapes = 0;
+      const counting = http.createServer((_req, res) => {
+        scrapes++;
+        void new ApiMetrics({ defaultMetrics: false }).registry.metrics().then((t) => res.end(t));
+      });
+      await new Promise<void>((r) => counting.listen(0, '127.0.0.1', r));
+      try {
+        const { app } = await consoleApp({ api: new URL(`http://127.0.0.1:${(counting.address() as AddressInfo).port}`) });
+        for (const page of ['/', '/live', '/versions/1/review', '/']) expect((await request(app).get(page).set(bearer(tokens.viewer))).status).toBe(200);
+        expect(scrapes).toBe(1);
+      } finally {
+        await new Promise((r) => counting.close(r));
+      }
     });
 
     it('says so when the API cannot be reached, and still serves the pages', async () => {
