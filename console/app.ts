@@ -35,6 +35,12 @@ export interface ConsoleAppOptions {
   /** Express's "trust proxy" (hops or addresses): set it when TLS ends at a proxy, so cookies get Secure. */
   readonly trustProxy?: string | number | boolean;
   /**
+   * The URL people open the console at (--public-url). Form posts must come from its origin;
+   * without it, from the origin the request itself names (scheme and Host), which a proxy
+   * that terminates TLS or rewrites Host changes. An https URL also makes the cookie Secure.
+   */
+  readonly publicUrl?: URL;
+  /**
    * How long the registry listing and the serving API's state are reused between page
    * views (default REUSE_MS); decisions made through this console refresh them at once.
    */
@@ -70,6 +76,21 @@ function parseVersionParam(text: unknown): number {
   const s = String(text);
   if (!/^\d{1,9}$/.test(s) || Number(s) < 1) throw new HttpError(404, 'Not found', `'${s}' is not a version number`);
   return Number(s);
+}
+
+/** --public-url: an http(s) origin, nothing after it (the console serves from its root). */
+export function parsePublicUrl(text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UserError(`--public-url '${text}' is not a URL: expected the address people open the console at, e.g. https://console.example.com`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UserError(`--public-url '${text}' must be http:// or https://`);
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username || url.password) {
+    throw new UserError(`--public-url '${text}' must be an origin only (scheme, host and port, e.g. https://console.example.com): the console is served from the root of its host`);
+  }
+  return url;
 }
 
 function bodyField(req: Request, name: string): string {
@@ -137,7 +158,8 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
     const fetchSite = req.get('sec-fetch-site');
     if (fetchSite && fetchSite !== 'same-origin' && fetchSite !== 'none') return `a ${fetchSite} request`;
     const origin = req.get('origin');
-    if (origin && origin !== `${req.protocol}://${req.get('host')}`) return `a request from ${origin}`;
+    const ours = options.publicUrl?.origin ?? `${req.protocol}://${req.get('host')}`;
+    if (origin && origin !== ours) return `a request from ${origin}`;
     return undefined;
   };
 
@@ -155,7 +177,7 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
       res.setHeader('WWW-Authenticate', 'Bearer realm="pricesense-console"');
       return sendPage(res, 401, loginPage({ site, next: safeNext(bodyField(req, 'next')), error: 'That token is not valid (or was revoked).', proxyEnabled: auth.proxyEnabled }));
     }
-    res.cookie(SESSION_COOKIE, session.id, { httpOnly: true, sameSite: 'strict', secure: req.secure, path: '/', maxAge: session.maxAgeSeconds * 1000 });
+    res.cookie(SESSION_COOKIE, session.id, { httpOnly: true, sameSite: 'strict', secure: req.secure || options.publicUrl?.protocol === 'https:', path: '/', maxAge: session.maxAgeSeconds * 1000 });
     logger.info({ event: 'login', identity: session.principal.identity, role: session.principal.role }, 'signed in');
     res.redirect(303, safeNext(bodyField(req, 'next')));
   });

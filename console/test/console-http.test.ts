@@ -18,7 +18,7 @@ import { startDemoConsole, type DemoSummary } from '../../cli/demo';
 import { runCli } from '../../cli/test/run-cli';
 import { LocalLake } from '../../etl/lake/local';
 import { LocalRegistry, type ModelVersion } from '../../model/registry';
-import { createConsoleApp } from '../app';
+import { createConsoleApp, parsePublicUrl } from '../app';
 import { versionsPage } from '../pages/versions';
 import { Authenticator, SESSION_COOKIE } from '../auth';
 import { buildModelCard, cardHtmlDocument, cardMarkdown } from '../card';
@@ -251,6 +251,26 @@ describe('registry console over HTTP', () => {
     const out = await agent.post('/logout').type('form').send({ _csrf: csrf });
     expect(out.status).toBe(303);
     expect((await agent.get('/')).status).toBe(401);
+  });
+
+  it('behind a proxy that ends TLS and rewrites Host, accepts sign-in and decisions from --public-url only', async () => {
+    const { registry } = await consoleApp();
+    const app = createConsoleApp({ registry, auth: await Authenticator.open(tokens.file), logger: silent, publicUrl: parsePublicUrl('https://console.example.com') });
+    // What the console sees: plain http, the proxy's upstream Host; the browser sent its own Origin.
+    const viaProxy = { Origin: 'https://console.example.com', Host: 'console-svc:8090', 'Sec-Fetch-Site': 'same-origin' };
+    const login = await request(app).post('/login').set(viaProxy).type('form').send({ token: tokens.approver, next: '/versions/2/review' });
+    expect(login.status).toBe(303);
+    const setCookie = login.headers['set-cookie'][0];
+    expect(setCookie).toMatch(/; Secure; SameSite=Strict$/);
+    const session = { ...viaProxy, Cookie: setCookie.split(';')[0] };
+    // The origin the request itself names is not ours any more.
+    expect((await request(app).post('/login').set({ Origin: 'http://console-svc:8090', Host: 'console-svc:8090' }).type('form').send({ token: tokens.approver })).status).toBe(403);
+    const csrf = csrfOf((await request(app).get('/versions/2/review').set(session)).text);
+    const ok = await request(app).post('/versions/2/approve').set(session).type('form').send({ note: 'ok', _csrf: csrf, expected: 'PendingManualApproval' });
+    expect(ok.status).toBe(303);
+    expect((await registry.show(2)).status).toBe('Approved');
+    expect(() => parsePublicUrl('console.example.com')).toThrow("--public-url 'console.example.com' is not a URL");
+    expect(() => parsePublicUrl('https://console.example.com/app')).toThrow('must be an origin only');
   });
 
   it('needs an explicit override and a reason to approve a version whose gates failed, and records it as one', async () => {
