@@ -213,7 +213,7 @@ function knownLimits(v: ModelVersion, facts: VersionInsights | string, test: Eva
       items.push(`${missing.map(([n]) => n).join(', ')} ${missing.length === 1 ? 'is' : 'are'} often missing (e.g. anonymous baskets): those predictions rest on the remaining inputs.`);
     }
     items.push(
-      'A category not seen in training (a new store format or region) is scored as missing, following each split\'s default direction; watch the API\'s drift and unknown-category metrics after a store opening.',
+      'A category not seen in training (a new store format or region) is scored by the API as missing, following each split\'s default direction, and counted per feature (pricesense_unknown_categories_total); an API started with PRICESENSE_UNKNOWN_CATEGORIES=reject refuses such a request with 400 instead. Watch the drift and unknown-category figures after a store opening.',
     );
     if (facts.aggregation === 'hard') items.push('Probabilities are vote fractions of the trees (hard voting), coarse by construction.');
     items.push(`Trained on data up to ${facts.training.createdAt.slice(0, 10)}; price sensitivity moves with promotions and seasons, so retrain when the API reports drift (PSI > 0.25).`);

@@ -75,7 +75,10 @@ function driftSection(live: LiveSnapshot): Html {
 
 function unknownSection(live: LiveSnapshot): Html {
   if (live.unknownCategories === null) {
-    return notice('info', 'This API does not export unknown-category counts (a version that scores unseen categories as missing does); it refuses such requests instead, so they show up as 4xx above.');
+    return notice(
+      'info',
+      html`No unknown categories reported. The API scores a category not seen in training as missing and counts it per feature (<code>pricesense_unknown_categories_total</code>) from the first one on; started with <code>PRICESENSE_UNKNOWN_CATEGORIES=reject</code> it refuses such requests instead, and they show up as 4xx above.`,
+    );
   }
   if (live.unknownCategories.length === 0) return notice('info', 'No unknown categories seen.');
   const { series, rows } = perFeature(live.unknownCategories);
