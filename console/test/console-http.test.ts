@@ -60,14 +60,17 @@ describe('registry console over HTTP', () => {
   const rowOf = (page: string, version: number): string => new RegExp(`<tr data-version="${version}">[\\s\\S]*?</tr>`).exec(page)![0];
 
   it('answers 401 with the sign-in page to anyone without valid credentials; health and assets are public', async () => {
-    const { app } = await consoleApp();
-    for (const url of ['/', '/versions/1', '/compare?a=1&b=2', '/versions/2/review', '/versions/2/card', '/nowhere']) {
+    const { app, registry } = await consoleApp({ api: new URL('http://localhost:1') });
+    for (const url of ['/', '/versions/1', '/compare?a=1&b=2', '/versions/2/review', '/versions/2/card', '/nowhere', '/login']) {
       const res = await request(app).get(url);
-      expect(res.status).toBe(401);
-      expect(res.headers['www-authenticate']).toBe('Bearer realm="pricesense-console"');
+      expect(res.status).toBe(url === '/login' ? 200 : 401);
+      if (url !== '/login') expect(res.headers['www-authenticate']).toBe('Bearer realm="pricesense-console"');
       expect(res.text).toContain('<form method="post" action="/login">');
       expect(res.text).not.toContain('approver@example.com');
+      // Nothing about where the registry, lake or API live before signing in.
+      for (const secret of [registry.uri, fx.lakeDir, 'localhost:1']) expect(res.text).not.toContain(secret);
     }
+    expect((await request(app).get('/').set(bearer(tokens.viewer))).text).toContain(`registry <code>${registry.uri}</code>`);
     expect((await request(app).get('/').set(bearer('psc_not-a-token'))).status).toBe(401);
     expect((await request(app).post('/versions/2/approve').type('form').send({ note: 'x' })).status).toBe(401);
     expect((await request(app).get('/healthz')).body).toEqual({ status: 'ok' });
