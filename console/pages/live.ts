@@ -1,6 +1,6 @@
 /** Live: what the serving API reports — served versions, requests and latency per version, drift (PSI) and unknown categories per feature. */
 import type { Principal } from '../auth';
-import { groupedBars, horizontalBars } from '../charts/bars';
+import { axisNumber, groupedBars, horizontalBars } from '../charts/bars';
 import { html, type Html } from '../html';
 import { PSI_THRESHOLDS, type FeatureValue, type LiveSnapshot } from '../serving-api';
 import { layout, notice, pct, shortSha, type Site } from './layout';
@@ -42,6 +42,7 @@ function trafficSection(live: LiveSnapshot): Html {
     series: ['p50 ms', 'p99 ms'],
     values: [live.traffic.map((t) => t.p50Ms), live.traffic.map((t) => t.p99Ms)],
     format: (x) => ms(x),
+    axisFormat: axisNumber,
     yLabel: 'milliseconds',
   })}</div>
 <table class="traffic"><thead><tr><th scope="col">version</th><th scope="col" class="num">requests</th><th scope="col" class="num">4xx</th><th scope="col" class="num">5xx</th><th scope="col" class="num">mean ms</th><th scope="col" class="num">p50 ms</th><th scope="col" class="num">p99 ms</th></tr></thead><tbody>${live.traffic.map(
@@ -92,6 +93,7 @@ function unknownSection(live: LiveSnapshot): Html {
     style: 'bar',
     min: 0,
     format: (x) => pct(x),
+    axisFormat: (x) => `${axisNumber(x * 100)}%`,
     xLabel: 'share of values',
   });
 }
