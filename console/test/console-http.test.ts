@@ -20,6 +20,7 @@ import { LocalLake } from '../../etl/lake/local';
 import { LocalRegistry, type ModelVersion } from '../../model/registry';
 import { createConsoleApp, parsePublicUrl } from '../app';
 import { versionsPage } from '../pages/versions';
+import { readAuthConfig } from '../auth-config';
 import { Authenticator, SESSION_COOKIE } from '../auth';
 import { buildModelCard, cardHtmlDocument, cardMarkdown } from '../card';
 import { startConsole } from '../server';
@@ -467,20 +468,33 @@ describe('registry console over HTTP', () => {
     await expect(startConsole({ registry: fx.registryDir, auth: path.join(dir, 'none.json'), port: 0, logger: silent })).rejects.toThrow('no console access configuration at');
   });
 
-  it('runs next to the demo API with --keep-serving, and says why when it cannot', async () => {
+  it('runs next to the demo API with --keep-serving, and says why when it cannot; its token lives only while the demo serves', async () => {
     const demoDir = path.join(dir, 'demo');
+    const auth = path.join(demoDir, 'console-auth.json');
     const summary = { dir: demoDir, registry: fx.registryDir, lake: fx.lakeDir, url: 'http://127.0.0.1:8080' } as DemoSummary;
+    const demoTokens = async () => (await readAuthConfig(auth)).tokens.filter((t) => t.identity === 'demo').length;
     const ui = await startDemoConsole(summary, 0);
     try {
-      expect(ui.line).toBe(`console     ${ui.running!.url}/login — sign in with ${ui.token} (approver "demo"; stored hashed in ${path.join(demoDir, 'console-auth.json')})\n`);
+      expect(ui.line).toBe(`console     ${ui.running!.url}/login — sign in with ${ui.token} (approver "demo", valid while the demo serves; stored hashed in ${auth})\n`);
       const page = await fetch(`${ui.running!.url}/versions/1/review`, { headers: bearer(ui.token!) });
       expect(await page.text()).toContain('Deciding as <strong>demo</strong>');
       const clash = await startDemoConsole(summary, ui.running!.port);
       expect(clash.running).toBeUndefined();
       expect(clash.line).toBe(`console     not started: cannot listen on 127.0.0.1:${ui.running!.port}: the port is in use (choose another with --port)\n`);
     } finally {
-      await ui.running?.close();
+      await ui.close();
     }
+    expect(await demoTokens()).toBe(0);
+    // Runs one after another leave one demo token at most, never a growing list.
+    const again = await startDemoConsole(summary, 0);
+    try {
+      expect(await demoTokens()).toBe(1);
+      expect((await fetch(`${again.running!.url}/`, { headers: bearer(ui.token!) })).status).toBe(401);
+      expect((await fetch(`${again.running!.url}/`, { headers: bearer(again.token!) })).status).toBe(200);
+    } finally {
+      await again.close();
+    }
+    expect(await demoTokens()).toBe(0);
   });
 
   describe('with --api', () => {
