@@ -100,7 +100,7 @@ function bodyField(req: Request, name: string): string {
 
 export function createConsoleApp(options: ConsoleAppOptions): express.Express {
   const { registry, auth, logger } = options;
-  const data = new VersionData(registry, options.lake);
+  const data = new VersionData(registry, options.lake, logger);
   const site: Site = { registryUri: registry.uri, lakeUri: options.lake?.root, apiUrl: options.api?.href };
   const app = express();
   app.disable('x-powered-by');
@@ -228,7 +228,7 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
   });
 
   const renderVersion = async (res: Response, v: ModelVersion, verify?: VerifyResult): Promise<void> => {
-    const [state, insights, gold, card] = await Promise.all([serving(), data.insights(v).catch((err: Error) => err.message), data.goldManifest(), modelCardOf(data, v)]);
+    const [state, insights, gold, card] = await Promise.all([serving(), data.insightsOrReason(v), data.goldManifest(), modelCardOf(data, v)]);
     sendPage(
       res,
       200,

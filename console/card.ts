@@ -262,7 +262,7 @@ export function buildModelCard(input: CardInput): ModelCard {
 
 /** The card of a registered version, reading its forest and the lake's manifest through the console's data access. */
 export async function modelCardOf(data: VersionData, v: ModelVersion): Promise<ModelCard> {
-  const [insights, gold] = await Promise.all([data.insights(v).catch((err: Error) => err.message), data.goldManifest()]);
+  const [insights, gold] = await Promise.all([data.insightsOrReason(v), data.goldManifest()]);
   return buildModelCard({ version: v, insights, gold, registryUri: data.registry.uri, generatedAt: new Date().toISOString() });
 }
 

@@ -5,6 +5,8 @@
  * once; only the small derived facts are kept, keyed by the artifact digest, so a
  * 50 MB forest is never held in memory between requests.
  */
+import type { Logger } from 'pino';
+import { UserError } from '../etl/errors';
 import { readGoldManifest, readGoldSplit, type GoldManifest } from '../etl/gold';
 import type { FeatureStats, GoldTable } from '../etl/gold-schema';
 import type { Lake } from '../etl/lake/types';
@@ -64,7 +66,23 @@ export class VersionData {
   constructor(
     readonly registry: Registry,
     readonly lake?: Lake,
+    private readonly logger?: Logger,
   ) {}
+
+  /**
+   * Why something could not be shown, fit for a page: our own errors say what to do;
+   * anything else (a storage SDK's or DuckDB's message) stays in the log.
+   */
+  reason(err: unknown, what: string): string {
+    if (err instanceof UserError) return err.message;
+    this.logger?.error({ err, what }, `${what} failed`);
+    return `${what} failed with an internal error (the details are in the console's log)`;
+  }
+
+  /** The version's insights, or why there are none (for pages and the card). */
+  insightsOrReason(v: ModelVersion): Promise<VersionInsights | string> {
+    return this.insights(v).catch((err: unknown) => this.reason(err, `reading version ${v.version}'s forest`));
+  }
 
   /** The lake's published gold manifest, or a reason there is none. */
   async goldManifest(): Promise<GoldManifest | string> {
@@ -72,7 +90,7 @@ export class VersionData {
     try {
       return await readGoldManifest(this.lake);
     } catch (err) {
-      return (err as Error).message;
+      return this.reason(err, "reading the lake's gold manifest");
     }
   }
 
@@ -145,7 +163,7 @@ export class VersionData {
       const { importances, rows } = saabasImportance(compiled, table, SAABAS_MAX_ROWS);
       return { importances, rows, manifestSha256: manifest.sha256, matchesLineage: manifest.sha256 === v.lineage.datasetManifestSha256 };
     } catch (err) {
-      return `cannot explain the test split: ${(err as Error).message}`;
+      return `cannot explain the test split: ${this.reason(err, "reading the lake's test split")}`;
     }
   }
 }

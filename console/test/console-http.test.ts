@@ -367,6 +367,28 @@ describe('registry console over HTTP', () => {
     expect((await request(app).get('/versions/4').set(bearer(tokens.viewer))).text).toContain('audit trail does not verify');
   });
 
+  it('keeps a storage engine’s own error message out of pages and the card (logged instead)', async () => {
+    const copy = path.join(dir, `registry-copy-${++copies}`);
+    await cp(fx.registryDir, copy, { recursive: true });
+    /** The real lake, whose gold manifest read fails as an SDK would: with an internal message. */
+    class FailingLake extends LocalLake {
+      override async read(key: string): Promise<Buffer> {
+        if (key.includes('gold')) throw new Error('SdkInternal: socket hang up at TLSSocket.onConnectEnd (internal/bucket-7f3a)');
+        return super.read(key);
+      }
+    }
+    const logged: string[] = [];
+    const logger = pino({ level: 'error' }, { write: (line: string) => void logged.push(line) });
+    const app = createConsoleApp({ registry: new LocalRegistry(copy), auth: await Authenticator.open(tokens.file), logger, lake: new FailingLake(fx.lakeDir) });
+    for (const url of ['/versions/1', '/versions/1/card?format=md']) {
+      const res = await request(app).get(url).set(bearer(tokens.viewer));
+      expect(res.status).toBe(200);
+      expect(res.text).not.toContain('SdkInternal');
+      expect(res.text).toMatch(/reading the lake(&#39;|')s gold manifest failed with an internal error \(the details are in the console(&#39;|')s log\)/);
+    }
+    expect(logged.join('')).toContain('SdkInternal: socket hang up');
+  });
+
   it('serves the model card, and the CLI writes the same card', async () => {
     const { app } = await consoleApp();
     const md = await request(app).get('/versions/1/card?format=md').set(bearer(tokens.viewer));
