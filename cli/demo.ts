@@ -9,7 +9,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { startServer, type RunningServer } from '../api/server';
 import { DEFAULT_CONFIG } from '../api/config';
-import { addToken } from '../console/auth-config';
+import { addToken, revokeTokens } from '../console/auth-config';
 import { DEFAULT_CONSOLE_PORT, startConsole, type RunningConsole } from '../console/server';
 import { UserError } from '../etl/errors';
 import { readGoldSplit } from '../etl/gold';
@@ -236,25 +236,45 @@ export function formatSummary(s: DemoSummary, keepServing: boolean): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** The identity of the demo's console token. */
+const DEMO_IDENTITY = 'demo';
+
 export interface DemoConsole {
   readonly running?: RunningConsole;
   readonly token?: string;
   /** The summary line: where to sign in, or why the console did not start. */
   readonly line: string;
+  /** Stops the console and revokes the demo token: it is valid only while the demo serves. */
+  close(): Promise<void>;
 }
 
 /**
  * With --keep-serving, the registry console runs next to the API, on the demo's registry
- * and lake, with a fresh approver token for "demo" (kept hashed in the demo directory).
+ * and lake, with an approver token for "demo" (kept hashed in the demo directory). Each
+ * run replaces the previous run's demo token, and stopping the demo revokes it, so the
+ * token printed (on the terminal, or in --json) opens nothing once the demo is gone.
  * A console that cannot start (port taken) is reported, not fatal: the API still serves.
  */
 export async function startDemoConsole(s: DemoSummary, port = DEFAULT_CONSOLE_PORT): Promise<DemoConsole> {
+  const auth = path.join(s.dir, 'console-auth.json');
+  const revoke = async (): Promise<void> => {
+    if (existsSync(auth)) await revokeTokens(auth, DEMO_IDENTITY);
+  };
   try {
-    const auth = path.join(s.dir, 'console-auth.json');
-    const { token } = await addToken(auth, 'demo', 'approver');
-    const running = await startConsole({ registry: s.registry, lake: s.lake, api: s.url, auth, port, logLevel: 'warn' });
-    return { running, token, line: `console     ${running.url}/login — sign in with ${token} (approver "demo"; stored hashed in ${auth})\n` };
+    await revoke();
+    const { token } = await addToken(auth, DEMO_IDENTITY, 'approver');
+    try {
+      const running = await startConsole({ registry: s.registry, lake: s.lake, api: s.url, auth, port, logLevel: 'warn' });
+      const close = async (): Promise<void> => {
+        await running.close();
+        await revoke();
+      };
+      return { running, token, close, line: `console     ${running.url}/login — sign in with ${token} (approver "${DEMO_IDENTITY}", valid while the demo serves; stored hashed in ${auth})\n` };
+    } catch (err) {
+      await revoke();
+      throw err;
+    }
   } catch (err) {
-    return { line: `console     not started: ${(err as Error).message}\n` };
+    return { line: `console     not started: ${(err as Error).message}\n`, close: async () => undefined };
   }
 }

@@ -11,9 +11,9 @@ import helmet from 'helmet';
 import type { Logger } from 'pino';
 import { UserError } from '../etl/errors';
 import type { Lake } from '../etl/lake/types';
-import { gateFailure, parseStatus, type ModelVersion, type Registry } from '../model/registry';
+import { AuditChainError, ConcurrentChangeError, gateFailure, gatesToOverride, MODEL_STATUSES, parseStatus, type ModelVersion, type Registry } from '../model/registry';
 import { ASSETS } from './assets';
-import { AuthConfigError, SESSION_COOKIE, type Authenticator, type Principal } from './auth';
+import { AmbiguousProxyHeaderError, AuthConfigError, SESSION_COOKIE, type Authenticator, type Principal } from './auth';
 import { cardHtmlDocument, cardMarkdown, modelCardOf } from './card';
 import { comparePage } from './pages/compare';
 import type { ServingState, Site } from './pages/layout';
@@ -22,6 +22,7 @@ import { errorPage, loginPage, safeNext } from './pages/login';
 import { reviewPage, type Decision, type DecisionForm } from './pages/review';
 import { versionPage } from './pages/version';
 import { versionsPage } from './pages/versions';
+import { Reused } from './reuse';
 import { readLive } from './serving-api';
 import { VersionData, type VerifyResult } from './version-data';
 
@@ -33,7 +34,24 @@ export interface ConsoleAppOptions {
   readonly api?: URL;
   /** Express's "trust proxy" (hops or addresses): set it when TLS ends at a proxy, so cookies get Secure. */
   readonly trustProxy?: string | number | boolean;
+  /**
+   * The URL people open the console at (--public-url). Form posts must come from its origin;
+   * without it, from the origin the request itself names (scheme and Host), which a proxy
+   * that terminates TLS or rewrites Host changes. An https URL also makes the cookie Secure.
+   */
+  readonly publicUrl?: URL;
+  /**
+   * How long the registry listing and the serving API's state are reused between page
+   * views (default REUSE_MS); decisions made through this console refresh them at once.
+   */
+  readonly reuseMs?: number;
 }
+
+/** Default reuse of the registry listing and the serving API's state (see Reused). */
+export const REUSE_MS = 5000;
+
+/** Rows of the versions table per page. */
+export const VERSIONS_PER_PAGE = 100;
 
 /** Longest note or override reason accepted (the audit trail is not a document store). */
 export const MAX_NOTE_LENGTH = 2000;
@@ -60,6 +78,21 @@ function parseVersionParam(text: unknown): number {
   return Number(s);
 }
 
+/** --public-url: an http(s) origin, nothing after it (the console serves from its root). */
+export function parsePublicUrl(text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UserError(`--public-url '${text}' is not a URL: expected the address people open the console at, e.g. https://console.example.com`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UserError(`--public-url '${text}' must be http:// or https://`);
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username || url.password) {
+    throw new UserError(`--public-url '${text}' must be an origin only (scheme, host and port, e.g. https://console.example.com): the console is served from the root of its host`);
+  }
+  return url;
+}
+
 function bodyField(req: Request, name: string): string {
   const v = (req.body as Record<string, unknown> | undefined)?.[name];
   return typeof v === 'string' ? v : '';
@@ -67,7 +100,7 @@ function bodyField(req: Request, name: string): string {
 
 export function createConsoleApp(options: ConsoleAppOptions): express.Express {
   const { registry, auth, logger } = options;
-  const data = new VersionData(registry, options.lake);
+  const data = new VersionData(registry, options.lake, logger);
   const site: Site = { registryUri: registry.uri, lakeUri: options.lake?.root, apiUrl: options.api?.href };
   const app = express();
   app.disable('x-powered-by');
@@ -125,7 +158,8 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
     const fetchSite = req.get('sec-fetch-site');
     if (fetchSite && fetchSite !== 'same-origin' && fetchSite !== 'none') return `a ${fetchSite} request`;
     const origin = req.get('origin');
-    if (origin && origin !== `${req.protocol}://${req.get('host')}`) return `a request from ${origin}`;
+    const ours = options.publicUrl?.origin ?? `${req.protocol}://${req.get('host')}`;
+    if (origin && origin !== ours) return `a request from ${origin}`;
     return undefined;
   };
 
@@ -143,7 +177,7 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
       res.setHeader('WWW-Authenticate', 'Bearer realm="pricesense-console"');
       return sendPage(res, 401, loginPage({ site, next: safeNext(bodyField(req, 'next')), error: 'That token is not valid (or was revoked).', proxyEnabled: auth.proxyEnabled }));
     }
-    res.cookie(SESSION_COOKIE, session.id, { httpOnly: true, sameSite: 'strict', secure: req.secure, path: '/', maxAge: session.maxAgeSeconds * 1000 });
+    res.cookie(SESSION_COOKIE, session.id, { httpOnly: true, sameSite: 'strict', secure: req.secure || options.publicUrl?.protocol === 'https:', path: '/', maxAge: session.maxAgeSeconds * 1000 });
     logger.info({ event: 'login', identity: session.principal.identity, role: session.principal.role }, 'signed in');
     res.redirect(303, safeNext(bodyField(req, 'next')));
   });
@@ -170,25 +204,31 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
     res.redirect(303, '/login');
   });
 
+  const reuseMs = options.reuseMs ?? REUSE_MS;
+  const listing = new Reused(reuseMs, () => registry.list());
+  const latestApproved = new Reused(reuseMs, async () => (await registry.latestApproved())?.version);
+  const api = options.api;
+  const live = api ? new Reused(reuseMs, () => readLive(api)) : undefined;
   const serving = async (): Promise<ServingState> => {
-    const latestApproved = (await registry.latestApproved())?.version;
-    if (!options.api) return { latestApproved, api: undefined };
+    const latest = await latestApproved.get();
+    if (!live) return { latestApproved: latest, api: undefined };
     try {
-      return { latestApproved, api: { models: (await readLive(options.api)).models } };
+      return { latestApproved: latest, api: { models: (await live.get()).models } };
     } catch (err) {
-      return { latestApproved, api: { error: (err as Error).message } };
+      return { latestApproved: latest, api: { error: (err as Error).message } };
     }
   };
 
   app.get('/', async (req, res) => {
     const status = typeof req.query.status === 'string' && req.query.status ? parseStatus(req.query.status) : undefined;
-    const [all, state] = await Promise.all([registry.list(), serving()]);
+    const page = typeof req.query.page === 'string' && /^\d{1,6}$/.test(req.query.page) ? Math.max(1, Number(req.query.page)) : 1;
+    const [all, state] = await Promise.all([listing.get(), serving()]);
     const versions = status ? all.filter((v) => v.status === status) : all;
-    sendPage(res, 200, versionsPage({ site, principal: principalOf(res), versions, all, status, serving: state }));
+    sendPage(res, 200, versionsPage({ site, principal: principalOf(res), versions, all, status, serving: state, page: { number: page, size: VERSIONS_PER_PAGE } }));
   });
 
   const renderVersion = async (res: Response, v: ModelVersion, verify?: VerifyResult): Promise<void> => {
-    const [state, insights, gold, card] = await Promise.all([serving(), data.insights(v).catch((err: Error) => err.message), data.goldManifest(), modelCardOf(data, v)]);
+    const [state, insights, gold, card] = await Promise.all([serving(), data.insightsOrReason(v), data.goldManifest(), modelCardOf(data, v)]);
     sendPage(
       res,
       200,
@@ -201,9 +241,14 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
   });
 
   app.post('/versions/:n/verify', async (req, res) => {
-    const v = await registry.show(parseVersionParam(req.params.n));
-    const result = await data.verify(v);
-    logger.info({ event: 'verify', version: v.version, ok: result.ok, identity: principalOf(res).identity }, 'artifact digest verified');
+    const n = parseVersionParam(req.params.n);
+    const result = await data.verify(n);
+    logger.info({ event: 'verify', version: n, ok: result.ok, identity: principalOf(res).identity }, 'version verified');
+    // A trail that does not verify cannot be shown as a version page: the registry refuses to read it.
+    const v = await registry.show(n).catch((err: unknown) => {
+      if (err instanceof AuditChainError && !result.ok) throw new HttpError(409, `Verification FAILED for v${n}`, `${result.problems.join('; ')}. The version is not served while this holds: restore the altered files from a backup, or reject and re-register it.`);
+      throw err;
+    });
     await renderVersion(res, v, result);
   });
 
@@ -242,33 +287,40 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
     const refuse = (status: number, error: string) => renderReview(res, status, v, { error, form });
     if (!form.note) return refuse(400, `A note is required: say why you ${decision} v${n} (it is recorded in the audit trail).`);
     if (form.note.length > MAX_NOTE_LENGTH || form.overrideReason.length > MAX_NOTE_LENGTH) return refuse(400, `Notes are limited to ${MAX_NOTE_LENGTH} characters.`);
-    const expected = bodyField(req, 'expected');
-    if (expected && expected !== v.status) {
-      return refuse(409, `v${n} changed from ${expected} to ${v.status} while you were reviewing it: nothing was changed; review its current state and decide again.`);
+    // The status the page showed: the registry applies the decision only if the version is still in it, atomically with the write.
+    const expected = MODEL_STATUSES.find((st) => st === bodyField(req, 'expected'));
+    if (!expected) return refuse(400, `The form does not say which status of v${n} you decided on: reload the review page and decide again.`);
+    const toOverride = decision === 'approve' ? gatesToOverride(v.metrics) : undefined;
+    if (toOverride && (!form.override || !form.overrideReason)) {
+      const what = gateFailure(v.metrics) ? `failed its quality gates (${toOverride})` : 'has no quality gate results (it was never evaluated)';
+      return refuse(400, `v${n} ${what}: approving it needs the override box ticked and a reason.`);
     }
-    let note = form.note;
-    const failure = gateFailure(v.metrics);
-    if (decision === 'approve' && failure) {
-      if (!form.override || !form.overrideReason) {
-        return refuse(400, `v${n} failed its quality gates (${failure}): approving it needs the override box ticked and a reason.`);
-      }
-      note = `${form.note} | GATE OVERRIDE: ${form.overrideReason} (${failure})`;
-    }
+    const options = { expected, ...(toOverride ? { overrideGates: { reason: form.overrideReason } } : {}) };
     try {
-      if (decision === 'approve') await registry.approve(n, note, principal.identity);
-      else await registry.reject(n, note, principal.identity);
+      if (decision === 'approve') await registry.approve(n, form.note, principal.identity, options);
+      else await registry.reject(n, form.note, principal.identity, options);
     } catch (err) {
+      if (err instanceof ConcurrentChangeError) {
+        const now = await registry.show(n);
+        const last = now.audit[now.audit.length - 1];
+        const what =
+          now.status === expected ? `another change to v${n} was being made at the same moment` : `v${n} changed from ${expected} to ${now.status} while you were reviewing it (by ${last.by} at ${last.at})`;
+        return renderReview(res, 409, now, { error: `${what}: nothing was changed; review its current state and decide again.`, form });
+      }
       if (err instanceof UserError) return refuse(409, err.message);
       throw err;
     }
-    logger.info({ event: 'decision', decision, version: n, identity: principal.identity, via: principal.via, override: decision === 'approve' && !!failure }, `${decision} v${n}`);
+    listing.invalidate();
+    latestApproved.invalidate();
+    logger.info({ event: 'decision', decision, version: n, identity: principal.identity, via: principal.via, override: !!toOverride }, `${decision} v${n}`);
     res.redirect(303, `/versions/${n}/review?done=1`);
   };
   app.post('/versions/:n/approve', decide('approve'));
   app.post('/versions/:n/reject', decide('reject'));
 
   app.get('/compare', async (req, res) => {
-    const [all, state] = await Promise.all([registry.list(), serving()]);
+    // The pickers need the version numbers only (the reused listing); the two compared are read afresh.
+    const [all, state] = await Promise.all([listing.get(), serving()]);
     const pick = async (q: unknown): Promise<ModelVersion | undefined> => (q === undefined || q === '' ? undefined : registry.show(parseVersionParam(q)));
     const [a, b] = await Promise.all([pick(req.query.a), pick(req.query.b)]);
     const [ia, ib] = await Promise.all([a && data.insights(a).catch(() => undefined), b && data.insights(b).catch(() => undefined)]);
@@ -276,9 +328,9 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
   });
 
   app.get('/live', async (_req, res) => {
-    if (!options.api) throw new HttpError(404, 'No serving API configured', 'start the console with --api <serving URL> to see live drift and traffic');
-    const live = await readLive(options.api).catch((err: Error) => err.message);
-    sendPage(res, 200, livePage({ site, principal: principalOf(res), live }));
+    if (!live) throw new HttpError(404, 'No serving API configured', 'start the console with --api <serving URL> to see live drift and traffic');
+    const snapshot = await live.get().catch((err: Error) => err.message);
+    sendPage(res, 200, livePage({ site, principal: principalOf(res), live: snapshot }));
   });
 
   app.use((_req: Request, _res: Response) => {
@@ -296,6 +348,11 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
       status = 503;
       title = 'Access configuration unusable';
       message = `nobody can sign in until it is fixed: ${err.message}`;
+    } else if (err instanceof AmbiguousProxyHeaderError) {
+      status = 400;
+      title = 'Ambiguous identity headers';
+      message = `refused: ${err.message}`;
+      logger.warn({ event: 'proxy_header_repeated', ip: req.ip, message: err.message }, 'proxy identity header sent more than once');
     } else if (err instanceof UserError) {
       status = /not found/.test(err.message) ? 404 : 400;
       title = status === 404 ? 'Not found' : 'Cannot do that';

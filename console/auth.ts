@@ -44,15 +44,33 @@ interface Session {
 /** The parts of a request authentication looks at (Express's Request has them). */
 export interface AuthRequest {
   readonly headers: Record<string, string | string[] | undefined>;
+  /** Each header's values as sent, repeats apart (Node's IncomingMessage has it; `headers` joins repeats of most with ", "). */
+  readonly headersDistinct?: Record<string, string[] | undefined>;
   readonly socket: { readonly remoteAddress?: string };
 }
 
 /** The access configuration is unusable (e.g. edited into invalid JSON): nobody gets in until it is fixed. */
 export class AuthConfigError extends Error {}
 
+/**
+ * A proxy identity header arrived more than once: the proxy appended its value to one
+ * the client sent instead of replacing it, so which one is the proxy's cannot be told.
+ */
+export class AmbiguousProxyHeaderError extends Error {}
+
 function header(req: AuthRequest, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+/** The one value of a header the proxy sets; refused when the request carries it more than once. */
+function proxyHeader(req: AuthRequest, name: string): string | undefined {
+  const v = req.headersDistinct?.[name] ?? req.headers[name];
+  const values = v === undefined ? [] : Array.isArray(v) ? v : [v];
+  if (values.length > 1) {
+    throw new AmbiguousProxyHeaderError(`the request carries ${name} ${values.length} times: the proxy must replace any copy the client sent, not add to it`);
+  }
+  return values[0];
 }
 
 export function parseCookies(headerValue: string | undefined): Record<string, string> {
@@ -180,9 +198,10 @@ export class Authenticator {
     const peer = (req.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
     const family = peer.includes(':') ? 'ipv6' : 'ipv4';
     if (!peer || !this.proxies.check(peer, family)) return undefined;
-    const identity = header(req, proxy.identityHeader)?.trim();
+    const identity = proxyHeader(req, proxy.identityHeader)?.trim();
+    const groupList = proxyHeader(req, proxy.groupsHeader);
     if (!identity) return undefined;
-    const groups = (header(req, proxy.groupsHeader) ?? '')
+    const groups = (groupList ?? '')
       .split(',')
       .map((g) => g.trim())
       .filter(Boolean);

@@ -213,12 +213,14 @@ function knownLimits(v: ModelVersion, facts: VersionInsights | string, test: Eva
       items.push(`${missing.map(([n]) => n).join(', ')} ${missing.length === 1 ? 'is' : 'are'} often missing (e.g. anonymous baskets): those predictions rest on the remaining inputs.`);
     }
     items.push(
-      'A category not seen in training (a new store format or region) is scored as missing, following each split\'s default direction; watch the API\'s drift and unknown-category metrics after a store opening.',
+      'A category not seen in training (a new store format or region) is scored by the API as missing, following each split\'s default direction, and counted per feature (pricesense_unknown_categories_total); an API started with PRICESENSE_UNKNOWN_CATEGORIES=reject refuses such a request with 400 instead. Watch the drift and unknown-category figures after a store opening.',
     );
     if (facts.aggregation === 'hard') items.push('Probabilities are vote fractions of the trees (hard voting), coarse by construction.');
     items.push(`Trained on data up to ${facts.training.createdAt.slice(0, 10)}; price sensitivity moves with promotions and seasons, so retrain when the API reports drift (PSI > 0.25).`);
   }
   if (v.lineage.forced) items.push('Registered with --force although its quality gates failed.');
+  const override = [...v.audit].reverse().find((e) => e.override);
+  if (override?.override) items.push(`Approved by ${override.by} with a gate override (${override.override.gates}): ${override.override.reason}.`);
   return { id: 'limits', title: 'Known limits', blocks: [{ kind: 'list', items }] };
 }
 
@@ -229,8 +231,8 @@ function approvalHistory(v: ModelVersion): CardSection {
     blocks: [
       {
         kind: 'table',
-        headers: ['when (UTC)', 'who', 'change', 'note'],
-        rows: v.audit.map((e) => [e.at, e.by, `${e.from ?? 'registered'} → ${e.to}`, e.note || '—']),
+        headers: ['when (UTC)', 'who', 'change', 'note', 'gate override'],
+        rows: v.audit.map((e) => [e.at, e.by, `${e.from ?? 'registered'} → ${e.to}`, e.note || '—', e.override ? `OVERRIDE of ${e.override.gates}: ${e.override.reason}` : '—']),
       },
     ],
   };
@@ -260,24 +262,41 @@ export function buildModelCard(input: CardInput): ModelCard {
 
 /** The card of a registered version, reading its forest and the lake's manifest through the console's data access. */
 export async function modelCardOf(data: VersionData, v: ModelVersion): Promise<ModelCard> {
-  const [insights, gold] = await Promise.all([data.insights(v).catch((err: Error) => err.message), data.goldManifest()]);
+  const [insights, gold] = await Promise.all([data.insightsOrReason(v), data.goldManifest()]);
   return buildModelCard({ version: v, insights, gold, registryUri: data.registry.uri, generatedAt: new Date().toISOString() });
 }
 
-function mdCell(text: string): string {
-  return text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+/**
+ * Plain text as Markdown that renders as exactly that text. Every string of a card may
+ * come from registry content (identities, notes, code version, hyperparameters, feature
+ * and class names), so none may become markup: HTML's specials become entities (no raw
+ * HTML, no <autolink>), Markdown's inline syntax is backslash-escaped (no links, images,
+ * emphasis, code spans, table cells), line breaks become spaces and a leading block
+ * marker is escaped (no heading, list, quote or code block).
+ */
+export function mdText(text: string): string {
+  return text
+    .replace(/\s+/g, ' ')
+    .trim()
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/[\\`*_[\]|~!]/g, '\\$&')
+    .replace(/^[#+=-]/, '\\$&')
+    .replace(/^(\d+)([.)])/, '$1\\$2');
 }
 
 export function cardMarkdown(card: ModelCard): string {
-  const out: string[] = [`# ${card.title}`, '', card.summary, ''];
+  const row = (cells: readonly string[]): string => `| ${cells.map(mdText).join(' | ')} |`;
+  const out: string[] = [`# ${mdText(card.title)}`, '', mdText(card.summary), ''];
   for (const s of card.sections) {
-    out.push(`## ${s.title}`, '');
+    out.push(`## ${mdText(s.title)}`, '');
     for (const b of s.blocks) {
-      if (b.kind === 'p') out.push(b.text, '');
-      else if (b.kind === 'list') out.push(...b.items.map((i) => `- ${i}`), '');
+      if (b.kind === 'p') out.push(mdText(b.text), '');
+      else if (b.kind === 'list') out.push(...b.items.map((i) => `- ${mdText(i)}`), '');
       else {
         const headers = b.headers.every((h) => h === '') ? b.headers.map((_, i) => (i === 0 ? 'field' : 'value')) : b.headers;
-        out.push(`| ${headers.map(mdCell).join(' | ')} |`, `| ${headers.map(() => '---').join(' | ')} |`, ...b.rows.map((r) => `| ${r.map(mdCell).join(' | ')} |`), '');
+        out.push(row(headers), `| ${headers.map(() => '---').join(' | ')} |`, ...b.rows.map(row), '');
       }
     }
   }

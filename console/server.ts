@@ -10,7 +10,7 @@ import { UserError } from '../etl/errors';
 import { openLake } from '../etl/lake';
 import type { Lake } from '../etl/lake/types';
 import { openRegistry, registryUri, type Registry } from '../model/registry';
-import { createConsoleApp } from './app';
+import { createConsoleApp, parsePublicUrl } from './app';
 import { authFile } from './auth-config';
 import { Authenticator } from './auth';
 import { parseApiUrl } from './serving-api';
@@ -29,6 +29,8 @@ export interface ConsoleServerOptions {
   /** Access configuration file (default $PRICESENSE_CONSOLE_AUTH or .pricesense/console-auth.json). */
   readonly auth?: string;
   readonly trustProxy?: string | number | boolean;
+  /** The URL people open the console at, when a proxy in front changes the scheme or host. */
+  readonly publicUrl?: string;
   readonly logger?: Logger;
   readonly logLevel?: string;
 }
@@ -47,11 +49,12 @@ export function createConsoleLogger(level = 'info'): Logger {
 export async function startConsole(options: ConsoleServerOptions = {}): Promise<RunningConsole> {
   const logger = options.logger ?? createConsoleLogger(options.logLevel);
   const api = options.api ? parseApiUrl(options.api) : undefined;
+  const publicUrl = options.publicUrl === undefined ? undefined : parsePublicUrl(options.publicUrl);
   const auth = await Authenticator.open(authFile(options.auth));
   const lakeUri = options.lake ?? process.env.PRICESENSE_LAKE;
   const lake: Lake | undefined = lakeUri ? await openLake(lakeUri) : undefined;
   const registry = typeof options.registry === 'object' ? options.registry : await openRegistry(registryUri(options.registry), lake ? { lake } : {});
-  const app = createConsoleApp({ registry, auth, logger, lake, api, trustProxy: options.trustProxy });
+  const app = createConsoleApp({ registry, auth, logger, lake, api, trustProxy: options.trustProxy, publicUrl });
   const server = http.createServer(app);
   // Slow or idle clients must not pin sockets forever.
   server.headersTimeout = 20_000;

@@ -5,13 +5,14 @@
  * once; only the small derived facts are kept, keyed by the artifact digest, so a
  * 50 MB forest is never held in memory between requests.
  */
-import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { UserError } from '../etl/errors';
 import { readGoldManifest, readGoldSplit, type GoldManifest } from '../etl/gold';
 import type { FeatureStats, GoldTable } from '../etl/gold-schema';
 import type { Lake } from '../etl/lake/types';
 import type { FeatureSpec, ForestFileV1 } from '../model/format';
 import { parseForest } from '../model/forest-file';
-import { ChecksumMismatchError, type ModelVersion, type Registry } from '../model/registry';
+import type { ModelVersion, Registry } from '../model/registry';
 import { CompiledForest } from '../model/walker';
 import { impurityImportance, saabasImportance, type Importance } from './importance';
 
@@ -43,22 +44,45 @@ export interface VersionInsights {
 
 export interface VerifyResult {
   readonly ok: boolean;
-  readonly expected: string;
-  /** The digest of the stored bytes, when they could be read. */
-  readonly actual: string | null;
-  readonly bytes: number | null;
+  /** When the registry last checked (a result is reused for VERIFY_REUSE_MS). */
   readonly checkedAt: string;
-  readonly message: string;
+  /** Integrity failures as the registry reports them (chain entries, artifact digest). */
+  readonly problems: readonly string[];
+  /** Worth knowing, not failures (e.g. a status changed outside pricesense). */
+  readonly warnings: readonly string[];
 }
+
+/**
+ * How long a verification is reused: each one re-reads the whole artifact (tens of MB from
+ * S3), and any viewer may ask for it, so repeated clicks within this window share one read.
+ */
+export const VERIFY_REUSE_MS = 30_000;
 
 export class VersionData {
   private readonly insightCache = new Map<string, Promise<VersionInsights>>();
+  private readonly verifyCache = new Map<number, { started: number; result: Promise<VerifyResult> }>();
   private testSplit: { sha256: string; table: Promise<GoldTable> } | undefined;
 
   constructor(
     readonly registry: Registry,
     readonly lake?: Lake,
+    private readonly logger?: Logger,
   ) {}
+
+  /**
+   * Why something could not be shown, fit for a page: our own errors say what to do;
+   * anything else (a storage SDK's or DuckDB's message) stays in the log.
+   */
+  reason(err: unknown, what: string): string {
+    if (err instanceof UserError) return err.message;
+    this.logger?.error({ err, what }, `${what} failed`);
+    return `${what} failed with an internal error (the details are in the console's log)`;
+  }
+
+  /** The version's insights, or why there are none (for pages and the card). */
+  insightsOrReason(v: ModelVersion): Promise<VersionInsights | string> {
+    return this.insights(v).catch((err: unknown) => this.reason(err, `reading version ${v.version}'s forest`));
+  }
 
   /** The lake's published gold manifest, or a reason there is none. */
   async goldManifest(): Promise<GoldManifest | string> {
@@ -66,7 +90,7 @@ export class VersionData {
     try {
       return await readGoldManifest(this.lake);
     } catch (err) {
-      return (err as Error).message;
+      return this.reason(err, "reading the lake's gold manifest");
     }
   }
 
@@ -76,20 +100,23 @@ export class VersionData {
   }
 
   /**
-   * The verify action: re-reads the stored artifact and recomputes its SHA-256 against
-   * the registered digest, through the registry's own fetch (what the API does on load).
+   * The verify action: the registry's own `verify` for this version — its hash-chained
+   * audit trail and the stored artifact's SHA-256 against the registered digest. Requests
+   * within VERIFY_REUSE_MS of a check get its result (one read in flight per version).
    */
-  async verify(v: ModelVersion): Promise<VerifyResult> {
-    const checkedAt = new Date().toISOString();
-    try {
-      const bytes = await this.registry.fetch(v.version);
-      return { ok: true, expected: v.artifactSha256, actual: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length, checkedAt, message: 'the stored artifact matches its registered SHA-256' };
-    } catch (err) {
-      if (err instanceof ChecksumMismatchError) {
-        return { ok: false, expected: err.expected, actual: err.actual, bytes: null, checkedAt, message: err.message };
-      }
-      return { ok: false, expected: v.artifactSha256, actual: null, bytes: null, checkedAt, message: `cannot read the artifact: ${(err as Error).message}` };
-    }
+  async verify(version: number): Promise<VerifyResult> {
+    const now = Date.now();
+    const cached = this.verifyCache.get(version);
+    if (cached && now - cached.started < VERIFY_REUSE_MS) return cached.result;
+    const result = this.registry.verify({ version }).then(({ versions }): VerifyResult => {
+      const check = versions.find((c) => c.version === version);
+      const problems = check ? check.problems : [`the registry did not report on version ${version}`];
+      return { ok: problems.length === 0, checkedAt: new Date(now).toISOString(), problems, warnings: check?.warnings ?? [] };
+    });
+    this.verifyCache.set(version, { started: now, result });
+    result.catch(() => this.verifyCache.delete(version));
+    for (const [n, c] of this.verifyCache) if (now - c.started >= VERIFY_REUSE_MS) this.verifyCache.delete(n);
+    return result;
   }
 
   async insights(v: ModelVersion): Promise<VersionInsights> {
@@ -136,7 +163,7 @@ export class VersionData {
       const { importances, rows } = saabasImportance(compiled, table, SAABAS_MAX_ROWS);
       return { importances, rows, manifestSha256: manifest.sha256, matchesLineage: manifest.sha256 === v.lineage.datasetManifestSha256 };
     } catch (err) {
-      return `cannot explain the test split: ${(err as Error).message}`;
+      return `cannot explain the test split: ${this.reason(err, "reading the lake's test split")}`;
     }
   }
 }

@@ -28,8 +28,9 @@ export function register(program: Command): void {
     .option('--host <address>', 'address to listen on (0.0.0.0 in a container)', '127.0.0.1')
     .option('--auth <file>', AUTH_HELP)
     .option('--trust-proxy <value>', 'Express "trust proxy": hop count or addresses of the TLS-terminating proxy (makes the session cookie Secure)', trustProxy)
+    .option('--public-url <url>', 'the URL people open the console at (e.g. https://console.example.com) when a proxy in front changes the scheme or host: form posts must come from that origin')
     .option('--log-level <level>', 'pino log level', 'info')
-    .action(async (opts: { registry?: string; lake?: string; api?: string; port: number; host: string; auth?: string; trustProxy?: string | number | boolean; logLevel: string }) => {
+    .action(async (opts: { registry?: string; lake?: string; api?: string; port: number; host: string; auth?: string; trustProxy?: string | number | boolean; publicUrl?: string; logLevel: string }) => {
       const running = await startConsole({ ...opts });
       process.stderr.write(`pricesense console on ${running.url} (registry ${running.registry.uri}) — sign in at ${running.url}/login; Ctrl-C to stop\n`);
       await new Promise<void>((resolve) => {

@@ -39,7 +39,7 @@ export function register(program: Command): void {
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
-      await ui?.running?.close();
+      await ui?.close();
       await server.close(5000);
     });
 }

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { UserError } from '../../etl/errors';
-import { gateFailure, hasGateResults, openRegistry, parseStatus, registryUri, type ModelVersion, type Registry, type VerifyReport } from '../../model/registry';
+import { gateFailure, gatesToOverride, hasGateResults, openRegistry, parseStatus, registryUri, type ModelVersion, type Registry, type VerifyReport } from '../../model/registry';
 import { addCardCommand } from './registry-card';
 
 interface Common {
@@ -45,24 +45,41 @@ export function register(program: Command): void {
     ['approve', 'approve a version: it becomes servable (the newest Approved version is the one served)'],
     ['reject', 'reject a version; rejecting the served version rolls serving back to the previous Approved one'],
   ] as const) {
-    registry
+    const cmd = registry
       .command(name)
       .description(verb)
       .argument('<version>', 'version number')
       .requiredOption('--note <text>', 'why (recorded in the audit trail)')
-      .option('--by <name>', 'who is deciding (default: $PRICESENSE_USER or the OS user)')
+      .option('--by <name>', 'who is deciding (default: $PRICESENSE_USER or the OS user)');
+    if (name === 'approve') {
+      cmd
+        .option('--override-gates', 'approve although the quality gates failed or were never run (needs --reason; recorded as a gate override in the audit trail)')
+        .option('--reason <text>', 'why the gates may be overridden (with --override-gates)');
+    }
+    cmd
       .option('--registry <uri>', REGISTRY_HELP)
       .option('--json', 'print the version as JSON')
-      .action(async (version: string, opts: Common & { note: string; by?: string }) => {
+      .action(async (version: string, opts: Common & { note: string; by?: string; overrideGates?: boolean; reason?: string }) => {
         if (!opts.note.trim()) throw new UserError(`${name} needs a non-empty --note saying why`);
+        if (opts.overrideGates && !opts.reason?.trim()) throw new UserError('--override-gates needs --reason "<why the gates may be overridden>"');
+        if (opts.reason !== undefined && !opts.overrideGates) throw new UserError('--reason goes with --override-gates');
         const reg = await open(opts);
         const before = await reg.latestApproved();
         const n = parseVersion(version);
-        const v = name === 'approve' ? await reg.approve(n, opts.note, opts.by) : await reg.reject(n, opts.note, opts.by);
+        const current = await reg.show(n);
+        const toOverride = name === 'approve' ? gatesToOverride(current.metrics) : undefined;
+        if (toOverride && !opts.overrideGates) {
+          const what = gateFailure(current.metrics) ? `failed its quality gates (${toOverride})` : 'has no quality gate results (it was never evaluated)';
+          throw new UserError(`version ${n} ${what}: approving it needs --override-gates --reason "<why>" (recorded in the audit trail); nothing was changed`);
+        }
+        // Decided on the status just read: if another change lands first, this one changes nothing.
+        const options = { expected: current.status, ...(opts.overrideGates ? { overrideGates: { reason: opts.reason ?? '' } } : {}) };
+        const v = name === 'approve' ? await reg.approve(n, opts.note, opts.by, options) : await reg.reject(n, opts.note, opts.by, options);
         if (opts.json) return printJson(v);
         const after = await reg.latestApproved();
         const last = v.audit[v.audit.length - 1];
-        process.stdout.write(`version ${v.version}: ${last.from} -> ${last.to} (by ${last.by})\n${servingChange(before, after)}\n`);
+        const override = last.override ? `\nGATE OVERRIDE recorded: ${last.override.gates}; reason: ${last.override.reason}` : '';
+        process.stdout.write(`version ${v.version}: ${last.from} -> ${last.to} (by ${last.by})${override}\n${servingChange(before, after)}\n`);
       });
   }
 
@@ -252,7 +269,7 @@ function describe(v: ModelVersion): string {
     `  hyperparameters   ${JSON.stringify(l.hyperparameters)}`,
     `  metrics           accuracy ${fmt(m.accuracy)}  macroF1 ${fmt(m.macroF1)}  logLoss ${fmt(m.logLoss)}  gates ${gatesCell(v)}`,
     '  audit',
-    ...v.audit.map((e) => `    ${e.at}  ${e.by}  ${e.from ?? '(new)'} -> ${e.to}${e.note ? `  "${e.note}"` : ''}`),
+    ...v.audit.map((e) => `    ${e.at}  ${e.by}  ${e.from ?? '(new)'} -> ${e.to}${e.note ? `  "${e.note}"` : ''}${e.override ? `  GATE OVERRIDE (${e.override.gates}): "${e.override.reason}"` : ''}`),
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -113,6 +113,24 @@ describe('pricesense registry', () => {
     expect(show).toMatchObject({ code: 3, err: expect.stringMatching(/^pricesense: version 2: audit trail does not verify: .* run `pricesense registry verify`/) });
   });
 
+  it('approves a gate-failed or unevaluated version only with --override-gates --reason, recorded as a gate override', async () => {
+    await run('register', '--model', await writeFixtureForest(dir, 'bad.json', { seed: 1, gatesPassed: false }), '--force');
+    await run('register', '--model', await writeFixtureForest(dir, 'plain.json', { seed: 2 }));
+    const refused = await run('approve', '1', '--note', 'x', '--by', 'anyone');
+    expect(refused.code).toBe(2);
+    expect(refused.err).toMatch(/^pricesense: version 1 failed its quality gates \(quality gate failed on test: accuracy .*\): approving it needs --override-gates --reason "<why>"/);
+    expect((await run('approve', '2', '--note', 'x')).err).toMatch(/^pricesense: version 2 has no quality gate results \(it was never evaluated\): approving it needs --override-gates/);
+    expect((await run('approve', '1', '--note', 'x', '--override-gates')).err).toBe('pricesense: --override-gates needs --reason "<why the gates may be overridden>"\n');
+    expect((await run('approve', '1', '--note', 'x', '--reason', 'r')).err).toBe('pricesense: --reason goes with --override-gates\n');
+    const ok = await run('approve', '1', '--note', 'pilot', '--override-gates', '--reason', 'pricing pilot needs it', '--by', 'carol');
+    expect(ok.code).toBe(0);
+    expect(ok.out).toMatch(/GATE OVERRIDE recorded: quality gate failed on test: accuracy .*; reason: pricing pilot needs it/);
+    expect((await run('approve', '2', '--note', 'imported', '--override-gates', '--reason', 'evaluated offline')).code).toBe(0);
+    const shown = JSON.parse((await run('show', '2', '--json')).out) as ModelVersion;
+    expect(shown.audit.at(-1)!.override).toEqual({ reason: 'evaluated offline', gates: 'not evaluated: no quality gate results recorded' });
+    expect((await run('show', '1')).out).toContain('GATE OVERRIDE (quality gate failed on test: accuracy');
+  });
+
   it('gives clear errors for bad input', async () => {
     expect(await run('approve', 'x', '--note', 'n')).toMatchObject({ code: 2, err: "pricesense: invalid version 'x': expected a positive integer\n" });
     expect((await run('approve', '3', '--note', 'n')).err).toMatch(/version 3 not found in registry .* \(it has no versions yet\)/);

@@ -19,6 +19,11 @@ interface Common {
   readonly description: string;
   readonly series: readonly string[];
   readonly format: (v: number) => string;
+  /**
+   * Axis tick labels (default: format). Ticks fall on quarters of a nice maximum (12.5 and
+   * 37.5 of 50): a format that rounds for the marks must not label them (axisNumber).
+   */
+  readonly axisFormat?: (v: number) => string;
   readonly thresholds?: readonly Threshold[];
   readonly caption?: string;
 }
@@ -35,6 +40,11 @@ const THRESHOLD_COLOUR = OKABE_ITO.vermillion;
 
 /** What a bar chart passes through to its frame unchanged. */
 const frameOf = (input: Common) => ({ id: input.id, kind: input.kind, title: input.title, description: input.description, caption: input.caption });
+
+/** A tick value as it is: no rounding a quarter tick could not survive, no float noise (0.30000000000000004). */
+export function axisNumber(v: number): string {
+  return String(Number(v.toPrecision(6)));
+}
 
 /** The smallest 1, 2, 2.5, 4 or 5 × 10^k at or above x: an axis maximum whose quarter ticks read well. */
 export function niceMax(x: number): number {
@@ -80,7 +90,7 @@ export function groupedBars(input: GroupedBarsInput): Html {
     }
   }
   const background = join([
-    yAxis({ left, right: plotRight, top, bottom, max, ticks: 4, format: input.format, label: input.yLabel }),
+    yAxis({ left, right: plotRight, top, bottom, max, ticks: 4, format: input.axisFormat ?? input.format, label: input.yLabel }),
     ...input.groups.map((g, i) => html`<text class="tick" x="${px(left + i * groupWidth + groupWidth / 2)}" y="${bottom + 16}" text-anchor="middle">${clip(g, Math.max(4, Math.floor(groupWidth / 7)))}</text>`),
   ]);
   const overlay = join([
@@ -164,7 +174,7 @@ export function horizontalBars(input: HorizontalInput): Html {
   const ticks: Html[] = [];
   for (let i = 0; i <= 4; i++) {
     const v = min + ((max - min) * i) / 4;
-    ticks.push(html`<line class="grid" x1="${x(v)}" x2="${x(v)}" y1="${top}" y2="${bottom}"/><text class="tick" x="${x(v)}" y="${bottom + 14}" text-anchor="middle">${input.format(v)}</text>`);
+    ticks.push(html`<line class="grid" x1="${x(v)}" x2="${x(v)}" y1="${top}" y2="${bottom}"/><text class="tick" x="${x(v)}" y="${bottom + 14}" text-anchor="middle">${(input.axisFormat ?? input.format)(v)}</text>`);
   }
   const background = join([
     join(ticks),

@@ -83,7 +83,12 @@ export function layout(o: { title: string; site: Site; principal?: Principal; ac
 <a class="skip" href="#main">Skip to content</a>
 <header class="top"><a class="brand" href="/">pricesense console</a>${o.principal ? nav(o.active ?? 'none', o.site) : ''}${who}</header>
 <main id="main">${o.body}</main>
-<footer class="bottom">registry <code>${o.site.registryUri}</code>${o.site.lakeUri ? html` · lake <code>${o.site.lakeUri}</code>` : ''}${o.site.apiUrl ? html` · API <code>${o.site.apiUrl}</code>` : ''}</footer>
+${
+  // Where the registry, lake and API live is for people who signed in, not for anyone who can reach the sign-in page.
+  o.principal
+    ? html`<footer class="bottom">registry <code>${o.site.registryUri}</code>${o.site.lakeUri ? html` · lake <code>${o.site.lakeUri}</code>` : ''}${o.site.apiUrl ? html` · API <code>${o.site.apiUrl}</code>` : ''}</footer>`
+    : ''
+}
 </body></html>`;
   return doc.text;
 }

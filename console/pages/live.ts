@@ -1,6 +1,6 @@
 /** Live: what the serving API reports — served versions, requests and latency per version, drift (PSI) and unknown categories per feature. */
 import type { Principal } from '../auth';
-import { groupedBars, horizontalBars } from '../charts/bars';
+import { axisNumber, groupedBars, horizontalBars } from '../charts/bars';
 import { html, type Html } from '../html';
 import { PSI_THRESHOLDS, type FeatureValue, type LiveSnapshot } from '../serving-api';
 import { layout, notice, pct, shortSha, type Site } from './layout';
@@ -42,6 +42,7 @@ function trafficSection(live: LiveSnapshot): Html {
     series: ['p50 ms', 'p99 ms'],
     values: [live.traffic.map((t) => t.p50Ms), live.traffic.map((t) => t.p99Ms)],
     format: (x) => ms(x),
+    axisFormat: axisNumber,
     yLabel: 'milliseconds',
   })}</div>
 <table class="traffic"><thead><tr><th scope="col">version</th><th scope="col" class="num">requests</th><th scope="col" class="num">4xx</th><th scope="col" class="num">5xx</th><th scope="col" class="num">mean ms</th><th scope="col" class="num">p50 ms</th><th scope="col" class="num">p99 ms</th></tr></thead><tbody>${live.traffic.map(
@@ -75,7 +76,10 @@ function driftSection(live: LiveSnapshot): Html {
 
 function unknownSection(live: LiveSnapshot): Html {
   if (live.unknownCategories === null) {
-    return notice('info', 'This API does not export unknown-category counts (a version that scores unseen categories as missing does); it refuses such requests instead, so they show up as 4xx above.');
+    return notice(
+      'info',
+      html`No unknown categories reported. The API scores a category not seen in training as missing and counts it per feature (<code>pricesense_unknown_categories_total</code>) from the first one on; started with <code>PRICESENSE_UNKNOWN_CATEGORIES=reject</code> it refuses such requests instead, and they show up as 4xx above.`,
+    );
   }
   if (live.unknownCategories.length === 0) return notice('info', 'No unknown categories seen.');
   const { series, rows } = perFeature(live.unknownCategories);
@@ -89,6 +93,7 @@ function unknownSection(live: LiveSnapshot): Html {
     style: 'bar',
     min: 0,
     format: (x) => pct(x),
+    axisFormat: (x) => `${axisNumber(x * 100)}%`,
     xLabel: 'share of values',
   });
 }

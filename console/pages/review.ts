@@ -1,9 +1,10 @@
 /**
  * Approve / reject: the gate report and the comparison against the served version on
  * the same page as the decision form. A note is mandatory; approving a version whose
- * gates failed needs the override box ticked and a reason, which go into the audit note.
+ * gates failed (or that was never evaluated) needs the override box ticked and a reason,
+ * which the registry records as the audit entry's gate override.
  */
-import { gateFailure, type ModelStatus, type ModelVersion } from '../../model/registry';
+import { gateFailure, gatesToOverride, type ModelStatus, type ModelVersion } from '../../model/registry';
 import type { Principal } from '../auth';
 import { gateReportOf } from '../evaluation-view';
 import { html, type Html } from '../html';
@@ -44,10 +45,10 @@ function decisionForm(v: ModelVersion, principal: Principal, form: DecisionForm 
     return notice('info', html`You are signed in as <strong>${principal.identity}</strong> with the <strong>viewer</strong> role: only approvers can approve or reject.`);
   }
   const allowed = allowedDecisions(v.status);
-  const failure = gateFailure(v.metrics);
+  const toOverride = gatesToOverride(v.metrics);
   const override =
-    failure && allowed.includes('approve')
-      ? html`<fieldset class="override"><legend>Quality gates failed</legend><p>${failure}.</p>
+    toOverride && allowed.includes('approve')
+      ? html`<fieldset class="override"><legend>${gateFailure(v.metrics) ? 'Quality gates failed' : 'Not evaluated'}</legend><p>${toOverride}.</p>
 <div class="field"><input type="checkbox" id="override" name="override" value="yes"${form?.override ? html` checked` : ''}> <label for="override">Override the failed gates (approving needs this; it is recorded as an override)</label></div>
 <div class="field"><label for="override-reason">Override reason <span class="hint">(required to approve)</span></label><textarea id="override-reason" name="overrideReason" maxlength="2000">${form?.overrideReason ?? ''}</textarea></div></fieldset>`
       : '';

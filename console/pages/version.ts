@@ -3,7 +3,7 @@
  * diagram, feature importance, training feature distributions, lineage, artifact
  * digests with the verify action, audit trail and the model card.
  */
-import type { ModelVersion } from '../../model/registry';
+import type { AuditEntry, ModelVersion } from '../../model/registry';
 import type { Principal } from '../auth';
 import { horizontalBars } from '../charts/bars';
 import { featureDistribution } from '../charts/distribution';
@@ -83,9 +83,11 @@ function artifact(v: ModelVersion, principal: Principal, verify: VerifyResult | 
   const result = verify
     ? notice(
         verify.ok ? 'ok' : 'error',
-        html`<span data-verify="${verify.ok ? 'ok' : 'mismatch'}">${verify.ok ? 'Verified' : 'Verification FAILED'}</span> at ${verify.checkedAt}: ${verify.message}.${
-          verify.actual ? html` Recomputed SHA-256 <code>${verify.actual}</code>${verify.bytes !== null ? ` over ${verify.bytes} bytes` : ''}.` : ''
-        }`,
+        html`<span data-verify="${verify.ok ? 'ok' : 'mismatch'}">${verify.ok ? 'Verified' : 'Verification FAILED'}</span> by the registry at ${verify.checkedAt}: ${
+          verify.ok
+            ? html`the audit trail's hash chain links and the stored artifact hashes to its registered SHA-256 <code>${v.artifactSha256}</code>.`
+            : html`<ul>${verify.problems.map((p) => html`<li data-problem>${p}</li>`)}</ul>This version is not served while this holds; restore the altered files or reject and re-register it.`
+        }${verify.warnings.length ? html`<ul>${verify.warnings.map((w) => html`<li data-warning>${w}</li>`)}</ul>` : ''}`,
       )
     : '';
   return html`<table class="artifact"><tbody>
@@ -93,20 +95,34 @@ function artifact(v: ModelVersion, principal: Principal, verify: VerifyResult | 
 <tr><th scope="row">artifact SHA-256 (registered)</th><td><code data-digest="artifact">${v.artifactSha256}</code></td></tr>
 <tr><th scope="row">forest SHA-256 (content)</th><td><code>${v.forestSha256}</code> (format v${v.formatVersion})</td></tr>
 </tbody></table>
-<form method="post" action="/versions/${v.version}/verify"><input type="hidden" name="_csrf" value="${principal.csrf ?? ''}"><button type="submit" class="secondary">Verify artifact digest</button> <span class="hint">re-reads the stored file and recomputes its SHA-256 against the registered one</span></form>
+<form method="post" action="/versions/${v.version}/verify"><input type="hidden" name="_csrf" value="${principal.csrf ?? ''}"><button type="submit" class="secondary">Verify</button> <span class="hint">the registry re-checks the audit trail's hash chain and re-reads the stored file to recompute its SHA-256 against the registered one</span></form>
 ${result}`;
 }
 
-/** The audit trail, with any fields beyond the basic five (e.g. a hash chain's) shown as they are. */
+/**
+ * Entries a backend reconstructed from SageMaker's own record (a change made in Studio,
+ * a package the pipeline registered): shown, but not part of the hash chain.
+ */
+export function chainState(e: AuditEntry): 'linked' | 'outside' {
+  return /\((changed outside pricesense; recorded by SageMaker|no pricesense audit record)/.test(e.note) ? 'outside' : 'linked';
+}
+
+/**
+ * The audit trail. The registry verified its hash chain when it read the version (a
+ * trail that does not verify is never shown as valid: the read fails), so each entry
+ * written through pricesense is marked as linked; entries reconstructed from SageMaker's
+ * record are marked as outside the chain.
+ */
 export function auditTable(v: ModelVersion): Html {
-  const basic = new Set(['at', 'by', 'from', 'to', 'note']);
-  const extra = [...new Set(v.audit.flatMap((e) => Object.keys(e).filter((k) => !basic.has(k))))];
-  return html`<table class="audit"><thead><tr><th scope="col">#</th><th scope="col">when (UTC)</th><th scope="col">who</th><th scope="col">change</th><th scope="col">note</th>${extra.map((k) => html`<th scope="col">${k}</th>`)}</tr></thead><tbody>${v.audit.map(
+  const linked = v.audit.filter((e) => chainState(e) === 'linked').length;
+  return html`<p data-chain-state="verified">Hash chain <strong class="gate-passed">verified</strong> when this page was read: ${linked} entr${linked === 1 ? 'y' : 'ies'}, each linked to the SHA-256 of the one before, the first to the version's registration record${
+    linked < v.audit.length ? html`; ${v.audit.length - linked} entr${v.audit.length - linked === 1 ? 'y' : 'ies'} reconstructed from SageMaker (changed outside pricesense) are not part of it` : ''
+  }.</p>
+<table class="audit"><thead><tr><th scope="col">#</th><th scope="col">when (UTC)</th><th scope="col">who</th><th scope="col">change</th><th scope="col">note</th><th scope="col">gate override</th><th scope="col">chain</th></tr></thead><tbody>${v.audit.map(
     (e, i) =>
-      html`<tr data-audit="${i}" data-to="${e.to}" data-by="${e.by}"><td class="num">${i + 1}</td><td><time datetime="${e.at}">${when(e.at)}</time></td><td>${e.by}</td><td>${e.from ?? 'registered'} → ${e.to}</td><td>${e.note || '—'}</td>${extra.map((k) => {
-        const val = (e as unknown as Record<string, unknown>)[k];
-        return html`<td><code>${typeof val === 'string' ? (val.length === 64 ? val.slice(0, 12) : val) : JSON.stringify(val)}</code></td>`;
-      })}</tr>`,
+      html`<tr data-audit="${i}" data-to="${e.to}" data-by="${e.by}"><td class="num">${i + 1}</td><td><time datetime="${e.at}">${when(e.at)}</time></td><td>${e.by}</td><td>${e.from ?? 'registered'} → ${e.to}</td><td>${e.note || '—'}</td><td>${
+        e.override ? html`<span data-override="yes"><strong class="gate-failed">OVERRIDE</strong> of ${e.override.gates}: ${e.override.reason}</span>` : '—'
+      }</td><td data-chain="${chainState(e)}">${chainState(e) === 'linked' ? '✓ linked' : 'outside the chain (changed outside pricesense)'}</td></tr>`,
   )}</tbody></table>`;
 }
 

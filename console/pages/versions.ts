@@ -3,7 +3,7 @@ import { MODEL_STATUSES, type ModelStatus, type ModelVersion } from '../../model
 import type { Principal } from '../auth';
 import { groupedBars } from '../charts/bars';
 import { gateReportOf, headlineOf } from '../evaluation-view';
-import { html } from '../html';
+import { html, type Html } from '../html';
 import { f4, gateBadge, layout, markers, notice, STATUS_LABEL, statusBadge, versionSelect, when, type ServingState, type Site } from './layout';
 
 /** Versions drawn in the metrics chart (the newest ones): beyond this the bars get too thin to read. */
@@ -16,7 +16,14 @@ export function versionsPage(o: {
   all: readonly ModelVersion[];
   status: ModelStatus | undefined;
   serving: ServingState;
+  /** The table's page (newest first); the chart and the pickers are not paged. */
+  page?: { number: number; size: number };
 }): string {
+  const size = o.page?.size ?? Number.POSITIVE_INFINITY;
+  const pages = Math.max(1, Math.ceil(o.versions.length / size));
+  const pageNumber = Math.min(o.page?.number ?? 1, pages);
+  const newestFirst = [...o.versions].reverse();
+  const onPage = Number.isFinite(size) ? newestFirst.slice((pageNumber - 1) * size, pageNumber * size) : newestFirst;
   const shown = o.versions.slice(-CHART_VERSIONS);
   const newest = [...o.all].reverse().find((v) => gateReportOf(v.metrics));
   const config = newest ? gateReportOf(newest.metrics)!.config : undefined;
@@ -42,7 +49,7 @@ export function versionsPage(o: {
         })
       : '';
   const apiProblem = o.serving.api && 'error' in o.serving.api ? notice('error', html`Serving markers are from the registry only: ${o.serving.api.error}`) : '';
-  const rows = [...o.versions].reverse().map((v) => {
+  const rows = onPage.map((v) => {
     const h = headlineOf(v.metrics);
     return html`<tr data-version="${v.version}">
 <th scope="row"><a href="/versions/${v.version}">v${v.version}</a>${markers(v.version, o.serving)}</th>
@@ -81,6 +88,14 @@ ${
     ? html`<table class="versions"><caption class="hint">Newest first. Metrics on the test split; ECE = expected calibration error.</caption><thead><tr><th scope="col">Version</th><th scope="col">Status</th><th scope="col" class="num">Accuracy</th><th scope="col" class="num">Macro F1</th><th scope="col" class="num">ECE</th><th scope="col">Gates</th><th scope="col">Registered by</th><th scope="col">Registered (UTC)</th><th scope="col">Actions</th></tr></thead><tbody>${rows}</tbody></table>`
     : notice('info', o.status ? `No ${STATUS_LABEL[o.status]} versions.` : 'The registry has no versions yet: register one with `pricesense train --register` or `pricesense registry register`.')
 }
+${pages > 1 ? pager(pageNumber, pages, o.status) : ''}
 ${compareForm}`;
   return layout({ title: 'Versions', site: o.site, principal: o.principal, active: 'versions', body });
+}
+
+function pager(current: number, pages: number, status: ModelStatus | undefined): Html {
+  const href = (n: number) => `/?${status ? `status=${encodeURIComponent(status)}&` : ''}page=${n}`;
+  return html`<nav class="pager" aria-label="pages of versions"><span data-page="${current}">Page ${current} of ${pages}</span>${
+    current > 1 ? html` · <a rel="prev" href="${href(current - 1)}">newer</a>` : ''
+  }${current < pages ? html` · <a rel="next" href="${href(current + 1)}">older</a>` : ''}</nav>`;
 }

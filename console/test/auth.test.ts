@@ -1,4 +1,6 @@
 import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { addToken, AUTH_FORMAT, hashToken, parseAuthConfig, readAuthConfig, revokeTokens } from '../auth-config';
@@ -145,6 +147,39 @@ describe('Authenticator', () => {
     await writeFile(file, JSON.stringify({ ...config, proxy: { ...proxy, enabled: false } }));
     const off = await open();
     expect(await off.authenticate(req(headers('ml-approvers'), '10.1.2.3'))).toBeUndefined();
+  });
+
+  it('refuses a proxy identity or groups header sent more than once (a client copy the proxy appended to), over real HTTP', async () => {
+    const config = JSON.parse(await readFile(file, 'utf8'));
+    await writeFile(file, JSON.stringify({ ...config, proxy: { enabled: true, trustedProxies: ['127.0.0.1', '::1'], approverGroups: ['approvers'], viewerGroups: [] } }));
+    const auth = await open();
+    const server = http.createServer((r, res) => {
+      auth.authenticate(r).then(
+        (p) => res.end(JSON.stringify(p ? { identity: p.identity, role: p.role } : null)),
+        (err: Error) => res.end(JSON.stringify({ error: err.constructor.name, message: err.message })),
+      );
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const get = (headers: Record<string, string | string[]>) =>
+      new Promise<unknown>((resolve, reject) => {
+        const r = http.request({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, path: '/', headers }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve(JSON.parse(body)));
+        });
+        r.on('error', reject);
+        r.end();
+      });
+    try {
+      expect(await get({ 'x-forwarded-email': 'realuser@example.com', 'x-forwarded-groups': 'staff' })).toEqual({ identity: 'realuser@example.com', role: 'viewer' });
+      expect(await get({ 'x-forwarded-email': 'realuser@example.com', 'x-forwarded-groups': ['approvers', 'staff'] })).toEqual({
+        error: 'AmbiguousProxyHeaderError',
+        message: 'the request carries x-forwarded-groups 2 times: the proxy must replace any copy the client sent, not add to it',
+      });
+      expect(await get({ 'x-forwarded-email': ['attacker@example.com', 'realuser@example.com'], 'x-forwarded-groups': 'staff' })).toMatchObject({ error: 'AmbiguousProxyHeaderError' });
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('parses cookies leniently, first value wins', () => {

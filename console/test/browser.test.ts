@@ -25,7 +25,7 @@ import { readGoldSplit } from '../../etl/gold';
 import { LocalLake } from '../../etl/lake/local';
 import type { ForestFileV1 } from '../../model/format';
 import { startConsole, type RunningConsole } from '../server';
-import { buildConsoleFixture, writeAuthFile, type ConsoleFixture, type FixtureTokens } from './fixtures';
+import { consoleFixture, writeAuthFile, type ConsoleFixture, type FixtureTokens } from './fixtures';
 
 const CHROMIUM = process.env.PRICESENSE_CHROMIUM ?? '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -88,6 +88,7 @@ describe('registry console in Chromium', () => {
   let attackerPort: number;
   let approver: BrowserContext;
   let page: Page;
+  let unknownFeature: string;
 
   /** A screenshot of the whole page, or of the part between two sections (for pages too long to read as one picture). */
   async function shot(p: Page, name: string, between?: [string | null, string]): Promise<void> {
@@ -111,10 +112,21 @@ describe('registry console in Chromium', () => {
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install chromium (it is in .ci/apt-packages.txt), or set PRICESENSE_CHROMIUM`);
     dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-console-browser-'));
-    fx = await buildConsoleFixture(dir);
+    fx = await consoleFixture(dir);
     tokens = await writeAuthFile(dir);
     // The real API on the same registry: it serves v1 (latest Approved) with v3 shadowing it.
-    api = await startServer({ ...DEFAULT_CONFIG, host: '127.0.0.1', port: 0, registry: fx.registryDir, pollIntervalMs: 200, logLevel: 'silent', challenger: { version: 3, mode: 'shadow', percent: 0 } });
+    // Its event-loop shedding is off: this process also builds the fixture and drives Chromium,
+    // so the loop's delay says nothing about the API's load (it shed the first requests with 503).
+    api = await startServer({
+      ...DEFAULT_CONFIG,
+      host: '127.0.0.1',
+      port: 0,
+      registry: fx.registryDir,
+      pollIntervalMs: 200,
+      logLevel: 'silent',
+      maxEventLoopDelayMs: 0,
+      challenger: { version: 3, mode: 'shadow', percent: 0 },
+    });
     const test = await readGoldSplit(new LocalLake(fx.lakeDir), 'test');
     const instances = Array.from({ length: Math.min(200, test.rows) }, (_, i) => {
       const row: Record<string, unknown> = {};
@@ -125,6 +137,10 @@ describe('registry console in Chromium', () => {
     const predict = (body: unknown) => fetch(`http://127.0.0.1:${api.port}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     expect((await predict({ instances })).status).toBe(200);
     for (const row of instances.slice(0, 40)) expect((await predict(row)).status).toBe(200);
+    // A store format the forest never saw: the API scores it as missing and counts it per feature.
+    const [categorical] = Object.keys(test.categorical);
+    unknownFeature = categorical;
+    for (const row of instances.slice(0, 10)) expect((await predict({ ...row, [categorical]: 'NEW-STORE-FORMAT' })).status).toBe(200);
     consoleServer = await startConsole({ registry: fx.registryDir, lake: fx.lakeDir, api: `http://127.0.0.1:${api.port}`, auth: tokens.file, port: 0, logger: pino({ level: 'silent' }) });
 
     // Pages an attacker controls: they post forms to the console when opened.
@@ -222,6 +238,11 @@ describe('registry console in Chromium', () => {
     expect(exported.length).toBeGreaterThanOrEqual(17);
     expectMarks(charts, 'live-psi', exported.length);
     expect(await page.locator('tr[data-role="champion"] a').textContent()).toBe('v1');
+    // One bar per unknown-category figure the API exports, under the API's own metric name.
+    const unknown = (await (await fetch(`http://127.0.0.1:${api.port}/metrics`)).text()).split('\n').filter((l) => l.startsWith('pricesense_unknown_categories_total{'));
+    expect(unknown.length).toBeGreaterThanOrEqual(1);
+    expect(unknown.every((l) => l.includes(`feature="${unknownFeature}"`))).toBe(true);
+    expectMarks(charts, 'live-unknown', unknown.length);
     await shot(page, 'live');
   });
 
@@ -259,7 +280,9 @@ describe('registry console in Chromium', () => {
   it('lets the approver approve with a note; the audit trail and the served marker follow', async () => {
     await page.goto(`${consoleServer.url}/versions/2/review`);
     const charts = byId(await chartsOf(page));
-    expect(charts['review-deltas'].drawn).toBeGreaterThan(0);
+    // Against the served v1: accuracy, macro F1 and precision/recall/F1 of three classes, for both versions.
+    expect(await page.locator('#h-served + p a').first().textContent()).toBe('v1');
+    expectMarks(charts, 'review-deltas', (2 + 3 * 3) * 2);
     expect(await page.locator('table.gates tr[data-passed="true"]').count()).toBeGreaterThan(0);
     await page.fill('#note', 'macro F1 up on the same test split; reviewed with pricing');
     await shot(page, 'review');
@@ -295,6 +318,10 @@ describe('registry console in Chromium', () => {
     await page.check('#override');
     await page.fill('#override-reason', 'the pilot store accepts the risk');
     await Promise.all([page.waitForURL(`${consoleServer.url}/versions/3/review?done=1`), page.click('button[value="approve"]')]);
-    expect((await fx.registry.show(3)).audit.at(-1)!.note).toContain('GATE OVERRIDE: the pilot store accepts the risk');
+    const last = (await fx.registry.show(3)).audit.at(-1)!;
+    expect(last).toMatchObject({ to: 'Approved', by: 'approver@example.com', note: 'pilot needs it', override: { reason: 'the pilot store accepts the risk' } });
+    expect(last.override!.gates).toMatch(/^quality gates? failed on test: /);
+    await page.goto(`${consoleServer.url}/versions/3#audit`);
+    expect(await page.locator('table.audit tbody tr').last().locator('[data-override="yes"]').textContent()).toContain('OVERRIDE of quality gate');
   });
 });

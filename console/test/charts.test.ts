@@ -1,4 +1,4 @@
-import { groupedBars, horizontalBars, niceMax } from '../charts/bars';
+import { axisNumber, groupedBars, horizontalBars, niceMax } from '../charts/bars';
 import { featureDistribution } from '../charts/distribution';
 import { confusionHeatmap } from '../charts/heatmap';
 import { textOn, viridis } from '../charts/palette';
@@ -110,8 +110,14 @@ describe('bar charts', () => {
     expect(out).toMatch(/<rect [^>]*data-value="0.85"/);
   });
 
+  it('labels axis ticks exactly when the marks format rounds (latency 12.5 / 37.5 ms of 50)', () => {
+    const svg = groupedBars({ id: 'lat', kind: 'latency', title: 't', description: 'd', groups: ['v1'], series: ['p99 ms'], values: [[40]], format: (x) => x.toFixed(0), axisFormat: axisNumber }).text;
+    expect([...svg.matchAll(/<text class="tick"[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]).filter((t) => t !== 'v1')).toEqual(['0', '12.5', '25', '37.5', '50']);
+  });
+
   it('rounds axis maxima up to 1, 2, 2.5, 4 or 5 times a power of ten', () => {
     expect([0.36, 0.09, 1, 4.2, 230, 0, 0.45].map(niceMax)).toEqual([0.4, 0.1, 1, 5, 250, 1, 0.5]);
+    expect([0, 12.5, 25, 37.5, 50, 0.1 + 0.2, 0.0625].map(axisNumber)).toEqual(['0', '12.5', '25', '37.5', '50', '0.3', '0.0625']);
   });
 });
 

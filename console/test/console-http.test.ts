@@ -4,22 +4,28 @@
  * verify action, the model card (also through the CLI), and the serving markers
  * and Live page from an API's /metrics. The browser suite covers rendering.
  */
+import { createHash } from 'node:crypto';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import MarkdownIt from 'markdown-it';
 import pino from 'pino';
 import request from 'supertest';
 import { ApiMetrics } from '../../api/metrics';
 import { startDemoConsole, type DemoSummary } from '../../cli/demo';
 import { runCli } from '../../cli/test/run-cli';
 import { LocalLake } from '../../etl/lake/local';
-import { LocalRegistry } from '../../model/registry';
-import { createConsoleApp } from '../app';
+import { LocalRegistry, type ModelVersion } from '../../model/registry';
+import { createConsoleApp, parsePublicUrl } from '../app';
+import { versionsPage } from '../pages/versions';
+import { readAuthConfig } from '../auth-config';
 import { Authenticator, SESSION_COOKIE } from '../auth';
+import { buildModelCard, cardHtmlDocument, cardMarkdown } from '../card';
 import { startConsole } from '../server';
-import { buildConsoleFixture, writeAuthFile, type ConsoleFixture, type FixtureTokens } from './fixtures';
+import { VersionData } from '../version-data';
+import { consoleFixture, writeAuthFile, type ConsoleFixture, type FixtureTokens } from './fixtures';
 
 const silent = pino({ level: 'silent' });
 
@@ -31,16 +37,19 @@ describe('registry console over HTTP', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-console-http-'));
-    fx = await buildConsoleFixture(dir);
+    fx = await consoleFixture(dir);
     tokens = await writeAuthFile(dir);
   }, 120_000);
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
   /** A console on a private copy of the fixture registry (decisions change it). */
-  async function consoleApp(options: { api?: URL; lake?: boolean } = {}) {
-    const copy = path.join(dir, `registry-copy-${++copies}`);
-    await cp(fx.registryDir, copy, { recursive: true });
-    const registry = new LocalRegistry(copy);
+  async function consoleApp(options: { api?: URL; lake?: boolean; registry?: LocalRegistry } = {}) {
+    let registry = options.registry;
+    if (!registry) {
+      const copy = path.join(dir, `registry-copy-${++copies}`);
+      await cp(fx.registryDir, copy, { recursive: true });
+      registry = new LocalRegistry(copy);
+    }
     const auth = await Authenticator.open(tokens.file);
     const lake = options.lake === false ? undefined : new LocalLake(fx.lakeDir);
     return { app: createConsoleApp({ registry, auth, logger: silent, lake, api: options.api }), registry };
@@ -52,14 +61,17 @@ describe('registry console over HTTP', () => {
   const rowOf = (page: string, version: number): string => new RegExp(`<tr data-version="${version}">[\\s\\S]*?</tr>`).exec(page)![0];
 
   it('answers 401 with the sign-in page to anyone without valid credentials; health and assets are public', async () => {
-    const { app } = await consoleApp();
-    for (const url of ['/', '/versions/1', '/compare?a=1&b=2', '/versions/2/review', '/versions/2/card', '/nowhere']) {
+    const { app, registry } = await consoleApp({ api: new URL('http://localhost:1') });
+    for (const url of ['/', '/versions/1', '/compare?a=1&b=2', '/versions/2/review', '/versions/2/card', '/nowhere', '/login']) {
       const res = await request(app).get(url);
-      expect(res.status).toBe(401);
-      expect(res.headers['www-authenticate']).toBe('Bearer realm="pricesense-console"');
+      expect(res.status).toBe(url === '/login' ? 200 : 401);
+      if (url !== '/login') expect(res.headers['www-authenticate']).toBe('Bearer realm="pricesense-console"');
       expect(res.text).toContain('<form method="post" action="/login">');
       expect(res.text).not.toContain('approver@example.com');
+      // Nothing about where the registry, lake or API live before signing in.
+      for (const secret of [registry.uri, fx.lakeDir, 'localhost:1']) expect(res.text).not.toContain(secret);
     }
+    expect((await request(app).get('/').set(bearer(tokens.viewer))).text).toContain(`registry <code>${registry.uri}</code>`);
     expect((await request(app).get('/').set(bearer('psc_not-a-token'))).status).toBe(401);
     expect((await request(app).post('/versions/2/approve').type('form').send({ note: 'x' })).status).toBe(401);
     expect((await request(app).get('/healthz')).body).toEqual({ status: 'ok' });
@@ -99,6 +111,46 @@ describe('registry console over HTTP', () => {
     const bad = await request(app).get('/?status=shipped').set(bearer(tokens.viewer));
     expect(bad.status).toBe(400);
     expect(bad.text).toContain('unknown status &#39;shipped&#39;');
+  });
+
+  it('reuses the registry listing between page views, and reads afresh after a decision made through it', async () => {
+    const copy = path.join(dir, `registry-copy-${++copies}`);
+    await cp(fx.registryDir, copy, { recursive: true });
+    /** The real registry, counting the listing calls a page view costs. */
+    class Counting extends LocalRegistry {
+      lists = 0;
+      override list(filter?: Parameters<LocalRegistry['list']>[0]): Promise<ModelVersion[]> {
+        this.lists++;
+        return super.list(filter);
+      }
+    }
+    const registry = new Counting(copy);
+    const { app } = await consoleApp({ registry });
+    const views = await Promise.all([1, 2, 3].map(() => request(app).get('/').set(bearer(tokens.viewer))));
+    expect(views.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect((await request(app).get('/compare').set(bearer(tokens.viewer))).status).toBe(200);
+    expect(registry.lists).toBe(1);
+    // A decision made through this console shows on the next page view, not after the reuse window.
+    const review = await request(app).get('/versions/2/review').set(bearer(tokens.approver));
+    expect(review.status).toBe(200);
+    const decided = await request(app).post('/versions/2/reject').set(bearer(tokens.approver)).type('form').send({ note: 'no', expected: 'PendingManualApproval' });
+    expect(decided.status).toBe(303);
+    expect(rowOf((await request(app).get('/').set(bearer(tokens.viewer))).text, 2)).toContain('data-status="Rejected"');
+    expect(registry.lists).toBe(2);
+  });
+
+  it('pages the versions table, newest first, keeping the status filter in the links', async () => {
+    const v1 = await fx.registry.show(1);
+    const versions = [1, 2, 3, 4, 5].map((n) => ({ ...v1, version: n }));
+    const principal = { identity: 'v', role: 'viewer' as const, via: 'bearer' as const };
+    const render = (number: number) => versionsPage({ site: { registryUri: 'r' }, principal, versions, all: versions, status: 'Approved', serving: { latestApproved: 1, api: undefined }, page: { number, size: 2 } });
+    const rowsOf = (page: string) => [...page.matchAll(/<tr data-version="(\d+)">/g)].map((m) => Number(m[1]));
+    expect(rowsOf(render(1))).toEqual([5, 4]);
+    expect(render(1)).toContain('<a rel="next" href="/?status=Approved&amp;page=2">older</a>');
+    expect(rowsOf(render(2))).toEqual([3, 2]);
+    expect(rowsOf(render(3))).toEqual([1]);
+    expect(render(3)).not.toContain('rel="next"');
+    expect(rowsOf(render(99))).toEqual([1]);
   });
 
   it('shows a version with its charts, lineage, audit trail and model card', async () => {
@@ -205,6 +257,26 @@ describe('registry console over HTTP', () => {
     expect((await agent.get('/')).status).toBe(401);
   });
 
+  it('behind a proxy that ends TLS and rewrites Host, accepts sign-in and decisions from --public-url only', async () => {
+    const { registry } = await consoleApp();
+    const app = createConsoleApp({ registry, auth: await Authenticator.open(tokens.file), logger: silent, publicUrl: parsePublicUrl('https://console.example.com') });
+    // What the console sees: plain http, the proxy's upstream Host; the browser sent its own Origin.
+    const viaProxy = { Origin: 'https://console.example.com', Host: 'console-svc:8090', 'Sec-Fetch-Site': 'same-origin' };
+    const login = await request(app).post('/login').set(viaProxy).type('form').send({ token: tokens.approver, next: '/versions/2/review' });
+    expect(login.status).toBe(303);
+    const setCookie = login.headers['set-cookie'][0];
+    expect(setCookie).toMatch(/; Secure; SameSite=Strict$/);
+    const session = { ...viaProxy, Cookie: setCookie.split(';')[0] };
+    // The origin the request itself names is not ours any more.
+    expect((await request(app).post('/login').set({ Origin: 'http://console-svc:8090', Host: 'console-svc:8090' }).type('form').send({ token: tokens.approver })).status).toBe(403);
+    const csrf = csrfOf((await request(app).get('/versions/2/review').set(session)).text);
+    const ok = await request(app).post('/versions/2/approve').set(session).type('form').send({ note: 'ok', _csrf: csrf, expected: 'PendingManualApproval' });
+    expect(ok.status).toBe(303);
+    expect((await registry.show(2)).status).toBe('Approved');
+    expect(() => parsePublicUrl('console.example.com')).toThrow("--public-url 'console.example.com' is not a URL");
+    expect(() => parsePublicUrl('https://console.example.com/app')).toThrow('must be an origin only');
+  });
+
   it('needs an explicit override and a reason to approve a version whose gates failed, and records it as one', async () => {
     const { app, registry } = await consoleApp();
     const page = await request(app).get('/versions/3/review').set(bearer(tokens.approver));
@@ -220,7 +292,8 @@ describe('registry console over HTTP', () => {
     const last = (await registry.show(3)).audit.at(-1)!;
     expect(last.by).toBe('approver@example.com');
     expect(last.to).toBe('Approved');
-    expect(last.note).toMatch(/^ship it \| GATE OVERRIDE: needed for the pricing pilot; strict gates are wrong for it \(quality gates failed on test: accuracy/);
+    expect(last.note).toBe('ship it');
+    expect(last.override).toEqual({ reason: 'needed for the pricing pilot; strict gates are wrong for it', gates: expect.stringMatching(/^quality gates failed on test: accuracy/) });
   });
 
   it('refuses a decision made on a stale page, and an impossible transition, with 409', async () => {
@@ -228,10 +301,38 @@ describe('registry console over HTTP', () => {
     const stale = await request(app).post('/versions/1/reject').set(bearer(tokens.approver)).type('form').send({ note: 'roll back', expected: 'PendingManualApproval' });
     expect(stale.status).toBe(409);
     expect(stale.text).toContain('v1 changed from PendingManualApproval to Approved while you were reviewing it');
-    const impossible = await request(app).post('/versions/4/reject').set(bearer(tokens.approver)).type('form').send({ note: 'again' });
+    const impossible = await request(app).post('/versions/4/reject').set(bearer(tokens.approver)).type('form').send({ note: 'again', expected: 'Rejected' });
     expect(impossible.status).toBe(409);
     expect(impossible.text).toContain('version 4 is already Rejected');
+    const unsaid = await request(app).post('/versions/1/reject').set(bearer(tokens.approver)).type('form').send({ note: 'roll back' });
+    expect(unsaid.status).toBe(400);
+    expect(unsaid.text).toContain('The form does not say which status of v1 you decided on');
     expect((await registry.show(1)).status).toBe('Approved');
+  });
+
+  it('refuses a decision when another one lands between reading the version and writing the change (the registry checks atomically)', async () => {
+    const copy = path.join(dir, `registry-copy-${++copies}`);
+    await cp(fx.registryDir, copy, { recursive: true });
+    /** A reject by someone else lands right after the console read v2 to decide on it. */
+    class RejectedMeanwhile extends LocalRegistry {
+      armed = true;
+      override async show(version: number): Promise<ModelVersion> {
+        const v = await super.show(version);
+        if (this.armed && version === 2) {
+          this.armed = false;
+          await new LocalRegistry(copy).reject(2, 'not this one', 'bob@example.com');
+        }
+        return v;
+      }
+    }
+    const registry = new RejectedMeanwhile(copy);
+    const app = createConsoleApp({ registry, auth: await Authenticator.open(tokens.file), logger: silent });
+    const res = await request(app).post('/versions/2/approve').set(bearer(tokens.approver)).type('form').send({ note: 'ship', expected: 'PendingManualApproval' });
+    expect(res.status).toBe(409);
+    expect(res.text).toContain('v2 changed from PendingManualApproval to Rejected while you were reviewing it (by bob@example.com at');
+    const v2 = await new LocalRegistry(copy).show(2);
+    expect(v2.status).toBe('Rejected');
+    expect(v2.audit).toHaveLength(2);
   });
 
   it('verifies an artifact digest, and reports a tampered artifact with both digests', async () => {
@@ -240,12 +341,52 @@ describe('registry console over HTTP', () => {
     expect(ok.status).toBe(200);
     expect(ok.text).toContain('data-verify="ok"');
     const v = await registry.show(2);
-    expect(ok.text).toContain(`Recomputed SHA-256 <code>${v.artifactSha256}</code>`);
+    expect(ok.text).toContain(`stored artifact hashes to its registered SHA-256 <code>${v.artifactSha256}</code>`);
     const bytes = await readFile(v.artifactUri);
-    await writeFile(v.artifactUri, Buffer.concat([bytes, Buffer.from(' ')]));
-    const bad = await request(app).post('/versions/2/verify').set(bearer(tokens.viewer)).type('form').send({});
+    const tampered = Buffer.concat([bytes, Buffer.from(' ')]);
+    await writeFile(v.artifactUri, tampered);
+    // Within the reuse window the earlier result stands (each check re-reads the artifact)...
+    const again = await request(app).post('/versions/2/verify').set(bearer(tokens.viewer)).type('form').send({});
+    expect(again.text).toContain('data-verify="ok"');
+    // ...a fresh console checks again, through the registry's verify.
+    const { app: fresh } = await consoleApp({ registry });
+    const bad = await request(fresh).post('/versions/2/verify').set(bearer(tokens.viewer)).type('form').send({});
     expect(bad.text).toContain('data-verify="mismatch"');
-    expect(bad.text).toContain(`registered SHA-256 ${v.artifactSha256}, stored bytes hash to`);
+    expect(bad.text).toContain(`<li data-problem>artifact ${v.artifactUri} hashes to ${createHash('sha256').update(tampered).digest('hex')}, registered ${v.artifactSha256}</li>`);
+  });
+
+  it('verifies the hash chain: an edited audit entry fails Verify and the version page', async () => {
+    const { app, registry } = await consoleApp();
+    const file = path.join(registry.uri, 'versions', '000004', 'audit', '000002.json');
+    const entry = JSON.parse(await readFile(file, 'utf8'));
+    await writeFile(file, JSON.stringify({ ...entry, note: 'edited' }) + '\n');
+    const bad = await request(app).post('/versions/4/verify').set(bearer(tokens.viewer)).type('form').send({});
+    expect(bad.status).toBe(409);
+    expect(bad.text).toContain('Verification FAILED for v4');
+    expect(bad.text).toMatch(/data-error-status="409">entry 2 does not match the digest [^<]*it was altered\. The version is not served while this holds/);
+    expect((await request(app).get('/versions/4').set(bearer(tokens.viewer))).text).toContain('audit trail does not verify');
+  });
+
+  it('keeps a storage engine’s own error message out of pages and the card (logged instead)', async () => {
+    const copy = path.join(dir, `registry-copy-${++copies}`);
+    await cp(fx.registryDir, copy, { recursive: true });
+    /** The real lake, whose gold manifest read fails as an SDK would: with an internal message. */
+    class FailingLake extends LocalLake {
+      override async read(key: string): Promise<Buffer> {
+        if (key.includes('gold')) throw new Error('SdkInternal: socket hang up at TLSSocket.onConnectEnd (internal/bucket-7f3a)');
+        return super.read(key);
+      }
+    }
+    const logged: string[] = [];
+    const logger = pino({ level: 'error' }, { write: (line: string) => void logged.push(line) });
+    const app = createConsoleApp({ registry: new LocalRegistry(copy), auth: await Authenticator.open(tokens.file), logger, lake: new FailingLake(fx.lakeDir) });
+    for (const url of ['/versions/1', '/versions/1/card?format=md']) {
+      const res = await request(app).get(url).set(bearer(tokens.viewer));
+      expect(res.status).toBe(200);
+      expect(res.text).not.toContain('SdkInternal');
+      expect(res.text).toMatch(/reading the lake(&#39;|')s gold manifest failed with an internal error \(the details are in the console(&#39;|')s log\)/);
+    }
+    expect(logged.join('')).toContain('SdkInternal: socket hang up');
   });
 
   it('serves the model card, and the CLI writes the same card', async () => {
@@ -275,6 +416,53 @@ describe('registry console over HTTP', () => {
     expect(bad.err).toContain("--format must be md or html, got 'pdf'");
   });
 
+  it('renders hostile registry content in the model card as text, in Markdown (through a real renderer) and HTML', async () => {
+    const { app, registry } = await consoleApp();
+    const v1 = await registry.show(1);
+    const script = '<script>alert(1)</script>';
+    const img = '<img src=x onerror=alert(1)>';
+    const link = '[x](javascript:alert(1)) ![i](https://evil.example/p.png) **bold** `code` &lt;b&gt;';
+    const forest = path.join(dir, `hostile-${copies}.json`);
+    await cp(v1.artifactUri, forest);
+    const v = await registry.register(forest, { by: img, note: `${script} ${link}` });
+    await registry.approve(v.version, `# heading\n- item | cell ${script}`, `${img}\n1. list`);
+    const md = await request(app).get(`/versions/${v.version}/card?format=md`).set(bearer(tokens.viewer));
+    expect(md.status).toBe(200);
+    const cli = await runCli(['registry', 'card', String(v.version), '--registry', registry.uri]);
+    expect(cli.code).toBe(0);
+
+    // Feature, class and lineage strings a forest or its registration could carry.
+    const data = new VersionData(registry, new LocalLake(fx.lakeDir));
+    const insights = await data.insights(v);
+    const card = buildModelCard({
+      version: { ...v, lineage: { ...v.lineage, codeVersion: `${img}[c](javascript:1)`, hyperparameters: { [script]: '**x**' } } },
+      insights: { ...insights, classes: insights.classes.map((c) => `${c}${script}`), features: insights.features.map((f) => ({ ...f, name: `${f.name}${img}` })) },
+      gold: `${script} cannot read`,
+      registryUri: `${img}`,
+      generatedAt: '2024-01-01T00:00:00.000Z',
+    });
+    const markdownIt = new MarkdownIt({ html: true, linkify: true });
+    for (const text of [md.text, cli.out, cardMarkdown(card)]) {
+      const rendered = markdownIt.render(text);
+      expect(rendered).not.toMatch(/<(script|img|strong|em|code|ol|h[3-6])\b/i);
+      // A bare http(s) URL in a note is autolinked by GFM-style renderers (linkify); nothing else becomes a link.
+      expect(rendered).not.toMatch(/<a\b(?! href="https:\/\/evil\.example\/p\.png">)/i);
+      expect(rendered).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+      expect(rendered).toContain('&lt;img src=x onerror=alert(1)&gt;');
+    }
+    expect(markdownIt.render(md.text)).toContain('[x](javascript:alert(1))');
+    // Each row of the approval history stays one row of four cells.
+    expect(md.text).toContain('| \\# heading - item \\| cell &lt;script&gt;alert(1)&lt;/script&gt; |');
+
+    const htmlDoc = cardHtmlDocument(card);
+    const page = await request(app).get(`/versions/${v.version}`).set(bearer(tokens.viewer));
+    for (const doc of [htmlDoc, page.text, (await request(app).get(`/versions/${v.version}/card?format=html`).set(bearer(tokens.viewer))).text]) {
+      expect(doc).not.toContain(script);
+      expect(doc).not.toContain(img);
+    }
+    expect(htmlDoc).toContain('&lt;img src=x onerror=alert(1)&gt;');
+  });
+
   it('creates and revokes tokens from the CLI; a running console picks them up', async () => {
     const file = path.join(dir, 'cli-auth.json');
     const made = await runCli(['console', 'token', '--identity', 'dana@example.com', '--role', 'approver', '--auth', file, '--json']);
@@ -302,20 +490,33 @@ describe('registry console over HTTP', () => {
     await expect(startConsole({ registry: fx.registryDir, auth: path.join(dir, 'none.json'), port: 0, logger: silent })).rejects.toThrow('no console access configuration at');
   });
 
-  it('runs next to the demo API with --keep-serving, and says why when it cannot', async () => {
+  it('runs next to the demo API with --keep-serving, and says why when it cannot; its token lives only while the demo serves', async () => {
     const demoDir = path.join(dir, 'demo');
+    const auth = path.join(demoDir, 'console-auth.json');
     const summary = { dir: demoDir, registry: fx.registryDir, lake: fx.lakeDir, url: 'http://127.0.0.1:8080' } as DemoSummary;
+    const demoTokens = async () => (await readAuthConfig(auth)).tokens.filter((t) => t.identity === 'demo').length;
     const ui = await startDemoConsole(summary, 0);
     try {
-      expect(ui.line).toBe(`console     ${ui.running!.url}/login — sign in with ${ui.token} (approver "demo"; stored hashed in ${path.join(demoDir, 'console-auth.json')})\n`);
+      expect(ui.line).toBe(`console     ${ui.running!.url}/login — sign in with ${ui.token} (approver "demo", valid while the demo serves; stored hashed in ${auth})\n`);
       const page = await fetch(`${ui.running!.url}/versions/1/review`, { headers: bearer(ui.token!) });
       expect(await page.text()).toContain('Deciding as <strong>demo</strong>');
       const clash = await startDemoConsole(summary, ui.running!.port);
       expect(clash.running).toBeUndefined();
       expect(clash.line).toBe(`console     not started: cannot listen on 127.0.0.1:${ui.running!.port}: the port is in use (choose another with --port)\n`);
     } finally {
-      await ui.running?.close();
+      await ui.close();
     }
+    expect(await demoTokens()).toBe(0);
+    // Runs one after another leave one demo token at most, never a growing list.
+    const again = await startDemoConsole(summary, 0);
+    try {
+      expect(await demoTokens()).toBe(1);
+      expect((await fetch(`${again.running!.url}/`, { headers: bearer(ui.token!) })).status).toBe(401);
+      expect((await fetch(`${again.running!.url}/`, { headers: bearer(again.token!) })).status).toBe(200);
+    } finally {
+      await again.close();
+    }
+    expect(await demoTokens()).toBe(0);
   });
 
   describe('with --api', () => {
@@ -345,6 +546,22 @@ describe('registry console over HTTP', () => {
       expect(live.text).toMatch(/data-chart="requests" id="live-requests">[\s\S]*?data-marks="2"/);
       expect(live.text).toContain('<tr data-role="canary">');
       expect(live.text).toContain('No drift figures yet');
+    });
+
+    it('scrapes the API once for page views within the reuse window', async () => {
+      let scrapes = 0;
+      const counting = http.createServer((_req, res) => {
+        scrapes++;
+        void new ApiMetrics({ defaultMetrics: false }).registry.metrics().then((t) => res.end(t));
+      });
+      await new Promise<void>((r) => counting.listen(0, '127.0.0.1', r));
+      try {
+        const { app } = await consoleApp({ api: new URL(`http://127.0.0.1:${(counting.address() as AddressInfo).port}`) });
+        for (const page of ['/', '/live', '/versions/1/review', '/']) expect((await request(app).get(page).set(bearer(tokens.viewer))).status).toBe(200);
+        expect(scrapes).toBe(1);
+      } finally {
+        await new Promise((r) => counting.close(r));
+      }
     });
 
     it('says so when the API cannot be reached, and still serves the pages', async () => {

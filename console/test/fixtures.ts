@@ -7,7 +7,9 @@
  *   v1  Approved  (the served one)    v3  Pending, gates FAILED, registered with --force
  *   v2  Pending, gates passed         v4  Rejected
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { cp, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { LocalLake } from '../../etl/lake/local';
 import { runEtl } from '../../etl/pipeline';
@@ -26,6 +28,46 @@ export interface ConsoleFixture {
   readonly lakeDir: string;
   readonly registryDir: string;
   readonly registry: LocalRegistry;
+}
+
+/** The sources a fixture is built from: when any changes, the cached one is stale. */
+async function sourceDigest(): Promise<string> {
+  const root = path.resolve(__dirname, '../..');
+  const h = createHash('sha256');
+  const walk = async (d: string): Promise<void> => {
+    for (const e of (await readdir(d, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) {
+        if (e.name !== 'test') await walk(p);
+      } else if (e.name.endsWith('.ts')) h.update(path.relative(root, p)).update('\0').update(await readFile(p)).update('\0');
+    }
+  };
+  for (const d of ['etl', 'model']) await walk(path.join(root, d));
+  h.update(await readFile(__filename));
+  return h.digest('hex').slice(0, 16);
+}
+
+/**
+ * The fixture in `dir`, copied from one built once per source state and kept in the OS
+ * temp directory: the suites that need it (HTTP, browser) each used to run the ETL and
+ * train four forests. Built under a scratch name and renamed into place, so suites
+ * running at once never see half a fixture (the second rename loses and is discarded).
+ */
+export async function consoleFixture(dir: string): Promise<ConsoleFixture> {
+  const cached = path.join(os.tmpdir(), `pricesense-console-fixture-${await sourceDigest()}`);
+  const ready = await readFile(path.join(cached, 'READY')).then(
+    () => true,
+    () => false,
+  );
+  if (!ready) {
+    const scratch = `${cached}.${process.pid}-${randomBytes(4).toString('hex')}`;
+    await buildConsoleFixture(scratch);
+    await writeFile(path.join(scratch, 'READY'), '');
+    await rename(scratch, cached).catch(() => rm(scratch, { recursive: true, force: true }));
+  }
+  await cp(path.join(cached, 'lake'), path.join(dir, 'lake'), { recursive: true });
+  await cp(path.join(cached, 'registry'), path.join(dir, 'registry'), { recursive: true });
+  return { lakeDir: path.join(dir, 'lake'), registryDir: path.join(dir, 'registry'), registry: new LocalRegistry(path.join(dir, 'registry')) };
 }
 
 export async function buildConsoleFixture(dir: string): Promise<ConsoleFixture> {

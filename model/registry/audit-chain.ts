@@ -15,7 +15,7 @@
  */
 import { UserError } from '../../etl/errors';
 import { sha256Hex } from './common';
-import { MODEL_STATUSES, type AuditEntry, type ModelStatus } from './types';
+import { MODEL_STATUSES, type AuditEntry, type GateOverride, type ModelStatus, type TransitionOptions } from './types';
 
 /** An audit entry as stored: its place in the chain and its link to the previous entry. */
 export interface ChainedEntry extends AuditEntry {
@@ -57,14 +57,27 @@ export class ConcurrentChangeError extends UserError {
   }
 }
 
+/** The decision was taken on another status than the version has: refuse before writing anything. */
+export function assertExpected(version: number, current: ModelStatus, options: TransitionOptions, last: { by: string; at: string } | undefined): void {
+  if (options.expected !== undefined && options.expected !== current) {
+    throw new ConcurrentChangeError(version, options.expected, { to: current, by: last?.by ?? '?', at: last?.at ?? '?' });
+  }
+}
+
 export function encodeEntry(entry: ChainedEntry): Buffer {
-  const { seq, prev, at, by, from, to, note } = entry;
-  return Buffer.from(`${JSON.stringify({ seq, prev, at, by, from, to, note })}\n`, 'utf8');
+  const { seq, prev, at, by, from, to, note, override } = entry;
+  // `override` only when there is one: entries without it are byte for byte what they were before it existed.
+  const stored = override ? { seq, prev, at, by, from, to, note, override: { reason: override.reason, gates: override.gates } } : { seq, prev, at, by, from, to, note };
+  return Buffer.from(`${JSON.stringify(stored)}\n`, 'utf8');
 }
 
 /** The entry of the public trail (without the chain fields). */
 export function publicEntry(e: ChainedEntry): AuditEntry {
-  return { at: e.at, by: e.by, from: e.from, to: e.to, note: e.note };
+  return { at: e.at, by: e.by, from: e.from, to: e.to, note: e.note, ...(e.override ? { override: e.override } : {}) };
+}
+
+function isOverride(o: unknown): o is GateOverride {
+  return !!o && typeof o === 'object' && typeof (o as GateOverride).reason === 'string' && typeof (o as GateOverride).gates === 'string';
 }
 
 function isStatus(v: unknown): v is ModelStatus {
@@ -88,7 +101,8 @@ function parseEntry(version: number, s: StoredEntry): ChainedEntry {
     typeof e.by === 'string' &&
     typeof e.note === 'string' &&
     (e.from === null || isStatus(e.from)) &&
-    isStatus(e.to);
+    isStatus(e.to) &&
+    (e.override === undefined || (isOverride(e.override) && e.to === 'Approved'));
   if (!ok) {
     const why = typeof e?.prev !== 'string' ? 'has no hash link (an entry written before the audit was chained, or a hand-made one)' : `is not a well-formed audit entry ${s.seq}`;
     throw new AuditChainError(version, `${s.where} ${why}`);

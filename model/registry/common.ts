@@ -10,7 +10,7 @@ import { UserError } from '../../etl/errors';
 import type { ForestFileV1 } from '../format';
 import { parseForest } from '../forest-file';
 import { gateFailureMessage, type GateReport } from '../gates';
-import { MODEL_STATUSES, type Lineage, type ModelStatus } from './types';
+import { MODEL_STATUSES, type GateOverride, type Lineage, type ModelStatus, type TransitionOptions } from './types';
 
 export function sha256Hex(bytes: Buffer | string): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -81,6 +81,40 @@ export function gateFailure(metrics: Record<string, unknown>): string | undefine
 export function hasGateResults(metrics: Record<string, unknown>): boolean {
   const gates = metrics.gates;
   return !!gates && typeof gates === 'object' && typeof (gates as Record<string, unknown>).passed === 'boolean';
+}
+
+/** Approving a version whose quality gates failed, without an override and a reason. */
+export class GateOverrideRequiredError extends UserError {
+  constructor(version: number, failure: string) {
+    super(`version ${version} failed its quality gates (${failure}): approving it needs an explicit gate override with a reason (pricesense registry approve ${version} --note … --override-gates --reason "…"); nothing was changed`);
+    this.name = 'GateOverrideRequiredError';
+  }
+}
+
+/** What the gates of a version said, when an approval has to override them: failed, or never evaluated. */
+export function gatesToOverride(metrics: Record<string, unknown>): string | undefined {
+  return gateFailure(metrics) ?? (hasGateResults(metrics) ? undefined : 'not evaluated: no quality gate results recorded');
+}
+
+/**
+ * The override an approval records, checked against the version's own gate results:
+ * required when they failed, refused when there is nothing to override or the change
+ * is not an approval.
+ */
+export function gateOverrideOf(version: number, to: ModelStatus, metrics: Record<string, unknown>, options: TransitionOptions): GateOverride | undefined {
+  const requested = options.overrideGates;
+  const reason = requested?.reason.trim() ?? '';
+  if (requested && !reason) throw new UserError(`a gate override needs a reason (--reason "…"); nothing was changed`);
+  if (to !== 'Approved') {
+    if (requested) throw new UserError(`a gate override applies to approvals only; nothing was changed`);
+    return undefined;
+  }
+  const failure = gateFailure(metrics);
+  if (failure && !requested) throw new GateOverrideRequiredError(version, failure);
+  const gates = gatesToOverride(metrics);
+  if (!requested) return undefined;
+  if (!gates) throw new UserError(`version ${version} passed its quality gates: there is nothing to override; approve it without --override-gates`);
+  return { reason, gates };
 }
 
 export interface Candidate {

@@ -33,9 +33,9 @@ import { constants } from 'node:fs';
 import { link, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../etl/errors';
-import { AuditChainError, ChainWitness, ConcurrentChangeError, encodeEntry, publicEntry, verifyChain, type ChainedEntry, type StoredEntry, type VerifiedChain } from './audit-chain';
-import { actor, assertTransition, assertVersionNumber, readCandidate, sha256Hex, verifyDigest, VersionNotFoundError } from './common';
-import type { BrokenVersion, Lineage, ModelStatus, ModelVersion, RegisterOptions, Registry, ServableResolution, VersionCheck, VerifyReport } from './types';
+import { assertExpected, AuditChainError, ChainWitness, ConcurrentChangeError, encodeEntry, publicEntry, verifyChain, type ChainedEntry, type StoredEntry, type VerifiedChain } from './audit-chain';
+import { actor, assertTransition, assertVersionNumber, gateOverrideOf, readCandidate, sha256Hex, verifyDigest, VersionNotFoundError } from './common';
+import type { BrokenVersion, Lineage, ModelStatus, ModelVersion, RegisterOptions, Registry, ServableResolution, TransitionOptions, VersionCheck, VerifyReport } from './types';
 
 const LAYOUT = 'pricesense.registry.local/1';
 const VERSION_DIR = /^\d+$/;
@@ -130,12 +130,12 @@ export class LocalRegistry implements Registry {
     }
   }
 
-  approve(version: number, note: string, by?: string): Promise<ModelVersion> {
-    return this.transition(version, 'Approved', note, by);
+  approve(version: number, note: string, by?: string, options: TransitionOptions = {}): Promise<ModelVersion> {
+    return this.transition(version, 'Approved', note, by, options);
   }
 
-  reject(version: number, note: string, by?: string): Promise<ModelVersion> {
-    return this.transition(version, 'Rejected', note, by);
+  reject(version: number, note: string, by?: string, options: TransitionOptions = {}): Promise<ModelVersion> {
+    return this.transition(version, 'Rejected', note, by, options);
   }
 
   async list(filter: { status?: ModelStatus } = {}): Promise<ModelVersion[]> {
@@ -198,9 +198,14 @@ export class LocalRegistry implements Registry {
     return verifyDigest(`version ${version} (${v.artifactUri})`, bytes, v.artifactSha256);
   }
 
-  async verify(): Promise<VerifyReport> {
+  async verify(options: { version?: number } = {}): Promise<VerifyReport> {
     const versions: VersionCheck[] = [];
-    for (const n of await this.versionNumbers()) {
+    const numbers = await this.versionNumbers();
+    if (options.version !== undefined) {
+      assertVersionNumber(options.version);
+      if (!numbers.includes(options.version)) await this.show(options.version); // throws VersionNotFoundError, naming what exists
+    }
+    for (const n of options.version === undefined ? numbers : [options.version]) {
       const problems: string[] = [];
       let status: ModelStatus | undefined;
       try {
@@ -271,14 +276,21 @@ export class LocalRegistry implements Registry {
     return { record, chain };
   }
 
-  private async transition(version: number, to: ModelStatus, note: string, by?: string): Promise<ModelVersion> {
+  /**
+   * Decided on the chain as read (and on `options.expected`, the status the caller saw);
+   * lands only if no other change took the next entry first, so the condition holds at
+   * the moment of the write.
+   */
+  private async transition(version: number, to: ModelStatus, note: string, by: string | undefined, options: TransitionOptions): Promise<ModelVersion> {
     assertVersionNumber(version);
     const who = actor(by);
-    const { chain } = await this.readVerified(version);
+    const { record, chain } = await this.readVerified(version);
     const last = chain.entries[chain.entries.length - 1];
+    assertExpected(version, last.to, options, last);
     assertTransition(version, last.to, to);
+    const override = gateOverrideOf(version, to, record.metrics, options);
     const seq = last.seq + 1;
-    const bytes = encodeEntry({ seq, prev: chain.hashes[chain.hashes.length - 1], at: new Date().toISOString(), by: who, from: last.to, to, note: note.trim() });
+    const bytes = encodeEntry({ seq, prev: chain.hashes[chain.hashes.length - 1], at: new Date().toISOString(), by: who, from: last.to, to, note: note.trim(), override });
     const auditDir = path.join(this.versionDir(version), 'audit');
     const target = path.join(auditDir, `${pad(seq)}.json`);
     const tmp = path.join(auditDir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);

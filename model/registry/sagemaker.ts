@@ -43,8 +43,8 @@ import {
 } from '@aws-sdk/client-sagemaker';
 import { UserError } from '../../etl/errors';
 import type { Lake } from '../../etl/lake/types';
-import { AuditChainError, ChainWitness, ConcurrentChangeError, encodeEntry, publicEntry, verifyChain, type ChainedEntry, type StoredEntry, type VerifiedChain } from './audit-chain';
-import { actor, assertTransition, assertVersionNumber, InvalidArtifactError, readCandidate, sha256Hex, verifyDigest, VersionNotFoundError } from './common';
+import { assertExpected, AuditChainError, ChainWitness, ConcurrentChangeError, encodeEntry, publicEntry, verifyChain, type ChainedEntry, type StoredEntry, type VerifiedChain } from './audit-chain';
+import { actor, assertTransition, assertVersionNumber, gateOverrideOf, InvalidArtifactError, readCandidate, sha256Hex, verifyDigest, VersionNotFoundError } from './common';
 import {
   MODEL_STATUSES,
   type AuditEntry,
@@ -55,6 +55,7 @@ import {
   type RegisterOptions,
   type Registry,
   type ServableResolution,
+  type TransitionOptions,
   type VersionCheck,
   type VerifyReport,
 } from './types';
@@ -199,12 +200,12 @@ export class SageMakerRegistry implements Registry {
     return this.toModelVersion(described, await this.readChain(described));
   }
 
-  approve(version: number, note: string, by?: string): Promise<ModelVersion> {
-    return this.transition(version, 'Approved', note, by);
+  approve(version: number, note: string, by?: string, options: TransitionOptions = {}): Promise<ModelVersion> {
+    return this.transition(version, 'Approved', note, by, options);
   }
 
-  reject(version: number, note: string, by?: string): Promise<ModelVersion> {
-    return this.transition(version, 'Rejected', note, by);
+  reject(version: number, note: string, by?: string, options: TransitionOptions = {}): Promise<ModelVersion> {
+    return this.transition(version, 'Rejected', note, by, options);
   }
 
   async list(filter: { status?: ModelStatus } = {}): Promise<ModelVersion[]> {
@@ -296,7 +297,12 @@ export class SageMakerRegistry implements Registry {
     }
   }
 
-  async verify(): Promise<VerifyReport> {
+  async verify(options: { version?: number } = {}): Promise<VerifyReport> {
+    if (options.version !== undefined) {
+      assertVersionNumber(options.version);
+      const d = await this.describe(await this.packageArn(options.version), options.version);
+      return this.report([await this.checkPackage(d)]);
+    }
     const summaries: ModelPackageSummary[] = [];
     let next: string | undefined;
     do {
@@ -306,48 +312,60 @@ export class SageMakerRegistry implements Registry {
       next = page.NextToken;
     } while (next);
     const audits = await this.readAllAuditObjects();
-    const versions = await mapLimit(summaries, DESCRIBE_CONCURRENCY, async (summary): Promise<VersionCheck> => {
-      const problems: string[] = [];
-      const warnings: string[] = [];
+    const versions = await mapLimit(summaries, DESCRIBE_CONCURRENCY, async (summary) => {
       const d = await this.describe(summary.ModelPackageArn!);
-      const version = d.ModelPackageVersion!;
-      let status: ModelStatus | undefined;
-      try {
-        status = statusOf(d);
-        const chain = await this.readChain(d, audits.get(version) ?? []);
-        const v = await this.toModelVersion(d, chain);
-        const last = chain.entries.at(-1);
-        if (!last) warnings.push('registered outside pricesense (e.g. by the pipeline): no audit entries until its first change through pricesense');
-        else if (last.to !== status && !inProgress(last, d)) warnings.push(`SageMaker says ${status}, the audit trail ends at ${last.to}: changed outside pricesense (${userName(d.LastModifiedBy)} at ${d.LastModifiedTime?.toISOString() ?? '?'}) or a change that did not complete`);
-        const key = this.keyOf(v.artifactUri);
-        if (key === undefined) problems.push(`artifact ${v.artifactUri} is outside the lake ${this.lake.root}`);
-        else {
-          const bytes = await this.lake.read(key);
-          if (sha256Hex(bytes) !== v.artifactSha256) problems.push(`artifact ${v.artifactUri} hashes to ${sha256Hex(bytes)}, registered ${v.artifactSha256}`);
-        }
-      } catch (err) {
-        problems.push(err instanceof AuditChainError ? err.problem : err instanceof Error ? err.message : String(err));
-      }
-      return { version, status, problems, warnings };
+      return this.checkPackage(d, audits.get(d.ModelPackageVersion!) ?? []);
     });
     versions.sort((a, b) => a.version - b.version);
+    return this.report(versions);
+  }
+
+  private report(versions: VersionCheck[]): VerifyReport {
     return { registry: this.uri, ok: versions.every((v) => v.problems.length === 0), versions };
+  }
+
+  /** One package: its audit chain, its status against the chain, its artifact's digest. */
+  private async checkPackage(d: DescribeModelPackageOutput, audits?: AuditObject[]): Promise<VersionCheck> {
+    const problems: string[] = [];
+    const warnings: string[] = [];
+    const version = d.ModelPackageVersion!;
+    let status: ModelStatus | undefined;
+    try {
+      status = statusOf(d);
+      const chain = await this.readChain(d, audits);
+      const v = await this.toModelVersion(d, chain);
+      const last = chain.entries.at(-1);
+      if (!last) warnings.push('registered outside pricesense (e.g. by the pipeline): no audit entries until its first change through pricesense');
+      else if (last.to !== status && !inProgress(last, d)) warnings.push(`SageMaker says ${status}, the audit trail ends at ${last.to}: changed outside pricesense (${userName(d.LastModifiedBy)} at ${d.LastModifiedTime?.toISOString() ?? '?'}) or a change that did not complete`);
+      const key = this.keyOf(v.artifactUri);
+      if (key === undefined) problems.push(`artifact ${v.artifactUri} is outside the lake ${this.lake.root}`);
+      else {
+        const bytes = await this.lake.read(key);
+        if (sha256Hex(bytes) !== v.artifactSha256) problems.push(`artifact ${v.artifactUri} hashes to ${sha256Hex(bytes)}, registered ${v.artifactSha256}`);
+      }
+    } catch (err) {
+      problems.push(err instanceof AuditChainError ? err.problem : err instanceof Error ? err.message : String(err));
+    }
+    return { version, status, problems, warnings };
   }
 
   /**
    * A conditional change: decided on the status SageMaker reports now, applied only if
    * no other change claims the next audit entry first (see the file comment).
    */
-  private async transition(version: number, to: ModelStatus, note: string, by?: string): Promise<ModelVersion> {
+  private async transition(version: number, to: ModelStatus, note: string, by: string | undefined, options: TransitionOptions): Promise<ModelVersion> {
     assertVersionNumber(version);
     const arn = await this.packageArn(version);
     const who = actor(by);
     const before = await this.describe(arn, version);
     const from = statusOf(before);
     const chain = await this.readChain(before);
+    const lastEntry = chain.entries.at(-1);
+    assertExpected(version, from, options, lastEntry?.to === from ? lastEntry : { by: userName(before.LastModifiedBy), at: before.LastModifiedTime?.toISOString() ?? '?' });
     assertTransition(version, from, to);
-    if (inProgress(chain.entries.at(-1), before)) throw new ConcurrentChangeError(version, from, undefined);
-    const entry: ChainedEntry = { seq: chain.entries.length + 1, prev: chain.hashes.at(-1) ?? anchorOf(before), at: new Date().toISOString(), by: who, from, to, note: note.trim() };
+    if (inProgress(lastEntry, before)) throw new ConcurrentChangeError(version, from, undefined);
+    const override = gateOverrideOf(version, to, await this.metricsOf(before), options);
+    const entry: ChainedEntry = { seq: chain.entries.length + 1, prev: chain.hashes.at(-1) ?? anchorOf(before), at: new Date().toISOString(), by: who, from, to, note: note.trim(), override };
     let claim: string | undefined;
     for (let attempt = 1; attempt <= CLAIM_ATTEMPTS && claim === undefined; attempt++) {
       const key = await this.writeEntry(version, entry);
@@ -370,7 +388,7 @@ export class SageMakerRegistry implements Registry {
     try {
       await this.call('UpdateModelPackage', arn, () =>
         this.client.send(
-          new UpdateModelPackageCommand({ ModelPackageArn: arn, ModelApprovalStatus: to, ApprovalDescription: description(`${note.trim()} (by ${who})`) }),
+          new UpdateModelPackageCommand({ ModelPackageArn: arn, ModelApprovalStatus: to, ApprovalDescription: description(`${note.trim()}${override ? ` [GATE OVERRIDE: ${override.reason}]` : ''} (by ${who})`) }),
         ),
       );
     } catch (err) {
@@ -441,6 +459,13 @@ export class SageMakerRegistry implements Registry {
     }
   }
 
+  /** The package's recorded evaluation (metrics.json in the lake), {} when it has none. */
+  private async metricsOf(d: DescribeModelPackageOutput): Promise<Record<string, unknown>> {
+    const metricsUri = d.ModelMetrics?.ModelQuality?.Statistics?.S3Uri;
+    const metricsKey = metricsUri ? this.keyOf(metricsUri) : undefined;
+    return metricsKey ? (JSON.parse((await this.lake.read(metricsKey)).toString('utf8')) as Record<string, unknown>) : {};
+  }
+
   private async toModelVersion(d: DescribeModelPackageOutput, chain: VerifiedChain): Promise<ModelVersion> {
     const version = d.ModelPackageVersion!;
     const meta = d.CustomerMetadataProperties ?? {};
@@ -451,9 +476,7 @@ export class SageMakerRegistry implements Registry {
     }
     const lineageKey = this.keyOf(meta[`${META}lineage`] ?? '');
     const lineageDoc = lineageKey ? (JSON.parse((await this.lake.read(lineageKey)).toString('utf8')) as LineageDocument) : undefined;
-    const metricsUri = d.ModelMetrics?.ModelQuality?.Statistics?.S3Uri;
-    const metricsKey = metricsUri ? this.keyOf(metricsUri) : undefined;
-    const metrics = metricsKey ? (JSON.parse((await this.lake.read(metricsKey)).toString('utf8')) as Record<string, unknown>) : {};
+    const metrics = await this.metricsOf(d);
     const status = statusOf(d);
     return {
       version,

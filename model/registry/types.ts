@@ -14,6 +14,32 @@ export interface AuditEntry {
   readonly from: ModelStatus | null;
   readonly to: ModelStatus;
   readonly note: string;
+  /** Present on an approval that overrode failed (or absent) quality gates. */
+  readonly override?: GateOverride;
+}
+
+/** An approval despite the quality gates: what was overridden, as the registry saw it, and why. */
+export interface GateOverride {
+  /** The approver's reason for overriding. */
+  readonly reason: string;
+  /** What the gates said: the failed gates and by how much, or that the version was never evaluated. */
+  readonly gates: string;
+}
+
+/** Conditions on a status change. */
+export interface TransitionOptions {
+  /**
+   * The status the change was decided on. If the version is in another one when the
+   * change is made, nothing changes (ConcurrentChangeError): a decision taken on a stale
+   * view never lands on top of someone else's.
+   */
+  readonly expected?: ModelStatus;
+  /**
+   * Approving a version whose quality gates failed requires this (GateOverrideRequiredError
+   * without it); it may also acknowledge a version with no gate results. Recorded in the
+   * audit entry as `override`.
+   */
+  readonly overrideGates?: { readonly reason: string };
 }
 
 export interface Lineage {
@@ -85,8 +111,8 @@ export interface Registry {
   readonly uri: string;
   /** A new version in PendingManualApproval. */
   register(forestPath: string, options?: RegisterOptions): Promise<ModelVersion>;
-  approve(version: number, note: string, by?: string): Promise<ModelVersion>;
-  reject(version: number, note: string, by?: string): Promise<ModelVersion>;
+  approve(version: number, note: string, by?: string, options?: TransitionOptions): Promise<ModelVersion>;
+  reject(version: number, note: string, by?: string, options?: TransitionOptions): Promise<ModelVersion>;
   list(filter?: { status?: ModelStatus }): Promise<ModelVersion[]>;
   show(version: number): Promise<ModelVersion>;
   /** The newest Approved version whose audit trail verifies (see latestServable). */
@@ -95,6 +121,6 @@ export interface Registry {
   latestServable(): Promise<ServableResolution>;
   /** The forest file's bytes, after verifying their SHA-256 against the registered digest. */
   fetch(version: number): Promise<Buffer>;
-  /** Every version: its audit trail and its stored artifact's digest. */
-  verify(): Promise<VerifyReport>;
+  /** Every version (or only `version`): its audit trail and its stored artifact's digest. */
+  verify(options?: { version?: number }): Promise<VerifyReport>;
 }

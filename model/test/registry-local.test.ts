@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../../etl/errors';
 import { sha256Hex } from '../registry/common';
-import { AuditChainError, ChecksumMismatchError, ConcurrentChangeError, LocalRegistry, openRegistry, type ModelVersion, type Registry } from '../registry';
+import { AuditChainError, ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, LocalRegistry, openRegistry, type ModelVersion, type Registry } from '../registry';
 import { writeFixtureForest } from './registry-fixtures';
 
 let dir: string;
@@ -153,6 +153,49 @@ describe('local registry: status machine', () => {
   });
 });
 
+describe('local registry: expected status and gate overrides', () => {
+  it('applies a change only in the status the caller decided on', async () => {
+    await registerSeeds(1);
+    await registry.reject(1, 'no', 'rob');
+    // Decided on a page that still showed Pending: Rejected -> Approved is allowed, but not what was decided.
+    const stale = registry.approve(1, 'yes', 'ann', { expected: 'PendingManualApproval' });
+    await expect(stale).rejects.toBeInstanceOf(ConcurrentChangeError);
+    await expect(stale).rejects.toThrow(/version 1 changed while this change was being made: it was PendingManualApproval, it is now Rejected \(by rob at .*\); nothing was changed/);
+    expect((await registry.show(1)).audit).toHaveLength(2);
+    expect((await registry.approve(1, 'yes after all', 'ann', { expected: 'Rejected' })).status).toBe('Approved');
+  });
+
+  it('approves a version whose gates failed only with an override and a reason, recorded as a field of the audit entry in the chain', async () => {
+    await registry.register(await writeFixtureForest(dir, 'failed.json', { seed: 9, gatesPassed: false }), { by: 'trainer', force: true });
+    await expect(registry.approve(1, 'ship it', 'ann')).rejects.toThrow(GateOverrideRequiredError);
+    await expect(registry.approve(1, 'ship it', 'ann')).rejects.toThrow(/^version 1 failed its quality gates \(quality gate failed on test: accuracy.*\): approving it needs an explicit gate override with a reason/);
+    await expect(registry.approve(1, 'ship it', 'ann', { overrideGates: { reason: '  ' } })).rejects.toThrow('a gate override needs a reason');
+    await expect(registry.reject(1, 'no', 'ann', { overrideGates: { reason: 'x' } })).rejects.toThrow('a gate override applies to approvals only');
+    expect((await registry.show(1)).status).toBe('PendingManualApproval');
+    const v = await registry.approve(1, 'ship it', 'ann', { overrideGates: { reason: 'pilot needs it' } });
+    const last = v.audit.at(-1)!;
+    expect(last).toMatchObject({ by: 'ann', to: 'Approved', note: 'ship it', override: { reason: 'pilot needs it' } });
+    expect(last.override!.gates).toMatch(/^quality gate failed on test: accuracy/);
+    const stored = JSON.parse(await readFile(path.join(root, 'versions', '000001', 'audit', '000002.json'), 'utf8'));
+    expect(stored.override).toEqual(last.override);
+    // The override is part of the hashed entry: editing it breaks the chain.
+    const file = path.join(root, 'versions', '000001', 'audit', '000002.json');
+    await writeFile(file, JSON.stringify({ ...stored, override: { ...stored.override, reason: 'edited' } }) + '\n');
+    await expect(new LocalRegistry(root).show(1)).rejects.toThrow(AuditChainError);
+  });
+
+  it('records an acknowledged approval of an unevaluated version; refuses an override of gates that passed; plain entries stay as they were', async () => {
+    await registry.register(await writeFixtureForest(dir, 'plain.json', { seed: 2 }), { by: 'trainer' });
+    await registerSeeds(3);
+    const v1 = await registry.approve(1, 'imported model', 'ann', { overrideGates: { reason: 'evaluated offline' } });
+    expect(v1.audit.at(-1)!.override).toEqual({ reason: 'evaluated offline', gates: 'not evaluated: no quality gate results recorded' });
+    await expect(registry.approve(2, 'fine', 'ann', { overrideGates: { reason: 'x' } })).rejects.toThrow('version 2 passed its quality gates: there is nothing to override');
+    const v2 = await registry.approve(2, 'fine', 'ann');
+    expect('override' in v2.audit.at(-1)!).toBe(false);
+    expect(Object.keys(JSON.parse(await readFile(path.join(root, 'versions', '000002', 'audit', '000002.json'), 'utf8')))).toEqual(['seq', 'prev', 'at', 'by', 'from', 'to', 'note']);
+  });
+});
+
 describe('local registry: audit trail', () => {
   it('records who, when, from, to and note for every change, oldest first, and never rewrites an entry', async () => {
     await registerSeeds(1);
@@ -260,6 +303,9 @@ describe('local registry: tamper-evident audit trail', () => {
     expect(report.ok).toBe(false);
     expect(report.versions[0].problems).toEqual([expect.stringMatching(/artifact .*forest\.json hashes to [0-9a-f]{64}, registered [0-9a-f]{64}/)]);
     expect(report.versions[1].problems).toEqual([expect.stringMatching(/the last entry was deleted/)]);
+    // One version only: the same check, no other version read.
+    expect(await new LocalRegistry(root).verify({ version: 2 })).toEqual({ registry: root, ok: false, versions: [report.versions[1]] });
+    await expect(registry.verify({ version: 9 })).rejects.toThrow(/version 9 not found/);
   });
 
   it('refuses to change a version whose trail does not verify', async () => {

@@ -23,7 +23,7 @@ import { mockClient, type AwsClientStub } from 'aws-sdk-client-mock';
 import { S3Lake } from '../../etl/lake/s3';
 import { startS3Server, type S3TestServer } from '../../etl/testing/s3-server';
 import { sha256Hex } from '../registry/common';
-import { ChecksumMismatchError, ConcurrentChangeError, type ModelVersion } from '../registry';
+import { ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, type ModelVersion } from '../registry';
 import { createSageMakerClient, SageMakerRegistry, SAGEMAKER_MAX_ATTEMPTS } from '../registry/sagemaker';
 import { writeFixtureForest } from './registry-fixtures';
 import { ACCOUNT_ARN, awsError, FakeSageMaker, GROUP, IMAGE } from './sagemaker-fake';
@@ -222,6 +222,21 @@ describe('SageMaker registry: approval workflow', () => {
     ]);
   });
 
+  it('applies a change only in the expected status, and a gate override only with a reason, recorded in the audit object and ApprovalDescription', async () => {
+    await registerSeeds(1);
+    await registry.register(await writeFixtureForest(dir, 'bad.json', { seed: 5, gatesPassed: false }), { force: true, by: 'trainer' });
+    await registry.reject(1, 'no', 'rob');
+    await expect(registry.approve(1, 'yes', 'ann', { expected: 'PendingManualApproval' })).rejects.toThrow(
+      /^version 1 changed while this change was being made: it was PendingManualApproval, it is now Rejected \(by rob at /,
+    );
+    await expect(registry.approve(2, 'ship', 'ann')).rejects.toThrow(GateOverrideRequiredError);
+    expect(sm.commandCalls(UpdateModelPackageCommand)).toHaveLength(1);
+    const v = await registry.approve(2, 'ship', 'ann', { expected: 'PendingManualApproval', overrideGates: { reason: 'pilot' } });
+    expect(v.audit.at(-1)).toMatchObject({ by: 'ann', note: 'ship', override: { reason: 'pilot', gates: expect.stringMatching(/^quality gate failed on test: accuracy/) } });
+    expect(sm.commandCalls(UpdateModelPackageCommand)[1].args[0].input.ApprovalDescription).toBe('ship [GATE OVERRIDE: pilot] (by ann)');
+    expect((await new SageMakerRegistry(GROUP, { lake, client, image: IMAGE }).show(2)).audit.at(-1)!.override!.reason).toBe('pilot');
+  });
+
   it('refuses invalid transitions without calling UpdateModelPackage', async () => {
     await registerSeeds(1);
     await registry.approve(1, 'ok');
@@ -355,6 +370,11 @@ describe('SageMaker registry: tamper-evident audit trail, cross-checked with Sag
     expect(report.ok).toBe(false);
     expect(report.versions[0].problems).toEqual([expect.stringMatching(/artifact s3:.*forest\.json hashes to [0-9a-f]{64}, registered [0-9a-f]{64}/)]);
     expect(report.versions[1].problems).toEqual([expect.stringMatching(/entry 1 is missing/)]);
+    // One version only: the same check, without listing the group or reading other versions.
+    sm.resetHistory();
+    expect(await new SageMakerRegistry(GROUP, { lake, client, image: IMAGE }).verify({ version: 1 })).toEqual({ registry: registry.uri, ok: false, versions: [report.versions[0]] });
+    expect(sm.commandCalls(ListModelPackagesCommand)).toHaveLength(0);
+    expect(sm.commandCalls(DescribeModelPackageCommand).map((c) => c.args[0].input)).toEqual([{ ModelPackageName: `${ACCOUNT_ARN}:model-package/${GROUP}/1` }]);
   });
 });
 
