@@ -12,7 +12,8 @@ const config: Config = {
   // isolatedModules comes from tsconfig.json: ts-jest then transpiles file by file, without type information.
   transform: { '^.+\\.ts$': 'ts-jest' },
   moduleFileExtensions: ['ts', 'js', 'json'],
-  testTimeout: 60_000,
+  // Generous: on a shared 2-core runner a suite's ORT, DuckDB or HTTP work can take several times its idle time.
+  testTimeout: 180_000,
 };
 
 export default config;

@@ -242,7 +242,10 @@ describe('registry console in Chromium', () => {
     const unknown = (await (await fetch(`http://127.0.0.1:${api.port}/metrics`)).text()).split('\n').filter((l) => l.startsWith('pricesense_unknown_categories_total{'));
     expect(unknown.length).toBeGreaterThanOrEqual(1);
     expect(unknown.every((l) => l.includes(`feature="${unknownFeature}"`))).toBe(true);
-    expectMarks(charts, 'live-unknown', unknown.length);
+    // The chart draws the API's unknown share gauge: one bar per categorical feature × served model, the unseen feature's above 0.
+    const shares = (await (await fetch(`http://127.0.0.1:${api.port}/metrics`)).text()).split('\n').filter((l) => l.startsWith('pricesense_feature_unknown_category_ratio{'));
+    expect(shares.some((l) => l.includes(`feature="${unknownFeature}"`) && Number(l.split(' ').at(-1)) > 0)).toBe(true);
+    expectMarks(charts, 'live-unknown', shares.length);
     await shot(page, 'live');
   });
 

@@ -152,13 +152,15 @@ async function generations(lake: Lake): Promise<number[]> {
   return gens.sort((a, b) => a - b);
 }
 
-async function readRecord(lake: Lake, gen: number): Promise<LeaseRecord> {
+/** The record of a generation, or undefined when it was deleted since it was listed (a newer holder cleared it). */
+async function readRecord(lake: Lake, gen: number): Promise<LeaseRecord | undefined> {
   const key = keyOf(gen);
   try {
     const r = JSON.parse((await lake.read(key)).toString('utf8')) as LeaseRecord;
     if (r.format !== LEASE_FORMAT) throw new Error(`format ${String(r.format)}`);
     return r;
   } catch (err) {
+    if (!(await lake.exists(key))) return undefined;
     throw new UserError(
       `the lease object ${lake.uri(key)} is unreadable (${(err as Error).message}); if no ETL run is writing this lake, delete it and rerun`,
     );
@@ -194,6 +196,7 @@ export class Lease {
       let takeover: string | undefined;
       if (top !== undefined) {
         previous = await readRecord(lake, top);
+        if (previous === undefined) continue; // another run took a newer generation between list and read: look again
         const why = vacancy(previous, Date.now());
         if (why === undefined) {
           const holder = describeHolder(previous);
