@@ -17,7 +17,7 @@
 import type { Logger } from 'pino';
 import { UserError } from '../etl/errors';
 import { loadForestInWorker } from '../model/forest-loader';
-import { AuditChainError, InvalidArtifactError, VersionNotFoundError, type BrokenVersion, type ModelVersion, type Registry } from '../model/registry';
+import { AuditChainError, CorruptVersionError, InvalidArtifactError, VersionNotFoundError, type BrokenVersion, type ModelVersion, type Registry } from '../model/registry';
 import type { ChallengerConfig, UnknownCategoryPolicy } from './config';
 import { MAX_TIMER_MS } from './config';
 import type { ApiMetrics, DriftSource, Role } from './metrics';
@@ -301,7 +301,7 @@ export class ModelManager {
       try {
         pinned = await this.registry.show(this.championPin);
       } catch (err) {
-        if (err instanceof AuditChainError) broken.push({ version: err.version, problem: err.problem });
+        if (err instanceof AuditChainError || err instanceof CorruptVersionError) broken.push({ version: err.version, problem: err.problem });
         else if (!(err instanceof VersionNotFoundError)) throw err;
         // A pin to a version that does not exist (or cannot be trusted) must not stop serving: follow latestApproved.
         this.logger.warn({ event: 'pinned_version_unavailable', version: this.championPin, err: errorMessage(err) }, 'pinned champion unavailable; following latestApproved');
@@ -339,7 +339,7 @@ export class ModelManager {
     try {
       entry = await this.registry.show(cfg.version);
     } catch (err) {
-      if (err instanceof VersionNotFoundError || err instanceof AuditChainError) {
+      if (err instanceof VersionNotFoundError || err instanceof AuditChainError || err instanceof CorruptVersionError) {
         this.challengerProblem = `challenger version ${cfg.version}: ${errorMessage(err)}`;
         this.dropChallenger();
       } else {
@@ -391,7 +391,7 @@ export class ModelManager {
     try {
       return (await this.registry.show(version)).status === 'Approved';
     } catch (err) {
-      if (err instanceof VersionNotFoundError || err instanceof AuditChainError) return false;
+      if (err instanceof VersionNotFoundError || err instanceof AuditChainError || err instanceof CorruptVersionError) return false;
       // The registry could not say: keep serving rather than go dark on a transient error.
       return true;
     }

@@ -11,7 +11,7 @@ import { LocalRegistry } from './local';
 import type { Registry } from './types';
 
 export * from './types';
-export { ChecksumMismatchError, gateFailure, hasGateResults, InvalidArtifactError, parseStatus, VersionNotFoundError } from './common';
+export { ChecksumMismatchError, CorruptVersionError, gateFailure, hasGateResults, InvalidArtifactError, parseStatus, VersionNotFoundError } from './common';
 export { AuditChainError, ConcurrentChangeError } from './audit-chain';
 export { LocalRegistry } from './local';
 

@@ -44,7 +44,7 @@ import { link, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, unlink
 import path from 'node:path';
 import { UserError } from '../../etl/errors';
 import { AuditChainError, ChainWitness, ConcurrentChangeError, encodeEntry, publicEntry, verifyChain, type ChainedEntry, type StoredEntry, type VerifiedChain } from './audit-chain';
-import { actor, assertTransition, assertVersionNumber, readCandidate, sha256Hex, verifyDigest, VersionNotFoundError } from './common';
+import { actor, assertTransition, assertVersionNumber, CorruptVersionError, readCandidate, sha256Hex, verifyDigest, VersionNotFoundError } from './common';
 import type { BrokenVersion, Lineage, ModelStatus, ModelVersion, RegisterOptions, Registry, ServableResolution, VersionCheck, VerifyReport } from './types';
 
 const LAYOUT = 'pricesense.registry.local/1';
@@ -211,7 +211,8 @@ export class LocalRegistry implements Registry {
       try {
         v = await this.show(numbers[i]);
       } catch (err) {
-        if (!(err instanceof AuditChainError)) throw err;
+        // One unreadable version must not freeze polling (and keep a rejected champion serving): pass over it.
+        if (!(err instanceof AuditChainError || err instanceof CorruptVersionError)) throw err;
         broken.push({ version: err.version, problem: err.problem });
         continue;
       }
@@ -279,7 +280,7 @@ export class LocalRegistry implements Registry {
       const range = known.length ? `it has versions ${known[0]}..${known[known.length - 1]}` : 'it has no versions yet';
       throw new VersionNotFoundError(version, `version ${version} not found in registry ${this.uri} (${range})`);
     }
-    const record = parseRecord(recordBytes.toString('utf8'), path.join(dir, 'version.json'));
+    const record = parseRecord(version, recordBytes.toString('utf8'), path.join(dir, 'version.json'));
     const auditDir = path.join(dir, 'audit');
     const stored: StoredEntry[] = [];
     const names = await readdir(auditDir).catch((err: NodeJS.ErrnoException) => {
@@ -413,12 +414,12 @@ async function readEntryQuietly(file: string): Promise<ChainedEntry | undefined>
   }
 }
 
-function parseRecord(text: string, file: string): VersionRecord {
+function parseRecord(version: number, text: string, file: string): VersionRecord {
   let record: VersionRecord;
   try {
     record = JSON.parse(text) as VersionRecord;
   } catch (err) {
-    throw new Error(`registry corrupt: ${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
+    throw new CorruptVersionError(version, `${file} is not valid JSON: ${(err as Error).message}`);
   }
   if (record.layout !== LAYOUT) {
     throw new UserError(`${file}: unknown registry layout '${String(record.layout)}' (this pricesense reads ${LAYOUT})`);

@@ -292,6 +292,16 @@ describe('local registry: tamper-evident audit trail', () => {
 });
 
 describe('local registry: latestApproved', () => {
+  it('passes over a version whose record is unreadable (a truncated version.json) and reports it, instead of failing every poll', async () => {
+    await registerSeeds(1, 2);
+    await registry.approve(1, 'ok');
+    await registry.approve(2, 'better');
+    await writeFile(path.join(root, 'versions', '000002', 'version.json'), '{trunc');
+    const fresh = new LocalRegistry(root);
+    expect(await fresh.latestServable()).toMatchObject({ latest: { version: 1 }, broken: [{ version: 2, problem: expect.stringMatching(/version\.json is not valid JSON/) }] });
+    await expect(fresh.show(2)).rejects.toThrow(/version 2: registry record unreadable: .*version\.json is not valid JSON/);
+  });
+
   it('is the highest-numbered Approved version through approve -> reject -> approve sequences', async () => {
     await registerSeeds(1, 2, 3);
     expect(await registry.latestApproved()).toBeUndefined();
