@@ -6,6 +6,7 @@
 import os from 'node:os';
 import { UserError } from '../etl/errors';
 import type { EmfSink } from './emf';
+import { RESOLUTION_MS } from './load-shedding';
 
 export type ChallengerMode = 'canary' | 'shadow';
 
@@ -84,7 +85,7 @@ export const DEFAULT_CONFIG: ApiConfig = {
 const DURATION_BOUNDS = {
   pollInterval: { min: 100, max: 24 * 3_600_000, text: 'from 100ms to 24h' },
   shutdownTimeout: { min: 0, max: 3_600_000, text: 'from 0s to 1h' },
-  maxEventLoopDelay: { min: 0, max: 60_000, text: 'from 0ms (off) to 1m' },
+  maxEventLoopDelay: { min: 0, max: 60_000, text: '0 (off) or from 10ms (the monitor\'s resolution) to 1m' },
   emfInterval: { min: 100, max: 3_600_000, text: 'from 100ms to 1h' },
 } as const;
 
@@ -239,6 +240,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: RawConfi
     const value = raw[key];
     return value === undefined ? fallback : parseDuration(w(key), value, DURATION_BOUNDS[key]);
   };
+  // Below the monitor's resolution a limit would silently mean limit + 10 ms.
+  const eventLoopDelay = (): number => {
+    const ms = duration('maxEventLoopDelay', DEFAULT_CONFIG.maxEventLoopDelayMs);
+    if (ms > 0 && ms < RESOLUTION_MS) fail(w('maxEventLoopDelay'), raw.maxEventLoopDelay ?? '', `a duration ${DURATION_BOUNDS.maxEventLoopDelay.text}`);
+    return ms;
+  };
   return {
     port: raw.port === undefined ? DEFAULT_CONFIG.port : parseInteger(w('port'), raw.port, 0, 65535),
     host: raw.host ?? DEFAULT_CONFIG.host,
@@ -255,7 +262,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: RawConfi
     workers: raw.workers === undefined ? DEFAULT_CONFIG.workers : parseWorkers(w('workers'), raw.workers),
     unknownCategories,
     maxInFlight: raw.maxInFlight === undefined ? DEFAULT_CONFIG.maxInFlight : parseInteger(w('maxInFlight'), raw.maxInFlight, 1, 1_000_000),
-    maxEventLoopDelayMs: duration('maxEventLoopDelay', DEFAULT_CONFIG.maxEventLoopDelayMs),
+    maxEventLoopDelayMs: eventLoopDelay(),
     emf: raw.emf === undefined ? DEFAULT_CONFIG.emf : parseEmfSink(w('emf'), raw.emf),
     emfIntervalMs: duration('emfInterval', DEFAULT_CONFIG.emfIntervalMs),
     emfNamespace: raw.emfNamespace === undefined ? DEFAULT_CONFIG.emfNamespace : checkNamespace(w('emfNamespace'), raw.emfNamespace),

@@ -15,8 +15,9 @@
  * empty or the registry could not be reached.
  */
 import type { Logger } from 'pino';
+import { UserError } from '../etl/errors';
 import { loadForestInWorker } from '../model/forest-loader';
-import { AuditChainError, InvalidArtifactError, VersionNotFoundError, type BrokenVersion, type ModelVersion, type Registry } from '../model/registry';
+import { AuditChainError, CorruptVersionError, InvalidArtifactError, VersionNotFoundError, type BrokenVersion, type ModelVersion, type Registry } from '../model/registry';
 import type { ChallengerConfig, UnknownCategoryPolicy } from './config';
 import { MAX_TIMER_MS } from './config';
 import type { ApiMetrics, DriftSource, Role } from './metrics';
@@ -27,6 +28,18 @@ export interface LoadFailure {
   readonly role: Role;
   readonly error: string;
   readonly at: string;
+  /** For a remembered failure: when the version is tried again if the registry has not changed it by then. */
+  readonly retryAt?: string;
+}
+
+/** A remembered failure is retried after this, doubling per repeat up to MAX_RETRY_MS: restored bytes are picked up without a restart. */
+const FIRST_RETRY_MS = 5 * 60_000;
+const MAX_RETRY_MS = 6 * 3600_000;
+
+interface RememberedFailure {
+  readonly failure: LoadFailure;
+  readonly retryAtMs: number;
+  readonly attempts: number;
 }
 
 export interface ModelManagerOptions {
@@ -42,6 +55,8 @@ export interface ModelManagerOptions {
   readonly unknownCategories?: UnknownCategoryPolicy;
   /** Injectable for the canary split test; Math.random by default. */
   readonly random?: () => number;
+  /** Injectable clock (ms) for the retry of remembered load failures; Date.now by default. */
+  readonly now?: () => number;
 }
 
 export interface ManagerStatus {
@@ -71,10 +86,27 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** What identifies a version's bytes in the registry: a new registration or a rewritten record changes it. */
+/**
+ * What identifies a version's bytes and standing in the registry: a new registration, a
+ * rewritten record or any status change (reject, then approve again: the trail grows)
+ * changes it, and the version is tried again.
+ */
 function artifactKey(entry: ModelVersion): string {
-  return `${entry.version}\u0000${entry.forestSha256}\u0000${entry.artifactSha256}`;
+  return `${entry.version}\u0000${entry.forestSha256}\u0000${entry.artifactSha256}\u0000${entry.audit.length}`;
 }
+
+/**
+ * Failures that are a property of the stored bytes and come back identical on a retry:
+ * the registry's integrity and archive checks, the forest's format and limits (all
+ * UserErrors), a digest that differs from the registered one. Anything else (an
+ * allocation failure, a worker thread that died, a registry that could not be reached)
+ * says nothing about the artifact and is retried at the next poll.
+ */
+function isDeterministic(err: unknown): boolean {
+  return err instanceof UserError || err instanceof ForestDigestMismatch;
+}
+
+class ForestDigestMismatch extends Error {}
 
 export class ModelManager {
   readonly registry: Registry;
@@ -88,6 +120,7 @@ export class ModelManager {
   private readonly championPin: number | undefined;
   private readonly challengerConfig: ChallengerConfig | undefined;
   private readonly random: () => number;
+  private readonly now: () => number;
   private championModel: ServedModel | undefined;
   private challengerState: Challenger | undefined;
   private challengerProblem: string | undefined;
@@ -95,8 +128,8 @@ export class ModelManager {
   private lastPoll: ManagerStatus['lastPoll'];
   private lastLoadFailure: LoadFailure | undefined;
   private auditProblems: BrokenVersion[] = [];
-  /** Artifacts that failed to load, by artifactKey: not fetched again until the registry changes them. */
-  private readonly failed = new Map<string, LoadFailure>();
+  /** Artifacts that failed to load, by artifactKey: not fetched again until the registry changes them or the retry time comes. */
+  private readonly failed = new Map<string, RememberedFailure>();
   private timer: NodeJS.Timeout | undefined;
   private inFlightRefresh: Promise<void> | undefined;
   private stopped = false;
@@ -118,6 +151,7 @@ export class ModelManager {
     this.championPin = options.championVersion;
     this.challengerConfig = options.challenger;
     this.random = options.random ?? Math.random;
+    this.now = options.now ?? Date.now;
     this.metrics.setDriftSources(() => this.driftSources());
   }
 
@@ -231,6 +265,13 @@ export class ModelManager {
       this.lastPoll = { at, ok: false, error: errorMessage(err) };
       if (!this.championModel) this.notReadyReason = `registry ${this.registry.uri} unavailable: ${errorMessage(err)}`;
       this.logger.warn({ event: 'registry_poll_failed', registry: this.registry.uri, err: errorMessage(err) }, 'registry poll failed; serving the current model');
+      // The listing failed, not necessarily the served version's record: a champion rejected meanwhile must still go.
+      const current = this.championModel;
+      if (current && !(await this.stillApproved(current.version))) {
+        this.logger.warn({ event: 'model_withdrawn', version: current.version }, 'the served version is no longer Approved; withdrawing it');
+        this.setChampion(undefined);
+        this.notReadyReason = `model version ${current.version} is no longer Approved, and registry ${this.registry.uri} could not be listed: ${errorMessage(err)}`;
+      }
       return;
     }
     this.lastPoll = { at, ok: true };
@@ -260,7 +301,7 @@ export class ModelManager {
       try {
         pinned = await this.registry.show(this.championPin);
       } catch (err) {
-        if (err instanceof AuditChainError) broken.push({ version: err.version, problem: err.problem });
+        if (err instanceof AuditChainError || err instanceof CorruptVersionError) broken.push({ version: err.version, problem: err.problem });
         else if (!(err instanceof VersionNotFoundError)) throw err;
         // A pin to a version that does not exist (or cannot be trusted) must not stop serving: follow latestApproved.
         this.logger.warn({ event: 'pinned_version_unavailable', version: this.championPin, err: errorMessage(err) }, 'pinned champion unavailable; following latestApproved');
@@ -298,7 +339,7 @@ export class ModelManager {
     try {
       entry = await this.registry.show(cfg.version);
     } catch (err) {
-      if (err instanceof VersionNotFoundError || err instanceof AuditChainError) {
+      if (err instanceof VersionNotFoundError || err instanceof AuditChainError || err instanceof CorruptVersionError) {
         this.challengerProblem = `challenger version ${cfg.version}: ${errorMessage(err)}`;
         this.dropChallenger();
       } else {
@@ -350,7 +391,7 @@ export class ModelManager {
     try {
       return (await this.registry.show(version)).status === 'Approved';
     } catch (err) {
-      if (err instanceof VersionNotFoundError || err instanceof AuditChainError) return false;
+      if (err instanceof VersionNotFoundError || err instanceof AuditChainError || err instanceof CorruptVersionError) return false;
       // The registry could not say: keep serving rather than go dark on a transient error.
       return true;
     }
@@ -398,8 +439,8 @@ export class ModelManager {
   private async load(entry: ModelVersion, role: Role): Promise<ServedModel | undefined> {
     const key = artifactKey(entry);
     const known = this.failed.get(key);
-    if (known) {
-      this.lastLoadFailure = known;
+    if (known && this.now() < known.retryAtMs) {
+      this.lastLoadFailure = known.failure;
       return undefined;
     }
     const started = process.hrtime.bigint();
@@ -411,7 +452,7 @@ export class ModelManager {
       // Parsed and packed in a worker thread: requests keep being answered meanwhile.
       const loaded = await loadForestInWorker(bytes, `${this.registry.uri} version ${entry.version}`, { registryVerifiedSha256: entry.forestSha256 });
       if (loaded.summary.sha256 !== entry.forestSha256) {
-        throw new Error(`forest digest ${loaded.summary.sha256} does not match the registered ${entry.forestSha256}`);
+        throw new ForestDigestMismatch(`forest digest ${loaded.summary.sha256} does not match the registered ${entry.forestSha256}`);
       }
       const model = buildServedModel(loaded, entry, {
         name: this.modelName,
@@ -422,22 +463,35 @@ export class ModelManager {
         phases: { fetch: msBetween(started, fetched), parse: loaded.phasesMs.parse },
       });
       collectLoadGarbage();
+      this.forgetFailures(entry.version);
       this.metrics.modelLoads.inc({ model_version: model.versionLabel, role });
       this.metrics.modelLoadDuration.observe(model.loadSeconds);
       return model;
     } catch (err) {
-      const failure: LoadFailure = { version: entry.version, role, error: errorMessage(err), at: new Date().toISOString() };
-      this.lastLoadFailure = failure;
+      let failure: LoadFailure = { version: entry.version, role, error: errorMessage(err), at: new Date(this.now()).toISOString() };
       this.metrics.modelLoadFailures.inc({ model_version: String(entry.version), role });
-      // Bytes that arrived and did not parse or compile, or an artifact the registry calls invalid, fail the same way next time.
-      const remembered = fetched !== undefined || err instanceof InvalidArtifactError;
-      if (remembered) this.failed.set(key, failure);
+      const remembered = isDeterministic(err) || err instanceof InvalidArtifactError;
+      if (remembered) {
+        const attempts = (known?.attempts ?? 0) + 1;
+        const retryAtMs = this.now() + Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** (attempts - 1));
+        failure = { ...failure, retryAt: new Date(retryAtMs).toISOString() };
+        this.forgetFailures(entry.version);
+        this.failed.set(key, { failure, retryAtMs, attempts });
+      } else {
+        this.failed.delete(key);
+      }
+      this.lastLoadFailure = failure;
       this.logger.error(
-        { event: 'model_load_failed', remembered, ...failure },
-        `model version ${entry.version} failed to load; keeping the current model${remembered ? ' (not retried until the registry changes this version)' : ''}`,
+        { event: 'model_load_failed', remembered, fetched: fetched !== undefined, ...failure },
+        `model version ${entry.version} failed to load; keeping the current model${remembered ? ` (not retried before ${failure.retryAt} unless the registry changes this version)` : ''}`,
       );
       return undefined;
     }
+  }
+
+  /** One remembered failure per version: an older key (the status or record since changed) is history. */
+  private forgetFailures(version: number): void {
+    for (const [k, f] of this.failed) if (f.failure.version === version) this.failed.delete(k);
   }
 
   status(): ManagerStatus {
@@ -451,7 +505,7 @@ export class ModelManager {
     if (this.lastPoll) status.lastPoll = this.lastPoll;
     if (this.lastLoadFailure) status.lastLoadFailure = this.lastLoadFailure;
     if (this.auditProblems.length > 0) status.auditProblems = this.auditProblems;
-    if (this.failed.size > 0) status.failedVersions = [...this.failed.values()];
+    if (this.failed.size > 0) status.failedVersions = [...this.failed.values()].map((f) => f.failure);
     return status;
   }
 

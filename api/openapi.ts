@@ -37,6 +37,10 @@ export function buildOpenApi(model: OpenApiModel, options: OpenApiOptions): Reco
   const { batchLimit, serviceVersion, unknownCategories } = options;
   const errorResponse = (description: string) => ({ description, content: json({ $ref: '#/components/schemas/Error' }) });
   const oipError = (description: string) => ({ description, content: json({ $ref: '#/components/schemas/OipError' }) });
+  // Every 503 says when to come back: clients and load balancers honour Retry-After.
+  const retryLater = { 'Retry-After': { $ref: '#/components/headers/RetryAfter' } };
+  const unavailable = (description: string) => ({ ...errorResponse(description), headers: retryLater });
+  const oipUnavailable = (description: string) => ({ ...oipError(description), headers: retryLater });
   const example = exampleInstance(features);
   const readyBody = { type: 'object', properties: { ready: { type: 'boolean' }, reason: { type: 'string' } }, required: ['ready'] };
   const nameParam = { name: 'name', in: 'path', required: true, schema: { type: 'string', enum: [model.name] } };
@@ -57,7 +61,7 @@ export function buildOpenApi(model: OpenApiModel, options: OpenApiOptions): Reco
       400: oipError('Malformed request'),
       404: oipError('Unknown model or version'),
       413: oipError('Batch or body too large'),
-      503: oipError('No model loaded, or overloaded (Retry-After)'),
+      503: oipUnavailable('No model loaded, or overloaded'),
     },
   };
   const predictResponse = {
@@ -102,7 +106,7 @@ export function buildOpenApi(model: OpenApiModel, options: OpenApiOptions): Reco
             413: errorResponse('Body or batch too large'),
             415: errorResponse('Not JSON'),
             422: errorResponse('Valid JSON that does not match the feature spec: every problem listed with where and what was expected'),
-            503: errorResponse('No approved model loaded, or overloaded (code "overloaded", Retry-After: 1)'),
+            503: unavailable('No approved model loaded (code "not_ready", Retry-After: 5), or overloaded (code "overloaded", Retry-After: 1)'),
           },
         },
       },
@@ -110,10 +114,10 @@ export function buildOpenApi(model: OpenApiModel, options: OpenApiOptions): Reco
       '/ready': {
         get: {
           summary: 'Readiness: an approved model is loaded (details: versions, last poll, last load failure)',
-          responses: { 200: { description: 'ready', content: json(readyBody) }, 503: { description: 'not ready, with the reason', content: json(readyBody) } },
+          responses: { 200: { description: 'ready', content: json(readyBody) }, 503: { description: 'not ready, with the reason', headers: retryLater, content: json(readyBody) } },
         },
       },
-      '/model': { get: { summary: 'Served version(s), feature spec, evaluation metrics, lineage, load time', responses: { 200: { description: 'model', content: json({ type: 'object' }) }, 503: errorResponse('No model loaded') } } },
+      '/model': { get: { summary: 'Served version(s), feature spec, evaluation metrics, lineage, load time', responses: { 200: { description: 'model', content: json({ type: 'object' }) }, 503: unavailable('No model loaded') } } },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
       '/openapi.json': { get: { summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1', content: json({ type: 'object' }) } } } },
       '/v2': { get: { summary: 'OIP server metadata', responses: { 200: { description: 'name, version, extensions', content: json({ type: 'object' }) } } } },
@@ -138,6 +142,9 @@ export function buildOpenApi(model: OpenApiModel, options: OpenApiOptions): Reco
         OipInferRequest: oipInferRequestSchema(),
         OipInferResponse: oipInferResponseSchema(),
         OipError: OIP_ERROR_SCHEMA,
+      },
+      headers: {
+        RetryAfter: { description: 'seconds to wait before retrying', required: true, schema: { type: 'integer', minimum: 1 } },
       },
     },
   };

@@ -50,6 +50,8 @@ export interface ServiceDeps {
   readonly registry?: Registry;
   readonly logger?: Logger;
   readonly random?: () => number;
+  /** Clock for the retry of remembered load failures (tests). */
+  readonly now?: () => number;
 }
 
 export async function createService(config: ApiConfig, deps: ServiceDeps = {}): Promise<Service> {
@@ -68,6 +70,7 @@ export async function createService(config: ApiConfig, deps: ServiceDeps = {}): 
     challenger: config.challenger,
     unknownCategories: config.unknownCategories,
     random: deps.random,
+    now: deps.now,
   });
   metrics.setReadySource(() => manager.ready);
   const { app, listener, access, shedder } = createRequestListener({

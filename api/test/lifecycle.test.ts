@@ -3,9 +3,10 @@
  * load, a failed load keeping the current model, canary and shadow challengers, and
  * graceful shutdown.
  */
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
+import * as forestLoader from '../../model/forest-loader';
 import { CompiledForest } from '../../model/walker';
 import { startServer, type RunningServer } from '../server';
 import { call, makeForest, mulberry32, sampleRow, silentLogger, testConfig, testRegistry, waitFor, type TestRegistry } from './fixtures';
@@ -84,7 +85,7 @@ describe('model lifecycle (listening server)', () => {
     expect(metrics).toContain(`pricesense_model_load_failures_total{model_version="${pending.version}",role="champion"} 1`);
   });
 
-  it('does not re-fetch, re-hash and re-parse a version that failed to load on every poll: it is remembered until the registry changes', async () => {
+  it('does not re-fetch, re-hash and re-parse a version that failed to load on every poll: it is remembered until the registry changes (or the backoff ends)', async () => {
     const v1 = (await reg.publish(1)).version;
     running = await startServer(testConfig({ pollIntervalMs: 60_000 }), { registry: reg.registry, logger: silentLogger() });
     const broken = await reg.publish(2, { approve: false });
@@ -100,6 +101,76 @@ describe('model lifecycle (listening server)', () => {
     const v3 = (await reg.publish(3)).version;
     await running.service.manager.refresh();
     expect(running.service.manager.champion?.version).toBe(v3);
+  });
+
+  const forestFile = (v: number) => path.join(reg.registry.uri, 'versions', String(v).padStart(6, '0'), 'forest.json');
+
+  it('retries a remembered failure once the registry changes the version (reject, then approve again), and after a backoff when restored bytes are all that changed', async () => {
+    const v1 = (await reg.publish(1)).version;
+    let clock = Date.parse('2026-01-01T00:00:00Z');
+    running = await startServer(testConfig({ pollIntervalMs: 60_000 }), { registry: reg.registry, logger: silentLogger(), now: () => clock });
+    const manager = running.service.manager;
+    const v2 = (await reg.publish(2, { approve: false })).version;
+    const good = await readFile(forestFile(v2));
+    await writeFile(forestFile(v2), '{"tampered": true}');
+    await reg.registry.approve(v2, 'approve the tampered one', 'test');
+    await manager.refresh();
+    expect(manager.champion?.version).toBe(v1);
+    expect(manager.status().failedVersions).toEqual([expect.objectContaining({ version: v2, retryAt: '2026-01-01T00:05:00.000Z' })]);
+
+    // The operator restores the right bytes (docs/registry.md's remedy): within the backoff nothing is fetched...
+    await writeFile(forestFile(v2), good);
+    const fetches = jest.spyOn(reg.registry, 'fetch');
+    clock += 4 * 60_000;
+    await manager.refresh();
+    expect(fetches).not.toHaveBeenCalled();
+    // ...after it, the version is tried again and served, and forgotten as a failure.
+    clock += 60_000;
+    await manager.refresh();
+    expect(manager.champion?.version).toBe(v2);
+    expect(manager.status().failedVersions).toBeUndefined();
+
+    // A status change is a registry change: reject + approve retries at once, whatever the backoff.
+    await reg.registry.reject(v2, 'withdraw', 'test');
+    await manager.refresh();
+    expect(manager.champion?.version).toBe(v1);
+    await writeFile(forestFile(v2), '{"tampered": true}');
+    await reg.registry.approve(v2, 'again, still tampered', 'test');
+    await manager.refresh();
+    expect(manager.status().failedVersions).toEqual([expect.objectContaining({ version: v2 })]);
+    await writeFile(forestFile(v2), good);
+    await reg.registry.reject(v2, 'fix the bytes', 'test');
+    await reg.registry.approve(v2, 'fixed', 'test');
+    fetches.mockClear();
+    await manager.refresh();
+    expect(fetches.mock.calls.map(([v]) => v)).toEqual([v2]);
+    expect(manager.champion?.version).toBe(v2);
+  });
+
+  it('does not remember a failure that says nothing about the artifact (an allocation failure): the next poll tries again', async () => {
+    const v1 = (await reg.publish(1)).version;
+    running = await startServer(testConfig({ pollIntervalMs: 60_000 }), { registry: reg.registry, logger: silentLogger() });
+    const v2 = (await reg.publish(2)).version;
+    // After the bytes arrived and verified: the loader cannot get memory (the fault cannot be produced on demand, so it is injected).
+    jest.spyOn(forestLoader, 'loadForestInWorker').mockRejectedValueOnce(new RangeError('Array buffer allocation failed'));
+    await running.service.manager.refresh();
+    expect(running.service.manager.champion?.version).toBe(v1);
+    expect(running.service.manager.status().lastLoadFailure?.error).toMatch(/allocation failed/);
+    expect(running.service.manager.status().failedVersions).toBeUndefined();
+    await running.service.manager.refresh();
+    expect(running.service.manager.champion?.version).toBe(v2);
+  });
+
+  it('withdraws a champion rejected meanwhile even when the registry listing fails (the served version is re-checked on its own)', async () => {
+    const v1 = (await reg.publish(1)).version;
+    running = await startServer(testConfig({ pollIntervalMs: 60_000 }), { registry: reg.registry, logger: silentLogger() });
+    await reg.registry.reject(v1, 'withdraw', 'test');
+    jest.spyOn(reg.registry, 'latestServable').mockRejectedValue(new Error('registry corrupt: versions/000009/version.json is not valid JSON'));
+    await running.service.manager.refresh();
+    expect(running.service.manager.champion).toBeUndefined();
+    const ready = JSON.parse((await call(running.port, 'GET', '/ready')).body);
+    expect(ready.reason).toMatch(/no longer Approved.*could not be listed/);
+    expect(ready.lastPoll).toMatchObject({ ok: false });
   });
 
   it('never withdraws the served model because the registry briefly said "nothing approved" (an empty page) while it is still Approved', async () => {

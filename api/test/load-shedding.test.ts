@@ -4,6 +4,8 @@
  * and reason); probes keep answering; admitted requests are unaffected.
  */
 import http from 'node:http';
+import { DelaySignal, LoadShedder } from '../load-shedding';
+import { ApiMetrics } from '../metrics';
 import { startServer, type RunningServer } from '../server';
 import { call, sampleRow, silentLogger, testConfig, testRegistry, waitFor, type TestRegistry } from './fixtures';
 
@@ -21,6 +23,50 @@ function heldRequest(port: number): { release(): void; done: Promise<number> } {
   });
   return { release: () => req.end(body.subarray(5)), done };
 }
+
+describe('the event-loop signal (DelaySignal)', () => {
+  const busy = (delayMs: number) => ({ delayMs, busy: true });
+
+  it('does not shed for one late window (a model load, a GC), only after two in a row', () => {
+    const s = new DelaySignal(100);
+    s.observe(busy(5000));
+    expect(s.share).toBe(0);
+    s.observe(busy(3));
+    s.observe(busy(400));
+    expect(s.share).toBe(0);
+    s.observe(busy(400));
+    expect(s.share).toBe(1);
+  });
+
+  it('sheds a share growing with the delay (half at the limit, all at 1.5x), and keeps shedding down to half the limit (hysteresis)', () => {
+    const s = new DelaySignal(100);
+    s.observe(busy(120));
+    s.observe(busy(120));
+    expect(s.share).toBeCloseTo(0.7);
+    s.observe(busy(100));
+    expect(s.share).toBeCloseTo(0.5);
+    s.observe(busy(60));
+    expect(s.share).toBeCloseTo(0.1);
+    s.observe(busy(49));
+    expect(s.share).toBe(0);
+    // Off again: re-engaging takes two windows over the limit, not one just under it.
+    s.observe(busy(90));
+    expect(s.share).toBe(0);
+  });
+
+  it('stops at once when the process is not the one using the CPU (a neighbour or CFS throttling made the loop late)', () => {
+    const s = new DelaySignal(100);
+    s.observe(busy(300));
+    s.observe(busy(300));
+    expect(s.share).toBe(1);
+    s.observe({ delayMs: 300, busy: false });
+    expect(s.share).toBe(0);
+  });
+
+  it('refuses a limit below the monitor\'s 10 ms resolution', () => {
+    expect(() => new LoadShedder({ maxInFlight: 1, maxEventLoopDelayMs: 5, metrics: new ApiMetrics() })).toThrow(/at least 10/);
+  });
+});
 
 describe('overload shedding', () => {
   let reg: TestRegistry;
@@ -72,26 +118,36 @@ describe('overload shedding', () => {
   });
 
   it('sheds while the event loop is behind, and recovers when it catches up', async () => {
-    running = await startServer(testConfig({ maxEventLoopDelayMs: 30 }), { registry: reg.registry, logger: silentLogger() });
-    const port = running.port;
-    const shedder = running.service.shedder;
-    // Hold the loop for 60 ms out of every 70 for a while: every turn is late.
+    // The real monitor and windows; the share of a core this process must use is 0 here, because
+    // the host running the suite may be too loaded to give it half a core (that gate has its own test below).
+    const shedder = new LoadShedder({ maxInFlight: 100, maxEventLoopDelayMs: 50, metrics: new ApiMetrics(), busyCpuShare: 0 });
+    // Hold the loop for 150 ms at a time, with only a turn in between: every turn is late.
     let busy = true;
     const hog = () => {
       if (!busy) return;
-      const until = performance.now() + 60;
+      const until = performance.now() + 150;
       while (performance.now() < until);
-      setTimeout(hog, 10);
+      setImmediate(hog);
     };
     hog();
-    await waitFor('the delay to register', () => shedder.eventLoopDelayMs > 30, 20_000);
-    const res = await call(port, 'POST', '/predict', sampleRow());
-    expect(res.status).toBe(503);
-    expect(JSON.parse(res.body).error.message).toMatch(/event-loop delay over the limit/);
-    expect(await shedCount('event_loop_delay')).toBeGreaterThanOrEqual(1);
-    busy = false;
-    await waitFor('the delay to fall', () => shedder.eventLoopDelayMs <= 30, 20_000);
-    expect((await call(port, 'POST', '/predict', sampleRow())).status).toBe(200);
+    const reasons = new Set<string | undefined>();
+    try {
+      await waitFor('shedding to start', () => shedder.eventLoopShedShare > 0, 20_000);
+      for (let i = 0; i < 40 && !reasons.has('event_loop_delay'); i++) {
+        const reason = shedder.enter('/predict');
+        if (reason === undefined) shedder.leave();
+        reasons.add(reason);
+      }
+    } finally {
+      busy = false;
+    }
+    try {
+      expect(reasons).toContain('event_loop_delay');
+      await waitFor('shedding to stop', () => shedder.eventLoopShedShare === 0, 20_000);
+      expect(shedder.enter('/predict')).toBeUndefined();
+    } finally {
+      shedder.stop();
+    }
   });
 
   it('does not shed when the loop is late but the process is idle (the cores went elsewhere)', async () => {

@@ -114,9 +114,11 @@ function parseEntry(version: number, s: StoredEntry): ChainedEntry {
  * Verifies a version's chain: entries 1..n, each well formed, each linked to the one
  * before (entry 1 to `anchor`). `firstIsRegistration`: entry 1 must be the registration
  * (from: null); false for versions registered outside pricesense (a SageMaker pipeline),
- * whose trail starts at the first change made through pricesense.
+ * whose trail starts at the first change made through pricesense. `continuous`: each
+ * entry's `from` must be the previous entry's `to` (local, where pricesense alone writes
+ * the status; on SageMaker a change made outside pricesense legitimately sits between).
  */
-export function verifyChain(version: number, stored: readonly StoredEntry[], anchor: string, firstIsRegistration: boolean): VerifiedChain {
+export function verifyChain(version: number, stored: readonly StoredEntry[], anchor: string, firstIsRegistration: boolean, continuous = false): VerifiedChain {
   const sorted = [...stored].sort((a, b) => a.seq - b.seq);
   const entries: ChainedEntry[] = [];
   const hashes: string[] = [];
@@ -138,6 +140,10 @@ export function verifyChain(version: number, stored: readonly StoredEntry[], anc
       throw new AuditChainError(version, `${s.where} is not the registration entry (from null to PendingManualApproval)`);
     }
     if (i > 0 && e.from === null) throw new AuditChainError(version, `${s.where} claims to be a registration but is entry ${s.seq}`);
+    // Where pricesense is the only writer of the status (local), each change starts where the last one ended.
+    if (i > 0 && continuous && e.from !== entries[i - 1].to) {
+      throw new AuditChainError(version, `${s.where} moves from ${e.from} but entry ${i} left the version ${entries[i - 1].to}: a hand-made entry`);
+    }
     prev = sha256Hex(s.bytes);
     entries.push(e);
     hashes.push(prev);

@@ -183,6 +183,23 @@ export class InvalidArtifactError extends UserError {
   }
 }
 
+/**
+ * One version's stored record cannot be read as a version (invalid JSON, a missing or
+ * unparsable lineage or metrics object, metadata pricesense needs): that version is not
+ * served and is reported, the others are — unlike an unreachable registry, which fails
+ * the whole read.
+ */
+export class CorruptVersionError extends UserError {
+  readonly version: number;
+  readonly problem: string;
+  constructor(version: number, problem: string) {
+    super(`version ${version}: registry record unreadable: ${problem}. The version is not served; run \`pricesense registry verify\` for the whole registry.`, 3);
+    this.name = 'CorruptVersionError';
+    this.version = version;
+    this.problem = problem;
+  }
+}
+
 /** Stored bytes whose digest differs from the registered one: the model is never returned. */
 export class ChecksumMismatchError extends InvalidArtifactError {
   readonly expected: string;

@@ -11,7 +11,7 @@ import { LocalRegistry } from './local';
 import type { Registry } from './types';
 
 export * from './types';
-export { ChecksumMismatchError, gateFailure, GateOverrideRequiredError, gatesToOverride, hasGateResults, InvalidArtifactError, parseStatus, VersionNotFoundError } from './common';
+export { ChecksumMismatchError, CorruptVersionError, gateFailure, GateOverrideRequiredError, gatesToOverride, hasGateResults, InvalidArtifactError, parseStatus, VersionNotFoundError } from './common';
 export { AuditChainError, ConcurrentChangeError } from './audit-chain';
 export { LocalRegistry } from './local';
 

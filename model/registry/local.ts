@@ -8,10 +8,20 @@
  *   <root>/.staging/                          registrations being written (never listed)
  *
  * Tamper evidence (model/registry/audit-chain.ts): entry k names the SHA-256 of entry
- * k-1 (entry 1: of version.json), so altering or deleting an entry, or version.json,
- * breaks the chain; HEAD.json, replaced after every change, names the newest entry, so
- * deleting the last one (say the "Rejected" that withdrew a version) is caught too.
- * Every read verifies both, and a version that fails is never served.
+ * k-1 (entry 1: of version.json) and starts from the status entry k-1 ended in, so
+ * altering or deleting an entry, or version.json, breaks the chain; HEAD.json, replaced
+ * after every change, names the newest entry, so deleting the last one (say the
+ * "Rejected" that withdrew a version) is caught too, and it may lag the trail by one
+ * entry at most (a crash between the two writes; the next change repairs it). Every read
+ * verifies both, and a version that fails is never served.
+ *
+ * Without a key this catches edits, not forgery: whoever can write the directory can
+ * delete the last entry and rewrite HEAD, or append a well-formed entry. With
+ * PRICESENSE_REGISTRY_AUDIT_KEY set (held by the registry's writers and the API), HEAD
+ * carries an HMAC-SHA256 of (version, seq, digest) under that key: HEAD then
+ * authenticates the whole chain behind it, a HEAD without a valid HMAC is refused, and an
+ * entry beyond HEAD is not in effect (the status is the one HEAD names) — a change
+ * interrupted between its two writes must be finished by removing that entry.
  *
  * Concurrency without locks, using two atomic file-system operations:
  * - A version is built in .staging and published by rename() onto versions/<n>.
@@ -28,13 +38,13 @@
  *   HEAD one entry behind, which reads as valid.
  * Requires a local POSIX file system (hard links, atomic rename), which NFS also gives.
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { constants } from 'node:fs';
 import { link, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../etl/errors';
 import { assertExpected, AuditChainError, ChainWitness, ConcurrentChangeError, encodeEntry, publicEntry, verifyChain, type ChainedEntry, type StoredEntry, type VerifiedChain } from './audit-chain';
-import { actor, assertTransition, assertVersionNumber, gateOverrideOf, readCandidate, sha256Hex, verifyDigest, VersionNotFoundError } from './common';
+import { actor, assertTransition, assertVersionNumber, CorruptVersionError, gateOverrideOf, readCandidate, sha256Hex, verifyDigest, VersionNotFoundError } from './common';
 import type { BrokenVersion, Lineage, ModelStatus, ModelVersion, RegisterOptions, Registry, ServableResolution, TransitionOptions, VersionCheck, VerifyReport } from './types';
 
 const LAYOUT = 'pricesense.registry.local/1';
@@ -57,6 +67,15 @@ interface VersionRecord {
 interface Head {
   readonly seq: number;
   readonly sha256: string;
+  /** HMAC-SHA256 of (version, seq, sha256) under PRICESENSE_REGISTRY_AUDIT_KEY, when the registry has one. */
+  readonly mac?: string;
+}
+
+/** The environment variable holding the audit key (see the file comment). */
+export const AUDIT_KEY_ENV = 'PRICESENSE_REGISTRY_AUDIT_KEY';
+
+function headMac(key: string, version: number, seq: number, sha256: string): string {
+  return createHmac('sha256', key).update(`pricesense.registry.head/1\n${version}\n${seq}\n${sha256}`).digest('hex');
 }
 
 /** A version as read and verified: its record and its audit chain. */
@@ -71,13 +90,20 @@ function headBytes(head: Head): string {
   return `${JSON.stringify(head)}\n`;
 }
 
+export interface LocalRegistryOptions {
+  /** The audit key; PRICESENSE_REGISTRY_AUDIT_KEY by default. */
+  readonly auditKey?: string;
+}
+
 export class LocalRegistry implements Registry {
   readonly uri: string;
   private readonly versionsDir: string;
   private readonly stagingDir: string;
   private readonly witness = new ChainWitness();
+  private readonly auditKey: string | undefined;
 
-  constructor(root: string) {
+  constructor(root: string, options: LocalRegistryOptions = {}) {
+    this.auditKey = options.auditKey ?? (process.env[AUDIT_KEY_ENV] || undefined);
     this.uri = path.resolve(root);
     this.versionsDir = path.join(this.uri, 'versions');
     this.stagingDir = path.join(this.uri, '.staging');
@@ -112,9 +138,11 @@ export class LocalRegistry implements Registry {
         note: candidate.note,
       });
       await writeDurable(path.join(staging, 'audit', `${pad(1)}.json`), first);
-      await writeDurable(path.join(staging, 'audit', HEAD_FILE), headBytes({ seq: 1, sha256: sha256Hex(first) }));
       for (;;) {
         const n = (await this.versionNumbers()).reduce((a, b) => Math.max(a, b), 0) + 1;
+        // HEAD's HMAC names the version number, which the rename below decides.
+        await rm(path.join(staging, 'audit', HEAD_FILE), { force: true });
+        await writeDurable(path.join(staging, 'audit', HEAD_FILE), headBytes(this.head(n, 1, sha256Hex(first))));
         try {
           await rename(staging, this.versionDir(n));
           await fsyncDir(this.versionsDir);
@@ -183,7 +211,8 @@ export class LocalRegistry implements Registry {
       try {
         v = await this.show(numbers[i]);
       } catch (err) {
-        if (!(err instanceof AuditChainError)) throw err;
+        // One unreadable version must not freeze polling (and keep a rejected champion serving): pass over it.
+        if (!(err instanceof AuditChainError || err instanceof CorruptVersionError)) throw err;
         broken.push({ version: err.version, problem: err.problem });
         continue;
       }
@@ -256,7 +285,7 @@ export class LocalRegistry implements Registry {
       const range = known.length ? `it has versions ${known[0]}..${known[known.length - 1]}` : 'it has no versions yet';
       throw new VersionNotFoundError(version, `version ${version} not found in registry ${this.uri} (${range})`);
     }
-    const record = parseRecord(recordBytes.toString('utf8'), path.join(dir, 'version.json'));
+    const record = parseRecord(version, recordBytes.toString('utf8'), path.join(dir, 'version.json'));
     const auditDir = path.join(dir, 'audit');
     const stored: StoredEntry[] = [];
     const names = await readdir(auditDir).catch((err: NodeJS.ErrnoException) => {
@@ -270,10 +299,20 @@ export class LocalRegistry implements Registry {
       stored.push({ seq: Number(m[1]), bytes: await readFile(file), where: `audit entry ${file}` });
     }
     if (stored.length === 0) throw new AuditChainError(version, `${auditDir} holds no audit entries (the registration entry is missing)`);
-    const chain = verifyChain(version, stored, sha256Hex(recordBytes), true);
-    checkHead(version, await readHead(auditDir), chain, auditDir);
+    let chain = verifyChain(version, stored, sha256Hex(recordBytes), true, true);
+    const head = await readHead(auditDir);
+    checkHead(version, head, chain, auditDir);
+    if (this.auditKey !== undefined) {
+      checkHeadMac(version, head!, this.auditKey, auditDir);
+      // Only what HEAD authenticates is in effect.
+      chain = { entries: chain.entries.slice(0, head!.seq), hashes: chain.hashes.slice(0, head!.seq) };
+    }
     this.witness.check(version, chain);
     return { record, chain };
+  }
+
+  private head(version: number, seq: number, sha256: string): Head {
+    return this.auditKey === undefined ? { seq, sha256 } : { seq, sha256, mac: headMac(this.auditKey, version, seq, sha256) };
   }
 
   /**
@@ -290,8 +329,13 @@ export class LocalRegistry implements Registry {
     assertTransition(version, last.to, to);
     const override = gateOverrideOf(version, to, record.metrics, options);
     const seq = last.seq + 1;
-    const bytes = encodeEntry({ seq, prev: chain.hashes[chain.hashes.length - 1], at: new Date().toISOString(), by: who, from: last.to, to, note: note.trim(), override });
     const auditDir = path.join(this.versionDir(version), 'audit');
+    if (this.auditKey !== undefined && (await readdir(auditDir)).includes(`${pad(seq)}.json`)) {
+      throw new AuditChainError(version, `${path.join(auditDir, `${pad(seq)}.json`)} is not named by HEAD.json (a change interrupted between its two writes, or a hand-made entry): it is not in effect; remove it to change this version`);
+    }
+    // HEAD lags at most one entry: bring it up to date before adding the next.
+    await advanceHead(auditDir, this.head(version, last.seq, chain.hashes[chain.hashes.length - 1]));
+    const bytes = encodeEntry({ seq, prev: chain.hashes[chain.hashes.length - 1], at: new Date().toISOString(), by: who, from: last.to, to, note: note.trim(), override });
     const target = path.join(auditDir, `${pad(seq)}.json`);
     const tmp = path.join(auditDir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
     await writeDurable(tmp, bytes);
@@ -305,7 +349,7 @@ export class LocalRegistry implements Registry {
     } finally {
       await unlink(tmp).catch(() => undefined);
     }
-    await advanceHead(auditDir, { seq, sha256: sha256Hex(bytes) });
+    await advanceHead(auditDir, this.head(version, seq, sha256Hex(bytes)));
     return this.show(version);
   }
 
@@ -338,14 +382,14 @@ async function readHead(auditDir: string): Promise<Head | undefined> {
   }
   try {
     const h = JSON.parse(text) as Partial<Head>;
-    if (Number.isSafeInteger(h.seq) && typeof h.sha256 === 'string') return h as Head;
+    if (Number.isSafeInteger(h.seq) && typeof h.sha256 === 'string' && (h.mac === undefined || typeof h.mac === 'string')) return h as Head;
   } catch {
     // reported below as malformed
   }
   return { seq: NaN, sha256: '' };
 }
 
-/** HEAD names the newest entry: it may lag the chain (a crash after the link), never lead it or disagree with it. */
+/** HEAD names the newest entry: it may lag the chain by one (a crash after the link), never more, never lead it or disagree with it. */
 function checkHead(version: number, head: Head | undefined, chain: VerifiedChain, auditDir: string): void {
   const where = path.join(auditDir, HEAD_FILE);
   if (!head) throw new AuditChainError(version, `${where} is missing: the newest audit entry cannot be confirmed`);
@@ -353,6 +397,15 @@ function checkHead(version: number, head: Head | undefined, chain: VerifiedChain
   const n = chain.hashes.length;
   if (head.seq > n) throw new AuditChainError(version, `${where} names entry ${head.seq} but the trail ends at entry ${n}: ${head.seq - n === 1 ? 'the last entry was' : `the last ${head.seq - n} entries were`} deleted`);
   if (chain.hashes[head.seq - 1] !== head.sha256) throw new AuditChainError(version, `entry ${head.seq} does not match the digest ${where} recorded for it: it was altered`);
+  if (n - head.seq > 1) throw new AuditChainError(version, `${where} names entry ${head.seq} but the trail has ${n} entries: entries ${head.seq + 1}..${n} were added without pricesense (a change moves HEAD right after its entry)`);
+}
+
+function checkHeadMac(version: number, head: Head, key: string, auditDir: string): void {
+  const where = path.join(auditDir, HEAD_FILE);
+  if (head.mac === undefined) throw new AuditChainError(version, `${where} carries no HMAC although ${AUDIT_KEY_ENV} is set (written without the key, or by hand)`);
+  const expected = Buffer.from(headMac(key, version, head.seq, head.sha256), 'hex');
+  const got = Buffer.from(head.mac, 'hex');
+  if (got.length !== expected.length || !timingSafeEqual(got, expected)) throw new AuditChainError(version, `${where}'s HMAC does not verify under ${AUDIT_KEY_ENV}: HEAD was rewritten, or the key differs from the writers'`);
 }
 
 /** Moves HEAD to `head` unless it is already there or beyond (a later change may have moved it first). */
@@ -373,12 +426,12 @@ async function readEntryQuietly(file: string): Promise<ChainedEntry | undefined>
   }
 }
 
-function parseRecord(text: string, file: string): VersionRecord {
+function parseRecord(version: number, text: string, file: string): VersionRecord {
   let record: VersionRecord;
   try {
     record = JSON.parse(text) as VersionRecord;
   } catch (err) {
-    throw new Error(`registry corrupt: ${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
+    throw new CorruptVersionError(version, `${file} is not valid JSON: ${(err as Error).message}`);
   }
   if (record.layout !== LAYOUT) {
     throw new UserError(`${file}: unknown registry layout '${String(record.layout)}' (this pricesense reads ${LAYOUT})`);

@@ -44,7 +44,7 @@ import {
 import { UserError } from '../../etl/errors';
 import type { Lake } from '../../etl/lake/types';
 import { assertExpected, AuditChainError, ChainWitness, ConcurrentChangeError, encodeEntry, publicEntry, verifyChain, type ChainedEntry, type StoredEntry, type VerifiedChain } from './audit-chain';
-import { actor, assertTransition, assertVersionNumber, gateOverrideOf, InvalidArtifactError, readCandidate, sha256Hex, verifyDigest, VersionNotFoundError } from './common';
+import { actor, assertTransition, assertVersionNumber, CorruptVersionError, gateOverrideOf, InvalidArtifactError, readCandidate, sha256Hex, verifyDigest, VersionNotFoundError } from './common';
 import {
   MODEL_STATUSES,
   type AuditEntry,
@@ -270,7 +270,8 @@ export class SageMakerRegistry implements Registry {
         try {
           return { latest: await this.toModelVersion(d, await this.readChain(d)), broken };
         } catch (err) {
-          if (!(err instanceof AuditChainError)) throw err;
+          // One unreadable package must not freeze polling: pass over it; an unreachable service still fails the poll.
+          if (!(err instanceof AuditChainError || err instanceof CorruptVersionError)) throw err;
           broken.push({ version: err.version, problem: err.problem });
         }
       }
@@ -463,7 +464,7 @@ export class SageMakerRegistry implements Registry {
   private async metricsOf(d: DescribeModelPackageOutput): Promise<Record<string, unknown>> {
     const metricsUri = d.ModelMetrics?.ModelQuality?.Statistics?.S3Uri;
     const metricsKey = metricsUri ? this.keyOf(metricsUri) : undefined;
-    return metricsKey ? (JSON.parse((await this.lake.read(metricsKey)).toString('utf8')) as Record<string, unknown>) : {};
+    return metricsKey ? await this.readJsonOf<Record<string, unknown>>(d.ModelPackageVersion!, metricsKey) : {};
   }
 
   private async toModelVersion(d: DescribeModelPackageOutput, chain: VerifiedChain): Promise<ModelVersion> {
@@ -472,10 +473,10 @@ export class SageMakerRegistry implements Registry {
     const artifactUri = d.InferenceSpecification?.Containers?.[0]?.ModelDataUrl ?? '';
     const artifactSha256 = meta[`${META}artifactSha256`];
     if (!artifactSha256) {
-      throw new UserError(`SageMaker model package ${d.ModelPackageArn} was not registered by pricesense (no ${META}artifactSha256 metadata)`);
+      throw new CorruptVersionError(version, `SageMaker model package ${d.ModelPackageArn} was not registered by pricesense (no ${META}artifactSha256 metadata)`);
     }
     const lineageKey = this.keyOf(meta[`${META}lineage`] ?? '');
-    const lineageDoc = lineageKey ? (JSON.parse((await this.lake.read(lineageKey)).toString('utf8')) as LineageDocument) : undefined;
+    const lineageDoc = lineageKey ? await this.readJsonOf<LineageDocument>(version, lineageKey) : undefined;
     const metrics = await this.metricsOf(d);
     const status = statusOf(d);
     return {
@@ -496,6 +497,22 @@ export class SageMakerRegistry implements Registry {
       artifactUri,
       audit: reconcileAudit(d, chain.entries, status),
     };
+  }
+
+  /** A version's JSON object in the lake; missing or unparsable is that version's defect, an unreachable lake is not. */
+  private async readJsonOf<T>(version: number, key: string): Promise<T> {
+    let bytes: Buffer;
+    try {
+      bytes = await this.lake.read(key);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'NoSuchKey' || (err as { code?: string }).code === 'ENOENT') throw new CorruptVersionError(version, `${this.lake.uri(key)} is missing`);
+      throw err;
+    }
+    try {
+      return JSON.parse(bytes.toString('utf8')) as T;
+    } catch (err) {
+      throw new CorruptVersionError(version, `${this.lake.uri(key)} is not valid JSON: ${(err as Error).message}`);
+    }
   }
 
   private auditPrefix(version: number): string {

@@ -308,6 +308,29 @@ describe('local registry: tamper-evident audit trail', () => {
     await expect(registry.verify({ version: 9 })).rejects.toThrow(/version 9 not found/);
   });
 
+  const appendEntry = async (v: number, seq: number, fields: { from: string; to: string }) => {
+    const prev = sha256Hex(await readFile(entryFile(v, seq - 1)));
+    await writeFile(entryFile(v, seq), `${JSON.stringify({ seq, prev, at: '2026-01-01T00:00:00.000Z', by: 'mallory', ...fields, note: 'hand-made' })}\n`);
+  };
+
+  it('refuses a hand-made entry whose "from" is not where the previous entry left the version', async () => {
+    // Version 2 is Rejected; a well-linked entry claiming it was Pending re-approves nothing.
+    await appendEntry(2, 4, { from: 'PendingManualApproval', to: 'Approved' });
+    await expect(new LocalRegistry(root).show(2)).rejects.toThrow(/000004\.json moves from PendingManualApproval but entry 3 left the version Rejected: a hand-made entry/);
+    expect((await new LocalRegistry(root).latestServable()).latest?.version).toBe(1);
+  });
+
+  it('lets HEAD lag one entry (a crash between the two writes) and repairs it on the next change, but not two', async () => {
+    const second = await readFile(entryFile(2, 2));
+    await writeFile(path.join(auditDir(2), 'HEAD.json'), `${JSON.stringify({ seq: 2, sha256: sha256Hex(second) })}\n`);
+    expect((await new LocalRegistry(root).show(2)).status).toBe('Rejected');
+    await registry.approve(2, 'again');
+    expect(JSON.parse(await readFile(path.join(auditDir(2), 'HEAD.json'), 'utf8'))).toMatchObject({ seq: 4 });
+    await appendEntry(2, 5, { from: 'Approved', to: 'Rejected' });
+    await appendEntry(2, 6, { from: 'Rejected', to: 'Approved' });
+    await expect(new LocalRegistry(root).show(2)).rejects.toThrow(/HEAD\.json names entry 4 but the trail has 6 entries: entries 5\.\.6 were added without pricesense/);
+  });
+
   it('refuses to change a version whose trail does not verify', async () => {
     await rm(entryFile(2, 3));
     await expect(registry.approve(2, 'again')).rejects.toThrow(AuditChainError);
@@ -315,6 +338,16 @@ describe('local registry: tamper-evident audit trail', () => {
 });
 
 describe('local registry: latestApproved', () => {
+  it('passes over a version whose record is unreadable (a truncated version.json) and reports it, instead of failing every poll', async () => {
+    await registerSeeds(1, 2);
+    await registry.approve(1, 'ok');
+    await registry.approve(2, 'better');
+    await writeFile(path.join(root, 'versions', '000002', 'version.json'), '{trunc');
+    const fresh = new LocalRegistry(root);
+    expect(await fresh.latestServable()).toMatchObject({ latest: { version: 1 }, broken: [{ version: 2, problem: expect.stringMatching(/version\.json is not valid JSON/) }] });
+    await expect(fresh.show(2)).rejects.toThrow(/version 2: registry record unreadable: .*version\.json is not valid JSON/);
+  });
+
   it('is the highest-numbered Approved version through approve -> reject -> approve sequences', async () => {
     await registerSeeds(1, 2, 3);
     expect(await registry.latestApproved()).toBeUndefined();
@@ -388,5 +421,44 @@ describe('openRegistry', () => {
     await expect(openRegistry('sagemaker://pricesense', { lake: { kind: 'local', root: '/tmp/lake' } as never })).rejects.toThrow(
       /stores artifacts in an S3 lake, but the lake is \/tmp\/lake \(local\)/,
     );
+  });
+});
+
+describe('local registry: audit key (PRICESENSE_REGISTRY_AUDIT_KEY)', () => {
+  const auditDir = (v: number) => path.join(root, 'versions', String(v).padStart(6, '0'), 'audit');
+  const entryFile = (v: number, k: number) => path.join(auditDir(v), `${String(k).padStart(6, '0')}.json`);
+  const KEY = 'test-audit-key-held-by-the-writers';
+
+  beforeEach(async () => {
+    registry = new LocalRegistry(root, { auditKey: KEY });
+    await registerSeeds(1, 2);
+    await registry.approve(1, 'ok');
+    await registry.approve(2, 'better');
+    await registry.reject(2, 'drift alarm: rolled back');
+  });
+
+  it('catches a consistent rollback in a fresh process too: the last entry deleted and HEAD rewritten without the key', async () => {
+    expect((await new LocalRegistry(root, { auditKey: KEY }).show(2)).status).toBe('Rejected');
+    const second = await readFile(entryFile(2, 2));
+    await rm(entryFile(2, 3));
+    await writeFile(path.join(auditDir(2), 'HEAD.json'), `${JSON.stringify({ seq: 2, sha256: sha256Hex(second) })}\n`);
+    const fresh = new LocalRegistry(root, { auditKey: KEY });
+    await expect(fresh.show(2)).rejects.toThrow(/HEAD\.json carries no HMAC although PRICESENSE_REGISTRY_AUDIT_KEY is set/);
+    await writeFile(path.join(auditDir(2), 'HEAD.json'), `${JSON.stringify({ seq: 2, sha256: sha256Hex(second), mac: 'ab'.repeat(32) })}\n`);
+    await expect(fresh.show(2)).rejects.toThrow(/HMAC does not verify/);
+    expect((await fresh.latestServable()).latest?.version).toBe(1);
+    // Without the key the same forgery passes: the documented limit of the unkeyed mode.
+    expect((await new LocalRegistry(root, { auditKey: undefined }).show(2)).status).toBe('Approved');
+  });
+
+  it('an entry beyond HEAD is not in effect, and a change waits until it is removed', async () => {
+    const prev = sha256Hex(await readFile(entryFile(2, 3)));
+    await writeFile(entryFile(2, 4), `${JSON.stringify({ seq: 4, prev, at: '2026-01-01T00:00:00.000Z', by: 'mallory', from: 'Rejected', to: 'Approved', note: 'hand-made' })}\n`);
+    const fresh = new LocalRegistry(root, { auditKey: KEY });
+    expect((await fresh.show(2)).status).toBe('Rejected');
+    expect((await fresh.latestApproved())?.version).toBe(1);
+    await expect(fresh.approve(2, 'again')).rejects.toThrow(/000004\.json is not named by HEAD\.json .*remove it to change this version/);
+    await rm(entryFile(2, 4));
+    expect((await fresh.approve(2, 'again')).status).toBe('Approved');
   });
 });

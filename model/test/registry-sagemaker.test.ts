@@ -337,6 +337,24 @@ describe('SageMaker registry: tamper-evident audit trail, cross-checked with Sag
     expect(await fresh.latestServable()).toMatchObject({ latest: { version: 1 }, broken: [{ version: 2 }] });
   });
 
+  it('one package with an unparsable or missing lineage object is passed over and reported, not a failed poll', async () => {
+    const lineageKey = (await lake.list(`artifacts/registry/${GROUP}/packages/`)).map((o) => o.key).filter((k) => k.endsWith('lineage.json')).sort();
+    const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    const newest = (await fresh.show(2)).lineage;
+    expect(newest.registeredBy).toBe('trainer');
+    // The newest package's lineage.json is truncated.
+    let key = '';
+    for (const k of lineageKey) if ((await lake.read(k)).toString('utf8').includes('"seed": 2')) key = k;
+    expect(key).not.toBe('');
+    await lake.write(key, '{"lineage": {');
+    const resolution = await new SageMakerRegistry(GROUP, { lake, client, image: IMAGE }).latestServable();
+    expect(resolution.latest?.version).toBe(1);
+    expect(resolution.broken).toEqual([expect.objectContaining({ version: 2, problem: expect.stringMatching(/lineage\.json is not valid JSON/) })]);
+    await lake.delete(key);
+    const again = await new SageMakerRegistry(GROUP, { lake, client, image: IMAGE }).latestServable();
+    expect(again.broken).toEqual([expect.objectContaining({ problem: expect.stringMatching(/lineage\.json is missing/) })]);
+  });
+
   it('deleting every audit object of a pricesense-registered package is caught', async () => {
     for (const key of await auditObjects(1)) await lake.delete(key);
     await expect(registry.show(1)).rejects.toThrow(/no audit entries under .* although pricesense registered it/);
