@@ -14,8 +14,9 @@
  * Approved (or its audit trail no longer verifies) — never because a listing came back
  * empty or the registry could not be reached.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { loadForestInWorker } from '../model/forest-loader';
+import { loadForestInWorker, WorkerLoadError, type WorkerLoadLimits } from '../model/forest-loader';
 import { AuditChainError, InvalidArtifactError, VersionNotFoundError, type BrokenVersion, type ModelVersion, type Registry } from '../model/registry';
 import type { ChallengerConfig, UnknownCategoryPolicy } from './config';
 import { MAX_TIMER_MS } from './config';
@@ -42,6 +43,8 @@ export interface ModelManagerOptions {
   readonly unknownCategories?: UnknownCategoryPolicy;
   /** Injectable for the canary split test; Math.random by default. */
   readonly random?: () => number;
+  /** The loader worker's deadline and heap (defaults: model/forest-loader.ts). */
+  readonly loaderLimits?: WorkerLoadLimits;
 }
 
 export interface ManagerStatus {
@@ -88,6 +91,7 @@ export class ModelManager {
   private readonly championPin: number | undefined;
   private readonly challengerConfig: ChallengerConfig | undefined;
   private readonly random: () => number;
+  private readonly loaderLimits: WorkerLoadLimits;
   private championModel: ServedModel | undefined;
   private challengerState: Challenger | undefined;
   private challengerProblem: string | undefined;
@@ -118,6 +122,7 @@ export class ModelManager {
     this.championPin = options.championVersion;
     this.challengerConfig = options.challenger;
     this.random = options.random ?? Math.random;
+    this.loaderLimits = options.loaderLimits ?? {};
     this.metrics.setDriftSources(() => this.driftSources());
   }
 
@@ -389,9 +394,10 @@ export class ModelManager {
   }
 
   /**
-   * Fetch (the registry verifies the bytes against the artifact digest it recorded after
-   * fully verifying them at registration), parse (schema + structure; the canonical
-   * re-hash would prove nothing new, see ParseForestOptions), check, compile.
+   * Fetch, then in the loader worker: verify the bytes against the artifact digest the
+   * registry recorded after fully verifying them at registration, unpack, parse (schema +
+   * structure; the canonical re-hash would prove nothing new, see ParseForestOptions),
+   * pack. Nothing proportional to the artifact runs on this (the serving) thread.
    * Undefined on failure, which is recorded; a failure of the artifact itself is
    * remembered and not retried until the registry changes the version.
    */
@@ -404,12 +410,15 @@ export class ModelManager {
     }
     const started = process.hrtime.bigint();
     let fetched: bigint | undefined;
+    // The longest this (serving) thread stalled while the version loaded: logged with it, and the bench's swap figure.
+    const stalls = monitorEventLoopDelay({ resolution: 1 });
+    stalls.enable();
     try {
       if (role !== 'shadow' && entry.status !== 'Approved') throw new Error(`version ${entry.version} is ${entry.status}, not Approved`);
-      const bytes = await this.registry.fetch(entry.version);
+      const artifact = await this.registry.fetchArtifact(entry.version);
       fetched = process.hrtime.bigint();
-      // Parsed and packed in a worker thread: requests keep being answered meanwhile.
-      const loaded = await loadForestInWorker(bytes, `${this.registry.uri} version ${entry.version}`, { registryVerifiedSha256: entry.forestSha256 });
+      // Verified, parsed and packed in a worker thread: requests keep being answered meanwhile.
+      const loaded = await loadForestInWorker({ artifact }, `${this.registry.uri} version ${entry.version}`, { registryVerifiedSha256: entry.forestSha256 }, {}, this.loaderLimits);
       if (loaded.summary.sha256 !== entry.forestSha256) {
         throw new Error(`forest digest ${loaded.summary.sha256} does not match the registered ${entry.forestSha256}`);
       }
@@ -421,22 +430,30 @@ export class ModelManager {
         started,
         phases: { fetch: msBetween(started, fetched), parse: loaded.phasesMs.parse },
       });
-      collectLoadGarbage();
       this.metrics.modelLoads.inc({ model_version: model.versionLabel, role });
       this.metrics.modelLoadDuration.observe(model.loadSeconds);
+      // One more sample, so a stall in the last synchronous stretch is counted.
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      this.logger.info(
+        { event: 'model_loaded', role, version: entry.version, loadSeconds: model.loadSeconds, loadPhasesMs: model.loadPhasesMs, servingStallMs: Math.round(stalls.max / 1e4) / 100 },
+        `model version ${entry.version} loaded (${role}); the serving thread stalled at most ${(stalls.max / 1e6).toFixed(1)} ms meanwhile`,
+      );
       return model;
     } catch (err) {
       const failure: LoadFailure = { version: entry.version, role, error: errorMessage(err), at: new Date().toISOString() };
       this.lastLoadFailure = failure;
       this.metrics.modelLoadFailures.inc({ model_version: String(entry.version), role });
       // Bytes that arrived and did not parse or compile, or an artifact the registry calls invalid, fail the same way next time.
-      const remembered = fetched !== undefined || err instanceof InvalidArtifactError;
+      // A load stopped for its deadline or heap is not remembered: the host may have been busy, or the limit raised.
+      const remembered = (fetched !== undefined && !(err instanceof WorkerLoadError)) || err instanceof InvalidArtifactError;
       if (remembered) this.failed.set(key, failure);
       this.logger.error(
         { event: 'model_load_failed', remembered, ...failure },
         `model version ${entry.version} failed to load; keeping the current model${remembered ? ' (not retried until the registry changes this version)' : ''}`,
       );
       return undefined;
+    } finally {
+      stalls.disable();
     }
   }
 
@@ -462,19 +479,6 @@ export class ModelManager {
     if (ch && ch.mode === 'canary') out.push({ version: ch.model.versionLabel, role: 'canary', drift: ch.model.drift });
     return out;
   }
-}
-
-/**
- * Loading a model leaves the file's bytes and its parsed JSON (several times the
- * compiled forest) as garbage in the old generation, where V8 may leave it for a long
- * time under steady traffic, holding the process's RSS at its load-time peak. Nothing
- * retains it; when the process runs with --expose-gc (the cluster workers do, see
- * api/serve.ts) one full collection right after the load returns it at once.
- */
-function collectLoadGarbage(): void {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  // On the next turn: the loading frames (which still reference the parsed document) have returned by then.
-  if (typeof gc === 'function') setImmediate(gc);
 }
 
 function summary(m: ServedModel): ModelSummary {

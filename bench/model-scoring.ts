@@ -22,7 +22,8 @@
  * processes disturb least. Environment: BENCH_SCORING_ROUNDS (default 5),
  * BENCH_SCORING_TRAIN_ROWS (small forest, default 1200), BENCH_SCORING_FRESH=1.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -167,7 +168,8 @@ async function headToHead(forest: ForestFileV1, rows: RawRow[], columns: Record<
 }
 
 function loadProbe(file: string, mode: 'verified' | 'registry' | 'worker', sha256: string): Record<string, number> {
-  const out = execFileSync(process.execPath, [join(__dirname, 'load-probe.js'), file, mode, sha256], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const artifactSha256 = createHash('sha256').update(readFileSync(file)).digest('hex');
+  const out = execFileSync(process.execPath, [join(__dirname, 'load-probe.js'), file, mode, sha256, artifactSha256], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   return JSON.parse(out.trim()) as Record<string, number>;
 }
 
@@ -226,6 +228,87 @@ async function apiFigures(entry: string, dir: string, forest: ForestArtifact, bo
   }
   runs.sort((a, b) => a.readyMs - b.readyMs);
   return { readyMs: runs[1].readyMs, readyCpuMs: median(runs.map((r) => r.readyCpuMs)), rssMiB: median(runs.map((r) => r.rssMiB)) };
+}
+
+/** The q-quantile of unsorted values. */
+function quantile(values: number[], q: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
+
+interface SwapFigures {
+  /** The server's own measure: the longest event-loop stall of its serving thread while the version loaded (monitorEventLoopDelay). */
+  servingStallMs: number;
+  steady: { p99: number; max: number; requests: number };
+  swap: { p99: number; max: number; requests: number; failed: number };
+}
+
+/**
+ * A swap under load: the API serving version 1, four clients posting /predict back to
+ * back; version 2 (the same forest re-registered) is approved and the poll (250 ms)
+ * swaps to it. Client latency in the steady second before and in the swap window (from
+ * the approval to the server's "model_swapped" log line), and the server's own figure.
+ */
+async function swapFigures(entry: string, dir: string, forest: ForestArtifact, body: string): Promise<SwapFigures> {
+  const registry = new LocalRegistry(join(dir, `registry-swap-${forest.nodes}`));
+  const v1 = await registry.register(forest.file, { by: 'bench', force: true });
+  await registry.approve(v1.version, 'bench', 'bench');
+  const port = 19_900 + Math.floor(Math.random() * 90);
+  const child = spawn(process.execPath, [entry], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), PRICESENSE_REGISTRY: registry.uri, PRICESENSE_POLL_INTERVAL: '250ms', PRICESENSE_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const events: Record<string, unknown>[] = [];
+  let pending = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    const lines = (pending + chunk.toString('utf8')).split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      try {
+        events.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // not a log line
+      }
+    }
+  });
+  const swapped = () => events.some((e) => e.event === 'model_swapped' && e.to === 2);
+  try {
+    await waitReady(port, 120_000);
+    await predictOnce(port, body);
+    const samples: { at: number; ms: number; ok: boolean }[] = [];
+    let running = true;
+    const client = async () => {
+      while (running) {
+        const t = performance.now();
+        const res = await fetch(`http://127.0.0.1:${port}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        await res.arrayBuffer();
+        samples.push({ at: t, ms: performance.now() - t, ok: res.status === 200 });
+      }
+    };
+    const clients = [0, 1, 2, 3].map(client);
+    await new Promise((r) => setTimeout(r, 1500));
+    const approvedAt = performance.now();
+    const v2 = await registry.register(forest.file, { by: 'bench', force: true });
+    await registry.approve(v2.version, 'bench', 'bench');
+    const deadline = performance.now() + 120_000;
+    while (!swapped() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    const swappedAt = performance.now();
+    running = false;
+    await Promise.all(clients);
+    if (!swapped()) throw new Error('the API did not swap to version 2 within 2 minutes');
+    const loaded = events.find((e) => e.event === 'model_loaded' && e.version === 2);
+    const steady = samples.filter((x) => x.at >= approvedAt - 1000 && x.at < approvedAt);
+    const swap = samples.filter((x) => x.at >= approvedAt && x.at <= swappedAt);
+    const ms = (xs: typeof samples) => xs.map((x) => x.ms);
+    return {
+      servingStallMs: Number(loaded?.servingStallMs ?? NaN),
+      steady: { p99: quantile(ms(steady), 0.99), max: Math.max(...ms(steady)), requests: steady.length },
+      swap: { p99: quantile(ms(swap), 0.99), max: Math.max(...ms(swap)), requests: swap.length, failed: swap.filter((x) => !x.ok).length },
+    };
+  } finally {
+    await stop(child);
+  }
 }
 
 async function smallForest(): Promise<{ forest: ForestFileV1; rf: RandomForestClassifier; trainRows: number }> {
@@ -330,6 +413,14 @@ export async function runScoringBench(): Promise<Record<string, number>> {
     out(`  start → /ready ${f1(api.readyMs).padStart(6)} ms wall (server cpu ${f1(api.readyCpuMs)} ms)  |  target ≤ 1000 ms: ${tick(api.readyMs <= 1000)}`);
     out(`  worker RSS     ${f1(api.rssMiB).padStart(6)} MiB |  target ≤ 150 MiB: ${tick(api.rssMiB <= 150)}`);
     Object.assign(figures, { apiReadyMs: api.readyMs, apiReadyCpuMs: api.readyCpuMs, apiRssMiB: api.rssMiB });
+    const swap = await swapFigures(entry, dir, prod, body);
+    out(
+      `  swap under load (4 clients back to back; version 2 approved, loaded in the worker thread): longest serving-thread stall ${f1(swap.servingStallMs)} ms (server's event-loop monitor)  |  target ≤ 20 ms: ${tick(swap.servingStallMs <= 20)}`,
+    );
+    out(
+      `    client latency: steady p99 ${f1(swap.steady.p99)} ms, max ${f1(swap.steady.max)} ms (${swap.steady.requests} requests in 1 s)  |  during the swap p99 ${f1(swap.swap.p99)} ms, max ${f1(swap.swap.max)} ms (${swap.swap.requests} requests, ${swap.swap.failed} not 200)`,
+    );
+    Object.assign(figures, { swapStallMs: swap.servingStallMs, swapP99Ms: swap.swap.p99, swapMaxMs: swap.swap.max, steadyP99Ms: swap.steady.p99 });
     if (large) {
       const largeV1 = statSync(large.v1File).size;
       const largeV2 = statSync(large.file).size;

@@ -90,7 +90,7 @@ describe('model lifecycle (listening server)', () => {
     const broken = await reg.publish(2, { approve: false });
     await writeFile(path.join(reg.registry.uri, 'versions', String(broken.version).padStart(6, '0'), 'forest.json'), '{"tampered": true}');
     await reg.registry.approve(broken.version, 'approve the tampered one', 'test');
-    const fetches = jest.spyOn(reg.registry, 'fetch');
+    const fetches = jest.spyOn(reg.registry, 'fetchArtifact');
     for (let i = 0; i < 4; i++) await running.service.manager.refresh();
     expect(fetches.mock.calls.map(([v]) => v)).toEqual([broken.version]);
     expect(running.service.manager.champion?.version).toBe(v1);
