@@ -249,7 +249,7 @@ interface SwapFigures {
  * swaps to it. Client latency in the steady second before and in the swap window (from
  * the approval to the server's "model_swapped" log line), and the server's own figure.
  */
-async function swapFigures(entry: string, dir: string, forest: ForestArtifact, body: string): Promise<SwapFigures> {
+export async function swapFigures(entry: string, dir: string, forest: ForestArtifact, body: string): Promise<SwapFigures> {
   const registry = new LocalRegistry(join(dir, `registry-swap-${forest.nodes}`));
   const v1 = await registry.register(forest.file, { by: 'bench', force: true });
   await registry.approve(v1.version, 'bench', 'bench');
