@@ -14,13 +14,13 @@
  * Approved (or its audit trail no longer verifies) — never because a listing came back
  * empty or the registry could not be reached.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { loadForestInWorker, WorkerLoadError, type WorkerLoadLimits } from '../model/forest-loader';
 import { AuditChainError, InvalidArtifactError, VersionNotFoundError, type BrokenVersion, type ModelVersion, type Registry } from '../model/registry';
 import type { ChallengerConfig, UnknownCategoryPolicy } from './config';
 import { MAX_TIMER_MS } from './config';
 import type { ApiMetrics, DriftSource, Role } from './metrics';
+import { StallProbe } from './stall-probe';
 import { buildServedModel, msBetween, type Challenger, type Route, type ServedModel } from './served-model';
 
 export interface LoadFailure {
@@ -410,9 +410,9 @@ export class ModelManager {
     }
     const started = process.hrtime.bigint();
     let fetched: bigint | undefined;
-    // The longest this (serving) thread stalled while the version loaded: logged with it, and the bench's swap figure.
-    const stalls = monitorEventLoopDelay({ resolution: 1 });
-    stalls.enable();
+    // The longest this (serving) thread stalled while the version loaded, and how much of it was its own work: logged, and the bench's swap figure.
+    const stalls = new StallProbe();
+    stalls.start();
     try {
       if (role !== 'shadow' && entry.status !== 'Approved') throw new Error(`version ${entry.version} is ${entry.status}, not Approved`);
       const artifact = await this.registry.fetchArtifact(entry.version);
@@ -432,11 +432,12 @@ export class ModelManager {
       });
       this.metrics.modelLoads.inc({ model_version: model.versionLabel, role });
       this.metrics.modelLoadDuration.observe(model.loadSeconds);
-      // One more sample, so a stall in the last synchronous stretch is counted.
+      // One more tick, so a stall in the last synchronous stretch is counted.
       await new Promise((resolve) => setTimeout(resolve, 2));
+      const { maxStallMs, maxBusyMs } = stalls.stop();
       this.logger.info(
-        { event: 'model_loaded', role, version: entry.version, loadSeconds: model.loadSeconds, loadPhasesMs: model.loadPhasesMs, servingStallMs: Math.round(stalls.max / 1e4) / 100 },
-        `model version ${entry.version} loaded (${role}); the serving thread stalled at most ${(stalls.max / 1e6).toFixed(1)} ms meanwhile`,
+        { event: 'model_loaded', role, version: entry.version, loadSeconds: model.loadSeconds, loadPhasesMs: model.loadPhasesMs, servingStallMs: round2(maxStallMs), servingBusyMs: round2(maxBusyMs) },
+        `model version ${entry.version} loaded (${role}); meanwhile the serving thread's longest stall was ${maxStallMs.toFixed(1)} ms, ${maxBusyMs.toFixed(1)} ms of it its own work`,
       );
       return model;
     } catch (err) {
@@ -453,7 +454,7 @@ export class ModelManager {
       );
       return undefined;
     } finally {
-      stalls.disable();
+      stalls.stop();
     }
   }
 
@@ -480,6 +481,8 @@ export class ModelManager {
     return out;
   }
 }
+
+const round2 = (v: number) => Math.round(v * 100) / 100;
 
 function summary(m: ServedModel): ModelSummary {
   return { name: m.name, version: m.version, sha256: m.sha256, loadedAt: m.loadedAt, loadSeconds: m.loadSeconds };
