@@ -33,7 +33,10 @@ import { LocalRegistry } from '../model/registry/local';
 import { RandomForestClassifier } from 'ml-random-forest';
 import { mulberry32 } from '../etl/synth/rng';
 import type { FeatureSpec, ForestFileV1 } from '../model/format';
+import { FOREST_FORMAT_VERSION } from '../model/format';
+import { sealForest } from '../model/forest-file';
 import { importMlRandomForest } from '../model/import-ml-rf';
+import { exportForestToOnnx } from '../model/onnx/export';
 import { CompiledForest, type RawRow } from '../model/walker';
 import { start, stop, waitReady } from './api';
 import { cachedProductionForest, productionForest, type ForestArtifact } from './model-forests';
@@ -132,7 +135,9 @@ async function headToHead(forest: ForestFileV1, rows: RawRow[], columns: Record<
   const T = forest.trees.length;
   const n = rows.length;
   const { x } = cf.encodeBatch(rows);
-  const ort = await ortForForest(forest, hardVoteTies ? { hardVoteTies } : {});
+  const exportOptions = hardVoteTies ? { hardVoteTies } : {};
+  const ortNodes = exportForestToOnnx(forest, exportOptions).summary.onnxNodes;
+  const ort = await ortForForest(forest, exportOptions);
   // Parity before timing: the identical forest gives the same answers.
   const mine = cf.predictBatchEncoded(x, n);
   const theirs = await ort.score(x, n);
@@ -157,6 +162,7 @@ async function headToHead(forest: ForestFileV1, rows: RawRow[], columns: Record<
   const encodeOnly = timeSync(() => cf.encodeBatch(rows.slice(0, Math.min(n, 4096))), 300);
   return {
     cf,
+    ortNodes,
     labelMismatches,
     maxDiff,
     batch: med(batch, n * T),
@@ -165,6 +171,29 @@ async function headToHead(forest: ForestFileV1, rows: RawRow[], columns: Record<
     ortSingle: med(ortSingle, 1000),
     encodeNsPerRow: encodeOnly.cpu / Math.min(n, 4096),
   };
+}
+
+/**
+ * The control peer (review H2): the production forest with each categorical split turned
+ * into a numeric split on the category's code, node for node (the cut varies with the
+ * node; any cut would do), and the categorical columns given as codes. The same trees,
+ * the same node count, but nothing ONNX must spell as a chain of BRANCH_EQ nodes: the ratio
+ * on it is the walker against ORT's single-mode fast path. Timing only; parity still checked.
+ */
+export function numericControl(forest: ForestFileV1, rows: RawRow[], columns: Record<string, ArrayLike<unknown>>) {
+  const categories = forest.features.map((f) => (f.kind === 'categorical' ? f.categories.length : 0));
+  const features: FeatureSpec[] = forest.features.map((f) => ({ name: f.name, kind: 'numeric' }));
+  const trees = forest.trees.map((t) => ({
+    ...t,
+    threshold: t.threshold.map((th, i) => (t.feature[i] >= 0 && categories[t.feature[i]] > 0 ? (i % Math.max(1, categories[t.feature[i]] - 1)) + 0.5 : th)),
+    catBits: [],
+  }));
+  const { sha256: _sha, featureStats: _stats, ...rest } = forest;
+  const control = sealForest({ ...rest, formatVersion: FOREST_FORMAT_VERSION, features, trees, featureStats: {} });
+  const code = (f: FeatureSpec, v: unknown) => (f.kind === 'categorical' ? (typeof v === 'string' && f.categories.includes(v) ? f.categories.indexOf(v) : null) : v);
+  const controlRows = rows.map((r) => Object.fromEntries(forest.features.map((f) => [f.name, code(f, r[f.name])])) as RawRow);
+  const controlColumns = Object.fromEntries(forest.features.map((f) => [f.name, Array.from(columns[f.name] as ArrayLike<unknown>, (v) => code(f, v))]));
+  return { control, controlRows, controlColumns };
 }
 
 function loadProbe(file: string, mode: 'verified' | 'registry' | 'worker', sha256: string): Record<string, number> {
@@ -352,8 +381,18 @@ export async function runScoringBench(): Promise<Record<string, number>> {
       `${test.rows.toLocaleString('en-US')} gold test rows; vs ONNX Runtime (onnxruntime-node, 1 thread) on the identical exported forest: ` +
       `${big.labelMismatches} label mismatches, max |Δp| ${big.maxDiff.toExponential(1)}`,
   );
+  out(`  ORT's ensemble: ${big.ortNodes.toLocaleString('en-US')} nodes (categorical subsets as BRANCH_EQ chains) for our ${prod.nodes.toLocaleString('en-US')}; host load average at the start ${os.loadavg()[0].toFixed(1)} on ${os.availableParallelism()} cores`);
   out(ratioLine('batch', 'ns/tree-row', big.batch, 'ORT', big.ortBatch, 1 / 3));
   out(ratioLine('single row', 'µs', big.single, 'ORT', big.ortSingle, 1 / 2));
+  // The control peer: the same trees with numeric splits only, scored by both in this run.
+  const ctl = numericControl(prod.forest, rows, columns);
+  const control = await headToHead(ctl.control, ctl.controlRows, ctl.controlColumns, rounds);
+  out(
+    `control, the same ${T} trees with every split numeric (categoricals as codes; ORT's ensemble ${control.ortNodes.toLocaleString('en-US')} nodes, no equality chains): ` +
+      `${control.labelMismatches} label mismatches, max |Δp| ${control.maxDiff.toExponential(1)}; host load average now ${os.loadavg()[0].toFixed(1)}`,
+  );
+  out(ratioLine('batch', 'ns/tree-row', control.batch, 'ORT', control.ortBatch, 1 / 3));
+  out(ratioLine('single row', 'µs', control.single, 'ORT', control.ortSingle, 1 / 2));
   Object.assign(figures, {
     prodNodes: prod.nodes,
     prodBatchNsPerTreeRow: big.batch.wall,
@@ -364,6 +403,12 @@ export async function runScoringBench(): Promise<Record<string, number>> {
     prodSingleCpuUs: big.single.cpu,
     ortSingleUs: big.ortSingle.wall,
     ortSingleCpuUs: big.ortSingle.cpu,
+    ortNodes: big.ortNodes,
+    controlBatchCpuNsPerTreeRow: control.batch.cpu,
+    controlOrtBatchCpuNsPerTreeRow: control.ortBatch.cpu,
+    controlSingleCpuUs: control.single.cpu,
+    controlOrtSingleCpuUs: control.ortSingle.cpu,
+    loadAverage: os.loadavg()[0],
   });
 
   // 2. The small cache-resident forest: absolute targets; ml-random-forest and ORT beside it.
