@@ -16,11 +16,12 @@
  */
 import type { Logger } from 'pino';
 import { UserError } from '../etl/errors';
-import { loadForestInWorker } from '../model/forest-loader';
+import { loadForestInWorker, WorkerLoadError, type WorkerLoadLimits } from '../model/forest-loader';
 import { AuditChainError, CorruptVersionError, InvalidArtifactError, VersionNotFoundError, type BrokenVersion, type ModelVersion, type Registry } from '../model/registry';
 import type { ChallengerConfig, UnknownCategoryPolicy } from './config';
 import { MAX_TIMER_MS } from './config';
 import type { ApiMetrics, DriftSource, Role } from './metrics';
+import { StallProbe } from './stall-probe';
 import { buildServedModel, msBetween, type Challenger, type Route, type ServedModel } from './served-model';
 
 export interface LoadFailure {
@@ -57,6 +58,8 @@ export interface ModelManagerOptions {
   readonly random?: () => number;
   /** Injectable clock (ms) for the retry of remembered load failures; Date.now by default. */
   readonly now?: () => number;
+  /** The loader worker's deadline and heap (defaults: model/forest-loader.ts). */
+  readonly loaderLimits?: WorkerLoadLimits;
 }
 
 export interface ManagerStatus {
@@ -121,6 +124,7 @@ export class ModelManager {
   private readonly challengerConfig: ChallengerConfig | undefined;
   private readonly random: () => number;
   private readonly now: () => number;
+  private readonly loaderLimits: WorkerLoadLimits;
   private championModel: ServedModel | undefined;
   private challengerState: Challenger | undefined;
   private challengerProblem: string | undefined;
@@ -152,6 +156,7 @@ export class ModelManager {
     this.challengerConfig = options.challenger;
     this.random = options.random ?? Math.random;
     this.now = options.now ?? Date.now;
+    this.loaderLimits = options.loaderLimits ?? {};
     this.metrics.setDriftSources(() => this.driftSources());
   }
 
@@ -430,9 +435,10 @@ export class ModelManager {
   }
 
   /**
-   * Fetch (the registry verifies the bytes against the artifact digest it recorded after
-   * fully verifying them at registration), parse (schema + structure; the canonical
-   * re-hash would prove nothing new, see ParseForestOptions), check, compile.
+   * Fetch, then in the loader worker: verify the bytes against the artifact digest the
+   * registry recorded after fully verifying them at registration, unpack, parse (schema +
+   * structure; the canonical re-hash would prove nothing new, see ParseForestOptions),
+   * pack. Nothing proportional to the artifact runs on this (the serving) thread.
    * Undefined on failure, which is recorded; a failure of the artifact itself is
    * remembered and not retried until the registry changes the version.
    */
@@ -445,12 +451,15 @@ export class ModelManager {
     }
     const started = process.hrtime.bigint();
     let fetched: bigint | undefined;
+    // The longest this (serving) thread stalled while the version loaded, and how much of it was its own work: logged, and the bench's swap figure.
+    const stalls = new StallProbe();
+    stalls.start();
     try {
       if (role !== 'shadow' && entry.status !== 'Approved') throw new Error(`version ${entry.version} is ${entry.status}, not Approved`);
-      const bytes = await this.registry.fetch(entry.version);
+      const artifact = await this.registry.fetchArtifact(entry.version);
       fetched = process.hrtime.bigint();
-      // Parsed and packed in a worker thread: requests keep being answered meanwhile.
-      const loaded = await loadForestInWorker(bytes, `${this.registry.uri} version ${entry.version}`, { registryVerifiedSha256: entry.forestSha256 });
+      // Verified, parsed and packed in a worker thread: requests keep being answered meanwhile.
+      const loaded = await loadForestInWorker({ artifact }, `${this.registry.uri} version ${entry.version}`, { registryVerifiedSha256: entry.forestSha256 }, {}, this.loaderLimits);
       if (loaded.summary.sha256 !== entry.forestSha256) {
         throw new ForestDigestMismatch(`forest digest ${loaded.summary.sha256} does not match the registered ${entry.forestSha256}`);
       }
@@ -462,15 +471,23 @@ export class ModelManager {
         started,
         phases: { fetch: msBetween(started, fetched), parse: loaded.phasesMs.parse },
       });
-      collectLoadGarbage();
       this.forgetFailures(entry.version);
       this.metrics.modelLoads.inc({ model_version: model.versionLabel, role });
       this.metrics.modelLoadDuration.observe(model.loadSeconds);
+      // One more tick, so a stall in the last synchronous stretch is counted.
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      const { maxStallMs, maxBusyMs } = stalls.stop();
+      this.logger.info(
+        { event: 'model_loaded', role, version: entry.version, loadSeconds: model.loadSeconds, loadPhasesMs: model.loadPhasesMs, servingStallMs: round2(maxStallMs), servingBusyMs: round2(maxBusyMs) },
+        `model version ${entry.version} loaded (${role}); meanwhile the serving thread's longest stall was ${maxStallMs.toFixed(1)} ms, ${maxBusyMs.toFixed(1)} ms of it its own work`,
+      );
       return model;
     } catch (err) {
       let failure: LoadFailure = { version: entry.version, role, error: errorMessage(err), at: new Date(this.now()).toISOString() };
       this.metrics.modelLoadFailures.inc({ model_version: String(entry.version), role });
-      const remembered = isDeterministic(err) || err instanceof InvalidArtifactError;
+      // An artifact that fails the same way next time (ours to refuse, or the registry calls it invalid) is remembered and
+      // retried with backoff; a load stopped for its deadline or heap is not: the host may have been busy, or the limit raised.
+      const remembered = (isDeterministic(err) || err instanceof InvalidArtifactError) && !(err instanceof WorkerLoadError);
       if (remembered) {
         const attempts = (known?.attempts ?? 0) + 1;
         const retryAtMs = this.now() + Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** (attempts - 1));
@@ -486,6 +503,8 @@ export class ModelManager {
         `model version ${entry.version} failed to load; keeping the current model${remembered ? ` (not retried before ${failure.retryAt} unless the registry changes this version)` : ''}`,
       );
       return undefined;
+    } finally {
+      stalls.stop();
     }
   }
 
@@ -518,18 +537,7 @@ export class ModelManager {
   }
 }
 
-/**
- * Loading a model leaves the file's bytes and its parsed JSON (several times the
- * compiled forest) as garbage in the old generation, where V8 may leave it for a long
- * time under steady traffic, holding the process's RSS at its load-time peak. Nothing
- * retains it; when the process runs with --expose-gc (the cluster workers do, see
- * api/serve.ts) one full collection right after the load returns it at once.
- */
-function collectLoadGarbage(): void {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  // On the next turn: the loading frames (which still reference the parsed document) have returned by then.
-  if (typeof gc === 'function') setImmediate(gc);
-}
+const round2 = (v: number) => Math.round(v * 100) / 100;
 
 function summary(m: ServedModel): ModelSummary {
   return { name: m.name, version: m.version, sha256: m.sha256, loadedAt: m.loadedAt, loadSeconds: m.loadSeconds };

@@ -165,15 +165,15 @@ async function runPrimary(config: ApiConfig): Promise<number> {
 }
 
 /**
- * V8 flags for the workers, unless the operator set them: --expose-gc so a worker
- * returns a loaded model's garbage at once (api/model-manager.ts collectLoadGarbage),
- * and a young generation of 8 MiB semi-spaces instead of 16: request garbage dies
- * young either way, and the smaller nursery keeps ~15 MiB less resident per worker.
+ * V8 flags for the workers, unless the operator set them: a young generation of 8 MiB
+ * semi-spaces instead of 16: request garbage dies young either way, and the smaller
+ * nursery keeps ~15 MiB less resident per worker. (No --expose-gc: a model load's
+ * garbage lives and dies in its loader worker thread, and a forced full collection on
+ * the serving thread was a swap stall of its own.)
  */
 export function workerExecArgv(execArgv: readonly string[], nodeOptions: string): string[] {
   const out = [...execArgv];
   const given = (flag: string) => [...execArgv, ...nodeOptions.split(/\s+/)].some((a) => a === flag || a.startsWith(`${flag}=`) || a.replace(/_/g, '-').startsWith(flag));
-  if (!given('--expose-gc')) out.push('--expose-gc');
   if (!given('--max-semi-space-size')) out.push('--max-semi-space-size=8');
   return out;
 }

@@ -26,6 +26,38 @@ export interface OipInferRequest {
   outputs?: { name: string }[];
 }
 
+interface CompiledValidators {
+  readonly ajv: Ajv;
+  readonly instance: ValidateFunction;
+  readonly batch: ValidateFunction;
+}
+
+/**
+ * Compiled validators by their schemas, the last few: a new model version with the same
+ * features (the usual retrain) reuses them, so a swap compiles nothing on the serving
+ * thread, where compiling costs tens to hundreds of ms. Each entry has its own Ajv, so an
+ * evicted one is garbage-collected with its functions. The schemas are ours (api/schemas.ts):
+ * no meta-schema is compiled to validate them (most of a fresh Ajv's compile time).
+ */
+const compiledCache = new Map<string, CompiledValidators>();
+const CACHED_SCHEMAS = 4;
+
+function compiledValidators(features: readonly FeatureSpec[], batchLimit: number, policy: UnknownCategoryPolicy): CompiledValidators {
+  const instance = instanceSchema(features, policy);
+  const batch = batchSchema(features, batchLimit, policy);
+  const key = JSON.stringify([instance, batch]);
+  let entry = compiledCache.get(key);
+  if (entry) {
+    compiledCache.delete(key);
+  } else {
+    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true, meta: false, validateSchema: false });
+    entry = { ajv, instance: ajv.compile(instance), batch: ajv.compile(batch) };
+    if (compiledCache.size >= CACHED_SCHEMAS) compiledCache.delete(compiledCache.keys().next().value!);
+  }
+  compiledCache.set(key, entry);
+  return entry;
+}
+
 const BODY_EXPECTED = 'a JSON object: one basket {"FEATURE": value, ...} or a batch {"instances": [basket, ...]}';
 
 export class RequestValidator {
@@ -45,12 +77,10 @@ export class RequestValidator {
     this.policy = policy;
     this.byName = new Map(features.map((f) => [f.name, f]));
     this.featureList = features.map((f) => f.name).join(', ');
-    // A fresh Ajv per model: compiled functions are not shared across model versions and
-    // are garbage-collected with the model they belong to.
-    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
-    this.ajv = ajv;
-    this.validateInstance = ajv.compile(instanceSchema(features, policy));
-    this.validateBatch = ajv.compile(batchSchema(features, batchLimit, policy));
+    const compiled = compiledValidators(features, batchLimit, policy);
+    this.ajv = compiled.ajv;
+    this.validateInstance = compiled.instance;
+    this.validateBatch = compiled.batch;
   }
 
   /** POST /predict body → rows, or an ApiError describing every problem. */

@@ -22,7 +22,8 @@
  * processes disturb least. Environment: BENCH_SCORING_ROUNDS (default 5),
  * BENCH_SCORING_TRAIN_ROWS (small forest, default 1200), BENCH_SCORING_FRESH=1.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -32,7 +33,10 @@ import { LocalRegistry } from '../model/registry/local';
 import { RandomForestClassifier } from 'ml-random-forest';
 import { mulberry32 } from '../etl/synth/rng';
 import type { FeatureSpec, ForestFileV1 } from '../model/format';
+import { FOREST_FORMAT_VERSION } from '../model/format';
+import { sealForest } from '../model/forest-file';
 import { importMlRandomForest } from '../model/import-ml-rf';
+import { exportForestToOnnx } from '../model/onnx/export';
 import { CompiledForest, type RawRow } from '../model/walker';
 import { start, stop, waitReady } from './api';
 import { cachedProductionForest, productionForest, type ForestArtifact } from './model-forests';
@@ -131,7 +135,9 @@ async function headToHead(forest: ForestFileV1, rows: RawRow[], columns: Record<
   const T = forest.trees.length;
   const n = rows.length;
   const { x } = cf.encodeBatch(rows);
-  const ort = await ortForForest(forest, hardVoteTies ? { hardVoteTies } : {});
+  const exportOptions = hardVoteTies ? { hardVoteTies } : {};
+  const ortNodes = exportForestToOnnx(forest, exportOptions).summary.onnxNodes;
+  const ort = await ortForForest(forest, exportOptions);
   // Parity before timing: the identical forest gives the same answers.
   const mine = cf.predictBatchEncoded(x, n);
   const theirs = await ort.score(x, n);
@@ -156,6 +162,7 @@ async function headToHead(forest: ForestFileV1, rows: RawRow[], columns: Record<
   const encodeOnly = timeSync(() => cf.encodeBatch(rows.slice(0, Math.min(n, 4096))), 300);
   return {
     cf,
+    ortNodes,
     labelMismatches,
     maxDiff,
     batch: med(batch, n * T),
@@ -166,8 +173,32 @@ async function headToHead(forest: ForestFileV1, rows: RawRow[], columns: Record<
   };
 }
 
+/**
+ * The control peer (review H2): the production forest with each categorical split turned
+ * into a numeric split on the category's code, node for node (the cut varies with the
+ * node; any cut would do), and the categorical columns given as codes. The same trees,
+ * the same node count, but nothing ONNX must spell as a chain of BRANCH_EQ nodes: the ratio
+ * on it is the walker against ORT's single-mode fast path. Timing only; parity still checked.
+ */
+export function numericControl(forest: ForestFileV1, rows: RawRow[], columns: Record<string, ArrayLike<unknown>>) {
+  const categories = forest.features.map((f) => (f.kind === 'categorical' ? f.categories.length : 0));
+  const features: FeatureSpec[] = forest.features.map((f) => ({ name: f.name, kind: 'numeric' }));
+  const trees = forest.trees.map((t) => ({
+    ...t,
+    threshold: t.threshold.map((th, i) => (t.feature[i] >= 0 && categories[t.feature[i]] > 0 ? (i % Math.max(1, categories[t.feature[i]] - 1)) + 0.5 : th)),
+    catBits: [],
+  }));
+  const { sha256: _sha, featureStats: _stats, ...rest } = forest;
+  const control = sealForest({ ...rest, formatVersion: FOREST_FORMAT_VERSION, features, trees, featureStats: {} });
+  const code = (f: FeatureSpec, v: unknown) => (f.kind === 'categorical' ? (typeof v === 'string' && f.categories.includes(v) ? f.categories.indexOf(v) : null) : v);
+  const controlRows = rows.map((r) => Object.fromEntries(forest.features.map((f) => [f.name, code(f, r[f.name])])) as RawRow);
+  const controlColumns = Object.fromEntries(forest.features.map((f) => [f.name, Array.from(columns[f.name] as ArrayLike<unknown>, (v) => code(f, v))]));
+  return { control, controlRows, controlColumns };
+}
+
 function loadProbe(file: string, mode: 'verified' | 'registry' | 'worker', sha256: string): Record<string, number> {
-  const out = execFileSync(process.execPath, [join(__dirname, 'load-probe.js'), file, mode, sha256], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const artifactSha256 = createHash('sha256').update(readFileSync(file)).digest('hex');
+  const out = execFileSync(process.execPath, [join(__dirname, 'load-probe.js'), file, mode, sha256, artifactSha256], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   return JSON.parse(out.trim()) as Record<string, number>;
 }
 
@@ -228,6 +259,90 @@ async function apiFigures(entry: string, dir: string, forest: ForestArtifact, bo
   return { readyMs: runs[1].readyMs, readyCpuMs: median(runs.map((r) => r.readyCpuMs)), rssMiB: median(runs.map((r) => r.rssMiB)) };
 }
 
+/** The q-quantile of unsorted values. */
+function quantile(values: number[], q: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
+
+interface SwapFigures {
+  /** The server's own measure (api/stall-probe.ts): the longest stall of its serving thread while the version loaded, and the most of one stall it spent on-CPU (its own work). */
+  servingStallMs: number;
+  servingBusyMs: number;
+  steady: { p99: number; max: number; requests: number };
+  swap: { p99: number; max: number; requests: number; failed: number };
+}
+
+/**
+ * A swap under load: the API serving version 1, four clients posting /predict back to
+ * back; version 2 (the same forest re-registered) is approved and the poll (250 ms)
+ * swaps to it. Client latency in the steady second before and in the swap window (from
+ * the approval to the server's "model_swapped" log line), and the server's own figure.
+ */
+export async function swapFigures(entry: string, dir: string, forest: ForestArtifact, body: string): Promise<SwapFigures> {
+  const registry = new LocalRegistry(await mkdtemp(join(dir, 'registry-swap-')));
+  const v1 = await registry.register(forest.file, { by: 'bench', force: true });
+  await registry.approve(v1.version, 'bench', 'bench');
+  // Registered now (it parses and hashes the whole forest in this process), approved under load.
+  const v2 = await registry.register(forest.file, { by: 'bench', force: true });
+  const port = 19_900 + Math.floor(Math.random() * 90);
+  const child = spawn(process.execPath, [entry], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), PRICESENSE_REGISTRY: registry.uri, PRICESENSE_POLL_INTERVAL: '250ms', PRICESENSE_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const events: Record<string, unknown>[] = [];
+  let pending = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    const lines = (pending + chunk.toString('utf8')).split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      try {
+        events.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // not a log line
+      }
+    }
+  });
+  const swapped = () => events.some((e) => e.event === 'model_swapped' && e.to === v2.version);
+  try {
+    await waitReady(port, 120_000);
+    await predictOnce(port, body);
+    const samples: { at: number; ms: number; ok: boolean }[] = [];
+    let running = true;
+    const client = async () => {
+      while (running) {
+        const t = performance.now();
+        const res = await fetch(`http://127.0.0.1:${port}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        await res.arrayBuffer();
+        samples.push({ at: t, ms: performance.now() - t, ok: res.status === 200 });
+      }
+    };
+    const clients = [0, 1, 2, 3].map(client);
+    await new Promise((r) => setTimeout(r, 1500));
+    const approvedAt = performance.now();
+    await registry.approve(v2.version, 'bench', 'bench');
+    const deadline = performance.now() + 120_000;
+    while (!swapped() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    const swappedAt = performance.now();
+    running = false;
+    await Promise.all(clients);
+    if (!swapped()) throw new Error('the API did not swap to version 2 within 2 minutes');
+    const loaded = events.find((e) => e.event === 'model_loaded' && e.version === v2.version);
+    const steady = samples.filter((x) => x.at >= approvedAt - 1000 && x.at < approvedAt);
+    const swap = samples.filter((x) => x.at >= approvedAt && x.at <= swappedAt);
+    const ms = (xs: typeof samples) => xs.map((x) => x.ms);
+    return {
+      servingStallMs: Number(loaded?.servingStallMs ?? NaN),
+      servingBusyMs: Number(loaded?.servingBusyMs ?? NaN),
+      steady: { p99: quantile(ms(steady), 0.99), max: Math.max(...ms(steady)), requests: steady.length },
+      swap: { p99: quantile(ms(swap), 0.99), max: Math.max(...ms(swap)), requests: swap.length, failed: swap.filter((x) => !x.ok).length },
+    };
+  } finally {
+    await stop(child);
+  }
+}
+
 async function smallForest(): Promise<{ forest: ForestFileV1; rf: RandomForestClassifier; trainRows: number }> {
   const trainRows = Number(process.env.BENCH_SCORING_TRAIN_ROWS ?? 1200);
   const cacheDir = join('.pricesense', 'bench');
@@ -266,8 +381,18 @@ export async function runScoringBench(): Promise<Record<string, number>> {
       `${test.rows.toLocaleString('en-US')} gold test rows; vs ONNX Runtime (onnxruntime-node, 1 thread) on the identical exported forest: ` +
       `${big.labelMismatches} label mismatches, max |Δp| ${big.maxDiff.toExponential(1)}`,
   );
+  out(`  ORT's ensemble: ${big.ortNodes.toLocaleString('en-US')} nodes (categorical subsets as BRANCH_EQ chains) for our ${prod.nodes.toLocaleString('en-US')}; host load average at the start ${os.loadavg()[0].toFixed(1)} on ${os.availableParallelism()} cores`);
   out(ratioLine('batch', 'ns/tree-row', big.batch, 'ORT', big.ortBatch, 1 / 3));
   out(ratioLine('single row', 'µs', big.single, 'ORT', big.ortSingle, 1 / 2));
+  // The control peer: the same trees with numeric splits only, scored by both in this run.
+  const ctl = numericControl(prod.forest, rows, columns);
+  const control = await headToHead(ctl.control, ctl.controlRows, ctl.controlColumns, rounds);
+  out(
+    `control, the same ${T} trees with every split numeric (categoricals as codes; ORT's ensemble ${control.ortNodes.toLocaleString('en-US')} nodes, no equality chains): ` +
+      `${control.labelMismatches} label mismatches, max |Δp| ${control.maxDiff.toExponential(1)}; host load average now ${os.loadavg()[0].toFixed(1)}`,
+  );
+  out(ratioLine('batch', 'ns/tree-row', control.batch, 'ORT', control.ortBatch, 1 / 3));
+  out(ratioLine('single row', 'µs', control.single, 'ORT', control.ortSingle, 1 / 2));
   Object.assign(figures, {
     prodNodes: prod.nodes,
     prodBatchNsPerTreeRow: big.batch.wall,
@@ -278,6 +403,12 @@ export async function runScoringBench(): Promise<Record<string, number>> {
     prodSingleCpuUs: big.single.cpu,
     ortSingleUs: big.ortSingle.wall,
     ortSingleCpuUs: big.ortSingle.cpu,
+    ortNodes: big.ortNodes,
+    controlBatchCpuNsPerTreeRow: control.batch.cpu,
+    controlOrtBatchCpuNsPerTreeRow: control.ortBatch.cpu,
+    controlSingleCpuUs: control.single.cpu,
+    controlOrtSingleCpuUs: control.ortSingle.cpu,
+    loadAverage: os.loadavg()[0],
   });
 
   // 2. The small cache-resident forest: absolute targets; ml-random-forest and ORT beside it.
@@ -316,8 +447,8 @@ export async function runScoringBench(): Promise<Record<string, number>> {
   out(loadLine('format v1 file, fully verified', v1Load, false));
   out(loadLine('format v2 file, fully verified (CLI)', verified, false));
   out(loadLine('format v2, registry-verified (API)', registry, true));
-  out(`${loadLine('format v2, registry-verified, worker thread', worker, false)}  |  longest main-thread stall ${f1(worker.mainThreadStallMs)} ms`);
-  Object.assign(figures, { v1Bytes, v2Bytes, v1LoadMs: v1Load.totalMs, v2VerifiedLoadMs: verified.totalMs, v2LoadMs: registry.totalMs, v2WorkerLoadMs: worker.totalMs, workerStallMs: worker.mainThreadStallMs });
+  out(`${loadLine('format v2, registry-verified, worker thread', worker, false)}  |  longest main-thread stall ${f1(worker.mainThreadStallMs)} ms (on-CPU ${f1(worker.mainThreadBusyMs)})`);
+  Object.assign(figures, { v1Bytes, v2Bytes, v1LoadMs: v1Load.totalMs, v2VerifiedLoadMs: verified.totalMs, v2LoadMs: registry.totalMs, v2WorkerLoadMs: worker.totalMs, workerStallMs: worker.mainThreadStallMs, workerBusyMs: worker.mainThreadBusyMs });
 
   // 4. The API with the forest: start → /ready and worker RSS; the 2.9M-node forest too when it is cached.
   const large = await cachedProductionForest(1_000_000);
@@ -330,6 +461,14 @@ export async function runScoringBench(): Promise<Record<string, number>> {
     out(`  start → /ready ${f1(api.readyMs).padStart(6)} ms wall (server cpu ${f1(api.readyCpuMs)} ms)  |  target ≤ 1000 ms: ${tick(api.readyMs <= 1000)}`);
     out(`  worker RSS     ${f1(api.rssMiB).padStart(6)} MiB |  target ≤ 150 MiB: ${tick(api.rssMiB <= 150)}`);
     Object.assign(figures, { apiReadyMs: api.readyMs, apiReadyCpuMs: api.readyCpuMs, apiRssMiB: api.rssMiB });
+    const swap = await swapFigures(entry, dir, prod, body);
+    out(
+      `  swap under load (4 clients back to back; version 2 approved, loaded in the worker thread): longest serving-thread stall ${f1(swap.servingStallMs)} ms wall, ${f1(swap.servingBusyMs)} ms of it on-CPU (the server's own work; the rest is the host's other processes)  |  target ≤ 20 ms (cpu): ${tick(swap.servingBusyMs <= 20)}`,
+    );
+    out(
+      `    client latency: steady p99 ${f1(swap.steady.p99)} ms, max ${f1(swap.steady.max)} ms (${swap.steady.requests} requests in 1 s)  |  during the swap p99 ${f1(swap.swap.p99)} ms, max ${f1(swap.swap.max)} ms (${swap.swap.requests} requests, ${swap.swap.failed} not 200)`,
+    );
+    Object.assign(figures, { swapStallMs: swap.servingStallMs, swapBusyMs: swap.servingBusyMs, swapP99Ms: swap.swap.p99, swapMaxMs: swap.swap.max, steadyP99Ms: swap.steady.p99 });
     if (large) {
       const largeV1 = statSync(large.v1File).size;
       const largeV2 = statSync(large.file).size;

@@ -259,6 +259,7 @@ export function decodeTrees(trees: TreesV2, classes: number, features: readonly 
   const N = trees.nodes;
   checkForestShape(source, K, features, T);
   checkLimit(source, 'trees.nodes', 'nodes', N);
+  checkLimit(source, 'trees.nodes', 'nodeClassCells', N * K);
 
   const treeSizes = typed(bytesOf(source, 'trees.sizes', trees.sizes, ['uint32'], T), 'uint32') as Uint32Array;
   let total = 0;

@@ -97,6 +97,7 @@ export function flattenForest(doc: Pick<ForestFileV1, 'classes' | 'features' | '
     maxTree = Math.max(maxTree, n);
   });
   checkLimit(source, 'trees', 'nodes', N);
+  checkLimit(source, 'trees', 'nodeClassCells', N * K);
 
   const treeSizes = new Uint32Array(T);
   const split = new Uint16Array(N);

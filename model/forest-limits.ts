@@ -29,6 +29,8 @@ export interface ForestLimits {
   readonly pathSteps: number;
   /** 32-bit words of distinct categorical split subsets the scorer materializes. */
   readonly subsetWords: number;
+  /** Nodes × classes: the loader allocates class distributions by it (up to 8 bytes a cell), whatever the document's size. */
+  readonly nodeClassCells: number;
 }
 
 export const FOREST_LIMITS: ForestLimits = {
@@ -43,6 +45,7 @@ export const FOREST_LIMITS: ForestLimits = {
   depth: 1000,
   pathSteps: 1 << 20,
   subsetWords: 1 << 22,
+  nodeClassCells: 1 << 25,
 };
 
 const WHAT: Record<keyof ForestLimits, string> = {
@@ -57,6 +60,7 @@ const WHAT: Record<keyof ForestLimits, string> = {
   depth: 'depth of a tree',
   pathSteps: 'sum of the tree depths (steps to score one row)',
   subsetWords: 'words of distinct categorical split subsets',
+  nodeClassCells: 'nodes × classes (class-distribution cells)',
 };
 
 /** Throws a ForestFormatError naming the limit when `value` exceeds it. */

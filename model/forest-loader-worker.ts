@@ -11,7 +11,7 @@ if (parentPort) {
   port.once('message', (request: LoaderRequest) => {
     let reply: LoaderReply;
     try {
-      reply = { ok: true, ...parseAndPack(request.bytes, request.source, request.options) };
+      reply = { ok: true, ...parseAndPack(request.bytes, request.source, request.options, request) };
     } catch (err) {
       port.postMessage(replyForError(err));
       return;

@@ -7,10 +7,19 @@
  * worker parses and packs, then transfers the packed typed arrays (no copy), and the
  * calling thread only wraps them (the feature maps of RowEncoder: microseconds). The
  * parse's garbage dies with the worker instead of lingering in the server's heap.
+ *
+ * Everything proportional to the artifact's size happens in the worker: the artifact's
+ * SHA-256 and unpacking (openArtifact) when given a registry artifact, and the bytes
+ * reach it by transfer, not copy, when the caller hands over a buffer of its own. A
+ * worker that runs past its deadline or its heap limit is terminated and the load
+ * rejects: a hung or oversized load costs the server nothing but the failed version.
  */
+import { readFileSync } from 'node:fs';
 import { UserError } from '../etl/errors';
 import { ForestFormatError } from './forest-error';
 import { parseForestFlat, type ForestSummary, type ParseForestOptions } from './forest-file';
+import { InvalidArtifactError, openArtifact } from './registry/common';
+import type { StoredArtifact } from './registry/types';
 import { CompiledForest, type CompileOptions } from './walker';
 import { packForest, type PackedForest } from './walker/layout';
 import { startWorker } from './worker-thread';
@@ -26,22 +35,87 @@ export interface LoadedForest {
 /** What the worker sends back. */
 export type LoaderReply =
   | { readonly ok: true; readonly summary: ForestSummary; readonly packed: PackedForest; readonly parseMs: number; readonly packMs: number }
-  | { readonly ok: false; readonly error: { readonly message: string; readonly kind: 'format' | 'user' | 'internal'; readonly source?: string; readonly fieldPath?: string; readonly problem?: string; readonly exitCode?: number } };
+  | { readonly ok: false; readonly error: { readonly message: string; readonly kind: 'format' | 'artifact' | 'user' | 'internal'; readonly source?: string; readonly fieldPath?: string; readonly problem?: string; readonly exitCode?: number } };
 
 export interface LoaderRequest {
   readonly bytes: Uint8Array;
   readonly source: string;
   readonly options: ParseForestOptions;
+  /** Set when `bytes` are a registry artifact: verified against this digest and unpacked first. */
+  readonly artifact?: { readonly sha256: string; readonly source: string };
+  /** The load's memory budget, MiB (checkLoadMemory). */
+  readonly memoryMb?: number;
+}
+
+/** How a worker load is bounded. */
+export interface WorkerLoadLimits {
+  /** Milliseconds before the worker is terminated and the load rejects (default: loadTimeoutMs of the artifact's size). */
+  readonly timeoutMs?: number;
+  /** The memory a load may take, MiB (default: loaderMemoryMb()); see checkLoadMemory. */
+  readonly memoryMb?: number;
+}
+
+/** A large artifact gets longer: 5 MB/s is far below any load measured, even on a loaded 2-core host. */
+export function loadTimeoutMs(bytes: number): number {
+  return 30_000 + Math.ceil(bytes / 5e6) * 1000;
+}
+
+/**
+ * The memory one load may take: half the container's memory limit (cgroup v2, else v1),
+ * 2 GiB without one; PRICESENSE_LOADER_MEMORY_MB overrides. The other half is the
+ * serving heap and the model already served.
+ */
+export function loaderMemoryMb(env: NodeJS.ProcessEnv = process.env): number {
+  const given = Number(env.PRICESENSE_LOADER_MEMORY_MB);
+  if (env.PRICESENSE_LOADER_MEMORY_MB !== undefined && Number.isSafeInteger(given) && given > 0) return given;
+  for (const file of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    const bytes = Number(text);
+    // "max", or v1's "no limit" (a page-rounded 2^63): unlimited.
+    if (Number.isFinite(bytes) && bytes > 0 && bytes < 2 ** 50) return Math.max(64, Math.floor(bytes / 2 ** 21));
+  }
+  return 2048;
+}
+
+/**
+ * Parsing a JSON document takes up to about this many times its size at the peak (a
+ * format v1 file's number arrays: measured 292 MiB for 29 MB; v2's base64 far less).
+ */
+export const PARSE_MEMORY_FACTOR = 10;
+
+/**
+ * Refuses, before anything is parsed, a document the load budget cannot hold. This is the
+ * memory bound that holds: a worker's V8 heap limit is only a backstop, since an
+ * allocation inside JSON.parse that crosses it can abort the whole process (nodejs/node#47224)
+ * rather than just the worker, and the packed forest's ArrayBuffers are outside the heap
+ * (their size is bounded by FOREST_LIMITS.nodeClassCells, checked before allocating).
+ */
+export function checkLoadMemory(source: string, bytes: number, memoryMb: number): void {
+  const needMb = (bytes * PARSE_MEMORY_FACTOR) / 2 ** 20;
+  if (needMb <= memoryMb) return;
+  throw new UserError(
+    `${source}: a ${(bytes / 1e6).toFixed(1)} MB forest document needs about ${needMb.toFixed(0)} MiB to load, more than this service's load budget of ${memoryMb} MiB ` +
+      '(half the container memory limit, or PRICESENSE_LOADER_MEMORY_MB). A format v1 file is about 4–12× its v2 form: convert it with `pricesense model upgrade` and register that, or give the service more memory.',
+  );
 }
 
 function msSince(t: bigint): number {
   return Number(process.hrtime.bigint() - t) / 1e6;
 }
 
-/** Parses and packs (in whatever thread runs it). */
-export function parseAndPack(bytes: Uint8Array, source: string, options: ParseForestOptions): { summary: ForestSummary; packed: PackedForest; parseMs: number; packMs: number } {
+/** Verifies and unpacks the artifact if it is one, parses and packs (in whatever thread runs it); parseMs includes the artifact's digest. */
+export function parseAndPack(bytes: Uint8Array, source: string, options: ParseForestOptions, request: Pick<LoaderRequest, 'artifact' | 'memoryMb'> = {}): { summary: ForestSummary; packed: PackedForest; parseMs: number; packMs: number } {
   const t0 = process.hrtime.bigint();
-  const { summary, flat } = parseForestFlat(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), source, options);
+  let json = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const { artifact, memoryMb } = request;
+  if (artifact) json = openArtifact({ bytes: json, sha256: artifact.sha256, source: artifact.source });
+  if (memoryMb !== undefined) checkLoadMemory(source, json.byteLength, memoryMb);
+  const { summary, flat } = parseForestFlat(json, source, options);
   const parseMs = msSince(t0);
   const t1 = process.hrtime.bigint();
   const packed = packForest(flat, summary.aggregation);
@@ -56,25 +130,58 @@ export function loadForest(bytes: Uint8Array, source: string, options: ParseFore
   return { summary, forest, phasesMs: { parse: parseMs, pack: packMs, adopt: msSince(t) } };
 }
 
+/** The loader worker was stopped (deadline, heap limit) or died: says nothing certain about the artifact. */
+export class WorkerLoadError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'WorkerLoadError';
+  }
+}
+
+/** What loadForestInWorker loads: a forest file's bytes, or a registry artifact (verified and unpacked in the worker). */
+export type WorkerLoadInput = { readonly bytes: Uint8Array } | { readonly artifact: StoredArtifact };
+
 /**
  * Loads a forest in a worker thread (one per load: loads are rare, and the worker's
  * memory is returned when it exits). Resolves like loadForest; a bad file rejects with
- * the same ForestFormatError (or UserError) it would raise in this thread.
+ * the same ForestFormatError (or UserError, InvalidArtifactError) it would raise in this
+ * thread; a worker past its deadline or heap limit, or one that dies, rejects with an Error
+ * saying so. A registry artifact's buffer is transferred to the worker (the caller's
+ * Buffer is detached: StoredArtifact.bytes is the caller's own); plain bytes are copied.
  */
-export function loadForestInWorker(bytes: Uint8Array, source: string, options: ParseForestOptions = {}, compile: CompileOptions = {}): Promise<LoadedForest> {
-  // The worker gets its own copy of the bytes, moved rather than cloned.
-  const copy = new Uint8Array(bytes.byteLength);
-  copy.set(bytes);
-  const request: LoaderRequest = { bytes: copy, source, options };
+export function loadForestInWorker(input: WorkerLoadInput, source: string, options: ParseForestOptions = {}, compile: CompileOptions = {}, limits: WorkerLoadLimits = {}): Promise<LoadedForest> {
+  const memoryMb = limits.memoryMb ?? loaderMemoryMb();
+  let request: LoaderRequest;
+  let transfer: ArrayBuffer;
+  if ('artifact' in input) {
+    const { bytes, sha256 } = input.artifact;
+    const owned = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
+    const sent = owned ? bytes : new Uint8Array(bytes);
+    request = { bytes: sent, source, options, artifact: { sha256, source: input.artifact.source }, memoryMb };
+    transfer = sent.buffer as ArrayBuffer;
+  } else {
+    const copy = new Uint8Array(input.bytes);
+    request = { bytes: copy, source, options, memoryMb };
+    transfer = copy.buffer;
+  }
+  const byteLength = request.bytes.byteLength;
+  const timeoutMs = limits.timeoutMs ?? loadTimeoutMs(byteLength);
+  // The heap limit is a backstop above the checked budget (see checkLoadMemory).
+  const maxHeapMb = 2 * memoryMb + 64;
   return new Promise<LoadedForest>((resolve, reject) => {
-    const worker = startWorker(__filename, 'forest-loader-worker');
+    const worker = startWorker(__filename, 'forest-loader-worker', { resourceLimits: { maxOldGenerationSizeMb: maxHeapMb } });
     let settled = false;
     const finish = (fn: () => void) => {
       if (settled) return;
       settled = true;
+      clearTimeout(deadline);
       fn();
       void worker.terminate();
     };
+    const deadline = setTimeout(
+      () => finish(() => reject(new WorkerLoadError(`loading ${source} took longer than ${timeoutMs} ms; its worker thread was stopped (a ${(byteLength / 1e6).toFixed(1)} MB artifact)`))),
+      timeoutMs,
+    );
     worker.once('message', (reply: LoaderReply) => {
       finish(() => {
         if (!reply.ok) {
@@ -86,14 +193,18 @@ export function loadForestInWorker(bytes: Uint8Array, source: string, options: P
         resolve({ summary: reply.summary, forest, phasesMs: { parse: reply.parseMs, pack: reply.packMs, adopt: msSince(t) } });
       });
     });
-    worker.once('error', (err) => finish(() => reject(new Error(`loading ${source} failed in its worker thread: ${err.message}`, { cause: err }))));
-    worker.once('exit', (code) => finish(() => reject(new Error(`the worker loading ${source} exited (code ${code}) before answering`))));
-    worker.postMessage(request, [copy.buffer]);
+    worker.once('error', (err: Error & { code?: string }) => {
+      const why = err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `needed more than its ${maxHeapMb} MiB heap (twice the load budget, PRICESENSE_LOADER_MEMORY_MB)` : `failed: ${err.message}`;
+      finish(() => reject(new WorkerLoadError(`loading ${source} in its worker thread ${why}`, { cause: err })));
+    });
+    worker.once('exit', (code) => finish(() => reject(new WorkerLoadError(`the worker loading ${source} exited (code ${code}) before answering`))));
+    worker.postMessage(request, [transfer]);
   });
 }
 
 function errorOf(e: Extract<LoaderReply, { ok: false }>['error']): Error {
   if (e.kind === 'format') return new ForestFormatError(e.source ?? '', e.fieldPath ?? '', e.problem ?? '');
+  if (e.kind === 'artifact') return new InvalidArtifactError(e.message, e.exitCode);
   if (e.kind === 'user') return new UserError(e.message, e.exitCode);
   return new Error(e.message);
 }
@@ -101,6 +212,7 @@ function errorOf(e: Extract<LoaderReply, { ok: false }>['error']): Error {
 /** The reply for an error raised while loading (used by the worker). */
 export function replyForError(err: unknown): LoaderReply {
   if (err instanceof ForestFormatError) return { ok: false, error: { kind: 'format', message: err.message, source: err.source, fieldPath: err.fieldPath, problem: err.problem } };
+  if (err instanceof InvalidArtifactError) return { ok: false, error: { kind: 'artifact', message: err.message, exitCode: err.exitCode } };
   if (err instanceof UserError) return { ok: false, error: { kind: 'user', message: err.message, exitCode: err.exitCode } };
   return { ok: false, error: { kind: 'internal', message: err instanceof Error ? (err.stack ?? err.message) : String(err) } };
 }

@@ -47,9 +47,9 @@ describe('api config', () => {
     expect(loadConfig({ PRICESENSE_POLL_INTERVAL: '24h', PRICESENSE_SHUTDOWN_TIMEOUT: '1h' })).toMatchObject({ pollIntervalMs: 86_400_000, shutdownTimeoutMs: 3_600_000 });
   });
 
-  it('gives cluster workers --expose-gc and a smaller nursery, unless the operator chose', () => {
-    expect(workerExecArgv([], '')).toEqual(['--expose-gc', '--max-semi-space-size=8']);
-    expect(workerExecArgv(['--max-semi-space-size=32'], '')).toEqual(['--max-semi-space-size=32', '--expose-gc']);
-    expect(workerExecArgv(['--inspect'], '--expose_gc --max_semi_space_size=2')).toEqual(['--inspect']);
+  it('gives cluster workers a smaller nursery, unless the operator chose', () => {
+    expect(workerExecArgv([], '')).toEqual(['--max-semi-space-size=8']);
+    expect(workerExecArgv(['--max-semi-space-size=32'], '')).toEqual(['--max-semi-space-size=32']);
+    expect(workerExecArgv(['--inspect'], '--max_semi_space_size=2')).toEqual(['--inspect']);
   });
 });

@@ -69,7 +69,7 @@ describe('hostile artifacts in the registry', () => {
 
   it.each(cases)('refuses %s, reports it, does not retry it, and keeps serving version 1', async (name, bytes) => {
     const version = await approveArtifact(name, bytes);
-    const fetches = jest.spyOn(service.manager.registry, 'fetch');
+    const fetches = jest.spyOn(service.manager.registry, 'fetchArtifact');
     try {
       await service.manager.refresh();
       await service.manager.refresh();

@@ -91,7 +91,7 @@ describe('model lifecycle (listening server)', () => {
     const broken = await reg.publish(2, { approve: false });
     await writeFile(path.join(reg.registry.uri, 'versions', String(broken.version).padStart(6, '0'), 'forest.json'), '{"tampered": true}');
     await reg.registry.approve(broken.version, 'approve the tampered one', 'test');
-    const fetches = jest.spyOn(reg.registry, 'fetch');
+    const fetches = jest.spyOn(reg.registry, 'fetchArtifact');
     for (let i = 0; i < 4; i++) await running.service.manager.refresh();
     expect(fetches.mock.calls.map(([v]) => v)).toEqual([broken.version]);
     expect(running.service.manager.champion?.version).toBe(v1);
@@ -120,7 +120,7 @@ describe('model lifecycle (listening server)', () => {
 
     // The operator restores the right bytes (docs/registry.md's remedy): within the backoff nothing is fetched...
     await writeFile(forestFile(v2), good);
-    const fetches = jest.spyOn(reg.registry, 'fetch');
+    const fetches = jest.spyOn(reg.registry, 'fetchArtifact');
     clock += 4 * 60_000;
     await manager.refresh();
     expect(fetches).not.toHaveBeenCalled();

@@ -75,11 +75,12 @@ export function register(program: Command): void {
     .option('--explain', 'add an explanation column (per-feature contributions, JSON)')
     .option('--id <column>', 'input column copied to the output to identify rows (default: BASKET_ID when present)')
     .option('--threads <t>', 'DuckDB threads (default: up to 4)', integer('--threads', 1))
-    .action(async (opts: RootFlags & { shard?: string; format?: string; explain?: boolean; id?: string }) => {
+    .option('--model-version <n>', 'the registry version of the model input, recorded on every output row and in the summary (default: none, model_version is null)', integer('--model-version', 1))
+    .action(async (opts: RootFlags & { shard?: string; format?: string; explain?: boolean; id?: string; modelVersion?: number }) => {
       const root = smRoot(opts.root);
       await asJob('processing', root, async () => {
         if (opts.format !== undefined && opts.format !== 'parquet' && opts.format !== 'csv') throw new UserError(`--format must be parquet or csv, got ${JSON.stringify(opts.format)}`);
-        await runScoreJob({ root, shard: opts.shard, format: opts.format as 'parquet' | 'csv' | undefined, explain: opts.explain, idColumn: opts.id, threads: opts.threads });
+        await runScoreJob({ root, shard: opts.shard, format: opts.format as 'parquet' | 'csv' | undefined, explain: opts.explain, idColumn: opts.id, threads: opts.threads, modelVersion: opts.modelVersion });
       });
     });
 

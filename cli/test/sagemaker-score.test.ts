@@ -75,7 +75,7 @@ describe('pricesense sagemaker score', () => {
     const first = await processingRoot('job-a', 'algo-1', { 'week-1.csv.gz': gzipSync(csvOf(forest, rows.slice(0, 150))) });
     const second = await processingRoot('job-b', 'algo-2', { 'weeks/week-2.csv': csvOf(forest, rows.slice(150)), 'notes.txt': 'ignored' });
     for (const root of [first, second]) {
-      const res = await run(['sagemaker', 'score', '--root', root, '--id', 'ID']);
+      const res = await run(['sagemaker', 'score', '--root', root, '--id', 'ID', '--model-version', '7']);
       expect(res.err).toBe('');
       expect(res.code).toBe(0);
     }
@@ -86,9 +86,18 @@ describe('pricesense sagemaker score', () => {
       ...(await query(`SELECT * FROM read_parquet('${path.join(outB, 'weeks', 'week-2.parquet')}') ORDER BY "row"`)),
     ];
     expect(scored).toHaveLength(300);
-    expect(scored.map((r) => [r.ID, r.label, r.model_sha256])).toEqual(rows.map((r, i) => [`r${i % 150}`, cf.predict(readBack(forest, r)).label, forest.sha256]));
+    expect(scored.map((r) => [r.ID, r.label, r.model_sha256, r.model_version])).toEqual(rows.map((r, i) => [`r${i % 150}`, cf.predict(readBack(forest, r)).label, forest.sha256, 7]));
     const summary = JSON.parse(await readFile(path.join(outB, '_summary.json'), 'utf8'));
-    expect(summary).toMatchObject({ shard: 'algo-2', model: { sha256: forest.sha256 }, files: [{ input: 'weeks/week-2.csv', output: 'weeks/week-2.parquet', rows: 150, badRows: 0 }] });
+    expect(summary).toMatchObject({ shard: 'algo-2', model: { sha256: forest.sha256, version: 7 }, files: [{ input: 'weeks/week-2.csv', output: 'weeks/week-2.parquet', rows: 150, badRows: 0 }] });
+  });
+
+  it('refuses inputs that would write the same output (a.csv and a.parquet), before scoring any', async () => {
+    const root = await processingRoot('job-clash', 'algo-1', { 'a.csv': csvOf(forest, rows.slice(0, 5)), 'a.csv.gz': gzipSync(csvOf(forest, rows.slice(5, 10))), 'b.csv': csvOf(forest, rows.slice(10, 15)) });
+    const res = await run(['sagemaker', 'score', '--root', root]);
+    expect(res.code).not.toBe(0);
+    const message = await readFile(path.join(root, 'output', 'message'), 'utf8');
+    expect(message).toMatch(/input files would overwrite each other's output: a\.csv and a\.csv\.gz → a\.parquet\. Keep one/);
+    await expect(stat(path.join(root, 'processing', 'output', 'scores', 'algo-1', 'b.parquet'))).rejects.toThrow(/ENOENT/);
   });
 
   it('succeeds with no output on an instance that got no files, and reports a missing model through output/message', async () => {

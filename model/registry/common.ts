@@ -10,7 +10,8 @@ import { UserError } from '../../etl/errors';
 import type { ForestFileV1 } from '../format';
 import { parseForest } from '../forest-file';
 import { gateFailureMessage, type GateReport } from '../gates';
-import { MODEL_STATUSES, type GateOverride, type Lineage, type ModelStatus, type TransitionOptions } from './types';
+import { forestBytesOfArtifact } from '../sagemaker/tar';
+import { MODEL_STATUSES, type GateOverride, type Lineage, type ModelStatus, type StoredArtifact, type TransitionOptions } from './types';
 
 export function sha256Hex(bytes: Buffer | string): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -216,4 +217,20 @@ export function verifyDigest(what: string, bytes: Buffer, expected: string): Buf
   const actual = sha256Hex(bytes);
   if (actual !== expected) throw new ChecksumMismatchError(what, expected, actual);
   return bytes;
+}
+
+/**
+ * A fetched artifact's forest JSON: its bytes checked against the registered digest,
+ * then unpacked when they are a model.tar.gz (the digest covers the archive). Errors are
+ * InvalidArtifactError: the stored artifact, not the reader, is at fault.
+ */
+export function openArtifact(artifact: StoredArtifact): Buffer {
+  const bytes = verifyDigest(artifact.source, artifact.bytes, artifact.sha256);
+  try {
+    return forestBytesOfArtifact(bytes, artifact.source);
+  } catch (err) {
+    // Registered bytes that do not unpack (malformed, over a limit): a property of the artifact, not a transient failure.
+    if (err instanceof UserError) throw new InvalidArtifactError(err.message);
+    throw err;
+  }
 }

@@ -44,8 +44,8 @@ import { link, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, unlink
 import path from 'node:path';
 import { UserError } from '../../etl/errors';
 import { assertExpected, AuditChainError, ChainWitness, ConcurrentChangeError, encodeEntry, publicEntry, verifyChain, type ChainedEntry, type StoredEntry, type VerifiedChain } from './audit-chain';
-import { actor, assertTransition, assertVersionNumber, CorruptVersionError, gateOverrideOf, readCandidate, sha256Hex, verifyDigest, VersionNotFoundError } from './common';
-import type { BrokenVersion, Lineage, ModelStatus, ModelVersion, RegisterOptions, Registry, ServableResolution, TransitionOptions, VersionCheck, VerifyReport } from './types';
+import { actor, assertTransition, assertVersionNumber, CorruptVersionError, gateOverrideOf, openArtifact, readCandidate, sha256Hex, VersionNotFoundError } from './common';
+import type { BrokenVersion, Lineage, ModelStatus, ModelVersion, RegisterOptions, Registry, ServableResolution, StoredArtifact, TransitionOptions, VersionCheck, VerifyReport } from './types';
 
 const LAYOUT = 'pricesense.registry.local/1';
 const VERSION_DIR = /^\d+$/;
@@ -222,9 +222,12 @@ export class LocalRegistry implements Registry {
   }
 
   async fetch(version: number): Promise<Buffer> {
+    return openArtifact(await this.fetchArtifact(version));
+  }
+
+  async fetchArtifact(version: number): Promise<StoredArtifact> {
     const v = await this.show(version);
-    const bytes = await readFile(v.artifactUri);
-    return verifyDigest(`version ${version} (${v.artifactUri})`, bytes, v.artifactSha256);
+    return { bytes: await readFile(v.artifactUri), sha256: v.artifactSha256, source: `version ${version} (${v.artifactUri})` };
   }
 
   async verify(options: { version?: number } = {}): Promise<VerifyReport> {

@@ -44,7 +44,7 @@ import {
 import { UserError } from '../../etl/errors';
 import type { Lake } from '../../etl/lake/types';
 import { assertExpected, AuditChainError, ChainWitness, ConcurrentChangeError, encodeEntry, publicEntry, verifyChain, type ChainedEntry, type StoredEntry, type VerifiedChain } from './audit-chain';
-import { actor, assertTransition, assertVersionNumber, CorruptVersionError, gateOverrideOf, InvalidArtifactError, readCandidate, sha256Hex, verifyDigest, VersionNotFoundError } from './common';
+import { actor, assertTransition, assertVersionNumber, CorruptVersionError, gateOverrideOf, openArtifact, readCandidate, sha256Hex, VersionNotFoundError } from './common';
 import {
   MODEL_STATUSES,
   type AuditEntry,
@@ -55,11 +55,11 @@ import {
   type RegisterOptions,
   type Registry,
   type ServableResolution,
+  type StoredArtifact,
   type TransitionOptions,
   type VersionCheck,
   type VerifyReport,
 } from './types';
-import { forestBytesOfArtifact } from '../sagemaker/tar';
 
 /** SDK attempts per request (1 + retries) for throttling and transient errors; adaptive mode also rate-limits the client. */
 export const SAGEMAKER_MAX_ATTEMPTS = 8;
@@ -281,21 +281,17 @@ export class SageMakerRegistry implements Registry {
   }
 
   async fetch(version: number): Promise<Buffer> {
+    return openArtifact(await this.fetchArtifact(version));
+  }
+
+  async fetchArtifact(version: number): Promise<StoredArtifact> {
     const v = await this.show(version);
     const key = this.keyOf(v.artifactUri);
     if (key === undefined) {
       throw new UserError(`version ${version}'s artifact ${v.artifactUri} is outside the lake ${this.lake.root}; point PRICESENSE_LAKE at the lake it was registered with`);
     }
-    const source = `version ${version} (${v.artifactUri})`;
     // Pipeline-registered versions point at the evaluate step's model.tar.gz: the digest covers the archive.
-    const bytes = verifyDigest(source, await this.lake.read(key), v.artifactSha256);
-    try {
-      return forestBytesOfArtifact(bytes, source);
-    } catch (err) {
-      // Registered bytes that do not unpack (malformed, over a limit): a property of the artifact, not a transient failure.
-      if (err instanceof UserError) throw new InvalidArtifactError(err.message);
-      throw err;
-    }
+    return { bytes: await this.lake.read(key), sha256: v.artifactSha256, source: `version ${version} (${v.artifactUri})` };
   }
 
   async verify(options: { version?: number } = {}): Promise<VerifyReport> {

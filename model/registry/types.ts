@@ -107,6 +107,16 @@ export interface VerifyReport {
   readonly versions: VersionCheck[];
 }
 
+/** A version's stored bytes with the digest they must have: a forest file, or a model.tar.gz holding forest.json. */
+export interface StoredArtifact {
+  /** A buffer of its own (no other view shares it): a caller may transfer it to a worker thread. */
+  readonly bytes: Buffer;
+  /** The registered SHA-256 of `bytes`. */
+  readonly sha256: string;
+  /** What to call it in errors. */
+  readonly source: string;
+}
+
 export interface Registry {
   readonly uri: string;
   /** A new version in PendingManualApproval. */
@@ -121,6 +131,12 @@ export interface Registry {
   latestServable(): Promise<ServableResolution>;
   /** The forest file's bytes, after verifying their SHA-256 against the registered digest. */
   fetch(version: number): Promise<Buffer>;
+  /**
+   * The stored artifact as read, not yet verified: for a reader that verifies and unpacks
+   * it off its own thread (openArtifact, in the API's loader worker). fetch() is this
+   * followed by openArtifact.
+   */
+  fetchArtifact(version: number): Promise<StoredArtifact>;
   /** Every version (or only `version`): its audit trail and its stored artifact's digest. */
   verify(options?: { version?: number }): Promise<VerifyReport>;
 }

@@ -20,6 +20,8 @@ export interface ScoreJobOptions {
   readonly explain?: boolean;
   readonly idColumn?: string;
   readonly threads?: number;
+  /** The registry version of the model input, written on every output row (model_version) and in the summary; null when not given. */
+  readonly modelVersion?: number;
   readonly print?: (line: string) => void;
 }
 
@@ -27,7 +29,7 @@ export interface ScoreJobResult {
   readonly shard: string;
   /** The folder holding this instance's outputs, or null when it got no input. */
   readonly outputDir: string | null;
-  readonly model: { readonly sha256: string; readonly source: string };
+  readonly model: { readonly sha256: string; readonly version: number | null; readonly source: string };
   readonly files: BatchScoreReport[];
 }
 
@@ -54,7 +56,8 @@ export async function runScoreJob(options: ScoreJobOptions): Promise<ScoreJobRes
   const inputs = (await listFiles(dataDir).catch((e: Error) => {
     throw new UserError(`cannot read the data input ${dataDir}: ${e.message}`);
   })).filter((f) => INPUT.test(f));
-  const summary = { model: { sha256: model.forest.sha256, source: path.relative(options.root, model.source) } };
+  const modelVersion = options.modelVersion ?? null;
+  const summary = { model: { sha256: model.forest.sha256, version: modelVersion, source: path.relative(options.root, model.source) } };
   if (inputs.length === 0) {
     // More instances than files: ShardedByS3Key gives this one nothing. Not an error.
     print(`no .csv, .csv.gz or .parquet files in ${dataDir} for shard ${shard}; nothing to do`);
@@ -62,15 +65,18 @@ export async function runScoreJob(options: ScoreJobOptions): Promise<ScoreJobRes
   }
   const format = options.format ?? 'parquet';
   const outDir = path.join(p.processingOutput('scores'), shard);
+  const outputOf = (rel: string) => rel.replace(INPUT, format === 'parquet' ? '.parquet' : '.csv');
+  refuseSharedOutputs(inputs, outputOf);
   const files: BatchScoreReport[] = [];
   for (const rel of inputs) {
-    const out = path.join(outDir, rel.replace(INPUT, format === 'parquet' ? '.parquet' : '.csv'));
+    const out = path.join(outDir, outputOf(rel));
     logEvent('sagemaker_score_file', { shard, input: rel, output: path.relative(outDir, out) });
     const report = await scoreToFile(model.forest, { kind: 'file', path: path.join(dataDir, rel) }, out, {
       format,
       explain: options.explain,
       idColumn: options.idColumn,
       threads: options.threads,
+      modelVersion,
       scratch: path.join(options.root, 'processing'),
     });
     files.push({ ...report, input: rel, output: path.relative(outDir, out), rejects: report.rejects && path.relative(outDir, report.rejects) });
@@ -84,4 +90,16 @@ export async function runScoreJob(options: ScoreJobOptions): Promise<ScoreJobRes
     throw e;
   });
   return { shard, outputDir: outDir, model: summary.model, files };
+}
+
+/** Inputs that would write the same output (a.csv and a.parquet → a.parquet): refused before anything is scored, so no output replaces another's. */
+function refuseSharedOutputs(inputs: readonly string[], outputOf: (rel: string) => string): void {
+  const byOutput = new Map<string, string[]>();
+  for (const rel of inputs) byOutput.set(outputOf(rel), [...(byOutput.get(outputOf(rel)) ?? []), rel]);
+  const clashes = [...byOutput].filter(([, ins]) => ins.length > 1);
+  if (clashes.length === 0) return;
+  throw new UserError(
+    `input files would overwrite each other's output: ${clashes.map(([out, ins]) => `${ins.join(' and ')} → ${out}`).join('; ')}. ` +
+      'Keep one of each (the same data in two formats?) or rename them apart, then run the job again.',
+  );
 }

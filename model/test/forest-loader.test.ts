@@ -1,7 +1,10 @@
 import { UserError } from '../../etl/errors';
 import { ForestFormatError } from '../forest-error';
 import { forestJson, upgradeForest } from '../forest-file';
-import { loadForest, loadForestInWorker } from '../forest-loader';
+import { createHash } from 'node:crypto';
+import { loadForest, loadForestInWorker, WorkerLoadError } from '../forest-loader';
+import { InvalidArtifactError } from '../registry';
+import { writeTarGz } from '../sagemaker/tar';
 import { referenceProba } from './reference-scorer';
 import { randomForest, randomRow, rng } from './random-forest-fixture';
 
@@ -49,6 +52,7 @@ const hostile: [string, (d: Mutable) => void, string, RegExp][] = [
   ['trees that close early (every node a leaf)', (d) => (d.trees.split.base64 = b64(decoded(d.trees.split).map(() => 0))), 'trees.split', /complete after 1 node/],
   ['a split index pointing past its table', (d) => (d.trees.splitIndex.base64 = b64(decoded(d.trees.splitIndex).map(() => 0xff))), 'trees.splitIndex[', /table has \d+ entries/],
   ['probabilities that are NaN', (d) => (d.trees.distributions.value.base64 = b64(decoded(d.trees.distributions.value).map(() => 0xff))), 'trees.distributions.value', /finite number/],
+  ['nodes × classes beyond the limits (distributions are allocated by it)', (d) => ((d.classes = Array.from({ length: 1024 }, (_, i) => `c${i}`)), (d.trees.nodes = 2 ** 16)), 'trees.nodes', /nodes × classes/],
   ['trees given as a string', (d) => (d.trees = 'AAAA'), 'trees', /./],
 ];
 
@@ -65,11 +69,11 @@ describe('forest loaders on hostile format v2 files', () => {
     for (const [, mutate] of [hostile[0], hostile[4], hostile[7], hostile[10]]) {
       const bytes = mutated(mutate);
       const want = loadError(bytes);
-      const got = await loadForestInWorker(bytes, 'models/hostile.json', options).then(() => undefined, (e: unknown) => e);
+      const got = await loadForestInWorker({ bytes }, 'models/hostile.json', options).then(() => undefined, (e: unknown) => e);
       expect(got).toBeInstanceOf(ForestFormatError);
       expect((got as ForestFormatError).message).toBe(want.message);
     }
-    const { forest: cf } = await loadForestInWorker(Buffer.from(text), 'models/good.json', options);
+    const { forest: cf } = await loadForestInWorker({ bytes: Buffer.from(text) }, 'models/good.json', options);
     const rand = rng(3);
     for (let i = 0; i < 50; i++) {
       const row = randomRow(rand, forest.features);
@@ -103,4 +107,46 @@ describe('forest loaders on hostile format v2 files', () => {
     expect(outcomes.refused).toBeGreaterThan(100);
     expect(outcomes.loaded + outcomes.refused).toBe(400);
   });
+});
+
+describe('the worker loader on a registry artifact, and its bounds', () => {
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  /** A buffer of its own, as a registry hands it out. */
+  const own = (b: Buffer) => Buffer.from(new Uint8Array(b));
+  const expectScores = (cf: { predict: (row: Record<string, unknown>) => { probabilities: ArrayLike<number> } }) => {
+    const rand = rng(5);
+    for (let i = 0; i < 20; i++) {
+      const row = randomRow(rand, forest.features);
+      expect(Array.from(cf.predict(row).probabilities)).toEqual(referenceProba(forest, row).probabilities);
+    }
+  };
+
+  it('verifies and unpacks the artifact in the worker, taking its buffer instead of copying it', async () => {
+    const plain = own(Buffer.from(text));
+    const loaded = await loadForestInWorker({ artifact: { bytes: plain, sha256: sha(plain), source: 'v1 (plain)' } }, 'reg v1', options);
+    expect(plain.byteLength).toBe(0); // transferred: the serving thread keeps no copy
+    expectScores(loaded.forest);
+    const archive = own(writeTarGz([{ name: 'model/forest.json', data: Buffer.from(text) }]));
+    expectScores((await loadForestInWorker({ artifact: { bytes: archive, sha256: sha(archive), source: 'v2 (model.tar.gz)' } }, 'reg v2', options)).forest);
+  }, 60_000);
+
+  it('refuses an artifact whose bytes do not match the registered digest, as the registry would', async () => {
+    const bytes = own(Buffer.from(text));
+    const err = await loadForestInWorker({ artifact: { bytes, sha256: 'f'.repeat(64), source: 'version 3 (x.json)' } }, 'reg v3', options).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArtifactError);
+    expect((err as Error).message).toMatch(/^checksum mismatch for version 3 \(x\.json\): registered SHA-256 f{64}, stored bytes hash to [0-9a-f]{64}/);
+  }, 60_000);
+
+  it('refuses, before parsing, a document its memory budget cannot hold', async () => {
+    const err = await loadForestInWorker({ bytes: Buffer.from(text) }, 'reg v4', options, {}, { memoryMb: 0.01 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as Error).message).toMatch(/^reg v4: a 0\.\d MB forest document needs about \d+ MiB to load, more than this service's load budget of 0\.01 MiB .*pricesense model upgrade/);
+  }, 60_000);
+
+  it('stops a worker that does not answer by its deadline', async () => {
+    // 1 ms: no worker starts, let alone parses, that fast; the load must reject, not hang.
+    const err = await loadForestInWorker({ bytes: Buffer.from(text) }, 'reg v5', options, {}, { timeoutMs: 1 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkerLoadError);
+    expect((err as Error).message).toMatch(/^loading reg v5 took longer than 1 ms; its worker thread was stopped/);
+  }, 60_000);
 });
