@@ -15,6 +15,7 @@ COPY package.json package-lock.json ./
 # --ignore-scripts: the `prepare` build (tsc of the whole repo) is not needed for the bundle.
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json ./
+COPY contracts ./contracts
 COPY etl ./etl
 COPY model ./model
 COPY api ./api
@@ -34,6 +35,7 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
+COPY contracts ./contracts
 COPY etl ./etl
 COPY model ./model
 COPY api ./api
