@@ -2,19 +2,20 @@
 #
 # Build stage: full dev install, then one esbuild bundle (api/build-bundle.ts) holding
 # every JavaScript dependency, plus Swagger UI's static assets next to it.
-# Runtime stage: node:20-slim with only that directory: no node_modules, no dev
+# Runtime stage: node:24-slim with only that directory: no node_modules, no dev
 # dependencies, no Pulumi, no npm at runtime. Runs as the unprivileged `node` user and
 # writes nothing to disk (logs go to stdout), so a read-only root filesystem works.
 #
 #   docker build -t pricesense-api .
 #   docker run --read-only -p 8080:8080 -v $PWD/.pricesense/registry:/registry:ro pricesense-api
 
-FROM node:20-slim AS build
+FROM node:24-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 # --ignore-scripts: the `prepare` build (tsc of the whole repo) is not needed for the bundle.
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json ./
+COPY contracts ./contracts
 COPY etl ./etl
 COPY model ./model
 COPY api ./api
@@ -29,25 +30,26 @@ RUN node -r ts-node/register/transpile-only api/build-bundle.ts /out
 #   docker build --target jobs -t pricesense-jobs --build-arg CODE_VERSION=$(git rev-parse HEAD) .
 #   docker run --rm -v $PWD/sm:/opt/ml pricesense-jobs train
 
-FROM node:20-slim AS jobs-build
+FROM node:24-slim AS jobs-build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
+COPY contracts ./contracts
 COPY etl ./etl
 COPY model ./model
 COPY api ./api
 COPY cli ./cli
 RUN npx tsc -p tsconfig.build.json
 
-FROM node:20-slim AS jobs-deps
+FROM node:24-slim AS jobs-deps
 WORKDIR /src
 COPY package.json package-lock.json ./
 # --ignore-scripts: no `prepare` build, and no dependency install scripts downloading
 # plugins at build time. DuckDB's binding is a prebuilt optional dependency, no script.
 RUN npm ci --no-audit --no-fund --omit=dev --ignore-scripts && npm cache clean --force
 
-FROM node:20-slim AS jobs
+FROM node:24-slim AS jobs
 ARG CODE_VERSION
 ENV NODE_ENV=production \
     PRICESENSE_CODE_VERSION=${CODE_VERSION}
@@ -65,7 +67,7 @@ ENTRYPOINT ["node", "/app/bin/pricesense.js", "sagemaker"]
 
 # ---------------------------------------------------------------------------------------
 # The API runtime image (the default target: keep it last).
-FROM node:20-slim AS runtime
+FROM node:24-slim AS runtime
 ENV NODE_ENV=production \
     PORT=8080 \
     PRICESENSE_REGISTRY=/registry

@@ -1,7 +1,7 @@
 import type { Config } from 'jest';
 
-// The AWS SDK warns on every client that releases after January 2027 need Node 22; the
-// runtime here is Node 20 (README notes it). Workers inherit this from the parent.
+// The AWS SDK warns on every client that releases after January 2027 need Node 22; these
+// machines still run the tests on Node 20 (docs/architecture.md). Workers inherit this from the parent.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 // Type-checking is `tsc --noEmit` (npm test runs it first); Jest only transpiles.

@@ -28,7 +28,7 @@ export async function bundleApi(outDir = path.join(packageRoot(), 'dist', 'bundl
     outfile: entry,
     bundle: true,
     platform: 'node',
-    target: 'node20',
+    target: 'node24', // the runtime image (Dockerfile)
     format: 'cjs',
     minify: true,
     keepNames: true,
@@ -45,7 +45,7 @@ export async function bundleApi(outDir = path.join(packageRoot(), 'dist', 'bundl
     outfile: path.join(outDir, 'forest-loader-worker.js'),
     bundle: true,
     platform: 'node',
-    target: 'node20',
+    target: 'node24', // the runtime image (Dockerfile)
     format: 'cjs',
     minify: true,
     keepNames: true,

@@ -19,7 +19,7 @@
  * A shed request costs parsing its headers and writing a small answer; its body is never
  * parsed (Node discards it).
  */
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { ApiMetrics, ShedReason } from './metrics';
 
 /** The monitor's resolution (ms): its samples are late by at least this much; a limit below it cannot be measured. */
@@ -100,7 +100,7 @@ export class LoadShedder {
   private delayMs = 0;
   private readonly signal: DelaySignal | undefined;
   private readonly random: () => number;
-  private histogram: IntervalHistogram | undefined;
+  private histogram: ReturnType<typeof monitorEventLoopDelay> | undefined; // IntervalHistogram in @types/node 20, ELDHistogram in 24
   private timer: NodeJS.Timeout | undefined;
   private readonly shedChildren = new Map<string, { inc(): void }>();
 

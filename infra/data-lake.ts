@@ -6,11 +6,8 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import type { Tier } from './config';
+import type { LakeZone } from '../contracts/lake-zones';
 import { DATA_RETENTION } from './teardown';
-
-/** Zones of the lake (mirrors etl/lake/types.ts LAKE_ZONES; infra does not import app code). */
-export const LAKE_PREFIXES = ['raw', 'silver', 'gold', 'artifacts', 'logs', 'tmp'] as const;
-export type LakePrefix = (typeof LAKE_PREFIXES)[number];
 
 export interface DataLakeArgs {
   readonly tier: Tier;
@@ -146,7 +143,7 @@ export class DataLake extends pulumi.ComponentResource {
   }
 
   /** ARN pattern of the objects under one zone prefix. */
-  objectsArn(prefix: LakePrefix): pulumi.Output<string> {
+  objectsArn(prefix: LakeZone): pulumi.Output<string> {
     return pulumi.interpolate`${this.bucketArn}/${prefix}/*`;
   }
 }

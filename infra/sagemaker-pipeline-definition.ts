@@ -22,6 +22,10 @@
  *   the gates and writes evaluation/evaluation.json and model/model.tar.gz.
  */
 
+import { EVALUATION_FILE, MERGED_MODEL_FILE, PROCESSING_INPUTS, PROCESSING_OUTPUTS, PROCESSING_ROOT, TRAIN_CHANNEL, TRAINING_METRICS, type HyperparameterName } from '../contracts/sagemaker-job';
+
+export { EVALUATION_FILE, MERGED_MODEL_FILE, PROCESSING_ROOT, TRAINING_METRICS };
+
 export const PIPELINE_SCHEMA_VERSION = '2020-12-01';
 
 /** Step names; also the `Steps.<name>` in property references. */
@@ -35,17 +39,7 @@ export const STEP = {
 } as const;
 
 export const JOBS_ENTRYPOINT = ['node', '/app/bin/pricesense.js', 'sagemaker'] as const;
-export const PROCESSING_ROOT = '/opt/ml/processing';
 export const EVALUATION_PROPERTY_FILE = 'EvaluationReport';
-export const EVALUATION_FILE = 'evaluation.json';
-/** The merged forest the Evaluate step writes; the registered ModelDataUrl. */
-export const MERGED_MODEL_FILE = 'model.tar.gz';
-
-/**
- * Lines the train entrypoint prints, one per metric: `metric validation:accuracy=0.8731`.
- * SageMaker scans the job's log with these regexes and records the first group.
- */
-export const TRAINING_METRICS = ['validation:accuracy', 'validation:macro_f1'] as const;
 
 /**
  * Where the registration metadata comes from in evaluation.json. The registry's SageMaker
@@ -221,10 +215,10 @@ function etlStep(p: PipelineDefinitionParams): PipelineStep {
       },
       // Weekly raw files, a basket never spans files: each instance gets a disjoint set of
       // whole files, and the gold split is a hash of the basket, independent of sharding.
-      ProcessingInputs: [s3Input('raw', param(PARAMETER.rawDataUri), `${PROCESSING_ROOT}/input/raw`, 'ShardedByS3Key')],
+      ProcessingInputs: [s3Input(PROCESSING_INPUTS.etl.raw, param(PARAMETER.rawDataUri), `${PROCESSING_ROOT}/input/${PROCESSING_INPUTS.etl.raw}`, 'ShardedByS3Key')],
       ProcessingOutputConfig: {
         // Every instance uploads to the same prefix; the entrypoint names its part files uniquely.
-        Outputs: [s3Output('gold', `${PROCESSING_ROOT}/output/gold`, executionPrefix(p.lakeBucket, 'gold'))],
+        Outputs: [s3Output(PROCESSING_OUTPUTS.etl.gold, `${PROCESSING_ROOT}/output/${PROCESSING_OUTPUTS.etl.gold}`, executionPrefix(p.lakeBucket, 'gold'))],
       },
       StoppingCondition: { MaxRuntimeInSeconds: p.maxRuntimeSeconds },
       NetworkConfig: NETWORK_ISOLATION,
@@ -235,6 +229,7 @@ function etlStep(p: PipelineDefinitionParams): PipelineStep {
 function trainStep(p: PipelineDefinitionParams): PipelineStep {
   const spot = p.spotTraining;
   const hp = (name: string): JsonObject => asString(param(name)); // HyperParameters are a string map
+  const hyperParameters: Partial<Record<HyperparameterName, JsonObject>> = { trees: hp(PARAMETER.trees), max_depth: hp(PARAMETER.maxDepth), min_leaf: hp(PARAMETER.minLeaf), seed: hp(PARAMETER.seed) };
   return {
     Name: STEP.train,
     Type: 'Training',
@@ -247,11 +242,11 @@ function trainStep(p: PipelineDefinitionParams): PipelineStep {
       RoleArn: p.jobRoleArn,
       EnableNetworkIsolation: true,
       EnableInterContainerTrafficEncryption: true,
-      HyperParameters: { trees: hp(PARAMETER.trees), max_depth: hp(PARAMETER.maxDepth), min_leaf: hp(PARAMETER.minLeaf), seed: hp(PARAMETER.seed) },
+      HyperParameters: hyperParameters,
       InputDataConfig: [{
-        ChannelName: 'gold',
+        ChannelName: TRAIN_CHANNEL,
         // Every host sees the whole gold table: each trains its share of the trees on all of it.
-        DataSource: { S3DataSource: { S3DataType: 'S3Prefix', S3Uri: processingOutputUri(STEP.etl, 'gold'), S3DataDistributionType: 'FullyReplicated' } },
+        DataSource: { S3DataSource: { S3DataType: 'S3Prefix', S3Uri: processingOutputUri(STEP.etl, PROCESSING_OUTPUTS.etl.gold), S3DataDistributionType: 'FullyReplicated' } },
       }],
       OutputDataConfig: { S3OutputPath: executionPrefix(p.lakeBucket, 'artifacts', 'training') },
       ResourceConfig: { InstanceType: param(PARAMETER.trainInstanceType), InstanceCount: param(PARAMETER.trainInstanceCount), VolumeSizeInGB: p.volumeSizeGiB },
@@ -280,18 +275,18 @@ function evaluateStep(p: PipelineDefinitionParams): PipelineStep {
       ProcessingResources: { ClusterConfig: { InstanceType: param(PARAMETER.evaluateInstanceType), InstanceCount: 1, VolumeSizeInGB: p.volumeSizeGiB } },
       NetworkConfig: NETWORK_ISOLATION,
       ProcessingInputs: [
-        s3Input('model', get(`Steps.${STEP.train}.ModelArtifacts.S3ModelArtifacts`), `${PROCESSING_ROOT}/input/model`, 'FullyReplicated'),
-        s3Input('gold', processingOutputUri(STEP.etl, 'gold'), `${PROCESSING_ROOT}/input/gold`, 'FullyReplicated'),
+        s3Input(PROCESSING_INPUTS.evaluate.model, get(`Steps.${STEP.train}.ModelArtifacts.S3ModelArtifacts`), `${PROCESSING_ROOT}/input/${PROCESSING_INPUTS.evaluate.model}`, 'FullyReplicated'),
+        s3Input(PROCESSING_INPUTS.evaluate.gold, processingOutputUri(STEP.etl, PROCESSING_OUTPUTS.etl.gold), `${PROCESSING_ROOT}/input/${PROCESSING_INPUTS.evaluate.gold}`, 'FullyReplicated'),
       ],
       ProcessingOutputConfig: {
         Outputs: [
-          s3Output('evaluation', `${PROCESSING_ROOT}/output/evaluation`, executionPrefix(p.lakeBucket, 'artifacts', 'evaluation')),
-          s3Output('model', `${PROCESSING_ROOT}/output/model`, executionPrefix(p.lakeBucket, 'artifacts', 'model')),
+          s3Output(PROCESSING_OUTPUTS.evaluate.evaluation, `${PROCESSING_ROOT}/output/${PROCESSING_OUTPUTS.evaluate.evaluation}`, executionPrefix(p.lakeBucket, 'artifacts', 'evaluation')),
+          s3Output(PROCESSING_OUTPUTS.evaluate.model, `${PROCESSING_ROOT}/output/${PROCESSING_OUTPUTS.evaluate.model}`, executionPrefix(p.lakeBucket, 'artifacts', 'model')),
         ],
       },
       StoppingCondition: { MaxRuntimeInSeconds: p.maxRuntimeSeconds },
     },
-    PropertyFiles: [{ PropertyFileName: EVALUATION_PROPERTY_FILE, OutputName: 'evaluation', FilePath: EVALUATION_FILE }],
+    PropertyFiles: [{ PropertyFileName: EVALUATION_PROPERTY_FILE, OutputName: PROCESSING_OUTPUTS.evaluate.evaluation, FilePath: EVALUATION_FILE }],
   };
 }
 

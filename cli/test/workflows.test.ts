@@ -13,7 +13,7 @@ import { buildProgram } from '../index';
 const root = path.resolve(__dirname, '..', '..');
 const workflowDir = path.join(root, '.github', 'workflows');
 const workflows = readdirSync(workflowDir).filter((f) => f.endsWith('.yml'));
-const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string>; engines: { node: string } };
 
 interface LintResult {
   readonly clean: boolean;
@@ -123,6 +123,22 @@ describe('GitHub workflows', () => {
     expect(job.environment).toBe('${{ inputs.stack }}');
     expect(job.if).toBe('inputs.confirm == inputs.stack');
     expect(job.steps.some((s) => s.run === 'bash .github/scripts/teardown.sh "$STACK"')).toBe(true);
+  });
+
+  it('every workflow and every image runs the Node major that package.json `engines` names', () => {
+    const major = /^>=(\d+)$/.exec(pkg.engines.node)?.[1];
+    expect(major).toBeDefined();
+    const used: string[] = [];
+    for (const file of workflows) {
+      for (const [name, job] of Object.entries(jobsOf(file))) {
+        for (const step of job.steps) if (step.uses?.startsWith('actions/setup-node')) used.push(`${file} ${name}: ${String(step.with?.['node-version'])}`);
+      }
+    }
+    for (const dockerfile of ['Dockerfile', 'infra/deployer/Dockerfile']) {
+      for (const m of readFileSync(path.join(root, dockerfile), 'utf8').matchAll(/^FROM node:(\S+)/gm)) used.push(`${dockerfile}: ${m[1].split('-')[0]}`);
+    }
+    expect(used.length).toBeGreaterThanOrEqual(12); // 7 setup-node steps, 6 image stages
+    expect(used.filter((u) => !u.endsWith(`: ${major}`))).toEqual([]);
   });
 
   it('calls only scripts that exist in the repository', () => {

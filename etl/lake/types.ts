@@ -7,8 +7,7 @@
  * all). Multi-file stage outputs get their atomicity from the commit protocol built
  * on top of this interface (see commit.ts).
  */
-export const LAKE_ZONES = ['raw', 'silver', 'gold', 'artifacts', 'logs', 'tmp'] as const;
-export type LakeZone = (typeof LAKE_ZONES)[number];
+export { LAKE_ZONES, type LakeZone } from '../../contracts/lake-zones';
 
 export interface LakeObject {
   readonly key: string;

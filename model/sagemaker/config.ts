@@ -7,8 +7,9 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../etl/errors';
 import type { ClassWeightOption, MaxFeatures } from '../trainer';
+import { HYPERPARAMETERS, SM_ROOT, type HyperparameterName } from '../../contracts/sagemaker-job';
 
-export const DEFAULT_SM_ROOT = '/opt/ml';
+export const DEFAULT_SM_ROOT = SM_ROOT;
 
 /** The /opt/ml root: the argument, else SM_ROOT, else /opt/ml (tests use a temp dir laid out the same way). */
 export function smRoot(root?: string): string {
@@ -38,7 +39,8 @@ export interface JobHyperparameters {
   readonly threads?: number;
 }
 
-const KNOWN = ['trees', 'max_depth', 'min_leaf', 'seed', 'max_features', 'class_weight', 'threads'] as const;
+const KNOWN = HYPERPARAMETERS;
+const isHyperparameter = (key: string): key is HyperparameterName => (KNOWN as readonly string[]).includes(key);
 
 async function readJson(file: string, what: string): Promise<unknown | undefined> {
   let text: string;
@@ -64,16 +66,16 @@ async function readJson(file: string, what: string): Promise<unknown | undefined
 export function parseHyperparameters(raw: unknown, source = 'hyperparameters.json'): JobHyperparameters {
   if (raw === undefined) return {};
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UserError(`${source} must be a JSON object of strings`);
-  const values: Record<string, string> = {};
+  const values: Partial<Record<HyperparameterName, string>> = {};
   for (const [key, v] of Object.entries(raw as Record<string, unknown>)) {
     if (key.startsWith('sagemaker_')) continue;
-    if (!(KNOWN as readonly string[]).includes(key)) throw new UserError(`${source}: unknown hyperparameter ${JSON.stringify(key)}; known: ${KNOWN.join(', ')}`);
+    if (!isHyperparameter(key)) throw new UserError(`${source}: unknown hyperparameter ${JSON.stringify(key)}; known: ${KNOWN.join(', ')}`);
     if (typeof v !== 'string' && typeof v !== 'number') throw new UserError(`${source}: hyperparameter ${key} must be a string, got ${JSON.stringify(v)}`);
     let s = String(v).trim();
     if (s.length >= 2 && s.startsWith('"') && s.endsWith('"')) s = s.slice(1, -1);
     values[key] = s;
   }
-  const int = (key: string, min: number): number | undefined => {
+  const int = (key: HyperparameterName, min: number): number | undefined => {
     const s = values[key];
     if (s === undefined) return undefined;
     const n = Number(s);

@@ -21,11 +21,9 @@ import { DEFAULT_GATES, evaluateWithGates, type GateConfig } from '../gates';
 import { DEFAULT_HYPERPARAMETERS, trainForest } from '../trainer';
 import { partFileName, readHyperparameters, readResourceConfig, smPaths, treeShare } from './config';
 import { readChannelGold } from './gold-channel';
+import { EVALUATION_FILE, MERGED_MODEL_FILE, PROCESSING_INPUTS, PROCESSING_OUTPUTS, TRAIN_CHANNEL, TRAINING_METRICS } from '../../contracts/sagemaker-job';
 import { mergePartialForests, readPartialForests } from './merge';
 import { forestBytesOfArtifact, isGzip, writeTarGz } from './tar';
-
-/** The training metrics printed for SageMaker's MetricDefinitions (regex `metric <name>=([0-9.]+)`). */
-export const TRAINING_METRIC_NAMES = ['validation:accuracy', 'validation:macro_f1'] as const;
 
 export function metricLine(name: string, value: number): string {
   return `metric ${name}=${value.toFixed(6)}`;
@@ -63,7 +61,7 @@ export async function runTrainJob(options: { root: string; threads?: number; pri
   const range = treeShare(host.index, host.hosts, trees);
   logEvent('sagemaker_train_start', { host: host.host, host_index: host.index, hosts: host.hosts, trees, tree_range: [range.start, range.end] });
 
-  const gold = await readChannelGold(p.channel('gold'), ['train', 'validation']);
+  const gold = await readChannelGold(p.channel(TRAIN_CHANNEL), ['train', 'validation']);
   const started = process.hrtime.bigint();
   const partial = await trainForest(gold.tables.train!, {
     trees,
@@ -88,8 +86,9 @@ export async function runTrainJob(options: { root: string; threads?: number; pri
 
   print(`trained trees [${range.start}, ${range.end}) of ${trees} on ${gold.tables.train!.rows} rows (${gold.shards.length} gold shard(s)) in ${trainSeconds.toFixed(1)} s; wrote ${partFile}`);
   if (host.hosts > 1) print(`note: the validation metrics below are this host's partial forest (${range.end - range.start} of ${trees} trees)`);
-  print(metricLine('validation:accuracy', validation.accuracy));
-  print(metricLine('validation:macro_f1', validation.macroF1));
+  const [accuracyMetric, macroF1Metric] = TRAINING_METRICS;
+  print(metricLine(accuracyMetric, validation.accuracy));
+  print(metricLine(macroF1Metric, validation.macroF1));
   return { partFile, host: host.host, hostIndex: host.index, hosts: host.hosts, treeRange: range, trees, forest, validation: { accuracy: validation.accuracy, macroF1: validation.macroF1 } };
 }
 
@@ -118,13 +117,13 @@ export interface EvaluationReport {
 export async function runEvaluateJob(options: { root: string; gates?: GateConfig; print?: (line: string) => void }): Promise<EvaluationReport> {
   const p = smPaths(options.root);
   const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const parts = await readPartialForests(p.processingInput('model'));
+  const parts = await readPartialForests(p.processingInput(PROCESSING_INPUTS.evaluate.model));
   const merged = mergePartialForests(parts);
-  const gold = await readChannelGold(p.processingInput('gold'), ['test']);
+  const gold = await readChannelGold(p.processingInput(PROCESSING_INPUTS.evaluate.gold), ['test']);
   if (merged.training.datasetManifestSha256 && merged.training.datasetManifestSha256 !== gold.datasetSha256) {
     logEvent('sagemaker_evaluate_dataset_mismatch', { trained_on: merged.training.datasetManifestSha256, evaluating_on: gold.datasetSha256 });
   }
-  const championDir = p.processingInput('champion');
+  const championDir = p.processingInput(PROCESSING_INPUTS.evaluate.champion);
   const championFiles = await readdir(championDir).catch(() => [] as string[]);
   const championFile = championFiles.find((f) => f.endsWith('.json'));
   const champion = championFile ? await readForestFile(path.join(championDir, championFile)) : null;
@@ -140,8 +139,8 @@ export async function runEvaluateJob(options: { root: string; gates?: GateConfig
     model: { trees: forest.trees.length, seed: forest.training.seed, datasetManifestSha256: forest.training.datasetManifestSha256, parts: parts.length },
     multiclass_classification_metrics: { accuracy: { value: result.metrics.accuracy } },
   };
-  await writeAtomic(path.join(p.processingOutput('model'), 'model.tar.gz'), artifact);
-  await writeAtomic(path.join(p.processingOutput('evaluation'), 'evaluation.json'), `${JSON.stringify(report, null, 2)}\n`);
+  await writeAtomic(path.join(p.processingOutput(PROCESSING_OUTPUTS.evaluate.model), MERGED_MODEL_FILE), artifact);
+  await writeAtomic(path.join(p.processingOutput(PROCESSING_OUTPUTS.evaluate.evaluation), EVALUATION_FILE), `${JSON.stringify(report, null, 2)}\n`);
   print(`merged ${parts.length} partial forest(s) into ${forest.trees.length} trees (sha256 ${forest.sha256.slice(0, 12)}…)`);
   print(`test accuracy ${result.metrics.accuracy.toFixed(4)}, macro F1 ${result.metrics.macroF1.toFixed(4)}; gates ${result.gates.passed ? 'PASSED' : `FAILED: ${failures.join('; ')}`}`);
   return report;
@@ -194,7 +193,7 @@ export async function runEtlJob(options: { root: string; shard?: string; scratch
   const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
   const shard = options.shard ?? (await processingShardName(options.root));
   if (!/^[A-Za-z0-9._-]+$/.test(shard) || shard.startsWith('.')) throw new UserError(`shard name must be letters, digits, '.', '_' or '-' (not starting with '.'), got ${JSON.stringify(shard)}`);
-  const rawDir = p.processingInput('raw');
+  const rawDir = p.processingInput(PROCESSING_INPUTS.etl.raw);
   const raw = (await listFiles(rawDir).catch((e: Error) => {
     throw new UserError(`cannot read the raw input ${rawDir}: ${e.message}`);
   })).filter((f) => {
@@ -213,8 +212,8 @@ export async function runEtlJob(options: { root: string; shard?: string; scratch
     const lakeDir = path.join(scratch, 'lake');
     for (const f of raw) await linkOrCopy(path.join(rawDir, f), path.join(lakeDir, 'raw', f));
     const report = await runEtl(new LocalLake(lakeDir), { threads: options.threads });
-    const outShard = path.join(p.processingOutput('gold'), shard);
-    const staging = path.join(p.processingOutput('gold'), `.${shard}.staging-${process.pid}`);
+    const outShard = path.join(p.processingOutput(PROCESSING_OUTPUTS.etl.gold), shard);
+    const staging = path.join(p.processingOutput(PROCESSING_OUTPUTS.etl.gold), `.${shard}.staging-${process.pid}`);
     await rm(staging, { recursive: true, force: true });
     // The committed gold zone only: its manifest and the files it lists (not the ETL's ledger).
     const committed = await readGoldManifest(new LocalLake(lakeDir));
