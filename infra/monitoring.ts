@@ -19,8 +19,9 @@ import { API_METRICS, apiAlarms, apiMetricNamespace, slowerThanMetric, type ApiA
 
 /**
  * The Container Insights add-on's agent configuration (infra/cluster.ts): the default
- * enhanced Container Insights plus the EMF listener (TCP/UDP 25888), which the add-on's
- * operator then exposes as the `cloudwatch-agent` Service the API sends its records to.
+ * enhanced Container Insights plus the EMF listener (TCP/UDP 25888). The agent is a
+ * host-network DaemonSet, so the API sends to the agent on its own node's address
+ * (infra/app-contract.ts), which the app's NetworkPolicy allows (infra/app/app.ts).
  */
 export const CLOUDWATCH_AGENT_CONFIG = {
   agent: { config: { logs: { metrics_collected: { kubernetes: { enhanced_container_insights: true }, emf: {} } } } },

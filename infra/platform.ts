@@ -157,6 +157,7 @@ export function stackOutputs(p: Platform): Record<string, pulumi.Input<unknown>>
     sagemakerExecutionRoleArn: p.modelRegistry.executionRoleArn,
     clusterName: p.cluster.clusterName,
     kubeconfig: p.cluster.kubeconfig,
+    nodeCidrs: p.network.privateSubnetCidrs,
     deployerProject: p.deployer?.projectName,
     deployerImage: p.deployer?.image,
     alertTopicArn: p.monitoring.alertTopicArn,

@@ -444,6 +444,10 @@ export function describeStack(e: TierExpectations): void {
         tier: e.stack,
       });
       expect(typeof run.outputs.kubeconfig).toBe('string');
+      // Where the app's NetworkPolicy lets the API reach the host-network CloudWatch agent: the nodes' subnets.
+      const nodeSubnets = run.ofType('aws:ec2/subnet:Subnet').filter((s) => o(s.inputs.tags).tier === 'private').map((s) => s.inputs.cidrBlock);
+      expect(run.outputs.nodeCidrs).toEqual(nodeSubnets);
+      expect(nodeSubnets.length).toBeGreaterThanOrEqual(2);
     });
 
     test('preview of a first up: the same resources as the update, their ids unknown', () => {
