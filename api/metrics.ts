@@ -57,6 +57,7 @@ export class ApiMetrics {
   readonly unknownCategories: Counter<'feature' | 'model_version'>;
   readonly auditBroken: Gauge<'model_version'>;
   readonly inFlight: Gauge;
+  readonly emfRecordsDropped: Counter;
   private readonly durationChildren = new Map<string, { observe(v: number): void }>();
   private readonly predictionChildren = new Map<string, { inc(v?: number): void }>();
   private readonly unknownChildren = new Map<string, { inc(v?: number): void }>();
@@ -198,6 +199,11 @@ export class ApiMetrics {
       collect() {
         this.set(ready() ? 1 : 0);
       },
+    });
+    this.emfRecordsDropped = new Counter({
+      name: 'pricesense_emf_records_dropped_total',
+      help: 'CloudWatch EMF records the sink did not take (agent unreachable); their counts go with the next interval\'s records, for up to 5 intervals (api/emf.ts)',
+      registers,
     });
     const inFlight = () => this.inFlightSource();
     this.inFlight = new Gauge({

@@ -42,6 +42,8 @@ export interface MonitoringArgs {
   readonly driftPsi: number;
   readonly unknownCategoryPercent: number;
   readonly missingIncreasePercent: number;
+  /** The API-metrics heartbeat alarm (infra/api-alarms.ts): off where the nodes sleep on a schedule. */
+  readonly metricsHeartbeat: boolean;
   readonly aws: AwsContext;
 }
 
@@ -140,7 +142,7 @@ export class Monitoring extends pulumi.ComponentResource {
       ...alarmActions,
     }, parent);
 
-    this.apiAlarms = apiAlarms(args.stack, args).map((definition) => {
+    this.apiAlarms = apiAlarms(args.stack, args, { heartbeat: args.metricsHeartbeat }).map((definition) => {
       const alarm = new aws.cloudwatch.MetricAlarm(`${name}-${definition.id}`, {
         alarmDescription: definition.description,
         metricQueries: definition.queries.map((q) => ({
@@ -153,8 +155,7 @@ export class Monitoring extends pulumi.ComponentResource {
         evaluationPeriods: definition.evaluationPeriods,
         threshold: definition.threshold,
         comparisonOperator: definition.comparisonOperator,
-        // No records: no pods (the pod alarms cover that) or a dev cluster asleep.
-        treatMissingData: 'notBreaching',
+        treatMissingData: definition.treatMissingData,
         ...alarmActions,
       }, parent);
       return { definition, arn: alarm.arn };

@@ -76,6 +76,7 @@ export function buildPlatform(cfg: StackConfig): Platform {
     stack: cfg.stack,
     clusterName,
     ...cfg.monitoring,
+    metricsHeartbeat: cfg.cost.demoHours === undefined,
     aws: ctx,
   }, aws);
 
