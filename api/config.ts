@@ -55,6 +55,8 @@ export interface ApiConfig {
   readonly emfNamespace: string;
   /** The log group the CloudWatch agent writes the records to (TCP sink). */
   readonly emfLogGroup: string | undefined;
+  /** OTLP/HTTP collector base URL for trace export (api/otlp.ts); undefined = off, the default. */
+  readonly otlpEndpoint: string | undefined;
 }
 
 export const DEFAULT_CONFIG: ApiConfig = {
@@ -78,6 +80,7 @@ export const DEFAULT_CONFIG: ApiConfig = {
   emfIntervalMs: 60_000,
   emfNamespace: 'pricesense',
   emfLogGroup: undefined,
+  otlpEndpoint: undefined,
 };
 
 /** Bounds of the duration options (the poll interval is also bounded below: the registry is not a queue). */
@@ -143,6 +146,22 @@ export function parseEmfSink(where: string, value: string): EmfSink | undefined 
   return { kind: 'tcp', host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) };
 }
 
+/** "off" or an http(s) base URL of an OTLP/HTTP collector, e.g. http://otel-collector.observability:4318. */
+export function parseOtlpEndpoint(where: string, value: string): string | undefined {
+  const v = value.trim();
+  if (v === 'off') return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(v);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password || url.search || url.hash) {
+    fail(where, value, '"off" or the http(s) base URL of an OTLP/HTTP collector without credentials or query, e.g. http://otel-collector.observability:4318 (spans go to <url>/v1/traces)');
+  }
+  return v.replace(/\/+$/, '');
+}
+
 export function parseWorkers(where: string, value: string): number {
   if (value.trim() === 'auto') return os.availableParallelism();
   return parseInteger(where, value, 1, 256);
@@ -181,6 +200,7 @@ export interface RawConfig {
   emfInterval?: string;
   emfNamespace?: string;
   emfLogGroup?: string;
+  otlpEndpoint?: string;
 }
 
 export const ENV_VARS: Record<keyof RawConfig, string> = {
@@ -205,6 +225,7 @@ export const ENV_VARS: Record<keyof RawConfig, string> = {
   emfInterval: 'PRICESENSE_EMF_INTERVAL',
   emfNamespace: 'PRICESENSE_EMF_NAMESPACE',
   emfLogGroup: 'PRICESENSE_EMF_LOG_GROUP',
+  otlpEndpoint: 'PRICESENSE_OTLP_ENDPOINT',
 };
 
 /** Environment first, flags (already strings) win. */
@@ -260,5 +281,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: RawConfi
     emfIntervalMs: duration('emfInterval', DEFAULT_CONFIG.emfIntervalMs),
     emfNamespace: raw.emfNamespace === undefined ? DEFAULT_CONFIG.emfNamespace : checkNamespace(w('emfNamespace'), raw.emfNamespace),
     emfLogGroup: raw.emfLogGroup === undefined ? undefined : checkLogGroup(w('emfLogGroup'), raw.emfLogGroup),
+    otlpEndpoint: raw.otlpEndpoint === undefined ? undefined : parseOtlpEndpoint(w('otlpEndpoint'), raw.otlpEndpoint),
   };
 }

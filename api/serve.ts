@@ -46,6 +46,7 @@ export function addServeOptions(cmd: Command): Command {
     .option('--emf-interval <duration>', 'EMF reporting interval, 100ms to 1h (env PRICESENSE_EMF_INTERVAL, default 60s)')
     .option('--emf-namespace <ns>', 'CloudWatch namespace of the EMF metrics (env PRICESENSE_EMF_NAMESPACE, default pricesense)')
     .option('--emf-log-group <name>', 'log group the CloudWatch agent writes EMF records to (env PRICESENSE_EMF_LOG_GROUP)')
+    .option('--otlp-endpoint <url>', 'export a span per request to this OTLP/HTTP collector (<url>/v1/traces), or "off" (env PRICESENSE_OTLP_ENDPOINT, default off)')
     .option('--log-level <level>', 'pino level (env PRICESENSE_LOG_LEVEL, default info)')
     .option('--workers <n>', 'processes (node:cluster), a number or "auto" = one per core (env PRICESENSE_WORKERS, default 1)');
 }
