@@ -7,7 +7,7 @@
  * interval (api/emf.ts) to the Container Insights agent's EMF listener, which puts it in
  * the `api-metrics` log group; CloudWatch extracts the metrics into `pricesense/<stack>`.
  * No log line per request, and every request counts (infra/api-alarms.ts has the
- * alarms; docs/infra.md, "API metrics and alarms", the cost).
+ * alarms; docs/infra.md, "API metrics and alarms", the cost per million requests).
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
