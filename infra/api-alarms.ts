@@ -74,7 +74,9 @@ export interface ApiAlarm {
   /**
    * A period without records: `notBreaching` where no records means no traffic or no pods
    * (other alarms cover those); `breaching` for the heartbeat, whose whole point is
-   * missing records.
+   * missing records; `ignore` for drift, whose figures pause while a rollout's new pods
+   * fill their windows: the alarm keeps its state instead of going OK and then ALARM
+   * again, which would start another retraining execution after every rollout.
    */
   readonly treatMissingData: 'notBreaching' | 'breaching' | 'ignore';
 }
@@ -173,7 +175,7 @@ export function apiAlarms(stack: string, t: AlarmThresholds, options: ApiAlarmOp
       comparisonOperator: 'GreaterThanThreshold',
       evaluationPeriods: 3,
       startsRetraining: true,
-      treatMissingData: 'notBreaching',
+      treatMissingData: 'ignore',
     },
     {
       id: 'drift-unknown-categories',
@@ -184,7 +186,7 @@ export function apiAlarms(stack: string, t: AlarmThresholds, options: ApiAlarmOp
       comparisonOperator: 'GreaterThanThreshold',
       evaluationPeriods: 3,
       startsRetraining: true,
-      treatMissingData: 'notBreaching',
+      treatMissingData: 'ignore',
     },
     {
       // Usually an upstream data problem: retraining on it would learn the breakage, so it only notifies.
@@ -196,7 +198,7 @@ export function apiAlarms(stack: string, t: AlarmThresholds, options: ApiAlarmOp
       comparisonOperator: 'GreaterThanThreshold',
       evaluationPeriods: 3,
       startsRetraining: false,
-      treatMissingData: 'notBreaching',
+      treatMissingData: 'ignore',
     },
   ];
 }
