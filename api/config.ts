@@ -76,7 +76,9 @@ export const DEFAULT_CONFIG: ApiConfig = {
   unknownCategories: 'missing',
   maxInFlight: 256,
   maxEventLoopDelayMs: 100,
-  emf: { kind: 'log' },
+  // Off unless asked: the log sink works only where stdout lines reach CloudWatch Logs unwrapped
+  // (Container Insights' Fluent Bit nests them under log_processed, so CloudWatch extracts nothing).
+  emf: undefined,
   emfIntervalMs: 60_000,
   emfNamespace: 'pricesense',
   emfLogGroup: undefined,
@@ -136,7 +138,11 @@ export function parseCanary(where: string, value: string): ChallengerConfig {
   return { version: parseInteger(where, m[1], 1), mode: 'canary', percent };
 }
 
-/** "off", "log" (a line on stdout) or "tcp://host:port" (the CloudWatch agent's EMF listener). */
+/**
+ * "off", "log" (a line on stdout: only where stdout reaches CloudWatch Logs as-is, e.g. ECS
+ * awslogs or Lambda; not under Container Insights' Fluent Bit, which nests the JSON) or
+ * "tcp://host:port" (the CloudWatch agent's EMF listener).
+ */
 export function parseEmfSink(where: string, value: string): EmfSink | undefined {
   const v = value.trim();
   if (v === 'off') return undefined;

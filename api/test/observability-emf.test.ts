@@ -8,6 +8,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
+import { loadConfig } from '../config';
 import { EMF_MAX_CARRY_INTERVALS, EmfReporter } from '../emf';
 import { ApiMetrics } from '../metrics';
 import { extractEmf, statistic } from '../../infra/test/cloudwatch-emf';
@@ -72,6 +73,12 @@ const requests = (lines: string[]) => statistic(lines.flatMap(extractEmf), { nam
 const errors5xx = (lines: string[]) => statistic(lines.flatMap(extractEmf), { namespace: NS, metricName: 'Requests5xx', stat: 'Sum' }) ?? 0;
 
 describe('EMF reporter with the agent away', () => {
+  it('is off unless configured (the stdout sink only works where CloudWatch Logs gets the lines unwrapped)', () => {
+    expect(loadConfig({}).emf).toBeUndefined();
+    expect(loadConfig({ PRICESENSE_EMF: 'log' }).emf).toEqual({ kind: 'log' });
+    expect(loadConfig({ PRICESENSE_EMF: 'tcp://10.0.3.7:25888' }).emf).toEqual({ kind: 'tcp', host: '10.0.3.7', port: 25888 });
+  });
+
   it('counts and logs the records it could not send, and sends their counts once the agent is back', async () => {
     const metrics = new ApiMetrics({ defaultMetrics: false });
     const { logger, lines: logs } = capturingLogger();
