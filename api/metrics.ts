@@ -163,9 +163,11 @@ export class ApiMetrics {
     );
     this.driftWindow = new Gauge({
       name: 'pricesense_drift_window_rows',
-      help: 'Live rows in the drift window',
+      help: 'Live rows in the drift window; across workers the smallest window (each worker computes its own drift)',
       labelNames: ['model_version', 'role'],
       registers,
+      // The drift gauges take the largest worker's reading: the alert's row gate must hold for every worker, not their sum.
+      aggregator: 'min',
       collect() {
         this.reset();
         for (const s of sources()) this.set({ model_version: s.version, role: s.role }, s.drift.size);

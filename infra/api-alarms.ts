@@ -117,7 +117,7 @@ export function apiAlarms(stack: string, t: AlarmThresholds, options: ApiAlarmOp
     {
       id: 'api-5xx-rate',
       prometheusAlert: 'PricesenseHigh5xxRate',
-      description: `API 5xx responses above ${t.error5xxPercent}% of requests (probes excluded) for 10 minutes`,
+      description: `API 5xx responses above ${t.error5xxPercent}% of requests (probes excluded) for 10 minutes; shed requests (503 overloaded, RequestsShed) count: sustained shedding means too little capacity`,
       queries: [
         metric('requests', API_METRICS.requests, 'Sum'),
         metric('errors', API_METRICS.errors5xx, 'Sum'),
