@@ -21,6 +21,7 @@ import { LoadShedder } from './load-shedding';
 import type { ModelManager } from './model-manager';
 import { Predictor } from './prediction';
 import { AccessLog, newRequestId } from './request-context';
+import { traceresponse } from './tracing';
 import { errorHandler, state } from './routes/common';
 import { docsRouter } from './routes/docs';
 import { oipRouter } from './routes/oip';
@@ -87,15 +88,17 @@ export function createApp(options: AppOptions): express.Express {
   app.use((req: Request, res: Response, next: NextFunction) => {
     const started = performance.now();
     const requestId = newRequestId(req.headers['x-request-id']);
+    const trace = access.trace(req);
     const s = state(res);
     s.requestId = requestId;
     s.modelVersion = 'none';
     s.role = '';
     res.setHeader('X-Request-Id', requestId);
+    res.setHeader('traceresponse', traceresponse(trace));
     for (const [name, value] of headers) res.setHeader(name, value);
     res.on('finish', () => {
       const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : req.path.startsWith('/docs') ? '/docs' : 'unmatched';
-      access.record(req, route === '/v2/' ? '/v2' : route, res.statusCode, s.modelVersion, s.role, requestId, started);
+      access.record(req, route === '/v2/' ? '/v2' : route, res.statusCode, s.modelVersion, s.role, requestId, trace, started);
     });
     next();
   });

@@ -39,8 +39,11 @@ function cumulativeOnly(metrics: MetricsJson): MetricsJson {
 
 /** The primary's side: answers workers' cluster-metrics requests. */
 export class ClusterMetricsPrimary {
+  /** The last report of each worker not yet retired (a dead worker stays here until its counts are in `retired`). */
   private readonly latest = new Map<number, MetricsJson>();
   private retired: MetricsJson = [];
+  /** Retirements one after another: each reads and replaces `retired`. */
+  private retiring: Promise<void> = Promise.resolve();
   private nextId = 1;
   private readonly pending = new Map<number, { waiting: Set<number>; done: () => void }>();
 
@@ -50,11 +53,14 @@ export class ClusterMetricsPrimary {
       if (msg.pricesense === 'cluster-metrics?') void this.answer(worker, msg.id);
       else if (msg.pricesense === 'worker-metrics') this.received(worker, msg);
     });
-    cluster.on('exit', (worker: Worker) => void this.retire(worker.id));
+    cluster.on('exit', (worker: Worker) => {
+      this.retiring = this.retiring.then(() => this.retire(worker.id));
+    });
   }
 
   private received(worker: Worker, msg: Extract<MetricsMessage, { pricesense: 'worker-metrics' }>): void {
-    if (msg.metrics) this.latest.set(worker.id, msg.metrics);
+    // A report that arrives after the exit would stay in `latest` and count twice.
+    if (msg.metrics && !worker.isDead()) this.latest.set(worker.id, msg.metrics);
     const p = this.pending.get(msg.id);
     if (!p) return;
     p.waiting.delete(worker.id);
@@ -62,14 +68,17 @@ export class ClusterMetricsPrimary {
   }
 
   private async retire(workerId: number): Promise<void> {
-    const last = this.latest.get(workerId);
-    this.latest.delete(workerId);
     for (const p of this.pending.values()) {
       p.waiting.delete(workerId);
       if (p.waiting.size === 0) p.done();
     }
+    const last = this.latest.get(workerId);
     if (!last) return;
-    this.retired = await AggregatorRegistry.aggregate([this.retired, cumulativeOnly(last)]).getMetricsAsJSON();
+    // The worker's counts stay in `latest` (collect() adds them) until they are in `retired`;
+    // both change in one tick, so no scrape sees them twice or not at all.
+    const retired = await AggregatorRegistry.aggregate([this.retired, cumulativeOnly(last)]).getMetricsAsJSON();
+    this.retired = retired;
+    this.latest.delete(workerId);
   }
 
   /** Every live worker's current registry (or its last report), merged with the retired workers' counters. */
@@ -95,8 +104,8 @@ export class ClusterMetricsPrimary {
       }
       if (waiting.size === 0) done();
     });
-    const live = workers.map((w) => this.latest.get(w.id)).filter((m): m is MetricsJson => m !== undefined);
-    return AggregatorRegistry.aggregate([...live, this.retired]);
+    // Every report not yet retired: the live workers' and a just-exited worker's until its retirement completes.
+    return AggregatorRegistry.aggregate([...this.latest.values(), this.retired]);
   }
 
   private async answer(worker: Worker, id: number): Promise<void> {

@@ -56,6 +56,8 @@ export interface ApiConfig {
   readonly emfNamespace: string;
   /** The log group the CloudWatch agent writes the records to (TCP sink). */
   readonly emfLogGroup: string | undefined;
+  /** OTLP/HTTP collector base URL for trace export (api/otlp.ts); undefined = off, the default. */
+  readonly otlpEndpoint: string | undefined;
 }
 
 export const DEFAULT_CONFIG: ApiConfig = {
@@ -75,10 +77,13 @@ export const DEFAULT_CONFIG: ApiConfig = {
   unknownCategories: 'missing',
   maxInFlight: 256,
   maxEventLoopDelayMs: 100,
-  emf: { kind: 'log' },
+  // Off unless asked: the log sink works only where stdout lines reach CloudWatch Logs unwrapped
+  // (Container Insights' Fluent Bit nests them under log_processed, so CloudWatch extracts nothing).
+  emf: undefined,
   emfIntervalMs: 60_000,
   emfNamespace: 'pricesense',
   emfLogGroup: undefined,
+  otlpEndpoint: undefined,
 };
 
 /** Bounds of the duration options (the poll interval is also bounded below: the registry is not a queue). */
@@ -134,7 +139,11 @@ export function parseCanary(where: string, value: string): ChallengerConfig {
   return { version: parseInteger(where, m[1], 1), mode: 'canary', percent };
 }
 
-/** "off", "log" (a line on stdout) or "tcp://host:port" (the CloudWatch agent's EMF listener). */
+/**
+ * "off", "log" (a line on stdout: only where stdout reaches CloudWatch Logs as-is, e.g. ECS
+ * awslogs or Lambda; not under Container Insights' Fluent Bit, which nests the JSON) or
+ * "tcp://host:port" (the CloudWatch agent's EMF listener).
+ */
 export function parseEmfSink(where: string, value: string): EmfSink | undefined {
   const v = value.trim();
   if (v === 'off') return undefined;
@@ -142,6 +151,22 @@ export function parseEmfSink(where: string, value: string): EmfSink | undefined 
   const m = /^tcp:\/\/([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(v);
   if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) fail(where, value, '"off", "log" or tcp://<host>:<port> (the CloudWatch agent\'s EMF listener, e.g. tcp://cloudwatch-agent.amazon-cloudwatch:25888)');
   return { kind: 'tcp', host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
+
+/** "off" or an http(s) base URL of an OTLP/HTTP collector, e.g. http://otel-collector.observability:4318. */
+export function parseOtlpEndpoint(where: string, value: string): string | undefined {
+  const v = value.trim();
+  if (v === 'off') return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(v);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password || url.search || url.hash) {
+    fail(where, value, '"off" or the http(s) base URL of an OTLP/HTTP collector without credentials or query, e.g. http://otel-collector.observability:4318 (spans go to <url>/v1/traces)');
+  }
+  return v.replace(/\/+$/, '');
 }
 
 export function parseWorkers(where: string, value: string): number {
@@ -182,6 +207,7 @@ export interface RawConfig {
   emfInterval?: string;
   emfNamespace?: string;
   emfLogGroup?: string;
+  otlpEndpoint?: string;
 }
 
 export const ENV_VARS: Record<keyof RawConfig, string> = {
@@ -206,6 +232,7 @@ export const ENV_VARS: Record<keyof RawConfig, string> = {
   emfInterval: 'PRICESENSE_EMF_INTERVAL',
   emfNamespace: 'PRICESENSE_EMF_NAMESPACE',
   emfLogGroup: 'PRICESENSE_EMF_LOG_GROUP',
+  otlpEndpoint: 'PRICESENSE_OTLP_ENDPOINT',
 };
 
 /** Environment first, flags (already strings) win. */
@@ -267,5 +294,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: RawConfi
     emfIntervalMs: duration('emfInterval', DEFAULT_CONFIG.emfIntervalMs),
     emfNamespace: raw.emfNamespace === undefined ? DEFAULT_CONFIG.emfNamespace : checkNamespace(w('emfNamespace'), raw.emfNamespace),
     emfLogGroup: raw.emfLogGroup === undefined ? undefined : checkLogGroup(w('emfLogGroup'), raw.emfLogGroup),
+    otlpEndpoint: raw.otlpEndpoint === undefined ? undefined : parseOtlpEndpoint(w('otlpEndpoint'), raw.otlpEndpoint),
   };
 }

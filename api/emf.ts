@@ -24,6 +24,13 @@
  * Sinks: the log (a pino line at info on stdout: EMF allows the extra members) or a TCP
  * endpoint such as the CloudWatch agent's EMF listener (`tcp://host:25888`, one record
  * per line, with the LogGroupName the agent needs).
+ *
+ * A failed write loses nothing at first: the counters' baseline moves only once a write
+ * is acknowledged, so the next interval's records carry the failed one's counts (for up
+ * to EMF_MAX_CARRY_INTERVALS intervals; after that the counts are given up, said at
+ * error). Every record not written counts in pricesense_emf_records_dropped_total, and
+ * while the sink fails an error line says so every few minutes, not once: the platform's
+ * heartbeat alarm (infra/api-alarms.ts) sees the silence, the pod's logs say why.
  */
 import net from 'node:net';
 import type { Logger } from 'pino';
@@ -74,15 +81,34 @@ interface Record_ {
   _aws: { Timestamp: number; LogGroupName?: string; CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string; Unit: string }[] }[] };
 }
 
+/** Failed intervals whose counts the next records still carry; then they are given up. */
+export const EMF_MAX_CARRY_INTERVALS = 5;
+/** While the sink fails, an error line this often. */
+export const EMF_FAILURE_LOG_EVERY_MS = 5 * 60_000;
+/** A TCP sink that does not accept the connection within this is failing (a blackholed address would take minutes). */
+const CONNECT_TIMEOUT_MS = 5000;
+
+/** This interval's records and the counter values they were computed against. */
+interface Assembled {
+  readonly records: Record_[];
+  readonly baseline: Map<string, number>;
+}
+
 export class EmfReporter {
   private readonly metrics: ApiMetrics;
   private readonly logger: Logger;
   private readonly options: EmfOptions;
-  /** Counter values at the last report, by metric + labels. */
+  /** Counter values of the last records the sink acknowledged, by metric + labels. */
   private readonly previous = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private socket: net.Socket | undefined;
-  private sinkFailing = false;
+  /** A write not yet acknowledged: the next interval waits for it rather than count the same requests twice. */
+  private writing = false;
+  /** Consecutive failed intervals whose counts are still carried. */
+  private carried = 0;
+  private failure: { since: number; loggedAt: number; dropped: number; error: string } | undefined;
+  /** Why the socket failed (the write callback only says it closed). */
+  private socketError: string | undefined;
 
   constructor(metrics: ApiMetrics, logger: Logger, options: EmfOptions) {
     this.metrics = metrics;
@@ -94,11 +120,13 @@ export class EmfReporter {
     this.timer ??= setInterval(() => void this.report(), this.options.intervalMs).unref();
   }
 
-  /** Stops the interval and writes what the last interval counted. */
+  /** Stops the interval and writes what the last interval counted (waiting a second at most). */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    await this.report();
+    let waited: NodeJS.Timeout | undefined;
+    await Promise.race([this.report(), new Promise<void>((resolve) => (waited = setTimeout(resolve, 1000)))]);
+    clearTimeout(waited);
     const socket = this.socket;
     this.socket = undefined;
     if (socket && !socket.destroyed) {
@@ -110,15 +138,13 @@ export class EmfReporter {
     }
   }
 
-  /** The difference since the last call (counters only grow within a process). */
-  private delta(key: string, value: number): number {
-    const before = this.previous.get(key) ?? 0;
-    this.previous.set(key, value);
-    return value - before;
-  }
-
-  /** This interval's records (and the counters' new baseline). */
-  async records(now = Date.now()): Promise<Record_[]> {
+  /** This interval's records, against the last acknowledged baseline (committed only once the sink has them). */
+  async assemble(now = Date.now()): Promise<Assembled> {
+    const baseline = new Map<string, number>();
+    const delta = (key: string, value: number): number => {
+      baseline.set(key, value);
+      return value - (this.previous.get(key) ?? 0);
+    };
     const m = this.metrics;
     const total = { requests: 0, r4xx: 0, r5xx: 0, slower: new Map<number, number>() };
     const versions = new Map<string, { requests: number; r5xx: number; predictions: number }>();
@@ -141,7 +167,7 @@ export class EmfReporter {
       }
     }
     for (const [series, count] of counts) {
-      const n = this.delta(`requests\u0000${series}`, count);
+      const n = delta(`requests\u0000${series}`, count);
       const [, , statusText, modelVersion] = series.split('\u0000');
       const status = Number(statusText);
       total.requests += n;
@@ -151,17 +177,17 @@ export class EmfReporter {
       perVersion.requests += n;
       if (status >= 500) perVersion.r5xx += n;
       for (const [le, within] of buckets.get(series) ?? []) {
-        const slower = n - this.delta(`bucket\u0000${le}\u0000${series}`, within);
+        const slower = n - delta(`bucket\u0000${le}\u0000${series}`, within);
         total.slower.set(le, (total.slower.get(le) ?? 0) + slower);
       }
     }
     for (const v of (await m.predictions.get()).values) {
-      const n = this.delta(`predictions\u0000${v.labels.model_version}\u0000${v.labels.role}\u0000${v.labels.class}`, v.value);
+      const n = delta(`predictions\u0000${v.labels.model_version}\u0000${v.labels.role}\u0000${v.labels.class}`, v.value);
       if (v.labels.role !== 'shadow') version(String(v.labels.model_version)).predictions += n;
     }
     const sum = async (metric: { get(): Promise<{ values: { labels: object; value: number }[] }> }, key: string) => {
       let n = 0;
-      for (const v of (await metric.get()).values) n += this.delta(`${key}\u0000${JSON.stringify(v.labels)}`, v.value);
+      for (const v of (await metric.get()).values) n += delta(`${key}\u0000${JSON.stringify(v.labels)}`, v.value);
       return n;
     };
 
@@ -208,7 +234,11 @@ export class EmfReporter {
       );
     }
     out.push(...features);
-    return out;
+    return { records: out, baseline };
+  }
+
+  private commit(baseline: Map<string, number>): void {
+    for (const [key, value] of baseline) this.previous.set(key, value);
   }
 
   private record(now: number, dimensions: string[][], targets: Record<string, string>, values: Record<string, number>, defaultUnit: 'Count' | 'None'): Record_ {
@@ -224,37 +254,78 @@ export class EmfReporter {
     };
   }
 
-  /** Writes this interval's records to the sink; a failing sink is logged once and retried next interval. */
+  /** Writes this interval's records to the sink; resolves once the sink has acknowledged or refused them. */
   async report(): Promise<void> {
-    let records: Record_[];
+    if (this.writing) return;
+    let assembled: Assembled;
     try {
-      records = await this.records();
+      assembled = await this.assemble();
     } catch (err) {
       this.logger.error({ event: 'emf_failed', err: err instanceof Error ? err.message : String(err) }, 'could not assemble the metrics records');
       return;
     }
+    const { records, baseline } = assembled;
     const sink = this.options.sink;
     if (sink.kind === 'log') {
       for (const r of records) this.logger.info({ event: 'metrics', ...r }, 'metrics');
+      this.commit(baseline);
       return;
     }
     const lines = records.map((r) => JSON.stringify(r)).join('\n') + '\n';
-    const socket = this.connect(sink);
-    socket.write(lines);
+    this.writing = true;
+    await new Promise<void>((resolve) => {
+      this.connect(sink).write(lines, (err) => {
+        this.writing = false;
+        if (err) this.failed(sink, records.length, baseline, err);
+        else this.written(sink, baseline);
+        resolve();
+      });
+    });
+  }
+
+  private written(sink: Extract<EmfSink, { kind: 'tcp' }>, baseline: Map<string, number>): void {
+    this.commit(baseline);
+    this.carried = 0;
+    if (this.failure) {
+      this.logger.info({ event: 'emf_sink_recovered', sink: `tcp://${sink.host}:${sink.port}`, droppedRecords: this.failure.dropped, failingSeconds: Math.round((Date.now() - this.failure.since) / 1000) }, 'metrics endpoint reachable again');
+    }
+    this.failure = undefined;
+  }
+
+  /** Metrics must never hold the service up: count the records, keep their counts for the next try, say so now and then. */
+  private failed(sink: Extract<EmfSink, { kind: 'tcp' }>, records: number, baseline: Map<string, number>, err: Error): void {
+    this.metrics.emfRecordsDropped.inc(records);
+    const now = Date.now();
+    const f = (this.failure ??= { since: now, loggedAt: -Infinity, dropped: 0, error: '' });
+    f.dropped += records;
+    f.error = this.socketError ?? err.message;
+    let givenUp = false;
+    if (++this.carried >= EMF_MAX_CARRY_INTERVALS) {
+      this.commit(baseline);
+      this.carried = 0;
+      givenUp = true;
+    }
+    if (givenUp || now - f.loggedAt >= EMF_FAILURE_LOG_EVERY_MS) {
+      f.loggedAt = now;
+      this.logger.error(
+        { event: 'emf_sink_failed', sink: `tcp://${sink.host}:${sink.port}`, err: f.error, droppedRecords: f.dropped, failingSeconds: Math.round((now - f.since) / 1000), countsGivenUp: givenUp },
+        givenUp
+          ? `cannot send metrics to the EMF endpoint; the counts of the last ${EMF_MAX_CARRY_INTERVALS} intervals are lost`
+          : 'cannot send metrics to the EMF endpoint; their counts go with the next interval\'s records',
+      );
+    }
   }
 
   private connect(sink: Extract<EmfSink, { kind: 'tcp' }>): net.Socket {
     if (this.socket && !this.socket.destroyed) return this.socket;
+    this.socketError = undefined;
     const socket = net.connect({ host: sink.host, port: sink.port });
     socket.unref();
-    socket.on('connect', () => {
-      if (this.sinkFailing) this.logger.info({ event: 'emf_sink_recovered', sink: `tcp://${sink.host}:${sink.port}` }, 'metrics endpoint reachable again');
-      this.sinkFailing = false;
-    });
+    socket.setTimeout(CONNECT_TIMEOUT_MS, () => socket.destroy(new Error(`no connection within ${CONNECT_TIMEOUT_MS} ms`)));
+    socket.once('connect', () => socket.setTimeout(0));
+    // The write's callback reports the failure (failed()); this keeps the reason, the callback only says "closed".
     socket.on('error', (err) => {
-      // Records of this interval are dropped: metrics must never hold the service up.
-      if (!this.sinkFailing) this.logger.warn({ event: 'emf_sink_failed', sink: `tcp://${sink.host}:${sink.port}`, err: err.message }, 'cannot send metrics to the EMF endpoint; retrying every interval');
-      this.sinkFailing = true;
+      this.socketError = err.message;
       socket.destroy();
     });
     this.socket = socket;

@@ -21,6 +21,7 @@ import type { ModelManager } from './model-manager';
 import { predictJson } from './predict';
 import type { Predictor } from './prediction';
 import { newRequestId, notReady, retryAfter, shedError, toApiError, type AccessLog } from './request-context';
+import { traceresponse, type TraceContext } from './tracing';
 
 /** Returns true when it took the request; false leaves it (body unread) to Express. */
 export type LeanHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -45,9 +46,9 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
   const fixed: string[] = [];
   for (const [name, value] of options.headers) fixed.push(name, value);
 
-  const send = (res: ServerResponse, status: number, json: string, requestId: string, modelVersion: string | undefined, retry: string | undefined) => {
+  const send = (res: ServerResponse, status: number, json: string, requestId: string, trace: TraceContext, modelVersion: string | undefined, retry: string | undefined) => {
     const headers = fixed.slice();
-    headers.push('X-Request-Id', requestId);
+    headers.push('X-Request-Id', requestId, 'traceresponse', traceresponse(trace));
     if (modelVersion !== undefined) headers.push('X-Model-Version', modelVersion);
     if (retry !== undefined) headers.push('Retry-After', retry);
     headers.push('Content-Type', CONTENT_TYPE, 'Content-Length', String(Buffer.byteLength(json)));
@@ -55,7 +56,7 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
     res.end(json);
   };
 
-  const respond = (req: IncomingMessage, res: ServerResponse, body: Buffer, requestId: string, started: number) => {
+  const respond = (req: IncomingMessage, res: ServerResponse, body: Buffer, requestId: string, trace: TraceContext, started: number) => {
     let modelVersion: string | undefined;
     let role = '';
     let status = 200;
@@ -82,8 +83,8 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
       json = JSON.stringify(errorBody(apiError, requestId));
     }
     if (res.destroyed) return;
-    send(res, status, json, requestId, modelVersion, retry);
-    access.record(req, ROUTE, status, modelVersion ?? 'none', role, requestId, started);
+    send(res, status, json, requestId, trace, modelVersion, retry);
+    access.record(req, ROUTE, status, modelVersion ?? 'none', role, requestId, trace, started);
   };
 
   return (req, res) => {
@@ -100,12 +101,13 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
 
     const started = performance.now();
     const requestId = newRequestId(h['x-request-id']);
+    const trace = access.trace(req);
     const shed = shedder.enter(ROUTE);
     if (shed !== undefined) {
       // Answered before the body is read (Node discards it): shedding must cost less than serving.
       const err = shedError(shed);
-      send(res, 503, JSON.stringify(errorBody(err, requestId)), requestId, undefined, retryAfter(err));
-      access.record(req, ROUTE, 503, 'none', '', requestId, started);
+      send(res, 503, JSON.stringify(errorBody(err, requestId)), requestId, trace, undefined, retryAfter(err));
+      access.record(req, ROUTE, 503, 'none', '', requestId, trace, started);
       return true;
     }
     let first: Buffer | undefined;
@@ -124,7 +126,7 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
     req.on('end', () => {
       const body = more ? Buffer.concat(more) : (first ?? Buffer.alloc(0));
       try {
-        respond(req, res, body, requestId, started);
+        respond(req, res, body, requestId, trace, started);
       } finally {
         leave();
       }

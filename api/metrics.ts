@@ -57,6 +57,7 @@ export class ApiMetrics {
   readonly unknownCategories: Counter<'feature' | 'model_version'>;
   readonly auditBroken: Gauge<'model_version'>;
   readonly inFlight: Gauge;
+  readonly emfRecordsDropped: Counter;
   private readonly durationChildren = new Map<string, { observe(v: number): void }>();
   private readonly predictionChildren = new Map<string, { inc(v?: number): void }>();
   private readonly unknownChildren = new Map<string, { inc(v?: number): void }>();
@@ -162,9 +163,11 @@ export class ApiMetrics {
     );
     this.driftWindow = new Gauge({
       name: 'pricesense_drift_window_rows',
-      help: 'Live rows in the drift window',
+      help: 'Live rows in the drift window; across workers the smallest window (each worker computes its own drift)',
       labelNames: ['model_version', 'role'],
       registers,
+      // The drift gauges take the largest worker's reading: the alert's row gate must hold for every worker, not their sum.
+      aggregator: 'min',
       collect() {
         this.reset();
         for (const s of sources()) this.set({ model_version: s.version, role: s.role }, s.drift.size);
@@ -198,6 +201,11 @@ export class ApiMetrics {
       collect() {
         this.set(ready() ? 1 : 0);
       },
+    });
+    this.emfRecordsDropped = new Counter({
+      name: 'pricesense_emf_records_dropped_total',
+      help: 'CloudWatch EMF records the sink did not take (agent unreachable); their counts go with the next interval\'s records, for up to 5 intervals (api/emf.ts)',
+      registers,
     });
     const inFlight = () => this.inFlightSource();
     this.inFlight = new Gauge({

@@ -1,7 +1,8 @@
 /**
  * What every request shares, whichever path answers it (the lean /predict path or
- * Express): its id, the "not ready" error, and the access record — the duration
- * histogram, the access log line and the periodic traffic summary.
+ * Express): its id and trace (api/tracing.ts), the "not ready" error, and the access
+ * record — the duration histogram, the access log line (with the trace and span ids),
+ * the periodic traffic summary and, when OTLP export is on, the request's span.
  *
  * Successful predictions and probes are logged at debug: at thousands of requests a
  * second a line per request costs more CPU than the prediction itself. They are
@@ -14,6 +15,8 @@ import type { Logger } from 'pino';
 import { ApiError, fromHttpError } from './errors';
 import type { ApiMetrics, ShedReason } from './metrics';
 import type { ModelManager } from './model-manager';
+import type { SpanRecorder } from './otlp';
+import { traceFor, type TraceContext } from './tracing';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -69,22 +72,31 @@ export class AccessLog {
   private readonly metrics: ApiMetrics;
   private readonly logger: Logger;
   private readonly summaryIntervalMs: number;
+  /** OTLP export (api/otlp.ts); undefined when off, the default: no span is ever built. */
+  private readonly spans: SpanRecorder | undefined;
   private statuses: Record<number, number> = {};
   private requests = 0;
   private since = Date.now();
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(metrics: ApiMetrics, logger: Logger, summaryIntervalMs = 60_000) {
+  constructor(metrics: ApiMetrics, logger: Logger, options: { summaryIntervalMs?: number; spans?: SpanRecorder } = {}) {
     this.metrics = metrics;
     this.logger = logger;
-    this.summaryIntervalMs = summaryIntervalMs;
+    this.summaryIntervalMs = options.summaryIntervalMs ?? 60_000;
+    this.spans = options.spans;
+  }
+
+  /** The trace of an arriving request (its traceparent continued, or a new one; sampled when exported). */
+  trace(req: IncomingMessage): TraceContext {
+    return traceFor(req.headers.traceparent, this.spans !== undefined);
   }
 
   /** One finished request; `startedMs` is its performance.now() at arrival. */
-  record(req: IncomingMessage, route: string, status: number, modelVersion: string, role: string, requestId: string, startedMs: number): void {
+  record(req: IncomingMessage, route: string, status: number, modelVersion: string, role: string, requestId: string, trace: TraceContext, startedMs: number): void {
     const seconds = (performance.now() - startedMs) / 1000;
     const method = req.method ?? 'GET';
     this.metrics.observeRequest(route, method, status, modelVersion, seconds);
+    this.spans?.record(trace, method, route, status, modelVersion, startedMs, seconds);
     this.requests++;
     this.statuses[status] = (this.statuses[status] ?? 0) + 1;
     this.timer ??= setInterval(() => this.summarize(), this.summaryIntervalMs).unref();
@@ -94,6 +106,8 @@ export class AccessLog {
     this.logger[level](
       {
         reqId: requestId,
+        traceId: trace.traceId,
+        spanId: trace.spanId,
         method,
         path: path.length > 200 ? `${path.slice(0, 200)}...` : path,
         route,
@@ -117,9 +131,14 @@ export class AccessLog {
     this.since = now;
   }
 
-  stop(): void {
+  /** Stops the summary and sends the queued spans (a second at most: shutdown must not wait on a collector). */
+  async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.summarize();
+    if (!this.spans) return;
+    let waited: NodeJS.Timeout | undefined;
+    await Promise.race([this.spans.shutdown().catch(() => undefined), new Promise<void>((resolve) => (waited = setTimeout(resolve, 1000)))]);
+    clearTimeout(waited);
   }
 }

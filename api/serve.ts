@@ -42,10 +42,11 @@ export function addServeOptions(cmd: Command): Command {
     .option('--unknown-categories <policy>', 'a category unseen at training: "missing" scores it as missing and marks it, "reject" answers 422 (env PRICESENSE_UNKNOWN_CATEGORIES, default missing)')
     .option('--max-in-flight <n>', 'prediction requests one process works on at once; more get 503 + Retry-After (env PRICESENSE_MAX_IN_FLIGHT, default 256)')
     .option('--max-event-loop-delay <duration>', 'shed prediction requests while the median event-loop delay is above this; 0 = off (env PRICESENSE_MAX_EVENT_LOOP_DELAY, default 100ms)')
-    .option('--emf <sink>', 'CloudWatch EMF metric records once per interval: "log" (stdout), tcp://host:port (CloudWatch agent) or "off" (env PRICESENSE_EMF, default log)')
+    .option('--emf <sink>', 'CloudWatch EMF metric records once per interval: tcp://host:port (CloudWatch agent), "log" (stdout, only where it reaches CloudWatch Logs unwrapped) or "off" (env PRICESENSE_EMF, default off)')
     .option('--emf-interval <duration>', 'EMF reporting interval, 100ms to 1h (env PRICESENSE_EMF_INTERVAL, default 60s)')
     .option('--emf-namespace <ns>', 'CloudWatch namespace of the EMF metrics (env PRICESENSE_EMF_NAMESPACE, default pricesense)')
     .option('--emf-log-group <name>', 'log group the CloudWatch agent writes EMF records to (env PRICESENSE_EMF_LOG_GROUP)')
+    .option('--otlp-endpoint <url>', 'export a span per request to this OTLP/HTTP collector (<url>/v1/traces), or "off" (env PRICESENSE_OTLP_ENDPOINT, default off)')
     .option('--log-level <level>', 'pino level (env PRICESENSE_LOG_LEVEL, default info)')
     .option('--workers <n>', 'processes (node:cluster), a number or "auto" = one per core (env PRICESENSE_WORKERS, default 1)');
 }

@@ -17,7 +17,8 @@ import type { LoadShedder } from './load-shedding';
 import { EmfReporter } from './emf';
 import { ApiMetrics } from './metrics';
 import { ModelManager } from './model-manager';
-import type { AccessLog } from './request-context';
+import { createOtlpRecorder } from './otlp';
+import { AccessLog } from './request-context';
 
 export function createLogger(level: string, destination: pino.DestinationStream | number = 1): Logger {
   const dest = typeof destination === 'number' ? pino.destination({ dest: destination, sync: false }) : destination;
@@ -73,11 +74,14 @@ export async function createService(config: ApiConfig, deps: ServiceDeps = {}): 
     now: deps.now,
   });
   metrics.setReadySource(() => manager.ready);
+  const serviceVersion = serviceVersionDefault();
+  const spans = config.otlpEndpoint === undefined ? undefined : await createOtlpRecorder({ endpoint: config.otlpEndpoint, serviceName: 'pricesense-api', serviceVersion });
   const { app, listener, access, shedder } = createRequestListener({
     manager,
     logger,
+    access: new AccessLog(metrics, logger, { spans }),
     bodyLimitBytes: config.bodyLimitBytes,
-    serviceVersion: serviceVersionDefault(),
+    serviceVersion,
     unknownCategories: config.unknownCategories,
     maxInFlight: config.maxInFlight,
     maxEventLoopDelayMs: config.maxEventLoopDelayMs,
@@ -180,15 +184,13 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
         settled = true;
         clearInterval(sweeper);
         clearTimeout(deadline);
-        service.access.stop();
         const stopped = () => {
           logger.info({ event: 'stopped', drained, inFlight: active.size }, drained ? 'drained and stopped' : 'deadline reached; remaining connections closed');
           // The destination writes asynchronously: the caller may exit next, so resolve once the lines are out.
           logger.flush(() => resolve({ drained }));
         };
-        // The last interval's metrics go out before the process does.
-        if (service.emf) void service.emf.stop().finally(stopped);
-        else stopped();
+        // The last interval's metrics and the queued spans go out before the process does.
+        void Promise.allSettled([service.emf?.stop(), service.access.stop()]).finally(stopped);
       };
       // Closed before it ever listened (a signal during the load): nothing to drain.
       if (server.listening) server.close(() => settle(true));

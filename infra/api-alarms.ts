@@ -47,7 +47,7 @@ export interface AlarmThresholds {
 export interface MetricStat {
   readonly namespace: string;
   readonly metricName: string;
-  readonly stat: 'Sum' | 'Maximum' | 'Minimum';
+  readonly stat: 'Sum' | 'Maximum' | 'Minimum' | 'SampleCount';
   readonly period: number;
 }
 
@@ -71,20 +71,53 @@ export interface ApiAlarm {
   readonly evaluationPeriods: number;
   /** A drift alarm whose ALARM may start the retraining pipeline (monitoring.retrainOnDrift). */
   readonly startsRetraining: boolean;
+  /**
+   * A period without records: `notBreaching` where no records means no traffic or no pods
+   * (other alarms cover those); `breaching` for the heartbeat, whose whole point is
+   * missing records; `ignore` for drift, whose figures pause while a rollout's new pods
+   * fill their windows: the alarm keeps its state instead of going OK and then ALARM
+   * again, which would start another retraining execution after every rollout.
+   */
+  readonly treatMissingData: 'notBreaching' | 'breaching' | 'ignore';
+}
+
+export interface ApiAlarmOptions {
+  /**
+   * The heartbeat alarm (api-metrics-missing). Off where the nodes scale to zero on a
+   * schedule (cost.demoHours): a cluster asleep sends no records either.
+   */
+  readonly heartbeat: boolean;
 }
 
 const PERIOD = 300;
 
 /** The API's alarms for one stack. */
-export function apiAlarms(stack: string, t: AlarmThresholds): ApiAlarm[] {
+export function apiAlarms(stack: string, t: AlarmThresholds, options: ApiAlarmOptions = { heartbeat: true }): ApiAlarm[] {
   const ns = apiMetricNamespace(stack);
   const metric = (id: string, metricName: string, stat: MetricStat['stat']): AlarmQuery => ({ id, metric: { namespace: ns, metricName, stat, period: PERIOD } });
   const single = (metricName: string, stat: MetricStat['stat']): AlarmQuery[] => [{ ...metric('m', metricName, stat), returnData: true }];
+  const heartbeat: ApiAlarm[] = options.heartbeat
+    ? [{
+        // Every process writes ModelReady once per interval (60 s): 5 samples per process in a period.
+        id: 'api-metrics-missing',
+        prometheusAlert: 'PricesenseMetricsMissing',
+        description:
+          'No API metrics records reached CloudWatch for 15 minutes: no API pod runs, or the EMF path (pod → CloudWatch agent on its node, TCP 25888 → log group) is broken. ' +
+          'Every other API alarm is blind until this clears. Check the pods\' emf_sink_failed log lines and pricesense_emf_records_dropped_total',
+        queries: single(API_METRICS.modelReady, 'SampleCount'),
+        threshold: 1,
+        comparisonOperator: 'LessThanThreshold',
+        evaluationPeriods: 3,
+        startsRetraining: false,
+        treatMissingData: 'breaching',
+      }]
+    : [];
   return [
+    ...heartbeat,
     {
       id: 'api-5xx-rate',
       prometheusAlert: 'PricesenseHigh5xxRate',
-      description: `API 5xx responses above ${t.error5xxPercent}% of requests (probes excluded) for 10 minutes`,
+      description: `API 5xx responses above ${t.error5xxPercent}% of requests (probes excluded) for 10 minutes; shed requests (503 overloaded, RequestsShed) count: sustained shedding means too little capacity`,
       queries: [
         metric('requests', API_METRICS.requests, 'Sum'),
         metric('errors', API_METRICS.errors5xx, 'Sum'),
@@ -94,6 +127,7 @@ export function apiAlarms(stack: string, t: AlarmThresholds): ApiAlarm[] {
       comparisonOperator: 'GreaterThanThreshold',
       evaluationPeriods: 2,
       startsRetraining: false,
+      treatMissingData: 'notBreaching',
     },
     {
       id: 'api-p99-latency',
@@ -108,6 +142,7 @@ export function apiAlarms(stack: string, t: AlarmThresholds): ApiAlarm[] {
       comparisonOperator: 'GreaterThanThreshold',
       evaluationPeriods: 3,
       startsRetraining: false,
+      treatMissingData: 'notBreaching',
     },
     {
       id: 'api-model-load-failures',
@@ -118,6 +153,7 @@ export function apiAlarms(stack: string, t: AlarmThresholds): ApiAlarm[] {
       comparisonOperator: 'GreaterThanThreshold',
       evaluationPeriods: 1,
       startsRetraining: false,
+      treatMissingData: 'notBreaching',
     },
     {
       id: 'api-no-model',
@@ -128,6 +164,7 @@ export function apiAlarms(stack: string, t: AlarmThresholds): ApiAlarm[] {
       comparisonOperator: 'LessThanThreshold',
       evaluationPeriods: 3,
       startsRetraining: false,
+      treatMissingData: 'notBreaching',
     },
     {
       id: 'drift-psi',
@@ -138,6 +175,7 @@ export function apiAlarms(stack: string, t: AlarmThresholds): ApiAlarm[] {
       comparisonOperator: 'GreaterThanThreshold',
       evaluationPeriods: 3,
       startsRetraining: true,
+      treatMissingData: 'ignore',
     },
     {
       id: 'drift-unknown-categories',
@@ -148,6 +186,7 @@ export function apiAlarms(stack: string, t: AlarmThresholds): ApiAlarm[] {
       comparisonOperator: 'GreaterThanThreshold',
       evaluationPeriods: 3,
       startsRetraining: true,
+      treatMissingData: 'ignore',
     },
     {
       // Usually an upstream data problem: retraining on it would learn the breakage, so it only notifies.
@@ -159,6 +198,7 @@ export function apiAlarms(stack: string, t: AlarmThresholds): ApiAlarm[] {
       comparisonOperator: 'GreaterThanThreshold',
       evaluationPeriods: 3,
       startsRetraining: false,
+      treatMissingData: 'ignore',
     },
   ];
 }

@@ -11,11 +11,19 @@ export const CONTAINER_PORT = 8080;
 
 /**
  * The API's CloudWatch metrics (api/emf.ts): the app sends its EMF records to the
- * Container Insights agent's EMF listener (the add-on's `cloudwatch-agent` Service, enabled
- * in infra/cluster.ts), which writes them to this log group, from which CloudWatch
+ * Container Insights agent's EMF listener (enabled in infra/cluster.ts through
+ * CLOUDWATCH_AGENT_CONFIG), which writes them to this log group, from which CloudWatch
  * extracts them into this namespace; the platform's alarms read it (infra/api-alarms.ts).
+ *
+ * The add-on runs the agent as a DaemonSet on the node's network (hostNetwork), so each
+ * pod sends to the agent on its own node: the node's IP from the downward API (HOST_IP),
+ * port 25888. Node-local, no Service hop, and a NetworkPolicy can name the destination:
+ * selectors never match host-network pods, the node subnets' CIDRs do (infra/app/app.ts).
  */
-export const CLOUDWATCH_AGENT_EMF_ENDPOINT = 'tcp://cloudwatch-agent.amazon-cloudwatch:25888';
+export const CLOUDWATCH_AGENT_EMF_PORT = 25888;
+/** The env var the Deployment fills with status.hostIP; Kubernetes expands `$(HOST_IP)` in later env values. */
+export const HOST_IP_ENV = 'HOST_IP';
+export const CLOUDWATCH_AGENT_EMF_ENDPOINT = `tcp://$(${HOST_IP_ENV}):${CLOUDWATCH_AGENT_EMF_PORT}`;
 
 export function apiMetricNamespace(stack: string): string {
   return `pricesense/${stack}`;

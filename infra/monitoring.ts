@@ -7,7 +7,7 @@
  * interval (api/emf.ts) to the Container Insights agent's EMF listener, which puts it in
  * the `api-metrics` log group; CloudWatch extracts the metrics into `pricesense/<stack>`.
  * No log line per request, and every request counts (infra/api-alarms.ts has the
- * alarms; docs/infra.md, "API metrics and alarms", the cost).
+ * alarms; docs/infra.md, "API metrics and alarms", the cost per million requests).
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
@@ -19,8 +19,9 @@ import { API_METRICS, apiAlarms, apiMetricNamespace, slowerThanMetric, type ApiA
 
 /**
  * The Container Insights add-on's agent configuration (infra/cluster.ts): the default
- * enhanced Container Insights plus the EMF listener (TCP/UDP 25888), which the add-on's
- * operator then exposes as the `cloudwatch-agent` Service the API sends its records to.
+ * enhanced Container Insights plus the EMF listener (TCP/UDP 25888). The agent is a
+ * host-network DaemonSet, so the API sends to the agent on its own node's address
+ * (infra/app-contract.ts), which the app's NetworkPolicy allows (infra/app/app.ts).
  */
 export const CLOUDWATCH_AGENT_CONFIG = {
   agent: { config: { logs: { metrics_collected: { kubernetes: { enhanced_container_insights: true }, emf: {} } } } },
@@ -41,6 +42,8 @@ export interface MonitoringArgs {
   readonly driftPsi: number;
   readonly unknownCategoryPercent: number;
   readonly missingIncreasePercent: number;
+  /** The API-metrics heartbeat alarm (infra/api-alarms.ts): off where the nodes sleep on a schedule. */
+  readonly metricsHeartbeat: boolean;
   readonly aws: AwsContext;
 }
 
@@ -139,7 +142,7 @@ export class Monitoring extends pulumi.ComponentResource {
       ...alarmActions,
     }, parent);
 
-    this.apiAlarms = apiAlarms(args.stack, args).map((definition) => {
+    this.apiAlarms = apiAlarms(args.stack, args, { heartbeat: args.metricsHeartbeat }).map((definition) => {
       const alarm = new aws.cloudwatch.MetricAlarm(`${name}-${definition.id}`, {
         alarmDescription: definition.description,
         metricQueries: definition.queries.map((q) => ({
@@ -152,8 +155,7 @@ export class Monitoring extends pulumi.ComponentResource {
         evaluationPeriods: definition.evaluationPeriods,
         threshold: definition.threshold,
         comparisonOperator: definition.comparisonOperator,
-        // No records: no pods (the pod alarms cover that) or a dev cluster asleep.
-        treatMissingData: 'notBreaching',
+        treatMissingData: definition.treatMissingData,
         ...alarmActions,
       }, parent);
       return { definition, arn: alarm.arn };

@@ -123,6 +123,8 @@ export function subnetCidr(vpcCidr: string, kind: 'private' | 'public', index: n
 export class Network extends pulumi.ComponentResource {
   readonly vpcId: pulumi.Output<string>;
   readonly privateSubnetIds: pulumi.Output<string>[];
+  /** The private subnets' CIDRs: where the nodes (and host-network pods) have their addresses. */
+  readonly privateSubnetCidrs: string[];
   readonly publicSubnetIds: pulumi.Output<string>[];
   readonly privateRouteTableId: pulumi.Output<string>;
   readonly endpointSecurityGroupId: pulumi.Output<string>;
@@ -160,17 +162,20 @@ export class Network extends pulumi.ComponentResource {
     this.privateRouteTableId = privateRt.id;
 
     this.privateSubnetIds = [];
+    this.privateSubnetCidrs = [];
     this.publicSubnetIds = [];
     for (let i = 0; i < args.azCount; i++) {
+      const privateCidr = subnetCidr(args.cidr, 'private', i);
       const priv = new aws.ec2.Subnet(`${name}-private-${i}`, {
         vpcId: vpc.id,
         availabilityZoneId: zoneId(i),
-        cidrBlock: subnetCidr(args.cidr, 'private', i),
+        cidrBlock: privateCidr,
         mapPublicIpOnLaunch: false,
         tags: { Name: `${name}-private-${i}`, 'kubernetes.io/role/internal-elb': '1', tier: 'private', ...clusterTag },
       }, parent);
       new aws.ec2.RouteTableAssociation(`${name}-private-${i}`, { subnetId: priv.id, routeTableId: privateRt.id }, parent);
       this.privateSubnetIds.push(priv.id);
+      this.privateSubnetCidrs.push(privateCidr);
 
       const pub = new aws.ec2.Subnet(`${name}-public-${i}`, {
         vpcId: vpc.id,

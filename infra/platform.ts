@@ -75,6 +75,7 @@ export function buildPlatform(cfg: StackConfig): Platform {
     stack: cfg.stack,
     clusterName,
     ...cfg.monitoring,
+    metricsHeartbeat: cfg.cost.demoHours === undefined,
     aws: ctx,
   }, aws);
 
@@ -152,6 +153,7 @@ export function stackOutputs(p: Platform): Record<string, pulumi.Input<unknown>>
     sagemakerExecutionRoleArn: p.modelRegistry.executionRoleArn,
     clusterName: p.cluster.clusterName,
     kubeconfig: p.cluster.kubeconfig,
+    nodeCidrs: p.network.privateSubnetCidrs,
     deployerProject: p.deployer.projectName,
     deployerImage: p.deployer.image,
     alertTopicArn: p.monitoring.alertTopicArn,

@@ -109,13 +109,15 @@ describe('inference API (in-process)', () => {
     // service.handler takes a plain POST /predict before Express; service.app is Express alone.
     const bothWays = async (body: string, contentType = 'application/json') => {
       const send = (target: Service['handler'] | Service['app']) =>
-        request(target).post('/predict').set('Content-Type', contentType).set('X-Request-Id', 'same-id').send(body);
+        request(target).post('/predict').set('Content-Type', contentType).set('X-Request-Id', 'same-id').set('traceparent', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01').send(body);
       const [lean, viaExpress] = await Promise.all([send(service.handler), send(service.app)]);
       expect(lean.status).toBe(viaExpress.status);
       expect(lean.text).toBe(viaExpress.text);
       const headers = (r: request.Response) => {
         const h = { ...r.headers };
         for (const volatile of ['date', 'connection', 'keep-alive']) delete h[volatile];
+        // The caller's trace on both paths; the span id is new per request.
+        h.traceresponse = String(h.traceresponse).replace(/^(00-4bf92f3577b34da6a3ce929d0e0e4736-)[0-9a-f]{16}(-01)$/, '$1<span>$2');
         return h;
       };
       expect(headers(lean)).toEqual(headers(viaExpress));

@@ -9,6 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { load } from 'js-yaml';
 import { apiAlarms, type ApiAlarm } from '../../infra/api-alarms';
+import { CLOUDWATCH_AGENT_EMF_ENDPOINT, CLOUDWATCH_AGENT_EMF_PORT, HOST_IP_ENV } from '../../infra/app-contract';
+import { parseEmfSink } from '../config';
 import { parseStackConfig } from '../../infra/config';
 import { stackConfig } from '../../infra/test/stack-files';
 import { startServer, type RunningServer } from '../server';
@@ -94,7 +96,9 @@ describe('deploy/observability: Grafana dashboard and PrometheusRule', () => {
     const monitoring = parseStackConfig('prod', 'pricesense', stackConfig('platform', 'prod')).monitoring;
     const alarms = apiAlarms('prod', monitoring);
     const byAlert = new Map((await rules()).map((r) => [r.alert, r]));
-    expect([...byAlert.keys()].sort()).toEqual(alarms.map((a) => a.prometheusAlert).sort());
+    // Only Prometheus can say that CloudWatch gets no records: that alert has no alarm of its own.
+    const prometheusOnly = ['PricesenseEmfRecordsDropped'];
+    expect([...byAlert.keys()].sort()).toEqual([...alarms.map((a) => a.prometheusAlert), ...prometheusOnly].sort());
     const threshold: Record<string, (a: ApiAlarm) => number> = {
       'api-5xx-rate': () => monitoring.error5xxPercent,
       'api-p99-latency': () => monitoring.p99LatencyMs / 1000,
@@ -103,11 +107,19 @@ describe('deploy/observability: Grafana dashboard and PrometheusRule', () => {
       'drift-missing-values': (a) => a.threshold,
       'api-model-load-failures': () => 0,
       'api-no-model': () => 1,
+      'api-metrics-missing': () => 0,
     };
     for (const a of alarms) {
       const rule = byAlert.get(a.prometheusAlert)!;
       expect([a.id, rule.expr]).toEqual([a.id, expect.stringMatching(new RegExp(`[<>] ${threshold[a.id](a)}\\b`))]);
       expect([a.id, rule.for]).toEqual([a.id, a.evaluationPeriods > 1 ? `${a.evaluationPeriods * 5}m` : undefined]);
     }
+  });
+
+  it('the Deployment\'s PRICESENSE_EMF, as Kubernetes expands it, is a sink the API accepts, on the port the NetworkPolicy opens', () => {
+    // infra/test/app-assertions.ts checks the other half: the env names this endpoint and the policy opens this port to the nodes.
+    const expanded = CLOUDWATCH_AGENT_EMF_ENDPOINT.replace(`$(${HOST_IP_ENV})`, '10.0.17.42');
+    expect(expanded).not.toContain('$(');
+    expect(parseEmfSink('PRICESENSE_EMF', expanded)).toEqual({ kind: 'tcp', host: '10.0.17.42', port: CLOUDWATCH_AGENT_EMF_PORT });
   });
 });

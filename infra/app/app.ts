@@ -6,7 +6,7 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
-import { APP_NAME, APP_NAMESPACE, CLOUDWATCH_AGENT_EMF_ENDPOINT, CONTAINER_NAME, CONTAINER_PORT, SERVICE_ACCOUNT } from '../app-contract';
+import { APP_NAME, APP_NAMESPACE, CLOUDWATCH_AGENT_EMF_ENDPOINT, CLOUDWATCH_AGENT_EMF_PORT, CONTAINER_NAME, CONTAINER_PORT, HOST_IP_ENV, SERVICE_ACCOUNT } from '../app-contract';
 import { TIER_LABEL, type Tier } from '../stack-config';
 
 export interface AppArgs {
@@ -33,6 +33,8 @@ export interface AppArgs {
   readonly resources: { cpuRequest: string; cpuLimit: string; memoryRequest: string; memoryLimit: string };
   /** Where the API's CloudWatch metrics go (api/emf.ts → the agent's EMF listener → this namespace). */
   readonly metrics: { readonly namespace: string; readonly logGroup: string };
+  /** The node subnets' CIDRs (platform stack): where the host-network CloudWatch agent listens. */
+  readonly nodeCidrs: pulumi.Input<string[]>;
   readonly k8sProvider: k8s.Provider;
 }
 
@@ -58,7 +60,7 @@ export class App extends pulumi.ComponentResource {
       metadata: { ...inNs, name: SERVICE_ACCOUNT, annotations: { 'eks.amazonaws.com/role-arn': args.roleArn } },
       automountServiceAccountToken: false,
     }, k8sOpts);
-    networkPolicies(name, ns, labels, objectLabels, k8sOpts);
+    networkPolicies(name, ns, labels, objectLabels, args.nodeCidrs, k8sOpts);
 
     this.image = pulumi.output(args.image);
     const probe = (path: string, periodSeconds: number, failureThreshold: number): k8s.types.input.core.v1.Probe => ({
@@ -99,6 +101,8 @@ export class App extends pulumi.ComponentResource {
                 { name: 'PRICESENSE_LAKE', value: args.lakeUri },
                 { name: 'AWS_REGION', value: args.region },
                 { name: 'PORT', value: String(CONTAINER_PORT) },
+                // Before PRICESENSE_EMF, which names it as $(HOST_IP): the agent on this pod's node.
+                { name: HOST_IP_ENV, valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } },
                 { name: 'PRICESENSE_EMF', value: CLOUDWATCH_AGENT_EMF_ENDPOINT },
                 { name: 'PRICESENSE_EMF_NAMESPACE', value: args.metrics.namespace },
                 { name: 'PRICESENSE_EMF_LOG_GROUP', value: args.metrics.logGroup },
@@ -199,11 +203,13 @@ export function loadBalancerAnnotations(args: Pick<AppArgs, 'tlsCertificateArn' 
 /**
  * Default deny in the namespace (the VPC CNI enforces NetworkPolicy, cluster.ts), then what
  * the API needs: ingress on its port (the load balancer and kubelet probes arrive on it);
- * egress to the cluster DNS, and HTTPS out. With no NAT gateway and no internet route in
- * the private subnets, HTTPS reaches only the VPC endpoints and S3 through the gateway
- * endpoint, both limited to this account by their endpoint policies (network.ts).
+ * egress to the cluster DNS, HTTPS out, and the CloudWatch agent's EMF listener. With no
+ * NAT gateway and no internet route in the private subnets, HTTPS reaches only the VPC
+ * endpoints and S3 through the gateway endpoint, both limited to this account by their
+ * endpoint policies (network.ts). The agent runs on the nodes' network (app-contract.ts),
+ * which no pod or namespace selector matches: its peers are the node subnets.
  */
-function networkPolicies(name: string, ns: k8s.core.v1.Namespace, selector: Record<string, string>, labels: Record<string, string>, opts: pulumi.CustomResourceOptions): void {
+function networkPolicies(name: string, ns: k8s.core.v1.Namespace, selector: Record<string, string>, labels: Record<string, string>, nodeCidrs: pulumi.Input<string[]>, opts: pulumi.CustomResourceOptions): void {
   const metadata = (policy: string) => ({ namespace: ns.metadata.name, name: policy, labels });
   new k8s.networking.v1.NetworkPolicy(`${name}-default-deny`, {
     metadata: metadata('default-deny'),
@@ -221,6 +227,10 @@ function networkPolicies(name: string, ns: k8s.core.v1.Namespace, selector: Reco
           ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }],
         },
         { to: [{ ipBlock: { cidr: '0.0.0.0/0' } }], ports: [{ protocol: 'TCP', port: 443 }] },
+        {
+          to: pulumi.output(nodeCidrs).apply((cidrs) => cidrs.map((cidr) => ({ ipBlock: { cidr } }))),
+          ports: [{ protocol: 'TCP', port: CLOUDWATCH_AGENT_EMF_PORT }],
+        },
       ],
     },
   }, opts);

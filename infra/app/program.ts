@@ -50,6 +50,7 @@ export function appProgram(): Record<string, pulumi.Input<unknown>> {
     scaleDownStabilizationSeconds: cfg.app.scaleDownStabilizationSeconds,
     resources: cfg.app,
     metrics: { namespace: apiMetricNamespace(cfg.stack), logGroup: apiMetricsLogGroup(cfg.stack) },
+    nodeCidrs: platform.requireOutput('nodeCidrs').apply((c) => c as string[]),
     k8sProvider,
   });
 

@@ -44,8 +44,9 @@ export function describeApp(stack: string, getRun: () => ProgramRun, getPreview:
         { name: 'PRICESENSE_LAKE', value: platform.lakeUri },
         { name: 'AWS_REGION', value: REGION },
         { name: 'PORT', value: '8080' },
-        // Metrics: EMF records to the Container Insights agent, in the namespace and log group the platform's alarms read.
-        { name: 'PRICESENSE_EMF', value: 'tcp://cloudwatch-agent.amazon-cloudwatch:25888' },
+        // Metrics: EMF records to the Container Insights agent on the pod's node, in the namespace and log group the platform's alarms read.
+        { name: 'HOST_IP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } },
+        { name: 'PRICESENSE_EMF', value: 'tcp://$(HOST_IP):25888' },
         { name: 'PRICESENSE_EMF_NAMESPACE', value: `pricesense/${stack}` },
         { name: 'PRICESENSE_EMF_LOG_GROUP', value: `/pricesense/${stack}/api-metrics` },
       ]));
@@ -59,7 +60,7 @@ export function describeApp(stack: string, getRun: () => ProgramRun, getPreview:
       expect(spread).toMatchObject({ maxSkew: 1, whenUnsatisfiable: e.zoneSpreadHard ? 'DoNotSchedule' : 'ScheduleAnyway' });
     });
 
-    test('pods: no Kubernetes API token; default-deny in the namespace with explicit allows (API port in; DNS and HTTPS out)', () => {
+    test('pods: no Kubernetes API token; default-deny in the namespace with explicit allows (API port in; DNS, HTTPS and the EMF agent out)', () => {
       const run = getRun();
       expect(run.one('kubernetes:core/v1:ServiceAccount').inputs.automountServiceAccountToken).toBe(false);
       expect(podSpec(run).automountServiceAccountToken).toBe(false);
@@ -68,7 +69,24 @@ export function describeApp(stack: string, getRun: () => ProgramRun, getPreview:
       const api = policies.find((p) => p.name === 'pricesense-api')?.spec;
       expect(api?.ingress).toEqual([{ ports: [{ protocol: 'TCP', port: 8080 }] }]);
       const egressPorts = (api?.egress as Obj[]).flatMap((rule) => (rule.ports as Obj[]).map((p) => `${String(p.protocol)}/${String(p.port)}`));
-      expect(egressPorts.sort()).toEqual(['TCP/443', 'TCP/53', 'UDP/53']);
+      expect(egressPorts.sort()).toEqual(['TCP/25888', 'TCP/443', 'TCP/53', 'UDP/53']);
+    });
+
+    test('the EMF endpoint the API is given is one its NetworkPolicy lets it reach (host and port read from the env, not restated)', () => {
+      const run = getRun();
+      const env = o((podSpec(run).containers as unknown[])[0]).env as Obj[];
+      const value = (name: string) => env.find((e) => e.name === name);
+      const m = /^tcp:\/\/\$\((\w+)\):(\d+)$/.exec(String(value('PRICESENSE_EMF')?.value));
+      expect(m).not.toBeNull();
+      const [, hostVar, port] = m!;
+      // Kubernetes expands $(VAR) only from variables defined before it; this one is the node's address.
+      expect(env.findIndex((e) => e.name === hostVar)).toBeLessThan(env.findIndex((e) => e.name === 'PRICESENSE_EMF'));
+      expect(value(hostVar)?.valueFrom).toEqual({ fieldRef: { fieldPath: 'status.hostIP' } });
+      const api = o(run.ofType('kubernetes:networking.k8s.io/v1:NetworkPolicy').find((p) => o(p.inputs.metadata).name === 'pricesense-api')!.inputs.spec);
+      const toAgent = (api.egress as Obj[]).filter((rule) => (rule.ports as Obj[]).some((p) => p.protocol === 'TCP' && p.port === Number(port)));
+      expect(toAgent).toHaveLength(1);
+      // Every node address (the platform's node subnets), nothing else.
+      expect(toAgent[0].to).toEqual((platformOutputsFor(stack).nodeCidrs as string[]).map((cidr) => ({ ipBlock: { cidr } })));
     });
 
     test(e.publicEndpoint ? 'demo load balancer: named source CIDRs, TLS with the ACM certificate, access logs to the lake\'s logs/lb/, cost tags' : 'no load balancer', () => {

@@ -79,5 +79,7 @@ export function statistic(points: readonly Datapoint[], metric: Pick<MetricStat,
       return Math.max(...values);
     case 'Minimum':
       return Math.min(...values);
+    case 'SampleCount':
+      return values.length;
   }
 }

@@ -178,6 +178,7 @@ export function platformOutputsFor(stack: string): Record<string, unknown> {
     tier: stack,
     clusterName: `pricesense-${stack}`,
     kubeconfig: JSON.stringify({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: `pricesense-${stack}` }] }),
+    nodeCidrs: ['10.0.0.0/20', '10.0.16.0/20', '10.0.32.0/20'],
   };
 }
 

@@ -379,13 +379,17 @@ export function describeStack(e: TierExpectations): void {
       const topic = run.one('aws:sns/topic:Topic').state.arn;
       const alarms = run.ofType('aws:cloudwatch/metricAlarm:MetricAlarm');
       const cfg = parseStackConfig(e.stack, 'pricesense', stackConfig('platform', e.stack));
-      const definitions = apiAlarms(e.stack, cfg.monitoring);
+      const definitions = apiAlarms(e.stack, cfg.monitoring, { heartbeat: cfg.cost.demoHours === undefined });
+      // The heartbeat alarm exactly where the nodes never sleep: a dead metrics path must not look like a quiet service.
+      expect(definitions.some((d) => d.id === 'api-metrics-missing')).toBe(e.stack !== 'dev');
       expect(alarms.map((a) => a.name).sort()).toEqual([...definitions.map((d) => `monitoring-${d.id}`), 'monitoring-node-cpu', 'monitoring-pod-restarts'].sort());
       for (const a of alarms) expect(a.inputs.alarmActions).toEqual([topic]);
       // Every API alarm reads the stack's EMF namespace, exactly as declared in infra/api-alarms.ts.
       for (const d of definitions) {
         const inputs = run.one('aws:cloudwatch/metricAlarm:MetricAlarm', `monitoring-${d.id}`).inputs;
-        expect(inputs).toMatchObject({ threshold: d.threshold, comparisonOperator: d.comparisonOperator, evaluationPeriods: d.evaluationPeriods, treatMissingData: 'notBreaching' });
+        expect(inputs).toMatchObject({ threshold: d.threshold, comparisonOperator: d.comparisonOperator, evaluationPeriods: d.evaluationPeriods, treatMissingData: d.treatMissingData });
+        // A heartbeat breaches on silence; drift keeps its state through a rollout (no OK → ALARM → another retrain).
+        expect([d.id, d.treatMissingData]).toEqual([d.id, d.id === 'api-metrics-missing' ? 'breaching' : d.id.startsWith('drift-') ? 'ignore' : 'notBreaching']);
         const queries = inputs.metricQueries as { metric?: { namespace: string; metricName: string } }[];
         for (const q of queries.filter((q) => q.metric)) expect(q.metric?.namespace).toBe(`pricesense/${e.stack}`);
         expect(queries.filter((q) => (q as { returnData?: boolean }).returnData)).toHaveLength(1);
@@ -469,6 +473,10 @@ export function describeStack(e: TierExpectations): void {
         tier: e.stack,
       });
       expect(typeof run.outputs.kubeconfig).toBe('string');
+      // Where the app's NetworkPolicy lets the API reach the host-network CloudWatch agent: the nodes' subnets.
+      const nodeSubnets = run.ofType('aws:ec2/subnet:Subnet').filter((s) => o(s.inputs.tags).tier === 'private').map((s) => s.inputs.cidrBlock);
+      expect(run.outputs.nodeCidrs).toEqual(nodeSubnets);
+      expect(nodeSubnets.length).toBeGreaterThanOrEqual(2);
     });
 
     test('preview of a first up: the same resources as the update, their ids unknown', () => {

@@ -1,0 +1,139 @@
+/**
+ * The EMF reporter when its sink (the CloudWatch agent) is away: records not written are
+ * counted on /metrics and logged at error (not once and then silence), and their request
+ * counts reach the agent with the next interval that gets through, so an agent restart
+ * does not skew the 5xx rate or the p99 share. Real sockets on loopback, the real metrics.
+ */
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { loadConfig } from '../config';
+import { EMF_MAX_CARRY_INTERVALS, EmfReporter } from '../emf';
+import { ApiMetrics } from '../metrics';
+import { extractEmf, statistic } from '../../infra/test/cloudwatch-emf';
+import { waitFor } from './fixtures';
+
+const NS = 'pricesense/emf-test';
+
+interface LogLine {
+  event?: string;
+  level?: number;
+  droppedRecords?: number;
+  countsGivenUp?: boolean;
+  err?: string;
+}
+
+function capturingLogger(): { logger: pino.Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString('utf8').split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l) as LogLine);
+      done();
+    },
+  });
+  return { logger: pino({ level: 'info' }, stream), lines };
+}
+
+/** A port nothing listens on (yet). */
+async function closedPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const { port } = s.address() as AddressInfo;
+  await new Promise((resolve) => s.close(resolve));
+  return port;
+}
+
+/** A stand-in for the agent's EMF listener: one record per line. */
+async function agentOn(port: number): Promise<{ lines: string[]; close(): Promise<void> }> {
+  const lines: string[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    let buffered = '';
+    socket.on('data', (c: Buffer) => {
+      buffered += c.toString('utf8');
+      const parts = buffered.split('\n');
+      buffered = parts.pop()!;
+      lines.push(...parts);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    lines,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+const dropped = async (m: ApiMetrics) => (await m.emfRecordsDropped.get()).values.reduce((a, v) => a + v.value, 0);
+const requests = (lines: string[]) => statistic(lines.flatMap(extractEmf), { namespace: NS, metricName: 'Requests', stat: 'Sum' }) ?? 0;
+const errors5xx = (lines: string[]) => statistic(lines.flatMap(extractEmf), { namespace: NS, metricName: 'Requests5xx', stat: 'Sum' }) ?? 0;
+
+describe('EMF reporter with the agent away', () => {
+  it('is off unless configured (the stdout sink only works where CloudWatch Logs gets the lines unwrapped)', () => {
+    expect(loadConfig({}).emf).toBeUndefined();
+    expect(loadConfig({ PRICESENSE_EMF: 'log' }).emf).toEqual({ kind: 'log' });
+    expect(loadConfig({ PRICESENSE_EMF: 'tcp://10.0.3.7:25888' }).emf).toEqual({ kind: 'tcp', host: '10.0.3.7', port: 25888 });
+  });
+
+  it('counts and logs the records it could not send, and sends their counts once the agent is back', async () => {
+    const metrics = new ApiMetrics({ defaultMetrics: false });
+    const { logger, lines: logs } = capturingLogger();
+    const port = await closedPort();
+    const emf = new EmfReporter(metrics, logger, { namespace: NS, intervalMs: 60_000, sink: { kind: 'tcp', host: '127.0.0.1', port }, logGroup: '/pricesense/emf-test/api-metrics' });
+
+    for (let i = 0; i < 7; i++) metrics.observeRequest('/predict', 'POST', 200, '1', 0.002);
+    metrics.observeRequest('/predict', 'POST', 500, '1', 0.002);
+    await emf.report();
+    const firstDrop = await dropped(metrics);
+    expect(firstDrop).toBeGreaterThanOrEqual(2); // the service record and the version record at least
+    expect(logs.filter((l) => l.event === 'emf_sink_failed')).toEqual([expect.objectContaining({ level: 50, droppedRecords: firstDrop, countsGivenUp: false, err: expect.stringContaining('ECONNREFUSED') })]);
+
+    // Another failed interval: counted, not logged again within the interval of the error lines.
+    for (let i = 0; i < 3; i++) metrics.observeRequest('/predict', 'POST', 200, '1', 0.002);
+    await emf.report();
+    expect(await dropped(metrics)).toBeGreaterThan(firstDrop);
+    expect(logs.filter((l) => l.event === 'emf_sink_failed')).toHaveLength(1);
+    expect(await metrics.registry.metrics()).toMatch(/^pricesense_emf_records_dropped_total \d+$/m);
+
+    // The agent is back: the next records carry both failed intervals' requests, once.
+    const agent = await agentOn(port);
+    try {
+      metrics.observeRequest('/predict', 'POST', 200, '1', 0.002);
+      await emf.report();
+      await waitFor('the records at the agent', () => agent.lines.length >= 2);
+      expect([requests(agent.lines), errors5xx(agent.lines)]).toEqual([12, 1]);
+      expect(logs.filter((l) => l.event === 'emf_sink_recovered')).toHaveLength(1);
+      // The next interval: nothing new to count, nothing counted twice.
+      await emf.report();
+      await waitFor('the next service record', () => agent.lines.filter((l) => !l.includes('"ModelVersion"')).length >= 2);
+      expect(requests(agent.lines)).toBe(12);
+    } finally {
+      await emf.stop();
+      await agent.close();
+    }
+  });
+
+  it(`gives the counts up after ${EMF_MAX_CARRY_INTERVALS} failed intervals, and says so at error`, async () => {
+    const metrics = new ApiMetrics({ defaultMetrics: false });
+    const { logger, lines: logs } = capturingLogger();
+    const port = await closedPort();
+    const emf = new EmfReporter(metrics, logger, { namespace: NS, intervalMs: 60_000, sink: { kind: 'tcp', host: '127.0.0.1', port } });
+    metrics.observeRequest('/predict', 'POST', 200, '1', 0.002);
+    for (let i = 0; i < EMF_MAX_CARRY_INTERVALS; i++) await emf.report();
+    expect(logs.filter((l) => l.event === 'emf_sink_failed').map((l) => l.countsGivenUp)).toEqual([false, true]);
+    const agent = await agentOn(port);
+    try {
+      metrics.observeRequest('/predict', 'POST', 200, '1', 0.002);
+      await emf.report();
+      await waitFor('the records at the agent', () => agent.lines.length >= 2);
+      expect(requests(agent.lines)).toBe(1);
+    } finally {
+      await emf.stop();
+      await agent.close();
+    }
+  });
+});
