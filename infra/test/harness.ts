@@ -177,6 +177,7 @@ export function platformOutputsFor(stack: string): Record<string, unknown> {
     region: REGION,
     tier: stack,
     clusterName: `pricesense-${stack}`,
+    kubernetesVersion: '1.33',
     kubeconfig: JSON.stringify({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: `pricesense-${stack}` }] }),
   };
 }
