@@ -4,7 +4,7 @@
  * hand-made ones. Resource props are update-run outputs; the first-up preview runs them in
  * stack-assertions.ts.
  */
-import { DIGEST, releaseImages, runProgram, withProps, type ProgramRun } from './harness';
+import { AUTOSCALER_CONFIG, DIGEST, releaseImages, runProgram, withProps, type ProgramRun } from './harness';
 import { DEMO_ENDPOINT } from './stack-assertions';
 import { runPolicies } from './policy-engine';
 import type { CheckedResource } from '../policies/rules';
@@ -15,7 +15,7 @@ let prod: ProgramRun;
 let dev: ProgramRun;
 let demo: ProgramRun;
 beforeAll(async () => {
-  demo = await runProgram('app', 'dev', { overrides: { 'pricesense:app': JSON.stringify({ image: { digest: DIGEST }, ...DEMO_ENDPOINT }) } });
+  demo = await runProgram('app', 'dev', { overrides: { 'pricesense:app': JSON.stringify({ image: { digest: DIGEST }, ...DEMO_ENDPOINT }), ...AUTOSCALER_CONFIG } });
   prod = await runProgram('platform', 'prod', { overrides: { 'pricesense:images': releaseImages() } });
   dev = await runProgram('platform', 'dev', { overrides: { 'pricesense:images': releaseImages() } });
 });
