@@ -186,6 +186,25 @@ describe('autoscaling', () => {
     expect(caught(prod, 'cluster-autoscaler-present-and-scoped', (r) => (r.type === 'aws:iam/rolePolicy:RolePolicy' && r.name === 'cluster-autoscaler' ? withProps(r, { policy: unscoped }) : r)))
       .toEqual([expect.stringContaining('cluster-autoscaler: autoscaling:SetDesiredCapacity without an aws:ResourceTag/k8s.io/cluster-autoscaler/<cluster> condition')]);
   });
+
+  test('cluster-autoscaler-present-and-scoped, app stack: no autoscaler Deployment; its discovery, region, account or binding missing', () => {
+    const rule = 'cluster-autoscaler-present-and-scoped';
+    expect(caught(demo, rule)).toEqual([]);
+    const autoscaler = (change: (pod: Record<string, unknown>, container: Record<string, unknown>) => void): Mutate => (r) => {
+      if (r.name !== 'cluster-autoscaler-deployment') return r;
+      const spec = JSON.parse(JSON.stringify(r.props.spec)) as { template: { spec: Record<string, unknown> & { containers: Record<string, unknown>[] } } };
+      change(spec.template.spec, spec.template.spec.containers[0]);
+      return withProps(r, { spec });
+    };
+    expect(caught(demo, rule, (r) => (r.name === 'cluster-autoscaler-deployment' ? { ...r, type: 'test:removed' } : r)))
+      .toEqual(['no Deployment kube-system/cluster-autoscaler: nothing adds a node when the HPA\'s pods are pending']);
+    expect(caught(demo, rule, autoscaler((_, c) => { c.args = ['--cloud-provider=aws', '--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled']; })))
+      .toEqual([expect.stringContaining('needs --cloud-provider=aws and --node-group-auto-discovery on the tags')]);
+    expect(caught(demo, rule, autoscaler((_, c) => { c.env = []; }))).toEqual([expect.stringContaining('no AWS_REGION')]);
+    expect(caught(demo, rule, autoscaler((pod) => { pod.serviceAccountName = 'default'; }))).toEqual([expect.stringContaining('runs as default')]);
+    expect(caught(demo, rule, (r) => (r.type === 'kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding' ? { ...r, type: 'test:removed' } : r)))
+      .toEqual([expect.stringContaining('no ClusterRoleBinding for kube-system/cluster-autoscaler')]);
+  });
 });
 
 describe('STS endpoint policy and web identity (issue 16 concern)', () => {
