@@ -20,14 +20,11 @@ import { platformProgram } from '../program';
 import { appProgram } from '../app/program';
 import { deliveryProgram } from '../delivery/program';
 
-export { ROOT, DIGEST, stackConfig, type Project } from './stack-files';
+export { ROOT, DIGEST, AUTOSCALER_DIGEST, AUTOSCALER_CONFIG, stackConfig, type Project } from './stack-files';
 export const ACCOUNT = '123456789012';
 export const REGION = 'us-east-1';
 export const JOBS_DIGEST = `sha256:${'cd'.repeat(32)}`;
 export const DEPLOYER_DIGEST = `sha256:${'ef'.repeat(32)}`;
-export const AUTOSCALER_DIGEST = `sha256:${'0c'.repeat(32)}`;
-/** The app stacks' Cluster Autoscaler mirror, as committed once per stack (docs/infra.md). */
-export const AUTOSCALER_CONFIG = { 'pricesense:clusterAutoscaler': JSON.stringify({ version: 'v1.33.0', digest: AUTOSCALER_DIGEST }) };
 export const REGISTRY = `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com`;
 
 // The policy SDK's own unknown-value machinery, so preview props behave as the engine hands them to rules.
