@@ -72,3 +72,32 @@ export function missingImageIssue(key: string, stack: string, output: string, de
     got: 'nothing',
   };
 }
+
+/**
+ * The ECR mirror of registry.k8s.io/autoscaling/cluster-autoscaler, next to the API's
+ * repository (no NAT: nodes pull from ECR only). `crane copy` keeps the upstream digest, so
+ * one digest names the same bytes in every account (docs/infra.md, "Autoscaling").
+ */
+export const AUTOSCALER_MIRROR_REPOSITORY = 'mirror/cluster-autoscaler';
+export interface AutoscalerImage {
+  /** Upstream release tag, v<Kubernetes minor>.<patch>. */
+  readonly version: string;
+  readonly digest: string;
+}
+
+/** `<registry>/mirror/cluster-autoscaler:<version>@<digest>`, in the registry of the API's repository. */
+export function autoscalerImageReference(apiRepositoryUrl: string, image: AutoscalerImage): string {
+  const registry = apiRepositoryUrl.split('/')[0];
+  return `${registry}/${AUTOSCALER_MIRROR_REPOSITORY}:${image.version}@${image.digest}`;
+}
+
+/**
+ * The autoscaler's minor version must be the cluster's (its compatibility rule: it simulates
+ * the scheduler of that Kubernetes release). Undefined when they match.
+ */
+export function autoscalerVersionProblem(version: string, kubernetesVersion: string): string | undefined {
+  const minor = /^v(1\.\d+)\./.exec(version)?.[1];
+  return minor === kubernetesVersion ? undefined
+    : `pricesense:clusterAutoscaler.version ${version} does not match the cluster's Kubernetes ${kubernetesVersion}: ` +
+      `mirror registry.k8s.io/autoscaling/cluster-autoscaler:v${kubernetesVersion}.<patch> and set its version and digest (docs/infra.md, "Autoscaling")`;
+}

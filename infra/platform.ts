@@ -152,6 +152,8 @@ export function stackOutputs(p: Platform): Record<string, pulumi.Input<unknown>>
     registryUri: pulumi.interpolate`sagemaker://${p.modelRegistry.groupName}`,
     sagemakerExecutionRoleArn: p.modelRegistry.executionRoleArn,
     clusterName: p.cluster.clusterName,
+    // The app project checks Cluster Autoscaler's release against it.
+    kubernetesVersion: p.config.cluster.version,
     kubeconfig: p.cluster.kubeconfig,
     nodeCidrs: p.network.privateSubnetCidrs,
     deployerProject: p.deployer.projectName,

@@ -5,7 +5,7 @@
  */
 import { bool, cidr, int, list, obj, oneOf, optional, str } from '../config-schema';
 import { ConfigError, type DeepPartial, type RawConfig, type SettingsOf, type StackIdentity, type Tier, TIERS, parseProjectConfig, type ProjectConfigSpec } from '../stack-config';
-import { hasImage, imageRefProblem, imageRefSpec, missingImageIssue } from '../images';
+import { AUTOSCALER_MIRROR_REPOSITORY, type AutoscalerImage, DIGEST_PATTERN, hasImage, imageRefProblem, imageRefSpec, missingImageIssue } from '../images';
 import { checkPublicCidrs } from '../config';
 
 const QUANTITY_CPU = str({ pattern: /^(\d+m|\d+(\.\d+)?)$/, patternText: 'a Kubernetes CPU quantity such as 250m or 1' });
@@ -32,6 +32,15 @@ export const APP_SCHEMA = {
     memoryRequest: QUANTITY_MEM,
     memoryLimit: QUANTITY_MEM,
   }),
+  /**
+   * Cluster Autoscaler's image: the release of registry.k8s.io/autoscaling/cluster-autoscaler
+   * mirrored into the shared registry's mirror/cluster-autoscaler (docs/infra.md, "Autoscaling").
+   * The digest is the upstream one (a mirror copy keeps it), so it is committed per stack.
+   */
+  clusterAutoscaler: obj({
+    version: optional(str({ pattern: /^v1\.\d+\.\d+$/, patternText: 'an upstream release tag such as v1.33.0 (its minor = the cluster\'s Kubernetes minor)' })),
+    digest: optional(str({ pattern: DIGEST_PATTERN, patternText: 'the image digest sha256:<64 hex> (crane digest of the mirrored tag)' })),
+  }),
 } as const;
 
 export type AppSettings = SettingsOf<typeof APP_SCHEMA>;
@@ -48,6 +57,7 @@ const COMMON: DeepPartial<AppSettings> = {
     memoryRequest: '256Mi',
     memoryLimit: '512Mi',
   },
+  clusterAutoscaler: {},
 };
 
 const TIER_DEFAULTS: Record<Tier, DeepPartial<AppSettings>> = {
@@ -73,6 +83,9 @@ export const APP_CONFIG: ProjectConfigSpec<typeof APP_SCHEMA> = {
         complain('app.publicEndpointCidrs', 'the CIDRs allowed to the demo load balancer when app.publicEndpoint is true (at least one, never 0.0.0.0/0)', s.app.publicEndpointCidrs);
       }
     }
+    if ((s.clusterAutoscaler.version === undefined) !== (s.clusterAutoscaler.digest === undefined)) {
+      complain('clusterAutoscaler', 'both version and digest (the tag names the release, the digest pins its bytes)', s.clusterAutoscaler);
+    }
     if (s.tier === 'prod' && s.app.minReplicas < 2) {
       complain('app.minReplicas', 'at least 2 in prod (a PodDisruptionBudget needs a spare replica)', s.app.minReplicas);
     }
@@ -87,12 +100,27 @@ export function parseAppConfig(stack: string, project: string, raw: RawConfig): 
  * The app program's config: refused without app.image (review H2: without it the program
  * would declare no Deployment, and the `up` would delete namespace, Deployment and Service).
  */
-export function parseReleasedAppConfig(stack: string, project: string, raw: RawConfig): AppStackConfig {
+export function parseReleasedAppConfig(stack: string, project: string, raw: RawConfig): AppStackConfig & { clusterAutoscaler: AutoscalerImage } {
   const cfg = parseAppConfig(stack, project, raw);
-  if (!hasImage(cfg.app.image)) {
-    throw new ConfigError(stack, [missingImageIssue('pricesense:app.image', stack, 'apiImage', 'the namespace, Deployment and Service of the API')]);
-  }
-  return cfg;
+  const issues = [];
+  if (!hasImage(cfg.app.image)) issues.push(missingImageIssue('pricesense:app.image', stack, 'apiImage', 'the namespace, Deployment and Service of the API'));
+  // Same reason: the stack would delete the autoscaler, and nothing would add a node.
+  const { version, digest } = cfg.clusterAutoscaler;
+  if (version === undefined || digest === undefined) issues.push(missingAutoscalerIssue(stack));
+  if (issues.length > 0 || version === undefined || digest === undefined) throw new ConfigError(stack, issues);
+  return { ...cfg, clusterAutoscaler: { version, digest } };
+}
+
+function missingAutoscalerIssue(stack: string): { key: string; expected: string; got: string } {
+  return {
+    key: 'pricesense:clusterAutoscaler',
+    expected: 'Cluster Autoscaler\'s mirrored image, version and digest (without it nothing adds a node when the HPA\'s pods are pending). ' +
+      'Mirror it once per account, then commit both to the stack file: ' +
+      `crane copy registry.k8s.io/autoscaling/cluster-autoscaler:v<kubernetes minor>.<patch> <account>.dkr.ecr.<region>.amazonaws.com/${AUTOSCALER_MIRROR_REPOSITORY}:<same tag>; ` +
+      `pulumi config set --stack ${stack} --path pricesense:clusterAutoscaler.version <tag>; ` +
+      `pulumi config set --stack ${stack} --path pricesense:clusterAutoscaler.digest "$(crane digest registry.k8s.io/autoscaling/cluster-autoscaler:<tag>)"`,
+    got: 'nothing',
+  };
 }
 
 /** The platform stack of the same name, as a DIY (self-managed) backend names it. */

@@ -7,9 +7,10 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
 import { loadStackConfig } from '../load-config';
-import { imageReference } from '../images';
+import { autoscalerImageReference, autoscalerVersionProblem, imageReference } from '../images';
 import { parseReleasedAppConfig, platformStackName, requireSameTier } from './config';
 import { App } from './app';
+import { ClusterAutoscaler } from './cluster-autoscaler';
 import { apiMetricNamespace, apiMetricsLogGroup } from '../app-contract';
 
 export function appProgram(): Record<string, pulumi.Input<unknown>> {
@@ -54,6 +55,21 @@ export function appProgram(): Record<string, pulumi.Input<unknown>> {
     k8sProvider,
   });
 
+  // parseReleasedAppConfig refuses a stack without it (nothing would add a node); the
+  // version must be the cluster's Kubernetes minor.
+  const autoscalerImage = pulumi.all([fromPlatform('apiRepositoryUrl'), fromPlatform('kubernetesVersion')]).apply(([url, kubernetesVersion]) => {
+    const problem = autoscalerVersionProblem(cfg.clusterAutoscaler.version, kubernetesVersion);
+    if (problem !== undefined) throw new pulumi.RunError(problem);
+    return autoscalerImageReference(url, cfg.clusterAutoscaler);
+  });
+  new ClusterAutoscaler('cluster-autoscaler', {
+    tier: cfg.tier,
+    clusterName: fromPlatform('clusterName'),
+    region: fromPlatform('region'),
+    image: autoscalerImage,
+    k8sProvider,
+  });
+
   // null (not undefined) when there is no public endpoint: shown as such, no warning.
-  return { apiImage: app.image, apiEndpoint: app.endpoint ?? null };
+  return { apiImage: app.image, apiEndpoint: app.endpoint ?? null, clusterAutoscalerImage: autoscalerImage };
 }

@@ -542,7 +542,7 @@ const AUTOSCALER_ACTIONS = ['autoscaling:SetDesiredCapacity', 'autoscaling:Termi
 export const clusterAutoscalerScoped: StackRule = {
   kind: 'stack',
   name: 'cluster-autoscaler-present-and-scoped',
-  description: 'A stack with an EKS cluster gives Cluster Autoscaler (kube-system/cluster-autoscaler) a Pod Identity role, reaches the autoscaling API through a VPC endpoint, and lets no role change Auto Scaling capacity except on groups tagged k8s.io/cluster-autoscaler/<cluster> = owned.',
+  description: 'A stack with an EKS cluster gives Cluster Autoscaler (kube-system/cluster-autoscaler) a Pod Identity role, reaches the autoscaling API through a VPC endpoint, and lets no role change Auto Scaling capacity except on groups tagged k8s.io/cluster-autoscaler/<cluster> = owned; the stack that deploys into the cluster (the app project) runs it: a kube-system/cluster-autoscaler Deployment with that service account, AWS auto-discovery on those tags, AWS_REGION, and its ClusterRoleBinding.',
   enforcementLevel: 'mandatory',
   validate(resources, report) {
     const clusters = resources.filter((r) => r.type === 'eks:index:Cluster');
@@ -554,6 +554,28 @@ export const clusterAutoscalerScoped: StackRule = {
         const tags = Object.keys(asRecord(asRecord(st.Condition).StringEquals)).filter((k) => /^aws:ResourceTag\/k8s\.io\/cluster-autoscaler\/(?!enabled$)/.test(k));
         if (tags.length === 0) report(`${policy.name}: ${actions.join(', ')} without an aws:ResourceTag/k8s.io/cluster-autoscaler/<cluster> condition (any Auto Scaling group in the account)`, policy.urn);
       }
+    }
+    // The app stack (Kubernetes objects, no cluster): the autoscaler must run in the cluster,
+    // or the platform's role and endpoint scale nothing.
+    if (clusters.length === 0 && resources.some((r) => r.type === 'pulumi:providers:kubernetes')) {
+      const autoscaler = ofType(resources, 'kubernetes:apps/v1:Deployment')
+        .find((d) => asRecord(d.props.metadata).namespace === 'kube-system' && asRecord(d.props.metadata).name === 'cluster-autoscaler');
+      if (autoscaler === undefined) {
+        report('no Deployment kube-system/cluster-autoscaler: nothing adds a node when the HPA\'s pods are pending');
+        return;
+      }
+      const pod = asRecord(asRecord(asRecord(autoscaler.props.spec).template).spec);
+      const container = asRecord(asArray(pod.containers)[0]);
+      const args = asArray(container.args).map(String);
+      if (pod.serviceAccountName !== 'cluster-autoscaler') report(`${autoscaler.name}: runs as ${String(pod.serviceAccountName)}, not the service account of the Pod Identity association (cluster-autoscaler)`, autoscaler.urn);
+      if (!args.includes('--cloud-provider=aws') || !args.some((a) => /^--node-group-auto-discovery=asg:tag=k8s\.io\/cluster-autoscaler\/enabled,k8s\.io\/cluster-autoscaler\/[\w-]+$/.test(a))) {
+        report(`${autoscaler.name}: needs --cloud-provider=aws and --node-group-auto-discovery on the tags k8s.io/cluster-autoscaler/enabled and k8s.io/cluster-autoscaler/<cluster> (the only groups its role may scale)`, autoscaler.urn);
+      }
+      if (!asArray(container.env).some((e) => asRecord(e).name === 'AWS_REGION')) report(`${autoscaler.name}: no AWS_REGION (IMDS hop limit 1: the pod cannot read its region from instance metadata)`, autoscaler.urn);
+      const bound = ofType(resources, 'kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding')
+        .some((b) => asArray(b.props.subjects).some((x) => asRecord(x).namespace === 'kube-system' && asRecord(x).name === 'cluster-autoscaler'));
+      if (!bound) report(`${autoscaler.name}: no ClusterRoleBinding for kube-system/cluster-autoscaler (it cannot watch pods or nodes)`, autoscaler.urn);
+      return;
     }
     if (clusters.length === 0) return;
     const associations = ofType(resources, 'aws:eks/podIdentityAssociation:PodIdentityAssociation')

@@ -2,7 +2,7 @@
  * The app project (the API's Kubernetes objects), asserted against each stack's mocked runs,
  * update and preview: called from describeStack so each program runs once per stack file.
  */
-import { DIGEST, REGION, REGISTRY, platformOutputsFor, withProps, type ProgramRun } from './harness';
+import { AUTOSCALER_DIGEST, DIGEST, REGION, REGISTRY, platformOutputsFor, withProps, type ProgramRun } from './harness';
 import { runPolicies } from './policy-engine';
 
 export interface AppExpectations {
@@ -15,7 +15,7 @@ type Obj = Record<string, unknown>;
 const o = (v: unknown): Obj => v as Obj;
 
 function podSpec(run: ProgramRun): Obj {
-  return o(o(o(run.one('kubernetes:apps/v1:Deployment').inputs.spec).template).spec);
+  return o(o(o(run.one('kubernetes:apps/v1:Deployment', 'app-api').inputs.spec).template).spec);
 }
 
 export function describeApp(stack: string, getRun: () => ProgramRun, getPreview: () => ProgramRun, e: AppExpectations): void {
@@ -50,7 +50,7 @@ export function describeApp(stack: string, getRun: () => ProgramRun, getPreview:
         { name: 'PRICESENSE_EMF_NAMESPACE', value: `pricesense/${stack}` },
         { name: 'PRICESENSE_EMF_LOG_GROUP', value: `/pricesense/${stack}/api-metrics` },
       ]));
-      expect(o(run.one('kubernetes:core/v1:ServiceAccount').inputs.metadata)).toMatchObject({
+      expect(o(run.one('kubernetes:core/v1:ServiceAccount', 'app-sa').inputs.metadata)).toMatchObject({
         name: 'pricesense-api', namespace: 'mlops', annotations: { 'eks.amazonaws.com/role-arn': platform.apiRoleArn },
       });
       expect(o(container.livenessProbe).httpGet).toEqual({ path: '/health', port: 'http' });
@@ -62,7 +62,7 @@ export function describeApp(stack: string, getRun: () => ProgramRun, getPreview:
 
     test('pods: no Kubernetes API token; default-deny in the namespace with explicit allows (API port in; DNS, HTTPS and the EMF agent out)', () => {
       const run = getRun();
-      expect(run.one('kubernetes:core/v1:ServiceAccount').inputs.automountServiceAccountToken).toBe(false);
+      expect(run.one('kubernetes:core/v1:ServiceAccount', 'app-sa').inputs.automountServiceAccountToken).toBe(false);
       expect(podSpec(run).automountServiceAccountToken).toBe(false);
       const policies = run.ofType('kubernetes:networking.k8s.io/v1:NetworkPolicy').map((p) => ({ name: o(p.inputs.metadata).name, spec: o(p.inputs.spec) }));
       expect(policies.find((p) => p.name === 'default-deny')?.spec).toEqual({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
@@ -125,9 +125,49 @@ export function describeApp(stack: string, getRun: () => ProgramRun, getPreview:
       expect(hpa).toMatchObject({ minReplicas: e.hpa.min, maxReplicas: e.hpa.max });
       expect(o(o(hpa.behavior).scaleDown).stabilizationWindowSeconds).toBe(e.hpa.scaleDownWindow);
       expect(o(run.one('kubernetes:policy/v1:PodDisruptionBudget').inputs.spec).maxUnavailable).toBe(1);
-      expect(run.one('kubernetes:apps/v1:Deployment').opts.ignoreChanges).toEqual(['spec.replicas']);
+      expect(run.one('kubernetes:apps/v1:Deployment', 'app-api').opts.ignoreChanges).toEqual(['spec.replicas']);
       if (e.publicEndpoint) expect(run.outputs.apiEndpoint).toMatch(/^https:\/\/.+\.elb\.us-east-1\.amazonaws\.com$/);
       else expect(run.outputs.apiEndpoint).toBeNull();
+    });
+
+    test('Cluster Autoscaler: the mirrored image by digest, auto-discovery of this cluster\'s groups, the region, non-root and read-only', () => {
+      const run = getRun();
+      const deployment = run.one('kubernetes:apps/v1:Deployment', 'cluster-autoscaler-deployment').inputs;
+      expect(o(deployment.metadata)).toMatchObject({ namespace: 'kube-system', name: 'cluster-autoscaler' });
+      const pod = o(o(o(deployment.spec).template).spec);
+      expect(pod).toMatchObject({ priorityClassName: 'system-cluster-critical', serviceAccountName: 'cluster-autoscaler', securityContext: { runAsNonRoot: true, runAsUser: 65534 } });
+      const container = o((pod.containers as unknown[])[0]);
+      const autoscalerImage = `${REGISTRY}/mirror/cluster-autoscaler:v1.33.0@${AUTOSCALER_DIGEST}`;
+      expect(container.image).toBe(autoscalerImage);
+      expect(run.outputs.clusterAutoscalerImage).toBe(autoscalerImage);
+      expect(container.args).toEqual(expect.arrayContaining([
+        '--cloud-provider=aws',
+        `--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,k8s.io/cluster-autoscaler/pricesense-${stack}`,
+        '--balance-similar-node-groups',
+        '--skip-nodes-with-system-pods=false',
+        '--expander=least-waste',
+      ]));
+      expect(container.env).toEqual([{ name: 'AWS_REGION', value: REGION }]);
+      expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
+      expect(o(container.resources)).toEqual({ requests: { cpu: '100m', memory: '600Mi' }, limits: { cpu: '100m', memory: '600Mi' } });
+      // The service account the platform's Pod Identity association names; no IRSA annotation.
+      expect(o(run.one('kubernetes:core/v1:ServiceAccount', 'cluster-autoscaler-sa').inputs.metadata)).toMatchObject({ namespace: 'kube-system', name: 'cluster-autoscaler' });
+      expect(o(o(run.one('kubernetes:core/v1:ServiceAccount', 'cluster-autoscaler-sa').inputs.metadata).annotations)).toBeUndefined();
+    });
+
+    test('Cluster Autoscaler RBAC: the upstream rules, bound to kube-system/cluster-autoscaler; writes only to nodes, its lease, status ConfigMap and evictions', () => {
+      const run = getRun();
+      const subject = [{ kind: 'ServiceAccount', name: 'cluster-autoscaler', namespace: 'kube-system' }];
+      expect(run.one('kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding').inputs).toMatchObject({ roleRef: { kind: 'ClusterRole', name: 'cluster-autoscaler' }, subjects: subject });
+      expect(run.one('kubernetes:rbac.authorization.k8s.io/v1:RoleBinding').inputs).toMatchObject({ metadata: { namespace: 'kube-system' }, roleRef: { kind: 'Role', name: 'cluster-autoscaler' }, subjects: subject });
+      const rules = (type: string) => (run.one(type).inputs.rules as Obj[]);
+      const writes = (list: Obj[]) => list.filter((r) => (r.verbs as string[]).some((v) => !['get', 'list', 'watch'].includes(v)))
+        .flatMap((r) => (r.resources as string[]).map((res) => `${res}${r.resourceNames ? `/${(r.resourceNames as string[]).join('|')}` : ''}`)).sort();
+      expect(writes(rules('kubernetes:rbac.authorization.k8s.io/v1:ClusterRole'))).toEqual([
+        'endpoints', 'endpoints/cluster-autoscaler', 'events', 'jobs', 'leases', 'leases/cluster-autoscaler', 'nodes', 'pods/eviction', 'pods/status',
+      ]);
+      expect(writes(rules('kubernetes:rbac.authorization.k8s.io/v1:Role'))).toEqual(['configmaps', 'configmaps/cluster-autoscaler-status|cluster-autoscaler-priority-expander']);
+      expect(rules('kubernetes:rbac.authorization.k8s.io/v1:ClusterRole').flatMap((r) => r.resources as string[])).not.toContain('secrets');
     });
 
     test('preview: the same objects, the image already known (it comes from config and the platform stack)', () => {
@@ -147,7 +187,7 @@ export function describeApp(stack: string, getRun: () => ProgramRun, getPreview:
 
     test(`policy pack: a Deployment image by tag ${stack === 'dev' ? 'is allowed in dev' : `is caught in ${stack}`}; an unlabelled one is held to the prod rule`, () => {
       const byTag = (labels: Obj | undefined) => getPreview().checked().map((r) => {
-        if (r.type !== 'kubernetes:apps/v1:Deployment') return r;
+        if (r.type !== 'kubernetes:apps/v1:Deployment' || r.name !== 'app-api') return r;
         const spec = o(r.props.spec);
         const template = o(spec.template);
         const pod = o(template.spec);
@@ -160,7 +200,7 @@ export function describeApp(stack: string, getRun: () => ProgramRun, getPreview:
       });
       const digestViolations = (resources: ReturnType<typeof byTag>): string[] =>
         runPolicies(resources).violations.filter((v) => v.rule === 'images-by-digest-outside-dev').map((v) => v.message);
-      const own = digestViolations(byTag(o(o(getRun().one('kubernetes:apps/v1:Deployment').inputs.metadata).labels)));
+      const own = digestViolations(byTag(o(o(getRun().one('kubernetes:apps/v1:Deployment', 'app-api').inputs.metadata).labels)));
       expect(own).toEqual(stack === 'dev' ? [] : [expect.stringContaining(`runs ${REGISTRY}/pricesense/api:1.0.0, not an image digest reference`)]);
       expect(digestViolations(byTag(undefined))).toEqual([expect.stringContaining('unknown tier (treated as prod)')]);
     });

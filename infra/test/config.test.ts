@@ -2,7 +2,8 @@
 import { ConfigError, cronAt, parseStackConfig, type RawConfig } from '../config';
 import { parseAppConfig, parseReleasedAppConfig, requireSameTier } from '../app/config';
 import { parseDeliveryConfig } from '../delivery/config';
-import { DIGEST, stackConfig } from './stack-files';
+import { AUTOSCALER_CONFIG, AUTOSCALER_DIGEST, DIGEST, stackConfig } from './stack-files';
+import { autoscalerImageReference, autoscalerVersionProblem } from '../images';
 
 function errorOf(stack: string, raw: RawConfig, parse: (stack: string, project: string, raw: RawConfig) => unknown = parseStackConfig): ConfigError {
   try {
@@ -239,7 +240,28 @@ describe('app project config (infra/app/Pulumi.<stack>.yaml)', () => {
     const message = errorOf(stack, app(stack), parseReleasedAppConfig).message;
     expect(message).toContain('pricesense:app.image: expected the release\'s image (a run without it would delete the namespace, Deployment and Service of the API)');
     expect(message).toContain(`pulumi config set --stack ${stack} --path pricesense:app.image.digest "$(pulumi stack output --stack ${stack} apiImage | cut -d@ -f2)"`);
-    expect(parseReleasedAppConfig(stack, 'p', { ...app(stack), 'pricesense:app': JSON.stringify({ image: { digest: DIGEST } }) }).app.image).toEqual({ digest: DIGEST });
+    expect(parseReleasedAppConfig(stack, 'p', { ...app(stack), 'pricesense:app': JSON.stringify({ image: { digest: DIGEST } }), ...AUTOSCALER_CONFIG }).app.image).toEqual({ digest: DIGEST });
+  });
+
+  test.each(['dev', 'stage', 'prod'])('%s: the app program refuses a stack without Cluster Autoscaler\'s mirrored image, saying how to mirror it', (stack) => {
+    const released = { ...app(stack), 'pricesense:app': JSON.stringify({ image: { digest: DIGEST } }) };
+    const message = errorOf(stack, released, parseReleasedAppConfig).message;
+    expect(message).toContain('pricesense:clusterAutoscaler: expected Cluster Autoscaler\'s mirrored image, version and digest (without it nothing adds a node');
+    expect(message).toContain('crane copy registry.k8s.io/autoscaling/cluster-autoscaler:v<kubernetes minor>.<patch> <account>.dkr.ecr.<region>.amazonaws.com/mirror/cluster-autoscaler:<same tag>');
+    expect(message).not.toContain('pricesense:app.image');
+    expect(parseReleasedAppConfig(stack, 'p', { ...released, ...AUTOSCALER_CONFIG }).clusterAutoscaler).toEqual({ version: 'v1.33.0', digest: AUTOSCALER_DIGEST });
+    const half = { ...released, 'pricesense:clusterAutoscaler': JSON.stringify({ version: 'v1.33.0' }) };
+    expect(errorOf(stack, half, parseAppConfig).message).toContain('pricesense:clusterAutoscaler: expected both version and digest');
+    const tagged = { ...released, 'pricesense:clusterAutoscaler': JSON.stringify({ version: 'latest', digest: AUTOSCALER_DIGEST }) };
+    expect(errorOf(stack, tagged, parseAppConfig).message).toContain('pricesense:clusterAutoscaler.version: expected an upstream release tag such as v1.33.0');
+  });
+
+  test('the autoscaler\'s minor version must be the cluster\'s; its image is the mirror next to the API repository, by digest', () => {
+    expect(autoscalerVersionProblem('v1.33.2', '1.33')).toBeUndefined();
+    expect(autoscalerVersionProblem('v1.32.0', '1.33')).toContain('pricesense:clusterAutoscaler.version v1.32.0 does not match the cluster\'s Kubernetes 1.33');
+    expect(autoscalerVersionProblem('v1.3.0', '1.33')).toBeDefined();
+    expect(autoscalerImageReference('1.dkr.ecr.us-east-1.amazonaws.com/pricesense/api', { version: 'v1.33.0', digest: AUTOSCALER_DIGEST }))
+      .toBe(`1.dkr.ecr.us-east-1.amazonaws.com/mirror/cluster-autoscaler:v1.33.0@${AUTOSCALER_DIGEST}`);
   });
 
   test('stage and prod refuse an image tag; dev takes one; never both', () => {

@@ -4,7 +4,7 @@
  * hand-made ones. Resource props are update-run outputs; the first-up preview runs them in
  * stack-assertions.ts.
  */
-import { DIGEST, releaseImages, runProgram, withProps, type ProgramRun } from './harness';
+import { AUTOSCALER_CONFIG, DIGEST, releaseImages, runProgram, withProps, type ProgramRun } from './harness';
 import { DEMO_ENDPOINT } from './stack-assertions';
 import { runPolicies } from './policy-engine';
 import type { CheckedResource } from '../policies/rules';
@@ -15,7 +15,7 @@ let prod: ProgramRun;
 let dev: ProgramRun;
 let demo: ProgramRun;
 beforeAll(async () => {
-  demo = await runProgram('app', 'dev', { overrides: { 'pricesense:app': JSON.stringify({ image: { digest: DIGEST }, ...DEMO_ENDPOINT }) } });
+  demo = await runProgram('app', 'dev', { overrides: { 'pricesense:app': JSON.stringify({ image: { digest: DIGEST }, ...DEMO_ENDPOINT }), ...AUTOSCALER_CONFIG } });
   prod = await runProgram('platform', 'prod', { overrides: { 'pricesense:images': releaseImages() } });
   dev = await runProgram('platform', 'dev', { overrides: { 'pricesense:images': releaseImages() } });
 });
@@ -185,6 +185,25 @@ describe('autoscaling', () => {
     const unscoped = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['autoscaling:SetDesiredCapacity'], Resource: '*', Condition: { StringEquals: { 'aws:ResourceTag/k8s.io/cluster-autoscaler/enabled': 'true' } } }] });
     expect(caught(prod, 'cluster-autoscaler-present-and-scoped', (r) => (r.type === 'aws:iam/rolePolicy:RolePolicy' && r.name === 'cluster-autoscaler' ? withProps(r, { policy: unscoped }) : r)))
       .toEqual([expect.stringContaining('cluster-autoscaler: autoscaling:SetDesiredCapacity without an aws:ResourceTag/k8s.io/cluster-autoscaler/<cluster> condition')]);
+  });
+
+  test('cluster-autoscaler-present-and-scoped, app stack: no autoscaler Deployment; its discovery, region, account or binding missing', () => {
+    const rule = 'cluster-autoscaler-present-and-scoped';
+    expect(caught(demo, rule)).toEqual([]);
+    const autoscaler = (change: (pod: Record<string, unknown>, container: Record<string, unknown>) => void): Mutate => (r) => {
+      if (r.name !== 'cluster-autoscaler-deployment') return r;
+      const spec = JSON.parse(JSON.stringify(r.props.spec)) as { template: { spec: Record<string, unknown> & { containers: Record<string, unknown>[] } } };
+      change(spec.template.spec, spec.template.spec.containers[0]);
+      return withProps(r, { spec });
+    };
+    expect(caught(demo, rule, (r) => (r.name === 'cluster-autoscaler-deployment' ? { ...r, type: 'test:removed' } : r)))
+      .toEqual(['no Deployment kube-system/cluster-autoscaler: nothing adds a node when the HPA\'s pods are pending']);
+    expect(caught(demo, rule, autoscaler((_, c) => { c.args = ['--cloud-provider=aws', '--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled']; })))
+      .toEqual([expect.stringContaining('needs --cloud-provider=aws and --node-group-auto-discovery on the tags')]);
+    expect(caught(demo, rule, autoscaler((_, c) => { c.env = []; }))).toEqual([expect.stringContaining('no AWS_REGION')]);
+    expect(caught(demo, rule, autoscaler((pod) => { pod.serviceAccountName = 'default'; }))).toEqual([expect.stringContaining('runs as default')]);
+    expect(caught(demo, rule, (r) => (r.type === 'kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding' ? { ...r, type: 'test:removed' } : r)))
+      .toEqual([expect.stringContaining('no ClusterRoleBinding for kube-system/cluster-autoscaler')]);
   });
 });
 

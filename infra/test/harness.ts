@@ -20,7 +20,7 @@ import { platformProgram } from '../program';
 import { appProgram } from '../app/program';
 import { deliveryProgram } from '../delivery/program';
 
-export { ROOT, DIGEST, stackConfig, type Project } from './stack-files';
+export { ROOT, DIGEST, AUTOSCALER_DIGEST, AUTOSCALER_CONFIG, stackConfig, type Project } from './stack-files';
 export const ACCOUNT = '123456789012';
 export const REGION = 'us-east-1';
 export const JOBS_DIGEST = `sha256:${'cd'.repeat(32)}`;
@@ -177,6 +177,7 @@ export function platformOutputsFor(stack: string): Record<string, unknown> {
     region: REGION,
     tier: stack,
     clusterName: `pricesense-${stack}`,
+    kubernetesVersion: '1.33',
     kubeconfig: JSON.stringify({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: `pricesense-${stack}` }] }),
     nodeCidrs: ['10.0.0.0/20', '10.0.16.0/20', '10.0.32.0/20'],
   };

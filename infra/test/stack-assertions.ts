@@ -5,7 +5,7 @@
  * stack's test file calls describeStack with what differs between tiers.
  */
 import { ConfigError, parseReleasedStackConfig, parseStackConfig } from '../config';
-import { ACCOUNT, DEPLOYER_DIGEST, DIGEST, JOBS_DIGEST, REGION, REGISTRY, policyDoc, releaseImages, runProgram, stackConfig, withProps, type ProgramRun } from './harness';
+import { ACCOUNT, AUTOSCALER_CONFIG, DEPLOYER_DIGEST, DIGEST, JOBS_DIGEST, REGION, REGISTRY, policyDoc, releaseImages, runProgram, stackConfig, withProps, type ProgramRun } from './harness';
 import { runPolicies } from './policy-engine';
 import { EKS_UNSUPPORTED_ZONE_IDS, INTERFACE_ENDPOINT_SERVICES, interfaceEndpointPolicy } from '../network';
 import { REQUIRED_TAGS, TAGGABLE_TYPES, UNTAGGED_KINDS } from '../policies/rules';
@@ -42,7 +42,7 @@ export function describeStack(e: TierExpectations): void {
     const runs: { platform?: ProgramRun; preview?: ProgramRun; bare?: ProgramRun; app?: ProgramRun; appPreview?: ProgramRun } = {};
     const platformConfig = { 'pricesense:images': releaseImages() };
     // dev: the demo load balancer, as an operator enables it (source CIDRs and a certificate).
-    const appConfig = { 'pricesense:app': JSON.stringify({ image: { digest: DIGEST }, ...(e.app.publicEndpoint ? DEMO_ENDPOINT : {}) }) };
+    const appConfig = { 'pricesense:app': JSON.stringify({ image: { digest: DIGEST }, ...(e.app.publicEndpoint ? DEMO_ENDPOINT : {}) }), ...AUTOSCALER_CONFIG };
     beforeAll(async () => {
       runs.platform = await runProgram('platform', e.stack, { overrides: platformConfig });
       runs.preview = await runProgram('platform', e.stack, { overrides: platformConfig, mode: 'preview' });

@@ -8,6 +8,9 @@ import { load as loadYaml } from 'js-yaml';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const DIGEST = `sha256:${'ab'.repeat(32)}`;
+export const AUTOSCALER_DIGEST = `sha256:${'0c'.repeat(32)}`;
+/** An app stack's Cluster Autoscaler mirror, as committed once per stack (docs/infra.md, "Autoscaling"). */
+export const AUTOSCALER_CONFIG = { 'pricesense:clusterAutoscaler': JSON.stringify({ version: 'v1.33.0', digest: AUTOSCALER_DIGEST }) };
 
 export type Project = 'platform' | 'app' | 'delivery';
 export const PROJECT_NAMES: Record<Project, string> = { platform: 'pricesense', app: 'pricesense-app', delivery: 'pricesense-delivery' };
