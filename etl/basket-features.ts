@@ -27,6 +27,8 @@ export interface LineProblem {
   readonly reason: string;
   readonly expected: string;
   readonly value: unknown;
+  /** The value was given once beside the lines (a basket-level field), not on the line. */
+  readonly fromBasket: boolean;
 }
 
 type Typed = TypedValue[];
@@ -173,15 +175,17 @@ export function typeRawLines(lines: readonly RawLineObject[], basket?: RawLineOb
     for (let c = 0; c < RAW_COLUMNS.length; c++) {
       const column = RAW_COLUMNS[c];
       let v = line[column];
-      if (v === undefined && basket) v = basket[column];
+      const fromBasket = v === undefined && basket !== undefined && basket[column] !== undefined;
+      if (fromBasket) v = basket![column];
       if (v === undefined || v === null) {
         if (!REQUIRED[c]) continue;
-        problems.push({ line: i, field: column, reason: `${column} is missing; expected ${expectedOf(column)}`, expected: expectedOf(column), value: v ?? null });
+        problems.push({ line: i, field: column, reason: `${column} is missing; expected ${expectedOf(column)}`, expected: expectedOf(column), value: v ?? null, fromBasket });
         continue;
       }
       const text = fieldText(v);
       if (text === undefined || !validRawValue(column, text)) {
-        problems.push({ line: i, field: column, reason: text === undefined ? `${column} is ${JSON.stringify(v)}; expected ${expectedOf(column)}` : invalidValueReason(column, text), expected: expectedOf(column), value: v });
+        const reason = text === undefined ? `${column} is ${JSON.stringify(v)}; expected ${expectedOf(column)}` : invalidValueReason(column, text);
+        problems.push({ line: i, field: column, reason, expected: expectedOf(column), value: v, fromBasket });
         continue;
       }
       out[c] = parseRawValue(column, text);

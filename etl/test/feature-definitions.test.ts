@@ -89,10 +89,10 @@ describe('feature definitions', () => {
   it('refuses a line with the ETL reject messages, naming line index and field', () => {
     const r = basketFeatures([line(), line({ SPEND: 'N/A', STORE_FORMAT: 'ZZ' }), line({ QUANTITY: undefined, SHOP_HOUR: true })]);
     expect(r.problems).toEqual([
-      { line: 1, field: 'SPEND', reason: 'SPEND is "N/A"; expected an amount like 1.50', expected: 'an amount like 1.50', value: 'N/A' },
-      { line: 1, field: 'STORE_FORMAT', reason: 'STORE_FORMAT is "ZZ"; expected a dunnhumby code for this column', expected: 'a dunnhumby code for this column', value: 'ZZ' },
-      { line: 2, field: 'SHOP_HOUR', reason: 'SHOP_HOUR is true; expected 0-23', expected: '0-23', value: true },
-      { line: 2, field: 'QUANTITY', reason: 'QUANTITY is missing; expected a whole number ≥ 0', expected: 'a whole number ≥ 0', value: null },
+      { line: 1, field: 'SPEND', reason: 'SPEND is "N/A"; expected an amount like 1.50', expected: 'an amount like 1.50', value: 'N/A', fromBasket: false },
+      { line: 1, field: 'STORE_FORMAT', reason: 'STORE_FORMAT is "ZZ"; expected a dunnhumby code for this column', expected: 'a dunnhumby code for this column', value: 'ZZ', fromBasket: false },
+      { line: 2, field: 'SHOP_HOUR', reason: 'SHOP_HOUR is true; expected 0-23', expected: '0-23', value: true, fromBasket: false },
+      { line: 2, field: 'QUANTITY', reason: 'QUANTITY is missing; expected a whole number ≥ 0', expected: 'a whole number ≥ 0', value: null, fromBasket: false },
     ]);
     // Fields no feature reads may be left out, but are checked when given.
     expect(basketFeatures([line({ BASKET_PRICE_SENSITIVITY: 'QQ' })]).problems?.[0]).toMatchObject({ field: 'BASKET_PRICE_SENSITIVITY', reason: 'BASKET_PRICE_SENSITIVITY is "QQ"; expected LA, MM, UM or XX' });
