@@ -310,7 +310,8 @@ async function main(): Promise<void> {
     // In process: computing a 12-line basket's features (line checks + aggregation, as the API does) vs scoring them.
     const validator = new RequestValidator(forest.features, 100, 'missing', { featureDefinitions: FEATURE_DEFINITIONS_VERSION, label: 'bench' });
     const compiled = CompiledForest.compile(forest);
-    const micro = Array.from({ length: 256 }, (_, i) => sampleLines(12, i));
+    // Parsed from JSON, as a request body is (object literals have other property layouts).
+    const micro = Array.from({ length: 256 }, (_, i) => JSON.parse(JSON.stringify(sampleLines(12, i))) as ReturnType<typeof sampleLines>);
     const microRows = micro.map((b) => validator.parsePredict(b).rows[0]);
     const aggregateUs = microseconds((i) => validator.parsePredict(micro[i & 255]), 20_000);
     const scoreUs = microseconds((i) => compiled.predict(microRows[i & 255]), 20_000);

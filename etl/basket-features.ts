@@ -10,7 +10,7 @@
  * ETL's rules and messages (etl/raw-line.ts). Dependency-free.
  */
 import { FEATURE_DEFINITIONS, FEATURE_SOURCE_COLUMNS, type BasketExpr, type FeatureDefinition, type LineExpr } from './feature-definitions';
-import { enumRank, invalidValueReason, expectedOf, nullableColumn, numericColumn, parseRawValue, RAW_SCALE, validRawValue, type TypedValue } from './raw-line';
+import { enumRank, expectedOf, INVALID, invalidValueReason, nullableColumn, numericColumn, parseRawField, RAW_SCALE, type TypedValue } from './raw-line';
 import { RAW_COLUMNS, type RawColumn } from './schema';
 
 /** A line as a client sends it: raw column → value (string, number or null). Other keys are ignored, as the ETL ignores extra CSV columns. */
@@ -169,6 +169,8 @@ function fieldText(v: unknown): string | undefined {
 export function typeRawLines(lines: readonly RawLineObject[], basket?: RawLineObject): { typed: Typed[]; problems: LineProblem[] } {
   const typed: Typed[] = new Array(lines.length);
   const problems: LineProblem[] = [];
+  const lastText: (string | undefined)[] = new Array(RAW_COLUMNS.length);
+  const lastValue: TypedValue[] = new Array(RAW_COLUMNS.length);
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i];
     const out: Typed = new Array(RAW_COLUMNS.length).fill(null);
@@ -183,12 +185,18 @@ export function typeRawLines(lines: readonly RawLineObject[], basket?: RawLineOb
         continue;
       }
       const text = fieldText(v);
-      if (text === undefined || !validRawValue(column, text)) {
+      // Basket-level fields repeat on every line: a value equal to the previous line's is not checked again.
+      const typedValue = text === undefined ? INVALID : text === lastText[c] ? lastValue[c] : parseRawField(column, text);
+      if (text !== undefined && typedValue !== INVALID) {
+        lastText[c] = text;
+        lastValue[c] = typedValue;
+      }
+      if (typedValue === INVALID) {
         const reason = text === undefined ? `${column} is ${JSON.stringify(v)}; expected ${expectedOf(column)}` : invalidValueReason(column, text);
         problems.push({ line: i, field: column, reason, expected: expectedOf(column), value: v, fromBasket });
         continue;
       }
-      out[c] = parseRawValue(column, text);
+      out[c] = typedValue;
     }
     typed[i] = out;
   }

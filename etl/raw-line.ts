@@ -56,23 +56,80 @@ export const ENUM_DOMAINS: Readonly<Record<string, readonly string[]>> = {
   ps_region: REGIONS,
 };
 
-/** Whether DuckDB can cast the text to the column's type (the same rules, restated to name the failing column). */
-const VALID: Readonly<Record<string, (v: string) => boolean>> = {
-  INTEGER: (v) => /^\s*[+-]?\d+\s*$/.test(v) && Math.abs(Number(v)) < 2 ** 31,
-  UINTEGER: (v) => /^\s*\+?\d+\s*$/.test(v) && Number(v) < 2 ** 32,
-  BIGINT: (v) => /^\s*[+-]?\d+\s*$/.test(v) && v.trim().replace(/^[+-]/, '').length <= 18,
-  'DECIMAL(18,2)': (v) => /^\s*[+-]?(\d+\.?\d*|\.\d+)\s*$/.test(v) && v.trim().split('.')[0].replace(/^[+-]/, '').length <= 16,
-  DATE: (v) => /^\d{8}$/.test(v) && !Number.isNaN(Date.parse(`${v.slice(0, 4)}-${v.slice(4, 6)}-${v.slice(6, 8)}T00:00:00Z`)),
-  VARCHAR: () => true,
-};
-
 const ENUM_SETS: ReadonlyMap<string, ReadonlyMap<string, number>> = new Map(Object.entries(ENUM_DOMAINS).map(([t, values]) => [t, new Map(values.map((v, i) => [v, i]))]));
+
+/** parseRawField's answer for a value that does not fit its column. */
+export const INVALID: unique symbol = Symbol('invalid raw value');
+type FieldParser = (text: string) => TypedValue | typeof INVALID;
+
+const INTEGER_TEXT = /^\s*[+-]?\d+\s*$/;
+const UNSIGNED_TEXT = /^\s*\+?\d+\s*$/;
+const DECIMAL_TEXT = /^\s*([+-]?)(\d+)?(?:\.(\d*))?\s*$/;
+const DATE_TEXT = /^\d{8}$/;
+
+/** Dates repeat on every line of a basket: their check is remembered (bounded). */
+const validDates = new Map<string, boolean>();
+function validDate(v: string): boolean {
+  let ok = validDates.get(v);
+  if (ok === undefined) {
+    ok = DATE_TEXT.test(v) && !Number.isNaN(Date.parse(`${v.slice(0, 4)}-${v.slice(4, 6)}-${v.slice(6, 8)}T00:00:00Z`));
+    if (validDates.size > 4096) validDates.clear();
+    validDates.set(v, ok);
+  }
+  return ok;
+}
+
+/**
+ * Per column: the check DuckDB's cast makes (restated, so that a rejected line can name
+ * its column) and the typed value the field becomes, in one step.
+ */
+function fieldParser(column: RawColumn): FieldParser {
+  const type = RAW_TYPES[column];
+  const domain = ENUM_SETS.get(type);
+  if (domain && (type === 'ps_hour' || type === 'ps_weekday')) {
+    // Silver holds them as numbers: '07' is 7 (typedLinesSql maps the enum position to the number).
+    const numbers = new Map([...domain.keys()].map((v) => [v, Number(v)]));
+    return (t) => numbers.get(t) ?? INVALID;
+  }
+  if (domain) return (t) => (domain.has(t) ? (t === '' ? null : t) : INVALID);
+  switch (type) {
+    case 'INTEGER':
+      return (t) => (INTEGER_TEXT.test(t) && Math.abs(Number(t)) < 2 ** 31 ? Number(t) || 0 : INVALID);
+    case 'UINTEGER':
+      return (t) => (UNSIGNED_TEXT.test(t) && Number(t) < 2 ** 32 ? Number(t) || 0 : INVALID);
+    case 'BIGINT':
+      return (t) => {
+        if (!INTEGER_TEXT.test(t) || t.trim().replace(/^[+-]/, '').length > 18) return INVALID;
+        const n = Number(t);
+        return Number.isSafeInteger(n) ? n || 0 : BigInt(t.trim());
+      };
+    case 'DECIMAL(18,2)':
+      return (t) => {
+        const m = DECIMAL_TEXT.exec(t);
+        if (!m || (m[2] === undefined && !m[3]) || (m[2]?.length ?? 0) > 16) return INVALID;
+        return cents(m[1] === '-', m[2] ?? '', m[3] ?? '');
+      };
+    case 'DATE':
+      return (t) => (validDate(t) ? t : INVALID);
+    default:
+      return (t) => (t === '' ? null : t);
+  }
+}
+
+const PARSERS = Object.fromEntries((Object.keys(RAW_TYPES) as RawColumn[]).map((c) => [c, fieldParser(c)])) as Readonly<Record<RawColumn, FieldParser>>;
+
+/**
+ * The typed value of `text` (a field as it appears in the CSV, unquoted) as typedLinesSql
+ * makes it, or INVALID where DuckDB's cast rejects it: SHOP_HOUR and SHOP_WEEKDAY as
+ * numbers, blanks as null, a DECIMAL rounded half away from zero to 2 places.
+ */
+export function parseRawField(column: RawColumn, text: string): TypedValue | typeof INVALID {
+  return PARSERS[column](text);
+}
 
 /** Whether `text` (a field as it appears in the CSV, unquoted) fits the column. */
 export function validRawValue(column: RawColumn, text: string): boolean {
-  const type = RAW_TYPES[column];
-  const domain = ENUM_SETS.get(type);
-  return domain ? domain.has(text) : (VALID[type] ?? VALID.VARCHAR)(text);
+  return PARSERS[column](text) !== INVALID;
 }
 
 /** What a column expects, in words (reject reasons and API errors). */
@@ -123,50 +180,15 @@ export function nullableColumn(column: RawColumn): boolean {
   return type === 'VARCHAR' || (ENUM_SETS.get(type)?.has('') ?? false);
 }
 
-/**
- * The typed value of a valid field (call validRawValue first), as typedLinesSql makes
- * it: SHOP_HOUR and SHOP_WEEKDAY as numbers, blanks as null, a DECIMAL rounded half
- * away from zero to 2 places as DuckDB's cast does.
- */
-export function parseRawValue(column: RawColumn, text: string): TypedValue {
-  const type = RAW_TYPES[column];
-  switch (type) {
-    case 'VARCHAR':
-      return text === '' ? null : text;
-    case 'ps_weekday':
-      return Number(text);
-    case 'ps_hour':
-      return Number(text) % 24;
-    case 'INTEGER':
-    case 'UINTEGER':
-      return Number(text.trim()) || 0;
-    case 'BIGINT': {
-      const n = Number(text.trim());
-      return Number.isSafeInteger(n) ? n || 0 : BigInt(text.trim());
-    }
-    case 'DECIMAL(18,2)':
-      return parseCents(text.trim());
-    case 'DATE':
-      return text;
-    default:
-      return text === '' ? null : text;
-  }
-}
-
 /** "12.345" → 1235: exact, rounded half away from zero on the third decimal like DuckDB's DECIMAL(18,2) cast. */
-function parseCents(text: string): number | bigint {
-  const negative = text.startsWith('-');
-  const unsigned = text.replace(/^[+-]/, '');
-  const dot = unsigned.indexOf('.');
-  const whole = dot < 0 ? unsigned : unsigned.slice(0, dot);
-  const frac = dot < 0 ? '' : unsigned.slice(dot + 1);
-  const cents = `${whole || '0'}${(frac + '00').slice(0, 2)}`;
+function cents(negative: boolean, whole: string, frac: string): number | bigint {
+  const digits = `${whole || '0'}${(frac + '00').slice(0, 2)}`;
   const up = frac.length > 2 && frac.charCodeAt(2) >= 53; /* '5' */
-  if (cents.length <= 15) {
-    const magnitude = Number(cents) + (up ? 1 : 0);
+  if (digits.length <= 15) {
+    const magnitude = Number(digits) + (up ? 1 : 0);
     return magnitude === 0 ? 0 : negative ? -magnitude : magnitude;
   }
-  const magnitude = BigInt(cents) + (up ? 1n : 0n);
+  const magnitude = BigInt(digits) + (up ? 1n : 0n);
   const value = negative ? -magnitude : magnitude;
   return Number.isSafeInteger(Number(value)) ? Number(value) : value;
 }
