@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { errorBody, fromHttpError } from './errors';
 import type { LoadShedder } from './load-shedding';
 import type { ModelManager } from './model-manager';
-import { predictJson } from './predict';
+import { NO_EXTRAS, predictJson } from './predict';
 import type { Predictor } from './prediction';
 import { newRequestId, notReady, retryAfter, shedError, toApiError, type AccessLog } from './request-context';
 import { traceresponse, type TraceContext } from './tracing';
@@ -75,7 +75,7 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
       if (!route) throw notReady(manager);
       modelVersion = route.model.versionLabel;
       role = route.role;
-      json = predictJson(predictor, route, route.model.validator.parsePredict(parsed), false, requestId);
+      json = predictJson(predictor, route, route.model.validator.parsePredict(parsed), NO_EXTRAS, requestId);
     } catch (err) {
       const apiError = toApiError(err, bodyLimitBytes, logger, requestId);
       status = apiError.status;

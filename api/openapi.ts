@@ -9,6 +9,8 @@ import {
   errorSchema,
   exampleInstance,
   instanceSchema,
+  lineBasketSchema,
+  rawLineSchema,
   MODEL_REF_SCHEMA,
   OIP_ERROR_SCHEMA,
   oipInferRequestSchema,
@@ -16,6 +18,7 @@ import {
   predictionSchema,
   type JsonSchema,
 } from './schemas';
+import { MAX_LINES_PER_BASKET } from './raw-lines';
 
 export interface OpenApiModel {
   readonly name: string;
@@ -29,6 +32,23 @@ export interface OpenApiOptions {
   readonly serviceVersion: string;
   readonly unknownCategories: UnknownCategoryPolicy;
 }
+
+/** A two-line basket with its basket-level fields given once (the docs' example of the raw-line form). */
+const EXAMPLE_LINES = {
+  SHOP_HOUR: 14,
+  SHOP_WEEKDAY: 3,
+  BASKET_SIZE: 'M',
+  BASKET_TYPE: 'Top Up',
+  BASKET_DOMINANT_MISSION: 'Fresh',
+  STORE_FORMAT: 'LS',
+  STORE_REGION: 'E02',
+  CUST_LIFESTAGE: 'YF',
+  CUST_PRICE_SENSITIVITY: 'MM',
+  lines: [
+    { PROD_CODE: 'PRD0900001', PROD_CODE_10: 'CL00001', PROD_CODE_20: 'DEP00001', QUANTITY: 2, SPEND: 3.1 },
+    { PROD_CODE: 'PRD0900002', PROD_CODE_10: 'CL00002', PROD_CODE_20: 'DEP00001', QUANTITY: 1, SPEND: '0.85' },
+  ],
+};
 
 const json = (schema: JsonSchema, example?: unknown) => ({ 'application/json': example === undefined ? { schema } : { schema, example } });
 
@@ -89,14 +109,29 @@ export function buildOpenApi(model: OpenApiModel, options: OpenApiOptions): Reco
     paths: {
       '/predict': {
         post: {
-          summary: 'Predict one basket, or a batch {"instances": [...]}',
-          parameters: [{ name: 'explain', in: 'query', required: false, schema: { type: 'boolean' }, description: 'add per-feature contributions' }],
+          summary: 'Predict one basket (its features, or its raw lines {"lines": [...]}), or a batch {"instances": [...]}',
+          parameters: [
+            { name: 'explain', in: 'query', required: false, schema: { type: 'boolean' }, description: 'add per-feature contributions' },
+            { name: 'features', in: 'query', required: false, schema: { type: 'boolean' }, description: 'add the feature row scored (for raw lines: the features computed from them)' },
+          ],
           requestBody: {
             required: true,
             content: {
               'application/json': {
-                schema: { oneOf: [{ $ref: '#/components/schemas/Instance' }, { $ref: '#/components/schemas/Batch' }] },
-                examples: { single: { value: example }, batch: { value: { instances: [example, example] } } },
+                schema: {
+                  oneOf: [
+                    { $ref: '#/components/schemas/Instance' },
+                    { $ref: '#/components/schemas/LineBasket' },
+                    { $ref: '#/components/schemas/Batch' },
+                    {
+                      type: 'object',
+                      description: 'a batch mixing feature rows and raw-line baskets',
+                      properties: { instances: { type: 'array', minItems: 1, maxItems: batchLimit, items: { anyOf: [{ $ref: '#/components/schemas/Instance' }, { $ref: '#/components/schemas/LineBasket' }] } } },
+                      required: ['instances'],
+                    },
+                  ],
+                },
+                examples: { single: { value: example }, batch: { value: { instances: [example, example] } }, lines: { value: EXAMPLE_LINES } },
               },
             },
           },
@@ -105,7 +140,8 @@ export function buildOpenApi(model: OpenApiModel, options: OpenApiOptions): Reco
             400: errorResponse('Invalid JSON'),
             413: errorResponse('Body or batch too large'),
             415: errorResponse('Not JSON'),
-            422: errorResponse('Valid JSON that does not match the feature spec: every problem listed with where and what was expected'),
+            409: errorResponse('Raw lines for a model trained with other feature definitions (code "feature_definitions_mismatch")'),
+            422: errorResponse('Valid JSON that does not match the feature spec, or raw lines the ETL would reject: every problem listed with where (line index and field) and what was expected'),
             503: unavailable('No approved model loaded (code "not_ready", Retry-After: 5), or overloaded (code "overloaded", Retry-After: 1)'),
           },
         },
@@ -136,6 +172,8 @@ export function buildOpenApi(model: OpenApiModel, options: OpenApiOptions): Reco
       schemas: {
         Instance: instanceSchema(features, unknownCategories),
         Batch: batchSchema(features, batchLimit, unknownCategories),
+        LineBasket: lineBasketSchema(MAX_LINES_PER_BASKET),
+        RawLine: rawLineSchema(),
         Prediction: predictionSchema(features, classes),
         ModelRef: MODEL_REF_SCHEMA,
         Error: errorSchema(),

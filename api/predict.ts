@@ -26,7 +26,17 @@ export interface PredictionBody {
   /** Categorical features whose value the model has never seen: scored as missing. */
   unknownCategories?: readonly string[];
   explanation?: Explanation;
+  /** Only with ?features=true: the feature row scored (for a raw-line basket, the features computed from its lines). */
+  features?: RawRow;
 }
+
+/** What a /predict response adds to the plain prediction (query parameters). */
+export interface PredictExtras {
+  readonly explain: boolean;
+  readonly features: boolean;
+}
+
+export const NO_EXTRAS: PredictExtras = { explain: false, features: false };
 
 export function classRecord(classes: readonly string[], values: ArrayLike<number>, offset = 0): Record<string, number> {
   const out: Record<string, number> = {};
@@ -42,15 +52,17 @@ function explanationOf(model: ServedModel, row: RawRow): Explanation {
 }
 
 /** The response JSON of a validated /predict body. */
-export function predictJson(predictor: Predictor, route: Route, input: PredictInput, explain: boolean, requestId: string): string {
+export function predictJson(predictor: Predictor, route: Route, input: PredictInput, extras: PredictExtras, requestId: string): string {
   const model = route.model;
   const { rows, batch } = input;
+  const { explain, features } = extras;
   if (!batch) {
     const { prediction, unknown } = predictor.one(route, rows[0], requestId);
-    if (!explain) return model.encoder.single(prediction, route.role, unknown);
+    if (!explain && !features) return model.encoder.single(prediction, route.role, unknown);
     const body: PredictionBody = { label: prediction.label, probabilities: classRecord(model.classes, prediction.probabilities) };
     if (unknown) body.unknownCategories = unknown;
-    body.explanation = explanationOf(model, rows[0]);
+    if (explain) body.explanation = explanationOf(model, rows[0]);
+    if (features) body.features = rows[0];
     return JSON.stringify({ ...body, model: modelRef(route) });
   }
   const { prediction, unknown } = predictor.many(route, rows, requestId, '/predict');
@@ -61,6 +73,7 @@ export function predictJson(predictor: Predictor, route: Route, input: PredictIn
     const u = unknown?.[i];
     if (u) p.unknownCategories = u;
     if (explain) p.explanation = explanationOf(model, rows[i]);
+    if (features) p.features = rows[i];
     predictions[i] = p;
   }
   return JSON.stringify({ predictions, model: modelRef(route) });

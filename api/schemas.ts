@@ -3,6 +3,10 @@
  * by ajv to validate requests and embedded in /openapi.json, so the documentation
  * cannot drift from what the server accepts.
  */
+import { REQUIRED_LINE_COLUMNS } from '../etl/basket-features';
+import { FEATURE_DEFINITIONS_VERSION } from '../etl/feature-definitions';
+import { ENUM_DOMAINS, expectedOf, nullableColumn, RAW_TYPES } from '../etl/raw-line';
+import { RAW_COLUMNS } from '../etl/schema';
 import type { FeatureSpec } from '../model/format';
 import type { UnknownCategoryPolicy } from './config';
 
@@ -59,6 +63,42 @@ export function batchSchema(features: readonly FeatureSpec[], batchLimit: number
     },
     required: ['instances'],
     additionalProperties: false,
+  };
+}
+
+/**
+ * A transaction line in the raw dunnhumby schema (documentation: the lines are checked by
+ * the ETL's own rules, etl/raw-line.ts, which these schemas describe). Code columns list
+ * their domain; numbers may come as JSON numbers or as the text a CSV holds.
+ */
+export function rawLineSchema(): JsonSchema {
+  const properties: Record<string, JsonSchema> = {};
+  for (const c of RAW_COLUMNS) {
+    const domain = ENUM_DOMAINS[RAW_TYPES[c]];
+    const blank = nullableColumn(c) ? '; blank or null when missing' : '';
+    properties[c] = domain && domain.length <= 40
+      ? { type: ['string', 'number', 'null'], enum: [...new Set<string | number>([...domain.filter((v) => v !== ''), ...(c === 'SHOP_HOUR' || c === 'SHOP_WEEKDAY' ? domain.map(Number) : [])]), null], description: `${c}: ${expectedOf(c)}${blank}` }
+      : { type: ['string', 'number', 'null'], description: `${c}: ${RAW_TYPES[c] === 'VARCHAR' ? 'a code' : expectedOf(c)}${blank}` };
+  }
+  return {
+    type: 'object',
+    properties,
+    description:
+      `A transaction line, dunnhumby schema. Required on every line or once beside "lines": ${REQUIRED_LINE_COLUMNS.join(', ')}. ` +
+      'Other fields may be left out and are checked when given; fields outside the schema are ignored (as the ETL ignores extra CSV columns).',
+  };
+}
+
+/** A basket as its raw lines, with basket-level fields optionally given once beside them. */
+export function lineBasketSchema(maxLines: number): JsonSchema {
+  const line = rawLineSchema();
+  return {
+    type: 'object',
+    properties: { lines: { type: 'array', minItems: 1, maxItems: maxLines, items: { $ref: '#/components/schemas/RawLine' } }, ...(line.properties as Record<string, JsonSchema>) },
+    required: ['lines'],
+    description:
+      `A basket as its transaction lines: the server computes the gold features from them with feature definitions ${FEATURE_DEFINITIONS_VERSION} ` +
+      '(the ETL\'s own), for a model trained with that version (otherwise 409 feature_definitions_mismatch). A field beside "lines" applies to every line that leaves it out.',
   };
 }
 

@@ -85,7 +85,7 @@ export function buildServedModel(loaded: LoadedForest, entry: ModelVersion, opti
   const started = options.started ?? process.hrtime.bigint();
   const { summary: doc, forest } = loaded;
   const compiled = process.hrtime.bigint();
-  const validator = new RequestValidator(doc.features, options.batchLimit, options.unknownCategories);
+  const validator = new RequestValidator(doc.features, options.batchLimit, options.unknownCategories, { featureDefinitions: doc.training.featureDefinitions, label: `version ${entry.version}` });
   const drift = new DriftMonitor(doc.features, doc.featureStats ?? {}, options.driftWindow);
   const categorical: CategoricalFeature[] = [];
   for (const f of doc.features) if (f.kind === 'categorical') categorical.push({ name: f.name, known: new Set(f.categories) });

@@ -9,6 +9,7 @@ import type { FeatureSpec } from '../model/format';
 import type { RawRow } from '../model/walker';
 import type { UnknownCategoryPolicy } from './config';
 import { ApiError, jsonType, preview, type ErrorDetail } from './errors';
+import { checkDefinitions, isLineBasket, lineBasketRow, lineProblemsError } from './raw-lines';
 import { batchSchema, instanceSchema, NUMERIC_EXPECTED, oipInferRequestSchema, OIP_NUMERIC_DATATYPES } from './schemas';
 
 /** Enough to fix a request; a 1,000-row batch of garbage does not need 17,000 details. */
@@ -58,7 +59,16 @@ function compiledValidators(features: readonly FeatureSpec[], batchLimit: number
   return entry;
 }
 
-const BODY_EXPECTED = 'a JSON object: one basket {"FEATURE": value, ...} or a batch {"instances": [basket, ...]}';
+
+const BODY_EXPECTED = 'a JSON object: one basket {"FEATURE": value, ...} or its transaction lines {"lines": [...]}, or a batch {"instances": [basket, ...]}';
+
+/** What a raw-line request needs to know about the model it is scored by. */
+export interface RawLineModel {
+  /** The forest's feature-definition version (training.featureDefinitions), if any. */
+  readonly featureDefinitions: string | undefined;
+  /** How errors name the model, e.g. "version 3". */
+  readonly label: string;
+}
 
 export class RequestValidator {
   readonly features: readonly FeatureSpec[];
@@ -70,8 +80,10 @@ export class RequestValidator {
   private readonly ajv: Ajv;
   private readonly featureList: string;
   private readonly policy: UnknownCategoryPolicy;
+  private readonly rawLineModel: RawLineModel;
 
-  constructor(features: readonly FeatureSpec[], batchLimit: number, policy: UnknownCategoryPolicy = 'missing') {
+  constructor(features: readonly FeatureSpec[], batchLimit: number, policy: UnknownCategoryPolicy = 'missing', rawLineModel: RawLineModel = { featureDefinitions: undefined, label: 'this model' }) {
+    this.rawLineModel = rawLineModel;
     this.features = features;
     this.batchLimit = batchLimit;
     this.policy = policy;
@@ -90,14 +102,43 @@ export class RequestValidator {
         { where: '', problem: 'wrong type', expected: BODY_EXPECTED, got: jsonType(body) },
       ]);
     }
+    if (isLineBasket(body)) {
+      const row = this.lineRows([body], () => '')[0] as RawRow;
+      if (!this.validateInstance(row)) throw this.toApiError(this.validateInstance.errors ?? []);
+      return { rows: [row], batch: false };
+    }
     if (Object.prototype.hasOwnProperty.call(body, 'instances')) {
-      const instances = (body as { instances: unknown }).instances;
+      let instances = (body as { instances: unknown }).instances;
       if (Array.isArray(instances) && instances.length > this.batchLimit) throw this.batchTooLarge('/instances', instances.length);
-      if (!this.validateBatch(body)) throw this.toApiError(this.validateBatch.errors ?? []);
+      // Baskets given as raw lines become their feature rows, then the batch is checked as one of feature rows.
+      if (Array.isArray(instances) && instances.some(isLineBasket)) instances = this.lineRows(instances, (i) => `/instances/${i}`);
+      const batch = instances === (body as { instances: unknown }).instances ? body : { instances };
+      if (!this.validateBatch(batch)) throw this.toApiError(this.validateBatch.errors ?? []);
       return { rows: instances as RawRow[], batch: true };
     }
     if (!this.validateInstance(body)) throw this.toApiError(this.validateInstance.errors ?? []);
     return { rows: [body as RawRow], batch: false };
+  }
+
+  /**
+   * Instances with the raw-line baskets among them replaced by the model's features
+   * computed from their lines (others are left as they are); every line problem of every
+   * basket in one 422.
+   */
+  private lineRows(instances: readonly unknown[], at: (i: number) => string): unknown[] {
+    checkDefinitions(this.rawLineModel.featureDefinitions, this.rawLineModel.label);
+    const details: ErrorDetail[] = [];
+    const out = instances.map((x, i) => {
+      if (!isLineBasket(x)) return x;
+      const computed = lineBasketRow(x, at(i), details);
+      if (!computed) return undefined;
+      // The model's features, in its order (a matching definition version means it has no others).
+      const row: RawRow = {};
+      for (const f of this.features) row[f.name] = computed[f.name] ?? null;
+      return row;
+    });
+    if (details.length > 0) throw lineProblemsError(details);
+    return out;
   }
 
   batchTooLarge(where: string, n: number): ApiError {

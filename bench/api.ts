@@ -35,6 +35,9 @@ import { bundleApi } from '../api/build-bundle';
 import { writeForestFile } from '../model/forest-file';
 import { LocalRegistry } from '../model/registry/local';
 import { trainForest } from '../model/trainer';
+import { CompiledForest } from '../model/walker';
+import { RequestValidator } from '../api/validation';
+import { FEATURE_DEFINITIONS_VERSION } from '../etl/feature-definitions';
 
 interface AutocannonResult {
   requests: { average: number; total: number };
@@ -136,6 +139,43 @@ export function sampleBody(table: GoldTable, i: number): Record<string, unknown>
   const row: Record<string, unknown> = {};
   for (const f of GOLD_FEATURES) row[f.name] = f.kind === 'numeric' ? table.numeric[f.name][i] : table.categorical[f.name][i];
   return row;
+}
+
+/**
+ * A basket of n raw lines in the dunnhumby line schema, basket-level fields repeated on
+ * every line as in the raw files (the larger request): 3, 12 and 35 lines are the
+ * dataset's small, medium and large baskets.
+ */
+export function sampleLines(n: number, i: number): { lines: Record<string, unknown>[] } {
+  const basket = {
+    SHOP_WEEK: 200607, SHOP_DATE: '20060411', SHOP_WEEKDAY: 1 + (i % 7), SHOP_HOUR: 8 + (i % 12),
+    CUST_CODE: `CUST${String(i % 9000).padStart(10, '0')}`, CUST_PRICE_SENSITIVITY: DOMAINS.PRICE_SENSITIVITY[i % 4], CUST_LIFESTAGE: DOMAINS.CUST_LIFESTAGE[i % 7],
+    BASKET_ID: 994100100000000 + i, BASKET_SIZE: n <= 5 ? 'S' : n <= 14 ? 'M' : 'L', BASKET_TYPE: DOMAINS.BASKET_TYPE[i % 4], BASKET_DOMINANT_MISSION: DOMAINS.BASKET_DOMINANT_MISSION[i % 5],
+    STORE_CODE: `STORE${String(i % 700).padStart(5, '0')}`, STORE_FORMAT: DOMAINS.STORE_FORMAT[i % 4], STORE_REGION: `E0${1 + (i % 9)}`,
+  };
+  const lines = Array.from({ length: n }, (_, l) => ({
+    ...basket,
+    QUANTITY: 1 + ((i + l) % 3),
+    SPEND: Math.round(50 + ((i * 31 + l * 17) % 900)) / 100,
+    PROD_CODE: `PRD${String(900000 + ((i * 7 + l * 13) % 5000)).padStart(7, '0')}`,
+    PROD_CODE_10: `CL${String(10000 + ((i + l * 3) % 400))}`,
+    PROD_CODE_20: `DEP${String(10000 + ((i + l) % 90))}`,
+    PROD_CODE_30: `G${String(10000 + ((i + l) % 30))}`,
+    PROD_CODE_40: `D${String(10000 + (l % 9))}`,
+  }));
+  return { lines };
+}
+
+/** Per call, in µs, of fn over `iterations` calls (after a warm-up), the median of 5 rounds. */
+function microseconds(fn: (i: number) => unknown, iterations: number): number {
+  for (let i = 0; i < iterations; i++) fn(i);
+  const rounds: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < iterations; i++) fn(i);
+    rounds.push(((performance.now() - t0) * 1000) / iterations);
+  }
+  return rounds.sort((a, b) => a - b)[2];
 }
 
 export function start(entry: string, env: Record<string, string>, args: string[] = []): ChildProcess {
@@ -258,7 +298,8 @@ async function main(): Promise<void> {
     process.stderr.write(`training 100 trees, depth 16 on ${fmt(ROWS)} synthetic gold rows...\n`);
     const table = syntheticGold(ROWS, 7);
     const t0 = performance.now();
-    const forest = await trainForest(table, { trees: 100, maxDepth: 16, seed: 7, featureStats: featureStats(table), progress: false });
+    // The synthetic table has gold's columns: the forest records this code's feature-definition version, so raw-line requests are served.
+    const forest = await trainForest(table, { trees: 100, maxDepth: 16, seed: 7, featureStats: featureStats(table), progress: false, featureDefinitions: FEATURE_DEFINITIONS_VERSION });
     const nodes = forest.trees.reduce((s, t) => s + t.feature.length, 0);
     process.stderr.write(`trained in ${fmt((performance.now() - t0) / 1000, 1)} s: ${fmt(nodes)} nodes\n`);
     const file = path.join(dir, 'forest.json');
@@ -266,6 +307,14 @@ async function main(): Promise<void> {
     const registry = new LocalRegistry(path.join(dir, 'registry'));
     const v = await registry.register(file, { by: 'bench', force: true });
     await registry.approve(v.version, 'bench', 'bench');
+    // In process: computing a 12-line basket's features (line checks + aggregation, as the API does) vs scoring them.
+    const validator = new RequestValidator(forest.features, 100, 'missing', { featureDefinitions: FEATURE_DEFINITIONS_VERSION, label: 'bench' });
+    const compiled = CompiledForest.compile(forest);
+    // Parsed from JSON, as a request body is (object literals have other property layouts).
+    const micro = Array.from({ length: 256 }, (_, i) => JSON.parse(JSON.stringify(sampleLines(12, i))) as ReturnType<typeof sampleLines>);
+    const microRows = micro.map((b) => validator.parsePredict(b).rows[0]);
+    const aggregateUs = microseconds((i) => validator.parsePredict(micro[i & 255]), 20_000);
+    const scoreUs = microseconds((i) => compiled.predict(microRows[i & 255]), 20_000);
     const { entry } = await bundleApi(path.join(dir, 'bundle'));
     const bare = buildBare(dir);
     const env = { PRICESENSE_REGISTRY: registry.uri, PRICESENSE_LOG_LEVEL: 'info' };
@@ -316,6 +365,14 @@ async function main(): Promise<void> {
     const peerRps = mean(peers.map((r) => r.requests.average));
     const fixed = await run(port, { body: one, connections: 16, overallRate: 2000 });
     const { result: batched, usPerRequest: cpuBatch } = await cpuPerRequest(primary.pid!, () => run(port, { body: batch, connections: 8 }));
+    // Raw-line requests (features computed in the API) beside the feature request measured above.
+    const rawLines: { n: number; result: AutocannonResult }[] = [];
+    for (const n of [3, 12, 35]) {
+      const body = JSON.stringify(sampleLines(n, 1));
+      const probe = await fetch(`${url}/predict`, { method: 'POST', headers, body });
+      if (probe.status !== 200) throw new Error(`raw-line request of ${n} lines answered ${probe.status}: ${await probe.text()}`);
+      rawLines.push({ n, result: await run(port, { body, connections: CONNECTIONS }) });
+    }
     const rss = (await workers(primary.pid!)).map((w) => w.rssMiB);
     // Overload last: what it leaves behind (closing connections, a late event loop) must not colour the other figures.
     const overloadRate = Math.round(2 * oursRps);
@@ -371,7 +428,10 @@ async function main(): Promise<void> {
       batch100RowsPerSec: Math.round(batched.requests.average * 100),
       batch100ServerCpuUsPerRequest: Math.round(cpuBatch),
       workerRssMiB: rss.map((m) => Math.round(m)),
-      failedRequests: ours.reduce((s, r) => s + failures(r), 0) + failures(fixed) + failures(batched),
+      rawLines: rawLines.map(({ n, result }) => ({ lines: n, reqPerSec: Math.round(result.requests.average), p99Ms: result.latency.p99, ratioToFeatureRequest: Math.round((result.requests.average / oursRps) * 1000) / 1000 })),
+      aggregate12LinesUs: Math.round(aggregateUs * 100) / 100,
+      score12LinesUs: Math.round(scoreUs * 100) / 100,
+      failedRequests: ours.reduce((s, r) => s + failures(r), 0) + failures(fixed) + failures(batched) + rawLines.reduce((s, r) => s + failures(r.result), 0),
     };
     const mark = (ok: boolean) => (ok ? 'met' : 'MISSED');
     const lines = [
@@ -385,6 +445,8 @@ async function main(): Promise<void> {
       `    with shedding                   p99 ${overloaded.latency.p99} ms   ${fmt(ok2x(overloaded))} answered/s 2xx, ${fmt(shedOf(overloaded))} shed (503: ${shedReasons || 'none'})`,
       `    without shedding                p99 ${overloadedUnshed.latency.p99} ms   ${fmt(ok2x(overloadedUnshed))} answered/s 2xx`,
       `  batch of 100                      ${fmt(figures.batch100ReqPerSec)} req/s = ${fmt(figures.batch100RowsPerSec)} rows/s   p99 ${batched.latency.p99} ms   server CPU ${fmt(cpuBatch)} µs/request`,
+      ...rawLines.map(({ n, result }) => `  raw lines, ${String(n).padStart(2)} per basket          ${fmt(result.requests.average)} req/s   p99 ${result.latency.p99} ms   (${(result.requests.average / oursRps).toFixed(3)} of the feature request's req/s)`),
+      `  12-line basket, in process        features from lines ${aggregateUs.toFixed(2)} µs vs scoring ${scoreUs.toFixed(2)} µs = ${(aggregateUs / scoreUs).toFixed(3)} (target <= 1: ${mark(aggregateUs <= scoreUs)})`,
       `  cold start to ready (1 process)   ${fmt(figures.coldStartMs)} ms`,
       `  worker RSS after the runs         ${figures.workerRssMiB.map((m) => `${m} MiB`).join(', ')}`,
       `  failed requests (outside overload) ${figures.failedRequests}${failureDetails.length ? ` (${failureDetails.join('; ')})` : ''}`,

@@ -6,6 +6,7 @@
  */
 import path from 'node:path';
 import { Duck, sqlString } from './duck';
+import { FEATURE_DEFINITIONS, type BasketExpr, type FeatureDefinition, type LineExpr } from './feature-definitions';
 import { GOLD_FEATURES, GOLD_SPLITS, type GoldSplit } from './gold-schema';
 import { splitSql } from './split';
 
@@ -17,33 +18,35 @@ export const GOLD_COLUMNS: readonly { name: string; type: 'VARCHAR' | 'INTEGER' 
   ...GOLD_FEATURES.map((f) => ({ name: f.name, type: f.kind === 'numeric' ? ('DOUBLE' as const) : ('VARCHAR' as const) })),
 ];
 
-/**
- * How each gold feature is computed from a basket's typed lines (per raw file at ingest, again over all its lines for a basket spread over files). The DISTINCT_* features
- * are not listed here: they are computed by distinctCountSql() (see buildGoldTable).
- */
-export const FEATURE_SQL: Readonly<Record<string, string>> = {
-  SPEND: 'sum(SPEND)::DOUBLE',
-  QUANTITY: 'sum(QUANTITY)::DOUBLE',
-  LINES: 'count(*)::DOUBLE',
-  AVG_UNIT_PRICE: 'sum(SPEND)::DOUBLE / NULLIF(sum(QUANTITY)::DOUBLE, 0)',
-  MAX_UNIT_PRICE: 'max(SPEND::DOUBLE / NULLIF(QUANTITY::DOUBLE, 0))',
-  SHOP_HOUR: 'min(SHOP_HOUR)::DOUBLE',
-  SHOP_WEEKDAY: 'min(SHOP_WEEKDAY)::DOUBLE',
-  BASKET_SIZE: 'min(BASKET_SIZE)::VARCHAR',
-  BASKET_TYPE: 'min(BASKET_TYPE)::VARCHAR',
-  BASKET_DOMINANT_MISSION: 'min(BASKET_DOMINANT_MISSION)::VARCHAR',
-  STORE_FORMAT: 'min(STORE_FORMAT)::VARCHAR',
-  STORE_REGION: 'min(STORE_REGION)::VARCHAR',
-  CUST_LIFESTAGE: 'min(CUST_LIFESTAGE)::VARCHAR',
-  CUST_PRICE_SENSITIVITY: 'min(CUST_PRICE_SENSITIVITY)::VARCHAR',
-};
+/** The SQL of a line or basket expression, and whether DuckDB types it DOUBLE (exact values are cast only where a double is needed). */
+function exprSql(e: LineExpr | BasketExpr): { sql: string; double: boolean } {
+  if ('column' in e) return { sql: e.column, double: false };
+  if ('ratio' in e) return { sql: `${asDouble(e.ratio[0])} / NULLIF(${asDouble(e.ratio[1])}, 0)`, double: true };
+  if ('count' in e) return { sql: 'count(*)', double: false };
+  // Each basket collects its codes in a list and counts the distinct entries (see distinct below).
+  if ('distinct' in e) return { sql: `len(list_distinct(list(${exprSql(e.distinct).sql})))`, double: false };
+  const [fn, arg] = 'sum' in e ? ['sum', e.sum] : 'min' in e ? ['min', e.min] : ['max', e.max];
+  const inner = exprSql(arg);
+  return { sql: `${fn}(${inner.sql})`, double: inner.double };
+}
 
-/** Distinct-count features: gold feature → the silver code column whose distinct non-null values it counts. */
-export const DISTINCT_FEATURES: Readonly<Record<string, string>> = {
-  DISTINCT_PRODUCTS: 'PROD_CODE',
-  DISTINCT_CATEGORIES: 'PROD_CODE_10',
-  DISTINCT_DEPARTMENTS: 'PROD_CODE_20',
-};
+function asDouble(e: LineExpr | BasketExpr): string {
+  const { sql, double } = exprSql(e);
+  return double ? sql : `${sql}::DOUBLE`;
+}
+
+/**
+ * A gold feature's aggregate over a basket's typed lines (the columns and types of
+ * SILVER_SCHEMA), derived from its definition (etl/feature-definitions.ts). DuckDB's
+ * semantics are the definitions': sum/min/max skip NULLs, min/max of an ENUM column
+ * follow its domain order, a DECIMAL sum is exact until the final ::DOUBLE. Distinct
+ * counts use len(list_distinct(list(code))): exact (no hashing), NULL-free, and 2–3×
+ * cheaper than count(DISTINCT code), for which DuckDB builds a separate (basket, code)
+ * hash table per column (≈ 1 CPU-s per column per 2.7M lines).
+ */
+export function featureSql(definition: FeatureDefinition): string {
+  return definition.kind === 'numeric' ? asDouble(definition.value) : `${exprSql(definition.value).sql}::VARCHAR`;
+}
 
 /**
  * Lines the basket aggregation may hold at once, per byte of DuckDB memory limit. The
@@ -55,16 +58,6 @@ export const DISTINCT_FEATURES: Readonly<Record<string, string>> = {
 export const LIST_BYTES_PER_LINE = 250;
 
 /**
- * The distinct-count expression for one code column: each basket collects its codes in a
- * list and counts the distinct entries. Exact (no hashing), and 2–3× cheaper than
- * count(DISTINCT code), for which DuckDB builds a separate (basket, code) hash table per
- * column (≈ 1 CPU-s per column per 2.7M lines); list_distinct drops the NULLs.
- */
-function distinctCountSql(column: string): string {
-  return `len(list_distinct(list(${column})))::DOUBLE`;
-}
-
-/**
  * The per-basket aggregate over typed lines (the columns and types of SILVER_SCHEMA):
  * one row per BASKET_ID — and per `groupBy` column, which the ingest uses to keep each
  * raw file's baskets apart — with every gold feature, SHOP_WEEK, the lowest and highest
@@ -73,9 +66,7 @@ function distinctCountSql(column: string): string {
  * again only for baskets whose lines are spread over several files.
  */
 export function basketAggregateSql(lines: string, opts: { groupBy?: readonly string[]; where?: string } = {}): string {
-  const missing = GOLD_FEATURES.filter((f) => !(f.name in FEATURE_SQL) && !(f.name in DISTINCT_FEATURES));
-  if (missing.length) throw new Error(`no SQL for gold feature(s) ${missing.map((f) => f.name).join(', ')}`);
-  const features = GOLD_FEATURES.map((f) => `${f.name in DISTINCT_FEATURES ? distinctCountSql(DISTINCT_FEATURES[f.name]) : FEATURE_SQL[f.name]} AS ${f.name}`).join(',\n    ');
+  const features = FEATURE_DEFINITIONS.map((f) => `${featureSql(f)} AS ${f.name}`).join(',\n    ');
   const keys = [...(opts.groupBy ?? []), 'BASKET_ID'];
   return `SELECT ${keys.join(', ')},
     min(SHOP_WEEK)::INTEGER AS SHOP_WEEK,

@@ -3,6 +3,7 @@
  * This is the contract between the ETL (which writes it), the trainer (which reads
  * it) and the forest file's feature spec (which serving validates requests against).
  */
+import { FEATURE_DEFINITIONS } from './feature-definitions';
 import type { ClassLabel } from './schema';
 
 export type FeatureKind = 'numeric' | 'categorical';
@@ -13,25 +14,8 @@ export interface GoldFeature {
   readonly description: string;
 }
 
-export const GOLD_FEATURES: readonly GoldFeature[] = [
-  { name: 'SPEND', kind: 'numeric', description: 'basket total spend (sum of line SPEND)' },
-  { name: 'QUANTITY', kind: 'numeric', description: 'basket total units (sum of line QUANTITY)' },
-  { name: 'LINES', kind: 'numeric', description: 'number of transaction lines in the basket' },
-  { name: 'DISTINCT_PRODUCTS', kind: 'numeric', description: 'distinct PROD_CODE' },
-  { name: 'DISTINCT_CATEGORIES', kind: 'numeric', description: 'distinct PROD_CODE_10 (lowest category level)' },
-  { name: 'DISTINCT_DEPARTMENTS', kind: 'numeric', description: 'distinct PROD_CODE_20' },
-  { name: 'AVG_UNIT_PRICE', kind: 'numeric', description: 'SPEND / QUANTITY' },
-  { name: 'MAX_UNIT_PRICE', kind: 'numeric', description: 'highest line unit price (line SPEND / line QUANTITY)' },
-  { name: 'SHOP_HOUR', kind: 'numeric', description: 'hour of day, 0-23' },
-  { name: 'SHOP_WEEKDAY', kind: 'numeric', description: 'day of week, 1 (Sunday) - 7 (Saturday), as dunnhumby codes it' },
-  { name: 'BASKET_SIZE', kind: 'categorical', description: 'S / M / L' },
-  { name: 'BASKET_TYPE', kind: 'categorical', description: 'Small Shop / Top Up / Full Shop / XX' },
-  { name: 'BASKET_DOMINANT_MISSION', kind: 'categorical', description: 'Fresh / Grocery / Mixed / Non Food / XX' },
-  { name: 'STORE_FORMAT', kind: 'categorical', description: 'SS / MS / LS / XLS' },
-  { name: 'STORE_REGION', kind: 'categorical', description: 'e.g. E01, W02' },
-  { name: 'CUST_LIFESTAGE', kind: 'categorical', description: 'customer lifestage; missing for anonymous baskets' },
-  { name: 'CUST_PRICE_SENSITIVITY', kind: 'categorical', description: "customer's own LA / MM / UM / XX; missing for anonymous baskets" },
-];
+/** The gold features, in column order: name, kind and description of each entry of FEATURE_DEFINITIONS. */
+export const GOLD_FEATURES: readonly GoldFeature[] = FEATURE_DEFINITIONS.map(({ name, kind, description }) => ({ name, kind, description }));
 
 export const GOLD_SPLITS = ['train', 'validation', 'test'] as const;
 export type GoldSplit = (typeof GOLD_SPLITS)[number];

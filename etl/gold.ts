@@ -21,6 +21,11 @@ export interface GoldMeta {
   readonly format: typeof GOLD_FORMAT;
   readonly columns: { name: string; type: string }[];
   readonly features: { name: string; kind: string }[];
+  /**
+   * The feature-definition version the features were computed with (etl/feature-definitions.ts).
+   * The trainer copies it into the forest; absent in gold written before definitions were versioned.
+   */
+  readonly featureDefinitions?: { readonly version: string };
   readonly label: { column: 'LABEL'; classes: readonly ClassLabel[]; fromBasketPriceSensitivity: Record<string, ClassLabel> };
   readonly split: { method: string; fractions: Record<GoldSplit, number> };
   /** Split → file path relative to gold/ (also listed, with SHA-256, in the manifest's files). */

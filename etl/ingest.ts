@@ -29,6 +29,8 @@ import { UserError } from './errors';
 import { hashFile, readStageManifest, sha256Hex, StageCommit, type CommittedFile, type CommitResult, type StageCommitOptions } from './lake/commit';
 import type { Lake } from './lake/types';
 import { StepProfile } from './profile';
+import { invalidValueReason } from './raw-line';
+import type { RawColumn } from './schema';
 import { logEvent, Progress } from './progress';
 
 export const DEFAULT_REJECT_THRESHOLD = 0.01;
@@ -410,10 +412,10 @@ async function partResults(duck: Duck, batch: readonly NewPart[], passes: number
 }
 
 /** A reject's reason in the schema's terms (DuckDB's own message stays out of it). */
-function rejectReason(errorType: string, column: string | null, value: string | undefined): string {
+function rejectReason(errorType: string, column: RawColumn | null, value: string | undefined): string {
   switch (errorType) {
     case 'CAST':
-      return column ? `${column} is ${JSON.stringify(value ?? '')}; expected ${expectedOf(column)}` : 'a value does not fit its column';
+      return column ? invalidValueReason(column, value) : 'a value does not fit its column';
     case 'MISSING COLUMNS':
       return 'the line has fewer columns than the header (truncated line?)';
     case 'TOO MANY COLUMNS':
@@ -427,32 +429,6 @@ function rejectReason(errorType: string, column: string | null, value: string | 
       return 'the line is not valid UTF-8 text';
     default:
       return `the line cannot be parsed (${errorType.toLowerCase()})`;
-  }
-}
-
-function expectedOf(column: string | null): string {
-  switch (column) {
-    case 'SHOP_WEEK':
-      return 'a week number like 200607';
-    case 'SHOP_DATE':
-      return 'a date as YYYYMMDD';
-    case 'SHOP_WEEKDAY':
-      return '1-7';
-    case 'SHOP_HOUR':
-      return '0-23';
-    case 'QUANTITY':
-      return 'a whole number ≥ 0';
-    case 'SPEND':
-      return 'an amount like 1.50';
-    case 'BASKET_ID':
-      return 'a whole number';
-    case 'CUST_PRICE_SENSITIVITY':
-    case 'BASKET_PRICE_SENSITIVITY':
-      return 'LA, MM, UM or XX';
-    case 'STORE_REGION':
-      return 'a region like E02';
-    default:
-      return 'a dunnhumby code for this column';
   }
 }
 

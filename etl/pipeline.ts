@@ -11,6 +11,7 @@ import { Duck, sqlList } from './duck';
 import { rawCsvSource, typedLinesSql } from './drop/csv-sql';
 import { translateEngineError } from './drop/engine-errors';
 import { UserError } from './errors';
+import { FEATURE_DEFINITIONS_VERSION } from './feature-definitions';
 import { basketAggregateSql, buildGoldTable, GOLD_COLUMNS, writeGoldSplits } from './features';
 import { GOLD_FEATURES, GOLD_SPLITS, type FeatureStats, type GoldSplit } from './gold-schema';
 import { GOLD_FORMAT, GOLD_PREFIX, readGoldManifest, type GoldMeta } from './gold';
@@ -99,9 +100,9 @@ export interface EtlReport {
   readonly linesPerSecond: number;
 }
 
-/** Identifies what gold is built from: the ingested parts' content and the gold SQL itself. */
+/** Identifies what gold is built from: the ingested parts' content, the feature-definition version and the gold SQL itself. */
 function goldFingerprint(parts: readonly PartRecord[]): string {
-  const h = createHash('sha256').update(`${GOLD_FORMAT}\n${basketAggregateSql('lines')}\n${GOLD_COLUMNS.map((c) => `${c.name}:${c.type}`).join(',')}\n${SPLIT_METHOD}\n`);
+  const h = createHash('sha256').update(`${GOLD_FORMAT}\n${FEATURE_DEFINITIONS_VERSION}\n${basketAggregateSql('lines')}\n${GOLD_COLUMNS.map((c) => `${c.name}:${c.type}`).join(',')}\n${SPLIT_METHOD}\n`);
   for (const p of parts) if (feedsGold(p)) h.update(`${p.sha256}\n`);
   return h.digest('hex');
 }
@@ -301,6 +302,7 @@ async function buildGold(
     format: GOLD_FORMAT,
     columns: GOLD_COLUMNS.map((c) => ({ name: c.name, type: c.type })),
     features: GOLD_FEATURES.map((f) => ({ name: f.name, kind: f.kind })),
+    featureDefinitions: { version: FEATURE_DEFINITIONS_VERSION },
     label: { column: 'LABEL', classes: CLASS_LABELS, fromBasketPriceSensitivity: { ...LABEL_BY_CODE } },
     split: { method: SPLIT_METHOD, fractions: { ...SPLIT_FRACTIONS } },
     files,

@@ -122,6 +122,7 @@ export const FOREST_SCHEMA_V1 = {
         rows: { type: 'integer', minimum: 0 },
         createdAt: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?(Z|[+-]\\d{2}:\\d{2})$' },
         codeVersion: { type: 'string' },
+        featureDefinitions: { type: 'string', pattern: '^sha256:[0-9a-f]{16}$' },
         treeRange: {
           type: 'object',
           additionalProperties: false,

@@ -122,6 +122,12 @@ export interface ForestFileV1 {
     readonly createdAt: string;
     readonly codeVersion?: string;
     /**
+     * The feature-definition version of the gold the forest was trained on
+     * (etl/feature-definitions.ts). The API computes features from raw lines only for a
+     * forest whose version is its own; absent (older or imported forests): raw lines refused.
+     */
+    readonly featureDefinitions?: string;
+    /**
      * Present on a partial forest only: it holds trees [start, end) of a `trees`-tree
      * forest (one host's share of a multi-host training job; see docs/sagemaker.md).
      */

@@ -37,6 +37,8 @@ export interface ImportMlRfOptions {
   readonly rows?: number;
   readonly createdAt?: string;
   readonly codeVersion?: string;
+  /** The gold feature-definition version the model was trained on (only when trained on pricesense gold). */
+  readonly featureDefinitions?: string;
   readonly featureStats?: ForestFileV1['featureStats'];
   readonly metrics?: Record<string, unknown>;
 }
@@ -231,6 +233,7 @@ export function importMlRandomForest(model: unknown, options: ImportMlRfOptions)
       rows: options.rows ?? (Number.isFinite(trees[0].count[0]) ? Math.round(trees[0].count[0]) : 0),
       createdAt: options.createdAt ?? new Date().toISOString(),
       ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
+      ...(options.featureDefinitions !== undefined ? { featureDefinitions: options.featureDefinitions } : {}),
     },
     featureStats: options.featureStats ?? {},
     metrics: options.metrics ?? {},

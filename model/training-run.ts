@@ -40,7 +40,7 @@ export async function runTraining(lake: Lake, options: TrainingRunOptions = {}):
   const test = await readGoldSplit(lake, 'test', manifest);
 
   const started = process.hrtime.bigint();
-  const lineage = { featureStats: manifest.manifest.meta.stats?.train, datasetManifestSha256: manifest.sha256 };
+  const lineage = { featureStats: manifest.manifest.meta.stats?.train, datasetManifestSha256: manifest.sha256, featureDefinitions: manifest.manifest.meta.featureDefinitions?.version };
   const trained =
     trainer === 'histogram'
       ? await trainForest(train, { ...trainOptions, ...lineage })

@@ -27,9 +27,10 @@ export function predictRouter(options: PredictRouterOptions): express.Router {
   router.post('/predict', shed(options.shedder, '/predict'), ...jsonBody(options.bodyLimitBytes), (req, res) => {
     const route = useRoute(manager, res);
     const input = route.model.validator.parsePredict(req.body);
-    const explain = req.url.includes('?') && isTrue(req.query.explain);
+    const query = req.url.includes('?');
+    const extras = { explain: query && isTrue(req.query.explain), features: query && isTrue(req.query.features) };
     res.setHeader('Content-Type', 'application/json; charset=utf-8');
-    res.send(predictJson(predictor, route, input, explain, state(res).requestId));
+    res.send(predictJson(predictor, route, input, extras, state(res).requestId));
   });
   methodNotAllowed(router, { '/predict': 'POST' });
   return router;

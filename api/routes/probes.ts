@@ -1,5 +1,6 @@
 /** Probes and introspection: /health (liveness), /ready (readiness, with the reasons), /model, /metrics. */
 import express from 'express';
+import { FEATURE_DEFINITIONS_VERSION } from '../../etl/feature-definitions';
 import type { ModelManager } from '../model-manager';
 import { notReady } from '../request-context';
 import type { ServedModel } from '../served-model';
@@ -44,6 +45,12 @@ export function probesRouter(manager: ModelManager): express.Router {
   return router;
 }
 
+/** The model's feature-definition version beside this server's: raw-line requests need them equal. */
+function featureDefinitionsOf(m: ServedModel): Record<string, unknown> {
+  const model = m.training.featureDefinitions ?? null;
+  return { version: model, server: FEATURE_DEFINITIONS_VERSION, rawLines: model === FEATURE_DEFINITIONS_VERSION };
+}
+
 function describeModel(m: ServedModel): Record<string, unknown> {
   return {
     name: m.name,
@@ -57,6 +64,7 @@ function describeModel(m: ServedModel): Record<string, unknown> {
     aggregation: m.aggregation,
     classes: m.classes,
     features: m.features,
+    featureDefinitions: featureDefinitionsOf(m),
     training: m.training,
     evaluation: m.evaluation,
     registryMetrics: m.registryEntry.metrics,

@@ -4,60 +4,8 @@
  * DuckDB recording file, line, column and reason (store_rejects).
  */
 import { Duck, sqlList, sqlString } from '../duck';
-import { DOMAINS, RAW_COLUMNS, type RawColumn } from '../schema';
-
-const HOURS = [...Array.from({ length: 24 }, (_, h) => String(h)), ...Array.from({ length: 10 }, (_, h) => `0${h}`)];
-const REGIONS = [...'NESW'].flatMap((c) => Array.from({ length: 100 }, (_, i) => `${c}${String(i).padStart(2, '0')}`));
-
-/** Raw column → type DuckDB parses it as. '' is allowed only where dunnhumby leaves a field blank. */
-const RAW_TYPES: Record<(typeof RAW_COLUMNS)[number], string> = {
-  SHOP_WEEK: 'INTEGER',
-  SHOP_DATE: 'DATE',
-  SHOP_WEEKDAY: 'ps_weekday',
-  SHOP_HOUR: 'ps_hour',
-  QUANTITY: 'UINTEGER',
-  SPEND: 'DECIMAL(18,2)',
-  PROD_CODE: 'VARCHAR',
-  PROD_CODE_10: 'VARCHAR',
-  PROD_CODE_20: 'VARCHAR',
-  PROD_CODE_30: 'VARCHAR',
-  PROD_CODE_40: 'VARCHAR',
-  CUST_CODE: 'VARCHAR',
-  CUST_PRICE_SENSITIVITY: 'ps_cust_sensitivity',
-  CUST_LIFESTAGE: 'ps_lifestage',
-  BASKET_ID: 'BIGINT',
-  BASKET_SIZE: 'ps_basket_size',
-  BASKET_PRICE_SENSITIVITY: 'ps_sensitivity',
-  BASKET_TYPE: 'ps_basket_type',
-  BASKET_DOMINANT_MISSION: 'ps_mission',
-  STORE_CODE: 'VARCHAR',
-  STORE_FORMAT: 'ps_store_format',
-  STORE_REGION: 'ps_region',
-};
-
-/** The values of each ENUM type. */
-const ENUM_DOMAINS: Record<string, readonly string[]> = {
-  ps_weekday: ['1', '2', '3', '4', '5', '6', '7'],
-  ps_hour: HOURS,
-  ps_sensitivity: DOMAINS.PRICE_SENSITIVITY,
-  ps_cust_sensitivity: ['', ...DOMAINS.PRICE_SENSITIVITY],
-  ps_lifestage: ['', ...DOMAINS.CUST_LIFESTAGE],
-  ps_basket_size: DOMAINS.BASKET_SIZE,
-  ps_basket_type: DOMAINS.BASKET_TYPE,
-  ps_mission: DOMAINS.BASKET_DOMINANT_MISSION,
-  ps_store_format: DOMAINS.STORE_FORMAT,
-  ps_region: REGIONS,
-};
-
-/** Whether DuckDB can cast the text to the column's type (the same rules, restated to name the failing column). */
-const VALID: Record<string, (v: string) => boolean> = {
-  INTEGER: (v) => /^\s*[+-]?\d+\s*$/.test(v) && Math.abs(Number(v)) < 2 ** 31,
-  UINTEGER: (v) => /^\s*\+?\d+\s*$/.test(v) && Number(v) < 2 ** 32,
-  BIGINT: (v) => /^\s*[+-]?\d+\s*$/.test(v) && v.trim().replace(/^[+-]/, '').length <= 18,
-  'DECIMAL(18,2)': (v) => /^\s*[+-]?(\d+\.?\d*|\.\d+)\s*$/.test(v) && v.trim().split('.')[0].replace(/^[+-]/, '').length <= 16,
-  DATE: (v) => /^\d{8}$/.test(v) && !Number.isNaN(Date.parse(`${v.slice(0, 4)}-${v.slice(4, 6)}-${v.slice(6, 8)}T00:00:00Z`)),
-  VARCHAR: () => true,
-};
+import { ENUM_DOMAINS, RAW_TYPES, validRawValue } from '../raw-line';
+import { RAW_COLUMNS, type RawColumn } from '../schema';
 
 /**
  * The first column of a rejected line whose value does not fit its type. DuckDB 1.5
@@ -68,9 +16,7 @@ export function firstInvalidColumn(rawLine: string, layout: readonly (RawColumn 
   const values = rawLine.split(',').map((v) => v.replace(/^"(.*)"$/, '$1'));
   for (const [i, c] of layout.entries()) {
     if (c === null || i >= values.length) continue;
-    const type = RAW_TYPES[c];
-    const ok = ENUM_DOMAINS[type] ? ENUM_DOMAINS[type].includes(values[i]) : (VALID[type] ?? VALID.VARCHAR)(values[i]);
-    if (!ok) return c;
+    if (!validRawValue(c, values[i])) return c;
   }
   return null;
 }

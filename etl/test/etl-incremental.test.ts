@@ -5,7 +5,7 @@ import { GOLD_SPLITS } from '../gold-schema';
 import { readGoldManifest, readGoldSplit } from '../gold';
 import { LocalLake } from '../lake/local';
 import type { Lake } from '../lake/types';
-import { FEATURE_SQL } from '../features';
+import { FEATURE_DEFINITIONS, type FeatureDefinition } from '../feature-definitions';
 import { runEtl } from '../pipeline';
 import { BASE_ID, csv, lines, range } from './drop-fixtures';
 
@@ -80,15 +80,16 @@ describe('ETL when raw files are renamed or their content moves between names', 
     const lake = new LocalLake(path.join(dir, 'lake'));
     for (const w of [0, 1]) await lake.write(`raw/w${w}.csv`, csv(lines(range(w * 20, w * 20 + 20))));
     await runEtl(lake, { threads: 1 });
-    const features = FEATURE_SQL as Record<string, string>;
-    const original = features.SPEND;
-    features.SPEND = `${original} * 2`;
+    const features = FEATURE_DEFINITIONS as FeatureDefinition[];
+    const original = features[0];
+    expect(original.name).toBe('SPEND');
+    features[0] = { ...original, value: { max: { column: 'SPEND' } } };
     try {
       const r = await runEtl(lake, { threads: 1 });
       expect(r.silver.parsed).toBe(2);
       expect(r.gold.manifestSha256).toBe(await freshGold(lake, path.join(dir, 'fresh')));
     } finally {
-      features.SPEND = original;
+      features[0] = original;
     }
   });
 

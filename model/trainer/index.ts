@@ -40,6 +40,8 @@ export interface TrainOptions extends Partial<Hyperparameters> {
   readonly featureStats?: Record<string, FeatureStats>;
   /** Lineage; default the table's manifestSha256. */
   readonly datasetManifestSha256?: string | null;
+  /** The gold manifest's feature-definition version (recorded in the forest's training section). */
+  readonly featureDefinitions?: string;
   /** ISO timestamp to record; default now. */
   readonly createdAt?: string;
   readonly metrics?: Record<string, unknown>;
@@ -157,6 +159,7 @@ export async function trainForest(table: GoldTable, options: TrainOptions = {}):
       rows: table.rows,
       createdAt: options.createdAt ?? new Date().toISOString(),
       codeVersion: codeVersion(),
+      ...(options.featureDefinitions ? { featureDefinitions: options.featureDefinitions } : {}),
       ...(options.treeRange ? { treeRange: { start: range.start, end: range.end, trees: h.trees } } : {}),
     },
     featureStats: options.featureStats ?? {},

@@ -36,6 +36,8 @@ export interface MlRandomForestOptions {
   readonly features?: readonly FeatureRef[];
   readonly featureStats?: Record<string, FeatureStats>;
   readonly datasetManifestSha256?: string | null;
+  /** The gold manifest's feature-definition version (recorded in the forest's training section). */
+  readonly featureDefinitions?: string;
   readonly createdAt?: string;
   readonly progress?: boolean;
 }
@@ -110,6 +112,7 @@ export async function trainMlRandomForest(table: GoldTable, options: MlRandomFor
     createdAt: options.createdAt,
     featureStats: options.featureStats,
     codeVersion: codeVersion(),
+    featureDefinitions: options.featureDefinitions,
   });
   return sealForest({ ...imported, training: { ...imported.training, seed, hyperparameters: { ...imported.training.hyperparameters, ...hyperparameters } } });
 }
