@@ -15,6 +15,7 @@
  * rejects: a hung or oversized load costs the server nothing but the failed version.
  */
 import { readFileSync } from 'node:fs';
+import { isArrayBuffer } from 'node:util/types';
 import { UserError } from '../etl/errors';
 import { ForestFormatError } from './forest-error';
 import { parseForestFlat, type ForestSummary, type ParseForestOptions } from './forest-file';
@@ -155,7 +156,8 @@ export function loadForestInWorker(input: WorkerLoadInput, source: string, optio
   let transfer: ArrayBuffer;
   if ('artifact' in input) {
     const { bytes, sha256 } = input.artifact;
-    const owned = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
+    // isArrayBuffer, not instanceof: a buffer made in another realm (a vm context, a test runner's sandbox) is still transferable.
+    const owned = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && isArrayBuffer(bytes.buffer);
     const sent = owned ? bytes : new Uint8Array(bytes);
     request = { bytes: sent, source, options, artifact: { sha256, source: input.artifact.source }, memoryMb };
     transfer = sent.buffer as ArrayBuffer;
