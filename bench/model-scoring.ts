@@ -40,7 +40,7 @@ import { exportForestToOnnx } from '../model/onnx/export';
 import { CompiledForest, type RawRow } from '../model/walker';
 import { start, stop, waitReady } from './api';
 import { cachedProductionForest, productionForest, type ForestArtifact } from './model-forests';
-import { measureOrt, ortForForest } from './onnx-peer';
+import { measureOrt, ortForForest, timeSync } from './onnx-peer';
 
 const FORMATS = ['SS', 'MS', 'LS', 'XLS'];
 const SIZES = ['S', 'M', 'L'];
@@ -86,22 +86,6 @@ export function baskets(n: number, seed: number) {
 }
 
 type Timing = { wall: number; cpu: number };
-
-/** Runs fn for at least minMs after one warm-up call: wall and CPU (all threads) ns per call. */
-function timeSync(fn: () => unknown, minMs: number): Timing {
-  fn();
-  let calls = 0;
-  const cpu0 = process.cpuUsage();
-  const start = process.hrtime.bigint();
-  let elapsed: bigint;
-  do {
-    fn();
-    calls++;
-    elapsed = process.hrtime.bigint() - start;
-  } while (elapsed < BigInt(minMs) * 1_000_000n);
-  const cpu = process.cpuUsage(cpu0);
-  return { wall: Number(elapsed) / calls, cpu: ((cpu.user + cpu.system) * 1000) / calls };
-}
 
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);

@@ -1,11 +1,9 @@
-/** `npm run bench:model`: scoring (tree-walker vs ml-random-forest, then vs ONNX Runtime on a production-size forest) then training figures, in one run. */
+/** `npm run bench:model`: scoring (tree-walker vs ONNX Runtime on a production-size forest, and vs ml-random-forest on a small one) then training figures, in one run. */
 import { runScoringBench } from './model-scoring';
-import { runOnnxPeerBench } from './model-onnx';
 import { runTrainingBench } from './model-training';
 
 async function main(): Promise<void> {
   await runScoringBench();
-  await runOnnxPeerBench();
   await runTrainingBench();
 }
 

@@ -1,7 +1,7 @@
 /**
  * ONNX Runtime as the scoring peer: the same forest exported by model/onnx/export.ts,
  * scored by onnxruntime-node with one intra-op thread (the walker is one thread too).
- * Used by `npm run bench:model` and by the parity tests; onnxruntime-node is a dev
+ * Used by `npm run bench:scoring` (and so `bench:model`) and by the parity tests; onnxruntime-node is a dev
  * dependency, so nothing in the product imports this module.
  */
 import * as ort from 'onnxruntime-node';
@@ -53,7 +53,7 @@ export interface PeerTiming {
   readonly singleRowCpuUs: number;
 }
 
-/** Runs fn for at least minMs after one warm-up call: wall and CPU ns per call (for the walker beside ORT). */
+/** Runs fn for at least minMs after one warm-up call: wall and CPU (all threads) ns per call (for the walker beside ORT). */
 export function timeSync(fn: () => unknown, minMs: number): { wall: number; cpu: number } {
   fn();
   let calls = 0;
