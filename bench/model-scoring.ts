@@ -40,7 +40,7 @@ import { exportForestToOnnx } from '../model/onnx/export';
 import { CompiledForest, type RawRow } from '../model/walker';
 import { start, stop, waitReady } from './api';
 import { cachedProductionForest, productionForest, type ForestArtifact } from './model-forests';
-import { measureOrt, ortForForest, timeSync } from './onnx-peer';
+import { againstOrt, measureOrt, ortForForest, timeSync } from './onnx-peer';
 
 const FORMATS = ['SS', 'MS', 'LS', 'XLS'];
 const SIZES = ['S', 'M', 'L'];
@@ -123,12 +123,7 @@ async function headToHead(forest: ForestFileV1, rows: RawRow[], columns: Record<
   const ortNodes = exportForestToOnnx(forest, exportOptions).summary.onnxNodes;
   const ort = await ortForForest(forest, exportOptions);
   // Parity before timing: the identical forest gives the same answers.
-  const mine = cf.predictBatchEncoded(x, n);
-  const theirs = await ort.score(x, n);
-  let labelMismatches = 0;
-  let maxDiff = 0;
-  for (let r = 0; r < n; r++) if (mine.labels[r] !== theirs.labels[r]) labelMismatches++;
-  for (let i = 0; i < mine.probabilities.length; i++) maxDiff = Math.max(maxDiff, Math.abs(mine.probabilities[i] - theirs.probabilities[i]));
+  const { labelMismatches, maxProbDiff: maxDiff } = await againstOrt(cf, ort, x, n);
   const batch: Timing[] = [];
   const ortBatch: Timing[] = [];
   const single: Timing[] = [];

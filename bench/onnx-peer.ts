@@ -7,6 +7,7 @@
 import * as ort from 'onnxruntime-node';
 import { forestToOnnx, type OnnxExportOptions } from '../model/onnx/export';
 import type { ForestFileV1 } from '../model/format';
+import type { BatchPrediction, CompiledForest } from '../model/walker';
 
 export interface OrtScorer {
   readonly session: ort.InferenceSession;
@@ -42,6 +43,25 @@ export function ortScorer(session: ort.InferenceSession, features: number, class
 export async function ortForForest(forest: ForestFileV1, options: OnnxExportOptions = {}): Promise<OrtScorer> {
   const session = await ortSession(forestToOnnx(forest, options));
   return ortScorer(session, forest.features.length, forest.classes.length);
+}
+
+export interface OrtAgreement {
+  readonly mine: BatchPrediction;
+  readonly theirs: { labels: string[]; probabilities: Float64Array };
+  readonly labelMismatches: number;
+  /** Max |Δp| over every row and class. */
+  readonly maxProbDiff: number;
+}
+
+/** The walker and ORT on the same encoded rows (row-major n×F): both answers, label mismatches and max |Δp|. */
+export async function againstOrt(cf: CompiledForest, scorer: OrtScorer, x: Float64Array, n: number): Promise<OrtAgreement> {
+  const mine = cf.predictBatchEncoded(x, n);
+  const theirs = await scorer.score(x, n);
+  let labelMismatches = 0;
+  let maxProbDiff = 0;
+  for (let r = 0; r < n; r++) if (mine.labels[r] !== theirs.labels[r]) labelMismatches++;
+  for (let i = 0; i < mine.probabilities.length; i++) maxProbDiff = Math.max(maxProbDiff, Math.abs(mine.probabilities[i] - theirs.probabilities[i]));
+  return { mine, theirs, labelMismatches, maxProbDiff };
 }
 
 export interface PeerTiming {

@@ -1,7 +1,7 @@
 /**
  * @jest-environment ./bench/ort-jest-environment.js
  */
-import { ortForForest, ortScorer, ortSession } from '../../bench/onnx-peer';
+import { againstOrt, ortForForest, ortScorer, ortSession } from '../../bench/onnx-peer';
 import type { ForestFileV1 } from '../format';
 import { exportForestToOnnx, forestToOnnx, UNUSED_CLASS_LABEL } from '../onnx/export';
 import { META } from '../onnx/metadata';
@@ -21,15 +21,10 @@ interface Parity {
 async function parity(forest: ForestFileV1, rows: RawRow[]): Promise<Parity> {
   const cf = CompiledForest.compile(forest);
   const { x, n } = cf.encodeBatch(rows);
-  const want = cf.predictBatchEncoded(x, n);
   const scorer = await ortForForest(forest);
-  const got = await scorer.score(x, n);
+  const { mine, theirs, labelMismatches, maxProbDiff } = await againstOrt(cf, scorer, x, n);
   await scorer.release();
-  let labelMismatches = 0;
-  let maxProbDiff = 0;
-  for (let r = 0; r < n; r++) if (got.labels[r] !== want.labels[r]) labelMismatches++;
-  for (let i = 0; i < want.probabilities.length; i++) maxProbDiff = Math.max(maxProbDiff, Math.abs(got.probabilities[i] - want.probabilities[i]));
-  expect(got.probabilities.length).toBe(want.probabilities.length);
+  expect(theirs.probabilities.length).toBe(mine.probabilities.length);
   return { rows: n, labelMismatches, maxProbDiff };
 }
 
