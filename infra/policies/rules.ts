@@ -17,6 +17,7 @@ import { AUDIENCE_KEY, ENVIRONMENT_SUBJECT, GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HO
 import { REQUIRED_CLUSTER_LOG_TYPES } from '../config';
 import { BOUNDED_IAM_ACTIONS, boundaryPolicyArn, environmentProbes } from '../environment-boundary';
 import { explicitlyDenied } from './iam-eval';
+import { AUTOSCALER_MUTATING_ACTIONS, AUTOSCALER_SERVICE_ACCOUNT } from '../app-contract';
 
 export interface CheckedProvider {
   readonly type: string;
@@ -537,7 +538,8 @@ export const platformRolesBounded: ResourceRule = {
   },
 };
 
-const AUTOSCALER_ACTIONS = ['autoscaling:SetDesiredCapacity', 'autoscaling:TerminateInstanceInAutoScalingGroup'];
+const AUTOSCALER_ACTIONS: readonly string[] = AUTOSCALER_MUTATING_ACTIONS;
+const isAutoscalerAccount = (namespace: unknown, name: unknown): boolean => namespace === AUTOSCALER_SERVICE_ACCOUNT.namespace && name === AUTOSCALER_SERVICE_ACCOUNT.name;
 
 export const clusterAutoscalerScoped: StackRule = {
   kind: 'stack',
@@ -559,7 +561,7 @@ export const clusterAutoscalerScoped: StackRule = {
     // or the platform's role and endpoint scale nothing.
     if (clusters.length === 0 && resources.some((r) => r.type === 'pulumi:providers:kubernetes')) {
       const autoscaler = ofType(resources, 'kubernetes:apps/v1:Deployment')
-        .find((d) => asRecord(d.props.metadata).namespace === 'kube-system' && asRecord(d.props.metadata).name === 'cluster-autoscaler');
+        .find((d) => isAutoscalerAccount(asRecord(d.props.metadata).namespace, asRecord(d.props.metadata).name));
       if (autoscaler === undefined) {
         report('no Deployment kube-system/cluster-autoscaler: nothing adds a node when the HPA\'s pods are pending');
         return;
@@ -567,19 +569,19 @@ export const clusterAutoscalerScoped: StackRule = {
       const pod = asRecord(asRecord(asRecord(autoscaler.props.spec).template).spec);
       const container = asRecord(asArray(pod.containers)[0]);
       const args = asArray(container.args).map(String);
-      if (pod.serviceAccountName !== 'cluster-autoscaler') report(`${autoscaler.name}: runs as ${String(pod.serviceAccountName)}, not the service account of the Pod Identity association (cluster-autoscaler)`, autoscaler.urn);
+      if (pod.serviceAccountName !== AUTOSCALER_SERVICE_ACCOUNT.name) report(`${autoscaler.name}: runs as ${String(pod.serviceAccountName)}, not the service account of the Pod Identity association (cluster-autoscaler)`, autoscaler.urn);
       if (!args.includes('--cloud-provider=aws') || !args.some((a) => /^--node-group-auto-discovery=asg:tag=k8s\.io\/cluster-autoscaler\/enabled,k8s\.io\/cluster-autoscaler\/[\w-]+$/.test(a))) {
         report(`${autoscaler.name}: needs --cloud-provider=aws and --node-group-auto-discovery on the tags k8s.io/cluster-autoscaler/enabled and k8s.io/cluster-autoscaler/<cluster> (the only groups its role may scale)`, autoscaler.urn);
       }
       if (!asArray(container.env).some((e) => asRecord(e).name === 'AWS_REGION')) report(`${autoscaler.name}: no AWS_REGION (IMDS hop limit 1: the pod cannot read its region from instance metadata)`, autoscaler.urn);
       const bound = ofType(resources, 'kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding')
-        .some((b) => asArray(b.props.subjects).some((x) => asRecord(x).namespace === 'kube-system' && asRecord(x).name === 'cluster-autoscaler'));
+        .some((b) => asArray(b.props.subjects).some((x) => isAutoscalerAccount(asRecord(x).namespace, asRecord(x).name)));
       if (!bound) report(`${autoscaler.name}: no ClusterRoleBinding for kube-system/cluster-autoscaler (it cannot watch pods or nodes)`, autoscaler.urn);
       return;
     }
     if (clusters.length === 0) return;
     const associations = ofType(resources, 'aws:eks/podIdentityAssociation:PodIdentityAssociation')
-      .filter((a) => a.props.namespace === 'kube-system' && a.props.serviceAccount === 'cluster-autoscaler');
+      .filter((a) => isAutoscalerAccount(a.props.namespace, a.props.serviceAccount));
     if (associations.length === 0) report('no Pod Identity association for kube-system/cluster-autoscaler: nothing adds a node when the HPA\'s pods are pending', clusters[0].urn);
     const endpoints = ofType(resources, 'aws:ec2/vpcEndpoint:VpcEndpoint').map((v) => str(v.props.serviceName) ?? '');
     if (!endpoints.some((n) => n.endsWith('.autoscaling'))) report('no autoscaling VPC endpoint: without a NAT gateway Cluster Autoscaler cannot reach the Auto Scaling API', clusters[0].urn);
