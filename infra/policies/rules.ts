@@ -87,17 +87,17 @@ function asArray(v: unknown): unknown[] {
 function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
-/** Policies arrive as JSON text (or already parsed); unparseable text yields no statements. */
-function statements(policy: unknown): Record<string, unknown>[] {
-  let doc: unknown = policy;
-  if (typeof policy === 'string') {
-    try {
-      doc = JSON.parse(policy);
-    } catch {
-      return [];
-    }
+/** Documents (policies, pipeline definitions) arrive as JSON text or already parsed; unparseable text reads as empty. */
+function document(v: unknown): Record<string, unknown> {
+  if (typeof v !== 'string') return asRecord(v);
+  try {
+    return asRecord(JSON.parse(v));
+  } catch {
+    return {};
   }
-  return asArray(asRecord(doc).Statement).map(asRecord);
+}
+function statements(policy: unknown): Record<string, unknown>[] {
+  return asArray(document(policy).Statement).map(asRecord);
 }
 function bucketKey(r: CheckedResource): string | undefined {
   return str(r.props.bucket) ?? str(r.props.id);
@@ -235,17 +235,12 @@ export const noIamStarOnStar: ResourceRule = {
   description: 'No IAM policy allows every action ("*") on every resource ("*").',
   enforcementLevel: 'mandatory',
   validate(r, report) {
-    const docs = iamDocuments(r);
     if (r.type.startsWith('aws:iam/') && r.type.endsWith('PolicyAttachment') && ADMIN_POLICY.test(str(r.props.policyArn) ?? '')) {
       report(`${r.name} attaches AdministratorAccess ("*" on "*")`);
     }
-    for (const doc of docs) {
-      for (const s of statements(doc)) {
-        const actions = asArray(s.Action);
-        const resourcesOf = asArray(s.Resource);
-        if (s.Effect === 'Allow' && actions.some((a) => a === '*' || a === '*:*') && resourcesOf.includes('*')) {
-          report(`${r.name} allows "*" actions on "*" resources${s.Sid ? ` (statement ${String(s.Sid)})` : ''}`);
-        }
+    for (const s of iamStatements(r)) {
+      if (s.Effect === 'Allow' && asArray(s.Action).some((a) => a === '*' || a === '*:*') && asArray(s.Resource).includes('*')) {
+        report(`${r.name} allows "*" actions on "*" resources${s.Sid ? ` (statement ${String(s.Sid)})` : ''}`);
       }
     }
   },
@@ -548,13 +543,14 @@ export const clusterAutoscalerScoped: StackRule = {
   enforcementLevel: 'mandatory',
   validate(resources, report) {
     const clusters = resources.filter((r) => r.type === 'eks:index:Cluster');
-    for (const policy of ofType(resources, 'aws:iam/rolePolicy:RolePolicy', 'aws:iam/policy:Policy')) {
-      for (const st of statements(policy.props.policy)) {
+    // Every IAM document: role, user, group and managed policies, and a role's inline policies.
+    for (const r of resources) {
+      for (const st of iamStatements(r)) {
         // "*" on "*" is iam-no-star-actions-on-star-resources' finding.
         const actions = asArray(st.Action).map(String);
         if (st.Effect !== 'Allow' || !actions.some((a) => AUTOSCALER_ACTIONS.includes(a) || a === 'autoscaling:*')) continue;
         const tags = Object.keys(asRecord(asRecord(st.Condition).StringEquals)).filter((k) => /^aws:ResourceTag\/k8s\.io\/cluster-autoscaler\/(?!enabled$)/.test(k));
-        if (tags.length === 0) report(`${policy.name}: ${actions.join(', ')} without an aws:ResourceTag/k8s.io/cluster-autoscaler/<cluster> condition (any Auto Scaling group in the account)`, policy.urn);
+        if (tags.length === 0) report(`${r.name}: ${actions.join(', ')} without an aws:ResourceTag/k8s.io/cluster-autoscaler/<cluster> condition (any Auto Scaling group in the account)`, r.urn);
       }
     }
     // The app stack (Kubernetes objects, no cluster): the autoscaler must run in the cluster,
@@ -794,13 +790,13 @@ export const trustConditions: ResourceRule = {
   },
 };
 
-/** Inline and managed policy documents of an IAM resource. */
-function iamDocuments(r: CheckedResource): unknown[] {
+/** The statements of an IAM resource's policy documents: its own (policies) or its inline policies (roles). */
+function iamStatements(r: CheckedResource): Record<string, unknown>[] {
   const docs: unknown[] = [];
   const field = POLICY_FIELDS[r.type];
   if (field) docs.push(r.props[field]);
   if (r.type === 'aws:iam/role:Role') for (const p of asArray(r.props.inlinePolicies)) docs.push(asRecord(p).policy);
-  return docs;
+  return docs.flatMap(statements);
 }
 
 export const noServiceWildcards: ResourceRule = {
@@ -809,27 +805,17 @@ export const noServiceWildcards: ResourceRule = {
   description: 'No IAM policy allows a whole service (e.g. "sagemaker:*", "s3:*") on every resource ("*"): grant the actions used, on the resources used.',
   enforcementLevel: 'mandatory',
   validate(r, report) {
-    for (const doc of iamDocuments(r)) {
-      for (const s of statements(doc)) {
-        if (s.Effect !== 'Allow' || !asArray(s.Resource).includes('*')) continue;
-        const wide = asArray(s.Action).map(String).filter((a) => /^[\w-]+:\*$/.test(a));
-        if (wide.length > 0) report(`${r.name} allows ${wide.join(', ')} on "*"${s.Sid ? ` (statement ${String(s.Sid)})` : ''}`);
-      }
+    for (const s of iamStatements(r)) {
+      if (s.Effect !== 'Allow' || !asArray(s.Resource).includes('*')) continue;
+      const wide = asArray(s.Action).map(String).filter((a) => /^[\w-]+:\*$/.test(a));
+      if (wide.length > 0) report(`${r.name} allows ${wide.join(', ')} on "*"${s.Sid ? ` (statement ${String(s.Sid)})` : ''}`);
     }
   },
 };
 
 function pipelineSteps(r: CheckedResource): Record<string, unknown>[] {
-  let definition: unknown = r.props.pipelineDefinition;
-  if (typeof definition === 'string') {
-    try {
-      definition = JSON.parse(definition);
-    } catch {
-      return [];
-    }
-  }
   const flatten = (steps: unknown[]): Record<string, unknown>[] => steps.map(asRecord).flatMap((st) => [st, ...flatten([...asArray(asRecord(st.Arguments).IfSteps), ...asArray(asRecord(st.Arguments).ElseSteps)])]);
-  return flatten(asArray(asRecord(definition).Steps));
+  return flatten(asArray(document(r.props.pipelineDefinition).Steps));
 }
 
 export const sagemakerNetworkIsolation: ResourceRule = {
