@@ -15,7 +15,7 @@ import { isDigestReference } from '../images';
 import { TIER_LABEL, TIER_TAG } from '../stack-config';
 import { AUDIENCE_KEY, ENVIRONMENT_SUBJECT, GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST, SUBJECT_KEY } from '../github-oidc';
 import { REQUIRED_CLUSTER_LOG_TYPES } from '../config';
-import { BOUNDED_IAM_ACTIONS, boundaryPolicyArn, environmentProbes } from '../environment-boundary';
+import { BOUNDED_IAM_ACTIONS, DELIVERY_PATH, STATE_BUCKET_TAG, boundaryPolicyArn, defaultStateBucket, environmentProbes } from '../environment-boundary';
 import { explicitlyDenied } from './iam-eval';
 import { AUTOSCALER_MUTATING_ACTIONS, AUTOSCALER_SERVICE_ACCOUNT } from '../app-contract';
 
@@ -468,11 +468,8 @@ export const githubTrustScoped: ResourceRule = {
   },
 };
 
-/** Deploy roles of the delivery stack: `pricesense-<environment>-deploy` under this path. */
+/** Deploy roles of the delivery stack: `pricesense-<environment>-deploy` under DELIVERY_PATH. */
 export const DEPLOY_ROLE = /^pricesense-([a-z][a-z0-9-]*)-deploy$/;
-export const DELIVERY_PATH = '/pricesense-delivery/';
-/** Tag on a deploy role naming the Pulumi state bucket it deploys with (the probes need it). */
-export const STATE_BUCKET_TAG = 'pulumi-state-bucket';
 
 export const deployRolesIsolated: StackRule = {
   kind: 'stack',
@@ -492,7 +489,7 @@ export const deployRolesIsolated: StackRule = {
         return;
       }
       const [, partition, accountId] = arn;
-      const stateBucket = str(asRecord(role.props.tags)[STATE_BUCKET_TAG]) ?? `pricesense-pulumi-state-${accountId}`;
+      const stateBucket = str(asRecord(role.props.tags)[STATE_BUCKET_TAG]) ?? defaultStateBucket(accountId);
       const region = str(role.provider?.props.region) ?? 'us-east-1';
       const own = policies.filter((p) => p.props.role === role.props.name).flatMap((p) => statements(p.props.policy));
       for (const other of environments.filter((e) => e !== env)) {
