@@ -32,3 +32,18 @@ export function apiMetricNamespace(stack: string): string {
 export function apiMetricsLogGroup(stack: string): string {
   return `/pricesense/${stack}/api-metrics`;
 }
+
+/**
+ * Cluster Autoscaler: its AWS role and Pod Identity association are the platform's
+ * (infra/cluster.ts), its Deployment the app project's (infra/app/cluster-autoscaler.ts), and
+ * the policy pack checks both against these names.
+ */
+export const AUTOSCALER_SERVICE_ACCOUNT = { namespace: 'kube-system', name: 'cluster-autoscaler' } as const;
+/** Tag EKS puts on every managed node group's Auto Scaling group, `true`. */
+export const AUTOSCALER_ENABLED_TAG = 'k8s.io/cluster-autoscaler/enabled';
+/** Tag EKS puts on every managed node group's Auto Scaling group: `owned` for this cluster's. */
+export function autoscalerClusterTag(clusterName: string): string {
+  return `k8s.io/cluster-autoscaler/${clusterName}`;
+}
+/** What scales capacity; allowed only on Auto Scaling groups carrying both autoscaler tags of this cluster. */
+export const AUTOSCALER_MUTATING_ACTIONS = ['autoscaling:SetDesiredCapacity', 'autoscaling:TerminateInstanceInAutoScalingGroup'] as const;

@@ -7,6 +7,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import { CLOUDWATCH_AGENT_CONFIG } from './monitoring';
+import { AUTOSCALER_ENABLED_TAG, AUTOSCALER_MUTATING_ACTIONS, AUTOSCALER_SERVICE_ACCOUNT, autoscalerClusterTag } from './app-contract';
 import * as eks from '@pulumi/eks';
 import type { NodeGroupSettings, Tier } from './config';
 import { customerManagedKey, irsaAssumeRolePolicy, type AwsContext } from './aws-context';
@@ -68,14 +69,6 @@ function podIdentityTrust(ctx: AwsContext, clusterName: string): pulumi.Output<s
   });
 }
 
-export const AUTOSCALER_SERVICE_ACCOUNT = { namespace: 'kube-system', name: 'cluster-autoscaler' } as const;
-/** Tag EKS puts on every managed node group's Auto Scaling group: `owned` for this cluster's. */
-export function autoscalerClusterTag(clusterName: string): string {
-  return `k8s.io/cluster-autoscaler/${clusterName}`;
-}
-/** What scales capacity; allowed only on Auto Scaling groups carrying both autoscaler tags of this cluster. */
-export const AUTOSCALER_MUTATING_ACTIONS = ['autoscaling:SetDesiredCapacity', 'autoscaling:TerminateInstanceInAutoScalingGroup'] as const;
-
 /**
  * Cluster Autoscaler's permissions (its AWS README, "full features" policy), least privilege:
  * describes are read-only and cannot be scoped by resource; the two actions that change
@@ -102,7 +95,7 @@ export function autoscalerPolicyDocument(clusterName: string, nodegroupArns: pul
         Effect: 'Allow',
         Action: [...AUTOSCALER_MUTATING_ACTIONS],
         Resource: '*',
-        Condition: { StringEquals: { [`aws:ResourceTag/${autoscalerClusterTag(clusterName)}`]: 'owned', 'aws:ResourceTag/k8s.io/cluster-autoscaler/enabled': 'true' } },
+        Condition: { StringEquals: { [`aws:ResourceTag/${autoscalerClusterTag(clusterName)}`]: 'owned', [`aws:ResourceTag/${AUTOSCALER_ENABLED_TAG}`]: 'true' } },
       },
     ],
   };
@@ -303,7 +296,7 @@ export class Cluster extends pulumi.ComponentResource {
       configurationValues: JSON.stringify(CLOUDWATCH_AGENT_CONFIG),
     }, [...groups, podIdentityAgent, cwAgentPolicy]);
 
-    // Cluster Autoscaler (its Deployment is in the app project, infra/app/autoscaler.ts): grows a
+    // Cluster Autoscaler (its Deployment is in the app project, infra/app/cluster-autoscaler.ts): grows a
     // node group up to its maxSize when pods are pending (the HPA's replicas included) and
     // shrinks it to minSize. Its credentials come from EKS Pod Identity; it may change only the
     // Auto Scaling groups EKS tagged as this cluster's node groups.

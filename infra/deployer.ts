@@ -19,6 +19,7 @@ import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import type { AwsContext } from './aws-context';
 import type { DeployerSettings } from './config';
+import { defaultStateBucket } from './environment-boundary';
 
 export const APP_PROJECT = 'pricesense-app';
 export const PLATFORM_PROJECT = 'pricesense';
@@ -65,7 +66,7 @@ export class Deployer extends pulumi.ComponentResource {
     const parent: pulumi.CustomResourceOptions = { parent: this, provider: ctx.provider };
     const projectName = deployerProjectName(args.stack);
     this.image = pulumi.output(args.image);
-    const stateBucket = args.settings.stateBucket ?? pulumi.interpolate`pricesense-pulumi-state-${ctx.accountId}`;
+    const stateBucket = args.settings.stateBucket ?? ctx.accountId.apply(defaultStateBucket);
     const projectArn = pulumi.interpolate`arn:${ctx.partition}:codebuild:${ctx.region}:${ctx.accountId}:project/${projectName}`;
 
     const logGroup = new aws.cloudwatch.LogGroup(`${name}-logs`, {

@@ -11,6 +11,16 @@
  * No dependency on the cloud SDKs: the delivery stack, the platform and the policy pack use it.
  */
 
+/** IAM path of the delivery stack's roles and of the permissions boundaries; every deploy role is denied it. */
+export const DELIVERY_PATH = '/pricesense-delivery/';
+/** Tag on a deploy role naming the Pulumi state bucket it deploys with (the policy rule's probes need it). */
+export const STATE_BUCKET_TAG = 'pulumi-state-bucket';
+
+/** The Pulumi state bucket (self-managed S3 backend) when the stack config names none. */
+export function defaultStateBucket(accountId: string): string {
+  return `pricesense-pulumi-state-${accountId}`;
+}
+
 /** Path of every IAM role an environment's platform creates: deploy roles may touch only their own. */
 export function environmentRolePath(environment: string): string {
   return `/pricesense-${environment}/`;
@@ -21,9 +31,9 @@ export function boundaryPolicyName(environment: string): string {
   return `pricesense-${environment}-boundary`;
 }
 
-/** The boundary's ARN (the delivery stack creates it under DELIVERY_ROLE_PATH). */
+/** The boundary's ARN (the delivery stack creates it under DELIVERY_PATH). */
 export function boundaryPolicyArn(partition: string, accountId: string, environment: string): string {
-  return `arn:${partition}:iam::${accountId}:policy/pricesense-delivery/${boundaryPolicyName(environment)}`;
+  return `arn:${partition}:iam::${accountId}:policy${DELIVERY_PATH}${boundaryPolicyName(environment)}`;
 }
 
 export interface AccountFacts {

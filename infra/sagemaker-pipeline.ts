@@ -230,6 +230,7 @@ export const sagemakerPipelineExtension: PlatformExtension = (p: Platform) => {
   const cfg = p.config;
   // The release's images from the shared repositories, by digest outside dev (config.ts):
   // a retrain registers the API image that was smoke-tested, not whatever a tag points to now.
+  // parseReleasedStackConfig refuses a stack without them, so both are set (review H2).
   const jobsImage = imageIn(p.images.jobs, cfg.images.jobs);
   const apiImage = imageIn(p.images.api, cfg.images.api);
   const pipeline = new SageMakerPipeline('pipeline', {
@@ -243,8 +244,5 @@ export const sagemakerPipelineExtension: PlatformExtension = (p: Platform) => {
     retrainOnAlarms: cfg.monitoring.retrainOnDrift ? p.monitoring.apiAlarms.filter((a) => a.definition.startsRetraining).map((a) => a.arn) : [],
     aws: p.aws,
   }, { providers: { aws: p.aws.provider } });
-  if (jobsImage === undefined) {
-    pulumi.log.info('images.jobs is not set: the SageMaker pipeline has no default JobsImage; pass --param JobsImage=<image> when starting it');
-  }
   return { sagemakerPipelineName: pipeline.pipelineName, driftRetrainRule: pipeline.retrainRuleName ?? null, pipelineApiImage: apiImage ?? null, pipelineJobsImage: jobsImage ?? null };
 };

@@ -1,12 +1,13 @@
 /**
  * Cluster Autoscaler in the cluster (the Kubernetes side; its AWS role, Pod Identity
- * association and the `autoscaling` endpoint are the platform's, infra/cluster.ts): the
- * service account, the upstream RBAC and the Deployment that adds a node when the HPA's pods
- * are pending and removes one left underused, between each node group's minSize and maxSize.
+ * association and the `autoscaling` endpoint are the platform's, infra/cluster.ts; the names
+ * both use are in infra/app-contract.ts): the service account, the upstream RBAC and the
+ * Deployment that adds a node when the HPA's pods are pending and removes one left underused,
+ * between each node group's minSize and maxSize.
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
-import { AUTOSCALER_SERVICE_ACCOUNT, autoscalerClusterTag } from '../cluster';
+import { AUTOSCALER_ENABLED_TAG, AUTOSCALER_SERVICE_ACCOUNT, autoscalerClusterTag } from '../app-contract';
 import { TIER_LABEL, type Tier } from '../stack-config';
 
 /** Its metrics and /health-check port (the upstream default). */
@@ -18,7 +19,7 @@ export function autoscalerArgs(clusterName: string): string[] {
     '--cloud-provider=aws',
     // The two tags EKS puts on each managed node group's Auto Scaling group; the IAM role may
     // change capacity only on groups carrying them (cluster.ts).
-    `--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,${autoscalerClusterTag(clusterName)}`,
+    `--node-group-auto-discovery=asg:tag=${AUTOSCALER_ENABLED_TAG},${autoscalerClusterTag(clusterName)}`,
     '--balance-similar-node-groups',
     '--expander=least-waste',
     // kube-system pods (CoreDNS, metrics-server) have PDBs or replicas elsewhere; without this

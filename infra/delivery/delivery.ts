@@ -26,11 +26,10 @@ import type { ImageName } from '../images';
 import { GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST, environmentTrustPolicy } from '../github-oidc';
 import { secretsKeyAlias } from '../deployer';
 import {
-  type AccountFacts, BOUNDED_IAM_ACTIONS, SHARED_REPOSITORY_DENIED_ACTIONS, boundaryPolicyArn, boundaryPolicyName, environmentResourcePatterns, environmentRolePath,
+  type AccountFacts, BOUNDED_IAM_ACTIONS, DELIVERY_PATH, SHARED_REPOSITORY_DENIED_ACTIONS, STATE_BUCKET_TAG, boundaryPolicyArn, boundaryPolicyName, defaultStateBucket,
+  environmentResourcePatterns, environmentRolePath,
 } from '../environment-boundary';
-import { DELIVERY_PATH, STATE_BUCKET_TAG } from '../policies/rules';
 
-export const DELIVERY_ROLE_PATH = DELIVERY_PATH;
 /** Tag on each Pulumi secrets key naming the one environment whose roles may use it. */
 export const SECRETS_KEY_TAG = 'pulumi-secrets-of';
 
@@ -89,7 +88,7 @@ export class Delivery extends pulumi.ComponentResource {
 
     const push = new aws.iam.Role(`${name}-image-push`, {
       name: IMAGE_PUSH_ROLE,
-      path: DELIVERY_ROLE_PATH,
+      path: DELIVERY_PATH,
       description: `GitHub ${args.repository}, environment ${args.imageEnvironment}: push and scan images, nothing else`,
       assumeRolePolicy: trust(args.imageEnvironment),
       maxSessionDuration: 3600,
@@ -122,7 +121,7 @@ export class Delivery extends pulumi.ComponentResource {
     this.imagePushRoleArn = push.arn;
 
     const powerUser = pulumi.interpolate`arn:${ctx.partition}:iam::aws:policy/PowerUserAccess`;
-    const stateBucket = args.stateBucket !== undefined ? pulumi.output(args.stateBucket) : pulumi.interpolate`pricesense-pulumi-state-${ctx.accountId}`;
+    const stateBucket = args.stateBucket !== undefined ? pulumi.output(args.stateBucket) : ctx.accountId.apply(defaultStateBucket);
     const facts = pulumi.all([ctx.partition, ctx.accountId, stateBucket]).apply(([partition, accountId, bucket]): AccountFacts => ({ partition, accountId, stateBucket: bucket }));
     this.deployRoleArns = {};
     this.secretsProviders = {};
@@ -154,7 +153,7 @@ export class Delivery extends pulumi.ComponentResource {
       // passing its own roles, nothing of another environment, no change to shared images.
       const boundary = new aws.iam.Policy(`${name}-${env}-boundary`, {
         name: boundaryPolicyName(env),
-        path: DELIVERY_ROLE_PATH,
+        path: DELIVERY_PATH,
         description: `Permissions boundary of every role the pricesense ${env} stacks create`,
         policy: facts.apply((f) => JSON.stringify({
           Version: '2012-10-17',
@@ -171,7 +170,7 @@ export class Delivery extends pulumi.ComponentResource {
 
       const role = new aws.iam.Role(`${name}-${env}-deploy`, {
         name: deployRoleName(env),
-        path: DELIVERY_ROLE_PATH,
+        path: DELIVERY_PATH,
         description: `GitHub ${args.repository}, environment ${env}: deploy the pricesense ${env} stacks`,
         assumeRolePolicy: trust(env),
         maxSessionDuration: 3 * 3600, // a platform up that creates a cluster takes ~30 min, a deploy with smoke test and rollback more
@@ -221,7 +220,7 @@ export class Delivery extends pulumi.ComponentResource {
               Sid: 'KeepDeliveryRoles',
               Effect: 'Deny',
               Action: 'iam:*',
-              Resource: [`arn:${f.partition}:iam::${f.accountId}:role${DELIVERY_ROLE_PATH}*`, `arn:${f.partition}:iam::${f.accountId}:policy${DELIVERY_ROLE_PATH}*`, oidcProvider],
+              Resource: [`arn:${f.partition}:iam::${f.accountId}:role${DELIVERY_PATH}*`, `arn:${f.partition}:iam::${f.accountId}:policy${DELIVERY_PATH}*`, oidcProvider],
             },
             {
               Sid: 'NoAdministrators',

@@ -15,8 +15,9 @@ import { isDigestReference } from '../images';
 import { TIER_LABEL, TIER_TAG } from '../stack-config';
 import { AUDIENCE_KEY, ENVIRONMENT_SUBJECT, GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST, SUBJECT_KEY } from '../github-oidc';
 import { REQUIRED_CLUSTER_LOG_TYPES } from '../config';
-import { BOUNDED_IAM_ACTIONS, boundaryPolicyArn, environmentProbes } from '../environment-boundary';
+import { BOUNDED_IAM_ACTIONS, DELIVERY_PATH, STATE_BUCKET_TAG, boundaryPolicyArn, defaultStateBucket, environmentProbes } from '../environment-boundary';
 import { explicitlyDenied } from './iam-eval';
+import { AUTOSCALER_MUTATING_ACTIONS, AUTOSCALER_SERVICE_ACCOUNT } from '../app-contract';
 
 export interface CheckedProvider {
   readonly type: string;
@@ -86,17 +87,17 @@ function asArray(v: unknown): unknown[] {
 function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
-/** Policies arrive as JSON text (or already parsed); unparseable text yields no statements. */
-function statements(policy: unknown): Record<string, unknown>[] {
-  let doc: unknown = policy;
-  if (typeof policy === 'string') {
-    try {
-      doc = JSON.parse(policy);
-    } catch {
-      return [];
-    }
+/** Documents (policies, pipeline definitions) arrive as JSON text or already parsed; unparseable text reads as empty. */
+function document(v: unknown): Record<string, unknown> {
+  if (typeof v !== 'string') return asRecord(v);
+  try {
+    return asRecord(JSON.parse(v));
+  } catch {
+    return {};
   }
-  return asArray(asRecord(doc).Statement).map(asRecord);
+}
+function statements(policy: unknown): Record<string, unknown>[] {
+  return asArray(document(policy).Statement).map(asRecord);
 }
 function bucketKey(r: CheckedResource): string | undefined {
   return str(r.props.bucket) ?? str(r.props.id);
@@ -234,17 +235,12 @@ export const noIamStarOnStar: ResourceRule = {
   description: 'No IAM policy allows every action ("*") on every resource ("*").',
   enforcementLevel: 'mandatory',
   validate(r, report) {
-    const docs = iamDocuments(r);
     if (r.type.startsWith('aws:iam/') && r.type.endsWith('PolicyAttachment') && ADMIN_POLICY.test(str(r.props.policyArn) ?? '')) {
       report(`${r.name} attaches AdministratorAccess ("*" on "*")`);
     }
-    for (const doc of docs) {
-      for (const s of statements(doc)) {
-        const actions = asArray(s.Action);
-        const resourcesOf = asArray(s.Resource);
-        if (s.Effect === 'Allow' && actions.some((a) => a === '*' || a === '*:*') && resourcesOf.includes('*')) {
-          report(`${r.name} allows "*" actions on "*" resources${s.Sid ? ` (statement ${String(s.Sid)})` : ''}`);
-        }
+    for (const s of iamStatements(r)) {
+      if (s.Effect === 'Allow' && asArray(s.Action).some((a) => a === '*' || a === '*:*') && asArray(s.Resource).includes('*')) {
+        report(`${r.name} allows "*" actions on "*" resources${s.Sid ? ` (statement ${String(s.Sid)})` : ''}`);
       }
     }
   },
@@ -472,11 +468,8 @@ export const githubTrustScoped: ResourceRule = {
   },
 };
 
-/** Deploy roles of the delivery stack: `pricesense-<environment>-deploy` under this path. */
+/** Deploy roles of the delivery stack: `pricesense-<environment>-deploy` under DELIVERY_PATH. */
 export const DEPLOY_ROLE = /^pricesense-([a-z][a-z0-9-]*)-deploy$/;
-export const DELIVERY_PATH = '/pricesense-delivery/';
-/** Tag on a deploy role naming the Pulumi state bucket it deploys with (the probes need it). */
-export const STATE_BUCKET_TAG = 'pulumi-state-bucket';
 
 export const deployRolesIsolated: StackRule = {
   kind: 'stack',
@@ -496,7 +489,7 @@ export const deployRolesIsolated: StackRule = {
         return;
       }
       const [, partition, accountId] = arn;
-      const stateBucket = str(asRecord(role.props.tags)[STATE_BUCKET_TAG]) ?? `pricesense-pulumi-state-${accountId}`;
+      const stateBucket = str(asRecord(role.props.tags)[STATE_BUCKET_TAG]) ?? defaultStateBucket(accountId);
       const region = str(role.provider?.props.region) ?? 'us-east-1';
       const own = policies.filter((p) => p.props.role === role.props.name).flatMap((p) => statements(p.props.policy));
       for (const other of environments.filter((e) => e !== env)) {
@@ -537,7 +530,8 @@ export const platformRolesBounded: ResourceRule = {
   },
 };
 
-const AUTOSCALER_ACTIONS = ['autoscaling:SetDesiredCapacity', 'autoscaling:TerminateInstanceInAutoScalingGroup'];
+const AUTOSCALER_ACTIONS: readonly string[] = AUTOSCALER_MUTATING_ACTIONS;
+const isAutoscalerAccount = (namespace: unknown, name: unknown): boolean => namespace === AUTOSCALER_SERVICE_ACCOUNT.namespace && name === AUTOSCALER_SERVICE_ACCOUNT.name;
 
 export const clusterAutoscalerScoped: StackRule = {
   kind: 'stack',
@@ -546,20 +540,21 @@ export const clusterAutoscalerScoped: StackRule = {
   enforcementLevel: 'mandatory',
   validate(resources, report) {
     const clusters = resources.filter((r) => r.type === 'eks:index:Cluster');
-    for (const policy of ofType(resources, 'aws:iam/rolePolicy:RolePolicy', 'aws:iam/policy:Policy')) {
-      for (const st of statements(policy.props.policy)) {
+    // Every IAM document: role, user, group and managed policies, and a role's inline policies.
+    for (const r of resources) {
+      for (const st of iamStatements(r)) {
         // "*" on "*" is iam-no-star-actions-on-star-resources' finding.
         const actions = asArray(st.Action).map(String);
         if (st.Effect !== 'Allow' || !actions.some((a) => AUTOSCALER_ACTIONS.includes(a) || a === 'autoscaling:*')) continue;
         const tags = Object.keys(asRecord(asRecord(st.Condition).StringEquals)).filter((k) => /^aws:ResourceTag\/k8s\.io\/cluster-autoscaler\/(?!enabled$)/.test(k));
-        if (tags.length === 0) report(`${policy.name}: ${actions.join(', ')} without an aws:ResourceTag/k8s.io/cluster-autoscaler/<cluster> condition (any Auto Scaling group in the account)`, policy.urn);
+        if (tags.length === 0) report(`${r.name}: ${actions.join(', ')} without an aws:ResourceTag/k8s.io/cluster-autoscaler/<cluster> condition (any Auto Scaling group in the account)`, r.urn);
       }
     }
     // The app stack (Kubernetes objects, no cluster): the autoscaler must run in the cluster,
     // or the platform's role and endpoint scale nothing.
     if (clusters.length === 0 && resources.some((r) => r.type === 'pulumi:providers:kubernetes')) {
       const autoscaler = ofType(resources, 'kubernetes:apps/v1:Deployment')
-        .find((d) => asRecord(d.props.metadata).namespace === 'kube-system' && asRecord(d.props.metadata).name === 'cluster-autoscaler');
+        .find((d) => isAutoscalerAccount(asRecord(d.props.metadata).namespace, asRecord(d.props.metadata).name));
       if (autoscaler === undefined) {
         report('no Deployment kube-system/cluster-autoscaler: nothing adds a node when the HPA\'s pods are pending');
         return;
@@ -567,19 +562,19 @@ export const clusterAutoscalerScoped: StackRule = {
       const pod = asRecord(asRecord(asRecord(autoscaler.props.spec).template).spec);
       const container = asRecord(asArray(pod.containers)[0]);
       const args = asArray(container.args).map(String);
-      if (pod.serviceAccountName !== 'cluster-autoscaler') report(`${autoscaler.name}: runs as ${String(pod.serviceAccountName)}, not the service account of the Pod Identity association (cluster-autoscaler)`, autoscaler.urn);
+      if (pod.serviceAccountName !== AUTOSCALER_SERVICE_ACCOUNT.name) report(`${autoscaler.name}: runs as ${String(pod.serviceAccountName)}, not the service account of the Pod Identity association (cluster-autoscaler)`, autoscaler.urn);
       if (!args.includes('--cloud-provider=aws') || !args.some((a) => /^--node-group-auto-discovery=asg:tag=k8s\.io\/cluster-autoscaler\/enabled,k8s\.io\/cluster-autoscaler\/[\w-]+$/.test(a))) {
         report(`${autoscaler.name}: needs --cloud-provider=aws and --node-group-auto-discovery on the tags k8s.io/cluster-autoscaler/enabled and k8s.io/cluster-autoscaler/<cluster> (the only groups its role may scale)`, autoscaler.urn);
       }
       if (!asArray(container.env).some((e) => asRecord(e).name === 'AWS_REGION')) report(`${autoscaler.name}: no AWS_REGION (IMDS hop limit 1: the pod cannot read its region from instance metadata)`, autoscaler.urn);
       const bound = ofType(resources, 'kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding')
-        .some((b) => asArray(b.props.subjects).some((x) => asRecord(x).namespace === 'kube-system' && asRecord(x).name === 'cluster-autoscaler'));
+        .some((b) => asArray(b.props.subjects).some((x) => isAutoscalerAccount(asRecord(x).namespace, asRecord(x).name)));
       if (!bound) report(`${autoscaler.name}: no ClusterRoleBinding for kube-system/cluster-autoscaler (it cannot watch pods or nodes)`, autoscaler.urn);
       return;
     }
     if (clusters.length === 0) return;
     const associations = ofType(resources, 'aws:eks/podIdentityAssociation:PodIdentityAssociation')
-      .filter((a) => a.props.namespace === 'kube-system' && a.props.serviceAccount === 'cluster-autoscaler');
+      .filter((a) => isAutoscalerAccount(a.props.namespace, a.props.serviceAccount));
     if (associations.length === 0) report('no Pod Identity association for kube-system/cluster-autoscaler: nothing adds a node when the HPA\'s pods are pending', clusters[0].urn);
     const endpoints = ofType(resources, 'aws:ec2/vpcEndpoint:VpcEndpoint').map((v) => str(v.props.serviceName) ?? '');
     if (!endpoints.some((n) => n.endsWith('.autoscaling'))) report('no autoscaling VPC endpoint: without a NAT gateway Cluster Autoscaler cannot reach the Auto Scaling API', clusters[0].urn);
@@ -792,13 +787,13 @@ export const trustConditions: ResourceRule = {
   },
 };
 
-/** Inline and managed policy documents of an IAM resource. */
-function iamDocuments(r: CheckedResource): unknown[] {
+/** The statements of an IAM resource's policy documents: its own (policies) or its inline policies (roles). */
+function iamStatements(r: CheckedResource): Record<string, unknown>[] {
   const docs: unknown[] = [];
   const field = POLICY_FIELDS[r.type];
   if (field) docs.push(r.props[field]);
   if (r.type === 'aws:iam/role:Role') for (const p of asArray(r.props.inlinePolicies)) docs.push(asRecord(p).policy);
-  return docs;
+  return docs.flatMap(statements);
 }
 
 export const noServiceWildcards: ResourceRule = {
@@ -807,27 +802,17 @@ export const noServiceWildcards: ResourceRule = {
   description: 'No IAM policy allows a whole service (e.g. "sagemaker:*", "s3:*") on every resource ("*"): grant the actions used, on the resources used.',
   enforcementLevel: 'mandatory',
   validate(r, report) {
-    for (const doc of iamDocuments(r)) {
-      for (const s of statements(doc)) {
-        if (s.Effect !== 'Allow' || !asArray(s.Resource).includes('*')) continue;
-        const wide = asArray(s.Action).map(String).filter((a) => /^[\w-]+:\*$/.test(a));
-        if (wide.length > 0) report(`${r.name} allows ${wide.join(', ')} on "*"${s.Sid ? ` (statement ${String(s.Sid)})` : ''}`);
-      }
+    for (const s of iamStatements(r)) {
+      if (s.Effect !== 'Allow' || !asArray(s.Resource).includes('*')) continue;
+      const wide = asArray(s.Action).map(String).filter((a) => /^[\w-]+:\*$/.test(a));
+      if (wide.length > 0) report(`${r.name} allows ${wide.join(', ')} on "*"${s.Sid ? ` (statement ${String(s.Sid)})` : ''}`);
     }
   },
 };
 
 function pipelineSteps(r: CheckedResource): Record<string, unknown>[] {
-  let definition: unknown = r.props.pipelineDefinition;
-  if (typeof definition === 'string') {
-    try {
-      definition = JSON.parse(definition);
-    } catch {
-      return [];
-    }
-  }
   const flatten = (steps: unknown[]): Record<string, unknown>[] => steps.map(asRecord).flatMap((st) => [st, ...flatten([...asArray(asRecord(st.Arguments).IfSteps), ...asArray(asRecord(st.Arguments).ElseSteps)])]);
-  return flatten(asArray(asRecord(definition).Steps));
+  return flatten(asArray(document(r.props.pipelineDefinition).Steps));
 }
 
 export const sagemakerNetworkIsolation: ResourceRule = {

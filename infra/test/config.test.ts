@@ -259,7 +259,7 @@ describe('app project config (infra/app/Pulumi.<stack>.yaml)', () => {
   test('the autoscaler\'s minor version must be the cluster\'s; its image is the mirror next to the API repository, by digest', () => {
     expect(autoscalerVersionProblem('v1.33.2', '1.33')).toBeUndefined();
     expect(autoscalerVersionProblem('v1.32.0', '1.33')).toContain('pricesense:clusterAutoscaler.version v1.32.0 does not match the cluster\'s Kubernetes 1.33');
-    expect(autoscalerVersionProblem('v1.3.0', '1.33')).toBeDefined();
+    expect(autoscalerVersionProblem('v1.3.0', '1.33')).toContain('pricesense:clusterAutoscaler.version v1.3.0 does not match the cluster\'s Kubernetes 1.33');
     expect(autoscalerImageReference('1.dkr.ecr.us-east-1.amazonaws.com/pricesense/api', { version: 'v1.33.0', digest: AUTOSCALER_DIGEST }))
       .toBe(`1.dkr.ecr.us-east-1.amazonaws.com/mirror/cluster-autoscaler:v1.33.0@${AUTOSCALER_DIGEST}`);
   });

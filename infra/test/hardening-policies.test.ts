@@ -185,6 +185,9 @@ describe('autoscaling', () => {
     const unscoped = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['autoscaling:SetDesiredCapacity'], Resource: '*', Condition: { StringEquals: { 'aws:ResourceTag/k8s.io/cluster-autoscaler/enabled': 'true' } } }] });
     expect(caught(prod, 'cluster-autoscaler-present-and-scoped', (r) => (r.type === 'aws:iam/rolePolicy:RolePolicy' && r.name === 'cluster-autoscaler' ? withProps(r, { policy: unscoped }) : r)))
       .toEqual([expect.stringContaining('cluster-autoscaler: autoscaling:SetDesiredCapacity without an aws:ResourceTag/k8s.io/cluster-autoscaler/<cluster> condition')]);
+    // A role's inline policy is held to the same rule as a RolePolicy.
+    expect(caught(prod, 'cluster-autoscaler-present-and-scoped', (r) => (r.type === 'aws:iam/role:Role' && r.name === 'api-irsa' ? withProps(r, { inlinePolicies: [{ name: 'scale', policy: unscoped }] }) : r)))
+      .toEqual([expect.stringContaining('api-irsa: autoscaling:SetDesiredCapacity without an aws:ResourceTag/k8s.io/cluster-autoscaler/<cluster> condition')]);
   });
 
   test('cluster-autoscaler-present-and-scoped, app stack: no autoscaler Deployment; its discovery, region, account or binding missing', () => {

@@ -382,6 +382,10 @@ export function describeStack(e: TierExpectations): void {
       const definitions = apiAlarms(e.stack, cfg.monitoring, { heartbeat: cfg.cost.demoHours === undefined });
       // The heartbeat alarm exactly where the nodes never sleep: a dead metrics path must not look like a quiet service.
       expect(definitions.some((d) => d.id === 'api-metrics-missing')).toBe(e.stack !== 'dev');
+      // Named here, not only derived from apiAlarms(): an empty or shrunken list must fail.
+      expect(definitions.map((d) => d.id).filter((id) => id !== 'api-metrics-missing')).toEqual([
+        'api-5xx-rate', 'api-p99-latency', 'api-model-load-failures', 'api-no-model', 'drift-psi', 'drift-unknown-categories', 'drift-missing-values',
+      ]);
       expect(alarms.map((a) => a.name).sort()).toEqual([...definitions.map((d) => `monitoring-${d.id}`), 'monitoring-node-cpu', 'monitoring-pod-restarts'].sort());
       for (const a of alarms) expect(a.inputs.alarmActions).toEqual([topic]);
       // Every API alarm reads the stack's EMF namespace, exactly as declared in infra/api-alarms.ts.
