@@ -3,7 +3,7 @@
  * real forest-file code and published through a real local registry.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -231,15 +231,22 @@ export interface TestRegistry {
   readonly registry: LocalRegistry;
   /** Registers a fixture forest; approves it unless told otherwise. */
   publish(seed: number, options?: { approve?: boolean; trees?: number; depth?: number; features?: FeatureSpec[]; forest?: ForestFileV1 }): Promise<ModelVersion>;
+  /** Where the local registry keeps a version (its forest.json, audit/). */
+  versionDir(version: number): string;
+  /** Overwrites a registered version's stored forest: the registry's checksum check must catch it. */
+  tamper(version: number): Promise<void>;
   cleanup(): Promise<void>;
 }
 
 export async function testRegistry(): Promise<TestRegistry> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-api-'));
   const registry = new LocalRegistry(path.join(dir, 'registry'));
+  const versionDir = (version: number) => path.join(registry.uri, 'versions', String(version).padStart(6, '0'));
   return {
     dir,
     registry,
+    versionDir,
+    tamper: (version) => writeFile(path.join(versionDir(version), 'forest.json'), '{"tampered": true}'),
     async publish(seed, options = {}) {
       const file = path.join(dir, `forest-${seed}.json`);
       await writeForestFile(file, options.forest ?? makeForest(seed, options));
