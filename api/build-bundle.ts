@@ -7,10 +7,22 @@
  */
 import { copyFile, mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { build } from 'esbuild';
+import { build, type BuildOptions } from 'esbuild';
 import { packageRoot, packageVersion } from '../etl/version';
 
 export const SWAGGER_ASSETS = ['swagger-ui-bundle.js', 'swagger-ui-standalone-preset.js', 'swagger-ui.css', 'index.css', 'favicon-16x16.png', 'favicon-32x32.png'];
+
+/** What both entry points (the server and the model loader's worker) are built with. */
+const ESBUILD_OPTIONS = {
+  bundle: true,
+  platform: 'node',
+  target: 'node24', // the runtime image (Dockerfile)
+  format: 'cjs',
+  minify: true,
+  keepNames: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+} as const satisfies BuildOptions;
 
 export interface BundleResult {
   readonly outDir: string;
@@ -24,16 +36,9 @@ export async function bundleApi(outDir = path.join(packageRoot(), 'dist', 'bundl
   await mkdir(path.join(outDir, 'swagger-ui'), { recursive: true });
   const entry = path.join(outDir, 'server.js');
   await build({
+    ...ESBUILD_OPTIONS,
     entryPoints: [path.join(root, 'api', 'main.ts')],
     outfile: entry,
-    bundle: true,
-    platform: 'node',
-    target: 'node24', // the runtime image (Dockerfile)
-    format: 'cjs',
-    minify: true,
-    keepNames: true,
-    legalComments: 'none',
-    logLevel: 'warning',
     // The service version is baked in: the image has no package.json to read it from.
     define: { 'process.env.PRICESENSE_SERVICE_VERSION': JSON.stringify(packageVersion()) },
     // Native or optional modules that serving never reaches (the lake's DuckDB engine, pino transports' worker threads).
@@ -41,16 +46,9 @@ export async function bundleApi(outDir = path.join(packageRoot(), 'dist', 'bundl
   });
   // The model loader's worker thread (model/forest-loader.ts) starts forest-loader-worker.js next to the bundle.
   await build({
+    ...ESBUILD_OPTIONS,
     entryPoints: [path.join(root, 'model', 'forest-loader-worker.ts')],
     outfile: path.join(outDir, 'forest-loader-worker.js'),
-    bundle: true,
-    platform: 'node',
-    target: 'node24', // the runtime image (Dockerfile)
-    format: 'cjs',
-    minify: true,
-    keepNames: true,
-    legalComments: 'none',
-    logLevel: 'warning',
   });
   const assets = path.dirname(require.resolve('swagger-ui-dist/package.json'));
   for (const file of SWAGGER_ASSETS) await copyFile(path.join(assets, file), path.join(outDir, 'swagger-ui', file));

@@ -8,6 +8,7 @@
  * arriving empty shows up as drift too.
  */
 import type { FeatureStats } from '../etl/gold-schema';
+import { lowerBound } from '../model/forest-flat';
 import type { FeatureSpec } from '../model/format';
 import type { RawRow } from '../model/walker';
 
@@ -51,15 +52,8 @@ function numericWindow(name: string, stats: Extract<FeatureStats, { kind: 'numer
   const missingBin = bins - 1;
   const bin = (value: unknown): number => {
     if (typeof value !== 'number' || Number.isNaN(value)) return missingBin;
-    // Bin i holds edges[i-1] < v <= edges[i]: the first edge >= v (binary search, ~4 steps for deciles).
-    let lo = 0;
-    let hi = edges.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (edges[mid] < value) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    // Bin i holds edges[i-1] < v <= edges[i]: the first edge >= v (~4 steps for deciles).
+    return lowerBound(edges, value);
   };
   return { name, bin, expected, counts: new Int32Array(bins), missingBin, unknownBin: -1, ring: ringFor(bins, size) };
 }

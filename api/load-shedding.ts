@@ -98,6 +98,7 @@ export class LoadShedder {
   private readonly metrics: ApiMetrics;
   private current = 0;
   private delayMs = 0;
+  private windows = 0;
   private readonly signal: DelaySignal | undefined;
   private readonly random: () => number;
   private histogram: ReturnType<typeof monitorEventLoopDelay> | undefined; // IntervalHistogram in @types/node 20, ELDHistogram in 24
@@ -128,6 +129,7 @@ export class LoadShedder {
         h.reset();
         const used = process.cpuUsage(cpu);
         signal.observe({ delayMs: this.delayMs, busy: (used.user + used.system) / 1000 >= busyShare * (now - at) });
+        this.windows++;
         cpu = process.cpuUsage();
         at = now;
       }, SAMPLE_MS).unref();
@@ -141,6 +143,11 @@ export class LoadShedder {
   /** The median event-loop delay over the last judged window, in ms. */
   get eventLoopDelayMs(): number {
     return this.delayMs;
+  }
+
+  /** Event-loop windows judged so far (a test waits on it to know the signal has seen enough of them). */
+  get judgedWindows(): number {
+    return this.windows;
   }
 
   /** The share of prediction requests the event-loop signal sheds right now (0..1). */

@@ -88,6 +88,8 @@ describe('inference API (in-process)', () => {
           const explained = (await request(s.handler).post('/predict?explain=true').send(row).expect(200)).body;
           expect(strip(explained)).toEqual(strip(plain));
           expect(explained.explanation).toBeDefined();
+          // A hard-vote forest's explanation attributes the mean leaf distribution, and says so.
+          expect(explained.explanation.explains).toBe('mean-leaf-distribution');
         }
         const plainBatch = (await request(s.handler).post('/predict').send({ instances: rows }).expect(200)).body;
         const explainedBatch = (await request(s.handler).post('/predict?explain=true').send({ instances: rows }).expect(200)).body;

@@ -2,11 +2,13 @@
  * Test fixtures: small random forests over a gold-like feature spec, sealed with the
  * real forest-file code and published through a real local registry.
  */
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
 import type { FeatureStats } from '../../etl/gold-schema';
 import { FOREST_FORMAT_ID, FOREST_FORMAT_VERSION, type FeatureSpec, type ForestFileV1, type TreeV1 } from '../../model/format';
@@ -137,20 +139,114 @@ export function sampleRow(rng: () => number = Math.random): Record<string, strin
 
 export const silentLogger = (): Logger => pino({ level: 'silent' });
 
+/** A logger at `level` whose lines land parsed in `lines`, for tests that read what was logged. */
+export function capturingLogger<Line = Record<string, unknown>>(level: pino.Level): { logger: Logger; lines: Line[] } {
+  const lines: Line[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString('utf8').split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l) as Line);
+      done();
+    },
+  });
+  return { logger: pino({ level }, stream), lines };
+}
+
+/** A loopback port nothing listens on (it was free a moment ago): for a child process to listen on, or to find nobody there. */
+export async function freePort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export interface ClusterEvent {
+  event?: string;
+  pid?: number;
+  level?: string;
+  msg?: string;
+}
+
+/** The production bundle's primary process with its workers, and what it logged. */
+export interface BundleCluster {
+  readonly child: ChildProcess;
+  /** Its JSON log lines (primary and workers), in arrival order. */
+  readonly events: ClusterEvent[];
+  /** Everything written to stderr so far. */
+  stderr(): string;
+  /** The processes that logged `event`, each once. */
+  pidsOf(event: string): number[];
+  /** SIGTERM, and waits for the exit (nothing when it has exited already). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the bundle at `entry` with `--workers <workers>` on `port`, serving `registry`,
+ * logging at info, polling every 300 ms, event-loop shedding off (its 503s on a loaded
+ * shared machine would be legitimate, and are what api/test/load-shedding.test.ts is about);
+ * `env` adds or overrides variables.
+ */
+export function spawnBundleCluster(entry: string, options: { port: number; registry: string; workers?: number; env?: Record<string, string> }): BundleCluster {
+  const child = spawn(process.execPath, [entry, '--workers', String(options.workers ?? 2)], {
+    cwd: path.dirname(entry),
+    env: {
+      PATH: process.env.PATH, NODE_ENV: 'production', PORT: String(options.port), HOST: '127.0.0.1', PRICESENSE_REGISTRY: options.registry,
+      PRICESENSE_LOG_LEVEL: 'info', PRICESENSE_MAX_EVENT_LOOP_DELAY: '0', PRICESENSE_POLL_INTERVAL: '300ms', ...options.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const events: ClusterEvent[] = [];
+  let buffered = '';
+  child.stdout!.on('data', (c: Buffer) => {
+    buffered += c.toString('utf8');
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      try {
+        events.push(JSON.parse(line) as ClusterEvent);
+      } catch {
+        // not a log line
+      }
+    }
+  });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+  return {
+    child,
+    events,
+    stderr: () => stderr,
+    pidsOf: (event) => [...new Set(events.filter((e) => e.event === event).map((e) => e.pid!))],
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
 export interface TestRegistry {
   readonly dir: string;
   readonly registry: LocalRegistry;
   /** Registers a fixture forest; approves it unless told otherwise. */
   publish(seed: number, options?: { approve?: boolean; trees?: number; depth?: number; features?: FeatureSpec[]; forest?: ForestFileV1 }): Promise<ModelVersion>;
+  /** Where the local registry keeps a version (its forest.json, audit/). */
+  versionDir(version: number): string;
+  /** Overwrites a registered version's stored forest: the registry's checksum check must catch it. */
+  tamper(version: number): Promise<void>;
   cleanup(): Promise<void>;
 }
 
 export async function testRegistry(): Promise<TestRegistry> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-api-'));
   const registry = new LocalRegistry(path.join(dir, 'registry'));
+  const versionDir = (version: number) => path.join(registry.uri, 'versions', String(version).padStart(6, '0'));
   return {
     dir,
     registry,
+    versionDir,
+    tamper: (version) => writeFile(path.join(versionDir(version), 'forest.json'), '{"tampered": true}'),
     async publish(seed, options = {}) {
       const file = path.join(dir, `forest-${seed}.json`);
       await writeForestFile(file, options.forest ?? makeForest(seed, options));

@@ -69,7 +69,7 @@ describe('model lifecycle (listening server)', () => {
     running = await startServer(testConfig({ pollIntervalMs: 60_000 }), { registry: reg.registry, logger: silentLogger() });
     const pending = await reg.publish(2, { approve: false });
     // Corrupt the stored artifact after registration: the registry's checksum check must catch it.
-    await writeFile(path.join(reg.registry.uri, 'versions', String(pending.version).padStart(6, '0'), 'forest.json'), '{"tampered": true}');
+    await reg.tamper(pending.version);
     await reg.registry.approve(pending.version, 'approve the tampered one', 'test');
     await running.service.manager.refresh();
 
@@ -89,7 +89,7 @@ describe('model lifecycle (listening server)', () => {
     const v1 = (await reg.publish(1)).version;
     running = await startServer(testConfig({ pollIntervalMs: 60_000 }), { registry: reg.registry, logger: silentLogger() });
     const broken = await reg.publish(2, { approve: false });
-    await writeFile(path.join(reg.registry.uri, 'versions', String(broken.version).padStart(6, '0'), 'forest.json'), '{"tampered": true}');
+    await reg.tamper(broken.version);
     await reg.registry.approve(broken.version, 'approve the tampered one', 'test');
     const fetches = jest.spyOn(reg.registry, 'fetchArtifact');
     for (let i = 0; i < 4; i++) await running.service.manager.refresh();
@@ -103,7 +103,7 @@ describe('model lifecycle (listening server)', () => {
     expect(running.service.manager.champion?.version).toBe(v3);
   });
 
-  const forestFile = (v: number) => path.join(reg.registry.uri, 'versions', String(v).padStart(6, '0'), 'forest.json');
+  const forestFile = (v: number) => path.join(reg.versionDir(v), 'forest.json');
 
   it('retries a remembered failure once the registry changes the version (reject, then approve again), and after a backoff when restored bytes are all that changed', async () => {
     const v1 = (await reg.publish(1)).version;
@@ -112,7 +112,7 @@ describe('model lifecycle (listening server)', () => {
     const manager = running.service.manager;
     const v2 = (await reg.publish(2, { approve: false })).version;
     const good = await readFile(forestFile(v2));
-    await writeFile(forestFile(v2), '{"tampered": true}');
+    await reg.tamper(v2);
     await reg.registry.approve(v2, 'approve the tampered one', 'test');
     await manager.refresh();
     expect(manager.champion?.version).toBe(v1);
@@ -134,7 +134,7 @@ describe('model lifecycle (listening server)', () => {
     await reg.registry.reject(v2, 'withdraw', 'test');
     await manager.refresh();
     expect(manager.champion?.version).toBe(v1);
-    await writeFile(forestFile(v2), '{"tampered": true}');
+    await reg.tamper(v2);
     await reg.registry.approve(v2, 'again, still tampered', 'test');
     await manager.refresh();
     expect(manager.status().failedVersions).toEqual([expect.objectContaining({ version: v2 })]);
@@ -202,7 +202,7 @@ describe('model lifecycle (listening server)', () => {
     await running.service.manager.refresh();
     expect(running.service.manager.challenger?.model.version).toBe(shadow);
     expect(JSON.parse((await call(running.port, 'GET', '/ready')).body).challengerProblem).toMatch(/ECONNRESET/);
-    await rm(path.join(reg.registry.uri, 'versions', String(shadow).padStart(6, '0')), { recursive: true });
+    await rm(reg.versionDir(shadow), { recursive: true });
     await running.service.manager.refresh();
     expect(running.service.manager.challenger).toBeUndefined();
     expect(JSON.parse((await call(running.port, 'GET', '/ready')).body).challengerProblem).toMatch(/not found/);
@@ -216,7 +216,7 @@ describe('model lifecycle (listening server)', () => {
     await running.service.manager.refresh();
     expect(running.service.manager.champion?.version).toBe(v1);
     // Deleting the rejection would re-approve version 2 if the trail were just files.
-    const audit = (v: number) => path.join(reg.registry.uri, 'versions', String(v).padStart(6, '0'), 'audit');
+    const audit = (v: number) => path.join(reg.versionDir(v), 'audit');
     await rm(path.join(audit(v2), '000003.json'));
     await running.service.manager.refresh();
     expect(running.service.manager.champion?.version).toBe(v1);
@@ -240,7 +240,7 @@ describe('model lifecycle (listening server)', () => {
     running = await startServer(testConfig({ pollIntervalMs: 60_000 }), { registry: reg.registry, logger: silentLogger() });
     expect(running.service.manager.champion?.version).toBe(v2);
     // Roll back to v1, whose stored artifact is corrupt.
-    await writeFile(path.join(reg.registry.uri, 'versions', String(v1).padStart(6, '0'), 'forest.json'), '{"tampered": true}');
+    await reg.tamper(v1);
     await reg.registry.reject(v2, 'rollback', 'test');
     await running.service.manager.refresh();
 

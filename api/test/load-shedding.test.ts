@@ -165,6 +165,11 @@ describe('overload shedding', () => {
     nap();
     try {
       await waitFor('the delay to register', () => shedder.eventLoopDelayMs > 30, 20_000);
+      // More windows over the limit than shedding needs to engage (two): a busy process would be shedding by now.
+      const judged = shedder.judgedWindows;
+      await waitFor('three more windows', () => shedder.judgedWindows >= judged + 3, 20_000);
+      expect(shedder.eventLoopDelayMs).toBeGreaterThan(30);
+      expect(shedder.eventLoopShedShare).toBe(0);
       expect((await call(port, 'POST', '/predict', sampleRow())).status).toBe(200);
       expect(await shedCount('event_loop_delay')).toBe(0);
     } finally {

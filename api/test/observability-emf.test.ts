@@ -5,14 +5,11 @@
  * does not skew the 5xx rate or the p99 share. Real sockets on loopback, the real metrics.
  */
 import net from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { loadConfig } from '../config';
 import { EMF_MAX_CARRY_INTERVALS, EmfReporter } from '../emf';
 import { ApiMetrics } from '../metrics';
 import { extractEmf, statistic } from '../../infra/test/cloudwatch-emf';
-import { waitFor } from './fixtures';
+import { capturingLogger, freePort, waitFor } from './fixtures';
 
 const NS = 'pricesense/emf-test';
 
@@ -22,26 +19,6 @@ interface LogLine {
   droppedRecords?: number;
   countsGivenUp?: boolean;
   err?: string;
-}
-
-function capturingLogger(): { logger: pino.Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l) as LogLine);
-      done();
-    },
-  });
-  return { logger: pino({ level: 'info' }, stream), lines };
-}
-
-/** A port nothing listens on (yet). */
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
 }
 
 /** A stand-in for the agent's EMF listener: one record per line. */
@@ -81,8 +58,8 @@ describe('EMF reporter with the agent away', () => {
 
   it('counts and logs the records it could not send, and sends their counts once the agent is back', async () => {
     const metrics = new ApiMetrics({ defaultMetrics: false });
-    const { logger, lines: logs } = capturingLogger();
-    const port = await closedPort();
+    const { logger, lines: logs } = capturingLogger<LogLine>('info');
+    const port = await freePort(); // nothing listens there until agentOn(port)
     const emf = new EmfReporter(metrics, logger, { namespace: NS, intervalMs: 60_000, sink: { kind: 'tcp', host: '127.0.0.1', port }, logGroup: '/pricesense/emf-test/api-metrics' });
 
     for (let i = 0; i < 7; i++) metrics.observeRequest('/predict', 'POST', 200, '1', 0.002);
@@ -119,8 +96,8 @@ describe('EMF reporter with the agent away', () => {
 
   it(`gives the counts up after ${EMF_MAX_CARRY_INTERVALS} failed intervals, and says so at error`, async () => {
     const metrics = new ApiMetrics({ defaultMetrics: false });
-    const { logger, lines: logs } = capturingLogger();
-    const port = await closedPort();
+    const { logger, lines: logs } = capturingLogger<LogLine>('info');
+    const port = await freePort(); // nothing listens there until agentOn(port)
     const emf = new EmfReporter(metrics, logger, { namespace: NS, intervalMs: 60_000, sink: { kind: 'tcp', host: '127.0.0.1', port } });
     metrics.observeRequest('/predict', 'POST', 200, '1', 0.002);
     for (let i = 0; i < EMF_MAX_CARRY_INTERVALS; i++) await emf.report();

@@ -8,12 +8,10 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { DEFAULT_CONFIG, loadConfig } from '../config';
 import { startServer, type RunningServer } from '../server';
 import { parseTraceparent } from '../tracing';
-import { sampleRow, testConfig, testRegistry, waitFor, type TestRegistry } from './fixtures';
+import { capturingLogger, sampleRow, testConfig, testRegistry, waitFor, type TestRegistry } from './fixtures';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
@@ -81,18 +79,6 @@ interface RequestLine {
   route?: string;
 }
 
-function capturingLogger(): { logger: pino.Logger; lines: RequestLine[] } {
-  const lines: RequestLine[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l) as RequestLine);
-      done();
-    },
-  });
-  // debug: successful /predict and probe lines are debug (api/request-context.ts).
-  return { logger: pino({ level: 'debug' }, stream), lines };
-}
-
 const TRACERESPONSE = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 describe('trace context on the real server', () => {
@@ -116,7 +102,8 @@ describe('trace context on the real server', () => {
   });
 
   it('continues a valid traceparent and starts a new trace otherwise, on both request paths; the trace id is on the request\'s log line', async () => {
-    const { logger, lines } = capturingLogger();
+    // debug: successful /predict and probe lines are debug (api/request-context.ts).
+    const { logger, lines } = capturingLogger<RequestLine>('debug');
     server = await startServer(testConfig({ registry: reg.registry.uri }), { registry: reg.registry, logger });
     const port = server.port;
     const cases = [

@@ -12,7 +12,6 @@
  *   (counters equal the requests sent, never decrease), also after a worker is killed
  *   and replaced.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -24,7 +23,7 @@ import { parsePrometheusText } from '../../console/prometheus';
 import { apiAlarms, apiMetricNamespace, type AlarmQuery } from '../../infra/api-alarms';
 import { apiMetricsLogGroup } from '../../infra/app-contract';
 import { extractEmf, statistic, type Datapoint } from '../../infra/test/cloudwatch-emf';
-import { call, mulberry32, promtool, sampleRow, testRegistry, waitFor, type TestRegistry } from './fixtures';
+import { call, freePort, mulberry32, promtool, sampleRow, spawnBundleCluster, testRegistry, waitFor, type BundleCluster, type TestRegistry } from './fixtures';
 
 const STEP_TIMEOUT_MS = 90_000;
 const STACK = 'obs-test';
@@ -33,14 +32,6 @@ const M = 12;
 const K = 9;
 const PROM_CLIENT_DEFAULT_FINDING = /^nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/;
 const THRESHOLDS = { p99LatencyMs: 250, error5xxPercent: 5, driftPsi: 0.25, unknownCategoryPercent: 5, missingIncreasePercent: 10 };
-
-async function freePort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** One request on its own connection, so the cluster spreads them over the workers. */
 function post(port: number, body: unknown): Promise<number> {
@@ -68,12 +59,10 @@ function predictCount(text: string): number {
 describe('observability contract (bundle, --workers 2)', () => {
   let dir: string;
   let reg: TestRegistry;
-  let primary: ChildProcess | undefined;
+  let cluster: BundleCluster | undefined;
   let agent: net.Server;
   const emfLines: string[] = [];
-  const events: { event?: string; pid?: number }[] = [];
   let port = 0;
-  let stderr = '';
   /** The last /metrics text, for the file checks below. */
   let lastMetrics = '';
 
@@ -95,48 +84,27 @@ describe('observability contract (bundle, --workers 2)', () => {
     await new Promise<void>((resolve) => agent.listen(0, '127.0.0.1', resolve));
   });
   afterAll(async () => {
-    if (primary && primary.exitCode === null) {
-      const exited = new Promise((r) => primary!.once('exit', r));
-      primary.kill('SIGTERM');
-      await exited;
-    }
+    await cluster?.stop();
     await new Promise((r) => agent.close(r));
     await rm(dir, { recursive: true, force: true });
     await reg.cleanup();
   });
 
   const emfPoints = (): Datapoint[] => emfLines.flatMap(extractEmf);
-  const pidsOf = (event: string) => [...new Set(events.filter((e) => e.event === event).map((e) => e.pid!))];
 
   it('counts every request once in CloudWatch (through the alarms\' own definitions) and in the cluster\'s /metrics, monotonic across a worker restart', async () => {
     const pending = await reg.publish(1, { trees: 20, depth: 6, approve: false });
     const { entry } = await bundleApi(path.join(dir, 'bundle'));
     port = await freePort();
-    primary = spawn(process.execPath, [entry, '--workers', '2'], {
-      cwd: path.dirname(entry),
+    cluster = spawnBundleCluster(entry, {
+      port,
+      registry: reg.registry.uri,
       env: {
-        PATH: process.env.PATH, NODE_ENV: 'production', PORT: String(port), HOST: '127.0.0.1', PRICESENSE_REGISTRY: reg.registry.uri,
-        PRICESENSE_LOG_LEVEL: 'info', PRICESENSE_MAX_EVENT_LOOP_DELAY: '0', PRICESENSE_POLL_INTERVAL: '300ms', PRICESENSE_DRIFT_WINDOW: '50',
-        PRICESENSE_EMF: `tcp://127.0.0.1:${(agent.address() as AddressInfo).port}`, PRICESENSE_EMF_INTERVAL: '250ms',
+        PRICESENSE_DRIFT_WINDOW: '50', PRICESENSE_EMF: `tcp://127.0.0.1:${(agent.address() as AddressInfo).port}`, PRICESENSE_EMF_INTERVAL: '250ms',
         PRICESENSE_EMF_NAMESPACE: apiMetricNamespace(STACK), PRICESENSE_EMF_LOG_GROUP: apiMetricsLogGroup(STACK),
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let buffered = '';
-    primary.stdout!.on('data', (c: Buffer) => {
-      buffered += c.toString('utf8');
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        try {
-          events.push(JSON.parse(line) as (typeof events)[number]);
-        } catch {
-          // not a log line
-        }
-      }
-    });
-    primary.stderr!.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    const { pidsOf } = cluster;
 
     // Nothing approved: one worker listens not-ready; M predictions are answered 503.
     await waitFor('a worker listening, not ready', () => pidsOf('not_ready').length >= 1, STEP_TIMEOUT_MS);
@@ -201,7 +169,7 @@ describe('observability contract (bundle, --workers 2)', () => {
     process.kill(victim, 'SIGKILL');
     await waitFor('a replacement worker ready', () => pidsOf('ready').some((p) => !readyBefore.has(p)), STEP_TIMEOUT_MS);
     for (let i = 0; i < 3; i++) expect(predictCount((await call(port, 'GET', '/metrics')).body)).toBe(N + M + K);
-    expect(stderr).toBe('');
+    expect(cluster.stderr()).toBe('');
   }, 4 * STEP_TIMEOUT_MS);
 
   it('promtool check metrics: nothing to fix in our metrics of the real /metrics output (prom-client\'s defaults keep their names)', async () => {

@@ -6,26 +6,16 @@
  * so the only failures allowed are requests that were on the killed worker's
  * connections when it died: network errors, never an HTTP error status.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { bundleApi } from '../build-bundle';
-import { call, mulberry32, sampleRow, testRegistry, waitFor, type TestRegistry } from './fixtures';
+import { call, freePort, mulberry32, sampleRow, spawnBundleCluster, testRegistry, waitFor, type BundleCluster, type TestRegistry } from './fixtures';
 
 const CLIENTS = 6;
 /** Generous: the machine may be shared; the run itself takes ~10-20 s alone. */
 const STEP_TIMEOUT_MS = 90_000;
-
-async function freePort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** One request on its own connection (no keep-alive): each lands on whichever worker the cluster hands it to. */
 function post(port: number, body: Buffer): Promise<{ status: number } | { error: string }> {
@@ -48,18 +38,14 @@ function post(port: number, body: Buffer): Promise<{ status: number } | { error:
 describe('cluster workers (bundle, --workers 2)', () => {
   let dir: string;
   let reg: TestRegistry;
-  let primary: ChildProcess | undefined;
+  let cluster: BundleCluster | undefined;
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-workers-'));
     reg = await testRegistry();
   });
   afterAll(async () => {
-    if (primary && primary.exitCode === null) {
-      const exited = new Promise((r) => primary!.once('exit', r));
-      primary.kill('SIGTERM');
-      await exited;
-    }
+    await cluster?.stop();
     await rm(dir, { recursive: true, force: true });
     await reg.cleanup();
   });
@@ -70,30 +56,8 @@ describe('cluster workers (bundle, --workers 2)', () => {
     const pending = await reg.publish(1, { trees: 60, depth: 10, approve: false });
     const { entry } = await bundleApi(path.join(dir, 'bundle'));
     const port = await freePort();
-    primary = spawn(process.execPath, [entry, '--workers', '2'], {
-      cwd: path.dirname(entry),
-      // Event-loop shedding off: its 503s under a busy shared machine would be legitimate, and are not what this test is about.
-      env: { PATH: process.env.PATH, NODE_ENV: 'production', PORT: String(port), HOST: '127.0.0.1', PRICESENSE_REGISTRY: reg.registry.uri, PRICESENSE_LOG_LEVEL: 'info', PRICESENSE_MAX_EVENT_LOOP_DELAY: '0', PRICESENSE_POLL_INTERVAL: '300ms' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const events: { event?: string; pid?: number; level?: string; msg?: string }[] = [];
-    let buffered = '';
-    primary.stdout!.on('data', (c: Buffer) => {
-      buffered += c.toString('utf8');
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        try {
-          events.push(JSON.parse(line) as (typeof events)[number]);
-        } catch {
-          // not a log line
-        }
-      }
-    });
-    let stderr = '';
-    primary.stderr!.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    const pidsOf = (event: string) => [...new Set(events.filter((e) => e.event === event).map((e) => e.pid!))];
+    cluster = spawnBundleCluster(entry, { port, registry: reg.registry.uri });
+    const { events, pidsOf } = cluster;
 
     // Nothing approved: no worker can answer, so the first to find nobody listening joins anyway, to say why on /ready.
     await waitFor('a worker listening, not ready', () => pidsOf('not_ready').length >= 1, STEP_TIMEOUT_MS);
@@ -138,7 +102,7 @@ describe('cluster workers (bundle, --workers 2)', () => {
       await load;
     }
 
-    expect(stderr).toBe('');
+    expect(cluster.stderr()).toBe('');
     // Every HTTP answer was a success: no worker answered before it could.
     expect([...statuses.keys()]).toEqual([200]);
     // Network errors only for what was on the killed worker: at most one request per client, right at the kill.
