@@ -3,7 +3,6 @@
  * `pricesense model upgrade`: the model as SageMaker ships it (model.tar.gz), two
  * instances each scoring their share of the input files, the failure contract.
  */
-import { DuckDBInstance } from '@duckdb/node-api';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,18 +12,8 @@ import { forestJson, parseForest, readForestFile, writeForestFile } from '../../
 import { writeTarGz } from '../../model/sagemaker/tar';
 import { CompiledForest } from '../../model/walker';
 import { randomForest, randomRow, rng } from '../../model/test/random-forest-fixture';
+import { query } from './duckdb-query';
 import { runCli as run } from './run-cli';
-
-async function query(sql: string): Promise<Record<string, unknown>[]> {
-  const instance = await DuckDBInstance.create(':memory:');
-  const conn = await instance.connect();
-  try {
-    return (await conn.runAndReadAll(sql)).getRowObjectsJS() as Record<string, unknown>[];
-  } finally {
-    conn.closeSync();
-    instance.closeSync();
-  }
-}
 
 /** A raw value as a CSV cell: finite numbers and strings as text, anything else empty. */
 function cell(v: unknown): string {

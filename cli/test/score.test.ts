@@ -4,7 +4,6 @@
  * Latin-1, a line with an extra field, a truncated last line, numbers that are not
  * numbers, empty and unknown values) — against the tree-walker on the same rows.
  */
-import { DuckDBInstance } from '@duckdb/node-api';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,18 +17,8 @@ import { writeForestFile } from '../../model/forest-file';
 import { LocalRegistry } from '../../model/registry/local';
 import { trainForest } from '../../model/trainer';
 import { CompiledForest, type RawRow } from '../../model/walker';
+import { query } from './duckdb-query';
 import { runCli as run } from './run-cli';
-
-async function query(sql: string): Promise<Record<string, unknown>[]> {
-  const instance = await DuckDBInstance.create(':memory:');
-  const conn = await instance.connect();
-  try {
-    return (await conn.runAndReadAll(sql)).getRowObjectsJS() as Record<string, unknown>[];
-  } finally {
-    conn.closeSync();
-    instance.closeSync();
-  }
-}
 
 function rowOf(table: GoldTable, i: number): RawRow {
   const row: RawRow = {};
