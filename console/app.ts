@@ -228,7 +228,9 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
   });
 
   const renderVersion = async (res: Response, v: ModelVersion, verify?: VerifyResult): Promise<void> => {
-    const [state, insights, gold, card] = await Promise.all([serving(), data.insightsOrReason(v), data.goldManifest(), modelCardOf(data, v)]);
+    // One read of the lake's manifest serves the insights, the card and the lineage table.
+    const [state, gold] = await Promise.all([serving(), data.goldManifest()]);
+    const [insights, card] = await Promise.all([data.insightsOrReason(v, gold), modelCardOf(data, v, gold)]);
     sendPage(
       res,
       200,
@@ -323,7 +325,8 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
     const [all, state] = await Promise.all([listing.get(), serving()]);
     const pick = async (q: unknown): Promise<ModelVersion | undefined> => (q === undefined || q === '' ? undefined : registry.show(parseVersionParam(q)));
     const [a, b] = await Promise.all([pick(req.query.a), pick(req.query.b)]);
-    const [ia, ib] = await Promise.all([a && data.insights(a).catch(() => undefined), b && data.insights(b).catch(() => undefined)]);
+    const gold = a || b ? await data.goldManifest() : undefined;
+    const [ia, ib] = await Promise.all([a && data.insights(a, gold).catch(() => undefined), b && data.insights(b, gold).catch(() => undefined)]);
     sendPage(res, 200, comparePage({ site, principal: principalOf(res), all, a, b, ia, ib, serving: state }));
   });
 

@@ -260,9 +260,13 @@ export function buildModelCard(input: CardInput): ModelCard {
   };
 }
 
-/** The card of a registered version, reading its forest and the lake's manifest through the console's data access. */
-export async function modelCardOf(data: VersionData, v: ModelVersion): Promise<ModelCard> {
-  const [insights, gold] = await Promise.all([data.insightsOrReason(v), data.goldManifest()]);
+/**
+ * The card of a registered version, reading its forest and (unless the caller has read it
+ * for this request) the lake's manifest through the console's data access.
+ */
+export async function modelCardOf(data: VersionData, v: ModelVersion, lakeGold?: GoldManifest | string): Promise<ModelCard> {
+  const gold = lakeGold ?? (await data.goldManifest());
+  const insights = await data.insightsOrReason(v, gold);
   return buildModelCard({ version: v, insights, gold, registryUri: data.registry.uri, generatedAt: new Date().toISOString() });
 }
 

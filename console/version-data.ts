@@ -80,8 +80,8 @@ export class VersionData {
   }
 
   /** The version's insights, or why there are none (for pages and the card). */
-  insightsOrReason(v: ModelVersion): Promise<VersionInsights | string> {
-    return this.insights(v).catch((err: unknown) => this.reason(err, `reading version ${v.version}'s forest`));
+  insightsOrReason(v: ModelVersion, gold?: GoldManifest | string): Promise<VersionInsights | string> {
+    return this.insights(v, gold).catch((err: unknown) => this.reason(err, `reading version ${v.version}'s forest`));
   }
 
   /** The lake's published gold manifest, or a reason there is none. */
@@ -119,9 +119,10 @@ export class VersionData {
     return result;
   }
 
-  async insights(v: ModelVersion): Promise<VersionInsights> {
+  /** `gold`: the lake's manifest when the caller has read it already for this request (one read per page). */
+  async insights(v: ModelVersion, gold?: GoldManifest | string): Promise<VersionInsights> {
     // The Saabas part depends on the lake's gold too: a new gold data set means new figures.
-    const gold = await this.goldManifest();
+    gold ??= await this.goldManifest();
     const key = `${v.artifactSha256}:${typeof gold === 'string' ? '-' : gold.sha256}`;
     let p = this.insightCache.get(key);
     if (!p) {

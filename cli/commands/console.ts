@@ -7,8 +7,8 @@ import { UserError } from '../../etl/errors';
 import { addToken, authFile, revokeTokens, type Role } from '../../console/auth-config';
 import { DEFAULT_CONSOLE_PORT, startConsole } from '../../console/server';
 import { integer } from '../option-parsers';
+import { REGISTRY_HELP } from './registry';
 
-const REGISTRY_HELP = 'registry URI: a directory or sagemaker://<group> (default: $PRICESENSE_REGISTRY or .pricesense/registry)';
 const AUTH_HELP = 'access configuration file (default: $PRICESENSE_CONSOLE_AUTH or .pricesense/console-auth.json)';
 
 function trustProxy(value: string): string | number | boolean {

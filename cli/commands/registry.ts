@@ -14,7 +14,7 @@ interface Common {
   json?: boolean;
 }
 
-const REGISTRY_HELP = 'registry URI: a directory or sagemaker://<group> (default: $PRICESENSE_REGISTRY or .pricesense/registry)';
+export const REGISTRY_HELP = 'registry URI: a directory or sagemaker://<group> (default: $PRICESENSE_REGISTRY or .pricesense/registry)';
 
 export function register(program: Command): void {
   const registry = program

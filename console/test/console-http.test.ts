@@ -113,6 +113,21 @@ describe('registry console over HTTP', () => {
     expect(bad.text).toContain('unknown status &#39;shipped&#39;');
   });
 
+  it("reads the lake's gold manifest once per version page and once per comparison", async () => {
+    const { app } = await consoleApp();
+    const reads = jest.spyOn(VersionData.prototype, 'goldManifest'); // counts; the real read runs
+    try {
+      const page = await request(app).get('/versions/2').set(bearer(tokens.viewer));
+      expect(page.status).toBe(200);
+      expect(page.text).toContain('data-chart="importance"');
+      expect(reads).toHaveBeenCalledTimes(1);
+      expect((await request(app).get('/compare?a=1&b=2').set(bearer(tokens.viewer))).status).toBe(200);
+      expect(reads).toHaveBeenCalledTimes(2);
+    } finally {
+      reads.mockRestore();
+    }
+  });
+
   it('reuses the registry listing between page views, and reads afresh after a decision made through it', async () => {
     const copy = path.join(dir, `registry-copy-${++copies}`);
     await cp(fx.registryDir, copy, { recursive: true });

@@ -1,73 +1,22 @@
 /**
  * The console on the SageMaker backend: the same pages and decisions through the same
- * Registry interface. SageMaker is aws-sdk-client-mock behind a small in-memory package
- * group; artifacts and audit objects go over real HTTP to the S3-compatible test server.
+ * Registry interface. SageMaker is aws-sdk-client-mock behind the registry tests' in-memory
+ * package group (model/test/sagemaker-fake.ts); artifacts and audit objects go over real
+ * HTTP to the S3-compatible test server.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  CreateModelPackageCommand,
-  CreateModelPackageGroupCommand,
-  DescribeModelPackageCommand,
-  DescribeModelPackageGroupCommand,
-  ListModelPackagesCommand,
-  SageMakerClient,
-  SageMakerServiceException,
-  UpdateModelPackageCommand,
-  type CreateModelPackageCommandInput,
-  type DescribeModelPackageOutput,
-  type UpdateModelPackageCommandInput,
-} from '@aws-sdk/client-sagemaker';
-import { mockClient } from 'aws-sdk-client-mock';
 import pino from 'pino';
 import request from 'supertest';
 import { S3Lake } from '../../etl/lake/s3';
 import { startS3Server, type S3TestServer } from '../../etl/testing/s3-server';
 import { SageMakerRegistry } from '../../model/registry/sagemaker';
 import { writeFixtureForest } from '../../model/test/registry-fixtures';
+import { fakeSageMakerClient, GROUP } from '../../model/test/sagemaker-fake';
 import { createConsoleApp } from '../app';
 import { Authenticator } from '../auth';
 import { writeAuthFile } from './fixtures';
-
-const GROUP = 'pricesense-console';
-const ARN = 'arn:aws:sagemaker:us-east-1:123456789012';
-
-/** The requests the registry makes, answered from a list of packages. */
-function fakeSageMaker(client: SageMakerClient): DescribeModelPackageOutput[] {
-  const packages: DescribeModelPackageOutput[] = [];
-  let groupArn: string | undefined;
-  let clock = Date.parse('2024-05-01T10:00:00Z');
-  const missing = (what: string) => new SageMakerServiceException({ name: 'ValidationException', message: `${what} does not exist.`, $fault: 'client', $metadata: { httpStatusCode: 400 } });
-  const sm = mockClient(client);
-  sm.on(DescribeModelPackageGroupCommand).callsFake(() => {
-    if (!groupArn) throw missing(`ModelPackageGroup ${GROUP}`);
-    return { ModelPackageGroupName: GROUP, ModelPackageGroupArn: groupArn };
-  });
-  sm.on(CreateModelPackageGroupCommand).callsFake(() => ({ ModelPackageGroupArn: (groupArn = `${ARN}:model-package-group/${GROUP}`) }));
-  sm.on(CreateModelPackageCommand).callsFake((input: CreateModelPackageCommandInput) => {
-    const version = packages.length + 1;
-    const arn = `${ARN}:model-package/${GROUP}/${version}`;
-    packages.push({ ...input, ModelPackageName: GROUP, ModelPackageGroupName: GROUP, ModelPackageVersion: version, ModelPackageArn: arn, CreationTime: new Date((clock += 60_000)), ModelPackageStatus: 'Completed', ModelPackageStatusDetails: { ValidationStatuses: [] } });
-    return { ModelPackageArn: arn };
-  });
-  sm.on(DescribeModelPackageCommand).callsFake(({ ModelPackageName }: { ModelPackageName: string }) => {
-    const p = packages.find((x) => x.ModelPackageArn === ModelPackageName);
-    if (!p) throw missing(`Model package ${ModelPackageName}`);
-    return structuredClone(p);
-  });
-  sm.on(UpdateModelPackageCommand).callsFake((input: UpdateModelPackageCommandInput) => {
-    const p = packages.find((x) => x.ModelPackageArn === input.ModelPackageArn)!;
-    Object.assign(p, { ModelApprovalStatus: input.ModelApprovalStatus, ApprovalDescription: input.ApprovalDescription, LastModifiedTime: new Date((clock += 60_000)) });
-    return { ModelPackageArn: input.ModelPackageArn };
-  });
-  sm.on(ListModelPackagesCommand).callsFake((input: { ModelApprovalStatus?: string; SortOrder?: string }) => {
-    const list = packages.filter((p) => !input.ModelApprovalStatus || p.ModelApprovalStatus === input.ModelApprovalStatus);
-    if (input.SortOrder === 'Descending') list.reverse();
-    return { ModelPackageSummaryList: list.map((p) => ({ ...p, ModelPackageGroupName: GROUP })) };
-  });
-  return packages;
-}
 
 describe('registry console on the SageMaker backend', () => {
   let s3: S3TestServer;
@@ -84,8 +33,8 @@ describe('registry console on the SageMaker backend', () => {
 
   it('lists, shows and verifies versions, and records an approval in SageMaker and the lake', async () => {
     const lake = new S3Lake('s3://lake/console', { client: s3.client });
-    const client = new SageMakerClient({ region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
-    const packages = fakeSageMaker(client);
+    const { client, fake, close } = fakeSageMakerClient();
+    const packages = fake.packages;
     const registry = new SageMakerRegistry(GROUP, { lake, client, image: 'example/pricesense-api:1' });
     await registry.register(await writeFixtureForest(dir, 'a.json', { seed: 1, gatesPassed: true }), { by: 'trainer' });
     await registry.register(await writeFixtureForest(dir, 'b.json', { seed: 2, gatesPassed: true }), { by: 'trainer' });
@@ -110,7 +59,7 @@ describe('registry console on the SageMaker backend', () => {
     const v2 = await registry.show(2);
     expect(v2.audit.at(-1)).toMatchObject({ by: 'approver@example.com', to: 'Approved', note: 'reviewed in the console' });
     expect(rowHasServed(await request(app).get('/').set(as(tokens.viewer)), 2)).toBe(true);
-    client.destroy();
+    close();
   });
 });
 

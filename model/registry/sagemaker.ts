@@ -209,23 +209,8 @@ export class SageMakerRegistry implements Registry {
   }
 
   async list(filter: { status?: ModelStatus } = {}): Promise<ModelVersion[]> {
-    const summaries: ModelPackageSummary[] = [];
-    let next: string | undefined;
-    do {
-      const input: ListModelPackagesCommandInput = {
-        ModelPackageGroupName: this.group,
-        ...(filter.status ? { ModelApprovalStatus: filter.status } : {}),
-        SortBy: 'CreationTime',
-        SortOrder: 'Ascending',
-        MaxResults: 100,
-        ...(next ? { NextToken: next } : {}),
-      };
-      const page = await this.listPage(input);
-      if (!page) return [];
-      summaries.push(...(page.ModelPackageSummaryList ?? []));
-      next = page.NextToken;
-    } while (next);
-    const audits = await this.readAllAuditObjects();
+    const summaries = await this.listAll(filter.status);
+    const audits = await this.readAuditObjects(`${this.prefix}/audit/`);
     const out = await mapLimit(summaries, DESCRIBE_CONCURRENCY, async (s) => {
       const d = await this.describe(s.ModelPackageArn!);
       return this.toModelVersion(d, await this.readChain(d, audits.get(d.ModelPackageVersion!) ?? []));
@@ -300,15 +285,8 @@ export class SageMakerRegistry implements Registry {
       const d = await this.describe(await this.packageArn(options.version), options.version);
       return this.report([await this.checkPackage(d)]);
     }
-    const summaries: ModelPackageSummary[] = [];
-    let next: string | undefined;
-    do {
-      const page = await this.listPage({ ModelPackageGroupName: this.group, SortBy: 'CreationTime', SortOrder: 'Ascending', MaxResults: 100, ...(next ? { NextToken: next } : {}) });
-      if (!page) break;
-      summaries.push(...(page.ModelPackageSummaryList ?? []));
-      next = page.NextToken;
-    } while (next);
-    const audits = await this.readAllAuditObjects();
+    const summaries = await this.listAll();
+    const audits = await this.readAuditObjects(`${this.prefix}/audit/`);
     const versions = await mapLimit(summaries, DESCRIBE_CONCURRENCY, async (summary) => {
       const d = await this.describe(summary.ModelPackageArn!);
       return this.checkPackage(d, audits.get(d.ModelPackageVersion!) ?? []);
@@ -447,6 +425,26 @@ export class SageMakerRegistry implements Registry {
     }
   }
 
+  /** Every package of the group (with that status), oldest first; none when the group does not exist. */
+  private async listAll(status?: ModelStatus): Promise<ModelPackageSummary[]> {
+    const summaries: ModelPackageSummary[] = [];
+    let next: string | undefined;
+    do {
+      const page = await this.listPage({
+        ModelPackageGroupName: this.group,
+        ...(status ? { ModelApprovalStatus: status } : {}),
+        SortBy: 'CreationTime',
+        SortOrder: 'Ascending',
+        MaxResults: 100,
+        ...(next ? { NextToken: next } : {}),
+      });
+      if (!page) break;
+      summaries.push(...(page.ModelPackageSummaryList ?? []));
+      next = page.NextToken;
+    } while (next);
+    return summaries;
+  }
+
   private async listPage(input: ListModelPackagesCommandInput) {
     try {
       return await this.call('ListModelPackages', this.group, () => this.client.send(new ListModelPackagesCommand(input)));
@@ -522,16 +520,21 @@ export class SageMakerRegistry implements Registry {
     return key;
   }
 
-  /** Every audit object of the group, by version (one listing for `list` and `verify`). */
-  private async readAllAuditObjects(): Promise<Map<number, AuditObject[]>> {
-    const objects = await this.lake.list(`${this.prefix}/audit/`);
+  /**
+   * The audit objects under a prefix, by version: the whole group's (one listing for
+   * `list` and `verify`) or one version's.
+   */
+  private async readAuditObjects(prefix: string): Promise<Map<number, AuditObject[]>> {
+    const objects = (await this.lake.list(prefix)).filter((o) => AUDIT_KEY.test(o.key));
     const read = await mapLimit(objects, 8, async (o) => ({ key: o.key, bytes: await this.readIfPresent(o.key) }));
     const byVersion = new Map<number, AuditObject[]>();
     for (const { key, bytes } of read) {
-      const m = AUDIT_KEY.exec(key);
-      if (!m || !bytes) continue;
+      if (!bytes) continue;
+      const m = AUDIT_KEY.exec(key)!;
       const v = Number(m[1]);
-      byVersion.set(v, [...(byVersion.get(v) ?? []), { key, seq: Number(m[2]), bytes }]);
+      let list = byVersion.get(v);
+      if (!list) byVersion.set(v, (list = []));
+      list.push({ key, seq: Number(m[2]), bytes });
     }
     return byVersion;
   }
@@ -544,16 +547,7 @@ export class SageMakerRegistry implements Registry {
    */
   private async readChain(d: DescribeModelPackageOutput, known?: AuditObject[]): Promise<VerifiedChain> {
     const version = d.ModelPackageVersion!;
-    let objects = known;
-    if (!objects) {
-      const listed = await this.lake.list(this.auditPrefix(version));
-      objects = [];
-      for (const o of listed) {
-        const m = AUDIT_KEY.exec(o.key);
-        const bytes = m ? await this.readIfPresent(o.key) : undefined;
-        if (m && bytes) objects.push({ key: o.key, seq: Number(m[2]), bytes });
-      }
-    }
+    const objects = known ?? (await this.readAuditObjects(this.auditPrefix(version))).get(version) ?? [];
     const byPricesense = (d.CustomerMetadataProperties ?? {})[`${META}lineage`] !== undefined;
     if (objects.length === 0) {
       if (byPricesense) throw new AuditChainError(version, `no audit entries under ${this.lake.uri(this.auditPrefix(version))} although pricesense registered it (the registration entry was deleted)`);

@@ -6,14 +6,12 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SageMakerClient } from '@aws-sdk/client-sagemaker';
-import { mockClient } from 'aws-sdk-client-mock';
 import { S3Lake } from '../../etl/lake/s3';
 import { startS3Server, type S3TestServer } from '../../etl/testing/s3-server';
 import { LocalRegistry } from '../registry';
 import { SageMakerRegistry } from '../registry/sagemaker';
 import { describeRegistryConformance } from './registry-conformance';
-import { FakeSageMaker, GROUP, IMAGE } from './sagemaker-fake';
+import { fakeSageMakerClient, GROUP, IMAGE } from './sagemaker-fake';
 
 describeRegistryConformance('local directory', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-registry-local-'));
@@ -35,15 +33,10 @@ afterAll(async () => {
 describeRegistryConformance('SageMaker (mocked client, S3 lake)', async () => {
   // A fresh lake prefix per test: the S3 server lives for the whole file.
   const lake = new S3Lake(`s3://lake/c${Math.random().toString(36).slice(2, 10)}`, { client: s3.client });
-  const client = new SageMakerClient({ region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
-  const sm = mockClient(client);
-  new FakeSageMaker().install(sm);
+  const { client, close } = fakeSageMakerClient();
   return {
     registry: new SageMakerRegistry(GROUP, { lake, client, image: IMAGE }),
     tamperArtifact: (version, bytes) => lake.write(version.artifactUri.slice(`${lake.root}/`.length), bytes),
-    cleanup: async () => {
-      sm.restore();
-      client.destroy();
-    },
+    cleanup: async () => close(),
   };
 });

@@ -19,14 +19,14 @@ import {
   SageMakerClient,
   UpdateModelPackageCommand,
 } from '@aws-sdk/client-sagemaker';
-import { mockClient, type AwsClientStub } from 'aws-sdk-client-mock';
+import type { AwsClientStub } from 'aws-sdk-client-mock';
 import { S3Lake } from '../../etl/lake/s3';
 import { startS3Server, type S3TestServer } from '../../etl/testing/s3-server';
 import { sha256Hex } from '../registry/common';
 import { ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, type ModelVersion } from '../registry';
 import { createSageMakerClient, SageMakerRegistry, SAGEMAKER_MAX_ATTEMPTS } from '../registry/sagemaker';
 import { writeFixtureForest } from './registry-fixtures';
-import { ACCOUNT_ARN, awsError, FakeSageMaker, GROUP, IMAGE } from './sagemaker-fake';
+import { ACCOUNT_ARN, awsError, fakeSageMakerClient, type FakeSageMaker, GROUP, IMAGE } from './sagemaker-fake';
 
 
 let s3: S3TestServer;
@@ -36,6 +36,7 @@ let client: SageMakerClient;
 let sm: AwsClientStub<SageMakerClient>;
 let fake: FakeSageMaker;
 let registry: SageMakerRegistry;
+let closeSageMaker: () => void;
 
 beforeAll(async () => {
   s3 = await startS3Server({ buckets: ['lake'] });
@@ -48,16 +49,12 @@ beforeEach(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-registry-sm-'));
   // A fresh lake prefix per test: the S3 server lives for the whole file.
   lake = new S3Lake(`s3://lake/t${Math.random().toString(36).slice(2, 10)}`, { client: s3.client });
-  client = new SageMakerClient({ region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
-  sm = mockClient(client);
-  fake = new FakeSageMaker();
-  fake.install(sm);
+  ({ client, sm, fake, close: closeSageMaker } = fakeSageMakerClient());
   registry = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
 });
 
 afterEach(async () => {
-  sm.restore();
-  client.destroy();
+  closeSageMaker();
   await rm(dir, { recursive: true, force: true });
 });
 

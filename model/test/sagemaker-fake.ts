@@ -1,7 +1,8 @@
 /**
  * Just enough of SageMaker's model package API, behind aws-sdk-client-mock, for the
- * registry backend's tests (model/test/registry-sagemaker.test.ts) and the API's
- * (api/test/hostile-artifact.test.ts): packages, approval status, listing with paging.
+ * registry backend's tests (registry-sagemaker, registry-conformance), the console's
+ * (console/test/sagemaker.test.ts) and the API's (api/test/hostile-artifact.test.ts):
+ * packages, approval status, listing with paging.
  */
 import {
   CreateModelPackageCommand,
@@ -16,7 +17,7 @@ import {
   type DescribeModelPackageOutput,
   type ModelApprovalStatus,
 } from '@aws-sdk/client-sagemaker';
-import type { AwsClientStub } from 'aws-sdk-client-mock';
+import { mockClient, type AwsClientStub } from 'aws-sdk-client-mock';
 
 export const GROUP = 'pricesense-test';
 export const ACCOUNT_ARN = 'arn:aws:sagemaker:us-east-1:123456789012';
@@ -24,6 +25,23 @@ export const IMAGE = '123456789012.dkr.ecr.us-east-1.amazonaws.com/pricesense-ap
 
 export function awsError(name: string, message: string, status = 400): SageMakerServiceException {
   return new SageMakerServiceException({ name, message, $fault: 'client', $metadata: { httpStatusCode: status } });
+}
+
+/** A SageMaker client (test credentials, no network) whose model package requests a FakeSageMaker answers. */
+export function fakeSageMakerClient(): { client: SageMakerClient; sm: AwsClientStub<SageMakerClient>; fake: FakeSageMaker; close: () => void } {
+  const client = new SageMakerClient({ region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  const sm = mockClient(client);
+  const fake = new FakeSageMaker();
+  fake.install(sm);
+  return {
+    client,
+    sm,
+    fake,
+    close: () => {
+      sm.restore();
+      client.destroy();
+    },
+  };
 }
 
 /** Just enough of a model package group to behave like SageMaker for these requests. */
