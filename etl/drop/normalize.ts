@@ -323,14 +323,19 @@ class Normalizer {
       await this.write(seg, false);
       return;
     }
-    // Slow path: line by line.
+    // Slow path: line by line. The next LF and the next CR are each looked up again only once
+    // passed: a fresh search for both per line scans to the end of the segment for a break kind
+    // the file lacks (an LF file with quoted fields, a CR-only file) — quadratic in the chunk size.
     let pos = 0;
+    let lf = seg.indexOf(LF);
+    let cr = seg.indexOf(CR);
     while (pos < seg.length && !this.stopped) {
-      const cut = firstBreak(seg.subarray(pos));
-      if (cut < 0) break;
-      const body = seg.subarray(pos, pos + cut);
-      const brk = this.breakLength(seg, pos + cut);
-      pos += cut + brk;
+      if (lf >= 0 && lf < pos) lf = seg.indexOf(LF, pos);
+      if (cr >= 0 && cr < pos) cr = seg.indexOf(CR, pos);
+      const end = lf < 0 ? cr : cr < 0 ? lf : Math.min(lf, cr);
+      if (end < 0) break;
+      const body = seg.subarray(pos, end);
+      pos = end + this.breakLength(seg, end);
       this.line++;
       if (body.length === 0) {
         await this.write(body, true);
