@@ -252,7 +252,6 @@ async function main(): Promise<void> {
       profile: full.value.profile,
       loadAverage: os.loadavg()[0],
     };
-    await writeFile(path.join(dir, 'summary.json'), JSON.stringify(summary));
     console.log(JSON.stringify(summary));
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -19,7 +19,7 @@ import { feedsGold, ingest, label, materializeParts, REJECTS_PREFIX, type Ingest
 import { localCopyOf, readStageManifest, StageCommit, type CommittedStage } from './lake/commit';
 import { Lease } from './lake/lease';
 import type { Lake } from './lake/types';
-import { StepProfile, type StepFigures } from './profile';
+import { cpuSince, round3, StepProfile, type StepFigures } from './profile';
 import { logEvent, Progress } from './progress';
 import { CLASS_LABELS, LABEL_BY_CODE, type ClassLabel } from './schema';
 import { SPLIT_FRACTIONS, SPLIT_METHOD } from './split';
@@ -332,15 +332,6 @@ function figures(stage: string, rows: number, seconds: number, cpuSeconds: numbe
     cpuSeconds: round3(cpuSeconds),
     perCpuSecond: cpuSeconds > 0 ? Math.round(rows / cpuSeconds) : 0,
   };
-}
-
-function cpuSince(start: NodeJS.CpuUsage): number {
-  const used = process.cpuUsage(start);
-  return (used.user + used.system) / 1e6;
-}
-
-function round3(x: number): number {
-  return Math.round(x * 1000) / 1000;
 }
 
 export function goldRowsTotal(report: EtlReport): number {

@@ -23,10 +23,9 @@ export class StepProfile {
     try {
       return await fn();
     } finally {
-      const used = process.cpuUsage(cpu);
       const s = this.steps.get(step) ?? { seconds: 0, cpuSeconds: 0, calls: 0 };
       s.seconds += Number(process.hrtime.bigint() - t) / 1e9;
-      s.cpuSeconds += (used.user + used.system) / 1e6;
+      s.cpuSeconds += cpuSince(cpu);
       s.calls++;
       this.steps.set(step, s);
     }
@@ -37,6 +36,12 @@ export class StepProfile {
   }
 }
 
-function round3(x: number): number {
+/** CPU seconds of the whole process (every thread) since `start` (a process.cpuUsage() reading). */
+export function cpuSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
+}
+
+export function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
 }

@@ -111,8 +111,8 @@ export interface StageCommitOptions {
 
 export class StageCommit<M = Record<string, unknown>> {
   private readonly files: PendingFile[] = [];
+  /** The stage prefix without slashes at its ends ('gold'); also the stage's name in its manifest and messages. */
   readonly prefix: string;
-  readonly stage: string;
   private readonly run: string;
 
   constructor(
@@ -121,7 +121,6 @@ export class StageCommit<M = Record<string, unknown>> {
     private readonly options: StageCommitOptions = {},
   ) {
     this.prefix = trimSlash(prefix);
-    this.stage = this.prefix;
     this.run = options.run ?? `${process.pid}-${randomBytes(4).toString('hex')}`;
   }
 
@@ -158,7 +157,7 @@ export class StageCommit<M = Record<string, unknown>> {
     const files = [...this.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     const manifest: StageManifest<M> = {
       format: MANIFEST_FORMAT,
-      stage: this.stage,
+      stage: this.prefix,
       rows: files.reduce((n, f) => n + f.rows, 0),
       files: files.map(describe),
       meta,
@@ -191,8 +190,8 @@ export class StageCommit<M = Record<string, unknown>> {
       const fileKey = `${this.prefix}/${file.path}`;
       if (file.source === 'committed') {
         throw new UserError(
-          `${this.lake.uri(fileKey)} is listed by the current ${this.stage} manifest but missing or changed: the lake was modified outside pricesense. ` +
-            `Delete ${this.lake.uri(manifestKey(this.prefix))} to rebuild ${this.stage} from raw/`,
+          `${this.lake.uri(fileKey)} is listed by the current ${this.prefix} manifest but missing or changed: the lake was modified outside pricesense. ` +
+            `Delete ${this.lake.uri(manifestKey(this.prefix))} to rebuild ${this.prefix} from raw/`,
         );
       }
       if ('localPath' in file.source) await this.lake.upload(file.source.localPath, fileKey);
@@ -204,7 +203,7 @@ export class StageCommit<M = Record<string, unknown>> {
     // its lease while another committed (and may have cleaned up this run's pending files) stops here.
     if (!(await this.lake.writeIfVersion(key, body, replaces))) {
       throw new UserError(
-        `another run committed ${this.lake.uri(key)} while this run was writing ${this.stage} (this run's lease had expired or was taken over): ` +
+        `another run committed ${this.lake.uri(key)} while this run was writing ${this.prefix} (this run's lease had expired or was taken over): ` +
           'nothing of this run was published, and the other run\'s output is intact. Rerun',
       );
     }

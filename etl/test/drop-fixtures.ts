@@ -4,6 +4,9 @@
  * extra columns. Baskets are numbered; every basket has two lines and a label.
  */
 import { deflateRawSync, gzipSync } from 'node:zlib';
+import { readGoldManifest, readGoldSplit } from '../gold';
+import { GOLD_SPLITS } from '../gold-schema';
+import type { Lake } from '../lake/types';
 import { RAW_COLUMNS } from '../schema';
 
 export const HEADER = RAW_COLUMNS.join(',');
@@ -116,3 +119,11 @@ export function zip(members: { name: string; data: Buffer; deflate?: boolean }[]
 
 /** The first bytes of a PNG image: what a mis-named binary file looks like. */
 export const PNG = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010806000000', 'hex');
+
+/** The basket numbers (BASKET_ID - BASE_ID) in the lake's gold, every split, ascending. */
+export async function goldIds(lake: Lake): Promise<number[]> {
+  const manifest = await readGoldManifest(lake);
+  const ids: number[] = [];
+  for (const split of GOLD_SPLITS) ids.push(...(await readGoldSplit(lake, split, manifest)).basketIds.map((id) => Number(id) - BASE_ID));
+  return ids.sort((a, b) => a - b);
+}

@@ -2,20 +2,12 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { GOLD_SPLITS } from '../gold-schema';
-import { readGoldManifest, readGoldSplit } from '../gold';
+import { readGoldManifest } from '../gold';
 import { LocalLake } from '../lake/local';
 import type { Lake } from '../lake/types';
 import { runEtl, type EtlReport } from '../pipeline';
 import { RAW_COLUMNS } from '../schema';
-import { BASE_ID, csv, gz, HEADER, lines, PNG, range, zip } from './drop-fixtures';
-
-async function goldIds(lake: Lake): Promise<number[]> {
-  const manifest = await readGoldManifest(lake);
-  const ids: number[] = [];
-  for (const split of GOLD_SPLITS) ids.push(...(await readGoldSplit(lake, split, manifest)).basketIds.map((id) => Number(id) - BASE_ID));
-  return ids.sort((a, b) => a - b);
-}
+import { csv, gz, HEADER, lines, PNG, range, zip , goldIds } from './drop-fixtures';
 
 async function snapshot(lake: Lake, prefix: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();

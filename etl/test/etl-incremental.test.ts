@@ -1,20 +1,11 @@
 import { mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { GOLD_SPLITS } from '../gold-schema';
-import { readGoldManifest, readGoldSplit } from '../gold';
 import { LocalLake } from '../lake/local';
 import type { Lake } from '../lake/types';
 import { FEATURE_DEFINITIONS, type FeatureDefinition } from '../feature-definitions';
 import { runEtl } from '../pipeline';
-import { BASE_ID, csv, lines, range } from './drop-fixtures';
-
-async function goldIds(lake: Lake): Promise<number[]> {
-  const manifest = await readGoldManifest(lake);
-  const ids: number[] = [];
-  for (const split of GOLD_SPLITS) ids.push(...(await readGoldSplit(lake, split, manifest)).basketIds.map((id) => Number(id) - BASE_ID));
-  return ids.sort((a, b) => a - b);
-}
+import { csv, lines, range , goldIds } from './drop-fixtures';
 
 async function move(lake: Lake, from: string, to: string): Promise<void> {
   await lake.write(to, await lake.read(from));

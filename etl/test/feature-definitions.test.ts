@@ -84,6 +84,8 @@ describe('feature definitions', () => {
     const basket = { SHOP_HOUR: 9, STORE_REGION: 'W01' };
     const r = basketFeatures([line({ SHOP_HOUR: undefined, STORE_REGION: undefined }), line({ SHOP_HOUR: 20, STORE_REGION: undefined })], basket);
     expect(r.row).toMatchObject({ SHOP_HOUR: 9, STORE_REGION: 'W01' });
+    // min(9, 20) is 9 whether or not line 2's 20 counted: an override below the basket's value shows it does.
+    expect(basketFeatures([line({ SHOP_HOUR: undefined }), line({ SHOP_HOUR: 5 })], basket).row).toMatchObject({ SHOP_HOUR: 5 });
   });
 
   it('refuses a line with the ETL reject messages, naming line index and field', () => {

@@ -66,6 +66,21 @@ describe('normalizeCsv', () => {
     }
   });
 
+  it('writes output larger than its buffer whole and in order: rewritten CRLF lines, then an LF chunk passed through', async () => {
+    const rows = Array.from({ length: 200_000 }, (_, i) => `${i},${i * 2},${i * 3}`);
+    const crlf = Buffer.from(`${HEADER}\r\n${rows.slice(0, 100_000).join('\r\n')}\r\n`);
+    const lf = Buffer.from(`${rows.slice(100_000).join('\n')}\n`);
+    const expected = `${HEADER}\n${rows.join('\n')}\n`;
+    expect(crlf.length).toBeGreaterThan(1 << 20);
+    expect(lf.length).toBeGreaterThan(1 << 20);
+    const bytes = Buffer.concat([crlf, lf]);
+    for (const cuts of [[], [crlf.length], [crlf.length - 1, crlf.length + 7]]) {
+      const { result, output } = await normalized(bytes, cuts, `large-${cuts.join('-')}.csv`);
+      expect({ cuts, dataLines: result.dataLines, lineEndings: result.lineEndings }).toEqual({ cuts, dataLines: 200_000, lineEndings: { lf: 100_000, crlf: 100_001, cr: 0 } });
+      expect(output === expected).toBe(true);
+    }
+  });
+
   it('scans a clean file through a reused buffer of any size to the same hash and counts as one read', async () => {
     const file = path.join(dir, 'clean.csv');
     await writeFile(file, CLEAN);
