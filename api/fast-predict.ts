@@ -9,8 +9,8 @@
  *
  * Anything else (a query string, a charset or encoding to negotiate, chunked bodies,
  * other paths and methods) goes to Express untouched, which answers /predict with the
- * same scoring code and the same error bodies. Express costs ~10× the CPU of this path
- * per request (router, per-middleware closures, helmet's 13 middlewares, body-parser).
+ * same scoring code and the same error bodies. Express costs far more CPU than this path
+ * per request (about 10× in a one-off profile) (router, per-middleware closures, helmet's 13 middlewares, body-parser).
  * Overload shedding (api/load-shedding.ts) happens here before the body is read.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';

@@ -13,7 +13,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { UserError } from '../etl/errors';
-import { writeFileAtomic } from './atomic-file';
+import { writeFileAtomic } from '../etl/atomic-file';
 
 export const AUTH_FORMAT = 'pricesense.console-auth/1';
 export const ROLES = ['viewer', 'approver'] as const;

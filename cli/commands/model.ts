@@ -4,10 +4,8 @@
  * ensemble into a sealed forest file that can be evaluated (--lake), registered,
  * approved and served like a trained one.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { UserError } from '../../etl/errors';
 import { readGoldManifest, readGoldSplit } from '../../etl/gold';
@@ -17,6 +15,7 @@ import { parseForest, readForestFile, sealForest, writeForestFile } from '../../
 import { GATE_FAILURE_EXIT_CODE, evaluateWithGates, formatGateReport, gateFailureMessage } from '../../model/gates';
 import { exportForestToOnnx, type OnnxExportOptions } from '../../model/onnx/export';
 import { DEFAULT_MAX_NODES, importOnnxForest } from '../../model/onnx/import';
+import { writeFileAtomic } from '../../etl/atomic-file';
 import { parseInputSpec } from '../../model/onnx/input-spec';
 import { openRegistry, registryUri } from '../../model/registry';
 import { addGateOptions, gateConfigFrom, type GateFlags } from '../gate-options';
@@ -26,13 +25,9 @@ import { register as registerUpgrade } from './model-upgrade';
 
 /** Writes bytes next to the target (creating its directory, as import's forest file does), then renames: readers never see a partial file. */
 async function writeAtomically(file: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
   try {
-    await mkdir(path.dirname(path.resolve(file)), { recursive: true });
-    await writeFile(tmp, bytes);
-    await rename(tmp, file);
+    await writeFileAtomic(file, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (err) {
-    await unlink(tmp).catch(() => undefined);
     const code = (err as NodeJS.ErrnoException).code;
     throw new UserError(`cannot write ${file}: ${code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : code === 'ENOTDIR' || code === 'EEXIST' ? 'a parent is a file, not a directory' : (err as Error).message}`);
   }

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { UserError } from '../../etl/errors';
 import { openLake } from '../../etl/lake';
 import { openRegistry, registryUri } from '../../model/registry';
-import { writeFileAtomic } from '../../console/atomic-file';
+import { writeFileAtomic } from '../../etl/atomic-file';
 import { cardHtmlDocument, cardMarkdown, modelCardOf } from '../../console/card';
 import { VersionData } from '../../console/version-data';
 

@@ -2,9 +2,8 @@
  * `pricesense registry`: register a trained forest, approve or reject a version,
  * list, show, compare and fetch versions. Works on either backend (--registry URI).
  */
-import { randomBytes } from 'node:crypto';
-import { rename, unlink, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { writeFileAtomic } from '../../etl/atomic-file';
 import { UserError } from '../../etl/errors';
 import { gateFailure, gatesToOverride, hasGateResults, openRegistry, parseStatus, registryUri, type ModelVersion, type Registry, type VerifyReport } from '../../model/registry';
 import { addCardCommand } from './registry-card';
@@ -154,14 +153,7 @@ export function register(program: Command): void {
       const reg = await open(opts);
       const v = await resolve(reg, version);
       const bytes = await reg.fetch(v.version);
-      const tmp = `${opts.out}.tmp-${randomBytes(4).toString('hex')}`;
-      try {
-        await writeFile(tmp, bytes);
-        await rename(tmp, opts.out);
-      } catch (err) {
-        await unlink(tmp).catch(() => undefined);
-        throw err;
-      }
+      await writeFileAtomic(opts.out, bytes);
       process.stdout.write(`wrote version ${v.version} (${v.status}, sha256 ${v.artifactSha256}) to ${opts.out}\n`);
     });
 

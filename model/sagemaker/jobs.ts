@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { access, copyFile, link, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { writeFileAtomic } from '../../etl/atomic-file';
 import { UserError } from '../../etl/errors';
 import { LocalLake } from '../../etl/lake/local';
 import { rawFormatOf } from '../../etl/drop/sources';
@@ -27,13 +28,6 @@ import { forestBytesOfArtifact, isGzip, writeTarGz } from './tar';
 
 export function metricLine(name: string, value: number): string {
   return `metric ${name}=${value.toFixed(6)}`;
-}
-
-async function writeAtomic(file: string, body: Buffer | string): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  await writeFile(tmp, body);
-  await rename(tmp, file);
 }
 
 export interface TrainJobResult {
@@ -139,8 +133,8 @@ export async function runEvaluateJob(options: { root: string; gates?: GateConfig
     model: { trees: forest.trees.length, seed: forest.training.seed, datasetManifestSha256: forest.training.datasetManifestSha256, parts: parts.length },
     multiclass_classification_metrics: { accuracy: { value: result.metrics.accuracy } },
   };
-  await writeAtomic(path.join(p.processingOutput(PROCESSING_OUTPUTS.evaluate.model), MERGED_MODEL_FILE), artifact);
-  await writeAtomic(path.join(p.processingOutput(PROCESSING_OUTPUTS.evaluate.evaluation), EVALUATION_FILE), `${JSON.stringify(report, null, 2)}\n`);
+  await writeFileAtomic(path.join(p.processingOutput(PROCESSING_OUTPUTS.evaluate.model), MERGED_MODEL_FILE), artifact);
+  await writeFileAtomic(path.join(p.processingOutput(PROCESSING_OUTPUTS.evaluate.evaluation), EVALUATION_FILE), `${JSON.stringify(report, null, 2)}\n`);
   print(`merged ${parts.length} partial forest(s) into ${forest.trees.length} trees (sha256 ${forest.sha256.slice(0, 12)}…)`);
   print(`test accuracy ${result.metrics.accuracy.toFixed(4)}, macro F1 ${result.metrics.macroF1.toFixed(4)}; gates ${result.gates.passed ? 'PASSED' : `FAILED: ${failures.join('; ')}`}`);
   return report;

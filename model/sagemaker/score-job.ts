@@ -4,8 +4,8 @@
  * file under output/scores/<instance>/, plus a summary. docs/sagemaker.md is the
  * reference; the scoring itself is model/batch-score.ts.
  */
-import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { writeFileAtomic } from '../../etl/atomic-file';
 import { UserError } from '../../etl/errors';
 import { logEvent } from '../../etl/progress';
 import { scoreToFile, type BatchScoreReport, type OutputFormat } from '../batch-score';
@@ -83,12 +83,7 @@ export async function runScoreJob(options: ScoreJobOptions): Promise<ScoreJobRes
     print(`shard ${shard}: ${rel} -> ${path.relative(outDir, out)}: ${report.rows} rows, ${report.badRows} bad, ${report.rejectedLines} unreadable line(s)`);
   }
   const summaryFile = path.join(outDir, '_summary.json');
-  const tmp = `${summaryFile}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify({ shard, ...summary, files }, null, 2)}\n`);
-  await rename(tmp, summaryFile).catch(async (e: unknown) => {
-    await rm(tmp, { force: true });
-    throw e;
-  });
+  await writeFileAtomic(summaryFile, `${JSON.stringify({ shard, ...summary, files }, null, 2)}\n`);
   return { shard, outputDir: outDir, model: summary.model, files };
 }
 
