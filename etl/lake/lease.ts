@@ -75,6 +75,8 @@ export class LeaseHeldError extends UserError {
 }
 
 const GEN_DIGITS = 12;
+/** Reads of a lease record before it is called unreadable (see readRecord). */
+const RECORD_READ_ATTEMPTS = 3;
 const keyOf = (gen: number): string => `${LEASE_PREFIX}${String(gen).padStart(GEN_DIGITS, '0')}.json`;
 
 function bootId(): string | null {
@@ -155,15 +157,24 @@ async function generations(lake: Lake): Promise<number[]> {
 /** The record of a generation, or undefined when it was deleted since it was listed (a newer holder cleared it). */
 async function readRecord(lake: Lake, gen: number): Promise<LeaseRecord | undefined> {
   const key = keyOf(gen);
-  try {
-    const r = JSON.parse((await lake.read(key)).toString('utf8')) as LeaseRecord;
-    if (r.format !== LEASE_FORMAT) throw new Error(`format ${String(r.format)}`);
-    return r;
-  } catch (err) {
-    if (!(await lake.exists(key))) return undefined;
-    throw new UserError(
-      `the lease object ${lake.uri(key)} is unreadable (${(err as Error).message}); if no ETL run is writing this lake, delete it and rerun`,
-    );
+  // The holder renews this object in place every few seconds: a read that fails while it is being
+  // replaced (some S3-compatible stores do not replace objects atomically) is tried again before
+  // the object is called unreadable.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const r = JSON.parse((await lake.read(key)).toString('utf8')) as LeaseRecord;
+      if (r.format !== LEASE_FORMAT) throw new Error(`format ${String(r.format)}`);
+      return r;
+    } catch (err) {
+      if (!(await lake.exists(key))) return undefined;
+      if (attempt < RECORD_READ_ATTEMPTS - 1) {
+        await sleep(100 * 2 ** attempt, Infinity);
+        continue;
+      }
+      throw new UserError(
+        `the lease object ${lake.uri(key)} is unreadable (${(err as Error).message}); if no ETL run is writing this lake, delete it and rerun`,
+      );
+    }
   }
 }
 

@@ -258,11 +258,26 @@ export class S3Lake implements Lake {
 
   async read(key: string): Promise<Buffer> {
     assertLakeKey(key);
-    const res = await this.call('read', key, () =>
-      this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key })),
-    );
-    if (!res.Body) throw new Error(`S3 returned no body for ${this.location(key)}`);
-    return Buffer.from(await res.Body.transformToByteArray());
+    // The SDK retries a request, not a body cut off mid-stream (a reset connection, a server
+    // restarting): that is retried here, then translated like any other read failure.
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.call('read', key, () =>
+        this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key })),
+      );
+      if (!res.Body) throw new Error(`S3 returned no body for ${this.location(key)}`);
+      try {
+        return Buffer.from(await res.Body.transformToByteArray());
+      } catch (err) {
+        if (attempt >= BODY_READ_RETRIES) {
+          throw new S3LakeError(
+            'Unreachable',
+            `the download of ${this.location(key)} was cut off ${attempt + 1} times (${networkErrorCode(err) ?? (err as Error).message}): ` +
+              'the connection to S3 failed mid-transfer; check the network or endpoint, then rerun',
+          );
+        }
+        await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+      }
+    }
   }
 
   async write(key: string, body: Buffer | string): Promise<void> {
@@ -575,6 +590,9 @@ export class S3Lake implements Lake {
     return new Error(`S3 ${op} of ${target} failed: ${String(err)}`);
   }
 }
+
+/** Re-reads of an object whose body stream failed after the response began. */
+const BODY_READ_RETRIES = 2;
 
 const NETWORK_CODES = ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH'];
 

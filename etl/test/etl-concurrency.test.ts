@@ -134,6 +134,26 @@ describe('one writer per lake', () => {
     expect(await tryTake()).toBe('refused');
   });
 
+  it('a lease record that fails to read while its holder replaces it is read again, not called unreadable', async () => {
+    const lake = new LocalLake(path.join(dir, 'lake'));
+    const held = await Lease.acquire(lake);
+    try {
+      let reads = 0;
+      // A read cut off mid-transfer, twice, as an S3-compatible store can do while the object is rewritten.
+      const flaky: Lake = Object.assign(Object.create(lake) as Lake, {
+        read: async (key: string): Promise<Buffer> => {
+          if (key === held.key && ++reads <= 2) throw new Error('aborted');
+          return lake.read(key);
+        },
+      });
+      const err = await Lease.acquire(flaky).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(LeaseHeldError);
+      expect(reads).toBe(3);
+    } finally {
+      await held.release();
+    }
+  });
+
   it('a renewal that fails once (a network blip) does not lose the lease; the run still commits', async () => {
     const lake = new LocalLake(path.join(dir, 'lake'));
     await seed(lake, 1);

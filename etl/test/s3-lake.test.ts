@@ -1,4 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -235,6 +237,64 @@ describe('S3Lake multipart upload', () => {
     await expect(lake.upload(path.join(tmp, 'nope.csv'), 'raw/nope.csv')).rejects.toThrow(
       /cannot upload '.*nope\.csv' to s3:\/\/lake-test\/.*raw\/nope\.csv/,
     );
+  });
+});
+
+/**
+ * A loopback proxy in front of the test server that cuts the body of the next `cuts` GET
+ * responses half way (headers and Content-Length sent, then the socket destroyed), the way a
+ * connection reset mid-download looks to the client.
+ */
+async function bodyCuttingProxy(upstream: string): Promise<{ endpoint: string; cut(n: number): void; close(): Promise<void> }> {
+  const target = new URL(upstream);
+  let cuts = 0;
+  const proxy = http.createServer((req, res) => {
+    const up = http.request(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      (upRes) => {
+        const chunks: Buffer[] = [];
+        upRes.on('data', (c: Buffer) => chunks.push(c));
+        upRes.on('end', () => {
+          const body = Buffer.concat(chunks);
+          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+          if (req.method === 'GET' && body.length > 1 && cuts > 0) {
+            cuts--;
+            res.write(body.subarray(0, body.length >> 1), () => res.socket?.destroy());
+          } else {
+            res.end(body);
+          }
+        });
+      },
+    );
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  return {
+    endpoint: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    cut: (n) => {
+      cuts = n;
+    },
+    close: () => new Promise<void>((r) => proxy.close(() => r())),
+  };
+}
+
+describe('S3Lake reads whose body is cut off', () => {
+  test('are read again; a body cut on every attempt is an S3LakeError naming the object', async () => {
+    const proxy = await bodyCuttingProxy(server.endpoint);
+    try {
+      const key = 'tmp/etl-lease/000000000001.json';
+      const prefix = `t${++lakeCounter}/lake`;
+      await new S3Lake(`s3://${BUCKET}/${prefix}`, { client: server.client }).write(key, JSON.stringify({ pad: 'x'.repeat(4096) }));
+      const lake = new S3Lake(`s3://${BUCKET}/${prefix}`, { client: server.makeClient({ endpoint: proxy.endpoint, maxAttempts: 1 }) });
+      proxy.cut(1);
+      expect(JSON.parse((await lake.read(key)).toString('utf8'))).toEqual({ pad: 'x'.repeat(4096) });
+      proxy.cut(100);
+      const err = await lake.read(key).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toContain(`s3://${BUCKET}/${prefix}/${key}`);
+    } finally {
+      await proxy.close();
+    }
   });
 });
 
