@@ -8,7 +8,7 @@
  *   artifacts/registry/<group>/packages/<id>/metrics.json   ModelMetrics.ModelQuality.Statistics
  *   artifacts/registry/<group>/packages/<id>/lineage.json   full lineage (hyperparameters do not fit
  *                                                          CustomerMetadataProperties' 256-char values)
- *   artifacts/registry/<group>/audit/<version>/<seq>-<rand>.json   one object per status change
+ *   artifacts/registry/<group>/audit/<version>/<seq>.json   one object per status change
  *
  * Audit trail: SageMaker itself only keeps the current ApprovalDescription and
  * LastModifiedBy/Time (earlier changes only in CloudTrail), so every change made
@@ -20,11 +20,13 @@
  * chain. A change made outside pricesense (Studio, console) shows up as a final entry
  * reconstructed from LastModifiedBy/Time and ApprovalDescription, marked as such.
  *
- * Changes are conditional (UpdateModelPackage has no condition of its own): a change
- * first claims the next sequence number by writing its entry, then lists that number's
- * claims; S3 lists are strongly consistent, so of two concurrent claims at least the
- * later one sees the other and withdraws — at most one reaches UpdateModelPackage. When
- * both withdraw, each re-reads after a random pause and retries only if nothing changed.
+ * Changes are conditional per sequence number (UpdateModelPackage has no condition of
+ * its own): a change first creates its entry as audit/<version>/<seq>.json with
+ * PutObject If-None-Match: * (Lake.writeIfAbsent), which S3 lets exactly one writer do;
+ * the loser gets 412 and fails with ConcurrentChangeError naming the entry that landed,
+ * having changed nothing. Only the winner calls UpdateModelPackage; if that fails, it
+ * deletes the entry it created. Objects named <seq>-<random>.json were written by the
+ * pricesense before this (claims resolved by listing, see resolveClaims) and still read.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
@@ -75,13 +77,8 @@ const LATEST_PAGE = 20;
  * (SageMaker's status stands).
  */
 const CLAIM_WINDOW_MS = 120_000;
-/**
- * Attempts when two changes withdrew each other's claims (each retries only if nothing
- * changed), after a random pause that doubles each time so the two drift apart.
- */
-const CLAIM_ATTEMPTS = 6;
-const CLAIM_BACKOFF_MS = 100;
-const AUDIT_KEY = /\/audit\/(\d{6})\/(\d{6})-([0-9a-f]+)\.json$/;
+/** <seq>.json (conditional create), or <seq>-<random>.json (a claim of the earlier list-and-withdraw protocol). */
+const AUDIT_KEY = /\/audit\/(\d{6})\/(\d{6})(?:-[0-9a-f]+)?\.json$/;
 
 export interface SageMakerRegistryOptions {
   /** The lake holding artifacts; must be an S3 lake (ModelDataUrl is an s3:// URI). */
@@ -154,9 +151,10 @@ export class SageMakerRegistry implements Registry {
       formatVersion: candidate.forest.formatVersion,
       lineage: candidate.lineage,
     };
+    // Created conditionally (a fresh key): a store without conditional writes is refused here, before SageMaker is touched.
+    if (!(await this.createObject(`${base}/lineage.json`, `${JSON.stringify(lineageDoc, null, 2)}\n`))) throw new Error(`${this.lake.uri(base)} already exists`);
     await this.lake.write(`${base}/forest.json`, candidate.bytes);
     await this.lake.write(`${base}/metrics.json`, metricsBody);
-    await this.lake.write(`${base}/lineage.json`, `${JSON.stringify(lineageDoc, null, 2)}\n`);
 
     const l = candidate.lineage;
     const created = await this.call('CreateModelPackage', this.group, () =>
@@ -196,7 +194,10 @@ export class SageMakerRegistry implements Registry {
     );
     const described = await this.describe(created.ModelPackageArn!);
     const version = described.ModelPackageVersion!;
-    await this.writeEntry(version, { seq: 1, prev: anchorOf(described), at: l.registeredAt, by: l.registeredBy, from: null, to: 'PendingManualApproval', note: candidate.note });
+    const registration: ChainedEntry = { seq: 1, prev: anchorOf(described), at: l.registeredAt, by: l.registeredBy, from: null, to: 'PendingManualApproval', note: candidate.note };
+    if (!(await this.createEntry(version, registration))) {
+      throw new AuditChainError(version, `${this.lake.uri(this.entryKey(version, 1))} existed before this registration wrote it (the package is new: a hand-made object?)`);
+    }
     return this.toModelVersion(described, await this.readChain(described));
   }
 
@@ -326,7 +327,7 @@ export class SageMakerRegistry implements Registry {
 
   /**
    * A conditional change: decided on the status SageMaker reports now, applied only if
-   * no other change claims the next audit entry first (see the file comment).
+   * no other change creates the next audit entry first (see the file comment).
    */
   private async transition(version: number, to: ModelStatus, note: string, by: string | undefined, options: TransitionOptions): Promise<ModelVersion> {
     assertVersionNumber(version);
@@ -341,25 +342,12 @@ export class SageMakerRegistry implements Registry {
     if (inProgress(lastEntry, before)) throw new ConcurrentChangeError(version, from, undefined);
     const override = gateOverrideOf(version, to, await this.metricsOf(before), options);
     const entry: ChainedEntry = { seq: chain.entries.length + 1, prev: chain.hashes.at(-1) ?? anchorOf(before), at: new Date().toISOString(), by: who, from, to, note: note.trim(), override };
-    let claim: string | undefined;
-    for (let attempt = 1; attempt <= CLAIM_ATTEMPTS && claim === undefined; attempt++) {
-      const key = await this.writeEntry(version, entry);
-      const rivals = (await this.lake.list(`${this.auditPrefix(version)}${pad(entry.seq)}-`)).filter((o) => o.key !== key);
-      if (rivals.length === 0) {
-        claim = key;
-        break;
-      }
-      await this.lake.delete(key);
-      // Both may have withdrawn: retry only if nothing has changed since this change was decided.
-      await new Promise((r) => setTimeout(r, Math.random() * CLAIM_BACKOFF_MS * 2 ** attempt));
-      const now = await this.describe(arn, version);
-      const nowChain = await this.readChain(now);
-      if (statusOf(now) !== from || nowChain.entries.length !== chain.entries.length) {
-        const landed = nowChain.entries.at(-1);
-        throw new ConcurrentChangeError(version, from, landed && landed.seq > chain.entries.length ? landed : { to: statusOf(now), by: userName(now.LastModifiedBy), at: now.LastModifiedTime?.toISOString() ?? '?' });
-      }
+    // The condition: of two changes decided on the same trail, exactly one creates entry <seq>.
+    const claim = this.entryKey(version, entry.seq);
+    if (!(await this.createEntry(version, entry))) {
+      const landed = await this.readIfPresent(claim);
+      throw new ConcurrentChangeError(version, from, landed && peek(landed));
     }
-    if (claim === undefined) throw new ConcurrentChangeError(version, from, undefined);
     try {
       await this.call('UpdateModelPackage', arn, () =>
         this.client.send(
@@ -367,7 +355,7 @@ export class SageMakerRegistry implements Registry {
         ),
       );
     } catch (err) {
-      // The change did not happen: withdraw its claim (this process wrote it; nothing links to it yet).
+      // The change did not happen: withdraw its entry (this process created it; nothing links to it yet).
       await this.lake.delete(claim).catch(() => undefined);
       throw err;
     }
@@ -513,11 +501,29 @@ export class SageMakerRegistry implements Registry {
     return `${this.prefix}/audit/${pad(version)}/`;
   }
 
-  /** Writes one audit object; its key is unique (the random part), its place in the chain is `seq`. */
-  private async writeEntry(version: number, entry: ChainedEntry): Promise<string> {
-    const key = `${this.auditPrefix(version)}${pad(entry.seq)}-${randomBytes(6).toString('hex')}.json`;
-    await this.lake.write(key, encodeEntry(entry));
-    return key;
+  private entryKey(version: number, seq: number): string {
+    return `${this.auditPrefix(version)}${pad(seq)}.json`;
+  }
+
+  /**
+   * Creates audit entry `seq` unless one exists (PutObject If-None-Match: *): false, having
+   * written nothing, when another writer created it first.
+   */
+  private createEntry(version: number, entry: ChainedEntry): Promise<boolean> {
+    return this.createObject(this.entryKey(version, entry.seq), encodeEntry(entry));
+  }
+
+  /** Lake.writeIfAbsent, with the registry's reason when the store cannot do it. */
+  private async createObject(key: string, body: Buffer | string): Promise<boolean> {
+    try {
+      return await this.lake.writeIfAbsent(key, body);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'NoConditionalWrites') throw err;
+      throw new UserError(
+        `the S3 store behind ${this.lake.root} ignores conditional writes (PutObject If-None-Match: *), so two concurrent changes to one version could both be recorded; ` +
+          'the SageMaker registry needs AWS S3 (conditional writes since August 2024) or a store that honours If-None-Match. Nothing was changed in SageMaker.',
+      );
+    }
   }
 
   /**
@@ -664,8 +670,10 @@ function inProgress(last: ChainedEntry | undefined, d: DescribeModelPackageOutpu
 }
 
 /**
- * One object per sequence number. Two objects at one number are claims of concurrent
- * changes; the loser deletes its own at once, so this is normally momentary. Left over
+ * One object per sequence number. Entries created conditionally (<seq>.json) are one per
+ * number by construction; two objects at one number are left by the earlier protocol's
+ * claims (<seq>-<random>.json) of concurrent changes, whose loser deleted its own at once,
+ * or by a writer of that protocol next to one of this. Left over
  * (a process died in between), the one the next entry links to is the real one; at the
  * end of the chain, a claim younger than CLAIM_WINDOW_MS is a change still in progress
  * and not yet part of the trail, an older one counts if SageMaker's status agrees.

@@ -72,6 +72,23 @@ function addPipelinePackages(n: number): void {
   }
 }
 
+/** The lake, except that conditional creates wait until `parties` of them are pending, then all go: a race made certain. */
+function barrierLake(inner: S3Lake, parties: number): S3Lake {
+  let waiting: (() => void)[] = [];
+  return Object.assign(Object.create(inner) as S3Lake, {
+    async writeIfAbsent(key: string, body: Buffer | string): Promise<boolean> {
+      await new Promise<void>((go) => {
+        waiting.push(go);
+        if (waiting.length >= parties) {
+          for (const w of waiting) w();
+          waiting = [];
+        }
+      });
+      return inner.writeIfAbsent(key, body);
+    },
+  });
+}
+
 async function registerSeeds(...seeds: number[]): Promise<void> {
   for (const seed of seeds) await registry.register(await writeFixtureForest(dir, `f${seed}.json`, { seed, gatesPassed: true }), { by: 'trainer' });
 }
@@ -217,6 +234,59 @@ describe('SageMaker registry: approval workflow', () => {
       [null, 'PendingManualApproval'],
       ['PendingManualApproval', v.status],
     ]);
+    // One object per sequence number, created with If-None-Match: *; the trail verifies and takes the next change.
+    expect((await lake.list(`artifacts/registry/${GROUP}/audit/000001/`)).map((o) => o.key.split('/').at(-1))).toEqual(['000001.json', '000002.json']);
+    expect((await new SageMakerRegistry(GROUP, { lake, client, image: IMAGE }).verify()).ok).toBe(true);
+    await registry[v.status === 'Approved' ? 'reject' : 'approve'](1, 'after the race', 'ann');
+    expect((await registry.show(1)).audit).toHaveLength(3);
+  });
+
+  it('the loser of the conditional write on entry N (both read the same trail) is told what landed, and nothing else is written', async () => {
+    await registerSeeds(1);
+    // Both writers reach the conditional create of entry 2 before either makes it: S3 lets one create it (412 for the other).
+    const gated = barrierLake(lake, 2);
+    const ann = new SageMakerRegistry(GROUP, { lake: gated, client, image: IMAGE });
+    const rob = new SageMakerRegistry(GROUP, { lake: gated, client, image: IMAGE });
+    const results = await Promise.allSettled([ann.approve(1, 'yes', 'ann'), rob.reject(1, 'no', 'rob')]);
+    const won = results.filter((r): r is PromiseFulfilledResult<ModelVersion> => r.status === 'fulfilled');
+    const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect([won.length, lost.length]).toEqual([1, 1]);
+    const winner = won[0].value.audit.at(-1)!;
+    expect(lost[0].reason).toBeInstanceOf(ConcurrentChangeError);
+    expect(String(lost[0].reason)).toBe(
+      `ConcurrentChangeError: version 1 changed while this change was being made: it was PendingManualApproval, it is now ${winner.to} (by ${winner.by} at ${winner.at}); nothing was changed — re-run if the change is still wanted`,
+    );
+    expect(sm.commandCalls(UpdateModelPackageCommand).map((c) => c.args[0].input.ModelApprovalStatus)).toEqual([winner.to]);
+    const entry2 = JSON.parse((await lake.read(`artifacts/registry/${GROUP}/audit/000001/000002.json`)).toString('utf8')) as { by: string; to: string };
+    expect([entry2.by, entry2.to]).toEqual([winner.by, winner.to]);
+  });
+
+  it('refuses to record a change on an S3 store that ignores conditional writes, before changing SageMaker', async () => {
+    const plain = await startS3Server({ buckets: ['lake'], conditionalWrites: false });
+    try {
+      const plainLake = new S3Lake('s3://lake/p', { client: plain.client });
+      const reg = new SageMakerRegistry(GROUP, { lake: plainLake, client, image: IMAGE });
+      await expect(reg.register(await writeFixtureForest(dir, 'f.json', { seed: 1, gatesPassed: true }))).rejects.toThrow(
+        /ignores conditional writes \(PutObject If-None-Match: \*\), so two concurrent changes to one version could both be recorded; the SageMaker registry needs AWS S3 .* Nothing was changed in SageMaker\.$/,
+      );
+      expect(sm.commandCalls(CreateModelPackageCommand)).toHaveLength(0);
+    } finally {
+      await plain.stop();
+    }
+  });
+
+  it('still reads audit objects written by the earlier claim protocol (<seq>-<random>.json)', async () => {
+    await registerSeeds(1);
+    await registry.approve(1, 'ok', 'ann');
+    for (const o of await lake.list(`artifacts/registry/${GROUP}/audit/000001/`)) {
+      await lake.write(o.key.replace(/\.json$/, '-0a1b2c3d4e5f.json'), await lake.read(o.key));
+      await lake.delete(o.key);
+    }
+    const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    expect((await fresh.show(1)).audit.map((e) => e.to)).toEqual(['PendingManualApproval', 'Approved']);
+    await fresh.reject(1, 'rollback', 'rob');
+    expect((await lake.list(`artifacts/registry/${GROUP}/audit/000001/`)).map((o) => o.key.split('/').at(-1))).toEqual(['000001-0a1b2c3d4e5f.json', '000002-0a1b2c3d4e5f.json', '000003.json']);
+    expect((await fresh.verify()).ok).toBe(true);
   });
 
   it('applies a change only in the expected status, and a gate override only with a reason, recorded in the audit object and ApprovalDescription', async () => {
@@ -329,7 +399,7 @@ describe('SageMaker registry: tamper-evident audit trail, cross-checked with Sag
     const first = (await lake.read(keys[0])).toString('utf8');
     await lake.write(keys[0], first.replace('"by":"trainer"', '"by":"someone-else"'));
     const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
-    await expect(fresh.show(2)).rejects.toThrow(/version 2: audit trail does not verify: audit object .*000002-[0-9a-f]+\.json does not link to entry 1/);
+    await expect(fresh.show(2)).rejects.toThrow(/version 2: audit trail does not verify: audit object .*000002\.json does not link to entry 1/);
     // SageMaker still says Approved, but the trail cannot be trusted: the previous version is served.
     expect(await fresh.latestServable()).toMatchObject({ latest: { version: 1 }, broken: [{ version: 2 }] });
   });
