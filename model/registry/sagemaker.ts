@@ -20,6 +20,10 @@
  * chain. A change made outside pricesense (Studio, console) shows up as a final entry
  * reconstructed from LastModifiedBy/Time and ApprovalDescription, marked as such.
  *
+ * Objects written before the chain (audit/<version>/<time>-<random>.json, no sequence
+ * number) make a version unmigrated until `migrate` creates its genesis entry
+ * (audit/<version>/000001.json) sealing them in key order.
+ *
  * Changes are conditional per sequence number (UpdateModelPackage has no condition of
  * its own): a change first creates its entry as audit/<version>/<seq>.json with
  * PutObject If-None-Match: * (Lake.writeIfAbsent), which S3 lets exactly one writer do;
@@ -45,13 +49,27 @@ import {
 } from '@aws-sdk/client-sagemaker';
 import { UserError } from '../../etl/errors';
 import type { Lake } from '../../etl/lake/types';
-import { assertExpected, AuditChainError, ChainWitness, ConcurrentChangeError, encodeEntry, publicEntry, verifyChain, type ChainedEntry, type StoredEntry, type VerifiedChain } from './audit-chain';
+import {
+  assertExpected,
+  AuditChainError,
+  ChainWitness,
+  ConcurrentChangeError,
+  encodeEntry,
+  genesisEntry,
+  publicEntry,
+  UnmigratedVersionError,
+  verifyChain,
+  type ChainedEntry,
+  type StoredEntry,
+  type VerifiedChain,
+} from './audit-chain';
 import { actor, assertTransition, assertVersionNumber, CorruptVersionError, gateOverrideOf, openArtifact, readCandidate, sha256Hex, VersionNotFoundError } from './common';
 import {
   MODEL_STATUSES,
   type AuditEntry,
   type BrokenVersion,
   type Lineage,
+  type MigrationReport,
   type ModelStatus,
   type ModelVersion,
   type RegisterOptions,
@@ -60,6 +78,7 @@ import {
   type StoredArtifact,
   type TransitionOptions,
   type VersionCheck,
+  type VersionMigration,
   type VerifyReport,
 } from './types';
 
@@ -79,6 +98,8 @@ const LATEST_PAGE = 20;
 const CLAIM_WINDOW_MS = 120_000;
 /** <seq>.json (conditional create), or <seq>-<random>.json (a claim of the earlier list-and-withdraw protocol). */
 const AUDIT_KEY = /\/audit\/(\d{6})\/(\d{6})(?:-[0-9a-f]+)?\.json$/;
+/** <entry time, compact ISO>-<random>.json: an entry written before the chain (no sequence number), sealed by `registry migrate`. */
+const LEGACY_AUDIT_KEY = /\/audit\/(\d{6})\/\d{8}T\d{9}Z-[0-9a-f]{8}\.json$/;
 
 export interface SageMakerRegistryOptions {
   /** The lake holding artifacts; must be an S3 lake (ModelDataUrl is an s3:// URI). */
@@ -477,7 +498,7 @@ export class SageMakerRegistry implements Registry {
         forced: meta[`${META}forced`] === 'true',
       },
       artifactUri,
-      audit: reconcileAudit(d, chain.entries, status),
+      audit: reconcileAudit(d, chain, status),
     };
   }
 
@@ -531,16 +552,16 @@ export class SageMakerRegistry implements Registry {
    * `list` and `verify`) or one version's.
    */
   private async readAuditObjects(prefix: string): Promise<Map<number, AuditObject[]>> {
-    const objects = (await this.lake.list(prefix)).filter((o) => AUDIT_KEY.test(o.key));
+    const objects = (await this.lake.list(prefix)).filter((o) => AUDIT_KEY.test(o.key) || LEGACY_AUDIT_KEY.test(o.key));
     const read = await mapLimit(objects, 8, async (o) => ({ key: o.key, bytes: await this.readIfPresent(o.key) }));
     const byVersion = new Map<number, AuditObject[]>();
     for (const { key, bytes } of read) {
       if (!bytes) continue;
-      const m = AUDIT_KEY.exec(key)!;
-      const v = Number(m[1]);
+      const chained = AUDIT_KEY.exec(key);
+      const v = Number((chained ?? LEGACY_AUDIT_KEY.exec(key)!)[1]);
       let list = byVersion.get(v);
       if (!list) byVersion.set(v, (list = []));
-      list.push({ key, seq: Number(m[2]), bytes });
+      list.push({ key, seq: chained ? Number(chained[2]) : 0, bytes });
     }
     return byVersion;
   }
@@ -553,18 +574,65 @@ export class SageMakerRegistry implements Registry {
    */
   private async readChain(d: DescribeModelPackageOutput, known?: AuditObject[]): Promise<VerifiedChain> {
     const version = d.ModelPackageVersion!;
-    const objects = known ?? (await this.readAuditObjects(this.auditPrefix(version))).get(version) ?? [];
+    const all = known ?? (await this.readAuditObjects(this.auditPrefix(version))).get(version) ?? [];
+    const objects = all.filter((o) => o.seq > 0);
     const byPricesense = (d.CustomerMetadataProperties ?? {})[`${META}lineage`] !== undefined;
-    if (objects.length === 0) {
+    const legacy = this.legacyOf(all);
+    if (objects.length === 0 && legacy.length === 0) {
       if (byPricesense) throw new AuditChainError(version, `no audit entries under ${this.lake.uri(this.auditPrefix(version))} although pricesense registered it (the registration entry was deleted)`);
-      return { entries: [], hashes: [] };
+      return { entries: [], hashes: [], legacy: [] };
     }
     const stored = resolveClaims(objects, d, (k) => this.lake.uri(k));
-    if (stored.length === 0 && !byPricesense) return { entries: [], hashes: [] };
-    const chain = verifyChain(version, stored, anchorOf(d), byPricesense);
+    if (stored.length === 0 && legacy.length === 0 && !byPricesense) return { entries: [], hashes: [], legacy: [] };
+    // Legacy objects count when the chain is theirs: none yet (unmigrated) or one starting with the genesis entry that sealed them.
+    // (A chain started without a genesis by the pricesense before this left them out; so does this.)
+    const sealed = stored.length === 0 || peek(stored[0].bytes)?.genesis !== undefined;
+    const chain = verifyChain(version, stored, anchorOf(d), { firstIsRegistration: byPricesense, legacy: sealed ? legacy : [], registry: this.uri });
     // A claim still ahead of SageMaker may yet be withdrawn: the witness only holds settled entries.
     this.witness.check(version, chain, inProgress(chain.entries.at(-1), d) ? chain.entries.length - 1 : chain.entries.length);
     return chain;
+  }
+
+  /** The objects written before the chain, in key (= time) order, which is the order the genesis entry seals them in. */
+  private legacyOf(objects: readonly AuditObject[]): StoredEntry[] {
+    return objects
+      .filter((o) => o.seq === 0)
+      .sort((a, b) => a.key.localeCompare(b.key))
+      .map((o) => ({ seq: 0, bytes: o.bytes, where: `audit object ${this.lake.uri(o.key)} (written before the chain)` }));
+  }
+
+  /**
+   * Seals each package's audit objects written before the chain with a genesis entry,
+   * audit/<version>/000001.json, created with If-None-Match: * (so of two concurrent
+   * migrations one writes it; the other finds the version chained). Its from and to are
+   * SageMaker's status (the authority); its link covers the package's anchor and the
+   * legacy objects in key order. One object: nothing to resume, nothing rewritten.
+   */
+  async migrate(options: { by?: string } = {}): Promise<MigrationReport> {
+    const by = actor(options.by);
+    const summaries = await this.listAll();
+    const audits = await this.readAuditObjects(`${this.prefix}/audit/`);
+    const versions = await mapLimit(summaries, DESCRIBE_CONCURRENCY, async (summary): Promise<VersionMigration> => {
+      const d = await this.describe(summary.ModelPackageArn!);
+      const version = d.ModelPackageVersion!;
+      const objects = audits.get(version) ?? [];
+      try {
+        const chain = await this.readChain(d, objects).catch(async (err: unknown) => {
+          if (!(err instanceof UnmigratedVersionError)) throw err;
+          const legacy = this.legacyOf(objects);
+          if (await this.createEntry(version, genesisEntry(1, anchorOf(d), legacy, statusOf(d), by))) return undefined;
+          return this.readChain(d); // a concurrent migration sealed it first
+        });
+        if (chain === undefined) return { version, result: 'sealed', legacyEntries: this.legacyOf(objects).length };
+        const genesis = chain.entries[0]?.genesis;
+        return { version, result: 'chained', ...(genesis ? { legacyEntries: genesis.legacyEntries } : {}) };
+      } catch (err) {
+        if (!(err instanceof AuditChainError || err instanceof CorruptVersionError)) throw err;
+        return { version, result: 'failed', problem: err.problem };
+      }
+    });
+    versions.sort((a, b) => a.version - b.version);
+    return { registry: this.uri, ok: versions.every((v) => v.result !== 'failed'), versions };
   }
 
   /** An object listed a moment ago may be gone: a withdrawn claim (see transition). */
@@ -716,10 +784,10 @@ function peek(bytes: Buffer): ChainedEntry | undefined {
  * The audit trail from the lake, plus what SageMaker knows and the lake does not:
  * a registration or a last change made outside pricesense.
  */
-function reconcileAudit(d: DescribeModelPackageOutput, chain: readonly ChainedEntry[], status: ModelStatus): AuditEntry[] {
+function reconcileAudit(d: DescribeModelPackageOutput, chain: VerifiedChain, status: ModelStatus): AuditEntry[] {
   // A claim still in progress (ahead of SageMaker) is not shown as done.
-  const settled = inProgress(chain.at(-1), d) ? chain.slice(0, -1) : chain;
-  const out = settled.map(publicEntry);
+  const settled = inProgress(chain.entries.at(-1), d) ? chain.entries.slice(0, -1) : chain.entries;
+  const out = [...chain.legacy, ...settled.map(publicEntry)];
   if (out.length === 0 || out[0].from !== null) {
     out.unshift({
       at: d.CreationTime?.toISOString() ?? '',

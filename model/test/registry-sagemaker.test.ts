@@ -23,9 +23,9 @@ import type { AwsClientStub } from 'aws-sdk-client-mock';
 import { S3Lake } from '../../etl/lake/s3';
 import { startS3Server, type S3TestServer } from '../../etl/testing/s3-server';
 import { sha256Hex } from '../registry/common';
-import { ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, type ModelVersion } from '../registry';
+import { ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, UnmigratedVersionError, type ModelVersion } from '../registry';
 import { createSageMakerClient, SageMakerRegistry, SAGEMAKER_MAX_ATTEMPTS } from '../registry/sagemaker';
-import { writeFixtureForest } from './registry-fixtures';
+import { legacySageMakerAuditObject, legacyTrail, writeFixtureForest } from './registry-fixtures';
 import { ACCOUNT_ARN, awsError, fakeSageMakerClient, type FakeSageMaker, GROUP, IMAGE } from './sagemaker-fake';
 
 
@@ -554,5 +554,89 @@ describe('SageMaker client retries throttling (real HTTP, loopback)', () => {
     } finally {
       c.destroy();
     }
+  });
+});
+
+describe('SageMaker registry: a group written before the audit chain, and `registry migrate`', () => {
+  const prefix = `artifacts/registry/${GROUP}/audit/`;
+  async function objects(): Promise<Map<string, Buffer>> {
+    const out = new Map<string, Buffer>();
+    for (const o of await lake.list(prefix)) out.set(o.key, await lake.read(o.key));
+    return out;
+  }
+
+  beforeEach(async () => {
+    // The packages and lake objects the earlier pricesense made (its CreateModelPackage request is this one's), with its audit objects instead of the chain.
+    await registerSeeds(1, 2);
+    for (const o of await lake.list(prefix)) await lake.delete(o.key);
+    const t0 = Date.now() - 3_600_000;
+    const trails = [legacyTrail(new Date(t0).toISOString(), 'olga', 'Approved'), legacyTrail(new Date(t0 + 1000).toISOString(), 'olga')];
+    for (const [i, trail] of trails.entries()) {
+      for (const [j, entry] of trail.entries()) {
+        const { key, body } = legacySageMakerAuditObject(GROUP, i + 1, entry, `0000000${j}`);
+        await lake.write(key, body);
+      }
+    }
+    // Its approval went to SageMaker first, then to the lake.
+    await client.send(new UpdateModelPackageCommand({ ModelPackageArn: `${ACCOUNT_ARN}:model-package/${GROUP}/1`, ModelApprovalStatus: 'Approved', ApprovalDescription: 'approved before the upgrade (by olga)' }));
+    addPipelinePackages(1);
+    sm.resetHistory();
+  });
+
+  it('unmigrated: reads fail naming the command, nothing is served, a change is refused before UpdateModelPackage', async () => {
+    await expect(registry.show(1)).rejects.toThrow(new UnmigratedVersionError(1, `sagemaker://${GROUP}`, 2));
+    await expect(registry.show(1)).rejects.toThrow(`run \`pricesense registry migrate --registry sagemaker://${GROUP}\` once`);
+    expect(await registry.latestServable()).toEqual({ latest: undefined, broken: [{ version: 1, problem: expect.stringContaining('pricesense registry migrate') }] });
+    await expect(registry.approve(2, 'ship', 'ann')).rejects.toThrow(UnmigratedVersionError);
+    expect(sm.commandCalls(UpdateModelPackageCommand)).toHaveLength(0);
+    // The pipeline's package never had pricesense entries: it reads as before.
+    expect((await registry.show(3)).audit).toHaveLength(1);
+  });
+
+  it('migrate adds one genesis object per sealed version, keeps every old object, and the trail goes on', async () => {
+    const before = await objects();
+    const report = await registry.migrate({ by: 'ops' });
+    expect(report).toEqual({
+      registry: `sagemaker://${GROUP}`,
+      ok: true,
+      versions: [
+        { version: 1, result: 'sealed', legacyEntries: 2 },
+        { version: 2, result: 'sealed', legacyEntries: 1 },
+        { version: 3, result: 'chained' },
+      ],
+    });
+    const after = await objects();
+    for (const [key, bytes] of before) expect(after.get(key)).toEqual(bytes);
+    expect([...after.keys()].filter((k) => !before.has(k)).sort()).toEqual([`${prefix}000001/000001.json`, `${prefix}000002/000001.json`]);
+    expect(sm.commandCalls(UpdateModelPackageCommand)).toHaveLength(0);
+
+    const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    const v1 = await fresh.show(1);
+    expect(v1.audit.map((e) => [e.by, e.from, e.to, e.genesis?.legacyEntries])).toEqual([
+      ['olga', null, 'PendingManualApproval', undefined],
+      ['olga', 'PendingManualApproval', 'Approved', undefined],
+      ['ops', 'Approved', 'Approved', 2],
+    ]);
+    expect((await fresh.latestApproved())?.version).toBe(1);
+    expect((await fresh.verify()).ok).toBe(true);
+    await fresh.approve(2, 'after the upgrade', 'ann');
+    expect((await lake.list(`${prefix}000002/`)).map((o) => o.key.split('/').at(-1))).toEqual(['000001.json', '000002.json', expect.stringMatching(/^\d{8}T\d{9}Z-00000000\.json$/)]);
+    expect((await fresh.latestApproved())?.version).toBe(2);
+
+    // Idempotent: a second run writes nothing.
+    const once = await objects();
+    expect((await new SageMakerRegistry(GROUP, { lake, client, image: IMAGE }).migrate()).versions.map((v) => v.result)).toEqual(['chained', 'chained', 'chained']);
+    expect(await objects()).toEqual(once);
+  });
+
+  it('after migration, a rewritten old object breaks the genesis link (and migrate reports it, untouched)', async () => {
+    await registry.migrate({ by: 'ops' });
+    const old = [...(await objects()).keys()].find((k) => k.startsWith(`${prefix}000001/`) && !k.endsWith('/000001.json'))!;
+    await lake.write(old, (await lake.read(old)).toString('utf8').replace('"by":"olga"', '"by":"mallory"'));
+    const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    await expect(fresh.show(1)).rejects.toThrow(/000001\.json does not seal the 2 entries written before the chain/);
+    const report = await fresh.migrate();
+    expect(report.ok).toBe(false);
+    expect(report.versions[0]).toMatchObject({ version: 1, result: 'failed' });
   });
 });
