@@ -383,9 +383,8 @@ export class LocalRegistry implements Registry {
 
   private async migrateVersion(version: number, by: string): Promise<VersionMigration> {
     for (;;) {
-      let stored: StoredVersion;
       try {
-        stored = await this.readStored(version);
+        const stored = await this.readStored(version);
         const { legacy, chained, head, auditDir } = stored;
         if (legacy.length > 0 && chained.length === 0 && !head) {
           const last = this.verifyLegacyOnly(version, stored);
