@@ -1,11 +1,23 @@
 /**
  * `pricesense registry`: register a trained forest, approve or reject a version,
- * list, show, compare and fetch versions. Works on either backend (--registry URI).
+ * list, show, compare and fetch versions, verify and migrate the audit trails. Works on either backend (--registry URI).
  */
 import type { Command } from 'commander';
 import { writeFileAtomic } from '../../etl/atomic-file';
 import { UserError } from '../../etl/errors';
-import { gateFailure, gatesToOverride, hasGateResults, openRegistry, parseStatus, registryUri, type ModelVersion, type Registry, type VerifyReport } from '../../model/registry';
+import {
+  gateFailure,
+  gatesToOverride,
+  hasGateResults,
+  openRegistry,
+  parseStatus,
+  registryUri,
+  type MigrationReport,
+  type ModelVersion,
+  type Registry,
+  type VersionMigration,
+  type VerifyReport,
+} from '../../model/registry';
 import { addCardCommand } from './registry-card';
 
 interface Common {
@@ -18,7 +30,7 @@ export const REGISTRY_HELP = 'registry URI: a directory or sagemaker://<group> (
 export function register(program: Command): void {
   const registry = program
     .command('registry')
-    .description('model registry: register trained forests, approve/reject versions (rollback), list, show, compare, fetch, verify');
+    .description('model registry: register trained forests, approve/reject versions (rollback), list, show, compare, fetch, verify, migrate');
 
   registry
     .command('register')
@@ -160,6 +172,22 @@ export function register(program: Command): void {
   addCardCommand(registry, REGISTRY_HELP);
 
   registry
+    .command('migrate')
+    .description(
+      'seal the audit trails a pricesense from before the hash chain wrote: adds a genesis entry per version recording that the history before it was not tamper-evident (only adds; safe to re-run); exit 3 if a version could not be sealed',
+    )
+    .option('--by <name>', 'who is migrating, recorded in each genesis entry (default: $PRICESENSE_USER or the OS user)')
+    .option('--registry <uri>', REGISTRY_HELP)
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: Common & { by?: string }) => {
+      const reg = await open(opts);
+      const report = await reg.migrate({ by: opts.by });
+      if (opts.json) printJson(report);
+      else process.stdout.write(migrateText(report));
+      if (!report.ok) process.exitCode = 3;
+    });
+
+  registry
     .command('verify')
     .description("check every version: its audit trail's hash chain (and, on SageMaker, against SageMaker's status) and its stored artifact's SHA-256; exit 3 if any fails")
     .option('--registry <uri>', REGISTRY_HELP)
@@ -171,6 +199,19 @@ export function register(program: Command): void {
       else process.stdout.write(verifyText(report));
       if (!report.ok) process.exitCode = 3;
     });
+}
+
+function migrateText(report: MigrationReport): string {
+  if (report.versions.length === 0) return `no versions in ${report.registry}: nothing to migrate\n`;
+  const what: Record<VersionMigration['result'], string> = { sealed: 'sealed', resumed: 'sealed (finished an interrupted run)', chained: 'already chained', failed: 'FAILED (left untouched)' };
+  const rows = report.versions.map((v) => [String(v.version), what[v.result], v.legacyEntries === undefined ? '-' : String(v.legacyEntries)]);
+  const notes = report.versions.filter((v) => v.problem).map((v) => `version ${v.version}: ${v.problem}\n`);
+  const sealed = report.versions.filter((v) => v.result === 'sealed' || v.result === 'resumed').length;
+  const failed = report.versions.filter((v) => v.result === 'failed').length;
+  const verdict = report.ok
+    ? `${report.registry}: ${sealed} version(s) sealed into the audit chain, ${report.versions.length - sealed} already chained; every version's trail is chained now`
+    : `${report.registry}: ${failed} version(s) could not be sealed (their trail does not verify: see above) and stay unservable; the others are chained. Restore those trails from a backup, or reject and re-register the versions.`;
+  return `${table(['VERSION', 'RESULT', 'SEALED ENTRIES'], rows)}${notes.join('')}${verdict}\n`;
 }
 
 function verifyText(report: VerifyReport): string {

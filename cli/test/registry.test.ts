@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { writeFixtureForest } from '../../model/test/registry-fixtures';
+import { legacyTrail, writeFixtureForest, writeLegacyLocalVersion } from '../../model/test/registry-fixtures';
 import type { ModelVersion } from '../../model/registry';
 import { main } from '../index';
 
@@ -138,5 +138,22 @@ describe('pricesense registry', () => {
     expect((await run('list', '--status', 'live')).err).toMatch(/unknown status 'live': expected one of PendingManualApproval, Approved, Rejected/);
     expect((await run('show', 'latest')).err).toMatch(/no Approved version in .*: nothing is servable yet/);
     expect((await run('list')).out).toMatch(/^no versions in /);
+  });
+
+  it('a registry written before the audit chain: commands say to run `registry migrate`; migrate seals it (exit 0), a rerun changes nothing', async () => {
+    await writeLegacyLocalVersion(reg, 1, await writeFixtureForest(dir, 'old.json', { seed: 1, gatesPassed: true }), legacyTrail('2026-06-01T09:00:00.000Z', 'olga', 'Approved'));
+    const list = await run('list');
+    expect(list.code).toBe(3);
+    expect(list.err).toBe(
+      `pricesense: version 1: registry not migrated: its 2 audit entries were written by an earlier pricesense, before the audit trail was hash-chained, and not yet sealed: run \`pricesense registry migrate --registry ${reg}\` once (it adds a genesis entry sealing that history; nothing is rewritten). Until then the version is not served and cannot be changed.\n`,
+    );
+    const migrated = await run('migrate', '--by', 'ops');
+    expect(migrated).toMatchObject({ code: 0, err: '' });
+    expect(migrated.out).toMatch(/^VERSION\s+RESULT\s+SEALED ENTRIES\n1\s+sealed\s+2\n/);
+    expect(migrated.out).toContain(`${reg}: 1 version(s) sealed into the audit chain, 0 already chained`);
+    expect((await run('list')).out).toMatch(/\n1\*\s+Approved\s+/);
+    expect((await run('show', '1')).out).toMatch(/ops {2}Approved -> Approved {2}"audit chain started by pricesense registry migrate: the 2 entries before this one/);
+    expect((await run('migrate')).out).toMatch(/\n1\s+already chained\s+2\n/);
+    expect((await run('verify')).code).toBe(0);
   });
 });

@@ -8,6 +8,12 @@
  * SageMaker's own status). Every read verifies the chain and a version whose chain does
  * not verify is never served.
  *
+ * A trail written by a pricesense from before the chain (entries without `seq`/`prev`)
+ * is unmigrated: not verifiable, so not served (UnmigratedVersionError, naming
+ * `pricesense registry migrate`). The migration adds a genesis entry after those entries
+ * whose `prev` is their seal (sealDigest: the anchor and each entry's digest, in order);
+ * from then on they are covered like any entry, and the chain goes on from the genesis.
+ *
  * A chain only proves what was written through pricesense: someone who can rewrite
  * every file can forge a consistent one. ChainWitness closes part of that gap inside
  * a long-lived process (the API): it remembers the longest chain it verified per
@@ -23,6 +29,12 @@ export interface ChainedEntry extends AuditEntry {
   readonly prev: string;
 }
 
+/** What `pricesense registry migrate` records in the genesis entry it adds to a trail written before the chain. */
+export interface Genesis {
+  /** How many entries written before the chain it seals (their digests, in order, are in its `prev`). */
+  readonly legacyEntries: number;
+}
+
 /** One stored entry, as read: its position, its bytes and where it was read from (for messages). */
 export interface StoredEntry {
   readonly seq: number;
@@ -31,20 +43,41 @@ export interface StoredEntry {
 }
 
 export interface VerifiedChain {
+  /** The chained entries, oldest first (entries[0].seq is 1, or the genesis's number after numbered legacy entries). */
   readonly entries: ChainedEntry[];
-  /** SHA-256 of each entry's bytes, in order: hashes[k-1] is entry k's. */
+  /** SHA-256 of each chained entry's bytes, in order: hashes[i] is entries[i]'s. */
   readonly hashes: string[];
+  /** Entries written before the chain existed, sealed by the genesis entry (entries[0]); none for a trail chained from its start. */
+  readonly legacy: AuditEntry[];
 }
 
 /** A version whose audit trail does not verify: it is not served, and `registry verify` lists it. */
 export class AuditChainError extends UserError {
   readonly version: number;
   readonly problem: string;
-  constructor(version: number, problem: string) {
-    super(`version ${version}: audit trail does not verify: ${problem}. The version is not served until this is resolved; run \`pricesense registry verify\` for the whole registry.`, 3);
+  constructor(version: number, problem: string, message?: string) {
+    super(message ?? `version ${version}: audit trail does not verify: ${problem}. The version is not served until this is resolved; run \`pricesense registry verify\` for the whole registry.`, 3);
     this.name = 'AuditChainError';
     this.version = version;
     this.problem = problem;
+  }
+}
+
+/** The command that seals a registry written before the chain. */
+export function migrateCommand(registry: string): string {
+  return `pricesense registry migrate --registry ${registry}`;
+}
+
+/**
+ * A version whose trail was written by a pricesense from before the chain (no `prev`
+ * links) and not yet sealed by `registry migrate`. Not served and not changed: nothing
+ * in such a trail is tamper-evident, and a deleted "Rejected" would go unnoticed.
+ */
+export class UnmigratedVersionError extends AuditChainError {
+  constructor(version: number, registry: string, legacyEntries: number) {
+    const problem = `its ${legacyEntries} audit entr${legacyEntries === 1 ? 'y was' : 'ies were'} written by an earlier pricesense, before the audit trail was hash-chained, and not yet sealed: run \`${migrateCommand(registry)}\` once`;
+    super(version, problem, `version ${version}: registry not migrated: ${problem} (it adds a genesis entry sealing that history; nothing is rewritten). Until then the version is not served and cannot be changed.`);
+    this.name = 'UnmigratedVersionError';
   }
 }
 
@@ -65,15 +98,58 @@ export function assertExpected(version: number, current: ModelStatus, options: T
 }
 
 export function encodeEntry(entry: ChainedEntry): Buffer {
-  const { seq, prev, at, by, from, to, note, override } = entry;
-  // `override` only when there is one: entries without it are byte for byte what they were before it existed.
-  const stored = override ? { seq, prev, at, by, from, to, note, override: { reason: override.reason, gates: override.gates } } : { seq, prev, at, by, from, to, note };
+  const { seq, prev, at, by, from, to, note, override, genesis } = entry;
+  // `override` and `genesis` only when there is one: entries without them are byte for byte what they were before they existed.
+  const stored = {
+    seq,
+    prev,
+    at,
+    by,
+    from,
+    to,
+    note,
+    ...(override ? { override: { reason: override.reason, gates: override.gates } } : {}),
+    ...(genesis ? { genesis: { legacyEntries: genesis.legacyEntries } } : {}),
+  };
   return Buffer.from(`${JSON.stringify(stored)}\n`, 'utf8');
 }
 
 /** The entry of the public trail (without the chain fields). */
-export function publicEntry(e: ChainedEntry): AuditEntry {
-  return { at: e.at, by: e.by, from: e.from, to: e.to, note: e.note, ...(e.override ? { override: e.override } : {}) };
+export function publicEntry(e: AuditEntry): AuditEntry {
+  return { at: e.at, by: e.by, from: e.from, to: e.to, note: e.note, ...(e.override ? { override: e.override } : {}), ...(e.genesis ? { genesis: e.genesis } : {}) };
+}
+
+/**
+ * The genesis entry's link: the anchor and the digests of the legacy entries it seals,
+ * in order. Altering, adding, removing or reordering any of them changes it.
+ */
+export function sealDigest(anchor: string, legacy: readonly StoredEntry[]): string {
+  return sha256Hex(`pricesense.audit.genesis/1\n${anchor}\n${legacy.map((s) => sha256Hex(s.bytes)).join('\n')}`);
+}
+
+/** Whether stored bytes are an entry written before the chain (a JSON object without `prev`). */
+export function isLegacyEntry(bytes: Buffer): boolean {
+  try {
+    const e = JSON.parse(bytes.toString('utf8')) as unknown;
+    return !!e && typeof e === 'object' && !('prev' in e) && !('seq' in e);
+  } catch {
+    return false;
+  }
+}
+
+/** The genesis entry `registry migrate` adds after `legacy` (see sealDigest). */
+export function genesisEntry(seq: number, anchor: string, legacy: readonly StoredEntry[], status: ModelStatus, by: string): ChainedEntry {
+  const n = legacy.length;
+  return {
+    seq,
+    prev: sealDigest(anchor, legacy),
+    at: new Date().toISOString(),
+    by,
+    from: status,
+    to: status,
+    note: `audit chain started by pricesense registry migrate: the ${n} entr${n === 1 ? 'y' : 'ies'} before this one ${n === 1 ? 'was' : 'were'} written before the trail was hash-chained and ${n === 1 ? 'is' : 'are'} sealed as found; ${n === 1 ? 'it was' : 'they were'} not tamper-evident before this entry`,
+    genesis: { legacyEntries: n },
+  };
 }
 
 function isOverride(o: unknown): o is GateOverride {
@@ -84,13 +160,28 @@ function isStatus(v: unknown): v is ModelStatus {
   return typeof v === 'string' && (MODEL_STATUSES as readonly string[]).includes(v);
 }
 
-function parseEntry(version: number, s: StoredEntry): ChainedEntry {
-  let e: Partial<ChainedEntry>;
+function isGenesis(g: unknown): g is Genesis {
+  return !!g && typeof g === 'object' && Number.isSafeInteger((g as Genesis).legacyEntries) && (g as Genesis).legacyEntries > 0;
+}
+
+function parseStored<T>(version: number, s: StoredEntry): Partial<T> {
   try {
-    e = JSON.parse(s.bytes.toString('utf8')) as Partial<ChainedEntry>;
+    return JSON.parse(s.bytes.toString('utf8')) as Partial<T>;
   } catch {
     throw new AuditChainError(version, `${s.where} is not valid JSON`);
   }
+}
+
+/** An entry written before the chain: `{ at, by, from, to, note }` (as pricesense wrote it then). */
+function parseLegacyEntry(version: number, s: StoredEntry): AuditEntry {
+  const e = parseStored<AuditEntry>(version, s);
+  const ok = !!e && typeof e === 'object' && typeof e.at === 'string' && typeof e.by === 'string' && typeof e.note === 'string' && (e.from === null || isStatus(e.from)) && isStatus(e.to);
+  if (!ok) throw new AuditChainError(version, `${s.where} is not a well-formed audit entry (written before the chain)`);
+  return { at: e.at!, by: e.by!, from: e.from!, to: e.to!, note: e.note! };
+}
+
+function parseEntry(version: number, s: StoredEntry): ChainedEntry {
+  const e = parseStored<ChainedEntry>(version, s);
   const ok =
     e !== null &&
     typeof e === 'object' &&
@@ -102,7 +193,8 @@ function parseEntry(version: number, s: StoredEntry): ChainedEntry {
     typeof e.note === 'string' &&
     (e.from === null || isStatus(e.from)) &&
     isStatus(e.to) &&
-    (e.override === undefined || (isOverride(e.override) && e.to === 'Approved'));
+    (e.override === undefined || (isOverride(e.override) && e.to === 'Approved')) &&
+    (e.genesis === undefined || (isGenesis(e.genesis) && e.from === e.to && e.override === undefined));
   if (!ok) {
     const why = typeof e?.prev !== 'string' ? 'has no hash link (an entry written before the audit was chained, or a hand-made one)' : `is not a well-formed audit entry ${s.seq}`;
     throw new AuditChainError(version, `${s.where} ${why}`);
@@ -110,45 +202,96 @@ function parseEntry(version: number, s: StoredEntry): ChainedEntry {
   return e as ChainedEntry;
 }
 
+export interface ChainOptions {
+  /**
+   * Entry 1 must be the registration (from: null). False for versions registered outside
+   * pricesense (a SageMaker pipeline), whose trail starts at the first change made through
+   * pricesense.
+   */
+  readonly firstIsRegistration: boolean;
+  /**
+   * Each entry's `from` must be the previous entry's `to` (local, where pricesense alone
+   * writes the status; on SageMaker a change made outside pricesense legitimately sits between).
+   */
+  readonly continuous?: boolean;
+  /**
+   * Entries written before the chain existed (no `prev`), oldest first. Without a genesis
+   * entry sealing them the version is unmigrated; with one, the chain starts at it.
+   */
+  readonly legacy?: readonly StoredEntry[];
+  /** Legacy entries are numbered 1..k and the chain goes on at k+1 (local files); else the chain starts at 1 (SageMaker objects). */
+  readonly legacyNumbered?: boolean;
+  /** The registry's URI, for the command an unmigrated version needs. */
+  readonly registry: string;
+}
+
+/** Entries written before the chain, checked as the pricesense of the time kept them. */
+function verifyLegacy(version: number, legacy: readonly StoredEntry[], options: ChainOptions): AuditEntry[] {
+  const entries: AuditEntry[] = [];
+  legacy.forEach((s, i) => {
+    if (options.legacyNumbered && s.seq !== i + 1) throw new AuditChainError(version, `entry ${i + 1} is missing (deleted?) among the entries written before the chain`);
+    const e = parseLegacyEntry(version, s);
+    if (i === 0 && options.firstIsRegistration && (e.from !== null || e.to !== 'PendingManualApproval')) {
+      throw new AuditChainError(version, `${s.where} is not the registration entry (from null to PendingManualApproval)`);
+    }
+    if (i > 0 && e.from === null) throw new AuditChainError(version, `${s.where} claims to be a registration but is not the first entry`);
+    if (i > 0 && options.continuous && e.from !== entries[i - 1].to) {
+      throw new AuditChainError(version, `${s.where} moves from ${e.from} but the entry before left the version ${entries[i - 1].to}`);
+    }
+    entries.push(e);
+  });
+  return entries;
+}
+
 /**
- * Verifies a version's chain: entries 1..n, each well formed, each linked to the one
- * before (entry 1 to `anchor`). `firstIsRegistration`: entry 1 must be the registration
- * (from: null); false for versions registered outside pricesense (a SageMaker pipeline),
- * whose trail starts at the first change made through pricesense. `continuous`: each
- * entry's `from` must be the previous entry's `to` (local, where pricesense alone writes
- * the status; on SageMaker a change made outside pricesense legitimately sits between).
+ * Verifies a version's trail: the legacy entries (if any, sealed by a genesis entry) and
+ * the chained entries, each well formed and linked to the one before (the first to
+ * `anchor`, or to the seal of the legacy entries).
  */
-export function verifyChain(version: number, stored: readonly StoredEntry[], anchor: string, firstIsRegistration: boolean, continuous = false): VerifiedChain {
+export function verifyChain(version: number, stored: readonly StoredEntry[], anchor: string, options: ChainOptions): VerifiedChain {
   const sorted = [...stored].sort((a, b) => a.seq - b.seq);
+  const legacyStored = options.legacy ?? [];
+  const legacy = verifyLegacy(version, legacyStored, options);
+  if (legacy.length > 0 && sorted.length === 0) throw new UnmigratedVersionError(version, options.registry, legacy.length);
+  const firstSeq = options.legacyNumbered ? legacy.length + 1 : 1;
   const entries: ChainedEntry[] = [];
   const hashes: string[] = [];
-  let prev = anchor;
+  let prev = legacy.length > 0 ? sealDigest(anchor, legacyStored) : anchor;
   sorted.forEach((s, i) => {
-    if (s.seq !== i + 1) {
-      throw new AuditChainError(version, i === 0 ? `entry 1 is missing (the first stored one is ${s.seq})` : `entry ${i + 1} is missing (deleted?): entry ${sorted[i - 1].seq} is followed by ${s.seq}`);
+    const seq = firstSeq + i;
+    if (s.seq !== seq) {
+      throw new AuditChainError(version, i === 0 ? `entry ${seq} is missing (the first stored one is ${s.seq})` : `entry ${seq} is missing (deleted?): entry ${sorted[i - 1].seq} is followed by ${s.seq}`);
     }
     const e = parseEntry(version, s);
     if (e.prev !== prev) {
       throw new AuditChainError(
         version,
-        i === 0
-          ? `${s.where} does not link to the version's registration record (it names ${e.prev.slice(0, 12)}…, the record hashes to ${anchor.slice(0, 12)}…): the record or the entry was altered`
-          : `${s.where} does not link to entry ${i} (it names ${e.prev.slice(0, 12)}…, entry ${i} hashes to ${prev.slice(0, 12)}…): entry ${i} was altered or replaced`,
+        i > 0
+          ? `${s.where} does not link to entry ${seq - 1} (it names ${e.prev.slice(0, 12)}…, entry ${seq - 1} hashes to ${prev.slice(0, 12)}…): entry ${seq - 1} was altered or replaced`
+          : legacy.length > 0
+            ? `${s.where} does not seal the ${legacy.length} entries written before the chain (it names ${e.prev.slice(0, 12)}…, they and the registration record hash to ${prev.slice(0, 12)}…): one of them, or the record, was altered, added or deleted after the migration`
+            : `${s.where} does not link to the version's registration record (it names ${e.prev.slice(0, 12)}…, the record hashes to ${anchor.slice(0, 12)}…): the record or the entry was altered`,
       );
     }
-    if (i === 0 && firstIsRegistration && (e.from !== null || e.to !== 'PendingManualApproval')) {
+    if (i === 0 && legacy.length > 0) {
+      if (e.genesis?.legacyEntries !== legacy.length) throw new AuditChainError(version, `${s.where} follows ${legacy.length} entries written before the chain but is not the genesis entry sealing them`);
+      if (options.continuous && e.from !== legacy[legacy.length - 1].to) throw new AuditChainError(version, `${s.where} starts the chain at ${e.from} but the entries before it left the version ${legacy[legacy.length - 1].to}`);
+    } else if (e.genesis) {
+      throw new AuditChainError(version, `${s.where} claims to start the chain but ${i === 0 ? 'there are no entries written before the chain to seal' : `is entry ${seq}`}`);
+    }
+    if (i === 0 && legacy.length === 0 && options.firstIsRegistration && (e.from !== null || e.to !== 'PendingManualApproval')) {
       throw new AuditChainError(version, `${s.where} is not the registration entry (from null to PendingManualApproval)`);
     }
-    if (i > 0 && e.from === null) throw new AuditChainError(version, `${s.where} claims to be a registration but is entry ${s.seq}`);
+    if ((i > 0 || legacy.length > 0) && e.from === null) throw new AuditChainError(version, `${s.where} claims to be a registration but is entry ${s.seq}`);
     // Where pricesense is the only writer of the status (local), each change starts where the last one ended.
-    if (i > 0 && continuous && e.from !== entries[i - 1].to) {
-      throw new AuditChainError(version, `${s.where} moves from ${e.from} but entry ${i} left the version ${entries[i - 1].to}: a hand-made entry`);
+    if (i > 0 && options.continuous && e.from !== entries[i - 1].to) {
+      throw new AuditChainError(version, `${s.where} moves from ${e.from} but entry ${seq - 1} left the version ${entries[i - 1].to}: a hand-made entry`);
     }
     prev = sha256Hex(s.bytes);
     entries.push(e);
     hashes.push(prev);
   });
-  return { entries, hashes };
+  return { entries, hashes, legacy };
 }
 
 /**

@@ -12,7 +12,7 @@ import type { Registry } from './types';
 
 export * from './types';
 export { ChecksumMismatchError, CorruptVersionError, gateFailure, GateOverrideRequiredError, gatesToOverride, hasGateResults, InvalidArtifactError, parseStatus, VersionNotFoundError } from './common';
-export { AuditChainError, ConcurrentChangeError } from './audit-chain';
+export { AuditChainError, ConcurrentChangeError, UnmigratedVersionError } from './audit-chain';
 export { LocalRegistry } from './local';
 
 export const DEFAULT_REGISTRY = '.pricesense/registry';

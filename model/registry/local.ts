@@ -23,6 +23,9 @@
  * entry beyond HEAD is not in effect (the status is the one HEAD names) — a change
  * interrupted between its two writes must be finished by removing that entry.
  *
+ * A version written before the chain (entries `{at, by, from, to, note}`, no HEAD.json)
+ * is refused until `migrate` adds its genesis entry (audit/<k+1>.json) and HEAD.json.
+ *
  * Concurrency without locks, using two atomic file-system operations:
  * - A version is built in .staging and published by rename() onto versions/<n>.
  *   rename of a directory onto a non-empty directory fails (ENOTEMPTY/EEXIST), so the
@@ -43,9 +46,24 @@ import { constants } from 'node:fs';
 import { link, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../etl/errors';
-import { assertExpected, AuditChainError, ChainWitness, ConcurrentChangeError, encodeEntry, publicEntry, verifyChain, type ChainedEntry, type StoredEntry, type VerifiedChain } from './audit-chain';
+import {
+  assertExpected,
+  AuditChainError,
+  ChainWitness,
+  ConcurrentChangeError,
+  encodeEntry,
+  genesisEntry,
+  isLegacyEntry,
+  migrateCommand,
+  publicEntry,
+  UnmigratedVersionError,
+  verifyChain,
+  type ChainedEntry,
+  type StoredEntry,
+  type VerifiedChain,
+} from './audit-chain';
 import { actor, assertTransition, assertVersionNumber, CorruptVersionError, gateOverrideOf, openArtifact, readCandidate, sha256Hex, VersionNotFoundError } from './common';
-import type { BrokenVersion, Lineage, ModelStatus, ModelVersion, RegisterOptions, Registry, ServableResolution, StoredArtifact, TransitionOptions, VersionCheck, VerifyReport } from './types';
+import type { BrokenVersion, Lineage, MigrationReport, ModelStatus, ModelVersion, RegisterOptions, Registry, ServableResolution, StoredArtifact, TransitionOptions, VersionCheck, VersionMigration, VerifyReport } from './types';
 
 const LAYOUT = 'pricesense.registry.local/1';
 const VERSION_DIR = /^\d+$/;
@@ -82,6 +100,17 @@ function headMac(key: string, version: number, seq: number, sha256: string): str
 interface VerifiedVersion {
   readonly record: VersionRecord;
   readonly chain: VerifiedChain;
+}
+
+/** A version's files as read, not yet verified. */
+interface StoredVersion {
+  readonly record: VersionRecord;
+  readonly recordBytes: Buffer;
+  readonly auditDir: string;
+  /** Entries written before the chain (no `prev`), the leading ones. */
+  readonly legacy: StoredEntry[];
+  readonly chained: StoredEntry[];
+  readonly head: Head | undefined;
 }
 
 const pad = (n: number): string => String(n).padStart(6, '0');
@@ -188,7 +217,7 @@ export class LocalRegistry implements Registry {
       metrics: record.metrics,
       lineage: record.lineage,
       artifactUri: path.join(this.versionDir(version), record.artifact),
-      audit: chain.entries.map(publicEntry),
+      audit: [...chain.legacy, ...chain.entries.map(publicEntry)],
     };
   }
 
@@ -278,6 +307,34 @@ export class LocalRegistry implements Registry {
 
   /** version.json and the audit chain, verified against each other, HEAD.json and what this process saw before. */
   private async readVerified(version: number): Promise<VerifiedVersion> {
+    const stored = await this.readStored(version);
+    let chain = this.verifyStored(version, stored);
+    const { head, auditDir } = stored;
+    checkHead(version, head, chain, auditDir, this.uri);
+    if (this.auditKey !== undefined) {
+      checkHeadMac(version, head!, this.auditKey, auditDir);
+      // Only what HEAD authenticates is in effect.
+      const n = chain.entries.findIndex((e) => e.seq === head!.seq) + 1;
+      chain = { entries: chain.entries.slice(0, n), hashes: chain.hashes.slice(0, n), legacy: chain.legacy };
+    }
+    this.witness.check(version, chain);
+    return { record: stored.record, chain };
+  }
+
+  /** The chain of a version's files: legacy entries sealed by a genesis entry, or chained from the registration record. */
+  private verifyStored(version: number, stored: StoredVersion): VerifiedChain {
+    try {
+      return verifyChain(version, stored.chained, sha256Hex(stored.recordBytes), { firstIsRegistration: true, continuous: true, legacy: stored.legacy, legacyNumbered: true, registry: this.uri });
+    } catch (err) {
+      // A trail that was sealed once and has lost its chain since is tampering, not an old registry.
+      if (err instanceof UnmigratedVersionError && stored.head) {
+        throw new AuditChainError(version, `${path.join(stored.auditDir, HEAD_FILE)} names entry ${stored.head.seq}, but the trail holds only entries without a hash link (as written before the chain, or hand-made): its chained entries were deleted or replaced`);
+      }
+      throw err;
+    }
+  }
+
+  private async readStored(version: number): Promise<StoredVersion> {
     const dir = this.versionDir(version);
     let recordBytes: Buffer;
     try {
@@ -302,16 +359,64 @@ export class LocalRegistry implements Registry {
       stored.push({ seq: Number(m[1]), bytes: await readFile(file), where: `audit entry ${file}` });
     }
     if (stored.length === 0) throw new AuditChainError(version, `${auditDir} holds no audit entries (the registration entry is missing)`);
-    let chain = verifyChain(version, stored, sha256Hex(recordBytes), true, true);
-    const head = await readHead(auditDir);
-    checkHead(version, head, chain, auditDir);
-    if (this.auditKey !== undefined) {
-      checkHeadMac(version, head!, this.auditKey, auditDir);
-      // Only what HEAD authenticates is in effect.
-      chain = { entries: chain.entries.slice(0, head!.seq), hashes: chain.hashes.slice(0, head!.seq) };
+    stored.sort((a, b) => a.seq - b.seq);
+    const firstChained = stored.findIndex((e) => !isLegacyEntry(e.bytes));
+    const split = firstChained < 0 ? stored.length : firstChained;
+    return { record, recordBytes, auditDir, legacy: stored.slice(0, split), chained: stored.slice(split), head: await readHead(auditDir) };
+  }
+
+  /**
+   * Seals each version's trail written before the chain with a genesis entry (see
+   * audit-chain.ts): entry k+1 after legacy entries 1..k, linked to the digests of the
+   * registration record and of those k entries, created with the same exclusive link()
+   * as a status change (so a concurrent migration, or an older pricesense still
+   * changing the version, makes this one re-read instead of overwrite), then HEAD.json.
+   * Nothing existing is rewritten. A crash between the two leaves a version whose genesis
+   * has no HEAD: not served, and finished by re-running this.
+   */
+  async migrate(options: { by?: string } = {}): Promise<MigrationReport> {
+    const by = actor(options.by);
+    const versions: VersionMigration[] = [];
+    for (const n of await this.versionNumbers()) versions.push(await this.migrateVersion(n, by));
+    return { registry: this.uri, ok: versions.every((v) => v.result !== 'failed'), versions };
+  }
+
+  private async migrateVersion(version: number, by: string): Promise<VersionMigration> {
+    for (;;) {
+      try {
+        const stored = await this.readStored(version);
+        const { legacy, chained, head, auditDir } = stored;
+        if (legacy.length > 0 && chained.length === 0 && !head) {
+          const last = this.verifyLegacyOnly(version, stored);
+          const genesis = encodeEntry(genesisEntry(legacy.length + 1, sha256Hex(stored.recordBytes), legacy, last, by));
+          if (!(await createExclusive(auditDir, legacy.length + 1, genesis))) continue; // someone appended first: re-read
+          await advanceHead(auditDir, this.head(version, legacy.length + 1, sha256Hex(genesis)));
+          return { version, result: 'sealed', legacyEntries: legacy.length };
+        }
+        const chain = this.verifyStored(version, stored);
+        const genesis = chain.entries[0].genesis;
+        if (!head && genesis && chain.entries.length === 1) {
+          // Interrupted between the genesis entry and HEAD: finish it.
+          await advanceHead(auditDir, this.head(version, chain.entries[0].seq, chain.hashes[0]));
+          return { version, result: 'resumed', legacyEntries: genesis.legacyEntries };
+        }
+        await this.readVerified(version);
+        return { version, result: 'chained', ...(genesis ? { legacyEntries: genesis.legacyEntries } : {}) };
+      } catch (err) {
+        if (!(err instanceof AuditChainError || err instanceof CorruptVersionError)) throw err;
+        return { version, result: 'failed', problem: err.problem };
+      }
     }
-    this.witness.check(version, chain);
-    return { record, chain };
+  }
+
+  /** Legacy entries only (what migrate seals): verified as pricesense kept them; their last status. */
+  private verifyLegacyOnly(version: number, stored: StoredVersion): ModelStatus {
+    try {
+      verifyChain(version, [], sha256Hex(stored.recordBytes), { firstIsRegistration: true, continuous: true, legacy: stored.legacy, legacyNumbered: true, registry: this.uri });
+    } catch (err) {
+      if (!(err instanceof UnmigratedVersionError)) throw err;
+    }
+    return JSON.parse(stored.legacy[stored.legacy.length - 1].bytes.toString('utf8')).to as ModelStatus;
   }
 
   private head(version: number, seq: number, sha256: string): Head {
@@ -339,18 +444,9 @@ export class LocalRegistry implements Registry {
     // HEAD lags at most one entry: bring it up to date before adding the next.
     await advanceHead(auditDir, this.head(version, last.seq, chain.hashes[chain.hashes.length - 1]));
     const bytes = encodeEntry({ seq, prev: chain.hashes[chain.hashes.length - 1], at: new Date().toISOString(), by: who, from: last.to, to, note: note.trim(), override });
-    const target = path.join(auditDir, `${pad(seq)}.json`);
-    const tmp = path.join(auditDir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
-    await writeDurable(tmp, bytes);
-    try {
-      await link(tmp, target);
-      await fsyncDir(auditDir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    if (!(await createExclusive(auditDir, seq, bytes))) {
       // Another change landed first; this one was decided on a status that no longer holds.
-      throw new ConcurrentChangeError(version, last.to, await readEntryQuietly(target));
-    } finally {
-      await unlink(tmp).catch(() => undefined);
+      throw new ConcurrentChangeError(version, last.to, await readEntryQuietly(path.join(auditDir, `${pad(seq)}.json`)));
     }
     await advanceHead(auditDir, this.head(version, seq, sha256Hex(bytes)));
     return this.show(version);
@@ -393,14 +489,39 @@ async function readHead(auditDir: string): Promise<Head | undefined> {
 }
 
 /** HEAD names the newest entry: it may lag the chain by one (a crash after the link), never more, never lead it or disagree with it. */
-function checkHead(version: number, head: Head | undefined, chain: VerifiedChain, auditDir: string): void {
+function checkHead(version: number, head: Head | undefined, chain: VerifiedChain, auditDir: string, registry: string): void {
   const where = path.join(auditDir, HEAD_FILE);
-  if (!head) throw new AuditChainError(version, `${where} is missing: the newest audit entry cannot be confirmed`);
-  if (!(head.seq >= 1)) throw new AuditChainError(version, `${where} is malformed`);
-  const n = chain.hashes.length;
+  const first = chain.entries[0].seq;
+  if (!head) {
+    if (chain.entries.length === 1 && chain.entries[0].genesis) {
+      throw new AuditChainError(version, `${where} is missing after the genesis entry: the migration that sealed this trail was interrupted; re-run \`${migrateCommand(registry)}\` to finish it`);
+    }
+    throw new AuditChainError(version, `${where} is missing: the newest audit entry cannot be confirmed`);
+  }
+  if (!(head.seq >= first)) throw new AuditChainError(version, `${where} is malformed`);
+  const n = chain.entries[chain.entries.length - 1].seq;
   if (head.seq > n) throw new AuditChainError(version, `${where} names entry ${head.seq} but the trail ends at entry ${n}: ${head.seq - n === 1 ? 'the last entry was' : `the last ${head.seq - n} entries were`} deleted`);
-  if (chain.hashes[head.seq - 1] !== head.sha256) throw new AuditChainError(version, `entry ${head.seq} does not match the digest ${where} recorded for it: it was altered`);
+  if (chain.hashes[head.seq - first] !== head.sha256) throw new AuditChainError(version, `entry ${head.seq} does not match the digest ${where} recorded for it: it was altered`);
   if (n - head.seq > 1) throw new AuditChainError(version, `${where} names entry ${head.seq} but the trail has ${n} entries: entries ${head.seq + 1}..${n} were added without pricesense (a change moves HEAD right after its entry)`);
+}
+
+/**
+ * Creates audit/<seq>.json with `bytes` unless it exists: written to a temp file, then
+ * link()ed, which fails with EEXIST if another writer created it first (false).
+ */
+async function createExclusive(auditDir: string, seq: number, bytes: Buffer): Promise<boolean> {
+  const tmp = path.join(auditDir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  await writeDurable(tmp, bytes);
+  try {
+    await link(tmp, path.join(auditDir, `${pad(seq)}.json`));
+    await fsyncDir(auditDir);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return false;
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
 }
 
 function checkHeadMac(version: number, head: Head, key: string, auditDir: string): void {

@@ -8,7 +8,7 @@
  *   artifacts/registry/<group>/packages/<id>/metrics.json   ModelMetrics.ModelQuality.Statistics
  *   artifacts/registry/<group>/packages/<id>/lineage.json   full lineage (hyperparameters do not fit
  *                                                          CustomerMetadataProperties' 256-char values)
- *   artifacts/registry/<group>/audit/<version>/<seq>-<rand>.json   one object per status change
+ *   artifacts/registry/<group>/audit/<version>/<seq>.json   one object per status change
  *
  * Audit trail: SageMaker itself only keeps the current ApprovalDescription and
  * LastModifiedBy/Time (earlier changes only in CloudTrail), so every change made
@@ -20,11 +20,17 @@
  * chain. A change made outside pricesense (Studio, console) shows up as a final entry
  * reconstructed from LastModifiedBy/Time and ApprovalDescription, marked as such.
  *
- * Changes are conditional (UpdateModelPackage has no condition of its own): a change
- * first claims the next sequence number by writing its entry, then lists that number's
- * claims; S3 lists are strongly consistent, so of two concurrent claims at least the
- * later one sees the other and withdraws — at most one reaches UpdateModelPackage. When
- * both withdraw, each re-reads after a random pause and retries only if nothing changed.
+ * Objects written before the chain (audit/<version>/<time>-<random>.json, no sequence
+ * number) make a version unmigrated until `migrate` creates its genesis entry
+ * (audit/<version>/000001.json) sealing them in key order.
+ *
+ * Changes are conditional per sequence number (UpdateModelPackage has no condition of
+ * its own): a change first creates its entry as audit/<version>/<seq>.json with
+ * PutObject If-None-Match: * (Lake.writeIfAbsent), which S3 lets exactly one writer do;
+ * the loser gets 412 and fails with ConcurrentChangeError naming the entry that landed,
+ * having changed nothing. Only the winner calls UpdateModelPackage; if that fails, it
+ * deletes the entry it created. Objects named <seq>-<random>.json were written by the
+ * pricesense before this (claims resolved by listing, see resolveClaims) and still read.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
@@ -43,13 +49,27 @@ import {
 } from '@aws-sdk/client-sagemaker';
 import { UserError } from '../../etl/errors';
 import type { Lake } from '../../etl/lake/types';
-import { assertExpected, AuditChainError, ChainWitness, ConcurrentChangeError, encodeEntry, publicEntry, verifyChain, type ChainedEntry, type StoredEntry, type VerifiedChain } from './audit-chain';
+import {
+  assertExpected,
+  AuditChainError,
+  ChainWitness,
+  ConcurrentChangeError,
+  encodeEntry,
+  genesisEntry,
+  publicEntry,
+  UnmigratedVersionError,
+  verifyChain,
+  type ChainedEntry,
+  type StoredEntry,
+  type VerifiedChain,
+} from './audit-chain';
 import { actor, assertTransition, assertVersionNumber, CorruptVersionError, gateOverrideOf, openArtifact, readCandidate, sha256Hex, VersionNotFoundError } from './common';
 import {
   MODEL_STATUSES,
   type AuditEntry,
   type BrokenVersion,
   type Lineage,
+  type MigrationReport,
   type ModelStatus,
   type ModelVersion,
   type RegisterOptions,
@@ -58,6 +78,7 @@ import {
   type StoredArtifact,
   type TransitionOptions,
   type VersionCheck,
+  type VersionMigration,
   type VerifyReport,
 } from './types';
 
@@ -75,13 +96,10 @@ const LATEST_PAGE = 20;
  * (SageMaker's status stands).
  */
 const CLAIM_WINDOW_MS = 120_000;
-/**
- * Attempts when two changes withdrew each other's claims (each retries only if nothing
- * changed), after a random pause that doubles each time so the two drift apart.
- */
-const CLAIM_ATTEMPTS = 6;
-const CLAIM_BACKOFF_MS = 100;
-const AUDIT_KEY = /\/audit\/(\d{6})\/(\d{6})-([0-9a-f]+)\.json$/;
+/** <seq>.json (conditional create), or <seq>-<random>.json (a claim of the earlier list-and-withdraw protocol). */
+const AUDIT_KEY = /\/audit\/(\d{6})\/(\d{6})(?:-[0-9a-f]+)?\.json$/;
+/** <entry time, compact ISO>-<random>.json: an entry written before the chain (no sequence number), sealed by `registry migrate`. */
+const LEGACY_AUDIT_KEY = /\/audit\/(\d{6})\/\d{8}T\d{9}Z-[0-9a-f]{8}\.json$/;
 
 export interface SageMakerRegistryOptions {
   /** The lake holding artifacts; must be an S3 lake (ModelDataUrl is an s3:// URI). */
@@ -154,9 +172,10 @@ export class SageMakerRegistry implements Registry {
       formatVersion: candidate.forest.formatVersion,
       lineage: candidate.lineage,
     };
+    // Created conditionally (a fresh key): a store without conditional writes is refused here, before SageMaker is touched.
+    if (!(await this.createObject(`${base}/lineage.json`, `${JSON.stringify(lineageDoc, null, 2)}\n`))) throw new Error(`${this.lake.uri(base)} already exists`);
     await this.lake.write(`${base}/forest.json`, candidate.bytes);
     await this.lake.write(`${base}/metrics.json`, metricsBody);
-    await this.lake.write(`${base}/lineage.json`, `${JSON.stringify(lineageDoc, null, 2)}\n`);
 
     const l = candidate.lineage;
     const created = await this.call('CreateModelPackage', this.group, () =>
@@ -196,7 +215,10 @@ export class SageMakerRegistry implements Registry {
     );
     const described = await this.describe(created.ModelPackageArn!);
     const version = described.ModelPackageVersion!;
-    await this.writeEntry(version, { seq: 1, prev: anchorOf(described), at: l.registeredAt, by: l.registeredBy, from: null, to: 'PendingManualApproval', note: candidate.note });
+    const registration: ChainedEntry = { seq: 1, prev: anchorOf(described), at: l.registeredAt, by: l.registeredBy, from: null, to: 'PendingManualApproval', note: candidate.note };
+    if (!(await this.createEntry(version, registration))) {
+      throw new AuditChainError(version, `${this.lake.uri(this.entryKey(version, 1))} existed before this registration wrote it (the package is new: a hand-made object?)`);
+    }
     return this.toModelVersion(described, await this.readChain(described));
   }
 
@@ -326,7 +348,7 @@ export class SageMakerRegistry implements Registry {
 
   /**
    * A conditional change: decided on the status SageMaker reports now, applied only if
-   * no other change claims the next audit entry first (see the file comment).
+   * no other change creates the next audit entry first (see the file comment).
    */
   private async transition(version: number, to: ModelStatus, note: string, by: string | undefined, options: TransitionOptions): Promise<ModelVersion> {
     assertVersionNumber(version);
@@ -341,25 +363,12 @@ export class SageMakerRegistry implements Registry {
     if (inProgress(lastEntry, before)) throw new ConcurrentChangeError(version, from, undefined);
     const override = gateOverrideOf(version, to, await this.metricsOf(before), options);
     const entry: ChainedEntry = { seq: chain.entries.length + 1, prev: chain.hashes.at(-1) ?? anchorOf(before), at: new Date().toISOString(), by: who, from, to, note: note.trim(), override };
-    let claim: string | undefined;
-    for (let attempt = 1; attempt <= CLAIM_ATTEMPTS && claim === undefined; attempt++) {
-      const key = await this.writeEntry(version, entry);
-      const rivals = (await this.lake.list(`${this.auditPrefix(version)}${pad(entry.seq)}-`)).filter((o) => o.key !== key);
-      if (rivals.length === 0) {
-        claim = key;
-        break;
-      }
-      await this.lake.delete(key);
-      // Both may have withdrawn: retry only if nothing has changed since this change was decided.
-      await new Promise((r) => setTimeout(r, Math.random() * CLAIM_BACKOFF_MS * 2 ** attempt));
-      const now = await this.describe(arn, version);
-      const nowChain = await this.readChain(now);
-      if (statusOf(now) !== from || nowChain.entries.length !== chain.entries.length) {
-        const landed = nowChain.entries.at(-1);
-        throw new ConcurrentChangeError(version, from, landed && landed.seq > chain.entries.length ? landed : { to: statusOf(now), by: userName(now.LastModifiedBy), at: now.LastModifiedTime?.toISOString() ?? '?' });
-      }
+    // The condition: of two changes decided on the same trail, exactly one creates entry <seq>.
+    const claim = this.entryKey(version, entry.seq);
+    if (!(await this.createEntry(version, entry))) {
+      const landed = await this.readIfPresent(claim);
+      throw new ConcurrentChangeError(version, from, landed && peek(landed));
     }
-    if (claim === undefined) throw new ConcurrentChangeError(version, from, undefined);
     try {
       await this.call('UpdateModelPackage', arn, () =>
         this.client.send(
@@ -367,7 +376,7 @@ export class SageMakerRegistry implements Registry {
         ),
       );
     } catch (err) {
-      // The change did not happen: withdraw its claim (this process wrote it; nothing links to it yet).
+      // The change did not happen: withdraw its entry (this process created it; nothing links to it yet).
       await this.lake.delete(claim).catch(() => undefined);
       throw err;
     }
@@ -489,7 +498,7 @@ export class SageMakerRegistry implements Registry {
         forced: meta[`${META}forced`] === 'true',
       },
       artifactUri,
-      audit: reconcileAudit(d, chain.entries, status),
+      audit: reconcileAudit(d, chain, status),
     };
   }
 
@@ -513,11 +522,29 @@ export class SageMakerRegistry implements Registry {
     return `${this.prefix}/audit/${pad(version)}/`;
   }
 
-  /** Writes one audit object; its key is unique (the random part), its place in the chain is `seq`. */
-  private async writeEntry(version: number, entry: ChainedEntry): Promise<string> {
-    const key = `${this.auditPrefix(version)}${pad(entry.seq)}-${randomBytes(6).toString('hex')}.json`;
-    await this.lake.write(key, encodeEntry(entry));
-    return key;
+  private entryKey(version: number, seq: number): string {
+    return `${this.auditPrefix(version)}${pad(seq)}.json`;
+  }
+
+  /**
+   * Creates audit entry `seq` unless one exists (PutObject If-None-Match: *): false, having
+   * written nothing, when another writer created it first.
+   */
+  private createEntry(version: number, entry: ChainedEntry): Promise<boolean> {
+    return this.createObject(this.entryKey(version, entry.seq), encodeEntry(entry));
+  }
+
+  /** Lake.writeIfAbsent, with the registry's reason when the store cannot do it. */
+  private async createObject(key: string, body: Buffer | string): Promise<boolean> {
+    try {
+      return await this.lake.writeIfAbsent(key, body);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'NoConditionalWrites') throw err;
+      throw new UserError(
+        `the S3 store behind ${this.lake.root} ignores conditional writes (PutObject If-None-Match: *), so two concurrent changes to one version could both be recorded; ` +
+          'the SageMaker registry needs AWS S3 (conditional writes since August 2024) or a store that honours If-None-Match. Nothing was changed in SageMaker.',
+      );
+    }
   }
 
   /**
@@ -525,16 +552,16 @@ export class SageMakerRegistry implements Registry {
    * `list` and `verify`) or one version's.
    */
   private async readAuditObjects(prefix: string): Promise<Map<number, AuditObject[]>> {
-    const objects = (await this.lake.list(prefix)).filter((o) => AUDIT_KEY.test(o.key));
+    const objects = (await this.lake.list(prefix)).filter((o) => AUDIT_KEY.test(o.key) || LEGACY_AUDIT_KEY.test(o.key));
     const read = await mapLimit(objects, 8, async (o) => ({ key: o.key, bytes: await this.readIfPresent(o.key) }));
     const byVersion = new Map<number, AuditObject[]>();
     for (const { key, bytes } of read) {
       if (!bytes) continue;
-      const m = AUDIT_KEY.exec(key)!;
-      const v = Number(m[1]);
+      const chained = AUDIT_KEY.exec(key);
+      const v = Number((chained ?? LEGACY_AUDIT_KEY.exec(key)!)[1]);
       let list = byVersion.get(v);
       if (!list) byVersion.set(v, (list = []));
-      list.push({ key, seq: Number(m[2]), bytes });
+      list.push({ key, seq: chained ? Number(chained[2]) : 0, bytes });
     }
     return byVersion;
   }
@@ -547,18 +574,65 @@ export class SageMakerRegistry implements Registry {
    */
   private async readChain(d: DescribeModelPackageOutput, known?: AuditObject[]): Promise<VerifiedChain> {
     const version = d.ModelPackageVersion!;
-    const objects = known ?? (await this.readAuditObjects(this.auditPrefix(version))).get(version) ?? [];
+    const all = known ?? (await this.readAuditObjects(this.auditPrefix(version))).get(version) ?? [];
+    const objects = all.filter((o) => o.seq > 0);
     const byPricesense = (d.CustomerMetadataProperties ?? {})[`${META}lineage`] !== undefined;
-    if (objects.length === 0) {
+    const legacy = this.legacyOf(all);
+    if (objects.length === 0 && legacy.length === 0) {
       if (byPricesense) throw new AuditChainError(version, `no audit entries under ${this.lake.uri(this.auditPrefix(version))} although pricesense registered it (the registration entry was deleted)`);
-      return { entries: [], hashes: [] };
+      return { entries: [], hashes: [], legacy: [] };
     }
     const stored = resolveClaims(objects, d, (k) => this.lake.uri(k));
-    if (stored.length === 0 && !byPricesense) return { entries: [], hashes: [] };
-    const chain = verifyChain(version, stored, anchorOf(d), byPricesense);
+    if (stored.length === 0 && legacy.length === 0 && !byPricesense) return { entries: [], hashes: [], legacy: [] };
+    // Legacy objects count when the chain is theirs: none yet (unmigrated) or one starting with the genesis entry that sealed them.
+    // (A chain started without a genesis by the pricesense before this left them out; so does this.)
+    const sealed = stored.length === 0 || peek(stored[0].bytes)?.genesis !== undefined;
+    const chain = verifyChain(version, stored, anchorOf(d), { firstIsRegistration: byPricesense, legacy: sealed ? legacy : [], registry: this.uri });
     // A claim still ahead of SageMaker may yet be withdrawn: the witness only holds settled entries.
     this.witness.check(version, chain, inProgress(chain.entries.at(-1), d) ? chain.entries.length - 1 : chain.entries.length);
     return chain;
+  }
+
+  /** The objects written before the chain, in key (= time) order, which is the order the genesis entry seals them in. */
+  private legacyOf(objects: readonly AuditObject[]): StoredEntry[] {
+    return objects
+      .filter((o) => o.seq === 0)
+      .sort((a, b) => a.key.localeCompare(b.key))
+      .map((o) => ({ seq: 0, bytes: o.bytes, where: `audit object ${this.lake.uri(o.key)} (written before the chain)` }));
+  }
+
+  /**
+   * Seals each package's audit objects written before the chain with a genesis entry,
+   * audit/<version>/000001.json, created with If-None-Match: * (so of two concurrent
+   * migrations one writes it; the other finds the version chained). Its from and to are
+   * SageMaker's status (the authority); its link covers the package's anchor and the
+   * legacy objects in key order. One object: nothing to resume, nothing rewritten.
+   */
+  async migrate(options: { by?: string } = {}): Promise<MigrationReport> {
+    const by = actor(options.by);
+    const summaries = await this.listAll();
+    const audits = await this.readAuditObjects(`${this.prefix}/audit/`);
+    const versions = await mapLimit(summaries, DESCRIBE_CONCURRENCY, async (summary): Promise<VersionMigration> => {
+      const d = await this.describe(summary.ModelPackageArn!);
+      const version = d.ModelPackageVersion!;
+      const objects = audits.get(version) ?? [];
+      try {
+        const chain = await this.readChain(d, objects).catch(async (err: unknown) => {
+          if (!(err instanceof UnmigratedVersionError)) throw err;
+          const legacy = this.legacyOf(objects);
+          if (await this.createEntry(version, genesisEntry(1, anchorOf(d), legacy, statusOf(d), by))) return undefined;
+          return this.readChain(d); // a concurrent migration sealed it first
+        });
+        if (chain === undefined) return { version, result: 'sealed', legacyEntries: this.legacyOf(objects).length };
+        const genesis = chain.entries[0]?.genesis;
+        return { version, result: 'chained', ...(genesis ? { legacyEntries: genesis.legacyEntries } : {}) };
+      } catch (err) {
+        if (!(err instanceof AuditChainError || err instanceof CorruptVersionError)) throw err;
+        return { version, result: 'failed', problem: err.problem };
+      }
+    });
+    versions.sort((a, b) => a.version - b.version);
+    return { registry: this.uri, ok: versions.every((v) => v.result !== 'failed'), versions };
   }
 
   /** An object listed a moment ago may be gone: a withdrawn claim (see transition). */
@@ -664,8 +738,10 @@ function inProgress(last: ChainedEntry | undefined, d: DescribeModelPackageOutpu
 }
 
 /**
- * One object per sequence number. Two objects at one number are claims of concurrent
- * changes; the loser deletes its own at once, so this is normally momentary. Left over
+ * One object per sequence number. Entries created conditionally (<seq>.json) are one per
+ * number by construction; two objects at one number are left by the earlier protocol's
+ * claims (<seq>-<random>.json) of concurrent changes, whose loser deleted its own at once,
+ * or by a writer of that protocol next to one of this. Left over
  * (a process died in between), the one the next entry links to is the real one; at the
  * end of the chain, a claim younger than CLAIM_WINDOW_MS is a change still in progress
  * and not yet part of the trail, an older one counts if SageMaker's status agrees.
@@ -708,10 +784,10 @@ function peek(bytes: Buffer): ChainedEntry | undefined {
  * The audit trail from the lake, plus what SageMaker knows and the lake does not:
  * a registration or a last change made outside pricesense.
  */
-function reconcileAudit(d: DescribeModelPackageOutput, chain: readonly ChainedEntry[], status: ModelStatus): AuditEntry[] {
+function reconcileAudit(d: DescribeModelPackageOutput, chain: VerifiedChain, status: ModelStatus): AuditEntry[] {
   // A claim still in progress (ahead of SageMaker) is not shown as done.
-  const settled = inProgress(chain.at(-1), d) ? chain.slice(0, -1) : chain;
-  const out = settled.map(publicEntry);
+  const settled = inProgress(chain.entries.at(-1), d) ? chain.entries.slice(0, -1) : chain.entries;
+  const out = [...chain.legacy, ...settled.map(publicEntry)];
   if (out.length === 0 || out[0].from !== null) {
     out.unshift({
       at: d.CreationTime?.toISOString() ?? '',

@@ -16,6 +16,12 @@ export interface AuditEntry {
   readonly note: string;
   /** Present on an approval that overrode failed (or absent) quality gates. */
   readonly override?: GateOverride;
+  /**
+   * Present on the entry `pricesense registry migrate` added to a trail written before the
+   * audit was hash-chained (from = to: no status change): the entries before it, sealed as
+   * found, were not tamper-evident until then.
+   */
+  readonly genesis?: { readonly legacyEntries: number };
 }
 
 /** An approval despite the quality gates: what was overridden, as the registry saw it, and why. */
@@ -107,6 +113,27 @@ export interface VerifyReport {
   readonly versions: VersionCheck[];
 }
 
+/** What `registry migrate` did to one version. */
+export interface VersionMigration {
+  readonly version: number;
+  /**
+   * sealed: a genesis entry now seals the trail written before the chain; resumed: an
+   * interrupted migration of it was finished (HEAD written); chained: nothing to do (its
+   * trail is chained already, or it has no entries yet); failed: left untouched, see problem.
+   */
+  readonly result: 'sealed' | 'resumed' | 'chained' | 'failed';
+  /** How many entries written before the chain the genesis entry seals. */
+  readonly legacyEntries?: number;
+  readonly problem?: string;
+}
+
+export interface MigrationReport {
+  readonly registry: string;
+  /** True when every version is chained now (none failed). */
+  readonly ok: boolean;
+  readonly versions: VersionMigration[];
+}
+
 /** A version's stored bytes with the digest they must have: a forest file, or a model.tar.gz holding forest.json. */
 export interface StoredArtifact {
   /** A buffer of its own (no other view shares it): a caller may transfer it to a worker thread. */
@@ -139,4 +166,11 @@ export interface Registry {
   fetchArtifact(version: number): Promise<StoredArtifact>;
   /** Every version (or only `version`): its audit trail and its stored artifact's digest. */
   verify(options?: { version?: number }): Promise<VerifyReport>;
+  /**
+   * Seals every trail written before the audit was hash-chained with a genesis entry
+   * (only adds; idempotent; safe to re-run after an interruption). Versions already
+   * chained are left as they are; a version whose trail does not verify is left
+   * untouched and reported.
+   */
+  migrate(options?: { by?: string }): Promise<MigrationReport>;
 }

@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../../etl/errors';
 import { sha256Hex } from '../registry/common';
-import { AuditChainError, ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, LocalRegistry, openRegistry, type ModelVersion, type Registry } from '../registry';
-import { writeFixtureForest } from './registry-fixtures';
+import { AuditChainError, ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, LocalRegistry, openRegistry, UnmigratedVersionError, type ModelVersion, type Registry } from '../registry';
+import { legacyTrail, writeFixtureForest, writeLegacyLocalVersion } from './registry-fixtures';
 
 let dir: string;
 let root: string;
@@ -272,7 +272,7 @@ describe('local registry: tamper-evident audit trail', () => {
     await expect(registry.show(1)).rejects.toThrow(/entry 1 is missing/);
     await registerSeeds(3);
     await writeFile(entryFile(3, 1), `${JSON.stringify({ at: 'x', by: 'y', from: null, to: 'PendingManualApproval', note: '' })}\n`);
-    await expect(registry.show(3)).rejects.toThrow(/has no hash link/);
+    await expect(registry.show(3)).rejects.toThrow(/HEAD\.json names entry 1, but the trail holds only entries without a hash link .*: its chained entries were deleted or replaced/);
   });
 
   it('a long-lived reader also catches a consistent rollback (last entry deleted and HEAD rewritten)', async () => {
@@ -460,5 +460,165 @@ describe('local registry: audit key (PRICESENSE_REGISTRY_AUDIT_KEY)', () => {
     await expect(fresh.approve(2, 'again')).rejects.toThrow(/000004\.json is not named by HEAD\.json .*remove it to change this version/);
     await rm(entryFile(2, 4));
     expect((await fresh.approve(2, 'again')).status).toBe('Approved');
+  });
+});
+
+describe('local registry: a registry written before the audit chain, and `registry migrate`', () => {
+  const T0 = '2026-06-01T09:00:00.000Z';
+  /** Every file under the registry, with its bytes: what "the migration only adds" is checked against. */
+  async function snapshot(): Promise<Map<string, Buffer>> {
+    const out = new Map<string, Buffer>();
+    const walk = async (d: string): Promise<void> => {
+      for (const e of await readdir(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) await walk(p);
+        else out.set(path.relative(root, p), await readFile(p));
+      }
+    };
+    await walk(root);
+    return out;
+  }
+
+  beforeEach(async () => {
+    // v1 approved, v2 approved then rejected (the rollback), v3 pending: as the earlier pricesense left them.
+    await writeLegacyLocalVersion(root, 1, await writeFixtureForest(dir, 'l1.json', { seed: 1, gatesPassed: true }), legacyTrail(T0, 'olga', 'Approved'));
+    await writeLegacyLocalVersion(root, 2, await writeFixtureForest(dir, 'l2.json', { seed: 2, gatesPassed: true }), legacyTrail(T0, 'olga', 'Approved', 'Rejected'));
+    await writeLegacyLocalVersion(root, 3, await writeFixtureForest(dir, 'l3.json', { seed: 3, gatesPassed: true }), legacyTrail(T0, 'olga'));
+  });
+
+  it('unmigrated: reads fail naming the command to run, nothing is served or changed, verify lists every version', async () => {
+    const command = `pricesense registry migrate --registry ${root}`;
+    const err = await registry.show(1).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnmigratedVersionError);
+    expect((err as UserError).exitCode).toBe(3);
+    expect(String((err as Error).message)).toBe(
+      `version 1: registry not migrated: its 2 audit entries were written by an earlier pricesense, before the audit trail was hash-chained, and not yet sealed: run \`${command}\` once (it adds a genesis entry sealing that history; nothing is rewritten). Until then the version is not served and cannot be changed.`,
+    );
+    await expect(registry.list()).rejects.toThrow(command);
+    const before = await snapshot();
+    await expect(registry.approve(3, 'ship', 'ann')).rejects.toThrow(UnmigratedVersionError);
+    expect(await snapshot()).toEqual(before);
+    const servable = await registry.latestServable();
+    expect(servable.latest).toBeUndefined();
+    expect(servable.broken.map((b) => b.version)).toEqual([3, 2, 1]);
+    expect(servable.broken.every((b) => b.problem.includes(command))).toBe(true);
+    const report = await registry.verify();
+    expect(report.ok).toBe(false);
+    expect(report.versions.map((v) => v.problems)).toEqual([1, 2, 3].map(() => [expect.stringContaining(command)]));
+  });
+
+  it('migrate seals each trail with a genesis entry and HEAD, only adding files; statuses and history are kept', async () => {
+    const before = await snapshot();
+    const report = await registry.migrate({ by: 'ops' });
+    expect(report).toEqual({
+      registry: root,
+      ok: true,
+      versions: [
+        { version: 1, result: 'sealed', legacyEntries: 2 },
+        { version: 2, result: 'sealed', legacyEntries: 3 },
+        { version: 3, result: 'sealed', legacyEntries: 1 },
+      ],
+    });
+    const after = await snapshot();
+    // Every file that was there is there, byte for byte; the only new ones are a genesis entry and HEAD per version.
+    for (const [file, bytes] of before) expect(after.get(file)).toEqual(bytes);
+    expect([...after.keys()].filter((f) => !before.has(f)).sort()).toEqual([
+      'versions/000001/audit/000003.json',
+      'versions/000001/audit/HEAD.json',
+      'versions/000002/audit/000004.json',
+      'versions/000002/audit/HEAD.json',
+      'versions/000003/audit/000002.json',
+      'versions/000003/audit/HEAD.json',
+    ]);
+    const fresh = new LocalRegistry(root);
+    const v2 = await fresh.show(2);
+    expect(v2.status).toBe('Rejected');
+    expect(v2.audit.map((e) => [e.by, e.from, e.to])).toEqual([
+      ['olga', null, 'PendingManualApproval'],
+      ['olga', 'PendingManualApproval', 'Approved'],
+      ['olga', 'Approved', 'Rejected'],
+      ['ops', 'Rejected', 'Rejected'],
+    ]);
+    expect(v2.audit[3]).toMatchObject({ genesis: { legacyEntries: 3 }, note: expect.stringMatching(/^audit chain started by pricesense registry migrate: the 3 entries before this one were written before the trail was hash-chained/) });
+    expect((await fresh.latestApproved())?.version).toBe(1);
+    expect((await fresh.verify()).ok).toBe(true);
+    // The trail goes on from the genesis entry.
+    await fresh.approve(3, 'reviewed after the upgrade', 'ann', { expected: 'PendingManualApproval' });
+    expect((await fresh.show(3)).audit.map((e) => e.to)).toEqual(['PendingManualApproval', 'PendingManualApproval', 'Approved']);
+    expect((await fresh.latestApproved())?.version).toBe(3);
+  });
+
+  it('is idempotent: a second run changes nothing and says every version is chained', async () => {
+    await registry.migrate({ by: 'ops' });
+    const once = await snapshot();
+    const again = await new LocalRegistry(root).migrate({ by: 'ops' });
+    expect(again.versions.map((v) => [v.version, v.result, v.legacyEntries])).toEqual([
+      [1, 'chained', 2],
+      [2, 'chained', 3],
+      [3, 'chained', 1],
+    ]);
+    expect(await snapshot()).toEqual(once);
+  });
+
+  it('after migration the sealed history is tamper-evident: a deleted or edited legacy entry breaks the genesis link', async () => {
+    await registry.migrate({ by: 'ops' });
+    // Deleting v2's "Rejected" (a legacy entry) would have re-approved it before; now the version is not served.
+    await rm(path.join(root, 'versions', '000002', 'audit', '000003.json'));
+    const fresh = new LocalRegistry(root);
+    await expect(fresh.show(2)).rejects.toThrow(/entry 3 is missing|does not seal the 2 entries/);
+    expect((await fresh.latestApproved())?.version).toBe(1);
+    const first = path.join(root, 'versions', '000001', 'audit', '000001.json');
+    await writeFile(first, (await readFile(first, 'utf8')).replace('"by":"olga"', '"by":"mallory"'));
+    await expect(new LocalRegistry(root).show(1)).rejects.toThrow(/000003\.json does not seal the 2 entries written before the chain .*altered, added or deleted after the migration/);
+    // And migrate does not paper over it: the version is reported, not re-sealed.
+    const report = await new LocalRegistry(root).migrate();
+    expect(report.ok).toBe(false);
+    expect(report.versions.find((v) => v.version === 1)).toMatchObject({ result: 'failed', problem: expect.stringMatching(/does not seal/) });
+  });
+
+  it('a migration interrupted between the genesis entry and HEAD is not served and is finished by re-running', async () => {
+    await registry.migrate({ by: 'ops' });
+    await rm(path.join(root, 'versions', '000001', 'audit', 'HEAD.json'));
+    const fresh = new LocalRegistry(root);
+    await expect(fresh.show(1)).rejects.toThrow(`the migration that sealed this trail was interrupted; re-run \`pricesense registry migrate --registry ${root}\` to finish it`);
+    expect((await fresh.latestServable()).latest).toBeUndefined();
+    expect((await fresh.migrate()).versions[0]).toEqual({ version: 1, result: 'resumed', legacyEntries: 2 });
+    expect((await new LocalRegistry(root).show(1)).status).toBe('Approved');
+  });
+
+  it('a mixed registry (versions registered after the upgrade) and a trail that cannot be sealed: those are left as they are', async () => {
+    await registerSeeds(4);
+    // v3's history has a gap (entry 2 of 3 gone): sealing it would bless the deletion.
+    await writeLegacyLocalVersion(root, 3, await writeFixtureForest(dir, 'l3.json', { seed: 3, gatesPassed: true }), legacyTrail(T0, 'olga', 'Approved', 'Rejected'));
+    await rm(path.join(root, 'versions', '000003', 'audit', '000002.json'));
+    const before = await readdir(path.join(root, 'versions', '000003', 'audit'));
+    const report = await registry.migrate({ by: 'ops' });
+    expect(report.ok).toBe(false);
+    expect(report.versions.map((v) => [v.version, v.result])).toEqual([
+      [1, 'sealed'],
+      [2, 'sealed'],
+      [3, 'failed'],
+      [4, 'chained'],
+    ]);
+    expect(report.versions[2].problem).toMatch(/entry 2 is missing \(deleted\?\) among the entries written before the chain/);
+    expect(await readdir(path.join(root, 'versions', '000003', 'audit'))).toEqual(before);
+  });
+
+  it('two migrations at once: each version gets exactly one genesis entry', async () => {
+    const [a, b] = await Promise.all([new LocalRegistry(root).migrate({ by: 'a' }), new LocalRegistry(root).migrate({ by: 'b' })]);
+    for (const n of [1, 2, 3]) {
+      // The other run finds it sealed, or sealed but HEAD not yet written and writes the same HEAD (resumed).
+      const results = [a.versions[n - 1].result, b.versions[n - 1].result];
+      expect(results.filter((r) => r === 'sealed')).toHaveLength(1);
+      expect(results.filter((r) => r === 'chained' || r === 'resumed')).toHaveLength(1);
+      expect((await new LocalRegistry(root).show(n)).audit.filter((e) => e.genesis)).toHaveLength(1);
+    }
+  });
+
+  it('with the audit key, the HEAD a migration writes carries its HMAC', async () => {
+    const keyed = new LocalRegistry(root, { auditKey: 'k'.repeat(32) });
+    await keyed.migrate({ by: 'ops' });
+    expect((await new LocalRegistry(root, { auditKey: 'k'.repeat(32) }).show(2)).status).toBe('Rejected');
+    await expect(new LocalRegistry(root, { auditKey: 'other' }).show(2)).rejects.toThrow(/HMAC does not verify/);
   });
 });

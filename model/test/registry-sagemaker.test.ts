@@ -23,9 +23,9 @@ import type { AwsClientStub } from 'aws-sdk-client-mock';
 import { S3Lake } from '../../etl/lake/s3';
 import { startS3Server, type S3TestServer } from '../../etl/testing/s3-server';
 import { sha256Hex } from '../registry/common';
-import { ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, type ModelVersion } from '../registry';
+import { ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, UnmigratedVersionError, type ModelVersion } from '../registry';
 import { createSageMakerClient, SageMakerRegistry, SAGEMAKER_MAX_ATTEMPTS } from '../registry/sagemaker';
-import { writeFixtureForest } from './registry-fixtures';
+import { legacySageMakerAuditObject, legacyTrail, writeFixtureForest } from './registry-fixtures';
 import { ACCOUNT_ARN, awsError, fakeSageMakerClient, type FakeSageMaker, GROUP, IMAGE } from './sagemaker-fake';
 
 
@@ -70,6 +70,23 @@ function addPipelinePackages(n: number): void {
     delete p.CustomerMetadataProperties!['pricesense:lineage'];
     fake.packages.push({ ...p, ModelApprovalStatus: 'PendingManualApproval', ModelPackageVersion: version, ModelPackageArn: `${ACCOUNT_ARN}:model-package/${GROUP}/${version}`, CreationTime: new Date(Date.now() + 3_600_000 + version * 1000) });
   }
+}
+
+/** The lake, except that conditional creates wait until `parties` of them are pending, then all go: a race made certain. */
+function barrierLake(inner: S3Lake, parties: number): S3Lake {
+  let waiting: (() => void)[] = [];
+  return Object.assign(Object.create(inner) as S3Lake, {
+    async writeIfAbsent(key: string, body: Buffer | string): Promise<boolean> {
+      await new Promise<void>((go) => {
+        waiting.push(go);
+        if (waiting.length >= parties) {
+          for (const w of waiting) w();
+          waiting = [];
+        }
+      });
+      return inner.writeIfAbsent(key, body);
+    },
+  });
 }
 
 async function registerSeeds(...seeds: number[]): Promise<void> {
@@ -217,6 +234,59 @@ describe('SageMaker registry: approval workflow', () => {
       [null, 'PendingManualApproval'],
       ['PendingManualApproval', v.status],
     ]);
+    // One object per sequence number, created with If-None-Match: *; the trail verifies and takes the next change.
+    expect((await lake.list(`artifacts/registry/${GROUP}/audit/000001/`)).map((o) => o.key.split('/').at(-1))).toEqual(['000001.json', '000002.json']);
+    expect((await new SageMakerRegistry(GROUP, { lake, client, image: IMAGE }).verify()).ok).toBe(true);
+    await registry[v.status === 'Approved' ? 'reject' : 'approve'](1, 'after the race', 'ann');
+    expect((await registry.show(1)).audit).toHaveLength(3);
+  });
+
+  it('the loser of the conditional write on entry N (both read the same trail) is told what landed, and nothing else is written', async () => {
+    await registerSeeds(1);
+    // Both writers reach the conditional create of entry 2 before either makes it: S3 lets one create it (412 for the other).
+    const gated = barrierLake(lake, 2);
+    const ann = new SageMakerRegistry(GROUP, { lake: gated, client, image: IMAGE });
+    const rob = new SageMakerRegistry(GROUP, { lake: gated, client, image: IMAGE });
+    const results = await Promise.allSettled([ann.approve(1, 'yes', 'ann'), rob.reject(1, 'no', 'rob')]);
+    const won = results.filter((r): r is PromiseFulfilledResult<ModelVersion> => r.status === 'fulfilled');
+    const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect([won.length, lost.length]).toEqual([1, 1]);
+    const winner = won[0].value.audit.at(-1)!;
+    expect(lost[0].reason).toBeInstanceOf(ConcurrentChangeError);
+    expect(String(lost[0].reason)).toBe(
+      `ConcurrentChangeError: version 1 changed while this change was being made: it was PendingManualApproval, it is now ${winner.to} (by ${winner.by} at ${winner.at}); nothing was changed — re-run if the change is still wanted`,
+    );
+    expect(sm.commandCalls(UpdateModelPackageCommand).map((c) => c.args[0].input.ModelApprovalStatus)).toEqual([winner.to]);
+    const entry2 = JSON.parse((await lake.read(`artifacts/registry/${GROUP}/audit/000001/000002.json`)).toString('utf8')) as { by: string; to: string };
+    expect([entry2.by, entry2.to]).toEqual([winner.by, winner.to]);
+  });
+
+  it('refuses to record a change on an S3 store that ignores conditional writes, before changing SageMaker', async () => {
+    const plain = await startS3Server({ buckets: ['lake'], conditionalWrites: false });
+    try {
+      const plainLake = new S3Lake('s3://lake/p', { client: plain.client });
+      const reg = new SageMakerRegistry(GROUP, { lake: plainLake, client, image: IMAGE });
+      await expect(reg.register(await writeFixtureForest(dir, 'f.json', { seed: 1, gatesPassed: true }))).rejects.toThrow(
+        /ignores conditional writes \(PutObject If-None-Match: \*\), so two concurrent changes to one version could both be recorded; the SageMaker registry needs AWS S3 .* Nothing was changed in SageMaker\.$/,
+      );
+      expect(sm.commandCalls(CreateModelPackageCommand)).toHaveLength(0);
+    } finally {
+      await plain.stop();
+    }
+  });
+
+  it('still reads audit objects written by the earlier claim protocol (<seq>-<random>.json)', async () => {
+    await registerSeeds(1);
+    await registry.approve(1, 'ok', 'ann');
+    for (const o of await lake.list(`artifacts/registry/${GROUP}/audit/000001/`)) {
+      await lake.write(o.key.replace(/\.json$/, '-0a1b2c3d4e5f.json'), await lake.read(o.key));
+      await lake.delete(o.key);
+    }
+    const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    expect((await fresh.show(1)).audit.map((e) => e.to)).toEqual(['PendingManualApproval', 'Approved']);
+    await fresh.reject(1, 'rollback', 'rob');
+    expect((await lake.list(`artifacts/registry/${GROUP}/audit/000001/`)).map((o) => o.key.split('/').at(-1))).toEqual(['000001-0a1b2c3d4e5f.json', '000002-0a1b2c3d4e5f.json', '000003.json']);
+    expect((await fresh.verify()).ok).toBe(true);
   });
 
   it('applies a change only in the expected status, and a gate override only with a reason, recorded in the audit object and ApprovalDescription', async () => {
@@ -329,7 +399,7 @@ describe('SageMaker registry: tamper-evident audit trail, cross-checked with Sag
     const first = (await lake.read(keys[0])).toString('utf8');
     await lake.write(keys[0], first.replace('"by":"trainer"', '"by":"someone-else"'));
     const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
-    await expect(fresh.show(2)).rejects.toThrow(/version 2: audit trail does not verify: audit object .*000002-[0-9a-f]+\.json does not link to entry 1/);
+    await expect(fresh.show(2)).rejects.toThrow(/version 2: audit trail does not verify: audit object .*000002\.json does not link to entry 1/);
     // SageMaker still says Approved, but the trail cannot be trusted: the previous version is served.
     expect(await fresh.latestServable()).toMatchObject({ latest: { version: 1 }, broken: [{ version: 2 }] });
   });
@@ -484,5 +554,89 @@ describe('SageMaker client retries throttling (real HTTP, loopback)', () => {
     } finally {
       c.destroy();
     }
+  });
+});
+
+describe('SageMaker registry: a group written before the audit chain, and `registry migrate`', () => {
+  const prefix = `artifacts/registry/${GROUP}/audit/`;
+  async function objects(): Promise<Map<string, Buffer>> {
+    const out = new Map<string, Buffer>();
+    for (const o of await lake.list(prefix)) out.set(o.key, await lake.read(o.key));
+    return out;
+  }
+
+  beforeEach(async () => {
+    // The packages and lake objects the earlier pricesense made (its CreateModelPackage request is this one's), with its audit objects instead of the chain.
+    await registerSeeds(1, 2);
+    for (const o of await lake.list(prefix)) await lake.delete(o.key);
+    const t0 = Date.now() - 3_600_000;
+    const trails = [legacyTrail(new Date(t0).toISOString(), 'olga', 'Approved'), legacyTrail(new Date(t0 + 1000).toISOString(), 'olga')];
+    for (const [i, trail] of trails.entries()) {
+      for (const [j, entry] of trail.entries()) {
+        const { key, body } = legacySageMakerAuditObject(GROUP, i + 1, entry, `0000000${j}`);
+        await lake.write(key, body);
+      }
+    }
+    // Its approval went to SageMaker first, then to the lake.
+    await client.send(new UpdateModelPackageCommand({ ModelPackageArn: `${ACCOUNT_ARN}:model-package/${GROUP}/1`, ModelApprovalStatus: 'Approved', ApprovalDescription: 'approved before the upgrade (by olga)' }));
+    addPipelinePackages(1);
+    sm.resetHistory();
+  });
+
+  it('unmigrated: reads fail naming the command, nothing is served, a change is refused before UpdateModelPackage', async () => {
+    await expect(registry.show(1)).rejects.toThrow(new UnmigratedVersionError(1, `sagemaker://${GROUP}`, 2));
+    await expect(registry.show(1)).rejects.toThrow(`run \`pricesense registry migrate --registry sagemaker://${GROUP}\` once`);
+    expect(await registry.latestServable()).toEqual({ latest: undefined, broken: [{ version: 1, problem: expect.stringContaining('pricesense registry migrate') }] });
+    await expect(registry.approve(2, 'ship', 'ann')).rejects.toThrow(UnmigratedVersionError);
+    expect(sm.commandCalls(UpdateModelPackageCommand)).toHaveLength(0);
+    // The pipeline's package never had pricesense entries: it reads as before.
+    expect((await registry.show(3)).audit).toHaveLength(1);
+  });
+
+  it('migrate adds one genesis object per sealed version, keeps every old object, and the trail goes on', async () => {
+    const before = await objects();
+    const report = await registry.migrate({ by: 'ops' });
+    expect(report).toEqual({
+      registry: `sagemaker://${GROUP}`,
+      ok: true,
+      versions: [
+        { version: 1, result: 'sealed', legacyEntries: 2 },
+        { version: 2, result: 'sealed', legacyEntries: 1 },
+        { version: 3, result: 'chained' },
+      ],
+    });
+    const after = await objects();
+    for (const [key, bytes] of before) expect(after.get(key)).toEqual(bytes);
+    expect([...after.keys()].filter((k) => !before.has(k)).sort()).toEqual([`${prefix}000001/000001.json`, `${prefix}000002/000001.json`]);
+    expect(sm.commandCalls(UpdateModelPackageCommand)).toHaveLength(0);
+
+    const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    const v1 = await fresh.show(1);
+    expect(v1.audit.map((e) => [e.by, e.from, e.to, e.genesis?.legacyEntries])).toEqual([
+      ['olga', null, 'PendingManualApproval', undefined],
+      ['olga', 'PendingManualApproval', 'Approved', undefined],
+      ['ops', 'Approved', 'Approved', 2],
+    ]);
+    expect((await fresh.latestApproved())?.version).toBe(1);
+    expect((await fresh.verify()).ok).toBe(true);
+    await fresh.approve(2, 'after the upgrade', 'ann');
+    expect((await lake.list(`${prefix}000002/`)).map((o) => o.key.split('/').at(-1))).toEqual(['000001.json', '000002.json', expect.stringMatching(/^\d{8}T\d{9}Z-00000000\.json$/)]);
+    expect((await fresh.latestApproved())?.version).toBe(2);
+
+    // Idempotent: a second run writes nothing.
+    const once = await objects();
+    expect((await new SageMakerRegistry(GROUP, { lake, client, image: IMAGE }).migrate()).versions.map((v) => v.result)).toEqual(['chained', 'chained', 'chained']);
+    expect(await objects()).toEqual(once);
+  });
+
+  it('after migration, a rewritten old object breaks the genesis link (and migrate reports it, untouched)', async () => {
+    await registry.migrate({ by: 'ops' });
+    const old = [...(await objects()).keys()].find((k) => k.startsWith(`${prefix}000001/`) && !k.endsWith('/000001.json'))!;
+    await lake.write(old, (await lake.read(old)).toString('utf8').replace('"by":"olga"', '"by":"mallory"'));
+    const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    await expect(fresh.show(1)).rejects.toThrow(/000001\.json does not seal the 2 entries written before the chain/);
+    const report = await fresh.migrate();
+    expect(report.ok).toBe(false);
+    expect(report.versions[0]).toMatchObject({ version: 1, result: 'failed' });
   });
 });
