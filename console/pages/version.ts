@@ -108,21 +108,41 @@ export function chainState(e: AuditEntry): 'linked' | 'outside' {
 }
 
 /**
+ * Per entry: entries written before the audit was hash-chained (before the genesis entry
+ * `pricesense registry migrate` added) are covered by the genesis entry's seal, not linked one
+ * to the next, and must not read as linked.
+ */
+function chainStates(audit: readonly AuditEntry[]): Array<'linked' | 'outside' | 'sealed'> {
+  const genesis = audit.findIndex((e) => e.genesis !== undefined);
+  return audit.map((e, i) => (i < genesis ? 'sealed' : chainState(e)));
+}
+
+const CHAIN_LABEL = {
+  linked: '✓ linked',
+  outside: 'outside the chain (changed outside pricesense)',
+  sealed: 'sealed (written before the chain; covered by the migration entry)',
+} as const;
+
+/**
  * The audit trail. The registry verified its hash chain when it read the version (a
  * trail that does not verify is never shown as valid: the read fails), so each entry
  * written through pricesense is marked as linked; entries reconstructed from SageMaker's
  * record are marked as outside the chain.
  */
 export function auditTable(v: ModelVersion): Html {
-  const linked = v.audit.filter((e) => chainState(e) === 'linked').length;
+  const states = chainStates(v.audit);
+  const linked = states.filter((c) => c === 'linked').length;
+  const sealed = states.filter((c) => c === 'sealed').length;
   return html`<p data-chain-state="verified">Hash chain <strong class="gate-passed">verified</strong> when this page was read: ${linked} entr${linked === 1 ? 'y' : 'ies'}, each linked to the SHA-256 of the one before, the first to the version's registration record${
-    linked < v.audit.length ? html`; ${v.audit.length - linked} entr${v.audit.length - linked === 1 ? 'y' : 'ies'} reconstructed from SageMaker (changed outside pricesense) are not part of it` : ''
+    sealed > 0 ? html`; ${sealed} earlier entr${sealed === 1 ? 'y was' : 'ies were'} written before the chain and ${sealed === 1 ? 'is' : 'are'} sealed as found by the migration entry` : ''
+  }${
+    linked + sealed < v.audit.length ? html`; ${v.audit.length - linked - sealed} entr${v.audit.length - linked - sealed === 1 ? 'y' : 'ies'} reconstructed from SageMaker (changed outside pricesense) are not part of it` : ''
   }.</p>
 <table class="audit"><thead><tr><th scope="col">#</th><th scope="col">when (UTC)</th><th scope="col">who</th><th scope="col">change</th><th scope="col">note</th><th scope="col">gate override</th><th scope="col">chain</th></tr></thead><tbody>${v.audit.map(
     (e, i) =>
       html`<tr data-audit="${i}" data-to="${e.to}" data-by="${e.by}"><td class="num">${i + 1}</td><td><time datetime="${e.at}">${when(e.at)}</time></td><td>${e.by}</td><td>${e.from ?? 'registered'} → ${e.to}</td><td>${e.note || '—'}</td><td>${
         e.override ? html`<span data-override="yes"><strong class="gate-failed">OVERRIDE</strong> of ${e.override.gates}: ${e.override.reason}</span>` : '—'
-      }</td><td data-chain="${chainState(e)}">${chainState(e) === 'linked' ? '✓ linked' : 'outside the chain (changed outside pricesense)'}</td></tr>`,
+      }</td><td data-chain="${states[i]}">${CHAIN_LABEL[states[i]]}</td></tr>`,
   )}</tbody></table>`;
 }
 
