@@ -12,13 +12,14 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Command } from 'commander';
+import { sendIpc } from './cluster-ipc';
 import { ClusterMetricsPrimary, clusterMetricsWorker } from './cluster-metrics';
 import { loadConfig, type ApiConfig, type RawConfig } from './config';
 import type { ModelManager } from './model-manager';
 import { createLogger, createServer } from './server';
 
 /** Worker ↔ primary messages about who is listening on the shared port. */
-type ClusterMessage = { pricesense: 'joined' } | { pricesense: 'anyone-listening?' } | { pricesense: 'listening'; others: number };
+type ClusterMessage = { pricesense: 'stoppable' } | { pricesense: 'joined' } | { pricesense: 'anyone-listening?' } | { pricesense: 'listening'; others: number };
 
 function isClusterMessage(msg: unknown): msg is ClusterMessage {
   return typeof msg === 'object' && msg !== null && typeof (msg as { pricesense?: unknown }).pricesense === 'string';
@@ -64,24 +65,53 @@ export async function runServe(config: ApiConfig): Promise<number> {
   return runSingle(config);
 }
 
+/** The first stop request (SIGTERM, SIGINT, or in a worker the primary's 'shutdown' message). */
+interface StopRequest {
+  readonly signal: Promise<NodeJS.Signals>;
+  /** Whether it has come already. */
+  readonly requested: () => boolean;
+}
+
+/**
+ * Installed before anything else, so a stop during the registry open or the model load is
+ * never lost; later signals are absorbed (a second SIGTERM must not kill a process that
+ * is draining). A worker then tells the primary it can be stopped: a 'shutdown' sent
+ * before this listener existed was dropped, and the primary repeats it.
+ */
+function listenForStop(): StopRequest {
+  let requested = false;
+  const signal = new Promise<NodeJS.Signals>((resolve) => {
+    const onSignal = (sig: NodeJS.Signals) => {
+      requested = true;
+      resolve(sig);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    if (cluster.isWorker) {
+      process.on('message', (msg) => msg === 'shutdown' && onSignal('SIGTERM'));
+      sendIpc(process, { pricesense: 'stoppable' } satisfies ClusterMessage);
+    }
+  });
+  return { signal, requested: () => requested };
+}
+
 async function runSingle(config: ApiConfig): Promise<number> {
+  const stop = listenForStop();
   const running = await createServer(config);
   // One /metrics for the whole cluster, whichever worker a scrape reaches.
   if (cluster.isWorker) running.service.metrics.scrape = clusterMetricsWorker(running.service.metrics.registry);
-  // Handlers first: a SIGTERM (or the primary's shutdown) during the model load must stop the process cleanly too.
-  const stopped = new Promise<number>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      running.service.logger.info({ event: 'signal', signal }, `${signal} received`);
-      void running.close().then(({ drained }) => resolve(drained ? 0 : 1));
-    };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
-    // The primary asks workers to stop over IPC as well (signals do not reach them on every platform).
-    if (cluster.isWorker) process.on('message', (msg) => msg === 'shutdown' && onSignal('SIGTERM'));
+  const stopped = stop.signal.then(async (signal) => {
+    running.service.logger.info({ event: 'signal', signal }, `${signal} received`);
+    const { drained } = await running.close();
+    return drained ? 0 : 1;
   });
-  await running.start(cluster.isWorker ? { beforeListen: joinWhenAnswerable } : {});
-  if (cluster.isWorker && running.server.listening) process.send?.({ pricesense: 'joined' } satisfies ClusterMessage);
-  return stopped;
+  // Stopped while the registry was opening: nothing to start.
+  if (stop.requested()) return stopped;
+  // Not awaited before `stopped`: a stop during a long model load exits once drained, not after the load.
+  const started = running.start(cluster.isWorker ? { beforeListen: joinWhenAnswerable } : {}).then(() => {
+    if (cluster.isWorker && running.server.listening) sendIpc(process, { pricesense: 'joined' } satisfies ClusterMessage);
+  });
+  return Promise.race([stopped, started.then(() => stopped)]);
 }
 
 /** A worker's gate to the shared port (see the file comment). */
@@ -100,30 +130,54 @@ function listeningSiblings(): Promise<number> {
       }
     };
     process.on('message', onMessage);
-    process.send?.({ pricesense: 'anyone-listening?' } satisfies ClusterMessage);
+    sendIpc(process, { pricesense: 'anyone-listening?' } satisfies ClusterMessage);
   });
+}
+
+/** Whether a worker that exited while the cluster was stopping stopped as asked. */
+function stoppedCleanly(code: number | null, signal: string | null): boolean {
+  // A worker dies of SIGTERM/SIGINT only before its handlers exist (a process-group signal while it boots): it served nothing.
+  return code === 0 || signal === 'SIGTERM' || signal === 'SIGINT';
 }
 
 async function runPrimary(config: ApiConfig): Promise<number> {
   const logger = createLogger(config.logLevel);
   let stopping = false;
+  let clean = true;
+  let allStopped: (() => void) | undefined;
   const restarts: number[] = [];
   cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS ?? '') });
   // Workers that have joined the shared port: a new worker asks before joining not-ready.
   const listening = new Set<number>();
-  const fork = () => cluster.fork({ PRICESENSE_WORKER: '1' });
+  // Every worker forked and not yet exited: the stop waits for exactly these.
+  const live = new Map<number, Worker>();
+  const fork = () => {
+    const worker = cluster.fork({ PRICESENSE_WORKER: '1' });
+    live.set(worker.id, worker);
+    // A send that fails on a closing channel is dropped by sendIpc; anything else is logged, never an uncaught 'error'.
+    worker.on('error', (err: Error) => logger.warn({ event: 'worker_ipc_error', pid: worker.process.pid, err: err.message }, 'IPC with a worker failed'));
+  };
   new ClusterMetricsPrimary();
   cluster.on('message', (worker: Worker, msg: unknown) => {
     if (!isClusterMessage(msg)) return;
     if (msg.pricesense === 'joined') listening.add(worker.id);
+    else if (msg.pricesense === 'stoppable' && stopping) sendIpc(worker.process, 'shutdown');
     else if (msg.pricesense === 'anyone-listening?') {
       const others = [...listening].filter((id) => id !== worker.id).length;
-      worker.send({ pricesense: 'listening', others } satisfies ClusterMessage);
+      sendIpc(worker.process, { pricesense: 'listening', others } satisfies ClusterMessage);
     }
   });
   cluster.on('exit', (worker, code, signal) => {
     listening.delete(worker.id);
-    if (stopping) return;
+    live.delete(worker.id);
+    if (stopping) {
+      if (!stoppedCleanly(code, signal)) {
+        clean = false;
+        logger.error({ event: 'worker_exited', pid: worker.process.pid, code, signal, during: 'shutdown' }, 'worker did not stop cleanly');
+      }
+      if (live.size === 0) allStopped?.();
+      return;
+    }
     logger.error({ event: 'worker_exited', pid: worker.process.pid, code, signal }, 'worker died; starting a replacement');
     const now = Date.now();
     restarts.push(now);
@@ -141,27 +195,22 @@ async function runPrimary(config: ApiConfig): Promise<number> {
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) return;
       stopping = true;
-      logger.info({ event: 'signal', signal }, `${signal} received; stopping workers`);
-      const workers = Object.values(cluster.workers ?? {}).filter((w): w is NonNullable<typeof w> => w !== undefined);
-      let remaining = workers.length;
-      let clean = true;
-      if (remaining === 0) resolve(0);
+      logger.info({ event: 'signal', signal, workers: live.size }, `${signal} received; stopping workers`);
       const kill = setTimeout(() => {
-        for (const w of workers) if (!w.isDead()) w.process.kill('SIGKILL');
+        for (const w of live.values()) w.process.kill('SIGKILL');
       }, config.shutdownTimeoutMs + 2000);
-      for (const w of workers) {
-        w.once('exit', (code) => {
-          if (code !== 0) clean = false;
-          if (--remaining === 0) {
-            clearTimeout(kill);
-            logger.flush(() => resolve(clean ? 0 : 1));
-          }
-        });
-        w.send('shutdown');
-      }
+      allStopped = () => {
+        clearTimeout(kill);
+        logger.info({ event: 'workers_stopped', clean }, clean ? 'all workers stopped' : 'workers stopped, not all cleanly');
+        logger.flush(() => resolve(clean ? 0 : 1));
+      };
+      if (live.size === 0) return allStopped();
+      // A worker still booting has no listener yet and drops this; it says 'stoppable' once it has one.
+      for (const w of live.values()) sendIpc(w.process, 'shutdown');
     };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
+    // `on`, not `once`: a second signal while draining must not kill the primary (and with it every worker's in-flight requests).
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   });
 }
 

@@ -152,15 +152,20 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
   };
 
   let closing: Promise<{ drained: boolean }> | undefined;
+  // Each step checks for a close() meanwhile: a server closed while starting never listens (or stops listening) and stops polling.
   const start = async (options: StartOptions = {}) => {
+    if (closing) return;
     if (options.beforeListen) {
       await manager.start();
       await options.beforeListen(manager);
       if (closing) return;
       await listen();
+      if (closing) return void server.close();
     } else {
       await listen();
+      if (closing) return void server.close();
       await manager.start();
+      if (closing) return;
     }
     service.emf?.start();
     logger.info(
