@@ -14,6 +14,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
+import { sendIpc } from './cluster-ipc';
 
 type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 
@@ -95,13 +96,8 @@ export class ClusterMetricsPrimary {
       const timer = setTimeout(done, WORKER_METRICS_TIMEOUT_MS);
       if (waiting.size === 0) return done();
       this.pending.set(id, { waiting, done });
-      for (const w of workers) {
-        try {
-          w.send({ pricesense: 'worker-metrics?', id } satisfies MetricsMessage);
-        } catch {
-          waiting.delete(w.id);
-        }
-      }
+      // A worker whose channel closed meanwhile (it is exiting) is not waited for: its 'exit' retires its last report.
+      for (const w of workers) if (!sendIpc(w.process, { pricesense: 'worker-metrics?', id } satisfies MetricsMessage)) waiting.delete(w.id);
       if (waiting.size === 0) done();
     });
     // Every report not yet retired: the live workers' and a just-exited worker's until its retirement completes.
@@ -115,7 +111,8 @@ export class ClusterMetricsPrimary {
     } catch (err) {
       reply = { pricesense: 'cluster-metrics', id, error: err instanceof Error ? err.message : String(err) };
     }
-    if (worker.isConnected()) worker.send(reply);
+    // The asking worker may have exited meanwhile (shutdown): then nobody waits for the answer.
+    sendIpc(worker.process, reply);
   }
 }
 
@@ -130,8 +127,8 @@ export function clusterMetricsWorker(registry: Registry): () => Promise<string> 
     if (!isMetricsMessage(msg)) return;
     if (msg.pricesense === 'worker-metrics?') {
       registry.getMetricsAsJSON().then(
-        (metrics) => process.send?.({ pricesense: 'worker-metrics', id: msg.id, metrics } satisfies MetricsMessage),
-        (err: unknown) => process.send?.({ pricesense: 'worker-metrics', id: msg.id, error: String(err) } satisfies MetricsMessage),
+        (metrics) => sendIpc(process, { pricesense: 'worker-metrics', id: msg.id, metrics } satisfies MetricsMessage),
+        (err: unknown) => sendIpc(process, { pricesense: 'worker-metrics', id: msg.id, error: String(err) } satisfies MetricsMessage),
       );
     } else if (msg.pricesense === 'cluster-metrics') {
       const w = waiting.get(msg.id);
@@ -151,6 +148,6 @@ export function clusterMetricsWorker(registry: Registry): () => Promise<string> 
         resolve: (t) => (clearTimeout(timer), resolve(t)),
         reject: (e) => (clearTimeout(timer), reject(e)),
       });
-      process.send?.({ pricesense: 'cluster-metrics?', id } satisfies MetricsMessage);
+      if (!sendIpc(process, { pricesense: 'cluster-metrics?', id } satisfies MetricsMessage)) waiting.get(id)?.reject(new Error('the cluster primary is gone'));
     });
 }

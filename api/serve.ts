@@ -1,24 +1,37 @@
 /**
  * Running the service as a program: one process, or with `workers > 1` a node:cluster
  * primary that forks one worker per core (they share the listening port), forwards
- * SIGTERM/SIGINT, and replaces workers that die unexpectedly. In Kubernetes run one
- * process per pod and scale with replicas instead.
+ * SIGTERM/SIGINT, and replaces workers that die unexpectedly (at once after a one-off
+ * crash, with a growing delay when they keep dying). In Kubernetes run one process per
+ * pod and scale with replicas instead.
  *
  * A worker joins the shared port only once it can answer: it loads first and listens
  * when its model is ready. Until then the primary hands its siblings every connection,
  * so a restarted or slow worker never answers 503 "not ready" while the others serve.
  * Only when no worker is listening at all (nothing approved yet, registry down) does a
- * worker listen not-ready, so /health and /ready can say why.
+ * worker listen not-ready, so /health and /ready can say why — and it leaves the port
+ * again as soon as a ready sibling joins (until it is ready itself), so readiness seen
+ * through the port never flips back from 200 to 503 while a model is served. When the
+ * last listener exits, a waiting worker is asked to join anyway.
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Command } from 'commander';
+import { sendIpc } from './cluster-ipc';
 import { ClusterMetricsPrimary, clusterMetricsWorker } from './cluster-metrics';
 import { loadConfig, type ApiConfig, type RawConfig } from './config';
 import type { ModelManager } from './model-manager';
-import { createLogger, createServer } from './server';
+import { createLogger, createServer, type StartableServer } from './server';
 
-/** Worker ↔ primary messages about who is listening on the shared port. */
-type ClusterMessage = { pricesense: 'joined' } | { pricesense: 'anyone-listening?' } | { pricesense: 'listening'; others: number };
+/** Worker ↔ primary messages about stopping and about who is listening on the shared port. */
+type ClusterMessage =
+  | { pricesense: 'stoppable' }
+  | { pricesense: 'joined'; ready: boolean }
+  | { pricesense: 'anyone-listening?' }
+  | { pricesense: 'listening'; others: number }
+  /** To a worker listening not-ready: a ready sibling joined, leave the port until you are ready. */
+  | { pricesense: 'leave' }
+  /** To a worker waiting off the port: nobody listens any more, join (not ready) so /ready can say why. */
+  | { pricesense: 'join-anyway' };
 
 function isClusterMessage(msg: unknown): msg is ClusterMessage {
   return typeof msg === 'object' && msg !== null && typeof (msg as { pricesense?: unknown }).pricesense === 'string';
@@ -64,76 +77,202 @@ export async function runServe(config: ApiConfig): Promise<number> {
   return runSingle(config);
 }
 
+/** The first stop request (SIGTERM, SIGINT, or in a worker the primary's 'shutdown' message). */
+interface StopRequest {
+  readonly signal: Promise<NodeJS.Signals>;
+  /** Whether it has come already. */
+  readonly requested: () => boolean;
+}
+
+/**
+ * Installed before anything else, so a stop during the registry open or the model load is
+ * never lost; later signals are absorbed (a second SIGTERM must not kill a process that
+ * is draining). A worker then tells the primary it can be stopped: a 'shutdown' sent
+ * before this listener existed was dropped, and the primary repeats it.
+ */
+function listenForStop(): StopRequest {
+  let requested = false;
+  const signal = new Promise<NodeJS.Signals>((resolve) => {
+    const onSignal = (sig: NodeJS.Signals) => {
+      requested = true;
+      resolve(sig);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    if (cluster.isWorker) {
+      process.on('message', (msg) => msg === 'shutdown' && onSignal('SIGTERM'));
+      sendIpc(process, { pricesense: 'stoppable' } satisfies ClusterMessage);
+    }
+  });
+  return { signal, requested: () => requested };
+}
+
 async function runSingle(config: ApiConfig): Promise<number> {
+  const stop = listenForStop();
   const running = await createServer(config);
   // One /metrics for the whole cluster, whichever worker a scrape reaches.
   if (cluster.isWorker) running.service.metrics.scrape = clusterMetricsWorker(running.service.metrics.registry);
-  // Handlers first: a SIGTERM (or the primary's shutdown) during the model load must stop the process cleanly too.
-  const stopped = new Promise<number>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      running.service.logger.info({ event: 'signal', signal }, `${signal} received`);
-      void running.close().then(({ drained }) => resolve(drained ? 0 : 1));
-    };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
-    // The primary asks workers to stop over IPC as well (signals do not reach them on every platform).
-    if (cluster.isWorker) process.on('message', (msg) => msg === 'shutdown' && onSignal('SIGTERM'));
+  const stopped = stop.signal.then(async (signal) => {
+    running.service.logger.info({ event: 'signal', signal }, `${signal} received`);
+    const { drained } = await running.close();
+    return drained ? 0 : 1;
   });
-  await running.start(cluster.isWorker ? { beforeListen: joinWhenAnswerable } : {});
-  if (cluster.isWorker && running.server.listening) process.send?.({ pricesense: 'joined' } satisfies ClusterMessage);
-  return stopped;
+  // Stopped while the registry was opening: nothing to start.
+  if (stop.requested()) return stopped;
+  if (cluster.isWorker) process.on('message', (msg) => isClusterMessage(msg) && msg.pricesense === 'leave' && void leaveUntilReady(running));
+  // Not awaited before `stopped`: a stop during a long model load exits once drained, not after the load.
+  const started = running.start(cluster.isWorker ? { beforeListen: joinWhenAnswerable } : {}).then(() => {
+    if (cluster.isWorker && running.server.listening) sendIpc(process, { pricesense: 'joined', ready: running.service.manager.ready } satisfies ClusterMessage);
+  });
+  return Promise.race([stopped, started.then(() => stopped)]);
 }
 
 /** A worker's gate to the shared port (see the file comment). */
 async function joinWhenAnswerable(manager: ModelManager): Promise<void> {
   if (manager.ready) return;
-  if ((await listeningSiblings()) === 0) return;
-  await manager.whenReady();
+  const reply = nextMessage('listening');
+  sendIpc(process, { pricesense: 'anyone-listening?' } satisfies ClusterMessage);
+  if ((await reply.message).others === 0) return;
+  await readyOrPortEmpty(manager);
 }
 
-function listeningSiblings(): Promise<number> {
-  return new Promise((resolve) => {
-    const onMessage = (msg: unknown) => {
-      if (isClusterMessage(msg) && msg.pricesense === 'listening') {
-        process.off('message', onMessage);
-        resolve(msg.others);
-      }
+/** Off the port while a ready sibling serves, back on once this worker is ready (or nobody listens any more). */
+async function leaveUntilReady(running: StartableServer): Promise<void> {
+  const { manager, logger } = running.service;
+  if (!running.server.listening) return;
+  if (!manager.ready) {
+    running.leavePort();
+    logger.info({ event: 'port_left', reason: manager.status().reason }, 'a ready sibling serves the port; taking no connections until this worker is ready');
+    await readyOrPortEmpty(manager);
+    await running.rejoinPort();
+    if (!running.server.listening) return;
+    logger.info({ event: manager.ready ? 'ready' : 'not_ready', rejoined: true, ...manager.status() }, manager.ready ? 'ready' : 'not ready yet');
+  }
+  sendIpc(process, { pricesense: 'joined', ready: manager.ready } satisfies ClusterMessage);
+}
+
+/** Resolves once the model is ready, the manager stops, or the primary says nobody is listening. */
+async function readyOrPortEmpty(manager: ModelManager): Promise<void> {
+  const empty = nextMessage('join-anyway');
+  await Promise.race([manager.whenReady(), empty.message]);
+  empty.cancel();
+}
+
+/** The primary's next message tagged `tag`; cancel() stops listening for it. */
+function nextMessage<T extends ClusterMessage['pricesense']>(tag: T): { message: Promise<Extract<ClusterMessage, { pricesense: T }>>; cancel(): void } {
+  let onMessage: (msg: unknown) => void = () => undefined;
+  const message = new Promise<Extract<ClusterMessage, { pricesense: T }>>((resolve) => {
+    onMessage = (msg: unknown) => {
+      if (!isClusterMessage(msg) || msg.pricesense !== tag) return;
+      process.off('message', onMessage);
+      resolve(msg as Extract<ClusterMessage, { pricesense: T }>);
     };
     process.on('message', onMessage);
-    process.send?.({ pricesense: 'anyone-listening?' } satisfies ClusterMessage);
   });
+  return { message, cancel: () => process.off('message', onMessage) };
+}
+
+/** The delay before replacing a worker, from how many died in the last minute: a one-off crash is replaced at once. */
+export function restartDelayMs(recentExits: number): number {
+  return recentExits <= 1 ? 0 : Math.min(MAX_RESTART_DELAY_MS, FIRST_RESTART_DELAY_MS * 2 ** (recentExits - 2));
+}
+const FIRST_RESTART_DELAY_MS = 500;
+const MAX_RESTART_DELAY_MS = 30_000;
+
+/** Whether a worker that exited while the cluster was stopping stopped as asked. */
+function stoppedCleanly(code: number | null, signal: string | null): boolean {
+  // A worker dies of SIGTERM/SIGINT only before its handlers exist (a process-group signal while it boots): it served nothing.
+  return code === 0 || signal === 'SIGTERM' || signal === 'SIGINT';
 }
 
 async function runPrimary(config: ApiConfig): Promise<number> {
   const logger = createLogger(config.logLevel);
   let stopping = false;
-  const restarts: number[] = [];
+  let clean = true;
+  let allStopped: (() => void) | undefined;
+  const exits: number[] = [];
+  /** Workers in a row that died before they ever joined the port: a worker that cannot start at all. */
+  let failedStarts = 0;
+  const restartTimers = new Set<NodeJS.Timeout>();
   cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS ?? '') });
-  // Workers that have joined the shared port: a new worker asks before joining not-ready.
-  const listening = new Set<number>();
-  const fork = () => cluster.fork({ PRICESENSE_WORKER: '1' });
+  // Every worker forked and not yet exited: the stop waits for exactly these.
+  const live = new Map<number, Worker>();
+  // Workers on the shared port, and whether they were ready when they joined; workers waiting off it; workers that ever joined.
+  const listening = new Map<number, boolean>();
+  const waiting = new Set<number>();
+  const everJoined = new Set<number>();
+  const tell = (id: number, msg: ClusterMessage) => {
+    const w = live.get(id);
+    if (w) sendIpc(w.process, msg);
+  };
+  const fork = () => {
+    const worker = cluster.fork({ PRICESENSE_WORKER: '1' });
+    live.set(worker.id, worker);
+    logger.info({ event: 'worker_forked', worker: worker.process.pid }, 'worker started');
+    // A send that fails on a closing channel is dropped by sendIpc; anything else is logged, never an uncaught 'error'.
+    worker.on('error', (err: Error) => logger.warn({ event: 'worker_ipc_error', pid: worker.process.pid, err: err.message }, 'IPC with a worker failed'));
+  };
   new ClusterMetricsPrimary();
   cluster.on('message', (worker: Worker, msg: unknown) => {
     if (!isClusterMessage(msg)) return;
-    if (msg.pricesense === 'joined') listening.add(worker.id);
-    else if (msg.pricesense === 'anyone-listening?') {
-      const others = [...listening].filter((id) => id !== worker.id).length;
-      worker.send({ pricesense: 'listening', others } satisfies ClusterMessage);
+    if (msg.pricesense === 'stoppable') {
+      if (stopping) sendIpc(worker.process, 'shutdown');
+    } else if (msg.pricesense === 'anyone-listening?') {
+      const others = [...listening.keys()].filter((id) => id !== worker.id).length;
+      if (others > 0) waiting.add(worker.id);
+      sendIpc(worker.process, { pricesense: 'listening', others } satisfies ClusterMessage);
+    } else if (msg.pricesense === 'joined') {
+      waiting.delete(worker.id);
+      everJoined.add(worker.id);
+      listening.set(worker.id, msg.ready);
+      failedStarts = 0;
+      if (!msg.ready) return;
+      // A not-ready listener would answer 503 beside a ready one: it leaves until it is ready too.
+      for (const [id, ready] of [...listening]) {
+        if (ready || id === worker.id) continue;
+        listening.delete(id);
+        waiting.add(id);
+        tell(id, { pricesense: 'leave' });
+      }
     }
   });
   cluster.on('exit', (worker, code, signal) => {
     listening.delete(worker.id);
-    if (stopping) return;
-    logger.error({ event: 'worker_exited', pid: worker.process.pid, code, signal }, 'worker died; starting a replacement');
+    waiting.delete(worker.id);
+    live.delete(worker.id);
+    const joined = everJoined.delete(worker.id);
+    if (stopping) {
+      if (!stoppedCleanly(code, signal)) {
+        clean = false;
+        logger.error({ event: 'worker_exited', pid: worker.process.pid, code, signal, during: 'shutdown' }, 'worker did not stop cleanly');
+      }
+      if (live.size === 0) allStopped?.();
+      return;
+    }
+    // Nobody on the port any more: one waiting worker joins not-ready, so /health and /ready answer meanwhile.
+    const [next] = waiting;
+    if (listening.size === 0 && next !== undefined) {
+      waiting.delete(next);
+      tell(next, { pricesense: 'join-anyway' });
+    }
     const now = Date.now();
-    restarts.push(now);
-    while (restarts.length > 0 && restarts[0] < now - 60_000) restarts.shift();
-    // A worker that cannot start at all would otherwise be forked in a tight loop.
-    if (restarts.length > config.workers * 5) {
-      logger.fatal({ event: 'crash_loop', restarts: restarts.length }, 'workers keep dying; giving up');
+    exits.push(now);
+    while (exits.length > 0 && exits[0] < now - 60_000) exits.shift();
+    failedStarts = joined ? 0 : failedStarts + 1;
+    if (failedStarts > config.workers * 5) {
+      logger.fatal({ event: 'crash_loop', failedStarts, code, signal }, `${failedStarts} workers in a row died before they could serve; giving up`);
       process.exit(1);
     }
-    fork();
+    const delayMs = restartDelayMs(exits.length);
+    logger.error(
+      { event: 'worker_exited', pid: worker.process.pid, code, signal, exitsLastMinute: exits.length, failedStarts, restartInMs: delayMs },
+      delayMs === 0 ? 'worker died; starting a replacement' : `worker died (${exits.length} in the last minute); starting a replacement in ${delayMs} ms`,
+    );
+    const timer = setTimeout(() => {
+      restartTimers.delete(timer);
+      fork();
+    }, delayMs);
+    restartTimers.add(timer);
   });
   for (let i = 0; i < config.workers; i++) fork();
   logger.info({ event: 'primary_started', workers: config.workers, port: config.port }, `started ${config.workers} workers`);
@@ -141,27 +280,25 @@ async function runPrimary(config: ApiConfig): Promise<number> {
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) return;
       stopping = true;
-      logger.info({ event: 'signal', signal }, `${signal} received; stopping workers`);
-      const workers = Object.values(cluster.workers ?? {}).filter((w): w is NonNullable<typeof w> => w !== undefined);
-      let remaining = workers.length;
-      let clean = true;
-      if (remaining === 0) resolve(0);
+      // A replacement not forked yet never will be.
+      for (const t of restartTimers) clearTimeout(t);
+      restartTimers.clear();
+      logger.info({ event: 'signal', signal, workers: live.size }, `${signal} received; stopping workers`);
       const kill = setTimeout(() => {
-        for (const w of workers) if (!w.isDead()) w.process.kill('SIGKILL');
+        for (const w of live.values()) w.process.kill('SIGKILL');
       }, config.shutdownTimeoutMs + 2000);
-      for (const w of workers) {
-        w.once('exit', (code) => {
-          if (code !== 0) clean = false;
-          if (--remaining === 0) {
-            clearTimeout(kill);
-            logger.flush(() => resolve(clean ? 0 : 1));
-          }
-        });
-        w.send('shutdown');
-      }
+      allStopped = () => {
+        clearTimeout(kill);
+        logger.info({ event: 'workers_stopped', clean }, clean ? 'all workers stopped' : 'workers stopped, not all cleanly');
+        logger.flush(() => resolve(clean ? 0 : 1));
+      };
+      if (live.size === 0) return allStopped();
+      // A worker still booting has no listener yet and drops this; it says 'stoppable' once it has one.
+      for (const w of live.values()) sendIpc(w.process, 'shutdown');
     };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
+    // `on`, not `once`: a second signal while draining must not kill the primary (and with it every worker's in-flight requests).
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   });
 }
 

@@ -116,6 +116,14 @@ export interface StartOptions {
 /** A server whose start() listens and loads (in the order StartOptions says); close() works at any point. */
 export interface StartableServer extends RunningServer {
   start(options?: StartOptions): Promise<void>;
+  /**
+   * Stops taking connections without shutting down (a cluster worker leaving the shared port
+   * to a ready sibling): requests in progress finish with `Connection: close`, idle
+   * keep-alive connections close so their clients reconnect to a sibling.
+   */
+  leavePort(): void;
+  /** Takes connections again after leavePort() (a no-op when listening or closing). */
+  rejoinPort(): Promise<void>;
 }
 
 export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): Promise<StartableServer> {
@@ -128,6 +136,8 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
   server.requestTimeout = 30_000;
   const active = new Set<http.ServerResponse>();
   let draining = false;
+  /** Off the port after leavePort(): resolves once the connections it still had are gone. */
+  let left: Promise<void> | undefined;
   let port = 0;
   // 'close' follows every response, finished or cut off; one shared listener, no closure per request.
   function untrack(this: http.ServerResponse) {
@@ -135,7 +145,7 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
   }
   server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
     active.add(res);
-    if (draining) res.shouldKeepAlive = false;
+    if (draining || left) res.shouldKeepAlive = false;
     res.once('close', untrack);
   });
 
@@ -152,15 +162,20 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
   };
 
   let closing: Promise<{ drained: boolean }> | undefined;
+  // Each step checks for a close() meanwhile: a server closed while starting never listens (or stops listening) and stops polling.
   const start = async (options: StartOptions = {}) => {
+    if (closing) return;
     if (options.beforeListen) {
       await manager.start();
       await options.beforeListen(manager);
       if (closing) return;
       await listen();
+      if (closing) return void server.close();
     } else {
       await listen();
+      if (closing) return void server.close();
       await manager.start();
+      if (closing) return;
     }
     service.emf?.start();
     logger.info(
@@ -192,8 +207,10 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
         // The last interval's metrics and the queued spans go out before the process does.
         void Promise.allSettled([service.emf?.stop(), service.access.stop()]).finally(stopped);
       };
-      // Closed before it ever listened (a signal during the load): nothing to drain.
       if (server.listening) server.close(() => settle(true));
+      // Off the port (leavePort): drained once the connections it had are gone.
+      else if (left) void left.then(() => settle(true));
+      // Closed before it ever listened (a signal during the load): nothing to drain.
       else setImmediate(() => settle(true));
       // Idle keep-alive sockets would hold server.close() open until their timeout.
       server.closeIdleConnections();
@@ -205,6 +222,17 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
     });
     return closing;
   };
+  const leavePort = () => {
+    if (!server.listening) return;
+    left = new Promise((resolve) => server.close(() => resolve()));
+    for (const res of active) if (!res.headersSent) res.shouldKeepAlive = false;
+    server.closeIdleConnections();
+  };
+  const rejoinPort = async () => {
+    if (server.listening || closing) return;
+    left = undefined;
+    await listen();
+  };
   return {
     server,
     get port() {
@@ -214,6 +242,8 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
     inFlight: () => active.size,
     close,
     start,
+    leavePort,
+    rejoinPort,
   };
 }
 

@@ -264,8 +264,9 @@ async function waitWorkers(port: number, workers: number): Promise<void> {
 }
 
 /** The bare server prints one "listening" line per worker. */
-function startBare(script: string, port: number, body: string): { child: ChildProcess; up: Promise<void> } {
-  const child = spawn(process.execPath, [script], { env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', WORKERS: '2', BARE_BODY: body }, stdio: ['ignore', 'pipe', 'inherit'] });
+function startBare(script: string, port: number, body: string, headers: [string, string][]): { child: ChildProcess; up: Promise<void> } {
+  const env = { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', WORKERS: '2', BARE_BODY: body, BARE_HEADERS: JSON.stringify(headers) };
+  const child = spawn(process.execPath, [script], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const up = new Promise<void>((resolve) => {
     let lines = 0;
     child.stdout!.on('data', (c: Buffer) => {
@@ -337,10 +338,13 @@ async function main(): Promise<void> {
     const one = JSON.stringify(sampleBody(table, 1));
     const batch = JSON.stringify({ instances: Array.from({ length: 100 }, (_, i) => sampleBody(table, i)) });
     const headers = { 'content-type': 'application/json' };
-    const answer = await (await fetch(`${url}/predict`, { method: 'POST', headers, body: one })).text();
-    // The bare server answers a JSON body of exactly the API's size.
+    const answered = await fetch(`${url}/predict`, { method: 'POST', headers, body: one });
+    const answer = await answered.text();
+    // The bare server answers a JSON body of exactly the API's size, with the API's header block (security headers, request id, trace):
+    // the same bytes on the wire. Node adds Date, Connection and Keep-Alive to both; Content-Length is the body's.
     const bareBody = JSON.stringify({ pad: 'x'.repeat(Math.max(0, Buffer.byteLength(answer) - 10)) });
-    const { child: barePrimary, up } = startBare(bare, barePort, bareBody);
+    const apiHeaders = [...answered.headers].filter(([name]) => !['date', 'connection', 'keep-alive', 'content-length', 'transfer-encoding'].includes(name));
+    const { child: barePrimary, up } = startBare(bare, barePort, bareBody, apiHeaders);
     children.push(barePrimary);
     await up;
 

@@ -2,14 +2,18 @@
  * The peer of `npm run bench:api`: the least any Node HTTP service can do per request on
  * this machine. node:http with the same number of cluster workers as the API, reading
  * the same request body and JSON.parse-ing it, answering a constant JSON body of the
- * API's response size. Environment: PORT, HOST, WORKERS, BARE_BODY (the response).
+ * API's response size with the API's response headers (so both put the same bytes on
+ * the wire). Environment: PORT, HOST, WORKERS, BARE_BODY (the response), BARE_HEADERS
+ * (JSON [name, value] pairs, as one /predict answer of the API carried them).
  */
 import cluster from 'node:cluster';
 import http from 'node:http';
 
 const workers = Number(process.env.WORKERS ?? 1);
 const body = Buffer.from(process.env.BARE_BODY ?? '{}');
-const headers = { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(body.length) };
+const given = JSON.parse(process.env.BARE_HEADERS ?? '[]') as [string, string][];
+// writeHead's flat array form: [name, value, name, value, ...], one write of the header block as the API's fast path does.
+const headers = [...(given.length > 0 ? given : [['Content-Type', 'application/json; charset=utf-8']]), ['Content-Length', String(body.length)]].flat();
 
 if (cluster.isPrimary && workers > 1) {
   for (let i = 0; i < workers; i++) cluster.fork();

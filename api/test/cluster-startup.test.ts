@@ -1,0 +1,98 @@
+/**
+ * Start-up of a `--workers 2` cluster (the production bundle): readiness seen through the
+ * shared port, and workers that cannot start.
+ *
+ * With nothing approved one worker listens not-ready so /ready can say why. Once a
+ * sibling joins ready, that worker must leave the port until it is ready itself:
+ * otherwise /ready (and /predict) flip between 200 and 503 by connection until its next
+ * poll. Here its poll is a minute away, and the ready sibling is a replacement (kill -9)
+ * that loads the newly approved model on start.
+ *
+ * A worker that dies before it can serve (here: the port is taken) is replaced with a
+ * growing delay, not in a tight loop, and a stop cancels a pending replacement.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { bundleApi } from '../build-bundle';
+import { restartDelayMs } from '../serve';
+import { call, freePort, spawnBundleCluster, testRegistry, waitFor, type BundleCluster, type ClusterEvent, type TestRegistry } from './fixtures';
+
+const STEP_TIMEOUT_MS = 90_000;
+
+type Event = ClusterEvent & { worker?: number; restartInMs?: number; reason?: string };
+
+describe('cluster start-up (bundle, --workers 2)', () => {
+  let dir: string;
+  let reg: TestRegistry;
+  let entry: string;
+  let cluster: BundleCluster | undefined;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-cluster-startup-'));
+    reg = await testRegistry();
+    entry = (await bundleApi(path.join(dir, 'bundle'))).entry;
+  }, STEP_TIMEOUT_MS);
+  afterEach(async () => {
+    await cluster?.stop();
+    cluster = undefined;
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+    await reg.cleanup();
+  });
+
+  it('a worker listening not-ready leaves the port when a ready sibling joins: /ready stays 200 from then on', async () => {
+    const pending = await reg.publish(1, { trees: 20, depth: 8, approve: false });
+    const port = await freePort();
+    cluster = spawnBundleCluster(entry, { port, registry: reg.registry.uri, env: { PRICESENSE_POLL_INTERVAL: '60s' } });
+    const c = cluster;
+    const events = c.events as Event[];
+    await waitFor('a worker listening, not ready', () => c.pidsOf('not_ready').length === 1, STEP_TIMEOUT_MS);
+    const [listener] = c.pidsOf('not_ready');
+    expect((await call(port, 'GET', '/ready')).status).toBe(503);
+    // Approved now; the listener polls again only in a minute. The other worker waits off the port: kill it, and its replacement loads the approved model on start.
+    await reg.registry.approve(pending.version, 'go', 'test');
+    const waiting = events.filter((e) => e.event === 'worker_forked').map((e) => e.worker!).find((pid) => pid !== listener)!;
+    process.kill(waiting, 'SIGKILL');
+    await waitFor('the replacement ready', () => c.pidsOf('ready').length === 1, STEP_TIMEOUT_MS);
+    await waitFor('the not-ready listener to leave the port', () => c.pidsOf('port_left').includes(listener), STEP_TIMEOUT_MS);
+
+    // Fresh connections, each handed to whichever worker listens: every one answered by the ready worker.
+    const statuses = new Map<number, number>();
+    for (let i = 0; i < 60; i++) {
+      const res = await call(port, 'GET', '/ready', undefined, new http.Agent({ keepAlive: false }));
+      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+    }
+    expect([...statuses]).toEqual([[200, 60]]);
+    expect(events.find((e) => e.event === 'port_left')?.reason).toMatch(/no Approved model version/);
+    expect(c.stderr()).not.toMatch(/ERR_IPC|Unhandled|Uncaught|Error/);
+  }, 4 * STEP_TIMEOUT_MS);
+
+  it('workers that die before they can serve are replaced with a growing delay; a stop cancels the pending replacement', async () => {
+    // The port is taken: every worker fails to listen and exits.
+    const blocker = http.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      cluster = spawnBundleCluster(entry, { port, registry: reg.registry.uri });
+      const c = cluster;
+      const exits = () => (c.events as Event[]).filter((e) => e.event === 'worker_exited');
+      await waitFor('four workers replaced', () => exits().length >= 4, STEP_TIMEOUT_MS);
+      expect(exits().slice(0, 4).map((e) => e.restartInMs)).toEqual([0, 1, 2, 3].map((n) => restartDelayMs(n + 1)));
+      expect(restartDelayMs(3)).toBeGreaterThan(restartDelayMs(2));
+      expect(c.stderr()).toMatch(/EADDRINUSE/);
+      const exited = new Promise<number | null>((resolve) => c.child.once('exit', resolve));
+      c.child.kill('SIGTERM');
+      await exited;
+      const signalledAt = c.events.findIndex((e) => e.event === 'signal');
+      expect(c.events.slice(signalledAt).filter((e) => e.event === 'worker_forked')).toEqual([]);
+      // Two at start and one per replacement made: the last exit's (due in seconds when the signal came) never was.
+      const exitsBefore = c.events.slice(0, signalledAt).filter((e) => e.event === 'worker_exited').length;
+      expect(c.events.filter((e) => e.event === 'worker_forked').length).toBeLessThan(2 + exitsBefore);
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  }, 4 * STEP_TIMEOUT_MS);
+});
