@@ -9,7 +9,7 @@
  * a CSV would hold (a JSON number as its shortest decimal form) and checked with the
  * ETL's rules and messages (etl/raw-line.ts). Dependency-free.
  */
-import { FEATURE_DEFINITIONS, FEATURE_SOURCE_COLUMNS, type BasketExpr, type FeatureDefinition, type LineExpr } from './feature-definitions';
+import { FEATURE_DEFINITIONS, FEATURE_DEFINITIONS_VERSION, FEATURE_SOURCE_COLUMNS, type BasketExpr, type FeatureDefinition, type LineExpr } from './feature-definitions';
 import { enumRank, expectedOf, INVALID, invalidValueReason, nullableColumn, numericColumn, parseRawField, RAW_SCALE, type TypedValue } from './raw-line';
 import { RAW_COLUMNS, type RawColumn } from './schema';
 
@@ -214,4 +214,19 @@ export function basketFeatures(lines: readonly RawLineObject[], basket?: RawLine
   const { typed, problems } = typeRawLines(lines, basket);
   if (problems.length) return { problems };
   return { row: featuresOfTypedLines(typed) };
+}
+
+/** The columns of a typed line, in order: what featuresOfTypedLines reads (the batch scorer selects these from DuckDB's typed lines). */
+export const TYPED_LINE_COLUMNS: readonly RawColumn[] = RAW_COLUMNS;
+
+/**
+ * Why features cannot be computed from raw lines for a model trained on features of
+ * definition version `modelVersion` (a phrase to follow "it"), or undefined when they can:
+ * the API's 409 and the batch scorer's refusal say the same.
+ */
+export function definitionsMismatch(modelVersion: string | undefined): string | undefined {
+  if (modelVersion === FEATURE_DEFINITIONS_VERSION) return undefined;
+  return modelVersion
+    ? `was trained on features from definition version ${modelVersion}`
+    : 'records no feature-definition version (trained on gold built before definitions were versioned, or imported)';
 }
