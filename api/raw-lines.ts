@@ -6,7 +6,7 @@
  * Lines are checked with the ETL's rules and reject messages; every problem names its
  * line index and field.
  */
-import { basketFeatures, type FeatureRow, type LineProblem, type RawLineObject } from '../etl/basket-features';
+import { basketFeatures, definitionsMismatch, type FeatureRow, type LineProblem, type RawLineObject } from '../etl/basket-features';
 import { FEATURE_DEFINITIONS_VERSION } from '../etl/feature-definitions';
 import { ApiError, jsonType, preview, type ErrorDetail } from './errors';
 
@@ -23,10 +23,8 @@ export function isLineBasket(body: unknown): body is { lines: unknown } {
  * definitions (trained before definitions were versioned, on other definitions, or imported).
  */
 export function checkDefinitions(modelVersion: string | undefined, model: string): void {
-  if (modelVersion === FEATURE_DEFINITIONS_VERSION) return;
-  const has = modelVersion
-    ? `was trained on features from definition version ${modelVersion}`
-    : 'records no feature-definition version (trained on gold built before definitions were versioned, or imported)';
+  const has = definitionsMismatch(modelVersion);
+  if (has === undefined) return;
   throw new ApiError(
     409,
     'feature_definitions_mismatch',

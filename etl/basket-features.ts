@@ -7,10 +7,11 @@
  *
  * Lines arrive as JSON objects keyed by the raw column names; a field is read as the text
  * a CSV would hold (a JSON number as its shortest decimal form) and checked with the
- * ETL's rules and messages (etl/raw-line.ts). Dependency-free.
+ * ETL's rules and messages (etl/raw-line.ts). The batch scorer (model/batch-score-lines.ts)
+ * feeds featuresOfTypedLines lines DuckDB typed with the ETL's schema. Dependency-free.
  */
-import { FEATURE_DEFINITIONS, FEATURE_SOURCE_COLUMNS, type BasketExpr, type FeatureDefinition, type LineExpr } from './feature-definitions';
-import { enumRank, expectedOf, INVALID, invalidValueReason, nullableColumn, numericColumn, parseRawField, RAW_SCALE, type TypedValue } from './raw-line';
+import { FEATURE_DEFINITIONS, FEATURE_DEFINITIONS_VERSION, FEATURE_SOURCE_COLUMNS, type BasketExpr, type FeatureDefinition, type LineExpr } from './feature-definitions';
+import { enumRank, expectedOf, fieldText, INVALID, invalidValueReason, nullableColumn, numericColumn, RAW_SCALE, rawValueTyper, type TypedValue } from './raw-line';
 import { RAW_COLUMNS, type RawColumn } from './schema';
 
 /** A line as a client sends it: raw column → value (string, number or null). Other keys are ignored, as the ETL ignores extra CSV columns. */
@@ -39,7 +40,10 @@ type BasketFn = (lines: readonly Typed[]) => Value;
 /** 'double' for a ratio; otherwise the decimal scale of an exact value (SPEND: 2), or 'code' for a string. */
 type Scale = number | 'double' | 'code';
 
-const COLUMN_INDEX: ReadonlyMap<RawColumn, number> = new Map(RAW_COLUMNS.map((c, i) => [c, i]));
+/** The columns of a typed line, in order: those the features read (the batch scorer selects these from DuckDB's typed lines). */
+export const TYPED_LINE_COLUMNS: readonly RawColumn[] = FEATURE_SOURCE_COLUMNS;
+
+const COLUMN_INDEX: ReadonlyMap<RawColumn, number> = new Map(TYPED_LINE_COLUMNS.map((c, i) => [c, i]));
 const POW10 = [1, 10, 100, 1000];
 
 function toDouble(v: Value, scale: Scale): number | null {
@@ -116,6 +120,8 @@ function compileBasket(e: BasketExpr): { fn: BasketFn; scale: Scale } {
         const v = fn(l);
         if (v === null) continue;
         if (rank) {
+          // A basket-level code repeats on every line: the same value again cannot change the answer.
+          if (v === best) continue;
           const r = rank.get(v as string)!;
           if (best === null || (wantMin ? r < bestRank : r > bestRank)) {
             best = v;
@@ -153,51 +159,67 @@ export function featuresOfTypedLines(lines: readonly Typed[]): FeatureRow {
   return row;
 }
 
-/** The text a CSV field would hold for a JSON value; undefined for a value no CSV field can be (an object, a boolean, a non-finite number). */
-function fieldText(v: unknown): string | undefined {
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : undefined;
-  return undefined;
+/**
+ * A line's problems, as LineProblem: a required field missing, or a value its column's
+ * rules refuse (the ETL's reason).
+ */
+function missingField(problems: LineProblem[], line: number, column: RawColumn, v: unknown, fromBasket: boolean): void {
+  problems.push({ line, field: column, reason: `${column} is missing; expected ${expectedOf(column)}`, expected: expectedOf(column), value: v ?? null, fromBasket });
+}
+
+function invalidField(problems: LineProblem[], line: number, column: RawColumn, v: unknown, fromBasket: boolean): void {
+  const text = fieldText(v);
+  const reason = text === undefined ? `${column} is ${JSON.stringify(v)}; expected ${expectedOf(column)}` : invalidValueReason(column, text);
+  problems.push({ line, field: column, reason, expected: expectedOf(column), value: v, fromBasket });
+}
+
+/** Types one line into `out` (TYPED_LINE_COLUMNS), appending its problems; `last`/`lastTyped` remember each column's previous value. */
+type LineTyper = (line: RawLineObject, basket: RawLineObject | undefined, index: number, out: Typed, problems: LineProblem[], last: unknown[], lastTyped: TypedValue[]) => void;
+
+/**
+ * The line typer, generated once from the schema: per raw column, a named property read
+ * (line.SPEND, not line[column]: the 22 reads of a keyed loop share one megamorphic site)
+ * and a direct call of that column's typer (etl/raw-line.ts), with what the column needs
+ * and nothing else — required or not, kept in the typed line or only checked. The rules
+ * stay the raw-line module's; the code only unrolls the loop over the columns.
+ */
+function compileLineTyper(): LineTyper {
+  const body = RAW_COLUMNS.map((column, c) => {
+    if (!/^[A-Z][A-Z0-9_]*$/.test(column)) throw new Error(`internal: raw column ${column} is not an identifier`);
+    const slot = TYPED_LINE_COLUMNS.indexOf(column);
+    const keep = (value: string) => (slot >= 0 ? `out[${slot}] = ${value};` : '');
+    return `
+    v = line.${column}; fromBasket = false;
+    if (v === undefined && basket !== undefined) { v = basket.${column}; fromBasket = v !== undefined; }
+    if (v === undefined || v === null) { ${REQUIRED[c] ? `missing(problems, index, C[${c}], v, fromBasket);` : keep('null')} }
+    else if (v === last[${c}]) { ${keep(`lastTyped[${c}]`)} }
+    else { t = T${c}(v); if (t === INVALID) invalid(problems, index, C[${c}], v, fromBasket); else { last[${c}] = v; lastTyped[${c}] = t; ${keep('t')} } }`;
+  });
+  const typers = RAW_COLUMNS.map((_, c) => `const T${c} = T[${c}];`).join(' ');
+  const source = `${typers}
+return function typeLine(line, basket, index, out, problems, last, lastTyped) {
+  let v, t, fromBasket;${body.join('')}
+};`;
+  // Generated once from the schema's column names (checked above), never from input.
+  return new Function('T', 'C', 'INVALID', 'missing', 'invalid', source)(RAW_COLUMNS.map(rawValueTyper), RAW_COLUMNS, INVALID, missingField, invalidField) as LineTyper;
 }
 
 /**
  * Type raw lines with the ETL's rules: every field present is checked; a field no feature
  * reads may be left out (a point of sale has no BASKET_PRICE_SENSITIVITY), a field a
  * feature reads must be there unless the ETL accepts it blank. A field missing from a line
- * is taken from `basket` (basket-level fields given once beside the lines).
+ * is taken from `basket` (basket-level fields given once beside the lines). A typed line
+ * keeps only what the features read (TYPED_LINE_COLUMNS). Basket-level fields repeat on
+ * every line: a value identical to the previous line's is not typed again.
  */
 export function typeRawLines(lines: readonly RawLineObject[], basket?: RawLineObject): { typed: Typed[]; problems: LineProblem[] } {
-  const typed: Typed[] = new Array(lines.length);
+  const typed: Typed[] = new Array<Typed>(lines.length);
   const problems: LineProblem[] = [];
-  const lastText: (string | undefined)[] = new Array(RAW_COLUMNS.length);
-  const lastValue: TypedValue[] = new Array(RAW_COLUMNS.length);
+  const last: unknown[] = new Array<unknown>(RAW_COLUMNS.length);
+  const lastTyped: TypedValue[] = new Array<TypedValue>(RAW_COLUMNS.length);
   for (let i = 0; i < lines.length; i++) {
-    const line = lines[i];
-    const out: Typed = new Array(RAW_COLUMNS.length).fill(null);
-    for (let c = 0; c < RAW_COLUMNS.length; c++) {
-      const column = RAW_COLUMNS[c];
-      let v = line[column];
-      const fromBasket = v === undefined && basket !== undefined && basket[column] !== undefined;
-      if (fromBasket) v = basket![column];
-      if (v === undefined || v === null) {
-        if (!REQUIRED[c]) continue;
-        problems.push({ line: i, field: column, reason: `${column} is missing; expected ${expectedOf(column)}`, expected: expectedOf(column), value: v ?? null, fromBasket });
-        continue;
-      }
-      const text = fieldText(v);
-      // Basket-level fields repeat on every line: a value equal to the previous line's is not checked again.
-      const typedValue = text === undefined ? INVALID : text === lastText[c] ? lastValue[c] : parseRawField(column, text);
-      if (text !== undefined && typedValue !== INVALID) {
-        lastText[c] = text;
-        lastValue[c] = typedValue;
-      }
-      if (typedValue === INVALID) {
-        const reason = text === undefined ? `${column} is ${JSON.stringify(v)}; expected ${expectedOf(column)}` : invalidValueReason(column, text);
-        problems.push({ line: i, field: column, reason, expected: expectedOf(column), value: v, fromBasket });
-        continue;
-      }
-      out[c] = typedValue;
-    }
+    const out: Typed = new Array<TypedValue>(TYPED_LINE_COLUMNS.length);
+    typeLine(lines[i], basket, i, out, problems, last, lastTyped);
     typed[i] = out;
   }
   return { typed, problems };
@@ -209,9 +231,23 @@ const REQUIRED: readonly boolean[] = RAW_COLUMNS.map((c) => FEATURE_SOURCE_COLUM
 /** The raw columns a raw-line request must give (on every line, or once beside the lines). */
 export const REQUIRED_LINE_COLUMNS: readonly RawColumn[] = RAW_COLUMNS.filter((_, i) => REQUIRED[i]);
 
+const typeLine: LineTyper = compileLineTyper();
+
 /** Features of a basket given as raw lines, or the problems of its lines (each naming line index and field). */
 export function basketFeatures(lines: readonly RawLineObject[], basket?: RawLineObject): { row: FeatureRow; problems?: undefined } | { row?: undefined; problems: LineProblem[] } {
   const { typed, problems } = typeRawLines(lines, basket);
   if (problems.length) return { problems };
   return { row: featuresOfTypedLines(typed) };
+}
+
+/**
+ * Why features cannot be computed from raw lines for a model trained on features of
+ * definition version `modelVersion` (a phrase to follow "it"), or undefined when they can:
+ * the API's 409 and the batch scorer's refusal say the same.
+ */
+export function definitionsMismatch(modelVersion: string | undefined): string | undefined {
+  if (modelVersion === FEATURE_DEFINITIONS_VERSION) return undefined;
+  return modelVersion
+    ? `was trained on features from definition version ${modelVersion}`
+    : 'records no feature-definition version (trained on gold built before definitions were versioned, or imported)';
 }

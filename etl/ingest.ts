@@ -151,7 +151,8 @@ interface NewPart {
   readonly norm: NormalizeResult;
 }
 
-interface Scratch {
+/** Where a part's uniform copy goes (scratch.dir/part-<counter>.csv). */
+export interface Scratch {
   readonly dir: string;
   counter: number;
 }
@@ -265,7 +266,7 @@ async function readRawObject(
   return { key: obj.key, version: obj.version, bytes: obj.size, format: obj.format, parts, ignoredMembers };
 }
 
-type PartReadResult =
+export type PartReadResult =
   | { sha256: string; bytes: number; reason: string; lines: number; linesUnknown: boolean }
   | { sha256: string; bytes: number; local: string | null; layout: HeaderLayout; norm: NormalizeResult };
 
@@ -274,7 +275,7 @@ type PartReadResult =
  * is, the original is parsed in place. Otherwise (and always for compressed parts) the
  * uniform bytes go to a scratch file. local is null for content already in silver.
  */
-async function readPart(
+export async function readPart(
   stream: Readable,
   format: RawFormat,
   original: string | undefined,
@@ -401,14 +402,22 @@ async function partResults(duck: Duck, batch: readonly NewPart[], passes: number
       .filter((r) => r.file === part.local)
       .map((r) => {
         const raw = String(r.raw_line ?? '').replace(/\n+$/, '');
-        const column = r.error_type === 'CAST' ? firstInvalidColumn(raw, part.layout.columns) : null;
-        const value = column ? raw.split(',')[part.layout.columns.indexOf(column)] : undefined;
-        return { line: Number(r.line), errorType: String(r.error_type), column: column ?? '', reason: rejectReason(String(r.error_type), column, value), raw };
+        return { line: Number(r.line), errorType: String(r.error_type), ...lineReject(String(r.error_type), raw, part.layout), raw };
       });
     out.set(part.sha256, { basketFiles: files, contentKey, accepted, weeks: Object.fromEntries(Object.entries(weeks).sort(([a], [b]) => Number(a) - Number(b))), rejects: mine });
   }
   await duck.run(`DROP TABLE IF EXISTS ${rejectsTable}; DROP TABLE IF EXISTS ${scansTable}`);
   return out;
+}
+
+/**
+ * A line DuckDB's reader rejected (its error type and the line's text), in the schema's
+ * terms: the column whose value does not fit and the reason the rejects file gives.
+ */
+export function lineReject(errorType: string, rawLine: string, layout: HeaderLayout): { column: string; reason: string } {
+  const column = errorType === 'CAST' ? firstInvalidColumn(rawLine, layout.columns) : null;
+  const value = column ? rawLine.split(',')[layout.columns.indexOf(column)] : undefined;
+  return { column: column ?? '', reason: rejectReason(errorType, column, value) };
 }
 
 /** A reject's reason in the schema's terms (DuckDB's own message stays out of it). */

@@ -3,12 +3,13 @@
  * as, whether a value fits it, the reject message when it does not, and the typed value
  * it becomes. The ETL's CSV reader (drop/csv-sql.ts) builds its DuckDB schema from the
  * same tables and names a rejected line's column with validRawValue; the API types the
- * lines of a raw-line /predict request with parseRawValue. Dependency-free, so every
- * layer may import it.
+ * lines of a raw-line /predict request with rawValueTyper (parseRawField on a value's
+ * text, with shortcuts for numbers that give the same answer without making the text).
+ * Dependency-free, so every layer may import it.
  *
  * The rules are the strict form of DuckDB's casts: DuckDB's CSV reader also takes a few
  * spellings no export writes (exponents like 1e2 and digit separators like 1_000 in
- * numbers, 2.0 as a whole number), which these rules refuse — so a value parseRawValue
+ * numbers, 2.0 as a whole number), which these rules refuse — so a value parseRawField
  * accepts is one DuckDB reads, and reads to the same number.
  */
 import { DOMAINS, type RawColumn } from './schema';
@@ -125,6 +126,59 @@ const PARSERS = Object.fromEntries((Object.keys(RAW_TYPES) as RawColumn[]).map((
  */
 export function parseRawField(column: RawColumn, text: string): TypedValue | typeof INVALID {
   return PARSERS[column](text);
+}
+
+/** The text a CSV field would hold for a JSON value; undefined for a value no CSV field can be (an object, a boolean, a non-finite number). */
+export function fieldText(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : undefined;
+  return undefined;
+}
+
+export type ValueTyper = (v: unknown) => TypedValue | typeof INVALID;
+
+/**
+ * Per column: the typed value of a JSON value (a string, or a number as the text a CSV
+ * would hold), or INVALID — parseRawField(column, fieldText(v)), with shortcuts that give
+ * the same answer without making text: any string or finite number is a VARCHAR value,
+ * a whole number in range is its own INTEGER/UINTEGER/BIGINT value (its text is plain
+ * digits, which parse back to it; -0 becomes 0 as Number('0') does), and an amount with at
+ * most two decimals is its cents.
+ */
+function valueTyper(column: RawColumn): ValueTyper {
+  const parse = PARSERS[column];
+  const slow: ValueTyper = (v) => {
+    const text = fieldText(v);
+    return text === undefined ? INVALID : parse(text);
+  };
+  switch (RAW_TYPES[column]) {
+    case 'VARCHAR':
+      return (v) => (typeof v === 'string' ? (v === '' ? null : v) : typeof v === 'number' && Number.isFinite(v) ? String(v) : INVALID);
+    case 'INTEGER':
+      return (v) => (typeof v === 'number' && Number.isInteger(v) && Math.abs(v) < 2 ** 31 ? v || 0 : slow(v));
+    case 'UINTEGER':
+      return (v) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 32 ? v || 0 : slow(v));
+    case 'BIGINT':
+      return (v) => (typeof v === 'number' && Number.isSafeInteger(v) ? v || 0 : slow(v));
+    case 'DECIMAL(18,2)':
+      // A number that is exactly some n/100 (3.1, 0.07): its shortest text is that n/100 (below
+      // 1e13 two such decimals are further apart than the double's spacing), so its cents are n.
+      // Anything else (1.005, 1e-7) goes through its text.
+      return (v) => {
+        if (typeof v !== 'number' || !(Math.abs(v) < 1e13)) return slow(v);
+        const n = Math.round(v * 100);
+        return n / 100 === v ? n || 0 : slow(v);
+      };
+    default:
+      return slow;
+  }
+}
+
+const VALUE_TYPERS = Object.fromEntries((Object.keys(RAW_TYPES) as RawColumn[]).map((c) => [c, valueTyper(c)])) as Readonly<Record<RawColumn, ValueTyper>>;
+
+/** The function typing a JSON value of a raw-line request for the column (see valueTyper): INVALID where the ETL rejects its text. */
+export function rawValueTyper(column: RawColumn): ValueTyper {
+  return VALUE_TYPERS[column];
 }
 
 /** Whether `text` (a field as it appears in the CSV, unquoted) fits the column. */

@@ -2,7 +2,10 @@
  * Batch scoring (`pricesense score`, `pricesense sagemaker score`): a table of rows in
  * — a lake gold split, CSV (.csv, .csv.gz) or Parquet — and one output row per input
  * row out (Parquet or CSV): its label, class probabilities, the model's version and
- * SHA-256, and optionally its explanation.
+ * SHA-256, and optionally its explanation. A CSV of raw transaction lines (its header
+ * has the dunnhumby line columns) is scored per basket instead: one output row per
+ * BASKET_ID, its features computed from its lines by the ETL's feature definitions
+ * (model/batch-score-lines.ts).
  *
  * DuckDB reads the input as a stream; rows are scored in blocks by the tree-walker and
  * appended to a DuckDB table, written out at the end to a temporary file that is then
@@ -26,7 +29,10 @@ import { GOLD_PREFIX, readGoldManifest } from '../etl/gold';
 import type { GoldSplit } from '../etl/gold-schema';
 import { localCopyOf } from '../etl/lake/commit';
 import type { Lake } from '../etl/lake/types';
+import { definitionsMismatch } from '../etl/basket-features';
+import { FEATURE_DEFINITIONS_VERSION } from '../etl/feature-definitions';
 import { Progress } from '../etl/progress';
+import { basketsOfLines, isRawLineFile, lineRejects, readLinesInput, type LinesInput } from './batch-score-lines';
 import type { CompiledForest } from './walker';
 
 export type ScoreSource = { readonly kind: 'gold'; readonly lake: Lake; readonly split: GoldSplit } | { readonly kind: 'file'; readonly path: string };
@@ -48,6 +54,11 @@ export interface BatchScoreOptions {
   readonly scratch?: string;
   /** Progress on stderr (rows/s, ETA); the default follows etl/progress.ts. */
   readonly progress?: boolean;
+  /**
+   * The feature-definition version the model was trained with (its training.featureDefinitions):
+   * raw transaction lines are scored only when it is this code's version.
+   */
+  readonly featureDefinitions?: string;
 }
 
 export interface ScoreProblem {
@@ -60,14 +71,18 @@ export interface ScoreProblem {
 
 export interface BatchScoreReport {
   readonly input: string;
+  /** rows: a table of feature rows; lines: raw transaction lines, scored per basket. */
+  readonly inputKind: 'rows' | 'lines';
+  /** Raw transaction lines read (after the header), for a lines input. */
+  readonly lines?: number;
   readonly output: string;
   readonly format: OutputFormat;
-  /** Output rows: one per input record. */
+  /** Output rows: one per input record (per basket, for a lines input). */
   readonly rows: number;
   readonly scored: number;
   /** Records written without a prediction (bad values). */
   readonly badRows: number;
-  /** CSV lines that could not be parsed (no output row). */
+  /** CSV lines that could not be parsed (no output row); for a lines input, the lines the ETL would reject (left out of their basket). */
   readonly rejectedLines: number;
   /** The rejects report (CSV), when there were bad rows or rejected lines. */
   readonly rejects: string | null;
@@ -129,6 +144,8 @@ interface InputPlan {
   readonly countSource: string;
   readonly csv: boolean;
   readonly columns: Map<string, string>;
+  /** Raw transaction lines to score per basket, instead of a table of feature rows. */
+  readonly lines?: LinesInput;
 }
 
 async function planInput(conn: DuckDBConnection, source: ScoreSource, scratch: string): Promise<InputPlan> {
@@ -148,6 +165,11 @@ async function planInput(conn: DuckDBConnection, source: ScoreSource, scratch: s
     if ((await stat(file)).isDirectory()) throw new UserError(`input ${source.path} is a directory: give one file`);
   }
   const csv = source.kind === 'file' && inputKindOf(file) === 'csv';
+  const gzip = file.toLowerCase().endsWith('.gz');
+  if (csv && (await isRawLineFile(file, label, gzip))) {
+    const lines = await readLinesInput(file, label, gzip, scratch);
+    return { label, source: '', countSource: '', csv, columns: new Map(), lines };
+  }
   const csvReader = (errors: string) => `read_csv(${sqlString(file)}, header = true, all_varchar = true, ${errors})`;
   const reader = csv ? csvReader("store_rejects = true, rejects_table = 'score_rejects', rejects_scan = 'score_scans'") : `read_parquet(${sqlString(file)})`;
   const countSource = csv ? csvReader('ignore_errors = true') : reader;
@@ -197,13 +219,15 @@ export async function scoreToFile(forest: CompiledForest, source: ScoreSource, o
   const conn = await instance.connect();
   try {
     const plan = await planInput(conn, source, scratch);
+    const lines = plan.lines;
+    if (lines) refuseLines(lines, options);
     const features = forest.features;
-    const featureColumns = features.map((f) => findColumn(plan.columns, f.name));
+    const featureColumns = features.map((f) => (lines ? f.name : findColumn(plan.columns, f.name)));
     const absent = features.filter((_, i) => featureColumns[i] === undefined).map((f) => f.name);
     if (absent.length > 0) {
       throw new UserError(`${plan.label} has no column${absent.length > 1 ? 's' : ''} ${absent.join(', ')}, which the model needs (it has ${[...plan.columns.keys()].join(', ') || 'no columns'})`);
     }
-    const idColumn = options.idColumn !== undefined ? findColumn(plan.columns, options.idColumn) : findColumn(plan.columns, 'BASKET_ID');
+    const idColumn = lines ? 'BASKET_ID' : options.idColumn !== undefined ? findColumn(plan.columns, options.idColumn) : findColumn(plan.columns, 'BASKET_ID');
     if (options.idColumn !== undefined && idColumn === undefined) throw new UserError(`${plan.label} has no column ${options.idColumn} (--id)`);
     const explain = options.explain === true;
     const { names, idName } = outputColumns(forest, idColumn, explain);
@@ -213,7 +237,7 @@ export async function scoreToFile(forest: CompiledForest, source: ScoreSource, o
     const checkRaw: boolean[] = [];
     features.forEach((f, i) => {
       const col = sqlIdent(featureColumns[i]!);
-      const type = plan.columns.get(featureColumns[i]!)!;
+      const type = plan.columns.get(featureColumns[i]!) ?? 'DOUBLE';
       if (f.kind === 'categorical') {
         selects.push(plan.csv ? `NULLIF(${col}, '')` : `CAST(${col} AS VARCHAR)`);
         checkRaw.push(false);
@@ -231,10 +255,11 @@ export async function scoreToFile(forest: CompiledForest, source: ScoreSource, o
     const appender = await conn.createAppender('scored');
     const problemsAppender = await conn.createAppender('problems');
 
-    const total = Number(
-      (await duck(`cannot read ${plan.label}`, async () => (await conn.runAndReadAll(`SELECT count(*) AS n FROM ${plan.countSource}`)).getRowObjectsJS()))[0].n,
-    );
-    const progress = options.progress === false ? null : new Progress({ stage: 'score', total, unit: 'rows' });
+    // Progress counts what is read: rows, or a lines input's lines (known from the byte pass, without a counting scan).
+    const total = lines
+      ? lines.dataLines
+      : Number((await duck(`cannot read ${plan.label}`, async () => (await conn.runAndReadAll(`SELECT count(*) AS n FROM ${plan.countSource}`)).getRowObjectsJS()))[0].n);
+    const progress = options.progress === false ? null : new Progress({ stage: 'score', total, unit: lines ? 'lines' : 'rows' });
     const block = Math.max(1, options.blockRows ?? 65_536);
     const K = forest.classes.length;
     const categorySets = features.map((f) => (f.kind === 'categorical' ? new Set(f.categories) : null));
@@ -303,32 +328,58 @@ export async function scoreToFile(forest: CompiledForest, source: ScoreSource, o
       rows += n;
       filled = 0;
       ids.length = 0;
-      progress?.update(rows);
+      if (!lines) progress?.update(rows);
     };
 
-    const result = await duck(`cannot read ${plan.label}`, () => conn.stream(`SELECT ${selects.join(', ')} FROM ${plan.source}`));
-    await duck(`cannot read ${plan.label}`, async () => {
-      for await (const chunk of result) {
-        const cols: DuckDBValue[][] = [];
-        for (let c = 0; c < chunk.columnCount; c++) cols.push(chunk.getColumnValues(c));
-        for (let r = 0; r < chunk.rowCount; r++) {
-          ids.push(cols[0][r] === null ? null : String(cols[0][r]));
-          let c = 1;
+    let linesRead = 0;
+    if (lines) {
+      await duck(`cannot read ${plan.label}`, async () => {
+        for await (const basket of basketsOfLines(conn, lines, (n) => progress?.update((linesRead = n)))) {
+          ids.push(basket.id);
           for (let i = 0; i < features.length; i++) {
-            const v = cols[c++][r];
-            if (features[i].kind === 'numeric') numeric[i]![filled] = v === null ? NaN : Number(v);
-            else text[i]![filled] = v === null ? null : String(v);
-            if (checkRaw[i]) raw[i]![filled] = cols[c++][r] as string | null;
+            const v = basket.row[features[i].name];
+            if (features[i].kind === 'numeric') numeric[i]![filled] = v === null ? NaN : (v as number);
+            else text[i]![filled] = v as string | null;
           }
           if (++filled === block) flush();
         }
-      }
-      flush();
-    });
+        flush();
+      });
+    } else {
+      const result = await duck(`cannot read ${plan.label}`, () => conn.stream(`SELECT ${selects.join(', ')} FROM ${plan.source}`));
+      await duck(`cannot read ${plan.label}`, async () => {
+        for await (const chunk of result) {
+          const cols: DuckDBValue[][] = [];
+          for (let c = 0; c < chunk.columnCount; c++) cols.push(chunk.getColumnValues(c));
+          for (let r = 0; r < chunk.rowCount; r++) {
+            ids.push(cols[0][r] === null ? null : String(cols[0][r]));
+            let c = 1;
+            for (let i = 0; i < features.length; i++) {
+              const v = cols[c++][r];
+              if (features[i].kind === 'numeric') numeric[i]![filled] = v === null ? NaN : Number(v);
+              else text[i]![filled] = v === null ? null : String(v);
+              if (checkRaw[i]) raw[i]![filled] = cols[c++][r] as string | null;
+            }
+            if (++filled === block) flush();
+          }
+        }
+        flush();
+      });
+    }
     appender.closeSync();
 
     let rejected = 0;
-    if (plan.csv) {
+    if (lines) {
+      const rejects = await lineRejects(conn, lines);
+      rejected = rejects.length;
+      for (const r of rejects) {
+        if (problems.length < PROBLEMS_IN_REPORT) problems.push(r);
+        problemsAppender.appendNull();
+        problemsAppender.appendBigInt(BigInt(r.line));
+        problemsAppender.appendVarchar(r.reason);
+        problemsAppender.endRow();
+      }
+    } else if (plan.csv) {
       // One problem per line: a short line reports each missing column, its first one says it all.
       const rejects = (
         await conn.runAndReadAll(`SELECT line, first(error_type::VARCHAR ORDER BY column_idx) AS error_type, first(column_name ORDER BY column_idx) AS column_name,
@@ -361,6 +412,8 @@ export async function scoreToFile(forest: CompiledForest, source: ScoreSource, o
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     return {
       input: plan.label,
+      inputKind: lines ? 'lines' : 'rows',
+      ...(lines ? { lines: linesRead } : {}),
       output,
       format,
       rows,
@@ -381,6 +434,23 @@ export async function scoreToFile(forest: CompiledForest, source: ScoreSource, o
     await rm(tmpOut, { force: true });
     await rm(tmpRejects, { force: true });
     await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Raw lines are scored only with a model whose features the ETL's definitions compute
+ * (the batch form of the API's 409 feature_definitions_mismatch), and per basket.
+ */
+function refuseLines(lines: LinesInput, options: BatchScoreOptions): void {
+  const has = definitionsMismatch(options.featureDefinitions);
+  if (has !== undefined) {
+    throw new UserError(
+      `cannot compute features from the raw lines of ${lines.label} for this model: it ${has}, and this pricesense computes them with version ${FEATURE_DEFINITIONS_VERSION}. ` +
+        'Score the features instead (gold:<split>, or a file of feature rows), or score with a model trained on gold built by this version.',
+    );
+  }
+  if (options.idColumn !== undefined && options.idColumn.toUpperCase() !== 'BASKET_ID') {
+    throw new UserError(`--id ${options.idColumn}: raw lines are scored per basket, and each output row is named by its BASKET_ID`);
   }
 }
 

@@ -15,6 +15,8 @@ export interface ScoringModel {
   readonly version: number | null;
   /** Where it came from, for messages and reports. */
   readonly source: string;
+  /** The feature-definition version it was trained with (training.featureDefinitions): raw transaction lines are scored only when it is this code's. */
+  readonly featureDefinitions: string | undefined;
 }
 
 /** A forest file, or a SageMaker model.tar.gz holding forest.json. */
@@ -27,7 +29,8 @@ export async function scoringModelFromFile(file: string): Promise<ScoringModel> 
     throw new UserError(err.code === 'ENOENT' ? `model file not found: ${file}` : `cannot read model file ${file}: ${err.message}`);
   }
   const source = isGzip(bytes) ? `${file}:forest.json` : file;
-  return { forest: loadForest(forestBytesOfArtifact(bytes, file), source).forest, version: null, source };
+  const { forest, summary } = loadForest(forestBytesOfArtifact(bytes, file), source);
+  return { forest, version: null, source, featureDefinitions: summary.training.featureDefinitions };
 }
 
 /** A registry version ("latest": the latest Approved), its bytes verified by the registry. */
@@ -42,5 +45,6 @@ export async function scoringModelFromRegistry(registry: Registry, version: stri
   }
   const bytes = await registry.fetch(entry.version);
   const source = `${registry.uri} version ${entry.version}`;
-  return { forest: loadForest(bytes, source, { registryVerifiedSha256: entry.forestSha256 }).forest, version: entry.version, source };
+  const { forest, summary } = loadForest(bytes, source, { registryVerifiedSha256: entry.forestSha256 });
+  return { forest, version: entry.version, source, featureDefinitions: summary.training.featureDefinitions };
 }

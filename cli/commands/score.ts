@@ -1,7 +1,7 @@
 /**
  * `pricesense score`: batch scoring of a table with a forest file or a registry
  * version, written as Parquet or CSV (model/batch-score.ts; docs/model-format.md,
- * "Batch scoring").
+ * "Batch scoring"). A CSV of raw transaction lines is scored per basket.
  */
 import type { Command } from 'commander';
 import { UserError } from '../../etl/errors';
@@ -37,7 +37,9 @@ export async function scoreSourceOf(input: string, lake: string | undefined): Pr
 
 export function formatScoreReport(r: BatchScoreReport): string {
   const lines = [
-    `scored ${r.input} with model ${r.model.version === null ? '' : `version ${r.model.version} `}(sha256 ${r.model.sha256.slice(0, 12)}…): ${r.rows.toLocaleString('en-US')} rows in ${r.seconds.toFixed(1)} s (${Math.round(r.rowsPerSecond).toLocaleString('en-US')} rows/s)`,
+    `scored ${r.input} with model ${r.model.version === null ? '' : `version ${r.model.version} `}(sha256 ${r.model.sha256.slice(0, 12)}…): ${r.rows.toLocaleString('en-US')} ${
+      r.inputKind === 'lines' ? `baskets from ${(r.lines ?? 0).toLocaleString('en-US')} raw lines` : 'rows'
+    } in ${r.seconds.toFixed(1)} s (${Math.round(r.rowsPerSecond).toLocaleString('en-US')} ${r.inputKind === 'lines' ? 'baskets' : 'rows'}/s)`,
     `wrote ${r.output} (${r.format})`,
     `labels: ${Object.entries(r.labels)
       .map(([k, v]) => `${k} ${v.toLocaleString('en-US')}`)
@@ -46,7 +48,11 @@ export function formatScoreReport(r: BatchScoreReport): string {
   const unknown = Object.entries(r.unknownCategories);
   if (unknown.length > 0) lines.push(`unknown categories (scored as missing): ${unknown.map(([f, n]) => `${f} ${n}`).join(', ')}`);
   if (r.rejects) {
-    lines.push(`${r.badRows} row(s) with bad values (written without a prediction) and ${r.rejectedLines} unreadable line(s); all listed in ${r.rejects}:`);
+    lines.push(
+      r.inputKind === 'lines'
+        ? `${r.rejectedLines} line(s) the ETL would reject, left out of their baskets; all listed in ${r.rejects}:`
+        : `${r.badRows} row(s) with bad values (written without a prediction) and ${r.rejectedLines} unreadable line(s); all listed in ${r.rejects}:`,
+    );
     for (const p of r.problems) lines.push(`  ${p.row !== undefined ? `row ${p.row}: ` : ''}${p.reason}`);
   }
   return `${lines.join('\n')}\n`;
@@ -55,16 +61,19 @@ export function formatScoreReport(r: BatchScoreReport): string {
 export function register(program: Command): void {
   program
     .command('score')
-    .description('score a table (a lake gold split, CSV, .csv.gz or Parquet) with a forest file or a registry version; writes one row per input row (label, probabilities, model version and SHA-256) as Parquet or CSV, atomically')
+    .description(
+      'score a table (a lake gold split, CSV, .csv.gz or Parquet) with a forest file or a registry version; writes one row per input row (label, probabilities, model version and SHA-256) as Parquet or CSV, atomically. ' +
+        'A CSV of raw dunnhumby transaction lines is scored per basket: one row per BASKET_ID, its features computed from its lines as the ETL computes them',
+    )
     .option('--model <file>', 'forest file (format v1 or v2), or a SageMaker model.tar.gz')
     .option('--version <n|latest>', 'registry version to score with; latest = the latest Approved')
     .option('--registry <uri>', 'registry for --version (default: PRICESENSE_REGISTRY or .pricesense/registry)')
-    .requiredOption('--input <source>', 'gold:<train|validation|test> (the lake\'s gold split), or a .csv, .csv.gz or .parquet file')
+    .requiredOption('--input <source>', 'gold:<train|validation|test> (the lake\'s gold split), or a .csv, .csv.gz or .parquet file of feature rows, or a .csv or .csv.gz of raw transaction lines')
     .option('--lake <uri>', 'lake for gold:<split> (default: PRICESENSE_LAKE or .pricesense/lake)')
     .requiredOption('--output <file>', 'output file: .parquet, .csv or .csv.gz')
     .option('--format <format>', 'output format: parquet or csv (default: from the output\'s extension)')
     .option('--explain', 'add an explanation column: per-feature contributions (JSON)')
-    .option('--id <column>', 'input column copied to the output to identify rows (default: BASKET_ID when present)')
+    .option('--id <column>', 'input column copied to the output to identify rows (default: BASKET_ID when present; raw lines: always BASKET_ID)')
     .option('--threads <t>', 'DuckDB threads for reading and writing', integer('--threads', 1))
     .option('--json', 'print the report as JSON')
     .action(async (opts: ScoreFlags) => {
@@ -72,7 +81,14 @@ export function register(program: Command): void {
       if (opts.format !== undefined && opts.format !== 'parquet' && opts.format !== 'csv') throw new UserError(`--format must be parquet or csv, got ${JSON.stringify(opts.format)}`);
       const model = opts.model !== undefined ? await scoringModelFromFile(opts.model) : await scoringModelFromRegistry(await openRegistry(opts.registry), opts.version!);
       const source = await scoreSourceOf(opts.input, opts.lake);
-      const report = await scoreToFile(model.forest, source, opts.output, { modelVersion: model.version, explain: opts.explain, format: opts.format, idColumn: opts.id, threads: opts.threads });
+      const report = await scoreToFile(model.forest, source, opts.output, {
+        modelVersion: model.version,
+        featureDefinitions: model.featureDefinitions,
+        explain: opts.explain,
+        format: opts.format,
+        idColumn: opts.id,
+        threads: opts.threads,
+      });
       process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatScoreReport(report));
     });
 }

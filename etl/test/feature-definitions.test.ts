@@ -2,6 +2,8 @@ import { basketFeatures, REQUIRED_LINE_COLUMNS } from '../basket-features';
 import { FEATURE_DEFINITIONS, FEATURE_DEFINITIONS_VERSION } from '../feature-definitions';
 import { featureSql } from '../features';
 import { GOLD_FEATURES } from '../gold-schema';
+import { fieldText, INVALID, parseRawField, rawValueTyper } from '../raw-line';
+import { RAW_COLUMNS } from '../schema';
 
 /** The SQL the gold features were hand-written as before the definitions: generated SQL must stay this text (silver and gold fingerprints depend on it). */
 const HAND_WRITTEN_SQL: Record<string, string> = {
@@ -99,5 +101,27 @@ describe('feature definitions', () => {
     // Fields no feature reads may be left out, but are checked when given.
     expect(basketFeatures([line({ BASKET_PRICE_SENSITIVITY: 'QQ' })]).problems?.[0]).toMatchObject({ field: 'BASKET_PRICE_SENSITIVITY', reason: 'BASKET_PRICE_SENSITIVITY is "QQ"; expected LA, MM, UM or XX' });
     expect(REQUIRED_LINE_COLUMNS).toEqual(['SHOP_WEEKDAY', 'SHOP_HOUR', 'QUANTITY', 'SPEND', 'BASKET_SIZE', 'BASKET_TYPE', 'BASKET_DOMINANT_MISSION', 'STORE_FORMAT', 'STORE_REGION']);
+  });
+
+  it('types a JSON value exactly as its CSV text: the shortcuts for numbers agree with the text rules', () => {
+    let seed = 15;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const values: unknown[] = [0, -0, 1, -1, 7, 2 ** 31 - 1, 2 ** 31, -(2 ** 31), 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, 2 ** 53, 2 ** 53 + 2, 1e17, 1e21, 0.07, 0.1 + 0.2, 1.005, 3.455, -2.675, 1e-7, -1.5, 2.5,
+      12345678901.23, 9999999999999.99, 1e13, 1e13 + 0.01, 1e16, NaN, Infinity, -Infinity, '3.10', ' 7 ', '', true, null, {}];
+    for (let k = 0; k < 3000; k++) {
+      const cents = Math.floor(random() * 10 ** (1 + Math.floor(random() * 15)));
+      values.push(cents / 100, -cents / 100, cents / 1000, cents, random() * 1000, Math.round(random() * 1e6) / 1e4);
+    }
+    const mismatches: string[] = [];
+    for (const column of RAW_COLUMNS) {
+      const typer = rawValueTyper(column);
+      for (const v of values) {
+        const text = fieldText(v);
+        const expected = text === undefined ? INVALID : parseRawField(column, text);
+        const got = typer(v);
+        if (!Object.is(got, expected) && !(typeof got === 'bigint' && got === expected)) mismatches.push(`${column} ${String(v)}: ${String(got)} vs ${String(expected)}`);
+      }
+    }
+    expect(mismatches.slice(0, 10)).toEqual([]);
   });
 });

@@ -2,7 +2,8 @@
  * Batch scoring as a SageMaker Processing job (`pricesense sagemaker score`): this
  * instance's share of the input files (ShardedByS3Key), each scored into one output
  * file under output/scores/<instance>/, plus a summary. docs/sagemaker.md is the
- * reference; the scoring itself is model/batch-score.ts.
+ * reference; the scoring itself is model/batch-score.ts (feature rows, or raw transaction
+ * lines scored per basket).
  */
 import path from 'node:path';
 import { writeFileAtomic } from '../../etl/atomic-file';
@@ -77,10 +78,12 @@ export async function runScoreJob(options: ScoreJobOptions): Promise<ScoreJobRes
       idColumn: options.idColumn,
       threads: options.threads,
       modelVersion,
+      featureDefinitions: model.featureDefinitions,
       scratch: path.join(options.root, 'processing'),
     });
     files.push({ ...report, input: rel, output: path.relative(outDir, out), rejects: report.rejects && path.relative(outDir, report.rejects) });
-    print(`shard ${shard}: ${rel} -> ${path.relative(outDir, out)}: ${report.rows} rows, ${report.badRows} bad, ${report.rejectedLines} unreadable line(s)`);
+    const scored = report.inputKind === 'lines' ? `${report.rows} baskets from ${report.lines ?? 0} raw lines, ${report.rejectedLines} rejected line(s)` : `${report.rows} rows, ${report.badRows} bad, ${report.rejectedLines} unreadable line(s)`;
+    print(`shard ${shard}: ${rel} -> ${path.relative(outDir, out)}: ${scored}`);
   }
   const summaryFile = path.join(outDir, '_summary.json');
   await writeFileAtomic(summaryFile, `${JSON.stringify({ shard, ...summary, files }, null, 2)}\n`);

@@ -1,0 +1,145 @@
+/**
+ * `pricesense score` on raw transaction lines: the parity test's dirty drop (api/test/
+ * dirty-drop.ts), its files joined into one weekly drop file as an export looks (columns
+ * in another order, CRLF, a UTF-8 BOM, gzip), is scored per basket, and every basket's
+ * prediction must equal the prediction of its gold row — the same label, the same
+ * doubles — while the lines the ETL rejected are listed with their line numbers and the
+ * ETL's reasons.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { dirty } from '../../api/test/dirty-drop';
+import { FEATURE_DEFINITIONS_VERSION } from '../../etl/feature-definitions';
+import { readGoldManifest, readGoldSplit } from '../../etl/gold';
+import { GOLD_FEATURES, GOLD_SPLITS } from '../../etl/gold-schema';
+import { LocalLake } from '../../etl/lake/local';
+import { runEtl, type EtlReport } from '../../etl/pipeline';
+import { synthesize } from '../../etl/synth/generate';
+import { sealForest, writeForestFile } from '../../model/forest-file';
+import type { ForestFileV1 } from '../../model/format';
+import { runTraining } from '../../model/training-run';
+import { CompiledForest, type RawRow } from '../../model/walker';
+import { query } from './duck-query';
+import { runCli as run } from './run-cli';
+
+jest.setTimeout(240_000);
+
+describe('pricesense score on raw transaction lines', () => {
+  let dir: string;
+  let lakeDir: string;
+  let report: EtlReport;
+  let forest: ForestFileV1;
+  let modelPath: string;
+  let dropPath: string;
+  /** The line (1-based, header = 1) of the drop file holding the SPEND this test spoils. */
+  let spoiledLine: number;
+  const gold: { id: string; row: RawRow }[] = [];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-score-lines-'));
+    lakeDir = path.join(dir, 'lake');
+    const lake = new LocalLake(lakeDir);
+    await synthesize(lake, { baskets: 2000, weeks: 2, seed: 15, malformedRate: 1 / 400 });
+    await dirty(lake);
+    report = await runEtl(lake, { threads: 1, rejectThreshold: 0.1 });
+    const manifest = await readGoldManifest(lake);
+    for (const split of GOLD_SPLITS) {
+      const t = await readGoldSplit(lake, split, manifest);
+      for (let i = 0; i < t.rows; i++) {
+        const row: RawRow = {};
+        for (const f of GOLD_FEATURES) row[f.name] = f.kind === 'numeric' ? t.numeric[f.name][i] : t.categorical[f.name][i];
+        gold.push({ id: t.basketIds[i], row });
+      }
+    }
+    forest = (await runTraining(lake, { trees: 12, maxDepth: 8, seed: 3, threads: 1 })).forest;
+    modelPath = path.join(dir, 'forest.json');
+    await writeForestFile(modelPath, forest);
+
+    // The drop's files as one weekly file: the basket and store columns in reverse order, CRLF,
+    // a BOM, gzip. The lines keep their values (bad ones included), so the ETL's verdict on each
+    // line must carry over. (The synthetic drop truncates lines within their first 15 fields,
+    // which this order leaves in place: a truncated line stays the same truncated line.)
+    const keys = (await lake.list('raw/')).map((o) => o.key).filter((k) => k.endsWith('.csv')).sort();
+    const texts = await Promise.all(keys.map(async (k) => (await lake.read(k)).toString('utf8').split(/\r?\n/).filter((l) => l.length > 0)));
+    const header = texts[0][0].split(',');
+    const order = header.map((_, i) => (i < 15 ? i : header.length - 1 - (i - 15)));
+    const reorder = (line: string) => {
+      const v = line.split(',');
+      return v.length === header.length ? order.map((i) => v[i]).join(',') : line;
+    };
+    const body = texts.flatMap((t) => t.slice(1)).map(reorder);
+    // One more bad line, at a known place: its rejects row must name the line and say what the ETL says.
+    const victim = body.findIndex((l) => l.split(',').length === header.length);
+    const fields = body[victim].split(',');
+    fields[order.indexOf(header.indexOf('SPEND'))] = 'N/A';
+    body.splice(victim + 1, 0, fields.join(','));
+    spoiledLine = victim + 3; // the header is line 1
+    dropPath = path.join(dir, 'drop-200607.csv.gz');
+    await writeFile(dropPath, gzipSync(Buffer.from(`\uFEFF${[reorder(texts[0][0]), ...body].join('\r\n')}\r\n`, 'utf8')));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('scores every basket of the raw drop exactly as its gold row scores, and lists the lines the ETL rejected', async () => {
+    const out = path.join(dir, 'scores.parquet');
+    const res = await run(['score', '--model', modelPath, '--input', dropPath, '--output', out, '--json']);
+    expect(res.err).toBe('');
+    expect(res.code).toBe(0);
+    const r = JSON.parse(res.out);
+    expect(r).toMatchObject({ inputKind: 'lines', lines: report.silver.accepted, rejectedLines: report.silver.rejected + 1, badRows: 0 });
+
+    const scored = await query(`SELECT * FROM read_parquet('${out}') ORDER BY "row"`);
+    expect(scored).toHaveLength(r.rows);
+    const byId = new Map(scored.map((s) => [String(s.BASKET_ID), s]));
+    const compiled = CompiledForest.compile(forest);
+    const differences: string[] = [];
+    for (const { id, row } of gold) {
+      const s = byId.get(id);
+      const p = compiled.predict(row);
+      const mine = s && [s.label, ...forest.classes.map((c) => s[`probability_${c}`])];
+      const theirs = [p.label, ...p.probabilities];
+      if (!mine || mine.some((v, k) => !Object.is(v, theirs[k]))) differences.push(`${id}: lines ${JSON.stringify(mine)}, gold ${JSON.stringify(theirs)}`);
+    }
+    expect(differences.slice(0, 10)).toEqual([]);
+    expect(gold.length).toBeGreaterThan(1500);
+    // Every basket is scored, labelled in gold or not (unlabelled and inconsistent ones too).
+    expect(scored.length).toBe(gold.length + report.gold.unlabelledBaskets + report.gold.inconsistentBaskets);
+
+    // The rejects: the ETL's reasons, line for line (the drop's lines moved, their verdicts did not), plus the spoiled SPEND.
+    const rejects = await query(`SELECT "row", line, reason FROM read_csv('${r.rejects}', header = true, all_varchar = true) ORDER BY line::BIGINT`);
+    const etl = await query(`SELECT reason FROM read_csv('${path.join(lakeDir, 'silver', '_rejects', '*.csv')}', header = true, all_varchar = true)`);
+    const reasons = (rows: Record<string, unknown>[]) => rows.map((x) => String(x.reason).replace(/^line \d+: /, '')).sort();
+    expect(reasons(rejects)).toEqual(reasons([...etl, { reason: 'SPEND is "N/A"; expected an amount like 1.50' }]));
+    expect(rejects.find((x) => Number(x.line) === spoiledLine)).toEqual({ row: null, line: String(spoiledLine), reason: `line ${spoiledLine}: SPEND is "N/A"; expected an amount like 1.50` });
+  });
+
+  it('refuses raw lines for a model trained with other feature definitions, naming both versions', async () => {
+    const { sha256: _, ...doc } = forest;
+    const old = sealForest({ ...doc, training: { ...doc.training, featureDefinitions: 'sha256:0000000000000000' } });
+    const oldPath = path.join(dir, 'old-forest.json');
+    await writeForestFile(oldPath, old);
+    const out = path.join(dir, 'refused.parquet');
+    const res = await run(['score', '--model', oldPath, '--input', dropPath, '--output', out]);
+    expect(res.code).not.toBe(0);
+    expect(res.err).toContain('sha256:0000000000000000');
+    expect(res.err).toContain(FEATURE_DEFINITIONS_VERSION);
+    await expect(readFile(out)).rejects.toThrow();
+  });
+
+  it('logs progress as JSON lines (lines read, rate) when not on a terminal', async () => {
+    const before = process.env.PRICESENSE_PROGRESS;
+    process.env.PRICESENSE_PROGRESS = 'json';
+    try {
+      const res = await run(['score', '--model', modelPath, '--input', dropPath, '--output', path.join(dir, 'progress.csv')]);
+      expect(res.code).toBe(0);
+      const events = res.err.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(events.find((e) => e.event === 'stage_done')).toMatchObject({ stage: 'score', unit: 'lines', done: report.silver.accepted });
+      expect(events.some((e) => e.event === 'progress' && typeof e.per_second === 'number')).toBe(true);
+      expect(res.out).toMatch(/baskets from [\d,]+ raw lines/);
+    } finally {
+      if (before === undefined) delete process.env.PRICESENSE_PROGRESS;
+      else process.env.PRICESENSE_PROGRESS = before;
+    }
+  });
+});
