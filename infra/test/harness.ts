@@ -334,7 +334,7 @@ export async function runProgram(project: Project, stack: string, options: RunOp
           return {
             type: r.type,
             name: r.name,
-            urn: `${r.type}::${r.name}`,
+            urn: `urn:pulumi:${stack}::${PROJECT_NAMES[project]}::${r.type}::${r.name}`,
             props,
             provider: p ? { type: p.type, props: p.inputs } : undefined,
             opts: { protect: r.opts.protect },
