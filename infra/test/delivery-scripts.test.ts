@@ -28,6 +28,13 @@ const REGISTRY = '123456789012.dkr.ecr.us-east-1.amazonaws.com';
 const STUBS: Record<string, string> = {
   pulumi: `
 log pulumi "$@"
+# Like the CLI: a command on "the current stack" needs one selected (stack select) or named (--stack).
+explicit=""; for a in "$@"; do [ "$a" = --stack ] && explicit=1; done
+case "$1 $2" in
+  "stack select") echo "$3" > "$STATE.stack"; exit 0 ;;
+  "login "*) exit 0 ;;
+esac
+if [ -z "$explicit" ] && [ ! -s "$STATE.stack" ]; then echo "error: no stack selected; please use pulumi stack select" >&2; exit 255; fi
 case "$1 $2" in
   "stack output")
     shift 2; name=""
@@ -118,6 +125,18 @@ const platformOutputs = (stack: string): Record<string, string> => ({
   OUT_pipelineApiImage: `${REGISTRY}/pricesense/api@${OLD}`,
   OUT_pipelineJobsImage: `${REGISTRY}/pricesense/jobs@${digest('e')}`,
   OUT_deployerImage: `${REGISTRY}/pricesense/deployer@${digest('f')}`,
+});
+
+describe('the stubs behave like the tools where the scripts depend on it', () => {
+  test('pulumi refuses a command on the current stack when none is selected or named', () => {
+    const script = path.join(dir, 'no-select.sh');
+    writeFileSync(script, 'set -e\npulumi config set --path pricesense:x 1\n');
+    const r = run(script, []);
+    expect(r.status).toBe(255);
+    expect(r.output).toContain('no stack selected');
+    writeFileSync(script, 'set -e\npulumi stack select dev\npulumi config set --path pricesense:x 1\npulumi stack output --stack prod tier\n');
+    expect(run(script, [], { OUT_tier: 'prod' }).status).toBe(0);
+  });
 });
 
 describe('shellcheck', () => {
