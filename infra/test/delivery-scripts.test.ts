@@ -42,7 +42,12 @@ case "$1 $2" in
     var="OUT_$name"; [ -n "\${!var+x}" ] || { echo "no output $name" >&2; exit 1; }; echo "\${!var}" ;;
   "config set") echo "$4=$5" >> "$STATE" ;;
   *)
-    if [ "$1" = up ] && [ -n "\${FAIL_UP_DIGEST:-}" ] && [ "$(current)" = "$FAIL_UP_DIGEST" ]; then echo "update failed" >&2; exit 1; fi ;;
+    if [ "$1" = up ] && [ -n "\${FAIL_UP_DIGEST:-}" ] && [ "$(current)" = "$FAIL_UP_DIGEST" ]; then echo "update failed" >&2; exit 1; fi
+    # FAILED_DESTROYS: how many of the first destroys fail (DependencyViolation on the deployer's ENIs).
+    if [ "$1" = destroy ]; then
+      n=$(( $(cat "$STATE.destroys" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$STATE.destroys"
+      if [ "$n" -le "\${FAILED_DESTROYS:-0}" ]; then echo "error: deleting security group: DependencyViolation" >&2; exit 1; fi
+    fi ;;
 esac`,
   aws: `
 log aws "$@"
@@ -360,6 +365,16 @@ describe('teardown.sh', () => {
     expect(r.calls.filter((c) => /delete-model-package/.test(c))).toEqual([]);
     expect(r.calls).toContain('pulumi destroy --yes --exclude-protected');
     expect(r.output).toContain('stage: kept the lake (pricesense-lake-stage-123456789012) and the model package group (pricesense-stage)');
+  });
+
+  test('the platform destroy is retried while the deployer build\'s network interfaces linger, and gives up with a pointer', () => {
+    const retried = run(SCRIPTS.teardown, ['dev'], { ...platformOutputs('dev'), FAILED_DESTROYS: '2', DESTROY_RETRY_SECONDS: '0' });
+    expect(retried.status).toBe(0);
+    expect(retried.calls.filter((c) => c.startsWith('pulumi destroy'))).toEqual(['pulumi destroy --yes', 'pulumi destroy --yes', 'pulumi destroy --yes']);
+    const given = run(SCRIPTS.teardown, ['stage'], { ...platformOutputs('stage'), FAILED_DESTROYS: '3', DESTROY_RETRY_SECONDS: '0' });
+    expect(given.status).toBe(1);
+    expect(given.calls.filter((c) => c.startsWith('pulumi destroy'))).toEqual(Array(3).fill('pulumi destroy --yes --exclude-protected'));
+    expect(given.output).toContain('the platform destroy of stage failed 3 times; if the error is DependencyViolation, look for network interfaces');
   });
 
   test('stops before the platform while a load balancer of the cluster exists', () => {

@@ -131,3 +131,17 @@ describe('workflow concurrency groups', () => {
     expect(new Set(mainGroups).size).toBe(mainGroups.length); // a main run waiting for stage approval holds only stage
   });
 });
+
+describe('workflow credentials last as long as the job (review L12)', () => {
+  interface Step { readonly uses?: string; readonly with?: Record<string, unknown> }
+  interface Job { readonly 'timeout-minutes'?: number; readonly steps?: Step[] }
+  test.each(['release.yml', 'retrain.yml', 'teardown.yml'])('%s: every role session covers the job\'s timeout', (file) => {
+    const jobs = (workflow(file) as unknown as { jobs: Record<string, Job> }).jobs;
+    const sessions = Object.entries(jobs).flatMap(([name, job]) => (job.steps ?? [])
+      .filter((s) => s.uses?.startsWith('aws-actions/configure-aws-credentials') === true)
+      // The action's default session is one hour.
+      .map((s) => [name, Number(s.with?.['role-duration-seconds'] ?? 3600) >= 60 * (job['timeout-minutes'] ?? 360)]));
+    expect(sessions.length).toBeGreaterThan(0);
+    for (const [name, covered] of sessions) expect([name, covered]).toEqual([name, true]);
+  });
+});
