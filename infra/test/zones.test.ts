@@ -68,6 +68,8 @@ describe('pinned zones (network.zoneIds): nothing moves a subnet once a stack ha
     expect(subnetZones(run)).toEqual(stack === 'prod' ? ['use1-az1', 'use1-az2', 'use1-az4'] : ['use1-az1', 'use1-az2']);
     expect(run.outputs.zoneIds).toEqual(subnetZones(run));
     expect(run.invokes.map((i) => i.token)).not.toContain('aws:index/getAvailabilityZones:getAvailabilityZones');
+    // What deploy.sh reads to wake dev's sleeping node groups (the form delivery-scripts.test.ts feeds it).
+    expect([run.outputs.demoHours, run.outputs.scheduledNodeGroups]).toEqual(stack === 'dev' ? ['UTC MON-FRI 08:00 20:00', 'pricesense-dev-spot:2:3'] : [null, null]);
   });
 
   test('unpinned (a first up): the lookup filters on opt-in status only, and the chosen zones come out with the command that pins them', async () => {
