@@ -21,6 +21,7 @@ import {
 import { ConfigError, type DeepPartial, type RawConfig, type SettingsOf, type StackIdentity, type Tier, TIERS, parseProjectConfig, type ProjectConfigSpec } from './stack-config';
 import { IMAGE_REPOSITORIES, type ImageName, hasImage, imageRefProblem, imageRefSpec, missingImageIssue } from './images';
 import { nonRoutableReason } from './ip-ranges';
+import { pinnedZoneProblems } from './zones';
 import { LATENCY_BOUNDS_MS } from './api-alarms';
 
 export { ConfigError, NAMESPACE, TIERS, tierOfStack } from './stack-config';
@@ -75,6 +76,11 @@ export const SCHEMA = {
     endpointAzCount: int(1, 3),
     /** Zone IDs never used, in addition to those EKS does not support (network.ts). */
     excludeZoneIds: list(ZONE_ID, 0, 20),
+    /**
+     * The stack's zones, subnet i in zoneIds[i], pinned after the first up from its zoneIds
+     * output (docs/infra.md, "Zones"): no lookup then, so nothing can move a subnet.
+     */
+    zoneIds: optional(list(ZONE_ID, 2, 3)),
   }),
   cluster: obj({
     version: str({ pattern: /^1\.\d{2}$/, patternText: 'a Kubernetes minor version such as 1.33' }),
@@ -233,6 +239,9 @@ export function checkPublicCidrs(path: string, cidrs: readonly string[], complai
 function checkConsistency(s: Settings, complain: (path: string, expected: string, value: unknown, described?: string) => void): void {
   if (s.network.endpointAzCount > s.network.azCount) {
     complain('network.endpointAzCount', `at most network.azCount (${s.network.azCount})`, s.network.endpointAzCount);
+  }
+  if (s.network.zoneIds !== undefined) {
+    for (const p of pinnedZoneProblems(s.network.zoneIds, s.network.azCount, s.network.excludeZoneIds)) complain(p.path, p.expected, p.value);
   }
   if (!s.network.cidr.endsWith('/16')) {
     complain('network.cidr', 'a /16 block (subnets are carved as /20s)', s.network.cidr);

@@ -23,9 +23,22 @@ export interface ImageRef {
   readonly digest?: string;
 }
 
+/**
+ * The ECR mirror of registry.k8s.io/autoscaling/cluster-autoscaler, next to the API's
+ * repository (no NAT: nodes pull from ECR only). `crane copy` keeps the upstream digest, so
+ * one digest names the same bytes in every account (docs/infra.md, "Autoscaling").
+ */
+export const AUTOSCALER_MIRROR_REPOSITORY = 'mirror/cluster-autoscaler';
+
 export const DIGEST_PATTERN = /^sha256:[a-f0-9]{64}$/;
-/** A full reference pinned to content: `<registry>/<repository>@sha256:<64 hex>`. */
-export const DIGEST_REFERENCE = /^[^\s@]+@sha256:[a-f0-9]{64}$/;
+/**
+ * A full reference pinned to content in one of our repositories: `<account>.dkr.ecr.<region>.
+ * amazonaws.com/<repository>[:<tag>]@sha256:<64 hex>`, the repository one of IMAGE_REPOSITORIES
+ * or the autoscaler's mirror. Any other registry's digest is bytes nobody here scanned.
+ */
+export const DIGEST_REFERENCE = new RegExp(
+  `^\\d{12}\\.dkr\\.ecr\\.[a-z]{2}(-[a-z]+)+-\\d\\.amazonaws\\.com(\\.cn)?/(${[...Object.values(IMAGE_REPOSITORIES), AUTOSCALER_MIRROR_REPOSITORY].join('|')})(:[\\w.-]+)?@sha256:[a-f0-9]{64}$`,
+);
 
 export function isDigestReference(image: string): boolean {
   return DIGEST_REFERENCE.test(image);
@@ -73,12 +86,6 @@ export function missingImageIssue(key: string, stack: string, output: string, de
   };
 }
 
-/**
- * The ECR mirror of registry.k8s.io/autoscaling/cluster-autoscaler, next to the API's
- * repository (no NAT: nodes pull from ECR only). `crane copy` keeps the upstream digest, so
- * one digest names the same bytes in every account (docs/infra.md, "Autoscaling").
- */
-export const AUTOSCALER_MIRROR_REPOSITORY = 'mirror/cluster-autoscaler';
 export interface AutoscalerImage {
   /** Upstream release tag, v<Kubernetes minor>.<patch>. */
   readonly version: string;

@@ -13,19 +13,21 @@ export interface SpecialRange {
   readonly cidr: string;
   /** Why no internet client has an address in it. */
   readonly what: string;
+  /** RFC 1918: what an internal load balancer's clients (inside the VPC or a peered network) have. */
+  readonly privateUse?: true;
 }
 
 export const NON_ROUTABLE_RANGES: readonly SpecialRange[] = [
   { cidr: '0.0.0.0/8', what: '"this network" (RFC 791)' },
-  { cidr: '10.0.0.0/8', what: 'private use (RFC 1918)' },
+  { cidr: '10.0.0.0/8', what: 'private use (RFC 1918)', privateUse: true },
   { cidr: '100.64.0.0/10', what: 'carrier-grade NAT shared space (RFC 6598)' },
   { cidr: '127.0.0.0/8', what: 'loopback (RFC 1122)' },
   { cidr: '169.254.0.0/16', what: 'link-local (RFC 3927)' },
-  { cidr: '172.16.0.0/12', what: 'private use (RFC 1918)' },
+  { cidr: '172.16.0.0/12', what: 'private use (RFC 1918)', privateUse: true },
   { cidr: '192.0.0.0/24', what: 'IETF protocol assignments (RFC 6890)' },
   { cidr: '192.0.2.0/24', what: 'documentation TEST-NET-1 (RFC 5737)' },
   { cidr: '192.88.99.0/24', what: 'deprecated 6to4 relay anycast (RFC 7526)' },
-  { cidr: '192.168.0.0/16', what: 'private use (RFC 1918)' },
+  { cidr: '192.168.0.0/16', what: 'private use (RFC 1918)', privateUse: true },
   { cidr: '198.18.0.0/15', what: 'benchmarking (RFC 2544)' },
   { cidr: '198.51.100.0/24', what: 'documentation TEST-NET-2 (RFC 5737)' },
   { cidr: '203.0.113.0/24', what: 'documentation TEST-NET-3 (RFC 5737)' },
@@ -80,4 +82,11 @@ export function nonRoutableReason(cidr: string): string | undefined {
 
 function formatBlock(b: Block): string {
   return `${b.base >>> 24}.${(b.base >>> 16) & 255}.${(b.base >>> 8) & 255}.${b.base & 255}/${b.bits}`;
+}
+
+/** Whether `cidr` is a well-formed block (no host bits set) inside a private-use (RFC 1918) range. */
+export function isPrivateUse(cidr: string): boolean {
+  const block = parseCidr(cidr);
+  if (!block || ((block.base & mask(block.bits)) >>> 0) !== block.base) return false;
+  return PARSED.some((p) => p.range.privateUse === true && within(block, p.block));
 }

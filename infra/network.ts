@@ -62,50 +62,13 @@ export function s3EndpointPolicy(accountId: string, partition: string, region: s
   });
 }
 
-/**
- * Zones EKS refuses control-plane subnets in (UnsupportedAvailabilityZoneException), by
- * zone ID: https://docs.aws.amazon.com/eks/latest/userguide/network-reqs.html. Zone *names*
- * map to different physical zones in every account, so a name-based list cannot express
- * this; IDs can.
- */
-export const EKS_UNSUPPORTED_ZONE_IDS: readonly string[] = ['use1-az3', 'usw1-az2', 'cac1-az3'];
-
-export interface AvailableZones {
-  readonly names: readonly string[];
-  readonly zoneIds: readonly string[];
-}
-
-export interface Zone {
-  readonly name: string;
-  readonly id: string;
-}
-
-/**
- * The first `count` zones (in the region's zone ID order) that are neither unsupported by EKS
- * nor excluded by config. Throws with what was available, what was excluded and what to change.
- */
-export function selectZones(available: AvailableZones, count: number, exclude: readonly string[], region: string): Zone[] {
-  const excluded = new Set([...EKS_UNSUPPORTED_ZONE_IDS, ...exclude]);
-  const zones = available.zoneIds
-    .map((id, i) => ({ id, name: available.names[i] }))
-    .sort((a, b) => a.id.localeCompare(b.id, 'en', { numeric: true }));
-  const usable = zones.filter((z) => !excluded.has(z.id));
-  if (usable.length < count) {
-    const skipped = zones.filter((z) => excluded.has(z.id)).map((z) => z.id);
-    throw new Error(
-      `region ${region} has ${usable.length} usable availability zone(s) (${usable.map((z) => z.id).join(', ') || 'none'}; excluded: ${skipped.join(', ') || 'none'}); ` +
-        `network.azCount asks for ${count}: lower pricesense:network.azCount or shorten pricesense:network.excludeZoneIds`,
-    );
-  }
-  return usable.slice(0, count);
-}
+export { EKS_UNSUPPORTED_ZONE_IDS, selectZones, type AvailableZones, type Zone } from './zones';
 
 export interface NetworkArgs {
   readonly cidr: string;
-  readonly azCount: number;
   readonly endpointAzCount: number;
-  /** Zone IDs never used, on top of EKS_UNSUPPORTED_ZONE_IDS. */
-  readonly excludeZoneIds: readonly string[];
+  /** One per subnet pair, resolved before any resource (zones.ts, stackZones). */
+  readonly zoneIds: readonly string[];
   readonly region: string;
   /** Subnets carry the cluster tag so EKS and its load balancer controller find them. */
   readonly clusterName: string;
@@ -131,19 +94,16 @@ export class Network extends pulumi.ComponentResource {
   /** The S3 gateway endpoint's prefix list: what an egress rule to S3 names. */
   readonly s3PrefixListId: pulumi.Output<string>;
   readonly cidr: string;
+  /** The zone IDs in subnet order: pin them in config after the first up (docs/infra.md, "Zones"). */
+  readonly zoneIds: string[];
 
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super('pricesense:infra:Network', name, {}, opts);
     const parent = { parent: this };
 
     this.cidr = args.cidr;
-    // Local and Wavelength zones are opt-in; only the region's own zones qualify.
-    const available = aws.getAvailabilityZonesOutput(
-      { state: 'available', filters: [{ name: 'opt-in-status', values: ['opt-in-not-required'] }] },
-      parent,
-    );
-    const zones = available.apply((z) => selectZones(z, args.azCount, args.excludeZoneIds, args.region));
-    const zoneId = (i: number): pulumi.Output<string> => zones.apply((zs) => zs[i].id);
+    this.zoneIds = [...args.zoneIds];
+    const zoneId = (i: number): string => args.zoneIds[i];
 
     const vpc = new aws.ec2.Vpc(`${name}-vpc`, {
       cidrBlock: args.cidr,
@@ -164,7 +124,7 @@ export class Network extends pulumi.ComponentResource {
     this.privateSubnetIds = [];
     this.privateSubnetCidrs = [];
     this.publicSubnetIds = [];
-    for (let i = 0; i < args.azCount; i++) {
+    for (let i = 0; i < args.zoneIds.length; i++) {
       const privateCidr = subnetCidr(args.cidr, 'private', i);
       const priv = new aws.ec2.Subnet(`${name}-private-${i}`, {
         vpcId: vpc.id,

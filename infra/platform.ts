@@ -7,14 +7,14 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import type { StackConfig } from './config';
-import { type AwsContext, createAwsContext } from './aws-context';
+import type { AwsContext } from './aws-context';
 import { Network } from './network';
 import { DataLake } from './data-lake';
 import { imageIn, lookupImageRepositories, type RepositoryRef } from './image-registry';
 import type { ImageName } from './images';
 import { ModelRegistry, modelPackageGroupArn } from './model-registry';
 import { Monitoring } from './monitoring';
-import { Cluster } from './cluster';
+import { Cluster, nodeGroupName } from './cluster';
 import { ApiIdentity } from './api-identity';
 import { Deployer } from './deployer';
 import { Cost } from './cost';
@@ -44,16 +44,15 @@ export function clusterNameFor(stack: string): string {
   return `pricesense-${stack}`;
 }
 
-export function buildPlatform(cfg: StackConfig): Platform {
-  const ctx = createAwsContext(cfg);
+/** `zoneIds`: the stack's zones, resolved before any resource (zones.ts, stackZones). */
+export function buildPlatform(cfg: StackConfig, ctx: AwsContext, zoneIds: readonly string[]): Platform {
   const aws = { providers: { aws: ctx.provider } };
   const clusterName = clusterNameFor(cfg.stack);
 
   const network = new Network('network', {
     cidr: cfg.network.cidr,
-    azCount: cfg.network.azCount,
     endpointAzCount: cfg.network.endpointAzCount,
-    excludeZoneIds: cfg.network.excludeZoneIds,
+    zoneIds,
     region: cfg.region,
     clusterName,
     aws: ctx,
@@ -156,6 +155,7 @@ export function stackOutputs(p: Platform): Record<string, pulumi.Input<unknown>>
     kubernetesVersion: p.config.cluster.version,
     kubeconfig: p.cluster.kubeconfig,
     nodeCidrs: p.network.privateSubnetCidrs,
+    zoneIds: p.network.zoneIds,
     deployerProject: p.deployer.projectName,
     deployerImage: p.deployer.image,
     alertTopicArn: p.monitoring.alertTopicArn,
@@ -163,7 +163,16 @@ export function stackOutputs(p: Platform): Record<string, pulumi.Input<unknown>>
     region: p.config.region,
     tier: p.config.tier,
     costTags: p.aws.tags,
+    // deploy.sh wakes scaled-to-zero node groups for a deploy outside demo hours (docs/delivery.md).
+    demoHours: demoHoursOutput(p.config.cost.demoHours),
+    scheduledNodeGroups: p.config.cost.demoHours === undefined ? undefined
+      : p.config.nodeGroups.map((g) => `${nodeGroupName(clusterNameFor(p.config.stack), g.name)}:${g.desiredSize}:${g.maxSize}`).join(' '),
   };
+}
+
+/** "<timezone> <days> <start> <end>", the form deploy.sh reads; undefined without demo hours. */
+export function demoHoursOutput(hours: StackConfig['cost']['demoHours']): string | undefined {
+  return hours === undefined ? undefined : `${hours.timezone} ${hours.days} ${hours.start} ${hours.end}`;
 }
 
 /** Runs the extensions after the core platform; their outputs join the stack outputs. */

@@ -1,13 +1,37 @@
 #!/usr/bin/env bash
 # Build the three images of a release (the API runtime, the SageMaker jobs image, the in-VPC
 # deployer), push each once to its shared repository under an immutable tag, wait for ECR's
-# scan-on-push result and fail on any CRITICAL finding. Every environment then deploys the
+# scan result (basic scan-on-push or enhanced scanning) and fail on any CRITICAL finding. Every environment then deploys the
 # digests written here, never a tag: what dev scanned and smoke-tested is what prod runs.
 # Env: REGISTRY (account.dkr.ecr.region.amazonaws.com), TAG; GITHUB_OUTPUT receives
-# api_digest, jobs_digest, deployer_digest (stdout when unset).
+# api_digest, jobs_digest, deployer_digest (stdout when unset). SCAN_WAIT_SECONDS (1800),
+# SCAN_POLL_SECONDS (10).
 set -euo pipefail
 : "${REGISTRY:?}" "${TAG:?}"
 out="${GITHUB_OUTPUT:-/dev/stdout}"
+
+# Not `aws ecr wait image-scan-complete`: it gives up after 60 checks 5 s apart, and it waits
+# for COMPLETE, which enhanced scanning (Amazon Inspector) never reports: its scans end ACTIVE
+# (findings ready, the image stays under continuous scanning).
+wait_for_scan() {
+  local repository="$1" status="" started=$SECONDS
+  while :; do
+    status=$(aws ecr describe-image-scan-findings --repository-name "$repository" --image-id imageTag="$TAG" \
+      --query 'imageScanStatus.status' --output text 2>/dev/null || echo PENDING) # ScanNotFound right after the push
+    case "$status" in
+      COMPLETE|ACTIVE) return 0 ;;
+      IN_PROGRESS|PENDING) ;;
+      *)
+        echo "::error::the scan of ${repository}:${TAG} ended ${status}; an image is deployed only with a scan result (see the repository's scan status in the ECR console)"
+        return 1 ;;
+    esac
+    if [ $(( SECONDS - started )) -ge "${SCAN_WAIT_SECONDS:-1800}" ]; then
+      echo "::error::no scan result for ${repository}:${TAG} after ${SCAN_WAIT_SECONDS:-1800}s (status ${status}); re-run the job: the push is not repeated"
+      return 1
+    fi
+    sleep "${SCAN_POLL_SECONDS:-10}"
+  done
+}
 
 # build_push_scan <name> <repository> [docker build args…]
 build_push_scan() {
@@ -21,7 +45,7 @@ build_push_scan() {
     docker build --pull "$@" -t "$image" .
     docker push "$image"
   fi
-  aws ecr wait image-scan-complete --repository-name "$repository" --image-id imageTag="$TAG"
+  wait_for_scan "$repository"
   local critical
   critical=$(aws ecr describe-image-scan-findings --repository-name "$repository" --image-id imageTag="$TAG" \
     --query 'imageScanFindings.findingSeverityCounts.CRITICAL' --output text)

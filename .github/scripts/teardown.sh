@@ -9,11 +9,29 @@
 #   4. the platform stack: everything in dev; in stage and prod everything except the
 #      protected data (lake, model package group), which stays (docs/infra.md,
 #      "Teardown, stack by stack").
+# The platform destroy is retried (DESTROY_ATTEMPTS, 3; DESTROY_RETRY_SECONDS, 120 apart): the
+# network interfaces of the deployer build that just ran step 1 stay in the private subnets for
+# a few minutes after it ends, and until AWS releases them deleting the deployer's security
+# group or the subnets fails with DependencyViolation. A destroy is idempotent, so a retry
+# only deletes what is left.
 # Usage: teardown.sh <stack>
 # Needs: the Pulumi CLI logged in to the backend, the environment's deploy role, npm ci done.
 set -euo pipefail
 stack="${1:?stack (dev|stage|prod)}"
 here="$(cd "$(dirname "$0")" && pwd)"
+
+destroy_platform() {
+  local attempt=1 attempts="${DESTROY_ATTEMPTS:-3}"
+  until pulumi destroy --yes "$@"; do
+    if [ "$attempt" -ge "$attempts" ]; then
+      echo "::error::the platform destroy of ${stack} failed ${attempts} times; if the error is DependencyViolation, look for network interfaces left in the VPC (aws ec2 describe-network-interfaces --filters Name=vpc-id,Values=<vpc>) and run the teardown again"
+      return 1
+    fi
+    echo "::warning::platform destroy attempt ${attempt} of ${attempts} failed (the deployer build's network interfaces may still be in use); retrying in ${DESTROY_RETRY_SECONDS:-120}s"
+    sleep "${DESTROY_RETRY_SECONDS:-120}"
+    attempt=$(( attempt + 1 ))
+  done
+}
 pulumi stack select "$stack"
 tier=$(pulumi stack output tier)
 cluster=$(pulumi stack output clusterName)
@@ -43,10 +61,10 @@ if [ "$tier" = "dev" ]; then
     if [ "$arn" != "None" ]; then aws sagemaker delete-model-package --model-package-name "$arn"; fi
   done
   echo "4/4 ${stack}: destroying the platform stack"
-  pulumi destroy --yes
+  destroy_platform
 else
   echo "3/4 ${stack} (${tier}): model package versions are kept"
   echo "4/4 ${stack}: destroying the platform stack except the protected data"
-  pulumi destroy --yes --exclude-protected
+  destroy_platform --exclude-protected
   echo "::notice::${stack}: kept the lake (${lake}) and the model package group (${group}); deleting them is a separate, deliberate step (docs/infra.md)"
 fi

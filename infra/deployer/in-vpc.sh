@@ -2,8 +2,10 @@
 # Runs inside the VPC, in a build of the environment's deployer (infra/deployer.ts), where the
 # cluster's private API server answers:
 #   deploy:  the app project's `pulumi up` with the policy pack at API_DIGEST, the rollout and
-#            the smoke test through the API server, and on failure the same for the previous
-#            digest (from the app stack's state);
+#            the smoke test through the API server. No rollback here: this build runs the new
+#            release's app program, which must not be what puts the old image back.
+#            .github/scripts/deploy.sh rolls back by restoring the previous release's deployer
+#            image and running this script again, as that release, with its digest;
 #   destroy: the app stack's destroy, then a check that no LoadBalancer Service is left in the
 #            cluster (its load balancer would keep the VPC from being deleted).
 # Usage: in-vpc.sh deploy|destroy
@@ -41,12 +43,7 @@ case "$action" in
 esac
 
 : "${API_DIGEST:?}"
-previous=$(pulumi stack output apiImage 2>/dev/null || true)
-case "$previous" in
-  *@sha256:*) previous="${previous##*@}" ;;
-  *) previous="" ;;
-esac
-echo "deploying ${API_DIGEST} to ${STACK} (previous: ${previous:-none})"
+echo "deploying ${API_DIGEST} to ${STACK}"
 
 deploy() {
   pulumi config set --path 'pricesense:app.image.digest' "$1"
@@ -62,19 +59,27 @@ smoke() {
   return "$rc"
 }
 
+# Without a Ready node the rollout, the smoke test and the rollback would all time out; in dev
+# the node groups sleep outside demo hours and deploy.sh has just scaled them up.
+ready_nodes() {
+  kubectl get nodes -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -cx True || true
+}
+started=$SECONDS
+until [ "$(ready_nodes)" -gt 0 ]; do
+  waited=$(( SECONDS - started ))
+  if [ "$waited" -ge "${NODE_WAIT_SECONDS:-900}" ]; then
+    echo "no Ready node in ${STACK} after ${waited}s: nothing can run the API. Are the node groups scaled to zero (cost.demoHours)? deploy.sh scales them up; by hand: aws eks update-nodegroup-config (docs/delivery.md)" >&2
+    exit 1
+  fi
+  echo "waiting for a Ready node in ${STACK} (${waited}s)"
+  sleep "${POLL_SECONDS:-15}"
+done
+
 # An unpullable or crash-looping image fails `pulumi up` itself (the Deployment never becomes
-# ready), so a failed deploy and a failed smoke test both lead to the rollback.
+# ready); either failure fails the build, and deploy.sh rolls the whole release back.
 if deploy "$API_DIGEST" && smoke; then
   echo "${STACK} serves ${API_DIGEST}"
   exit 0
 fi
 echo "deploy or smoke test failed on ${STACK} with ${API_DIGEST}" >&2
-if [ -n "$previous" ] && [ "$previous" != "$API_DIGEST" ]; then
-  echo "rolling ${STACK} back to ${previous}"
-  if deploy "$previous" && smoke; then
-    echo "${STACK} rolled back to ${previous}" >&2
-  else
-    echo "the previous image ${previous} also fails to deploy or smoke-test" >&2
-  fi
-fi
 exit 1

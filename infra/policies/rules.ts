@@ -10,9 +10,9 @@
  * engine then reports the rule as not run (advisory). Rules that guard a first `up`
  * (CIDRs, digests, protection, trust) read only values known before anything exists.
  */
-import { nonRoutableReason } from '../ip-ranges';
+import { isPrivateUse, nonRoutableReason } from '../ip-ranges';
 import { isDigestReference } from '../images';
-import { TIER_LABEL, TIER_TAG } from '../stack-config';
+import { TIER_TAG, tierOfStack } from '../stack-config';
 import { AUDIENCE_KEY, ENVIRONMENT_SUBJECT, GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST, SUBJECT_KEY } from '../github-oidc';
 import { REQUIRED_CLUSTER_LOG_TYPES } from '../config';
 import { BOUNDED_IAM_ACTIONS, DELIVERY_PATH, STATE_BUCKET_TAG, boundaryPolicyArn, defaultStateBucket, environmentProbes } from '../environment-boundary';
@@ -330,19 +330,38 @@ export const requiredTags: ResourceRule = {
   },
 };
 
+/** The stack in a resource's URN (urn:pulumi:<stack>::<project>::<type>::<name>). */
+export function stackOfUrn(urn: string): string | undefined {
+  return /^urn:pulumi:([^:]+)::/.exec(urn)?.[1];
+}
+
 /**
- * The tier a resource belongs to: the `tier` tag (the provider's default tags, else the
- * resource's own) for AWS resources, the `pricesense/tier` label for Kubernetes objects.
- * Undefined when absent: rules then apply their strictest form.
+ * The tier a resource belongs to, decided by its stack, never by the resource (review M6 of
+ * issue 11: a prod bucket tagged tier=dev, or a Deployment labelled pricesense/tier=dev, must
+ * not exempt itself from the prod rules): the stack's name when it is a tier (dev, stage,
+ * prod), else the `tier` default tag of the stack's AWS provider (set from the stack's
+ * config, e.g. a personal stack dev-alice). Undefined otherwise (a Kubernetes object in a
+ * personal stack, the delivery stack): rules then apply their strictest form.
  */
 export function tierOf(r: CheckedResource): string | undefined {
-  if (r.type.startsWith('kubernetes:')) return str(asRecord(asRecord(r.props.metadata).labels)[TIER_LABEL]);
-  // The stack's provider decides (review M6 of issue 11): a resource tagged tier=dev in a prod
-  // stack must not exempt itself from the prod rules. Its own tags count only without one.
-  const fromProvider = str(providerDefaultTags(r.provider)[TIER_TAG]);
-  return fromProvider ?? str({ ...asRecord(r.props.tagsAll), ...asRecord(r.props.tags) }[TIER_TAG]);
+  const stack = stackOfUrn(r.urn);
+  if (stack !== undefined && tierOfStack(stack) !== undefined) return stack;
+  return r.type.startsWith('kubernetes:') ? undefined : str(providerDefaultTags(r.provider)[TIER_TAG]);
 }
 const relaxed = (r: CheckedResource): boolean => tierOf(r) === 'dev';
+
+/** The in-tree AWS cloud provider's annotations on a LoadBalancer Service. */
+export const LB_SOURCE_RANGES_ANNOTATION = 'service.beta.kubernetes.io/load-balancer-source-ranges';
+const LB_INTERNAL_ANNOTATIONS: Record<string, string> = {
+  'service.beta.kubernetes.io/aws-load-balancer-internal': 'true',
+  'service.beta.kubernetes.io/aws-load-balancer-scheme': 'internal',
+};
+
+/** Whether a Service asks for an internal load balancer (clients inside the VPC or a peered network). */
+function isInternalLoadBalancer(r: CheckedResource): boolean {
+  const annotations = asRecord(asRecord(r.props.metadata).annotations);
+  return Object.entries(LB_INTERNAL_ANNOTATIONS).some(([k, v]) => String(annotations[k] ?? '').toLowerCase() === v);
+}
 
 /** Where a public access list lives, per resource type. */
 function publicAccessLists(r: CheckedResource): [string, unknown][] {
@@ -351,8 +370,12 @@ function publicAccessLists(r: CheckedResource): [string, unknown][] {
       return [['publicAccessCidrs', r.props.publicAccessCidrs]];
     case 'aws:eks/cluster:Cluster':
       return [['vpcConfig.publicAccessCidrs', asRecord(r.props.vpcConfig).publicAccessCidrs]];
-    case 'kubernetes:core/v1:Service':
-      return [['spec.loadBalancerSourceRanges', asRecord(r.props.spec).loadBalancerSourceRanges]];
+    case 'kubernetes:core/v1:Service': {
+      // The annotation is the older spelling of the same list; the cloud provider reads it when the field is empty.
+      const annotation = asRecord(asRecord(r.props.metadata).annotations)[LB_SOURCE_RANGES_ANNOTATION];
+      const fromAnnotation = typeof annotation === 'string' ? annotation.split(',').map((c) => c.trim()).filter((c) => c !== '') : annotation;
+      return [['spec.loadBalancerSourceRanges', asRecord(r.props.spec).loadBalancerSourceRanges], [`annotation ${LB_SOURCE_RANGES_ANNOTATION}`, fromAnnotation]];
+    }
     default:
       return [];
   }
@@ -361,11 +384,13 @@ function publicAccessLists(r: CheckedResource): [string, unknown][] {
 export const publicCidrsRoutable: ResourceRule = {
   kind: 'resource',
   name: 'public-access-cidrs-routable',
-  description: 'Public access lists (EKS public endpoint, load balancer source ranges) name internet addresses: no documentation (RFC 5737), private-use (RFC 1918) or other special-purpose block, which would admit nobody.',
+  description: 'Public access lists (EKS public endpoint, load balancer source ranges in the field or the annotation) name internet addresses: no documentation (RFC 5737), private-use (RFC 1918) or other special-purpose block, which would admit nobody. An internal load balancer may name private-use blocks. (A public EKS endpoint without a list, open to 0.0.0.0/0, is eks-no-public-endpoint-outside-dev\'s.)',
   enforcementLevel: 'mandatory',
   validate(r, report) {
+    const internal = r.type === 'kubernetes:core/v1:Service' && isInternalLoadBalancer(r);
     for (const [field, list] of publicAccessLists(r)) {
       for (const c of asArray(list)) {
+        if (internal && typeof c === 'string' && isPrivateUse(c)) continue;
         const reason = typeof c === 'string' ? nonRoutableReason(c) : `${String(c)} is not a CIDR`;
         if (reason !== undefined) report(`${r.name}: ${field} ${reason}`);
       }

@@ -185,7 +185,7 @@ export function describeApp(stack: string, getRun: () => ProgramRun, getPreview:
       }
     });
 
-    test(`policy pack: a Deployment image by tag ${stack === 'dev' ? 'is allowed in dev' : `is caught in ${stack}`}; an unlabelled one is held to the prod rule`, () => {
+    test(`policy pack: a Deployment image by tag ${stack === 'dev' ? 'is allowed in dev' : `is caught in ${stack}`}; a label cannot change the stack's tier`, () => {
       const byTag = (labels: Obj | undefined) => getPreview().checked().map((r) => {
         if (r.type !== 'kubernetes:apps/v1:Deployment' || r.name !== 'app-api') return r;
         const spec = o(r.props.spec);
@@ -202,7 +202,9 @@ export function describeApp(stack: string, getRun: () => ProgramRun, getPreview:
         runPolicies(resources).violations.filter((v) => v.rule === 'images-by-digest-outside-dev').map((v) => v.message);
       const own = digestViolations(byTag(o(o(getRun().one('kubernetes:apps/v1:Deployment', 'app-api').inputs.metadata).labels)));
       expect(own).toEqual(stack === 'dev' ? [] : [expect.stringContaining(`runs ${REGISTRY}/pricesense/api:1.0.0, not an image digest reference`)]);
-      expect(digestViolations(byTag(undefined))).toEqual([expect.stringContaining('unknown tier (treated as prod)')]);
+      // The stack decides the tier, not the object's label (review M6): a label of dev exempts nothing.
+      const relabelled = digestViolations(byTag({ 'pricesense/tier': 'dev' }));
+      expect(relabelled).toEqual(stack === 'dev' ? [] : [expect.stringContaining(`app-api (${stack}): containers api runs`)]);
     });
   });
 }

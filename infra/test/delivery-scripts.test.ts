@@ -28,6 +28,13 @@ const REGISTRY = '123456789012.dkr.ecr.us-east-1.amazonaws.com';
 const STUBS: Record<string, string> = {
   pulumi: `
 log pulumi "$@"
+# Like the CLI: a command on "the current stack" needs one selected (stack select) or named (--stack).
+explicit=""; for a in "$@"; do [ "$a" = --stack ] && explicit=1; done
+case "$1 $2" in
+  "stack select") echo "$3" > "$STATE.stack"; exit 0 ;;
+  "login "*) exit 0 ;;
+esac
+if [ -z "$explicit" ] && [ ! -s "$STATE.stack" ]; then echo "error: no stack selected; please use pulumi stack select" >&2; exit 255; fi
 case "$1 $2" in
   "stack output")
     shift 2; name=""
@@ -35,14 +42,23 @@ case "$1 $2" in
     var="OUT_$name"; [ -n "\${!var+x}" ] || { echo "no output $name" >&2; exit 1; }; echo "\${!var}" ;;
   "config set") echo "$4=$5" >> "$STATE" ;;
   *)
-    if [ "$1" = up ] && [ -n "\${FAIL_UP_DIGEST:-}" ] && [ "$(current)" = "$FAIL_UP_DIGEST" ]; then echo "update failed" >&2; exit 1; fi ;;
+    if [ "$1" = up ] && [ -n "\${FAIL_UP_DIGEST:-}" ] && [ "$(current)" = "$FAIL_UP_DIGEST" ]; then echo "update failed" >&2; exit 1; fi
+    # FAILED_DESTROYS: how many of the first destroys fail (DependencyViolation on the deployer's ENIs).
+    if [ "$1" = destroy ]; then
+      n=$(( $(cat "$STATE.destroys" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$STATE.destroys"
+      if [ "$n" -le "\${FAILED_DESTROYS:-0}" ]; then echo "error: deleting security group: DependencyViolation" >&2; exit 1; fi
+    fi ;;
 esac`,
   aws: `
 log aws "$@"
 case "$1 $2" in
-  "codebuild start-build") echo "pricesense-deployer:build-1" ;;
+  "codebuild start-build")
+    # FAILED_BUILDS: how many of the first builds fail (then BUILD_STATUS, default SUCCEEDED).
+    n=$(( $(cat "$STATE.builds" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$STATE.builds"
+    if [ "$n" -le "\${FAILED_BUILDS:-0}" ]; then echo FAILED > "$STATE.status"; else echo "\${BUILD_STATUS:-SUCCEEDED}" > "$STATE.status"; fi
+    echo "pricesense-deployer:build-1" ;;
   "codebuild batch-get-builds")
-    case "$*" in *buildStatus*) echo "\${BUILD_STATUS:-SUCCEEDED}" ;; *deepLink*) echo "https://console.aws/logs/build-1" ;; *groupName*) echo "/aws/codebuild/deployer" ;; *streamName*) echo "build-1" ;; esac ;;
+    case "$*" in *buildStatus*) cat "$STATE.status" ;; *deepLink*) echo "https://console.aws/logs/build-1" ;; *groupName*) echo "/aws/codebuild/deployer" ;; *streamName*) echo "build-1" ;; esac ;;
   "logs get-log-events") echo "Error: pulumi up failed" ;;
   "resourcegroupstaggingapi get-resources") echo "\${LEFTOVER_LBS:-}" ;;
   "sagemaker list-model-packages") echo "\${MODEL_PACKAGES:-None}" ;;
@@ -51,11 +67,19 @@ case "$1 $2" in
       *imageDigest*) case "$*" in *pricesense/api*) echo "${NEW}" ;; *pricesense/jobs*) echo "${JOBS}" ;; *) echo "${DEPLOYER}" ;; esac ;;
       *) exit 1 ;;
     esac ;;
-  "ecr describe-image-scan-findings") echo "\${CRITICAL:-None}" ;;
+  "ecr describe-image-scan-findings")
+    case "$*" in
+      # SCAN_STATUSES: the status each successive look reports, the last one sticking.
+      *imageScanStatus*)
+        n=$(cat "$STATE.scans" 2>/dev/null || echo 0); echo $(( n + 1 )) > "$STATE.scans"
+        read -r -a statuses <<< "\${SCAN_STATUSES:-COMPLETE}"; i=$(( n < \${#statuses[@]} ? n : \${#statuses[@]} - 1 )); echo "\${statuses[$i]}" ;;
+      *) echo "\${CRITICAL:-None}" ;;
+    esac ;;
+  "eks describe-nodegroup") echo "\${NODEGROUP_DESIRED:-2}" ;;
 esac`,
   kubectl: `
 log kubectl "$@"
-case "$1" in get) echo "\${K8S_LBS:-}" ;; port-forward) exec sleep 5 ;; esac`,
+case "$1 $2" in "get nodes") echo "\${NODES_READY-True}" ;; get*) echo "\${K8S_LBS:-}" ;; port-forward*) exec sleep 5 ;; esac`,
   docker: 'log docker "$@"',
   pricesense: `
 log pricesense "$@"
@@ -108,6 +132,18 @@ const platformOutputs = (stack: string): Record<string, string> => ({
   OUT_deployerImage: `${REGISTRY}/pricesense/deployer@${digest('f')}`,
 });
 
+describe('the stubs behave like the tools where the scripts depend on it', () => {
+  test('pulumi refuses a command on the current stack when none is selected or named', () => {
+    const script = path.join(dir, 'no-select.sh');
+    writeFileSync(script, 'set -e\npulumi config set --path pricesense:x 1\n');
+    const r = run(script, []);
+    expect(r.status).toBe(255);
+    expect(r.output).toContain('no stack selected');
+    writeFileSync(script, 'set -e\npulumi stack select dev\npulumi config set --path pricesense:x 1\npulumi stack output --stack prod tier\n');
+    expect(run(script, [], { OUT_tier: 'prod' }).status).toBe(0);
+  });
+});
+
 describe('shellcheck', () => {
   test.each(Object.entries(SCRIPTS))('%s is clean', (_name, script) => {
     const r = spawnSync('shellcheck', ['--severity=style', script], { encoding: 'utf8' });
@@ -128,6 +164,25 @@ describe('build-push-scan.sh', () => {
     expect(readFileSync(out, 'utf8').trim().split('\n')).toEqual([`api_digest=${NEW}`, `jobs_digest=${JOBS}`, `deployer_digest=${DEPLOYER}`]);
   });
 
+  test('waits for enhanced scanning (PENDING, then ACTIVE: it never reports COMPLETE), then hands the digests on', () => {
+    const out = path.join(dir, 'github-output-enhanced');
+    const r = run(SCRIPTS.build, [], { REGISTRY, TAG: 'v1.2.5', GITHUB_OUTPUT: out, SCAN_STATUSES: 'PENDING PENDING IN_PROGRESS ACTIVE', SCAN_POLL_SECONDS: '0' });
+    expect(r.status).toBe(0);
+    expect(r.calls.filter((c) => c.includes('imageScanStatus'))).toHaveLength(4 + 1 + 1);
+    expect(readFileSync(out, 'utf8')).toContain(`api_digest=${NEW}`);
+  });
+
+  test.each([
+    ['a scan that fails', 'FAILED', '1800', 'the scan of pricesense/api:v1.2.6 ended FAILED'],
+    ['no result within SCAN_WAIT_SECONDS', 'PENDING', '0', 'no scan result for pricesense/api:v1.2.6 after 0s (status PENDING)'],
+  ])('%s stops the release before any digest is handed on', (_what, statuses, wait, message) => {
+    const out = path.join(dir, `github-output-${statuses}`);
+    const r = run(SCRIPTS.build, [], { REGISTRY, TAG: 'v1.2.6', GITHUB_OUTPUT: out, SCAN_STATUSES: statuses, SCAN_WAIT_SECONDS: wait, SCAN_POLL_SECONDS: '0' });
+    expect(r.status).toBe(1);
+    expect(r.output).toContain(`::error::${message}`);
+    expect(existsSync(out)).toBe(false);
+  });
+
   test('a critical finding stops the release before any digest is handed on', () => {
     const out = path.join(dir, 'github-output-critical');
     const r = run(SCRIPTS.build, [], { REGISTRY, TAG: 'v1.2.4', GITHUB_OUTPUT: out, CRITICAL: '2' });
@@ -146,6 +201,7 @@ describe('deploy.sh (GitHub side)', () => {
       'pulumi stack output pipelineApiImage',
       'pulumi stack output pipelineJobsImage',
       'pulumi stack output deployerImage',
+      'pulumi stack output demoHours',
       `pulumi config set --path pricesense:images.api.digest ${NEW}`,
       `pulumi config set --path pricesense:images.jobs.digest ${JOBS}`,
       `pulumi config set --path pricesense:images.deployer.digest ${DEPLOYER}`,
@@ -157,17 +213,74 @@ describe('deploy.sh (GitHub side)', () => {
     ]);
   });
 
-  test('a failed app deploy restores the previous release on the platform and fails the job, showing the build log', () => {
+  // The platform's image references and the deployer builds, in order: what a rollback is made of.
+  const releaseSteps = (r: Result): string[] => r.calls
+    .filter((c) => c.startsWith('pulumi config set') || c.startsWith('pulumi up') || c.includes('start-build'))
+    .map((c) => c.replace(/^pulumi config set --path pricesense:images\.(\w+)\.digest /, '$1 ').replace(/^aws codebuild start-build .*API_DIGEST,value=(sha256:\w+).*$/, 'deployer build $1'));
+
+  test('a failed app deploy brings the previous release back whole: its platform references (its deployer), then its app at its digest', () => {
+    const r = run(SCRIPTS.deploy, ['prod', NEW, JOBS, DEPLOYER], { ...platformOutputs('prod'), FAILED_BUILDS: '1' });
+    expect(r.status).toBe(1);
+    expect(r.output).toContain('Error: pulumi up failed'); // the failed build's log
+    expect(releaseSteps(r)).toEqual([
+      `api ${NEW}`, `jobs ${JOBS}`, `deployer ${DEPLOYER}`, 'pulumi up --yes --policy-pack infra/policies', `deployer build ${NEW}`,
+      `api ${OLD}`, `jobs ${digest('e')}`, `deployer ${digest('f')}`, 'pulumi up --yes --policy-pack infra/policies', `deployer build ${OLD}`,
+    ]);
+    expect(r.output).toContain(`::error::prod rolled back to ${OLD}`);
+  });
+
+  test('a release that changed only the jobs and deployer images is rolled back too', () => {
+    const r = run(SCRIPTS.deploy, ['stage', OLD, JOBS, DEPLOYER], { ...platformOutputs('stage'), FAILED_BUILDS: '1' });
+    expect(r.status).toBe(1);
+    expect(releaseSteps(r).slice(5)).toEqual([`api ${OLD}`, `jobs ${digest('e')}`, `deployer ${digest('f')}`, 'pulumi up --yes --policy-pack infra/policies', `deployer build ${OLD}`]);
+  });
+
+  test('when the previous release fails too, the job says so', () => {
     const r = run(SCRIPTS.deploy, ['prod', NEW, JOBS, DEPLOYER], { ...platformOutputs('prod'), BUILD_STATUS: 'FAILED' });
     expect(r.status).toBe(1);
-    expect(r.output).toContain('Error: pulumi up failed');
-    const ups = r.calls.filter((c) => c.startsWith('pulumi config set') || c.startsWith('pulumi up'));
-    expect(ups.slice(4)).toEqual([
-      `pulumi config set --path pricesense:images.api.digest ${OLD}`,
-      `pulumi config set --path pricesense:images.jobs.digest ${digest('e')}`,
-      `pulumi config set --path pricesense:images.deployer.digest ${digest('f')}`,
-      'pulumi up --yes --policy-pack infra/policies',
-    ]);
+    expect(r.output).toContain(`the previous release ${OLD} also fails to deploy or smoke-test on prod`);
+  });
+
+  test('a first deploy (no previous release) fails without a rollback', () => {
+    const outputs: Record<string, string> = { ...platformOutputs('dev') };
+    delete outputs.OUT_pipelineApiImage;
+    const r = run(SCRIPTS.deploy, ['dev', NEW, JOBS, DEPLOYER], { ...outputs, BUILD_STATUS: 'FAILED' });
+    expect(r.status).toBe(1);
+    expect(r.output).toContain('dev had no previous release to roll back to');
+    expect(r.calls.filter((c) => c.startsWith('pulumi up'))).toHaveLength(1);
+  });
+
+  describe('dev outside demo hours (node groups scaled to zero by the schedule)', () => {
+    const dev = { ...platformOutputs('dev'), OUT_demoHours: 'UTC MON-FRI 08:00 20:00', OUT_scheduledNodeGroups: 'pricesense-dev-spot:2:3' };
+    const scaling = (r: Result): string[] => r.calls.filter((c) => /nodegroup|start-build/.test(c));
+    const wake = 'aws eks update-nodegroup-config --cluster-name pricesense-dev --nodegroup-name pricesense-dev-spot --scaling-config minSize=0,maxSize=3,desiredSize=2';
+    const asleep = 'aws eks update-nodegroup-config --cluster-name pricesense-dev --nodegroup-name pricesense-dev-spot --scaling-config minSize=0,maxSize=3,desiredSize=0';
+    const active = 'aws eks wait nodegroup-active --cluster-name pricesense-dev --nodegroup-name pricesense-dev-spot';
+    const describe = 'aws eks describe-nodegroup --cluster-name pricesense-dev --nodegroup-name pricesense-dev-spot --query nodegroup.scalingConfig.desiredSize --output text';
+    const startBuild = expect.stringMatching(/^aws codebuild start-build --project-name pricesense-dev-deployer /);
+
+    test.each([
+      ['a Tuesday night', '2026-12-01T02:00:00Z', 0],
+      ['a Saturday noon', '2026-12-05T12:00:00Z', 0],
+      ['a failed deploy on a Tuesday night', '2026-12-01T02:00:00Z', 1],
+    ])('%s: the node group is scaled up before the deploy and back to zero after it', (_when, now, failed) => {
+      const r = run(SCRIPTS.deploy, ['dev', NEW, JOBS, DEPLOYER], { ...dev, NODEGROUP_DESIRED: '0', PRICESENSE_NOW: now, ...(failed ? { BUILD_STATUS: 'FAILED' } : {}) });
+      expect(r.status).toBe(failed);
+      // A failed deploy's rollback build runs on the woken nodes too; the nodes sleep after it.
+      expect(scaling(r)).toEqual([describe, wake, active, startBuild, ...(failed ? [startBuild] : []), active, asleep]);
+    });
+
+    test('a deploy ending inside demo hours leaves the woken node group up (the schedule wants it up)', () => {
+      const r = run(SCRIPTS.deploy, ['dev', NEW, JOBS, DEPLOYER], { ...dev, NODEGROUP_DESIRED: '0', PRICESENSE_NOW: '2026-12-01T09:30:00Z' });
+      expect(r.status).toBe(0);
+      expect(scaling(r)).toEqual([describe, wake, active, startBuild]);
+    });
+
+    test('a node group already up is left alone', () => {
+      const r = run(SCRIPTS.deploy, ['dev', NEW, JOBS, DEPLOYER], { ...dev, NODEGROUP_DESIRED: '2', PRICESENSE_NOW: '2026-12-01T02:00:00Z' });
+      expect(r.status).toBe(0);
+      expect(scaling(r)).toEqual([describe, startBuild]);
+    });
   });
 
   test('a tag instead of a digest is refused before anything runs', () => {
@@ -187,6 +300,7 @@ describe('deploy.sh (GitHub side)', () => {
 });
 
 describe('in-vpc.sh (inside the deployer build)', () => {
+  // The app stack's state knows the running image: in-vpc.sh must not use it to roll back.
   const env = { STACK: 'prod', PULUMI_BACKEND_URL: 's3://state', OUT_apiImage: `${REGISTRY}/pricesense/api@${OLD}`, OUT_kubeconfig: '{}' };
 
   test('deploy: up with the policy pack, rollout, smoke test through the API server', () => {
@@ -198,7 +312,7 @@ describe('in-vpc.sh (inside the deployer build)', () => {
       'pulumi login s3://state',
       'pulumi stack select prod',
       'pulumi stack output --stack organization/pricesense/prod kubeconfig --show-secrets',
-      'pulumi stack output apiImage',
+      'kubectl get nodes -o jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
       `pulumi config set --path pricesense:app.image.digest ${NEW}`,
       'pulumi up --yes --policy-pack ../policies',
       'kubectl -n mlops rollout status deployment/pricesense-api --timeout=10m',
@@ -206,18 +320,21 @@ describe('in-vpc.sh (inside the deployer build)', () => {
     ]);
   });
 
-  test('deploy: a failed smoke test rolls the app back to the previous digest, and the build still fails', () => {
-    const r = run(SCRIPTS.inVpc, ['deploy'], { ...env, API_DIGEST: NEW, SMOKE_FAIL_DIGEST: NEW });
+  test.each([
+    ['a failed smoke test', { SMOKE_FAIL_DIGEST: NEW }],
+    ['a failed up (unpullable image)', { FAIL_UP_DIGEST: NEW }],
+  ])('deploy: %s fails the build; the new release\'s program never rolls back to the old image itself', (_what, failure) => {
+    const r = run(SCRIPTS.inVpc, ['deploy'], { ...env, API_DIGEST: NEW, ...failure });
     expect(r.status).toBe(1);
-    const digests = r.calls.filter((c) => c.startsWith('pulumi config set')).map((c) => c.split(' ').pop());
-    expect(digests).toEqual([NEW, OLD]);
-    expect(r.output).toContain(`prod rolled back to ${OLD}`);
+    expect(r.calls.filter((c) => c.startsWith('pulumi config set')).map((c) => c.split(' ').pop())).toEqual([NEW]);
+    expect(r.output).toContain(`deploy or smoke test failed on prod with ${NEW}`);
   });
 
-  test('deploy: a failed up (unpullable image) rolls back too', () => {
-    const r = run(SCRIPTS.inVpc, ['deploy'], { ...env, API_DIGEST: NEW, FAIL_UP_DIGEST: NEW });
+  test('deploy: without a Ready node it stops before the up, saying why, instead of timing out in the rollout and the rollback', () => {
+    const r = run(SCRIPTS.inVpc, ['deploy'], { ...env, API_DIGEST: NEW, NODES_READY: 'False', NODE_WAIT_SECONDS: '0' });
     expect(r.status).toBe(1);
-    expect(r.calls.filter((c) => c.startsWith('pulumi up'))).toHaveLength(2);
+    expect(r.output).toContain('no Ready node in prod after 0s: nothing can run the API. Are the node groups scaled to zero (cost.demoHours)?');
+    expect(r.calls.filter((c) => c.startsWith('pulumi up') || c.startsWith('pulumi config set'))).toEqual([]);
   });
 
   test('destroy: refuses to report success while a LoadBalancer Service is left in the cluster', () => {
@@ -248,6 +365,16 @@ describe('teardown.sh', () => {
     expect(r.calls.filter((c) => /delete-model-package/.test(c))).toEqual([]);
     expect(r.calls).toContain('pulumi destroy --yes --exclude-protected');
     expect(r.output).toContain('stage: kept the lake (pricesense-lake-stage-123456789012) and the model package group (pricesense-stage)');
+  });
+
+  test('the platform destroy is retried while the deployer build\'s network interfaces linger, and gives up with a pointer', () => {
+    const retried = run(SCRIPTS.teardown, ['dev'], { ...platformOutputs('dev'), FAILED_DESTROYS: '2', DESTROY_RETRY_SECONDS: '0' });
+    expect(retried.status).toBe(0);
+    expect(retried.calls.filter((c) => c.startsWith('pulumi destroy'))).toEqual(['pulumi destroy --yes', 'pulumi destroy --yes', 'pulumi destroy --yes']);
+    const given = run(SCRIPTS.teardown, ['stage'], { ...platformOutputs('stage'), FAILED_DESTROYS: '3', DESTROY_RETRY_SECONDS: '0' });
+    expect(given.status).toBe(1);
+    expect(given.calls.filter((c) => c.startsWith('pulumi destroy'))).toEqual(Array(3).fill('pulumi destroy --yes --exclude-protected'));
+    expect(given.output).toContain('the platform destroy of stage failed 3 times; if the error is DependencyViolation, look for network interfaces');
   });
 
   test('stops before the platform while a load balancer of the cluster exists', () => {

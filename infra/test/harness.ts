@@ -39,7 +39,7 @@ export const UNKNOWN = policyProxy.unknownStringValue;
 
 export type Mode = 'update' | 'preview';
 
-const PROGRAMS: Record<Project, () => Record<string, pulumi.Input<unknown>>> = { platform: platformProgram, app: appProgram, delivery: deliveryProgram };
+const PROGRAMS: Record<Project, () => Record<string, pulumi.Input<unknown>> | Promise<Record<string, pulumi.Input<unknown>>>> = { platform: platformProgram, app: appProgram, delivery: deliveryProgram };
 
 /** The account's zones as getAvailabilityZones returns them (name order); use1-az3 is one EKS refuses. */
 export const US_EAST_1_ZONES: AvailableZones = {
@@ -85,6 +85,8 @@ export interface ProgramRun {
   readonly resources: Recorded[];
   readonly outputs: Record<string, unknown>;
   readonly logs: string[];
+  /** Every invoke (data source) the program made: token and arguments. */
+  readonly invokes: { token: string; inputs: Record<string, unknown> }[];
   ofType(type: string): Recorded[];
   one(type: string, name?: string | RegExp): Recorded;
   /** The resources in the shape the policy rules read; in preview, unknown values throw on access as in the engine. */
@@ -209,6 +211,7 @@ export async function runProgram(project: Project, stack: string, options: RunOp
   const resources: Omit<Recorded, 'opts'>[] = [];
   const captured = new Map<pulumi.Resource, Capture>();
   const logs: string[] = [];
+  const invokes: { token: string; inputs: Record<string, unknown> }[] = [];
   const zones = options.zones ?? US_EAST_1_ZONES;
 
   pulumi.runtime.setAllConfig({ ...stackConfig(project, stack), ...options.overrides });
@@ -233,6 +236,7 @@ export async function runProgram(project: Project, stack: string, options: RunOp
         return { id, state };
       },
       call(args) {
+        invokes.push({ token: args.token, inputs: args.inputs as Record<string, unknown> });
         switch (args.token) {
           case 'aws:index/getAvailabilityZones:getAvailabilityZones':
             return { ...zones, id: REGION };
@@ -257,8 +261,8 @@ export async function runProgram(project: Project, stack: string, options: RunOp
     preview,
   );
 
-  const log = pulumi.log.info;
-  pulumi.log.info = (msg: string) => {
+  const [log, warn] = [pulumi.log.info, pulumi.log.warn];
+  pulumi.log.info = pulumi.log.warn = (msg: string) => {
     logs.push(msg);
     return Promise.resolve();
   };
@@ -274,6 +278,7 @@ export async function runProgram(project: Project, stack: string, options: RunOp
     await pulumi.runtime.disconnect();
   } finally {
     pulumi.log.info = log;
+    pulumi.log.warn = warn;
   }
 
   // protect is inherited from the parent unless set; the engine sees the effective value.
@@ -311,6 +316,7 @@ export async function runProgram(project: Project, stack: string, options: RunOp
     resources: recorded,
     outputs,
     logs,
+    invokes,
     ofType: (type) => recorded.filter((r) => r.type === type),
     one(type, name) {
       const found = recorded.filter((r) => r.type === type && (name === undefined || (typeof name === 'string' ? r.name === name : name.test(r.name))));
@@ -328,7 +334,7 @@ export async function runProgram(project: Project, stack: string, options: RunOp
           return {
             type: r.type,
             name: r.name,
-            urn: `${r.type}::${r.name}`,
+            urn: `urn:pulumi:${stack}::${PROJECT_NAMES[project]}::${r.type}::${r.name}`,
             props,
             provider: p ? { type: p.type, props: p.inputs } : undefined,
             opts: { protect: r.opts.protect },

@@ -1,5 +1,5 @@
-// js-yaml 4 ships without types; it is installed as a dependency of @pulumi/pulumi.
-// Only the one function the tests use (reading Pulumi.<stack>.yaml) is declared.
+// js-yaml 4 ships without types (a devDependency: the tests read Pulumi.<stack>.yaml and the
+// workflows with it). Only the one function they use is declared.
 declare module 'js-yaml' {
   export function load(text: string): unknown;
 }

@@ -144,17 +144,50 @@ describe('deploy and teardown rules catch violations', () => {
     const svc = res('kubernetes:core/v1:Service', 'svc', { spec: { type: 'LoadBalancer', loadBalancerSourceRanges: ['192.168.0.0/24'] } });
     expect(messages('public-access-cidrs-routable', [svc])).toHaveLength(1);
     expect(messages('public-access-cidrs-routable', [cluster([])])).toEqual([]);
+    // The annotation spelling of the same list is read too.
+    const annotated = (annotations: Record<string, string>, ranges?: string[]): CheckedResource =>
+      res('kubernetes:core/v1:Service', 'svc', { metadata: { annotations }, spec: { type: 'LoadBalancer', ...(ranges ? { loadBalancerSourceRanges: ranges } : {}) } });
+    const ANNOTATION = 'service.beta.kubernetes.io/load-balancer-source-ranges';
+    expect(messages('public-access-cidrs-routable', [annotated({ [ANNOTATION]: '81.2.69.160/27, 198.51.100.0/24' })])).toEqual([expect.stringMatching(/annotation service\.beta\.kubernetes\.io\/load-balancer-source-ranges 198\.51\.100\.0\/24 lies in .*RFC 5737/)]);
+    expect(messages('public-access-cidrs-routable', [annotated({ [ANNOTATION]: '81.2.69.160/27' })])).toEqual([]);
+    // An internal load balancer's clients have private addresses; a documentation range still admits nobody.
+    const internals: Record<string, string>[] = [{ 'service.beta.kubernetes.io/aws-load-balancer-internal': 'true' }, { 'service.beta.kubernetes.io/aws-load-balancer-scheme': 'internal' }];
+    for (const internal of internals) {
+      expect(messages('public-access-cidrs-routable', [annotated(internal, ['10.20.0.0/16', '192.168.1.0/24'])])).toEqual([]);
+      expect(messages('public-access-cidrs-routable', [annotated({ ...internal, [ANNOTATION]: '172.16.0.0/12' })])).toEqual([]);
+      expect(messages('public-access-cidrs-routable', [annotated(internal, ['203.0.113.0/24'])])).toHaveLength(1);
+    }
+    expect(messages('public-access-cidrs-routable', [annotated({ 'service.beta.kubernetes.io/aws-load-balancer-scheme': 'internet-facing' }, ['10.20.0.0/16'])])).toHaveLength(1);
+  });
+
+  test('a public EKS endpoint with no access list (AWS opens it to 0.0.0.0/0) is refused in every tier', () => {
+    const open = (tier: string): CheckedResource => ({ ...res('aws:eks/cluster:Cluster', 'raw', { vpcConfig: { endpointPublicAccess: true } }), provider: tagged(tier) });
+    expect(messages('eks-no-public-endpoint-outside-dev', [open('dev')])).toEqual([expect.stringContaining('not open to 0.0.0.0/0')]);
+    expect(messages('eks-no-public-endpoint-outside-dev', [open('prod')])).toEqual([expect.stringContaining('public API endpoint; set endpointPublicAccess: false')]);
+    expect(messages('eks-no-public-endpoint-outside-dev', [{ ...res('eks:index:Cluster', 'c', { endpointPublicAccess: true }), provider: tagged('dev') }])).toHaveLength(1);
   });
 
   test('images-by-digest-outside-dev: workloads, deployer builds and pipeline defaults by tag outside dev; unlabelled means prod', () => {
-    const deployment = (image: string, tier?: string): CheckedResource => res('kubernetes:apps/v1:Deployment', 'api', {
-      metadata: { labels: tier ? { 'pricesense/tier': tier } : {} },
-      spec: { template: { spec: { initContainers: [{ name: 'init', image: DIGEST_REF }], containers: [{ name: 'api', image }] } } },
+    // The tier is the stack's (its URN), whatever the object's own label says.
+    const deployment = (image: string, stack?: string, label = 'dev'): CheckedResource => ({
+      ...res('kubernetes:apps/v1:Deployment', 'api', {
+        metadata: { labels: { 'pricesense/tier': label } },
+        spec: { template: { spec: { initContainers: [{ name: 'init', image: DIGEST_REF }], containers: [{ name: 'api', image }] } } },
+      }),
+      urn: stack ? `urn:pulumi:${stack}::pricesense-app::kubernetes:apps/v1:Deployment::api` : 'urn:api',
     });
     expect(messages('images-by-digest-outside-dev', [deployment(DIGEST_REF, 'prod')])).toEqual([]);
     expect(messages('images-by-digest-outside-dev', [deployment('repo/api:1.0.0', 'dev')])).toEqual([]);
     expect(messages('images-by-digest-outside-dev', [deployment('repo/api:1.0.0', 'stage')])).toEqual(['api (stage): containers api runs repo/api:1.0.0, not an image digest reference <repo>@sha256:<64 hex>']);
     expect(messages('images-by-digest-outside-dev', [deployment('repo/api@sha256:abc', undefined)])).toEqual([expect.stringContaining('api (unknown tier (treated as prod))')]);
+    // A label cannot exempt an object from its stack's rules (review M6); a personal stack's Kubernetes objects get the strict form.
+    expect(messages('images-by-digest-outside-dev', [deployment('repo/api:1.0.0', 'prod', 'dev')])).toEqual([expect.stringContaining('api (prod): containers api runs repo/api:1.0.0')]);
+    expect(messages('images-by-digest-outside-dev', [deployment('repo/api:1.0.0', 'dev-alice', 'dev')])).toHaveLength(1);
+    // Digests pinned to our repositories: another registry's bytes were never scanned here.
+    const sha = `@sha256:${'cd'.repeat(32)}`;
+    expect(messages('images-by-digest-outside-dev', [deployment(`docker.io/library/nginx${sha}`, 'prod')])).toEqual([expect.stringContaining(`runs docker.io/library/nginx${sha}, not an image digest reference`)]);
+    expect(messages('images-by-digest-outside-dev', [deployment(`123456789012.dkr.ecr.us-east-1.amazonaws.com/other/api${sha}`, 'prod')])).toHaveLength(1);
+    expect(messages('images-by-digest-outside-dev', [deployment(`123456789012.dkr.ecr.us-east-1.amazonaws.com/mirror/cluster-autoscaler:v1.33.0${sha}`, 'prod')])).toEqual([]);
     const project = (image: string, tier: string): CheckedResource => ({ ...res('aws:codebuild/project:Project', 'deployer', { environment: { image } }), provider: tagged(tier) });
     expect(messages('images-by-digest-outside-dev', [project('repo/deployer:latest', 'prod')])).toHaveLength(1);
     expect(messages('images-by-digest-outside-dev', [project('repo/deployer:latest', 'dev')])).toEqual([]);
@@ -179,8 +212,13 @@ describe('deploy and teardown rules catch violations', () => {
     expect(messages('data-resources-protected', [group])).toHaveLength(1);
     const repo = { ...res('aws:ecr/repository:Repository', 'repo', { forceDelete: true }), provider: tagged('shared'), opts: { protect: true } };
     expect(messages('data-resources-protected', [repo])).toEqual([expect.stringContaining('has forceDelete')]);
-    // The provider's tier wins: a resource cannot tag itself out of the prod rules (review M6).
+    // The stack decides: a resource cannot tag itself out of the prod rules (review M6), and
+    // without a tier on the provider its own tag does not count either.
     expect(messages('data-resources-protected', [{ ...bucket('prod', false), props: { tags: { tier: 'dev' } } }])).toEqual([expect.stringContaining('lake (aws:s3/bucket:Bucket, prod) is not protected')]);
+    expect(messages('data-resources-protected', [{ ...bucket(undefined, false), props: { tags: { tier: 'dev' } } }])).toEqual([expect.stringContaining('unknown tier (treated as prod)')]);
+    const inStack = (stack: string, providerTier: string): CheckedResource => ({ ...bucket(providerTier, false), urn: `urn:pulumi:${stack}::pricesense::aws:s3/bucket:Bucket::lake` });
+    expect(messages('data-resources-protected', [inStack('prod', 'dev')])).toEqual([expect.stringContaining('lake (aws:s3/bucket:Bucket, prod) is not protected')]);
+    expect(messages('data-resources-protected', [inStack('dev-alice', 'dev')])).toEqual([]);
   });
 
   test('github-oidc-trust-scoped-to-environment: branch subjects, wildcards, missing audience, other actions; other roles untouched', () => {
