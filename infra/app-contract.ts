@@ -8,6 +8,10 @@ export const APP_NAME = 'pricesense-api';
 export const SERVICE_ACCOUNT = APP_NAME;
 export const CONTAINER_NAME = 'api';
 export const CONTAINER_PORT = 8080;
+/** Seconds the pod keeps serving after Kubernetes starts deleting it, before SIGTERM (endpoints and the load balancer stop routing to it meanwhile). */
+export const PRE_STOP_SLEEP_SECONDS = 10;
+/** The API's drain deadline on SIGTERM (PRICESENSE_SHUTDOWN_TIMEOUT); the grace period covers preStop + this + the workers' exit. */
+export const SHUTDOWN_TIMEOUT_SECONDS = 10;
 
 /**
  * The API's CloudWatch metrics (api/emf.ts): the app sends its EMF records to the

@@ -6,7 +6,7 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
-import { APP_NAME, APP_NAMESPACE, CLOUDWATCH_AGENT_EMF_ENDPOINT, CLOUDWATCH_AGENT_EMF_PORT, CONTAINER_NAME, CONTAINER_PORT, HOST_IP_ENV, SERVICE_ACCOUNT } from '../app-contract';
+import { APP_NAME, APP_NAMESPACE, CLOUDWATCH_AGENT_EMF_ENDPOINT, CLOUDWATCH_AGENT_EMF_PORT, CONTAINER_NAME, CONTAINER_PORT, HOST_IP_ENV, PRE_STOP_SLEEP_SECONDS, SERVICE_ACCOUNT, SHUTDOWN_TIMEOUT_SECONDS } from '../app-contract';
 import { TIER_LABEL, type Tier } from '../stack-config';
 
 export interface AppArgs {
@@ -91,7 +91,11 @@ export class App extends pulumi.ComponentResource {
             automountServiceAccountToken: false,
             securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
             topologySpreadConstraints: [spread('topology.kubernetes.io/zone', args.tier === 'prod'), spread('kubernetes.io/hostname', false)],
-            terminationGracePeriodSeconds: 30,
+            // Kubernetes sends SIGTERM after preStop: the sleep lets the load balancer and the
+            // Service endpoints stop routing to this pod first, so requests still being routed here
+            // find it serving; then the API drains (PRICESENSE_SHUTDOWN_TIMEOUT, + 2 s for its
+            // workers to exit) inside the grace period.
+            terminationGracePeriodSeconds: PRE_STOP_SLEEP_SECONDS + SHUTDOWN_TIMEOUT_SECONDS + 2 + 8,
             containers: [{
               name: CONTAINER_NAME,
               image: this.image,
@@ -101,6 +105,7 @@ export class App extends pulumi.ComponentResource {
                 { name: 'PRICESENSE_LAKE', value: args.lakeUri },
                 { name: 'AWS_REGION', value: args.region },
                 { name: 'PORT', value: String(CONTAINER_PORT) },
+                { name: 'PRICESENSE_SHUTDOWN_TIMEOUT', value: `${SHUTDOWN_TIMEOUT_SECONDS}s` },
                 // Before PRICESENSE_EMF, which names it as $(HOST_IP): the agent on this pod's node.
                 { name: HOST_IP_ENV, valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } },
                 { name: 'PRICESENSE_EMF', value: CLOUDWATCH_AGENT_EMF_ENDPOINT },
@@ -111,6 +116,7 @@ export class App extends pulumi.ComponentResource {
                 requests: { cpu: args.resources.cpuRequest, memory: args.resources.memoryRequest },
                 limits: { cpu: args.resources.cpuLimit, memory: args.resources.memoryLimit },
               },
+              lifecycle: { preStop: { sleep: { seconds: PRE_STOP_SLEEP_SECONDS } } },
               startupProbe: probe('/health', 2, 30),
               livenessProbe: probe('/health', 10, 3),
               readinessProbe: probe('/ready', 5, 2),

@@ -55,6 +55,12 @@ export function describeApp(stack: string, getRun: () => ProgramRun, getPreview:
       });
       expect(o(container.livenessProbe).httpGet).toEqual({ path: '/health', port: 'http' });
       expect(o(container.readinessProbe).httpGet).toEqual({ path: '/ready', port: 'http' });
+      // Deletion: keep serving while routing stops (preStop), then drain within the grace period.
+      const preStop = Number(o(o(container.lifecycle).preStop).sleep && o(o(o(container.lifecycle).preStop).sleep).seconds);
+      const drain = /^(\d+)s$/.exec(String((container.env as Obj[]).find((v) => v.name === 'PRICESENSE_SHUTDOWN_TIMEOUT')?.value));
+      expect(preStop).toBeGreaterThanOrEqual(5);
+      expect(drain).not.toBeNull();
+      expect(podSpec(run).terminationGracePeriodSeconds).toBeGreaterThanOrEqual(preStop + Number(drain?.[1]) + 2);
       expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
       const spread = (podSpec(run).topologySpreadConstraints as Obj[]).find((t) => t.topologyKey === 'topology.kubernetes.io/zone');
       expect(spread).toMatchObject({ maxSkew: 1, whenUnsatisfiable: e.zoneSpreadHard ? 'DoNotSchedule' : 'ScheduleAnyway' });
