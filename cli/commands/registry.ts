@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { writeFileAtomic } from '../../etl/atomic-file';
+import { exitCodeOf } from '../../core/error-kinds';
 import { UserError } from '../../etl/errors';
 import { gateFailure, gatesToOverride, hasGateResults, openRegistry, parseStatus, registryUri, type ModelVersion, type Registry, type VerifyReport } from '../../model/registry';
 import { addCardCommand } from './registry-card';
@@ -69,7 +70,7 @@ export function register(program: Command): void {
         const toOverride = name === 'approve' ? gatesToOverride(current.metrics) : undefined;
         if (toOverride && !opts.overrideGates) {
           const what = gateFailure(current.metrics) ? `failed its quality gates (${toOverride})` : 'has no quality gate results (it was never evaluated)';
-          throw new UserError(`version ${n} ${what}: approving it needs --override-gates --reason "<why>" (recorded in the audit trail); nothing was changed`);
+          throw new UserError(`version ${n} ${what}: approving it needs --override-gates --reason "<why>" (recorded in the audit trail); nothing was changed`, 'gate_failed');
         }
         // Decided on the status just read: if another change lands first, this one changes nothing.
         const options = { expected: current.status, ...(opts.overrideGates ? { overrideGates: { reason: opts.reason ?? '' } } : {}) };
@@ -161,7 +162,7 @@ export function register(program: Command): void {
 
   registry
     .command('verify')
-    .description("check every version: its audit trail's hash chain (and, on SageMaker, against SageMaker's status) and its stored artifact's SHA-256; exit 3 if any fails")
+    .description("check every version: its audit trail's hash chain (and, on SageMaker, against SageMaker's status) and its stored artifact's SHA-256; exit 5 (integrity) if any fails")
     .option('--registry <uri>', REGISTRY_HELP)
     .option('--json', 'print the report as JSON')
     .action(async (opts: Common) => {
@@ -169,7 +170,7 @@ export function register(program: Command): void {
       const report = await reg.verify();
       if (opts.json) printJson(report);
       else process.stdout.write(verifyText(report));
-      if (!report.ok) process.exitCode = 3;
+      if (!report.ok) process.exitCode = exitCodeOf('integrity');
     });
 }
 
