@@ -129,7 +129,7 @@ export function readConfigFile(file: string, namedBy: string): Partial<Record<Se
  */
 export function configuredSetting<K extends SettingName>(name: K, explicit?: string, env: NodeJS.ProcessEnv = process.env): ValueOf<K> | undefined {
   const spec: Spec<unknown> = SETTINGS[name];
-  if (explicit !== undefined && explicit !== '') return explicit as ValueOf<K>;
+  if (explicit !== undefined && explicit !== '') return spec.parse(name, explicit) as ValueOf<K>;
   const fromEnv = env[spec.env];
   if (fromEnv !== undefined && fromEnv !== '') return spec.parse(spec.env, fromEnv) as ValueOf<K>;
   const file = spec.inFile ? configFileValues(env) : undefined;
