@@ -1,6 +1,48 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * The layers (docs/architecture.md): cli → {api, console} → model → etl → core, with
+ * contracts/ importable by all and infra/ alone. Each layer lists the top-level folders
+ * it may import; `no-restricted-imports` refuses a relative specifier that climbs out to
+ * any other one. Tests are exempt: they tie layers together on purpose
+ * (an API test checks the alarms infra/ defines, a console test starts the API).
+ * core/test/layering-lint.test.ts proves a violation fails.
+ */
+const LAYERS = ['contracts', 'core', 'etl', 'model', 'api', 'console', 'cli', 'bench', 'infra'];
+const MAY_IMPORT = {
+  contracts: [],
+  core: ['contracts'],
+  etl: ['contracts', 'core'],
+  model: ['contracts', 'core', 'etl'],
+  api: ['contracts', 'core', 'etl', 'model'],
+  // The console reads the API over HTTP only.
+  console: ['contracts', 'core', 'etl', 'model'],
+  cli: ['contracts', 'core', 'etl', 'model', 'api', 'console'],
+  bench: ['contracts', 'core', 'etl', 'model', 'api', 'console', 'cli'],
+  infra: ['contracts'],
+};
+
+// core-move:begin — the shared modules still under etl/ until the core move (issue 17); core may import them meanwhile.
+const SHARED_PENDING_MOVE = ['errors', 'progress', 'version', 'atomic-file'];
+// core-move:end
+
+function forbidden(layer) {
+  const allowed = new Set([layer, ...MAY_IMPORT[layer]]);
+  const banned = LAYERS.filter((l) => !allowed.has(l));
+  const patterns = [
+    {
+      regex: `^(\\.\\./)+(${banned.join('|')})(/|$)`,
+      message: `${layer}/ may import only ${MAY_IMPORT[layer].join(', ') || 'itself'} (layers: docs/architecture.md)`,
+    },
+  ];
+  // core-move:begin
+  if (layer === 'core') patterns[0].regex += `(?!(${SHARED_PENDING_MOVE.join('|')})$)`;
+  // core-move:end
+  if (layer === 'contracts') patterns.push({ regex: '^node:', message: 'contracts/ is dependency-free, node: modules included (docs/architecture.md)' });
+  return { patterns };
+}
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.pricesense/**'] },
   js.configs.recommended,
@@ -8,6 +50,26 @@ export default tseslint.config(
   {
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  ...LAYERS.map((layer) => ({
+    files: [`${layer}/**/*.ts`],
+    ignores: ['**/test/**'],
+    rules: { 'no-restricted-imports': ['error', forbidden(layer)] },
+  })),
+  {
+    // One configuration layer (README "Configuration"): shared settings through core/config.ts,
+    // the API's through api/config.ts; production code does not look at test-runner variables.
+    files: LAYERS.filter((l) => l !== 'infra').map((l) => `${l}/**/*.ts`),
+    ignores: ['**/test/**', 'etl/testing/**', 'bench/**', 'core/config.ts', 'api/config.ts', 'api/app.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "MemberExpression[object.object.name='process'][object.property.name='env'][property.name=/^(PRICESENSE_|SM_ROOT$|JEST_)/]",
+          message: 'read settings through core/config.ts (README "Configuration"), not process.env',
+        },
+      ],
     },
   },
   {

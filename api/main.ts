@@ -3,6 +3,7 @@
  * the same flags as `pricesense serve`, configuration mostly from the environment.
  */
 import { Command } from 'commander';
+import { exitCodeOf } from '../core/error-kinds';
 import { UserError } from '../etl/errors';
 import { addServeOptions, serveMain } from './serve';
 
@@ -11,5 +12,5 @@ program.action(async (opts: Record<string, unknown>) => serveMain(opts));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`pricesense-api: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(err instanceof UserError ? err.exitCode : 1);
+  process.exit(err instanceof UserError ? err.exitCode : exitCodeOf('internal'));
 });

@@ -10,5 +10,6 @@ try {
 }
 require(entry).main(process.argv).catch((err) => {
   process.stderr.write(`pricesense: ${err && err.message ? err.message : String(err)}\n`);
-  process.exit(typeof err?.exitCode === 'number' ? err.exitCode : 1);
+  // 70: an internal error (core/error-kinds.ts); main() itself maps every error it sees.
+  process.exit(typeof err?.exitCode === 'number' ? err.exitCode : 70);
 });

@@ -19,7 +19,7 @@ import { runEtl } from '../etl/pipeline';
 import { logEvent } from '../etl/progress';
 import { synthesize } from '../etl/synth/generate';
 import { writeForestFile } from '../model/forest-file';
-import { GATE_FAILURE_EXIT_CODE, gateFailureMessage } from '../model/gates';
+import { gateFailureMessage } from '../model/gates';
 import { openRegistry } from '../model/registry';
 import { runTraining } from '../model/training-run';
 
@@ -142,7 +142,7 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
   await writeForestFile(modelFile, run.forest);
   done();
   if (!run.gates.passed) {
-    throw new UserError(`${gateFailureMessage(run.gates)}: the demo model was written to ${modelFile} but not registered`, GATE_FAILURE_EXIT_CODE);
+    throw new UserError(`${gateFailureMessage(run.gates)}: the demo model was written to ${modelFile} but not registered`, 'gate_failed');
   }
 
   done = begin('register', 'register the model and approve it (as a data scientist would)');

@@ -12,6 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
+import { SETTINGS, setting } from '../core/config';
 import { UserError } from '../etl/errors';
 import { writeFileAtomic } from '../etl/atomic-file';
 
@@ -19,7 +20,7 @@ export const AUTH_FORMAT = 'pricesense.console-auth/1';
 export const ROLES = ['viewer', 'approver'] as const;
 export type Role = (typeof ROLES)[number];
 export const TOKEN_PREFIX = 'psc_';
-export const DEFAULT_AUTH_FILE = '.pricesense/console-auth.json';
+export const DEFAULT_AUTH_FILE = SETTINGS.consoleAuth.fallback;
 export const DEFAULT_SESSION_TTL_MINUTES = 8 * 60;
 
 export interface TokenEntry {
@@ -52,7 +53,7 @@ export interface AuthConfig {
 }
 
 export function authFile(explicit?: string): string {
-  return path.resolve(explicit || process.env.PRICESENSE_CONSOLE_AUTH || DEFAULT_AUTH_FILE);
+  return path.resolve(setting('consoleAuth', explicit));
 }
 
 export function hashToken(token: string): string {

@@ -6,6 +6,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
+import { configuredSetting } from '../core/config';
 import { UserError } from '../etl/errors';
 import { openLake } from '../etl/lake';
 import type { Lake } from '../etl/lake/types';
@@ -51,7 +52,7 @@ export async function startConsole(options: ConsoleServerOptions = {}): Promise<
   const api = options.api ? parseApiUrl(options.api) : undefined;
   const publicUrl = options.publicUrl === undefined ? undefined : parsePublicUrl(options.publicUrl);
   const auth = await Authenticator.open(authFile(options.auth));
-  const lakeUri = options.lake ?? process.env.PRICESENSE_LAKE;
+  const lakeUri = configuredSetting('lake', options.lake);
   const lake: Lake | undefined = lakeUri ? await openLake(lakeUri) : undefined;
   const registry = typeof options.registry === 'object' ? options.registry : await openRegistry(registryUri(options.registry), lake ? { lake } : {});
   const app = createConsoleApp({ registry, auth, logger, lake, api, trustProxy: options.trustProxy, publicUrl });

@@ -632,7 +632,7 @@ export async function ingest(lake: Lake, opts: IngestOptions): Promise<IngestRes
     throw new UserError(
       `raw → silver rejected ${rejected} of ${lines} lines (${(rejectRate * 100).toFixed(2)}%), above the ${(threshold * 100).toFixed(2)}% threshold; nothing was committed. ` +
         `Rejected lines come from:\n  ${[...q, ...bad].slice(0, 12).join('\n  ')}\nFix or remove these files, or raise --reject-threshold if these lines are expected.`,
-      3,
+      'data_rejected',
     );
   }
 

@@ -240,7 +240,7 @@ async function buildGold(
     }
   }
   if (!locals.length) {
-    throw new UserError(`no file of the drop could be ingested (every one is quarantined; see ${lake.uri(`silver/${REJECTS_PREFIX}`)}), so there is no gold to build; the previous gold is unchanged`, 3);
+    throw new UserError(`no file of the drop could be ingested (every one is quarantined; see ${lake.uri(`silver/${REJECTS_PREFIX}`)}), so there is no gold to build; the previous gold is unchanged`, 'data_rejected');
   }
   const all = `read_parquet(${sqlList(locals)})`;
   const splitBaskets = await profile.time('gold: find baskets spread over files', async () => {
@@ -292,7 +292,7 @@ async function buildGold(
   ));
   if (!validation.ok) {
     const failed = validation.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
-    throw new UserError(`gold validation failed; the previous gold is unchanged:\n  ${failed.join('\n  ')}`, 4);
+    throw new UserError(`gold validation failed; the previous gold is unchanged:\n  ${failed.join('\n  ')}`, 'data_rejected');
   }
 
   const commit = new StageCommit<GoldMeta>(lake, GOLD_PREFIX, commitOptions);

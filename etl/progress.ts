@@ -1,26 +1,27 @@
 /**
  * Progress and structured logs for long jobs. On a terminal a single status line
  * is redrawn (stage, count, rate, ETA); anywhere else the same facts are written
- * as JSON lines, so CI logs and log shippers get something parseable.
+ * as JSON lines in the one log format of core/log.ts (the API's), so CI logs and log
+ * shippers get something parseable.
  *
- * PRICESENSE_PROGRESS=tty|json|off overrides the choice; Jest runs default to off
- * so test output stays readable.
+ * The `progress` setting (PRICESENSE_PROGRESS=tty|json|off, core/config.ts) overrides
+ * the choice; jest.config.ts sets it to off so test output stays readable.
  */
-export type ProgressMode = 'tty' | 'json' | 'off';
+import { setting, type ProgressMode } from '../core/config';
+import { formatLogLine } from '../core/log';
+
+export type { ProgressMode } from '../core/config';
 
 export function progressMode(stream: NodeJS.WriteStream = process.stderr): ProgressMode {
-  const forced = process.env.PRICESENSE_PROGRESS;
-  if (forced === 'tty' || forced === 'json' || forced === 'off') return forced;
-  if (process.env.JEST_WORKER_ID !== undefined) return 'off';
-  return stream.isTTY ? 'tty' : 'json';
+  return setting('progress') ?? (stream.isTTY ? 'tty' : 'json');
 }
 
-/** One structured log line (JSON mode) or a plain line (TTY mode). */
+/** One structured log line (JSON mode) or a plain line (TTY mode); `fields` may set `level` and `msg` (core/log.ts). */
 export function logEvent(event: string, fields: Record<string, unknown> = {}, stream: NodeJS.WriteStream = process.stderr): void {
   const mode = progressMode(stream);
   if (mode === 'off') return;
   if (mode === 'json') {
-    stream.write(`${JSON.stringify({ time: new Date().toISOString(), event, ...fields })}\n`);
+    stream.write(formatLogLine(event, fields));
   } else {
     const detail = Object.entries(fields)
       .map(([k, v]) => `${k}=${typeof v === 'number' ? formatNumber(v) : String(v)}`)
@@ -108,9 +109,7 @@ export class Progress {
     const eta = this.total !== undefined && rate > 0 ? Math.max(0, (this.total - this.done) / rate) : undefined;
     if (this.mode === 'json') {
       this.stream.write(
-        `${JSON.stringify({
-          time: new Date().toISOString(),
-          event: final ? 'stage_done' : 'progress',
+        formatLogLine(final ? 'stage_done' : 'progress', {
           stage: this.stage,
           done: this.done,
           total: this.total,
@@ -119,7 +118,7 @@ export class Progress {
           eta_s: final ? 0 : eta === undefined ? undefined : Math.round(eta * 10) / 10,
           elapsed_s: Math.round(seconds * 1000) / 1000,
           ...extra,
-        })}\n`,
+        }),
       );
       return;
     }

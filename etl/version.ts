@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { configuredSetting } from '../core/config';
 
 /**
  * The package root, found by walking up from this file. Works from sources
@@ -25,9 +26,10 @@ export function packageVersion(): string {
   return pkg.version;
 }
 
-/** The git commit of the checkout, or PRICESENSE_CODE_VERSION, or undefined outside a checkout. */
+/** PRICESENSE_CODE_VERSION, or the git commit of the checkout, or undefined outside a checkout. */
 export function codeVersion(): string | undefined {
-  if (process.env.PRICESENSE_CODE_VERSION) return process.env.PRICESENSE_CODE_VERSION;
+  const configured = configuredSetting('codeVersion');
+  if (configured) return configured;
   try {
     return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: packageRoot(), stdio: ['ignore', 'pipe', 'ignore'] })
       .toString()

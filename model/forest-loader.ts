@@ -16,6 +16,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { isArrayBuffer } from 'node:util/types';
+import { configuredSetting } from '../core/config';
+import type { ErrorKind } from '../core/error-kinds';
 import { UserError } from '../etl/errors';
 import { ForestFormatError } from './forest-error';
 import { parseForestFlat, type ForestSummary, type ParseForestOptions } from './forest-file';
@@ -36,7 +38,7 @@ export interface LoadedForest {
 /** What the worker sends back. */
 export type LoaderReply =
   | { readonly ok: true; readonly summary: ForestSummary; readonly packed: PackedForest; readonly parseMs: number; readonly packMs: number }
-  | { readonly ok: false; readonly error: { readonly message: string; readonly kind: 'format' | 'artifact' | 'user' | 'internal'; readonly source?: string; readonly fieldPath?: string; readonly problem?: string; readonly exitCode?: number } };
+  | { readonly ok: false; readonly error: { readonly message: string; readonly kind: 'format' | 'artifact' | 'user' | 'internal'; readonly source?: string; readonly fieldPath?: string; readonly problem?: string; readonly errorKind?: ErrorKind } };
 
 export interface LoaderRequest {
   readonly bytes: Uint8Array;
@@ -67,8 +69,8 @@ export function loadTimeoutMs(bytes: number): number {
  * serving heap and the model already served.
  */
 export function loaderMemoryMb(env: NodeJS.ProcessEnv = process.env): number {
-  const given = Number(env.PRICESENSE_LOADER_MEMORY_MB);
-  if (env.PRICESENSE_LOADER_MEMORY_MB !== undefined && Number.isSafeInteger(given) && given > 0) return given;
+  const given = configuredSetting('loaderMemoryMb', undefined, env);
+  if (given !== undefined) return given;
   for (const file of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
     let text: string;
     try {
@@ -206,16 +208,16 @@ export function loadForestInWorker(input: WorkerLoadInput, source: string, optio
 
 function errorOf(e: Extract<LoaderReply, { ok: false }>['error']): Error {
   if (e.kind === 'format') return new ForestFormatError(e.source ?? '', e.fieldPath ?? '', e.problem ?? '');
-  if (e.kind === 'artifact') return new InvalidArtifactError(e.message, e.exitCode);
-  if (e.kind === 'user') return new UserError(e.message, e.exitCode);
+  if (e.kind === 'artifact') return new InvalidArtifactError(e.message);
+  if (e.kind === 'user') return new UserError(e.message, e.errorKind);
   return new Error(e.message);
 }
 
 /** The reply for an error raised while loading (used by the worker). */
 export function replyForError(err: unknown): LoaderReply {
   if (err instanceof ForestFormatError) return { ok: false, error: { kind: 'format', message: err.message, source: err.source, fieldPath: err.fieldPath, problem: err.problem } };
-  if (err instanceof InvalidArtifactError) return { ok: false, error: { kind: 'artifact', message: err.message, exitCode: err.exitCode } };
-  if (err instanceof UserError) return { ok: false, error: { kind: 'user', message: err.message, exitCode: err.exitCode } };
+  if (err instanceof InvalidArtifactError) return { ok: false, error: { kind: 'artifact', message: err.message } };
+  if (err instanceof UserError) return { ok: false, error: { kind: 'user', message: err.message, errorKind: err.kind } };
   return { ok: false, error: { kind: 'internal', message: err instanceof Error ? (err.stack ?? err.message) : String(err) } };
 }
 

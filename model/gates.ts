@@ -49,9 +49,6 @@ export interface GateReport {
   readonly champion: ChampionInfo | null;
 }
 
-/** Exit code of train/evaluate when a gate fails (2 is bad input). */
-export const GATE_FAILURE_EXIT_CODE = 3;
-
 export function resolveGateConfig(partial: Partial<Omit<GateConfig, 'championMargin'>> & { championMargin?: Partial<GateConfig['championMargin']> } = {}): GateConfig {
   const config: GateConfig = {
     minAccuracy: partial.minAccuracy ?? DEFAULT_GATES.minAccuracy,

@@ -4,7 +4,7 @@ import { readGoldManifest, readGoldSplit } from '../../etl/gold';
 import { openLake } from '../../etl/lake';
 import { formatEvaluation } from '../../model/evaluate';
 import { readForestFile } from '../../model/forest-file';
-import { GATE_FAILURE_EXIT_CODE, evaluateWithGates, formatGateReport, gateFailureMessage } from '../../model/gates';
+import { evaluateWithGates, formatGateReport, gateFailureMessage } from '../../model/gates';
 import { addGateOptions, gateConfigFrom, type GateFlags } from '../gate-options';
 
 interface EvaluateFlags extends GateFlags {
@@ -48,6 +48,6 @@ export function register(program: Command): void {
       lines.push(formatGateReport(result.gates), '');
       process.stdout.write(lines.join('\n'));
     }
-    if (!result.gates.passed) throw new UserError(gateFailureMessage(result.gates), GATE_FAILURE_EXIT_CODE);
+    if (!result.gates.passed) throw new UserError(gateFailureMessage(result.gates), 'gate_failed');
   });
 }

@@ -12,7 +12,7 @@ import { readGoldManifest, readGoldSplit } from '../../etl/gold';
 import { openLake } from '../../etl/lake';
 import { formatEvaluation } from '../../model/evaluate';
 import { parseForest, readForestFile, sealForest, writeForestFile } from '../../model/forest-file';
-import { GATE_FAILURE_EXIT_CODE, evaluateWithGates, formatGateReport, gateFailureMessage } from '../../model/gates';
+import { evaluateWithGates, formatGateReport, gateFailureMessage } from '../../model/gates';
 import { exportForestToOnnx, type OnnxExportOptions } from '../../model/onnx/export';
 import { DEFAULT_MAX_NODES, importOnnxForest } from '../../model/onnx/import';
 import { writeFileAtomic } from '../../etl/atomic-file';
@@ -161,7 +161,7 @@ export function register(program: Command): void {
       process.stdout.write(`${lines.join('\n')}\n`);
     }
     if (report && !report.gates.passed) {
-      throw new UserError(`${gateFailureMessage(report.gates)} (the forest was written to ${opts.out} with the gate results in its metrics${opts.register ? '; not registered' : ''})`, GATE_FAILURE_EXIT_CODE);
+      throw new UserError(`${gateFailureMessage(report.gates)} (the forest was written to ${opts.out} with the gate results in its metrics${opts.register ? '; not registered' : ''})`, 'gate_failed');
     }
   });
   // `model upgrade` (format v1 → v2) lives in its own module and joins this command.

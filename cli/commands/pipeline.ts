@@ -27,7 +27,7 @@ export function register(program: Command): void {
         for (const s of result.failedSteps) process.stdout.write(`  step ${s.name} ${s.status}: ${s.reason}\n`);
       }
       if (opts.wait && result.status !== 'Succeeded') {
-        throw new UserError(`pipeline execution ended ${result.status}${result.failureReason ? `: ${result.failureReason}` : ''}`, 1);
+        throw new UserError(`pipeline execution ended ${result.status}${result.failureReason ? `: ${result.failureReason}` : ''}`, 'failed');
       }
     });
 }

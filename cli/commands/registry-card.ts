@@ -1,5 +1,6 @@
 /** `pricesense registry card <version>`: a version's model card, as Markdown or HTML (the console shows the same card). */
 import type { Command } from 'commander';
+import { configuredSetting } from '../../core/config';
 import { UserError } from '../../etl/errors';
 import { openLake } from '../../etl/lake';
 import { openRegistry, registryUri } from '../../model/registry';
@@ -18,7 +19,7 @@ export function addCardCommand(registry: Command, registryHelp: string): void {
     .option('--registry <uri>', registryHelp)
     .action(async (version: string, opts: { format: string; out?: string; lake?: string; registry?: string }) => {
       if (opts.format !== 'md' && opts.format !== 'html') throw new UserError(`--format must be md or html, got '${opts.format}'`);
-      const lakeUri = opts.lake ?? process.env.PRICESENSE_LAKE;
+      const lakeUri = configuredSetting('lake', opts.lake);
       const lake = lakeUri ? await openLake(lakeUri) : undefined;
       const reg = await openRegistry(registryUri(opts.registry), lake ? { lake } : {});
       let v;

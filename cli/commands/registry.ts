@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { writeFileAtomic } from '../../etl/atomic-file';
+import { exitCodeOf } from '../../core/error-kinds';
 import { UserError } from '../../etl/errors';
 import {
   gateFailure,
@@ -81,7 +82,7 @@ export function register(program: Command): void {
         const toOverride = name === 'approve' ? gatesToOverride(current.metrics) : undefined;
         if (toOverride && !opts.overrideGates) {
           const what = gateFailure(current.metrics) ? `failed its quality gates (${toOverride})` : 'has no quality gate results (it was never evaluated)';
-          throw new UserError(`version ${n} ${what}: approving it needs --override-gates --reason "<why>" (recorded in the audit trail); nothing was changed`);
+          throw new UserError(`version ${n} ${what}: approving it needs --override-gates --reason "<why>" (recorded in the audit trail); nothing was changed`, 'gate_failed');
         }
         // Decided on the status just read: if another change lands first, this one changes nothing.
         const options = { expected: current.status, ...(opts.overrideGates ? { overrideGates: { reason: opts.reason ?? '' } } : {}) };
@@ -174,7 +175,7 @@ export function register(program: Command): void {
   registry
     .command('migrate')
     .description(
-      'seal the audit trails a pricesense from before the hash chain wrote: adds a genesis entry per version recording that the history before it was not tamper-evident (only adds; safe to re-run); exit 3 if a version could not be sealed',
+      'seal the audit trails a pricesense from before the hash chain wrote: adds a genesis entry per version recording that the history before it was not tamper-evident (only adds; safe to re-run); exit 5 if a version could not be sealed',
     )
     .option('--by <name>', 'who is migrating, recorded in each genesis entry (default: $PRICESENSE_USER or the OS user)')
     .option('--registry <uri>', REGISTRY_HELP)
@@ -184,12 +185,12 @@ export function register(program: Command): void {
       const report = await reg.migrate({ by: opts.by });
       if (opts.json) printJson(report);
       else process.stdout.write(migrateText(report));
-      if (!report.ok) process.exitCode = 3;
+      if (!report.ok) process.exitCode = exitCodeOf('integrity');
     });
 
   registry
     .command('verify')
-    .description("check every version: its audit trail's hash chain (and, on SageMaker, against SageMaker's status) and its stored artifact's SHA-256; exit 3 if any fails")
+    .description("check every version: its audit trail's hash chain (and, on SageMaker, against SageMaker's status) and its stored artifact's SHA-256; exit 5 (integrity) if any fails")
     .option('--registry <uri>', REGISTRY_HELP)
     .option('--json', 'print the report as JSON')
     .action(async (opts: Common) => {
@@ -197,7 +198,7 @@ export function register(program: Command): void {
       const report = await reg.verify();
       if (opts.json) printJson(report);
       else process.stdout.write(verifyText(report));
-      if (!report.ok) process.exitCode = 3;
+      if (!report.ok) process.exitCode = exitCodeOf('integrity');
     });
 }
 

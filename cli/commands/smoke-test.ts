@@ -14,6 +14,6 @@ export function register(program: Command): void {
       const report = await smokeTest({ url: opts.url, timeoutSeconds: opts.timeout });
       if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       else for (const c of report.checks) process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(18)} ${String(c.ms).padStart(7)} ms  ${c.detail}\n`);
-      if (!report.ok) throw new UserError(`smoke test failed against ${report.url}`, 1);
+      if (!report.ok) throw new UserError(`smoke test failed against ${report.url}`, 'failed');
     });
 }

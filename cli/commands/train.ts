@@ -3,7 +3,7 @@ import { UserError } from '../../etl/errors';
 import { openLake } from '../../etl/lake';
 import { formatEvaluation } from '../../model/evaluate';
 import { readForestFile, writeForestFile } from '../../model/forest-file';
-import { GATE_FAILURE_EXIT_CODE, formatGateReport, gateFailureMessage } from '../../model/gates';
+import { formatGateReport, gateFailureMessage } from '../../model/gates';
 import { DEFAULT_HYPERPARAMETERS, DEFAULT_SEED, type MaxFeatures } from '../../model/trainer';
 import { runTraining } from '../../model/training-run';
 import { addGateOptions, gateConfigFrom, type GateFlags } from '../gate-options';
@@ -95,6 +95,6 @@ export function register(program: Command): void {
         ].join('\n'),
       );
     }
-    if (!report.passed) throw new UserError(`${gateFailureMessage(report)} (the forest was written to ${opts.out} with the gate results in its metrics${opts.register ? '; not registered' : ''})`, GATE_FAILURE_EXIT_CODE);
+    if (!report.passed) throw new UserError(`${gateFailureMessage(report)} (the forest was written to ${opts.out} with the gate results in its metrics${opts.register ? '; not registered' : ''})`, 'gate_failed');
   });
 }

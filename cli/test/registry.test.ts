@@ -79,7 +79,7 @@ describe('pricesense registry', () => {
   it('refuses a model whose gates failed unless --force, and records the force', async () => {
     const bad = await writeFixtureForest(dir, 'bad.json', { seed: 7, gatesPassed: false });
     const refused = await run('register', '--model', bad);
-    expect(refused.code).toBe(2);
+    expect(refused.code).toBe(3);
     expect(refused.err).toMatch(/^pricesense: refusing to register .*bad\.json': quality gate failed on test: accuracy 0\.80+ < required 0\.90+ \(short by 0\.10+\)\. .*--force/);
     expect(refused.out).toBe('');
 
@@ -92,7 +92,7 @@ describe('pricesense registry', () => {
     expect(v.audit[0].note).toMatch(/^demo only \| FORCED registration/);
   });
 
-  it('verify checks every version and exits 3 when a trail or an artifact was tampered with', async () => {
+  it('verify checks every version and exits 5 (integrity) when a trail or an artifact was tampered with', async () => {
     await run('register', '--model', await writeFixtureForest(dir, 'm1.json', { seed: 1, gatesPassed: true }));
     await run('register', '--model', await writeFixtureForest(dir, 'm2.json', { seed: 2, gatesPassed: true }));
     await run('approve', '2', '--note', 'ok');
@@ -104,20 +104,20 @@ describe('pricesense registry', () => {
     // Delete the rejection: without the chain this would re-approve version 2.
     await rm(path.join(reg, 'versions', '000002', 'audit', '000003.json'));
     const tampered = await run('verify');
-    expect(tampered.code).toBe(3);
+    expect(tampered.code).toBe(5);
     expect(tampered.out).toMatch(/\n2\s+\?\s+FAILED\n/);
     expect(tampered.out).toMatch(/version 2: FAILED: .*HEAD\.json names entry 3 but the trail ends at entry 2: the last entry was deleted/);
     expect(tampered.out).toMatch(/1 of 2 version\(s\) FAILED verification; they are not served/);
     expect(JSON.parse((await run('verify', '--json')).out)).toMatchObject({ ok: false, versions: [{ version: 1, problems: [] }, { version: 2 }] });
     const show = await run('show', '2');
-    expect(show).toMatchObject({ code: 3, err: expect.stringMatching(/^pricesense: version 2: audit trail does not verify: .* run `pricesense registry verify`/) });
+    expect(show).toMatchObject({ code: 5, err: expect.stringMatching(/^pricesense: version 2: audit trail does not verify: .* run `pricesense registry verify`/) });
   });
 
   it('approves a gate-failed or unevaluated version only with --override-gates --reason, recorded as a gate override', async () => {
     await run('register', '--model', await writeFixtureForest(dir, 'bad.json', { seed: 1, gatesPassed: false }), '--force');
     await run('register', '--model', await writeFixtureForest(dir, 'plain.json', { seed: 2 }));
     const refused = await run('approve', '1', '--note', 'x', '--by', 'anyone');
-    expect(refused.code).toBe(2);
+    expect(refused.code).toBe(3);
     expect(refused.err).toMatch(/^pricesense: version 1 failed its quality gates \(quality gate failed on test: accuracy .*\): approving it needs --override-gates --reason "<why>"/);
     expect((await run('approve', '2', '--note', 'x')).err).toMatch(/^pricesense: version 2 has no quality gate results \(it was never evaluated\): approving it needs --override-gates/);
     expect((await run('approve', '1', '--note', 'x', '--override-gates')).err).toBe('pricesense: --override-gates needs --reason "<why the gates may be overridden>"\n');
@@ -143,7 +143,7 @@ describe('pricesense registry', () => {
   it('a registry written before the audit chain: commands say to run `registry migrate`; migrate seals it (exit 0), a rerun changes nothing', async () => {
     await writeLegacyLocalVersion(reg, 1, await writeFixtureForest(dir, 'old.json', { seed: 1, gatesPassed: true }), legacyTrail('2026-06-01T09:00:00.000Z', 'olga', 'Approved'));
     const list = await run('list');
-    expect(list.code).toBe(3);
+    expect(list.code).toBe(5);
     expect(list.err).toBe(
       `pricesense: version 1: registry not migrated: its 2 audit entries were written by an earlier pricesense, before the audit trail was hash-chained, and not yet sealed: run \`pricesense registry migrate --registry ${reg}\` once (it adds a genesis entry sealing that history; nothing is rewritten). Until then the version is not served and cannot be changed.\n`,
     );

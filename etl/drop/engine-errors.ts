@@ -57,7 +57,7 @@ const DUCKDB_MESSAGE = /^(?:Error: )?(?:[A-Za-z]+ )+Error: /;
 export function translateEngineError(err: unknown, stage: string, memoryLimitBytes: number): Error {
   if (err instanceof UserError) return err;
   const m = messageOf(err);
-  logEvent('etl_engine_error', { stage, error: m, code: (err as { code?: unknown } | null)?.code });
+  logEvent('etl_engine_error', { level: 'error', stage, error: m, code: (err as { code?: unknown } | null)?.code });
   const resource = resourceFailure(m, memoryLimitBytes);
   if (resource) return new UserError(`${stage} failed: ${resource}; nothing was committed`);
   const code = (err as NodeJS.ErrnoException | null)?.code;
@@ -78,6 +78,6 @@ export function translateEngineError(err: unknown, stage: string, memoryLimitByt
   }
   return new UserError(
     `${stage} failed with an internal error; nothing was committed and the lake is as it was. Please report it with the log (event etl_engine_error holds the engine's message)`,
-    70,
+    'internal',
   );
 }

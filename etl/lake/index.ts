@@ -1,3 +1,4 @@
+import { SETTINGS, setting } from '../../core/config';
 import { LocalLake } from './local';
 import type { Lake } from './types';
 
@@ -5,11 +6,11 @@ export { LocalLake } from './local';
 export type { Lake, LakeObject, LakeZone } from './types';
 export { LAKE_ZONES } from './types';
 
-export const DEFAULT_LAKE = '.pricesense/lake';
+export const DEFAULT_LAKE = SETTINGS.lake.fallback;
 
-/** The lake URI to use: the argument, else PRICESENSE_LAKE, else `.pricesense/lake`. */
+/** The lake URI to use: the argument, else the `lake` setting (PRICESENSE_LAKE, the config file), else `.pricesense/lake`. */
 export function lakeUri(uri?: string): string {
-  return uri || process.env.PRICESENSE_LAKE || DEFAULT_LAKE;
+  return setting('lake', uri);
 }
 
 /**

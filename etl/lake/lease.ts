@@ -69,7 +69,7 @@ export interface LeaseOptions {
 
 export class LeaseHeldError extends UserError {
   constructor(message: string) {
-    super(message, 5);
+    super(message, 'conflict');
     this.name = 'LeaseHeldError';
   }
 }

@@ -19,6 +19,7 @@ import {
   type CompletedPart,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
+import type { ErrorKind } from '../../core/error-kinds';
 import { UserError } from '../errors';
 import { assertLakeKey } from './keys';
 import type { Lake, LakeObject } from './types';
@@ -46,11 +47,21 @@ export interface S3Location {
   readonly prefix: string;
 }
 
+const S3_ERROR_KINDS: Record<S3LakeError['code'], ErrorKind> = {
+  NoSuchBucket: 'not_found',
+  NoSuchKey: 'not_found',
+  AccessDenied: 'denied',
+  BadCredentials: 'denied',
+  NoCredentials: 'denied',
+  Unreachable: 'unavailable',
+  NoConditionalWrites: 'validation',
+};
+
 /** Thrown for S3 failures the user can act on (missing bucket or key, denied access). */
 export class S3LakeError extends UserError {
   readonly code: 'NoSuchBucket' | 'NoSuchKey' | 'AccessDenied' | 'BadCredentials' | 'NoCredentials' | 'Unreachable' | 'NoConditionalWrites';
   constructor(code: S3LakeError['code'], message: string) {
-    super(message);
+    super(message, S3_ERROR_KINDS[code]);
     this.name = 'S3LakeError';
     this.code = code;
   }

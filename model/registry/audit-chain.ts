@@ -56,7 +56,7 @@ export class AuditChainError extends UserError {
   readonly version: number;
   readonly problem: string;
   constructor(version: number, problem: string, message?: string) {
-    super(message ?? `version ${version}: audit trail does not verify: ${problem}. The version is not served until this is resolved; run \`pricesense registry verify\` for the whole registry.`, 3);
+    super(message ?? `version ${version}: audit trail does not verify: ${problem}. The version is not served until this is resolved; run \`pricesense registry verify\` for the whole registry.`, 'integrity');
     this.name = 'AuditChainError';
     this.version = version;
     this.problem = problem;
@@ -85,7 +85,7 @@ export class UnmigratedVersionError extends AuditChainError {
 export class ConcurrentChangeError extends UserError {
   constructor(version: number, from: ModelStatus, now: { to: ModelStatus; by: string; at: string } | undefined) {
     const current = now ? `it is now ${now.to} (by ${now.by} at ${now.at})` : 'another change to it is in progress';
-    super(`version ${version} changed while this change was being made: it was ${from}, ${current}; nothing was changed — re-run if the change is still wanted`, 6);
+    super(`version ${version} changed while this change was being made: it was ${from}, ${current}; nothing was changed — re-run if the change is still wanted`, 'conflict');
     this.name = 'ConcurrentChangeError';
   }
 }

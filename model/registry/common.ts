@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
+import { configuredSetting } from '../../core/config';
 import { UserError } from '../../etl/errors';
 import type { ForestFileV1 } from '../format';
 import { parseForest } from '../forest-file';
@@ -17,10 +18,10 @@ export function sha256Hex(bytes: Buffer | string): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** The acting user: an explicit name, else PRICESENSE_USER, else the OS account. */
+/** The acting user: an explicit name, else the `user` setting (PRICESENSE_USER), else the OS account. */
 export function actor(explicit?: string): string {
-  if (explicit && explicit.trim()) return explicit.trim();
-  if (process.env.PRICESENSE_USER) return process.env.PRICESENSE_USER;
+  const configured = configuredSetting('user', explicit?.trim());
+  if (configured) return configured;
   try {
     const name = os.userInfo().username;
     if (name) return name;
@@ -42,9 +43,10 @@ const TRANSITIONS: Record<ModelStatus, readonly ModelStatus[]> = {
 
 export function assertTransition(version: number, from: ModelStatus, to: ModelStatus): void {
   if (TRANSITIONS[from].includes(to)) return;
-  if (from === to) throw new UserError(`version ${version} is already ${to}: nothing to change`);
+  if (from === to) throw new UserError(`version ${version} is already ${to}: nothing to change`, 'invalid_transition');
   throw new UserError(
     `version ${version} cannot move from ${from} to ${to} (allowed from ${from}: ${TRANSITIONS[from].join(', ') || 'none'})`,
+    'invalid_transition',
   );
 }
 
@@ -87,7 +89,7 @@ export function hasGateResults(metrics: Record<string, unknown>): boolean {
 /** Approving a version whose quality gates failed, without an override and a reason. */
 export class GateOverrideRequiredError extends UserError {
   constructor(version: number, failure: string) {
-    super(`version ${version} failed its quality gates (${failure}): approving it needs an explicit gate override with a reason (pricesense registry approve ${version} --note … --override-gates --reason "…"); nothing was changed`);
+    super(`version ${version} failed its quality gates (${failure}): approving it needs an explicit gate override with a reason (pricesense registry approve ${version} --note … --override-gates --reason "…"); nothing was changed`, 'gate_failed');
     this.name = 'GateOverrideRequiredError';
   }
 }
@@ -114,7 +116,7 @@ export function gateOverrideOf(version: number, to: ModelStatus, metrics: Record
   if (failure && !requested) throw new GateOverrideRequiredError(version, failure);
   const gates = gatesToOverride(metrics);
   if (!requested) return undefined;
-  if (!gates) throw new UserError(`version ${version} passed its quality gates: there is nothing to override; approve it without --override-gates`);
+  if (!gates) throw new UserError(`version ${version} passed its quality gates: there is nothing to override; approve it without --override-gates`, 'invalid_transition');
   return { reason, gates };
 }
 
@@ -145,6 +147,7 @@ export async function readCandidate(forestPath: string, options: { by?: string; 
   if (failure && !options.force) {
     throw new UserError(
       `refusing to register '${forestPath}': ${failure}. Fix the model, or pass --force to register it anyway (recorded in lineage and audit).`,
+      'gate_failed',
     );
   }
   const forced = !!failure && !!options.force;
@@ -166,7 +169,7 @@ export async function readCandidate(forestPath: string, options: { by?: string; 
 export class VersionNotFoundError extends UserError {
   readonly version: number;
   constructor(version: number, message: string) {
-    super(message);
+    super(message, 'not_found');
     this.name = 'VersionNotFoundError';
     this.version = version;
   }
@@ -178,8 +181,8 @@ export class VersionNotFoundError extends UserError {
  * until the registry changes, so a reader need not retry it on every poll.
  */
 export class InvalidArtifactError extends UserError {
-  constructor(message: string, exitCode = 3) {
-    super(message, exitCode);
+  constructor(message: string) {
+    super(message, 'integrity');
     this.name = 'InvalidArtifactError';
   }
 }
@@ -194,7 +197,7 @@ export class CorruptVersionError extends UserError {
   readonly version: number;
   readonly problem: string;
   constructor(version: number, problem: string) {
-    super(`version ${version}: registry record unreadable: ${problem}. The version is not served; run \`pricesense registry verify\` for the whole registry.`, 3);
+    super(`version ${version}: registry record unreadable: ${problem}. The version is not served; run \`pricesense registry verify\` for the whole registry.`, 'integrity');
     this.name = 'CorruptVersionError';
     this.version = version;
     this.problem = problem;
@@ -206,7 +209,7 @@ export class ChecksumMismatchError extends InvalidArtifactError {
   readonly expected: string;
   readonly actual: string;
   constructor(what: string, expected: string, actual: string) {
-    super(`checksum mismatch for ${what}: registered SHA-256 ${expected}, stored bytes hash to ${actual}; refusing to return this model`, 3);
+    super(`checksum mismatch for ${what}: registered SHA-256 ${expected}, stored bytes hash to ${actual}; refusing to return this model`);
     this.name = 'ChecksumMismatchError';
     this.expected = expected;
     this.actual = actual;

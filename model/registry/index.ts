@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import type { SageMakerClient } from '@aws-sdk/client-sagemaker';
+import { SETTINGS, setting } from '../../core/config';
 import { UserError } from '../../etl/errors';
 import { openLake } from '../../etl/lake';
 import type { Lake } from '../../etl/lake/types';
@@ -15,7 +16,7 @@ export { ChecksumMismatchError, CorruptVersionError, gateFailure, GateOverrideRe
 export { AuditChainError, ConcurrentChangeError, UnmigratedVersionError } from './audit-chain';
 export { LocalRegistry } from './local';
 
-export const DEFAULT_REGISTRY = '.pricesense/registry';
+export const DEFAULT_REGISTRY = SETTINGS.registry.fallback;
 
 export interface OpenRegistryOptions {
   /** SageMaker backend: the lake for artifacts (default: openLake(), i.e. PRICESENSE_LAKE). */
@@ -26,9 +27,9 @@ export interface OpenRegistryOptions {
   readonly image?: string;
 }
 
-/** The registry URI to use: the argument, else PRICESENSE_REGISTRY, else `.pricesense/registry`. */
+/** The registry URI to use: the argument, else the `registry` setting (PRICESENSE_REGISTRY, the config file), else `.pricesense/registry`. */
 export function registryUri(uri?: string): string {
-  return uri || process.env.PRICESENSE_REGISTRY || DEFAULT_REGISTRY;
+  return setting('registry', uri);
 }
 
 export async function openRegistry(uri?: string, options: OpenRegistryOptions = {}): Promise<Registry> {

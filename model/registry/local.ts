@@ -45,6 +45,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { constants } from 'node:fs';
 import { link, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { SETTINGS, configuredSetting } from '../../core/config';
 import { UserError } from '../../etl/errors';
 import {
   assertExpected,
@@ -90,7 +91,7 @@ interface Head {
 }
 
 /** The environment variable holding the audit key (see the file comment). */
-export const AUDIT_KEY_ENV = 'PRICESENSE_REGISTRY_AUDIT_KEY';
+export const AUDIT_KEY_ENV = SETTINGS.registryAuditKey.env;
 
 function headMac(key: string, version: number, seq: number, sha256: string): string {
   return createHmac('sha256', key).update(`pricesense.registry.head/1\n${version}\n${seq}\n${sha256}`).digest('hex');
@@ -132,7 +133,7 @@ export class LocalRegistry implements Registry {
   private readonly auditKey: string | undefined;
 
   constructor(root: string, options: LocalRegistryOptions = {}) {
-    this.auditKey = options.auditKey ?? (process.env[AUDIT_KEY_ENV] || undefined);
+    this.auditKey = options.auditKey ?? configuredSetting('registryAuditKey');
     this.uri = path.resolve(root);
     this.versionsDir = path.join(this.uri, 'versions');
     this.stagingDir = path.join(this.uri, '.staging');

@@ -47,6 +47,7 @@ import {
   type ModelPackageSummary,
   type UserContext,
 } from '@aws-sdk/client-sagemaker';
+import { configuredSetting } from '../../core/config';
 import { UserError } from '../../etl/errors';
 import type { Lake } from '../../etl/lake/types';
 import {
@@ -149,7 +150,7 @@ export class SageMakerRegistry implements Registry {
     this.uri = `sagemaker://${group}`;
     this.lake = options.lake;
     this.client = options.client ?? createSageMakerClient();
-    this.image = options.image ?? process.env.PRICESENSE_IMAGE;
+    this.image = configuredSetting('image', options.image);
   }
 
   private get prefix(): string {
@@ -668,23 +669,23 @@ export function explainAwsError(err: unknown, action: string, resource: string):
   if (name === 'AccessDeniedException' || name === 'AccessDenied' || (e.$metadata?.httpStatusCode === 403 && !isNotFound(err))) {
     return new UserError(
       `AWS denied sagemaker:${action} on ${resource}: ${e.message ?? name}. Grant the caller sagemaker:${action} on that resource (docs/registry.md lists the IAM policy).`,
-      4,
+      'denied',
     );
   }
   if (/Throttl|TooManyRequests|RequestLimitExceeded/i.test(name)) {
     return new UserError(
       `SageMaker kept throttling ${action} on ${resource} after ${e.$metadata?.attempts ?? SAGEMAKER_MAX_ATTEMPTS} attempts (${e.message ?? name}); retry later or ask for a higher API quota`,
-      5,
+      'throttled',
     );
   }
   if (name === 'CredentialsProviderError' || /Could not load credentials/i.test(e.message ?? '')) {
-    return new UserError(`no AWS credentials for sagemaker:${action}: configure AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an instance/IRSA role`, 4);
+    return new UserError(`no AWS credentials for sagemaker:${action}: configure AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an instance/IRSA role`, 'denied');
   }
   if (/Region is missing/i.test(e.message ?? '')) {
-    return new UserError(`no AWS region for sagemaker:${action}: set AWS_REGION (e.g. AWS_REGION=eu-west-1)`, 4);
+    return new UserError(`no AWS region for sagemaker:${action}: set AWS_REGION (e.g. AWS_REGION=eu-west-1)`);
   }
   if (name === 'ResourceLimitExceeded') {
-    return new UserError(`SageMaker resource limit reached on ${action} (${resource}): ${e.message ?? name}`, 5);
+    return new UserError(`SageMaker resource limit reached on ${action} (${resource}): ${e.message ?? name}`, 'throttled');
   }
   return err;
 }

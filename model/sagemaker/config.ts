@@ -5,15 +5,16 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setting } from '../../core/config';
 import { UserError } from '../../etl/errors';
 import type { ClassWeightOption, MaxFeatures } from '../trainer';
 import { HYPERPARAMETERS, SM_ROOT, type HyperparameterName } from '../../contracts/sagemaker-job';
 
 export const DEFAULT_SM_ROOT = SM_ROOT;
 
-/** The /opt/ml root: the argument, else SM_ROOT, else /opt/ml (tests use a temp dir laid out the same way). */
+/** The /opt/ml root: the argument, else the SM_ROOT variable, else /opt/ml (tests use a temp dir laid out the same way). */
 export function smRoot(root?: string): string {
-  return path.resolve(root || process.env.SM_ROOT || DEFAULT_SM_ROOT);
+  return path.resolve(setting('smRoot', root));
 }
 
 /** Paths of the SageMaker container layout under a root. */

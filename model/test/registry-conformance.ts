@@ -172,7 +172,7 @@ export function describeRegistryConformance(name: string, makeRegistry: () => Pr
       const err = await registry.fetch(1).then(() => undefined, (e: unknown) => e);
       expect(err).toBeInstanceOf(ChecksumMismatchError);
       expect(err).toBeInstanceOf(InvalidArtifactError);
-      expect(err).toMatchObject({ exitCode: 3, expected: v.artifactSha256, actual: sha256Hex('{"tampered":true}') });
+      expect(err).toMatchObject({ kind: 'integrity', expected: v.artifactSha256, actual: sha256Hex('{"tampered":true}') });
     });
 
     it('verify: every version ascending with its status; ok false naming the version whose artifact changed', async () => {

@@ -490,7 +490,7 @@ describe('local registry: a registry written before the audit chain, and `regist
     const command = `pricesense registry migrate --registry ${root}`;
     const err = await registry.show(1).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UnmigratedVersionError);
-    expect((err as UserError).exitCode).toBe(3);
+    expect((err as UserError).exitCode).toBe(5);
     expect(String((err as Error).message)).toBe(
       `version 1: registry not migrated: its 2 audit entries were written by an earlier pricesense, before the audit trail was hash-chained, and not yet sealed: run \`${command}\` once (it adds a genesis entry sealing that history; nothing is rewritten). Until then the version is not served and cannot be changed.`,
     );

@@ -481,10 +481,10 @@ describe('SageMaker registry: fetch and errors', () => {
     sm.on(CreateModelPackageCommand).rejects(
       awsError('AccessDeniedException', 'User: arn:aws:sts::123456789012:assumed-role/ml/ci is not authorized to perform: sagemaker:CreateModelPackage'),
     );
-    const err = (await registry.register(await writeFixtureForest(dir, 'f.json')).catch((e: unknown) => e)) as Error & { exitCode?: number };
+    const err = (await registry.register(await writeFixtureForest(dir, 'f.json')).catch((e: unknown) => e)) as Error & { kind?: string };
     expect(err.message).toMatch(new RegExp(`^AWS denied sagemaker:CreateModelPackage on ${GROUP}: User: .* is not authorized`));
     expect(err.message).toContain('docs/registry.md');
-    expect(err.exitCode).toBe(4);
+    expect(err.kind).toBe('denied');
   });
 
   it('turns persistent throttling into a clear error', async () => {

@@ -77,8 +77,9 @@ export async function trainMlRandomForest(table: GoldTable, options: MlRandomFor
   const seed = options.seed ?? DEFAULT_SEED;
   if (!Number.isInteger(seed) || seed < 0 || seed > 0x7fffffff) throw new UserError(`ml-random-forest needs a seed from 0 to 2^31-1, got ${seed}`);
   if (options.progress !== false && table.rows > ML_RF_ROW_WARNING) {
-    logEvent('warning', {
-      message: `ml-random-forest on ${table.rows} rows: its split search is quadratic in the rows per node and may take many minutes; use the histogram trainer for more than ~${ML_RF_ROW_WARNING} rows`,
+    logEvent('ml_random_forest_slow', {
+      level: 'warn',
+      msg: `ml-random-forest on ${table.rows} rows: its split search is quadratic in the rows per node and may take many minutes; use the histogram trainer for more than ~${ML_RF_ROW_WARNING} rows`,
     });
   }
   const { matrix, specs, labels } = encodeMatrix(table, options.features ?? GOLD_FEATURES);

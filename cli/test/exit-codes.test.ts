@@ -1,0 +1,55 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { CommanderError } from 'commander';
+import { exitCodeOf } from '../../core/error-kinds';
+import { UserError } from '../../etl/errors';
+import { writeFixtureForest } from '../../model/test/registry-fixtures';
+import { exitCodeFor } from '../index';
+import { runCli } from './run-cli';
+
+describe('exit codes (README "Exit codes")', () => {
+  it('maps commander, our kinds and anything else to one code each', () => {
+    expect(exitCodeFor(new CommanderError(0, 'commander.helpDisplayed', '(outputHelp)'))).toBe(0);
+    expect(exitCodeFor(new CommanderError(1, 'commander.unknownOption', "error: unknown option '--nope'"))).toBe(2);
+    expect(exitCodeFor(new UserError('gates', 'gate_failed'))).toBe(3);
+    expect(exitCodeFor(new UserError('trail', 'integrity'))).toBe(5);
+    expect(exitCodeFor(new TypeError('a bug'))).toBe(exitCodeOf('internal'));
+  });
+
+  it('exits 2 on an unknown option, like any other bad input', async () => {
+    const r = await runCli(['registry', 'list', '--nope']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("unknown option '--nope'");
+  });
+});
+
+describe('pricesense --config', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-cli-config-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('takes the registry from the file, and a flag wins over it', async () => {
+    const fromFile = path.join(dir, 'registry-from-file');
+    const config = path.join(dir, 'pricesense.json');
+    await writeFile(config, JSON.stringify({ registry: fromFile, user: 'file-user' }));
+    const registered = await runCli(['--config', config, 'registry', 'register', '--model', await writeFixtureForest(dir, 'm.json', { seed: 1, gatesPassed: true })]);
+    expect(registered.code).toBe(0);
+    const listed = await runCli(['--config', config, 'registry', 'show', '1', '--json']);
+    expect(JSON.parse(listed.out)).toMatchObject({ version: 1, lineage: { registeredBy: 'file-user' } });
+    const elsewhere = await runCli(['--config', config, 'registry', 'list', '--registry', path.join(dir, 'other'), '--json']);
+    expect(JSON.parse(elsewhere.out)).toEqual([]);
+  });
+
+  it('refuses a bad file before the command runs, naming the file and the key (exit 2)', async () => {
+    const config = path.join(dir, 'pricesense.json');
+    await writeFile(config, JSON.stringify({ regsitry: 'x' }));
+    const r = await runCli(['--config', config, 'registry', 'list']);
+    expect(r).toMatchObject({ code: 2, out: '' });
+    expect(r.err).toBe(`pricesense: configuration file ${config}: unknown key "regsitry"; the keys are lake, registry, user, image, consoleAuth, progress, loaderMemoryMb\n`);
+  });
+});
