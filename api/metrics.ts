@@ -67,7 +67,11 @@ export class ApiMetrics {
   /** Whether a champion is served (set by api/server.ts). */
   readySource: () => boolean = () => false;
 
-  constructor(options: { defaultMetrics?: boolean } = {}) {
+  /** Whether requests are recorded (config `metrics`); off, the per-request methods do nothing. */
+  readonly perRequest: boolean;
+
+  constructor(options: { defaultMetrics?: boolean; perRequest?: boolean } = {}) {
+    this.perRequest = options.perRequest !== false;
     const registers = [this.registry];
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
     this.requestDuration = new Histogram({
@@ -233,6 +237,7 @@ export class ApiMetrics {
   }
 
   countUnknownCategory(version: string, feature: string): void {
+    if (!this.perRequest) return;
     const key = `${version}\u0000${feature}`;
     let child = this.unknownChildren.get(key);
     if (!child) {
@@ -248,6 +253,7 @@ export class ApiMetrics {
   }
 
   observeRequest(route: string, method: string, status: number, version: string, seconds: number): void {
+    if (!this.perRequest) return;
     const key = `${route}\u0000${method}\u0000${status}\u0000${version}`;
     let child = this.durationChildren.get(key);
     if (!child) {
@@ -259,6 +265,7 @@ export class ApiMetrics {
   }
 
   countPrediction(version: string, role: Role, label: string, n = 1): void {
+    if (!this.perRequest) return;
     const key = `${version}\u0000${role}\u0000${label}`;
     let child = this.predictionChildren.get(key);
     if (!child) {

@@ -9,7 +9,9 @@ import { loadConfig } from '../config';
 import { EMF_MAX_CARRY_INTERVALS, EmfReporter } from '../emf';
 import { ApiMetrics } from '../metrics';
 import { extractEmf, statistic } from '../../infra/test/cloudwatch-emf';
-import { capturingLogger, freePort, waitFor } from './fixtures';
+import request from 'supertest';
+import { createService } from '../server';
+import { capturingLogger, freePort, mulberry32, sampleRow, silentLogger, testConfig, testRegistry, waitFor } from './fixtures';
 
 const NS = 'pricesense/emf-test';
 
@@ -111,6 +113,47 @@ describe('EMF reporter with the agent away', () => {
     } finally {
       await emf.stop();
       await agent.close();
+    }
+  });
+});
+
+describe('metrics off (PRICESENSE_METRICS=off)', () => {
+  it('is on by default, and refuses EMF with it off (the records would report nothing)', () => {
+    expect(loadConfig({}).metrics).toBe(true);
+    expect(loadConfig({ PRICESENSE_METRICS: 'off' }).metrics).toBe(false);
+    expect(() => loadConfig({ PRICESENSE_METRICS: 'no' })).toThrow(/PRICESENSE_METRICS="no" is invalid: expected "on" or "off"/);
+    expect(() => loadConfig({ PRICESENSE_METRICS: 'off', PRICESENSE_EMF: 'tcp://127.0.0.1:25888' })).toThrow(/PRICESENSE_EMF is set but PRICESENSE_METRICS=off/);
+  });
+
+  it('answers as before but records no request, prediction or drift row; the process and model metrics stay', async () => {
+    const reg = await testRegistry();
+    try {
+      await reg.publish(1);
+      const sample = async (metricsOn: boolean) => {
+        const service = await createService(testConfig({ metrics: metricsOn }), { registry: reg.registry, logger: silentLogger() });
+        await service.manager.start();
+        try {
+          const rng = mulberry32(5);
+          await request(service.handler).post('/predict').send(sampleRow(rng)).expect(200);
+          await request(service.handler).post('/predict').send({ instances: [sampleRow(rng), sampleRow(rng)] }).expect(200);
+          const text = await service.metrics.scrape();
+          const value = (name: string) => [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce((s, m) => s + Number(m[1]), 0);
+          return {
+            requests: value('pricesense_http_request_duration_seconds_count'),
+            predictions: value('pricesense_predictions_total'),
+            batches: value('pricesense_batch_size_rows_count'),
+            windowRows: value('pricesense_drift_window_rows'),
+            loads: value('pricesense_model_loads_total'),
+            ready: value('pricesense_model_ready'),
+          };
+        } finally {
+          service.manager.stop();
+        }
+      };
+      expect(await sample(true)).toEqual({ requests: 2, predictions: 3, batches: 1, windowRows: 3, loads: 1, ready: 1 });
+      expect(await sample(false)).toEqual({ requests: 0, predictions: 0, batches: 0, windowRows: 0, loads: 1, ready: 1 });
+    } finally {
+      await reg.cleanup();
     }
   });
 });
