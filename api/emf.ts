@@ -17,7 +17,8 @@
  * - one record per model version that answered (dimension ModelVersion): requests,
  *   5xx, rows predicted;
  * - one record per feature of the champion (dimension Feature): PSI, missing share,
- *   unknown-category share — once its drift window holds enough rows.
+ *   unknown-category share — once its drift window holds enough rows for the model's
+ *   features (DriftMonitor.minRows: more bins, more rows).
  *
  * Probes (/health, /ready, /metrics, /v2/health/*) are not requests here: the kubelet's
  * 503s from a pod that is still loading must not read as a 5xx rate.
@@ -35,7 +36,7 @@
  */
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { DRIFT_THRESHOLDS, type ApiMetrics } from './metrics';
+import type { ApiMetrics } from './metrics';
 
 /** Names CloudWatch sees. The infra's alarms (infra/api-alarms.ts) read these; api/test/observability.test.ts ties the two. */
 export const EMF_METRICS = {
@@ -261,7 +262,7 @@ export class EmfReporter {
     const out: Record_[] = [];
     const features: Record_[] = [];
     const champion = m.driftSources().find((s) => s.role === 'champion');
-    if (champion && champion.drift.size >= Math.min(DRIFT_THRESHOLDS.minWindowRows, champion.drift.windowSize)) {
+    if (champion && champion.drift.reliable) {
       let psiMax = 0;
       let unknownMax = 0;
       let missingIncreaseMax = 0;
