@@ -50,6 +50,12 @@ export interface ApiConfig {
   readonly maxInFlight: number;
   /** Median event-loop delay above which prediction requests are shed (0 = off). */
   readonly maxEventLoopDelayMs: number;
+  /**
+   * Whether requests are recorded in the metrics (duration histogram, prediction, batch-size,
+   * unknown-category and shadow counters, the drift windows). Off, /metrics keeps the process
+   * and model-lifecycle metrics only, and EMF cannot be on (it would report nothing).
+   */
+  readonly metrics: boolean;
   /** Where the per-interval CloudWatch EMF records go (api/emf.ts); undefined = nowhere. */
   readonly emf: EmfSink | undefined;
   readonly emfIntervalMs: number;
@@ -77,6 +83,7 @@ export const DEFAULT_CONFIG: ApiConfig = {
   unknownCategories: 'missing',
   maxInFlight: 256,
   maxEventLoopDelayMs: 100,
+  metrics: true,
   // Off unless asked: the log sink works only where stdout lines reach CloudWatch Logs unwrapped
   // (Container Insights' Fluent Bit nests them under log_processed, so CloudWatch extracts nothing).
   emf: undefined,
@@ -169,6 +176,12 @@ export function parseOtlpEndpoint(where: string, value: string): string | undefi
   return v.replace(/\/+$/, '');
 }
 
+export function parseOnOff(where: string, value: string): boolean {
+  const v = value.trim();
+  if (v !== 'on' && v !== 'off') fail(where, value, '"on" or "off"');
+  return v === 'on';
+}
+
 export function parseWorkers(where: string, value: string): number {
   if (value.trim() === 'auto') return os.availableParallelism();
   return parseInteger(where, value, 1, 256);
@@ -203,6 +216,7 @@ export interface RawConfig {
   unknownCategories?: string;
   maxInFlight?: string;
   maxEventLoopDelay?: string;
+  metrics?: string;
   emf?: string;
   emfInterval?: string;
   emfNamespace?: string;
@@ -228,6 +242,7 @@ export const ENV_VARS: Record<keyof RawConfig, string> = {
   unknownCategories: 'PRICESENSE_UNKNOWN_CATEGORIES',
   maxInFlight: 'PRICESENSE_MAX_IN_FLIGHT',
   maxEventLoopDelay: 'PRICESENSE_MAX_EVENT_LOOP_DELAY',
+  metrics: 'PRICESENSE_METRICS',
   emf: 'PRICESENSE_EMF',
   emfInterval: 'PRICESENSE_EMF_INTERVAL',
   emfNamespace: 'PRICESENSE_EMF_NAMESPACE',
@@ -273,6 +288,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: RawConfi
     if (ms > 0 && ms < RESOLUTION_MS) fail(w('maxEventLoopDelay'), raw.maxEventLoopDelay ?? '', `a duration ${DURATION_BOUNDS.maxEventLoopDelay.text}`);
     return ms;
   };
+  const metrics = raw.metrics === undefined ? DEFAULT_CONFIG.metrics : parseOnOff(w('metrics'), raw.metrics);
+  const emf = raw.emf === undefined ? DEFAULT_CONFIG.emf : parseEmfSink(w('emf'), raw.emf);
+  if (emf && !metrics) {
+    throw new UserError(`${w('emf')} is set but ${w('metrics')}=off: with metrics off nothing is recorded for the EMF records to report; turn one of them off`);
+  }
   return {
     port: raw.port === undefined ? DEFAULT_CONFIG.port : parseInteger(w('port'), raw.port, 0, 65535),
     host: raw.host ?? DEFAULT_CONFIG.host,
@@ -290,7 +310,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: RawConfi
     unknownCategories,
     maxInFlight: raw.maxInFlight === undefined ? DEFAULT_CONFIG.maxInFlight : parseInteger(w('maxInFlight'), raw.maxInFlight, 1, 1_000_000),
     maxEventLoopDelayMs: eventLoopDelay(),
-    emf: raw.emf === undefined ? DEFAULT_CONFIG.emf : parseEmfSink(w('emf'), raw.emf),
+    metrics,
+    emf,
     emfIntervalMs: duration('emfInterval', DEFAULT_CONFIG.emfIntervalMs),
     emfNamespace: raw.emfNamespace === undefined ? DEFAULT_CONFIG.emfNamespace : checkNamespace(w('emfNamespace'), raw.emfNamespace),
     emfLogGroup: raw.emfLogGroup === undefined ? undefined : checkLogGroup(w('emfLogGroup'), raw.emfLogGroup),

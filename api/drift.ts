@@ -11,6 +11,21 @@ import type { FeatureStats } from '../etl/gold-schema';
 import { lowerBound } from '../model/forest-flat';
 import type { FeatureSpec } from '../model/format';
 import type { RawRow } from '../model/walker';
+import { DRIFT_THRESHOLDS } from './metrics';
+
+/**
+ * Rows a window needs before a feature of `bins` bins has drift figures worth alerting on.
+ * With n rows drawn from the training distribution itself, PSI ≈ χ²(bins − 1) / n: mean
+ * (bins − 1)/n, standard deviation √(2(bins − 1))/n. The window must hold enough rows that
+ * this noise, at its mean plus 5 standard deviations (the largest over every feature and
+ * every process CloudWatch takes the Maximum of stays below it), is at most half the alert
+ * threshold; never fewer than DRIFT_THRESHOLDS.minWindowRows. Deciles + missing (11 bins):
+ * 259 rows; 60 categories: ~900.
+ */
+export function minRowsForBins(bins: number, psi: number = DRIFT_THRESHOLDS.psi): number {
+  const df = Math.max(1, bins - 1);
+  return Math.max(DRIFT_THRESHOLDS.minWindowRows, Math.ceil((df + 5 * Math.sqrt(2 * df)) / (psi / 2)));
+}
 
 /** Floor for empty bins: keeps ln(a/e) finite (the usual PSI smoothing). */
 const EPSILON = 1e-4;
@@ -115,6 +130,21 @@ export class DriftMonitor {
       if (s.kind === 'numeric' && s.edges.length + 1 === s.fractions.length) this.windows.push(numericWindow(f.name, s, windowSize));
       else if (s.kind === 'categorical') this.windows.push(categoricalWindow(f.name, s, specs.get(f.name), windowSize));
     }
+  }
+
+  /**
+   * Rows the window needs before its figures count: the most any of its features needs
+   * (minRowsForBins), or the whole window when it is smaller than that.
+   */
+  get minRows(): number {
+    let need: number = DRIFT_THRESHOLDS.minWindowRows;
+    for (const w of this.windows) need = Math.max(need, minRowsForBins(w.counts.length));
+    return Math.min(need, this.windowSize);
+  }
+
+  /** Whether the window holds enough rows for its drift figures to count (minRows). */
+  get reliable(): boolean {
+    return this.filled > 0 && this.filled >= this.minRows;
   }
 
   get features(): string[] {

@@ -8,15 +8,17 @@
  * Prometheus registry the requests already update (api/metrics.ts), takes the
  * difference with the previous interval's counters, and writes
  *
- * - one service record (no dimension): requests, 4xx, 5xx, requests slower than each
- *   latency-histogram bound (`RequestsOver250ms`: p99 > 250 ms exactly when more than 1%
- *   of requests are slower than 250 ms, so the p99 alarm needs no raw latencies), shed
+ * - one service record (no dimension): requests, 4xx, 5xx, the latency distribution
+ *   (`LatencyMs`: the interval's histogram as Values/Counts, each bucket's requests at its
+ *   upper bound, so CloudWatch computes p50/p99 over all processes and the p99 alarm reads
+ *   it directly), requests slower than each latency-histogram bound (`RequestsOver250ms`), shed
  *   requests, model load and registry poll failures, whether a model is served, versions
  *   with a broken audit trail, and the largest drift figures over the features;
  * - one record per model version that answered (dimension ModelVersion): requests,
  *   5xx, rows predicted;
  * - one record per feature of the champion (dimension Feature): PSI, missing share,
- *   unknown-category share — once its drift window holds enough rows.
+ *   unknown-category share — once its drift window holds enough rows for the model's
+ *   features (DriftMonitor.minRows: more bins, more rows).
  *
  * Probes (/health, /ready, /metrics, /v2/health/*) are not requests here: the kubelet's
  * 503s from a pod that is still loading must not read as a 5xx rate.
@@ -34,13 +36,15 @@
  */
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { DRIFT_THRESHOLDS, type ApiMetrics } from './metrics';
+import type { ApiMetrics } from './metrics';
 
 /** Names CloudWatch sees. The infra's alarms (infra/api-alarms.ts) read these; api/test/observability.test.ts ties the two. */
 export const EMF_METRICS = {
   requests: 'Requests',
   requests4xx: 'Requests4xx',
   requests5xx: 'Requests5xx',
+  /** The interval's request latencies as a distribution (Values/Counts, ms). */
+  latency: 'LatencyMs',
   /** `RequestsOver<ms>ms` for each bound of the latency histogram. */
   slowerThanPrefix: 'RequestsOver',
   shed: 'RequestsShed',
@@ -74,6 +78,52 @@ export interface EmfOptions {
 /** `RequestsOver250ms` for 0.25 s. */
 export function slowerThanName(seconds: number): string {
   return `${EMF_METRICS.slowerThanPrefix}${Math.round(seconds * 1e6) / 1e3}ms`;
+}
+
+/**
+ * A distribution as EMF carries it (the form the AWS Distro for OpenTelemetry's EMF
+ * exporters write for histograms): each value with how often it occurred, CloudWatch
+ * computing percentiles over them. At most 100 values; ours has one per histogram bucket.
+ */
+export interface EmfDistribution {
+  Values: number[];
+  Counts: number[];
+  Count: number;
+  Sum: number;
+  Min: number;
+  Max: number;
+}
+
+/**
+ * The value standing for requests slower than the histogram's last bound (2.5 s): twice
+ * that bound, so a p99 in the overflow reads 5,000 ms, "more than 2.5 s".
+ */
+export const LATENCY_OVERFLOW_FACTOR = 2;
+
+/**
+ * The interval's latency distribution from the histogram's per-bucket counts (cumulative,
+ * by upper bound in seconds, plus the total): each bucket's requests at its upper bound in
+ * ms. Undefined when there were no requests (an empty distribution is not valid EMF).
+ */
+export function latencyDistribution(within: ReadonlyMap<number, number>, total: number, sumSeconds: number): EmfDistribution | undefined {
+  if (total <= 0) return undefined;
+  const bounds = [...within.keys()].sort((a, b) => a - b);
+  const Values: number[] = [];
+  const Counts: number[] = [];
+  let below = 0;
+  for (const le of bounds) {
+    const n = (within.get(le) ?? 0) - below;
+    below += n;
+    if (n > 0) {
+      Values.push(round(le * 1000));
+      Counts.push(n);
+    }
+  }
+  if (total - below > 0) {
+    Values.push(round((bounds[bounds.length - 1] ?? 1) * 1000 * LATENCY_OVERFLOW_FACTOR));
+    Counts.push(total - below);
+  }
+  return { Values, Counts, Count: total, Sum: round(sumSeconds * 1000), Min: Math.min(...Values), Max: Math.max(...Values) };
 }
 
 interface Record_ {
@@ -146,7 +196,7 @@ export class EmfReporter {
       return value - (this.previous.get(key) ?? 0);
     };
     const m = this.metrics;
-    const total = { requests: 0, r4xx: 0, r5xx: 0, slower: new Map<number, number>() };
+    const total = { requests: 0, r4xx: 0, r5xx: 0, slower: new Map<number, number>(), within: new Map<number, number>(), seconds: 0 };
     const versions = new Map<string, { requests: number; r5xx: number; predictions: number }>();
     const version = (v: string) => {
       let t = versions.get(v);
@@ -154,12 +204,14 @@ export class EmfReporter {
       return t;
     };
     const counts = new Map<string, number>();
+    const sums = new Map<string, number>();
     const buckets = new Map<string, Map<number, number>>();
     for (const v of (await m.requestDuration.get()).values) {
       const l = v.labels as Record<string, string | number | undefined>;
       if (PROBES.has(String(l.route))) continue;
       const series = `${l.route}\u0000${l.method}\u0000${l.status}\u0000${l.model_version}`;
       if (v.metricName?.endsWith('_count')) counts.set(series, v.value);
+      else if (v.metricName?.endsWith('_sum')) sums.set(series, v.value);
       else if (v.metricName?.endsWith('_bucket') && l.le !== '+Inf') {
         let b = buckets.get(series);
         if (!b) buckets.set(series, (b = new Map()));
@@ -176,9 +228,11 @@ export class EmfReporter {
       const perVersion = version(modelVersion);
       perVersion.requests += n;
       if (status >= 500) perVersion.r5xx += n;
+      total.seconds += delta(`sum\u0000${series}`, sums.get(series) ?? 0);
       for (const [le, within] of buckets.get(series) ?? []) {
-        const slower = n - delta(`bucket\u0000${le}\u0000${series}`, within);
-        total.slower.set(le, (total.slower.get(le) ?? 0) + slower);
+        const inBucket = delta(`bucket\u0000${le}\u0000${series}`, within);
+        total.within.set(le, (total.within.get(le) ?? 0) + inBucket);
+        total.slower.set(le, (total.slower.get(le) ?? 0) + n - inBucket);
       }
     }
     for (const v of (await m.predictions.get()).values) {
@@ -191,11 +245,13 @@ export class EmfReporter {
       return n;
     };
 
-    const service: Record<string, number> = {
+    const service: Record<string, number | EmfDistribution> = {
       [EMF_METRICS.requests]: total.requests,
       [EMF_METRICS.requests4xx]: total.r4xx,
       [EMF_METRICS.requests5xx]: total.r5xx,
     };
+    const latency = latencyDistribution(total.within, total.requests, total.seconds);
+    if (latency) service[EMF_METRICS.latency] = latency;
     for (const [le, n] of [...total.slower].sort((a, b) => a[0] - b[0])) service[slowerThanName(le)] = n;
     service[EMF_METRICS.shed] = await sum(m.requestsShed, 'shed');
     service[EMF_METRICS.modelLoadFailures] = await sum(m.modelLoadFailures, 'load-failures');
@@ -206,7 +262,7 @@ export class EmfReporter {
     const out: Record_[] = [];
     const features: Record_[] = [];
     const champion = m.driftSources().find((s) => s.role === 'champion');
-    if (champion && champion.drift.size >= Math.min(DRIFT_THRESHOLDS.minWindowRows, champion.drift.windowSize)) {
+    if (champion && champion.drift.reliable) {
       let psiMax = 0;
       let unknownMax = 0;
       let missingIncreaseMax = 0;
@@ -241,8 +297,8 @@ export class EmfReporter {
     for (const [key, value] of baseline) this.previous.set(key, value);
   }
 
-  private record(now: number, dimensions: string[][], targets: Record<string, string>, values: Record<string, number>, defaultUnit: 'Count' | 'None'): Record_ {
-    const unit = (name: string) => (name === EMF_METRICS.modelReady || name.endsWith('Max') ? 'None' : defaultUnit);
+  private record(now: number, dimensions: string[][], targets: Record<string, string>, values: Record<string, number | EmfDistribution>, defaultUnit: 'Count' | 'None'): Record_ {
+    const unit = (name: string) => (name === EMF_METRICS.latency ? 'Milliseconds' : name === EMF_METRICS.modelReady || name.endsWith('Max') ? 'None' : defaultUnit);
     return {
       _aws: {
         Timestamp: now,

@@ -20,7 +20,10 @@ export const DRIFT_THRESHOLDS = {
   unknownShare: 0.05,
   /** Missing share above the training share by more than this (absolute). */
   missingShareIncrease: 0.1,
-  /** Rows a drift window needs before its figures count (fewer are noise). */
+  /**
+   * The fewest rows a drift window needs before its figures count; a model with more bins
+   * per feature needs more (api/drift.ts minRowsForBins).
+   */
   minWindowRows: 200,
 } as const;
 
@@ -53,6 +56,7 @@ export class ApiMetrics {
   readonly unknownShare: Gauge<'feature' | 'model_version' | 'role'>;
   readonly modelReady: Gauge;
   readonly driftWindow: Gauge<'model_version' | 'role'>;
+  readonly driftWindowMinRows: Gauge<'model_version' | 'role'>;
   readonly requestsShed: Counter<'route' | 'reason'>;
   readonly unknownCategories: Counter<'feature' | 'model_version'>;
   readonly auditBroken: Gauge<'model_version'>;
@@ -67,7 +71,11 @@ export class ApiMetrics {
   /** Whether a champion is served (set by api/server.ts). */
   readySource: () => boolean = () => false;
 
-  constructor(options: { defaultMetrics?: boolean } = {}) {
+  /** Whether requests are recorded (config `metrics`); off, the per-request methods do nothing. */
+  readonly perRequest: boolean;
+
+  constructor(options: { defaultMetrics?: boolean; perRequest?: boolean } = {}) {
+    this.perRequest = options.perRequest !== false;
     const registers = [this.registry];
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
     this.requestDuration = new Histogram({
@@ -161,18 +169,26 @@ export class ApiMetrics {
       `Share of categorical values unseen at training per feature in the drift window; alert above ${DRIFT_THRESHOLDS.unknownShare}`,
       (d) => d.unknownShare,
     );
-    this.driftWindow = new Gauge({
-      name: 'pricesense_drift_window_rows',
-      help: 'Live rows in the drift window; across workers the smallest window (each worker computes its own drift)',
-      labelNames: ['model_version', 'role'],
-      registers,
-      // The drift gauges take the largest worker's reading: the alert's row gate must hold for every worker, not their sum.
-      aggregator: 'min',
-      collect() {
-        this.reset();
-        for (const s of sources()) this.set({ model_version: s.version, role: s.role }, s.drift.size);
-      },
-    });
+    const perModel = (name: string, help: string, aggregator: 'min' | 'max', value: (d: DriftMonitor) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['model_version', 'role'],
+        registers,
+        aggregator,
+        collect() {
+          this.reset();
+          for (const s of sources()) this.set({ model_version: s.version, role: s.role }, value(s.drift));
+        },
+      });
+    // The drift gauges take the largest worker's reading: the alert's row gate must hold for every worker, not their sum.
+    this.driftWindow = perModel('pricesense_drift_window_rows', 'Live rows in the drift window; across workers the smallest window (each worker computes its own drift)', 'min', (d) => d.size);
+    this.driftWindowMinRows = perModel(
+      'pricesense_drift_window_min_rows',
+      'Live rows the drift window needs before its figures count (the most any feature needs: more bins, more rows; the window size if smaller)',
+      'max',
+      (d) => d.minRows,
+    );
     this.requestsShed = new Counter({
       name: 'pricesense_requests_shed_total',
       help: 'Prediction requests answered 503 + Retry-After because the process was overloaded, by route and reason (in_flight: too many requests in progress; event_loop_delay: the event loop is behind)',
@@ -233,6 +249,7 @@ export class ApiMetrics {
   }
 
   countUnknownCategory(version: string, feature: string): void {
+    if (!this.perRequest) return;
     const key = `${version}\u0000${feature}`;
     let child = this.unknownChildren.get(key);
     if (!child) {
@@ -248,6 +265,7 @@ export class ApiMetrics {
   }
 
   observeRequest(route: string, method: string, status: number, version: string, seconds: number): void {
+    if (!this.perRequest) return;
     const key = `${route}\u0000${method}\u0000${status}\u0000${version}`;
     let child = this.durationChildren.get(key);
     if (!child) {
@@ -259,6 +277,7 @@ export class ApiMetrics {
   }
 
   countPrediction(version: string, role: Role, label: string, n = 1): void {
+    if (!this.perRequest) return;
     const key = `${version}\u0000${role}\u0000${label}`;
     let child = this.predictionChildren.get(key);
     if (!child) {

@@ -33,7 +33,7 @@ export class Predictor {
   one(route: Route, row: RawRow, requestId: string): { prediction: Prediction; unknown: readonly string[] | undefined } {
     const model = route.model;
     const unknown = this.unknownOf(model, row);
-    model.drift.observe(row);
+    if (this.metrics.perRequest) model.drift.observe(row);
     const prediction = model.forest.predict(row);
     this.metrics.countPrediction(model.versionLabel, route.role, prediction.label);
     if (route.shadow) this.scoreShadow(route, [row], [prediction.label], requestId);
@@ -47,10 +47,10 @@ export class Predictor {
     for (let i = 0; i < rows.length; i++) {
       const u = this.unknownOf(model, rows[i]);
       if (u !== undefined) (unknown ??= new Array<readonly string[] | undefined>(rows.length))[i] = u;
-      model.drift.observe(rows[i]);
+      if (this.metrics.perRequest) model.drift.observe(rows[i]);
     }
     const prediction = model.forest.predictBatch(rows);
-    this.metrics.batchSize.observe({ route: routeLabel }, rows.length);
+    if (this.metrics.perRequest) this.metrics.batchSize.observe({ route: routeLabel }, rows.length);
     this.countLabels(model.versionLabel, route.role, prediction.labels);
     if (route.shadow) this.scoreShadow(route, rows, prediction.labels, requestId);
     return { prediction, unknown };
@@ -91,6 +91,7 @@ export class Predictor {
         let agree = 0;
         for (let i = 0; i < labels.length; i++) if (labels[i] === championLabels[i]) agree++;
         this.countLabels(shadow.versionLabel, 'shadow', labels);
+        if (!this.metrics.perRequest) return;
         const versions = { champion_version: champion.versionLabel, shadow_version: shadow.versionLabel };
         if (agree > 0) this.metrics.shadowComparisons.inc({ ...versions, outcome: 'agree' }, agree);
         if (labels.length - agree > 0) this.metrics.shadowComparisons.inc({ ...versions, outcome: 'disagree' }, labels.length - agree);

@@ -58,7 +58,7 @@ export interface ServiceDeps {
 export async function createService(config: ApiConfig, deps: ServiceDeps = {}): Promise<Service> {
   const logger = deps.logger ?? createLogger(config.logLevel);
   const registry = deps.registry ?? (await openRegistry(config.registry));
-  const metrics = new ApiMetrics();
+  const metrics = new ApiMetrics({ perRequest: config.metrics });
   const manager = new ModelManager({
     registry,
     metrics,

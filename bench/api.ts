@@ -17,6 +17,12 @@
  * the servers for the 2 cores, the same way for both: ratios hold, absolute req/s are
  * conservative.
  *
+ * The cost of observability (issue 12), same run: the API as shipped (metrics on, EMF
+ * records to a loopback stand-in for the CloudWatch agent, tracing off) against the same
+ * bundle with PRICESENSE_METRICS=off and with OTLP export on (to a loopback collector the
+ * bench starts), alternating runs; per-request deltas of CPU, and in process the metric
+ * calls and the trace context a request pays for.
+ *
  *   npm run bench:api                        # a few minutes (training ~15-60 s)
  *   BENCH_SECONDS=5 BENCH_ROWS=20000 npm run bench:api
  */
@@ -38,6 +44,11 @@ import { trainForest } from '../model/trainer';
 import { CompiledForest } from '../model/walker';
 import { RequestValidator } from '../api/validation';
 import { FEATURE_DEFINITIONS_VERSION } from '../etl/feature-definitions';
+import { DriftMonitor } from '../api/drift';
+import { ApiMetrics } from '../api/metrics';
+import { traceFor } from '../api/tracing';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 
 interface AutocannonResult {
   requests: { average: number; total: number };
@@ -290,6 +301,174 @@ async function shedByReason(port: number): Promise<string> {
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** A stand-in for the CloudWatch agent's EMF listener: counts the records (lines) it gets. */
+async function emfSink(): Promise<{ port: number; records: () => number; close(): Promise<void> }> {
+  let records = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('data', (c: Buffer) => {
+      for (let i = c.indexOf(10); i >= 0; i = c.indexOf(10, i + 1)) records++;
+    });
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    records: () => records,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** A stand-in OTLP/HTTP collector: answers 200 to POST /v1/traces and counts the spans of the JSON bodies. */
+async function otlpSink(): Promise<{ url: string; spans: () => number; close(): Promise<void> }> {
+  let spans = 0;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      try {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans?: { scopeSpans?: { spans?: unknown[] }[] }[] };
+        for (const r of body.resourceSpans ?? []) for (const s of r.scopeSpans ?? []) spans += s.spans?.length ?? 0;
+      } catch {
+        // not JSON (protobuf): the request still counts as answered
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    spans: () => spans,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+interface ObservabilityVariant {
+  readonly label: string;
+  readonly reqPerSec: number;
+  readonly cpuUsPerRequest: number;
+  readonly runs: number[];
+  readonly p99Ms: number;
+}
+
+interface ObservabilityCost {
+  readonly variants: ObservabilityVariant[];
+  readonly emfRecords: number;
+  readonly spansExported: number;
+  readonly requestsTraced: number;
+  /** In process, per request: the metric calls of a single-row /predict (duration histogram, prediction counter, drift window). */
+  readonly metricCallsUs: { readonly histogram: number; readonly counter: number; readonly drift: number };
+  /** In process, per request: the trace context with no traceparent header, and continuing a valid one. */
+  readonly traceNewUs: number;
+  readonly traceContinuedUs: number;
+}
+
+/**
+ * The cost of metrics and tracing per request: three 2-worker servers from the same bundle
+ * and registry, driven in alternating runs like the bare peer above — as shipped (metrics on,
+ * EMF records every second, 60 times the production rate, to a loopback agent; tracing off),
+ * metrics off, and OTLP export on to a loopback collector.
+ */
+async function observabilityCost(
+  entry: string,
+  env: Record<string, string>,
+  basePort: number,
+  table: GoldTable,
+  forest: Awaited<ReturnType<typeof trainForest>>,
+  run: (target: number, opts: Record<string, unknown>) => Promise<AutocannonResult>,
+  body: string,
+  children: ChildProcess[],
+): Promise<ObservabilityCost> {
+  const agent = await emfSink();
+  const collector = await otlpSink();
+  try {
+    const variants: { label: string; env: Record<string, string> }[] = [
+      { label: 'as shipped (metrics + EMF 1 s, tracing off)', env: { PRICESENSE_EMF: `tcp://127.0.0.1:${agent.port}`, PRICESENSE_EMF_INTERVAL: '1s' } },
+      { label: 'metrics off (PRICESENSE_METRICS=off)', env: { PRICESENSE_METRICS: 'off' } },
+      { label: 'tracing on (OTLP to loopback)', env: { PRICESENSE_EMF: `tcp://127.0.0.1:${agent.port}`, PRICESENSE_EMF_INTERVAL: '1s', PRICESENSE_OTLP_ENDPOINT: collector.url } },
+    ];
+    const ports = variants.map((_, i) => basePort + i);
+    // One after the other: six workers loading the forest at once on a shared machine take longer than waitReady's patience.
+    const servers: ChildProcess[] = [];
+    const warmUp: number[] = [];
+    for (let i = 0; i < variants.length; i++) {
+      const server = start(entry, { ...env, ...variants[i].env, PORT: String(ports[i]) }, ['--workers', '2']);
+      servers.push(server);
+      children.push(server);
+      await waitReady(ports[i], 120_000);
+      await waitWorkers(ports[i], 2);
+      warmUp.push((await run(ports[i], { body, connections: CONNECTIONS, duration: 2 })).requests.total); // warm-up (JIT)
+    }
+    // Every request the tracing server answered, warm-up included, is a span it tries to export.
+    const results = variants.map((_, i) => ({ rps: [] as number[], cpu: [] as number[], p99: [] as number[], requests: warmUp[i] }));
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < variants.length; i++) {
+        const r = await cpuPerRequest(servers[i].pid!, () => run(ports[i], { body, connections: CONNECTIONS }));
+        results[i].rps.push(r.result.requests.average);
+        results[i].cpu.push(r.usPerRequest);
+        results[i].p99.push(r.result.latency.p99);
+        results[i].requests += r.result.requests.total;
+      }
+    }
+    for (const server of servers) await stop(server);
+
+    // In process: what one single-row /predict adds to the metrics, and its trace context.
+    const metrics = new ApiMetrics({ defaultMetrics: false });
+    const drift = new DriftMonitor(forest.features, forest.featureStats ?? {}, 5000);
+    const rows = Array.from({ length: 256 }, (_, i) => sampleBody(table, i) as Parameters<DriftMonitor['observe']>[0]);
+    const labels = ['Low', 'Medium', 'High'];
+    const histogramUs = microseconds((i) => metrics.observeRequest('/predict', 'POST', 200, '1', 0.0004 + (i & 7) * 1e-4), 200_000);
+    const counterUs = microseconds((i) => metrics.countPrediction('1', 'champion', labels[i % 3]), 200_000);
+    const driftUs = microseconds((i) => drift.observe(rows[i & 255]), 200_000);
+    const traceNewUs = microseconds(() => traceFor(undefined, false), 200_000);
+    const header = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const traceContinuedUs = microseconds(() => traceFor(header, false), 200_000);
+
+    return {
+      variants: variants.map((v, i) => ({
+        label: v.label,
+        reqPerSec: mean(results[i].rps),
+        cpuUsPerRequest: mean(results[i].cpu),
+        runs: results[i].rps,
+        p99Ms: Math.max(...results[i].p99),
+      })),
+      emfRecords: agent.records(),
+      spansExported: collector.spans(),
+      requestsTraced: results[2].requests,
+      metricCallsUs: { histogram: histogramUs, counter: counterUs, drift: driftUs },
+      traceNewUs,
+      traceContinuedUs,
+    };
+  } finally {
+    await agent.close();
+    await collector.close();
+  }
+}
+
+/** The rows of the observability cost, against the variant with metrics off and the bare peer of the same run. */
+function observabilityLines(cost: ObservabilityCost, peerRps: number, peerCpu: number): string[] {
+  const off = cost.variants[1];
+  return [
+    `  cost of metrics and tracing (same bundle, --workers 2, alternating runs; delta against metrics off)`,
+    ...cost.variants.map((v) => {
+      const delta = v === off ? '' : `   delta ${v.cpuUsPerRequest - off.cpuUsPerRequest >= 0 ? '+' : ''}${fmt(v.cpuUsPerRequest - off.cpuUsPerRequest, 1)} µs CPU/request, ${fmt(((v.reqPerSec - off.reqPerSec) / off.reqPerSec) * 100, 1)}% req/s`;
+      return `    ${v.label.padEnd(46)} ${fmt(v.reqPerSec)} req/s (runs: ${v.runs.map((r) => fmt(r)).join(', ')})   p99 ${v.p99Ms} ms   CPU ${fmt(v.cpuUsPerRequest)} µs/request   ratio to bare ${(v.reqPerSec / peerRps).toFixed(3)} (CPU ${(peerCpu / v.cpuUsPerRequest).toFixed(3)})${delta}`;
+    }),
+    `    EMF records the loopback agent got        ${fmt(cost.emfRecords)} (per interval and process, not per request)`,
+    `    spans the loopback collector got          ${fmt(cost.spansExported)} of ${fmt(cost.requestsTraced)} requests traced, warm-up included (the SDK's batch processor drops spans beyond its queue of 2,048)`,
+    `    in process, per single-row request        metrics ${(cost.metricCallsUs.histogram + cost.metricCallsUs.counter + cost.metricCallsUs.drift).toFixed(2)} µs (duration histogram ${cost.metricCallsUs.histogram.toFixed(2)}, prediction counter ${cost.metricCallsUs.counter.toFixed(2)}, drift window ${cost.metricCallsUs.drift.toFixed(2)}); trace context ${cost.traceNewUs.toFixed(2)} µs new, ${cost.traceContinuedUs.toFixed(2)} µs continuing a traceparent`,
+  ];
+}
+
 const shedOf = (r: AutocannonResult) => r.statusCodeStats?.['503']?.count ?? 0;
 
 async function main(): Promise<void> {
@@ -395,6 +574,8 @@ async function main(): Promise<void> {
     const overloadedUnshed = await run(unshedPort, { body: one, connections: OVERLOAD_CONNECTIONS, overallRate: overloadRate });
     await stop(unshed);
 
+    const observability = await observabilityCost(entry, env, basePort + 4, table, forest, run, one, children);
+
     const failures = (r: AutocannonResult) => r.errors + r.timeouts + r.non2xx;
     const failureText = (label: string, r: AutocannonResult) => {
       if (failures(r) === 0) return [];
@@ -435,6 +616,14 @@ async function main(): Promise<void> {
       rawLines: rawLines.map(({ n, result }) => ({ lines: n, reqPerSec: Math.round(result.requests.average), p99Ms: result.latency.p99, ratioToFeatureRequest: Math.round((result.requests.average / oursRps) * 1000) / 1000 })),
       aggregate12LinesUs: Math.round(aggregateUs * 100) / 100,
       score12LinesUs: Math.round(scoreUs * 100) / 100,
+      observability: {
+        variants: observability.variants.map((v) => ({ label: v.label, reqPerSec: Math.round(v.reqPerSec), cpuUsPerRequest: Math.round(v.cpuUsPerRequest * 10) / 10, p99Ms: v.p99Ms })),
+        emfRecords: observability.emfRecords,
+        spansExported: observability.spansExported,
+        metricCallsUs: Object.fromEntries(Object.entries(observability.metricCallsUs).map(([k, v]) => [k, Math.round(v * 1000) / 1000])),
+        traceNewUs: Math.round(observability.traceNewUs * 1000) / 1000,
+        traceContinuedUs: Math.round(observability.traceContinuedUs * 1000) / 1000,
+      },
       failedRequests: ours.reduce((s, r) => s + failures(r), 0) + failures(fixed) + failures(batched) + rawLines.reduce((s, r) => s + failures(r.result), 0),
     };
     const mark = (ok: boolean) => (ok ? 'met' : 'MISSED');
@@ -451,6 +640,7 @@ async function main(): Promise<void> {
       `  batch of 100                      ${fmt(figures.batch100ReqPerSec)} req/s = ${fmt(figures.batch100RowsPerSec)} rows/s   p99 ${batched.latency.p99} ms   server CPU ${fmt(cpuBatch)} µs/request`,
       ...rawLines.map(({ n, result }) => `  raw lines, ${String(n).padStart(2)} per basket          ${fmt(result.requests.average)} req/s   p99 ${result.latency.p99} ms   (${(result.requests.average / oursRps).toFixed(3)} of the feature request's req/s)`),
       `  12-line basket, in process        features from lines ${aggregateUs.toFixed(2)} µs vs scoring ${scoreUs.toFixed(2)} µs = ${(aggregateUs / scoreUs).toFixed(3)} (target <= 1: ${mark(aggregateUs <= scoreUs)})`,
+      ...observabilityLines(observability, peerRps, mean(peersCpu)),
       `  cold start to ready (1 process)   ${fmt(figures.coldStartMs)} ms`,
       `  worker RSS after the runs         ${figures.workerRssMiB.map((m) => `${m} MiB`).join(', ')}`,
       `  failed requests (outside overload) ${figures.failedRequests}${failureDetails.length ? ` (${failureDetails.join('; ')})` : ''}`,

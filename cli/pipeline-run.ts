@@ -8,6 +8,7 @@ import {
 import { randomUUID } from 'node:crypto';
 import { UserError } from '../etl/errors';
 import { logEvent } from '../etl/progress';
+import { busyExecutions } from '../infra/retrain-guard';
 
 /**
  * Start a SageMaker pipeline execution (the retrain loop: ETL → train → evaluate →
@@ -36,6 +37,25 @@ const TERMINAL: ReadonlySet<string> = new Set(['Succeeded', 'Failed', 'Stopped']
 export async function runPipeline(options: PipelineRunOptions): Promise<PipelineRunResult> {
   const client = options.client ?? new SageMakerClient({ maxAttempts: 8 });
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const translate = (err: unknown): never => {
+    const e = err as { name?: string; message?: string };
+    if (e.name === 'ResourceNotFound') {
+      throw new UserError(`SageMaker pipeline '${options.name}' not found in this account/region: run \`pulumi up\` for the stack, or check AWS_REGION`);
+    }
+    if (e.name === 'AccessDeniedException') {
+      throw new UserError(`not allowed to start SageMaker pipeline '${options.name}': the role needs sagemaker:ListPipelineExecutions and sagemaker:StartPipelineExecution (${e.message ?? ''})`);
+    }
+    throw err;
+  };
+  // One execution at a time (infra/retrain-guard.ts): a second trains on the same data, twice the hours for a duplicate candidate.
+  const busy = await busyExecutions(client, options.name).catch(translate);
+  if (busy.length > 0) {
+    const b = busy[0];
+    throw new UserError(
+      `SageMaker pipeline '${options.name}' already has an execution running (${b.arn}, ${b.status}${b.startTime ? ` since ${b.startTime.toISOString()}` : ''}): ` +
+        'a second would train on the same data for a duplicate candidate. Wait for it to finish, or stop it (aws sagemaker stop-pipeline-execution --pipeline-execution-arn ...) and start again',
+    );
+  }
   const started = await client
     .send(
       new StartPipelineExecutionCommand({
@@ -45,16 +65,7 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
         ClientRequestToken: randomUUID(),
       }),
     )
-    .catch((err: unknown) => {
-      const e = err as { name?: string; message?: string };
-      if (e.name === 'ResourceNotFound') {
-        throw new UserError(`SageMaker pipeline '${options.name}' not found in this account/region: run \`pulumi up\` for the stack, or check AWS_REGION`);
-      }
-      if (e.name === 'AccessDeniedException') {
-        throw new UserError(`not allowed to start SageMaker pipeline '${options.name}': the role needs sagemaker:StartPipelineExecution (${e.message ?? ''})`);
-      }
-      throw err;
-    });
+    .catch(translate);
   const executionArn = started.PipelineExecutionArn;
   if (!executionArn) throw new Error('StartPipelineExecution returned no PipelineExecutionArn');
   logEvent('pipeline_started', { pipeline: options.name, executionArn });

@@ -22,13 +22,16 @@ export const API_METRICS = {
   driftPsi: 'DriftPsiMax',
   unknownCategoryShare: 'UnknownCategoryShareMax',
   missingShareIncrease: 'MissingShareIncreaseMax',
+  /** Request latency as a distribution (Values/Counts per interval): CloudWatch computes its percentiles. */
+  latency: 'LatencyMs',
 } as const;
 
 /**
- * The API counts requests slower than each bound of its latency histogram (seconds,
- * api/metrics.ts) as `RequestsOver<ms>ms`. p99 latency is above T exactly when more than
- * 1% of requests take longer than T, so the p99 alarm is that share, and T must be one
- * of these bounds (the config validation says so).
+ * The bounds of the API's latency histogram (api/metrics.ts) in ms, below its overflow.
+ * The records' LatencyMs distribution puts each request at its bucket's upper bound, so
+ * p99 of it is above T exactly when more than 1% of requests took longer than T — when T
+ * is one of these bounds (the config validation says so). The API also counts
+ * `RequestsOver<ms>ms` per bound (the dashboard's "% slower than" widget).
  */
 export const LATENCY_BOUNDS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500] as const;
 
@@ -47,7 +50,8 @@ export interface AlarmThresholds {
 export interface MetricStat {
   readonly namespace: string;
   readonly metricName: string;
-  readonly stat: 'Sum' | 'Maximum' | 'Minimum' | 'SampleCount';
+  /** A percentile (`p99`) only on a distribution metric (LatencyMs). */
+  readonly stat: 'Sum' | 'Maximum' | 'Minimum' | 'SampleCount' | `p${number}`;
   readonly period: number;
 }
 
@@ -130,15 +134,13 @@ export function apiAlarms(stack: string, t: AlarmThresholds, options: ApiAlarmOp
       treatMissingData: 'notBreaching',
     },
     {
+      // The percentile of the latency distribution itself: the records carry each histogram bucket's
+      // count at its upper bound, so with T a bound, p99 > T exactly when more than 1% are slower than T.
       id: 'api-p99-latency',
       prometheusAlert: 'PricesenseHighP99Latency',
-      description: `API p99 latency above ${t.p99LatencyMs} ms for 15 minutes (more than 1% of requests slower than ${t.p99LatencyMs} ms)`,
-      queries: [
-        metric('requests', API_METRICS.requests, 'Sum'),
-        metric('slow', slowerThanMetric(t.p99LatencyMs), 'Sum'),
-        { id: 'slowshare', expression: 'IF(requests > 0, 100 * slow / requests, 0)', label: `% slower than ${t.p99LatencyMs} ms`, returnData: true },
-      ],
-      threshold: 1,
+      description: `API p99 latency above ${t.p99LatencyMs} ms for 15 minutes (p99 of LatencyMs; each request counts at its histogram bucket's upper bound)`,
+      queries: single(API_METRICS.latency, 'p99'),
+      threshold: t.p99LatencyMs,
       comparisonOperator: 'GreaterThanThreshold',
       evaluationPeriods: 3,
       startsRetraining: false,

@@ -12,6 +12,8 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
+import { buildSync } from 'esbuild';
+import path from 'node:path';
 import { serviceAssumeRolePolicy, type AwsContext } from './aws-context';
 import type { StackConfig } from './config';
 import type { DataLake } from './data-lake';
@@ -38,6 +40,8 @@ export interface SageMakerPipelineArgs {
    * monitoring.retrainOnDrift is on); none: nothing starts it but people.
    */
   readonly retrainOnAlarms: readonly pulumi.Input<string>[];
+  /** Retention of the retrain guard function's log group. */
+  readonly logRetentionDays: number;
   readonly aws: AwsContext;
 }
 
@@ -193,36 +197,87 @@ export class SageMakerPipeline extends pulumi.ComponentResource {
   /**
    * Monitoring closes the loop: an alarm entering ALARM starts one execution (EventBridge
    * sees one state change per transition, so a drift that persists starts one retrain,
-   * not one per evaluation). The execution goes ETL → train → evaluate → gates →
-   * register, and registration is PendingManualApproval: nothing is approved or served
-   * without a person.
+   * not one per evaluation) — unless one already runs: the rule's target is the guard
+   * function of infra/retrain-guard.ts, reserved concurrency 1, which lists the
+   * pipeline's executions and starts one only when none is Executing or Stopping. The
+   * execution goes ETL → train → evaluate → gates → register, and registration is
+   * PendingManualApproval: nothing is approved or served without a person.
    */
   private retrainOnAlarms(name: string, args: SageMakerPipelineArgs, pipelineArn: pulumi.Output<string>, parent: pulumi.CustomResourceOptions): pulumi.Output<string> {
+    const pipelineName = pipelineNameFor(args.stack);
+    const functionName = retrainGuardFunctionName(args.stack);
+    const logGroup = new aws.cloudwatch.LogGroup(`${name}-retrain-guard`, {
+      name: `/aws/lambda/${functionName}`,
+      retentionInDays: args.logRetentionDays,
+    }, parent);
     const role = new aws.iam.Role(`${name}-retrain-trigger`, {
       ...args.aws.roleScope,
-      description: `EventBridge starting ${pipelineNameFor(args.stack)} when a drift alarm fires`,
-      assumeRolePolicy: serviceAssumeRolePolicy(args.aws, 'events.amazonaws.com'),
+      description: `The retrain guard: starts ${pipelineName} when a drift alarm fires, unless an execution runs`,
+      assumeRolePolicy: serviceAssumeRolePolicy(args.aws, 'lambda.amazonaws.com'),
     }, parent);
     const policy = new aws.iam.RolePolicy(`${name}-retrain-trigger`, {
       role: role.id,
       policy: pulumi.jsonStringify({
         Version: '2012-10-17',
-        Statement: [{ Sid: 'StartRetrainPipeline', Effect: 'Allow', Action: 'sagemaker:StartPipelineExecution', Resource: pipelineArn }],
+        Statement: [
+          { Sid: 'CheckAndStartRetrainPipeline', Effect: 'Allow', Action: ['sagemaker:ListPipelineExecutions', 'sagemaker:StartPipelineExecution'], Resource: pipelineArn },
+          { Sid: 'OwnLogs', Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: pulumi.interpolate`${logGroup.arn}:*` },
+        ],
       }),
     }, parent);
+    const guard = new aws.lambda.Function(`${name}-retrain-guard`, {
+      name: functionName,
+      description: `pricesense ${args.stack}: start ${pipelineName} on a drift alarm unless an execution runs (infra/retrain-guard.ts)`,
+      role: role.arn,
+      runtime: aws.lambda.Runtime.NodeJS20dX,
+      handler: 'index.handler',
+      code: new pulumi.asset.AssetArchive({ 'index.js': new pulumi.asset.StringAsset(bundleRetrainGuard()) }),
+      memorySize: 128,
+      timeout: 60,
+      // One check at a time: two alarms firing together must not both see "nothing runs".
+      reservedConcurrentExecutions: 1,
+      environment: { variables: { PIPELINE_NAME: pipelineName } },
+      loggingConfig: { logFormat: 'Text', logGroup: logGroup.name },
+    }, { ...parent, dependsOn: [policy, logGroup] });
     const rule = new aws.cloudwatch.EventRule(`${name}-drift-retrain`, {
       name: `${eventRulePrefix(args.stack)}drift-retrain`,
-      description: `pricesense: a drift alarm of ${args.stack} entered ALARM: start ${pipelineNameFor(args.stack)} (ends at PendingManualApproval)`,
+      description: `pricesense: a drift alarm of ${args.stack} entered ALARM: start ${pipelineName} unless it runs (ends at PendingManualApproval)`,
       eventPattern: pulumi.all([...args.retrainOnAlarms]).apply((arns) => JSON.stringify(alarmEntersAlarmPattern(arns))),
+    }, parent);
+    const invoke = new aws.lambda.Permission(`${name}-drift-retrain`, {
+      action: 'lambda:InvokeFunction',
+      function: guard.name,
+      principal: 'events.amazonaws.com',
+      sourceArn: rule.arn,
     }, parent);
     new aws.cloudwatch.EventTarget(`${name}-drift-retrain`, {
       rule: rule.name,
-      arn: pipelineArn,
-      roleArn: role.arn,
-      sagemakerPipelineTarget: { pipelineParameterLists: [] },
-    }, { ...parent, dependsOn: [policy] });
+      arn: guard.arn,
+    }, { ...parent, dependsOn: [invoke] });
     return rule.name;
   }
+}
+
+export function retrainGuardFunctionName(stack: string): string {
+  return `pricesense-${stack}-retrain-guard`;
+}
+
+/**
+ * infra/retrain-guard.ts as one CommonJS file for the Lambda runtime, which brings the AWS
+ * SDK v3 itself (so it stays out of the bundle: a few KB, not megabytes).
+ */
+export function bundleRetrainGuard(): string {
+  const built = buildSync({
+    entryPoints: [path.join(__dirname, 'retrain-guard.ts')],
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    external: ['@aws-sdk/*'],
+    write: false,
+    logLevel: 'silent',
+  });
+  return built.outputFiles[0].text;
 }
 
 /** The platform extension wired in infra/index.ts. */
@@ -241,6 +296,7 @@ export const sagemakerPipelineExtension: PlatformExtension = (p: Platform) => {
     jobsImage,
     apiImage,
     alertTopicArn: p.monitoring.alertTopicArn,
+    logRetentionDays: cfg.monitoring.logRetentionDays,
     retrainOnAlarms: cfg.monitoring.retrainOnDrift ? p.monitoring.apiAlarms.filter((a) => a.definition.startsRetraining).map((a) => a.arn) : [],
     aws: p.aws,
   }, { providers: { aws: p.aws.provider } });

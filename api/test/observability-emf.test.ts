@@ -6,10 +6,13 @@
  */
 import net from 'node:net';
 import { loadConfig } from '../config';
-import { EMF_MAX_CARRY_INTERVALS, EmfReporter } from '../emf';
+import { EMF_MAX_CARRY_INTERVALS, EMF_METRICS, EmfReporter } from '../emf';
+import { apiAlarms, apiMetricNamespace } from '../../infra/api-alarms';
 import { ApiMetrics } from '../metrics';
 import { extractEmf, statistic } from '../../infra/test/cloudwatch-emf';
-import { capturingLogger, freePort, waitFor } from './fixtures';
+import request from 'supertest';
+import { createService } from '../server';
+import { capturingLogger, freePort, mulberry32, sampleRow, silentLogger, testConfig, testRegistry, waitFor } from './fixtures';
 
 const NS = 'pricesense/emf-test';
 
@@ -112,5 +115,90 @@ describe('EMF reporter with the agent away', () => {
       await emf.stop();
       await agent.close();
     }
+  });
+});
+
+describe('metrics off (PRICESENSE_METRICS=off)', () => {
+  it('is on by default, and refuses EMF with it off (the records would report nothing)', () => {
+    expect(loadConfig({}).metrics).toBe(true);
+    expect(loadConfig({ PRICESENSE_METRICS: 'off' }).metrics).toBe(false);
+    expect(() => loadConfig({ PRICESENSE_METRICS: 'no' })).toThrow(/PRICESENSE_METRICS="no" is invalid: expected "on" or "off"/);
+    expect(() => loadConfig({ PRICESENSE_METRICS: 'off', PRICESENSE_EMF: 'tcp://127.0.0.1:25888' })).toThrow(/PRICESENSE_EMF is set but PRICESENSE_METRICS=off/);
+  });
+
+  it('answers as before but records no request, prediction or drift row; the process and model metrics stay', async () => {
+    const reg = await testRegistry();
+    try {
+      await reg.publish(1);
+      const sample = async (metricsOn: boolean) => {
+        const service = await createService(testConfig({ metrics: metricsOn }), { registry: reg.registry, logger: silentLogger() });
+        await service.manager.start();
+        try {
+          const rng = mulberry32(5);
+          await request(service.handler).post('/predict').send(sampleRow(rng)).expect(200);
+          await request(service.handler).post('/predict').send({ instances: [sampleRow(rng), sampleRow(rng)] }).expect(200);
+          const text = await service.metrics.scrape();
+          const value = (name: string) => [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce((s, m) => s + Number(m[1]), 0);
+          return {
+            requests: value('pricesense_http_request_duration_seconds_count'),
+            predictions: value('pricesense_predictions_total'),
+            batches: value('pricesense_batch_size_rows_count'),
+            windowRows: value('pricesense_drift_window_rows'),
+            loads: value('pricesense_model_loads_total'),
+            ready: value('pricesense_model_ready'),
+          };
+        } finally {
+          service.manager.stop();
+        }
+      };
+      expect(await sample(true)).toEqual({ requests: 2, predictions: 3, batches: 1, windowRows: 3, loads: 1, ready: 1 });
+      expect(await sample(false)).toEqual({ requests: 0, predictions: 0, batches: 0, windowRows: 0, loads: 1, ready: 1 });
+    } finally {
+      await reg.cleanup();
+    }
+  });
+});
+
+describe('latency distribution (LatencyMs)', () => {
+  it('carries each interval\'s requests as Values/Counts at their bucket\'s upper bound; CloudWatch\'s p99 of it is what the p99 alarm reads', async () => {
+    const metrics = new ApiMetrics({ defaultMetrics: false });
+    const ns = apiMetricNamespace('prod');
+    const emf = new EmfReporter(metrics, silentLogger(), { namespace: ns, intervalMs: 60_000, sink: { kind: 'tcp', host: '127.0.0.1', port: 1 } });
+    const alarm = apiAlarms('prod', { p99LatencyMs: 25, error5xxPercent: 5, driftPsi: 0.25, unknownCategoryPercent: 5, missingIncreasePercent: 10 }).find((a) => a.id === 'api-p99-latency')!;
+    const query = alarm.queries.find((q) => q.returnData)!.metric!;
+    // The alarm reads the metric the API emits, in its namespace, as a percentile.
+    expect(query).toMatchObject({ namespace: ns, metricName: EMF_METRICS.latency, stat: 'p99' });
+    const observe = (n: number, seconds: number, status = 200, route = '/predict') => {
+      for (let i = 0; i < n; i++) metrics.observeRequest(route, 'POST', status, '1', seconds);
+    };
+    // 97 fast, 2 at 30 ms (bucket 25-50 ms), 1 past the last bound (4 s), spread over two series; probes do not count.
+    observe(90, 0.003);
+    observe(7, 0.0031, 422);
+    observe(2, 0.03);
+    observe(1, 4);
+    observe(50, 0.9, 200, '/health');
+    const first = await emf.assemble();
+    const line = (records: typeof first.records) => records.map((r) => JSON.stringify(r));
+    const service = first.records[0] as unknown as Record<string, unknown>;
+    expect(service[EMF_METRICS.latency]).toEqual({ Values: [5, 50, 5000], Counts: [97, 2, 1], Count: 100, Sum: expect.closeTo(90 * 3 + 7 * 3.1 + 2 * 30 + 4000, 6), Min: 5, Max: 5000 });
+    const points = line(first.records).flatMap(extractEmf);
+    expect(points.find((p) => p.name === EMF_METRICS.latency)?.unit).toBe('Milliseconds');
+    // 3% of requests are slower than 25 ms: p99 above it, alarm; p50 is the first bucket's bound.
+    expect(statistic(points, query)).toBe(50);
+    expect(statistic(points, { ...query, stat: 'p50' })).toBe(5);
+    expect(statistic(points, query)! > alarm.threshold).toBe(true);
+    expect(statistic(points, { ...query, stat: 'SampleCount' })).toBe(100);
+    // The same as the share the records also carry: p99 > T exactly when more than 1% are slower than T (T a bound).
+    expect(statistic(points, { namespace: ns, metricName: 'RequestsOver25ms', stat: 'Sum' })).toBe(3);
+    // The next interval holds only what came after (the baseline moves once the sink has the records).
+    (emf as unknown as { commit(b: Map<string, number>): void }).commit(first.baseline);
+    observe(400, 0.0004);
+    const second = await emf.assemble();
+    expect((second.records[0] as unknown as Record<string, unknown>)[EMF_METRICS.latency]).toMatchObject({ Values: [0.5], Counts: [400], Count: 400 });
+    expect(statistic(line(second.records).flatMap(extractEmf), query)).toBe(0.5);
+    // An interval without requests sends no distribution (an empty one is not valid EMF).
+    (emf as unknown as { commit(b: Map<string, number>): void }).commit(second.baseline);
+    const third = await emf.assemble();
+    expect((third.records[0] as unknown as Record<string, unknown>)[EMF_METRICS.latency]).toBeUndefined();
   });
 });

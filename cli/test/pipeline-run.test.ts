@@ -1,5 +1,6 @@
 import {
   DescribePipelineExecutionCommand,
+  ListPipelineExecutionsCommand,
   ListPipelineExecutionStepsCommand,
   SageMakerClient,
   StartPipelineExecutionCommand,
@@ -15,7 +16,10 @@ describe('runPipeline', () => {
   const client = new SageMakerClient({ region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
   const noSleep = async (): Promise<void> => undefined;
 
-  beforeEach(() => sm.reset());
+  beforeEach(() => {
+    sm.reset();
+    sm.on(ListPipelineExecutionsCommand).resolves({ PipelineExecutionSummaries: [{ PipelineExecutionArn: `${ARN}-old`, PipelineExecutionStatus: 'Succeeded' }] });
+  });
 
   it('starts the named pipeline with its parameters and polls until it succeeds', async () => {
     sm.on(StartPipelineExecutionCommand).resolves({ PipelineExecutionArn: ARN });
@@ -55,5 +59,19 @@ describe('runPipeline', () => {
     sm.on(StartPipelineExecutionCommand).rejects(Object.assign(new Error('Pipeline not found'), { name: 'ResourceNotFound' }));
     await expect(runPipeline({ name: 'nope', client })).rejects.toThrow(UserError);
     await expect(runPipeline({ name: 'nope', client })).rejects.toThrow(/pipeline 'nope' not found/);
+  });
+
+  it('refuses to start a second execution while one runs (found on a later page), and starts none', async () => {
+    sm.on(ListPipelineExecutionsCommand)
+      .resolvesOnce({ PipelineExecutionSummaries: [{ PipelineExecutionArn: `${ARN}-1`, PipelineExecutionStatus: 'Failed' }], NextToken: 'p2' })
+      .resolves({ PipelineExecutionSummaries: [{ PipelineExecutionArn: `${ARN}-2`, PipelineExecutionStatus: 'Executing', StartTime: new Date('2026-11-30T15:00:00Z') }] });
+    sm.on(StartPipelineExecutionCommand).resolves({ PipelineExecutionArn: ARN });
+    const attempt = runPipeline({ name: 'pricesense-prod-retrain', client });
+    await expect(attempt).rejects.toThrow(UserError);
+    await expect(runPipeline({ name: 'pricesense-prod-retrain', client })).rejects.toThrow(
+      /pipeline 'pricesense-prod-retrain' already has an execution running \(.*execution\/abc-2, Executing since 2026-11-30T15:00:00.000Z\)/,
+    );
+    expect(sm.commandCalls(ListPipelineExecutionsCommand)[1].args[0].input).toMatchObject({ PipelineName: 'pricesense-prod-retrain', NextToken: 'p2' });
+    expect(sm.commandCalls(StartPipelineExecutionCommand)).toHaveLength(0);
   });
 });

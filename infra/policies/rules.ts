@@ -274,7 +274,7 @@ export const TAGGABLE_TYPES: ReadonlySet<string> = new Set([
   'aws:budgets/budget:Budget', 'aws:scheduler/scheduleGroup:ScheduleGroup',
   'aws:kms/key:Key', 'aws:codebuild/project:Project', 'aws:eks/accessEntry:AccessEntry', 'aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule',
   'aws:ec2/launchTemplate:LaunchTemplate', 'aws:ec2/flowLog:FlowLog', 'aws:sagemaker/pipeline:Pipeline', 'aws:cloudwatch/eventRule:EventRule',
-  'aws:scheduler/schedule:Schedule',
+  'aws:scheduler/schedule:Schedule', 'aws:lambda/function:Function',
 ]);
 
 /**
@@ -297,6 +297,7 @@ export const UNTAGGED_KINDS: Readonly<Record<string, string>> = {
   'aws:sns/topicPolicy:TopicPolicy': 'free',
   'aws:sns/topicSubscription:TopicSubscription': 'billed per delivery to the tagged topic',
   'aws:cloudwatch/eventTarget:EventTarget': 'free (the rule is tagged)',
+  'aws:lambda/permission:Permission': 'free (the function\'s resource policy)',
   'aws:cloudwatch/logMetricFilter:LogMetricFilter': 'free; its custom metrics are billed by CloudWatch under no resource (cost table: CloudWatch line)',
   'aws:cloudwatch/dashboard:Dashboard': 'CloudWatch dashboards take no tags: $3/month, in the cost table\'s CloudWatch line',
 };

@@ -13,6 +13,8 @@ export interface Datapoint {
   readonly unit: string;
   readonly dimensions: Readonly<Record<string, string>>;
   readonly values: readonly number[];
+  /** How often each value occurred: 1 each for a number or an array, the record's Counts for a distribution. */
+  readonly counts: readonly number[];
   readonly timestamp: number;
   readonly logGroup: string | undefined;
 }
@@ -21,6 +23,31 @@ const UNITS = new Set(['Seconds', 'Microseconds', 'Milliseconds', 'Bytes', 'Kilo
 
 function fail(line: string, problem: string): never {
   throw new Error(`not a valid EMF record (${problem}): ${line.slice(0, 300)}`);
+}
+
+const isNumbers = (x: unknown): x is number[] => Array.isArray(x) && x.length <= 100 && x.every((v) => typeof v === 'number' && Number.isFinite(v));
+
+/**
+ * A metric member's samples: a number, an array of at most 100 numbers, or a distribution
+ * `{ Values, Counts, Count, Sum, Min, Max }` (the form the AWS Distro for OpenTelemetry's EMF
+ * exporters write for histograms: Values and Counts of equal length, at most 100 each,
+ * Count the sum of Counts, Min ≤ every value ≤ Max).
+ */
+function metricValues(line: string, name: string, target: unknown): { values: number[]; counts: number[] } {
+  if (typeof target === 'number' && Number.isFinite(target)) return { values: [target], counts: [1] };
+  if (isNumbers(target)) return { values: target, counts: target.map(() => 1) };
+  if (typeof target === 'object' && target !== null && !Array.isArray(target)) {
+    const d = target as Record<string, unknown>;
+    const scalars = ['Count', 'Sum', 'Min', 'Max'].map((k) => d[k]);
+    if (!isNumbers(d.Values) || !isNumbers(d.Counts) || d.Values.length !== d.Counts.length || d.Values.length === 0) fail(line, `distribution ${name} needs Values and Counts of the same non-zero length, at most 100`);
+    if (!scalars.every((v) => typeof v === 'number' && Number.isFinite(v))) fail(line, `distribution ${name} needs numeric Count, Sum, Min and Max`);
+    const [count, , min, max] = scalars as number[];
+    const counts = d.Counts;
+    if (counts.some((c) => c < 0) || counts.reduce((a, b) => a + b, 0) !== count) fail(line, `distribution ${name}: Count must be the sum of Counts`);
+    if (d.Values.some((v) => v < min || v > max)) fail(line, `distribution ${name}: every value must lie within Min and Max`);
+    return { values: d.Values, counts };
+  }
+  return fail(line, `metric ${name} must be a number, an array of at most 100 numbers or a Values/Counts distribution`);
 }
 
 /** The datapoints CloudWatch extracts from one log event (one line). */
@@ -56,30 +83,45 @@ export function extractEmf(line: string): Datapoint[] {
         if (typeof m.Name !== 'string' || m.Name.length < 1 || m.Name.length > 255) fail(line, 'metric Name');
         const unit = m.Unit === undefined ? 'None' : m.Unit;
         if (typeof unit !== 'string' || !UNITS.has(unit)) fail(line, `unit ${String(unit)}`);
-        const target = root[m.Name];
-        const values = typeof target === 'number' ? [target] : Array.isArray(target) && target.length <= 100 && target.every((v) => typeof v === 'number') ? (target as number[]) : fail(line, `metric ${m.Name} must be a number or an array of at most 100 numbers`);
-        if (!values.every(Number.isFinite)) fail(line, `metric ${m.Name} has a non-finite value`);
-        out.push({ namespace: ns, name: m.Name, unit, dimensions, values, timestamp: aws.Timestamp as number, logGroup: typeof aws.LogGroupName === 'string' ? aws.LogGroupName : undefined });
+        const { values, counts } = metricValues(line, m.Name, root[m.Name]);
+        out.push({ namespace: ns, name: m.Name, unit, dimensions, values, counts, timestamp: aws.Timestamp as number, logGroup: typeof aws.LogGroupName === 'string' ? aws.LogGroupName : undefined });
       }
     }
   }
   return out;
 }
 
-/** The statistic an alarm's MetricStat (no dimensions: the service-wide metric) takes over these datapoints. */
+/**
+ * The statistic an alarm's MetricStat (no dimensions: the service-wide metric) takes over
+ * these datapoints; `pNN` is the nearest-rank percentile over every sample, each value
+ * weighted by its count.
+ */
 export function statistic(points: readonly Datapoint[], metric: Pick<MetricStat, 'namespace' | 'metricName' | 'stat'>): number | undefined {
-  const values = points
+  const samples = points
     .filter((p) => p.namespace === metric.namespace && p.name === metric.metricName && Object.keys(p.dimensions).length === 0)
-    .flatMap((p) => p.values);
-  if (values.length === 0) return undefined;
+    .flatMap((p) => p.values.map((v, i) => [v, p.counts[i]] as const));
+  if (samples.length === 0) return undefined;
+  const values = samples.map(([v]) => v);
+  const total = samples.reduce((a, [, c]) => a + c, 0);
   switch (metric.stat) {
     case 'Sum':
-      return values.reduce((a, b) => a + b, 0);
+      return samples.reduce((a, [v, c]) => a + v * c, 0);
     case 'Maximum':
       return Math.max(...values);
     case 'Minimum':
       return Math.min(...values);
     case 'SampleCount':
-      return values.length;
+      return total;
+    default: {
+      const p = Number(/^p(\d+(?:\.\d+)?)$/.exec(metric.stat)?.[1]);
+      if (!(p > 0 && p <= 100)) throw new Error(`unsupported statistic ${metric.stat}`);
+      const rank = Math.ceil((p / 100) * total);
+      let seen = 0;
+      for (const [v, c] of [...samples].sort((a, b) => a[0] - b[0])) {
+        seen += c;
+        if (seen >= rank) return v;
+      }
+      return Math.max(...values);
+    }
   }
 }

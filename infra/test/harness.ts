@@ -140,6 +140,10 @@ function computed(type: string, name: string, inputs: Record<string, unknown>, i
       return { arn: arn('cloudwatch', `alarm:${String(inputs.name ?? id)}`) };
     case 'aws:sagemaker/pipeline:Pipeline':
       return { arn: arn('sagemaker', `pipeline/${String(inputs.pipelineName)}`) };
+    case 'aws:lambda/function:Function':
+      return { arn: arn('lambda', `function:${String(inputs.name)}`), name: inputs.name };
+    case 'aws:cloudwatch/eventRule:EventRule':
+      return { arn: arn('events', `rule/${String(inputs.name)}`) };
     case 'aws:scheduler/scheduleGroup:ScheduleGroup':
       return { arn: arn('scheduler', `schedule-group/${String(inputs.name)}`) };
     case 'aws:codebuild/project:Project':

@@ -105,16 +105,31 @@ export function describePipeline(stack: string, getRun: () => ProgramRun, getBar
       });
       expect(rule?.inputs.name).toBe(`pricesense-${stack}-drift-retrain`);
       expect(r.outputs.driftRetrainRule).toBe(`pricesense-${stack}-drift-retrain`);
-      // The target: this stack's pipeline, started as a role EventBridge assumes, allowed nothing but starting it.
+      // The target: the retrain guard (one execution at a time), allowed to list and start this pipeline's executions and nothing else.
       const pipelineArn = r.one('aws:sagemaker/pipeline:Pipeline').state.arn;
       const target = r.one('aws:cloudwatch/eventTarget:EventTarget', 'pipeline-drift-retrain').inputs;
+      const guard = r.one('aws:lambda/function:Function', 'pipeline-retrain-guard');
       const role = r.one('aws:iam/role:Role', 'pipeline-retrain-trigger');
-      expect(target).toMatchObject({ rule: rule?.inputs.name, arn: pipelineArn, roleArn: role.state.arn, sagemakerPipelineTarget: { pipelineParameterLists: [] } });
+      expect(target).toMatchObject({ rule: rule?.inputs.name, arn: guard.state.arn });
+      expect(target.roleArn).toBeUndefined();
+      expect(guard.inputs).toMatchObject({
+        name: `pricesense-${stack}-retrain-guard`,
+        role: role.state.arn,
+        handler: 'index.handler',
+        reservedConcurrentExecutions: 1,
+        environment: { variables: { PIPELINE_NAME: `pricesense-${stack}-retrain` } },
+      });
+      expect(r.one('aws:lambda/permission:Permission', 'pipeline-drift-retrain').inputs).toMatchObject({
+        action: 'lambda:InvokeFunction', function: guard.inputs.name, principal: 'events.amazonaws.com', sourceArn: rule?.state.arn,
+      });
       expect(policyDoc(role.inputs.assumeRolePolicy).Statement).toEqual([
-        { Effect: 'Allow', Principal: { Service: 'events.amazonaws.com' }, Action: 'sts:AssumeRole', Condition: { StringEquals: { 'aws:SourceAccount': ACCOUNT } } },
+        { Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole', Condition: { StringEquals: { 'aws:SourceAccount': ACCOUNT } } },
       ]);
+      const logGroup = r.one('aws:cloudwatch/logGroup:LogGroup', 'pipeline-retrain-guard');
+      expect(logGroup.inputs.name).toBe(`/aws/lambda/pricesense-${stack}-retrain-guard`);
       expect(policyDoc(r.one('aws:iam/rolePolicy:RolePolicy', 'pipeline-retrain-trigger').inputs.policy).Statement).toEqual([
-        { Sid: 'StartRetrainPipeline', Effect: 'Allow', Action: 'sagemaker:StartPipelineExecution', Resource: pipelineArn },
+        { Sid: 'CheckAndStartRetrainPipeline', Effect: 'Allow', Action: ['sagemaker:ListPipelineExecutions', 'sagemaker:StartPipelineExecution'], Resource: pipelineArn },
+        { Sid: 'OwnLogs', Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: `${logGroup.state.arn}:*` },
       ]);
       // Still a human gate at the end: the pipeline registers PendingManualApproval, never Approved.
       const register = (JSON.parse(String(r.one('aws:sagemaker/pipeline:Pipeline').inputs.pipelineDefinition)) as PipelineDefinition).Steps

@@ -4,6 +4,7 @@
  * preview of a first `pulumi up` (nothing exists yet, computed values unknown). Each
  * stack's test file calls describeStack with what differs between tiers.
  */
+import { EMF_METRICS } from '../../api/emf';
 import { ConfigError, parseReleasedStackConfig, parseStackConfig } from '../config';
 import { ACCOUNT, AUTOSCALER_CONFIG, DEPLOYER_DIGEST, DIGEST, JOBS_DIGEST, REGION, REGISTRY, policyDoc, releaseImages, runProgram, stackConfig, withProps, type ProgramRun } from './harness';
 import { runPolicies } from './policy-engine';
@@ -398,8 +399,10 @@ export function describeStack(e: TierExpectations): void {
         for (const q of queries.filter((q) => q.metric)) expect(q.metric?.namespace).toBe(`pricesense/${e.stack}`);
         expect(queries.filter((q) => (q as { returnData?: boolean }).returnData)).toHaveLength(1);
       }
-      const p99 = run.one('aws:cloudwatch/metricAlarm:MetricAlarm', 'monitoring-api-p99-latency').inputs.metricQueries as { metric?: { metricName: string } }[];
-      expect(p99.map((q) => q.metric?.metricName)).toContain(`RequestsOver${cfg.monitoring.p99LatencyMs}ms`);
+      // p99 straight off the latency distribution the API emits (api/emf.ts EMF_METRICS.latency), against the configured ms.
+      const p99Alarm = run.one('aws:cloudwatch/metricAlarm:MetricAlarm', 'monitoring-api-p99-latency').inputs;
+      expect(p99Alarm.metricQueries).toEqual([expect.objectContaining({ id: 'm', returnData: true, metric: { namespace: `pricesense/${e.stack}`, metricName: EMF_METRICS.latency, period: 300, stat: 'p99' } })]);
+      expect(p99Alarm).toMatchObject({ threshold: cfg.monitoring.p99LatencyMs, comparisonOperator: 'GreaterThanThreshold' });
       // No log metric filter: request metrics come from the EMF records, not from log lines.
       expect(run.ofType('aws:cloudwatch/logMetricFilter:LogMetricFilter')).toEqual([]);
       // The Container Insights agent listens for EMF records (the Service the API sends them to).
