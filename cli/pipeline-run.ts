@@ -1,4 +1,5 @@
 import {
+  ListPipelineExecutionsCommand,
   DescribePipelineExecutionCommand,
   ListPipelineExecutionStepsCommand,
   SageMakerClient,
@@ -8,7 +9,7 @@ import {
 import { randomUUID } from 'node:crypto';
 import { UserError } from '../etl/errors';
 import { logEvent } from '../etl/progress';
-import { busyExecutions } from '../infra/retrain-guard';
+import { busyExecutions } from '../contracts/pipeline-executions';
 
 /**
  * Start a SageMaker pipeline execution (the retrain loop: ETL → train → evaluate →
@@ -48,7 +49,9 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
     throw err;
   };
   // One execution at a time (infra/retrain-guard.ts): a second trains on the same data, twice the hours for a duplicate candidate.
-  const busy = await busyExecutions(client, options.name).catch(translate);
+  const busy = await busyExecutions((NextToken) =>
+    client.send(new ListPipelineExecutionsCommand({ PipelineName: options.name, SortBy: 'CreationTime', SortOrder: 'Descending', MaxResults: 100, NextToken })),
+  ).catch(translate);
   if (busy.length > 0) {
     const b = busy[0];
     throw new UserError(

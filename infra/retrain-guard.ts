@@ -22,32 +22,12 @@ import {
   ListPipelineExecutionsCommand,
   StartPipelineExecutionCommand,
   SageMakerClient,
-  type PipelineExecutionStatus,
 } from '@aws-sdk/client-sagemaker';
+import { busyExecutions, type BusyExecution, type PipelineExecutionsPage } from '../contracts/pipeline-executions';
 
-/** An execution in these states still runs steps (Stopping: until its running steps stop). */
-export const BUSY_STATUSES: readonly PipelineExecutionStatus[] = ['Executing', 'Stopping'];
-
-export interface BusyExecution {
-  readonly arn: string;
-  readonly status: string;
-  readonly startTime: Date | undefined;
-}
-
-/** The pipeline's executions that still run, newest first (every page: a long retrain may be far back). */
-export async function busyExecutions(client: SageMakerClient, pipelineName: string): Promise<BusyExecution[]> {
-  const out: BusyExecution[] = [];
-  let NextToken: string | undefined;
-  do {
-    const page = await client.send(new ListPipelineExecutionsCommand({ PipelineName: pipelineName, SortBy: 'CreationTime', SortOrder: 'Descending', MaxResults: 100, NextToken }));
-    for (const e of page.PipelineExecutionSummaries ?? []) {
-      if (e.PipelineExecutionStatus && BUSY_STATUSES.includes(e.PipelineExecutionStatus)) {
-        out.push({ arn: e.PipelineExecutionArn ?? '?', status: e.PipelineExecutionStatus, startTime: e.StartTime });
-      }
-    }
-    NextToken = page.NextToken;
-  } while (NextToken);
-  return out;
+/** Every page of the pipeline's executions, newest first, as contracts/pipeline-executions.ts reads them. */
+export function executionPages(client: SageMakerClient, pipelineName: string): (nextToken: string | undefined) => Promise<PipelineExecutionsPage> {
+  return (NextToken) => client.send(new ListPipelineExecutionsCommand({ PipelineName: pipelineName, SortBy: 'CreationTime', SortOrder: 'Descending', MaxResults: 100, NextToken }));
 }
 
 export type GuardOutcome =
@@ -74,7 +54,7 @@ export function displayNameFor(alarmName: string, time: Date): string {
  * start a second execution for it.
  */
 export async function startRetrainUnlessBusy(client: SageMakerClient, pipelineName: string, event: AlarmStateChangeEvent, now = new Date()): Promise<GuardOutcome> {
-  const busy = await busyExecutions(client, pipelineName);
+  const busy = await busyExecutions(executionPages(client, pipelineName));
   if (busy.length > 0) return { outcome: 'skipped', busy };
   const alarm = event.detail?.alarmName ?? 'unknown alarm';
   const started = await client.send(
