@@ -49,6 +49,7 @@ import { ApiMetrics } from '../api/metrics';
 import { traceFor } from '../api/tracing';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { interleaved } from './interleaved';
 
 interface AutocannonResult {
   requests: { average: number; total: number };
@@ -493,8 +494,8 @@ async function main(): Promise<void> {
     // Parsed from JSON, as a request body is (object literals have other property layouts).
     const micro = Array.from({ length: 256 }, (_, i) => JSON.parse(JSON.stringify(sampleLines(12, i))) as ReturnType<typeof sampleLines>);
     const microRows = micro.map((b) => validator.parsePredict(b).rows[0]);
-    const aggregateUs = microseconds((i) => validator.parsePredict(micro[i & 255]), 20_000);
-    const scoreUs = microseconds((i) => compiled.predict(microRows[i & 255]), 20_000);
+    // Interleaved rounds, fastest of each (as bench:raw-lines): both sides meet the same load from other work.
+    const [aggregateUs, scoreUs] = interleaved([(i) => validator.parsePredict(micro[i & 255]), (i) => compiled.predict(microRows[i & 255])], 5_000);
     const { entry } = await bundleApi(path.join(dir, 'bundle'));
     const bare = buildBare(dir);
     const env = { PRICESENSE_REGISTRY: registry.uri, PRICESENSE_LOG_LEVEL: 'info' };
@@ -639,7 +640,7 @@ async function main(): Promise<void> {
       `    without shedding                p99 ${overloadedUnshed.latency.p99} ms   ${fmt(ok2x(overloadedUnshed))} answered/s 2xx`,
       `  batch of 100                      ${fmt(figures.batch100ReqPerSec)} req/s = ${fmt(figures.batch100RowsPerSec)} rows/s   p99 ${batched.latency.p99} ms   server CPU ${fmt(cpuBatch)} µs/request`,
       ...rawLines.map(({ n, result }) => `  raw lines, ${String(n).padStart(2)} per basket          ${fmt(result.requests.average)} req/s   p99 ${result.latency.p99} ms   (${(result.requests.average / oursRps).toFixed(3)} of the feature request's req/s)`),
-      `  12-line basket, in process        features from lines ${aggregateUs.toFixed(2)} µs vs scoring ${scoreUs.toFixed(2)} µs = ${(aggregateUs / scoreUs).toFixed(3)} (target <= 1: ${mark(aggregateUs <= scoreUs)})`,
+      `  12-line basket, in process        features from lines ${aggregateUs.toFixed(2)} µs vs scoring ${scoreUs.toFixed(2)} µs (fastest of 9 interleaved rounds) = ${(aggregateUs / scoreUs).toFixed(3)} (target <= 1: ${mark(aggregateUs <= scoreUs)})`,
       ...observabilityLines(observability, peerRps, mean(peersCpu)),
       `  cold start to ready (1 process)   ${fmt(figures.coldStartMs)} ms`,
       `  worker RSS after the runs         ${figures.workerRssMiB.map((m) => `${m} MiB`).join(', ')}`,

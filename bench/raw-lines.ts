@@ -17,28 +17,11 @@ import { readForestFile, writeForestFile } from '../model/forest-file';
 import { trainForest } from '../model/trainer';
 import { CompiledForest } from '../model/walker';
 import { sampleLines, syntheticGold } from './api';
+import { interleaved } from './interleaved';
 import type { ForestFileV1 } from '../model/format';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 100_000);
 const ROUNDS = 9;
-
-/**
- * µs per call of each function, measured in interleaved rounds (so that load from other
- * work on the machine falls on all of them alike), the fastest round of each: the figures
- * are ratios to one another, and the fastest round is the one least disturbed.
- */
-function interleaved(fns: readonly ((i: number) => unknown)[], iterations: number): number[] {
-  for (const fn of fns) for (let i = 0; i < iterations; i++) fn(i);
-  const best = fns.map(() => Infinity);
-  for (let r = 0; r < ROUNDS; r++) {
-    fns.forEach((fn, k) => {
-      const t0 = performance.now();
-      for (let i = 0; i < iterations; i++) fn(i);
-      best[k] = Math.min(best[k], ((performance.now() - t0) * 1000) / iterations);
-    });
-  }
-  return best;
-}
 
 async function forestFor(): Promise<ForestFileV1> {
   const cached = process.env.BENCH_FOREST;
@@ -63,6 +46,7 @@ async function main(): Promise<void> {
     const [requestUs, typeUs, aggregateUs, scoreUs] = interleaved(
       [(i) => validator.parsePredict(baskets[i & 255]), (i) => typeRawLines(baskets[i & 255].lines), (i) => featuresOfTypedLines(typed[i & 255]), (i) => compiled.predict(rows[i & 255])],
       Math.round(60_000 / n),
+      ROUNDS,
     );
     const target = n === 12 ? ` (target <= 1: ${requestUs <= scoreUs ? 'met' : 'MISSED'})` : '';
     lines.push(
