@@ -6,6 +6,7 @@ import {
   type PipelineExecutionStatus,
 } from '@aws-sdk/client-sagemaker';
 import { randomUUID } from 'node:crypto';
+import { translateAwsError } from '../core/aws-errors';
 import { UserError } from '../etl/errors';
 import { logEvent } from '../etl/progress';
 
@@ -46,14 +47,7 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
       }),
     )
     .catch((err: unknown) => {
-      const e = err as { name?: string; message?: string };
-      if (e.name === 'ResourceNotFound') {
-        throw new UserError(`SageMaker pipeline '${options.name}' not found in this account/region: run \`pulumi up\` for the stack, or check AWS_REGION`);
-      }
-      if (e.name === 'AccessDeniedException') {
-        throw new UserError(`not allowed to start SageMaker pipeline '${options.name}': the role needs sagemaker:StartPipelineExecution (${e.message ?? ''})`);
-      }
-      throw err;
+      throw awsFailure(err, options.name, 'StartPipelineExecution', `SageMaker pipeline '${options.name}' not found in this account/region: run \`pulumi up\` for the stack, or check AWS_REGION`);
     });
   const executionArn = started.PipelineExecutionArn;
   if (!executionArn) throw new Error('StartPipelineExecution returned no PipelineExecutionArn');
@@ -62,10 +56,14 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
 
   const deadline = Date.now() + (options.timeoutSeconds ?? 6 * 3600) * 1000;
   for (;;) {
-    const described = await client.send(new DescribePipelineExecutionCommand({ PipelineExecutionArn: executionArn }));
+    const described = await client
+      .send(new DescribePipelineExecutionCommand({ PipelineExecutionArn: executionArn }))
+      .catch((err: unknown) => {
+        throw awsFailure(err, options.name, 'DescribePipelineExecution');
+      });
     const status = described.PipelineExecutionStatus ?? 'Executing';
     if (TERMINAL.has(status)) {
-      const failedSteps = status === 'Succeeded' ? [] : await failedStepsOf(client, executionArn);
+      const failedSteps = status === 'Succeeded' ? [] : await failedStepsOf(client, executionArn, options.name);
       logEvent('pipeline_finished', { pipeline: options.name, status });
       return { executionArn, status, failureReason: described.FailureReason, failedSteps };
     }
@@ -77,11 +75,13 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
   }
 }
 
-async function failedStepsOf(client: SageMakerClient, executionArn: string): Promise<PipelineRunResult['failedSteps']> {
+async function failedStepsOf(client: SageMakerClient, executionArn: string, pipeline: string): Promise<PipelineRunResult['failedSteps']> {
   const out: PipelineRunResult['failedSteps'] = [];
   let NextToken: string | undefined;
   do {
-    const page = await client.send(new ListPipelineExecutionStepsCommand({ PipelineExecutionArn: executionArn, NextToken }));
+    const page = await client.send(new ListPipelineExecutionStepsCommand({ PipelineExecutionArn: executionArn, NextToken })).catch((err: unknown) => {
+      throw awsFailure(err, pipeline, 'ListPipelineExecutionSteps');
+    });
     for (const step of page.PipelineExecutionSteps ?? []) {
       if (step.StepStatus === 'Failed' || step.StepStatus === 'Stopped') {
         out.push({ name: step.StepName ?? '?', status: step.StepStatus, reason: step.FailureReason ?? '' });
@@ -90,4 +90,18 @@ async function failedStepsOf(client: SageMakerClient, executionArn: string): Pro
     NextToken = page.NextToken;
   } while (NextToken);
   return out;
+}
+
+/** The SDK error worded by core/aws-errors.ts (as the registry's are), or itself when it is none of its problems. */
+function awsFailure(err: unknown, pipeline: string, action: string, notFound?: string): unknown {
+  return (
+    translateAwsError(err, {
+      service: 'SageMaker',
+      scope: `SageMaker pipeline '${pipeline}'`,
+      action,
+      target: pipeline,
+      permission: `sagemaker:${action} on the pipeline (the role pulumi up creates for it has it)`,
+      notFound,
+    }) ?? err
+  );
 }
