@@ -7,10 +7,10 @@ import { UserError } from '../../etl/errors';
 import { LOG_LEVELS } from '../../core/log';
 import { addToken, authFile, revokeTokens, ROLES, type Role } from '../../console/auth-config';
 import { DEFAULT_CONSOLE_PORT, startConsole } from '../../console/server';
-import { integer } from '../option-parsers';
+import { defaultFrom, integer } from '../option-parsers';
 import { REGISTRY_HELP } from './registry';
 
-const AUTH_HELP = 'access configuration file (default: $PRICESENSE_CONSOLE_AUTH or .pricesense/console-auth.json)';
+const AUTH_HELP = 'access configuration file ' + defaultFrom('consoleAuth');
 
 function trustProxy(value: string): string | number | boolean {
   if (value === 'true' || value === 'false') return value === 'true';
@@ -23,7 +23,7 @@ export function register(program: Command): void {
     .command('console')
     .description('the registry console: compare versions with plots, approve or reject with a note (a web UI, separate from the API)')
     .option('--registry <uri>', REGISTRY_HELP)
-    .option('--lake <uri>', 'lake: test-split feature importance and the training data manifest, and the SageMaker backend\'s artifacts (default: $PRICESENSE_LAKE when set)')
+    .option('--lake <uri>', 'lake: test-split feature importance and the training data manifest, and the SageMaker backend\'s artifacts ' + defaultFrom('lake', null))
     .option('--api <url>', 'the serving API\'s base URL: served/canary/shadow markers and the Live page (drift, traffic)')
     .option('--port <n>', 'port (0 picks a free one)', integer('--port', 0), DEFAULT_CONSOLE_PORT)
     .option('--host <address>', 'address to listen on (0.0.0.0 in a container)', '127.0.0.1')

@@ -7,6 +7,7 @@ import { openRegistry, registryUri } from '../../model/registry';
 import { writeFileAtomic } from '../../etl/atomic-file';
 import { cardHtmlDocument, cardMarkdown, modelCardOf } from '../../console/card';
 import { VersionData } from '../../console/version-data';
+import { defaultFrom } from '../option-parsers';
 
 export function addCardCommand(registry: Command, registryHelp: string): void {
   registry
@@ -15,7 +16,7 @@ export function addCardCommand(registry: Command, registryHelp: string): void {
     .argument('<version>', 'version number, or "latest" for the latest Approved')
     .addOption(new Option('--format <format>', 'Markdown or a standalone HTML page').choices(['md', 'html']).default('md'))
     .option('--out <path>', 'write the card to this file (atomically) instead of stdout')
-    .option('--lake <uri>', 'lake holding the training data\'s gold manifest (default: $PRICESENSE_LAKE when set)')
+    .option('--lake <uri>', 'lake holding the training data\'s gold manifest ' + defaultFrom('lake', null))
     .option('--registry <uri>', registryHelp)
     .action(async (version: string, opts: { format: 'md' | 'html'; out?: string; lake?: string; registry?: string }) => {
       const lakeUri = configuredSetting('lake', opts.lake);

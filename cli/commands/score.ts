@@ -10,7 +10,7 @@ import { openLake } from '../../etl/lake';
 import { OUTPUT_FORMATS, scoreToFile, type BatchScoreReport, type OutputFormat, type ScoreSource } from '../../model/batch-score';
 import { openRegistry } from '../../model/registry';
 import { scoringModelFromFile, scoringModelFromRegistry } from '../../model/scoring-model';
-import { integer } from '../option-parsers';
+import { defaultFrom, integer } from '../option-parsers';
 
 interface ScoreFlags {
   model?: string;
@@ -67,9 +67,9 @@ export function register(program: Command): void {
     )
     .option('--model <file>', 'forest file (format v1 or v2), or a SageMaker model.tar.gz')
     .option('--version <n|latest>', 'registry version to score with; latest = the latest Approved')
-    .option('--registry <uri>', 'registry for --version (default: PRICESENSE_REGISTRY or .pricesense/registry)')
+    .option('--registry <uri>', 'registry for --version ' + defaultFrom('registry'))
     .requiredOption('--input <source>', 'gold:<train|validation|test> (the lake\'s gold split), or a .csv, .csv.gz or .parquet file of feature rows, or a .csv or .csv.gz of raw transaction lines')
-    .option('--lake <uri>', 'lake for gold:<split> (default: PRICESENSE_LAKE or .pricesense/lake)')
+    .option('--lake <uri>', 'lake for gold:<split> ' + defaultFrom('lake'))
     .requiredOption('--output <file>', 'output file: .parquet, .csv or .csv.gz')
     .addOption(new Option('--format <format>', 'output format (default: from the output\'s extension)').choices(OUTPUT_FORMATS))
     .option('--explain', 'add an explanation column: per-feature contributions (JSON)')

@@ -7,7 +7,7 @@ import { formatGateReport, gateFailureMessage } from '../../model/gates';
 import { DEFAULT_HYPERPARAMETERS, DEFAULT_SEED, type MaxFeatures } from '../../model/trainer';
 import { runTraining } from '../../model/training-run';
 import { addGateOptions, gateConfigFrom, type GateFlags } from '../gate-options';
-import { integer } from '../option-parsers';
+import { defaultFrom, integer } from '../option-parsers';
 import { registerTrainedModel } from './registry';
 
 interface TrainFlags extends GateFlags {
@@ -38,7 +38,7 @@ export function register(program: Command): void {
   const cmd = program
     .command('train')
     .description('train a RandomForest on the gold train split, evaluate it on validation and test, check the quality gates, and write a sealed forest file (exits 3 when a gate fails; the file is still written)')
-    .option('--lake <uri>', 'lake root: a directory or s3://bucket/prefix (default: PRICESENSE_LAKE or .pricesense/lake)')
+    .option('--lake <uri>', 'lake root: a directory or s3://bucket/prefix ' + defaultFrom('lake'))
     .requiredOption('--out <file>', 'where to write the forest file')
     .option('--trees <n>', 'trees in the forest', integer('--trees', 1), DEFAULT_HYPERPARAMETERS.trees)
     .option('--max-depth <d>', 'maximum tree depth (root = 0)', integer('--max-depth', 0), DEFAULT_HYPERPARAMETERS.maxDepth)
@@ -51,7 +51,7 @@ export function register(program: Command): void {
     .option('--champion <file>', 'the approved forest to compare against on the same test split (champion/challenger gate)')
     .option('--json', 'print the training report as JSON')
     .option('--register', 'when every gate passes, register the forest in the model registry (status PendingManualApproval)')
-    .option('--registry <uri>', 'registry for --register: a directory or sagemaker://<group> (default: PRICESENSE_REGISTRY or .pricesense/registry)');
+    .option('--registry <uri>', 'registry for --register: a directory or sagemaker://<group> ' + defaultFrom('registry'));
   addGateOptions(cmd).action(async (opts: TrainFlags) => {
     const gates = gateConfigFrom(opts);
     const champion = opts.champion ? await readForestFile(opts.champion) : null;
