@@ -9,6 +9,7 @@ export function buildProgram(): Command {
   const program = new Command('pricesense')
     .description('Retail basket price sensitivity: data lake -> training -> registry -> API')
     .version(packageVersion())
+    // Not commander's env(): core/config.ts reads PRICESENSE_CONFIG and names it in errors (README "Configuration").
     .option('--config <file>', `JSON file of shared settings (lake, registry, user, …; README "Configuration"); default $${CONFIG_FILE_ENV}`)
     .hook('preAction', (root: Command) => useConfigFile(root.opts<{ config?: string }>().config))
     // Program options (--version) only before the subcommand: `score --version <n>` is score's.

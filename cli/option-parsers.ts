@@ -1,5 +1,6 @@
 /** Commander option parsers: a bad value fails with the flag's name and what it expects. */
 import { InvalidArgumentError } from 'commander';
+import { SETTINGS, type SettingName } from '../core/config';
 
 export function integer(name: string, min: number) {
   return (value: string): number => {
@@ -24,4 +25,17 @@ export function positive(name: string) {
     if (!Number.isFinite(x) || x <= 0) throw new InvalidArgumentError(`${name} must be a number > 0, got '${value}'`);
     return x;
   };
+}
+
+/**
+ * The "(default: …)" of a flag backed by a shared setting, written from core/config.ts's table
+ * so the help cannot drift from it: what commander's env() would print, without commander
+ * reading the variable (README "Configuration" says why). `otherwise` names a default the
+ * command computes ('the OS user'); null says there is none (the setting is used only when set).
+ */
+export function defaultFrom(name: SettingName, otherwise?: string | null): string {
+  const spec: { env: string; inFile: boolean; fallback?: unknown } = SETTINGS[name];
+  const sources = [`$${spec.env}`, ...(spec.inFile ? [`the configuration file's "${name}"`] : [])].join(', then ');
+  const fallback = otherwise === undefined ? (spec.fallback === undefined ? undefined : String(spec.fallback)) : otherwise;
+  return `(default: ${sources}${fallback === null || fallback === undefined ? ', when set' : `, else ${fallback}`})`;
 }

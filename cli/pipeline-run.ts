@@ -7,6 +7,7 @@ import {
   type PipelineExecutionStatus,
 } from '@aws-sdk/client-sagemaker';
 import { randomUUID } from 'node:crypto';
+import { translateAwsError } from '../core/aws-errors';
 import { UserError } from '../etl/errors';
 import { logEvent } from '../etl/progress';
 import { busyExecutions } from '../contracts/pipeline-executions';
@@ -38,20 +39,13 @@ const TERMINAL: ReadonlySet<string> = new Set(['Succeeded', 'Failed', 'Stopped']
 export async function runPipeline(options: PipelineRunOptions): Promise<PipelineRunResult> {
   const client = options.client ?? new SageMakerClient({ maxAttempts: 8 });
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const translate = (err: unknown): never => {
-    const e = err as { name?: string; message?: string };
-    if (e.name === 'ResourceNotFound') {
-      throw new UserError(`SageMaker pipeline '${options.name}' not found in this account/region: run \`pulumi up\` for the stack, or check AWS_REGION`);
-    }
-    if (e.name === 'AccessDeniedException') {
-      throw new UserError(`not allowed to start SageMaker pipeline '${options.name}': the role needs sagemaker:ListPipelineExecutions and sagemaker:StartPipelineExecution (${e.message ?? ''})`);
-    }
-    throw err;
-  };
+  const notFound = `SageMaker pipeline '${options.name}' not found in this account/region: run \`pulumi up\` for the stack, or check AWS_REGION`;
   // One execution at a time (infra/retrain-guard.ts): a second trains on the same data, twice the hours for a duplicate candidate.
   const busy = await busyExecutions((NextToken) =>
     client.send(new ListPipelineExecutionsCommand({ PipelineName: options.name, SortBy: 'CreationTime', SortOrder: 'Descending', MaxResults: 100, NextToken })),
-  ).catch(translate);
+  ).catch((err: unknown) => {
+    throw awsFailure(err, options.name, 'ListPipelineExecutions', notFound);
+  });
   if (busy.length > 0) {
     const b = busy[0];
     throw new UserError(
@@ -68,7 +62,9 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
         ClientRequestToken: randomUUID(),
       }),
     )
-    .catch(translate);
+    .catch((err: unknown) => {
+      throw awsFailure(err, options.name, 'StartPipelineExecution', notFound);
+    });
   const executionArn = started.PipelineExecutionArn;
   if (!executionArn) throw new Error('StartPipelineExecution returned no PipelineExecutionArn');
   logEvent('pipeline_started', { pipeline: options.name, executionArn });
@@ -76,10 +72,14 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
 
   const deadline = Date.now() + (options.timeoutSeconds ?? 6 * 3600) * 1000;
   for (;;) {
-    const described = await client.send(new DescribePipelineExecutionCommand({ PipelineExecutionArn: executionArn }));
+    const described = await client
+      .send(new DescribePipelineExecutionCommand({ PipelineExecutionArn: executionArn }))
+      .catch((err: unknown) => {
+        throw awsFailure(err, options.name, 'DescribePipelineExecution');
+      });
     const status = described.PipelineExecutionStatus ?? 'Executing';
     if (TERMINAL.has(status)) {
-      const failedSteps = status === 'Succeeded' ? [] : await failedStepsOf(client, executionArn);
+      const failedSteps = status === 'Succeeded' ? [] : await failedStepsOf(client, executionArn, options.name);
       logEvent('pipeline_finished', { pipeline: options.name, status });
       return { executionArn, status, failureReason: described.FailureReason, failedSteps };
     }
@@ -91,11 +91,13 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
   }
 }
 
-async function failedStepsOf(client: SageMakerClient, executionArn: string): Promise<PipelineRunResult['failedSteps']> {
+async function failedStepsOf(client: SageMakerClient, executionArn: string, pipeline: string): Promise<PipelineRunResult['failedSteps']> {
   const out: PipelineRunResult['failedSteps'] = [];
   let NextToken: string | undefined;
   do {
-    const page = await client.send(new ListPipelineExecutionStepsCommand({ PipelineExecutionArn: executionArn, NextToken }));
+    const page = await client.send(new ListPipelineExecutionStepsCommand({ PipelineExecutionArn: executionArn, NextToken })).catch((err: unknown) => {
+      throw awsFailure(err, pipeline, 'ListPipelineExecutionSteps');
+    });
     for (const step of page.PipelineExecutionSteps ?? []) {
       if (step.StepStatus === 'Failed' || step.StepStatus === 'Stopped') {
         out.push({ name: step.StepName ?? '?', status: step.StepStatus, reason: step.FailureReason ?? '' });
@@ -104,4 +106,18 @@ async function failedStepsOf(client: SageMakerClient, executionArn: string): Pro
     NextToken = page.NextToken;
   } while (NextToken);
   return out;
+}
+
+/** The SDK error worded by core/aws-errors.ts (as the registry's are), or itself when it is none of its problems. */
+function awsFailure(err: unknown, pipeline: string, action: string, notFound?: string): unknown {
+  return (
+    translateAwsError(err, {
+      service: 'SageMaker',
+      scope: `SageMaker pipeline '${pipeline}'`,
+      action,
+      target: pipeline,
+      permission: `sagemaker:${action} on the pipeline (the role pulumi up creates for it has it)`,
+      notFound,
+    }) ?? err
+  );
 }

@@ -36,7 +36,8 @@ import { basketsOfLines, isRawLineFile, lineRejects, readLinesInput, type LinesI
 import type { CompiledForest } from './walker';
 
 export type ScoreSource = { readonly kind: 'gold'; readonly lake: Lake; readonly split: GoldSplit } | { readonly kind: 'file'; readonly path: string };
-export type OutputFormat = 'parquet' | 'csv';
+export const OUTPUT_FORMATS = ['parquet', 'csv'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
 export interface BatchScoreOptions {
   /** The registry version of the model, written to every row (null for a model read from a file). */

@@ -2,14 +2,15 @@
  * `pricesense console`: the registry console (web UI) — and `pricesense console token`,
  * which creates or revokes the access tokens it accepts. docs/console.md.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { UserError } from '../../etl/errors';
-import { addToken, authFile, revokeTokens, type Role } from '../../console/auth-config';
+import { LOG_LEVELS } from '../../core/log';
+import { addToken, authFile, revokeTokens, ROLES, type Role } from '../../console/auth-config';
 import { DEFAULT_CONSOLE_PORT, startConsole } from '../../console/server';
-import { integer } from '../option-parsers';
+import { defaultFrom, integer } from '../option-parsers';
 import { REGISTRY_HELP } from './registry';
 
-const AUTH_HELP = 'access configuration file (default: $PRICESENSE_CONSOLE_AUTH or .pricesense/console-auth.json)';
+const AUTH_HELP = 'access configuration file ' + defaultFrom('consoleAuth');
 
 function trustProxy(value: string): string | number | boolean {
   if (value === 'true' || value === 'false') return value === 'true';
@@ -22,14 +23,14 @@ export function register(program: Command): void {
     .command('console')
     .description('the registry console: compare versions with plots, approve or reject with a note (a web UI, separate from the API)')
     .option('--registry <uri>', REGISTRY_HELP)
-    .option('--lake <uri>', 'lake: test-split feature importance and the training data manifest, and the SageMaker backend\'s artifacts (default: $PRICESENSE_LAKE when set)')
+    .option('--lake <uri>', 'lake: test-split feature importance and the training data manifest, and the SageMaker backend\'s artifacts ' + defaultFrom('lake', null))
     .option('--api <url>', 'the serving API\'s base URL: served/canary/shadow markers and the Live page (drift, traffic)')
     .option('--port <n>', 'port (0 picks a free one)', integer('--port', 0), DEFAULT_CONSOLE_PORT)
     .option('--host <address>', 'address to listen on (0.0.0.0 in a container)', '127.0.0.1')
     .option('--auth <file>', AUTH_HELP)
     .option('--trust-proxy <value>', 'Express "trust proxy": hop count or addresses of the TLS-terminating proxy (makes the session cookie Secure)', trustProxy)
     .option('--public-url <url>', 'the URL people open the console at (e.g. https://console.example.com) when a proxy in front changes the scheme or host: form posts must come from that origin')
-    .option('--log-level <level>', 'pino log level', 'info')
+    .addOption(new Option('--log-level <level>', 'least severe log level written').choices([...LOG_LEVELS, 'silent']).default('info'))
     .action(async (opts: { registry?: string; lake?: string; api?: string; port: number; host: string; auth?: string; trustProxy?: string | number | boolean; publicUrl?: string; logLevel: string }) => {
       const running = await startConsole({ ...opts });
       process.stderr.write(`pricesense console on ${running.url} (registry ${running.registry.uri}) — sign in at ${running.url}/login; Ctrl-C to stop\n`);
@@ -44,7 +45,7 @@ export function register(program: Command): void {
     .command('token')
     .description('create an access token for the console (printed once; only its SHA-256 is stored), or revoke an identity\'s tokens')
     .option('--identity <name>', 'who the token belongs to: recorded in the audit trail for every decision made with it')
-    .option('--role <role>', 'viewer (read-only) or approver (may approve and reject)')
+    .addOption(new Option('--role <role>', 'viewer: read-only; approver: may approve and reject').choices(ROLES))
     .option('--revoke <identity>', 'remove every token of this identity instead (their sessions end too)')
     .option('--auth <file>', AUTH_HELP)
     .option('--json', 'print JSON')

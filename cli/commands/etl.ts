@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { fraction, integer } from '../option-parsers';
+import { defaultFrom, fraction, integer } from '../option-parsers';
 import { parseByteSize } from '../../etl/duck';
 import { DEFAULT_MAX_UNCOMPRESSED, DEFAULT_REJECT_THRESHOLD } from '../../etl/ingest';
 import { DEFAULT_LEASE_TTL_SECONDS } from '../../etl/lake/lease';
@@ -11,7 +11,7 @@ export function register(program: Command): void {
   program
     .command('etl')
     .description('run raw → silver → gold: parse and type raw CSVs, reject bad lines, build per-basket features, validate, publish gold atomically')
-    .option('--lake <uri>', 'lake root: a directory or s3://bucket/prefix (default: PRICESENSE_LAKE or .pricesense/lake)')
+    .option('--lake <uri>', 'lake root: a directory or s3://bucket/prefix ' + defaultFrom('lake'))
     .option('--reject-threshold <fraction>', 'fail when more than this fraction of raw lines is rejected', fraction('--reject-threshold'), DEFAULT_REJECT_THRESHOLD)
     .option('--max-shift <fraction>', 'largest class-balance change vs the previous gold (total variation) accepted without --accept-shift', fraction('--max-shift'), DEFAULT_MAX_CLASS_SHIFT)
     .option('--accept-shift', 'publish gold even if its class balance moved more than --max-shift')

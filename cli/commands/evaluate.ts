@@ -6,6 +6,7 @@ import { formatEvaluation } from '../../model/evaluate';
 import { readForestFile } from '../../model/forest-file';
 import { evaluateWithGates, formatGateReport, gateFailureMessage } from '../../model/gates';
 import { addGateOptions, gateConfigFrom, type GateFlags } from '../gate-options';
+import { defaultFrom } from '../option-parsers';
 
 interface EvaluateFlags extends GateFlags {
   lake?: string;
@@ -18,7 +19,7 @@ export function register(program: Command): void {
   const cmd = program
     .command('evaluate')
     .description('evaluate a forest on the gold test split (accuracy, macro F1, per-class metrics, confusion, log loss, calibration) and check the quality gates; exits 3 when a gate fails')
-    .option('--lake <uri>', 'lake root: a directory or s3://bucket/prefix (default: PRICESENSE_LAKE or .pricesense/lake)')
+    .option('--lake <uri>', 'lake root: a directory or s3://bucket/prefix ' + defaultFrom('lake'))
     .requiredOption('--model <file>', 'forest file (format v1)')
     .option('--champion <file>', 'the approved forest to compare against on the same split (champion/challenger gate)')
     .option('--json', 'print metrics and gate results as JSON');

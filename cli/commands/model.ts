@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { UserError } from '../../etl/errors';
 import { readGoldManifest, readGoldSplit } from '../../etl/gold';
 import { openLake } from '../../etl/lake';
@@ -19,7 +19,7 @@ import { writeFileAtomic } from '../../etl/atomic-file';
 import { parseInputSpec } from '../../model/onnx/input-spec';
 import { openRegistry, registryUri } from '../../model/registry';
 import { addGateOptions, gateConfigFrom, type GateFlags } from '../gate-options';
-import { integer } from '../option-parsers';
+import { defaultFrom, integer } from '../option-parsers';
 import { parseVersion, registerTrainedModel } from './registry';
 import { register as registerUpgrade } from './model-upgrade';
 
@@ -47,7 +47,7 @@ interface ExportFlags {
   format: string;
   out: string;
   registry?: string;
-  hardVoteTies: string;
+  hardVoteTies: 'refuse' | 'lowest-index';
   json?: boolean;
 }
 
@@ -69,14 +69,16 @@ export function register(program: Command): void {
     .command('export')
     .description('write a forest as an ONNX model (one ai.onnx.ml TreeEnsembleClassifier, double input, exact against the walker)')
     .requiredOption('--model <file|version>', 'a forest file, or a registry version number ("latest" = the served Approved version)')
-    .option('--format <format>', 'output format (onnx)', 'onnx')
+    .addOption(new Option('--format <format>', 'output format').choices(['onnx']).default('onnx'))
     .requiredOption('--out <file>', 'where to write the .onnx file')
-    .option('--registry <uri>', 'registry for a version: a directory or sagemaker://<group> (default: $PRICESENSE_REGISTRY or .pricesense/registry)')
-    .option('--hard-vote-ties <rule>', "a hard-vote forest breaking ties 'first-to-reach' cannot be expressed: refuse (default) or export with lowest-index ties", 'refuse')
+    .option('--registry <uri>', 'registry for a version: a directory or sagemaker://<group> ' + defaultFrom('registry'))
+    .addOption(
+      new Option('--hard-vote-ties <rule>', "a hard-vote forest breaking ties 'first-to-reach' cannot be expressed: refuse, or export with lowest-index ties")
+        .choices(['refuse', 'lowest-index'])
+        .default('refuse'),
+    )
     .option('--json', 'print what was written as JSON')
     .action(async (opts: ExportFlags) => {
-      if (opts.format !== 'onnx') throw new UserError(`--format must be onnx, got '${opts.format}'`);
-      if (opts.hardVoteTies !== 'refuse' && opts.hardVoteTies !== 'lowest-index') throw new UserError(`--hard-vote-ties must be refuse or lowest-index, got '${opts.hardVoteTies}'`);
       const options: { hardVoteTies: 'refuse' | 'lowest-index'; registry?: OnnxExportOptions['registry'] } = { hardVoteTies: opts.hardVoteTies };
       let forest;
       let from: string;
@@ -114,7 +116,7 @@ export function register(program: Command): void {
     .option('--lake <uri>', 'evaluate on this lake\'s gold test split and record metrics and gate results in the forest')
     .option('--register', 'register the forest (status PendingManualApproval) when its gates pass; needs --lake, or --skip-gates')
     .option('--skip-gates', 'with --register and no --lake: register a forest that was never evaluated (the registry note says so)')
-    .option('--registry <uri>', 'registry for --register (default: $PRICESENSE_REGISTRY or .pricesense/registry)')
+    .option('--registry <uri>', 'registry for --register ' + defaultFrom('registry'))
     .option('--json', 'print the import report as JSON');
   addGateOptions(imp).action(async (file: string, opts: ImportFlags) => {
     if (opts.register && !opts.lake && !opts.skipGates) {

@@ -1,5 +1,5 @@
 /** `pricesense registry card <version>`: a version's model card, as Markdown or HTML (the console shows the same card). */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { configuredSetting } from '../../core/config';
 import { UserError } from '../../etl/errors';
 import { openLake } from '../../etl/lake';
@@ -7,18 +7,18 @@ import { openRegistry, registryUri } from '../../model/registry';
 import { writeFileAtomic } from '../../etl/atomic-file';
 import { cardHtmlDocument, cardMarkdown, modelCardOf } from '../../console/card';
 import { VersionData } from '../../console/version-data';
+import { defaultFrom } from '../option-parsers';
 
 export function addCardCommand(registry: Command, registryHelp: string): void {
   registry
     .command('card')
     .description('write the model card of a version: intended use, training data and its manifest, evaluation by class, calibration, known limits, approval history')
     .argument('<version>', 'version number, or "latest" for the latest Approved')
-    .option('--format <format>', 'md or html', 'md')
+    .addOption(new Option('--format <format>', 'Markdown or a standalone HTML page').choices(['md', 'html']).default('md'))
     .option('--out <path>', 'write the card to this file (atomically) instead of stdout')
-    .option('--lake <uri>', 'lake holding the training data\'s gold manifest (default: $PRICESENSE_LAKE when set)')
+    .option('--lake <uri>', 'lake holding the training data\'s gold manifest ' + defaultFrom('lake', null))
     .option('--registry <uri>', registryHelp)
-    .action(async (version: string, opts: { format: string; out?: string; lake?: string; registry?: string }) => {
-      if (opts.format !== 'md' && opts.format !== 'html') throw new UserError(`--format must be md or html, got '${opts.format}'`);
+    .action(async (version: string, opts: { format: 'md' | 'html'; out?: string; lake?: string; registry?: string }) => {
       const lakeUri = configuredSetting('lake', opts.lake);
       const lake = lakeUri ? await openLake(lakeUri) : undefined;
       const reg = await openRegistry(registryUri(opts.registry), lake ? { lake } : {});

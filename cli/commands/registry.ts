@@ -20,13 +20,14 @@ import {
   type VerifyReport,
 } from '../../model/registry';
 import { addCardCommand } from './registry-card';
+import { defaultFrom } from '../option-parsers';
 
 interface Common {
   registry?: string;
   json?: boolean;
 }
 
-export const REGISTRY_HELP = 'registry URI: a directory or sagemaker://<group> (default: $PRICESENSE_REGISTRY or .pricesense/registry)';
+export const REGISTRY_HELP = 'registry URI: a directory or sagemaker://<group> ' + defaultFrom('registry');
 
 export function register(program: Command): void {
   const registry = program
@@ -39,7 +40,7 @@ export function register(program: Command): void {
     .requiredOption('--model <path>', 'forest file (JSON) to register')
     .option('--force', 'register even though its evaluation failed the quality gates (recorded in lineage and audit)')
     .option('--note <text>', 'note recorded in the audit trail', '')
-    .option('--by <name>', 'who is registering (default: $PRICESENSE_USER or the OS user)')
+    .option('--by <name>', 'who is registering ' + defaultFrom('user', 'the OS user'))
     .option('--registry <uri>', REGISTRY_HELP)
     .option('--json', 'print the new version as JSON')
     .action(async (opts: Common & { model: string; force?: boolean; note: string; by?: string }) => {
@@ -62,7 +63,7 @@ export function register(program: Command): void {
       .description(verb)
       .argument('<version>', 'version number')
       .requiredOption('--note <text>', 'why (recorded in the audit trail)')
-      .option('--by <name>', 'who is deciding (default: $PRICESENSE_USER or the OS user)');
+      .option('--by <name>', 'who is deciding ' + defaultFrom('user', 'the OS user'));
     if (name === 'approve') {
       cmd
         .option('--override-gates', 'approve although the quality gates failed or were never run (needs --reason; recorded as a gate override in the audit trail)')
@@ -177,7 +178,7 @@ export function register(program: Command): void {
     .description(
       'seal the audit trails a pricesense from before the hash chain wrote: adds a genesis entry per version recording that the history before it was not tamper-evident (only adds; safe to re-run); exit 5 if a version could not be sealed',
     )
-    .option('--by <name>', 'who is migrating, recorded in each genesis entry (default: $PRICESENSE_USER or the OS user)')
+    .option('--by <name>', 'who is migrating, recorded in each genesis entry ' + defaultFrom('user', 'the OS user'))
     .option('--registry <uri>', REGISTRY_HELP)
     .option('--json', 'print the report as JSON')
     .action(async (opts: Common & { by?: string }) => {

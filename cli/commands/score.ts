@@ -3,14 +3,14 @@
  * version, written as Parquet or CSV (model/batch-score.ts; docs/model-format.md,
  * "Batch scoring"). A CSV of raw transaction lines is scored per basket.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { UserError } from '../../etl/errors';
 import { GOLD_SPLITS, type GoldSplit } from '../../etl/gold-schema';
 import { openLake } from '../../etl/lake';
-import { scoreToFile, type BatchScoreReport, type OutputFormat, type ScoreSource } from '../../model/batch-score';
+import { OUTPUT_FORMATS, scoreToFile, type BatchScoreReport, type OutputFormat, type ScoreSource } from '../../model/batch-score';
 import { openRegistry } from '../../model/registry';
 import { scoringModelFromFile, scoringModelFromRegistry } from '../../model/scoring-model';
-import { integer } from '../option-parsers';
+import { defaultFrom, integer } from '../option-parsers';
 
 interface ScoreFlags {
   model?: string;
@@ -67,18 +67,17 @@ export function register(program: Command): void {
     )
     .option('--model <file>', 'forest file (format v1 or v2), or a SageMaker model.tar.gz')
     .option('--version <n|latest>', 'registry version to score with; latest = the latest Approved')
-    .option('--registry <uri>', 'registry for --version (default: PRICESENSE_REGISTRY or .pricesense/registry)')
+    .option('--registry <uri>', 'registry for --version ' + defaultFrom('registry'))
     .requiredOption('--input <source>', 'gold:<train|validation|test> (the lake\'s gold split), or a .csv, .csv.gz or .parquet file of feature rows, or a .csv or .csv.gz of raw transaction lines')
-    .option('--lake <uri>', 'lake for gold:<split> (default: PRICESENSE_LAKE or .pricesense/lake)')
+    .option('--lake <uri>', 'lake for gold:<split> ' + defaultFrom('lake'))
     .requiredOption('--output <file>', 'output file: .parquet, .csv or .csv.gz')
-    .option('--format <format>', 'output format: parquet or csv (default: from the output\'s extension)')
+    .addOption(new Option('--format <format>', 'output format (default: from the output\'s extension)').choices(OUTPUT_FORMATS))
     .option('--explain', 'add an explanation column: per-feature contributions (JSON)')
     .option('--id <column>', 'input column copied to the output to identify rows (default: BASKET_ID when present; raw lines: always BASKET_ID)')
     .option('--threads <t>', 'DuckDB threads for reading and writing', integer('--threads', 1))
     .option('--json', 'print the report as JSON')
     .action(async (opts: ScoreFlags) => {
       if ((opts.model === undefined) === (opts.version === undefined)) throw new UserError('give exactly one of --model <file> and --version <n|latest>');
-      if (opts.format !== undefined && opts.format !== 'parquet' && opts.format !== 'csv') throw new UserError(`--format must be parquet or csv, got ${JSON.stringify(opts.format)}`);
       const model = opts.model !== undefined ? await scoringModelFromFile(opts.model) : await scoringModelFromRegistry(await openRegistry(opts.registry), opts.version!);
       const source = await scoreSourceOf(opts.input, opts.lake);
       const report = await scoreToFile(model.forest, source, opts.output, {

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { integer } from '../option-parsers';
+import { defaultFrom, integer } from '../option-parsers';
 import { openLake } from '../../etl/lake';
 import { synthesize, SYNTH_DEFAULTS, SYNTH_MANIFEST_KEY } from '../../etl/synth/generate';
 
@@ -8,7 +8,7 @@ export function register(program: Command): void {
   program
     .command('synth')
     .description('write a synthetic dunnhumby-style drop (weekly raw/transactions_YYYYWW.csv) with a known Bayes-optimal accuracy')
-    .option('--lake <uri>', 'lake root: a directory or s3://bucket/prefix (default: PRICESENSE_LAKE or .pricesense/lake)')
+    .option('--lake <uri>', 'lake root: a directory or s3://bucket/prefix ' + defaultFrom('lake'))
     .option('--baskets <n>', 'number of baskets', integer('--baskets', 1), SYNTH_DEFAULTS.baskets)
     .option('--weeks <n>', 'number of weekly files', integer('--weeks', 1), SYNTH_DEFAULTS.weeks)
     .option('--seed <n>', 'random seed (same seed, same bytes)', integer('--seed', 0), SYNTH_DEFAULTS.seed)

@@ -1,4 +1,4 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { UserError } from '../../etl/errors';
 import { openLake } from '../../etl/lake';
 import { formatEvaluation } from '../../model/evaluate';
@@ -7,7 +7,7 @@ import { formatGateReport, gateFailureMessage } from '../../model/gates';
 import { DEFAULT_HYPERPARAMETERS, DEFAULT_SEED, type MaxFeatures } from '../../model/trainer';
 import { runTraining } from '../../model/training-run';
 import { addGateOptions, gateConfigFrom, type GateFlags } from '../gate-options';
-import { integer } from '../option-parsers';
+import { defaultFrom, integer } from '../option-parsers';
 import { registerTrainedModel } from './registry';
 
 interface TrainFlags extends GateFlags {
@@ -17,10 +17,10 @@ interface TrainFlags extends GateFlags {
   maxDepth: number;
   minLeaf: number;
   maxFeatures: string;
-  classWeight: string;
+  classWeight: 'none' | 'balanced';
   seed: number;
   threads?: number;
-  trainer: string;
+  trainer: 'histogram' | 'ml-random-forest';
   champion?: string;
   json?: boolean;
   register?: boolean;
@@ -38,25 +38,21 @@ export function register(program: Command): void {
   const cmd = program
     .command('train')
     .description('train a RandomForest on the gold train split, evaluate it on validation and test, check the quality gates, and write a sealed forest file (exits 3 when a gate fails; the file is still written)')
-    .option('--lake <uri>', 'lake root: a directory or s3://bucket/prefix (default: PRICESENSE_LAKE or .pricesense/lake)')
+    .option('--lake <uri>', 'lake root: a directory or s3://bucket/prefix ' + defaultFrom('lake'))
     .requiredOption('--out <file>', 'where to write the forest file')
     .option('--trees <n>', 'trees in the forest', integer('--trees', 1), DEFAULT_HYPERPARAMETERS.trees)
     .option('--max-depth <d>', 'maximum tree depth (root = 0)', integer('--max-depth', 0), DEFAULT_HYPERPARAMETERS.maxDepth)
     .option('--min-leaf <m>', 'minimum rows (bootstrap weight) per leaf', integer('--min-leaf', 1), DEFAULT_HYPERPARAMETERS.minSamplesLeaf)
     .option('--max-features <x>', 'features tried per node: sqrt, log2, all, a count or a fraction', String(DEFAULT_HYPERPARAMETERS.maxFeatures))
-    .option('--class-weight <w>', "class weights: none or balanced", 'none')
+    .addOption(new Option('--class-weight <w>', 'class weights').choices(['none', 'balanced']).default('none'))
     .option('--seed <s>', 'forest seed; the same seed and data give the same forest on any number of threads', integer('--seed', 0), DEFAULT_SEED)
     .option('--threads <t>', 'worker threads (default: all cores)', integer('--threads', 1))
-    .option('--trainer <name>', 'histogram (default) or ml-random-forest (small data only)', 'histogram')
+    .addOption(new Option('--trainer <name>', 'the trainer (ml-random-forest: small data only)').choices(['histogram', 'ml-random-forest']).default('histogram'))
     .option('--champion <file>', 'the approved forest to compare against on the same test split (champion/challenger gate)')
     .option('--json', 'print the training report as JSON')
     .option('--register', 'when every gate passes, register the forest in the model registry (status PendingManualApproval)')
-    .option('--registry <uri>', 'registry for --register: a directory or sagemaker://<group> (default: PRICESENSE_REGISTRY or .pricesense/registry)');
+    .option('--registry <uri>', 'registry for --register: a directory or sagemaker://<group> ' + defaultFrom('registry'));
   addGateOptions(cmd).action(async (opts: TrainFlags) => {
-    if (opts.trainer !== 'histogram' && opts.trainer !== 'ml-random-forest') {
-      throw new UserError(`--trainer must be histogram or ml-random-forest, got '${opts.trainer}'`);
-    }
-    if (opts.classWeight !== 'none' && opts.classWeight !== 'balanced') throw new UserError(`--class-weight must be none or balanced, got '${opts.classWeight}'`);
     const gates = gateConfigFrom(opts);
     const champion = opts.champion ? await readForestFile(opts.champion) : null;
     const lake = await openLake(opts.lake);

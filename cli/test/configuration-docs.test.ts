@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ENV_VARS } from '../../api/config';
 import { CONFIG_FILE_ENV, SETTINGS } from '../../core/config';
+import { buildProgram } from '../index';
 
 const ROOT = path.join(__dirname, '..', '..');
 // Set by pricesense for its own children, not settings: the API primary marks its cluster workers.
@@ -29,5 +30,19 @@ describe('README "Configuration" and the configuration layer', () => {
     const named = new Set<string>();
     for (const f of sources) for (const m of readFileSync(path.join(ROOT, f), 'utf8').matchAll(/\bPRICESENSE_[A-Z0-9_]*[A-Z0-9]\b/g)) named.add(m[0]);
     expect([...named].filter((v) => !documented().has(v) && !INTERNAL.has(v)).sort()).toEqual([]);
+  });
+});
+
+describe('flag help for settings (core/config.ts, not commander env())', () => {
+  const help = (...names: string[]): string => {
+    let cmd = buildProgram();
+    for (const n of names) cmd = cmd.commands.find((c) => c.name() === n)!;
+    return cmd.helpInformation().replace(/\s+/g, ' ');
+  };
+
+  it('names the variable, the configuration file key and the default from the one table', () => {
+    expect(help('train')).toContain(`--lake <uri> lake root: a directory or s3://bucket/prefix (default: $${SETTINGS.lake.env}, then the configuration file's "lake", else ${SETTINGS.lake.fallback})`);
+    expect(help('registry', 'approve')).toContain(`(default: $${SETTINGS.user.env}, then the configuration file's "user", else the OS user)`);
+    expect(help('registry', 'card')).toContain(`gold manifest (default: $${SETTINGS.lake.env}, then the configuration file's "lake", when set)`);
   });
 });

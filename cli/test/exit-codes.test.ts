@@ -17,6 +17,18 @@ describe('exit codes (README "Exit codes")', () => {
     expect(exitCodeFor(new TypeError('a bug'))).toBe(exitCodeOf('internal'));
   });
 
+  it.each([
+    [['train', '--out', 'never.json', '--trainer', 'xgboost'], "option '--trainer <name>' argument 'xgboost' is invalid. Allowed choices are histogram, ml-random-forest."],
+    [['train', '--out', 'never.json', '--class-weight', 'heavy'], "option '--class-weight <w>' argument 'heavy' is invalid. Allowed choices are none, balanced."],
+    [['score', '--model', 'm.json', '--input', 'in.csv', '--output', 'out.xml', '--format', 'xml'], "option '--format <format>' argument 'xml' is invalid. Allowed choices are parquet, csv."],
+    [['model', 'export', '--model', 'm.json', '--out', 'm.onnx', '--hard-vote-ties', 'random'], "option '--hard-vote-ties <rule>' argument 'random' is invalid. Allowed choices are refuse, lowest-index."],
+    [['console', '--log-level', 'loud'], "option '--log-level <level>' argument 'loud' is invalid. Allowed choices are trace, debug, info, warn, error, fatal, silent."],
+  ])('exits 2 on a value outside an option\'s choices, naming the allowed values: %j', async (args, message) => {
+    const r = await runCli(args);
+    expect(r).toMatchObject({ code: 2, out: '' });
+    expect(r.err).toContain(message);
+  });
+
   it('exits 2 on an unknown option, like any other bad input', async () => {
     const r = await runCli(['registry', 'list', '--nope']);
     expect(r.code).toBe(2);

@@ -68,7 +68,7 @@ describe('pricesense train / evaluate', () => {
   it('refuses bad flags with a clear message', async () => {
     const bad = await run(['train', '--lake', lakeDir, '--out', path.join(dir, 'x.json'), '--trainer', 'xgboost']);
     expect(bad.code).toBe(2);
-    expect(bad.err).toMatch(/--trainer must be histogram or ml-random-forest/);
+    expect(bad.err).toContain("option '--trainer <name>' argument 'xgboost' is invalid. Allowed choices are histogram, ml-random-forest.");
     const missing = await run(['evaluate', '--lake', lakeDir, '--model', path.join(dir, 'nope.json')]);
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/forest file not found/);

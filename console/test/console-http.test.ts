@@ -428,7 +428,7 @@ describe('registry console over HTTP', () => {
     expect(doc).toContain('The data set&#39;s own manifest was not read');
     const bad = await runCli(['registry', 'card', '1', '--format', 'pdf', '--registry', fx.registryDir]);
     expect(bad.code).toBe(2);
-    expect(bad.err).toContain("--format must be md or html, got 'pdf'");
+    expect(bad.err).toContain("option '--format <format>' argument 'pdf' is invalid. Allowed choices are md, html.");
   });
 
   it('renders hostile registry content in the model card as text, in Markdown (through a real renderer) and HTML', async () => {
@@ -501,7 +501,7 @@ describe('registry console over HTTP', () => {
     expect(missing.code).toBe(2);
     expect(missing.err).toContain('console token needs --identity <name> and --role viewer|approver');
     const badRole = await runCli(['console', 'token', '--identity', 'x', '--role', 'admin', '--auth', file]);
-    expect(badRole.err).toContain("--role must be one of viewer, approver, got 'admin'");
+    expect(badRole).toMatchObject({ code: 2, err: expect.stringContaining("option '--role <role>' argument 'admin' is invalid. Allowed choices are viewer, approver.") });
     await expect(startConsole({ registry: fx.registryDir, auth: path.join(dir, 'none.json'), port: 0, logger: silent })).rejects.toThrow('no console access configuration at');
   });
 

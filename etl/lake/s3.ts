@@ -19,6 +19,7 @@ import {
   type CompletedPart,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
+import { awsErrorName as nameOf, awsHttpStatus as statusOf, networkErrorCode, translateAwsError, type AwsError, type AwsProblem } from '../../core/aws-errors';
 import type { ErrorKind } from '../../core/error-kinds';
 import { UserError } from '../errors';
 import { assertLakeKey } from './keys';
@@ -47,23 +48,31 @@ export interface S3Location {
   readonly prefix: string;
 }
 
-const S3_ERROR_KINDS: Record<S3LakeError['code'], ErrorKind> = {
-  NoSuchBucket: 'not_found',
-  NoSuchKey: 'not_found',
-  AccessDenied: 'denied',
-  BadCredentials: 'denied',
-  NoCredentials: 'denied',
-  Unreachable: 'unavailable',
-  NoConditionalWrites: 'validation',
-};
+/** The lake's name for each AWS problem (core/aws-errors.ts), the codes callers and tests branch on. */
+const S3_CODES = {
+  no_credentials: 'NoCredentials',
+  bad_credentials: 'BadCredentials',
+  no_region: 'NoRegion',
+  denied: 'AccessDenied',
+  throttled: 'SlowDown',
+  quota: 'SlowDown',
+  unreachable: 'Unreachable',
+  not_found: 'NoSuchKey',
+} as const satisfies Record<AwsProblem, string>;
 
-/** Thrown for S3 failures the user can act on (missing bucket or key, denied access). */
+export type S3LakeErrorCode = (typeof S3_CODES)[AwsProblem] | 'NoSuchBucket' | 'NoConditionalWrites';
+
+/** Thrown for S3 failures the user can act on (missing bucket or key, denied access, …); the kind follows the code. */
 export class S3LakeError extends UserError {
-  readonly code: 'NoSuchBucket' | 'NoSuchKey' | 'AccessDenied' | 'BadCredentials' | 'NoCredentials' | 'Unreachable' | 'NoConditionalWrites';
-  constructor(code: S3LakeError['code'], message: string) {
-    super(message, S3_ERROR_KINDS[code]);
+  readonly code: S3LakeErrorCode;
+  constructor(code: S3LakeErrorCode, message: string, kind: ErrorKind) {
+    super(message, kind);
     this.name = 'S3LakeError';
     this.code = code;
+  }
+
+  static fromAws(err: AwsError): S3LakeError {
+    return new S3LakeError(S3_CODES[err.problem], err.message, err.kind);
   }
 }
 
@@ -159,22 +168,6 @@ const PERMISSION: Record<Operation, string> = {
   upload: 's3:PutObject (and s3:AbortMultipartUpload to clean up failed uploads)',
   delete: 's3:DeleteObject',
 };
-
-interface SdkError {
-  name?: string;
-  code?: string;
-  message?: string;
-  $metadata?: { httpStatusCode?: number };
-}
-
-function statusOf(err: unknown): number | undefined {
-  return (err as SdkError | undefined)?.$metadata?.httpStatusCode;
-}
-
-function nameOf(err: unknown): string {
-  const e = err as SdkError | undefined;
-  return e?.name ?? e?.code ?? '';
-}
 
 /**
  * A lake in an S3 bucket under a key prefix. Every method is a handful of S3 requests; single
@@ -284,6 +277,7 @@ export class S3Lake implements Lake {
             'Unreachable',
             `the download of ${this.location(key)} was cut off ${attempt + 1} times (${networkErrorCode(err) ?? (err as Error).message}): ` +
               'the connection to S3 failed mid-transfer; check the network or endpoint, then rerun',
+            'unavailable',
           );
         }
         await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
@@ -386,6 +380,7 @@ export class S3Lake implements Lake {
           'NoConditionalWrites',
           `the S3 store behind ${this.root} ignores conditional writes (PutObject with If-None-Match: * overwrote an existing object), ` +
             'so two ETL runs could not be kept from writing the lake at once; use AWS S3 or a store that supports conditional writes (If-None-Match / If-Match)',
+          'validation',
         );
       }
     } finally {
@@ -552,48 +547,26 @@ export class S3Lake implements Lake {
       'NoSuchBucket',
       `S3 bucket '${this.bucket}' does not exist (lake ${this.root}); create it or fix the lake URI` +
         ' (and the endpoint, if PRICESENSE_S3_ENDPOINT / AWS_ENDPOINT_URL_S3 is set)',
+      'not_found',
     );
   }
 
-  /** Turn an SDK error into one that names the bucket, the key and what to do about it. */
+  /** Turn an SDK error into one that names the bucket, the key and what to do about it (core/aws-errors.ts words it). */
   private translate(err: unknown, op: Operation, key: string): Error {
     if (err instanceof UserError) return err;
-    const name = nameOf(err);
-    const status = statusOf(err);
+    if (nameOf(err) === 'NoSuchBucket') return this.noSuchBucket();
     const target = key === '' && op === 'list' ? this.root : this.location(key);
-    if (name === 'NoSuchBucket') return this.noSuchBucket();
-    if (name === 'NoSuchKey' || (status === 404 && (op === 'read' || op === 'download'))) {
-      return new S3LakeError('NoSuchKey', `lake object not found: ${this.location(key)} (key '${key}')`);
-    }
-    if (name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch') {
-      return new S3LakeError(
-        'BadCredentials',
-        `S3 rejected the credentials for ${this.root} (${name}): check AWS_ACCESS_KEY_ID and ` +
-          'AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and that they belong to the account of the endpoint in use',
-      );
-    }
-    if (name === 'AccessDenied' || name === 'Forbidden' || status === 403) {
-      return new S3LakeError(
-        'AccessDenied',
-        `access denied to ${target} (${op}): the credentials in use need ${PERMISSION[op]} on ` +
-          `arn:aws:s3:::${this.bucket}${op === 'list' ? '' : `/${this.keyPrefix}*`}`,
-      );
-    }
-    if (name === 'CredentialsProviderError') {
-      return new S3LakeError(
-        'NoCredentials',
-        `no AWS credentials for ${this.root}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ` +
-          'or AWS_PROFILE, or run with an IAM role',
-      );
-    }
-    const code = networkErrorCode(err);
-    if (code !== undefined) {
-      return new S3LakeError(
-        'Unreachable',
-        `cannot reach the S3 endpoint for ${this.root} (${code}): check PRICESENSE_S3_ENDPOINT / ` +
-          'AWS_ENDPOINT_URL_S3 and the network',
-      );
-    }
+    const aws = translateAwsError(err, {
+      service: 'S3',
+      scope: this.root,
+      action: op,
+      target,
+      permission: `${PERMISSION[op]} on arn:aws:s3:::${this.bucket}${op === 'list' ? '' : `/${this.keyPrefix}*`}`,
+      endpointSettings: 'PRICESENSE_S3_ENDPOINT / AWS_ENDPOINT_URL_S3',
+      // A 404 from other operations (a multipart upload gone, …) is not "the object is missing".
+      notFound: nameOf(err) === 'NoSuchKey' || op === 'read' || op === 'download' ? `lake object not found: ${this.location(key)} (key '${key}')` : undefined,
+    });
+    if (aws) return S3LakeError.fromAws(aws);
     if (err instanceof Error) {
       err.message = `S3 ${op} of ${target} failed: ${err.message}`;
       return err;
@@ -604,16 +577,6 @@ export class S3Lake implements Lake {
 
 /** Re-reads of an object whose body stream failed after the response began. */
 const BODY_READ_RETRIES = 2;
-
-const NETWORK_CODES = ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH'];
-
-/** The socket error code behind an SDK failure, if it is one; the SDK sometimes keeps it only in the message. */
-function networkErrorCode(err: unknown): string | undefined {
-  const e = err as (SdkError & { cause?: SdkError }) | undefined;
-  for (const code of [e?.code, e?.cause?.code]) if (code && NETWORK_CODES.includes(code)) return code;
-  const m = new RegExp(`\\b(${NETWORK_CODES.join('|')})\\b`).exec(e?.message ?? '');
-  return m?.[1];
-}
 
 async function readFully(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
   let done = 0;

@@ -48,6 +48,7 @@ import {
   type UserContext,
 } from '@aws-sdk/client-sagemaker';
 import { configuredSetting } from '../../core/config';
+import { isAwsNotFound, translateAwsError } from '../../core/aws-errors';
 import { UserError } from '../../etl/errors';
 import type { Lake } from '../../etl/lake/types';
 import {
@@ -414,7 +415,7 @@ export class SageMakerRegistry implements Registry {
       this.groupArn = out.ModelPackageGroupArn;
       return this.groupArn;
     } catch (err) {
-      if (isNotFound(err)) return undefined;
+      if (isAwsNotFound(err)) return undefined;
       throw err;
     }
   }
@@ -430,7 +431,7 @@ export class SageMakerRegistry implements Registry {
     try {
       return await this.call('DescribeModelPackage', arn, () => this.client.send(new DescribeModelPackageCommand({ ModelPackageName: arn })));
     } catch (err) {
-      if (version !== undefined && isNotFound(err)) throw new VersionNotFoundError(version, `version ${version} not found in SageMaker model package group ${this.group}`);
+      if (version !== undefined && isAwsNotFound(err)) throw new VersionNotFoundError(version, `version ${version} not found in SageMaker model package group ${this.group}`);
       throw err;
     }
   }
@@ -459,7 +460,7 @@ export class SageMakerRegistry implements Registry {
     try {
       return await this.call('ListModelPackages', this.group, () => this.client.send(new ListModelPackagesCommand(input)));
     } catch (err) {
-      if (isNotFound(err)) return undefined;
+      if (isAwsNotFound(err)) return undefined;
       throw err;
     }
   }
@@ -657,43 +658,19 @@ export class SageMakerRegistry implements Registry {
     try {
       return await send();
     } catch (err) {
-      throw explainAwsError(err, action, resource);
+      // Not found is left to the caller, who often expects it (a group not created yet).
+      throw (
+        translateAwsError(err, {
+          service: 'SageMaker',
+          scope: this.uri,
+          action,
+          target: resource,
+          permission: `sagemaker:${action} on ${resource}`,
+          policyDoc: 'docs/registry.md lists the IAM policy',
+        }) ?? err
+      );
     }
   }
-}
-
-/** Maps SDK errors to actionable messages; errors the caller handles (not found, already exists) pass through. */
-export function explainAwsError(err: unknown, action: string, resource: string): unknown {
-  const e = err as { name?: string; message?: string; $metadata?: { httpStatusCode?: number; attempts?: number } };
-  const name = e.name ?? '';
-  if (name === 'AccessDeniedException' || name === 'AccessDenied' || (e.$metadata?.httpStatusCode === 403 && !isNotFound(err))) {
-    return new UserError(
-      `AWS denied sagemaker:${action} on ${resource}: ${e.message ?? name}. Grant the caller sagemaker:${action} on that resource (docs/registry.md lists the IAM policy).`,
-      'denied',
-    );
-  }
-  if (/Throttl|TooManyRequests|RequestLimitExceeded/i.test(name)) {
-    return new UserError(
-      `SageMaker kept throttling ${action} on ${resource} after ${e.$metadata?.attempts ?? SAGEMAKER_MAX_ATTEMPTS} attempts (${e.message ?? name}); retry later or ask for a higher API quota`,
-      'throttled',
-    );
-  }
-  if (name === 'CredentialsProviderError' || /Could not load credentials/i.test(e.message ?? '')) {
-    return new UserError(`no AWS credentials for sagemaker:${action}: configure AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an instance/IRSA role`, 'denied');
-  }
-  if (/Region is missing/i.test(e.message ?? '')) {
-    return new UserError(`no AWS region for sagemaker:${action}: set AWS_REGION (e.g. AWS_REGION=eu-west-1)`);
-  }
-  if (name === 'ResourceLimitExceeded') {
-    return new UserError(`SageMaker resource limit reached on ${action} (${resource}): ${e.message ?? name}`, 'throttled');
-  }
-  return err;
-}
-
-function isNotFound(err: unknown): boolean {
-  const e = err as { name?: string; message?: string };
-  if (e.name === 'ResourceNotFound' || e.name === 'ResourceNotFoundException') return true;
-  return e.name === 'ValidationException' && /does not exist|not found|cannot be found/i.test(e.message ?? '');
 }
 
 function statusOf(d: DescribeModelPackageOutput): ModelStatus {

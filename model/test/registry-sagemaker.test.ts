@@ -482,7 +482,7 @@ describe('SageMaker registry: fetch and errors', () => {
       awsError('AccessDeniedException', 'User: arn:aws:sts::123456789012:assumed-role/ml/ci is not authorized to perform: sagemaker:CreateModelPackage'),
     );
     const err = (await registry.register(await writeFixtureForest(dir, 'f.json')).catch((e: unknown) => e)) as Error & { kind?: string };
-    expect(err.message).toMatch(new RegExp(`^AWS denied sagemaker:CreateModelPackage on ${GROUP}: User: .* is not authorized`));
+    expect(err.message).toMatch(new RegExp(`^access denied to ${GROUP} \\(CreateModelPackage\\): the credentials in use need sagemaker:CreateModelPackage on ${GROUP}; .*\\(SageMaker: User: .* is not authorized`));
     expect(err.message).toContain('docs/registry.md');
     expect(err.kind).toBe('denied');
   });
