@@ -256,10 +256,15 @@ export async function readTarMembers(input: ArchiveInput, source: string, keep: 
   const maxCompressed = options.maxCompressedBytes ?? MAX_ARTIFACT_BYTES;
   const parser = new TarChunkParser(source, keep, maxBytes);
   let compressed = 0;
+  // Our own refusal, kept: stream.pipeline reports a stage that threw as an AbortError of the others.
+  let refusal: UserError | undefined;
+  const refuse = (message: string): never => {
+    throw (refusal = new UserError(message));
+  };
   async function* counted(): AsyncGenerator<Buffer> {
     for await (const chunk of slicesOf(input)) {
       compressed += chunk.length;
-      if (compressed > maxCompressed) throw new UserError(`${source}: more than ${maxCompressed} bytes (MAX_ARTIFACT_BYTES, compressed): not a model artifact`);
+      if (compressed > maxCompressed) refuse(`${source}: more than ${maxCompressed} bytes (MAX_ARTIFACT_BYTES, compressed): not a model artifact`);
       options.onChunk?.(chunk);
       yield chunk;
     }
@@ -267,9 +272,16 @@ export async function readTarMembers(input: ArchiveInput, source: string, keep: 
   let decompressed = 0;
   const sink = async (tar: AsyncIterable<Buffer>) => {
     for await (const chunk of tar) {
+      const within = Math.min(chunk.length, maxBytes - decompressed);
       decompressed += chunk.length;
-      if (decompressed > maxBytes) throw new UserError(`${source}: decompresses to more than ${maxBytes} bytes (MAX_ARTIFACT_BYTES): a gzip bomb, or not a model artifact`);
-      parser.push(chunk);
+      try {
+        // The part within the cap first: a header there may say more precisely what is wrong.
+        parser.push(within < chunk.length ? chunk.subarray(0, within) : chunk);
+      } catch (err) {
+        if (err instanceof UserError) refusal = err;
+        throw err;
+      }
+      if (decompressed > maxBytes) refuse(`${source}: decompresses to more than ${maxBytes} bytes (MAX_ARTIFACT_BYTES): a gzip bomb, or not a model artifact`);
     }
   };
   const chunks = counted();
@@ -282,7 +294,7 @@ export async function readTarMembers(input: ArchiveInput, source: string, keep: 
     if (!isGzip(first.value)) await sink(all());
     else {
       await pipeline(Readable.from(all()), createGunzip({ chunkSize: 64 * 1024 }), sink).catch((err: NodeJS.ErrnoException) => {
-        throw err instanceof UserError ? err : decompressError(err, source, compressed);
+        throw refusal ?? (err instanceof UserError ? err : decompressError(err, source, compressed));
       });
     }
   }
