@@ -6,10 +6,19 @@
  * links and devices are skipped. The writer emits plain ustar with fixed metadata
  * (mtime 0, mode 0644, root owner), so the same files always give the same bytes.
  *
- * Artifacts come from a bucket that people and pipelines write to, so the reader
- * trusts nothing in them: every size is a non-negative integer that fits the archive,
- * every step moves forward, and decompression stops at MAX_ARTIFACT_BYTES (a gzip
- * bomb of a few MB would otherwise inflate to gigabytes in the serving process).
+ * The reader streams (readTarMembers): gunzip as a zlib stream, tar headers parsed over
+ * the chunks, only the members asked for held. Artifacts come from a bucket that people
+ * and pipelines write to, so it trusts nothing in them: every size is a non-negative
+ * integer that fits the cap, every step moves forward, and both the compressed input and
+ * the decompressed output stop at MAX_ARTIFACT_BYTES (a gzip bomb of a few MB would
+ * otherwise inflate to gigabytes in the serving process).
+ *
+ * Why not tar-stream (the usual npm parser): it accepts malformed PAX records silently
+ * (a record of length 0 or -5 is skipped, one without its newline is read short), reads on
+ * past the end-of-archive blocks, releases before 3.1.8 loop on a negative PAX size, and the
+ * releases that fix that depend on the bare-* runtime packages. The parser below is the
+ * one the fuzz test (model/test/artifact-fuzz.test.ts) already holds to strict refusals,
+ * made incremental.
  */
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
