@@ -15,8 +15,8 @@
  *
  * Why not tar-stream (the usual npm parser): it accepts malformed PAX records silently
  * (a record of length 0 or -5 is skipped, one without its newline is read short), reads on
- * past the end-of-archive blocks, releases before 3.1.8 loop on a negative PAX size, and the
- * releases that fix that depend on the bare-* runtime packages. The parser below is the
+ * past the end-of-archive blocks, releases before 3.1.8 do not check for a negative size, and
+ * the releases that do depend on the bare-* runtime packages. The parser below is the
  * one the fuzz test (model/test/artifact-fuzz.test.ts) already holds to strict refusals,
  * made incremental.
  */
