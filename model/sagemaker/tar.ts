@@ -121,7 +121,10 @@ class TarChunkParser {
   /** Bytes of the current body still to come, then its padding to the next block. */
   private remaining = 0;
   private padding = 0;
-  private body: { kind: 'member' | 'pax' | 'long'; name: string; at: number; size: number; data: Buffer; filled: number } | undefined;
+  /** The entry whose body is passing, kept or not (for a truncation message). */
+  private current = { label: '', at: 0, size: 0 };
+  /** Where its bytes go when it is kept: a member asked for, or a PAX or long-name body. */
+  private body: { kind: 'member' | 'pax' | 'long'; name: string; at: number; data: Buffer; filled: number } | undefined;
   private pax: Record<string, string> = {};
   private longName: string | undefined;
   private ended = false;
@@ -167,7 +170,13 @@ class TarChunkParser {
   /** The kept members, once the input has ended; a truncated archive is refused, saying where. */
   end(): TarEntry[] {
     if (this.ended) return this.entries;
-    const what = this.body ? `${this.body.kind === 'member' ? `member ${JSON.stringify(this.body.name)}` : 'an extended header'} at byte ${this.body.at} declares ${this.body.size} bytes but only ${this.body.filled} follow` : this.headerFill > 0 ? `the tar header at byte ${this.pos} is cut after ${this.headerFill} of its 512 bytes` : this.remaining > 0 ? `the member at byte ${this.pos - BLOCK} is cut ${this.remaining} bytes short` : `the archive ends at byte ${this.pos} without its end-of-archive blocks`;
+    const { label, at, size } = this.current;
+    const what =
+      this.remaining > 0
+        ? `${label} at byte ${at} declares ${size} bytes but only ${size - this.remaining} follow`
+        : this.headerFill > 0
+          ? `the tar header at byte ${this.pos} is cut after ${this.headerFill} of its 512 bytes`
+          : `the archive ends at byte ${this.pos} without its end-of-archive blocks`;
     throw new UserError(`${this.source}: truncated tar archive: ${what}; expected a complete model.tar.gz (re-upload the artifact, or re-run the step that wrote it)`);
   }
 
@@ -195,22 +204,29 @@ class TarChunkParser {
     this.remaining = size;
     this.padding = (BLOCK - (size % BLOCK)) % BLOCK;
     if (type === 'x' || type === 'L') {
-      if (size > MAX_META_BYTES) throw new UserError(`${source}: tar ${type === 'x' ? 'PAX' : 'GNU long-name'} header at byte ${at} is ${size} bytes, more than ${MAX_META_BYTES} (MAX_META_BYTES): a corrupt or crafted archive`);
+      const label = type === 'x' ? 'a PAX header' : 'a GNU long-name header';
+      if (size > MAX_META_BYTES) throw new UserError(`${source}: ${label} at byte ${at} is ${size} bytes, more than ${MAX_META_BYTES} (MAX_META_BYTES): a corrupt or crafted archive`);
+      this.current = { label, at, size };
       this.startBody(type === 'x' ? 'pax' : 'long', '', at, size);
       return;
     }
-    if (type === 'g' || type === 'K') return; // global PAX records and GNU long link names: nothing a member's name or size depends on
+    if (type === 'g' || type === 'K') {
+      // Global PAX records and GNU long link names: nothing a member's name or size depends on.
+      this.current = { label: 'an extended header', at, size };
+      return;
+    }
     const magic = field(header, 257, 6);
     const prefix = magic.startsWith('ustar') ? field(header, 345, 155) : '';
     const baseName = field(header, 0, 100);
     const name = normalize(this.pax.path ?? this.longName ?? (prefix ? `${prefix}/${baseName}` : baseName));
     this.pax = {};
     this.longName = undefined;
+    this.current = { label: `member ${JSON.stringify(name)}`, at, size };
     if ((type === '0' || type === '7') && name !== '' && this.keep(name)) this.startBody('member', name, at, size);
   }
 
   private startBody(kind: 'member' | 'pax' | 'long', name: string, at: number, size: number): void {
-    this.body = { kind, name, at, size, data: Buffer.allocUnsafe(size), filled: 0 };
+    this.body = { kind, name, at, data: Buffer.allocUnsafe(size), filled: 0 };
     if (size === 0) this.finishBody();
   }
 

@@ -76,6 +76,9 @@ describe('streaming model.tar.gz reader on GNU tar archives', () => {
     await expect(forestBytesOfArtifact(gzipSync(tar.subarray(0, 512 + 1000)), 'short.tar.gz')).rejects.toThrow(
       `short.tar.gz: truncated tar archive: member "forest.json" at byte 0 declares ${forest.length} bytes but only 1000 follow; expected a complete model.tar.gz`,
     );
+    // Cut inside a member that is skipped, not held: still named.
+    const skipped = gunzipSync(await gnuTarGz('skipped', { 'notes.bin': randomBytes(5000), 'forest.json': forest }));
+    await expect(forestBytesOfArtifact(gzipSync(skipped.subarray(0, 512 + 100)), 'skip.tar.gz')).rejects.toThrow('skip.tar.gz: truncated tar archive: member "notes.bin" at byte 0 declares 5000 bytes but only 100 follow');
     const noEnd = 512 + Math.ceil(forest.length / 512) * 512;
     await expect(forestBytesOfArtifact(gzipSync(tar.subarray(0, noEnd)), 'noend.tar.gz')).rejects.toThrow(`noend.tar.gz: truncated tar archive: the archive ends at byte ${noEnd} without its end-of-archive blocks`);
     await expect(forestBytesOfArtifact(gzipSync(tar.subarray(0, 300)), 'hdr.tar.gz')).rejects.toThrow('hdr.tar.gz: truncated tar archive: the tar header at byte 0 is cut after 300 of its 512 bytes');
