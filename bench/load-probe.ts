@@ -26,7 +26,7 @@ async function main(file: string, mode: string, sha256: string, artifactSha256: 
     mode === 'worker'
       ? await loadForestInWorker({ artifact }, file, registryVerified)
       : mode === 'registry'
-        ? loadForest(openArtifact(artifact), file, registryVerified)
+        ? loadForest(await openArtifact(artifact), file, registryVerified)
         : loadForest(bytes, file);
   const stall = probe.stop();
   const row: Record<string, unknown> = {};

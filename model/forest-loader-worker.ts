@@ -8,10 +8,10 @@ import { packedBuffers } from './walker/layout';
 
 if (parentPort) {
   const port = parentPort;
-  port.once('message', (request: LoaderRequest) => {
+  port.once('message', async (request: LoaderRequest) => {
     let reply: LoaderReply;
     try {
-      reply = { ok: true, ...parseAndPack(request.bytes, request.source, request.options, request) };
+      reply = { ok: true, ...(await parseAndPack(request.bytes, request.source, request.options, request)) };
     } catch (err) {
       port.postMessage(replyForError(err));
       return;

@@ -111,12 +111,10 @@ function msSince(t: bigint): number {
   return Number(process.hrtime.bigint() - t) / 1e6;
 }
 
-/** Verifies and unpacks the artifact if it is one, parses and packs (in whatever thread runs it); parseMs includes the artifact's digest. */
-export function parseAndPack(bytes: Uint8Array, source: string, options: ParseForestOptions, request: Pick<LoaderRequest, 'artifact' | 'memoryMb'> = {}): { summary: ForestSummary; packed: PackedForest; parseMs: number; packMs: number } {
-  const t0 = process.hrtime.bigint();
-  let json = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const { artifact, memoryMb } = request;
-  if (artifact) json = openArtifact({ bytes: json, sha256: artifact.sha256, source: artifact.source });
+type ParsedAndPacked = { summary: ForestSummary; packed: PackedForest; parseMs: number; packMs: number };
+
+/** Parses and packs a forest document (in whatever thread runs it); parseMs counts from t0. */
+function parseAndPackJson(json: Buffer, source: string, options: ParseForestOptions, memoryMb: number | undefined, t0: bigint): ParsedAndPacked {
   if (memoryMb !== undefined) checkLoadMemory(source, json.byteLength, memoryMb);
   const { summary, flat } = parseForestFlat(json, source, options);
   const parseMs = msSince(t0);
@@ -125,9 +123,22 @@ export function parseAndPack(bytes: Uint8Array, source: string, options: ParseFo
   return { summary, packed, parseMs, packMs: msSince(t1) };
 }
 
-/** Loads a forest in the calling thread. Errors as parseForest's (ForestFormatError). */
+/**
+ * Verifies and unpacks the artifact if it is one (asynchronously: a model.tar.gz is
+ * streamed, see openArtifact), then parses and packs; parseMs includes the artifact's
+ * digest and unpacking.
+ */
+export async function parseAndPack(bytes: Uint8Array, source: string, options: ParseForestOptions, request: Pick<LoaderRequest, 'artifact' | 'memoryMb'> = {}): Promise<ParsedAndPacked> {
+  const t0 = process.hrtime.bigint();
+  let json = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const { artifact, memoryMb } = request;
+  if (artifact) json = await openArtifact({ bytes: json, sha256: artifact.sha256, source: artifact.source });
+  return parseAndPackJson(json, source, options, memoryMb, t0);
+}
+
+/** Loads a forest document (JSON bytes, not an archive: see openArtifact) in the calling thread. Errors as parseForest's (ForestFormatError). */
 export function loadForest(bytes: Uint8Array, source: string, options: ParseForestOptions = {}, compile: CompileOptions = {}): LoadedForest {
-  const { summary, packed, parseMs, packMs } = parseAndPack(bytes, source, options);
+  const { summary, packed, parseMs, packMs } = parseAndPackJson(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), source, options, undefined, process.hrtime.bigint());
   const t = process.hrtime.bigint();
   const forest = CompiledForest.fromPacked(summary, packed, compile);
   return { summary, forest, phasesMs: { parse: parseMs, pack: packMs, adopt: msSince(t) } };

@@ -29,7 +29,7 @@ export async function scoringModelFromFile(file: string): Promise<ScoringModel> 
     throw new UserError(err.code === 'ENOENT' ? `model file not found: ${file}` : `cannot read model file ${file}: ${err.message}`);
   }
   const source = isGzip(bytes) ? `${file}:forest.json` : file;
-  const { forest, summary } = loadForest(forestBytesOfArtifact(bytes, file), source);
+  const { forest, summary } = loadForest(await forestBytesOfArtifact(bytes, file), source);
   return { forest, version: null, source, featureDefinitions: summary.training.featureDefinitions };
 }
 

@@ -203,7 +203,7 @@ describe('pricesense sagemaker', () => {
 
     const artifact = await readFile(path.join(root, 'processing', 'output', 'model', 'model.tar.gz'));
     expect(report.registry.artifactSha256).toBe(createHash('sha256').update(artifact).digest('hex'));
-    const forest = forestFromArtifact(artifact, 'model.tar.gz');
+    const forest = await forestFromArtifact(artifact, 'model.tar.gz');
     expect(report.registry).toMatchObject({ forestSha256: forest.sha256, formatVersion: 2 });
     expect(forest.trees).toEqual(single.trees);
     expect((forest.metrics.test as { accuracy: number }).accuracy).toBe(report.metrics.test.accuracy);

@@ -216,24 +216,36 @@ export class ChecksumMismatchError extends InvalidArtifactError {
   }
 }
 
-export function verifyDigest(what: string, bytes: Buffer, expected: string): Buffer {
-  const actual = sha256Hex(bytes);
-  if (actual !== expected) throw new ChecksumMismatchError(what, expected, actual);
-  return bytes;
-}
-
 /**
- * A fetched artifact's forest JSON: its bytes checked against the registered digest,
- * then unpacked when they are a model.tar.gz (the digest covers the archive). Errors are
- * InvalidArtifactError: the stored artifact, not the reader, is at fault.
+ * A fetched artifact's forest JSON: unpacked when it is a model.tar.gz (streamed: only
+ * forest.json is held), its bytes checked against the registered digest in the same pass
+ * (the digest covers the archive). Nothing is returned unless the digest matches; a
+ * digest mismatch is reported before any unpacking error, since it says the bytes are not
+ * the registered ones. Errors are InvalidArtifactError: the stored artifact, not the
+ * reader, is at fault.
  */
-export function openArtifact(artifact: StoredArtifact): Buffer {
-  const bytes = verifyDigest(artifact.source, artifact.bytes, artifact.sha256);
+export async function openArtifact(artifact: StoredArtifact): Promise<Buffer> {
+  const { bytes, sha256, source } = artifact;
+  const hash = createHash('sha256');
+  let hashed = 0;
+  let forest: Buffer | undefined;
+  let failure: unknown;
   try {
-    return forestBytesOfArtifact(bytes, artifact.source);
+    forest = await forestBytesOfArtifact(bytes, source, {
+      onChunk: (chunk) => {
+        hash.update(chunk);
+        hashed += chunk.length;
+      },
+    });
   } catch (err) {
-    // Registered bytes that do not unpack (malformed, over a limit): a property of the artifact, not a transient failure.
-    if (err instanceof UserError) throw new InvalidArtifactError(err.message);
-    throw err;
+    failure = err;
   }
+  // A refused archive stops reading early: the digest still covers every byte.
+  if (hashed < bytes.length) hash.update(bytes.subarray(hashed));
+  const actual = hash.digest('hex');
+  if (actual !== sha256) throw new ChecksumMismatchError(source, sha256, actual);
+  // Registered bytes that do not unpack (malformed, over a limit): a property of the artifact, not a transient failure.
+  if (failure instanceof UserError) throw new InvalidArtifactError(failure.message);
+  if (failure !== undefined || forest === undefined) throw failure;
+  return forest;
 }

@@ -290,7 +290,7 @@ export class SageMakerRegistry implements Registry {
   }
 
   async fetch(version: number): Promise<Buffer> {
-    return openArtifact(await this.fetchArtifact(version));
+    return await openArtifact(await this.fetchArtifact(version));
   }
 
   async fetchArtifact(version: number): Promise<StoredArtifact> {

@@ -87,8 +87,8 @@ export async function runTrainJob(options: { root: string; threads?: number; pri
 }
 
 /** The forest inside a model artifact: a forest JSON document, or a .tar.gz holding forest.json. */
-export function forestFromArtifact(bytes: Buffer, source = '<artifact>'): ForestFileV1 {
-  return parseForest(forestBytesOfArtifact(bytes, source), isGzip(bytes) ? `${source}:forest.json` : source);
+export async function forestFromArtifact(bytes: Buffer, source = '<artifact>'): Promise<ForestFileV1> {
+  return parseForest(await forestBytesOfArtifact(bytes, source), isGzip(bytes) ? `${source}:forest.json` : source);
 }
 
 export interface EvaluationReport {

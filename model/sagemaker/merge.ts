@@ -4,13 +4,14 @@
  * (classes, features and their encodings, hyperparameters, seed, data set, trainer)
  * and that their tree ranges tile [0, trees) exactly.
  */
+import { createReadStream } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../etl/errors';
 import { canonicalJson, parseForest, sealForest } from '../forest-file';
 import type { ForestFileV1 } from '../format';
 import { PART_FILE_PATTERN } from './config';
-import { readTarGz } from './tar';
+import { readTarMembers } from './tar';
 
 export interface PartialForest {
   /** Where it came from, for messages. */
@@ -109,12 +110,10 @@ export async function readPartialForests(dir: string): Promise<PartialForest[]> 
     if (PART_FILE_PATTERN.test(name)) {
       parts.push({ source: file, forest: parseForest(await readFile(file), file) });
     } else if (/\.(tar\.gz|tgz|tar)$/i.test(name)) {
-      for (const entry of readTarGz(await readFile(file), file)) {
-        const base = entry.name.split('/').at(-1)!;
-        if (PART_FILE_PATTERN.test(base)) {
-          const source = `${file}:${entry.name}`;
-          parts.push({ source, forest: parseForest(entry.data, source) });
-        }
+      // Streamed from the file: only the partial forests are held, never the archive.
+      for (const entry of await readTarMembers(createReadStream(file), file, (member) => PART_FILE_PATTERN.test(member.split('/').at(-1)!))) {
+        const source = `${file}:${entry.name}`;
+        parts.push({ source, forest: parseForest(entry.data, source) });
       }
     }
   }

@@ -6,12 +6,23 @@
  * links and devices are skipped. The writer emits plain ustar with fixed metadata
  * (mtime 0, mode 0644, root owner), so the same files always give the same bytes.
  *
- * Artifacts come from a bucket that people and pipelines write to, so the reader
- * trusts nothing in them: every size is a non-negative integer that fits the archive,
- * every step moves forward, and decompression stops at MAX_ARTIFACT_BYTES (a gzip
- * bomb of a few MB would otherwise inflate to gigabytes in the serving process).
+ * The reader streams (readTarMembers): gunzip as a zlib stream, tar headers parsed over
+ * the chunks, only the members asked for held. Artifacts come from a bucket that people
+ * and pipelines write to, so it trusts nothing in them: every size is a non-negative
+ * integer that fits the cap, every step moves forward, and both the compressed input and
+ * the decompressed output stop at MAX_ARTIFACT_BYTES (a gzip bomb of a few MB would
+ * otherwise inflate to gigabytes in the serving process).
+ *
+ * Why not tar-stream (the usual npm parser): it accepts malformed PAX records silently
+ * (a record of length 0 or -5 is skipped, one without its newline is read short), reads on
+ * past the end-of-archive blocks, releases before 3.1.8 do not check for a negative size, and
+ * the releases that do depend on the bare-* runtime packages. The parser below is the
+ * one the fuzz test (model/test/artifact-fuzz.test.ts) already holds to strict refusals,
+ * made incremental.
  */
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, gzipSync } from 'node:zlib';
 import { UserError } from '../../etl/errors';
 
 export interface TarEntry {
@@ -32,6 +43,8 @@ export const MAX_ARTIFACT_BYTES = 256 * 1024 * 1024;
 export interface ReadLimits {
   /** Decompressed bytes at most (default MAX_ARTIFACT_BYTES). */
   readonly maxBytes?: number;
+  /** Compressed (input) bytes at most (default MAX_ARTIFACT_BYTES). */
+  readonly maxCompressedBytes?: number;
 }
 function field(header: Buffer, offset: number, length: number): string {
   const raw = header.subarray(offset, offset + length);
@@ -89,50 +102,229 @@ function parsePax(body: Buffer, where: string): Record<string, string> {
   return out;
 }
 
-/** The regular files of a tar archive (uncompressed bytes). */
-export function readTar(archive: Buffer, source = '<tar>'): TarEntry[] {
-  const entries: TarEntry[] = [];
-  let pos = 0;
-  let pax: Record<string, string> = {};
-  let longName: string | undefined;
-  while (pos + BLOCK <= archive.length) {
-    const header = archive.subarray(pos, pos + BLOCK);
-    if (header.every((b) => b === 0)) break; // end-of-archive marker
+/** PAX and GNU long-name bodies are a few hundred bytes; one larger is refused, not buffered. */
+export const MAX_META_BYTES = 1024 * 1024;
+
+/** Which members to keep, by normalized name; everything else is skipped without being held. */
+export type MemberFilter = (name: string) => boolean;
+
+/**
+ * A tar parser fed chunk by chunk: headers are checked as they complete, the bodies of
+ * the members `keep` selects are copied into one buffer each (their size is known from
+ * the header, so nothing is concatenated twice), every other body is skipped as it
+ * passes. It holds one header block, the kept members and at most one PAX or long-name
+ * body (MAX_META_BYTES) at a time, whatever the archive's size.
+ */
+class TarChunkParser {
+  private readonly header = Buffer.alloc(BLOCK);
+  private headerFill = 0;
+  /** Bytes of the current body still to come, then its padding to the next block. */
+  private remaining = 0;
+  private padding = 0;
+  /** The entry whose body is passing, kept or not (for a truncation message). */
+  private current = { label: '', at: 0, size: 0 };
+  /** Where its bytes go when it is kept: a member asked for, or a PAX or long-name body. */
+  private body: { kind: 'member' | 'pax' | 'long'; name: string; at: number; data: Buffer; filled: number } | undefined;
+  private pax: Record<string, string> = {};
+  private longName: string | undefined;
+  private ended = false;
+  /** Bytes of tar consumed so far: where the next header starts, for messages. */
+  private pos = 0;
+  readonly entries: TarEntry[] = [];
+
+  constructor(
+    private readonly source: string,
+    private readonly keep: MemberFilter,
+    private readonly maxBytes: number,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let off = 0;
+    while (off < chunk.length && !this.ended) {
+      if (this.remaining > 0) {
+        const n = Math.min(this.remaining, chunk.length - off);
+        if (this.body) this.body.filled += chunk.copy(this.body.data, this.body.filled, off, off + n);
+        off += n;
+        this.pos += n;
+        this.remaining -= n;
+        if (this.remaining === 0) this.finishBody();
+      } else if (this.padding > 0) {
+        const n = Math.min(this.padding, chunk.length - off);
+        off += n;
+        this.pos += n;
+        this.padding -= n;
+      } else {
+        const n = Math.min(BLOCK - this.headerFill, chunk.length - off);
+        chunk.copy(this.header, this.headerFill, off, off + n);
+        off += n;
+        this.headerFill += n;
+        if (this.headerFill === BLOCK) {
+          this.headerFill = 0;
+          this.pos += BLOCK;
+          this.onHeader(this.pos - BLOCK);
+        }
+      }
+    }
+  }
+
+  /** The kept members, once the input has ended; a truncated archive is refused, saying where. */
+  end(): TarEntry[] {
+    if (this.ended) return this.entries;
+    const { label, at, size } = this.current;
+    const what =
+      this.remaining > 0
+        ? `${label} at byte ${at} declares ${size} bytes but only ${size - this.remaining} follow`
+        : this.headerFill > 0
+          ? `the tar header at byte ${this.pos} is cut after ${this.headerFill} of its 512 bytes`
+          : `the archive ends at byte ${this.pos} without its end-of-archive blocks`;
+    throw new UserError(`${this.source}: truncated tar archive: ${what}; expected a complete model.tar.gz (re-upload the artifact, or re-run the step that wrote it)`);
+  }
+
+  private onHeader(at: number): void {
+    const header = this.header;
+    const source = this.source;
+    if (header.every((b) => b === 0)) {
+      // End-of-archive marker: what follows (the second zero block, record padding) is not read.
+      this.ended = true;
+      return;
+    }
     const stored = numeric(header, 148, 8, 'checksum', source);
-    if (stored !== checksumOf(header)) throw new UserError(`${source}: tar header at byte ${pos} has a bad checksum: not a tar archive, or a corrupt one`);
+    if (stored !== checksumOf(header)) throw new UserError(`${source}: tar header at byte ${at} has a bad checksum: not a tar archive, or a corrupt one`);
     let size = numeric(header, 124, 12, 'size', source);
-    if (pax.size !== undefined) {
-      // A PAX size overrides the header's; it must be a plain non-negative integer (a negative one would move the reader backwards forever).
-      if (!/^[0-9]{1,16}$/.test(pax.size)) throw new UserError(`${source}: tar entry at byte ${pos} has PAX size ${JSON.stringify(pax.size.slice(0, 30))}: expected a non-negative integer (a corrupt or crafted archive)`);
-      size = Number(pax.size);
+    if (this.pax.size !== undefined) {
+      // A PAX size overrides the header's; it must be a plain non-negative integer (a negative one would move a reader backwards forever).
+      if (!/^[0-9]{1,16}$/.test(this.pax.size)) throw new UserError(`${source}: tar entry at byte ${at} has PAX size ${JSON.stringify(this.pax.size.slice(0, 30))}: expected a non-negative integer (a corrupt or crafted archive)`);
+      size = Number(this.pax.size);
     }
     const type = String.fromCharCode(header[156] || 0x30);
-    const dataStart = pos + BLOCK;
-    if (size > archive.length - dataStart) throw new UserError(`${source}: tar entry at byte ${pos} claims ${size} bytes but the archive ends first (truncated)`);
-    const data = archive.subarray(dataStart, dataStart + size);
-    // Always forward by at least one block: no header can make the reader revisit one.
-    pos = dataStart + Math.ceil(size / BLOCK) * BLOCK;
-
-    if (type === 'x') {
-      pax = parsePax(data, `${source}: tar entry at byte ${dataStart - BLOCK}`);
-      continue;
+    // Refused from the header alone: a member larger than what the whole archive may decompress to is never read, let alone held.
+    if (size > this.maxBytes - this.pos) {
+      throw new UserError(`${source}: tar entry at byte ${at} declares ${size} bytes, more than the ${this.maxBytes} bytes (MAX_ARTIFACT_BYTES) an artifact may decompress to: a corrupt or crafted archive, or not a model artifact`);
     }
-    if (type === 'L') {
-      longName = data.toString('utf8').replace(/\0+$/, '');
-      continue;
+    this.remaining = size;
+    this.padding = (BLOCK - (size % BLOCK)) % BLOCK;
+    if (type === 'x' || type === 'L') {
+      const label = type === 'x' ? 'a PAX header' : 'a GNU long-name header';
+      if (size > MAX_META_BYTES) throw new UserError(`${source}: ${label} at byte ${at} is ${size} bytes, more than ${MAX_META_BYTES} (MAX_META_BYTES): a corrupt or crafted archive`);
+      this.current = { label, at, size };
+      this.startBody(type === 'x' ? 'pax' : 'long', '', at, size);
+      return;
     }
-    if (type === 'g' || type === 'K') continue;
+    if (type === 'g' || type === 'K') {
+      // Global PAX records and GNU long link names: nothing a member's name or size depends on.
+      this.current = { label: 'an extended header', at, size };
+      return;
+    }
     const magic = field(header, 257, 6);
     const prefix = magic.startsWith('ustar') ? field(header, 345, 155) : '';
     const baseName = field(header, 0, 100);
-    const name = normalize(pax.path ?? longName ?? (prefix ? `${prefix}/${baseName}` : baseName));
-    pax = {};
-    longName = undefined;
-    if ((type === '0' || type === '7') && name !== '') entries.push({ name, data: Buffer.from(data) });
+    const name = normalize(this.pax.path ?? this.longName ?? (prefix ? `${prefix}/${baseName}` : baseName));
+    this.pax = {};
+    this.longName = undefined;
+    this.current = { label: `member ${JSON.stringify(name)}`, at, size };
+    if ((type === '0' || type === '7') && name !== '' && this.keep(name)) this.startBody('member', name, at, size);
   }
-  return entries;
+
+  private startBody(kind: 'member' | 'pax' | 'long', name: string, at: number, size: number): void {
+    this.body = { kind, name, at, data: Buffer.allocUnsafe(size), filled: 0 };
+    if (size === 0) this.finishBody();
+  }
+
+  private finishBody(): void {
+    const body = this.body;
+    this.body = undefined;
+    if (!body) return;
+    if (body.kind === 'pax') this.pax = parsePax(body.data, `${this.source}: tar entry at byte ${body.at}`);
+    else if (body.kind === 'long') this.longName = body.data.toString('utf8').replace(/\0+$/, '');
+    else this.entries.push({ name: body.name, data: body.data });
+  }
 }
 
+export function isGzip(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+/** What an archive is read from: bytes already in memory, or a stream of them (a file, an S3 body). */
+export type ArchiveInput = Uint8Array | AsyncIterable<Uint8Array>;
+
+export interface StreamReadOptions extends ReadLimits {
+  /** Sees every compressed byte, in order, as it passes (the artifact's SHA-256 is computed here). */
+  readonly onChunk?: (chunk: Buffer) => void;
+}
+
+/** In-memory bytes are fed in slices of this size, so the gunzip stream holds no more than its window and one slice. */
+const SLICE = 1024 * 1024;
+
+async function* slicesOf(input: ArchiveInput): AsyncGenerator<Buffer> {
+  if (input instanceof Uint8Array) {
+    for (let at = 0; at < input.byteLength; at += SLICE) yield Buffer.from(input.buffer, input.byteOffset + at, Math.min(SLICE, input.byteLength - at));
+    return;
+  }
+  for await (const chunk of input) yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
+function decompressError(err: NodeJS.ErrnoException, source: string, compressed: number): UserError {
+  if (err.code === 'Z_BUF_ERROR') return new UserError(`${source}: cannot decompress: the gzip stream ends early, after ${compressed} compressed bytes (truncated); expected a complete model.tar.gz (re-upload the artifact, or re-run the step that wrote it)`);
+  return new UserError(`${source}: cannot decompress (${err.message}): a corrupt .tar.gz, or not one`);
+}
+
+/**
+ * The members `keep` selects from a .tar.gz (or a plain .tar), read as a stream: the
+ * input is gunzipped chunk by chunk and the tar parsed over the chunks, so neither the
+ * decompressed archive nor any member not kept is ever held. Both sizes are capped as
+ * they pass: the compressed input at maxCompressedBytes, the decompressed output at
+ * maxBytes (a gzip bomb stops at the cap, a member larger than it is refused at its
+ * header). Errors are UserErrors naming the source.
+ */
+export async function readTarMembers(input: ArchiveInput, source: string, keep: MemberFilter, options: StreamReadOptions = {}): Promise<TarEntry[]> {
+  const maxBytes = options.maxBytes ?? MAX_ARTIFACT_BYTES;
+  const maxCompressed = options.maxCompressedBytes ?? MAX_ARTIFACT_BYTES;
+  const parser = new TarChunkParser(source, keep, maxBytes);
+  let compressed = 0;
+  // Our own refusal, kept: stream.pipeline reports a stage that threw as an AbortError of the others.
+  let refusal: UserError | undefined;
+  const refuse = (message: string): never => {
+    throw (refusal = new UserError(message));
+  };
+  async function* counted(): AsyncGenerator<Buffer> {
+    for await (const chunk of slicesOf(input)) {
+      compressed += chunk.length;
+      if (compressed > maxCompressed) refuse(`${source}: more than ${maxCompressed} bytes (MAX_ARTIFACT_BYTES, compressed): not a model artifact`);
+      options.onChunk?.(chunk);
+      yield chunk;
+    }
+  }
+  let decompressed = 0;
+  const sink = async (tar: AsyncIterable<Buffer>) => {
+    for await (const chunk of tar) {
+      const within = Math.min(chunk.length, maxBytes - decompressed);
+      decompressed += chunk.length;
+      try {
+        // The part within the cap first: a header there may say more precisely what is wrong.
+        parser.push(within < chunk.length ? chunk.subarray(0, within) : chunk);
+      } catch (err) {
+        if (err instanceof UserError) refusal = err;
+        throw err;
+      }
+      if (decompressed > maxBytes) refuse(`${source}: decompresses to more than ${maxBytes} bytes (MAX_ARTIFACT_BYTES): a gzip bomb, or not a model artifact`);
+    }
+  };
+  const chunks = counted();
+  const first = await chunks.next();
+  if (!first.done) {
+    const all = async function* () {
+      yield first.value;
+      yield* chunks;
+    };
+    if (!isGzip(first.value)) await sink(all());
+    else {
+      await pipeline(Readable.from(all()), createGunzip({ chunkSize: 64 * 1024 }), sink).catch((err: NodeJS.ErrnoException) => {
+        throw refusal ?? (err instanceof UserError ? err : decompressError(err, source, compressed));
+      });
+    }
+  }
+  return parser.end();
+}
 function writeOctal(header: Buffer, offset: number, length: number, value: number): void {
   header.write(`${value.toString(8).padStart(length - 1, '0')}\0`, offset, length, 'ascii');
 }
@@ -165,28 +357,9 @@ export function writeTar(entries: readonly TarEntry[]): Buffer {
   return Buffer.concat(blocks);
 }
 
-export function isGzip(bytes: Buffer): boolean {
-  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
-}
-
-/** Gunzip with an output cap; a stream that would exceed it is refused, not inflated. */
-export function gunzipBounded(bytes: Buffer, source: string, maxBytes = MAX_ARTIFACT_BYTES): Buffer {
-  try {
-    return gunzipSync(bytes, { maxOutputLength: maxBytes });
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) {
-      throw new UserError(`${source}: decompresses to more than ${maxBytes} bytes (MAX_ARTIFACT_BYTES): a gzip bomb, or not a model artifact`);
-    }
-    throw new UserError(`${source}: cannot decompress (${err.message}): a truncated or corrupt .tar.gz`);
-  }
-}
-
-/** The regular files of a .tar.gz (or a plain .tar). */
-export function readTarGz(bytes: Buffer, source = '<tar.gz>', limits: ReadLimits = {}): TarEntry[] {
-  const maxBytes = limits.maxBytes ?? MAX_ARTIFACT_BYTES;
-  if (!isGzip(bytes) && bytes.length > maxBytes) throw new UserError(`${source}: ${bytes.length} bytes, more than ${maxBytes} (MAX_ARTIFACT_BYTES)`);
-  return readTar(isGzip(bytes) ? gunzipBounded(bytes, source, maxBytes) : bytes, source);
+/** The regular files of a .tar.gz (or a plain .tar), all of them (read as readTarMembers reads). */
+export function readTarGz(input: ArchiveInput, source = '<tar.gz>', limits: ReadLimits = {}): Promise<TarEntry[]> {
+  return readTarMembers(input, source, () => true, limits);
 }
 
 /** A .tar.gz of the given files; the same files give the same bytes (gzip mtime is 0). */
@@ -197,11 +370,15 @@ export function writeTarGz(entries: readonly TarEntry[]): Buffer {
 /**
  * The forest JSON inside a model artifact: SageMaker training and the pipeline's
  * evaluate step publish `model.tar.gz` holding `forest.json`; locally registered
- * artifacts are the JSON itself. Either way the caller gets the JSON bytes.
+ * artifacts are the JSON itself. Either way the caller gets the JSON bytes; of an
+ * archive only forest.json is ever held (see readTarMembers).
  */
-export function forestBytesOfArtifact(bytes: Buffer, source = '<artifact>', limits: ReadLimits = {}): Buffer {
-  if (!isGzip(bytes)) return bytes;
-  const entries = readTarGz(bytes, source, limits).filter((e) => e.name.split('/').at(-1) === 'forest.json');
+export async function forestBytesOfArtifact(bytes: Buffer, source = '<artifact>', options: StreamReadOptions = {}): Promise<Buffer> {
+  if (!isGzip(bytes)) {
+    options.onChunk?.(bytes);
+    return bytes;
+  }
+  const entries = await readTarMembers(bytes, source, (name) => name.split('/').at(-1) === 'forest.json', options);
   if (entries.length !== 1) throw new UserError(`${source}: expected exactly one forest.json in the archive, found ${entries.length}`);
   return entries[0].data;
 }

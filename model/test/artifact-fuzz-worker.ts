@@ -10,15 +10,15 @@ import { mulberry32 } from '../../etl/synth/rng';
 import { forestBytesOfArtifact } from '../sagemaker/tar';
 import { hostileCases, mutated } from './hostile-artifacts';
 
-function main(): void {
+async function main(): Promise<void> {
   const count = Number(process.argv[2] ?? 2000);
   const forest = Buffer.from(JSON.stringify({ format: 'pricesense.forest', pad: 'x'.repeat(3000) }));
   const outcomes: Record<string, number> = { ok: 0, refused: 0 };
   const unexpected: string[] = [];
-  const run = (i: number, name: string, bytes: Buffer) => {
+  const run = async (i: number, name: string, bytes: Buffer) => {
     process.stdout.write(`case ${i} ${name}\n`);
     try {
-      forestBytesOfArtifact(bytes, `case ${i}`);
+      await forestBytesOfArtifact(bytes, `case ${i}`);
       outcomes.ok++;
     } catch (err) {
       if (err instanceof UserError) outcomes.refused++;
@@ -27,14 +27,14 @@ function main(): void {
   };
   const hostile = hostileCases(forest);
   const named: Record<string, string> = {};
-  hostile.forEach(([name, bytes], i) => {
+  for (const [i, [name, bytes]] of hostile.entries()) {
     const before = outcomes.refused;
-    run(i, name, bytes);
+    await run(i, name, bytes);
     named[name] = outcomes.refused > before ? 'refused' : 'other';
-  });
+  }
   const rng = mulberry32(20240601);
-  for (let i = 0; i < count; i++) run(hostile.length + i, 'mutation', mutated(rng, forest));
+  for (let i = 0; i < count; i++) await run(hostile.length + i, 'mutation', mutated(rng, forest));
   process.stdout.write(`${JSON.stringify({ outcomes, named, unexpected: unexpected.slice(0, 20), maxRssMiB: process.resourceUsage().maxRSS / 1024 })}\n`);
 }
 
-main();
+void main();
