@@ -8,7 +8,7 @@
  * basket spread over two files is scored once; a run whose lines are all (or too many)
  * rejected fails.
  */
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -162,6 +162,20 @@ describe('pricesense score on raw transaction lines', () => {
     const labelled = rows.filter((x) => goldById.has(String(x.BASKET_ID)));
     expect(labelled.length).toBeGreaterThan(0);
     for (const x of labelled) expect([x.label, ...forest.classes.map((c) => x[`probability_${c}`])]).toEqual(predictionOf(compiled.predict(goldById.get(String(x.BASKET_ID))!)));
+  });
+
+  it('sagemaker score: a shard\'s raw-line files are scored together into one output, each basket once', async () => {
+    const root = path.join(dir, 'sm');
+    await mkdir(path.join(root, 'config'), { recursive: true });
+    await writeFile(path.join(root, 'config', 'resourceconfig.json'), JSON.stringify({ current_host: 'algo-1', hosts: ['algo-1'] }));
+    await mkdir(path.join(root, 'processing', 'input', 'model'), { recursive: true });
+    await copyFile(modelPath, path.join(root, 'processing', 'input', 'model', 'forest.json'));
+    await cp(path.join(lakeDir, 'raw'), path.join(root, 'processing', 'input', 'data'), { recursive: true, filter: (src) => !src.endsWith('.json') });
+    const res = await run(['sagemaker', 'score', '--root', root]);
+    expect(res.code).toBe(0);
+    const outDir = path.join(root, 'processing', 'output', 'scores', 'algo-1');
+    expect((await readdir(outDir)).filter((n) => n.endsWith('.parquet'))).toEqual(['baskets.parquet']);
+    expectGoldPredictions(await query(`SELECT * FROM read_parquet('${path.join(outDir, 'baskets.parquet')}')`));
   });
 
   it('fails, writing nothing, when no basket can be scored (exit 2) or too many lines are rejected (exit 4)', async () => {
