@@ -199,7 +199,9 @@ describe('pricesense score on raw transaction lines', () => {
 
   it('refuses a basket of more lines than MAX_LINES_PER_BASKET, naming it', async () => {
     const text = await readFile(path.join(lakeDir, 'raw', (await readdir(path.join(lakeDir, 'raw'))).filter((n) => n.endsWith('.csv')).sort()[1]), 'utf8');
-    const [head, first] = text.split(/\r?\n/).filter((l) => l.split(',').length === text.split(/\r?\n/)[0].split(',').length);
+    const all = text.split(/\r?\n/);
+    const width = all[0].split(',').length;
+    const [head, first] = all.filter((l) => l.split(',').length === width);
     const huge = path.join(dir, 'one-basket.csv');
     await writeFile(huge, `${[head, ...new Array<string>(MAX_LINES_PER_BASKET + 1).fill(first)].join('\n')}\n`);
     const res = await run(['score', '--model', modelPath, '--input', huge, '--output', path.join(dir, 'huge.parquet')]);
