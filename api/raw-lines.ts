@@ -8,10 +8,10 @@
  */
 import { basketFeatures, definitionsMismatch, type FeatureRow, type LineProblem, type RawLineObject } from '../etl/basket-features';
 import { FEATURE_DEFINITIONS_VERSION } from '../etl/feature-definitions';
+import { MAX_LINES_PER_BASKET } from '../etl/raw-line';
 import { ApiError, jsonType, preview, type ErrorDetail } from './errors';
 
-/** More lines than any basket has (dunnhumby's largest are a few hundred); the body limit bounds the rest. */
-export const MAX_LINES_PER_BASKET = 5000;
+export { MAX_LINES_PER_BASKET };
 
 /** Whether a request object is a raw-line basket. */
 export function isLineBasket(body: unknown): body is { lines: unknown } {

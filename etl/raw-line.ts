@@ -18,6 +18,9 @@ const HOURS = [...Array.from({ length: 24 }, (_, h) => String(h)), ...Array.from
 const REGIONS = [...'NESW'].flatMap((c) => Array.from({ length: 100 }, (_, i) => `${c}${String(i).padStart(2, '0')}`));
 
 /** Raw column → type DuckDB parses it as. '' is allowed only where dunnhumby leaves a field blank. */
+/** More lines than any basket has (dunnhumby's largest are a few hundred): the API's and batch scoring's per-basket limit. */
+export const MAX_LINES_PER_BASKET = 5000;
+
 export const RAW_TYPES: Readonly<Record<RawColumn, string>> = {
   SHOP_WEEK: 'INTEGER',
   SHOP_DATE: 'DATE',

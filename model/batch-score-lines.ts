@@ -8,7 +8,8 @@
  * prediction its gold row gets.
  *
  * A line the ETL would reject is left out of its basket (as the ETL leaves it out of
- * silver) and listed with its file line number and the ETL's reason.
+ * silver) and listed with its file, line number, BASKET_ID and the ETL's reason; the
+ * basket's output row counts it (rejected_lines).
  */
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
 import { featuresOfTypedLines, TYPED_LINE_COLUMNS, type FeatureRow } from '../etl/basket-features';
@@ -18,9 +19,10 @@ import type { RemovedLine } from '../etl/drop/normalize';
 import { forEachPart } from '../etl/drop/sources';
 import { UserError } from '../etl/errors';
 import { DEFAULT_MAX_UNCOMPRESSED, lineReject, readPart, type PartReadResult } from '../etl/ingest';
-import { numericColumn, RAW_SCALE, RAW_TYPES, type TypedValue } from '../etl/raw-line';
+import { MAX_LINES_PER_BASKET, numericColumn, RAW_SCALE, RAW_TYPES, type TypedValue } from '../etl/raw-line';
 
-export interface LinesInput {
+/** One file of raw lines after the ETL's byte pass. */
+export interface LinesFile {
   readonly label: string;
   /** The file DuckDB reads: the original when it needed no change, else its uniform copy in scratch. */
   readonly local: string;
@@ -31,9 +33,23 @@ export interface LinesInput {
   readonly removed: readonly RemovedLine[];
 }
 
+/**
+ * The raw lines to score: one file, or several (a directory, a drop) read in one DuckDB
+ * query, so a basket whose lines are spread over files is aggregated once from all of
+ * them, as the ETL aggregates it.
+ */
+export interface LinesInput {
+  readonly label: string;
+  readonly files: readonly LinesFile[];
+  /** Data lines of all files. */
+  readonly dataLines: number;
+}
+
 export interface LineReject {
   /** 1-based line number in the file, the header being line 1. */
   readonly line: number;
+  /** The line's BASKET_ID, when its text has one where the header says (null for a line the byte pass removed). */
+  readonly basketId: string | null;
   /** The ETL's reason, prefixed with the line number. */
   readonly reason: string;
 }
@@ -66,20 +82,43 @@ export async function isRawLineFile(file: string, label: string, gzip: boolean):
   return true;
 }
 
-/** The ETL's byte pass over the file (hash, BOM, line endings, encoding), its uniform copy in `scratch` when one is needed. */
-export async function readLinesInput(file: string, label: string, gzip: boolean, scratch: string): Promise<LinesInput> {
-  let result: PartReadResult | undefined;
-  await forEachPart(file, gzip ? 'csv.gz' : 'csv', DEFAULT_MAX_UNCOMPRESSED, async (part) => {
-    if (!part.stream) throw new UserError(`cannot read ${label}: ${part.problem ?? 'unreadable'}`);
-    result = await readPart(part.stream, gzip ? 'csv.gz' : 'csv', gzip ? undefined : file, { dir: scratch, counter: 0 }, DEFAULT_MAX_UNCOMPRESSED, () => false);
-  });
-  if (!result) throw new UserError(`cannot read ${label}`);
-  if ('reason' in result) throw new UserError(`cannot score ${label} as raw transaction lines: ${result.reason}`);
-  if (result.local === null) throw new Error('internal: a part read without a local copy');
-  return { label, local: result.local, layout: result.layout, dataLines: result.norm.dataLines, removed: result.norm.removed };
+/**
+ * The ETL's byte pass over each file (hash, BOM, line endings, encoding; etl/ingest.ts
+ * readPart), each file's uniform copy in `scratch` when one is needed.
+ */
+export async function readLinesInput(files: readonly { path: string; label: string }[], label: string, scratch: string): Promise<LinesInput> {
+  const counter = { dir: scratch, counter: 0 };
+  const read: LinesFile[] = [];
+  const seen = new Map<string, string>();
+  for (const f of files) {
+    const gzip = f.path.toLowerCase().endsWith('.gz');
+    let result: PartReadResult | undefined;
+    await forEachPart(f.path, gzip ? 'csv.gz' : 'csv', DEFAULT_MAX_UNCOMPRESSED, async (part) => {
+      if (!part.stream) throw new UserError(`cannot read ${f.label}: ${part.problem ?? 'unreadable'}`);
+      result = await readPart(part.stream, gzip ? 'csv.gz' : 'csv', gzip ? undefined : f.path, counter, DEFAULT_MAX_UNCOMPRESSED, () => false);
+    });
+    if (!result) throw new UserError(`cannot read ${f.label}`);
+    if ('reason' in result) throw new UserError(`cannot score ${f.label} as raw transaction lines: ${result.reason}`);
+    if (result.local === null) throw new Error('internal: a part read without a local copy');
+    const twin = seen.get(result.sha256);
+    if (twin !== undefined) {
+      throw new UserError(`${f.label} has the same content as ${twin}: scored together, their baskets would count every line twice (the ETL ingests such a copy once). Leave one of them out and score again`);
+    }
+    seen.set(result.sha256, f.label);
+    read.push({ label: f.label, local: result.local, layout: result.layout, dataLines: result.norm.dataLines, removed: result.norm.removed });
+  }
+  return { label, files: read, dataLines: read.reduce((n, f) => n + f.dataLines, 0) };
 }
 
-const REJECTS = { table: 'score_line_rejects', scan: 'score_line_scans' };
+/** Files of one column layout are read by one read_csv (its column list is the layout); each layout has its own rejects tables. */
+function layoutGroups(input: LinesInput): { files: LinesFile[]; rejects: { table: string; scan: string } }[] {
+  const groups = new Map<string, LinesFile[]>();
+  for (const f of input.files) {
+    const key = JSON.stringify(f.layout.columns);
+    groups.set(key, [...(groups.get(key) ?? []), f]);
+  }
+  return [...groups.values()].map((files, i) => ({ files, rejects: { table: `score_line_rejects_${i}`, scan: `score_line_scans_${i}` } }));
+}
 
 /** A typed column as TypedValue holds it: exact scaled integers (SPEND in cents), dates as YYYYMMDD text, codes as text. */
 function selectOf(column: (typeof TYPED_LINE_COLUMNS)[number]): string {
@@ -99,14 +138,19 @@ function typedValue(v: DuckDBValue): TypedValue {
 }
 
 /**
- * The baskets of the lines, in BASKET_ID order, each with its features. DuckDB reads the
- * lines with the ETL's schema and records those it rejects (see lineRejects); `onLines`
- * hears how many lines have been read so far.
+ * The baskets of the lines of all the input's files, in BASKET_ID order, each with its
+ * features: one query over every file, so a basket spread over files is one basket. DuckDB
+ * reads the lines with the ETL's schema and records those it rejects (see lineRejects);
+ * `onLines` hears how many lines have been grouped so far (0 while DuckDB sorts).
+ * A basket of more than MAX_LINES_PER_BASKET lines (a BASKET_ID gone wrong) stops the
+ * run: its lines would all be held in memory.
  */
 export async function* basketsOfLines(conn: DuckDBConnection, input: LinesInput, onLines: (lines: number) => void): AsyncGenerator<{ id: string; row: FeatureRow }> {
   for (const statement of rawTypesSql().split('\n')) await conn.run(statement);
-  const source = typedLinesSql(rawCsvSource([input.local], { layout: input.layout.columns, rejects: REJECTS }));
-  const sql = `SELECT BASKET_ID, ${TYPED_LINE_COLUMNS.map(selectOf).join(', ')} FROM ${source} ORDER BY BASKET_ID`;
+  const columns = TYPED_LINE_COLUMNS.map(selectOf).join(', ');
+  const sql = `${layoutGroups(input)
+    .map((g) => `SELECT BASKET_ID, ${columns} FROM ${typedLinesSql(rawCsvSource(g.files.map((f) => f.local), { layout: g.files[0].layout.columns, rejects: g.rejects }))}`)
+    .join(' UNION ALL ')} ORDER BY BASKET_ID`;
   const result = await conn.stream(sql);
   const width = TYPED_LINE_COLUMNS.length;
   let id: DuckDBValue = null;
@@ -122,6 +166,12 @@ export async function* basketsOfLines(conn: DuckDBConnection, input: LinesInput,
         lines = [];
       }
       id = rowId;
+      if (lines.length === MAX_LINES_PER_BASKET) {
+        throw new UserError(
+          `basket ${String(id)} of ${input.label} has more than ${MAX_LINES_PER_BASKET} lines, more than any real basket (the API's limit too): ` +
+            'check that BASKET_ID is the basket column of the export (a constant or empty id joins every line), fix the export and score again',
+        );
+      }
       const line: TypedValue[] = new Array<TypedValue>(width);
       for (let c = 0; c < width; c++) line[c] = typedValue(cols[c + 1][r]);
       lines.push(line);
@@ -132,17 +182,30 @@ export async function* basketsOfLines(conn: DuckDBConnection, input: LinesInput,
   if (lines.length > 0) yield { id: String(id), row: featuresOfTypedLines(lines) };
 }
 
-/** The lines left out, in file order: those the byte pass removed and those DuckDB's casts rejected, with the ETL's reasons. */
+/**
+ * The lines left out, file by file in line order: those the byte pass removed and those
+ * DuckDB's casts rejected, with the ETL's reasons (prefixed with the file when there are
+ * several) and the BASKET_ID each line names.
+ */
 export async function lineRejects(conn: DuckDBConnection, input: LinesInput): Promise<LineReject[]> {
-  const rows = (
-    await conn.runAndReadAll(`SELECT e.line::BIGINT AS line, first(e.error_type::VARCHAR ORDER BY e.column_idx) AS error_type, first(e.csv_line) AS raw_line
-      FROM ${REJECTS.table} e GROUP BY e.line ORDER BY line`)
-  ).getRowObjectsJS();
-  const out: LineReject[] = input.removed.map((r) => ({ line: r.line, reason: `line ${r.line}: ${r.reason}` }));
-  for (const r of rows) {
-    const line = Number(r.line);
-    const { reason } = lineReject(String(r.error_type), String(r.raw_line ?? '').replace(/\n+$/, ''), input.layout);
-    out.push({ line, reason: `line ${line}: ${reason}` });
+  const several = input.files.length > 1;
+  const where = (file: LinesFile, line: number) => `${several ? `${file.label}: ` : ''}line ${line}`;
+  const byFile = new Map(input.files.map((f) => [f.local, [] as LineReject[]]));
+  for (const f of input.files) for (const r of f.removed) byFile.get(f.local)!.push({ line: r.line, basketId: null, reason: `${where(f, r.line)}: ${r.reason}` });
+  for (const g of layoutGroups(input)) {
+    const rows = (
+      await conn.runAndReadAll(`SELECT s.file_path AS file, e.line::BIGINT AS line, first(e.error_type::VARCHAR ORDER BY e.column_idx) AS error_type, first(e.csv_line) AS raw_line
+        FROM ${g.rejects.table} e JOIN ${g.rejects.scan} s USING (scan_id, file_id) GROUP BY ALL`)
+    ).getRowObjectsJS();
+    const basketColumn = g.files[0].layout.columns.indexOf('BASKET_ID');
+    for (const r of rows) {
+      const file = g.files.find((f) => f.local === String(r.file)) ?? g.files[0];
+      const line = Number(r.line);
+      const raw = String(r.raw_line ?? '').replace(/\n+$/, '');
+      const { reason } = lineReject(String(r.error_type), raw, file.layout);
+      const basketId = raw.split(',')[basketColumn]?.trim();
+      byFile.get(file.local)!.push({ line, basketId: basketId ? basketId : null, reason: `${where(file, line)}: ${reason}` });
+    }
   }
-  return out.sort((a, b) => a.line - b.line);
+  return [...byFile.values()].flatMap((rejects) => rejects.sort((a, b) => a.line - b.line));
 }

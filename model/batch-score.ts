@@ -21,7 +21,7 @@
  */
 import { DuckDBInstance, type DuckDBConnection, type DuckDBValue } from '@duckdb/node-api';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../etl/errors';
@@ -31,11 +31,16 @@ import { localCopyOf } from '../etl/lake/commit';
 import type { Lake } from '../etl/lake/types';
 import { definitionsMismatch } from '../etl/basket-features';
 import { FEATURE_DEFINITIONS_VERSION } from '../etl/feature-definitions';
+import { DEFAULT_REJECT_THRESHOLD } from '../etl/ingest';
 import { Progress } from '../etl/progress';
-import { basketsOfLines, isRawLineFile, lineRejects, readLinesInput, type LinesInput } from './batch-score-lines';
+import { basketsOfLines, isRawLineFile, lineRejects, readLinesInput, type LineReject, type LinesInput } from './batch-score-lines';
 import type { CompiledForest } from './walker';
 
-export type ScoreSource = { readonly kind: 'gold'; readonly lake: Lake; readonly split: GoldSplit } | { readonly kind: 'file'; readonly path: string };
+/** A file (or a directory of raw-line files), several raw-line files scored together, or a gold split. */
+export type ScoreSource =
+  | { readonly kind: 'gold'; readonly lake: Lake; readonly split: GoldSplit }
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 'files'; readonly paths: readonly string[] };
 export const OUTPUT_FORMATS = ['parquet', 'csv'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
@@ -60,6 +65,11 @@ export interface BatchScoreOptions {
    * raw transaction lines are scored only when it is this code's version.
    */
   readonly featureDefinitions?: string;
+  /**
+   * Raw lines: the largest share of lines the ETL would reject before the run fails
+   * (as `pricesense etl --reject-threshold`; default the ETL's).
+   */
+  readonly rejectThreshold?: number;
 }
 
 export interface ScoreProblem {
@@ -149,9 +159,41 @@ interface InputPlan {
   readonly lines?: LinesInput;
 }
 
-async function planInput(conn: DuckDBConnection, source: ScoreSource, scratch: string): Promise<InputPlan> {
+const LINE_FILE = /\.csv(\.gz)?$/i;
+
+/** The files of a directory input (any depth) or a list of inputs, for scoring as raw lines together. */
+async function inputFiles(paths: readonly string[]): Promise<{ path: string; label: string }[]> {
+  const out: { path: string; label: string }[] = [];
+  for (const p of paths) {
+    const file = path.resolve(p);
+    if (!existsSync(file)) throw new UserError(`input ${p} does not exist`);
+    if (!(await stat(file)).isDirectory()) {
+      out.push({ path: file, label: p });
+      continue;
+    }
+    const names = (await readdir(file, { recursive: true })).filter((n) => LINE_FILE.test(n) && !path.basename(n).startsWith('.')).sort();
+    if (names.length === 0) throw new UserError(`input directory ${p} holds no .csv or .csv.gz file`);
+    for (const n of names) out.push({ path: path.join(file, n), label: path.join(p, n) });
+  }
+  return out;
+}
+
+async function planInput(conn: DuckDBConnection, source: ScoreSource, scratch: string, options: BatchScoreOptions): Promise<InputPlan> {
   let file: string;
   let label: string;
+  if (source.kind === 'files' || (source.kind === 'file' && existsSync(source.path) && (await stat(source.path)).isDirectory())) {
+    const given = source.kind === 'files' ? source.paths : [source.path];
+    const files = await inputFiles(given);
+    for (const f of files) {
+      if (!LINE_FILE.test(f.path) || !(await isRawLineFile(f.path, f.label, f.path.toLowerCase().endsWith('.gz')))) {
+        throw new UserError(`${f.label} is not a CSV of raw transaction lines (its header has no PROD_CODE): several files or a directory are scored together only as raw lines; score a file of feature rows on its own`);
+      }
+    }
+    label = given.join(', ');
+    refuseLines(label, options);
+    const lines = await readLinesInput(files, label, scratch);
+    return { label, source: '', countSource: '', csv: true, columns: new Map(), lines };
+  }
   if (source.kind === 'gold') {
     const manifest = await readGoldManifest(source.lake);
     const rel = manifest.manifest.meta.files[source.split];
@@ -163,12 +205,12 @@ async function planInput(conn: DuckDBConnection, source: ScoreSource, scratch: s
     file = path.resolve(source.path);
     label = source.path;
     if (!existsSync(file)) throw new UserError(`input ${source.path} does not exist`);
-    if ((await stat(file)).isDirectory()) throw new UserError(`input ${source.path} is a directory: give one file`);
   }
   const csv = source.kind === 'file' && inputKindOf(file) === 'csv';
   const gzip = file.toLowerCase().endsWith('.gz');
   if (csv && (await isRawLineFile(file, label, gzip))) {
-    const lines = await readLinesInput(file, label, gzip, scratch);
+    refuseLines(label, options);
+    const lines = await readLinesInput([{ path: file, label }], label, scratch);
     return { label, source: '', countSource: '', csv, columns: new Map(), lines };
   }
   const csvReader = (errors: string) => `read_csv(${sqlString(file)}, header = true, all_varchar = true, ${errors})`;
@@ -190,8 +232,8 @@ function findColumn(columns: Map<string, string>, name: string): string | undefi
 const NUMERIC_TYPES = /^(DOUBLE|FLOAT|REAL|DECIMAL|NUMERIC|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT)/i;
 
 /** Output column names: the id column keeps its name unless it would collide with ours. */
-function outputColumns(forest: CompiledForest, idColumn: string | undefined, explain: boolean): { names: string[]; idName?: string } {
-  const ours = ['row', 'label', ...forest.classes.map((c) => `probability_${c}`), 'model_version', 'model_sha256', 'error', ...(explain ? ['explanation'] : [])];
+function outputColumns(forest: CompiledForest, idColumn: string | undefined, explain: boolean, lines: boolean): { names: string[]; idName?: string } {
+  const ours = ['row', 'label', ...forest.classes.map((c) => `probability_${c}`), 'model_version', 'model_sha256', 'error', ...(lines ? ['rejected_lines'] : []), ...(explain ? ['explanation'] : [])];
   if (!idColumn) return { names: ours };
   const idName = ours.includes(idColumn) ? `input_${idColumn}` : idColumn;
   return { names: [ours[0], idName, ...ours.slice(1)], idName };
@@ -219,9 +261,8 @@ export async function scoreToFile(forest: CompiledForest, source: ScoreSource, o
   });
   const conn = await instance.connect();
   try {
-    const plan = await planInput(conn, source, scratch);
+    const plan = await planInput(conn, source, scratch, options);
     const lines = plan.lines;
-    if (lines) refuseLines(lines, options);
     const features = forest.features;
     const featureColumns = features.map((f) => (lines ? f.name : findColumn(plan.columns, f.name)));
     const absent = features.filter((_, i) => featureColumns[i] === undefined).map((f) => f.name);
@@ -231,7 +272,7 @@ export async function scoreToFile(forest: CompiledForest, source: ScoreSource, o
     const idColumn = lines ? 'BASKET_ID' : options.idColumn !== undefined ? findColumn(plan.columns, options.idColumn) : findColumn(plan.columns, 'BASKET_ID');
     if (options.idColumn !== undefined && idColumn === undefined) throw new UserError(`${plan.label} has no column ${options.idColumn} (--id)`);
     const explain = options.explain === true;
-    const { names, idName } = outputColumns(forest, idColumn, explain);
+    const { names, idName } = outputColumns(forest, idColumn, explain, lines !== undefined);
 
     // Per feature: its value (a DOUBLE or a VARCHAR), and for text in numeric features the raw text, to tell bad from missing.
     const selects: string[] = [idColumn ? `CAST(${sqlIdent(idColumn)} AS VARCHAR)` : 'NULL'];
@@ -250,7 +291,7 @@ export async function scoreToFile(forest: CompiledForest, source: ScoreSource, o
         checkRaw.push(true);
       }
     });
-    const outTypes = names.map((n) => (n === 'row' ? 'BIGINT' : n === 'model_version' ? 'INTEGER' : n.startsWith('probability_') ? 'DOUBLE' : 'VARCHAR'));
+    const outTypes = names.map((n) => (n === 'row' ? 'BIGINT' : n === 'model_version' || n === 'rejected_lines' ? 'INTEGER' : n.startsWith('probability_') ? 'DOUBLE' : 'VARCHAR'));
     await conn.run(`CREATE TABLE scored (${names.map((n, i) => `${sqlIdent(n)} ${outTypes[i]}`).join(', ')})`);
     await conn.run('CREATE TABLE problems ("row" BIGINT, line BIGINT, reason VARCHAR)');
     const appender = await conn.createAppender('scored');
@@ -320,6 +361,7 @@ export async function scoreToFile(forest: CompiledForest, source: ScoreSource, o
         appender.appendVarchar(forest.sha256);
         if (error === null) appender.appendNull();
         else appender.appendVarchar(error);
+        if (lines) appender.appendInteger(0); // set from the rejects once all lines are read
         if (explain) {
           if (error === null) appender.appendVarchar(JSON.stringify(explanationOf(forest, columns, r)));
           else appender.appendNull();
@@ -373,12 +415,26 @@ export async function scoreToFile(forest: CompiledForest, source: ScoreSource, o
     if (lines) {
       const rejects = await lineRejects(conn, lines);
       rejected = rejects.length;
+      const byBasket = new Map<string, number>();
       for (const r of rejects) {
-        if (problems.length < PROBLEMS_IN_REPORT) problems.push(r);
+        if (problems.length < PROBLEMS_IN_REPORT) problems.push({ line: r.line, reason: r.reason });
         problemsAppender.appendNull();
         problemsAppender.appendBigInt(BigInt(r.line));
         problemsAppender.appendVarchar(r.reason);
         problemsAppender.endRow();
+        if (r.basketId !== null) byBasket.set(r.basketId, (byBasket.get(r.basketId) ?? 0) + 1);
+      }
+      refuseRejected(lines, rows, rejected, rejects, options.rejectThreshold ?? DEFAULT_REJECT_THRESHOLD);
+      if (byBasket.size > 0) {
+        await conn.run('CREATE TABLE basket_rejects (id VARCHAR, n INTEGER)');
+        const a = await conn.createAppender('basket_rejects');
+        for (const [id, n] of byBasket) {
+          a.appendVarchar(id);
+          a.appendInteger(n);
+          a.endRow();
+        }
+        a.closeSync();
+        await conn.run(`UPDATE scored SET rejected_lines = basket_rejects.n FROM basket_rejects WHERE scored.${sqlIdent(idName!)} = basket_rejects.id`);
       }
     } else if (plan.csv) {
       // One problem per line: a short line reports each missing column, its first one says it all.
@@ -439,14 +495,41 @@ export async function scoreToFile(forest: CompiledForest, source: ScoreSource, o
 }
 
 /**
+ * A raw-line run that scored nothing fails (validation), and so does one whose share of
+ * rejected lines is over the threshold (data_rejected, as the ETL's): its predictions would
+ * come from baskets missing their lines. Nothing is written.
+ */
+function refuseRejected(lines: LinesInput, rows: number, rejected: number, rejects: readonly LineReject[], threshold: number): void {
+  const first = rejects
+    .slice(0, 3)
+    .map((r) => r.reason)
+    .join('; ');
+  if (rows === 0) {
+    throw new UserError(
+      `no basket scored from ${lines.label}: ${lines.dataLines === 0 ? 'it has no data lines' : `all ${lines.dataLines} line(s) were rejected (${first}${rejects.length > 3 ? '; …' : ''})`}. ` +
+        'Fix the export (the ETL\'s rules apply to every line) and score again.',
+    );
+  }
+  const rate = lines.dataLines > 0 ? rejected / lines.dataLines : 0;
+  if (rate > threshold) {
+    throw new UserError(
+      `${rejected} of ${lines.dataLines} lines of ${lines.label} (${(rate * 100).toFixed(2)}%) would be rejected by the ETL, over the reject threshold ${threshold} (--reject-threshold): ` +
+        `their baskets would be scored from partial lines. First: ${first}. Fix the export, or raise --reject-threshold to score the rest; nothing was written.`,
+      'data_rejected',
+    );
+  }
+}
+
+/**
  * Raw lines are scored only with a model whose features the ETL's definitions compute
  * (the batch form of the API's 409 feature_definitions_mismatch), and per basket.
+ * Checked before any line is read.
  */
-function refuseLines(lines: LinesInput, options: BatchScoreOptions): void {
+function refuseLines(label: string, options: BatchScoreOptions): void {
   const has = definitionsMismatch(options.featureDefinitions);
   if (has !== undefined) {
     throw new UserError(
-      `cannot compute features from the raw lines of ${lines.label} for this model: it ${has}, and this pricesense computes them with version ${FEATURE_DEFINITIONS_VERSION}. ` +
+      `cannot compute features from the raw lines of ${label} for this model: it ${has}, and this pricesense computes them with version ${FEATURE_DEFINITIONS_VERSION}. ` +
         'Score the features instead (gold:<split>, or a file of feature rows), or score with a model trained on gold built by this version.',
     );
   }

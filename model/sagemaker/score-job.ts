@@ -1,15 +1,20 @@
 /**
  * Batch scoring as a SageMaker Processing job (`pricesense sagemaker score`): this
- * instance's share of the input files (ShardedByS3Key), each scored into one output
- * file under output/scores/<instance>/, plus a summary. docs/sagemaker.md is the
- * reference; the scoring itself is model/batch-score.ts (feature rows, or raw transaction
- * lines scored per basket).
+ * instance's share of the input files (ShardedByS3Key) scored under
+ * output/scores/<instance>/, plus a summary. A file of feature rows is scored into its
+ * own output file; the files of raw transaction lines are scored together, in one read,
+ * into one output (baskets.<format>), so a basket spread over this shard's files is
+ * scored once from all its lines. A basket whose lines fall in two shards cannot be seen
+ * whole by either: raw-line inputs must be split into shards by basket (or by week, as
+ * drops are), which docs/sagemaker.md and docs/model-format.md say. docs/sagemaker.md is
+ * the reference; the scoring itself is model/batch-score.ts.
  */
 import path from 'node:path';
 import { writeFileAtomic } from '../../etl/atomic-file';
 import { UserError } from '../../etl/errors';
 import { logEvent } from '../../etl/progress';
 import { scoreToFile, type BatchScoreReport, type OutputFormat } from '../batch-score';
+import { isRawLineFile } from '../batch-score-lines';
 import { scoringModelFromFile } from '../scoring-model';
 import { smPaths } from './config';
 import { listFiles, processingShardName } from './jobs';
@@ -21,6 +26,8 @@ export interface ScoreJobOptions {
   readonly explain?: boolean;
   readonly idColumn?: string;
   readonly threads?: number;
+  /** Raw lines: the largest share of rejected lines before the job fails (default the ETL's). */
+  readonly rejectThreshold?: number;
   /** The registry version of the model input, written on every output row (model_version) and in the summary; null when not given. */
   readonly modelVersion?: number;
   readonly print?: (line: string) => void;
@@ -66,35 +73,56 @@ export async function runScoreJob(options: ScoreJobOptions): Promise<ScoreJobRes
   }
   const format = options.format ?? 'parquet';
   const outDir = path.join(p.processingOutput('scores'), shard);
-  const outputOf = (rel: string) => rel.replace(INPUT, format === 'parquet' ? '.parquet' : '.csv');
-  refuseSharedOutputs(inputs, outputOf);
-  const files: BatchScoreReport[] = [];
+  const extension = format === 'parquet' ? '.parquet' : '.csv';
+  const lineFiles: string[] = [];
+  const rowFiles: string[] = [];
   for (const rel of inputs) {
-    const out = path.join(outDir, outputOf(rel));
-    logEvent('sagemaker_score_file', { shard, input: rel, output: path.relative(outDir, out) });
-    const report = await scoreToFile(model.forest, { kind: 'file', path: path.join(dataDir, rel) }, out, {
+    const file = path.join(dataDir, rel);
+    const lines = /\.csv(\.gz)?$/i.test(rel) && (await isRawLineFile(file, rel, rel.toLowerCase().endsWith('.gz')));
+    (lines ? lineFiles : rowFiles).push(rel);
+  }
+  const outputOf = (rel: string) => rel.replace(INPUT, extension);
+  const linesOutput = `${LINES_OUTPUT}${extension}`;
+  refuseSharedOutputs([...rowFiles.map((rel) => [rel, outputOf(rel)] as const), ...lineFiles.map((rel) => [rel, linesOutput] as const)], lineFiles);
+  const runs = [
+    ...rowFiles.map((rel) => ({ label: rel, source: { kind: 'file', path: path.join(dataDir, rel) } as const, output: outputOf(rel) })),
+    ...(lineFiles.length > 0 ? [{ label: lineFiles.join(', '), source: { kind: 'files', paths: lineFiles.map((rel) => path.join(dataDir, rel)) } as const, output: linesOutput }] : []),
+  ];
+  const files: BatchScoreReport[] = [];
+  for (const run of runs) {
+    const out = path.join(outDir, run.output);
+    logEvent('sagemaker_score_file', { shard, input: run.label, output: run.output });
+    const report = await scoreToFile(model.forest, run.source, out, {
       format,
       explain: options.explain,
       idColumn: options.idColumn,
       threads: options.threads,
       modelVersion,
       featureDefinitions: model.featureDefinitions,
+      rejectThreshold: options.rejectThreshold,
       scratch: path.join(options.root, 'processing'),
     });
-    files.push({ ...report, input: rel, output: path.relative(outDir, out), rejects: report.rejects && path.relative(outDir, report.rejects) });
+    files.push({ ...report, input: run.label, output: run.output, rejects: report.rejects && path.relative(outDir, report.rejects) });
     const scored = report.inputKind === 'lines' ? `${report.rows} baskets from ${report.lines ?? 0} raw lines, ${report.rejectedLines} rejected line(s)` : `${report.rows} rows, ${report.badRows} bad, ${report.rejectedLines} unreadable line(s)`;
-    print(`shard ${shard}: ${rel} -> ${path.relative(outDir, out)}: ${scored}`);
+    print(`shard ${shard}: ${run.label} -> ${run.output}: ${scored}`);
   }
   const summaryFile = path.join(outDir, '_summary.json');
   await writeFileAtomic(summaryFile, `${JSON.stringify({ shard, ...summary, files }, null, 2)}\n`);
   return { shard, outputDir: outDir, model: summary.model, files };
 }
 
-/** Inputs that would write the same output (a.csv and a.parquet → a.parquet): refused before anything is scored, so no output replaces another's. */
-function refuseSharedOutputs(inputs: readonly string[], outputOf: (rel: string) => string): void {
+/** The output of this shard's raw-line files, scored together. */
+const LINES_OUTPUT = 'baskets';
+
+/**
+ * Inputs that would write the same output (a.csv and a.parquet → a.parquet; a feature file
+ * baskets.csv and the raw-line output): refused before anything is scored, so no output
+ * replaces another's. The raw-line files share one output by design.
+ */
+function refuseSharedOutputs(outputs: readonly (readonly [string, string])[], lineFiles: readonly string[]): void {
   const byOutput = new Map<string, string[]>();
-  for (const rel of inputs) byOutput.set(outputOf(rel), [...(byOutput.get(outputOf(rel)) ?? []), rel]);
-  const clashes = [...byOutput].filter(([, ins]) => ins.length > 1);
+  for (const [rel, out] of outputs) byOutput.set(out, [...(byOutput.get(out) ?? []), rel]);
+  const clashes = [...byOutput].filter(([, ins]) => ins.filter((rel) => !lineFiles.includes(rel)).length > (ins.some((rel) => lineFiles.includes(rel)) ? 0 : 1));
   if (clashes.length === 0) return;
   throw new UserError(
     `input files would overwrite each other's output: ${clashes.map(([out, ins]) => `${ins.join(' and ')} → ${out}`).join('; ')}. ` +
