@@ -129,13 +129,15 @@ async function runSingle(config: ApiConfig): Promise<number> {
   return Promise.race([stopped, started.then(() => stopped)]);
 }
 
-/** A worker's gate to the shared port (see the file comment). */
-async function joinWhenAnswerable(manager: ModelManager): Promise<void> {
+/** A worker's gate to the shared port (see the file comment). Exported for its test. */
+export async function joinWhenAnswerable(manager: Pick<ModelManager, 'ready' | 'whenReady'>): Promise<void> {
   if (manager.ready) return;
   const reply = nextMessage('listening');
+  // Before asking: a 'join-anyway' can come in the same read as the reply, and IPC drops a message nobody listens for yet.
+  const empty = nextMessage('join-anyway');
   sendIpc(process, { pricesense: 'anyone-listening?' } satisfies ClusterMessage);
-  if ((await reply.message).others === 0) return;
-  await readyOrPortEmpty(manager);
+  if ((await reply.message).others === 0) return empty.cancel();
+  await readyOrPortEmpty(manager, empty);
 }
 
 /** Off the port while a ready sibling serves, back on once this worker is ready (or nobody listens any more). */
@@ -154,8 +156,7 @@ async function leaveUntilReady(running: StartableServer): Promise<void> {
 }
 
 /** Resolves once the model is ready, the manager stops, or the primary says nobody is listening. */
-async function readyOrPortEmpty(manager: ModelManager): Promise<void> {
-  const empty = nextMessage('join-anyway');
+async function readyOrPortEmpty(manager: Pick<ModelManager, 'whenReady'>, empty = nextMessage('join-anyway')): Promise<void> {
   await Promise.race([manager.whenReady(), empty.message]);
   empty.cancel();
 }
