@@ -48,7 +48,8 @@ export class ClusterMetricsPrimary {
   private nextId = 1;
   private readonly pending = new Map<number, { waiting: Set<number>; done: () => void }>();
 
-  constructor() {
+  /** `primary`: the primary's own metrics (worker restarts), added to every aggregation. */
+  constructor(private readonly primary?: Registry) {
     cluster.on('message', (worker: Worker, msg: unknown) => {
       if (!isMetricsMessage(msg)) return;
       if (msg.pricesense === 'cluster-metrics?') void this.answer(worker, msg.id);
@@ -101,7 +102,8 @@ export class ClusterMetricsPrimary {
       if (waiting.size === 0) done();
     });
     // Every report not yet retired: the live workers' and a just-exited worker's until its retirement completes.
-    return AggregatorRegistry.aggregate([...this.latest.values(), this.retired]);
+    const own = this.primary ? [await this.primary.getMetricsAsJSON()] : [];
+    return AggregatorRegistry.aggregate([...this.latest.values(), this.retired, ...own]);
   }
 
   private async answer(worker: Worker, id: number): Promise<void> {

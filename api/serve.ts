@@ -17,6 +17,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Command } from 'commander';
 import { sendIpc } from './cluster-ipc';
+import { Counter, Registry } from 'prom-client';
 import { ClusterMetricsPrimary, clusterMetricsWorker } from './cluster-metrics';
 import { loadConfig, type ApiConfig, type RawConfig } from './config';
 import type { ModelManager } from './model-manager';
@@ -128,13 +129,15 @@ async function runSingle(config: ApiConfig): Promise<number> {
   return Promise.race([stopped, started.then(() => stopped)]);
 }
 
-/** A worker's gate to the shared port (see the file comment). */
-async function joinWhenAnswerable(manager: ModelManager): Promise<void> {
+/** A worker's gate to the shared port (see the file comment). Exported for its test. */
+export async function joinWhenAnswerable(manager: Pick<ModelManager, 'ready' | 'whenReady'>): Promise<void> {
   if (manager.ready) return;
   const reply = nextMessage('listening');
+  // Before asking: a 'join-anyway' can come in the same read as the reply, and IPC drops a message nobody listens for yet.
+  const empty = nextMessage('join-anyway');
   sendIpc(process, { pricesense: 'anyone-listening?' } satisfies ClusterMessage);
-  if ((await reply.message).others === 0) return;
-  await readyOrPortEmpty(manager);
+  if ((await reply.message).others === 0) return empty.cancel();
+  await readyOrPortEmpty(manager, empty);
 }
 
 /** Off the port while a ready sibling serves, back on once this worker is ready (or nobody listens any more). */
@@ -153,8 +156,7 @@ async function leaveUntilReady(running: StartableServer): Promise<void> {
 }
 
 /** Resolves once the model is ready, the manager stops, or the primary says nobody is listening. */
-async function readyOrPortEmpty(manager: ModelManager): Promise<void> {
-  const empty = nextMessage('join-anyway');
+async function readyOrPortEmpty(manager: Pick<ModelManager, 'whenReady'>, empty = nextMessage('join-anyway')): Promise<void> {
   await Promise.race([manager.whenReady(), empty.message]);
   empty.cancel();
 }
@@ -180,6 +182,21 @@ export function restartDelayMs(recentExits: number): number {
 const FIRST_RESTART_DELAY_MS = 500;
 const MAX_RESTART_DELAY_MS = 30_000;
 
+/**
+ * When the primary stops replacing workers and exits 1, so that the orchestrator sees a
+ * crash loop (Kubernetes: CrashLoopBackOff) instead of a pod that restarts workers forever:
+ * more than 5 per worker died in a row before they ever joined the port (they cannot start
+ * at all), or more than 3 per worker that had joined died within 10 minutes (they start,
+ * then crash: a model that breaks them on its first poll, OOM on a request). Backoff alone
+ * caps at one restart per 30 s, and a joined worker used to reset the count.
+ */
+export function crashLoop(workers: number, failedStarts: number, servingCrashes: number): string | undefined {
+  if (failedStarts > workers * 5) return `${failedStarts} workers in a row died before they could serve`;
+  if (servingCrashes > workers * 3) return `${servingCrashes} workers died after they had joined the port, in the last ${SERVING_CRASH_WINDOW_MS / 60_000} minutes`;
+  return undefined;
+}
+const SERVING_CRASH_WINDOW_MS = 10 * 60_000;
+
 /** Whether a worker that exited while the cluster was stopping stopped as asked. */
 function stoppedCleanly(code: number | null, signal: string | null): boolean {
   // A worker dies of SIGTERM/SIGINT only before its handlers exist (a process-group signal while it boots): it served nothing.
@@ -194,6 +211,10 @@ async function runPrimary(config: ApiConfig): Promise<number> {
   const exits: number[] = [];
   /** Workers in a row that died before they ever joined the port: a worker that cannot start at all. */
   let failedStarts = 0;
+  /** When workers that had joined the port died, over the last SERVING_CRASH_WINDOW_MS: workers that start, then crash. */
+  const servingCrashes: number[] = [];
+  /** Set on giving up: the stop then exits 1 whatever the drain. */
+  let gaveUp = false;
   const restartTimers = new Set<NodeJS.Timeout>();
   cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS ?? '') });
   // Every worker forked and not yet exited: the stop waits for exactly these.
@@ -206,6 +227,9 @@ async function runPrimary(config: ApiConfig): Promise<number> {
     const w = live.get(id);
     if (w) sendIpc(w.process, msg);
   };
+  // The primary's own metrics, merged into the cluster's /metrics.
+  const primaryMetrics = new Registry();
+  const restarts = new Counter({ name: 'pricesense_worker_restarts_total', help: 'Workers forked to replace one that died (node:cluster primary)', registers: [primaryMetrics] });
   const fork = () => {
     const worker = cluster.fork({ PRICESENSE_WORKER: '1' });
     live.set(worker.id, worker);
@@ -213,7 +237,7 @@ async function runPrimary(config: ApiConfig): Promise<number> {
     // A send that fails on a closing channel is dropped by sendIpc; anything else is logged, never an uncaught 'error'.
     worker.on('error', (err: Error) => logger.warn({ event: 'worker_ipc_error', pid: worker.process.pid, err: err.message }, 'IPC with a worker failed'));
   };
-  new ClusterMetricsPrimary();
+  new ClusterMetricsPrimary(primaryMetrics);
   cluster.on('message', (worker: Worker, msg: unknown) => {
     if (!isClusterMessage(msg)) return;
     if (msg.pricesense === 'stoppable') {
@@ -227,6 +251,7 @@ async function runPrimary(config: ApiConfig): Promise<number> {
       everJoined.add(worker.id);
       listening.set(worker.id, msg.ready);
       failedStarts = 0;
+      logger.info({ event: 'worker_joined', worker: worker.process.pid, ready: msg.ready }, msg.ready ? 'worker joined the port, ready' : 'worker joined the port, not ready');
       if (!msg.ready) return;
       // A not-ready listener would answer 503 beside a ready one: it leaves until it is ready too.
       for (const [id, ready] of [...listening]) {
@@ -260,47 +285,59 @@ async function runPrimary(config: ApiConfig): Promise<number> {
     exits.push(now);
     while (exits.length > 0 && exits[0] < now - 60_000) exits.shift();
     failedStarts = joined ? 0 : failedStarts + 1;
-    if (failedStarts > config.workers * 5) {
-      logger.fatal({ event: 'crash_loop', failedStarts, code, signal }, `${failedStarts} workers in a row died before they could serve; giving up`);
-      process.exit(1);
+    if (joined) servingCrashes.push(now);
+    while (servingCrashes.length > 0 && servingCrashes[0] < now - SERVING_CRASH_WINDOW_MS) servingCrashes.shift();
+    const loop = crashLoop(config.workers, failedStarts, servingCrashes.length);
+    if (loop !== undefined) {
+      gaveUp = true;
+      logger.fatal(
+        { event: 'crash_loop', pid: worker.process.pid, code, signal, failedStarts, servingCrashes: servingCrashes.length, workers: live.size },
+        `${loop}; giving up: draining the workers still running, then exiting 1`,
+      );
+      stop('crash_loop');
+      return;
     }
     const delayMs = restartDelayMs(exits.length);
     logger.error(
-      { event: 'worker_exited', pid: worker.process.pid, code, signal, exitsLastMinute: exits.length, failedStarts, restartInMs: delayMs },
+      { event: 'worker_exited', pid: worker.process.pid, code, signal, joined, exitsLastMinute: exits.length, failedStarts, servingCrashes: servingCrashes.length, restartInMs: delayMs },
       delayMs === 0 ? 'worker died; starting a replacement' : `worker died (${exits.length} in the last minute); starting a replacement in ${delayMs} ms`,
     );
     const timer = setTimeout(() => {
       restartTimers.delete(timer);
+      restarts.inc();
       fork();
     }, delayMs);
     restartTimers.add(timer);
   });
+  let exitWith: (code: number) => void = () => undefined;
+  const exited = new Promise<number>((resolve) => (exitWith = resolve));
+  /** The drain of a SIGTERM/SIGINT, also when giving up on a crash loop (then exit 1). */
+  const stop = (trigger: NodeJS.Signals | 'crash_loop') => {
+    if (stopping) return;
+    stopping = true;
+    // A replacement not forked yet never will be.
+    const cancelledReplacements = restartTimers.size;
+    for (const t of restartTimers) clearTimeout(t);
+    restartTimers.clear();
+    if (trigger !== 'crash_loop') logger.info({ event: 'signal', signal: trigger, workers: live.size, cancelledReplacements }, `${trigger} received; stopping workers`);
+    const kill = setTimeout(() => {
+      for (const w of live.values()) w.process.kill('SIGKILL');
+    }, config.shutdownTimeoutMs + 2000);
+    allStopped = () => {
+      clearTimeout(kill);
+      logger.info({ event: 'workers_stopped', clean, crashLoop: gaveUp }, clean ? 'all workers stopped' : 'workers stopped, not all cleanly');
+      logger.flush(() => exitWith(clean && !gaveUp ? 0 : 1));
+    };
+    if (live.size === 0) return allStopped();
+    // A worker still booting has no listener yet and drops this; it says 'stoppable' once it has one.
+    for (const w of live.values()) sendIpc(w.process, 'shutdown');
+  };
+  // `on`, not `once`: a second signal while draining must not kill the primary (and with it every worker's in-flight requests).
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
   for (let i = 0; i < config.workers; i++) fork();
   logger.info({ event: 'primary_started', workers: config.workers, port: config.port }, `started ${config.workers} workers`);
-  return new Promise<number>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) return;
-      stopping = true;
-      // A replacement not forked yet never will be.
-      for (const t of restartTimers) clearTimeout(t);
-      restartTimers.clear();
-      logger.info({ event: 'signal', signal, workers: live.size }, `${signal} received; stopping workers`);
-      const kill = setTimeout(() => {
-        for (const w of live.values()) w.process.kill('SIGKILL');
-      }, config.shutdownTimeoutMs + 2000);
-      allStopped = () => {
-        clearTimeout(kill);
-        logger.info({ event: 'workers_stopped', clean }, clean ? 'all workers stopped' : 'workers stopped, not all cleanly');
-        logger.flush(() => resolve(clean ? 0 : 1));
-      };
-      if (live.size === 0) return allStopped();
-      // A worker still booting has no listener yet and drops this; it says 'stoppable' once it has one.
-      for (const w of live.values()) sendIpc(w.process, 'shutdown');
-    };
-    // `on`, not `once`: a second signal while draining must not kill the primary (and with it every worker's in-flight requests).
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
+  return exited;
 }
 
 /**

@@ -2,7 +2,9 @@
  * `npm run bench:api`: the production bundle on loopback, driven by autocannon, against
  * its ceiling measured in the same run: a bare node:http server with the same number of
  * cluster workers that reads and JSON.parses the same request body and answers a
- * constant JSON body of the same size (bench/bare-http-server.ts).
+ * constant JSON body of the same size (bench/bare-http-server.ts), once with the API's
+ * header block (the headline: the same work) and once with a Content-Type only (as
+ * figures before 669a6c1 measured it).
  *
  * Model: a 100-tree, depth-16 forest trained with the real trainer on a gold-shaped
  * table of BENCH_ROWS rows (default 100,000), registered and approved in a temporary
@@ -526,18 +528,28 @@ async function main(): Promise<void> {
     const apiHeaders = [...answered.headers].filter(([name]) => !['date', 'connection', 'keep-alive', 'content-length', 'transfer-encoding'].includes(name));
     const { child: barePrimary, up } = startBare(bare, barePort, bareBody, apiHeaders);
     children.push(barePrimary);
-    await up;
+    // And as figures before 669a6c1 measured it (the issue's 0.57): the same body with a Content-Type only.
+    const plainPort = basePort + 50;
+    const { child: plainPrimary, up: plainUp } = startBare(bare, plainPort, bareBody, []);
+    children.push(plainPrimary);
+    await Promise.all([up, plainUp]);
 
     const run = (target: number, opts: Record<string, unknown>) =>
       autocannon({ url: `http://127.0.0.1:${target}/predict`, method: 'POST', headers, duration: SECONDS, ...opts });
     await run(barePort, { body: one, connections: CONNECTIONS, duration: 2 }); // warm-up (JIT)
+    await run(plainPort, { body: one, connections: CONNECTIONS, duration: 2 });
     await run(port, { body: one, connections: CONNECTIONS, duration: 2 });
     // Alternating runs: a change in what else the machine is doing affects both.
     const ours: AutocannonResult[] = [];
     const peers: AutocannonResult[] = [];
     const oursCpu: number[] = [];
     const peersCpu: number[] = [];
+    const plain: AutocannonResult[] = [];
+    const plainCpu: number[] = [];
     for (let round = 0; round < 2; round++) {
+      const q = await cpuPerRequest(plainPrimary.pid!, () => run(plainPort, { body: one, connections: CONNECTIONS }));
+      plain.push(q.result);
+      plainCpu.push(q.usPerRequest);
       const p = await cpuPerRequest(barePrimary.pid!, () => run(barePort, { body: one, connections: CONNECTIONS }));
       peers.push(p.result);
       peersCpu.push(p.usPerRequest);
@@ -547,6 +559,7 @@ async function main(): Promise<void> {
     }
     const oursRps = mean(ours.map((r) => r.requests.average));
     const peerRps = mean(peers.map((r) => r.requests.average));
+    const plainRps = mean(plain.map((r) => r.requests.average));
     const fixed = await run(port, { body: one, connections: 16, overallRate: 2000 });
     const { result: batched, usPerRequest: cpuBatch } = await cpuPerRequest(primary.pid!, () => run(port, { body: batch, connections: 8 }));
     // Raw-line requests (features computed in the API) beside the feature request measured above.
@@ -564,6 +577,7 @@ async function main(): Promise<void> {
     const shedReasons = await shedByReason(port);
     await stop(primary);
     await stop(barePrimary);
+    await stop(plainPrimary);
 
     // The same overload without shedding, for contrast.
     const unshedPort = basePort + 3;
@@ -598,8 +612,11 @@ async function main(): Promise<void> {
       singleRowReqPerSec: Math.round(oursRps),
       bareHttpReqPerSec: Math.round(peerRps),
       ratioToBareHttp: Math.round(ratio * 1000) / 1000,
+      barePlainHttpReqPerSec: Math.round(plainRps),
+      ratioToBarePlainHttp: Math.round((oursRps / plainRps) * 1000) / 1000,
       serverCpuUsPerRequest: Math.round(mean(oursCpu)),
       bareCpuUsPerRequest: Math.round(mean(peersCpu)),
+      barePlainCpuUsPerRequest: Math.round(mean(plainCpu)),
       cpuRatio: Math.round(cpuRatio * 1000) / 1000,
       maxP99Ms: Math.max(...ours.map((r) => r.latency.p99)),
       fixed2000P50Ms: fixed.latency.p50,
@@ -631,9 +648,11 @@ async function main(): Promise<void> {
     const lines = [
       `pricesense API bench (bundle, --workers 2, shedding and metrics on, ${os.availableParallelism()} cores shared with autocannon, ${SECONDS}s per run, ${CONNECTIONS} connections, 100 trees / ${fmt(nodes)} nodes from ${fmt(ROWS)} rows)`,
       `  single-row /predict               ${fmt(oursRps)} req/s   p50 ${ours[ours.length - 1].latency.p50} ms  p99 ${figures.maxP99Ms} ms (runs: ${ours.map((r) => fmt(r.requests.average)).join(', ')})`,
-      `  bare node:http, same body/answer  ${fmt(peerRps)} req/s   (runs: ${peers.map((r) => fmt(r.requests.average)).join(', ')})`,
+      `  bare node:http, API's headers     ${fmt(peerRps)} req/s   (runs: ${peers.map((r) => fmt(r.requests.average)).join(', ')}; same body, same header block: the same work)`,
       `  ratio to bare node:http           ${ratio.toFixed(3)}   (target >= 0.8: ${mark(ratio >= 0.8)})`,
-      `  server CPU per request            ${fmt(mean(oursCpu))} µs vs bare ${fmt(mean(peersCpu))} µs = ${cpuRatio.toFixed(3)} (workers' user+system CPU / requests; load-independent)`,
+      `  bare node:http, plain answer      ${fmt(plainRps)} req/s   (runs: ${plain.map((r) => fmt(r.requests.average)).join(', ')}; same body, Content-Type only, as figures before 669a6c1)`,
+      `  ratio to plain bare node:http     ${(oursRps / plainRps).toFixed(3)}   (comparable with the issue's 0.57)`,
+      `  server CPU per request            ${fmt(mean(oursCpu))} µs vs bare ${fmt(mean(peersCpu))} µs = ${cpuRatio.toFixed(3)}, vs plain bare ${fmt(mean(plainCpu))} µs = ${(mean(plainCpu) / mean(oursCpu)).toFixed(3)} (workers' user+system CPU / requests; load-independent)`,
       `  at a fixed 2,000 req/s            p50 ${fixed.latency.p50} ms  p99 ${fixed.latency.p99} ms   achieved ${fmt(fixed.requests.average)} req/s`,
       `  at 2x saturation (${fmt(overloadRate)} req/s offered, ${OVERLOAD_CONNECTIONS} connections)`,
       `    with shedding                   p99 ${overloaded.latency.p99} ms   ${fmt(ok2x(overloaded))} answered/s 2xx, ${fmt(shedOf(overloaded))} shed (503: ${shedReasons || 'none'})`,

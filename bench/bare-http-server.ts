@@ -4,7 +4,8 @@
  * the same request body and JSON.parse-ing it, answering a constant JSON body of the
  * API's response size with the API's response headers (so both put the same bytes on
  * the wire). Environment: PORT, HOST, WORKERS, BARE_BODY (the response), BARE_HEADERS
- * (JSON [name, value] pairs, as one /predict answer of the API carried them).
+ * (JSON [name, value] pairs, as one /predict answer of the API carried them; empty: a
+ * Content-Type only, the plain answer earlier figures were measured against).
  */
 import cluster from 'node:cluster';
 import http from 'node:http';

@@ -9,7 +9,9 @@
  * that loads the newly approved model on start.
  *
  * A worker that dies before it can serve (here: the port is taken) is replaced with a
- * growing delay, not in a tight loop, and a stop cancels a pending replacement.
+ * growing delay, not in a tight loop, and a stop cancels a pending replacement. Workers
+ * that join and then die are counted too: the primary gives up (so the orchestrator sees
+ * a crash loop) through the same drain as a SIGTERM.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
@@ -79,20 +81,60 @@ describe('cluster start-up (bundle, --workers 2)', () => {
       cluster = spawnBundleCluster(entry, { port, registry: reg.registry.uri });
       const c = cluster;
       const exits = () => (c.events as Event[]).filter((e) => e.event === 'worker_exited');
-      await waitFor('four workers replaced', () => exits().length >= 4, STEP_TIMEOUT_MS);
-      expect(exits().slice(0, 4).map((e) => e.restartInMs)).toEqual([0, 1, 2, 3].map((n) => restartDelayMs(n + 1)));
-      expect(restartDelayMs(3)).toBeGreaterThan(restartDelayMs(2));
-      expect(c.stderr()).toMatch(/EADDRINUSE/);
+      // Signalled once a replacement is due in 8 s: far more than the test takes to see the log line, however loaded the machine.
+      const longDelay = restartDelayMs(6);
+      await waitFor('a replacement due in 8 s', () => exits().some((e) => e.restartInMs! >= longDelay), STEP_TIMEOUT_MS);
       const exited = new Promise<number | null>((resolve) => c.child.once('exit', resolve));
       c.child.kill('SIGTERM');
       await exited;
+      expect(exits().slice(0, 6).map((e) => e.restartInMs)).toEqual([1, 2, 3, 4, 5, 6].map((n) => restartDelayMs(n)));
+      expect(restartDelayMs(3)).toBeGreaterThan(restartDelayMs(2));
+      expect(c.stderr()).toMatch(/EADDRINUSE/);
       const signalledAt = c.events.findIndex((e) => e.event === 'signal');
+      const { cancelledReplacements } = c.events[signalledAt] as Event & { cancelledReplacements: number };
+      expect(cancelledReplacements).toBeGreaterThanOrEqual(1);
       expect(c.events.slice(signalledAt).filter((e) => e.event === 'worker_forked')).toEqual([]);
-      // Two at start and one per replacement made: the last exit's (due in seconds when the signal came) never was.
+      // Two at start, then one per exit before the signal, except the replacements the signal cancelled.
       const exitsBefore = c.events.slice(0, signalledAt).filter((e) => e.event === 'worker_exited').length;
-      expect(c.events.filter((e) => e.event === 'worker_forked').length).toBeLessThan(2 + exitsBefore);
+      expect(c.events.filter((e) => e.event === 'worker_forked').length).toBe(2 + exitsBefore - cancelledReplacements);
     } finally {
       await new Promise((resolve) => blocker.close(resolve));
     }
   }, 4 * STEP_TIMEOUT_MS);
+
+  it('workers that join the port and then die keep counting: the primary gives up through the drain (the survivor finishes), exit 1; restarts are a metric', async () => {
+    // Its own registry: an approved model whatever ran before.
+    const own = await testRegistry();
+    try {
+      await own.publish(2, { trees: 20, depth: 8 });
+      const port = await freePort();
+      cluster = spawnBundleCluster(entry, { port, registry: own.registry.uri, env: { PRICESENSE_SHUTDOWN_TIMEOUT: '60s' } });
+      const c = cluster;
+      const events = c.events as Event[];
+      const exited = new Promise<number | null>((resolve) => c.child.once('exit', resolve));
+      const joined = () => events.filter((e) => e.event === 'worker_joined').map((e) => e.worker!);
+      await waitFor('both workers on the port', () => joined().length === 2, STEP_TIMEOUT_MS);
+      // The first to join serves throughout; every other worker dies once it has joined (as on a model that crashes it on its first poll).
+      const [survivor] = joined();
+      const killed: number[] = [];
+      for (let crash = 1; crash <= 2 * 3 + 1; crash++) {
+        await waitFor(`a worker to join (crash ${crash})`, () => joined().some((pid) => pid !== survivor && !killed.includes(pid)), STEP_TIMEOUT_MS);
+        // One replacement per crash so far, counted by the primary and merged into the cluster's /metrics.
+        expect(/^pricesense_worker_restarts_total (\d+)$/m.exec((await call(port, 'GET', '/metrics')).body)?.[1]).toBe(String(crash - 1));
+        const victim = joined().find((pid) => pid !== survivor && !killed.includes(pid))!;
+        killed.push(victim);
+        process.kill(victim, 'SIGKILL');
+      }
+      // More than 3 per worker within 10 minutes: no replacement, the survivor drains, the primary exits 1.
+      expect(await exited).toBe(1);
+      const gaveUpAt = events.findIndex((e) => e.event === 'crash_loop');
+      expect(gaveUpAt).toBeGreaterThan(0);
+      expect(events[gaveUpAt].msg).toMatch(/7 workers died after they had joined the port.*giving up/);
+      expect(events.slice(gaveUpAt).filter((e) => e.event === 'worker_forked')).toEqual([]);
+      expect(events.filter((e) => e.event === 'stopped' && e.pid === survivor)).toEqual([expect.objectContaining({ drained: true })]);
+      expect(events.filter((e) => e.event === 'workers_stopped')).toEqual([expect.objectContaining({ clean: true, crashLoop: true })]);
+    } finally {
+      await own.cleanup();
+    }
+  }, 6 * STEP_TIMEOUT_MS);
 });
