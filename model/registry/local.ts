@@ -430,7 +430,7 @@ export class LocalRegistry implements Registry {
           if (!sealable) throw this.tampered(version, marker);
           const last = this.verifyLegacyOnly(version, stored);
           const genesis = encodeEntry(genesisEntry(legacy.length + 1, sha256Hex(stored.recordBytes), legacy, last, by));
-          if (!(await createExclusive(auditDir, legacy.length + 1, genesis))) continue; // someone appended first: re-read
+          if (!(await createExclusive(auditDir, `${pad(legacy.length + 1)}.json`, genesis))) continue; // someone appended first: re-read
           await advanceHead(auditDir, this.head(version, legacy.length + 1, sha256Hex(genesis)));
           return { version, result: 'sealed', legacyEntries: legacy.length };
         }
@@ -529,26 +529,12 @@ export class LocalRegistry implements Registry {
   }
 
   /** Creates the marker unless it exists (false): the same exclusive link() as an audit entry. */
-  private async createMarker(state: ChainMarker['state'], legacy: readonly number[]): Promise<boolean> {
-    const tmp = path.join(this.uri, `.chain-${process.pid}-${randomBytes(6).toString('hex')}`);
-    await writeDurable(tmp, this.markerBytes(state, legacy));
-    try {
-      await link(tmp, path.join(this.uri, MARKER_FILE));
-      await fsyncDir(this.uri);
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      return false;
-    } finally {
-      await unlink(tmp).catch(() => undefined);
-    }
+  private createMarker(state: ChainMarker['state'], legacy: readonly number[]): Promise<boolean> {
+    return createExclusive(this.uri, MARKER_FILE, this.markerBytes(state, legacy));
   }
 
-  private async writeMarker(state: ChainMarker['state'], legacy: readonly number[]): Promise<void> {
-    const tmp = path.join(this.uri, `.chain-${process.pid}-${randomBytes(6).toString('hex')}`);
-    await writeDurable(tmp, this.markerBytes(state, legacy));
-    await rename(tmp, path.join(this.uri, MARKER_FILE));
-    await fsyncDir(this.uri);
+  private writeMarker(state: ChainMarker['state'], legacy: readonly number[]): Promise<void> {
+    return replaceDurable(this.uri, MARKER_FILE, this.markerBytes(state, legacy));
   }
 
   private head(version: number, seq: number, sha256: string): Head {
@@ -577,7 +563,7 @@ export class LocalRegistry implements Registry {
     // HEAD lags at most one entry: bring it up to date before adding the next.
     await advanceHead(auditDir, this.head(version, last.seq, chain.hashes[chain.hashes.length - 1]));
     const bytes = encodeEntry({ seq, prev: chain.hashes[chain.hashes.length - 1], at: new Date().toISOString(), by: who, from: last.to, to, note: note.trim(), override });
-    if (!(await createExclusive(auditDir, seq, bytes))) {
+    if (!(await createExclusive(auditDir, `${pad(seq)}.json`, bytes))) {
       // Another change landed first; this one was decided on a status that no longer holds.
       throw new ConcurrentChangeError(version, last.to, await readEntryQuietly(path.join(auditDir, `${pad(seq)}.json`)));
     }
@@ -643,15 +629,15 @@ function checkHead(version: number, head: Head | undefined, chain: VerifiedChain
 }
 
 /**
- * Creates audit/<seq>.json with `bytes` unless it exists: written to a temp file, then
+ * Creates <dir>/<name> with `bytes` unless it exists: written to a temp file, then
  * link()ed, which fails with EEXIST if another writer created it first (false).
  */
-async function createExclusive(auditDir: string, seq: number, bytes: Buffer): Promise<boolean> {
-  const tmp = path.join(auditDir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+async function createExclusive(dir: string, name: string, bytes: Buffer | string): Promise<boolean> {
+  const tmp = path.join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   await writeDurable(tmp, bytes);
   try {
-    await link(tmp, path.join(auditDir, `${pad(seq)}.json`));
-    await fsyncDir(auditDir);
+    await link(tmp, path.join(dir, name));
+    await fsyncDir(dir);
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -673,10 +659,15 @@ function checkHeadMac(version: number, head: Head, key: string, auditDir: string
 async function advanceHead(auditDir: string, head: Head): Promise<void> {
   const current = await readHead(auditDir);
   if (current && current.seq >= head.seq) return;
-  const tmp = path.join(auditDir, `.head-${process.pid}-${randomBytes(6).toString('hex')}`);
-  await writeDurable(tmp, headBytes(head));
-  await rename(tmp, path.join(auditDir, HEAD_FILE));
-  await fsyncDir(auditDir);
+  await replaceDurable(auditDir, HEAD_FILE, headBytes(head));
+}
+
+/** Replaces <dir>/<name> atomically (temp file, rename): readers see the old bytes or the new, never a part. */
+async function replaceDurable(dir: string, name: string, bytes: Buffer | string): Promise<void> {
+  const tmp = path.join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  await writeDurable(tmp, bytes);
+  await rename(tmp, path.join(dir, name));
+  await fsyncDir(dir);
 }
 
 async function readEntryQuietly(file: string): Promise<ChainedEntry | undefined> {
