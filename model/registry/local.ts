@@ -338,12 +338,12 @@ export class LocalRegistry implements Registry {
       chain = this.verifyStored(version, stored);
     } catch (err) {
       if (!(err instanceof UnmigratedVersionError)) throw err;
-      const marker = await this.readMarker();
+      const marker = await this.markerFor(version);
       if (marker && !(marker.state === 'migrating' && marker.legacy.includes(version))) throw this.tampered(version, marker);
       throw err;
     }
     const { head, auditDir } = stored;
-    const resumable = !head && chain.entries.length === 1 && chain.entries[0].genesis !== undefined && (await this.readMarker())?.state === 'migrating';
+    const resumable = !head && chain.entries.length === 1 && chain.entries[0].genesis !== undefined && (await this.markerFor(version))?.state === 'migrating';
     checkHead(version, head, chain, auditDir, this.uri, resumable);
     if (this.auditKey !== undefined) {
       checkHeadMac(version, head!, this.auditKey, auditDir);
@@ -406,7 +406,8 @@ export class LocalRegistry implements Registry {
    * as a status change (so a concurrent migration, or an older pricesense still
    * changing the version, makes this one re-read instead of overwrite), then HEAD.json.
    * Nothing existing is rewritten. A crash between the two leaves a version whose genesis
-   * has no HEAD: not served, and finished by re-running this.
+   * has no HEAD: not served, and finished by re-running this while CHAIN.json still says
+   * `migrating` (it turns `complete` only after a run in which no version failed).
    */
   async migrate(options: { by?: string } = {}): Promise<MigrationReport> {
     const by = actor(options.by);
@@ -469,6 +470,16 @@ export class LocalRegistry implements Registry {
       version,
       `its audit trail holds only entries without a hash link, and HEAD.json is gone, but ${why}: the history was rewritten by hand (tampering). \`registry migrate\` will not seal it; restore ${path.join(this.versionDir(version), 'audit')} from a backup, or leave it unserved and register its forest again as a new version`,
     );
+  }
+
+  /** readMarker on a version's read path: a bad marker makes that version unservable (passed over, listed by verify), not every read fail. */
+  private async markerFor(version: number): Promise<ChainMarker | undefined> {
+    try {
+      return await this.readMarker();
+    } catch (err) {
+      if (err instanceof UserError) throw new AuditChainError(version, err.message);
+      throw err;
+    }
   }
 
   /** The registry's chain marker; undefined if none. With the audit key, a marker that does not verify is refused. */

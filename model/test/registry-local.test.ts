@@ -702,6 +702,9 @@ describe('local registry: a registry written before the audit chain, and `regist
       await writeFile(path.join(root, 'CHAIN.json'), `${JSON.stringify({ layout: 'pricesense.registry.chain/1', state: 'migrating', legacy: [1, 2, 3] })}\n`);
       await expect(new LocalRegistry(root, { auditKey: KEY }).migrate()).rejects.toThrow(/CHAIN\.json's HMAC does not verify under PRICESENSE_REGISTRY_AUDIT_KEY/);
       expect(await readdir(auditDir(1))).not.toContain('HEAD.json');
+      // Readers pass over the version it concerns and go on serving the others.
+      const servable = await new LocalRegistry(root, { auditKey: KEY }).latestServable();
+      expect(servable.broken).toEqual([{ version: 1, problem: expect.stringContaining("CHAIN.json's HMAC does not verify") }]);
     });
   });
 
