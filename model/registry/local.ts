@@ -25,6 +25,12 @@
  *
  * A version written before the chain (entries `{at, by, from, to, note}`, no HEAD.json)
  * is refused until `migrate` adds its genesis entry (audit/<k+1>.json) and HEAD.json.
+ * Sealing is once per registry, or it would bless a forgery: <root>/CHAIN.json (created
+ * exclusively by the first chain-aware write or migrate, HMAC'd under the audit key)
+ * lists the versions that were written before the chain when it was created and says
+ * whether their migration is still `migrating` or `complete`. Only a listed version may be
+ * sealed, and only while `migrating`; any other version that looks unmigrated had its
+ * chained entries replaced by hand, and is reported as tampered, never sealed.
  *
  * Concurrency without locks, using two atomic file-system operations:
  * - A version is built in .staging and published by rename() onto versions/<n>.
@@ -70,6 +76,8 @@ const LAYOUT = 'pricesense.registry.local/1';
 const VERSION_DIR = /^\d+$/;
 const AUDIT_FILE = /^(\d+)\.json$/;
 const HEAD_FILE = 'HEAD.json';
+const MARKER_FILE = 'CHAIN.json';
+const MARKER_LAYOUT = 'pricesense.registry.chain/1';
 /** Staging folders older than this are leftovers of crashed registrations. */
 const STALE_STAGING_MS = 24 * 3600 * 1000;
 
@@ -92,6 +100,21 @@ interface Head {
 
 /** The environment variable holding the audit key (see the file comment). */
 export const AUDIT_KEY_ENV = SETTINGS.registryAuditKey.env;
+
+/**
+ * The registry's chain marker (see the file comment): which versions were written before
+ * the chain when the registry became chain-aware, and whether sealing them is finished.
+ */
+interface ChainMarker {
+  readonly layout: typeof MARKER_LAYOUT;
+  readonly state: 'migrating' | 'complete';
+  readonly legacy: readonly number[];
+  readonly mac?: string;
+}
+
+function markerMac(key: string, state: string, legacy: readonly number[]): string {
+  return createHmac('sha256', key).update(`${MARKER_LAYOUT}\n${state}\n${legacy.join(',')}`).digest('hex');
+}
 
 function headMac(key: string, version: number, seq: number, sha256: string): string {
   return createHmac('sha256', key).update(`pricesense.registry.head/1\n${version}\n${seq}\n${sha256}`).digest('hex');
@@ -142,6 +165,7 @@ export class LocalRegistry implements Registry {
   async register(forestPath: string, options: RegisterOptions = {}): Promise<ModelVersion> {
     const candidate = await readCandidate(forestPath, options);
     await this.ensureWritable();
+    await this.ensureMarker();
     await this.sweepStaging();
     const staging = await mkdtemp(path.join(this.stagingDir, 'v-'));
     try {
@@ -309,9 +333,18 @@ export class LocalRegistry implements Registry {
   /** version.json and the audit chain, verified against each other, HEAD.json and what this process saw before. */
   private async readVerified(version: number): Promise<VerifiedVersion> {
     const stored = await this.readStored(version);
-    let chain = this.verifyStored(version, stored);
+    let chain: VerifiedChain;
+    try {
+      chain = this.verifyStored(version, stored);
+    } catch (err) {
+      if (!(err instanceof UnmigratedVersionError)) throw err;
+      const marker = await this.markerFor(version);
+      if (marker && !(marker.state === 'migrating' && marker.legacy.includes(version))) throw this.tampered(version, marker);
+      throw err;
+    }
     const { head, auditDir } = stored;
-    checkHead(version, head, chain, auditDir, this.uri);
+    const resumable = !head && chain.entries.length === 1 && chain.entries[0].genesis !== undefined && (await this.markerFor(version))?.state === 'migrating';
+    checkHead(version, head, chain, auditDir, this.uri, resumable);
     if (this.auditKey !== undefined) {
       checkHeadMac(version, head!, this.auditKey, auditDir);
       // Only what HEAD authenticates is in effect.
@@ -373,30 +406,38 @@ export class LocalRegistry implements Registry {
    * as a status change (so a concurrent migration, or an older pricesense still
    * changing the version, makes this one re-read instead of overwrite), then HEAD.json.
    * Nothing existing is rewritten. A crash between the two leaves a version whose genesis
-   * has no HEAD: not served, and finished by re-running this.
+   * has no HEAD: not served, and finished by re-running this while CHAIN.json still says
+   * `migrating` (it turns `complete` only after a run in which no version failed).
    */
   async migrate(options: { by?: string } = {}): Promise<MigrationReport> {
     const by = actor(options.by);
+    await this.ensureWritable();
+    const marker = await this.ensureMarker();
     const versions: VersionMigration[] = [];
-    for (const n of await this.versionNumbers()) versions.push(await this.migrateVersion(n, by));
-    return { registry: this.uri, ok: versions.every((v) => v.result !== 'failed'), versions };
+    for (const n of await this.versionNumbers()) versions.push(await this.migrateVersion(n, by, marker));
+    const ok = versions.every((v) => v.result !== 'failed');
+    // Sealing closes for good once every listed version is sealed; a version that failed keeps it open until it is fixed.
+    if (ok && marker.state === 'migrating') await this.writeMarker('complete', marker.legacy);
+    return { registry: this.uri, ok, versions };
   }
 
-  private async migrateVersion(version: number, by: string): Promise<VersionMigration> {
+  private async migrateVersion(version: number, by: string, marker: ChainMarker): Promise<VersionMigration> {
+    const sealable = marker.state === 'migrating' && marker.legacy.includes(version);
     for (;;) {
       try {
         const stored = await this.readStored(version);
         const { legacy, chained, head, auditDir } = stored;
         if (legacy.length > 0 && chained.length === 0 && !head) {
+          if (!sealable) throw this.tampered(version, marker);
           const last = this.verifyLegacyOnly(version, stored);
           const genesis = encodeEntry(genesisEntry(legacy.length + 1, sha256Hex(stored.recordBytes), legacy, last, by));
-          if (!(await createExclusive(auditDir, legacy.length + 1, genesis))) continue; // someone appended first: re-read
+          if (!(await createExclusive(auditDir, `${pad(legacy.length + 1)}.json`, genesis))) continue; // someone appended first: re-read
           await advanceHead(auditDir, this.head(version, legacy.length + 1, sha256Hex(genesis)));
           return { version, result: 'sealed', legacyEntries: legacy.length };
         }
         const chain = this.verifyStored(version, stored);
         const genesis = chain.entries[0].genesis;
-        if (!head && genesis && chain.entries.length === 1) {
+        if (!head && genesis && chain.entries.length === 1 && sealable) {
           // Interrupted between the genesis entry and HEAD: finish it.
           await advanceHead(auditDir, this.head(version, chain.entries[0].seq, chain.hashes[0]));
           return { version, result: 'resumed', legacyEntries: genesis.legacyEntries };
@@ -420,6 +461,93 @@ export class LocalRegistry implements Registry {
     return JSON.parse(stored.legacy[stored.legacy.length - 1].bytes.toString('utf8')).to as ModelStatus;
   }
 
+  /** A version that looks written before the chain in a registry whose marker says it cannot be: its chained entries were replaced by hand. */
+  private tampered(version: number, marker: ChainMarker): AuditChainError {
+    const why = marker.legacy.includes(version)
+      ? `this registry's migration is complete (${path.join(this.uri, MARKER_FILE)}), so its sealed trail was replaced`
+      : `it was not written before the chain (${path.join(this.uri, MARKER_FILE)} does not list it), so its chained entries were replaced`;
+    return new AuditChainError(
+      version,
+      `its audit trail holds only entries without a hash link, and HEAD.json is gone, but ${why}: the history was rewritten by hand (tampering). \`registry migrate\` will not seal it; restore ${path.join(this.versionDir(version), 'audit')} from a backup, or leave it unserved and register its forest again as a new version`,
+    );
+  }
+
+  /** readMarker on a version's read path: a bad marker makes that version unservable (passed over, listed by verify), not every read fail. */
+  private async markerFor(version: number): Promise<ChainMarker | undefined> {
+    try {
+      return await this.readMarker();
+    } catch (err) {
+      if (err instanceof UserError) throw new AuditChainError(version, err.message);
+      throw err;
+    }
+  }
+
+  /** The registry's chain marker; undefined if none. With the audit key, a marker that does not verify is refused. */
+  private async readMarker(): Promise<ChainMarker | undefined> {
+    const file = path.join(this.uri, MARKER_FILE);
+    let m: Partial<ChainMarker>;
+    try {
+      m = JSON.parse(await readFile(file, 'utf8')) as Partial<ChainMarker>;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new UserError(`${file} is not valid JSON (${(err as Error).message}): the registry's chain marker was damaged; restore it from a backup`, 'integrity');
+    }
+    if (m.layout !== MARKER_LAYOUT || (m.state !== 'migrating' && m.state !== 'complete') || !Array.isArray(m.legacy) || !m.legacy.every((n) => Number.isSafeInteger(n))) {
+      throw new UserError(`${file} is malformed (expected layout ${MARKER_LAYOUT}, state migrating|complete, legacy version numbers): restore it from a backup`, 'integrity');
+    }
+    if (this.auditKey !== undefined) {
+      const expected = Buffer.from(markerMac(this.auditKey, m.state, m.legacy), 'hex');
+      const got = Buffer.from(typeof m.mac === 'string' ? m.mac : '', 'hex');
+      if (got.length !== expected.length || !timingSafeEqual(got, expected)) {
+        throw new UserError(`${file}'s HMAC does not verify under ${AUDIT_KEY_ENV} (rewritten by hand, or the key differs from the writers'): the registry's chain marker cannot be trusted; restore it from a backup`, 'integrity');
+      }
+    }
+    return m as ChainMarker;
+  }
+
+  /**
+   * The marker, created if the registry has none: listing the versions written before the
+   * chain (legacy entries only, no HEAD) as of now. Refuses to list any when a version
+   * already has chained entries (from its registration, or after a genesis entry): the
+   * registry was chain-aware, so its marker was deleted and what looks unmigrated now was
+   * rewritten.
+   */
+  private async ensureMarker(): Promise<ChainMarker> {
+    for (;;) {
+      const existing = await this.readMarker();
+      if (existing) return existing;
+      const legacy: number[] = [];
+      let chainAware = false;
+      for (const n of await this.versionNumbers()) {
+        const s = await this.readStored(n).catch(() => undefined);
+        if (!s) continue;
+        if (s.legacy.length > 0 && s.chained.length === 0 && !s.head) legacy.push(n);
+        else if (s.chained.length > 0) chainAware = true;
+      }
+      if (chainAware && legacy.length > 0) {
+        throw new UserError(
+          `${path.join(this.uri, MARKER_FILE)} is missing, yet versions of this registry have hash-chained trails (written by a chain-aware pricesense) while version${legacy.length === 1 ? '' : 's'} ${legacy.join(', ')} look${legacy.length === 1 ? 's' : ''} written before the chain: the marker was deleted and those trails rewritten by hand. \`registry migrate\` will not seal them; restore the registry (or those versions' audit folders and ${MARKER_FILE}) from a backup`,
+          'integrity',
+        );
+      }
+      if (await this.createMarker(legacy.length > 0 ? 'migrating' : 'complete', legacy)) return (await this.readMarker())!;
+    }
+  }
+
+  private markerBytes(state: ChainMarker['state'], legacy: readonly number[]): string {
+    const m: ChainMarker = { layout: MARKER_LAYOUT, state, legacy, ...(this.auditKey === undefined ? {} : { mac: markerMac(this.auditKey, state, legacy) }) };
+    return `${JSON.stringify(m)}\n`;
+  }
+
+  /** Creates the marker unless it exists (false): the same exclusive link() as an audit entry. */
+  private createMarker(state: ChainMarker['state'], legacy: readonly number[]): Promise<boolean> {
+    return createExclusive(this.uri, MARKER_FILE, this.markerBytes(state, legacy));
+  }
+
+  private writeMarker(state: ChainMarker['state'], legacy: readonly number[]): Promise<void> {
+    return replaceDurable(this.uri, MARKER_FILE, this.markerBytes(state, legacy));
+  }
+
   private head(version: number, seq: number, sha256: string): Head {
     return this.auditKey === undefined ? { seq, sha256 } : { seq, sha256, mac: headMac(this.auditKey, version, seq, sha256) };
   }
@@ -437,6 +565,7 @@ export class LocalRegistry implements Registry {
     assertExpected(version, last.to, options, last);
     assertTransition(version, last.to, to);
     const override = gateOverrideOf(version, to, record.metrics, options);
+    await this.ensureMarker();
     const seq = last.seq + 1;
     const auditDir = path.join(this.versionDir(version), 'audit');
     if (this.auditKey !== undefined && (await readdir(auditDir)).includes(`${pad(seq)}.json`)) {
@@ -445,7 +574,7 @@ export class LocalRegistry implements Registry {
     // HEAD lags at most one entry: bring it up to date before adding the next.
     await advanceHead(auditDir, this.head(version, last.seq, chain.hashes[chain.hashes.length - 1]));
     const bytes = encodeEntry({ seq, prev: chain.hashes[chain.hashes.length - 1], at: new Date().toISOString(), by: who, from: last.to, to, note: note.trim(), override });
-    if (!(await createExclusive(auditDir, seq, bytes))) {
+    if (!(await createExclusive(auditDir, `${pad(seq)}.json`, bytes))) {
       // Another change landed first; this one was decided on a status that no longer holds.
       throw new ConcurrentChangeError(version, last.to, await readEntryQuietly(path.join(auditDir, `${pad(seq)}.json`)));
     }
@@ -490,12 +619,16 @@ async function readHead(auditDir: string): Promise<Head | undefined> {
 }
 
 /** HEAD names the newest entry: it may lag the chain by one (a crash after the link), never more, never lead it or disagree with it. */
-function checkHead(version: number, head: Head | undefined, chain: VerifiedChain, auditDir: string, registry: string): void {
+function checkHead(version: number, head: Head | undefined, chain: VerifiedChain, auditDir: string, registry: string, resumable: boolean): void {
   const where = path.join(auditDir, HEAD_FILE);
   const first = chain.entries[0].seq;
   if (!head) {
-    if (chain.entries.length === 1 && chain.entries[0].genesis) {
+    if (resumable) {
       throw new AuditChainError(version, `${where} is missing after the genesis entry: the migration that sealed this trail was interrupted; re-run \`${migrateCommand(registry)}\` to finish it`);
+    }
+    if (chain.entries.length === 1 && chain.entries[0].genesis) {
+      // The migration finished (it writes HEAD before closing): the entries after the genesis, and HEAD, were deleted.
+      throw new AuditChainError(version, `${where} is missing after the genesis entry although this registry's migration is complete: the entries after it and HEAD.json were deleted (tampering); \`registry migrate\` will not restore it — restore the audit folder from a backup`);
     }
     throw new AuditChainError(version, `${where} is missing: the newest audit entry cannot be confirmed`);
   }
@@ -507,15 +640,15 @@ function checkHead(version: number, head: Head | undefined, chain: VerifiedChain
 }
 
 /**
- * Creates audit/<seq>.json with `bytes` unless it exists: written to a temp file, then
+ * Creates <dir>/<name> with `bytes` unless it exists: written to a temp file, then
  * link()ed, which fails with EEXIST if another writer created it first (false).
  */
-async function createExclusive(auditDir: string, seq: number, bytes: Buffer): Promise<boolean> {
-  const tmp = path.join(auditDir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+async function createExclusive(dir: string, name: string, bytes: Buffer | string): Promise<boolean> {
+  const tmp = path.join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   await writeDurable(tmp, bytes);
   try {
-    await link(tmp, path.join(auditDir, `${pad(seq)}.json`));
-    await fsyncDir(auditDir);
+    await link(tmp, path.join(dir, name));
+    await fsyncDir(dir);
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -537,10 +670,15 @@ function checkHeadMac(version: number, head: Head, key: string, auditDir: string
 async function advanceHead(auditDir: string, head: Head): Promise<void> {
   const current = await readHead(auditDir);
   if (current && current.seq >= head.seq) return;
-  const tmp = path.join(auditDir, `.head-${process.pid}-${randomBytes(6).toString('hex')}`);
-  await writeDurable(tmp, headBytes(head));
-  await rename(tmp, path.join(auditDir, HEAD_FILE));
-  await fsyncDir(auditDir);
+  await replaceDurable(auditDir, HEAD_FILE, headBytes(head));
+}
+
+/** Replaces <dir>/<name> atomically (temp file, rename): readers see the old bytes or the new, never a part. */
+async function replaceDurable(dir: string, name: string, bytes: Buffer | string): Promise<void> {
+  const tmp = path.join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  await writeDurable(tmp, bytes);
+  await rename(tmp, path.join(dir, name));
+  await fsyncDir(dir);
 }
 
 async function readEntryQuietly(file: string): Promise<ChainedEntry | undefined> {

@@ -378,11 +378,41 @@ export class SageMakerRegistry implements Registry {
         ),
       );
     } catch (err) {
-      // The change did not happen: withdraw its entry (this process created it; nothing links to it yet).
-      await this.lake.delete(claim).catch(() => undefined);
-      throw err;
+      await this.withdrawClaim(version, arn, from, to, claim, err);
     }
     return this.show(version);
+  }
+
+  /**
+   * After UpdateModelPackage failed: the change may still have been applied (the response
+   * was lost). SageMaker's status decides: still `from`, the change did not happen and its
+   * entry is withdrawn (this process created it; nothing links to it yet), then the error
+   * stands; now `to`, it happened and the entry stays (returns). A withdrawal that fails,
+   * or a status that cannot be read back, is said, never swallowed: the entry would record
+   * a change that never happened.
+   */
+  private async withdrawClaim(version: number, arn: string, from: ModelStatus, to: ModelStatus, claim: string, err: unknown): Promise<void> {
+    const failure = err instanceof Error ? err.message : String(err);
+    const entry = this.lake.uri(claim);
+    let now: ModelStatus;
+    try {
+      now = statusOf(await this.describe(arn, version));
+    } catch (again) {
+      throw new UserError(
+        `${failure}. SageMaker's status could not be read back (${again instanceof Error ? again.message : String(again)}), so the audit entry ${entry} this change created was left in place: if version ${version} is still ${from} in SageMaker, delete that object by hand before the next change`,
+        err instanceof UserError ? err.kind : 'integrity',
+      );
+    }
+    if (now === to && to !== from) return;
+    try {
+      await this.lake.delete(claim);
+    } catch (del) {
+      throw new UserError(
+        `${failure}. The change was not applied (SageMaker still shows ${now}), but its audit entry ${entry} could not be withdrawn (${del instanceof Error ? del.message : String(del)}): it records a change that did not happen; delete that object by hand before the next change`,
+        'integrity',
+      );
+    }
+    throw err;
   }
 
   private async ensureGroup(): Promise<string> {

@@ -118,7 +118,8 @@ export interface VersionMigration {
   readonly version: number;
   /**
    * sealed: a genesis entry now seals the trail written before the chain; resumed: an
-   * interrupted migration of it was finished (HEAD written); chained: nothing to do (its
+   * interrupted migration of it was finished (HEAD written; local, only while the registry's
+   * migration is still in progress); chained: nothing to do (its
    * trail is chained already, or it has no entries yet); failed: left untouched, see problem.
    */
   readonly result: 'sealed' | 'resumed' | 'chained' | 'failed';

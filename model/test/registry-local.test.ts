@@ -523,6 +523,7 @@ describe('local registry: a registry written before the audit chain, and `regist
     // Every file that was there is there, byte for byte; the only new ones are a genesis entry and HEAD per version.
     for (const [file, bytes] of before) expect(after.get(file)).toEqual(bytes);
     expect([...after.keys()].filter((f) => !before.has(f)).sort()).toEqual([
+      'CHAIN.json',
       'versions/000001/audit/000003.json',
       'versions/000001/audit/HEAD.json',
       'versions/000002/audit/000004.json',
@@ -530,6 +531,8 @@ describe('local registry: a registry written before the audit chain, and `regist
       'versions/000003/audit/000002.json',
       'versions/000003/audit/HEAD.json',
     ]);
+    // Sealing is closed: the marker lists the versions it was for and says the migration is complete.
+    expect(JSON.parse(after.get('CHAIN.json')!.toString('utf8'))).toEqual({ layout: 'pricesense.registry.chain/1', state: 'complete', legacy: [1, 2, 3] });
     const fresh = new LocalRegistry(root);
     const v2 = await fresh.show(2);
     expect(v2.status).toBe('Rejected');
@@ -578,7 +581,9 @@ describe('local registry: a registry written before the audit chain, and `regist
 
   it('a migration interrupted between the genesis entry and HEAD is not served and is finished by re-running', async () => {
     await registry.migrate({ by: 'ops' });
+    // What a crash after version 1's genesis entry leaves: no HEAD, and the marker still \`migrating\` (it is closed last).
     await rm(path.join(root, 'versions', '000001', 'audit', 'HEAD.json'));
+    await writeFile(path.join(root, 'CHAIN.json'), `${JSON.stringify({ layout: 'pricesense.registry.chain/1', state: 'migrating', legacy: [1, 2, 3] })}\n`);
     const fresh = new LocalRegistry(root);
     await expect(fresh.show(1)).rejects.toThrow(`the migration that sealed this trail was interrupted; re-run \`pricesense registry migrate --registry ${root}\` to finish it`);
     expect((await fresh.latestServable()).latest).toBeUndefined();
@@ -613,6 +618,94 @@ describe('local registry: a registry written before the audit chain, and `regist
       expect(results.filter((r) => r === 'chained' || r === 'resumed')).toHaveLength(1);
       expect((await new LocalRegistry(root).show(n)).audit.filter((e) => e.genesis)).toHaveLength(1);
     }
+  });
+
+  describe('sealing is once per registry: migrate never blesses a rewritten history', () => {
+    const KEY = 'k'.repeat(32);
+    const auditDir = (v: number) => path.join(root, 'versions', String(v).padStart(6, '0'), 'audit');
+
+    it('(a) a version the chain-aware pricesense wrote, rewritten by hand into an old-style Approved trail, is reported as tampered and never sealed', async () => {
+      const keyed = new LocalRegistry(root, { auditKey: KEY });
+      await keyed.migrate({ by: 'ops' });
+      await keyed.register(await writeFixtureForest(dir, 'f4.json', { seed: 4, gatesPassed: true }), { by: 'trainer' });
+      await keyed.approve(4, 'ok', 'ann');
+      await keyed.reject(4, 'drift alarm', 'ann');
+      // Someone with write access replaces v4's chained entries and HEAD with an old-style trail ending in Approved.
+      await rm(path.join(root, 'versions', '000004'), { recursive: true });
+      await writeLegacyLocalVersion(root, 4, await writeFixtureForest(dir, 'f4.json', { seed: 4, gatesPassed: true }), legacyTrail(T0, 'trainer', 'Approved'));
+      const fresh = new LocalRegistry(root, { auditKey: KEY });
+      const err = await fresh.show(4).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AuditChainError);
+      expect(err).not.toBeInstanceOf(UnmigratedVersionError);
+      expect((err as Error).message).toContain('version 4: audit trail does not verify');
+      expect((err as Error).message).toMatch(/CHAIN\.json does not list it\), so its chained entries were replaced: the history was rewritten by hand \(tampering\)\. `registry migrate` will not seal it; restore .*000004\/audit from a backup/);
+      expect((err as Error).message).not.toContain('run `pricesense registry migrate');
+      const before = await readdir(auditDir(4));
+      const report = await fresh.migrate({ by: 'ops' });
+      expect(report.ok).toBe(false);
+      expect(report.versions.find((v) => v.version === 4)).toMatchObject({ result: 'failed', problem: expect.stringContaining('will not seal it') });
+      expect(await readdir(auditDir(4))).toEqual(before);
+      expect((await new LocalRegistry(root, { auditKey: KEY }).latestApproved())?.version).toBe(1);
+    });
+
+    it('(a) before any migrate: the register that made the registry chain-aware listed only the versions written before it', async () => {
+      await registerSeeds(4);
+      await registry.approve(4, 'ok', 'ann');
+      await registry.reject(4, 'drift alarm', 'ann');
+      await rm(path.join(root, 'versions', '000004'), { recursive: true });
+      await writeLegacyLocalVersion(root, 4, await writeFixtureForest(dir, 'f4.json', { seed: 4, gatesPassed: true }), legacyTrail(T0, 'trainer', 'Approved'));
+      await expect(new LocalRegistry(root).show(4)).rejects.toThrow(/tampering/);
+      const report = await new LocalRegistry(root).migrate({ by: 'ops' });
+      expect(report.versions.map((v) => [v.version, v.result])).toEqual([
+        [1, 'sealed'],
+        [2, 'sealed'],
+        [3, 'sealed'],
+        [4, 'failed'],
+      ]);
+      expect((await new LocalRegistry(root).latestApproved())?.version).toBe(1);
+    });
+
+    it('a deleted marker does not reopen sealing when other versions are chained from their registration', async () => {
+      await registry.migrate({ by: 'ops' });
+      await registerSeeds(4);
+      await rm(path.join(root, 'CHAIN.json'));
+      await rm(path.join(root, 'versions', '000004'), { recursive: true });
+      await writeLegacyLocalVersion(root, 4, await writeFixtureForest(dir, 'f4.json', { seed: 4, gatesPassed: true }), legacyTrail(T0, 'trainer', 'Approved'));
+      await expect(new LocalRegistry(root).migrate()).rejects.toThrow(/CHAIN\.json is missing, yet versions of this registry have hash-chained trails .*version 4 looks written before the chain.*will not seal them/);
+      expect((await readdir(auditDir(4))).sort()).toEqual(['000001.json', '000002.json']);
+    });
+
+    it('(b) a sealed version later Rejected: deleting the Rejected entry and HEAD is tampering, not an interrupted migration', async () => {
+      const keyed = new LocalRegistry(root, { auditKey: KEY });
+      await keyed.migrate({ by: 'ops' });
+      await keyed.reject(1, 'drift alarm', 'ann');
+      await rm(path.join(auditDir(1), '000004.json'));
+      await rm(path.join(auditDir(1), 'HEAD.json'));
+      const fresh = new LocalRegistry(root, { auditKey: KEY });
+      const err = await fresh.show(1).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AuditChainError);
+      expect((err as Error).message).toContain("HEAD.json is missing after the genesis entry although this registry's migration is complete: the entries after it and HEAD.json were deleted (tampering)");
+      expect((err as Error).message).not.toContain('re-run');
+      const servable = await fresh.latestServable();
+      expect(servable.latest).toBeUndefined();
+      expect(servable.broken.map((b) => b.version)).toContain(1);
+      const report = await fresh.migrate({ by: 'ops' });
+      expect(report.versions[0]).toMatchObject({ version: 1, result: 'failed' });
+      expect(await readdir(auditDir(1))).not.toContain('HEAD.json');
+      await expect(new LocalRegistry(root, { auditKey: KEY }).show(1)).rejects.toThrow(/tampering/);
+    });
+
+    it('with the audit key, a marker rewritten by hand (reopened to `migrating`) is refused', async () => {
+      const keyed = new LocalRegistry(root, { auditKey: KEY });
+      await keyed.migrate({ by: 'ops' });
+      await rm(path.join(auditDir(1), 'HEAD.json'));
+      await writeFile(path.join(root, 'CHAIN.json'), `${JSON.stringify({ layout: 'pricesense.registry.chain/1', state: 'migrating', legacy: [1, 2, 3] })}\n`);
+      await expect(new LocalRegistry(root, { auditKey: KEY }).migrate()).rejects.toThrow(/CHAIN\.json's HMAC does not verify under PRICESENSE_REGISTRY_AUDIT_KEY/);
+      expect(await readdir(auditDir(1))).not.toContain('HEAD.json');
+      // Readers pass over the version it concerns and go on serving the others.
+      const servable = await new LocalRegistry(root, { auditKey: KEY }).latestServable();
+      expect(servable.broken).toEqual([{ version: 1, problem: expect.stringContaining("CHAIN.json's HMAC does not verify") }]);
+    });
   });
 
   it('with the audit key, the HEAD a migration writes carries its HMAC', async () => {

@@ -487,6 +487,40 @@ describe('SageMaker registry: fetch and errors', () => {
     expect(err.kind).toBe('denied');
   });
 
+  describe('UpdateModelPackage fails after the audit entry was created', () => {
+    const entries = async () => (await lake.list(`artifacts/registry/${GROUP}/audit/000001/`)).map((o) => o.key.split('/').at(-1));
+
+    it('the change did not happen (SageMaker still shows the old status): its entry is withdrawn and the error stands', async () => {
+      await registerSeeds(1);
+      sm.on(UpdateModelPackageCommand).rejects(awsError('ValidationException', 'bad description'));
+      await expect(registry.approve(1, 'ok')).rejects.toThrow(/bad description/);
+      expect(await entries()).toEqual(['000001.json']);
+    });
+
+    it('the change happened but the response was lost: SageMaker says so, the entry stays and the change succeeds', async () => {
+      await registerSeeds(1);
+      sm.on(UpdateModelPackageCommand).callsFake((input: { ModelApprovalStatus: string }) => {
+        fake.packages[0].ModelApprovalStatus = input.ModelApprovalStatus as typeof fake.packages[0]['ModelApprovalStatus'];
+        throw awsError('ValidationException', 'response lost');
+      });
+      expect((await registry.approve(1, 'ok', 'ann')).status).toBe('Approved');
+      expect(await entries()).toEqual(['000001.json', '000002.json']);
+      expect((await new SageMakerRegistry(GROUP, { lake, client, image: IMAGE }).show(1)).audit.map((e) => e.to)).toEqual(['PendingManualApproval', 'Approved']);
+    });
+
+    it('a failed withdrawal is reported, not swallowed', async () => {
+      await registerSeeds(1);
+      sm.on(UpdateModelPackageCommand).rejects(awsError('ValidationException', 'bad description'));
+      const stuck = Object.assign(Object.create(lake) as S3Lake, {
+        delete(): Promise<void> {
+          return Promise.reject(new Error('AWS denied s3:DeleteObject'));
+        },
+      });
+      const err = (await new SageMakerRegistry(GROUP, { lake: stuck, client, image: IMAGE }).approve(1, 'ok').catch((e: unknown) => e)) as Error;
+      expect(err.message).toMatch(/bad description.*The change was not applied \(SageMaker still shows PendingManualApproval\), but its audit entry s3:\/\/lake\/.*000002\.json could not be withdrawn \(AWS denied s3:DeleteObject\): it records a change that did not happen; delete that object by hand/);
+    });
+  });
+
   it('turns persistent throttling into a clear error', async () => {
     await registerSeeds(1);
     sm.on(UpdateModelPackageCommand).rejects(awsError('ThrottlingException', 'Rate exceeded'));
