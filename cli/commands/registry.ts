@@ -180,10 +180,11 @@ export function register(program: Command): void {
     )
     .option('--by <name>', 'who is migrating, recorded in each genesis entry ' + defaultFrom('user', 'the OS user'))
     .option('--registry <uri>', REGISTRY_HELP)
+    .option('--accept-unchained <versions>', 'comma-separated versions to seal although the registry already has chained versions and no CHAIN.json (a registry upgraded before the marker existed): only after checking their audit folders against a backup', versionList)
     .option('--json', 'print the report as JSON')
-    .action(async (opts: Common & { by?: string }) => {
+    .action(async (opts: Common & { by?: string; acceptUnchained?: number[] }) => {
       const reg = await open(opts);
-      const report = await reg.migrate({ by: opts.by });
+      const report = await reg.migrate({ by: opts.by, acceptUnchained: opts.acceptUnchained });
       if (opts.json) printJson(report);
       else process.stdout.write(migrateText(report));
       if (!report.ok) process.exitCode = exitCodeOf('integrity');
@@ -253,6 +254,11 @@ function registryFlag(opts: Common, reg: Registry): string {
 export function parseVersion(text: string): number {
   if (!/^\d+$/.test(text.trim()) || Number(text) < 1) throw new UserError(`invalid version '${text}': expected a positive integer`);
   return Number(text);
+}
+
+/** `1,2,5` → [1, 2, 5] (each a version number). */
+function versionList(text: string): number[] {
+  return text.split(',').map((t) => parseVersion(t));
 }
 
 async function resolve(reg: Registry, version: string): Promise<ModelVersion> {

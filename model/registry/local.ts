@@ -409,10 +409,10 @@ export class LocalRegistry implements Registry {
    * has no HEAD: not served, and finished by re-running this while CHAIN.json still says
    * `migrating` (it turns `complete` only after a run in which no version failed).
    */
-  async migrate(options: { by?: string } = {}): Promise<MigrationReport> {
+  async migrate(options: { by?: string; acceptUnchained?: readonly number[] } = {}): Promise<MigrationReport> {
     const by = actor(options.by);
     await this.ensureWritable();
-    const marker = await this.ensureMarker();
+    const marker = await this.ensureMarker(options.acceptUnchained);
     const versions: VersionMigration[] = [];
     for (const n of await this.versionNumbers()) versions.push(await this.migrateVersion(n, by, marker));
     const ok = versions.every((v) => v.result !== 'failed');
@@ -512,7 +512,7 @@ export class LocalRegistry implements Registry {
    * registry was chain-aware, so its marker was deleted and what looks unmigrated now was
    * rewritten.
    */
-  private async ensureMarker(): Promise<ChainMarker> {
+  private async ensureMarker(acceptUnchained: readonly number[] = []): Promise<ChainMarker> {
     for (;;) {
       const existing = await this.readMarker();
       if (existing) return existing;
@@ -524,9 +524,12 @@ export class LocalRegistry implements Registry {
         if (s.legacy.length > 0 && s.chained.length === 0 && !s.head) legacy.push(n);
         else if (s.chained.length > 0) chainAware = true;
       }
-      if (chainAware && legacy.length > 0) {
+      // Also what a registry looks like that was upgraded to the first chain-aware pricesense (which
+      // wrote no marker) and kept its older versions: only a person who checked those trails
+      // against a backup can tell that from a deleted marker, so sealing them needs their word.
+      if (chainAware && legacy.length > 0 && !legacy.every((n) => acceptUnchained.includes(n))) {
         throw new UserError(
-          `${path.join(this.uri, MARKER_FILE)} is missing, yet versions of this registry have hash-chained trails (written by a chain-aware pricesense) while version${legacy.length === 1 ? '' : 's'} ${legacy.join(', ')} look${legacy.length === 1 ? 's' : ''} written before the chain: the marker was deleted and those trails rewritten by hand. \`registry migrate\` will not seal them; restore the registry (or those versions' audit folders and ${MARKER_FILE}) from a backup`,
+          `${path.join(this.uri, MARKER_FILE)} is missing, yet versions of this registry have hash-chained trails (written by a chain-aware pricesense) while version${legacy.length === 1 ? '' : 's'} ${legacy.join(', ')} look${legacy.length === 1 ? 's' : ''} written before the chain: either the marker was deleted and those trails rewritten by hand, or the registry was upgraded to a pricesense that chained new versions before ${MARKER_FILE} existed. \`registry migrate\` will not seal them on its own; restore the registry (or those versions' audit folders and ${MARKER_FILE}) from a backup, or, after checking those versions' audit folders against a backup, run \`pricesense registry migrate --accept-unchained ${legacy.join(',')}\``,
           'integrity',
         );
       }

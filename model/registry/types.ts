@@ -172,6 +172,9 @@ export interface Registry {
    * (only adds; idempotent; safe to re-run after an interruption). Versions already
    * chained are left as they are; a version whose trail does not verify is left
    * untouched and reported.
+   * `acceptUnchained` (local backend): versions a person checked against a backup, sealed even
+   * though other versions are already chained and the registry has no CHAIN.json marker (a
+   * registry upgraded to the first chain-aware pricesense, which wrote none).
    */
-  migrate(options?: { by?: string }): Promise<MigrationReport>;
+  migrate(options?: { by?: string; acceptUnchained?: readonly number[] }): Promise<MigrationReport>;
 }

@@ -675,6 +675,23 @@ describe('local registry: a registry written before the audit chain, and `regist
       expect((await readdir(auditDir(4))).sort()).toEqual(['000001.json', '000002.json']);
     });
 
+    it('a registry upgraded to a chain-aware pricesense before the marker existed: older versions are sealed only with --accept-unchained naming them', async () => {
+      // Version 4 registered by the chain-aware code that wrote no CHAIN.json; 1-3 still as the pre-chain pricesense left them.
+      await registerSeeds(4);
+      await rm(path.join(root, 'CHAIN.json'));
+      await expect(new LocalRegistry(root).migrate()).rejects.toThrow(/--accept-unchained 1,2,3/);
+      await expect(new LocalRegistry(root).migrate({ acceptUnchained: [1, 2] })).rejects.toThrow(/will not seal them on its own/);
+      const report = await new LocalRegistry(root).migrate({ by: 'ops', acceptUnchained: [1, 2, 3] });
+      expect(report.versions.map((v) => [v.version, v.result])).toEqual([
+        [1, 'sealed'],
+        [2, 'sealed'],
+        [3, 'sealed'],
+        [4, 'chained'],
+      ]);
+      expect(JSON.parse(await readFile(path.join(root, 'CHAIN.json'), 'utf8'))).toMatchObject({ state: 'complete', legacy: [1, 2, 3] });
+      expect((await new LocalRegistry(root).latestApproved())?.version).toBe(1);
+    });
+
     it('(b) a sealed version later Rejected: deleting the Rejected entry and HEAD is tampering, not an interrupted migration', async () => {
       const keyed = new LocalRegistry(root, { auditKey: KEY });
       await keyed.migrate({ by: 'ops' });
