@@ -39,10 +39,22 @@ case "$1 $2" in
   "stack output")
     shift 2; name=""
     while [ $# -gt 0 ]; do case "$1" in --stack) shift 2 ;; -*) shift ;; *) [ -z "$name" ] && name="$1"; shift ;; esac; done
+    # After an up, the image outputs are the digests it applied (or UP_OUT_<name>: another run's).
+    if [ -s "$STATE.up" ]; then
+      after="UP_OUT_$name"; [ -n "\${!after+x}" ] && { echo "\${!after}"; exit 0; }
+      case "$name" in
+        pipelineApiImage) echo "${REGISTRY}/pricesense/api@$(grep -E 'images.api.digest=' "$STATE" | tail -1 | cut -d= -f2)"; exit 0 ;;
+        pipelineJobsImage) echo "${REGISTRY}/pricesense/jobs@$(grep -E 'images.jobs.digest=' "$STATE" | tail -1 | cut -d= -f2)"; exit 0 ;;
+        deployerImage) echo "${REGISTRY}/pricesense/deployer@$(grep -E 'images.deployer.digest=' "$STATE" | tail -1 | cut -d= -f2)"; exit 0 ;;
+      esac
+    fi
     var="OUT_$name"; [ -n "\${!var+x}" ] || { echo "no output $name" >&2; exit 1; }; echo "\${!var}" ;;
   "config set") echo "$4=$5" >> "$STATE" ;;
   *)
     if [ "$1" = up ] && [ -n "\${FAIL_UP_DIGEST:-}" ] && [ "$(current)" = "$FAIL_UP_DIGEST" ]; then echo "update failed" >&2; exit 1; fi
+    if [ "$1" = up ] && [ -n "\${PLATFORM_LOCKED:-}" ]; then echo "error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end or delete the lock file with \\\`pulumi cancel\\\`." >&2; exit 255; fi
+    [ "$1" = up ] && echo 1 > "$STATE.up"
+    true
     # FAILED_DESTROYS: how many of the first destroys fail (DependencyViolation on the deployer's ENIs).
     if [ "$1" = destroy ]; then
       n=$(( $(cat "$STATE.destroys" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$STATE.destroys"
@@ -59,7 +71,7 @@ case "$1 $2" in
     echo "pricesense-deployer:build-1" ;;
   "codebuild batch-get-builds")
     case "$*" in *buildStatus*) cat "$STATE.status" ;; *deepLink*) echo "https://console.aws/logs/build-1" ;; *groupName*) echo "/aws/codebuild/deployer" ;; *streamName*) echo "build-1" ;; esac ;;
-  "logs get-log-events") echo "Error: pulumi up failed" ;;
+  "logs get-log-events") echo "\${BUILD_LOG:-Error: pulumi up failed}" ;;
   "resourcegroupstaggingapi get-resources") echo "\${LEFTOVER_LBS:-}" ;;
   "sagemaker list-model-packages") echo "\${MODEL_PACKAGES:-None}" ;;
   "ecr describe-images")
@@ -247,6 +259,29 @@ describe('deploy.sh (GitHub side)', () => {
     const r = run(SCRIPTS.deploy, ['dev', NEW, JOBS, DEPLOYER], { ...outputs, BUILD_STATUS: 'FAILED' });
     expect(r.status).toBe(1);
     expect(r.output).toContain('dev had no previous release to roll back to');
+    expect(r.calls.filter((c) => c.startsWith('pulumi up'))).toHaveLength(1);
+  });
+
+  // Review i11-i15-2 item 1: another run holding the stack is not a failed release.
+  test('an app build that hit another run\'s lock fails without a rollback, saying so', () => {
+    const r = run(SCRIPTS.deploy, ['dev', NEW, JOBS, DEPLOYER], { ...platformOutputs('dev'), FAILED_BUILDS: '1', BUILD_LOG: 'error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end or delete the lock file with `pulumi cancel`.' });
+    expect(r.status).toBe(75);
+    expect(r.output).toContain('the dev app stack is locked by another run');
+    expect(r.output).toContain('nothing was rolled back');
+    expect(r.calls.filter((c) => c.startsWith('pulumi up') || c.includes('start-build'))).toHaveLength(2);
+  });
+
+  test('a platform up that hit another run\'s lock fails without a rollback or an app build', () => {
+    const r = run(SCRIPTS.deploy, ['stage', NEW, JOBS, DEPLOYER], { ...platformOutputs('stage'), PLATFORM_LOCKED: '1' });
+    expect(r.status).toBe(75);
+    expect(r.output).toContain('the stage platform stack is locked by another run');
+    expect(r.calls.filter((c) => c.startsWith('pulumi up') || c.includes('start-build'))).toEqual(['pulumi up --yes --policy-pack infra/policies']);
+  });
+
+  test('a failed deploy is not rolled back once the platform holds another run\'s digests', () => {
+    const r = run(SCRIPTS.deploy, ['dev', NEW, JOBS, DEPLOYER], { ...platformOutputs('dev'), FAILED_BUILDS: '1', UP_OUT_pipelineApiImage: `${REGISTRY}/pricesense/api@${digest('9')}` });
+    expect(r.status).toBe(1);
+    expect(r.output).toContain('the dev platform no longer holds this run\'s digests (another run deployed since): nothing was rolled back');
     expect(r.calls.filter((c) => c.startsWith('pulumi up'))).toHaveLength(1);
   });
 
