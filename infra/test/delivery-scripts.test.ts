@@ -84,7 +84,13 @@ case "$1 $2" in
       # SCAN_STATUSES: the status each successive look reports, the last one sticking.
       *imageScanStatus*)
         n=$(cat "$STATE.scans" 2>/dev/null || echo 0); echo $(( n + 1 )) > "$STATE.scans"
-        read -r -a statuses <<< "\${SCAN_STATUSES:-COMPLETE}"; i=$(( n < \${#statuses[@]} ? n : \${#statuses[@]} - 1 )); echo "\${statuses[$i]}" ;;
+        read -r -a statuses <<< "\${SCAN_STATUSES:-COMPLETE}"; i=$(( n < \${#statuses[@]} ? n : \${#statuses[@]} - 1 ))
+        # NOT_FOUND / DENIED: the CLI's errors (ScanNotFoundException right after a push; a missing permission).
+        case "\${statuses[$i]}" in
+          NOT_FOUND) echo "An error occurred (ScanNotFoundException) when calling the DescribeImageScanFindings operation: Image scan does not exist" >&2; exit 254 ;;
+          DENIED) echo "An error occurred (AccessDeniedException) when calling the DescribeImageScanFindings operation: not authorized" >&2; exit 254 ;;
+        esac
+        echo "\${statuses[$i]}" ;;
       *) echo "\${CRITICAL:-None}" ;;
     esac ;;
   "eks describe-nodegroup") echo "\${NODEGROUP_DESIRED:-2}" ;;
@@ -178,7 +184,7 @@ describe('build-push-scan.sh', () => {
 
   test('waits for enhanced scanning (PENDING, then ACTIVE: it never reports COMPLETE), then hands the digests on', () => {
     const out = path.join(dir, 'github-output-enhanced');
-    const r = run(SCRIPTS.build, [], { REGISTRY, TAG: 'v1.2.5', GITHUB_OUTPUT: out, SCAN_STATUSES: 'PENDING PENDING IN_PROGRESS ACTIVE', SCAN_POLL_SECONDS: '0' });
+    const r = run(SCRIPTS.build, [], { REGISTRY, TAG: 'v1.2.5', GITHUB_OUTPUT: out, SCAN_STATUSES: 'NOT_FOUND PENDING IN_PROGRESS ACTIVE', SCAN_POLL_SECONDS: '0' });
     expect(r.status).toBe(0);
     expect(r.calls.filter((c) => c.includes('imageScanStatus'))).toHaveLength(4 + 1 + 1);
     expect(readFileSync(out, 'utf8')).toContain(`api_digest=${NEW}`);
@@ -187,6 +193,8 @@ describe('build-push-scan.sh', () => {
   test.each([
     ['a scan that fails', 'FAILED', '1800', 'the scan of pricesense/api:v1.2.6 ended FAILED'],
     ['no result within SCAN_WAIT_SECONDS', 'PENDING', '0', 'no scan result for pricesense/api:v1.2.6 after 0s (status PENDING)'],
+    // Review i11-i15-2 item 7: only ScanNotFound means "not yet"; any other error is not a pending scan.
+    ['an error other than ScanNotFound', 'DENIED', '1800', 'could not read the scan status of pricesense/api:v1.2.6: An error occurred (AccessDeniedException)'],
   ])('%s stops the release before any digest is handed on', (_what, statuses, wait, message) => {
     const out = path.join(dir, `github-output-${statuses}`);
     const r = run(SCRIPTS.build, [], { REGISTRY, TAG: 'v1.2.6', GITHUB_OUTPUT: out, SCAN_STATUSES: statuses, SCAN_WAIT_SECONDS: wait, SCAN_POLL_SECONDS: '0' });
