@@ -83,7 +83,8 @@ export const SCHEMA = {
     zoneIds: optional(list(ZONE_ID, 2, 3)),
   }),
   cluster: obj({
-    version: str({ pattern: /^1\.\d{2}$/, patternText: 'a Kubernetes minor version such as 1.33' }),
+    /** At least 1.30: the API Deployment's preStop hook is a `sleep` action (infra/app), which older API servers reject. */
+    version: str({ pattern: /^1\.(3\d|[4-9]\d)$/, patternText: 'a Kubernetes minor version of at least 1.30 (the API pods\' preStop sleep action needs it) such as 1.33' }),
     /** Who may reach the public Kubernetes API endpoint; empty = no public endpoint (deploys run inside the VPC). */
     publicAccessCidrs: list(cidr(), 0, 40),
     adminRoleArns: list(ROLE_ARN, 0, 20),

@@ -9,6 +9,8 @@
 set -euo pipefail
 : "${REGISTRY:?}" "${TAG:?}"
 out="${GITHUB_OUTPUT:-/dev/stdout}"
+scan_err=$(mktemp)
+trap 'rm -f "$scan_err"' EXIT
 
 # Not `aws ecr wait image-scan-complete`: it gives up after 60 checks 5 s apart, and it waits
 # for COMPLETE, which enhanced scanning (Amazon Inspector) never reports: its scans end ACTIVE
@@ -16,8 +18,17 @@ out="${GITHUB_OUTPUT:-/dev/stdout}"
 wait_for_scan() {
   local repository="$1" status="" started=$SECONDS
   while :; do
-    status=$(aws ecr describe-image-scan-findings --repository-name "$repository" --image-id imageTag="$TAG" \
-      --query 'imageScanStatus.status' --output text 2>/dev/null || echo PENDING) # ScanNotFound right after the push
+    # ScanNotFoundException right after the push means "not started yet"; any other error
+    # (credentials, throttling that outlasted the CLI's retries, a wrong repository) stops here.
+    if ! status=$(aws ecr describe-image-scan-findings --repository-name "$repository" --image-id imageTag="$TAG" \
+      --query 'imageScanStatus.status' --output text 2>"$scan_err"); then
+      if grep -q 'ScanNotFoundException' "$scan_err"; then
+        status=PENDING
+      else
+        echo "::error::could not read the scan status of ${repository}:${TAG}: $(cat "$scan_err")"
+        return 1
+      fi
+    fi
     case "$status" in
       COMPLETE|ACTIVE) return 0 ;;
       IN_PROGRESS|PENDING) ;;

@@ -106,22 +106,42 @@ sleep_nodes() {
 trap sleep_nodes EXIT
 wake_nodes
 
+LOCKED=75
+# Pulumi's lock conflict: another run is updating the stack. Nothing of ours was applied, and
+# rolling back would overwrite that run's release, so the job fails here, saying so.
+locked() {
+  echo "::error::the ${stack} $1 stack is locked by another run (a deploy or teardown of ${stack} outside the deploy-${stack} group, or a stale lock): nothing was rolled back; re-run this job once that run is done, or clear a stale lock with 'pulumi cancel' (docs/delivery.md, \"Concurrency\")"
+  exit "$LOCKED"
+}
 platform_up() {
+  local out rc=0
   pulumi config set --path 'pricesense:images.api.digest' "$1"
   pulumi config set --path 'pricesense:images.jobs.digest' "$2"
   pulumi config set --path 'pricesense:images.deployer.digest' "$3"
-  pulumi up --yes --policy-pack infra/policies
+  out=$(pulumi up --yes --policy-pack infra/policies 2>&1) || rc=$?
+  echo "$out"
+  if [ "$rc" -ne 0 ] && grep -qiE 'the stack is currently locked|conflict: another update is currently in progress' <<< "$out"; then locked platform; fi
+  return "$rc"
 }
 
 echo "platform ${stack}: api ${api}, jobs ${jobs}, deployer ${deployer} (previous api: ${previous_api:-none})"
 platform_up "$api" "$jobs" "$deployer"
 
-if bash "$here/run-in-vpc.sh" "$stack" deploy "$api"; then
+deployed=0
+bash "$here/run-in-vpc.sh" "$stack" deploy "$api" || deployed=$?
+if [ "$deployed" -eq 0 ]; then
   echo "::notice::${stack} serves ${api}"
   exit 0
 fi
+[ "$deployed" -eq "$LOCKED" ] && locked app
 
 echo "::error::the app deploy or its smoke test failed on ${stack}"
+# Only this run's release is rolled back: if the platform no longer holds its digests, another
+# run has deployed since, and rolling back would overwrite that release.
+if [ "$(digest_of pipelineApiImage)" != "$api" ] || [ "$(digest_of pipelineJobsImage)" != "$jobs" ] || [ "$(digest_of deployerImage)" != "$deployer" ]; then
+  echo "::error::the ${stack} platform no longer holds this run's digests (another run deployed since): nothing was rolled back"
+  exit 1
+fi
 if [ -z "$previous_api" ] || [ -z "$previous_jobs" ] || [ -z "$previous_deployer" ]; then
   echo "::error::${stack} had no previous release to roll back to"
   exit 1

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the app project where the cluster's private API server answers: start a build of the
 # environment's deployer (CodeBuild in the private subnets, infra/deployer.ts), follow it,
-# show the end of its log on failure, and exit non-zero unless it succeeded.
+# show the end of its log on failure, and exit non-zero unless it succeeded: 75 when the app
+# stack was locked by another run (Pulumi's lock conflict), 1 for any other failure.
 # Usage: run-in-vpc.sh <stack> deploy <api-digest>
 #        run-in-vpc.sh <stack> destroy
 # Needs: the platform stack selectable (repository root), AWS credentials. POLL_SECONDS (15).
@@ -46,6 +47,12 @@ group=$(aws codebuild batch-get-builds --ids "$build" --query 'builds[0].logs.gr
 stream=$(aws codebuild batch-get-builds --ids "$build" --query 'builds[0].logs.streamName' --output text || true)
 if [ -n "$group" ] && [ "$group" != "None" ] && [ -n "$stream" ] && [ "$stream" != "None" ]; then
   echo "last lines of the build log:"
-  aws logs get-log-events --log-group-name "$group" --log-stream-name "$stream" --limit 80 --query 'events[].message' --output text || true
+  log=$(aws logs get-log-events --log-group-name "$group" --log-stream-name "$stream" --limit 80 --query 'events[].message' --output text || true)
+  echo "$log"
+  # Another run holds the app stack: not a failure of this release (deploy.sh must not roll back).
+  if grep -qiE 'the stack is currently locked|conflict: another update is currently in progress' <<< "$log"; then
+    echo "::error::the ${stack} app stack is locked by another run; nothing was changed by this build"
+    exit 75
+  fi
 fi
 exit 1

@@ -84,7 +84,7 @@ describe('GitHub workflows', () => {
     const ups = [...shellTexts.entries()].flatMap(([file, text]) => [...text.matchAll(/^(?!\s*#).*\bpulumi up\b.*$/gm)].map((m) => `${file}: ${m[0].trim()}`));
     expect(ups.length).toBeGreaterThanOrEqual(2); // the platform (GitHub side) and the app (inside the VPC)
     for (const up of ups) expect(up).toMatch(/--policy-pack (infra\/policies|\.\.\/policies)/);
-    expect([...shellTexts.keys()].sort()).toEqual(['.ci/run', '.github/scripts/build-push-scan.sh', '.github/scripts/deploy.sh', '.github/scripts/run-in-vpc.sh', '.github/scripts/teardown.sh', 'infra/deployer/in-vpc.sh']);
+    expect([...shellTexts.keys()].sort()).toEqual(['.ci/run', '.github/scripts/build-push-scan.sh', '.github/scripts/deploy.sh', '.github/scripts/run-in-vpc.sh', '.github/scripts/teardown.sh', '.github/scripts/wait-turn.sh', 'infra/deployer/in-vpc.sh']);
   });
 
   type Job = { environment?: string; needs?: string[] | string; if?: string; steps: { uses?: string; run?: string; with?: Record<string, unknown> }[] };
@@ -102,8 +102,8 @@ describe('GitHub workflows', () => {
       expect(step.run).toBe(`bash .github/scripts/deploy.sh ${j.environment} "$API_DIGEST" "$JOBS_DIGEST" "$DEPLOYER_DIGEST"`);
       expect(step.env).toEqual({ API_DIGEST: '${{ needs.image.outputs.api }}', JOBS_DIGEST: '${{ needs.image.outputs.jobs }}', DEPLOYER_DIGEST: '${{ needs.image.outputs.deployer }}' });
     }
-    expect(jobs['deploy-stage'].needs).toEqual(['image', 'deploy-dev']);
-    expect(jobs['deploy-prod'].needs).toEqual(['image', 'deploy-stage']);
+    expect(jobs['deploy-stage'].needs).toEqual(['image', 'deploy-dev', 'turn-stage']);
+    expect(jobs['deploy-prod'].needs).toEqual(['image', 'deploy-stage', 'turn-prod']);
   });
 
   it('every job that assumes a deploy role runs in a GitHub environment (the roles trust nothing else)', () => {

@@ -80,6 +80,11 @@ describe('invalid config gives a clear message', () => {
   });
 
   test('malformed values inside lists name the index', () => {
+    // Review i14-2 item 10: the preStop sleep action needs Kubernetes 1.30.
+    for (const version of ['1.29', '1.9', '1.100']) {
+      expect(errorOf('dev', { ...dev(), 'pricesense:cluster': JSON.stringify({ version }) }).message).toContain(
+        `pricesense:cluster.version: expected a Kubernetes minor version of at least 1.30 (the API pods' preStop sleep action needs it) such as 1.33, got string "${version}"`);
+    }
     const cfg = { ...dev(), 'pricesense:cluster': JSON.stringify({ publicAccessCidrs: ['81.2.69.0/24', '300.1.1.1/8'] }) };
     expect(errorOf('dev', cfg).message).toContain('pricesense:cluster.publicAccessCidrs[1]: expected an IPv4 CIDR such as 10.0.0.0/16, got string "300.1.1.1/8"');
     const groups = JSON.stringify([{ name: 'spot', capacityType: 'SPOTTY', instanceTypes: ['t3.medium'], minSize: 0, desiredSize: 1, maxSize: 2, diskSizeGiB: 20 }]);

@@ -39,10 +39,22 @@ case "$1 $2" in
   "stack output")
     shift 2; name=""
     while [ $# -gt 0 ]; do case "$1" in --stack) shift 2 ;; -*) shift ;; *) [ -z "$name" ] && name="$1"; shift ;; esac; done
+    # After an up, the image outputs are the digests it applied (or UP_OUT_<name>: another run's).
+    if [ -s "$STATE.up" ]; then
+      after="UP_OUT_$name"; [ -n "\${!after+x}" ] && { echo "\${!after}"; exit 0; }
+      case "$name" in
+        pipelineApiImage) echo "${REGISTRY}/pricesense/api@$(grep -E 'images.api.digest=' "$STATE" | tail -1 | cut -d= -f2)"; exit 0 ;;
+        pipelineJobsImage) echo "${REGISTRY}/pricesense/jobs@$(grep -E 'images.jobs.digest=' "$STATE" | tail -1 | cut -d= -f2)"; exit 0 ;;
+        deployerImage) echo "${REGISTRY}/pricesense/deployer@$(grep -E 'images.deployer.digest=' "$STATE" | tail -1 | cut -d= -f2)"; exit 0 ;;
+      esac
+    fi
     var="OUT_$name"; [ -n "\${!var+x}" ] || { echo "no output $name" >&2; exit 1; }; echo "\${!var}" ;;
   "config set") echo "$4=$5" >> "$STATE" ;;
   *)
     if [ "$1" = up ] && [ -n "\${FAIL_UP_DIGEST:-}" ] && [ "$(current)" = "$FAIL_UP_DIGEST" ]; then echo "update failed" >&2; exit 1; fi
+    if [ "$1" = up ] && [ -n "\${PLATFORM_LOCKED:-}" ]; then echo "error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end or delete the lock file with \\\`pulumi cancel\\\`." >&2; exit 255; fi
+    [ "$1" = up ] && echo 1 > "$STATE.up"
+    true
     # FAILED_DESTROYS: how many of the first destroys fail (DependencyViolation on the deployer's ENIs).
     if [ "$1" = destroy ]; then
       n=$(( $(cat "$STATE.destroys" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$STATE.destroys"
@@ -59,7 +71,7 @@ case "$1 $2" in
     echo "pricesense-deployer:build-1" ;;
   "codebuild batch-get-builds")
     case "$*" in *buildStatus*) cat "$STATE.status" ;; *deepLink*) echo "https://console.aws/logs/build-1" ;; *groupName*) echo "/aws/codebuild/deployer" ;; *streamName*) echo "build-1" ;; esac ;;
-  "logs get-log-events") echo "Error: pulumi up failed" ;;
+  "logs get-log-events") echo "\${BUILD_LOG:-Error: pulumi up failed}" ;;
   "resourcegroupstaggingapi get-resources") echo "\${LEFTOVER_LBS:-}" ;;
   "sagemaker list-model-packages") echo "\${MODEL_PACKAGES:-None}" ;;
   "ecr describe-images")
@@ -72,7 +84,13 @@ case "$1 $2" in
       # SCAN_STATUSES: the status each successive look reports, the last one sticking.
       *imageScanStatus*)
         n=$(cat "$STATE.scans" 2>/dev/null || echo 0); echo $(( n + 1 )) > "$STATE.scans"
-        read -r -a statuses <<< "\${SCAN_STATUSES:-COMPLETE}"; i=$(( n < \${#statuses[@]} ? n : \${#statuses[@]} - 1 )); echo "\${statuses[$i]}" ;;
+        read -r -a statuses <<< "\${SCAN_STATUSES:-COMPLETE}"; i=$(( n < \${#statuses[@]} ? n : \${#statuses[@]} - 1 ))
+        # NOT_FOUND / DENIED: the CLI's errors (ScanNotFoundException right after a push; a missing permission).
+        case "\${statuses[$i]}" in
+          NOT_FOUND) echo "An error occurred (ScanNotFoundException) when calling the DescribeImageScanFindings operation: Image scan does not exist" >&2; exit 254 ;;
+          DENIED) echo "An error occurred (AccessDeniedException) when calling the DescribeImageScanFindings operation: not authorized" >&2; exit 254 ;;
+        esac
+        echo "\${statuses[$i]}" ;;
       *) echo "\${CRITICAL:-None}" ;;
     esac ;;
   "eks describe-nodegroup") echo "\${NODEGROUP_DESIRED:-2}" ;;
@@ -166,7 +184,7 @@ describe('build-push-scan.sh', () => {
 
   test('waits for enhanced scanning (PENDING, then ACTIVE: it never reports COMPLETE), then hands the digests on', () => {
     const out = path.join(dir, 'github-output-enhanced');
-    const r = run(SCRIPTS.build, [], { REGISTRY, TAG: 'v1.2.5', GITHUB_OUTPUT: out, SCAN_STATUSES: 'PENDING PENDING IN_PROGRESS ACTIVE', SCAN_POLL_SECONDS: '0' });
+    const r = run(SCRIPTS.build, [], { REGISTRY, TAG: 'v1.2.5', GITHUB_OUTPUT: out, SCAN_STATUSES: 'NOT_FOUND PENDING IN_PROGRESS ACTIVE', SCAN_POLL_SECONDS: '0' });
     expect(r.status).toBe(0);
     expect(r.calls.filter((c) => c.includes('imageScanStatus'))).toHaveLength(4 + 1 + 1);
     expect(readFileSync(out, 'utf8')).toContain(`api_digest=${NEW}`);
@@ -175,6 +193,8 @@ describe('build-push-scan.sh', () => {
   test.each([
     ['a scan that fails', 'FAILED', '1800', 'the scan of pricesense/api:v1.2.6 ended FAILED'],
     ['no result within SCAN_WAIT_SECONDS', 'PENDING', '0', 'no scan result for pricesense/api:v1.2.6 after 0s (status PENDING)'],
+    // Review i11-i15-2 item 7: only ScanNotFound means "not yet"; any other error is not a pending scan.
+    ['an error other than ScanNotFound', 'DENIED', '1800', 'could not read the scan status of pricesense/api:v1.2.6: An error occurred (AccessDeniedException)'],
   ])('%s stops the release before any digest is handed on', (_what, statuses, wait, message) => {
     const out = path.join(dir, `github-output-${statuses}`);
     const r = run(SCRIPTS.build, [], { REGISTRY, TAG: 'v1.2.6', GITHUB_OUTPUT: out, SCAN_STATUSES: statuses, SCAN_WAIT_SECONDS: wait, SCAN_POLL_SECONDS: '0' });
@@ -247,6 +267,29 @@ describe('deploy.sh (GitHub side)', () => {
     const r = run(SCRIPTS.deploy, ['dev', NEW, JOBS, DEPLOYER], { ...outputs, BUILD_STATUS: 'FAILED' });
     expect(r.status).toBe(1);
     expect(r.output).toContain('dev had no previous release to roll back to');
+    expect(r.calls.filter((c) => c.startsWith('pulumi up'))).toHaveLength(1);
+  });
+
+  // Review i11-i15-2 item 1: another run holding the stack is not a failed release.
+  test('an app build that hit another run\'s lock fails without a rollback, saying so', () => {
+    const r = run(SCRIPTS.deploy, ['dev', NEW, JOBS, DEPLOYER], { ...platformOutputs('dev'), FAILED_BUILDS: '1', BUILD_LOG: 'error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end or delete the lock file with `pulumi cancel`.' });
+    expect(r.status).toBe(75);
+    expect(r.output).toContain('the dev app stack is locked by another run');
+    expect(r.output).toContain('nothing was rolled back');
+    expect(r.calls.filter((c) => c.startsWith('pulumi up') || c.includes('start-build'))).toHaveLength(2);
+  });
+
+  test('a platform up that hit another run\'s lock fails without a rollback or an app build', () => {
+    const r = run(SCRIPTS.deploy, ['stage', NEW, JOBS, DEPLOYER], { ...platformOutputs('stage'), PLATFORM_LOCKED: '1' });
+    expect(r.status).toBe(75);
+    expect(r.output).toContain('the stage platform stack is locked by another run');
+    expect(r.calls.filter((c) => c.startsWith('pulumi up') || c.includes('start-build'))).toEqual(['pulumi up --yes --policy-pack infra/policies']);
+  });
+
+  test('a failed deploy is not rolled back once the platform holds another run\'s digests', () => {
+    const r = run(SCRIPTS.deploy, ['dev', NEW, JOBS, DEPLOYER], { ...platformOutputs('dev'), FAILED_BUILDS: '1', UP_OUT_pipelineApiImage: `${REGISTRY}/pricesense/api@${digest('9')}` });
+    expect(r.status).toBe(1);
+    expect(r.output).toContain('the dev platform no longer holds this run\'s digests (another run deployed since): nothing was rolled back');
     expect(r.calls.filter((c) => c.startsWith('pulumi up'))).toHaveLength(1);
   });
 

@@ -1,8 +1,8 @@
 /**
  * Concurrency groups of the delivery workflows, rendered for the runs that happen (a main
- * push, two tags, a teardown per stack). GitHub keeps at most one pending job per group and
- * cancels the older one, so any group a tag run shares with another run is a silent
- * cancellation of a release (review M4). actionlint (cli/test/workflows.test.ts) checks the
+ * push, two tags, a teardown per stack). One group per stack serialises deploys and teardowns;
+ * GitHub keeps at most one pending job per group and cancels the older one, so every grouped
+ * job first waits for its turn outside the group (wait-turn.sh; review M4, i11-i15-2 item 1). actionlint (cli/test/workflows.test.ts) checks the
  * syntax; this checks what the groups evaluate to.
  */
 import { readFileSync } from 'node:fs';
@@ -115,20 +115,32 @@ describe('workflow concurrency groups', () => {
     for (const g of RUNS) expect([g.run, g.job, g.cancelInProgress ?? false]).toEqual([g.run, g.job, false]);
   });
 
-  test('a tag run shares no group with any other run (nothing can replace it while it waits, e.g. for approval)', () => {
-    for (const g of RUNS.filter((r) => r.run.startsWith('release v'))) {
-      const sharing = RUNS.filter((o) => o.run !== g.run && o.group === g.group).map((o) => `${o.run}/${o.job}`);
-      expect([g.run, g.job, g.group, sharing]).toEqual([g.run, g.job, g.group, []]);
+  // Review i11-i15-2 item 1: per-tag groups let a main run and a tag run of one commit, or a
+  // teardown and a deploy, interleave on one environment.
+  test('every run on a stack, deploy or teardown, main or tag, is in that stack\'s one group', () => {
+    const deployJobs = RUNS.filter((g) => g.job.startsWith('deploy-') || g.job === 'teardown');
+    for (const g of deployJobs) {
+      const stack = g.job === 'teardown' ? g.run.split(' ')[1] : g.job.slice('deploy-'.length);
+      expect([g.run, g.job, g.group]).toEqual([g.run, g.job, `deploy-${stack}`]);
     }
-  });
-
-  test('release and teardown share no group, and each stack has its own', () => {
-    const byWorkflow = (prefix: string): Set<string> => new Set(RUNS.filter((g) => g.run.startsWith(prefix)).map((g) => g.group));
-    const releases = byWorkflow('release');
-    expect([...byWorkflow('teardown')].filter((g) => releases.has(g))).toEqual([]);
-    expect(byWorkflow('teardown').size).toBe(3);
     const mainGroups = RUNS.filter((g) => g.run === 'release main@1').map((g) => g.group);
     expect(new Set(mainGroups).size).toBe(mainGroups.length); // a main run waiting for stage approval holds only stage
+  });
+
+  // GitHub cancels the older pending job of a group: each job that joins a group must first
+  // wait (wait-turn.sh, no group of its own) for the older runs on its stack.
+  test('each grouped job needs a turn job on its stack that is in no group', () => {
+    const jobs = (file: string): Record<string, { needs?: string | string[]; concurrency?: unknown; steps?: { run?: string }[] }> =>
+      (workflow(file) as unknown as { jobs: Record<string, { needs?: string | string[]; concurrency?: unknown; steps?: { run?: string }[] }> }).jobs;
+    for (const [file, grouped, stackArg] of [
+      ['release.yml', 'deploy-dev', 'dev'], ['release.yml', 'deploy-stage', 'stage'], ['release.yml', 'deploy-prod', 'prod'], ['teardown.yml', 'teardown', '"$STACK"'],
+    ] as const) {
+      const all = jobs(file);
+      const needs = ([] as string[]).concat(all[grouped].needs ?? []);
+      const turns = needs.filter((n) => (all[n]?.steps ?? []).some((s) => s.run === `bash .github/scripts/wait-turn.sh ${stackArg}`));
+      expect([file, grouped, turns.length]).toEqual([file, grouped, 1]);
+      expect(all[turns[0]].concurrency).toBeUndefined();
+    }
   });
 });
 
