@@ -23,10 +23,6 @@ const MAY_IMPORT = {
   infra: ['contracts'],
 };
 
-// core-move:begin — the shared modules still under etl/ until the core move (issue 17); core may import them meanwhile.
-const SHARED_PENDING_MOVE = ['errors', 'progress', 'version', 'atomic-file'];
-// core-move:end
-
 function forbidden(layer) {
   const allowed = new Set([layer, ...MAY_IMPORT[layer]]);
   const banned = LAYERS.filter((l) => !allowed.has(l));
@@ -36,9 +32,6 @@ function forbidden(layer) {
       message: `${layer}/ may import only ${MAY_IMPORT[layer].join(', ') || 'itself'} (layers: docs/architecture.md)`,
     },
   ];
-  // core-move:begin
-  if (layer === 'core') patterns[0].regex += `(?!(${SHARED_PENDING_MOVE.join('|')})$)`;
-  // core-move:end
   if (layer === 'contracts') patterns.push({ regex: '^node:', message: 'contracts/ is dependency-free, node: modules included (docs/architecture.md)' });
   return { patterns };
 }

@@ -64,7 +64,7 @@ export function serviceVersionDefault(): string {
   if (process.env.PRICESENSE_SERVICE_VERSION) return process.env.PRICESENSE_SERVICE_VERSION;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return (require('../etl/version') as typeof import('../etl/version')).packageVersion();
+    return (require('../core/version') as typeof import('../core/version')).packageVersion();
   } catch {
     return 'unknown';
   }

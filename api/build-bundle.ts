@@ -8,7 +8,7 @@
 import { copyFile, mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { build, type BuildOptions } from 'esbuild';
-import { packageRoot, packageVersion } from '../etl/version';
+import { packageRoot, packageVersion } from '../core/version';
 
 export const SWAGGER_ASSETS = ['swagger-ui-bundle.js', 'swagger-ui-standalone-preset.js', 'swagger-ui.css', 'index.css', 'favicon-16x16.png', 'favicon-32x32.png'];
 

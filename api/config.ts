@@ -4,7 +4,7 @@
  * misconfigured pod fails at start with a readable message instead of serving wrong.
  */
 import os from 'node:os';
-import { UserError } from '../etl/errors';
+import { UserError } from '../core/errors';
 import type { EmfSink } from './emf';
 import { RESOLUTION_MS } from './load-shedding';
 

@@ -4,7 +4,7 @@
  */
 import { Command } from 'commander';
 import { exitCodeOf } from '../core/error-kinds';
-import { UserError } from '../etl/errors';
+import { UserError } from '../core/errors';
 import { addServeOptions, serveMain } from './serve';
 
 const program = addServeOptions(new Command('pricesense-api').description('pricesense inference API'));

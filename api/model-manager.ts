@@ -15,7 +15,7 @@
  * empty or the registry could not be reached.
  */
 import type { Logger } from 'pino';
-import { UserError } from '../etl/errors';
+import { UserError } from '../core/errors';
 import { loadForestInWorker, WorkerLoadError, type WorkerLoadLimits } from '../model/forest-loader';
 import { AuditChainError, CorruptVersionError, InvalidArtifactError, VersionNotFoundError, type BrokenVersion, type ModelVersion, type Registry } from '../model/registry';
 import type { ChallengerConfig, UnknownCategoryPolicy } from './config';

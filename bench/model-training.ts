@@ -18,7 +18,7 @@ import { readGoldManifest, readGoldSplit } from '../etl/gold';
 import { LocalLake } from '../etl/lake/local';
 import { runEtl } from '../etl/pipeline';
 import { synthesize } from '../etl/synth/generate';
-import { packageRoot } from '../etl/version';
+import { packageRoot } from '../core/version';
 import { evaluateForest } from '../model/evaluate';
 import { defaultThreads, trainForest } from '../model/trainer';
 import { trainMlRandomForest } from '../model/trainer/ml-random-forest';

@@ -1,8 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { CONFIG_FILE_ENV, useConfigFile } from '../core/config';
 import { exitCodeOf } from '../core/error-kinds';
-import { UserError } from '../etl/errors';
-import { packageVersion } from '../etl/version';
+import { UserError } from '../core/errors';
+import { packageVersion } from '../core/version';
 import { COMMANDS } from './commands';
 
 export function buildProgram(): Command {

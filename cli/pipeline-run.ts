@@ -8,8 +8,8 @@ import {
 } from '@aws-sdk/client-sagemaker';
 import { randomUUID } from 'node:crypto';
 import { translateAwsError } from '../core/aws-errors';
-import { UserError } from '../etl/errors';
-import { logEvent } from '../etl/progress';
+import { UserError } from '../core/errors';
+import { logEvent } from '../core/progress';
 import { busyExecutions } from '../contracts/pipeline-executions';
 
 /**

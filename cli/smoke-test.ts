@@ -1,4 +1,4 @@
-import { UserError } from '../etl/errors';
+import { UserError } from '../core/errors';
 
 /**
  * Post-deploy smoke test against a running pricesense API: it must become ready,

@@ -9,7 +9,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import type { Logger } from 'pino';
-import { UserError } from '../etl/errors';
+import { UserError } from '../core/errors';
 import type { Lake } from '../etl/lake/types';
 import { AuditChainError, ConcurrentChangeError, gateFailure, gatesToOverride, MODEL_STATUSES, parseStatus, type ModelVersion, type Registry } from '../model/registry';
 import { ASSETS } from './assets';

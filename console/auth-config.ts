@@ -13,8 +13,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { SETTINGS, setting } from '../core/config';
-import { UserError } from '../etl/errors';
-import { writeFileAtomic } from '../etl/atomic-file';
+import { UserError } from '../core/errors';
+import { writeFileAtomic } from '../core/atomic-file';
 
 export const AUTH_FORMAT = 'pricesense.console-auth/1';
 export const ROLES = ['viewer', 'approver'] as const;

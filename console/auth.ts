@@ -16,7 +16,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { BlockList } from 'node:net';
-import { UserError } from '../etl/errors';
+import { UserError } from '../core/errors';
 import { DEFAULT_SESSION_TTL_MINUTES, hashToken, parseCidr, readAuthConfig, type AuthConfig, type ProxyConfig, type Role, type TokenEntry } from './auth-config';
 
 export const SESSION_COOKIE = 'pricesense_console';

@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { configuredSetting } from '../core/config';
-import { UserError } from '../etl/errors';
+import { UserError } from '../core/errors';
 import { openLake } from '../etl/lake';
 import type { Lake } from '../etl/lake/types';
 import { openRegistry, registryUri, type Registry } from '../model/registry';

@@ -5,7 +5,7 @@
  * requests and latency per version, per-feature drift (PSI) and, when the API exports
  * them, unknown-category rates.
  */
-import { UserError } from '../etl/errors';
+import { UserError } from '../core/errors';
 import { histogramQuantile, parsePrometheusText, type Sample } from './prometheus';
 
 export type ServingRole = 'champion' | 'canary' | 'shadow';

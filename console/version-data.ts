@@ -6,7 +6,7 @@
  * 50 MB forest is never held in memory between requests.
  */
 import type { Logger } from 'pino';
-import { UserError } from '../etl/errors';
+import { UserError } from '../core/errors';
 import { readGoldManifest, readGoldSplit, type GoldManifest } from '../etl/gold';
 import type { FeatureStats, GoldTable } from '../etl/gold-schema';
 import type { Lake } from '../etl/lake/types';

@@ -9,7 +9,7 @@
  * which is also what the SDK documents as stable across clients.
  */
 import type { ErrorKind } from './error-kinds';
-import { UserError } from '../etl/errors';
+import { UserError } from './errors';
 
 /** What went wrong with an AWS request, independent of the service. */
 export type AwsProblem =

@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { SM_ROOT } from '../contracts/sagemaker-job';
-import { UserError } from '../etl/errors';
+import { UserError } from './errors';
 
 interface Spec<T> {
   /** The environment variable. */

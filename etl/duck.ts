@@ -5,7 +5,7 @@
  */
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import os from 'node:os';
-import { UserError } from './errors';
+import { UserError } from '../core/errors';
 
 export interface DuckSettings {
   /** Worker threads (default: all cores). */

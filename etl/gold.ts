@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Duck, sqlString } from './duck';
-import { UserError } from './errors';
+import { UserError } from '../core/errors';
 import type { BasketCounts } from './features';
 import { GOLD_FEATURES, GOLD_SPLITS, type FeatureStats, type GoldSplit, type GoldTable } from './gold-schema';
 import { localCopyOf, readStageManifest, type CommittedStage } from './lake/commit';

@@ -25,13 +25,13 @@ import { describeCsvFailure, isResourceFailure } from './drop/engine-errors';
 import { parseHeader, type HeaderLayout } from './drop/header';
 import { normalizeCsv, partialReadOf, scanChunks, type FileProblem, type NormalizeResult, type RemovedLine } from './drop/normalize';
 import { forEachPart, rawFormatOf, streamFailureReason, ZipError, type RawFormat } from './drop/sources';
-import { UserError } from './errors';
+import { UserError } from '../core/errors';
 import { hashFile, readStageManifest, sha256Hex, StageCommit, type CommittedFile, type CommitResult, type StageCommitOptions } from './lake/commit';
 import type { Lake } from './lake/types';
 import { StepProfile } from './profile';
 import { invalidValueReason } from './raw-line';
 import type { RawColumn } from './schema';
-import { logEvent, Progress } from './progress';
+import { logEvent, Progress } from '../core/progress';
 
 export const DEFAULT_REJECT_THRESHOLD = 0.01;
 /**

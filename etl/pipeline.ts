@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Duck, sqlList } from './duck';
 import { rawCsvSource, typedLinesSql } from './drop/csv-sql';
 import { translateEngineError } from './drop/engine-errors';
-import { UserError } from './errors';
+import { UserError } from '../core/errors';
 import { FEATURE_DEFINITIONS_VERSION } from './feature-definitions';
 import { basketAggregateSql, buildGoldTable, GOLD_COLUMNS, writeGoldSplits } from './features';
 import { GOLD_FEATURES, GOLD_SPLITS, type FeatureStats, type GoldSplit } from './gold-schema';
@@ -20,7 +20,7 @@ import { localCopyOf, readStageManifest, StageCommit, type CommittedStage } from
 import { Lease } from './lake/lease';
 import type { Lake } from './lake/types';
 import { cpuSince, round3, StepProfile, type StepFigures } from './profile';
-import { logEvent, Progress } from './progress';
+import { logEvent, Progress } from '../core/progress';
 import { CLASS_LABELS, LABEL_BY_CODE, type ClassLabel } from './schema';
 import { SPLIT_FRACTIONS, SPLIT_METHOD } from './split';
 import { computeSplitStats, fractionsOf } from './stats';

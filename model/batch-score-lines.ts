@@ -17,7 +17,7 @@ import { rawCsvSource, rawTypesSql, typedLinesSql } from '../etl/drop/csv-sql';
 import { headerNames, parseHeader, type HeaderLayout } from '../etl/drop/header';
 import type { RemovedLine } from '../etl/drop/normalize';
 import { forEachPart } from '../etl/drop/sources';
-import { UserError } from '../etl/errors';
+import { UserError } from '../core/errors';
 import { DEFAULT_MAX_UNCOMPRESSED, lineReject, readPart, type PartReadResult } from '../etl/ingest';
 import { MAX_LINES_PER_BASKET, numericColumn, RAW_SCALE, RAW_TYPES, type TypedValue } from '../etl/raw-line';
 

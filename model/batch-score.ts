@@ -24,7 +24,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { UserError } from '../etl/errors';
+import { UserError } from '../core/errors';
 import { GOLD_PREFIX, readGoldManifest } from '../etl/gold';
 import type { GoldSplit } from '../etl/gold-schema';
 import { localCopyOf } from '../etl/lake/commit';
@@ -32,7 +32,7 @@ import type { Lake } from '../etl/lake/types';
 import { definitionsMismatch } from '../etl/basket-features';
 import { FEATURE_DEFINITIONS_VERSION } from '../etl/feature-definitions';
 import { DEFAULT_REJECT_THRESHOLD } from '../etl/ingest';
-import { Progress } from '../etl/progress';
+import { Progress } from '../core/progress';
 import { basketsOfLines, isRawLineFile, lineRejects, readLinesInput, type LineReject, type LinesInput } from './batch-score-lines';
 import type { CompiledForest } from './walker';
 
@@ -58,7 +58,7 @@ export interface BatchScoreOptions {
   readonly blockRows?: number;
   /** Directory for DuckDB's spill files and the gold copy (default: the system temp directory). */
   readonly scratch?: string;
-  /** Progress on stderr (rows/s, ETA); the default follows etl/progress.ts. */
+  /** Progress on stderr (rows/s, ETA); the default follows core/progress.ts. */
   readonly progress?: boolean;
   /**
    * The feature-definition version the model was trained with (its training.featureDefinitions):

@@ -3,7 +3,7 @@
  * precision/recall/F1, confusion matrix, log loss and a calibration summary.
  * docs/training.md ("Evaluation") defines each figure and its edge cases.
  */
-import { UserError } from '../etl/errors';
+import { UserError } from '../core/errors';
 import type { GoldTable } from '../etl/gold-schema';
 import type { ClassMetrics, EvaluationMetrics, ForestFileV1 } from './format';
 import { CompiledForest } from './walker';

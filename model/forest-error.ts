@@ -1,4 +1,4 @@
-import { UserError } from '../etl/errors';
+import { UserError } from '../core/errors';
 
 /** A forest document that failed validation; `fieldPath` names the bad field (e.g. trees[3].left[17]). */
 export class ForestFormatError extends UserError {

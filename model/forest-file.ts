@@ -19,7 +19,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { UserError } from '../etl/errors';
+import { UserError } from '../core/errors';
 import { FOREST_FORMAT_V2, FOREST_FORMAT_VERSION, type ForestFileV1, type TreeV1 } from './format';
 import { decodeTrees, encodeTrees, rememberedEncoding, rememberEncoding, type TreesV2 } from './forest-codec';
 import { ForestFormatError } from './forest-error';

@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import { isArrayBuffer } from 'node:util/types';
 import { configuredSetting } from '../core/config';
 import type { ErrorKind } from '../core/error-kinds';
-import { UserError } from '../etl/errors';
+import { UserError } from '../core/errors';
 import { ForestFormatError } from './forest-error';
 import { parseForestFlat, type ForestSummary, type ParseForestOptions } from './forest-file';
 import { InvalidArtifactError, openArtifact } from './registry/common';

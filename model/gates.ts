@@ -3,7 +3,7 @@
  * candidate that fails any gate is reported gate by gate (required, actual,
  * shortfall), and nothing downstream — registration — may happen.
  */
-import { UserError } from '../etl/errors';
+import { UserError } from '../core/errors';
 import type { GoldTable } from '../etl/gold-schema';
 import type { EvaluationMetrics, ForestFileV1 } from './format';
 import { evaluateForest, type Evaluation } from './evaluate';

@@ -23,7 +23,7 @@
  * (for Saabas explanations) from the leaves, weighted by the row counts the training
  * recorded (numberSamples), inferring counts the model does not carry.
  */
-import { UserError } from '../etl/errors';
+import { UserError } from '../core/errors';
 import { FOREST_FORMAT_ID, FOREST_FORMAT_VERSION, type FeatureSpec, type ForestFileV1, type TreeV1 } from './format';
 import { sealForest } from './forest-file';
 

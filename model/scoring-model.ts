@@ -3,7 +3,7 @@
  * being the latest Approved one), loaded for scoring (model/forest-loader.ts).
  */
 import { readFile } from 'node:fs/promises';
-import { UserError } from '../etl/errors';
+import { UserError } from '../core/errors';
 import { loadForest } from './forest-loader';
 import { forestBytesOfArtifact, isGzip } from './sagemaker/tar';
 import type { Registry } from './registry/types';

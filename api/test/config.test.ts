@@ -1,4 +1,4 @@
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { DEFAULT_CONFIG, loadConfig } from '../config';
 import { workerExecArgv } from '../serve';
 

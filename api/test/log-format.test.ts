@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { LOG_LEVELS } from '../../core/log';
-import { logEvent } from '../../etl/progress';
+import { logEvent } from '../../core/progress';
 import { createLogger } from '../server';
 
 /** The one log format (core/log.ts): the API's pino lines and the CLI/ETL JSON lines share their standard fields. */

@@ -3,7 +3,7 @@
  * which creates or revokes the access tokens it accepts. docs/console.md.
  */
 import { Option, type Command } from 'commander';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { LOG_LEVELS } from '../../core/log';
 import { addToken, authFile, revokeTokens, ROLES, type Role } from '../../console/auth-config';
 import { DEFAULT_CONSOLE_PORT, startConsole } from '../../console/server';

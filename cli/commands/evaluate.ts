@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { readGoldManifest, readGoldSplit } from '../../etl/gold';
 import { openLake } from '../../etl/lake';
 import { formatEvaluation } from '../../model/evaluate';

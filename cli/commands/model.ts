@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { readGoldManifest, readGoldSplit } from '../../etl/gold';
 import { openLake } from '../../etl/lake';
 import { formatEvaluation } from '../../model/evaluate';
@@ -15,7 +15,7 @@ import { parseForest, readForestFile, sealForest, writeForestFile } from '../../
 import { evaluateWithGates, formatGateReport, gateFailureMessage } from '../../model/gates';
 import { exportForestToOnnx, type OnnxExportOptions } from '../../model/onnx/export';
 import { DEFAULT_MAX_NODES, importOnnxForest } from '../../model/onnx/import';
-import { writeFileAtomic } from '../../etl/atomic-file';
+import { writeFileAtomic } from '../../core/atomic-file';
 import { parseInputSpec } from '../../model/onnx/input-spec';
 import { openRegistry, registryUri } from '../../model/registry';
 import { addGateOptions, gateConfigFrom, type GateFlags } from '../gate-options';

@@ -1,10 +1,10 @@
 /** `pricesense registry card <version>`: a version's model card, as Markdown or HTML (the console shows the same card). */
 import { Option, type Command } from 'commander';
 import { configuredSetting } from '../../core/config';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { openLake } from '../../etl/lake';
 import { openRegistry, registryUri } from '../../model/registry';
-import { writeFileAtomic } from '../../etl/atomic-file';
+import { writeFileAtomic } from '../../core/atomic-file';
 import { cardHtmlDocument, cardMarkdown, modelCardOf } from '../../console/card';
 import { VersionData } from '../../console/version-data';
 import { defaultFrom } from '../option-parsers';

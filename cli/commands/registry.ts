@@ -3,9 +3,9 @@
  * list, show, compare and fetch versions, verify and migrate the audit trails. Works on either backend (--registry URI).
  */
 import type { Command } from 'commander';
-import { writeFileAtomic } from '../../etl/atomic-file';
+import { writeFileAtomic } from '../../core/atomic-file';
 import { exitCodeOf } from '../../core/error-kinds';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import {
   gateFailure,
   gatesToOverride,

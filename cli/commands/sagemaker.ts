@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { readForestFile, writeForestFile } from '../../model/forest-file';
 import { smRoot } from '../../model/sagemaker/config';
 import { runEtlJob, runEvaluateJob, runTrainJob, writeFailureReason } from '../../model/sagemaker/jobs';

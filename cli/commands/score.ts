@@ -4,7 +4,7 @@
  * "Batch scoring"). A CSV of raw transaction lines is scored per basket.
  */
 import { Option, type Command } from 'commander';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { GOLD_SPLITS, type GoldSplit } from '../../etl/gold-schema';
 import { DEFAULT_REJECT_THRESHOLD } from '../../etl/ingest';
 import { openLake } from '../../etl/lake';

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { positive } from '../option-parsers';
 import { smokeTest } from '../smoke-test';
 

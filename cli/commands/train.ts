@@ -1,5 +1,5 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { openLake } from '../../etl/lake';
 import { formatEvaluation } from '../../model/evaluate';
 import { readForestFile, writeForestFile } from '../../model/forest-file';

@@ -9,7 +9,7 @@ import { DescribeModelPackageGroupCommand, ListPipelineExecutionsCommand, SageMa
 import { mockClient } from 'aws-sdk-client-mock';
 import { AwsError, translateAwsError } from '../../core/aws-errors';
 import { exitCodeOf, type ErrorKind } from '../../core/error-kinds';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { S3Lake } from '../../etl/lake/s3';
 import { SageMakerRegistry } from '../../model/registry/sagemaker';
 import { exitCodeFor } from '../index';

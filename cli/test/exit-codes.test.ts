@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CommanderError } from 'commander';
 import { exitCodeOf } from '../../core/error-kinds';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { writeFixtureForest } from '../../model/test/registry-fixtures';
 import { exitCodeFor } from '../index';
 import { runCli } from './run-cli';

@@ -6,7 +6,7 @@ import {
   StartPipelineExecutionCommand,
 } from '@aws-sdk/client-sagemaker';
 import { mockClient } from 'aws-sdk-client-mock';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { runPipeline } from '../pipeline-run';
 
 const ARN = 'arn:aws:sagemaker:us-east-1:111122223333:pipeline/pricesense-dev/execution/abc';

@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../errors';
 import { configuredSetting, setting, useConfigFile } from '../config';
 
 describe('shared settings', () => {

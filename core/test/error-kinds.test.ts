@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../errors';
 import { ERROR_KINDS, exitCodeOf } from '../error-kinds';
 
 describe('error kinds', () => {

@@ -4,8 +4,8 @@
  * what went wrong is restated in terms of the drop — which line, what was expected,
  * what to do — and the engine's wording stays in the structured log for a bug report.
  */
-import { UserError } from '../errors';
-import { logEvent } from '../progress';
+import { UserError } from '../../core/errors';
+import { logEvent } from '../../core/progress';
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
-import { UserError } from '../errors';
+import { UserError } from '../../core/errors';
 import type { Lake } from './types';
 
 /**

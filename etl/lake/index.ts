@@ -25,7 +25,7 @@ export async function openLake(uri?: string, options: { s3Client?: unknown } = {
     return new S3Lake(root, { client: options.s3Client as S3Options['client'] });
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(root)) {
-    const { UserError } = await import('../errors');
+    const { UserError } = await import('../../core/errors');
     throw new UserError(`unsupported lake URI '${root}': use a local directory or s3://bucket/prefix`);
   }
   return new LocalLake(root);

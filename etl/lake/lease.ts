@@ -17,7 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
 import os from 'node:os';
-import { UserError } from '../errors';
+import { UserError } from '../../core/errors';
 import type { Lake } from './types';
 
 export const LEASE_PREFIX = 'tmp/etl-lease/';

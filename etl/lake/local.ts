@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { UserError } from '../errors';
+import { UserError } from '../../core/errors';
 import { assertLakeKey } from './keys';
 import type { Lake, LakeObject } from './types';
 

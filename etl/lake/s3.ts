@@ -21,7 +21,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { awsErrorName as nameOf, awsHttpStatus as statusOf, networkErrorCode, translateAwsError, type AwsError, type AwsProblem } from '../../core/aws-errors';
 import type { ErrorKind } from '../../core/error-kinds';
-import { UserError } from '../errors';
+import { UserError } from '../../core/errors';
 import { assertLakeKey } from './keys';
 import type { Lake, LakeObject } from './types';
 

@@ -9,7 +9,7 @@ import { LocalLake } from '../lake/local';
 import { S3Lake } from '../lake/s3';
 import type { Lake } from '../lake/types';
 import { runEtl } from '../pipeline';
-import { packageRoot } from '../version';
+import { packageRoot } from '../../core/version';
 import { startS3Server, type S3TestServer } from '../testing/s3-server';
 import { csv, lines, range } from './drop-fixtures';
 import { CrashingLake } from './lake-conformance';

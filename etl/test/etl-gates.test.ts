@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { UserError } from '../errors';
+import { UserError } from '../../core/errors';
 import { readGoldManifest, readGoldSplit } from '../gold';
 import { LocalLake } from '../lake/local';
 import { readStageManifest } from '../lake/commit';

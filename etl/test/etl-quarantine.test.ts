@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { readGoldManifest } from '../gold';
 import { LocalLake } from '../lake/local';
-import { UserError } from '../errors';
+import { UserError } from '../../core/errors';
 import { runEtl } from '../pipeline';
 import { RAW_COLUMNS } from '../schema';
 import { csv, gz, HEADER, lines, range, zip , goldIds } from './drop-fixtures';

@@ -1,7 +1,7 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { UserError } from '../errors';
+import { UserError } from '../../core/errors';
 import { LocalLake, openLake } from '../lake';
 import { describeLakeConformance } from './lake-conformance';
 

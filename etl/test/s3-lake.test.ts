@@ -6,7 +6,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { UserError } from '../errors';
+import { UserError } from '../../core/errors';
 import { openLake } from '../lake';
 import { S3Lake, S3LakeError, S3_MIN_PART_SIZE, parseS3Uri, s3ClientConfigFromEnv } from '../lake/s3';
 import { startS3Server, type S3TestServer } from '../testing/s3-server';

@@ -31,8 +31,8 @@
  *
  * Trees are read through index and length only (ArrayLike), so typed-array trees work.
  */
-import { UserError } from '../../etl/errors';
-import { packageVersion } from '../../etl/version';
+import { UserError } from '../../core/errors';
+import { packageVersion } from '../../core/version';
 import type { FeatureSpec, ForestFileV1 } from '../format';
 import { INPUT_ENCODING_TEXT, INPUT_NAME, LABEL_OUTPUT, META, ONNX_ML_DOMAIN, PROBABILITIES_OUTPUT, PRODUCER_NAME } from './metadata';
 import {

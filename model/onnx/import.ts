@@ -27,8 +27,8 @@
  * any expansion; subtrees shared by several parents (DAG) are copied, within the cap.
  */
 import { createHash } from 'node:crypto';
-import { UserError } from '../../etl/errors';
-import { codeVersion } from '../../etl/version';
+import { UserError } from '../../core/errors';
+import { codeVersion } from '../../core/version';
 import { sealForest } from '../forest-file';
 import { FOREST_FORMAT_ID, FOREST_FORMAT_VERSION, type FeatureSpec, type ForestFileV1, type TreeV1 } from '../format';
 import { nextDown } from '../import-ml-rf';

@@ -12,7 +12,7 @@
  * A categorical column holds the category's code (its index in the list). Other keys
  * (e.g. a fixture's notes) are ignored.
  */
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 
 /** Most categories one categorical feature may list. */
 export const MAX_CATEGORIES = 65_536;

@@ -19,7 +19,7 @@
  * a long-lived process (the API): it remembers the longest chain it verified per
  * version, so a trail rolled back while it runs is caught too.
  */
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { sha256Hex } from './common';
 import { MODEL_STATUSES, type AuditEntry, type GateOverride, type ModelStatus, type TransitionOptions } from './types';
 

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { configuredSetting } from '../../core/config';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import type { ForestFileV1 } from '../format';
 import { parseForest } from '../forest-file';
 import { gateFailureMessage, type GateReport } from '../gates';

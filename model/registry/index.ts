@@ -5,7 +5,7 @@
 import path from 'node:path';
 import type { SageMakerClient } from '@aws-sdk/client-sagemaker';
 import { SETTINGS, setting } from '../../core/config';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { openLake } from '../../etl/lake';
 import type { Lake } from '../../etl/lake/types';
 import { LocalRegistry } from './local';

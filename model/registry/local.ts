@@ -52,7 +52,7 @@ import { constants } from 'node:fs';
 import { link, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { SETTINGS, configuredSetting } from '../../core/config';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import {
   assertExpected,
   AuditChainError,

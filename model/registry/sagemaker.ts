@@ -49,7 +49,7 @@ import {
 } from '@aws-sdk/client-sagemaker';
 import { configuredSetting } from '../../core/config';
 import { isAwsNotFound, translateAwsError } from '../../core/aws-errors';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import type { Lake } from '../../etl/lake/types';
 import {
   assertExpected,

@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setting } from '../../core/config';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import type { ClassWeightOption, MaxFeatures } from '../trainer';
 import { HYPERPARAMETERS, SM_ROOT, type HyperparameterName } from '../../contracts/sagemaker-job';
 

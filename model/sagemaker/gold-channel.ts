@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises
 import os from 'node:os';
 import path from 'node:path';
 import { Duck, sqlString } from '../../etl/duck';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { GOLD_FORMAT, GOLD_PREFIX, readGoldManifest, readGoldSplit, type GoldManifest } from '../../etl/gold';
 import { GOLD_FEATURES, type FeatureStats, type GoldSplit, type GoldTable } from '../../etl/gold-schema';
 import { MANIFEST_NAME } from '../../etl/lake/commit';

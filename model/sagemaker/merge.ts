@@ -7,7 +7,7 @@
 import { createReadStream } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { canonicalJson, parseForest, sealForest } from '../forest-file';
 import type { ForestFileV1 } from '../format';
 import { PART_FILE_PATTERN } from './config';

@@ -10,9 +10,9 @@
  * the reference; the scoring itself is model/batch-score.ts.
  */
 import path from 'node:path';
-import { writeFileAtomic } from '../../etl/atomic-file';
-import { UserError } from '../../etl/errors';
-import { logEvent } from '../../etl/progress';
+import { writeFileAtomic } from '../../core/atomic-file';
+import { UserError } from '../../core/errors';
+import { logEvent } from '../../core/progress';
 import { scoreToFile, type BatchScoreReport, type OutputFormat } from '../batch-score';
 import { isRawLineFile } from '../batch-score-lines';
 import { scoringModelFromFile } from '../scoring-model';

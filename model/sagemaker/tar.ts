@@ -23,7 +23,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, gzipSync } from 'node:zlib';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 
 export interface TarEntry {
   /** Normalized path inside the archive: '/' separators, no leading './' or '/'. */

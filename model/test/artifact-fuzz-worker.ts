@@ -5,7 +5,7 @@
  * case it prints `case <i> <name>` (so a hang names its case); at the end one JSON
  * line: outcomes per kind and the process's peak RSS.
  */
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { mulberry32 } from '../../etl/synth/rng';
 import { forestBytesOfArtifact } from '../sagemaker/tar';
 import { hostileCases, mutated } from './hostile-artifacts';

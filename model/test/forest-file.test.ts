@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import type { ForestFileV1 } from '../format';
 import { canonicalJson, forestDigest, ForestFormatError, forestJson, parseForest, readForestFile, sealForest, upgradeForest, writeForestFile } from '../forest-file';
 import { randomForest } from './random-forest-fixture';

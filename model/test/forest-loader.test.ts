@@ -1,4 +1,4 @@
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { ForestFormatError } from '../forest-error';
 import { forestJson, upgradeForest } from '../forest-file';
 import { createHash } from 'node:crypto';

@@ -25,7 +25,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { sha256Hex } from '../registry/common';
 import { ChecksumMismatchError, InvalidArtifactError, VersionNotFoundError, type ModelVersion, type Registry } from '../registry';
 import { writeFixtureForest } from './registry-fixtures';

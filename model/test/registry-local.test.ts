@@ -1,7 +1,7 @@
 import { mkdtemp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { sha256Hex } from '../registry/common';
 import { AuditChainError, ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, LocalRegistry, openRegistry, UnmigratedVersionError, type ModelVersion, type Registry } from '../registry';
 import { legacyTrail, writeFixtureForest, writeLegacyLocalVersion } from './registry-fixtures';

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { parseForest, sealForest } from '../forest-file';
 import type { ForestFileV1 } from '../format';
 import { parseHyperparameters, parseResourceConfig, partFileName, treeShare } from '../sagemaker/config';

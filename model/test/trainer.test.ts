@@ -1,4 +1,4 @@
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { canonicalJson, parseForest } from '../forest-file';
 import type { ForestFileV1, TreeV1 } from '../format';
 import { trainForest, HISTOGRAM_TRAINER } from '../trainer';

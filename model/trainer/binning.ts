@@ -10,7 +10,7 @@
  * thresholds are placed between real values, so the forest file never refers to
  * bins (and can be scored on raw values by anything).
  */
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import type { FeatureKind, GoldTable } from '../../etl/gold-schema';
 import { CLASS_LABELS } from '../../etl/schema';
 import type { FeatureSpec } from '../format';

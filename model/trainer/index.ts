@@ -3,11 +3,11 @@
  * out. docs/training.md describes the algorithm, the hyperparameters and why the
  * result is the same for any thread count.
  */
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { GOLD_FEATURES, type FeatureStats, type GoldTable } from '../../etl/gold-schema';
-import { Progress, logEvent } from '../../etl/progress';
+import { Progress, logEvent } from '../../core/progress';
 import { CLASS_LABELS } from '../../etl/schema';
-import { codeVersion } from '../../etl/version';
+import { codeVersion } from '../../core/version';
 import { sealForest } from '../forest-file';
 import { FOREST_FORMAT_ID, LATEST_FOREST_FORMAT_VERSION, type ForestFileV1, type TreeV1 } from '../format';
 import { binTable, type FeatureRef } from './binning';
@@ -45,7 +45,7 @@ export interface TrainOptions extends Partial<Hyperparameters> {
   /** ISO timestamp to record; default now. */
   readonly createdAt?: string;
   readonly metrics?: Record<string, unknown>;
-  /** Progress display (trees done, ETA); default true (etl/progress.ts decides the form). */
+  /** Progress display (trees done, ETA); default true (core/progress.ts decides the form). */
   readonly progress?: boolean;
   /** Called after each finished tree. */
   readonly onTree?: (done: number, total: number) => void;

@@ -12,11 +12,11 @@
  * where the imported forest sends missing and unknown values (defaultLeft = 0).
  */
 import { RandomForestClassifier } from 'ml-random-forest';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { GOLD_FEATURES, type FeatureStats, type GoldTable } from '../../etl/gold-schema';
-import { Progress, logEvent } from '../../etl/progress';
+import { Progress, logEvent } from '../../core/progress';
 import { CLASS_LABELS } from '../../etl/schema';
-import { codeVersion } from '../../etl/version';
+import { codeVersion } from '../../core/version';
 import { sealForest } from '../forest-file';
 import type { ForestFileV1 } from '../format';
 import { importMlRandomForest } from '../import-ml-rf';

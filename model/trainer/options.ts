@@ -3,7 +3,7 @@
  * resolution into the numbers the tree builder uses.
  */
 import os from 'node:os';
-import { UserError } from '../../etl/errors';
+import { UserError } from '../../core/errors';
 import { CLASS_LABELS, type ClassLabel } from '../../etl/schema';
 import { MAX_VALUE_BINS } from './binning';
 

@@ -1,4 +1,4 @@
-import { exitCodeOf, type ErrorKind } from '../core/error-kinds';
+import { exitCodeOf, type ErrorKind } from './error-kinds';
 
 /**
  * An error caused by the user's input, configuration or environment (bad file, bad flag,

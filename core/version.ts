@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { configuredSetting } from '../core/config';
+import { configuredSetting } from './config';
 
 /**
  * The package root, found by walking up from this file. Works from sources
- * (etl/version.ts under ts-jest) and from the build (dist/etl/version.js).
+ * (core/version.ts under ts-jest) and from the build (dist/core/version.js).
  */
 export function packageRoot(): string {
   let dir = __dirname;

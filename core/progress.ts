@@ -7,10 +7,10 @@
  * The `progress` setting (PRICESENSE_PROGRESS=tty|json|off, core/config.ts) overrides
  * the choice; jest.config.ts sets it to off so test output stays readable.
  */
-import { setting, type ProgressMode } from '../core/config';
-import { formatLogLine } from '../core/log';
+import { setting, type ProgressMode } from './config';
+import { formatLogLine } from './log';
 
-export type { ProgressMode } from '../core/config';
+export type { ProgressMode } from './config';
 
 export function progressMode(stream: NodeJS.WriteStream = process.stderr): ProgressMode {
   return setting('progress') ?? (stream.isTTY ? 'tty' : 'json');
