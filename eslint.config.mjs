@@ -43,6 +43,12 @@ export default tseslint.config(
   {
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      // Type-only imports stay type-only (issue 17): erased at compile time, no runtime edge
+      // between modules; inline style, as the code already writes `import { x, type T }`.
+      // `typeof import('…')` stays allowed: it types the lazy require()s kept lazy on purpose.
+      '@typescript-eslint/consistent-type-imports': ['error', { prefer: 'type-imports', fixStyle: 'inline-type-imports', disallowTypeAnnotations: false }],
+      // …and an import of types only is `import type { T }`, not `import { type T }` (which may keep the module load).
+      '@typescript-eslint/no-import-type-side-effects': 'error',
     },
   },
   ...LAYERS.map((layer) => ({

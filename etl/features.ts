@@ -5,7 +5,7 @@
  * unlabelled, and a basket whose lines disagree has no trustworthy label.
  */
 import path from 'node:path';
-import { Duck, sqlString } from './duck';
+import { type Duck, sqlString } from './duck';
 import { FEATURE_DEFINITIONS, type BasketExpr, type FeatureDefinition, type LineExpr } from './feature-definitions';
 import { GOLD_FEATURES, GOLD_SPLITS, type GoldSplit } from './gold-schema';
 import { splitSql } from './split';

@@ -18,7 +18,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { Duck, sqlList, sqlString } from './duck';
+import { type Duck, sqlList, sqlString } from './duck';
 import { basketAggregateSql, LIST_BYTES_PER_LINE } from './features';
 import { SILVER_SCHEMA, defineRawTypes, firstInvalidColumn, rawCsvSource, rawTypesSql, typedLinesSql } from './drop/csv-sql';
 import { describeCsvFailure, isResourceFailure } from './drop/engine-errors';

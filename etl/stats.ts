@@ -4,7 +4,7 @@
  * summed in the same order on every run and the gold manifest is byte-identical on
  * reruns.
  */
-import { Duck, sqlString } from './duck';
+import { type Duck, sqlString } from './duck';
 import { GOLD_FEATURES, type CategoricalStats, type FeatureStats, type NumericStats } from './gold-schema';
 import { CLASS_LABELS, type ClassLabel } from './schema';
 

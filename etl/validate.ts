@@ -3,7 +3,7 @@
  * against the previous gold. A failed check stops the run with nothing committed, so a
  * broken or poisoned drop cannot silently reach training.
  */
-import { Duck, sqlList, sqlString } from './duck';
+import { type Duck, sqlList, sqlString } from './duck';
 import { GOLD_COLUMNS } from './features';
 import { GOLD_FEATURES, type GoldSplit } from './gold-schema';
 import { CLASS_LABELS, DOMAINS, STORE_REGION_PATTERN, type ClassLabel } from './schema';

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { formatSummary, runDemo, startDemoConsole } from '../demo';
 import { integer } from '../option-parsers';
 

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { defaultFrom, fraction, integer } from '../option-parsers';
 import { parseByteSize } from '../../etl/duck';
 import { DEFAULT_MAX_UNCOMPRESSED, DEFAULT_REJECT_THRESHOLD } from '../../etl/ingest';

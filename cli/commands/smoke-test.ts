@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { UserError } from '../../core/errors';
 import { positive } from '../option-parsers';
 import { smokeTest } from '../smoke-test';

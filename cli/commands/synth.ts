@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { defaultFrom, integer } from '../option-parsers';
 import { openLake } from '../../etl/lake';
 import { synthesize, SYNTH_DEFAULTS, SYNTH_MANIFEST_KEY } from '../../etl/synth/generate';

@@ -3,7 +3,7 @@
  * types, so an unknown code, a non-numeric SPEND or a short line fails *that line*, with
  * DuckDB recording file, line, column and reason (store_rejects).
  */
-import { Duck, sqlList, sqlString } from '../duck';
+import { type Duck, sqlList, sqlString } from '../duck';
 import { ENUM_DOMAINS, RAW_TYPES, validRawValue } from '../raw-line';
 import { RAW_COLUMNS, type RawColumn } from '../schema';
 

@@ -2,7 +2,7 @@
  * The fixed world a synthetic drop is drawn from: stores, a product hierarchy with
  * prices, and customers. Everything derives from the seed.
  */
-import { Rng } from './rng';
+import type { Rng } from './rng';
 
 export const STORE_FORMATS = ['SS', 'MS', 'LS', 'XLS'] as const;
 /** Convenience formats charge more for the same product. */

@@ -16,7 +16,7 @@ import {
   DescribeModelPackageCommand,
   DescribeModelPackageGroupCommand,
   ListModelPackagesCommand,
-  SageMakerClient,
+  type SageMakerClient,
   UpdateModelPackageCommand,
 } from '@aws-sdk/client-sagemaker';
 import type { AwsClientStub } from 'aws-sdk-client-mock';
