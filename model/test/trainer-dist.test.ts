@@ -33,7 +33,7 @@ describe('trainer workers from compiled JavaScript', () => {
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
   it('trains the same forest from dist-style .js (worker.js) on 2 threads as from sources', async () => {
-    const entryPoints = [...(await sources('model')), ...(await sources('etl'))];
+    const entryPoints = [...(await sources('model')), ...(await sources('etl')), ...(await sources('core')), ...(await sources('contracts'))];
     await build({ entryPoints, outdir: dir, outbase: root, format: 'cjs', platform: 'node', target: 'node20', bundle: false, logLevel: 'silent' });
     const fixture = { features: NOISY_FEATURES, trees: 4, maxDepth: 8, seed: 2, createdAt: '2024-01-01T00:00:00.000Z', progress: false } as const;
     const script = path.join(dir, 'run.js');
