@@ -19,6 +19,7 @@ import { ApiMetrics } from './metrics';
 import { ModelManager } from './model-manager';
 import { createOtlpRecorder } from './otlp';
 import { AccessLog } from './request-context';
+import { createResponseTracker } from './response-tracker';
 
 export function createLogger(level: string, destination: pino.DestinationStream | number = 1): Logger {
   const dest = typeof destination === 'number' ? pino.destination({ dest: destination, sync: false }) : destination;
@@ -129,25 +130,16 @@ export interface StartableServer extends RunningServer {
 export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): Promise<StartableServer> {
   const service = await createService(config, deps);
   const { manager, logger } = service;
-  const server = http.createServer(service.handler);
+  const tracker = createResponseTracker();
+  const server = http.createServer({ ServerResponse: tracker.Response }, service.handler);
   // Longer than the usual load-balancer idle timeout (60 s), so the balancer closes first and never reuses a dead socket.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 30_000;
-  const active = new Set<http.ServerResponse>();
   let draining = false;
   /** Off the port after leavePort(): resolves once the connections it still had are gone. */
   let left: Promise<void> | undefined;
   let port = 0;
-  // 'close' follows every response, finished or cut off; one shared listener, no closure per request.
-  function untrack(this: http.ServerResponse) {
-    active.delete(this);
-  }
-  server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
-    active.add(res);
-    if (draining || left) res.shouldKeepAlive = false;
-    res.once('close', untrack);
-  });
 
   const listen = async () => {
     await new Promise<void>((resolve, reject) => {
@@ -188,11 +180,11 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
     closing ??= new Promise((resolve) => {
       draining = true;
       // Responses still to be written tell their clients to reconnect (to another instance).
-      for (const res of active) if (!res.headersSent) res.shouldKeepAlive = false;
+      tracker.closeConnections();
       manager.markDraining();
       manager.stop();
       service.shedder.stop();
-      logger.info({ event: 'draining', inFlight: active.size, deadlineMs }, 'shutting down: draining in-flight requests');
+      logger.info({ event: 'draining', inFlight: tracker.inFlight(), deadlineMs }, 'shutting down: draining in-flight requests');
       let settled = false;
       const settle = (drained: boolean) => {
         if (settled) return;
@@ -200,7 +192,7 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
         clearInterval(sweeper);
         clearTimeout(deadline);
         const stopped = () => {
-          logger.info({ event: 'stopped', drained, inFlight: active.size }, drained ? 'drained and stopped' : 'deadline reached; remaining connections closed');
+          logger.info({ event: 'stopped', drained, inFlight: tracker.inFlight() }, drained ? 'drained and stopped' : 'deadline reached; remaining connections closed');
           // The destination writes asynchronously: the caller may exit next, so resolve once the lines are out.
           logger.flush(() => resolve({ drained }));
         };
@@ -217,7 +209,7 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
       const sweeper = setInterval(() => server.closeIdleConnections(), 25);
       const deadline = setTimeout(() => {
         server.closeAllConnections();
-        settle(active.size === 0);
+        settle(tracker.inFlight() === 0);
       }, deadlineMs);
     });
     return closing;
@@ -225,12 +217,13 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
   const leavePort = () => {
     if (!server.listening) return;
     left = new Promise((resolve) => server.close(() => resolve()));
-    for (const res of active) if (!res.headersSent) res.shouldKeepAlive = false;
+    tracker.closeConnections();
     server.closeIdleConnections();
   };
   const rejoinPort = async () => {
     if (server.listening || closing) return;
     left = undefined;
+    if (!draining) tracker.keepConnections();
     await listen();
   };
   return {
@@ -239,7 +232,7 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
       return port;
     },
     service,
-    inFlight: () => active.size,
+    inFlight: tracker.inFlight,
     close,
     start,
     leavePort,
