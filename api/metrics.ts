@@ -1,11 +1,12 @@
 /**
  * Prometheus metrics, one prom-client Registry per service instance (tests run several
- * in one process). Label children are cached: the hot path does a Map lookup and an
- * observe, not prom-client's label hashing. Every metric the service emits is declared
+ * in one process). The two metrics each prediction request updates are api/metric-series.ts's
+ * (no label hashing per request); the rest are prom-client's. Every metric the service emits is declared
  * here, so what /metrics exposes is one file to read.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DriftMonitor, FeatureDrift } from './drift';
+import { SeriesCounter, SeriesHistogram } from './metric-series';
 
 /**
  * When drift is a problem (docs/api.md, "Drift"): the alerts (CloudWatch and the
@@ -41,8 +42,8 @@ export interface DriftSource {
 
 export class ApiMetrics {
   readonly registry = new Registry();
-  readonly requestDuration: Histogram<'route' | 'method' | 'status' | 'model_version'>;
-  readonly predictions: Counter<'model_version' | 'role' | 'class'>;
+  readonly requestDuration: SeriesHistogram;
+  readonly predictions: SeriesCounter;
   readonly batchSize: Histogram<'route'>;
   readonly modelLoads: Counter<'model_version' | 'role'>;
   readonly modelLoadFailures: Counter<'model_version' | 'role'>;
@@ -62,8 +63,7 @@ export class ApiMetrics {
   readonly auditBroken: Gauge<'model_version'>;
   readonly inFlight: Gauge;
   readonly emfRecordsDropped: Counter;
-  private readonly durationChildren = new Map<string, { observe(v: number): void }>();
-  private readonly predictionChildren = new Map<string, { inc(v?: number): void }>();
+  private readonly statusLabels: string[] = [];
   private readonly unknownChildren = new Map<string, { inc(v?: number): void }>();
   /** The served models' drift windows (set by the model manager). */
   driftSources: () => DriftSource[] = () => [];
@@ -78,14 +78,14 @@ export class ApiMetrics {
     this.perRequest = options.perRequest !== false;
     const registers = [this.registry];
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
-    this.requestDuration = new Histogram({
+    this.requestDuration = new SeriesHistogram({
       name: 'pricesense_http_request_duration_seconds',
       help: 'HTTP request duration by route, method, status and the model version that answered',
       labelNames: ['route', 'method', 'status', 'model_version'],
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     });
-    this.predictions = new Counter({
+    this.predictions = new SeriesCounter({
       name: 'pricesense_predictions_total',
       help: 'Predictions made, by model version, role (champion, canary, shadow) and predicted class',
       labelNames: ['model_version', 'role', 'class'],
@@ -266,24 +266,13 @@ export class ApiMetrics {
 
   observeRequest(route: string, method: string, status: number, version: string, seconds: number): void {
     if (!this.perRequest) return;
-    const key = `${route}\u0000${method}\u0000${status}\u0000${version}`;
-    let child = this.durationChildren.get(key);
-    if (!child) {
-      child = this.requestDuration.labels({ route, method, status: String(status), model_version: version });
-      // Routes are a fixed set and versions few, but unmatched paths all map to one route label, so this stays bounded.
-      if (this.durationChildren.size < 10_000) this.durationChildren.set(key, child);
-    }
-    child.observe(seconds);
+    // Routes are a fixed set (unmatched paths share one label), statuses and versions few: the series stay bounded.
+    const statusLabel = (this.statusLabels[status] ??= String(status));
+    this.requestDuration.at(route, method, statusLabel, version).observe(seconds);
   }
 
   countPrediction(version: string, role: Role, label: string, n = 1): void {
     if (!this.perRequest) return;
-    const key = `${version}\u0000${role}\u0000${label}`;
-    let child = this.predictionChildren.get(key);
-    if (!child) {
-      child = this.predictions.labels({ model_version: version, role, class: label });
-      this.predictionChildren.set(key, child);
-    }
-    child.inc(n);
+    this.predictions.at(version, role, label).inc(n);
   }
 }
