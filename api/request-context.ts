@@ -9,20 +9,20 @@
  * counted in the metrics and in an info-level `traffic` summary line per interval;
  * client errors (info) and server errors (error) are still logged one by one.
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { ApiError, fromHttpError } from './errors';
 import type { ApiMetrics, ShedReason } from './metrics';
 import type { ModelManager } from './model-manager';
 import type { SpanRecorder } from './otlp';
+import { randomUuid } from './random-ids';
 import { traceFor, type TraceContext } from './tracing';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** A well-formed incoming X-Request-Id is kept (it ties our logs to the caller's); otherwise a UUID. */
 export function newRequestId(incoming: string | string[] | undefined): string {
-  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUuid();
 }
 
 export function notReady(manager: ModelManager): ApiError {

@@ -6,10 +6,10 @@
  * caller can find our lines for its call. The API makes no outgoing calls for a request,
  * so there is nothing further to propagate to.
  *
- * Cheap on purpose: a header check, a slice, ids cut from a pooled random buffer; no
+ * Cheap on purpose: a header check, a slice, ids cut from a pooled pseudo-random buffer (api/random-ids.ts); no
  * span objects unless OTLP export is on (api/otlp.ts).
  */
-import { randomFillSync } from 'node:crypto';
+import { randomHex } from './random-ids';
 
 export interface TraceContext {
   /** 32 lowercase hex digits, never all zero. */
@@ -45,20 +45,6 @@ export function parseTraceparent(header: string | string[] | undefined): { trace
   if (!HEX.test(traceId) || !HEX.test(parentSpanId) || !HEX.test(flags)) return undefined;
   if (traceId === ZERO_TRACE || parentSpanId === ZERO_SPAN) return undefined;
   return { traceId, parentSpanId, flags };
-}
-
-/** Random ids from a pooled buffer: one randomFillSync per 170 requests, not one per id. */
-const POOL = Buffer.allocUnsafe(24 * 170);
-let poolOffset = POOL.length;
-
-function randomHex(bytes: number): string {
-  if (poolOffset + bytes > POOL.length) {
-    randomFillSync(POOL);
-    poolOffset = 0;
-  }
-  const hex = POOL.toString('hex', poolOffset, poolOffset + bytes);
-  poolOffset += bytes;
-  return hex;
 }
 
 function newTraceId(): string {

@@ -36,7 +36,7 @@ function both() {
 }
 
 /** Exposition lines, sorted (series order is insertion order on both sides, but that is not the contract). */
-const lines = async (r: Registry) => (await r.metrics()).trim().split('\n').sort();
+const lines = async (r: { metrics(): Promise<string> }) => (await r.metrics()).trim().split('\n').sort();
 
 describe('series metrics', () => {
   it("expose exactly what prom-client's Histogram and Counter expose for the same observations", async () => {

@@ -1,0 +1,25 @@
+import { randomHex, randomUuid } from '../random-ids';
+
+describe('random ids', () => {
+  it('are version-4 UUIDs, all different, over many pool refills', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 50_000; i++) {
+      const id = randomUuid();
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      seen.add(id);
+    }
+    expect(seen.size).toBe(50_000);
+  });
+
+  it('spread evenly over every hex digit at every position (no stuck bits in the generator)', () => {
+    const n = 20_000;
+    const counts = Array.from({ length: 16 }, () => new Array<number>(16).fill(0));
+    for (let i = 0; i < n; i++) {
+      const h = randomHex(8);
+      for (let p = 0; p < 16; p++) counts[p][parseInt(h[p], 16)]++;
+    }
+    // Expected 1,250 per digit and position; a stuck or biased bit would halve or double some.
+    for (const perPosition of counts) for (const c of perPosition) expect(c).toBeGreaterThan(1000);
+    for (const perPosition of counts) for (const c of perPosition) expect(c).toBeLessThan(1500);
+  });
+});
