@@ -29,8 +29,12 @@
  * PutObject If-None-Match: * (Lake.writeIfAbsent), which S3 lets exactly one writer do;
  * the loser gets 412 and fails with ConcurrentChangeError naming the entry that landed,
  * having changed nothing. Only the winner calls UpdateModelPackage; if that fails, it
- * deletes the entry it created. Objects named <seq>-<random>.json were written by the
- * pricesense before this (claims resolved by listing, see resolveClaims) and still read.
+ * reads SageMaker's status back and withdraws the entry only if the change did not
+ * happen. Objects named <seq>-<random>.json were written by the pricesense before this
+ * (claims resolved by listing, see resolveClaims) and still read. Such a writer does not
+ * see <seq>.json, so after creating it a change also lists <seq>-* and gives way to a
+ * claim there; a claim made after that listing is not seen, so every writer of the
+ * earlier protocol must be gone before this one writes (docs/registry.md).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
@@ -371,6 +375,13 @@ export class SageMakerRegistry implements Registry {
       const landed = await this.readIfPresent(claim);
       throw new ConcurrentChangeError(version, from, landed && peek(landed));
     }
+    // A writer of the earlier claim protocol cannot see <seq>.json (it lists <seq>-* only): if its claim is there, it goes ahead, so this change gives way.
+    const rival = (await this.lake.list(`${this.auditPrefix(version)}${pad(entry.seq)}-`)).at(0);
+    if (rival) {
+      const landed = await this.readIfPresent(rival.key);
+      await this.deleteClaim(claim, `another pricesense, of a release before conditional audit writes, claimed entry ${entry.seq} of version ${version} at the same moment (${this.lake.uri(rival.key)}), so this change was not applied`);
+      throw new ConcurrentChangeError(version, from, landed && peek(landed));
+    }
     try {
       await this.call('UpdateModelPackage', arn, () =>
         this.client.send(
@@ -393,26 +404,34 @@ export class SageMakerRegistry implements Registry {
    */
   private async withdrawClaim(version: number, arn: string, from: ModelStatus, to: ModelStatus, claim: string, err: unknown): Promise<void> {
     const failure = err instanceof Error ? err.message : String(err);
-    const entry = this.lake.uri(claim);
     let now: ModelStatus;
     try {
       now = statusOf(await this.describe(arn, version));
     } catch (again) {
       throw new UserError(
-        `${failure}. SageMaker's status could not be read back (${again instanceof Error ? again.message : String(again)}), so the audit entry ${entry} this change created was left in place: if version ${version} is still ${from} in SageMaker, delete that object by hand before the next change`,
+        `${failure}. SageMaker's status could not be read back (${again instanceof Error ? again.message : String(again)}), so the audit entry ${this.lake.uri(claim)} this change created was left in place: if version ${version} is still ${from} in SageMaker, delete that object by hand before the next change`,
         err instanceof UserError ? err.kind : 'integrity',
       );
     }
     if (now === to && to !== from) return;
+    await this.deleteClaim(claim, `${failure}. The change was not applied (SageMaker still shows ${now})`);
+    throw err;
+  }
+
+  /**
+   * Withdraws the audit entry this process created for a change that was not applied
+   * (nothing links to it yet). A failed delete is said, never swallowed: the entry would
+   * record a change that did not happen.
+   */
+  private async deleteClaim(claim: string, why: string): Promise<void> {
     try {
       await this.lake.delete(claim);
     } catch (del) {
       throw new UserError(
-        `${failure}. The change was not applied (SageMaker still shows ${now}), but its audit entry ${entry} could not be withdrawn (${del instanceof Error ? del.message : String(del)}): it records a change that did not happen; delete that object by hand before the next change`,
+        `${why}, but its audit entry ${this.lake.uri(claim)} could not be withdrawn (${del instanceof Error ? del.message : String(del)}): it records a change that did not happen; delete that object by hand before the next change`,
         'integrity',
       );
     }
-    throw err;
   }
 
   private async ensureGroup(): Promise<string> {

@@ -289,6 +289,26 @@ describe('SageMaker registry: approval workflow', () => {
     expect((await fresh.verify()).ok).toBe(true);
   });
 
+  it('gives way to a writer of the earlier claim protocol whose <seq>-<random>.json claim lands next to its <seq>.json (that writer cannot see it)', async () => {
+    await registerSeeds(1);
+    const prefix = `artifacts/registry/${GROUP}/audit/000001/`;
+    const first = await lake.read(`${prefix}000001.json`);
+    // An older CLI rejecting the version at the same moment: its claim is written after this one read the trail, before this one looks.
+    const rivalBody = `${JSON.stringify({ seq: 2, prev: sha256Hex(first), at: new Date().toISOString(), by: 'rob', from: 'PendingManualApproval', to: 'Rejected', note: 'no' })}\n`;
+    const racing = Object.assign(Object.create(lake) as S3Lake, {
+      async writeIfAbsent(key: string, body: Buffer | string): Promise<boolean> {
+        if (key.endsWith('/000002.json')) await lake.write(`${prefix}000002-0a1b2c3d4e5f.json`, rivalBody);
+        return lake.writeIfAbsent(key, body);
+      },
+    });
+    const err = await new SageMakerRegistry(GROUP, { lake: racing, client, image: IMAGE }).approve(1, 'yes', 'ann').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConcurrentChangeError);
+    expect(String(err)).toMatch(/it was PendingManualApproval, it is now Rejected \(by rob at .*\); nothing was changed/);
+    expect(sm.commandCalls(UpdateModelPackageCommand)).toHaveLength(0);
+    // Its own entry is withdrawn: the old writer's claim is the only entry 2.
+    expect((await lake.list(prefix)).map((o) => o.key.split('/').at(-1))).toEqual(['000001.json', '000002-0a1b2c3d4e5f.json']);
+  });
+
   it('applies a change only in the expected status, and a gate override only with a reason, recorded in the audit object and ApprovalDescription', async () => {
     await registerSeeds(1);
     await registry.register(await writeFixtureForest(dir, 'bad.json', { seed: 5, gatesPassed: false }), { force: true, by: 'trainer' });
