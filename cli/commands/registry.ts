@@ -180,7 +180,7 @@ export function register(program: Command): void {
     )
     .option('--by <name>', 'who is migrating, recorded in each genesis entry ' + defaultFrom('user', 'the OS user'))
     .option('--registry <uri>', REGISTRY_HELP)
-    .option('--accept-unchained <versions>', 'comma-separated versions to seal although the registry already has chained versions and no CHAIN.json (a registry upgraded before the marker existed): only after checking their audit folders against a backup', versionList)
+    .option('--accept-unchained <versions>', 'comma-separated versions to seal although the registry already has chained versions and no CHAIN.json marker (a registry upgraded before the marker existed; local or SageMaker): only after checking their audit folders or objects against a backup', versionList)
     .option('--json', 'print the report as JSON')
     .action(async (opts: Common & { by?: string; acceptUnchained?: number[] }) => {
       const reg = await open(opts);

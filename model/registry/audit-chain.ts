@@ -81,6 +81,66 @@ export class UnmigratedVersionError extends AuditChainError {
   }
 }
 
+/**
+ * Sealing is once per registry, or `registry migrate` would seal a forgery (delete a
+ * version's chained entries, write old-style ones ending in Approved, and every read asks
+ * for `migrate`). Each backend keeps a registry-level marker, created exclusively by the
+ * first chain-aware write: the versions written before the chain at that moment
+ * (`legacy`), and whether sealing them is still open (`migrating`) or finished
+ * (`complete`). Only a listed version may be sealed, and only while sealing is open.
+ */
+export const CHAIN_MARKER_LAYOUT = 'pricesense.registry.chain/1';
+
+export interface ChainMarker {
+  readonly layout: typeof CHAIN_MARKER_LAYOUT;
+  readonly state: 'migrating' | 'complete';
+  readonly legacy: readonly number[];
+  /** HMAC under the local registry's audit key, when it has one. */
+  readonly mac?: string;
+}
+
+/** The marker's stored text, checked for shape (`where` names it in the error). */
+export function parseChainMarker(text: string, where: string): ChainMarker {
+  let m: Partial<ChainMarker>;
+  try {
+    m = JSON.parse(text) as Partial<ChainMarker>;
+  } catch (err) {
+    throw new UserError(`${where} is not valid JSON (${(err as Error).message}): the registry's chain marker was damaged; restore it from a backup`, 'integrity');
+  }
+  if (!m || m.layout !== CHAIN_MARKER_LAYOUT || (m.state !== 'migrating' && m.state !== 'complete') || !Array.isArray(m.legacy) || !m.legacy.every((n) => Number.isSafeInteger(n))) {
+    throw new UserError(`${where} is malformed (expected layout ${CHAIN_MARKER_LAYOUT}, state migrating|complete, legacy version numbers): restore it from a backup`, 'integrity');
+  }
+  return m as ChainMarker;
+}
+
+/**
+ * A version that looks written before the chain in a registry whose marker says it cannot
+ * be (not listed, or sealing closed): its history was rewritten by hand.
+ */
+export function tamperedTrail(version: number, o: { looks: string; listed: boolean; marker: string; sealingClosedBy: string; trail: string }): AuditChainError {
+  const why = o.listed ? `this registry's migration is complete (${o.sealingClosedBy}), so its sealed trail was replaced` : `it was not written before the chain (${o.marker} does not list it), so its chained entries were replaced`;
+  return new AuditChainError(
+    version,
+    `${o.looks}, but ${why}: the history was rewritten by hand (tampering). \`registry migrate\` will not seal it; restore ${o.trail} from a backup, or leave it unserved and register its forest again as a new version`,
+  );
+}
+
+/**
+ * The versions a new marker lists: those written before the chain. Refused when other
+ * versions are chained already (the registry was chain-aware, so a marker existed and was
+ * deleted, or the release before the marker chained them) unless a person vouched for
+ * every one of them with --accept-unchained.
+ */
+export function assertMarkerMayList(o: { registry: string; marker: string; legacy: readonly number[]; chainAware: boolean; acceptUnchained: readonly number[]; trails: string }): void {
+  const { legacy } = o;
+  if (!o.chainAware || legacy.length === 0 || legacy.every((n) => o.acceptUnchained.includes(n))) return;
+  const one = legacy.length === 1;
+  throw new UserError(
+    `${o.marker} is missing, yet versions of this registry have hash-chained trails (written by a chain-aware pricesense) while version${one ? '' : 's'} ${legacy.join(', ')} look${one ? 's' : ''} written before the chain: either the marker was deleted and those trails rewritten by hand, or the registry was upgraded to a pricesense that chained new versions before the marker existed. \`registry migrate\` will not seal them on its own; restore the registry (or those versions' ${o.trails} and the marker) from a backup, or, after checking those versions' ${o.trails} against a backup, run \`${migrateCommand(o.registry)} --accept-unchained ${legacy.join(',')}\``,
+    'integrity',
+  );
+}
+
 /** The status moved between reading it and writing the change: nothing was changed. */
 export class ConcurrentChangeError extends UserError {
   constructor(version: number, from: ModelStatus, now: { to: ModelStatus; by: string; at: string } | undefined) {

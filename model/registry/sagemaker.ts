@@ -22,7 +22,11 @@
  *
  * Objects written before the chain (audit/<version>/<time>-<random>.json, no sequence
  * number) make a version unmigrated until `migrate` creates its genesis entry
- * (audit/<version>/000001.json) sealing them in key order.
+ * (audit/<version>/000001.json) sealing them in key order. Sealing is once per group:
+ * audit/CHAIN.json, created with If-None-Match: * by the first chain-aware write, lists
+ * the versions written before the chain, and audit/CHAIN-complete.json closes sealing once
+ * they are all sealed; any other version that looks unmigrated had its history rewritten
+ * and is reported as tampered, never sealed (see ensureMarker).
  *
  * Changes are conditional per sequence number (UpdateModelPackage has no condition of
  * its own): a change first creates its entry as audit/<version>/<seq>.json with
@@ -57,15 +61,20 @@ import { UserError } from '../../core/errors';
 import type { Lake } from '../../etl/lake/types';
 import {
   assertExpected,
+  assertMarkerMayList,
   AuditChainError,
+  CHAIN_MARKER_LAYOUT,
   ChainWitness,
   ConcurrentChangeError,
   encodeEntry,
   genesisEntry,
+  parseChainMarker,
   publicEntry,
+  tamperedTrail,
   UnmigratedVersionError,
   verifyChain,
   type ChainedEntry,
+  type ChainMarker,
   type StoredEntry,
   type VerifiedChain,
 } from './audit-chain';
@@ -104,6 +113,9 @@ const LATEST_PAGE = 20;
 const CLAIM_WINDOW_MS = 120_000;
 /** <seq>.json (conditional create), or <seq>-<random>.json (a claim of the earlier list-and-withdraw protocol). */
 const AUDIT_KEY = /\/audit\/(\d{6})\/(\d{6})(?:-[0-9a-f]+)?\.json$/;
+/** The group's chain marker and the object that closes sealing (see readMarker), under audit/. */
+const MARKER_FILE = 'CHAIN.json';
+const MARKER_COMPLETE = 'CHAIN-complete.json';
 /** <entry time, compact ISO>-<random>.json: an entry written before the chain (no sequence number), sealed by `registry migrate`. */
 const LEGACY_AUDIT_KEY = /\/audit\/(\d{6})\/\d{8}T\d{9}Z-[0-9a-f]{8}\.json$/;
 
@@ -168,6 +180,7 @@ export class SageMakerRegistry implements Registry {
       throw new UserError('registering in SageMaker needs the API container image: set PRICESENSE_IMAGE (e.g. <account>.dkr.ecr.<region>.amazonaws.com/pricesense-api:<tag>)');
     }
     await this.ensureGroup();
+    await this.ensureMarker();
 
     const id = `${new Date().toISOString().replace(/[-:.]/g, '')}-${randomBytes(4).toString('hex')}`;
     const base = `${this.prefix}/packages/${id}`;
@@ -368,6 +381,7 @@ export class SageMakerRegistry implements Registry {
     assertTransition(version, from, to);
     if (inProgress(lastEntry, before)) throw new ConcurrentChangeError(version, from, undefined);
     const override = gateOverrideOf(version, to, await this.metricsOf(before), options);
+    await this.ensureMarker();
     const entry: ChainedEntry = { seq: chain.entries.length + 1, prev: chain.hashes.at(-1) ?? anchorOf(before), at: new Date().toISOString(), by: who, from, to, note: note.trim(), override };
     // The condition: of two changes decided on the same trail, exactly one creates entry <seq>.
     const claim = this.entryKey(version, entry.seq);
@@ -638,7 +652,15 @@ export class SageMakerRegistry implements Registry {
     // Legacy objects count when the chain is theirs: none yet (unmigrated) or one starting with the genesis entry that sealed them.
     // (A chain started without a genesis by the pricesense before this left them out; so does this.)
     const sealed = stored.length === 0 || peek(stored[0].bytes)?.genesis !== undefined;
-    const chain = verifyChain(version, stored, anchorOf(d), { firstIsRegistration: byPricesense, legacy: sealed ? legacy : [], registry: this.uri });
+    let chain: VerifiedChain;
+    try {
+      chain = verifyChain(version, stored, anchorOf(d), { firstIsRegistration: byPricesense, legacy: sealed ? legacy : [], registry: this.uri });
+    } catch (err) {
+      if (!(err instanceof UnmigratedVersionError)) throw err;
+      const marker = await this.markerFor(version);
+      if (marker && !(marker.open && marker.legacy.includes(version))) throw this.tampered(version, marker);
+      throw err;
+    }
     // A claim still ahead of SageMaker may yet be withdrawn: the witness only holds settled entries.
     this.witness.check(version, chain, inProgress(chain.entries.at(-1), d) ? chain.entries.length - 1 : chain.entries.length);
     return chain;
@@ -658,9 +680,12 @@ export class SageMakerRegistry implements Registry {
    * migrations one writes it; the other finds the version chained). Its from and to are
    * SageMaker's status (the authority); its link covers the package's anchor and the
    * legacy objects in key order. One object: nothing to resume, nothing rewritten.
+   * Only versions the group's marker lists are sealed, and only while sealing is open
+   * (see ensureMarker); after a run in which none failed, CHAIN-complete.json closes it.
    */
-  async migrate(options: { by?: string } = {}): Promise<MigrationReport> {
+  async migrate(options: { by?: string; acceptUnchained?: readonly number[] } = {}): Promise<MigrationReport> {
     const by = actor(options.by);
+    const marker = await this.ensureMarker(options.acceptUnchained);
     const summaries = await this.listAll();
     const audits = await this.readAuditObjects(`${this.prefix}/audit/`);
     const versions = await mapLimit(summaries, DESCRIBE_CONCURRENCY, async (summary): Promise<VersionMigration> => {
@@ -668,6 +693,7 @@ export class SageMakerRegistry implements Registry {
       const version = d.ModelPackageVersion!;
       const objects = audits.get(version) ?? [];
       try {
+        // readChain refuses, as tampering, an unmigrated version the marker does not let this run seal.
         const chain = await this.readChain(d, objects).catch(async (err: unknown) => {
           if (!(err instanceof UnmigratedVersionError)) throw err;
           const legacy = this.legacyOf(objects);
@@ -683,7 +709,78 @@ export class SageMakerRegistry implements Registry {
       }
     });
     versions.sort((a, b) => a.version - b.version);
-    return { registry: this.uri, ok: versions.every((v) => v.result !== 'failed'), versions };
+    const ok = versions.every((v) => v.result !== 'failed');
+    // Sealing closes for good once every listed version is sealed; a version that failed keeps it open until it is fixed.
+    if (ok && marker.open) await this.createObject(this.markerKey(MARKER_COMPLETE), `${JSON.stringify({ layout: CHAIN_MARKER_LAYOUT, state: 'complete', legacy: marker.legacy, by })}\n`);
+    return { registry: this.uri, ok, versions };
+  }
+
+  private markerKey(name: string): string {
+    return `${this.prefix}/audit/${name}`;
+  }
+
+  /**
+   * The group's chain marker (audit-chain.ts, ChainMarker): audit/CHAIN.json, created once
+   * with If-None-Match: *, listing the versions written before the chain; sealing them is
+   * closed by its state `complete` or, once they are sealed, by audit/CHAIN-complete.json
+   * (also created once). Both objects are never rewritten, so S3 Object Lock or a policy
+   * denying overwrites and deletes on the audit prefix protects them like the entries.
+   */
+  private async readMarker(): Promise<SealingState | undefined> {
+    const key = this.markerKey(MARKER_FILE);
+    const bytes = await this.readIfPresent(key);
+    if (!bytes) return undefined;
+    const m: ChainMarker = parseChainMarker(bytes.toString('utf8'), this.lake.uri(key));
+    // Its mere presence closes sealing: a damaged one must not reopen it.
+    const closed = m.state === 'complete' || (await this.readIfPresent(this.markerKey(MARKER_COMPLETE))) !== undefined;
+    return { legacy: m.legacy, open: !closed };
+  }
+
+  /** readMarker on a version's read path: a bad marker makes that version unservable (passed over, listed by verify), not every read fail. */
+  private async markerFor(version: number): Promise<SealingState | undefined> {
+    try {
+      return await this.readMarker();
+    } catch (err) {
+      if (err instanceof UserError) throw new AuditChainError(version, err.message);
+      throw err;
+    }
+  }
+
+  /**
+   * The marker, created if the group has none (the first chain-aware write): listing the
+   * versions whose audit objects are all written before the chain, as of now. Refuses to
+   * list any while another version already has chained objects, unless each was vouched
+   * for (--accept-unchained): the group was chain-aware, so its marker was deleted or
+   * predates this release, and what looks unmigrated may have been rewritten.
+   */
+  private async ensureMarker(acceptUnchained: readonly number[] = []): Promise<SealingState> {
+    for (;;) {
+      const existing = await this.readMarker();
+      if (existing) return existing;
+      const chained = new Set<number>();
+      const old = new Set<number>();
+      for (const o of await this.lake.list(`${this.prefix}/audit/`)) {
+        const m = AUDIT_KEY.exec(o.key);
+        if (m) chained.add(Number(m[1]));
+        else if (LEGACY_AUDIT_KEY.test(o.key)) old.add(Number(LEGACY_AUDIT_KEY.exec(o.key)![1]));
+      }
+      const legacy = [...old].filter((v) => !chained.has(v)).sort((a, b) => a - b);
+      assertMarkerMayList({ registry: this.uri, marker: this.lake.uri(this.markerKey(MARKER_FILE)), legacy, chainAware: chained.size > 0, acceptUnchained, trails: 'audit objects' });
+      const marker: ChainMarker = { layout: CHAIN_MARKER_LAYOUT, state: legacy.length > 0 ? 'migrating' : 'complete', legacy };
+      if (await this.createObject(this.markerKey(MARKER_FILE), `${JSON.stringify(marker)}\n`)) return { legacy, open: legacy.length > 0 };
+    }
+  }
+
+  /** A version that looks written before the chain although the marker says it cannot be: its history was rewritten. */
+  private tampered(version: number, marker: SealingState): AuditChainError {
+    const listed = marker.legacy.includes(version);
+    return tamperedTrail(version, {
+      looks: `its audit objects are all of the kind written before the chain (no <seq>.json)`,
+      listed,
+      marker: this.lake.uri(this.markerKey(MARKER_FILE)),
+      sealingClosedBy: this.lake.uri(this.markerKey(MARKER_COMPLETE)),
+      trail: `${this.lake.uri(this.auditPrefix(version))} (with S3 versioning, the objects' earlier versions)`,
+    });
   }
 
   /** An object listed a moment ago may be gone: a withdrawn claim (see transition). */
@@ -737,6 +834,12 @@ function nullIfNone(v: string | undefined): string | null {
 }
 
 const pad = (n: number): string => String(n).padStart(6, '0');
+
+/** What the group's marker says: the versions written before the chain, and whether sealing them is still open. */
+interface SealingState {
+  readonly legacy: readonly number[];
+  readonly open: boolean;
+}
 
 interface AuditObject {
   readonly key: string;

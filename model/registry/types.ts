@@ -172,8 +172,11 @@ export interface Registry {
    * (only adds; idempotent; safe to re-run after an interruption). Versions already
    * chained are left as they are; a version whose trail does not verify is left
    * untouched and reported.
-   * `acceptUnchained` (local backend): versions a person checked against a backup, sealed even
-   * though other versions are already chained and the registry has no CHAIN.json marker (a
+   * Sealing is once per registry: only versions the registry's chain marker lists as written
+   * before the chain, and only until a run has sealed them all (local: CHAIN.json; SageMaker:
+   * audit/CHAIN.json and CHAIN-complete.json); any other trail that looks unmigrated is
+   * reported as tampered. `acceptUnchained`: versions a person checked against a backup,
+   * listed although other versions are already chained and the registry has no marker (a
    * registry upgraded to the first chain-aware pricesense, which wrote none).
    */
   migrate(options?: { by?: string; acceptUnchained?: readonly number[] }): Promise<MigrationReport>;

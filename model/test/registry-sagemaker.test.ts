@@ -23,7 +23,7 @@ import type { AwsClientStub } from 'aws-sdk-client-mock';
 import { S3Lake } from '../../etl/lake/s3';
 import { startS3Server, type S3TestServer } from '../../etl/testing/s3-server';
 import { sha256Hex } from '../registry/common';
-import { ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, UnmigratedVersionError, type ModelVersion } from '../registry';
+import { AuditChainError, ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, UnmigratedVersionError, type ModelStatus, type ModelVersion } from '../registry';
 import { createSageMakerClient, SageMakerRegistry, SAGEMAKER_MAX_ATTEMPTS } from '../registry/sagemaker';
 import { legacySageMakerAuditObject, legacyTrail, writeFixtureForest } from './registry-fixtures';
 import { ACCOUNT_ARN, awsError, fakeSageMakerClient, type FakeSageMaker, GROUP, IMAGE } from './sagemaker-fake';
@@ -661,7 +661,10 @@ describe('SageMaker registry: a group written before the audit chain, and `regis
     });
     const after = await objects();
     for (const [key, bytes] of before) expect(after.get(key)).toEqual(bytes);
-    expect([...after.keys()].filter((k) => !before.has(k)).sort()).toEqual([`${prefix}000001/000001.json`, `${prefix}000002/000001.json`]);
+    expect([...after.keys()].filter((k) => !before.has(k)).sort()).toEqual([`${prefix}000001/000001.json`, `${prefix}000002/000001.json`, `${prefix}CHAIN-complete.json`, `${prefix}CHAIN.json`]);
+    // The group's marker lists the versions that were written before the chain; the run that sealed them all closes sealing.
+    expect(JSON.parse(after.get(`${prefix}CHAIN.json`)!.toString('utf8'))).toEqual({ layout: 'pricesense.registry.chain/1', state: 'migrating', legacy: [1, 2] });
+    expect(JSON.parse(after.get(`${prefix}CHAIN-complete.json`)!.toString('utf8'))).toMatchObject({ state: 'complete', legacy: [1, 2], by: 'ops' });
     expect(sm.commandCalls(UpdateModelPackageCommand)).toHaveLength(0);
 
     const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
@@ -692,5 +695,69 @@ describe('SageMaker registry: a group written before the audit chain, and `regis
     const report = await fresh.migrate();
     expect(report.ok).toBe(false);
     expect(report.versions[0]).toMatchObject({ version: 1, result: 'failed' });
+  });
+
+  /** Replaces a version's audit objects with old-style ones (registered, then each move), as someone with write access to the bucket could. */
+  async function forgeLegacyTrail(version: number, ...moves: ModelStatus[]): Promise<void> {
+    const own = `${prefix}${String(version).padStart(6, '0')}/`;
+    for (const o of await lake.list(own)) await lake.delete(o.key);
+    for (const [j, entry] of legacyTrail(new Date(Date.now() - 7_200_000).toISOString(), 'mallory', ...moves).entries()) {
+      const { key, body } = legacySageMakerAuditObject(GROUP, version, entry, `f000000${j}`);
+      await lake.write(key, body);
+    }
+  }
+
+  it('(a) a version the chain-aware pricesense wrote, its objects replaced by old-style ones ending in Approved, is reported as tampered and never sealed', async () => {
+    await registry.migrate({ by: 'ops' });
+    const v = await registry.register(await writeFixtureForest(dir, 'f4.json', { seed: 4, gatesPassed: true }), { by: 'trainer' });
+    await registry.approve(v.version, 'ship', 'ann');
+    await registry.reject(v.version, 'worse than v1', 'rob');
+    await forgeLegacyTrail(v.version, 'Approved');
+    const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    const err = await fresh.show(v.version).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AuditChainError);
+    expect(err).not.toBeInstanceOf(UnmigratedVersionError);
+    expect((err as Error).message).toMatch(
+      /version 4: audit trail does not verify: its audit objects are all of the kind written before the chain \(no <seq>\.json\), but it was not written before the chain \(s3:\/\/.*\/audit\/CHAIN\.json does not list it\), so its chained entries were replaced: the history was rewritten by hand \(tampering\)\. `registry migrate` will not seal it; restore s3:\/\/.*\/audit\/000004\/ /,
+    );
+    const before = await objects();
+    const report = await fresh.migrate({ by: 'ops' });
+    expect(report.ok).toBe(false);
+    expect(report.versions.find((x) => x.version === 4)).toEqual({ version: 4, result: 'failed', problem: expect.stringContaining('(tampering)') });
+    expect(await objects()).toEqual(before);
+  });
+
+  it('(b) a sealed version later Rejected: deleting its chained objects (genesis and Rejected) is tampering once sealing is complete, not an unmigrated version', async () => {
+    await registry.migrate({ by: 'ops' });
+    // (This file's `registry` read version 1 before its trail was replaced by the old-style one: a new process.)
+    await new SageMakerRegistry(GROUP, { lake, client, image: IMAGE }).reject(1, 'rollback', 'rob');
+    for (const o of await lake.list(`${prefix}000001/`)) if (/\/\d{6}\.json$/.test(o.key)) await lake.delete(o.key);
+    const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    await expect(fresh.show(1)).rejects.toThrow(/this registry's migration is complete \(s3:\/\/.*\/audit\/CHAIN-complete\.json\), so its sealed trail was replaced: the history was rewritten by hand \(tampering\)/);
+    const before = await objects();
+    expect((await fresh.migrate()).versions[0]).toMatchObject({ version: 1, result: 'failed' });
+    expect(await objects()).toEqual(before);
+  });
+
+  it('a group chained before the marker existed: old-style versions are sealed only with --accept-unchained naming every one', async () => {
+    // A version registered by the chain-aware release that wrote no marker; 1 and 2 as the pre-chain release left them.
+    await registry.register(await writeFixtureForest(dir, 'f4.json', { seed: 4, gatesPassed: true }), { by: 'trainer' });
+    await lake.delete(`${prefix}CHAIN.json`);
+    const before = await objects();
+    await expect(registry.migrate()).rejects.toThrow(
+      new RegExp(`audit/CHAIN\\.json is missing, yet versions of this registry have hash-chained trails .* versions 1, 2 look written before the chain: .* will not seal them on its own; .*run \`pricesense registry migrate --registry sagemaker://${GROUP} --accept-unchained 1,2\``),
+    );
+    await expect(registry.migrate({ acceptUnchained: [1] })).rejects.toThrow(/will not seal them on its own/);
+    // Any other write refuses the same way, before SageMaker is changed.
+    await expect(registry.approve(4, 'ship', 'ann')).rejects.toThrow(/--accept-unchained 1,2/);
+    expect(sm.commandCalls(UpdateModelPackageCommand)).toHaveLength(0);
+    expect(await objects()).toEqual(before);
+    const report = await registry.migrate({ by: 'ops', acceptUnchained: [1, 2] });
+    expect(report.versions.map((v) => [v.version, v.result])).toEqual([
+      [1, 'sealed'],
+      [2, 'sealed'],
+      [3, 'chained'],
+      [4, 'chained'],
+    ]);
   });
 });
