@@ -13,6 +13,7 @@ import {
   openRegistry,
   parseStatus,
   registryUri,
+  type ChainStanding,
   type MigrationReport,
   type ModelVersion,
   type Registry,
@@ -204,6 +205,14 @@ export function register(program: Command): void {
     });
 }
 
+/** How `show` marks an entry that is not an ordinary linked one (AuditEntry.chain). */
+const CHAIN_MARK: Record<ChainStanding, string> = {
+  sealed: 'sealed: written before the chain',
+  unsealed: 'UNSEALED: written before the chain, not covered by it',
+  outside: 'outside the chain: from SageMaker',
+  'not-applied': 'NOT APPLIED: SageMaker never took this change',
+};
+
 function migrateText(report: MigrationReport): string {
   if (report.versions.length === 0) return `no versions in ${report.registry}: nothing to migrate\n`;
   const what: Record<VersionMigration['result'], string> = { sealed: 'sealed', resumed: 'sealed (finished an interrupted run)', chained: 'already chained', failed: 'FAILED (left untouched)' };
@@ -310,7 +319,7 @@ function describe(v: ModelVersion): string {
     `  hyperparameters   ${JSON.stringify(l.hyperparameters)}`,
     `  metrics           accuracy ${fmt(m.accuracy)}  macroF1 ${fmt(m.macroF1)}  logLoss ${fmt(m.logLoss)}  gates ${gatesCell(v)}`,
     '  audit',
-    ...v.audit.map((e) => `    ${e.at}  ${e.by}  ${e.from ?? '(new)'} -> ${e.to}${e.note ? `  "${e.note}"` : ''}${e.override ? `  GATE OVERRIDE (${e.override.gates}): "${e.override.reason}"` : ''}`),
+    ...v.audit.map((e) => `    ${e.at}  ${e.by}  ${e.from ?? '(new)'} -> ${e.to}${e.note ? `  "${e.note}"` : ''}${e.override ? `  GATE OVERRIDE (${e.override.gates}): "${e.override.reason}"` : ''}${e.chain ? `  [${CHAIN_MARK[e.chain]}]` : ''}`),
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -21,12 +21,18 @@
  */
 import { UserError } from '../../core/errors';
 import { sha256Hex } from './common';
-import { MODEL_STATUSES, type AuditEntry, type GateOverride, type ModelStatus, type TransitionOptions } from './types';
+import { MODEL_STATUSES, type AuditEntry, type ChainStanding, type GateOverride, type ModelStatus, type TransitionOptions } from './types';
 
 /** An audit entry as stored: its place in the chain and its link to the previous entry. */
 export interface ChainedEntry extends AuditEntry {
   readonly seq: number;
   readonly prev: string;
+  /**
+   * SageMaker: the entry before this one (its number) recorded a change SageMaker never
+   * took. Said by the change that found it so and linked onto it, so the record of it being
+   * void is as tamper-evident as the entry.
+   */
+  readonly voids?: number;
 }
 
 /** What `pricesense registry migrate` records in the genesis entry it adds to a trail written before the chain. */
@@ -158,7 +164,7 @@ export function assertExpected(version: number, current: ModelStatus, options: T
 }
 
 export function encodeEntry(entry: ChainedEntry): Buffer {
-  const { seq, prev, at, by, from, to, note, override, genesis } = entry;
+  const { seq, prev, at, by, from, to, note, override, genesis, voids } = entry;
   // `override` and `genesis` only when there is one: entries without them are byte for byte what they were before they existed.
   const stored = {
     seq,
@@ -170,13 +176,14 @@ export function encodeEntry(entry: ChainedEntry): Buffer {
     note,
     ...(override ? { override: { reason: override.reason, gates: override.gates } } : {}),
     ...(genesis ? { genesis: { legacyEntries: genesis.legacyEntries } } : {}),
+    ...(voids !== undefined ? { voids } : {}),
   };
   return Buffer.from(`${JSON.stringify(stored)}\n`, 'utf8');
 }
 
 /** The entry of the public trail (without the chain fields). */
-export function publicEntry(e: AuditEntry): AuditEntry {
-  return { at: e.at, by: e.by, from: e.from, to: e.to, note: e.note, ...(e.override ? { override: e.override } : {}), ...(e.genesis ? { genesis: e.genesis } : {}) };
+export function publicEntry(e: AuditEntry, chain?: ChainStanding): AuditEntry {
+  return { at: e.at, by: e.by, from: e.from, to: e.to, note: e.note, ...(e.override ? { override: e.override } : {}), ...(e.genesis ? { genesis: e.genesis } : {}), ...(chain ? { chain } : {}) };
 }
 
 /**
@@ -240,6 +247,15 @@ function parseLegacyEntry(version: number, s: StoredEntry): AuditEntry {
   return { at: e.at!, by: e.by!, from: e.from!, to: e.to!, note: e.note! };
 }
 
+/** An entry written before the chain that no chain covers (shown as unsealed): undefined when the bytes are not one. */
+export function unsealedEntry(s: StoredEntry): AuditEntry | undefined {
+  try {
+    return { ...parseLegacyEntry(0, s), chain: 'unsealed' };
+  } catch {
+    return undefined;
+  }
+}
+
 function parseEntry(version: number, s: StoredEntry): ChainedEntry {
   const e = parseStored<ChainedEntry>(version, s);
   const ok =
@@ -254,7 +270,8 @@ function parseEntry(version: number, s: StoredEntry): ChainedEntry {
     (e.from === null || isStatus(e.from)) &&
     isStatus(e.to) &&
     (e.override === undefined || (isOverride(e.override) && e.to === 'Approved')) &&
-    (e.genesis === undefined || (isGenesis(e.genesis) && e.from === e.to && e.override === undefined));
+    (e.genesis === undefined || (isGenesis(e.genesis) && e.from === e.to && e.override === undefined)) &&
+    (e.voids === undefined || e.voids === s.seq - 1);
   if (!ok) {
     const why = typeof e?.prev !== 'string' ? 'has no hash link (an entry written before the audit was chained, or a hand-made one)' : `is not a well-formed audit entry ${s.seq}`;
     throw new AuditChainError(version, `${s.where} ${why}`);
@@ -283,6 +300,8 @@ export interface ChainOptions {
   readonly legacyNumbered?: boolean;
   /** The registry's URI, for the command an unmigrated version needs. */
   readonly registry: string;
+  /** An entry may say the one before it was not applied (`voids`; SageMaker, where the status is applied after its entry is written). */
+  readonly voidable?: boolean;
 }
 
 /** Entries written before the chain, checked as the pricesense of the time kept them. */
@@ -343,6 +362,12 @@ export function verifyChain(version: number, stored: readonly StoredEntry[], anc
       throw new AuditChainError(version, `${s.where} is not the registration entry (from null to PendingManualApproval)`);
     }
     if ((i > 0 || legacy.length > 0) && e.from === null) throw new AuditChainError(version, `${s.where} claims to be a registration but is entry ${s.seq}`);
+    if (e.voids !== undefined) {
+      const voided = entries[i - 1];
+      if (!options.voidable || !voided || voided.from === null || voided.from === voided.to) {
+        throw new AuditChainError(version, `${s.where} says entry ${e.voids} was not applied, but ${!options.voidable ? 'this registry applies no change after writing its entry' : 'that entry records no status change'}: a hand-made entry`);
+      }
+    }
     // Where pricesense is the only writer of the status (local), each change starts where the last one ended.
     if (i > 0 && options.continuous && e.from !== entries[i - 1].to) {
       throw new AuditChainError(version, `${s.where} moves from ${e.from} but entry ${seq - 1} left the version ${entries[i - 1].to}: a hand-made entry`);
@@ -351,7 +376,7 @@ export function verifyChain(version: number, stored: readonly StoredEntry[], anc
     entries.push(e);
     hashes.push(prev);
   });
-  return { entries, hashes, legacy };
+  return { entries, hashes, legacy: legacy.map((e) => ({ ...e, chain: 'sealed' as const })) };
 }
 
 /**

@@ -235,7 +235,7 @@ export class LocalRegistry implements Registry {
       metrics: record.metrics,
       lineage: record.lineage,
       artifactUri: path.join(this.versionDir(version), record.artifact),
-      audit: [...chain.legacy, ...chain.entries.map(publicEntry)],
+      audit: [...chain.legacy, ...chain.entries.map((e) => publicEntry(e))],
     };
   }
 

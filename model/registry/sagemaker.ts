@@ -72,6 +72,7 @@ import {
   publicEntry,
   tamperedTrail,
   UnmigratedVersionError,
+  unsealedEntry,
   verifyChain,
   type ChainedEntry,
   type ChainMarker,
@@ -351,8 +352,22 @@ export class SageMakerRegistry implements Registry {
       const chain = await this.readChain(d, audits);
       const v = await this.toModelVersion(d, chain);
       const last = chain.entries.at(-1);
+      const applied = chain.entries.filter((e) => !notApplied(chain, d).has(e.seq)).at(-1);
+      if (chain.unsealedObjects > 0) {
+        const n = chain.unsealedObjects;
+        const unreadable = n - chain.unsealed.length;
+        warnings.push(
+          `${n} audit object${n === 1 ? '' : 's'} under ${this.lake.uri(this.auditPrefix(version))} written before the chain ${n === 1 ? 'is' : 'are'} not sealed by it (an earlier release started the chain without a genesis entry): shown as unsealed, not tamper-evident${unreadable > 0 ? `; ${unreadable} of them ${unreadable === 1 ? 'is' : 'are'} not a well-formed entry and not shown` : ''}`,
+        );
+      }
       if (!last) warnings.push('registered outside pricesense (e.g. by the pipeline): no audit entries until its first change through pricesense');
-      else if (last.to !== status && !inProgress(last, d)) warnings.push(`SageMaker says ${status}, the audit trail ends at ${last.to}: changed outside pricesense (${userName(d.LastModifiedBy)} at ${d.LastModifiedTime?.toISOString() ?? '?'}) or a change that did not complete`);
+      else if (lastIsVoid(last, d)) {
+        warnings.push(
+          `audit entry ${last.seq} (${last.from} -> ${last.to} by ${last.by} at ${last.at}) was not applied: SageMaker says ${status} and was not modified after it was written (its UpdateModelPackage failed, or the process stopped before it); it is shown as not applied, and the next change records that`,
+        );
+      } else if (applied && applied.to !== status && !inProgress(last, d)) {
+        warnings.push(`SageMaker says ${status}, the audit trail ends at ${applied.to}: changed outside pricesense (${userName(d.LastModifiedBy)} at ${d.LastModifiedTime?.toISOString() ?? '?'}) or a change that did not complete`);
+      }
       const key = this.keyOf(v.artifactUri);
       if (key === undefined) problems.push(`artifact ${v.artifactUri} is outside the lake ${this.lake.root}`);
       else {
@@ -382,7 +397,9 @@ export class SageMakerRegistry implements Registry {
     if (inProgress(lastEntry, before)) throw new ConcurrentChangeError(version, from, undefined);
     const override = gateOverrideOf(version, to, await this.metricsOf(before), options);
     await this.ensureMarker();
-    const entry: ChainedEntry = { seq: chain.entries.length + 1, prev: chain.hashes.at(-1) ?? anchorOf(before), at: new Date().toISOString(), by: who, from, to, note: note.trim(), override };
+    // A last entry SageMaker never took stays in the chain (it is linked onto); this entry records that it was void.
+    const voids = lastIsVoid(lastEntry, before) ? lastEntry!.seq : undefined;
+    const entry: ChainedEntry = { seq: chain.entries.length + 1, prev: chain.hashes.at(-1) ?? anchorOf(before), at: new Date().toISOString(), by: who, from, to, note: note.trim(), override, voids };
     // The condition: of two changes decided on the same trail, exactly one creates entry <seq>.
     const claim = this.entryKey(version, entry.seq);
     if (!(await this.createEntry(version, entry))) {
@@ -535,7 +552,7 @@ export class SageMakerRegistry implements Registry {
     return metricsKey ? await this.readJsonOf<Record<string, unknown>>(d.ModelPackageVersion!, metricsKey) : {};
   }
 
-  private async toModelVersion(d: DescribeModelPackageOutput, chain: VerifiedChain): Promise<ModelVersion> {
+  private async toModelVersion(d: DescribeModelPackageOutput, chain: PackageTrail): Promise<ModelVersion> {
     const version = d.ModelPackageVersion!;
     const meta = d.CustomerMetadataProperties ?? {};
     const artifactUri = d.InferenceSpecification?.Containers?.[0]?.ModelDataUrl ?? '';
@@ -637,24 +654,25 @@ export class SageMakerRegistry implements Registry {
    * saw before. A package registered through pricesense must start with its
    * registration entry; one registered elsewhere (the pipeline) may have no entries.
    */
-  private async readChain(d: DescribeModelPackageOutput, known?: AuditObject[]): Promise<VerifiedChain> {
+  private async readChain(d: DescribeModelPackageOutput, known?: AuditObject[]): Promise<PackageTrail> {
     const version = d.ModelPackageVersion!;
     const all = known ?? (await this.readAuditObjects(this.auditPrefix(version))).get(version) ?? [];
     const objects = all.filter((o) => o.seq > 0);
     const byPricesense = (d.CustomerMetadataProperties ?? {})[`${META}lineage`] !== undefined;
     const legacy = this.legacyOf(all);
+    const none: PackageTrail = { entries: [], hashes: [], legacy: [], unsealed: [], unsealedObjects: 0 };
     if (objects.length === 0 && legacy.length === 0) {
       if (byPricesense) throw new AuditChainError(version, `no audit entries under ${this.lake.uri(this.auditPrefix(version))} although pricesense registered it (the registration entry was deleted)`);
-      return { entries: [], hashes: [], legacy: [] };
+      return none;
     }
     const stored = resolveClaims(objects, d, (k) => this.lake.uri(k));
-    if (stored.length === 0 && legacy.length === 0 && !byPricesense) return { entries: [], hashes: [], legacy: [] };
+    if (stored.length === 0 && legacy.length === 0 && !byPricesense) return none;
     // Legacy objects count when the chain is theirs: none yet (unmigrated) or one starting with the genesis entry that sealed them.
-    // (A chain started without a genesis by the pricesense before this left them out; so does this.)
+    // A chain an earlier release started without a genesis leaves them outside it: shown as unsealed, never as part of it.
     const sealed = stored.length === 0 || peek(stored[0].bytes)?.genesis !== undefined;
     let chain: VerifiedChain;
     try {
-      chain = verifyChain(version, stored, anchorOf(d), { firstIsRegistration: byPricesense, legacy: sealed ? legacy : [], registry: this.uri });
+      chain = verifyChain(version, stored, anchorOf(d), { firstIsRegistration: byPricesense, legacy: sealed ? legacy : [], registry: this.uri, voidable: true });
     } catch (err) {
       if (!(err instanceof UnmigratedVersionError)) throw err;
       const marker = await this.markerFor(version);
@@ -663,7 +681,8 @@ export class SageMakerRegistry implements Registry {
     }
     // A claim still ahead of SageMaker may yet be withdrawn: the witness only holds settled entries.
     this.witness.check(version, chain, inProgress(chain.entries.at(-1), d) ? chain.entries.length - 1 : chain.entries.length);
-    return chain;
+    const unsealed = sealed ? [] : legacy.map(unsealedEntry).filter((e): e is AuditEntry => e !== undefined);
+    return { ...chain, unsealed, unsealedObjects: sealed ? 0 : legacy.length };
   }
 
   /** The objects written before the chain, in key (= time) order, which is the order the genesis entry seals them in. */
@@ -841,6 +860,14 @@ interface SealingState {
   readonly open: boolean;
 }
 
+/** A package's verified chain, and the objects written before it that it does not cover. */
+interface PackageTrail extends VerifiedChain {
+  /** Entries written before the chain that its first entry does not seal (it was started without a genesis entry): shown as unsealed. */
+  readonly unsealed: AuditEntry[];
+  /** How many such objects there are (some may not read as entries). */
+  readonly unsealedObjects: number;
+}
+
 interface AuditObject {
   readonly key: string;
   readonly seq: number;
@@ -911,13 +938,36 @@ function peek(bytes: Buffer): ChainedEntry | undefined {
 }
 
 /**
- * The audit trail from the lake, plus what SageMaker knows and the lake does not:
- * a registration or a last change made outside pricesense.
+ * The last entry recorded a change SageMaker never took: SageMaker is not at its `to`, it
+ * is older than CLAIM_WINDOW_MS, and SageMaker was not modified after it was written (an
+ * applied change modifies it after its entry). Its UpdateModelPackage failed and the
+ * entry could not be withdrawn, or the process stopped in between. A change made outside
+ * pricesense after such an entry makes it read as applied, then changed outside.
  */
-function reconcileAudit(d: DescribeModelPackageOutput, chain: VerifiedChain, status: ModelStatus): AuditEntry[] {
+function lastIsVoid(last: ChainedEntry | undefined, d: DescribeModelPackageOutput): boolean {
+  if (!last || last.from === null || last.from === last.to || last.to === d.ModelApprovalStatus || isRecent(last)) return false;
+  const modified = d.LastModifiedTime?.getTime();
+  return modified === undefined || modified < Date.parse(last.at);
+}
+
+/** The entries whose change was not applied: each one a later entry says so of (`voids`), and a void last one. */
+function notApplied(chain: VerifiedChain, d: DescribeModelPackageOutput): Set<number> {
+  const seqs = new Set(chain.entries.flatMap((e) => (e.voids === undefined ? [] : [e.voids])));
+  const last = chain.entries.at(-1);
+  if (lastIsVoid(last, d)) seqs.add(last!.seq);
+  return seqs;
+}
+
+/**
+ * The audit trail from the lake, each entry marked by how it stands to the chain (see
+ * AuditEntry.chain), plus what SageMaker knows and the lake does not: a registration or a
+ * last change made outside pricesense.
+ */
+function reconcileAudit(d: DescribeModelPackageOutput, chain: PackageTrail, status: ModelStatus): AuditEntry[] {
   // A claim still in progress (ahead of SageMaker) is not shown as done.
   const settled = inProgress(chain.entries.at(-1), d) ? chain.entries.slice(0, -1) : chain.entries;
-  const out = [...chain.legacy, ...settled.map(publicEntry)];
+  const voided = notApplied(chain, d);
+  const out = [...chain.legacy, ...chain.unsealed, ...settled.map((e) => publicEntry(e, voided.has(e.seq) ? 'not-applied' : undefined))];
   if (out.length === 0 || out[0].from !== null) {
     out.unshift({
       at: d.CreationTime?.toISOString() ?? '',
@@ -925,9 +975,10 @@ function reconcileAudit(d: DescribeModelPackageOutput, chain: VerifiedChain, sta
       from: null,
       to: 'PendingManualApproval',
       note: 'registration reconstructed from SageMaker (no pricesense audit record)',
+      chain: 'outside',
     });
   }
-  const last = out[out.length - 1];
+  const last = [...out].reverse().find((e) => e.chain !== 'not-applied')!;
   if (last.to !== status) {
     out.push({
       at: d.LastModifiedTime?.toISOString() ?? '',
@@ -935,6 +986,7 @@ function reconcileAudit(d: DescribeModelPackageOutput, chain: VerifiedChain, sta
       from: last.to,
       to: status,
       note: `${d.ApprovalDescription ?? ''} (changed outside pricesense; recorded by SageMaker LastModifiedBy/Time)`.trim(),
+      chain: 'outside',
     });
   }
   return out;

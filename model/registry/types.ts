@@ -22,7 +22,21 @@ export interface AuditEntry {
    * found, were not tamper-evident until then.
    */
   readonly genesis?: { readonly legacyEntries: number };
+  /**
+   * How the entry stands to the hash chain, said by the backend that verified it; absent
+   * for an ordinary entry, linked to the one before:
+   * - sealed: written before the chain, covered as found by the genesis entry's seal;
+   * - unsealed: written before the chain and not covered by it (SageMaker: a chain an
+   *   earlier release started without a genesis entry): shown, not tamper-evident;
+   * - outside: reconstructed from SageMaker's own record (a registration or a change made
+   *   outside pricesense), not part of the chain;
+   * - not-applied: linked, but the change it records never reached SageMaker (its
+   *   UpdateModelPackage failed or its process stopped): void, the status did not move.
+   */
+  readonly chain?: ChainStanding;
 }
+
+export type ChainStanding = 'sealed' | 'unsealed' | 'outside' | 'not-applied';
 
 /** An approval despite the quality gates: what was overridden, as the registry saw it, and why. */
 export interface GateOverride {

@@ -348,6 +348,7 @@ describe('SageMaker registry: approval workflow', () => {
       from: 'PendingManualApproval',
       to: 'Approved',
       note: 'approved in Studio (changed outside pricesense; recorded by SageMaker LastModifiedBy/Time)',
+      chain: 'outside',
     });
   });
 
@@ -465,6 +466,26 @@ describe('SageMaker registry: tamper-evident audit trail, cross-checked with Sag
     expect((await registry.latestApproved())?.version).toBe(1);
   });
 
+  it('audit objects written before the chain that a chain started without a genesis entry does not cover are shown as unsealed, and verify says so', async () => {
+    // A pipeline package the pre-chain release approved (one old-style object), then rejected by a chain-aware release before `migrate` existed.
+    const { modelDataUrl, artifactSha256 } = { modelDataUrl: (await registry.show(1)).artifactUri, artifactSha256: (await registry.show(1)).artifactSha256 };
+    const version = fake.addPipelinePackage({ modelDataUrl, artifactSha256, status: 'Approved' });
+    const old = legacySageMakerAuditObject(GROUP, version, { at: new Date(Date.now() - 7_200_000).toISOString(), by: 'olga', from: 'PendingManualApproval', to: 'Approved', note: 'approved before the upgrade' }, '00000000');
+    await registry.reject(version, 'rollback', 'rob');
+    await lake.write(old.key, old.body);
+    const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    expect((await fresh.show(version)).audit.map((e) => [e.by, e.from, e.to, e.chain])).toEqual([
+      ['arn:aws:sts::123456789012:assumed-role/sagemaker/pipeline', null, 'PendingManualApproval', 'outside'],
+      ['olga', 'PendingManualApproval', 'Approved', 'unsealed'],
+      ['rob', 'Approved', 'Rejected', undefined],
+    ]);
+    const report = await fresh.verify({ version });
+    expect(report.ok).toBe(true);
+    expect(report.versions[0].warnings).toEqual([
+      `1 audit object under ${lake.root}/artifacts/registry/${GROUP}/audit/000003/ written before the chain is not sealed by it (an earlier release started the chain without a genesis entry): shown as unsealed, not tamper-evident`,
+    ]);
+  });
+
   it('verify reports a tampered artifact and a broken chain', async () => {
     const v = await registry.show(1);
     const key = v.artifactUri.slice(`${lake.root}/`.length);
@@ -539,6 +560,41 @@ describe('SageMaker registry: fetch and errors', () => {
       const err = (await new SageMakerRegistry(GROUP, { lake: stuck, client, image: IMAGE }).approve(1, 'ok').catch((e: unknown) => e)) as Error;
       expect(err.message).toMatch(/bad description.*The change was not applied \(SageMaker still shows PendingManualApproval\), but its audit entry s3:\/\/lake\/.*000002\.json could not be withdrawn \(AWS denied s3:DeleteObject\): it records a change that did not happen; delete that object by hand/);
     });
+  });
+
+  it('a lone last entry SageMaker never took (its process stopped before UpdateModelPackage), past the settle window, is void: shown as not applied, and the next change links onto it recording that', async () => {
+    await registerSeeds(1);
+    const prefix = `artifacts/registry/${GROUP}/audit/000001/`;
+    // What a change leaves when its process dies between creating entry 2 and UpdateModelPackage, ten minutes ago.
+    const orphan = { seq: 2, prev: sha256Hex(await lake.read(`${prefix}000001.json`)), at: new Date(Date.now() - 600_000).toISOString(), by: 'ann', from: 'PendingManualApproval', to: 'Approved', note: 'ship' };
+    await lake.write(`${prefix}000002.json`, `${JSON.stringify(orphan)}\n`);
+    const fresh = () => new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    const trail = (v: ModelVersion) => v.audit.map((e) => [e.from, e.to, e.chain]);
+
+    const v = await fresh().show(1);
+    expect(v.status).toBe('PendingManualApproval');
+    // Not an approval followed by a change back outside pricesense: the approval never happened.
+    expect(trail(v)).toEqual([
+      [null, 'PendingManualApproval', undefined],
+      ['PendingManualApproval', 'Approved', 'not-applied'],
+    ]);
+    const report = await fresh().verify();
+    expect(report.ok).toBe(true);
+    expect(report.versions[0].warnings).toEqual([
+      `audit entry 2 (PendingManualApproval -> Approved by ann at ${orphan.at}) was not applied: SageMaker says PendingManualApproval and was not modified after it was written (its UpdateModelPackage failed, or the process stopped before it); it is shown as not applied, and the next change records that`,
+    ]);
+    expect(await fresh().latestApproved()).toBeUndefined();
+
+    // The next change is entry 3, linked onto entry 2 (the chain stays whole) and saying entry 2 was void.
+    const rejected = await fresh().reject(1, 'not this one', 'rob');
+    expect(trail(rejected)).toEqual([
+      [null, 'PendingManualApproval', undefined],
+      ['PendingManualApproval', 'Approved', 'not-applied'],
+      ['PendingManualApproval', 'Rejected', undefined],
+    ]);
+    expect(JSON.parse((await lake.read(`${prefix}000003.json`)).toString('utf8'))).toMatchObject({ seq: 3, prev: sha256Hex(await lake.read(`${prefix}000002.json`)), voids: 2, from: 'PendingManualApproval', to: 'Rejected' });
+    expect(await fresh().verify()).toMatchObject({ ok: true, versions: [{ version: 1, status: 'Rejected', problems: [], warnings: [] }] });
+    expect(trail(await fresh().show(1))).toEqual(trail(rejected));
   });
 
   it('turns persistent throttling into a clear error', async () => {
