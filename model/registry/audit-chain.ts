@@ -120,6 +120,19 @@ export function parseChainMarker(text: string, where: string): ChainMarker {
 }
 
 /**
+ * Reads the registry's marker on a version's read path: a bad marker makes that version
+ * unservable (passed over, listed by verify) instead of failing every read.
+ */
+export async function markerForVersion<T>(version: number, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    if (err instanceof UserError) throw new AuditChainError(version, err.message);
+    throw err;
+  }
+}
+
+/**
  * A version that looks written before the chain in a registry whose marker says it cannot
  * be (not listed, or sealing closed): its history was rewritten by hand.
  */

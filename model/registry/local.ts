@@ -62,6 +62,7 @@ import {
   ConcurrentChangeError,
   encodeEntry,
   genesisEntry,
+  markerForVersion,
   isLegacyEntry,
   migrateCommand,
   parseChainMarker,
@@ -331,12 +332,12 @@ export class LocalRegistry implements Registry {
       chain = this.verifyStored(version, stored);
     } catch (err) {
       if (!(err instanceof UnmigratedVersionError)) throw err;
-      const marker = await this.markerFor(version);
+      const marker = await markerForVersion(version, () => this.readMarker());
       if (marker && !(marker.state === 'migrating' && marker.legacy.includes(version))) throw this.tampered(version, marker);
       throw err;
     }
     const { head, auditDir } = stored;
-    const resumable = !head && chain.entries.length === 1 && chain.entries[0].genesis !== undefined && (await this.markerFor(version))?.state === 'migrating';
+    const resumable = !head && chain.entries.length === 1 && chain.entries[0].genesis !== undefined && (await markerForVersion(version, () => this.readMarker()))?.state === 'migrating';
     checkHead(version, head, chain, auditDir, this.uri, resumable);
     if (this.auditKey !== undefined) {
       checkHeadMac(version, head!, this.auditKey, auditDir);
@@ -464,16 +465,6 @@ export class LocalRegistry implements Registry {
       sealingClosedBy: where,
       trail: path.join(this.versionDir(version), 'audit'),
     });
-  }
-
-  /** readMarker on a version's read path: a bad marker makes that version unservable (passed over, listed by verify), not every read fail. */
-  private async markerFor(version: number): Promise<ChainMarker | undefined> {
-    try {
-      return await this.readMarker();
-    } catch (err) {
-      if (err instanceof UserError) throw new AuditChainError(version, err.message);
-      throw err;
-    }
   }
 
   /** The registry's chain marker; undefined if none. With the audit key, a marker that does not verify is refused. */

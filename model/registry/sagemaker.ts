@@ -68,6 +68,7 @@ import {
   ConcurrentChangeError,
   encodeEntry,
   genesisEntry,
+  markerForVersion,
   parseChainMarker,
   publicEntry,
   tamperedTrail,
@@ -675,7 +676,7 @@ export class SageMakerRegistry implements Registry {
       chain = verifyChain(version, stored, anchorOf(d), { firstIsRegistration: byPricesense, legacy: sealed ? legacy : [], registry: this.uri, voidable: true });
     } catch (err) {
       if (!(err instanceof UnmigratedVersionError)) throw err;
-      const marker = await this.markerFor(version);
+      const marker = await markerForVersion(version, () => this.readMarker());
       if (marker && !(marker.open && marker.legacy.includes(version))) throw this.tampered(version, marker);
       throw err;
     }
@@ -753,16 +754,6 @@ export class SageMakerRegistry implements Registry {
     // Its mere presence closes sealing: a damaged one must not reopen it.
     const closed = m.state === 'complete' || (await this.readIfPresent(this.markerKey(MARKER_COMPLETE))) !== undefined;
     return { legacy: m.legacy, open: !closed };
-  }
-
-  /** readMarker on a version's read path: a bad marker makes that version unservable (passed over, listed by verify), not every read fail. */
-  private async markerFor(version: number): Promise<SealingState | undefined> {
-    try {
-      return await this.readMarker();
-    } catch (err) {
-      if (err instanceof UserError) throw new AuditChainError(version, err.message);
-      throw err;
-    }
   }
 
   /**
