@@ -353,7 +353,8 @@ export class SageMakerRegistry implements Registry {
       const chain = await this.readChain(d, audits);
       const v = await this.toModelVersion(d, chain);
       const last = chain.entries.at(-1);
-      const applied = chain.entries.filter((e) => !notApplied(chain, d).has(e.seq)).at(-1);
+      const voided = notApplied(chain, d);
+      const applied = chain.entries.filter((e) => !voided.has(e.seq)).at(-1);
       if (chain.unsealedObjects > 0) {
         const n = chain.unsealedObjects;
         const unreadable = n - chain.unsealed.length;
@@ -749,11 +750,17 @@ export class SageMakerRegistry implements Registry {
   private async readMarker(): Promise<SealingState | undefined> {
     const key = this.markerKey(MARKER_FILE);
     const bytes = await this.readIfPresent(key);
-    if (!bytes) return undefined;
+    const complete = async () => (await this.readIfPresent(this.markerKey(MARKER_COMPLETE))) !== undefined;
+    if (!bytes) {
+      if (!(await complete())) return undefined;
+      throw new UserError(
+        `${this.lake.uri(key)} is missing but ${this.lake.uri(this.markerKey(MARKER_COMPLETE))}, written after it, exists: the registry's chain marker was deleted; restore it from a backup (with S3 versioning, its earlier version)`,
+        'integrity',
+      );
+    }
     const m: ChainMarker = parseChainMarker(bytes.toString('utf8'), this.lake.uri(key));
     // Its mere presence closes sealing: a damaged one must not reopen it.
-    const closed = m.state === 'complete' || (await this.readIfPresent(this.markerKey(MARKER_COMPLETE))) !== undefined;
-    return { legacy: m.legacy, open: !closed };
+    return { legacy: m.legacy, open: m.state === 'migrating' && !(await complete()) };
   }
 
   /**

@@ -793,6 +793,10 @@ describe('SageMaker registry: a group written before the audit chain, and `regis
     const before = await objects();
     expect((await fresh.migrate()).versions[0]).toMatchObject({ version: 1, result: 'failed' });
     expect(await objects()).toEqual(before);
+    // Deleting the marker as well does not reopen sealing: the object that closed it says a marker existed.
+    await lake.delete(`${prefix}CHAIN.json`);
+    await expect(fresh.migrate()).rejects.toThrow(/audit\/CHAIN\.json is missing but .*audit\/CHAIN-complete\.json, written after it, exists: the registry's chain marker was deleted/);
+    await expect(fresh.show(1)).rejects.toThrow(/version 1: audit trail does not verify: .*CHAIN\.json is missing but/);
   });
 
   it('a group chained before the marker existed: old-style versions are sealed only with --accept-unchained naming every one', async () => {
