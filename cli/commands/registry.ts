@@ -13,6 +13,7 @@ import {
   openRegistry,
   parseStatus,
   registryUri,
+  type ChainStanding,
   type MigrationReport,
   type ModelVersion,
   type Registry,
@@ -180,7 +181,7 @@ export function register(program: Command): void {
     )
     .option('--by <name>', 'who is migrating, recorded in each genesis entry ' + defaultFrom('user', 'the OS user'))
     .option('--registry <uri>', REGISTRY_HELP)
-    .option('--accept-unchained <versions>', 'comma-separated versions to seal although the registry already has chained versions and no CHAIN.json (a registry upgraded before the marker existed): only after checking their audit folders against a backup', versionList)
+    .option('--accept-unchained <versions>', 'comma-separated versions to seal although the registry already has chained versions and no CHAIN.json marker (a registry upgraded before the marker existed; local or SageMaker): only after checking their audit folders or objects against a backup', versionList)
     .option('--json', 'print the report as JSON')
     .action(async (opts: Common & { by?: string; acceptUnchained?: number[] }) => {
       const reg = await open(opts);
@@ -203,6 +204,14 @@ export function register(program: Command): void {
       if (!report.ok) process.exitCode = exitCodeOf('integrity');
     });
 }
+
+/** How `show` marks an entry that is not an ordinary linked one (AuditEntry.chain). */
+const CHAIN_MARK: Record<ChainStanding, string> = {
+  sealed: 'sealed: written before the chain',
+  unsealed: 'UNSEALED: written before the chain, not covered by it',
+  outside: 'outside the chain: from SageMaker',
+  'not-applied': 'NOT APPLIED: SageMaker never took this change',
+};
 
 function migrateText(report: MigrationReport): string {
   if (report.versions.length === 0) return `no versions in ${report.registry}: nothing to migrate\n`;
@@ -310,7 +319,7 @@ function describe(v: ModelVersion): string {
     `  hyperparameters   ${JSON.stringify(l.hyperparameters)}`,
     `  metrics           accuracy ${fmt(m.accuracy)}  macroF1 ${fmt(m.macroF1)}  logLoss ${fmt(m.logLoss)}  gates ${gatesCell(v)}`,
     '  audit',
-    ...v.audit.map((e) => `    ${e.at}  ${e.by}  ${e.from ?? '(new)'} -> ${e.to}${e.note ? `  "${e.note}"` : ''}${e.override ? `  GATE OVERRIDE (${e.override.gates}): "${e.override.reason}"` : ''}`),
+    ...v.audit.map((e) => `    ${e.at}  ${e.by}  ${e.from ?? '(new)'} -> ${e.to}${e.note ? `  "${e.note}"` : ''}${e.override ? `  GATE OVERRIDE (${e.override.gates}): "${e.override.reason}"` : ''}${e.chain ? `  [${CHAIN_MARK[e.chain]}]` : ''}`),
   ];
   return `${lines.join('\n')}\n`;
 }

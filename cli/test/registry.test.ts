@@ -152,7 +152,11 @@ describe('pricesense registry', () => {
     expect(migrated.out).toMatch(/^VERSION\s+RESULT\s+SEALED ENTRIES\n1\s+sealed\s+2\n/);
     expect(migrated.out).toContain(`${reg}: 1 version(s) sealed into the audit chain, 0 already chained`);
     expect((await run('list')).out).toMatch(/\n1\*\s+Approved\s+/);
-    expect((await run('show', '1')).out).toMatch(/ops {2}Approved -> Approved {2}"audit chain started by pricesense registry migrate: the 2 entries before this one/);
+    const shown = (await run('show', '1')).out;
+    expect(shown).toMatch(/ops {2}Approved -> Approved {2}"audit chain started by pricesense registry migrate: the 2 entries before this one/);
+    // The old entries are marked as the registry marked them; the genesis entry is an ordinary linked one.
+    expect(shown.split('\n').filter((l) => l.includes('[sealed: written before the chain]'))).toHaveLength(2);
+    expect(shown).not.toMatch(/ops .*\[/);
     expect((await run('migrate')).out).toMatch(/\n1\s+already chained\s+2\n/);
     expect((await run('verify')).code).toBe(0);
   });

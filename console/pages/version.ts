@@ -3,7 +3,7 @@
  * diagram, feature importance, training feature distributions, lineage, artifact
  * digests with the verify action, audit trail and the model card.
  */
-import type { AuditEntry, ModelVersion } from '../../model/registry';
+import type { AuditEntry, ChainStanding, ModelVersion } from '../../model/registry';
 import type { Principal } from '../auth';
 import { horizontalBars } from '../charts/bars';
 import { featureDistribution } from '../charts/distribution';
@@ -99,29 +99,20 @@ function artifact(v: ModelVersion, principal: Principal, verify: VerifyResult | 
 ${result}`;
 }
 
-/**
- * Entries a backend reconstructed from SageMaker's own record (a change made in Studio,
- * a package the pipeline registered): shown, but not part of the hash chain.
- */
-export function chainState(e: AuditEntry): 'linked' | 'outside' {
-  return /\((changed outside pricesense; recorded by SageMaker|no pricesense audit record)/.test(e.note) ? 'outside' : 'linked';
-}
-
-/**
- * Per entry: entries written before the audit was hash-chained (before the genesis entry
- * `pricesense registry migrate` added) are covered by the genesis entry's seal, not linked one
- * to the next, and must not read as linked.
- */
-function chainStates(audit: readonly AuditEntry[]): Array<'linked' | 'outside' | 'sealed'> {
-  const genesis = audit.findIndex((e) => e.genesis !== undefined);
-  return audit.map((e, i) => (i < genesis ? 'sealed' : chainState(e)));
+/** How an entry stands to the hash chain, as the registry that verified it marked it (AuditEntry.chain); unmarked entries are linked. */
+export function chainState(e: AuditEntry): 'linked' | ChainStanding {
+  return e.chain ?? 'linked';
 }
 
 const CHAIN_LABEL = {
   linked: '✓ linked',
-  outside: 'outside the chain (changed outside pricesense)',
+  outside: 'outside the chain (reconstructed from SageMaker: changed or registered outside pricesense)',
   sealed: 'sealed (written before the chain; covered by the migration entry)',
+  unsealed: 'UNSEALED (written before the chain and not covered by it: not tamper-evident)',
+  'not-applied': 'linked, NOT APPLIED (SageMaker never took this change; the status did not move)',
 } as const;
+
+const plural = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
 
 /**
  * The audit trail. The registry verified its hash chain when it read the version (a
@@ -130,14 +121,15 @@ const CHAIN_LABEL = {
  * record are marked as outside the chain.
  */
 export function auditTable(v: ModelVersion): Html {
-  const states = chainStates(v.audit);
-  const linked = states.filter((c) => c === 'linked').length;
-  const sealed = states.filter((c) => c === 'sealed').length;
-  return html`<p data-chain-state="verified">Hash chain <strong class="gate-passed">verified</strong> when this page was read: ${linked} entr${linked === 1 ? 'y' : 'ies'}, each linked to the SHA-256 of the one before, the first to the version's registration record${
-    sealed > 0 ? html`; ${sealed} earlier entr${sealed === 1 ? 'y was' : 'ies were'} written before the chain and ${sealed === 1 ? 'is' : 'are'} sealed as found by the migration entry` : ''
-  }${
-    linked + sealed < v.audit.length ? html`; ${v.audit.length - linked - sealed} entr${v.audit.length - linked - sealed === 1 ? 'y' : 'ies'} reconstructed from SageMaker (changed outside pricesense) are not part of it` : ''
-  }.</p>
+  const states = v.audit.map(chainState);
+  const count = (state: ReturnType<typeof chainState>) => states.filter((c) => c === state).length;
+  const linked = count('linked') + count('not-applied');
+  const [sealed, unsealed, outside, notApplied] = [count('sealed'), count('unsealed'), count('outside'), count('not-applied')];
+  return html`<p data-chain-state="verified">Hash chain <strong class="gate-passed">verified</strong> when this page was read: ${plural(linked, 'entry', 'entries')}, each linked to the SHA-256 of the one before, the first to the version's registration record${
+    sealed > 0 ? html`; ${plural(sealed, 'earlier entry was', 'earlier entries were')} written before the chain and ${sealed === 1 ? 'is' : 'are'} sealed as found by the migration entry` : ''
+  }${notApplied > 0 ? html`; ${plural(notApplied, 'linked entry records a change', 'linked entries record changes')} SageMaker never took (not applied)` : ''}${
+    unsealed > 0 ? html`; ${plural(unsealed, 'entry was', 'entries were')} written before the chain and ${unsealed === 1 ? 'is' : 'are'} <strong class="gate-failed">not covered by it</strong> (not tamper-evident)` : ''
+  }${outside > 0 ? html`; ${plural(outside, 'entry', 'entries')} reconstructed from SageMaker (outside pricesense) ${outside === 1 ? 'is' : 'are'} not part of it` : ''}.</p>
 <table class="audit"><thead><tr><th scope="col">#</th><th scope="col">when (UTC)</th><th scope="col">who</th><th scope="col">change</th><th scope="col">note</th><th scope="col">gate override</th><th scope="col">chain</th></tr></thead><tbody>${v.audit.map(
     (e, i) =>
       html`<tr data-audit="${i}" data-to="${e.to}" data-by="${e.by}"><td class="num">${i + 1}</td><td><time datetime="${e.at}">${when(e.at)}</time></td><td>${e.by}</td><td>${e.from ?? 'registered'} → ${e.to}</td><td>${e.note || '—'}</td><td>${

@@ -21,12 +21,18 @@
  */
 import { UserError } from '../../core/errors';
 import { sha256Hex } from './common';
-import { MODEL_STATUSES, type AuditEntry, type GateOverride, type ModelStatus, type TransitionOptions } from './types';
+import { MODEL_STATUSES, type AuditEntry, type ChainStanding, type GateOverride, type ModelStatus, type TransitionOptions } from './types';
 
 /** An audit entry as stored: its place in the chain and its link to the previous entry. */
 export interface ChainedEntry extends AuditEntry {
   readonly seq: number;
   readonly prev: string;
+  /**
+   * SageMaker: the entry before this one (its number) recorded a change SageMaker never
+   * took. Said by the change that found it so and linked onto it, so the record of it being
+   * void is as tamper-evident as the entry.
+   */
+  readonly voids?: number;
 }
 
 /** What `pricesense registry migrate` records in the genesis entry it adds to a trail written before the chain. */
@@ -81,6 +87,79 @@ export class UnmigratedVersionError extends AuditChainError {
   }
 }
 
+/**
+ * Sealing is once per registry, or `registry migrate` would seal a forgery (delete a
+ * version's chained entries, write old-style ones ending in Approved, and every read asks
+ * for `migrate`). Each backend keeps a registry-level marker, created exclusively by the
+ * first chain-aware write: the versions written before the chain at that moment
+ * (`legacy`), and whether sealing them is still open (`migrating`) or finished
+ * (`complete`). Only a listed version may be sealed, and only while sealing is open.
+ */
+export const CHAIN_MARKER_LAYOUT = 'pricesense.registry.chain/1';
+
+export interface ChainMarker {
+  readonly layout: typeof CHAIN_MARKER_LAYOUT;
+  readonly state: 'migrating' | 'complete';
+  readonly legacy: readonly number[];
+  /** HMAC under the local registry's audit key, when it has one. */
+  readonly mac?: string;
+}
+
+/** The marker's stored text, checked for shape (`where` names it in the error). */
+export function parseChainMarker(text: string, where: string): ChainMarker {
+  let m: Partial<ChainMarker>;
+  try {
+    m = JSON.parse(text) as Partial<ChainMarker>;
+  } catch (err) {
+    throw new UserError(`${where} is not valid JSON (${(err as Error).message}): the registry's chain marker was damaged; restore it from a backup`, 'integrity');
+  }
+  if (!m || m.layout !== CHAIN_MARKER_LAYOUT || (m.state !== 'migrating' && m.state !== 'complete') || !Array.isArray(m.legacy) || !m.legacy.every((n) => Number.isSafeInteger(n))) {
+    throw new UserError(`${where} is malformed (expected layout ${CHAIN_MARKER_LAYOUT}, state migrating|complete, legacy version numbers): restore it from a backup`, 'integrity');
+  }
+  return m as ChainMarker;
+}
+
+/**
+ * Reads the registry's marker on a version's read path: a bad marker makes that version
+ * unservable (passed over, listed by verify) instead of failing every read.
+ */
+export async function markerForVersion<T>(version: number, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    if (err instanceof UserError) throw new AuditChainError(version, err.message);
+    throw err;
+  }
+}
+
+/**
+ * A version that looks written before the chain in a registry whose marker says it cannot
+ * be (not listed, or sealing closed): its history was rewritten by hand.
+ */
+export function tamperedTrail(version: number, o: { looks: string; listed: boolean; marker: string; sealingClosedBy: string; trail: string }): AuditChainError {
+  const why = o.listed ? `this registry's migration is complete (${o.sealingClosedBy}), so its sealed trail was replaced` : `it was not written before the chain (${o.marker} does not list it), so its chained entries were replaced`;
+  return new AuditChainError(
+    version,
+    `${o.looks}, but ${why}: the history was rewritten by hand (tampering). \`registry migrate\` will not seal it; restore ${o.trail} from a backup, or leave it unserved and register its forest again as a new version`,
+  );
+}
+
+/**
+ * The versions a new marker lists: those written before the chain. Refused when other
+ * versions are chained already (the registry was chain-aware, so a marker existed and was
+ * deleted, or the release before the marker chained them) unless a person vouched for
+ * every one of them with --accept-unchained.
+ */
+export function assertMarkerMayList(o: { registry: string; marker: string; legacy: readonly number[]; chainAware: boolean; acceptUnchained: readonly number[]; trails: string }): void {
+  const { legacy } = o;
+  if (!o.chainAware || legacy.length === 0 || legacy.every((n) => o.acceptUnchained.includes(n))) return;
+  const one = legacy.length === 1;
+  throw new UserError(
+    `${o.marker} is missing, yet versions of this registry have hash-chained trails (written by a chain-aware pricesense) while version${one ? '' : 's'} ${legacy.join(', ')} look${one ? 's' : ''} written before the chain: either the marker was deleted and those trails rewritten by hand, or the registry was upgraded to a pricesense that chained new versions before the marker existed. \`registry migrate\` will not seal them on its own; restore the registry (or those versions' ${o.trails} and the marker) from a backup, or, after checking those versions' ${o.trails} against a backup, run \`${migrateCommand(o.registry)} --accept-unchained ${legacy.join(',')}\``,
+    'integrity',
+  );
+}
+
 /** The status moved between reading it and writing the change: nothing was changed. */
 export class ConcurrentChangeError extends UserError {
   constructor(version: number, from: ModelStatus, now: { to: ModelStatus; by: string; at: string } | undefined) {
@@ -98,7 +177,7 @@ export function assertExpected(version: number, current: ModelStatus, options: T
 }
 
 export function encodeEntry(entry: ChainedEntry): Buffer {
-  const { seq, prev, at, by, from, to, note, override, genesis } = entry;
+  const { seq, prev, at, by, from, to, note, override, genesis, voids } = entry;
   // `override` and `genesis` only when there is one: entries without them are byte for byte what they were before they existed.
   const stored = {
     seq,
@@ -110,13 +189,14 @@ export function encodeEntry(entry: ChainedEntry): Buffer {
     note,
     ...(override ? { override: { reason: override.reason, gates: override.gates } } : {}),
     ...(genesis ? { genesis: { legacyEntries: genesis.legacyEntries } } : {}),
+    ...(voids !== undefined ? { voids } : {}),
   };
   return Buffer.from(`${JSON.stringify(stored)}\n`, 'utf8');
 }
 
 /** The entry of the public trail (without the chain fields). */
-export function publicEntry(e: AuditEntry): AuditEntry {
-  return { at: e.at, by: e.by, from: e.from, to: e.to, note: e.note, ...(e.override ? { override: e.override } : {}), ...(e.genesis ? { genesis: e.genesis } : {}) };
+export function publicEntry(e: AuditEntry, chain?: ChainStanding): AuditEntry {
+  return { at: e.at, by: e.by, from: e.from, to: e.to, note: e.note, ...(e.override ? { override: e.override } : {}), ...(e.genesis ? { genesis: e.genesis } : {}), ...(chain ? { chain } : {}) };
 }
 
 /**
@@ -180,6 +260,15 @@ function parseLegacyEntry(version: number, s: StoredEntry): AuditEntry {
   return { at: e.at!, by: e.by!, from: e.from!, to: e.to!, note: e.note! };
 }
 
+/** An entry written before the chain that no chain covers (shown as unsealed): undefined when the bytes are not one. */
+export function unsealedEntry(s: StoredEntry): AuditEntry | undefined {
+  try {
+    return { ...parseLegacyEntry(0, s), chain: 'unsealed' };
+  } catch {
+    return undefined;
+  }
+}
+
 function parseEntry(version: number, s: StoredEntry): ChainedEntry {
   const e = parseStored<ChainedEntry>(version, s);
   const ok =
@@ -194,7 +283,8 @@ function parseEntry(version: number, s: StoredEntry): ChainedEntry {
     (e.from === null || isStatus(e.from)) &&
     isStatus(e.to) &&
     (e.override === undefined || (isOverride(e.override) && e.to === 'Approved')) &&
-    (e.genesis === undefined || (isGenesis(e.genesis) && e.from === e.to && e.override === undefined));
+    (e.genesis === undefined || (isGenesis(e.genesis) && e.from === e.to && e.override === undefined)) &&
+    (e.voids === undefined || e.voids === s.seq - 1);
   if (!ok) {
     const why = typeof e?.prev !== 'string' ? 'has no hash link (an entry written before the audit was chained, or a hand-made one)' : `is not a well-formed audit entry ${s.seq}`;
     throw new AuditChainError(version, `${s.where} ${why}`);
@@ -223,6 +313,8 @@ export interface ChainOptions {
   readonly legacyNumbered?: boolean;
   /** The registry's URI, for the command an unmigrated version needs. */
   readonly registry: string;
+  /** An entry may say the one before it was not applied (`voids`; SageMaker, where the status is applied after its entry is written). */
+  readonly voidable?: boolean;
 }
 
 /** Entries written before the chain, checked as the pricesense of the time kept them. */
@@ -283,6 +375,12 @@ export function verifyChain(version: number, stored: readonly StoredEntry[], anc
       throw new AuditChainError(version, `${s.where} is not the registration entry (from null to PendingManualApproval)`);
     }
     if ((i > 0 || legacy.length > 0) && e.from === null) throw new AuditChainError(version, `${s.where} claims to be a registration but is entry ${s.seq}`);
+    if (e.voids !== undefined) {
+      const voided = entries[i - 1];
+      if (!options.voidable || !voided || voided.from === null || voided.from === voided.to) {
+        throw new AuditChainError(version, `${s.where} says entry ${e.voids} was not applied, but ${!options.voidable ? 'this registry applies no change after writing its entry' : 'that entry records no status change'}: a hand-made entry`);
+      }
+    }
     // Where pricesense is the only writer of the status (local), each change starts where the last one ended.
     if (i > 0 && options.continuous && e.from !== entries[i - 1].to) {
       throw new AuditChainError(version, `${s.where} moves from ${e.from} but entry ${seq - 1} left the version ${entries[i - 1].to}: a hand-made entry`);
@@ -291,7 +389,7 @@ export function verifyChain(version: number, stored: readonly StoredEntry[], anc
     entries.push(e);
     hashes.push(prev);
   });
-  return { entries, hashes, legacy };
+  return { entries, hashes, legacy: legacy.map((e) => ({ ...e, chain: 'sealed' as const })) };
 }
 
 /**

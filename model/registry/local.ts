@@ -55,17 +55,23 @@ import { SETTINGS, configuredSetting } from '../../core/config';
 import { UserError } from '../../core/errors';
 import {
   assertExpected,
+  assertMarkerMayList,
   AuditChainError,
+  CHAIN_MARKER_LAYOUT,
   ChainWitness,
   ConcurrentChangeError,
   encodeEntry,
   genesisEntry,
+  markerForVersion,
   isLegacyEntry,
   migrateCommand,
+  parseChainMarker,
   publicEntry,
+  tamperedTrail,
   UnmigratedVersionError,
   verifyChain,
   type ChainedEntry,
+  type ChainMarker,
   type StoredEntry,
   type VerifiedChain,
 } from './audit-chain';
@@ -77,7 +83,6 @@ const VERSION_DIR = /^\d+$/;
 const AUDIT_FILE = /^(\d+)\.json$/;
 const HEAD_FILE = 'HEAD.json';
 const MARKER_FILE = 'CHAIN.json';
-const MARKER_LAYOUT = 'pricesense.registry.chain/1';
 /** Staging folders older than this are leftovers of crashed registrations. */
 const STALE_STAGING_MS = 24 * 3600 * 1000;
 
@@ -101,19 +106,8 @@ interface Head {
 /** The environment variable holding the audit key (see the file comment). */
 export const AUDIT_KEY_ENV = SETTINGS.registryAuditKey.env;
 
-/**
- * The registry's chain marker (see the file comment): which versions were written before
- * the chain when the registry became chain-aware, and whether sealing them is finished.
- */
-interface ChainMarker {
-  readonly layout: typeof MARKER_LAYOUT;
-  readonly state: 'migrating' | 'complete';
-  readonly legacy: readonly number[];
-  readonly mac?: string;
-}
-
 function markerMac(key: string, state: string, legacy: readonly number[]): string {
-  return createHmac('sha256', key).update(`${MARKER_LAYOUT}\n${state}\n${legacy.join(',')}`).digest('hex');
+  return createHmac('sha256', key).update(`${CHAIN_MARKER_LAYOUT}\n${state}\n${legacy.join(',')}`).digest('hex');
 }
 
 function headMac(key: string, version: number, seq: number, sha256: string): string {
@@ -242,7 +236,7 @@ export class LocalRegistry implements Registry {
       metrics: record.metrics,
       lineage: record.lineage,
       artifactUri: path.join(this.versionDir(version), record.artifact),
-      audit: [...chain.legacy, ...chain.entries.map(publicEntry)],
+      audit: [...chain.legacy, ...chain.entries.map((e) => publicEntry(e))],
     };
   }
 
@@ -338,12 +332,12 @@ export class LocalRegistry implements Registry {
       chain = this.verifyStored(version, stored);
     } catch (err) {
       if (!(err instanceof UnmigratedVersionError)) throw err;
-      const marker = await this.markerFor(version);
+      const marker = await markerForVersion(version, () => this.readMarker());
       if (marker && !(marker.state === 'migrating' && marker.legacy.includes(version))) throw this.tampered(version, marker);
       throw err;
     }
     const { head, auditDir } = stored;
-    const resumable = !head && chain.entries.length === 1 && chain.entries[0].genesis !== undefined && (await this.markerFor(version))?.state === 'migrating';
+    const resumable = !head && chain.entries.length === 1 && chain.entries[0].genesis !== undefined && (await markerForVersion(version, () => this.readMarker()))?.state === 'migrating';
     checkHead(version, head, chain, auditDir, this.uri, resumable);
     if (this.auditKey !== undefined) {
       checkHeadMac(version, head!, this.auditKey, auditDir);
@@ -463,38 +457,27 @@ export class LocalRegistry implements Registry {
 
   /** A version that looks written before the chain in a registry whose marker says it cannot be: its chained entries were replaced by hand. */
   private tampered(version: number, marker: ChainMarker): AuditChainError {
-    const why = marker.legacy.includes(version)
-      ? `this registry's migration is complete (${path.join(this.uri, MARKER_FILE)}), so its sealed trail was replaced`
-      : `it was not written before the chain (${path.join(this.uri, MARKER_FILE)} does not list it), so its chained entries were replaced`;
-    return new AuditChainError(
-      version,
-      `its audit trail holds only entries without a hash link, and HEAD.json is gone, but ${why}: the history was rewritten by hand (tampering). \`registry migrate\` will not seal it; restore ${path.join(this.versionDir(version), 'audit')} from a backup, or leave it unserved and register its forest again as a new version`,
-    );
-  }
-
-  /** readMarker on a version's read path: a bad marker makes that version unservable (passed over, listed by verify), not every read fail. */
-  private async markerFor(version: number): Promise<ChainMarker | undefined> {
-    try {
-      return await this.readMarker();
-    } catch (err) {
-      if (err instanceof UserError) throw new AuditChainError(version, err.message);
-      throw err;
-    }
+    const where = path.join(this.uri, MARKER_FILE);
+    return tamperedTrail(version, {
+      looks: 'its audit trail holds only entries without a hash link, and HEAD.json is gone',
+      listed: marker.legacy.includes(version),
+      marker: where,
+      sealingClosedBy: where,
+      trail: path.join(this.versionDir(version), 'audit'),
+    });
   }
 
   /** The registry's chain marker; undefined if none. With the audit key, a marker that does not verify is refused. */
   private async readMarker(): Promise<ChainMarker | undefined> {
     const file = path.join(this.uri, MARKER_FILE);
-    let m: Partial<ChainMarker>;
+    let text: string;
     try {
-      m = JSON.parse(await readFile(file, 'utf8')) as Partial<ChainMarker>;
+      text = await readFile(file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new UserError(`${file} is not valid JSON (${(err as Error).message}): the registry's chain marker was damaged; restore it from a backup`, 'integrity');
+      throw err;
     }
-    if (m.layout !== MARKER_LAYOUT || (m.state !== 'migrating' && m.state !== 'complete') || !Array.isArray(m.legacy) || !m.legacy.every((n) => Number.isSafeInteger(n))) {
-      throw new UserError(`${file} is malformed (expected layout ${MARKER_LAYOUT}, state migrating|complete, legacy version numbers): restore it from a backup`, 'integrity');
-    }
+    const m = parseChainMarker(text, file);
     if (this.auditKey !== undefined) {
       const expected = Buffer.from(markerMac(this.auditKey, m.state, m.legacy), 'hex');
       const got = Buffer.from(typeof m.mac === 'string' ? m.mac : '', 'hex');
@@ -502,7 +485,7 @@ export class LocalRegistry implements Registry {
         throw new UserError(`${file}'s HMAC does not verify under ${AUDIT_KEY_ENV} (rewritten by hand, or the key differs from the writers'): the registry's chain marker cannot be trusted; restore it from a backup`, 'integrity');
       }
     }
-    return m as ChainMarker;
+    return m;
   }
 
   /**
@@ -527,18 +510,13 @@ export class LocalRegistry implements Registry {
       // Also what a registry looks like that was upgraded to the first chain-aware pricesense (which
       // wrote no marker) and kept its older versions: only a person who checked those trails
       // against a backup can tell that from a deleted marker, so sealing them needs their word.
-      if (chainAware && legacy.length > 0 && !legacy.every((n) => acceptUnchained.includes(n))) {
-        throw new UserError(
-          `${path.join(this.uri, MARKER_FILE)} is missing, yet versions of this registry have hash-chained trails (written by a chain-aware pricesense) while version${legacy.length === 1 ? '' : 's'} ${legacy.join(', ')} look${legacy.length === 1 ? 's' : ''} written before the chain: either the marker was deleted and those trails rewritten by hand, or the registry was upgraded to a pricesense that chained new versions before ${MARKER_FILE} existed. \`registry migrate\` will not seal them on its own; restore the registry (or those versions' audit folders and ${MARKER_FILE}) from a backup, or, after checking those versions' audit folders against a backup, run \`pricesense registry migrate --accept-unchained ${legacy.join(',')}\``,
-          'integrity',
-        );
-      }
+      assertMarkerMayList({ registry: this.uri, marker: path.join(this.uri, MARKER_FILE), legacy, chainAware, acceptUnchained, trails: 'audit folders' });
       if (await this.createMarker(legacy.length > 0 ? 'migrating' : 'complete', legacy)) return (await this.readMarker())!;
     }
   }
 
   private markerBytes(state: ChainMarker['state'], legacy: readonly number[]): string {
-    const m: ChainMarker = { layout: MARKER_LAYOUT, state, legacy, ...(this.auditKey === undefined ? {} : { mac: markerMac(this.auditKey, state, legacy) }) };
+    const m: ChainMarker = { layout: CHAIN_MARKER_LAYOUT, state, legacy, ...(this.auditKey === undefined ? {} : { mac: markerMac(this.auditKey, state, legacy) }) };
     return `${JSON.stringify(m)}\n`;
   }
 

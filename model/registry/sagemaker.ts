@@ -22,15 +22,23 @@
  *
  * Objects written before the chain (audit/<version>/<time>-<random>.json, no sequence
  * number) make a version unmigrated until `migrate` creates its genesis entry
- * (audit/<version>/000001.json) sealing them in key order.
+ * (audit/<version>/000001.json) sealing them in key order. Sealing is once per group:
+ * audit/CHAIN.json, created with If-None-Match: * by the first chain-aware write, lists
+ * the versions written before the chain, and audit/CHAIN-complete.json closes sealing once
+ * they are all sealed; any other version that looks unmigrated had its history rewritten
+ * and is reported as tampered, never sealed (see ensureMarker).
  *
  * Changes are conditional per sequence number (UpdateModelPackage has no condition of
  * its own): a change first creates its entry as audit/<version>/<seq>.json with
  * PutObject If-None-Match: * (Lake.writeIfAbsent), which S3 lets exactly one writer do;
  * the loser gets 412 and fails with ConcurrentChangeError naming the entry that landed,
  * having changed nothing. Only the winner calls UpdateModelPackage; if that fails, it
- * deletes the entry it created. Objects named <seq>-<random>.json were written by the
- * pricesense before this (claims resolved by listing, see resolveClaims) and still read.
+ * reads SageMaker's status back and withdraws the entry only if the change did not
+ * happen. Objects named <seq>-<random>.json were written by the pricesense before this
+ * (claims resolved by listing, see resolveClaims) and still read. Such a writer does not
+ * see <seq>.json, so after creating it a change also lists <seq>-* and gives way to a
+ * claim there; a claim made after that listing is not seen, so every writer of the
+ * earlier protocol must be gone before this one writes (docs/registry.md).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
@@ -53,15 +61,22 @@ import { UserError } from '../../core/errors';
 import type { Lake } from '../../etl/lake/types';
 import {
   assertExpected,
+  assertMarkerMayList,
   AuditChainError,
+  CHAIN_MARKER_LAYOUT,
   ChainWitness,
   ConcurrentChangeError,
   encodeEntry,
   genesisEntry,
+  markerForVersion,
+  parseChainMarker,
   publicEntry,
+  tamperedTrail,
   UnmigratedVersionError,
+  unsealedEntry,
   verifyChain,
   type ChainedEntry,
+  type ChainMarker,
   type StoredEntry,
   type VerifiedChain,
 } from './audit-chain';
@@ -100,6 +115,9 @@ const LATEST_PAGE = 20;
 const CLAIM_WINDOW_MS = 120_000;
 /** <seq>.json (conditional create), or <seq>-<random>.json (a claim of the earlier list-and-withdraw protocol). */
 const AUDIT_KEY = /\/audit\/(\d{6})\/(\d{6})(?:-[0-9a-f]+)?\.json$/;
+/** The group's chain marker and the object that closes sealing (see readMarker), under audit/. */
+const MARKER_FILE = 'CHAIN.json';
+const MARKER_COMPLETE = 'CHAIN-complete.json';
 /** <entry time, compact ISO>-<random>.json: an entry written before the chain (no sequence number), sealed by `registry migrate`. */
 const LEGACY_AUDIT_KEY = /\/audit\/(\d{6})\/\d{8}T\d{9}Z-[0-9a-f]{8}\.json$/;
 
@@ -164,6 +182,7 @@ export class SageMakerRegistry implements Registry {
       throw new UserError('registering in SageMaker needs the API container image: set PRICESENSE_IMAGE (e.g. <account>.dkr.ecr.<region>.amazonaws.com/pricesense-api:<tag>)');
     }
     await this.ensureGroup();
+    await this.ensureMarker();
 
     const id = `${new Date().toISOString().replace(/[-:.]/g, '')}-${randomBytes(4).toString('hex')}`;
     const base = `${this.prefix}/packages/${id}`;
@@ -334,8 +353,23 @@ export class SageMakerRegistry implements Registry {
       const chain = await this.readChain(d, audits);
       const v = await this.toModelVersion(d, chain);
       const last = chain.entries.at(-1);
+      const voided = notApplied(chain, d);
+      const applied = chain.entries.filter((e) => !voided.has(e.seq)).at(-1);
+      if (chain.unsealedObjects > 0) {
+        const n = chain.unsealedObjects;
+        const unreadable = n - chain.unsealed.length;
+        warnings.push(
+          `${n} audit object${n === 1 ? '' : 's'} under ${this.lake.uri(this.auditPrefix(version))} written before the chain ${n === 1 ? 'is' : 'are'} not sealed by it (an earlier release started the chain without a genesis entry): shown as unsealed, not tamper-evident${unreadable > 0 ? `; ${unreadable} of them ${unreadable === 1 ? 'is' : 'are'} not a well-formed entry and not shown` : ''}`,
+        );
+      }
       if (!last) warnings.push('registered outside pricesense (e.g. by the pipeline): no audit entries until its first change through pricesense');
-      else if (last.to !== status && !inProgress(last, d)) warnings.push(`SageMaker says ${status}, the audit trail ends at ${last.to}: changed outside pricesense (${userName(d.LastModifiedBy)} at ${d.LastModifiedTime?.toISOString() ?? '?'}) or a change that did not complete`);
+      else if (lastIsVoid(last, d)) {
+        warnings.push(
+          `audit entry ${last.seq} (${last.from} -> ${last.to} by ${last.by} at ${last.at}) was not applied: SageMaker says ${status} and was not modified after it was written (its UpdateModelPackage failed, or the process stopped before it); it is shown as not applied, and the next change records that`,
+        );
+      } else if (applied && applied.to !== status && !inProgress(last, d)) {
+        warnings.push(`SageMaker says ${status}, the audit trail ends at ${applied.to}: changed outside pricesense (${userName(d.LastModifiedBy)} at ${d.LastModifiedTime?.toISOString() ?? '?'}) or a change that did not complete`);
+      }
       const key = this.keyOf(v.artifactUri);
       if (key === undefined) problems.push(`artifact ${v.artifactUri} is outside the lake ${this.lake.root}`);
       else {
@@ -364,11 +398,21 @@ export class SageMakerRegistry implements Registry {
     assertTransition(version, from, to);
     if (inProgress(lastEntry, before)) throw new ConcurrentChangeError(version, from, undefined);
     const override = gateOverrideOf(version, to, await this.metricsOf(before), options);
-    const entry: ChainedEntry = { seq: chain.entries.length + 1, prev: chain.hashes.at(-1) ?? anchorOf(before), at: new Date().toISOString(), by: who, from, to, note: note.trim(), override };
+    await this.ensureMarker();
+    // A last entry SageMaker never took stays in the chain (it is linked onto); this entry records that it was void.
+    const voids = lastIsVoid(lastEntry, before) ? lastEntry!.seq : undefined;
+    const entry: ChainedEntry = { seq: chain.entries.length + 1, prev: chain.hashes.at(-1) ?? anchorOf(before), at: new Date().toISOString(), by: who, from, to, note: note.trim(), override, voids };
     // The condition: of two changes decided on the same trail, exactly one creates entry <seq>.
     const claim = this.entryKey(version, entry.seq);
     if (!(await this.createEntry(version, entry))) {
       const landed = await this.readIfPresent(claim);
+      throw new ConcurrentChangeError(version, from, landed && peek(landed));
+    }
+    // A writer of the earlier claim protocol cannot see <seq>.json (it lists <seq>-* only): if its claim is there, it goes ahead, so this change gives way.
+    const rival = (await this.lake.list(`${this.auditPrefix(version)}${pad(entry.seq)}-`)).at(0);
+    if (rival) {
+      const landed = await this.readIfPresent(rival.key);
+      await this.deleteClaim(claim, `another pricesense, of a release before conditional audit writes, claimed entry ${entry.seq} of version ${version} at the same moment (${this.lake.uri(rival.key)}), so this change was not applied`);
       throw new ConcurrentChangeError(version, from, landed && peek(landed));
     }
     try {
@@ -393,26 +437,34 @@ export class SageMakerRegistry implements Registry {
    */
   private async withdrawClaim(version: number, arn: string, from: ModelStatus, to: ModelStatus, claim: string, err: unknown): Promise<void> {
     const failure = err instanceof Error ? err.message : String(err);
-    const entry = this.lake.uri(claim);
     let now: ModelStatus;
     try {
       now = statusOf(await this.describe(arn, version));
     } catch (again) {
       throw new UserError(
-        `${failure}. SageMaker's status could not be read back (${again instanceof Error ? again.message : String(again)}), so the audit entry ${entry} this change created was left in place: if version ${version} is still ${from} in SageMaker, delete that object by hand before the next change`,
+        `${failure}. SageMaker's status could not be read back (${again instanceof Error ? again.message : String(again)}), so the audit entry ${this.lake.uri(claim)} this change created was left in place: if version ${version} is still ${from} in SageMaker, delete that object by hand before the next change`,
         err instanceof UserError ? err.kind : 'integrity',
       );
     }
     if (now === to && to !== from) return;
+    await this.deleteClaim(claim, `${failure}. The change was not applied (SageMaker still shows ${now})`);
+    throw err;
+  }
+
+  /**
+   * Withdraws the audit entry this process created for a change that was not applied
+   * (nothing links to it yet). A failed delete is said, never swallowed: the entry would
+   * record a change that did not happen.
+   */
+  private async deleteClaim(claim: string, why: string): Promise<void> {
     try {
       await this.lake.delete(claim);
     } catch (del) {
       throw new UserError(
-        `${failure}. The change was not applied (SageMaker still shows ${now}), but its audit entry ${entry} could not be withdrawn (${del instanceof Error ? del.message : String(del)}): it records a change that did not happen; delete that object by hand before the next change`,
+        `${why}, but its audit entry ${this.lake.uri(claim)} could not be withdrawn (${del instanceof Error ? del.message : String(del)}): it records a change that did not happen; delete that object by hand before the next change`,
         'integrity',
       );
     }
-    throw err;
   }
 
   private async ensureGroup(): Promise<string> {
@@ -502,7 +554,7 @@ export class SageMakerRegistry implements Registry {
     return metricsKey ? await this.readJsonOf<Record<string, unknown>>(d.ModelPackageVersion!, metricsKey) : {};
   }
 
-  private async toModelVersion(d: DescribeModelPackageOutput, chain: VerifiedChain): Promise<ModelVersion> {
+  private async toModelVersion(d: DescribeModelPackageOutput, chain: PackageTrail): Promise<ModelVersion> {
     const version = d.ModelPackageVersion!;
     const meta = d.CustomerMetadataProperties ?? {};
     const artifactUri = d.InferenceSpecification?.Containers?.[0]?.ModelDataUrl ?? '';
@@ -604,25 +656,35 @@ export class SageMakerRegistry implements Registry {
    * saw before. A package registered through pricesense must start with its
    * registration entry; one registered elsewhere (the pipeline) may have no entries.
    */
-  private async readChain(d: DescribeModelPackageOutput, known?: AuditObject[]): Promise<VerifiedChain> {
+  private async readChain(d: DescribeModelPackageOutput, known?: AuditObject[]): Promise<PackageTrail> {
     const version = d.ModelPackageVersion!;
     const all = known ?? (await this.readAuditObjects(this.auditPrefix(version))).get(version) ?? [];
     const objects = all.filter((o) => o.seq > 0);
     const byPricesense = (d.CustomerMetadataProperties ?? {})[`${META}lineage`] !== undefined;
     const legacy = this.legacyOf(all);
+    const none: PackageTrail = { entries: [], hashes: [], legacy: [], unsealed: [], unsealedObjects: 0 };
     if (objects.length === 0 && legacy.length === 0) {
       if (byPricesense) throw new AuditChainError(version, `no audit entries under ${this.lake.uri(this.auditPrefix(version))} although pricesense registered it (the registration entry was deleted)`);
-      return { entries: [], hashes: [], legacy: [] };
+      return none;
     }
     const stored = resolveClaims(objects, d, (k) => this.lake.uri(k));
-    if (stored.length === 0 && legacy.length === 0 && !byPricesense) return { entries: [], hashes: [], legacy: [] };
+    if (stored.length === 0 && legacy.length === 0 && !byPricesense) return none;
     // Legacy objects count when the chain is theirs: none yet (unmigrated) or one starting with the genesis entry that sealed them.
-    // (A chain started without a genesis by the pricesense before this left them out; so does this.)
+    // A chain an earlier release started without a genesis leaves them outside it: shown as unsealed, never as part of it.
     const sealed = stored.length === 0 || peek(stored[0].bytes)?.genesis !== undefined;
-    const chain = verifyChain(version, stored, anchorOf(d), { firstIsRegistration: byPricesense, legacy: sealed ? legacy : [], registry: this.uri });
+    let chain: VerifiedChain;
+    try {
+      chain = verifyChain(version, stored, anchorOf(d), { firstIsRegistration: byPricesense, legacy: sealed ? legacy : [], registry: this.uri, voidable: true });
+    } catch (err) {
+      if (!(err instanceof UnmigratedVersionError)) throw err;
+      const marker = await markerForVersion(version, () => this.readMarker());
+      if (marker && !(marker.open && marker.legacy.includes(version))) throw this.tampered(version, marker);
+      throw err;
+    }
     // A claim still ahead of SageMaker may yet be withdrawn: the witness only holds settled entries.
     this.witness.check(version, chain, inProgress(chain.entries.at(-1), d) ? chain.entries.length - 1 : chain.entries.length);
-    return chain;
+    const unsealed = sealed ? [] : legacy.map(unsealedEntry).filter((e): e is AuditEntry => e !== undefined);
+    return { ...chain, unsealed, unsealedObjects: sealed ? 0 : legacy.length };
   }
 
   /** The objects written before the chain, in key (= time) order, which is the order the genesis entry seals them in. */
@@ -639,9 +701,12 @@ export class SageMakerRegistry implements Registry {
    * migrations one writes it; the other finds the version chained). Its from and to are
    * SageMaker's status (the authority); its link covers the package's anchor and the
    * legacy objects in key order. One object: nothing to resume, nothing rewritten.
+   * Only versions the group's marker lists are sealed, and only while sealing is open
+   * (see ensureMarker); after a run in which none failed, CHAIN-complete.json closes it.
    */
-  async migrate(options: { by?: string } = {}): Promise<MigrationReport> {
+  async migrate(options: { by?: string; acceptUnchained?: readonly number[] } = {}): Promise<MigrationReport> {
     const by = actor(options.by);
+    const marker = await this.ensureMarker(options.acceptUnchained);
     const summaries = await this.listAll();
     const audits = await this.readAuditObjects(`${this.prefix}/audit/`);
     const versions = await mapLimit(summaries, DESCRIBE_CONCURRENCY, async (summary): Promise<VersionMigration> => {
@@ -649,6 +714,7 @@ export class SageMakerRegistry implements Registry {
       const version = d.ModelPackageVersion!;
       const objects = audits.get(version) ?? [];
       try {
+        // readChain refuses, as tampering, an unmigrated version the marker does not let this run seal.
         const chain = await this.readChain(d, objects).catch(async (err: unknown) => {
           if (!(err instanceof UnmigratedVersionError)) throw err;
           const legacy = this.legacyOf(objects);
@@ -664,7 +730,74 @@ export class SageMakerRegistry implements Registry {
       }
     });
     versions.sort((a, b) => a.version - b.version);
-    return { registry: this.uri, ok: versions.every((v) => v.result !== 'failed'), versions };
+    const ok = versions.every((v) => v.result !== 'failed');
+    // Sealing closes for good once every listed version is sealed; a version that failed keeps it open until it is fixed.
+    if (ok && marker.open) await this.createObject(this.markerKey(MARKER_COMPLETE), `${JSON.stringify({ layout: CHAIN_MARKER_LAYOUT, state: 'complete', legacy: marker.legacy, by })}\n`);
+    return { registry: this.uri, ok, versions };
+  }
+
+  private markerKey(name: string): string {
+    return `${this.prefix}/audit/${name}`;
+  }
+
+  /**
+   * The group's chain marker (audit-chain.ts, ChainMarker): audit/CHAIN.json, created once
+   * with If-None-Match: *, listing the versions written before the chain; sealing them is
+   * closed by its state `complete` or, once they are sealed, by audit/CHAIN-complete.json
+   * (also created once). Both objects are never rewritten, so S3 Object Lock or a policy
+   * denying overwrites and deletes on the audit prefix protects them like the entries.
+   */
+  private async readMarker(): Promise<SealingState | undefined> {
+    const key = this.markerKey(MARKER_FILE);
+    const bytes = await this.readIfPresent(key);
+    const complete = async () => (await this.readIfPresent(this.markerKey(MARKER_COMPLETE))) !== undefined;
+    if (!bytes) {
+      if (!(await complete())) return undefined;
+      throw new UserError(
+        `${this.lake.uri(key)} is missing but ${this.lake.uri(this.markerKey(MARKER_COMPLETE))}, written after it, exists: the registry's chain marker was deleted; restore it from a backup (with S3 versioning, its earlier version)`,
+        'integrity',
+      );
+    }
+    const m: ChainMarker = parseChainMarker(bytes.toString('utf8'), this.lake.uri(key));
+    // Its mere presence closes sealing: a damaged one must not reopen it.
+    return { legacy: m.legacy, open: m.state === 'migrating' && !(await complete()) };
+  }
+
+  /**
+   * The marker, created if the group has none (the first chain-aware write): listing the
+   * versions whose audit objects are all written before the chain, as of now. Refuses to
+   * list any while another version already has chained objects, unless each was vouched
+   * for (--accept-unchained): the group was chain-aware, so its marker was deleted or
+   * predates this release, and what looks unmigrated may have been rewritten.
+   */
+  private async ensureMarker(acceptUnchained: readonly number[] = []): Promise<SealingState> {
+    for (;;) {
+      const existing = await this.readMarker();
+      if (existing) return existing;
+      const chained = new Set<number>();
+      const old = new Set<number>();
+      for (const o of await this.lake.list(`${this.prefix}/audit/`)) {
+        const m = AUDIT_KEY.exec(o.key);
+        if (m) chained.add(Number(m[1]));
+        else if (LEGACY_AUDIT_KEY.test(o.key)) old.add(Number(LEGACY_AUDIT_KEY.exec(o.key)![1]));
+      }
+      const legacy = [...old].filter((v) => !chained.has(v)).sort((a, b) => a - b);
+      assertMarkerMayList({ registry: this.uri, marker: this.lake.uri(this.markerKey(MARKER_FILE)), legacy, chainAware: chained.size > 0, acceptUnchained, trails: 'audit objects' });
+      const marker: ChainMarker = { layout: CHAIN_MARKER_LAYOUT, state: legacy.length > 0 ? 'migrating' : 'complete', legacy };
+      if (await this.createObject(this.markerKey(MARKER_FILE), `${JSON.stringify(marker)}\n`)) return { legacy, open: legacy.length > 0 };
+    }
+  }
+
+  /** A version that looks written before the chain although the marker says it cannot be: its history was rewritten. */
+  private tampered(version: number, marker: SealingState): AuditChainError {
+    const listed = marker.legacy.includes(version);
+    return tamperedTrail(version, {
+      looks: `its audit objects are all of the kind written before the chain (no <seq>.json)`,
+      listed,
+      marker: this.lake.uri(this.markerKey(MARKER_FILE)),
+      sealingClosedBy: this.lake.uri(this.markerKey(MARKER_COMPLETE)),
+      trail: `${this.lake.uri(this.auditPrefix(version))} (with S3 versioning, the objects' earlier versions)`,
+    });
   }
 
   /** An object listed a moment ago may be gone: a withdrawn claim (see transition). */
@@ -718,6 +851,20 @@ function nullIfNone(v: string | undefined): string | null {
 }
 
 const pad = (n: number): string => String(n).padStart(6, '0');
+
+/** What the group's marker says: the versions written before the chain, and whether sealing them is still open. */
+interface SealingState {
+  readonly legacy: readonly number[];
+  readonly open: boolean;
+}
+
+/** A package's verified chain, and the objects written before it that it does not cover. */
+interface PackageTrail extends VerifiedChain {
+  /** Entries written before the chain that its first entry does not seal (it was started without a genesis entry): shown as unsealed. */
+  readonly unsealed: AuditEntry[];
+  /** How many such objects there are (some may not read as entries). */
+  readonly unsealedObjects: number;
+}
 
 interface AuditObject {
   readonly key: string;
@@ -789,13 +936,36 @@ function peek(bytes: Buffer): ChainedEntry | undefined {
 }
 
 /**
- * The audit trail from the lake, plus what SageMaker knows and the lake does not:
- * a registration or a last change made outside pricesense.
+ * The last entry recorded a change SageMaker never took: SageMaker is not at its `to`, it
+ * is older than CLAIM_WINDOW_MS, and SageMaker was not modified after it was written (an
+ * applied change modifies it after its entry). Its UpdateModelPackage failed and the
+ * entry could not be withdrawn, or the process stopped in between. A change made outside
+ * pricesense after such an entry makes it read as applied, then changed outside.
  */
-function reconcileAudit(d: DescribeModelPackageOutput, chain: VerifiedChain, status: ModelStatus): AuditEntry[] {
+function lastIsVoid(last: ChainedEntry | undefined, d: DescribeModelPackageOutput): boolean {
+  if (!last || last.from === null || last.from === last.to || last.to === d.ModelApprovalStatus || isRecent(last)) return false;
+  const modified = d.LastModifiedTime?.getTime();
+  return modified === undefined || modified < Date.parse(last.at);
+}
+
+/** The entries whose change was not applied: each one a later entry says so of (`voids`), and a void last one. */
+function notApplied(chain: VerifiedChain, d: DescribeModelPackageOutput): Set<number> {
+  const seqs = new Set(chain.entries.flatMap((e) => (e.voids === undefined ? [] : [e.voids])));
+  const last = chain.entries.at(-1);
+  if (lastIsVoid(last, d)) seqs.add(last!.seq);
+  return seqs;
+}
+
+/**
+ * The audit trail from the lake, each entry marked by how it stands to the chain (see
+ * AuditEntry.chain), plus what SageMaker knows and the lake does not: a registration or a
+ * last change made outside pricesense.
+ */
+function reconcileAudit(d: DescribeModelPackageOutput, chain: PackageTrail, status: ModelStatus): AuditEntry[] {
   // A claim still in progress (ahead of SageMaker) is not shown as done.
   const settled = inProgress(chain.entries.at(-1), d) ? chain.entries.slice(0, -1) : chain.entries;
-  const out = [...chain.legacy, ...settled.map(publicEntry)];
+  const voided = notApplied(chain, d);
+  const out = [...chain.legacy, ...chain.unsealed, ...settled.map((e) => publicEntry(e, voided.has(e.seq) ? 'not-applied' : undefined))];
   if (out.length === 0 || out[0].from !== null) {
     out.unshift({
       at: d.CreationTime?.toISOString() ?? '',
@@ -803,9 +973,10 @@ function reconcileAudit(d: DescribeModelPackageOutput, chain: VerifiedChain, sta
       from: null,
       to: 'PendingManualApproval',
       note: 'registration reconstructed from SageMaker (no pricesense audit record)',
+      chain: 'outside',
     });
   }
-  const last = out[out.length - 1];
+  const last = [...out].reverse().find((e) => e.chain !== 'not-applied')!;
   if (last.to !== status) {
     out.push({
       at: d.LastModifiedTime?.toISOString() ?? '',
@@ -813,6 +984,7 @@ function reconcileAudit(d: DescribeModelPackageOutput, chain: VerifiedChain, sta
       from: last.to,
       to: status,
       note: `${d.ApprovalDescription ?? ''} (changed outside pricesense; recorded by SageMaker LastModifiedBy/Time)`.trim(),
+      chain: 'outside',
     });
   }
   return out;

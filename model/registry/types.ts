@@ -22,7 +22,21 @@ export interface AuditEntry {
    * found, were not tamper-evident until then.
    */
   readonly genesis?: { readonly legacyEntries: number };
+  /**
+   * How the entry stands to the hash chain, said by the backend that verified it; absent
+   * for an ordinary entry, linked to the one before:
+   * - sealed: written before the chain, covered as found by the genesis entry's seal;
+   * - unsealed: written before the chain and not covered by it (SageMaker: a chain an
+   *   earlier release started without a genesis entry): shown, not tamper-evident;
+   * - outside: reconstructed from SageMaker's own record (a registration or a change made
+   *   outside pricesense), not part of the chain;
+   * - not-applied: linked, but the change it records never reached SageMaker (its
+   *   UpdateModelPackage failed or its process stopped): void, the status did not move.
+   */
+  readonly chain?: ChainStanding;
 }
+
+export type ChainStanding = 'sealed' | 'unsealed' | 'outside' | 'not-applied';
 
 /** An approval despite the quality gates: what was overridden, as the registry saw it, and why. */
 export interface GateOverride {
@@ -172,8 +186,11 @@ export interface Registry {
    * (only adds; idempotent; safe to re-run after an interruption). Versions already
    * chained are left as they are; a version whose trail does not verify is left
    * untouched and reported.
-   * `acceptUnchained` (local backend): versions a person checked against a backup, sealed even
-   * though other versions are already chained and the registry has no CHAIN.json marker (a
+   * Sealing is once per registry: only versions the registry's chain marker lists as written
+   * before the chain, and only until a run has sealed them all (local: CHAIN.json; SageMaker:
+   * audit/CHAIN.json and CHAIN-complete.json); any other trail that looks unmigrated is
+   * reported as tampered. `acceptUnchained`: versions a person checked against a backup,
+   * listed although other versions are already chained and the registry has no marker (a
    * registry upgraded to the first chain-aware pricesense, which wrote none).
    */
   migrate(options?: { by?: string; acceptUnchained?: readonly number[] }): Promise<MigrationReport>;

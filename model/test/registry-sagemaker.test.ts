@@ -23,7 +23,7 @@ import type { AwsClientStub } from 'aws-sdk-client-mock';
 import { S3Lake } from '../../etl/lake/s3';
 import { startS3Server, type S3TestServer } from '../../etl/testing/s3-server';
 import { sha256Hex } from '../registry/common';
-import { ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, UnmigratedVersionError, type ModelVersion } from '../registry';
+import { AuditChainError, ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, UnmigratedVersionError, type ModelStatus, type ModelVersion } from '../registry';
 import { createSageMakerClient, SageMakerRegistry, SAGEMAKER_MAX_ATTEMPTS } from '../registry/sagemaker';
 import { legacySageMakerAuditObject, legacyTrail, writeFixtureForest } from './registry-fixtures';
 import { ACCOUNT_ARN, awsError, fakeSageMakerClient, type FakeSageMaker, GROUP, IMAGE } from './sagemaker-fake';
@@ -289,6 +289,26 @@ describe('SageMaker registry: approval workflow', () => {
     expect((await fresh.verify()).ok).toBe(true);
   });
 
+  it('gives way to a writer of the earlier claim protocol whose <seq>-<random>.json claim lands next to its <seq>.json (that writer cannot see it)', async () => {
+    await registerSeeds(1);
+    const prefix = `artifacts/registry/${GROUP}/audit/000001/`;
+    const first = await lake.read(`${prefix}000001.json`);
+    // An older CLI rejecting the version at the same moment: its claim is written after this one read the trail, before this one looks.
+    const rivalBody = `${JSON.stringify({ seq: 2, prev: sha256Hex(first), at: new Date().toISOString(), by: 'rob', from: 'PendingManualApproval', to: 'Rejected', note: 'no' })}\n`;
+    const racing = Object.assign(Object.create(lake) as S3Lake, {
+      async writeIfAbsent(key: string, body: Buffer | string): Promise<boolean> {
+        if (key.endsWith('/000002.json')) await lake.write(`${prefix}000002-0a1b2c3d4e5f.json`, rivalBody);
+        return lake.writeIfAbsent(key, body);
+      },
+    });
+    const err = await new SageMakerRegistry(GROUP, { lake: racing, client, image: IMAGE }).approve(1, 'yes', 'ann').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConcurrentChangeError);
+    expect(String(err)).toMatch(/it was PendingManualApproval, it is now Rejected \(by rob at .*\); nothing was changed/);
+    expect(sm.commandCalls(UpdateModelPackageCommand)).toHaveLength(0);
+    // Its own entry is withdrawn: the old writer's claim is the only entry 2.
+    expect((await lake.list(prefix)).map((o) => o.key.split('/').at(-1))).toEqual(['000001.json', '000002-0a1b2c3d4e5f.json']);
+  });
+
   it('applies a change only in the expected status, and a gate override only with a reason, recorded in the audit object and ApprovalDescription', async () => {
     await registerSeeds(1);
     await registry.register(await writeFixtureForest(dir, 'bad.json', { seed: 5, gatesPassed: false }), { force: true, by: 'trainer' });
@@ -328,6 +348,7 @@ describe('SageMaker registry: approval workflow', () => {
       from: 'PendingManualApproval',
       to: 'Approved',
       note: 'approved in Studio (changed outside pricesense; recorded by SageMaker LastModifiedBy/Time)',
+      chain: 'outside',
     });
   });
 
@@ -445,6 +466,26 @@ describe('SageMaker registry: tamper-evident audit trail, cross-checked with Sag
     expect((await registry.latestApproved())?.version).toBe(1);
   });
 
+  it('audit objects written before the chain that a chain started without a genesis entry does not cover are shown as unsealed, and verify says so', async () => {
+    // A pipeline package the pre-chain release approved (one old-style object), then rejected by a chain-aware release before `migrate` existed.
+    const { modelDataUrl, artifactSha256 } = { modelDataUrl: (await registry.show(1)).artifactUri, artifactSha256: (await registry.show(1)).artifactSha256 };
+    const version = fake.addPipelinePackage({ modelDataUrl, artifactSha256, status: 'Approved' });
+    const old = legacySageMakerAuditObject(GROUP, version, { at: new Date(Date.now() - 7_200_000).toISOString(), by: 'olga', from: 'PendingManualApproval', to: 'Approved', note: 'approved before the upgrade' }, '00000000');
+    await registry.reject(version, 'rollback', 'rob');
+    await lake.write(old.key, old.body);
+    const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    expect((await fresh.show(version)).audit.map((e) => [e.by, e.from, e.to, e.chain])).toEqual([
+      ['arn:aws:sts::123456789012:assumed-role/sagemaker/pipeline', null, 'PendingManualApproval', 'outside'],
+      ['olga', 'PendingManualApproval', 'Approved', 'unsealed'],
+      ['rob', 'Approved', 'Rejected', undefined],
+    ]);
+    const report = await fresh.verify({ version });
+    expect(report.ok).toBe(true);
+    expect(report.versions[0].warnings).toEqual([
+      `1 audit object under ${lake.root}/artifacts/registry/${GROUP}/audit/000003/ written before the chain is not sealed by it (an earlier release started the chain without a genesis entry): shown as unsealed, not tamper-evident`,
+    ]);
+  });
+
   it('verify reports a tampered artifact and a broken chain', async () => {
     const v = await registry.show(1);
     const key = v.artifactUri.slice(`${lake.root}/`.length);
@@ -519,6 +560,41 @@ describe('SageMaker registry: fetch and errors', () => {
       const err = (await new SageMakerRegistry(GROUP, { lake: stuck, client, image: IMAGE }).approve(1, 'ok').catch((e: unknown) => e)) as Error;
       expect(err.message).toMatch(/bad description.*The change was not applied \(SageMaker still shows PendingManualApproval\), but its audit entry s3:\/\/lake\/.*000002\.json could not be withdrawn \(AWS denied s3:DeleteObject\): it records a change that did not happen; delete that object by hand/);
     });
+  });
+
+  it('a lone last entry SageMaker never took (its process stopped before UpdateModelPackage), past the settle window, is void: shown as not applied, and the next change links onto it recording that', async () => {
+    await registerSeeds(1);
+    const prefix = `artifacts/registry/${GROUP}/audit/000001/`;
+    // What a change leaves when its process dies between creating entry 2 and UpdateModelPackage, ten minutes ago.
+    const orphan = { seq: 2, prev: sha256Hex(await lake.read(`${prefix}000001.json`)), at: new Date(Date.now() - 600_000).toISOString(), by: 'ann', from: 'PendingManualApproval', to: 'Approved', note: 'ship' };
+    await lake.write(`${prefix}000002.json`, `${JSON.stringify(orphan)}\n`);
+    const fresh = () => new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    const trail = (v: ModelVersion) => v.audit.map((e) => [e.from, e.to, e.chain]);
+
+    const v = await fresh().show(1);
+    expect(v.status).toBe('PendingManualApproval');
+    // Not an approval followed by a change back outside pricesense: the approval never happened.
+    expect(trail(v)).toEqual([
+      [null, 'PendingManualApproval', undefined],
+      ['PendingManualApproval', 'Approved', 'not-applied'],
+    ]);
+    const report = await fresh().verify();
+    expect(report.ok).toBe(true);
+    expect(report.versions[0].warnings).toEqual([
+      `audit entry 2 (PendingManualApproval -> Approved by ann at ${orphan.at}) was not applied: SageMaker says PendingManualApproval and was not modified after it was written (its UpdateModelPackage failed, or the process stopped before it); it is shown as not applied, and the next change records that`,
+    ]);
+    expect(await fresh().latestApproved()).toBeUndefined();
+
+    // The next change is entry 3, linked onto entry 2 (the chain stays whole) and saying entry 2 was void.
+    const rejected = await fresh().reject(1, 'not this one', 'rob');
+    expect(trail(rejected)).toEqual([
+      [null, 'PendingManualApproval', undefined],
+      ['PendingManualApproval', 'Approved', 'not-applied'],
+      ['PendingManualApproval', 'Rejected', undefined],
+    ]);
+    expect(JSON.parse((await lake.read(`${prefix}000003.json`)).toString('utf8'))).toMatchObject({ seq: 3, prev: sha256Hex(await lake.read(`${prefix}000002.json`)), voids: 2, from: 'PendingManualApproval', to: 'Rejected' });
+    expect(await fresh().verify()).toMatchObject({ ok: true, versions: [{ version: 1, status: 'Rejected', problems: [], warnings: [] }] });
+    expect(trail(await fresh().show(1))).toEqual(trail(rejected));
   });
 
   it('turns persistent throttling into a clear error', async () => {
@@ -641,7 +717,10 @@ describe('SageMaker registry: a group written before the audit chain, and `regis
     });
     const after = await objects();
     for (const [key, bytes] of before) expect(after.get(key)).toEqual(bytes);
-    expect([...after.keys()].filter((k) => !before.has(k)).sort()).toEqual([`${prefix}000001/000001.json`, `${prefix}000002/000001.json`]);
+    expect([...after.keys()].filter((k) => !before.has(k)).sort()).toEqual([`${prefix}000001/000001.json`, `${prefix}000002/000001.json`, `${prefix}CHAIN-complete.json`, `${prefix}CHAIN.json`]);
+    // The group's marker lists the versions that were written before the chain; the run that sealed them all closes sealing.
+    expect(JSON.parse(after.get(`${prefix}CHAIN.json`)!.toString('utf8'))).toEqual({ layout: 'pricesense.registry.chain/1', state: 'migrating', legacy: [1, 2] });
+    expect(JSON.parse(after.get(`${prefix}CHAIN-complete.json`)!.toString('utf8'))).toMatchObject({ state: 'complete', legacy: [1, 2], by: 'ops' });
     expect(sm.commandCalls(UpdateModelPackageCommand)).toHaveLength(0);
 
     const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
@@ -672,5 +751,73 @@ describe('SageMaker registry: a group written before the audit chain, and `regis
     const report = await fresh.migrate();
     expect(report.ok).toBe(false);
     expect(report.versions[0]).toMatchObject({ version: 1, result: 'failed' });
+  });
+
+  /** Replaces a version's audit objects with old-style ones (registered, then each move), as someone with write access to the bucket could. */
+  async function forgeLegacyTrail(version: number, ...moves: ModelStatus[]): Promise<void> {
+    const own = `${prefix}${String(version).padStart(6, '0')}/`;
+    for (const o of await lake.list(own)) await lake.delete(o.key);
+    for (const [j, entry] of legacyTrail(new Date(Date.now() - 7_200_000).toISOString(), 'mallory', ...moves).entries()) {
+      const { key, body } = legacySageMakerAuditObject(GROUP, version, entry, `f000000${j}`);
+      await lake.write(key, body);
+    }
+  }
+
+  it('(a) a version the chain-aware pricesense wrote, its objects replaced by old-style ones ending in Approved, is reported as tampered and never sealed', async () => {
+    await registry.migrate({ by: 'ops' });
+    const v = await registry.register(await writeFixtureForest(dir, 'f4.json', { seed: 4, gatesPassed: true }), { by: 'trainer' });
+    await registry.approve(v.version, 'ship', 'ann');
+    await registry.reject(v.version, 'worse than v1', 'rob');
+    await forgeLegacyTrail(v.version, 'Approved');
+    const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    const err = await fresh.show(v.version).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AuditChainError);
+    expect(err).not.toBeInstanceOf(UnmigratedVersionError);
+    expect((err as Error).message).toMatch(
+      /version 4: audit trail does not verify: its audit objects are all of the kind written before the chain \(no <seq>\.json\), but it was not written before the chain \(s3:\/\/.*\/audit\/CHAIN\.json does not list it\), so its chained entries were replaced: the history was rewritten by hand \(tampering\)\. `registry migrate` will not seal it; restore s3:\/\/.*\/audit\/000004\/ /,
+    );
+    const before = await objects();
+    const report = await fresh.migrate({ by: 'ops' });
+    expect(report.ok).toBe(false);
+    expect(report.versions.find((x) => x.version === 4)).toEqual({ version: 4, result: 'failed', problem: expect.stringContaining('(tampering)') });
+    expect(await objects()).toEqual(before);
+  });
+
+  it('(b) a sealed version later Rejected: deleting its chained objects (genesis and Rejected) is tampering once sealing is complete, not an unmigrated version', async () => {
+    await registry.migrate({ by: 'ops' });
+    // (This file's `registry` read version 1 before its trail was replaced by the old-style one: a new process.)
+    await new SageMakerRegistry(GROUP, { lake, client, image: IMAGE }).reject(1, 'rollback', 'rob');
+    for (const o of await lake.list(`${prefix}000001/`)) if (/\/\d{6}\.json$/.test(o.key)) await lake.delete(o.key);
+    const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    await expect(fresh.show(1)).rejects.toThrow(/this registry's migration is complete \(s3:\/\/.*\/audit\/CHAIN-complete\.json\), so its sealed trail was replaced: the history was rewritten by hand \(tampering\)/);
+    const before = await objects();
+    expect((await fresh.migrate()).versions[0]).toMatchObject({ version: 1, result: 'failed' });
+    expect(await objects()).toEqual(before);
+    // Deleting the marker as well does not reopen sealing: the object that closed it says a marker existed.
+    await lake.delete(`${prefix}CHAIN.json`);
+    await expect(fresh.migrate()).rejects.toThrow(/audit\/CHAIN\.json is missing but .*audit\/CHAIN-complete\.json, written after it, exists: the registry's chain marker was deleted/);
+    await expect(fresh.show(1)).rejects.toThrow(/version 1: audit trail does not verify: .*CHAIN\.json is missing but/);
+  });
+
+  it('a group chained before the marker existed: old-style versions are sealed only with --accept-unchained naming every one', async () => {
+    // A version registered by the chain-aware release that wrote no marker; 1 and 2 as the pre-chain release left them.
+    await registry.register(await writeFixtureForest(dir, 'f4.json', { seed: 4, gatesPassed: true }), { by: 'trainer' });
+    await lake.delete(`${prefix}CHAIN.json`);
+    const before = await objects();
+    await expect(registry.migrate()).rejects.toThrow(
+      new RegExp(`audit/CHAIN\\.json is missing, yet versions of this registry have hash-chained trails .* versions 1, 2 look written before the chain: .* will not seal them on its own; .*run \`pricesense registry migrate --registry sagemaker://${GROUP} --accept-unchained 1,2\``),
+    );
+    await expect(registry.migrate({ acceptUnchained: [1] })).rejects.toThrow(/will not seal them on its own/);
+    // Any other write refuses the same way, before SageMaker is changed.
+    await expect(registry.approve(4, 'ship', 'ann')).rejects.toThrow(/--accept-unchained 1,2/);
+    expect(sm.commandCalls(UpdateModelPackageCommand)).toHaveLength(0);
+    expect(await objects()).toEqual(before);
+    const report = await registry.migrate({ by: 'ops', acceptUnchained: [1, 2] });
+    expect(report.versions.map((v) => [v.version, v.result])).toEqual([
+      [1, 'sealed'],
+      [2, 'sealed'],
+      [3, 'chained'],
+      [4, 'chained'],
+    ]);
   });
 });
