@@ -1,10 +1,11 @@
 /**
  * raw → silver, incrementally. Silver is keyed by content: every CSV of the drop (a
  * `.csv`, a `.csv.gz`, or a member of a `.zip`) is a "part" named by the SHA-256 of its
- * uncompressed bytes, and its silver output — the per-basket aggregate of its lines and
- * its rejected lines — is computed once and reused by every later run that still has it.
- * So a rerun after one new weekly file reads and parses only that file; a renamed file,
- * or the same content dropped twice, is not parsed again; changed content under an old
+ * uniform text (decompressed, no BOM, LF line breaks; see partId), and its silver output —
+ * the per-basket aggregate of its lines and its rejected lines — is computed once and
+ * reused by every later run that still has it. So a rerun after one new weekly file reads
+ * and parses only that file; a renamed file, or the same content dropped twice (in any of
+ * those byte forms), is not parsed again; changed content under an old
  * name is a new part and replaces the old one; a deleted raw file's part leaves silver.
  *
  * Per part: one streaming byte pass (normalize.ts: hash, header, line endings, encoding),
@@ -78,8 +79,8 @@ export interface PartRecord {
   readonly extraColumns: string[];
   /**
    * What the part holds once parsed: its basket count and an order-free hash of its basket
-   * aggregate rows. Equal for the same export written with other line endings, a BOM or
-   * columns in another order, which the raw content hash tells apart.
+   * aggregate rows. Equal for the same export with its columns in another order, which the
+   * part's text digest tells apart (other line endings, a BOM or gzip give the same part already).
    */
   readonly contentKey?: string;
   /** An ingested part whose baskets are exactly another part's (contentKey): kept in silver, left out of counts and gold. */
@@ -266,6 +267,18 @@ async function readRawObject(
   return { key: obj.key, version: obj.version, bytes: obj.size, format: obj.format, parts, ignoredMembers };
 }
 
+/**
+ * A readable part's identity: the digest of its uniform text (normalize.ts textSha256), so a
+ * copy that differs only in line endings, a byte-order mark or compression is the same part
+ * as the original — recognised before it is parsed, and reported as a duplicate like a
+ * byte-identical copy. Silver written before this keyed parts by the digest of their bytes
+ * (for a clean file ending in LF the two are equal): a part whose byte digest is such a key
+ * keeps it, so a byte-identical copy of an old part is still the same part.
+ */
+function partId(norm: NormalizeResult, known: (sha256: string) => boolean): string {
+  return norm.textSha256 !== norm.sha256 && known(norm.sha256) ? norm.sha256 : norm.textSha256;
+}
+
 export type PartReadResult =
   | { sha256: string; bytes: number; reason: string; lines: number; linesUnknown: boolean }
   | { sha256: string; bytes: number; local: string | null; layout: HeaderLayout; norm: NormalizeResult };
@@ -320,11 +333,12 @@ export async function readPart(
     await drop();
     return { sha256: norm.sha256, bytes: norm.bytes, reason: 'the file has a header but no data lines', lines: 0, linesUnknown: false };
   }
-  if (known(norm.sha256)) {
+  const id = partId(norm, known);
+  if (known(id)) {
     await drop();
-    return { sha256: norm.sha256, bytes: norm.bytes, local: null, layout: verdict.layout, norm };
+    return { sha256: id, bytes: norm.bytes, local: null, layout: verdict.layout, norm };
   }
-  return { sha256: norm.sha256, bytes: norm.bytes, local: norm.clean && original ? original : out, layout: verdict.layout, norm };
+  return { sha256: id, bytes: norm.bytes, local: norm.clean && original ? original : out, layout: verdict.layout, norm };
 }
 
 interface ParsedPart {
@@ -711,7 +725,7 @@ export async function materializeParts(lake: Lake, parts: readonly PartRecord[],
       const norm = await normalizeCsv(member.stream, { output: file, maxBytes });
       const verdict = parseHeader(norm.header ?? '');
       // Found by content: the part silver recorded for this name must be what the name holds now.
-      const part = group.find((p) => p.source.member === member.member && p.sha256 === norm.sha256);
+      const part = group.find((p) => p.source.member === member.member && (p.sha256 === norm.textSha256 || p.sha256 === norm.sha256));
       if (!part || !verdict.ok) {
         throw new UserError(`${lake.uri(key)}${member.member ? ` › ${member.member}` : ''} changed while the ETL was running (its content no longer matches silver); rerun`);
       }

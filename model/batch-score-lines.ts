@@ -89,7 +89,7 @@ export async function isRawLineFile(file: string, label: string, gzip: boolean):
 export async function readLinesInput(files: readonly { path: string; label: string }[], label: string, scratch: string): Promise<LinesInput> {
   const counter = { dir: scratch, counter: 0 };
   const read: LinesFile[] = [];
-  const seen = new Map<string, string>();
+  const seen = new Map<string, { label: string; raw: string }>();
   for (const f of files) {
     const gzip = f.path.toLowerCase().endsWith('.gz');
     let result: PartReadResult | undefined;
@@ -100,11 +100,15 @@ export async function readLinesInput(files: readonly { path: string; label: stri
     if (!result) throw new UserError(`cannot read ${f.label}`);
     if ('reason' in result) throw new UserError(`cannot score ${f.label} as raw transaction lines: ${result.reason}`);
     if (result.local === null) throw new Error('internal: a part read without a local copy');
+    // Identity is the uniform text (etl/ingest.ts partId): a copy in other line endings, with a BOM or gzipped is the same lines.
     const twin = seen.get(result.sha256);
     if (twin !== undefined) {
-      throw new UserError(`${f.label} has the same content as ${twin}: scored together, their baskets would count every line twice (the ETL ingests such a copy once). Leave one of them out and score again`);
+      const form = twin.raw === result.norm.sha256 ? '' : ' (differing only in line endings, a byte-order mark or compression)';
+      throw new UserError(
+        `${f.label} has the same content as ${twin.label}${form}: scored together, their baskets would count every line twice (the ETL ingests such a copy once). Leave one of them out and score again`,
+      );
     }
-    seen.set(result.sha256, f.label);
+    seen.set(result.sha256, { label: f.label, raw: result.norm.sha256 });
     read.push({ label: f.label, local: result.local, layout: result.layout, dataLines: result.norm.dataLines, removed: result.norm.removed });
   }
   return { label, files: read, dataLines: read.reduce((n, f) => n + f.dataLines, 0) };

@@ -197,6 +197,32 @@ describe('pricesense score on raw transaction lines', () => {
     await expect(readFile(path.join(dir, 'strict.parquet'))).rejects.toThrow();
   });
 
+  it('refuses a weekly file scored with its own copy — byte-identical, CRLF, with a BOM or gzipped — naming both (every line would count twice)', async () => {
+    // One of the drop's weekly files as an LF export (latin1 keeps every byte as it is), and its copies.
+    const name = (await readdir(path.join(lakeDir, 'raw'))).filter((n) => n.endsWith('.csv')).sort()[0];
+    const lf = (await readFile(path.join(lakeDir, 'raw', name), 'latin1')).replace(/^\u00ef\u00bb\u00bf/, '').replace(/\r\n?/g, '\n');
+    const original = path.join(dir, 'week.csv');
+    await writeFile(original, lf, 'latin1');
+    const bom = '\u00ef\u00bb\u00bf';
+    const copies: Record<string, Buffer> = {
+      'copy.csv': Buffer.from(lf, 'latin1'),
+      'crlf.csv': Buffer.from(lf.replace(/\n/g, '\r\n'), 'latin1'),
+      'bom.csv': Buffer.from(`${bom}${lf}`, 'latin1'),
+      'resent.csv.gz': gzipSync(Buffer.from(`${bom}${lf.replace(/\n/g, '\r\n')}`, 'latin1')),
+    };
+    for (const [copyName, bytes] of Object.entries(copies)) {
+      const copy = path.join(dir, `again-${copyName}`);
+      await writeFile(copy, bytes);
+      const out = path.join(dir, `again-${copyName}.parquet`);
+      const res = await run(['score', '--model', modelPath, '--input', original, copy, '--output', out]);
+      expect({ copyName, code: res.code }).toEqual({ copyName, code: 2 });
+      expect(res.err).toContain(`${copy} has the same content as ${original}`);
+      expect(res.err).toContain('would count every line twice');
+      if (copyName !== 'copy.csv') expect(res.err).toContain('differing only in line endings, a byte-order mark or compression');
+      await expect(readFile(out)).rejects.toThrow();
+    }
+  });
+
   it('refuses a basket of more lines than MAX_LINES_PER_BASKET, naming it', async () => {
     const text = await readFile(path.join(lakeDir, 'raw', (await readdir(path.join(lakeDir, 'raw'))).filter((n) => n.endsWith('.csv')).sort()[1]), 'utf8');
     const all = text.split(/\r?\n/);

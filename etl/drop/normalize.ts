@@ -23,6 +23,7 @@ const LF = 10;
 const CR = 13;
 const QUOTE = 34;
 const NUL = 0;
+const FINAL_LF = Buffer.from([LF]);
 /** A header line longer than this is not a CSV header. */
 export const MAX_HEADER_BYTES = 64 * 1024;
 /** Past this share of NUL bytes at its start, a file is binary (not a text file with a damaged line). */
@@ -50,6 +51,15 @@ export interface RemovedLine {
 export interface NormalizeResult {
   /** SHA-256 of the bytes read (the file, or the decompressed member). */
   readonly sha256: string;
+  /**
+   * SHA-256 of the text DuckDB reads: no byte-order mark, every line break (CRLF, CR) an LF,
+   * a final LF — and a removed line's own bytes where the uniform copy leaves it blank. Equal
+   * for copies of a file that differ only in line endings, a BOM or compression. Computed
+   * from the bytes this pass writes (no second read); for a clean file it is `sha256` itself
+   * (plus the final LF when the file lacks one). Meaningless (set to `sha256`) for a file with
+   * a problem, a refused header, or a scan that stopped at something to change.
+   */
+  readonly textSha256: string;
   readonly bytes: number;
   /** The header line (without BOM and line ending), or null when there is none. */
   readonly header: string | null;
@@ -126,6 +136,11 @@ export function partialReadOf(err: unknown): PartialRead {
 
 class Normalizer {
   private readonly hash = createHash('sha256');
+  /** The uniform text's digest (see NormalizeResult.textSha256), fed from what goes to the output, one update per buffer. */
+  private readonly textHash = createHash('sha256');
+  /** Bytes of outBuf already in textHash. */
+  private outHashed = 0;
+  private lastByte = -1;
   private bytes = 0;
   private carry: Buffer | null = null;
   private first = true;
@@ -187,6 +202,7 @@ class Normalizer {
       return false;
     }
     this.hash.update(chunk);
+    if (chunk.length > 0) this.lastByte = chunk[chunk.length - 1];
     let buf = chunk;
     if (this.first) {
       buf = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
@@ -240,8 +256,14 @@ class Normalizer {
     }
     const scanStopped = !this.out && !this.clean;
     if (!this.problem && this.header === null && !scanStopped) this.problem = { kind: 'empty' };
+    let textSha256: string | undefined;
+    if (!this.problem && this.out && !this.discard) textSha256 = this.textHash.digest('hex');
+    else if (!this.problem && this.clean && this.removed.length === 0 && this.lastByte !== LF) textSha256 = this.hash.copy().update(FINAL_LF).digest('hex');
+    const sha256 = this.hash.digest('hex');
     return {
-      sha256: this.hash.digest('hex'),
+      sha256,
+      // A clean file ending in LF is its own uniform text.
+      textSha256: textSha256 ?? sha256,
       bytes: this.bytes,
       header: this.header,
       dataLines: this.dataLines,
@@ -356,6 +378,11 @@ class Normalizer {
       if (bad) {
         this.removed.push({ line: this.line, reason: bad, raw: escapeRaw(body) });
         this.changed();
+        // The text digest keeps the line's own bytes (two copies differing in a removed line are not the same text).
+        if (this.out && !this.discard) {
+          this.hashPendingText();
+          this.textHash.update(body);
+        }
         // A blank line in its place: DuckDB skips blank lines, so its line numbers stay the file's.
         await this.write(Buffer.alloc(0), true);
         continue;
@@ -385,6 +412,8 @@ class Normalizer {
     if (this.outBuf && this.outLen + need > this.outBuf.length) await this.flush();
     if (need > OUT_BUFFER_BYTES) {
       // A whole segment of the fast path (or a very long line): straight to the stream, after what is buffered.
+      this.textHash.update(bytes);
+      if (addLf) this.textHash.update(FINAL_LF);
       const ok = this.out.write(bytes);
       const ok2 = addLf ? this.out.write('\n') : true;
       if (!ok || !ok2) await once(this.out, 'drain');
@@ -395,11 +424,20 @@ class Normalizer {
     if (addLf) this.outBuf[this.outLen++] = LF;
   }
 
+  /** Hash what is buffered for the output and not hashed yet. */
+  private hashPendingText(): void {
+    if (!this.outBuf || this.outLen === this.outHashed) return;
+    this.textHash.update(this.outBuf.subarray(this.outHashed, this.outLen));
+    this.outHashed = this.outLen;
+  }
+
   private async flush(): Promise<void> {
     if (!this.out || !this.outBuf || this.outLen === 0) return;
+    this.hashPendingText();
     const full = this.outBuf.subarray(0, this.outLen);
     this.outBuf = null;
     this.outLen = 0;
+    this.outHashed = 0;
     if (!this.out.write(full)) await once(this.out, 'drain');
   }
 }

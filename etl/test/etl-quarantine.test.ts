@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { readGoldManifest } from '../gold';
 import { LocalLake } from '../lake/local';
 import { UserError } from '../../core/errors';
+import type { SilverMeta } from '../ingest';
 import { runEtl } from '../pipeline';
 import { RAW_COLUMNS } from '../schema';
 import { csv, gz, HEADER, lines, range, zip , goldIds } from './drop-fixtures';
@@ -124,6 +126,57 @@ describe('ETL quarantine: what cannot be read counts, and is named by its own co
     // Stable on rerun: nothing parsed, same gold.
     const again = await runEtl(lake, { threads: 1 });
     expect([again.silver.parsed, again.gold.manifestSha256, again.silver.duplicates.length]).toEqual([0, report.gold.manifestSha256, 2]);
+  });
+
+  it('a weekly file delivered again as CRLF, with a BOM, or gzipped is the same part: a duplicate before parsing, its lines counted once', async () => {
+    const lake = new LocalLake(path.join(dir, 'lake'));
+    const week = lines(range(0, 30));
+    await lake.write('raw/w1.csv', csv(week));
+    await lake.write('raw/w1_crlf.csv', csv(week, ['\r\n']));
+    await lake.write('raw/w1_bom.csv', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), csv(week)]));
+    await lake.write('raw/w1_resent.csv.gz', gz(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), csv(week, ['\r\n'])])));
+    await lake.write('raw/w2.csv', csv(lines(range(30, 40))));
+    const report = await runEtl(lake, { threads: 1 });
+    // Only w1 (first in key order among its copies: w1.csv) and w2 are parsed; the copies never reach DuckDB.
+    expect(report.silver.parsed).toBe(2);
+    expect(report.silver.duplicates).toEqual([
+      { file: 'raw/w1_bom.csv', sameAs: 'raw/w1.csv' },
+      { file: 'raw/w1_crlf.csv', sameAs: 'raw/w1.csv' },
+      { file: 'raw/w1_resent.csv.gz', sameAs: 'raw/w1.csv' },
+    ]);
+    expect([report.silver.lines, report.silver.accepted, report.gold.splitBaskets]).toEqual([80, 80, 0]);
+    // The copy arriving in a later run is recognised the same way, and the lake does not move.
+    const later = new LocalLake(path.join(dir, 'later'));
+    await later.write('raw/w1.csv', csv(week));
+    await later.write('raw/w2.csv', csv(lines(range(30, 40))));
+    const first = await runEtl(later, { threads: 1 });
+    await later.write('raw/w1_crlf.csv', csv(week, ['\r\n']));
+    const second = await runEtl(later, { threads: 1 });
+    expect([second.silver.parsed, second.silver.lines, second.gold.manifestSha256]).toEqual([0, 80, first.gold.manifestSha256]);
+    expect(second.silver.duplicates).toEqual([{ file: 'raw/w1_crlf.csv', sameAs: 'raw/w1.csv' }]);
+  });
+
+  it('silver written when parts were keyed by the digest of their bytes: a byte-identical copy of an old CRLF part is still that part', async () => {
+    const lake = new LocalLake(path.join(dir, 'lake'));
+    const crlf = csv(lines(range(0, 30)), ['\r\n']);
+    const rawDigest = createHash('sha256').update(crlf).digest('hex');
+    await lake.write('raw/w1.csv', crlf);
+    await lake.write('raw/w2.csv', csv(lines(range(30, 40))));
+    const before = await runEtl(lake, { threads: 1 });
+    // Rewrite silver's manifest as the previous version wrote it: the CRLF part under the digest of its bytes.
+    const manifest = JSON.parse((await lake.read('silver/_SUCCESS')).toString('utf8')) as { meta: SilverMeta };
+    const textDigest = manifest.meta.raw.find((r) => r.key === 'raw/w1.csv')!.parts[0].sha256;
+    expect(textDigest).not.toBe(rawDigest);
+    const rekey = <T extends { sha256: string }>(p: T): T => (p.sha256 === textDigest ? { ...p, sha256: rawDigest } : p);
+    manifest.meta = { ...manifest.meta, parts: manifest.meta.parts.map(rekey), raw: manifest.meta.raw.map((r) => ({ ...r, parts: r.parts.map(rekey) })) };
+    await lake.write('silver/_SUCCESS', JSON.stringify(manifest));
+
+    await lake.write('raw/w1_copy.csv', crlf);
+    const report = await runEtl(lake, { threads: 1 });
+    expect([report.silver.parsed, report.silver.lines]).toEqual([0, before.silver.lines]);
+    expect(report.silver.duplicates).toEqual([{ file: 'raw/w1_copy.csv', sameAs: 'raw/w1.csv' }]);
+    const after = JSON.parse((await lake.read('silver/_SUCCESS')).toString('utf8')) as { meta: SilverMeta };
+    expect(after.meta.parts.map((p) => p.sha256)).toContain(rawDigest);
   });
 
   it('zip limits: a member that expands like a bomb, and members past the archive total, are not read', async () => {

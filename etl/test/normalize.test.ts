@@ -3,6 +3,7 @@
  * CRLF) cut between two chunks, a chunk buffer reused by the reader, must give the same
  * hash, counts, rejects and output as one read of the whole file.
  */
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -78,6 +79,8 @@ describe('normalizeCsv', () => {
       const { result, output } = await normalized(bytes, cuts, `large-${cuts.join('-')}.csv`);
       expect({ cuts, dataLines: result.dataLines, lineEndings: result.lineEndings }).toEqual({ cuts, dataLines: 200_000, lineEndings: { lf: 100_000, crlf: 100_001, cr: 0 } });
       expect(output === expected).toBe(true);
+      // The text digest follows writes that bypass the output buffer too.
+      expect(result.textSha256).toBe(createHash('sha256').update(expected).digest('hex'));
     }
   });
 
@@ -88,5 +91,38 @@ describe('normalizeCsv', () => {
     expect(whole.clean).toBe(true);
     expect(whole.dataLines).toBe(40);
     for (const size of [1, 2, 3, 5, 64, 1000]) expect(await normalizeCsv(scanChunks(file, size), {})).toEqual(whole);
+  });
+
+  it('names the uniform text: copies differing only in line endings, a BOM or a final break share textSha256, other content does not', async () => {
+    const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+    const body = CLEAN.toString('utf8');
+    const forms: Record<string, Buffer> = {
+      lf: CLEAN,
+      crlf: Buffer.from(body.replace(/\n/g, '\r\n')),
+      cr: Buffer.from(body.replace(/\n/g, '\r')),
+      bom: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), CLEAN]),
+      bomCrlfNoFinalBreak: Buffer.from(`\uFEFF${body.replace(/\n/g, '\r\n').replace(/\r\n$/, '')}`),
+      lfNoFinalBreak: CLEAN.subarray(0, CLEAN.length - 1),
+    };
+    const digests: Record<string, string> = {};
+    for (const [name, bytes] of Object.entries(forms)) {
+      // As the ETL reads a part: a scan first, the rewrite only when the scan finds something to change.
+      const scan = await normalizeCsv(chunked(bytes, [7]), {});
+      const result = scan.clean ? scan : (await normalized(bytes, [7], `form-${name}.csv`)).result;
+      expect({ name, raw: result.sha256 }).toEqual({ name, raw: sha(bytes) });
+      digests[name] = result.textSha256;
+    }
+    // The uniform text is the LF file itself: its digest is the digest of its bytes.
+    expect(new Set(Object.values(digests))).toEqual(new Set([sha(CLEAN)]));
+    // Not the same text: one value changed, or a removed line's own bytes (blanked in the copy either way).
+    const other = await normalized(Buffer.from(body.replace('3,6,9', '3,6,8').replace(/\n/g, '\r\n')), [], 'other.csv');
+    expect(other.result.textSha256).not.toBe(sha(CLEAN));
+    const badA = await normalized(Buffer.from(`${HEADER}\r\n1,\u0000,3\r\n`), [], 'bad-a.csv');
+    const badB = await normalized(Buffer.from(`${HEADER}\r\n1,\u0000,4\r\n`), [], 'bad-b.csv');
+    expect(badA.output).toBe(badB.output);
+    expect(badA.result.textSha256).not.toBe(badB.result.textSha256);
+    // Wherever the reads split the dirty file, the same text digest.
+    const whole = await normalized(DIRTY, [], 'text-ref.csv');
+    for (let a = 1; a < DIRTY.length; a += 3) expect((await normalized(DIRTY, [a], `text-cut-${a}.csv`)).result.textSha256).toBe(whole.result.textSha256);
   });
 });
