@@ -1,0 +1,280 @@
+/**
+ * An open-loop HTTP load generator for the benchmarks: requests are due on a fixed
+ * schedule — evenly spaced at `rate` per second, not Poisson — whatever the server does,
+ * and each one's latency is measured from the time it was *due*, not from when it was
+ * written to a socket. A closed-loop generator (autocannon) sends a connection's next
+ * request only once the previous one is answered, so a slow server slows the offered load
+ * down with it and the waiting never shows in its latencies (coordinated omission); here
+ * it does.
+ *
+ * Connections come from a keep-alive pool that opens them as needed up to
+ * `maxConnections`. A request due while every connection is busy waits in a FIFO for the
+ * next free one (counted in `waitedForConnection`; its wait is part of its latency), and
+ * one still waiting when the schedule ends is never sent (`neverSent`). The generator runs
+ * in the caller's event loop: how late its own timer dispatched each request against the
+ * schedule (`senderLateMs`) says whether it kept up; a late generator adds its lateness to
+ * the latencies (pessimistic), it does not hide it.
+ *
+ * Rates (`okPerSec`, `shedPerSec`, `answeredPerSec`) count answers that arrived inside the
+ * schedule window, divided by the window: what the server sustained while the load was
+ * offered, not what it caught up on afterwards.
+ */
+import http from 'node:http';
+
+export interface OpenLoopOptions {
+  /** `http://host:port/path`. */
+  readonly url: string;
+  readonly method?: string;
+  readonly headers?: Record<string, string>;
+  readonly body?: string;
+  /** Requests per second offered, evenly spaced. */
+  readonly rate: number;
+  /** Length of the schedule window. */
+  readonly seconds: number;
+  /** Upper bound on open connections (and so on requests in flight). */
+  readonly maxConnections: number;
+  /** How long after the window to wait for requests still in flight (default 5 s). */
+  readonly drainSeconds?: number;
+  /** Keep one record per request (for tests and plots). */
+  readonly keepSamples?: boolean;
+}
+
+export interface Percentiles {
+  readonly count: number;
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly p999: number;
+  readonly max: number;
+}
+
+/** One request; times in ms from the start of the schedule. `status` 0 = connection error, -1 = no answer (never sent, or unanswered at the drain deadline). */
+export interface OpenLoopSample {
+  readonly due: number;
+  readonly sent: number | undefined;
+  readonly latency: number;
+  readonly status: number;
+}
+
+export interface OpenLoopResult {
+  readonly offeredPerSec: number;
+  readonly seconds: number;
+  /** Requests due in the window: round(rate × seconds). */
+  readonly scheduled: number;
+  readonly sent: number;
+  readonly ok: number;
+  readonly shed: number;
+  readonly otherStatus: number;
+  readonly errors: number;
+  /** Sent, but not answered by the drain deadline. */
+  readonly unfinished: number;
+  /** Due while all connections were busy: sent late, or not at all. */
+  readonly waitedForConnection: number;
+  /** Still waiting for a connection when the window closed. */
+  readonly neverSent: number;
+  readonly okPerSec: number;
+  readonly shedPerSec: number;
+  readonly answeredPerSec: number;
+  /** Sent ÷ window: the rate actually put on the wire. */
+  readonly sentPerSec: number;
+  /** From the due time, 2xx answers only. */
+  readonly okLatencyMs: Percentiles;
+  /** From the due time, every request: answers of any status, errors, and the unanswered at their age when the run ended (a lower bound). */
+  readonly allLatencyMs: Percentiles;
+  /** From the moment the request was written, 2xx answers only: what a closed-loop generator would report. */
+  readonly okFromSendMs: Percentiles;
+  /** How late the generator's own timer dispatched requests against the schedule. */
+  readonly senderLateMs: Percentiles;
+  readonly connectionsOpened: number;
+  readonly peakInFlight: number;
+  readonly samples?: OpenLoopSample[];
+}
+
+/** Nearest-rank percentiles of `values` (ms); all zero when empty. */
+export function percentiles(values: ArrayLike<number>): Percentiles {
+  const sorted = Float64Array.from(values).sort();
+  const n = sorted.length;
+  // The epsilon keeps 99.9 % of 1,000 at rank 999 (0.999 * 1000 is 999.0000000000001 in floating point).
+  const at = (p: number) => (n === 0 ? 0 : sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n - 1e-9) - 1))]);
+  return { count: n, p50: at(50), p90: at(90), p99: at(99), p999: at(99.9), max: n === 0 ? 0 : sorted[n - 1] };
+}
+
+/** A growable list of due times with O(1) removal at the head. */
+class Fifo {
+  private items: number[] = [];
+  private head = 0;
+  get size(): number {
+    return this.items.length - this.head;
+  }
+  push(v: number): void {
+    this.items.push(v);
+  }
+  shift(): number {
+    const v = this.items[this.head++];
+    if (this.head > 4096 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return v;
+  }
+  drain(): number[] {
+    const rest = this.items.slice(this.head);
+    this.items = [];
+    this.head = 0;
+    return rest;
+  }
+}
+
+export async function openLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
+  if (!(opts.rate > 0) || !(opts.seconds > 0) || !(opts.maxConnections >= 1)) {
+    throw new Error(`openLoop: rate, seconds and maxConnections must be positive (got rate ${opts.rate}, seconds ${opts.seconds}, maxConnections ${opts.maxConnections})`);
+  }
+  const url = new URL(opts.url);
+  const body = opts.body === undefined ? undefined : Buffer.from(opts.body);
+  const headers = { ...opts.headers, ...(body ? { 'content-length': String(body.length) } : {}) };
+  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxConnections, maxFreeSockets: opts.maxConnections });
+  const interval = 1000 / opts.rate;
+  const total = Math.round(opts.rate * opts.seconds);
+  const drainMs = (opts.drainSeconds ?? 5) * 1000;
+
+  const okLatency: number[] = [];
+  const allLatency: number[] = [];
+  const okFromSend: number[] = [];
+  const late: number[] = [];
+  const samples: OpenLoopSample[] | undefined = opts.keepSamples ? [] : undefined;
+  const waiting = new Fifo();
+  const inFlight = new Map<http.ClientRequest, { due: number; sent: number }>();
+  const sockets = new WeakSet<object>();
+  let connectionsOpened = 0;
+  let peakInFlight = 0;
+  let sent = 0;
+  let ok = 0;
+  let shed = 0;
+  let otherStatus = 0;
+  let errors = 0;
+  let waitedForConnection = 0;
+  let okInWindow = 0;
+  let shedInWindow = 0;
+  let answeredInWindow = 0;
+  let closed = false;
+  let onIdle: (() => void) | undefined;
+
+  const t0 = performance.now() + 10;
+  const windowEnd = t0 + opts.seconds * 1000;
+
+  const record = (due: number, sentAt: number | undefined, status: number, now: number) => {
+    const latency = now - due;
+    allLatency.push(latency);
+    if (status >= 200 && status < 300) {
+      ok++;
+      okLatency.push(latency);
+      okFromSend.push(now - (sentAt ?? due));
+    } else if (status === 503) shed++;
+    else if (status > 0) otherStatus++;
+    else if (status === 0) errors++;
+    if (status > 0 && now <= windowEnd) {
+      answeredInWindow++;
+      if (status >= 200 && status < 300) okInWindow++;
+      else if (status === 503) shedInWindow++;
+    }
+    samples?.push({ due: due - t0, sent: sentAt === undefined ? undefined : sentAt - t0, latency, status });
+  };
+
+  const send = (due: number) => {
+    const sentAt = performance.now();
+    sent++;
+    const req = http.request({ agent, host: url.hostname, port: url.port, path: url.pathname + url.search, method: opts.method ?? 'GET', headers });
+    inFlight.set(req, { due, sent: sentAt });
+    peakInFlight = Math.max(peakInFlight, inFlight.size);
+    let done = false;
+    const finish = (status: number) => {
+      if (done || closed) return;
+      done = true;
+      inFlight.delete(req);
+      record(due, sentAt, status, performance.now());
+      // The freed connection takes the oldest request waiting for one, while the window is open.
+      if (waiting.size > 0 && performance.now() < windowEnd) send(waiting.shift());
+      if (inFlight.size === 0) onIdle?.();
+    };
+    req.on('socket', (socket) => {
+      if (!sockets.has(socket)) {
+        sockets.add(socket);
+        connectionsOpened++;
+      }
+    });
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () => finish(res.statusCode ?? 0));
+      res.on('error', () => finish(0));
+    });
+    req.on('error', () => finish(0));
+    req.end(body);
+  };
+
+  // The dispatcher: on each timer turn, everything due by now goes out (timers have ~1 ms resolution, so
+  // at rates above 1,000/s a turn sends a small burst); then sleep until the next due time.
+  await new Promise<void>((resolve) => {
+    let next = 0;
+    const tick = () => {
+      const now = performance.now();
+      const dueUpTo = Math.min(total, Math.floor((now - t0) / interval) + 1);
+      for (; next < dueUpTo; next++) {
+        const due = t0 + next * interval;
+        late.push(now - due);
+        if (inFlight.size < opts.maxConnections) send(due);
+        else {
+          waitedForConnection++;
+          waiting.push(due);
+        }
+      }
+      if (next < total) setTimeout(tick, Math.max(0, t0 + next * interval - performance.now()));
+      else setTimeout(resolve, Math.max(0, windowEnd - performance.now()));
+    };
+    setTimeout(tick, Math.max(0, t0 - performance.now()));
+  });
+
+  // The window is closed: what still waits for a connection is never sent; what is in flight gets drainMs to answer.
+  const now = performance.now();
+  const neverSent = waiting.drain();
+  for (const due of neverSent) record(due, undefined, -1, now);
+  if (inFlight.size > 0) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, drainMs);
+      onIdle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+  const unfinished = inFlight.size;
+  const end = performance.now();
+  for (const { due, sent: sentAt } of inFlight.values()) record(due, sentAt, -1, end);
+  closed = true;
+  agent.destroy();
+
+  const windowSeconds = opts.seconds;
+  return {
+    offeredPerSec: opts.rate,
+    seconds: windowSeconds,
+    scheduled: total,
+    sent,
+    ok,
+    shed,
+    otherStatus,
+    errors,
+    unfinished,
+    waitedForConnection,
+    neverSent: neverSent.length,
+    okPerSec: okInWindow / windowSeconds,
+    shedPerSec: shedInWindow / windowSeconds,
+    answeredPerSec: answeredInWindow / windowSeconds,
+    sentPerSec: sent / windowSeconds,
+    okLatencyMs: percentiles(okLatency),
+    allLatencyMs: percentiles(allLatency),
+    okFromSendMs: percentiles(okFromSend),
+    senderLateMs: percentiles(late),
+    connectionsOpened,
+    peakInFlight,
+    ...(samples ? { samples } : {}),
+  };
+}
