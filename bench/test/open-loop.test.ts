@@ -16,7 +16,7 @@ async function serialServer(serviceMs: number, status: (n: number) => number = (
       const code = status(n++);
       const start = Math.max(performance.now(), busyUntil);
       busyUntil = start + serviceMs;
-      setTimeout(() => res.writeHead(code, { 'content-type': 'text/plain' }).end('x'), busyUntil - performance.now());
+      setTimeout(() => res.writeHead(code, { 'content-type': 'text/plain', 'content-length': '1' }).end('x'), busyUntil - performance.now());
     });
   });
   server.keepAliveTimeout = 60_000;
@@ -103,16 +103,37 @@ describe('openLoop', () => {
     }
   });
 
-  it('counts refused connections as errors, and refuses nonsense options', async () => {
+  it('counts refused connections and answers it cannot frame as errors, by kind, and refuses nonsense options', async () => {
     const server = http.createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as AddressInfo).port;
     await new Promise((resolve) => server.close(resolve));
-    const r = await openLoop({ url: `http://127.0.0.1:${port}/`, rate: 50, seconds: 0.2, maxConnections: 8 });
-    expect(r.scheduled).toBe(10);
-    expect(r.errors).toBe(10);
-    expect(r.ok + r.shed + r.otherStatus).toBe(0);
+    const refused = await openLoop({ url: `http://127.0.0.1:${port}/`, rate: 50, seconds: 0.2, maxConnections: 8 });
+    expect(refused.scheduled).toBe(10);
+    expect(refused.errors).toBe(10);
+    expect(refused.errorKinds).toEqual({ ECONNREFUSED: 10 });
+    expect(refused.ok + refused.shed + refused.otherStatus).toBe(0);
+
+    // A chunked answer (two writes, no Content-Length): the generator reads answers by their length only.
+    const chunked = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('a');
+        res.end('b');
+      });
+    });
+    await new Promise<void>((resolve) => chunked.listen(0, '127.0.0.1', resolve));
+    try {
+      const r = await openLoop({ url: `http://127.0.0.1:${(chunked.address() as AddressInfo).port}/`, rate: 50, seconds: 0.2, maxConnections: 8 });
+      expect(r.errorKinds).toEqual({ 'answer without Content-Length': 10 });
+      expect(r.ok).toBe(0);
+    } finally {
+      chunked.closeAllConnections();
+      await new Promise((resolve) => chunked.close(resolve));
+    }
     await expect(openLoop({ url: 'http://127.0.0.1:1/', rate: 0, seconds: 1, maxConnections: 1 })).rejects.toThrow(/rate, seconds and maxConnections must be positive/);
+    await expect(openLoop({ url: 'https://127.0.0.1:1/', rate: 1, seconds: 1, maxConnections: 1 })).rejects.toThrow(/only http: URLs/);
   });
 });
 
