@@ -489,7 +489,11 @@ const okRate = (r: AutocannonResult) => r['2xx'] / r.duration;
 
 const ms = (v: number) => (v < 10 ? v.toFixed(1) : fmt(v));
 
-/** One open-loop run: latency from the due time, what was served and shed per second, and whether the generator kept to its schedule. */
+/**
+ * One open-loop run: latency from the due time of the 2xx answers and of every request (503s, errors and
+ * the never-sent at their age when the run ended included), the 2xx latency from the send as a closed-loop
+ * generator would report it, what was served and shed per second, and whether the generator kept to its schedule.
+ */
 function openLoopLine(label: string, r: OpenLoopResult): string {
   const missed = [
     r.waitedForConnection ? `${fmt(r.waitedForConnection)} waited for a free connection` : '',
@@ -500,7 +504,7 @@ function openLoopLine(label: string, r: OpenLoopResult): string {
   ].filter(Boolean);
   const late = r.senderLateMs.p99 > 10 ? ` BEHIND SCHEDULE (its lateness is in the latencies)` : '';
   return (
-    `${label.padEnd(34)} 2xx p50 ${ms(r.okLatencyMs.p50)}  p99 ${ms(r.okLatencyMs.p99)}  p99.9 ${ms(r.okLatencyMs.p999)} ms (p99 from send ${ms(r.okFromSendMs.p99)} ms)   ` +
+    `${label.padEnd(34)} 2xx p50 ${ms(r.okLatencyMs.p50)}  p99 ${ms(r.okLatencyMs.p99)}  p99.9 ${ms(r.okLatencyMs.p999)} ms; every request p99 ${ms(r.allLatencyMs.p99)} ms; 2xx from send p99 ${ms(r.okFromSendMs.p99)} ms   ` +
     `${fmt(r.okPerSec)} 2xx/s, ${fmt(r.shedPerSec)} 503/s, sent ${fmt(r.sentPerSec)}/s of ${fmt(r.offeredPerSec)}   generator late p50 ${ms(r.senderLateMs.p50)} p99 ${ms(r.senderLateMs.p99)} ms${late}` +
     (missed.length ? `   (${missed.join(', ')})` : '')
   );
@@ -610,7 +614,7 @@ async function main(): Promise<void> {
     const peerRps = mean(peers.map(okRate));
     const plainRps = mean(plain.map(okRate));
     const offer = (target: number, rate: number) =>
-      openLoop({ url: `http://127.0.0.1:${target}/predict`, method: 'POST', headers, body: one, rate, seconds: SECONDS, maxConnections: OPEN_LOOP_CONNECTIONS });
+      openLoop({ url: `http://127.0.0.1:${target}/predict`, method: 'POST', headers, body: one, rate, seconds: SECONDS, maxConnections: OPEN_LOOP_CONNECTIONS, preconnect: true });
     const fixed = await offer(port, 2000);
     const { result: batched, usPerRequest: cpuBatch } = await cpuPerRequest(primary.pid!, () => run(port, { body: batch, connections: 8 }));
     // Raw-line requests (features computed in the API) beside the feature request measured above.
@@ -729,7 +733,9 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
   main().catch((err: unknown) => {
-    process.stderr.write(`bench:api failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    // fetch() puts what went wrong (ECONNREFUSED, a reset, …) in the cause.
+    const cause = err instanceof Error && err.cause !== undefined ? `\ncause: ${err.cause instanceof Error ? err.cause.stack : String(err.cause)}` : '';
+    process.stderr.write(`bench:api failed: ${err instanceof Error ? err.stack : String(err)}${cause}\n`);
     process.exit(1);
   });
 }

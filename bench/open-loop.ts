@@ -38,6 +38,12 @@ export interface OpenLoopOptions {
   readonly seconds: number;
   /** Upper bound on open connections (and so on requests in flight). */
   readonly maxConnections: number;
+  /**
+   * Open all `maxConnections` before the schedule starts (in small batches), as wrk2 does:
+   * a burst of connects at the first overload would overflow the server's listen backlog,
+   * and the dropped SYNs' retransmits (1 s, 3 s, …) would be measured as request latency.
+   */
+  readonly preconnect?: boolean;
   /** How long after the window to wait for requests still in flight (default 5 s). */
   readonly drainSeconds?: number;
   /** Keep one record per request (for tests and plots). */
@@ -132,6 +138,9 @@ class Fifo {
   }
 }
 
+/** Connections opened at once when preconnecting: well inside a listen backlog (Node's default is 511). */
+const PRECONNECT_BATCH = 64;
+
 /** What one connection is doing: the request it waits on, and what has arrived of the answer. */
 interface Connection {
   readonly socket: net.Socket;
@@ -187,9 +196,9 @@ export async function openLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
   let answeredInWindow = 0;
   let closed = false;
   let onIdle: (() => void) | undefined;
-
-  const t0 = performance.now() + 10;
-  const windowEnd = t0 + opts.seconds * 1000;
+  // Set when the schedule starts (after any preconnect); the closures below only run once it has.
+  let t0 = Infinity;
+  let windowEnd = Infinity;
 
   const record = (due: number, sentAt: number | undefined, status: number, now: number) => {
     const latency = now - due;
@@ -274,6 +283,28 @@ export async function openLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
     peakInFlight = Math.max(peakInFlight, inFlight);
     conn.socket.write(request);
   };
+
+  if (opts.preconnect) {
+    for (let opened = 0; opened < opts.maxConnections; ) {
+      const batch = Array.from({ length: Math.min(PRECONNECT_BATCH, opts.maxConnections - opened) }, () => open());
+      opened += batch.length;
+      await Promise.all(
+        batch.map(
+          (conn) =>
+            new Promise<void>((resolve, reject) => {
+              conn.socket.once('connect', resolve);
+              conn.socket.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`openLoop: could not open ${opts.maxConnections} connections to ${url.host} before the schedule: ${err.code ?? err.message}`)));
+            }),
+        ),
+      ).catch((err: unknown) => {
+        for (const conn of connections) conn.socket.destroy();
+        throw err;
+      });
+      idle.push(...batch);
+    }
+  }
+  t0 = performance.now() + 10;
+  windowEnd = t0 + opts.seconds * 1000;
 
   // The dispatcher: on each timer turn, everything due by now goes out (timers have ~1 ms resolution, so
   // at rates above 1,000/s a turn sends a small burst); then it sleeps until the next due time.

@@ -103,6 +103,17 @@ describe('openLoop', () => {
     }
   });
 
+  it('opens the whole pool before the schedule when asked to, and then opens no more', async () => {
+    const server = await serialServer(1);
+    try {
+      const r = await openLoop({ url: server.url, rate: 20, seconds: 0.25, maxConnections: 3, preconnect: true });
+      expect(r.connectionsOpened).toBe(3);
+      expect(r.ok).toBe(5);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('counts refused connections and answers it cannot frame as errors, by kind, and refuses nonsense options', async () => {
     const server = http.createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -133,6 +144,7 @@ describe('openLoop', () => {
       await new Promise((resolve) => chunked.close(resolve));
     }
     await expect(openLoop({ url: 'http://127.0.0.1:1/', rate: 0, seconds: 1, maxConnections: 1 })).rejects.toThrow(/rate, seconds and maxConnections must be positive/);
+    await expect(openLoop({ url: `http://127.0.0.1:${port}/`, rate: 1, seconds: 1, maxConnections: 2, preconnect: true })).rejects.toThrow(/could not open 2 connections to 127\.0\.0\.1:\d+ before the schedule: ECONNREFUSED/);
     await expect(openLoop({ url: 'https://127.0.0.1:1/', rate: 1, seconds: 1, maxConnections: 1 })).rejects.toThrow(/only http: URLs/);
   });
 });
