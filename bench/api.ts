@@ -252,17 +252,29 @@ async function workers(pid: number): Promise<{ rssMiB: number; cpuSeconds: numbe
   return out;
 }
 
+interface Measured<T> {
+  readonly result: T;
+  readonly usPerRequest: number;
+  readonly cores: number;
+}
+
 /**
  * Server CPU per request over one run: the workers' CPU time divided by the requests
- * answered. Unlike req/s it does not depend on what else the machine is running.
+ * answered. Unlike req/s it does not depend on what else the machine is running. And the
+ * cores the workers kept busy on average: below the worker count under overload, the
+ * machine's other work took the rest.
  */
-async function cpuPerRequest(pid: number, run: () => Promise<AutocannonResult>): Promise<{ result: AutocannonResult; usPerRequest: number }> {
+async function cpuPerRequest<T>(pid: number, run: () => Promise<T>, answered: (r: T) => number): Promise<Measured<T>> {
   const cpu = async () => (await workers(pid)).reduce((s, w) => s + w.cpuSeconds, 0);
   const before = await cpu();
+  const t0 = performance.now();
   const result = await run();
   const used = (await cpu()) - before;
-  return { result, usPerRequest: (used / Math.max(1, result.requests.total)) * 1e6 };
+  return { result, usPerRequest: (used / Math.max(1, answered(result))) * 1e6, cores: used / ((performance.now() - t0) / 1000) };
 }
+
+const autocannonTotal = (r: AutocannonResult) => r.requests.total;
+const openLoopAnswered = (r: OpenLoopResult) => r.ok + r.shed + r.otherStatus;
 
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
@@ -427,7 +439,7 @@ async function observabilityCost(
     const results = variants.map((_, i) => ({ rps: [] as number[], cpu: [] as number[], p99: [] as number[], requests: warmUp[i] }));
     for (let round = 0; round < 2; round++) {
       for (let i = 0; i < variants.length; i++) {
-        const r = await cpuPerRequest(servers[i].pid!, () => run(ports[i], { body, connections: CONNECTIONS }));
+        const r = await cpuPerRequest(servers[i].pid!, () => run(ports[i], { body, connections: CONNECTIONS }), autocannonTotal);
         results[i].rps.push(okRate(r.result));
         results[i].cpu.push(r.usPerRequest);
         results[i].p99.push(r.result.latency.p99);
@@ -494,7 +506,7 @@ const ms = (v: number) => (v < 10 ? v.toFixed(1) : fmt(v));
  * the never-sent at their age when the run ended included), the 2xx latency from the send as a closed-loop
  * generator would report it, what was served and shed per second, and whether the generator kept to its schedule.
  */
-function openLoopLine(label: string, r: OpenLoopResult): string {
+function openLoopLine(label: string, r: OpenLoopResult, cpu?: Measured<unknown>): string {
   const missed = [
     r.waitedForConnection ? `${fmt(r.waitedForConnection)} waited for a free connection` : '',
     r.neverSent ? `${fmt(r.neverSent)} never sent` : '',
@@ -506,12 +518,13 @@ function openLoopLine(label: string, r: OpenLoopResult): string {
   return (
     `${label.padEnd(34)} 2xx p50 ${ms(r.okLatencyMs.p50)}  p99 ${ms(r.okLatencyMs.p99)}  p99.9 ${ms(r.okLatencyMs.p999)} ms; every request p99 ${ms(r.allLatencyMs.p99)} ms; 2xx from send p99 ${ms(r.okFromSendMs.p99)} ms   ` +
     `${fmt(r.okPerSec)} 2xx/s, ${fmt(r.shedPerSec)} 503/s, sent ${fmt(r.sentPerSec)}/s of ${fmt(r.offeredPerSec)}   generator late p50 ${ms(r.senderLateMs.p50)} p99 ${ms(r.senderLateMs.p99)} ms${late}` +
+    (cpu ? `   server ${fmt(cpu.usPerRequest)} µs CPU per answer, ${cpu.cores.toFixed(2)} cores busy` : '') +
     (missed.length ? `   (${missed.join(', ')})` : '')
   );
 }
 
 /** The figures of one open-loop run, for the JSON line. */
-const openLoopFigures = (r: OpenLoopResult) => ({
+const openLoopFigures = (r: OpenLoopResult, cpu?: Measured<unknown>) => ({
   okP50Ms: Math.round(r.okLatencyMs.p50 * 10) / 10,
   okP99Ms: Math.round(r.okLatencyMs.p99 * 10) / 10,
   okP999Ms: Math.round(r.okLatencyMs.p999 * 10) / 10,
@@ -525,6 +538,7 @@ const openLoopFigures = (r: OpenLoopResult) => ({
   unfinished: r.unfinished,
   errors: r.errors,
   connections: r.connectionsOpened,
+  ...(cpu ? { serverCpuUsPerAnswer: Math.round(cpu.usPerRequest), serverCoresBusy: Math.round(cpu.cores * 100) / 100 } : {}),
 });
 
 async function main(): Promise<void> {
@@ -600,13 +614,13 @@ async function main(): Promise<void> {
     const plain: AutocannonResult[] = [];
     const plainCpu: number[] = [];
     for (let round = 0; round < 2; round++) {
-      const q = await cpuPerRequest(plainPrimary.pid!, () => run(plainPort, { body: one, connections: CONNECTIONS }));
+      const q = await cpuPerRequest(plainPrimary.pid!, () => run(plainPort, { body: one, connections: CONNECTIONS }), autocannonTotal);
       plain.push(q.result);
       plainCpu.push(q.usPerRequest);
-      const p = await cpuPerRequest(barePrimary.pid!, () => run(barePort, { body: one, connections: CONNECTIONS }));
+      const p = await cpuPerRequest(barePrimary.pid!, () => run(barePort, { body: one, connections: CONNECTIONS }), autocannonTotal);
       peers.push(p.result);
       peersCpu.push(p.usPerRequest);
-      const o = await cpuPerRequest(primary.pid!, () => run(port, { body: one, connections: CONNECTIONS }));
+      const o = await cpuPerRequest(primary.pid!, () => run(port, { body: one, connections: CONNECTIONS }), autocannonTotal);
       ours.push(o.result);
       oursCpu.push(o.usPerRequest);
     }
@@ -616,7 +630,7 @@ async function main(): Promise<void> {
     const offer = (target: number, rate: number) =>
       openLoop({ url: `http://127.0.0.1:${target}/predict`, method: 'POST', headers, body: one, rate, seconds: SECONDS, maxConnections: OPEN_LOOP_CONNECTIONS, preconnect: true });
     const fixed = await offer(port, 2000);
-    const { result: batched, usPerRequest: cpuBatch } = await cpuPerRequest(primary.pid!, () => run(port, { body: batch, connections: 8 }));
+    const { result: batched, usPerRequest: cpuBatch } = await cpuPerRequest(primary.pid!, () => run(port, { body: batch, connections: 8 }), autocannonTotal);
     // Raw-line requests (features computed in the API) beside the feature request measured above.
     const rawLines: { n: number; result: AutocannonResult }[] = [];
     for (const n of [3, 12, 35]) {
@@ -638,12 +652,12 @@ async function main(): Promise<void> {
     await waitWorkers(unshedPort, WORKERS);
     await run(unshedPort, { body: one, connections: CONNECTIONS, duration: 2 }); // warm-up (JIT)
     const overloadRate = Math.round(2 * oursRps);
-    const overloaded: OpenLoopResult[] = [];
-    const overloadedUnshed: OpenLoopResult[] = [];
+    const overloaded: Measured<OpenLoopResult>[] = [];
+    const overloadedUnshed: Measured<OpenLoopResult>[] = [];
     for (let round = 0; round < 2; round++) {
-      overloaded.push(await offer(port, overloadRate));
+      overloaded.push(await cpuPerRequest(primary.pid!, () => offer(port, overloadRate), openLoopAnswered));
       await new Promise((r) => setTimeout(r, 1000)); // connections closed, the server's loop idle again
-      overloadedUnshed.push(await offer(unshedPort, overloadRate));
+      overloadedUnshed.push(await cpuPerRequest(unshed.pid!, () => offer(unshedPort, overloadRate), openLoopAnswered));
       await new Promise((r) => setTimeout(r, 1000));
     }
     const shedReasons = await shedByReason(port);
@@ -683,8 +697,8 @@ async function main(): Promise<void> {
       openLoopConnections: OPEN_LOOP_CONNECTIONS,
       fixed2000: openLoopFigures(fixed),
       overloadOfferedReqPerSec: overloadRate,
-      overloadShed: overloaded.map(openLoopFigures),
-      overloadUnshed: overloadedUnshed.map(openLoopFigures),
+      overloadShed: overloaded.map((o) => openLoopFigures(o.result, o)),
+      overloadUnshed: overloadedUnshed.map((o) => openLoopFigures(o.result, o)),
       batch100ReqPerSec: Math.round(okRate(batched)),
       batch100RowsPerSec: Math.round(okRate(batched) * 100),
       batch100ServerCpuUsPerRequest: Math.round(cpuBatch),
@@ -714,7 +728,7 @@ async function main(): Promise<void> {
       `  open loop (bench/open-loop.ts: evenly spaced arrivals whatever the answers, latency from each request's due time, up to ${fmt(OPEN_LOOP_CONNECTIONS)} connections = 2 × in-flight cap × workers)`,
       openLoopLine('  at a fixed 2,000 req/s', fixed),
       `  at 2x saturation (${fmt(overloadRate)} req/s offered = 2 × the single-row req/s above; two servers, alternating runs)`,
-      ...overloaded.flatMap((r, i) => [openLoopLine(`    with shedding, run ${i + 1}`, r), openLoopLine(`    without shedding, run ${i + 1}`, overloadedUnshed[i])]),
+      ...overloaded.flatMap((o, i) => [openLoopLine(`    with shedding, run ${i + 1}`, o.result, o), openLoopLine(`    without shedding, run ${i + 1}`, overloadedUnshed[i].result, overloadedUnshed[i])]),
       `    shed by reason                  ${shedReasons || 'none'}`,
       `  batch of 100                      ${fmt(figures.batch100ReqPerSec)} req/s = ${fmt(figures.batch100RowsPerSec)} rows/s   p99 ${batched.latency.p99} ms   server CPU ${fmt(cpuBatch)} µs/request`,
       ...rawLines.map(({ n, result }) => `  raw lines, ${String(n).padStart(2)} per basket          ${fmt(okRate(result))} req/s   p99 ${result.latency.p99} ms   (${(okRate(result) / oursRps).toFixed(3)} of the feature request's req/s)`),
