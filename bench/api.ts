@@ -516,7 +516,7 @@ function openLoopLine(label: string, r: OpenLoopResult, cpu?: Measured<unknown>)
   ].filter(Boolean);
   const late = r.senderLateMs.p99 > 10 ? ` BEHIND SCHEDULE (its lateness is in the latencies)` : '';
   return (
-    `${label.padEnd(34)} 2xx p50 ${ms(r.okLatencyMs.p50)}  p99 ${ms(r.okLatencyMs.p99)}  p99.9 ${ms(r.okLatencyMs.p999)} ms; every request p99 ${ms(r.allLatencyMs.p99)} ms; 2xx from send p99 ${ms(r.okFromSendMs.p99)} ms   ` +
+    `${label.padEnd(35)} 2xx p50 ${ms(r.okLatencyMs.p50)}  p99 ${ms(r.okLatencyMs.p99)}  p99.9 ${ms(r.okLatencyMs.p999)} ms; every request p99 ${ms(r.allLatencyMs.p99)} ms; 2xx from send p99 ${ms(r.okFromSendMs.p99)} ms   ` +
     `${fmt(r.okPerSec)} 2xx/s, ${fmt(r.shedPerSec)} 503/s, sent ${fmt(r.sentPerSec)}/s of ${fmt(r.offeredPerSec)}   generator late p50 ${ms(r.senderLateMs.p50)} p99 ${ms(r.senderLateMs.p99)} ms${late}` +
     (cpu ? `   server ${fmt(cpu.usPerRequest)} µs CPU per answer, ${cpu.cores.toFixed(2)} cores busy` : '') +
     (missed.length ? `   (${missed.join(', ')})` : '')
@@ -718,7 +718,7 @@ async function main(): Promise<void> {
     };
     const mark = (ok: boolean) => (ok ? 'met' : 'MISSED');
     const lines = [
-      `pricesense API bench (bundle, --workers 2, shedding and metrics on, ${os.availableParallelism()} cores shared with autocannon, ${SECONDS}s per run, ${CONNECTIONS} connections, 100 trees / ${fmt(nodes)} nodes from ${fmt(ROWS)} rows)`,
+      `pricesense API bench (bundle, --workers 2, shedding and metrics on, ${os.availableParallelism()} cores shared with the load generators, ${SECONDS}s per run, ${CONNECTIONS} connections, 100 trees / ${fmt(nodes)} nodes from ${fmt(ROWS)} rows)`,
       `  single-row /predict               ${fmt(oursRps)} req/s   p50 ${ours[ours.length - 1].latency.p50} ms  p99 ${figures.maxP99Ms} ms (runs: ${ours.map((r) => fmt(okRate(r))).join(', ')}; 2xx ÷ run time, closed loop)`,
       `  bare node:http, API's headers     ${fmt(peerRps)} req/s   (runs: ${peers.map((r) => fmt(okRate(r))).join(', ')}; same body, same header block: the same work)`,
       `  ratio to bare node:http           ${ratio.toFixed(3)}   (target >= 0.8: ${mark(ratio >= 0.8)})`,
