@@ -10,12 +10,13 @@
  * Connections come from a keep-alive pool of raw TCP sockets (HTTP/1.1, one request at a
  * time per connection, no pipelining) that opens them as needed up to `maxConnections`:
  * the request is serialized once, and an answer is read as far as its status line and
- * Content-Length, so the generator spends a fraction of node:http's client CPU per
+ * Content-Length, so the generator spends about two thirds of node:http's client CPU per
  * request, which matters when it shares two cores with the server it measures. An answer
  * without a Content-Length (chunked, or delimited by close) is counted as an error under
- * that name and its connection dropped. A request due while every connection is busy waits in a FIFO for the
- * next free one (counted in `waitedForConnection`; its wait is part of its latency), and
- * one still waiting when the schedule ends is never sent (`neverSent`). The generator runs
+ * that name and its connection dropped. A request due while every connection is busy
+ * waits in a FIFO for the next free one (counted in `waitedForConnection`; its wait is
+ * part of its latency), and one still waiting when the schedule ends is never sent
+ * (`neverSent`). The generator runs
  * in the caller's event loop: how late its own timer dispatched each request against the
  * schedule (`senderLateMs`) says whether it kept up; a late generator adds its lateness to
  * the latencies (pessimistic), it does not hide it.
@@ -40,8 +41,9 @@ export interface OpenLoopOptions {
   readonly maxConnections: number;
   /**
    * Open all `maxConnections` before the schedule starts (in small batches), as wrk2 does:
-   * a burst of connects at the first overload would overflow the server's listen backlog,
-   * and the dropped SYNs' retransmits (1 s, 3 s, …) would be measured as request latency.
+   * otherwise a burst of connects lands on the server's accept path at the first overload,
+   * and can overflow its listen backlog, whose dropped SYNs' retransmits (1 s, 3 s, …)
+   * would be measured as request latency.
    */
   readonly preconnect?: boolean;
   /** How long after the window to wait for requests still in flight (default 5 s). */
