@@ -1,6 +1,7 @@
 /**
- * `npm run bench:api`: the production bundle on loopback, driven by autocannon, against
- * its ceiling measured in the same run: a bare node:http server with the same number of
+ * `npm run bench:api`: the production bundle on loopback, driven by autocannon (closed
+ * loop: throughput) and by bench/open-loop.ts (open loop: latency), against its ceiling
+ * measured in the same run: a bare node:http server with the same number of
  * cluster workers that reads and JSON.parses the same request body and answers a
  * constant JSON body of the same size (bench/bare-http-server.ts), once with the API's
  * header block (the headline: the same work) and once with a Content-Type only (as
@@ -11,13 +12,16 @@
  * local registry. The API runs with its production defaults: shedding on (in-flight cap
  * 256, event-loop delay 100 ms), metrics on, --workers 2.
  *
- * Figures: single-row throughput of both servers (alternating runs, the same
- * connections and duration) and their ratio; the workers' CPU per request for both (from
- * /proc: independent of other load on the machine); p50/p99 at a fixed 2,000 req/s;
- * p99 at twice the measured saturation rate, with and without shedding; batch-of-100
- * throughput; cold start; worker RSS. autocannon runs in this process and competes with
- * the servers for the 2 cores, the same way for both: ratios hold, absolute req/s are
- * conservative.
+ * Figures: single-row throughput of both servers (autocannon, alternating runs, the same
+ * connections and duration; 2xx answers ÷ run time) and their ratio; the workers' CPU per
+ * request for both (from /proc: independent of other load on the machine); latency at a
+ * fixed 2,000 req/s, and at twice the measured saturation rate with and without shedding
+ * (two 2-worker servers, alternating runs), both offered open loop: requests due on a
+ * fixed schedule whatever the server does, latency from each one's due time (a closed-loop
+ * generator slows down with the server and hides the wait: coordinated omission);
+ * batch-of-100 throughput; cold start; worker RSS. Both generators run in this process
+ * and compete with the servers for the 2 cores, the same way for both: ratios hold,
+ * absolute req/s are conservative.
  *
  * The cost of observability (issue 12), same run: the API as shipped (metrics on, EMF
  * records to a loopback stand-in for the CloudWatch agent, tracing off) against the same
@@ -52,6 +56,7 @@ import { traceFor } from '../api/tracing';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { interleaved } from './interleaved';
+import { openLoop, type OpenLoopResult } from './open-loop';
 
 interface AutocannonResult {
   requests: { average: number; total: number };
@@ -70,8 +75,15 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const ROWS = Number(process.env.BENCH_ROWS ?? 100_000);
 /** Connections for the throughput runs (the same for both servers). */
 const CONNECTIONS = 32;
-/** Connections for the overload runs: enough to offer twice the saturation rate. */
-const OVERLOAD_CONNECTIONS = 256;
+/** The API's production in-flight cap per process, and the cluster workers the bench runs. */
+const MAX_IN_FLIGHT = 256;
+const WORKERS = 2;
+/**
+ * The open-loop generator's connection bound: twice what the API can hold in flight over
+ * its workers, so the in-flight cap can trigger before the generator runs out of
+ * connections (past the bound, a due request waits for one and that wait counts).
+ */
+const OPEN_LOOP_CONNECTIONS = 2 * MAX_IN_FLIGHT * WORKERS;
 
 function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -240,17 +252,29 @@ async function workers(pid: number): Promise<{ rssMiB: number; cpuSeconds: numbe
   return out;
 }
 
+interface Measured<T> {
+  readonly result: T;
+  readonly usPerRequest: number;
+  readonly cores: number;
+}
+
 /**
  * Server CPU per request over one run: the workers' CPU time divided by the requests
- * answered. Unlike req/s it does not depend on what else the machine is running.
+ * answered. Unlike req/s it does not depend on what else the machine is running. And the
+ * cores the workers kept busy on average: below the worker count under overload, the
+ * machine's other work took the rest.
  */
-async function cpuPerRequest(pid: number, run: () => Promise<AutocannonResult>): Promise<{ result: AutocannonResult; usPerRequest: number }> {
+async function cpuPerRequest<T>(pid: number, run: () => Promise<T>, answered: (r: T) => number): Promise<Measured<T>> {
   const cpu = async () => (await workers(pid)).reduce((s, w) => s + w.cpuSeconds, 0);
   const before = await cpu();
+  const t0 = performance.now();
   const result = await run();
   const used = (await cpu()) - before;
-  return { result, usPerRequest: (used / Math.max(1, result.requests.total)) * 1e6 };
+  return { result, usPerRequest: (used / Math.max(1, answered(result))) * 1e6, cores: used / ((performance.now() - t0) / 1000) };
 }
+
+const autocannonTotal = (r: AutocannonResult) => r.requests.total;
+const openLoopAnswered = (r: OpenLoopResult) => r.ok + r.shed + r.otherStatus;
 
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
@@ -415,8 +439,8 @@ async function observabilityCost(
     const results = variants.map((_, i) => ({ rps: [] as number[], cpu: [] as number[], p99: [] as number[], requests: warmUp[i] }));
     for (let round = 0; round < 2; round++) {
       for (let i = 0; i < variants.length; i++) {
-        const r = await cpuPerRequest(servers[i].pid!, () => run(ports[i], { body, connections: CONNECTIONS }));
-        results[i].rps.push(r.result.requests.average);
+        const r = await cpuPerRequest(servers[i].pid!, () => run(ports[i], { body, connections: CONNECTIONS }), autocannonTotal);
+        results[i].rps.push(okRate(r.result));
         results[i].cpu.push(r.usPerRequest);
         results[i].p99.push(r.result.latency.p99);
         results[i].requests += r.result.requests.total;
@@ -472,7 +496,50 @@ function observabilityLines(cost: ObservabilityCost, peerRps: number, peerCpu: n
   ];
 }
 
-const shedOf = (r: AutocannonResult) => r.statusCodeStats?.['503']?.count ?? 0;
+/** 2xx answers ÷ the run's length: what was served (a run that sheds or fails answers other things too). */
+const okRate = (r: AutocannonResult) => r['2xx'] / r.duration;
+
+const ms = (v: number) => (v < 10 ? v.toFixed(1) : fmt(v));
+
+/**
+ * One open-loop run: latency from the due time of the 2xx answers and of every request (503s, errors and
+ * the never-sent at their age when the run ended included), the 2xx latency from the send as a closed-loop
+ * generator would report it, what was served and shed per second, and whether the generator kept to its schedule.
+ */
+function openLoopLine(label: string, r: OpenLoopResult, cpu?: Measured<unknown>): string {
+  const missed = [
+    r.waitedForConnection ? `${fmt(r.waitedForConnection)} waited for a free connection` : '',
+    r.neverSent ? `${fmt(r.neverSent)} never sent` : '',
+    r.unfinished ? `${fmt(r.unfinished)} unanswered` : '',
+    r.errors ? `${fmt(r.errors)} errors (${Object.entries(r.errorKinds).map(([k, n]) => `${n}×${k}`).join(', ')})` : '',
+    r.otherStatus ? `${fmt(r.otherStatus)} other status` : '',
+  ].filter(Boolean);
+  const late = r.senderLateMs.p99 > 10 ? ` BEHIND SCHEDULE (its lateness is in the latencies)` : '';
+  return (
+    `${label.padEnd(35)} 2xx p50 ${ms(r.okLatencyMs.p50)}  p99 ${ms(r.okLatencyMs.p99)}  p99.9 ${ms(r.okLatencyMs.p999)} ms; every request p99 ${ms(r.allLatencyMs.p99)} ms; 2xx from send p99 ${ms(r.okFromSendMs.p99)} ms   ` +
+    `${fmt(r.okPerSec)} 2xx/s, ${fmt(r.shedPerSec)} 503/s, sent ${fmt(r.sentPerSec)}/s of ${fmt(r.offeredPerSec)}   generator late p50 ${ms(r.senderLateMs.p50)} p99 ${ms(r.senderLateMs.p99)} ms${late}` +
+    (cpu ? `   server ${fmt(cpu.usPerRequest)} µs CPU per answer, ${cpu.cores.toFixed(2)} cores busy` : '') +
+    (missed.length ? `   (${missed.join(', ')})` : '')
+  );
+}
+
+/** The figures of one open-loop run, for the JSON line. */
+const openLoopFigures = (r: OpenLoopResult, cpu?: Measured<unknown>) => ({
+  okP50Ms: Math.round(r.okLatencyMs.p50 * 10) / 10,
+  okP99Ms: Math.round(r.okLatencyMs.p99 * 10) / 10,
+  okP999Ms: Math.round(r.okLatencyMs.p999 * 10) / 10,
+  allP99Ms: Math.round(r.allLatencyMs.p99 * 10) / 10,
+  okPerSec: Math.round(r.okPerSec),
+  shedPerSec: Math.round(r.shedPerSec),
+  sentPerSec: Math.round(r.sentPerSec),
+  generatorLateP99Ms: Math.round(r.senderLateMs.p99 * 10) / 10,
+  waitedForConnection: r.waitedForConnection,
+  neverSent: r.neverSent,
+  unfinished: r.unfinished,
+  errors: r.errors,
+  connections: r.connectionsOpened,
+  ...(cpu ? { serverCpuUsPerAnswer: Math.round(cpu.usPerRequest), serverCoresBusy: Math.round(cpu.cores * 100) / 100 } : {}),
+});
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-bench-api-'));
@@ -547,21 +614,23 @@ async function main(): Promise<void> {
     const plain: AutocannonResult[] = [];
     const plainCpu: number[] = [];
     for (let round = 0; round < 2; round++) {
-      const q = await cpuPerRequest(plainPrimary.pid!, () => run(plainPort, { body: one, connections: CONNECTIONS }));
+      const q = await cpuPerRequest(plainPrimary.pid!, () => run(plainPort, { body: one, connections: CONNECTIONS }), autocannonTotal);
       plain.push(q.result);
       plainCpu.push(q.usPerRequest);
-      const p = await cpuPerRequest(barePrimary.pid!, () => run(barePort, { body: one, connections: CONNECTIONS }));
+      const p = await cpuPerRequest(barePrimary.pid!, () => run(barePort, { body: one, connections: CONNECTIONS }), autocannonTotal);
       peers.push(p.result);
       peersCpu.push(p.usPerRequest);
-      const o = await cpuPerRequest(primary.pid!, () => run(port, { body: one, connections: CONNECTIONS }));
+      const o = await cpuPerRequest(primary.pid!, () => run(port, { body: one, connections: CONNECTIONS }), autocannonTotal);
       ours.push(o.result);
       oursCpu.push(o.usPerRequest);
     }
-    const oursRps = mean(ours.map((r) => r.requests.average));
-    const peerRps = mean(peers.map((r) => r.requests.average));
-    const plainRps = mean(plain.map((r) => r.requests.average));
-    const fixed = await run(port, { body: one, connections: 16, overallRate: 2000 });
-    const { result: batched, usPerRequest: cpuBatch } = await cpuPerRequest(primary.pid!, () => run(port, { body: batch, connections: 8 }));
+    const oursRps = mean(ours.map(okRate));
+    const peerRps = mean(peers.map(okRate));
+    const plainRps = mean(plain.map(okRate));
+    const offer = (target: number, rate: number) =>
+      openLoop({ url: `http://127.0.0.1:${target}/predict`, method: 'POST', headers, body: one, rate, seconds: SECONDS, maxConnections: OPEN_LOOP_CONNECTIONS, preconnect: true });
+    const fixed = await offer(port, 2000);
+    const { result: batched, usPerRequest: cpuBatch } = await cpuPerRequest(primary.pid!, () => run(port, { body: batch, connections: 8 }), autocannonTotal);
     // Raw-line requests (features computed in the API) beside the feature request measured above.
     const rawLines: { n: number; result: AutocannonResult }[] = [];
     for (const n of [3, 12, 35]) {
@@ -571,27 +640,34 @@ async function main(): Promise<void> {
       rawLines.push({ n, result: await run(port, { body, connections: CONNECTIONS }) });
     }
     const rss = (await workers(primary.pid!)).map((w) => w.rssMiB);
-    // Overload last: what it leaves behind (closing connections, a late event loop) must not colour the other figures.
-    const overloadRate = Math.round(2 * oursRps);
-    const overloaded = await run(port, { body: one, connections: OVERLOAD_CONNECTIONS, overallRate: overloadRate });
-    const shedReasons = await shedByReason(port);
-    await stop(primary);
     await stop(barePrimary);
     await stop(plainPrimary);
 
-    // The same overload without shedding, for contrast.
+    // Overload last: what it leaves behind (closing connections, a late event loop) must not colour the other figures.
+    // The same bundle without shedding beside the one with it, offered the same schedule in alternating runs.
     const unshedPort = basePort + 3;
-    const unshed = start(entry, { ...env, PORT: String(unshedPort), PRICESENSE_MAX_IN_FLIGHT: '1000000', PRICESENSE_MAX_EVENT_LOOP_DELAY: '0' }, ['--workers', '2']);
+    const unshed = start(entry, { ...env, PORT: String(unshedPort), PRICESENSE_MAX_IN_FLIGHT: '1000000', PRICESENSE_MAX_EVENT_LOOP_DELAY: '0' }, ['--workers', String(WORKERS)]);
     children.push(unshed);
     await waitReady(unshedPort);
-    await waitWorkers(unshedPort, 2);
-    await run(unshedPort, { body: one, connections: CONNECTIONS, duration: 2 });
-    const overloadedUnshed = await run(unshedPort, { body: one, connections: OVERLOAD_CONNECTIONS, overallRate: overloadRate });
+    await waitWorkers(unshedPort, WORKERS);
+    await run(unshedPort, { body: one, connections: CONNECTIONS, duration: 2 }); // warm-up (JIT)
+    const overloadRate = Math.round(2 * oursRps);
+    const overloaded: Measured<OpenLoopResult>[] = [];
+    const overloadedUnshed: Measured<OpenLoopResult>[] = [];
+    for (let round = 0; round < 2; round++) {
+      overloaded.push(await cpuPerRequest(primary.pid!, () => offer(port, overloadRate), openLoopAnswered));
+      await new Promise((r) => setTimeout(r, 1000)); // connections closed, the server's loop idle again
+      overloadedUnshed.push(await cpuPerRequest(unshed.pid!, () => offer(unshedPort, overloadRate), openLoopAnswered));
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const shedReasons = await shedByReason(port);
+    await stop(primary);
     await stop(unshed);
 
     const observability = await observabilityCost(entry, env, basePort + 4, table, forest, run, one, children);
 
     const failures = (r: AutocannonResult) => r.errors + r.timeouts + r.non2xx;
+    const openLoopFailures = (r: OpenLoopResult) => r.shed + r.otherStatus + r.errors + r.unfinished + r.neverSent;
     const failureText = (label: string, r: AutocannonResult) => {
       if (failures(r) === 0) return [];
       const codes = Object.entries(r.statusCodeStats ?? {}).filter(([code]) => code !== '200').map(([code, c]) => `${c.count}×${code}`);
@@ -599,12 +675,11 @@ async function main(): Promise<void> {
     };
     const failureDetails = [
       ...ours.flatMap((r, i) => failureText(`single-row run ${i + 1}`, r)),
-      ...failureText('fixed 2,000 req/s', fixed),
+      ...(openLoopFailures(fixed) ? [`fixed 2,000 req/s: ${fmt(openLoopFailures(fixed))} not answered 2xx (${fixed.shed} 503, ${fixed.otherStatus} other status, ${fixed.errors} errors, ${fixed.unfinished} unanswered, ${fixed.neverSent} never sent)`] : []),
       ...failureText('batch of 100', batched),
     ];
     const ratio = oursRps / peerRps;
     const cpuRatio = mean(peersCpu) / mean(oursCpu);
-    const ok2x = (r: AutocannonResult) => r['2xx'] / r.duration;
     const figures = {
       rows: ROWS,
       forestNodes: nodes,
@@ -619,19 +694,16 @@ async function main(): Promise<void> {
       barePlainCpuUsPerRequest: Math.round(mean(plainCpu)),
       cpuRatio: Math.round(cpuRatio * 1000) / 1000,
       maxP99Ms: Math.max(...ours.map((r) => r.latency.p99)),
-      fixed2000P50Ms: fixed.latency.p50,
-      fixed2000P99Ms: fixed.latency.p99,
+      openLoopConnections: OPEN_LOOP_CONNECTIONS,
+      fixed2000: openLoopFigures(fixed),
       overloadOfferedReqPerSec: overloadRate,
-      overloadShedP99Ms: overloaded.latency.p99,
-      overloadShedOkPerSec: Math.round(ok2x(overloaded)),
-      overloadShed503: shedOf(overloaded),
-      overloadUnshedP99Ms: overloadedUnshed.latency.p99,
-      overloadUnshedOkPerSec: Math.round(ok2x(overloadedUnshed)),
-      batch100ReqPerSec: Math.round(batched.requests.average),
-      batch100RowsPerSec: Math.round(batched.requests.average * 100),
+      overloadShed: overloaded.map((o) => openLoopFigures(o.result, o)),
+      overloadUnshed: overloadedUnshed.map((o) => openLoopFigures(o.result, o)),
+      batch100ReqPerSec: Math.round(okRate(batched)),
+      batch100RowsPerSec: Math.round(okRate(batched) * 100),
       batch100ServerCpuUsPerRequest: Math.round(cpuBatch),
       workerRssMiB: rss.map((m) => Math.round(m)),
-      rawLines: rawLines.map(({ n, result }) => ({ lines: n, reqPerSec: Math.round(result.requests.average), p99Ms: result.latency.p99, ratioToFeatureRequest: Math.round((result.requests.average / oursRps) * 1000) / 1000 })),
+      rawLines: rawLines.map(({ n, result }) => ({ lines: n, reqPerSec: Math.round(okRate(result)), p99Ms: result.latency.p99, ratioToFeatureRequest: Math.round((okRate(result) / oursRps) * 1000) / 1000 })),
       aggregate12LinesUs: Math.round(aggregateUs * 100) / 100,
       score12LinesUs: Math.round(scoreUs * 100) / 100,
       observability: {
@@ -642,23 +714,24 @@ async function main(): Promise<void> {
         traceNewUs: Math.round(observability.traceNewUs * 1000) / 1000,
         traceContinuedUs: Math.round(observability.traceContinuedUs * 1000) / 1000,
       },
-      failedRequests: ours.reduce((s, r) => s + failures(r), 0) + failures(fixed) + failures(batched) + rawLines.reduce((s, r) => s + failures(r.result), 0),
+      failedRequests: ours.reduce((s, r) => s + failures(r), 0) + openLoopFailures(fixed) + failures(batched) + rawLines.reduce((s, r) => s + failures(r.result), 0),
     };
     const mark = (ok: boolean) => (ok ? 'met' : 'MISSED');
     const lines = [
-      `pricesense API bench (bundle, --workers 2, shedding and metrics on, ${os.availableParallelism()} cores shared with autocannon, ${SECONDS}s per run, ${CONNECTIONS} connections, 100 trees / ${fmt(nodes)} nodes from ${fmt(ROWS)} rows)`,
-      `  single-row /predict               ${fmt(oursRps)} req/s   p50 ${ours[ours.length - 1].latency.p50} ms  p99 ${figures.maxP99Ms} ms (runs: ${ours.map((r) => fmt(r.requests.average)).join(', ')})`,
-      `  bare node:http, API's headers     ${fmt(peerRps)} req/s   (runs: ${peers.map((r) => fmt(r.requests.average)).join(', ')}; same body, same header block: the same work)`,
+      `pricesense API bench (bundle, --workers 2, shedding and metrics on, ${os.availableParallelism()} cores shared with the load generators, ${SECONDS}s per run, ${CONNECTIONS} connections, 100 trees / ${fmt(nodes)} nodes from ${fmt(ROWS)} rows)`,
+      `  single-row /predict               ${fmt(oursRps)} req/s   p50 ${ours[ours.length - 1].latency.p50} ms  p99 ${figures.maxP99Ms} ms (runs: ${ours.map((r) => fmt(okRate(r))).join(', ')}; 2xx ÷ run time, closed loop)`,
+      `  bare node:http, API's headers     ${fmt(peerRps)} req/s   (runs: ${peers.map((r) => fmt(okRate(r))).join(', ')}; same body, same header block: the same work)`,
       `  ratio to bare node:http           ${ratio.toFixed(3)}   (target >= 0.8: ${mark(ratio >= 0.8)})`,
-      `  bare node:http, plain answer      ${fmt(plainRps)} req/s   (runs: ${plain.map((r) => fmt(r.requests.average)).join(', ')}; same body, Content-Type only, as figures before 669a6c1)`,
+      `  bare node:http, plain answer      ${fmt(plainRps)} req/s   (runs: ${plain.map((r) => fmt(okRate(r))).join(', ')}; same body, Content-Type only, as figures before 669a6c1)`,
       `  ratio to plain bare node:http     ${(oursRps / plainRps).toFixed(3)}   (comparable with the issue's 0.57)`,
       `  server CPU per request            ${fmt(mean(oursCpu))} µs vs bare ${fmt(mean(peersCpu))} µs = ${cpuRatio.toFixed(3)}, vs plain bare ${fmt(mean(plainCpu))} µs = ${(mean(plainCpu) / mean(oursCpu)).toFixed(3)} (workers' user+system CPU / requests; load-independent)`,
-      `  at a fixed 2,000 req/s            p50 ${fixed.latency.p50} ms  p99 ${fixed.latency.p99} ms   achieved ${fmt(fixed.requests.average)} req/s`,
-      `  at 2x saturation (${fmt(overloadRate)} req/s offered, ${OVERLOAD_CONNECTIONS} connections)`,
-      `    with shedding                   p99 ${overloaded.latency.p99} ms   ${fmt(ok2x(overloaded))} answered/s 2xx, ${fmt(shedOf(overloaded))} shed (503: ${shedReasons || 'none'})`,
-      `    without shedding                p99 ${overloadedUnshed.latency.p99} ms   ${fmt(ok2x(overloadedUnshed))} answered/s 2xx`,
+      `  open loop (bench/open-loop.ts: evenly spaced arrivals whatever the answers, latency from each request's due time, up to ${fmt(OPEN_LOOP_CONNECTIONS)} connections = 2 × in-flight cap × workers)`,
+      openLoopLine('  at a fixed 2,000 req/s', fixed),
+      `  at 2x saturation (${fmt(overloadRate)} req/s offered = 2 × the single-row req/s above; two servers, alternating runs)`,
+      ...overloaded.flatMap((o, i) => [openLoopLine(`    with shedding, run ${i + 1}`, o.result, o), openLoopLine(`    without shedding, run ${i + 1}`, overloadedUnshed[i].result, overloadedUnshed[i])]),
+      `    shed by reason                  ${shedReasons || 'none'}`,
       `  batch of 100                      ${fmt(figures.batch100ReqPerSec)} req/s = ${fmt(figures.batch100RowsPerSec)} rows/s   p99 ${batched.latency.p99} ms   server CPU ${fmt(cpuBatch)} µs/request`,
-      ...rawLines.map(({ n, result }) => `  raw lines, ${String(n).padStart(2)} per basket          ${fmt(result.requests.average)} req/s   p99 ${result.latency.p99} ms   (${(result.requests.average / oursRps).toFixed(3)} of the feature request's req/s)`),
+      ...rawLines.map(({ n, result }) => `  raw lines, ${String(n).padStart(2)} per basket          ${fmt(okRate(result))} req/s   p99 ${result.latency.p99} ms   (${(okRate(result) / oursRps).toFixed(3)} of the feature request's req/s)`),
       `  12-line basket, in process        features from lines ${aggregateUs.toFixed(2)} µs vs scoring ${scoreUs.toFixed(2)} µs (fastest of 9 interleaved rounds) = ${(aggregateUs / scoreUs).toFixed(3)} (target <= 1: ${mark(aggregateUs <= scoreUs)})`,
       ...observabilityLines(observability, peerRps, mean(peersCpu)),
       `  cold start to ready (1 process)   ${fmt(figures.coldStartMs)} ms`,
@@ -674,7 +747,9 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
   main().catch((err: unknown) => {
-    process.stderr.write(`bench:api failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    // fetch() puts what went wrong (ECONNREFUSED, a reset, …) in the cause.
+    const cause = err instanceof Error && err.cause !== undefined ? `\ncause: ${err.cause instanceof Error ? err.cause.stack : String(err.cause)}` : '';
+    process.stderr.write(`bench:api failed: ${err instanceof Error ? err.stack : String(err)}${cause}\n`);
     process.exit(1);
   });
 }
