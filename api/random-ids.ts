@@ -17,12 +17,13 @@ const state = new Uint32Array(4);
 do randomFillSync(state);
 while ((state[0] | state[1] | state[2] | state[3]) === 0);
 
-function refill(): void {
+/** Fills `out` with xoshiro128** (Blackman & Vigna) outputs, advancing `state` (4 words, not all zero). */
+export function xoshiro128ss(state: Uint32Array, out: Uint32Array): void {
   let [a, b, c, d] = state;
-  for (let i = 0; i < WORDS.length; i++) {
-    // xoshiro128** (Blackman & Vigna): result = rotl(b * 5, 7) * 9.
+  for (let i = 0; i < out.length; i++) {
+    // result = rotl(b * 5, 7) * 9
     const x = Math.imul(b, 5);
-    WORDS[i] = Math.imul((x << 7) | (x >>> 25), 9);
+    out[i] = Math.imul((x << 7) | (x >>> 25), 9);
     const t = b << 9;
     c ^= a;
     d ^= b;
@@ -35,6 +36,10 @@ function refill(): void {
   state[1] = b;
   state[2] = c;
   state[3] = d;
+}
+
+function refill(): void {
+  xoshiro128ss(state, WORDS);
   offset = 0;
 }
 

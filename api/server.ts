@@ -7,7 +7,7 @@
  * handled too.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { openRegistry } from '../model/registry';
 import type { Registry } from '../model/registry/types';
@@ -136,6 +136,15 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 30_000;
+  // Open connections, per connection not per request: the response count alone can stay above
+  // zero after a reset connection that had pipelined requests queued (api/response-tracker.ts).
+  let connections = 0;
+  const closed = () => connections--;
+  server.on('connection', (socket: Socket) => {
+    connections++;
+    socket.once('close', closed);
+  });
+  const inFlight = () => (connections === 0 ? 0 : tracker.inFlight());
   let draining = false;
   /** Off the port after leavePort(): resolves once the connections it still had are gone. */
   let left: Promise<void> | undefined;
@@ -184,7 +193,7 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
       manager.markDraining();
       manager.stop();
       service.shedder.stop();
-      logger.info({ event: 'draining', inFlight: tracker.inFlight(), deadlineMs }, 'shutting down: draining in-flight requests');
+      logger.info({ event: 'draining', inFlight: inFlight(), connections, deadlineMs }, 'shutting down: draining in-flight requests');
       let settled = false;
       const settle = (drained: boolean) => {
         if (settled) return;
@@ -192,7 +201,7 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
         clearInterval(sweeper);
         clearTimeout(deadline);
         const stopped = () => {
-          logger.info({ event: 'stopped', drained, inFlight: tracker.inFlight() }, drained ? 'drained and stopped' : 'deadline reached; remaining connections closed');
+          logger.info({ event: 'stopped', drained, inFlight: inFlight() }, drained ? 'drained and stopped' : 'deadline reached; remaining connections closed');
           // The destination writes asynchronously: the caller may exit next, so resolve once the lines are out.
           logger.flush(() => resolve({ drained }));
         };
@@ -208,8 +217,9 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
       server.closeIdleConnections();
       const sweeper = setInterval(() => server.closeIdleConnections(), 25);
       const deadline = setTimeout(() => {
+        const idle = inFlight() === 0;
         server.closeAllConnections();
-        settle(tracker.inFlight() === 0);
+        settle(idle);
       }, deadlineMs);
     });
     return closing;
@@ -232,7 +242,7 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
       return port;
     },
     service,
-    inFlight: tracker.inFlight,
+    inFlight,
     close,
     start,
     leavePort,

@@ -5,6 +5,7 @@
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import * as forestLoader from '../../model/forest-loader';
 import { CompiledForest } from '../../model/walker';
@@ -339,6 +340,24 @@ describe('model lifecycle (listening server)', () => {
     const finished = await inFlight;
     expect(finished).toEqual({ status: 200, connection: 'close' });
     expect(await closing).toEqual({ drained: true });
+    running = undefined;
+  });
+
+  it('is drained once every connection is gone, even after a client reset a connection holding pipelined requests', async () => {
+    await reg.publish(1);
+    running = await startServer(testConfig(), { registry: reg.registry, logger: silentLogger() });
+    // /metrics answers asynchronously, so the requests behind the first wait in Node's queue of pipelined responses.
+    const one = 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n';
+    for (let c = 0; c < 3; c++) {
+      const socket = net.connect(running.port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      socket.write(one.repeat(3));
+      await new Promise((r) => setImmediate(r));
+      socket.resetAndDestroy();
+    }
+    await waitFor('no request counted in flight', () => running!.inFlight() === 0);
+    expect(await running.close(2000)).toEqual({ drained: true });
     running = undefined;
   });
 

@@ -1,4 +1,4 @@
-import { randomHex, randomUuid } from '../random-ids';
+import { randomHex, randomUuid, xoshiro128ss } from '../random-ids';
 
 describe('random ids', () => {
   it('are version-4 UUIDs, all different, over many pool refills', () => {
@@ -21,5 +21,14 @@ describe('random ids', () => {
     // Expected 1,250 per digit and position; a stuck or biased bit would halve or double some.
     for (const perPosition of counts) for (const c of perPosition) expect(c).toBeGreaterThan(1000);
     for (const perPosition of counts) for (const c of perPosition) expect(c).toBeLessThan(1500);
+  });
+});
+
+describe('xoshiro128**', () => {
+  it('gives the reference outputs (Blackman & Vigna) for seed [1, 2, 3, 4]', () => {
+    const state = Uint32Array.from([1, 2, 3, 4]);
+    const out = new Uint32Array(6);
+    xoshiro128ss(state, out);
+    expect(Array.from(out)).toEqual([11520, 0, 5927040, 70819200, 2031721883, 1637235492]);
   });
 });

@@ -1,3 +1,4 @@
+import express from 'express';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createResponseTracker } from '../response-tracker';
@@ -93,6 +94,41 @@ describe('response tracker', () => {
       await until('a fourth parked request', () => parked.length === 4);
       parked[3].end('ok');
       expect((await rejoined.done).headers.connection).toBe('keep-alive');
+    } finally {
+      agent.destroy();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('counts and closes responses Express answers too (Express swaps every response\'s prototype)', async () => {
+    const tracker = createResponseTracker();
+    const parked: express.Response[] = [];
+    const app = express();
+    app.get('/json', (_req, res) => void res.json({ ok: true }));
+    app.get('/parked', (_req, res) => void parked.push(res));
+    const server = http.createServer({ ServerResponse: tracker.Response }, app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const agent = new http.Agent({ keepAlive: true });
+    const get = (path: string) =>
+      new Promise<http.IncomingMessage>((resolve, reject) => {
+        http.get({ port, host: '127.0.0.1', path, agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res));
+        }).on('error', reject);
+      });
+    try {
+      for (let i = 0; i < 5; i++) expect((await get('/json')).headers.connection).toBe('keep-alive');
+      await until('the answered responses to be closed', () => tracker.inFlight() === 0);
+      const held = get('/parked');
+      await until('a parked request', () => parked.length === 1);
+      expect(tracker.inFlight()).toBe(1);
+      tracker.closeConnections();
+      parked[0].json({ late: true });
+      expect((await held).headers.connection).toBe('close');
+      expect((await get('/json')).headers.connection).toBe('close');
+      await until('nothing in flight', () => tracker.inFlight() === 0);
     } finally {
       agent.destroy();
       server.closeAllConnections();
