@@ -159,6 +159,20 @@ export function markerRefusal(o: { registry: string; marker: string; legacy: rea
   return `${o.marker} is missing, yet versions of this registry have hash-chained trails (written by a chain-aware pricesense) while version${one ? '' : 's'} ${legacy.join(', ')} look${one ? 's' : ''} written before the chain: either the marker was deleted and those trails rewritten by hand, or the registry was upgraded to a pricesense that chained new versions before the marker existed. \`registry migrate\` will not seal them on its own; restore the registry (or those versions' ${o.trails} and the marker) from a backup, or, after checking those versions' ${o.trails} against a backup, run \`${migrateCommand(o.registry)} --accept-unchained ${legacy.join(',')}\``;
 }
 
+/** A marker found or created, or why it may not be created (markerRefusal). */
+export type MarkerAttempt<M> = M | { readonly refusal: string };
+
+/** `registry migrate` insists on the marker: a refusal is its error. */
+export function markerOrFail<M extends object>(made: MarkerAttempt<M>): M {
+  if ('refusal' in made) throw new UserError(made.refusal, 'integrity');
+  return made;
+}
+
+/** What any other write says instead (markerPendingWarning), undefined when the marker is there. */
+export function markerWarning<M extends object>(made: MarkerAttempt<M>): string | undefined {
+  return 'refusal' in made ? markerPendingWarning(made.refusal) : undefined;
+}
+
 /**
  * Any other write goes ahead without the marker (its own entry is chained regardless, and
  * an emergency reject must never wait on an upgrade step): it only says what to run.

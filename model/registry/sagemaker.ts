@@ -61,11 +61,13 @@ import { UserError } from '../../core/errors';
 import type { Lake } from '../../etl/lake/types';
 import {
   assertExpected,
-  markerPendingWarning,
+  markerOrFail,
   markerRefusal,
+  markerWarning,
   AuditChainError,
   CHAIN_MARKER_LAYOUT,
   ChainWitness,
+  type MarkerAttempt,
   ConcurrentChangeError,
   encodeEntry,
   genesisEntry,
@@ -798,18 +800,15 @@ export class SageMakerRegistry implements Registry {
    * predates this release, and what looks unmigrated may have been rewritten.
    */
   private async ensureMarker(acceptUnchained: readonly number[] = []): Promise<SealingState> {
-    const made = await this.makeMarker(acceptUnchained);
-    if ('refusal' in made) throw new UserError(made.refusal, 'integrity');
-    return made;
+    return markerOrFail(await this.makeMarker(acceptUnchained));
   }
 
-  /** Before a change or registration: the marker if it may be created, else a warning (the write goes ahead; see markerPendingWarning). */
+  /** Before a change or registration: a warning instead of a refusal (the write goes ahead; see markerPendingWarning). */
   private async markerForWrite(): Promise<string | undefined> {
-    const made = await this.makeMarker([]);
-    return 'refusal' in made ? markerPendingWarning(made.refusal) : undefined;
+    return markerWarning(await this.makeMarker([]));
   }
 
-  private async makeMarker(acceptUnchained: readonly number[]): Promise<SealingState | { refusal: string }> {
+  private async makeMarker(acceptUnchained: readonly number[]): Promise<MarkerAttempt<SealingState>> {
     for (;;) {
       const existing = await this.readMarker();
       if (existing) return existing;
