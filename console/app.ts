@@ -299,8 +299,9 @@ export function createConsoleApp(options: ConsoleAppOptions): express.Express {
     }
     const options = { expected, ...(toOverride ? { overrideGates: { reason: form.overrideReason } } : {}) };
     try {
-      if (decision === 'approve') await registry.approve(n, form.note, principal.identity, options);
-      else await registry.reject(n, form.note, principal.identity, options);
+      const done = decision === 'approve' ? await registry.approve(n, form.note, principal.identity, options) : await registry.reject(n, form.note, principal.identity, options);
+      // The decision stands; what is left to do (an upgrade step) is for the operators' log.
+      for (const warning of done.warnings ?? []) logger.warn({ event: 'registry_warning', version: n }, warning);
     } catch (err) {
       if (err instanceof ConcurrentChangeError) {
         const now = await registry.show(n);

@@ -47,6 +47,7 @@ export function register(program: Command): void {
     .action(async (opts: Common & { model: string; force?: boolean; note: string; by?: string }) => {
       const reg = await open(opts);
       const v = await reg.register(opts.model, { force: opts.force, note: opts.note, by: opts.by });
+      printWarnings(v);
       if (opts.json) return printJson(v);
       const lines = [`registered version ${v.version} in ${reg.uri} (status ${v.status})`];
       if (v.lineage.forced) lines.push(`WARNING: forced registration despite failed gates (${gateFailure(v.metrics) ?? 'see metrics.gates'})`);
@@ -89,6 +90,7 @@ export function register(program: Command): void {
         // Decided on the status just read: if another change lands first, this one changes nothing.
         const options = { expected: current.status, ...(opts.overrideGates ? { overrideGates: { reason: opts.reason ?? '' } } : {}) };
         const v = name === 'approve' ? await reg.approve(n, opts.note, opts.by, options) : await reg.reject(n, opts.note, opts.by, options);
+        printWarnings(v);
         if (opts.json) return printJson(v);
         const after = await reg.latestApproved();
         const last = v.audit[v.audit.length - 1];
@@ -247,9 +249,15 @@ export async function registerTrainedModel(
 ): Promise<{ registry: string; version: ModelVersion; summary: string }> {
   const reg = await openRegistry(registryUri(options.registry));
   const version = await reg.register(modelPath, { note: options.note ?? 'registered by pricesense train --register', by: options.by });
+  printWarnings(version);
   const flag = options.registry ? ` --registry ${reg.uri}` : '';
   const summary = `registered version ${version.version} in ${reg.uri} (status ${version.status}); approve it with: pricesense registry approve ${version.version} --note "<why>"${flag}`;
   return { registry: reg.uri, version, summary };
+}
+
+/** A write's warnings (an upgrade step still to run) go to stderr, so --json output stays one document. */
+function printWarnings(v: ModelVersion): void {
+  for (const w of v.warnings ?? []) process.stderr.write(`WARNING: ${w}\n`);
 }
 
 async function open(opts: Common): Promise<Registry> {

@@ -160,4 +160,17 @@ describe('pricesense registry', () => {
     expect((await run('migrate')).out).toMatch(/\n1\s+already chained\s+2\n/);
     expect((await run('verify')).code).toBe(0);
   });
+
+  it('a registry chained before its marker existed, with unmigrated versions: an emergency reject goes ahead (exit 0) and warns on stderr naming `registry migrate`', async () => {
+    await writeLegacyLocalVersion(reg, 1, await writeFixtureForest(dir, 'old.json', { seed: 1, gatesPassed: true }), legacyTrail('2026-06-01T09:00:00.000Z', 'olga', 'Approved'));
+    // Version 2 as the chain-aware release that wrote no marker left it (chained, approved and served).
+    expect((await run('register', '--model', await writeFixtureForest(dir, 'new.json', { seed: 2, gatesPassed: true }))).code).toBe(0);
+    await rm(path.join(reg, 'CHAIN.json'));
+    const approved = await run('approve', '2', '--note', 'ship');
+    expect(approved.code).toBe(0);
+    const rejected = await run('reject', '2', '--note', 'emergency: bad prices');
+    expect(rejected.code).toBe(0);
+    expect(rejected.out).toMatch(/^version 2: Approved -> Rejected/);
+    expect(rejected.err).toMatch(/^WARNING: the registry's chain marker was not created, .* until `pricesense registry migrate` is run once; this change was made and recorded in the hash chain\. .*`pricesense registry migrate --registry .* --accept-unchained 1`\n$/);
+  });
 });

@@ -134,13 +134,14 @@ export async function markerForVersion<T>(version: number, read: () => Promise<T
 
 /**
  * A version that looks written before the chain in a registry whose marker says it cannot
- * be (not listed, or sealing closed): its history was rewritten by hand.
+ * be (not listed, or sealing closed): written without the chain after the registry became
+ * chain-aware, by a pricesense from before the chain still in use, or by hand.
  */
 export function tamperedTrail(version: number, o: { looks: string; listed: boolean; marker: string; sealingClosedBy: string; trail: string }): AuditChainError {
   const why = o.listed ? `this registry's migration is complete (${o.sealingClosedBy}), so its sealed trail was replaced` : `it was not written before the chain (${o.marker} does not list it), so its chained entries were replaced`;
   return new AuditChainError(
     version,
-    `${o.looks}, but ${why}: the history was rewritten by hand (tampering). \`registry migrate\` will not seal it; restore ${o.trail} from a backup, or leave it unserved and register its forest again as a new version`,
+    `${o.looks}, but ${why}: written without the chain (by a pricesense older than the hash-chained audit trail still in use, or by hand). \`registry migrate\` will not seal it: retire every pricesense from before the chain that writes to this registry; then restore ${o.trail} from a backup, or leave it unserved and register its forest again as a new version`,
   );
 }
 
@@ -148,16 +149,36 @@ export function tamperedTrail(version: number, o: { looks: string; listed: boole
  * The versions a new marker lists: those written before the chain. Refused when other
  * versions are chained already (the registry was chain-aware, so a marker existed and was
  * deleted, or the release before the marker chained them) unless a person vouched for
- * every one of them with --accept-unchained.
+ * every one of them with --accept-unchained. Returns why it is refused (undefined: it may);
+ * `registry migrate` fails with it, any other write warns (markerPendingWarning).
  */
-export function assertMarkerMayList(o: { registry: string; marker: string; legacy: readonly number[]; chainAware: boolean; acceptUnchained: readonly number[]; trails: string }): void {
+export function markerRefusal(o: { registry: string; marker: string; legacy: readonly number[]; chainAware: boolean; acceptUnchained: readonly number[]; trails: string }): string | undefined {
   const { legacy } = o;
-  if (!o.chainAware || legacy.length === 0 || legacy.every((n) => o.acceptUnchained.includes(n))) return;
+  if (!o.chainAware || legacy.length === 0 || legacy.every((n) => o.acceptUnchained.includes(n))) return undefined;
   const one = legacy.length === 1;
-  throw new UserError(
-    `${o.marker} is missing, yet versions of this registry have hash-chained trails (written by a chain-aware pricesense) while version${one ? '' : 's'} ${legacy.join(', ')} look${one ? 's' : ''} written before the chain: either the marker was deleted and those trails rewritten by hand, or the registry was upgraded to a pricesense that chained new versions before the marker existed. \`registry migrate\` will not seal them on its own; restore the registry (or those versions' ${o.trails} and the marker) from a backup, or, after checking those versions' ${o.trails} against a backup, run \`${migrateCommand(o.registry)} --accept-unchained ${legacy.join(',')}\``,
-    'integrity',
-  );
+  return `${o.marker} is missing, yet versions of this registry have hash-chained trails (written by a chain-aware pricesense) while version${one ? '' : 's'} ${legacy.join(', ')} look${one ? 's' : ''} written before the chain: either the marker was deleted and those trails rewritten by hand, or the registry was upgraded to a pricesense that chained new versions before the marker existed. \`registry migrate\` will not seal them on its own; restore the registry (or those versions' ${o.trails} and the marker) from a backup, or, after checking those versions' ${o.trails} against a backup, run \`${migrateCommand(o.registry)} --accept-unchained ${legacy.join(',')}\``;
+}
+
+/** A marker found or created, or why it may not be created (markerRefusal). */
+export type MarkerAttempt<M> = M | { readonly refusal: string };
+
+/** `registry migrate` insists on the marker: a refusal is its error. */
+export function markerOrFail<M extends object>(made: MarkerAttempt<M>): M {
+  if ('refusal' in made) throw new UserError(made.refusal, 'integrity');
+  return made;
+}
+
+/** What any other write says instead (markerPendingWarning), undefined when the marker is there. */
+export function markerWarning<M extends object>(made: MarkerAttempt<M>): string | undefined {
+  return 'refusal' in made ? markerPendingWarning(made.refusal) : undefined;
+}
+
+/**
+ * Any other write goes ahead without the marker (its own entry is chained regardless, and
+ * an emergency reject must never wait on an upgrade step): it only says what to run.
+ */
+export function markerPendingWarning(refusal: string): string {
+  return `the registry's chain marker was not created, so its older versions stay unmigrated (not served, not changeable) until \`pricesense registry migrate\` is run once; this change was made and recorded in the hash chain. ${refusal}`;
 }
 
 /** The status moved between reading it and writing the change: nothing was changed. */
@@ -292,6 +313,25 @@ function parseEntry(version: number, s: StoredEntry): ChainedEntry {
   return e as ChainedEntry;
 }
 
+/**
+ * A `voids` link is a claim by the next writer, not a proof: it is accepted only as
+ * pricesense writes one, after the voided change's window passed with the status still
+ * where that change started (so the voiding entry starts from the same status).
+ */
+function assertVoidLink(version: number, where: string, e: ChainedEntry, voided: ChainedEntry | undefined, windowMs: number | undefined): void {
+  const why =
+    windowMs === undefined
+      ? 'this registry applies no change after writing its entry'
+      : !voided || voided.from === null || voided.from === voided.to
+        ? 'that entry records no status change'
+        : e.from !== voided.from
+          ? `it starts from ${e.from}, not from ${voided.from} where that change would have left the status had it not been applied`
+          : !(Date.parse(e.at) >= Date.parse(voided.at) + windowMs)
+            ? `it was written at ${e.at}, within ${windowMs / 1000} s of that entry (${voided.at}), while its change could still have been on its way`
+            : undefined;
+  if (why !== undefined) throw new AuditChainError(version, `${where} says entry ${e.voids} was not applied, but ${why}: a hand-made entry`);
+}
+
 export interface ChainOptions {
   /**
    * Entry 1 must be the registration (from: null). False for versions registered outside
@@ -313,8 +353,12 @@ export interface ChainOptions {
   readonly legacyNumbered?: boolean;
   /** The registry's URI, for the command an unmigrated version needs. */
   readonly registry: string;
-  /** An entry may say the one before it was not applied (`voids`; SageMaker, where the status is applied after its entry is written). */
-  readonly voidable?: boolean;
+  /**
+   * An entry may say the one before it was not applied (`voids`; SageMaker, where the status
+   * is applied after its entry is written), if it is at least this many ms younger than it
+   * (the window in which that entry's change may still have been on its way).
+   */
+  readonly voidAfterMs?: number;
 }
 
 /** Entries written before the chain, checked as the pricesense of the time kept them. */
@@ -375,12 +419,7 @@ export function verifyChain(version: number, stored: readonly StoredEntry[], anc
       throw new AuditChainError(version, `${s.where} is not the registration entry (from null to PendingManualApproval)`);
     }
     if ((i > 0 || legacy.length > 0) && e.from === null) throw new AuditChainError(version, `${s.where} claims to be a registration but is entry ${s.seq}`);
-    if (e.voids !== undefined) {
-      const voided = entries[i - 1];
-      if (!options.voidable || !voided || voided.from === null || voided.from === voided.to) {
-        throw new AuditChainError(version, `${s.where} says entry ${e.voids} was not applied, but ${!options.voidable ? 'this registry applies no change after writing its entry' : 'that entry records no status change'}: a hand-made entry`);
-      }
-    }
+    if (e.voids !== undefined) assertVoidLink(version, s.where, e, entries[i - 1], options.voidAfterMs);
     // Where pricesense is the only writer of the status (local), each change starts where the last one ended.
     if (i > 0 && options.continuous && e.from !== entries[i - 1].to) {
       throw new AuditChainError(version, `${s.where} moves from ${e.from} but entry ${seq - 1} left the version ${entries[i - 1].to}: a hand-made entry`);

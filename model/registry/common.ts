@@ -12,7 +12,7 @@ import type { ForestFileV1 } from '../format';
 import { parseForest } from '../forest-file';
 import { gateFailureMessage, type GateReport } from '../gates';
 import { forestBytesOfArtifact } from '../sagemaker/tar';
-import { MODEL_STATUSES, type GateOverride, type Lineage, type ModelStatus, type StoredArtifact, type TransitionOptions } from './types';
+import { MODEL_STATUSES, type GateOverride, type Lineage, type ModelStatus, type ModelVersion, type StoredArtifact, type TransitionOptions } from './types';
 
 export function sha256Hex(bytes: Buffer | string): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -248,4 +248,9 @@ export async function openArtifact(artifact: StoredArtifact): Promise<Buffer> {
   if (failure instanceof UserError) throw new InvalidArtifactError(failure.message);
   if (failure !== undefined || forest === undefined) throw failure;
   return forest;
+}
+
+/** The version a write returns, with the warning the write has for its caller (if any). */
+export function withWarning(v: ModelVersion, warning: string | undefined): ModelVersion {
+  return warning === undefined ? v : { ...v, warnings: [...(v.warnings ?? []), warning] };
 }

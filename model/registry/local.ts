@@ -55,10 +55,13 @@ import { SETTINGS, configuredSetting } from '../../core/config';
 import { UserError } from '../../core/errors';
 import {
   assertExpected,
-  assertMarkerMayList,
+  markerOrFail,
+  markerRefusal,
+  markerWarning,
   AuditChainError,
   CHAIN_MARKER_LAYOUT,
   ChainWitness,
+  type MarkerAttempt,
   ConcurrentChangeError,
   encodeEntry,
   genesisEntry,
@@ -75,7 +78,7 @@ import {
   type StoredEntry,
   type VerifiedChain,
 } from './audit-chain';
-import { actor, assertTransition, assertVersionNumber, CorruptVersionError, gateOverrideOf, openArtifact, readCandidate, sha256Hex, VersionNotFoundError } from './common';
+import { actor, assertTransition, assertVersionNumber, CorruptVersionError, gateOverrideOf, openArtifact, readCandidate, sha256Hex, VersionNotFoundError, withWarning } from './common';
 import type { BrokenVersion, Lineage, MigrationReport, ModelStatus, ModelVersion, RegisterOptions, Registry, ServableResolution, StoredArtifact, TransitionOptions, VersionCheck, VersionMigration, VerifyReport } from './types';
 
 const LAYOUT = 'pricesense.registry.local/1';
@@ -159,7 +162,7 @@ export class LocalRegistry implements Registry {
   async register(forestPath: string, options: RegisterOptions = {}): Promise<ModelVersion> {
     const candidate = await readCandidate(forestPath, options);
     await this.ensureWritable();
-    await this.ensureMarker();
+    const warning = await this.markerForWrite();
     await this.sweepStaging();
     const staging = await mkdtemp(path.join(this.stagingDir, 'v-'));
     try {
@@ -194,7 +197,7 @@ export class LocalRegistry implements Registry {
         try {
           await rename(staging, this.versionDir(n));
           await fsyncDir(this.versionsDir);
-          return await this.show(n);
+          return withWarning(await this.show(n), warning);
         } catch (err) {
           // Someone published n first: take the next number.
           if (!isCollision(err)) throw err;
@@ -496,6 +499,15 @@ export class LocalRegistry implements Registry {
    * rewritten.
    */
   private async ensureMarker(acceptUnchained: readonly number[] = []): Promise<ChainMarker> {
+    return markerOrFail(await this.makeMarker(acceptUnchained));
+  }
+
+  /** Before a change or registration: a warning instead of a refusal (the write goes ahead; see markerPendingWarning). */
+  private async markerForWrite(): Promise<string | undefined> {
+    return markerWarning(await this.makeMarker([]));
+  }
+
+  private async makeMarker(acceptUnchained: readonly number[]): Promise<MarkerAttempt<ChainMarker>> {
     for (;;) {
       const existing = await this.readMarker();
       if (existing) return existing;
@@ -510,7 +522,8 @@ export class LocalRegistry implements Registry {
       // Also what a registry looks like that was upgraded to the first chain-aware pricesense (which
       // wrote no marker) and kept its older versions: only a person who checked those trails
       // against a backup can tell that from a deleted marker, so sealing them needs their word.
-      assertMarkerMayList({ registry: this.uri, marker: path.join(this.uri, MARKER_FILE), legacy, chainAware, acceptUnchained, trails: 'audit folders' });
+      const refusal = markerRefusal({ registry: this.uri, marker: path.join(this.uri, MARKER_FILE), legacy, chainAware, acceptUnchained, trails: 'audit folders' });
+      if (refusal !== undefined) return { refusal };
       if (await this.createMarker(legacy.length > 0 ? 'migrating' : 'complete', legacy)) return (await this.readMarker())!;
     }
   }
@@ -546,7 +559,7 @@ export class LocalRegistry implements Registry {
     assertExpected(version, last.to, options, last);
     assertTransition(version, last.to, to);
     const override = gateOverrideOf(version, to, record.metrics, options);
-    await this.ensureMarker();
+    const warning = await this.markerForWrite();
     const seq = last.seq + 1;
     const auditDir = path.join(this.versionDir(version), 'audit');
     if (this.auditKey !== undefined && (await readdir(auditDir)).includes(`${pad(seq)}.json`)) {
@@ -560,7 +573,7 @@ export class LocalRegistry implements Registry {
       throw new ConcurrentChangeError(version, last.to, await readEntryQuietly(path.join(auditDir, `${pad(seq)}.json`)));
     }
     await advanceHead(auditDir, this.head(version, seq, sha256Hex(bytes)));
-    return this.show(version);
+    return withWarning(await this.show(version), warning);
   }
 
   private async ensureWritable(): Promise<void> {

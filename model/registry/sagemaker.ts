@@ -61,10 +61,13 @@ import { UserError } from '../../core/errors';
 import type { Lake } from '../../etl/lake/types';
 import {
   assertExpected,
-  assertMarkerMayList,
+  markerOrFail,
+  markerRefusal,
+  markerWarning,
   AuditChainError,
   CHAIN_MARKER_LAYOUT,
   ChainWitness,
+  type MarkerAttempt,
   ConcurrentChangeError,
   encodeEntry,
   genesisEntry,
@@ -80,7 +83,7 @@ import {
   type StoredEntry,
   type VerifiedChain,
 } from './audit-chain';
-import { actor, assertTransition, assertVersionNumber, CorruptVersionError, gateOverrideOf, openArtifact, readCandidate, sha256Hex, VersionNotFoundError } from './common';
+import { actor, assertTransition, assertVersionNumber, CorruptVersionError, gateOverrideOf, openArtifact, readCandidate, sha256Hex, VersionNotFoundError, withWarning } from './common';
 import {
   MODEL_STATUSES,
   type AuditEntry,
@@ -115,6 +118,8 @@ const LATEST_PAGE = 20;
 const CLAIM_WINDOW_MS = 120_000;
 /** <seq>.json (conditional create), or <seq>-<random>.json (a claim of the earlier list-and-withdraw protocol). */
 const AUDIT_KEY = /\/audit\/(\d{6})\/(\d{6})(?:-[0-9a-f]+)?\.json$/;
+/** <seq>.json: an entry created with If-None-Match: * (this protocol). */
+const CONDITIONAL_KEY = /\/\d{6}\.json$/;
 /** The group's chain marker and the object that closes sealing (see readMarker), under audit/. */
 const MARKER_FILE = 'CHAIN.json';
 const MARKER_COMPLETE = 'CHAIN-complete.json';
@@ -182,7 +187,7 @@ export class SageMakerRegistry implements Registry {
       throw new UserError('registering in SageMaker needs the API container image: set PRICESENSE_IMAGE (e.g. <account>.dkr.ecr.<region>.amazonaws.com/pricesense-api:<tag>)');
     }
     await this.ensureGroup();
-    await this.ensureMarker();
+    const warning = await this.markerForWrite();
 
     const id = `${new Date().toISOString().replace(/[-:.]/g, '')}-${randomBytes(4).toString('hex')}`;
     const base = `${this.prefix}/packages/${id}`;
@@ -240,7 +245,7 @@ export class SageMakerRegistry implements Registry {
     if (!(await this.createEntry(version, registration))) {
       throw new AuditChainError(version, `${this.lake.uri(this.entryKey(version, 1))} existed before this registration wrote it (the package is new: a hand-made object?)`);
     }
-    return this.toModelVersion(described, await this.readChain(described));
+    return withWarning(await this.toModelVersion(described, await this.readChain(described)), warning);
   }
 
   approve(version: number, note: string, by?: string, options: TransitionOptions = {}): Promise<ModelVersion> {
@@ -362,6 +367,17 @@ export class SageMakerRegistry implements Registry {
           `${n} audit object${n === 1 ? '' : 's'} under ${this.lake.uri(this.auditPrefix(version))} written before the chain ${n === 1 ? 'is' : 'are'} not sealed by it (an earlier release started the chain without a genesis entry): shown as unsealed, not tamper-evident${unreadable > 0 ? `; ${unreadable} of them ${unreadable === 1 ? 'is' : 'are'} not a well-formed entry and not shown` : ''}`,
         );
       }
+      // A `voids` link is the next writer's word, not a proof: every one is said, so a relabelled change never goes unseen.
+      for (const e of chain.entries) {
+        if (e.voids === undefined) continue;
+        const v = chain.entries.find((x) => x.seq === e.voids)!;
+        const said = `audit entry ${e.seq} (by ${e.by} at ${e.at}) says entry ${v.seq} (${v.from} -> ${v.to} by ${v.by} at ${v.at}) was not applied`;
+        if (e === last && falseVoid(last, d)) {
+          problems.push(
+            `${said}, but SageMaker was already ${status} before entry ${e.seq} was written (last modified ${d.LastModifiedTime?.toISOString() ?? '?'}) and not changed since: entry ${v.seq} was applied and entry ${e.seq} is a hand-made entry (shown as not applied); check who can write ${this.lake.uri(this.auditPrefix(version))}`,
+          );
+        } else warnings.push(`${said}; a void is the next writer's claim (SageMaker keeps no history): check it against CloudTrail's UpdateModelPackage events if in doubt`);
+      }
       if (!last) warnings.push('registered outside pricesense (e.g. by the pipeline): no audit entries until its first change through pricesense');
       else if (lastIsVoid(last, d)) {
         warnings.push(
@@ -398,9 +414,10 @@ export class SageMakerRegistry implements Registry {
     assertTransition(version, from, to);
     if (inProgress(lastEntry, before)) throw new ConcurrentChangeError(version, from, undefined);
     const override = gateOverrideOf(version, to, await this.metricsOf(before), options);
-    await this.ensureMarker();
-    // A last entry SageMaker never took stays in the chain (it is linked onto); this entry records that it was void.
-    const voids = lastIsVoid(lastEntry, before) ? lastEntry!.seq : undefined;
+    const warning = await this.markerForWrite();
+    // A last entry SageMaker never took stays in the chain (it is linked onto); this entry records that it was void
+    // (only when the status is still where that change started, which is what readers accept as a void: see verifyChain).
+    const voids = lastIsVoid(lastEntry, before) && lastEntry!.from === from ? lastEntry!.seq : undefined;
     const entry: ChainedEntry = { seq: chain.entries.length + 1, prev: chain.hashes.at(-1) ?? anchorOf(before), at: new Date().toISOString(), by: who, from, to, note: note.trim(), override, voids };
     // The condition: of two changes decided on the same trail, exactly one creates entry <seq>.
     const claim = this.entryKey(version, entry.seq);
@@ -409,11 +426,13 @@ export class SageMakerRegistry implements Registry {
       throw new ConcurrentChangeError(version, from, landed && peek(landed));
     }
     // A writer of the earlier claim protocol cannot see <seq>.json (it lists <seq>-* only): if its claim is there, it goes ahead, so this change gives way.
-    const rival = (await this.lake.list(`${this.auditPrefix(version)}${pad(entry.seq)}-`)).at(0);
+    // Only to a live one: a claim older than the claim window is a leftover of a writer that died (resolveClaims passes
+    // over it in favour of <seq>.json), and giving way to it would block every later change for good.
+    const rival = await this.liveRivalClaim(version, entry.seq);
     if (rival) {
-      const landed = await this.readIfPresent(rival.key);
-      await this.deleteClaim(claim, `another pricesense, of a release before conditional audit writes, claimed entry ${entry.seq} of version ${version} at the same moment (${this.lake.uri(rival.key)}), so this change was not applied`);
-      throw new ConcurrentChangeError(version, from, landed && peek(landed));
+      await this.deleteClaim(claim, `another pricesense, of a release before conditional audit writes, claimed entry ${entry.seq} of version ${version} at the same moment (${this.lake.uri(rival)}), so this change was not applied`);
+      // Its change may not have reached SageMaker yet: say it is in progress, not a status SageMaker may not have.
+      throw new ConcurrentChangeError(version, from, undefined);
     }
     try {
       await this.call('UpdateModelPackage', arn, () =>
@@ -424,7 +443,17 @@ export class SageMakerRegistry implements Registry {
     } catch (err) {
       await this.withdrawClaim(version, arn, from, to, claim, err);
     }
-    return this.show(version);
+    return withWarning(await this.show(version), warning);
+  }
+
+  /** A claim of the earlier protocol at entry `seq` younger than the claim window (a writer that may still be going ahead). */
+  private async liveRivalClaim(version: number, seq: number): Promise<string | undefined> {
+    for (const o of await this.lake.list(`${this.auditPrefix(version)}${pad(seq)}-`)) {
+      const bytes = await this.readIfPresent(o.key);
+      const e = bytes && peek(bytes);
+      if (e && typeof e.at === 'string' && isRecent(e)) return o.key;
+    }
+    return undefined;
   }
 
   /**
@@ -674,7 +703,7 @@ export class SageMakerRegistry implements Registry {
     const sealed = stored.length === 0 || peek(stored[0].bytes)?.genesis !== undefined;
     let chain: VerifiedChain;
     try {
-      chain = verifyChain(version, stored, anchorOf(d), { firstIsRegistration: byPricesense, legacy: sealed ? legacy : [], registry: this.uri, voidable: true });
+      chain = verifyChain(version, stored, anchorOf(d), { firstIsRegistration: byPricesense, legacy: sealed ? legacy : [], registry: this.uri, voidAfterMs: CLAIM_WINDOW_MS });
     } catch (err) {
       if (!(err instanceof UnmigratedVersionError)) throw err;
       const marker = await markerForVersion(version, () => this.readMarker());
@@ -771,6 +800,15 @@ export class SageMakerRegistry implements Registry {
    * predates this release, and what looks unmigrated may have been rewritten.
    */
   private async ensureMarker(acceptUnchained: readonly number[] = []): Promise<SealingState> {
+    return markerOrFail(await this.makeMarker(acceptUnchained));
+  }
+
+  /** Before a change or registration: a warning instead of a refusal (the write goes ahead; see markerPendingWarning). */
+  private async markerForWrite(): Promise<string | undefined> {
+    return markerWarning(await this.makeMarker([]));
+  }
+
+  private async makeMarker(acceptUnchained: readonly number[]): Promise<MarkerAttempt<SealingState>> {
     for (;;) {
       const existing = await this.readMarker();
       if (existing) return existing;
@@ -782,7 +820,8 @@ export class SageMakerRegistry implements Registry {
         else if (LEGACY_AUDIT_KEY.test(o.key)) old.add(Number(LEGACY_AUDIT_KEY.exec(o.key)![1]));
       }
       const legacy = [...old].filter((v) => !chained.has(v)).sort((a, b) => a - b);
-      assertMarkerMayList({ registry: this.uri, marker: this.lake.uri(this.markerKey(MARKER_FILE)), legacy, chainAware: chained.size > 0, acceptUnchained, trails: 'audit objects' });
+      const refusal = markerRefusal({ registry: this.uri, marker: this.lake.uri(this.markerKey(MARKER_FILE)), legacy, chainAware: chained.size > 0, acceptUnchained, trails: 'audit objects' });
+      if (refusal !== undefined) return { refusal };
       const marker: ChainMarker = { layout: CHAIN_MARKER_LAYOUT, state: legacy.length > 0 ? 'migrating' : 'complete', legacy };
       if (await this.createObject(this.markerKey(MARKER_FILE), `${JSON.stringify(marker)}\n`)) return { legacy, open: legacy.length > 0 };
     }
@@ -911,7 +950,11 @@ function resolveClaims(objects: readonly AuditObject[], d: DescribeModelPackageO
     if (group.length > 1) {
       const next = bySeq.get(seqs[i + 1] ?? -1) ?? [];
       const linked = group.filter((o) => next.some((n) => peek(n.bytes)?.prev === sha256Hex(o.bytes)));
+      // <seq>.json is created exclusively, and withdrawn when a live claim of the earlier protocol stands beside it:
+      // kept, it is the entry, and the claims beside it are leftovers of writers that died (see transition).
+      const conditional = group.filter((o) => CONDITIONAL_KEY.test(o.key));
       if (linked.length > 0) group = linked;
+      else if (conditional.length > 0) group = conditional;
       else if (i === seqs.length - 1) {
         const settled = group.filter((o) => {
           const e = peek(o.bytes);
@@ -948,11 +991,27 @@ function lastIsVoid(last: ChainedEntry | undefined, d: DescribeModelPackageOutpu
   return modified === undefined || modified < Date.parse(last.at);
 }
 
-/** The entries whose change was not applied: each one a later entry says so of (`voids`), and a void last one. */
+/**
+ * A last entry saying the one before was not applied, although SageMaker already had its
+ * `to` before it was written (not modified since): its own change cannot have been what
+ * moved the status, so the entry it voids was applied and the link is false (an entry
+ * appended by hand to relabel a real change).
+ */
+function falseVoid(last: ChainedEntry | undefined, d: DescribeModelPackageOutput): boolean {
+  if (!last || last.voids === undefined || last.to !== d.ModelApprovalStatus) return false;
+  const modified = d.LastModifiedTime?.getTime();
+  return modified !== undefined && modified < Date.parse(last.at);
+}
+
+/**
+ * The entries whose change was not applied: each one a later entry says so of (`voids`),
+ * and a void last one; a last entry whose `voids` link is false (falseVoid) instead.
+ */
 function notApplied(chain: VerifiedChain, d: DescribeModelPackageOutput): Set<number> {
-  const seqs = new Set(chain.entries.flatMap((e) => (e.voids === undefined ? [] : [e.voids])));
   const last = chain.entries.at(-1);
-  if (lastIsVoid(last, d)) seqs.add(last!.seq);
+  const lie = falseVoid(last, d);
+  const seqs = new Set(chain.entries.flatMap((e) => (e.voids === undefined || (lie && e === last) ? [] : [e.voids])));
+  if (lie || lastIsVoid(last, d)) seqs.add(last!.seq);
   return seqs;
 }
 

@@ -89,6 +89,8 @@ export interface ModelVersion {
    * every read (model/registry/audit-chain.ts).
    */
   readonly audit: AuditEntry[];
+  /** What a write wants its caller to see (an upgrade step still to run); only on what register/approve/reject return, and only when there is one. */
+  readonly warnings?: readonly string[];
 }
 
 export interface RegisterOptions {

@@ -638,7 +638,7 @@ describe('local registry: a registry written before the audit chain, and `regist
       expect(err).toBeInstanceOf(AuditChainError);
       expect(err).not.toBeInstanceOf(UnmigratedVersionError);
       expect((err as Error).message).toContain('version 4: audit trail does not verify');
-      expect((err as Error).message).toMatch(/CHAIN\.json does not list it\), so its chained entries were replaced: the history was rewritten by hand \(tampering\)\. `registry migrate` will not seal it; restore .*000004\/audit from a backup/);
+      expect((err as Error).message).toMatch(/CHAIN\.json does not list it\), so its chained entries were replaced: written without the chain \(by a pricesense older than the hash-chained audit trail still in use, or by hand\)\. `registry migrate` will not seal it: retire every pricesense from before the chain that writes to this registry; then restore .*000004\/audit from a backup/);
       expect((err as Error).message).not.toContain('run `pricesense registry migrate');
       const before = await readdir(auditDir(4));
       const report = await fresh.migrate({ by: 'ops' });
@@ -654,7 +654,7 @@ describe('local registry: a registry written before the audit chain, and `regist
       await registry.reject(4, 'drift alarm', 'ann');
       await rm(path.join(root, 'versions', '000004'), { recursive: true });
       await writeLegacyLocalVersion(root, 4, await writeFixtureForest(dir, 'f4.json', { seed: 4, gatesPassed: true }), legacyTrail(T0, 'trainer', 'Approved'));
-      await expect(new LocalRegistry(root).show(4)).rejects.toThrow(/tampering/);
+      await expect(new LocalRegistry(root).show(4)).rejects.toThrow(/written without the chain \(by a pricesense older than the hash-chained audit trail still in use, or by hand\)/);
       const report = await new LocalRegistry(root).migrate({ by: 'ops' });
       expect(report.versions.map((v) => [v.version, v.result])).toEqual([
         [1, 'sealed'],
@@ -681,15 +681,27 @@ describe('local registry: a registry written before the audit chain, and `regist
       await rm(path.join(root, 'CHAIN.json'));
       await expect(new LocalRegistry(root).migrate()).rejects.toThrow(/--accept-unchained 1,2,3/);
       await expect(new LocalRegistry(root).migrate({ acceptUnchained: [1, 2] })).rejects.toThrow(/will not seal them on its own/);
+      // Any other write goes ahead (an emergency reject must always work), chained, and says what to run; no marker is made.
+      const warned = [expect.stringMatching(/^the registry's chain marker was not created, so its older versions stay unmigrated .* until `pricesense registry migrate` is run once; this change was made and recorded in the hash chain\. .*--accept-unchained 1,2,3`$/)];
+      expect((await new LocalRegistry(root).approve(4, 'ship', 'ann')).warnings).toEqual(warned);
+      const rejected = await new LocalRegistry(root).reject(4, 'emergency: bad prices', 'rob');
+      expect([rejected.status, rejected.warnings]).toEqual(['Rejected', warned]);
+      const registered = await new LocalRegistry(root).register(await writeFixtureForest(dir, 'f5.json', { seed: 5, gatesPassed: true }), { by: 'trainer' });
+      expect([registered.version, registered.warnings]).toEqual([5, warned]);
+      await expect(readFile(path.join(root, 'CHAIN.json'), 'utf8')).rejects.toThrow(/ENOENT/);
+      expect((await new LocalRegistry(root).verify()).versions.filter((v) => v.problems.length > 0).map((v) => v.version)).toEqual([1, 2, 3]);
       const report = await new LocalRegistry(root).migrate({ by: 'ops', acceptUnchained: [1, 2, 3] });
       expect(report.versions.map((v) => [v.version, v.result])).toEqual([
         [1, 'sealed'],
         [2, 'sealed'],
         [3, 'sealed'],
         [4, 'chained'],
+        [5, 'chained'],
       ]);
       expect(JSON.parse(await readFile(path.join(root, 'CHAIN.json'), 'utf8'))).toMatchObject({ state: 'complete', legacy: [1, 2, 3] });
       expect((await new LocalRegistry(root).latestApproved())?.version).toBe(1);
+      // With the marker made, writes carry no warning.
+      expect((await new LocalRegistry(root).approve(5, 'ship', 'ann')).warnings).toBeUndefined();
     });
 
     it('(b) a sealed version later Rejected: deleting the Rejected entry and HEAD is tampering, not an interrupted migration', async () => {

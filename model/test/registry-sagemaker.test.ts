@@ -303,10 +303,36 @@ describe('SageMaker registry: approval workflow', () => {
     });
     const err = await new SageMakerRegistry(GROUP, { lake: racing, client, image: IMAGE }).approve(1, 'yes', 'ann').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConcurrentChangeError);
-    expect(String(err)).toMatch(/it was PendingManualApproval, it is now Rejected \(by rob at .*\); nothing was changed/);
+    // Its change may not have reached SageMaker: in progress, not "it is now Rejected" (SageMaker says PendingManualApproval).
+    expect(String(err)).toMatch(/it was PendingManualApproval, another change to it is in progress; nothing was changed/);
     expect(sm.commandCalls(UpdateModelPackageCommand)).toHaveLength(0);
     // Its own entry is withdrawn: the old writer's claim is the only entry 2.
     expect((await lake.list(prefix)).map((o) => o.key.split('/').at(-1))).toEqual(['000001.json', '000002-0a1b2c3d4e5f.json']);
+  });
+
+  it('does not give way to stale claims of the earlier protocol (older than the claim window): two left by writers that died do not block the version for good', async () => {
+    await registerSeeds(1);
+    const prefix = `artifacts/registry/${GROUP}/audit/000001/`;
+    const first = sha256Hex(await lake.read(`${prefix}000001.json`));
+    // Two old CLIs that both claimed entry 2 an hour ago and died before withdrawing: neither applied (SageMaker says PendingManualApproval).
+    const stale = (by: string, to: ModelStatus) => `${JSON.stringify({ seq: 2, prev: first, at: new Date(Date.now() - 3_600_000).toISOString(), by, from: 'PendingManualApproval', to, note: 'old' })}\n`;
+    await lake.write(`${prefix}000002-0a0a0a0a0a0a.json`, stale('olga', 'Approved'));
+    await lake.write(`${prefix}000002-0b0b0b0b0b0b.json`, stale('oleg', 'Rejected'));
+    const fresh = () => new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    expect((await fresh().show(1)).audit.map((e) => e.to)).toEqual(['PendingManualApproval']);
+
+    const approved = await fresh().approve(1, 'ship', 'ann');
+    expect(approved.status).toBe('Approved');
+    expect(sm.commandCalls(UpdateModelPackageCommand)).toHaveLength(1);
+    // Entry 2 is this change's <seq>.json, not the stale claim that happens to say Approved too.
+    const trail = (v: ModelVersion) => v.audit.map((e) => [e.by, e.from, e.to]);
+    expect(trail(await fresh().show(1))).toEqual([
+      ['trainer', null, 'PendingManualApproval'],
+      ['ann', 'PendingManualApproval', 'Approved'],
+    ]);
+    await fresh().reject(1, 'rollback', 'rob');
+    expect(trail(await fresh().show(1)).at(-1)).toEqual(['rob', 'Approved', 'Rejected']);
+    expect((await fresh().verify()).ok).toBe(true);
   });
 
   it('applies a change only in the expected status, and a gate override only with a reason, recorded in the audit object and ApprovalDescription', async () => {
@@ -593,8 +619,52 @@ describe('SageMaker registry: fetch and errors', () => {
       ['PendingManualApproval', 'Rejected', undefined],
     ]);
     expect(JSON.parse((await lake.read(`${prefix}000003.json`)).toString('utf8'))).toMatchObject({ seq: 3, prev: sha256Hex(await lake.read(`${prefix}000002.json`)), voids: 2, from: 'PendingManualApproval', to: 'Rejected' });
-    expect(await fresh().verify()).toMatchObject({ ok: true, versions: [{ version: 1, status: 'Rejected', problems: [], warnings: [] }] });
+    // Every voids link is said by verify (it is the next writer's claim), without making the registry fail.
+    expect(await fresh().verify()).toMatchObject({
+      ok: true,
+      versions: [{ version: 1, status: 'Rejected', problems: [], warnings: [expect.stringMatching(/^audit entry 3 \(by rob at .*\) says entry 2 \(PendingManualApproval -> Approved by ann at .*\) was not applied; a void is the next writer's claim/)] }],
+    });
     expect(trail(await fresh().show(1))).toEqual(trail(rejected));
+  });
+
+  it('a forged voids entry appended to relabel a real, applied rejection as "not applied" is caught; one that a later change hides is still said by verify', async () => {
+    await registerSeeds(1);
+    await registry.approve(1, 'ship', 'alice');
+    await registry.reject(1, 'worse than v0', 'bob');
+    const prefix = `artifacts/registry/${GROUP}/audit/000001/`;
+    const e3 = JSON.parse((await lake.read(`${prefix}000003.json`)).toString('utf8')) as { at: string };
+    const prev = sha256Hex(await lake.read(`${prefix}000003.json`));
+    const forge = (at: number) => `${JSON.stringify({ seq: 4, prev, at: new Date(at).toISOString(), by: 'carol', from: 'Approved', to: 'Rejected', note: 'rollback', voids: 3 })}\n`;
+    const fresh = () => new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    const trail = (v: ModelVersion) => v.audit.map((e) => [e.by, e.to, e.chain]);
+
+    // Written right after bob's entry: bob's change was still within its window, nobody could have found it void.
+    await lake.write(`${prefix}000004.json`, forge(Date.parse(e3.at) + 1_000));
+    await expect(fresh().show(1)).rejects.toThrow(/000004\.json says entry 3 was not applied, but it was written at .*, within 120 s of that entry .*: a hand-made entry/);
+    expect((await fresh().verify()).ok).toBe(false);
+
+    // Dated past the window: but SageMaker was Rejected (bob) before it was written and not changed since, so carol's entry changed nothing.
+    const modified = fake.packages[0].LastModifiedTime!.getTime();
+    await lake.write(`${prefix}000004.json`, forge(Math.max(Date.parse(e3.at) + 121_000, modified + 60_000)));
+    expect(trail(await fresh().show(1))).toEqual([
+      ['trainer', 'PendingManualApproval', undefined],
+      ['alice', 'Approved', undefined],
+      ['bob', 'Rejected', undefined],
+      ['carol', 'Rejected', 'not-applied'],
+    ]);
+    const report = await fresh().verify();
+    expect(report.ok).toBe(false);
+    expect(report.versions[0].problems).toEqual([
+      expect.stringMatching(/^audit entry 4 \(by carol at .*\) says entry 3 \(Approved -> Rejected by bob at .*\) was not applied, but SageMaker was already Rejected before entry 4 was written .*: entry 3 was applied and entry 4 is a hand-made entry/),
+    ]);
+    // Serving never depended on it: SageMaker's status stands.
+    expect((await fresh().show(1)).status).toBe('Rejected');
+
+    // A later real change moves SageMaker past the forged entry: it can no longer be disproved, but verify still says it.
+    await fresh().approve(1, 'back', 'dave');
+    const later = await fresh().verify();
+    expect(later.ok).toBe(true);
+    expect(later.versions[0].warnings).toEqual([expect.stringMatching(/^audit entry 4 \(by carol at .*\) says entry 3 \(Approved -> Rejected by bob at .*\) was not applied; a void is the next writer's claim/)]);
   });
 
   it('turns persistent throttling into a clear error', async () => {
@@ -774,12 +844,12 @@ describe('SageMaker registry: a group written before the audit chain, and `regis
     expect(err).toBeInstanceOf(AuditChainError);
     expect(err).not.toBeInstanceOf(UnmigratedVersionError);
     expect((err as Error).message).toMatch(
-      /version 4: audit trail does not verify: its audit objects are all of the kind written before the chain \(no <seq>\.json\), but it was not written before the chain \(s3:\/\/.*\/audit\/CHAIN\.json does not list it\), so its chained entries were replaced: the history was rewritten by hand \(tampering\)\. `registry migrate` will not seal it; restore s3:\/\/.*\/audit\/000004\/ /,
+      /version 4: audit trail does not verify: its audit objects are all of the kind written before the chain \(no <seq>\.json\), but it was not written before the chain \(s3:\/\/.*\/audit\/CHAIN\.json does not list it\), so its chained entries were replaced: written without the chain \(by a pricesense older than the hash-chained audit trail still in use, or by hand\)\. `registry migrate` will not seal it: retire every pricesense from before the chain that writes to this registry; then restore s3:\/\/.*\/audit\/000004\/ /,
     );
     const before = await objects();
     const report = await fresh.migrate({ by: 'ops' });
     expect(report.ok).toBe(false);
-    expect(report.versions.find((x) => x.version === 4)).toEqual({ version: 4, result: 'failed', problem: expect.stringContaining('(tampering)') });
+    expect(report.versions.find((x) => x.version === 4)).toEqual({ version: 4, result: 'failed', problem: expect.stringContaining('written without the chain (by a pricesense older than the hash-chained audit trail still in use, or by hand)') });
     expect(await objects()).toEqual(before);
   });
 
@@ -789,7 +859,7 @@ describe('SageMaker registry: a group written before the audit chain, and `regis
     await new SageMakerRegistry(GROUP, { lake, client, image: IMAGE }).reject(1, 'rollback', 'rob');
     for (const o of await lake.list(`${prefix}000001/`)) if (/\/\d{6}\.json$/.test(o.key)) await lake.delete(o.key);
     const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
-    await expect(fresh.show(1)).rejects.toThrow(/this registry's migration is complete \(s3:\/\/.*\/audit\/CHAIN-complete\.json\), so its sealed trail was replaced: the history was rewritten by hand \(tampering\)/);
+    await expect(fresh.show(1)).rejects.toThrow(/this registry's migration is complete \(s3:\/\/.*\/audit\/CHAIN-complete\.json\), so its sealed trail was replaced: written without the chain \(by a pricesense older than the hash-chained audit trail still in use, or by hand\)/);
     const before = await objects();
     expect((await fresh.migrate()).versions[0]).toMatchObject({ version: 1, result: 'failed' });
     expect(await objects()).toEqual(before);
@@ -808,16 +878,25 @@ describe('SageMaker registry: a group written before the audit chain, and `regis
       new RegExp(`audit/CHAIN\\.json is missing, yet versions of this registry have hash-chained trails .* versions 1, 2 look written before the chain: .* will not seal them on its own; .*run \`pricesense registry migrate --registry sagemaker://${GROUP} --accept-unchained 1,2\``),
     );
     await expect(registry.migrate({ acceptUnchained: [1] })).rejects.toThrow(/will not seal them on its own/);
-    // Any other write refuses the same way, before SageMaker is changed.
-    await expect(registry.approve(4, 'ship', 'ann')).rejects.toThrow(/--accept-unchained 1,2/);
-    expect(sm.commandCalls(UpdateModelPackageCommand)).toHaveLength(0);
     expect(await objects()).toEqual(before);
+    // Any other write goes ahead (an emergency reject must always work), chained, and says what to run; no marker is made.
+    const warned = [expect.stringMatching(/^the registry's chain marker was not created, so its older versions stay unmigrated .* until `pricesense registry migrate` is run once; this change was made and recorded in the hash chain\. .*--accept-unchained 1,2`$/)];
+    expect((await registry.approve(4, 'ship', 'ann')).warnings).toEqual(warned);
+    const rejected = await registry.reject(4, 'emergency: bad prices', 'rob');
+    expect([rejected.status, rejected.warnings]).toEqual(['Rejected', warned]);
+    expect(sm.commandCalls(UpdateModelPackageCommand).map((c) => c.args[0].input.ModelApprovalStatus)).toEqual(['Approved', 'Rejected']);
+    const registered = await registry.register(await writeFixtureForest(dir, 'f5.json', { seed: 5, gatesPassed: true }), { by: 'trainer' });
+    expect([registered.version, registered.warnings]).toEqual([5, warned]);
+    expect((await lake.list(`${prefix}CHAIN.json`))).toHaveLength(0);
     const report = await registry.migrate({ by: 'ops', acceptUnchained: [1, 2] });
     expect(report.versions.map((v) => [v.version, v.result])).toEqual([
       [1, 'sealed'],
       [2, 'sealed'],
       [3, 'chained'],
       [4, 'chained'],
+      [5, 'chained'],
     ]);
+    // With the marker made, writes carry no warning.
+    expect((await registry.approve(5, 'ship', 'ann')).warnings).toBeUndefined();
   });
 });
