@@ -145,7 +145,6 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
     socket.once('close', closed);
   });
   const inFlight = () => (connections === 0 ? 0 : tracker.inFlight());
-  let draining = false;
   /** Off the port after leavePort(): resolves once the connections it still had are gone. */
   let left: Promise<void> | undefined;
   let port = 0;
@@ -187,7 +186,6 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
 
   const close = (deadlineMs = config.shutdownTimeoutMs): Promise<{ drained: boolean }> => {
     closing ??= new Promise((resolve) => {
-      draining = true;
       // Responses still to be written tell their clients to reconnect (to another instance).
       tracker.closeConnections();
       manager.markDraining();
@@ -233,7 +231,7 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
   const rejoinPort = async () => {
     if (server.listening || closing) return;
     left = undefined;
-    if (!draining) tracker.keepConnections();
+    tracker.keepConnections();
     await listen();
   };
   return {
