@@ -5,7 +5,9 @@
  * cluster workers that reads and JSON.parses the same request body and answers a
  * constant JSON body of the same size (bench/bare-http-server.ts), once with the API's
  * header block (the headline: the same work) and once with a Content-Type only (as
- * figures before 669a6c1 measured it).
+ * figures before 669a6c1 measured it). A third peer is that bare server scoring the row
+ * with the same walker on the same forest file: what the model's own scoring leaves of
+ * the ceiling, and so how much of the gap is the service and how much the model.
  *
  * Model: a 100-tree, depth-16 forest trained with the real trainer on a gold-shaped
  * table of BENCH_ROWS rows (default 100,000), registered and approved in a temporary
@@ -302,8 +304,8 @@ async function waitWorkers(port: number, workers: number): Promise<void> {
 }
 
 /** The bare server prints one "listening" line per worker. */
-function startBare(script: string, port: number, body: string, headers: [string, string][]): { child: ChildProcess; up: Promise<void> } {
-  const env = { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', WORKERS: '2', BARE_BODY: body, BARE_HEADERS: JSON.stringify(headers) };
+function startBare(script: string, port: number, body: string, headers: [string, string][], forestFile?: string): { child: ChildProcess; up: Promise<void> } {
+  const env = { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', WORKERS: '2', BARE_BODY: body, BARE_HEADERS: JSON.stringify(headers), ...(forestFile ? { BARE_FOREST: forestFile } : {}) };
   const child = spawn(process.execPath, [script], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const up = new Promise<void>((resolve) => {
     let lines = 0;
@@ -599,12 +601,17 @@ async function main(): Promise<void> {
     const plainPort = basePort + 50;
     const { child: plainPrimary, up: plainUp } = startBare(bare, plainPort, bareBody, []);
     children.push(plainPrimary);
-    await Promise.all([up, plainUp]);
+    // And the bare server that also scores the row with the same walker on the same forest: what the scoring alone leaves.
+    const scoringPort = basePort + 51;
+    const { child: scoringPrimary, up: scoringUp } = startBare(bare, scoringPort, bareBody, apiHeaders, file);
+    children.push(scoringPrimary);
+    await Promise.all([up, plainUp, scoringUp]);
 
     const run = (target: number, opts: Record<string, unknown>) =>
       autocannon({ url: `http://127.0.0.1:${target}/predict`, method: 'POST', headers, duration: SECONDS, ...opts });
     await run(barePort, { body: one, connections: CONNECTIONS, duration: 2 }); // warm-up (JIT)
     await run(plainPort, { body: one, connections: CONNECTIONS, duration: 2 });
+    await run(scoringPort, { body: one, connections: CONNECTIONS, duration: 2 });
     await run(port, { body: one, connections: CONNECTIONS, duration: 2 });
     // Alternating runs: a change in what else the machine is doing affects both.
     const ours: AutocannonResult[] = [];
@@ -613,7 +620,12 @@ async function main(): Promise<void> {
     const peersCpu: number[] = [];
     const plain: AutocannonResult[] = [];
     const plainCpu: number[] = [];
+    const scoring: AutocannonResult[] = [];
+    const scoringCpu: number[] = [];
     for (let round = 0; round < 2; round++) {
+      const s = await cpuPerRequest(scoringPrimary.pid!, () => run(scoringPort, { body: one, connections: CONNECTIONS }), autocannonTotal);
+      scoring.push(s.result);
+      scoringCpu.push(s.usPerRequest);
       const q = await cpuPerRequest(plainPrimary.pid!, () => run(plainPort, { body: one, connections: CONNECTIONS }), autocannonTotal);
       plain.push(q.result);
       plainCpu.push(q.usPerRequest);
@@ -627,6 +639,7 @@ async function main(): Promise<void> {
     const oursRps = mean(ours.map(okRate));
     const peerRps = mean(peers.map(okRate));
     const plainRps = mean(plain.map(okRate));
+    const scoringRps = mean(scoring.map(okRate));
     const offer = (target: number, rate: number) =>
       openLoop({ url: `http://127.0.0.1:${target}/predict`, method: 'POST', headers, body: one, rate, seconds: SECONDS, maxConnections: OPEN_LOOP_CONNECTIONS, preconnect: true });
     const fixed = await offer(port, 2000);
@@ -642,6 +655,7 @@ async function main(): Promise<void> {
     const rss = (await workers(primary.pid!)).map((w) => w.rssMiB);
     await stop(barePrimary);
     await stop(plainPrimary);
+    await stop(scoringPrimary);
 
     // Overload last: what it leaves behind (closing connections, a late event loop) must not colour the other figures.
     // The same bundle without shedding beside the one with it, offered the same schedule in alternating runs.
@@ -692,6 +706,10 @@ async function main(): Promise<void> {
       serverCpuUsPerRequest: Math.round(mean(oursCpu)),
       bareCpuUsPerRequest: Math.round(mean(peersCpu)),
       barePlainCpuUsPerRequest: Math.round(mean(plainCpu)),
+      bareScoringReqPerSec: Math.round(scoringRps),
+      bareScoringCpuUsPerRequest: Math.round(mean(scoringCpu)),
+      scoringCeiling: Math.round((scoringRps / peerRps) * 1000) / 1000,
+      ratioToBareScoring: Math.round((oursRps / scoringRps) * 1000) / 1000,
       cpuRatio: Math.round(cpuRatio * 1000) / 1000,
       maxP99Ms: Math.max(...ours.map((r) => r.latency.p99)),
       openLoopConnections: OPEN_LOOP_CONNECTIONS,
@@ -725,6 +743,9 @@ async function main(): Promise<void> {
       `  bare node:http, plain answer      ${fmt(plainRps)} req/s   (runs: ${plain.map((r) => fmt(okRate(r))).join(', ')}; same body, Content-Type only, as figures before 669a6c1)`,
       `  ratio to plain bare node:http     ${(oursRps / plainRps).toFixed(3)}   (comparable with the issue's 0.57)`,
       `  server CPU per request            ${fmt(mean(oursCpu))} µs vs bare ${fmt(mean(peersCpu))} µs = ${cpuRatio.toFixed(3)}, vs plain bare ${fmt(mean(plainCpu))} µs = ${(mean(plainCpu) / mean(oursCpu)).toFixed(3)} (workers' user+system CPU / requests; load-independent)`,
+      `  bare node:http + the walker       ${fmt(scoringRps)} req/s   (runs: ${scoring.map((r) => fmt(okRate(r))).join(', ')}; the bare server above, also scoring the row with this forest: nothing but HTTP, JSON.parse and the walk)`,
+      `    its ratio to bare node:http     ${(scoringRps / peerRps).toFixed(3)}   (CPU ${fmt(mean(scoringCpu))} µs per request: the most any Node service scoring this forest with this walker reaches here)`,
+      `    pricesense's ratio to it        ${(oursRps / scoringRps).toFixed(3)}   (CPU ${(mean(scoringCpu) / mean(oursCpu)).toFixed(3)}: what the service adds beyond the scoring)`,
       `  open loop (bench/open-loop.ts: evenly spaced arrivals whatever the answers, latency from each request's due time, up to ${fmt(OPEN_LOOP_CONNECTIONS)} connections = 2 × in-flight cap × workers)`,
       openLoopLine('  at a fixed 2,000 req/s', fixed),
       `  at 2x saturation (${fmt(overloadRate)} req/s offered = 2 × the single-row req/s above; two servers, alternating runs)`,

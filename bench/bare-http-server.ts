@@ -6,9 +6,16 @@
  * the wire). Environment: PORT, HOST, WORKERS, BARE_BODY (the response), BARE_HEADERS
  * (JSON [name, value] pairs, as one /predict answer of the API carried them; empty: a
  * Content-Type only, the plain answer earlier figures were measured against).
+ *
+ * With BARE_FOREST (a forest file) it also scores the parsed body, a single raw row,
+ * with the compiled walker (model/walker.ts) before answering the same constant: the
+ * least any Node service can do per request to serve that forest with this walker —
+ * the ceiling the scoring itself leaves for the API.
  */
 import cluster from 'node:cluster';
 import http from 'node:http';
+import { readForestFile } from '../model/forest-file';
+import { CompiledForest } from '../model/walker';
 
 const workers = Number(process.env.WORKERS ?? 1);
 const body = Buffer.from(process.env.BARE_BODY ?? '{}');
@@ -23,11 +30,18 @@ if (cluster.isPrimary && workers > 1) {
     process.exit(0);
   });
 } else {
+  const file = process.env.BARE_FOREST;
+  if (file) void readForestFile(file).then((doc) => serve(CompiledForest.compile(doc)));
+  else serve(undefined);
+}
+
+function serve(forest: CompiledForest | undefined): void {
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      const row = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+      forest?.predict(row);
       res.writeHead(200, headers);
       res.end(body);
     });
