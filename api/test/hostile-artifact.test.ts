@@ -6,6 +6,7 @@
  * The registry is the real SageMaker backend, over aws-sdk-client-mock and the
  * S3-compatible test server.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +23,8 @@ import { hostileCases, mutated } from '../../model/test/hostile-artifacts';
 import { FakeSageMaker, GROUP, IMAGE } from '../../model/test/sagemaker-fake';
 import { createService, type Service } from '../server';
 import { makeForest, sampleRow, silentLogger, testConfig } from './fixtures';
+
+const MAX_ARTIFACT_BYTES = 4 * 1024 * 1024;
 
 describe('hostile artifacts in the registry', () => {
   let s3: S3TestServer;
@@ -40,7 +43,8 @@ describe('hostile artifacts in the registry', () => {
     sm = mockClient(client);
     fake = new FakeSageMaker();
     fake.install(sm);
-    const registry = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    // The bomb case is ~2 MB compressed: every case is under this cap but the one that tests it.
+    const registry = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE, maxArtifactBytes: MAX_ARTIFACT_BYTES });
     const file = path.join(dir, 'forest.json');
     await writeForestFile(file, makeForest(1));
     const v1 = await registry.register(file, { by: 'test' });
@@ -82,6 +86,26 @@ describe('hostile artifacts in the registry', () => {
     expect(ready.body.lastLoadFailure).toMatchObject({ version, role: 'champion' });
     expect(ready.body.lastLoadFailure.error).toMatch(/tar|gzip|decompress|PAX|archive|forest|JSON|MAX_ARTIFACT_BYTES/i);
     expect(ready.body.failedVersions.map((f: { version: number }) => f.version)).toContain(version);
+    const res = await request(service.handler).post('/predict').send(sampleRow()).expect(200);
+    expect(res.body.model.version).toBe(1);
+  });
+
+  it('refuses an artifact over maxArtifactBytes on its Content-Length, before downloading it, and keeps serving version 1', async () => {
+    const size = MAX_ARTIFACT_BYTES + 1024 * 1024;
+    const version = await approveArtifact('over the size limit', randomBytes(size));
+    const fetches = jest.spyOn(service.manager.registry, 'fetchArtifact');
+    try {
+      await service.manager.refresh();
+      await service.manager.refresh();
+      expect(fetches.mock.calls.filter(([v]) => v === version)).toHaveLength(1);
+    } finally {
+      fetches.mockRestore();
+    }
+    const ready = await request(service.handler).get('/ready').expect(200);
+    expect(ready.body.champion.version).toBe(1);
+    // The exact size: it came from the object's Content-Length, not from counting a download.
+    expect(ready.body.lastLoadFailure).toMatchObject({ version, role: 'champion' });
+    expect(ready.body.lastLoadFailure.error).toContain(`is ${size.toLocaleString('en-US')} bytes, more than the ${MAX_ARTIFACT_BYTES.toLocaleString('en-US')} bytes a registry artifact may have`);
     const res = await request(service.handler).post('/predict').send(sampleRow()).expect(200);
     expect(res.body.model.version).toBe(1);
   });

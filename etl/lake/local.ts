@@ -4,6 +4,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { UserError } from '../../core/errors';
 import { assertLakeKey } from './keys';
+import { readFileAtMost, type ReadOptions } from '../../core/bounded-read';
 import type { Lake, LakeObject } from './types';
 
 /**
@@ -78,10 +79,10 @@ export class LocalLake implements Lake {
     }
   }
 
-  async read(key: string): Promise<Buffer> {
+  async read(key: string, options: ReadOptions = {}): Promise<Buffer> {
     assertLakeKey(key);
     try {
-      return await fsp.readFile(this.uri(key));
+      return options.maxBytes === undefined ? await fsp.readFile(this.uri(key)) : await readFileAtMost(this.uri(key), options.maxBytes);
     } catch (err) {
       if (isCode(err, 'ENOENT') || isCode(err, 'EISDIR')) throw notFound(this, key);
       throw err;

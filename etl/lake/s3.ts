@@ -22,6 +22,7 @@ import {
 import { awsErrorName as nameOf, awsHttpStatus as statusOf, networkErrorCode, translateAwsError, type AwsError, type AwsProblem } from '../../core/aws-errors';
 import type { ErrorKind } from '../../core/error-kinds';
 import { UserError } from '../../core/errors';
+import { collectAtMost, ObjectTooLargeError, type ReadOptions } from '../../core/bounded-read';
 import { assertLakeKey } from './keys';
 import type { Lake, LakeObject } from './types';
 
@@ -260,8 +261,9 @@ export class S3Lake implements Lake {
     }
   }
 
-  async read(key: string): Promise<Buffer> {
+  async read(key: string, options: ReadOptions = {}): Promise<Buffer> {
     assertLakeKey(key);
+    const { maxBytes } = options;
     // The SDK retries a request, not a body cut off mid-stream (a reset connection, a server
     // restarting): that is retried here, then translated like any other read failure.
     for (let attempt = 0; ; attempt++) {
@@ -269,9 +271,19 @@ export class S3Lake implements Lake {
         this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key })),
       );
       if (!res.Body) throw new Error(`S3 returned no body for ${this.location(key)}`);
+      if (maxBytes !== undefined && res.ContentLength !== undefined && res.ContentLength > maxBytes) {
+        // Refused on its Content-Length: the body is never downloaded.
+        (res.Body as Readable).destroy();
+        throw new ObjectTooLargeError(this.location(key), res.ContentLength, maxBytes, true);
+      }
       try {
-        return Buffer.from(await res.Body.transformToByteArray());
+        if (maxBytes === undefined) return Buffer.from(await res.Body.transformToByteArray());
+        return await collectAtMost(res.Body as Readable, this.location(key), maxBytes);
       } catch (err) {
+        if (err instanceof ObjectTooLargeError) {
+          (res.Body as Readable).destroy();
+          throw err;
+        }
         if (attempt >= BODY_READ_RETRIES) {
           throw new S3LakeError(
             'Unreachable',

@@ -7,7 +7,10 @@
  * all). Multi-file stage outputs get their atomicity from the commit protocol built
  * on top of this interface (see commit.ts).
  */
+import type { ReadOptions } from '../../core/bounded-read';
+
 export { LAKE_ZONES, type LakeZone } from '../../contracts/lake-zones';
+export { ObjectTooLargeError, type ReadOptions } from '../../core/bounded-read';
 
 export interface LakeObject {
   readonly key: string;
@@ -27,7 +30,8 @@ export interface Lake {
   /** Every object whose key starts with prefix, recursively, sorted by key. */
   list(prefix: string, options?: { versions?: boolean }): Promise<LakeObject[]>;
   exists(key: string): Promise<boolean>;
-  read(key: string): Promise<Buffer>;
+  /** The whole object; with maxBytes, ObjectTooLargeError (core/bounded-read.ts) for a larger one, before its bytes are held. */
+  read(key: string, options?: ReadOptions): Promise<Buffer>;
   /** Visible all-or-nothing: readers see the old object or the new one, never a part. */
   write(key: string, body: Buffer | string): Promise<void>;
   /**

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { localCopyOf, MANIFEST_NAME, readCommittedFile, readStageManifest, StageCommit } from '../lake/commit';
-import type { Lake, LakeObject } from '../lake/types';
+import { ObjectTooLargeError, type Lake, type LakeObject, type ReadOptions } from '../lake/types';
 
 export interface LakeFixture {
   lake: Lake;
@@ -33,8 +33,8 @@ export class CrashingLake implements Lake {
   exists(key: string): Promise<boolean> {
     return this.inner.exists(key);
   }
-  read(key: string): Promise<Buffer> {
-    return this.inner.read(key);
+  read(key: string, options?: ReadOptions): Promise<Buffer> {
+    return this.inner.read(key, options);
   }
   async write(key: string, body: Buffer | string): Promise<void> {
     this.maybeCrash(key);
@@ -98,6 +98,18 @@ export function describeLakeConformance(name: string, makeLake: () => Promise<La
       expect((await lake.read('raw/b.txt')).toString('utf8')).toBe('second version, longer than the first');
       await lake.write('raw/b.txt', 'x');
       expect((await lake.read('raw/b.txt')).toString('utf8')).toBe('x');
+    });
+
+    it('reads with maxBytes: an object of up to that many bytes whole, a larger one refused on its size before its bytes are held', async () => {
+      const body = Buffer.alloc(100_000, 7);
+      await lake.write('artifacts/m.bin', body);
+      expect((await lake.read('artifacts/m.bin', { maxBytes: 100_000 })).equals(body)).toBe(true);
+      const err = await lake.read('artifacts/m.bin', { maxBytes: 99_999 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ObjectTooLargeError);
+      expect(err).toMatchObject({ bytes: 100_000, maxBytes: 99_999, sizeKnown: true });
+      expect((err as Error).message).toContain(lake.uri('artifacts/m.bin').replace(/^file:\/\//, ''));
+      expect((err as Error).message).toContain('100,000 bytes, more than the 99,999 bytes this read accepts');
+      await expect(lake.read('artifacts/missing.bin', { maxBytes: 10 })).rejects.toThrow(/artifacts\/missing\.bin/);
     });
 
     it('lists recursively by string prefix, sorted, with sizes, and nothing else', async () => {

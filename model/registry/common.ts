@@ -11,7 +11,9 @@ import { UserError } from '../../core/errors';
 import type { ForestFileV1 } from '../format';
 import { parseForest } from '../forest-file';
 import { gateFailureMessage, type GateReport } from '../gates';
-import { forestBytesOfArtifact } from '../sagemaker/tar';
+import { FOREST_LIMITS } from '../forest-limits';
+import { forestBytesOfArtifact, MAX_ARTIFACT_BYTES } from '../sagemaker/tar';
+import type { ObjectTooLargeError } from '../../core/bounded-read';
 import { MODEL_STATUSES, type GateOverride, type Lineage, type ModelStatus, type ModelVersion, type StoredArtifact, type TransitionOptions } from './types';
 
 export function sha256Hex(bytes: Buffer | string): string {
@@ -180,6 +182,28 @@ export class VersionNotFoundError extends UserError {
  * or the archive is malformed or over a limit): fetching it again gives the same answer
  * until the registry changes, so a reader need not retry it on every poll.
  */
+/**
+ * The most bytes a stored artifact may have: the largest forest document
+ * (FOREST_LIMITS.documentBytes). A model.tar.gz is capped lower, at MAX_ARTIFACT_BYTES,
+ * compressed and decompressed, as it is read. Checked before the artifact is downloaded:
+ * whoever can write to the registry must not be able to make every API worker allocate
+ * an object of any size on its next poll.
+ */
+export const MAX_STORED_ARTIFACT_BYTES = Math.max(FOREST_LIMITS.documentBytes, MAX_ARTIFACT_BYTES);
+
+/** The most bytes of one registry record (a version record, an audit entry, lineage, metrics): far above any pricesense writes. */
+export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
+
+/** An artifact over the size limit, as the load failure and `registry verify` report it. */
+export function artifactTooLarge(version: number, uri: string, err: ObjectTooLargeError): InvalidArtifactError {
+  const size = `${err.sizeKnown ? '' : 'more than '}${err.bytes.toLocaleString('en-US')}`;
+  return new InvalidArtifactError(
+    `version ${version}'s artifact ${uri} is ${size} bytes, more than the ${err.maxBytes.toLocaleString('en-US')} bytes a registry artifact may have ` +
+      '(MAX_STORED_ARTIFACT_BYTES, model/registry/common.ts: the largest forest document); it was refused before it was downloaded. ' +
+      'Not a pricesense model artifact: reject the version, or register the real one',
+  );
+}
+
 export class InvalidArtifactError extends UserError {
   constructor(message: string) {
     super(message, 'integrity');

@@ -78,7 +78,23 @@ import {
   type StoredEntry,
   type VerifiedChain,
 } from './audit-chain';
-import { actor, assertTransition, assertVersionNumber, CorruptVersionError, gateOverrideOf, openArtifact, readCandidate, sha256Hex, VersionNotFoundError, withWarning } from './common';
+import { ObjectTooLargeError, readFileAtMost } from '../../core/bounded-read';
+import {
+  actor,
+  artifactTooLarge,
+  assertTransition,
+  assertVersionNumber,
+  CorruptVersionError,
+  gateOverrideOf,
+  InvalidArtifactError,
+  MAX_RECORD_BYTES,
+  MAX_STORED_ARTIFACT_BYTES,
+  openArtifact,
+  readCandidate,
+  sha256Hex,
+  VersionNotFoundError,
+  withWarning,
+} from './common';
 import type { BrokenVersion, Lineage, MigrationReport, ModelStatus, ModelVersion, RegisterOptions, Registry, ServableResolution, StoredArtifact, TransitionOptions, VersionCheck, VersionMigration, VerifyReport } from './types';
 
 const LAYOUT = 'pricesense.registry.local/1';
@@ -143,17 +159,21 @@ function headBytes(head: Head): string {
 export interface LocalRegistryOptions {
   /** The audit key; PRICESENSE_REGISTRY_AUDIT_KEY by default. */
   readonly auditKey?: string;
+  /** Bytes an artifact may have (MAX_STORED_ARTIFACT_BYTES by default): a larger one is refused before it is read. */
+  readonly maxArtifactBytes?: number;
 }
 
 export class LocalRegistry implements Registry {
   readonly uri: string;
   private readonly versionsDir: string;
   private readonly stagingDir: string;
+  private readonly maxArtifactBytes: number;
   private readonly witness = new ChainWitness();
   private readonly auditKey: string | undefined;
 
   constructor(root: string, options: LocalRegistryOptions = {}) {
     this.auditKey = options.auditKey ?? configuredSetting('registryAuditKey');
+    this.maxArtifactBytes = options.maxArtifactBytes ?? MAX_STORED_ARTIFACT_BYTES;
     this.uri = path.resolve(root);
     this.versionsDir = path.join(this.uri, 'versions');
     this.stagingDir = path.join(this.uri, '.staging');
@@ -278,7 +298,16 @@ export class LocalRegistry implements Registry {
 
   async fetchArtifact(version: number): Promise<StoredArtifact> {
     const v = await this.show(version);
-    return { bytes: await readFile(v.artifactUri), sha256: v.artifactSha256, source: `version ${version} (${v.artifactUri})` };
+    return { bytes: await this.readArtifact(version, v.artifactUri), sha256: v.artifactSha256, source: `version ${version} (${v.artifactUri})` };
+  }
+
+  private async readArtifact(version: number, file: string): Promise<Buffer> {
+    try {
+      return await readFileAtMost(file, this.maxArtifactBytes);
+    } catch (err) {
+      if (err instanceof ObjectTooLargeError) throw artifactTooLarge(version, file, err);
+      throw err;
+    }
   }
 
   async verify(options: { version?: number } = {}): Promise<VerifyReport> {
@@ -294,8 +323,8 @@ export class LocalRegistry implements Registry {
       try {
         const v = await this.show(n);
         status = v.status;
-        const bytes = await readFile(v.artifactUri).catch((err: NodeJS.ErrnoException) => {
-          problems.push(`artifact ${v.artifactUri} cannot be read (${err.code ?? err.message})`);
+        const bytes = await this.readArtifact(n, v.artifactUri).catch((err: NodeJS.ErrnoException) => {
+          problems.push(err instanceof InvalidArtifactError ? err.message : `artifact ${v.artifactUri} cannot be read (${err.code ?? err.message})`);
           return undefined;
         });
         if (bytes && sha256Hex(bytes) !== v.artifactSha256) problems.push(`artifact ${v.artifactUri} hashes to ${sha256Hex(bytes)}, registered ${v.artifactSha256}`);
@@ -369,8 +398,9 @@ export class LocalRegistry implements Registry {
     const dir = this.versionDir(version);
     let recordBytes: Buffer;
     try {
-      recordBytes = await readFile(path.join(dir, 'version.json'));
+      recordBytes = await readFileAtMost(path.join(dir, 'version.json'), MAX_RECORD_BYTES);
     } catch (err) {
+      if (err instanceof ObjectTooLargeError) throw new CorruptVersionError(version, err.message);
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       const known = await this.versionNumbers();
       const range = known.length ? `it has versions ${known[0]}..${known[known.length - 1]}` : 'it has no versions yet';
@@ -387,13 +417,17 @@ export class LocalRegistry implements Registry {
       const m = AUDIT_FILE.exec(name);
       if (!m) continue;
       const file = path.join(auditDir, name);
-      stored.push({ seq: Number(m[1]), bytes: await readFile(file), where: `audit entry ${file}` });
+      stored.push({ seq: Number(m[1]), bytes: await readAuditFile(version, file), where: `audit entry ${file}` });
     }
     if (stored.length === 0) throw new AuditChainError(version, `${auditDir} holds no audit entries (the registration entry is missing)`);
     stored.sort((a, b) => a.seq - b.seq);
     const firstChained = stored.findIndex((e) => !isLegacyEntry(e.bytes));
     const split = firstChained < 0 ? stored.length : firstChained;
-    return { record, recordBytes, auditDir, legacy: stored.slice(0, split), chained: stored.slice(split), head: await readHead(auditDir) };
+    return { record, recordBytes, auditDir, legacy: stored.slice(0, split), chained: stored.slice(split), head: await readHead(auditDir).catch((err: unknown) => {
+        if (err instanceof ObjectTooLargeError) throw new AuditChainError(version, err.message);
+        throw err;
+      }),
+    };
   }
 
   /**
@@ -475,7 +509,7 @@ export class LocalRegistry implements Registry {
     const file = path.join(this.uri, MARKER_FILE);
     let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      text = (await readFileAtMost(file, MAX_RECORD_BYTES)).toString('utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
@@ -595,10 +629,20 @@ export class LocalRegistry implements Registry {
   }
 }
 
+/** An audit entry's bytes; one over MAX_RECORD_BYTES is the version's broken trail, not a reason to hold it. */
+async function readAuditFile(version: number, file: string): Promise<Buffer> {
+  try {
+    return await readFileAtMost(file, MAX_RECORD_BYTES);
+  } catch (err) {
+    if (err instanceof ObjectTooLargeError) throw new AuditChainError(version, err.message);
+    throw err;
+  }
+}
+
 async function readHead(auditDir: string): Promise<Head | undefined> {
   let text: string;
   try {
-    text = await readFile(path.join(auditDir, HEAD_FILE), 'utf8');
+    text = (await readFileAtMost(path.join(auditDir, HEAD_FILE), MAX_RECORD_BYTES)).toString('utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;

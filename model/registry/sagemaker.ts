@@ -83,7 +83,22 @@ import {
   type StoredEntry,
   type VerifiedChain,
 } from './audit-chain';
-import { actor, assertTransition, assertVersionNumber, CorruptVersionError, gateOverrideOf, openArtifact, readCandidate, sha256Hex, VersionNotFoundError, withWarning } from './common';
+import { ObjectTooLargeError } from '../../core/bounded-read';
+import {
+  actor,
+  artifactTooLarge,
+  assertTransition,
+  assertVersionNumber,
+  CorruptVersionError,
+  gateOverrideOf,
+  MAX_RECORD_BYTES,
+  MAX_STORED_ARTIFACT_BYTES,
+  openArtifact,
+  readCandidate,
+  sha256Hex,
+  VersionNotFoundError,
+  withWarning,
+} from './common';
 import {
   MODEL_STATUSES,
   type AuditEntry,
@@ -132,6 +147,8 @@ export interface SageMakerRegistryOptions {
   readonly client?: SageMakerClient;
   /** The API container image for InferenceSpecification; default PRICESENSE_IMAGE. */
   readonly image?: string;
+  /** Bytes an artifact may have (MAX_STORED_ARTIFACT_BYTES by default): a larger one is refused before it is downloaded. */
+  readonly maxArtifactBytes?: number;
 }
 
 interface LineageDocument {
@@ -160,6 +177,7 @@ export class SageMakerRegistry implements Registry {
   private readonly lake: Lake;
   private readonly client: SageMakerClient;
   private readonly image: string | undefined;
+  private readonly maxArtifactBytes: number;
   private readonly witness = new ChainWitness();
   private groupArn: string | undefined;
 
@@ -173,6 +191,7 @@ export class SageMakerRegistry implements Registry {
     this.group = group;
     this.uri = `sagemaker://${group}`;
     this.lake = options.lake;
+    this.maxArtifactBytes = options.maxArtifactBytes ?? MAX_STORED_ARTIFACT_BYTES;
     this.client = options.client ?? createSageMakerClient();
     this.image = configuredSetting('image', options.image);
   }
@@ -324,7 +343,16 @@ export class SageMakerRegistry implements Registry {
       throw new UserError(`version ${version}'s artifact ${v.artifactUri} is outside the lake ${this.lake.root}; point PRICESENSE_LAKE at the lake it was registered with`);
     }
     // Pipeline-registered versions point at the evaluate step's model.tar.gz: the digest covers the archive.
-    return { bytes: await this.lake.read(key), sha256: v.artifactSha256, source: `version ${version} (${v.artifactUri})` };
+    return { bytes: await this.readArtifact(version, key), sha256: v.artifactSha256, source: `version ${version} (${v.artifactUri})` };
+  }
+
+  private async readArtifact(version: number, key: string): Promise<Buffer> {
+    try {
+      return await this.lake.read(key, { maxBytes: this.maxArtifactBytes });
+    } catch (err) {
+      if (err instanceof ObjectTooLargeError) throw artifactTooLarge(version, this.lake.uri(key), err);
+      throw err;
+    }
   }
 
   async verify(options: { version?: number } = {}): Promise<VerifyReport> {
@@ -389,7 +417,7 @@ export class SageMakerRegistry implements Registry {
       const key = this.keyOf(v.artifactUri);
       if (key === undefined) problems.push(`artifact ${v.artifactUri} is outside the lake ${this.lake.root}`);
       else {
-        const bytes = await this.lake.read(key);
+        const bytes = await this.readArtifact(version, key);
         if (sha256Hex(bytes) !== v.artifactSha256) problems.push(`artifact ${v.artifactUri} hashes to ${sha256Hex(bytes)}, registered ${v.artifactSha256}`);
       }
     } catch (err) {
@@ -619,8 +647,9 @@ export class SageMakerRegistry implements Registry {
   private async readJsonOf<T>(version: number, key: string): Promise<T> {
     let bytes: Buffer;
     try {
-      bytes = await this.lake.read(key);
+      bytes = await this.lake.read(key, { maxBytes: MAX_RECORD_BYTES });
     } catch (err) {
+      if (err instanceof ObjectTooLargeError) throw new CorruptVersionError(version, err.message);
       if ((err as { code?: string }).code === 'NoSuchKey' || (err as { code?: string }).code === 'ENOENT') throw new CorruptVersionError(version, `${this.lake.uri(key)} is missing`);
       throw err;
     }
@@ -842,7 +871,7 @@ export class SageMakerRegistry implements Registry {
   /** An object listed a moment ago may be gone: a withdrawn claim (see transition). */
   private async readIfPresent(key: string): Promise<Buffer | undefined> {
     try {
-      return await this.lake.read(key);
+      return await this.lake.read(key, { maxBytes: MAX_RECORD_BYTES });
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (code === 'NoSuchKey' || code === 'ENOENT') return undefined;

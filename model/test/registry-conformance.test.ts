@@ -13,11 +13,15 @@ import { SageMakerRegistry } from '../registry/sagemaker';
 import { describeRegistryConformance } from './registry-conformance';
 import { fakeSageMakerClient, GROUP, IMAGE } from './sagemaker-fake';
 
+/** Far above the fixture forests (a few kB), low enough that one over it is cheap to write. */
+const MAX_ARTIFACT_BYTES = 1024 * 1024;
+
 describeRegistryConformance('local directory', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-registry-local-'));
   return {
-    registry: new LocalRegistry(path.join(dir, 'registry')),
+    registry: new LocalRegistry(path.join(dir, 'registry'), { maxArtifactBytes: MAX_ARTIFACT_BYTES }),
     tamperArtifact: (version, bytes) => writeFile(version.artifactUri, bytes),
+    maxArtifactBytes: MAX_ARTIFACT_BYTES,
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
 });
@@ -35,8 +39,9 @@ describeRegistryConformance('SageMaker (mocked client, S3 lake)', async () => {
   const lake = new S3Lake(`s3://lake/c${Math.random().toString(36).slice(2, 10)}`, { client: s3.client });
   const { client, close } = fakeSageMakerClient();
   return {
-    registry: new SageMakerRegistry(GROUP, { lake, client, image: IMAGE }),
+    registry: new SageMakerRegistry(GROUP, { lake, client, image: IMAGE, maxArtifactBytes: MAX_ARTIFACT_BYTES }),
     tamperArtifact: (version, bytes) => lake.write(version.artifactUri.slice(`${lake.root}/`.length), bytes),
+    maxArtifactBytes: MAX_ARTIFACT_BYTES,
     cleanup: async () => close(),
   };
 });

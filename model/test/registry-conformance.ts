@@ -34,6 +34,8 @@ export interface RegistryFixture {
   readonly registry: Registry;
   /** Overwrites the stored artifact of a version with other bytes, as someone with write access to the store could. */
   readonly tamperArtifact: (version: ModelVersion, bytes: Buffer) => Promise<void>;
+  /** The registry's maxArtifactBytes (the fixture sets it low, so that an artifact over it is cheap to store). */
+  readonly maxArtifactBytes: number;
   readonly cleanup?: () => Promise<void>;
 }
 
@@ -173,6 +175,24 @@ export function describeRegistryConformance(name: string, makeRegistry: () => Pr
       expect(err).toBeInstanceOf(ChecksumMismatchError);
       expect(err).toBeInstanceOf(InvalidArtifactError);
       expect(err).toMatchObject({ kind: 'integrity', expected: v.artifactSha256, actual: sha256Hex('{"tampered":true}') });
+    });
+
+    it('refuses an artifact over maxArtifactBytes on its size, before reading it: fetch says which limit, verify reports it', async () => {
+      const v = await registry.register(await forest(6));
+      const max = fx.maxArtifactBytes;
+      await fx.tamperArtifact(v, Buffer.alloc(max, 0x20)); // whitespace: no larger than the limit, read (and then refused by its digest)
+      await expect(registry.fetch(1)).rejects.toBeInstanceOf(ChecksumMismatchError);
+      await fx.tamperArtifact(v, Buffer.alloc(max + 1, 0x20));
+      const err = await registry.fetchArtifact(1).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(InvalidArtifactError);
+      expect(err).toMatchObject({ kind: 'integrity' });
+      const message = (err as Error).message;
+      expect(message).toContain(`version 1's artifact ${v.artifactUri} is ${(max + 1).toLocaleString('en-US')} bytes, more than the ${max.toLocaleString('en-US')} bytes`);
+      expect(message).toContain('MAX_STORED_ARTIFACT_BYTES');
+      await expect(registry.fetch(1)).rejects.toThrow(message);
+      const report = await registry.verify();
+      expect(report.ok).toBe(false);
+      expect(report.versions[0].problems.join('\n')).toContain(message);
     });
 
     it('verify: every version ascending with its status; ok false naming the version whose artifact changed', async () => {

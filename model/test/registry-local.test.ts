@@ -1,8 +1,8 @@
-import { mkdtemp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../../core/errors';
-import { sha256Hex } from '../registry/common';
+import { MAX_RECORD_BYTES, sha256Hex } from '../registry/common';
 import { AuditChainError, ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, LocalRegistry, openRegistry, UnmigratedVersionError, type ModelVersion, type Registry } from '../registry';
 import { legacyTrail, writeFixtureForest, writeLegacyLocalVersion } from './registry-fixtures';
 
@@ -346,6 +346,24 @@ describe('local registry: latestApproved', () => {
     const fresh = new LocalRegistry(root);
     expect(await fresh.latestServable()).toMatchObject({ latest: { version: 1 }, broken: [{ version: 2, problem: expect.stringMatching(/version\.json is not valid JSON/) }] });
     await expect(fresh.show(2)).rejects.toThrow(/version 2: registry record unreadable: .*version\.json is not valid JSON/);
+  });
+
+  it('passes over a version whose record or audit entry is larger than MAX_RECORD_BYTES without reading it, and reports it', async () => {
+    await registerSeeds(1, 2, 3);
+    await registry.approve(1, 'ok');
+    await registry.approve(2, 'better');
+    await registry.approve(3, 'best');
+    // Sparse: 17 MiB on paper, nothing on disk. A registry writer could make it 2 GiB: every worker would allocate it on each poll.
+    await truncate(path.join(root, 'versions', '000003', 'version.json'), MAX_RECORD_BYTES + 1);
+    const fresh = new LocalRegistry(root);
+    expect(await fresh.latestServable()).toMatchObject({
+      latest: { version: 2 },
+      broken: [{ version: 3, problem: expect.stringContaining(`version.json is ${(MAX_RECORD_BYTES + 1).toLocaleString('en-US')} bytes, more than the ${MAX_RECORD_BYTES.toLocaleString('en-US')} bytes`) }],
+    });
+    const [entry] = (await readdir(path.join(root, 'versions', '000002', 'audit'))).filter((n) => n !== 'HEAD.json').sort();
+    await truncate(path.join(root, 'versions', '000002', 'audit', entry), MAX_RECORD_BYTES + 1);
+    await expect(fresh.show(2)).rejects.toThrow(AuditChainError);
+    expect(await fresh.latestServable()).toMatchObject({ latest: { version: 1 } });
   });
 
   it('is the highest-numbered Approved version through approve -> reject -> approve sequences', async () => {

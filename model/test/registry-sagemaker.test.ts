@@ -22,7 +22,7 @@ import {
 import type { AwsClientStub } from 'aws-sdk-client-mock';
 import { S3Lake } from '../../etl/lake/s3';
 import { startS3Server, type S3TestServer } from '../../etl/testing/s3-server';
-import { sha256Hex } from '../registry/common';
+import { MAX_RECORD_BYTES, sha256Hex } from '../registry/common';
 import { AuditChainError, ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, UnmigratedVersionError, type ModelStatus, type ModelVersion } from '../registry';
 import { createSageMakerClient, SageMakerRegistry, SAGEMAKER_MAX_ATTEMPTS } from '../registry/sagemaker';
 import { legacySageMakerAuditObject, legacyTrail, writeFixtureForest } from './registry-fixtures';
@@ -467,6 +467,11 @@ describe('SageMaker registry: tamper-evident audit trail, cross-checked with Sag
     await lake.delete(key);
     const again = await new SageMakerRegistry(GROUP, { lake, client, image: IMAGE }).latestServable();
     expect(again.broken).toEqual([expect.objectContaining({ problem: expect.stringMatching(/lineage\.json is missing/) })]);
+    // One over MAX_RECORD_BYTES is refused on its Content-Length: never downloaded, the version passed over.
+    await lake.write(key, Buffer.alloc(MAX_RECORD_BYTES + 1, 0x20));
+    const large = await new SageMakerRegistry(GROUP, { lake, client, image: IMAGE }).latestServable();
+    expect(large.latest?.version).toBe(1);
+    expect(large.broken).toEqual([expect.objectContaining({ version: 2, problem: expect.stringContaining(`lineage.json is ${(MAX_RECORD_BYTES + 1).toLocaleString('en-US')} bytes, more than the`) })]);
   });
 
   it('deleting every audit object of a pricesense-registered package is caught', async () => {
