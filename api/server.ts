@@ -9,7 +9,8 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import pino, { type Logger } from 'pino';
-import { openRegistry } from '../model/registry';
+import { loaderMemoryMb, maxDocumentBytes } from '../model/forest-loader';
+import { MAX_STORED_ARTIFACT_BYTES, openRegistry } from '../model/registry';
 import type { Registry } from '../model/registry/types';
 import { createRequestListener, serviceVersionDefault, type RequestListenerParts } from './app';
 import type { ApiConfig } from './config';
@@ -58,7 +59,14 @@ export interface ServiceDeps {
 
 export async function createService(config: ApiConfig, deps: ServiceDeps = {}): Promise<Service> {
   const logger = deps.logger ?? createLogger(config.logLevel);
-  const registry = deps.registry ?? (await openRegistry(config.registry));
+  // An artifact is held whole while it loads: one larger than the largest document the load budget parses is refused on its size, never downloaded.
+  const loaderMb = loaderMemoryMb();
+  const registry =
+    deps.registry ??
+    (await openRegistry(config.registry, {
+      maxArtifactBytes: Math.min(MAX_STORED_ARTIFACT_BYTES, maxDocumentBytes(loaderMb)),
+      artifactLimitName: `this service loads (the largest forest document its load budget of ${loaderMb} MiB parses: half the container memory limit, or PRICESENSE_LOADER_MEMORY_MB)`,
+    }));
   const metrics = new ApiMetrics({ perRequest: config.metrics });
   const manager = new ModelManager({
     registry,

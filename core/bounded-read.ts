@@ -5,6 +5,7 @@
  * Whoever can write an object a service reads must not be able to make that service
  * allocate without bound.
  */
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { UserError } from './errors';
 
@@ -21,7 +22,12 @@ export class ObjectTooLargeError extends UserError {
   /** False when the object was refused while its bytes arrived: it has more than `bytes`, how many more is not known. */
   readonly sizeKnown: boolean;
   constructor(location: string, bytes: number, maxBytes: number, known: boolean) {
-    super(`${location} is ${known ? '' : 'more than '}${bytes.toLocaleString('en-US')} bytes, more than the ${maxBytes.toLocaleString('en-US')} bytes this read accepts; it was not read`, 'validation');
+    super(
+      known
+        ? `${location} is ${bytes.toLocaleString('en-US')} bytes, more than the ${maxBytes.toLocaleString('en-US')} bytes this read accepts; refused on its size, before it was read`
+        : `${location} grew past the ${maxBytes.toLocaleString('en-US')} bytes this read accepts while it was read (${bytes.toLocaleString('en-US')} bytes read); the rest was not read`,
+      'validation',
+    );
     this.name = 'ObjectTooLargeError';
     this.location = location;
     this.bytes = bytes;
@@ -30,24 +36,40 @@ export class ObjectTooLargeError extends UserError {
   }
 }
 
-/** A whole file, or ObjectTooLargeError when it has (or grows to) more than maxBytes. ENOENT and the like pass through. */
+/** A limit that is not a non-negative safe integer would silently remove the bound: a programming error. */
+export function assertByteLimit(maxBytes: number, what = 'maxBytes'): void {
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new RangeError(`${what} must be a non-negative integer, got ${String(maxBytes)}`);
+}
+
+/**
+ * A whole regular file, or ObjectTooLargeError when it has (or grows to) more than
+ * maxBytes. Anything but a regular file (a FIFO, a device, a directory) is refused without
+ * blocking: opened non-blocking, then checked. ENOENT and the like pass through. The
+ * buffer returned is the file's own (not a slice of a larger one), so it can be
+ * transferred to a worker thread without a copy.
+ */
 export async function readFileAtMost(file: string, maxBytes: number): Promise<Buffer> {
-  const handle = await open(file, 'r');
+  assertByteLimit(maxBytes);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, holding a libuv thread.
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
-    const { size } = await handle.stat();
-    if (size > maxBytes) throw new ObjectTooLargeError(file, size, maxBytes, true);
-    // One byte more than the stat said tells a file that grew since from one that did not.
-    const first = Buffer.allocUnsafe(size + 1);
-    let total = await readInto(handle, first);
-    if (total < first.length) return first.subarray(0, total);
+    const stat = await handle.stat();
+    if (stat.isDirectory()) throw Object.assign(new Error(`EISDIR: ${file} is a directory`), { code: 'EISDIR' });
+    if (!stat.isFile()) throw new UserError(`${file} is not a regular file (a FIFO, socket or device); refused without reading it`, 'validation');
+    if (stat.size > maxBytes) throw new ObjectTooLargeError(file, stat.size, maxBytes, true);
+    const first = Buffer.allocUnsafeSlow(stat.size);
+    const filled = await readInto(handle, first);
+    if (filled < first.length) return first.subarray(0, filled); // shrank since the stat
+    // Grown since the stat (or a file whose stat says 0, as /proc's do): read on, counting.
     const parts: Buffer[] = [first];
+    let total = filled;
     for (;;) {
-      if (total > maxBytes) throw new ObjectTooLargeError(file, total, maxBytes, false);
       const chunk = Buffer.allocUnsafe(GROWN_CHUNK_BYTES);
       const n = await readInto(handle, chunk);
-      if (n === 0) return Buffer.concat(parts, total);
-      parts.push(chunk.subarray(0, n));
+      if (n === 0) return parts.length === 1 ? first : Buffer.concat(parts, total);
       total += n;
+      if (total > maxBytes) throw new ObjectTooLargeError(file, total, maxBytes, false);
+      parts.push(chunk.subarray(0, n));
     }
   } finally {
     await handle.close();
@@ -56,7 +78,7 @@ export async function readFileAtMost(file: string, maxBytes: number): Promise<Bu
 
 const GROWN_CHUNK_BYTES = 1 << 16;
 
-/** Fills buffer with the file's next bytes until it is full or the file ends; returns the bytes read. Sequential (no position): pipes cannot seek. */
+/** Fills buffer with the file's next bytes until it is full or the file ends; returns the bytes read. */
 async function readInto(handle: FileHandle, buffer: Buffer): Promise<number> {
   let filled = 0;
   while (filled < buffer.length) {
@@ -67,14 +89,27 @@ async function readInto(handle: FileHandle, buffer: Buffer): Promise<number> {
   return filled;
 }
 
-/** The chunks of a body joined, or ObjectTooLargeError as soon as they pass maxBytes (the rest is not read). */
-export async function collectAtMost(chunks: AsyncIterable<Uint8Array>, location: string, maxBytes: number): Promise<Buffer> {
+/**
+ * The chunks of a body joined, or ObjectTooLargeError as soon as they pass maxBytes (the
+ * rest is not pulled). With the body's announced length, the bytes go straight into one
+ * buffer of that size: the peak is the object once, not its chunks and their join.
+ */
+export async function collectAtMost(chunks: AsyncIterable<Uint8Array>, location: string, maxBytes: number, announcedLength?: number): Promise<Buffer> {
+  assertByteLimit(maxBytes);
+  let out = announcedLength !== undefined && announcedLength <= maxBytes ? Buffer.allocUnsafeSlow(announcedLength) : undefined;
   const parts: Uint8Array[] = [];
   let total = 0;
   for await (const chunk of chunks) {
+    if (total + chunk.length > maxBytes) throw new ObjectTooLargeError(location, total + chunk.length, maxBytes, false);
+    if (out !== undefined && total + chunk.length > out.length) {
+      // More than announced (a server that lied): from here on, chunks and a join.
+      parts.push(out.subarray(0, total));
+      out = undefined;
+    }
+    if (out !== undefined) out.set(chunk, total);
+    else parts.push(chunk);
     total += chunk.length;
-    if (total > maxBytes) throw new ObjectTooLargeError(location, total, maxBytes, false);
-    parts.push(chunk);
   }
-  return Buffer.concat(parts, total);
+  if (out === undefined) return Buffer.concat(parts, total);
+  return total === out.length ? out : out.subarray(0, total);
 }

@@ -22,6 +22,7 @@ import { UserError } from '../core/errors';
 import { ForestFormatError } from './forest-error';
 import { parseForestFlat, type ForestSummary, type ParseForestOptions } from './forest-file';
 import { InvalidArtifactError, openArtifact } from './registry/common';
+import { MAX_ARTIFACT_BYTES } from './sagemaker/tar';
 import type { StoredArtifact } from './registry/types';
 import { CompiledForest, type CompileOptions } from './walker';
 import { packForest, type PackedForest } from './walker/layout';
@@ -91,6 +92,11 @@ export function loaderMemoryMb(env: NodeJS.ProcessEnv = process.env): number {
  */
 export const PARSE_MEMORY_FACTOR = 10;
 
+/** The largest forest document a load budget of memoryMb parses (checkLoadMemory): also the most an artifact for it may be. */
+export function maxDocumentBytes(memoryMb: number): number {
+  return Math.floor((memoryMb * 2 ** 20) / PARSE_MEMORY_FACTOR);
+}
+
 /**
  * Refuses, before anything is parsed, a document the load budget cannot hold. This is the
  * memory bound that holds: a worker's V8 heap limit is only a backstop, since an
@@ -132,7 +138,10 @@ export async function parseAndPack(bytes: Uint8Array, source: string, options: P
   const t0 = process.hrtime.bigint();
   let json = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const { artifact, memoryMb } = request;
-  if (artifact) json = await openArtifact({ bytes: json, sha256: artifact.sha256, source: artifact.source });
+  // With a budget, an archive inflates no further than the largest document the budget parses (a bomb of whitespace stops there).
+  const budgeted = memoryMb === undefined ? MAX_ARTIFACT_BYTES : Math.min(MAX_ARTIFACT_BYTES, maxDocumentBytes(memoryMb));
+  const limits = budgeted === MAX_ARTIFACT_BYTES ? {} : { maxBytes: budgeted, maxBytesName: `the largest forest document this service's load budget of ${memoryMb} MiB parses` };
+  if (artifact) json = await openArtifact({ bytes: json, sha256: artifact.sha256, source: artifact.source }, limits);
   return parseAndPackJson(json, source, options, memoryMb, t0);
 }
 

@@ -7,7 +7,7 @@
  * S3-compatible test server.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, truncate } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { SageMakerClient } from '@aws-sdk/client-sagemaker';
@@ -17,6 +17,8 @@ import { S3Lake } from '../../etl/lake/s3';
 import { mulberry32 } from '../../etl/synth/rng';
 import { startS3Server, type S3TestServer } from '../../etl/testing/s3-server';
 import { writeForestFile } from '../../model/forest-file';
+import { maxDocumentBytes } from '../../model/forest-loader';
+import { LocalRegistry } from '../../model/registry';
 import { sha256Hex } from '../../model/registry/common';
 import { SageMakerRegistry } from '../../model/registry/sagemaker';
 import { hostileCases, mutated } from '../../model/test/hostile-artifacts';
@@ -105,8 +107,47 @@ describe('hostile artifacts in the registry', () => {
     expect(ready.body.champion.version).toBe(1);
     // The exact size: it came from the object's Content-Length, not from counting a download.
     expect(ready.body.lastLoadFailure).toMatchObject({ version, role: 'champion' });
-    expect(ready.body.lastLoadFailure.error).toContain(`is ${size.toLocaleString('en-US')} bytes, more than the ${MAX_ARTIFACT_BYTES.toLocaleString('en-US')} bytes a registry artifact may have`);
+    expect(ready.body.lastLoadFailure.error).toContain(`is ${size.toLocaleString('en-US')} bytes, more than the ${MAX_ARTIFACT_BYTES.toLocaleString('en-US')} bytes this registry client allows`);
+    expect(ready.body.lastLoadFailure.error).toContain('refused on its size, before it was downloaded');
     const res = await request(service.handler).post('/predict').send(sampleRow()).expect(200);
     expect(res.body.model.version).toBe(1);
+  });
+});
+
+describe('the API caps an artifact at what its load budget can parse', () => {
+  let dir: string;
+  const saved = process.env.PRICESENSE_LOADER_MEMORY_MB;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-budget-'));
+    // 64 MiB of load budget parses documents of up to 6.7 MB (PARSE_MEMORY_FACTOR 10).
+    process.env.PRICESENSE_LOADER_MEMORY_MB = '64';
+  });
+  afterAll(async () => {
+    if (saved === undefined) delete process.env.PRICESENSE_LOADER_MEMORY_MB;
+    else process.env.PRICESENSE_LOADER_MEMORY_MB = saved;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('refuses a larger artifact on its size, naming the budget, and keeps serving version 1', async () => {
+    const registry = new LocalRegistry(path.join(dir, 'registry'));
+    const file = path.join(dir, 'forest.json');
+    await writeForestFile(file, makeForest(1));
+    await registry.approve((await registry.register(file, { by: 'test' })).version, 'good', 'test');
+    const service = await createService(testConfig({ registry: path.join(dir, 'registry') }), { logger: silentLogger() });
+    try {
+      await service.manager.start();
+      // Version 2's artifact replaced in place by 8 MB (sparse): over the 6,710,886 bytes the budget parses.
+      const v2 = await registry.register(file, { by: 'test' });
+      await registry.approve(v2.version, 'better', 'test');
+      await truncate(v2.artifactUri, 8_000_000);
+      await service.manager.refresh();
+      const ready = await request(service.handler).get('/ready').expect(200);
+      expect(ready.body.champion.version).toBe(1);
+      expect(ready.body.lastLoadFailure.error).toContain(
+        `version 2's artifact ${v2.artifactUri} is 8,000,000 bytes, more than the ${maxDocumentBytes(64).toLocaleString('en-US')} bytes this service loads (the largest forest document its load budget of 64 MiB parses`,
+      );
+    } finally {
+      service.manager.stop();
+    }
   });
 });

@@ -17,6 +17,7 @@ import { ApiMetrics } from '../../api/metrics';
 import { startDemoConsole, type DemoSummary } from '../../cli/demo';
 import { runCli } from '../../cli/test/run-cli';
 import { LocalLake } from '../../etl/lake/local';
+import type { ReadOptions } from '../../etl/lake/types';
 import { LocalRegistry, type ModelVersion } from '../../model/registry';
 import { createConsoleApp, parsePublicUrl } from '../app';
 import { versionsPage } from '../pages/versions';
@@ -387,9 +388,9 @@ describe('registry console over HTTP', () => {
     await cp(fx.registryDir, copy, { recursive: true });
     /** The real lake, whose gold manifest read fails as an SDK would: with an internal message. */
     class FailingLake extends LocalLake {
-      override async read(key: string): Promise<Buffer> {
+      override async read(key: string, options?: ReadOptions): Promise<Buffer> {
         if (key.includes('gold')) throw new Error('SdkInternal: socket hang up at TLSSocket.onConnectEnd (internal/bucket-7f3a)');
-        return super.read(key);
+        return super.read(key, options);
       }
     }
     const logged: string[] = [];

@@ -1,5 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { open as openFile } from 'node:fs/promises';
 import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,7 +30,21 @@ describe('readFileAtMost', () => {
     expect(err).toBeInstanceOf(ObjectTooLargeError);
     expect(err).toBeInstanceOf(UserError);
     expect(err).toMatchObject({ bytes: 1001, maxBytes: 1000, sizeKnown: true, location: file });
-    expect((err as Error).message).toBe(`${file} is 1,001 bytes, more than the 1,000 bytes this read accepts; it was not read`);
+    expect((err as Error).message).toBe(`${file} is 1,001 bytes, more than the 1,000 bytes this read accepts; refused on its size, before it was read`);
+  });
+
+  it('returns a buffer of its own (offset 0, the whole ArrayBuffer): a worker thread can take it by transfer, without a copy', async () => {
+    const file = path.join(dir, 'owned');
+    await writeFile(file, Buffer.alloc(100_000, 3));
+    const bytes = await readFileAtMost(file, 1_000_000);
+    expect(bytes.length).toBe(100_000);
+    expect([bytes.byteOffset, bytes.buffer.byteLength]).toEqual([0, 100_000]);
+  });
+
+  it('refuses a limit that is not a non-negative integer (it would silently lift the bound)', async () => {
+    const file = path.join(dir, 'a');
+    await writeFile(file, 'x');
+    for (const bad of [NaN, -1, 1.5, Infinity]) await expect(readFileAtMost(file, bad)).rejects.toThrow(RangeError);
   });
 
   it('refuses a 3 GiB (sparse) file without allocating it, where readFile would fail with an engine message', async () => {
@@ -41,27 +54,23 @@ describe('readFileAtMost', () => {
     await expect(readFileAtMost(file, 512 * 1024 * 1024)).rejects.toMatchObject({ name: 'ObjectTooLargeError', bytes: 3 * 1024 ** 3, sizeKnown: true });
   });
 
-  it('counts the bytes as they arrive when the size is not known up front (a FIFO: its stat says 0)', async () => {
+  it('counts the bytes as they arrive when the stat does not tell the size (a /proc file says 0, then has more)', async () => {
+    const status = await readFileAtMost('/proc/self/status', 1_000_000);
+    expect(status.toString('utf8')).toMatch(/^Name:/);
+    const err = await readFileAtMost('/proc/self/status', 100).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ObjectTooLargeError);
+    expect(err).toMatchObject({ maxBytes: 100, sizeKnown: false });
+    expect((err as Error).message).toMatch(/^\/proc\/self\/status grew past the 100 bytes this read accepts while it was read \([\d,]+ bytes read\); the rest was not read$/);
+  });
+
+  it('refuses a FIFO at once, without waiting for a writer (a blocking open would hold a libuv thread for good)', async () => {
     const fifo = path.join(dir, 'fifo');
     execFileSync('mkfifo', [fifo]);
-    const feed = async (n: number) => {
-      const w = await openFile(fifo, 'w');
-      try {
-        await w.write(Buffer.alloc(n, 0x61));
-      } catch {
-        // The reader stopped early and closed its end (EPIPE): what a refusal does.
-      } finally {
-        await w.close();
-      }
-    };
-    const [within] = await Promise.all([readFileAtMost(fifo, 300_000), feed(200_000)]);
-    expect(within.length).toBe(200_000);
-    expect(within.every((b) => b === 0x61)).toBe(true);
-    const [refused] = await Promise.all([readFileAtMost(fifo, 100_000).catch((e: unknown) => e), feed(200_000)]);
-    expect(refused).toBeInstanceOf(ObjectTooLargeError);
-    expect(refused).toMatchObject({ maxBytes: 100_000, sizeKnown: false });
-    expect((refused as ObjectTooLargeError).bytes).toBeGreaterThan(100_000);
-    expect((refused as Error).message).toMatch(/ is more than [\d,]+ bytes, more than the 100,000 bytes this read accepts/);
+    await expect(readFileAtMost(fifo, 1000)).rejects.toThrow(`${fifo} is not a regular file (a FIFO, socket or device); refused without reading it`);
+  });
+
+  it('gives a directory as EISDIR (a lake reads it as "not found")', async () => {
+    await expect(readFileAtMost(dir, 1000)).rejects.toMatchObject({ code: 'EISDIR' });
   });
 
   it('passes a missing file through as ENOENT (callers tell "not there" from "too big")', async () => {
@@ -82,6 +91,15 @@ describe('collectAtMost', () => {
     const body = await collectAtMost(chunks([10, 20, 30], pulled), 's3://b/k', 60);
     expect(body.length).toBe(60);
     expect(pulled.n).toBe(3);
+  });
+
+  it('with the announced length, fills one buffer of its own; more than announced still joins right', async () => {
+    const pulled = { n: 0 };
+    const body = await collectAtMost(chunks([5000, 5000], pulled), 's3://b/k', 20_000, 10_000);
+    expect([body.length, body.byteOffset, body.buffer.byteLength]).toEqual([10_000, 0, 10_000]);
+    const lied = await collectAtMost(chunks([5000, 5000, 3000], { n: 0 }), 's3://b/k', 20_000, 8000);
+    expect(lied.length).toBe(13_000);
+    expect(lied.every((b) => b === 1)).toBe(true);
   });
 
   it('stops at the chunk that passes maxBytes: the rest of the body is never pulled', async () => {

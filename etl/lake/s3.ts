@@ -22,7 +22,7 @@ import {
 import { awsErrorName as nameOf, awsHttpStatus as statusOf, networkErrorCode, translateAwsError, type AwsError, type AwsProblem } from '../../core/aws-errors';
 import type { ErrorKind } from '../../core/error-kinds';
 import { UserError } from '../../core/errors';
-import { collectAtMost, ObjectTooLargeError, type ReadOptions } from '../../core/bounded-read';
+import { assertByteLimit, collectAtMost, ObjectTooLargeError, type ReadOptions } from '../../core/bounded-read';
 import { assertLakeKey } from './keys';
 import type { Lake, LakeObject } from './types';
 
@@ -64,6 +64,13 @@ const S3_CODES = {
 export type S3LakeErrorCode = (typeof S3_CODES)[AwsProblem] | 'NoSuchBucket' | 'NoConditionalWrites';
 
 /** Thrown for S3 failures the user can act on (missing bucket or key, denied access, …); the kind follows the code. */
+/** Stops a body that will not be read: a Node stream is destroyed (its socket closed, not kept alive with unread bytes); a web stream is cancelled. */
+function discardBody(body: unknown): void {
+  const b = body as { destroy?: () => void; cancel?: () => Promise<void> };
+  if (typeof b.destroy === 'function') b.destroy();
+  else if (typeof b.cancel === 'function') void b.cancel().catch(() => undefined);
+}
+
 export class S3LakeError extends UserError {
   readonly code: S3LakeErrorCode;
   constructor(code: S3LakeErrorCode, message: string, kind: ErrorKind) {
@@ -264,6 +271,7 @@ export class S3Lake implements Lake {
   async read(key: string, options: ReadOptions = {}): Promise<Buffer> {
     assertLakeKey(key);
     const { maxBytes } = options;
+    if (maxBytes !== undefined) assertByteLimit(maxBytes);
     // The SDK retries a request, not a body cut off mid-stream (a reset connection, a server
     // restarting): that is retried here, then translated like any other read failure.
     for (let attempt = 0; ; attempt++) {
@@ -273,15 +281,15 @@ export class S3Lake implements Lake {
       if (!res.Body) throw new Error(`S3 returned no body for ${this.location(key)}`);
       if (maxBytes !== undefined && res.ContentLength !== undefined && res.ContentLength > maxBytes) {
         // Refused on its Content-Length: the body is never downloaded.
-        (res.Body as Readable).destroy();
+        discardBody(res.Body);
         throw new ObjectTooLargeError(this.location(key), res.ContentLength, maxBytes, true);
       }
       try {
         if (maxBytes === undefined) return Buffer.from(await res.Body.transformToByteArray());
-        return await collectAtMost(res.Body as Readable, this.location(key), maxBytes);
+        return await collectAtMost(res.Body as AsyncIterable<Uint8Array>, this.location(key), maxBytes, res.ContentLength);
       } catch (err) {
         if (err instanceof ObjectTooLargeError) {
-          (res.Body as Readable).destroy();
+          discardBody(res.Body);
           throw err;
         }
         if (attempt >= BODY_READ_RETRIES) {

@@ -7,7 +7,7 @@ import { GOLD_SPLITS } from '../gold-schema';
 import { LEASE_FORMAT, LEASE_PREFIX, Lease, LeaseHeldError } from '../lake/lease';
 import { LocalLake } from '../lake/local';
 import { S3Lake } from '../lake/s3';
-import type { Lake } from '../lake/types';
+import type { Lake, ReadOptions } from '../lake/types';
 import { runEtl } from '../pipeline';
 import { packageRoot } from '../../core/version';
 import { startS3Server, type S3TestServer } from '../testing/s3-server';
@@ -141,9 +141,9 @@ describe('one writer per lake', () => {
       let reads = 0;
       // A read cut off mid-transfer, twice, as an S3-compatible store can do while the object is rewritten.
       const flaky: Lake = Object.assign(Object.create(lake) as Lake, {
-        read: async (key: string): Promise<Buffer> => {
+        read: async (key: string, options?: ReadOptions): Promise<Buffer> => {
           if (key === held.key && ++reads <= 2) throw new Error('aborted');
-          return lake.read(key);
+          return lake.read(key, options);
         },
       });
       const err = await Lease.acquire(flaky).catch((e: unknown) => e);

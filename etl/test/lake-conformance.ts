@@ -108,7 +108,7 @@ export function describeLakeConformance(name: string, makeLake: () => Promise<La
       expect(err).toBeInstanceOf(ObjectTooLargeError);
       expect(err).toMatchObject({ bytes: 100_000, maxBytes: 99_999, sizeKnown: true });
       expect((err as Error).message).toContain(lake.uri('artifacts/m.bin').replace(/^file:\/\//, ''));
-      expect((err as Error).message).toContain('100,000 bytes, more than the 99,999 bytes this read accepts');
+      expect((err as Error).message).toContain('100,000 bytes, more than the 99,999 bytes this read accepts; refused on its size, before it was read');
       await expect(lake.read('artifacts/missing.bin', { maxBytes: 10 })).rejects.toThrow(/artifacts\/missing\.bin/);
     });
 

@@ -12,8 +12,8 @@ import type { ForestFileV1 } from '../format';
 import { parseForest } from '../forest-file';
 import { gateFailureMessage, type GateReport } from '../gates';
 import { FOREST_LIMITS } from '../forest-limits';
-import { forestBytesOfArtifact, MAX_ARTIFACT_BYTES } from '../sagemaker/tar';
-import type { ObjectTooLargeError } from '../../core/bounded-read';
+import { forestBytesOfArtifact, MAX_ARTIFACT_BYTES, type ReadLimits } from '../sagemaker/tar';
+import { assertByteLimit, type ObjectTooLargeError } from '../../core/bounded-read';
 import { MODEL_STATUSES, type GateOverride, type Lineage, type ModelStatus, type ModelVersion, type StoredArtifact, type TransitionOptions } from './types';
 
 export function sha256Hex(bytes: Buffer | string): string {
@@ -178,32 +178,69 @@ export class VersionNotFoundError extends UserError {
 }
 
 /**
+ * The most bytes a stored artifact may have by default: the largest forest document
+ * (FOREST_LIMITS.documentBytes). The API passes its own, lower cap — the largest document
+ * its load budget can parse (model/forest-loader.ts, maxDocumentBytes) — since the artifact
+ * is held whole while it loads. Checked before the artifact is downloaded: whoever can
+ * write to the registry must not be able to make every API worker allocate an object of
+ * any size on its next poll.
+ */
+export const MAX_STORED_ARTIFACT_BYTES = Math.max(FOREST_LIMITS.documentBytes, MAX_ARTIFACT_BYTES);
+
+/** The most bytes of one registry record (a version record, HEAD.json, the chain marker, lineage, metrics): pricesense writes a few kB. */
+export const MAX_RECORD_BYTES = 1024 * 1024;
+
+/**
+ * A version's audit trail, read whole before it is verified on every poll, is budgeted from
+ * its listing before any of it is read: each entry at most MAX_AUDIT_ENTRY_BYTES (an entry is
+ * under 1 kB), the trail at most MAX_TRAIL_ENTRIES entries and MAX_TRAIL_BYTES in all
+ * (thousands of status changes fit). Over budget, the version's trail does not verify.
+ */
+export const MAX_AUDIT_ENTRY_BYTES = 64 * 1024;
+export const MAX_TRAIL_ENTRIES = 10_000;
+export const MAX_TRAIL_BYTES = 4 * 1024 * 1024;
+
+/** Why a trail of these entry sizes is over budget, or undefined. */
+export function trailOverBudget(where: string, sizes: readonly number[]): string | undefined {
+  if (sizes.length > MAX_TRAIL_ENTRIES) return `${where} holds ${sizes.length.toLocaleString('en-US')} audit entries, more than the ${MAX_TRAIL_ENTRIES.toLocaleString('en-US')} (MAX_TRAIL_ENTRIES) a trail may have; none was read`;
+  const largest = Math.max(0, ...sizes);
+  if (largest > MAX_AUDIT_ENTRY_BYTES) return `${where} holds an audit entry of ${largest.toLocaleString('en-US')} bytes, more than the ${MAX_AUDIT_ENTRY_BYTES.toLocaleString('en-US')} (MAX_AUDIT_ENTRY_BYTES) an entry may have (pricesense writes under 1 kB); none was read`;
+  const total = sizes.reduce((a, b) => a + b, 0);
+  if (total > MAX_TRAIL_BYTES) return `${where} holds ${total.toLocaleString('en-US')} bytes of audit entries, more than the ${MAX_TRAIL_BYTES.toLocaleString('en-US')} (MAX_TRAIL_BYTES) a trail may have; none was read`;
+  return undefined;
+}
+
+/** How the default artifact cap is named in a refusal. */
+export const DEFAULT_ARTIFACT_LIMIT = 'a registry artifact may have (MAX_STORED_ARTIFACT_BYTES, model/registry/common.ts)';
+
+/** The registry options that bound what an artifact read may hold. */
+export interface ArtifactLimitOptions {
+  /** Bytes an artifact may have (MAX_STORED_ARTIFACT_BYTES by default): a larger one is refused before it is downloaded. */
+  readonly maxArtifactBytes?: number;
+  /** How a refusal names that cap (what sets it), completing "more than the N bytes …". */
+  readonly artifactLimitName?: string;
+}
+
+/** The cap and its name from the options; a cap that is not a non-negative integer is a programming error. */
+export function artifactLimit(options: ArtifactLimitOptions): { maxBytes: number; name: string } {
+  if (options.maxArtifactBytes === undefined) return { maxBytes: MAX_STORED_ARTIFACT_BYTES, name: DEFAULT_ARTIFACT_LIMIT };
+  assertByteLimit(options.maxArtifactBytes, 'maxArtifactBytes');
+  return { maxBytes: options.maxArtifactBytes, name: options.artifactLimitName ?? 'this registry client allows (its maxArtifactBytes option)' };
+}
+
+/** An artifact over the size limit, as the load failure and `registry verify` report it. */
+export function artifactTooLarge(version: number, uri: string, err: ObjectTooLargeError, limitName: string): InvalidArtifactError {
+  const refused = err.sizeKnown
+    ? `is ${err.bytes.toLocaleString('en-US')} bytes, more than the ${err.maxBytes.toLocaleString('en-US')} bytes ${limitName}; it was refused on its size, before it was downloaded`
+    : `grew past the ${err.maxBytes.toLocaleString('en-US')} bytes ${limitName} while it was read (${err.bytes.toLocaleString('en-US')} bytes read); the rest was not read`;
+  return new InvalidArtifactError(`version ${version}'s artifact ${uri} ${refused}. Not a model artifact this service can load: reject the version, or register a smaller model (\`pricesense model upgrade\` converts a format v1 file to the far smaller v2)`);
+}
+
+/**
  * The stored artifact itself is unusable (its bytes do not match the registered digest,
  * or the archive is malformed or over a limit): fetching it again gives the same answer
  * until the registry changes, so a reader need not retry it on every poll.
  */
-/**
- * The most bytes a stored artifact may have: the largest forest document
- * (FOREST_LIMITS.documentBytes). A model.tar.gz is capped lower, at MAX_ARTIFACT_BYTES,
- * compressed and decompressed, as it is read. Checked before the artifact is downloaded:
- * whoever can write to the registry must not be able to make every API worker allocate
- * an object of any size on its next poll.
- */
-export const MAX_STORED_ARTIFACT_BYTES = Math.max(FOREST_LIMITS.documentBytes, MAX_ARTIFACT_BYTES);
-
-/** The most bytes of one registry record (a version record, an audit entry, lineage, metrics): far above any pricesense writes. */
-export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
-
-/** An artifact over the size limit, as the load failure and `registry verify` report it. */
-export function artifactTooLarge(version: number, uri: string, err: ObjectTooLargeError): InvalidArtifactError {
-  const size = `${err.sizeKnown ? '' : 'more than '}${err.bytes.toLocaleString('en-US')}`;
-  return new InvalidArtifactError(
-    `version ${version}'s artifact ${uri} is ${size} bytes, more than the ${err.maxBytes.toLocaleString('en-US')} bytes a registry artifact may have ` +
-      '(MAX_STORED_ARTIFACT_BYTES, model/registry/common.ts: the largest forest document); it was refused before it was downloaded. ' +
-      'Not a pricesense model artifact: reject the version, or register the real one',
-  );
-}
-
 export class InvalidArtifactError extends UserError {
   constructor(message: string) {
     super(message, 'integrity');
@@ -248,7 +285,7 @@ export class ChecksumMismatchError extends InvalidArtifactError {
  * the registered ones. Errors are InvalidArtifactError: the stored artifact, not the
  * reader, is at fault.
  */
-export async function openArtifact(artifact: StoredArtifact): Promise<Buffer> {
+export async function openArtifact(artifact: StoredArtifact, limits: ReadLimits = {}): Promise<Buffer> {
   const { bytes, sha256, source } = artifact;
   const hash = createHash('sha256');
   let hashed = 0;
@@ -256,6 +293,7 @@ export async function openArtifact(artifact: StoredArtifact): Promise<Buffer> {
   let failure: unknown;
   try {
     forest = await forestBytesOfArtifact(bytes, source, {
+      ...limits,
       onChunk: (chunk) => {
         hash.update(chunk);
         hashed += chunk.length;

@@ -12,13 +12,15 @@ import { LocalRegistry } from './local';
 import type { Registry } from './types';
 
 export * from './types';
-export { ChecksumMismatchError, CorruptVersionError, gateFailure, GateOverrideRequiredError, gatesToOverride, hasGateResults, InvalidArtifactError, parseStatus, VersionNotFoundError } from './common';
+import type { ArtifactLimitOptions } from './common';
+
+export { ChecksumMismatchError, CorruptVersionError, MAX_STORED_ARTIFACT_BYTES, gateFailure, GateOverrideRequiredError, gatesToOverride, hasGateResults, InvalidArtifactError, parseStatus, VersionNotFoundError } from './common';
 export { AuditChainError, ConcurrentChangeError, UnmigratedVersionError } from './audit-chain';
 export { LocalRegistry } from './local';
 
 export const DEFAULT_REGISTRY = SETTINGS.registry.fallback;
 
-export interface OpenRegistryOptions {
+export interface OpenRegistryOptions extends ArtifactLimitOptions {
   /** SageMaker backend: the lake for artifacts (default: openLake(), i.e. PRICESENSE_LAKE). */
   readonly lake?: Lake;
   /** SageMaker backend: a preconfigured client (default: adaptive retries, region and credentials from the environment). */
@@ -40,11 +42,12 @@ export async function openRegistry(uri?: string, options: OpenRegistryOptions = 
     // Loaded lazily: local use never pays for the SageMaker SDK.
     const { SageMakerRegistry } = await import('./sagemaker');
     const lake = options.lake ?? (await openLake());
-    return new SageMakerRegistry(group, { lake, client: options.sagemaker, image: options.image });
+    return new SageMakerRegistry(group, { lake, client: options.sagemaker, image: options.image, maxArtifactBytes: options.maxArtifactBytes, artifactLimitName: options.artifactLimitName });
   }
-  if (/^file:\/\//i.test(target)) return new LocalRegistry(decodeURIComponent(target.replace(/^file:\/\//i, '')));
+  const limits = { maxArtifactBytes: options.maxArtifactBytes, artifactLimitName: options.artifactLimitName };
+  if (/^file:\/\//i.test(target)) return new LocalRegistry(decodeURIComponent(target.replace(/^file:\/\//i, '')), limits);
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) {
     throw new UserError(`unsupported registry URI '${target}': use a local directory, file:///path, or sagemaker://<model-package-group>`);
   }
-  return new LocalRegistry(path.resolve(target));
+  return new LocalRegistry(path.resolve(target), limits);
 }

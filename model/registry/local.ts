@@ -49,7 +49,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { SETTINGS, configuredSetting } from '../../core/config';
 import { UserError } from '../../core/errors';
@@ -81,17 +81,21 @@ import {
 import { ObjectTooLargeError, readFileAtMost } from '../../core/bounded-read';
 import {
   actor,
+  artifactLimit,
   artifactTooLarge,
+  type ArtifactLimitOptions,
   assertTransition,
   assertVersionNumber,
   CorruptVersionError,
   gateOverrideOf,
   InvalidArtifactError,
+  MAX_AUDIT_ENTRY_BYTES,
   MAX_RECORD_BYTES,
-  MAX_STORED_ARTIFACT_BYTES,
+  MAX_TRAIL_BYTES,
   openArtifact,
   readCandidate,
   sha256Hex,
+  trailOverBudget,
   VersionNotFoundError,
   withWarning,
 } from './common';
@@ -156,24 +160,22 @@ function headBytes(head: Head): string {
   return `${JSON.stringify(head)}\n`;
 }
 
-export interface LocalRegistryOptions {
+export interface LocalRegistryOptions extends ArtifactLimitOptions {
   /** The audit key; PRICESENSE_REGISTRY_AUDIT_KEY by default. */
   readonly auditKey?: string;
-  /** Bytes an artifact may have (MAX_STORED_ARTIFACT_BYTES by default): a larger one is refused before it is read. */
-  readonly maxArtifactBytes?: number;
 }
 
 export class LocalRegistry implements Registry {
   readonly uri: string;
   private readonly versionsDir: string;
   private readonly stagingDir: string;
-  private readonly maxArtifactBytes: number;
+  private readonly artifactLimit: { readonly maxBytes: number; readonly name: string };
   private readonly witness = new ChainWitness();
   private readonly auditKey: string | undefined;
 
   constructor(root: string, options: LocalRegistryOptions = {}) {
     this.auditKey = options.auditKey ?? configuredSetting('registryAuditKey');
-    this.maxArtifactBytes = options.maxArtifactBytes ?? MAX_STORED_ARTIFACT_BYTES;
+    this.artifactLimit = artifactLimit(options);
     this.uri = path.resolve(root);
     this.versionsDir = path.join(this.uri, 'versions');
     this.stagingDir = path.join(this.uri, '.staging');
@@ -303,9 +305,9 @@ export class LocalRegistry implements Registry {
 
   private async readArtifact(version: number, file: string): Promise<Buffer> {
     try {
-      return await readFileAtMost(file, this.maxArtifactBytes);
+      return await readFileAtMost(file, this.artifactLimit.maxBytes);
     } catch (err) {
-      if (err instanceof ObjectTooLargeError) throw artifactTooLarge(version, file, err);
+      if (err instanceof ObjectTooLargeError) throw artifactTooLarge(version, file, err, this.artifactLimit.name);
       throw err;
     }
   }
@@ -413,11 +415,19 @@ export class LocalRegistry implements Registry {
       if (err.code === 'ENOENT') return [] as string[];
       throw err;
     });
-    for (const name of names) {
-      const m = AUDIT_FILE.exec(name);
-      if (!m) continue;
+    const entries = names.filter((name) => AUDIT_FILE.test(name));
+    const tooMany = trailOverBudget(auditDir, entries.map(() => 0));
+    if (tooMany !== undefined) throw new AuditChainError(version, tooMany);
+    // Read one at a time against the trail's byte budget: what a poll holds of a trail is bounded whatever its files say.
+    let trailBytes = 0;
+    for (const name of entries) {
       const file = path.join(auditDir, name);
-      stored.push({ seq: Number(m[1]), bytes: await readAuditFile(version, file), where: `audit entry ${file}` });
+      const bytes = await readAuditFile(version, file);
+      trailBytes += bytes.length;
+      if (trailBytes > MAX_TRAIL_BYTES) {
+        throw new AuditChainError(version, `${auditDir} holds more than ${MAX_TRAIL_BYTES.toLocaleString('en-US')} bytes of audit entries (MAX_TRAIL_BYTES); the rest was not read`);
+      }
+      stored.push({ seq: Number(AUDIT_FILE.exec(name)![1]), bytes, where: `audit entry ${file}` });
     }
     if (stored.length === 0) throw new AuditChainError(version, `${auditDir} holds no audit entries (the registration entry is missing)`);
     stored.sort((a, b) => a.seq - b.seq);
@@ -629,10 +639,10 @@ export class LocalRegistry implements Registry {
   }
 }
 
-/** An audit entry's bytes; one over MAX_RECORD_BYTES is the version's broken trail, not a reason to hold it. */
+/** An audit entry's bytes; one over MAX_AUDIT_ENTRY_BYTES is the version's broken trail, not a reason to hold it. */
 async function readAuditFile(version: number, file: string): Promise<Buffer> {
   try {
-    return await readFileAtMost(file, MAX_RECORD_BYTES);
+    return await readFileAtMost(file, MAX_AUDIT_ENTRY_BYTES);
   } catch (err) {
     if (err instanceof ObjectTooLargeError) throw new AuditChainError(version, err.message);
     throw err;
@@ -721,7 +731,7 @@ async function replaceDurable(dir: string, name: string, bytes: Buffer | string)
 
 async function readEntryQuietly(file: string): Promise<ChainedEntry | undefined> {
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as ChainedEntry;
+    return JSON.parse((await readFileAtMost(file, MAX_AUDIT_ENTRY_BYTES)).toString('utf8')) as ChainedEntry;
   } catch {
     return undefined;
   }

@@ -86,16 +86,19 @@ import {
 import { ObjectTooLargeError } from '../../core/bounded-read';
 import {
   actor,
+  artifactLimit,
   artifactTooLarge,
+  type ArtifactLimitOptions,
   assertTransition,
   assertVersionNumber,
   CorruptVersionError,
   gateOverrideOf,
+  MAX_AUDIT_ENTRY_BYTES,
   MAX_RECORD_BYTES,
-  MAX_STORED_ARTIFACT_BYTES,
   openArtifact,
   readCandidate,
   sha256Hex,
+  trailOverBudget,
   VersionNotFoundError,
   withWarning,
 } from './common';
@@ -141,14 +144,12 @@ const MARKER_COMPLETE = 'CHAIN-complete.json';
 /** <entry time, compact ISO>-<random>.json: an entry written before the chain (no sequence number), sealed by `registry migrate`. */
 const LEGACY_AUDIT_KEY = /\/audit\/(\d{6})\/\d{8}T\d{9}Z-[0-9a-f]{8}\.json$/;
 
-export interface SageMakerRegistryOptions {
+export interface SageMakerRegistryOptions extends ArtifactLimitOptions {
   /** The lake holding artifacts; must be an S3 lake (ModelDataUrl is an s3:// URI). */
   readonly lake: Lake;
   readonly client?: SageMakerClient;
   /** The API container image for InferenceSpecification; default PRICESENSE_IMAGE. */
   readonly image?: string;
-  /** Bytes an artifact may have (MAX_STORED_ARTIFACT_BYTES by default): a larger one is refused before it is downloaded. */
-  readonly maxArtifactBytes?: number;
 }
 
 interface LineageDocument {
@@ -177,7 +178,7 @@ export class SageMakerRegistry implements Registry {
   private readonly lake: Lake;
   private readonly client: SageMakerClient;
   private readonly image: string | undefined;
-  private readonly maxArtifactBytes: number;
+  private readonly artifactLimit: { readonly maxBytes: number; readonly name: string };
   private readonly witness = new ChainWitness();
   private groupArn: string | undefined;
 
@@ -191,7 +192,7 @@ export class SageMakerRegistry implements Registry {
     this.group = group;
     this.uri = `sagemaker://${group}`;
     this.lake = options.lake;
-    this.maxArtifactBytes = options.maxArtifactBytes ?? MAX_STORED_ARTIFACT_BYTES;
+    this.artifactLimit = artifactLimit(options);
     this.client = options.client ?? createSageMakerClient();
     this.image = configuredSetting('image', options.image);
   }
@@ -348,9 +349,9 @@ export class SageMakerRegistry implements Registry {
 
   private async readArtifact(version: number, key: string): Promise<Buffer> {
     try {
-      return await this.lake.read(key, { maxBytes: this.maxArtifactBytes });
+      return await this.lake.read(key, { maxBytes: this.artifactLimit.maxBytes });
     } catch (err) {
-      if (err instanceof ObjectTooLargeError) throw artifactTooLarge(version, this.lake.uri(key), err);
+      if (err instanceof ObjectTooLargeError) throw artifactTooLarge(version, this.lake.uri(key), err, this.artifactLimit.name);
       throw err;
     }
   }
@@ -376,7 +377,7 @@ export class SageMakerRegistry implements Registry {
   }
 
   /** One package: its audit chain, its status against the chain, its artifact's digest. */
-  private async checkPackage(d: DescribeModelPackageOutput, audits?: AuditObject[]): Promise<VersionCheck> {
+  private async checkPackage(d: DescribeModelPackageOutput, audits?: VersionAudit): Promise<VersionCheck> {
     const problems: string[] = [];
     const warnings: string[] = [];
     const version = d.ModelPackageVersion!;
@@ -693,17 +694,44 @@ export class SageMakerRegistry implements Registry {
    * The audit objects under a prefix, by version: the whole group's (one listing for
    * `list` and `verify`) or one version's.
    */
-  private async readAuditObjects(prefix: string): Promise<Map<number, AuditObject[]>> {
-    const objects = (await this.lake.list(prefix)).filter((o) => AUDIT_KEY.test(o.key) || LEGACY_AUDIT_KEY.test(o.key));
-    const read = await mapLimit(objects, 8, async (o) => ({ key: o.key, bytes: await this.readIfPresent(o.key) }));
-    const byVersion = new Map<number, AuditObject[]>();
-    for (const { key, bytes } of read) {
+  private async readAuditObjects(prefix: string): Promise<Map<number, VersionAudit>> {
+    const listed = (await this.lake.list(prefix)).filter((o) => AUDIT_KEY.test(o.key) || LEGACY_AUDIT_KEY.test(o.key));
+    const versionOf = (key: string) => Number((AUDIT_KEY.exec(key) ?? LEGACY_AUDIT_KEY.exec(key)!)[1]);
+    // Budgeted from the listing before anything is read: a version over it is refused whole (its trail does not verify).
+    const sizes = new Map<number, number[]>();
+    for (const o of listed) {
+      const v = versionOf(o.key);
+      const list = sizes.get(v);
+      if (list) list.push(o.size);
+      else sizes.set(v, [o.size]);
+    }
+    const byVersion = new Map<number, VersionAudit>();
+    for (const [v, s] of sizes) {
+      const problem = trailOverBudget(this.lake.uri(this.auditPrefix(v)), s);
+      if (problem !== undefined) byVersion.set(v, Object.assign([] as AuditObject[], { overBudget: problem }));
+    }
+    const objects = listed.filter((o) => !byVersion.has(versionOf(o.key)));
+    const read = await mapLimit(objects, 8, async (o) => {
+      try {
+        return { key: o.key, bytes: await this.readIfPresent(o.key, MAX_AUDIT_ENTRY_BYTES) };
+      } catch (err) {
+        // Replaced by a larger object since the listing.
+        if (err instanceof ObjectTooLargeError) return { key: o.key, bytes: undefined, overBudget: err.message };
+        throw err;
+      }
+    });
+    for (const { key, bytes, overBudget } of read) {
+      const v = versionOf(key);
+      if (overBudget !== undefined) {
+        byVersion.set(v, Object.assign([] as AuditObject[], { overBudget }));
+        continue;
+      }
       if (!bytes) continue;
-      const chained = AUDIT_KEY.exec(key);
-      const v = Number((chained ?? LEGACY_AUDIT_KEY.exec(key)!)[1]);
       let list = byVersion.get(v);
+      if (list?.overBudget !== undefined) continue;
       if (!list) byVersion.set(v, (list = []));
-      list.push({ key, seq: chained ? Number(chained[2]) : 0, bytes });
+      const chained = AUDIT_KEY.exec(key);
+      (list as AuditObject[]).push({ key, seq: chained ? Number(chained[2]) : 0, bytes });
     }
     return byVersion;
   }
@@ -714,9 +742,10 @@ export class SageMakerRegistry implements Registry {
    * saw before. A package registered through pricesense must start with its
    * registration entry; one registered elsewhere (the pipeline) may have no entries.
    */
-  private async readChain(d: DescribeModelPackageOutput, known?: AuditObject[]): Promise<PackageTrail> {
+  private async readChain(d: DescribeModelPackageOutput, known?: VersionAudit): Promise<PackageTrail> {
     const version = d.ModelPackageVersion!;
     const all = known ?? (await this.readAuditObjects(this.auditPrefix(version))).get(version) ?? [];
+    if (all.overBudget !== undefined) throw new AuditChainError(version, all.overBudget);
     const objects = all.filter((o) => o.seq > 0);
     const byPricesense = (d.CustomerMetadataProperties ?? {})[`${META}lineage`] !== undefined;
     const legacy = this.legacyOf(all);
@@ -869,9 +898,9 @@ export class SageMakerRegistry implements Registry {
   }
 
   /** An object listed a moment ago may be gone: a withdrawn claim (see transition). */
-  private async readIfPresent(key: string): Promise<Buffer | undefined> {
+  private async readIfPresent(key: string, maxBytes = MAX_RECORD_BYTES): Promise<Buffer | undefined> {
     try {
-      return await this.lake.read(key, { maxBytes: MAX_RECORD_BYTES });
+      return await this.lake.read(key, { maxBytes });
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (code === 'NoSuchKey' || code === 'ENOENT') return undefined;
@@ -939,6 +968,9 @@ interface AuditObject {
   readonly seq: number;
   readonly bytes: Buffer;
 }
+
+/** A version's audit objects, or none and why: a trail over its budget (see trailOverBudget) is not read. */
+type VersionAudit = readonly AuditObject[] & { readonly overBudget?: string };
 
 /** The chain's anchor: what SageMaker recorded at creation and never changes (entry 1 names its digest). */
 function anchorOf(d: DescribeModelPackageOutput): string {

@@ -43,6 +43,8 @@ export const MAX_ARTIFACT_BYTES = 256 * 1024 * 1024;
 export interface ReadLimits {
   /** Decompressed bytes at most (default MAX_ARTIFACT_BYTES). */
   readonly maxBytes?: number;
+  /** How a refusal names maxBytes (default "MAX_ARTIFACT_BYTES"; a load budget's cap says so). */
+  readonly maxBytesName?: string;
   /** Compressed (input) bytes at most (default MAX_ARTIFACT_BYTES). */
   readonly maxCompressedBytes?: number;
 }
@@ -136,6 +138,7 @@ class TarChunkParser {
     private readonly source: string,
     private readonly keep: MemberFilter,
     private readonly maxBytes: number,
+    private readonly maxBytesName: string,
   ) {}
 
   push(chunk: Buffer): void {
@@ -199,7 +202,7 @@ class TarChunkParser {
     const type = String.fromCharCode(header[156] || 0x30);
     // Refused from the header alone: a member larger than what the whole archive may decompress to is never read, let alone held.
     if (size > this.maxBytes - this.pos) {
-      throw new UserError(`${source}: tar entry at byte ${at} declares ${size} bytes, more than the ${this.maxBytes} bytes (MAX_ARTIFACT_BYTES) an artifact may decompress to: a corrupt or crafted archive, or not a model artifact`);
+      throw new UserError(`${source}: tar entry at byte ${at} declares ${size} bytes, more than the ${this.maxBytes} bytes (${this.maxBytesName}) an artifact may decompress to: a corrupt or crafted archive, or not a model artifact`);
     }
     this.remaining = size;
     this.padding = (BLOCK - (size % BLOCK)) % BLOCK;
@@ -278,8 +281,9 @@ function decompressError(err: NodeJS.ErrnoException, source: string, compressed:
  */
 export async function readTarMembers(input: ArchiveInput, source: string, keep: MemberFilter, options: StreamReadOptions = {}): Promise<TarEntry[]> {
   const maxBytes = options.maxBytes ?? MAX_ARTIFACT_BYTES;
+  const maxBytesName = options.maxBytesName ?? 'MAX_ARTIFACT_BYTES';
   const maxCompressed = options.maxCompressedBytes ?? MAX_ARTIFACT_BYTES;
-  const parser = new TarChunkParser(source, keep, maxBytes);
+  const parser = new TarChunkParser(source, keep, maxBytes, maxBytesName);
   let compressed = 0;
   // Our own refusal, kept: stream.pipeline reports a stage that threw as an AbortError of the others.
   let refusal: UserError | undefined;
@@ -306,7 +310,7 @@ export async function readTarMembers(input: ArchiveInput, source: string, keep: 
         if (err instanceof UserError) refusal = err;
         throw err;
       }
-      if (decompressed > maxBytes) refuse(`${source}: decompresses to more than ${maxBytes} bytes (MAX_ARTIFACT_BYTES): a gzip bomb, or not a model artifact`);
+      if (decompressed > maxBytes) refuse(`${source}: decompresses to more than ${maxBytes} bytes (${maxBytesName}): a gzip bomb, or not a model artifact`);
     }
   };
   const chunks = counted();

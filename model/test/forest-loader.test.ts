@@ -2,7 +2,7 @@ import { UserError } from '../../core/errors';
 import { ForestFormatError } from '../forest-error';
 import { forestJson, upgradeForest } from '../forest-file';
 import { createHash } from 'node:crypto';
-import { loadForest, loadForestInWorker, WorkerLoadError } from '../forest-loader';
+import { loadForest, loadForestInWorker, maxDocumentBytes, WorkerLoadError } from '../forest-loader';
 import { InvalidArtifactError } from '../registry';
 import { writeTarGz } from '../sagemaker/tar';
 import { referenceProba } from './reference-scorer';
@@ -145,6 +145,14 @@ describe('the worker loader on a registry artifact, and its bounds', () => {
     const err = await loadForestInWorker({ bytes: Buffer.from(text) }, 'reg v4', options, {}, { memoryMb: 0.01 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UserError);
     expect((err as Error).message).toMatch(/^reg v4: a 0\.\d MB forest document needs about \d+ MiB to load, more than this service's load budget of 0\.01 MiB .*pricesense model upgrade/);
+  }, 60_000);
+
+  it('inflates a model.tar.gz no further than the largest document its budget parses (a whitespace bomb stops there)', async () => {
+    // 2 MiB of budget parses up to 209,715 bytes: 1 MB of spaces around the forest is refused while it inflates, not held whole.
+    const archive = own(writeTarGz([{ name: 'forest.json', data: Buffer.concat([Buffer.alloc(1_000_000, 0x20), Buffer.from(text)]) }]));
+    const err = await loadForestInWorker({ artifact: { bytes: archive, sha256: sha(archive), source: 'version 6 (model.tar.gz)' } }, 'reg v6', options, {}, { memoryMb: 2 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArtifactError);
+    expect((err as Error).message).toContain(`more than the ${maxDocumentBytes(2)} bytes (the largest forest document this service's load budget of 2 MiB parses) an artifact may decompress to`);
   }, 60_000);
 
   it('stops a worker that does not answer by its deadline', async () => {

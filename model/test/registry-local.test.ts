@@ -2,7 +2,7 @@ import { mkdtemp, mkdir, readdir, readFile, rm, stat, truncate, writeFile } from
 import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../../core/errors';
-import { MAX_RECORD_BYTES, sha256Hex } from '../registry/common';
+import { MAX_AUDIT_ENTRY_BYTES, MAX_RECORD_BYTES, MAX_TRAIL_BYTES, sha256Hex } from '../registry/common';
 import { AuditChainError, ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, LocalRegistry, openRegistry, UnmigratedVersionError, type ModelVersion, type Registry } from '../registry';
 import { legacyTrail, writeFixtureForest, writeLegacyLocalVersion } from './registry-fixtures';
 
@@ -348,21 +348,33 @@ describe('local registry: latestApproved', () => {
     await expect(fresh.show(2)).rejects.toThrow(/version 2: registry record unreadable: .*version\.json is not valid JSON/);
   });
 
-  it('passes over a version whose record or audit entry is larger than MAX_RECORD_BYTES without reading it, and reports it', async () => {
+  it('passes over a version whose record, audit entry or whole trail is over its cap without holding it, and reports it', async () => {
     await registerSeeds(1, 2, 3);
     await registry.approve(1, 'ok');
     await registry.approve(2, 'better');
     await registry.approve(3, 'best');
-    // Sparse: 17 MiB on paper, nothing on disk. A registry writer could make it 2 GiB: every worker would allocate it on each poll.
+    // Sparse: over the cap on paper, nothing on disk. A registry writer could make it 2 GiB: every worker would allocate it on each poll.
     await truncate(path.join(root, 'versions', '000003', 'version.json'), MAX_RECORD_BYTES + 1);
     const fresh = new LocalRegistry(root);
     expect(await fresh.latestServable()).toMatchObject({
       latest: { version: 2 },
       broken: [{ version: 3, problem: expect.stringContaining(`version.json is ${(MAX_RECORD_BYTES + 1).toLocaleString('en-US')} bytes, more than the ${MAX_RECORD_BYTES.toLocaleString('en-US')} bytes`) }],
     });
-    const [entry] = (await readdir(path.join(root, 'versions', '000002', 'audit'))).filter((n) => n !== 'HEAD.json').sort();
-    await truncate(path.join(root, 'versions', '000002', 'audit', entry), MAX_RECORD_BYTES + 1);
-    await expect(fresh.show(2)).rejects.toThrow(AuditChainError);
+    const audit2 = path.join(root, 'versions', '000002', 'audit');
+    const [entry] = (await readdir(audit2)).filter((n) => n !== 'HEAD.json').sort();
+    const original = await readFile(path.join(audit2, entry));
+    await truncate(path.join(audit2, entry), MAX_AUDIT_ENTRY_BYTES + 1);
+    await expect(fresh.show(2)).rejects.toThrow(`is ${(MAX_AUDIT_ENTRY_BYTES + 1).toLocaleString('en-US')} bytes, more than the ${MAX_AUDIT_ENTRY_BYTES.toLocaleString('en-US')} bytes`);
+    expect(await fresh.latestServable()).toMatchObject({ latest: { version: 1 } });
+    // Each entry within its cap, the trail over MAX_TRAIL_BYTES: read no further than the budget.
+    await writeFile(path.join(audit2, entry), original);
+    const extra = Math.ceil(MAX_TRAIL_BYTES / MAX_AUDIT_ENTRY_BYTES) + 1;
+    for (let i = 0; i < extra; i++) {
+      const file = path.join(audit2, `${String(900 + i).padStart(6, '0')}.json`);
+      await writeFile(file, '');
+      await truncate(file, MAX_AUDIT_ENTRY_BYTES);
+    }
+    await expect(fresh.show(2)).rejects.toThrow(new RegExp(`holds more than ${MAX_TRAIL_BYTES.toLocaleString('en-US')} bytes of audit entries \\(MAX_TRAIL_BYTES\\); the rest was not read`));
     expect(await fresh.latestServable()).toMatchObject({ latest: { version: 1 } });
   });
 

@@ -22,7 +22,7 @@ import {
 import type { AwsClientStub } from 'aws-sdk-client-mock';
 import { S3Lake } from '../../etl/lake/s3';
 import { startS3Server, type S3TestServer } from '../../etl/testing/s3-server';
-import { MAX_RECORD_BYTES, sha256Hex } from '../registry/common';
+import { MAX_AUDIT_ENTRY_BYTES, MAX_RECORD_BYTES, sha256Hex } from '../registry/common';
 import { AuditChainError, ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, UnmigratedVersionError, type ModelStatus, type ModelVersion } from '../registry';
 import { createSageMakerClient, SageMakerRegistry, SAGEMAKER_MAX_ATTEMPTS } from '../registry/sagemaker';
 import { legacySageMakerAuditObject, legacyTrail, writeFixtureForest } from './registry-fixtures';
@@ -449,6 +449,18 @@ describe('SageMaker registry: tamper-evident audit trail, cross-checked with Sag
     await expect(fresh.show(2)).rejects.toThrow(/version 2: audit trail does not verify: audit object .*000002\.json does not link to entry 1/);
     // SageMaker still says Approved, but the trail cannot be trusted: the previous version is served.
     expect(await fresh.latestServable()).toMatchObject({ latest: { version: 1 }, broken: [{ version: 2 }] });
+  });
+
+  it('a package whose audit objects are over the trail budget is passed over without reading them, not a failed poll', async () => {
+    const [first] = await auditObjects(2);
+    // One entry over MAX_AUDIT_ENTRY_BYTES: refused from the listing's size.
+    await lake.write(first, Buffer.alloc(MAX_AUDIT_ENTRY_BYTES + 1, 0x20));
+    const fresh = new SageMakerRegistry(GROUP, { lake, client, image: IMAGE });
+    await expect(fresh.show(2)).rejects.toThrow(AuditChainError);
+    await expect(fresh.show(2)).rejects.toThrow(`holds an audit entry of ${(MAX_AUDIT_ENTRY_BYTES + 1).toLocaleString('en-US')} bytes, more than the ${MAX_AUDIT_ENTRY_BYTES.toLocaleString('en-US')} (MAX_AUDIT_ENTRY_BYTES)`);
+    expect(await fresh.latestServable()).toMatchObject({ latest: { version: 1 }, broken: [{ version: 2 }] });
+    const report = await fresh.verify();
+    expect(report.versions.find((c) => c.version === 2)?.problems.join('\n')).toMatch(/MAX_AUDIT_ENTRY_BYTES/);
   });
 
   it('one package with an unparsable or missing lineage object is passed over and reported, not a failed poll', async () => {
