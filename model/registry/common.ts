@@ -196,7 +196,7 @@ export const MAX_RECORD_BYTES = 1024 * 1024;
  * under 1 kB), the trail at most MAX_TRAIL_ENTRIES entries and MAX_TRAIL_BYTES in all
  * (thousands of status changes fit). Over budget, the version's trail does not verify.
  */
-export const MAX_AUDIT_ENTRY_BYTES = 64 * 1024;
+export const MAX_AUDIT_ENTRY_BYTES = 1024 * 1024; // a note has no length limit on the CLI: an entry pricesense wrote itself must stay readable
 export const MAX_TRAIL_ENTRIES = 10_000;
 export const MAX_TRAIL_BYTES = 4 * 1024 * 1024;
 
