@@ -60,15 +60,17 @@ export async function readFileAtMost(file: string, maxBytes: number): Promise<Bu
     const first = Buffer.allocUnsafeSlow(stat.size);
     const filled = await readInto(handle, first);
     if (filled < first.length) return first.subarray(0, filled); // shrank since the stat
-    // Grown since the stat (or a file whose stat says 0, as /proc's do): read on, counting.
-    const parts: Buffer[] = [first];
-    let total = filled;
+    // One byte more tells a file that grew since the stat (or one whose stat says 0, as /proc's do) from one that did not.
+    const probe = Buffer.allocUnsafe(1);
+    if ((await readInto(handle, probe)) === 0) return first;
+    const parts: Buffer[] = [first, probe];
+    let total = filled + 1;
     for (;;) {
+      if (total > maxBytes) throw new ObjectTooLargeError(file, total, maxBytes, false);
       const chunk = Buffer.allocUnsafe(GROWN_CHUNK_BYTES);
       const n = await readInto(handle, chunk);
-      if (n === 0) return parts.length === 1 ? first : Buffer.concat(parts, total);
+      if (n === 0) return Buffer.concat(parts, total);
       total += n;
-      if (total > maxBytes) throw new ObjectTooLargeError(file, total, maxBytes, false);
       parts.push(chunk.subarray(0, n));
     }
   } finally {

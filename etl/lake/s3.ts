@@ -63,7 +63,6 @@ const S3_CODES = {
 
 export type S3LakeErrorCode = (typeof S3_CODES)[AwsProblem] | 'NoSuchBucket' | 'NoConditionalWrites';
 
-/** Thrown for S3 failures the user can act on (missing bucket or key, denied access, …); the kind follows the code. */
 /** Stops a body that will not be read: a Node stream is destroyed (its socket closed, not kept alive with unread bytes); a web stream is cancelled. */
 function discardBody(body: unknown): void {
   const b = body as { destroy?: () => void; cancel?: () => Promise<void> };
@@ -71,6 +70,7 @@ function discardBody(body: unknown): void {
   else if (typeof b.cancel === 'function') void b.cancel().catch(() => undefined);
 }
 
+/** Thrown for S3 failures the user can act on (missing bucket or key, denied access, …); the kind follows the code. */
 export class S3LakeError extends UserError {
   readonly code: S3LakeErrorCode;
   constructor(code: S3LakeErrorCode, message: string, kind: ErrorKind) {
