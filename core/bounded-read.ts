@@ -14,8 +14,18 @@ export interface ReadOptions {
   readonly maxBytes?: number;
 }
 
+/**
+ * An object a bounded read refused without holding it: too large (ObjectTooLargeError) or
+ * not a regular file (NotRegularFileError). A caller that reads one version's or one
+ * entry's object maps this to that version's defect, so one planted object does not fail
+ * a whole registry poll.
+ */
+export abstract class RefusedReadError extends UserError {
+  abstract readonly location: string;
+}
+
 /** An object larger than a read accepts. */
-export class ObjectTooLargeError extends UserError {
+export class ObjectTooLargeError extends RefusedReadError {
   readonly location: string;
   readonly bytes: number;
   readonly maxBytes: number;
@@ -36,6 +46,27 @@ export class ObjectTooLargeError extends UserError {
   }
 }
 
+/**
+ * A path that is not a regular file: a directory (code EISDIR, which a lake reads as "not
+ * found"), or a FIFO, socket or device (code ENOTREG), which reading could block on or
+ * never finish.
+ */
+export class NotRegularFileError extends RefusedReadError {
+  readonly location: string;
+  readonly code: 'EISDIR' | 'ENOTREG';
+  constructor(location: string, directory: boolean) {
+    super(
+      directory
+        ? `${location} is a directory, not a file; refused without reading it`
+        : `${location} is not a regular file (a FIFO, socket or device); refused without reading it, since reading it could block or never end`,
+      'validation',
+    );
+    this.name = 'NotRegularFileError';
+    this.location = location;
+    this.code = directory ? 'EISDIR' : 'ENOTREG';
+  }
+}
+
 /** A limit that is not a non-negative safe integer would silently remove the bound: a programming error. */
 export function assertByteLimit(maxBytes: number, what = 'maxBytes'): void {
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new RangeError(`${what} must be a non-negative integer, got ${String(maxBytes)}`);
@@ -44,7 +75,7 @@ export function assertByteLimit(maxBytes: number, what = 'maxBytes'): void {
 /**
  * A whole regular file, or ObjectTooLargeError when it has (or grows to) more than
  * maxBytes. Anything but a regular file (a FIFO, a device, a directory) is refused without
- * blocking: opened non-blocking, then checked. ENOENT and the like pass through. The
+ * blocking (NotRegularFileError): opened non-blocking, then checked. ENOENT and the like pass through. The
  * buffer returned is the file's own (not a slice of a larger one), so it can be
  * transferred to a worker thread without a copy.
  */
@@ -54,8 +85,7 @@ export async function readFileAtMost(file: string, maxBytes: number): Promise<Bu
   const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const stat = await handle.stat();
-    if (stat.isDirectory()) throw Object.assign(new Error(`EISDIR: ${file} is a directory`), { code: 'EISDIR' });
-    if (!stat.isFile()) throw new UserError(`${file} is not a regular file (a FIFO, socket or device); refused without reading it`, 'validation');
+    if (!stat.isFile()) throw new NotRegularFileError(file, stat.isDirectory());
     if (stat.size > maxBytes) throw new ObjectTooLargeError(file, stat.size, maxBytes, true);
     const first = Buffer.allocUnsafeSlow(stat.size);
     const filled = await readInto(handle, first);

@@ -3,7 +3,7 @@ import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../errors';
-import { collectAtMost, ObjectTooLargeError, readFileAtMost } from '../bounded-read';
+import { collectAtMost, ObjectTooLargeError, readFileAtMost, RefusedReadError } from '../bounded-read';
 
 describe('readFileAtMost', () => {
   let dir: string;
@@ -67,10 +67,14 @@ describe('readFileAtMost', () => {
     const fifo = path.join(dir, 'fifo');
     execFileSync('mkfifo', [fifo]);
     await expect(readFileAtMost(fifo, 1000)).rejects.toThrow(`${fifo} is not a regular file (a FIFO, socket or device); refused without reading it`);
+    // Its own class (a RefusedReadError, as a too-large object is), so a registry can pass over the one version it belongs to.
+    await expect(readFileAtMost(fifo, 1000)).rejects.toMatchObject({ name: 'NotRegularFileError', code: 'ENOTREG', location: fifo });
+    await expect(readFileAtMost(fifo, 1000)).rejects.toBeInstanceOf(RefusedReadError);
   });
 
   it('gives a directory as EISDIR (a lake reads it as "not found")', async () => {
-    await expect(readFileAtMost(dir, 1000)).rejects.toMatchObject({ code: 'EISDIR' });
+    await expect(readFileAtMost(dir, 1000)).rejects.toMatchObject({ code: 'EISDIR', name: 'NotRegularFileError' });
+    await expect(readFileAtMost(dir, 1000)).rejects.toThrow(`${dir} is a directory, not a file; refused without reading it`);
   });
 
   it('passes a missing file through as ENOENT (callers tell "not there" from "too big")', async () => {

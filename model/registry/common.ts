@@ -13,7 +13,7 @@ import { parseForest } from '../forest-file';
 import { gateFailureMessage, type GateReport } from '../gates';
 import { FOREST_LIMITS } from '../forest-limits';
 import { forestBytesOfArtifact, MAX_ARTIFACT_BYTES, type ReadLimits } from '../sagemaker/tar';
-import { assertByteLimit, type ObjectTooLargeError } from '../../core/bounded-read';
+import { assertByteLimit, ObjectTooLargeError, type RefusedReadError } from '../../core/bounded-read';
 import { MODEL_STATUSES, type GateOverride, type Lineage, type ModelStatus, type ModelVersion, type StoredArtifact, type TransitionOptions } from './types';
 
 export function sha256Hex(bytes: Buffer | string): string {
@@ -228,8 +228,11 @@ export function artifactLimit(options: ArtifactLimitOptions): { maxBytes: number
   return { maxBytes: options.maxArtifactBytes, name: options.artifactLimitName ?? 'this registry client allows (its maxArtifactBytes option)' };
 }
 
-/** An artifact over the size limit, as the load failure and `registry verify` report it. */
-export function artifactTooLarge(version: number, uri: string, err: ObjectTooLargeError, limitName: string): InvalidArtifactError {
+/** An artifact refused unread (over the size limit, or not a regular file), as the load failure and `registry verify` report it. */
+export function artifactRefused(version: number, uri: string, err: RefusedReadError, limitName: string): InvalidArtifactError {
+  if (!(err instanceof ObjectTooLargeError)) {
+    return new InvalidArtifactError(`version ${version}'s artifact ${err.message}. Not a model artifact this service can load: reject the version, or register the model again`);
+  }
   const refused = err.sizeKnown
     ? `is ${err.bytes.toLocaleString('en-US')} bytes, more than the ${err.maxBytes.toLocaleString('en-US')} bytes ${limitName}; it was refused on its size, before it was downloaded`
     : `grew past the ${err.maxBytes.toLocaleString('en-US')} bytes ${limitName} while it was read (${err.bytes.toLocaleString('en-US')} bytes read); the rest was not read`;

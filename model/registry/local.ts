@@ -78,11 +78,11 @@ import {
   type StoredEntry,
   type VerifiedChain,
 } from './audit-chain';
-import { ObjectTooLargeError, readFileAtMost } from '../../core/bounded-read';
+import { readFileAtMost, RefusedReadError } from '../../core/bounded-read';
 import {
   actor,
   artifactLimit,
-  artifactTooLarge,
+  artifactRefused,
   type ArtifactLimitOptions,
   assertTransition,
   assertVersionNumber,
@@ -307,7 +307,7 @@ export class LocalRegistry implements Registry {
     try {
       return await readFileAtMost(file, this.artifactLimit.maxBytes);
     } catch (err) {
-      if (err instanceof ObjectTooLargeError) throw artifactTooLarge(version, file, err, this.artifactLimit.name);
+      if (err instanceof RefusedReadError) throw artifactRefused(version, file, err, this.artifactLimit.name);
       throw err;
     }
   }
@@ -402,8 +402,10 @@ export class LocalRegistry implements Registry {
     try {
       recordBytes = await readFileAtMost(path.join(dir, 'version.json'), MAX_RECORD_BYTES);
     } catch (err) {
-      if (err instanceof ObjectTooLargeError) throw new CorruptVersionError(version, err.message);
+      if (err instanceof RefusedReadError) throw new CorruptVersionError(version, err.message);
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      // A numbered directory without its record (made by hand, or a copy cut short) is that version's defect, not a missing version.
+      if ((await stat(dir).catch(() => undefined))?.isDirectory()) throw new CorruptVersionError(version, `${path.join(dir, 'version.json')} is missing`);
       const known = await this.versionNumbers();
       const range = known.length ? `it has versions ${known[0]}..${known[known.length - 1]}` : 'it has no versions yet';
       throw new VersionNotFoundError(version, `version ${version} not found in registry ${this.uri} (${range})`);
@@ -413,6 +415,7 @@ export class LocalRegistry implements Registry {
     const stored: StoredEntry[] = [];
     const names = await readdir(auditDir).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return [] as string[];
+      if (err.code === 'ENOTDIR') throw new AuditChainError(version, `${auditDir} is a file, not the directory of audit entries`);
       throw err;
     });
     const entries = names.filter((name) => AUDIT_FILE.test(name));
@@ -434,7 +437,7 @@ export class LocalRegistry implements Registry {
     const firstChained = stored.findIndex((e) => !isLegacyEntry(e.bytes));
     const split = firstChained < 0 ? stored.length : firstChained;
     return { record, recordBytes, auditDir, legacy: stored.slice(0, split), chained: stored.slice(split), head: await readHead(auditDir).catch((err: unknown) => {
-        if (err instanceof ObjectTooLargeError) throw new AuditChainError(version, err.message);
+        if (err instanceof RefusedReadError) throw new AuditChainError(version, err.message);
         throw err;
       }),
     };
@@ -644,7 +647,7 @@ async function readAuditFile(version: number, file: string): Promise<Buffer> {
   try {
     return await readFileAtMost(file, MAX_AUDIT_ENTRY_BYTES);
   } catch (err) {
-    if (err instanceof ObjectTooLargeError) throw new AuditChainError(version, err.message);
+    if (err instanceof RefusedReadError) throw new AuditChainError(version, err.message);
     throw err;
   }
 }

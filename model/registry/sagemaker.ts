@@ -83,17 +83,18 @@ import {
   type StoredEntry,
   type VerifiedChain,
 } from './audit-chain';
-import { ObjectTooLargeError } from '../../core/bounded-read';
+import { RefusedReadError } from '../../core/bounded-read';
 import {
   actor,
   artifactLimit,
-  artifactTooLarge,
+  artifactRefused,
   type ArtifactLimitOptions,
   assertTransition,
   assertVersionNumber,
   CorruptVersionError,
   gateOverrideOf,
   MAX_AUDIT_ENTRY_BYTES,
+  MAX_TRAIL_BYTES,
   MAX_RECORD_BYTES,
   openArtifact,
   readCandidate,
@@ -351,7 +352,7 @@ export class SageMakerRegistry implements Registry {
     try {
       return await this.lake.read(key, { maxBytes: this.artifactLimit.maxBytes });
     } catch (err) {
-      if (err instanceof ObjectTooLargeError) throw artifactTooLarge(version, this.lake.uri(key), err, this.artifactLimit.name);
+      if (err instanceof RefusedReadError) throw artifactRefused(version, this.lake.uri(key), err, this.artifactLimit.name);
       throw err;
     }
   }
@@ -650,7 +651,7 @@ export class SageMakerRegistry implements Registry {
     try {
       bytes = await this.lake.read(key, { maxBytes: MAX_RECORD_BYTES });
     } catch (err) {
-      if (err instanceof ObjectTooLargeError) throw new CorruptVersionError(version, err.message);
+      if (err instanceof RefusedReadError) throw new CorruptVersionError(version, err.message);
       if ((err as { code?: string }).code === 'NoSuchKey' || (err as { code?: string }).code === 'ENOENT') throw new CorruptVersionError(version, `${this.lake.uri(key)} is missing`);
       throw err;
     }
@@ -711,28 +712,47 @@ export class SageMakerRegistry implements Registry {
       if (problem !== undefined) byVersion.set(v, Object.assign([] as AuditObject[], { overBudget: problem }));
     }
     const objects = listed.filter((o) => !byVersion.has(versionOf(o.key)));
-    const read = await mapLimit(objects, 8, async (o) => {
-      try {
-        return { key: o.key, bytes: await this.readIfPresent(o.key, MAX_AUDIT_ENTRY_BYTES) };
-      } catch (err) {
-        // Replaced by a larger object since the listing.
-        if (err instanceof ObjectTooLargeError) return { key: o.key, bytes: undefined, overBudget: err.message };
-        throw err;
-      }
-    });
-    for (const { key, bytes, overBudget } of read) {
-      const v = versionOf(key);
-      if (overBudget !== undefined) {
-        byVersion.set(v, Object.assign([] as AuditObject[], { overBudget }));
-        continue;
-      }
-      if (!bytes) continue;
-      let list = byVersion.get(v);
-      if (list?.overBudget !== undefined) continue;
-      if (!list) byVersion.set(v, (list = []));
-      const chained = AUDIT_KEY.exec(key);
-      (list as AuditObject[]).push({ key, seq: chained ? Number(chained[2]) : 0, bytes });
-    }
+    // The listing's sizes are a claim: an object can be rewritten larger between the LIST and
+    // its GET. So each version's trail also keeps a running total of the bytes actually read,
+    // and stops reading (and drops what it held) once past the budget. What one read holds is
+    // then MAX_TRAIL_BYTES per version plus the reads in flight (8 × MAX_AUDIT_ENTRY_BYTES).
+    const refuse = (v: number, problem: string) => byVersion.set(v, Object.assign([] as AuditObject[], { overBudget: problem }));
+    const readBytes = new Map<number, number>();
+    const kept = new Map<number, { index: number; object: AuditObject }[]>();
+    await mapLimit(
+      objects.map((o, index) => ({ o, index })),
+      8,
+      async ({ o, index }) => {
+        const v = versionOf(o.key);
+        if (byVersion.has(v)) return; // refused already: the rest is not read
+        let bytes: Buffer | undefined;
+        try {
+          bytes = await this.readIfPresent(o.key, MAX_AUDIT_ENTRY_BYTES);
+        } catch (err) {
+          // Replaced by a larger object (or something that is not an object) since the listing.
+          if (err instanceof RefusedReadError) {
+            refuse(v, err.message);
+            kept.delete(v);
+            return;
+          }
+          throw err;
+        }
+        if (!bytes || byVersion.has(v)) return;
+        const total = (readBytes.get(v) ?? 0) + bytes.length;
+        readBytes.set(v, total);
+        if (total > MAX_TRAIL_BYTES) {
+          refuse(v, `${this.lake.uri(this.auditPrefix(v))} holds more than ${MAX_TRAIL_BYTES.toLocaleString('en-US')} bytes of audit entries (MAX_TRAIL_BYTES), more than its listing said; the rest was not read`);
+          kept.delete(v);
+          return;
+        }
+        const chained = AUDIT_KEY.exec(o.key);
+        let list = kept.get(v);
+        if (!list) kept.set(v, (list = []));
+        list.push({ index, object: { key: o.key, seq: chained ? Number(chained[2]) : 0, bytes } });
+      },
+    );
+    // In listing order, whatever order the reads finished in.
+    for (const [v, list] of kept) byVersion.set(v, list.sort((a, b) => a.index - b.index).map((e) => e.object));
     return byVersion;
   }
 

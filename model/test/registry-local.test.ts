@@ -1,4 +1,5 @@
-import { mkdtemp, mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../../core/errors';
@@ -376,6 +377,50 @@ describe('local registry: latestApproved', () => {
     }
     await expect(fresh.show(2)).rejects.toThrow(new RegExp(`holds more than ${MAX_TRAIL_BYTES.toLocaleString('en-US')} bytes of audit entries \\(MAX_TRAIL_BYTES\\); the rest was not read`));
     expect(await fresh.latestServable()).toMatchObject({ latest: { version: 1 } });
+  });
+
+  it('passes over a version with a FIFO, a directory or nothing where a file belongs, and reports it, instead of failing every poll', async () => {
+    await registerSeeds(1, 2);
+    await registry.approve(1, 'ok');
+    await registry.approve(2, 'better');
+    const v2 = path.join(root, 'versions', '000002');
+    const audit2 = path.join(v2, 'audit');
+    const entries = (await readdir(audit2)).filter((n) => n !== 'HEAD.json').sort();
+    const served = async () => (await new LocalRegistry(root).latestServable()).latest?.version;
+    const planted = async (file: string, what: 'fifo' | 'dir' | 'gone', check: RegExp) => {
+      const saved = path.join(dir, 'saved');
+      await rename(file, saved);
+      if (what === 'fifo') execFileSync('mkfifo', [file]);
+      else if (what === 'dir') await mkdir(file);
+      const resolution = await new LocalRegistry(root).latestServable();
+      expect(resolution).toMatchObject({ latest: { version: 1 }, broken: [{ version: 2, problem: expect.stringMatching(check) }] });
+      await rm(file, { recursive: true, force: true });
+      await rename(saved, file);
+      expect(await served()).toBe(2);
+    };
+    expect(await served()).toBe(2);
+    // A FIFO must not block the reader (it would wait for a writer) nor fail the poll.
+    await planted(path.join(v2, 'version.json'), 'fifo', /version\.json is not a regular file \(a FIFO, socket or device\)/);
+    await planted(path.join(audit2, entries.at(-1)!), 'fifo', /is not a regular file/);
+    await planted(path.join(audit2, 'HEAD.json'), 'fifo', /HEAD\.json is not a regular file/);
+    await planted(path.join(v2, 'version.json'), 'dir', /version\.json is a directory, not a file/);
+    await planted(path.join(v2, 'version.json'), 'gone', /version\.json is missing/);
+    await planted(audit2, 'gone', /holds no audit entries/);
+    // The audit directory replaced by a file.
+    await rename(audit2, path.join(dir, 'audit-saved'));
+    await writeFile(audit2, 'x');
+    expect(await new LocalRegistry(root).latestServable()).toMatchObject({ latest: { version: 1 }, broken: [{ version: 2, problem: expect.stringMatching(/audit is a file, not the directory of audit entries/) }] });
+    // A version that is not there at all is still "not found", not a broken one.
+    await expect(new LocalRegistry(root).show(7)).rejects.toThrow(/version 7 not found/);
+  });
+
+  it('refuses an artifact that is not a regular file as an invalid artifact, naming it', async () => {
+    await registerSeeds(1);
+    const v = await registry.show(1);
+    await rm(v.artifactUri);
+    execFileSync('mkfifo', [v.artifactUri]);
+    await expect(new LocalRegistry(root).fetchArtifact(1)).rejects.toThrow(`version 1's artifact ${v.artifactUri} is not a regular file (a FIFO, socket or device)`);
+    await expect(new LocalRegistry(root).fetchArtifact(1)).rejects.toMatchObject({ name: 'InvalidArtifactError' });
   });
 
   it('is the highest-numbered Approved version through approve -> reject -> approve sequences', async () => {

@@ -22,7 +22,7 @@ import {
 import type { AwsClientStub } from 'aws-sdk-client-mock';
 import { S3Lake } from '../../etl/lake/s3';
 import { startS3Server, type S3TestServer } from '../../etl/testing/s3-server';
-import { MAX_AUDIT_ENTRY_BYTES, MAX_RECORD_BYTES, sha256Hex } from '../registry/common';
+import { MAX_AUDIT_ENTRY_BYTES, MAX_RECORD_BYTES, MAX_TRAIL_BYTES, sha256Hex } from '../registry/common';
 import { AuditChainError, ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, UnmigratedVersionError, type ModelStatus, type ModelVersion } from '../registry';
 import { createSageMakerClient, SageMakerRegistry, SAGEMAKER_MAX_ATTEMPTS } from '../registry/sagemaker';
 import { legacySageMakerAuditObject, legacyTrail, writeFixtureForest } from './registry-fixtures';
@@ -461,6 +461,34 @@ describe('SageMaker registry: tamper-evident audit trail, cross-checked with Sag
     expect(await fresh.latestServable()).toMatchObject({ latest: { version: 1 }, broken: [{ version: 2 }] });
     const report = await fresh.verify();
     expect(report.versions.find((c) => c.version === 2)?.problems.join('\n')).toMatch(/MAX_AUDIT_ENTRY_BYTES/);
+  });
+
+  it('stops reading a trail at MAX_TRAIL_BYTES of bytes actually read, whatever sizes the listing gave (objects rewritten larger after the LIST)', async () => {
+    const [first] = await auditObjects(2);
+    const prefix = first.slice(0, first.lastIndexOf('/') + 1);
+    // Each object within MAX_AUDIT_ENTRY_BYTES, together three times MAX_TRAIL_BYTES.
+    const count = 3 * Math.ceil(MAX_TRAIL_BYTES / MAX_AUDIT_ENTRY_BYTES);
+    for (let i = 0; i < count; i++) await lake.write(`${prefix}${String(900 + i).padStart(6, '0')}.json`, Buffer.alloc(MAX_AUDIT_ENTRY_BYTES, 0x20));
+    let auditBytesRead = 0;
+    // The listing says 1 byte per object, as it would have before a writer replaced them all.
+    const lying = Object.assign(Object.create(lake) as S3Lake, {
+      async list(p: string) {
+        return (await lake.list(p)).map((o) => ({ ...o, size: 1 }));
+      },
+      async read(key: string, options?: { maxBytes?: number }) {
+        const bytes = await lake.read(key, options);
+        if (key.startsWith(prefix)) auditBytesRead += bytes.length;
+        return bytes;
+      },
+    });
+    const fresh = new SageMakerRegistry(GROUP, { lake: lying, client, image: IMAGE });
+    await expect(fresh.show(2)).rejects.toThrow(AuditChainError);
+    await expect(fresh.show(2)).rejects.toThrow(`holds more than ${MAX_TRAIL_BYTES.toLocaleString('en-US')} bytes of audit entries (MAX_TRAIL_BYTES), more than its listing said; the rest was not read`);
+    auditBytesRead = 0;
+    expect(await fresh.latestServable()).toMatchObject({ latest: { version: 1 }, broken: [{ version: 2 }] });
+    // The budget plus at most the eight reads in flight when it was passed; before the running total, all of them (3 × the budget).
+    expect(auditBytesRead).toBeGreaterThan(MAX_TRAIL_BYTES);
+    expect(auditBytesRead).toBeLessThanOrEqual(MAX_TRAIL_BYTES + 8 * MAX_AUDIT_ENTRY_BYTES);
   });
 
   it('one package with an unparsable or missing lineage object is passed over and reported, not a failed poll', async () => {
