@@ -6,7 +6,7 @@
 import os from 'node:os';
 import { UserError } from '../core/errors';
 import type { EmfSink } from './emf';
-import { RESOLUTION_MS } from './load-shedding';
+import { MIN_EVENT_LOOP_DELAY_MS } from './load-shedding';
 
 export type ChallengerMode = 'canary' | 'shadow';
 
@@ -48,7 +48,7 @@ export interface ApiConfig {
   readonly unknownCategories: UnknownCategoryPolicy;
   /** Prediction requests one process works on at once; more are shed with 503 + Retry-After. */
   readonly maxInFlight: number;
-  /** Median event-loop delay above which prediction requests are shed (0 = off). */
+  /** How far into a busy event-loop turn a prediction request may be reached before it is shed (0 = off; api/load-shedding.ts). */
   readonly maxEventLoopDelayMs: number;
   /**
    * Whether requests are recorded in the metrics (duration histogram, prediction, batch-size,
@@ -97,7 +97,7 @@ export const DEFAULT_CONFIG: ApiConfig = {
 const DURATION_BOUNDS = {
   pollInterval: { min: 100, max: 24 * 3_600_000, text: 'from 100ms to 24h' },
   shutdownTimeout: { min: 0, max: 3_600_000, text: 'from 0s to 1h' },
-  maxEventLoopDelay: { min: 0, max: 60_000, text: '0 (off) or from 10ms (the monitor\'s resolution) to 1m' },
+  maxEventLoopDelay: { min: 0, max: 60_000, text: '0 (off) or from 10ms to 1m' },
   emfInterval: { min: 100, max: 3_600_000, text: 'from 100ms to 1h' },
 } as const;
 
@@ -285,7 +285,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: RawConfi
   // Below the monitor's resolution a limit would silently mean limit + 10 ms.
   const eventLoopDelay = (): number => {
     const ms = duration('maxEventLoopDelay', DEFAULT_CONFIG.maxEventLoopDelayMs);
-    if (ms > 0 && ms < RESOLUTION_MS) fail(w('maxEventLoopDelay'), raw.maxEventLoopDelay ?? '', `a duration ${DURATION_BOUNDS.maxEventLoopDelay.text}`);
+    if (ms > 0 && ms < MIN_EVENT_LOOP_DELAY_MS) fail(w('maxEventLoopDelay'), raw.maxEventLoopDelay ?? '', `a duration ${DURATION_BOUNDS.maxEventLoopDelay.text}`);
     return ms;
   };
   const metrics = raw.metrics === undefined ? DEFAULT_CONFIG.metrics : parseOnOff(w('metrics'), raw.metrics);

@@ -191,7 +191,7 @@ export class ApiMetrics {
     );
     this.requestsShed = new Counter({
       name: 'pricesense_requests_shed_total',
-      help: 'Prediction requests answered 503 + Retry-After because the process was overloaded, by route and reason (in_flight: too many requests in progress; event_loop_delay: the event loop is behind)',
+      help: 'Prediction requests answered 503 + Retry-After because the process was overloaded, by route and reason (in_flight: too many requests in progress; event_loop_delay: reached too far into a busy event-loop turn, the loop behind for the limit)',
       labelNames: ['route', 'reason'],
       registers,
     });

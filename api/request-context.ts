@@ -47,7 +47,7 @@ export function toApiError(err: unknown, bodyLimitBytes: number, logger: Logger,
 export const SHED_RETRY_AFTER_SECONDS = 1;
 
 export function shedError(reason: ShedReason): ApiError {
-  const why = reason === 'in_flight' ? 'too many requests in progress' : 'requests are queueing (event-loop delay over the limit)';
+  const why = reason === 'in_flight' ? 'too many requests in progress' : 'requests are queueing: the event loop is behind by more than its limit';
   return new ApiError(503, 'overloaded', `The server is overloaded (${why}); retry after ${SHED_RETRY_AFTER_SECONDS} s`);
 }
 

@@ -55,7 +55,7 @@ export function addServeOptions(cmd: Command): Command {
     .option('--shutdown-timeout <duration>', 'drain deadline on SIGTERM, up to 1h (env PRICESENSE_SHUTDOWN_TIMEOUT, default 10s)')
     .option('--unknown-categories <policy>', 'a category unseen at training: "missing" scores it as missing and marks it, "reject" answers 422 (env PRICESENSE_UNKNOWN_CATEGORIES, default missing)')
     .option('--max-in-flight <n>', 'prediction requests one process works on at once; more get 503 + Retry-After (env PRICESENSE_MAX_IN_FLIGHT, default 256)')
-    .option('--max-event-loop-delay <duration>', 'shed prediction requests while the median event-loop delay is above this; 0 = off (env PRICESENSE_MAX_EVENT_LOOP_DELAY, default 100ms)')
+    .option('--max-event-loop-delay <duration>', 'shed prediction requests reached this far into a busy event-loop turn, once the loop has been behind that long; 0 = off (env PRICESENSE_MAX_EVENT_LOOP_DELAY, default 100ms)')
     .option('--metrics <on|off>', 'record requests in the metrics (duration histogram, prediction counters, drift windows); off leaves /metrics with process and model-lifecycle metrics only (env PRICESENSE_METRICS, default on)')
     .option('--emf <sink>', 'CloudWatch EMF metric records once per interval: tcp://host:port (CloudWatch agent), "log" (stdout, only where it reaches CloudWatch Logs unwrapped) or "off" (env PRICESENSE_EMF, default off)')
     .option('--emf-interval <duration>', 'EMF reporting interval, 100ms to 1h (env PRICESENSE_EMF_INTERVAL, default 60s)')

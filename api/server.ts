@@ -198,7 +198,6 @@ export async function createServer(config: ApiConfig, deps: ServiceDeps = {}): P
       tracker.closeConnections();
       manager.markDraining();
       manager.stop();
-      service.shedder.stop();
       logger.info({ event: 'draining', inFlight: inFlight(), connections, deadlineMs }, 'shutting down: draining in-flight requests');
       let settled = false;
       const settle = (drained: boolean) => {

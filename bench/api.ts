@@ -18,10 +18,12 @@
  * connections and duration; 2xx answers ÷ run time) and their ratio; the workers' CPU per
  * request for both (from /proc: independent of other load on the machine); latency at a
  * fixed 2,000 req/s, and at twice the measured saturation rate with and without shedding
- * (two 2-worker servers, alternating runs), both offered open loop: requests due on a
- * fixed schedule whatever the server does, latency from each one's due time (a closed-loop
- * generator slows down with the server and hides the wait: coordinated omission);
- * batch-of-100 throughput; cold start; worker RSS. Both generators run in this process
+ * (two 2-worker servers, alternating runs) and to the bare server (whether any Node server
+ * here answers that schedule at all), then batches of 100 at twice their own saturation
+ * with and without shedding, all offered open loop over a warm pool of connections:
+ * requests due on a fixed schedule whatever the server does, latency from each one's due
+ * time (a closed-loop generator slows down with the server and hides the wait:
+ * coordinated omission); batch-of-100 throughput; cold start; worker RSS. Both generators run in this process
  * and compete with the servers for the 2 cores, the same way for both: ratios hold,
  * absolute req/s are conservative.
  *
@@ -640,8 +642,9 @@ async function main(): Promise<void> {
     const peerRps = mean(peers.map(okRate));
     const plainRps = mean(plain.map(okRate));
     const scoringRps = mean(scoring.map(okRate));
-    const offer = (target: number, rate: number) =>
-      openLoop({ url: `http://127.0.0.1:${target}/predict`, method: 'POST', headers, body: one, rate, seconds: SECONDS, maxConnections: OPEN_LOOP_CONNECTIONS, preconnect: true });
+    // A warm pool (one answered request per connection first): see OpenLoopOptions.warmUp.
+    const offer = (target: number, rate: number, body = one) =>
+      openLoop({ url: `http://127.0.0.1:${target}/predict`, method: 'POST', headers, body, rate, seconds: SECONDS, maxConnections: OPEN_LOOP_CONNECTIONS, preconnect: true, warmUp: true });
     const fixed = await offer(port, 2000);
     const { result: batched, usPerRequest: cpuBatch } = await cpuPerRequest(primary.pid!, () => run(port, { body: batch, connections: 8 }), autocannonTotal);
     // Raw-line requests (features computed in the API) beside the feature request measured above.
@@ -653,7 +656,6 @@ async function main(): Promise<void> {
       rawLines.push({ n, result: await run(port, { body, connections: CONNECTIONS }) });
     }
     const rss = (await workers(primary.pid!)).map((w) => w.rssMiB);
-    await stop(barePrimary);
     await stop(plainPrimary);
     await stop(scoringPrimary);
 
@@ -668,11 +670,27 @@ async function main(): Promise<void> {
     const overloadRate = Math.round(2 * oursRps);
     const overloaded: Measured<OpenLoopResult>[] = [];
     const overloadedUnshed: Measured<OpenLoopResult>[] = [];
+    const overloadedBare: Measured<OpenLoopResult>[] = [];
+    const pause = () => new Promise((r) => setTimeout(r, 1000)); // connections closed, the server's loop idle again
     for (let round = 0; round < 2; round++) {
       overloaded.push(await cpuPerRequest(primary.pid!, () => offer(port, overloadRate), openLoopAnswered));
-      await new Promise((r) => setTimeout(r, 1000)); // connections closed, the server's loop idle again
+      await pause();
       overloadedUnshed.push(await cpuPerRequest(unshed.pid!, () => offer(unshedPort, overloadRate), openLoopAnswered));
-      await new Promise((r) => setTimeout(r, 1000));
+      await pause();
+      // The ceiling under the same schedule: whether any Node server here answers that many requests at all.
+      overloadedBare.push(await cpuPerRequest(barePrimary.pid!, () => offer(barePort, overloadRate), openLoopAnswered));
+      await pause();
+    }
+    await stop(barePrimary);
+    // Batches of 100 at twice their own saturation: requests that cost far more than a refusal.
+    const batchOverloadRate = Math.round(2 * okRate(batched));
+    const batchOverloaded: Measured<OpenLoopResult>[] = [];
+    const batchOverloadedUnshed: Measured<OpenLoopResult>[] = [];
+    for (let round = 0; round < 2; round++) {
+      batchOverloaded.push(await cpuPerRequest(primary.pid!, () => offer(port, batchOverloadRate, batch), openLoopAnswered));
+      await pause();
+      batchOverloadedUnshed.push(await cpuPerRequest(unshed.pid!, () => offer(unshedPort, batchOverloadRate, batch), openLoopAnswered));
+      await pause();
     }
     const shedReasons = await shedByReason(port);
     await stop(primary);
@@ -717,6 +735,10 @@ async function main(): Promise<void> {
       overloadOfferedReqPerSec: overloadRate,
       overloadShed: overloaded.map((o) => openLoopFigures(o.result, o)),
       overloadUnshed: overloadedUnshed.map((o) => openLoopFigures(o.result, o)),
+      overloadBare: overloadedBare.map((o) => openLoopFigures(o.result, o)),
+      batchOverloadOfferedReqPerSec: batchOverloadRate,
+      batchOverloadShed: batchOverloaded.map((o) => openLoopFigures(o.result, o)),
+      batchOverloadUnshed: batchOverloadedUnshed.map((o) => openLoopFigures(o.result, o)),
       batch100ReqPerSec: Math.round(okRate(batched)),
       batch100RowsPerSec: Math.round(okRate(batched) * 100),
       batch100ServerCpuUsPerRequest: Math.round(cpuBatch),
@@ -749,8 +771,14 @@ async function main(): Promise<void> {
       `  open loop (bench/open-loop.ts: evenly spaced arrivals whatever the answers, latency from each request's due time, up to ${fmt(OPEN_LOOP_CONNECTIONS)} connections = 2 × in-flight cap × workers)`,
       openLoopLine('  at a fixed 2,000 req/s', fixed),
       `  at 2x saturation (${fmt(overloadRate)} req/s offered = 2 × the single-row req/s above; two servers, alternating runs)`,
-      ...overloaded.flatMap((o, i) => [openLoopLine(`    with shedding, run ${i + 1}`, o.result, o), openLoopLine(`    without shedding, run ${i + 1}`, overloadedUnshed[i].result, overloadedUnshed[i])]),
-      `    shed by reason                  ${shedReasons || 'none'}`,
+      ...overloaded.flatMap((o, i) => [
+        openLoopLine(`    with shedding, run ${i + 1}`, o.result, o),
+        openLoopLine(`    without shedding, run ${i + 1}`, overloadedUnshed[i].result, overloadedUnshed[i]),
+        openLoopLine(`    bare node:http, run ${i + 1}`, overloadedBare[i].result, overloadedBare[i]),
+      ]),
+      `  batch of 100 at 2x its saturation (${fmt(batchOverloadRate)} req/s offered = 2 × the batch req/s below; target: 2xx p99 bounded with shedding)`,
+      ...batchOverloaded.flatMap((o, i) => [openLoopLine(`    with shedding, run ${i + 1}`, o.result, o), openLoopLine(`    without shedding, run ${i + 1}`, batchOverloadedUnshed[i].result, batchOverloadedUnshed[i])]),
+      `    shed by reason (all runs)       ${shedReasons || 'none'}`,
       `  batch of 100                      ${fmt(figures.batch100ReqPerSec)} req/s = ${fmt(figures.batch100RowsPerSec)} rows/s   p99 ${batched.latency.p99} ms   server CPU ${fmt(cpuBatch)} µs/request`,
       ...rawLines.map(({ n, result }) => `  raw lines, ${String(n).padStart(2)} per basket          ${fmt(okRate(result))} req/s   p99 ${result.latency.p99} ms   (${(okRate(result) / oursRps).toFixed(3)} of the feature request's req/s)`),
       `  12-line basket, in process        features from lines ${aggregateUs.toFixed(2)} µs vs scoring ${scoreUs.toFixed(2)} µs (fastest of 9 interleaved rounds) = ${(aggregateUs / scoreUs).toFixed(3)} (target <= 1: ${mark(aggregateUs <= scoreUs)})`,

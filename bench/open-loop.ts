@@ -46,6 +46,16 @@ export interface OpenLoopOptions {
    * would be measured as request latency.
    */
   readonly preconnect?: boolean;
+  /**
+   * With preconnect: send one request on each connection and wait for every answer before
+   * the schedule starts (not counted). A connection the kernel has accepted may not be the
+   * server's yet: Node's cluster primary hands each worker its new connections one at a
+   * time, each acknowledged by the worker's event loop, so under load a connection still
+   * waiting for its hand-off waits a loop turn for every one ahead of it — seconds, which
+   * would be measured as the first requests' latency. A warm pool is what a load balancer's
+   * long-lived keep-alive connections are.
+   */
+  readonly warmUp?: boolean;
   /** How long after the window to wait for requests still in flight (default 5 s). */
   readonly drainSeconds?: number;
   /** Keep one record per request (for tests and plots). */
@@ -198,6 +208,10 @@ export async function openLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
   let answeredInWindow = 0;
   let closed = false;
   let onIdle: (() => void) | undefined;
+  // Warm-up requests (before the schedule): answered, not recorded.
+  let warming = 0;
+  let warmUpFailures = 0;
+  let onWarm: (() => void) | undefined;
   // Set when the schedule starts (after any preconnect); the closures below only run once it has.
   let t0 = Infinity;
   let windowEnd = Infinity;
@@ -228,6 +242,14 @@ export async function openLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
     conn.received = undefined;
     conn.answerLength = -1;
     inFlight--;
+    if (warming > 0) {
+      if (error !== undefined || conn.closeAfter) {
+        warmUpFailures++;
+        drop(conn);
+      } else idle.push(conn);
+      if (--warming === 0) onWarm?.();
+      return;
+    }
     if (error !== undefined) errorKinds[error] = (errorKinds[error] ?? 0) + 1;
     record(req.due, req.sent, status, performance.now());
     const usable = error === undefined && !conn.closeAfter;
@@ -303,6 +325,23 @@ export async function openLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
         throw err;
       });
       idle.push(...batch);
+    }
+    if (opts.warmUp) {
+      const pool = idle.splice(0);
+      warming = pool.length;
+      await new Promise<void>((resolve) => {
+        onWarm = resolve;
+        for (const conn of pool) {
+          conn.request = { due: 0, sent: 0 };
+          inFlight++;
+          conn.socket.write(request);
+        }
+      });
+      onWarm = undefined;
+      if (warmUpFailures > 0) {
+        for (const conn of connections) conn.socket.destroy();
+        throw new Error(`openLoop: ${warmUpFailures} of ${pool.length} connections to ${url.host} failed their warm-up request (closed, or an answer it cannot frame)`);
+      }
     }
   }
   t0 = performance.now() + 10;

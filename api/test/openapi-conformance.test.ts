@@ -54,10 +54,7 @@ describe('the served OpenAPI document', () => {
     ajv.addSchema(doc, 'openapi.json');
   });
   afterAll(async () => {
-    for (const s of [ready, notReady, shedding]) {
-      s.manager.stop();
-      s.shedder.stop();
-    }
+    for (const s of [ready, notReady, shedding]) s.manager.stop();
     await reg.cleanup();
     await empty.cleanup();
   });

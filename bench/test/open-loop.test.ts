@@ -114,6 +114,20 @@ describe('openLoop', () => {
     }
   });
 
+  it('with warmUp, answers one request on each connection before the schedule and counts none of them', async () => {
+    let seen = 0;
+    const server = await serialServer(1, () => (seen++ < 3 ? 503 : 200));
+    try {
+      const r = await openLoop({ url: server.url, rate: 20, seconds: 0.25, maxConnections: 3, preconnect: true, warmUp: true });
+      // The server answered 3 + 5 requests; the three warm-ups (all 503 here) are not in the figures.
+      expect(seen).toBe(8);
+      expect(r).toMatchObject({ connectionsOpened: 3, sent: 5, ok: 5, shed: 0, errors: 0 });
+      expect(r.allLatencyMs.count).toBe(5);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('counts refused connections and answers it cannot frame as errors, by kind, and refuses nonsense options', async () => {
     const server = http.createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
