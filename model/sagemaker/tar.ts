@@ -23,6 +23,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, gzipSync } from 'node:zlib';
+import { assertByteLimit } from '../../core/bounded-read';
 import { UserError } from '../../core/errors';
 
 export interface TarEntry {
@@ -283,6 +284,9 @@ export async function readTarMembers(input: ArchiveInput, source: string, keep: 
   const maxBytes = options.maxBytes ?? MAX_ARTIFACT_BYTES;
   const maxBytesName = options.maxBytesName ?? 'MAX_ARTIFACT_BYTES';
   const maxCompressed = options.maxCompressedBytes ?? MAX_ARTIFACT_BYTES;
+  // A NaN or negative cap (say, from a memory budget that failed to parse) would compare false and lift the bound.
+  assertByteLimit(maxBytes, 'maxBytes');
+  assertByteLimit(maxCompressed, 'maxCompressedBytes');
   const parser = new TarChunkParser(source, keep, maxBytes, maxBytesName);
   let compressed = 0;
   // Our own refusal, kept: stream.pipeline reports a stage that threw as an AbortError of the others.
@@ -310,7 +314,7 @@ export async function readTarMembers(input: ArchiveInput, source: string, keep: 
         if (err instanceof UserError) refusal = err;
         throw err;
       }
-      if (decompressed > maxBytes) refuse(`${source}: decompresses to more than ${maxBytes} bytes (${maxBytesName}): a gzip bomb, or not a model artifact`);
+      if (decompressed > maxBytes) refuse(`${source}: decompresses to more than ${maxBytes.toLocaleString('en-US')} bytes (${maxBytesName}): a forest larger than this service loads, a corrupt or crafted archive (a gzip bomb), or not a model artifact`);
     }
   };
   const chunks = counted();

@@ -95,9 +95,15 @@ describe('streaming model.tar.gz reader on GNU tar archives', () => {
     await expect(forestBytesOfArtifact(archive, 'in.tar.gz', { maxCompressedBytes: 1000 })).rejects.toThrow('in.tar.gz: more than 1000 bytes (MAX_ARTIFACT_BYTES, compressed): not a model artifact');
   });
 
+  it('refuses a cap that is not a non-negative integer (a NaN from a bad memory budget would compare false and lift the bound)', async () => {
+    const bomb = gzipBomb(64 * 1024, 4);
+    await expect(forestBytesOfArtifact(bomb, 'bomb.tar.gz', { maxBytes: Number.NaN })).rejects.toThrow('maxBytes must be a non-negative integer, got NaN');
+    await expect(forestBytesOfArtifact(bomb, 'bomb.tar.gz', { maxCompressedBytes: -1 })).rejects.toThrow('maxCompressedBytes must be a non-negative integer, got -1');
+  });
+
   it('stops a gzip bomb at the decompressed cap', async () => {
     const bomb = gzipBomb(4 * 1024 * 1024, 64); // 256 MiB of zeros in ~260 KB
-    await expect(forestBytesOfArtifact(bomb, 'bomb.tar.gz', { maxBytes: 8 * 1024 * 1024 })).rejects.toThrow('bomb.tar.gz: decompresses to more than 8388608 bytes (MAX_ARTIFACT_BYTES): a gzip bomb, or not a model artifact');
+    await expect(forestBytesOfArtifact(bomb, 'bomb.tar.gz', { maxBytes: 8 * 1024 * 1024 })).rejects.toThrow('bomb.tar.gz: decompresses to more than 8,388,608 bytes (MAX_ARTIFACT_BYTES): a forest larger than this service loads, a corrupt or crafted archive (a gzip bomb), or not a model artifact');
   });
 
   it('openArtifact checks the SHA-256 of every byte, before any unpacking error', async () => {
