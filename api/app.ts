@@ -144,6 +144,8 @@ export function createRequestListener(options: AppOptions & { maxInFlight?: numb
     access,
   });
   const listener: RequestListener = (req, res) => {
+    // Every request's arrival is work of its loop turn, probes included: it counts in the delay of the predictions after it.
+    shedder.working();
     if (!lean(req, res)) app(req as Request, res as Response);
   };
   return { listener, app, access, shedder };

@@ -124,6 +124,8 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
       else (more ??= [first]).push(chunk);
     });
     req.on('end', () => {
+      // A body that ends in a later turn than its headers came in is scored in this one: the shedder counts it here.
+      shedder.working();
       const body = more ? Buffer.concat(more) : (first ?? Buffer.alloc(0));
       try {
         respond(req, res, body, requestId, trace, started);

@@ -24,44 +24,48 @@ export const MIN_EVENT_LOOP_DELAY_MS = 10;
 /**
  * The event-loop delay of each request, judged by CoDel's rule.
  *
- * Node reads every connection that is ready in one turn of its event loop and handles each
- * request to the end (a prediction is synchronous once its body is in) before it reads the
- * next. A request reached t ms after its turn began had its bytes in before the turn began,
- * so it waited at least t ms: under overload thousands of requests sit in socket buffers
- * and the turns grow as long as it takes to get through them.
+ * Node reads every connection that is ready in one turn of its event loop and handles what
+ * arrived on it (a request's headers, the rest of a body, which completes a prediction
+ * synchronously) before it reads the next. A request reached t ms after its turn began had
+ * its bytes in before the turn began, so it waited at least t ms: under overload thousands
+ * of requests sit in socket buffers and the turns grow as long as it takes to get through
+ * them. The turn is opened by the first work of the turn the service sees — any request's
+ * arrival, a body's end — and closed by an immediate, which runs once the loop has handled
+ * the I/O it polled.
  *
  * A request reached more than `limitMs` into its turn is shed once the loop has been that
- * far behind for `limitMs` (the first request over the limit starts the clock), and the
- * clock stops as soon as a turn ends within the limit. So one long pause — a model swap, a
- * major GC — followed by a short turn sheds nothing, and a backlog is shed from the moment
- * it has lasted the limit, request by request, with no sampling window. The served requests
- * of a turn then take at most about `limitMs`, and the rest of the turn is cheap 503s.
+ * far behind for `limitMs` (the first request over the limit starts the clock). The clock
+ * stops when a turn ends in which no request was over the limit, or within the limit, or
+ * when a turn opens more than the limit after the last one ended (the loop was idle: it had
+ * caught up). So one long pause — a model swap, a major GC — followed by a short turn sheds
+ * nothing, turns made long only by one big batch each shed nothing, and a backlog is shed
+ * request by request from the moment it has lasted the limit, with no sampling window. The
+ * served requests of a turn then take at most about `limitMs`; the rest of the turn is
+ * cheap 503s.
  *
  * Time is passed in (ms, monotonic) so the rule can be tested without a clock.
  */
 export class TurnDelaySignal {
   private turnStart: number | undefined;
+  private lastEnd: number | undefined;
   private behindSince: number | undefined;
+  private overInTurn = false;
 
   constructor(readonly limitMs: number) {}
 
-  /** Whether a turn is open (a request was reached and turnEnded() has not been called since). */
-  get inTurn(): boolean {
-    return this.turnStart !== undefined;
+  /** Work of the loop seen at `now`: opens a turn if none is open; true when it opened one (the caller arranges turnEnded()). */
+  open(now: number): boolean {
+    if (this.turnStart !== undefined) return false;
+    this.turnStart = now;
+    if (this.lastEnd !== undefined && now - this.lastEnd > this.limitMs) this.behindSince = undefined;
+    return true;
   }
 
-  /** How far into the open turn `now` is (0 outside a turn). */
-  delayAt(now: number): number {
-    return this.turnStart === undefined ? 0 : now - this.turnStart;
-  }
-
-  /** A prediction request reached at `now`: opens a turn if none is open; true when it is to be shed. */
+  /** A prediction request reached at `now` (its turn opened by open()): true when it is to be shed. */
   reached(now: number): boolean {
-    if (this.turnStart === undefined) {
-      this.turnStart = now;
-      return false;
-    }
-    if (now - this.turnStart <= this.limitMs) return false;
+    if (this.open(now)) return false;
+    if (now - this.turnStart! <= this.limitMs) return false;
+    this.overInTurn = true;
     if (this.behindSince === undefined) {
       this.behindSince = now;
       return false;
@@ -69,10 +73,12 @@ export class TurnDelaySignal {
     return now - this.behindSince >= this.limitMs;
   }
 
-  /** The turn is over (the loop got past its I/O): a turn within the limit means the loop has caught up. */
+  /** The turn is over (the loop got past its I/O). */
   turnEnded(now: number): void {
-    if (this.turnStart !== undefined && now - this.turnStart <= this.limitMs) this.behindSince = undefined;
+    if (this.turnStart !== undefined && (!this.overInTurn || now - this.turnStart <= this.limitMs)) this.behindSince = undefined;
     this.turnStart = undefined;
+    this.lastEnd = now;
+    this.overInTurn = false;
   }
 }
 
@@ -110,9 +116,13 @@ export class LoadShedder {
     return this.current;
   }
 
-  /** How far into the current turn of the event loop this process is, in ms (0 between turns, or with the signal off). */
-  get eventLoopDelayMs(): number {
-    return this.signal?.delayAt(performance.now()) ?? 0;
+  /**
+   * Work of the event loop the service sees outside a prediction's admission — any
+   * request's arrival, a body's end (a batch scored in a later turn than its headers came
+   * in): it opens the turn, so what it costs counts in the delay of the requests after it.
+   */
+  working(): void {
+    if (this.signal?.open(performance.now())) setImmediate(this.endTurn);
   }
 
   /**
@@ -123,9 +133,10 @@ export class LoadShedder {
     let reason: ShedReason | undefined;
     const signal = this.signal;
     if (signal !== undefined) {
-      const opens = !signal.inTurn;
-      if (signal.reached(performance.now())) reason = 'event_loop_delay';
-      if (opens) setImmediate(this.endTurn);
+      const now = performance.now();
+      // The first request of a turn opens it and is never shed (reached() says so too).
+      if (signal.open(now)) setImmediate(this.endTurn);
+      else if (signal.reached(now)) reason = 'event_loop_delay';
     }
     if (reason === undefined && this.current >= this.maxInFlight) reason = 'in_flight';
     if (reason === undefined) {

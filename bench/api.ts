@@ -682,6 +682,7 @@ async function main(): Promise<void> {
       await pause();
     }
     await stop(barePrimary);
+    const singleRowShed = await shedByReason(port);
     // Batches of 100 at twice their own saturation: requests that cost far more than a refusal.
     const batchOverloadRate = Math.round(2 * okRate(batched));
     const batchOverloaded: Measured<OpenLoopResult>[] = [];
@@ -692,7 +693,7 @@ async function main(): Promise<void> {
       batchOverloadedUnshed.push(await cpuPerRequest(unshed.pid!, () => offer(unshedPort, batchOverloadRate, batch), openLoopAnswered));
       await pause();
     }
-    const shedReasons = await shedByReason(port);
+    const allShed = await shedByReason(port);
     await stop(primary);
     await stop(unshed);
 
@@ -776,9 +777,10 @@ async function main(): Promise<void> {
         openLoopLine(`    without shedding, run ${i + 1}`, overloadedUnshed[i].result, overloadedUnshed[i]),
         openLoopLine(`    bare node:http, run ${i + 1}`, overloadedBare[i].result, overloadedBare[i]),
       ]),
+      `    shed by reason                  ${singleRowShed || 'none'}`,
       `  batch of 100 at 2x its saturation (${fmt(batchOverloadRate)} req/s offered = 2 × the batch req/s below; target: 2xx p99 bounded with shedding)`,
       ...batchOverloaded.flatMap((o, i) => [openLoopLine(`    with shedding, run ${i + 1}`, o.result, o), openLoopLine(`    without shedding, run ${i + 1}`, batchOverloadedUnshed[i].result, batchOverloadedUnshed[i])]),
-      `    shed by reason (all runs)       ${shedReasons || 'none'}`,
+      `    shed by reason (with the above) ${allShed || 'none'}`,
       `  batch of 100                      ${fmt(figures.batch100ReqPerSec)} req/s = ${fmt(figures.batch100RowsPerSec)} rows/s   p99 ${batched.latency.p99} ms   server CPU ${fmt(cpuBatch)} µs/request`,
       ...rawLines.map(({ n, result }) => `  raw lines, ${String(n).padStart(2)} per basket          ${fmt(okRate(result))} req/s   p99 ${result.latency.p99} ms   (${(okRate(result) / oursRps).toFixed(3)} of the feature request's req/s)`),
       `  12-line basket, in process        features from lines ${aggregateUs.toFixed(2)} µs vs scoring ${scoreUs.toFixed(2)} µs (fastest of 9 interleaved rounds) = ${(aggregateUs / scoreUs).toFixed(3)} (target <= 1: ${mark(aggregateUs <= scoreUs)})`,

@@ -200,7 +200,7 @@ function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) / 100) * 1000; // USER_HZ = 100 on Linux
 }
 
-/** POST /predict until it answers 200: right after a large load, shedding may still see the load's event-loop delay. */
+/** POST /predict until it answers 200 (a 503 while a worker is still taking its model in is retried). */
 async function predictOnce(port: number, body: string): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     const res = await fetch(`http://127.0.0.1:${port}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });

@@ -150,6 +150,9 @@ class Fifo {
   }
 }
 
+/** How long the warm-up requests together may take. */
+const WARM_UP_TIMEOUT_MS = 60_000;
+
 /** Connections opened at once when preconnecting: well inside a listen backlog (Node's default is 511). */
 const PRECONNECT_BATCH = 64;
 
@@ -165,6 +168,7 @@ interface Connection {
 }
 
 export async function openLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
+  if (opts.warmUp && !opts.preconnect) throw new Error('openLoop: warmUp warms the preconnected pool; it needs preconnect');
   if (!(opts.rate > 0) || !(opts.seconds > 0) || !(opts.maxConnections >= 1)) {
     throw new Error(`openLoop: rate, seconds and maxConnections must be positive (got rate ${opts.rate}, seconds ${opts.seconds}, maxConnections ${opts.maxConnections})`);
   }
@@ -329,8 +333,12 @@ export async function openLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
     if (opts.warmUp) {
       const pool = idle.splice(0);
       warming = pool.length;
-      await new Promise<void>((resolve) => {
-        onWarm = resolve;
+      const answered = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), WARM_UP_TIMEOUT_MS);
+        onWarm = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
         for (const conn of pool) {
           conn.request = { due: 0, sent: 0 };
           inFlight++;
@@ -338,6 +346,10 @@ export async function openLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
         }
       });
       onWarm = undefined;
+      if (!answered) {
+        for (const conn of connections) conn.socket.destroy();
+        throw new Error(`openLoop: ${warming} of ${pool.length} warm-up requests to ${url.host} were not answered within ${WARM_UP_TIMEOUT_MS / 1000} s`);
+      }
       if (warmUpFailures > 0) {
         for (const conn of connections) conn.socket.destroy();
         throw new Error(`openLoop: ${warmUpFailures} of ${pool.length} connections to ${url.host} failed their warm-up request (closed, or an answer it cannot frame)`);

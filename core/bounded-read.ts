@@ -82,7 +82,10 @@ export function assertByteLimit(maxBytes: number, what = 'maxBytes'): void {
 export async function readFileAtMost(file: string, maxBytes: number): Promise<Buffer> {
   assertByteLimit(maxBytes);
   // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, holding a libuv thread.
-  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK).catch((err: NodeJS.ErrnoException) => {
+    // A Unix socket cannot be opened at all (ENXIO): it is refused like any other non-file.
+    throw err.code === 'ENXIO' ? new NotRegularFileError(file, false) : err;
+  });
   try {
     const stat = await handle.stat();
     if (!stat.isFile()) throw new NotRegularFileError(file, stat.isDirectory());

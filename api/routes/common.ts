@@ -29,13 +29,18 @@ function isJson(req: Request): boolean {
 }
 
 /** 415 unless the body is JSON, then body-parser (any JSON value, within the limit). */
-export function jsonBody(limitBytes: number): RequestHandler[] {
+export function jsonBody(limitBytes: number, shedder: LoadShedder): RequestHandler[] {
   const requireJson: RequestHandler = (req, _res, next) => {
     if (isJson(req)) return next();
     const got = req.headers['content-type'] ? JSON.stringify(req.headers['content-type'].slice(0, 100)) : 'no Content-Type';
     next(new ApiError(415, 'unsupported_media_type', `Expected a JSON body (Content-Type: application/json), got ${got}`, [{ where: 'Content-Type', problem: 'not JSON', expected: 'application/json' }]));
   };
-  return [requireJson, express.json({ limit: limitBytes, strict: false, type: () => true })];
+  // A body that ends in a later turn than its headers came in is scored in that turn: the shedder counts it there.
+  const bodyIn: RequestHandler = (_req, _res, next) => {
+    shedder.working();
+    next();
+  };
+  return [requireJson, express.json({ limit: limitBytes, strict: false, type: () => true }), bodyIn];
 }
 
 /** Records which model answers (header, access log) and returns the route; 503 when none is loaded. */

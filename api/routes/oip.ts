@@ -93,7 +93,7 @@ export function oipRouter(options: OipRouterOptions): express.Router {
     if (request.id !== undefined) body.id = request.id;
     res.json(body);
   };
-  const body = jsonBody(options.bodyLimitBytes);
+  const body = jsonBody(options.bodyLimitBytes, options.shedder);
   router.post('/models/:name/infer', shed(options.shedder, INFER_ROUTE), ...body, (req, res) => infer(req, res));
   router.post('/models/:name/versions/:version/infer', shed(options.shedder, '/v2/models/:name/versions/:version/infer'), ...body, (req, res) => infer(req, res, String(req.params.version)));
   methodNotAllowed(router, { '/models/:name/infer': 'POST', '/models/:name/versions/:version/infer': 'POST' });

@@ -24,7 +24,7 @@ function isTrue(v: unknown): boolean {
 export function predictRouter(options: PredictRouterOptions): express.Router {
   const { manager, predictor } = options;
   const router = express.Router();
-  router.post('/predict', shed(options.shedder, '/predict'), ...jsonBody(options.bodyLimitBytes), (req, res) => {
+  router.post('/predict', shed(options.shedder, '/predict'), ...jsonBody(options.bodyLimitBytes, options.shedder), (req, res) => {
     const route = useRoute(manager, res);
     const input = route.model.validator.parsePredict(req.body);
     const query = req.url.includes('?');

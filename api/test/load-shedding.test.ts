@@ -29,15 +29,42 @@ describe('the event-loop signal (TurnDelaySignal): CoDel on how far into its loo
   it('never sheds the first request of a turn, nor any reached within the limit', () => {
     const s = new TurnDelaySignal(100);
     expect(s.reached(0)).toBe(false);
-    expect(s.inTurn).toBe(true);
+    expect(s.open(1)).toBe(false); // already open
     expect(s.reached(60)).toBe(false);
     expect(s.reached(100)).toBe(false);
-    expect(s.delayAt(100)).toBe(100);
     s.turnEnded(100);
-    expect(s.inTurn).toBe(false);
-    expect(s.delayAt(500)).toBe(0);
+    expect(s.open(200)).toBe(true);
+    s.turnEnded(200);
     // Long after: the first request of a turn has waited an unknown time, and is not shed.
     expect(s.reached(10_000)).toBe(false);
+  });
+
+  it('counts work seen before a request in its turn (a body that ended there, any arrival): the turn opens with it', () => {
+    const s = new TurnDelaySignal(100);
+    // Two turns of bodies scored 150 ms each before the next request is reached.
+    expect(s.open(0)).toBe(true);
+    expect(s.reached(150)).toBe(false); // over the limit: the clock starts
+    s.turnEnded(151);
+    s.open(152);
+    expect(s.reached(300)).toBe(true);
+  });
+
+  it('stops the clock after an idle gap longer than the limit, and after a turn with no request over the limit (one big batch per turn)', () => {
+    const s = new TurnDelaySignal(100);
+    s.reached(0);
+    expect(s.reached(150)).toBe(false); // the clock starts at 150
+    s.turnEnded(160); // long, with a request over the limit: still behind
+    // An hour of nothing: the loop had caught up, so the next backlog starts its own clock.
+    s.open(3_600_000);
+    expect(s.reached(3_600_150)).toBe(false);
+    s.turnEnded(3_600_160);
+    // Turns made long by one 150 ms batch each, no request reached over the limit: not behind.
+    s.reached(3_600_170);
+    s.turnEnded(3_600_320);
+    s.reached(3_600_321);
+    expect(s.reached(3_600_430)).toBe(false); // a fresh clock, not one from 3_600_150
+    expect(s.reached(3_600_529)).toBe(false);
+    expect(s.reached(3_600_530)).toBe(true);
   });
 
   it('does not shed for one long pause (a model swap, a major GC) followed by a short turn', () => {
@@ -135,34 +162,81 @@ describe('overload shedding', () => {
     expect((await call(port, 'POST', '/predict', sampleRow())).status).toBe(200);
   });
 
-  it('sheds a request reached late in a turn the loop has been behind in for the limit, on a listening server, and counts it', async () => {
+  /** A request as raw bytes; `work` makes the server spend that many ms before the handler sees it (X-Test-Work), `endWork` before its body's end is handled (X-Test-End-Work). */
+  const rawRequest = (target: string, work = 0, endWork = 0) => {
+    const body = JSON.stringify(sampleRow());
+    const head = `POST ${target} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Test-Work: ${work}\r\nX-Test-End-Work: ${endWork}\r\n\r\n`;
+    return { head, body, whole: head + body };
+  };
+  /** Work in the server's own turn, before its handlers (listeners prepended: they run first): what long batches ahead would cost. */
+  const addWork = (server: http.Server) => {
+    const work = (req: http.IncomingMessage) => {
+      spin(Number(req.headers['x-test-work'] ?? 0));
+      const endWork = Number(req.headers['x-test-end-work'] ?? 0);
+      if (endWork > 0) req.prependListener('end', () => spin(endWork));
+    };
+    server.prependListener('request', work);
+    return () => server.removeListener('request', work);
+  };
+
+  it.each(['/predict', '/predict?explain=true'])('sheds a request reached late in a turn the loop has been behind in for the limit, on a listening server, and counts it (%s)', async (target) => {
     running = await startServer(testConfig({ maxEventLoopDelayMs: 30 }), { registry: reg.registry, logger: silentLogger() });
     const port = running.port;
-    // Three keep-alive connections, each used once, so the server has them all open.
     const sockets = await Promise.all([0, 1, 2].map(() => rawConnection(port)));
-    const body = JSON.stringify(sampleRow());
-    const raw = `POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Test-Work: 40\r\n\r\n${body}`;
-    for (const c of sockets) expect((await c.send(raw)).status).toBe(200);
-    // Work before each request's handler (40 ms): what a long batch ahead of it in the turn would do.
-    const work = (req: http.IncomingMessage) => {
-      const ms = Number(req.headers['x-test-work'] ?? 0);
-      if (ms > 0) spin(ms);
-    };
-    running.server.prependListener('request', work);
-    // All three written before the server's next poll: one turn reads them all. The first is
-    // reached at once, the second 40 ms in (over the limit: the clock starts), the third 80 ms
-    // in, the loop behind for 40 ms: shed.
-    const answers = Promise.all(sockets.map((c) => c.send(raw, false)));
-    for (const c of sockets) c.flush();
-    const [a, b, c] = await answers;
-    running.server.removeListener('request', work);
-    expect([a.status, b.status, c.status]).toEqual([200, 200, 503]);
-    expect(c.headers['retry-after']).toBe('1');
-    expect(JSON.parse(c.body).error).toMatchObject({ code: 'overloaded', message: 'The server is overloaded (requests are queueing: the event loop is behind by more than its limit); retry after 1 s' });
-    expect(await shedCount('event_loop_delay')).toBe(1);
-    // Once the loop has caught up, requests are served again.
-    expect((await call(port, 'POST', '/predict', sampleRow())).status).toBe(200);
-    for (const s of sockets) s.close();
+    const removeWork = addWork(running.server);
+    try {
+      // Each connection used once first, so the server has them all open.
+      for (const c of sockets) {
+        const warm = c.answer();
+        c.write(rawRequest(target).whole);
+        expect((await warm).status).toBe(200);
+      }
+      // All three written before the server's next poll: one turn reads them all. The first opens the turn
+      // (after its own 40 ms), the second is reached 40 ms in (over the limit: the clock starts), the third
+      // 80 ms in, the loop behind for 40 ms: shed.
+      const answers = Promise.all(sockets.map((c) => c.answer()));
+      for (const c of sockets) c.write(rawRequest(target, 40).whole);
+      const [a, b, c] = await answers;
+      expect([a.status, b.status, c.status]).toEqual([200, 200, 503]);
+      expect(c.headers['retry-after']).toBe('1');
+      expect(JSON.parse(c.body).error).toMatchObject({ code: 'overloaded', message: 'The server is overloaded (requests are queueing: the event loop is behind by more than its limit); retry after 1 s' });
+      expect(await shedCount('event_loop_delay')).toBe(1);
+      // Once the loop has caught up, requests are served again.
+      expect((await call(port, 'POST', target, sampleRow())).status).toBe(200);
+    } finally {
+      removeWork();
+      for (const c of sockets) c.close();
+    }
+  });
+
+  it('counts the scoring of bodies that end in a later turn than their headers came in (large batches, slow clients) in the delay of the requests after them', async () => {
+    running = await startServer(testConfig({ maxEventLoopDelayMs: 30 }), { registry: reg.registry, logger: silentLogger() });
+    const port = running.port;
+    const sockets = await Promise.all([0, 1, 2, 3, 4].map(() => rawConnection(port)));
+    const removeWork = addWork(running.server);
+    try {
+      for (const c of sockets) {
+        const warm = c.answer();
+        c.write(rawRequest('/predict').whole);
+        expect((await warm).status).toBe(200);
+      }
+      // Three requests whose bodies are held back: admitted, in flight.
+      const split = rawRequest('/predict', 0, 40);
+      const answers = Promise.all(sockets.map((c) => c.answer()));
+      for (const c of sockets.slice(0, 3)) c.write(split.head + split.body.slice(0, 5));
+      await waitFor('three bodies pending', () => running!.service.shedder.inFlight === 3);
+      // In one turn: the three bodies end (40 ms of work each before they are scored), then two new
+      // requests arrive behind them. The first is reached ~160 ms into the turn (the clock starts), the
+      // second ~200 ms in, the loop behind for 40 ms: shed. Measured from the first admission instead,
+      // the turn would look 40 ms old and nothing would be shed.
+      for (const c of sockets.slice(0, 3)) c.write(split.body.slice(5));
+      for (const c of sockets.slice(3)) c.write(rawRequest('/predict', 40).whole);
+      expect((await answers).map((a) => a.status)).toEqual([200, 200, 200, 200, 503]);
+      expect(await shedCount('event_loop_delay')).toBe(1);
+    } finally {
+      removeWork();
+      for (const c of sockets) c.close();
+    }
   });
 
   it('does not shed requests that arrive one at a time, however late the loop runs (the cores went elsewhere, a timer held it)', async () => {
@@ -186,42 +260,45 @@ describe('overload shedding', () => {
   });
 });
 
-/** A raw keep-alive connection: send() writes a request and resolves with the answer (status line, headers, Content-Length body). */
-async function rawConnection(port: number): Promise<{ send(raw: string, now?: boolean): Promise<{ status: number; headers: Record<string, string>; body: string }>; flush(): void; close(): void }> {
+interface RawAnswer {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+/** A raw keep-alive connection: write() sends bytes as given; answer() resolves with the next answer (status line, headers, Content-Length body), or fails after 10 s. */
+async function rawConnection(port: number): Promise<{ write(bytes: string): void; answer(): Promise<RawAnswer>; close(): void }> {
   const socket = net.connect(port, '127.0.0.1');
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
   socket.setNoDelay(true);
   let buffered = Buffer.alloc(0);
-  let pending: ((a: { status: number; headers: Record<string, string>; body: string }) => void) | undefined;
-  let held: string | undefined;
+  const pending: { resolve(a: RawAnswer): void; timer: NodeJS.Timeout }[] = [];
   socket.on('data', (chunk: Buffer) => {
     buffered = Buffer.concat([buffered, chunk]);
-    const end = buffered.indexOf('\r\n\r\n');
-    if (end < 0 || !pending) return;
-    const lines = buffered.subarray(0, end).toString('latin1').split('\r\n');
-    const headers: Record<string, string> = {};
-    for (const line of lines.slice(1)) headers[line.slice(0, line.indexOf(':')).toLowerCase()] = line.slice(line.indexOf(':') + 1).trim();
-    const length = Number(headers['content-length']);
-    if (buffered.length < end + 4 + length) return;
-    const body = buffered.subarray(end + 4, end + 4 + length).toString('utf8');
-    buffered = buffered.subarray(end + 4 + length);
-    const done = pending;
-    pending = undefined;
-    done({ status: Number(lines[0].split(' ')[1]), headers, body });
+    for (;;) {
+      const end = buffered.indexOf('\r\n\r\n');
+      if (end < 0 || pending.length === 0) return;
+      const lines = buffered.subarray(0, end).toString('latin1').split('\r\n');
+      const headers: Record<string, string> = {};
+      for (const line of lines.slice(1)) headers[line.slice(0, line.indexOf(':')).toLowerCase()] = line.slice(line.indexOf(':') + 1).trim();
+      const length = Number(headers['content-length']);
+      if (buffered.length < end + 4 + length) return;
+      const body = buffered.subarray(end + 4, end + 4 + length).toString('utf8');
+      buffered = buffered.subarray(end + 4 + length);
+      const next = pending.shift()!;
+      clearTimeout(next.timer);
+      next.resolve({ status: Number(lines[0].split(' ')[1]), headers, body });
+    }
   });
   return {
-    send(raw, now = true) {
-      return new Promise((resolve) => {
-        pending = resolve;
-        if (now) socket.write(raw);
-        else held = raw;
-      });
-    },
-    flush() {
-      if (held !== undefined) socket.write(held);
-      held = undefined;
-    },
+    write: (bytes) => socket.write(bytes),
+    answer: () =>
+      new Promise<RawAnswer>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no answer within 10 s')), 10_000);
+        pending.push({ resolve, timer });
+      }),
     close() {
+      for (const p of pending) clearTimeout(p.timer);
       socket.destroy();
     },
   };

@@ -158,6 +158,7 @@ describe('openLoop', () => {
       await new Promise((resolve) => chunked.close(resolve));
     }
     await expect(openLoop({ url: 'http://127.0.0.1:1/', rate: 0, seconds: 1, maxConnections: 1 })).rejects.toThrow(/rate, seconds and maxConnections must be positive/);
+    await expect(openLoop({ url: 'http://127.0.0.1:1/', rate: 1, seconds: 1, maxConnections: 1, warmUp: true })).rejects.toThrow('openLoop: warmUp warms the preconnected pool; it needs preconnect');
     await expect(openLoop({ url: `http://127.0.0.1:${port}/`, rate: 1, seconds: 1, maxConnections: 2, preconnect: true })).rejects.toThrow(/could not open 2 connections to 127\.0\.0\.1:\d+ before the schedule: ECONNREFUSED/);
     await expect(openLoop({ url: 'https://127.0.0.1:1/', rate: 1, seconds: 1, maxConnections: 1 })).rejects.toThrow(/only http: URLs/);
   });

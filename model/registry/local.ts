@@ -308,6 +308,10 @@ export class LocalRegistry implements Registry {
       return await readFileAtMost(file, this.artifactLimit.maxBytes);
     } catch (err) {
       if (err instanceof RefusedReadError) throw artifactRefused(version, file, err, this.artifactLimit.name);
+      // What is there is not a file and stays so until someone replaces it: invalid, not retried on every poll.
+      // A permission error is not: it may be fixed without the artifact changing, so it stays a failed read.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP' || code === 'ENOTDIR') throw new InvalidArtifactError(`version ${version}'s artifact ${versionDefect(err)}. Not a model artifact this service can load: reject the version, or register the model again`);
       throw err;
     }
   }
@@ -402,7 +406,8 @@ export class LocalRegistry implements Registry {
     try {
       recordBytes = await readFileAtMost(path.join(dir, 'version.json'), MAX_RECORD_BYTES);
     } catch (err) {
-      if (err instanceof RefusedReadError) throw new CorruptVersionError(version, err.message);
+      const defect = versionDefect(err);
+      if (defect !== undefined) throw new CorruptVersionError(version, defect);
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       // A numbered directory without its record (made by hand, or a copy cut short) is that version's defect, not a missing version.
       if ((await stat(dir).catch(() => undefined))?.isDirectory()) throw new CorruptVersionError(version, `${path.join(dir, 'version.json')} is missing`);
@@ -416,7 +421,8 @@ export class LocalRegistry implements Registry {
     const names = await readdir(auditDir).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return [] as string[];
       if (err.code === 'ENOTDIR') throw new AuditChainError(version, `${auditDir} is a file, not the directory of audit entries`);
-      throw err;
+      const defect = versionDefect(err);
+      throw defect === undefined ? err : new AuditChainError(version, defect);
     });
     const entries = names.filter((name) => AUDIT_FILE.test(name));
     const tooMany = trailOverBudget(auditDir, entries.map(() => 0));
@@ -437,8 +443,8 @@ export class LocalRegistry implements Registry {
     const firstChained = stored.findIndex((e) => !isLegacyEntry(e.bytes));
     const split = firstChained < 0 ? stored.length : firstChained;
     return { record, recordBytes, auditDir, legacy: stored.slice(0, split), chained: stored.slice(split), head: await readHead(auditDir).catch((err: unknown) => {
-        if (err instanceof RefusedReadError) throw new AuditChainError(version, err.message);
-        throw err;
+        const defect = versionDefect(err);
+        throw defect === undefined ? err : new AuditChainError(version, defect);
       }),
     };
   }
@@ -647,10 +653,34 @@ async function readAuditFile(version: number, file: string): Promise<Buffer> {
   try {
     return await readFileAtMost(file, MAX_AUDIT_ENTRY_BYTES);
   } catch (err) {
-    if (err instanceof RefusedReadError) throw new AuditChainError(version, err.message);
-    throw err;
+    const defect = versionDefect(err);
+    throw defect === undefined ? err : new AuditChainError(version, defect);
   }
 }
+
+/**
+ * What went wrong reading inside one version's directory, when it is that version's defect
+ * (an object planted or damaged there: not a file, a link loop, no permission) rather than
+ * an unreachable registry or a transient failure (EMFILE, EIO, ENOMEM, …), which fail the
+ * read as a whole so that a poll keeps what it serves. Undefined for those, and for ENOENT,
+ * which each caller handles.
+ */
+function versionDefect(err: unknown): string | undefined {
+  if (err instanceof RefusedReadError) return err.message;
+  const e = err as NodeJS.ErrnoException;
+  const why = e.code === undefined ? undefined : DEFECT_CODES[e.code];
+  return why === undefined ? undefined : `${e.path ?? 'a file in it'} cannot be read: ${why}`;
+}
+
+const DEFECT_CODES: Record<string, string> = {
+  ENOTDIR: 'a part of the path is a file where a directory belongs',
+  EISDIR: 'it is a directory, not a file',
+  ELOOP: 'a loop of symbolic links',
+  ENXIO: 'a socket or device, not a file',
+  EACCES: 'permission denied (fix the owner or mode, or reject the version)',
+  EPERM: 'operation not permitted (fix the owner or mode, or reject the version)',
+  ENAMETOOLONG: 'the path is too long',
+};
 
 async function readHead(auditDir: string): Promise<Head | undefined> {
   let text: string;

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, rename, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../../core/errors';
@@ -414,12 +415,53 @@ describe('local registry: latestApproved', () => {
     await expect(new LocalRegistry(root).show(7)).rejects.toThrow(/version 7 not found/);
   });
 
+  it('passes over a version made unreadable by a file where its directory belongs, a symbolic link loop or a socket, and verify reports each in words', async () => {
+    await registerSeeds(1, 2);
+    await registry.approve(1, 'ok');
+    await registry.approve(2, 'better');
+    const v2 = path.join(root, 'versions', '000002');
+    const audit2 = path.join(v2, 'audit');
+    const [entry] = (await readdir(audit2)).filter((n) => n !== 'HEAD.json').sort();
+    // The newest number is a plain file: every poll would have failed on it for good.
+    await writeFile(path.join(root, 'versions', '000003'), 'not a version');
+    expect(await new LocalRegistry(root).latestServable()).toMatchObject({
+      latest: { version: 2 },
+      broken: [{ version: 3, problem: expect.stringMatching(/000003\/version\.json cannot be read: a part of the path is a file where a directory belongs/) }],
+    });
+    // A symbolic link loop at the record, and a socket in the place of an audit entry.
+    await rename(path.join(v2, 'version.json'), path.join(dir, 'record'));
+    await symlink('version.json', path.join(v2, 'version.json'));
+    expect(await new LocalRegistry(root).latestServable()).toMatchObject({ latest: { version: 1 }, broken: [{ version: 3 }, { version: 2, problem: expect.stringMatching(/version\.json cannot be read: a loop of symbolic links/) }] });
+    await rm(path.join(v2, 'version.json'));
+    await rename(path.join(dir, 'record'), path.join(v2, 'version.json'));
+    await rename(path.join(audit2, entry), path.join(dir, 'entry'));
+    const socket = net.createServer();
+    await new Promise<void>((resolve) => socket.listen(path.join(audit2, entry), resolve));
+    try {
+      expect(await new LocalRegistry(root).latestServable()).toMatchObject({ latest: { version: 1 }, broken: [{ version: 3 }, { version: 2, problem: expect.stringMatching(/is not a regular file \(a FIFO, socket or device\)/) }] });
+      const report = await new LocalRegistry(root).verify();
+      expect(report.ok).toBe(false);
+      const problems = Object.fromEntries(report.versions.map((c) => [c.version, c.problems.join(' ')]));
+      expect(problems[1]).toBe('');
+      expect(problems[2]).toMatch(/not a regular file/);
+      expect(problems[3]).toMatch(/a part of the path is a file where a directory belongs/);
+      expect(Object.values(problems).join(' ')).not.toMatch(/ENOTDIR|ENXIO|ELOOP/);
+    } finally {
+      await new Promise((resolve) => socket.close(resolve));
+    }
+  });
+
   it('refuses an artifact that is not a regular file as an invalid artifact, naming it', async () => {
     await registerSeeds(1);
     const v = await registry.show(1);
     await rm(v.artifactUri);
     execFileSync('mkfifo', [v.artifactUri]);
     await expect(new LocalRegistry(root).fetchArtifact(1)).rejects.toThrow(`version 1's artifact ${v.artifactUri} is not a regular file (a FIFO, socket or device)`);
+    await expect(new LocalRegistry(root).fetchArtifact(1)).rejects.toMatchObject({ name: 'InvalidArtifactError' });
+    // A link loop is as permanent: invalid (remembered as failed), in words.
+    await rm(v.artifactUri);
+    await symlink(path.basename(v.artifactUri), v.artifactUri);
+    await expect(new LocalRegistry(root).fetchArtifact(1)).rejects.toThrow(`version 1's artifact ${v.artifactUri} cannot be read: a loop of symbolic links`);
     await expect(new LocalRegistry(root).fetchArtifact(1)).rejects.toMatchObject({ name: 'InvalidArtifactError' });
   });
 
