@@ -312,7 +312,7 @@ export class LocalRegistry implements Registry {
       // A permission error is not: it may be fixed without the artifact changing, so it stays a failed read.
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ELOOP' || code === 'ENOTDIR') throw new InvalidArtifactError(`version ${version}'s artifact ${versionDefect(err)}. Not a model artifact this service can load: reject the version, or register the model again`);
-      throw err;
+      throw notPermitted(err);
     }
   }
 
@@ -408,7 +408,7 @@ export class LocalRegistry implements Registry {
     } catch (err) {
       const defect = versionDefect(err);
       if (defect !== undefined) throw new CorruptVersionError(version, defect);
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw notPermitted(err);
       // A numbered directory without its record (made by hand, or a copy cut short) is that version's defect, not a missing version.
       if ((await stat(dir).catch(() => undefined))?.isDirectory()) throw new CorruptVersionError(version, `${path.join(dir, 'version.json')} is missing`);
       const known = await this.versionNumbers();
@@ -422,7 +422,7 @@ export class LocalRegistry implements Registry {
       if (err.code === 'ENOENT') return [] as string[];
       if (err.code === 'ENOTDIR') throw new AuditChainError(version, `${auditDir} is a file, not the directory of audit entries`);
       const defect = versionDefect(err);
-      throw defect === undefined ? err : new AuditChainError(version, defect);
+      throw defect === undefined ? notPermitted(err) : new AuditChainError(version, defect);
     });
     const entries = names.filter((name) => AUDIT_FILE.test(name));
     const tooMany = trailOverBudget(auditDir, entries.map(() => 0));
@@ -444,7 +444,7 @@ export class LocalRegistry implements Registry {
     const split = firstChained < 0 ? stored.length : firstChained;
     return { record, recordBytes, auditDir, legacy: stored.slice(0, split), chained: stored.slice(split), head: await readHead(auditDir).catch((err: unknown) => {
         const defect = versionDefect(err);
-        throw defect === undefined ? err : new AuditChainError(version, defect);
+        throw defect === undefined ? notPermitted(err) : new AuditChainError(version, defect);
       }),
     };
   }
@@ -654,7 +654,7 @@ async function readAuditFile(version: number, file: string): Promise<Buffer> {
     return await readFileAtMost(file, MAX_AUDIT_ENTRY_BYTES);
   } catch (err) {
     const defect = versionDefect(err);
-    throw defect === undefined ? err : new AuditChainError(version, defect);
+    throw defect === undefined ? notPermitted(err) : new AuditChainError(version, defect);
   }
 }
 
@@ -677,10 +677,20 @@ const DEFECT_CODES: Record<string, string> = {
   EISDIR: 'it is a directory, not a file',
   ELOOP: 'a loop of symbolic links',
   ENXIO: 'a socket or device, not a file',
-  EACCES: 'permission denied (fix the owner or mode, or reject the version)',
-  EPERM: 'operation not permitted (fix the owner or mode, or reject the version)',
   ENAMETOOLONG: 'the path is too long',
 };
+
+/**
+ * A read inside a version that failed for a reason of this process, not of the version:
+ * no permission says nothing about the version (a changed mode, another uid), so it fails
+ * the read as a whole — a poll then keeps the served model — in words.
+ */
+export function notPermitted(err: unknown): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code !== 'EACCES' && e.code !== 'EPERM') return err;
+  const uid = typeof process.getuid === 'function' ? ` (uid ${process.getuid()})` : '';
+  return new UserError(`${e.path ?? 'a registry file'} cannot be read: permission denied. The registry must be readable by the user this process runs as${uid}; fix the owner or mode. A served model stays served until then.`, 'denied');
+}
 
 async function readHead(auditDir: string): Promise<Head | undefined> {
   let text: string;

@@ -1,11 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, mkdir, readdir, readFile, rename, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, mkdir, readdir, readFile, rename, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../../core/errors';
 import { MAX_AUDIT_ENTRY_BYTES, MAX_RECORD_BYTES, MAX_TRAIL_BYTES, sha256Hex } from '../registry/common';
 import { AuditChainError, ChecksumMismatchError, ConcurrentChangeError, GateOverrideRequiredError, LocalRegistry, openRegistry, UnmigratedVersionError, type ModelVersion, type Registry } from '../registry';
+import { notPermitted } from '../registry/local';
 import { legacyTrail, writeFixtureForest, writeLegacyLocalVersion } from './registry-fixtures';
 
 let dir: string;
@@ -448,6 +449,37 @@ describe('local registry: latestApproved', () => {
       expect(Object.values(problems).join(' ')).not.toMatch(/ENOTDIR|ENXIO|ELOOP/);
     } finally {
       await new Promise((resolve) => socket.close(resolve));
+    }
+  });
+
+  it('fails the read as a whole, in words, when a version cannot be read for want of permission (the served model must stay: it says nothing about the version)', async () => {
+    await registerSeeds(1);
+    await registry.approve(1, 'ok');
+    await chmod(dir, 0o755);
+    await chmod(path.join(root, 'versions', '000001'), 0o000);
+    const script = `require(${JSON.stringify(path.join(__dirname, '..', 'registry'))}).openRegistry(${JSON.stringify(root)}).then((r) => r.latestServable()).then((r) => console.log('OK', JSON.stringify(r)), (e) => console.log('ERR', e.name, e.kind, e.message))`;
+    // Root reads through any mode: the read runs as nobody then; as anyone else, the mode itself denies it.
+    const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+    const repo = path.join(__dirname, '..', '..');
+    const run = (args: string[], asNobody: boolean) => execFileSync(process.execPath, args, { cwd: repo, encoding: 'utf8', stdio: 'pipe', ...(asNobody ? { uid: 65534, gid: 65534 } : {}) });
+    let nobodyReadsRepo = true;
+    try {
+      if (asRoot) run(['-e', `require('fs').accessSync(${JSON.stringify(require.resolve('ts-node/register/transpile-only'))}); require('fs').accessSync(${JSON.stringify(__filename)})`], true);
+    } catch {
+      nobodyReadsRepo = false;
+    }
+    try {
+      if (!asRoot || nobodyReadsRepo) {
+        const out = run(['-r', 'ts-node/register/transpile-only', '-e', script], asRoot);
+        expect(out.trim()).toMatch(/^ERR UserError denied .*000001\/version\.json cannot be read: permission denied\. The registry must be readable by the user this process runs as \(uid \d+\); fix the owner or mode\. A served model stays served until then\.$/);
+      } else {
+        // A checkout nobody may read (under /root, say): the translation itself, on the error the read would have got.
+        const denied = Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES', path: path.join(root, 'versions', '000001', 'version.json') });
+        expect(notPermitted(denied)).toMatchObject({ name: 'UserError', kind: 'denied', message: expect.stringMatching(/000001\/version\.json cannot be read: permission denied\. The registry must be readable/) });
+        expect(notPermitted(Object.assign(new Error('EIO'), { code: 'EIO' }))).toMatchObject({ code: 'EIO' });
+      }
+    } finally {
+      await chmod(path.join(root, 'versions', '000001'), 0o755);
     }
   });
 
