@@ -17,7 +17,7 @@
 import type { Logger } from 'pino';
 import { UserError } from '../core/errors';
 import { loadForestInWorker, WorkerLoadError, type WorkerLoadLimits } from '../model/forest-loader';
-import { AuditChainError, CorruptVersionError, InvalidArtifactError, VersionNotFoundError, type BrokenVersion, type ModelVersion, type Registry } from '../model/registry';
+import { AuditChainError, CorruptVersionError, InvalidArtifactError, VersionNotFoundError, VersionNotReadableError, type BrokenVersion, type ModelVersion, type Registry } from '../model/registry';
 import type { ChallengerConfig, UnknownCategoryPolicy } from './config';
 import { MAX_TIMER_MS } from './config';
 import type { ApiMetrics, DriftSource, Role } from './metrics';
@@ -396,6 +396,8 @@ export class ModelManager {
     try {
       return (await this.registry.show(version)).status === 'Approved';
     } catch (err) {
+      // No permission to read it says nothing about the version: keep it, as for any error that cannot say.
+      if (err instanceof VersionNotReadableError) return true;
       if (err instanceof VersionNotFoundError || err instanceof AuditChainError || err instanceof CorruptVersionError) return false;
       // The registry could not say: keep serving rather than go dark on a transient error.
       return true;

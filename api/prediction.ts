@@ -24,6 +24,9 @@ export class Predictor {
   private readonly metrics: ApiMetrics;
   private readonly logger: Logger;
 
+  /** Called as deferred work (shadow scoring) starts: the load shedder counts it in its loop turn (LoadShedder.working). */
+  onDeferredWork: () => void = () => undefined;
+
   constructor(metrics: ApiMetrics, logger: Logger) {
     this.metrics = metrics;
     this.logger = logger;
@@ -86,6 +89,7 @@ export class Predictor {
     const shadow = route.shadow!;
     const champion = route.model;
     setImmediate(() => {
+      this.onDeferredWork();
       try {
         const labels = shadow.forest.predictBatch(rows).labels;
         let agree = 0;

@@ -328,7 +328,7 @@ function buildBare(outDir: string): string {
 /** The shed counters of the worker that answers the scrape (each worker counts its own). */
 async function shedByReason(port: number): Promise<string> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return [...text.matchAll(/pricesense_requests_shed_total\{route="([^"]+)",reason="([^"]+)"\} (\d+)/g)].map((m) => `${m[2]} ${m[3]} on one worker`).join(', ');
+  return [...text.matchAll(/pricesense_requests_shed_total\{route="([^"]+)",reason="([^"]+)"\} (\d+)/g)].map((m) => `${m[2]} ${m[3]} (all workers)`).join(', ');
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;

@@ -209,7 +209,7 @@ describe('overload shedding', () => {
     }
   });
 
-  it('counts the scoring of bodies that end in a later turn than their headers came in (large batches, slow clients) in the delay of the requests after them', async () => {
+  it.each(['/predict', '/predict?explain=true'])('counts the scoring of bodies that end in a later turn than their headers came in (large batches, slow clients) in the delay of the requests after them (%s)', async (target) => {
     running = await startServer(testConfig({ maxEventLoopDelayMs: 30 }), { registry: reg.registry, logger: silentLogger() });
     const port = running.port;
     const sockets = await Promise.all([0, 1, 2, 3, 4].map(() => rawConnection(port)));
@@ -217,11 +217,11 @@ describe('overload shedding', () => {
     try {
       for (const c of sockets) {
         const warm = c.answer();
-        c.write(rawRequest('/predict').whole);
+        c.write(rawRequest(target).whole);
         expect((await warm).status).toBe(200);
       }
       // Three requests whose bodies are held back: admitted, in flight.
-      const split = rawRequest('/predict', 0, 40);
+      const split = rawRequest(target, 0, 40);
       const answers = Promise.all(sockets.map((c) => c.answer()));
       for (const c of sockets.slice(0, 3)) c.write(split.head + split.body.slice(0, 5));
       await waitFor('three bodies pending', () => running!.service.shedder.inFlight === 3);
@@ -230,9 +230,34 @@ describe('overload shedding', () => {
       // second ~200 ms in, the loop behind for 40 ms: shed. Measured from the first admission instead,
       // the turn would look 40 ms old and nothing would be shed.
       for (const c of sockets.slice(0, 3)) c.write(split.body.slice(5));
-      for (const c of sockets.slice(3)) c.write(rawRequest('/predict', 40).whole);
+      for (const c of sockets.slice(3)) c.write(rawRequest(target, 40).whole);
       expect((await answers).map((a) => a.status)).toEqual([200, 200, 200, 200, 503]);
       expect(await shedCount('event_loop_delay')).toBe(1);
+    } finally {
+      removeWork();
+      for (const c of sockets) c.close();
+    }
+  });
+
+  it('counts work before the first prediction of a turn (a probe, any request): the turn opens with its arrival', async () => {
+    running = await startServer(testConfig({ maxEventLoopDelayMs: 30 }), { registry: reg.registry, logger: silentLogger() });
+    const port = running.port;
+    const sockets = await Promise.all([0, 1, 2].map(() => rawConnection(port)));
+    const removeWork = addWork(running.server);
+    const probe = (work: number) => `GET /ready HTTP/1.1\r\nHost: t\r\nX-Test-Work: ${work}\r\n\r\n`;
+    try {
+      const warm = sockets.map((c, i) => {
+        const a = c.answer();
+        c.write(i === 0 ? probe(0) : rawRequest('/predict').whole);
+        return a;
+      });
+      expect((await Promise.all(warm)).map((a) => a.status)).toEqual([200, 200, 200]);
+      // A probe, then two predictions, 40 ms of work ahead of each: the turn is 40 ms old when the first
+      // prediction is reached (the clock starts), 80 ms when the second is (behind for 40 ms: shed).
+      const answers = Promise.all(sockets.map((c) => c.answer()));
+      sockets[0].write(probe(40));
+      for (const c of sockets.slice(1)) c.write(rawRequest('/predict', 40).whole);
+      expect((await answers).map((a) => a.status)).toEqual([200, 200, 503]);
     } finally {
       removeWork();
       for (const c of sockets) c.close();

@@ -268,6 +268,30 @@ export class CorruptVersionError extends UserError {
   }
 }
 
+/**
+ * One version's objects this process may not read (no permission): passed over by a poll
+ * like a corrupt version, but it says nothing about the version itself — a changed mode,
+ * another uid — so a reader that serves it must not withdraw it on this alone.
+ */
+export class VersionNotReadableError extends CorruptVersionError {
+  constructor(version: number, problem: string) {
+    super(version, problem);
+    this.name = 'VersionNotReadableError';
+  }
+}
+
+/**
+ * An artifact this process may not read (no permission): not the artifact's defect, so a
+ * reader retries it at its next poll rather than remembering it as a failed load. Not a
+ * UserError for that reason; its message is in words.
+ */
+export class ArtifactNotReadableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ArtifactNotReadableError';
+  }
+}
+
 /** Stored bytes whose digest differs from the registered one: the model is never returned. */
 export class ChecksumMismatchError extends InvalidArtifactError {
   readonly expected: string;

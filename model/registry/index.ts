@@ -14,7 +14,7 @@ import type { Registry } from './types';
 export * from './types';
 import type { ArtifactLimitOptions } from './common';
 
-export { ChecksumMismatchError, CorruptVersionError, MAX_STORED_ARTIFACT_BYTES, gateFailure, GateOverrideRequiredError, gatesToOverride, hasGateResults, InvalidArtifactError, parseStatus, VersionNotFoundError } from './common';
+export { ArtifactNotReadableError, ChecksumMismatchError, CorruptVersionError, VersionNotReadableError, MAX_STORED_ARTIFACT_BYTES, gateFailure, GateOverrideRequiredError, gatesToOverride, hasGateResults, InvalidArtifactError, parseStatus, VersionNotFoundError } from './common';
 export { AuditChainError, ConcurrentChangeError, UnmigratedVersionError } from './audit-chain';
 export { LocalRegistry } from './local';
 

@@ -49,7 +49,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, mkdtemp, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { chmod, link, mkdir, mkdtemp, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { SETTINGS, configuredSetting } from '../../core/config';
 import { UserError } from '../../core/errors';
@@ -81,6 +81,7 @@ import {
 import { readFileAtMost, RefusedReadError } from '../../core/bounded-read';
 import {
   actor,
+  ArtifactNotReadableError,
   artifactLimit,
   artifactRefused,
   type ArtifactLimitOptions,
@@ -97,6 +98,7 @@ import {
   sha256Hex,
   trailOverBudget,
   VersionNotFoundError,
+  VersionNotReadableError,
   withWarning,
 } from './common';
 import type { BrokenVersion, Lineage, MigrationReport, ModelStatus, ModelVersion, RegisterOptions, Registry, ServableResolution, StoredArtifact, TransitionOptions, VersionCheck, VersionMigration, VerifyReport } from './types';
@@ -187,6 +189,8 @@ export class LocalRegistry implements Registry {
     const warning = await this.markerForWrite();
     await this.sweepStaging();
     const staging = await mkdtemp(path.join(this.stagingDir, 'v-'));
+    // mkdtemp makes it 0700: as the version's directory that would hide it from every other user (the API's, say).
+    await chmod(staging, 0o755);
     try {
       await writeDurable(path.join(staging, 'forest.json'), candidate.bytes);
       const record: VersionRecord = {
@@ -312,7 +316,8 @@ export class LocalRegistry implements Registry {
       // A permission error is not: it may be fixed without the artifact changing, so it stays a failed read.
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ELOOP' || code === 'ENOTDIR') throw new InvalidArtifactError(`version ${version}'s artifact ${versionDefect(err)}. Not a model artifact this service can load: reject the version, or register the model again`);
-      throw notPermitted(err);
+      if (code === 'EACCES' || code === 'EPERM') throw new ArtifactNotReadableError(`version ${version}'s artifact ${file} cannot be read: permission denied; the registry must be readable by the user this process runs as${uidText()}: fix the owner or mode (retried at the next poll)`);
+      throw err;
     }
   }
 
@@ -408,7 +413,7 @@ export class LocalRegistry implements Registry {
     } catch (err) {
       const defect = versionDefect(err);
       if (defect !== undefined) throw new CorruptVersionError(version, defect);
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw notPermitted(err);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw notPermitted(err, version);
       // A numbered directory without its record (made by hand, or a copy cut short) is that version's defect, not a missing version.
       if ((await stat(dir).catch(() => undefined))?.isDirectory()) throw new CorruptVersionError(version, `${path.join(dir, 'version.json')} is missing`);
       const known = await this.versionNumbers();
@@ -422,7 +427,7 @@ export class LocalRegistry implements Registry {
       if (err.code === 'ENOENT') return [] as string[];
       if (err.code === 'ENOTDIR') throw new AuditChainError(version, `${auditDir} is a file, not the directory of audit entries`);
       const defect = versionDefect(err);
-      throw defect === undefined ? notPermitted(err) : new AuditChainError(version, defect);
+      throw defect === undefined ? notPermitted(err, version) : new AuditChainError(version, defect);
     });
     const entries = names.filter((name) => AUDIT_FILE.test(name));
     const tooMany = trailOverBudget(auditDir, entries.map(() => 0));
@@ -444,7 +449,7 @@ export class LocalRegistry implements Registry {
     const split = firstChained < 0 ? stored.length : firstChained;
     return { record, recordBytes, auditDir, legacy: stored.slice(0, split), chained: stored.slice(split), head: await readHead(auditDir).catch((err: unknown) => {
         const defect = versionDefect(err);
-        throw defect === undefined ? notPermitted(err) : new AuditChainError(version, defect);
+        throw defect === undefined ? notPermitted(err, version) : new AuditChainError(version, defect);
       }),
     };
   }
@@ -654,7 +659,7 @@ async function readAuditFile(version: number, file: string): Promise<Buffer> {
     return await readFileAtMost(file, MAX_AUDIT_ENTRY_BYTES);
   } catch (err) {
     const defect = versionDefect(err);
-    throw defect === undefined ? notPermitted(err) : new AuditChainError(version, defect);
+    throw defect === undefined ? notPermitted(err, version) : new AuditChainError(version, defect);
   }
 }
 
@@ -677,19 +682,22 @@ const DEFECT_CODES: Record<string, string> = {
   EISDIR: 'it is a directory, not a file',
   ELOOP: 'a loop of symbolic links',
   ENXIO: 'a socket or device, not a file',
-  ENAMETOOLONG: 'the path is too long',
 };
 
 /**
- * A read inside a version that failed for a reason of this process, not of the version:
- * no permission says nothing about the version (a changed mode, another uid), so it fails
- * the read as a whole — a poll then keeps the served model — in words.
+ * A read inside a version that failed for want of permission: a reason of this process (a
+ * changed mode, another uid), not of the version. The poll passes over the version (a
+ * VersionNotReadableError) and a reader that serves it keeps it; in words. Other errors as
+ * they are.
  */
-export function notPermitted(err: unknown): unknown {
+export function notPermitted(err: unknown, version: number): unknown {
   const e = err as NodeJS.ErrnoException;
   if (e.code !== 'EACCES' && e.code !== 'EPERM') return err;
-  const uid = typeof process.getuid === 'function' ? ` (uid ${process.getuid()})` : '';
-  return new UserError(`${e.path ?? 'a registry file'} cannot be read: permission denied. The registry must be readable by the user this process runs as${uid}; fix the owner or mode. A served model stays served until then.`, 'denied');
+  return new VersionNotReadableError(version, `${e.path ?? 'a registry file'} cannot be read: permission denied; the registry must be readable by the user this process runs as${uidText()}: fix the owner or mode`);
+}
+
+function uidText(): string {
+  return typeof process.getuid === 'function' ? ` (uid ${process.getuid()})` : '';
 }
 
 async function readHead(auditDir: string): Promise<Head | undefined> {

@@ -452,12 +452,15 @@ describe('local registry: latestApproved', () => {
     }
   });
 
-  it('fails the read as a whole, in words, when a version cannot be read for want of permission (the served model must stay: it says nothing about the version)', async () => {
-    await registerSeeds(1);
+  it('passes over a version this process may not read, in words, as not readable (a reader keeps serving it: it says nothing about the version); versions are readable by others', async () => {
+    await registerSeeds(1, 2, 3);
     await registry.approve(1, 'ok');
+    await registry.approve(2, 'better');
+    // Registered versions are 0755 like any directory (mkdtemp alone would make them 0700: unreadable to the API's user).
+    expect((await stat(path.join(root, 'versions', '000003'))).mode & 0o777).toBe(0o755);
     await chmod(dir, 0o755);
-    await chmod(path.join(root, 'versions', '000001'), 0o000);
-    const script = `require(${JSON.stringify(path.join(__dirname, '..', 'registry'))}).openRegistry(${JSON.stringify(root)}).then((r) => r.latestServable()).then((r) => console.log('OK', JSON.stringify(r)), (e) => console.log('ERR', e.name, e.kind, e.message))`;
+    await chmod(path.join(root, 'versions', '000003'), 0o000);
+    const script = `require(${JSON.stringify(path.join(__dirname, '..', 'registry'))}).openRegistry(${JSON.stringify(root)}).then((r) => r.latestServable()).then((r) => console.log('OK', r.latest && r.latest.version, JSON.stringify(r.broken)), (e) => console.log('ERR', e.name, e.message))`;
     // Root reads through any mode: the read runs as nobody then; as anyone else, the mode itself denies it.
     const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
     const repo = path.join(__dirname, '..', '..');
@@ -471,15 +474,16 @@ describe('local registry: latestApproved', () => {
     try {
       if (!asRoot || nobodyReadsRepo) {
         const out = run(['-r', 'ts-node/register/transpile-only', '-e', script], asRoot);
-        expect(out.trim()).toMatch(/^ERR UserError denied .*000001\/version\.json cannot be read: permission denied\. The registry must be readable by the user this process runs as \(uid \d+\); fix the owner or mode\. A served model stays served until then\.$/);
+        // Version 3 (pending) cannot be read: passed over, version 2 served — not a failed poll that would block a rollback.
+        expect(out.trim()).toMatch(/^OK 2 \[\{"version":3,"problem":".*000003\/version\.json cannot be read: permission denied; the registry must be readable by the user this process runs as \(uid \d+\): fix the owner or mode"\}\]$/);
       } else {
         // A checkout nobody may read (under /root, say): the translation itself, on the error the read would have got.
-        const denied = Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES', path: path.join(root, 'versions', '000001', 'version.json') });
-        expect(notPermitted(denied)).toMatchObject({ name: 'UserError', kind: 'denied', message: expect.stringMatching(/000001\/version\.json cannot be read: permission denied\. The registry must be readable/) });
-        expect(notPermitted(Object.assign(new Error('EIO'), { code: 'EIO' }))).toMatchObject({ code: 'EIO' });
+        const denied = Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES', path: path.join(root, 'versions', '000003', 'version.json') });
+        expect(notPermitted(denied, 3)).toMatchObject({ name: 'VersionNotReadableError', version: 3, problem: expect.stringMatching(/000003\/version\.json cannot be read: permission denied; the registry must be readable/) });
+        expect(notPermitted(Object.assign(new Error('EIO'), { code: 'EIO' }), 3)).toMatchObject({ code: 'EIO' });
       }
     } finally {
-      await chmod(path.join(root, 'versions', '000001'), 0o755);
+      await chmod(path.join(root, 'versions', '000003'), 0o755);
     }
   });
 
