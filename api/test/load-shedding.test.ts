@@ -179,18 +179,23 @@ describe('overload shedding', () => {
     return () => server.removeListener('request', work);
   };
 
-  it.each(['/predict', '/predict?explain=true'])('sheds a request reached late in a turn the loop has been behind in for the limit, on a listening server, and counts it (%s)', async (target) => {
+  /** A server with a 30 ms limit and the test's work listener, and `n` connections, each used once first so the server has them all open. */
+  const serveWithWork = async (n: number, target: string) => {
     running = await startServer(testConfig({ maxEventLoopDelayMs: 30 }), { registry: reg.registry, logger: silentLogger() });
     const port = running.port;
-    const sockets = await Promise.all([0, 1, 2].map(() => rawConnection(port)));
+    const sockets = await Promise.all(Array.from({ length: n }, () => rawConnection(port)));
     const removeWork = addWork(running.server);
+    for (const c of sockets) {
+      const warm = c.answer();
+      c.write(rawRequest(target).whole);
+      expect((await warm).status).toBe(200);
+    }
+    return { port, sockets, removeWork };
+  };
+
+  it.each(['/predict', '/predict?explain=true'])('sheds a request reached late in a turn the loop has been behind in for the limit, on a listening server, and counts it (%s)', async (target) => {
+    const { port, sockets, removeWork } = await serveWithWork(3, target);
     try {
-      // Each connection used once first, so the server has them all open.
-      for (const c of sockets) {
-        const warm = c.answer();
-        c.write(rawRequest(target).whole);
-        expect((await warm).status).toBe(200);
-      }
       // All three written before the server's next poll: one turn reads them all. The first opens the turn
       // (after its own 40 ms), the second is reached 40 ms in (over the limit: the clock starts), the third
       // 80 ms in, the loop behind for 40 ms: shed.
@@ -210,16 +215,8 @@ describe('overload shedding', () => {
   });
 
   it.each(['/predict', '/predict?explain=true'])('counts the scoring of bodies that end in a later turn than their headers came in (large batches, slow clients) in the delay of the requests after them (%s)', async (target) => {
-    running = await startServer(testConfig({ maxEventLoopDelayMs: 30 }), { registry: reg.registry, logger: silentLogger() });
-    const port = running.port;
-    const sockets = await Promise.all([0, 1, 2, 3, 4].map(() => rawConnection(port)));
-    const removeWork = addWork(running.server);
+    const { sockets, removeWork } = await serveWithWork(5, target);
     try {
-      for (const c of sockets) {
-        const warm = c.answer();
-        c.write(rawRequest(target).whole);
-        expect((await warm).status).toBe(200);
-      }
       // Three requests whose bodies are held back: admitted, in flight.
       const split = rawRequest(target, 0, 40);
       const answers = Promise.all(sockets.map((c) => c.answer()));
