@@ -35,12 +35,10 @@ export function jsonBody(limitBytes: number, shedder: LoadShedder): RequestHandl
     const got = req.headers['content-type'] ? JSON.stringify(req.headers['content-type'].slice(0, 100)) : 'no Content-Type';
     next(new ApiError(415, 'unsupported_media_type', `Expected a JSON body (Content-Type: application/json), got ${got}`, [{ where: 'Content-Type', problem: 'not JSON', expected: 'application/json' }]));
   };
-  // A body that ends in a later turn than its headers came in is scored in that turn: the shedder counts it there.
-  const bodyIn: RequestHandler = (_req, _res, next) => {
-    shedder.working();
-    next();
-  };
-  return [requireJson, express.json({ limit: limitBytes, strict: false, type: () => true }), bodyIn];
+  // A body that ends in a later turn than its headers came in is parsed and scored in that turn: body-parser's
+  // verify hook runs once the body is in, before the parse, so the shedder counts both there.
+  const bodyIn = () => shedder.working();
+  return [requireJson, express.json({ limit: limitBytes, strict: false, type: () => true, verify: bodyIn })];
 }
 
 /** Records which model answers (header, access log) and returns the route; 503 when none is loaded. */

@@ -303,10 +303,21 @@ describe('model lifecycle (listening server)', () => {
       expect(body.label).toBe(champion.predict(row).label);
     }
     await new Promise((r) => setImmediate(r));
+    // The shadow's scoring runs in an immediate after the answer: it tells the load shedder, which counts it in its turn.
+    const working = jest.spyOn(running.service.shedder, 'working');
+    await call(running.port, 'POST', '/predict', sampleRow(rng));
+    await new Promise((r) => setImmediate(r));
+    const fromShadow = working.mock.calls.length;
+    working.mockClear();
+    await call(running.port, 'GET', '/health');
+    await new Promise((r) => setImmediate(r));
+    // A request's arrival and its body's end, then the shadow's scoring; a probe: its arrival only.
+    expect([fromShadow, working.mock.calls.length]).toEqual([3, 1]);
+    working.mockRestore();
     const metrics = (await call(running.port, 'GET', '/metrics')).body;
     const compared = [...metrics.matchAll(/pricesense_shadow_comparisons_total\{champion_version="\d+",shadow_version="(\d+)",outcome="(agree|disagree)"\} (\d+)/g)];
     expect(compared.every((m) => m[1] === String(shadow))).toBe(true);
-    expect(compared.reduce((s, m) => s + Number(m[3]), 0)).toBe(100);
+    expect(compared.reduce((s, m) => s + Number(m[3]), 0)).toBe(101);
     expect(metrics).toMatch(new RegExp(`pricesense_predictions_total\\{model_version="${shadow}",role="shadow"`));
     // Shadows are never addressable as the answer (they may be unapproved), and a Rejected one is dropped.
     const direct = await call(running.port, 'POST', `/v2/models/pricesense/versions/${shadow}/infer`, { inputs: [] });
