@@ -175,6 +175,51 @@ function nextMessage<T extends ClusterMessage['pricesense']>(tag: T): { message:
   return { message, cancel: () => process.off('message', onMessage) };
 }
 
+/**
+ * The primary's view of the shared port: which workers listen (and whether they were ready
+ * when they joined) and which wait off it. Exported for its test.
+ */
+export class PortRoster {
+  private readonly listening = new Map<number, boolean>();
+  private readonly waiting = new Set<number>();
+
+  /**
+   * A not-ready worker asks whether anyone listens; the answer is how many others do. With
+   * nobody, it is counted as listening (not ready) from this answer on, not from its
+   * 'joined': two workers that ask before either has joined must not both be told "nobody"
+   * and both listen not ready.
+   */
+  ask(id: number): number {
+    const others = [...this.listening.keys()].filter((k) => k !== id).length;
+    if (others > 0) this.waiting.add(id);
+    else this.listening.set(id, false);
+    return others;
+  }
+
+  /** A worker listens now. Returns the workers to tell to leave: not-ready ones beside a ready one (this one, too, if a ready sibling got there first). */
+  joined(id: number, ready: boolean): number[] {
+    this.waiting.delete(id);
+    this.listening.set(id, ready);
+    const readyOther = [...this.listening].some(([k, r]) => r && k !== id);
+    const leave = ready ? [...this.listening].filter(([k, r]) => !r && k !== id).map(([k]) => k) : readyOther ? [id] : [];
+    for (const k of leave) {
+      this.listening.delete(k);
+      this.waiting.add(k);
+    }
+    return leave;
+  }
+
+  /** A worker exited. Returns a waiting worker to ask to join anyway when nobody listens any more. */
+  exited(id: number): number | undefined {
+    this.listening.delete(id);
+    this.waiting.delete(id);
+    if (this.listening.size > 0) return undefined;
+    const [next] = this.waiting;
+    if (next !== undefined) this.waiting.delete(next);
+    return next;
+  }
+}
+
 /** The delay before replacing a worker, from how many died in the last minute: a one-off crash is replaced at once. */
 export function restartDelayMs(recentExits: number): number {
   return recentExits <= 1 ? 0 : Math.min(MAX_RESTART_DELAY_MS, FIRST_RESTART_DELAY_MS * 2 ** (recentExits - 2));
@@ -219,9 +264,8 @@ async function runPrimary(config: ApiConfig): Promise<number> {
   cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS ?? '') });
   // Every worker forked and not yet exited: the stop waits for exactly these.
   const live = new Map<number, Worker>();
-  // Workers on the shared port, and whether they were ready when they joined; workers waiting off it; workers that ever joined.
-  const listening = new Map<number, boolean>();
-  const waiting = new Set<number>();
+  const roster = new PortRoster();
+  // Workers that ever joined the port.
   const everJoined = new Set<number>();
   const tell = (id: number, msg: ClusterMessage) => {
     const w = live.get(id);
@@ -243,28 +287,16 @@ async function runPrimary(config: ApiConfig): Promise<number> {
     if (msg.pricesense === 'stoppable') {
       if (stopping) sendIpc(worker.process, 'shutdown');
     } else if (msg.pricesense === 'anyone-listening?') {
-      const others = [...listening.keys()].filter((id) => id !== worker.id).length;
-      if (others > 0) waiting.add(worker.id);
-      sendIpc(worker.process, { pricesense: 'listening', others } satisfies ClusterMessage);
+      sendIpc(worker.process, { pricesense: 'listening', others: roster.ask(worker.id) } satisfies ClusterMessage);
     } else if (msg.pricesense === 'joined') {
-      waiting.delete(worker.id);
       everJoined.add(worker.id);
-      listening.set(worker.id, msg.ready);
       failedStarts = 0;
       logger.info({ event: 'worker_joined', worker: worker.process.pid, ready: msg.ready }, msg.ready ? 'worker joined the port, ready' : 'worker joined the port, not ready');
-      if (!msg.ready) return;
-      // A not-ready listener would answer 503 beside a ready one: it leaves until it is ready too.
-      for (const [id, ready] of [...listening]) {
-        if (ready || id === worker.id) continue;
-        listening.delete(id);
-        waiting.add(id);
-        tell(id, { pricesense: 'leave' });
-      }
+      for (const id of roster.joined(worker.id, msg.ready)) tell(id, { pricesense: 'leave' });
     }
   });
   cluster.on('exit', (worker, code, signal) => {
-    listening.delete(worker.id);
-    waiting.delete(worker.id);
+    const next = roster.exited(worker.id);
     live.delete(worker.id);
     const joined = everJoined.delete(worker.id);
     if (stopping) {
@@ -276,11 +308,7 @@ async function runPrimary(config: ApiConfig): Promise<number> {
       return;
     }
     // Nobody on the port any more: one waiting worker joins not-ready, so /health and /ready answer meanwhile.
-    const [next] = waiting;
-    if (listening.size === 0 && next !== undefined) {
-      waiting.delete(next);
-      tell(next, { pricesense: 'join-anyway' });
-    }
+    if (next !== undefined) tell(next, { pricesense: 'join-anyway' });
     const now = Date.now();
     exits.push(now);
     while (exits.length > 0 && exits[0] < now - 60_000) exits.shift();

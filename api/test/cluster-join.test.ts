@@ -6,7 +6,7 @@
  * listening for 'join-anyway' only after awaiting the reply never hears it, and waits off
  * the port while nobody listens.
  */
-import { joinWhenAnswerable } from '../serve';
+import { joinWhenAnswerable, PortRoster } from '../serve';
 
 describe('joinWhenAnswerable', () => {
   const sent: unknown[] = [];
@@ -61,5 +61,33 @@ describe('joinWhenAnswerable', () => {
     await alone;
     // Nothing left listening for a 'join-anyway' that no longer concerns this worker.
     expect(process.listenerCount('message')).toBe(listeners);
+  });
+});
+
+describe("PortRoster (the primary's view of the shared port)", () => {
+  it('tells only the first of two workers asking at once that nobody listens: the second waits instead of listening not ready beside it', () => {
+    const roster = new PortRoster();
+    // Both ask before either has joined (the race a loaded machine makes likely).
+    expect(roster.ask(1)).toBe(0);
+    expect(roster.ask(2)).toBe(1);
+    expect(roster.joined(1, false)).toEqual([]);
+    // The first dies before anyone is ready: the waiting one is asked to join anyway.
+    expect(roster.exited(1)).toBe(2);
+    expect(roster.exited(2)).toBeUndefined();
+  });
+
+  it('sends a not-ready listener off the port when a ready worker joins, and one that joins not ready beside a ready one', () => {
+    const roster = new PortRoster();
+    expect(roster.ask(1)).toBe(0);
+    expect(roster.joined(1, false)).toEqual([]);
+    // Worker 2 was ready at start (it never asks) and joins: 1 leaves.
+    expect(roster.joined(2, true)).toEqual([1]);
+    // Worker 3 was told "nobody" before 2 joined, and listens not ready after it: it leaves at once.
+    const roster2 = new PortRoster();
+    expect(roster2.ask(3)).toBe(0);
+    expect(roster2.joined(4, true)).toEqual([3]);
+    expect(roster2.joined(3, false)).toEqual([3]);
+    // The ready one exits: nobody listens, and a waiting worker is asked to join anyway.
+    expect(roster2.exited(4)).toBe(3);
   });
 });
