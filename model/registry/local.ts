@@ -426,8 +426,7 @@ export class LocalRegistry implements Registry {
     const names = await readdir(auditDir).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return [] as string[];
       if (err.code === 'ENOTDIR') throw new AuditChainError(version, `${auditDir} is a file, not the directory of audit entries`);
-      const defect = versionDefect(err);
-      throw defect === undefined ? notPermitted(err, version) : new AuditChainError(version, defect);
+      throw trailReadError(err, version);
     });
     const entries = names.filter((name) => AUDIT_FILE.test(name));
     const tooMany = trailOverBudget(auditDir, entries.map(() => 0));
@@ -448,8 +447,7 @@ export class LocalRegistry implements Registry {
     const firstChained = stored.findIndex((e) => !isLegacyEntry(e.bytes));
     const split = firstChained < 0 ? stored.length : firstChained;
     return { record, recordBytes, auditDir, legacy: stored.slice(0, split), chained: stored.slice(split), head: await readHead(auditDir).catch((err: unknown) => {
-        const defect = versionDefect(err);
-        throw defect === undefined ? notPermitted(err, version) : new AuditChainError(version, defect);
+        throw trailReadError(err, version);
       }),
     };
   }
@@ -658,17 +656,22 @@ async function readAuditFile(version: number, file: string): Promise<Buffer> {
   try {
     return await readFileAtMost(file, MAX_AUDIT_ENTRY_BYTES);
   } catch (err) {
-    const defect = versionDefect(err);
-    throw defect === undefined ? notPermitted(err, version) : new AuditChainError(version, defect);
+    throw trailReadError(err, version);
   }
+}
+
+/** A failed read of a version's audit trail, as that version's broken trail when it is the version's defect (see versionDefect). */
+function trailReadError(err: unknown, version: number): unknown {
+  const defect = versionDefect(err);
+  return defect === undefined ? notPermitted(err, version) : new AuditChainError(version, defect);
 }
 
 /**
  * What went wrong reading inside one version's directory, when it is that version's defect
- * (an object planted or damaged there: not a file, a link loop, no permission) rather than
+ * (an object planted or damaged there: not a file, a link loop) rather than
  * an unreachable registry or a transient failure (EMFILE, EIO, ENOMEM, …), which fail the
- * read as a whole so that a poll keeps what it serves. Undefined for those, and for ENOENT,
- * which each caller handles.
+ * read as a whole so that a poll keeps what it serves, or no permission (notPermitted).
+ * Undefined for those, and for ENOENT, which each caller handles.
  */
 function versionDefect(err: unknown): string | undefined {
   if (err instanceof RefusedReadError) return err.message;

@@ -23,6 +23,16 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** Versions 1 and 2 registered and approved; version 2's directory, its audit directory and its entries (without HEAD.json), sorted. */
+async function twoApprovedVersions(): Promise<{ v2: string; audit2: string; entries: string[] }> {
+  await registerSeeds(1, 2);
+  await registry.approve(1, 'ok');
+  await registry.approve(2, 'better');
+  const v2 = path.join(root, 'versions', '000002');
+  const audit2 = path.join(v2, 'audit');
+  return { v2, audit2, entries: (await readdir(audit2)).filter((n) => n !== 'HEAD.json').sort() };
+}
+
 async function registerSeeds(...seeds: number[]): Promise<void> {
   for (const seed of seeds) {
     await registry.register(await writeFixtureForest(dir, `f${seed}.json`, { seed, gatesPassed: true }), { by: 'trainer' });
@@ -382,12 +392,7 @@ describe('local registry: latestApproved', () => {
   });
 
   it('passes over a version with a FIFO, a directory or nothing where a file belongs, and reports it, instead of failing every poll', async () => {
-    await registerSeeds(1, 2);
-    await registry.approve(1, 'ok');
-    await registry.approve(2, 'better');
-    const v2 = path.join(root, 'versions', '000002');
-    const audit2 = path.join(v2, 'audit');
-    const entries = (await readdir(audit2)).filter((n) => n !== 'HEAD.json').sort();
+    const { v2, audit2, entries } = await twoApprovedVersions();
     const served = async () => (await new LocalRegistry(root).latestServable()).latest?.version;
     const planted = async (file: string, what: 'fifo' | 'dir' | 'gone', check: RegExp) => {
       const saved = path.join(dir, 'saved');
@@ -417,12 +422,8 @@ describe('local registry: latestApproved', () => {
   });
 
   it('passes over a version made unreadable by a file where its directory belongs, a symbolic link loop or a socket, and verify reports each in words', async () => {
-    await registerSeeds(1, 2);
-    await registry.approve(1, 'ok');
-    await registry.approve(2, 'better');
-    const v2 = path.join(root, 'versions', '000002');
-    const audit2 = path.join(v2, 'audit');
-    const [entry] = (await readdir(audit2)).filter((n) => n !== 'HEAD.json').sort();
+    const { v2, audit2, entries } = await twoApprovedVersions();
+    const [entry] = entries;
     // The newest number is a plain file: every poll would have failed on it for good.
     await writeFile(path.join(root, 'versions', '000003'), 'not a version');
     expect(await new LocalRegistry(root).latestServable()).toMatchObject({
