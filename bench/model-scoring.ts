@@ -40,6 +40,7 @@ import { exportForestToOnnx } from '../model/onnx/export';
 import { CompiledForest, type RawRow } from '../model/walker';
 import { start, stop, waitReady } from './api';
 import { cachedProductionForest, productionForest, type ForestArtifact } from './model-forests';
+import { Tensor as ortTensor } from 'onnxruntime-node';
 import { againstOrt, measureOrt, ortForForest, timeSync } from './onnx-peer';
 
 const FORMATS = ['SS', 'MS', 'LS', 'XLS'];
@@ -113,6 +114,36 @@ function absoluteLine(what: string, unit: string, ours: Timing, target: number, 
   return `  ${what.padEnd(12)} walker ${f1(ours.wall).padStart(6)} ${unit} (cpu ${f1(ours.cpu)})  |  target ≤ ${target} ${unit}: ${tick(ours.cpu <= target)}  |  ${peers}`;
 }
 
+/*
+ * Cold single rows: 16 MiB of other memory touched before each row, as a server's request
+ * path (kernel network stack, HTTP parser, other processes on the core) leaves the caches
+ * between two requests. Wall time of the call alone, µs.
+ */
+const EVICT = new Int32Array(4 << 20);
+function evictCaches(): void {
+  for (let k = 0; k < EVICT.length; k += 16) EVICT[k]++;
+}
+function coldWalker(fn: (i: number) => unknown, calls: number): number {
+  let total = 0n;
+  for (let i = 0; i < calls; i++) {
+    evictCaches();
+    const t0 = process.hrtime.bigint();
+    fn(i);
+    total += process.hrtime.bigint() - t0;
+  }
+  return Number(total) / calls / 1000;
+}
+async function coldOrt(fn: (i: number) => Promise<unknown>, calls: number): Promise<number> {
+  let total = 0n;
+  for (let i = 0; i < calls; i++) {
+    evictCaches();
+    const t0 = process.hrtime.bigint();
+    await fn(i);
+    total += process.hrtime.bigint() - t0;
+  }
+  return Number(total) / calls / 1000;
+}
+
 /** Walker and ORT, single row and batch, alternating over rounds, on one forest and one set of rows. */
 async function headToHead(forest: ForestFileV1, rows: RawRow[], columns: Record<string, ArrayLike<unknown>>, rounds: number, hardVoteTies?: 'lowest-index') {
   const cf = CompiledForest.compile(forest);
@@ -136,6 +167,14 @@ async function headToHead(forest: ForestFileV1, rows: RawRow[], columns: Record<
     let i = 0;
     single.push(timeSync(() => cf.predict(rows[i++ % 1000]), 600));
   }
+  const cold: number[] = [];
+  const ortCold: number[] = [];
+  const F = cf.features.length;
+  const singles = Array.from({ length: Math.min(n, 1000) }, (_, r) => ({ X: new ortTensor('float64', x.subarray(r * F, r * F + F), [1, F]) }));
+  for (let round = 0; round < rounds; round++) {
+    cold.push(coldWalker((i) => cf.predict(rows[i % 1000]), 1500));
+    ortCold.push(await coldOrt((i) => ort.session.run(singles[i % singles.length]), 1500));
+  }
   await ort.release();
   // Where the batch time goes: encoding the rows once vs walking and summing.
   const encodeOnly = timeSync(() => cf.encodeBatch(rows.slice(0, Math.min(n, 4096))), 300);
@@ -148,6 +187,8 @@ async function headToHead(forest: ForestFileV1, rows: RawRow[], columns: Record<
     ortBatch: med(ortBatch, n * T),
     single: med(single, 1000),
     ortSingle: med(ortSingle, 1000),
+    coldUs: [...cold].sort((a, b) => a - b)[cold.length >> 1],
+    ortColdUs: [...ortCold].sort((a, b) => a - b)[ortCold.length >> 1],
     encodeNsPerRow: encodeOnly.cpu / Math.min(n, 4096),
   };
 }
@@ -363,6 +404,7 @@ export async function runScoringBench(): Promise<Record<string, number>> {
   out(`  ORT's ensemble: ${big.ortNodes.toLocaleString('en-US')} nodes (categorical subsets as BRANCH_EQ chains) for our ${prod.nodes.toLocaleString('en-US')}; host load average at the start ${os.loadavg()[0].toFixed(1)} on ${os.availableParallelism()} cores`);
   out(ratioLine('batch', 'ns/tree-row', big.batch, 'ORT', big.ortBatch, 1 / 3));
   out(ratioLine('single row', 'µs', big.single, 'ORT', big.ortSingle, 1 / 2));
+  out(`  cold row     walker ${f1(big.coldUs).padStart(6)} µs  |  ORT ${f1(big.ortColdUs).padStart(6)} µs  |  ratio ${(big.coldUs / big.ortColdUs).toFixed(3)} wall  |  single rows with 16 MiB touched between them, as in a server (median of ${rounds} rounds of 1,500)`);
   // The control peer: the same trees with numeric splits only, scored by both in this run.
   const ctl = numericControl(prod.forest, rows, columns);
   const control = await headToHead(ctl.control, ctl.controlRows, ctl.controlColumns, rounds);
@@ -382,6 +424,8 @@ export async function runScoringBench(): Promise<Record<string, number>> {
     prodSingleCpuUs: big.single.cpu,
     ortSingleUs: big.ortSingle.wall,
     ortSingleCpuUs: big.ortSingle.cpu,
+    prodColdSingleUs: big.coldUs,
+    ortColdSingleUs: big.ortColdUs,
     ortNodes: big.ortNodes,
     controlBatchCpuNsPerTreeRow: control.batch.cpu,
     controlOrtBatchCpuNsPerTreeRow: control.ortBatch.cpu,

@@ -20,7 +20,7 @@ export interface ForestLimits {
   /** Categories over all features (the encoder keeps a map entry per category). */
   readonly categories: number;
   readonly trees: number;
-  /** Nodes in one tree: the scorer's node record holds a subtree size in 20 bits. */
+  /** Nodes in one tree: the scorer's node record holds a child offset within the tree in 21 signed bits. */
   readonly nodesPerTree: number;
   readonly nodes: number;
   /** Edges on a tree's longest root-to-leaf path. */

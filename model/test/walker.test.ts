@@ -1,6 +1,8 @@
 import { FOREST_FORMAT_ID, FOREST_FORMAT_VERSION, type ForestFileV1 } from '../format';
 import { canonicalJson, forestJson, parseForest, sealForest, upgradeForest } from '../forest-file';
 import { CompiledForest } from '../walker';
+import { CHILD_SHIFT } from '../walker/kernels';
+import { blockTrees } from '../walker/layout';
 import { referenceProba } from './reference-scorer';
 import { randomForest, randomRow, rng, type RandomForestOptions } from './random-forest-fixture';
 
@@ -217,5 +219,68 @@ describe('Saabas explanations', () => {
     }
     // The two quantities differ on most rows, so the test tells them apart.
     expect(differs).toBeGreaterThan(100);
+  });
+});
+
+describe('blocked node layout', () => {
+  /** A pre-order packing (left child next, word 1 = left subtree size << 11) of a complete tree; node i's payload is i. */
+  function completePreOrder(depth: number): Int32Array {
+    const words: number[] = [];
+    const build = (d: number): number => {
+      const at = words.length / 2;
+      words.push(0, 0);
+      if (d === depth) {
+        words[2 * at] = ~at;
+        words[2 * at + 1] = (-1 << CHILD_SHIFT) | 1;
+        return 1;
+      }
+      words[2 * at] = at;
+      const left = build(d + 1);
+      const right = build(d + 1);
+      words[2 * at + 1] = left << CHILD_SHIFT;
+      return 1 + left + right;
+    };
+    build(0);
+    return Int32Array.from(words);
+  }
+
+  it('keeps every node once, children adjacent, and a root-to-leaf path within a few blocks', () => {
+    const depth = 14;
+    const pre = completePreOrder(depth);
+    const N = pre.length / 2;
+    // Two trees, the second one's nodes after the first's.
+    const twice = new Int32Array(4 * N);
+    twice.set(pre);
+    twice.set(pre, 2 * N);
+    for (let i = N; i < 2 * N; i++) if (twice[2 * i] < 0) twice[2 * i] = ~(~twice[2 * i] + N);
+    else twice[2 * i] += N;
+    const valueIndex = Int32Array.from({ length: 2 * N }, (_, i) => i);
+    const b = blockTrees(twice, valueIndex, Int32Array.of(0, N), [N, N]);
+    const seen = new Uint8Array(2 * N);
+    const wrong: string[] = [];
+    let worstFar = 0;
+    const walk = (q: number, far: number, lo: number, hi: number): void => {
+      const original = b.valueIndex[q];
+      if (q < lo || q >= hi || seen[original]) return void wrong.push(`position ${q} (node ${original}) outside its tree or reached twice`);
+      seen[original] = 1;
+      const offset = b.nodes[2 * q + 1] >> CHILD_SHIFT;
+      if (offset === -1) {
+        if (~b.nodes[2 * q] !== original) wrong.push(`leaf ${original} lost its payload`);
+        worstFar = Math.max(worstFar, far);
+        return;
+      }
+      // The left child is the original's next node; the right one directly follows it.
+      if (b.nodes[2 * q] !== original || b.valueIndex[q + offset] !== original + 1) wrong.push(`node ${original}: record or left child moved apart`);
+      const jump = Math.abs(offset) >= 64 ? 1 : 0;
+      walk(q + offset, far + jump, lo, hi);
+      walk(q + offset + 1, far + jump, lo, hi);
+    };
+    walk(b.roots[0], 0, 0, N);
+    walk(b.roots[1], 0, N, 2 * N);
+    expect(wrong.slice(0, 5)).toEqual([]);
+    expect(seen.every((s) => s === 1)).toBe(true);
+    // Pre-order jumps further than 64 nodes at every right turn in the top 8 levels; blocks
+    // of 64 hold 6 levels under a root and 5 under a sibling pair, so a path leaves 2 here.
+    expect(worstFar).toBeLessThanOrEqual(Math.ceil((depth - 5) / 5));
   });
 });

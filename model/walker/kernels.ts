@@ -12,8 +12,8 @@
  * (b = MISSING_BIN, L = MISSING_BIN + 1): t - b = ~mask and b - L = -1, so the result
  * is bit s of ~mask — 1 when the code's bit (or, for missing, bit 31) is clear. A leaf
  * tests the encoding's constant last slot (b = 0, s = 31) against t = ~payload < 0, so
- * it always goes "right" by -1: the next node is node + 1 + (leftSize & -right), and a
- * leaf steps onto itself. Wide categorical splits (more than 31 categories) read their
+ * it always goes "right": the next node is node + offset + right (a node's children are
+ * adjacent), and a leaf, whose offset is -1, steps onto itself. Wide categorical splits (more than 31 categories) read their
  * bitset word instead: the only branch, never taken by a forest without them.
  *
  * Several walks go at once — four rows of a block down one tree (batch), four trees for
@@ -29,7 +29,7 @@ export const MISSING_BIN = 33554432; // 1 << 25
 export const FEATURE_MASK = 0x1ff;
 export const WIDE = 0x200;
 export const DEFAULT_LEFT_SHIFT = 10;
-export const LEFT_SIZE_SHIFT = 11;
+export const CHILD_SHIFT = 11;
 const MISSING_BIN_PLUS_1 = 33554433;
 
 /** The node after p for the row whose encoding starts at o, in a forest without wide categorical splits. */
@@ -38,7 +38,7 @@ function step(nodes: Int32Array, V: Int32Array, o: number, p: number): number {
   const v = V[o + (w1 & 0x1ff)];
   const b = v >> 5;
   const right = (((nodes[2 * p] - b) & (b - (MISSING_BIN_PLUS_1 - ((w1 >>> 10) & 1)))) >>> v) & 1;
-  return p + 1 + ((w1 >> 11) & -right);
+  return p + (w1 >> 11) + right;
 }
 
 /** step() for any forest: wide categorical splits read their bitset word. */
@@ -50,7 +50,7 @@ function stepWide(nodes: Int32Array, wideBits: Int32Array, V: Int32Array, o: num
   let right: number;
   if ((w1 & 0x200) === 0) right = (((t - b) & (b - (MISSING_BIN_PLUS_1 - ((w1 >>> 10) & 1)))) >>> v) & 1;
   else right = (~wideBits[t + (b >>> 5)] >>> v) & 1;
-  return p + 1 + ((w1 >> 11) & -right);
+  return p + (w1 >> 11) + right;
 }
 
 /*

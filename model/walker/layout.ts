@@ -3,8 +3,10 @@
  * the kernels walk. Everything here is plain typed arrays and numbers, so a packed
  * forest built in a worker thread moves to the main thread by transferring buffers.
  *
- * Node record, 8 bytes: two int32 words per node, nodes in pre-order (a node's left
- * child is the next node), trees one after another.
+ * Node record, 8 bytes: two int32 words per node, trees one after another. Within a
+ * tree the two children of a node are adjacent (left, then right), and the nodes are
+ * laid out in small blocks (blockTrees below): a path down a tree touches few cache
+ * lines and pages.
  *   word 0 (t)  internal numeric: the threshold's index j in the feature's sorted table
  *               (a row goes right when its bin, the count of thresholds below its
  *               value, exceeds j); internal narrow categorical (≤ 31 categories):
@@ -14,10 +16,11 @@
  *               left; bit C, C = category count: missing goes left); leaf: ~payload
  *               (soft: row of its distribution in `values`; hard: its vote).
  *   word 1      bits 0-8 feature, 9 WIDE, 10 DEFAULT_LEFT (numeric splits), 11-31 the
- *               size of the left subtree, signed (the right child is node + 1 + that).
- *               A leaf's is -1 with the feature slot past the last feature, whose
- *               encoding is constant, so that a step from a leaf lands on the leaf itself
- *               (kernels.ts): walks need no test for leaves.
+ *               offset of the left child, signed: the children are node + offset and
+ *               node + offset + 1. A leaf's is -1 with the feature slot past the last
+ *               feature, whose encoding is constant, so that a step from a leaf (always
+ *               "right") lands on the leaf itself (kernels.ts): walks need no test for
+ *               leaves.
  *
  * Class distributions live outside the node records: `values` holds each distinct
  * leaf distribution once (so the rows scoring reads are few and packed together),
@@ -26,7 +29,7 @@
  */
 import type { FlatForest } from '../forest-flat';
 import { subsetWords } from '../forest-flat';
-import { DEFAULT_LEFT_SHIFT, LEFT_SIZE_SHIFT, MISSING_BIN, WIDE } from './kernels';
+import { CHILD_SHIFT, DEFAULT_LEFT_SHIFT, MISSING_BIN, WIDE } from './kernels';
 
 /** Feature kinds in PackedForest.featureKind. */
 export const NUMERIC = 0;
@@ -118,15 +121,16 @@ export function packForest(flat: FlatForest, aggregation: 'soft' | 'hard'): Pack
 
   const roots = new Int32Array(T);
   for (let t = 1; t < T; t++) roots[t] = roots[t - 1] + flat.treeSizes[t - 1];
+  const blocked = blockTrees(nodes, valueIndex, roots, flat.treeSizes);
   return {
     classes: K,
     featureCount: F,
     soft: aggregation === 'soft',
-    nodes,
-    roots,
+    nodes: blocked.nodes,
+    roots: blocked.roots,
     depths: Int32Array.from(flat.depths),
     values,
-    valueIndex,
+    valueIndex: blocked.valueIndex,
     thresholds,
     thresholdStart,
     wideBits: wide.build(),
@@ -137,7 +141,7 @@ export function packForest(flat: FlatForest, aggregation: 'soft' | 'hard'): Pack
 /** A leaf's node record: ~payload, and word 1 pointing at the constant slot after the F features. */
 function putLeaf(nodes: Int32Array, g: number, payload: number, F: number): void {
   nodes[2 * g] = ~payload;
-  nodes[2 * g + 1] = (-1 << LEFT_SIZE_SHIFT) | F;
+  nodes[2 * g + 1] = (-1 << CHILD_SHIFT) | F;
 }
 
 function packLeavesFromCounts(split: ArrayLike<number>, leafCounts: Uint32Array, K: number, soft: boolean, F: number, table: DistributionTable, nodes: Int32Array, valueIndex: Int32Array): void {
@@ -190,7 +194,8 @@ function packSplits(flat: FlatForest, featureKind: Uint8Array, wide: WideBitsBui
 }
 
 /**
- * Sets each internal node's left subtree size: a stack of the open internal nodes;
+ * Sets each internal node's left subtree size (pre-order numbering, where the left child
+ * is the next node; blockTrees turns it into a child offset): a stack of the open internal nodes;
  * a leaf ends the left subtree of the nearest one still waiting for it (whose right
  * child is the next node) and closes every one whose right subtree it ends.
  */
@@ -206,7 +211,7 @@ function packLeftSizes(split: ArrayLike<number>, maxDepth: number, nodes: Int32A
     }
     while (top >= 0) {
       if (++done[top] === 1) {
-        nodes[2 * open[top] + 1] |= (g - open[top]) << LEFT_SIZE_SHIFT;
+        nodes[2 * open[top] + 1] |= (g - open[top]) << CHILD_SHIFT;
         break;
       }
       top--;
@@ -235,7 +240,7 @@ function packLeftSizesAndCounts(split: ArrayLike<number>, leafCounts: Uint32Arra
     while (top >= 0) {
       for (let k = 0; k < K; k++) sums[top * K + k] += up[k];
       if (++done[top] === 1) {
-        nodes[2 * open[top] + 1] |= (g - open[top]) << LEFT_SIZE_SHIFT;
+        nodes[2 * open[top] + 1] |= (g - open[top]) << CHILD_SHIFT;
         break;
       }
       normalize(sums, top * K, K, values, valueIndex[open[top]] * K);
@@ -366,4 +371,103 @@ class DistributionTable {
   copyTo(out: Float64Array): void {
     out.set(new Float64Array(this.bits.buffer, 0, this.rows * this.K));
   }
+}
+
+/*
+ * Blocking. In pre-order a path down a depth-16 tree jumps across the tree's whole span
+ * at every right turn near the top: a row's walk through 100 trees touches some 1,400
+ * cache lines on hundreds of 4 KiB pages. A server's request path (the kernel's network
+ * stack, the HTTP parser, other processes on the core) evicts them and, on a kernel
+ * without PCID, flushes the TLB at every system call, so a single-row request walks
+ * mostly cold memory. Blocks of BLOCK_NODES nodes (a node's subtree, breadth-first, a
+ * few levels deep: 8 cache lines), each followed by the blocks below it (depth-first),
+ * keep a path within a handful of lines and pages; on the production forest they cut a
+ * cold single-row walk by about a sixth (bench:model, docs/model-format.md).
+ */
+const BLOCK_NODES = 64;
+
+/**
+ * Re-lays each tree of a pre-order packing (left child next, word 1 holding the left
+ * subtree's size) into blocks, children adjacent, word 1 holding the left child's
+ * offset. Leaves keep their records. Returns the new node records, valueIndex and roots.
+ */
+export function blockTrees(pre: Int32Array, preValueIndex: Int32Array, preRoots: Int32Array, treeSizes: ArrayLike<number>): { nodes: Int32Array; valueIndex: Int32Array; roots: Int32Array } {
+  const N = preValueIndex.length;
+  const order = blockOrder(pre, preRoots, treeSizes, N);
+  const at = new Int32Array(N);
+  for (let q = 0; q < N; q++) at[order[q]] = q;
+  const nodes = new Int32Array(2 * N);
+  const valueIndex = new Int32Array(N);
+  for (let q = 0; q < N; q++) {
+    const p = order[q];
+    const w1 = pre[2 * p + 1];
+    nodes[2 * q] = pre[2 * p];
+    valueIndex[q] = preValueIndex[p];
+    const leftSize = w1 >> CHILD_SHIFT;
+    if (leftSize === -1) {
+      nodes[2 * q + 1] = w1;
+      continue;
+    }
+    const left = at[p + 1];
+    if (at[p + 1 + leftSize] !== left + 1) throw new Error(`internal: blockTrees left the children of node ${p} apart`);
+    nodes[2 * q + 1] = (w1 & ((1 << CHILD_SHIFT) - 1)) | ((left - q) << CHILD_SHIFT);
+  }
+  const roots = new Int32Array(preRoots.length);
+  for (let t = 0; t < roots.length; t++) roots[t] = at[preRoots[t]];
+  return { nodes, valueIndex, roots };
+}
+
+/**
+ * The blocked order (new position → pre-order node). A block starts from a root or a
+ * pair of siblings and takes whole levels of their subtrees, breadth-first (so siblings
+ * stay adjacent), while they fit in BLOCK_NODES; the sibling pairs below its last level
+ * start the next blocks, depth-first (the leftmost next), each tree after the one before.
+ */
+function blockOrder(pre: Int32Array, preRoots: Int32Array, treeSizes: ArrayLike<number>, N: number): Int32Array {
+  const order = new Int32Array(N);
+  let largest = 0;
+  for (let t = 0; t < treeSizes.length; t++) largest = Math.max(largest, treeSizes[t]);
+  // Pending blocks: a root (second -1) or a sibling pair. A node starts at most one, so a tree's size bounds them.
+  const first = new Int32Array(largest + 1);
+  const second = new Int32Array(largest + 1);
+  let n = 0;
+  for (let t = 0; t < preRoots.length; t++) {
+    first[0] = preRoots[t];
+    second[0] = -1;
+    let top = 1;
+    while (top > 0) {
+      top--;
+      const start = n;
+      order[n++] = first[top];
+      if (second[top] >= 0) order[n++] = second[top];
+      let level = start;
+      for (;;) {
+        const end = n;
+        let children = 0;
+        for (let i = level; i < end; i++) if (pre[2 * order[i] + 1] >> CHILD_SHIFT !== -1) children += 2;
+        if (children === 0) break;
+        if (end - start + children > BLOCK_NODES) {
+          for (let i = end - 1; i >= level; i--) {
+            const p = order[i];
+            const leftSize = pre[2 * p + 1] >> CHILD_SHIFT;
+            if (leftSize === -1) continue;
+            first[top] = p + 1;
+            second[top] = p + 1 + leftSize;
+            top++;
+          }
+          break;
+        }
+        for (let i = level; i < end; i++) {
+          const p = order[i];
+          const leftSize = pre[2 * p + 1] >> CHILD_SHIFT;
+          if (leftSize === -1) continue;
+          order[n++] = p + 1;
+          order[n++] = p + 1 + leftSize;
+        }
+        level = end;
+      }
+    }
+  }
+  if (n !== N) throw new Error(`internal: blockTrees placed ${n} of ${N} nodes`);
+  return order;
 }
