@@ -144,6 +144,7 @@ export function createRequestListener(options: AppOptions & { maxInFlight?: numb
     bodyLimitBytes: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT,
     headers,
     access,
+    metrics,
   });
   const listener: RequestListener = (req, res) => {
     // Every request's arrival is work of its loop turn, probes included: it counts in the delay of the predictions after it.

@@ -4,8 +4,9 @@
  * and a load balancer sends the rest elsewhere. Two signals, either one sheds:
  *
  * - in flight: prediction requests between arrival and response. A single-row request
- *   is handled synchronously once its body is in, so this counts mostly bodies still
- *   arriving (large batches, slow clients): it caps the memory and work they hold.
+ *   is answered within the pass of the event loop its body completes in (at most 64 of
+ *   them together, api/fast-predict.ts), so this counts mostly bodies still arriving
+ *   (large batches, slow clients): it caps the memory and work they hold.
  * - event-loop delay: how far into a busy turn of the event loop a request is reached
  *   (TurnDelaySignal). That is each request's own queueing delay, known when its headers
  *   arrive, from one clock read; the backlog of an overloaded Node process is in its

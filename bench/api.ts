@@ -759,7 +759,7 @@ async function main(): Promise<void> {
     };
     const mark = (ok: boolean) => (ok ? 'met' : 'MISSED');
     const lines = [
-      `pricesense API bench (bundle, --workers 2, shedding and metrics on, ${os.availableParallelism()} cores shared with the load generators, ${SECONDS}s per run, ${CONNECTIONS} connections, 100 trees / ${fmt(nodes)} nodes from ${fmt(ROWS)} rows)`,
+      `pricesense API bench (bundle, Node ${process.version}, --workers 2, shedding and metrics on, ${os.availableParallelism()} cores shared with the load generators, ${SECONDS}s per run, ${CONNECTIONS} connections, 100 trees / ${fmt(nodes)} nodes from ${fmt(ROWS)} rows)`,
       `  single-row /predict               ${fmt(oursRps)} req/s   p50 ${ours[ours.length - 1].latency.p50} ms  p99 ${figures.maxP99Ms} ms (runs: ${ours.map((r) => fmt(okRate(r))).join(', ')}; 2xx ÷ run time, closed loop)`,
       `  bare node:http, API's headers     ${fmt(peerRps)} req/s   (runs: ${peers.map((r) => fmt(okRate(r))).join(', ')}; same body, same header block: the same work)`,
       `  ratio to bare node:http           ${ratio.toFixed(3)}   (target >= 0.8: ${mark(ratio >= 0.8)})`,

@@ -2,9 +2,10 @@ import Ajv from 'ajv';
 import request from 'supertest';
 import { CompiledForest } from '../../model/walker';
 import { instanceSchema } from '../schemas';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import { API_SECURITY_HEADERS } from '../app';
-import { createLeanPredict } from '../fast-predict';
+import { createLeanPredict, MAX_PASS, MAX_PASS_BODY_BYTES } from '../fast-predict';
 import { Predictor } from '../prediction';
 import { createService, type Service } from '../server';
 import { CLASSES, FEATURES, makeForest, makeImportedForest, mulberry32, sampleRow, silentLogger, testConfig, testRegistry, type TestRegistry } from './fixtures';
@@ -149,6 +150,7 @@ describe('inference API (in-process)', () => {
         bodyLimitBytes: 1 << 20,
         headers: API_SECURITY_HEADERS,
         access: service.access,
+        metrics: service.metrics,
       });
       // Whatever the lean path declines gets a 599, so a 200 can only come from it.
       const onlyLean = (req: IncomingMessage, res: ServerResponse) => {
@@ -161,6 +163,80 @@ describe('inference API (in-process)', () => {
       expect((await request(onlyLean).post('/predict').set('Content-Type', 'application/json').send(JSON.stringify(row))).status).toBe(200);
       expect((await request(onlyLean).post('/predict?explain=true').set('Content-Type', 'application/json').send(JSON.stringify(row))).status).toBe(599);
       expect((await request(onlyLean).get('/model')).status).toBe(599);
+    });
+  });
+
+  describe('requests that complete in one pass of the event loop', () => {
+    /** Pipelines the bodies on one connection in one write (Node parses them in one pass) and reads every answer. */
+    const pipelined = async (bodies: string[]) => {
+      const wire = bodies.map((b, i) => `POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: r${i}\r\nContent-Length: ${Buffer.byteLength(b)}\r\n\r\n${b}`).join('');
+      const server = http.createServer(service.handler);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const { port } = server.address() as AddressInfo;
+        return await new Promise<{ status: number; id: string; body: string }[]>((resolve, reject) => {
+          const socket = net.connect(port, '127.0.0.1', () => socket.end(wire));
+          let text = '';
+          socket.setEncoding('utf8').on('data', (d: string) => (text += d));
+          socket.on('error', reject);
+          socket.on('close', () => {
+            const out: { status: number; id: string; body: string }[] = [];
+            let at = 0;
+            while (at < text.length) {
+              const headEnd = text.indexOf('\r\n\r\n', at);
+              const head = text.slice(at, headEnd);
+              const length = Number(/content-length: (\d+)/i.exec(head)![1]);
+              out.push({ status: Number(head.slice(9, 12)), id: /x-request-id: (\S+)/i.exec(head)![1], body: text.slice(headEnd + 4, headEnd + 4 + length) });
+              at = headEnd + 4 + length;
+            }
+            resolve(out);
+          });
+        });
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    };
+    const passes = async () => {
+      const v = (await service.metrics.coalescedRequests.get()).values;
+      const pick = (name: string, le?: number) => v.find((x) => x.metricName === name && (le === undefined || x.labels.le === le))?.value ?? 0;
+      return { count: pick('pricesense_predict_coalesced_requests_count'), sum: pick('pricesense_predict_coalesced_requests_sum'), upTo64: pick('pricesense_predict_coalesced_requests_bucket', 64) };
+    };
+
+    it('are answered together, each with its own answer, in order; a batch body is answered on its own', async () => {
+      const rng = mulberry32(23);
+      const rows = Array.from({ length: 6 }, () => sampleRow(rng));
+      const batch = { instances: Array.from({ length: 40 }, () => sampleRow(rng)) };
+      expect(Buffer.byteLength(JSON.stringify(batch))).toBeGreaterThan(MAX_PASS_BODY_BYTES);
+      const bodies = [...rows.slice(0, 3).map((r) => JSON.stringify(r)), '{"SPEND": ', JSON.stringify({ ...rows[3], SPEND: 'x' }), JSON.stringify(batch), ...rows.slice(4).map((r) => JSON.stringify(r))];
+      const before = await passes();
+      const answers = await pipelined(bodies);
+      expect(answers.map((a) => [a.id, a.status])).toEqual([['r0', 200], ['r1', 200], ['r2', 200], ['r3', 400], ['r4', 422], ['r5', 200], ['r6', 200], ['r7', 200]]);
+      const scored: [number, Record<string, unknown>][] = [[0, rows[0]], [1, rows[1]], [2, rows[2]], [6, rows[4]], [7, rows[5]]];
+      for (const [i, row] of scored) {
+        const expected = reference.predict(row);
+        const body = JSON.parse(answers[i].body);
+        expect([body.label, CLASSES.map((c) => body.probabilities[c])]).toEqual([expected.label, Array.from(expected.probabilities)]);
+      }
+      expect(JSON.parse(answers[5].body).predictions.map((p: { label: string }) => p.label)).toEqual(batch.instances.map((r) => reference.predict(r).label));
+      const after = await passes();
+      // The seven small bodies in one pass; the batch outside it.
+      expect([after.count - before.count, after.sum - before.sum]).toEqual([1, 7]);
+      expect(service.shedder.inFlight).toBe(0);
+    });
+
+    it('never holds more than MAX_PASS requests: a full pass is answered at once', async () => {
+      const rng = mulberry32(24);
+      const rows = Array.from({ length: MAX_PASS + 6 }, () => sampleRow(rng));
+      const before = await passes();
+      const answers = await pipelined(rows.map((r) => JSON.stringify(r)));
+      expect(answers.map((a) => a.status)).toEqual(rows.map(() => 200));
+      expect(answers.map((a) => JSON.parse(a.body).label)).toEqual(rows.map((r) => reference.predict(r).label));
+      const after = await passes();
+      expect(after.sum - before.sum).toBe(rows.length);
+      expect(after.count - before.count).toBeGreaterThanOrEqual(2);
+      // Every pass, this test's included, within the cap.
+      expect(after.upTo64).toBe(after.count);
+      expect(service.shedder.inFlight).toBe(0);
     });
   });
 

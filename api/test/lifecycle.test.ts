@@ -311,8 +311,8 @@ describe('model lifecycle (listening server)', () => {
     working.mockClear();
     await call(running.port, 'GET', '/health');
     await new Promise((r) => setImmediate(r));
-    // A request's arrival and its body's end, then the shadow's scoring; a probe: its arrival only.
-    expect([fromShadow, working.mock.calls.length]).toEqual([3, 1]);
+    // A request's arrival, its body's end, the pass that answers it, then the shadow's scoring; a probe: its arrival only.
+    expect([fromShadow, working.mock.calls.length]).toEqual([4, 1]);
     working.mockRestore();
     const metrics = (await call(running.port, 'GET', '/metrics')).body;
     const compared = [...metrics.matchAll(/pricesense_shadow_comparisons_total\{champion_version="\d+",shadow_version="(\d+)",outcome="(agree|disagree)"\} (\d+)/g)];
