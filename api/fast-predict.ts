@@ -96,15 +96,16 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
   };
 
   /*
-   * Single rows whose bodies complete in one pass of the event loop's poll phase are
-   * answered together in its check phase (setImmediate): first all scored, then all sent.
+   * Requests of up to MAX_PASS_BODY_BYTES (single rows, small batches) whose bodies complete
+   * in one pass of the event loop's poll phase are answered together in its check phase
+   * (setImmediate): first all scored, then all sent.
    * Scoring walks some 1,400 nodes scattered over megabytes; every send is a system call
    * whose kernel work (and, on kernels without PCID, TLB flush) evicts what the walk
    * before it brought into cache, so scoring back to back keeps the trees' upper levels
-   * warm from one row to the next. A pass holds at most MAX_PASS requests (a full one is
-   * answered at once), so waiting for it stays ~1 ms and the in-flight cap counts what is
-   * really queued; a body over MAX_PASS_BODY_BYTES (a batch) is answered as soon as it is
-   * in, never holding up the rows of its pass. docs/api.md, "Answered together".
+   * warm from one row to the next. A pass holds at most MAX_PASS requests and at most a
+   * quarter of the in-flight cap (a full one is answered at once), so the cap counts what is
+   * really queued; a larger body (a batch) is answered as soon as it is in, right after the
+   * requests queued before it, never holding them up. docs/api.md, "Answered together".
    */
   interface Pending {
     req: IncomingMessage;
@@ -122,7 +123,7 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
       const apiError = toApiError(err, bodyLimitBytes, logger, requestId);
       return { status: apiError.status, json: JSON.stringify(errorBody(apiError, requestId)), modelVersion: undefined, role: '', retry: undefined };
     } catch {
-      return { status: 500, json: '{"error":{"code":"internal_error","message":"Internal error"}}', modelVersion: undefined, role: '', retry: undefined };
+      return { status: 500, json: JSON.stringify({ error: { code: 'internal_error', message: 'Internal error', requestId } }), modelVersion: undefined, role: '', retry: undefined };
     }
   };
 
@@ -146,9 +147,13 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
           access.record(req, ROUTE, a.status, a.modelVersion ?? 'none', a.role, requestId, trace, started);
         }
       } catch (err) {
-        logger.error({ reqId: requestId, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'answering a request failed');
         // A half-written answer would leave the socket (and a drain) waiting for its end.
         if (!res.writableEnded) res.destroy();
+        try {
+          logger.error({ reqId: requestId, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'answering a request failed');
+        } catch {
+          // The log is gone too; the rest of the pass must still be answered.
+        }
       } finally {
         leave();
       }
@@ -169,14 +174,18 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
     }
   };
 
+  // A quarter of the in-flight cap at most, so that a pass never fills it (a cap set as low as 1 disables passes).
+  const passLimit = Math.max(1, Math.min(MAX_PASS, Math.floor(shedder.maxInFlight / 4)));
   const queue = (entry: Pending) => {
-    if (entry.body.length > MAX_PASS_BODY_BYTES) {
+    if (entry.body.length > MAX_PASS_BODY_BYTES || passLimit === 1) {
+      // The rows queued before it are answered first: a batch never holds them up.
+      flush();
       answerAll([entry]);
       return;
     }
     const queued = pending.push(entry);
     if (queued === 1) setImmediate(flush);
-    else if (queued >= MAX_PASS) flush();
+    else if (queued >= passLimit) flush();
   };
 
   return (req, res) => {

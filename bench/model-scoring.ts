@@ -145,7 +145,7 @@ async function coldOrt(fn: (i: number) => Promise<unknown>, calls: number): Prom
 }
 
 /** Walker and ORT, single row and batch, alternating over rounds, on one forest and one set of rows. */
-async function headToHead(forest: ForestFileV1, rows: RawRow[], columns: Record<string, ArrayLike<unknown>>, rounds: number, hardVoteTies?: 'lowest-index') {
+async function headToHead(forest: ForestFileV1, rows: RawRow[], columns: Record<string, ArrayLike<unknown>>, rounds: number, hardVoteTies?: 'lowest-index', cold = false) {
   const cf = CompiledForest.compile(forest);
   const T = forest.trees.length;
   const n = rows.length;
@@ -167,12 +167,12 @@ async function headToHead(forest: ForestFileV1, rows: RawRow[], columns: Record<
     let i = 0;
     single.push(timeSync(() => cf.predict(rows[i++ % 1000]), 600));
   }
-  const cold: number[] = [];
+  const coldTimes: number[] = [];
   const ortCold: number[] = [];
   const F = cf.features.length;
   const singles = Array.from({ length: Math.min(n, 1000) }, (_, r) => ({ X: new ortTensor('float64', x.subarray(r * F, r * F + F), [1, F]) }));
-  for (let round = 0; round < rounds; round++) {
-    cold.push(coldWalker((i) => cf.predict(rows[i % 1000]), 1500));
+  for (let round = 0; cold && round < rounds; round++) {
+    coldTimes.push(coldWalker((i) => cf.predict(rows[i % 1000]), 1500));
     ortCold.push(await coldOrt((i) => ort.session.run(singles[i % singles.length]), 1500));
   }
   await ort.release();
@@ -187,7 +187,7 @@ async function headToHead(forest: ForestFileV1, rows: RawRow[], columns: Record<
     ortBatch: med(ortBatch, n * T),
     single: med(single, 1000),
     ortSingle: med(ortSingle, 1000),
-    coldUs: [...cold].sort((a, b) => a - b)[cold.length >> 1],
+    coldUs: [...coldTimes].sort((a, b) => a - b)[coldTimes.length >> 1],
     ortColdUs: [...ortCold].sort((a, b) => a - b)[ortCold.length >> 1],
     encodeNsPerRow: encodeOnly.cpu / Math.min(n, 4096),
   };
@@ -395,7 +395,7 @@ export async function runScoringBench(): Promise<Record<string, number>> {
   const test = prod.test;
   const columns: Record<string, ArrayLike<unknown>> = { ...test.numeric, ...test.categorical };
   const rows: RawRow[] = Array.from({ length: test.rows }, (_, r) => Object.fromEntries(prod.forest.features.map((f) => [f.name, columns[f.name][r]])));
-  const big = await headToHead(prod.forest, rows, columns, rounds);
+  const big = await headToHead(prod.forest, rows, columns, rounds, undefined, true);
   out(
     `scoring, production forest: ${T} trees, depth ${big.cf.maxDepth}, ${prod.nodes.toLocaleString('en-US')} nodes (trained on ${prod.trainRows.toLocaleString('en-US')} gold rows); ` +
       `${test.rows.toLocaleString('en-US')} gold test rows; vs ONNX Runtime (onnxruntime-node, 1 thread) on the identical exported forest: ` +
