@@ -393,81 +393,92 @@ const BLOCK_NODES = 64;
  */
 export function blockTrees(pre: Int32Array, preValueIndex: Int32Array, preRoots: Int32Array, treeSizes: ArrayLike<number>): { nodes: Int32Array; valueIndex: Int32Array; roots: Int32Array } {
   const N = preValueIndex.length;
-  const order = blockOrder(pre, preRoots, treeSizes, N);
-  const at = new Int32Array(N);
-  for (let q = 0; q < N; q++) at[order[q]] = q;
+  const { order, leftAt, roots } = blockOrder(pre, preRoots, treeSizes, N);
+  return { nodes: blockedRecords(pre, order, leftAt), valueIndex: permuted(preValueIndex, order), roots };
+}
+
+/** The node records in blocked order, word 1's left subtree size replaced by the left child's offset. */
+function blockedRecords(pre: Int32Array, order: Int32Array, leftAt: Int32Array): Int32Array {
+  const N = order.length;
   const nodes = new Int32Array(2 * N);
-  const valueIndex = new Int32Array(N);
+  const low = (1 << CHILD_SHIFT) - 1;
   for (let q = 0; q < N; q++) {
     const p = order[q];
     const w1 = pre[2 * p + 1];
     nodes[2 * q] = pre[2 * p];
-    valueIndex[q] = preValueIndex[p];
-    const leftSize = w1 >> CHILD_SHIFT;
-    if (leftSize === -1) {
-      nodes[2 * q + 1] = w1;
-      continue;
-    }
-    const left = at[p + 1];
-    if (at[p + 1 + leftSize] !== left + 1) throw new Error(`internal: blockTrees left the children of node ${p} apart`);
-    nodes[2 * q + 1] = (w1 & ((1 << CHILD_SHIFT) - 1)) | ((left - q) << CHILD_SHIFT);
+    nodes[2 * q + 1] = w1 >> CHILD_SHIFT === -1 ? w1 : (w1 & low) | ((leftAt[q] - q) << CHILD_SHIFT);
   }
-  const roots = new Int32Array(preRoots.length);
-  for (let t = 0; t < roots.length; t++) roots[t] = at[preRoots[t]];
-  return { nodes, valueIndex, roots };
+  return nodes;
+}
+
+function permuted(values: Int32Array, order: Int32Array): Int32Array {
+  const out = new Int32Array(order.length);
+  for (let q = 0; q < order.length; q++) out[q] = values[order[q]];
+  return out;
 }
 
 /**
- * The blocked order (new position → pre-order node). A block starts from a root or a
- * pair of siblings and takes whole levels of their subtrees, breadth-first (so siblings
- * stay adjacent), while they fit in BLOCK_NODES; the sibling pairs below its last level
- * start the next blocks, depth-first (the leftmost next), each tree after the one before.
+ * The blocked order (new position → pre-order node), each internal node's left child's new
+ * position, and the roots' new positions. A block starts from a root or a pair of
+ * siblings and takes whole levels of their subtrees, breadth-first (so siblings stay
+ * adjacent), while they fit in BLOCK_NODES; the sibling pairs below its last level start
+ * the next blocks, depth-first (the leftmost next), each tree after the one before.
  */
-function blockOrder(pre: Int32Array, preRoots: Int32Array, treeSizes: ArrayLike<number>, N: number): Int32Array {
+function blockOrder(pre: Int32Array, preRoots: Int32Array, treeSizes: ArrayLike<number>, N: number): { order: Int32Array; leftAt: Int32Array; roots: Int32Array } {
   const order = new Int32Array(N);
+  const leftAt = new Int32Array(N);
+  const roots = new Int32Array(preRoots.length);
   let largest = 0;
   for (let t = 0; t < treeSizes.length; t++) largest = Math.max(largest, treeSizes[t]);
-  // Pending blocks: a root (second -1) or a sibling pair. A node starts at most one, so a tree's size bounds them.
+  // Pending blocks: their first node (a root, or a left child whose sibling follows it in
+  // pre-order at first + leftSize of the parent) and the new position of their parent (-1
+  // for a root). A node starts at most one, so a tree's size bounds them.
   const first = new Int32Array(largest + 1);
-  const second = new Int32Array(largest + 1);
+  const parentAt = new Int32Array(largest + 1);
   let n = 0;
   for (let t = 0; t < preRoots.length; t++) {
     first[0] = preRoots[t];
-    second[0] = -1;
+    parentAt[0] = -1;
     let top = 1;
+    roots[t] = n;
     while (top > 0) {
       top--;
       const start = n;
+      const pa = parentAt[top];
       order[n++] = first[top];
-      if (second[top] >= 0) order[n++] = second[top];
+      if (pa >= 0) {
+        leftAt[pa] = start;
+        const parent = order[pa];
+        order[n++] = parent + 1 + (pre[2 * parent + 1] >> CHILD_SHIFT);
+      }
       let level = start;
       for (;;) {
         const end = n;
-        let children = 0;
-        for (let i = level; i < end; i++) if (pre[2 * order[i] + 1] >> CHILD_SHIFT !== -1) children += 2;
-        if (children === 0) break;
-        if (end - start + children > BLOCK_NODES) {
-          for (let i = end - 1; i >= level; i--) {
-            const p = order[i];
-            const leftSize = pre[2 * p + 1] >> CHILD_SHIFT;
-            if (leftSize === -1) continue;
-            first[top] = p + 1;
-            second[top] = p + 1 + leftSize;
-            top++;
-          }
-          break;
-        }
+        // The next level, tentatively; over the block's size it is taken back and its pairs start blocks of their own.
         for (let i = level; i < end; i++) {
           const p = order[i];
           const leftSize = pre[2 * p + 1] >> CHILD_SHIFT;
           if (leftSize === -1) continue;
+          leftAt[i] = n;
           order[n++] = p + 1;
           order[n++] = p + 1 + leftSize;
+        }
+        if (n === end) break;
+        if (n - start > BLOCK_NODES) {
+          n = end;
+          for (let i = end - 1; i >= level; i--) {
+            const p = order[i];
+            if (pre[2 * p + 1] >> CHILD_SHIFT === -1) continue;
+            first[top] = p + 1;
+            parentAt[top] = i;
+            top++;
+          }
+          break;
         }
         level = end;
       }
     }
   }
   if (n !== N) throw new Error(`internal: blockTrees placed ${n} of ${N} nodes`);
-  return order;
+  return { order, leftAt, roots };
 }
