@@ -90,8 +90,17 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
       role = route.role;
       return { status: 200, json: predictJson(predictor, route, route.model.validator.parsePredict(parsed), NO_EXTRAS, requestId), modelVersion, role, retry: undefined };
     } catch (err) {
+      return errorAnswer(err, requestId, modelVersion, role);
+    }
+  };
+
+  /** The answer for an error: the API's own, or a 500 if even translating it fails (one bad request must not strand its pass). */
+  const errorAnswer = (err: unknown, requestId: string, modelVersion: string | undefined, role: string): Answer => {
+    try {
       const apiError = toApiError(err, bodyLimitBytes, logger, requestId);
       return { status: apiError.status, json: JSON.stringify(errorBody(apiError, requestId)), modelVersion, role, retry: apiError.status === 503 ? retryAfter(apiError) : undefined };
+    } catch {
+      return { status: 500, json: JSON.stringify({ error: { code: 'internal_error', message: 'Internal error', requestId } }), modelVersion: undefined, role: '', retry: undefined };
     }
   };
 
@@ -118,25 +127,9 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
   }
   let pending: Pending[] = [];
 
-  const errorAnswer = (err: unknown, requestId: string): Answer => {
-    try {
-      const apiError = toApiError(err, bodyLimitBytes, logger, requestId);
-      return { status: apiError.status, json: JSON.stringify(errorBody(apiError, requestId)), modelVersion: undefined, role: '', retry: undefined };
-    } catch {
-      return { status: 500, json: JSON.stringify({ error: { code: 'internal_error', message: 'Internal error', requestId } }), modelVersion: undefined, role: '', retry: undefined };
-    }
-  };
-
   const answerAll = (batch: Pending[]) => {
     const answers: Answer[] = new Array(batch.length);
-    for (let i = 0; i < batch.length; i++) {
-      try {
-        answers[i] = answer(batch[i].body, batch[i].requestId);
-      } catch (err) {
-        // answer() translates every error; this is for a bug in that translation, which must not strand the others.
-        answers[i] = errorAnswer(err, batch[i].requestId);
-      }
-    }
+    for (let i = 0; i < batch.length; i++) answers[i] = answer(batch[i].body, batch[i].requestId);
     for (let i = 0; i < batch.length; i++) {
       const { req, res, requestId, trace, started, leave } = batch[i];
       const a = answers[i];
@@ -174,18 +167,18 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
     }
   };
 
-  // A quarter of the in-flight cap at most, so that a pass never fills it (a cap set as low as 1 disables passes).
+  // A quarter of the in-flight cap at most, so that a pass never fills it (a cap below 8 answers each request at once).
   const passLimit = Math.max(1, Math.min(MAX_PASS, Math.floor(shedder.maxInFlight / 4)));
   const queue = (entry: Pending) => {
-    if (entry.body.length > MAX_PASS_BODY_BYTES || passLimit === 1) {
+    if (entry.body.length > MAX_PASS_BODY_BYTES) {
       // The rows queued before it are answered first: a batch never holds them up.
       flush();
       answerAll([entry]);
       return;
     }
     const queued = pending.push(entry);
-    if (queued === 1) setImmediate(flush);
-    else if (queued >= passLimit) flush();
+    if (queued >= passLimit) flush();
+    else if (queued === 1) setImmediate(flush);
   };
 
   return (req, res) => {

@@ -40,8 +40,7 @@ import { exportForestToOnnx } from '../model/onnx/export';
 import { CompiledForest, type RawRow } from '../model/walker';
 import { start, stop, waitReady } from './api';
 import { cachedProductionForest, productionForest, type ForestArtifact } from './model-forests';
-import { Tensor as ortTensor } from 'onnxruntime-node';
-import { againstOrt, measureOrt, ortForForest, timeSync } from './onnx-peer';
+import { againstOrt, measureOrt, ortForForest, singleRowFeeds, timeSync, type OrtScorer } from './onnx-peer';
 
 const FORMATS = ['SS', 'MS', 'LS', 'XLS'];
 const SIZES = ['S', 'M', 'L'];
@@ -123,29 +122,32 @@ const EVICT = new Int32Array(4 << 20);
 function evictCaches(): void {
   for (let k = 0; k < EVICT.length; k += 16) EVICT[k]++;
 }
-function coldWalker(fn: (i: number) => unknown, calls: number): number {
+async function coldRows(fn: (i: number) => unknown, calls: number): Promise<number> {
   let total = 0n;
   for (let i = 0; i < calls; i++) {
     evictCaches();
     const t0 = process.hrtime.bigint();
-    fn(i);
-    total += process.hrtime.bigint() - t0;
-  }
-  return Number(total) / calls / 1000;
-}
-async function coldOrt(fn: (i: number) => Promise<unknown>, calls: number): Promise<number> {
-  let total = 0n;
-  for (let i = 0; i < calls; i++) {
-    evictCaches();
-    const t0 = process.hrtime.bigint();
-    await fn(i);
+    const out = fn(i);
+    if (out instanceof Promise) await out;
     total += process.hrtime.bigint() - t0;
   }
   return Number(total) / calls / 1000;
 }
 
+/** Cold single rows, walker and ORT alternating over rounds: the medians, µs. */
+async function coldSingle(cf: CompiledForest, ort: OrtScorer, rows: RawRow[], x: Float64Array, rounds: number): Promise<{ walker: number; ort: number }> {
+  const feeds = singleRowFeeds(ort, x, rows.length);
+  const walker: number[] = [];
+  const peer: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    walker.push(await coldRows((i) => cf.predict(rows[i % 1000]), 1500));
+    peer.push(await coldRows((i) => ort.session.run(feeds[i % feeds.length]), 1500));
+  }
+  return { walker: median(walker), ort: median(peer) };
+}
+
 /** Walker and ORT, single row and batch, alternating over rounds, on one forest and one set of rows. */
-async function headToHead(forest: ForestFileV1, rows: RawRow[], columns: Record<string, ArrayLike<unknown>>, rounds: number, hardVoteTies?: 'lowest-index', cold = false) {
+async function headToHead(forest: ForestFileV1, rows: RawRow[], columns: Record<string, ArrayLike<unknown>>, rounds: number, hardVoteTies?: 'lowest-index', withCold = false) {
   const cf = CompiledForest.compile(forest);
   const T = forest.trees.length;
   const n = rows.length;
@@ -167,14 +169,7 @@ async function headToHead(forest: ForestFileV1, rows: RawRow[], columns: Record<
     let i = 0;
     single.push(timeSync(() => cf.predict(rows[i++ % 1000]), 600));
   }
-  const coldTimes: number[] = [];
-  const ortCold: number[] = [];
-  const F = cf.features.length;
-  const singles = Array.from({ length: Math.min(n, 1000) }, (_, r) => ({ X: new ortTensor('float64', x.subarray(r * F, r * F + F), [1, F]) }));
-  for (let round = 0; cold && round < rounds; round++) {
-    coldTimes.push(coldWalker((i) => cf.predict(rows[i % 1000]), 1500));
-    ortCold.push(await coldOrt((i) => ort.session.run(singles[i % singles.length]), 1500));
-  }
+  const cold = withCold ? await coldSingle(cf, ort, rows, x, rounds) : undefined;
   await ort.release();
   // Where the batch time goes: encoding the rows once vs walking and summing.
   const encodeOnly = timeSync(() => cf.encodeBatch(rows.slice(0, Math.min(n, 4096))), 300);
@@ -187,8 +182,7 @@ async function headToHead(forest: ForestFileV1, rows: RawRow[], columns: Record<
     ortBatch: med(ortBatch, n * T),
     single: med(single, 1000),
     ortSingle: med(ortSingle, 1000),
-    coldUs: [...coldTimes].sort((a, b) => a - b)[coldTimes.length >> 1],
-    ortColdUs: [...ortCold].sort((a, b) => a - b)[ortCold.length >> 1],
+    cold,
     encodeNsPerRow: encodeOnly.cpu / Math.min(n, 4096),
   };
 }
@@ -404,7 +398,7 @@ export async function runScoringBench(): Promise<Record<string, number>> {
   out(`  ORT's ensemble: ${big.ortNodes.toLocaleString('en-US')} nodes (categorical subsets as BRANCH_EQ chains) for our ${prod.nodes.toLocaleString('en-US')}; host load average at the start ${os.loadavg()[0].toFixed(1)} on ${os.availableParallelism()} cores`);
   out(ratioLine('batch', 'ns/tree-row', big.batch, 'ORT', big.ortBatch, 1 / 3));
   out(ratioLine('single row', 'µs', big.single, 'ORT', big.ortSingle, 1 / 2));
-  out(`  cold row     walker ${f1(big.coldUs).padStart(6)} µs  |  ORT ${f1(big.ortColdUs).padStart(6)} µs  |  ratio ${(big.coldUs / big.ortColdUs).toFixed(3)} wall  |  single rows with 16 MiB touched between them, as in a server (median of ${rounds} rounds of 1,500)`);
+  out(`  cold row     walker ${f1(big.cold!.walker).padStart(6)} µs  |  ORT ${f1(big.cold!.ort).padStart(6)} µs  |  ratio ${(big.cold!.walker / big.cold!.ort).toFixed(3)} wall  |  single rows with 16 MiB touched between them, as in a server (median of ${rounds} rounds of 1,500)`);
   // The control peer: the same trees with numeric splits only, scored by both in this run.
   const ctl = numericControl(prod.forest, rows, columns);
   const control = await headToHead(ctl.control, ctl.controlRows, ctl.controlColumns, rounds);
@@ -424,8 +418,8 @@ export async function runScoringBench(): Promise<Record<string, number>> {
     prodSingleCpuUs: big.single.cpu,
     ortSingleUs: big.ortSingle.wall,
     ortSingleCpuUs: big.ortSingle.cpu,
-    prodColdSingleUs: big.coldUs,
-    ortColdSingleUs: big.ortColdUs,
+    prodColdSingleUs: big.cold!.walker,
+    ortColdSingleUs: big.cold!.ort,
     ortNodes: big.ortNodes,
     controlBatchCpuNsPerTreeRow: control.batch.cpu,
     controlOrtBatchCpuNsPerTreeRow: control.ortBatch.cpu,

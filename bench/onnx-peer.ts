@@ -105,6 +105,12 @@ export async function timeAsync(fn: () => Promise<unknown>, minMs: number): Prom
   return { wall: Number(elapsed) / calls, cpu: ((cpu.user + cpu.system) * 1000) / calls };
 }
 
+/** One-row feeds for the first 1,000 rows of an encoded matrix (row-major n×F doubles). */
+export function singleRowFeeds(scorer: OrtScorer, x: Float64Array, n: number): { X: ort.Tensor }[] {
+  const F = scorer.features;
+  return Array.from({ length: Math.min(n, 1000) }, (_, r) => ({ X: new ort.Tensor('float64', x.subarray(r * F, r * F + F), [1, F]) }));
+}
+
 /**
  * ORT's batch and single-row cost on an encoded matrix (row-major n×F doubles): the
  * whole matrix per run() for batch, one row per run() for single row (cycling through
@@ -114,7 +120,7 @@ export async function measureOrt(scorer: OrtScorer, x: Float64Array, n: number, 
   const F = scorer.features;
   const batchTensor = { X: new ort.Tensor('float64', x.subarray(0, n * F), [n, F]) };
   const batch = await timeAsync(() => scorer.session.run(batchTensor), options.batchMs ?? 3000);
-  const singles = Array.from({ length: Math.min(n, 1000) }, (_, r) => ({ X: new ort.Tensor('float64', x.subarray(r * F, r * F + F), [1, F]) }));
+  const singles = singleRowFeeds(scorer, x, n);
   let i = 0;
   const single = await timeAsync(() => scorer.session.run(singles[i++ % singles.length]), options.singleMs ?? 2000);
   return {

@@ -13,8 +13,9 @@
  * is bit s of ~mask — 1 when the code's bit (or, for missing, bit 31) is clear. A leaf
  * tests the encoding's constant last slot (b = 0, s = 31) against t = ~payload < 0, so
  * it always goes "right": the next node is node + offset + right (a node's children are
- * adjacent), and a leaf, whose offset is -1, steps onto itself. Wide categorical splits (more than 31 categories) read their
- * bitset word instead: the only branch, never taken by a forest without them.
+ * adjacent), and a leaf, whose offset is -1, steps onto itself. Wide categorical splits
+ * (more than 31 categories) read their bitset word instead: the only branch, never
+ * taken by a forest without them.
  *
  * Several walks go at once — four rows of a block down one tree (batch), four trees for
  * one row (single) — each all the way down, in registers: independent chains of loads

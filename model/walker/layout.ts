@@ -382,7 +382,7 @@ class DistributionTable {
  * mostly cold memory. Blocks of BLOCK_NODES nodes (a node's subtree, breadth-first, a
  * few levels deep: 8 cache lines), each followed by the blocks below it (depth-first),
  * keep a path within a handful of lines and pages; on the production forest they cut a
- * cold single-row walk by about a sixth (bench:model, docs/model-format.md).
+ * cold single-row walk by about a fifth (docs/model-format.md, "Blocked node order").
  */
 const BLOCK_NODES = 64;
 
