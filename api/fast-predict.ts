@@ -126,16 +126,20 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
     leave: () => void;
   }
   let pending: Pending[] = [];
+  // A pipelined request's response has no socket until those before it are answered: ask the request's.
+  const closed = (p: Pending) => p.res.destroyed || p.req.socket.destroyed;
 
   const answerAll = (batch: Pending[]) => {
-    const answers: Answer[] = new Array(batch.length);
-    for (let i = 0; i < batch.length; i++) answers[i] = answer(batch[i].body, batch[i].requestId);
+    const answers: (Answer | undefined)[] = new Array(batch.length);
+    // A connection that closed before its pass has nobody to answer: its row is not scored,
+    // so it is not counted as a prediction (nor seen by the drift monitor or a shadow model).
+    for (let i = 0; i < batch.length; i++) answers[i] = closed(batch[i]) ? undefined : answer(batch[i].body, batch[i].requestId);
     for (let i = 0; i < batch.length; i++) {
       const { req, res, requestId, trace, started, leave } = batch[i];
       const a = answers[i];
       try {
-        // A connection that closed while its pass was scored has nobody to answer (nor to count as served).
-        if (!res.destroyed) {
+        // Nor one that closed while its pass was scored (nor to count as served).
+        if (a !== undefined && !closed(batch[i])) {
           send(res, a.status, a.json, requestId, trace, a.modelVersion, a.retry);
           access.record(req, ROUTE, a.status, a.modelVersion ?? 'none', a.role, requestId, trace, started);
         }

@@ -227,7 +227,8 @@ export class ApiMetrics {
     this.coalescedRequests = new Histogram({
       name: 'pricesense_predict_coalesced_requests',
       help: 'POST /predict requests answered together, per pass of the event loop: their bodies complete in one pass, their rows are scored back to back, then their answers sent (api/fast-predict.ts); above 1 under load',
-      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+      // A pass holds at most 64 requests (MAX_PASS in api/fast-predict.ts).
+      buckets: [1, 2, 4, 8, 16, 32, 64],
       registers,
     });
     const inFlight = () => this.inFlightSource();

@@ -168,9 +168,11 @@ describe('inference API (in-process)', () => {
 
   describe('requests that complete in one pass of the event loop', () => {
     /** Pipelines the bodies on one connection in one write (Node parses them in one pass) and reads every answer. */
-    const pipelined = async (bodies: string[]) => {
+    const pipelined = async (bodies: string[], after?: (req: IncomingMessage) => void) => {
       const wire = bodies.map((b, i) => `POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: r${i}\r\nContent-Length: ${Buffer.byteLength(b)}\r\n\r\n${b}`).join('');
       const server = http.createServer(service.handler);
+      // Runs after the service's own listener has taken each request.
+      if (after) server.on('request', after);
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       try {
         const { port } = server.address() as AddressInfo;
@@ -238,6 +240,25 @@ describe('inference API (in-process)', () => {
       // Every pass, this test's included, within the cap.
       expect(after.upTo64).toBe(after.count);
       expect(service.shedder.inFlight).toBe(0);
+    });
+
+    it('skips the rows of a connection that closed before its pass: not scored, not counted, nothing held', async () => {
+      const rng = mulberry32(25);
+      const bodies = Array.from({ length: 3 }, () => JSON.stringify(sampleRow(rng)));
+      const predicted = async () => (await service.metrics.predictions.get()).values.reduce((a, v) => a + v.value, 0);
+      const before = [await predicted(), await passes()] as const;
+      // The last body's end queues it (the service's listener runs first), then the connection dies, before the pass.
+      const answers = await pipelined(bodies, (req) => {
+        if (req.headers['x-request-id'] === 'r2') req.on('end', () => req.socket.destroy());
+      });
+      expect(answers).toEqual([]);
+      const after = [await predicted(), await passes()] as const;
+      // The pass ran, with all three; none was scored.
+      expect([after[1].count - before[1].count, after[1].sum - before[1].sum]).toEqual([1, 3]);
+      expect(after[0]).toBe(before[0]);
+      expect(service.shedder.inFlight).toBe(0);
+      // And the service answers the next connection as before.
+      expect((await pipelined(bodies.slice(0, 1))).map((a) => a.status)).toEqual([200]);
     });
   });
 
