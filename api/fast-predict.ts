@@ -47,6 +47,8 @@ const ROUTE = '/predict';
 export const MAX_PASS = 64;
 /** A body larger than this (a batch; one row of 17 features is ~400 bytes) is answered as soon as it is in, outside any pass. */
 export const MAX_PASS_BODY_BYTES = 2 * 1024;
+/** The status logged and counted (never sent) for a request whose client closed its connection before the answer. */
+export const CLIENT_CLOSED = 499;
 
 export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
   const { manager, predictor, shedder, logger, bodyLimitBytes, access, metrics } = options;
@@ -131,15 +133,19 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
 
   const answerAll = (batch: Pending[]) => {
     const answers: (Answer | undefined)[] = new Array(batch.length);
-    // A connection that closed before its pass has nobody to answer: its row is not scored,
-    // so it is not counted as a prediction (nor seen by the drift monitor or a shadow model).
+    // A connection reset or destroyed before its pass has nobody to answer: its row is not
+    // scored, so not counted as a prediction (nor seen by the drift monitor or a shadow
+    // model). A client that half-closes (FIN) after its request still gets its answer.
     for (let i = 0; i < batch.length; i++) answers[i] = closed(batch[i]) ? undefined : answer(batch[i].body, batch[i].requestId);
     for (let i = 0; i < batch.length; i++) {
       const { req, res, requestId, trace, started, leave } = batch[i];
       const a = answers[i];
       try {
-        // Nor one that closed while its pass was scored (nor to count as served).
-        if (a !== undefined && !closed(batch[i])) {
+        // Also skipped when an earlier answer on the same connection failed and destroyed it.
+        if (a === undefined || closed(batch[i])) {
+          // nginx's "client closed request": logged and counted, never sent.
+          access.record(req, ROUTE, CLIENT_CLOSED, a?.modelVersion ?? 'none', a?.role ?? '', requestId, trace, started);
+        } else {
           send(res, a.status, a.json, requestId, trace, a.modelVersion, a.retry);
           access.record(req, ROUTE, a.status, a.modelVersion ?? 'none', a.role, requestId, trace, started);
         }

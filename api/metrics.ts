@@ -226,7 +226,7 @@ export class ApiMetrics {
     });
     this.coalescedRequests = new Histogram({
       name: 'pricesense_predict_coalesced_requests',
-      help: 'POST /predict requests answered together, per pass of the event loop: their bodies complete in one pass, their rows are scored back to back, then their answers sent (api/fast-predict.ts); above 1 under load',
+      help: 'POST /predict requests answered together, per pass of the event loop: their bodies complete in one pass, their rows are scored back to back, then their answers sent (api/fast-predict.ts; a request whose client closed its connection first is in the pass, not scored); above 1 under load',
       // A pass holds at most 64 requests (MAX_PASS in api/fast-predict.ts).
       buckets: [1, 2, 4, 8, 16, 32, 64],
       registers,

@@ -25,7 +25,8 @@ import { InvalidArtifactError, openArtifact } from './registry/common';
 import { MAX_ARTIFACT_BYTES } from './sagemaker/tar';
 import type { StoredArtifact } from './registry/types';
 import { CompiledForest, type CompileOptions } from './walker';
-import { packForest, type PackedForest } from './walker/layout';
+import { packForest, packPeakBytes, type PackedForest } from './walker/layout';
+import { nodeCount, type FlatForest } from './forest-flat';
 import { startWorker } from './worker-thread';
 
 export interface LoadedForest {
@@ -113,6 +114,35 @@ export function checkLoadMemory(source: string, bytes: number, memoryMb: number)
   );
 }
 
+/** Bytes of the parsed forest's arrays: alive while it is packed. */
+function flatBytes(flat: FlatForest): number {
+  const d = flat.distributions;
+  let bytes = flat.treeSizes.byteLength + flat.split.byteLength + flat.defaultLeft.byteLength + flat.splitIndex.byteLength + flat.depths.byteLength;
+  bytes += d.kind === 'counts' ? d.leafCounts.byteLength : d.value.byteLength + d.count.byteLength;
+  for (const t of flat.thresholds) bytes += t.byteLength;
+  for (const w of flat.subsets) bytes += w.byteLength;
+  return bytes;
+}
+
+/**
+ * Refuses, before packing, a parsed forest whose packing the load budget cannot hold. The
+ * document check (checkLoadMemory) bounds the parse by the document's size, but a compact
+ * format v2 document holds a node in about 5 bytes, and packing takes 32 + 8 × classes
+ * bytes a node (packPeakBytes) in ArrayBuffers outside the worker's heap limit: the
+ * production forest needs more to pack than to parse, and a document within the budget can
+ * describe a forest whose packing takes several times it, which in a container is an
+ * out-of-memory kill of the whole process rather than a refused load.
+ */
+export function checkPackMemory(source: string, flat: FlatForest, memoryMb: number): void {
+  const nodes = nodeCount(flat);
+  const needMb = (flatBytes(flat) + packPeakBytes(nodes, flat.classes)) / 2 ** 20;
+  if (needMb <= memoryMb) return;
+  throw new UserError(
+    `${source}: a forest of ${nodes.toLocaleString('en-US')} nodes and ${flat.classes} classes needs about ${needMb.toFixed(0)} MiB to pack for scoring, more than this service's load budget of ${memoryMb} MiB ` +
+      '(half the container memory limit, or PRICESENSE_LOADER_MEMORY_MB). Give the service more memory, or train a smaller forest (fewer trees, a lower maximum depth).',
+  );
+}
+
 function msSince(t: bigint): number {
   return Number(process.hrtime.bigint() - t) / 1e6;
 }
@@ -123,6 +153,7 @@ type ParsedAndPacked = { summary: ForestSummary; packed: PackedForest; parseMs: 
 function parseAndPackJson(json: Buffer, source: string, options: ParseForestOptions, memoryMb: number | undefined, t0: bigint): ParsedAndPacked {
   if (memoryMb !== undefined) checkLoadMemory(source, json.byteLength, memoryMb);
   const { summary, flat } = parseForestFlat(json, source, options);
+  if (memoryMb !== undefined) checkPackMemory(source, flat, memoryMb);
   const parseMs = msSince(t0);
   const t1 = process.hrtime.bigint();
   const packed = packForest(flat, summary.aggregation);

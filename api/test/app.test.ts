@@ -5,7 +5,7 @@ import { instanceSchema } from '../schemas';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { API_SECURITY_HEADERS } from '../app';
-import { createLeanPredict, MAX_PASS, MAX_PASS_BODY_BYTES } from '../fast-predict';
+import { CLIENT_CLOSED, createLeanPredict, MAX_PASS, MAX_PASS_BODY_BYTES } from '../fast-predict';
 import { Predictor } from '../prediction';
 import { createService, type Service } from '../server';
 import { CLASSES, FEATURES, makeForest, makeImportedForest, mulberry32, sampleRow, silentLogger, testConfig, testRegistry, type TestRegistry } from './fixtures';
@@ -237,25 +237,30 @@ describe('inference API (in-process)', () => {
       const after = await passes();
       expect(after.sum - before.sum).toBe(rows.length);
       expect(after.count - before.count).toBeGreaterThanOrEqual(2);
-      // Every pass, this test's included, within the cap.
+      // Every pass, this test's included, within the cap; the histogram's buckets end at it.
       expect(after.upTo64).toBe(after.count);
+      const les = (await service.metrics.coalescedRequests.get()).values.map((v) => v.labels.le).filter((le): le is number => typeof le === 'number');
+      expect(Math.max(...les)).toBe(MAX_PASS);
       expect(service.shedder.inFlight).toBe(0);
     });
 
-    it('skips the rows of a connection that closed before its pass: not scored, not counted, nothing held', async () => {
+    it('skips the rows of a connection that closed before its pass: not scored or counted as predictions, logged as 499, nothing held', async () => {
       const rng = mulberry32(25);
       const bodies = Array.from({ length: 3 }, () => JSON.stringify(sampleRow(rng)));
       const predicted = async () => (await service.metrics.predictions.get()).values.reduce((a, v) => a + v.value, 0);
-      const before = [await predicted(), await passes()] as const;
+      const closedByClient = async () =>
+        (await service.metrics.requestDuration.get()).values.filter((v) => v.metricName === 'pricesense_http_request_duration_seconds_count' && v.labels.status === String(CLIENT_CLOSED)).reduce((a, v) => a + v.value, 0);
+      const before = [await predicted(), await passes(), await closedByClient()] as const;
       // The last body's end queues it (the service's listener runs first), then the connection dies, before the pass.
       const answers = await pipelined(bodies, (req) => {
         if (req.headers['x-request-id'] === 'r2') req.on('end', () => req.socket.destroy());
       });
       expect(answers).toEqual([]);
-      const after = [await predicted(), await passes()] as const;
-      // The pass ran, with all three; none was scored.
+      const after = [await predicted(), await passes(), await closedByClient()] as const;
+      // The pass ran, with all three; none was scored, each was counted as closed by its client.
       expect([after[1].count - before[1].count, after[1].sum - before[1].sum]).toEqual([1, 3]);
       expect(after[0]).toBe(before[0]);
+      expect(after[2] - before[2]).toBe(3);
       expect(service.shedder.inFlight).toBe(0);
       // And the service answers the next connection as before.
       expect((await pipelined(bodies.slice(0, 1))).map((a) => a.status)).toEqual([200]);

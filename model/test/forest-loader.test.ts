@@ -7,6 +7,8 @@ import { InvalidArtifactError } from '../registry';
 import { writeTarGz } from '../sagemaker/tar';
 import { referenceProba } from './reference-scorer';
 import { randomForest, randomRow, rng } from './random-forest-fixture';
+import { NOISY_FEATURES, noisyTable } from './trainer-fixtures';
+import { trainForest } from '../trainer';
 import { isMarkedAsUntransferable } from 'node:worker_threads';
 
 type Mutable = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -145,6 +147,23 @@ describe('the worker loader on a registry artifact, and its bounds', () => {
     const err = await loadForestInWorker({ bytes: Buffer.from(text) }, 'reg v4', options, {}, { memoryMb: 0.01 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UserError);
     expect((err as Error).message).toMatch(/^reg v4: a 0\.\d MB forest document needs about \d+ MiB to load, more than this service's load budget of 0\.01 MiB .*pricesense model upgrade/);
+  }, 60_000);
+
+  it('refuses, before packing, a compact document whose packing its memory budget cannot hold', async () => {
+    // A trained forest in format v2 takes ~5 bytes a node; packing takes 32 + 8 × classes (plus the parsed arrays).
+    const trained = await trainForest(noisyTable(200_000), { features: NOISY_FEATURES, trees: 10, maxDepth: 16, threads: 1, progress: false, seed: 3 });
+    const doc = Buffer.from(forestJson(trained));
+    const nodes = trained.trees.reduce((a, t) => a + t.feature.length, 0);
+    // The smallest budget the document check lets through: the parse fits, the packing does not.
+    const budget = Math.ceil(((doc.byteLength * 10) / 2 ** 20) * 100) / 100;
+    const err = await loadForestInWorker({ bytes: doc }, 'reg v7', { registryVerifiedSha256: trained.sha256 }, {}, { memoryMb: budget }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as Error).message).toMatch(
+      new RegExp(`^reg v7: a forest of ${nodes.toLocaleString('en-US')} nodes and 3 classes needs about \\d+ MiB to pack for scoring, more than this service's load budget of ${budget} MiB .*train a smaller forest`),
+    );
+    // With room for both it loads, and scores as the forest it came from.
+    const loaded = await loadForestInWorker({ bytes: doc }, 'reg v7', { registryVerifiedSha256: trained.sha256 }, {}, { memoryMb: 2 * budget });
+    expect(loaded.forest.nodeCount).toBe(nodes);
   }, 60_000);
 
   it('inflates a model.tar.gz no further than the largest document its budget parses (a whitespace bomb stops there)', async () => {

@@ -74,6 +74,18 @@ export function packedBytes(p: PackedForest): number {
   return packedBuffers(p).reduce((a, b) => a + b.byteLength, 0);
 }
 
+/**
+ * The most bytes packForest holds at once for a forest of `nodes` nodes and `classes`
+ * classes: the pre-order records (8 a node) and value rows (4), the class distributions (at
+ * most a row of 8-byte cells a node), and, while blocking, the order, the left children's
+ * positions, the blocked records and value rows (4 + 4 + 8 + 4). Thresholds, wide bitsets
+ * and the distinct-distribution table are bounded by the forest's limits and small beside
+ * them. The loader checks it against its memory budget before packing.
+ */
+export function packPeakBytes(nodes: number, classes: number): number {
+  return nodes * (8 + 4 + 4 + 4 + 8 + 4 + 8 * classes);
+}
+
 /*
  * Packing runs once per load, usually in a fresh worker thread whose code is not yet
  * optimized: each pass over the nodes is its own small loop in its own small function,
