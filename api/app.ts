@@ -133,8 +133,8 @@ export function createRequestListener(options: AppOptions & { maxInFlight?: numb
   const headers = options.headers ?? API_SECURITY_HEADERS;
   const predictor = options.predictor ?? new Predictor(metrics, options.logger);
   const shedder = options.shedder ?? new LoadShedder({ maxInFlight: options.maxInFlight ?? 256, maxEventLoopDelayMs: options.maxEventLoopDelayMs ?? 0, metrics });
-  // Shadow scoring runs in an immediate after the answers: work of the next turn, which the shedder must see.
-  predictor.onDeferredWork = () => shedder.working();
+  // Shadow scoring runs in an immediate after the answers: deferred work, which the shedder must see.
+  predictor.runDeferred = (work) => shedder.deferred(work);
   const app = createApp({ ...options, access, headers, predictor, shedder });
   const lean = createLeanPredict({
     manager: options.manager,

@@ -168,12 +168,10 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
     const batch = pending;
     pending = [];
     try {
-      // The shedder's turn ended in the immediate before this one; what the pass costs must
-      // count in the delay of the requests reached after it (api/load-shedding.ts).
-      shedder.working();
       metrics.observeCoalesced(batch.length);
     } finally {
-      answerAll(batch);
+      // Outside the turns requests open: the loop is busy, not idle, until it ends (api/load-shedding.ts).
+      shedder.deferred(() => answerAll(batch));
     }
   };
 

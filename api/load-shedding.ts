@@ -37,8 +37,8 @@ export const MIN_EVENT_LOOP_DELAY_MS = 10;
  * A request reached more than `limitMs` into its turn is shed once the loop has been that
  * far behind for `limitMs` (the first request over the limit starts the clock). The clock
  * stops when a turn ends in which no request was over the limit, or within the limit, or
- * when a turn opens more than the limit after the last one ended (the loop was idle: it had
- * caught up). So one long pause — a model swap, a major GC — followed by a short turn sheds
+ * when a turn opens more than the limit after the last one ended or deferred work (busyUntil)
+ * finished (the loop was idle: it had caught up). So one long pause — a model swap, a major GC — followed by a short turn sheds
  * nothing, turns made long only by one big batch each shed nothing, and a backlog is shed
  * request by request from the moment it has lasted the limit, with no sampling window. The
  * served requests of a turn then take at most about `limitMs`; the rest of the turn is
@@ -72,6 +72,16 @@ export class TurnDelaySignal {
       return false;
     }
     return now - this.behindSince >= this.limitMs;
+  }
+
+  /**
+   * Work outside any request's turn ended at `now` (deferred to an immediate: a pass of
+   * requests answered together, shadow scoring). The loop was busy, not idle, until then,
+   * so an idle gap is measured from here; it opens no turn and leaves the clock as it is.
+   * Inside an open turn it is that turn's work, and changes nothing.
+   */
+  busyUntil(now: number): void {
+    if (this.turnStart === undefined) this.lastEnd = now;
   }
 
   /** The turn is over (the loop got past its I/O). */
@@ -124,6 +134,21 @@ export class LoadShedder {
    */
   working(): void {
     if (this.signal?.open(performance.now())) setImmediate(this.endTurn);
+  }
+
+  /**
+   * Runs work the service deferred to an immediate (a pass of requests answered together,
+   * shadow scoring). It is not a request's delay: a request reached after it was read after
+   * it, and a pass is at most 64 rows (a few ms). Counting it as the start of the next turn,
+   * as this did before, made a stall right after it (a timer, a GC) the delay of the next
+   * request to arrive, so two such stalls in a row shed a request that came alone.
+   */
+  deferred(work: () => void): void {
+    try {
+      work();
+    } finally {
+      this.signal?.busyUntil(performance.now());
+    }
   }
 
   /**

@@ -24,8 +24,8 @@ export class Predictor {
   private readonly metrics: ApiMetrics;
   private readonly logger: Logger;
 
-  /** Called as deferred work (shadow scoring) starts: the load shedder counts it in its loop turn (LoadShedder.working). */
-  onDeferredWork: () => void = () => undefined;
+  /** Runs deferred work (shadow scoring, in an immediate after the answers): the load shedder sees it (LoadShedder.deferred). */
+  runDeferred: (work: () => void) => void = (work) => work();
 
   constructor(metrics: ApiMetrics, logger: Logger) {
     this.metrics = metrics;
@@ -88,20 +88,21 @@ export class Predictor {
   private scoreShadow(route: Route, rows: RawRow[], championLabels: readonly string[], requestId: string): void {
     const shadow = route.shadow!;
     const champion = route.model;
-    setImmediate(() => {
-      this.onDeferredWork();
-      try {
-        const labels = shadow.forest.predictBatch(rows).labels;
-        let agree = 0;
-        for (let i = 0; i < labels.length; i++) if (labels[i] === championLabels[i]) agree++;
-        this.countLabels(shadow.versionLabel, 'shadow', labels);
-        if (!this.metrics.perRequest) return;
-        const versions = { champion_version: champion.versionLabel, shadow_version: shadow.versionLabel };
-        if (agree > 0) this.metrics.shadowComparisons.inc({ ...versions, outcome: 'agree' }, agree);
-        if (labels.length - agree > 0) this.metrics.shadowComparisons.inc({ ...versions, outcome: 'disagree' }, labels.length - agree);
-      } catch (err) {
-        this.logger.error({ reqId: requestId, event: 'shadow_failed', version: shadow.version, err: err instanceof Error ? err.message : String(err) }, 'shadow scoring failed');
-      }
-    });
+    setImmediate(() =>
+      this.runDeferred(() => {
+        try {
+          const labels = shadow.forest.predictBatch(rows).labels;
+          let agree = 0;
+          for (let i = 0; i < labels.length; i++) if (labels[i] === championLabels[i]) agree++;
+          this.countLabels(shadow.versionLabel, 'shadow', labels);
+          if (!this.metrics.perRequest) return;
+          const versions = { champion_version: champion.versionLabel, shadow_version: shadow.versionLabel };
+          if (agree > 0) this.metrics.shadowComparisons.inc({ ...versions, outcome: 'agree' }, agree);
+          if (labels.length - agree > 0) this.metrics.shadowComparisons.inc({ ...versions, outcome: 'disagree' }, labels.length - agree);
+        } catch (err) {
+          this.logger.error({ reqId: requestId, event: 'shadow_failed', version: shadow.version, err: err instanceof Error ? err.message : String(err) }, 'shadow scoring failed');
+        }
+      }),
+    );
   }
 }

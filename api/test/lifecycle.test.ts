@@ -303,17 +303,21 @@ describe('model lifecycle (listening server)', () => {
       expect(body.label).toBe(champion.predict(row).label);
     }
     await new Promise((r) => setImmediate(r));
-    // The shadow's scoring runs in an immediate after the answer: it tells the load shedder, which counts it in its turn.
+    // The shadow's scoring runs in an immediate after the answer: it goes through the load shedder, which sees it as deferred work.
     const working = jest.spyOn(running.service.shedder, 'working');
+    const deferred = jest.spyOn(running.service.shedder, 'deferred');
     await call(running.port, 'POST', '/predict', sampleRow(rng));
     await new Promise((r) => setImmediate(r));
-    const fromShadow = working.mock.calls.length;
+    const fromShadow = [working.mock.calls.length, deferred.mock.calls.length];
     working.mockClear();
+    deferred.mockClear();
     await call(running.port, 'GET', '/health');
     await new Promise((r) => setImmediate(r));
-    // A request's arrival, its body's end, the pass that answers it, then the shadow's scoring; a probe: its arrival only.
-    expect([fromShadow, working.mock.calls.length]).toEqual([4, 1]);
+    // A request's arrival and its body's end open (or join) a turn; the pass that answers it and the shadow's scoring
+    // are deferred work; a probe: its arrival only.
+    expect([fromShadow, [working.mock.calls.length, deferred.mock.calls.length]]).toEqual([[2, 2], [1, 0]]);
     working.mockRestore();
+    deferred.mockRestore();
     const metrics = (await call(running.port, 'GET', '/metrics')).body;
     const compared = [...metrics.matchAll(/pricesense_shadow_comparisons_total\{champion_version="\d+",shadow_version="(\d+)",outcome="(agree|disagree)"\} (\d+)/g)];
     expect(compared.every((m) => m[1] === String(shadow))).toBe(true);

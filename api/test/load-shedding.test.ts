@@ -102,6 +102,29 @@ describe('the event-loop signal (TurnDelaySignal): CoDel on how far into its loo
     expect(s.reached(650)).toBe(false); // the clock starts again
   });
 
+  it('does not count a stall after deferred work (a pass answered together) as the next request\'s delay: requests that come alone are never shed', () => {
+    const s = new TurnDelaySignal(100);
+    for (let t = 0; t < 2000; t += 200) {
+      // A request alone opens its turn; its pass answers it in an immediate; then a 150 ms stall (a timer, a GC).
+      expect(s.reached(t)).toBe(false);
+      s.turnEnded(t + 1);
+      s.busyUntil(t + 2);
+    }
+  });
+
+  it('keeps the clock running across deferred work between long turns: a backlog is still shed', () => {
+    const s = new TurnDelaySignal(100);
+    s.reached(0);
+    expect(s.reached(120)).toBe(false); // the clock starts at 120
+    s.turnEnded(150);
+    s.busyUntil(152); // the pass of the turn's last requests
+    expect(s.reached(153)).toBe(false); // the first of the next turn
+    expect(s.reached(260)).toBe(true); // over the limit in its turn, and behind since 120
+    // Deferred work inside an open turn is that turn's: it changes nothing.
+    s.busyUntil(270);
+    expect(s.reached(280)).toBe(true);
+  });
+
   it('refuses a limit below 10 ms', () => {
     expect(() => new LoadShedder({ maxInFlight: 1, maxEventLoopDelayMs: 5, metrics: new ApiMetrics() })).toThrow(/at least 10/);
   });
