@@ -170,7 +170,8 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
     try {
       metrics.observeCoalesced(batch.length);
     } finally {
-      // Outside the turns requests open: the loop is busy, not idle, until it ends (api/load-shedding.ts).
+      // In an immediate, between turns, its duration counts in the next turn's delay; a full pass
+      // flushed while a turn is read is that turn's work (LoadShedder.deferred).
       shedder.deferred(() => answerAll(batch));
     }
   };

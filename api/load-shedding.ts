@@ -37,7 +37,7 @@ export const MIN_EVENT_LOOP_DELAY_MS = 10;
  * A request reached more than `limitMs` into its turn is shed once the loop has been that
  * far behind for `limitMs` (the first request over the limit starts the clock). The clock
  * stops when a turn ends in which no request was over the limit, or within the limit, or
- * when a turn opens more than the limit after the last one ended or deferred work (busyUntil)
+ * when a turn opens more than the limit after the last one ended or deferred work (busy())
  * finished (the loop was idle: it had caught up). So one long pause — a model swap, a major GC — followed by a short turn sheds
  * nothing, turns made long only by one big batch each shed nothing, and a backlog is shed
  * request by request from the moment it has lasted the limit, with no sampling window. The
@@ -51,13 +51,16 @@ export class TurnDelaySignal {
   private lastEnd: number | undefined;
   private behindSince: number | undefined;
   private overInTurn = false;
+  /** Deferred work since the last turn (busy()), ms: the next turn begins that much before it opens. */
+  private carried = 0;
 
   constructor(readonly limitMs: number) {}
 
   /** Work of the loop seen at `now`: opens a turn if none is open; true when it opened one (the caller arranges turnEnded()). */
   open(now: number): boolean {
     if (this.turnStart !== undefined) return false;
-    this.turnStart = now;
+    this.turnStart = now - this.carried;
+    this.carried = 0;
     if (this.lastEnd !== undefined && now - this.lastEnd > this.limitMs) this.behindSince = undefined;
     return true;
   }
@@ -75,13 +78,18 @@ export class TurnDelaySignal {
   }
 
   /**
-   * Work outside any request's turn ended at `now` (deferred to an immediate: a pass of
-   * requests answered together, shadow scoring). The loop was busy, not idle, until then,
-   * so an idle gap is measured from here; it opens no turn and leaves the clock as it is.
-   * Inside an open turn it is that turn's work, and changes nothing.
+   * Work outside any request's turn ran from `start` to `end` (deferred to an immediate: a
+   * pass of requests answered together, shadow scoring). Requests read after it waited
+   * through it, so its duration counts in the next turn, which begins that much before it
+   * opens; but a stall between it and the next turn (a timer, a GC) is not carried over, and
+   * the loop was busy, not idle, until `end`, so an idle gap is measured from there. It opens
+   * no turn and leaves the clock as it is. Inside an open turn it is that turn's work, and
+   * changes nothing.
    */
-  busyUntil(now: number): void {
-    if (this.turnStart === undefined) this.lastEnd = now;
+  busy(start: number, end: number): void {
+    if (this.turnStart !== undefined) return;
+    this.carried += end - start;
+    this.lastEnd = end;
   }
 
   /** The turn is over (the loop got past its I/O). */
@@ -138,16 +146,22 @@ export class LoadShedder {
 
   /**
    * Runs work the service deferred to an immediate (a pass of requests answered together,
-   * shadow scoring). It is not a request's delay: a request reached after it was read after
-   * it, and a pass is at most 64 rows (a few ms). Counting it as the start of the next turn,
-   * as this did before, made a stall right after it (a timer, a GC) the delay of the next
-   * request to arrive, so two such stalls in a row shed a request that came alone.
+   * shadow scoring): its duration counts in the delay of the requests after it
+   * (TurnDelaySignal.busy). Opening the next turn with it instead, as this did before, made
+   * a stall right after it (a timer, a GC) the delay of the next request to arrive, so two
+   * such stalls in a row shed a request that came alone.
    */
   deferred(work: () => void): void {
+    const signal = this.signal;
+    if (signal === undefined) {
+      work();
+      return;
+    }
+    const start = performance.now();
     try {
       work();
     } finally {
-      this.signal?.busyUntil(performance.now());
+      signal.busy(start, performance.now());
     }
   }
 

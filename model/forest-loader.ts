@@ -25,7 +25,7 @@ import { InvalidArtifactError, openArtifact } from './registry/common';
 import { MAX_ARTIFACT_BYTES } from './sagemaker/tar';
 import type { StoredArtifact } from './registry/types';
 import { CompiledForest, type CompileOptions } from './walker';
-import { packForest, packPeakBytes, type PackedForest } from './walker/layout';
+import { packForest, type PackBudget, type PackedForest } from './walker/layout';
 import { nodeCount, type FlatForest } from './forest-flat';
 import { startWorker } from './worker-thread';
 
@@ -125,22 +125,25 @@ function flatBytes(flat: FlatForest): number {
 }
 
 /**
- * Refuses, before packing, a parsed forest whose packing the load budget cannot hold. The
- * document check (checkLoadMemory) bounds the parse by the document's size, but a compact
- * format v2 document holds a node in about 5 bytes, and packing takes 32 + 8 × classes
- * bytes a node (packPeakBytes) in ArrayBuffers outside the worker's heap limit: the
- * production forest needs more to pack than to parse, and a document within the budget can
- * describe a forest whose packing takes several times it, which in a container is an
+ * Refuses, before each stage of packing allocates, a forest whose packing the load budget
+ * cannot hold: the parsed arrays, the document (and archive) still held, and what the stage
+ * will hold at once (PackBudget, model/walker/layout.ts). The document check
+ * (checkLoadMemory) bounds the parse by the document's size, but a compact format v2
+ * document holds a node in about 5 bytes while packing takes some 50 bytes a node (3
+ * classes) in ArrayBuffers outside the worker's heap limit: a document within the budget
+ * can describe a forest whose packing takes several times it, which in a container is an
  * out-of-memory kill of the whole process rather than a refused load.
  */
-export function checkPackMemory(source: string, flat: FlatForest, memoryMb: number): void {
-  const nodes = nodeCount(flat);
-  const needMb = (flatBytes(flat) + packPeakBytes(nodes, flat.classes)) / 2 ** 20;
-  if (needMb <= memoryMb) return;
-  throw new UserError(
-    `${source}: a forest of ${nodes.toLocaleString('en-US')} nodes and ${flat.classes} classes needs about ${needMb.toFixed(0)} MiB to pack for scoring, more than this service's load budget of ${memoryMb} MiB ` +
-      '(half the container memory limit, or PRICESENSE_LOADER_MEMORY_MB). Give the service more memory, or train a smaller forest (fewer trees, a lower maximum depth).',
-  );
+export function checkPackMemory(source: string, flat: FlatForest, heldBytes: number, memoryMb: number): PackBudget {
+  const fixed = flatBytes(flat) + heldBytes;
+  return (stageBytes) => {
+    const needMb = (fixed + stageBytes) / 2 ** 20;
+    if (needMb <= memoryMb) return;
+    throw new UserError(
+      `${source}: a forest of ${nodeCount(flat).toLocaleString('en-US')} nodes and ${flat.classes} classes needs about ${needMb.toFixed(0)} MiB to pack for scoring, more than this service's load budget of ${memoryMb} MiB ` +
+        '(half the container memory limit, or PRICESENSE_LOADER_MEMORY_MB). Give the service more memory, or train a smaller forest (fewer trees, a lower maximum depth).',
+    );
+  };
 }
 
 function msSince(t: bigint): number {
@@ -150,13 +153,12 @@ function msSince(t: bigint): number {
 type ParsedAndPacked = { summary: ForestSummary; packed: PackedForest; parseMs: number; packMs: number };
 
 /** Parses and packs a forest document (in whatever thread runs it); parseMs counts from t0. */
-function parseAndPackJson(json: Buffer, source: string, options: ParseForestOptions, memoryMb: number | undefined, t0: bigint): ParsedAndPacked {
+function parseAndPackJson(json: Buffer, source: string, options: ParseForestOptions, memoryMb: number | undefined, heldBytes: number, t0: bigint): ParsedAndPacked {
   if (memoryMb !== undefined) checkLoadMemory(source, json.byteLength, memoryMb);
   const { summary, flat } = parseForestFlat(json, source, options);
-  if (memoryMb !== undefined) checkPackMemory(source, flat, memoryMb);
   const parseMs = msSince(t0);
   const t1 = process.hrtime.bigint();
-  const packed = packForest(flat, summary.aggregation);
+  const packed = packForest(flat, summary.aggregation, memoryMb === undefined ? undefined : checkPackMemory(source, flat, heldBytes, memoryMb));
   return { summary, packed, parseMs, packMs: msSince(t1) };
 }
 
@@ -173,12 +175,14 @@ export async function parseAndPack(bytes: Uint8Array, source: string, options: P
   const budgeted = memoryMb === undefined ? MAX_ARTIFACT_BYTES : Math.min(MAX_ARTIFACT_BYTES, maxDocumentBytes(memoryMb));
   const limits = budgeted === MAX_ARTIFACT_BYTES ? {} : { maxBytes: budgeted, maxBytesName: `the largest forest document this service's load budget of ${memoryMb} MiB parses` };
   if (artifact) json = await openArtifact({ bytes: json, sha256: artifact.sha256, source: artifact.source }, limits);
-  return parseAndPackJson(json, source, options, memoryMb, t0);
+  // An archive's bytes stay referenced (the request holds them) while its document is packed.
+  const heldBytes = json.byteLength + (json.buffer === bytes.buffer ? 0 : bytes.byteLength);
+  return parseAndPackJson(json, source, options, memoryMb, heldBytes, t0);
 }
 
 /** Loads a forest document (JSON bytes, not an archive: see openArtifact) in the calling thread. Errors as parseForest's (ForestFormatError). */
 export function loadForest(bytes: Uint8Array, source: string, options: ParseForestOptions = {}, compile: CompileOptions = {}): LoadedForest {
-  const { summary, packed, parseMs, packMs } = parseAndPackJson(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), source, options, undefined, process.hrtime.bigint());
+  const { summary, packed, parseMs, packMs } = parseAndPackJson(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), source, options, undefined, bytes.byteLength, process.hrtime.bigint());
   const t = process.hrtime.bigint();
   const forest = CompiledForest.fromPacked(summary, packed, compile);
   return { summary, forest, phasesMs: { parse: parseMs, pack: packMs, adopt: msSince(t) } };

@@ -108,21 +108,31 @@ describe('the event-loop signal (TurnDelaySignal): CoDel on how far into its loo
       // A request alone opens its turn; its pass answers it in an immediate; then a 150 ms stall (a timer, a GC).
       expect(s.reached(t)).toBe(false);
       s.turnEnded(t + 1);
-      s.busyUntil(t + 2);
+      s.busy(t + 1, t + 2);
     }
   });
 
-  it('keeps the clock running across deferred work between long turns: a backlog is still shed', () => {
+  it('counts deferred work between turns in the next turn\'s delay, and in the loop\'s busy time, not as idle', () => {
+    const s = new TurnDelaySignal(100);
+    s.reached(0);
+    expect(s.reached(120)).toBe(false); // over the limit: the clock starts at 120
+    s.turnEnded(130); // long, with a request over the limit: still behind
+    // 80 ms of deferred work (a shadow model scoring the turn's rows), then the next turn opens 70 ms after it ends:
+    // not idle for the limit since the work ended, so the clock runs on, and the turn began with the work.
+    s.busy(130, 210);
+    expect(s.reached(280)).toBe(false); // the first of its turn
+    expect(s.reached(305)).toBe(true); // 25 ms into it, 105 with the work: over the limit, and behind since 120
+  });
+
+  it('keeps a turn\'s own deferred work to itself: inside an open turn it changes nothing', () => {
     const s = new TurnDelaySignal(100);
     s.reached(0);
     expect(s.reached(120)).toBe(false); // the clock starts at 120
-    s.turnEnded(150);
-    s.busyUntil(152); // the pass of the turn's last requests
-    expect(s.reached(153)).toBe(false); // the first of the next turn
-    expect(s.reached(260)).toBe(true); // over the limit in its turn, and behind since 120
-    // Deferred work inside an open turn is that turn's: it changes nothing.
-    s.busyUntil(270);
-    expect(s.reached(280)).toBe(true);
+    s.busy(125, 200); // a full pass answered while the turn is read: the turn's own work
+    expect(s.reached(230)).toBe(true);
+    s.turnEnded(240);
+    expect(s.reached(250)).toBe(false); // nothing carried into the next turn
+    expect(s.reached(340)).toBe(false); // 90 ms into it
   });
 
   it('refuses a limit below 10 ms', () => {

@@ -75,16 +75,19 @@ export function packedBytes(p: PackedForest): number {
 }
 
 /**
- * The most bytes packForest holds at once for a forest of `nodes` nodes and `classes`
- * classes: the pre-order records (8 a node) and value rows (4), the class distributions (at
- * most a row of 8-byte cells a node), and, while blocking, the order, the left children's
- * positions, the blocked records and value rows (4 + 4 + 8 + 4). Thresholds, wide bitsets
- * and the distinct-distribution table are bounded by the forest's limits and small beside
- * them. The loader checks it against its memory budget before packing.
+ * Told, before each stage of packing allocates, the most bytes of typed arrays packing will
+ * hold at once during that stage; throws to refuse the forest (the loader checks its memory
+ * budget, model/forest-loader.ts). Packing's arrays are ArrayBuffers, outside a worker's
+ * heap limit, so this is their bound. Stage 1 (leaves): the pre-order records and value rows
+ * (12 bytes a node) and the distinct-distribution table at its largest (every leaf distinct).
+ * Stage 2 (the rest), once the table's real size and the distinct distributions are known:
+ * the pre-order arrays, the class distributions as they will be, the wide bitsets at their
+ * largest, the table (garbage by then, maybe not collected), and blocking's order,
+ * left-child positions, records and value rows (20 bytes a node) and its stack (8 bytes a
+ * node of the largest tree). The thresholds' table is in both; what is left (roots, depths,
+ * feature kinds) is a few bytes a tree or feature.
  */
-export function packPeakBytes(nodes: number, classes: number): number {
-  return nodes * (8 + 4 + 4 + 4 + 8 + 4 + 8 * classes);
-}
+export type PackBudget = (bytes: number) => void;
 
 /*
  * Packing runs once per load, usually in a fresh worker thread whose code is not yet
@@ -93,12 +96,15 @@ export function packPeakBytes(nodes: number, classes: number): number {
  * function would run most of a million nodes in the interpreter.
  */
 
-export function packForest(flat: FlatForest, aggregation: 'soft' | 'hard'): PackedForest {
+export function packForest(flat: FlatForest, aggregation: 'soft' | 'hard', budget?: PackBudget): PackedForest {
   const K = flat.classes;
   const F = flat.features.length;
   const T = flat.treeSizes.length;
   const N = flat.split.length;
-  const d = flat.distributions;
+  let thresholdCount = 0;
+  for (const t of flat.thresholds) thresholdCount += t.length;
+  const thresholdBytes = 8 * thresholdCount;
+  budget?.(thresholdBytes + 12 * N + DistributionTable.maxBytes(K, flat.leaves));
 
   const featureKind = new Uint8Array(F);
   const thresholdStart = new Int32Array(F + 1);
@@ -111,17 +117,17 @@ export function packForest(flat: FlatForest, aggregation: 'soft' | 'hard'): Pack
 
   const nodes = new Int32Array(2 * N);
   const valueIndex = new Int32Array(N);
-  // Leaves' distributions, each distinct one once, first: scoring reads only these,
-  // and a trained forest's leaves share few (24k distinct among 456k leaves in the
-  // 100k-row production forest), so they stay in cache.
-  const table = new DistributionTable(K, flat.leaves);
-  if (d.kind === 'counts') packLeavesFromCounts(flat.split, d.leafCounts, K, aggregation === 'soft', F, table, nodes, valueIndex);
-  else packLeavesFromValues(flat.split, d.value, K, aggregation === 'soft', F, table, nodes, valueIndex);
-  // Then internal nodes' distributions, one row each in node order (only explanations read them).
-  const leafRows = table.size;
-  const values = new Float64Array((leafRows + N - flat.leaves) * K);
-  table.copyTo(values);
-  const wide = new WideBitsBuilder(flat);
+  const wideMax = WideBitsBuilder.maxBytes(flat, featureKind);
+  let largest = 0;
+  for (let t = 0; t < T; t++) largest = Math.max(largest, flat.treeSizes[t]);
+  // Blocking's arrays: 20 bytes a node, and its stack, 8 a node of the largest tree (blockOrder).
+  const blocking = 20 * N + 8 * (largest + 1);
+  const { values, leafRows } = packLeaves(flat, aggregation === 'soft', nodes, valueIndex, (tableBytes, valuesBytes) =>
+    // The table is garbage once the distributions are copied out, but may not be collected yet.
+    budget?.(thresholdBytes + 12 * N + valuesBytes + wideMax + tableBytes + blocking),
+  );
+  const d = flat.distributions;
+  const wide = new WideBitsBuilder(flat, featureKind);
   packSplits(flat, featureKind, wide, leafRows, nodes, valueIndex);
   let maxDepth = 0;
   for (let t = 0; t < T; t++) maxDepth = Math.max(maxDepth, flat.depths[t]);
@@ -148,6 +154,29 @@ export function packForest(flat: FlatForest, aggregation: 'soft' | 'hard'): Pack
     wideBits: wide.build(),
     featureKind,
   };
+}
+
+/**
+ * The leaves' records and their distributions, each distinct one once, first in `values`:
+ * scoring reads only these, and a trained forest's leaves share few (24k distinct among
+ * 456k leaves in the 100k-row production forest), so they stay in cache. Then one row per
+ * internal node, in node order (only explanations read them; packSplits assigns them).
+ * The table lives only in here, so it is garbage before blocking allocates; `check` is
+ * told its bytes and the distributions' before these are allocated.
+ */
+function packLeaves(flat: FlatForest, soft: boolean, nodes: Int32Array, valueIndex: Int32Array, check: (tableBytes: number, valuesBytes: number) => void): { values: Float64Array; leafRows: number } {
+  const K = flat.classes;
+  const F = flat.features.length;
+  const d = flat.distributions;
+  const table = new DistributionTable(K, flat.leaves);
+  if (d.kind === 'counts') packLeavesFromCounts(flat.split, d.leafCounts, K, soft, F, table, nodes, valueIndex);
+  else packLeavesFromValues(flat.split, d.value, K, soft, F, table, nodes, valueIndex);
+  const leafRows = table.size;
+  const rows = leafRows + flat.split.length - flat.leaves;
+  check(table.bytes, 8 * rows * K);
+  const values = new Float64Array(rows * K);
+  table.copyTo(values);
+  return { values, leafRows };
 }
 
 /** A leaf's node record: ~payload, and word 1 pointing at the constant slot after the F features. */
@@ -280,29 +309,62 @@ function argmax(value: Float64Array, o: number, K: number): number {
   return best;
 }
 
-/** Bitsets of wide categorical splits, one per distinct (feature, subset, missing direction). */
+/**
+ * Bitsets of wide categorical splits, one per distinct (feature, subset, missing direction),
+ * in typed arrays sized from the parsed subsets (a crafted forest with millions of distinct
+ * subsets must cost bytes the loader's budget counts, not heap it cannot see).
+ */
 class WideBitsBuilder {
-  private readonly words: number[] = [];
-  private readonly offsets = new Map<string, number>();
-  constructor(private readonly flat: FlatForest) {}
+  /** Per wide feature: the offset of (subset index, default left) at 2 × index + dl, -1 until placed. */
+  private readonly placed: (Int32Array | undefined)[];
+  private readonly words: Int32Array;
+  private used = 0;
+
+  constructor(
+    private readonly flat: FlatForest,
+    featureKind: Uint8Array,
+  ) {
+    let capacity = 0;
+    this.placed = flat.features.map((spec, f) => {
+      if (featureKind[f] !== WIDE_CATEGORICAL) return undefined;
+      const C = (spec as { categories: string[] }).categories.length;
+      const subsets = flat.subsets[f].length / subsetWords(C);
+      capacity += 2 * subsets * subsetWords(C + 1);
+      return new Int32Array(2 * subsets).fill(-1);
+    });
+    this.words = new Int32Array(capacity);
+  }
+
+  /** The most bytes a builder for this forest holds, its built copy included. */
+  static maxBytes(flat: FlatForest, featureKind: Uint8Array): number {
+    let bytes = 0;
+    flat.features.forEach((spec, f) => {
+      if (featureKind[f] !== WIDE_CATEGORICAL) return;
+      const C = (spec as { categories: string[] }).categories.length;
+      const subsets = flat.subsets[f].length / subsetWords(C);
+      bytes += 4 * 2 * subsets + 2 * 4 * 2 * subsets * subsetWords(C + 1);
+    });
+    return bytes;
+  }
 
   offset(f: number, index: number, dl: number): number {
-    const key = `${f}:${index}:${dl}`;
-    let at = this.offsets.get(key);
-    if (at !== undefined) return at;
-    const spec = this.flat.features[f] as { categories: string[] };
-    const C = spec.categories.length;
+    const placed = this.placed[f]!;
+    const at = placed[2 * index + dl];
+    if (at >= 0) return at;
+    const C = (this.flat.features[f] as { categories: string[] }).categories.length;
     const W = subsetWords(C);
-    at = this.words.length;
-    for (let w = 0; w < subsetWords(C + 1); w++) this.words.push(w < W ? this.flat.subsets[f][index * W + w] | 0 : 0);
+    const start = this.used;
+    const subsets = this.flat.subsets[f];
+    for (let w = 0; w < W; w++) this.words[start + w] = subsets[index * W + w] | 0;
     // Code C stands for missing and unknown values: its bit is the default direction.
-    if (dl) this.words[at + (C >>> 5)] |= 1 << (C & 31);
-    this.offsets.set(key, at);
-    return at;
+    if (dl) this.words[start + (C >>> 5)] |= 1 << (C & 31);
+    this.used += subsetWords(C + 1);
+    placed[2 * index + dl] = start;
+    return start;
   }
 
   build(): Int32Array {
-    return Int32Array.from(this.words);
+    return this.words.slice(0, this.used);
   }
 }
 
@@ -315,13 +377,28 @@ class DistributionTable {
   private rows = 0;
   private capacity = 1024;
   private slots = new Int32Array(this.capacity).fill(-1);
-  private bits: Int32Array;
+  private readonly bits: Int32Array;
 
   constructor(
     private readonly K: number,
     expected: number,
   ) {
-    this.bits = new Int32Array(Math.max(64, expected >>> 4) * 2 * K);
+    // One row per leaf at most (intern is called once a leaf): sized for that, it never grows.
+    this.bits = new Int32Array(Math.max(1, expected) * 2 * K);
+  }
+
+  /**
+   * The most bytes a table for `leaves` leaves holds: its rows, and its slots, a power of two
+   * above twice the rows (at most 4 a row, at least 1,024), twice that with the smaller
+   * arrays it outgrew, which may not be collected yet.
+   */
+  static maxBytes(K: number, leaves: number): number {
+    return 8 * K * Math.max(1, leaves) + 8 * Math.max(1024, 4 * leaves);
+  }
+
+  /** Its bytes, counting the slots it outgrew (together at most its slots' again) as not yet collected. */
+  get bytes(): number {
+    return this.bits.byteLength + 2 * this.slots.byteLength;
   }
 
   private hash(b: Int32Array, at: number): number {
@@ -352,11 +429,7 @@ class DistributionTable {
       slot = (slot + 1) & mask;
     }
     const row = this.rows++;
-    if (this.rows * W > this.bits.length) {
-      const grown = new Int32Array(this.bits.length * 2);
-      grown.set(this.bits);
-      this.bits = grown;
-    }
+    if (this.rows * W > this.bits.length) throw new Error(`internal: more distinct leaf distributions than the ${this.bits.length / W} leaves the table was sized for`);
     for (let i = 0; i < W; i++) this.bits[row * W + i] = key[at + i];
     this.slots[slot] = row;
     if (this.rows * 2 > this.capacity) this.grow();

@@ -1,0 +1,90 @@
+/**
+ * Packing's memory budget (PackBudget, model/walker/layout.ts; checked by the loader's
+ * checkPackMemory): told each stage's bytes before it allocates, it can refuse a forest, and
+ * the default pod's budget still packs a forest the size pricesense trains on 1M rows.
+ */
+import type { FlatForest } from '../forest-flat';
+import { checkPackMemory } from '../forest-loader';
+import { packForest } from '../walker/layout';
+
+/** 100 complete numeric trees of depth `depth` over 17 features, 3 classes; `distinct` of the leaves' class counts distinct. */
+function completeForest(depth: number, distinct: number): FlatForest {
+  const T = 100;
+  const F = 17;
+  const K = 3;
+  const per = 2 ** (depth + 1) - 1;
+  const N = per * T;
+  const internal = ((per - 1) / 2) * T;
+  const leaves = N - internal;
+  const split = new Uint8Array(N);
+  const splitIndex = new Uint16Array(internal);
+  let g = 0;
+  let i = 0;
+  const walk = (d: number): void => {
+    if (d === depth) {
+      split[g++] = 0;
+      return;
+    }
+    split[g++] = 1 + (i % F);
+    splitIndex[i] = i % 255;
+    i++;
+    walk(d + 1);
+    walk(d + 1);
+  };
+  for (let t = 0; t < T; t++) walk(0);
+  const leafCounts = new Uint32Array(leaves * K);
+  const kinds = Math.max(1, Math.ceil(leaves * distinct));
+  for (let l = 0; l < leaves; l++) {
+    const v = l % kinds;
+    leafCounts.set([1 + v, 1 + (v >> 3), 1], l * K);
+  }
+  return {
+    classes: K,
+    features: Array.from({ length: F }, (_, f) => ({ name: `f${f}`, kind: 'numeric' as const })),
+    treeSizes: new Uint32Array(T).fill(per),
+    split,
+    defaultLeft: new Uint8Array(internal),
+    splitIndex,
+    thresholds: Array.from({ length: F }, () => Float64Array.from({ length: 255 }, (_, k) => k)),
+    subsets: Array.from({ length: F }, () => new Uint32Array(0)),
+    distributions: { kind: 'counts', leafCounts },
+    depths: new Int32Array(T).fill(depth),
+    leaves,
+  };
+}
+
+describe('packing within a memory budget', () => {
+  it('is told each stage before it allocates; a refusal stops it there', () => {
+    const flat = completeForest(8, 0.05);
+    const stages: number[] = [];
+    packForest(flat, 'soft', (bytes) => void stages.push(bytes));
+    expect(stages).toHaveLength(2);
+    // Stage 2 holds the pre-order arrays and blocking's at once: more than 32 bytes a node.
+    expect(stages[1]).toBeGreaterThan(32 * flat.split.length);
+    const refusal = new Error('over budget');
+    let told = 0;
+    expect(() =>
+      packForest(flat, 'soft', () => {
+        if (++told === 2) throw refusal;
+      }),
+    ).toThrow(refusal);
+    // Every leaf distinct: the table and the distributions take more, and stage 2 says so.
+    const distinct: number[] = [];
+    packForest(completeForest(8, 1), 'soft', (bytes) => void distinct.push(bytes));
+    expect(distinct[1]).toBeGreaterThan(stages[1]);
+  });
+
+  it("fits a forest the size of the 1M-row production forest (3.3M nodes, 5% of leaves distinct) in the default 512Mi pod's budget", () => {
+    // Half the pod's memory limit (loaderMemoryMb); infra/app/config.ts sets 512Mi by default.
+    const memoryMb = 256;
+    const flat = completeForest(14, 0.05);
+    expect(flat.split.length).toBeGreaterThan(2_900_000);
+    // The document held meanwhile: a trained format v2 forest takes about 5 bytes a node.
+    const packed = packForest(flat, 'soft', checkPackMemory('1M-row forest', flat, 5 * flat.split.length, memoryMb));
+    expect(packed.nodes.length).toBe(2 * flat.split.length);
+    // And a budget a quarter smaller refuses it, naming the forest and the budget.
+    expect(() => packForest(flat, 'soft', checkPackMemory('1M-row forest', flat, 5 * flat.split.length, 192))).toThrow(
+      /^1M-row forest: a forest of 3,276,700 nodes and 3 classes needs about \d+ MiB to pack for scoring, more than this service's load budget of 192 MiB/,
+    );
+  });
+});
