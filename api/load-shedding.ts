@@ -59,9 +59,11 @@ export class TurnDelaySignal {
   /** Work of the loop seen at `now`: opens a turn if none is open; true when it opened one (the caller arranges turnEnded()). */
   open(now: number): boolean {
     if (this.turnStart !== undefined) return false;
-    this.turnStart = now - this.carried;
+    const idle = this.lastEnd !== undefined && now - this.lastEnd > this.limitMs;
+    // After an idle gap nothing waited through the deferred work before it: it is not carried.
+    this.turnStart = idle ? now : now - this.carried;
     this.carried = 0;
-    if (this.lastEnd !== undefined && now - this.lastEnd > this.limitMs) this.behindSince = undefined;
+    if (idle) this.behindSince = undefined;
     return true;
   }
 
@@ -174,7 +176,9 @@ export class LoadShedder {
     const signal = this.signal;
     if (signal !== undefined) {
       const now = performance.now();
-      // The first request of a turn opens it and is never shed (reached() says so too).
+      // A request that opens its turn is never shed (reached() says so too). In the server the
+      // listener's working() opens it at the request's arrival, so the first prediction of a turn
+      // is measured from there, plus any deferred work it waited through (busy()).
       if (signal.open(now)) setImmediate(this.endTurn);
       else if (signal.reached(now)) reason = 'event_loop_delay';
     }

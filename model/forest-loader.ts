@@ -126,7 +126,8 @@ function flatBytes(flat: FlatForest): number {
 
 /**
  * Refuses, before each stage of packing allocates, a forest whose packing the load budget
- * cannot hold: the parsed arrays, the document (and archive) still held, and what the stage
+ * cannot hold: the parsed arrays, what the parse still holds (`heldBytes`: the document, its
+ * decoded buffers, an archive), and what the stage
  * will hold at once (PackBudget, model/walker/layout.ts). The document check
  * (checkLoadMemory) bounds the parse by the document's size, but a compact format v2
  * document holds a node in about 5 bytes while packing takes some 50 bytes a node (3
@@ -175,14 +176,16 @@ export async function parseAndPack(bytes: Uint8Array, source: string, options: P
   const budgeted = memoryMb === undefined ? MAX_ARTIFACT_BYTES : Math.min(MAX_ARTIFACT_BYTES, maxDocumentBytes(memoryMb));
   const limits = budgeted === MAX_ARTIFACT_BYTES ? {} : { maxBytes: budgeted, maxBytesName: `the largest forest document this service's load budget of ${memoryMb} MiB parses` };
   if (artifact) json = await openArtifact({ bytes: json, sha256: artifact.sha256, source: artifact.source }, limits);
-  // An archive's bytes stay referenced (the request holds them) while its document is packed.
-  const heldBytes = json.byteLength + (json.buffer === bytes.buffer ? 0 : bytes.byteLength);
+  // Held while the forest is packed: the document, the buffers its parse decoded (base64
+  // arrays: at most its size; garbage, maybe not collected) and an archive's bytes (the
+  // request holds them).
+  const heldBytes = 2 * json.byteLength + (json.buffer === bytes.buffer ? 0 : bytes.byteLength);
   return parseAndPackJson(json, source, options, memoryMb, heldBytes, t0);
 }
 
 /** Loads a forest document (JSON bytes, not an archive: see openArtifact) in the calling thread. Errors as parseForest's (ForestFormatError). */
 export function loadForest(bytes: Uint8Array, source: string, options: ParseForestOptions = {}, compile: CompileOptions = {}): LoadedForest {
-  const { summary, packed, parseMs, packMs } = parseAndPackJson(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), source, options, undefined, bytes.byteLength, process.hrtime.bigint());
+  const { summary, packed, parseMs, packMs } = parseAndPackJson(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), source, options, undefined, 2 * bytes.byteLength, process.hrtime.bigint());
   const t = process.hrtime.bigint();
   const forest = CompiledForest.fromPacked(summary, packed, compile);
   return { summary, forest, phasesMs: { parse: parseMs, pack: packMs, adopt: msSince(t) } };

@@ -124,6 +124,18 @@ describe('the event-loop signal (TurnDelaySignal): CoDel on how far into its loo
     expect(s.reached(305)).toBe(true); // 25 ms into it, 105 with the work: over the limit, and behind since 120
   });
 
+  it('carries no deferred work across an idle gap', () => {
+    const s = new TurnDelaySignal(100);
+    s.reached(0);
+    s.turnEnded(1);
+    s.busy(1, 131); // 130 ms of deferred work, then ten idle minutes
+    expect(s.reached(600_000)).toBe(false);
+    expect(s.reached(600_090)).toBe(false); // 90 ms into its turn, not 220
+    s.turnEnded(600_095);
+    s.reached(600_200);
+    expect(s.reached(600_301)).toBe(false); // over the limit: only now does the clock start
+  });
+
   it('keeps a turn\'s own deferred work to itself: inside an open turn it changes nothing', () => {
     const s = new TurnDelaySignal(100);
     s.reached(0);
@@ -133,6 +145,18 @@ describe('the event-loop signal (TurnDelaySignal): CoDel on how far into its loo
     s.turnEnded(240);
     expect(s.reached(250)).toBe(false); // nothing carried into the next turn
     expect(s.reached(340)).toBe(false); // 90 ms into it
+  });
+
+  it('through the shedder: a request that comes alone after its pass and a stall longer than the limit is admitted, turn after turn', async () => {
+    const shedder = new LoadShedder({ maxInFlight: 10, maxEventLoopDelayMs: 30, metrics: new ApiMetrics() });
+    const cell = new Int32Array(new SharedArrayBuffer(4));
+    for (let i = 0; i < 4; i++) {
+      shedder.working(); // the request's arrival (the server's listener)
+      expect(shedder.enter('/predict')).toBeUndefined();
+      await new Promise((r) => setImmediate(r)); // the turn ends; its pass runs in the immediate after
+      shedder.deferred(() => shedder.leave());
+      Atomics.wait(cell, 0, 0, 60); // a timer or a GC holds the loop right after the pass
+    }
   });
 
   it('refuses a limit below 10 ms', () => {

@@ -57,7 +57,10 @@ describe('packing within a memory budget', () => {
   it('is told each stage before it allocates; a refusal stops it there', () => {
     const flat = completeForest(8, 0.05);
     const stages: number[] = [];
+    const before = process.memoryUsage().arrayBuffers;
     packForest(flat, 'soft', (bytes) => void stages.push(bytes));
+    // Stage 2 counts everything packing allocates from stage 1 on, garbage included, whatever the GC did meanwhile.
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThanOrEqual(stages[1]);
     expect(stages).toHaveLength(2);
     // Stage 2 holds the pre-order arrays and blocking's at once: more than 32 bytes a node.
     expect(stages[1]).toBeGreaterThan(32 * flat.split.length);
@@ -79,11 +82,12 @@ describe('packing within a memory budget', () => {
     const memoryMb = 256;
     const flat = completeForest(14, 0.05);
     expect(flat.split.length).toBeGreaterThan(2_900_000);
-    // The document held meanwhile: a trained format v2 forest takes about 5 bytes a node.
-    const packed = packForest(flat, 'soft', checkPackMemory('1M-row forest', flat, 5 * flat.split.length, memoryMb));
+    // Held meanwhile (parseAndPack): the document, a trained format v2 forest at about 5 bytes a node, and its decoded buffers.
+    const held = 2 * 5 * flat.split.length;
+    const packed = packForest(flat, 'soft', checkPackMemory('1M-row forest', flat, held, memoryMb));
     expect(packed.nodes.length).toBe(2 * flat.split.length);
     // And a budget a quarter smaller refuses it, naming the forest and the budget.
-    expect(() => packForest(flat, 'soft', checkPackMemory('1M-row forest', flat, 5 * flat.split.length, 192))).toThrow(
+    expect(() => packForest(flat, 'soft', checkPackMemory('1M-row forest', flat, held, 192))).toThrow(
       /^1M-row forest: a forest of 3,276,700 nodes and 3 classes needs about \d+ MiB to pack for scoring, more than this service's load budget of 192 MiB/,
     );
   });
