@@ -38,11 +38,11 @@ export const MIN_EVENT_LOOP_DELAY_MS = 10;
  * far behind for `limitMs` (the first request over the limit starts the clock). The clock
  * stops when a turn ends in which no request was over the limit, or within the limit, or
  * when a turn opens more than the limit after the last one ended or deferred work (busy())
- * finished (the loop was idle: it had caught up). So one long pause — a model swap, a major GC — followed by a short turn sheds
- * nothing, turns made long only by one big batch each shed nothing, and a backlog is shed
- * request by request from the moment it has lasted the limit, with no sampling window. The
- * served requests of a turn then take at most about `limitMs`; the rest of the turn is
- * cheap 503s.
+ * finished (the loop was idle: it had caught up). So one long pause — a model swap, a major
+ * GC — followed by a short turn sheds nothing, turns made long only by one big batch each
+ * shed nothing, and a backlog is shed request by request from the moment it has lasted the
+ * limit, with no sampling window. The served requests of a turn then take at most about
+ * `limitMs`; the rest of the turn is cheap 503s.
  *
  * Time is passed in (ms, monotonic) so the rule can be tested without a clock.
  */
