@@ -50,6 +50,21 @@ export const MAX_PASS_BODY_BYTES = 2 * 1024;
 /** The status logged and counted (never sent) for a request whose client closed its connection before the answer. */
 export const CLIENT_CLOSED = 499;
 
+/**
+ * The request's leave() from the shedder, at most once (its answer and an aborted upload
+ * can both call it). A returned arrow, not a named one: the bundle keeps function names
+ * (esbuild's keepNames), which costs a named closure a defineProperty per request.
+ */
+function leaveOnce(shedder: LoadShedder): () => void {
+  let admitted = true;
+  return () => {
+    if (admitted) {
+      admitted = false;
+      shedder.leave();
+    }
+  };
+}
+
 export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
   const { manager, predictor, shedder, logger, bodyLimitBytes, access, metrics } = options;
   const fixed: string[] = [];
@@ -215,13 +230,7 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
     }
     let first: Buffer | undefined;
     let more: Buffer[] | undefined;
-    let admitted = true;
-    const leave = () => {
-      if (admitted) {
-        admitted = false;
-        shedder.leave();
-      }
-    };
+    const leave = leaveOnce(shedder);
     req.on('data', (chunk: Buffer) => {
       if (first === undefined) first = chunk;
       else (more ??= [first]).push(chunk);
