@@ -77,6 +77,34 @@ describe('packing within a memory budget', () => {
     expect(distinct[1]).toBeGreaterThan(stages[1]);
   });
 
+  it('keeps each distinct leaf distribution once, from counts or from values, reading them back from the source', () => {
+    const counted = completeForest(8, 0.05);
+    const kinds = Math.ceil(counted.leaves * 0.05);
+    const K = counted.classes;
+    const N = counted.split.length;
+    const internal = N - counted.leaves;
+    const fromCounts = packForest(counted, 'soft');
+    expect(fromCounts.values.length / K - internal).toBe(kinds);
+    // The same forest with its distributions as values (format v1): node g's row, leaves normalized as the counts were.
+    const value = new Float64Array(N * K);
+    const leafCounts = (counted.distributions as { leafCounts: Uint32Array }).leafCounts;
+    let leaf = 0;
+    for (let g = 0; g < N; g++) {
+      if (counted.split[g] !== 0) {
+        value.fill(1 / K, g * K, g * K + K);
+        continue;
+      }
+      const c = leafCounts.subarray(leaf * K, leaf * K + K);
+      const total = c.reduce((a, b) => a + b, 0);
+      for (let k = 0; k < K; k++) value[g * K + k] = c[k] / total;
+      leaf++;
+    }
+    const fromValues = packForest({ ...counted, distributions: { kind: 'values', value, count: new Float64Array(N).fill(1) } }, 'soft');
+    expect(fromValues.values.length / K - internal).toBe(kinds);
+    // Both hold the same distinct rows, in the same order (first seen first).
+    expect(Array.from(fromValues.values.subarray(0, kinds * K))).toEqual(Array.from(fromCounts.values.subarray(0, kinds * K)));
+  });
+
   it("fits a forest the size of the 1M-row production forest (3.3M nodes, 5% of leaves distinct) in the default 512Mi pod's budget", () => {
     // Half the pod's memory limit (loaderMemoryMb); infra/app/config.ts sets 512Mi by default.
     const memoryMb = 256;

@@ -104,7 +104,7 @@ export function packForest(flat: FlatForest, aggregation: 'soft' | 'hard', budge
   let thresholdCount = 0;
   for (const t of flat.thresholds) thresholdCount += t.length;
   const thresholdBytes = 8 * thresholdCount;
-  budget?.(thresholdBytes + 12 * N + DistributionTable.maxBytes(K, flat.leaves));
+  budget?.(thresholdBytes + 12 * N + DistributionTable.maxBytes(flat.leaves));
 
   const featureKind = new Uint8Array(F);
   const thresholdStart = new Int32Array(F + 1);
@@ -168,7 +168,13 @@ function packLeaves(flat: FlatForest, soft: boolean, nodes: Int32Array, valueInd
   const K = flat.classes;
   const F = flat.features.length;
   const d = flat.distributions;
-  const table = new DistributionTable(K, flat.leaves);
+  // A row's distribution is read back from the source: a leaf's counts normalized, or node g's values.
+  const table =
+    d.kind === 'counts'
+      ? new DistributionTable(K, flat.leaves, (leaf, out) => normalize(d.leafCounts, leaf * K, K, out, 0))
+      : new DistributionTable(K, flat.leaves, (g, out) => {
+          for (let k = 0; k < K; k++) out[k] = d.value[g * K + k];
+        });
   if (d.kind === 'counts') packLeavesFromCounts(flat.split, d.leafCounts, K, soft, F, table, nodes, valueIndex);
   else packLeavesFromValues(flat.split, d.value, K, soft, F, table, nodes, valueIndex);
   const leafRows = table.size;
@@ -192,8 +198,8 @@ function packLeavesFromCounts(split: ArrayLike<number>, leafCounts: Uint32Array,
   for (let g = 0; g < split.length; g++) {
     if (split[g] !== 0) continue;
     normalize(leafCounts, leaf * K, K, dist, 0);
+    const row = table.intern(bits, 0, leaf);
     leaf++;
-    const row = table.intern(bits, 0);
     valueIndex[g] = row;
     putLeaf(nodes, g, soft ? row : argmax(dist, 0, K), F);
   }
@@ -203,7 +209,7 @@ function packLeavesFromValues(split: ArrayLike<number>, value: Float64Array, K: 
   const bits = new Int32Array(value.buffer, value.byteOffset, value.length * 2);
   for (let g = 0; g < split.length; g++) {
     if (split[g] !== 0) continue;
-    const row = table.intern(bits, 2 * g * K);
+    const row = table.intern(bits, 2 * g * K, g);
     valueIndex[g] = row;
     putLeaf(nodes, g, soft ? row : argmax(value, g * K, K), F);
   }
@@ -370,35 +376,44 @@ class WideBitsBuilder {
 
 /**
  * Each distinct class distribution once: an open-addressing hash over the doubles'
- * bits. The table grows with the distinct distributions, not with the nodes, so it
- * and the rows it compares against stay cache-sized.
+ * bits. A row keeps only which leaf it came from (`load` puts that leaf's distribution
+ * into a scratch row when a probe compares it, or when rows are rehashed or copied out),
+ * not a copy of its doubles: the table holds 4 bytes a leaf plus its slots, which grow
+ * with the distinct distributions, not with the nodes, so it stays cache-sized.
  */
 class DistributionTable {
   private rows = 0;
   private capacity = 1024;
   private slots = new Int32Array(this.capacity).fill(-1);
-  private readonly bits: Int32Array;
+  /** Per row: the id (leaf) whose distribution it is. */
+  private readonly ids: Int32Array;
+  private readonly scratch: Float64Array;
+  private readonly scratchBits: Int32Array;
 
   constructor(
     private readonly K: number,
     expected: number,
+    /** Writes the K doubles of `id`'s distribution to out[0 ..]. */
+    private readonly load: (id: number, out: Float64Array) => void,
   ) {
     // One row per leaf at most (intern is called once a leaf): sized for that, it never grows.
-    this.bits = new Int32Array(Math.max(1, expected) * 2 * K);
+    this.ids = new Int32Array(Math.max(1, expected));
+    this.scratch = new Float64Array(K);
+    this.scratchBits = new Int32Array(this.scratch.buffer);
   }
 
   /**
-   * The most bytes a table for `leaves` leaves holds: its rows, and its slots, a power of two
-   * above twice the rows (at most 4 a row, at least 1,024), twice that with the smaller
-   * arrays it outgrew, which may not be collected yet.
+   * The most bytes a table for `leaves` leaves holds: a row id a leaf, and its slots, a
+   * power of two above twice the rows (at most 4 a row, at least 1,024), twice that with
+   * the smaller arrays it outgrew, which may not be collected yet.
    */
-  static maxBytes(K: number, leaves: number): number {
-    return 8 * K * Math.max(1, leaves) + 8 * Math.max(1024, 4 * leaves);
+  static maxBytes(leaves: number): number {
+    return 4 * Math.max(1, leaves) + 8 * Math.max(1024, 4 * leaves);
   }
 
   /** Its bytes, counting the slots it outgrew (together at most its slots' again) as not yet collected. */
   get bytes(): number {
-    return this.bits.byteLength + 2 * this.slots.byteLength;
+    return this.ids.byteLength + 2 * this.slots.byteLength;
   }
 
   private hash(b: Int32Array, at: number): number {
@@ -410,17 +425,19 @@ class DistributionTable {
     return h ^ (h >>> 16);
   }
 
-  /** The row of the distribution whose K doubles are the 2K words key[at ..], added if new. */
-  intern(key: Int32Array, at: number): number {
+  /** The row of `id`'s distribution, whose K doubles are the 2K words key[at ..]: added if new. */
+  intern(key: Int32Array, at: number, id: number): number {
     const W = 2 * this.K;
     const mask = this.capacity - 1;
+    const bits = this.scratchBits;
     let slot = this.hash(key, at) & mask;
     for (;;) {
       const row = this.slots[slot];
       if (row < 0) break;
+      this.load(this.ids[row], this.scratch);
       let same = true;
       for (let i = 0; i < W; i++) {
-        if (this.bits[row * W + i] !== key[at + i]) {
+        if (bits[i] !== key[at + i]) {
           same = false;
           break;
         }
@@ -429,20 +446,20 @@ class DistributionTable {
       slot = (slot + 1) & mask;
     }
     const row = this.rows++;
-    if (this.rows * W > this.bits.length) throw new Error(`internal: more distinct leaf distributions than the ${this.bits.length / W} leaves the table was sized for`);
-    for (let i = 0; i < W; i++) this.bits[row * W + i] = key[at + i];
+    if (this.rows > this.ids.length) throw new Error(`internal: more distinct leaf distributions than the ${this.ids.length} leaves the table was sized for`);
+    this.ids[row] = id;
     this.slots[slot] = row;
     if (this.rows * 2 > this.capacity) this.grow();
     return row;
   }
 
   private grow(): void {
-    const W = 2 * this.K;
     this.capacity *= 2;
     this.slots = new Int32Array(this.capacity).fill(-1);
     const mask = this.capacity - 1;
     for (let r = 0; r < this.rows; r++) {
-      let s = this.hash(this.bits, r * W) & mask;
+      this.load(this.ids[r], this.scratch);
+      let s = this.hash(this.scratchBits, 0) & mask;
       while (this.slots[s] >= 0) s = (s + 1) & mask;
       this.slots[s] = r;
     }
@@ -454,7 +471,11 @@ class DistributionTable {
 
   /** Writes the distinct distributions, K per row in the order they were added, to the start of out. */
   copyTo(out: Float64Array): void {
-    out.set(new Float64Array(this.bits.buffer, 0, this.rows * this.K));
+    const K = this.K;
+    for (let r = 0; r < this.rows; r++) {
+      this.load(this.ids[r], this.scratch);
+      out.set(this.scratch, r * K);
+    }
   }
 }
 
