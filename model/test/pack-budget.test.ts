@@ -103,6 +103,29 @@ describe('packing within a memory budget', () => {
     expect(fromValues.values.length / K - internal).toBe(kinds);
     // Both hold the same distinct rows, in the same order (first seen first).
     expect(Array.from(fromValues.values.subarray(0, kinds * K))).toEqual(Array.from(fromCounts.values.subarray(0, kinds * K)));
+    // Computed apart: the distinct normalized leaf distributions are exactly those rows, and every leaf points at its own.
+    const rowOf = (v: Float64Array, r: number) => Array.from(v.subarray(r * K, r * K + K)).join(',');
+    const expected = new Set<string>();
+    for (let l = 0; l < counted.leaves; l++) {
+      const c = Array.from(leafCounts.subarray(l * K, l * K + K));
+      const total = c.reduce((a, b) => a + b, 0);
+      expected.add(c.map((x) => x / total).join(','));
+    }
+    expect(new Set(Array.from({ length: kinds }, (_, r) => rowOf(fromCounts.values, r)))).toEqual(expected);
+    const pointed = new Set<string>();
+    for (let q = 0; q < N; q++) if (fromCounts.nodes[2 * q + 1] >> 11 === -1) pointed.add(rowOf(fromCounts.values, fromCounts.valueIndex[q]));
+    expect(pointed).toEqual(expected);
+    // Hard votes: each leaf's vote is the first largest class of its own distribution.
+    const hard = packForest(counted, 'hard');
+    let leaves = 0;
+    let wrongVotes = 0;
+    for (let q = 0; q < N; q++) {
+      if (hard.nodes[2 * q + 1] >> 11 !== -1) continue;
+      leaves++;
+      const row = hard.values.subarray(hard.valueIndex[q] * K, hard.valueIndex[q] * K + K);
+      if (~hard.nodes[2 * q] !== row.indexOf(Math.max(...row))) wrongVotes++;
+    }
+    expect([leaves, wrongVotes]).toEqual([counted.leaves, 0]);
   });
 
   it("fits a forest the size of the 1M-row production forest (3.3M nodes, 5% of leaves distinct) in the default 512Mi pod's budget", () => {

@@ -385,7 +385,7 @@ class DistributionTable {
   private rows = 0;
   private capacity = 1024;
   private slots = new Int32Array(this.capacity).fill(-1);
-  /** Per row: the id (leaf) whose distribution it is. */
+  /** Per row: the id whose distribution it is (a leaf's ordinal for counts, its node for values). */
   private readonly ids: Int32Array;
   private readonly scratch: Float64Array;
   private readonly scratchBits: Int32Array;
