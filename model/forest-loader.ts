@@ -185,7 +185,7 @@ export async function parseAndPack(bytes: Uint8Array, source: string, options: P
 
 /** Loads a forest document (JSON bytes, not an archive: see openArtifact) in the calling thread. Errors as parseForest's (ForestFormatError). */
 export function loadForest(bytes: Uint8Array, source: string, options: ParseForestOptions = {}, compile: CompileOptions = {}): LoadedForest {
-  const { summary, packed, parseMs, packMs } = parseAndPackJson(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), source, options, undefined, 2 * bytes.byteLength, process.hrtime.bigint());
+  const { summary, packed, parseMs, packMs } = parseAndPackJson(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), source, options, undefined, 0, process.hrtime.bigint());
   const t = process.hrtime.bigint();
   const forest = CompiledForest.fromPacked(summary, packed, compile);
   return { summary, forest, phasesMs: { parse: parseMs, pack: packMs, adopt: msSince(t) } };

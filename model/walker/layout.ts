@@ -169,14 +169,16 @@ function packLeaves(flat: FlatForest, soft: boolean, nodes: Int32Array, valueInd
   const F = flat.features.length;
   const d = flat.distributions;
   // A row's distribution is read back from the source: a leaf's counts normalized, or node g's values.
-  const table =
-    d.kind === 'counts'
-      ? new DistributionTable(K, flat.leaves, (leaf, out) => normalize(d.leafCounts, leaf * K, K, out, 0))
-      : new DistributionTable(K, flat.leaves, (g, out) => {
-          for (let k = 0; k < K; k++) out[k] = d.value[g * K + k];
-        });
-  if (d.kind === 'counts') packLeavesFromCounts(flat.split, d.leafCounts, K, soft, F, table, nodes, valueIndex);
-  else packLeavesFromValues(flat.split, d.value, K, soft, F, table, nodes, valueIndex);
+  let table: DistributionTable;
+  if (d.kind === 'counts') {
+    table = new DistributionTable(K, flat.leaves, (leaf, out) => normalize(d.leafCounts, leaf * K, K, out, 0));
+    packLeavesFromCounts(flat.split, d.leafCounts, K, soft, F, table, nodes, valueIndex);
+  } else {
+    table = new DistributionTable(K, flat.leaves, (g, out) => {
+      for (let k = 0; k < K; k++) out[k] = d.value[g * K + k];
+    });
+    packLeavesFromValues(flat.split, d.value, K, soft, F, table, nodes, valueIndex);
+  }
   const leafRows = table.size;
   const rows = leafRows + flat.split.length - flat.leaves;
   check(table.bytes, 8 * rows * K);
@@ -330,27 +332,24 @@ class WideBitsBuilder {
     private readonly flat: FlatForest,
     featureKind: Uint8Array,
   ) {
-    let capacity = 0;
-    this.placed = flat.features.map((spec, f) => {
+    const shapes = WideBitsBuilder.shapes(flat, featureKind);
+    this.placed = shapes.map((shape) => (shape ? new Int32Array(2 * shape.subsets).fill(-1) : undefined));
+    this.words = new Int32Array(shapes.reduce((a, shape) => a + (shape ? shape.words : 0), 0));
+  }
+
+  /** Per feature, if wide: its subsets, and the words their bitsets take at most (each subset with either default direction). */
+  private static shapes(flat: FlatForest, featureKind: Uint8Array): ({ subsets: number; words: number } | undefined)[] {
+    return flat.features.map((spec, f) => {
       if (featureKind[f] !== WIDE_CATEGORICAL) return undefined;
       const C = (spec as { categories: string[] }).categories.length;
       const subsets = flat.subsets[f].length / subsetWords(C);
-      capacity += 2 * subsets * subsetWords(C + 1);
-      return new Int32Array(2 * subsets).fill(-1);
+      return { subsets, words: 2 * subsets * subsetWords(C + 1) };
     });
-    this.words = new Int32Array(capacity);
   }
 
   /** The most bytes a builder for this forest holds, its built copy included. */
   static maxBytes(flat: FlatForest, featureKind: Uint8Array): number {
-    let bytes = 0;
-    flat.features.forEach((spec, f) => {
-      if (featureKind[f] !== WIDE_CATEGORICAL) return;
-      const C = (spec as { categories: string[] }).categories.length;
-      const subsets = flat.subsets[f].length / subsetWords(C);
-      bytes += 4 * 2 * subsets + 2 * 4 * 2 * subsets * subsetWords(C + 1);
-    });
-    return bytes;
+    return WideBitsBuilder.shapes(flat, featureKind).reduce((a, shape) => a + (shape ? 4 * 2 * shape.subsets + 2 * 4 * shape.words : 0), 0);
   }
 
   offset(f: number, index: number, dl: number): number {
