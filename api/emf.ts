@@ -36,13 +36,15 @@
  */
 import net from 'node:net';
 import type { Logger } from 'pino';
-import type { ApiMetrics } from './metrics';
+import { CLIENT_CLOSED, type ApiMetrics } from './metrics';
 
 /** Names CloudWatch sees. The infra's alarms (infra/api-alarms.ts) read these; api/test/observability.test.ts ties the two. */
 export const EMF_METRICS = {
   requests: 'Requests',
   requests4xx: 'Requests4xx',
   requests5xx: 'Requests5xx',
+  /** Requests whose client closed the connection before the answer (logged as 499, never sent): not a 4xx, which is the client's error. */
+  clientClosed: 'RequestsClientClosed',
   /** The interval's request latencies as a distribution (Values/Counts, ms). */
   latency: 'LatencyMs',
   /** `RequestsOver<ms>ms` for each bound of the latency histogram. */
@@ -196,7 +198,7 @@ export class EmfReporter {
       return value - (this.previous.get(key) ?? 0);
     };
     const m = this.metrics;
-    const total = { requests: 0, r4xx: 0, r5xx: 0, slower: new Map<number, number>(), within: new Map<number, number>(), seconds: 0 };
+    const total = { requests: 0, r4xx: 0, r5xx: 0, clientClosed: 0, slower: new Map<number, number>(), within: new Map<number, number>(), seconds: 0 };
     const versions = new Map<string, { requests: number; r5xx: number; predictions: number }>();
     const version = (v: string) => {
       let t = versions.get(v);
@@ -224,6 +226,7 @@ export class EmfReporter {
       const status = Number(statusText);
       total.requests += n;
       if (status >= 500) total.r5xx += n;
+      else if (status === CLIENT_CLOSED) total.clientClosed += n;
       else if (status >= 400) total.r4xx += n;
       const perVersion = version(modelVersion);
       perVersion.requests += n;
@@ -249,6 +252,7 @@ export class EmfReporter {
       [EMF_METRICS.requests]: total.requests,
       [EMF_METRICS.requests4xx]: total.r4xx,
       [EMF_METRICS.requests5xx]: total.r5xx,
+      [EMF_METRICS.clientClosed]: total.clientClosed,
     };
     const latency = latencyDistribution(total.within, total.requests, total.seconds);
     if (latency) service[EMF_METRICS.latency] = latency;

@@ -18,7 +18,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { errorBody, fromHttpError } from './errors';
 import type { LoadShedder } from './load-shedding';
-import type { ApiMetrics } from './metrics';
+import { CLIENT_CLOSED, type ApiMetrics } from './metrics';
 import type { ModelManager } from './model-manager';
 import { NO_EXTRAS, predictJson } from './predict';
 import type { Predictor } from './prediction';
@@ -47,8 +47,6 @@ const ROUTE = '/predict';
 export const MAX_PASS = 64;
 /** A body larger than this (a batch; one row of 17 features is ~400 bytes) is answered as soon as it is in, outside any pass. */
 export const MAX_PASS_BODY_BYTES = 2 * 1024;
-/** The status logged and counted (never sent) for a request whose client closed its connection before the answer. */
-export const CLIENT_CLOSED = 499;
 
 /**
  * The request's leave() from the shedder, at most once (its answer and an aborted upload

@@ -28,6 +28,9 @@ export const DRIFT_THRESHOLDS = {
   minWindowRows: 200,
 } as const;
 
+/** The status logged and counted (never sent) for a request whose client closed its connection before the answer: nginx's "client closed request". */
+export const CLIENT_CLOSED = 499;
+
 export type Role = 'champion' | 'canary' | 'shadow';
 
 /** Why a prediction request was turned away with 503 + Retry-After (api/load-shedding.ts). */

@@ -188,6 +188,7 @@ function dashboardBody(clusterName: string, ns: string, region: string, args: Mo
         [ns, 'Requests4xx', { stat: 'Sum', label: '4xx' }],
         [ns, API_METRICS.errors5xx, { stat: 'Sum', label: '5xx' }],
         [ns, 'RequestsShed', { stat: 'Sum', label: 'shed (503 overloaded)' }],
+        [ns, 'RequestsClientClosed', { stat: 'Sum', label: 'client closed before the answer (499, never sent)' }],
       ]),
       widget(12, 0, `Latency percentiles, ms (each request at its histogram bucket's upper bound; p99 alarm above ${args.p99LatencyMs} ms)`, [
         [ns, API_METRICS.latency, { stat: 'p50', label: 'p50' }],

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { loadConfig } from '../config';
 import { EMF_MAX_CARRY_INTERVALS, EMF_METRICS, EmfReporter } from '../emf';
 import { apiAlarms, apiMetricNamespace } from '../../infra/api-alarms';
-import { ApiMetrics } from '../metrics';
+import { ApiMetrics, CLIENT_CLOSED } from '../metrics';
 import { extractEmf, statistic } from '../../infra/test/cloudwatch-emf';
 import request from 'supertest';
 import { createService } from '../server';
@@ -178,6 +178,8 @@ describe('latency distribution (LatencyMs)', () => {
     observe(1, 4);
     observe(50, 0.9, 200, '/health');
     const first = await emf.assemble();
+    // The 7 422s are the client's errors; no client closed its connection here.
+    expect([(first.records[0] as unknown as Record<string, unknown>)[EMF_METRICS.requests4xx], (first.records[0] as unknown as Record<string, unknown>)[EMF_METRICS.clientClosed]]).toEqual([7, 0]);
     const line = (records: typeof first.records) => records.map((r) => JSON.stringify(r));
     const service = first.records[0] as unknown as Record<string, unknown>;
     expect(service[EMF_METRICS.latency]).toEqual({ Values: [5, 50, 5000], Counts: [97, 2, 1], Count: 100, Sum: expect.closeTo(90 * 3 + 7 * 3.1 + 2 * 30 + 4000, 6), Min: 5, Max: 5000 });
@@ -193,8 +195,13 @@ describe('latency distribution (LatencyMs)', () => {
     // The next interval holds only what came after (the baseline moves once the sink has the records).
     (emf as unknown as { commit(b: Map<string, number>): void }).commit(first.baseline);
     observe(400, 0.0004);
+    // Clients that hung up before their answer (499, never sent) are requests and latencies, not 4xx.
+    observe(3, 0.0004, CLIENT_CLOSED);
+    observe(2, 0.0004, 404);
     const second = await emf.assemble();
-    expect((second.records[0] as unknown as Record<string, unknown>)[EMF_METRICS.latency]).toMatchObject({ Values: [0.5], Counts: [400], Count: 400 });
+    const secondService = second.records[0] as unknown as Record<string, unknown>;
+    expect([secondService[EMF_METRICS.requests], secondService[EMF_METRICS.requests4xx], secondService[EMF_METRICS.clientClosed]]).toEqual([405, 2, 3]);
+    expect((second.records[0] as unknown as Record<string, unknown>)[EMF_METRICS.latency]).toMatchObject({ Values: [0.5], Counts: [405], Count: 405 });
     expect(statistic(line(second.records).flatMap(extractEmf), query)).toBe(0.5);
     // An interval without requests sends no distribution (an empty one is not valid EMF).
     (emf as unknown as { commit(b: Map<string, number>): void }).commit(second.baseline);
