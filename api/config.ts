@@ -4,6 +4,7 @@
  * misconfigured pod fails at start with a readable message instead of serving wrong.
  */
 import os from 'node:os';
+import { MAX_TIMER_MS } from '../core/durations';
 import { UserError } from '../core/errors';
 import type { EmfSink } from './emf';
 import { MIN_EVENT_LOOP_DELAY_MS } from './load-shedding';
@@ -14,11 +15,8 @@ export type ChallengerMode = 'canary' | 'shadow';
 export const UNKNOWN_CATEGORY_POLICIES = ['missing', 'reject'] as const;
 export type UnknownCategoryPolicy = (typeof UNKNOWN_CATEGORY_POLICIES)[number];
 
-/**
- * The longest delay a Node timer honours: anything above 2^31-1 ms is clamped to 1 ms
- * (with a TimeoutOverflowWarning), which would turn a 25-day poll into a tight loop.
- */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The longest delay a Node timer honours (core/durations.ts): a 25-day poll would otherwise be a tight loop. */
+export { MAX_TIMER_MS };
 
 export interface ChallengerConfig {
   readonly version: number;

@@ -1,6 +1,7 @@
 /** Commander option parsers: a bad value fails with the flag's name and what it expects. */
 import { InvalidArgumentError } from 'commander';
 import { SETTINGS, type SettingName } from '../core/config';
+import { secondsProblem, type SecondsBounds } from '../core/durations';
 
 export function integer(name: string, min: number) {
   return (value: string): number => {
@@ -23,6 +24,16 @@ export function positive(name: string) {
   return (value: string): number => {
     const x = Number(value);
     if (!Number.isFinite(x) || x <= 0) throw new InvalidArgumentError(`${name} must be a number > 0, got '${value}'`);
+    return x;
+  };
+}
+
+/** Seconds within the setting's bounds (core/durations.ts: never past what a timer holds). */
+export function seconds(name: string, bounds: SecondsBounds) {
+  return (value: string): number => {
+    const x = value.trim() === '' ? NaN : Number(value);
+    const problem = secondsProblem(name, x, bounds);
+    if (problem !== undefined) throw new InvalidArgumentError(problem.replace(/got .*$/, `got '${value}'`));
     return x;
   };
 }

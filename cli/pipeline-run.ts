@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/client-sagemaker';
 import { randomUUID } from 'node:crypto';
 import { translateAwsError } from '../core/aws-errors';
+import { checkSeconds, type SecondsBounds } from '../core/durations';
 import { UserError } from '../core/errors';
 import { logEvent } from '../core/progress';
 import { busyExecutions } from '../contracts/pipeline-executions';
@@ -34,9 +35,13 @@ export interface PipelineRunResult {
   readonly failedSteps: { name: string; status: string; reason: string }[];
 }
 
+/** Between status checks: at least a second (SageMaker throttles its APIs), at most an hour. */
+export const PIPELINE_POLL_BOUNDS: SecondsBounds = { min: 1, max: 3_600 };
+
 const TERMINAL: ReadonlySet<string> = new Set(['Succeeded', 'Failed', 'Stopped']);
 
 export async function runPipeline(options: PipelineRunOptions): Promise<PipelineRunResult> {
+  const pollSeconds = checkSeconds('the pipeline poll interval (--poll-seconds)', options.pollSeconds ?? 30, PIPELINE_POLL_BOUNDS);
   const client = options.client ?? new SageMakerClient({ maxAttempts: 8 });
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const notFound = `SageMaker pipeline '${options.name}' not found in this account/region: run \`pulumi up\` for the stack, or check AWS_REGION`;
@@ -87,7 +92,7 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
       throw new UserError(`pipeline execution ${executionArn} still ${status} after ${options.timeoutSeconds ?? 6 * 3600}s`);
     }
     logEvent('pipeline_waiting', { pipeline: options.name, status });
-    await sleep((options.pollSeconds ?? 30) * 1000);
+    await sleep(pollSeconds * 1000);
   }
 }
 

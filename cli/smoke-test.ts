@@ -1,3 +1,4 @@
+import { checkSeconds, type SecondsBounds } from '../core/durations';
 import { UserError } from '../core/errors';
 
 /**
@@ -6,6 +7,9 @@ import { UserError } from '../core/errors';
  * the version it says it serves, and refuse a malformed one with a 4xx. Used by the
  * release workflow (rollback on failure) and by anyone checking a deployment.
  */
+/** How long to wait for /ready: up to a day. */
+export const SMOKE_TIMEOUT_BOUNDS: SecondsBounds = { min: 1, max: 86_400 };
+
 export interface SmokeOptions {
   readonly url: string;
   readonly timeoutSeconds?: number;
@@ -37,7 +41,7 @@ export async function smokeTest(options: SmokeOptions): Promise<SmokeReport> {
   if (!/^https?:\/\//.test(base)) throw new UserError(`--url must be an http(s) URL, got '${options.url}'`);
   const doFetch = options.fetchImpl ?? fetch;
   const checks: SmokeCheck[] = [];
-  const deadline = Date.now() + (options.timeoutSeconds ?? 120) * 1000;
+  const deadline = Date.now() + checkSeconds('the smoke test timeout (--timeout)', options.timeoutSeconds ?? 120, SMOKE_TIMEOUT_BOUNDS) * 1000;
 
   const timed = async <T>(name: string, fn: () => Promise<{ ok: boolean; detail: string; value?: T }>): Promise<T | undefined> => {
     const t0 = performance.now();

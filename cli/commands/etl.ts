@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { defaultFrom, fraction, integer } from '../option-parsers';
+import { defaultFrom, fraction, integer, seconds } from '../option-parsers';
 import { parseByteSize } from '../../etl/duck';
 import { DEFAULT_MAX_UNCOMPRESSED, DEFAULT_REJECT_THRESHOLD } from '../../etl/ingest';
-import { DEFAULT_LEASE_TTL_SECONDS } from '../../etl/lake/lease';
+import { DEFAULT_LEASE_TTL_SECONDS, LEASE_TTL_BOUNDS, LEASE_WAIT_BOUNDS } from '../../etl/lake/lease';
 import { openLake } from '../../etl/lake';
 import { goldRowsTotal, runEtl } from '../../etl/pipeline';
 import { DEFAULT_MAX_CLASS_SHIFT } from '../../etl/validate';
@@ -18,8 +18,8 @@ export function register(program: Command): void {
     .option('--threads <n>', 'DuckDB worker threads (default: all cores)', integer('--threads', 1))
     .option('--memory-limit <size>', "DuckDB memory limit before spilling to disk, e.g. '1GB'", '1GB')
     .option('--max-uncompressed <size>', "cap on the uncompressed size of one .csv.gz file or zip member, e.g. '8GiB' (a zip archive may hold 4× this in all)", (v: string) => parseByteSize(v), DEFAULT_MAX_UNCOMPRESSED)
-    .option('--wait <seconds>', 'when another ETL run holds the lake, wait up to this long for it (default: refuse at once)', integer('--wait', 0), 0)
-    .option('--lease-ttl <seconds>', 'seconds after which the lease of a run that stopped renewing it (killed) counts as abandoned', integer('--lease-ttl', 1), DEFAULT_LEASE_TTL_SECONDS)
+    .option('--wait <seconds>', 'when another ETL run holds the lake, wait up to this long for it (default: refuse at once)', seconds('--wait', LEASE_WAIT_BOUNDS), 0)
+    .option('--lease-ttl <seconds>', 'seconds after which the lease of a run that stopped renewing it (killed) counts as abandoned', seconds('--lease-ttl', LEASE_TTL_BOUNDS), DEFAULT_LEASE_TTL_SECONDS)
     .option('--json', 'print the stage report as JSON')
     .action(async (opts: { lake?: string; rejectThreshold: number; maxShift: number; acceptShift?: boolean; threads?: number; memoryLimit: string; maxUncompressed: number; wait: number; leaseTtl: number; json?: boolean }) => {
       const lake = await openLake(opts.lake);

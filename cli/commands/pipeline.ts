@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { UserError } from '../../core/errors';
-import { positive } from '../option-parsers';
-import { runPipeline } from '../pipeline-run';
+import { seconds } from '../option-parsers';
+import { PIPELINE_POLL_BOUNDS, runPipeline } from '../pipeline-run';
 
 function collect(value: string, previous: Record<string, string>): Record<string, string> {
   const eq = value.indexOf('=');
@@ -17,7 +17,7 @@ export function register(program: Command): void {
     .requiredOption('--name <pipeline>', 'SageMaker pipeline name (stack output sagemakerPipelineName)')
     .option('--param <Name=Value>', 'pipeline parameter, repeatable', collect, {})
     .option('--wait', 'wait for the execution to finish')
-    .option('--poll-seconds <n>', 'seconds between status checks', positive('--poll-seconds'), 30)
+    .option('--poll-seconds <n>', 'seconds between status checks', seconds('--poll-seconds', PIPELINE_POLL_BOUNDS), 30)
     .option('--json', 'print the result as JSON')
     .action(async (opts: { name: string; param: Record<string, string>; wait?: boolean; pollSeconds: number; json?: boolean }) => {
       const result = await runPipeline({ name: opts.name, parameters: opts.param, wait: opts.wait, pollSeconds: opts.pollSeconds });

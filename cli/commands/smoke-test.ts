@@ -1,14 +1,14 @@
 import type { Command } from 'commander';
 import { UserError } from '../../core/errors';
-import { positive } from '../option-parsers';
-import { smokeTest } from '../smoke-test';
+import { seconds } from '../option-parsers';
+import { SMOKE_TIMEOUT_BOUNDS, smokeTest } from '../smoke-test';
 
 export function register(program: Command): void {
   program
     .command('smoke-test')
     .description('check a running API: ready, describes its model, answers /predict correctly, refuses bad input (exit 1 on failure)')
     .requiredOption('--url <url>', 'base URL of the API, e.g. http://127.0.0.1:8080')
-    .option('--timeout <seconds>', 'how long to wait for /ready', positive('--timeout'), 120)
+    .option('--timeout <seconds>', 'how long to wait for /ready', seconds('--timeout', SMOKE_TIMEOUT_BOUNDS), 120)
     .option('--json', 'print the report as JSON')
     .action(async (opts: { url: string; timeout: number; json?: boolean }) => {
       const report = await smokeTest({ url: opts.url, timeoutSeconds: opts.timeout });

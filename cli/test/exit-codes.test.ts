@@ -29,6 +29,20 @@ describe('exit codes (README "Exit codes")', () => {
     expect(r.err).toContain(message);
   });
 
+  // Node clamps a timer past 2^31-1 ms (~24.8 days) to 1 ms: an oversized interval would renew a lease or ask SageMaker every millisecond.
+  it.each([
+    [['etl', '--lease-ttl', '2592000'], "--lease-ttl must be a whole number of seconds from 1 to 604,800 (7 days), got '2592000'"],
+    [['etl', '--lease-ttl', '1.5'], "--lease-ttl must be a whole number of seconds from 1 to 604,800 (7 days), got '1.5'"],
+    [['etl', '--wait', '-1'], "--wait must be a whole number of seconds from 0 to 604,800 (7 days), got '-1'"],
+    [['pipeline', 'start', '--name', 'p', '--wait', '--poll-seconds', '2160000'], "--poll-seconds must be a number of seconds from 1 to 3,600 (1 hour), got '2160000'"],
+    [['pipeline', 'start', '--name', 'p', '--poll-seconds', ''], "--poll-seconds must be a number of seconds from 1 to 3,600 (1 hour), got ''"],
+    [['smoke-test', '--url', 'http://127.0.0.1:9', '--timeout', '1e9'], "--timeout must be a number of seconds from 1 to 86,400 (1 day), got '1e9'"],
+  ])('exits 2 on a duration outside its bounds, naming the flag and the bounds: %j', async (args, message) => {
+    const r = await runCli(args);
+    expect(r).toMatchObject({ code: 2, out: '' });
+    expect(r.err).toContain(message);
+  });
+
   it('exits 2 on an unknown option, like any other bad input', async () => {
     const r = await runCli(['registry', 'list', '--nope']);
     expect(r.code).toBe(2);

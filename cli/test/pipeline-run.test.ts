@@ -48,6 +48,13 @@ describe('runPipeline', () => {
     expect(sm.commandCalls(ListPipelineExecutionStepsCommand)[1].args[0].input.NextToken).toBe('p2');
   });
 
+  it('refuses a poll interval a timer cannot hold (25 days would be clamped to 1 ms: a request a millisecond) before any call', async () => {
+    await expect(runPipeline({ name: 'pricesense-dev', wait: true, pollSeconds: 25 * 86_400, client, sleep: noSleep })).rejects.toThrow(
+      new UserError('the pipeline poll interval (--poll-seconds) must be a number of seconds from 1 to 3,600 (1 hour), got 2160000'),
+    );
+    expect(sm.calls()).toHaveLength(0);
+  });
+
   it('returns right after starting without --wait', async () => {
     sm.on(StartPipelineExecutionCommand).resolves({ PipelineExecutionArn: ARN });
     const result = await runPipeline({ name: 'p', client });

@@ -17,12 +17,17 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
 import os from 'node:os';
+import { checkSeconds, type SecondsBounds } from '../../core/durations';
 import { UserError } from '../../core/errors';
 import type { Lake } from './types';
 
 export const LEASE_PREFIX = 'tmp/etl-lease/';
 export const LEASE_FORMAT = 'pricesense.etl-lease/1';
 export const DEFAULT_LEASE_TTL_SECONDS = 120;
+/** A run renews its lease every ttl/4: a week at most, so a killed run's lease is taken over within a week. */
+export const LEASE_TTL_BOUNDS: SecondsBounds = { min: 1, max: 7 * 86_400, integer: true };
+/** How long a run waits for another holder. */
+export const LEASE_WAIT_BOUNDS: SecondsBounds = { min: 0, max: 7 * 86_400, integer: true };
 
 export interface LeaseHolder {
   readonly host: string;
@@ -197,8 +202,8 @@ export class Lease {
 
   /** Take the lake's lease, waiting up to waitSeconds for another holder; LeaseHeldError otherwise. */
   static async acquire(lake: Lake, options: LeaseOptions = {}): Promise<Lease> {
-    const ttlSeconds = options.ttlSeconds ?? DEFAULT_LEASE_TTL_SECONDS;
-    const deadline = Date.now() + (options.waitSeconds ?? 0) * 1000;
+    const ttlSeconds = checkSeconds('the lease TTL (--lease-ttl)', options.ttlSeconds ?? DEFAULT_LEASE_TTL_SECONDS, LEASE_TTL_BOUNDS);
+    const deadline = Date.now() + checkSeconds('the wait for the lease (--wait)', options.waitSeconds ?? 0, LEASE_WAIT_BOUNDS) * 1000;
     const run = options.run ?? `${process.pid}-${randomBytes(4).toString('hex')}`;
     for (let attempt = 0; ; attempt++) {
       const gens = await generations(lake);

@@ -73,6 +73,13 @@ describe('one writer per lake', () => {
     });
   }
 
+  it('refuses a ttl whose renewal timer Node would clamp to 1 ms, and a negative wait, before writing anything to the lake', async () => {
+    const lake = new LocalLake(path.join(dir, 'lake'));
+    await expect(Lease.acquire(lake, { ttlSeconds: 40 * 86_400 })).rejects.toThrow('the lease TTL (--lease-ttl) must be a whole number of seconds from 1 to 604,800 (7 days), got 3456000');
+    await expect(runEtl(lake, { threads: 1, waitSeconds: -5 })).rejects.toThrow('the wait for the lease (--wait) must be a whole number of seconds from 0 to 604,800 (7 days), got -5');
+    expect(await lake.list('')).toEqual([]);
+  });
+
   it('a lease not renewed within its ttl expires; a lease of a process that is gone on this host is free at once', async () => {
     const lake = new LocalLake(path.join(dir, 'lake'));
     await seed(lake, 1);

@@ -1,0 +1,37 @@
+/**
+ * Bounds for durations that end up in a timer. Node clamps any delay above 2^31-1 ms
+ * (~24.8 days) to 1 ms with only a TimeoutOverflowWarning, so an oversized interval turns
+ * into a tight loop (a registry polled, a lease renewed, SageMaker asked, every millisecond).
+ */
+import { UserError } from './errors';
+
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A seconds setting's bounds; `max` is what makes sense for it, never past what a timer can hold. */
+export interface SecondsBounds {
+  readonly min: number;
+  readonly max: number;
+  /** Integers only (a lease's TTL is stored as whole seconds). */
+  readonly integer?: boolean;
+}
+
+/** The message for a seconds value outside its bounds: what, the value, what was expected. */
+export function secondsProblem(what: string, value: number, bounds: SecondsBounds): string | undefined {
+  const max = Math.min(bounds.max, MAX_TIMER_MS / 1000);
+  const ok = Number.isFinite(value) && value >= bounds.min && value <= max && (!bounds.integer || Number.isInteger(value));
+  if (ok) return undefined;
+  return `${what} must be ${bounds.integer ? 'a whole number' : 'a number'} of seconds from ${bounds.min} to ${max.toLocaleString('en-US')} (${humanSeconds(max)}), got ${String(value)}`;
+}
+
+/** Throws a UserError naming the setting and its bounds when value is outside them. */
+export function checkSeconds(what: string, value: number, bounds: SecondsBounds): number {
+  const problem = secondsProblem(what, value, bounds);
+  if (problem !== undefined) throw new UserError(problem);
+  return value;
+}
+
+function humanSeconds(s: number): string {
+  const [n, unit] = s >= 86_400 ? [s / 86_400, 'day'] : s >= 3_600 ? [s / 3_600, 'hour'] : s >= 60 ? [s / 60, 'minute'] : [s, 'second'];
+  const rounded = +n.toFixed(1);
+  return `${rounded} ${unit}${rounded === 1 ? '' : 's'}`;
+}
