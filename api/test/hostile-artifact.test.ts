@@ -16,7 +16,9 @@ import request from 'supertest';
 import { S3Lake } from '../../etl/lake/s3';
 import { mulberry32 } from '../../etl/synth/rng';
 import { startS3Server, type S3TestServer } from '../../etl/testing/s3-server';
-import { writeForestFile } from '../../model/forest-file';
+import { forestDigest, forestJson as sealedJson, upgradeForest, writeForestFile } from '../../model/forest-file';
+import type { ForestFileV1 } from '../../model/format';
+import { writeTarGz } from '../../model/sagemaker/tar';
 import { maxDocumentBytes } from '../../model/forest-loader';
 import { LocalRegistry } from '../../model/registry';
 import { sha256Hex } from '../../model/registry/common';
@@ -63,10 +65,10 @@ describe('hostile artifacts in the registry', () => {
   });
 
   /** A newer Approved package (as the pipeline registers them) whose artifact is `bytes`. */
-  async function approveArtifact(name: string, bytes: Buffer): Promise<number> {
+  async function approveArtifact(name: string, bytes: Buffer, forestSha256?: string): Promise<number> {
     const key = `artifacts/pipeline/${name.replace(/[^a-z0-9]+/gi, '-')}/model.tar.gz`;
     await lake.write(key, bytes);
-    return fake.addPipelinePackage({ modelDataUrl: lake.uri(key), artifactSha256: sha256Hex(bytes), status: 'Approved' });
+    return fake.addPipelinePackage({ modelDataUrl: lake.uri(key), artifactSha256: sha256Hex(bytes), status: 'Approved', forestSha256 });
   }
 
   /** Two polls: the refused version is fetched once (remembered, not retried); /ready still serves version 1. */
@@ -94,6 +96,28 @@ describe('hostile artifacts in the registry', () => {
     expect(ready.body.lastLoadFailure).toMatchObject({ version, role: 'champion' });
     expect(ready.body.lastLoadFailure.error).toMatch(/tar|gzip|decompress|PAX|archive|forest|JSON|MAX_ARTIFACT_BYTES/i);
     expect(ready.body.failedVersions.map((f: { version: number }) => f.version)).toContain(version);
+    const res = await request(service.handler).post('/predict').send(sampleRow()).expect(200);
+    expect(res.body.model.version).toBe(1);
+  });
+
+  // Well-formed archives around forest documents sealed anew after a hostile edit, registered with that digest (as
+  // someone with write access to the registry can): they pass the archive reader and the digest check, and reach the decoder.
+  type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const hostileForests: [string, (d: Doc) => void, RegExp][] = [
+    ['a forest stating more nodes than FOREST_LIMITS.nodes', (d) => (d.trees.nodes = 2 ** 25 + 1), /FOREST_LIMITS\.nodes\b/],
+    ['a forest stating 2^31 trees', (d) => (d.trees.count = 2 ** 31), /FOREST_LIMITS\.trees\b/],
+    ['a forest whose trees never close', (d) => (d.trees.split.base64 = Buffer.from(Buffer.from(d.trees.split.base64, 'base64').map(() => 1)).toString('base64')), /missing node/],
+    ['a forest with a 65,536-category feature', (d) => (d.features.find((f: Doc) => f.kind === 'categorical').categories = Array.from({ length: 65_536 }, (_, i) => `c${i}`)), /FOREST_LIMITS\.categoriesPerFeature\b/],
+  ];
+  it.each(hostileForests)('refuses %s inside a valid archive, naming the problem, and keeps serving version 1', async (name, mutate, problem) => {
+    const d = JSON.parse(sealedJson(upgradeForest(makeForest(1)))) as Doc;
+    mutate(d);
+    d.sha256 = forestDigest(d as ForestFileV1);
+    const version = await approveArtifact(name, writeTarGz([{ name: 'forest.json', data: Buffer.from(JSON.stringify(d)) }]), d.sha256);
+    const ready = await refusedOnce(version);
+    expect(ready.body.lastLoadFailure).toMatchObject({ version, role: 'champion' });
+    expect(ready.body.lastLoadFailure.error).toMatch(/invalid forest file/);
+    expect(ready.body.lastLoadFailure.error).toMatch(problem);
     const res = await request(service.handler).post('/predict').send(sampleRow()).expect(200);
     expect(res.body.model.version).toBe(1);
   });

@@ -6,12 +6,11 @@
  * in a fresh child process (bundled with esbuild), so its peak RSS is its own and a
  * hang is caught by a watchdog that names the case.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { buildSync } from 'esbuild';
 import { MAX_ARTIFACT_BYTES } from '../sagemaker/tar';
+import { runFuzzChild } from './fuzz-child';
 
 const MUTATIONS = 2000;
 /** A hang, not a speed limit: the whole run takes a few seconds. */
@@ -34,27 +33,9 @@ describe('SageMaker artifact reader under hostile input', () => {
   });
 
   it('refuses every crafted or mutated archive with a clear error, in bounded time and memory', async () => {
-    const script = path.join(dir, 'artifact-fuzz-worker.js');
-    buildSync({ entryPoints: [path.join(__dirname, 'artifact-fuzz-worker.ts')], bundle: true, platform: 'node', target: 'node20', outfile: script, logLevel: 'silent' });
     // A small old space makes V8 collect the 2,000 cases' garbage as it goes: the peak RSS then measures the reader
     // (a whole-archive reader still holds MAX_ARTIFACT_BYTES outside the heap), not how late the collector ran.
-    const child = spawn(process.execPath, ['--max-old-space-size=96', script, String(MUTATIONS)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
-    let timedOut = false;
-    const watchdog = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, WATCHDOG_MS);
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-    clearTimeout(watchdog);
-    const lines = out.trim().split('\n');
-    const last = lines[lines.length - 1] ?? '';
-    if (timedOut) throw new Error(`the reader did not finish within ${WATCHDOG_MS / 1000} s; last case started: ${lines.filter((l) => l.startsWith('case ')).at(-1)}`);
-    expect({ code, err: err.slice(0, 2000) }).toEqual({ code: 0, err: '' });
-    const report = JSON.parse(last) as Report;
+    const report = await runFuzzChild<Report>(path.join(__dirname, 'artifact-fuzz-worker.ts'), dir, [String(MUTATIONS)], WATCHDOG_MS);
 
     expect(report.unexpected).toEqual([]);
     // Every hand-made hostile archive is refused (none parses into a "forest").

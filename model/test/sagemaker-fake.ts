@@ -62,7 +62,7 @@ export class FakeSageMaker {
   private clock = Date.now();
 
   /** A package as the SageMaker pipeline's RegisterModel step makes it: no pricesense audit trail. */
-  addPipelinePackage(input: { modelDataUrl: string; artifactSha256: string; status: ModelApprovalStatus }): number {
+  addPipelinePackage(input: { modelDataUrl: string; artifactSha256: string; status: ModelApprovalStatus; forestSha256?: string }): number {
     const version = this.packages.length + 1;
     this.packages.push({
       ModelPackageName: GROUP,
@@ -75,7 +75,7 @@ export class FakeSageMaker {
       ModelPackageStatusDetails: { ValidationStatuses: [] },
       ModelApprovalStatus: input.status,
       CreatedBy: { IamIdentity: { Arn: 'arn:aws:sts::123456789012:assumed-role/sagemaker/pipeline' } },
-      CustomerMetadataProperties: { 'pricesense:artifactSha256': input.artifactSha256, 'pricesense:forestSha256': 'unknown', 'pricesense:formatVersion': '1', 'pricesense:registeredBy': 'sagemaker-pipeline/test' },
+      CustomerMetadataProperties: { 'pricesense:artifactSha256': input.artifactSha256, 'pricesense:forestSha256': input.forestSha256 ?? 'unknown', 'pricesense:formatVersion': '1', 'pricesense:registeredBy': 'sagemaker-pipeline/test' },
     });
     return version;
   }

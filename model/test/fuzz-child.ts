@@ -1,0 +1,30 @@
+/**
+ * Runs a fuzz worker (a test-only TypeScript entry, bundled with esbuild) in a fresh
+ * child process with a small old space, so its peak RSS is its own and V8 collects the
+ * cases' garbage as it goes; a watchdog kills a hang and names the last case started
+ * (workers print `case <i> <name>` before each case and one JSON report line at the end).
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { buildSync } from 'esbuild';
+
+export async function runFuzzChild<R>(entry: string, outDir: string, args: string[], watchdogMs: number): Promise<R> {
+  const script = path.join(outDir, `${path.basename(entry, '.ts')}.js`);
+  buildSync({ entryPoints: [entry], bundle: true, platform: 'node', target: 'node20', outfile: script, logLevel: 'silent' });
+  const child = spawn(process.execPath, ['--max-old-space-size=96', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+  let timedOut = false;
+  const watchdog = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, watchdogMs);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  clearTimeout(watchdog);
+  const lines = out.trim().split('\n');
+  if (timedOut) throw new Error(`${path.basename(entry)} did not finish within ${watchdogMs / 1000} s; last case started: ${lines.filter((l) => l.startsWith('case ')).at(-1)}`);
+  expect({ code, err: err.slice(0, 2000) }).toEqual({ code: 0, err: '' });
+  return JSON.parse(lines[lines.length - 1] ?? '') as R;
+}
