@@ -174,6 +174,18 @@ describe('model lifecycle (listening server)', () => {
     expect(ready.lastPoll).toMatchObject({ ok: false });
   });
 
+  it('keeps serving through a failed registry listing while the served version is still Approved, and reports the failed poll', async () => {
+    const v1 = (await reg.publish(1)).version;
+    running = await startServer(testConfig({ pollIntervalMs: 60_000 }), { registry: reg.registry, logger: silentLogger() });
+    jest.spyOn(reg.registry, 'latestServable').mockRejectedValue(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
+    for (let poll = 0; poll < 3; poll++) await running.service.manager.refresh();
+    expect(running.service.manager.champion?.version).toBe(v1);
+    expect((await call(running.port, 'POST', '/predict', sampleRow())).status).toBe(200);
+    const ready = await call(running.port, 'GET', '/ready');
+    expect(ready.status).toBe(200);
+    expect(JSON.parse(ready.body).lastPoll).toMatchObject({ ok: false });
+  });
+
   it('never withdraws the served model because the registry briefly said "nothing approved" (an empty page) while it is still Approved', async () => {
     const v1 = (await reg.publish(1)).version;
     running = await startServer(testConfig({ pollIntervalMs: 60_000 }), { registry: reg.registry, logger: silentLogger() });
