@@ -45,6 +45,16 @@ describe('api config', () => {
       expect(() => loadConfig({}, { shutdownTimeout: value })).toThrow(/--shutdown-timeout=".*" is invalid: expected a duration from 0s to 1h/);
     }
     expect(loadConfig({ PRICESENSE_POLL_INTERVAL: '24h', PRICESENSE_SHUTDOWN_TIMEOUT: '1h' })).toMatchObject({ pollIntervalMs: 86_400_000, shutdownTimeoutMs: 3_600_000 });
+    // The others, at their upper bound and past it.
+    const others: [Record<string, string>, Record<string, string>, RegExp, Record<string, number>][] = [
+      [{ PRICESENSE_EMF_INTERVAL: '1h' }, { PRICESENSE_EMF_INTERVAL: '25d' }, /PRICESENSE_EMF_INTERVAL="25d" is invalid: expected a duration from 100ms to 1h/, { emfIntervalMs: 3_600_000 }],
+      [{ PRICESENSE_EMF_INTERVAL: '1h' }, { PRICESENSE_EMF_INTERVAL: '2160000' }, /PRICESENSE_EMF_INTERVAL="2160000" is invalid/, { emfIntervalMs: 3_600_000 }],
+      [{ PRICESENSE_MAX_EVENT_LOOP_DELAY: '1m' }, { PRICESENSE_MAX_EVENT_LOOP_DELAY: '600h' }, /PRICESENSE_MAX_EVENT_LOOP_DELAY="600h" is invalid: expected a duration 0 \(off\) or from 10ms to 1m/, { maxEventLoopDelayMs: 60_000 }],
+    ];
+    for (const [atBound, past, message, parsed] of others) {
+      expect(loadConfig(atBound)).toMatchObject(parsed);
+      expect(() => loadConfig(past)).toThrow(message);
+    }
   });
 
   it('gives cluster workers a smaller nursery, unless the operator chose', () => {
