@@ -37,11 +37,14 @@ export interface PipelineRunResult {
 
 /** Between status checks: at least a second (SageMaker throttles its APIs), at most an hour. */
 export const PIPELINE_POLL_BOUNDS: SecondsBounds = { min: 1, max: 3_600 };
+/** How long --wait follows an execution: a training run takes hours, a week is past any. */
+export const PIPELINE_TIMEOUT_BOUNDS: SecondsBounds = { min: 1, max: 7 * 86_400 };
 
 const TERMINAL: ReadonlySet<string> = new Set(['Succeeded', 'Failed', 'Stopped']);
 
 export async function runPipeline(options: PipelineRunOptions): Promise<PipelineRunResult> {
   const pollSeconds = checkSeconds('the pipeline poll interval (--poll-seconds)', options.pollSeconds ?? 30, PIPELINE_POLL_BOUNDS);
+  const timeoutSeconds = checkSeconds('the pipeline wait (timeoutSeconds)', options.timeoutSeconds ?? 6 * 3600, PIPELINE_TIMEOUT_BOUNDS);
   const client = options.client ?? new SageMakerClient({ maxAttempts: 8 });
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const notFound = `SageMaker pipeline '${options.name}' not found in this account/region: run \`pulumi up\` for the stack, or check AWS_REGION`;
@@ -75,7 +78,7 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
   logEvent('pipeline_started', { pipeline: options.name, executionArn });
   if (!options.wait) return { executionArn, status: 'Started', failedSteps: [] };
 
-  const deadline = Date.now() + (options.timeoutSeconds ?? 6 * 3600) * 1000;
+  const deadline = Date.now() + timeoutSeconds * 1000;
   for (;;) {
     const described = await client
       .send(new DescribePipelineExecutionCommand({ PipelineExecutionArn: executionArn }))
@@ -89,7 +92,7 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
       return { executionArn, status, failureReason: described.FailureReason, failedSteps };
     }
     if (Date.now() > deadline) {
-      throw new UserError(`pipeline execution ${executionArn} still ${status} after ${options.timeoutSeconds ?? 6 * 3600}s`);
+      throw new UserError(`pipeline execution ${executionArn} still ${status} after ${timeoutSeconds}s`);
     }
     logEvent('pipeline_waiting', { pipeline: options.name, status });
     await sleep(pollSeconds * 1000);

@@ -24,7 +24,7 @@ import { FOREST_FORMAT_V2, FOREST_FORMAT_VERSION, type ForestFileV1, type TreeV1
 import { decodeTrees, encodeTrees, rememberedEncoding, rememberEncoding, type TreesV2 } from './forest-codec';
 import { ForestFormatError } from './forest-error';
 import { checkForestShape, flattenForest, treesOfFlat, type FlatForest } from './forest-flat';
-import { checkLimit } from './forest-limits';
+import { checkHeaderSize, checkLimit } from './forest-limits';
 import { forestSchemaValidatorV2, forestShellValidator, treeLooksValid, treeSchemaValidator } from './forest-schema';
 
 export { ForestFormatError };
@@ -284,6 +284,7 @@ function parseJson(json: string | Buffer, source: string): unknown {
 
 function checkDocument(json: string | Buffer, source: string, options: ParseForestOptions): CheckedDocument {
   const doc = parseJson(json, source);
+  checkHeaderSize(source, doc);
   const version = (doc as { formatVersion?: unknown } | null)?.formatVersion;
   if (version !== FOREST_FORMAT_VERSION && version !== FOREST_FORMAT_V2 && doc !== null && typeof doc === 'object' && (doc as { format?: unknown }).format === 'pricesense.forest') {
     throw new ForestFormatError(source, 'formatVersion', `is ${JSON.stringify(version)}: this pricesense reads format versions ${FOREST_FORMAT_VERSION} and ${FOREST_FORMAT_V2}; a newer version needs a newer pricesense`);

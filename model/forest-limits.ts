@@ -7,6 +7,12 @@
  *
  * The values are far above any forest pricesense trains (the 1M-row production forest:
  * 100 trees, depth 16, 2.9M nodes, 17 features of at most a few dozen categories).
+ *
+ * The header (everything but the trees: classes, features, featureStats, metrics,
+ * training) is also what the loader's worker sends back to the serving thread, which
+ * deserializes it and builds the encoder and the drift baseline from it while requests
+ * wait: its size bounds that stall (at the limit, a 524,288-bin drift baseline: ~0.3-0.5 s on
+ * a 2-core host; a trained forest's header: well under a millisecond).
  */
 import { ForestFormatError } from './forest-error';
 
@@ -31,6 +37,10 @@ export interface ForestLimits {
   readonly subsetWords: number;
   /** Nodes × classes: the loader allocates class distributions by it (up to 8 bytes a cell), whatever the document's size. */
   readonly nodeClassCells: number;
+  /** JSON values outside `trees` (an object's property or an array's item is one): category names, drift baseline bins, metrics, training. */
+  readonly headerValues: number;
+  /** Nesting of objects and arrays outside `trees` (hashing and structured clone recurse through it). */
+  readonly headerDepth: number;
 }
 
 export const FOREST_LIMITS: ForestLimits = {
@@ -38,7 +48,7 @@ export const FOREST_LIMITS: ForestLimits = {
   classes: 1024,
   features: 510,
   categoriesPerFeature: 65_535,
-  categories: 1_000_000,
+  categories: 262_144,
   trees: 10_000,
   nodesPerTree: 1 << 20,
   nodes: 1 << 25,
@@ -46,6 +56,8 @@ export const FOREST_LIMITS: ForestLimits = {
   pathSteps: 1 << 20,
   subsetWords: 1 << 22,
   nodeClassCells: 1 << 25,
+  headerValues: 1 << 19,
+  headerDepth: 64,
 };
 
 const WHAT: Record<keyof ForestLimits, string> = {
@@ -59,8 +71,10 @@ const WHAT: Record<keyof ForestLimits, string> = {
   nodes: 'nodes in the forest',
   depth: 'depth of a tree',
   pathSteps: 'sum of the tree depths (steps to score one row)',
-  subsetWords: 'words of distinct categorical split subsets',
+  subsetWords: 'words of categorical split subsets materialized (v2: the distinct subsets; v1: one per tree and catBits offset)',
   nodeClassCells: 'nodes × classes (class-distribution cells)',
+  headerValues: 'JSON values outside the trees (category names, drift baselines, metrics, training)',
+  headerDepth: 'nesting depth outside the trees',
 };
 
 /** Throws a ForestFormatError naming the limit when `value` exceeds it. */
@@ -73,5 +87,27 @@ export function checkLimit(source: string, at: string, limit: keyof ForestLimits
       `exceeds the limit on ${WHAT[limit]}: ${value.toLocaleString('en-US')} > ${max.toLocaleString('en-US')} (FOREST_LIMITS.${limit}, model/forest-limits.ts). ` +
         'pricesense refuses forests beyond it so that a model file cannot exhaust the memory or time of the service loading it.',
     );
+  }
+}
+
+/**
+ * Holds everything outside `trees` to headerValues and headerDepth, walking iteratively
+ * (a document nested 10⁵ deep parses, but hashing or cloning it recursively would overflow
+ * the stack) and stopping at the first limit crossed. Runs on the parsed document before
+ * its schema, digest or anything built from it.
+ */
+export function checkHeaderSize(source: string, doc: unknown, limits: ForestLimits = FOREST_LIMITS): void {
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return;
+  const pending: { value: unknown; depth: number; field: string }[] = [];
+  for (const [field, value] of Object.entries(doc)) if (field !== 'trees') pending.push({ value, depth: 1, field });
+  let values = pending.length;
+  while (pending.length > 0) {
+    const { value, depth, field } = pending.pop()!;
+    if (value === null || typeof value !== 'object') continue;
+    checkLimit(source, field, 'headerDepth', depth, limits);
+    const children: unknown[] = Array.isArray(value) ? value : Object.values(value);
+    values += children.length;
+    checkLimit(source, '', 'headerValues', values, limits);
+    for (const child of children) if (child !== null && typeof child === 'object') pending.push({ value: child, depth: depth + 1, field });
   }
 }

@@ -5,14 +5,18 @@
  * loadForest does it in the calling thread (the CLI). loadForestInWorker does it in a
  * worker thread, so a server keeps answering requests while a new version loads: the
  * worker parses and packs, then transfers the packed typed arrays (no copy), and the
- * calling thread only wraps them (the feature maps of RowEncoder: microseconds). The
- * parse's garbage dies with the worker instead of lingering in the server's heap.
+ * calling thread receives the header (a structured clone) and wraps the arrays (the
+ * feature maps of RowEncoder). The parse's garbage dies with the worker instead of
+ * lingering in the server's heap.
  *
- * Everything proportional to the artifact's size happens in the worker: the artifact's
+ * Everything proportional to the trees happens in the worker: the artifact's
  * SHA-256 and unpacking (openArtifact) when given a registry artifact, and the bytes
  * reach it by transfer, not copy, when the caller hands over a buffer of its own. A
  * worker that runs past its deadline or its heap limit is terminated and the load
  * rejects: a hung or oversized load costs the server nothing but the failed version.
+ * What the serving thread does is proportional to the header (category names, the drift
+ * baseline), which FOREST_LIMITS.headerValues bounds: ~0.3 s at the limit, microseconds
+ * for a trained forest (docs/model-format.md, "Limits").
  */
 import { readFileSync } from 'node:fs';
 import { isArrayBuffer } from 'node:util/types';
@@ -259,6 +263,8 @@ export function loadForestInWorker(input: WorkerLoadInput, source: string, optio
       const why = err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `needed more than its ${maxHeapMb} MiB heap (twice the load budget, PRICESENSE_LOADER_MEMORY_MB)` : `failed: ${err.message}`;
       finish(() => reject(new WorkerLoadError(`loading ${source} in its worker thread ${why}`, { cause: err })));
     });
+    // A reply this thread cannot deserialize is the file's doing, not the host's: refused, and so remembered.
+    worker.once('messageerror', (err: Error) => finish(() => reject(new UserError(`${source}: the loaded forest could not be received from its worker thread (${err.message}); the file's header is too large or too deeply nested`))));
     worker.once('exit', (code) => finish(() => reject(new WorkerLoadError(`the worker loading ${source} exited (code ${code}) before answering`))));
     worker.postMessage(request, [transfer]);
   });

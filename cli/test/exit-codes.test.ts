@@ -29,7 +29,8 @@ describe('exit codes (README "Exit codes")', () => {
     expect(r.err).toContain(message);
   });
 
-  // Node clamps a timer past 2^31-1 ms (~24.8 days) to 1 ms: an oversized interval would renew a lease or ask SageMaker every millisecond.
+  // Node clamps a timer past 2^31-1 ms (~24.8 days) to 1 ms: an oversized interval would ask SageMaker (25 days below) or renew a
+  // lease (a ttl from ~99 days: renewed every quarter of it) every millisecond. The bounds are what makes sense for each, within that.
   it.each([
     [['etl', '--lease-ttl', '2592000'], "--lease-ttl must be a whole number of seconds from 1 to 604,800 (7 days), got '2592000'"],
     [['etl', '--lease-ttl', '1.5'], "--lease-ttl must be a whole number of seconds from 1 to 604,800 (7 days), got '1.5'"],

@@ -52,6 +52,9 @@ describe('runPipeline', () => {
     await expect(runPipeline({ name: 'pricesense-dev', wait: true, pollSeconds: 25 * 86_400, client, sleep: noSleep })).rejects.toThrow(
       new UserError('the pipeline poll interval (--poll-seconds) must be a number of seconds from 1 to 3,600 (1 hour), got 2160000'),
     );
+    await expect(runPipeline({ name: 'pricesense-dev', wait: true, timeoutSeconds: Number.NaN, client, sleep: noSleep })).rejects.toThrow(
+      'the pipeline wait (timeoutSeconds) must be a number of seconds from 1 to 604,800 (7 days), got NaN',
+    );
     expect(sm.calls()).toHaveLength(0);
   });
 

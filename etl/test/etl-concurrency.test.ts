@@ -73,9 +73,9 @@ describe('one writer per lake', () => {
     });
   }
 
-  it('refuses a ttl whose renewal timer Node would clamp to 1 ms, and a negative wait, before writing anything to the lake', async () => {
+  it('refuses a ttl past 7 days (from ~99 days its renewal timer, ttl/4, would be clamped by Node to 1 ms) and a negative wait, before writing anything to the lake', async () => {
     const lake = new LocalLake(path.join(dir, 'lake'));
-    await expect(Lease.acquire(lake, { ttlSeconds: 40 * 86_400 })).rejects.toThrow('the lease TTL (--lease-ttl) must be a whole number of seconds from 1 to 604,800 (7 days), got 3456000');
+    await expect(Lease.acquire(lake, { ttlSeconds: 120 * 86_400 })).rejects.toThrow('the lease TTL (--lease-ttl) must be a whole number of seconds from 1 to 604,800 (7 days), got 10368000');
     await expect(runEtl(lake, { threads: 1, waitSeconds: -5 })).rejects.toThrow('the wait for the lease (--wait) must be a whole number of seconds from 0 to 604,800 (7 days), got -5');
     expect(await lake.list('')).toEqual([]);
   });

@@ -7,7 +7,7 @@
  */
 import { ForestFormatError } from '../forest-error';
 import { forestDigest, forestJson, sealForest, upgradeForest } from '../forest-file';
-import { loadForest } from '../forest-loader';
+import { loadForest, loadForestInWorker } from '../forest-loader';
 import { FOREST_LIMITS, type ForestLimits } from '../forest-limits';
 import type { FeatureSpec, ForestFileV1, TreeV1 } from '../format';
 import { randomForest } from './random-forest-fixture';
@@ -60,8 +60,9 @@ function chainTree(depth: number, K: number): TreeV1 {
 }
 
 const leaf = (K: number) => heapTree(0, K, () => ({ feature: -1, threshold: 0 }));
-type Case = [form: string, bytes: Buffer];
-const v1 = (d: ForestFileV1): Case => ['v1', Buffer.from(forestJson(d))];
+/** A file, and its digest as the registry would have verified it (the API's loads then skip the re-hash). */
+type Case = [form: string, bytes: Buffer, sha256?: string];
+const v1 = (d: ForestFileV1): Case => ['v1', Buffer.from(forestJson(d)), d.sha256];
 const v2 = (d: ForestFileV1) => Buffer.from(forestJson(upgradeForest(d)));
 
 /**
@@ -73,7 +74,7 @@ function v2Mutated(d: ForestFileV1, mutate: (trees: Mutable, doc: Mutable) => vo
   const parsed = JSON.parse(forestJson(upgradeForest(d))) as Mutable;
   mutate(parsed.trees, parsed);
   parsed.sha256 = forestDigest(parsed as ForestFileV1);
-  return ['v2', Buffer.from(JSON.stringify(parsed))];
+  return ['v2', Buffer.from(JSON.stringify(parsed)), parsed.sha256 as string];
 }
 const small = (K = 2) => doc(K, numeric(1), [leaf(K)]);
 const uint32s = (values: number[]) => {
@@ -148,6 +149,26 @@ const past: Record<keyof ForestLimits, () => Case[]> = {
       t.split = { dtype: 'uint8', length: t.nodes, base64: Buffer.concat(Array.from({ length: count }, () => one)).toString('base64') };
     })];
   },
+  headerValues: () => {
+    // A drift baseline as large as the header may be, on top of the rest of the header (a property or an item is a value).
+    const bins = FOREST_LIMITS.headerValues;
+    const frequencies = Object.fromEntries(Array.from({ length: bins }, (_, i) => [`v${i}`, 0]));
+    const featureStats = { n0: { kind: 'categorical', count: 1, missing: 0, frequencies } };
+    return [v1(sealForest({ ...small(), featureStats } as ForestFileV1)), v2Mutated(small(), (_t, d) => (d.featureStats = featureStats))];
+  },
+  headerDepth: () => {
+    // One level past the limit in metrics (an open object), and 100,000 levels: hashing or cloning that
+    // recursively overflows the stack, so its digest is the registry's (the document's own, unchecked).
+    const nested = (levels: number) => `${'{"a":'.repeat(levels)}0${'}'.repeat(levels)}`;
+    const deep = (levels: number): Case => {
+      const d = small();
+      const text = forestJson(d).replace('"metrics":{}', `"metrics":${nested(levels)}`);
+      if (text === forestJson(d)) throw new Error('the fixture has no empty metrics to replace');
+      return ['v1', Buffer.from(text), d.sha256];
+    };
+    // metrics is at depth 1: its levels reach one past the limit.
+    return [deep(FOREST_LIMITS.headerDepth + 1), deep(100_000)];
+  },
   subsetWords: () => {
     // v1: one tree whose splits each read their subset at another offset of one short catBits
     // array (overlapping windows): a few kB of file, 2,048 words materialized per split.
@@ -159,9 +180,13 @@ const past: Record<keyof ForestLimits, () => Case[]> = {
   },
 };
 
-function refusal(bytes: Buffer): ForestFormatError {
+/** Each limit's files, built once for both the in-thread and the worker-thread test. */
+const built = new Map<keyof ForestLimits, Case[]>();
+const casesPast = (limit: keyof ForestLimits): Case[] => built.get(limit) ?? (built.set(limit, past[limit]()), built.get(limit)!);
+
+function refusal(bytes: Buffer, registryVerifiedSha256?: string): ForestFormatError {
   try {
-    loadForest(bytes, 'models/limits.json');
+    loadForest(bytes, 'models/limits.json', { registryVerifiedSha256 });
   } catch (e) {
     expect(e).toBeInstanceOf(ForestFormatError);
     return e as ForestFormatError;
@@ -175,11 +200,22 @@ describe('forest limits (model/forest-limits.ts)', () => {
   });
 
   it.each(Object.keys(FOREST_LIMITS) as (keyof ForestLimits)[])('refuses a file one past FOREST_LIMITS.%s, naming the limit', (limit) => {
-    for (const [form, bytes] of past[limit]()) {
-      const err = refusal(bytes);
+    for (const [form, bytes, sha] of casesPast(limit)) {
+      // The file as it is (its digest checked) where its digest can be computed; else as the registry hands it over.
+      const err = refusal(bytes, limit === 'headerDepth' ? sha : undefined);
       expect([form, err.message]).toEqual([form, expect.stringContaining(`exceeds the limit on`)]);
       expect([form, err.message]).toEqual([form, expect.stringContaining(`FOREST_LIMITS.${limit},`)]);
       expect(err.message).toMatch(/^models\/limits\.json: invalid forest file: /);
+    }
+  }, 60_000);
+
+  // The API's path: a worker thread, a registry-verified digest (no re-hash), the reply cloned back to this thread.
+  // documentBytes is not reachable there: an artifact inflates to 256 MiB at most, and the load budget refuses first.
+  it.each((Object.keys(FOREST_LIMITS) as (keyof ForestLimits)[]).filter((l) => l !== 'documentBytes'))('refuses the same files in the loader\'s worker thread, registry-verified: FOREST_LIMITS.%s', async (limit) => {
+    for (const [form, bytes, sha] of casesPast(limit)) {
+      const err = await loadForestInWorker({ bytes }, 'models/limits.json', { registryVerifiedSha256: sha }).then(() => undefined, (e: unknown) => e);
+      expect([form, err]).toEqual([form, expect.any(ForestFormatError)]);
+      expect([form, (err as Error).message]).toEqual([form, expect.stringContaining(`FOREST_LIMITS.${limit},`)]);
     }
   }, 60_000);
 
