@@ -98,7 +98,7 @@ export function createApp(options: AppOptions): express.Express {
     for (const [name, value] of headers) res.setHeader(name, value);
     res.on('finish', () => {
       const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : req.path.startsWith('/docs') ? '/docs' : 'unmatched';
-      access.record(req, route === '/v2/' ? '/v2' : route, res.statusCode, s.modelVersion, s.role, requestId, trace, started);
+      access.record(req, route === '/v2/' ? '/v2' : route, res.statusCode, s.modelVersion, s.role, requestId, trace, started, s.shed === true);
     });
     next();
   });

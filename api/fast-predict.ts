@@ -223,7 +223,7 @@ export function createLeanPredict(options: LeanPredictOptions): LeanHandler {
       // Answered before the body is read (Node discards it): shedding must cost less than serving.
       const err = shedError(shed);
       send(res, 503, JSON.stringify(errorBody(err, requestId)), requestId, trace, undefined, retryAfter(err));
-      access.record(req, ROUTE, 503, 'none', '', requestId, trace, started);
+      access.record(req, ROUTE, 503, 'none', '', requestId, trace, started, true);
       return true;
     }
     let first: Buffer | undefined;

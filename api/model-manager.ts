@@ -440,7 +440,8 @@ export class ModelManager {
    * Fetch, then in the loader worker: verify the bytes against the artifact digest the
    * registry recorded after fully verifying them at registration, unpack, parse (schema +
    * structure; the canonical re-hash would prove nothing new, see ParseForestOptions),
-   * pack. Nothing proportional to the artifact runs on this (the serving) thread.
+   * pack. Nothing proportional to the trees runs on this (the serving) thread; what does —
+   * the header's clone, the encoder, the drift baseline — FOREST_LIMITS.headerValues bounds.
    * Undefined on failure, which is recorded; a failure of the artifact itself is
    * remembered and not retried until the registry changes the version.
    */

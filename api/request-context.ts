@@ -91,8 +91,13 @@ export class AccessLog {
     return traceFor(req.headers.traceparent, this.spans !== undefined);
   }
 
-  /** One finished request; `startedMs` is its performance.now() at arrival. */
-  record(req: IncomingMessage, route: string, status: number, modelVersion: string, role: string, requestId: string, trace: TraceContext, startedMs: number): void {
+  /**
+   * One finished request; `startedMs` is its performance.now() at arrival. A shed request
+   * logs at debug: under overload a line each (at error, thousands a second) would cost the
+   * CPU shedding saves and bury real errors; it is counted (pricesense_requests_shed_total,
+   * the duration histogram, the minute's traffic line) instead.
+   */
+  record(req: IncomingMessage, route: string, status: number, modelVersion: string, role: string, requestId: string, trace: TraceContext, startedMs: number, shed = false): void {
     const seconds = (performance.now() - startedMs) / 1000;
     const method = req.method ?? 'GET';
     this.metrics.observeRequest(route, method, status, modelVersion, seconds);
@@ -100,7 +105,7 @@ export class AccessLog {
     this.requests++;
     this.statuses[status] = (this.statuses[status] ?? 0) + 1;
     this.timer ??= setInterval(() => this.summarize(), this.summaryIntervalMs).unref();
-    const level = status >= 500 ? 'error' : status >= 400 || !QUIET_ROUTES.has(route) ? 'info' : 'debug';
+    const level = shed ? 'debug' : status >= 500 ? 'error' : status >= 400 || !QUIET_ROUTES.has(route) ? 'info' : 'debug';
     if (!this.logger.isLevelEnabled(level)) return;
     const path = (req.url ?? '').split('?', 1)[0];
     this.logger[level](

@@ -15,6 +15,8 @@ export interface RequestState {
   requestId: string;
   modelVersion: string;
   role: string;
+  /** Answered 503 by the load shedder: counted, logged at debug only (see AccessLog.record). */
+  shed?: boolean;
 }
 
 export function state(res: Response): RequestState {
@@ -60,7 +62,10 @@ export function routeTo(manager: ModelManager, model: ServedModel): Route {
 export function shed(shedder: LoadShedder, route: string): RequestHandler {
   return (_req: Request, res: Response, next: NextFunction) => {
     const reason = shedder.enter(route);
-    if (reason !== undefined) return next(shedError(reason));
+    if (reason !== undefined) {
+      state(res).shed = true;
+      return next(shedError(reason));
+    }
     res.once('close', () => shedder.leave());
     next();
   };

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { LoadShedder, TurnDelaySignal } from '../load-shedding';
 import { ApiMetrics } from '../metrics';
 import { startServer, type RunningServer } from '../server';
-import { call, sampleRow, silentLogger, testConfig, testRegistry, waitFor, type TestRegistry } from './fixtures';
+import { call, capturingLogger, sampleRow, silentLogger, testConfig, testRegistry, waitFor, type TestRegistry } from './fixtures';
 
 /** A /predict whose body is held back: it stays in flight until release() sends the rest. */
 function heldRequest(port: number): { release(): void; done: Promise<number> } {
@@ -191,7 +191,8 @@ describe('overload shedding', () => {
   };
 
   it('answers 503 + Retry-After beyond the in-flight cap, on both protocols, and admits again once requests finish', async () => {
-    running = await startServer(testConfig({ maxInFlight: 3 }), { registry: reg.registry, logger: silentLogger() });
+    const log = capturingLogger<{ level: number; status?: number; event?: string }>('info');
+    running = await startServer(testConfig({ maxInFlight: 3 }), { registry: reg.registry, logger: log.logger });
     const port = running.port;
     const held = [heldRequest(port), heldRequest(port), heldRequest(port)];
     await waitFor('three requests in flight', () => running!.service.shedder.inFlight === 3);
@@ -217,6 +218,10 @@ describe('overload shedding', () => {
     expect(await Promise.all(held.map((h) => h.done))).toEqual([200, 200, 200]);
     expect(running.service.shedder.inFlight).toBe(0);
     expect((await call(port, 'POST', '/predict', sampleRow())).status).toBe(200);
+    // Counted, not logged one by one at info or above (at error, overload would flood the log): the minute's traffic line has them.
+    expect(log.lines.filter((l) => l.status === 503)).toEqual([]);
+    running.service.access.summarize();
+    expect(log.lines.find((l) => l.event === 'traffic')).toMatchObject({ statuses: { 503: 3 } });
   });
 
   /** A request as raw bytes; `work` makes the server spend that many ms before the handler sees it (X-Test-Work), `endWork` before its body's end is handled (X-Test-End-Work). */
