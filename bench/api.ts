@@ -53,6 +53,8 @@ import { LocalRegistry } from '../model/registry/local';
 import { trainForest } from '../model/trainer';
 import { CompiledForest } from '../model/walker';
 import { RequestValidator } from '../api/validation';
+import { errorBody } from '../api/errors';
+import { retryAfter, shedError } from '../api/request-context';
 import { FEATURE_DEFINITIONS_VERSION } from '../etl/feature-definitions';
 import { DriftMonitor } from '../api/drift';
 import { ApiMetrics } from '../api/metrics';
@@ -306,8 +308,8 @@ async function waitWorkers(port: number, workers: number): Promise<void> {
 }
 
 /** The bare server prints one "listening" line per worker. */
-function startBare(script: string, port: number, body: string, headers: [string, string][], forestFile?: string): { child: ChildProcess; up: Promise<void> } {
-  const env = { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', WORKERS: '2', BARE_BODY: body, BARE_HEADERS: JSON.stringify(headers), ...(forestFile ? { BARE_FOREST: forestFile } : {}) };
+function startBare(script: string, port: number, body: string, headers: [string, string][], forestFile?: string, reject = false): { child: ChildProcess; up: Promise<void> } {
+  const env = { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', WORKERS: '2', BARE_BODY: body, BARE_HEADERS: JSON.stringify(headers), ...(forestFile ? { BARE_FOREST: forestFile } : {}), ...(reject ? { BARE_REJECT: '1' } : {}) };
   const child = spawn(process.execPath, [script], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const up = new Promise<void>((resolve) => {
     let lines = 0;
@@ -607,7 +609,12 @@ async function main(): Promise<void> {
     const scoringPort = basePort + 51;
     const { child: scoringPrimary, up: scoringUp } = startBare(bare, scoringPort, bareBody, apiHeaders, file);
     children.push(scoringPrimary);
-    await Promise.all([up, plainUp, scoringUp]);
+    // And the cheapest refusal: a bare server answering the API's shed 503 (same headers, Retry-After, body size) without reading the body.
+    const refusalPort = basePort + 52;
+    const refusalBody = JSON.stringify(errorBody(shedError('in_flight'), answered.headers.get('x-request-id') ?? 'bench'));
+    const { child: refusalPrimary, up: refusalUp } = startBare(bare, refusalPort, refusalBody, [...apiHeaders, ['retry-after', retryAfter(shedError('in_flight'))]], undefined, true);
+    children.push(refusalPrimary);
+    await Promise.all([up, plainUp, scoringUp, refusalUp]);
 
     const run = (target: number, opts: Record<string, unknown>) =>
       autocannon({ url: `http://127.0.0.1:${target}/predict`, method: 'POST', headers, duration: SECONDS, ...opts });
@@ -615,6 +622,7 @@ async function main(): Promise<void> {
     await run(plainPort, { body: one, connections: CONNECTIONS, duration: 2 });
     await run(scoringPort, { body: one, connections: CONNECTIONS, duration: 2 });
     await run(port, { body: one, connections: CONNECTIONS, duration: 2 });
+    await run(refusalPort, { body: one, connections: CONNECTIONS, duration: 2 });
     // Alternating runs: a change in what else the machine is doing affects both.
     const ours: AutocannonResult[] = [];
     const peers: AutocannonResult[] = [];
@@ -624,7 +632,13 @@ async function main(): Promise<void> {
     const plainCpu: number[] = [];
     const scoring: AutocannonResult[] = [];
     const scoringCpu: number[] = [];
+    const refusalCpu: number[] = [];
+    const batchRefusalCpu: number[] = [];
     for (let round = 0; round < 2; round++) {
+      // autocannon counts a 503 as an answer (non2xx): its total is every request refused. A batch's 39 kB body is
+      // still read and discarded by Node after the answer: its refusal costs more.
+      refusalCpu.push((await cpuPerRequest(refusalPrimary.pid!, () => run(refusalPort, { body: one, connections: CONNECTIONS }), autocannonTotal)).usPerRequest);
+      batchRefusalCpu.push((await cpuPerRequest(refusalPrimary.pid!, () => run(refusalPort, { body: batch, connections: 8 }), autocannonTotal)).usPerRequest);
       const s = await cpuPerRequest(scoringPrimary.pid!, () => run(scoringPort, { body: one, connections: CONNECTIONS }), autocannonTotal);
       scoring.push(s.result);
       scoringCpu.push(s.usPerRequest);
@@ -658,6 +672,7 @@ async function main(): Promise<void> {
     const rss = (await workers(primary.pid!)).map((w) => w.rssMiB);
     await stop(plainPrimary);
     await stop(scoringPrimary);
+    await stop(refusalPrimary);
 
     // Overload last: what it leaves behind (closing connections, a late event loop) must not colour the other figures.
     // The same bundle without shedding beside the one with it, offered the same schedule in alternating runs.
@@ -743,6 +758,8 @@ async function main(): Promise<void> {
       batch100ReqPerSec: Math.round(okRate(batched)),
       batch100RowsPerSec: Math.round(okRate(batched) * 100),
       batch100ServerCpuUsPerRequest: Math.round(cpuBatch),
+      refusalCpuUsPerRequest: refusalCpu.map((v) => Math.round(v)),
+      batchRefusalCpuUsPerRequest: batchRefusalCpu.map((v) => Math.round(v)),
       workerRssMiB: rss.map((m) => Math.round(m)),
       rawLines: rawLines.map(({ n, result }) => ({ lines: n, reqPerSec: Math.round(okRate(result)), p99Ms: result.latency.p99, ratioToFeatureRequest: Math.round((okRate(result) / oursRps) * 1000) / 1000 })),
       aggregate12LinesUs: Math.round(aggregateUs * 100) / 100,
@@ -758,6 +775,14 @@ async function main(): Promise<void> {
       failedRequests: ours.reduce((s, r) => s + failures(r), 0) + openLoopFailures(fixed) + failures(batched) + rawLines.reduce((s, r) => s + failures(r.result), 0),
     };
     const mark = (ok: boolean) => (ok ? 'met' : 'MISSED');
+    // Offered twice what the server can serve, it must dispose of 2 requests in the time of one served: with a refusal costing r
+    // and a serve s, keeping up needs r < s / 2 (and then serves only a share; the generator's CPU on the same cores only makes it
+    // harder). The bare refusal is a lower bound of the API's own (which also logs, counts and builds its body), so r_bare >= s / 2
+    // excludes it for the API; r_bare < s / 2 does not show the API can.
+    const refusalLine = (what: string, refusals: number[], served: number[]) => {
+      const [r, s] = [Math.min(...refusals), Math.max(...served)];
+      return `    can shedding keep up at 2x?     a refusal costs at least ${refusals.map((v) => fmt(v)).join(' / ')} µs (bare node:http answering the shed 503, body unread) vs half a served ${what} ${fmt(s / 2)} µs: ${r >= s / 2 ? 'excluded, for any admission rule in a keep-alive node:http server here' : 'not excluded'}`;
+    };
     const lines = [
       `pricesense API bench (bundle, Node ${process.version}, --workers 2, shedding and metrics on, ${os.availableParallelism()} cores shared with the load generators, ${SECONDS}s per run, ${CONNECTIONS} connections, 100 trees / ${fmt(nodes)} nodes from ${fmt(ROWS)} rows)`,
       `  single-row /predict               ${fmt(oursRps)} req/s   p50 ${ours[ours.length - 1].latency.p50} ms  p99 ${figures.maxP99Ms} ms (runs: ${ours.map((r) => fmt(okRate(r))).join(', ')}; 2xx ÷ run time, closed loop)`,
@@ -778,9 +803,11 @@ async function main(): Promise<void> {
         openLoopLine(`    bare node:http, run ${i + 1}`, overloadedBare[i].result, overloadedBare[i]),
       ]),
       `    shed by reason                  ${singleRowShed || 'none'}`,
+      refusalLine('single row', refusalCpu, oursCpu),
       `  batch of 100 at 2x its saturation (${fmt(batchOverloadRate)} req/s offered = 2 × the batch req/s below; target: 2xx p99 bounded with shedding)`,
       ...batchOverloaded.flatMap((o, i) => [openLoopLine(`    with shedding, run ${i + 1}`, o.result, o), openLoopLine(`    without shedding, run ${i + 1}`, batchOverloadedUnshed[i].result, batchOverloadedUnshed[i])]),
       `    shed by reason (with the above) ${allShed || 'none'}`,
+      refusalLine('batch of 100', batchRefusalCpu, [cpuBatch]),
       `  batch of 100                      ${fmt(figures.batch100ReqPerSec)} req/s = ${fmt(figures.batch100RowsPerSec)} rows/s   p99 ${batched.latency.p99} ms   server CPU ${fmt(cpuBatch)} µs/request`,
       ...rawLines.map(({ n, result }) => `  raw lines, ${String(n).padStart(2)} per basket          ${fmt(okRate(result))} req/s   p99 ${result.latency.p99} ms   (${(okRate(result) / oursRps).toFixed(3)} of the feature request's req/s)`),
       `  12-line basket, in process        features from lines ${aggregateUs.toFixed(2)} µs vs scoring ${scoreUs.toFixed(2)} µs (fastest of 9 interleaved rounds) = ${(aggregateUs / scoreUs).toFixed(3)} (target <= 1: ${mark(aggregateUs <= scoreUs)})`,

@@ -11,6 +11,10 @@
  * with the compiled walker (model/walker.ts) before answering the same constant: the
  * least any Node service can do per request to serve that forest with this walker —
  * the ceiling the scoring itself leaves for the API.
+ *
+ * With BARE_REJECT=1 it answers every request with a 503 of the given body and headers
+ * without reading the request body (Node discards it), as the API's shed path does: the
+ * cheapest refusal any Node service can make here, which bounds what load shedding can do.
  */
 import cluster from 'node:cluster';
 import http from 'node:http';
@@ -18,6 +22,7 @@ import { readForestFile } from '../model/forest-file';
 import { CompiledForest } from '../model/walker';
 
 const workers = Number(process.env.WORKERS ?? 1);
+const reject = process.env.BARE_REJECT === '1';
 const body = Buffer.from(process.env.BARE_BODY ?? '{}');
 const given = JSON.parse(process.env.BARE_HEADERS ?? '[]') as [string, string][];
 // writeHead's flat array form: [name, value, name, value, ...], one write of the header block as the API's fast path does.
@@ -37,6 +42,11 @@ if (cluster.isPrimary && workers > 1) {
 
 function serve(forest: CompiledForest | undefined): void {
   const server = http.createServer((req, res) => {
+    if (reject) {
+      res.writeHead(503, headers);
+      res.end(body);
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {

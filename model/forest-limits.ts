@@ -41,6 +41,10 @@ export interface ForestLimits {
   readonly headerValues: number;
   /** Nesting of objects and arrays outside `trees` (hashing and structured clone recurse through it). */
   readonly headerDepth: number;
+  /** Characters of one string or key outside `trees` (a name: the request schema compiles feature names into code). */
+  readonly headerStringChars: number;
+  /** Characters of every string and key outside `trees`: what the header's clone and the encoder's maps copy. */
+  readonly headerChars: number;
 }
 
 export const FOREST_LIMITS: ForestLimits = {
@@ -48,7 +52,7 @@ export const FOREST_LIMITS: ForestLimits = {
   classes: 1024,
   features: 510,
   categoriesPerFeature: 65_535,
-  categories: 262_144,
+  categories: 131_072,
   trees: 10_000,
   nodesPerTree: 1 << 20,
   nodes: 1 << 25,
@@ -58,6 +62,8 @@ export const FOREST_LIMITS: ForestLimits = {
   nodeClassCells: 1 << 25,
   headerValues: 1 << 19,
   headerDepth: 64,
+  headerStringChars: 1024,
+  headerChars: 1 << 24,
 };
 
 const WHAT: Record<keyof ForestLimits, string> = {
@@ -75,6 +81,8 @@ const WHAT: Record<keyof ForestLimits, string> = {
   nodeClassCells: 'nodes × classes (class-distribution cells)',
   headerValues: 'JSON values outside the trees (category names, drift baselines, metrics, training)',
   headerDepth: 'nesting depth outside the trees',
+  headerStringChars: 'characters of one name or string outside the trees',
+  headerChars: 'characters of all names and strings outside the trees',
 };
 
 /** Throws a ForestFormatError naming the limit when `value` exceeds it. */
@@ -91,23 +99,35 @@ export function checkLimit(source: string, at: string, limit: keyof ForestLimits
 }
 
 /**
- * Holds everything outside `trees` to headerValues and headerDepth, walking iteratively
- * (a document nested 10⁵ deep parses, but hashing or cloning it recursively would overflow
- * the stack) and stopping at the first limit crossed. Runs on the parsed document before
- * its schema, digest or anything built from it.
+ * Holds everything outside `trees` to headerValues, headerDepth, headerStringChars and
+ * headerChars, walking iteratively (a document nested 10⁵ deep parses, but hashing or
+ * cloning it recursively would overflow the stack) and stopping at the first limit crossed,
+ * before building anything by the document's size. Runs on the parsed document before its
+ * schema, digest or anything built from it.
  */
 export function checkHeaderSize(source: string, doc: unknown, limits: ForestLimits = FOREST_LIMITS): void {
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return;
-  const pending: { value: unknown; depth: number; field: string }[] = [];
-  for (const [field, value] of Object.entries(doc)) if (field !== 'trees') pending.push({ value, depth: 1, field });
-  let values = pending.length;
+  let values = 0;
+  let chars = 0;
+  const pending: { value: object; depth: number; field: string }[] = [];
+  const visit = (value: unknown, depth: number, field: string, key: string | undefined): void => {
+    values++;
+    checkLimit(source, '', 'headerValues', values, limits);
+    for (const text of [key, typeof value === 'string' ? value : undefined]) {
+      if (text === undefined) continue;
+      checkLimit(source, field, 'headerStringChars', text.length, limits);
+      chars += text.length;
+      checkLimit(source, '', 'headerChars', chars, limits);
+    }
+    if (value !== null && typeof value === 'object') {
+      checkLimit(source, field, 'headerDepth', depth, limits);
+      pending.push({ value, depth, field });
+    }
+  };
+  for (const field in doc) if (field !== 'trees') visit((doc as Record<string, unknown>)[field], 1, field, field);
   while (pending.length > 0) {
     const { value, depth, field } = pending.pop()!;
-    if (value === null || typeof value !== 'object') continue;
-    checkLimit(source, field, 'headerDepth', depth, limits);
-    const children: unknown[] = Array.isArray(value) ? value : Object.values(value);
-    values += children.length;
-    checkLimit(source, '', 'headerValues', values, limits);
-    for (const child of children) if (child !== null && typeof child === 'object') pending.push({ value: child, depth: depth + 1, field });
+    if (Array.isArray(value)) for (let i = 0; i < value.length; i++) visit(value[i], depth + 1, field, undefined);
+    else for (const key in value) visit((value as Record<string, unknown>)[key], depth + 1, field, key);
   }
 }

@@ -9,10 +9,11 @@
  *   resized, v1 tree fields (child indices, features, catBits offsets) set to hostile
  *   values, raw damage to the text;
  * - the header grown (metrics nested deep, drift baselines of many bins), enumerated.
- * Every typed array and ArrayBuffer the loader allocates is counted per case: a loader that
- * allocates by a count the file states, before checking it against the bytes, shows there
- * even when the memory is never touched (and so never in RSS). Every 25th case also goes
- * through loadForestInWorker, as the API loads. Prints `case <i> <kind>` before each case
+ * Typed arrays and ArrayBuffers the loader constructs by a length are counted per case (in
+ * this thread; Buffers and copies of arrays are not): a loader that allocates by a count the
+ * file states, before checking it against the bytes, shows there even when the memory is
+ * never touched (and so never in RSS). Every 23rd case and every header case also go through
+ * loadForestInWorker, as the API loads. Prints `case <i> <kind>` before each case
  * and one JSON report line at the end.
  */
 import { UserError } from '../../core/errors';
@@ -174,7 +175,8 @@ async function main(): Promise<void> {
     if (allocated / bytes.length > heaviest.ratio) heaviest = { ratio: allocated / bytes.length, bytes: allocated, kase: `${i} ${kind}` };
     if (outcome === 'loaded' || outcome === 'refused') tally[outcome]++;
     else unexpected.push(`case ${i} (${kind}): ${outcome}`);
-    if (i % 25 === 0) {
+    // A stride prime to the kinds' rotation, so every kind meets the worker; and every header case (its clone is the point).
+    if (i % 23 === 0 || kind.startsWith('header')) {
       // The API's way: in a worker thread, the reply cloned back. The same verdict, or a refusal the worker alone can make.
       workerLoads++;
       const inWorker = await loadForestInWorker({ bytes }, `case ${i}`, options).then(() => 'loaded', (e: unknown) => (e instanceof UserError ? 'refused' : `${(e as Error).name}: ${(e as Error).message}`.slice(0, 300)));

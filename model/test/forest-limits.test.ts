@@ -156,6 +156,17 @@ const past: Record<keyof ForestLimits, () => Case[]> = {
     const featureStats = { n0: { kind: 'categorical', count: 1, missing: 0, frequencies } };
     return [v1(sealForest({ ...small(), featureStats } as ForestFileV1)), v2Mutated(small(), (_t, d) => (d.featureStats = featureStats))];
   },
+  headerStringChars: () => {
+    // A class name one character too long (class names go into every answer and metric label).
+    const classes = ['c0', 'x'.repeat(FOREST_LIMITS.headerStringChars + 1)];
+    return [v1(sealForest({ ...small(), classes })), v2Mutated(small(), (_t, d) => (d.classes = classes))];
+  },
+  headerChars: () => {
+    // Notes of names each within their own limit, one character past the total.
+    const each = FOREST_LIMITS.headerStringChars;
+    const notes = Array.from({ length: Math.floor(FOREST_LIMITS.headerChars / each) + 1 }, () => 'n'.repeat(each));
+    return [v1(sealForest({ ...small(), metrics: { notes } }))];
+  },
   headerDepth: () => {
     // One level past the limit in metrics (an open object), and 100,000 levels: hashing or cloning that
     // recursively overflows the stack, so its digest is the registry's (the document's own, unchecked).
@@ -171,7 +182,7 @@ const past: Record<keyof ForestLimits, () => Case[]> = {
   },
   subsetWords: () => {
     // v1: one tree whose splits each read their subset at another offset of one short catBits
-    // array (overlapping windows): a few kB of file, 2,048 words materialized per split.
+    // array (overlapping windows): a 675 kB file (most of it the 65,535 category names), 2,048 words materialized per split.
     const catBits = new Array<number>(SUBSET_SPLITS + WORDS).fill(0);
     const d = doc(2, [WIDE], [heapTree(SUBSET_SPLITS, 2, (i) => ({ feature: 0, threshold: i }), catBits)]);
     // v2: the table of distinct subsets itself one subset past the limit.
@@ -233,7 +244,7 @@ describe('forest limits (model/forest-limits.ts)', () => {
 
   it('materializes a subset once per (tree, offset): many splits sharing one catBits offset cost one subset, not a copy each', () => {
     // The v1 attack of the issue: every split of a tree at one offset of a 2,048-word subset.
-    // Copied per split, these 4,095 splits would be 8.4M words (32 MiB) from a file of ~100 kB;
+    // Copied per split, these 4,097 splits would be 8.4M words (32 MiB) from a 750 kB file;
     // read once per offset, they are 2,048 and load within every limit.
     const shared = doc(2, [WIDE], [heapTree(2 * SUBSET_SPLITS - 1, 2, () => ({ feature: 0, threshold: 0 }), new Array<number>(WORDS).fill(0))]);
     const { forest } = loadForest(v1(shared)[1], 'models/shared.json');
