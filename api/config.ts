@@ -15,9 +15,6 @@ export type ChallengerMode = 'canary' | 'shadow';
 export const UNKNOWN_CATEGORY_POLICIES = ['missing', 'reject'] as const;
 export type UnknownCategoryPolicy = (typeof UNKNOWN_CATEGORY_POLICIES)[number];
 
-/** The longest delay a Node timer honours (core/durations.ts): a 25-day poll would otherwise be a tight loop. */
-export { MAX_TIMER_MS };
-
 export interface ChallengerConfig {
   readonly version: number;
   readonly mode: ChallengerMode;

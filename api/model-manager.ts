@@ -19,7 +19,7 @@ import { UserError } from '../core/errors';
 import { loadForestInWorker, WorkerLoadError, type WorkerLoadLimits } from '../model/forest-loader';
 import { AuditChainError, CorruptVersionError, InvalidArtifactError, VersionNotFoundError, VersionNotReadableError, type BrokenVersion, type ModelVersion, type Registry } from '../model/registry';
 import type { ChallengerConfig, UnknownCategoryPolicy } from './config';
-import { MAX_TIMER_MS } from './config';
+import { MAX_TIMER_MS } from '../core/durations';
 import type { ApiMetrics, DriftSource, Role } from './metrics';
 import { StallProbe } from './stall-probe';
 import { buildServedModel, msBetween, type Challenger, type Route, type ServedModel } from './served-model';

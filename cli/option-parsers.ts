@@ -19,21 +19,12 @@ export function fraction(name: string) {
   };
 }
 
-/** A positive number (seconds, sizes). */
-export function positive(name: string) {
-  return (value: string): number => {
-    const x = Number(value);
-    if (!Number.isFinite(x) || x <= 0) throw new InvalidArgumentError(`${name} must be a number > 0, got '${value}'`);
-    return x;
-  };
-}
-
 /** Seconds within the setting's bounds (core/durations.ts: never past what a timer holds). */
 export function seconds(name: string, bounds: SecondsBounds) {
   return (value: string): number => {
     const x = value.trim() === '' ? NaN : Number(value);
-    const problem = secondsProblem(name, x, bounds);
-    if (problem !== undefined) throw new InvalidArgumentError(problem.replace(/got .*$/, `got '${value}'`));
+    const problem = secondsProblem(name, x, bounds, `'${value}'`);
+    if (problem !== undefined) throw new InvalidArgumentError(problem);
     return x;
   };
 }

@@ -7,14 +7,14 @@ import { UserError } from '../core/errors';
  * the version it says it serves, and refuse a malformed one with a 4xx. Used by the
  * release workflow (rollback on failure) and by anyone checking a deployment.
  */
-/** How long to wait for /ready: up to a day. */
-export const SMOKE_TIMEOUT_BOUNDS: SecondsBounds = { min: 1, max: 86_400 };
-
 export interface SmokeOptions {
   readonly url: string;
   readonly timeoutSeconds?: number;
   readonly fetchImpl?: typeof fetch;
 }
+
+/** How long to wait for /ready: up to a day. */
+export const SMOKE_TIMEOUT_BOUNDS: SecondsBounds = { min: 1, max: 86_400 };
 
 export interface SmokeCheck {
   readonly name: string;

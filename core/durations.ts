@@ -15,12 +15,12 @@ export interface SecondsBounds {
   readonly integer?: boolean;
 }
 
-/** The message for a seconds value outside its bounds: what, the value, what was expected. */
-export function secondsProblem(what: string, value: number, bounds: SecondsBounds): string | undefined {
+/** The message for a seconds value outside its bounds: what, the value (as `shown`: a flag's text), what was expected. */
+export function secondsProblem(what: string, value: number, bounds: SecondsBounds, shown = String(value)): string | undefined {
   const max = Math.min(bounds.max, MAX_TIMER_MS / 1000);
   const ok = Number.isFinite(value) && value >= bounds.min && value <= max && (!bounds.integer || Number.isInteger(value));
   if (ok) return undefined;
-  return `${what} must be ${bounds.integer ? 'a whole number' : 'a number'} of seconds from ${bounds.min} to ${max.toLocaleString('en-US')} (${humanSeconds(max)}), got ${String(value)}`;
+  return `${what} must be ${bounds.integer ? 'a whole number' : 'a number'} of seconds from ${bounds.min} to ${max.toLocaleString('en-US')} (${humanSeconds(max)}), got ${shown}`;
 }
 
 /** Throws a UserError naming the setting and its bounds when value is outside them. */

@@ -101,17 +101,14 @@ export function packForest(flat: FlatForest, aggregation: 'soft' | 'hard', budge
   const F = flat.features.length;
   const T = flat.treeSizes.length;
   const N = flat.split.length;
-  let thresholdCount = 0;
-  for (const t of flat.thresholds) thresholdCount += t.length;
-  const thresholdBytes = 8 * thresholdCount;
-  budget?.(thresholdBytes + 12 * N + DistributionTable.maxBytes(flat.leaves));
-
   const featureKind = new Uint8Array(F);
   const thresholdStart = new Int32Array(F + 1);
   flat.features.forEach((spec, f) => {
     featureKind[f] = spec.kind === 'numeric' ? NUMERIC : spec.categories.length <= NARROW_CATEGORIES ? NARROW : WIDE_CATEGORICAL;
     thresholdStart[f + 1] = thresholdStart[f] + flat.thresholds[f].length;
   });
+  const thresholdBytes = 8 * thresholdStart[F];
+  budget?.(thresholdBytes + 12 * N + DistributionTable.maxBytes(flat.leaves));
   const thresholds = new Float64Array(thresholdStart[F]);
   flat.thresholds.forEach((t, f) => thresholds.set(t, thresholdStart[f]));
 
