@@ -12,6 +12,8 @@ import { hostileCases, mutated } from './hostile-artifacts';
 
 async function main(): Promise<void> {
   const count = Number(process.argv[2] ?? 2000);
+  // `only=<name>`: that one hand-made case and nothing else, so the peak RSS is that case's own.
+  const only = process.argv.find((a) => a.startsWith('only='))?.slice('only='.length);
   const forest = Buffer.from(JSON.stringify({ format: 'pricesense.forest', pad: 'x'.repeat(3000) }));
   const outcomes: Record<string, number> = { ok: 0, refused: 0 };
   const unexpected: string[] = [];
@@ -25,7 +27,9 @@ async function main(): Promise<void> {
       else unexpected.push(`case ${i} (${name}): ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
     }
   };
-  const hostile = hostileCases(forest);
+  const hostile = hostileCases(forest).filter(([name]) => only === undefined || name === only);
+  if (only !== undefined && hostile.length !== 1) throw new Error(`no hand-made case named ${JSON.stringify(only)}`);
+  const rssBeforeMiB = process.resourceUsage().maxRSS / 1024;
   const named: Record<string, string> = {};
   for (const [i, [name, bytes]] of hostile.entries()) {
     const before = outcomes.refused;
@@ -34,7 +38,7 @@ async function main(): Promise<void> {
   }
   const rng = mulberry32(20240601);
   for (let i = 0; i < count; i++) await run(hostile.length + i, 'mutation', mutated(rng, forest));
-  process.stdout.write(`${JSON.stringify({ outcomes, named, unexpected: unexpected.slice(0, 20), maxRssMiB: process.resourceUsage().maxRSS / 1024 })}\n`);
+  process.stdout.write(`${JSON.stringify({ outcomes, named, unexpected: unexpected.slice(0, 20), rssBeforeMiB, maxRssMiB: process.resourceUsage().maxRSS / 1024 })}\n`);
 }
 
 void main();

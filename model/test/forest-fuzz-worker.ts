@@ -149,9 +149,12 @@ async function main(): Promise<void> {
   let slowest = { ms: 0, kase: '' };
   // Per case: bytes allocated ÷ the file's bytes, the largest (and the case that had it).
   let heaviest = { ratio: 0, bytes: 0, kase: '' };
+  // Where the peak RSS rose most, so a failing bound names a case.
+  let rssRise = { mib: 0, kase: '' };
   countAllocations();
   for (const [i, [kind, make]] of cases.entries()) {
     process.stdout.write(`case ${i} ${kind}\n`);
+    const peakBefore = process.resourceUsage().maxRSS;
     const tally = (outcomes[kind] ??= { loaded: 0, refused: 0 });
     const bytes = make();
     // The header kind's deep files carry no digest of their own: load them as the registry would.
@@ -182,9 +185,11 @@ async function main(): Promise<void> {
       const inWorker = await loadForestInWorker({ bytes }, `case ${i}`, options).then(() => 'loaded', (e: unknown) => (e instanceof UserError ? 'refused' : `${(e as Error).name}: ${(e as Error).message}`.slice(0, 300)));
       if (inWorker !== outcome && !(outcome === 'loaded' && inWorker === 'refused')) disagreements.push(`case ${i} (${kind}): in thread ${outcome}, in worker ${inWorker}`);
     }
+    const rise = (process.resourceUsage().maxRSS - peakBefore) / 1024;
+    if (rise > rssRise.mib) rssRise = { mib: rise, kase: `${i} ${kind}` };
   }
   process.stdout.write(
-    `${JSON.stringify({ cases: cases.length, outcomes, rowsScored, workerLoads, disagreements, unexpected: unexpected.slice(0, 20), slowest, heaviest, maxRssMiB: process.resourceUsage().maxRSS / 1024 })}\n`,
+    `${JSON.stringify({ cases: cases.length, outcomes, rowsScored, workerLoads, disagreements, unexpected: unexpected.slice(0, 20), slowest, heaviest, rssRise, maxRssMiB: process.resourceUsage().maxRSS / 1024 })}\n`,
   );
 }
 

@@ -26,6 +26,7 @@ interface Report {
   unexpected: string[];
   slowest: { ms: number; kase: string };
   heaviest: { ratio: number; bytes: number; kase: string };
+  rssRise: { mib: number; kase: string };
   maxRssMiB: number;
 }
 
@@ -64,7 +65,10 @@ describe('forest loader under hostile files', () => {
     // allocates by a stated count before checking it against the data (nodes × classes from a field of 2^20) shows
     // ~600× even when it never touches the memory, which RSS would not see.
     expect([report.heaviest.kase, report.heaviest.ratio < 16]).toEqual([report.heaviest.kase, true]);
-    // The child's heap is capped at 96 MiB (past it, a crash: exit code and stderr above); its RSS peaks ~230 MiB.
-    expect(report.maxRssMiB).toBeLessThan(512);
+    // The child's heap is capped at 96 MiB (past it, a crash: exit code and stderr above), so what RSS adds is memory
+    // outside it: array buffers, worker threads. Its RSS peaks 340-360 MiB, alone or three runs at once on 2 cores; the
+    // largest rise, ~145 MiB, is a header at its limits (16 MiB of text) parsed in this thread and again in a worker.
+    // The bound leaves room for a collector running late on a busy host and names the case where the peak rose most.
+    expect([report.rssRise.kase, report.maxRssMiB < 768]).toEqual([report.rssRise.kase, true]);
   }, WATCHDOG_MS + 10_000);
 });
