@@ -36,6 +36,7 @@
  */
 import net from 'node:net';
 import type { Logger } from 'pino';
+import { checkTimerMs } from '../core/durations';
 import { CLIENT_CLOSED, type ApiMetrics } from './metrics';
 
 /** Names CloudWatch sees. The infra's alarms (infra/api-alarms.ts) read these; api/test/observability.test.ts ties the two. */
@@ -165,6 +166,7 @@ export class EmfReporter {
   constructor(metrics: ApiMetrics, logger: Logger, options: EmfOptions) {
     this.metrics = metrics;
     this.logger = logger;
+    checkTimerMs('EmfReporter intervalMs', options.intervalMs);
     this.options = options;
   }
 

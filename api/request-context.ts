@@ -13,6 +13,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { ApiError, fromHttpError } from './errors';
 import type { ApiMetrics, ShedReason } from './metrics';
+import { checkTimerMs } from '../core/durations';
 import type { ModelManager } from './model-manager';
 import type { SpanRecorder } from './otlp';
 import { randomUuid } from './random-ids';
@@ -82,7 +83,7 @@ export class AccessLog {
   constructor(metrics: ApiMetrics, logger: Logger, options: { summaryIntervalMs?: number; spans?: SpanRecorder } = {}) {
     this.metrics = metrics;
     this.logger = logger;
-    this.summaryIntervalMs = options.summaryIntervalMs ?? 60_000;
+    this.summaryIntervalMs = checkTimerMs('AccessLog summaryIntervalMs', options.summaryIntervalMs ?? 60_000);
     this.spans = options.spans;
   }
 

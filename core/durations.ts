@@ -30,6 +30,15 @@ export function checkSeconds(what: string, value: number, bounds: SecondsBounds)
   return value;
 }
 
+/**
+ * For a library option in milliseconds that feeds a timer (no flag of its own: the CLI bounds
+ * the flags that set these): a whole number from minMs to MAX_TIMER_MS, or a UserError.
+ */
+export function checkTimerMs(what: string, ms: number, minMs = 1): number {
+  if (Number.isInteger(ms) && ms >= minMs && ms <= MAX_TIMER_MS) return ms;
+  throw new UserError(`${what} must be a whole number of milliseconds from ${minMs} to ${MAX_TIMER_MS.toLocaleString('en-US')} (${humanSeconds(MAX_TIMER_MS / 1000)}; Node runs a longer timer after 1 ms), got ${String(ms)}`);
+}
+
 function humanSeconds(s: number): string {
   const [n, unit] = s >= 86_400 ? [s / 86_400, 'day'] : s >= 3_600 ? [s / 3_600, 'hour'] : s >= 60 ? [s / 60, 'minute'] : [s, 'second'];
   const rounded = +n.toFixed(1);

@@ -22,6 +22,7 @@ import { readFileSync } from 'node:fs';
 import { isArrayBuffer } from 'node:util/types';
 import { configuredSetting } from '../core/config';
 import type { ErrorKind } from '../core/error-kinds';
+import { checkTimerMs } from '../core/durations';
 import { UserError } from '../core/errors';
 import { ForestFormatError } from './forest-error';
 import { parseForestFlat, type ForestSummary, type ParseForestOptions } from './forest-file';
@@ -231,7 +232,7 @@ export function loadForestInWorker(input: WorkerLoadInput, source: string, optio
     transfer = copy.buffer;
   }
   const byteLength = request.bytes.byteLength;
-  const timeoutMs = limits.timeoutMs ?? loadTimeoutMs(byteLength);
+  const timeoutMs = checkTimerMs('WorkerLoadLimits timeoutMs', limits.timeoutMs ?? loadTimeoutMs(byteLength));
   // The heap limit is a backstop above the checked budget (see checkLoadMemory).
   const maxHeapMb = 2 * memoryMb + 64;
   return new Promise<LoadedForest>((resolve, reject) => {

@@ -1,0 +1,18 @@
+/** Library options in milliseconds that feed a timer, past what Node holds: refused (the flags that set them are bounded in their own tests). */
+import { EmfReporter } from '../emf';
+import { ApiMetrics } from '../metrics';
+import { AccessLog } from '../request-context';
+import { loadForestInWorker } from '../../model/forest-loader';
+import { silentLogger } from './fixtures';
+
+describe('timer options of the serving library', () => {
+  it('the EMF reporter, the access log and the worker load refuse an interval Node would turn into 1 ms', async () => {
+    const metrics = new ApiMetrics({ defaultMetrics: false });
+    const tooLong = 25 * 86_400_000;
+    expect(() => new EmfReporter(metrics, silentLogger(), { namespace: 'ns', intervalMs: tooLong, sink: { kind: 'log' } })).toThrow(/EmfReporter intervalMs must be/);
+    expect(() => new AccessLog(metrics, silentLogger(), { summaryIntervalMs: tooLong })).toThrow(/AccessLog summaryIntervalMs must be/);
+    expect(() => loadForestInWorker({ bytes: Buffer.from('{}') }, 'f.json', {}, {}, { timeoutMs: tooLong })).toThrow(/WorkerLoadLimits timeoutMs must be/);
+    // Within bounds: constructed as before.
+    expect(new AccessLog(metrics, silentLogger(), { summaryIntervalMs: 60_000 })).toBeInstanceOf(AccessLog);
+  });
+});
