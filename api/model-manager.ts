@@ -19,7 +19,7 @@ import { UserError } from '../core/errors';
 import { loadForestInWorker, WorkerLoadError, type WorkerLoadLimits } from '../model/forest-loader';
 import { AuditChainError, CorruptVersionError, InvalidArtifactError, VersionNotFoundError, VersionNotReadableError, type BrokenVersion, type ModelVersion, type Registry } from '../model/registry';
 import type { ChallengerConfig, UnknownCategoryPolicy } from './config';
-import { MAX_TIMER_MS } from '../core/durations';
+import { checkTimerMs } from '../core/durations';
 import type { ApiMetrics, DriftSource, Role } from './metrics';
 import { StallProbe } from './stall-probe';
 import { buildServedModel, msBetween, type Challenger, type Route, type ServedModel } from './served-model';
@@ -148,7 +148,7 @@ export class ModelManager {
     this.modelName = options.modelName ?? 'pricesense';
     this.pollIntervalMs = options.pollIntervalMs ?? 30_000;
     // A longer delay would be clamped to 1 ms by Node: a tight poll loop (config.ts bounds the option).
-    if (!(this.pollIntervalMs >= 1 && this.pollIntervalMs <= MAX_TIMER_MS)) throw new RangeError(`pollIntervalMs must be 1..${MAX_TIMER_MS}, got ${this.pollIntervalMs}`);
+    checkTimerMs('ModelManager pollIntervalMs', this.pollIntervalMs);
     this.batchLimit = options.batchLimit ?? 1000;
     this.driftWindow = options.driftWindow ?? 5000;
     this.unknownCategories = options.unknownCategories ?? 'missing';
@@ -157,6 +157,8 @@ export class ModelManager {
     this.random = options.random ?? Math.random;
     this.now = options.now ?? Date.now;
     this.loaderLimits = options.loaderLimits ?? {};
+    // Here, not at the first load: there a bad limit would read as that version's failure.
+    if (this.loaderLimits.timeoutMs !== undefined) checkTimerMs('ModelManager loaderLimits.timeoutMs', this.loaderLimits.timeoutMs);
     this.metrics.setDriftSources(() => this.driftSources());
   }
 

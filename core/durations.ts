@@ -31,12 +31,13 @@ export function checkSeconds(what: string, value: number, bounds: SecondsBounds)
 }
 
 /**
- * For a library option in milliseconds that feeds a timer (no flag of its own: the CLI bounds
- * the flags that set these): a whole number from minMs to MAX_TIMER_MS, or a UserError.
+ * For a library option in milliseconds that feeds a timer (no flag of its own: the CLI and the
+ * API's configuration bound the settings users give): a whole number from minMs to
+ * MAX_TIMER_MS, or a RangeError — a caller's mistake, never blamed on a model or a file.
  */
 export function checkTimerMs(what: string, ms: number, minMs = 1): number {
   if (Number.isInteger(ms) && ms >= minMs && ms <= MAX_TIMER_MS) return ms;
-  throw new UserError(`${what} must be a whole number of milliseconds from ${minMs} to ${MAX_TIMER_MS.toLocaleString('en-US')} (${humanSeconds(MAX_TIMER_MS / 1000)}; Node runs a longer timer after 1 ms), got ${String(ms)}`);
+  throw new RangeError(`${what} must be a whole number of milliseconds from ${minMs} to ${MAX_TIMER_MS.toLocaleString('en-US')} (${humanSeconds(MAX_TIMER_MS / 1000)}; Node runs a longer timer after 1 ms), got ${String(ms)}`);
 }
 
 function humanSeconds(s: number): string {
