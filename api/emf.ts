@@ -166,8 +166,8 @@ export class EmfReporter {
   constructor(metrics: ApiMetrics, logger: Logger, options: EmfOptions) {
     this.metrics = metrics;
     this.logger = logger;
-    checkTimerMs('EmfReporter intervalMs', options.intervalMs);
-    this.options = options;
+    // A copy: the interval checked is the interval used.
+    this.options = { ...options, intervalMs: checkTimerMs('EmfReporter intervalMs', options.intervalMs) };
   }
 
   start(): void {

@@ -1,6 +1,6 @@
 /**
  * Bounds for durations that end up in a timer. Node clamps any delay above 2^31-1 ms
- * (~24.8 days) to 1 ms with only a TimeoutOverflowWarning, so an oversized interval turns
+ * (~24.9 days) to 1 ms with only a TimeoutOverflowWarning, so an oversized interval turns
  * into a tight loop (a registry polled, a lease renewed, SageMaker asked, every millisecond).
  */
 import { UserError } from './errors';
@@ -32,12 +32,12 @@ export function checkSeconds(what: string, value: number, bounds: SecondsBounds)
 
 /**
  * For a library option in milliseconds that feeds a timer (no flag of its own: the CLI and the
- * API's configuration bound the settings users give): a whole number from minMs to
+ * API's configuration bound the settings users give): a whole number from 1 to
  * MAX_TIMER_MS, or a RangeError — a caller's mistake, never blamed on a model or a file.
  */
-export function checkTimerMs(what: string, ms: number, minMs = 1): number {
-  if (Number.isInteger(ms) && ms >= minMs && ms <= MAX_TIMER_MS) return ms;
-  throw new RangeError(`${what} must be a whole number of milliseconds from ${minMs} to ${MAX_TIMER_MS.toLocaleString('en-US')} (${humanSeconds(MAX_TIMER_MS / 1000)}; Node runs a longer timer after 1 ms), got ${String(ms)}`);
+export function checkTimerMs(what: string, ms: number): number {
+  if (Number.isInteger(ms) && ms >= 1 && ms <= MAX_TIMER_MS) return ms;
+  throw new RangeError(`${what} must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS.toLocaleString('en-US')} (${humanSeconds(MAX_TIMER_MS / 1000)}: Node runs a timer set longer after 1 ms), got ${String(ms)}`);
 }
 
 function humanSeconds(s: number): string {

@@ -216,6 +216,14 @@ export type WorkerLoadInput = { readonly bytes: Uint8Array } | { readonly artifa
  * Buffer is detached: StoredArtifact.bytes is the caller's own); plain bytes are copied.
  */
 export function loadForestInWorker(input: WorkerLoadInput, source: string, options: ParseForestOptions = {}, compile: CompileOptions = {}, limits: WorkerLoadLimits = {}): Promise<LoadedForest> {
+  // Rejected, as every other failure here; before the input is copied.
+  if (limits.timeoutMs !== undefined) {
+    try {
+      checkTimerMs('WorkerLoadLimits timeoutMs', limits.timeoutMs);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
   const memoryMb = limits.memoryMb ?? loaderMemoryMb();
   let request: LoaderRequest;
   let transfer: ArrayBuffer;
@@ -232,7 +240,7 @@ export function loadForestInWorker(input: WorkerLoadInput, source: string, optio
     transfer = copy.buffer;
   }
   const byteLength = request.bytes.byteLength;
-  const timeoutMs = checkTimerMs('WorkerLoadLimits timeoutMs', limits.timeoutMs ?? loadTimeoutMs(byteLength));
+  const timeoutMs = limits.timeoutMs ?? loadTimeoutMs(byteLength);
   // The heap limit is a backstop above the checked budget (see checkLoadMemory).
   const maxHeapMb = 2 * memoryMb + 64;
   return new Promise<LoadedForest>((resolve, reject) => {

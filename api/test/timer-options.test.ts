@@ -12,7 +12,7 @@ describe('timer options of the serving library', () => {
     const tooLong = 25 * 86_400_000;
     expect(() => new EmfReporter(metrics, silentLogger(), { namespace: 'ns', intervalMs: tooLong, sink: { kind: 'log' } })).toThrow(/EmfReporter intervalMs must be/);
     expect(() => new AccessLog(metrics, silentLogger(), { summaryIntervalMs: tooLong })).toThrow(/AccessLog summaryIntervalMs must be/);
-    expect(() => loadForestInWorker({ bytes: Buffer.from('{}') }, 'f.json', {}, {}, { timeoutMs: tooLong })).toThrow(/WorkerLoadLimits timeoutMs must be/);
+    await expect(loadForestInWorker({ bytes: Buffer.from('{}') }, 'f.json', {}, {}, { timeoutMs: tooLong })).rejects.toThrow(/WorkerLoadLimits timeoutMs must be/);
     // The manager refuses a bad poll interval or load deadline when it is built: at a load, the version would take the blame.
     const reg = await testRegistry();
     const base = { registry: reg.registry, metrics, logger: silentLogger() };

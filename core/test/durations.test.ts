@@ -12,7 +12,7 @@ describe('durations that feed a timer', () => {
   });
 
   it.each([0, -5, 1.5, NaN, Infinity, MAX_TIMER_MS + 1, 25 * 86_400_000])('a library option in milliseconds refuses %p', (ms) => {
-    expect(() => checkTimerMs('intervalMs', ms)).toThrow(new RangeError(`intervalMs must be a whole number of milliseconds from 1 to 2,147,483,647 (24.9 days; Node runs a longer timer after 1 ms), got ${String(ms)}`));
+    expect(() => checkTimerMs('intervalMs', ms)).toThrow(new RangeError(`intervalMs must be a whole number of milliseconds from 1 to 2,147,483,647 (24.9 days: Node runs a timer set longer after 1 ms), got ${String(ms)}`));
   });
 
   it('accepts the edges', () => {

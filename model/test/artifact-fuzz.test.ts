@@ -44,10 +44,11 @@ describe('SageMaker artifact reader under hostile input', () => {
   });
 
   it('streams a gzip bomb to the output cap without ever holding the capped output', async () => {
-    // In a process of its own: the peak RSS of 2,000 mutations depends on when the collector ran (it reached 294 MiB
-    // on a busy CI host), this one case's does not. The worker notes its peak before the case (the bomb already
-    // built); a reader that gunzips the whole archive first adds MAX_ARTIFACT_BYTES to it, this one adds ~40 MiB of
-    // 64 KiB chunks not yet collected. Half the cap sits between the two.
+    // In a process of its own, which builds nothing else: the peak RSS of 2,000 mutations depends on when the collector
+    // ran (it reached 294 MiB on a busy CI host), this one case's does not. The rise is the peak after the case less the
+    // RSS just before it (the bomb built), so it can over-count, never under-count. A reader that gunzips the whole
+    // archive first adds MAX_ARTIFACT_BYTES (measured: 270-280 MiB); this one adds 44-60 MiB of 64 KiB chunks not yet
+    // collected (Node 20 and 24, under load). Half the cap sits between the two.
     const report = await runFuzzChild<Report>(path.join(__dirname, 'artifact-fuzz-worker.ts'), dir, ['0', `only=${BOMB}`], WATCHDOG_MS);
 
     expect(report.named).toEqual({ [BOMB]: 'refused' });

@@ -1,8 +1,11 @@
 /**
  * Runs a fuzz worker (a test-only TypeScript entry, bundled with esbuild) in a fresh
- * child process with a small old space, so its peak RSS is its own and V8 collects the
- * cases' garbage as it goes; a watchdog kills a hang and names the last case started
- * (workers print `case <i> <name>` before each case and one JSON report line at the end).
+ * child process, so its memory is its own, with a small old space: a case that grows the
+ * JS heap past 96 MiB crashes the child (exit code and stderr are asserted). Memory
+ * outside the heap (buffers, zlib, worker threads) is freed when the collector runs,
+ * which on a busy host can be late: the peak RSS of many cases is not a precise bound.
+ * A watchdog kills a hang and names the last case started (workers print
+ * `case <i> <name>` before each case and one JSON report line at the end).
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
