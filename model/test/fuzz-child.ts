@@ -11,11 +11,11 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { buildSync } from 'esbuild';
 
-export async function runFuzzChild<R>(entry: string, outDir: string, args: string[], watchdogMs: number, workerEntries: string[] = []): Promise<R> {
+export async function runFuzzChild<R>(entry: string, outDir: string, args: string[], watchdogMs: number, workerEntries: string[] = [], nodeFlags: string[] = []): Promise<R> {
   const script = path.join(outDir, `${path.basename(entry, '.ts')}.js`);
   // Worker-thread entries the bundle starts as siblings (model/worker-thread.ts), as the API bundle ships them.
   for (const e of [entry, ...workerEntries]) buildSync({ entryPoints: [e], bundle: true, platform: 'node', target: 'node20', outfile: path.join(outDir, `${path.basename(e, '.ts')}.js`), logLevel: 'silent' });
-  const child = spawn(process.execPath, ['--max-old-space-size=96', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--max-old-space-size=96', ...nodeFlags, script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));

@@ -47,7 +47,9 @@ function truncated(bytes: Buffer): Buffer {
   return bytes.subarray(0, bytes.length >> 1);
 }
 
-/** The hand-made hostile archives, by name; `only` builds just that one (the gzip bomb's memory is then its own). */
+export const GZIP_BOMB = 'gzip bomb: 2 GiB of zeros in ~2 MB';
+
+/** The hand-made hostile archives, by name; `only` builds just that one. */
 export function hostileCases(forest: Buffer, only?: string): [string, Buffer][] {
   const gz = (tar: Buffer) => gzipSync(tar);
   const negativeBase256 = () => {
@@ -76,7 +78,7 @@ export function hostileCases(forest: Buffer, only?: string): [string, Buffer][] 
     ['pax record without newline', () => gz(withPax('12 size=12345', forest))],
     ['base-256 negative size', () => gz(negativeBase256())],
     ['octal size beyond the archive', () => gz(hugeOctal())],
-    ['gzip bomb: 2 GiB of zeros in ~2 MB', () => gzipBomb(16 * 1024 * 1024, 128)],
+    [GZIP_BOMB, () => gzipBomb(16 * 1024 * 1024, 128)],
     ['gzip header, then garbage', () => Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]), Buffer.alloc(1000, 0x41)])],
     ['truncated gzip', () => truncated(gz(writeTar([{ name: 'forest.json', data: forest }])))],
     ['two forest.json', () => gz(writeTar([{ name: 'a/forest.json', data: forest }, { name: 'b/forest.json', data: forest }]))],
