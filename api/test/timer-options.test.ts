@@ -13,14 +13,19 @@ describe('timer options of the serving library', () => {
     expect(() => new EmfReporter(metrics, silentLogger(), { namespace: 'ns', intervalMs: tooLong, sink: { kind: 'log' } })).toThrow(/EmfReporter intervalMs must be/);
     expect(() => new AccessLog(metrics, silentLogger(), { summaryIntervalMs: tooLong })).toThrow(/AccessLog summaryIntervalMs must be/);
     await expect(loadForestInWorker({ bytes: Buffer.from('{}') }, 'f.json', {}, {}, { timeoutMs: tooLong })).rejects.toThrow(/WorkerLoadLimits timeoutMs must be/);
-    // The manager refuses a bad poll interval or load deadline when it is built: at a load, the version would take the blame.
+    // The manager refuses a bad poll interval or load deadline when it is built (a RangeError, a caller's mistake): at a
+    // load, the version would take the blame.
     const reg = await testRegistry();
-    const base = { registry: reg.registry, metrics, logger: silentLogger() };
-    expect(() => new ModelManager({ ...base, pollIntervalMs: tooLong })).toThrow(/ModelManager pollIntervalMs must be/);
-    expect(() => new ModelManager({ ...base, loaderLimits: { timeoutMs: 0.5 } })).toThrow(/ModelManager loaderLimits.timeoutMs must be .* got 0\.5/);
-    // Within bounds: constructed as before.
-    expect(new AccessLog(metrics, silentLogger(), { summaryIntervalMs: 60_000 })).toBeInstanceOf(AccessLog);
-    expect(new ModelManager({ ...base, pollIntervalMs: 60_000, loaderLimits: { timeoutMs: 30_000 } })).toBeInstanceOf(ModelManager);
-    await reg.cleanup();
+    try {
+      const base = { registry: reg.registry, metrics, logger: silentLogger() };
+      expect(() => new ModelManager({ ...base, pollIntervalMs: tooLong })).toThrow(RangeError);
+      expect(() => new ModelManager({ ...base, pollIntervalMs: tooLong })).toThrow(/ModelManager pollIntervalMs must be/);
+      expect(() => new ModelManager({ ...base, loaderLimits: { timeoutMs: 0.5 } })).toThrow(/ModelManager loaderLimits.timeoutMs must be .* got 0\.5/);
+      // Within bounds: constructed as before.
+      expect(new AccessLog(metrics, silentLogger(), { summaryIntervalMs: 60_000 })).toBeInstanceOf(AccessLog);
+      expect(new ModelManager({ ...base, pollIntervalMs: 60_000, loaderLimits: { timeoutMs: 30_000 } })).toBeInstanceOf(ModelManager);
+    } finally {
+      await reg.cleanup();
+    }
   });
 });

@@ -4,48 +4,74 @@
  * after another. Before each case it prints `case <i> <name>` (so a hang names its
  * case); at the end one JSON line: outcomes per kind and the process's peak RSS.
  *
- * `retained` instead reads the gzip bomb alone, fed to the reader 1 KiB of compressed
- * input at a time, and before each slice collects all garbage (node --expose-gc
- * --single-threaded-gc, so the collection is finished when gc() returns) and notes the
- * bytes still held in ArrayBuffers and outside the heap: what the reader holds, sampled
- * ~every MiB of output, whatever the host's load (a peak RSS depends on when the
- * collector happened to run).
+ * `retained` instead measures what the reader holds (node --expose-gc --single-threaded-gc:
+ * collections finish on this thread, when gc() returns, whatever the host's load): the
+ * gzip bomb, and an archive with a 192 MiB member the reader skips, fed 1 KiB of
+ * compressed input at a time: before each slice all garbage is collected and the bytes
+ * still held outside the heap noted (`external`, which counts ArrayBuffers). Slices are
+ * pulled in bursts (gunzip's write buffer: 16 MiB of output apart on Node 20, 64 MiB on
+ * Node 24); a reader that takes all its input before inflating pulls every slice.
+ * `buffer-path` reads the bomb as production does, one Buffer, and reports how far the
+ * peak RSS rose above the RSS before it: a reader that inflates a whole Buffer at once
+ * (no slice to sample between) shows only there. Each mode in a process of its own.
  */
 import { UserError } from '../../core/errors';
 import { mulberry32 } from '../../etl/synth/rng';
 import { forestBytesOfArtifact, readTarMembers } from '../sagemaker/tar';
-import { GZIP_BOMB, hostileCases, mutated } from './hostile-artifacts';
+import { GZIP_BOMB, hostileCases, largeSkippedMember, mutated } from './hostile-artifacts';
 
-/** What the reader holds at most while reading the gzip bomb, bytes above what was held before it. */
-async function retainedByBomb(): Promise<{ refusal: string; retainedMiB: number; samples: number }> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc === undefined) throw new Error('retained needs node --expose-gc');
-  const [[, bomb]] = hostileCases(Buffer.alloc(0), GZIP_BOMB);
+const outcomeOf = (p: Promise<unknown>): Promise<string> => p.then(
+  () => 'read',
+  (err: unknown) => (err instanceof UserError ? 'refused' : String(err)),
+);
+
+interface Held {
+  outcome: string;
+  heldMiB: number;
+  /** 1 KiB slices the reader pulled (of `slices`). */
+  samples: number;
+  slices: number;
+}
+
+/** Reads `archive` 1 KiB at a time, keeping forest.json only; the most it held above what was held before. */
+async function heldWhileReading(archive: Buffer, gc: () => void): Promise<Held> {
   const held = () => {
     gc();
-    const m = process.memoryUsage();
-    return m.arrayBuffers + m.external;
+    return process.memoryUsage().external;
   };
   const base = held();
   let peak = 0;
   let samples = 0;
   async function* sliced(): AsyncGenerator<Buffer> {
-    for (let at = 0; at < bomb.length; at += 1024) {
+    for (let at = 0; at < archive.length; at += 1024) {
       peak = Math.max(peak, held() - base);
       samples++;
-      yield bomb.subarray(at, at + 1024);
+      yield archive.subarray(at, at + 1024);
     }
   }
-  const refusal = await readTarMembers(sliced(), 'bomb', () => true).then(
-    () => 'read',
-    (err: unknown) => (err instanceof UserError ? 'refused' : String(err)),
-  );
-  return { refusal, retainedMiB: peak / 2 ** 20, samples };
+  const outcome = await outcomeOf(readTarMembers(sliced(), 'archive', (name) => name === 'forest.json'));
+  return { outcome, heldMiB: peak / 2 ** 20, samples, slices: Math.ceil(archive.length / 1024) };
+}
+
+async function retained(): Promise<{ bomb: Held; skipped: Held }> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error('retained needs node --expose-gc');
+  const [[, bomb]] = hostileCases(Buffer.alloc(0), GZIP_BOMB);
+  const bombHeld = await heldWhileReading(bomb, gc);
+  return { bomb: bombHeld, skipped: await heldWhileReading(largeSkippedMember(Buffer.from('{"format":"pricesense.forest"}'), 192), gc) };
+}
+
+/** The bomb as production reads it, one Buffer, in a process that does nothing else: how far its peak RSS rises. */
+async function bufferPath(): Promise<{ outcome: string; rssRiseMiB: number }> {
+  const [[, bomb]] = hostileCases(Buffer.alloc(0), GZIP_BOMB);
+  const rssBefore = process.memoryUsage().rss;
+  const outcome = await outcomeOf(forestBytesOfArtifact(bomb, 'bomb'));
+  return { outcome, rssRiseMiB: process.resourceUsage().maxRSS / 1024 - rssBefore / 2 ** 20 };
 }
 
 async function main(): Promise<void> {
-  if (process.argv[2] === 'retained') {
-    process.stdout.write(`${JSON.stringify(await retainedByBomb())}\n`);
+  if (process.argv[2] === 'retained' || process.argv[2] === 'buffer-path') {
+    process.stdout.write(`${JSON.stringify(process.argv[2] === 'retained' ? await retained() : await bufferPath())}\n`);
     return;
   }
   const count = Number(process.argv[2] ?? 2000);

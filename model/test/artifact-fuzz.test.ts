@@ -5,6 +5,7 @@
  * gzip bomb and thousands of random mutations of a valid model.tar.gz. The reader runs
  * in a fresh child process (bundled with esbuild), so a hang is caught by a watchdog
  * that names the case; the bomb runs again alone, to measure what the reader holds.
+ * (See artifact-fuzz-worker.ts for how.)
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -23,10 +24,16 @@ interface Report {
   maxRssMiB: number;
 }
 
-interface Retained {
-  refusal: string;
-  retainedMiB: number;
+interface Held {
+  outcome: string;
+  heldMiB: number;
   samples: number;
+  slices: number;
+}
+
+interface Retained {
+  bomb: Held;
+  skipped: Held;
 }
 
 describe('SageMaker artifact reader under hostile input', () => {
@@ -47,15 +54,31 @@ describe('SageMaker artifact reader under hostile input', () => {
     expect(report.outcomes.ok + report.outcomes.refused).toBe(MUTATIONS + Object.keys(report.named).length);
   });
 
-  it('streams a gzip bomb to the output cap without ever holding the capped output', async () => {
-    // What the reader holds, not the process's peak RSS: garbage collected before every 1 KiB of compressed input, so a
-    // busy host's late collector cannot count (in the whole suite the bomb's peak RSS rose by 253 MiB once, alone by
-    // 45-60 MiB). Streaming holds a few chunks in flight: 0.13-0.25 MiB measured (Node 24, Node 20). A reader that
-    // keeps every decompressed chunk holds 390-480 MiB by its last sample; a quarter of the cap sits far from both.
-    const report = await runFuzzChild<Retained>(path.join(__dirname, 'artifact-fuzz-worker.ts'), dir, ['retained'], WATCHDOG_MS, [], ['--expose-gc', '--single-threaded-gc']);
+  it('streams a gzip bomb to the output cap, and skips a member it does not keep, without holding either', async () => {
+    // What the reader holds, not a process's peak RSS, which follows when the collector ran: in the whole suite the
+    // bomb's peak RSS once rose by 253 MiB, alone by 45-60 MiB. Collected before every 1 KiB of compressed input, a
+    // streaming reader holds 0.06-0.25 MiB (Node 20 and 24). Readers that keep every decompressed chunk, concatenate
+    // them, or keep the skipped member hold 190-250 MiB by their last sample. A quarter of the cap sits far from both.
+    // A streaming reader pulls 257 of the bomb's 2,041 slices (it stops at the cap); one that takes its whole input
+    // before inflating pulls all of them, and then holds nothing at any sample.
+    const gcFlags = ['--expose-gc', '--single-threaded-gc'];
+    const report = await runFuzzChild<Retained>(path.join(__dirname, 'artifact-fuzz-worker.ts'), dir, ['retained'], WATCHDOG_MS, [], gcFlags);
 
-    expect(report.refusal).toBe('refused');
-    expect(report.samples).toBeGreaterThan(200);
-    expect(report.retainedMiB).toBeLessThan(MAX_ARTIFACT_BYTES / 2 ** 20 / 4);
+    expect(report.bomb.outcome).toBe('refused');
+    expect(report.bomb.samples).toBeGreaterThan(200);
+    expect(report.bomb.samples).toBeLessThan(report.bomb.slices / 2);
+    expect(report.bomb.heldMiB).toBeLessThan(MAX_ARTIFACT_BYTES / 2 ** 20 / 4);
+    expect(report.skipped).toMatchObject({ outcome: 'read', samples: report.skipped.slices });
+    expect(report.skipped.heldMiB).toBeLessThan(MAX_ARTIFACT_BYTES / 2 ** 20 / 4);
+  });
+
+  it('reads a gzip bomb given as one Buffer, as production does, without inflating it whole', async () => {
+    // A reader that gunzips the whole Buffer in one call leaves no point to sample: only the process's peak shows it.
+    // Alone in a fresh process, collections on its own thread, the peak rises 32-60 MiB (Node 20 and 24, also on a busy
+    // host); gunzipSync of the whole archive: 270-285 MiB. Half the cap sits between.
+    const report = await runFuzzChild<{ outcome: string; rssRiseMiB: number }>(path.join(__dirname, 'artifact-fuzz-worker.ts'), dir, ['buffer-path'], WATCHDOG_MS, [], ['--single-threaded-gc']);
+
+    expect(report.outcome).toBe('refused');
+    expect(report.rssRiseMiB).toBeLessThan(MAX_ARTIFACT_BYTES / 2 ** 20 / 2);
   });
 });

@@ -74,6 +74,7 @@ function encodedArrays(trees: Json): Json[] {
  */
 function withBaseline(text: string, feature: string, bins: number): Buffer {
   const [before, after] = text.split('"featureStats":{}');
+  if (after === undefined) throw new Error('withBaseline: the text has no empty featureStats');
   const head = `"featureStats":{${JSON.stringify(feature)}:{"count":1,"frequencies":{`;
   const tail = '},"kind":"categorical","missing":0}}';
   let size = Buffer.byteLength(before) + head.length + tail.length + Buffer.byteLength(after);
@@ -84,7 +85,7 @@ function withBaseline(text: string, feature: string, bins: number): Buffer {
   for (let i = 0; i < bins; i++) at += out.write(`${i > 0 ? ',' : ''}"v${i}":0`, at, 'latin1');
   at += out.write(tail, at);
   at += out.write(after, at);
-  if (at !== size || after === undefined) throw new Error('withBaseline: the text has no empty featureStats');
+  if (at !== size) throw new Error(`withBaseline: wrote ${at} bytes of ${size}`);
   return out;
 }
 

@@ -68,9 +68,9 @@ describe('forest loader under hostile files', () => {
     // ~600× even when it never touches the memory, which RSS would not see.
     expect([report.heaviest.kase, report.heaviest.ratio < 16]).toEqual([report.heaviest.kase, true]);
     // The child's heap is capped at 96 MiB (past it, a crash: exit code and stderr above), so what RSS adds is memory
-    // outside it: array buffers, worker threads. Its RSS peaks ~295 MiB on Node 20 and 350-380 MiB on Node 24, alone,
+    // outside it: array buffers, worker threads. Its RSS peaks ~295 MiB on Node 20 and 350-392 MiB on Node 24, alone,
     // two at once, or beside four busy loops on 2 cores; the largest rise, ~125-150 MiB, is the drift baseline past
-    // headerValues (10 MB of text) parsed in this thread and again in a worker. The failure names where the peak rose most.
+    // headerValues (7 MB of text) parsed in this thread and again in a worker. The failure names where the peak rose most.
     expect([report.rssRise.kase, report.maxRssMiB < 512]).toEqual([report.rssRise.kase, true]);
   }, WATCHDOG_MS + 10_000);
 });

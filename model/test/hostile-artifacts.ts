@@ -43,6 +43,20 @@ export function gzipBomb(chunk: number, members: number): Buffer {
   return Buffer.concat(Array.from({ length: members }, () => one));
 }
 
+/**
+ * A valid model.tar.gz whose first member, `padding.bin`, is `mib` MiB of zeros the reader
+ * does not keep, followed by forest.json: gzip members concatenated, so building it never
+ * holds the padding (~`mib` KiB compressed).
+ */
+export function largeSkippedMember(forest: Buffer, mib: number): Buffer {
+  if (mib % 16 !== 0) throw new Error('largeSkippedMember: mib must be a multiple of 16');
+  const header = Buffer.from(writeTar([{ name: 'padding.bin', data: Buffer.alloc(0) }]).subarray(0, 512));
+  header.write(`${(mib * 2 ** 20).toString(8).padStart(11, '0')}\0`, 124, 12, 'ascii');
+  fixChecksum(header, 0);
+  const zeros = gzipSync(Buffer.alloc(16 * 2 ** 20), { level: 9 });
+  return Buffer.concat([gzipSync(header), ...Array.from({ length: mib / 16 }, () => zeros), gzipSync(writeTar([{ name: 'forest.json', data: forest }]))]);
+}
+
 function truncated(bytes: Buffer): Buffer {
   return bytes.subarray(0, bytes.length >> 1);
 }
