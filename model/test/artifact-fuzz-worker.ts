@@ -11,10 +11,11 @@
  * still held outside the heap noted (`external`, which counts ArrayBuffers). Slices are
  * pulled in bursts (gunzip's write buffer: 16 MiB of output apart on Node 20, 64 MiB on
  * Node 24); a reader that takes all its input before inflating pulls every slice.
- * `buffer-path` reads the bomb as production does, one Buffer, and reports how far the
- * peak RSS rose above the RSS before it: a reader that inflates a whole Buffer at once
- * (no slice to sample between) shows only there. Each mode in a process of its own.
+ * `buffer-path` reads the bomb and the skipped-member archive as production does, one
+ * Buffer each, sampling the same way at the reader's gunzip output (see bufferPath).
+ * Each mode in a process of its own.
  */
+import zlib, { type ZlibOptions } from 'node:zlib';
 import { UserError } from '../../core/errors';
 import { mulberry32 } from '../../etl/synth/rng';
 import { forestBytesOfArtifact, readTarMembers } from '../sagemaker/tar';
@@ -34,7 +35,7 @@ interface Held {
 }
 
 /** Reads `archive` 1 KiB at a time, keeping forest.json only; the most it held above what was held before. */
-async function heldWhileReading(archive: Buffer, gc: () => void): Promise<Held> {
+async function heldWhileReading(archive: Buffer, gc: () => void): Promise<Held & { forest: string }> {
   const held = () => {
     gc();
     return process.memoryUsage().external;
@@ -49,11 +50,12 @@ async function heldWhileReading(archive: Buffer, gc: () => void): Promise<Held> 
       yield archive.subarray(at, at + 1024);
     }
   }
-  const outcome = await outcomeOf(readTarMembers(sliced(), 'archive', (name) => name === 'forest.json'));
-  return { outcome, heldMiB: peak / 2 ** 20, samples, slices: Math.ceil(archive.length / 1024) };
+  let forest = '';
+  const outcome = await outcomeOf(readTarMembers(sliced(), 'archive', (name) => name === 'forest.json').then((entries) => (forest = entries.map((e) => `${e.name}: ${e.data.toString('utf8')}`).join('\n'))));
+  return { outcome, heldMiB: peak / 2 ** 20, samples, slices: Math.ceil(archive.length / 1024), forest };
 }
 
-async function retained(): Promise<{ bomb: Held; skipped: Held }> {
+async function retained(): Promise<{ bomb: Held; skipped: Held & { forest: string } }> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc === undefined) throw new Error('retained needs node --expose-gc');
   const [[, bomb]] = hostileCases(Buffer.alloc(0), GZIP_BOMB);
@@ -61,12 +63,53 @@ async function retained(): Promise<{ bomb: Held; skipped: Held }> {
   return { bomb: bombHeld, skipped: await heldWhileReading(largeSkippedMember(Buffer.from('{"format":"pricesense.forest"}'), 192), gc) };
 }
 
-/** The bomb as production reads it, one Buffer, in a process that does nothing else: how far its peak RSS rises. */
-async function bufferPath(): Promise<{ outcome: string; rssRiseMiB: number }> {
+/**
+ * The bomb and the skipped-member archive as production reads them, one Buffer each
+ * (forestBytesOfArtifact): no input slices to sample between, so every gunzip stream the
+ * reader makes samples what is held at every 16th chunk it puts out (~1 MiB). A reader
+ * that inflates the whole Buffer in one call makes no stream, and so no sample.
+ */
+async function bufferPath(): Promise<{ bomb: Held; skipped: Held & { forest: string } }> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error('buffer-path needs node --expose-gc');
+  let sample: (() => void) | undefined;
+  const createGunzip = zlib.createGunzip;
+  Object.defineProperty(zlib, 'createGunzip', {
+    configurable: true,
+    enumerable: true,
+    value: (options?: ZlibOptions) => {
+      const stream = createGunzip(options);
+      const push = stream.push.bind(stream);
+      let chunks = 0;
+      stream.push = (chunk: unknown, encoding?: BufferEncoding) => {
+        if (chunks++ % 16 === 0) sample?.();
+        return push(chunk, encoding);
+      };
+      return stream;
+    },
+  });
+  const measured = async (archive: Buffer, read: (archive: Buffer) => Promise<unknown>): Promise<Held> => {
+    const held = () => {
+      gc();
+      return process.memoryUsage().external;
+    };
+    const base = held();
+    let peak = 0;
+    let samples = 0;
+    sample = () => {
+      peak = Math.max(peak, held() - base);
+      samples++;
+    };
+    const outcome = await outcomeOf(read(archive));
+    sample = undefined;
+    return { outcome, heldMiB: peak / 2 ** 20, samples, slices: 0 };
+  };
   const [[, bomb]] = hostileCases(Buffer.alloc(0), GZIP_BOMB);
-  const rssBefore = process.memoryUsage().rss;
-  const outcome = await outcomeOf(forestBytesOfArtifact(bomb, 'bomb'));
-  return { outcome, rssRiseMiB: process.resourceUsage().maxRSS / 1024 - rssBefore / 2 ** 20 };
+  const bombHeld = await measured(bomb, (a) => forestBytesOfArtifact(a, 'bomb'));
+  const forestText = '{"format":"pricesense.forest"}';
+  let forest = '';
+  const skipped = await measured(largeSkippedMember(Buffer.from(forestText), 192), async (a) => (forest = (await forestBytesOfArtifact(a, 'skipped')).toString('utf8')));
+  return { bomb: bombHeld, skipped: { ...skipped, forest } };
 }
 
 async function main(): Promise<void> {

@@ -31,10 +31,12 @@ interface Held {
   slices: number;
 }
 
-interface Retained {
-  bomb: Held;
-  skipped: Held;
-}
+/** Garbage collected on this thread, finished when gc() returns: what is held is then what the reader holds. */
+const GC_FLAGS = ['--expose-gc', '--single-threaded-gc'];
+/** A quarter of the cap: a reader holds under 0.25 MiB; one that keeps the output or a skipped member, 128 MiB and more. */
+const HELD_BOUND_MIB = MAX_ARTIFACT_BYTES / 2 ** 20 / 4;
+/** The forest.json of largeSkippedMember in the worker. */
+const FOREST_TEXT = '{"format":"pricesense.forest"}';
 
 describe('SageMaker artifact reader under hostile input', () => {
   let dir: string;
@@ -55,30 +57,33 @@ describe('SageMaker artifact reader under hostile input', () => {
   });
 
   it('streams a gzip bomb to the output cap, and skips a member it does not keep, without holding either', async () => {
-    // What the reader holds, not a process's peak RSS, which follows when the collector ran: in the whole suite the
-    // bomb's peak RSS once rose by 253 MiB, alone by 45-60 MiB. Collected before every 1 KiB of compressed input, a
-    // streaming reader holds 0.06-0.25 MiB (Node 20 and 24). Readers that keep every decompressed chunk, concatenate
-    // them, or keep the skipped member hold 190-250 MiB by their last sample. A quarter of the cap sits far from both.
+    // What the reader holds, not a process's peak RSS, which follows when the collector ran (in the whole suite the
+    // bomb's peak RSS rose by 253 and 258 MiB, alone by 45-60 MiB). Collected before every 1 KiB of compressed input, a
+    // streaming reader holds under 0.25 MiB (Node 20 and 24). Readers that keep every decompressed chunk, concatenate
+    // them, or keep the skipped member hold 128-250 MiB by their last sample; a quarter of the cap sits below.
     // A streaming reader pulls 257 of the bomb's 2,041 slices (it stops at the cap); one that takes its whole input
     // before inflating pulls all of them, and then holds nothing at any sample.
-    const gcFlags = ['--expose-gc', '--single-threaded-gc'];
-    const report = await runFuzzChild<Retained>(path.join(__dirname, 'artifact-fuzz-worker.ts'), dir, ['retained'], WATCHDOG_MS, [], gcFlags);
+    const report = await runFuzzChild<{ bomb: Held; skipped: Held & { forest: string } }>(path.join(__dirname, 'artifact-fuzz-worker.ts'), dir, ['retained'], WATCHDOG_MS, [], GC_FLAGS);
 
     expect(report.bomb.outcome).toBe('refused');
     expect(report.bomb.samples).toBeGreaterThan(200);
     expect(report.bomb.samples).toBeLessThan(report.bomb.slices / 2);
-    expect(report.bomb.heldMiB).toBeLessThan(MAX_ARTIFACT_BYTES / 2 ** 20 / 4);
-    expect(report.skipped).toMatchObject({ outcome: 'read', samples: report.skipped.slices });
-    expect(report.skipped.heldMiB).toBeLessThan(MAX_ARTIFACT_BYTES / 2 ** 20 / 4);
+    expect(report.bomb.heldMiB).toBeLessThan(HELD_BOUND_MIB);
+    expect(report.skipped).toMatchObject({ outcome: 'read', samples: report.skipped.slices, forest: `forest.json: ${FOREST_TEXT}` });
+    expect(report.skipped.heldMiB).toBeLessThan(HELD_BOUND_MIB);
   });
 
-  it('reads a gzip bomb given as one Buffer, as production does, without inflating it whole', async () => {
-    // A reader that gunzips the whole Buffer in one call leaves no point to sample: only the process's peak shows it.
-    // Alone in a fresh process, collections on its own thread, the peak rises 32-60 MiB (Node 20 and 24, also on a busy
-    // host); gunzipSync of the whole archive: 270-285 MiB. Half the cap sits between.
-    const report = await runFuzzChild<{ outcome: string; rssRiseMiB: number }>(path.join(__dirname, 'artifact-fuzz-worker.ts'), dir, ['buffer-path'], WATCHDOG_MS, [], ['--single-threaded-gc']);
+  it('reads a gzip bomb and a skipped member given as one Buffer, as production does, without holding either', async () => {
+    // No input slices to sample between: the child samples at the reader's gunzip output instead, every ~1 MiB. A reader
+    // that inflates the whole Buffer in one call makes no gunzip stream, so no sample; one that keeps every member
+    // (readTarGz, then pick forest.json) holds the 192 MiB member.
+    const report = await runFuzzChild<{ bomb: Held; skipped: Held & { forest: string } }>(path.join(__dirname, 'artifact-fuzz-worker.ts'), dir, ['buffer-path'], WATCHDOG_MS, [], GC_FLAGS);
 
-    expect(report.outcome).toBe('refused');
-    expect(report.rssRiseMiB).toBeLessThan(MAX_ARTIFACT_BYTES / 2 ** 20 / 2);
+    expect(report.bomb.outcome).toBe('refused');
+    expect(report.bomb.samples).toBeGreaterThan(200);
+    expect(report.bomb.heldMiB).toBeLessThan(HELD_BOUND_MIB);
+    expect(report.skipped).toMatchObject({ outcome: 'read', forest: FOREST_TEXT });
+    expect(report.skipped.samples).toBeGreaterThan(150);
+    expect(report.skipped.heldMiB).toBeLessThan(HELD_BOUND_MIB);
   });
 });
