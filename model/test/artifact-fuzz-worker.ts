@@ -21,6 +21,9 @@ import { mulberry32 } from '../../etl/synth/rng';
 import { forestBytesOfArtifact, readTarMembers } from '../sagemaker/tar';
 import { GZIP_BOMB, hostileCases, largeSkippedMember, mutated } from './hostile-artifacts';
 
+/** The forest.json of the skipped-member archive (the test compares it). */
+const FOREST_TEXT = '{"format":"pricesense.forest"}';
+
 const outcomeOf = (p: Promise<unknown>): Promise<string> => p.then(
   () => 'read',
   (err: unknown) => (err instanceof UserError ? 'refused' : String(err)),
@@ -28,50 +31,88 @@ const outcomeOf = (p: Promise<unknown>): Promise<string> => p.then(
 
 interface Held {
   outcome: string;
+  /** The most held above the baseline at any sample, MiB. */
   heldMiB: number;
-  /** 1 KiB slices the reader pulled (of `slices`). */
+  /** Still held a few turns after the read ended, above the baseline, MiB. */
+  afterMiB: number;
+  /** Samples taken: 1 KiB slices pulled (of `slices`), or ~1 MiB steps of gunzip output (`slices` 0). */
   samples: number;
   slices: number;
+  /** forest.json's text, when the read returns it. */
+  forest: string;
 }
 
-/** Reads `archive` 1 KiB at a time, keeping forest.json only; the most it held above what was held before. */
-async function heldWhileReading(archive: Buffer, gc: () => void): Promise<Held & { forest: string }> {
-  const held = () => {
-    gc();
-    return process.memoryUsage().external;
-  };
-  const base = held();
+type Gc = () => void;
+
+/** Bytes held outside the heap once all garbage is collected. */
+function heldNow(gc: Gc): number {
+  gc();
+  return process.memoryUsage().external;
+}
+
+/** A few turns of the event loop: what a finished read still has in flight (a zlib write) settles first. */
+async function settled(): Promise<void> {
+  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Runs `read` between a baseline and an end measurement, both after the loop settles (so
+ * one read's leftovers never hide the next read's holding); `read` gets the sampler.
+ */
+async function measured(gc: Gc, read: (sample: () => void) => Promise<string>, slices: number): Promise<Held> {
+  await settled();
+  const base = heldNow(gc);
   let peak = 0;
   let samples = 0;
-  async function* sliced(): AsyncGenerator<Buffer> {
-    for (let at = 0; at < archive.length; at += 1024) {
-      peak = Math.max(peak, held() - base);
-      samples++;
-      yield archive.subarray(at, at + 1024);
-    }
-  }
   let forest = '';
-  const outcome = await outcomeOf(readTarMembers(sliced(), 'archive', (name) => name === 'forest.json').then((entries) => (forest = entries.map((e) => `${e.name}: ${e.data.toString('utf8')}`).join('\n'))));
-  return { outcome, heldMiB: peak / 2 ** 20, samples, slices: Math.ceil(archive.length / 1024), forest };
+  const outcome = await outcomeOf(
+    read(() => {
+      peak = Math.max(peak, heldNow(gc) - base);
+      samples++;
+    }).then((text) => (forest = text)),
+  );
+  await settled();
+  const after = heldNow(gc) - base;
+  return { outcome, heldMiB: peak / 2 ** 20, afterMiB: after / 2 ** 20, samples, slices, forest };
 }
 
-async function retained(): Promise<{ bomb: Held; skipped: Held & { forest: string } }> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc === undefined) throw new Error('retained needs node --expose-gc');
+/** Reads `archive` 1 KiB at a time through readTarMembers, keeping forest.json only, sampling before each slice. */
+function heldWhileReading(archive: Buffer, gc: Gc): Promise<Held> {
+  const slices = Math.ceil(archive.length / 1024);
+  return measured(gc, async (sample) => {
+    async function* sliced(): AsyncGenerator<Buffer> {
+      for (let at = 0; at < archive.length; at += 1024) {
+        sample();
+        yield archive.subarray(at, at + 1024);
+      }
+    }
+    const entries = await readTarMembers(sliced(), 'archive', (name) => name === 'forest.json');
+    return entries.map((e) => `${e.name}: ${e.data.toString('utf8')}`).join('\n');
+  }, slices);
+}
+
+function gcOrThrow(mode: string): Gc {
+  const gc = (globalThis as { gc?: Gc }).gc;
+  if (gc === undefined) throw new Error(`${mode} needs node --expose-gc`);
+  return gc;
+}
+
+async function retained(): Promise<{ bomb: Held; skipped: Held }> {
+  const gc = gcOrThrow('retained');
   const [[, bomb]] = hostileCases(Buffer.alloc(0), GZIP_BOMB);
   const bombHeld = await heldWhileReading(bomb, gc);
-  return { bomb: bombHeld, skipped: await heldWhileReading(largeSkippedMember(Buffer.from('{"format":"pricesense.forest"}'), 192), gc) };
+  return { bomb: bombHeld, skipped: await heldWhileReading(largeSkippedMember(Buffer.from(FOREST_TEXT), 192), gc) };
 }
 
 /**
  * The bomb and the skipped-member archive as production reads them, one Buffer each
  * (forestBytesOfArtifact): no input slices to sample between, so every gunzip stream the
- * reader makes samples what is held at every 16th chunk it puts out (~1 MiB). A reader
- * that inflates the whole Buffer in one call makes no stream, and so no sample.
+ * reader makes samples what is held at every MiB it puts out. A reader that inflates the
+ * whole Buffer in one call, or builds its stream other than by zlib.createGunzip, makes
+ * no sample, which the test refuses.
  */
-async function bufferPath(): Promise<{ bomb: Held; skipped: Held & { forest: string } }> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc === undefined) throw new Error('buffer-path needs node --expose-gc');
+async function bufferPath(): Promise<{ bomb: Held; skipped: Held }> {
+  const gc = gcOrThrow('buffer-path');
   let sample: (() => void) | undefined;
   const createGunzip = zlib.createGunzip;
   Object.defineProperty(zlib, 'createGunzip', {
@@ -80,36 +121,30 @@ async function bufferPath(): Promise<{ bomb: Held; skipped: Held & { forest: str
     value: (options?: ZlibOptions) => {
       const stream = createGunzip(options);
       const push = stream.push.bind(stream);
-      let chunks = 0;
+      let sinceSample = Infinity;
       stream.push = (chunk: unknown, encoding?: BufferEncoding) => {
-        if (chunks++ % 16 === 0) sample?.();
+        if (sinceSample >= 2 ** 20) {
+          sample?.();
+          sinceSample = 0;
+        }
+        if (chunk instanceof Uint8Array) sinceSample += chunk.byteLength;
         return push(chunk, encoding);
       };
       return stream;
     },
   });
-  const measured = async (archive: Buffer, read: (archive: Buffer) => Promise<unknown>): Promise<Held> => {
-    const held = () => {
-      gc();
-      return process.memoryUsage().external;
-    };
-    const base = held();
-    let peak = 0;
-    let samples = 0;
-    sample = () => {
-      peak = Math.max(peak, held() - base);
-      samples++;
-    };
-    const outcome = await outcomeOf(read(archive));
-    sample = undefined;
-    return { outcome, heldMiB: peak / 2 ** 20, samples, slices: 0 };
-  };
+  const viaBuffer = (archive: Buffer) =>
+    measured(gc, async (s) => {
+      sample = s;
+      try {
+        return (await forestBytesOfArtifact(archive, 'archive')).toString('utf8');
+      } finally {
+        sample = undefined;
+      }
+    }, 0);
   const [[, bomb]] = hostileCases(Buffer.alloc(0), GZIP_BOMB);
-  const bombHeld = await measured(bomb, (a) => forestBytesOfArtifact(a, 'bomb'));
-  const forestText = '{"format":"pricesense.forest"}';
-  let forest = '';
-  const skipped = await measured(largeSkippedMember(Buffer.from(forestText), 192), async (a) => (forest = (await forestBytesOfArtifact(a, 'skipped')).toString('utf8')));
-  return { bomb: bombHeld, skipped: { ...skipped, forest } };
+  const bombHeld = await viaBuffer(bomb);
+  return { bomb: bombHeld, skipped: await viaBuffer(largeSkippedMember(Buffer.from(FOREST_TEXT), 192)) };
 }
 
 async function main(): Promise<void> {
