@@ -19,17 +19,15 @@ import zlib, { type ZlibOptions } from 'node:zlib';
 import { UserError } from '../../core/errors';
 import { mulberry32 } from '../../etl/synth/rng';
 import { forestBytesOfArtifact, readTarMembers } from '../sagemaker/tar';
-import { GZIP_BOMB, hostileCases, largeSkippedMember, mutated } from './hostile-artifacts';
+import { GZIP_BOMB, hostileCases, largeSkippedMember, mutated, SKIPPED_MEMBER_FOREST as FOREST_TEXT } from './hostile-artifacts';
 
-/** The forest.json of the skipped-member archive (the test compares it). */
-const FOREST_TEXT = '{"format":"pricesense.forest"}';
 
 const outcomeOf = (p: Promise<unknown>): Promise<string> => p.then(
   () => 'read',
   (err: unknown) => (err instanceof UserError ? 'refused' : String(err)),
 );
 
-interface Held {
+export interface Held {
   outcome: string;
   /** The most held above the baseline at any sample, MiB. */
   heldMiB: number;

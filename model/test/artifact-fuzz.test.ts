@@ -11,7 +11,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { MAX_ARTIFACT_BYTES } from '../sagemaker/tar';
+import type { Held } from './artifact-fuzz-worker';
 import { runFuzzChild } from './fuzz-child';
+import { SKIPPED_MEMBER_FOREST as FOREST_TEXT } from './hostile-artifacts';
 
 const MUTATIONS = 2000;
 /** A hang, not a speed limit: the whole run takes a few seconds. */
@@ -24,21 +26,10 @@ interface Report {
   maxRssMiB: number;
 }
 
-interface Held {
-  outcome: string;
-  heldMiB: number;
-  afterMiB: number;
-  samples: number;
-  slices: number;
-  forest: string;
-}
-
 /** Garbage collected on this thread, finished when gc() returns: what is held is then what the reader holds. */
 const GC_FLAGS = ['--expose-gc', '--single-threaded-gc'];
 /** A quarter of the cap: a reader holds under 0.25 MiB; one that keeps the output or a skipped member, 128 MiB and more. */
 const HELD_BOUND_MIB = MAX_ARTIFACT_BYTES / 2 ** 20 / 4;
-/** The forest.json of largeSkippedMember in the worker. */
-const FOREST_TEXT = '{"format":"pricesense.forest"}';
 
 describe('SageMaker artifact reader under hostile input', () => {
   let dir: string;

@@ -62,6 +62,8 @@ function truncated(bytes: Buffer): Buffer {
 }
 
 export const GZIP_BOMB = 'gzip bomb: 2 GiB of zeros in ~2 MB';
+/** The forest.json the fuzz tests put behind largeSkippedMember's padding. */
+export const SKIPPED_MEMBER_FOREST = '{"format":"pricesense.forest"}';
 
 /** The hand-made hostile archives, by name; `only` builds just that one. */
 export function hostileCases(forest: Buffer, only?: string): [string, Buffer][] {
