@@ -611,8 +611,9 @@ async function main(): Promise<void> {
     children.push(scoringPrimary);
     // And the cheapest refusal: a bare server answering the API's shed 503 (same headers, Retry-After, body size) without reading the body.
     const refusalPort = basePort + 52;
-    const refusalBody = JSON.stringify(errorBody(shedError('in_flight'), answered.headers.get('x-request-id') ?? 'bench'));
-    const { child: refusalPrimary, up: refusalUp } = startBare(bare, refusalPort, refusalBody, [...apiHeaders, ['retry-after', retryAfter(shedError('in_flight'))]], undefined, true);
+    const shed = shedError('in_flight');
+    const refusalBody = JSON.stringify(errorBody(shed, answered.headers.get('x-request-id') ?? 'bench'));
+    const { child: refusalPrimary, up: refusalUp } = startBare(bare, refusalPort, refusalBody, [...apiHeaders, ['retry-after', retryAfter(shed)]], undefined, true);
     children.push(refusalPrimary);
     await Promise.all([up, plainUp, scoringUp, refusalUp]);
 

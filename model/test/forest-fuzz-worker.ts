@@ -171,12 +171,13 @@ async function main(): Promise<void> {
   let rssRise = { mib: 0, kase: '' };
   countAllocations();
   const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error('the forest fuzz needs node --expose-gc (its peak RSS would measure when the collector ran)');
   for (const [i, [kind, make]] of cases.entries()) {
     process.stdout.write(`case ${i} ${kind}\n`);
     // The garbage of earlier cases collected now and then (node --expose-gc), not whenever the collector gets to it: the
     // peak RSS then measures the heaviest case, not how late a busy host collected (in the artifact fuzz a gzip bomb's peak
     // rose 258 MiB so with a correct reader).
-    if (i % 10 === 0 || kind.startsWith('header')) gc?.();
+    if (i % 10 === 0 || kind.startsWith('header')) gc();
     const tally = (outcomes[kind] ??= { loaded: 0, refused: 0 });
     const bytes = make();
     // After the file is built: the rise is the load's (a difference of high-water marks: it can only under-count).

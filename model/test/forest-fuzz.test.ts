@@ -8,8 +8,6 @@
  * than a small multiple of the file's size for it, whatever counts the file states; a
  * sample also goes through the worker-thread loader the API uses, with the same verdict.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { runFuzzChild } from './fuzz-child';
 
@@ -31,19 +29,15 @@ interface Report {
 }
 
 describe('forest loader under hostile files', () => {
-  let dir: string;
-  beforeAll(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'pricesense-forest-fuzz-'));
-  });
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-
   it('loads or refuses every hostile file with a clear error, allocating by its bytes and not by what it states', async () => {
     // Collections on the thread that allocates, none left to background threads a busy host may starve, and the earlier
     // cases' garbage collected every 10 cases and before each header case: the peak RSS below then follows the cases, not
     // the host's load.
-    const report = await runFuzzChild<Report>(path.join(__dirname, 'forest-fuzz-worker.ts'), dir, [String(SEEDED)], WATCHDOG_MS, [path.join(__dirname, '..', 'forest-loader-worker.ts')], ['--single-threaded-gc', '--expose-gc']);
+    const report = await runFuzzChild<Report>(path.join(__dirname, 'forest-fuzz-worker.ts'), [String(SEEDED)], {
+      watchdogMs: WATCHDOG_MS,
+      workerEntries: [path.join(__dirname, '..', 'forest-loader-worker.ts')],
+      nodeFlags: ['--single-threaded-gc', '--expose-gc'],
+    });
     expect(report.unexpected).toEqual([]);
     expect(report.disagreements).toEqual([]);
     expect(report.workerLoads).toBeGreaterThan(50);

@@ -8,13 +8,33 @@
  * `case <i> <name>` before each case and one JSON report line at the end).
  */
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { buildSync } from 'esbuild';
 
-export async function runFuzzChild<R>(entry: string, outDir: string, args: string[], watchdogMs: number, workerEntries: string[] = [], nodeFlags: string[] = []): Promise<R> {
-  const script = path.join(outDir, `${path.basename(entry, '.ts')}.js`);
-  // Worker-thread entries the bundle starts as siblings (model/worker-thread.ts), as the API bundle ships them.
-  for (const e of [entry, ...workerEntries]) buildSync({ entryPoints: [e], bundle: true, platform: 'node', target: 'node20', outfile: path.join(outDir, `${path.basename(e, '.ts')}.js`), logLevel: 'silent' });
+export interface FuzzChildOptions {
+  /** A hang, not a speed limit: past it the child is killed and the last case started is named. */
+  readonly watchdogMs: number;
+  /** Worker-thread entries the bundle starts as siblings (model/worker-thread.ts), as the API bundle ships them. */
+  readonly workerEntries?: readonly string[];
+  /** Node flags besides the 96 MiB old space (--expose-gc, --single-threaded-gc). */
+  readonly nodeFlags?: readonly string[];
+}
+
+/** Bundles `entry` (and its worker entries) into a temporary directory, runs it with `args`, returns its report line. */
+export async function runFuzzChild<R>(entry: string, args: string[], options: FuzzChildOptions): Promise<R> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), `pricesense-${path.basename(entry, '.ts')}-`));
+  try {
+    return await runBundled<R>(entry, dir, args, options);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function runBundled<R>(entry: string, dir: string, args: string[], { watchdogMs, workerEntries = [], nodeFlags = [] }: FuzzChildOptions): Promise<R> {
+  const script = path.join(dir, `${path.basename(entry, '.ts')}.js`);
+  for (const e of [entry, ...workerEntries]) buildSync({ entryPoints: [e], bundle: true, platform: 'node', target: 'node20', outfile: path.join(dir, `${path.basename(e, '.ts')}.js`), logLevel: 'silent' });
   const child = spawn(process.execPath, ['--max-old-space-size=96', ...nodeFlags, script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';

@@ -53,55 +53,48 @@ export function largeSkippedMember(forest: Buffer, mib: number): Buffer {
   const header = Buffer.from(writeTar([{ name: 'padding.bin', data: Buffer.alloc(0) }]).subarray(0, 512));
   header.write(`${(mib * 2 ** 20).toString(8).padStart(11, '0')}\0`, 124, 12, 'ascii');
   fixChecksum(header, 0);
-  const zeros = gzipSync(Buffer.alloc(16 * 2 ** 20), { level: 9 });
-  return Buffer.concat([gzipSync(header), ...Array.from({ length: mib / 16 }, () => zeros), gzipSync(writeTar([{ name: 'forest.json', data: forest }]))]);
+  return Buffer.concat([gzipSync(header), gzipBomb(16 * 2 ** 20, mib / 16), gzipSync(writeTar([{ name: 'forest.json', data: forest }]))]);
 }
 
 function truncated(bytes: Buffer): Buffer {
   return bytes.subarray(0, bytes.length >> 1);
 }
 
-export const GZIP_BOMB = 'gzip bomb: 2 GiB of zeros in ~2 MB';
 /** The forest.json the fuzz tests put behind largeSkippedMember's padding. */
 export const SKIPPED_MEMBER_FOREST = '{"format":"pricesense.forest"}';
 
-/** The hand-made hostile archives, by name; `only` builds just that one. */
-export function hostileCases(forest: Buffer, only?: string): [string, Buffer][] {
+/** 2 GiB of zeros in ~2 MB: 128 gzip members of 16 MiB each. */
+export function twoGibGzipBomb(): Buffer {
+  return gzipBomb(16 * 1024 * 1024, 128);
+}
+
+export function hostileCases(forest: Buffer): [string, Buffer][] {
   const gz = (tar: Buffer) => gzipSync(tar);
-  const negativeBase256 = () => {
-    const tar = writeTar([{ name: 'forest.json', data: forest }]);
-    tar.fill(0xff, 124, 136);
-    fixChecksum(tar, 0);
-    return tar;
-  };
-  const hugeOctal = () => {
-    const tar = writeTar([{ name: 'forest.json', data: forest }]);
-    tar.write('77777777777\0', 124, 12, 'ascii');
-    fixChecksum(tar, 0);
-    return tar;
-  };
-  const cases: [string, () => Buffer][] = [
+  const negativeBase256 = writeTar([{ name: 'forest.json', data: forest }]);
+  negativeBase256.fill(0xff, 124, 136);
+  fixChecksum(negativeBase256, 0);
+  const hugeOctal = writeTar([{ name: 'forest.json', data: forest }]);
+  hugeOctal.write('77777777777\0', 124, 12, 'ascii');
+  fixChecksum(hugeOctal, 0);
+  return [
     // A negative size moves the reader back onto the PAX header, which sets the same size again: a loop without bounds.
-    ['pax size -1536 (rewinds onto its own header)', () => gz(withPax(paxRecord('size', '-1536'), forest))],
-    ['pax size -1024', () => gz(withPax(paxRecord('size', '-1024'), forest))],
-    ['pax size -512', () => gz(withPax(paxRecord('size', '-512'), forest))],
-    ['pax size 1e30', () => gz(withPax(paxRecord('size', '1000000000000000000000000000000'), forest))],
-    ['pax size 12abc', () => gz(withPax(paxRecord('size', '12abc'), forest))],
-    ['pax size empty', () => gz(withPax(paxRecord('size', ''), forest))],
-    ['pax record length 0', () => gz(withPax('0 size=1\n', forest))],
-    ['pax record length beyond its header', () => gz(withPax('99999 size=1\n', forest))],
-    ['pax record length -5', () => gz(withPax('-5 size=1\n', forest))],
-    ['pax record without newline', () => gz(withPax('12 size=12345', forest))],
-    ['base-256 negative size', () => gz(negativeBase256())],
-    ['octal size beyond the archive', () => gz(hugeOctal())],
-    [GZIP_BOMB, () => gzipBomb(16 * 1024 * 1024, 128)],
-    ['gzip header, then garbage', () => Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]), Buffer.alloc(1000, 0x41)])],
-    ['truncated gzip', () => truncated(gz(writeTar([{ name: 'forest.json', data: forest }])))],
-    ['two forest.json', () => gz(writeTar([{ name: 'a/forest.json', data: forest }, { name: 'b/forest.json', data: forest }]))],
+    ['pax size -1536 (rewinds onto its own header)', gz(withPax(paxRecord('size', '-1536'), forest))],
+    ['pax size -1024', gz(withPax(paxRecord('size', '-1024'), forest))],
+    ['pax size -512', gz(withPax(paxRecord('size', '-512'), forest))],
+    ['pax size 1e30', gz(withPax(paxRecord('size', '1000000000000000000000000000000'), forest))],
+    ['pax size 12abc', gz(withPax(paxRecord('size', '12abc'), forest))],
+    ['pax size empty', gz(withPax(paxRecord('size', ''), forest))],
+    ['pax record length 0', gz(withPax('0 size=1\n', forest))],
+    ['pax record length beyond its header', gz(withPax('99999 size=1\n', forest))],
+    ['pax record length -5', gz(withPax('-5 size=1\n', forest))],
+    ['pax record without newline', gz(withPax('12 size=12345', forest))],
+    ['base-256 negative size', gz(negativeBase256)],
+    ['octal size beyond the archive', gz(hugeOctal)],
+    ['gzip bomb: 2 GiB of zeros in ~2 MB', twoGibGzipBomb()],
+    ['gzip header, then garbage', Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]), Buffer.alloc(1000, 0x41)])],
+    ['truncated gzip', truncated(gz(writeTar([{ name: 'forest.json', data: forest }])))],
+    ['two forest.json', gz(writeTar([{ name: 'a/forest.json', data: forest }, { name: 'b/forest.json', data: forest }]))],
   ];
-  const chosen = cases.filter(([name]) => only === undefined || name === only);
-  if (chosen.length === 0) throw new Error(`no hand-made hostile archive named ${JSON.stringify(only)}`);
-  return chosen.map(([name, make]) => [name, make()]);
 }
 
 /** Random damage to a valid tar: byte flips, field rewrites (checksum fixed half the time), truncation. */
